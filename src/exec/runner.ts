@@ -1,0 +1,114 @@
+import {spawn} from 'node:child_process'
+import {getExecOutput} from '@actions/exec'
+import * as core from '@actions/core'
+import {CommandError, tailLines} from '../errors.js'
+
+/** What one command returned. */
+export interface CommandResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  /** Needs root: prefixed with `sudo -n` when the action does not run as root. */
+  root?: boolean
+  /** Written to the command's stdin (how secrets reach commands: never argv). */
+  input?: string
+  /** Extra environment for this command only (passed through `env` under sudo). */
+  env?: Record<string, string>
+  /** Return a non-zero exit instead of throwing CommandError. */
+  allowFailure?: boolean
+  /** Kill the command after this many seconds (coreutils `timeout`); exit code 124 then. */
+  timeoutSeconds?: number
+  /** Why the command runs, for the error message when it fails. */
+  context?: string
+}
+
+/** Runs argv arrays (never shell strings). Effect code gets one injected; unit tests record argv. */
+export interface CommandRunner {
+  readonly isRoot: boolean
+  run(argv: readonly string[], options?: RunOptions): Promise<CommandResult>
+  /**
+   * Starts a long-lived process in its own session, output appended to `logFile`, and returns
+   * without waiting. The runner's RUNNER_TRACKING_ID is left out of its environment, so the runner
+   * does not kill it when the job ends.
+   */
+  spawnDetached(
+    argv: readonly string[],
+    options: {root?: boolean; logFile: string}
+  ): Promise<number>
+}
+
+/** argv that runs `argv` with stdout and stderr appended to `logFile`; the script is constant, argv stays argv. */
+export function withLogFile(argv: readonly string[], logFile: string): string[] {
+  return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv]
+}
+
+/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
+export function wrapArgv(argv: readonly string[], options: RunOptions, isRoot: boolean): string[] {
+  let out = [...argv]
+  const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`)
+  const sudo = options.root === true && !isRoot
+  if (sudo && env.length > 0) out = ['env', ...env, ...out]
+  if (sudo) out = ['sudo', '-n', '--', ...out]
+  if (options.timeoutSeconds !== undefined) {
+    out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out]
+  }
+  return out
+}
+
+/** The real CommandRunner over @actions/exec; the only importer of it. */
+export class ExecRunner implements CommandRunner {
+  readonly isRoot: boolean
+
+  constructor(isRoot = process.getuid?.() === 0) {
+    this.isRoot = isRoot
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+    const full = wrapArgv(argv, options, this.isRoot)
+    core.debug(`exec: ${JSON.stringify(full)}`)
+    const sudo = full.includes('sudo') && options.root === true && !this.isRoot
+    const env =
+      options.env && !sudo ? {...stringEnv(process.env), ...options.env} : stringEnv(process.env)
+    const result = await getExecOutput(full[0], full.slice(1), {
+      silent: true,
+      ignoreReturnCode: true,
+      input: options.input === undefined ? undefined : Buffer.from(options.input),
+      env
+    })
+    if (result.exitCode !== 0 && options.allowFailure !== true) {
+      throw new CommandError(
+        argv,
+        result.exitCode,
+        tailLines(result.stderr || result.stdout),
+        options.context
+      )
+    }
+    return {exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr}
+  }
+
+  async spawnDetached(
+    argv: readonly string[],
+    options: {root?: boolean; logFile: string}
+  ): Promise<number> {
+    const full = wrapArgv(withLogFile(argv, options.logFile), {root: options.root}, this.isRoot)
+    core.debug(`spawn: ${JSON.stringify(full)}`)
+    const env = stringEnv(process.env)
+    delete env.RUNNER_TRACKING_ID
+    const child = spawn(full[0], full.slice(1), {detached: true, stdio: 'ignore', env})
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('spawn', () => resolve(child.pid ?? 0))
+    })
+    child.unref()
+    return pid
+  }
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v
+  return out
+}

@@ -1,0 +1,162 @@
+/** apt and dpkg output parsing and argv building (pure). */
+
+/** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
+export const APT_OPTIONS = [
+  '-y',
+  '-q',
+  '-o',
+  'DPkg::Lock::Timeout=300',
+  '-o',
+  'Dpkg::Options::=--force-confdef',
+  '-o',
+  'Dpkg::Options::=--force-confold'
+]
+
+export const APT_ENV = {DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a'}
+
+/** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
+export function parseDpkgQuery(text: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of text.split('\n')) {
+    const [name, version, status] = line.split('\t')
+    // "ii " installed, "hi " held and installed; "rc " is removed with config left: not installed.
+    if (name && version && status && /^[ih]i/.test(status)) out.set(name, version)
+  }
+  return out
+}
+
+/** `apt-cache policy names…` → package → candidate version (undefined when apt knows none). */
+export function parsePolicy(text: string): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>()
+  let current: string | undefined
+  for (const line of text.split('\n')) {
+    const head = /^(\S+):$/.exec(line)
+    if (head) {
+      current = head[1]
+      out.set(current, undefined)
+      continue
+    }
+    const cand = /^\s+Candidate:\s+(\S+)/.exec(line)
+    if (cand && current) out.set(current, cand[1] === '(none)' ? undefined : cand[1])
+  }
+  return out
+}
+
+/** `apt-cache madison name` → versions, newest first as apt lists them. */
+export function parseMadison(text: string): string[] {
+  const out: string[] = []
+  for (const line of text.split('\n')) {
+    const cols = line.split('|').map(s => s.trim())
+    if (cols.length >= 3 && cols[1] && !out.includes(cols[1])) out.push(cols[1])
+  }
+  return out
+}
+
+/** The upstream part of a Debian version: no epoch, no Debian revision. */
+export function upstreamVersion(version: string): string {
+  const noEpoch = version.replace(/^\d+:/, '')
+  const dash = noEpoch.lastIndexOf('-')
+  return dash > 0 ? noEpoch.slice(0, dash) : noEpoch
+}
+
+/**
+ * Finds the package version a pin such as `27.3.1` means among `available` (newest first):
+ * an exact match, the same without epoch, or the upstream version (ignoring `+dfsg…`/`~…` suffixes).
+ */
+export function resolvePin(pin: string, available: readonly string[]): string | undefined {
+  const exact = available.find(v => v === pin || v.replace(/^\d+:/, '') === pin)
+  if (exact) return exact
+  return available.find(v => {
+    const up = upstreamVersion(v)
+    return up === pin || up.startsWith(`${pin}+`) || up.startsWith(`${pin}~`)
+  })
+}
+
+/** True when `installed` is what `pin` names (same rules as resolvePin). */
+export function versionMatchesPin(installed: string, pin: string): boolean {
+  return resolvePin(pin, [installed]) !== undefined
+}
+
+/** Control fields of one .deb, from `dpkg-deb -f FILE Package Version Depends Pre-Depends Provides`. */
+export interface DebInfo {
+  file: string
+  name: string
+  version: string
+  /** Each dependency as its alternatives' package names (versions ignored: apt checks those). */
+  depends: string[][]
+  provides: string[]
+}
+
+/** Parses `dpkg-deb -f` output (RFC 822 style, continuation lines folded). */
+export function parseDebControl(file: string, text: string): DebInfo {
+  const fields: Record<string, string> = {}
+  let last: string | undefined
+  for (const line of text.split('\n')) {
+    if (/^\s/.test(line) && last) {
+      fields[last] += ` ${line.trim()}`
+      continue
+    }
+    const m = /^([A-Za-z-]+):\s*(.*)$/.exec(line)
+    if (m) {
+      last = m[1].toLowerCase()
+      fields[last] = m[2]
+    }
+  }
+  const names = (list: string | undefined): string[][] =>
+    (list ?? '')
+      .split(',')
+      .map(dep =>
+        dep
+          .split('|')
+          .map(alt =>
+            alt
+              .trim()
+              .replace(/\s*\(.*\)$/, '')
+              .replace(/:any$/, '')
+          )
+          .filter(Boolean)
+      )
+      .filter(alts => alts.length > 0)
+  return {
+    file,
+    name: fields.package ?? '',
+    version: fields.version ?? '',
+    depends: [...names(fields['pre-depends']), ...names(fields.depends)],
+    provides: names(fields.provides).flat()
+  }
+}
+
+/**
+ * The .deb files needed to install `wanted` from `debs` (their dependency closure within the
+ * folder), and the dependencies neither installed nor in the folder, by name.
+ */
+export function closeDebSet(
+  wanted: readonly string[],
+  debs: readonly DebInfo[],
+  installed: ReadonlySet<string>
+): {files: DebInfo[]; missing: string[]} {
+  const byName = new Map<string, DebInfo>()
+  for (const deb of debs) {
+    for (const name of [deb.name, ...deb.provides]) if (!byName.has(name)) byName.set(name, deb)
+  }
+  const chosen = new Map<string, DebInfo>()
+  const missing = new Set<string>()
+  const queue = [...wanted]
+  while (queue.length > 0) {
+    const name = queue.shift() as string
+    const deb = byName.get(name)
+    if (!deb) {
+      missing.add(name)
+      continue
+    }
+    if (chosen.has(deb.name)) continue
+    chosen.set(deb.name, deb)
+    for (const alts of deb.depends) {
+      if (alts.some(a => installed.has(a) || [...chosen.values()].some(d => d.name === a))) continue
+      const inFolder = alts.find(a => byName.has(a))
+      if (inFolder) queue.push(inFolder)
+      else missing.add(alts.join(' | '))
+    }
+  }
+  return {files: [...chosen.values()], missing: [...missing].sort()}
+}

@@ -1,0 +1,71 @@
+import {promises as fs, constants} from 'node:fs'
+import * as path from 'node:path'
+import type {CommandRunner} from '../exec/runner.js'
+
+/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
+export async function readFileMaybe(
+  runner: CommandRunner,
+  file: string
+): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code !== 'EACCES' || runner.isRoot) throw e
+  }
+  const r = await runner.run(['cat', '--', file], {root: true, allowFailure: true})
+  return r.exitCode === 0 ? r.stdout : undefined
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file, constants.F_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
+ * half a file. Creates the parent folder. Works as root or through sudo.
+ */
+export async function writeFileAtomic(
+  runner: CommandRunner,
+  file: string,
+  content: string,
+  mode = 0o644,
+  tempDir: string
+): Promise<void> {
+  const dir = path.dirname(file)
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`)
+  if (runner.isRoot) {
+    await fs.mkdir(dir, {recursive: true})
+    await fs.writeFile(tmp, content, {mode})
+    await fs.chmod(tmp, mode)
+    await fs.rename(tmp, file)
+    return
+  }
+  const staged = path.join(tempDir, `staged-${process.pid}-${path.basename(file)}`)
+  await fs.writeFile(staged, content, {mode: 0o600})
+  try {
+    await runner.run(['install', '-d', '-m', '0755', dir], {root: true})
+    await runner.run(['install', '-m', mode.toString(8), staged, tmp], {root: true})
+    await runner.run(['mv', '-f', '--', tmp, file], {root: true})
+  } finally {
+    await fs.rm(staged, {force: true})
+  }
+}
+
+/** Renames (as root where needed); used to set files aside instead of deleting them. */
+export async function renameFile(runner: CommandRunner, from: string, to: string): Promise<void> {
+  if (runner.isRoot) await fs.rename(from, to)
+  else await runner.run(['mv', '-f', '--', from, to], {root: true})
+}
+
+/** Removes a file (as root where needed); missing is fine. */
+export async function removeFile(runner: CommandRunner, file: string): Promise<void> {
+  if (runner.isRoot) await fs.rm(file, {force: true})
+  else await runner.run(['rm', '-f', '--', file], {root: true})
+}

@@ -1,0 +1,143 @@
+import type {CommandRunner} from '../exec/runner.js'
+import {HostError, tailLines} from '../errors.js'
+import {exists, readFileMaybe, removeFile, writeFileAtomic} from './files.js'
+
+/** How Docker's service is run on this host. */
+export type ServiceManager = 'systemd' | 'sysv' | 'direct'
+
+/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
+export const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log'
+export const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid'
+const DOCKERD_PIDFILE = '/var/run/docker.pid'
+
+/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
+export async function detectServiceManager(systemd: boolean): Promise<ServiceManager> {
+  if (systemd) return 'systemd'
+  return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct'
+}
+
+/** The daemon's version when it answers within a few seconds, else undefined. */
+export async function probeDaemon(runner: CommandRunner): Promise<string | undefined> {
+  const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: 5
+  })
+  const version = r.stdout.trim()
+  return r.exitCode === 0 && version !== '' ? version : undefined
+}
+
+/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
+export async function waitForDaemon(
+  runner: CommandRunner,
+  deadlineMs = 45_000
+): Promise<string | undefined> {
+  const end = Date.now() + deadlineMs
+  for (;;) {
+    const version = await probeDaemon(runner)
+    if (version !== undefined || Date.now() > end) return version
+    await new Promise(r => setTimeout(r, 300))
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    // EPERM: it exists but belongs to root.
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The pid of a dockerd this action spawned and that still runs, else undefined. */
+export async function ownDockerdPid(runner: CommandRunner): Promise<number | undefined> {
+  const text = await readFileMaybe(runner, DIRECT_MARKER)
+  const pid = Number(text?.trim())
+  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined
+}
+
+/** Is docker enabled at boot (systemd only)? */
+export async function isEnabled(runner: CommandRunner): Promise<boolean> {
+  const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
+    allowFailure: true
+  })
+  return r.exitCode === 0
+}
+
+export async function enableDocker(runner: CommandRunner): Promise<void> {
+  await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], {root: true})
+}
+
+/**
+ * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
+ * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
+ * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
+ */
+export async function startDocker(
+  runner: CommandRunner,
+  manager: ServiceManager,
+  tempDir: string,
+  info: (m: string) => void
+): Promise<string> {
+  if (manager === 'systemd') {
+    // A unit that failed earlier refuses to start until its failure is cleared.
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+      root: true,
+      allowFailure: true
+    })
+    await runner.run(['systemctl', 'start', 'docker.service'], {root: true, allowFailure: true})
+    const version = await waitForDaemon(runner)
+    if (version) return version
+    const log = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+      root: true,
+      allowFailure: true
+    })
+    throw new HostError(
+      `Docker did not start (systemd). Last lines of its log:\n${tailLines(log.stdout, 30)}`
+    )
+  }
+  if (manager === 'sysv') {
+    const r = await runner.run(['service', 'docker', 'start'], {
+      root: true,
+      allowFailure: true,
+      timeoutSeconds: 60
+    })
+    // An init script can exit 0 and start nothing: only a probe counts.
+    const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined
+    if (version) return version
+    info(
+      `'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`
+    )
+  }
+  return spawnDockerd(runner, tempDir)
+}
+
+async function spawnDockerd(runner: CommandRunner, tempDir: string): Promise<string> {
+  const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd'
+  // A stale pid file from a killed dockerd makes the next one refuse to start.
+  const stale = await readFileMaybe(runner, DOCKERD_PIDFILE)
+  if (stale !== undefined && !pidAlive(Number(stale.trim())))
+    await removeFile(runner, DOCKERD_PIDFILE)
+  await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], {root: true})
+  const pid = await runner.spawnDetached([dockerd], {root: true, logFile: DIRECT_LOG})
+  const version = await waitForDaemon(runner)
+  if (!version) {
+    const log = (await readFileMaybe(runner, DIRECT_LOG)) ?? ''
+    throw new HostError(
+      `dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${tailLines(log, 30)}`
+    )
+  }
+  const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid)
+  await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir)
+  return version
+}
+
+/** Stops a dockerd this action spawned (before its packages are removed or upgraded). */
+export async function stopOwnDockerd(runner: CommandRunner, pid: number): Promise<void> {
+  await runner.run(['kill', '-TERM', String(pid)], {root: true, allowFailure: true})
+  const end = Date.now() + 30_000
+  while (pidAlive(pid) && Date.now() < end) await new Promise(r => setTimeout(r, 200))
+  if (pidAlive(pid)) throw new HostError(`dockerd (pid ${pid}) did not stop within 30 s`)
+  await removeFile(runner, DIRECT_MARKER)
+}
