@@ -33801,7 +33801,7 @@ const INPUT_DEFAULTS = {
 /** Inputs whose values are secret: never echoed back in an error. */
 const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
 function fail(name, value, accepted) {
-    throw new InputError(name, SECRET_INPUTS.has(name) ? '***' : value, accepted);
+    throw new InputError(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
 }
 function oneOf(raw, name, allowed) {
     const value = raw[name].trim();
@@ -33877,6 +33877,8 @@ function existingPath(raw, name, host, kind) {
 function kindName(kind) {
     return kind === 'file' ? 'file' : 'folder';
 }
+/** The upstream a `registry-mirror: true` cache pulls through. */
+const DOCKER_HUB = 'https://registry-1.docker.io';
 const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
 const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -33932,7 +33934,7 @@ function parseMirror(raw) {
     if (FALSE.includes(value))
         return false;
     if (TRUE.includes(value))
-        return 'hub';
+        return DOCKER_HUB;
     const parsed = url(raw, 'registry-mirror', ['http:', 'https:']);
     if (parsed === undefined)
         fail('registry-mirror', value, 'use true, false or an upstream URL');

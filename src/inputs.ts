@@ -90,8 +90,8 @@ export interface Inputs {
   registryHtpasswd: HtpasswdEntry[]
   registryTlsCert?: string
   registryTlsKey?: string
-  /** false, `hub` (Docker Hub), or the upstream URL to cache. */
-  registryMirror: false | 'hub' | string
+  /** false, or the upstream URL to cache (Docker Hub's for `true`). */
+  registryMirror: false | string
   registryMirrorPort: number
   insecureRegistry: Tristate
   username?: string
@@ -114,7 +114,7 @@ export interface InputHost {
 const SECRET_INPUTS: ReadonlySet<InputName> = new Set(['password', 'registry-htpasswd'])
 
 function fail(name: InputName, value: string, accepted: string): never {
-  throw new InputError(name, SECRET_INPUTS.has(name) ? '***' : value, accepted)
+  throw new InputError(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted)
 }
 
 function oneOf<T extends string>(raw: RawInputs, name: InputName, allowed: readonly T[]): T {
@@ -197,6 +197,9 @@ function kindName(kind: 'file' | 'dir'): string {
   return kind === 'file' ? 'file' : 'folder'
 }
 
+/** The upstream a `registry-mirror: true` cache pulls through. */
+export const DOCKER_HUB = 'https://registry-1.docker.io'
+
 const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
@@ -249,10 +252,10 @@ function parseDaemonConfig(raw: RawInputs): Record<string, unknown> | undefined 
   return parsed as Record<string, unknown>
 }
 
-function parseMirror(raw: RawInputs): false | 'hub' | string {
+function parseMirror(raw: RawInputs): false | string {
   const value = raw['registry-mirror'].trim()
   if (FALSE.includes(value)) return false
-  if (TRUE.includes(value)) return 'hub'
+  if (TRUE.includes(value)) return DOCKER_HUB
   const parsed = url(raw, 'registry-mirror', ['http:', 'https:'])
   if (parsed === undefined) fail('registry-mirror', value, 'use true, false or an upstream URL')
   return parsed

@@ -91,7 +91,7 @@ async function detect(ctx: RunContext): Promise<EngineFacts> {
     candidates:
       mayInstall && inputs.dockerSource !== 'offline'
         ? await candidates(runner, wanted)
-        : new Map(),
+        : new Map<string, string | undefined>(),
     debs
   }
   ctx.outputs['docker-version'] = serverVersion ?? ''

@@ -1,0 +1,116 @@
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from '@jest/globals'
+import {
+  closeDebSet,
+  parseDebControl,
+  parseDpkgQuery,
+  parseMadison,
+  parsePolicy,
+  resolvePin,
+  upstreamVersion,
+  versionMatchesPin,
+  type DebInfo
+} from '../../src/system/apt-model.js'
+
+const fixture = (name: string): string => readFileSync(`__fixtures__/apt/${name}`, 'utf8')
+
+describe('apt output parsers', () => {
+  it('parses dpkg-query: installed only', () => {
+    expect(parseDpkgQuery(fixture('dpkg-query-debian12.txt'))).toEqual(
+      new Map([
+        ['containerd', '1.6.20~ds1-1+deb12u3'],
+        ['docker.io', '20.10.24+dfsg1-1+deb12u1+b6'],
+        ['runc', '1.1.5+ds1-1+deb12u1']
+      ])
+    )
+    expect(parseDpkgQuery('docker.io\t20.10\trc \nrunc\t1.1\thi \n')).toEqual(
+      new Map([['runc', '1.1']])
+    )
+  })
+
+  it('parses apt-cache policy candidates', () => {
+    expect(parsePolicy(fixture('policy-debian12.txt'))).toEqual(
+      new Map([
+        ['docker.io', '20.10.24+dfsg1-1+deb12u1+b6'],
+        ['docker-ce', undefined],
+        ['containerd', '1.6.20~ds1-1+deb12u3']
+      ])
+    )
+  })
+
+  it('parses apt-cache madison, newest first', () => {
+    expect(parseMadison(fixture('madison-docker-ce-ubuntu.txt'))).toEqual([
+      '5:27.3.1-1~ubuntu.24.04~noble',
+      '5:27.3.0-1~ubuntu.24.04~noble',
+      '5:27.2.1-1~ubuntu.24.04~noble',
+      '5:26.1.4-1~ubuntu.24.04~noble'
+    ])
+  })
+
+  it('parses dpkg-deb -f control fields', () => {
+    const deb = parseDebControl('/d/docker.io.deb', fixture('dpkg-deb-f-docker.io.txt'))
+    expect(deb.name).toBe('docker.io')
+    expect(deb.version).toBe('20.10.24+dfsg1-1+deb12u1+b6')
+    expect(deb.depends).toContainEqual(['init-system-helpers'])
+    expect(deb.depends).toContainEqual(['containerd'])
+    expect(deb.depends).toContainEqual(['tini'])
+    expect(
+      parseDebControl('x', 'Package: a\nVersion: 1\nDepends: b | c (>= 2),\n d:any\nProvides: e')
+        .depends
+    ).toEqual([['b', 'c'], ['d']])
+  })
+})
+
+describe('version pins', () => {
+  const ce = parseMadison(fixture('madison-docker-ce-ubuntu.txt'))
+  it.each([
+    ['27.3.1', ce, '5:27.3.1-1~ubuntu.24.04~noble'],
+    ['27.3.0', ce, '5:27.3.0-1~ubuntu.24.04~noble'],
+    ['5:27.2.1-1~ubuntu.24.04~noble', ce, '5:27.2.1-1~ubuntu.24.04~noble'],
+    ['27.2.1-1~ubuntu.24.04~noble', ce, '5:27.2.1-1~ubuntu.24.04~noble'],
+    ['20.10.24', ['20.10.24+dfsg1-1+deb12u1+b6'], '20.10.24+dfsg1-1+deb12u1+b6'],
+    ['27.9.9', ce, undefined],
+    ['27.3', ce, undefined]
+  ])('%s', (pin, available, expected) => {
+    expect(resolvePin(pin, available)).toBe(expected)
+  })
+
+  it('compares installed versions with pins', () => {
+    expect(upstreamVersion('5:27.3.1-1~ubuntu.24.04~noble')).toBe('27.3.1')
+    expect(versionMatchesPin('20.10.24+dfsg1-1+deb12u1+b6', '20.10.24')).toBe(true)
+    expect(versionMatchesPin('20.10.24+dfsg1-1+deb12u1+b6', '20.10.25')).toBe(false)
+  })
+})
+
+describe('closeDebSet', () => {
+  const deb = (name: string, depends: string[][] = [], provides: string[] = []): DebInfo => ({
+    file: `/debs/${name}.deb`,
+    name,
+    version: '1',
+    depends,
+    provides
+  })
+  const debs = [
+    deb('docker.io', [['containerd'], ['runc'], ['tini'], ['libc6'], ['iptables']]),
+    deb('containerd', [['runc']]),
+    deb('runc', [['libc6']]),
+    deb('tini'),
+    deb('unrelated')
+  ]
+
+  it('takes the dependency closure from the folder, skipping what is installed', () => {
+    const {files, missing} = closeDebSet(['docker.io'], debs, new Set(['libc6', 'iptables']))
+    expect(files.map(f => f.name).sort()).toEqual(['containerd', 'docker.io', 'runc', 'tini'])
+    expect(missing).toEqual([])
+  })
+
+  it('names what is neither installed nor in the folder', () => {
+    const {missing} = closeDebSet(['docker.io'], debs, new Set(['libc6']))
+    expect(missing).toEqual(['iptables'])
+  })
+
+  it('accepts an alternative or a provided name', () => {
+    const set = [deb('a', [['x', 'y']]), deb('z', [], ['y'])]
+    expect(closeDebSet(['a'], set, new Set()).files.map(f => f.name)).toEqual(['a', 'z'])
+  })
+})

@@ -1,0 +1,395 @@
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from '@jest/globals'
+import {parse} from 'yaml'
+import {withTables} from '../../scripts/inputs-table.mjs'
+import {INPUT_DEFAULTS, parseInputs, type InputHost, type RawInputs} from '../../src/inputs.js'
+
+const files: Record<string, 'file' | 'dir'> = {
+  '/srv/debs': 'dir',
+  '/srv/cert.pem': 'file',
+  '/srv/key.pem': 'file',
+  '/srv/registry.tar': 'file',
+  '/srv/nvidia.gpg': 'file'
+}
+const host: InputHost = {pathKind: p => files[p]}
+
+function raw(overrides: Partial<RawInputs> = {}): RawInputs {
+  return {...INPUT_DEFAULTS, ...overrides}
+}
+
+describe('parseInputs defaults', () => {
+  it('accepts the action.yml defaults and reads them as the contract says', () => {
+    const inputs = parseInputs(raw(), host)
+    expect(inputs.installDocker).toBe('auto')
+    expect(inputs.dockerSource).toBe('docker')
+    expect(inputs.registry).toEqual({host: 'localhost', port: 5000, text: 'localhost:5000'})
+    expect(inputs.nvidiaDefaultRuntime).toBe(true)
+    expect(inputs.registryMirror).toBe(false)
+    expect(inputs.pushConcurrency).toBe(2)
+    expect(inputs.pushRetries).toBe(3)
+    expect(inputs.images).toEqual([])
+    expect(inputs.dockerUsers).toBeUndefined()
+    expect(Object.isFrozen(inputs)).toBe(true)
+  })
+
+  it('reads lists, JSON, files and secrets', () => {
+    const inputs = parseInputs(
+      raw({
+        'docker-source': 'offline',
+        'offline-debs': '/srv/debs',
+        'docker-users': 'runner, ci\n# comment\nbuilder',
+        'daemon-config': '{"log-driver":"local"}',
+        'registry-tls-cert': '/srv/cert.pem',
+        'registry-tls-key': '/srv/key.pem',
+        'registry-htpasswd': 'ci:s3cr:et\nbot:pw',
+        'registry-mirror': 'https://mirror.example.com/',
+        images: 'app:1\nghcr.io/org/tool:2 => team/tool:v2',
+        tags: 'sha-abc',
+        'dry-run': 'True'
+      }),
+      host
+    )
+    expect(inputs.dockerUsers).toEqual(['runner', 'ci', 'builder'])
+    expect(inputs.daemonConfig).toEqual({'log-driver': 'local'})
+    expect(inputs.registryHtpasswd).toEqual([
+      {user: 'ci', password: 's3cr:et'},
+      {user: 'bot', password: 'pw'}
+    ])
+    expect(inputs.registryMirror).toBe('https://mirror.example.com')
+    expect(inputs.images.map(i => i.target)).toEqual([
+      'localhost:5000/app:1',
+      'localhost:5000/app:sha-abc',
+      'localhost:5000/team/tool:v2',
+      'localhost:5000/team/tool:sha-abc'
+    ])
+    expect(inputs.dryRun).toBe(true)
+  })
+})
+
+// Each bad value fails with exactly one line naming the input, the value and what is accepted.
+const BAD: [string, Partial<RawInputs>, string][] = [
+  [
+    'install-docker enum',
+    {'install-docker': 'yes'},
+    `Input 'install-docker' has an invalid value "yes": use auto, true or false`
+  ],
+  [
+    'docker-source enum',
+    {'docker-source': 'snap'},
+    `Input 'docker-source' has an invalid value "snap": use one of docker, distro, offline`
+  ],
+  [
+    'docker-version form',
+    {'docker-version': 'latest'},
+    `Input 'docker-version' has an invalid value "latest": use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble`
+  ],
+  [
+    'docker-version shell',
+    {'docker-version': '27.3.1; reboot'},
+    `Input 'docker-version' has an invalid value "27.3.1; reboot": use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble`
+  ],
+  [
+    'docker-apt-url scheme',
+    {'docker-apt-url': 'ftp://mirror/docker'},
+    `Input 'docker-apt-url' has an invalid value "ftp://mirror/docker": use an absolute http or https or file URL`
+  ],
+  [
+    'docker-apt-url relative',
+    {'docker-apt-url': 'mirror/docker'},
+    `Input 'docker-apt-url' has an invalid value "mirror/docker": use an absolute http or https or file URL`
+  ],
+  [
+    'offline-debs missing',
+    {'docker-source': 'offline', 'offline-debs': '/nope'},
+    `Input 'offline-debs' has an invalid value "/nope": no folder exists at that path`
+  ],
+  [
+    'offline-debs relative',
+    {'docker-source': 'offline', 'offline-debs': 'debs'},
+    `Input 'offline-debs' has an invalid value "debs": use an absolute path to a folder`
+  ],
+  [
+    'offline-debs without offline source',
+    {'offline-debs': '/srv/debs'},
+    `Input 'docker-source' has an invalid value "docker": offline-debs is set, so the host is air-gapped: set docker-source: offline`
+  ],
+  [
+    'offline source without folder',
+    {'docker-source': 'offline'},
+    `Input 'offline-debs' has an invalid value "": docker-source: offline needs offline-debs, a folder of .deb files`
+  ],
+  [
+    'docker-users name',
+    {'docker-users': 'runner\nRoot User'},
+    `Input 'docker-users' has an invalid value "Root User": use user names (lowercase, at most 32 characters)`
+  ],
+  [
+    'daemon-config JSON',
+    {'daemon-config': '{"log-driver": }'},
+    `Input 'daemon-config' has an invalid value "{\\"log-driver\\": }": not valid JSON (Unexpected token '}', "{"log-driver": }" is not valid JSON)`
+  ],
+  [
+    'daemon-config array',
+    {'daemon-config': '[1]'},
+    `Input 'daemon-config' has an invalid value "[1]": use a JSON object, e.g. {"log-driver": "local"}`
+  ],
+  [
+    'daemon-config contradicts nvidia-default-runtime',
+    {'daemon-config': '{"default-runtime":"runc"}'},
+    `Input 'daemon-config' has an invalid value "\\"runc\\"": sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime`
+  ],
+  [
+    'gpu-runtime enum',
+    {'gpu-runtime': 'cuda'},
+    `Input 'gpu-runtime' has an invalid value "cuda": use one of auto, nvidia, none`
+  ],
+  [
+    'nvidia-default-runtime bool',
+    {'nvidia-default-runtime': 'yes'},
+    `Input 'nvidia-default-runtime' has an invalid value "yes": use true or false`
+  ],
+  [
+    'nvidia-toolkit-version form',
+    {'nvidia-toolkit-version': 'v1.17'},
+    `Input 'nvidia-toolkit-version' has an invalid value "v1.17": use a package version such as 1.17.8-1`
+  ],
+  [
+    'nvidia-apt-key missing file',
+    {'nvidia-apt-key': '/srv/missing.gpg'},
+    `Input 'nvidia-apt-key' has an invalid value "/srv/missing.gpg": no file exists at that path`
+  ],
+  [
+    'nvidia-cdi bool',
+    {'nvidia-cdi': '1'},
+    `Input 'nvidia-cdi' has an invalid value "1": use true or false`
+  ],
+  [
+    'gpu-check enum',
+    {'gpu-check': 'always'},
+    `Input 'gpu-check' has an invalid value "always": use auto, true or false`
+  ],
+  [
+    'gpu-check-image reference',
+    {'gpu-check-image': 'nvidia/CUDA:12'},
+    `Input 'gpu-check-image' has an invalid value "nvidia/CUDA:12": not an image reference: "CUDA" is not a valid name component (lowercase letters, digits, and . _ __ - between them)`
+  ],
+  [
+    'registry bare host',
+    {registry: 'myhost'},
+    `Input 'registry' has an invalid value "myhost": a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot`
+  ],
+  [
+    'registry scheme',
+    {registry: 'http://localhost:5000'},
+    `Input 'registry' has an invalid value "http://localhost:5000": write host[:port] without a scheme (http:// or https://)`
+  ],
+  [
+    'registry port',
+    {registry: 'localhost:70000'},
+    `Input 'registry' has an invalid value "localhost:70000": port "70000" is not a number from 1 to 65535`
+  ],
+  [
+    'registry path',
+    {registry: 'ghcr.io/org'},
+    `Input 'registry' has an invalid value "ghcr.io/org": write host[:port] without a path`
+  ],
+  [
+    'registry IPv6 without bracket',
+    {registry: '[::1:5000'},
+    `Input 'registry' has an invalid value "[::1:5000": an IPv6 address needs its closing ]`
+  ],
+  [
+    'start-registry enum',
+    {'start-registry': 'maybe'},
+    `Input 'start-registry' has an invalid value "maybe": use auto, true or false`
+  ],
+  [
+    'registry-image reference',
+    {'registry-image': 'registry:3 --privileged'},
+    `Input 'registry-image' has an invalid value "registry:3 --privileged": not an image reference: a reference cannot contain spaces`
+  ],
+  [
+    'registry-image-archive missing',
+    {'registry-image-archive': '/srv/none.tar'},
+    `Input 'registry-image-archive' has an invalid value "/srv/none.tar": no file exists at that path`
+  ],
+  [
+    'registry-bind address',
+    {'registry-bind': 'localhost'},
+    `Input 'registry-bind' has an invalid value "localhost": use a host IP address such as 127.0.0.1 or 0.0.0.0`
+  ],
+  [
+    'registry-data relative',
+    {'registry-data': 'data/registry'},
+    `Input 'registry-data' has an invalid value "data/registry": use an absolute folder path other than /`
+  ],
+  [
+    'registry-data root',
+    {'registry-data': '/'},
+    `Input 'registry-data' has an invalid value "/": use an absolute folder path other than /`
+  ],
+  [
+    'registry-htpasswd without colon, secret hidden',
+    {'registry-htpasswd': 'ci:pw\nhunter2'},
+    `Input 'registry-htpasswd' has an invalid value "***": line 2: write user:password (user of letters, digits, . _ @ -; a non-empty password)`
+  ],
+  [
+    'registry-htpasswd repeated user',
+    {'registry-htpasswd': 'ci:a\nci:b'},
+    `Input 'registry-htpasswd' has an invalid value "***": line 2: user ci is repeated`
+  ],
+  [
+    'registry-tls-cert without key',
+    {'registry-tls-cert': '/srv/cert.pem'},
+    `Input 'registry-tls-key' has an invalid value "": registry-tls-cert is set: give its key file too`
+  ],
+  [
+    'registry-tls-key without cert',
+    {'registry-tls-key': '/srv/key.pem'},
+    `Input 'registry-tls-cert' has an invalid value "": registry-tls-key is set: give its certificate file too`
+  ],
+  [
+    'registry-mirror value',
+    {'registry-mirror': 'docker-hub'},
+    `Input 'registry-mirror' has an invalid value "docker-hub": use an absolute http or https URL`
+  ],
+  [
+    'registry-mirror-port range',
+    {'registry-mirror-port': '0'},
+    `Input 'registry-mirror-port' has an invalid value "0": use a whole number from 1 to 65535`
+  ],
+  [
+    'registry-mirror-port clash',
+    {'registry-mirror': 'true', 'registry-mirror-port': '5000'},
+    `Input 'registry-mirror-port' has an invalid value "5000": use a port other than the registry's own (5000)`
+  ],
+  [
+    'insecure-registry enum',
+    {'insecure-registry': 'always'},
+    `Input 'insecure-registry' has an invalid value "always": use auto, true or false`
+  ],
+  [
+    'username without password',
+    {username: 'ci'},
+    `Input 'password' has an invalid value "": username is set: give password too (from a secret)`
+  ],
+  [
+    'password without username',
+    {password: 'pw'},
+    `Input 'username' has an invalid value "": password is set: give username too`
+  ],
+  [
+    'images shell injection',
+    {images: 'app; rm -rf /'},
+    `Input 'images' has an invalid value "app; rm -rf /": line 1: a reference cannot contain spaces`
+  ],
+  [
+    'images command substitution',
+    {images: 'ok:1\n$(id)'},
+    `Input 'images' has an invalid value "$(id)": line 2: "$(id)" is not a valid name component (lowercase letters, digits, and . _ __ - between them)`
+  ],
+  [
+    'images uppercase',
+    {images: 'MyApp:1'},
+    `Input 'images' has an invalid value "MyApp:1": line 1: "MyApp" is not a valid name component (lowercase letters, digits, and . _ __ - between them)`
+  ],
+  [
+    'images digest without target',
+    {images: `app@sha256:${'a'.repeat(64)}`},
+    `Input 'images' has an invalid value "app@sha256:${'a'.repeat(64)}": line 1: a source given by digest needs an explicit '=> target:tag'`
+  ],
+  [
+    'images bad tag',
+    {images: 'app:-bad'},
+    `Input 'images' has an invalid value "app:-bad": line 1: tag "-bad" is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`
+  ],
+  [
+    'images two sources one target',
+    {images: 'a:1 => app:1\nb:1 => app:1'},
+    `Input 'images' has an invalid value "b:1 => app:1": line 2: target localhost:5000/app:1 is also the target of a:1 on line 1`
+  ],
+  [
+    'tags without images',
+    {tags: 'v1'},
+    `Input 'tags' has an invalid value "v1": tags are added to the images in images, which is empty`
+  ],
+  [
+    'tags form',
+    {images: 'app', tags: 'v1\nbad tag!'},
+    `Input 'tags' has an invalid value "bad tag!": line 2: not a tag (letters, digits, _ . -, not starting with . or -, at most 128)`
+  ],
+  [
+    'push-concurrency range',
+    {'push-concurrency': '17'},
+    `Input 'push-concurrency' has an invalid value "17": use a whole number from 1 to 16`
+  ],
+  [
+    'push-concurrency word',
+    {'push-concurrency': 'two'},
+    `Input 'push-concurrency' has an invalid value "two": use a whole number from 1 to 16`
+  ],
+  [
+    'push-retries range',
+    {'push-retries': '11'},
+    `Input 'push-retries' has an invalid value "11": use a whole number from 0 to 10`
+  ],
+  [
+    'dry-run bool',
+    {'dry-run': 'sure'},
+    `Input 'dry-run' has an invalid value "sure": use true or false`
+  ],
+  ['summary bool', {summary: 'on'}, `Input 'summary' has an invalid value "on": use true or false`],
+  [
+    'cleanup enum',
+    {cleanup: 'everything'},
+    `Input 'cleanup' has an invalid value "everything": use one of none, registry, all`
+  ]
+]
+
+describe('parseInputs rejects bad input with one exact line', () => {
+  it.each(BAD)('%s', (_name, overrides, message) => {
+    expect(() => parseInputs(raw(overrides), host)).toThrow(
+      new Error(message) // toThrow with an Error compares the whole message
+    )
+    expect(message).not.toContain('\n')
+  })
+
+  it('never echoes a password', () => {
+    let message = ''
+    try {
+      parseInputs(raw({'registry-htpasswd': 'ci:topsecret\nnocolon'}), host)
+    } catch (e) {
+      message = (e as Error).message
+    }
+    expect(message).toContain("'registry-htpasswd'")
+    expect(message).not.toContain('topsecret')
+  })
+})
+
+describe('action.yml and INPUT_DEFAULTS', () => {
+  const action = parse(readFileSync('action.yml', 'utf8')) as {
+    inputs: Record<string, {default?: string; description: string}>
+    outputs: Record<string, {description: string}>
+    runs: Record<string, string>
+  }
+
+  it('declares the same inputs with the same defaults', () => {
+    const fromYaml = Object.fromEntries(
+      Object.entries(action.inputs).map(([k, v]) => [k, String(v.default ?? '')])
+    )
+    expect(fromYaml).toEqual(INPUT_DEFAULTS)
+  })
+
+  it('runs on node24 with a post step on the same bundle', () => {
+    expect(action.runs).toEqual({using: 'node24', main: 'dist/index.js', post: 'dist/index.js'})
+  })
+
+  it('documents every input and output in the README table, as generated from action.yml', () => {
+    const readme = readFileSync('README.md', 'utf8')
+    for (const name of [...Object.keys(action.inputs), ...Object.keys(action.outputs)]) {
+      expect(readme).toContain(`| \`${name}\` |`)
+    }
+    // Stale tables: run `node scripts/inputs-table.mjs`.
+    expect(withTables(readme, readFileSync('action.yml', 'utf8'))).toBe(readme)
+  })
+})

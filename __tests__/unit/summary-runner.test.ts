@@ -1,0 +1,91 @@
+import {describe, expect, it} from '@jest/globals'
+import {withLogFile, wrapArgv} from '../../src/exec/runner.js'
+import {renderSummary} from '../../src/summary.js'
+
+describe('wrapArgv', () => {
+  it('adds sudo only for root commands when not root, env through env(1)', () => {
+    expect(wrapArgv(['apt-get', 'update'], {root: true, env: {A: '1'}}, false)).toEqual([
+      'sudo',
+      '-n',
+      '--',
+      'env',
+      'A=1',
+      'apt-get',
+      'update'
+    ])
+    expect(wrapArgv(['apt-get', 'update'], {root: true, env: {A: '1'}}, true)).toEqual([
+      'apt-get',
+      'update'
+    ])
+    expect(wrapArgv(['docker', 'version'], {timeoutSeconds: 5}, false)).toEqual([
+      'timeout',
+      '-k',
+      '2',
+      '5',
+      'docker',
+      'version'
+    ])
+  })
+
+  it('redirects a detached command with a constant script, argv kept as argv', () => {
+    expect(withLogFile(['/usr/sbin/dockerd', '--debug'], '/var/log/x.log')).toEqual([
+      'sh',
+      '-c',
+      'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null',
+      'sh',
+      '/var/log/x.log',
+      '/usr/sbin/dockerd',
+      '--debug'
+    ])
+  })
+})
+
+describe('renderSummary', () => {
+  const reports = [
+    {
+      phase: 'Docker engine',
+      status: 'changed' as const,
+      found: 'no engine',
+      changes: ['install docker.io', 'start Docker'],
+      result: 'Docker 20.10 running'
+    },
+    {phase: 'Local registry', status: 'unchanged' as const, found: 'a | b', changes: [], result: ''}
+  ]
+
+  it('renders a row per phase, warnings and outputs', () => {
+    const md = renderSummary({
+      reports,
+      outputs: {'docker-version': '20.10', registry: ''},
+      warnings: ['careful'],
+      dryRun: false,
+      seconds: 1.25
+    })
+    expect(md).toContain('## docker-gpu-setup: 🔧 host updated (1.3 s)')
+    expect(md).toContain(
+      '| Docker engine | 🔧 changed | no engine | install docker.io<br>start Docker | Docker 20.10 running |'
+    )
+    expect(md).toContain('| Local registry | ✅ unchanged | a \\| b | — | — |')
+    expect(md).toContain('- careful')
+    expect(md).toContain('| `docker-version` | 20.10 |')
+    expect(md).not.toContain('`registry`')
+  })
+
+  it('says when nothing changed, when it was a dry run, and when it failed', () => {
+    expect(
+      renderSummary({reports: [reports[1]], outputs: {}, warnings: [], dryRun: false, seconds: 0.4})
+    ).toContain('host already right: nothing changed')
+    expect(
+      renderSummary({reports, outputs: {}, warnings: [], dryRun: true, seconds: 0.4})
+    ).toContain('dry run')
+    const failed = renderSummary({
+      reports,
+      outputs: {},
+      warnings: [],
+      dryRun: false,
+      seconds: 1,
+      error: 'boom\nmore'
+    })
+    expect(failed).toContain('❌ failed')
+    expect(failed).toContain('> **Error:** boom')
+  })
+})
