@@ -8,7 +8,12 @@ const BEGIN = '<!-- inputs-table:begin (generated from action.yml by scripts/inp
 const END = '<!-- inputs-table:end -->'
 
 const cell = text =>
-  String(text).replace(/\s+/g, ' ').trim().replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+  String(text)
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/\|/g, '\\|')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
 
 /** The markdown tables for action.yml's text. */
 export function renderTables(actionYml) {
