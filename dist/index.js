@@ -33325,16 +33325,20 @@ async function apply(p, ctx) {
             case 'install':
                 await aptInstall(runner, await resolveOnce());
                 break;
-            case 'install-debs':
-                // No source is read: the folder is all there is (air-gapped hosts).
+            case 'install-debs': {
+                // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).
+                const none = external_node_path_namespaceObject.join(ctx.host.tempDir, 'docker-gpu-setup-no-sources');
+                await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
+                await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
                 await aptInstall(runner, action.files, [
                     '--no-download',
                     '-o',
-                    'Dir::Etc::SourceList=/dev/null',
+                    `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
                     '-o',
-                    'Dir::Etc::SourceParts=/nonexistent'
+                    `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
                 ]);
                 break;
+            }
             case 'hold':
                 await aptMark(runner, 'hold', action.packages);
                 break;

@@ -201,16 +201,20 @@ async function apply(p: EnginePlan, ctx: RunContext): Promise<void> {
       case 'install':
         await aptInstall(runner, await resolveOnce())
         break
-      case 'install-debs':
-        // No source is read: the folder is all there is (air-gapped hosts).
+      case 'install-debs': {
+        // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).
+        const none = path.join(ctx.host.tempDir, 'docker-gpu-setup-no-sources')
+        await fs.mkdir(path.join(none, 'parts'), {recursive: true})
+        await fs.writeFile(path.join(none, 'sources.list'), '')
         await aptInstall(runner, action.files, [
           '--no-download',
           '-o',
-          'Dir::Etc::SourceList=/dev/null',
+          `Dir::Etc::SourceList=${path.join(none, 'sources.list')}`,
           '-o',
-          'Dir::Etc::SourceParts=/nonexistent'
+          `Dir::Etc::SourceParts=${path.join(none, 'parts')}`
         ])
         break
+      }
       case 'hold':
         await aptMark(runner, 'hold', action.packages)
         break

