@@ -32701,7 +32701,29 @@ async function installedPackages(runner, names) {
     const r = await runner.run(['dpkg-query', '-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\n', ...names], { allowFailure: true });
     return parseDpkgQuery(r.stdout);
 }
-/** Names among `names` that are held (`apt-mark showhold`). */
+/** Every installed package's name and the virtual names installed packages provide. */
+async function providedNames(runner) {
+    const r = await runner.run([
+        'dpkg-query',
+        '-W',
+        '-f',
+        '${db:Status-Abbrev}\t${Package}\t${Provides}\n'
+    ]);
+    const names = new Set();
+    for (const line of r.stdout.split('\n')) {
+        const [status, name, provides] = line.split('\t');
+        if (!status?.startsWith('ii') && !status?.startsWith('hi'))
+            continue;
+        names.add(name);
+        for (const p of (provides ?? '').split(',')) {
+            const bare = p.trim().replace(/\s*\(.*\)$/, '');
+            if (bare)
+                names.add(bare);
+        }
+    }
+    return names;
+}
+/** Held packages (`apt-mark showhold`). */
 async function heldPackages(runner) {
     const r = await runner.run(['apt-mark', 'showhold'], { allowFailure: true });
     return new Set(r.stdout.split('\n').filter(Boolean));
@@ -33060,22 +33082,25 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
         if (source === 'offline' && wanted.length === 0) {
             throw new HostError(`offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`);
         }
-        if (facts.ownDockerdPid !== undefined)
-            actions.push({ kind: 'stop-own-dockerd', pid: facts.ownDockerdPid });
         const remove = conflictsFor(wanted).filter(n => facts.installed.has(n));
-        const touched = [...remove, ...wanted];
-        const held = touched.filter(n => facts.held.has(n));
+        const held = [...remove, ...wanted].filter(n => facts.held.has(n));
+        // Stopping and removing come after the repository and lists: pins are checked against those
+        // first, so a bad pin fails while the engine still runs.
+        const replace = [];
+        if (facts.ownDockerdPid !== undefined) {
+            replace.push({ kind: 'stop-own-dockerd', pid: facts.ownDockerdPid });
+        }
         if (held.length > 0)
-            actions.push({ kind: 'unhold', packages: held });
+            replace.push({ kind: 'unhold', packages: held });
+        if (remove.length > 0)
+            replace.push({ kind: 'remove', packages: remove });
         if (source === 'offline') {
-            const installed = new Set([...facts.installed.keys()].filter(n => !remove.includes(n)));
-            const { files, missing } = closeDebSet(wanted, facts.debs, installed);
+            const provided = new Set([...facts.provided].filter(n => !remove.includes(n)));
+            const { files, missing } = closeDebSet(wanted, facts.debs, provided);
             if (missing.length > 0) {
                 throw new HostError(`offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`);
             }
-            if (remove.length > 0)
-                actions.push({ kind: 'remove', packages: remove });
-            actions.push({ kind: 'install-debs', files: files.map(f => f.file) });
+            actions.push(...replace, { kind: 'install-debs', files: files.map(f => f.file) });
         }
         else {
             if (source === 'docker') {
@@ -33089,9 +33114,7 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
                 wanted.some(n => facts.candidates.get(n) === undefined)) {
                 actions.push({ kind: 'apt-update' });
             }
-            if (remove.length > 0)
-                actions.push({ kind: 'remove', packages: remove });
-            actions.push({ kind: 'install', packages: wanted, pin, pinned: PINNED[source] });
+            actions.push(...replace, { kind: 'install', packages: wanted, pin, pinned: PINNED[source] });
         }
         if (pin !== undefined && source !== 'offline')
             actions.push({ kind: 'hold', packages: PINNED[source] });
@@ -33227,7 +33250,8 @@ async function detect(ctx) {
         candidates: mayInstall && inputs.dockerSource !== 'offline'
             ? await candidates(runner, wanted)
             : new Map(),
-        debs
+        debs,
+        provided: debs.length > 0 ? await providedNames(runner) : new Set()
     };
     ctx.outputs['docker-version'] = serverVersion ?? '';
     ctx.outputs['docker-changed'] = 'false';
@@ -33297,12 +33321,22 @@ async function resolveInstall(ctx, action) {
     }
     return action.packages.map(n => (resolved.has(n) ? `${n}=${resolved.get(n)}` : n));
 }
+/** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
+const DESTRUCTIVE = new Set([
+    'stop-own-dockerd',
+    'unhold',
+    'remove',
+    'install',
+    'install-debs'
+]);
 async function apply(p, ctx) {
     const { runner } = ctx;
     const install = p.actions.find(a => a.kind === 'install');
     let installArgs;
-    const resolveOnce = async () => (installArgs ??= install?.kind === 'install' ? await resolveInstall(ctx, install) : []);
     for (const action of p.actions) {
+        if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
+            installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
+        }
         switch (action.kind) {
             case 'stop-own-dockerd':
                 lib_core/* info */.pq(`Stopping dockerd (pid ${action.pid}) that this action started`);
@@ -33318,12 +33352,10 @@ async function apply(p, ctx) {
                 await aptUpdate(runner);
                 break;
             case 'remove':
-                // Versions are checked before anything is removed: a removal cannot be undone cheaply.
-                await resolveOnce();
                 await aptRemove(runner, action.packages);
                 break;
             case 'install':
-                await aptInstall(runner, await resolveOnce());
+                await aptInstall(runner, installArgs ?? action.packages);
                 break;
             case 'install-debs': {
                 // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).

@@ -10,7 +10,7 @@ for f in /etc/apt/sources.list.d/*; do
   fi
 done
 rm -f /etc/apt/sources.list.d/*.disabled-by-docker-gpu-setup /etc/apt/keyrings/docker.asc
-pkill -f 'dgs-e2e-apt-server' 2>/dev/null || true
+pkill -f 'http.server .*dgs-e2e' 2>/dev/null || true
 held=$(apt-mark showhold 2>/dev/null | grep -E '^(docker|containerd|runc)' || true)
 [ -n "$held" ] && apt-mark unhold $held >/dev/null
 # Stand-in packages of Docker's repository (built by the e2e suite) go; Debian's engine stays or returns later.

@@ -163,7 +163,7 @@ export function dockerdPid(): number | undefined {
 export function stopDocker(): void {
   sh(
     'pkill -x dockerd || true; for i in $(seq 1 100); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done; ' +
-      'pkill -x dockerd -9 || true; pkill -f "containerd --config /var/run/docker" || true; rm -f /var/run/docker.pid'
+      'pkill -x dockerd -9 || true; pkill -f "[c]ontainerd --config /var/run/docker" || true; rm -f /var/run/docker.pid'
   )
 }
 

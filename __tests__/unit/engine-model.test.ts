@@ -32,6 +32,7 @@ function ready(o: Partial<EngineFacts> = {}): EngineFacts {
     dockerGroup: ['runner'],
     candidates: new Map(),
     debs: [],
+    provided: new Set(),
     ...o
   }
 }
@@ -85,9 +86,9 @@ describe('planEngine', () => {
     })
     const plan = planEngine(facts, inputs({'docker-version': '27.3.1'}), URL, [])
     expect(plan.actions).toEqual([
-      {kind: 'unhold', packages: ['runc']},
       {kind: 'docker-repo', url: URL},
       {kind: 'apt-update'},
+      {kind: 'unhold', packages: ['runc']},
       {kind: 'remove', packages: ['containerd', 'runc']},
       {
         kind: 'install',
@@ -109,12 +110,12 @@ describe('planEngine', () => {
     )
   })
 
-  it('switches source with install-docker: true, stopping a dockerd it started itself first', () => {
+  it('switches source with install-docker: true, stopping a dockerd it started itself after the lists are checked', () => {
     const plan = planEngine(ready({ownDockerdPid: 42}), inputs({'install-docker': 'true'}), URL, [])
     expect(plan.actions.map(a => a.kind)).toEqual([
-      'stop-own-dockerd',
       'docker-repo',
       'apt-update',
+      'stop-own-dockerd',
       'remove',
       'install',
       'start'
@@ -166,12 +167,7 @@ describe('planEngine', () => {
     expect(() => planEngine(bare({debs}), inputs(raw), URL, [])).toThrow(
       'lacks dependencies that are not installed either: iptables'
     )
-    const ok = planEngine(
-      bare({debs, installed: new Map([['iptables', '1']])}),
-      inputs(raw),
-      URL,
-      []
-    )
+    const ok = planEngine(bare({debs, provided: new Set(['iptables'])}), inputs(raw), URL, [])
     expect(ok.actions[0]).toEqual({
       kind: 'install-debs',
       files: ['/debs/docker.io.deb', '/debs/containerd.deb']

@@ -52,6 +52,8 @@ export interface EngineFacts {
   candidates: Map<string, string | undefined>
   /** Control data of the .deb files in offline-debs. */
   debs: DebInfo[]
+  /** Offline installs: every installed package name and what installed packages provide. */
+  provided: Set<string>
 }
 
 export type EngineAction =
@@ -182,22 +184,25 @@ export function planEngine(
         `offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`
       )
     }
-    if (facts.ownDockerdPid !== undefined)
-      actions.push({kind: 'stop-own-dockerd', pid: facts.ownDockerdPid})
     const remove = conflictsFor(wanted).filter(n => facts.installed.has(n))
-    const touched = [...remove, ...wanted]
-    const held = touched.filter(n => facts.held.has(n))
-    if (held.length > 0) actions.push({kind: 'unhold', packages: held})
+    const held = [...remove, ...wanted].filter(n => facts.held.has(n))
+    // Stopping and removing come after the repository and lists: pins are checked against those
+    // first, so a bad pin fails while the engine still runs.
+    const replace: EngineAction[] = []
+    if (facts.ownDockerdPid !== undefined) {
+      replace.push({kind: 'stop-own-dockerd', pid: facts.ownDockerdPid})
+    }
+    if (held.length > 0) replace.push({kind: 'unhold', packages: held})
+    if (remove.length > 0) replace.push({kind: 'remove', packages: remove})
     if (source === 'offline') {
-      const installed = new Set([...facts.installed.keys()].filter(n => !remove.includes(n)))
-      const {files, missing} = closeDebSet(wanted, facts.debs, installed)
+      const provided = new Set([...facts.provided].filter(n => !remove.includes(n)))
+      const {files, missing} = closeDebSet(wanted, facts.debs, provided)
       if (missing.length > 0) {
         throw new HostError(
           `offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`
         )
       }
-      if (remove.length > 0) actions.push({kind: 'remove', packages: remove})
-      actions.push({kind: 'install-debs', files: files.map(f => f.file)})
+      actions.push(...replace, {kind: 'install-debs', files: files.map(f => f.file)})
     } else {
       if (source === 'docker') {
         if (!dockerAptUrl) {
@@ -213,8 +218,7 @@ export function planEngine(
       ) {
         actions.push({kind: 'apt-update'})
       }
-      if (remove.length > 0) actions.push({kind: 'remove', packages: remove})
-      actions.push({kind: 'install', packages: wanted, pin, pinned: PINNED[source]})
+      actions.push(...replace, {kind: 'install', packages: wanted, pin, pinned: PINNED[source]})
     }
     if (pin !== undefined && source !== 'offline')
       actions.push({kind: 'hold', packages: PINNED[source]})

@@ -15,6 +15,7 @@ import {
   candidates,
   heldPackages,
   installedPackages,
+  providedNames,
   readDebs
 } from '../system/apt.js'
 import {exists, readFileMaybe, renameFile, writeFileAtomic} from '../system/files.js'
@@ -92,7 +93,8 @@ async function detect(ctx: RunContext): Promise<EngineFacts> {
       mayInstall && inputs.dockerSource !== 'offline'
         ? await candidates(runner, wanted)
         : new Map<string, string | undefined>(),
-    debs
+    debs,
+    provided: debs.length > 0 ? await providedNames(runner) : new Set()
   }
   ctx.outputs['docker-version'] = serverVersion ?? ''
   ctx.outputs['docker-changed'] = 'false'
@@ -172,13 +174,23 @@ async function resolveInstall(
   return action.packages.map(n => (resolved.has(n) ? `${n}=${resolved.get(n)}` : n))
 }
 
+/** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
+const DESTRUCTIVE = new Set<EngineAction['kind']>([
+  'stop-own-dockerd',
+  'unhold',
+  'remove',
+  'install',
+  'install-debs'
+])
+
 async function apply(p: EnginePlan, ctx: RunContext): Promise<void> {
   const {runner} = ctx
   const install = p.actions.find(a => a.kind === 'install')
   let installArgs: string[] | undefined
-  const resolveOnce = async (): Promise<string[]> =>
-    (installArgs ??= install?.kind === 'install' ? await resolveInstall(ctx, install) : [])
   for (const action of p.actions) {
+    if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
+      installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
+    }
     switch (action.kind) {
       case 'stop-own-dockerd':
         core.info(`Stopping dockerd (pid ${action.pid}) that this action started`)
@@ -194,12 +206,10 @@ async function apply(p: EnginePlan, ctx: RunContext): Promise<void> {
         await aptUpdate(runner)
         break
       case 'remove':
-        // Versions are checked before anything is removed: a removal cannot be undone cheaply.
-        await resolveOnce()
         await aptRemove(runner, action.packages)
         break
       case 'install':
-        await aptInstall(runner, await resolveOnce())
+        await aptInstall(runner, installArgs ?? action.packages)
         break
       case 'install-debs': {
         // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).

@@ -21,7 +21,28 @@ export async function installedPackages(
   return parseDpkgQuery(r.stdout)
 }
 
-/** Names among `names` that are held (`apt-mark showhold`). */
+/** Every installed package's name and the virtual names installed packages provide. */
+export async function providedNames(runner: CommandRunner): Promise<Set<string>> {
+  const r = await runner.run([
+    'dpkg-query',
+    '-W',
+    '-f',
+    '${db:Status-Abbrev}\t${Package}\t${Provides}\n'
+  ])
+  const names = new Set<string>()
+  for (const line of r.stdout.split('\n')) {
+    const [status, name, provides] = line.split('\t')
+    if (!status?.startsWith('ii') && !status?.startsWith('hi')) continue
+    names.add(name)
+    for (const p of (provides ?? '').split(',')) {
+      const bare = p.trim().replace(/\s*\(.*\)$/, '')
+      if (bare) names.add(bare)
+    }
+  }
+  return names
+}
+
+/** Held packages (`apt-mark showhold`). */
 export async function heldPackages(runner: CommandRunner): Promise<Set<string>> {
   const r = await runner.run(['apt-mark', 'showhold'], {allowFailure: true})
   return new Set(r.stdout.split('\n').filter(Boolean))
