@@ -31609,12 +31609,65 @@ module.exports = {
 
 /***/ }),
 
+/***/ 3916:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Qd: () => (/* binding */ CommandError),
+/* harmony export */   dh: () => (/* binding */ HostError),
+/* harmony export */   dz: () => (/* binding */ InputError),
+/* harmony export */   os: () => (/* binding */ tailLines)
+/* harmony export */ });
+/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
+class InputError extends Error {
+    input;
+    value;
+    accepted;
+    constructor(input, value, accepted) {
+        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
+        this.input = input;
+        this.value = value;
+        this.accepted = accepted;
+        this.name = 'InputError';
+    }
+}
+/** A command that exited non-zero where success was required; carries what is needed to explain it. */
+class CommandError extends Error {
+    argv;
+    exitCode;
+    stderrTail;
+    constructor(argv, exitCode, stderrTail, context) {
+        const tail = stderrTail.trim();
+        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
+            (tail ? `: ${tail}` : ''));
+        this.argv = argv;
+        this.exitCode = exitCode;
+        this.stderrTail = stderrTail;
+        this.name = 'CommandError';
+    }
+}
+/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
+class HostError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'HostError';
+    }
+}
+/** Last `n` lines of a command's output, for error messages that stay readable. */
+function tailLines(text, n = 15) {
+    const lines = text.trimEnd().split('\n');
+    return lines.slice(-n).join('\n');
+}
+
+
+/***/ }),
+
 /***/ 9407:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8899);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7414);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
 
 
@@ -31633,7 +31686,668 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8899:
+/***/ 5016:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  TL: () => (/* binding */ parseInputs),
+  yI: () => (/* binding */ readRawInputs)
+});
+
+// UNUSED EXPORTS: DOCKER_HUB, INPUT_DEFAULTS
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+;// CONCATENATED MODULE: ./src/docker/reference.ts
+/**
+ * The project's one parser for image references and registry addresses (pure). It follows the
+ * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
+ */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const NAME_MAX = 255;
+/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
+function looksLikeDomain(component) {
+    return (component.includes('.') ||
+        component.includes(':') ||
+        component === 'localhost' ||
+        component !== component.toLowerCase());
+}
+/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
+function domainError(domain) {
+    let host = domain;
+    let port;
+    if (domain.startsWith('[')) {
+        const end = domain.indexOf(']');
+        if (end < 0)
+            return 'an IPv6 address needs its closing ]';
+        host = domain.slice(0, end + 1);
+        const rest = domain.slice(end + 1);
+        if (rest !== '') {
+            if (!rest.startsWith(':'))
+                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
+            port = rest.slice(1);
+        }
+        if (!isIPv6(host.slice(1, -1)))
+            return `${host} is not an IPv6 address`;
+    }
+    else {
+        const colon = domain.indexOf(':');
+        if (colon >= 0) {
+            host = domain.slice(0, colon);
+            port = domain.slice(colon + 1);
+        }
+        if (host === '')
+            return 'the host is empty';
+        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
+            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
+        }
+    }
+    if (port !== undefined) {
+        const n = Number(port);
+        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
+            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+        }
+    }
+    return undefined;
+}
+function isIPv6(text) {
+    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
+        return false;
+    const double = text.split('::');
+    if (double.length > 2)
+        return false;
+    const groups = text.split(':').filter(g => g !== '');
+    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
+        return false;
+    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
+}
+/** Parses an image reference; throws Error with a reason a person can act on. */
+function parseReference(text) {
+    if (text === '')
+        throw new Error('the reference is empty');
+    if (/\s/.test(text))
+        throw new Error('a reference cannot contain spaces');
+    let rest = text;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
+        }
+        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+            throw new Error('a sha256 digest is 64 lowercase hex characters');
+        }
+    }
+    let tag;
+    const lastColon = rest.lastIndexOf(':');
+    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
+        tag = rest.slice(lastColon + 1);
+        rest = rest.slice(0, lastColon);
+        if (!TAG.test(tag)) {
+            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
+        }
+    }
+    if (rest.length > NAME_MAX)
+        throw new Error(`the name is longer than ${NAME_MAX} characters`);
+    const parts = rest.split('/');
+    let domain;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        domain = parts.shift();
+        const err = domainError(domain);
+        if (err)
+            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
+    }
+    for (const part of parts) {
+        if (!PATH_COMPONENT.test(part)) {
+            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
+        }
+    }
+    return { domain, path: parts.join('/'), tag, digest };
+}
+/** `domain/path[:tag][@digest]` as docker writes it. */
+function formatReference(ref) {
+    return ((ref.domain ? `${ref.domain}/` : '') +
+        ref.path +
+        (ref.tag ? `:${ref.tag}` : '') +
+        (ref.digest ? `@${ref.digest}` : ''));
+}
+/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
+function parseRegistryAddress(text) {
+    if (/^[a-z]+:\/\//i.test(text)) {
+        throw new Error('write host[:port] without a scheme (http:// or https://)');
+    }
+    if (text.includes('/'))
+        throw new Error('write host[:port] without a path');
+    const err = domainError(text);
+    if (err)
+        throw new Error(err);
+    if (!looksLikeDomain(text)) {
+        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
+    }
+    let host = text;
+    let port;
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+    if (m) {
+        host = m[1];
+        port = m[2] === undefined ? undefined : Number(m[2]);
+    }
+    return { host, port, text };
+}
+/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
+function isLoopbackHost(host) {
+    const h = host.toLowerCase();
+    return (h === 'localhost' ||
+        h.endsWith('.localhost') ||
+        /^127\.\d+\.\d+\.\d+$/.test(h) ||
+        h === '[::1]' ||
+        h === '[0:0:0:0:0:0:0:1]');
+}
+
+;// CONCATENATED MODULE: ./src/push/image-list.ts
+
+/** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
+function splitList(text) {
+    const out = [];
+    text.split(/\r?\n/).forEach((raw, i) => {
+        const trimmed = raw.trim();
+        if (trimmed === '' || trimmed.startsWith('#'))
+            return;
+        for (const item of trimmed.split(',')) {
+            const value = item.trim();
+            if (value !== '')
+                out.push({ value, line: i + 1 });
+        }
+    });
+    return out;
+}
+const HUB_DOMAINS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+/** The source's path in the target registry: its own registry host and Docker Hub's `library/` dropped. */
+function pathWithoutHost(ref) {
+    if ((ref.domain === undefined || HUB_DOMAINS.has(ref.domain)) &&
+        ref.path.startsWith('library/')) {
+        return ref.path.slice('library/'.length);
+    }
+    return ref.path;
+}
+/** A bad item of a list input: the item as written, its line, and why. */
+class ListItemError extends Error {
+    item;
+    line;
+    reason;
+    constructor(item, line, reason) {
+        super(`line ${line} (${JSON.stringify(item)}): ${reason}`);
+        this.item = item;
+        this.line = line;
+        this.reason = reason;
+        this.name = 'ListItemError';
+    }
+}
+const image_list_TAG = /^[\w][\w.-]{0,127}$/;
+/** Parses `tags`: each must be a valid tag. */
+function parseTagList(text) {
+    return splitList(text).map(({ value, line }) => {
+        if (!image_list_TAG.test(value)) {
+            throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
+        }
+        return value;
+    });
+}
+/**
+ * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
+ * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
+ */
+function parseImageList(imagesText, extraTags, registry) {
+    const byTarget = new Map();
+    for (const { value, line } of splitList(imagesText)) {
+        const [sourceText, targetText, ...more] = value.split('=>').map(s => s.trim());
+        if (more.length > 0 || sourceText === '' || targetText === '') {
+            throw new ListItemError(value, line, `write 'source' or 'source => target'`);
+        }
+        let source;
+        try {
+            source = parseReference(sourceText);
+        }
+        catch (e) {
+            throw new ListItemError(sourceText, line, `${e.message}`);
+        }
+        let domain = registry.text;
+        let path;
+        let tag;
+        if (targetText === undefined) {
+            if (source.digest !== undefined && source.tag === undefined) {
+                throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
+            }
+            path = pathWithoutHost(source);
+            tag = source.tag ?? 'latest';
+        }
+        else {
+            let target;
+            try {
+                target = parseReference(targetText);
+            }
+            catch (e) {
+                throw new ListItemError(targetText, line, `${e.message}`);
+            }
+            if (target.digest !== undefined) {
+                throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
+            }
+            if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
+                throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
+            }
+            const first = targetText.split('/')[0];
+            if (target.domain !== undefined && looksLikeDomain(first))
+                domain = target.domain;
+            path = target.path;
+            tag = target.tag ?? source.tag ?? 'latest';
+        }
+        for (const t of [tag, ...extraTags]) {
+            const targetRef = formatReference({ domain, path, tag: t });
+            const existing = byTarget.get(targetRef);
+            if (existing !== undefined) {
+                if (existing.source !== sourceText) {
+                    throw new ListItemError(value, line, `target ${targetRef} is also the target of ${existing.source} on line ${existing.line}`);
+                }
+                continue;
+            }
+            byTarget.set(targetRef, {
+                source: sourceText,
+                target: targetRef,
+                registry: domain,
+                repository: path,
+                tag: t,
+                line
+            });
+        }
+    }
+    return [...byTarget.values()];
+}
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+
+
+
+
+/**
+ * Every input with its action.yml default. action.yml is the source of truth; this table repeats
+ * it so `node dist/index.js` outside a runner (no INPUT_* set) runs on the same defaults, and a
+ * unit test keeps the two equal.
+ */
+const INPUT_DEFAULTS = {
+    'install-docker': 'auto',
+    'docker-source': 'docker',
+    'docker-version': '',
+    'docker-apt-url': '',
+    'offline-debs': '',
+    'docker-users': '',
+    'daemon-config': '',
+    'gpu-runtime': 'auto',
+    'nvidia-default-runtime': 'true',
+    'nvidia-toolkit-version': '',
+    'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
+    'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
+    'nvidia-cdi': 'false',
+    'gpu-check': 'auto',
+    'gpu-check-image': '',
+    registry: 'localhost:5000',
+    'start-registry': 'auto',
+    'registry-image': 'registry:3',
+    'registry-image-archive': '',
+    'registry-bind': '',
+    'registry-data': '/var/lib/docker-gpu-setup/registry',
+    'registry-htpasswd': '',
+    'registry-tls-cert': '',
+    'registry-tls-key': '',
+    'registry-mirror': 'false',
+    'registry-mirror-port': '5001',
+    'insecure-registry': 'auto',
+    username: '',
+    password: '',
+    images: '',
+    tags: '',
+    'push-concurrency': '2',
+    'push-retries': '3',
+    'dry-run': 'false',
+    summary: 'true',
+    cleanup: 'none'
+};
+/** Inputs whose values are secret: never echoed back in an error. */
+const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
+function fail(name, value, accepted) {
+    throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
+}
+function oneOf(raw, name, allowed) {
+    const value = raw[name].trim();
+    const lower = value.toLowerCase();
+    const hit = allowed.find(a => a === lower);
+    if (hit === undefined)
+        fail(name, value, `use one of ${allowed.join(', ')}`);
+    return hit;
+}
+const TRUE = ['true', 'True', 'TRUE'];
+const FALSE = ['false', 'False', 'FALSE'];
+/** YAML 1.2 core booleans, as core.getBooleanInput accepts them. */
+function bool(raw, name) {
+    const value = raw[name].trim();
+    if (TRUE.includes(value))
+        return true;
+    if (FALSE.includes(value))
+        return false;
+    return fail(name, value, 'use true or false');
+}
+function tristate(raw, name) {
+    const value = raw[name].trim();
+    if (value === 'auto')
+        return 'auto';
+    if (TRUE.includes(value))
+        return 'true';
+    if (FALSE.includes(value))
+        return 'false';
+    return fail(name, value, 'use auto, true or false');
+}
+function inputs_int(raw, name, min, max) {
+    const value = raw[name].trim();
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+        fail(name, value, `use a whole number from ${min} to ${max}`);
+    }
+    return n;
+}
+function optional(raw, name) {
+    const value = raw[name].trim();
+    return value === '' ? undefined : value;
+}
+function url(raw, name, schemes) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    let parsed;
+    try {
+        parsed = new URL(value);
+    }
+    catch {
+        parsed = undefined;
+    }
+    if (!parsed ||
+        !schemes.includes(parsed.protocol) ||
+        (parsed.protocol !== 'file:' && !parsed.host)) {
+        fail(name, value, `use an absolute ${schemes.map(s => s.replace(':', '')).join(' or ')} URL`);
+    }
+    return value.replace(/\/+$/, '');
+}
+function existingPath(raw, name, host, kind) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    if (!value.startsWith('/'))
+        fail(name, value, `use an absolute path to a ${kindName(kind)}`);
+    const found = host.pathKind(value);
+    if (found !== kind) {
+        fail(name, value, `no ${kindName(kind)} exists at that path`);
+    }
+    return value;
+}
+function kindName(kind) {
+    return kind === 'file' ? 'file' : 'folder';
+}
+/** The upstream a `registry-mirror: true` cache pulls through. */
+const DOCKER_HUB = 'https://registry-1.docker.io';
+const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
+const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
+const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+function referenceInput(raw, name) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    try {
+        parseReference(value);
+    }
+    catch (e) {
+        fail(name, value, `not an image reference: ${e.message}`);
+    }
+    return value;
+}
+function parseHtpasswd(raw) {
+    const entries = [];
+    const seen = new Set();
+    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
+        if (line.trim() === '')
+            return;
+        const colon = line.indexOf(':');
+        const user = colon < 0 ? '' : line.slice(0, colon);
+        const password = colon < 0 ? '' : line.slice(colon + 1);
+        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
+            fail('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
+        }
+        if (seen.has(user))
+            fail('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
+        seen.add(user);
+        entries.push({ user, password });
+    });
+    return entries;
+}
+function parseDaemonConfig(raw) {
+    const value = optional(raw, 'daemon-config');
+    if (value === undefined)
+        return undefined;
+    let parsed;
+    try {
+        parsed = JSON.parse(value);
+    }
+    catch (e) {
+        fail('daemon-config', value, `not valid JSON (${e.message})`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        fail('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
+    }
+    return parsed;
+}
+function parseMirror(raw) {
+    const value = raw['registry-mirror'].trim();
+    if (FALSE.includes(value))
+        return false;
+    if (TRUE.includes(value))
+        return DOCKER_HUB;
+    const parsed = url(raw, 'registry-mirror', ['http:', 'https:']);
+    if (parsed === undefined)
+        fail('registry-mirror', value, 'use true, false or an upstream URL');
+    return parsed;
+}
+/**
+ * Validates every input before anything changes (pure apart from `host.pathKind`).
+ * Throws InputError with one line naming the input, the value and what is accepted.
+ */
+function parseInputs(raw, host) {
+    const installDocker = tristate(raw, 'install-docker');
+    const dockerSource = oneOf(raw, 'docker-source', ['docker', 'distro', 'offline']);
+    const dockerVersion = optional(raw, 'docker-version');
+    if (dockerVersion !== undefined && !PACKAGE_VERSION.test(dockerVersion)) {
+        fail('docker-version', dockerVersion, 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
+    }
+    const dockerAptUrl = url(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
+    const offlineDebs = existingPath(raw, 'offline-debs', host, 'dir');
+    if (offlineDebs !== undefined && dockerSource !== 'offline') {
+        fail('docker-source', dockerSource, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
+    }
+    if (dockerSource === 'offline' && offlineDebs === undefined) {
+        fail('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
+    }
+    let dockerUsers;
+    if (optional(raw, 'docker-users') !== undefined) {
+        dockerUsers = splitList(raw['docker-users']).map(({ value }) => {
+            if (!USER_NAME.test(value))
+                fail('docker-users', value, 'use user names (lowercase, at most 32 characters)');
+            return value;
+        });
+    }
+    const daemonConfig = parseDaemonConfig(raw);
+    const gpuRuntime = oneOf(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
+    const nvidiaDefaultRuntime = bool(raw, 'nvidia-default-runtime');
+    if (daemonConfig !== undefined &&
+        'default-runtime' in daemonConfig &&
+        daemonConfig['default-runtime'] !== 'nvidia' &&
+        nvidiaDefaultRuntime &&
+        gpuRuntime !== 'none') {
+        fail('daemon-config', JSON.stringify(daemonConfig['default-runtime']), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
+    }
+    const nvidiaToolkitVersion = optional(raw, 'nvidia-toolkit-version');
+    if (nvidiaToolkitVersion !== undefined && !PACKAGE_VERSION.test(nvidiaToolkitVersion)) {
+        fail('nvidia-toolkit-version', nvidiaToolkitVersion, 'use a package version such as 1.17.8-1');
+    }
+    const nvidiaAptUrl = url(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
+    const keyText = raw['nvidia-apt-key'].trim();
+    let nvidiaAptKey;
+    if (keyText.startsWith('/')) {
+        nvidiaAptKey = existingPath(raw, 'nvidia-apt-key', host, 'file');
+    }
+    else {
+        nvidiaAptKey = url(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
+    }
+    if (nvidiaAptUrl === undefined)
+        fail('nvidia-apt-url', '', 'use the URL of the toolkit repository');
+    if (nvidiaAptKey === undefined)
+        fail('nvidia-apt-key', '', 'use a URL or an absolute path');
+    const nvidiaCdi = bool(raw, 'nvidia-cdi');
+    const gpuCheck = tristate(raw, 'gpu-check');
+    const gpuCheckImage = referenceInput(raw, 'gpu-check-image');
+    const registryText = raw.registry.trim();
+    let registry;
+    try {
+        registry = parseRegistryAddress(registryText);
+    }
+    catch (e) {
+        fail('registry', registryText, e.message);
+    }
+    const startRegistry = tristate(raw, 'start-registry');
+    const registryImage = referenceInput(raw, 'registry-image');
+    if (registryImage === undefined)
+        fail('registry-image', '', 'name the registry image, e.g. registry:3');
+    const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
+    const registryBind = optional(raw, 'registry-bind');
+    if (registryBind !== undefined &&
+        !inputs_IPV4.test(registryBind) &&
+        !/^\[?[0-9a-fA-F:]+\]?$/.test(registryBind)) {
+        fail('registry-bind', registryBind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
+    }
+    const registryData = raw['registry-data'].trim();
+    if (!registryData.startsWith('/') || registryData === '/' || registryData.includes('\n')) {
+        fail('registry-data', registryData, 'use an absolute folder path other than /');
+    }
+    const registryHtpasswd = parseHtpasswd(raw);
+    const registryTlsCert = existingPath(raw, 'registry-tls-cert', host, 'file');
+    const registryTlsKey = existingPath(raw, 'registry-tls-key', host, 'file');
+    if (registryTlsCert !== undefined && registryTlsKey === undefined) {
+        fail('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
+    }
+    if (registryTlsKey !== undefined && registryTlsCert === undefined) {
+        fail('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
+    }
+    const registryMirror = parseMirror(raw);
+    const registryMirrorPort = inputs_int(raw, 'registry-mirror-port', 1, 65535);
+    if (registryMirror !== false && registryMirrorPort === (registry.port ?? 443)) {
+        fail('registry-mirror-port', String(registryMirrorPort), `use a port other than the registry's own (${registry.port ?? 443})`);
+    }
+    const insecureRegistry = tristate(raw, 'insecure-registry');
+    const username = optional(raw, 'username');
+    const password = raw.password === '' ? undefined : raw.password;
+    if (username !== undefined && password === undefined) {
+        fail('password', '', 'username is set: give password too (from a secret)');
+    }
+    if (password !== undefined && username === undefined) {
+        fail('username', '', 'password is set: give username too');
+    }
+    let tags;
+    let images;
+    try {
+        tags = parseTagList(raw.tags);
+    }
+    catch (e) {
+        const err = e;
+        fail('tags', err.item, `line ${err.line}: ${err.reason}`);
+    }
+    try {
+        images = parseImageList(raw.images, tags, registry);
+    }
+    catch (e) {
+        const err = e;
+        fail('images', err.item, `line ${err.line}: ${err.reason}`);
+    }
+    if (images.length === 0 && tags.length > 0) {
+        fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
+    }
+    return Object.freeze({
+        installDocker,
+        dockerSource,
+        dockerVersion,
+        dockerAptUrl,
+        offlineDebs,
+        dockerUsers,
+        daemonConfig,
+        gpuRuntime,
+        nvidiaDefaultRuntime,
+        nvidiaToolkitVersion,
+        nvidiaAptUrl,
+        nvidiaAptKey,
+        nvidiaCdi,
+        gpuCheck,
+        gpuCheckImage,
+        registry,
+        startRegistry,
+        registryImage,
+        registryImageArchive,
+        registryBind,
+        registryData: registryData.replace(/\/+$/, ''),
+        registryHtpasswd,
+        registryTlsCert,
+        registryTlsKey,
+        registryMirror,
+        registryMirrorPort,
+        insecureRegistry,
+        username,
+        password,
+        images,
+        pushConcurrency: inputs_int(raw, 'push-concurrency', 1, 16),
+        pushRetries: inputs_int(raw, 'push-retries', 0, 10),
+        dryRun: bool(raw, 'dry-run'),
+        summary: bool(raw, 'summary'),
+        cleanup: oneOf(raw, 'cleanup', ['none', 'registry', 'all'])
+    });
+}
+/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
+function readRawInputs(env = process.env) {
+    const raw = {};
+    for (const name of Object.keys(INPUT_DEFAULTS)) {
+        const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
+        // The runner always sets every input; outside a runner, unset means "use the default".
+        raw[name] =
+            env[key] === undefined
+                ? INPUT_DEFAULTS[name]
+                : core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
+    }
+    // Secrets are masked before anything could print them.
+    if (raw.password !== '')
+        core/* setSecret */.Pq(raw.password);
+    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
+        const colon = line.indexOf(':');
+        if (colon > 0 && line.length > colon + 1)
+            core/* setSecret */.Pq(line.slice(colon + 1));
+    }
+    return raw;
+}
+
+
+/***/ }),
+
+/***/ 7414:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32466,48 +33180,8 @@ function _unique(values) {
     return Array.from(new Set(values));
 }
 //# sourceMappingURL=tool-cache.js.map
-;// CONCATENATED MODULE: ./src/errors.ts
-/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
-class InputError extends Error {
-    input;
-    value;
-    accepted;
-    constructor(input, value, accepted) {
-        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
-        this.input = input;
-        this.value = value;
-        this.accepted = accepted;
-        this.name = 'InputError';
-    }
-}
-/** A command that exited non-zero where success was required; carries what is needed to explain it. */
-class CommandError extends Error {
-    argv;
-    exitCode;
-    stderrTail;
-    constructor(argv, exitCode, stderrTail, context) {
-        const tail = stderrTail.trim();
-        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
-            (tail ? `: ${tail}` : ''));
-        this.argv = argv;
-        this.exitCode = exitCode;
-        this.stderrTail = stderrTail;
-        this.name = 'CommandError';
-    }
-}
-/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
-class HostError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'HostError';
-    }
-}
-/** Last `n` lines of a command's output, for error messages that stay readable. */
-function tailLines(text, n = 15) {
-    const lines = text.trimEnd().split('\n');
-    return lines.slice(-n).join('\n');
-}
-
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
 /** Parses the KEY=value lines of os-release(5), quotes removed. */
@@ -32778,7 +33452,7 @@ async function readDebs(runner, files) {
 
 
 /** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function readFileMaybe(runner, file) {
+async function files_readFileMaybe(runner, file) {
     try {
         return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
     }
@@ -32886,9 +33560,13 @@ function pidAlive(pid) {
 }
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
 async function ownDockerdPid(runner) {
-    const text = await readFileMaybe(runner, DIRECT_MARKER);
-    const pid = Number(text?.trim());
-    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+    const pid = await markedPid(runner);
+    return pid !== undefined && pidAlive(pid) ? pid : undefined;
+}
+/** The pid in DIRECT_MARKER, alive or not. */
+async function markedPid(runner) {
+    const pid = Number((await files_readFileMaybe(runner, DIRECT_MARKER))?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 /** Is docker enabled at boot (systemd only)? */
 async function isEnabled(runner) {
@@ -32899,6 +33577,19 @@ async function isEnabled(runner) {
 }
 async function enableDocker(runner) {
     await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
+}
+/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
+async function daemonLogTail(runner, manager) {
+    if (manager === 'systemd') {
+        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+            root: true,
+            allowFailure: true
+        });
+        return (0,errors/* tailLines */.os)(r.stdout, 30);
+    }
+    const direct = (await files_readFileMaybe(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await files_readFileMaybe(runner, '/var/log/docker.log')) ?? '';
+    return (0,errors/* tailLines */.os)(direct || sysv, 30);
 }
 /**
  * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
@@ -32916,11 +33607,7 @@ async function startDocker(runner, manager, tempDir, info) {
         const version = await waitForDaemon(runner);
         if (version)
             return version;
-        const log = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
-            root: true,
-            allowFailure: true
-        });
-        throw new HostError(`Docker did not start (systemd). Last lines of its log:\n${tailLines(log.stdout, 30)}`);
+        throw new errors/* HostError */.dh(`Docker did not start (systemd). Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
     }
     if (manager === 'sysv') {
         const r = await runner.run(['service', 'docker', 'start'], {
@@ -32939,29 +33626,51 @@ async function startDocker(runner, manager, tempDir, info) {
 async function spawnDockerd(runner, tempDir) {
     const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
     // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !pidAlive(Number(stale.trim())))
+    const stale = await files_readFileMaybe(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
         await removeFile(runner, DOCKERD_PIDFILE);
+    }
     await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
     const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
     const version = await waitForDaemon(runner);
     if (!version) {
-        const log = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
-        throw new HostError(`dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${tailLines(log, 30)}`);
+        throw new errors/* HostError */.dh(`dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
     }
-    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    const daemonPid = (await files_readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
     await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
     return version;
 }
-/** Stops a dockerd this action spawned (before its packages are removed or upgraded). */
-async function stopOwnDockerd(runner, pid) {
+/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
+async function stopDockerd(runner, pid) {
     await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
     const end = Date.now() + 30_000;
     while (pidAlive(pid) && Date.now() < end)
         await new Promise(r => setTimeout(r, 200));
     if (pidAlive(pid))
-        throw new HostError(`dockerd (pid ${pid}) did not stop within 30 s`);
-    await removeFile(runner, DIRECT_MARKER);
+        throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
+    if (pid === (await markedPid(runner)))
+        await removeFile(runner, DIRECT_MARKER);
+}
+/**
+ * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
+ * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
+ */
+async function restartDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd') {
+        await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+            root: true,
+            allowFailure: true
+        });
+        await runner.run(['systemctl', 'restart', 'docker.service'], { root: true, allowFailure: true });
+        const version = await waitForDaemon(runner);
+        if (version)
+            return version;
+        throw new HostError(`Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
+    }
+    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+        await stopDockerd(runner, pid);
+    return startDocker(runner, manager, tempDir, info);
 }
 
 ;// CONCATENATED MODULE: ./src/docker/engine-model.ts
@@ -33070,7 +33779,7 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
     let install = false;
     if (!facts.dockerd) {
         if (inputs.installDocker === 'false') {
-            throw new HostError('Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.');
+            throw new errors/* HostError */.dh('Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.');
         }
         install = true;
     }
@@ -33080,7 +33789,7 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
     }
     if (install) {
         if (source === 'offline' && wanted.length === 0) {
-            throw new HostError(`offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`);
+            throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`);
         }
         const remove = conflictsFor(wanted).filter(n => facts.installed.has(n));
         const held = [...remove, ...wanted].filter(n => facts.held.has(n));
@@ -33098,14 +33807,14 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
             const provided = new Set([...facts.provided].filter(n => !remove.includes(n)));
             const { files, missing } = closeDebSet(wanted, facts.debs, provided);
             if (missing.length > 0) {
-                throw new HostError(`offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`);
+                throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`);
             }
             actions.push(...replace, { kind: 'install-debs', files: files.map(f => f.file) });
         }
         else {
             if (source === 'docker') {
                 if (!dockerAptUrl) {
-                    throw new HostError('Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.');
+                    throw new errors/* HostError */.dh('Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.');
                 }
                 actions.push({ kind: 'docker-repo', url: dockerAptUrl }, { kind: 'apt-update' });
             }
@@ -33283,14 +33992,14 @@ async function addDockerRepo(ctx, url) {
     const { runner } = ctx;
     const key = await fetchKey(url);
     if (!key.includes('BEGIN PGP PUBLIC KEY BLOCK')) {
-        throw new HostError(`${url}/gpg is not an armored PGP key: check docker-apt-url`);
+        throw new errors/* HostError */.dh(`${url}/gpg is not an armored PGP key: check docker-apt-url`);
     }
-    if ((await readFileMaybe(runner, DOCKER_KEYRING)) !== key) {
+    if ((await files_readFileMaybe(runner, DOCKER_KEYRING)) !== key) {
         await writeFileAtomic(runner, DOCKER_KEYRING, key, 0o644, ctx.host.tempDir);
     }
     const arch = (await runner.run(['dpkg', '--print-architecture'])).stdout.trim();
     const line = dockerSourceLine(url, arch, ctx.host.os.codename);
-    if ((await readFileMaybe(runner, DOCKER_LIST)) !== line) {
+    if ((await files_readFileMaybe(runner, DOCKER_LIST)) !== line) {
         await writeFileAtomic(runner, DOCKER_LIST, line, 0o644, ctx.host.tempDir);
     }
     const dir = '/etc/apt/sources.list.d';
@@ -33315,7 +34024,7 @@ async function resolveInstall(ctx, action) {
         const versions = await availableVersions(ctx.runner, name);
         const version = resolvePin(pin, versions);
         if (version === undefined) {
-            throw new HostError(`docker-version ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`);
+            throw new errors/* HostError */.dh(`docker-version ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`);
         }
         resolved.set(name, version);
     }
@@ -33340,7 +34049,7 @@ async function apply(p, ctx) {
         switch (action.kind) {
             case 'stop-own-dockerd':
                 lib_core/* info */.pq(`Stopping dockerd (pid ${action.pid}) that this action started`);
-                await stopOwnDockerd(runner, action.pid);
+                await stopDockerd(runner, action.pid);
                 break;
             case 'unhold':
                 await aptMark(runner, 'unhold', action.packages);
@@ -33407,7 +34116,7 @@ async function apply(p, ctx) {
 async function verify(p, ctx) {
     const version = await waitForDaemon(ctx.runner, 30_000);
     if (version === undefined)
-        throw new HostError('Docker does not answer after the engine phase');
+        throw new errors/* HostError */.dh('Docker does not answer after the engine phase');
     const installed = await installedPackages(ctx.runner, WATCHED_PACKAGES);
     ctx.outputs['docker-version'] = version;
     ctx.outputs['docker-changed'] = String(p.packagesChange);
@@ -33457,7 +34166,8 @@ class ExecRunner {
     async run(argv, options = {}) {
         const full = wrapArgv(argv, options, this.isRoot);
         lib_core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
-        const sudo = full.includes('sudo') && options.root === true && !this.isRoot;
+        // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
+        const sudo = options.root === true && !this.isRoot;
         const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
         const result = await (0,lib_exec/* getExecOutput */.H)(full[0], full.slice(1), {
             silent: true,
@@ -33466,7 +34176,7 @@ class ExecRunner {
             env
         });
         if (result.exitCode !== 0 && options.allowFailure !== true) {
-            throw new CommandError(argv, result.exitCode, tailLines(result.stderr || result.stdout), options.context);
+            throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
         }
         return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
     }
@@ -33516,648 +34226,8 @@ async function readHost(env = process.env) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/docker/reference.ts
-/**
- * The project's one parser for image references and registry addresses (pure). It follows the
- * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
- */
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const NAME_MAX = 255;
-/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
-function looksLikeDomain(component) {
-    return (component.includes('.') ||
-        component.includes(':') ||
-        component === 'localhost' ||
-        component !== component.toLowerCase());
-}
-/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
-function domainError(domain) {
-    let host = domain;
-    let port;
-    if (domain.startsWith('[')) {
-        const end = domain.indexOf(']');
-        if (end < 0)
-            return 'an IPv6 address needs its closing ]';
-        host = domain.slice(0, end + 1);
-        const rest = domain.slice(end + 1);
-        if (rest !== '') {
-            if (!rest.startsWith(':'))
-                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
-            port = rest.slice(1);
-        }
-        if (!isIPv6(host.slice(1, -1)))
-            return `${host} is not an IPv6 address`;
-    }
-    else {
-        const colon = domain.indexOf(':');
-        if (colon >= 0) {
-            host = domain.slice(0, colon);
-            port = domain.slice(colon + 1);
-        }
-        if (host === '')
-            return 'the host is empty';
-        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
-            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
-        }
-    }
-    if (port !== undefined) {
-        const n = Number(port);
-        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
-            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
-        }
-    }
-    return undefined;
-}
-function isIPv6(text) {
-    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
-        return false;
-    const double = text.split('::');
-    if (double.length > 2)
-        return false;
-    const groups = text.split(':').filter(g => g !== '');
-    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
-        return false;
-    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
-}
-/** Parses an image reference; throws Error with a reason a person can act on. */
-function parseReference(text) {
-    if (text === '')
-        throw new Error('the reference is empty');
-    if (/\s/.test(text))
-        throw new Error('a reference cannot contain spaces');
-    let rest = text;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
-        }
-        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-            throw new Error('a sha256 digest is 64 lowercase hex characters');
-        }
-    }
-    let tag;
-    const lastColon = rest.lastIndexOf(':');
-    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
-        tag = rest.slice(lastColon + 1);
-        rest = rest.slice(0, lastColon);
-        if (!TAG.test(tag)) {
-            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
-        }
-    }
-    if (rest.length > NAME_MAX)
-        throw new Error(`the name is longer than ${NAME_MAX} characters`);
-    const parts = rest.split('/');
-    let domain;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        domain = parts.shift();
-        const err = domainError(domain);
-        if (err)
-            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
-    }
-    for (const part of parts) {
-        if (!PATH_COMPONENT.test(part)) {
-            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
-        }
-    }
-    return { domain, path: parts.join('/'), tag, digest };
-}
-/** `domain/path[:tag][@digest]` as docker writes it. */
-function formatReference(ref) {
-    return ((ref.domain ? `${ref.domain}/` : '') +
-        ref.path +
-        (ref.tag ? `:${ref.tag}` : '') +
-        (ref.digest ? `@${ref.digest}` : ''));
-}
-/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
-function parseRegistryAddress(text) {
-    if (/^[a-z]+:\/\//i.test(text)) {
-        throw new Error('write host[:port] without a scheme (http:// or https://)');
-    }
-    if (text.includes('/'))
-        throw new Error('write host[:port] without a path');
-    const err = domainError(text);
-    if (err)
-        throw new Error(err);
-    if (!looksLikeDomain(text)) {
-        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
-    }
-    let host = text;
-    let port;
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
-    if (m) {
-        host = m[1];
-        port = m[2] === undefined ? undefined : Number(m[2]);
-    }
-    return { host, port, text };
-}
-/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
-function isLoopbackHost(host) {
-    const h = host.toLowerCase();
-    return (h === 'localhost' ||
-        h.endsWith('.localhost') ||
-        /^127\.\d+\.\d+\.\d+$/.test(h) ||
-        h === '[::1]' ||
-        h === '[0:0:0:0:0:0:0:1]');
-}
-
-;// CONCATENATED MODULE: ./src/push/image-list.ts
-
-/** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
-function splitList(text) {
-    const out = [];
-    text.split(/\r?\n/).forEach((raw, i) => {
-        const trimmed = raw.trim();
-        if (trimmed === '' || trimmed.startsWith('#'))
-            return;
-        for (const item of trimmed.split(',')) {
-            const value = item.trim();
-            if (value !== '')
-                out.push({ value, line: i + 1 });
-        }
-    });
-    return out;
-}
-const HUB_DOMAINS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-/** The source's path in the target registry: its own registry host and Docker Hub's `library/` dropped. */
-function pathWithoutHost(ref) {
-    if ((ref.domain === undefined || HUB_DOMAINS.has(ref.domain)) &&
-        ref.path.startsWith('library/')) {
-        return ref.path.slice('library/'.length);
-    }
-    return ref.path;
-}
-/** A bad item of a list input: the item as written, its line, and why. */
-class ListItemError extends Error {
-    item;
-    line;
-    reason;
-    constructor(item, line, reason) {
-        super(`line ${line} (${JSON.stringify(item)}): ${reason}`);
-        this.item = item;
-        this.line = line;
-        this.reason = reason;
-        this.name = 'ListItemError';
-    }
-}
-const image_list_TAG = /^[\w][\w.-]{0,127}$/;
-/** Parses `tags`: each must be a valid tag. */
-function parseTagList(text) {
-    return splitList(text).map(({ value, line }) => {
-        if (!image_list_TAG.test(value)) {
-            throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
-        }
-        return value;
-    });
-}
-/**
- * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
- * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
- */
-function parseImageList(imagesText, extraTags, registry) {
-    const byTarget = new Map();
-    for (const { value, line } of splitList(imagesText)) {
-        const [sourceText, targetText, ...more] = value.split('=>').map(s => s.trim());
-        if (more.length > 0 || sourceText === '' || targetText === '') {
-            throw new ListItemError(value, line, `write 'source' or 'source => target'`);
-        }
-        let source;
-        try {
-            source = parseReference(sourceText);
-        }
-        catch (e) {
-            throw new ListItemError(sourceText, line, `${e.message}`);
-        }
-        let domain = registry.text;
-        let path;
-        let tag;
-        if (targetText === undefined) {
-            if (source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
-            }
-            path = pathWithoutHost(source);
-            tag = source.tag ?? 'latest';
-        }
-        else {
-            let target;
-            try {
-                target = parseReference(targetText);
-            }
-            catch (e) {
-                throw new ListItemError(targetText, line, `${e.message}`);
-            }
-            if (target.digest !== undefined) {
-                throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
-            }
-            if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
-            }
-            const first = targetText.split('/')[0];
-            if (target.domain !== undefined && looksLikeDomain(first))
-                domain = target.domain;
-            path = target.path;
-            tag = target.tag ?? source.tag ?? 'latest';
-        }
-        for (const t of [tag, ...extraTags]) {
-            const targetRef = formatReference({ domain, path, tag: t });
-            const existing = byTarget.get(targetRef);
-            if (existing !== undefined) {
-                if (existing.source !== sourceText) {
-                    throw new ListItemError(value, line, `target ${targetRef} is also the target of ${existing.source} on line ${existing.line}`);
-                }
-                continue;
-            }
-            byTarget.set(targetRef, {
-                source: sourceText,
-                target: targetRef,
-                registry: domain,
-                repository: path,
-                tag: t,
-                line
-            });
-        }
-    }
-    return [...byTarget.values()];
-}
-
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-
-
-/**
- * Every input with its action.yml default. action.yml is the source of truth; this table repeats
- * it so `node dist/index.js` outside a runner (no INPUT_* set) runs on the same defaults, and a
- * unit test keeps the two equal.
- */
-const INPUT_DEFAULTS = {
-    'install-docker': 'auto',
-    'docker-source': 'docker',
-    'docker-version': '',
-    'docker-apt-url': '',
-    'offline-debs': '',
-    'docker-users': '',
-    'daemon-config': '',
-    'gpu-runtime': 'auto',
-    'nvidia-default-runtime': 'true',
-    'nvidia-toolkit-version': '',
-    'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
-    'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
-    'nvidia-cdi': 'false',
-    'gpu-check': 'auto',
-    'gpu-check-image': '',
-    registry: 'localhost:5000',
-    'start-registry': 'auto',
-    'registry-image': 'registry:3',
-    'registry-image-archive': '',
-    'registry-bind': '',
-    'registry-data': '/var/lib/docker-gpu-setup/registry',
-    'registry-htpasswd': '',
-    'registry-tls-cert': '',
-    'registry-tls-key': '',
-    'registry-mirror': 'false',
-    'registry-mirror-port': '5001',
-    'insecure-registry': 'auto',
-    username: '',
-    password: '',
-    images: '',
-    tags: '',
-    'push-concurrency': '2',
-    'push-retries': '3',
-    'dry-run': 'false',
-    summary: 'true',
-    cleanup: 'none'
-};
-/** Inputs whose values are secret: never echoed back in an error. */
-const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
-function fail(name, value, accepted) {
-    throw new InputError(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
-}
-function oneOf(raw, name, allowed) {
-    const value = raw[name].trim();
-    const lower = value.toLowerCase();
-    const hit = allowed.find(a => a === lower);
-    if (hit === undefined)
-        fail(name, value, `use one of ${allowed.join(', ')}`);
-    return hit;
-}
-const TRUE = ['true', 'True', 'TRUE'];
-const FALSE = ['false', 'False', 'FALSE'];
-/** YAML 1.2 core booleans, as core.getBooleanInput accepts them. */
-function bool(raw, name) {
-    const value = raw[name].trim();
-    if (TRUE.includes(value))
-        return true;
-    if (FALSE.includes(value))
-        return false;
-    return fail(name, value, 'use true or false');
-}
-function tristate(raw, name) {
-    const value = raw[name].trim();
-    if (value === 'auto')
-        return 'auto';
-    if (TRUE.includes(value))
-        return 'true';
-    if (FALSE.includes(value))
-        return 'false';
-    return fail(name, value, 'use auto, true or false');
-}
-function inputs_int(raw, name, min, max) {
-    const value = raw[name].trim();
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) {
-        fail(name, value, `use a whole number from ${min} to ${max}`);
-    }
-    return n;
-}
-function optional(raw, name) {
-    const value = raw[name].trim();
-    return value === '' ? undefined : value;
-}
-function url(raw, name, schemes) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    let parsed;
-    try {
-        parsed = new URL(value);
-    }
-    catch {
-        parsed = undefined;
-    }
-    if (!parsed ||
-        !schemes.includes(parsed.protocol) ||
-        (parsed.protocol !== 'file:' && !parsed.host)) {
-        fail(name, value, `use an absolute ${schemes.map(s => s.replace(':', '')).join(' or ')} URL`);
-    }
-    return value.replace(/\/+$/, '');
-}
-function existingPath(raw, name, host, kind) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    if (!value.startsWith('/'))
-        fail(name, value, `use an absolute path to a ${kindName(kind)}`);
-    const found = host.pathKind(value);
-    if (found !== kind) {
-        fail(name, value, `no ${kindName(kind)} exists at that path`);
-    }
-    return value;
-}
-function kindName(kind) {
-    return kind === 'file' ? 'file' : 'folder';
-}
-/** The upstream a `registry-mirror: true` cache pulls through. */
-const DOCKER_HUB = 'https://registry-1.docker.io';
-const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
-const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
-const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-function referenceInput(raw, name) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    try {
-        parseReference(value);
-    }
-    catch (e) {
-        fail(name, value, `not an image reference: ${e.message}`);
-    }
-    return value;
-}
-function parseHtpasswd(raw) {
-    const entries = [];
-    const seen = new Set();
-    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
-        if (line.trim() === '')
-            return;
-        const colon = line.indexOf(':');
-        const user = colon < 0 ? '' : line.slice(0, colon);
-        const password = colon < 0 ? '' : line.slice(colon + 1);
-        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
-            fail('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
-        }
-        if (seen.has(user))
-            fail('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
-        seen.add(user);
-        entries.push({ user, password });
-    });
-    return entries;
-}
-function parseDaemonConfig(raw) {
-    const value = optional(raw, 'daemon-config');
-    if (value === undefined)
-        return undefined;
-    let parsed;
-    try {
-        parsed = JSON.parse(value);
-    }
-    catch (e) {
-        fail('daemon-config', value, `not valid JSON (${e.message})`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        fail('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
-    }
-    return parsed;
-}
-function parseMirror(raw) {
-    const value = raw['registry-mirror'].trim();
-    if (FALSE.includes(value))
-        return false;
-    if (TRUE.includes(value))
-        return DOCKER_HUB;
-    const parsed = url(raw, 'registry-mirror', ['http:', 'https:']);
-    if (parsed === undefined)
-        fail('registry-mirror', value, 'use true, false or an upstream URL');
-    return parsed;
-}
-/**
- * Validates every input before anything changes (pure apart from `host.pathKind`).
- * Throws InputError with one line naming the input, the value and what is accepted.
- */
-function parseInputs(raw, host) {
-    const installDocker = tristate(raw, 'install-docker');
-    const dockerSource = oneOf(raw, 'docker-source', ['docker', 'distro', 'offline']);
-    const dockerVersion = optional(raw, 'docker-version');
-    if (dockerVersion !== undefined && !PACKAGE_VERSION.test(dockerVersion)) {
-        fail('docker-version', dockerVersion, 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
-    }
-    const dockerAptUrl = url(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
-    const offlineDebs = existingPath(raw, 'offline-debs', host, 'dir');
-    if (offlineDebs !== undefined && dockerSource !== 'offline') {
-        fail('docker-source', dockerSource, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
-    }
-    if (dockerSource === 'offline' && offlineDebs === undefined) {
-        fail('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
-    }
-    let dockerUsers;
-    if (optional(raw, 'docker-users') !== undefined) {
-        dockerUsers = splitList(raw['docker-users']).map(({ value }) => {
-            if (!USER_NAME.test(value))
-                fail('docker-users', value, 'use user names (lowercase, at most 32 characters)');
-            return value;
-        });
-    }
-    const daemonConfig = parseDaemonConfig(raw);
-    const gpuRuntime = oneOf(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
-    const nvidiaDefaultRuntime = bool(raw, 'nvidia-default-runtime');
-    if (daemonConfig !== undefined &&
-        'default-runtime' in daemonConfig &&
-        daemonConfig['default-runtime'] !== 'nvidia' &&
-        nvidiaDefaultRuntime &&
-        gpuRuntime !== 'none') {
-        fail('daemon-config', JSON.stringify(daemonConfig['default-runtime']), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
-    }
-    const nvidiaToolkitVersion = optional(raw, 'nvidia-toolkit-version');
-    if (nvidiaToolkitVersion !== undefined && !PACKAGE_VERSION.test(nvidiaToolkitVersion)) {
-        fail('nvidia-toolkit-version', nvidiaToolkitVersion, 'use a package version such as 1.17.8-1');
-    }
-    const nvidiaAptUrl = url(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
-    const keyText = raw['nvidia-apt-key'].trim();
-    let nvidiaAptKey;
-    if (keyText.startsWith('/')) {
-        nvidiaAptKey = existingPath(raw, 'nvidia-apt-key', host, 'file');
-    }
-    else {
-        nvidiaAptKey = url(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
-    }
-    if (nvidiaAptUrl === undefined)
-        fail('nvidia-apt-url', '', 'use the URL of the toolkit repository');
-    if (nvidiaAptKey === undefined)
-        fail('nvidia-apt-key', '', 'use a URL or an absolute path');
-    const nvidiaCdi = bool(raw, 'nvidia-cdi');
-    const gpuCheck = tristate(raw, 'gpu-check');
-    const gpuCheckImage = referenceInput(raw, 'gpu-check-image');
-    const registryText = raw.registry.trim();
-    let registry;
-    try {
-        registry = parseRegistryAddress(registryText);
-    }
-    catch (e) {
-        fail('registry', registryText, e.message);
-    }
-    const startRegistry = tristate(raw, 'start-registry');
-    const registryImage = referenceInput(raw, 'registry-image');
-    if (registryImage === undefined)
-        fail('registry-image', '', 'name the registry image, e.g. registry:3');
-    const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
-    const registryBind = optional(raw, 'registry-bind');
-    if (registryBind !== undefined &&
-        !inputs_IPV4.test(registryBind) &&
-        !/^\[?[0-9a-fA-F:]+\]?$/.test(registryBind)) {
-        fail('registry-bind', registryBind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
-    }
-    const registryData = raw['registry-data'].trim();
-    if (!registryData.startsWith('/') || registryData === '/' || registryData.includes('\n')) {
-        fail('registry-data', registryData, 'use an absolute folder path other than /');
-    }
-    const registryHtpasswd = parseHtpasswd(raw);
-    const registryTlsCert = existingPath(raw, 'registry-tls-cert', host, 'file');
-    const registryTlsKey = existingPath(raw, 'registry-tls-key', host, 'file');
-    if (registryTlsCert !== undefined && registryTlsKey === undefined) {
-        fail('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
-    }
-    if (registryTlsKey !== undefined && registryTlsCert === undefined) {
-        fail('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
-    }
-    const registryMirror = parseMirror(raw);
-    const registryMirrorPort = inputs_int(raw, 'registry-mirror-port', 1, 65535);
-    if (registryMirror !== false && registryMirrorPort === (registry.port ?? 443)) {
-        fail('registry-mirror-port', String(registryMirrorPort), `use a port other than the registry's own (${registry.port ?? 443})`);
-    }
-    const insecureRegistry = tristate(raw, 'insecure-registry');
-    const username = optional(raw, 'username');
-    const password = raw.password === '' ? undefined : raw.password;
-    if (username !== undefined && password === undefined) {
-        fail('password', '', 'username is set: give password too (from a secret)');
-    }
-    if (password !== undefined && username === undefined) {
-        fail('username', '', 'password is set: give username too');
-    }
-    let tags;
-    let images;
-    try {
-        tags = parseTagList(raw.tags);
-    }
-    catch (e) {
-        const err = e;
-        fail('tags', err.item, `line ${err.line}: ${err.reason}`);
-    }
-    try {
-        images = parseImageList(raw.images, tags, registry);
-    }
-    catch (e) {
-        const err = e;
-        fail('images', err.item, `line ${err.line}: ${err.reason}`);
-    }
-    if (images.length === 0 && tags.length > 0) {
-        fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
-    }
-    return Object.freeze({
-        installDocker,
-        dockerSource,
-        dockerVersion,
-        dockerAptUrl,
-        offlineDebs,
-        dockerUsers,
-        daemonConfig,
-        gpuRuntime,
-        nvidiaDefaultRuntime,
-        nvidiaToolkitVersion,
-        nvidiaAptUrl,
-        nvidiaAptKey,
-        nvidiaCdi,
-        gpuCheck,
-        gpuCheckImage,
-        registry,
-        startRegistry,
-        registryImage,
-        registryImageArchive,
-        registryBind,
-        registryData: registryData.replace(/\/+$/, ''),
-        registryHtpasswd,
-        registryTlsCert,
-        registryTlsKey,
-        registryMirror,
-        registryMirrorPort,
-        insecureRegistry,
-        username,
-        password,
-        images,
-        pushConcurrency: inputs_int(raw, 'push-concurrency', 1, 16),
-        pushRetries: inputs_int(raw, 'push-retries', 0, 10),
-        dryRun: bool(raw, 'dry-run'),
-        summary: bool(raw, 'summary'),
-        cleanup: oneOf(raw, 'cleanup', ['none', 'registry', 'all'])
-    });
-}
-/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
-function readRawInputs(env = process.env) {
-    const raw = {};
-    for (const name of Object.keys(INPUT_DEFAULTS)) {
-        const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
-        // The runner always sets every input; outside a runner, unset means "use the default".
-        raw[name] =
-            env[key] === undefined
-                ? INPUT_DEFAULTS[name]
-                : lib_core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
-    }
-    // Secrets are masked before anything could print them.
-    if (raw.password !== '')
-        lib_core/* setSecret */.Pq(raw.password);
-    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
-        const colon = line.indexOf(':');
-        if (colon > 0 && line.length > colon + 1)
-            lib_core/* setSecret */.Pq(line.slice(colon + 1));
-    }
-    return raw;
-}
-
+// EXTERNAL MODULE: ./src/inputs.ts + 2 modules
+var src_inputs = __nccwpck_require__(5016);
 ;// CONCATENATED MODULE: ./src/phases-pending.ts
 /**
  * Phases whose work this version does not do yet. They keep the pipeline's shape (and the summary's
@@ -34325,7 +34395,7 @@ async function checkSudo(runner) {
         return;
     const r = await runner.run(['sudo', '-n', 'true'], { allowFailure: true });
     if (r.exitCode !== 0) {
-        throw new HostError('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
+        throw new errors/* HostError */.dh('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
     }
 }
 /**
@@ -34341,7 +34411,7 @@ async function run(runner = new ExecRunner()) {
     let dryRun = false;
     let summary = true;
     try {
-        const inputs = parseInputs(readRawInputs(), fsHost);
+        const inputs = (0,src_inputs/* parseInputs */.TL)((0,src_inputs/* readRawInputs */.yI)(), fsHost);
         dryRun = inputs.dryRun;
         summary = inputs.summary;
         outputs.registry = inputs.registry.text;
@@ -34390,13 +34460,15 @@ async function run(runner = new ExecRunner()) {
 /* harmony export */   b: () => (/* binding */ post)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5016);
+
 
 /**
  * The post step: undoes only what this run's state says it created. It warns, never fails: a
  * cleanup problem must not turn a green job red. This version starts nothing that needs undoing.
  */
 async function post() {
-    const cleanup = (process.env['INPUT_CLEANUP'] ?? 'none').trim() || 'none';
+    const cleanup = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .readRawInputs */ .yI)().cleanup || 'none';
     await Promise.resolve();
     if (cleanup === 'none') {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');

@@ -26,7 +26,7 @@ import {
   ownDockerdPid,
   probeDaemon,
   startDocker,
-  stopOwnDockerd,
+  stopDockerd,
   waitForDaemon
 } from '../system/service.js'
 import {
@@ -194,7 +194,7 @@ async function apply(p: EnginePlan, ctx: RunContext): Promise<void> {
     switch (action.kind) {
       case 'stop-own-dockerd':
         core.info(`Stopping dockerd (pid ${action.pid}) that this action started`)
-        await stopOwnDockerd(runner, action.pid)
+        await stopDockerd(runner, action.pid)
         break
       case 'unhold':
         await aptMark(runner, 'unhold', action.packages)

@@ -69,7 +69,8 @@ export class ExecRunner implements CommandRunner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
     const full = wrapArgv(argv, options, this.isRoot)
     core.debug(`exec: ${JSON.stringify(full)}`)
-    const sudo = full.includes('sudo') && options.root === true && !this.isRoot
+    // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
+    const sudo = options.root === true && !this.isRoot
     const env =
       options.env && !sudo ? {...stringEnv(process.env), ...options.env} : stringEnv(process.env)
     const result = await getExecOutput(full[0], full.slice(1), {

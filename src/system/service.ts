@@ -52,9 +52,14 @@ function pidAlive(pid: number): boolean {
 
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
 export async function ownDockerdPid(runner: CommandRunner): Promise<number | undefined> {
-  const text = await readFileMaybe(runner, DIRECT_MARKER)
-  const pid = Number(text?.trim())
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined
+  const pid = await markedPid(runner)
+  return pid !== undefined && pidAlive(pid) ? pid : undefined
+}
+
+/** The pid in DIRECT_MARKER, alive or not. */
+async function markedPid(runner: CommandRunner): Promise<number | undefined> {
+  const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim())
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
 }
 
 /** Is docker enabled at boot (systemd only)? */
@@ -67,6 +72,23 @@ export async function isEnabled(runner: CommandRunner): Promise<boolean> {
 
 export async function enableDocker(runner: CommandRunner): Promise<void> {
   await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], {root: true})
+}
+
+/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
+export async function daemonLogTail(
+  runner: CommandRunner,
+  manager: ServiceManager
+): Promise<string> {
+  if (manager === 'systemd') {
+    const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+      root: true,
+      allowFailure: true
+    })
+    return tailLines(r.stdout, 30)
+  }
+  const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? ''
+  const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? ''
+  return tailLines(direct || sysv, 30)
 }
 
 /**
@@ -89,12 +111,8 @@ export async function startDocker(
     await runner.run(['systemctl', 'start', 'docker.service'], {root: true, allowFailure: true})
     const version = await waitForDaemon(runner)
     if (version) return version
-    const log = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
-      root: true,
-      allowFailure: true
-    })
     throw new HostError(
-      `Docker did not start (systemd). Last lines of its log:\n${tailLines(log.stdout, 30)}`
+      `Docker did not start (systemd). Last lines of its log:\n${await daemonLogTail(runner, manager)}`
     )
   }
   if (manager === 'sysv') {
@@ -117,15 +135,15 @@ async function spawnDockerd(runner: CommandRunner, tempDir: string): Promise<str
   const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd'
   // A stale pid file from a killed dockerd makes the next one refuse to start.
   const stale = await readFileMaybe(runner, DOCKERD_PIDFILE)
-  if (stale !== undefined && !pidAlive(Number(stale.trim())))
+  if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
     await removeFile(runner, DOCKERD_PIDFILE)
+  }
   await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], {root: true})
   const pid = await runner.spawnDetached([dockerd], {root: true, logFile: DIRECT_LOG})
   const version = await waitForDaemon(runner)
   if (!version) {
-    const log = (await readFileMaybe(runner, DIRECT_LOG)) ?? ''
     throw new HostError(
-      `dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${tailLines(log, 30)}`
+      `dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`
     )
   }
   const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid)
@@ -133,11 +151,38 @@ async function spawnDockerd(runner: CommandRunner, tempDir: string): Promise<str
   return version
 }
 
-/** Stops a dockerd this action spawned (before its packages are removed or upgraded). */
-export async function stopOwnDockerd(runner: CommandRunner, pid: number): Promise<void> {
+/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
+export async function stopDockerd(runner: CommandRunner, pid: number): Promise<void> {
   await runner.run(['kill', '-TERM', String(pid)], {root: true, allowFailure: true})
   const end = Date.now() + 30_000
   while (pidAlive(pid) && Date.now() < end) await new Promise(r => setTimeout(r, 200))
   if (pidAlive(pid)) throw new HostError(`dockerd (pid ${pid}) did not stop within 30 s`)
-  await removeFile(runner, DIRECT_MARKER)
+  if (pid === (await markedPid(runner))) await removeFile(runner, DIRECT_MARKER)
+}
+
+/**
+ * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
+ * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
+ */
+export async function restartDocker(
+  runner: CommandRunner,
+  manager: ServiceManager,
+  tempDir: string,
+  info: (m: string) => void
+): Promise<string> {
+  if (manager === 'systemd') {
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+      root: true,
+      allowFailure: true
+    })
+    await runner.run(['systemctl', 'restart', 'docker.service'], {root: true, allowFailure: true})
+    const version = await waitForDaemon(runner)
+    if (version) return version
+    throw new HostError(
+      `Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`
+    )
+  }
+  const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim())
+  if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) await stopDockerd(runner, pid)
+  return startDocker(runner, manager, tempDir, info)
 }
