@@ -31648,8 +31648,8 @@ class CommandError extends Error {
 }
 /** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
 class HostError extends Error {
-    constructor(message) {
-        super(message);
+    constructor(message, options) {
+        super(message, options);
         this.name = 'HostError';
     }
 }
@@ -31667,7 +31667,7 @@ function tailLines(text, n = 15) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7414);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1456);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
 
 
@@ -32347,7 +32347,7 @@ function readRawInputs(env = process.env) {
 
 /***/ }),
 
-/***/ 7414:
+/***/ 1456:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32360,8 +32360,316 @@ __nccwpck_require__.d(__webpack_exports__, {
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var lib_core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+;// CONCATENATED MODULE: ./src/system/os-release.ts
+/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
+/** Parses the KEY=value lines of os-release(5), quotes removed. */
+function parseOsRelease(text) {
+    const vars = {};
+    for (const line of text.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (!m)
+            continue;
+        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    }
+    const id = (vars.ID ?? 'linux').toLowerCase();
+    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
+    const family = dockerFamily(id, idLike);
+    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
+        ? vars.UBUNTU_CODENAME
+        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
+    return {
+        id,
+        idLike,
+        versionId: vars.VERSION_ID ?? '',
+        codename,
+        prettyName: vars.PRETTY_NAME ?? id
+    };
+}
+function dockerFamily(id, idLike) {
+    if (id === 'ubuntu' || id === 'debian')
+        return id;
+    if (idLike.includes('ubuntu'))
+        return 'ubuntu';
+    if (idLike.includes('debian'))
+        return 'debian';
+    return undefined;
+}
+/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
+function defaultDockerAptUrl(os) {
+    const family = dockerFamily(os.id, os.idLike);
+    return family ? `https://download.docker.com/linux/${family}` : undefined;
+}
+
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/system/apt-model.ts
+/** apt and dpkg output parsing and argv building (pure). */
+/** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
+const APT_OPTIONS = [
+    '-y',
+    '-q',
+    '-o',
+    'DPkg::Lock::Timeout=300',
+    '-o',
+    'Dpkg::Options::=--force-confdef',
+    '-o',
+    'Dpkg::Options::=--force-confold'
+];
+const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' };
+/** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
+function parseDpkgQuery(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const [name, version, status] = line.split('\t');
+        // "ii " installed, "hi " held and installed; "rc " is removed with config left: not installed.
+        if (name && version && status && /^[ih]i/.test(status))
+            out.set(name, version);
+    }
+    return out;
+}
+/** `apt-cache policy names…` → package → candidate version (undefined when apt knows none). */
+function parsePolicy(text) {
+    const out = new Map();
+    let current;
+    for (const line of text.split('\n')) {
+        const head = /^(\S+):$/.exec(line);
+        if (head) {
+            current = head[1];
+            out.set(current, undefined);
+            continue;
+        }
+        const cand = /^\s+Candidate:\s+(\S+)/.exec(line);
+        if (cand && current)
+            out.set(current, cand[1] === '(none)' ? undefined : cand[1]);
+    }
+    return out;
+}
+/** `apt-cache madison name` → versions, newest first as apt lists them. */
+function parseMadison(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const cols = line.split('|').map(s => s.trim());
+        if (cols.length >= 3 && cols[1] && !out.includes(cols[1]))
+            out.push(cols[1]);
+    }
+    return out;
+}
+/** The upstream part of a Debian version: no epoch, no Debian revision. */
+function upstreamVersion(version) {
+    const noEpoch = version.replace(/^\d+:/, '');
+    const dash = noEpoch.lastIndexOf('-');
+    return dash > 0 ? noEpoch.slice(0, dash) : noEpoch;
+}
+/**
+ * Finds the package version a pin such as `27.3.1` means among `available` (newest first):
+ * an exact match, the same without epoch, or the upstream version (ignoring `+dfsg…`/`~…` suffixes).
+ */
+function resolvePin(pin, available) {
+    const exact = available.find(v => v === pin || v.replace(/^\d+:/, '') === pin);
+    if (exact)
+        return exact;
+    return available.find(v => {
+        const up = upstreamVersion(v);
+        return up === pin || up.startsWith(`${pin}+`) || up.startsWith(`${pin}~`);
+    });
+}
+/** True when `installed` is what `pin` names (same rules as resolvePin). */
+function versionMatchesPin(installed, pin) {
+    return resolvePin(pin, [installed]) !== undefined;
+}
+/** Parses `dpkg-deb -f` output (RFC 822 style, continuation lines folded). */
+function parseDebControl(file, text) {
+    const fields = {};
+    let last;
+    for (const line of text.split('\n')) {
+        if (/^\s/.test(line) && last) {
+            fields[last] += ` ${line.trim()}`;
+            continue;
+        }
+        const m = /^([A-Za-z-]+):\s*(.*)$/.exec(line);
+        if (m) {
+            last = m[1].toLowerCase();
+            fields[last] = m[2];
+        }
+    }
+    const names = (list) => (list ?? '')
+        .split(',')
+        .map(dep => dep
+        .split('|')
+        .map(alt => alt
+        .trim()
+        .replace(/\s*\(.*\)$/, '')
+        .replace(/:any$/, ''))
+        .filter(Boolean))
+        .filter(alts => alts.length > 0);
+    return {
+        file,
+        name: fields.package ?? '',
+        version: fields.version ?? '',
+        depends: [...names(fields['pre-depends']), ...names(fields.depends)],
+        provides: names(fields.provides).flat()
+    };
+}
+/**
+ * The .deb files needed to install `wanted` from `debs` (their dependency closure within the
+ * folder), and the dependencies neither installed nor in the folder, by name.
+ */
+function closeDebSet(wanted, debs, installed) {
+    const byName = new Map();
+    for (const deb of debs) {
+        for (const name of [deb.name, ...deb.provides])
+            if (!byName.has(name))
+                byName.set(name, deb);
+    }
+    const chosen = new Map();
+    const missing = new Set();
+    const queue = [...wanted];
+    while (queue.length > 0) {
+        const name = queue.shift();
+        const deb = byName.get(name);
+        if (!deb) {
+            missing.add(name);
+            continue;
+        }
+        if (chosen.has(deb.name))
+            continue;
+        chosen.set(deb.name, deb);
+        for (const alts of deb.depends) {
+            if (alts.some(a => installed.has(a) || [...chosen.values()].some(d => d.name === a)))
+                continue;
+            const inFolder = alts.find(a => byName.has(a));
+            if (inFolder)
+                queue.push(inFolder);
+            else
+                missing.add(alts.join(' | '));
+        }
+    }
+    return { files: [...chosen.values()], missing: [...missing].sort() };
+}
+
+;// CONCATENATED MODULE: ./src/system/apt.ts
+
+
+
+
+/** Installed versions of `names` (absent names are not installed). Reads dpkg's database only. */
+async function installedPackages(runner, names) {
+    const r = await runner.run(['dpkg-query', '-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\n', ...names], { allowFailure: true });
+    return parseDpkgQuery(r.stdout);
+}
+/** Every installed package's name and the virtual names installed packages provide. */
+async function providedNames(runner) {
+    const r = await runner.run([
+        'dpkg-query',
+        '-W',
+        '-f',
+        '${db:Status-Abbrev}\t${Package}\t${Provides}\n'
+    ]);
+    const names = new Set();
+    for (const line of r.stdout.split('\n')) {
+        const [status, name, provides] = line.split('\t');
+        if (!status?.startsWith('ii') && !status?.startsWith('hi'))
+            continue;
+        names.add(name);
+        for (const p of (provides ?? '').split(',')) {
+            const bare = p.trim().replace(/\s*\(.*\)$/, '');
+            if (bare)
+                names.add(bare);
+        }
+    }
+    return names;
+}
+/** Held packages (`apt-mark showhold`). */
+async function heldPackages(runner) {
+    const r = await runner.run(['apt-mark', 'showhold'], { allowFailure: true });
+    return new Set(r.stdout.split('\n').filter(Boolean));
+}
+/** Candidate versions apt would install now (undefined: not in the package lists). */
+async function candidates(runner, names) {
+    const r = await runner.run(['apt-cache', 'policy', ...names], { allowFailure: true });
+    const found = parsePolicy(r.stdout);
+    return new Map(names.map(n => [n, found.get(n)]));
+}
+/** Versions of `name` in the package lists, newest first (`apt-cache madison`). */
+async function availableVersions(runner, name) {
+    const r = await runner.run(['apt-cache', 'madison', name], { allowFailure: true });
+    return parseMadison(r.stdout);
+}
+async function aptUpdate(runner) {
+    await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
+        root: true,
+        env: APT_ENV,
+        context: 'Refreshing the package lists'
+    });
+}
+/** Installs packages (`name` or `name=version`, or paths of .deb files), never prompting. */
+async function aptInstall(runner, packages, extra = []) {
+    await runner.run([
+        'apt-get',
+        ...APT_OPTIONS,
+        ...extra,
+        'install',
+        '--no-install-recommends',
+        '--allow-downgrades',
+        '--allow-change-held-packages',
+        ...packages
+    ], { root: true, env: APT_ENV, context: `Installing ${packages.join(' ')}` });
+}
+/** Removes packages; never purges (a purge of docker.io deletes /var/lib/docker). */
+async function aptRemove(runner, packages) {
+    await runner.run(['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], { root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}` });
+}
+async function aptMark(runner, how, packages) {
+    await runner.run(['apt-mark', how, ...packages], { root: true });
+}
+/** Control fields of .deb files (dpkg-deb reads them; nothing is installed). */
+async function readDebs(runner, files) {
+    return Promise.all(files.map(async (file) => {
+        const r = await runner.run(['dpkg-deb', '-f', file, 'Package', 'Version', 'Pre-Depends', 'Depends', 'Provides'], { context: `Reading ${file}` });
+        return parseDebControl(file, r.stdout);
+    }));
+}
+/**
+ * Installs .deb files with no apt source read at all (air-gapped hosts): an empty source list, so
+ * apt sees only the files given and what is installed.
+ */
+async function aptInstallOffline(runner, files, tempDir) {
+    const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
+    await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
+    await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
+    await aptInstall(runner, files, [
+        '--no-download',
+        '-o',
+        `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
+        '-o',
+        `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
+    ]);
+}
+/** The .deb files in a folder, sorted. */
+async function listDebs(folder) {
+    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
+    return names
+        .filter(n => n.endsWith('.deb'))
+        .sort()
+        .map(n => external_node_path_namespaceObject.join(folder, n));
+}
+/** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
+async function resolvePinned(runner, names, pin, what) {
+    const out = [];
+    for (const name of names) {
+        const versions = await availableVersions(runner, name);
+        const version = resolvePin(pin, versions);
+        if (version === undefined) {
+            throw new errors/* HostError */.dh(`${what} ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`);
+        }
+        out.push(`${name}=${version}`);
+    }
+    return out;
+}
+
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var lib_io = __nccwpck_require__(8701);
 // EXTERNAL MODULE: external "crypto"
@@ -33180,279 +33488,11 @@ function _unique(values) {
     return Array.from(new Set(values));
 }
 //# sourceMappingURL=tool-cache.js.map
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-;// CONCATENATED MODULE: ./src/system/os-release.ts
-/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
-/** Parses the KEY=value lines of os-release(5), quotes removed. */
-function parseOsRelease(text) {
-    const vars = {};
-    for (const line of text.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (!m)
-            continue;
-        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
-    }
-    const id = (vars.ID ?? 'linux').toLowerCase();
-    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
-    const family = dockerFamily(id, idLike);
-    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
-        ? vars.UBUNTU_CODENAME
-        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
-    return {
-        id,
-        idLike,
-        versionId: vars.VERSION_ID ?? '',
-        codename,
-        prettyName: vars.PRETTY_NAME ?? id
-    };
-}
-function dockerFamily(id, idLike) {
-    if (id === 'ubuntu' || id === 'debian')
-        return id;
-    if (idLike.includes('ubuntu'))
-        return 'ubuntu';
-    if (idLike.includes('debian'))
-        return 'debian';
-    return undefined;
-}
-/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
-function defaultDockerAptUrl(os) {
-    const family = dockerFamily(os.id, os.idLike);
-    return family ? `https://download.docker.com/linux/${family}` : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/system/apt-model.ts
-/** apt and dpkg output parsing and argv building (pure). */
-/** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
-const APT_OPTIONS = [
-    '-y',
-    '-q',
-    '-o',
-    'DPkg::Lock::Timeout=300',
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold'
-];
-const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' };
-/** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
-function parseDpkgQuery(text) {
-    const out = new Map();
-    for (const line of text.split('\n')) {
-        const [name, version, status] = line.split('\t');
-        // "ii " installed, "hi " held and installed; "rc " is removed with config left: not installed.
-        if (name && version && status && /^[ih]i/.test(status))
-            out.set(name, version);
-    }
-    return out;
-}
-/** `apt-cache policy names…` → package → candidate version (undefined when apt knows none). */
-function parsePolicy(text) {
-    const out = new Map();
-    let current;
-    for (const line of text.split('\n')) {
-        const head = /^(\S+):$/.exec(line);
-        if (head) {
-            current = head[1];
-            out.set(current, undefined);
-            continue;
-        }
-        const cand = /^\s+Candidate:\s+(\S+)/.exec(line);
-        if (cand && current)
-            out.set(current, cand[1] === '(none)' ? undefined : cand[1]);
-    }
-    return out;
-}
-/** `apt-cache madison name` → versions, newest first as apt lists them. */
-function parseMadison(text) {
-    const out = [];
-    for (const line of text.split('\n')) {
-        const cols = line.split('|').map(s => s.trim());
-        if (cols.length >= 3 && cols[1] && !out.includes(cols[1]))
-            out.push(cols[1]);
-    }
-    return out;
-}
-/** The upstream part of a Debian version: no epoch, no Debian revision. */
-function upstreamVersion(version) {
-    const noEpoch = version.replace(/^\d+:/, '');
-    const dash = noEpoch.lastIndexOf('-');
-    return dash > 0 ? noEpoch.slice(0, dash) : noEpoch;
-}
-/**
- * Finds the package version a pin such as `27.3.1` means among `available` (newest first):
- * an exact match, the same without epoch, or the upstream version (ignoring `+dfsg…`/`~…` suffixes).
- */
-function resolvePin(pin, available) {
-    const exact = available.find(v => v === pin || v.replace(/^\d+:/, '') === pin);
-    if (exact)
-        return exact;
-    return available.find(v => {
-        const up = upstreamVersion(v);
-        return up === pin || up.startsWith(`${pin}+`) || up.startsWith(`${pin}~`);
-    });
-}
-/** True when `installed` is what `pin` names (same rules as resolvePin). */
-function versionMatchesPin(installed, pin) {
-    return resolvePin(pin, [installed]) !== undefined;
-}
-/** Parses `dpkg-deb -f` output (RFC 822 style, continuation lines folded). */
-function parseDebControl(file, text) {
-    const fields = {};
-    let last;
-    for (const line of text.split('\n')) {
-        if (/^\s/.test(line) && last) {
-            fields[last] += ` ${line.trim()}`;
-            continue;
-        }
-        const m = /^([A-Za-z-]+):\s*(.*)$/.exec(line);
-        if (m) {
-            last = m[1].toLowerCase();
-            fields[last] = m[2];
-        }
-    }
-    const names = (list) => (list ?? '')
-        .split(',')
-        .map(dep => dep
-        .split('|')
-        .map(alt => alt
-        .trim()
-        .replace(/\s*\(.*\)$/, '')
-        .replace(/:any$/, ''))
-        .filter(Boolean))
-        .filter(alts => alts.length > 0);
-    return {
-        file,
-        name: fields.package ?? '',
-        version: fields.version ?? '',
-        depends: [...names(fields['pre-depends']), ...names(fields.depends)],
-        provides: names(fields.provides).flat()
-    };
-}
-/**
- * The .deb files needed to install `wanted` from `debs` (their dependency closure within the
- * folder), and the dependencies neither installed nor in the folder, by name.
- */
-function closeDebSet(wanted, debs, installed) {
-    const byName = new Map();
-    for (const deb of debs) {
-        for (const name of [deb.name, ...deb.provides])
-            if (!byName.has(name))
-                byName.set(name, deb);
-    }
-    const chosen = new Map();
-    const missing = new Set();
-    const queue = [...wanted];
-    while (queue.length > 0) {
-        const name = queue.shift();
-        const deb = byName.get(name);
-        if (!deb) {
-            missing.add(name);
-            continue;
-        }
-        if (chosen.has(deb.name))
-            continue;
-        chosen.set(deb.name, deb);
-        for (const alts of deb.depends) {
-            if (alts.some(a => installed.has(a) || [...chosen.values()].some(d => d.name === a)))
-                continue;
-            const inFolder = alts.find(a => byName.has(a));
-            if (inFolder)
-                queue.push(inFolder);
-            else
-                missing.add(alts.join(' | '));
-        }
-    }
-    return { files: [...chosen.values()], missing: [...missing].sort() };
-}
-
-;// CONCATENATED MODULE: ./src/system/apt.ts
-
-/** Installed versions of `names` (absent names are not installed). Reads dpkg's database only. */
-async function installedPackages(runner, names) {
-    const r = await runner.run(['dpkg-query', '-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\n', ...names], { allowFailure: true });
-    return parseDpkgQuery(r.stdout);
-}
-/** Every installed package's name and the virtual names installed packages provide. */
-async function providedNames(runner) {
-    const r = await runner.run([
-        'dpkg-query',
-        '-W',
-        '-f',
-        '${db:Status-Abbrev}\t${Package}\t${Provides}\n'
-    ]);
-    const names = new Set();
-    for (const line of r.stdout.split('\n')) {
-        const [status, name, provides] = line.split('\t');
-        if (!status?.startsWith('ii') && !status?.startsWith('hi'))
-            continue;
-        names.add(name);
-        for (const p of (provides ?? '').split(',')) {
-            const bare = p.trim().replace(/\s*\(.*\)$/, '');
-            if (bare)
-                names.add(bare);
-        }
-    }
-    return names;
-}
-/** Held packages (`apt-mark showhold`). */
-async function heldPackages(runner) {
-    const r = await runner.run(['apt-mark', 'showhold'], { allowFailure: true });
-    return new Set(r.stdout.split('\n').filter(Boolean));
-}
-/** Candidate versions apt would install now (undefined: not in the package lists). */
-async function candidates(runner, names) {
-    const r = await runner.run(['apt-cache', 'policy', ...names], { allowFailure: true });
-    const found = parsePolicy(r.stdout);
-    return new Map(names.map(n => [n, found.get(n)]));
-}
-/** Versions of `name` in the package lists, newest first (`apt-cache madison`). */
-async function availableVersions(runner, name) {
-    const r = await runner.run(['apt-cache', 'madison', name], { allowFailure: true });
-    return parseMadison(r.stdout);
-}
-async function aptUpdate(runner) {
-    await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
-        root: true,
-        env: APT_ENV,
-        context: 'Refreshing the package lists'
-    });
-}
-/** Installs packages (`name` or `name=version`, or paths of .deb files), never prompting. */
-async function aptInstall(runner, packages, extra = []) {
-    await runner.run([
-        'apt-get',
-        ...APT_OPTIONS,
-        ...extra,
-        'install',
-        '--no-install-recommends',
-        '--allow-downgrades',
-        '--allow-change-held-packages',
-        ...packages
-    ], { root: true, env: APT_ENV, context: `Installing ${packages.join(' ')}` });
-}
-/** Removes packages; never purges (a purge of docker.io deletes /var/lib/docker). */
-async function aptRemove(runner, packages) {
-    await runner.run(['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], { root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}` });
-}
-async function aptMark(runner, how, packages) {
-    await runner.run(['apt-mark', how, ...packages], { root: true });
-}
-/** Control fields of .deb files (dpkg-deb reads them; nothing is installed). */
-async function readDebs(runner, files) {
-    return Promise.all(files.map(async (file) => {
-        const r = await runner.run(['dpkg-deb', '-f', file, 'Package', 'Version', 'Pre-Depends', 'Depends', 'Provides'], { context: `Reading ${file}` });
-        return parseDebControl(file, r.stdout);
-    }));
-}
-
 ;// CONCATENATED MODULE: ./src/system/files.ts
 
 
 /** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function files_readFileMaybe(runner, file) {
+async function readFileMaybe(runner, file) {
     try {
         return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
     }
@@ -33515,7 +33555,85 @@ async function removeFile(runner, file) {
         await runner.run(['rm', '-f', '--', file], { root: true });
 }
 
+;// CONCATENATED MODULE: ./src/system/apt-repo.ts
+
+
+
+
+
+
+/** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
+const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
+const SOURCES_DIR = '/etc/apt/sources.list.d';
+/** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
+async function fetchKey(source) {
+    if (source.startsWith('/'))
+        return external_node_fs_namespaceObject.promises.readFile(source);
+    if (source.startsWith('file://'))
+        return external_node_fs_namespaceObject.promises.readFile(new URL(source));
+    const file = await downloadTool(source);
+    try {
+        return await external_node_fs_namespaceObject.promises.readFile(file);
+    }
+    finally {
+        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
+    }
+}
+/** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
+function isArmored(key) {
+    return key.toString('latin1').includes('-----BEGIN PGP PUBLIC KEY BLOCK-----');
+}
+/**
+ * Makes an apt repository available: key into its keyring, a signed-by source, and stale
+ * duplicates set aside (renamed, not deleted), each written only when it differs.
+ * Touches /etc/apt/keyrings or /usr/share/keyrings and /etc/apt/sources.list.d.
+ */
+async function ensureAptRepo(runner, repo, tempDir) {
+    if (repo.key.length < 32)
+        throw new errors/* HostError */.dh(`${repo.keySource} is not a PGP key`);
+    // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
+    const current = await external_node_fs_namespaceObject.promises.readFile(repo.keyring).catch(() => undefined);
+    if (current === undefined || !current.equals(repo.key)) {
+        await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir);
+    }
+    if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
+        await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
+    }
+    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR))
+        .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
+        .map(async (n) => ({
+        path: external_node_path_namespaceObject.join(SOURCES_DIR, n),
+        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(SOURCES_DIR, n), 'utf8')
+    })));
+    for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
+        lib_core/* warning */.$e(`Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`);
+        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/system/process.ts
+
+/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
+function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false;
+    }
+    try {
+        return !/^\d+ \(.*\) Z /.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/system/service.ts
+
 
 
 /** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
@@ -33539,23 +33657,14 @@ async function probeDaemon(runner) {
     return r.exitCode === 0 && version !== '' ? version : undefined;
 }
 /** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
-async function waitForDaemon(runner, deadlineMs = 45_000) {
+async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
     const end = Date.now() + deadlineMs;
     for (;;) {
         const version = await probeDaemon(runner);
-        if (version !== undefined || Date.now() > end)
+        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
+        if (version !== undefined || Date.now() > end || !starting())
             return version;
         await new Promise(r => setTimeout(r, 300));
-    }
-}
-function pidAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (e) {
-        // EPERM: it exists but belongs to root.
-        return e.code === 'EPERM';
     }
 }
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
@@ -33565,7 +33674,7 @@ async function ownDockerdPid(runner) {
 }
 /** The pid in DIRECT_MARKER, alive or not. */
 async function markedPid(runner) {
-    const pid = Number((await files_readFileMaybe(runner, DIRECT_MARKER))?.trim());
+    const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 /** Is docker enabled at boot (systemd only)? */
@@ -33587,8 +33696,8 @@ async function daemonLogTail(runner, manager) {
         });
         return (0,errors/* tailLines */.os)(r.stdout, 30);
     }
-    const direct = (await files_readFileMaybe(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await files_readFileMaybe(runner, '/var/log/docker.log')) ?? '';
+    const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
     return (0,errors/* tailLines */.os)(direct || sysv, 30);
 }
 /**
@@ -33626,17 +33735,17 @@ async function startDocker(runner, manager, tempDir, info) {
 async function spawnDockerd(runner, tempDir) {
     const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
     // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await files_readFileMaybe(runner, DOCKERD_PIDFILE);
+    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
     if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
         await removeFile(runner, DOCKERD_PIDFILE);
     }
     await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
     const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner);
+    const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid));
     if (!version) {
-        throw new errors/* HostError */.dh(`dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
+        throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
     }
-    const daemonPid = (await files_readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
     await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
     return version;
 }
@@ -33665,7 +33774,7 @@ async function restartDocker(runner, manager, tempDir, info) {
         const version = await waitForDaemon(runner);
         if (version)
             return version;
-        throw new HostError(`Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
+        throw new errors/* HostError */.dh(`Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
     }
     const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
     if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
@@ -33882,8 +33991,6 @@ function dockerUsers(inputs, user) {
 }
 const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc';
 const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list';
-/** Suffix given to stale Docker source files set aside (apt ignores it; nothing is deleted). */
-const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
 /** The one-line apt source for Docker's repository. */
 function dockerSourceLine(url, arch, codename) {
     return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`;
@@ -33913,21 +34020,12 @@ function staleDockerSources(files, url) {
 
 
 
-
-
 /** Where the engine's binary lives when a package installed it. */
 async function findDockerd() {
     for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
         if (await exists(p))
             return p;
     return undefined;
-}
-async function listDebs(folder) {
-    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
-    return names
-        .filter(n => n.endsWith('.deb'))
-        .sort()
-        .map(n => external_node_path_namespaceObject.join(folder, n));
 }
 /** Reads the host's engine state; changes nothing. */
 async function detect(ctx) {
@@ -33974,61 +34072,28 @@ function plan(facts, ctx) {
         ctx.warn(w);
     return p;
 }
-/** Fetches Docker's key (`<url>/gpg`), from a file:// URL too. */
-async function fetchKey(url) {
-    const keyUrl = `${url}/gpg`;
-    if (keyUrl.startsWith('file://'))
-        return external_node_fs_namespaceObject.promises.readFile(new URL(keyUrl), 'utf8');
-    const file = await downloadTool(keyUrl);
-    try {
-        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
-    }
-    finally {
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
-    }
-}
-/** Key into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
+/** Docker's key (`<url>/gpg`) into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
 async function addDockerRepo(ctx, url) {
-    const { runner } = ctx;
-    const key = await fetchKey(url);
-    if (!key.includes('BEGIN PGP PUBLIC KEY BLOCK')) {
+    const key = await fetchKey(`${url}/gpg`);
+    if (!isArmored(key))
         throw new errors/* HostError */.dh(`${url}/gpg is not an armored PGP key: check docker-apt-url`);
-    }
-    if ((await files_readFileMaybe(runner, DOCKER_KEYRING)) !== key) {
-        await writeFileAtomic(runner, DOCKER_KEYRING, key, 0o644, ctx.host.tempDir);
-    }
-    const arch = (await runner.run(['dpkg', '--print-architecture'])).stdout.trim();
-    const line = dockerSourceLine(url, arch, ctx.host.os.codename);
-    if ((await files_readFileMaybe(runner, DOCKER_LIST)) !== line) {
-        await writeFileAtomic(runner, DOCKER_LIST, line, 0o644, ctx.host.tempDir);
-    }
-    const dir = '/etc/apt/sources.list.d';
-    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(dir))
-        .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
-        .map(async (n) => ({
-        path: external_node_path_namespaceObject.join(dir, n),
-        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(dir, n), 'utf8')
-    })));
-    for (const stale of staleDockerSources(files, url)) {
-        lib_core/* warning */.$e(`Setting aside ${stale}: it also points at Docker's repository (renamed to ${stale}${DISABLED_SUFFIX})`);
-        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
-    }
+    const arch = (await ctx.runner.run(['dpkg', '--print-architecture'])).stdout.trim();
+    await ensureAptRepo(ctx.runner, {
+        keySource: `${url}/gpg`,
+        key,
+        keyring: DOCKER_KEYRING,
+        listPath: DOCKER_LIST,
+        line: dockerSourceLine(url, arch, ctx.host.os.codename),
+        stale: files => staleDockerSources(files, url),
+        what: "Docker's repository"
+    }, ctx.host.tempDir);
 }
 /** `name=version` for pinned packages, checked against the package lists before anything is removed. */
 async function resolveInstall(ctx, action) {
-    const { pin } = action;
-    if (pin === undefined)
+    if (action.pin === undefined)
         return action.packages;
-    const resolved = new Map();
-    for (const name of action.pinned) {
-        const versions = await availableVersions(ctx.runner, name);
-        const version = resolvePin(pin, versions);
-        if (version === undefined) {
-            throw new errors/* HostError */.dh(`docker-version ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`);
-        }
-        resolved.set(name, version);
-    }
-    return action.packages.map(n => (resolved.has(n) ? `${n}=${resolved.get(n)}` : n));
+    const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
+    return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n);
 }
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
 const DESTRUCTIVE = new Set([
@@ -34066,20 +34131,9 @@ async function apply(p, ctx) {
             case 'install':
                 await aptInstall(runner, installArgs ?? action.packages);
                 break;
-            case 'install-debs': {
-                // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).
-                const none = external_node_path_namespaceObject.join(ctx.host.tempDir, 'docker-gpu-setup-no-sources');
-                await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
-                await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
-                await aptInstall(runner, action.files, [
-                    '--no-download',
-                    '-o',
-                    `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
-                    '-o',
-                    `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
-                ]);
+            case 'install-debs':
+                await aptInstallOffline(runner, action.files, ctx.host.tempDir);
                 break;
-            }
             case 'hold':
                 await aptMark(runner, 'hold', action.packages);
                 break;
@@ -34228,6 +34282,773 @@ async function readHost(env = process.env) {
 
 // EXTERNAL MODULE: ./src/inputs.ts + 2 modules
 var src_inputs = __nccwpck_require__(5016);
+;// CONCATENATED MODULE: ./src/nvidia/gpu.ts
+/** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
+/**
+ * Parses plain `nvidia-smi` output (one call gives driver, CUDA and GPUs). Handles the classic
+ * header ("Driver Version", "CUDA Version") and drivers 610+ ("KMD Version", "CUDA UMD Version").
+ * Returns undefined when nvidia-smi reports no driver or no device.
+ */
+function parseNvidiaSmi(text) {
+    const driver = /(?:Driver|KMD) Version:\s*([\d.]+)/.exec(text);
+    if (!driver)
+        return undefined;
+    const cuda = /CUDA (?:UMD )?Version:\s*([\d.]+)/.exec(text);
+    const gpus = [];
+    for (const line of text.split('\n')) {
+        const m = /^\|\s+(\d+)\s+(.+?)\s+(?:On|Off)\s+\|/.exec(line);
+        if (m)
+            gpus.push({ index: Number(m[1]), name: m[2] });
+    }
+    return { driverVersion: driver[1], cudaVersion: cuda?.[1], gpus };
+}
+/** CUDA versions with a `nvidia/cuda:<v>-base-ubuntu22.04` image, newest first. */
+const CHECK_IMAGE_CUDA = ['12.8.1', '12.6.3', '12.4.1', '12.2.2', '12.0.1', '11.8.0'];
+function majorMinor(v) {
+    const [major, minor] = v.split('.').map(Number);
+    return major * 1000 + (minor || 0);
+}
+/**
+ * The check image for a driver: the newest CUDA base image not above what the driver supports
+ * (an image whose CUDA exceeds the driver's fails with "forward compatibility"). Undefined when
+ * even the oldest is too new, or the driver does not say.
+ */
+function checkImageFor(cudaVersion) {
+    if (cudaVersion === undefined)
+        return undefined;
+    const v = CHECK_IMAGE_CUDA.find(c => majorMinor(c) <= majorMinor(cudaVersion));
+    return v ? `nvidia/cuda:${v}-base-ubuntu22.04` : undefined;
+}
+/** Known GPU-container failures and the fix to print with them. */
+const KNOWN_FAILURES = [
+    [
+        /could not select device driver/,
+        'Docker does not know the NVIDIA runtime: the NVIDIA container toolkit is missing or Docker was not restarted after it was configured.'
+    ],
+    [
+        /unknown or invalid runtime name: nvidia/,
+        "daemon.json has no 'nvidia' runtime, or Docker was not restarted after it was added."
+    ],
+    [
+        /libnvidia-ml\.so\.1/,
+        'The container cannot load the driver library: no NVIDIA driver on the host, or Docker is installed as a snap (remove it: sudo snap remove docker, and install Docker from apt).'
+    ],
+    [
+        /forward compatibility|CUDA driver version is insufficient|unsatisfied condition: cuda>=/,
+        "The image's CUDA is newer than the driver supports: set gpu-check-image to an older nvidia/cuda base image, or update the driver."
+    ]
+];
+/** The fix for a GPU-check failure, when it is a known one. */
+function explainGpuFailure(output) {
+    return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
+}
+
+;// CONCATENATED MODULE: ./src/nvidia/toolkit-model.ts
+/** The four packages, always pinned together. */
+const TOOLKIT_PACKAGES = [
+    'nvidia-container-toolkit',
+    'nvidia-container-toolkit-base',
+    'libnvidia-container-tools',
+    'libnvidia-container1'
+];
+/** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
+const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime'];
+const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list';
+/** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
+function nvidiaKeyring(armored) {
+    return `/usr/share/keyrings/nvidia-container-toolkit-keyring.${armored ? 'asc' : 'gpg'}`;
+}
+/** The flat-repository source line NVIDIA documents (`$(ARCH)` is expanded by apt). */
+function nvidiaSourceLine(url, keyring) {
+    return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`;
+}
+/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
+function staleNvidiaSources(files, url) {
+    const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+    return files
+        .filter(f => f.path !== NVIDIA_LIST)
+        .filter(f => /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/.test(f.path) ||
+        f.content
+            .split('\n')
+            .some(l => !l.trim().startsWith('#') && (l.includes('nvidia.github.io') || l.includes(bare))))
+        .map(f => f.path);
+}
+/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
+function nvidiaFragment(inputs) {
+    const value = { runtimes: { nvidia: { path: 'nvidia-container-runtime', args: [] } } };
+    if (inputs.nvidiaDefaultRuntime)
+        value['default-runtime'] = 'nvidia';
+    if (inputs.nvidiaCdi)
+        value.features = { cdi: true };
+    return { source: 'gpu-runtime', value };
+}
+
+;// CONCATENATED MODULE: ./src/docker/daemon-config.ts
+/**
+ * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
+ * fragments the phases contribute, stable serialisation, and a diff a person can read.
+ */
+/** A malformed daemon.json: the parser's message and the line it points at. */
+class DaemonConfigParseError extends Error {
+    detail;
+    line;
+    constructor(detail, line) {
+        super(`${detail}${line === undefined ? '' : ` (line ${line})`}`);
+        this.detail = detail;
+        this.line = line;
+        this.name = 'DaemonConfigParseError';
+    }
+}
+function isObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+class ScanError extends Error {
+    offset;
+    constructor(offset) {
+        super(`JSON syntax error at ${offset}`);
+        this.offset = offset;
+    }
+}
+/**
+ * Offset of the first syntax error in JSON text (V8's messages do not always carry one), by a
+ * small recursive-descent scan that accepts exactly JSON.
+ */
+function jsonErrorOffset(text) {
+    let i = 0;
+    const ws = () => {
+        while (i < text.length && ' \t\n\r'.includes(text[i]))
+            i++;
+    };
+    const fail = () => {
+        throw new ScanError(i);
+    };
+    const literal = (word) => {
+        if (text.startsWith(word, i))
+            i += word.length;
+        else
+            fail();
+    };
+    const string = () => {
+        if (text[i] !== '"')
+            fail();
+        i++;
+        while (i < text.length && text[i] !== '"') {
+            if (text[i] === '\\')
+                i++;
+            else if (text.charCodeAt(i) < 0x20)
+                fail();
+            i++;
+        }
+        if (i >= text.length)
+            fail();
+        i++;
+    };
+    const value = () => {
+        ws();
+        const c = text[i];
+        if (c === '{') {
+            i++;
+            ws();
+            if (text[i] === '}') {
+                i++;
+                return;
+            }
+            for (;;) {
+                ws();
+                string();
+                ws();
+                if (text[i] !== ':')
+                    fail();
+                i++;
+                value();
+                ws();
+                if (text[i] === ',')
+                    i++;
+                else if (text[i] === '}') {
+                    i++;
+                    return;
+                }
+                else
+                    fail();
+            }
+        }
+        else if (c === '[') {
+            i++;
+            ws();
+            if (text[i] === ']') {
+                i++;
+                return;
+            }
+            for (;;) {
+                value();
+                ws();
+                if (text[i] === ',')
+                    i++;
+                else if (text[i] === ']') {
+                    i++;
+                    return;
+                }
+                else
+                    fail();
+            }
+        }
+        else if (c === '"')
+            string();
+        else if (c === 't')
+            literal('true');
+        else if (c === 'f')
+            literal('false');
+        else if (c === 'n')
+            literal('null');
+        else {
+            const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+            if (!m)
+                fail();
+            i += m[0].length;
+        }
+    };
+    try {
+        value();
+        ws();
+        if (i < text.length)
+            fail();
+    }
+    catch (e) {
+        return e instanceof ScanError ? e.offset : i;
+    }
+    return -1;
+}
+/** Parses daemon.json text; an empty or whitespace-only file is an empty config (dockerd agrees). */
+function parseDaemonConfig(text) {
+    if (text.trim() === '')
+        return {};
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch (e) {
+        const at = jsonErrorOffset(text);
+        if (at < 0)
+            throw new DaemonConfigParseError(e.message.split('\n')[0], undefined);
+        const before = text.slice(0, at).split('\n');
+        const what = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text[at])}`;
+        throw new DaemonConfigParseError(`${what} at column ${before[before.length - 1].length + 1}`, before.length);
+    }
+    if (!isObject(parsed))
+        throw new DaemonConfigParseError('the top level is not a JSON object', 1);
+    return parsed;
+}
+function same(a, b) {
+    return JSON.stringify(a) === JSON.stringify(b);
+}
+/**
+ * Deep-merges `fragment` into `base`: objects key by key, arrays as a union without duplicates
+ * (base order first), anything else replaced. Unknown keys are kept. Records overwritten scalars.
+ */
+function mergeInto(base, fragment, source, prefix, overwrites) {
+    const out = { ...base };
+    for (const [key, value] of Object.entries(fragment)) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        const old = out[key];
+        if (isObject(old) && isObject(value)) {
+            out[key] = mergeInto(old, value, source, path, overwrites);
+        }
+        else if (Array.isArray(old) && Array.isArray(value)) {
+            const union = [...old];
+            for (const item of value)
+                if (!union.some(u => same(u, item)))
+                    union.push(item);
+            out[key] = union;
+        }
+        else {
+            if (old !== undefined && !same(old, value))
+                overwrites.push({ path, from: old, to: value, source });
+            out[key] = value;
+        }
+    }
+    return out;
+}
+/** Scalar paths a fragment sets, for contradiction checks between fragments. */
+function scalarPaths(value, prefix = '') {
+    const out = new Map();
+    for (const [k, v] of Object.entries(value)) {
+        const path = prefix ? `${prefix}.${k}` : k;
+        if (isObject(v))
+            for (const [p, x] of scalarPaths(v, path))
+                out.set(p, x);
+        else if (!Array.isArray(v))
+            out.set(path, v);
+    }
+    return out;
+}
+/** Two fragments that set one key to different values: the inputs contradict each other. */
+function contradictions(fragments) {
+    const seen = new Map();
+    const out = [];
+    for (const f of fragments) {
+        for (const [path, value] of scalarPaths(f.value)) {
+            const prior = seen.get(path);
+            if (prior && !same(prior.value, value)) {
+                out.push(`${path}: ${prior.source} sets ${JSON.stringify(prior.value)} but ${f.source} sets ${JSON.stringify(value)}`);
+            }
+            else
+                seen.set(path, { value, source: f.source });
+        }
+    }
+    return out;
+}
+/** The merged config and every key it overwrote in the file. */
+function mergeFragments(current, fragments) {
+    const overwrites = [];
+    let merged = current;
+    for (const f of fragments)
+        merged = mergeInto(merged, f.value, f.source, '', overwrites);
+    return { merged, overwrites };
+}
+/** Stable text: two-space JSON, keys in the order the file had them (new ones after), newline at the end. */
+function serialiseDaemonConfig(config) {
+    return `${JSON.stringify(config, null, 2)}\n`;
+}
+/** True when both configs mean the same to dockerd (key order aside). */
+function sameConfig(a, b) {
+    return same(canonical(a), canonical(b));
+}
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+/** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */
+function diffConfigs(before, after, prefix = '') {
+    const lines = [];
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+    for (const key of keys) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        const a = before[key];
+        const b = after[key];
+        if (same(a, b))
+            continue;
+        if (isObject(a) && isObject(b))
+            lines.push(...diffConfigs(a, b, path));
+        else if (a === undefined)
+            lines.push(`+ ${path}: ${JSON.stringify(b)}`);
+        else if (b === undefined)
+            lines.push(`- ${path}: ${JSON.stringify(a)}`);
+        else
+            lines.push(`~ ${path}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`);
+    }
+    return lines;
+}
+
+;// CONCATENATED MODULE: ./src/docker/daemon-plan.ts
+
+
+
+
+const DAEMON_JSON = '/etc/docker/daemon.json';
+function daemon_plan_describe(a) {
+    switch (a.kind) {
+        case 'nvidia-repo':
+            return `add NVIDIA's container toolkit repository ${a.url}`;
+        case 'apt-update':
+            return 'refresh the package lists (apt-get update)';
+        case 'remove-legacy':
+            return `replace ${a.packages.join(', ')} (removed, not purged; daemon.json kept)`;
+        case 'install-toolkit':
+            return `install the NVIDIA container toolkit${a.pin ? ` ${a.pin}` : ''} (${TOOLKIT_PACKAGES.join(', ')})`;
+        case 'install-debs':
+            return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
+        case 'write-config':
+            return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
+        case 'restart':
+            return `restart Docker (${a.reason})`;
+    }
+}
+/** Does the installed toolkit satisfy the pin (or exist at all without one)? */
+function toolkitReady(installed, pin) {
+    return TOOLKIT_PACKAGES.every(n => {
+        const v = installed.get(n);
+        return v !== undefined && (pin === undefined || versionMatchesPin(v, pin));
+    });
+}
+/**
+ * Plans the daemon-config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
+ * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
+ */
+function planDaemon(facts, inputs) {
+    const warnings = [];
+    const actions = [];
+    if (facts.parseError) {
+        throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
+    }
+    const nvidia = inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
+    if (inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined) {
+        warnings.push('gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.');
+    }
+    const fragments = [];
+    if (nvidia) {
+        fragments.push(nvidiaFragment(inputs));
+        const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
+        if (!toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) || legacy.length > 0) {
+            if (inputs.offlineDebs !== undefined) {
+                const { files, missing } = closeDebSet(TOOLKIT_PACKAGES, facts.debs, facts.provided);
+                if (missing.length > 0) {
+                    throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks packages the NVIDIA container toolkit needs: ${missing.join(', ')}.`);
+                }
+                if (legacy.length > 0)
+                    actions.push({ kind: 'remove-legacy', packages: legacy });
+                actions.push({ kind: 'install-debs', files: files.map(f => f.file) });
+            }
+            else {
+                actions.push({ kind: 'nvidia-repo', url: inputs.nvidiaAptUrl, key: inputs.nvidiaAptKey });
+                actions.push({ kind: 'apt-update' });
+                if (legacy.length > 0)
+                    actions.push({ kind: 'remove-legacy', packages: legacy });
+                actions.push({ kind: 'install-toolkit', pin: inputs.nvidiaToolkitVersion });
+            }
+        }
+    }
+    if (inputs.daemonConfig)
+        fragments.push({ source: 'daemon-config', value: inputs.daemonConfig });
+    const clash = contradictions(fragments);
+    if (clash.length > 0) {
+        throw new errors/* InputError */.dz('daemon-config', JSON.stringify(inputs.daemonConfig), `contradicts other inputs: ${clash.join('; ')}`);
+    }
+    const current = facts.config ?? {};
+    const { merged, overwrites } = mergeFragments(current, fragments);
+    for (const o of overwrites) {
+        warnings.push(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
+    }
+    const diff = sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged);
+    const write = fragments.length > 0 && diff.length > 0;
+    if (write) {
+        actions.push({
+            kind: 'write-config',
+            text: serialiseDaemonConfig(merged),
+            existed: facts.text !== undefined,
+            diff
+        });
+    }
+    if (facts.runtimes !== undefined || write) {
+        const wantDefault = merged['default-runtime'];
+        const stale = facts.runtimes !== undefined &&
+            ((nvidia && !facts.runtimes.includes('nvidia')) ||
+                (typeof wantDefault === 'string' && facts.defaultRuntime !== wantDefault));
+        if (write)
+            actions.push({ kind: 'restart', reason: `${DAEMON_JSON} changed` });
+        else if (stale)
+            actions.push({ kind: 'restart', reason: `the running daemon has not loaded ${DAEMON_JSON}` });
+    }
+    const found = [
+        facts.gpu
+            ? `NVIDIA driver ${facts.gpu.driverVersion}${facts.gpu.cudaVersion ? ` (CUDA ${facts.gpu.cudaVersion})` : ''}, ${facts.gpu.gpus.length} GPU(s)`
+            : 'no NVIDIA driver',
+        TOOLKIT_PACKAGES.every(n => facts.installed.has(n))
+            ? `toolkit ${facts.installed.get('nvidia-container-toolkit')}`
+            : 'no toolkit',
+        facts.text === undefined
+            ? `no ${DAEMON_JSON}`
+            : `${DAEMON_JSON} with ${Object.keys(current).length} key(s)`,
+        facts.runtimes === undefined
+            ? 'daemon not running'
+            : `runtimes: ${facts.runtimes.join(', ')} (default ${facts.defaultRuntime ?? 'runc'})`
+    ].join('; ');
+    return {
+        found,
+        actions,
+        steps: actions.map(a => ({ description: daemon_plan_describe(a) })),
+        nvidia,
+        warnings,
+        diff: write ? diff : []
+    };
+}
+/** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
+function errorLines(log) {
+    const lines = log.trimEnd().split('\n');
+    const errors = lines.filter(l => /level=(error|fatal)|unable to|failed to start|invalid/i.test(l));
+    return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/docker/daemon.ts
+
+
+
+
+
+
+
+
+
+
+/** Where the file in force before this run's change is kept (restored when the change fails). */
+const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
+/** The driver as nvidia-smi reports it; undefined when there is none (or it does not answer). */
+async function detectGpu(ctx) {
+    if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
+        return undefined;
+    const r = await ctx.runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
+    return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
+}
+/** The runtimes the running daemon lists and its default; undefined when it does not answer. */
+async function daemonRuntimes(ctx) {
+    const r = await ctx.runner.run(['docker', 'info', '--format', '{{json .Runtimes}}\t{{.DefaultRuntime}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [runtimes, defaultRuntime] = r.stdout.trim().split('\t');
+    try {
+        return { runtimes: Object.keys(JSON.parse(runtimes)), defaultRuntime };
+    }
+    catch {
+        return undefined;
+    }
+}
+async function daemon_detect(ctx) {
+    const { runner, inputs } = ctx;
+    const wantsGpu = inputs.gpuRuntime !== 'none';
+    const [text, gpu, installed, running] = await Promise.all([
+        readFileMaybe(runner, DAEMON_JSON),
+        wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(ctx) : Promise.resolve(undefined),
+        wantsGpu
+            ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
+            : Promise.resolve(new Map()),
+        daemonRuntimes(ctx)
+    ]);
+    let config;
+    let parseError;
+    if (text !== undefined) {
+        try {
+            config = parseDaemonConfig(text);
+        }
+        catch (e) {
+            if (!(e instanceof DaemonConfigParseError))
+                throw e;
+            parseError = e;
+        }
+    }
+    const offline = wantsGpu && inputs.offlineDebs !== undefined;
+    const debs = offline ? await readDebs(runner, await listDebs(inputs.offlineDebs)) : [];
+    ctx.outputs['daemon-config-changed'] = 'false';
+    ctx.outputs['nvidia-runtime'] = String(running?.runtimes.includes('nvidia') ?? false);
+    ctx.outputs['gpu-count'] = gpu ? String(gpu.gpus.length) : '';
+    ctx.outputs['driver-version'] = gpu?.driverVersion ?? '';
+    ctx.outputs['cuda-version'] = gpu?.cudaVersion ?? '';
+    return {
+        text,
+        config,
+        parseError,
+        gpu,
+        installed,
+        runtimes: running?.runtimes,
+        defaultRuntime: running?.defaultRuntime,
+        debs,
+        provided: offline ? await providedNames(runner) : new Set()
+    };
+}
+function daemon_plan(facts, ctx) {
+    const p = planDaemon(facts, ctx.inputs);
+    for (const w of p.warnings)
+        ctx.warn(w);
+    if (p.diff.length > 0)
+        lib_core/* info */.pq(`${DAEMON_JSON} would change:\n  ${p.diff.join('\n  ')}`);
+    return p;
+}
+/** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
+async function addNvidiaRepo(ctx, url, keySource) {
+    const key = await fetchKey(keySource);
+    const keyring = nvidiaKeyring(isArmored(key));
+    await ensureAptRepo(ctx.runner, {
+        keySource,
+        key,
+        keyring,
+        listPath: NVIDIA_LIST,
+        line: nvidiaSourceLine(url, keyring),
+        stale: files => staleNvidiaSources(files, url),
+        what: "NVIDIA's toolkit repository"
+    }, ctx.host.tempDir);
+}
+/** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
+async function backup(ctx) {
+    if (!(await exists(DAEMON_JSON)))
+        return false;
+    await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
+    return true;
+}
+/** Removes old nvidia-docker2 / nvidia-container-runtime; daemon.json (their conffile) must survive. */
+async function removeLegacy(ctx, packages) {
+    const had = await backup(ctx);
+    await aptRemove(ctx.runner, packages);
+    if (had && !(await exists(DAEMON_JSON))) {
+        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
+        ctx.warn(`Removing ${packages.join(', ')} took ${DAEMON_JSON} with it; it was restored from the backup.`);
+    }
+}
+/** dockerd 23+ can check a config file without starting; older ones cannot (detected, not assumed). */
+async function validate(ctx, text) {
+    const help = await ctx.runner.run(['dockerd', '--help'], { root: true, allowFailure: true });
+    if (!help.stdout.includes('--validate'))
+        return;
+    const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
+    await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    try {
+        const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
+            root: true,
+            allowFailure: true
+        });
+        if (r.exitCode !== 0) {
+            throw new errors/* HostError */.dh(`dockerd refuses the merged ${DAEMON_JSON} (nothing was changed): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 5)}`);
+        }
+    }
+    finally {
+        await removeFile(ctx.runner, candidate);
+    }
+}
+/** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
+async function announceRestart(ctx, reason) {
+    const r = await ctx.runner.run(['docker', 'ps', '--format', '{{.Names}} ({{.Image}})'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 15
+    });
+    const running = r.stdout.trim().split('\n').filter(Boolean);
+    lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
+        (running.length > 0
+            ? ` Running containers stop (those with a restart policy come back): ${running.join(', ')}`
+            : ' No containers are running.'));
+}
+async function daemon_apply(p, ctx) {
+    const { runner } = ctx;
+    let written;
+    let hadBackup = false;
+    for (const action of p.actions) {
+        switch (action.kind) {
+            case 'nvidia-repo':
+                await addNvidiaRepo(ctx, action.url, action.key);
+                break;
+            case 'apt-update':
+                await aptUpdate(runner);
+                break;
+            case 'remove-legacy':
+                await removeLegacy(ctx, action.packages);
+                break;
+            case 'install-toolkit':
+                await aptInstall(runner, action.pin === undefined
+                    ? TOOLKIT_PACKAGES
+                    : await resolvePinned(runner, TOOLKIT_PACKAGES, action.pin, 'nvidia-toolkit-version'));
+                break;
+            case 'install-debs':
+                await aptInstallOffline(runner, action.files, ctx.host.tempDir);
+                break;
+            case 'write-config':
+                await validate(ctx, action.text);
+                hadBackup = await backup(ctx);
+                await writeFileAtomic(runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+                written = action;
+                ctx.outputs['daemon-config-changed'] = 'true';
+                lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
+                break;
+            case 'restart': {
+                const manager = await detectServiceManager(ctx.host.systemd);
+                await announceRestart(ctx, action.reason);
+                try {
+                    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+                }
+                catch (e) {
+                    if (!written)
+                        throw e;
+                    // Never leave the host without a working daemon: put the old file back and start again.
+                    const log = await daemonLogTail(runner, manager);
+                    if (hadBackup) {
+                        await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
+                    }
+                    else {
+                        await removeFile(runner, DAEMON_JSON);
+                    }
+                    ctx.outputs['daemon-config-changed'] = 'false';
+                    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+                    throw new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
+                        `The change that failed: ${written.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause: e });
+                }
+                break;
+            }
+        }
+    }
+}
+async function daemon_verify(p, ctx) {
+    const running = await daemonRuntimes(ctx);
+    if (running === undefined) {
+        if (await probeDaemon(ctx.runner))
+            throw new errors/* HostError */.dh('docker info did not answer after the change');
+        return `${DAEMON_JSON} written; Docker is not running`;
+    }
+    ctx.outputs['nvidia-runtime'] = String(running.runtimes.includes('nvidia'));
+    if (p.nvidia && !running.runtimes.includes('nvidia')) {
+        throw new errors/* HostError */.dh(`Docker does not list the nvidia runtime after the change (runtimes: ${running.runtimes.join(', ')})`);
+    }
+    if (p.nvidia && ctx.inputs.nvidiaDefaultRuntime && running.defaultRuntime !== 'nvidia') {
+        throw new errors/* HostError */.dh(`Docker's default runtime is ${running.defaultRuntime}, not nvidia, after the change`);
+    }
+    return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`;
+}
+/**
+ * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
+ * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
+ * ready host starts no container); with true, on every run.
+ */
+async function check(_plan, ctx, changed) {
+    const { inputs, runner } = ctx;
+    const gpu = await detectGpu(ctx);
+    const wanted = inputs.gpuCheck === 'true' || (inputs.gpuCheck === 'auto' && gpu !== undefined && changed);
+    if (!wanted)
+        return;
+    if (!gpu) {
+        throw new errors/* HostError */.dh('gpu-check is true but no NVIDIA driver answers on this host (nvidia-smi failed or is missing).');
+    }
+    const image = inputs.gpuCheckImage ?? checkImageFor(gpu.cudaVersion);
+    if (image === undefined) {
+        throw new errors/* HostError */.dh(`No CUDA check image fits driver ${gpu.driverVersion} (CUDA ${gpu.cudaVersion ?? 'unknown'}): set gpu-check-image.`);
+    }
+    if (inputs.offlineDebs !== undefined) {
+        const has = await runner.run(['docker', 'image', 'inspect', image], {
+            root: true,
+            allowFailure: true
+        });
+        if (has.exitCode !== 0) {
+            throw new errors/* HostError */.dh(`gpu-check-image ${image} is not on this host and offline-debs means nothing is pulled: load it first (docker load).`);
+        }
+    }
+    const r = await runner.run(['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 600
+    });
+    if (r.exitCode !== 0) {
+        const out = `${r.stderr}\n${r.stdout}`;
+        const fix = explainGpuFailure(out);
+        throw new errors/* HostError */.dh(`The GPU check container failed: ${(0,errors/* tailLines */.os)(out, 5)}${fix ? `\nFix: ${fix}` : ''}`);
+    }
+    const seen = r.stdout.split('\n').filter(l => l.startsWith('GPU ')).length;
+    lib_core/* info */.pq(`GPU check: a container (${image}) sees ${seen} GPU(s):\n${r.stdout.trim()}`);
+    if (seen < gpu.gpus.length) {
+        ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`);
+    }
+}
+/**
+ * Daemon config phase: the NVIDIA toolkit when the runtime is wanted, then the one writer of
+ * /etc/docker/daemon.json (merged fragments, validated, backed up), one restart, rollback on failure.
+ */
+const daemonPhase = {
+    name: 'Daemon config and NVIDIA runtime',
+    detect: daemon_detect,
+    plan: daemon_plan,
+    apply: daemon_apply,
+    verify: daemon_verify,
+    check
+};
+
 ;// CONCATENATED MODULE: ./src/phases-pending.ts
 /**
  * Phases whose work this version does not do yet. They keep the pipeline's shape (and the summary's
@@ -34247,19 +35068,63 @@ function pending(name, asked) {
         verify: () => Promise.resolve('')
     };
 }
-const daemonConfigPhase = pending('Daemon config and NVIDIA runtime', ({ inputs }) => inputs.daemonConfig
-    ? 'daemon-config'
-    : inputs.gpuRuntime === 'nvidia'
-        ? 'gpu-runtime: nvidia'
-        : inputs.gpuCheck === 'true'
-            ? 'gpu-check: true'
-            : undefined);
 const registryPhase = pending('Local registry', ({ inputs }) => inputs.startRegistry === 'true'
     ? 'start-registry: true'
     : inputs.registryMirror
         ? 'registry-mirror'
         : undefined);
 const pushPhase = pending('Push images', ({ inputs }) => inputs.images.length > 0 ? 'images' : undefined);
+
+;// CONCATENATED MODULE: ./src/system/lock.ts
+
+
+
+/** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
+const LOCK_DIR = '/run/lock/docker-gpu-setup';
+const OWNER = `${LOCK_DIR}/owner`;
+/**
+ * Takes the host lock: an atomic `mkdir` holding the owner's pid. A lock whose owner is dead is
+ * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ */
+async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
+    const end = Date.now() + timeoutMs;
+    let told = false;
+    let ownerMissingSince;
+    for (;;) {
+        const made = await runner.run(['mkdir', '-m', '0755', LOCK_DIR], {
+            root: true,
+            allowFailure: true
+        });
+        if (made.exitCode === 0) {
+            await writeFileAtomic(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
+            return {
+                async release() {
+                    const owner = (await readFileMaybe(runner, OWNER))?.trim();
+                    if (owner === String(process.pid)) {
+                        await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
+                    }
+                }
+            };
+        }
+        const owner = Number((await readFileMaybe(runner, OWNER))?.trim());
+        // No owner file: a run between mkdir and writing it, or one killed right there.
+        ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
+        const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
+        if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
+            info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
+            await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
+            continue;
+        }
+        if (Date.now() > end) {
+            throw new errors/* HostError */.dh(`Another docker-gpu-setup run (pid ${owner || 'unknown'}) has held ${LOCK_DIR} for over ${Math.round(timeoutMs / 60_000)} minutes; if no run is active, remove that folder.`);
+        }
+        if (!told) {
+            info(`Waiting for the host lock ${LOCK_DIR}, held by pid ${owner || 'unknown'} (another run on this host).`);
+            told = true;
+        }
+        await new Promise(r => setTimeout(r, 250));
+    }
+}
 
 ;// CONCATENATED MODULE: ./src/pipeline.ts
 
@@ -34284,6 +35149,8 @@ phases, ctx, reports) {
             lib_core/* info */.pq(`Found: ${plan.found}`);
             if (plan.steps.length === 0) {
                 lib_core/* info */.pq('Nothing to change.');
+                if (!ctx.inputs.dryRun)
+                    await phase.check?.(plan, ctx, false);
                 report.status = 'unchanged';
                 report.result = plan.found;
                 return;
@@ -34298,6 +35165,7 @@ phases, ctx, reports) {
             }
             await phase.apply(plan, ctx);
             report.result = await phase.verify(plan, ctx);
+            await phase.check?.(plan, ctx, true);
             report.status = 'changed';
             lib_core/* info */.pq(`Result: ${report.result}`);
         });
@@ -34365,6 +35233,8 @@ async function writeSummary(markdown, env = process.env) {
 
 
 
+
+
 const OUTPUT_NAMES = [
     'docker-version',
     'docker-changed',
@@ -34410,6 +35280,7 @@ async function run(runner = new ExecRunner()) {
     let error;
     let dryRun = false;
     let summary = true;
+    let lock;
     try {
         const inputs = (0,src_inputs/* parseInputs */.TL)((0,src_inputs/* readRawInputs */.yI)(), fsHost);
         dryRun = inputs.dryRun;
@@ -34429,11 +35300,17 @@ async function run(runner = new ExecRunner()) {
             },
             saveState: (name, value) => lib_core/* saveState */.LZ(name, value)
         };
-        await runPipeline([enginePhase, daemonConfigPhase, registryPhase, pushPhase], ctx, reports);
+        // One run at a time changes a host: several runner services may share it.
+        if (!dryRun)
+            lock = await acquireHostLock(runner, host.tempDir, m => lib_core/* info */.pq(m));
+        await runPipeline([enginePhase, daemonPhase, registryPhase, pushPhase], ctx, reports);
     }
     catch (e) {
         error = e instanceof Error ? e.message : String(e);
         lib_core/* setFailed */.C1(error);
+    }
+    finally {
+        await lock?.release();
     }
     for (const name of OUTPUT_NAMES)
         lib_core/* setOutput */.uH(name, outputs[name] ?? '');

@@ -29,8 +29,8 @@ export class CommandError extends Error {
 
 /** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
 export class HostError extends Error {
-  constructor(message: string) {
-    super(message)
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = 'HostError'
   }
 }

@@ -5,7 +5,9 @@ import {HostError} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {readHost} from './host.js'
 import {parseInputs, readRawInputs, type InputHost} from './inputs.js'
-import {daemonConfigPhase, pushPhase, registryPhase} from './phases-pending.js'
+import {daemonPhase} from './docker/daemon.js'
+import {pushPhase, registryPhase} from './phases-pending.js'
+import {acquireHostLock, type HostLock} from './system/lock.js'
 import {runPipeline, type OutputName, type PhaseReport, type RunContext} from './pipeline.js'
 import {renderSummary, writeSummary} from './summary.js'
 
@@ -57,6 +59,7 @@ export async function run(runner: CommandRunner = new ExecRunner()): Promise<voi
   let error: string | undefined
   let dryRun = false
   let summary = true
+  let lock: HostLock | undefined
   try {
     const inputs = parseInputs(readRawInputs(), fsHost)
     dryRun = inputs.dryRun
@@ -75,10 +78,14 @@ export async function run(runner: CommandRunner = new ExecRunner()): Promise<voi
       },
       saveState: (name, value) => core.saveState(name, value)
     }
-    await runPipeline([enginePhase, daemonConfigPhase, registryPhase, pushPhase], ctx, reports)
+    // One run at a time changes a host: several runner services may share it.
+    if (!dryRun) lock = await acquireHostLock(runner, host.tempDir, m => core.info(m))
+    await runPipeline([enginePhase, daemonPhase, registryPhase, pushPhase], ctx, reports)
   } catch (e) {
     error = e instanceof Error ? e.message : String(e)
     core.setFailed(error)
+  } finally {
+    await lock?.release()
   }
   for (const name of OUTPUT_NAMES) core.setOutput(name, outputs[name] ?? '')
   if (summary) {

@@ -24,16 +24,6 @@ function pending(
   }
 }
 
-export const daemonConfigPhase = pending('Daemon config and NVIDIA runtime', ({inputs}) =>
-  inputs.daemonConfig
-    ? 'daemon-config'
-    : inputs.gpuRuntime === 'nvidia'
-      ? 'gpu-runtime: nvidia'
-      : inputs.gpuCheck === 'true'
-        ? 'gpu-check: true'
-        : undefined
-)
-
 export const registryPhase = pending('Local registry', ({inputs}) =>
   inputs.startRegistry === 'true'
     ? 'start-registry: true'

@@ -63,6 +63,8 @@ export interface Phase<Facts, Plan extends PhasePlan> {
   apply(plan: Plan, ctx: RunContext): Promise<void>
   /** Proves the result (after apply); returns what to show as the phase's final state. */
   verify(plan: Plan, ctx: RunContext): Promise<string>
+  /** Runs after apply, or when nothing needed changing (never in a dry run): checks that prove the state. */
+  check?(plan: Plan, ctx: RunContext, changed: boolean): Promise<void>
 }
 
 /** One row of the summary. */
@@ -98,6 +100,7 @@ export async function runPipeline(
       core.info(`Found: ${plan.found}`)
       if (plan.steps.length === 0) {
         core.info('Nothing to change.')
+        if (!ctx.inputs.dryRun) await phase.check?.(plan, ctx, false)
         report.status = 'unchanged'
         report.result = plan.found
         return
@@ -111,6 +114,7 @@ export async function runPipeline(
       }
       await phase.apply(plan, ctx)
       report.result = await phase.verify(plan, ctx)
+      await phase.check?.(plan, ctx, true)
       report.status = 'changed'
       core.info(`Result: ${report.result}`)
     })

@@ -3,7 +3,7 @@
  * GITHUB_STEP_SUMMARY, RUNNER_TEMP, Node 24) on this host, and reads back what it wrote.
  * These tests change the host they run on: packages, the Docker daemon, users.
  */
-import {execFileSync, spawnSync} from 'node:child_process'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -77,8 +77,14 @@ export interface RunOptions {
   env?: Record<string, string>
 }
 
-/** Runs `node24 dist/index.js` with these inputs, as the runner would. */
-export function runAction(inputs: Record<string, string>, opts: RunOptions = {}): ActionRun {
+interface Prepared {
+  argv: string[]
+  tmp: string
+  files: Record<'out' | 'summary' | 'state' | 'env', string>
+}
+
+/** Temp files and argv for one run, as the runner lays them out. */
+function prepare(inputs: Record<string, string>, opts: RunOptions): Prepared {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'dgs-e2e-'))
   const files = {out: 'output', summary: 'summary', state: 'state', env: 'env'}
   for (const f of Object.values(files)) writeFileSync(path.join(tmp, f), '')
@@ -111,16 +117,26 @@ export function runAction(inputs: Record<string, string>, opts: RunOptions = {})
     NODE24,
     BUNDLE
   ]
-  const started = Date.now()
-  const r = spawnSync(argv[0], argv.slice(1), {cwd: tmp, encoding: 'utf8', timeout: 600_000})
-  const seconds = (Date.now() - started) / 1000
-  const stdout = r.stdout ?? ''
+  const abs = Object.fromEntries(
+    Object.entries(files).map(([k, v]) => [k, path.join(tmp, v)])
+  ) as Prepared['files']
+  return {argv, tmp, files: abs}
+}
+
+/** Reads back what a finished run wrote, and removes its temp folder. */
+function collect(
+  p: Prepared,
+  code: number | null,
+  stdout: string,
+  stderr: string,
+  seconds: number
+): ActionRun {
   const run: ActionRun = {
-    code: r.status ?? -1,
+    code: code ?? -1,
     stdout,
-    stderr: r.stderr ?? '',
-    outputs: parseOutputFile(readFileSync(path.join(tmp, files.out), 'utf8')),
-    summary: readFileSync(path.join(tmp, files.summary), 'utf8'),
+    stderr,
+    outputs: parseOutputFile(readFileSync(p.files.out, 'utf8')),
+    summary: readFileSync(p.files.summary, 'utf8'),
     commands: stdout
       .split('\n')
       .filter(l => l.startsWith('::debug::exec: ') || l.startsWith('::debug::spawn: '))
@@ -128,8 +144,51 @@ export function runAction(inputs: Record<string, string>, opts: RunOptions = {})
     error: stdout.split('\n').find(l => l.startsWith('::error::')),
     seconds
   }
-  rmSync(tmp, {recursive: true, force: true})
+  rmSync(p.tmp, {recursive: true, force: true})
   return run
+}
+
+/** Runs `node24 dist/index.js` with these inputs, as the runner would. */
+export function runAction(inputs: Record<string, string>, opts: RunOptions = {}): ActionRun {
+  const p = prepare(inputs, opts)
+  const started = Date.now()
+  const r = spawnSync(p.argv[0], p.argv.slice(1), {cwd: p.tmp, encoding: 'utf8', timeout: 600_000})
+  return collect(p, r.status, r.stdout ?? '', r.stderr ?? '', (Date.now() - started) / 1000)
+}
+
+/** A run in the background: its output so far, and its result once it ends. */
+export interface BackgroundRun {
+  output(): string
+  running(): boolean
+  done: Promise<ActionRun>
+}
+
+/** Starts a run without waiting for it (for tests of runs that must wait for each other). */
+export function startAction(inputs: Record<string, string>, opts: RunOptions = {}): BackgroundRun {
+  const p = prepare(inputs, opts)
+  const started = Date.now()
+  const child = spawn(p.argv[0], p.argv.slice(1), {cwd: p.tmp, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  let exited = false
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const done = new Promise<ActionRun>(resolve =>
+    child.on('close', code => {
+      exited = true
+      resolve(collect(p, code, stdout, stderr, (Date.now() - started) / 1000))
+    })
+  )
+  return {output: () => stdout, running: () => !exited, done}
+}
+
+/** Waits until `cond` holds (polling), failing after `ms`. */
+export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 100))
+  }
 }
 
 /** Text for a failed expectation: what the action printed. */
@@ -153,16 +212,16 @@ export function ran(run: ActionRun, program: string): boolean {
   })
 }
 
-/** The pid of the running dockerd, or undefined. */
+/** The pid of the running dockerd (not one that exited and waits to be reaped), or undefined. */
 export function dockerdPid(): number | undefined {
-  const out = sh('pgrep -x dockerd || true').trim().split('\n')[0]
+  const out = sh("ps -C dockerd -o pid=,stat= | awk '$2 !~ /^Z/ {print $1}'").trim().split('\n')[0]
   return out ? Number(out) : undefined
 }
 
 /** Stops every dockerd (and the containerd it started) on this host, and waits until they are gone. */
 export function stopDocker(): void {
   sh(
-    'pkill -x dockerd || true; for i in $(seq 1 100); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done; ' +
+    'pkill -x dockerd || true; for i in $(seq 1 100); do ps -C dockerd -o stat= | grep -qv "^Z" || break; sleep 0.2; done; ' +
       'pkill -x dockerd -9 || true; pkill -f "[c]ontainerd --config /var/run/docker" || true; rm -f /var/run/docker.pid'
   )
 }

@@ -275,8 +275,6 @@ export function dockerUsers(inputs: Inputs, user: string): string[] {
 
 export const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc'
 export const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list'
-/** Suffix given to stale Docker source files set aside (apt ignores it; nothing is deleted). */
-export const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup'
 
 /** The one-line apt source for Docker's repository. */
 export function dockerSourceLine(url: string, arch: string, codename: string): string {

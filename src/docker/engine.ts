@@ -1,24 +1,24 @@
 import {promises as fs} from 'node:fs'
-import * as path from 'node:path'
 import * as core from '@actions/core'
-import {downloadTool} from '@actions/tool-cache'
 import {HostError} from '../errors.js'
 import type {Phase, RunContext} from '../pipeline.js'
 import {defaultDockerAptUrl} from '../system/os-release.js'
-import {resolvePin} from '../system/apt-model.js'
 import {
   aptInstall,
+  aptInstallOffline,
   aptMark,
   aptRemove,
   aptUpdate,
-  availableVersions,
   candidates,
   heldPackages,
   installedPackages,
+  listDebs,
   providedNames,
-  readDebs
+  readDebs,
+  resolvePinned
 } from '../system/apt.js'
-import {exists, readFileMaybe, renameFile, writeFileAtomic} from '../system/files.js'
+import {ensureAptRepo, fetchKey, isArmored} from '../system/apt-repo.js'
+import {exists} from '../system/files.js'
 import {
   detectServiceManager,
   enableDocker,
@@ -30,7 +30,6 @@ import {
   waitForDaemon
 } from '../system/service.js'
 import {
-  DISABLED_SUFFIX,
   DISTRO_PACKAGES,
   DOCKER_CE_PACKAGES,
   DOCKER_KEYRING,
@@ -51,14 +50,6 @@ import {
 async function findDockerd(): Promise<string | undefined> {
   for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd']) if (await exists(p)) return p
   return undefined
-}
-
-async function listDebs(folder: string): Promise<string[]> {
-  const names = await fs.readdir(folder)
-  return names
-    .filter(n => n.endsWith('.deb'))
-    .sort()
-    .map(n => path.join(folder, n))
 }
 
 /** Reads the host's engine state; changes nothing. */
@@ -109,48 +100,25 @@ function plan(facts: EngineFacts, ctx: RunContext): EnginePlan {
   return p
 }
 
-/** Fetches Docker's key (`<url>/gpg`), from a file:// URL too. */
-async function fetchKey(url: string): Promise<string> {
-  const keyUrl = `${url}/gpg`
-  if (keyUrl.startsWith('file://')) return fs.readFile(new URL(keyUrl), 'utf8')
-  const file = await downloadTool(keyUrl)
-  try {
-    return await fs.readFile(file, 'utf8')
-  } finally {
-    await fs.rm(file, {force: true})
-  }
-}
-
-/** Key into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
+/** Docker's key (`<url>/gpg`) into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
 async function addDockerRepo(ctx: RunContext, url: string): Promise<void> {
-  const {runner} = ctx
-  const key = await fetchKey(url)
-  if (!key.includes('BEGIN PGP PUBLIC KEY BLOCK')) {
+  const key = await fetchKey(`${url}/gpg`)
+  if (!isArmored(key))
     throw new HostError(`${url}/gpg is not an armored PGP key: check docker-apt-url`)
-  }
-  if ((await readFileMaybe(runner, DOCKER_KEYRING)) !== key) {
-    await writeFileAtomic(runner, DOCKER_KEYRING, key, 0o644, ctx.host.tempDir)
-  }
-  const arch = (await runner.run(['dpkg', '--print-architecture'])).stdout.trim()
-  const line = dockerSourceLine(url, arch, ctx.host.os.codename)
-  if ((await readFileMaybe(runner, DOCKER_LIST)) !== line) {
-    await writeFileAtomic(runner, DOCKER_LIST, line, 0o644, ctx.host.tempDir)
-  }
-  const dir = '/etc/apt/sources.list.d'
-  const files = await Promise.all(
-    (await fs.readdir(dir))
-      .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
-      .map(async n => ({
-        path: path.join(dir, n),
-        content: await fs.readFile(path.join(dir, n), 'utf8')
-      }))
+  const arch = (await ctx.runner.run(['dpkg', '--print-architecture'])).stdout.trim()
+  await ensureAptRepo(
+    ctx.runner,
+    {
+      keySource: `${url}/gpg`,
+      key,
+      keyring: DOCKER_KEYRING,
+      listPath: DOCKER_LIST,
+      line: dockerSourceLine(url, arch, ctx.host.os.codename),
+      stale: files => staleDockerSources(files, url),
+      what: "Docker's repository"
+    },
+    ctx.host.tempDir
   )
-  for (const stale of staleDockerSources(files, url)) {
-    core.warning(
-      `Setting aside ${stale}: it also points at Docker's repository (renamed to ${stale}${DISABLED_SUFFIX})`
-    )
-    await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`)
-  }
 }
 
 /** `name=version` for pinned packages, checked against the package lists before anything is removed. */
@@ -158,20 +126,9 @@ async function resolveInstall(
   ctx: RunContext,
   action: Extract<EngineAction, {kind: 'install'}>
 ): Promise<string[]> {
-  const {pin} = action
-  if (pin === undefined) return action.packages
-  const resolved = new Map<string, string>()
-  for (const name of action.pinned) {
-    const versions = await availableVersions(ctx.runner, name)
-    const version = resolvePin(pin, versions)
-    if (version === undefined) {
-      throw new HostError(
-        `docker-version ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`
-      )
-    }
-    resolved.set(name, version)
-  }
-  return action.packages.map(n => (resolved.has(n) ? `${n}=${resolved.get(n)}` : n))
+  if (action.pin === undefined) return action.packages
+  const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version')
+  return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n)
 }
 
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
@@ -211,20 +168,9 @@ async function apply(p: EnginePlan, ctx: RunContext): Promise<void> {
       case 'install':
         await aptInstall(runner, installArgs ?? action.packages)
         break
-      case 'install-debs': {
-        // No source is read: an empty source list, so apt sees only the folder (air-gapped hosts).
-        const none = path.join(ctx.host.tempDir, 'docker-gpu-setup-no-sources')
-        await fs.mkdir(path.join(none, 'parts'), {recursive: true})
-        await fs.writeFile(path.join(none, 'sources.list'), '')
-        await aptInstall(runner, action.files, [
-          '--no-download',
-          '-o',
-          `Dir::Etc::SourceList=${path.join(none, 'sources.list')}`,
-          '-o',
-          `Dir::Etc::SourceParts=${path.join(none, 'parts')}`
-        ])
+      case 'install-debs':
+        await aptInstallOffline(runner, action.files, ctx.host.tempDir)
         break
-      }
       case 'hold':
         await aptMark(runner, 'hold', action.packages)
         break

@@ -1,4 +1,7 @@
+import {promises as fs} from 'node:fs'
+import * as path from 'node:path'
 import type {CommandRunner} from '../exec/runner.js'
+import {HostError} from '../errors.js'
 import {
   APT_ENV,
   APT_OPTIONS,
@@ -6,6 +9,7 @@ import {
   parseDpkgQuery,
   parseMadison,
   parsePolicy,
+  resolvePin,
   type DebInfo
 } from './apt-model.js'
 
@@ -123,4 +127,55 @@ export async function readDebs(
       return parseDebControl(file, r.stdout)
     })
   )
+}
+
+/**
+ * Installs .deb files with no apt source read at all (air-gapped hosts): an empty source list, so
+ * apt sees only the files given and what is installed.
+ */
+export async function aptInstallOffline(
+  runner: CommandRunner,
+  files: readonly string[],
+  tempDir: string
+): Promise<void> {
+  const none = path.join(tempDir, 'docker-gpu-setup-no-sources')
+  await fs.mkdir(path.join(none, 'parts'), {recursive: true})
+  await fs.writeFile(path.join(none, 'sources.list'), '')
+  await aptInstall(runner, files, [
+    '--no-download',
+    '-o',
+    `Dir::Etc::SourceList=${path.join(none, 'sources.list')}`,
+    '-o',
+    `Dir::Etc::SourceParts=${path.join(none, 'parts')}`
+  ])
+}
+
+/** The .deb files in a folder, sorted. */
+export async function listDebs(folder: string): Promise<string[]> {
+  const names = await fs.readdir(folder)
+  return names
+    .filter(n => n.endsWith('.deb'))
+    .sort()
+    .map(n => path.join(folder, n))
+}
+
+/** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
+export async function resolvePinned(
+  runner: CommandRunner,
+  names: readonly string[],
+  pin: string,
+  what: string
+): Promise<string[]> {
+  const out: string[] = []
+  for (const name of names) {
+    const versions = await availableVersions(runner, name)
+    const version = resolvePin(pin, versions)
+    if (version === undefined) {
+      throw new HostError(
+        `${what} ${pin} is not available for ${name}. Available: ${versions.slice(0, 15).join(', ') || 'none (is the repository reachable?)'}`
+      )
+    }
+    out.push(`${name}=${version}`)
+  }
+  return out
 }

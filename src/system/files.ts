@@ -34,7 +34,7 @@ export async function exists(file: string): Promise<boolean> {
 export async function writeFileAtomic(
   runner: CommandRunner,
   file: string,
-  content: string,
+  content: string | Buffer,
   mode = 0o644,
   tempDir: string
 ): Promise<void> {

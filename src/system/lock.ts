@@ -1,19 +1,11 @@
 import type {CommandRunner} from '../exec/runner.js'
 import {HostError} from '../errors.js'
 import {readFileMaybe, writeFileAtomic} from './files.js'
+import {pidAlive} from './process.js'
 
 /** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
 export const LOCK_DIR = '/run/lock/docker-gpu-setup'
 const OWNER = `${LOCK_DIR}/owner`
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** A held lock; release() removes it (only if this process still owns it). */
 export interface HostLock {
@@ -53,7 +45,7 @@ export async function acquireHostLock(
     // No owner file: a run between mkdir and writing it, or one killed right there.
     ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now())
     const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000
-    if (ownerless || (Number.isInteger(owner) && owner > 0 && !alive(owner))) {
+    if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
       info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`)
       await runner.run(['rm', '-rf', '--', LOCK_DIR], {root: true, allowFailure: true})
       continue

@@ -1,6 +1,7 @@
 import type {CommandRunner} from '../exec/runner.js'
 import {HostError, tailLines} from '../errors.js'
 import {exists, readFileMaybe, removeFile, writeFileAtomic} from './files.js'
+import {pidAlive} from './process.js'
 
 /** How Docker's service is run on this host. */
 export type ServiceManager = 'systemd' | 'sysv' | 'direct'
@@ -30,23 +31,15 @@ export async function probeDaemon(runner: CommandRunner): Promise<string | undef
 /** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
 export async function waitForDaemon(
   runner: CommandRunner,
-  deadlineMs = 45_000
+  deadlineMs = 45_000,
+  starting: () => boolean = () => true
 ): Promise<string | undefined> {
   const end = Date.now() + deadlineMs
   for (;;) {
     const version = await probeDaemon(runner)
-    if (version !== undefined || Date.now() > end) return version
+    // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
+    if (version !== undefined || Date.now() > end || !starting()) return version
     await new Promise(r => setTimeout(r, 300))
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    // EPERM: it exists but belongs to root.
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
@@ -140,10 +133,10 @@ async function spawnDockerd(runner: CommandRunner, tempDir: string): Promise<str
   }
   await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], {root: true})
   const pid = await runner.spawnDetached([dockerd], {root: true, logFile: DIRECT_LOG})
-  const version = await waitForDaemon(runner)
+  const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid))
   if (!version) {
     throw new HostError(
-      `dockerd did not answer within 45 s. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`
+      `dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`
     )
   }
   const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid)

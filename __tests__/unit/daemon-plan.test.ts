@@ -1,0 +1,240 @@
+import {describe, expect, it} from '@jest/globals'
+import {
+  DaemonConfigParseError,
+  serialiseDaemonConfig,
+  type JsonObject
+} from '../../src/docker/daemon-config.js'
+import {errorLines, planDaemon, type DaemonFacts} from '../../src/docker/daemon-plan.js'
+import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
+import {
+  nvidiaKeyring,
+  nvidiaSourceLine,
+  staleNvidiaSources
+} from '../../src/nvidia/toolkit-model.js'
+
+const inputs = (o: Partial<RawInputs> = {}) =>
+  parseInputs({...INPUT_DEFAULTS, ...o}, {pathKind: p => (p === '/debs' ? 'dir' : undefined)})
+
+const TOOLKIT = new Map([
+  ['nvidia-container-toolkit', '1.17.8-1'],
+  ['nvidia-container-toolkit-base', '1.17.8-1'],
+  ['libnvidia-container-tools', '1.17.8-1'],
+  ['libnvidia-container1', '1.17.8-1']
+])
+const GPU = {
+  driverVersion: '550.54.15',
+  cudaVersion: '12.4',
+  gpus: [{index: 0, name: 'NVIDIA H100'}]
+}
+const READY: JsonObject = {
+  'log-driver': 'local',
+  runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}},
+  'default-runtime': 'nvidia'
+}
+
+function facts(o: Partial<DaemonFacts> = {}): DaemonFacts {
+  const config = o.config ?? READY
+  return {
+    text: serialiseDaemonConfig(config),
+    config,
+    gpu: GPU,
+    installed: TOOLKIT,
+    runtimes: ['nvidia', 'runc'],
+    defaultRuntime: 'nvidia',
+    debs: [],
+    provided: new Set(),
+    ...o
+  }
+}
+const kinds = (f: DaemonFacts, raw: Partial<RawInputs> = {}) =>
+  planDaemon(f, inputs(raw)).actions.map(a => a.kind)
+
+describe('planDaemon', () => {
+  it('plans nothing on a GPU host that is already right', () => {
+    const plan = planDaemon(facts(), inputs())
+    expect(plan.actions).toEqual([])
+    expect(plan.nvidia).toBe(true)
+    expect(plan.found).toBe(
+      'NVIDIA driver 550.54.15 (CUDA 12.4), 1 GPU(s); toolkit 1.17.8-1; /etc/docker/daemon.json with 3 key(s); runtimes: nvidia, runc (default nvidia)'
+    )
+  })
+
+  it('leaves GPUs alone without a driver (auto) and with gpu-runtime: none', () => {
+    expect(
+      kinds(
+        facts({
+          gpu: undefined,
+          installed: new Map(),
+          config: {},
+          runtimes: ['runc'],
+          defaultRuntime: 'runc'
+        })
+      )
+    ).toEqual([])
+    expect(
+      kinds(facts({config: {}, runtimes: ['runc'], defaultRuntime: 'runc'}), {
+        'gpu-runtime': 'none'
+      })
+    ).toEqual([])
+  })
+
+  it('installs the toolkit from the repository, writes the runtime and restarts once', () => {
+    const plan = planDaemon(
+      facts({
+        installed: new Map(),
+        config: {'log-driver': 'local'},
+        runtimes: ['runc'],
+        defaultRuntime: 'runc'
+      }),
+      inputs({'nvidia-toolkit-version': '1.17.8-1'})
+    )
+    expect(plan.actions.map(a => a.kind)).toEqual([
+      'nvidia-repo',
+      'apt-update',
+      'install-toolkit',
+      'write-config',
+      'restart'
+    ])
+    expect(plan.diff).toEqual([
+      '+ runtimes: {"nvidia":{"path":"nvidia-container-runtime","args":[]}}',
+      '+ default-runtime: "nvidia"'
+    ])
+    const write = plan.actions.find(a => a.kind === 'write-config')
+    expect(write).toMatchObject({
+      existed: true,
+      text: serialiseDaemonConfig({'log-driver': 'local', ...READY})
+    })
+  })
+
+  it('replaces legacy nvidia-docker2 and reinstalls a toolkit at another pin', () => {
+    const installed = new Map([...TOOLKIT, ['nvidia-docker2', '2.13.0-1']])
+    expect(kinds(facts({installed}))).toEqual([
+      'nvidia-repo',
+      'apt-update',
+      'remove-legacy',
+      'install-toolkit'
+    ])
+    expect(kinds(facts(), {'nvidia-toolkit-version': '1.17.7-1'})).toEqual([
+      'nvidia-repo',
+      'apt-update',
+      'install-toolkit'
+    ])
+  })
+
+  it('installs the toolkit from offline-debs, naming what the folder lacks', () => {
+    const raw = {'docker-source': 'offline', 'offline-debs': '/debs'}
+    expect(() => planDaemon(facts({installed: new Map()}), inputs(raw))).toThrow(
+      'offline-debs (/debs) lacks packages the NVIDIA container toolkit needs: libnvidia-container-tools, libnvidia-container1, nvidia-container-toolkit, nvidia-container-toolkit-base.'
+    )
+  })
+
+  it('configures without a driver when gpu-runtime is nvidia, with a warning', () => {
+    const plan = planDaemon(facts({gpu: undefined}), inputs({'gpu-runtime': 'nvidia'}))
+    expect(plan.actions).toEqual([])
+    expect(plan.warnings[0]).toContain('no NVIDIA driver answers')
+  })
+
+  it('restarts a daemon that has not loaded the file, without writing it', () => {
+    expect(kinds(facts({runtimes: ['runc'], defaultRuntime: 'runc'}))).toEqual(['restart'])
+  })
+
+  it('writes and (re)starts a daemon that is not running', () => {
+    expect(kinds(facts({config: {}, runtimes: undefined, defaultRuntime: undefined}))).toEqual([
+      'write-config',
+      'restart'
+    ])
+  })
+
+  it('names each key the inputs overwrite, and merges daemon-config', () => {
+    const plan = planDaemon(
+      facts({config: {...READY, 'default-runtime': 'runc', 'log-opts': {'max-size': '1m'}}}),
+      inputs({'daemon-config': '{"log-opts": {"max-size": "50m", "max-file": "3"}}'})
+    )
+    expect(plan.warnings).toEqual([
+      '/etc/docker/daemon.json: gpu-runtime changes default-runtime from "runc" to "nvidia"',
+      '/etc/docker/daemon.json: daemon-config changes log-opts.max-size from "1m" to "50m"'
+    ])
+    expect(plan.diff).toEqual([
+      '~ default-runtime: "runc" → "nvidia"',
+      '~ log-opts.max-size: "1m" → "50m"',
+      '+ log-opts.max-file: "3"'
+    ])
+  })
+
+  it('refuses inputs that contradict each other', () => {
+    expect(() =>
+      planDaemon(
+        facts(),
+        inputs({'daemon-config': '{"runtimes": {"nvidia": {"path": "/opt/nv"}}}'})
+      )
+    ).toThrow(
+      'contradicts other inputs: runtimes.nvidia.path: gpu-runtime sets "nvidia-container-runtime" but daemon-config sets "/opt/nv"'
+    )
+  })
+
+  it('refuses a malformed file, naming its line', () => {
+    expect(() =>
+      planDaemon(
+        facts({parseError: new DaemonConfigParseError('unexpected "}" at column 3', 4)}),
+        inputs()
+      )
+    ).toThrow(
+      '/etc/docker/daemon.json is not valid JSON: unexpected "}" at column 3 (line 4). It was left as it is'
+    )
+  })
+
+  it('enables CDI keeping the other feature flags', () => {
+    const plan = planDaemon(
+      facts({config: {...READY, features: {'containerd-snapshotter': true}}}),
+      inputs({'nvidia-cdi': 'true'})
+    )
+    expect(plan.diff).toEqual(['+ features.cdi: true'])
+  })
+})
+
+describe('toolkit repository and logs', () => {
+  it('writes NVIDIA’s flat source and finds stale lists', () => {
+    expect(
+      nvidiaSourceLine(
+        'https://nvidia.github.io/libnvidia-container/stable/deb',
+        nvidiaKeyring(true)
+      )
+    ).toBe(
+      'deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.asc] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n'
+    )
+    expect(
+      staleNvidiaSources(
+        [
+          {
+            path: '/etc/apt/sources.list.d/nvidia-docker.list',
+            content: 'deb https://nvidia.github.io/nvidia-docker/ubuntu22.04/$(ARCH) /'
+          },
+          {path: '/etc/apt/sources.list.d/libnvidia-container.list', content: ''},
+          {
+            path: '/etc/apt/sources.list.d/cuda.list',
+            content:
+              'deb https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64 /'
+          },
+          {
+            path: '/etc/apt/sources.list.d/mirror.list',
+            content: 'deb http://mirror.local/nvidia/stable/deb/$(ARCH) /'
+          }
+        ],
+        'http://mirror.local/nvidia/stable/deb'
+      )
+    ).toEqual([
+      '/etc/apt/sources.list.d/nvidia-docker.list',
+      '/etc/apt/sources.list.d/libnvidia-container.list',
+      '/etc/apt/sources.list.d/mirror.list'
+    ])
+  })
+
+  it('picks the lines of a daemon log that say why it did not start', () => {
+    const log =
+      'level=info msg="Starting up"\nlevel=info msg="x"\nunable to configure the Docker daemon with file /etc/docker/daemon.json: bad'
+    expect(errorLines(log)).toBe(
+      'unable to configure the Docker daemon with file /etc/docker/daemon.json: bad'
+    )
+    expect(errorLines('a\nb')).toBe('a\nb')
+  })
+})

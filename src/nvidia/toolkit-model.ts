@@ -1,0 +1,57 @@
+/** The NVIDIA container toolkit's packages, repository and runtime entry (pure). */
+import type {Inputs} from '../inputs.js'
+import type {Fragment, JsonObject} from '../docker/daemon-config.js'
+
+/** The four packages, always pinned together. */
+export const TOOLKIT_PACKAGES = [
+  'nvidia-container-toolkit',
+  'nvidia-container-toolkit-base',
+  'libnvidia-container-tools',
+  'libnvidia-container1'
+]
+/** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
+export const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime']
+
+export const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list'
+
+/** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
+export function nvidiaKeyring(armored: boolean): string {
+  return `/usr/share/keyrings/nvidia-container-toolkit-keyring.${armored ? 'asc' : 'gpg'}`
+}
+
+/** The flat-repository source line NVIDIA documents (`$(ARCH)` is expanded by apt). */
+export function nvidiaSourceLine(url: string, keyring: string): string {
+  return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`
+}
+
+/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
+export function staleNvidiaSources(
+  files: readonly {path: string; content: string}[],
+  url: string
+): string[] {
+  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
+  return files
+    .filter(f => f.path !== NVIDIA_LIST)
+    .filter(
+      f =>
+        /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/.test(
+          f.path
+        ) ||
+        f.content
+          .split('\n')
+          .some(
+            l => !l.trim().startsWith('#') && (l.includes('nvidia.github.io') || l.includes(bare))
+          )
+    )
+    .map(f => f.path)
+}
+
+/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
+export function nvidiaFragment(
+  inputs: Pick<Inputs, 'nvidiaDefaultRuntime' | 'nvidiaCdi'>
+): Fragment {
+  const value: JsonObject = {runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}}}
+  if (inputs.nvidiaDefaultRuntime) value['default-runtime'] = 'nvidia'
+  if (inputs.nvidiaCdi) value.features = {cdi: true}
+  return {source: 'gpu-runtime', value}
+}

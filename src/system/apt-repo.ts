@@ -1,0 +1,76 @@
+import {promises as fs} from 'node:fs'
+import * as path from 'node:path'
+import * as core from '@actions/core'
+import {downloadTool} from '@actions/tool-cache'
+import type {CommandRunner} from '../exec/runner.js'
+import {HostError} from '../errors.js'
+import {readFileMaybe, renameFile, writeFileAtomic} from './files.js'
+
+/** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
+export const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup'
+const SOURCES_DIR = '/etc/apt/sources.list.d'
+
+/** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
+export async function fetchKey(source: string): Promise<Buffer> {
+  if (source.startsWith('/')) return fs.readFile(source)
+  if (source.startsWith('file://')) return fs.readFile(new URL(source))
+  const file = await downloadTool(source)
+  try {
+    return await fs.readFile(file)
+  } finally {
+    await fs.rm(file, {force: true})
+  }
+}
+
+/** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
+export function isArmored(key: Buffer): boolean {
+  return key.toString('latin1').includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')
+}
+
+export interface AptRepo {
+  /** Where the key comes from (URL or path), for messages. */
+  keySource: string
+  key: Buffer
+  keyring: string
+  listPath: string
+  line: string
+  /** Source files (other than listPath) that duplicate this repository. */
+  stale(files: {path: string; content: string}[]): string[]
+  /** Who the repository is, for the warning when a stale file is set aside. */
+  what: string
+}
+
+/**
+ * Makes an apt repository available: key into its keyring, a signed-by source, and stale
+ * duplicates set aside (renamed, not deleted), each written only when it differs.
+ * Touches /etc/apt/keyrings or /usr/share/keyrings and /etc/apt/sources.list.d.
+ */
+export async function ensureAptRepo(
+  runner: CommandRunner,
+  repo: AptRepo,
+  tempDir: string
+): Promise<void> {
+  if (repo.key.length < 32) throw new HostError(`${repo.keySource} is not a PGP key`)
+  // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
+  const current = await fs.readFile(repo.keyring).catch(() => undefined)
+  if (current === undefined || !current.equals(repo.key)) {
+    await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir)
+  }
+  if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
+    await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir)
+  }
+  const files = await Promise.all(
+    (await fs.readdir(SOURCES_DIR))
+      .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
+      .map(async n => ({
+        path: path.join(SOURCES_DIR, n),
+        content: await fs.readFile(path.join(SOURCES_DIR, n), 'utf8')
+      }))
+  )
+  for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
+    core.warning(
+      `Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`
+    )
+    await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`)
+  }
+}
