@@ -9,9 +9,14 @@ for f in /etc/apt/sources.list.d/*; do
     rm -f "$f"
   fi
 done
-rm -f /etc/apt/sources.list.d/*.disabled-by-docker-gpu-setup /etc/apt/keyrings/docker.asc
+rm -f /etc/apt/sources.list.d/*.disabled-by-docker-gpu-setup /etc/apt/keyrings/docker.asc \
+  /usr/share/keyrings/nvidia-container-toolkit-keyring.*
+# A run killed between writing daemon.json and rolling it back can leave a config dockerd refuses.
+# This is the test machine: its daemon.json is the suite's own.
+rm -f /etc/docker/daemon.json /etc/docker/daemon.json.*docker-gpu-setup
+rm -rf /run/lock/docker-gpu-setup
 pkill -f 'http.server .*dgs-e2e' 2>/dev/null || true
-held=$(apt-mark showhold 2>/dev/null | grep -E '^(docker|containerd|runc)' || true)
+held=$(apt-mark showhold 2>/dev/null | grep -E '^(docker|containerd|runc|nvidia|libnvidia)' || true)
 [ -n "$held" ] && apt-mark unhold $held >/dev/null
 # Stand-in packages of Docker's repository (built by the e2e suite) go; Debian's engine stays or returns later.
 standins=$(dpkg-query -W -f '${Package} ${Maintainer}\n' 2>/dev/null | awk '/dgs-e2e stand-in/ {print $1}')
