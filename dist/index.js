@@ -32669,6 +32669,19 @@ async function resolvePinned(runner, names, pin, what) {
     }
     return out;
 }
+/**
+ * What an offline install needs to know: the control data of every .deb in `folder`, and the
+ * names installed packages provide. Empty when there is no folder (nothing is read then).
+ */
+async function readOfflineFolder(runner, folder) {
+    if (folder === undefined)
+        return { debs: [], provided: new Set() };
+    const [debs, provided] = await Promise.all([
+        readDebs(runner, await listDebs(folder)),
+        providedNames(runner)
+    ]);
+    return { debs, provided };
+}
 
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var lib_io = __nccwpck_require__(8701);
@@ -33700,24 +33713,27 @@ async function daemonLogTail(runner, manager) {
     const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
     return (0,errors/* tailLines */.os)(direct || sysv, 30);
 }
+/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+async function systemdDocker(runner, verb) {
+    // A unit that failed earlier refuses to start until its failure is cleared.
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+        root: true,
+        allowFailure: true
+    });
+    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
+    const version = await waitForDaemon(runner);
+    if (version)
+        return version;
+    throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+}
 /**
  * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
  * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
  * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
  */
 async function startDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd') {
-        // A unit that failed earlier refuses to start until its failure is cleared.
-        await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-            root: true,
-            allowFailure: true
-        });
-        await runner.run(['systemctl', 'start', 'docker.service'], { root: true, allowFailure: true });
-        const version = await waitForDaemon(runner);
-        if (version)
-            return version;
-        throw new errors/* HostError */.dh(`Docker did not start (systemd). Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
-    }
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'start');
     if (manager === 'sysv') {
         const r = await runner.run(['service', 'docker', 'start'], {
             root: true,
@@ -33765,17 +33781,8 @@ async function stopDockerd(runner, pid) {
  * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
  */
 async function restartDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd') {
-        await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-            root: true,
-            allowFailure: true
-        });
-        await runner.run(['systemctl', 'restart', 'docker.service'], { root: true, allowFailure: true });
-        const version = await waitForDaemon(runner);
-        if (version)
-            return version;
-        throw new errors/* HostError */.dh(`Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`);
-    }
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'restart');
     const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
     if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
         await stopDockerd(runner, pid);
@@ -34040,9 +34047,7 @@ async function detect(ctx) {
         external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
         exists('/snap/bin/docker')
     ]);
-    const debs = mayInstall && inputs.offlineDebs
-        ? await readDebs(runner, await listDebs(inputs.offlineDebs))
-        : [];
+    const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
     const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES;
     const facts = {
         dockerd,
@@ -34057,8 +34062,7 @@ async function detect(ctx) {
         candidates: mayInstall && inputs.dockerSource !== 'offline'
             ? await candidates(runner, wanted)
             : new Map(),
-        debs,
-        provided: debs.length > 0 ? await providedNames(runner) : new Set()
+        ...offline
     };
     ctx.outputs['docker-version'] = serverVersion ?? '';
     ctx.outputs['docker-changed'] = 'false';
@@ -34829,8 +34833,7 @@ async function daemon_detect(ctx) {
             parseError = e;
         }
     }
-    const offline = wantsGpu && inputs.offlineDebs !== undefined;
-    const debs = offline ? await readDebs(runner, await listDebs(inputs.offlineDebs)) : [];
+    const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
     ctx.outputs['daemon-config-changed'] = 'false';
     ctx.outputs['nvidia-runtime'] = String(running?.runtimes.includes('nvidia') ?? false);
     ctx.outputs['gpu-count'] = gpu ? String(gpu.gpus.length) : '';
@@ -34844,8 +34847,7 @@ async function daemon_detect(ctx) {
         installed,
         runtimes: running?.runtimes,
         defaultRuntime: running?.defaultRuntime,
-        debs,
-        provided: offline ? await providedNames(runner) : new Set()
+        ...offline
     };
 }
 function daemon_plan(facts, ctx) {

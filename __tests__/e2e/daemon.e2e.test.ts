@@ -63,7 +63,11 @@ function dockerInfo(): {runtimes: string[]; defaultRuntime: string} {
 /** A host with Docker running, no toolkit, and the user's daemon.json (or none). */
 function reset(config: object | undefined): void {
   sh(`apt-mark unhold ${TOOLKIT} >/dev/null 2>&1 || true`)
-  sh(`DEBIAN_FRONTEND=noninteractive apt-get remove -y -q ${TOOLKIT} >/dev/null 2>&1 || true`)
+  // Only installed names: apt-get refuses the whole command over a name it does not know.
+  sh(
+    `pkgs=$(dpkg-query -W -f '\${Package} \${db:Status-Abbrev}\\n' ${TOOLKIT} nvidia-docker2 2>/dev/null | awk '$2 ~ /^[ih]i/ {print $1}'); ` +
+      '[ -z "$pkgs" ] || DEBIAN_FRONTEND=noninteractive apt-get remove -y -q $pkgs >/dev/null'
+  )
   sh(
     `rm -f /etc/apt/sources.list.d/nvidia-container-toolkit.list /usr/share/keyrings/nvidia-container-toolkit-keyring.* ${STALE_LIST}*`
   )
@@ -241,6 +245,24 @@ describe('a daemon.json the action must not break', () => {
     )
     expect(existsSync(LOCK)).toBe(false)
   })
+})
+
+describe('the retired nvidia-docker2 package (stand-in)', () => {
+  it('is removed, not purged, and the daemon.json it owned survives with the user keys', () => {
+    reset(USER_CONFIG)
+    sh(`dpkg -i --force-confold ${work}/nvidia/legacy/nvidia-docker2_*.deb >/dev/null`)
+    expect(sh("dpkg-query -W -f '${Conffiles}' nvidia-docker2")).toContain(DAEMON_JSON)
+    const run = runAction(inputs)
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(
+      '  - replace nvidia-docker2 (removed, not purged; daemon.json kept)'
+    )
+    expect(sh("dpkg-query -W -f '${db:Status-Abbrev}' nvidia-docker2")).toMatch(/^rc/)
+    const config = JSON.parse(readFileSync(DAEMON_JSON, 'utf8')) as Record<string, unknown>
+    expect(config['log-opts']).toEqual(USER_CONFIG['log-opts'])
+    expect(config['default-runtime']).toBe('nvidia')
+    expect(dockerInfo().runtimes).toContain('nvidia')
+  }, 300_000)
 })
 
 describe('offline toolkit', () => {

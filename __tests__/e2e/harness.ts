@@ -214,7 +214,9 @@ export function ran(run: ActionRun, program: string): boolean {
 
 /** The pid of the running dockerd (not one that exited and waits to be reaped), or undefined. */
 export function dockerdPid(): number | undefined {
-  const out = sh("ps -C dockerd -o pid=,stat= | awk '$2 !~ /^Z/ {print $1}'").trim().split('\n')[0]
+  const out = sh("{ ps -C dockerd -o pid=,stat= || true; } | awk '$2 !~ /^Z/ {print $1}'")
+    .trim()
+    .split('\n')[0]
   return out ? Number(out) : undefined
 }
 

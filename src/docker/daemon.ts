@@ -7,9 +7,7 @@ import {
   aptRemove,
   aptUpdate,
   installedPackages,
-  listDebs,
-  providedNames,
-  readDebs,
+  readOfflineFolder,
   resolvePinned
 } from '../system/apt.js'
 import {ensureAptRepo, fetchKey, isArmored} from '../system/apt-repo.js'
@@ -83,8 +81,7 @@ async function detect(ctx: RunContext): Promise<DaemonFacts> {
       parseError = e
     }
   }
-  const offline = wantsGpu && inputs.offlineDebs !== undefined
-  const debs = offline ? await readDebs(runner, await listDebs(inputs.offlineDebs as string)) : []
+  const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
   ctx.outputs['daemon-config-changed'] = 'false'
   ctx.outputs['nvidia-runtime'] = String(running?.runtimes.includes('nvidia') ?? false)
   ctx.outputs['gpu-count'] = gpu ? String(gpu.gpus.length) : ''
@@ -98,8 +95,7 @@ async function detect(ctx: RunContext): Promise<DaemonFacts> {
     installed,
     runtimes: running?.runtimes,
     defaultRuntime: running?.defaultRuntime,
-    debs,
-    provided: offline ? await providedNames(runner) : new Set()
+    ...offline
   }
 }
 

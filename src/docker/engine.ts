@@ -12,9 +12,7 @@ import {
   candidates,
   heldPackages,
   installedPackages,
-  listDebs,
-  providedNames,
-  readDebs,
+  readOfflineFolder,
   resolvePinned
 } from '../system/apt.js'
 import {ensureAptRepo, fetchKey, isArmored} from '../system/apt-repo.js'
@@ -65,10 +63,7 @@ async function detect(ctx: RunContext): Promise<EngineFacts> {
     fs.readFile('/etc/group', 'utf8'),
     exists('/snap/bin/docker')
   ])
-  const debs =
-    mayInstall && inputs.offlineDebs
-      ? await readDebs(runner, await listDebs(inputs.offlineDebs))
-      : []
+  const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined)
   const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES
   const facts: EngineFacts = {
     dockerd,
@@ -84,8 +79,7 @@ async function detect(ctx: RunContext): Promise<EngineFacts> {
       mayInstall && inputs.dockerSource !== 'offline'
         ? await candidates(runner, wanted)
         : new Map<string, string | undefined>(),
-    debs,
-    provided: debs.length > 0 ? await providedNames(runner) : new Set()
+    ...offline
   }
   ctx.outputs['docker-version'] = serverVersion ?? ''
   ctx.outputs['docker-changed'] = 'false'

@@ -179,3 +179,19 @@ export async function resolvePinned(
   }
   return out
 }
+
+/**
+ * What an offline install needs to know: the control data of every .deb in `folder`, and the
+ * names installed packages provide. Empty when there is no folder (nothing is read then).
+ */
+export async function readOfflineFolder(
+  runner: CommandRunner,
+  folder: string | undefined
+): Promise<{debs: DebInfo[]; provided: Set<string>}> {
+  if (folder === undefined) return {debs: [], provided: new Set()}
+  const [debs, provided] = await Promise.all([
+    readDebs(runner, await listDebs(folder)),
+    providedNames(runner)
+  ])
+  return {debs, provided}
+}

@@ -84,6 +84,21 @@ export async function daemonLogTail(
   return tailLines(direct || sysv, 30)
 }
 
+/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): Promise<string> {
+  // A unit that failed earlier refuses to start until its failure is cleared.
+  await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+    root: true,
+    allowFailure: true
+  })
+  await runner.run(['systemctl', verb, 'docker.service'], {root: true, allowFailure: true})
+  const version = await waitForDaemon(runner)
+  if (version) return version
+  throw new HostError(
+    `Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`
+  )
+}
+
 /**
  * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
  * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
@@ -95,19 +110,7 @@ export async function startDocker(
   tempDir: string,
   info: (m: string) => void
 ): Promise<string> {
-  if (manager === 'systemd') {
-    // A unit that failed earlier refuses to start until its failure is cleared.
-    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-      root: true,
-      allowFailure: true
-    })
-    await runner.run(['systemctl', 'start', 'docker.service'], {root: true, allowFailure: true})
-    const version = await waitForDaemon(runner)
-    if (version) return version
-    throw new HostError(
-      `Docker did not start (systemd). Last lines of its log:\n${await daemonLogTail(runner, manager)}`
-    )
-  }
+  if (manager === 'systemd') return systemdDocker(runner, 'start')
   if (manager === 'sysv') {
     const r = await runner.run(['service', 'docker', 'start'], {
       root: true,
@@ -163,18 +166,7 @@ export async function restartDocker(
   tempDir: string,
   info: (m: string) => void
 ): Promise<string> {
-  if (manager === 'systemd') {
-    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-      root: true,
-      allowFailure: true
-    })
-    await runner.run(['systemctl', 'restart', 'docker.service'], {root: true, allowFailure: true})
-    const version = await waitForDaemon(runner)
-    if (version) return version
-    throw new HostError(
-      `Docker did not come back after the restart. Last lines of its log:\n${await daemonLogTail(runner, manager)}`
-    )
-  }
+  if (manager === 'systemd') return systemdDocker(runner, 'restart')
   const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim())
   if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) await stopDockerd(runner, pid)
   return startDocker(runner, manager, tempDir, info)
