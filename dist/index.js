@@ -31609,100 +31609,294 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3916:
+/***/ 4741:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Qd: () => (/* binding */ CommandError),
-/* harmony export */   dh: () => (/* binding */ HostError),
-/* harmony export */   dz: () => (/* binding */ InputError),
-/* harmony export */   os: () => (/* binding */ tailLines)
+/* harmony export */   $N: () => (/* binding */ canonical),
+/* harmony export */   AN: () => (/* binding */ DaemonConfigParseError),
+/* harmony export */   IK: () => (/* binding */ parseDaemonConfig),
+/* harmony export */   O$: () => (/* binding */ serialiseDaemonConfig),
+/* harmony export */   X$: () => (/* binding */ sameConfig),
+/* harmony export */   ag: () => (/* binding */ mergeFragments),
+/* harmony export */   pq: () => (/* binding */ diffConfigs),
+/* harmony export */   vM: () => (/* binding */ contradictions)
 /* harmony export */ });
-/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
-class InputError extends Error {
-    input;
-    value;
-    accepted;
-    constructor(input, value, accepted) {
-        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
-        this.input = input;
-        this.value = value;
-        this.accepted = accepted;
-        this.name = 'InputError';
+/* unused harmony export jsonErrorOffset */
+/**
+ * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
+ * fragments the phases contribute, stable serialisation, and a diff a person can read.
+ */
+/** A malformed daemon.json: the parser's message and the line it points at. */
+class DaemonConfigParseError extends Error {
+    detail;
+    line;
+    constructor(detail, line) {
+        super(`${detail}${line === undefined ? '' : ` (line ${line})`}`);
+        this.detail = detail;
+        this.line = line;
+        this.name = 'DaemonConfigParseError';
     }
 }
-/** A command that exited non-zero where success was required; carries what is needed to explain it. */
-class CommandError extends Error {
-    argv;
-    exitCode;
-    stderrTail;
-    constructor(argv, exitCode, stderrTail, context) {
-        const tail = stderrTail.trim();
-        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
-            (tail ? `: ${tail}` : ''));
-        this.argv = argv;
-        this.exitCode = exitCode;
-        this.stderrTail = stderrTail;
-        this.name = 'CommandError';
+function isObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+class ScanError extends Error {
+    offset;
+    constructor(offset) {
+        super(`JSON syntax error at ${offset}`);
+        this.offset = offset;
     }
 }
-/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
-class HostError extends Error {
-    constructor(message, options) {
-        super(message, options);
-        this.name = 'HostError';
+/**
+ * Offset of the first syntax error in JSON text (V8's messages do not always carry one), by a
+ * small recursive-descent scan that accepts exactly JSON.
+ */
+function jsonErrorOffset(text) {
+    let i = 0;
+    const ws = () => {
+        while (i < text.length && ' \t\n\r'.includes(text[i]))
+            i++;
+    };
+    const fail = () => {
+        throw new ScanError(i);
+    };
+    const literal = (word) => {
+        if (text.startsWith(word, i))
+            i += word.length;
+        else
+            fail();
+    };
+    const string = () => {
+        if (text[i] !== '"')
+            fail();
+        i++;
+        while (i < text.length && text[i] !== '"') {
+            if (text[i] === '\\')
+                i++;
+            else if (text.charCodeAt(i) < 0x20)
+                fail();
+            i++;
+        }
+        if (i >= text.length)
+            fail();
+        i++;
+    };
+    const value = () => {
+        ws();
+        const c = text[i];
+        if (c === '{') {
+            i++;
+            ws();
+            if (text[i] === '}') {
+                i++;
+                return;
+            }
+            for (;;) {
+                ws();
+                string();
+                ws();
+                if (text[i] !== ':')
+                    fail();
+                i++;
+                value();
+                ws();
+                if (text[i] === ',')
+                    i++;
+                else if (text[i] === '}') {
+                    i++;
+                    return;
+                }
+                else
+                    fail();
+            }
+        }
+        else if (c === '[') {
+            i++;
+            ws();
+            if (text[i] === ']') {
+                i++;
+                return;
+            }
+            for (;;) {
+                value();
+                ws();
+                if (text[i] === ',')
+                    i++;
+                else if (text[i] === ']') {
+                    i++;
+                    return;
+                }
+                else
+                    fail();
+            }
+        }
+        else if (c === '"')
+            string();
+        else if (c === 't')
+            literal('true');
+        else if (c === 'f')
+            literal('false');
+        else if (c === 'n')
+            literal('null');
+        else {
+            const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+            if (!m)
+                fail();
+            i += m[0].length;
+        }
+    };
+    try {
+        value();
+        ws();
+        if (i < text.length)
+            fail();
     }
+    catch (e) {
+        return e instanceof ScanError ? e.offset : i;
+    }
+    return -1;
 }
-/** Last `n` lines of a command's output, for error messages that stay readable. */
-function tailLines(text, n = 15) {
-    const lines = text.trimEnd().split('\n');
-    return lines.slice(-n).join('\n');
+/** Parses daemon.json text; an empty or whitespace-only file is an empty config (dockerd agrees). */
+function parseDaemonConfig(text) {
+    if (text.trim() === '')
+        return {};
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch (e) {
+        const at = jsonErrorOffset(text);
+        if (at < 0)
+            throw new DaemonConfigParseError(e.message.split('\n')[0], undefined);
+        const before = text.slice(0, at).split('\n');
+        const what = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text[at])}`;
+        throw new DaemonConfigParseError(`${what} at column ${before[before.length - 1].length + 1}`, before.length);
+    }
+    if (!isObject(parsed))
+        throw new DaemonConfigParseError('the top level is not a JSON object', 1);
+    return parsed;
+}
+function same(a, b) {
+    return JSON.stringify(a) === JSON.stringify(b);
+}
+/**
+ * Deep-merges `fragment` into `base`: objects key by key, arrays as a union without duplicates
+ * (base order first), anything else replaced. Unknown keys are kept. Records overwritten scalars.
+ */
+function mergeInto(base, fragment, source, prefix, overwrites) {
+    const out = { ...base };
+    for (const [key, value] of Object.entries(fragment)) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        const old = out[key];
+        if (isObject(old) && isObject(value)) {
+            out[key] = mergeInto(old, value, source, path, overwrites);
+        }
+        else if (Array.isArray(old) && Array.isArray(value)) {
+            const union = [...old];
+            for (const item of value)
+                if (!union.some(u => same(u, item)))
+                    union.push(item);
+            out[key] = union;
+        }
+        else {
+            if (old !== undefined && !same(old, value))
+                overwrites.push({ path, from: old, to: value, source });
+            out[key] = value;
+        }
+    }
+    return out;
+}
+/** Scalar paths a fragment sets, for contradiction checks between fragments. */
+function scalarPaths(value, prefix = '') {
+    const out = new Map();
+    for (const [k, v] of Object.entries(value)) {
+        const path = prefix ? `${prefix}.${k}` : k;
+        if (isObject(v))
+            for (const [p, x] of scalarPaths(v, path))
+                out.set(p, x);
+        else if (!Array.isArray(v))
+            out.set(path, v);
+    }
+    return out;
+}
+/** Two fragments that set one key to different values: the inputs contradict each other. */
+function contradictions(fragments) {
+    const seen = new Map();
+    const out = [];
+    for (const f of fragments) {
+        for (const [path, value] of scalarPaths(f.value)) {
+            const prior = seen.get(path);
+            if (prior && !same(prior.value, value)) {
+                out.push(`${path}: ${prior.source} sets ${JSON.stringify(prior.value)} but ${f.source} sets ${JSON.stringify(value)}`);
+            }
+            else
+                seen.set(path, { value, source: f.source });
+        }
+    }
+    return out;
+}
+/** The merged config and every key it overwrote in the file. */
+function mergeFragments(current, fragments) {
+    const overwrites = [];
+    let merged = current;
+    for (const f of fragments)
+        merged = mergeInto(merged, f.value, f.source, '', overwrites);
+    return { merged, overwrites };
+}
+/** Stable text: two-space JSON, keys in the order the file had them (new ones after), newline at the end. */
+function serialiseDaemonConfig(config) {
+    return `${JSON.stringify(config, null, 2)}\n`;
+}
+/** True when both configs mean the same to dockerd (key order aside). */
+function sameConfig(a, b) {
+    return same(canonical(a), canonical(b));
+}
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+/** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */
+function diffConfigs(before, after, prefix = '') {
+    const lines = [];
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+    for (const key of keys) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        const a = before[key];
+        const b = after[key];
+        if (same(a, b))
+            continue;
+        if (isObject(a) && isObject(b))
+            lines.push(...diffConfigs(a, b, path));
+        else if (a === undefined)
+            lines.push(`+ ${path}: ${JSON.stringify(b)}`);
+        else if (b === undefined)
+            lines.push(`- ${path}: ${JSON.stringify(a)}`);
+        else
+            lines.push(`~ ${path}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`);
+    }
+    return lines;
 }
 
 
 /***/ }),
 
-/***/ 9407:
-/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1456);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
-
-
-
-// One bundle serves both steps: the runner gives the post step the state the main step saved.
-if (_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu('isPost') === 'true') {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
-}
-else {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ('isPost', 'true');
-    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
-}
-
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
-
-/***/ }),
-
-/***/ 5016:
+/***/ 2977:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  TL: () => (/* binding */ parseInputs),
-  yI: () => (/* binding */ readRawInputs)
-});
-
-// UNUSED EXPORTS: DOCKER_HUB, INPUT_DEFAULTS
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-;// CONCATENATED MODULE: ./src/docker/reference.ts
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   F2: () => (/* binding */ parseReference),
+/* harmony export */   FH: () => (/* binding */ formatReference),
+/* harmony export */   cW: () => (/* binding */ isLoopbackHost),
+/* harmony export */   wB: () => (/* binding */ looksLikeDomain),
+/* harmony export */   xo: () => (/* binding */ parseRegistryAddress)
+/* harmony export */ });
 /**
  * The project's one parser for image references and registry addresses (pure). It follows the
  * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
@@ -31853,6 +32047,194 @@ function isLoopbackHost(host) {
         h === '[0:0:0:0:0:0:0:1]');
 }
 
+
+/***/ }),
+
+/***/ 3916:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Qd: () => (/* binding */ CommandError),
+/* harmony export */   dh: () => (/* binding */ HostError),
+/* harmony export */   dz: () => (/* binding */ InputError),
+/* harmony export */   os: () => (/* binding */ tailLines)
+/* harmony export */ });
+/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
+class InputError extends Error {
+    input;
+    value;
+    accepted;
+    constructor(input, value, accepted) {
+        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
+        this.input = input;
+        this.value = value;
+        this.accepted = accepted;
+        this.name = 'InputError';
+    }
+}
+/** A command that exited non-zero where success was required; carries what is needed to explain it. */
+class CommandError extends Error {
+    argv;
+    exitCode;
+    stderrTail;
+    constructor(argv, exitCode, stderrTail, context) {
+        const tail = stderrTail.trim();
+        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
+            (tail ? `: ${tail}` : ''));
+        this.argv = argv;
+        this.exitCode = exitCode;
+        this.stderrTail = stderrTail;
+        this.name = 'CommandError';
+    }
+}
+/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
+class HostError extends Error {
+    constructor(message, options) {
+        super(message, options);
+        this.name = 'HostError';
+    }
+}
+/** Last `n` lines of a command's output, for error messages that stay readable. */
+function tailLines(text, n = 15) {
+    const lines = text.trimEnd().split('\n');
+    return lines.slice(-n).join('\n');
+}
+
+
+/***/ }),
+
+/***/ 4100:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  iN: () => (/* binding */ ExecRunner)
+});
+
+// UNUSED EXPORTS: withLogFile, wrapArgv
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __nccwpck_require__(5260);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+;// CONCATENATED MODULE: ./src/exec/runner.ts
+
+
+
+
+/** argv that runs `argv` with stdout and stderr appended to `logFile`; the script is constant, argv stays argv. */
+function withLogFile(argv, logFile) {
+    return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
+}
+/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
+function wrapArgv(argv, options, isRoot) {
+    let out = [...argv];
+    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const sudo = options.root === true && !isRoot;
+    if (sudo && env.length > 0)
+        out = ['env', ...env, ...out];
+    if (sudo)
+        out = ['sudo', '-n', '--', ...out];
+    if (options.timeoutSeconds !== undefined) {
+        out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
+    }
+    return out;
+}
+/** The real CommandRunner over @actions/exec; the only importer of it. */
+class ExecRunner {
+    isRoot;
+    constructor(isRoot = process.getuid?.() === 0) {
+        this.isRoot = isRoot;
+    }
+    async run(argv, options = {}) {
+        const full = wrapArgv(argv, options, this.isRoot);
+        core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
+        // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
+        const sudo = options.root === true && !this.isRoot;
+        const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
+        const result = await (0,exec/* getExecOutput */.H)(full[0], full.slice(1), {
+            silent: true,
+            ignoreReturnCode: true,
+            input: options.input === undefined ? undefined : Buffer.from(options.input),
+            env
+        });
+        if (result.exitCode !== 0 && options.allowFailure !== true) {
+            throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
+        }
+        return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+    }
+    async spawnDetached(argv, options) {
+        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
+        core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
+        const env = stringEnv(process.env);
+        delete env.RUNNER_TRACKING_ID;
+        const child = (0,external_node_child_process_namespaceObject.spawn)(full[0], full.slice(1), { detached: true, stdio: 'ignore', env });
+        const pid = await new Promise((resolve, reject) => {
+            child.once('error', reject);
+            child.once('spawn', () => resolve(child.pid ?? 0));
+        });
+        child.unref();
+        return pid;
+    }
+}
+function stringEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined)
+            out[k] = v;
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 9407:
+/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3862);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
+
+
+
+// One bundle serves both steps: the runner gives the post step the state the main step saved.
+if (_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu('isPost') === 'true') {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
+}
+else {
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ('isPost', 'true');
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
+}
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 9864:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  TL: () => (/* binding */ parseInputs),
+  yI: () => (/* binding */ readRawInputs)
+});
+
+// UNUSED EXPORTS: DOCKER_HUB, INPUT_DEFAULTS
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/docker/reference.ts
+var reference = __nccwpck_require__(2977);
 ;// CONCATENATED MODULE: ./src/push/image-list.ts
 
 /** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
@@ -31892,11 +32274,11 @@ class ListItemError extends Error {
         this.name = 'ListItemError';
     }
 }
-const image_list_TAG = /^[\w][\w.-]{0,127}$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
 /** Parses `tags`: each must be a valid tag. */
 function parseTagList(text) {
     return splitList(text).map(({ value, line }) => {
-        if (!image_list_TAG.test(value)) {
+        if (!TAG.test(value)) {
             throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
         }
         return value;
@@ -31915,7 +32297,7 @@ function parseImageList(imagesText, extraTags, registry) {
         }
         let source;
         try {
-            source = parseReference(sourceText);
+            source = (0,reference/* parseReference */.F2)(sourceText);
         }
         catch (e) {
             throw new ListItemError(sourceText, line, `${e.message}`);
@@ -31933,7 +32315,7 @@ function parseImageList(imagesText, extraTags, registry) {
         else {
             let target;
             try {
-                target = parseReference(targetText);
+                target = (0,reference/* parseReference */.F2)(targetText);
             }
             catch (e) {
                 throw new ListItemError(targetText, line, `${e.message}`);
@@ -31945,13 +32327,13 @@ function parseImageList(imagesText, extraTags, registry) {
                 throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
             }
             const first = targetText.split('/')[0];
-            if (target.domain !== undefined && looksLikeDomain(first))
+            if (target.domain !== undefined && (0,reference/* looksLikeDomain */.wB)(first))
                 domain = target.domain;
             path = target.path;
             tag = target.tag ?? source.tag ?? 'latest';
         }
         for (const t of [tag, ...extraTags]) {
-            const targetRef = formatReference({ domain, path, tag: t });
+            const targetRef = (0,reference/* formatReference */.FH)({ domain, path, tag: t });
             const existing = byTarget.get(targetRef);
             if (existing !== undefined) {
                 if (existing.source !== sourceText) {
@@ -32103,13 +32485,13 @@ function kindName(kind) {
 const DOCKER_HUB = 'https://registry-1.docker.io';
 const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
-const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 function referenceInput(raw, name) {
     const value = optional(raw, name);
     if (value === undefined)
         return undefined;
     try {
-        parseReference(value);
+        (0,reference/* parseReference */.F2)(value);
     }
     catch (e) {
         fail(name, value, `not an image reference: ${e.message}`);
@@ -32222,7 +32604,7 @@ function parseInputs(raw, host) {
     const registryText = raw.registry.trim();
     let registry;
     try {
-        registry = parseRegistryAddress(registryText);
+        registry = (0,reference/* parseRegistryAddress */.xo)(registryText);
     }
     catch (e) {
         fail('registry', registryText, e.message);
@@ -32234,7 +32616,7 @@ function parseInputs(raw, host) {
     const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
     const registryBind = optional(raw, 'registry-bind');
     if (registryBind !== undefined &&
-        !inputs_IPV4.test(registryBind) &&
+        !IPV4.test(registryBind) &&
         !/^\[?[0-9a-fA-F:]+\]?$/.test(registryBind)) {
         fail('registry-bind', registryBind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
     }
@@ -32347,7 +32729,7 @@ function readRawInputs(env = process.env) {
 
 /***/ }),
 
-/***/ 1456:
+/***/ 3862:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32356,8 +32738,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run)
 });
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var lib_core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
@@ -32403,8 +32785,8 @@ function defaultDockerAptUrl(os) {
     return family ? `https://download.docker.com/linux/${family}` : undefined;
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt-model.ts
 /** apt and dpkg output parsing and argv building (pure). */
 /** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
@@ -32637,24 +33019,24 @@ async function readDebs(runner, files) {
  * apt sees only the files given and what is installed.
  */
 async function aptInstallOffline(runner, files, tempDir) {
-    const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
-    await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
+    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
+    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
+    await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     await aptInstall(runner, files, [
         '--no-download',
         '-o',
-        `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
+        `Dir::Etc::SourceList=${external_node_path_.join(none, 'sources.list')}`,
         '-o',
-        `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
+        `Dir::Etc::SourceParts=${external_node_path_.join(none, 'parts')}`
     ]);
 }
 /** The .deb files in a folder, sorted. */
 async function listDebs(folder) {
-    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
+    const names = await external_node_fs_.promises.readdir(folder);
     return names
         .filter(n => n.endsWith('.deb'))
         .sort()
-        .map(n => external_node_path_namespaceObject.join(folder, n));
+        .map(n => external_node_path_.join(folder, n));
 }
 /** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
 async function resolvePinned(runner, names, pin, what) {
@@ -33501,73 +33883,8 @@ function _unique(values) {
     return Array.from(new Set(values));
 }
 //# sourceMappingURL=tool-cache.js.map
-;// CONCATENATED MODULE: ./src/system/files.ts
-
-
-/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function readFileMaybe(runner, file) {
-    try {
-        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
-    }
-    catch (e) {
-        const code = e.code;
-        if (code === 'ENOENT')
-            return undefined;
-        if (code !== 'EACCES' || runner.isRoot)
-            throw e;
-    }
-    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? r.stdout : undefined;
-}
-async function exists(file) {
-    try {
-        await external_node_fs_namespaceObject.promises.access(file, external_node_fs_namespaceObject.constants.F_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/**
- * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
- * half a file. Creates the parent folder. Works as root or through sudo.
- */
-async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
-    const dir = external_node_path_namespaceObject.dirname(file);
-    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
-    if (runner.isRoot) {
-        await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true });
-        await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode });
-        await external_node_fs_namespaceObject.promises.chmod(tmp, mode);
-        await external_node_fs_namespaceObject.promises.rename(tmp, file);
-        return;
-    }
-    const staged = external_node_path_namespaceObject.join(tempDir, `staged-${process.pid}-${external_node_path_namespaceObject.basename(file)}`);
-    await external_node_fs_namespaceObject.promises.writeFile(staged, content, { mode: 0o600 });
-    try {
-        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
-        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
-        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
-    }
-    finally {
-        await external_node_fs_namespaceObject.promises.rm(staged, { force: true });
-    }
-}
-/** Renames (as root where needed); used to set files aside instead of deleting them. */
-async function renameFile(runner, from, to) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rename(from, to);
-    else
-        await runner.run(['mv', '-f', '--', from, to], { root: true });
-}
-/** Removes a file (as root where needed); missing is fine. */
-async function removeFile(runner, file) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
-    else
-        await runner.run(['rm', '-f', '--', file], { root: true });
-}
-
+// EXTERNAL MODULE: ./src/system/files.ts
+var system_files = __nccwpck_require__(1650);
 ;// CONCATENATED MODULE: ./src/system/apt-repo.ts
 
 
@@ -33581,15 +33898,15 @@ const SOURCES_DIR = '/etc/apt/sources.list.d';
 /** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
 async function fetchKey(source) {
     if (source.startsWith('/'))
-        return external_node_fs_namespaceObject.promises.readFile(source);
+        return external_node_fs_.promises.readFile(source);
     if (source.startsWith('file://'))
-        return external_node_fs_namespaceObject.promises.readFile(new URL(source));
+        return external_node_fs_.promises.readFile(new URL(source));
     const file = await downloadTool(source);
     try {
-        return await external_node_fs_namespaceObject.promises.readFile(file);
+        return await external_node_fs_.promises.readFile(file);
     }
     finally {
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
+        await external_node_fs_.promises.rm(file, { force: true });
     }
 }
 /** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
@@ -33605,190 +33922,27 @@ async function ensureAptRepo(runner, repo, tempDir) {
     if (repo.key.length < 32)
         throw new errors/* HostError */.dh(`${repo.keySource} is not a PGP key`);
     // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
-    const current = await external_node_fs_namespaceObject.promises.readFile(repo.keyring).catch(() => undefined);
+    const current = await external_node_fs_.promises.readFile(repo.keyring).catch(() => undefined);
     if (current === undefined || !current.equals(repo.key)) {
-        await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.keyring, repo.key, 0o644, tempDir);
     }
-    if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
-        await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
+    if ((await (0,system_files/* readFileMaybe */.jp)(runner, repo.listPath)) !== repo.line) {
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.listPath, repo.line, 0o644, tempDir);
     }
-    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR))
+    const files = await Promise.all((await external_node_fs_.promises.readdir(SOURCES_DIR))
         .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
         .map(async (n) => ({
-        path: external_node_path_namespaceObject.join(SOURCES_DIR, n),
-        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(SOURCES_DIR, n), 'utf8')
+        path: external_node_path_.join(SOURCES_DIR, n),
+        content: await external_node_fs_.promises.readFile(external_node_path_.join(SOURCES_DIR, n), 'utf8')
     })));
     for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
         lib_core/* warning */.$e(`Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`);
-        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
+        await (0,system_files/* renameFile */.H5)(runner, stale, `${stale}${DISABLED_SUFFIX}`);
     }
 }
 
-;// CONCATENATED MODULE: ./src/system/process.ts
-
-/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
-function pidAlive(pid) {
-    if (!Number.isInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (e) {
-        if (e.code !== 'EPERM')
-            return false;
-    }
-    try {
-        return !/^\d+ \(.*\) Z /.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
-    }
-    catch {
-        return false;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/system/service.ts
-
-
-
-/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
-const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
-const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
-const DOCKERD_PIDFILE = '/var/run/docker.pid';
-/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
-async function detectServiceManager(systemd) {
-    if (systemd)
-        return 'systemd';
-    return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct';
-}
-/** The daemon's version when it answers within a few seconds, else undefined. */
-async function probeDaemon(runner) {
-    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 5
-    });
-    const version = r.stdout.trim();
-    return r.exitCode === 0 && version !== '' ? version : undefined;
-}
-/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
-async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
-    const end = Date.now() + deadlineMs;
-    for (;;) {
-        const version = await probeDaemon(runner);
-        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
-        if (version !== undefined || Date.now() > end || !starting())
-            return version;
-        await new Promise(r => setTimeout(r, 300));
-    }
-}
-/** The pid of a dockerd this action spawned and that still runs, else undefined. */
-async function ownDockerdPid(runner) {
-    const pid = await markedPid(runner);
-    return pid !== undefined && pidAlive(pid) ? pid : undefined;
-}
-/** The pid in DIRECT_MARKER, alive or not. */
-async function markedPid(runner) {
-    const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-/** Is docker enabled at boot (systemd only)? */
-async function isEnabled(runner) {
-    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
-        allowFailure: true
-    });
-    return r.exitCode === 0;
-}
-async function enableDocker(runner) {
-    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
-}
-/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
-async function daemonLogTail(runner, manager) {
-    if (manager === 'systemd') {
-        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
-            root: true,
-            allowFailure: true
-        });
-        return (0,errors/* tailLines */.os)(r.stdout, 30);
-    }
-    const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
-    return (0,errors/* tailLines */.os)(direct || sysv, 30);
-}
-/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
-async function systemdDocker(runner, verb) {
-    // A unit that failed earlier refuses to start until its failure is cleared.
-    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-        root: true,
-        allowFailure: true
-    });
-    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
-    const version = await waitForDaemon(runner);
-    if (version)
-        return version;
-    throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
-}
-/**
- * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
- * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
- * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
- */
-async function startDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'start');
-    if (manager === 'sysv') {
-        const r = await runner.run(['service', 'docker', 'start'], {
-            root: true,
-            allowFailure: true,
-            timeoutSeconds: 60
-        });
-        // An init script can exit 0 and start nothing: only a probe counts.
-        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
-        if (version)
-            return version;
-        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
-    }
-    return spawnDockerd(runner, tempDir);
-}
-async function spawnDockerd(runner, tempDir) {
-    const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
-    // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
-        await removeFile(runner, DOCKERD_PIDFILE);
-    }
-    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
-    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid));
-    if (!version) {
-        throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
-    }
-    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
-    await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
-    return version;
-}
-/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
-async function stopDockerd(runner, pid) {
-    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
-    const end = Date.now() + 30_000;
-    while (pidAlive(pid) && Date.now() < end)
-        await new Promise(r => setTimeout(r, 200));
-    if (pidAlive(pid))
-        throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
-    if (pid === (await markedPid(runner)))
-        await removeFile(runner, DIRECT_MARKER);
-}
-/**
- * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
- * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
- */
-async function restartDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'restart');
-    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
-        await stopDockerd(runner, pid);
-    return startDocker(runner, manager, tempDir, info);
-}
-
+// EXTERNAL MODULE: ./src/system/service.ts
+var service = __nccwpck_require__(1382);
 ;// CONCATENATED MODULE: ./src/docker/engine-model.ts
 
 
@@ -34030,7 +34184,7 @@ function staleDockerSources(files, url) {
 /** Where the engine's binary lives when a package installed it. */
 async function findDockerd() {
     for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
-        if (await exists(p))
+        if (await (0,system_files/* exists */.t2)(p))
             return p;
     return undefined;
 }
@@ -34041,11 +34195,11 @@ async function detect(ctx) {
     const mayInstall = dockerd === undefined || inputs.installDocker === 'true';
     const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
         installedPackages(runner, WATCHED_PACKAGES),
-        detectServiceManager(ctx.host.systemd),
-        dockerd ? probeDaemon(runner) : Promise.resolve(undefined),
-        ownDockerdPid(runner),
-        external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
-        exists('/snap/bin/docker')
+        (0,service/* detectServiceManager */.yW)(ctx.host.systemd),
+        dockerd ? (0,service/* probeDaemon */.nn)(runner) : Promise.resolve(undefined),
+        (0,service/* ownDockerdPid */.uT)(runner),
+        external_node_fs_.promises.readFile('/etc/group', 'utf8'),
+        (0,system_files/* exists */.t2)('/snap/bin/docker')
     ]);
     const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
     const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES;
@@ -34056,7 +34210,7 @@ async function detect(ctx) {
         snap,
         serverVersion,
         manager,
-        enabled: manager === 'systemd' ? await isEnabled(runner) : undefined,
+        enabled: manager === 'systemd' ? await (0,service/* isEnabled */.Ol)(runner) : undefined,
         ownDockerdPid: ownPid,
         dockerGroup: groupMembers(etcGroup, 'docker'),
         candidates: mayInstall && inputs.dockerSource !== 'offline'
@@ -34118,7 +34272,7 @@ async function apply(p, ctx) {
         switch (action.kind) {
             case 'stop-own-dockerd':
                 lib_core/* info */.pq(`Stopping dockerd (pid ${action.pid}) that this action started`);
-                await stopDockerd(runner, action.pid);
+                await (0,service/* stopDockerd */.L6)(runner, action.pid);
                 break;
             case 'unhold':
                 await aptMark(runner, 'unhold', action.packages);
@@ -34142,21 +34296,21 @@ async function apply(p, ctx) {
                 await aptMark(runner, 'hold', action.packages);
                 break;
             case 'start': {
-                const running = await probeDaemon(runner);
+                const running = await (0,service/* probeDaemon */.nn)(runner);
                 if (running === undefined) {
-                    const manager = await detectServiceManager(ctx.host.systemd);
-                    await startDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+                    const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
+                    await (0,service/* startDocker */.Hw)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
                 }
                 break;
             }
             case 'enable':
-                await enableDocker(runner);
+                await (0,service/* enableDocker */.K$)(runner);
                 break;
             case 'create-group':
                 await runner.run(['groupadd', '--system', 'docker'], { root: true });
                 break;
             case 'add-users': {
-                const group = groupMembers(await external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'), 'docker');
+                const group = groupMembers(await external_node_fs_.promises.readFile('/etc/group', 'utf8'), 'docker');
                 if (group === undefined)
                     await runner.run(['groupadd', '--system', 'docker'], { root: true });
                 for (const user of action.users) {
@@ -34172,13 +34326,13 @@ async function apply(p, ctx) {
     }
 }
 async function verify(p, ctx) {
-    const version = await waitForDaemon(ctx.runner, 30_000);
+    const version = await (0,service/* waitForDaemon */.vS)(ctx.runner, 30_000);
     if (version === undefined)
         throw new errors/* HostError */.dh('Docker does not answer after the engine phase');
     const installed = await installedPackages(ctx.runner, WATCHED_PACKAGES);
     ctx.outputs['docker-version'] = version;
     ctx.outputs['docker-changed'] = String(p.packagesChange);
-    const manager = await detectServiceManager(ctx.host.systemd);
+    const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
     return `Docker ${version} (${engineSource({ installed, snap: false })}) running, service: ${manager}`;
 }
 /** Engine phase: installs Docker per install-docker/docker-source, starts it, adds users to the docker group. */
@@ -34190,78 +34344,10 @@ const enginePhase = {
     verify
 };
 
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/exec/runner.ts
-
-
-
-
-/** argv that runs `argv` with stdout and stderr appended to `logFile`; the script is constant, argv stays argv. */
-function withLogFile(argv, logFile) {
-    return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
-}
-/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
-function wrapArgv(argv, options, isRoot) {
-    let out = [...argv];
-    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const sudo = options.root === true && !isRoot;
-    if (sudo && env.length > 0)
-        out = ['env', ...env, ...out];
-    if (sudo)
-        out = ['sudo', '-n', '--', ...out];
-    if (options.timeoutSeconds !== undefined) {
-        out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
-    }
-    return out;
-}
-/** The real CommandRunner over @actions/exec; the only importer of it. */
-class ExecRunner {
-    isRoot;
-    constructor(isRoot = process.getuid?.() === 0) {
-        this.isRoot = isRoot;
-    }
-    async run(argv, options = {}) {
-        const full = wrapArgv(argv, options, this.isRoot);
-        lib_core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
-        // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
-        const sudo = options.root === true && !this.isRoot;
-        const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
-        const result = await (0,lib_exec/* getExecOutput */.H)(full[0], full.slice(1), {
-            silent: true,
-            ignoreReturnCode: true,
-            input: options.input === undefined ? undefined : Buffer.from(options.input),
-            env
-        });
-        if (result.exitCode !== 0 && options.allowFailure !== true) {
-            throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
-        }
-        return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
-    }
-    async spawnDetached(argv, options) {
-        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
-        lib_core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
-        const env = stringEnv(process.env);
-        delete env.RUNNER_TRACKING_ID;
-        const child = (0,external_node_child_process_namespaceObject.spawn)(full[0], full.slice(1), { detached: true, stdio: 'ignore', env });
-        const pid = await new Promise((resolve, reject) => {
-            child.once('error', reject);
-            child.once('spawn', () => resolve(child.pid ?? 0));
-        });
-        child.unref();
-        return pid;
-    }
-}
-function stringEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined)
-            out[k] = v;
-    return out;
-}
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
+var exec_runner = __nccwpck_require__(4100);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 ;// CONCATENATED MODULE: ./src/host.ts
 
 
@@ -34269,23 +34355,23 @@ const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not. */
 async function readHost(env = process.env) {
-    const text = await external_node_fs_namespaceObject.promises
+    const text = await external_node_fs_.promises
         .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_namespaceObject.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
         .catch(() => '');
     const isRoot = process.getuid?.() === 0;
-    const current = external_node_os_namespaceObject.userInfo().username;
+    const current = external_node_os_.userInfo().username;
     return {
         os: parseOsRelease(text),
         isRoot,
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await exists('/run/systemd/system'),
-        tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir()
+        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
+        tempDir: env.RUNNER_TEMP || external_node_os_.tmpdir()
     };
 }
 
-// EXTERNAL MODULE: ./src/inputs.ts + 2 modules
-var src_inputs = __nccwpck_require__(5016);
+// EXTERNAL MODULE: ./src/inputs.ts + 1 modules
+var src_inputs = __nccwpck_require__(9864);
 ;// CONCATENATED MODULE: ./src/nvidia/gpu.ts
 /** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
 /**
@@ -34387,267 +34473,12 @@ function nvidiaFragment(inputs) {
     return { source: 'gpu-runtime', value };
 }
 
-;// CONCATENATED MODULE: ./src/docker/daemon-config.ts
-/**
- * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
- * fragments the phases contribute, stable serialisation, and a diff a person can read.
- */
-/** A malformed daemon.json: the parser's message and the line it points at. */
-class DaemonConfigParseError extends Error {
-    detail;
-    line;
-    constructor(detail, line) {
-        super(`${detail}${line === undefined ? '' : ` (line ${line})`}`);
-        this.detail = detail;
-        this.line = line;
-        this.name = 'DaemonConfigParseError';
-    }
-}
-function isObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-class ScanError extends Error {
-    offset;
-    constructor(offset) {
-        super(`JSON syntax error at ${offset}`);
-        this.offset = offset;
-    }
-}
-/**
- * Offset of the first syntax error in JSON text (V8's messages do not always carry one), by a
- * small recursive-descent scan that accepts exactly JSON.
- */
-function jsonErrorOffset(text) {
-    let i = 0;
-    const ws = () => {
-        while (i < text.length && ' \t\n\r'.includes(text[i]))
-            i++;
-    };
-    const fail = () => {
-        throw new ScanError(i);
-    };
-    const literal = (word) => {
-        if (text.startsWith(word, i))
-            i += word.length;
-        else
-            fail();
-    };
-    const string = () => {
-        if (text[i] !== '"')
-            fail();
-        i++;
-        while (i < text.length && text[i] !== '"') {
-            if (text[i] === '\\')
-                i++;
-            else if (text.charCodeAt(i) < 0x20)
-                fail();
-            i++;
-        }
-        if (i >= text.length)
-            fail();
-        i++;
-    };
-    const value = () => {
-        ws();
-        const c = text[i];
-        if (c === '{') {
-            i++;
-            ws();
-            if (text[i] === '}') {
-                i++;
-                return;
-            }
-            for (;;) {
-                ws();
-                string();
-                ws();
-                if (text[i] !== ':')
-                    fail();
-                i++;
-                value();
-                ws();
-                if (text[i] === ',')
-                    i++;
-                else if (text[i] === '}') {
-                    i++;
-                    return;
-                }
-                else
-                    fail();
-            }
-        }
-        else if (c === '[') {
-            i++;
-            ws();
-            if (text[i] === ']') {
-                i++;
-                return;
-            }
-            for (;;) {
-                value();
-                ws();
-                if (text[i] === ',')
-                    i++;
-                else if (text[i] === ']') {
-                    i++;
-                    return;
-                }
-                else
-                    fail();
-            }
-        }
-        else if (c === '"')
-            string();
-        else if (c === 't')
-            literal('true');
-        else if (c === 'f')
-            literal('false');
-        else if (c === 'n')
-            literal('null');
-        else {
-            const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
-            if (!m)
-                fail();
-            i += m[0].length;
-        }
-    };
-    try {
-        value();
-        ws();
-        if (i < text.length)
-            fail();
-    }
-    catch (e) {
-        return e instanceof ScanError ? e.offset : i;
-    }
-    return -1;
-}
-/** Parses daemon.json text; an empty or whitespace-only file is an empty config (dockerd agrees). */
-function parseDaemonConfig(text) {
-    if (text.trim() === '')
-        return {};
-    let parsed;
-    try {
-        parsed = JSON.parse(text);
-    }
-    catch (e) {
-        const at = jsonErrorOffset(text);
-        if (at < 0)
-            throw new DaemonConfigParseError(e.message.split('\n')[0], undefined);
-        const before = text.slice(0, at).split('\n');
-        const what = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text[at])}`;
-        throw new DaemonConfigParseError(`${what} at column ${before[before.length - 1].length + 1}`, before.length);
-    }
-    if (!isObject(parsed))
-        throw new DaemonConfigParseError('the top level is not a JSON object', 1);
-    return parsed;
-}
-function same(a, b) {
-    return JSON.stringify(a) === JSON.stringify(b);
-}
-/**
- * Deep-merges `fragment` into `base`: objects key by key, arrays as a union without duplicates
- * (base order first), anything else replaced. Unknown keys are kept. Records overwritten scalars.
- */
-function mergeInto(base, fragment, source, prefix, overwrites) {
-    const out = { ...base };
-    for (const [key, value] of Object.entries(fragment)) {
-        const path = prefix ? `${prefix}.${key}` : key;
-        const old = out[key];
-        if (isObject(old) && isObject(value)) {
-            out[key] = mergeInto(old, value, source, path, overwrites);
-        }
-        else if (Array.isArray(old) && Array.isArray(value)) {
-            const union = [...old];
-            for (const item of value)
-                if (!union.some(u => same(u, item)))
-                    union.push(item);
-            out[key] = union;
-        }
-        else {
-            if (old !== undefined && !same(old, value))
-                overwrites.push({ path, from: old, to: value, source });
-            out[key] = value;
-        }
-    }
-    return out;
-}
-/** Scalar paths a fragment sets, for contradiction checks between fragments. */
-function scalarPaths(value, prefix = '') {
-    const out = new Map();
-    for (const [k, v] of Object.entries(value)) {
-        const path = prefix ? `${prefix}.${k}` : k;
-        if (isObject(v))
-            for (const [p, x] of scalarPaths(v, path))
-                out.set(p, x);
-        else if (!Array.isArray(v))
-            out.set(path, v);
-    }
-    return out;
-}
-/** Two fragments that set one key to different values: the inputs contradict each other. */
-function contradictions(fragments) {
-    const seen = new Map();
-    const out = [];
-    for (const f of fragments) {
-        for (const [path, value] of scalarPaths(f.value)) {
-            const prior = seen.get(path);
-            if (prior && !same(prior.value, value)) {
-                out.push(`${path}: ${prior.source} sets ${JSON.stringify(prior.value)} but ${f.source} sets ${JSON.stringify(value)}`);
-            }
-            else
-                seen.set(path, { value, source: f.source });
-        }
-    }
-    return out;
-}
-/** The merged config and every key it overwrote in the file. */
-function mergeFragments(current, fragments) {
-    const overwrites = [];
-    let merged = current;
-    for (const f of fragments)
-        merged = mergeInto(merged, f.value, f.source, '', overwrites);
-    return { merged, overwrites };
-}
-/** Stable text: two-space JSON, keys in the order the file had them (new ones after), newline at the end. */
-function serialiseDaemonConfig(config) {
-    return `${JSON.stringify(config, null, 2)}\n`;
-}
-/** True when both configs mean the same to dockerd (key order aside). */
-function sameConfig(a, b) {
-    return same(canonical(a), canonical(b));
-}
-function canonical(v) {
-    if (Array.isArray(v))
-        return v.map(canonical);
-    if (!isObject(v))
-        return v;
-    return Object.fromEntries(Object.keys(v)
-        .sort()
-        .map(k => [k, canonical(v[k])]));
-}
-/** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */
-function diffConfigs(before, after, prefix = '') {
-    const lines = [];
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
-    for (const key of keys) {
-        const path = prefix ? `${prefix}.${key}` : key;
-        const a = before[key];
-        const b = after[key];
-        if (same(a, b))
-            continue;
-        if (isObject(a) && isObject(b))
-            lines.push(...diffConfigs(a, b, path));
-        else if (a === undefined)
-            lines.push(`+ ${path}: ${JSON.stringify(b)}`);
-        else if (b === undefined)
-            lines.push(`- ${path}: ${JSON.stringify(a)}`);
-        else
-            lines.push(`~ ${path}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`);
-    }
-    return lines;
-}
-
+// EXTERNAL MODULE: ./src/docker/daemon-config.ts
+var daemon_config = __nccwpck_require__(4741);
+// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
+var registry = __nccwpck_require__(9905);
+// EXTERNAL MODULE: ./src/registry/spec.ts
+var spec = __nccwpck_require__(8236);
 ;// CONCATENATED MODULE: ./src/docker/daemon-plan.ts
 
 
@@ -34683,7 +34514,7 @@ function toolkitReady(installed, pin) {
  * Plans the daemon-config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
-function planDaemon(facts, inputs) {
+function planDaemon(facts, inputs, registryFragments = []) {
     const warnings = [];
     const actions = [];
     if (facts.parseError) {
@@ -34716,23 +34547,24 @@ function planDaemon(facts, inputs) {
             }
         }
     }
+    fragments.push(...registryFragments);
     if (inputs.daemonConfig)
         fragments.push({ source: 'daemon-config', value: inputs.daemonConfig });
-    const clash = contradictions(fragments);
+    const clash = (0,daemon_config/* contradictions */.vM)(fragments);
     if (clash.length > 0) {
         throw new errors/* InputError */.dz('daemon-config', JSON.stringify(inputs.daemonConfig), `contradicts other inputs: ${clash.join('; ')}`);
     }
     const current = facts.config ?? {};
-    const { merged, overwrites } = mergeFragments(current, fragments);
+    const { merged, overwrites } = (0,daemon_config/* mergeFragments */.ag)(current, fragments);
     for (const o of overwrites) {
         warnings.push(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
     }
-    const diff = sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged);
+    const diff = (0,daemon_config/* sameConfig */.X$)(merged, current) && facts.text !== undefined ? [] : (0,daemon_config/* diffConfigs */.pq)(current, merged);
     const write = fragments.length > 0 && diff.length > 0;
     if (write) {
         actions.push({
             kind: 'write-config',
-            text: serialiseDaemonConfig(merged),
+            text: (0,daemon_config/* serialiseDaemonConfig */.O$)(merged),
             existed: facts.text !== undefined,
             diff
         });
@@ -34788,11 +34620,13 @@ function errorLines(log) {
 
 
 
+
+
 /** Where the file in force before this run's change is kept (restored when the change fails). */
 const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
 /** The driver as nvidia-smi reports it; undefined when there is none (or it does not answer). */
 async function detectGpu(ctx) {
-    if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
+    if (!(await (0,system_files/* exists */.t2)('/usr/bin/nvidia-smi')) && !(await (0,system_files/* exists */.t2)('/usr/local/bin/nvidia-smi')))
         return undefined;
     const r = await ctx.runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
     return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
@@ -34814,7 +34648,7 @@ async function daemon_detect(ctx) {
     const { runner, inputs } = ctx;
     const wantsGpu = inputs.gpuRuntime !== 'none';
     const [text, gpu, installed, running] = await Promise.all([
-        readFileMaybe(runner, DAEMON_JSON),
+        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
         wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(ctx) : Promise.resolve(undefined),
         wantsGpu
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
@@ -34825,10 +34659,10 @@ async function daemon_detect(ctx) {
     let parseError;
     if (text !== undefined) {
         try {
-            config = parseDaemonConfig(text);
+            config = (0,daemon_config/* parseDaemonConfig */.IK)(text);
         }
         catch (e) {
-            if (!(e instanceof DaemonConfigParseError))
+            if (!(e instanceof daemon_config/* DaemonConfigParseError */.AN))
                 throw e;
             parseError = e;
         }
@@ -34851,7 +34685,7 @@ async function daemon_detect(ctx) {
     };
 }
 function daemon_plan(facts, ctx) {
-    const p = planDaemon(facts, ctx.inputs);
+    const p = planDaemon(facts, ctx.inputs, (0,spec/* registryFragments */.vO)(ctx.inputs, (0,registry/* hostIdentity */.dW)()));
     for (const w of p.warnings)
         ctx.warn(w);
     if (p.diff.length > 0)
@@ -34874,7 +34708,7 @@ async function addNvidiaRepo(ctx, url, keySource) {
 }
 /** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
 async function backup(ctx) {
-    if (!(await exists(DAEMON_JSON)))
+    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
         return false;
     await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
     return true;
@@ -34883,7 +34717,7 @@ async function backup(ctx) {
 async function removeLegacy(ctx, packages) {
     const had = await backup(ctx);
     await aptRemove(ctx.runner, packages);
-    if (had && !(await exists(DAEMON_JSON))) {
+    if (had && !(await (0,system_files/* exists */.t2)(DAEMON_JSON))) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
         ctx.warn(`Removing ${packages.join(', ')} took ${DAEMON_JSON} with it; it was restored from the backup.`);
     }
@@ -34894,7 +34728,7 @@ async function validate(ctx, text) {
     if (!help.stdout.includes('--validate'))
         return;
     const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
-    await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
     try {
         const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
             root: true,
@@ -34905,7 +34739,7 @@ async function validate(ctx, text) {
         }
     }
     finally {
-        await removeFile(ctx.runner, candidate);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, candidate);
     }
 }
 /** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
@@ -34947,30 +34781,30 @@ async function daemon_apply(p, ctx) {
             case 'write-config':
                 await validate(ctx, action.text);
                 hadBackup = await backup(ctx);
-                await writeFileAtomic(runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+                await (0,system_files/* writeFileAtomic */.Zf)(runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
                 written = action;
                 ctx.outputs['daemon-config-changed'] = 'true';
                 lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
                 break;
             case 'restart': {
-                const manager = await detectServiceManager(ctx.host.systemd);
+                const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
                 await announceRestart(ctx, action.reason);
                 try {
-                    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+                    await (0,service/* restartDocker */.IP)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
                 }
                 catch (e) {
                     if (!written)
                         throw e;
                     // Never leave the host without a working daemon: put the old file back and start again.
-                    const log = await daemonLogTail(runner, manager);
+                    const log = await (0,service/* daemonLogTail */.hj)(runner, manager);
                     if (hadBackup) {
                         await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
                     }
                     else {
-                        await removeFile(runner, DAEMON_JSON);
+                        await (0,system_files/* removeFile */.nM)(runner, DAEMON_JSON);
                     }
                     ctx.outputs['daemon-config-changed'] = 'false';
-                    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+                    await (0,service/* restartDocker */.IP)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
                     throw new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
                         `The change that failed: ${written.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause: e });
                 }
@@ -34982,7 +34816,7 @@ async function daemon_apply(p, ctx) {
 async function daemon_verify(p, ctx) {
     const running = await daemonRuntimes(ctx);
     if (running === undefined) {
-        if (await probeDaemon(ctx.runner))
+        if (await (0,service/* probeDaemon */.nn)(ctx.runner))
             throw new errors/* HostError */.dh('docker info did not answer after the change');
         return `${DAEMON_JSON} written; Docker is not running`;
     }
@@ -35070,13 +34904,10 @@ function pending(name, asked) {
         verify: () => Promise.resolve('')
     };
 }
-const registryPhase = pending('Local registry', ({ inputs }) => inputs.startRegistry === 'true'
-    ? 'start-registry: true'
-    : inputs.registryMirror
-        ? 'registry-mirror'
-        : undefined);
 const pushPhase = pending('Push images', ({ inputs }) => inputs.images.length > 0 ? 'images' : undefined);
 
+// EXTERNAL MODULE: ./src/system/process.ts
+var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/system/lock.ts
 
 
@@ -35098,21 +34929,21 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
             allowFailure: true
         });
         if (made.exitCode === 0) {
-            await writeFileAtomic(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
+            await (0,system_files/* writeFileAtomic */.Zf)(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
             return {
                 async release() {
-                    const owner = (await readFileMaybe(runner, OWNER))?.trim();
+                    const owner = (await (0,system_files/* readFileMaybe */.jp)(runner, OWNER))?.trim();
                     if (owner === String(process.pid)) {
                         await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
                     }
                 }
             };
         }
-        const owner = Number((await readFileMaybe(runner, OWNER))?.trim());
+        const owner = Number((await (0,system_files/* readFileMaybe */.jp)(runner, OWNER))?.trim());
         // No owner file: a run between mkdir and writing it, or one killed right there.
         ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
         const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
-        if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
+        if (ownerless || (Number.isInteger(owner) && owner > 0 && !(0,system_process/* pidAlive */.p)(owner))) {
             info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
             await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
             continue;
@@ -35237,6 +35068,7 @@ async function writeSummary(markdown, env = process.env) {
 
 
 
+
 const OUTPUT_NAMES = [
     'docker-version',
     'docker-changed',
@@ -35253,7 +35085,7 @@ const OUTPUT_NAMES = [
 const fsHost = {
     pathKind(path) {
         try {
-            const st = (0,external_node_fs_namespaceObject.statSync)(path);
+            const st = (0,external_node_fs_.statSync)(path);
             return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
         }
         catch {
@@ -35274,7 +35106,7 @@ async function checkSudo(runner) {
  * The main step: inputs → phases → outputs and summary. The single place an error becomes a
  * failed step. `runner` is injectable so tests can record argv.
  */
-async function run(runner = new ExecRunner()) {
+async function run(runner = new exec_runner/* ExecRunner */.iN()) {
     const started = Date.now();
     const reports = [];
     const warnings = [];
@@ -35305,7 +35137,7 @@ async function run(runner = new ExecRunner()) {
         // One run at a time changes a host: several runner services may share it.
         if (!dryRun)
             lock = await acquireHostLock(runner, host.tempDir, m => lib_core/* info */.pq(m));
-        await runPipeline([enginePhase, daemonPhase, registryPhase, pushPhase], ctx, reports);
+        await runPipeline([enginePhase, daemonPhase, registry/* registryPhase */.DJ, pushPhase], ctx, reports);
     }
     catch (e) {
         error = e instanceof Error ? e.message : String(e);
@@ -35339,21 +35171,2070 @@ async function run(runner = new ExecRunner()) {
 /* harmony export */   b: () => (/* binding */ post)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5016);
+/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4100);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9864);
+/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9905);
+
+
 
 
 /**
- * The post step: undoes only what this run's state says it created. It warns, never fails: a
- * cleanup problem must not turn a green job red. This version starts nothing that needs undoing.
+ * The post step: undoes only what this run's state says it created (cleanup: registry or all).
+ * It warns, never fails: a cleanup problem must not turn a green job red. Registry data stays.
  */
-async function post() {
-    const cleanup = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .readRawInputs */ .yI)().cleanup || 'none';
-    await Promise.resolve();
-    if (cleanup === 'none') {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
+async function post(runner = new _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .ExecRunner */ .iN()) {
+    try {
+        const cleanup = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .readRawInputs */ .yI)().cleanup || 'none';
+        if (cleanup === 'none') {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
+            return;
+        }
+        const started = JSON.parse(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_registry_registry_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_STARTED */ .Iv) || '[]');
+        if (started.length === 0)
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${cleanup}; this job started no registry container.`);
+        for (const name of started) {
+            await runner.run(['docker', 'rm', '--force', name], { root: true });
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
+        }
+    }
+    catch (e) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+
+
+/***/ }),
+
+/***/ 9905:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Iv: () => (/* binding */ STATE_STARTED),
+  dW: () => (/* binding */ hostIdentity),
+  DJ: () => (/* binding */ registryPhase)
+});
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/system/files.ts
+var files = __nccwpck_require__(1650);
+// EXTERNAL MODULE: ./src/system/service.ts
+var service = __nccwpck_require__(1382);
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(6982);
+;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
+/*
+ Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
+ Copyright (c) 2012 Shane Girish <shaneGirish@gmail.com>
+ Copyright (c) 2025 Daniel Wirtz <dcode@dcode.io>
+
+ Redistribution and use in source and binary forms, with or without
+ modification, are permitted provided that the following conditions
+ are met:
+ 1. Redistributions of source code must retain the above copyright
+ notice, this list of conditions and the following disclaimer.
+ 2. Redistributions in binary form must reproduce the above copyright
+ notice, this list of conditions and the following disclaimer in the
+ documentation and/or other materials provided with the distribution.
+ 3. The name of the author may not be used to endorse or promote products
+ derived from this software without specific prior written permission.
+
+ THIS SOFTWARE IS PROVIDED BY THE AUTHOR ``AS IS'' AND ANY EXPRESS OR
+ IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES
+ OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED.
+ IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY DIRECT, INDIRECT,
+ INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT
+ NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+ DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY
+ THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+ (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF
+ THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+ */
+
+// The Node.js crypto module is used as a fallback for the Web Crypto API. When
+// building for the browser, inclusion of the crypto module should be disabled,
+// which the package hints at in its package.json for bundlers that support it.
+
+
+/**
+ * The random implementation to use as a fallback.
+ * @type {?function(number):!Array.<number>}
+ * @inner
+ */
+var randomFallback = null;
+
+/**
+ * Generates cryptographically secure random bytes.
+ * @function
+ * @param {number} len Bytes length
+ * @returns {!Array.<number>} Random bytes
+ * @throws {Error} If no random implementation is available
+ * @inner
+ */
+function randomBytes(len) {
+  // Web Crypto API. Globally available in the browser and in Node.js >=23.
+  try {
+    return crypto.getRandomValues(new Uint8Array(len));
+  } catch {}
+  // Node.js crypto module for non-browser environments.
+  try {
+    return external_crypto_.randomBytes(len);
+  } catch {}
+  // Custom fallback specified with `setRandomFallback`.
+  if (!randomFallback) {
+    throw Error(
+      "Neither WebCryptoAPI nor a crypto module is available. Use bcrypt.setRandomFallback to set an alternative",
+    );
+  }
+  return randomFallback(len);
+}
+
+/**
+ * Sets the pseudo random number generator to use as a fallback if neither node's `crypto` module nor the Web Crypto
+ *  API is available. Please note: It is highly important that the PRNG used is cryptographically secure and that it
+ *  is seeded properly!
+ * @param {?function(number):!Array.<number>} random Function taking the number of bytes to generate as its
+ *  sole argument, returning the corresponding array of cryptographically secure random byte values.
+ * @see http://nodejs.org/api/crypto.html
+ * @see http://www.w3.org/TR/WebCryptoAPI/
+ */
+function setRandomFallback(random) {
+  randomFallback = random;
+}
+
+/**
+ * Synchronously generates a salt.
+ * @param {number=} rounds Number of rounds to use, defaults to 10 if omitted
+ * @param {number=} seed_length Not supported.
+ * @returns {string} Resulting salt
+ * @throws {Error} If a random fallback is required but not set
+ */
+function genSaltSync(rounds, seed_length) {
+  rounds = rounds || GENSALT_DEFAULT_LOG2_ROUNDS;
+  if (typeof rounds !== "number")
+    throw Error(
+      "Illegal arguments: " + typeof rounds + ", " + typeof seed_length,
+    );
+  if (rounds < 4) rounds = 4;
+  else if (rounds > 31) rounds = 31;
+  var salt = [];
+  salt.push("$2b$");
+  if (rounds < 10) salt.push("0");
+  salt.push(rounds.toString());
+  salt.push("$");
+  salt.push(base64_encode(randomBytes(BCRYPT_SALT_LEN), BCRYPT_SALT_LEN)); // May throw
+  return salt.join("");
+}
+
+/**
+ * Asynchronously generates a salt.
+ * @param {(number|function(Error, string=))=} rounds Number of rounds to use, defaults to 10 if omitted
+ * @param {(number|function(Error, string=))=} seed_length Not supported.
+ * @param {function(Error, string=)=} callback Callback receiving the error, if any, and the resulting salt
+ * @returns {!Promise} If `callback` has been omitted
+ * @throws {Error} If `callback` is present but not a function
+ */
+function genSalt(rounds, seed_length, callback) {
+  if (typeof seed_length === "function")
+    (callback = seed_length), (seed_length = undefined); // Not supported.
+  if (typeof rounds === "function") (callback = rounds), (rounds = undefined);
+  if (typeof rounds === "undefined") rounds = GENSALT_DEFAULT_LOG2_ROUNDS;
+  else if (typeof rounds !== "number")
+    throw Error("illegal arguments: " + typeof rounds);
+
+  function _async(callback) {
+    nextTick(function () {
+      // Pretty thin, but salting is fast enough
+      try {
+        callback(null, genSaltSync(rounds));
+      } catch (err) {
+        callback(err);
+      }
+    });
+  }
+
+  if (callback) {
+    if (typeof callback !== "function")
+      throw Error("Illegal callback: " + typeof callback);
+    _async(callback);
+  } else
+    return new Promise(function (resolve, reject) {
+      _async(function (err, res) {
+        if (err) {
+          reject(err);
+          return;
+        }
+        resolve(res);
+      });
+    });
+}
+
+/**
+ * Synchronously generates a hash for the given password.
+ * @param {string} password Password to hash
+ * @param {(number|string)=} salt Salt length to generate or salt to use, default to 10
+ * @returns {string} Resulting hash
+ */
+function hashSync(password, salt) {
+  if (typeof salt === "undefined") salt = GENSALT_DEFAULT_LOG2_ROUNDS;
+  if (typeof salt === "number") salt = genSaltSync(salt);
+  if (typeof password !== "string" || typeof salt !== "string")
+    throw Error("Illegal arguments: " + typeof password + ", " + typeof salt);
+  return _hash(password, salt);
+}
+
+/**
+ * Asynchronously generates a hash for the given password.
+ * @param {string} password Password to hash
+ * @param {number|string} salt Salt length to generate or salt to use
+ * @param {function(Error, string=)=} callback Callback receiving the error, if any, and the resulting hash
+ * @param {function(number)=} progressCallback Callback successively called with the percentage of rounds completed
+ *  (0.0 - 1.0), maximally once per `MAX_EXECUTION_TIME = 100` ms.
+ * @returns {!Promise} If `callback` has been omitted
+ * @throws {Error} If `callback` is present but not a function
+ */
+function hash(password, salt, callback, progressCallback) {
+  function _async(callback) {
+    if (typeof password === "string" && typeof salt === "number")
+      genSalt(salt, function (err, salt) {
+        _hash(password, salt, callback, progressCallback);
+      });
+    else if (typeof password === "string" && typeof salt === "string")
+      _hash(password, salt, callback, progressCallback);
+    else
+      nextTick(
+        callback.bind(
+          this,
+          Error("Illegal arguments: " + typeof password + ", " + typeof salt),
+        ),
+      );
+  }
+
+  if (callback) {
+    if (typeof callback !== "function")
+      throw Error("Illegal callback: " + typeof callback);
+    _async(callback);
+  } else
+    return new Promise(function (resolve, reject) {
+      _async(function (err, res) {
+        if (err) {
+          reject(err);
+          return;
+        }
+        resolve(res);
+      });
+    });
+}
+
+/**
+ * Compares two strings of the same length in constant time.
+ * @param {string} known Must be of the correct length
+ * @param {string} unknown Must be the same length as `known`
+ * @returns {boolean}
+ * @inner
+ */
+function safeStringCompare(known, unknown) {
+  var diff = known.length ^ unknown.length;
+  for (var i = 0; i < known.length; ++i) {
+    diff |= known.charCodeAt(i) ^ unknown.charCodeAt(i);
+  }
+  return diff === 0;
+}
+
+/**
+ * Synchronously tests a password against a hash.
+ * @param {string} password Password to compare
+ * @param {string} hash Hash to test against
+ * @returns {boolean} true if matching, otherwise false
+ * @throws {Error} If an argument is illegal
+ */
+function compareSync(password, hash) {
+  if (typeof password !== "string" || typeof hash !== "string")
+    throw Error("Illegal arguments: " + typeof password + ", " + typeof hash);
+  if (hash.length !== 60) return false;
+  return safeStringCompare(
+    hashSync(password, hash.substring(0, hash.length - 31)),
+    hash,
+  );
+}
+
+/**
+ * Asynchronously tests a password against a hash.
+ * @param {string} password Password to compare
+ * @param {string} hashValue Hash to test against
+ * @param {function(Error, boolean)=} callback Callback receiving the error, if any, otherwise the result
+ * @param {function(number)=} progressCallback Callback successively called with the percentage of rounds completed
+ *  (0.0 - 1.0), maximally once per `MAX_EXECUTION_TIME = 100` ms.
+ * @returns {!Promise} If `callback` has been omitted
+ * @throws {Error} If `callback` is present but not a function
+ */
+function compare(password, hashValue, callback, progressCallback) {
+  function _async(callback) {
+    if (typeof password !== "string" || typeof hashValue !== "string") {
+      nextTick(
+        callback.bind(
+          this,
+          Error(
+            "Illegal arguments: " + typeof password + ", " + typeof hashValue,
+          ),
+        ),
+      );
+      return;
+    }
+    if (hashValue.length !== 60) {
+      nextTick(callback.bind(this, null, false));
+      return;
+    }
+    hash(
+      password,
+      hashValue.substring(0, 29),
+      function (err, comp) {
+        if (err) callback(err);
+        else callback(null, safeStringCompare(comp, hashValue));
+      },
+      progressCallback,
+    );
+  }
+
+  if (callback) {
+    if (typeof callback !== "function")
+      throw Error("Illegal callback: " + typeof callback);
+    _async(callback);
+  } else
+    return new Promise(function (resolve, reject) {
+      _async(function (err, res) {
+        if (err) {
+          reject(err);
+          return;
+        }
+        resolve(res);
+      });
+    });
+}
+
+/**
+ * Gets the number of rounds used to encrypt the specified hash.
+ * @param {string} hash Hash to extract the used number of rounds from
+ * @returns {number} Number of rounds used
+ * @throws {Error} If `hash` is not a string
+ */
+function getRounds(hash) {
+  if (typeof hash !== "string")
+    throw Error("Illegal arguments: " + typeof hash);
+  return parseInt(hash.split("$")[2], 10);
+}
+
+/**
+ * Gets the salt portion from a hash. Does not validate the hash.
+ * @param {string} hash Hash to extract the salt from
+ * @returns {string} Extracted salt part
+ * @throws {Error} If `hash` is not a string or otherwise invalid
+ */
+function getSalt(hash) {
+  if (typeof hash !== "string")
+    throw Error("Illegal arguments: " + typeof hash);
+  if (hash.length !== 60)
+    throw Error("Illegal hash length: " + hash.length + " != 60");
+  return hash.substring(0, 29);
+}
+
+/**
+ * Tests if a password will be truncated when hashed, that is its length is
+ * greater than 72 bytes when converted to UTF-8.
+ * @param {string} password The password to test
+ * @returns {boolean} `true` if truncated, otherwise `false`
+ */
+function truncates(password) {
+  if (typeof password !== "string")
+    throw Error("Illegal arguments: " + typeof password);
+  return utf8Length(password) > 72;
+}
+
+/**
+ * Continues with the callback after yielding to the event loop.
+ * @function
+ * @param {function(...[*])} callback Callback to execute
+ * @inner
+ */
+var nextTick =
+  typeof setImmediate === "function"
+    ? setImmediate
+    : typeof scheduler === "object" && typeof scheduler.postTask === "function"
+      ? scheduler.postTask.bind(scheduler)
+      : setTimeout;
+
+/** Calculates the byte length of a string encoded as UTF8. */
+function utf8Length(string) {
+  var len = 0,
+    c = 0;
+  for (var i = 0; i < string.length; ++i) {
+    c = string.charCodeAt(i);
+    if (c < 128) len += 1;
+    else if (c < 2048) len += 2;
+    else if (
+      (c & 0xfc00) === 0xd800 &&
+      (string.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    ) {
+      ++i;
+      len += 4;
+    } else len += 3;
+  }
+  return len;
+}
+
+/** Converts a string to an array of UTF8 bytes. */
+function utf8Array(string) {
+  var offset = 0,
+    c1,
+    c2;
+  var buffer = new Array(utf8Length(string));
+  for (var i = 0, k = string.length; i < k; ++i) {
+    c1 = string.charCodeAt(i);
+    if (c1 < 128) {
+      buffer[offset++] = c1;
+    } else if (c1 < 2048) {
+      buffer[offset++] = (c1 >> 6) | 192;
+      buffer[offset++] = (c1 & 63) | 128;
+    } else if (
+      (c1 & 0xfc00) === 0xd800 &&
+      ((c2 = string.charCodeAt(i + 1)) & 0xfc00) === 0xdc00
+    ) {
+      c1 = 0x10000 + ((c1 & 0x03ff) << 10) + (c2 & 0x03ff);
+      ++i;
+      buffer[offset++] = (c1 >> 18) | 240;
+      buffer[offset++] = ((c1 >> 12) & 63) | 128;
+      buffer[offset++] = ((c1 >> 6) & 63) | 128;
+      buffer[offset++] = (c1 & 63) | 128;
+    } else {
+      buffer[offset++] = (c1 >> 12) | 224;
+      buffer[offset++] = ((c1 >> 6) & 63) | 128;
+      buffer[offset++] = (c1 & 63) | 128;
+    }
+  }
+  return buffer;
+}
+
+// A base64 implementation for the bcrypt algorithm. This is partly non-standard.
+
+/**
+ * bcrypt's own non-standard base64 dictionary.
+ * @type {!Array.<string>}
+ * @const
+ * @inner
+ **/
+var BASE64_CODE =
+  "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".split("");
+
+/**
+ * @type {!Array.<number>}
+ * @const
+ * @inner
+ **/
+var BASE64_INDEX = [
+  -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+  -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+  -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+  -1, -1, -1, -1, -1, -1, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+  16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, -1, -1, -1, -1, -1, -1, 28,
+  29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+  48, 49, 50, 51, 52, 53, -1, -1, -1, -1, -1,
+];
+
+/**
+ * Encodes a byte array to base64 with up to len bytes of input.
+ * @param {!Array.<number>} b Byte array
+ * @param {number} len Maximum input length
+ * @returns {string}
+ * @inner
+ */
+function base64_encode(b, len) {
+  var off = 0,
+    rs = [],
+    c1,
+    c2;
+  if (len <= 0 || len > b.length) throw Error("Illegal len: " + len);
+  while (off < len) {
+    c1 = b[off++] & 0xff;
+    rs.push(BASE64_CODE[(c1 >> 2) & 0x3f]);
+    c1 = (c1 & 0x03) << 4;
+    if (off >= len) {
+      rs.push(BASE64_CODE[c1 & 0x3f]);
+      break;
+    }
+    c2 = b[off++] & 0xff;
+    c1 |= (c2 >> 4) & 0x0f;
+    rs.push(BASE64_CODE[c1 & 0x3f]);
+    c1 = (c2 & 0x0f) << 2;
+    if (off >= len) {
+      rs.push(BASE64_CODE[c1 & 0x3f]);
+      break;
+    }
+    c2 = b[off++] & 0xff;
+    c1 |= (c2 >> 6) & 0x03;
+    rs.push(BASE64_CODE[c1 & 0x3f]);
+    rs.push(BASE64_CODE[c2 & 0x3f]);
+  }
+  return rs.join("");
+}
+
+/**
+ * Decodes a base64 encoded string to up to len bytes of output.
+ * @param {string} s String to decode
+ * @param {number} len Maximum output length
+ * @returns {!Array.<number>}
+ * @inner
+ */
+function base64_decode(s, len) {
+  var off = 0,
+    slen = s.length,
+    olen = 0,
+    rs = [],
+    c1,
+    c2,
+    c3,
+    c4,
+    o,
+    code;
+  if (len <= 0) throw Error("Illegal len: " + len);
+  while (off < slen - 1 && olen < len) {
+    code = s.charCodeAt(off++);
+    c1 = code < BASE64_INDEX.length ? BASE64_INDEX[code] : -1;
+    code = s.charCodeAt(off++);
+    c2 = code < BASE64_INDEX.length ? BASE64_INDEX[code] : -1;
+    if (c1 == -1 || c2 == -1) break;
+    o = (c1 << 2) >>> 0;
+    o |= (c2 & 0x30) >> 4;
+    rs.push(String.fromCharCode(o));
+    if (++olen >= len || off >= slen) break;
+    code = s.charCodeAt(off++);
+    c3 = code < BASE64_INDEX.length ? BASE64_INDEX[code] : -1;
+    if (c3 == -1) break;
+    o = ((c2 & 0x0f) << 4) >>> 0;
+    o |= (c3 & 0x3c) >> 2;
+    rs.push(String.fromCharCode(o));
+    if (++olen >= len || off >= slen) break;
+    code = s.charCodeAt(off++);
+    c4 = code < BASE64_INDEX.length ? BASE64_INDEX[code] : -1;
+    o = ((c3 & 0x03) << 6) >>> 0;
+    o |= c4;
+    rs.push(String.fromCharCode(o));
+    ++olen;
+  }
+  var res = [];
+  for (off = 0; off < olen; off++) res.push(rs[off].charCodeAt(0));
+  return res;
+}
+
+/**
+ * @type {number}
+ * @const
+ * @inner
+ */
+var BCRYPT_SALT_LEN = 16;
+
+/**
+ * @type {number}
+ * @const
+ * @inner
+ */
+var GENSALT_DEFAULT_LOG2_ROUNDS = 10;
+
+/**
+ * @type {number}
+ * @const
+ * @inner
+ */
+var BLOWFISH_NUM_ROUNDS = 16;
+
+/**
+ * @type {number}
+ * @const
+ * @inner
+ */
+var MAX_EXECUTION_TIME = 100;
+
+/**
+ * @type {Array.<number>}
+ * @const
+ * @inner
+ */
+var P_ORIG = [
+  0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+  0x082efa98, 0xec4e6c89, 0x452821e6, 0x38d01377, 0xbe5466cf, 0x34e90c6c,
+  0xc0ac29b7, 0xc97c50dd, 0x3f84d5b5, 0xb5470917, 0x9216d5d9, 0x8979fb1b,
+];
+
+/**
+ * @type {Array.<number>}
+ * @const
+ * @inner
+ */
+var S_ORIG = [
+  0xd1310ba6, 0x98dfb5ac, 0x2ffd72db, 0xd01adfb7, 0xb8e1afed, 0x6a267e96,
+  0xba7c9045, 0xf12c7f99, 0x24a19947, 0xb3916cf7, 0x0801f2e2, 0x858efc16,
+  0x636920d8, 0x71574e69, 0xa458fea3, 0xf4933d7e, 0x0d95748f, 0x728eb658,
+  0x718bcd58, 0x82154aee, 0x7b54a41d, 0xc25a59b5, 0x9c30d539, 0x2af26013,
+  0xc5d1b023, 0x286085f0, 0xca417918, 0xb8db38ef, 0x8e79dcb0, 0x603a180e,
+  0x6c9e0e8b, 0xb01e8a3e, 0xd71577c1, 0xbd314b27, 0x78af2fda, 0x55605c60,
+  0xe65525f3, 0xaa55ab94, 0x57489862, 0x63e81440, 0x55ca396a, 0x2aab10b6,
+  0xb4cc5c34, 0x1141e8ce, 0xa15486af, 0x7c72e993, 0xb3ee1411, 0x636fbc2a,
+  0x2ba9c55d, 0x741831f6, 0xce5c3e16, 0x9b87931e, 0xafd6ba33, 0x6c24cf5c,
+  0x7a325381, 0x28958677, 0x3b8f4898, 0x6b4bb9af, 0xc4bfe81b, 0x66282193,
+  0x61d809cc, 0xfb21a991, 0x487cac60, 0x5dec8032, 0xef845d5d, 0xe98575b1,
+  0xdc262302, 0xeb651b88, 0x23893e81, 0xd396acc5, 0x0f6d6ff3, 0x83f44239,
+  0x2e0b4482, 0xa4842004, 0x69c8f04a, 0x9e1f9b5e, 0x21c66842, 0xf6e96c9a,
+  0x670c9c61, 0xabd388f0, 0x6a51a0d2, 0xd8542f68, 0x960fa728, 0xab5133a3,
+  0x6eef0b6c, 0x137a3be4, 0xba3bf050, 0x7efb2a98, 0xa1f1651d, 0x39af0176,
+  0x66ca593e, 0x82430e88, 0x8cee8619, 0x456f9fb4, 0x7d84a5c3, 0x3b8b5ebe,
+  0xe06f75d8, 0x85c12073, 0x401a449f, 0x56c16aa6, 0x4ed3aa62, 0x363f7706,
+  0x1bfedf72, 0x429b023d, 0x37d0d724, 0xd00a1248, 0xdb0fead3, 0x49f1c09b,
+  0x075372c9, 0x80991b7b, 0x25d479d8, 0xf6e8def7, 0xe3fe501a, 0xb6794c3b,
+  0x976ce0bd, 0x04c006ba, 0xc1a94fb6, 0x409f60c4, 0x5e5c9ec2, 0x196a2463,
+  0x68fb6faf, 0x3e6c53b5, 0x1339b2eb, 0x3b52ec6f, 0x6dfc511f, 0x9b30952c,
+  0xcc814544, 0xaf5ebd09, 0xbee3d004, 0xde334afd, 0x660f2807, 0x192e4bb3,
+  0xc0cba857, 0x45c8740f, 0xd20b5f39, 0xb9d3fbdb, 0x5579c0bd, 0x1a60320a,
+  0xd6a100c6, 0x402c7279, 0x679f25fe, 0xfb1fa3cc, 0x8ea5e9f8, 0xdb3222f8,
+  0x3c7516df, 0xfd616b15, 0x2f501ec8, 0xad0552ab, 0x323db5fa, 0xfd238760,
+  0x53317b48, 0x3e00df82, 0x9e5c57bb, 0xca6f8ca0, 0x1a87562e, 0xdf1769db,
+  0xd542a8f6, 0x287effc3, 0xac6732c6, 0x8c4f5573, 0x695b27b0, 0xbbca58c8,
+  0xe1ffa35d, 0xb8f011a0, 0x10fa3d98, 0xfd2183b8, 0x4afcb56c, 0x2dd1d35b,
+  0x9a53e479, 0xb6f84565, 0xd28e49bc, 0x4bfb9790, 0xe1ddf2da, 0xa4cb7e33,
+  0x62fb1341, 0xcee4c6e8, 0xef20cada, 0x36774c01, 0xd07e9efe, 0x2bf11fb4,
+  0x95dbda4d, 0xae909198, 0xeaad8e71, 0x6b93d5a0, 0xd08ed1d0, 0xafc725e0,
+  0x8e3c5b2f, 0x8e7594b7, 0x8ff6e2fb, 0xf2122b64, 0x8888b812, 0x900df01c,
+  0x4fad5ea0, 0x688fc31c, 0xd1cff191, 0xb3a8c1ad, 0x2f2f2218, 0xbe0e1777,
+  0xea752dfe, 0x8b021fa1, 0xe5a0cc0f, 0xb56f74e8, 0x18acf3d6, 0xce89e299,
+  0xb4a84fe0, 0xfd13e0b7, 0x7cc43b81, 0xd2ada8d9, 0x165fa266, 0x80957705,
+  0x93cc7314, 0x211a1477, 0xe6ad2065, 0x77b5fa86, 0xc75442f5, 0xfb9d35cf,
+  0xebcdaf0c, 0x7b3e89a0, 0xd6411bd3, 0xae1e7e49, 0x00250e2d, 0x2071b35e,
+  0x226800bb, 0x57b8e0af, 0x2464369b, 0xf009b91e, 0x5563911d, 0x59dfa6aa,
+  0x78c14389, 0xd95a537f, 0x207d5ba2, 0x02e5b9c5, 0x83260376, 0x6295cfa9,
+  0x11c81968, 0x4e734a41, 0xb3472dca, 0x7b14a94a, 0x1b510052, 0x9a532915,
+  0xd60f573f, 0xbc9bc6e4, 0x2b60a476, 0x81e67400, 0x08ba6fb5, 0x571be91f,
+  0xf296ec6b, 0x2a0dd915, 0xb6636521, 0xe7b9f9b6, 0xff34052e, 0xc5855664,
+  0x53b02d5d, 0xa99f8fa1, 0x08ba4799, 0x6e85076a, 0x4b7a70e9, 0xb5b32944,
+  0xdb75092e, 0xc4192623, 0xad6ea6b0, 0x49a7df7d, 0x9cee60b8, 0x8fedb266,
+  0xecaa8c71, 0x699a17ff, 0x5664526c, 0xc2b19ee1, 0x193602a5, 0x75094c29,
+  0xa0591340, 0xe4183a3e, 0x3f54989a, 0x5b429d65, 0x6b8fe4d6, 0x99f73fd6,
+  0xa1d29c07, 0xefe830f5, 0x4d2d38e6, 0xf0255dc1, 0x4cdd2086, 0x8470eb26,
+  0x6382e9c6, 0x021ecc5e, 0x09686b3f, 0x3ebaefc9, 0x3c971814, 0x6b6a70a1,
+  0x687f3584, 0x52a0e286, 0xb79c5305, 0xaa500737, 0x3e07841c, 0x7fdeae5c,
+  0x8e7d44ec, 0x5716f2b8, 0xb03ada37, 0xf0500c0d, 0xf01c1f04, 0x0200b3ff,
+  0xae0cf51a, 0x3cb574b2, 0x25837a58, 0xdc0921bd, 0xd19113f9, 0x7ca92ff6,
+  0x94324773, 0x22f54701, 0x3ae5e581, 0x37c2dadc, 0xc8b57634, 0x9af3dda7,
+  0xa9446146, 0x0fd0030e, 0xecc8c73e, 0xa4751e41, 0xe238cd99, 0x3bea0e2f,
+  0x3280bba1, 0x183eb331, 0x4e548b38, 0x4f6db908, 0x6f420d03, 0xf60a04bf,
+  0x2cb81290, 0x24977c79, 0x5679b072, 0xbcaf89af, 0xde9a771f, 0xd9930810,
+  0xb38bae12, 0xdccf3f2e, 0x5512721f, 0x2e6b7124, 0x501adde6, 0x9f84cd87,
+  0x7a584718, 0x7408da17, 0xbc9f9abc, 0xe94b7d8c, 0xec7aec3a, 0xdb851dfa,
+  0x63094366, 0xc464c3d2, 0xef1c1847, 0x3215d908, 0xdd433b37, 0x24c2ba16,
+  0x12a14d43, 0x2a65c451, 0x50940002, 0x133ae4dd, 0x71dff89e, 0x10314e55,
+  0x81ac77d6, 0x5f11199b, 0x043556f1, 0xd7a3c76b, 0x3c11183b, 0x5924a509,
+  0xf28fe6ed, 0x97f1fbfa, 0x9ebabf2c, 0x1e153c6e, 0x86e34570, 0xeae96fb1,
+  0x860e5e0a, 0x5a3e2ab3, 0x771fe71c, 0x4e3d06fa, 0x2965dcb9, 0x99e71d0f,
+  0x803e89d6, 0x5266c825, 0x2e4cc978, 0x9c10b36a, 0xc6150eba, 0x94e2ea78,
+  0xa5fc3c53, 0x1e0a2df4, 0xf2f74ea7, 0x361d2b3d, 0x1939260f, 0x19c27960,
+  0x5223a708, 0xf71312b6, 0xebadfe6e, 0xeac31f66, 0xe3bc4595, 0xa67bc883,
+  0xb17f37d1, 0x018cff28, 0xc332ddef, 0xbe6c5aa5, 0x65582185, 0x68ab9802,
+  0xeecea50f, 0xdb2f953b, 0x2aef7dad, 0x5b6e2f84, 0x1521b628, 0x29076170,
+  0xecdd4775, 0x619f1510, 0x13cca830, 0xeb61bd96, 0x0334fe1e, 0xaa0363cf,
+  0xb5735c90, 0x4c70a239, 0xd59e9e0b, 0xcbaade14, 0xeecc86bc, 0x60622ca7,
+  0x9cab5cab, 0xb2f3846e, 0x648b1eaf, 0x19bdf0ca, 0xa02369b9, 0x655abb50,
+  0x40685a32, 0x3c2ab4b3, 0x319ee9d5, 0xc021b8f7, 0x9b540b19, 0x875fa099,
+  0x95f7997e, 0x623d7da8, 0xf837889a, 0x97e32d77, 0x11ed935f, 0x16681281,
+  0x0e358829, 0xc7e61fd6, 0x96dedfa1, 0x7858ba99, 0x57f584a5, 0x1b227263,
+  0x9b83c3ff, 0x1ac24696, 0xcdb30aeb, 0x532e3054, 0x8fd948e4, 0x6dbc3128,
+  0x58ebf2ef, 0x34c6ffea, 0xfe28ed61, 0xee7c3c73, 0x5d4a14d9, 0xe864b7e3,
+  0x42105d14, 0x203e13e0, 0x45eee2b6, 0xa3aaabea, 0xdb6c4f15, 0xfacb4fd0,
+  0xc742f442, 0xef6abbb5, 0x654f3b1d, 0x41cd2105, 0xd81e799e, 0x86854dc7,
+  0xe44b476a, 0x3d816250, 0xcf62a1f2, 0x5b8d2646, 0xfc8883a0, 0xc1c7b6a3,
+  0x7f1524c3, 0x69cb7492, 0x47848a0b, 0x5692b285, 0x095bbf00, 0xad19489d,
+  0x1462b174, 0x23820e00, 0x58428d2a, 0x0c55f5ea, 0x1dadf43e, 0x233f7061,
+  0x3372f092, 0x8d937e41, 0xd65fecf1, 0x6c223bdb, 0x7cde3759, 0xcbee7460,
+  0x4085f2a7, 0xce77326e, 0xa6078084, 0x19f8509e, 0xe8efd855, 0x61d99735,
+  0xa969a7aa, 0xc50c06c2, 0x5a04abfc, 0x800bcadc, 0x9e447a2e, 0xc3453484,
+  0xfdd56705, 0x0e1e9ec9, 0xdb73dbd3, 0x105588cd, 0x675fda79, 0xe3674340,
+  0xc5c43465, 0x713e38d8, 0x3d28f89e, 0xf16dff20, 0x153e21e7, 0x8fb03d4a,
+  0xe6e39f2b, 0xdb83adf7, 0xe93d5a68, 0x948140f7, 0xf64c261c, 0x94692934,
+  0x411520f7, 0x7602d4f7, 0xbcf46b2e, 0xd4a20068, 0xd4082471, 0x3320f46a,
+  0x43b7d4b7, 0x500061af, 0x1e39f62e, 0x97244546, 0x14214f74, 0xbf8b8840,
+  0x4d95fc1d, 0x96b591af, 0x70f4ddd3, 0x66a02f45, 0xbfbc09ec, 0x03bd9785,
+  0x7fac6dd0, 0x31cb8504, 0x96eb27b3, 0x55fd3941, 0xda2547e6, 0xabca0a9a,
+  0x28507825, 0x530429f4, 0x0a2c86da, 0xe9b66dfb, 0x68dc1462, 0xd7486900,
+  0x680ec0a4, 0x27a18dee, 0x4f3ffea2, 0xe887ad8c, 0xb58ce006, 0x7af4d6b6,
+  0xaace1e7c, 0xd3375fec, 0xce78a399, 0x406b2a42, 0x20fe9e35, 0xd9f385b9,
+  0xee39d7ab, 0x3b124e8b, 0x1dc9faf7, 0x4b6d1856, 0x26a36631, 0xeae397b2,
+  0x3a6efa74, 0xdd5b4332, 0x6841e7f7, 0xca7820fb, 0xfb0af54e, 0xd8feb397,
+  0x454056ac, 0xba489527, 0x55533a3a, 0x20838d87, 0xfe6ba9b7, 0xd096954b,
+  0x55a867bc, 0xa1159a58, 0xcca92963, 0x99e1db33, 0xa62a4a56, 0x3f3125f9,
+  0x5ef47e1c, 0x9029317c, 0xfdf8e802, 0x04272f70, 0x80bb155c, 0x05282ce3,
+  0x95c11548, 0xe4c66d22, 0x48c1133f, 0xc70f86dc, 0x07f9c9ee, 0x41041f0f,
+  0x404779a4, 0x5d886e17, 0x325f51eb, 0xd59bc0d1, 0xf2bcc18f, 0x41113564,
+  0x257b7834, 0x602a9c60, 0xdff8e8a3, 0x1f636c1b, 0x0e12b4c2, 0x02e1329e,
+  0xaf664fd1, 0xcad18115, 0x6b2395e0, 0x333e92e1, 0x3b240b62, 0xeebeb922,
+  0x85b2a20e, 0xe6ba0d99, 0xde720c8c, 0x2da2f728, 0xd0127845, 0x95b794fd,
+  0x647d0862, 0xe7ccf5f0, 0x5449a36f, 0x877d48fa, 0xc39dfd27, 0xf33e8d1e,
+  0x0a476341, 0x992eff74, 0x3a6f6eab, 0xf4f8fd37, 0xa812dc60, 0xa1ebddf8,
+  0x991be14c, 0xdb6e6b0d, 0xc67b5510, 0x6d672c37, 0x2765d43b, 0xdcd0e804,
+  0xf1290dc7, 0xcc00ffa3, 0xb5390f92, 0x690fed0b, 0x667b9ffb, 0xcedb7d9c,
+  0xa091cf0b, 0xd9155ea3, 0xbb132f88, 0x515bad24, 0x7b9479bf, 0x763bd6eb,
+  0x37392eb3, 0xcc115979, 0x8026e297, 0xf42e312d, 0x6842ada7, 0xc66a2b3b,
+  0x12754ccc, 0x782ef11c, 0x6a124237, 0xb79251e7, 0x06a1bbe6, 0x4bfb6350,
+  0x1a6b1018, 0x11caedfa, 0x3d25bdd8, 0xe2e1c3c9, 0x44421659, 0x0a121386,
+  0xd90cec6e, 0xd5abea2a, 0x64af674e, 0xda86a85f, 0xbebfe988, 0x64e4c3fe,
+  0x9dbc8057, 0xf0f7c086, 0x60787bf8, 0x6003604d, 0xd1fd8346, 0xf6381fb0,
+  0x7745ae04, 0xd736fccc, 0x83426b33, 0xf01eab71, 0xb0804187, 0x3c005e5f,
+  0x77a057be, 0xbde8ae24, 0x55464299, 0xbf582e61, 0x4e58f48f, 0xf2ddfda2,
+  0xf474ef38, 0x8789bdc2, 0x5366f9c3, 0xc8b38e74, 0xb475f255, 0x46fcd9b9,
+  0x7aeb2661, 0x8b1ddf84, 0x846a0e79, 0x915f95e2, 0x466e598e, 0x20b45770,
+  0x8cd55591, 0xc902de4c, 0xb90bace1, 0xbb8205d0, 0x11a86248, 0x7574a99e,
+  0xb77f19b6, 0xe0a9dc09, 0x662d09a1, 0xc4324633, 0xe85a1f02, 0x09f0be8c,
+  0x4a99a025, 0x1d6efe10, 0x1ab93d1d, 0x0ba5a4df, 0xa186f20f, 0x2868f169,
+  0xdcb7da83, 0x573906fe, 0xa1e2ce9b, 0x4fcd7f52, 0x50115e01, 0xa70683fa,
+  0xa002b5c4, 0x0de6d027, 0x9af88c27, 0x773f8641, 0xc3604c06, 0x61a806b5,
+  0xf0177a28, 0xc0f586e0, 0x006058aa, 0x30dc7d62, 0x11e69ed7, 0x2338ea63,
+  0x53c2dd94, 0xc2c21634, 0xbbcbee56, 0x90bcb6de, 0xebfc7da1, 0xce591d76,
+  0x6f05e409, 0x4b7c0188, 0x39720a3d, 0x7c927c24, 0x86e3725f, 0x724d9db9,
+  0x1ac15bb4, 0xd39eb8fc, 0xed545578, 0x08fca5b5, 0xd83d7cd3, 0x4dad0fc4,
+  0x1e50ef5e, 0xb161e6f8, 0xa28514d9, 0x6c51133c, 0x6fd5c7e7, 0x56e14ec4,
+  0x362abfce, 0xddc6c837, 0xd79a3234, 0x92638212, 0x670efa8e, 0x406000e0,
+  0x3a39ce37, 0xd3faf5cf, 0xabc27737, 0x5ac52d1b, 0x5cb0679e, 0x4fa33742,
+  0xd3822740, 0x99bc9bbe, 0xd5118e9d, 0xbf0f7315, 0xd62d1c7e, 0xc700c47b,
+  0xb78c1b6b, 0x21a19045, 0xb26eb1be, 0x6a366eb4, 0x5748ab2f, 0xbc946e79,
+  0xc6a376d2, 0x6549c2c8, 0x530ff8ee, 0x468dde7d, 0xd5730a1d, 0x4cd04dc6,
+  0x2939bbdb, 0xa9ba4650, 0xac9526e8, 0xbe5ee304, 0xa1fad5f0, 0x6a2d519a,
+  0x63ef8ce2, 0x9a86ee22, 0xc089c2b8, 0x43242ef6, 0xa51e03aa, 0x9cf2d0a4,
+  0x83c061ba, 0x9be96a4d, 0x8fe51550, 0xba645bd6, 0x2826a2f9, 0xa73a3ae1,
+  0x4ba99586, 0xef5562e9, 0xc72fefd3, 0xf752f7da, 0x3f046f69, 0x77fa0a59,
+  0x80e4a915, 0x87b08601, 0x9b09e6ad, 0x3b3ee593, 0xe990fd5a, 0x9e34d797,
+  0x2cf0b7d9, 0x022b8b51, 0x96d5ac3a, 0x017da67d, 0xd1cf3ed6, 0x7c7d2d28,
+  0x1f9f25cf, 0xadf2b89b, 0x5ad6b472, 0x5a88f54c, 0xe029ac71, 0xe019a5e6,
+  0x47b0acfd, 0xed93fa9b, 0xe8d3c48d, 0x283b57cc, 0xf8d56629, 0x79132e28,
+  0x785f0191, 0xed756055, 0xf7960e44, 0xe3d35e8c, 0x15056dd4, 0x88f46dba,
+  0x03a16125, 0x0564f0bd, 0xc3eb9e15, 0x3c9057a2, 0x97271aec, 0xa93a072a,
+  0x1b3f6d9b, 0x1e6321f5, 0xf59c66fb, 0x26dcf319, 0x7533d928, 0xb155fdf5,
+  0x03563482, 0x8aba3cbb, 0x28517711, 0xc20ad9f8, 0xabcc5167, 0xccad925f,
+  0x4de81751, 0x3830dc8e, 0x379d5862, 0x9320f991, 0xea7a90c2, 0xfb3e7bce,
+  0x5121ce64, 0x774fbe32, 0xa8b6e37e, 0xc3293d46, 0x48de5369, 0x6413e680,
+  0xa2ae0810, 0xdd6db224, 0x69852dfd, 0x09072166, 0xb39a460a, 0x6445c0dd,
+  0x586cdecf, 0x1c20c8ae, 0x5bbef7dd, 0x1b588d40, 0xccd2017f, 0x6bb4e3bb,
+  0xdda26a7e, 0x3a59ff45, 0x3e350a44, 0xbcb4cdd5, 0x72eacea8, 0xfa6484bb,
+  0x8d6612ae, 0xbf3c6f47, 0xd29be463, 0x542f5d9e, 0xaec2771b, 0xf64e6370,
+  0x740e0d8d, 0xe75b1357, 0xf8721671, 0xaf537d5d, 0x4040cb08, 0x4eb4e2cc,
+  0x34d2466a, 0x0115af84, 0xe1b00428, 0x95983a1d, 0x06b89fb4, 0xce6ea048,
+  0x6f3f3b82, 0x3520ab82, 0x011a1d4b, 0x277227f8, 0x611560b1, 0xe7933fdc,
+  0xbb3a792b, 0x344525bd, 0xa08839e1, 0x51ce794b, 0x2f32c9b7, 0xa01fbac9,
+  0xe01cc87e, 0xbcc7d1f6, 0xcf0111c3, 0xa1e8aac7, 0x1a908749, 0xd44fbd9a,
+  0xd0dadecb, 0xd50ada38, 0x0339c32a, 0xc6913667, 0x8df9317c, 0xe0b12b4f,
+  0xf79e59b7, 0x43f5bb3a, 0xf2d519ff, 0x27d9459c, 0xbf97222c, 0x15e6fc2a,
+  0x0f91fc71, 0x9b941525, 0xfae59361, 0xceb69ceb, 0xc2a86459, 0x12baa8d1,
+  0xb6c1075e, 0xe3056a0c, 0x10d25065, 0xcb03a442, 0xe0ec6e0e, 0x1698db3b,
+  0x4c98a0be, 0x3278e964, 0x9f1f9532, 0xe0d392df, 0xd3a0342b, 0x8971f21e,
+  0x1b0a7441, 0x4ba3348c, 0xc5be7120, 0xc37632d8, 0xdf359f8d, 0x9b992f2e,
+  0xe60b6f47, 0x0fe3f11d, 0xe54cda54, 0x1edad891, 0xce6279cf, 0xcd3e7e6f,
+  0x1618b166, 0xfd2c1d05, 0x848fd2c5, 0xf6fb2299, 0xf523f357, 0xa6327623,
+  0x93a83531, 0x56cccd02, 0xacf08162, 0x5a75ebb5, 0x6e163697, 0x88d273cc,
+  0xde966292, 0x81b949d0, 0x4c50901b, 0x71c65614, 0xe6c6c7bd, 0x327a140a,
+  0x45e1d006, 0xc3f27b9a, 0xc9aa53fd, 0x62a80f00, 0xbb25bfe2, 0x35bdd2f6,
+  0x71126905, 0xb2040222, 0xb6cbcf7c, 0xcd769c2b, 0x53113ec0, 0x1640e3d3,
+  0x38abbd60, 0x2547adf0, 0xba38209c, 0xf746ce76, 0x77afa1c5, 0x20756060,
+  0x85cbfe4e, 0x8ae88dd8, 0x7aaaf9b0, 0x4cf9aa7e, 0x1948c25c, 0x02fb8a8c,
+  0x01c36ae4, 0xd6ebe1f9, 0x90d4f869, 0xa65cdea0, 0x3f09252d, 0xc208e69f,
+  0xb74e6132, 0xce77e25b, 0x578fdfe3, 0x3ac372e6,
+];
+
+/**
+ * @type {Array.<number>}
+ * @const
+ * @inner
+ */
+var C_ORIG = [
+  0x4f727068, 0x65616e42, 0x65686f6c, 0x64657253, 0x63727944, 0x6f756274,
+];
+
+/**
+ * @param {Array.<number>} lr
+ * @param {number} off
+ * @param {Array.<number>} P
+ * @param {Array.<number>} S
+ * @returns {Array.<number>}
+ * @inner
+ */
+function _encipher(lr, off, P, S) {
+  // This is our bottleneck: 1714/1905 ticks / 90% - see profile.txt
+  var n,
+    l = lr[off],
+    r = lr[off + 1];
+
+  l ^= P[0];
+
+  /*
+    for (var i=0, k=BLOWFISH_NUM_ROUNDS-2; i<=k;)
+        // Feistel substitution on left word
+        n  = S[l >>> 24],
+        n += S[0x100 | ((l >> 16) & 0xff)],
+        n ^= S[0x200 | ((l >> 8) & 0xff)],
+        n += S[0x300 | (l & 0xff)],
+        r ^= n ^ P[++i],
+        // Feistel substitution on right word
+        n  = S[r >>> 24],
+        n += S[0x100 | ((r >> 16) & 0xff)],
+        n ^= S[0x200 | ((r >> 8) & 0xff)],
+        n += S[0x300 | (r & 0xff)],
+        l ^= n ^ P[++i];
+    */
+
+  //The following is an unrolled version of the above loop.
+  //Iteration 0
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[1];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[2];
+  //Iteration 1
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[3];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[4];
+  //Iteration 2
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[5];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[6];
+  //Iteration 3
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[7];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[8];
+  //Iteration 4
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[9];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[10];
+  //Iteration 5
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[11];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[12];
+  //Iteration 6
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[13];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[14];
+  //Iteration 7
+  n = S[l >>> 24];
+  n += S[0x100 | ((l >> 16) & 0xff)];
+  n ^= S[0x200 | ((l >> 8) & 0xff)];
+  n += S[0x300 | (l & 0xff)];
+  r ^= n ^ P[15];
+  n = S[r >>> 24];
+  n += S[0x100 | ((r >> 16) & 0xff)];
+  n ^= S[0x200 | ((r >> 8) & 0xff)];
+  n += S[0x300 | (r & 0xff)];
+  l ^= n ^ P[16];
+
+  lr[off] = r ^ P[BLOWFISH_NUM_ROUNDS + 1];
+  lr[off + 1] = l;
+  return lr;
+}
+
+/**
+ * @param {Array.<number>} data
+ * @param {number} offp
+ * @returns {{key: number, offp: number}}
+ * @inner
+ */
+function _streamtoword(data, offp) {
+  for (var i = 0, word = 0; i < 4; ++i)
+    (word = (word << 8) | (data[offp] & 0xff)),
+      (offp = (offp + 1) % data.length);
+  return { key: word, offp: offp };
+}
+
+/**
+ * @param {Array.<number>} key
+ * @param {Array.<number>} P
+ * @param {Array.<number>} S
+ * @inner
+ */
+function _key(key, P, S) {
+  var offset = 0,
+    lr = [0, 0],
+    plen = P.length,
+    slen = S.length,
+    sw;
+  for (var i = 0; i < plen; i++)
+    (sw = _streamtoword(key, offset)),
+      (offset = sw.offp),
+      (P[i] = P[i] ^ sw.key);
+  for (i = 0; i < plen; i += 2)
+    (lr = _encipher(lr, 0, P, S)), (P[i] = lr[0]), (P[i + 1] = lr[1]);
+  for (i = 0; i < slen; i += 2)
+    (lr = _encipher(lr, 0, P, S)), (S[i] = lr[0]), (S[i + 1] = lr[1]);
+}
+
+/**
+ * Expensive key schedule Blowfish.
+ * @param {Array.<number>} data
+ * @param {Array.<number>} key
+ * @param {Array.<number>} P
+ * @param {Array.<number>} S
+ * @inner
+ */
+function _ekskey(data, key, P, S) {
+  var offp = 0,
+    lr = [0, 0],
+    plen = P.length,
+    slen = S.length,
+    sw;
+  for (var i = 0; i < plen; i++)
+    (sw = _streamtoword(key, offp)), (offp = sw.offp), (P[i] = P[i] ^ sw.key);
+  offp = 0;
+  for (i = 0; i < plen; i += 2)
+    (sw = _streamtoword(data, offp)),
+      (offp = sw.offp),
+      (lr[0] ^= sw.key),
+      (sw = _streamtoword(data, offp)),
+      (offp = sw.offp),
+      (lr[1] ^= sw.key),
+      (lr = _encipher(lr, 0, P, S)),
+      (P[i] = lr[0]),
+      (P[i + 1] = lr[1]);
+  for (i = 0; i < slen; i += 2)
+    (sw = _streamtoword(data, offp)),
+      (offp = sw.offp),
+      (lr[0] ^= sw.key),
+      (sw = _streamtoword(data, offp)),
+      (offp = sw.offp),
+      (lr[1] ^= sw.key),
+      (lr = _encipher(lr, 0, P, S)),
+      (S[i] = lr[0]),
+      (S[i + 1] = lr[1]);
+}
+
+/**
+ * Internaly crypts a string.
+ * @param {Array.<number>} b Bytes to crypt
+ * @param {Array.<number>} salt Salt bytes to use
+ * @param {number} rounds Number of rounds
+ * @param {function(Error, Array.<number>=)=} callback Callback receiving the error, if any, and the resulting bytes. If
+ *  omitted, the operation will be performed synchronously.
+ *  @param {function(number)=} progressCallback Callback called with the current progress
+ * @returns {!Array.<number>|undefined} Resulting bytes if callback has been omitted, otherwise `undefined`
+ * @inner
+ */
+function _crypt(b, salt, rounds, callback, progressCallback) {
+  var cdata = C_ORIG.slice(),
+    clen = cdata.length,
+    err;
+
+  // Validate
+  if (rounds < 4 || rounds > 31) {
+    err = Error("Illegal number of rounds (4-31): " + rounds);
+    if (callback) {
+      nextTick(callback.bind(this, err));
+      return;
+    } else throw err;
+  }
+  if (salt.length !== BCRYPT_SALT_LEN) {
+    err = Error(
+      "Illegal salt length: " + salt.length + " != " + BCRYPT_SALT_LEN,
+    );
+    if (callback) {
+      nextTick(callback.bind(this, err));
+      return;
+    } else throw err;
+  }
+  rounds = (1 << rounds) >>> 0;
+
+  var P,
+    S,
+    i = 0,
+    j;
+
+  //Use typed arrays when available - huge speedup!
+  if (typeof Int32Array === "function") {
+    P = new Int32Array(P_ORIG);
+    S = new Int32Array(S_ORIG);
+  } else {
+    P = P_ORIG.slice();
+    S = S_ORIG.slice();
+  }
+
+  _ekskey(salt, b, P, S);
+
+  /**
+   * Calcualtes the next round.
+   * @returns {Array.<number>|undefined} Resulting array if callback has been omitted, otherwise `undefined`
+   * @inner
+   */
+  function next() {
+    if (progressCallback) progressCallback(i / rounds);
+    if (i < rounds) {
+      var start = Date.now();
+      for (; i < rounds; ) {
+        i = i + 1;
+        _key(b, P, S);
+        _key(salt, P, S);
+        if (Date.now() - start > MAX_EXECUTION_TIME) break;
+      }
+    } else {
+      for (i = 0; i < 64; i++)
+        for (j = 0; j < clen >> 1; j++) _encipher(cdata, j << 1, P, S);
+      var ret = [];
+      for (i = 0; i < clen; i++)
+        ret.push(((cdata[i] >> 24) & 0xff) >>> 0),
+          ret.push(((cdata[i] >> 16) & 0xff) >>> 0),
+          ret.push(((cdata[i] >> 8) & 0xff) >>> 0),
+          ret.push((cdata[i] & 0xff) >>> 0);
+      if (callback) {
+        callback(null, ret);
+        return;
+      } else return ret;
+    }
+    if (callback) nextTick(next);
+  }
+
+  // Async
+  if (typeof callback !== "undefined") {
+    next();
+
+    // Sync
+  } else {
+    var res;
+    while (true) if (typeof (res = next()) !== "undefined") return res || [];
+  }
+}
+
+/**
+ * Internally hashes a password.
+ * @param {string} password Password to hash
+ * @param {?string} salt Salt to use, actually never null
+ * @param {function(Error, string=)=} callback Callback receiving the error, if any, and the resulting hash. If omitted,
+ *  hashing is performed synchronously.
+ *  @param {function(number)=} progressCallback Callback called with the current progress
+ * @returns {string|undefined} Resulting hash if callback has been omitted, otherwise `undefined`
+ * @inner
+ */
+function _hash(password, salt, callback, progressCallback) {
+  var err;
+  if (typeof password !== "string" || typeof salt !== "string") {
+    err = Error("Invalid string / salt: Not a string");
+    if (callback) {
+      nextTick(callback.bind(this, err));
+      return;
+    } else throw err;
+  }
+
+  // Validate the salt
+  var minor, offset;
+  if (salt.charAt(0) !== "$" || salt.charAt(1) !== "2") {
+    err = Error("Invalid salt version: " + salt.substring(0, 2));
+    if (callback) {
+      nextTick(callback.bind(this, err));
+      return;
+    } else throw err;
+  }
+  if (salt.charAt(2) === "$") (minor = String.fromCharCode(0)), (offset = 3);
+  else {
+    minor = salt.charAt(2);
+    if (
+      (minor !== "a" && minor !== "b" && minor !== "y") ||
+      salt.charAt(3) !== "$"
+    ) {
+      err = Error("Invalid salt revision: " + salt.substring(2, 4));
+      if (callback) {
+        nextTick(callback.bind(this, err));
+        return;
+      } else throw err;
+    }
+    offset = 4;
+  }
+
+  // Extract number of rounds
+  if (salt.charAt(offset + 2) > "$") {
+    err = Error("Missing salt rounds");
+    if (callback) {
+      nextTick(callback.bind(this, err));
+      return;
+    } else throw err;
+  }
+  var r1 = parseInt(salt.substring(offset, offset + 1), 10) * 10,
+    r2 = parseInt(salt.substring(offset + 1, offset + 2), 10),
+    rounds = r1 + r2,
+    real_salt = salt.substring(offset + 3, offset + 25);
+  password += minor >= "a" ? "\x00" : "";
+
+  var passwordb = utf8Array(password),
+    saltb = base64_decode(real_salt, BCRYPT_SALT_LEN);
+
+  /**
+   * Finishes hashing.
+   * @param {Array.<number>} bytes Byte array
+   * @returns {string}
+   * @inner
+   */
+  function finish(bytes) {
+    var res = [];
+    res.push("$2");
+    if (minor >= "a") res.push(minor);
+    res.push("$");
+    if (rounds < 10) res.push("0");
+    res.push(rounds.toString());
+    res.push("$");
+    res.push(base64_encode(saltb, saltb.length));
+    res.push(base64_encode(bytes, C_ORIG.length * 4 - 1));
+    return res.join("");
+  }
+
+  // Sync
+  if (typeof callback == "undefined")
+    return finish(_crypt(passwordb, saltb, rounds));
+  // Async
+  else {
+    _crypt(
+      passwordb,
+      saltb,
+      rounds,
+      function (err, bytes) {
+        if (err) callback(err, null);
+        else callback(null, finish(bytes));
+      },
+      progressCallback,
+    );
+  }
+}
+
+/**
+ * Encodes a byte array to base64 with up to len bytes of input, using the custom bcrypt alphabet.
+ * @function
+ * @param {!Array.<number>} bytes Byte array
+ * @param {number} length Maximum input length
+ * @returns {string}
+ */
+function encodeBase64(bytes, length) {
+  return base64_encode(bytes, length);
+}
+
+/**
+ * Decodes a base64 encoded string to up to len bytes of output, using the custom bcrypt alphabet.
+ * @function
+ * @param {string} string String to decode
+ * @param {number} length Maximum output length
+ * @returns {!Array.<number>}
+ */
+function decodeBase64(string, length) {
+  return base64_decode(string, length);
+}
+
+/* harmony default export */ const bcryptjs = ({
+  setRandomFallback,
+  genSaltSync,
+  genSalt,
+  hashSync,
+  hash,
+  compareSync,
+  compare,
+  getRounds,
+  getSalt,
+  truncates,
+  encodeBase64,
+  decodeBase64,
+});
+
+;// CONCATENATED MODULE: ./src/registry/htpasswd.ts
+/** The registry's htpasswd file (pure): bcrypt entries, and whether a file still matches the input. */
+
+/** bcrypt cost: the registry checks every request against it, so not higher than needed. */
+const COST = 10;
+/** An htpasswd file for the entries (bcrypt, as the distribution registry requires). */
+function renderHtpasswd(entries) {
+    return entries.map(e => `${e.user}:${bcryptjs.hashSync(e.password, COST)}\n`).join('');
+}
+/** True when `text` holds exactly these users, each with its password (a new salt changes nothing). */
+function htpasswdMatches(text, entries) {
+    const lines = text.split('\n').filter(l => l.trim() !== '');
+    if (lines.length !== entries.length)
+        return false;
+    const hashes = new Map(lines.map(l => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]));
+    return entries.every(e => {
+        const hash = hashes.get(e.user);
+        return hash !== undefined && /^\$2[aby]\$/.test(hash) && bcryptjs.compareSync(e.password, hash);
+    });
+}
+
+// EXTERNAL MODULE: ./src/registry/spec.ts
+var registry_spec = __nccwpck_require__(8236);
+;// CONCATENATED MODULE: ./src/registry/registry.ts
+
+
+
+
+
+
+
+
+
+
+
+/** State key: the containers this run created or started, for `cleanup: registry`. */
+const STATE_STARTED = 'registry-containers';
+/** This host's names and addresses (for start-registry: auto). */
+function hostIdentity() {
+    const names = [external_node_os_.hostname()];
+    const addresses = Object.values(external_node_os_.networkInterfaces())
+        .flat()
+        .filter((a) => a !== undefined)
+        .map(a => a.address);
+    return { names, addresses };
+}
+async function inspect(ctx, name) {
+    const r = await ctx.runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
+    if (r.exitCode !== 0)
+        return undefined;
+    const c = JSON.parse(r.stdout);
+    const port = c.HostConfig.PortBindings?.['5000/tcp']?.[0]?.HostPort;
+    return {
+        id: c.Id,
+        running: c.State.Running,
+        labels: c.Config.Labels ?? {},
+        hostPort: port ? Number(port) : undefined
+    };
+}
+async function imageId(ctx, image) {
+    const r = await ctx.runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
+        root: true,
+        allowFailure: true
+    });
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+}
+/** Undefined when `bind:port` can be listened on; else what holds it (as `ss` names it). */
+async function portHolder(ctx, bind, port) {
+    const free = await new Promise(resolve => {
+        const server = external_node_net_.createServer();
+        server.once('error', () => resolve(false));
+        server.listen({ host: bind, port, exclusive: true }, () => server.close(() => resolve(true)));
+    });
+    if (free)
+        return undefined;
+    const ss = await ctx.runner.run(['ss', '-ltnpH', `sport = :${port}`], {
+        root: true,
+        allowFailure: true
+    });
+    const users = /users:\(\((.*)\)\)/.exec(ss.stdout)?.[1];
+    return users ? `process ${users}` : 'another process';
+}
+async function fileHash(path) {
+    if (path === undefined)
+        return undefined;
+    return (0,registry_spec/* sha256 */.sc)(await external_node_fs_.promises.readFile(path));
+}
+async function installedHash(ctx, path) {
+    const text = await (0,files/* readFileMaybe */.jp)(ctx.runner, path);
+    return text === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(Buffer.from(text));
+}
+async function detect(ctx) {
+    const { inputs } = ctx;
+    const wanted = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs, hostIdentity());
+    ctx.outputs.registry = inputs.registry.text;
+    ctx.outputs['registry-started'] = 'false';
+    const none = {
+        wanted,
+        dockerUp: false,
+        htpasswdOk: true,
+        certOk: true,
+        fileHashes: {},
+        dataDirs: {},
+        portHolders: {}
+    };
+    if (!wanted)
+        return none;
+    const dockerUp = (await (0,service/* probeDaemon */.nn)(ctx.runner)) !== undefined;
+    const auth = inputs.registryHtpasswd.length > 0;
+    const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
+        dockerUp ? imageId(ctx, inputs.registryImage) : Promise.resolve(undefined),
+        dockerUp ? inspect(ctx, 'docker-gpu-setup-registry') : Promise.resolve(undefined),
+        dockerUp && inputs.registryMirror !== false
+            ? inspect(ctx, 'docker-gpu-setup-mirror')
+            : Promise.resolve(undefined),
+        auth ? (0,files/* readFileMaybe */.jp)(ctx.runner, registry_spec/* AUTH_FILE */.u1) : Promise.resolve(''),
+        (async () => !inputs.registryTlsCert ||
+            ((await installedHash(ctx, registry_spec/* TLS_CERT */.X9)) === (await fileHash(inputs.registryTlsCert)) &&
+                (await installedHash(ctx, registry_spec/* TLS_KEY */.Ms)) === (await fileHash(inputs.registryTlsKey)) &&
+                (await installedHash(ctx, daemonCaPath(ctx))) ===
+                    (await fileHash(inputs.registryTlsCert))))()
+    ]);
+    const dirs = [
+        inputs.registryData,
+        ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+    ];
+    const dataDirs = {};
+    for (const d of dirs)
+        dataDirs[d] = await external_node_fs_.promises.stat(d).then(s => s.isDirectory(), () => false);
+    // A port our own running container publishes is ours; any other holder is named.
+    const portHolders = {};
+    const ports = [
+        [registry, (0,registry_spec/* registryBind */.nx)(inputs), (0,registry_spec/* registryPort */.tC)(inputs)]
+    ];
+    if (inputs.registryMirror !== false)
+        ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    for (const [state, bind, port] of ports) {
+        if (!state?.running || state.hostPort !== port)
+            portHolders[port] = await portHolder(ctx, bind, port);
+    }
+    return {
+        wanted,
+        dockerUp,
+        imageId: id,
+        htpasswdOk: !auth || (htpasswd !== undefined && htpasswdMatches(htpasswd, inputs.registryHtpasswd)),
+        certOk,
+        registry,
+        mirror,
+        fileHashes: await fileHashes(ctx),
+        dataDirs,
+        portHolders
+    };
+}
+/** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
+function daemonCaPath(ctx) {
+    const { registry } = ctx.inputs;
+    return `/etc/docker/certs.d/${registry.host}:${(0,registry_spec/* registryPort */.tC)(ctx.inputs)}/ca.crt`;
+}
+/** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
+async function fileHashes(ctx) {
+    const { inputs } = ctx;
+    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,files/* readFileMaybe */.jp)(ctx.runner, registry_spec/* AUTH_FILE */.u1) : undefined;
+    return {
+        htpasswd: htpasswd === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(htpasswd),
+        cert: await fileHash(inputs.registryTlsCert),
+        key: await fileHash(inputs.registryTlsKey)
+    };
+}
+function plan(facts, ctx) {
+    const { inputs } = ctx;
+    const base = { facts, steps: [], writeHtpasswd: false, installCert: false, makeDirs: [] };
+    if (!facts.wanted) {
+        return {
+            ...base,
+            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
+        };
+    }
+    if (!facts.dockerUp) {
+        return {
+            ...base,
+            found: 'Docker is not running yet',
+            steps: [
+                { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
+            ]
+        };
+    }
+    const steps = [];
+    let image;
+    if (facts.imageId === undefined) {
+        if (inputs.registryImageArchive)
+            image = 'load';
+        else if (inputs.offlineDebs !== undefined) {
+            throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`);
+        }
+        else
+            image = 'pull';
+        steps.push({
+            description: image === 'load'
+                ? `load ${inputs.registryImage} from ${inputs.registryImageArchive}`
+                : `pull ${inputs.registryImage}`
+        });
+    }
+    const writeHtpasswd = !facts.htpasswdOk;
+    if (writeHtpasswd)
+        steps.push({
+            description: `write ${registry_spec/* AUTH_FILE */.u1} (bcrypt) for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
+        });
+    const installCert = !facts.certOk;
+    if (installCert)
+        steps.push({
+            description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(ctx)})`
+        });
+    const makeDirs = Object.entries(facts.dataDirs)
+        .filter(([, ok]) => !ok)
+        .map(([d]) => d);
+    if (makeDirs.length > 0)
+        steps.push({ description: `create ${makeDirs.join(', ')}` });
+    // New files or a new image change the spec whatever it was: the container is made again.
+    const renew = image !== undefined || writeHtpasswd || installCert;
+    const current = (0,registry_spec/* containerAction */.US)((0,registry_spec/* registrySpec */.FA)(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
+    const registry = renew && current !== 'create' ? 'recreate' : current;
+    const mirrorS = (0,registry_spec/* mirrorSpec */.pG)(inputs, facts.imageId ?? '');
+    let mirror;
+    if (mirrorS) {
+        const m = (0,registry_spec/* containerAction */.US)(mirrorS, facts.mirror);
+        mirror = image !== undefined && m !== 'create' ? 'recreate' : m;
+    }
+    for (const [what, action, port] of [
+        ['registry', registry, (0,registry_spec/* registryPort */.tC)(inputs)],
+        ['pull-through mirror', mirror, inputs.registryMirrorPort]
+    ]) {
+        if (action === undefined || action === 'keep')
+            continue;
+        const holder = facts.portHolders[port];
+        if (holder) {
+            throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
+        }
+        steps.push({
+            description: `${action} the ${what} container (${what === 'registry' ? `${(0,registry_spec/* registryBind */.nx)(inputs)}:${(0,registry_spec/* registryPort */.tC)(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+        });
+    }
+    const found = facts.registry
+        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${registry === 'keep' ? ', as configured' : ', configuration differs'}`
+        : 'no registry container';
+    return { found, facts, steps, image, writeHtpasswd, installCert, makeDirs, registry, mirror };
+}
+/** GET /v2/ until it answers 200 (401 with auth); each probe bounded, all under a deadline. */
+async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
+    const host = spec.bind === '0.0.0.0' ? '127.0.0.1' : spec.bind.replace(/^\[|\]$/g, '');
+    const end = Date.now() + deadlineMs;
+    let last = '';
+    while (Date.now() < end) {
+        const status = await new Promise(resolve => {
+            const get = tls ? external_node_https_namespaceObject.get : external_node_http_.get;
+            // Readiness only: whether the server answers, not whether this client trusts its certificate.
+            const req = get({ host, port: spec.hostPort, path: '/v2/', timeout: 2000, rejectUnauthorized: false }, res => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+            });
+            req.on('timeout', () => req.destroy(new Error('timeout')));
+            req.on('error', e => resolve(e.message));
+        });
+        if (status === 200 || status === 401)
+            return;
+        last = String(status);
+        await new Promise(r => setTimeout(r, 250));
+    }
+    const logs = await ctx.runner.run(['docker', 'logs', '--tail', '20', spec.name], {
+        root: true,
+        allowFailure: true
+    });
+    throw new errors/* HostError */.dh(`The ${spec.name} container did not answer GET /v2/ on ${host}:${spec.hostPort} within ${deadlineMs / 1000} s (last: ${last}). Its last log lines:\n${(0,errors/* tailLines */.os)(`${logs.stdout}${logs.stderr}`, 20)}`);
+}
+/** Creates, starts or recreates one container; a failed recreate brings the previous one back. */
+async function ensureContainer(ctx, spec, tls, state) {
+    const { runner } = ctx;
+    const action = (0,registry_spec/* containerAction */.US)(spec, state);
+    if (action === 'keep')
+        return false;
+    core/* info */.pq(`${spec.name}: ${action}`);
+    if (action === 'start') {
+        await runner.run(['docker', 'start', spec.name], { root: true });
+        await waitReady(ctx, spec, tls);
+        return true;
+    }
+    const previous = `${spec.name}-previous`;
+    if (action === 'recreate') {
+        await runner.run(['docker', 'rm', '-f', previous], { root: true, allowFailure: true });
+        await runner.run(['docker', 'stop', spec.name], { root: true, allowFailure: true });
+        await runner.run(['docker', 'rename', spec.name, previous], { root: true });
+    }
+    try {
+        await runner.run((0,registry_spec/* runArgv */.my)(spec), { root: true, context: `Starting ${spec.name}` });
+        await waitReady(ctx, spec, tls);
+    }
+    catch (e) {
+        if (action !== 'recreate')
+            throw e;
+        // The new spec does not work: put the previous container back as it was.
+        await runner.run(['docker', 'rm', '-f', spec.name], { root: true, allowFailure: true });
+        await runner.run(['docker', 'rename', previous, spec.name], { root: true });
+        await runner.run(['docker', 'start', spec.name], { root: true, allowFailure: true });
+        throw e;
+    }
+    if (action === 'recreate')
+        await runner.run(['docker', 'rm', '-f', previous], { root: true, allowFailure: true });
+    return true;
+}
+async function apply(p, ctx) {
+    const { inputs, runner } = ctx;
+    if (!p.facts.dockerUp)
+        return;
+    if (p.image === 'load') {
+        await runner.run(['docker', 'load', '--input', inputs.registryImageArchive], {
+            root: true,
+            context: 'Loading the registry image'
+        });
+    }
+    else if (p.image === 'pull') {
+        await runner.run(['docker', 'pull', inputs.registryImage], {
+            root: true,
+            context: `Pulling ${inputs.registryImage}`
+        });
+    }
+    const id = await imageId(ctx, inputs.registryImage);
+    if (id === undefined) {
+        throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is still not on this host${p.image === 'load' ? ` after loading ${inputs.registryImageArchive}: does the archive hold that tag?` : ''}`);
+    }
+    for (const dir of p.makeDirs)
+        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
+    if (p.writeHtpasswd) {
+        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* AUTH_FILE */.u1, renderHtpasswd(inputs.registryHtpasswd), 0o644, ctx.host.tempDir);
+    }
+    if (p.installCert) {
+        const cert = await external_node_fs_.promises.readFile(inputs.registryTlsCert);
+        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_CERT */.X9, cert, 0o644, ctx.host.tempDir);
+        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_KEY */.Ms, await external_node_fs_.promises.readFile(inputs.registryTlsKey), 0o600, ctx.host.tempDir);
+        await (0,files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx), cert, 0o644, ctx.host.tempDir);
+    }
+    const hashes = await fileHashes(ctx);
+    const s = { registry: (0,registry_spec/* registrySpec */.FA)(inputs, id, hashes), mirror: (0,registry_spec/* mirrorSpec */.pG)(inputs, id) };
+    const started = [];
+    if (await ensureContainer(ctx, s.registry, inputs.registryTlsCert !== undefined, await inspect(ctx, s.registry.name))) {
+        started.push(s.registry.name);
+    }
+    if (s.mirror &&
+        (await ensureContainer(ctx, s.mirror, false, await inspect(ctx, s.mirror.name)))) {
+        started.push(s.mirror.name);
+    }
+    if (started.length > 0) {
+        ctx.outputs['registry-started'] = 'true';
+        ctx.saveState(STATE_STARTED, JSON.stringify(started));
+    }
+}
+function verify(_p, ctx) {
+    const { inputs } = ctx;
+    const auth = inputs.registryHtpasswd.length > 0
+        ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
+        : '';
+    return Promise.resolve(`${inputs.registryTlsCert ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`);
+}
+/**
+ * Registry phase: the CNCF distribution registry as a container that survives restarts (restart
+ * always, data on the host), reused when its spec is unchanged, with optional auth, TLS and a
+ * pull-through mirror.
+ */
+const registryPhase = {
+    name: 'Local registry',
+    detect,
+    plan,
+    apply,
+    verify
+};
+
+
+/***/ }),
+
+/***/ 8236:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   FA: () => (/* binding */ registrySpec),
+/* harmony export */   Ms: () => (/* binding */ TLS_KEY),
+/* harmony export */   US: () => (/* binding */ containerAction),
+/* harmony export */   X9: () => (/* binding */ TLS_CERT),
+/* harmony export */   my: () => (/* binding */ runArgv),
+/* harmony export */   nx: () => (/* binding */ registryBind),
+/* harmony export */   pG: () => (/* binding */ mirrorSpec),
+/* harmony export */   qm: () => (/* binding */ wantsLocalRegistry),
+/* harmony export */   sc: () => (/* binding */ sha256),
+/* harmony export */   tC: () => (/* binding */ registryPort),
+/* harmony export */   u1: () => (/* binding */ AUTH_FILE),
+/* harmony export */   vO: () => (/* binding */ registryFragments)
+/* harmony export */ });
+/* unused harmony exports REGISTRY_CONTAINER, MIRROR_CONTAINER, LABEL_MANAGED, LABEL_SPEC, REGISTRY_ETC, isThisHost */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _docker_reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2977);
+/* harmony import */ var _docker_daemon_config_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4741);
+/**
+ * The local registry as data (pure): when it runs, the container spec and its hash, docker argv,
+ * and what it contributes to daemon.json. Configured through REGISTRY_* variables, which both
+ * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
+ * read, so the action never depends on where the image keeps its config file.
+ */
+
+
+
+const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
+const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+const LABEL_SPEC = 'org.docker-gpu-setup.spec';
+/** Host folder for the registry's auth and TLS files (mounted read-only). */
+const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
+/** Is `host` (as written in `registry`) this machine? */
+function isThisHost(host, me) {
+    if ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(host))
+        return true;
+    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+    return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
+}
+/** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
+function wantsLocalRegistry(inputs, me) {
+    if (inputs.startRegistry === 'auto')
+        return isThisHost(inputs.registry.host, me);
+    return inputs.startRegistry === 'true';
+}
+/** Host port of the local registry: the one in `registry`, else the scheme's default. */
+function registryPort(inputs) {
+    return inputs.registry.port ?? (inputs.registryTlsCert ? 443 : 80);
+}
+/** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
+function registryBind(inputs) {
+    return inputs.registryBind ?? ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0');
+}
+function sha256(text) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text).digest('hex');
+}
+function withHash(spec) {
+    return { ...spec, hash: sha256(JSON.stringify((0,_docker_daemon_config_js__WEBPACK_IMPORTED_MODULE_1__/* .canonical */ .$N)(spec))) };
+}
+/** Where the registry's htpasswd and TLS files live on the host. */
+const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
+const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
+const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
+/** The main registry's container spec. */
+function registrySpec(inputs, imageId, fileHashes) {
+    const env = {
+        REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+        OTEL_TRACES_EXPORTER: 'none'
+    };
+    const mounts = [
+        { source: inputs.registryData, target: '/var/lib/registry', readonly: false }
+    ];
+    const hashes = {};
+    if (inputs.registryHtpasswd.length > 0) {
+        env.REGISTRY_AUTH = 'htpasswd';
+        env.REGISTRY_AUTH_HTPASSWD_REALM = 'docker-gpu-setup registry';
+        env.REGISTRY_AUTH_HTPASSWD_PATH = '/auth/htpasswd';
+        mounts.push({ source: AUTH_FILE, target: '/auth/htpasswd', readonly: true });
+        hashes.htpasswd = fileHashes.htpasswd ?? '';
+    }
+    if (inputs.registryTlsCert) {
+        env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt';
+        env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key';
+        mounts.push({ source: TLS_CERT, target: '/certs/tls.crt', readonly: true }, { source: TLS_KEY, target: '/certs/tls.key', readonly: true });
+        hashes.cert = fileHashes.cert ?? '';
+        hashes.key = fileHashes.key ?? '';
+    }
+    return withHash({
+        name: REGISTRY_CONTAINER,
+        image: inputs.registryImage,
+        imageId,
+        bind: registryBind(inputs),
+        hostPort: registryPort(inputs),
+        env,
+        mounts,
+        fileHashes: hashes
+    });
+}
+/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
+function mirrorSpec(inputs, imageId) {
+    if (inputs.registryMirror === false)
+        return undefined;
+    return withHash({
+        name: MIRROR_CONTAINER,
+        image: inputs.registryImage,
+        imageId,
+        bind: '127.0.0.1',
+        hostPort: inputs.registryMirrorPort,
+        env: {
+            REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+            REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
+            OTEL_TRACES_EXPORTER: 'none'
+        },
+        mounts: [
+            { source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false }
+        ],
+        fileHashes: {}
+    });
+}
+/** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
+function runArgv(spec) {
+    const bind = spec.bind.includes(':') && !spec.bind.startsWith('[') ? `[${spec.bind}]` : spec.bind;
+    return [
+        'docker',
+        'run',
+        '--detach',
+        '--name',
+        spec.name,
+        '--restart',
+        'always',
+        '--publish',
+        `${bind}:${spec.hostPort}:5000`,
+        '--label',
+        `${LABEL_MANAGED}=true`,
+        '--label',
+        `${LABEL_SPEC}=${spec.hash}`,
+        ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+        ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+        spec.image
+    ];
+}
+/** Keep, start, create or recreate; a container of that name the action did not make is refused. */
+function containerAction(spec, state) {
+    if (state === undefined)
+        return 'create';
+    if (state.labels[LABEL_MANAGED] !== 'true') {
+        throw new Error(`A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`);
+    }
+    if (state.labels[LABEL_SPEC] !== spec.hash)
+        return 'recreate';
+    return state.running ? 'keep' : 'start';
+}
+/**
+ * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
+ * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
+ */
+function registryFragments(inputs, me) {
+    const out = [];
+    const local = wantsLocalRegistry(inputs, me);
+    const insecure = inputs.insecureRegistry === 'true' ||
+        (inputs.insecureRegistry === 'auto' &&
+            local &&
+            !inputs.registryTlsCert &&
+            !(0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(inputs.registry.host));
+    if (insecure) {
+        out.push({ source: 'insecure-registry', value: { 'insecure-registries': [inputs.registry.text] } });
+    }
+    if (local && inputs.registryMirror !== false) {
+        out.push({
+            source: 'registry-mirror',
+            value: { 'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`] }
+        });
+    }
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 1650:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   H5: () => (/* binding */ renameFile),
+/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   jp: () => (/* binding */ readFileMaybe),
+/* harmony export */   nM: () => (/* binding */ removeFile),
+/* harmony export */   t2: () => (/* binding */ exists)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
+async function readFileMaybe(runner, file) {
+    try {
+        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8');
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT')
+            return undefined;
+        if (code !== 'EACCES' || runner.isRoot)
+            throw e;
+    }
+    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout : undefined;
+}
+async function exists(file) {
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.F_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
+ * half a file. Creates the parent folder. Works as root or through sudo.
+ */
+async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
+    if (runner.isRoot) {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
         return;
     }
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${cleanup}; this run started nothing that needs removing.`);
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
+        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
+        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+    }
+}
+/** Renames (as root where needed); used to set files aside instead of deleting them. */
+async function renameFile(runner, from, to) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(from, to);
+    else
+        await runner.run(['mv', '-f', '--', from, to], { root: true });
+}
+/** Removes a file (as root where needed); missing is fine. */
+async function removeFile(runner, file) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+}
+
+
+/***/ }),
+
+/***/ 7848:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   p: () => (/* binding */ pidAlive)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+
+/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
+function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false;
+    }
+    try {
+        return !/^\d+ \(.*\) Z /.test((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+
+
+/***/ }),
+
+/***/ 1382:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Hw: () => (/* binding */ startDocker),
+/* harmony export */   IP: () => (/* binding */ restartDocker),
+/* harmony export */   K$: () => (/* binding */ enableDocker),
+/* harmony export */   L6: () => (/* binding */ stopDockerd),
+/* harmony export */   Ol: () => (/* binding */ isEnabled),
+/* harmony export */   hj: () => (/* binding */ daemonLogTail),
+/* harmony export */   nn: () => (/* binding */ probeDaemon),
+/* harmony export */   uT: () => (/* binding */ ownDockerdPid),
+/* harmony export */   vS: () => (/* binding */ waitForDaemon),
+/* harmony export */   yW: () => (/* binding */ detectServiceManager)
+/* harmony export */ });
+/* unused harmony exports DIRECT_LOG, DIRECT_MARKER */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1650);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7848);
+
+
+
+/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
+const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
+const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
+const DOCKERD_PIDFILE = '/var/run/docker.pid';
+/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
+async function detectServiceManager(systemd) {
+    if (systemd)
+        return 'systemd';
+    return (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .exists */ .t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
+}
+/** The daemon's version when it answers within a few seconds, else undefined. */
+async function probeDaemon(runner) {
+    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 5
+    });
+    const version = r.stdout.trim();
+    return r.exitCode === 0 && version !== '' ? version : undefined;
+}
+/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
+async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+        const version = await probeDaemon(runner);
+        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
+        if (version !== undefined || Date.now() > end || !starting())
+            return version;
+        await new Promise(r => setTimeout(r, 300));
+    }
+}
+/** The pid of a dockerd this action spawned and that still runs, else undefined. */
+async function ownDockerdPid(runner) {
+    const pid = await markedPid(runner);
+    return pid !== undefined && (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid) ? pid : undefined;
+}
+/** The pid in DIRECT_MARKER, alive or not. */
+async function markedPid(runner) {
+    const pid = Number((await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DIRECT_MARKER))?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+/** Is docker enabled at boot (systemd only)? */
+async function isEnabled(runner) {
+    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
+        allowFailure: true
+    });
+    return r.exitCode === 0;
+}
+async function enableDocker(runner) {
+    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
+}
+/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
+async function daemonLogTail(runner, manager) {
+    if (manager === 'systemd') {
+        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+            root: true,
+            allowFailure: true
+        });
+        return (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .tailLines */ .os)(r.stdout, 30);
+    }
+    const direct = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, '/var/log/docker.log')) ?? '';
+    return (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .tailLines */ .os)(direct || sysv, 30);
+}
+/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+async function systemdDocker(runner, verb) {
+    // A unit that failed earlier refuses to start until its failure is cleared.
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+        root: true,
+        allowFailure: true
+    });
+    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
+    const version = await waitForDaemon(runner);
+    if (version)
+        return version;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+}
+/**
+ * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
+ * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
+ * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
+ */
+async function startDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'start');
+    if (manager === 'sysv') {
+        const r = await runner.run(['service', 'docker', 'start'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 60
+        });
+        // An init script can exit 0 and start nothing: only a probe counts.
+        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
+        if (version)
+            return version;
+        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
+    }
+    return spawnDockerd(runner, tempDir);
+}
+async function spawnDockerd(runner, tempDir) {
+    const dockerd = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .exists */ .t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
+    // A stale pid file from a killed dockerd makes the next one refuse to start.
+    const stale = await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !(0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(Number(stale.trim()))) {
+        await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .removeFile */ .nM)(runner, DOCKERD_PIDFILE);
+    }
+    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
+    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
+    const version = await waitForDaemon(runner, 45_000, () => (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid));
+    if (!version) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
+    }
+    const daemonPid = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .writeFileAtomic */ .Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
+    return version;
+}
+/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
+async function stopDockerd(runner, pid) {
+    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
+    const end = Date.now() + 30_000;
+    while ((0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid) && Date.now() < end)
+        await new Promise(r => setTimeout(r, 200));
+    if ((0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid))
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`dockerd (pid ${pid}) did not stop within 30 s`);
+    if (pid === (await markedPid(runner)))
+        await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .removeFile */ .nM)(runner, DIRECT_MARKER);
+}
+/**
+ * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
+ * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
+ */
+async function restartDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'restart');
+    const pid = Number((await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE))?.trim());
+    if (Number.isInteger(pid) && pid > 0 && (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid))
+        await stopDockerd(runner, pid);
+    return startDocker(runner, manager, tempDir, info);
 }
 
 
@@ -35471,6 +37352,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -35489,6 +37377,20 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 8161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+
+/***/ }),
+
+/***/ 6760:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -38731,6 +40633,18 @@ function copyFile(srcFile, destFile, force) {
 /******/ 			return fn.r ? promise : getResult();
 /******/ 		}, (err) => ((err ? reject(promise[webpackError] = err) : outerResolve(exports)), resolveQueue(queue)));
 /******/ 		queue && queue.d < 0 && (queue.d = 0);
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/compat get default export */
+/******/ (() => {
+/******/ 	// getDefaultExport function for compatibility with non-harmony modules
+/******/ 	__nccwpck_require__.n = (module) => {
+/******/ 		var getter = module && module.__esModule ?
+/******/ 			() => (module['default']) :
+/******/ 			() => (module);
+/******/ 		__nccwpck_require__.d(getter, { a: getter });
+/******/ 		return getter;
 /******/ 	};
 /******/ })();
 /******/ 

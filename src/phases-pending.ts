@@ -24,14 +24,6 @@ function pending(
   }
 }
 
-export const registryPhase = pending('Local registry', ({inputs}) =>
-  inputs.startRegistry === 'true'
-    ? 'start-registry: true'
-    : inputs.registryMirror
-      ? 'registry-mirror'
-      : undefined
-)
-
 export const pushPhase = pending('Push images', ({inputs}) =>
   inputs.images.length > 0 ? 'images' : undefined
 )

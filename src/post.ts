@@ -1,16 +1,27 @@
 import * as core from '@actions/core'
+import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {readRawInputs} from './inputs.js'
+import {STATE_STARTED} from './registry/registry.js'
 
 /**
- * The post step: undoes only what this run's state says it created. It warns, never fails: a
- * cleanup problem must not turn a green job red. This version starts nothing that needs undoing.
+ * The post step: undoes only what this run's state says it created (cleanup: registry or all).
+ * It warns, never fails: a cleanup problem must not turn a green job red. Registry data stays.
  */
-export async function post(): Promise<void> {
-  const cleanup = readRawInputs().cleanup || 'none'
-  await Promise.resolve()
-  if (cleanup === 'none') {
-    core.info('cleanup: none; leaving the host as configured.')
-    return
+export async function post(runner: CommandRunner = new ExecRunner()): Promise<void> {
+  try {
+    const cleanup = readRawInputs().cleanup || 'none'
+    if (cleanup === 'none') {
+      core.info('cleanup: none; leaving the host as configured.')
+      return
+    }
+    const started = JSON.parse(core.getState(STATE_STARTED) || '[]') as string[]
+    if (started.length === 0)
+      core.info(`cleanup: ${cleanup}; this job started no registry container.`)
+    for (const name of started) {
+      await runner.run(['docker', 'rm', '--force', name], {root: true})
+      core.info(`cleanup: removed ${name}, which this job started (its data stays on the host).`)
+    }
+  } catch (e) {
+    core.warning(`cleanup failed: ${e instanceof Error ? e.message : String(e)}`)
   }
-  core.info(`cleanup: ${cleanup}; this run started nothing that needs removing.`)
 }

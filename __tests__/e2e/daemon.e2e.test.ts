@@ -65,7 +65,7 @@ function reset(config: object | undefined): void {
   sh(`apt-mark unhold ${TOOLKIT} >/dev/null 2>&1 || true`)
   // Only installed names: apt-get refuses the whole command over a name it does not know.
   sh(
-    `pkgs=$(dpkg-query -W -f '\${Package} \${db:Status-Abbrev}\\n' ${TOOLKIT} nvidia-docker2 2>/dev/null | awk '$2 ~ /^[ih]i/ {print $1}'); ` +
+    `pkgs=$({ dpkg-query -W -f '\${Package} \${db:Status-Abbrev}\\n' ${TOOLKIT} nvidia-docker2 2>/dev/null || true; } | awk '$2 ~ /^[ih]i/ {print $1}'); ` +
       '[ -z "$pkgs" ] || DEBIAN_FRONTEND=noninteractive apt-get remove -y -q $pkgs >/dev/null'
   )
   sh(

@@ -110,7 +110,7 @@ describe.each([
 
   it('the post step with cleanup: none changes nothing and succeeds', () => {
     const before = hostState()
-    const run = runAction({cleanup: 'none'}, {user, post: true})
+    const run = runAction({cleanup: 'none'}, {user, post: {isPost: 'true'}})
     expect(run.code).toBe(0)
     expect(run.stdout).toContain('cleanup: none')
     expect(hostState()).toBe(before)

@@ -45,6 +45,8 @@ export interface ActionRun {
   stdout: string
   stderr: string
   outputs: Record<string, string>
+  /** What the run saved for its post step (GITHUB_STATE). */
+  state: Record<string, string>
   summary: string
   /** argv of every command the action ran, from its debug log. */
   commands: string[][]
@@ -72,8 +74,8 @@ export interface RunOptions {
   user?: string
   /** Wrap the process, e.g. ['unshare', '-n'] for a run without network. */
   wrap?: string[]
-  /** Run the post step (the runner sets STATE_isPost from the main step's state). */
-  post?: boolean
+  /** Run the post step with the state the main step saved (the runner passes it as STATE_*). */
+  post?: Record<string, string>
   env?: Record<string, string>
 }
 
@@ -104,7 +106,7 @@ function prepare(inputs: Record<string, string>, opts: RunOptions): Prepared {
     RUNNER_TEMP: tmp,
     RUNNER_TRACKING_ID: 'github_e2e_tracking',
     RUNNER_DEBUG: '1',
-    ...(opts.post ? {STATE_isPost: 'true'} : {}),
+    ...Object.fromEntries(Object.entries(opts.post ?? {}).map(([k, v]) => [`STATE_${k}`, v])),
     ...opts.env
   }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
@@ -136,6 +138,7 @@ function collect(
     stdout,
     stderr,
     outputs: parseOutputFile(readFileSync(p.files.out, 'utf8')),
+    state: parseOutputFile(readFileSync(p.files.state, 'utf8')),
     summary: readFileSync(p.files.summary, 'utf8'),
     commands: stdout
       .split('\n')
@@ -255,6 +258,42 @@ export function buildBusyboxImage(tag: string, marker = tag): void {
     writeFileSync(
       path.join(dir, 'Dockerfile'),
       'FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nCMD ["/bin/busybox", "cat", "/marker"]\n'
+    )
+    sh(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} ${dir} >/dev/null`)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/**
+ * Builds a registry image locally (nothing can be pulled here): Debian's docker-registry package
+ * ships the CNCF distribution registry (2.8) linked only against libc; it is copied FROM scratch
+ * with libc, the loader and a minimal config. It reads REGISTRY_* variables like registry:3 does.
+ */
+export function buildRegistryImage(tag: string): void {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dgs-img-'))
+  try {
+    sh(
+      `cp /usr/bin/docker-registry ${dir}/registry && cp -L /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 ${dir}/`
+    )
+    writeFileSync(
+      path.join(dir, 'config.yml'),
+      'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  delete:\n    enabled: true\nhttp:\n  addr: :5000\n'
+    )
+    writeFileSync(
+      path.join(dir, 'Dockerfile'),
+      [
+        'FROM scratch',
+        'COPY registry /bin/registry',
+        'COPY libc.so.6 /lib/x86_64-linux-gnu/libc.so.6',
+        'COPY ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2',
+        'COPY config.yml /etc/docker/registry/config.yml',
+        'VOLUME /var/lib/registry',
+        'EXPOSE 5000',
+        'ENTRYPOINT ["/bin/registry"]',
+        'CMD ["serve", "/etc/docker/registry/config.yml"]',
+        ''
+      ].join('\n')
     )
     sh(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} ${dir} >/dev/null`)
   } finally {

@@ -232,7 +232,8 @@ export function sameConfig(a: JsonObject, b: JsonObject): boolean {
   return same(canonical(a), canonical(b))
 }
 
-function canonical(v: Json): Json {
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+export function canonical(v: Json): Json {
   if (Array.isArray(v)) return v.map(canonical)
   if (!isObject(v)) return v
   return Object.fromEntries(

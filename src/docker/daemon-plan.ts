@@ -82,7 +82,11 @@ function toolkitReady(installed: Map<string, string>, pin: string | undefined): 
  * Plans the daemon-config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
-export function planDaemon(facts: DaemonFacts, inputs: Inputs): DaemonPlan {
+export function planDaemon(
+  facts: DaemonFacts,
+  inputs: Inputs,
+  registryFragments: readonly Fragment[] = []
+): DaemonPlan {
   const warnings: string[] = []
   const actions: DaemonAction[] = []
   if (facts.parseError) {
@@ -119,6 +123,7 @@ export function planDaemon(facts: DaemonFacts, inputs: Inputs): DaemonPlan {
       }
     }
   }
+  fragments.push(...registryFragments)
   if (inputs.daemonConfig)
     fragments.push({source: 'daemon-config', value: inputs.daemonConfig as JsonObject})
   const clash = contradictions(fragments)

@@ -23,6 +23,8 @@ import {
   staleNvidiaSources
 } from '../nvidia/toolkit-model.js'
 import {DaemonConfigParseError, parseDaemonConfig} from './daemon-config.js'
+import {hostIdentity} from '../registry/registry.js'
+import {registryFragments} from '../registry/spec.js'
 import {
   DAEMON_JSON,
   errorLines,
@@ -100,7 +102,7 @@ async function detect(ctx: RunContext): Promise<DaemonFacts> {
 }
 
 function plan(facts: DaemonFacts, ctx: RunContext): DaemonPlan {
-  const p = planDaemon(facts, ctx.inputs)
+  const p = planDaemon(facts, ctx.inputs, registryFragments(ctx.inputs, hostIdentity()))
   for (const w of p.warnings) ctx.warn(w)
   if (p.diff.length > 0) core.info(`${DAEMON_JSON} would change:\n  ${p.diff.join('\n  ')}`)
   return p
