@@ -36583,6 +36583,9 @@ function plan(facts, ctx) {
             ]
         };
     }
+    if ((0,registry_spec/* registryFragments */.vO)(inputs, hostIdentity()).some(f => f.source === 'insecure-registry')) {
+        ctx.warn(`${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`);
+    }
     const steps = [];
     let image;
     if (facts.imageId === undefined) {

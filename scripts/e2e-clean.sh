@@ -14,7 +14,7 @@ rm -f /etc/apt/sources.list.d/*.disabled-by-docker-gpu-setup /etc/apt/keyrings/d
 # A run killed between writing daemon.json and rolling it back can leave a config dockerd refuses.
 # This is the test machine: its daemon.json is the suite's own.
 rm -f /etc/docker/daemon.json /etc/docker/daemon.json.*docker-gpu-setup
-rm -rf /run/lock/docker-gpu-setup
+rm -rf /run/lock/docker-gpu-setup /etc/docker-gpu-setup /etc/docker/certs.d/localhost:5443
 pkill -f 'http.server .*dgs-e2e' 2>/dev/null || true
 held=$(apt-mark showhold 2>/dev/null | grep -E '^(docker|containerd|runc|nvidia|libnvidia)' || true)
 [ -n "$held" ] && apt-mark unhold $held >/dev/null

@@ -16,6 +16,7 @@ import {
   containerAction,
   mirrorSpec,
   registryBind,
+  registryFragments,
   registryPort,
   registrySpec,
   runArgv,
@@ -227,6 +228,11 @@ function plan(facts: RegistryFacts, ctx: RunContext): RegistryPlan {
         {description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`}
       ]
     }
+  }
+  if (registryFragments(inputs, hostIdentity()).some(f => f.source === 'insecure-registry')) {
+    ctx.warn(
+      `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
+    )
   }
   const steps: {description: string}[] = []
   let image: RegistryPlan['image']
