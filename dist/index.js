@@ -32198,7 +32198,7 @@ function stringEnv(env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3862);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6331);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
 
 
@@ -32729,7 +32729,7 @@ function readRawInputs(env = process.env) {
 
 /***/ }),
 
-/***/ 3862:
+/***/ 6331:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -34475,8 +34475,8 @@ function nvidiaFragment(inputs) {
 
 // EXTERNAL MODULE: ./src/docker/daemon-config.ts
 var daemon_config = __nccwpck_require__(4741);
-// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
-var registry = __nccwpck_require__(9905);
+// EXTERNAL MODULE: ./src/registry/registry.ts + 2 modules
+var registry = __nccwpck_require__(7741);
 // EXTERNAL MODULE: ./src/registry/spec.ts
 var spec = __nccwpck_require__(8236);
 ;// CONCATENATED MODULE: ./src/docker/daemon-plan.ts
@@ -34885,27 +34885,8 @@ const daemonPhase = {
     check
 };
 
-;// CONCATENATED MODULE: ./src/phases-pending.ts
-/**
- * Phases whose work this version does not do yet. They keep the pipeline's shape (and the summary's
- * rows) and say plainly when an input asks for something they would do, instead of ignoring it.
- */
-function pending(name, asked) {
-    return {
-        name,
-        detect: () => Promise.resolve(undefined),
-        plan(_facts, ctx) {
-            const what = asked(ctx);
-            if (what)
-                ctx.warn(`${name}: ${what} is not handled by this version of docker-gpu-setup yet; nothing was done for it.`);
-            return { found: 'not managed by this version', steps: [] };
-        },
-        apply: () => Promise.resolve(),
-        verify: () => Promise.resolve('')
-    };
-}
-const pushPhase = pending('Push images', ({ inputs }) => inputs.images.length > 0 ? 'images' : undefined);
-
+// EXTERNAL MODULE: ./src/push/push.ts + 2 modules
+var push = __nccwpck_require__(4479);
 // EXTERNAL MODULE: ./src/system/process.ts
 var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/system/lock.ts
@@ -35034,10 +35015,18 @@ function renderSummary(data) {
     for (const r of data.reports) {
         lines.push(`| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`);
     }
+    if (data.images && data.images.length > 0) {
+        lines.push('', '### Images', '', '| Source | Target | Digest | Size | Status |', '|---|---|---|---|---|');
+        for (const i of data.images) {
+            const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : '';
+            const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status;
+            lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
+        }
+    }
     if (data.warnings.length > 0) {
         lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
     }
-    const outputs = Object.entries(data.outputs).filter(([, v]) => v !== undefined && v !== '');
+    const outputs = Object.entries(data.outputs).filter(([k, v]) => v !== undefined && v !== '' && k !== 'images' && k !== 'digests');
     if (outputs.length > 0) {
         lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|');
         for (const [k, v] of outputs)
@@ -35137,7 +35126,7 @@ async function run(runner = new exec_runner/* ExecRunner */.iN()) {
         // One run at a time changes a host: several runner services may share it.
         if (!dryRun)
             lock = await acquireHostLock(runner, host.tempDir, m => lib_core/* info */.pq(m));
-        await runPipeline([enginePhase, daemonPhase, registry/* registryPhase */.DJ, pushPhase], ctx, reports);
+        await runPipeline([enginePhase, daemonPhase, registry/* registryPhase */.DJ, push/* pushPhase */.u], ctx, reports);
     }
     catch (e) {
         error = e instanceof Error ? e.message : String(e);
@@ -35152,6 +35141,7 @@ async function run(runner = new exec_runner/* ExecRunner */.iN()) {
         const markdown = renderSummary({
             reports,
             outputs,
+            images: outputs.images ? JSON.parse(outputs.images) : [],
             warnings,
             error,
             dryRun,
@@ -35173,23 +35163,31 @@ async function run(runner = new exec_runner/* ExecRunner */.iN()) {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
 /* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4100);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9864);
-/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9905);
+/* harmony import */ var _push_push_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4479);
+/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7741);
+
 
 
 
 
 /**
- * The post step: undoes only what this run's state says it created (cleanup: registry or all).
- * It warns, never fails: a cleanup problem must not turn a green job red. Registry data stays.
+ * The post step: removes the job's DOCKER_CONFIG (the login in it) whenever the main step made one,
+ * and with cleanup: registry or all, the registry containers this job started (never their data).
+ * It warns, never fails: a cleanup problem must not turn a green job red.
  */
 async function post(runner = new _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .ExecRunner */ .iN()) {
     try {
+        const config = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_push_push_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_DOCKER_CONFIG */ .i);
+        if (config) {
+            await runner.run(['rm', '-rf', '--', config], { root: true });
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Removed this job's DOCKER_CONFIG (${config}) and the login in it.`);
+        }
         const cleanup = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .readRawInputs */ .yI)().cleanup || 'none';
         if (cleanup === 'none') {
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
             return;
         }
-        const started = JSON.parse(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_registry_registry_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_STARTED */ .Iv) || '[]');
+        const started = JSON.parse(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_registry_registry_js__WEBPACK_IMPORTED_MODULE_4__/* .STATE_STARTED */ .Iv) || '[]');
         if (started.length === 0)
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${cleanup}; this job started no registry container.`);
         for (const name of started) {
@@ -35205,7 +35203,411 @@ async function post(runner = new _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__/* 
 
 /***/ }),
 
-/***/ 9905:
+/***/ 4479:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  i: () => (/* binding */ STATE_DOCKER_CONFIG),
+  u: () => (/* binding */ pushPhase)
+});
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/docker/reference.ts
+var reference = __nccwpck_require__(2977);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/registry/spec.ts
+var spec = __nccwpck_require__(8236);
+// EXTERNAL MODULE: ./src/registry/registry.ts + 2 modules
+var registry_registry = __nccwpck_require__(7741);
+;// CONCATENATED MODULE: ./src/push/push-model.ts
+const PERMANENT = [
+    /unauthorized/i,
+    /authentication required/i,
+    /denied/i,
+    /no basic auth credentials/i,
+    /invalid reference format/i,
+    /name unknown/i,
+    /manifest invalid/i,
+    /repository name must/i,
+    /An image does not exist locally/i,
+    /no such image/i
+];
+const TRANSIENT = [
+    /connection refused/i,
+    /connection reset/i,
+    /broken pipe/i,
+    /\bEOF\b/,
+    /timeout/i,
+    /timed out/i,
+    /i\/o timeout/i,
+    /\b5\d\d\b/,
+    /Service Unavailable/i,
+    /Bad Gateway/i,
+    /Internal Server Error/i,
+    /TLS handshake/i,
+    /no such host/i,
+    /temporary failure/i
+];
+/** Is a failed push worth another try? Auth and name errors are not; network and 5xx are. */
+function isTransient(output) {
+    if (PERMANENT.some(re => re.test(output)))
+        return false;
+    return TRANSIENT.some(re => re.test(output));
+}
+/** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */
+function backoffSeconds(n) {
+    return Math.min(15, 2 ** (n - 1));
+}
+/** The digest and size `docker push` prints last: `TAG: digest: sha256:… size: N`. */
+function parsePushOutput(text) {
+    const m = /digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(text);
+    return m ? { digest: m[1], size: Number(m[2]) } : undefined;
+}
+/** The `images` output: JSON array of {source, target, digest, size, status}. */
+function imagesOutput(results) {
+    return JSON.stringify(results.map(r => ({
+        source: r.source,
+        target: r.target,
+        digest: r.digest,
+        size: r.size,
+        status: r.status,
+        ...(r.error ? { error: r.error } : {})
+    })));
+}
+/** The `digests` output: `target@digest` lines for what is in the registry. */
+function digestsOutput(results) {
+    return results
+        .filter(r => r.status !== 'failed' && r.digest !== '')
+        .map(r => `${r.target}@${r.digest}`)
+        .join('\n');
+}
+/** Docker's RepoDigests entry for the target's repository (`repo@sha256:…`), if the image has one. */
+function repoDigest(repoDigests, target) {
+    const prefix = `${target.registry}/${target.repository}@`;
+    return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
+}
+
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+// EXTERNAL MODULE: external "node:https"
+var external_node_https_ = __nccwpck_require__(4708);
+;// CONCATENATED MODULE: ./src/push/registry-api.ts
+
+
+function request(url, method, headers, ca) {
+    return new Promise((resolve, reject) => {
+        const mod = url.protocol === 'https:' ? external_node_https_ : external_node_http_;
+        const req = mod.request(url, { method, headers, timeout: 15_000, ...(ca ? { ca } : {}) }, res => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => {
+                if (body.length < 65536)
+                    body += d;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('timeout', () => req.destroy(new Error(`timeout talking to ${url.host}`)));
+        req.on('error', reject);
+        req.end();
+    });
+}
+const MANIFEST_TYPES = [
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.docker.distribution.manifest.v2+json'
+].join(', ');
+function basic(ep) {
+    return ep.username !== undefined && ep.password !== undefined
+        ? `Basic ${Buffer.from(`${ep.username}:${ep.password}`).toString('base64')}`
+        : undefined;
+}
+/** A bearer token for `scope`, from the realm a 401 names (Docker Hub, GHCR, Harbor…). */
+async function bearer(ep, challenge, scope) {
+    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map(m => [m[1], m[2]]));
+    if (!params.realm)
+        return undefined;
+    const url = new URL(params.realm);
+    if (params.service)
+        url.searchParams.set('service', params.service);
+    url.searchParams.set('scope', scope);
+    const auth = basic(ep);
+    const r = await request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
+    if (r.status !== 200)
+        return undefined;
+    const json = JSON.parse(r.body);
+    return json.token ?? json.access_token;
+}
+/**
+ * The digest the registry holds for `repository:tag` (Docker-Content-Digest of a manifest HEAD),
+ * or undefined when it has none. Basic and bearer auth; credentials stay in this process.
+ */
+async function manifestDigest(ep, repository, tag) {
+    const url = new URL(`${ep.scheme}://${ep.host}/v2/${repository}/manifests/${encodeURIComponent(tag)}`);
+    const headers = { Accept: MANIFEST_TYPES };
+    const auth = basic(ep);
+    if (auth)
+        headers.Authorization = auth;
+    let r = await request(url, 'HEAD', headers, ep.ca);
+    const challenge = r.headers['www-authenticate'];
+    if (r.status === 401 && typeof challenge === 'string' && /^Bearer /i.test(challenge)) {
+        const token = await bearer(ep, challenge, `repository:${repository}:pull`);
+        if (token)
+            r = await request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
+    }
+    if (r.status === 404)
+        return undefined;
+    if (r.status !== 200)
+        throw new Error(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`);
+    const digest = r.headers['docker-content-digest'];
+    return typeof digest === 'string' ? digest : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/push/push.ts
+
+
+
+
+
+
+
+
+
+/** State key: the per-job DOCKER_CONFIG the post step removes (cleanup: all). */
+const STATE_DOCKER_CONFIG = 'docker-config';
+/** How to reach a target's registry API: scheme, CA, and credentials (for `registry` only). */
+async function endpointFor(inputs, registry) {
+    const ours = registry === inputs.registry.text;
+    const tls = ours && inputs.registryTlsCert !== undefined;
+    const insecure = ours && (0,spec/* registryFragments */.vO)(inputs, (0,registry_registry/* hostIdentity */.dW)()).some(f => f.source === 'insecure-registry');
+    const plain = !tls && ((0,reference/* isLoopbackHost */.cW)((0,reference/* parseRegistryAddress */.xo)(registry).host) || insecure);
+    return {
+        host: registry,
+        scheme: plain ? 'http' : 'https',
+        ca: tls ? await external_node_fs_.promises.readFile(inputs.registryTlsCert) : undefined,
+        username: ours ? inputs.username : undefined,
+        password: ours ? inputs.password : undefined
+    };
+}
+async function inspectLocal(ctx, source) {
+    const r = await ctx.runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source], { root: true, allowFailure: true });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [id, digests, size] = r.stdout.trim().split('\t');
+    return { id, repoDigests: JSON.parse(digests) ?? [], size: Number(size) };
+}
+async function detect(ctx) {
+    const { inputs } = ctx;
+    const targets = inputs.images;
+    const locals = new Map();
+    const remote = new Map();
+    const dockerUp = targets.length > 0 &&
+        (await ctx.runner.run(['docker', 'info', '--format', '{{.ID}}'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 10
+        })).exitCode === 0;
+    if (!dockerUp)
+        return { dockerUp, targets, locals, remote };
+    for (const source of new Set(targets.map(t => t.source))) {
+        const image = await inspectLocal(ctx, source);
+        if (image)
+            locals.set(source, image);
+    }
+    // Only a target whose local image already carries a digest for it can be unchanged.
+    await Promise.all(targets.map(async (t) => {
+        const local = locals.get(t.source);
+        if (!local || repoDigest(local.repoDigests, t) === undefined)
+            return;
+        try {
+            remote.set(t.target, await manifestDigest(await endpointFor(inputs, t.registry), t.repository, t.tag));
+        }
+        catch (e) {
+            core/* debug */.Yz(`Could not read ${t.target} from its registry: ${e.message}`);
+        }
+    }));
+    return { dockerUp, targets, locals, remote };
+}
+function plan(facts, ctx) {
+    const { inputs } = ctx;
+    const base = { facts, login: false, todo: [], unchanged: [] };
+    if (facts.targets.length === 0)
+        return { ...base, found: 'no images to push (images is empty)', steps: [] };
+    if (!facts.dockerUp) {
+        const steps = facts.targets.map(t => ({ description: `push ${t.source} as ${t.target}` }));
+        return { ...base, found: 'Docker is not running yet', steps };
+    }
+    const missing = facts.targets.filter(t => !facts.locals.has(t.source));
+    const missingSources = [...new Map(missing.map(t => [t.source, t])).values()];
+    if (missingSources.length > 0) {
+        throw new errors/* HostError */.dh(`images: ${missingSources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${missingSources.length === 1 ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${missingSources.length === 1 ? 'it' : 'them'} before this step.`);
+    }
+    const unchanged = [];
+    const todo = [];
+    for (const t of facts.targets) {
+        const local = facts.locals.get(t.source);
+        const held = facts.remote.get(t.target);
+        const mine = local ? repoDigest(local.repoDigests, t) : undefined;
+        if (local && held !== undefined && held === mine) {
+            unchanged.push({
+                source: t.source,
+                target: t.target,
+                digest: held,
+                size: local.size,
+                status: 'unchanged'
+            });
+        }
+        else
+            todo.push(t);
+    }
+    const login = inputs.username !== undefined && todo.length > 0;
+    const steps = [
+        ...(login
+            ? [
+                {
+                    description: `log in to ${inputs.registry.text} as ${inputs.username} (per-job DOCKER_CONFIG)`
+                }
+            ]
+            : []),
+        ...todo.map(t => ({ description: `push ${t.source} as ${t.target}` }))
+    ];
+    ctx.outputs.images = imagesOutput(unchanged);
+    ctx.outputs.digests = digestsOutput(unchanged);
+    return {
+        facts,
+        login,
+        todo,
+        unchanged,
+        steps,
+        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same digest`
+    };
+}
+/** Logs in with the password on stdin into a per-job DOCKER_CONFIG; later steps get it too. */
+async function login(ctx) {
+    const { inputs, runner, host } = ctx;
+    const dir = external_node_path_.join(host.tempDir, 'docker-gpu-setup-docker-config');
+    await external_node_fs_.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    ctx.saveState(STATE_DOCKER_CONFIG, dir);
+    await runner.run([
+        'docker',
+        'login',
+        '--username',
+        inputs.username,
+        '--password-stdin',
+        inputs.registry.text
+    ], {
+        root: true,
+        env: { DOCKER_CONFIG: dir },
+        input: inputs.password,
+        context: `Logging in to ${inputs.registry.text}`
+    });
+    // sudo wrote it as root: give it back to the runner's user, whose later steps read it.
+    if (!runner.isRoot) {
+        await runner.run(['chown', '-R', `${process.getuid?.()}:${process.getgid?.()}`, dir], {
+            root: true
+        });
+    }
+    core/* exportVariable */.dN('DOCKER_CONFIG', dir);
+    return dir;
+}
+/** Tags and pushes one target, retrying transient failures with backoff; then checks the digest. */
+async function pushOne(ctx, t, size, config) {
+    const { runner, inputs } = ctx;
+    const env = config ? { DOCKER_CONFIG: config } : undefined;
+    const result = {
+        source: t.source,
+        target: t.target,
+        digest: '',
+        size,
+        status: 'failed'
+    };
+    await runner.run(['docker', 'tag', t.source, t.target], { root: true });
+    for (let attempt = 1;; attempt++) {
+        result.attempts = attempt;
+        const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
+        const out = `${r.stdout}\n${r.stderr}`;
+        if (r.exitCode === 0) {
+            const pushed = parsePushOutput(out);
+            if (!pushed) {
+                result.error = 'docker push printed no digest';
+                return result;
+            }
+            const held = await manifestDigest(await endpointFor(inputs, t.registry), t.repository, t.tag).catch((e) => `unreadable (${e.message})`);
+            if (held !== pushed.digest) {
+                result.error = `the push reported ${pushed.digest} but the registry holds ${held ?? 'nothing'} for ${t.tag}`;
+                return result;
+            }
+            return {
+                ...result,
+                digest: pushed.digest,
+                size: pushed.size,
+                status: 'pushed',
+                error: undefined
+            };
+        }
+        const why = (0,errors/* tailLines */.os)(r.stderr || r.stdout, 3);
+        if (attempt > inputs.pushRetries || !isTransient(out)) {
+            result.error = why;
+            return result;
+        }
+        const wait = backoffSeconds(attempt);
+        core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${inputs.pushRetries} in ${wait} s`);
+        await new Promise(res => setTimeout(res, wait * 1000));
+    }
+}
+async function apply(p, ctx) {
+    const config = p.login ? await login(ctx) : undefined;
+    const results = [];
+    const queue = [...p.todo];
+    // push-concurrency workers; one failure does not stop the others.
+    await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
+        for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
+            const r = await pushOne(ctx, t, p.facts.locals.get(t.source)?.size ?? 0, config);
+            core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
+            results.push(r);
+        }
+    }));
+    const order = new Map(ctx.inputs.images.map((t, i) => [t.target, i]));
+    const all = [...p.unchanged, ...results].sort((a, b) => (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
+    ctx.outputs.images = imagesOutput(all);
+    ctx.outputs.digests = digestsOutput(all);
+    const failed = all.filter(r => r.status === 'failed');
+    for (const f of failed)
+        core/* error */.z3(`${f.target} was not pushed: ${f.error ?? 'unknown error'}`, {
+            title: `push ${f.target}`
+        });
+    if (failed.length > 0) {
+        const landed = all.filter(r => r.status !== 'failed').map(r => r.target);
+        throw new errors/* HostError */.dh(`${failed.length} of ${all.length} image(s) did not land: ${failed.map(f => f.target).join(', ')}.` +
+            (landed.length > 0 ? ` In the registry: ${landed.join(', ')}.` : ''));
+    }
+}
+function verify(p, ctx) {
+    const results = JSON.parse(ctx.outputs.images ?? '[]');
+    const pushed = results.filter(r => r.status === 'pushed').length;
+    return Promise.resolve(`${pushed} pushed, ${p.unchanged.length} unchanged`);
+}
+/** Push phase: tags and pushes the job's images with retries, and verifies each digest in the registry. */
+const pushPhase = {
+    name: 'Push images',
+    detect,
+    plan,
+    apply,
+    verify
+};
+
+
+/***/ }),
+
+/***/ 7741:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35220,8 +35622,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
-;// CONCATENATED MODULE: external "node:https"
-const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: external "node:https"
+var external_node_https_ = __nccwpck_require__(4708);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: external "node:os"
@@ -36653,7 +37055,7 @@ async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
     let last = '';
     while (Date.now() < end) {
         const status = await new Promise(resolve => {
-            const get = tls ? external_node_https_namespaceObject.get : external_node_http_.get;
+            const get = tls ? external_node_https_.get : external_node_http_.get;
             // Readiness only: whether the server answers, not whether this client trusts its certificate.
             const req = get({ host, port: spec.hostPort, path: '/v2/', timeout: 2000, rejectUnauthorized: false }, res => {
                 res.resume();
@@ -37376,6 +37778,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 
 /***/ }),
 
+/***/ 4708:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+
+/***/ }),
+
 /***/ 7030:
 /***/ ((module) => {
 
@@ -37502,6 +37911,8 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ core_debug),
+  z3: () => (/* binding */ error),
+  dN: () => (/* binding */ exportVariable),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
   Os: () => (/* binding */ group),
@@ -37514,7 +37925,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -37525,7 +37936,7 @@ var external_os_ = __nccwpck_require__(857);
  * Sanitizes an input into a string so it can be passed into issueCommand safely
  * @param input input to sanitize into a string
  */
-function utils_toCommandValue(input) {
+function toCommandValue(input) {
     if (input === null || input === undefined) {
         return '';
     }
@@ -37632,13 +38043,13 @@ class Command {
     }
 }
 function escapeData(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A');
 }
 function escapeProperty(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A')
@@ -37666,13 +38077,13 @@ function file_command_issueFileCommand(command, message) {
     if (!external_fs_.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_.EOL}`, {
+    external_fs_.appendFileSync(filePath, `${toCommandValue(message)}${external_os_.EOL}`, {
         encoding: 'utf8'
     });
 }
-function file_command_prepareKeyValueMessage(key, value) {
+function prepareKeyValueMessage(key, value) {
     const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
-    const convertedValue = utils_toCommandValue(value);
+    const convertedValue = toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
     // the delimiter.
@@ -38265,9 +38676,9 @@ function exportVariable(name, val) {
     process.env[name] = convertedVal;
     const filePath = process.env['GITHUB_ENV'] || '';
     if (filePath) {
-        return issueFileCommand('ENV', prepareKeyValueMessage(name, val));
+        return file_command_issueFileCommand('ENV', prepareKeyValueMessage(name, val));
     }
-    issueCommand('set-env', { name }, convertedVal);
+    command_issueCommand('set-env', { name }, convertedVal);
 }
 /**
  * Registers a secret which will get masked from logs
@@ -38382,10 +38793,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
     }
     process.stdout.write(external_os_.EOL);
-    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
+    command_issueCommand('set-output', { name }, toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -38504,9 +38915,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', prepareKeyValueMessage(name, value));
     }
-    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
+    command_issueCommand('save-state', { name }, toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.

@@ -6,10 +6,11 @@ import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {readHost} from './host.js'
 import {parseInputs, readRawInputs, type InputHost} from './inputs.js'
 import {daemonPhase} from './docker/daemon.js'
-import {pushPhase} from './phases-pending.js'
+import {pushPhase} from './push/push.js'
 import {registryPhase} from './registry/registry.js'
 import {acquireHostLock, type HostLock} from './system/lock.js'
 import {runPipeline, type OutputName, type PhaseReport, type RunContext} from './pipeline.js'
+import type {PushResult} from './push/push-model.js'
 import {renderSummary, writeSummary} from './summary.js'
 
 const OUTPUT_NAMES: OutputName[] = [
@@ -93,6 +94,7 @@ export async function run(runner: CommandRunner = new ExecRunner()): Promise<voi
     const markdown = renderSummary({
       reports,
       outputs,
+      images: outputs.images ? (JSON.parse(outputs.images) as PushResult[]) : [],
       warnings,
       error,
       dryRun,

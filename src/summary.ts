@@ -1,9 +1,12 @@
 import * as core from '@actions/core'
 import type {OutputName, PhaseReport} from './pipeline.js'
+import type {PushResult} from './push/push-model.js'
 
 export interface SummaryData {
   reports: readonly PhaseReport[]
   outputs: Partial<Record<OutputName, string>>
+  /** Pushed images, one row each. */
+  images?: readonly PushResult[]
   warnings: readonly string[]
   error?: string
   dryRun: boolean
@@ -40,10 +43,28 @@ export function renderSummary(data: SummaryData): string {
       `| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`
     )
   }
+  if (data.images && data.images.length > 0) {
+    lines.push(
+      '',
+      '### Images',
+      '',
+      '| Source | Target | Digest | Size | Status |',
+      '|---|---|---|---|---|'
+    )
+    for (const i of data.images) {
+      const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : ''
+      const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status
+      lines.push(
+        `| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`
+      )
+    }
+  }
   if (data.warnings.length > 0) {
     lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`))
   }
-  const outputs = Object.entries(data.outputs).filter(([, v]) => v !== undefined && v !== '')
+  const outputs = Object.entries(data.outputs).filter(
+    ([k, v]) => v !== undefined && v !== '' && k !== 'images' && k !== 'digests'
+  )
   if (outputs.length > 0) {
     lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|')
     for (const [k, v] of outputs) lines.push(`| \`${k}\` | ${cell(String(v))} |`)

@@ -2,6 +2,7 @@
  * daemon.json and the NVIDIA runtime on this real host. There is no GPU here: the toolkit comes
  * from a local signed repository of STAND-IN packages (fixtures/build-nvidia-repo.sh) whose
  * nvidia-container-runtime only execs runc, so Docker's wiring of the runtime is real, the GPU is not.
+ * The local registry is off (start-registry: false): registry.e2e.test.ts covers it.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -45,6 +46,7 @@ const USER_CONFIG = {
 
 const inputs = {
   'docker-source': 'distro',
+  'start-registry': 'false',
   'gpu-runtime': 'nvidia',
   'nvidia-apt-url': `http://127.0.0.1:${PORT}/stable/deb`,
   'nvidia-apt-key': `http://127.0.0.1:${PORT}/gpgkey`,
@@ -74,7 +76,11 @@ function reset(config: object | undefined): void {
   stopDocker()
   if (config === undefined) rmSync(DAEMON_JSON, {force: true})
   else writeFileSync(DAEMON_JSON, `${JSON.stringify(config, null, 2)}\n`)
-  const run = runAction({'docker-source': 'distro', 'gpu-runtime': 'none'})
+  const run = runAction({
+    'docker-source': 'distro',
+    'start-registry': 'false',
+    'gpu-runtime': 'none'
+  })
   if (run.code !== 0) throw new Error(`could not start Docker for the test: ${run.stdout}`)
 }
 
@@ -171,6 +177,7 @@ describe('a daemon.json the action must not break', () => {
     const pid = dockerdPid()
     const run = runAction({
       'docker-source': 'distro',
+      'start-registry': 'false',
       'gpu-runtime': 'none',
       'daemon-config': '{"debug": true}'
     })
@@ -190,6 +197,7 @@ describe('a daemon.json the action must not break', () => {
     const before = readFileSync(DAEMON_JSON)
     const run = runAction({
       'docker-source': 'distro',
+      'start-registry': 'false',
       'gpu-runtime': 'none',
       'daemon-config': '{"no-such-option": true}'
     })
@@ -212,7 +220,11 @@ describe('a daemon.json the action must not break', () => {
     const holder = spawn('sleep', ['600'], {stdio: 'ignore'})
     sh(`mkdir -p ${LOCK} && echo ${holder.pid} > ${LOCK}/owner`)
     const pid = dockerdPid()
-    const second = startAction({'docker-source': 'distro', 'gpu-runtime': 'none'})
+    const second = startAction({
+      'docker-source': 'distro',
+      'start-registry': 'false',
+      'gpu-runtime': 'none'
+    })
     try {
       await waitFor(
         () =>
@@ -238,7 +250,11 @@ describe('a daemon.json the action must not break', () => {
     // The pid of a shell that has exited and been reaped: no such process any more.
     const dead = {pid: Number(sh("sh -c 'echo $$'").trim())}
     sh(`mkdir -p ${LOCK} && echo ${dead.pid} > ${LOCK}/owner`)
-    const run = runAction({'docker-source': 'distro', 'gpu-runtime': 'none'})
+    const run = runAction({
+      'docker-source': 'distro',
+      'start-registry': 'false',
+      'gpu-runtime': 'none'
+    })
     expect(run.code).toBe(0)
     expect(run.stdout).toContain(
       `Taking over the host lock ${LOCK}: its owner (pid ${dead.pid}) is gone.`
@@ -270,6 +286,7 @@ describe('offline toolkit', () => {
     reset(undefined)
     const run = runAction({
       'docker-source': 'offline',
+      'start-registry': 'false',
       'offline-debs': `${work}/nvidia/offline`,
       'gpu-runtime': 'nvidia',
       'nvidia-default-runtime': 'false'

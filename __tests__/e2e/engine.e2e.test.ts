@@ -2,6 +2,7 @@
  * The engine phase on this real host, in order: a bare host, offline and distribution installs,
  * reruns, a stopped daemon, and Docker's repository (served on 127.0.0.1 with STAND-IN packages
  * built by fixtures/build-apt-repo.sh, since Docker's own repository cannot be reached here).
+ * The local registry is off (start-registry: false): registry.e2e.test.ts covers it.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs'
@@ -122,7 +123,11 @@ afterAll(() => {
 describe('a bare host', () => {
   it('install-docker: false fails clearly and changes nothing', () => {
     const before = dpkgState()
-    const run = runAction({'install-docker': 'false', 'docker-source': 'distro'})
+    const run = runAction({
+      'install-docker': 'false',
+      'docker-source': 'distro',
+      'start-registry': 'false'
+    })
     expect(run.code).toBe(1)
     expect(errorLine(run)).toBe(
       'Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.'
@@ -132,7 +137,7 @@ describe('a bare host', () => {
 
   it('a dry run says it would install and changes nothing', () => {
     const before = dpkgState()
-    const run = runAction({'dry-run': 'true', 'docker-source': 'distro'})
+    const run = runAction({'dry-run': 'true', 'docker-source': 'distro', 'start-registry': 'false'})
     expect(run.code).toBe(0)
     expect(run.stdout).toContain('Found: no Docker Engine (dockerd missing)')
     expect(run.stdout).toContain('  - install docker.io')
@@ -143,7 +148,11 @@ describe('a bare host', () => {
 
   it('offline: a folder missing dependencies is refused by name before anything is installed', () => {
     const before = dpkgState()
-    const run = runAction({'docker-source': 'offline', 'offline-debs': offlinePartial})
+    const run = runAction({
+      'docker-source': 'offline',
+      'start-registry': 'false',
+      'offline-debs': offlinePartial
+    })
     expect(run.code).toBe(1)
     expect(errorLine(run)).toMatch(
       new RegExp(
@@ -155,7 +164,12 @@ describe('a bare host', () => {
 
   it('offline: installs only from the folder, with no network at all (unshare -n)', () => {
     const run = runAction(
-      {'docker-source': 'offline', 'offline-debs': offlineFull, 'docker-users': RUNNER_USER},
+      {
+        'docker-source': 'offline',
+        'start-registry': 'false',
+        'offline-debs': offlineFull,
+        'docker-users': RUNNER_USER
+      },
       {wrap: ['unshare', '-n', '--']}
     )
     expect(run.code).toBe(0)
@@ -175,7 +189,10 @@ describe("Debian's docker.io, as a non-root runner with passwordless sudo, then 
   let pid: number | undefined
 
   it('installs, starts, and adds the runner user to the docker group', () => {
-    const run = runAction({'docker-source': 'distro'}, {user: RUNNER_USER})
+    const run = runAction(
+      {'docker-source': 'distro', 'start-registry': 'false'},
+      {user: RUNNER_USER}
+    )
     expect(run.code).toBe(0)
     expect(run.outputs['docker-changed']).toBe('true')
     expect(run.outputs['docker-version']).toMatch(/^20\.10\./)
@@ -196,7 +213,7 @@ describe("Debian's docker.io, as a non-root runner with passwordless sudo, then 
     ['root', undefined],
     ['the runner user', RUNNER_USER]
   ])('a rerun as %s calls no apt, restarts nothing and reports no change', (_who, user) => {
-    const run = runAction({'docker-source': 'distro'}, {user})
+    const run = runAction({'docker-source': 'distro', 'start-registry': 'false'}, {user})
     expect(run.code).toBe(0)
     expect(ran(run, 'apt-get') || ran(run, 'usermod') || ran(run, 'dpkg')).toBe(false)
     expect(dockerdPid()).toBe(pid)
@@ -211,7 +228,7 @@ describe("Debian's docker.io, as a non-root runner with passwordless sudo, then 
     'a stopped daemon is started (as %s), nothing else',
     (_who, user) => {
       stopDocker()
-      const run = runAction({'docker-source': 'distro'}, {user})
+      const run = runAction({'docker-source': 'distro', 'start-registry': 'false'}, {user})
       expect(run.code).toBe(0)
       expect(ran(run, 'apt-get')).toBe(false)
       expect(run.stdout).toContain('  - start Docker')
@@ -229,6 +246,7 @@ describe("Docker's repository (stand-in packages on 127.0.0.1)", () => {
   const inputs = {
     'install-docker': 'true',
     'docker-source': 'docker',
+    'start-registry': 'false',
     'docker-apt-url': REPO_URL
   }
 

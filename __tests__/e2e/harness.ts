@@ -47,6 +47,8 @@ export interface ActionRun {
   outputs: Record<string, string>
   /** What the run saved for its post step (GITHUB_STATE). */
   state: Record<string, string>
+  /** What the run exported to the job's later steps (GITHUB_ENV). */
+  exported: Record<string, string>
   summary: string
   /** argv of every command the action ran, from its debug log. */
   commands: string[][]
@@ -139,6 +141,7 @@ function collect(
     stderr,
     outputs: parseOutputFile(readFileSync(p.files.out, 'utf8')),
     state: parseOutputFile(readFileSync(p.files.state, 'utf8')),
+    exported: parseOutputFile(readFileSync(p.files.env, 'utf8')),
     summary: readFileSync(p.files.summary, 'utf8'),
     commands: stdout
       .split('\n')
@@ -299,4 +302,9 @@ export function buildRegistryImage(tag: string): void {
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
+}
+
+/** Fails with what the action printed when it did not succeed (jest's expect cannot say why). */
+export function expectSuccess(run: ActionRun): void {
+  if (run.code !== 0) throw new Error(`the action failed: ${explain(run)}`)
 }
