@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 action() { # extra env...
   : >"$tmp/out"
-  env "$@" INPUT_DOCKER-SOURCE=distro GITHUB_OUTPUT="$tmp/out" RUNNER_TEMP="$tmp" \
+  env "$@" INPUT_DOCKER-SOURCE=distro INPUT_START-REGISTRY=false GITHUB_OUTPUT="$tmp/out" RUNNER_TEMP="$tmp" \
     "$node24" dist/index.js >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
 }
 # median seconds of $runs runs of "$@"
