@@ -14,6 +14,7 @@ import {
   buildRegistryImage,
   ensureRunnerUser,
   errorLine,
+  ran,
   requireE2EHost,
   runAction,
   sh,
@@ -223,6 +224,28 @@ describe('a pull-through mirror', () => {
       'onlyupstream'
     )
   }, 180_000)
+})
+
+describe('an air-gapped registry image', () => {
+  it('is loaded from registry-image-archive when it is not on the host', () => {
+    removeContainers()
+    sh(
+      `docker tag registry:3 dgs-e2e/registry:archived && docker save -o ${work}/registry.tar dgs-e2e/registry:archived`
+    )
+    sh('docker rmi dgs-e2e/registry:archived >/dev/null')
+    const run = runAction({
+      ...base,
+      'registry-image': 'dgs-e2e/registry:archived',
+      'registry-image-archive': `${work}/registry.tar`
+    })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`  - load dgs-e2e/registry:archived from ${work}/registry.tar`)
+    expect(ran(run, 'docker') && run.commands.some(c => c.includes('pull'))).toBe(false)
+    expect(sh(`docker inspect --format '{{.Config.Image}}' ${NAME}`).trim()).toBe(
+      'dgs-e2e/registry:archived'
+    )
+    removeContainers()
+  }, 120_000)
 })
 
 describe('cleanup: registry', () => {
