@@ -32931,6 +32931,18 @@ function closeDebSet(wanted, debs, installed) {
     }
     return { files: [...chosen.values()], missing: [...missing].sort() };
 }
+/**
+ * Source files with an active (not commented) line naming one of `needles` or the repository
+ * `url` (scheme and trailing slash aside): duplicates of a repository this action configures.
+ */
+function sourcesNaming(files, url, needles) {
+    const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+    return files
+        .filter(f => f.content
+        .split('\n')
+        .some(l => !l.trim().startsWith('#') && [...needles, bare].some(n => l.includes(n))))
+        .map(f => f.path);
+}
 
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 
@@ -34161,14 +34173,7 @@ function dockerSourceLine(url, arch, codename) {
  * make `apt-get update` fail ("Conflicting values set for option Signed-By").
  */
 function staleDockerSources(files, url) {
-    const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
-    return files
-        .filter(f => f.path !== DOCKER_LIST)
-        .filter(f => f.content
-        .split('\n')
-        .some(line => !line.trim().startsWith('#') &&
-        (line.includes('download.docker.com') || line.includes(bare))))
-        .map(f => f.path);
+    return sourcesNaming(files.filter(f => f.path !== DOCKER_LIST), url, ['download.docker.com']);
 }
 
 ;// CONCATENATED MODULE: ./src/docker/engine.ts
@@ -34434,6 +34439,7 @@ function explainGpuFailure(output) {
 }
 
 ;// CONCATENATED MODULE: ./src/nvidia/toolkit-model.ts
+
 /** The four packages, always pinned together. */
 const TOOLKIT_PACKAGES = [
     'nvidia-container-toolkit',
@@ -34444,6 +34450,8 @@ const TOOLKIT_PACKAGES = [
 /** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
 const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime'];
 const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list';
+/** File names the old nvidia-docker / libnvidia-container instructions used. */
+const OLD_LIST_NAME = /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/;
 /** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
 function nvidiaKeyring(armored) {
     return `/usr/share/keyrings/nvidia-container-toolkit-keyring.${armored ? 'asc' : 'gpg'}`;
@@ -34454,14 +34462,9 @@ function nvidiaSourceLine(url, keyring) {
 }
 /** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
 function staleNvidiaSources(files, url) {
-    const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
-    return files
-        .filter(f => f.path !== NVIDIA_LIST)
-        .filter(f => /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/.test(f.path) ||
-        f.content
-            .split('\n')
-            .some(l => !l.trim().startsWith('#') && (l.includes('nvidia.github.io') || l.includes(bare))))
-        .map(f => f.path);
+    const others = files.filter(f => f.path !== NVIDIA_LIST);
+    const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']));
+    return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path);
 }
 /** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
 function nvidiaFragment(inputs) {

@@ -2,7 +2,13 @@ import {HostError} from '../errors.js'
 import type {Inputs} from '../inputs.js'
 import type {PhasePlan} from '../pipeline.js'
 import type {ServiceManager} from '../system/service.js'
-import {closeDebSet, versionMatchesPin, type DebInfo} from '../system/apt-model.js'
+import {
+  closeDebSet,
+  sourcesNaming,
+  versionMatchesPin,
+  type DebInfo,
+  type SourceFile
+} from '../system/apt-model.js'
 
 /** Docker's own packages (the `docker` source). */
 export const DOCKER_CE_PACKAGES = [
@@ -285,21 +291,10 @@ export function dockerSourceLine(url: string, arch: string, codename: string): s
  * Source files other than ours that point at Docker's repository: with another `signed-by` they
  * make `apt-get update` fail ("Conflicting values set for option Signed-By").
  */
-export function staleDockerSources(
-  files: readonly {path: string; content: string}[],
-  url: string
-): string[] {
-  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
-  return files
-    .filter(f => f.path !== DOCKER_LIST)
-    .filter(f =>
-      f.content
-        .split('\n')
-        .some(
-          line =>
-            !line.trim().startsWith('#') &&
-            (line.includes('download.docker.com') || line.includes(bare))
-        )
-    )
-    .map(f => f.path)
+export function staleDockerSources(files: readonly SourceFile[], url: string): string[] {
+  return sourcesNaming(
+    files.filter(f => f.path !== DOCKER_LIST),
+    url,
+    ['download.docker.com']
+  )
 }

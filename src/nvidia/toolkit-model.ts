@@ -1,6 +1,7 @@
 /** The NVIDIA container toolkit's packages, repository and runtime entry (pure). */
 import type {Inputs} from '../inputs.js'
 import type {Fragment, JsonObject} from '../docker/daemon-config.js'
+import {sourcesNaming, type SourceFile} from '../system/apt-model.js'
 
 /** The four packages, always pinned together. */
 export const TOOLKIT_PACKAGES = [
@@ -13,6 +14,9 @@ export const TOOLKIT_PACKAGES = [
 export const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime']
 
 export const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list'
+/** File names the old nvidia-docker / libnvidia-container instructions used. */
+const OLD_LIST_NAME =
+  /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/
 
 /** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
 export function nvidiaKeyring(armored: boolean): string {
@@ -25,25 +29,10 @@ export function nvidiaSourceLine(url: string, keyring: string): string {
 }
 
 /** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
-export function staleNvidiaSources(
-  files: readonly {path: string; content: string}[],
-  url: string
-): string[] {
-  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
-  return files
-    .filter(f => f.path !== NVIDIA_LIST)
-    .filter(
-      f =>
-        /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/.test(
-          f.path
-        ) ||
-        f.content
-          .split('\n')
-          .some(
-            l => !l.trim().startsWith('#') && (l.includes('nvidia.github.io') || l.includes(bare))
-          )
-    )
-    .map(f => f.path)
+export function staleNvidiaSources(files: readonly SourceFile[], url: string): string[] {
+  const others = files.filter(f => f.path !== NVIDIA_LIST)
+  const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']))
+  return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path)
 }
 
 /** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */

@@ -160,3 +160,28 @@ export function closeDebSet(
   }
   return {files: [...chosen.values()], missing: [...missing].sort()}
 }
+
+/** A source file's path and text. */
+export interface SourceFile {
+  path: string
+  content: string
+}
+
+/**
+ * Source files with an active (not commented) line naming one of `needles` or the repository
+ * `url` (scheme and trailing slash aside): duplicates of a repository this action configures.
+ */
+export function sourcesNaming(
+  files: readonly SourceFile[],
+  url: string,
+  needles: readonly string[]
+): string[] {
+  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
+  return files
+    .filter(f =>
+      f.content
+        .split('\n')
+        .some(l => !l.trim().startsWith('#') && [...needles, bare].some(n => l.includes(n)))
+    )
+    .map(f => f.path)
+}
