@@ -1,0 +1,82 @@
+import {describe, expect, it} from '@jest/globals'
+import {enginePhase} from '../../src/docker/engine.js'
+import type {EnginePlan} from '../../src/docker/engine-model.js'
+import {INPUT_DEFAULTS, parseInputs} from '../../src/inputs.js'
+import type {RunContext} from '../../src/pipeline.js'
+import {parseOsRelease} from '../../src/system/os-release.js'
+import {FakeRunner} from './fake-runner.js'
+
+const MADISON =
+  ' docker.io | 20.10.24+dfsg1-1+deb12u1+b6 | http://deb.debian.org/debian bookworm/main amd64 Packages\n'
+
+function context(runner: FakeRunner, pin: string): RunContext {
+  return {
+    inputs: parseInputs(
+      {...INPUT_DEFAULTS, 'docker-source': 'distro', 'docker-version': pin},
+      {pathKind: () => undefined}
+    ),
+    host: {
+      os: parseOsRelease('ID=debian\nVERSION_CODENAME=bookworm\n'),
+      isRoot: false,
+      user: 'runner',
+      systemd: false,
+      tempDir: '/tmp'
+    },
+    runner,
+    outputs: {},
+    warn: () => undefined,
+    saveState: () => undefined
+  }
+}
+
+const plan = (pin: string): EnginePlan => ({
+  found: '',
+  steps: [],
+  warnings: [],
+  packagesChange: true,
+  actions: [
+    {kind: 'apt-update'},
+    {kind: 'stop-own-dockerd', pid: 999999},
+    {kind: 'remove', packages: ['docker-ce']},
+    {kind: 'install', packages: ['docker.io'], pin, pinned: ['docker.io']},
+    {kind: 'hold', packages: ['docker.io']}
+  ]
+})
+
+describe('engine apply (recorded argv)', () => {
+  it('checks a pin against the package lists before it stops or removes anything', async () => {
+    const runner = new FakeRunner([[['apt-cache', 'madison'], {stdout: MADISON}]], false)
+    await expect(enginePhase.apply(plan('99.0.1'), context(runner, '99.0.1'))).rejects.toThrow(
+      'docker-version 99.0.1 is not available for docker.io. Available: 20.10.24+dfsg1-1+deb12u1+b6'
+    )
+    expect(runner.lines()).toEqual([
+      'apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold update',
+      'apt-cache madison docker.io'
+    ])
+  })
+
+  it('installs the resolved version with sudo, removes without purging, and holds it', async () => {
+    const runner = new FakeRunner([[['apt-cache', 'madison'], {stdout: MADISON}]], false)
+    await enginePhase.apply(plan('20.10.24'), context(runner, '20.10.24'))
+    // Every change needs root: program, verb and last argument of each, in order.
+    const root = runner.calls
+      .filter(c => c.options.root)
+      .map(c => [
+        c.argv[0],
+        c.argv.find(a => ['update', 'remove', 'install', 'hold', '-TERM'].includes(a)),
+        c.argv.at(-1)
+      ])
+    expect(root).toEqual([
+      ['apt-get', 'update', 'update'],
+      ['kill', '-TERM', '999999'],
+      ['apt-get', 'remove', 'docker-ce'],
+      ['apt-get', 'install', 'docker.io=20.10.24+dfsg1-1+deb12u1+b6'],
+      ['apt-mark', 'hold', 'docker.io']
+    ])
+    expect(runner.lines().some(l => l.includes('purge'))).toBe(false)
+    expect(runner.calls.find(c => c.argv[0] === 'apt-get')?.options.env).toEqual({
+      DEBIAN_FRONTEND: 'noninteractive',
+      NEEDRESTART_MODE: 'a'
+    })
+  })
+})
