@@ -34478,8 +34478,8 @@ function nvidiaFragment(inputs) {
 
 // EXTERNAL MODULE: ./src/docker/daemon-config.ts
 var daemon_config = __nccwpck_require__(4741);
-// EXTERNAL MODULE: ./src/registry/registry.ts + 2 modules
-var registry = __nccwpck_require__(7741);
+// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
+var registry = __nccwpck_require__(6491);
 // EXTERNAL MODULE: ./src/registry/spec.ts
 var spec = __nccwpck_require__(8236);
 ;// CONCATENATED MODULE: ./src/docker/daemon-plan.ts
@@ -35167,7 +35167,7 @@ async function run(runner = new exec_runner/* ExecRunner */.iN()) {
 /* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4100);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9864);
 /* harmony import */ var _push_push_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4479);
-/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7741);
+/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6491);
 
 
 
@@ -35228,8 +35228,8 @@ var reference = __nccwpck_require__(2977);
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/registry/spec.ts
 var spec = __nccwpck_require__(8236);
-// EXTERNAL MODULE: ./src/registry/registry.ts + 2 modules
-var registry_registry = __nccwpck_require__(7741);
+// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
+var registry_registry = __nccwpck_require__(6491);
 ;// CONCATENATED MODULE: ./src/push/push-model.ts
 const PERMANENT = [
     /unauthorized/i,
@@ -35610,7 +35610,7 @@ const pushPhase = {
 
 /***/ }),
 
-/***/ 7741:
+/***/ 6491:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36825,7 +36825,114 @@ function htpasswdMatches(text, entries) {
 
 // EXTERNAL MODULE: ./src/registry/spec.ts
 var registry_spec = __nccwpck_require__(8236);
+;// CONCATENATED MODULE: ./src/registry/registry-plan.ts
+/** The registry phase's plan (pure): what to load, write, create and run, from what detection found. */
+
+
+/** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
+function daemonCaPath(inputs) {
+    return `/etc/docker/certs.d/${inputs.registry.host}:${(0,registry_spec/* registryPort */.tC)(inputs)}/ca.crt`;
+}
+/**
+ * Plans the registry phase from facts (pure): image, files, data folders and the containers'
+ * keep / start / create / recreate. Throws HostError for what it will not do (a port another
+ * process holds, an image it may not pull, a container it did not make).
+ */
+function planRegistry(facts, inputs) {
+    const warnings = [];
+    const base = { facts, steps: [], writeHtpasswd: false, installCert: false, makeDirs: [], warnings };
+    if (!facts.wanted) {
+        return {
+            ...base,
+            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
+        };
+    }
+    if (!facts.dockerUp) {
+        return {
+            ...base,
+            found: 'Docker is not running yet',
+            steps: [
+                { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
+            ]
+        };
+    }
+    if ((0,registry_spec/* registryFragments */.vO)(inputs, facts.me).some(f => f.source === 'insecure-registry')) {
+        warnings.push(`${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`);
+    }
+    const steps = [];
+    let image;
+    if (facts.imageId === undefined) {
+        if (inputs.registryImageArchive)
+            image = 'load';
+        else if (inputs.offlineDebs !== undefined) {
+            throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`);
+        }
+        else
+            image = 'pull';
+        steps.push({
+            description: image === 'load'
+                ? `load ${inputs.registryImage} from ${inputs.registryImageArchive}`
+                : `pull ${inputs.registryImage}`
+        });
+    }
+    const writeHtpasswd = !facts.htpasswdOk;
+    if (writeHtpasswd)
+        steps.push({
+            description: `write ${registry_spec/* AUTH_FILE */.u1} (bcrypt) for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
+        });
+    const installCert = !facts.certOk;
+    if (installCert)
+        steps.push({
+            description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(inputs)})`
+        });
+    const makeDirs = Object.entries(facts.dataDirs)
+        .filter(([, ok]) => !ok)
+        .map(([d]) => d);
+    if (makeDirs.length > 0)
+        steps.push({ description: `create ${makeDirs.join(', ')}` });
+    // New files or a new image change the spec whatever it was: the container is made again.
+    const renew = image !== undefined || writeHtpasswd || installCert;
+    const current = (0,registry_spec/* containerAction */.US)((0,registry_spec/* registrySpec */.FA)(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
+    const registry = renew && current !== 'create' ? 'recreate' : current;
+    const mirrorS = (0,registry_spec/* mirrorSpec */.pG)(inputs, facts.imageId ?? '');
+    let mirror;
+    if (mirrorS) {
+        const m = (0,registry_spec/* containerAction */.US)(mirrorS, facts.mirror);
+        mirror = image !== undefined && m !== 'create' ? 'recreate' : m;
+    }
+    for (const [what, action, port] of [
+        ['registry', registry, (0,registry_spec/* registryPort */.tC)(inputs)],
+        ['pull-through mirror', mirror, inputs.registryMirrorPort]
+    ]) {
+        if (action === undefined || action === 'keep')
+            continue;
+        const holder = facts.portHolders[port];
+        if (holder) {
+            throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
+        }
+        steps.push({
+            description: `${action} the ${what} container (${what === 'registry' ? `${(0,registry_spec/* registryBind */.nx)(inputs)}:${(0,registry_spec/* registryPort */.tC)(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+        });
+    }
+    const found = facts.registry
+        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${registry === 'keep' ? ', as configured' : ', configuration differs'}`
+        : 'no registry container';
+    return {
+        found,
+        facts,
+        steps,
+        image,
+        writeHtpasswd,
+        installCert,
+        makeDirs,
+        registry,
+        mirror,
+        warnings
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/registry/registry.ts
+
 
 
 
@@ -36895,10 +37002,12 @@ async function installedHash(ctx, path) {
 }
 async function detect(ctx) {
     const { inputs } = ctx;
-    const wanted = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs, hostIdentity());
+    const me = hostIdentity();
+    const wanted = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs, me);
     ctx.outputs.registry = inputs.registry.text;
     ctx.outputs['registry-started'] = 'false';
     const none = {
+        me,
         wanted,
         dockerUp: false,
         htpasswdOk: true,
@@ -36921,7 +37030,7 @@ async function detect(ctx) {
         (async () => !inputs.registryTlsCert ||
             ((await installedHash(ctx, registry_spec/* TLS_CERT */.X9)) === (await fileHash(inputs.registryTlsCert)) &&
                 (await installedHash(ctx, registry_spec/* TLS_KEY */.Ms)) === (await fileHash(inputs.registryTlsKey)) &&
-                (await installedHash(ctx, daemonCaPath(ctx))) ===
+                (await installedHash(ctx, daemonCaPath(ctx.inputs))) ===
                     (await fileHash(inputs.registryTlsCert))))()
     ]);
     const dirs = [
@@ -36943,6 +37052,7 @@ async function detect(ctx) {
             portHolders[port] = await portHolder(ctx, bind, port);
     }
     return {
+        me,
         wanted,
         dockerUp,
         imageId: id,
@@ -36955,11 +37065,6 @@ async function detect(ctx) {
         portHolders
     };
 }
-/** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
-function daemonCaPath(ctx) {
-    const { registry } = ctx.inputs;
-    return `/etc/docker/certs.d/${registry.host}:${(0,registry_spec/* registryPort */.tC)(ctx.inputs)}/ca.crt`;
-}
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx) {
     const { inputs } = ctx;
@@ -36971,85 +37076,10 @@ async function fileHashes(ctx) {
     };
 }
 function plan(facts, ctx) {
-    const { inputs } = ctx;
-    const base = { facts, steps: [], writeHtpasswd: false, installCert: false, makeDirs: [] };
-    if (!facts.wanted) {
-        return {
-            ...base,
-            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-        };
-    }
-    if (!facts.dockerUp) {
-        return {
-            ...base,
-            found: 'Docker is not running yet',
-            steps: [
-                { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
-            ]
-        };
-    }
-    if ((0,registry_spec/* registryFragments */.vO)(inputs, hostIdentity()).some(f => f.source === 'insecure-registry')) {
-        ctx.warn(`${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`);
-    }
-    const steps = [];
-    let image;
-    if (facts.imageId === undefined) {
-        if (inputs.registryImageArchive)
-            image = 'load';
-        else if (inputs.offlineDebs !== undefined) {
-            throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`);
-        }
-        else
-            image = 'pull';
-        steps.push({
-            description: image === 'load'
-                ? `load ${inputs.registryImage} from ${inputs.registryImageArchive}`
-                : `pull ${inputs.registryImage}`
-        });
-    }
-    const writeHtpasswd = !facts.htpasswdOk;
-    if (writeHtpasswd)
-        steps.push({
-            description: `write ${registry_spec/* AUTH_FILE */.u1} (bcrypt) for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
-        });
-    const installCert = !facts.certOk;
-    if (installCert)
-        steps.push({
-            description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(ctx)})`
-        });
-    const makeDirs = Object.entries(facts.dataDirs)
-        .filter(([, ok]) => !ok)
-        .map(([d]) => d);
-    if (makeDirs.length > 0)
-        steps.push({ description: `create ${makeDirs.join(', ')}` });
-    // New files or a new image change the spec whatever it was: the container is made again.
-    const renew = image !== undefined || writeHtpasswd || installCert;
-    const current = (0,registry_spec/* containerAction */.US)((0,registry_spec/* registrySpec */.FA)(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
-    const registry = renew && current !== 'create' ? 'recreate' : current;
-    const mirrorS = (0,registry_spec/* mirrorSpec */.pG)(inputs, facts.imageId ?? '');
-    let mirror;
-    if (mirrorS) {
-        const m = (0,registry_spec/* containerAction */.US)(mirrorS, facts.mirror);
-        mirror = image !== undefined && m !== 'create' ? 'recreate' : m;
-    }
-    for (const [what, action, port] of [
-        ['registry', registry, (0,registry_spec/* registryPort */.tC)(inputs)],
-        ['pull-through mirror', mirror, inputs.registryMirrorPort]
-    ]) {
-        if (action === undefined || action === 'keep')
-            continue;
-        const holder = facts.portHolders[port];
-        if (holder) {
-            throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
-        }
-        steps.push({
-            description: `${action} the ${what} container (${what === 'registry' ? `${(0,registry_spec/* registryBind */.nx)(inputs)}:${(0,registry_spec/* registryPort */.tC)(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
-        });
-    }
-    const found = facts.registry
-        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${registry === 'keep' ? ', as configured' : ', configuration differs'}`
-        : 'no registry container';
-    return { found, facts, steps, image, writeHtpasswd, installCert, makeDirs, registry, mirror };
+    const p = planRegistry(facts, ctx.inputs);
+    for (const w of p.warnings)
+        ctx.warn(w);
+    return p;
 }
 /** GET /v2/ until it answers 200 (401 with auth); each probe bounded, all under a deadline. */
 async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
@@ -37142,7 +37172,7 @@ async function apply(p, ctx) {
         const cert = await external_node_fs_.promises.readFile(inputs.registryTlsCert);
         await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_CERT */.X9, cert, 0o644, ctx.host.tempDir);
         await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_KEY */.Ms, await external_node_fs_.promises.readFile(inputs.registryTlsKey), 0o600, ctx.host.tempDir);
-        await (0,files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx), cert, 0o644, ctx.host.tempDir);
+        await (0,files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx.inputs), cert, 0o644, ctx.host.tempDir);
     }
     const hashes = await fileHashes(ctx);
     const s = { registry: (0,registry_spec/* registrySpec */.FA)(inputs, id, hashes), mirror: (0,registry_spec/* mirrorSpec */.pG)(inputs, id) };

@@ -5,10 +5,17 @@ import * as net from 'node:net'
 import * as os from 'node:os'
 import * as core from '@actions/core'
 import {HostError, tailLines} from '../errors.js'
-import type {Phase, PhasePlan, RunContext} from '../pipeline.js'
+import type {Phase, RunContext} from '../pipeline.js'
 import {readFileMaybe, writeFileAtomic} from '../system/files.js'
 import {probeDaemon} from '../system/service.js'
 import {htpasswdMatches, renderHtpasswd} from './htpasswd.js'
+import {
+  daemonCaPath,
+  planRegistry,
+  type FileHashes,
+  type RegistryFacts,
+  type RegistryPlan
+} from './registry-plan.js'
 import {
   AUTH_FILE,
   TLS_CERT,
@@ -16,13 +23,11 @@ import {
   containerAction,
   mirrorSpec,
   registryBind,
-  registryFragments,
   registryPort,
   registrySpec,
   runArgv,
   sha256,
   wantsLocalRegistry,
-  type ContainerAction,
   type ContainerSpec,
   type ContainerState,
   type HostIdentity
@@ -39,31 +44,6 @@ export function hostIdentity(): HostIdentity {
     .filter((a): a is os.NetworkInterfaceInfo => a !== undefined)
     .map(a => a.address)
   return {names, addresses}
-}
-
-interface RegistryFacts {
-  wanted: boolean
-  dockerUp: boolean
-  imageId?: string
-  htpasswdOk: boolean
-  certOk: boolean
-  registry?: ContainerState
-  mirror?: ContainerState
-  /** Hashes of the registry's files as they are now (the spec's hash covers them). */
-  fileHashes: FileHashes
-  dataDirs: Record<string, boolean>
-  /** Who holds a port we need, when something other than our container does. */
-  portHolders: Record<number, string | undefined>
-}
-
-interface RegistryPlan extends PhasePlan {
-  facts: RegistryFacts
-  image?: 'load' | 'pull'
-  writeHtpasswd: boolean
-  installCert: boolean
-  makeDirs: string[]
-  registry?: ContainerAction
-  mirror?: ContainerAction
 }
 
 async function inspect(ctx: RunContext, name: string): Promise<ContainerState | undefined> {
@@ -127,10 +107,12 @@ async function installedHash(ctx: RunContext, path: string): Promise<string | un
 
 async function detect(ctx: RunContext): Promise<RegistryFacts> {
   const {inputs} = ctx
-  const wanted = wantsLocalRegistry(inputs, hostIdentity())
+  const me = hostIdentity()
+  const wanted = wantsLocalRegistry(inputs, me)
   ctx.outputs.registry = inputs.registry.text
   ctx.outputs['registry-started'] = 'false'
   const none: RegistryFacts = {
+    me,
     wanted,
     dockerUp: false,
     htpasswdOk: true,
@@ -153,7 +135,7 @@ async function detect(ctx: RunContext): Promise<RegistryFacts> {
       !inputs.registryTlsCert ||
       ((await installedHash(ctx, TLS_CERT)) === (await fileHash(inputs.registryTlsCert)) &&
         (await installedHash(ctx, TLS_KEY)) === (await fileHash(inputs.registryTlsKey)) &&
-        (await installedHash(ctx, daemonCaPath(ctx))) ===
+        (await installedHash(ctx, daemonCaPath(ctx.inputs))) ===
           (await fileHash(inputs.registryTlsCert))))()
   ])
   const dirs = [
@@ -177,6 +159,7 @@ async function detect(ctx: RunContext): Promise<RegistryFacts> {
       portHolders[port] = await portHolder(ctx, bind, port)
   }
   return {
+    me,
     wanted,
     dockerUp,
     imageId: id,
@@ -191,14 +174,6 @@ async function detect(ctx: RunContext): Promise<RegistryFacts> {
   }
 }
 
-/** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
-function daemonCaPath(ctx: RunContext): string {
-  const {registry} = ctx.inputs
-  return `/etc/docker/certs.d/${registry.host}:${registryPort(ctx.inputs)}/ca.crt`
-}
-
-type FileHashes = Parameters<typeof registrySpec>[2]
-
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx: RunContext): Promise<FileHashes> {
   const {inputs} = ctx
@@ -212,90 +187,9 @@ async function fileHashes(ctx: RunContext): Promise<FileHashes> {
 }
 
 function plan(facts: RegistryFacts, ctx: RunContext): RegistryPlan {
-  const {inputs} = ctx
-  const base = {facts, steps: [], writeHtpasswd: false, installCert: false, makeDirs: []}
-  if (!facts.wanted) {
-    return {
-      ...base,
-      found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-    }
-  }
-  if (!facts.dockerUp) {
-    return {
-      ...base,
-      found: 'Docker is not running yet',
-      steps: [
-        {description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`}
-      ]
-    }
-  }
-  if (registryFragments(inputs, hostIdentity()).some(f => f.source === 'insecure-registry')) {
-    ctx.warn(
-      `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
-    )
-  }
-  const steps: {description: string}[] = []
-  let image: RegistryPlan['image']
-  if (facts.imageId === undefined) {
-    if (inputs.registryImageArchive) image = 'load'
-    else if (inputs.offlineDebs !== undefined) {
-      throw new HostError(
-        `registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`
-      )
-    } else image = 'pull'
-    steps.push({
-      description:
-        image === 'load'
-          ? `load ${inputs.registryImage} from ${inputs.registryImageArchive}`
-          : `pull ${inputs.registryImage}`
-    })
-  }
-  const writeHtpasswd = !facts.htpasswdOk
-  if (writeHtpasswd)
-    steps.push({
-      description: `write ${AUTH_FILE} (bcrypt) for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
-    })
-  const installCert = !facts.certOk
-  if (installCert)
-    steps.push({
-      description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(ctx)})`
-    })
-  const makeDirs = Object.entries(facts.dataDirs)
-    .filter(([, ok]) => !ok)
-    .map(([d]) => d)
-  if (makeDirs.length > 0) steps.push({description: `create ${makeDirs.join(', ')}`})
-  // New files or a new image change the spec whatever it was: the container is made again.
-  const renew = image !== undefined || writeHtpasswd || installCert
-  const current = containerAction(
-    registrySpec(inputs, facts.imageId ?? '', facts.fileHashes),
-    facts.registry
-  )
-  const registry: ContainerAction = renew && current !== 'create' ? 'recreate' : current
-  const mirrorS = mirrorSpec(inputs, facts.imageId ?? '')
-  let mirror: ContainerAction | undefined
-  if (mirrorS) {
-    const m = containerAction(mirrorS, facts.mirror)
-    mirror = image !== undefined && m !== 'create' ? 'recreate' : m
-  }
-  for (const [what, action, port] of [
-    ['registry', registry, registryPort(inputs)],
-    ['pull-through mirror', mirror, inputs.registryMirrorPort]
-  ] as const) {
-    if (action === undefined || action === 'keep') continue
-    const holder = facts.portHolders[port]
-    if (holder) {
-      throw new HostError(
-        `Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`
-      )
-    }
-    steps.push({
-      description: `${action} the ${what} container (${what === 'registry' ? `${registryBind(inputs)}:${registryPort(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
-    })
-  }
-  const found = facts.registry
-    ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${registry === 'keep' ? ', as configured' : ', configuration differs'}`
-    : 'no registry container'
-  return {found, facts, steps, image, writeHtpasswd, installCert, makeDirs, registry, mirror}
+  const p = planRegistry(facts, ctx.inputs)
+  for (const w of p.warnings) ctx.warn(w)
+  return p
 }
 
 /** GET /v2/ until it answers 200 (401 with auth); each probe bounded, all under a deadline. */
@@ -413,7 +307,7 @@ async function apply(p: RegistryPlan, ctx: RunContext): Promise<void> {
       0o600,
       ctx.host.tempDir
     )
-    await writeFileAtomic(runner, daemonCaPath(ctx), cert, 0o644, ctx.host.tempDir)
+    await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, ctx.host.tempDir)
   }
   const hashes = await fileHashes(ctx)
   const s = {registry: registrySpec(inputs, id, hashes), mirror: mirrorSpec(inputs, id)}

@@ -1,0 +1,123 @@
+import {describe, expect, it} from '@jest/globals'
+import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
+import {planRegistry, type RegistryFacts} from '../../src/registry/registry-plan.js'
+import {LABEL_MANAGED, LABEL_SPEC, registrySpec} from '../../src/registry/spec.js'
+
+const files = new Set(['/c.pem', '/k.pem', '/reg.tar'])
+const inputs = (o: Partial<RawInputs> = {}) =>
+  parseInputs(
+    {...INPUT_DEFAULTS, ...o},
+    {pathKind: p => (p === '/debs' ? 'dir' : files.has(p) ? 'file' : undefined)}
+  )
+const me = {names: ['gpu-01'], addresses: ['127.0.0.1', '10.1.2.3']}
+
+/** A host whose registry runs exactly as the default inputs ask. */
+function ready(o: Partial<RawInputs> = {}, f: Partial<RegistryFacts> = {}): RegistryFacts {
+  const spec = registrySpec(inputs(o), 'sha256:img', {})
+  return {
+    me,
+    wanted: true,
+    dockerUp: true,
+    imageId: 'sha256:img',
+    htpasswdOk: true,
+    certOk: true,
+    registry: {
+      id: 'c1',
+      running: true,
+      labels: {[LABEL_MANAGED]: 'true', [LABEL_SPEC]: spec.hash},
+      hostPort: 5000
+    },
+    fileHashes: {},
+    dataDirs: {'/var/lib/docker-gpu-setup/registry': true},
+    portHolders: {},
+    ...f
+  }
+}
+const steps = (f: RegistryFacts, o: Partial<RawInputs> = {}) =>
+  planRegistry(f, inputs(o)).steps.map(s => s.description)
+
+describe('planRegistry', () => {
+  it('plans nothing when the registry runs as configured', () => {
+    const plan = planRegistry(ready(), inputs())
+    expect(plan.steps).toEqual([])
+    expect(plan.registry).toBe('keep')
+    expect(plan.found).toBe('registry container running, as configured')
+  })
+
+  it('starts a stopped one, and creates a missing one with its data folder', () => {
+    const stopped = ready({}, {registry: {...ready().registry!, running: false}})
+    expect(steps(stopped)).toEqual([
+      'start the registry container (127.0.0.1:5000, data kept in /var/lib/docker-gpu-setup/registry)'
+    ])
+    expect(
+      steps(
+        ready({}, {registry: undefined, dataDirs: {'/var/lib/docker-gpu-setup/registry': false}})
+      )
+    ).toEqual([
+      'create /var/lib/docker-gpu-setup/registry',
+      'create the registry container (127.0.0.1:5000, data kept in /var/lib/docker-gpu-setup/registry)'
+    ])
+  })
+
+  it('recreates on a changed spec or new files, keeping the data', () => {
+    expect(planRegistry(ready(), inputs({'registry-bind': '0.0.0.0'})).registry).toBe('recreate')
+    const auth = planRegistry(
+      ready({}, {htpasswdOk: false}),
+      inputs({'registry-htpasswd': 'ci:pw'})
+    )
+    expect(auth.registry).toBe('recreate')
+    expect(auth.writeHtpasswd).toBe(true)
+    expect(auth.steps[0].description).toBe(
+      'write /etc/docker-gpu-setup/registry/htpasswd (bcrypt) for ci'
+    )
+  })
+
+  it('loads a missing image from the archive, pulls it otherwise, never when offline', () => {
+    expect(
+      planRegistry(ready({}, {imageId: undefined}), inputs({'registry-image-archive': '/reg.tar'}))
+        .image
+    ).toBe('load')
+    expect(planRegistry(ready({}, {imageId: undefined}), inputs()).image).toBe('pull')
+    expect(() =>
+      planRegistry(
+        ready({}, {imageId: undefined}),
+        inputs({'docker-source': 'offline', 'offline-debs': '/debs'})
+      )
+    ).toThrow(
+      'registry-image registry:3 is not on this host, and offline-debs means nothing is pulled'
+    )
+  })
+
+  it('refuses a port another process holds, naming it', () => {
+    expect(() =>
+      planRegistry(
+        ready({}, {registry: undefined, portHolders: {5000: 'process "nginx",pid=7,fd=6'}}),
+        inputs()
+      )
+    ).toThrow(
+      'Port 5000 is taken by process "nginx",pid=7,fd=6: the registry cannot publish on it.'
+    )
+  })
+
+  it('refuses a container of that name it did not make', () => {
+    expect(() =>
+      planRegistry(ready({}, {registry: {id: 'x', running: true, labels: {}}}), inputs())
+    ).toThrow('exists that docker-gpu-setup did not create')
+  })
+
+  it('warns that a plain-HTTP registry on a host address needs insecure-registries elsewhere', () => {
+    const o = {registry: '10.1.2.3:5000'}
+    const plan = planRegistry(ready(o, {registry: undefined}), inputs(o))
+    expect(plan.warnings[0]).toContain('10.1.2.3:5000 is served over plain HTTP')
+    expect(plan.steps.at(-1)?.description).toContain('0.0.0.0:5000')
+  })
+
+  it('does nothing for a registry elsewhere, and says why', () => {
+    const plan = planRegistry(
+      {...ready(), wanted: false},
+      inputs({registry: 'registry.example.com'})
+    )
+    expect(plan.steps).toEqual([])
+    expect(plan.found).toBe('not started here (registry registry.example.com is not this host)')
+  })
+})
