@@ -22,7 +22,9 @@ import {
   sh,
   startAction,
   stopDocker,
-  waitFor
+  waitFor,
+  ensureEngineRunning,
+  serveDirectory
 } from './harness.js'
 
 const PORT = 58124
@@ -76,32 +78,15 @@ function reset(config: object | undefined): void {
   stopDocker()
   if (config === undefined) rmSync(DAEMON_JSON, {force: true})
   else writeFileSync(DAEMON_JSON, `${JSON.stringify(config, null, 2)}\n`)
-  const run = runAction({
-    'docker-source': 'distro',
-    'start-registry': 'false',
-    'gpu-runtime': 'none'
-  })
-  if (run.code !== 0) throw new Error(`could not start Docker for the test: ${run.stdout}`)
+  ensureEngineRunning()
 }
 
 beforeAll(() => {
   requireE2EHost()
   ensureRunnerUser()
-  sh(
-    'command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null'
-  )
   sh('mkdir -p /etc/docker')
   sh(`bash ${ROOT}/__tests__/e2e/fixtures/build-nvidia-repo.sh ${work}/nvidia >/dev/null 2>&1`)
-  server = spawn(
-    'python3',
-    ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', `${work}/nvidia`, String(PORT)],
-    {
-      stdio: 'ignore'
-    }
-  )
-  sh(
-    `for i in $(seq 1 50); do curl -sf http://127.0.0.1:${PORT}/gpgkey >/dev/null && exit 0; sleep 0.1; done; exit 1`
-  )
+  server = serveDirectory(`${work}/nvidia`, PORT, '/gpgkey')
   reset(undefined)
   buildBusyboxImage('dgs-e2e/busybox:daemon')
 }, 300_000)

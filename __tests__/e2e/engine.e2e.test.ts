@@ -4,7 +4,7 @@
  * built by fixtures/build-apt-repo.sh, since Docker's own repository cannot be reached here).
  * The local registry is off (start-registry: false): registry.e2e.test.ts covers it.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
+import {type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -22,7 +22,8 @@ import {
   requireE2EHost,
   runAction,
   sh,
-  stopDocker
+  stopDocker,
+  serveDirectory
 } from './harness.js'
 
 const ENGINE_PACKAGES = [
@@ -91,16 +92,7 @@ beforeAll(() => {
   sh(`cp ${offlineFull}/docker.io_*.deb ${offlinePartial}/`)
   // Docker's repository, with stand-in packages, signed with a key made for the test.
   sh(`bash ${ROOT}/__tests__/e2e/fixtures/build-apt-repo.sh ${work}/repo bookworm >/dev/null 2>&1`)
-  server = spawn(
-    'python3',
-    ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', `${work}/repo`, String(PORT)],
-    {
-      stdio: 'ignore'
-    }
-  )
-  sh(
-    `for i in $(seq 1 50); do curl -sf ${REPO_URL}/gpg >/dev/null && exit 0; sleep 0.1; done; exit 1`
-  )
+  server = serveDirectory(`${work}/repo`, PORT, '/linux/debian/gpg')
 }, 300_000)
 
 afterAll(() => {

@@ -3,7 +3,7 @@
  * GITHUB_STEP_SUMMARY, RUNNER_TEMP, Node 24) on this host, and reads back what it wrote.
  * These tests change the host they run on: packages, the Docker daemon, users.
  */
-import {execFileSync, spawn, spawnSync} from 'node:child_process'
+import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -307,4 +307,32 @@ export function buildRegistryImage(tag: string): void {
 /** Fails with what the action printed when it did not succeed (jest's expect cannot say why). */
 export function expectSuccess(run: ActionRun): void {
   if (run.code !== 0) throw new Error(`the action failed: ${explain(run)}`)
+}
+
+/** Debian's engine installed (if a suite before removed it) and running, started by the action itself. */
+export function ensureEngineRunning(): void {
+  sh(
+    'command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null'
+  )
+  const run = runAction({
+    'docker-source': 'distro',
+    'gpu-runtime': 'none',
+    'start-registry': 'false'
+  })
+  if (run.code !== 0) throw new Error(`could not start Docker for the test: ${explain(run)}`)
+}
+
+/** Serves `dir` over HTTP on 127.0.0.1:port until killed, once `probe` (a path) answers. */
+export function serveDirectory(dir: string, port: number, probe: string): ChildProcess {
+  const server = spawn(
+    'python3',
+    ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', dir, String(port)],
+    {
+      stdio: 'ignore'
+    }
+  )
+  sh(
+    `for i in $(seq 1 50); do curl -sf http://127.0.0.1:${port}${probe} >/dev/null && exit 0; sleep 0.1; done; exit 1`
+  )
+  return server
 }

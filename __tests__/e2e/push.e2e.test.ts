@@ -15,7 +15,8 @@ import {
   runAction,
   sh,
   startAction,
-  stopDocker
+  stopDocker,
+  ensureEngineRunning
 } from './harness.js'
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'dgs-e2e-push-'))
@@ -43,15 +44,8 @@ function registryDigest(target: string, auth = ''): string {
 beforeAll(() => {
   requireE2EHost()
   ensureRunnerUser()
-  sh(
-    'command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null'
-  )
-  sh(
-    'rm -f /etc/docker/daemon.json; docker rm -f docker-gpu-setup-registry >/dev/null 2>&1 || true',
-    {allowFail: true}
-  )
-  const run = runAction({...base, 'start-registry': 'false'})
-  if (run.code !== 0) throw new Error(`could not start Docker for the test: ${run.stdout}`)
+  sh('rm -f /etc/docker/daemon.json')
+  ensureEngineRunning()
   sh('docker rm -f docker-gpu-setup-registry >/dev/null 2>&1 || true')
   buildRegistryImage('registry:3')
   for (const n of [1, 2, 3]) buildBusyboxImage(`dgs-e2e/app${n}:1`, `push-app${n}-${Date.now()}`)

@@ -18,7 +18,8 @@ import {
   requireE2EHost,
   runAction,
   sh,
-  stopDocker
+  stopDocker,
+  ensureEngineRunning
 } from './harness.js'
 
 const NAME = 'docker-gpu-setup-registry'
@@ -45,12 +46,8 @@ function removeContainers(): void {
 beforeAll(() => {
   requireE2EHost()
   ensureRunnerUser()
-  sh(
-    'command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null'
-  )
   sh('rm -f /etc/docker/daemon.json')
-  const run = runAction({...base, 'start-registry': 'false'})
-  if (run.code !== 0) throw new Error(`could not start Docker for the test: ${run.stdout}`)
+  ensureEngineRunning()
   removeContainers()
   buildRegistryImage('registry:3')
   for (const n of [1, 2, 3]) buildBusyboxImage(`dgs-e2e/app${n}:1`, `app${n}`)
