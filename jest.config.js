@@ -1,4 +1,4 @@
-/** Two projects: fast unit tests, and the e2e suite that changes this host (run in band). */
+/** Two projects: fast unit tests, and the e2e suite that runs the bundle in disposable hosts. */
 const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
@@ -9,6 +9,10 @@ const common = {
 export default {
   projects: [
     {...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts']},
-    {...common, displayName: 'e2e', testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts']}
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts']
+    }
   ]
 }

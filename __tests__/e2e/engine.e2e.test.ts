@@ -1,30 +1,15 @@
 /**
- * The engine phase on this real host, in order: a bare host, offline and distribution installs,
- * reruns, a stopped daemon, and Docker's repository (served on 127.0.0.1 with STAND-IN packages
- * built by fixtures/build-apt-repo.sh, since Docker's own repository cannot be reached here).
+ * The engine phase on disposable bookworm hosts with systemd (Docker 20.10): a bare host, an
+ * air-gapped install with no network and an empty apt cache, Debian's docker.io as a sudo user,
+ * reruns, a stopped daemon, and Docker's repository (served in the box on 127.0.0.1 with STAND-IN
+ * packages, fixtures/build-apt-repo.sh: Docker's own repository cannot be reached here).
+ * The same on a host with no init, where the action starts dockerd itself.
  * The local registry is off (start-registry: false): registry.e2e.test.ts covers it.
  */
-import {type ChildProcess} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs'
-import * as os from 'node:os'
-import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {
-  ROOT,
-  RUNNER_USER,
-  buildBusyboxImage,
-  dockerdPid,
-  dpkgState,
-  ensureRunnerUser,
-  errorLine,
-  explain,
-  ran,
-  requireE2EHost,
-  runAction,
-  sh,
-  stopDocker,
-  serveDirectory
-} from './harness.js'
+import {Box, IN_BOX, RUNNER_USER} from './bed/box.js'
+import {BOOT_TIMEOUT} from './bed/prepare.js'
+import {errorLine, explain, expectSuccess, ran} from './harness.js'
 
 const ENGINE_PACKAGES = [
   'docker.io',
@@ -34,21 +19,17 @@ const ENGINE_PACKAGES = [
   'docker-buildx-plugin',
   'docker-compose-plugin',
   'containerd',
-  'runc',
-  'tini'
+  'runc'
 ]
 const PORT = 58123
 const REPO_URL = `http://127.0.0.1:${PORT}/linux/debian`
+const OFFLINE = `${IN_BOX.fixtures}/offline-bookworm`
 const STALE_LIST = '/etc/apt/sources.list.d/docker-old.list'
+const noRegistry = {'start-registry': 'false', 'gpu-runtime': 'none'}
 
-const work = mkdtempSync(path.join(os.tmpdir(), 'dgs-e2e-engine-'))
-const offlineFull = path.join(work, 'offline-full')
-const offlinePartial = path.join(work, 'offline-partial')
-let server: ChildProcess | undefined
-
-/** Installed versions of the engine's packages (absent: not installed). */
-function enginePackages(): Record<string, string> {
-  const out = sh(
+/** Installed versions of the engine's packages in a box (absent: not installed). */
+function enginePackages(box: Box): Record<string, string> {
+  const out = box.sh(
     `dpkg-query -W -f '\${Package} \${Version} \${db:Status-Abbrev}\\n' ${ENGINE_PACKAGES.join(' ')} 2>/dev/null || true`
   )
   const found: Record<string, string> = {}
@@ -59,238 +40,230 @@ function enginePackages(): Record<string, string> {
   return found
 }
 
-/** A host with no engine: the test itself purges (the action never does). */
-function makeBare(): void {
-  stopDocker()
-  sh(`apt-mark unhold ${ENGINE_PACKAGES.join(' ')} >/dev/null 2>&1 || true`)
-  const installed = Object.keys(enginePackages())
-  if (installed.length > 0) {
-    sh(`DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ${installed.join(' ')} >/dev/null`)
-  }
-  sh(
-    'rm -f /etc/apt/sources.list.d/docker.list /etc/apt/keyrings/docker.asc /run/docker-gpu-setup/dockerd.pid'
-  )
-  sh(`gpasswd -d ${RUNNER_USER} docker >/dev/null 2>&1 || true`)
-  if (existsSync('/usr/sbin/dockerd') || existsSync('/usr/bin/dockerd')) {
-    throw new Error('dockerd is still installed after the purge')
-  }
+/** A container runs in the box (an image loaded there: nothing is pulled). */
+function runsContainer(box: Box, runtime = ''): string {
+  return box.sh(`docker run --rm ${runtime} dgs-e2e/busybox:latest`).trim()
 }
 
-beforeAll(() => {
-  requireE2EHost()
-  ensureRunnerUser()
-  makeBare()
-  // What an operator copies to an air-gapped host: the engine and everything it needs here.
-  sh(`mkdir -p ${offlineFull} ${offlinePartial}`)
-  const needed = sh("apt-get install -s -q docker.io | awk '/^Inst / {print $2}'")
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-  if (!needed.includes('docker.io'))
-    throw new Error(`apt would not install docker.io: ${needed.join(' ')}`)
-  sh(`cd ${offlineFull} && apt-get download -q ${needed.join(' ')} >/dev/null 2>&1`)
-  sh(`cp ${offlineFull}/docker.io_*.deb ${offlinePartial}/`)
-  // Docker's repository, with stand-in packages, signed with a key made for the test.
-  sh(`bash ${ROOT}/__tests__/e2e/fixtures/build-apt-repo.sh ${work}/repo bookworm >/dev/null 2>&1`)
-  server = serveDirectory(`${work}/repo`, PORT, '/linux/debian/gpg')
-}, 300_000)
+describe('an air-gapped host: no network, an empty apt cache', () => {
+  let box: Box
+  beforeAll(() => {
+    box = Box.start({suite: 'bookworm', state: 'base', network: 'none'})
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
 
-afterAll(() => {
-  server?.kill()
-  stopDocker()
-  sh(`apt-mark unhold ${ENGINE_PACKAGES.join(' ')} >/dev/null 2>&1 || true`, {allowFail: true})
-  sh(
-    `rm -f /etc/apt/sources.list.d/docker.list /etc/apt/keyrings/docker.asc ${STALE_LIST} ${STALE_LIST}.disabled-by-docker-gpu-setup`,
-    {allowFail: true}
-  )
-  // Leave the host as CI finds it: Debian's engine installed, not running, no stand-ins.
-  sh(
-    'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin >/dev/null 2>&1 || true; ' +
-      'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null',
-    {allowFail: true}
-  )
-  rmSync(work, {recursive: true, force: true})
-}, 300_000)
-
-describe('a bare host', () => {
-  it('install-docker: false fails clearly and changes nothing', () => {
-    const before = dpkgState()
-    const run = runAction({
-      'install-docker': 'false',
-      'docker-source': 'distro',
-      'start-registry': 'false'
-    })
-    expect(run.code).toBe(1)
-    expect(errorLine(run)).toBe(
-      'Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.'
-    )
-    expect(dpkgState()).toBe(before)
+  it('the box really has no network and no cached package', () => {
+    expect(box.sh("find /var/cache/apt/archives -name '*.deb' | wc -l").trim()).toBe('0')
+    expect(box.sh('ip -o link show | grep -vc "lo:" || true').trim()).toBe('0')
   })
 
-  it('a dry run says it would install and changes nothing', () => {
-    const before = dpkgState()
-    const run = runAction({'dry-run': 'true', 'docker-source': 'distro', 'start-registry': 'false'})
-    expect(run.code).toBe(0)
-    expect(run.stdout).toContain('Found: no Docker Engine (dockerd missing)')
-    expect(run.stdout).toContain('  - install docker.io')
-    expect(run.summary).toContain('📝 would change')
-    expect(dpkgState()).toBe(before)
-    expect(dockerdPid()).toBeUndefined()
-  })
-
-  it('offline: a folder missing dependencies is refused by name before anything is installed', () => {
-    const before = dpkgState()
-    const run = runAction({
+  it('a folder missing dependencies is refused by name before anything is installed', () => {
+    const before = box.dpkgState()
+    const run = box.run({
+      ...noRegistry,
       'docker-source': 'offline',
-      'start-registry': 'false',
-      'offline-debs': offlinePartial
+      'offline-debs': `${OFFLINE}/partial`
     })
     expect(run.code).toBe(1)
     expect(errorLine(run)).toMatch(
       new RegExp(
-        `^offline-debs \\(${offlinePartial}\\) lacks dependencies that are not installed either: .*containerd.*runc`
+        `^offline-debs \\(${OFFLINE}/partial\\) lacks dependencies that are not installed either: .*containerd.*runc`
       )
     )
-    expect(dpkgState()).toBe(before)
+    expect(box.dpkgState()).toBe(before)
   })
 
-  it('offline: installs only from the folder, with no network at all (unshare -n)', () => {
-    const run = runAction(
-      {
-        'docker-source': 'offline',
-        'start-registry': 'false',
-        'offline-debs': offlineFull,
-        'docker-users': RUNNER_USER
-      },
-      {wrap: ['unshare', '-n', '--']}
+  it('installs only from the folder, as a sudo user; systemd runs the engine', () => {
+    const run = box.run(
+      {...noRegistry, 'docker-source': 'offline', 'offline-debs': `${OFFLINE}/full`},
+      {user: RUNNER_USER}
     )
-    expect(run.code).toBe(0)
-    expect(ran(run, 'apt-get')).toBe(true)
+    expectSuccess(run)
     expect(run.commands.some(c => c.includes('update'))).toBe(false)
     expect(run.stdout).not.toMatch(/^(Get|Err):\d+ http/m)
-    expect(enginePackages()['docker.io']).toBeDefined()
+    expect(enginePackages(box)['docker.io']).toBeDefined()
     expect(run.outputs['docker-changed']).toBe('true')
     expect(run.outputs['docker-version']).toMatch(/^20\.10\./)
-    // The daemon it started lives in that network namespace: stop it and start over without one.
-    stopDocker()
-    makeBare()
+    expect(box.sh('systemctl is-active docker.service').trim()).toBe('active')
+    expect(box.sh('systemctl is-enabled docker.service').trim()).toBe('enabled')
+    expect(box.sh(`id -nG ${RUNNER_USER}`)).toMatch(/\bdocker\b/)
   }, 300_000)
 })
 
-describe("Debian's docker.io, as a non-root runner with passwordless sudo, then reruns", () => {
+describe('a bare host with systemd', () => {
+  let box: Box
   let pid: number | undefined
+  beforeAll(() => {
+    box = Box.start({suite: 'bookworm', state: 'base'})
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
 
-  it('installs, starts, and adds the runner user to the docker group', () => {
-    const run = runAction(
-      {'docker-source': 'distro', 'start-registry': 'false'},
-      {user: RUNNER_USER}
+  it('install-docker: false fails clearly and changes nothing', () => {
+    const before = box.dpkgState()
+    const run = box.run({...noRegistry, 'install-docker': 'false', 'docker-source': 'distro'})
+    expect(run.code).toBe(1)
+    expect(errorLine(run)).toBe(
+      'Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.'
     )
+    expect(box.dpkgState()).toBe(before)
+  })
+
+  it('a dry run says it would install and changes nothing', () => {
+    const before = box.dpkgState()
+    const run = box.run({...noRegistry, 'dry-run': 'true', 'docker-source': 'distro'})
     expect(run.code).toBe(0)
+    expect(run.stdout).toContain('Found: no Docker Engine (dockerd missing)')
+    expect(run.stdout).toContain('  - install docker.io')
+    expect(run.summary).toContain('would change')
+    expect(box.dpkgState()).toBe(before)
+    expect(box.dockerdPid()).toBeUndefined()
+  })
+
+  it("installs Debian's docker.io as a sudo user: systemctl starts and enables it, no detached dockerd", () => {
+    const run = box.run({...noRegistry, 'docker-source': 'distro'}, {user: RUNNER_USER})
+    expectSuccess(run)
     expect(run.outputs['docker-changed']).toBe('true')
     expect(run.outputs['docker-version']).toMatch(/^20\.10\./)
     expect(run.commands.every(c => !c.includes('apt-get') || c[0] === 'sudo')).toBe(true)
-    expect(sh(`id -nG ${RUNNER_USER}`)).toMatch(/\bdocker\b/)
+    expect(box.sh(`id -nG ${RUNNER_USER}`)).toMatch(/\bdocker\b/)
     expect(run.stdout).toContain('restart the runner service')
-    expect(run.summary).toContain('🔧 changed')
-    pid = dockerdPid()
-    expect(pid).toBeDefined()
-    // A container really runs (an image built here: nothing is pulled).
-    buildBusyboxImage('dgs-e2e/busybox:engine')
-    expect(sh('docker run --rm dgs-e2e/busybox:engine').trim()).toBe('dgs-e2e/busybox:engine')
-    // The runner's tracking id must not reach the daemon, or the runner kills it after the job.
-    expect(sh(`tr '\\0' '\\n' < /proc/${pid}/environ`)).not.toContain('RUNNER_TRACKING_ID')
+    expect(box.sh('systemctl is-active docker.service').trim()).toBe('active')
+    expect(box.sh('systemctl is-enabled docker.service').trim()).toBe('enabled')
+    // systemd runs the daemon: it sits in docker.service's cgroup, and no log of a detached one exists.
+    pid = box.dockerdPid()
+    expect(box.sh(`systemctl show -p MainPID --value docker.service`).trim()).toBe(String(pid))
+    expect(box.exists('/run/docker-gpu-setup/dockerd.pid')).toBe(false)
+    expect(run.commands.some(c => c[0] === 'sh' || c.includes('spawn'))).toBe(false)
+    box.loadImages()
+    expect(runsContainer(box)).toBe('busybox')
   }, 300_000)
 
   it.each([
     ['root', undefined],
     ['the runner user', RUNNER_USER]
   ])('a rerun as %s calls no apt, restarts nothing and reports no change', (_who, user) => {
-    const run = runAction({'docker-source': 'distro', 'start-registry': 'false'}, {user})
-    expect(run.code).toBe(0)
+    const run = box.run({...noRegistry, 'docker-source': 'distro'}, {user})
+    expectSuccess(run)
     expect(ran(run, 'apt-get') || ran(run, 'usermod') || ran(run, 'dpkg')).toBe(false)
-    expect(dockerdPid()).toBe(pid)
+    expect(box.dockerdPid()).toBe(pid)
     expect(run.outputs['docker-changed']).toBe('false')
     expect(run.summary).toContain('host already right: nothing changed')
   })
 
-  it.each([
-    ['root', undefined],
-    ['the runner user', RUNNER_USER]
-  ])(
-    'a stopped daemon is started (as %s), nothing else',
-    (_who, user) => {
-      stopDocker()
-      const run = runAction({'docker-source': 'distro', 'start-registry': 'false'}, {user})
-      expect(run.code).toBe(0)
-      expect(ran(run, 'apt-get')).toBe(false)
-      expect(run.stdout).toContain('  - start Docker')
-      expect(run.outputs['docker-changed']).toBe('false')
-      expect(dockerdPid()).toBeDefined()
-      expect(dockerdPid()).not.toBe(pid)
-      expect(sh('docker run --rm dgs-e2e/busybox:engine').trim()).toBe('dgs-e2e/busybox:engine')
-      pid = dockerdPid()
-    },
-    120_000
-  )
-})
-
-describe("Docker's repository (stand-in packages on 127.0.0.1)", () => {
-  const inputs = {
-    'install-docker': 'true',
-    'docker-source': 'docker',
-    'start-registry': 'false',
-    'docker-apt-url': REPO_URL
-  }
-
-  it('a pin that does not exist fails with the versions that do, before anything is removed or stopped', () => {
-    writeFileSync(STALE_LIST, `deb ${REPO_URL} bookworm stable\n`)
-    const pid = dockerdPid()
-    const before = enginePackages()
-    const run = runAction({...inputs, 'docker-version': '99.0.1'})
-    expect(run.code).toBe(1)
-    expect(errorLine(run)).toBe(
-      'docker-version 99.0.1 is not available for docker-ce. Available: 5:20.10.24-1~debian.12~bookworm, 5:20.10.23-1~debian.12~bookworm'
-    )
-    expect(enginePackages()).toEqual(before)
-    expect(dockerdPid()).toBe(pid)
+  it('a stopped daemon (service and socket) is started through systemctl, nothing else', () => {
+    box.sh('systemctl stop docker.socket docker.service')
+    expect(box.dockerdPid()).toBeUndefined()
+    const run = box.run({...noRegistry, 'docker-source': 'distro'}, {user: RUNNER_USER})
+    expectSuccess(run)
+    expect(ran(run, 'apt-get')).toBe(false)
+    expect(run.stdout).toContain('  - start Docker')
+    expect(run.outputs['docker-changed']).toBe('false')
+    expect(box.sh('systemctl is-active docker.service').trim()).toBe('active')
+    expect(runsContainer(box)).toBe('busybox')
   }, 120_000)
 
-  it('switches from docker.io: key, signed-by source, conflicts removed (not purged), pinned and held', () => {
-    const run = runAction({...inputs, 'docker-version': '20.10.24'})
-    expect(run.code).toBe(0)
-    const pkgs = enginePackages()
-    expect(pkgs['docker-ce']).toBe('5:20.10.24-1~debian.12~bookworm')
-    expect(pkgs['docker-ce-cli']).toBe('5:20.10.24-1~debian.12~bookworm')
-    expect(pkgs['containerd.io']).toBe('1.6.20-1')
-    expect(pkgs['docker.io']).toBeUndefined()
-    expect(pkgs.containerd).toBeUndefined()
-    // Removed, not purged: docker.io's conffiles and the images in /var/lib/docker are still there.
-    expect(sh("dpkg-query -W -f '${db:Status-Abbrev}' docker.io")).toMatch(/^rc/)
-    expect(sh('apt-mark showhold').split('\n')).toEqual(
-      expect.arrayContaining(['docker-ce', 'docker-ce-cli'])
-    )
-    expect(readFileSync('/etc/apt/keyrings/docker.asc', 'utf8')).toBe(
-      readFileSync(`${work}/repo/linux/debian/gpg`, 'utf8')
-    )
-    expect(readFileSync('/etc/apt/sources.list.d/docker.list', 'utf8')).toBe(
-      `deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] ${REPO_URL} bookworm stable\n`
-    )
-    expect(existsSync(STALE_LIST)).toBe(false)
-    expect(existsSync(`${STALE_LIST}.disabled-by-docker-gpu-setup`)).toBe(true)
-    // The dockerd this action had started was stopped before its package went away.
-    expect(ran(run, 'kill')).toBe(true)
-    expect(run.outputs['docker-changed']).toBe('true')
-    expect(run.outputs['docker-version']).toBe('20.10.24+dfsg1')
-    expect(sh('docker run --rm dgs-e2e/busybox:engine').trim()).toBe('dgs-e2e/busybox:engine')
-  }, 300_000)
+  describe("then Docker's repository (stand-in packages on the box's 127.0.0.1)", () => {
+    const inputs = {
+      ...noRegistry,
+      'install-docker': 'true',
+      'docker-source': 'docker',
+      'docker-apt-url': REPO_URL
+    }
+    beforeAll(() => box.serve('docker-repo', PORT, '/linux/debian/gpg'))
 
-  it('a rerun with the same pin changes nothing', () => {
-    const pid = dockerdPid()
-    const run = runAction({...inputs, 'docker-version': '20.10.24'})
-    expect(run.code).toBe(0)
-    expect(ran(run, 'apt-get')).toBe(false)
-    expect(dockerdPid()).toBe(pid)
-    expect(run.outputs['docker-changed']).toBe('false')
-    expect(explain(run)).toContain('Nothing to change.')
+    it('a pin that does not exist fails with the versions that do, before anything is removed or stopped', () => {
+      box.write(STALE_LIST, `deb ${REPO_URL} bookworm stable\n`)
+      const dockerd = box.dockerdPid()
+      const before = enginePackages(box)
+      const run = box.run({...inputs, 'docker-version': '99.0.1'})
+      expect(run.code).toBe(1)
+      expect(errorLine(run)).toBe(
+        'docker-version 99.0.1 is not available for docker-ce. Available: 5:20.10.24-1~debian.12~bookworm, 5:20.10.23-1~debian.12~bookworm'
+      )
+      expect(enginePackages(box)).toEqual(before)
+      expect(box.dockerdPid()).toBe(dockerd)
+    }, 120_000)
+
+    it('switches from docker.io: key, signed-by source, conflicts removed (not purged), pinned and held', () => {
+      const run = box.run({...inputs, 'docker-version': '20.10.24'})
+      expectSuccess(run)
+      const pkgs = enginePackages(box)
+      expect(pkgs['docker-ce']).toBe('5:20.10.24-1~debian.12~bookworm')
+      expect(pkgs['docker-ce-cli']).toBe('5:20.10.24-1~debian.12~bookworm')
+      expect(pkgs['containerd.io']).toBe('1.6.20-1')
+      expect(pkgs['docker.io']).toBeUndefined()
+      expect(pkgs.containerd).toBeUndefined()
+      // Removed, not purged: docker.io's conffiles and the images in /var/lib/docker are still there.
+      expect(box.sh("dpkg-query -W -f '${db:Status-Abbrev}' docker.io")).toMatch(/^rc/)
+      expect(box.sh('apt-mark showhold').split('\n')).toEqual(
+        expect.arrayContaining(['docker-ce', 'docker-ce-cli'])
+      )
+      expect(box.read('/etc/apt/keyrings/docker.asc')).toBe(
+        box.read(`${IN_BOX.fixtures}/docker-repo/linux/debian/gpg`)
+      )
+      expect(box.read('/etc/apt/sources.list.d/docker.list')).toBe(
+        `deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] ${REPO_URL} bookworm stable\n`
+      )
+      expect(box.exists(STALE_LIST)).toBe(false)
+      expect(box.exists(`${STALE_LIST}.disabled-by-docker-gpu-setup`)).toBe(true)
+      expect(run.outputs['docker-changed']).toBe('true')
+      expect(run.outputs['docker-version']).toBe('20.10.24+dfsg1')
+      expect(box.sh('systemctl is-active docker.service').trim()).toBe('active')
+      expect(runsContainer(box)).toBe('busybox')
+    }, 300_000)
+
+    it('a rerun with the same pin changes nothing', () => {
+      const dockerd = box.dockerdPid()
+      const run = box.run({...inputs, 'docker-version': '20.10.24'})
+      expectSuccess(run)
+      expect(ran(run, 'apt-get')).toBe(false)
+      expect(box.dockerdPid()).toBe(dockerd)
+      expect(run.outputs['docker-changed']).toBe('false')
+      expect(explain(run)).toContain('Nothing to change.')
+    })
   })
+})
+
+describe('a host with no init: the action runs dockerd itself', () => {
+  let box: Box
+  let pid: number | undefined
+  beforeAll(() => {
+    box = Box.start({suite: 'bookworm', state: 'engine', init: 'none'})
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
+
+  it('starts a detached dockerd that does not carry the runner tracking id', () => {
+    expect(box.dockerdPid()).toBeUndefined()
+    const run = box.run({...noRegistry, 'docker-source': 'distro'}, {user: RUNNER_USER})
+    expectSuccess(run)
+    expect(run.stdout).toContain('  - start Docker')
+    pid = box.dockerdPid()
+    expect(pid).toBeDefined()
+    // The runner kills what carries its tracking id when the job ends.
+    expect(box.sh(`tr '\\0' '\\n' < /proc/${pid}/environ`)).not.toContain('RUNNER_TRACKING_ID')
+    box.loadImages()
+    expect(runsContainer(box)).toBe('busybox')
+  }, 120_000)
+
+  it('a rerun keeps the same dockerd', () => {
+    const run = box.run({...noRegistry, 'docker-source': 'distro'})
+    expectSuccess(run)
+    expect(box.dockerdPid()).toBe(pid)
+    expect(run.outputs['docker-changed']).toBe('false')
+  })
+
+  it("switching to Docker's repository stops the dockerd it started before the packages change", () => {
+    box.serve('docker-repo', PORT, '/linux/debian/gpg')
+    const run = box.run({
+      ...noRegistry,
+      'install-docker': 'true',
+      'docker-source': 'docker',
+      'docker-apt-url': REPO_URL
+    })
+    expectSuccess(run)
+    expect(ran(run, 'kill')).toBe(true)
+    expect(enginePackages(box)['docker-ce']).toBe('5:20.10.24-1~debian.12~bookworm')
+    expect(box.dockerdPid()).not.toBe(pid)
+    expect(runsContainer(box)).toBe('busybox')
+  }, 300_000)
 })
