@@ -33028,14 +33028,15 @@ async function readDebs(runner, files) {
 }
 /**
  * Installs .deb files with no apt source read at all (air-gapped hosts): an empty source list, so
- * apt sees only the files given and what is installed.
+ * apt sees only the files given and what is installed. No `--no-download`: it makes apt look for
+ * each file in its own cache (/var/cache/apt/archives) instead of the path given, which fails on
+ * any host whose cache does not already hold them; the empty source list keeps apt off the network.
  */
 async function aptInstallOffline(runner, files, tempDir) {
     const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
     await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
     await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     await aptInstall(runner, files, [
-        '--no-download',
         '-o',
         `Dir::Etc::SourceList=${external_node_path_.join(none, 'sources.list')}`,
         '-o',

@@ -131,7 +131,9 @@ export async function readDebs(
 
 /**
  * Installs .deb files with no apt source read at all (air-gapped hosts): an empty source list, so
- * apt sees only the files given and what is installed.
+ * apt sees only the files given and what is installed. No `--no-download`: it makes apt look for
+ * each file in its own cache (/var/cache/apt/archives) instead of the path given, which fails on
+ * any host whose cache does not already hold them; the empty source list keeps apt off the network.
  */
 export async function aptInstallOffline(
   runner: CommandRunner,
@@ -142,7 +144,6 @@ export async function aptInstallOffline(
   await fs.mkdir(path.join(none, 'parts'), {recursive: true})
   await fs.writeFile(path.join(none, 'sources.list'), '')
   await aptInstall(runner, files, [
-    '--no-download',
     '-o',
     `Dir::Etc::SourceList=${path.join(none, 'sources.list')}`,
     '-o',
