@@ -28,7 +28,7 @@ export interface BoxOptions {
   network?: 'none'
   /** Extra `docker run` options (sysctls, tmpfs mounts). */
   extra?: string[]
-  /** Load the test images (registry:3, busybox images) into the box's engine once it answers. */
+  /** Load the test images (registry:3, busybox images) into the box's engine (systemd engine boxes). */
   images?: boolean
 }
 
@@ -93,7 +93,13 @@ export class Box {
     const r = spawnSync('docker', args, {encoding: 'utf8'})
     if (r.status !== 0) throw new Error(`could not start a box: ${r.stderr}`)
     box.waitUp(options.state === 'engine')
-    if (options.images) box.loadImages()
+    if (options.images) {
+      if (box.init === 'none' || options.state === 'base') {
+        box.remove()
+        throw new Error('images: a box with no running engine loads them after starting one')
+      }
+      box.loadImages()
+    }
     return box
   }
 
