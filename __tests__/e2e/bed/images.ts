@@ -224,6 +224,8 @@ export interface Fixtures {
   offlineBookworm: string
   /** `docker save` of registry:3 (built here) and the busybox test images. */
   imagesTar: string
+  /** A self-signed certificate and key for localhost (tls/tls.crt, tls/tls.key). */
+  tls: string
 }
 
 const FIXTURE_SCRIPT = `
@@ -239,6 +241,11 @@ apt-get install -y -q --no-install-recommends equivs apt-utils gnupg dpkg-dev do
   busybox-static python3 >/dev/null 2>&1
 bash /src/build-apt-repo.sh /out/docker-repo bookworm >/dev/null 2>&1
 bash /src/build-nvidia-repo.sh /out/nvidia >/dev/null 2>&1
+# A certificate for the TLS registry scenarios (localhost and 127.0.0.1), valid for years.
+apt-get install -y -q --no-install-recommends openssl >/dev/null 2>&1
+mkdir -p /out/tls
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \\
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout /out/tls/tls.key -out /out/tls/tls.crt 2>/dev/null
 mkdir -p /out/payload
 cp /usr/bin/docker-registry /out/payload/registry
 cp /bin/busybox /out/payload/busybox
@@ -307,7 +314,8 @@ export function ensureFixtures(): Fixtures {
     dockerRepo: `${dir}/docker-repo`,
     nvidia: `${dir}/nvidia`,
     offlineBookworm: `${dir}/offline-bookworm`,
-    imagesTar: `${dir}/images.tar`
+    imagesTar: `${dir}/images.tar`,
+    tls: `${dir}/tls`
   }
   if (existsSync(`${dir}/.complete`)) return fixtures
   log('building fixtures (stand-in repositories, offline .debs, test images), once per machine')

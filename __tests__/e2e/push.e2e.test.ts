@@ -1,0 +1,184 @@
+/** The push phase against a real local registry (built from Debian's, bed/images.ts) in disposable hosts. */
+import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import {Box, IN_BOX} from './bed/box.js'
+import {BOOT_TIMEOUT} from './bed/prepare.js'
+import {errorLine, expectSuccess, ran, type ActionRun} from './harness.js'
+
+const base = {'docker-source': 'distro', 'gpu-runtime': 'none', 'registry-data': '/srv/data'}
+const IMAGES = 'dgs-e2e/app1:1\ndgs-e2e/app2:1 => team/app2:v2\n# a comment\ndgs-e2e/app3:1'
+const MANIFEST =
+  'application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json'
+
+interface Row {
+  source: string
+  target: string
+  digest: string
+  size: number
+  status: string
+}
+
+function rows(run: ActionRun): Row[] {
+  return JSON.parse(run.outputs.images) as Row[]
+}
+
+/** What the registry itself says: the digest it holds for a tag. */
+function registryDigest(box: Box, target: string, auth = ''): string {
+  const m = /^([^/]+)\/(.+):([^:]+)$/.exec(target) as RegExpExecArray
+  const headers = box.sh(
+    `curl -sfI ${auth} -H 'Accept: ${MANIFEST}' http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`
+  )
+  return /docker-content-digest: (\S+)/i.exec(headers)?.[1] ?? ''
+}
+
+describe('pushing to the local registry (bookworm, systemd)', () => {
+  let box: Box
+  beforeAll(() => {
+    box = Box.start({suite: 'bookworm', state: 'engine', images: true})
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
+
+  it('pushes three images and two extra tags; the registry agrees with every digest', () => {
+    const run = box.run({...base, images: IMAGES, tags: 'main, sha-1'})
+    expectSuccess(run)
+    expect(rows(run).map(r => r.target)).toEqual([
+      'localhost:5000/dgs-e2e/app1:1',
+      'localhost:5000/dgs-e2e/app1:main',
+      'localhost:5000/dgs-e2e/app1:sha-1',
+      'localhost:5000/team/app2:v2',
+      'localhost:5000/team/app2:main',
+      'localhost:5000/team/app2:sha-1',
+      'localhost:5000/dgs-e2e/app3:1',
+      'localhost:5000/dgs-e2e/app3:main',
+      'localhost:5000/dgs-e2e/app3:sha-1'
+    ])
+    for (const r of rows(run)) {
+      expect(r.status).toBe('pushed')
+      expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+      expect(r.size).toBeGreaterThan(0)
+      expect(registryDigest(box, r.target)).toBe(r.digest)
+    }
+    expect(box.sh('curl -sf http://localhost:5000/v2/team/app2/tags/list')).toContain('"v2"')
+    expect(run.outputs.digests.split('\n')).toEqual(rows(run).map(r => `${r.target}@${r.digest}`))
+    expect(run.summary).toContain('### Images')
+    expect(run.summary).toContain('| dgs-e2e/app2:1 | localhost:5000/team/app2:v2 |')
+  }, 180_000)
+
+  it('a rerun pushes nothing and reports every image unchanged', () => {
+    const run = box.run({...base, images: IMAGES, tags: 'main, sha-1'})
+    expectSuccess(run)
+    expect(run.commands.some(c => c.includes('push'))).toBe(false)
+    expect(rows(run)).toHaveLength(9)
+    expect(rows(run).every(r => r.status === 'unchanged')).toBe(true)
+    expect(run.summary).toContain('host already right: nothing changed')
+  })
+
+  it('a missing local image fails before any push, naming it and its line', () => {
+    const run = box.run({...base, images: 'dgs-e2e/app1:1\ndgs-e2e/missing:9'})
+    expect(run.code).toBe(1)
+    expect(errorLine(run)).toBe(
+      'images: dgs-e2e/missing:9 (line 2) is not on this host; nothing was pushed. Build or pull it before this step.'
+    )
+    expect(ran(run, 'docker') && run.commands.some(c => c.includes('push'))).toBe(false)
+  })
+
+  it('a registry that fails in the middle of a run: retries, then names what did not land and reports what did', () => {
+    // A proxy in the box in front of the registry that answers 503 to one repository's manifest
+    // uploads (fixtures/refusing-proxy.mjs): the same image fails on every attempt.
+    box.sh(
+      `(setsid /dgs/node ${IN_BOX.scripts}/refusing-proxy.mjs 5077 5000 dgs-e2e/app3 /srv/refused >/dev/null 2>&1 &); ` +
+        'for i in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:5077/v2/ && exit 0; sleep 0.1; done; exit 1'
+    )
+    const run = box.run({
+      ...base,
+      registry: '127.0.0.1:5077',
+      'start-registry': 'false',
+      images: 'dgs-e2e/app1:1\ndgs-e2e/app3:1',
+      'push-concurrency': '1',
+      'push-retries': '2'
+    })
+    expect(run.code).toBe(1)
+    expect(errorLine(run)).toBe(
+      '1 of 2 image(s) did not land: 127.0.0.1:5077/dgs-e2e/app3:1. In the registry: 127.0.0.1:5077/dgs-e2e/app1:1.'
+    )
+    expect(run.stdout).toContain('127.0.0.1:5077/dgs-e2e/app3:1: push failed')
+    expect(run.stdout).toContain('retry 2 of 2')
+    // The annotation (its title is escaped as the runner's command syntax requires).
+    expect(run.stdout).toContain('::error title=push 127.0.0.1%3A5077/dgs-e2e/app3%3A1::')
+    expect(rows(run).map(r => [r.target, r.status])).toEqual([
+      ['127.0.0.1:5077/dgs-e2e/app1:1', expect.stringMatching(/^(pushed|unchanged)$/)],
+      ['127.0.0.1:5077/dgs-e2e/app3:1', 'failed']
+    ])
+    expect(box.sh('wc -l < /srv/refused').trim()).toBe('3')
+  }, 180_000)
+
+  describe('with credentials', () => {
+    const password = 'push-secret-9931'
+    it('logs in with the password on stdin into a per-job DOCKER_CONFIG; the password appears nowhere', () => {
+      const run = box.run({
+        ...base,
+        'registry-htpasswd': `ci:${password}`,
+        username: 'ci',
+        password,
+        images: 'dgs-e2e/app1:1 => private/app1:1'
+      })
+      expectSuccess(run)
+      expect(rows(run)[0].status).toBe('pushed')
+      expect(registryDigest(box, 'localhost:5000/private/app1:1', `-u ci:${password}`)).toBe(
+        rows(run)[0].digest
+      )
+      const shown = run.stdout.replace(/^::add-mask::.*$/gm, '')
+      expect(`${shown}${run.stderr}${run.summary}${JSON.stringify(run.commands)}`).not.toContain(
+        password
+      )
+      const config = run.exported.DOCKER_CONFIG
+      expect(config).toMatch(/docker-gpu-setup-docker-config$/)
+      expect(run.state['docker-config']).toBe(config)
+      expect(
+        box.sh('curl -s -o /dev/null -w "%{http_code}" http://localhost:5000/v2/_catalog')
+      ).toBe('401')
+    }, 180_000)
+
+    it('the post step removes the DOCKER_CONFIG it made', () => {
+      const dir = box.sh('mktemp -d /tmp/dgs-config-XXXX').trim()
+      const post = box.run({}, {post: {isPost: 'true', 'docker-config': dir}})
+      expectSuccess(post)
+      expect(box.exists(dir)).toBe(false)
+    })
+  })
+})
+
+describe('Docker 28.5 with the containerd image store (forky, no init)', () => {
+  let box: Box
+  beforeAll(() => {
+    box = Box.start({suite: 'forky', state: 'engine'})
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
+
+  it('pushes to the plain-HTTP local registry and the digests hold', () => {
+    const snapshotter = JSON.stringify({features: {'containerd-snapshotter': true}})
+    expectSuccess(box.run({...base, 'daemon-config': snapshotter, 'start-registry': 'false'}))
+    expect(box.sh("docker info --format '{{.Driver}}'").trim()).toMatch(/overlayfs|snapshotter/)
+    // Images loaded after the switch land in containerd's store.
+    box.loadImages()
+    const run = box.run({
+      ...base,
+      'daemon-config': snapshotter,
+      images: 'dgs-e2e/app1:1\ndgs-e2e/app2:1'
+    })
+    expectSuccess(run)
+    for (const r of rows(run)) {
+      expect(r.status).toBe('pushed')
+      expect(registryDigest(box, r.target)).toBe(r.digest)
+    }
+    box.sh('docker rmi localhost:5000/dgs-e2e/app2:1 >/dev/null')
+    box.sh('docker pull -q localhost:5000/dgs-e2e/app2:1 >/dev/null')
+    expect(box.sh('docker run --rm localhost:5000/dgs-e2e/app2:1').trim()).toBe('app2')
+    const again = box.run({
+      ...base,
+      'daemon-config': snapshotter,
+      images: 'dgs-e2e/app1:1\ndgs-e2e/app2:1'
+    })
+    expectSuccess(again)
+    expect(rows(again).every(r => r.status === 'unchanged')).toBe(true)
+  }, 300_000)
+})
