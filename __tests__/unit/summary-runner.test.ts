@@ -55,7 +55,7 @@ describe('renderSummary', () => {
   it('renders a row per phase, warnings and outputs', () => {
     const md = renderSummary({
       reports,
-      outputs: {'docker-version': '20.10', registry: ''},
+      outputs: {dockerVersion: '20.10', registry: ''},
       warnings: ['careful'],
       dryRun: false,
       seconds: 1.25
@@ -68,6 +68,40 @@ describe('renderSummary', () => {
     expect(md).toContain('- careful')
     expect(md).toContain('| `docker-version` | 20.10 |')
     expect(md).not.toContain('`registry`')
+  })
+
+  it('shows the pushed images from the outputs, one row each, and not as raw outputs', () => {
+    const md = renderSummary({
+      reports,
+      outputs: {
+        images: [
+          {
+            source: 'app:1',
+            target: 'localhost:5000/app:1',
+            digest: `sha256:${'a'.repeat(64)}`,
+            size: 2_500_000,
+            status: 'pushed'
+          },
+          {
+            source: 'b:1',
+            target: 'localhost:5000/b:1',
+            digest: '',
+            size: 0,
+            status: 'failed',
+            error: 'denied'
+          }
+        ]
+      },
+      warnings: [],
+      dryRun: false,
+      seconds: 1
+    })
+    expect(md).toContain(
+      '| app:1 | localhost:5000/app:1 | `sha256:aaaaaaaaaaaa…` | 2.5 MB | pushed |'
+    )
+    expect(md).toContain('| b:1 | localhost:5000/b:1 | — | — | ❌ failed: denied |')
+    expect(md).not.toContain('`images`')
+    expect(md).not.toContain('`digests`')
   })
 
   it('says when nothing changed, when it was a dry run, and when it failed', () => {

@@ -1,5 +1,10 @@
+/** A registry's HTTP API, as far as pushing needs it: the digest it holds for a tag. */
+import {promises as fs} from 'node:fs'
 import * as http from 'node:http'
 import * as https from 'node:https'
+import {isLoopbackHost, parseRegistryAddress} from '../../docker/reference.js'
+import {HostError} from '../../errors.js'
+import type {PushSettings} from './inputs.js'
 
 /** How to reach one registry's HTTP API. */
 export interface RegistryEndpoint {
@@ -95,7 +100,31 @@ export async function manifestDigest(
     if (token) r = await request(url, 'HEAD', {...headers, Authorization: `Bearer ${token}`}, ep.ca)
   }
   if (r.status === 404) return undefined
-  if (r.status !== 200) throw new Error(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`)
+  if (r.status !== 200) {
+    throw new HostError(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`)
+  }
   const digest = r.headers['docker-content-digest']
   return typeof digest === 'string' ? digest : undefined
+}
+
+/**
+ * How to reach a target's registry API (reads the local registry's CA file): scheme, CA, and
+ * credentials, which belong to `registry` only.
+ */
+export async function endpointFor(
+  settings: Pick<PushSettings, 'registry' | 'registryCa' | 'registryInsecure' | 'login'>,
+  registry: string
+): Promise<RegistryEndpoint> {
+  const ours = registry === settings.registry.text
+  const ca = ours ? settings.registryCa : undefined
+  const insecure = ours && settings.registryInsecure
+  const plain =
+    ca === undefined && (isLoopbackHost(parseRegistryAddress(registry).host) || insecure)
+  return {
+    host: registry,
+    scheme: plain ? 'http' : 'https',
+    ca: ca === undefined ? undefined : await fs.readFile(ca),
+    username: ours ? settings.login?.username : undefined,
+    password: ours ? settings.login?.password : undefined
+  }
 }

@@ -1,7 +1,6 @@
 /** The NVIDIA container toolkit's packages, repository and runtime entry (pure). */
-import type {Inputs} from '../inputs.js'
-import type {Fragment, JsonObject} from '../docker/daemon-config.js'
-import {sourcesNaming, type SourceFile} from '../system/apt-model.js'
+import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
+import {sourcesNaming, type SourceFile} from '../../system/apt-model.js'
 
 /** The four packages, always pinned together. */
 export const TOOLKIT_PACKAGES = [
@@ -36,9 +35,10 @@ export function staleNvidiaSources(files: readonly SourceFile[], url: string): s
 }
 
 /** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
-export function nvidiaFragment(
-  inputs: Pick<Inputs, 'nvidiaDefaultRuntime' | 'nvidiaCdi'>
-): Fragment {
+export function nvidiaFragment(inputs: {
+  nvidiaDefaultRuntime: boolean
+  nvidiaCdi: boolean
+}): Fragment {
   const value: JsonObject = {runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}}}
   if (inputs.nvidiaDefaultRuntime) value['default-runtime'] = 'nvidia'
   if (inputs.nvidiaCdi) value.features = {cdi: true}

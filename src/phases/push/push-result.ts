@@ -1,17 +1,9 @@
-/** Pushing as data (pure): failure classes, backoff, the push output's digest, outputs. */
+/** Pushing as data (pure): failure classes, backoff, the push output's digest, registry digests. */
+import type {ImageResult} from '../../outputs.js'
 import type {PushTarget} from './image-list.js'
 
-export type PushStatus = 'pushed' | 'unchanged' | 'failed'
-
-/** One row of the `images` output. */
-export interface PushResult {
-  source: string
-  target: string
-  digest: string
-  size: number
-  status: PushStatus
-  /** Why it failed (not in the output JSON's required fields, but useful in it). */
-  error?: string
+/** One target's result: a row of the `images` output, and how many attempts it took. */
+export interface PushResult extends ImageResult {
   attempts?: number
 }
 
@@ -59,28 +51,6 @@ export function backoffSeconds(n: number): number {
 export function parsePushOutput(text: string): {digest: string; size: number} | undefined {
   const m = /digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(text)
   return m ? {digest: m[1], size: Number(m[2])} : undefined
-}
-
-/** The `images` output: JSON array of {source, target, digest, size, status}. */
-export function imagesOutput(results: readonly PushResult[]): string {
-  return JSON.stringify(
-    results.map(r => ({
-      source: r.source,
-      target: r.target,
-      digest: r.digest,
-      size: r.size,
-      status: r.status,
-      ...(r.error ? {error: r.error} : {})
-    }))
-  )
-}
-
-/** The `digests` output: `target@digest` lines for what is in the registry. */
-export function digestsOutput(results: readonly PushResult[]): string {
-  return results
-    .filter(r => r.status !== 'failed' && r.digest !== '')
-    .map(r => `${r.target}@${r.digest}`)
-    .join('\n')
 }
 
 /** Docker's RepoDigests entry for the target's repository (`repo@sha256:…`), if the image has one. */

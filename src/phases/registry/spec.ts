@@ -5,9 +5,11 @@
  * read, so the action never depends on where the image keeps its config file.
  */
 import {createHash} from 'node:crypto'
-import type {Inputs} from '../inputs.js'
-import {isLoopbackHost} from '../docker/reference.js'
-import {canonical, type Fragment} from '../docker/daemon-config.js'
+import {canonical, type Fragment} from '../../docker/daemon-fragment.js'
+import {isLoopbackHost} from '../../docker/reference.js'
+import {HostError} from '../../errors.js'
+import type {HostIdentity} from '../../host.js'
+import type {RegistryInputs} from './inputs.js'
 
 export const REGISTRY_CONTAINER = 'docker-gpu-setup-registry'
 export const MIRROR_CONTAINER = 'docker-gpu-setup-mirror'
@@ -15,12 +17,6 @@ export const LABEL_MANAGED = 'org.docker-gpu-setup.managed'
 export const LABEL_SPEC = 'org.docker-gpu-setup.spec'
 /** Host folder for the registry's auth and TLS files (mounted read-only). */
 export const REGISTRY_ETC = '/etc/docker-gpu-setup/registry'
-
-/** This host's names and addresses, to tell whether `registry` points here. */
-export interface HostIdentity {
-  names: string[]
-  addresses: string[]
-}
 
 /** Is `host` (as written in `registry`) this machine? */
 export function isThisHost(host: string, me: HostIdentity): boolean {
@@ -32,18 +28,21 @@ export function isThisHost(host: string, me: HostIdentity): boolean {
 }
 
 /** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
-export function wantsLocalRegistry(inputs: Inputs, me: HostIdentity): boolean {
+export function wantsLocalRegistry(
+  inputs: Pick<RegistryInputs, 'startRegistry' | 'registry'>,
+  me: HostIdentity
+): boolean {
   if (inputs.startRegistry === 'auto') return isThisHost(inputs.registry.host, me)
   return inputs.startRegistry === 'true'
 }
 
 /** Host port of the local registry: the one in `registry`, else the scheme's default. */
-export function registryPort(inputs: Inputs): number {
-  return inputs.registry.port ?? (inputs.registryTlsCert ? 443 : 80)
+export function registryPort(inputs: Pick<RegistryInputs, 'registry' | 'registryTls'>): number {
+  return inputs.registry.port ?? (inputs.registryTls ? 443 : 80)
 }
 
 /** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
-export function registryBind(inputs: Inputs): string {
+export function registryBind(inputs: Pick<RegistryInputs, 'registry' | 'registryBind'>): string {
   return inputs.registryBind ?? (isLoopbackHost(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0')
 }
 
@@ -63,6 +62,7 @@ export interface ContainerSpec {
   hash: string
 }
 
+/** Hex sha256 of a text or file content. */
 export function sha256(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex')
 }
@@ -78,7 +78,7 @@ export const TLS_KEY = `${REGISTRY_ETC}/tls.key`
 
 /** The main registry's container spec. */
 export function registrySpec(
-  inputs: Inputs,
+  inputs: RegistryInputs,
   imageId: string,
   fileHashes: {htpasswd?: string; cert?: string; key?: string}
 ): ContainerSpec {
@@ -99,7 +99,7 @@ export function registrySpec(
     mounts.push({source: AUTH_FILE, target: '/auth/htpasswd', readonly: true})
     hashes.htpasswd = fileHashes.htpasswd ?? ''
   }
-  if (inputs.registryTlsCert) {
+  if (inputs.registryTls) {
     env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt'
     env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key'
     mounts.push(
@@ -122,7 +122,7 @@ export function registrySpec(
 }
 
 /** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
-export function mirrorSpec(inputs: Inputs, imageId: string): ContainerSpec | undefined {
+export function mirrorSpec(inputs: RegistryInputs, imageId: string): ContainerSpec | undefined {
   if (inputs.registryMirror === false) return undefined
   return withHash({
     name: MIRROR_CONTAINER,
@@ -184,7 +184,7 @@ export function containerAction(
 ): ContainerAction {
   if (state === undefined) return 'create'
   if (state.labels[LABEL_MANAGED] !== 'true') {
-    throw new Error(
+    throw new HostError(
       `A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`
     )
   }
@@ -193,22 +193,29 @@ export function containerAction(
 }
 
 /**
+ * Whether `registry` goes into `insecure-registries`: insecure-registry true, or auto for a
+ * plain-HTTP local registry on an address other than loopback (which Docker trusts anyway).
+ */
+export function insecureRegistry(inputs: RegistryInputs, me: HostIdentity): boolean {
+  return (
+    inputs.insecureRegistry === 'true' ||
+    (inputs.insecureRegistry === 'auto' &&
+      wantsLocalRegistry(inputs, me) &&
+      !inputs.registryTls &&
+      !isLoopbackHost(inputs.registry.host))
+  )
+}
+
+/**
  * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
  * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
  */
-export function registryFragments(inputs: Inputs, me: HostIdentity): Fragment[] {
+export function registryFragments(inputs: RegistryInputs, me: HostIdentity): Fragment[] {
   const out: Fragment[] = []
-  const local = wantsLocalRegistry(inputs, me)
-  const insecure =
-    inputs.insecureRegistry === 'true' ||
-    (inputs.insecureRegistry === 'auto' &&
-      local &&
-      !inputs.registryTlsCert &&
-      !isLoopbackHost(inputs.registry.host))
-  if (insecure) {
+  if (insecureRegistry(inputs, me)) {
     out.push({source: 'insecure-registry', value: {'insecure-registries': [inputs.registry.text]}})
   }
-  if (local && inputs.registryMirror !== false) {
+  if (wantsLocalRegistry(inputs, me) && inputs.registryMirror !== false) {
     out.push({
       source: 'registry-mirror',
       value: {'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`]}

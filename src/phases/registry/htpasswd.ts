@@ -1,6 +1,6 @@
 /** The registry's htpasswd file (pure): bcrypt entries, and whether a file still matches the input. */
 import bcrypt from 'bcryptjs'
-import type {HtpasswdEntry} from '../inputs.js'
+import type {HtpasswdEntry} from './inputs.js'
 
 /** bcrypt cost: the registry checks every request against it, so not higher than needed. */
 const COST = 10

@@ -1,16 +1,14 @@
 /**
  * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
- * fragments the phases contribute, stable serialisation, and a diff a person can read.
+ * fragments the inputs and phases contribute, stable serialisation, and a diff a person can read.
  */
-
-export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
-export type JsonObject = {[key: string]: Json}
-
-/** Where a fragment comes from, for warnings and contradictions. */
-export interface Fragment {
-  source: string
-  value: JsonObject
-}
+import {
+  canonical,
+  isJsonObject as isObject,
+  type Fragment,
+  type Json,
+  type JsonObject
+} from '../../docker/daemon-fragment.js'
 
 /** A malformed daemon.json: the parser's message and the line it points at. */
 export class DaemonConfigParseError extends Error {
@@ -21,10 +19,6 @@ export class DaemonConfigParseError extends Error {
     super(`${detail}${line === undefined ? '' : ` (line ${line})`}`)
     this.name = 'DaemonConfigParseError'
   }
-}
-
-function isObject(v: Json | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 class ScanError extends Error {
@@ -230,17 +224,6 @@ export function serialiseDaemonConfig(config: JsonObject): string {
 /** True when both configs mean the same to dockerd (key order aside). */
 export function sameConfig(a: JsonObject, b: JsonObject): boolean {
   return same(canonical(a), canonical(b))
-}
-
-/** The same value with every object's keys sorted: equal meaning, equal text. */
-export function canonical(v: Json): Json {
-  if (Array.isArray(v)) return v.map(canonical)
-  if (!isObject(v)) return v
-  return Object.fromEntries(
-    Object.keys(v)
-      .sort()
-      .map(k => [k, canonical(v[k])])
-  )
 }
 
 /** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */

@@ -1,13 +1,10 @@
 import {describe, expect, it} from '@jest/globals'
 import {
   backoffSeconds,
-  digestsOutput,
-  imagesOutput,
   isTransient,
   parsePushOutput,
-  repoDigest,
-  type PushResult
-} from '../../src/push/push-model.js'
+  repoDigest
+} from '../../src/phases/push/push-result.js'
 
 const D = `sha256:${'a'.repeat(64)}`
 
@@ -39,34 +36,6 @@ describe('push output and outputs', () => {
     const out = `The push refers to repository [localhost:5000/app]\n5f70bf18a086: Pushed\n1: digest: ${D} size: 528\n`
     expect(parsePushOutput(out)).toEqual({digest: D, size: 528})
     expect(parsePushOutput('nothing')).toBeUndefined()
-  })
-
-  it('renders images as JSON and digests as target@digest lines, leaving failures out of digests', () => {
-    const rows: PushResult[] = [
-      {source: 'a', target: 'localhost:5000/a:1', digest: D, size: 10, status: 'pushed'},
-      {source: 'b', target: 'localhost:5000/b:1', digest: D, size: 10, status: 'unchanged'},
-      {
-        source: 'c',
-        target: 'localhost:5000/c:1',
-        digest: '',
-        size: 0,
-        status: 'failed',
-        error: 'boom'
-      }
-    ]
-    expect(JSON.parse(imagesOutput(rows))).toEqual([
-      {source: 'a', target: 'localhost:5000/a:1', digest: D, size: 10, status: 'pushed'},
-      {source: 'b', target: 'localhost:5000/b:1', digest: D, size: 10, status: 'unchanged'},
-      {
-        source: 'c',
-        target: 'localhost:5000/c:1',
-        digest: '',
-        size: 0,
-        status: 'failed',
-        error: 'boom'
-      }
-    ])
-    expect(digestsOutput(rows)).toBe(`localhost:5000/a:1@${D}\nlocalhost:5000/b:1@${D}`)
   })
 
   it("finds the image's digest for the target repository", () => {

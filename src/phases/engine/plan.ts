@@ -1,14 +1,18 @@
-import {HostError} from '../errors.js'
-import type {Inputs} from '../inputs.js'
+/**
+ * The engine phase's model (pure): Docker's packages and conflicts, what detection found, and the
+ * plan that turns those facts into install, service and group actions.
+ */
+import {HostError} from '../../errors.js'
 import type {PhasePlan} from '../pipeline.js'
-import type {ServiceManager} from '../system/service.js'
+import type {ServiceManager} from '../../system/service.js'
 import {
   closeDebSet,
   sourcesNaming,
   versionMatchesPin,
   type DebInfo,
   type SourceFile
-} from '../system/apt-model.js'
+} from '../../system/apt-model.js'
+import type {DockerSource, EngineInputs} from './inputs.js'
 
 /** Docker's own packages (the `docker` source). */
 export const DOCKER_CE_PACKAGES = [
@@ -80,11 +84,10 @@ export interface EnginePlan extends PhasePlan {
   actions: EngineAction[]
   /** Packages change in this plan (drives the `docker-changed` output). */
   packagesChange: boolean
-  warnings: string[]
 }
 
 /** The packages `source` installs, given the offline folder's contents. */
-function sourcePackages(source: Inputs['dockerSource'], debs: readonly DebInfo[]): string[] {
+function sourcePackages(source: DockerSource, debs: readonly DebInfo[]): string[] {
   if (source === 'docker') return DOCKER_CE_PACKAGES
   if (source === 'distro') return DISTRO_PACKAGES
   const names = new Set(debs.map(d => d.name))
@@ -98,6 +101,7 @@ function conflictsFor(wanted: readonly string[]): string[] {
   return wanted.includes('docker-ce') ? DOCKER_CE_CONFLICTS : DOCKER_CE_PACKAGES
 }
 
+/** One line per action, for the log, the dry run and the summary. */
 export function describe(action: EngineAction): string {
   switch (action.kind) {
     case 'stop-own-dockerd':
@@ -131,7 +135,7 @@ export function describe(action: EngineAction): string {
 function engineMatches(
   facts: EngineFacts,
   wanted: readonly string[],
-  source: Inputs['dockerSource'],
+  source: DockerSource,
   pin: string | undefined
 ): boolean {
   if (source === 'offline') {
@@ -149,102 +153,169 @@ function engineMatches(
   })
 }
 
-/**
- * Plans the engine phase from facts (pure). An engine that is already right plans no action.
- * Throws HostError for states the action will not change on its own.
- */
-export function planEngine(
+/** Whether packages change: a missing engine (unless install-docker is false), or one that differs. */
+function installDecision(
   facts: EngineFacts,
-  inputs: Inputs,
-  dockerAptUrl: string | undefined,
-  users: readonly string[]
-): EnginePlan {
-  const actions: EngineAction[] = []
-  const warnings: string[] = []
-  const source = inputs.dockerSource
-  const pin = inputs.dockerVersion
-  if (facts.snap) {
-    warnings.push(
-      'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.'
-    )
-  }
-  const wanted = sourcePackages(source, facts.debs)
-  let install = false
+  inputs: EngineInputs,
+  wanted: readonly string[]
+): {install: boolean; warning?: string} {
   if (!facts.dockerd) {
     if (inputs.installDocker === 'false') {
       throw new HostError(
         'Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.'
       )
     }
-    install = true
-  } else if (inputs.installDocker === 'true' && !engineMatches(facts, wanted, source, pin)) {
-    install = true
-    warnings.push(
-      'install-docker is true and the installed engine differs from the one asked for: packages change and running containers restart.'
+    return {install: true}
+  }
+  if (
+    inputs.installDocker === 'true' &&
+    !engineMatches(facts, wanted, inputs.dockerSource, inputs.dockerVersion)
+  ) {
+    return {
+      install: true,
+      warning:
+        'install-docker is true and the installed engine differs from the one asked for: packages change and running containers restart.'
+    }
+  }
+  return {install: false}
+}
+
+/** What must stop or go before new packages go in: our own dockerd, holds, conflicting packages. */
+function replaceActions(facts: EngineFacts, remove: string[], wanted: string[]): EngineAction[] {
+  const held = [...remove, ...wanted].filter(n => facts.held.has(n))
+  const replace: EngineAction[] = []
+  if (facts.ownDockerdPid !== undefined) {
+    replace.push({kind: 'stop-own-dockerd', pid: facts.ownDockerdPid})
+  }
+  if (held.length > 0) replace.push({kind: 'unhold', packages: held})
+  if (remove.length > 0) replace.push({kind: 'remove', packages: remove})
+  return replace
+}
+
+/** Installing from offline-debs: the dependency closure within the folder, or what it lacks. */
+function offlineInstall(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  remove: string[]
+): EngineAction[] {
+  const provided = new Set([...facts.provided].filter(n => !remove.includes(n)))
+  const {files, missing} = closeDebSet(wanted, facts.debs, provided)
+  if (missing.length > 0) {
+    throw new HostError(
+      `offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`
     )
   }
+  return [
+    ...replaceActions(facts, remove, wanted),
+    {kind: 'install-debs', files: files.map(f => f.file)}
+  ]
+}
 
-  if (install) {
-    if (source === 'offline' && wanted.length === 0) {
+/**
+ * Installing from apt. Stopping and removing come after the repository and the lists: pins are
+ * checked against those first, so a bad pin fails while the engine still runs.
+ */
+function aptInstallActions(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  remove: string[],
+  dockerAptUrl: string | undefined
+): EngineAction[] {
+  const {dockerSource: source, dockerVersion: pin} = inputs
+  const actions: EngineAction[] = []
+  if (source === 'docker') {
+    if (!dockerAptUrl) {
       throw new HostError(
-        `offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`
+        'Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.'
       )
     }
-    const remove = conflictsFor(wanted).filter(n => facts.installed.has(n))
-    const held = [...remove, ...wanted].filter(n => facts.held.has(n))
-    // Stopping and removing come after the repository and lists: pins are checked against those
-    // first, so a bad pin fails while the engine still runs.
-    const replace: EngineAction[] = []
-    if (facts.ownDockerdPid !== undefined) {
-      replace.push({kind: 'stop-own-dockerd', pid: facts.ownDockerdPid})
-    }
-    if (held.length > 0) replace.push({kind: 'unhold', packages: held})
-    if (remove.length > 0) replace.push({kind: 'remove', packages: remove})
-    if (source === 'offline') {
-      const provided = new Set([...facts.provided].filter(n => !remove.includes(n)))
-      const {files, missing} = closeDebSet(wanted, facts.debs, provided)
-      if (missing.length > 0) {
-        throw new HostError(
-          `offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`
-        )
-      }
-      actions.push(...replace, {kind: 'install-debs', files: files.map(f => f.file)})
-    } else {
-      if (source === 'docker') {
-        if (!dockerAptUrl) {
-          throw new HostError(
-            'Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.'
-          )
-        }
-        actions.push({kind: 'docker-repo', url: dockerAptUrl}, {kind: 'apt-update'})
-      } else if (
-        pin !== undefined ||
-        inputs.installDocker === 'true' ||
-        wanted.some(n => facts.candidates.get(n) === undefined)
-      ) {
-        actions.push({kind: 'apt-update'})
-      }
-      actions.push(...replace, {kind: 'install', packages: wanted, pin, pinned: PINNED[source]})
-    }
-    if (pin !== undefined && source !== 'offline')
-      actions.push({kind: 'hold', packages: PINNED[source]})
+    actions.push({kind: 'docker-repo', url: dockerAptUrl}, {kind: 'apt-update'})
+  } else if (
+    pin !== undefined ||
+    inputs.installDocker === 'true' ||
+    wanted.some(n => facts.candidates.get(n) === undefined)
+  ) {
+    actions.push({kind: 'apt-update'})
   }
+  const pinned: string[] = PINNED[source]
+  actions.push(...replaceActions(facts, remove, wanted), {
+    kind: 'install',
+    packages: wanted,
+    pin,
+    pinned
+  })
+  if (pin !== undefined) actions.push({kind: 'hold', packages: pinned})
+  return actions
+}
+
+/** Every action that changes packages: what goes, what comes, from where. */
+function installActions(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  dockerAptUrl: string | undefined
+): EngineAction[] {
+  if (inputs.dockerSource === 'offline' && wanted.length === 0) {
+    throw new HostError(
+      `offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`
+    )
+  }
+  const remove = conflictsFor(wanted).filter(n => facts.installed.has(n))
+  return inputs.dockerSource === 'offline'
+    ? offlineInstall(facts, inputs, wanted, remove)
+    : aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl)
+}
+
+/** A running, enabled engine and the users in its group. */
+function serviceActions(
+  facts: EngineFacts,
+  install: boolean,
+  users: readonly string[]
+): EngineAction[] {
+  const actions: EngineAction[] = []
   if (install || facts.serverVersion === undefined) actions.push({kind: 'start'})
   if (facts.manager === 'systemd' && facts.enabled !== true) actions.push({kind: 'enable'})
   if (facts.dockerGroup === undefined && !install) actions.push({kind: 'create-group'})
   const members = new Set(facts.dockerGroup ?? [])
   const missingUsers = users.filter(u => !members.has(u))
   if (missingUsers.length > 0) actions.push({kind: 'add-users', users: missingUsers})
+  return actions
+}
 
-  const found = facts.dockerd
+/** What detection found, in one line. */
+function describeFound(facts: EngineFacts): string {
+  return facts.dockerd
     ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
     : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`
+}
+
+const SNAP_WARNING =
+  'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.'
+
+/**
+ * Plans the engine phase from facts (pure). An engine that is already right plans no action.
+ * Throws HostError for states the action will not change on its own.
+ */
+export function planEngine(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  dockerAptUrl: string | undefined,
+  users: readonly string[]
+): EnginePlan {
+  const wanted = sourcePackages(inputs.dockerSource, facts.debs)
+  const {install, warning} = installDecision(facts, inputs, wanted)
+  const actions = [
+    ...(install ? installActions(facts, inputs, wanted, dockerAptUrl) : []),
+    ...serviceActions(facts, install, users)
+  ]
   return {
-    found,
+    found: describeFound(facts),
     actions,
     steps: actions.map(a => ({description: describe(a)})),
     packagesChange: install,
-    warnings
+    warnings: [...(facts.snap ? [SNAP_WARNING] : []), ...(warning ? [warning] : [])]
   }
 }
 
@@ -274,7 +345,7 @@ export function groupMembers(etcGroup: string, group: string): string[] | undefi
 }
 
 /** The users to add to the docker group: docker-users, else the runner's user when it is not root. */
-export function dockerUsers(inputs: Inputs, user: string): string[] {
+export function dockerUsers(inputs: Pick<EngineInputs, 'dockerUsers'>, user: string): string[] {
   if (inputs.dockerUsers !== undefined) return inputs.dockerUsers
   return user === 'root' || user === '' ? [] : [user]
 }

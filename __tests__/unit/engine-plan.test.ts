@@ -8,13 +8,12 @@ import {
   planEngine,
   staleDockerSources,
   type EngineFacts
-} from '../../src/docker/engine-model.js'
-import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
+} from '../../src/phases/engine/plan.js'
 import type {DebInfo} from '../../src/system/apt-model.js'
+import {parseWith, type RawOverrides} from './inputs-helper.js'
 
 const URL = 'https://download.docker.com/linux/debian'
-const inputs = (o: Partial<RawInputs> = {}) =>
-  parseInputs({...INPUT_DEFAULTS, ...o}, {pathKind: p => (p === '/debs' ? 'dir' : undefined)})
+const inputs = (o: RawOverrides = {}) => parseWith(o, {'/debs': 'dir'}).engine
 
 /** A host with Debian's docker.io installed and running, the runner user in the group. */
 function ready(o: Partial<EngineFacts> = {}): EngineFacts {
@@ -45,7 +44,7 @@ const bare = (o: Partial<EngineFacts> = {}): EngineFacts =>
     ...o
   })
 
-const kinds = (facts: EngineFacts, raw: Partial<RawInputs> = {}, users = ['runner']) =>
+const kinds = (facts: EngineFacts, raw: RawOverrides = {}, users = ['runner']) =>
   planEngine(facts, inputs(raw), URL, users).actions.map(a => a.kind)
 
 describe('planEngine', () => {

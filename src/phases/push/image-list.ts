@@ -1,10 +1,12 @@
+/** The `images` and `tags` inputs as push targets (pure), mapped as the contract's "Targets" says. */
 import {
   formatReference,
   looksLikeDomain,
   parseReference,
   type ImageReference,
   type RegistryAddress
-} from '../docker/reference.js'
+} from '../../docker/reference.js'
+import {splitList} from '../../input-fields.js'
 
 /** One push: a local source image and the reference it is pushed as. */
 export interface PushTarget {
@@ -19,20 +21,6 @@ export interface PushTarget {
   tag: string
   /** 1-based line of `images` the target came from (for messages). */
   line: number
-}
-
-/** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
-export function splitList(text: string): {value: string; line: number}[] {
-  const out: {value: string; line: number}[] = []
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const trimmed = raw.trim()
-    if (trimmed === '' || trimmed.startsWith('#')) return
-    for (const item of trimmed.split(',')) {
-      const value = item.trim()
-      if (value !== '') out.push({value, line: i + 1})
-    }
-  })
-  return out
 }
 
 const HUB_DOMAINS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io'])
