@@ -31729,6 +31729,9 @@ class ExecRunner {
             ignoreReturnCode: true,
             input: options.input === undefined ? undefined : Buffer.from(options.input),
             env
+        }).catch((e) => {
+            // A program that cannot be started (not installed) is a host failure like a failed one.
+            throw new errors/* HostError */.dh((0,errors/* errorMessage */.gJ)(e), { cause: e });
         });
         if (result.exitCode !== 0 && options.allowFailure !== true) {
             throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
@@ -31825,6 +31828,7 @@ async function readFileMaybe(runner, file) {
     const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
     return r.exitCode === 0 ? r.stdout : undefined;
 }
+/** True when the path exists (reads nothing in it). */
 async function exists(file) {
     try {
         await external_node_fs_namespaceObject.promises.access(file, external_node_fs_namespaceObject.constants.F_OK);
@@ -32511,6 +32515,7 @@ const APT_OPTIONS = [
     '-o',
     'Dpkg::Options::=--force-confold'
 ];
+/** Environment of every apt-get call: no prompts, no restart questions. */
 const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' };
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
 function parseDpkgQuery(text) {
@@ -32666,6 +32671,7 @@ const TOOLKIT_PACKAGES = [
 ];
 /** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
 const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime'];
+/** The apt source file this action writes for NVIDIA's repository. */
 const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list';
 /** File names the old nvidia-docker / libnvidia-container instructions used. */
 const OLD_LIST_NAME = /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/;
@@ -33120,9 +33126,13 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 
 
 
+/** The local registry's container name. */
 const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
+/** The pull-through cache's container name. */
 const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+/** Label on every container this action made: the only ones it will stop or replace. */
 const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+/** Label holding the spec's hash: equal hash, same container. */
 const LABEL_SPEC = 'org.docker-gpu-setup.spec';
 /** Host folder for the registry's auth and TLS files (mounted read-only). */
 const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
@@ -33156,7 +33166,9 @@ function withHash(spec) {
 }
 /** Where the registry's htpasswd and TLS files live on the host. */
 const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
+/** Where the registry's certificate is installed (mounted read-only). */
 const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
+/** Where the registry's key is installed (mode 0600, mounted read-only). */
 const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
 /** The main registry's container spec. */
 function registrySpec(inputs, imageId, fileHashes) {
@@ -33477,6 +33489,7 @@ async function availableVersions(runner, name) {
     const r = await runner.run(['apt-cache', 'madison', name], { allowFailure: true });
     return parseMadison(r.stdout);
 }
+/** Refreshes the package lists (apt-get update, as root). */
 async function aptUpdate(runner) {
     await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
         root: true,
@@ -33501,6 +33514,7 @@ async function aptInstall(runner, packages, extra = []) {
 async function aptRemove(runner, packages) {
     await runner.run(['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], { root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}` });
 }
+/** Holds or releases packages at their version (apt-mark, as root). */
 async function aptMark(runner, how, packages) {
     await runner.run(['apt-mark', how, ...packages], { root: true });
 }
@@ -34390,8 +34404,13 @@ function _unique(values) {
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
 const SOURCES_DIR = '/etc/apt/sources.list.d';
-/** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
+/** Reads a signing key from an http(s) or file:// URL, or an absolute path; HostError when it cannot. */
 async function fetchKey(source) {
+    return readKey(source).catch((e) => {
+        throw e instanceof errors/* HostError */.dh ? e : new errors/* HostError */.dh((0,errors/* errorMessage */.gJ)(e), { cause: e });
+    });
+}
+async function readKey(source) {
     if (source.startsWith('/'))
         return external_node_fs_namespaceObject.promises.readFile(source);
     if (source.startsWith('file://'))
@@ -34463,6 +34482,7 @@ function pidAlive(pid) {
 
 /** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
 const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
+/** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
 const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
 const DOCKERD_PIDFILE = '/var/run/docker.pid';
 /** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
@@ -34509,6 +34529,7 @@ async function isEnabled(runner) {
     });
     return r.exitCode === 0;
 }
+/** Enables docker.service and docker.socket at boot (systemctl, as root). */
 async function enableDocker(runner) {
     await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
 }
@@ -35386,7 +35407,9 @@ function dockerUsers(inputs, user) {
         return inputs.dockerUsers;
     return user === 'root' || user === '' ? [] : [user];
 }
+/** Where Docker's repository key is written (signed-by names it). */
 const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc';
+/** The apt source file this action writes for Docker's repository. */
 const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list';
 /** The one-line apt source for Docker's repository. */
 function dockerSourceLine(url, arch, codename) {
@@ -37869,9 +37892,9 @@ async function runSteps(deps, record) {
     }
 }
 /** The step summary; a summary that cannot be written is a warning, never a failure. */
-async function summarise(record, seconds) {
+async function summarise(record, seconds, env) {
     const markdown = renderSummary({ ...record, seconds });
-    await writeSummary(markdown).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
+    await writeSummary(markdown, env).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
 }
 /**
  * The main step: inputs → phases → outputs and summary. The single place an error becomes a
@@ -37890,7 +37913,7 @@ async function run(overrides = {}) {
     }
     writeOutputs(record.outputs);
     if (record.summary)
-        await summarise(record, (Date.now() - started) / 1000);
+        await summarise(record, (Date.now() - started) / 1000, deps.env);
 }
 
 

@@ -7,6 +7,7 @@ import {InputError} from './errors.js'
 
 /** Raw input text by name, as the runner passes it (defaults applied). */
 export type RawInputs<N extends string> = Readonly<Record<N, string>>
+/** auto, true or false, as tristate inputs take them. */
 export type Tristate = 'auto' | 'true' | 'false'
 
 /** What input validation may ask of the host: read-only checks. */

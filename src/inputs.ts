@@ -43,7 +43,9 @@ export const INPUT_DEFAULTS = {
   ...RUN_INPUTS
 } as const
 
+/** The name of an input, as action.yml spells it. */
 export type InputName = keyof typeof INPUT_DEFAULTS
+/** Every input's raw text. */
 export type AllRawInputs = RawInputs<InputName>
 
 /** What the whole run reads: dry run, summary, and what the post step cleans up. */

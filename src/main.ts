@@ -27,7 +27,7 @@ export type SharedContext = Omit<PhaseContext<unknown>, 'inputs'>
 /** What the main step runs on; tests replace parts (the runner, the host, the phases). */
 export interface MainDeps {
   runner: CommandRunner
-  /** Where INPUT_* come from. */
+  /** Where INPUT_* and GITHUB_STEP_SUMMARY come from. */
   env: NodeJS.ProcessEnv
   inputHost: InputHost
   readHost(): Promise<HostInfo>
@@ -121,9 +121,13 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
 }
 
 /** The step summary; a summary that cannot be written is a warning, never a failure. */
-async function summarise(record: RunRecord, seconds: number): Promise<void> {
+async function summarise(
+  record: RunRecord,
+  seconds: number,
+  env: NodeJS.ProcessEnv
+): Promise<void> {
   const markdown = renderSummary({...record, seconds})
-  await writeSummary(markdown).catch((e: unknown) =>
+  await writeSummary(markdown, env).catch((e: unknown) =>
     core.warning(`Could not write the step summary: ${errorMessage(e)}`)
   )
 }
@@ -143,5 +147,5 @@ export async function run(overrides: Partial<MainDeps> = {}): Promise<void> {
     core.setFailed(record.error)
   }
   writeOutputs(record.outputs)
-  if (record.summary) await summarise(record, (Date.now() - started) / 1000)
+  if (record.summary) await summarise(record, (Date.now() - started) / 1000, deps.env)
 }

@@ -20,8 +20,10 @@ export const OUTPUT_NAMES = [
   'digests'
 ] as const
 
+/** The name of an output, as action.yml spells it. */
 export type OutputName = (typeof OUTPUT_NAMES)[number]
 
+/** What happened to one image: pushed, already in the registry, or not pushed. */
 export type ImageStatus = 'pushed' | 'unchanged' | 'failed'
 
 /** One row of the `images` output. */

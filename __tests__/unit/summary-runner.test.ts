@@ -1,5 +1,6 @@
 import {describe, expect, it} from '@jest/globals'
-import {withLogFile, wrapArgv} from '../../src/exec/runner.js'
+import {CommandError, HostError} from '../../src/errors.js'
+import {ExecRunner, withLogFile, wrapArgv} from '../../src/exec/runner.js'
 import {renderSummary} from '../../src/summary.js'
 
 describe('wrapArgv', () => {
@@ -37,6 +38,16 @@ describe('wrapArgv', () => {
       '/usr/sbin/dockerd',
       '--debug'
     ])
+  })
+})
+
+describe('host failures', () => {
+  it('are HostErrors, whether a command fails or cannot be started at all', async () => {
+    expect(new CommandError(['false'], 1, '')).toBeInstanceOf(HostError)
+    const runner = new ExecRunner(true)
+    await expect(runner.run(['false'])).rejects.toBeInstanceOf(CommandError)
+    await expect(runner.run(['dgs-no-such-program'])).rejects.toThrow(HostError)
+    await expect(runner.run(['dgs-no-such-program'])).rejects.toThrow('dgs-no-such-program')
   })
 })
 

@@ -4,6 +4,7 @@
  */
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
+/** A JSON object: the shape of daemon.json and of every fragment of it. */
 export type JsonObject = {[key: string]: Json}
 
 /** Part of daemon.json and who asks for it, for warnings and contradictions. */

@@ -12,6 +12,7 @@ export const APT_OPTIONS = [
   'Dpkg::Options::=--force-confold'
 ]
 
+/** Environment of every apt-get call: no prompts, no restart questions. */
 export const APT_ENV = {DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a'}
 
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */

@@ -37,6 +37,7 @@ export interface DaemonFacts {
   provided: Set<string>
 }
 
+/** One change the daemon config phase makes, in the order it makes them. */
 export type DaemonAction =
   | {kind: 'nvidia-repo'; url: string; key: string}
   | {kind: 'apt-update'}
@@ -46,6 +47,7 @@ export type DaemonAction =
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
   | {kind: 'restart'; reason: string}
 
+/** The daemon config phase's plan: its actions, whether the NVIDIA runtime is wanted, the file's diff. */
 export interface DaemonPlan extends PhasePlan {
   actions: DaemonAction[]
   nvidia: boolean

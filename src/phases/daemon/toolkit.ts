@@ -12,6 +12,7 @@ export const TOOLKIT_PACKAGES = [
 /** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
 export const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime']
 
+/** The apt source file this action writes for NVIDIA's repository. */
 export const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list'
 /** File names the old nvidia-docker / libnvidia-container instructions used. */
 const OLD_LIST_NAME =

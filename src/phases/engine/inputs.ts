@@ -23,6 +23,7 @@ export const ENGINE_INPUTS = {
   'docker-users': ''
 } as const
 
+/** Where the engine's packages come from. */
 export type DockerSource = 'docker' | 'distro' | 'offline'
 
 /** What the engine phase reads. */

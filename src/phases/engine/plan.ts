@@ -66,6 +66,7 @@ export interface EngineFacts {
   provided: Set<string>
 }
 
+/** One change the engine phase makes, in the order it makes them. */
 export type EngineAction =
   | {kind: 'stop-own-dockerd'; pid: number}
   | {kind: 'unhold'; packages: string[]}
@@ -80,6 +81,7 @@ export type EngineAction =
   | {kind: 'create-group'}
   | {kind: 'add-users'; users: string[]}
 
+/** The engine phase's plan: its actions, and whether packages change. */
 export interface EnginePlan extends PhasePlan {
   actions: EngineAction[]
   /** Packages change in this plan (drives the `docker-changed` output). */
@@ -350,7 +352,9 @@ export function dockerUsers(inputs: Pick<EngineInputs, 'dockerUsers'>, user: str
   return user === 'root' || user === '' ? [] : [user]
 }
 
+/** Where Docker's repository key is written (signed-by names it). */
 export const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc'
+/** The apt source file this action writes for Docker's repository. */
 export const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list'
 
 /** The one-line apt source for Docker's repository. */

@@ -11,9 +11,13 @@ import {HostError} from '../../errors.js'
 import type {HostIdentity} from '../../host.js'
 import type {RegistryInputs} from './inputs.js'
 
+/** The local registry's container name. */
 export const REGISTRY_CONTAINER = 'docker-gpu-setup-registry'
+/** The pull-through cache's container name. */
 export const MIRROR_CONTAINER = 'docker-gpu-setup-mirror'
+/** Label on every container this action made: the only ones it will stop or replace. */
 export const LABEL_MANAGED = 'org.docker-gpu-setup.managed'
+/** Label holding the spec's hash: equal hash, same container. */
 export const LABEL_SPEC = 'org.docker-gpu-setup.spec'
 /** Host folder for the registry's auth and TLS files (mounted read-only). */
 export const REGISTRY_ETC = '/etc/docker-gpu-setup/registry'
@@ -73,7 +77,9 @@ function withHash(spec: Omit<ContainerSpec, 'hash'>): ContainerSpec {
 
 /** Where the registry's htpasswd and TLS files live on the host. */
 export const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`
+/** Where the registry's certificate is installed (mounted read-only). */
 export const TLS_CERT = `${REGISTRY_ETC}/tls.crt`
+/** Where the registry's key is installed (mode 0600, mounted read-only). */
 export const TLS_KEY = `${REGISTRY_ETC}/tls.key`
 
 /** The main registry's container spec. */
@@ -175,6 +181,7 @@ export interface ContainerState {
   hostPort?: number
 }
 
+/** What a container needs: nothing, a start, a first run, or a new container on the same data. */
 export type ContainerAction = 'keep' | 'start' | 'create' | 'recreate'
 
 /** Keep, start, create or recreate; a container of that name the action did not make is refused. */
