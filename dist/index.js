@@ -32051,7 +32051,8 @@ function parseReference(text) {
     const parts = rest.split('/');
     let domain;
     if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        domain = parts.shift();
+        domain = parts[0];
+        parts.shift();
         const err = domainError(domain);
         if (err)
             throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
@@ -32625,8 +32626,7 @@ function closeDebSet(wanted, debs, installed) {
     const chosen = new Map();
     const missing = new Set();
     const queue = [...wanted];
-    while (queue.length > 0) {
-        const name = queue.shift();
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
         const deb = byName.get(name);
         if (!deb) {
             missing.add(name);

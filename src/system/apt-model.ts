@@ -143,8 +143,7 @@ export function closeDebSet(
   const chosen = new Map<string, DebInfo>()
   const missing = new Set<string>()
   const queue = [...wanted]
-  while (queue.length > 0) {
-    const name = queue.shift() as string
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const deb = byName.get(name)
     if (!deb) {
       missing.add(name)
