@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9379:
+/***/ 1091:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -141,17 +141,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __nccwpck_require__(356)
-const { safeRe: re, t } = __nccwpck_require__(5471)
-const cmp = __nccwpck_require__(8646)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const parseOptions = __nccwpck_require__(5684)
+const { safeRe: re, t } = __nccwpck_require__(1295)
+const cmp = __nccwpck_require__(8470)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 
 /***/ }),
 
-/***/ 6782:
+/***/ 7646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -373,22 +373,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __nccwpck_require__(1383)
+const LRU = __nccwpck_require__(6071)
 const cache = new LRU()
 
-const parseOptions = __nccwpck_require__(356)
-const Comparator = __nccwpck_require__(9379)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const trimComparatorWhitespace = __nccwpck_require__(9737)
+const parseOptions = __nccwpck_require__(5684)
+const Comparator = __nccwpck_require__(1091)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const trimComparatorWhitespace = __nccwpck_require__(5465)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __nccwpck_require__(5471)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5101)
+} = __nccwpck_require__(1295)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(6045)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -735,17 +735,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 7163:
+/***/ 203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const debug = __nccwpck_require__(1159)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5101)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const debug = __nccwpck_require__(4039)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(6045)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
-const parseOptions = __nccwpck_require__(356)
-const { compareIdentifiers } = __nccwpck_require__(3348)
+const parseOptions = __nccwpck_require__(5684)
+const { compareIdentifiers } = __nccwpck_require__(4180)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1092,12 +1092,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 1799:
+/***/ 8439:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1107,17 +1107,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 8646:
+/***/ 8470:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gt = __nccwpck_require__(6599)
-const gte = __nccwpck_require__(1236)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gt = __nccwpck_require__(6247)
+const gte = __nccwpck_require__(9908)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1168,14 +1168,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 5385:
+/***/ 8377:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const parse = __nccwpck_require__(6353)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const SemVer = __nccwpck_require__(203)
+const parse = __nccwpck_require__(1105)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1237,12 +1237,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 7648:
+/***/ 8336:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1253,24 +1253,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 6874:
+/***/ 1962:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 8469:
+/***/ 837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1279,12 +1279,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 711:
+/***/ 7447:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1346,48 +1346,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5082:
+/***/ 3578:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6599:
+/***/ 6247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 1236:
+/***/ 9908:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 2338:
+/***/ 6754:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1410,72 +1410,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 3872:
+/***/ 9088:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 6717:
+/***/ 3405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 8511:
+/***/ 2031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 2603:
+/***/ 3387:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 4974:
+/***/ 7486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 1105:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1495,24 +1495,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 8756:
+/***/ 7236:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 5714:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1522,36 +1522,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 2173:
+/***/ 6877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 7192:
+/***/ 2600:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 8011:
+/***/ 9451:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1565,26 +1565,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 9872:
+/***/ 2928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6114:
+/***/ 6562:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
+const parse = __nccwpck_require__(1105)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1632,12 +1632,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 8780:
+/***/ 6716:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1647,54 +1647,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2088:
+/***/ 3880:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __nccwpck_require__(5471)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
-const identifiers = __nccwpck_require__(3348)
-const parse = __nccwpck_require__(6353)
-const valid = __nccwpck_require__(8780)
-const clean = __nccwpck_require__(1799)
-const inc = __nccwpck_require__(2338)
-const diff = __nccwpck_require__(711)
-const major = __nccwpck_require__(8511)
-const minor = __nccwpck_require__(2603)
-const patch = __nccwpck_require__(8756)
-const prerelease = __nccwpck_require__(5714)
-const compare = __nccwpck_require__(8469)
-const rcompare = __nccwpck_require__(2173)
-const compareLoose = __nccwpck_require__(6874)
-const compareBuild = __nccwpck_require__(7648)
-const sort = __nccwpck_require__(9872)
-const rsort = __nccwpck_require__(7192)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gte = __nccwpck_require__(1236)
-const lte = __nccwpck_require__(6717)
-const cmp = __nccwpck_require__(8646)
-const coerce = __nccwpck_require__(5385)
-const truncate = __nccwpck_require__(6114)
-const Comparator = __nccwpck_require__(9379)
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const toComparators = __nccwpck_require__(4750)
-const maxSatisfying = __nccwpck_require__(5574)
-const minSatisfying = __nccwpck_require__(8595)
-const minVersion = __nccwpck_require__(1866)
-const validRange = __nccwpck_require__(4737)
-const outside = __nccwpck_require__(280)
-const gtr = __nccwpck_require__(2276)
-const ltr = __nccwpck_require__(5213)
-const intersects = __nccwpck_require__(3465)
-const simplifyRange = __nccwpck_require__(2028)
-const subset = __nccwpck_require__(1489)
+const internalRe = __nccwpck_require__(1295)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
+const identifiers = __nccwpck_require__(4180)
+const parse = __nccwpck_require__(1105)
+const valid = __nccwpck_require__(6716)
+const clean = __nccwpck_require__(8439)
+const inc = __nccwpck_require__(6754)
+const diff = __nccwpck_require__(7447)
+const major = __nccwpck_require__(2031)
+const minor = __nccwpck_require__(3387)
+const patch = __nccwpck_require__(7236)
+const prerelease = __nccwpck_require__(3602)
+const compare = __nccwpck_require__(837)
+const rcompare = __nccwpck_require__(6877)
+const compareLoose = __nccwpck_require__(1962)
+const compareBuild = __nccwpck_require__(8336)
+const sort = __nccwpck_require__(2928)
+const rsort = __nccwpck_require__(2600)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gte = __nccwpck_require__(9908)
+const lte = __nccwpck_require__(3405)
+const cmp = __nccwpck_require__(8470)
+const coerce = __nccwpck_require__(8377)
+const truncate = __nccwpck_require__(6562)
+const Comparator = __nccwpck_require__(1091)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const toComparators = __nccwpck_require__(2126)
+const maxSatisfying = __nccwpck_require__(825)
+const minSatisfying = __nccwpck_require__(4867)
+const minVersion = __nccwpck_require__(4122)
+const validRange = __nccwpck_require__(1745)
+const outside = __nccwpck_require__(5720)
+const gtr = __nccwpck_require__(6372)
+const ltr = __nccwpck_require__(9309)
+const intersects = __nccwpck_require__(1673)
+const simplifyRange = __nccwpck_require__(7660)
+const subset = __nccwpck_require__(129)
 module.exports = {
   parse,
   valid,
@@ -1747,7 +1747,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5101:
+/***/ 6045:
 /***/ ((module) => {
 
 
@@ -1821,7 +1821,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1159:
+/***/ 4039:
 /***/ ((module) => {
 
 
@@ -1839,7 +1839,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 3348:
+/***/ 4180:
 /***/ ((module) => {
 
 
@@ -1875,7 +1875,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1383:
+/***/ 6071:
 /***/ ((module) => {
 
 
@@ -1924,7 +1924,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 356:
+/***/ 5684:
 /***/ ((module) => {
 
 
@@ -1948,7 +1948,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 5471:
+/***/ 1295:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 
@@ -1957,8 +1957,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __nccwpck_require__(5101)
-const debug = __nccwpck_require__(1159)
+} = __nccwpck_require__(6045)
+const debug = __nccwpck_require__(4039)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2178,7 +2178,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 9737:
+/***/ 5465:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -2193,7 +2193,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __nccwpck_require__(5101)
+} = __nccwpck_require__(6045)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2623,25 +2623,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 2276:
+/***/ 6372:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 3465:
+/***/ 1673:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2652,12 +2652,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 5213:
+/***/ 9309:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2665,13 +2665,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 5574:
+/***/ 825:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -2699,13 +2699,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 8595:
+/***/ 4867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -2732,14 +2732,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 1866:
+/***/ 4122:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
-const gt = __nccwpck_require__(6599)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
+const gt = __nccwpck_require__(6247)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -2802,20 +2802,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 280:
+/***/ 5720:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Comparator = __nccwpck_require__(9379)
+const SemVer = __nccwpck_require__(203)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
-const gte = __nccwpck_require__(1236)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
+const gte = __nccwpck_require__(9908)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -2891,7 +2891,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2028:
+/***/ 7660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2899,8 +2899,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -2947,16 +2947,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 1489:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
-const Comparator = __nccwpck_require__(9379)
+const Range = __nccwpck_require__(7646)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3203,12 +3203,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 4750:
+/***/ 2126:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3220,12 +3220,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 4737:
+/***/ 1745:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3240,15 +3240,15 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -3520,34 +3520,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -3565,10 +3565,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -3630,7 +3630,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -3642,39 +3642,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
+/* unused reexport */ __nccwpck_require__(5524).Headers
+/* unused reexport */ __nccwpck_require__(715).Response
+/* unused reexport */ __nccwpck_require__(175).Request
+/* unused reexport */ __nccwpck_require__(1142).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+/* unused reexport */ __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+/* unused reexport */ __nccwpck_require__(1886).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -3690,18 +3690,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -3761,16 +3761,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -3876,7 +3876,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3890,10 +3890,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -4134,16 +4134,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -4355,18 +4355,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -4582,15 +4582,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -4697,21 +4697,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -4720,9 +4720,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -5103,15 +5103,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -5203,16 +5203,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -5450,7 +5450,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 
@@ -5575,7 +5575,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5784,7 +5784,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 
@@ -6216,7 +6216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6224,7 +6224,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -6239,9 +6239,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -6705,7 +6705,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -6779,7 +6779,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6787,7 +6787,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -6938,13 +6938,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -6952,9 +6952,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -7664,18 +7664,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -7804,7 +7804,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7812,7 +7812,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -7820,10 +7820,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -8020,7 +8020,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8028,9 +8028,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -8043,7 +8043,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -8076,9 +8076,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -8090,11 +8090,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -8102,7 +8102,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -9017,7 +9017,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -9540,7 +9540,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -9548,13 +9548,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -9573,7 +9573,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9979,7 +9979,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -10339,7 +10339,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -10349,16 +10349,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -10400,9 +10400,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -10710,7 +10710,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -10970,19 +10970,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -11185,7 +11185,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11257,15 +11257,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -11424,7 +11424,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -11548,15 +11548,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -11749,10 +11749,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -11790,7 +11790,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11801,14 +11801,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -11904,19 +11904,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -12185,13 +12185,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -12227,7 +12227,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12235,8 +12235,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -12266,7 +12266,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 
@@ -12317,15 +12317,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -12556,20 +12556,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -13000,14 +13000,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -13382,14 +13382,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -13512,12 +13512,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -13540,11 +13540,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -13571,11 +13571,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -13597,13 +13597,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -13881,7 +13881,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13893,7 +13893,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13905,7 +13905,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13926,13 +13926,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -13943,14 +13943,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -14093,14 +14093,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14109,10 +14109,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -14159,12 +14159,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -14194,12 +14194,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -14207,9 +14207,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -14408,14 +14408,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14424,10 +14424,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -14474,7 +14474,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 
@@ -14504,20 +14504,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -14878,7 +14878,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14928,7 +14928,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 
@@ -14964,7 +14964,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 
@@ -15394,20 +15394,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -16260,15 +16260,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -16419,26 +16419,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -16483,7 +16483,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 
@@ -16502,15 +16502,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -16693,14 +16693,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -17010,7 +17010,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 
@@ -17369,13 +17369,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -17950,23 +17950,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -18440,7 +18440,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 
@@ -18484,12 +18484,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -18499,16 +18499,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -19020,7 +19020,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 
@@ -19151,7 +19151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19902,12 +19902,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -19955,14 +19955,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -20088,16 +20088,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -20569,16 +20569,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -20828,7 +20828,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 
@@ -20875,21 +20875,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -21569,7 +21569,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -21582,9 +21582,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -21620,23 +21620,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -23846,23 +23846,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -23872,12 +23872,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -24890,14 +24890,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -24909,16 +24909,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -25507,7 +25507,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 
@@ -25523,21 +25523,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -27162,14 +27162,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -27864,7 +27864,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 
@@ -28161,7 +28161,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28170,16 +28170,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -28512,12 +28512,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -28597,7 +28597,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 
@@ -28614,7 +28614,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28625,10 +28625,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -29012,27 +29012,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -29390,7 +29390,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 
@@ -29463,14 +29463,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -29799,12 +29799,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -29902,14 +29902,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -30014,16 +30014,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -30033,11 +30033,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -30548,14 +30548,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -30659,7 +30659,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 
@@ -30678,16 +30678,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -31007,15 +31007,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -31024,21 +31024,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -31609,24 +31609,656 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4741:
+/***/ 2174:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $N: () => (/* binding */ canonical),
-/* harmony export */   AN: () => (/* binding */ DaemonConfigParseError),
-/* harmony export */   IK: () => (/* binding */ parseDaemonConfig),
-/* harmony export */   O$: () => (/* binding */ serialiseDaemonConfig),
-/* harmony export */   X$: () => (/* binding */ sameConfig),
-/* harmony export */   ag: () => (/* binding */ mergeFragments),
-/* harmony export */   pq: () => (/* binding */ diffConfigs),
-/* harmony export */   vM: () => (/* binding */ contradictions)
+/* harmony export */   Qd: () => (/* binding */ CommandError),
+/* harmony export */   dh: () => (/* binding */ HostError),
+/* harmony export */   dz: () => (/* binding */ InputError),
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   os: () => (/* binding */ tailLines)
 /* harmony export */ });
-/* unused harmony export jsonErrorOffset */
+/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
+class InputError extends Error {
+    input;
+    value;
+    accepted;
+    constructor(input, value, accepted) {
+        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
+        this.input = input;
+        this.value = value;
+        this.accepted = accepted;
+        this.name = 'InputError';
+    }
+}
+/**
+ * A failure of the host, found or caused while detecting or changing it (a state the action refuses
+ * to change, a daemon that does not answer, a command that failed). Everything but bad input.
+ */
+class HostError extends Error {
+    constructor(message, options) {
+        super(message, options);
+        this.name = 'HostError';
+    }
+}
+/** A command that exited non-zero where success was required; carries what is needed to explain it. */
+class CommandError extends HostError {
+    argv;
+    exitCode;
+    stderrTail;
+    constructor(argv, exitCode, stderrTail, context) {
+        const tail = stderrTail.trim();
+        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
+            (tail ? `: ${tail}` : ''));
+        this.argv = argv;
+        this.exitCode = exitCode;
+        this.stderrTail = stderrTail;
+        this.name = 'CommandError';
+    }
+}
+/** Last `n` lines of a command's output, for error messages that stay readable. */
+function tailLines(text, n = 15) {
+    const lines = text.trimEnd().split('\n');
+    return lines.slice(-n).join('\n');
+}
+/** The one line an error becomes in the log and the summary. */
+function errorMessage(e) {
+    return e instanceof Error ? e.message : String(e);
+}
+
+
+/***/ }),
+
+/***/ 9365:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  iN: () => (/* binding */ ExecRunner)
+});
+
+// UNUSED EXPORTS: withLogFile, wrapArgv
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __nccwpck_require__(7964);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(2174);
+;// CONCATENATED MODULE: ./src/exec/runner.ts
+
+
+
+
+/** argv that runs `argv` with stdout and stderr appended to `logFile`; the script is constant, argv stays argv. */
+function withLogFile(argv, logFile) {
+    return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
+}
+/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
+function wrapArgv(argv, options, isRoot) {
+    let out = [...argv];
+    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const sudo = options.root === true && !isRoot;
+    if (sudo && env.length > 0)
+        out = ['env', ...env, ...out];
+    if (sudo)
+        out = ['sudo', '-n', '--', ...out];
+    if (options.timeoutSeconds !== undefined) {
+        out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
+    }
+    return out;
+}
+/** The real CommandRunner over @actions/exec; the only importer of it. */
+class ExecRunner {
+    isRoot;
+    constructor(isRoot = process.getuid?.() === 0) {
+        this.isRoot = isRoot;
+    }
+    async run(argv, options = {}) {
+        const full = wrapArgv(argv, options, this.isRoot);
+        core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
+        // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
+        const sudo = options.root === true && !this.isRoot;
+        const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
+        const result = await (0,exec/* getExecOutput */.H)(full[0], full.slice(1), {
+            silent: true,
+            ignoreReturnCode: true,
+            input: options.input === undefined ? undefined : Buffer.from(options.input),
+            env
+        }).catch((e) => {
+            // A program that cannot be started (not installed) is a host failure like a failed one.
+            throw new errors/* HostError */.dh((0,errors/* errorMessage */.gJ)(e), { cause: e });
+        });
+        if (result.exitCode !== 0 && options.allowFailure !== true) {
+            throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
+        }
+        return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+    }
+    async spawnDetached(argv, options) {
+        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
+        core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
+        const env = stringEnv(process.env);
+        delete env.RUNNER_TRACKING_ID;
+        const child = (0,external_node_child_process_namespaceObject.spawn)(full[0], full.slice(1), { detached: true, stdio: 'ignore', env });
+        const pid = await new Promise((resolve, reject) => {
+            child.once('error', reject);
+            child.once('spawn', () => resolve(child.pid ?? 0));
+        });
+        child.unref();
+        return pid;
+    }
+}
+function stringEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined)
+            out[k] = v;
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 629:
+/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4079);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1323);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
+
+
+
+// One bundle serves both steps: the runner gives the post step the state the main step saved.
+if ((0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .isPostStep */ .pq)()) {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b)();
+}
+else {
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .markMainStep */ .BV)();
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
+}
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 4079:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  e: () => (/* binding */ run)
+});
+
+// UNUSED EXPORTS: phaseStages
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var lib_core = __nccwpck_require__(2906);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(2174);
+// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
+var runner = __nccwpck_require__(9365);
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/system/files.ts
+
+
+/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
+async function readFileMaybe(runner, file) {
+    try {
+        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT')
+            return undefined;
+        if (code !== 'EACCES' || runner.isRoot)
+            throw e;
+    }
+    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout : undefined;
+}
+/** True when the path exists (reads nothing in it). */
+async function exists(file) {
+    try {
+        await external_node_fs_namespaceObject.promises.access(file, external_node_fs_namespaceObject.constants.F_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
+ * half a file. Creates the parent folder. Works as root or through sudo.
+ */
+async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
+    const dir = external_node_path_namespaceObject.dirname(file);
+    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
+    if (runner.isRoot) {
+        await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true });
+        await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode });
+        await external_node_fs_namespaceObject.promises.chmod(tmp, mode);
+        await external_node_fs_namespaceObject.promises.rename(tmp, file);
+        return;
+    }
+    const staged = external_node_path_namespaceObject.join(tempDir, `staged-${process.pid}-${external_node_path_namespaceObject.basename(file)}`);
+    await external_node_fs_namespaceObject.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
+        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
+        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
+    }
+    finally {
+        await external_node_fs_namespaceObject.promises.rm(staged, { force: true });
+    }
+}
+/** Renames (as root where needed); used to set files aside instead of deleting them. */
+async function renameFile(runner, from, to) {
+    if (runner.isRoot)
+        await external_node_fs_namespaceObject.promises.rename(from, to);
+    else
+        await runner.run(['mv', '-f', '--', from, to], { root: true });
+}
+/** Removes a file (as root where needed); missing is fine. */
+async function removeFile(runner, file) {
+    if (runner.isRoot)
+        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+}
+
+;// CONCATENATED MODULE: ./src/system/os-release.ts
+/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
+/** Parses the KEY=value lines of os-release(5), quotes removed. */
+function parseOsRelease(text) {
+    const vars = {};
+    for (const line of text.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (!m)
+            continue;
+        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    }
+    const id = (vars.ID ?? 'linux').toLowerCase();
+    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
+    const family = dockerFamily(id, idLike);
+    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
+        ? vars.UBUNTU_CODENAME
+        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
+    return {
+        id,
+        idLike,
+        versionId: vars.VERSION_ID ?? '',
+        codename,
+        prettyName: vars.PRETTY_NAME ?? id
+    };
+}
+function dockerFamily(id, idLike) {
+    if (id === 'ubuntu' || id === 'debian')
+        return id;
+    if (idLike.includes('ubuntu'))
+        return 'ubuntu';
+    if (idLike.includes('debian'))
+        return 'debian';
+    return undefined;
+}
+/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
+function defaultDockerAptUrl(os) {
+    const family = dockerFamily(os.id, os.idLike);
+    return family ? `https://download.docker.com/linux/${family}` : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/host.ts
+
+
+
+
+/** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
+function hostIdentity() {
+    const names = [external_node_os_namespaceObject.hostname()];
+    const addresses = Object.values(external_node_os_namespaceObject.networkInterfaces())
+        .flat()
+        .filter((a) => a !== undefined)
+        .map(a => a.address);
+    return { names, addresses };
+}
+/** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
+async function readHost(env = process.env) {
+    const text = await external_node_fs_namespaceObject.promises
+        .readFile('/etc/os-release', 'utf8')
+        .catch(() => external_node_fs_namespaceObject.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => '');
+    const isRoot = process.getuid?.() === 0;
+    const current = external_node_os_namespaceObject.userInfo().username;
+    return {
+        os: parseOsRelease(text),
+        isRoot,
+        user: isRoot ? (env.SUDO_USER ?? 'root') : current,
+        systemd: await exists('/run/systemd/system'),
+        tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
+        identity: hostIdentity()
+    };
+}
+
+;// CONCATENATED MODULE: ./src/docker/reference.ts
+/**
+ * The project's one parser for image references and registry addresses (pure). It follows the
+ * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
+ */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const NAME_MAX = 255;
+/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
+function looksLikeDomain(component) {
+    return (component.includes('.') ||
+        component.includes(':') ||
+        component === 'localhost' ||
+        component !== component.toLowerCase());
+}
+/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
+function domainError(domain) {
+    let host = domain;
+    let port;
+    if (domain.startsWith('[')) {
+        const end = domain.indexOf(']');
+        if (end < 0)
+            return 'an IPv6 address needs its closing ]';
+        host = domain.slice(0, end + 1);
+        const rest = domain.slice(end + 1);
+        if (rest !== '') {
+            if (!rest.startsWith(':'))
+                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
+            port = rest.slice(1);
+        }
+        if (!isIPv6(host.slice(1, -1)))
+            return `${host} is not an IPv6 address`;
+    }
+    else {
+        const colon = domain.indexOf(':');
+        if (colon >= 0) {
+            host = domain.slice(0, colon);
+            port = domain.slice(colon + 1);
+        }
+        if (host === '')
+            return 'the host is empty';
+        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
+            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
+        }
+    }
+    if (port !== undefined) {
+        const n = Number(port);
+        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
+            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+        }
+    }
+    return undefined;
+}
+function isIPv6(text) {
+    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
+        return false;
+    const double = text.split('::');
+    if (double.length > 2)
+        return false;
+    const groups = text.split(':').filter(g => g !== '');
+    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
+        return false;
+    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
+}
+/** Parses an image reference; throws Error with a reason a person can act on. */
+function parseReference(text) {
+    if (text === '')
+        throw new Error('the reference is empty');
+    if (/\s/.test(text))
+        throw new Error('a reference cannot contain spaces');
+    let rest = text;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
+        }
+        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+            throw new Error('a sha256 digest is 64 lowercase hex characters');
+        }
+    }
+    let tag;
+    const lastColon = rest.lastIndexOf(':');
+    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
+        tag = rest.slice(lastColon + 1);
+        rest = rest.slice(0, lastColon);
+        if (!TAG.test(tag)) {
+            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
+        }
+    }
+    if (rest.length > NAME_MAX)
+        throw new Error(`the name is longer than ${NAME_MAX} characters`);
+    const parts = rest.split('/');
+    let domain;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        domain = parts[0];
+        parts.shift();
+        const err = domainError(domain);
+        if (err)
+            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
+    }
+    for (const part of parts) {
+        if (!PATH_COMPONENT.test(part)) {
+            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
+        }
+    }
+    return { domain, path: parts.join('/'), tag, digest };
+}
+/** `domain/path[:tag][@digest]` as docker writes it. */
+function formatReference(ref) {
+    return ((ref.domain ? `${ref.domain}/` : '') +
+        ref.path +
+        (ref.tag ? `:${ref.tag}` : '') +
+        (ref.digest ? `@${ref.digest}` : ''));
+}
+/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
+function parseRegistryAddress(text) {
+    if (/^[a-z]+:\/\//i.test(text)) {
+        throw new Error('write host[:port] without a scheme (http:// or https://)');
+    }
+    if (text.includes('/'))
+        throw new Error('write host[:port] without a path');
+    const err = domainError(text);
+    if (err)
+        throw new Error(err);
+    if (!looksLikeDomain(text)) {
+        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
+    }
+    let host = text;
+    let port;
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+    if (m) {
+        host = m[1];
+        port = m[2] === undefined ? undefined : Number(m[2]);
+    }
+    return { host, port, text };
+}
+/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
+function isLoopbackHost(host) {
+    const h = host.toLowerCase();
+    return (h === 'localhost' ||
+        h.endsWith('.localhost') ||
+        /^127\.\d+\.\d+\.\d+$/.test(h) ||
+        h === '[::1]' ||
+        h === '[0:0:0:0:0:0:0:1]');
+}
+
+;// CONCATENATED MODULE: ./src/input-fields.ts
+/**
+ * Readers for single input values (pure apart from `InputHost`), shared by every phase's slice of
+ * the inputs. Each throws InputError with one line naming the input, the value and what is accepted.
+ */
+
+
+/** Inputs whose values are secret: never echoed back in an error. */
+const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
+/** Throws the InputError for `name`; a secret input's value is shown as ***. */
+function fail(name, value, accepted) {
+    throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
+}
+/** One of `allowed`, compared without case (`None` is `none`). */
+function oneOf(raw, name, allowed) {
+    const value = raw[name].trim();
+    const lower = value.toLowerCase();
+    const hit = allowed.find(a => a === lower);
+    if (hit === undefined)
+        fail(name, value, `use one of ${allowed.join(', ')}`);
+    return hit;
+}
+const TRUE = ['true', 'True', 'TRUE'];
+const FALSE = ['false', 'False', 'FALSE'];
+/** YAML 1.2 core booleans: true or false, as core.getBooleanInput reads them; undefined otherwise. */
+function booleanText(value) {
+    if (TRUE.includes(value))
+        return true;
+    if (FALSE.includes(value))
+        return false;
+    return undefined;
+}
+/** A boolean input (YAML 1.2 core booleans, as core.getBooleanInput accepts them). */
+function bool(raw, name) {
+    const value = raw[name].trim();
+    const parsed = booleanText(value);
+    return parsed ?? fail(name, value, 'use true or false');
+}
+/** auto, or a boolean. */
+function tristate(raw, name) {
+    const value = raw[name].trim();
+    if (value === 'auto')
+        return 'auto';
+    const parsed = booleanText(value);
+    if (parsed === undefined)
+        fail(name, value, 'use auto, true or false');
+    return parsed ? 'true' : 'false';
+}
+/** A whole number from `min` to `max`. */
+function input_fields_int(raw, name, min, max) {
+    const value = raw[name].trim();
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+        fail(name, value, `use a whole number from ${min} to ${max}`);
+    }
+    return n;
+}
+/** The trimmed value; undefined when empty. */
+function optional(raw, name) {
+    const value = raw[name].trim();
+    return value === '' ? undefined : value;
+}
+/** An absolute URL with one of `schemes` (e.g. 'https:'), trailing slashes dropped; undefined when empty. */
+function url(raw, name, schemes) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    let parsed;
+    try {
+        parsed = new URL(value);
+    }
+    catch {
+        parsed = undefined;
+    }
+    if (!parsed ||
+        !schemes.includes(parsed.protocol) ||
+        (parsed.protocol !== 'file:' && !parsed.host)) {
+        fail(name, value, `use an absolute ${schemes.map(s => s.replace(':', '')).join(' or ')} URL`);
+    }
+    return value.replace(/\/+$/, '');
+}
+/** An absolute path where a file or folder (`kind`) exists; undefined when empty. */
+function existingPath(raw, name, host, kind) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    const what = kind === 'file' ? 'file' : 'folder';
+    if (!value.startsWith('/'))
+        fail(name, value, `use an absolute path to a ${what}`);
+    if (host.pathKind(value) !== kind)
+        fail(name, value, `no ${what} exists at that path`);
+    return value;
+}
+const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
+/** A Debian package version (or its upstream part); undefined when empty. `accepted` gives an example. */
+function packageVersion(raw, name, accepted) {
+    const value = optional(raw, name);
+    if (value !== undefined && !PACKAGE_VERSION.test(value))
+        fail(name, value, accepted);
+    return value;
+}
+/** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
+function splitList(text) {
+    const out = [];
+    text.split(/\r?\n/).forEach((raw, i) => {
+        const trimmed = raw.trim();
+        if (trimmed === '' || trimmed.startsWith('#'))
+            return;
+        for (const item of trimmed.split(',')) {
+            const value = item.trim();
+            if (value !== '')
+                out.push({ value, line: i + 1 });
+        }
+    });
+    return out;
+}
+/** An image reference (the grammar `docker push` obeys); undefined when empty. */
+function imageReference(raw, name) {
+    const value = optional(raw, name);
+    if (value === undefined)
+        return undefined;
+    try {
+        parseReference(value);
+    }
+    catch (e) {
+        fail(name, value, `not an image reference: ${e.message}`);
+    }
+    return value;
+}
+
+;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
+/**
+ * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
+ * input or phase contributes to the one merged file.
+ */
+/** True for a JSON object (not an array, not null). */
+function isJsonObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isJsonObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/daemon-config.ts
 /**
  * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
- * fragments the phases contribute, stable serialisation, and a diff a person can read.
+ * fragments the inputs and phases contribute, stable serialisation, and a diff a person can read.
  */
+
 /** A malformed daemon.json: the parser's message and the line it points at. */
 class DaemonConfigParseError extends Error {
     detail;
@@ -31637,9 +32269,6 @@ class DaemonConfigParseError extends Error {
         this.line = line;
         this.name = 'DaemonConfigParseError';
     }
-}
-function isObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 class ScanError extends Error {
     offset;
@@ -31773,7 +32402,7 @@ function parseDaemonConfig(text) {
         const what = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text[at])}`;
         throw new DaemonConfigParseError(`${what} at column ${before[before.length - 1].length + 1}`, before.length);
     }
-    if (!isObject(parsed))
+    if (!isJsonObject(parsed))
         throw new DaemonConfigParseError('the top level is not a JSON object', 1);
     return parsed;
 }
@@ -31789,7 +32418,7 @@ function mergeInto(base, fragment, source, prefix, overwrites) {
     for (const [key, value] of Object.entries(fragment)) {
         const path = prefix ? `${prefix}.${key}` : key;
         const old = out[key];
-        if (isObject(old) && isObject(value)) {
+        if (isJsonObject(old) && isJsonObject(value)) {
             out[key] = mergeInto(old, value, source, path, overwrites);
         }
         else if (Array.isArray(old) && Array.isArray(value)) {
@@ -31812,7 +32441,7 @@ function scalarPaths(value, prefix = '') {
     const out = new Map();
     for (const [k, v] of Object.entries(value)) {
         const path = prefix ? `${prefix}.${k}` : k;
-        if (isObject(v))
+        if (isJsonObject(v))
             for (const [p, x] of scalarPaths(v, path))
                 out.set(p, x);
         else if (!Array.isArray(v))
@@ -31852,16 +32481,6 @@ function serialiseDaemonConfig(config) {
 function sameConfig(a, b) {
     return same(canonical(a), canonical(b));
 }
-/** The same value with every object's keys sorted: equal meaning, equal text. */
-function canonical(v) {
-    if (Array.isArray(v))
-        return v.map(canonical);
-    if (!isObject(v))
-        return v;
-    return Object.fromEntries(Object.keys(v)
-        .sort()
-        .map(k => [k, canonical(v[k])]));
-}
 /** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */
 function diffConfigs(before, after, prefix = '') {
     const lines = [];
@@ -31872,7 +32491,7 @@ function diffConfigs(before, after, prefix = '') {
         const b = after[key];
         if (same(a, b))
             continue;
-        if (isObject(a) && isObject(b))
+        if (isJsonObject(a) && isJsonObject(b))
             lines.push(...diffConfigs(a, b, path));
         else if (a === undefined)
             lines.push(`+ ${path}: ${JSON.stringify(b)}`);
@@ -31884,909 +32503,6 @@ function diffConfigs(before, after, prefix = '') {
     return lines;
 }
 
-
-/***/ }),
-
-/***/ 2977:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   F2: () => (/* binding */ parseReference),
-/* harmony export */   FH: () => (/* binding */ formatReference),
-/* harmony export */   cW: () => (/* binding */ isLoopbackHost),
-/* harmony export */   wB: () => (/* binding */ looksLikeDomain),
-/* harmony export */   xo: () => (/* binding */ parseRegistryAddress)
-/* harmony export */ });
-/**
- * The project's one parser for image references and registry addresses (pure). It follows the
- * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
- */
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const NAME_MAX = 255;
-/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
-function looksLikeDomain(component) {
-    return (component.includes('.') ||
-        component.includes(':') ||
-        component === 'localhost' ||
-        component !== component.toLowerCase());
-}
-/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
-function domainError(domain) {
-    let host = domain;
-    let port;
-    if (domain.startsWith('[')) {
-        const end = domain.indexOf(']');
-        if (end < 0)
-            return 'an IPv6 address needs its closing ]';
-        host = domain.slice(0, end + 1);
-        const rest = domain.slice(end + 1);
-        if (rest !== '') {
-            if (!rest.startsWith(':'))
-                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
-            port = rest.slice(1);
-        }
-        if (!isIPv6(host.slice(1, -1)))
-            return `${host} is not an IPv6 address`;
-    }
-    else {
-        const colon = domain.indexOf(':');
-        if (colon >= 0) {
-            host = domain.slice(0, colon);
-            port = domain.slice(colon + 1);
-        }
-        if (host === '')
-            return 'the host is empty';
-        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
-            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
-        }
-    }
-    if (port !== undefined) {
-        const n = Number(port);
-        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
-            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
-        }
-    }
-    return undefined;
-}
-function isIPv6(text) {
-    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
-        return false;
-    const double = text.split('::');
-    if (double.length > 2)
-        return false;
-    const groups = text.split(':').filter(g => g !== '');
-    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
-        return false;
-    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
-}
-/** Parses an image reference; throws Error with a reason a person can act on. */
-function parseReference(text) {
-    if (text === '')
-        throw new Error('the reference is empty');
-    if (/\s/.test(text))
-        throw new Error('a reference cannot contain spaces');
-    let rest = text;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
-        }
-        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-            throw new Error('a sha256 digest is 64 lowercase hex characters');
-        }
-    }
-    let tag;
-    const lastColon = rest.lastIndexOf(':');
-    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
-        tag = rest.slice(lastColon + 1);
-        rest = rest.slice(0, lastColon);
-        if (!TAG.test(tag)) {
-            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
-        }
-    }
-    if (rest.length > NAME_MAX)
-        throw new Error(`the name is longer than ${NAME_MAX} characters`);
-    const parts = rest.split('/');
-    let domain;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        domain = parts.shift();
-        const err = domainError(domain);
-        if (err)
-            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
-    }
-    for (const part of parts) {
-        if (!PATH_COMPONENT.test(part)) {
-            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
-        }
-    }
-    return { domain, path: parts.join('/'), tag, digest };
-}
-/** `domain/path[:tag][@digest]` as docker writes it. */
-function formatReference(ref) {
-    return ((ref.domain ? `${ref.domain}/` : '') +
-        ref.path +
-        (ref.tag ? `:${ref.tag}` : '') +
-        (ref.digest ? `@${ref.digest}` : ''));
-}
-/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
-function parseRegistryAddress(text) {
-    if (/^[a-z]+:\/\//i.test(text)) {
-        throw new Error('write host[:port] without a scheme (http:// or https://)');
-    }
-    if (text.includes('/'))
-        throw new Error('write host[:port] without a path');
-    const err = domainError(text);
-    if (err)
-        throw new Error(err);
-    if (!looksLikeDomain(text)) {
-        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
-    }
-    let host = text;
-    let port;
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
-    if (m) {
-        host = m[1];
-        port = m[2] === undefined ? undefined : Number(m[2]);
-    }
-    return { host, port, text };
-}
-/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
-function isLoopbackHost(host) {
-    const h = host.toLowerCase();
-    return (h === 'localhost' ||
-        h.endsWith('.localhost') ||
-        /^127\.\d+\.\d+\.\d+$/.test(h) ||
-        h === '[::1]' ||
-        h === '[0:0:0:0:0:0:0:1]');
-}
-
-
-/***/ }),
-
-/***/ 3916:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Qd: () => (/* binding */ CommandError),
-/* harmony export */   dh: () => (/* binding */ HostError),
-/* harmony export */   dz: () => (/* binding */ InputError),
-/* harmony export */   os: () => (/* binding */ tailLines)
-/* harmony export */ });
-/** A bad input value: the message is the one line the step fails with. Thrown before any change. */
-class InputError extends Error {
-    input;
-    value;
-    accepted;
-    constructor(input, value, accepted) {
-        super(`Input '${input}' has an invalid value ${JSON.stringify(value)}: ${accepted}`);
-        this.input = input;
-        this.value = value;
-        this.accepted = accepted;
-        this.name = 'InputError';
-    }
-}
-/** A command that exited non-zero where success was required; carries what is needed to explain it. */
-class CommandError extends Error {
-    argv;
-    exitCode;
-    stderrTail;
-    constructor(argv, exitCode, stderrTail, context) {
-        const tail = stderrTail.trim();
-        super(`${context ? `${context}: ` : ''}'${argv.join(' ')}' exited with code ${exitCode}` +
-            (tail ? `: ${tail}` : ''));
-        this.argv = argv;
-        this.exitCode = exitCode;
-        this.stderrTail = stderrTail;
-        this.name = 'CommandError';
-    }
-}
-/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
-class HostError extends Error {
-    constructor(message, options) {
-        super(message, options);
-        this.name = 'HostError';
-    }
-}
-/** Last `n` lines of a command's output, for error messages that stay readable. */
-function tailLines(text, n = 15) {
-    const lines = text.trimEnd().split('\n');
-    return lines.slice(-n).join('\n');
-}
-
-
-/***/ }),
-
-/***/ 4100:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  iN: () => (/* binding */ ExecRunner)
-});
-
-// UNUSED EXPORTS: withLogFile, wrapArgv
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var exec = __nccwpck_require__(5260);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-;// CONCATENATED MODULE: ./src/exec/runner.ts
-
-
-
-
-/** argv that runs `argv` with stdout and stderr appended to `logFile`; the script is constant, argv stays argv. */
-function withLogFile(argv, logFile) {
-    return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
-}
-/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
-function wrapArgv(argv, options, isRoot) {
-    let out = [...argv];
-    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const sudo = options.root === true && !isRoot;
-    if (sudo && env.length > 0)
-        out = ['env', ...env, ...out];
-    if (sudo)
-        out = ['sudo', '-n', '--', ...out];
-    if (options.timeoutSeconds !== undefined) {
-        out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
-    }
-    return out;
-}
-/** The real CommandRunner over @actions/exec; the only importer of it. */
-class ExecRunner {
-    isRoot;
-    constructor(isRoot = process.getuid?.() === 0) {
-        this.isRoot = isRoot;
-    }
-    async run(argv, options = {}) {
-        const full = wrapArgv(argv, options, this.isRoot);
-        core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
-        // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
-        const sudo = options.root === true && !this.isRoot;
-        const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
-        const result = await (0,exec/* getExecOutput */.H)(full[0], full.slice(1), {
-            silent: true,
-            ignoreReturnCode: true,
-            input: options.input === undefined ? undefined : Buffer.from(options.input),
-            env
-        });
-        if (result.exitCode !== 0 && options.allowFailure !== true) {
-            throw new errors/* CommandError */.Qd(argv, result.exitCode, (0,errors/* tailLines */.os)(result.stderr || result.stdout), options.context);
-        }
-        return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
-    }
-    async spawnDetached(argv, options) {
-        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
-        core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
-        const env = stringEnv(process.env);
-        delete env.RUNNER_TRACKING_ID;
-        const child = (0,external_node_child_process_namespaceObject.spawn)(full[0], full.slice(1), { detached: true, stdio: 'ignore', env });
-        const pid = await new Promise((resolve, reject) => {
-            child.once('error', reject);
-            child.once('spawn', () => resolve(child.pid ?? 0));
-        });
-        child.unref();
-        return pid;
-    }
-}
-function stringEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined)
-            out[k] = v;
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 9407:
-/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6331);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6661);
-
-
-
-// One bundle serves both steps: the runner gives the post step the state the main step saved.
-if (_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu('isPost') === 'true') {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
-}
-else {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ('isPost', 'true');
-    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
-}
-
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
-
-/***/ }),
-
-/***/ 9864:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  TL: () => (/* binding */ parseInputs),
-  yI: () => (/* binding */ readRawInputs)
-});
-
-// UNUSED EXPORTS: DOCKER_HUB, INPUT_DEFAULTS
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/docker/reference.ts
-var reference = __nccwpck_require__(2977);
-;// CONCATENATED MODULE: ./src/push/image-list.ts
-
-/** Splits a list input: newlines or commas, whole-line `#` comments and blanks dropped; keeps line numbers. */
-function splitList(text) {
-    const out = [];
-    text.split(/\r?\n/).forEach((raw, i) => {
-        const trimmed = raw.trim();
-        if (trimmed === '' || trimmed.startsWith('#'))
-            return;
-        for (const item of trimmed.split(',')) {
-            const value = item.trim();
-            if (value !== '')
-                out.push({ value, line: i + 1 });
-        }
-    });
-    return out;
-}
-const HUB_DOMAINS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-/** The source's path in the target registry: its own registry host and Docker Hub's `library/` dropped. */
-function pathWithoutHost(ref) {
-    if ((ref.domain === undefined || HUB_DOMAINS.has(ref.domain)) &&
-        ref.path.startsWith('library/')) {
-        return ref.path.slice('library/'.length);
-    }
-    return ref.path;
-}
-/** A bad item of a list input: the item as written, its line, and why. */
-class ListItemError extends Error {
-    item;
-    line;
-    reason;
-    constructor(item, line, reason) {
-        super(`line ${line} (${JSON.stringify(item)}): ${reason}`);
-        this.item = item;
-        this.line = line;
-        this.reason = reason;
-        this.name = 'ListItemError';
-    }
-}
-const TAG = /^[\w][\w.-]{0,127}$/;
-/** Parses `tags`: each must be a valid tag. */
-function parseTagList(text) {
-    return splitList(text).map(({ value, line }) => {
-        if (!TAG.test(value)) {
-            throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
-        }
-        return value;
-    });
-}
-/**
- * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
- * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
- */
-function parseImageList(imagesText, extraTags, registry) {
-    const byTarget = new Map();
-    for (const { value, line } of splitList(imagesText)) {
-        const [sourceText, targetText, ...more] = value.split('=>').map(s => s.trim());
-        if (more.length > 0 || sourceText === '' || targetText === '') {
-            throw new ListItemError(value, line, `write 'source' or 'source => target'`);
-        }
-        let source;
-        try {
-            source = (0,reference/* parseReference */.F2)(sourceText);
-        }
-        catch (e) {
-            throw new ListItemError(sourceText, line, `${e.message}`);
-        }
-        let domain = registry.text;
-        let path;
-        let tag;
-        if (targetText === undefined) {
-            if (source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
-            }
-            path = pathWithoutHost(source);
-            tag = source.tag ?? 'latest';
-        }
-        else {
-            let target;
-            try {
-                target = (0,reference/* parseReference */.F2)(targetText);
-            }
-            catch (e) {
-                throw new ListItemError(targetText, line, `${e.message}`);
-            }
-            if (target.digest !== undefined) {
-                throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
-            }
-            if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
-            }
-            const first = targetText.split('/')[0];
-            if (target.domain !== undefined && (0,reference/* looksLikeDomain */.wB)(first))
-                domain = target.domain;
-            path = target.path;
-            tag = target.tag ?? source.tag ?? 'latest';
-        }
-        for (const t of [tag, ...extraTags]) {
-            const targetRef = (0,reference/* formatReference */.FH)({ domain, path, tag: t });
-            const existing = byTarget.get(targetRef);
-            if (existing !== undefined) {
-                if (existing.source !== sourceText) {
-                    throw new ListItemError(value, line, `target ${targetRef} is also the target of ${existing.source} on line ${existing.line}`);
-                }
-                continue;
-            }
-            byTarget.set(targetRef, {
-                source: sourceText,
-                target: targetRef,
-                registry: domain,
-                repository: path,
-                tag: t,
-                line
-            });
-        }
-    }
-    return [...byTarget.values()];
-}
-
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-
-
-/**
- * Every input with its action.yml default. action.yml is the source of truth; this table repeats
- * it so `node dist/index.js` outside a runner (no INPUT_* set) runs on the same defaults, and a
- * unit test keeps the two equal.
- */
-const INPUT_DEFAULTS = {
-    'install-docker': 'auto',
-    'docker-source': 'docker',
-    'docker-version': '',
-    'docker-apt-url': '',
-    'offline-debs': '',
-    'docker-users': '',
-    'daemon-config': '',
-    'gpu-runtime': 'auto',
-    'nvidia-default-runtime': 'true',
-    'nvidia-toolkit-version': '',
-    'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
-    'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
-    'nvidia-cdi': 'false',
-    'gpu-check': 'auto',
-    'gpu-check-image': '',
-    registry: 'localhost:5000',
-    'start-registry': 'auto',
-    'registry-image': 'registry:3',
-    'registry-image-archive': '',
-    'registry-bind': '',
-    'registry-data': '/var/lib/docker-gpu-setup/registry',
-    'registry-htpasswd': '',
-    'registry-tls-cert': '',
-    'registry-tls-key': '',
-    'registry-mirror': 'false',
-    'registry-mirror-port': '5001',
-    'insecure-registry': 'auto',
-    username: '',
-    password: '',
-    images: '',
-    tags: '',
-    'push-concurrency': '2',
-    'push-retries': '3',
-    'dry-run': 'false',
-    summary: 'true',
-    cleanup: 'none'
-};
-/** Inputs whose values are secret: never echoed back in an error. */
-const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
-function fail(name, value, accepted) {
-    throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
-}
-function oneOf(raw, name, allowed) {
-    const value = raw[name].trim();
-    const lower = value.toLowerCase();
-    const hit = allowed.find(a => a === lower);
-    if (hit === undefined)
-        fail(name, value, `use one of ${allowed.join(', ')}`);
-    return hit;
-}
-const TRUE = ['true', 'True', 'TRUE'];
-const FALSE = ['false', 'False', 'FALSE'];
-/** YAML 1.2 core booleans, as core.getBooleanInput accepts them. */
-function bool(raw, name) {
-    const value = raw[name].trim();
-    if (TRUE.includes(value))
-        return true;
-    if (FALSE.includes(value))
-        return false;
-    return fail(name, value, 'use true or false');
-}
-function tristate(raw, name) {
-    const value = raw[name].trim();
-    if (value === 'auto')
-        return 'auto';
-    if (TRUE.includes(value))
-        return 'true';
-    if (FALSE.includes(value))
-        return 'false';
-    return fail(name, value, 'use auto, true or false');
-}
-function inputs_int(raw, name, min, max) {
-    const value = raw[name].trim();
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) {
-        fail(name, value, `use a whole number from ${min} to ${max}`);
-    }
-    return n;
-}
-function optional(raw, name) {
-    const value = raw[name].trim();
-    return value === '' ? undefined : value;
-}
-function url(raw, name, schemes) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    let parsed;
-    try {
-        parsed = new URL(value);
-    }
-    catch {
-        parsed = undefined;
-    }
-    if (!parsed ||
-        !schemes.includes(parsed.protocol) ||
-        (parsed.protocol !== 'file:' && !parsed.host)) {
-        fail(name, value, `use an absolute ${schemes.map(s => s.replace(':', '')).join(' or ')} URL`);
-    }
-    return value.replace(/\/+$/, '');
-}
-function existingPath(raw, name, host, kind) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    if (!value.startsWith('/'))
-        fail(name, value, `use an absolute path to a ${kindName(kind)}`);
-    const found = host.pathKind(value);
-    if (found !== kind) {
-        fail(name, value, `no ${kindName(kind)} exists at that path`);
-    }
-    return value;
-}
-function kindName(kind) {
-    return kind === 'file' ? 'file' : 'folder';
-}
-/** The upstream a `registry-mirror: true` cache pulls through. */
-const DOCKER_HUB = 'https://registry-1.docker.io';
-const PACKAGE_VERSION = /^[0-9][A-Za-z0-9.+~:-]*$/;
-const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-function referenceInput(raw, name) {
-    const value = optional(raw, name);
-    if (value === undefined)
-        return undefined;
-    try {
-        (0,reference/* parseReference */.F2)(value);
-    }
-    catch (e) {
-        fail(name, value, `not an image reference: ${e.message}`);
-    }
-    return value;
-}
-function parseHtpasswd(raw) {
-    const entries = [];
-    const seen = new Set();
-    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
-        if (line.trim() === '')
-            return;
-        const colon = line.indexOf(':');
-        const user = colon < 0 ? '' : line.slice(0, colon);
-        const password = colon < 0 ? '' : line.slice(colon + 1);
-        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
-            fail('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
-        }
-        if (seen.has(user))
-            fail('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
-        seen.add(user);
-        entries.push({ user, password });
-    });
-    return entries;
-}
-function parseDaemonConfig(raw) {
-    const value = optional(raw, 'daemon-config');
-    if (value === undefined)
-        return undefined;
-    let parsed;
-    try {
-        parsed = JSON.parse(value);
-    }
-    catch (e) {
-        fail('daemon-config', value, `not valid JSON (${e.message})`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        fail('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
-    }
-    return parsed;
-}
-function parseMirror(raw) {
-    const value = raw['registry-mirror'].trim();
-    if (FALSE.includes(value))
-        return false;
-    if (TRUE.includes(value))
-        return DOCKER_HUB;
-    const parsed = url(raw, 'registry-mirror', ['http:', 'https:']);
-    if (parsed === undefined)
-        fail('registry-mirror', value, 'use true, false or an upstream URL');
-    return parsed;
-}
-/**
- * Validates every input before anything changes (pure apart from `host.pathKind`).
- * Throws InputError with one line naming the input, the value and what is accepted.
- */
-function parseInputs(raw, host) {
-    const installDocker = tristate(raw, 'install-docker');
-    const dockerSource = oneOf(raw, 'docker-source', ['docker', 'distro', 'offline']);
-    const dockerVersion = optional(raw, 'docker-version');
-    if (dockerVersion !== undefined && !PACKAGE_VERSION.test(dockerVersion)) {
-        fail('docker-version', dockerVersion, 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
-    }
-    const dockerAptUrl = url(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
-    const offlineDebs = existingPath(raw, 'offline-debs', host, 'dir');
-    if (offlineDebs !== undefined && dockerSource !== 'offline') {
-        fail('docker-source', dockerSource, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
-    }
-    if (dockerSource === 'offline' && offlineDebs === undefined) {
-        fail('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
-    }
-    let dockerUsers;
-    if (optional(raw, 'docker-users') !== undefined) {
-        dockerUsers = splitList(raw['docker-users']).map(({ value }) => {
-            if (!USER_NAME.test(value))
-                fail('docker-users', value, 'use user names (lowercase, at most 32 characters)');
-            return value;
-        });
-    }
-    const daemonConfig = parseDaemonConfig(raw);
-    const gpuRuntime = oneOf(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
-    const nvidiaDefaultRuntime = bool(raw, 'nvidia-default-runtime');
-    if (daemonConfig !== undefined &&
-        'default-runtime' in daemonConfig &&
-        daemonConfig['default-runtime'] !== 'nvidia' &&
-        nvidiaDefaultRuntime &&
-        gpuRuntime !== 'none') {
-        fail('daemon-config', JSON.stringify(daemonConfig['default-runtime']), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
-    }
-    const nvidiaToolkitVersion = optional(raw, 'nvidia-toolkit-version');
-    if (nvidiaToolkitVersion !== undefined && !PACKAGE_VERSION.test(nvidiaToolkitVersion)) {
-        fail('nvidia-toolkit-version', nvidiaToolkitVersion, 'use a package version such as 1.17.8-1');
-    }
-    const nvidiaAptUrl = url(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
-    const keyText = raw['nvidia-apt-key'].trim();
-    let nvidiaAptKey;
-    if (keyText.startsWith('/')) {
-        nvidiaAptKey = existingPath(raw, 'nvidia-apt-key', host, 'file');
-    }
-    else {
-        nvidiaAptKey = url(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
-    }
-    if (nvidiaAptUrl === undefined)
-        fail('nvidia-apt-url', '', 'use the URL of the toolkit repository');
-    if (nvidiaAptKey === undefined)
-        fail('nvidia-apt-key', '', 'use a URL or an absolute path');
-    const nvidiaCdi = bool(raw, 'nvidia-cdi');
-    const gpuCheck = tristate(raw, 'gpu-check');
-    const gpuCheckImage = referenceInput(raw, 'gpu-check-image');
-    const registryText = raw.registry.trim();
-    let registry;
-    try {
-        registry = (0,reference/* parseRegistryAddress */.xo)(registryText);
-    }
-    catch (e) {
-        fail('registry', registryText, e.message);
-    }
-    const startRegistry = tristate(raw, 'start-registry');
-    const registryImage = referenceInput(raw, 'registry-image');
-    if (registryImage === undefined)
-        fail('registry-image', '', 'name the registry image, e.g. registry:3');
-    const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
-    const registryBind = optional(raw, 'registry-bind');
-    if (registryBind !== undefined &&
-        !IPV4.test(registryBind) &&
-        !/^\[?[0-9a-fA-F:]+\]?$/.test(registryBind)) {
-        fail('registry-bind', registryBind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
-    }
-    const registryData = raw['registry-data'].trim();
-    if (!registryData.startsWith('/') || registryData === '/' || registryData.includes('\n')) {
-        fail('registry-data', registryData, 'use an absolute folder path other than /');
-    }
-    const registryHtpasswd = parseHtpasswd(raw);
-    const registryTlsCert = existingPath(raw, 'registry-tls-cert', host, 'file');
-    const registryTlsKey = existingPath(raw, 'registry-tls-key', host, 'file');
-    if (registryTlsCert !== undefined && registryTlsKey === undefined) {
-        fail('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
-    }
-    if (registryTlsKey !== undefined && registryTlsCert === undefined) {
-        fail('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
-    }
-    const registryMirror = parseMirror(raw);
-    const registryMirrorPort = inputs_int(raw, 'registry-mirror-port', 1, 65535);
-    if (registryMirror !== false && registryMirrorPort === (registry.port ?? 443)) {
-        fail('registry-mirror-port', String(registryMirrorPort), `use a port other than the registry's own (${registry.port ?? 443})`);
-    }
-    const insecureRegistry = tristate(raw, 'insecure-registry');
-    const username = optional(raw, 'username');
-    const password = raw.password === '' ? undefined : raw.password;
-    if (username !== undefined && password === undefined) {
-        fail('password', '', 'username is set: give password too (from a secret)');
-    }
-    if (password !== undefined && username === undefined) {
-        fail('username', '', 'password is set: give username too');
-    }
-    let tags;
-    let images;
-    try {
-        tags = parseTagList(raw.tags);
-    }
-    catch (e) {
-        const err = e;
-        fail('tags', err.item, `line ${err.line}: ${err.reason}`);
-    }
-    try {
-        images = parseImageList(raw.images, tags, registry);
-    }
-    catch (e) {
-        const err = e;
-        fail('images', err.item, `line ${err.line}: ${err.reason}`);
-    }
-    if (images.length === 0 && tags.length > 0) {
-        fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
-    }
-    return Object.freeze({
-        installDocker,
-        dockerSource,
-        dockerVersion,
-        dockerAptUrl,
-        offlineDebs,
-        dockerUsers,
-        daemonConfig,
-        gpuRuntime,
-        nvidiaDefaultRuntime,
-        nvidiaToolkitVersion,
-        nvidiaAptUrl,
-        nvidiaAptKey,
-        nvidiaCdi,
-        gpuCheck,
-        gpuCheckImage,
-        registry,
-        startRegistry,
-        registryImage,
-        registryImageArchive,
-        registryBind,
-        registryData: registryData.replace(/\/+$/, ''),
-        registryHtpasswd,
-        registryTlsCert,
-        registryTlsKey,
-        registryMirror,
-        registryMirrorPort,
-        insecureRegistry,
-        username,
-        password,
-        images,
-        pushConcurrency: inputs_int(raw, 'push-concurrency', 1, 16),
-        pushRetries: inputs_int(raw, 'push-retries', 0, 10),
-        dryRun: bool(raw, 'dry-run'),
-        summary: bool(raw, 'summary'),
-        cleanup: oneOf(raw, 'cleanup', ['none', 'registry', 'all'])
-    });
-}
-/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
-function readRawInputs(env = process.env) {
-    const raw = {};
-    for (const name of Object.keys(INPUT_DEFAULTS)) {
-        const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
-        // The runner always sets every input; outside a runner, unset means "use the default".
-        raw[name] =
-            env[key] === undefined
-                ? INPUT_DEFAULTS[name]
-                : core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
-    }
-    // Secrets are masked before anything could print them.
-    if (raw.password !== '')
-        core/* setSecret */.Pq(raw.password);
-    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
-        const colon = line.indexOf(':');
-        if (colon > 0 && line.length > colon + 1)
-            core/* setSecret */.Pq(line.slice(colon + 1));
-    }
-    return raw;
-}
-
-
-/***/ }),
-
-/***/ 6331:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ run)
-});
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var lib_core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-;// CONCATENATED MODULE: ./src/system/os-release.ts
-/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
-/** Parses the KEY=value lines of os-release(5), quotes removed. */
-function parseOsRelease(text) {
-    const vars = {};
-    for (const line of text.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (!m)
-            continue;
-        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
-    }
-    const id = (vars.ID ?? 'linux').toLowerCase();
-    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
-    const family = dockerFamily(id, idLike);
-    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
-        ? vars.UBUNTU_CODENAME
-        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
-    return {
-        id,
-        idLike,
-        versionId: vars.VERSION_ID ?? '',
-        codename,
-        prettyName: vars.PRETTY_NAME ?? id
-    };
-}
-function dockerFamily(id, idLike) {
-    if (id === 'ubuntu' || id === 'debian')
-        return id;
-    if (idLike.includes('ubuntu'))
-        return 'ubuntu';
-    if (idLike.includes('debian'))
-        return 'debian';
-    return undefined;
-}
-/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
-function defaultDockerAptUrl(os) {
-    const family = dockerFamily(os.id, os.idLike);
-    return family ? `https://download.docker.com/linux/${family}` : undefined;
-}
-
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt-model.ts
 /** apt and dpkg output parsing and argv building (pure). */
 /** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
@@ -32800,6 +32516,7 @@ const APT_OPTIONS = [
     '-o',
     'Dpkg::Options::=--force-confold'
 ];
+/** Environment of every apt-get call: no prompts, no restart questions. */
 const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' };
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
 function parseDpkgQuery(text) {
@@ -32909,8 +32626,7 @@ function closeDebSet(wanted, debs, installed) {
     const chosen = new Map();
     const missing = new Set();
     const queue = [...wanted];
-    while (queue.length > 0) {
-        const name = queue.shift();
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
         const deb = byName.get(name);
         if (!deb) {
             missing.add(name);
@@ -32942,6 +32658,787 @@ function sourcesNaming(files, url, needles) {
         .split('\n')
         .some(l => !l.trim().startsWith('#') && [...needles, bare].some(n => l.includes(n))))
         .map(f => f.path);
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/toolkit.ts
+
+/** The four packages, always pinned together. */
+const TOOLKIT_PACKAGES = [
+    'nvidia-container-toolkit',
+    'nvidia-container-toolkit-base',
+    'libnvidia-container-tools',
+    'libnvidia-container1'
+];
+/** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
+const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime'];
+/** The apt source file this action writes for NVIDIA's repository. */
+const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list';
+/** File names the old nvidia-docker / libnvidia-container instructions used. */
+const OLD_LIST_NAME = /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/;
+/** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
+function nvidiaKeyring(armored) {
+    return `/usr/share/keyrings/nvidia-container-toolkit-keyring.${armored ? 'asc' : 'gpg'}`;
+}
+/** The flat-repository source line NVIDIA documents (`$(ARCH)` is expanded by apt). */
+function nvidiaSourceLine(url, keyring) {
+    return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`;
+}
+/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
+function staleNvidiaSources(files, url) {
+    const others = files.filter(f => f.path !== NVIDIA_LIST);
+    const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']));
+    return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path);
+}
+/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
+function nvidiaFragment(inputs) {
+    const value = { runtimes: { nvidia: { path: 'nvidia-container-runtime', args: [] } } };
+    if (inputs.nvidiaDefaultRuntime)
+        value['default-runtime'] = 'nvidia';
+    if (inputs.nvidiaCdi)
+        value.features = { cdi: true };
+    return { source: 'gpu-runtime', value };
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/inputs.ts
+
+
+
+
+/** The daemon config and NVIDIA inputs with their action.yml defaults. */
+const DAEMON_INPUTS = {
+    'daemon-config': '',
+    'gpu-runtime': 'auto',
+    'nvidia-default-runtime': 'true',
+    'nvidia-toolkit-version': '',
+    'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
+    'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
+    'nvidia-cdi': 'false',
+    'gpu-check': 'auto',
+    'gpu-check-image': ''
+};
+function inputs_parseDaemonConfig(raw) {
+    const value = optional(raw, 'daemon-config');
+    if (value === undefined)
+        return undefined;
+    let parsed;
+    try {
+        parsed = JSON.parse(value);
+    }
+    catch (e) {
+        fail('daemon-config', value, `not valid JSON (${e.message})`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        fail('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
+    }
+    return parsed;
+}
+/** The contradiction people meet most, with its own advice. */
+function refuseOtherDefaultRuntime(config, nvidia) {
+    const wanted = config?.['default-runtime'];
+    if (wanted !== undefined &&
+        wanted !== 'nvidia' &&
+        nvidia.nvidiaDefaultRuntime &&
+        nvidia.gpuRuntime !== 'none') {
+        fail('daemon-config', JSON.stringify(wanted), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
+    }
+}
+/**
+ * daemon-config against everything the NVIDIA inputs write: found now, before anything changes,
+ * even when no GPU turns up later (the same inputs must not pass on one host and fail on another
+ * after the engine was installed).
+ */
+function refuseContradictions(config, nvidia) {
+    if (config === undefined || nvidia.gpuRuntime === 'none')
+        return;
+    const clash = contradictions([nvidiaFragment(nvidia), { source: 'daemon-config', value: config }]);
+    if (clash.length > 0) {
+        throw new errors/* InputError */.dz('daemon-config', JSON.stringify(config), `contradicts other inputs: ${clash.join('; ')}`);
+    }
+}
+/** The toolkit repository's key: an absolute path to a file, or a URL; undefined when empty. */
+function aptKey(raw, host) {
+    return raw['nvidia-apt-key'].trim().startsWith('/')
+        ? existingPath(raw, 'nvidia-apt-key', host, 'file')
+        : url(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
+}
+/** Validates the daemon config and NVIDIA inputs (pure apart from `host.pathKind`); throws InputError. */
+function parseDaemonInputs(raw, host) {
+    const daemonConfig = inputs_parseDaemonConfig(raw);
+    const gpuRuntime = oneOf(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
+    const nvidiaDefaultRuntime = bool(raw, 'nvidia-default-runtime');
+    refuseOtherDefaultRuntime(daemonConfig, { gpuRuntime, nvidiaDefaultRuntime });
+    const nvidiaToolkitVersion = packageVersion(raw, 'nvidia-toolkit-version', 'use a package version such as 1.17.8-1');
+    const aptUrl = url(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
+    const key = aptKey(raw, host);
+    const nvidiaAptUrl = aptUrl ?? fail('nvidia-apt-url', '', 'use the URL of the toolkit repository');
+    const nvidiaAptKey = key ?? fail('nvidia-apt-key', '', 'use a URL or an absolute path');
+    const nvidiaCdi = bool(raw, 'nvidia-cdi');
+    refuseContradictions(daemonConfig, { gpuRuntime, nvidiaDefaultRuntime, nvidiaCdi });
+    return {
+        daemonConfig,
+        gpuRuntime,
+        nvidiaDefaultRuntime,
+        nvidiaToolkitVersion,
+        nvidiaAptUrl,
+        nvidiaAptKey,
+        nvidiaCdi,
+        gpuCheck: tristate(raw, 'gpu-check'),
+        gpuCheckImage: imageReference(raw, 'gpu-check-image')
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/engine/inputs.ts
+/** The engine phase's inputs: their action.yml defaults, their type, and their parser (pure). */
+
+/** The engine's inputs with their action.yml defaults. */
+const ENGINE_INPUTS = {
+    'install-docker': 'auto',
+    'docker-source': 'docker',
+    'docker-version': '',
+    'docker-apt-url': '',
+    'offline-debs': '',
+    'docker-users': ''
+};
+const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
+/** offline-debs and docker-source: offline go together. */
+function offlineFolder(raw, host, source) {
+    const folder = existingPath(raw, 'offline-debs', host, 'dir');
+    if (folder !== undefined && source !== 'offline') {
+        fail('docker-source', source, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
+    }
+    if (source === 'offline' && folder === undefined) {
+        fail('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
+    }
+    return folder;
+}
+function users(raw) {
+    if (optional(raw, 'docker-users') === undefined)
+        return undefined;
+    return splitList(raw['docker-users']).map(({ value }) => {
+        if (!USER_NAME.test(value)) {
+            fail('docker-users', value, 'use user names (lowercase, at most 32 characters)');
+        }
+        return value;
+    });
+}
+/** Validates the engine's inputs (pure apart from `host.pathKind`); throws InputError. */
+function parseEngineInputs(raw, host) {
+    const installDocker = tristate(raw, 'install-docker');
+    const dockerSource = oneOf(raw, 'docker-source', ['docker', 'distro', 'offline']);
+    const dockerVersion = packageVersion(raw, 'docker-version', 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
+    const dockerAptUrl = url(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
+    const offlineDebs = offlineFolder(raw, host, dockerSource);
+    const dockerUsers = users(raw);
+    return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/image-list.ts
+/** The `images` and `tags` inputs as push targets (pure), mapped as the contract's "Targets" says. */
+
+
+const HUB_DOMAINS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+/** The source's path in the target registry: its own registry host and Docker Hub's `library/` dropped. */
+function pathWithoutHost(ref) {
+    if ((ref.domain === undefined || HUB_DOMAINS.has(ref.domain)) &&
+        ref.path.startsWith('library/')) {
+        return ref.path.slice('library/'.length);
+    }
+    return ref.path;
+}
+/** A bad item of a list input: the item as written, its line, and why. */
+class ListItemError extends Error {
+    item;
+    line;
+    reason;
+    constructor(item, line, reason) {
+        super(`line ${line} (${JSON.stringify(item)}): ${reason}`);
+        this.item = item;
+        this.line = line;
+        this.reason = reason;
+        this.name = 'ListItemError';
+    }
+}
+const image_list_TAG = /^[\w][\w.-]{0,127}$/;
+/** Parses `tags`: each must be a valid tag. */
+function parseTagList(text) {
+    return splitList(text).map(({ value, line }) => {
+        if (!image_list_TAG.test(value)) {
+            throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
+        }
+        return value;
+    });
+}
+/**
+ * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
+ * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
+ */
+function parseImageList(imagesText, extraTags, registry) {
+    const byTarget = new Map();
+    for (const { value, line } of splitList(imagesText)) {
+        const [sourceText, targetText, ...more] = value.split('=>').map(s => s.trim());
+        if (more.length > 0 || sourceText === '' || targetText === '') {
+            throw new ListItemError(value, line, `write 'source' or 'source => target'`);
+        }
+        let source;
+        try {
+            source = parseReference(sourceText);
+        }
+        catch (e) {
+            throw new ListItemError(sourceText, line, `${e.message}`);
+        }
+        let domain = registry.text;
+        let path;
+        let tag;
+        if (targetText === undefined) {
+            if (source.digest !== undefined && source.tag === undefined) {
+                throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
+            }
+            path = pathWithoutHost(source);
+            tag = source.tag ?? 'latest';
+        }
+        else {
+            let target;
+            try {
+                target = parseReference(targetText);
+            }
+            catch (e) {
+                throw new ListItemError(targetText, line, `${e.message}`);
+            }
+            if (target.digest !== undefined) {
+                throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
+            }
+            if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
+                throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
+            }
+            const first = targetText.split('/')[0];
+            if (target.domain !== undefined && looksLikeDomain(first))
+                domain = target.domain;
+            path = target.path;
+            tag = target.tag ?? source.tag ?? 'latest';
+        }
+        for (const t of [tag, ...extraTags]) {
+            const targetRef = formatReference({ domain, path, tag: t });
+            const existing = byTarget.get(targetRef);
+            if (existing !== undefined) {
+                if (existing.source !== sourceText) {
+                    throw new ListItemError(value, line, `target ${targetRef} is also the target of ${existing.source} on line ${existing.line}`);
+                }
+                continue;
+            }
+            byTarget.set(targetRef, {
+                source: sourceText,
+                target: targetRef,
+                registry: domain,
+                repository: path,
+                tag: t,
+                line
+            });
+        }
+    }
+    return [...byTarget.values()];
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/inputs.ts
+
+
+/** The push inputs with their action.yml defaults. */
+const PUSH_INPUTS = {
+    username: '',
+    password: '',
+    images: '',
+    tags: '',
+    'push-concurrency': '2',
+    'push-retries': '3'
+};
+function login(raw) {
+    const username = optional(raw, 'username');
+    // The password is taken as given: spaces may belong to it.
+    const password = raw.password === '' ? undefined : raw.password;
+    if (username !== undefined && password === undefined) {
+        fail('password', '', 'username is set: give password too (from a secret)');
+    }
+    if (password !== undefined && username === undefined) {
+        fail('username', '', 'password is set: give username too');
+    }
+    return username !== undefined && password !== undefined ? { username, password } : undefined;
+}
+/** `images` with every tag of `tags`; errors name the line. */
+function targets(raw, registry) {
+    let tags;
+    let images;
+    try {
+        tags = parseTagList(raw.tags);
+    }
+    catch (e) {
+        const err = e;
+        fail('tags', err.item, `line ${err.line}: ${err.reason}`);
+    }
+    try {
+        images = parseImageList(raw.images, tags, registry);
+    }
+    catch (e) {
+        const err = e;
+        fail('images', err.item, `line ${err.line}: ${err.reason}`);
+    }
+    if (images.length === 0 && tags.length > 0) {
+        fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
+    }
+    return images;
+}
+/** Validates the push inputs against `registry` (pure); throws InputError. */
+function parsePushInputs(raw, registry) {
+    return {
+        login: login(raw),
+        images: targets(raw, registry),
+        pushConcurrency: input_fields_int(raw, 'push-concurrency', 1, 16),
+        pushRetries: input_fields_int(raw, 'push-retries', 0, 10)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/registry/inputs.ts
+/** The registry phase's inputs: their action.yml defaults, their type, and their parser (pure). */
+
+
+/** The registry's inputs with their action.yml defaults. */
+const REGISTRY_INPUTS = {
+    registry: 'localhost:5000',
+    'start-registry': 'auto',
+    'registry-image': 'registry:3',
+    'registry-image-archive': '',
+    'registry-bind': '',
+    'registry-data': '/var/lib/docker-gpu-setup/registry',
+    'registry-htpasswd': '',
+    'registry-tls-cert': '',
+    'registry-tls-key': '',
+    'registry-mirror': 'false',
+    'registry-mirror-port': '5001',
+    'insecure-registry': 'auto'
+};
+/** The upstream a `registry-mirror: true` cache pulls through. */
+const DOCKER_HUB = 'https://registry-1.docker.io';
+const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+function address(raw) {
+    const text = raw.registry.trim();
+    try {
+        return parseRegistryAddress(text);
+    }
+    catch (e) {
+        return fail('registry', text, e.message);
+    }
+}
+function bindAddress(raw) {
+    const bind = optional(raw, 'registry-bind');
+    if (bind !== undefined && !inputs_IPV4.test(bind) && !/^\[?[0-9a-fA-F:]+\]?$/.test(bind)) {
+        fail('registry-bind', bind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
+    }
+    return bind;
+}
+function dataFolder(raw) {
+    const data = raw['registry-data'].trim();
+    if (!data.startsWith('/') || data === '/' || data.includes('\n')) {
+        fail('registry-data', data, 'use an absolute folder path other than /');
+    }
+    return data.replace(/\/+$/, '');
+}
+function htpasswd(raw) {
+    const entries = [];
+    const seen = new Set();
+    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
+        if (line.trim() === '')
+            return;
+        const colon = line.indexOf(':');
+        const user = colon < 0 ? '' : line.slice(0, colon);
+        const password = colon < 0 ? '' : line.slice(colon + 1);
+        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
+            fail('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
+        }
+        if (seen.has(user))
+            fail('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
+        seen.add(user);
+        entries.push({ user, password });
+    });
+    return entries;
+}
+function tlsFiles(raw, host) {
+    const cert = existingPath(raw, 'registry-tls-cert', host, 'file');
+    const key = existingPath(raw, 'registry-tls-key', host, 'file');
+    if (cert !== undefined && key === undefined) {
+        fail('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
+    }
+    if (key !== undefined && cert === undefined) {
+        fail('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
+    }
+    return cert !== undefined && key !== undefined ? { cert, key } : undefined;
+}
+function mirror(raw) {
+    const value = raw['registry-mirror'].trim();
+    const flag = booleanText(value);
+    if (flag !== undefined)
+        return flag && DOCKER_HUB;
+    return (url(raw, 'registry-mirror', ['http:', 'https:']) ??
+        fail('registry-mirror', value, 'use true, false or an upstream URL'));
+}
+/** The mirror's port, which must not be the registry's own. */
+function mirrorPort(raw, registry, cache) {
+    const port = input_fields_int(raw, 'registry-mirror-port', 1, 65535);
+    if (cache !== false && port === (registry.port ?? 443)) {
+        fail('registry-mirror-port', String(port), `use a port other than the registry's own (${registry.port ?? 443})`);
+    }
+    return port;
+}
+/** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
+function parseRegistryInputs(raw, host) {
+    const registry = address(raw);
+    const startRegistry = tristate(raw, 'start-registry');
+    const registryImage = imageReference(raw, 'registry-image') ??
+        fail('registry-image', '', 'name the registry image, e.g. registry:3');
+    const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
+    const registryBind = bindAddress(raw);
+    const registryData = dataFolder(raw);
+    const registryHtpasswd = htpasswd(raw);
+    const registryTls = tlsFiles(raw, host);
+    const registryMirror = mirror(raw);
+    return {
+        registry,
+        startRegistry,
+        registryImage,
+        registryImageArchive,
+        registryBind,
+        registryData,
+        registryHtpasswd,
+        registryTls,
+        registryMirror,
+        registryMirrorPort: mirrorPort(raw, registry, registryMirror),
+        insecureRegistry: tristate(raw, 'insecure-registry')
+    };
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/phases/registry/spec.ts
+/**
+ * The local registry as data (pure): when it runs, the container spec and its hash, docker argv,
+ * and what it contributes to daemon.json. Configured through REGISTRY_* variables, which both
+ * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
+ * read, so the action never depends on where the image keeps its config file.
+ */
+
+
+
+
+/** The local registry's container name. */
+const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
+/** The pull-through cache's container name. */
+const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+/** Label on every container this action made: the only ones it will stop or replace. */
+const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+/** Label holding the spec's hash: equal hash, same container. */
+const LABEL_SPEC = 'org.docker-gpu-setup.spec';
+/** Host folder for the registry's auth and TLS files (mounted read-only). */
+const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
+/** Is `host` (as written in `registry`) this machine? */
+function isThisHost(host, me) {
+    if (isLoopbackHost(host))
+        return true;
+    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+    return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
+}
+/** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
+function wantsLocalRegistry(inputs, me) {
+    if (inputs.startRegistry === 'auto')
+        return isThisHost(inputs.registry.host, me);
+    return inputs.startRegistry === 'true';
+}
+/** Host port of the local registry: the one in `registry`, else the scheme's default. */
+function registryPort(inputs) {
+    return inputs.registry.port ?? (inputs.registryTls ? 443 : 80);
+}
+/** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
+function registryBind(inputs) {
+    return inputs.registryBind ?? (isLoopbackHost(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0');
+}
+/** Hex sha256 of a text or file content. */
+function sha256(text) {
+    return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex');
+}
+function withHash(spec) {
+    return { ...spec, hash: sha256(JSON.stringify(canonical(spec))) };
+}
+/** Where the registry's htpasswd and TLS files live on the host. */
+const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
+/** Where the registry's certificate is installed (mounted read-only). */
+const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
+/** Where the registry's key is installed (mode 0600, mounted read-only). */
+const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
+/** The main registry's container spec. */
+function registrySpec(inputs, imageId, fileHashes) {
+    const env = {
+        REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+        OTEL_TRACES_EXPORTER: 'none'
+    };
+    const mounts = [
+        { source: inputs.registryData, target: '/var/lib/registry', readonly: false }
+    ];
+    const hashes = {};
+    if (inputs.registryHtpasswd.length > 0) {
+        env.REGISTRY_AUTH = 'htpasswd';
+        env.REGISTRY_AUTH_HTPASSWD_REALM = 'docker-gpu-setup registry';
+        env.REGISTRY_AUTH_HTPASSWD_PATH = '/auth/htpasswd';
+        mounts.push({ source: AUTH_FILE, target: '/auth/htpasswd', readonly: true });
+        hashes.htpasswd = fileHashes.htpasswd ?? '';
+    }
+    if (inputs.registryTls) {
+        env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt';
+        env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key';
+        mounts.push({ source: TLS_CERT, target: '/certs/tls.crt', readonly: true }, { source: TLS_KEY, target: '/certs/tls.key', readonly: true });
+        hashes.cert = fileHashes.cert ?? '';
+        hashes.key = fileHashes.key ?? '';
+    }
+    return withHash({
+        name: REGISTRY_CONTAINER,
+        image: inputs.registryImage,
+        imageId,
+        bind: registryBind(inputs),
+        hostPort: registryPort(inputs),
+        env,
+        mounts,
+        fileHashes: hashes
+    });
+}
+/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
+function mirrorSpec(inputs, imageId) {
+    if (inputs.registryMirror === false)
+        return undefined;
+    return withHash({
+        name: MIRROR_CONTAINER,
+        image: inputs.registryImage,
+        imageId,
+        bind: '127.0.0.1',
+        hostPort: inputs.registryMirrorPort,
+        env: {
+            REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+            REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
+            OTEL_TRACES_EXPORTER: 'none'
+        },
+        mounts: [
+            { source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false }
+        ],
+        fileHashes: {}
+    });
+}
+/** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
+function runArgv(spec) {
+    const bind = spec.bind.includes(':') && !spec.bind.startsWith('[') ? `[${spec.bind}]` : spec.bind;
+    return [
+        'docker',
+        'run',
+        '--detach',
+        '--name',
+        spec.name,
+        '--restart',
+        'always',
+        '--publish',
+        `${bind}:${spec.hostPort}:5000`,
+        '--label',
+        `${LABEL_MANAGED}=true`,
+        '--label',
+        `${LABEL_SPEC}=${spec.hash}`,
+        ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+        ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+        spec.image
+    ];
+}
+/** Keep, start, create or recreate; a container of that name the action did not make is refused. */
+function containerAction(spec, state) {
+    if (state === undefined)
+        return 'create';
+    if (state.labels[LABEL_MANAGED] !== 'true') {
+        throw new errors/* HostError */.dh(`A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`);
+    }
+    if (state.labels[LABEL_SPEC] !== spec.hash)
+        return 'recreate';
+    return state.running ? 'keep' : 'start';
+}
+/**
+ * Whether `registry` goes into `insecure-registries`: insecure-registry true, or auto for a
+ * plain-HTTP local registry on an address other than loopback (which Docker trusts anyway).
+ */
+function insecureRegistry(inputs, me) {
+    return (inputs.insecureRegistry === 'true' ||
+        (inputs.insecureRegistry === 'auto' &&
+            wantsLocalRegistry(inputs, me) &&
+            !inputs.registryTls &&
+            !isLoopbackHost(inputs.registry.host)));
+}
+/**
+ * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
+ * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
+ */
+function registryFragments(inputs, me) {
+    const out = [];
+    if (insecureRegistry(inputs, me)) {
+        out.push({ source: 'insecure-registry', value: { 'insecure-registries': [inputs.registry.text] } });
+    }
+    if (wantsLocalRegistry(inputs, me) && inputs.registryMirror !== false) {
+        out.push({
+            source: 'registry-mirror',
+            value: { 'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`] }
+        });
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+/**
+ * The action's inputs: every phase's slice composed into one validated, frozen Inputs, and the
+ * only reader of the runner's raw input values (core.getInput).
+ */
+
+
+
+
+
+
+
+/** The inputs that shape the whole run rather than one phase. */
+const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
+/**
+ * Every input with its action.yml default. action.yml is the source of truth; this table repeats
+ * it so `node dist/index.js` outside a runner (no INPUT_* set) runs on the same defaults, and a
+ * unit test keeps the two equal.
+ */
+const INPUT_DEFAULTS = {
+    ...ENGINE_INPUTS,
+    ...DAEMON_INPUTS,
+    ...REGISTRY_INPUTS,
+    ...PUSH_INPUTS,
+    ...RUN_INPUTS
+};
+function parseRunInputs(raw) {
+    return {
+        dryRun: bool(raw, 'dry-run'),
+        summary: bool(raw, 'summary'),
+        cleanup: oneOf(raw, 'cleanup', ['none', 'registry', 'all'])
+    };
+}
+/**
+ * Validates every input before anything changes (pure apart from `host.pathKind`), slice by slice
+ * in action.yml's order. Throws InputError with one line naming the input, the value and what is
+ * accepted.
+ */
+function parseInputs(raw, host) {
+    const engine = Object.freeze(parseEngineInputs(raw, host));
+    const daemon = Object.freeze(parseDaemonInputs(raw, host));
+    const registry = Object.freeze(parseRegistryInputs(raw, host));
+    const push = Object.freeze(parsePushInputs(raw, registry.registry));
+    const run = Object.freeze(parseRunInputs(raw));
+    return Object.freeze({ engine, daemon, registry, push, run });
+}
+/**
+ * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
+ * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ */
+function phaseSettings(inputs, identity) {
+    const { engine, daemon, registry, push } = inputs;
+    const offlineDebs = engine.offlineDebs;
+    return {
+        engine,
+        daemon: { ...daemon, offlineDebs, registryFragments: registryFragments(registry, identity) },
+        registry: { ...registry, offlineDebs },
+        push: {
+            ...push,
+            registry: registry.registry,
+            registryCa: registry.registryTls?.cert,
+            registryInsecure: insecureRegistry(registry, identity)
+        }
+    };
+}
+/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
+function readRawInputs(env = process.env) {
+    const raw = {};
+    for (const name of Object.keys(INPUT_DEFAULTS)) {
+        const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
+        // The runner always sets every input; outside a runner, unset means "use the default".
+        raw[name] =
+            env[key] === undefined
+                ? INPUT_DEFAULTS[name]
+                : lib_core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
+    }
+    // Secrets are masked before anything could print them.
+    if (raw.password !== '')
+        lib_core/* setSecret */.Pq(raw.password);
+    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
+        const colon = line.indexOf(':');
+        if (colon > 0 && line.length > colon + 1)
+            lib_core/* setSecret */.Pq(line.slice(colon + 1));
+    }
+    return raw;
+}
+
+;// CONCATENATED MODULE: ./src/outputs.ts
+/**
+ * The action's outputs: their names (as action.yml declares them), their typed values, and the one
+ * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
+ * main step, whether the run succeeded or not.
+ */
+
+/** Every output, in action.yml's order. */
+const OUTPUT_NAMES = [
+    'docker-version',
+    'docker-changed',
+    'daemon-config-changed',
+    'nvidia-runtime',
+    'gpu-count',
+    'driver-version',
+    'cuda-version',
+    'registry',
+    'registry-started',
+    'images',
+    'digests'
+];
+const outputs_text = (v) => v === undefined ? '' : String(v);
+/** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
+function imagesJson(images) {
+    return JSON.stringify(images.map(r => ({
+        source: r.source,
+        target: r.target,
+        digest: r.digest,
+        size: r.size,
+        status: r.status,
+        ...(r.error ? { error: r.error } : {})
+    })));
+}
+/** The `digests` output: `target@digest` lines for what is in the registry. */
+function digestsText(images) {
+    return images
+        .filter(r => r.status !== 'failed' && r.digest !== '')
+        .map(r => `${r.target}@${r.digest}`)
+        .join('\n');
+}
+/** Every output's text (pure); an output nothing set is empty. */
+function outputValues(o) {
+    return {
+        'docker-version': outputs_text(o.dockerVersion),
+        'docker-changed': outputs_text(o.dockerChanged),
+        'daemon-config-changed': outputs_text(o.daemonConfigChanged),
+        'nvidia-runtime': outputs_text(o.nvidiaRuntime),
+        'gpu-count': outputs_text(o.gpu?.count),
+        'driver-version': outputs_text(o.gpu?.driverVersion),
+        'cuda-version': outputs_text(o.gpu?.cudaVersion),
+        registry: outputs_text(o.registry),
+        'registry-started': outputs_text(o.registryStarted),
+        images: o.images === undefined ? '' : imagesJson(o.images),
+        digests: o.images === undefined ? '' : digestsText(o.images)
+    };
+}
+/** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
+function writeOutputs(o) {
+    const values = outputValues(o);
+    for (const name of OUTPUT_NAMES)
+        lib_core/* setOutput */.uH(name, values[name]);
 }
 
 ;// CONCATENATED MODULE: ./src/system/apt.ts
@@ -32992,6 +33489,7 @@ async function availableVersions(runner, name) {
     const r = await runner.run(['apt-cache', 'madison', name], { allowFailure: true });
     return parseMadison(r.stdout);
 }
+/** Refreshes the package lists (apt-get update, as root). */
 async function aptUpdate(runner) {
     await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
         root: true,
@@ -33016,6 +33514,7 @@ async function aptInstall(runner, packages, extra = []) {
 async function aptRemove(runner, packages) {
     await runner.run(['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], { root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}` });
 }
+/** Holds or releases packages at their version (apt-mark, as root). */
 async function aptMark(runner, how, packages) {
     await runner.run(['apt-mark', how, ...packages], { root: true });
 }
@@ -33033,23 +33532,23 @@ async function readDebs(runner, files) {
  * any host whose cache does not already hold them; the empty source list keeps apt off the network.
  */
 async function aptInstallOffline(runner, files, tempDir) {
-    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
-    await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
+    const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
+    await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
+    await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
     await aptInstall(runner, files, [
         '-o',
-        `Dir::Etc::SourceList=${external_node_path_.join(none, 'sources.list')}`,
+        `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
         '-o',
-        `Dir::Etc::SourceParts=${external_node_path_.join(none, 'parts')}`
+        `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
     ]);
 }
 /** The .deb files in a folder, sorted. */
 async function listDebs(folder) {
-    const names = await external_node_fs_.promises.readdir(folder);
+    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
     return names
         .filter(n => n.endsWith('.deb'))
         .sort()
-        .map(n => external_node_path_.join(folder, n));
+        .map(n => external_node_path_namespaceObject.join(folder, n));
 }
 /** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
 async function resolvePinned(runner, names, pin, what) {
@@ -33078,19 +33577,19 @@ async function readOfflineFolder(runner, folder) {
     return { debs, provided };
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(6413);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ./node_modules/semver/index.js
-var node_modules_semver = __nccwpck_require__(2088);
+// EXTERNAL MODULE: ../main/node_modules/semver/index.js
+var node_modules_semver = __nccwpck_require__(3880);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __nccwpck_require__(5317);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/manifest.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33198,17 +33697,17 @@ function _readLinuxVersionFile() {
 //# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
 ;// CONCATENATED MODULE: external "stream"
 const external_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 // EXTERNAL MODULE: external "util"
 var external_util_ = __nccwpck_require__(9023);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/retry-helper.js
 var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33269,7 +33768,7 @@ class RetryHelper {
     }
 }
 //# sourceMappingURL=retry-helper.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js
 var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33896,8 +34395,6 @@ function _unique(values) {
     return Array.from(new Set(values));
 }
 //# sourceMappingURL=tool-cache.js.map
-// EXTERNAL MODULE: ./src/system/files.ts
-var system_files = __nccwpck_require__(1650);
 ;// CONCATENATED MODULE: ./src/system/apt-repo.ts
 
 
@@ -33908,18 +34405,23 @@ var system_files = __nccwpck_require__(1650);
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
 const SOURCES_DIR = '/etc/apt/sources.list.d';
-/** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
+/** Reads a signing key from an http(s) or file:// URL, or an absolute path; HostError when it cannot. */
 async function fetchKey(source) {
+    return readKey(source).catch((e) => {
+        throw e instanceof errors/* HostError */.dh ? e : new errors/* HostError */.dh((0,errors/* errorMessage */.gJ)(e), { cause: e });
+    });
+}
+async function readKey(source) {
     if (source.startsWith('/'))
-        return external_node_fs_.promises.readFile(source);
+        return external_node_fs_namespaceObject.promises.readFile(source);
     if (source.startsWith('file://'))
-        return external_node_fs_.promises.readFile(new URL(source));
+        return external_node_fs_namespaceObject.promises.readFile(new URL(source));
     const file = await downloadTool(source);
     try {
-        return await external_node_fs_.promises.readFile(file);
+        return await external_node_fs_namespaceObject.promises.readFile(file);
     }
     finally {
-        await external_node_fs_.promises.rm(file, { force: true });
+        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
     }
 }
 /** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
@@ -33935,450 +34437,193 @@ async function ensureAptRepo(runner, repo, tempDir) {
     if (repo.key.length < 32)
         throw new errors/* HostError */.dh(`${repo.keySource} is not a PGP key`);
     // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
-    const current = await external_node_fs_.promises.readFile(repo.keyring).catch(() => undefined);
+    const current = await external_node_fs_namespaceObject.promises.readFile(repo.keyring).catch(() => undefined);
     if (current === undefined || !current.equals(repo.key)) {
-        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.keyring, repo.key, 0o644, tempDir);
+        await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir);
     }
-    if ((await (0,system_files/* readFileMaybe */.jp)(runner, repo.listPath)) !== repo.line) {
-        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.listPath, repo.line, 0o644, tempDir);
+    if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
+        await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
     }
-    const files = await Promise.all((await external_node_fs_.promises.readdir(SOURCES_DIR))
+    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR))
         .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
         .map(async (n) => ({
-        path: external_node_path_.join(SOURCES_DIR, n),
-        content: await external_node_fs_.promises.readFile(external_node_path_.join(SOURCES_DIR, n), 'utf8')
+        path: external_node_path_namespaceObject.join(SOURCES_DIR, n),
+        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(SOURCES_DIR, n), 'utf8')
     })));
     for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
         lib_core/* warning */.$e(`Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`);
-        await (0,system_files/* renameFile */.H5)(runner, stale, `${stale}${DISABLED_SUFFIX}`);
+        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
     }
 }
 
-// EXTERNAL MODULE: ./src/system/service.ts
-var service = __nccwpck_require__(1382);
-;// CONCATENATED MODULE: ./src/docker/engine-model.ts
+;// CONCATENATED MODULE: ./src/system/process.ts
 
-
-/** Docker's own packages (the `docker` source). */
-const DOCKER_CE_PACKAGES = [
-    'docker-ce',
-    'docker-ce-cli',
-    'containerd.io',
-    'docker-buildx-plugin',
-    'docker-compose-plugin'
-];
-/** Packages that conflict with Docker's own and are removed before it is installed. */
-const DOCKER_CE_CONFLICTS = [
-    'docker.io',
-    'docker-doc',
-    'docker-compose',
-    'docker-compose-v2',
-    'podman-docker',
-    'containerd',
-    'runc'
-];
-/** The distribution's engine (the `distro` source); it needs containerd and runc, so they stay. */
-const DISTRO_PACKAGES = ['docker.io'];
-/** What dpkg is asked about during detection. */
-const WATCHED_PACKAGES = [...new Set([...DOCKER_CE_PACKAGES, ...DOCKER_CE_CONFLICTS])];
-/** Pinned packages: the engine and its CLI carry Docker's version; the rest version on their own. */
-const PINNED = { docker: ['docker-ce', 'docker-ce-cli'], distro: ['docker.io'], offline: [] };
-/** The packages `source` installs, given the offline folder's contents. */
-function sourcePackages(source, debs) {
-    if (source === 'docker')
-        return DOCKER_CE_PACKAGES;
-    if (source === 'distro')
-        return DISTRO_PACKAGES;
-    const names = new Set(debs.map(d => d.name));
-    if (names.has('docker-ce'))
-        return DOCKER_CE_PACKAGES.filter(n => names.has(n));
-    if (names.has('docker.io'))
-        return DISTRO_PACKAGES;
-    return [];
-}
-/** The packages of the other source that must go before `wanted` is installed. */
-function conflictsFor(wanted) {
-    return wanted.includes('docker-ce') ? DOCKER_CE_CONFLICTS : DOCKER_CE_PACKAGES;
-}
-function describe(action) {
-    switch (action.kind) {
-        case 'stop-own-dockerd':
-            return `stop the dockerd this action started (pid ${action.pid}) before changing packages`;
-        case 'unhold':
-            return `release the apt hold on ${action.packages.join(', ')}`;
-        case 'docker-repo':
-            return `add Docker's apt repository ${action.url} (key in /etc/apt/keyrings, signed-by source)`;
-        case 'apt-update':
-            return 'refresh the package lists (apt-get update)';
-        case 'remove':
-            return `remove conflicting packages (not purged): ${action.packages.join(', ')}`;
-        case 'install':
-            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}`;
-        case 'install-debs':
-            return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
-        case 'hold':
-            return `hold ${action.packages.join(', ')} at the pinned version (apt-mark hold)`;
-        case 'start':
-            return 'start Docker';
-        case 'enable':
-            return 'enable docker.service at boot';
-        case 'create-group':
-            return "create the 'docker' group";
-        case 'add-users':
-            return `add ${action.users.join(', ')} to the 'docker' group (takes effect in new logins; restart the runner service for its jobs to get it)`;
+/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
+function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
     }
-}
-/** Is the installed engine the one `source` at `pin` (or the newest candidate) gives? */
-function engineMatches(facts, wanted, source, pin) {
-    if (source === 'offline') {
-        return facts.debs
-            .filter(d => wanted.includes(d.name))
-            .every(d => facts.installed.get(d.name) === d.version);
-    }
-    const pinned = PINNED[source];
-    return wanted.every(name => {
-        const installed = facts.installed.get(name);
-        if (installed === undefined)
+    catch (e) {
+        if (e.code !== 'EPERM')
             return false;
-        if (pin !== undefined && pinned.includes(name))
-            return versionMatchesPin(installed, pin);
-        const candidate = facts.candidates.get(name);
-        return pin !== undefined || candidate === undefined || candidate === installed;
+    }
+    try {
+        return !/^\d+ \(.*\) Z /.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/system/service.ts
+
+
+
+/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
+const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
+/** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
+const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
+const DOCKERD_PIDFILE = '/var/run/docker.pid';
+/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
+async function detectServiceManager(systemd) {
+    if (systemd)
+        return 'systemd';
+    return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct';
+}
+/** The daemon's version when it answers within a few seconds, else undefined. */
+async function probeDaemon(runner) {
+    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 5
     });
+    const version = r.stdout.trim();
+    return r.exitCode === 0 && version !== '' ? version : undefined;
+}
+/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
+async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+        const version = await probeDaemon(runner);
+        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
+        if (version !== undefined || Date.now() > end || !starting())
+            return version;
+        await new Promise(r => setTimeout(r, 300));
+    }
+}
+/** The pid of a dockerd this action spawned and that still runs, else undefined. */
+async function ownDockerdPid(runner) {
+    const pid = await markedPid(runner);
+    return pid !== undefined && pidAlive(pid) ? pid : undefined;
+}
+/** The pid in DIRECT_MARKER, alive or not. */
+async function markedPid(runner) {
+    const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+/** Is docker enabled at boot (systemd only)? */
+async function isEnabled(runner) {
+    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
+        allowFailure: true
+    });
+    return r.exitCode === 0;
+}
+/** Enables docker.service and docker.socket at boot (systemctl, as root). */
+async function enableDocker(runner) {
+    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
+}
+/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
+async function daemonLogTail(runner, manager) {
+    if (manager === 'systemd') {
+        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+            root: true,
+            allowFailure: true
+        });
+        return (0,errors/* tailLines */.os)(r.stdout, 30);
+    }
+    const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
+    return (0,errors/* tailLines */.os)(direct || sysv, 30);
+}
+/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+async function systemdDocker(runner, verb) {
+    // A unit that failed earlier refuses to start until its failure is cleared.
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+        root: true,
+        allowFailure: true
+    });
+    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
+    const version = await waitForDaemon(runner);
+    if (version)
+        return version;
+    throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
 }
 /**
- * Plans the engine phase from facts (pure). An engine that is already right plans no action.
- * Throws HostError for states the action will not change on its own.
+ * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
+ * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
+ * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
  */
-function planEngine(facts, inputs, dockerAptUrl, users) {
-    const actions = [];
-    const warnings = [];
-    const source = inputs.dockerSource;
-    const pin = inputs.dockerVersion;
-    if (facts.snap) {
-        warnings.push('Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.');
+async function startDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'start');
+    if (manager === 'sysv') {
+        const r = await runner.run(['service', 'docker', 'start'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 60
+        });
+        // An init script can exit 0 and start nothing: only a probe counts.
+        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
+        if (version)
+            return version;
+        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
     }
-    const wanted = sourcePackages(source, facts.debs);
-    let install = false;
-    if (!facts.dockerd) {
-        if (inputs.installDocker === 'false') {
-            throw new errors/* HostError */.dh('Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.');
-        }
-        install = true;
+    return spawnDockerd(runner, tempDir);
+}
+async function spawnDockerd(runner, tempDir) {
+    const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
+    // A stale pid file from a killed dockerd makes the next one refuse to start.
+    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
+        await removeFile(runner, DOCKERD_PIDFILE);
     }
-    else if (inputs.installDocker === 'true' && !engineMatches(facts, wanted, source, pin)) {
-        install = true;
-        warnings.push('install-docker is true and the installed engine differs from the one asked for: packages change and running containers restart.');
+    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
+    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
+    const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid));
+    if (!version) {
+        throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
     }
-    if (install) {
-        if (source === 'offline' && wanted.length === 0) {
-            throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`);
-        }
-        const remove = conflictsFor(wanted).filter(n => facts.installed.has(n));
-        const held = [...remove, ...wanted].filter(n => facts.held.has(n));
-        // Stopping and removing come after the repository and lists: pins are checked against those
-        // first, so a bad pin fails while the engine still runs.
-        const replace = [];
-        if (facts.ownDockerdPid !== undefined) {
-            replace.push({ kind: 'stop-own-dockerd', pid: facts.ownDockerdPid });
-        }
-        if (held.length > 0)
-            replace.push({ kind: 'unhold', packages: held });
-        if (remove.length > 0)
-            replace.push({ kind: 'remove', packages: remove });
-        if (source === 'offline') {
-            const provided = new Set([...facts.provided].filter(n => !remove.includes(n)));
-            const { files, missing } = closeDebSet(wanted, facts.debs, provided);
-            if (missing.length > 0) {
-                throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`);
-            }
-            actions.push(...replace, { kind: 'install-debs', files: files.map(f => f.file) });
-        }
-        else {
-            if (source === 'docker') {
-                if (!dockerAptUrl) {
-                    throw new errors/* HostError */.dh('Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.');
-                }
-                actions.push({ kind: 'docker-repo', url: dockerAptUrl }, { kind: 'apt-update' });
-            }
-            else if (pin !== undefined ||
-                inputs.installDocker === 'true' ||
-                wanted.some(n => facts.candidates.get(n) === undefined)) {
-                actions.push({ kind: 'apt-update' });
-            }
-            actions.push(...replace, { kind: 'install', packages: wanted, pin, pinned: PINNED[source] });
-        }
-        if (pin !== undefined && source !== 'offline')
-            actions.push({ kind: 'hold', packages: PINNED[source] });
-    }
-    if (install || facts.serverVersion === undefined)
-        actions.push({ kind: 'start' });
-    if (facts.manager === 'systemd' && facts.enabled !== true)
-        actions.push({ kind: 'enable' });
-    if (facts.dockerGroup === undefined && !install)
-        actions.push({ kind: 'create-group' });
-    const members = new Set(facts.dockerGroup ?? []);
-    const missingUsers = users.filter(u => !members.has(u));
-    if (missingUsers.length > 0)
-        actions.push({ kind: 'add-users', users: missingUsers });
-    const found = facts.dockerd
-        ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
-        : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`;
-    return {
-        found,
-        actions,
-        steps: actions.map(a => ({ description: describe(a) })),
-        packagesChange: install,
-        warnings
-    };
+    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
+    return version;
 }
-function describeInstalled(facts) {
-    return facts.installed.get('docker-ce') ?? facts.installed.get('docker.io') ?? 'installed';
-}
-/** Which source the installed engine came from. */
-function engineSource(facts) {
-    if (facts.installed.has('docker-ce'))
-        return 'docker-ce';
-    if (facts.installed.has('docker.io'))
-        return 'docker.io';
-    if (facts.snap)
-        return 'snap';
-    return 'not from apt';
-}
-/** Members of `group` in /etc/group text; undefined when the group does not exist. */
-function groupMembers(etcGroup, group) {
-    for (const line of etcGroup.split('\n')) {
-        const [name, , , members] = line.split(':');
-        if (name === group)
-            return (members ?? '')
-                .split(',')
-                .map(s => s.trim())
-                .filter(Boolean);
-    }
-    return undefined;
-}
-/** The users to add to the docker group: docker-users, else the runner's user when it is not root. */
-function dockerUsers(inputs, user) {
-    if (inputs.dockerUsers !== undefined)
-        return inputs.dockerUsers;
-    return user === 'root' || user === '' ? [] : [user];
-}
-const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc';
-const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list';
-/** The one-line apt source for Docker's repository. */
-function dockerSourceLine(url, arch, codename) {
-    return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`;
+/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
+async function stopDockerd(runner, pid) {
+    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
+    const end = Date.now() + 30_000;
+    while (pidAlive(pid) && Date.now() < end)
+        await new Promise(r => setTimeout(r, 200));
+    if (pidAlive(pid))
+        throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
+    if (pid === (await markedPid(runner)))
+        await removeFile(runner, DIRECT_MARKER);
 }
 /**
- * Source files other than ours that point at Docker's repository: with another `signed-by` they
- * make `apt-get update` fail ("Conflicting values set for option Signed-By").
+ * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
+ * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
  */
-function staleDockerSources(files, url) {
-    return sourcesNaming(files.filter(f => f.path !== DOCKER_LIST), url, ['download.docker.com']);
+async function restartDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'restart');
+    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+        await stopDockerd(runner, pid);
+    return startDocker(runner, manager, tempDir, info);
 }
 
-;// CONCATENATED MODULE: ./src/docker/engine.ts
-
-
-
-
-
-
-
-
-
-/** Where the engine's binary lives when a package installed it. */
-async function findDockerd() {
-    for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
-        if (await (0,system_files/* exists */.t2)(p))
-            return p;
-    return undefined;
-}
-/** Reads the host's engine state; changes nothing. */
-async function detect(ctx) {
-    const { runner, inputs } = ctx;
-    const dockerd = await findDockerd();
-    const mayInstall = dockerd === undefined || inputs.installDocker === 'true';
-    const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
-        installedPackages(runner, WATCHED_PACKAGES),
-        (0,service/* detectServiceManager */.yW)(ctx.host.systemd),
-        dockerd ? (0,service/* probeDaemon */.nn)(runner) : Promise.resolve(undefined),
-        (0,service/* ownDockerdPid */.uT)(runner),
-        external_node_fs_.promises.readFile('/etc/group', 'utf8'),
-        (0,system_files/* exists */.t2)('/snap/bin/docker')
-    ]);
-    const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
-    const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES;
-    const facts = {
-        dockerd,
-        installed,
-        held: mayInstall ? await heldPackages(runner) : new Set(),
-        snap,
-        serverVersion,
-        manager,
-        enabled: manager === 'systemd' ? await (0,service/* isEnabled */.Ol)(runner) : undefined,
-        ownDockerdPid: ownPid,
-        dockerGroup: groupMembers(etcGroup, 'docker'),
-        candidates: mayInstall && inputs.dockerSource !== 'offline'
-            ? await candidates(runner, wanted)
-            : new Map(),
-        ...offline
-    };
-    ctx.outputs['docker-version'] = serverVersion ?? '';
-    ctx.outputs['docker-changed'] = 'false';
-    return facts;
-}
-function plan(facts, ctx) {
-    const users = dockerUsers(ctx.inputs, ctx.host.user);
-    const url = ctx.inputs.dockerAptUrl ?? defaultDockerAptUrl(ctx.host.os);
-    const p = planEngine(facts, ctx.inputs, url, users);
-    for (const w of p.warnings)
-        ctx.warn(w);
-    return p;
-}
-/** Docker's key (`<url>/gpg`) into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
-async function addDockerRepo(ctx, url) {
-    const key = await fetchKey(`${url}/gpg`);
-    if (!isArmored(key))
-        throw new errors/* HostError */.dh(`${url}/gpg is not an armored PGP key: check docker-apt-url`);
-    const arch = (await ctx.runner.run(['dpkg', '--print-architecture'])).stdout.trim();
-    await ensureAptRepo(ctx.runner, {
-        keySource: `${url}/gpg`,
-        key,
-        keyring: DOCKER_KEYRING,
-        listPath: DOCKER_LIST,
-        line: dockerSourceLine(url, arch, ctx.host.os.codename),
-        stale: files => staleDockerSources(files, url),
-        what: "Docker's repository"
-    }, ctx.host.tempDir);
-}
-/** `name=version` for pinned packages, checked against the package lists before anything is removed. */
-async function resolveInstall(ctx, action) {
-    if (action.pin === undefined)
-        return action.packages;
-    const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
-    return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n);
-}
-/** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
-const DESTRUCTIVE = new Set([
-    'stop-own-dockerd',
-    'unhold',
-    'remove',
-    'install',
-    'install-debs'
-]);
-async function apply(p, ctx) {
-    const { runner } = ctx;
-    const install = p.actions.find(a => a.kind === 'install');
-    let installArgs;
-    for (const action of p.actions) {
-        if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
-            installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
-        }
-        switch (action.kind) {
-            case 'stop-own-dockerd':
-                lib_core/* info */.pq(`Stopping dockerd (pid ${action.pid}) that this action started`);
-                await (0,service/* stopDockerd */.L6)(runner, action.pid);
-                break;
-            case 'unhold':
-                await aptMark(runner, 'unhold', action.packages);
-                break;
-            case 'docker-repo':
-                await addDockerRepo(ctx, action.url);
-                break;
-            case 'apt-update':
-                await aptUpdate(runner);
-                break;
-            case 'remove':
-                await aptRemove(runner, action.packages);
-                break;
-            case 'install':
-                await aptInstall(runner, installArgs ?? action.packages);
-                break;
-            case 'install-debs':
-                await aptInstallOffline(runner, action.files, ctx.host.tempDir);
-                break;
-            case 'hold':
-                await aptMark(runner, 'hold', action.packages);
-                break;
-            case 'start': {
-                const running = await (0,service/* probeDaemon */.nn)(runner);
-                if (running === undefined) {
-                    const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
-                    await (0,service/* startDocker */.Hw)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-                }
-                break;
-            }
-            case 'enable':
-                await (0,service/* enableDocker */.K$)(runner);
-                break;
-            case 'create-group':
-                await runner.run(['groupadd', '--system', 'docker'], { root: true });
-                break;
-            case 'add-users': {
-                const group = groupMembers(await external_node_fs_.promises.readFile('/etc/group', 'utf8'), 'docker');
-                if (group === undefined)
-                    await runner.run(['groupadd', '--system', 'docker'], { root: true });
-                for (const user of action.users) {
-                    await runner.run(['usermod', '-aG', 'docker', user], {
-                        root: true,
-                        context: `Adding ${user} to the docker group`
-                    });
-                }
-                lib_core/* warning */.$e(`Added ${action.users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`);
-                break;
-            }
-        }
-    }
-}
-async function verify(p, ctx) {
-    const version = await (0,service/* waitForDaemon */.vS)(ctx.runner, 30_000);
-    if (version === undefined)
-        throw new errors/* HostError */.dh('Docker does not answer after the engine phase');
-    const installed = await installedPackages(ctx.runner, WATCHED_PACKAGES);
-    ctx.outputs['docker-version'] = version;
-    ctx.outputs['docker-changed'] = String(p.packagesChange);
-    const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
-    return `Docker ${version} (${engineSource({ installed, snap: false })}) running, service: ${manager}`;
-}
-/** Engine phase: installs Docker per install-docker/docker-source, starts it, adds users to the docker group. */
-const enginePhase = {
-    name: 'Docker engine',
-    detect,
-    plan,
-    apply,
-    verify
-};
-
-// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var exec_runner = __nccwpck_require__(4100);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-;// CONCATENATED MODULE: ./src/host.ts
-
-
-
-
-/** Reads the facts every phase shares: distribution, user, root or not, systemd or not. */
-async function readHost(env = process.env) {
-    const text = await external_node_fs_.promises
-        .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
-        .catch(() => '');
-    const isRoot = process.getuid?.() === 0;
-    const current = external_node_os_.userInfo().username;
-    return {
-        os: parseOsRelease(text),
-        isRoot,
-        user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
-        tempDir: env.RUNNER_TEMP || external_node_os_.tmpdir()
-    };
-}
-
-// EXTERNAL MODULE: ./src/inputs.ts + 1 modules
-var src_inputs = __nccwpck_require__(9864);
-;// CONCATENATED MODULE: ./src/nvidia/gpu.ts
+;// CONCATENATED MODULE: ./src/phases/daemon/gpu.ts
 /** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
 /**
  * Parses plain `nvidia-smi` output (one call gives driver, CUDA and GPUs). Handles the classic
@@ -34439,57 +34684,18 @@ function explainGpuFailure(output) {
     return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
 }
 
-;// CONCATENATED MODULE: ./src/nvidia/toolkit-model.ts
-
-/** The four packages, always pinned together. */
-const TOOLKIT_PACKAGES = [
-    'nvidia-container-toolkit',
-    'nvidia-container-toolkit-base',
-    'libnvidia-container-tools',
-    'libnvidia-container1'
-];
-/** Packages gone since toolkit 1.15; nvidia-docker2 owns daemon.json as a conffile. */
-const LEGACY_PACKAGES = ['nvidia-docker2', 'nvidia-container-runtime'];
-const NVIDIA_LIST = '/etc/apt/sources.list.d/nvidia-container-toolkit.list';
-/** File names the old nvidia-docker / libnvidia-container instructions used. */
-const OLD_LIST_NAME = /\/(nvidia-docker|libnvidia-container|nvidia-container-runtime|nvidia-container-toolkit)[^/]*$/;
-/** Where the repository key goes: .asc for an armored key, .gpg for a binary one (apt reads both). */
-function nvidiaKeyring(armored) {
-    return `/usr/share/keyrings/nvidia-container-toolkit-keyring.${armored ? 'asc' : 'gpg'}`;
-}
-/** The flat-repository source line NVIDIA documents (`$(ARCH)` is expanded by apt). */
-function nvidiaSourceLine(url, keyring) {
-    return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`;
-}
-/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
-function staleNvidiaSources(files, url) {
-    const others = files.filter(f => f.path !== NVIDIA_LIST);
-    const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']));
-    return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path);
-}
-/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
-function nvidiaFragment(inputs) {
-    const value = { runtimes: { nvidia: { path: 'nvidia-container-runtime', args: [] } } };
-    if (inputs.nvidiaDefaultRuntime)
-        value['default-runtime'] = 'nvidia';
-    if (inputs.nvidiaCdi)
-        value.features = { cdi: true };
-    return { source: 'gpu-runtime', value };
-}
-
-// EXTERNAL MODULE: ./src/docker/daemon-config.ts
-var daemon_config = __nccwpck_require__(4741);
-// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
-var registry = __nccwpck_require__(6491);
-// EXTERNAL MODULE: ./src/registry/spec.ts
-var spec = __nccwpck_require__(8236);
-;// CONCATENATED MODULE: ./src/docker/daemon-plan.ts
+;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
+/**
+ * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
+ * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
+ */
 
 
 
 
+/** The one file this phase writes. */
 const DAEMON_JSON = '/etc/docker/daemon.json';
-function daemon_plan_describe(a) {
+function describe(a) {
     switch (a.kind) {
         case 'nvidia-repo':
             return `add NVIDIA's container toolkit repository ${a.url}`;
@@ -34514,96 +34720,113 @@ function toolkitReady(installed, pin) {
         return v !== undefined && (pin === undefined || versionMatchesPin(v, pin));
     });
 }
-/**
- * Plans the daemon-config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
- * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
- */
-function planDaemon(facts, inputs, registryFragments = []) {
-    const warnings = [];
-    const actions = [];
-    if (facts.parseError) {
-        throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
-    }
-    const nvidia = inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
-    if (inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined) {
-        warnings.push('gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.');
-    }
-    const fragments = [];
-    if (nvidia) {
-        fragments.push(nvidiaFragment(inputs));
-        const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
-        if (!toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) || legacy.length > 0) {
-            if (inputs.offlineDebs !== undefined) {
-                const { files, missing } = closeDebSet(TOOLKIT_PACKAGES, facts.debs, facts.provided);
-                if (missing.length > 0) {
-                    throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks packages the NVIDIA container toolkit needs: ${missing.join(', ')}.`);
-                }
-                if (legacy.length > 0)
-                    actions.push({ kind: 'remove-legacy', packages: legacy });
-                actions.push({ kind: 'install-debs', files: files.map(f => f.file) });
-            }
-            else {
-                actions.push({ kind: 'nvidia-repo', url: inputs.nvidiaAptUrl, key: inputs.nvidiaAptKey });
-                actions.push({ kind: 'apt-update' });
-                if (legacy.length > 0)
-                    actions.push({ kind: 'remove-legacy', packages: legacy });
-                actions.push({ kind: 'install-toolkit', pin: inputs.nvidiaToolkitVersion });
-            }
+/** The NVIDIA runtime is wanted: asked for, or auto with a driver present. */
+function wantsNvidia(facts, inputs) {
+    return inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
+}
+/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+function toolkitActions(facts, inputs) {
+    const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
+    if (toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) && legacy.length === 0)
+        return [];
+    const removeLegacy = legacy.length > 0 ? [{ kind: 'remove-legacy', packages: legacy }] : [];
+    if (inputs.offlineDebs !== undefined) {
+        const { files, missing } = closeDebSet(TOOLKIT_PACKAGES, facts.debs, facts.provided);
+        if (missing.length > 0) {
+            throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks packages the NVIDIA container toolkit needs: ${missing.join(', ')}.`);
         }
+        return [...removeLegacy, { kind: 'install-debs', files: files.map(f => f.file) }];
     }
-    fragments.push(...registryFragments);
-    if (inputs.daemonConfig)
-        fragments.push({ source: 'daemon-config', value: inputs.daemonConfig });
-    const clash = (0,daemon_config/* contradictions */.vM)(fragments);
-    if (clash.length > 0) {
-        throw new errors/* InputError */.dz('daemon-config', JSON.stringify(inputs.daemonConfig), `contradicts other inputs: ${clash.join('; ')}`);
-    }
+    return [
+        { kind: 'nvidia-repo', url: inputs.nvidiaAptUrl, key: inputs.nvidiaAptKey },
+        { kind: 'apt-update' },
+        ...removeLegacy,
+        { kind: 'install-toolkit', pin: inputs.nvidiaToolkitVersion }
+    ];
+}
+/**
+ * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
+ * while the inputs were read; the registry's fragments only add to lists.
+ */
+function daemonFragments(inputs, nvidia) {
+    return [
+        ...(nvidia ? [nvidiaFragment(inputs)] : []),
+        ...inputs.registryFragments,
+        ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
+    ];
+}
+/** The write (when the merged file means something new) and the one restart, with their warnings. */
+function configActions(facts, fragments, nvidia) {
     const current = facts.config ?? {};
-    const { merged, overwrites } = (0,daemon_config/* mergeFragments */.ag)(current, fragments);
-    for (const o of overwrites) {
-        warnings.push(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
-    }
-    const diff = (0,daemon_config/* sameConfig */.X$)(merged, current) && facts.text !== undefined ? [] : (0,daemon_config/* diffConfigs */.pq)(current, merged);
+    const { merged, overwrites } = mergeFragments(current, fragments);
+    const warnings = overwrites.map(o => `${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
+    const diff = sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged);
     const write = fragments.length > 0 && diff.length > 0;
+    const actions = [];
     if (write) {
         actions.push({
             kind: 'write-config',
-            text: (0,daemon_config/* serialiseDaemonConfig */.O$)(merged),
+            text: serialiseDaemonConfig(merged),
             existed: facts.text !== undefined,
             diff
         });
+        actions.push({ kind: 'restart', reason: `${DAEMON_JSON} changed` });
     }
-    if (facts.runtimes !== undefined || write) {
-        const wantDefault = merged['default-runtime'];
-        const stale = facts.runtimes !== undefined &&
-            ((nvidia && !facts.runtimes.includes('nvidia')) ||
-                (typeof wantDefault === 'string' && facts.defaultRuntime !== wantDefault));
-        if (write)
-            actions.push({ kind: 'restart', reason: `${DAEMON_JSON} changed` });
-        else if (stale)
-            actions.push({ kind: 'restart', reason: `the running daemon has not loaded ${DAEMON_JSON}` });
+    else if (facts.runtimes !== undefined && notLoaded(facts, merged, nvidia)) {
+        actions.push({ kind: 'restart', reason: `the running daemon has not loaded ${DAEMON_JSON}` });
     }
-    const found = [
-        facts.gpu
-            ? `NVIDIA driver ${facts.gpu.driverVersion}${facts.gpu.cudaVersion ? ` (CUDA ${facts.gpu.cudaVersion})` : ''}, ${facts.gpu.gpus.length} GPU(s)`
+    return { actions, diff: write ? diff : [], warnings };
+}
+/** The running daemon lacks the nvidia runtime or the default runtime the file names. */
+function notLoaded(facts, merged, nvidia) {
+    const runtimes = facts.runtimes ?? [];
+    const wantDefault = merged['default-runtime'];
+    return ((nvidia && !runtimes.includes('nvidia')) ||
+        (typeof wantDefault === 'string' && facts.defaultRuntime !== wantDefault));
+}
+/** What detection found, in one line. */
+function describeFound(facts) {
+    const gpu = facts.gpu;
+    return [
+        gpu
+            ? `NVIDIA driver ${gpu.driverVersion}${gpu.cudaVersion ? ` (CUDA ${gpu.cudaVersion})` : ''}, ${gpu.gpus.length} GPU(s)`
             : 'no NVIDIA driver',
         TOOLKIT_PACKAGES.every(n => facts.installed.has(n))
             ? `toolkit ${facts.installed.get('nvidia-container-toolkit')}`
             : 'no toolkit',
         facts.text === undefined
             ? `no ${DAEMON_JSON}`
-            : `${DAEMON_JSON} with ${Object.keys(current).length} key(s)`,
+            : `${DAEMON_JSON} with ${Object.keys(facts.config ?? {}).length} key(s)`,
         facts.runtimes === undefined
             ? 'daemon not running'
             : `runtimes: ${facts.runtimes.join(', ')} (default ${facts.defaultRuntime ?? 'runc'})`
     ].join('; ');
+}
+/**
+ * Plans the daemon config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
+ * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
+ * Throws HostError for a malformed file, which is never overwritten.
+ */
+function planDaemon(facts, inputs) {
+    if (facts.parseError) {
+        throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
+    }
+    const nvidia = wantsNvidia(facts, inputs);
+    const noDriver = inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined
+        ? [
+            'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
+        ]
+        : [];
+    const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
+    const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia);
+    const actions = [...toolkit, ...config.actions];
     return {
-        found,
+        found: describeFound(facts),
         actions,
-        steps: actions.map(a => ({ description: daemon_plan_describe(a) })),
+        steps: actions.map(a => ({ description: describe(a) })),
         nvidia,
-        warnings,
-        diff: write ? diff : []
+        warnings: [...noDriver, ...config.warnings],
+        diff: config.diff
     };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
@@ -34613,10 +34836,81 @@ function errorLines(log) {
     return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
 }
 
-;// CONCATENATED MODULE: ./src/docker/daemon.ts
+;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
 
 
 
+
+
+
+/** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
+async function detectGpu(runner) {
+    if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
+        return undefined;
+    const r = await runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
+    return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
+}
+/** The runtimes the running daemon lists and its default (docker info); undefined when it does not answer. */
+async function daemonRuntimes(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{json .Runtimes}}\t{{.DefaultRuntime}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [runtimes, defaultRuntime] = r.stdout.trim().split('\t');
+    try {
+        return { runtimes: Object.keys(JSON.parse(runtimes)), defaultRuntime };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** daemon.json parsed, or the reason it cannot be (a malformed file is reported, never overwritten). */
+function parseFile(text) {
+    if (text === undefined)
+        return {};
+    try {
+        return { config: parseDaemonConfig(text) };
+    }
+    catch (e) {
+        if (!(e instanceof DaemonConfigParseError))
+            throw e;
+        return { parseError: e };
+    }
+}
+/**
+ * Reads daemon.json, the driver, the toolkit packages and what the running daemon loaded; changes
+ * nothing. Sets the GPU outputs and nvidia-runtime to what is there now.
+ */
+async function detectDaemon(ctx) {
+    const { runner, inputs } = ctx;
+    const wantsGpu = inputs.gpuRuntime !== 'none';
+    const [text, gpu, installed, running] = await Promise.all([
+        readFileMaybe(runner, DAEMON_JSON),
+        wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
+        wantsGpu
+            ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
+            : Promise.resolve(new Map()),
+        daemonRuntimes(runner)
+    ]);
+    const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
+    ctx.outputs.daemonConfigChanged = false;
+    ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
+    ctx.outputs.gpu = gpu && {
+        count: gpu.gpus.length,
+        driverVersion: gpu.driverVersion,
+        cudaVersion: gpu.cudaVersion
+    };
+    return {
+        text,
+        ...parseFile(text),
+        gpu,
+        installed,
+        runtimes: running?.runtimes,
+        defaultRuntime: running?.defaultRuntime,
+        ...offline
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
 
 
 
@@ -34628,74 +34922,6 @@ function errorLines(log) {
 
 /** Where the file in force before this run's change is kept (restored when the change fails). */
 const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
-/** The driver as nvidia-smi reports it; undefined when there is none (or it does not answer). */
-async function detectGpu(ctx) {
-    if (!(await (0,system_files/* exists */.t2)('/usr/bin/nvidia-smi')) && !(await (0,system_files/* exists */.t2)('/usr/local/bin/nvidia-smi')))
-        return undefined;
-    const r = await ctx.runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
-    return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
-}
-/** The runtimes the running daemon lists and its default; undefined when it does not answer. */
-async function daemonRuntimes(ctx) {
-    const r = await ctx.runner.run(['docker', 'info', '--format', '{{json .Runtimes}}\t{{.DefaultRuntime}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
-    if (r.exitCode !== 0)
-        return undefined;
-    const [runtimes, defaultRuntime] = r.stdout.trim().split('\t');
-    try {
-        return { runtimes: Object.keys(JSON.parse(runtimes)), defaultRuntime };
-    }
-    catch {
-        return undefined;
-    }
-}
-async function daemon_detect(ctx) {
-    const { runner, inputs } = ctx;
-    const wantsGpu = inputs.gpuRuntime !== 'none';
-    const [text, gpu, installed, running] = await Promise.all([
-        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
-        wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(ctx) : Promise.resolve(undefined),
-        wantsGpu
-            ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
-            : Promise.resolve(new Map()),
-        daemonRuntimes(ctx)
-    ]);
-    let config;
-    let parseError;
-    if (text !== undefined) {
-        try {
-            config = (0,daemon_config/* parseDaemonConfig */.IK)(text);
-        }
-        catch (e) {
-            if (!(e instanceof daemon_config/* DaemonConfigParseError */.AN))
-                throw e;
-            parseError = e;
-        }
-    }
-    const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
-    ctx.outputs['daemon-config-changed'] = 'false';
-    ctx.outputs['nvidia-runtime'] = String(running?.runtimes.includes('nvidia') ?? false);
-    ctx.outputs['gpu-count'] = gpu ? String(gpu.gpus.length) : '';
-    ctx.outputs['driver-version'] = gpu?.driverVersion ?? '';
-    ctx.outputs['cuda-version'] = gpu?.cudaVersion ?? '';
-    return {
-        text,
-        config,
-        parseError,
-        gpu,
-        installed,
-        runtimes: running?.runtimes,
-        defaultRuntime: running?.defaultRuntime,
-        ...offline
-    };
-}
-function daemon_plan(facts, ctx) {
-    const p = planDaemon(facts, ctx.inputs, (0,spec/* registryFragments */.vO)(ctx.inputs, (0,registry/* hostIdentity */.dW)()));
-    for (const w of p.warnings)
-        ctx.warn(w);
-    if (p.diff.length > 0)
-        lib_core/* info */.pq(`${DAEMON_JSON} would change:\n  ${p.diff.join('\n  ')}`);
-    return p;
-}
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx, url, keySource) {
     const key = await fetchKey(keySource);
@@ -34712,7 +34938,7 @@ async function addNvidiaRepo(ctx, url, keySource) {
 }
 /** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
 async function backup(ctx) {
-    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
+    if (!(await exists(DAEMON_JSON)))
         return false;
     await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
     return true;
@@ -34721,7 +34947,7 @@ async function backup(ctx) {
 async function removeLegacy(ctx, packages) {
     const had = await backup(ctx);
     await aptRemove(ctx.runner, packages);
-    if (had && !(await (0,system_files/* exists */.t2)(DAEMON_JSON))) {
+    if (had && !(await exists(DAEMON_JSON))) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
         ctx.warn(`Removing ${packages.join(', ')} took ${DAEMON_JSON} with it; it was restored from the backup.`);
     }
@@ -34732,7 +34958,7 @@ async function validate(ctx, text) {
     if (!help.stdout.includes('--validate'))
         return;
     const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
-    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
     try {
         const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
             root: true,
@@ -34743,7 +34969,7 @@ async function validate(ctx, text) {
         }
     }
     finally {
-        await (0,system_files/* removeFile */.nM)(ctx.runner, candidate);
+        await removeFile(ctx.runner, candidate);
     }
 }
 /** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
@@ -34759,72 +34985,91 @@ async function announceRestart(ctx, reason) {
             ? ` Running containers stop (those with a restart policy come back): ${running.join(', ')}`
             : ' No containers are running.'));
 }
-async function daemon_apply(p, ctx) {
+/** Validates, backs up and writes the merged daemon.json (atomically). */
+async function writeConfig(ctx, action) {
+    await validate(ctx, action.text);
+    const hadBackup = await backup(ctx);
+    await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+    ctx.outputs.daemonConfigChanged = true;
+    lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
+    return { action, hadBackup };
+}
+/** Never leaves the host without a working daemon: the previous file (or none) back, Docker started again. */
+async function rollBack(ctx, manager, written, cause) {
     const { runner } = ctx;
+    const log = await daemonLogTail(runner, manager);
+    if (written.hadBackup) {
+        await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
+    }
+    else {
+        await removeFile(runner, DAEMON_JSON);
+    }
+    ctx.outputs.daemonConfigChanged = false;
+    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
+        `The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause });
+}
+/** Restarts Docker once; when it does not come back with the file this run wrote, rolls back. */
+async function restart(ctx, reason, written) {
+    const manager = await detectServiceManager(ctx.host.systemd);
+    await announceRestart(ctx, reason);
+    try {
+        await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    }
+    catch (e) {
+        if (!written)
+            throw e;
+        throw await rollBack(ctx, manager, written, e);
+    }
+}
+/** Installs the toolkit packages, at the pinned version when there is one (checked against apt's lists). */
+async function installToolkit(ctx, pin) {
+    const packages = pin === undefined
+        ? TOOLKIT_PACKAGES
+        : await resolvePinned(ctx.runner, TOOLKIT_PACKAGES, pin, 'nvidia-toolkit-version');
+    await aptInstall(ctx.runner, packages);
+}
+/**
+ * Carries out the daemon plan: the NVIDIA toolkit (repository, packages), then the one writer of
+ * /etc/docker/daemon.json (validated, backed up, atomic) and one restart, rolled back on failure.
+ */
+async function applyDaemon(p, ctx) {
     let written;
-    let hadBackup = false;
     for (const action of p.actions) {
         switch (action.kind) {
             case 'nvidia-repo':
                 await addNvidiaRepo(ctx, action.url, action.key);
                 break;
             case 'apt-update':
-                await aptUpdate(runner);
+                await aptUpdate(ctx.runner);
                 break;
             case 'remove-legacy':
                 await removeLegacy(ctx, action.packages);
                 break;
             case 'install-toolkit':
-                await aptInstall(runner, action.pin === undefined
-                    ? TOOLKIT_PACKAGES
-                    : await resolvePinned(runner, TOOLKIT_PACKAGES, action.pin, 'nvidia-toolkit-version'));
+                await installToolkit(ctx, action.pin);
                 break;
             case 'install-debs':
-                await aptInstallOffline(runner, action.files, ctx.host.tempDir);
+                await aptInstallOffline(ctx.runner, action.files, ctx.host.tempDir);
                 break;
             case 'write-config':
-                await validate(ctx, action.text);
-                hadBackup = await backup(ctx);
-                await (0,system_files/* writeFileAtomic */.Zf)(runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
-                written = action;
-                ctx.outputs['daemon-config-changed'] = 'true';
-                lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
+                written = await writeConfig(ctx, action);
                 break;
-            case 'restart': {
-                const manager = await (0,service/* detectServiceManager */.yW)(ctx.host.systemd);
-                await announceRestart(ctx, action.reason);
-                try {
-                    await (0,service/* restartDocker */.IP)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-                }
-                catch (e) {
-                    if (!written)
-                        throw e;
-                    // Never leave the host without a working daemon: put the old file back and start again.
-                    const log = await (0,service/* daemonLogTail */.hj)(runner, manager);
-                    if (hadBackup) {
-                        await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
-                    }
-                    else {
-                        await (0,system_files/* removeFile */.nM)(runner, DAEMON_JSON);
-                    }
-                    ctx.outputs['daemon-config-changed'] = 'false';
-                    await (0,service/* restartDocker */.IP)(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-                    throw new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
-                        `The change that failed: ${written.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause: e });
-                }
+            case 'restart':
+                await restart(ctx, action.reason, written);
                 break;
-            }
         }
     }
 }
-async function daemon_verify(p, ctx) {
-    const running = await daemonRuntimes(ctx);
+/** Proves the daemon loaded what the plan wanted (docker info); sets nvidia-runtime. */
+async function verifyDaemon(p, ctx) {
+    const running = await daemonRuntimes(ctx.runner);
     if (running === undefined) {
-        if (await (0,service/* probeDaemon */.nn)(ctx.runner))
+        if (await probeDaemon(ctx.runner))
             throw new errors/* HostError */.dh('docker info did not answer after the change');
         return `${DAEMON_JSON} written; Docker is not running`;
     }
-    ctx.outputs['nvidia-runtime'] = String(running.runtimes.includes('nvidia'));
+    ctx.outputs.nvidiaRuntime = running.runtimes.includes('nvidia');
     if (p.nvidia && !running.runtimes.includes('nvidia')) {
         throw new errors/* HostError */.dh(`Docker does not list the nvidia runtime after the change (runtimes: ${running.runtimes.join(', ')})`);
     }
@@ -34833,33 +35078,48 @@ async function daemon_verify(p, ctx) {
     }
     return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`;
 }
+
+;// CONCATENATED MODULE: ./src/phases/daemon/gpu-check.ts
+
+
+
+
+/** The image for the check: gpu-check-image, else the newest CUDA base image the driver supports. */
+function checkImage(ctx, gpu) {
+    const image = ctx.inputs.gpuCheckImage ?? checkImageFor(gpu.cudaVersion);
+    if (image === undefined) {
+        throw new errors/* HostError */.dh(`No CUDA check image fits driver ${gpu.driverVersion} (CUDA ${gpu.cudaVersion ?? 'unknown'}): set gpu-check-image.`);
+    }
+    return image;
+}
+/** On an air-gapped host nothing is pulled: the image must already be there. */
+async function requireLocalImage(ctx, image) {
+    if (ctx.inputs.offlineDebs === undefined)
+        return;
+    const has = await ctx.runner.run(['docker', 'image', 'inspect', image], {
+        root: true,
+        allowFailure: true
+    });
+    if (has.exitCode !== 0) {
+        throw new errors/* HostError */.dh(`gpu-check-image ${image} is not on this host and offline-debs means nothing is pulled: load it first (docker load).`);
+    }
+}
 /**
  * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
  * ready host starts no container); with true, on every run.
  */
-async function check(_plan, ctx, changed) {
+async function checkGpus(_plan, ctx, changed) {
     const { inputs, runner } = ctx;
-    const gpu = await detectGpu(ctx);
+    const gpu = await detectGpu(runner);
     const wanted = inputs.gpuCheck === 'true' || (inputs.gpuCheck === 'auto' && gpu !== undefined && changed);
     if (!wanted)
         return;
     if (!gpu) {
         throw new errors/* HostError */.dh('gpu-check is true but no NVIDIA driver answers on this host (nvidia-smi failed or is missing).');
     }
-    const image = inputs.gpuCheckImage ?? checkImageFor(gpu.cudaVersion);
-    if (image === undefined) {
-        throw new errors/* HostError */.dh(`No CUDA check image fits driver ${gpu.driverVersion} (CUDA ${gpu.cudaVersion ?? 'unknown'}): set gpu-check-image.`);
-    }
-    if (inputs.offlineDebs !== undefined) {
-        const has = await runner.run(['docker', 'image', 'inspect', image], {
-            root: true,
-            allowFailure: true
-        });
-        if (has.exitCode !== 0) {
-            throw new errors/* HostError */.dh(`gpu-check-image ${image} is not on this host and offline-debs means nothing is pulled: load it first (docker load).`);
-        }
-    }
+    const image = checkImage(ctx, gpu);
+    await requireLocalImage(ctx, image);
     const r = await runner.run(['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'], {
         root: true,
         allowFailure: true,
@@ -34876,362 +35136,536 @@ async function check(_plan, ctx, changed) {
         ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`);
     }
 }
+
+;// CONCATENATED MODULE: ./src/phases/daemon/phase.ts
+
+
+
+
+
 /**
  * Daemon config phase: the NVIDIA toolkit when the runtime is wanted, then the one writer of
  * /etc/docker/daemon.json (merged fragments, validated, backed up), one restart, rollback on failure.
  */
 const daemonPhase = {
     name: 'Daemon config and NVIDIA runtime',
-    detect: daemon_detect,
-    plan: daemon_plan,
-    apply: daemon_apply,
-    verify: daemon_verify,
-    check
+    detect: detectDaemon,
+    plan: (facts, { inputs }) => planDaemon(facts, inputs),
+    planned(plan) {
+        if (plan.diff.length > 0)
+            lib_core/* info */.pq(`${DAEMON_JSON} would change:\n  ${plan.diff.join('\n  ')}`);
+    },
+    apply: applyDaemon,
+    verify: verifyDaemon,
+    check: checkGpus
 };
 
-// EXTERNAL MODULE: ./src/push/push.ts + 2 modules
-var push = __nccwpck_require__(4479);
-// EXTERNAL MODULE: ./src/system/process.ts
-var system_process = __nccwpck_require__(7848);
-;// CONCATENATED MODULE: ./src/system/lock.ts
-
-
-
-/** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
-const LOCK_DIR = '/run/lock/docker-gpu-setup';
-const OWNER = `${LOCK_DIR}/owner`;
+;// CONCATENATED MODULE: ./src/phases/engine/plan.ts
 /**
- * Takes the host lock: an atomic `mkdir` holding the owner's pid. A lock whose owner is dead is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ * The engine phase's model (pure): Docker's packages and conflicts, what detection found, and the
+ * plan that turns those facts into install, service and group actions.
  */
-async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
-    const end = Date.now() + timeoutMs;
-    let told = false;
-    let ownerMissingSince;
-    for (;;) {
-        const made = await runner.run(['mkdir', '-m', '0755', LOCK_DIR], {
-            root: true,
-            allowFailure: true
-        });
-        if (made.exitCode === 0) {
-            await (0,system_files/* writeFileAtomic */.Zf)(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
-            return {
-                async release() {
-                    const owner = (await (0,system_files/* readFileMaybe */.jp)(runner, OWNER))?.trim();
-                    if (owner === String(process.pid)) {
-                        await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-                    }
-                }
-            };
-        }
-        const owner = Number((await (0,system_files/* readFileMaybe */.jp)(runner, OWNER))?.trim());
-        // No owner file: a run between mkdir and writing it, or one killed right there.
-        ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
-        const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
-        if (ownerless || (Number.isInteger(owner) && owner > 0 && !(0,system_process/* pidAlive */.p)(owner))) {
-            info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
-            await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-            continue;
-        }
-        if (Date.now() > end) {
-            throw new errors/* HostError */.dh(`Another docker-gpu-setup run (pid ${owner || 'unknown'}) has held ${LOCK_DIR} for over ${Math.round(timeoutMs / 60_000)} minutes; if no run is active, remove that folder.`);
-        }
-        if (!told) {
-            info(`Waiting for the host lock ${LOCK_DIR}, held by pid ${owner || 'unknown'} (another run on this host).`);
-            told = true;
-        }
-        await new Promise(r => setTimeout(r, 250));
+
+
+/** Docker's own packages (the `docker` source). */
+const DOCKER_CE_PACKAGES = [
+    'docker-ce',
+    'docker-ce-cli',
+    'containerd.io',
+    'docker-buildx-plugin',
+    'docker-compose-plugin'
+];
+/** Packages that conflict with Docker's own and are removed before it is installed. */
+const DOCKER_CE_CONFLICTS = [
+    'docker.io',
+    'docker-doc',
+    'docker-compose',
+    'docker-compose-v2',
+    'podman-docker',
+    'containerd',
+    'runc'
+];
+/** The distribution's engine (the `distro` source); it needs containerd and runc, so they stay. */
+const DISTRO_PACKAGES = ['docker.io'];
+/** What dpkg is asked about during detection. */
+const WATCHED_PACKAGES = [...new Set([...DOCKER_CE_PACKAGES, ...DOCKER_CE_CONFLICTS])];
+/** Pinned packages: the engine and its CLI carry Docker's version; the rest version on their own. */
+const PINNED = { docker: ['docker-ce', 'docker-ce-cli'], distro: ['docker.io'], offline: [] };
+/** The packages `source` installs, given the offline folder's contents. */
+function sourcePackages(source, debs) {
+    if (source === 'docker')
+        return DOCKER_CE_PACKAGES;
+    if (source === 'distro')
+        return DISTRO_PACKAGES;
+    const names = new Set(debs.map(d => d.name));
+    if (names.has('docker-ce'))
+        return DOCKER_CE_PACKAGES.filter(n => names.has(n));
+    if (names.has('docker.io'))
+        return DISTRO_PACKAGES;
+    return [];
+}
+/** The packages of the other source that must go before `wanted` is installed. */
+function conflictsFor(wanted) {
+    return wanted.includes('docker-ce') ? DOCKER_CE_CONFLICTS : DOCKER_CE_PACKAGES;
+}
+/** One line per action, for the log, the dry run and the summary. */
+function plan_describe(action) {
+    switch (action.kind) {
+        case 'stop-own-dockerd':
+            return `stop the dockerd this action started (pid ${action.pid}) before changing packages`;
+        case 'unhold':
+            return `release the apt hold on ${action.packages.join(', ')}`;
+        case 'docker-repo':
+            return `add Docker's apt repository ${action.url} (key in /etc/apt/keyrings, signed-by source)`;
+        case 'apt-update':
+            return 'refresh the package lists (apt-get update)';
+        case 'remove':
+            return `remove conflicting packages (not purged): ${action.packages.join(', ')}`;
+        case 'install':
+            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}`;
+        case 'install-debs':
+            return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
+        case 'hold':
+            return `hold ${action.packages.join(', ')} at the pinned version (apt-mark hold)`;
+        case 'start':
+            return 'start Docker';
+        case 'enable':
+            return 'enable docker.service at boot';
+        case 'create-group':
+            return "create the 'docker' group";
+        case 'add-users':
+            return `add ${action.users.join(', ')} to the 'docker' group (takes effect in new logins; restart the runner service for its jobs to get it)`;
     }
 }
+/** Is the installed engine the one `source` at `pin` (or the newest candidate) gives? */
+function engineMatches(facts, wanted, source, pin) {
+    if (source === 'offline') {
+        return facts.debs
+            .filter(d => wanted.includes(d.name))
+            .every(d => facts.installed.get(d.name) === d.version);
+    }
+    const pinned = PINNED[source];
+    return wanted.every(name => {
+        const installed = facts.installed.get(name);
+        if (installed === undefined)
+            return false;
+        if (pin !== undefined && pinned.includes(name))
+            return versionMatchesPin(installed, pin);
+        const candidate = facts.candidates.get(name);
+        return pin !== undefined || candidate === undefined || candidate === installed;
+    });
+}
+/** Whether packages change: a missing engine (unless install-docker is false), or one that differs. */
+function installDecision(facts, inputs, wanted) {
+    if (!facts.dockerd) {
+        if (inputs.installDocker === 'false') {
+            throw new errors/* HostError */.dh('Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.');
+        }
+        return { install: true };
+    }
+    if (inputs.installDocker === 'true' &&
+        !engineMatches(facts, wanted, inputs.dockerSource, inputs.dockerVersion)) {
+        return {
+            install: true,
+            warning: 'install-docker is true and the installed engine differs from the one asked for: packages change and running containers restart.'
+        };
+    }
+    return { install: false };
+}
+/** What must stop or go before new packages go in: our own dockerd, holds, conflicting packages. */
+function replaceActions(facts, remove, wanted) {
+    const held = [...remove, ...wanted].filter(n => facts.held.has(n));
+    const replace = [];
+    if (facts.ownDockerdPid !== undefined) {
+        replace.push({ kind: 'stop-own-dockerd', pid: facts.ownDockerdPid });
+    }
+    if (held.length > 0)
+        replace.push({ kind: 'unhold', packages: held });
+    if (remove.length > 0)
+        replace.push({ kind: 'remove', packages: remove });
+    return replace;
+}
+/** Installing from offline-debs: the dependency closure within the folder, or what it lacks. */
+function offlineInstall(facts, inputs, wanted, remove) {
+    const provided = new Set([...facts.provided].filter(n => !remove.includes(n)));
+    const { files, missing } = closeDebSet(wanted, facts.debs, provided);
+    if (missing.length > 0) {
+        throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`);
+    }
+    return [
+        ...replaceActions(facts, remove, wanted),
+        { kind: 'install-debs', files: files.map(f => f.file) }
+    ];
+}
+/**
+ * Installing from apt. Stopping and removing come after the repository and the lists: pins are
+ * checked against those first, so a bad pin fails while the engine still runs.
+ */
+function aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl) {
+    const { dockerSource: source, dockerVersion: pin } = inputs;
+    const actions = [];
+    if (source === 'docker') {
+        if (!dockerAptUrl) {
+            throw new errors/* HostError */.dh('Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.');
+        }
+        actions.push({ kind: 'docker-repo', url: dockerAptUrl }, { kind: 'apt-update' });
+    }
+    else if (pin !== undefined ||
+        inputs.installDocker === 'true' ||
+        wanted.some(n => facts.candidates.get(n) === undefined)) {
+        actions.push({ kind: 'apt-update' });
+    }
+    const pinned = PINNED[source];
+    actions.push(...replaceActions(facts, remove, wanted), {
+        kind: 'install',
+        packages: wanted,
+        pin,
+        pinned
+    });
+    if (pin !== undefined)
+        actions.push({ kind: 'hold', packages: pinned });
+    return actions;
+}
+/** Every action that changes packages: what goes, what comes, from where. */
+function installActions(facts, inputs, wanted, dockerAptUrl) {
+    if (inputs.dockerSource === 'offline' && wanted.length === 0) {
+        throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`);
+    }
+    const remove = conflictsFor(wanted).filter(n => facts.installed.has(n));
+    return inputs.dockerSource === 'offline'
+        ? offlineInstall(facts, inputs, wanted, remove)
+        : aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl);
+}
+/** A running, enabled engine and the users in its group. */
+function serviceActions(facts, install, users) {
+    const actions = [];
+    if (install || facts.serverVersion === undefined)
+        actions.push({ kind: 'start' });
+    if (facts.manager === 'systemd' && facts.enabled !== true)
+        actions.push({ kind: 'enable' });
+    if (facts.dockerGroup === undefined && !install)
+        actions.push({ kind: 'create-group' });
+    const members = new Set(facts.dockerGroup ?? []);
+    const missingUsers = users.filter(u => !members.has(u));
+    if (missingUsers.length > 0)
+        actions.push({ kind: 'add-users', users: missingUsers });
+    return actions;
+}
+/** What detection found, in one line. */
+function plan_describeFound(facts) {
+    return facts.dockerd
+        ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
+        : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`;
+}
+const SNAP_WARNING = 'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.';
+/**
+ * Plans the engine phase from facts (pure). An engine that is already right plans no action.
+ * Throws HostError for states the action will not change on its own.
+ */
+function planEngine(facts, inputs, dockerAptUrl, users) {
+    const wanted = sourcePackages(inputs.dockerSource, facts.debs);
+    const { install, warning } = installDecision(facts, inputs, wanted);
+    const actions = [
+        ...(install ? installActions(facts, inputs, wanted, dockerAptUrl) : []),
+        ...serviceActions(facts, install, users)
+    ];
+    return {
+        found: plan_describeFound(facts),
+        actions,
+        steps: actions.map(a => ({ description: plan_describe(a) })),
+        packagesChange: install,
+        warnings: [...(facts.snap ? [SNAP_WARNING] : []), ...(warning ? [warning] : [])]
+    };
+}
+function describeInstalled(facts) {
+    return facts.installed.get('docker-ce') ?? facts.installed.get('docker.io') ?? 'installed';
+}
+/** Which source the installed engine came from. */
+function engineSource(facts) {
+    if (facts.installed.has('docker-ce'))
+        return 'docker-ce';
+    if (facts.installed.has('docker.io'))
+        return 'docker.io';
+    if (facts.snap)
+        return 'snap';
+    return 'not from apt';
+}
+/** Members of `group` in /etc/group text; undefined when the group does not exist. */
+function groupMembers(etcGroup, group) {
+    for (const line of etcGroup.split('\n')) {
+        const [name, , , members] = line.split(':');
+        if (name === group)
+            return (members ?? '')
+                .split(',')
+                .map(s => s.trim())
+                .filter(Boolean);
+    }
+    return undefined;
+}
+/** The users to add to the docker group: docker-users, else the runner's user when it is not root. */
+function dockerUsers(inputs, user) {
+    if (inputs.dockerUsers !== undefined)
+        return inputs.dockerUsers;
+    return user === 'root' || user === '' ? [] : [user];
+}
+/** Where Docker's repository key is written (signed-by names it). */
+const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc';
+/** The apt source file this action writes for Docker's repository. */
+const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list';
+/** The one-line apt source for Docker's repository. */
+function dockerSourceLine(url, arch, codename) {
+    return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`;
+}
+/**
+ * Source files other than ours that point at Docker's repository: with another `signed-by` they
+ * make `apt-get update` fail ("Conflicting values set for option Signed-By").
+ */
+function staleDockerSources(files, url) {
+    return sourcesNaming(files.filter(f => f.path !== DOCKER_LIST), url, ['download.docker.com']);
+}
 
-;// CONCATENATED MODULE: ./src/pipeline.ts
+;// CONCATENATED MODULE: ./src/phases/engine/apply.ts
 
-/** Runs the phases in order, each in a log group; stops after planning when dry-run is set. */
-async function runPipeline(
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-phases, ctx, reports) {
-    for (const phase of phases) {
-        await lib_core/* group */.Os(phase.name, async () => {
+
+
+
+
+
+
+/** Docker's key (`<url>/gpg`) into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
+async function addDockerRepo(ctx, url) {
+    const key = await fetchKey(`${url}/gpg`);
+    if (!isArmored(key))
+        throw new errors/* HostError */.dh(`${url}/gpg is not an armored PGP key: check docker-apt-url`);
+    const arch = (await ctx.runner.run(['dpkg', '--print-architecture'])).stdout.trim();
+    await ensureAptRepo(ctx.runner, {
+        keySource: `${url}/gpg`,
+        key,
+        keyring: DOCKER_KEYRING,
+        listPath: DOCKER_LIST,
+        line: dockerSourceLine(url, arch, ctx.host.os.codename),
+        stale: files => staleDockerSources(files, url),
+        what: "Docker's repository"
+    }, ctx.host.tempDir);
+}
+/** `name=version` for pinned packages, checked against the package lists before anything is removed. */
+async function resolveInstall(ctx, action) {
+    if (action.pin === undefined)
+        return action.packages;
+    const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
+    return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n);
+}
+/** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
+const DESTRUCTIVE = new Set([
+    'stop-own-dockerd',
+    'unhold',
+    'remove',
+    'install',
+    'install-debs'
+]);
+/** Starts Docker unless it already answers (a package script may have started it). */
+async function ensureStarted(ctx) {
+    if ((await probeDaemon(ctx.runner)) !== undefined)
+        return;
+    const manager = await detectServiceManager(ctx.host.systemd);
+    await startDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+}
+/** Adds users to the docker group (creating it if a package did not) and says when that takes effect. */
+async function addUsers(ctx, users) {
+    const group = groupMembers(await external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'), 'docker');
+    if (group === undefined) {
+        await ctx.runner.run(['groupadd', '--system', 'docker'], { root: true });
+    }
+    for (const user of users) {
+        await ctx.runner.run(['usermod', '-aG', 'docker', user], {
+            root: true,
+            context: `Adding ${user} to the docker group`
+        });
+    }
+    lib_core/* warning */.$e(`Added ${users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`);
+}
+/** Carries out one action; `installArgs` are the install action's packages with resolved pins. */
+async function applyAction(ctx, action, installArgs) {
+    const { runner } = ctx;
+    switch (action.kind) {
+        case 'stop-own-dockerd':
+            lib_core/* info */.pq(`Stopping dockerd (pid ${action.pid}) that this action started`);
+            return stopDockerd(runner, action.pid);
+        case 'unhold':
+            return aptMark(runner, 'unhold', action.packages);
+        case 'docker-repo':
+            return addDockerRepo(ctx, action.url);
+        case 'apt-update':
+            return aptUpdate(runner);
+        case 'remove':
+            return aptRemove(runner, action.packages);
+        case 'install':
+            return aptInstall(runner, installArgs ?? action.packages);
+        case 'install-debs':
+            return aptInstallOffline(runner, action.files, ctx.host.tempDir);
+        case 'hold':
+            return aptMark(runner, 'hold', action.packages);
+        case 'start':
+            return ensureStarted(ctx);
+        case 'enable':
+            return enableDocker(runner);
+        case 'create-group':
+            await runner.run(['groupadd', '--system', 'docker'], { root: true });
+            return;
+        case 'add-users':
+            return addUsers(ctx, action.users);
+    }
+}
+/**
+ * Carries out the engine plan: apt repository, packages (installed, removed, held), the service
+ * and the docker group. Touches apt's sources and keyrings, dpkg, docker.service, /etc/group.
+ */
+async function applyEngine(p, ctx) {
+    const install = p.actions.find(a => a.kind === 'install');
+    let installArgs;
+    for (const action of p.actions) {
+        if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
+            installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
+        }
+        await applyAction(ctx, action, installArgs);
+    }
+}
+/** Proves Docker answers after the changes; sets docker-version and docker-changed. */
+async function verifyEngine(p, ctx) {
+    const version = await waitForDaemon(ctx.runner, 30_000);
+    if (version === undefined)
+        throw new errors/* HostError */.dh('Docker does not answer after the engine phase');
+    const installed = await installedPackages(ctx.runner, WATCHED_PACKAGES);
+    ctx.outputs.dockerVersion = version;
+    ctx.outputs.dockerChanged = p.packagesChange;
+    const manager = await detectServiceManager(ctx.host.systemd);
+    return `Docker ${version} (${engineSource({ installed, snap: false })}) running, service: ${manager}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/engine/detect.ts
+
+
+
+
+
+/** Where the engine's binary lives when a package installed it. */
+async function findDockerd() {
+    for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
+        if (await exists(p))
+            return p;
+    return undefined;
+}
+/**
+ * Reads the host's engine state (dpkg, apt's lists, the service, /etc/group, offline-debs);
+ * changes nothing. Sets the docker-version output to what answers now.
+ */
+async function detectEngine(ctx) {
+    const { runner, inputs } = ctx;
+    const dockerd = await findDockerd();
+    const mayInstall = dockerd === undefined || inputs.installDocker === 'true';
+    const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
+        installedPackages(runner, WATCHED_PACKAGES),
+        detectServiceManager(ctx.host.systemd),
+        dockerd ? probeDaemon(runner) : Promise.resolve(undefined),
+        ownDockerdPid(runner),
+        external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
+        exists('/snap/bin/docker')
+    ]);
+    const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
+    const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES;
+    const facts = {
+        dockerd,
+        installed,
+        held: mayInstall ? await heldPackages(runner) : new Set(),
+        snap,
+        serverVersion,
+        manager,
+        enabled: manager === 'systemd' ? await isEnabled(runner) : undefined,
+        ownDockerdPid: ownPid,
+        dockerGroup: groupMembers(etcGroup, 'docker'),
+        candidates: mayInstall && inputs.dockerSource !== 'offline'
+            ? await candidates(runner, wanted)
+            : new Map(),
+        ...offline
+    };
+    ctx.outputs.dockerVersion = serverVersion ?? '';
+    ctx.outputs.dockerChanged = false;
+    return facts;
+}
+
+;// CONCATENATED MODULE: ./src/phases/engine/phase.ts
+
+
+
+
+/** Engine phase: installs Docker per install-docker/docker-source, starts it, adds users to the docker group. */
+const enginePhase = {
+    name: 'Docker engine',
+    detect: detectEngine,
+    plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os), dockerUsers(inputs, host.user)),
+    apply: applyEngine,
+    verify: verifyEngine
+};
+
+;// CONCATENATED MODULE: ./src/phases/pipeline.ts
+/**
+ * The phase contract and the loop that runs phases: detect → plan → apply → verify, each phase in
+ * its own log group, planning only in a dry run. Every phase implements Phase over its own inputs.
+ */
+
+/** Binds a phase to its context (its own inputs, the host, the runner). */
+function stage(phase, ctx) {
+    return { name: phase.name, run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report) };
+}
+async function runPhase(phase, ctx, dryRun, report) {
+    const facts = await phase.detect(ctx);
+    const plan = phase.plan(facts, { inputs: ctx.inputs, host: ctx.host });
+    for (const w of plan.warnings)
+        ctx.warn(w);
+    phase.planned?.(plan, ctx);
+    report.found = plan.found;
+    report.changes = plan.steps.map(s => s.description);
+    lib_core/* info */.pq(`Found: ${plan.found}`);
+    if (plan.steps.length === 0) {
+        lib_core/* info */.pq('Nothing to change.');
+        if (!dryRun)
+            await phase.check?.(plan, ctx, false);
+        report.status = 'unchanged';
+        report.result = plan.found;
+        return;
+    }
+    lib_core/* info */.pq(`${dryRun ? 'Would change' : 'Plan'}:`);
+    for (const step of plan.steps)
+        lib_core/* info */.pq(`  - ${step.description}`);
+    if (dryRun) {
+        report.status = 'would change';
+        report.result = 'dry run: nothing changed';
+        return;
+    }
+    await phase.apply(plan, ctx);
+    report.result = await phase.verify(plan, ctx);
+    await phase.check?.(plan, ctx, true);
+    report.status = 'changed';
+    lib_core/* info */.pq(`Result: ${report.result}`);
+}
+/** Runs the stages in order, each in a log group, adding a report row per phase reached. */
+async function runPipeline(stages, dryRun, reports) {
+    for (const s of stages) {
+        await lib_core/* group */.Os(s.name, async () => {
             const report = {
-                phase: phase.name,
+                phase: s.name,
                 status: 'failed',
                 found: '',
                 changes: [],
                 result: ''
             };
             reports.push(report);
-            const facts = await phase.detect(ctx);
-            const plan = phase.plan(facts, ctx);
-            report.found = plan.found;
-            report.changes = plan.steps.map(s => s.description);
-            lib_core/* info */.pq(`Found: ${plan.found}`);
-            if (plan.steps.length === 0) {
-                lib_core/* info */.pq('Nothing to change.');
-                if (!ctx.inputs.dryRun)
-                    await phase.check?.(plan, ctx, false);
-                report.status = 'unchanged';
-                report.result = plan.found;
-                return;
-            }
-            lib_core/* info */.pq(`${ctx.inputs.dryRun ? 'Would change' : 'Plan'}:`);
-            for (const step of plan.steps)
-                lib_core/* info */.pq(`  - ${step.description}`);
-            if (ctx.inputs.dryRun) {
-                report.status = 'would change';
-                report.result = 'dry run: nothing changed';
-                return;
-            }
-            await phase.apply(plan, ctx);
-            report.result = await phase.verify(plan, ctx);
-            await phase.check?.(plan, ctx, true);
-            report.status = 'changed';
-            lib_core/* info */.pq(`Result: ${report.result}`);
+            await s.run(dryRun, report);
         });
     }
 }
 
-;// CONCATENATED MODULE: ./src/summary.ts
-
-const STATUS_ICON = {
-    unchanged: '✅ unchanged',
-    changed: '🔧 changed',
-    'would change': '📝 would change',
-    failed: '❌ failed'
-};
-/** Escapes text for one markdown table cell. */
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—';
-}
-/** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
-function renderSummary(data) {
-    const lines = [];
-    const verdict = data.error
-        ? '❌ failed'
-        : data.dryRun
-            ? '📝 dry run: nothing was changed'
-            : data.reports.some(r => r.status === 'changed')
-                ? '🔧 host updated'
-                : '✅ host already right: nothing changed';
-    lines.push(`## docker-gpu-setup: ${verdict} (${data.seconds.toFixed(1)} s)`, '');
-    if (data.error)
-        lines.push(`> **Error:** ${data.error.split('\n')[0]}`, '');
-    lines.push('| Phase | Status | Found | Changes | Result |', '|---|---|---|---|---|');
-    for (const r of data.reports) {
-        lines.push(`| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`);
-    }
-    if (data.images && data.images.length > 0) {
-        lines.push('', '### Images', '', '| Source | Target | Digest | Size | Status |', '|---|---|---|---|---|');
-        for (const i of data.images) {
-            const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : '';
-            const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status;
-            lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
-        }
-    }
-    if (data.warnings.length > 0) {
-        lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
-    }
-    const outputs = Object.entries(data.outputs).filter(([k, v]) => v !== undefined && v !== '' && k !== 'images' && k !== 'digests');
-    if (outputs.length > 0) {
-        lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|');
-        for (const [k, v] of outputs)
-            lines.push(`| \`${k}\` | ${cell(String(v))} |`);
-        lines.push('', '</details>');
-    }
-    return `${lines.join('\n')}\n`;
-}
-/** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
-async function writeSummary(markdown, env = process.env) {
-    if (!env.GITHUB_STEP_SUMMARY) {
-        lib_core/* info */.pq(markdown);
-        return;
-    }
-    await lib_core/* summary */.z.addRaw(markdown).write();
-}
-
-;// CONCATENATED MODULE: ./src/main.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-const OUTPUT_NAMES = [
-    'docker-version',
-    'docker-changed',
-    'daemon-config-changed',
-    'nvidia-runtime',
-    'gpu-count',
-    'driver-version',
-    'cuda-version',
-    'registry',
-    'registry-started',
-    'images',
-    'digests'
-];
-const fsHost = {
-    pathKind(path) {
-        try {
-            const st = (0,external_node_fs_.statSync)(path);
-            return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
-        }
-        catch {
-            return undefined;
-        }
-    }
-};
-/** Fails early, before any change, when a non-root run cannot use sudo. */
-async function checkSudo(runner) {
-    if (runner.isRoot)
-        return;
-    const r = await runner.run(['sudo', '-n', 'true'], { allowFailure: true });
-    if (r.exitCode !== 0) {
-        throw new errors/* HostError */.dh('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
-    }
-}
-/**
- * The main step: inputs → phases → outputs and summary. The single place an error becomes a
- * failed step. `runner` is injectable so tests can record argv.
- */
-async function run(runner = new exec_runner/* ExecRunner */.iN()) {
-    const started = Date.now();
-    const reports = [];
-    const warnings = [];
-    const outputs = {};
-    let error;
-    let dryRun = false;
-    let summary = true;
-    let lock;
-    try {
-        const inputs = (0,src_inputs/* parseInputs */.TL)((0,src_inputs/* readRawInputs */.yI)(), fsHost);
-        dryRun = inputs.dryRun;
-        summary = inputs.summary;
-        outputs.registry = inputs.registry.text;
-        const host = await readHost();
-        if (!dryRun)
-            await checkSudo(runner);
-        const ctx = {
-            inputs,
-            host,
-            runner,
-            outputs,
-            warn(message) {
-                warnings.push(message);
-                lib_core/* warning */.$e(message);
-            },
-            saveState: (name, value) => lib_core/* saveState */.LZ(name, value)
-        };
-        // One run at a time changes a host: several runner services may share it.
-        if (!dryRun)
-            lock = await acquireHostLock(runner, host.tempDir, m => lib_core/* info */.pq(m));
-        await runPipeline([enginePhase, daemonPhase, registry/* registryPhase */.DJ, push/* pushPhase */.u], ctx, reports);
-    }
-    catch (e) {
-        error = e instanceof Error ? e.message : String(e);
-        lib_core/* setFailed */.C1(error);
-    }
-    finally {
-        await lock?.release();
-    }
-    for (const name of OUTPUT_NAMES)
-        lib_core/* setOutput */.uH(name, outputs[name] ?? '');
-    if (summary) {
-        const markdown = renderSummary({
-            reports,
-            outputs,
-            images: outputs.images ? JSON.parse(outputs.images) : [],
-            warnings,
-            error,
-            dryRun,
-            seconds: (Date.now() - started) / 1000
-        });
-        await writeSummary(markdown).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${e instanceof Error ? e.message : String(e)}`));
-    }
-}
-
-
-/***/ }),
-
-/***/ 6661:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   b: () => (/* binding */ post)
-/* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4100);
-/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9864);
-/* harmony import */ var _push_push_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4479);
-/* harmony import */ var _registry_registry_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6491);
-
-
-
-
-
-/**
- * The post step: removes the job's DOCKER_CONFIG (the login in it) whenever the main step made one,
- * and with cleanup: registry or all, the registry containers this job started (never their data).
- * It warns, never fails: a cleanup problem must not turn a green job red.
- */
-async function post(runner = new _exec_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .ExecRunner */ .iN()) {
-    try {
-        const config = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_push_push_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_DOCKER_CONFIG */ .i);
-        if (config) {
-            await runner.run(['rm', '-rf', '--', config], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Removed this job's DOCKER_CONFIG (${config}) and the login in it.`);
-        }
-        const cleanup = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .readRawInputs */ .yI)().cleanup || 'none';
-        if (cleanup === 'none') {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
-            return;
-        }
-        const started = JSON.parse(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_registry_registry_js__WEBPACK_IMPORTED_MODULE_4__/* .STATE_STARTED */ .Iv) || '[]');
-        if (started.length === 0)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${cleanup}; this job started no registry container.`);
-        for (const name of started) {
-            await runner.run(['docker', 'rm', '--force', name], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
-        }
-    }
-    catch (e) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-
-
-/***/ }),
-
-/***/ 4479:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  i: () => (/* binding */ STATE_DOCKER_CONFIG),
-  u: () => (/* binding */ pushPhase)
-});
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/docker/reference.ts
-var reference = __nccwpck_require__(2977);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/registry/spec.ts
-var spec = __nccwpck_require__(8236);
-// EXTERNAL MODULE: ./src/registry/registry.ts + 3 modules
-var registry_registry = __nccwpck_require__(6491);
-;// CONCATENATED MODULE: ./src/push/push-model.ts
+;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 const PERMANENT = [
     /unauthorized/i,
     /authentication required/i,
@@ -35275,24 +35709,6 @@ function parsePushOutput(text) {
     const m = /digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(text);
     return m ? { digest: m[1], size: Number(m[2]) } : undefined;
 }
-/** The `images` output: JSON array of {source, target, digest, size, status}. */
-function imagesOutput(results) {
-    return JSON.stringify(results.map(r => ({
-        source: r.source,
-        target: r.target,
-        digest: r.digest,
-        size: r.size,
-        status: r.status,
-        ...(r.error ? { error: r.error } : {})
-    })));
-}
-/** The `digests` output: `target@digest` lines for what is in the registry. */
-function digestsOutput(results) {
-    return results
-        .filter(r => r.status !== 'failed' && r.digest !== '')
-        .map(r => `${r.target}@${r.digest}`)
-        .join('\n');
-}
 /** Docker's RepoDigests entry for the target's repository (`repo@sha256:…`), if the image has one. */
 function repoDigest(repoDigests, target) {
     const prefix = `${target.registry}/${target.repository}@`;
@@ -35301,14 +35717,18 @@ function repoDigest(repoDigests, target) {
 
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
-// EXTERNAL MODULE: external "node:https"
-var external_node_https_ = __nccwpck_require__(4708);
-;// CONCATENATED MODULE: ./src/push/registry-api.ts
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
+/** A registry's HTTP API, as far as pushing needs it: the digest it holds for a tag. */
+
+
+
 
 
 function request(url, method, headers, ca) {
     return new Promise((resolve, reject) => {
-        const mod = url.protocol === 'https:' ? external_node_https_ : external_node_http_;
+        const mod = url.protocol === 'https:' ? external_node_https_namespaceObject : external_node_http_;
         const req = mod.request(url, { method, headers, timeout: 15_000, ...(ca ? { ca } : {}) }, res => {
             let body = '';
             res.setEncoding('utf8');
@@ -35369,148 +35789,57 @@ async function manifestDigest(ep, repository, tag) {
     }
     if (r.status === 404)
         return undefined;
-    if (r.status !== 200)
-        throw new Error(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`);
+    if (r.status !== 200) {
+        throw new errors/* HostError */.dh(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`);
+    }
     const digest = r.headers['docker-content-digest'];
     return typeof digest === 'string' ? digest : undefined;
 }
-
-;// CONCATENATED MODULE: ./src/push/push.ts
-
-
-
-
-
-
-
-
-
-/** State key: the per-job DOCKER_CONFIG the post step removes (cleanup: all). */
-const STATE_DOCKER_CONFIG = 'docker-config';
-/** How to reach a target's registry API: scheme, CA, and credentials (for `registry` only). */
-async function endpointFor(inputs, registry) {
-    const ours = registry === inputs.registry.text;
-    const tls = ours && inputs.registryTlsCert !== undefined;
-    const insecure = ours && (0,spec/* registryFragments */.vO)(inputs, (0,registry_registry/* hostIdentity */.dW)()).some(f => f.source === 'insecure-registry');
-    const plain = !tls && ((0,reference/* isLoopbackHost */.cW)((0,reference/* parseRegistryAddress */.xo)(registry).host) || insecure);
+/**
+ * How to reach a target's registry API (reads the local registry's CA file): scheme, CA, and
+ * credentials, which belong to `registry` only.
+ */
+async function endpointFor(settings, registry) {
+    const ours = registry === settings.registry.text;
+    const ca = ours ? settings.registryCa : undefined;
+    const insecure = ours && settings.registryInsecure;
+    const plain = ca === undefined && (isLoopbackHost(parseRegistryAddress(registry).host) || insecure);
     return {
         host: registry,
         scheme: plain ? 'http' : 'https',
-        ca: tls ? await external_node_fs_.promises.readFile(inputs.registryTlsCert) : undefined,
-        username: ours ? inputs.username : undefined,
-        password: ours ? inputs.password : undefined
+        ca: ca === undefined ? undefined : await external_node_fs_namespaceObject.promises.readFile(ca),
+        username: ours ? settings.login?.username : undefined,
+        password: ours ? settings.login?.password : undefined
     };
 }
-async function inspectLocal(ctx, source) {
-    const r = await ctx.runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source], { root: true, allowFailure: true });
-    if (r.exitCode !== 0)
-        return undefined;
-    const [id, digests, size] = r.stdout.trim().split('\t');
-    return { id, repoDigests: JSON.parse(digests) ?? [], size: Number(size) };
-}
-async function detect(ctx) {
-    const { inputs } = ctx;
-    const targets = inputs.images;
-    const locals = new Map();
-    const remote = new Map();
-    const dockerUp = targets.length > 0 &&
-        (await ctx.runner.run(['docker', 'info', '--format', '{{.ID}}'], {
-            root: true,
-            allowFailure: true,
-            timeoutSeconds: 10
-        })).exitCode === 0;
-    if (!dockerUp)
-        return { dockerUp, targets, locals, remote };
-    for (const source of new Set(targets.map(t => t.source))) {
-        const image = await inspectLocal(ctx, source);
-        if (image)
-            locals.set(source, image);
-    }
-    // Only a target whose local image already carries a digest for it can be unchanged.
-    await Promise.all(targets.map(async (t) => {
-        const local = locals.get(t.source);
-        if (!local || repoDigest(local.repoDigests, t) === undefined)
-            return;
-        try {
-            remote.set(t.target, await manifestDigest(await endpointFor(inputs, t.registry), t.repository, t.tag));
-        }
-        catch (e) {
-            core/* debug */.Yz(`Could not read ${t.target} from its registry: ${e.message}`);
-        }
-    }));
-    return { dockerUp, targets, locals, remote };
-}
-function plan(facts, ctx) {
-    const { inputs } = ctx;
-    const base = { facts, login: false, todo: [], unchanged: [] };
-    if (facts.targets.length === 0)
-        return { ...base, found: 'no images to push (images is empty)', steps: [] };
-    if (!facts.dockerUp) {
-        const steps = facts.targets.map(t => ({ description: `push ${t.source} as ${t.target}` }));
-        return { ...base, found: 'Docker is not running yet', steps };
-    }
-    const missing = facts.targets.filter(t => !facts.locals.has(t.source));
-    const missingSources = [...new Map(missing.map(t => [t.source, t])).values()];
-    if (missingSources.length > 0) {
-        throw new errors/* HostError */.dh(`images: ${missingSources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${missingSources.length === 1 ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${missingSources.length === 1 ? 'it' : 'them'} before this step.`);
-    }
-    const unchanged = [];
-    const todo = [];
-    for (const t of facts.targets) {
-        const local = facts.locals.get(t.source);
-        const held = facts.remote.get(t.target);
-        const mine = local ? repoDigest(local.repoDigests, t) : undefined;
-        if (local && held !== undefined && held === mine) {
-            unchanged.push({
-                source: t.source,
-                target: t.target,
-                digest: held,
-                size: local.size,
-                status: 'unchanged'
-            });
-        }
-        else
-            todo.push(t);
-    }
-    const login = inputs.username !== undefined && todo.length > 0;
-    const steps = [
-        ...(login
-            ? [
-                {
-                    description: `log in to ${inputs.registry.text} as ${inputs.username} (per-job DOCKER_CONFIG)`
-                }
-            ]
-            : []),
-        ...todo.map(t => ({ description: `push ${t.source} as ${t.target}` }))
-    ];
-    ctx.outputs.images = imagesOutput(unchanged);
-    ctx.outputs.digests = digestsOutput(unchanged);
-    return {
-        facts,
-        login,
-        todo,
-        unchanged,
-        steps,
-        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same digest`
-    };
-}
-/** Logs in with the password on stdin into a per-job DOCKER_CONFIG; later steps get it too. */
-async function login(ctx) {
+
+;// CONCATENATED MODULE: ./src/phases/push/apply.ts
+
+
+
+
+
+
+/**
+ * Logs in with the password on stdin into a per-job DOCKER_CONFIG under RUNNER_TEMP, exported to
+ * the job's later steps and remembered for the post step, which removes it.
+ */
+async function apply_login(ctx, credentials) {
     const { inputs, runner, host } = ctx;
-    const dir = external_node_path_.join(host.tempDir, 'docker-gpu-setup-docker-config');
-    await external_node_fs_.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-    ctx.saveState(STATE_DOCKER_CONFIG, dir);
+    const dir = external_node_path_namespaceObject.join(host.tempDir, 'docker-gpu-setup-docker-config');
+    await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    ctx.remember({ dockerConfig: dir });
     await runner.run([
         'docker',
         'login',
         '--username',
-        inputs.username,
+        credentials.username,
         '--password-stdin',
         inputs.registry.text
     ], {
         root: true,
         env: { DOCKER_CONFIG: dir },
-        input: inputs.password,
+        input: credentials.password,
         context: `Logging in to ${inputs.registry.text}`
     });
     // sudo wrote it as root: give it back to the runner's user, whose later steps read it.
@@ -35519,8 +35848,22 @@ async function login(ctx) {
             root: true
         });
     }
-    core/* exportVariable */.dN('DOCKER_CONFIG', dir);
+    lib_core/* exportVariable */.dN('DOCKER_CONFIG', dir);
     return dir;
+}
+/** After a push that printed a digest: the registry must hold that digest for the tag. */
+async function confirmDigest(ctx, t, result, output) {
+    const pushed = parsePushOutput(output);
+    if (!pushed)
+        return { ...result, error: 'docker push printed no digest' };
+    const held = await manifestDigest(await endpointFor(ctx.inputs, t.registry), t.repository, t.tag).catch((e) => `unreadable (${e.message})`);
+    if (held !== pushed.digest) {
+        return {
+            ...result,
+            error: `the push reported ${pushed.digest} but the registry holds ${held ?? 'nothing'} for ${t.tag}`
+        };
+    }
+    return { ...result, digest: pushed.digest, size: pushed.size, status: 'pushed', error: undefined };
 }
 /** Tags and pushes one target, retrying transient failures with backoff; then checks the digest. */
 async function pushOne(ctx, t, size, config) {
@@ -35538,111 +35881,201 @@ async function pushOne(ctx, t, size, config) {
         result.attempts = attempt;
         const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
         const out = `${r.stdout}\n${r.stderr}`;
-        if (r.exitCode === 0) {
-            const pushed = parsePushOutput(out);
-            if (!pushed) {
-                result.error = 'docker push printed no digest';
-                return result;
-            }
-            const held = await manifestDigest(await endpointFor(inputs, t.registry), t.repository, t.tag).catch((e) => `unreadable (${e.message})`);
-            if (held !== pushed.digest) {
-                result.error = `the push reported ${pushed.digest} but the registry holds ${held ?? 'nothing'} for ${t.tag}`;
-                return result;
-            }
-            return {
-                ...result,
-                digest: pushed.digest,
-                size: pushed.size,
-                status: 'pushed',
-                error: undefined
-            };
-        }
+        if (r.exitCode === 0)
+            return confirmDigest(ctx, t, result, out);
         const why = (0,errors/* tailLines */.os)(r.stderr || r.stdout, 3);
-        if (attempt > inputs.pushRetries || !isTransient(out)) {
-            result.error = why;
-            return result;
-        }
+        if (attempt > inputs.pushRetries || !isTransient(out))
+            return { ...result, error: why };
         const wait = backoffSeconds(attempt);
-        core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${inputs.pushRetries} in ${wait} s`);
+        lib_core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${inputs.pushRetries} in ${wait} s`);
         await new Promise(res => setTimeout(res, wait * 1000));
     }
 }
-async function apply(p, ctx) {
-    const config = p.login ? await login(ctx) : undefined;
+/** push-concurrency workers over the plan's targets; one failure does not stop the others. */
+async function pushAll(ctx, p, config) {
     const results = [];
     const queue = [...p.todo];
-    // push-concurrency workers; one failure does not stop the others.
     await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
         for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
             const r = await pushOne(ctx, t, p.facts.locals.get(t.source)?.size ?? 0, config);
-            core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
+            lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
             results.push(r);
         }
     }));
+    return results;
+}
+/**
+ * Carries out the push plan: the login, then tag and push with retries and digest checks. Sets the
+ * images output (in the order of `images`); fails naming what did not land, after all were tried.
+ */
+async function applyPush(p, ctx) {
+    const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
+    const results = await pushAll(ctx, p, config);
     const order = new Map(ctx.inputs.images.map((t, i) => [t.target, i]));
     const all = [...p.unchanged, ...results].sort((a, b) => (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
-    ctx.outputs.images = imagesOutput(all);
-    ctx.outputs.digests = digestsOutput(all);
+    ctx.outputs.images = all;
     const failed = all.filter(r => r.status === 'failed');
-    for (const f of failed)
-        core/* error */.z3(`${f.target} was not pushed: ${f.error ?? 'unknown error'}`, {
+    for (const f of failed) {
+        lib_core/* error */.z3(`${f.target} was not pushed: ${f.error ?? 'unknown error'}`, {
             title: `push ${f.target}`
         });
+    }
     if (failed.length > 0) {
         const landed = all.filter(r => r.status !== 'failed').map(r => r.target);
         throw new errors/* HostError */.dh(`${failed.length} of ${all.length} image(s) did not land: ${failed.map(f => f.target).join(', ')}.` +
             (landed.length > 0 ? ` In the registry: ${landed.join(', ')}.` : ''));
     }
 }
-function verify(p, ctx) {
-    const results = JSON.parse(ctx.outputs.images ?? '[]');
-    const pushed = results.filter(r => r.status === 'pushed').length;
+/** How many targets were pushed and how many were already there. */
+function verifyPush(p, ctx) {
+    const pushed = (ctx.outputs.images ?? []).filter(r => r.status === 'pushed').length;
     return Promise.resolve(`${pushed} pushed, ${p.unchanged.length} unchanged`);
 }
+
+;// CONCATENATED MODULE: ./src/phases/push/detect.ts
+
+
+
+async function inspectLocal(runner, source) {
+    const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source], { root: true, allowFailure: true });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [id, digests, size] = r.stdout.trim().split('\t');
+    return { id, repoDigests: JSON.parse(digests) ?? [], size: Number(size) };
+}
+async function dockerAnswers(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{.ID}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 10
+    });
+    return r.exitCode === 0;
+}
+/**
+ * Reads the local images and, for each target whose image already carries a digest for it, the
+ * digest the registry holds (HTTP HEAD); changes nothing.
+ */
+async function detectPush(ctx) {
+    const { inputs, runner } = ctx;
+    const targets = inputs.images;
+    const locals = new Map();
+    const remote = new Map();
+    const dockerUp = targets.length > 0 && (await dockerAnswers(runner));
+    if (!dockerUp)
+        return { dockerUp, targets, locals, remote };
+    for (const source of new Set(targets.map(t => t.source))) {
+        const image = await inspectLocal(runner, source);
+        if (image)
+            locals.set(source, image);
+    }
+    // Only a target whose local image already carries a digest for it can be unchanged.
+    await Promise.all(targets.map(async (t) => {
+        const local = locals.get(t.source);
+        if (!local || repoDigest(local.repoDigests, t) === undefined)
+            return;
+        try {
+            const endpoint = await endpointFor(inputs, t.registry);
+            remote.set(t.target, await manifestDigest(endpoint, t.repository, t.tag));
+        }
+        catch (e) {
+            lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${e.message}`);
+        }
+    }));
+    return { dockerUp, targets, locals, remote };
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/plan.ts
+/** The push phase's plan (pure): which targets to push, which the registry already holds. */
+
+
+/** Every source must be on the host before the first push: a missing one fails the phase at once. */
+function refuseMissingSources(facts) {
+    const missing = facts.targets.filter(t => !facts.locals.has(t.source));
+    const sources = [...new Map(missing.map(t => [t.source, t])).values()];
+    if (sources.length === 0)
+        return;
+    const one = sources.length === 1;
+    throw new errors/* HostError */.dh(`images: ${sources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${one ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${one ? 'it' : 'them'} before this step.`);
+}
+/** A target is unchanged when the registry holds, for its tag, the digest the local image has there. */
+function splitUnchanged(facts) {
+    const todo = [];
+    const unchanged = [];
+    for (const t of facts.targets) {
+        const local = facts.locals.get(t.source);
+        const held = facts.remote.get(t.target);
+        const mine = local ? repoDigest(local.repoDigests, t) : undefined;
+        if (local && held !== undefined && held === mine) {
+            unchanged.push({
+                source: t.source,
+                target: t.target,
+                digest: held,
+                size: local.size,
+                status: 'unchanged'
+            });
+        }
+        else
+            todo.push(t);
+    }
+    return { todo, unchanged };
+}
+/**
+ * Plans the push phase (pure): a login when credentials are given and something is to be pushed,
+ * then one push per target the registry does not already hold. Throws HostError for a missing source.
+ */
+function planPush(facts, inputs) {
+    const base = { facts, login: false, todo: [], unchanged: [], warnings: [] };
+    if (facts.targets.length === 0) {
+        return { ...base, found: 'no images to push (images is empty)', steps: [] };
+    }
+    if (!facts.dockerUp) {
+        const steps = facts.targets.map(t => ({ description: `push ${t.source} as ${t.target}` }));
+        return { ...base, found: 'Docker is not running yet', steps };
+    }
+    refuseMissingSources(facts);
+    const { todo, unchanged } = splitUnchanged(facts);
+    const login = inputs.login !== undefined && todo.length > 0;
+    const steps = [
+        ...(login
+            ? [
+                {
+                    description: `log in to ${inputs.registry.text} as ${inputs.login?.username} (per-job DOCKER_CONFIG)`
+                }
+            ]
+            : []),
+        ...todo.map(t => ({ description: `push ${t.source} as ${t.target}` }))
+    ];
+    return {
+        ...base,
+        login,
+        todo,
+        unchanged,
+        steps,
+        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same digest`
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/phase.ts
+
+
+
 /** Push phase: tags and pushes the job's images with retries, and verifies each digest in the registry. */
 const pushPhase = {
     name: 'Push images',
-    detect,
-    plan,
-    apply,
-    verify
+    detect: detectPush,
+    plan: (facts, { inputs }) => planPush(facts, inputs),
+    planned(plan, ctx) {
+        // What the registry already holds is an output even when nothing is pushed, or in a dry run.
+        if (plan.facts.dockerUp)
+            ctx.outputs.images = plan.unchanged;
+    },
+    apply: applyPush,
+    verify: verifyPush
 };
 
-
-/***/ }),
-
-/***/ 6491:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  Iv: () => (/* binding */ STATE_STARTED),
-  dW: () => (/* binding */ hostIdentity),
-  DJ: () => (/* binding */ registryPhase)
-});
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
-// EXTERNAL MODULE: external "node:https"
-var external_node_https_ = __nccwpck_require__(4708);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/system/files.ts
-var files = __nccwpck_require__(1650);
-// EXTERNAL MODULE: ./src/system/service.ts
-var service = __nccwpck_require__(1382);
-// EXTERNAL MODULE: external "crypto"
-var external_crypto_ = __nccwpck_require__(6982);
-;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bcryptjs/index.js
 /*
  Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
  Copyright (c) 2012 Shane Girish <shaneGirish@gmail.com>
@@ -36803,7 +37236,7 @@ function decodeBase64(string, length) {
   decodeBase64,
 });
 
-;// CONCATENATED MODULE: ./src/registry/htpasswd.ts
+;// CONCATENATED MODULE: ./src/phases/registry/htpasswd.ts
 /** The registry's htpasswd file (pure): bcrypt entries, and whether a file still matches the input. */
 
 /** bcrypt cost: the registry checks every request against it, so not higher than needed. */
@@ -36824,86 +37257,63 @@ function htpasswdMatches(text, entries) {
     });
 }
 
-// EXTERNAL MODULE: ./src/registry/spec.ts
-var registry_spec = __nccwpck_require__(8236);
-;// CONCATENATED MODULE: ./src/registry/registry-plan.ts
+;// CONCATENATED MODULE: ./src/phases/registry/plan.ts
 /** The registry phase's plan (pure): what to load, write, create and run, from what detection found. */
 
 
 /** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
 function daemonCaPath(inputs) {
-    return `/etc/docker/certs.d/${inputs.registry.host}:${(0,registry_spec/* registryPort */.tC)(inputs)}/ca.crt`;
+    return `/etc/docker/certs.d/${inputs.registry.host}:${registryPort(inputs)}/ca.crt`;
 }
-/**
- * Plans the registry phase from facts (pure): image, files, data folders and the containers'
- * keep / start / create / recreate. Throws HostError for what it will not do (a port another
- * process holds, an image it may not pull, a container it did not make).
- */
-function planRegistry(facts, inputs) {
-    const warnings = [];
-    const base = { facts, steps: [], writeHtpasswd: false, installCert: false, makeDirs: [], warnings };
-    if (!facts.wanted) {
-        return {
-            ...base,
-            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-        };
+/** Where the image comes from when it is not on the host: the archive, or a pull (never when air-gapped). */
+function imageSource(facts, inputs) {
+    if (facts.imageId !== undefined)
+        return undefined;
+    if (inputs.registryImageArchive)
+        return 'load';
+    if (inputs.offlineDebs !== undefined) {
+        throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`);
     }
-    if (!facts.dockerUp) {
-        return {
-            ...base,
-            found: 'Docker is not running yet',
-            steps: [
-                { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
-            ]
-        };
-    }
-    if ((0,registry_spec/* registryFragments */.vO)(inputs, facts.me).some(f => f.source === 'insecure-registry')) {
-        warnings.push(`${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`);
-    }
+    return 'pull';
+}
+/** The steps that prepare image, files and folders, before any container changes. */
+function preparationSteps(plan, inputs) {
     const steps = [];
-    let image;
-    if (facts.imageId === undefined) {
-        if (inputs.registryImageArchive)
-            image = 'load';
-        else if (inputs.offlineDebs !== undefined) {
-            throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is not on this host, and offline-debs means nothing is pulled: give registry-image-archive (a docker save tar).`);
-        }
-        else
-            image = 'pull';
-        steps.push({
-            description: image === 'load'
-                ? `load ${inputs.registryImage} from ${inputs.registryImageArchive}`
-                : `pull ${inputs.registryImage}`
-        });
+    if (plan.image === 'load') {
+        steps.push({ description: `load ${inputs.registryImage} from ${inputs.registryImageArchive}` });
     }
-    const writeHtpasswd = !facts.htpasswdOk;
-    if (writeHtpasswd)
-        steps.push({
-            description: `write ${registry_spec/* AUTH_FILE */.u1} (bcrypt) for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
-        });
-    const installCert = !facts.certOk;
-    if (installCert)
+    else if (plan.image === 'pull')
+        steps.push({ description: `pull ${inputs.registryImage}` });
+    if (plan.writeHtpasswd) {
+        const users = inputs.registryHtpasswd.map(e => e.user).join(', ');
+        steps.push({ description: `write ${AUTH_FILE} (bcrypt) for ${users}` });
+    }
+    if (plan.installCert) {
         steps.push({
             description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(inputs)})`
         });
-    const makeDirs = Object.entries(facts.dataDirs)
-        .filter(([, ok]) => !ok)
-        .map(([d]) => d);
-    if (makeDirs.length > 0)
-        steps.push({ description: `create ${makeDirs.join(', ')}` });
-    // New files or a new image change the spec whatever it was: the container is made again.
-    const renew = image !== undefined || writeHtpasswd || installCert;
-    const current = (0,registry_spec/* containerAction */.US)((0,registry_spec/* registrySpec */.FA)(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
-    const registry = renew && current !== 'create' ? 'recreate' : current;
-    const mirrorS = (0,registry_spec/* mirrorSpec */.pG)(inputs, facts.imageId ?? '');
-    let mirror;
-    if (mirrorS) {
-        const m = (0,registry_spec/* containerAction */.US)(mirrorS, facts.mirror);
-        mirror = image !== undefined && m !== 'create' ? 'recreate' : m;
     }
+    if (plan.makeDirs.length > 0)
+        steps.push({ description: `create ${plan.makeDirs.join(', ')}` });
+    return steps;
+}
+/** Keep, start, create or recreate each container; new files or a new image make it again. */
+function containerActions(facts, inputs, newImage, newFiles) {
+    const current = containerAction(registrySpec(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
+    const renew = newImage || newFiles;
+    const registry = renew && current !== 'create' ? 'recreate' : current;
+    const spec = mirrorSpec(inputs, facts.imageId ?? '');
+    if (!spec)
+        return { registry };
+    const m = containerAction(spec, facts.mirror);
+    return { registry, mirror: newImage && m !== 'create' ? 'recreate' : m };
+}
+/** One step per container that changes; a port another process holds fails before any change. */
+function containerSteps(facts, inputs, actions) {
+    const steps = [];
     for (const [what, action, port] of [
-        ['registry', registry, (0,registry_spec/* registryPort */.tC)(inputs)],
-        ['pull-through mirror', mirror, inputs.registryMirrorPort]
+        ['registry', actions.registry, registryPort(inputs)],
+        ['pull-through mirror', actions.mirror, inputs.registryMirrorPort]
     ]) {
         if (action === undefined || action === 'keep')
             continue;
@@ -36912,52 +37322,68 @@ function planRegistry(facts, inputs) {
             throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
         }
         steps.push({
-            description: `${action} the ${what} container (${what === 'registry' ? `${(0,registry_spec/* registryBind */.nx)(inputs)}:${(0,registry_spec/* registryPort */.tC)(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+            description: `${action} the ${what} container (${what === 'registry' ? `${registryBind(inputs)}:${registryPort(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
         });
     }
-    const found = facts.registry
-        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${registry === 'keep' ? ', as configured' : ', configuration differs'}`
-        : 'no registry container';
+    return steps;
+}
+/** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
+function idlePlan(facts, inputs) {
+    const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
+    if (!facts.wanted) {
+        return {
+            ...base,
+            steps: [],
+            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
+        };
+    }
     return {
-        found,
-        facts,
-        steps,
-        image,
-        writeHtpasswd,
-        installCert,
-        makeDirs,
-        registry,
-        mirror,
-        warnings
+        ...base,
+        found: 'Docker is not running yet',
+        steps: [
+            { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
+        ]
     };
 }
-
-;// CONCATENATED MODULE: ./src/registry/registry.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/** State key: the containers this run created or started, for `cleanup: registry`. */
-const STATE_STARTED = 'registry-containers';
-/** This host's names and addresses (for start-registry: auto). */
-function hostIdentity() {
-    const names = [external_node_os_.hostname()];
-    const addresses = Object.values(external_node_os_.networkInterfaces())
-        .flat()
-        .filter((a) => a !== undefined)
-        .map(a => a.address);
-    return { names, addresses };
+/**
+ * Plans the registry phase from facts (pure): image, files, data folders and the containers'
+ * keep / start / create / recreate. Throws HostError for what it will not do (a port another
+ * process holds, an image it may not pull, a container it did not make).
+ */
+function planRegistry(facts, inputs) {
+    if (!facts.wanted || !facts.dockerUp)
+        return idlePlan(facts, inputs);
+    const warnings = insecureRegistry(inputs, facts.me)
+        ? [
+            `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
+        ]
+        : [];
+    const image = imageSource(facts, inputs);
+    const writeHtpasswd = !facts.htpasswdOk;
+    const installCert = !facts.certOk;
+    const makeDirs = Object.entries(facts.dataDirs)
+        .filter(([, ok]) => !ok)
+        .map(([d]) => d);
+    const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
+    const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
+    const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)];
+    const found = facts.registry
+        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
+        : 'no registry container';
+    return { ...prepared, ...actions, found, steps };
 }
-async function inspect(ctx, name) {
-    const r = await ctx.runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
+
+;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
+
+
+
+
+
+
+
+/** `docker inspect` of a container by name; undefined when there is none. */
+async function inspectContainer(runner, name) {
+    const r = await runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
     if (r.exitCode !== 0)
         return undefined;
     const c = JSON.parse(r.stdout);
@@ -36969,8 +37395,9 @@ async function inspect(ctx, name) {
         hostPort: port ? Number(port) : undefined
     };
 }
-async function imageId(ctx, image) {
-    const r = await ctx.runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
+/** The local id of an image (`docker image inspect`); undefined when it is not on the host. */
+async function imageId(runner, image) {
+    const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
         root: true,
         allowFailure: true
     });
@@ -36995,18 +37422,69 @@ async function portHolder(ctx, bind, port) {
 async function fileHash(path) {
     if (path === undefined)
         return undefined;
-    return (0,registry_spec/* sha256 */.sc)(await external_node_fs_.promises.readFile(path));
+    return sha256(await external_node_fs_namespaceObject.promises.readFile(path));
 }
 async function installedHash(ctx, path) {
-    const text = await (0,files/* readFileMaybe */.jp)(ctx.runner, path);
-    return text === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(Buffer.from(text));
+    const text = await readFileMaybe(ctx.runner, path);
+    return text === undefined ? undefined : sha256(Buffer.from(text));
 }
-async function detect(ctx) {
+/** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
+async function fileHashes(ctx) {
     const { inputs } = ctx;
-    const me = hostIdentity();
-    const wanted = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs, me);
+    const htpasswd = inputs.registryHtpasswd.length > 0 ? await readFileMaybe(ctx.runner, AUTH_FILE) : undefined;
+    return {
+        htpasswd: htpasswd === undefined ? undefined : sha256(htpasswd),
+        cert: await fileHash(inputs.registryTls?.cert),
+        key: await fileHash(inputs.registryTls?.key)
+    };
+}
+/** The installed certificate, key and daemon CA are the files given (true without TLS). */
+async function certInstalled(ctx) {
+    const tls = ctx.inputs.registryTls;
+    if (!tls)
+        return true;
+    const cert = await fileHash(tls.cert);
+    return ((await installedHash(ctx, TLS_CERT)) === cert &&
+        (await installedHash(ctx, TLS_KEY)) === (await fileHash(tls.key)) &&
+        (await installedHash(ctx, daemonCaPath(ctx.inputs))) === cert);
+}
+/** Which data folders exist. */
+async function dataDirs(inputs) {
+    const dirs = [
+        inputs.registryData,
+        ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+    ];
+    const out = {};
+    for (const d of dirs) {
+        out[d] = await external_node_fs_namespaceObject.promises.stat(d).then(s => s.isDirectory(), () => false);
+    }
+    return out;
+}
+/** A port our own running container publishes is ours; any other holder is named. */
+async function portHolders(ctx, registry, mirror) {
+    const { inputs } = ctx;
+    const ports = [
+        [registry, registryBind(inputs), registryPort(inputs)]
+    ];
+    if (inputs.registryMirror !== false)
+        ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    const holders = {};
+    for (const [state, bind, port] of ports) {
+        if (!state?.running || state.hostPort !== port)
+            holders[port] = await portHolder(ctx, bind, port);
+    }
+    return holders;
+}
+/**
+ * Reads the registry's state: whether one is wanted here, its image, containers, files, data
+ * folders and ports; changes nothing. Sets the registry outputs to what is there now.
+ */
+async function detectRegistry(ctx) {
+    const { inputs, runner } = ctx;
+    const me = ctx.host.identity;
+    const wanted = wantsLocalRegistry(inputs, me);
     ctx.outputs.registry = inputs.registry.text;
-    ctx.outputs['registry-started'] = 'false';
+    ctx.outputs.registryStarted = false;
     const none = {
         me,
         wanted,
@@ -37019,39 +37497,17 @@ async function detect(ctx) {
     };
     if (!wanted)
         return none;
-    const dockerUp = (await (0,service/* probeDaemon */.nn)(ctx.runner)) !== undefined;
+    const dockerUp = (await probeDaemon(runner)) !== undefined;
     const auth = inputs.registryHtpasswd.length > 0;
     const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
-        dockerUp ? imageId(ctx, inputs.registryImage) : Promise.resolve(undefined),
-        dockerUp ? inspect(ctx, 'docker-gpu-setup-registry') : Promise.resolve(undefined),
+        dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
+        dockerUp ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
         dockerUp && inputs.registryMirror !== false
-            ? inspect(ctx, 'docker-gpu-setup-mirror')
+            ? inspectContainer(runner, MIRROR_CONTAINER)
             : Promise.resolve(undefined),
-        auth ? (0,files/* readFileMaybe */.jp)(ctx.runner, registry_spec/* AUTH_FILE */.u1) : Promise.resolve(''),
-        (async () => !inputs.registryTlsCert ||
-            ((await installedHash(ctx, registry_spec/* TLS_CERT */.X9)) === (await fileHash(inputs.registryTlsCert)) &&
-                (await installedHash(ctx, registry_spec/* TLS_KEY */.Ms)) === (await fileHash(inputs.registryTlsKey)) &&
-                (await installedHash(ctx, daemonCaPath(ctx.inputs))) ===
-                    (await fileHash(inputs.registryTlsCert))))()
+        auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
+        certInstalled(ctx)
     ]);
-    const dirs = [
-        inputs.registryData,
-        ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
-    ];
-    const dataDirs = {};
-    for (const d of dirs)
-        dataDirs[d] = await external_node_fs_.promises.stat(d).then(s => s.isDirectory(), () => false);
-    // A port our own running container publishes is ours; any other holder is named.
-    const portHolders = {};
-    const ports = [
-        [registry, (0,registry_spec/* registryBind */.nx)(inputs), (0,registry_spec/* registryPort */.tC)(inputs)]
-    ];
-    if (inputs.registryMirror !== false)
-        ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort]);
-    for (const [state, bind, port] of ports) {
-        if (!state?.running || state.hostPort !== port)
-            portHolders[port] = await portHolder(ctx, bind, port);
-    }
     return {
         me,
         wanted,
@@ -37062,25 +37518,34 @@ async function detect(ctx) {
         registry,
         mirror,
         fileHashes: await fileHashes(ctx),
-        dataDirs,
-        portHolders
+        dataDirs: await dataDirs(inputs),
+        portHolders: await portHolders(ctx, registry, mirror)
     };
 }
-/** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
-async function fileHashes(ctx) {
-    const { inputs } = ctx;
-    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,files/* readFileMaybe */.jp)(ctx.runner, registry_spec/* AUTH_FILE */.u1) : undefined;
-    return {
-        htpasswd: htpasswd === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(htpasswd),
-        cert: await fileHash(inputs.registryTlsCert),
-        key: await fileHash(inputs.registryTlsKey)
-    };
-}
-function plan(facts, ctx) {
-    const p = planRegistry(facts, ctx.inputs);
-    for (const w of p.warnings)
-        ctx.warn(w);
-    return p;
+
+;// CONCATENATED MODULE: ./src/phases/registry/apply.ts
+
+
+
+
+
+
+
+
+
+
+/** One GET /v2/ with its own timeout: the status code, or the error's message. */
+function probe(host, port, tls) {
+    return new Promise(resolve => {
+        const get = tls ? external_node_https_namespaceObject.get : external_node_http_.get;
+        // Readiness only: whether the server answers, not whether this client trusts its certificate.
+        const req = get({ host, port, path: '/v2/', timeout: 2000, rejectUnauthorized: false }, res => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', e => resolve(e.message));
+    });
 }
 /** GET /v2/ until it answers 200 (401 with auth); each probe bounded, all under a deadline. */
 async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
@@ -37088,16 +37553,7 @@ async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
     const end = Date.now() + deadlineMs;
     let last = '';
     while (Date.now() < end) {
-        const status = await new Promise(resolve => {
-            const get = tls ? external_node_https_.get : external_node_http_.get;
-            // Readiness only: whether the server answers, not whether this client trusts its certificate.
-            const req = get({ host, port: spec.hostPort, path: '/v2/', timeout: 2000, rejectUnauthorized: false }, res => {
-                res.resume();
-                resolve(res.statusCode ?? 0);
-            });
-            req.on('timeout', () => req.destroy(new Error('timeout')));
-            req.on('error', e => resolve(e.message));
-        });
+        const status = await probe(host, spec.hostPort, tls);
         if (status === 200 || status === 401)
             return;
         last = String(status);
@@ -37109,30 +37565,21 @@ async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
     });
     throw new errors/* HostError */.dh(`The ${spec.name} container did not answer GET /v2/ on ${host}:${spec.hostPort} within ${deadlineMs / 1000} s (last: ${last}). Its last log lines:\n${(0,errors/* tailLines */.os)(`${logs.stdout}${logs.stderr}`, 20)}`);
 }
-/** Creates, starts or recreates one container; a failed recreate brings the previous one back. */
-async function ensureContainer(ctx, spec, tls, state) {
+/** Runs a new container from the spec; a failed recreate brings the previous one back. */
+async function replaceContainer(ctx, spec, tls, recreate) {
     const { runner } = ctx;
-    const action = (0,registry_spec/* containerAction */.US)(spec, state);
-    if (action === 'keep')
-        return false;
-    core/* info */.pq(`${spec.name}: ${action}`);
-    if (action === 'start') {
-        await runner.run(['docker', 'start', spec.name], { root: true });
-        await waitReady(ctx, spec, tls);
-        return true;
-    }
     const previous = `${spec.name}-previous`;
-    if (action === 'recreate') {
+    if (recreate) {
         await runner.run(['docker', 'rm', '-f', previous], { root: true, allowFailure: true });
         await runner.run(['docker', 'stop', spec.name], { root: true, allowFailure: true });
         await runner.run(['docker', 'rename', spec.name, previous], { root: true });
     }
     try {
-        await runner.run((0,registry_spec/* runArgv */.my)(spec), { root: true, context: `Starting ${spec.name}` });
+        await runner.run(runArgv(spec), { root: true, context: `Starting ${spec.name}` });
         await waitReady(ctx, spec, tls);
     }
     catch (e) {
-        if (action !== 'recreate')
+        if (!recreate)
             throw e;
         // The new spec does not work: put the previous container back as it was.
         await runner.run(['docker', 'rm', '-f', spec.name], { root: true, allowFailure: true });
@@ -37140,15 +37587,28 @@ async function ensureContainer(ctx, spec, tls, state) {
         await runner.run(['docker', 'start', spec.name], { root: true, allowFailure: true });
         throw e;
     }
-    if (action === 'recreate')
+    if (recreate)
         await runner.run(['docker', 'rm', '-f', previous], { root: true, allowFailure: true });
+}
+/** Creates, starts or recreates one container; true when it did any of those. */
+async function ensureContainer(ctx, spec, tls) {
+    const action = containerAction(spec, await inspectContainer(ctx.runner, spec.name));
+    if (action === 'keep')
+        return false;
+    lib_core/* info */.pq(`${spec.name}: ${action}`);
+    if (action === 'start') {
+        await ctx.runner.run(['docker', 'start', spec.name], { root: true });
+        await waitReady(ctx, spec, tls);
+    }
+    else {
+        await replaceContainer(ctx, spec, tls, action === 'recreate');
+    }
     return true;
 }
-async function apply(p, ctx) {
+/** Loads or pulls the registry image as planned; returns its id. */
+async function ensureImage(ctx, p) {
     const { inputs, runner } = ctx;
-    if (!p.facts.dockerUp)
-        return;
-    if (p.image === 'load') {
+    if (p.image === 'load' && inputs.registryImageArchive !== undefined) {
         await runner.run(['docker', 'load', '--input', inputs.registryImageArchive], {
             root: true,
             context: 'Loading the registry image'
@@ -37160,43 +37620,65 @@ async function apply(p, ctx) {
             context: `Pulling ${inputs.registryImage}`
         });
     }
-    const id = await imageId(ctx, inputs.registryImage);
+    const id = await imageId(runner, inputs.registryImage);
     if (id === undefined) {
         throw new errors/* HostError */.dh(`registry-image ${inputs.registryImage} is still not on this host${p.image === 'load' ? ` after loading ${inputs.registryImageArchive}: does the archive hold that tag?` : ''}`);
     }
+    return id;
+}
+/** The certificate and key for the registry, and the certificate as this host's daemon's CA for it. */
+async function installCert(ctx, tls) {
+    const { runner } = ctx;
+    const temp = ctx.host.tempDir;
+    const cert = await external_node_fs_namespaceObject.promises.readFile(tls.cert);
+    await writeFileAtomic(runner, TLS_CERT, cert, 0o644, temp);
+    await writeFileAtomic(runner, TLS_KEY, await external_node_fs_namespaceObject.promises.readFile(tls.key), 0o600, temp);
+    await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
+}
+/**
+ * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
+ * mirror containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and registry-data;
+ * remembers the containers it started for the post step.
+ */
+async function applyRegistry(p, ctx) {
+    const { inputs, runner } = ctx;
+    if (!p.facts.dockerUp)
+        return;
+    const id = await ensureImage(ctx, p);
     for (const dir of p.makeDirs)
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
     if (p.writeHtpasswd) {
-        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* AUTH_FILE */.u1, renderHtpasswd(inputs.registryHtpasswd), 0o644, ctx.host.tempDir);
+        const text = renderHtpasswd(inputs.registryHtpasswd);
+        await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
     }
-    if (p.installCert) {
-        const cert = await external_node_fs_.promises.readFile(inputs.registryTlsCert);
-        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_CERT */.X9, cert, 0o644, ctx.host.tempDir);
-        await (0,files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_KEY */.Ms, await external_node_fs_.promises.readFile(inputs.registryTlsKey), 0o600, ctx.host.tempDir);
-        await (0,files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx.inputs), cert, 0o644, ctx.host.tempDir);
-    }
-    const hashes = await fileHashes(ctx);
-    const s = { registry: (0,registry_spec/* registrySpec */.FA)(inputs, id, hashes), mirror: (0,registry_spec/* mirrorSpec */.pG)(inputs, id) };
+    if (p.installCert && inputs.registryTls)
+        await installCert(ctx, inputs.registryTls);
+    const registry = registrySpec(inputs, id, await fileHashes(ctx));
+    const mirror = mirrorSpec(inputs, id);
     const started = [];
-    if (await ensureContainer(ctx, s.registry, inputs.registryTlsCert !== undefined, await inspect(ctx, s.registry.name))) {
-        started.push(s.registry.name);
+    if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
+        started.push(registry.name);
     }
-    if (s.mirror &&
-        (await ensureContainer(ctx, s.mirror, false, await inspect(ctx, s.mirror.name)))) {
-        started.push(s.mirror.name);
-    }
+    if (mirror && (await ensureContainer(ctx, mirror, false)))
+        started.push(mirror.name);
     if (started.length > 0) {
-        ctx.outputs['registry-started'] = 'true';
-        ctx.saveState(STATE_STARTED, JSON.stringify(started));
+        ctx.outputs.registryStarted = true;
+        ctx.remember({ registryContainers: started });
     }
 }
-function verify(_p, ctx) {
+/** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
+function verifyRegistry(_p, ctx) {
     const { inputs } = ctx;
     const auth = inputs.registryHtpasswd.length > 0
         ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
         : '';
-    return Promise.resolve(`${inputs.registryTlsCert ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`);
+    return Promise.resolve(`${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`);
 }
+
+;// CONCATENATED MODULE: ./src/phases/registry/phase.ts
+
+
+
 /**
  * Registry phase: the CNCF distribution registry as a container that survives restarts (restart
  * always, data on the host), reused when its spec is unchanged, with optional auth, TLS and a
@@ -37204,476 +37686,353 @@ function verify(_p, ctx) {
  */
 const registryPhase = {
     name: 'Local registry',
-    detect,
-    plan,
-    apply,
-    verify
+    detect: detectRegistry,
+    plan: (facts, { inputs }) => planRegistry(facts, inputs),
+    apply: applyRegistry,
+    verify: verifyRegistry
 };
 
-
-/***/ }),
-
-/***/ 8236:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   FA: () => (/* binding */ registrySpec),
-/* harmony export */   Ms: () => (/* binding */ TLS_KEY),
-/* harmony export */   US: () => (/* binding */ containerAction),
-/* harmony export */   X9: () => (/* binding */ TLS_CERT),
-/* harmony export */   my: () => (/* binding */ runArgv),
-/* harmony export */   nx: () => (/* binding */ registryBind),
-/* harmony export */   pG: () => (/* binding */ mirrorSpec),
-/* harmony export */   qm: () => (/* binding */ wantsLocalRegistry),
-/* harmony export */   sc: () => (/* binding */ sha256),
-/* harmony export */   tC: () => (/* binding */ registryPort),
-/* harmony export */   u1: () => (/* binding */ AUTH_FILE),
-/* harmony export */   vO: () => (/* binding */ registryFragments)
-/* harmony export */ });
-/* unused harmony exports REGISTRY_CONTAINER, MIRROR_CONTAINER, LABEL_MANAGED, LABEL_SPEC, REGISTRY_ETC, isThisHost */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _docker_reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2977);
-/* harmony import */ var _docker_daemon_config_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4741);
-/**
- * The local registry as data (pure): when it runs, the container spec and its hash, docker argv,
- * and what it contributes to daemon.json. Configured through REGISTRY_* variables, which both
- * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
- * read, so the action never depends on where the image keeps its config file.
- */
+// EXTERNAL MODULE: ./src/state.ts
+var state = __nccwpck_require__(2820);
+;// CONCATENATED MODULE: ./src/summary.ts
+/** The step summary: a table of phases, the pushed images, warnings and outputs. */
 
 
-
-const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
-const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
-const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
-const LABEL_SPEC = 'org.docker-gpu-setup.spec';
-/** Host folder for the registry's auth and TLS files (mounted read-only). */
-const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
-/** Is `host` (as written in `registry`) this machine? */
-function isThisHost(host, me) {
-    if ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(host))
-        return true;
-    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
-    return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
+const STATUS_ICON = {
+    unchanged: '✅ unchanged',
+    changed: '🔧 changed',
+    'would change': '📝 would change',
+    failed: '❌ failed'
+};
+/** Escapes text for one markdown table cell. */
+function cell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—';
 }
-/** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
-function wantsLocalRegistry(inputs, me) {
-    if (inputs.startRegistry === 'auto')
-        return isThisHost(inputs.registry.host, me);
-    return inputs.startRegistry === 'true';
-}
-/** Host port of the local registry: the one in `registry`, else the scheme's default. */
-function registryPort(inputs) {
-    return inputs.registry.port ?? (inputs.registryTlsCert ? 443 : 80);
-}
-/** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
-function registryBind(inputs) {
-    return inputs.registryBind ?? ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0');
-}
-function sha256(text) {
-    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text).digest('hex');
-}
-function withHash(spec) {
-    return { ...spec, hash: sha256(JSON.stringify((0,_docker_daemon_config_js__WEBPACK_IMPORTED_MODULE_1__/* .canonical */ .$N)(spec))) };
-}
-/** Where the registry's htpasswd and TLS files live on the host. */
-const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
-const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
-const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
-/** The main registry's container spec. */
-function registrySpec(inputs, imageId, fileHashes) {
-    const env = {
-        REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
-        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
-        OTEL_TRACES_EXPORTER: 'none'
-    };
-    const mounts = [
-        { source: inputs.registryData, target: '/var/lib/registry', readonly: false }
-    ];
-    const hashes = {};
-    if (inputs.registryHtpasswd.length > 0) {
-        env.REGISTRY_AUTH = 'htpasswd';
-        env.REGISTRY_AUTH_HTPASSWD_REALM = 'docker-gpu-setup registry';
-        env.REGISTRY_AUTH_HTPASSWD_PATH = '/auth/htpasswd';
-        mounts.push({ source: AUTH_FILE, target: '/auth/htpasswd', readonly: true });
-        hashes.htpasswd = fileHashes.htpasswd ?? '';
+/** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
+function renderSummary(data) {
+    const lines = [];
+    const verdict = data.error
+        ? '❌ failed'
+        : data.dryRun
+            ? '📝 dry run: nothing was changed'
+            : data.reports.some(r => r.status === 'changed')
+                ? '🔧 host updated'
+                : '✅ host already right: nothing changed';
+    lines.push(`## docker-gpu-setup: ${verdict} (${data.seconds.toFixed(1)} s)`, '');
+    if (data.error)
+        lines.push(`> **Error:** ${data.error.split('\n')[0]}`, '');
+    lines.push('| Phase | Status | Found | Changes | Result |', '|---|---|---|---|---|');
+    for (const r of data.reports) {
+        lines.push(`| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`);
     }
-    if (inputs.registryTlsCert) {
-        env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt';
-        env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key';
-        mounts.push({ source: TLS_CERT, target: '/certs/tls.crt', readonly: true }, { source: TLS_KEY, target: '/certs/tls.key', readonly: true });
-        hashes.cert = fileHashes.cert ?? '';
-        hashes.key = fileHashes.key ?? '';
+    const images = data.outputs.images ?? [];
+    if (images.length > 0) {
+        lines.push('', '### Images', '', '| Source | Target | Digest | Size | Status |', '|---|---|---|---|---|');
+        for (const i of images) {
+            const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : '';
+            const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status;
+            lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
+        }
     }
-    return withHash({
-        name: REGISTRY_CONTAINER,
-        image: inputs.registryImage,
-        imageId,
-        bind: registryBind(inputs),
-        hostPort: registryPort(inputs),
-        env,
-        mounts,
-        fileHashes: hashes
-    });
+    if (data.warnings.length > 0) {
+        lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
+    }
+    const outputs = Object.entries(outputValues(data.outputs)).filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests');
+    if (outputs.length > 0) {
+        lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|');
+        for (const [k, v] of outputs)
+            lines.push(`| \`${k}\` | ${cell(v)} |`);
+        lines.push('', '</details>');
+    }
+    return `${lines.join('\n')}\n`;
 }
-/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
-function mirrorSpec(inputs, imageId) {
-    if (inputs.registryMirror === false)
-        return undefined;
-    return withHash({
-        name: MIRROR_CONTAINER,
-        image: inputs.registryImage,
-        imageId,
-        bind: '127.0.0.1',
-        hostPort: inputs.registryMirrorPort,
-        env: {
-            REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
-            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-            REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
-            OTEL_TRACES_EXPORTER: 'none'
-        },
-        mounts: [
-            { source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false }
-        ],
-        fileHashes: {}
-    });
-}
-/** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
-function runArgv(spec) {
-    const bind = spec.bind.includes(':') && !spec.bind.startsWith('[') ? `[${spec.bind}]` : spec.bind;
-    return [
-        'docker',
-        'run',
-        '--detach',
-        '--name',
-        spec.name,
-        '--restart',
-        'always',
-        '--publish',
-        `${bind}:${spec.hostPort}:5000`,
-        '--label',
-        `${LABEL_MANAGED}=true`,
-        '--label',
-        `${LABEL_SPEC}=${spec.hash}`,
-        ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
-        ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-        spec.image
-    ];
-}
-/** Keep, start, create or recreate; a container of that name the action did not make is refused. */
-function containerAction(spec, state) {
-    if (state === undefined)
-        return 'create';
-    if (state.labels[LABEL_MANAGED] !== 'true') {
-        throw new Error(`A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`);
-    }
-    if (state.labels[LABEL_SPEC] !== spec.hash)
-        return 'recreate';
-    return state.running ? 'keep' : 'start';
-}
-/**
- * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
- * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
- */
-function registryFragments(inputs, me) {
-    const out = [];
-    const local = wantsLocalRegistry(inputs, me);
-    const insecure = inputs.insecureRegistry === 'true' ||
-        (inputs.insecureRegistry === 'auto' &&
-            local &&
-            !inputs.registryTlsCert &&
-            !(0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isLoopbackHost */ .cW)(inputs.registry.host));
-    if (insecure) {
-        out.push({ source: 'insecure-registry', value: { 'insecure-registries': [inputs.registry.text] } });
-    }
-    if (local && inputs.registryMirror !== false) {
-        out.push({
-            source: 'registry-mirror',
-            value: { 'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`] }
-        });
-    }
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 1650:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   H5: () => (/* binding */ renameFile),
-/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
-/* harmony export */   jp: () => (/* binding */ readFileMaybe),
-/* harmony export */   nM: () => (/* binding */ removeFile),
-/* harmony export */   t2: () => (/* binding */ exists)
-/* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-
-
-/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function readFileMaybe(runner, file) {
-    try {
-        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8');
-    }
-    catch (e) {
-        const code = e.code;
-        if (code === 'ENOENT')
-            return undefined;
-        if (code !== 'EACCES' || runner.isRoot)
-            throw e;
-    }
-    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? r.stdout : undefined;
-}
-async function exists(file) {
-    try {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.F_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/**
- * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
- * half a file. Creates the parent folder. Works as root or through sudo.
- */
-async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
-    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
-    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
-    if (runner.isRoot) {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+/** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
+async function writeSummary(markdown, env = process.env) {
+    if (!env.GITHUB_STEP_SUMMARY) {
+        lib_core/* info */.pq(markdown);
         return;
     }
-    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
-    try {
-        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
-        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
-        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
-    }
-    finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
-    }
-}
-/** Renames (as root where needed); used to set files aside instead of deleting them. */
-async function renameFile(runner, from, to) {
-    if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(from, to);
-    else
-        await runner.run(['mv', '-f', '--', from, to], { root: true });
-}
-/** Removes a file (as root where needed); missing is fine. */
-async function removeFile(runner, file) {
-    if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
-    else
-        await runner.run(['rm', '-f', '--', file], { root: true });
+    await lib_core/* summary */.z.addRaw(markdown).write();
 }
 
-
-/***/ }),
-
-/***/ 7848:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   p: () => (/* binding */ pidAlive)
-/* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-
-/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
-function pidAlive(pid) {
-    if (!Number.isInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (e) {
-        if (e.code !== 'EPERM')
-            return false;
-    }
-    try {
-        return !/^\d+ \(.*\) Z /.test((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
-    }
-    catch {
-        return false;
-    }
-}
-
-
-/***/ }),
-
-/***/ 1382:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Hw: () => (/* binding */ startDocker),
-/* harmony export */   IP: () => (/* binding */ restartDocker),
-/* harmony export */   K$: () => (/* binding */ enableDocker),
-/* harmony export */   L6: () => (/* binding */ stopDockerd),
-/* harmony export */   Ol: () => (/* binding */ isEnabled),
-/* harmony export */   hj: () => (/* binding */ daemonLogTail),
-/* harmony export */   nn: () => (/* binding */ probeDaemon),
-/* harmony export */   uT: () => (/* binding */ ownDockerdPid),
-/* harmony export */   vS: () => (/* binding */ waitForDaemon),
-/* harmony export */   yW: () => (/* binding */ detectServiceManager)
-/* harmony export */ });
-/* unused harmony exports DIRECT_LOG, DIRECT_MARKER */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1650);
-/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7848);
+;// CONCATENATED MODULE: ./src/system/lock.ts
 
 
 
-/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
-const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
-const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
-const DOCKERD_PIDFILE = '/var/run/docker.pid';
-/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
-async function detectServiceManager(systemd) {
-    if (systemd)
-        return 'systemd';
-    return (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .exists */ .t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
-}
-/** The daemon's version when it answers within a few seconds, else undefined. */
-async function probeDaemon(runner) {
-    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 5
-    });
-    const version = r.stdout.trim();
-    return r.exitCode === 0 && version !== '' ? version : undefined;
-}
-/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
-async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
-    const end = Date.now() + deadlineMs;
+/** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
+const LOCK_DIR = '/run/lock/docker-gpu-setup';
+const OWNER = `${LOCK_DIR}/owner`;
+/**
+ * Takes the host lock: an atomic `mkdir` holding the owner's pid. A lock whose owner is dead is
+ * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ */
+async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
+    const end = Date.now() + timeoutMs;
+    let told = false;
+    let ownerMissingSince;
     for (;;) {
-        const version = await probeDaemon(runner);
-        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
-        if (version !== undefined || Date.now() > end || !starting())
-            return version;
-        await new Promise(r => setTimeout(r, 300));
-    }
-}
-/** The pid of a dockerd this action spawned and that still runs, else undefined. */
-async function ownDockerdPid(runner) {
-    const pid = await markedPid(runner);
-    return pid !== undefined && (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid) ? pid : undefined;
-}
-/** The pid in DIRECT_MARKER, alive or not. */
-async function markedPid(runner) {
-    const pid = Number((await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DIRECT_MARKER))?.trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-/** Is docker enabled at boot (systemd only)? */
-async function isEnabled(runner) {
-    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
-        allowFailure: true
-    });
-    return r.exitCode === 0;
-}
-async function enableDocker(runner) {
-    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
-}
-/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
-async function daemonLogTail(runner, manager) {
-    if (manager === 'systemd') {
-        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
+        const made = await runner.run(['mkdir', '-m', '0755', LOCK_DIR], {
             root: true,
             allowFailure: true
         });
-        return (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .tailLines */ .os)(r.stdout, 30);
+        if (made.exitCode === 0) {
+            await writeFileAtomic(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
+            return {
+                async release() {
+                    const owner = (await readFileMaybe(runner, OWNER))?.trim();
+                    if (owner === String(process.pid)) {
+                        await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
+                    }
+                }
+            };
+        }
+        const owner = Number((await readFileMaybe(runner, OWNER))?.trim());
+        // No owner file: a run between mkdir and writing it, or one killed right there.
+        ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
+        const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
+        if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
+            info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
+            await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
+            continue;
+        }
+        if (Date.now() > end) {
+            throw new errors/* HostError */.dh(`Another docker-gpu-setup run (pid ${owner || 'unknown'}) has held ${LOCK_DIR} for over ${Math.round(timeoutMs / 60_000)} minutes; if no run is active, remove that folder.`);
+        }
+        if (!told) {
+            info(`Waiting for the host lock ${LOCK_DIR}, held by pid ${owner || 'unknown'} (another run on this host).`);
+            told = true;
+        }
+        await new Promise(r => setTimeout(r, 250));
     }
-    const direct = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, '/var/log/docker.log')) ?? '';
-    return (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .tailLines */ .os)(direct || sysv, 30);
 }
-/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
-async function systemdDocker(runner, verb) {
-    // A unit that failed earlier refuses to start until its failure is cleared.
-    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-        root: true,
-        allowFailure: true
-    });
-    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
-    const version = await waitForDaemon(runner);
-    if (version)
-        return version;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+
+;// CONCATENATED MODULE: ./src/main.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const fsHost = {
+    pathKind(path) {
+        try {
+            const st = (0,external_node_fs_namespaceObject.statSync)(path);
+            return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
+        }
+        catch {
+            return undefined;
+        }
+    }
+};
+/** The four phases in pipeline order, each bound to its own settings. */
+function phaseStages(inputs, shared) {
+    const settings = phaseSettings(inputs, shared.host.identity);
+    return [
+        stage(enginePhase, { ...shared, inputs: settings.engine }),
+        stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        stage(registryPhase, { ...shared, inputs: settings.registry }),
+        stage(pushPhase, { ...shared, inputs: settings.push })
+    ];
+}
+function defaultDeps() {
+    return {
+        runner: new runner/* ExecRunner */.iN(),
+        env: process.env,
+        inputHost: fsHost,
+        readHost: () => readHost(),
+        lockHost: (runner, tempDir) => acquireHostLock(runner, tempDir, m => lib_core/* info */.pq(m)),
+        stages: phaseStages,
+        state: state/* runnerState */.Ej
+    };
+}
+/** Fails early, before any change, when a non-root run cannot use sudo. */
+async function checkSudo(runner) {
+    if (runner.isRoot)
+        return;
+    const r = await runner.run(['sudo', '-n', 'true'], { allowFailure: true });
+    if (r.exitCode !== 0) {
+        throw new errors/* HostError */.dh('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
+    }
+}
+/** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
+async function runSteps(deps, record) {
+    const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost);
+    record.dryRun = inputs.run.dryRun;
+    record.summary = inputs.run.summary;
+    record.outputs.registry = inputs.registry.registry.text;
+    (0,state/* saveCleanup */.Mz)(inputs.run.cleanup, deps.state);
+    const host = await deps.readHost();
+    if (!record.dryRun)
+        await checkSudo(deps.runner);
+    const shared = {
+        host,
+        runner: deps.runner,
+        outputs: record.outputs,
+        warn(message) {
+            record.warnings.push(message);
+            lib_core/* warning */.$e(message);
+        },
+        remember: update => (0,state/* savePostState */.Li)(update, deps.state)
+    };
+    // One run at a time changes a host: several runner services may share it.
+    const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir);
+    try {
+        await runPipeline(deps.stages(inputs, shared), record.dryRun, record.reports);
+    }
+    finally {
+        await lock?.release();
+    }
+}
+/** The step summary; a summary that cannot be written is a warning, never a failure. */
+async function summarise(record, seconds, env) {
+    const markdown = renderSummary({ ...record, seconds });
+    await writeSummary(markdown, env).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
 }
 /**
- * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
- * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
- * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
+ * The main step: inputs → phases → outputs and summary. The single place an error becomes a
+ * failed step; every output is set and the summary written whether the run failed or not.
  */
-async function startDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'start');
-    if (manager === 'sysv') {
-        const r = await runner.run(['service', 'docker', 'start'], {
-            root: true,
-            allowFailure: true,
-            timeoutSeconds: 60
-        });
-        // An init script can exit 0 and start nothing: only a probe counts.
-        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
-        if (version)
-            return version;
-        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
+async function run(overrides = {}) {
+    const deps = { ...defaultDeps(), ...overrides };
+    const started = Date.now();
+    const record = { outputs: {}, reports: [], warnings: [], dryRun: false, summary: true };
+    try {
+        await runSteps(deps, record);
     }
-    return spawnDockerd(runner, tempDir);
-}
-async function spawnDockerd(runner, tempDir) {
-    const dockerd = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .exists */ .t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
-    // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !(0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(Number(stale.trim()))) {
-        await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .removeFile */ .nM)(runner, DOCKERD_PIDFILE);
+    catch (e) {
+        record.error = (0,errors/* errorMessage */.gJ)(e);
+        lib_core/* setFailed */.C1(record.error);
     }
-    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
-    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner, 45_000, () => (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid));
-    if (!version) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
-    }
-    const daemonPid = (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
-    await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .writeFileAtomic */ .Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
-    return version;
+    writeOutputs(record.outputs);
+    if (record.summary)
+        await summarise(record, (Date.now() - started) / 1000, deps.env);
 }
-/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
-async function stopDockerd(runner, pid) {
-    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
-    const end = Date.now() + 30_000;
-    while ((0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid) && Date.now() < end)
-        await new Promise(r => setTimeout(r, 200));
-    if ((0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`dockerd (pid ${pid}) did not stop within 30 s`);
-    if (pid === (await markedPid(runner)))
-        await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .removeFile */ .nM)(runner, DIRECT_MARKER);
-}
+
+
+/***/ }),
+
+/***/ 1323:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   b: () => (/* binding */ post)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2174);
+/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9365);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2820);
+
+
+
+
 /**
- * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
- * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
+ * The post step: removes the job's DOCKER_CONFIG (the login in it) whenever the main step made one,
+ * and with cleanup: registry or all (as the main step validated it), the registry containers this
+ * job started (never their data). It warns, never fails: a cleanup problem must not turn a green
+ * job red.
  */
-async function restartDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'restart');
-    const pid = Number((await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .readFileMaybe */ .jp)(runner, DOCKERD_PIDFILE))?.trim());
-    if (Number.isInteger(pid) && pid > 0 && (0,_process_js__WEBPACK_IMPORTED_MODULE_2__/* .pidAlive */ .p)(pid))
-        await stopDockerd(runner, pid);
-    return startDocker(runner, manager, tempDir, info);
+async function post(overrides = {}) {
+    const { runner, state } = { runner: new _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .ExecRunner */ .iN(), state: _state_js__WEBPACK_IMPORTED_MODULE_3__/* .runnerState */ .Ej, ...overrides };
+    try {
+        const saved = (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .readPostState */ .cj)(state);
+        if (saved.dockerConfig) {
+            await runner.run(['rm', '-rf', '--', saved.dockerConfig], { root: true });
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
+        }
+        if (saved.cleanup === 'none') {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
+            return;
+        }
+        if (saved.registryContainers.length === 0) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
+        }
+        for (const name of saved.registryContainers) {
+            await runner.run(['docker', 'rm', '--force', name], { root: true });
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
+        }
+    }
+    catch (e) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+    }
+}
+
+
+/***/ }),
+
+/***/ 2820:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   BV: () => (/* binding */ markMainStep),
+/* harmony export */   Ej: () => (/* binding */ runnerState),
+/* harmony export */   Li: () => (/* binding */ savePostState),
+/* harmony export */   Mz: () => (/* binding */ saveCleanup),
+/* harmony export */   cj: () => (/* binding */ readPostState),
+/* harmony export */   pq: () => (/* binding */ isPostStep)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
+/**
+ * Everything the post step reads, saved by the main step through the runner's step state
+ * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
+ * DOCKER_CONFIG and the registry containers this job started.
+ */
+
+// The names are kept across versions: a post step reads what the same bundle's main step saved.
+const KEY = {
+    isPost: 'isPost',
+    cleanup: 'cleanup',
+    dockerConfig: 'docker-config',
+    registryContainers: 'registry-containers'
+};
+/** The runner's step state (core.getState / core.saveState). */
+const runnerState = {
+    get: name => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(name),
+    save: (name, value) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(name, value)
+};
+/** True in the post step: the main step marked the state before it did anything else. */
+function isPostStep(store = runnerState) {
+    return store.get(KEY.isPost) === 'true';
+}
+/** Marks the state so that the same bundle, run again as the post step, knows it is the post step. */
+function markMainStep(store = runnerState) {
+    store.save(KEY.isPost, 'true');
+}
+/** Saves the validated `cleanup` for the post step. */
+function saveCleanup(cleanup, store = runnerState) {
+    store.save(KEY.cleanup, cleanup);
+}
+/** Saves what a phase made that the post step may remove. */
+function savePostState(update, store = runnerState) {
+    if (update.dockerConfig !== undefined)
+        store.save(KEY.dockerConfig, update.dockerConfig);
+    if (update.registryContainers !== undefined) {
+        store.save(KEY.registryContainers, JSON.stringify(update.registryContainers));
+    }
+}
+/** Reads what the main step saved; a main step that failed before saving `cleanup` means none. */
+function readPostState(store = runnerState) {
+    const cleanup = store.get(KEY.cleanup);
+    let containers;
+    try {
+        containers = JSON.parse(store.get(KEY.registryContainers) || '[]');
+    }
+    catch {
+        containers = []; // never written by this bundle: nothing this job started is known
+    }
+    return {
+        cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
+        dockerConfig: store.get(KEY.dockerConfig) || undefined,
+        registryContainers: Array.isArray(containers) ? containers.map(String) : []
+    };
 }
 
 
@@ -37791,13 +38150,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
-/***/ 3024:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-
-/***/ }),
-
 /***/ 7067:
 /***/ ((module) => {
 
@@ -37812,31 +38164,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 
 /***/ }),
 
-/***/ 4708:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
-
-/***/ }),
-
 /***/ 7030:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-
-/***/ }),
-
-/***/ 8161:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-
-/***/ }),
-
-/***/ 6760:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -37938,7 +38269,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6058:
+/***/ 2906:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -37963,7 +38294,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -37999,7 +38330,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -38095,7 +38426,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -38132,9 +38463,9 @@ function prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38210,7 +38541,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38284,7 +38615,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38565,7 +38896,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -38599,9 +38930,9 @@ function toPlatformPath(pth) {
     return pth.replace(/[/\\]/g, path.sep);
 }
 //# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38666,7 +38997,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38987,7 +39318,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 5260:
+/***/ 7964:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39008,13 +39339,13 @@ var external_events_ = __nccwpck_require__(4434);
 var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(8701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(6413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39602,7 +39933,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39685,7 +40016,7 @@ function getExecOutput(commandLine, args, options) {
 
 /***/ }),
 
-/***/ 4942:
+/***/ 5326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39702,7 +40033,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -39793,11 +40124,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -40497,7 +40828,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -40693,7 +41024,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 8701:
+/***/ 6413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -40704,7 +41035,7 @@ function getCmdPath() {
 /* unused harmony exports cp, mv, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -41084,18 +41415,6 @@ function copyFile(srcFile, destFile, force) {
 /******/ 	};
 /******/ })();
 /******/ 
-/******/ /* webpack/runtime/compat get default export */
-/******/ (() => {
-/******/ 	// getDefaultExport function for compatibility with non-harmony modules
-/******/ 	__nccwpck_require__.n = (module) => {
-/******/ 		var getter = module && module.__esModule ?
-/******/ 			() => (module['default']) :
-/******/ 			() => (module);
-/******/ 		__nccwpck_require__.d(getter, { a: getter });
-/******/ 		return getter;
-/******/ 	};
-/******/ })();
-/******/ 
 /******/ /* webpack/runtime/create fake namespace object */
 /******/ (() => {
 /******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
@@ -41159,6 +41478,6 @@ function copyFile(srcFile, destFile, force) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(629);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

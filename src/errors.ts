@@ -10,8 +10,19 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * A failure of the host, found or caused while detecting or changing it (a state the action refuses
+ * to change, a daemon that does not answer, a command that failed). Everything but bad input.
+ */
+export class HostError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'HostError'
+  }
+}
+
 /** A command that exited non-zero where success was required; carries what is needed to explain it. */
-export class CommandError extends Error {
+export class CommandError extends HostError {
   constructor(
     readonly argv: readonly string[],
     readonly exitCode: number,
@@ -27,16 +38,13 @@ export class CommandError extends Error {
   }
 }
 
-/** A host state the action refuses to change (e.g. snap docker, a missing engine with install-docker: false). */
-export class HostError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'HostError'
-  }
-}
-
 /** Last `n` lines of a command's output, for error messages that stay readable. */
 export function tailLines(text: string, n = 15): string {
   const lines = text.trimEnd().split('\n')
   return lines.slice(-n).join('\n')
+}
+
+/** The one line an error becomes in the log and the summary. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
 }

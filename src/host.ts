@@ -1,10 +1,38 @@
 import {promises as fs} from 'node:fs'
 import * as os from 'node:os'
-import type {HostInfo} from './pipeline.js'
 import {exists} from './system/files.js'
-import {parseOsRelease} from './system/os-release.js'
+import {parseOsRelease, type OsRelease} from './system/os-release.js'
 
-/** Reads the facts every phase shares: distribution, user, root or not, systemd or not. */
+/** This host's names and addresses, to tell whether an address such as `registry` points here. */
+export interface HostIdentity {
+  names: string[]
+  addresses: string[]
+}
+
+/** Facts about the host the action runs on, read once before the phases. */
+export interface HostInfo {
+  os: OsRelease
+  isRoot: boolean
+  /** The user the runner runs as (SUDO_USER when run under sudo, else the current user). */
+  user: string
+  /** systemd is PID 1 (`/run/systemd/system` exists), not merely installed. */
+  systemd: boolean
+  /** Folder for this job's temporary files (RUNNER_TEMP or the OS temp dir). */
+  tempDir: string
+  identity: HostIdentity
+}
+
+/** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
+export function hostIdentity(): HostIdentity {
+  const names = [os.hostname()]
+  const addresses = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined)
+    .map(a => a.address)
+  return {names, addresses}
+}
+
+/** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
 export async function readHost(env = process.env): Promise<HostInfo> {
   const text = await fs
     .readFile('/etc/os-release', 'utf8')
@@ -17,6 +45,7 @@ export async function readHost(env = process.env): Promise<HostInfo> {
     isRoot,
     user: isRoot ? (env.SUDO_USER ?? 'root') : current,
     systemd: await exists('/run/systemd/system'),
-    tempDir: env.RUNNER_TEMP || os.tmpdir()
+    tempDir: env.RUNNER_TEMP || os.tmpdir(),
+    identity: hostIdentity()
   }
 }

@@ -1,11 +1,11 @@
-import * as core from '@actions/core'
 import {run} from './main.js'
 import {post} from './post.js'
+import {isPostStep, markMainStep} from './state.js'
 
 // One bundle serves both steps: the runner gives the post step the state the main step saved.
-if (core.getState('isPost') === 'true') {
+if (isPostStep()) {
   await post()
 } else {
-  core.saveState('isPost', 'true')
+  markMainStep()
   await run()
 }

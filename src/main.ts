@@ -1,31 +1,51 @@
 import {statSync} from 'node:fs'
 import * as core from '@actions/core'
-import {enginePhase} from './docker/engine.js'
-import {HostError} from './errors.js'
+import {HostError, errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
-import {readHost} from './host.js'
-import {parseInputs, readRawInputs, type InputHost} from './inputs.js'
-import {daemonPhase} from './docker/daemon.js'
-import {pushPhase} from './push/push.js'
-import {registryPhase} from './registry/registry.js'
-import {acquireHostLock, type HostLock} from './system/lock.js'
-import {runPipeline, type OutputName, type PhaseReport, type RunContext} from './pipeline.js'
-import type {PushResult} from './push/push-model.js'
+import {readHost, type HostInfo} from './host.js'
+import type {InputHost} from './input-fields.js'
+import {parseInputs, phaseSettings, readRawInputs, type Inputs} from './inputs.js'
+import {writeOutputs, type Outputs} from './outputs.js'
+import {daemonPhase} from './phases/daemon/phase.js'
+import {enginePhase} from './phases/engine/phase.js'
+import {
+  runPipeline,
+  stage,
+  type PhaseContext,
+  type PhaseReport,
+  type Stage
+} from './phases/pipeline.js'
+import {pushPhase} from './phases/push/phase.js'
+import {registryPhase} from './phases/registry/phase.js'
+import {runnerState, saveCleanup, savePostState, type StateStore} from './state.js'
 import {renderSummary, writeSummary} from './summary.js'
+import {acquireHostLock, type HostLock} from './system/lock.js'
 
-const OUTPUT_NAMES: OutputName[] = [
-  'docker-version',
-  'docker-changed',
-  'daemon-config-changed',
-  'nvidia-runtime',
-  'gpu-count',
-  'driver-version',
-  'cuda-version',
-  'registry',
-  'registry-started',
-  'images',
-  'digests'
-]
+/** What every phase's context shares; each phase adds its own inputs. */
+export type SharedContext = Omit<PhaseContext<unknown>, 'inputs'>
+
+/** What the main step runs on; tests replace parts (the runner, the host, the phases). */
+export interface MainDeps {
+  runner: CommandRunner
+  /** Where INPUT_* and GITHUB_STEP_SUMMARY come from. */
+  env: NodeJS.ProcessEnv
+  inputHost: InputHost
+  readHost(): Promise<HostInfo>
+  lockHost(runner: CommandRunner, tempDir: string): Promise<HostLock>
+  /** The phases to run, each bound to its slice of the inputs. */
+  stages(inputs: Inputs, shared: SharedContext): Stage[]
+  state: StateStore
+}
+
+/** What a run found and did, success or not: the outputs, the summary's rows and warnings. */
+interface RunRecord {
+  outputs: Outputs
+  reports: PhaseReport[]
+  warnings: string[]
+  dryRun: boolean
+  summary: boolean
+  error?: string
+}
 
 const fsHost: InputHost = {
   pathKind(path) {
@@ -35,6 +55,29 @@ const fsHost: InputHost = {
     } catch {
       return undefined
     }
+  }
+}
+
+/** The four phases in pipeline order, each bound to its own settings. */
+export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
+  const settings = phaseSettings(inputs, shared.host.identity)
+  return [
+    stage(enginePhase, {...shared, inputs: settings.engine}),
+    stage(daemonPhase, {...shared, inputs: settings.daemon}),
+    stage(registryPhase, {...shared, inputs: settings.registry}),
+    stage(pushPhase, {...shared, inputs: settings.push})
+  ]
+}
+
+function defaultDeps(): MainDeps {
+  return {
+    runner: new ExecRunner(),
+    env: process.env,
+    inputHost: fsHost,
+    readHost: () => readHost(),
+    lockHost: (runner, tempDir) => acquireHostLock(runner, tempDir, m => core.info(m)),
+    stages: phaseStages,
+    state: runnerState
   }
 }
 
@@ -49,61 +92,60 @@ async function checkSudo(runner: CommandRunner): Promise<void> {
   }
 }
 
-/**
- * The main step: inputs → phases → outputs and summary. The single place an error becomes a
- * failed step. `runner` is injectable so tests can record argv.
- */
-export async function run(runner: CommandRunner = new ExecRunner()): Promise<void> {
-  const started = Date.now()
-  const reports: PhaseReport[] = []
-  const warnings: string[] = []
-  const outputs: RunContext['outputs'] = {}
-  let error: string | undefined
-  let dryRun = false
-  let summary = true
-  let lock: HostLock | undefined
+/** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
+async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
+  const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost)
+  record.dryRun = inputs.run.dryRun
+  record.summary = inputs.run.summary
+  record.outputs.registry = inputs.registry.registry.text
+  saveCleanup(inputs.run.cleanup, deps.state)
+  const host = await deps.readHost()
+  if (!record.dryRun) await checkSudo(deps.runner)
+  const shared: SharedContext = {
+    host,
+    runner: deps.runner,
+    outputs: record.outputs,
+    warn(message) {
+      record.warnings.push(message)
+      core.warning(message)
+    },
+    remember: update => savePostState(update, deps.state)
+  }
+  // One run at a time changes a host: several runner services may share it.
+  const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir)
   try {
-    const inputs = parseInputs(readRawInputs(), fsHost)
-    dryRun = inputs.dryRun
-    summary = inputs.summary
-    outputs.registry = inputs.registry.text
-    const host = await readHost()
-    if (!dryRun) await checkSudo(runner)
-    const ctx: RunContext = {
-      inputs,
-      host,
-      runner,
-      outputs,
-      warn(message) {
-        warnings.push(message)
-        core.warning(message)
-      },
-      saveState: (name, value) => core.saveState(name, value)
-    }
-    // One run at a time changes a host: several runner services may share it.
-    if (!dryRun) lock = await acquireHostLock(runner, host.tempDir, m => core.info(m))
-    await runPipeline([enginePhase, daemonPhase, registryPhase, pushPhase], ctx, reports)
-  } catch (e) {
-    error = e instanceof Error ? e.message : String(e)
-    core.setFailed(error)
+    await runPipeline(deps.stages(inputs, shared), record.dryRun, record.reports)
   } finally {
     await lock?.release()
   }
-  for (const name of OUTPUT_NAMES) core.setOutput(name, outputs[name] ?? '')
-  if (summary) {
-    const markdown = renderSummary({
-      reports,
-      outputs,
-      images: outputs.images ? (JSON.parse(outputs.images) as PushResult[]) : [],
-      warnings,
-      error,
-      dryRun,
-      seconds: (Date.now() - started) / 1000
-    })
-    await writeSummary(markdown).catch((e: unknown) =>
-      core.warning(
-        `Could not write the step summary: ${e instanceof Error ? e.message : String(e)}`
-      )
-    )
+}
+
+/** The step summary; a summary that cannot be written is a warning, never a failure. */
+async function summarise(
+  record: RunRecord,
+  seconds: number,
+  env: NodeJS.ProcessEnv
+): Promise<void> {
+  const markdown = renderSummary({...record, seconds})
+  await writeSummary(markdown, env).catch((e: unknown) =>
+    core.warning(`Could not write the step summary: ${errorMessage(e)}`)
+  )
+}
+
+/**
+ * The main step: inputs → phases → outputs and summary. The single place an error becomes a
+ * failed step; every output is set and the summary written whether the run failed or not.
+ */
+export async function run(overrides: Partial<MainDeps> = {}): Promise<void> {
+  const deps = {...defaultDeps(), ...overrides}
+  const started = Date.now()
+  const record: RunRecord = {outputs: {}, reports: [], warnings: [], dryRun: false, summary: true}
+  try {
+    await runSteps(deps, record)
+  } catch (e) {
+    record.error = errorMessage(e)
+    core.setFailed(record.error)
   }
+  writeOutputs(record.outputs)
+  if (record.summary) await summarise(record, (Date.now() - started) / 1000, deps.env)
 }

@@ -1,12 +1,13 @@
+/** The step summary: a table of phases, the pushed images, warnings and outputs. */
 import * as core from '@actions/core'
-import type {OutputName, PhaseReport} from './pipeline.js'
-import type {PushResult} from './push/push-model.js'
+import {outputValues, type Outputs} from './outputs.js'
+import type {PhaseReport} from './phases/pipeline.js'
 
+/** What the summary shows. */
 export interface SummaryData {
   reports: readonly PhaseReport[]
-  outputs: Partial<Record<OutputName, string>>
-  /** Pushed images, one row each. */
-  images?: readonly PushResult[]
+  /** The outputs as the run left them; the images among them get a row each. */
+  outputs: Outputs
   warnings: readonly string[]
   error?: string
   dryRun: boolean
@@ -43,7 +44,8 @@ export function renderSummary(data: SummaryData): string {
       `| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`
     )
   }
-  if (data.images && data.images.length > 0) {
+  const images = data.outputs.images ?? []
+  if (images.length > 0) {
     lines.push(
       '',
       '### Images',
@@ -51,7 +53,7 @@ export function renderSummary(data: SummaryData): string {
       '| Source | Target | Digest | Size | Status |',
       '|---|---|---|---|---|'
     )
-    for (const i of data.images) {
+    for (const i of images) {
       const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : ''
       const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status
       lines.push(
@@ -62,12 +64,12 @@ export function renderSummary(data: SummaryData): string {
   if (data.warnings.length > 0) {
     lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`))
   }
-  const outputs = Object.entries(data.outputs).filter(
-    ([k, v]) => v !== undefined && v !== '' && k !== 'images' && k !== 'digests'
+  const outputs = Object.entries(outputValues(data.outputs)).filter(
+    ([k, v]) => v !== '' && k !== 'images' && k !== 'digests'
   )
   if (outputs.length > 0) {
     lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|')
-    for (const [k, v] of outputs) lines.push(`| \`${k}\` | ${cell(String(v))} |`)
+    for (const [k, v] of outputs) lines.push(`| \`${k}\` | ${cell(v)} |`)
     lines.push('', '</details>')
   }
   return `${lines.join('\n')}\n`

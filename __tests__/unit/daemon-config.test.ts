@@ -6,9 +6,9 @@ import {
   mergeFragments,
   parseDaemonConfig,
   sameConfig,
-  serialiseDaemonConfig,
-  type JsonObject
-} from '../../src/docker/daemon-config.js'
+  serialiseDaemonConfig
+} from '../../src/phases/daemon/daemon-config.js'
+import type {JsonObject} from '../../src/docker/daemon-fragment.js'
 
 const NVIDIA: JsonObject = {
   runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}},

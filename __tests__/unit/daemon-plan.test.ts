@@ -1,19 +1,18 @@
 import {describe, expect, it} from '@jest/globals'
+import type {JsonObject} from '../../src/docker/daemon-fragment.js'
 import {
   DaemonConfigParseError,
-  serialiseDaemonConfig,
-  type JsonObject
-} from '../../src/docker/daemon-config.js'
-import {errorLines, planDaemon, type DaemonFacts} from '../../src/docker/daemon-plan.js'
-import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
+  serialiseDaemonConfig
+} from '../../src/phases/daemon/daemon-config.js'
+import {errorLines, planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
 import {
   nvidiaKeyring,
   nvidiaSourceLine,
   staleNvidiaSources
-} from '../../src/nvidia/toolkit-model.js'
+} from '../../src/phases/daemon/toolkit.js'
+import {settingsWith, type RawOverrides} from './inputs-helper.js'
 
-const inputs = (o: Partial<RawInputs> = {}) =>
-  parseInputs({...INPUT_DEFAULTS, ...o}, {pathKind: p => (p === '/debs' ? 'dir' : undefined)})
+const inputs = (o: RawOverrides = {}) => settingsWith(o, {'/debs': 'dir'}).daemon
 
 const TOOLKIT = new Map([
   ['nvidia-container-toolkit', '1.17.8-1'],
@@ -46,7 +45,7 @@ function facts(o: Partial<DaemonFacts> = {}): DaemonFacts {
     ...o
   }
 }
-const kinds = (f: DaemonFacts, raw: Partial<RawInputs> = {}) =>
+const kinds = (f: DaemonFacts, raw: RawOverrides = {}) =>
   planDaemon(f, inputs(raw)).actions.map(a => a.kind)
 
 describe('planDaemon', () => {
@@ -161,15 +160,15 @@ describe('planDaemon', () => {
     ])
   })
 
-  it('refuses inputs that contradict each other', () => {
-    expect(() =>
-      planDaemon(
-        facts(),
-        inputs({'daemon-config': '{"runtimes": {"nvidia": {"path": "/opt/nv"}}}'})
-      )
-    ).toThrow(
-      'contradicts other inputs: runtimes.nvidia.path: gpu-runtime sets "nvidia-container-runtime" but daemon-config sets "/opt/nv"'
-    )
+  it('adds the registry’s fragments to the lists, without contradicting the runtime', () => {
+    const plan = planDaemon(facts(), {
+      ...inputs(),
+      registryFragments: [
+        {source: 'insecure-registry', value: {'insecure-registries': ['gpu-01:5000']}}
+      ]
+    })
+    expect(plan.diff).toEqual(['+ insecure-registries: ["gpu-01:5000"]'])
+    expect(plan.actions.map(a => a.kind)).toEqual(['write-config', 'restart'])
   })
 
   it('refuses a malformed file, naming its line', () => {

@@ -1,31 +1,30 @@
 import {describe, expect, it} from '@jest/globals'
-import {enginePhase} from '../../src/docker/engine.js'
-import type {EnginePlan} from '../../src/docker/engine-model.js'
-import {INPUT_DEFAULTS, parseInputs} from '../../src/inputs.js'
-import type {RunContext} from '../../src/pipeline.js'
+import type {EngineInputs} from '../../src/phases/engine/inputs.js'
+import {enginePhase} from '../../src/phases/engine/phase.js'
+import type {EnginePlan} from '../../src/phases/engine/plan.js'
+import type {PhaseContext} from '../../src/phases/pipeline.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
 import {FakeRunner} from './fake-runner.js'
+import {ME, parseWith} from './inputs-helper.js'
 
 const MADISON =
   ' docker.io | 20.10.24+dfsg1-1+deb12u1+b6 | http://deb.debian.org/debian bookworm/main amd64 Packages\n'
 
-function context(runner: FakeRunner, pin: string): RunContext {
+function context(runner: FakeRunner, pin: string): PhaseContext<EngineInputs> {
   return {
-    inputs: parseInputs(
-      {...INPUT_DEFAULTS, 'docker-source': 'distro', 'docker-version': pin},
-      {pathKind: () => undefined}
-    ),
+    inputs: parseWith({'docker-source': 'distro', 'docker-version': pin}).engine,
     host: {
       os: parseOsRelease('ID=debian\nVERSION_CODENAME=bookworm\n'),
       isRoot: false,
       user: 'runner',
       systemd: false,
-      tempDir: '/tmp'
+      tempDir: '/tmp',
+      identity: ME
     },
     runner,
     outputs: {},
     warn: () => undefined,
-    saveState: () => undefined
+    remember: () => undefined
   }
 }
 

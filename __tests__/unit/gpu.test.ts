@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
-import {checkImageFor, explainGpuFailure, parseNvidiaSmi} from '../../src/nvidia/gpu.js'
+import {checkImageFor, explainGpuFailure, parseNvidiaSmi} from '../../src/phases/daemon/gpu.js'
 
 const sample = (name: string): string => readFileSync(`__fixtures__/nvidia-smi/${name}`, 'utf8')
 

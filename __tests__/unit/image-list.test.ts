@@ -1,6 +1,7 @@
 import {describe, expect, it} from '@jest/globals'
 import {parseReference, parseRegistryAddress} from '../../src/docker/reference.js'
-import {parseImageList, parseTagList, splitList} from '../../src/push/image-list.js'
+import {splitList} from '../../src/input-fields.js'
+import {parseImageList, parseTagList} from '../../src/phases/push/image-list.js'
 
 const local = parseRegistryAddress('localhost:5000')
 const DIGEST = `sha256:${'ab'.repeat(32)}`

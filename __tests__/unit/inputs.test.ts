@@ -2,7 +2,9 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {withTables} from '../../scripts/inputs-table.mjs'
-import {INPUT_DEFAULTS, parseInputs, type InputHost, type RawInputs} from '../../src/inputs.js'
+import type {InputHost} from '../../src/input-fields.js'
+import {INPUT_DEFAULTS, parseInputs, type AllRawInputs} from '../../src/inputs.js'
+import type {RawOverrides} from './inputs-helper.js'
 
 const files: Record<string, 'file' | 'dir'> = {
   '/srv/debs': 'dir',
@@ -13,23 +15,31 @@ const files: Record<string, 'file' | 'dir'> = {
 }
 const host: InputHost = {pathKind: p => files[p]}
 
-function raw(overrides: Partial<RawInputs> = {}): RawInputs {
+function raw(overrides: RawOverrides = {}): AllRawInputs {
   return {...INPUT_DEFAULTS, ...overrides}
 }
 
 describe('parseInputs defaults', () => {
   it('accepts the action.yml defaults and reads them as the contract says', () => {
     const inputs = parseInputs(raw(), host)
-    expect(inputs.installDocker).toBe('auto')
-    expect(inputs.dockerSource).toBe('docker')
-    expect(inputs.registry).toEqual({host: 'localhost', port: 5000, text: 'localhost:5000'})
-    expect(inputs.nvidiaDefaultRuntime).toBe(true)
-    expect(inputs.registryMirror).toBe(false)
-    expect(inputs.pushConcurrency).toBe(2)
-    expect(inputs.pushRetries).toBe(3)
-    expect(inputs.images).toEqual([])
-    expect(inputs.dockerUsers).toBeUndefined()
+    expect(inputs.engine.installDocker).toBe('auto')
+    expect(inputs.engine.dockerSource).toBe('docker')
+    expect(inputs.registry.registry).toEqual({
+      host: 'localhost',
+      port: 5000,
+      text: 'localhost:5000'
+    })
+    expect(inputs.daemon.nvidiaDefaultRuntime).toBe(true)
+    expect(inputs.registry.registryMirror).toBe(false)
+    expect(inputs.registry.registryTls).toBeUndefined()
+    expect(inputs.push.pushConcurrency).toBe(2)
+    expect(inputs.push.pushRetries).toBe(3)
+    expect(inputs.push.images).toEqual([])
+    expect(inputs.push.login).toBeUndefined()
+    expect(inputs.engine.dockerUsers).toBeUndefined()
+    expect(inputs.run).toEqual({dryRun: false, summary: true, cleanup: 'none'})
     expect(Object.isFrozen(inputs)).toBe(true)
+    for (const slice of Object.values(inputs)) expect(Object.isFrozen(slice)).toBe(true)
   })
 
   it('reads lists, JSON, files and secrets', () => {
@@ -49,25 +59,26 @@ describe('parseInputs defaults', () => {
       }),
       host
     )
-    expect(inputs.dockerUsers).toEqual(['runner', 'ci', 'builder'])
-    expect(inputs.daemonConfig).toEqual({'log-driver': 'local'})
-    expect(inputs.registryHtpasswd).toEqual([
+    expect(inputs.engine.dockerUsers).toEqual(['runner', 'ci', 'builder'])
+    expect(inputs.daemon.daemonConfig).toEqual({'log-driver': 'local'})
+    expect(inputs.registry.registryTls).toEqual({cert: '/srv/cert.pem', key: '/srv/key.pem'})
+    expect(inputs.registry.registryHtpasswd).toEqual([
       {user: 'ci', password: 's3cr:et'},
       {user: 'bot', password: 'pw'}
     ])
-    expect(inputs.registryMirror).toBe('https://mirror.example.com')
-    expect(inputs.images.map(i => i.target)).toEqual([
+    expect(inputs.registry.registryMirror).toBe('https://mirror.example.com')
+    expect(inputs.push.images.map(i => i.target)).toEqual([
       'localhost:5000/app:1',
       'localhost:5000/app:sha-abc',
       'localhost:5000/team/tool:v2',
       'localhost:5000/team/tool:sha-abc'
     ])
-    expect(inputs.dryRun).toBe(true)
+    expect(inputs.run.dryRun).toBe(true)
   })
 })
 
 // Each bad value fails with exactly one line naming the input, the value and what is accepted.
-const BAD: [string, Partial<RawInputs>, string][] = [
+const BAD: [string, RawOverrides, string][] = [
   [
     'install-docker enum',
     {'install-docker': 'yes'},
@@ -137,6 +148,16 @@ const BAD: [string, Partial<RawInputs>, string][] = [
     'daemon-config contradicts nvidia-default-runtime',
     {'daemon-config': '{"default-runtime":"runc"}'},
     `Input 'daemon-config' has an invalid value "\\"runc\\"": sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime`
+  ],
+  [
+    'daemon-config contradicts the nvidia runtime entry, with or without a GPU',
+    {'daemon-config': '{"runtimes": {"nvidia": {"path": "/opt/nv"}}}'},
+    `Input 'daemon-config' has an invalid value "{\\"runtimes\\":{\\"nvidia\\":{\\"path\\":\\"/opt/nv\\"}}}": contradicts other inputs: runtimes.nvidia.path: gpu-runtime sets "nvidia-container-runtime" but daemon-config sets "/opt/nv"`
+  ],
+  [
+    'daemon-config contradicts nvidia-cdi',
+    {'daemon-config': '{"features": {"cdi": false}}', 'nvidia-cdi': 'true'},
+    `Input 'daemon-config' has an invalid value "{\\"features\\":{\\"cdi\\":false}}": contradicts other inputs: features.cdi: gpu-runtime sets true but daemon-config sets false`
   ],
   [
     'gpu-runtime enum',
@@ -345,6 +366,33 @@ const BAD: [string, Partial<RawInputs>, string][] = [
     `Input 'cleanup' has an invalid value "everything": use one of none, registry, all`
   ]
 ]
+
+describe('parseInputs reads pairs and contradictions', () => {
+  it('keeps username and password together as one login', () => {
+    expect(parseInputs(raw({username: 'ci', password: ' p w '}), host).push.login).toEqual({
+      username: 'ci',
+      password: ' p w '
+    })
+  })
+
+  it('accepts what daemon-config sets when it agrees with the NVIDIA inputs, or they are off', () => {
+    const agree =
+      '{"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}'
+    expect(parseInputs(raw({'daemon-config': agree}), host).daemon.daemonConfig).toBeDefined()
+    const other = '{"default-runtime": "runc", "runtimes": {"nvidia": {"path": "/opt/nv"}}}'
+    expect(
+      parseInputs(raw({'daemon-config': other, 'gpu-runtime': 'none'}), host).daemon.daemonConfig
+    ).toBeDefined()
+    expect(() =>
+      parseInputs(raw({'daemon-config': other, 'nvidia-default-runtime': 'false'}), host)
+    ).toThrow('contradicts other inputs: runtimes.nvidia.path')
+  })
+
+  it('reads cleanup without regard to case', () => {
+    expect(parseInputs(raw({cleanup: 'None'}), host).run.cleanup).toBe('none')
+    expect(parseInputs(raw({cleanup: 'Registry'}), host).run.cleanup).toBe('registry')
+  })
+})
 
 describe('parseInputs rejects bad input with one exact line', () => {
   it.each(BAD)('%s', (_name, overrides, message) => {

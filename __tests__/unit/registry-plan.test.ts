@@ -1,18 +1,13 @@
 import {describe, expect, it} from '@jest/globals'
-import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
-import {planRegistry, type RegistryFacts} from '../../src/registry/registry-plan.js'
-import {LABEL_MANAGED, LABEL_SPEC, registrySpec} from '../../src/registry/spec.js'
+import {planRegistry, type RegistryFacts} from '../../src/phases/registry/plan.js'
+import {LABEL_MANAGED, LABEL_SPEC, registrySpec} from '../../src/phases/registry/spec.js'
+import {ME as me, settingsWith, type RawOverrides} from './inputs-helper.js'
 
-const files = new Set(['/c.pem', '/k.pem', '/reg.tar'])
-const inputs = (o: Partial<RawInputs> = {}) =>
-  parseInputs(
-    {...INPUT_DEFAULTS, ...o},
-    {pathKind: p => (p === '/debs' ? 'dir' : files.has(p) ? 'file' : undefined)}
-  )
-const me = {names: ['gpu-01'], addresses: ['127.0.0.1', '10.1.2.3']}
+const paths = {'/debs': 'dir', '/c.pem': 'file', '/k.pem': 'file', '/reg.tar': 'file'} as const
+const inputs = (o: RawOverrides = {}) => settingsWith(o, paths).registry
 
 /** A host whose registry runs exactly as the default inputs ask. */
-function ready(o: Partial<RawInputs> = {}, f: Partial<RegistryFacts> = {}): RegistryFacts {
+function ready(o: RawOverrides = {}, f: Partial<RegistryFacts> = {}): RegistryFacts {
   const spec = registrySpec(inputs(o), 'sha256:img', {})
   return {
     me,
@@ -33,7 +28,7 @@ function ready(o: Partial<RawInputs> = {}, f: Partial<RegistryFacts> = {}): Regi
     ...f
   }
 }
-const steps = (f: RegistryFacts, o: Partial<RawInputs> = {}) =>
+const steps = (f: RegistryFacts, o: RawOverrides = {}) =>
   planRegistry(f, inputs(o)).steps.map(s => s.description)
 
 describe('planRegistry', () => {

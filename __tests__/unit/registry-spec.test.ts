@@ -1,6 +1,5 @@
 import {describe, expect, it} from '@jest/globals'
-import {INPUT_DEFAULTS, parseInputs, type RawInputs} from '../../src/inputs.js'
-import {htpasswdMatches, renderHtpasswd} from '../../src/registry/htpasswd.js'
+import {htpasswdMatches, renderHtpasswd} from '../../src/phases/registry/htpasswd.js'
 import {
   LABEL_MANAGED,
   LABEL_SPEC,
@@ -13,11 +12,10 @@ import {
   registrySpec,
   runArgv,
   wantsLocalRegistry
-} from '../../src/registry/spec.js'
+} from '../../src/phases/registry/spec.js'
+import {parseWith, type RawOverrides} from './inputs-helper.js'
 
-const files = new Set(['/c.pem', '/k.pem'])
-const inputs = (o: Partial<RawInputs> = {}) =>
-  parseInputs({...INPUT_DEFAULTS, ...o}, {pathKind: p => (files.has(p) ? 'file' : undefined)})
+const inputs = (o: RawOverrides = {}) => parseWith(o, {'/c.pem': 'file', '/k.pem': 'file'}).registry
 const me = {names: ['gpu-01'], addresses: ['127.0.0.1', '10.1.2.3', 'fe80::1']}
 
 describe('where the registry runs', () => {
@@ -30,12 +28,7 @@ describe('where the registry runs', () => {
     ['registry.example.com', false],
     ['10.9.9.9:5000', false]
   ])('%s is this host: %s', (registry, expected) => {
-    expect(
-      isThisHost(
-        parseInputs({...INPUT_DEFAULTS, registry}, {pathKind: () => undefined}).registry.host,
-        me
-      )
-    ).toBe(expected)
+    expect(isThisHost(inputs({registry}).registry.host, me)).toBe(expected)
   })
 
   it('start-registry forces either way', () => {

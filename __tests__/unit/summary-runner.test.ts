@@ -1,5 +1,6 @@
 import {describe, expect, it} from '@jest/globals'
-import {withLogFile, wrapArgv} from '../../src/exec/runner.js'
+import {CommandError, HostError} from '../../src/errors.js'
+import {ExecRunner, withLogFile, wrapArgv} from '../../src/exec/runner.js'
 import {renderSummary} from '../../src/summary.js'
 
 describe('wrapArgv', () => {
@@ -40,6 +41,16 @@ describe('wrapArgv', () => {
   })
 })
 
+describe('host failures', () => {
+  it('are HostErrors, whether a command fails or cannot be started at all', async () => {
+    expect(new CommandError(['false'], 1, '')).toBeInstanceOf(HostError)
+    const runner = new ExecRunner(true)
+    await expect(runner.run(['false'])).rejects.toBeInstanceOf(CommandError)
+    await expect(runner.run(['dgs-no-such-program'])).rejects.toThrow(HostError)
+    await expect(runner.run(['dgs-no-such-program'])).rejects.toThrow('dgs-no-such-program')
+  })
+})
+
 describe('renderSummary', () => {
   const reports = [
     {
@@ -55,7 +66,7 @@ describe('renderSummary', () => {
   it('renders a row per phase, warnings and outputs', () => {
     const md = renderSummary({
       reports,
-      outputs: {'docker-version': '20.10', registry: ''},
+      outputs: {dockerVersion: '20.10', registry: ''},
       warnings: ['careful'],
       dryRun: false,
       seconds: 1.25
@@ -68,6 +79,40 @@ describe('renderSummary', () => {
     expect(md).toContain('- careful')
     expect(md).toContain('| `docker-version` | 20.10 |')
     expect(md).not.toContain('`registry`')
+  })
+
+  it('shows the pushed images from the outputs, one row each, and not as raw outputs', () => {
+    const md = renderSummary({
+      reports,
+      outputs: {
+        images: [
+          {
+            source: 'app:1',
+            target: 'localhost:5000/app:1',
+            digest: `sha256:${'a'.repeat(64)}`,
+            size: 2_500_000,
+            status: 'pushed'
+          },
+          {
+            source: 'b:1',
+            target: 'localhost:5000/b:1',
+            digest: '',
+            size: 0,
+            status: 'failed',
+            error: 'denied'
+          }
+        ]
+      },
+      warnings: [],
+      dryRun: false,
+      seconds: 1
+    })
+    expect(md).toContain(
+      '| app:1 | localhost:5000/app:1 | `sha256:aaaaaaaaaaaa…` | 2.5 MB | pushed |'
+    )
+    expect(md).toContain('| b:1 | localhost:5000/b:1 | — | — | ❌ failed: denied |')
+    expect(md).not.toContain('`images`')
+    expect(md).not.toContain('`digests`')
   })
 
   it('says when nothing changed, when it was a dry run, and when it failed', () => {

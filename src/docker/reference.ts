@@ -116,8 +116,9 @@ export function parseReference(text: string): ImageReference {
   const parts = rest.split('/')
   let domain: string | undefined
   if (parts.length > 1 && looksLikeDomain(parts[0])) {
-    domain = parts.shift()
-    const err = domainError(domain as string)
+    domain = parts[0]
+    parts.shift()
+    const err = domainError(domain)
     if (err) throw new Error(`registry ${JSON.stringify(domain)}: ${err}`)
   }
   for (const part of parts) {

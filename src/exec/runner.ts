@@ -1,7 +1,7 @@
 import {spawn} from 'node:child_process'
 import {getExecOutput} from '@actions/exec'
 import * as core from '@actions/core'
-import {CommandError, tailLines} from '../errors.js'
+import {CommandError, HostError, errorMessage, tailLines} from '../errors.js'
 
 /** What one command returned. */
 export interface CommandResult {
@@ -10,6 +10,7 @@ export interface CommandResult {
   stderr: string
 }
 
+/** How one command runs: as root, with stdin or extra environment, bounded, allowed to fail. */
 export interface RunOptions {
   /** Needs root: prefixed with `sudo -n` when the action does not run as root. */
   root?: boolean
@@ -78,6 +79,9 @@ export class ExecRunner implements CommandRunner {
       ignoreReturnCode: true,
       input: options.input === undefined ? undefined : Buffer.from(options.input),
       env
+    }).catch((e: unknown) => {
+      // A program that cannot be started (not installed) is a host failure like a failed one.
+      throw new HostError(errorMessage(e), {cause: e})
     })
     if (result.exitCode !== 0 && options.allowFailure !== true) {
       throw new CommandError(

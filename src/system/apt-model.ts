@@ -12,6 +12,7 @@ export const APT_OPTIONS = [
   'Dpkg::Options::=--force-confold'
 ]
 
+/** Environment of every apt-get call: no prompts, no restart questions. */
 export const APT_ENV = {DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a'}
 
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
@@ -142,8 +143,7 @@ export function closeDebSet(
   const chosen = new Map<string, DebInfo>()
   const missing = new Set<string>()
   const queue = [...wanted]
-  while (queue.length > 0) {
-    const name = queue.shift() as string
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const deb = byName.get(name)
     if (!deb) {
       missing.add(name)

@@ -3,15 +3,21 @@ import * as path from 'node:path'
 import * as core from '@actions/core'
 import {downloadTool} from '@actions/tool-cache'
 import type {CommandRunner} from '../exec/runner.js'
-import {HostError} from '../errors.js'
+import {HostError, errorMessage} from '../errors.js'
 import {readFileMaybe, renameFile, writeFileAtomic} from './files.js'
 
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 export const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup'
 const SOURCES_DIR = '/etc/apt/sources.list.d'
 
-/** Reads a signing key from an http(s) or file:// URL, or an absolute path. */
+/** Reads a signing key from an http(s) or file:// URL, or an absolute path; HostError when it cannot. */
 export async function fetchKey(source: string): Promise<Buffer> {
+  return readKey(source).catch((e: unknown) => {
+    throw e instanceof HostError ? e : new HostError(errorMessage(e), {cause: e})
+  })
+}
+
+async function readKey(source: string): Promise<Buffer> {
   if (source.startsWith('/')) return fs.readFile(source)
   if (source.startsWith('file://')) return fs.readFile(new URL(source))
   const file = await downloadTool(source)
@@ -27,6 +33,7 @@ export function isArmored(key: Buffer): boolean {
   return key.toString('latin1').includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')
 }
 
+/** One apt repository as this action configures it: key, keyring, source line, stale duplicates. */
 export interface AptRepo {
   /** Where the key comes from (URL or path), for messages. */
   keySource: string

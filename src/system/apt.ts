@@ -68,6 +68,7 @@ export async function availableVersions(runner: CommandRunner, name: string): Pr
   return parseMadison(r.stdout)
 }
 
+/** Refreshes the package lists (apt-get update, as root). */
 export async function aptUpdate(runner: CommandRunner): Promise<void> {
   await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
     root: true,
@@ -105,6 +106,7 @@ export async function aptRemove(runner: CommandRunner, packages: readonly string
   )
 }
 
+/** Holds or releases packages at their version (apt-mark, as root). */
 export async function aptMark(
   runner: CommandRunner,
   how: 'hold' | 'unhold',

@@ -18,6 +18,7 @@ export async function readFileMaybe(
   return r.exitCode === 0 ? r.stdout : undefined
 }
 
+/** True when the path exists (reads nothing in it). */
 export async function exists(file: string): Promise<boolean> {
   try {
     await fs.access(file, constants.F_OK)

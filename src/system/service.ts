@@ -8,6 +8,7 @@ export type ServiceManager = 'systemd' | 'sysv' | 'direct'
 
 /** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
 export const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log'
+/** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
 export const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid'
 const DOCKERD_PIDFILE = '/var/run/docker.pid'
 
@@ -63,6 +64,7 @@ export async function isEnabled(runner: CommandRunner): Promise<boolean> {
   return r.exitCode === 0
 }
 
+/** Enables docker.service and docker.socket at boot (systemctl, as root). */
 export async function enableDocker(runner: CommandRunner): Promise<void> {
   await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], {root: true})
 }

@@ -1,0 +1,165 @@
+/**
+ * The dependency rule of ARCHITECTURE.md, read from the source: every import points to a lower
+ * layer (or stays within its folder), folders form no cycle, model files stay pure, and the
+ * parsers and planners stay short enough to read as one idea.
+ */
+import {readFileSync, readdirSync, statSync} from 'node:fs'
+import * as path from 'node:path'
+import {describe, expect, it} from '@jest/globals'
+
+const SRC = 'src'
+
+/** Layers from the bottom up; a file may import only from a lower layer, or from its own folder. */
+const LAYERS: [RegExp, string][] = [
+  [/^errors\.ts$/, 'errors'],
+  [/^exec\//, 'the command runner'],
+  [/^(system|docker)\//, 'adapters'],
+  [/^(outputs|state|host|input-fields)\.ts$/, 'the run’s records'],
+  [/^phases\/[^/]+\.ts$/, 'the phase contract'],
+  [/^phases\/[^/]+\/[^/]+\.ts$/, 'phases'],
+  [/^(inputs|summary)\.ts$/, 'composition'],
+  [/^(main|post)\.ts$/, 'the steps'],
+  [/^index\.ts$/, 'the entry point']
+]
+
+/** Model files: plain data in and out. */
+const PURE = [
+  /^phases\/[^/]+\/(plan|inputs)\.ts$/,
+  /^phases\/daemon\/(daemon-config|gpu|toolkit)\.ts$/,
+  /^phases\/registry\/(spec|htpasswd)\.ts$/,
+  /^phases\/push\/(image-list|push-result)\.ts$/,
+  /^docker\/.+\.ts$/,
+  /^system\/(apt-model|os-release)\.ts$/,
+  /^input-fields\.ts$/
+]
+const IMPURE = [
+  [/\basync\b/, 'async'],
+  [/\bprocess\.env\b/, 'process.env'],
+  [/from '@actions\//, '@actions/*'],
+  [/from 'node:fs'/, 'node:fs'],
+  [/from 'node:child_process'/, 'node:child_process']
+] as const
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap(name => {
+    const full = path.join(dir, name)
+    return statSync(full).isDirectory() ? files(full) : full.endsWith('.ts') ? [full] : []
+  })
+}
+
+/** Each source file (relative to src/) with the source files it imports. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>()
+  for (const file of files(SRC)) {
+    const text = readFileSync(file, 'utf8')
+    const specs = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map(m => m[1])
+    const rel = path.relative(SRC, file)
+    graph.set(
+      rel,
+      specs.map(s => path.posix.join(path.posix.dirname(rel), s).replace(/\.js$/, '.ts'))
+    )
+  }
+  return graph
+}
+
+function layer(file: string): number {
+  const i = LAYERS.findIndex(([re]) => re.test(file))
+  if (i < 0) throw new Error(`${file} belongs to no layer: add it to LAYERS and ARCHITECTURE.md`)
+  return i
+}
+
+/** Folders are the units of the cycle check; a loose file in src/ is a unit of its own. */
+function unit(file: string): string {
+  const dir = path.posix.dirname(file)
+  return dir === '.' ? file : dir
+}
+
+/** Each cycle among `edges`, as the path that closes it. */
+function cycles(edges: Map<string, Set<string>>): string[][] {
+  const found: string[][] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const visit = (node: string, trail: string[]): void => {
+    if (state.get(node) === 'done') return
+    if (state.get(node) === 'open') {
+      found.push([...trail.slice(trail.indexOf(node)), node])
+      return
+    }
+    state.set(node, 'open')
+    for (const next of edges.get(node) ?? []) visit(next, [...trail, node])
+    state.set(node, 'done')
+  }
+  for (const node of edges.keys()) visit(node, [])
+  return found
+}
+
+const graph = importGraph()
+
+describe('the dependency rule', () => {
+  it('reads a graph that covers the whole source', () => {
+    expect(graph.size).toBeGreaterThan(30)
+    for (const [file, deps] of graph) {
+      for (const dep of deps) expect([file, graph.has(dep)]).toEqual([file, true])
+    }
+  })
+
+  it('has no upward or sideways import: only to a lower layer, or within one folder', () => {
+    const wrong: string[] = []
+    for (const [file, deps] of graph) {
+      for (const dep of deps) {
+        const sameFolder = path.posix.dirname(dep) === path.posix.dirname(file)
+        if (!sameFolder && layer(dep) >= layer(file)) {
+          wrong.push(
+            `${file} (${LAYERS[layer(file)][1]}) imports ${dep} (${LAYERS[layer(dep)][1]})`
+          )
+        }
+      }
+    }
+    expect(wrong).toEqual([])
+  })
+
+  it('has no folder cycle, and no file cycle', () => {
+    const folders = new Map<string, Set<string>>()
+    const byFile = new Map<string, Set<string>>()
+    for (const [file, deps] of graph) {
+      byFile.set(file, new Set(deps))
+      const from = folders.get(unit(file)) ?? new Set<string>()
+      for (const dep of deps) if (unit(dep) !== unit(file)) from.add(unit(dep))
+      folders.set(unit(file), from)
+    }
+    expect(cycles(folders)).toEqual([])
+    expect(cycles(byFile)).toEqual([])
+  })
+
+  it('gives every phase folder its own inputs and a phase', () => {
+    for (const phase of readdirSync(path.join(SRC, 'phases')).filter(n => !n.endsWith('.ts'))) {
+      expect([phase, graph.has(`phases/${phase}/inputs.ts`)]).toEqual([phase, true])
+      expect([phase, graph.has(`phases/${phase}/phase.ts`)]).toEqual([phase, true])
+    }
+  })
+})
+
+describe('model files', () => {
+  it('are pure: no async, process.env, @actions/*, node:fs or node:child_process', () => {
+    const impure: string[] = []
+    for (const file of graph.keys()) {
+      if (!PURE.some(re => re.test(file))) continue
+      const text = readFileSync(path.join(SRC, file), 'utf8')
+      for (const [re, what] of IMPURE) if (re.test(text)) impure.push(`${file}: ${what}`)
+    }
+    expect(impure).toEqual([])
+  })
+
+  it('keep every input parser and planner under 60 lines', () => {
+    const long: string[] = []
+    for (const file of graph.keys()) {
+      const lines = readFileSync(path.join(SRC, file), 'utf8').split('\n')
+      lines.forEach((line, i) => {
+        const m = /^(?:export )?function (plan\w*|parse\w*Inputs)\(/.exec(line)
+        if (!m) return
+        const length = lines.slice(i).findIndex(l => l === '}') + 1
+        if (length >= 60) long.push(`${file}: ${m[1]} is ${length} lines`)
+      })
+    }
+    expect(long).toEqual([])
+  })
+})

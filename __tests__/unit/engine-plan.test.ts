@@ -1,0 +1,225 @@
+import {describe, expect, it} from '@jest/globals'
+import {
+  DOCKER_KEYRING,
+  DOCKER_LIST,
+  dockerSourceLine,
+  dockerUsers,
+  groupMembers,
+  planEngine,
+  staleDockerSources,
+  type EngineFacts
+} from '../../src/phases/engine/plan.js'
+import type {DebInfo} from '../../src/system/apt-model.js'
+import {parseWith, type RawOverrides} from './inputs-helper.js'
+
+const URL = 'https://download.docker.com/linux/debian'
+const inputs = (o: RawOverrides = {}) => parseWith(o, {'/debs': 'dir'}).engine
+
+/** A host with Debian's docker.io installed and running, the runner user in the group. */
+function ready(o: Partial<EngineFacts> = {}): EngineFacts {
+  return {
+    dockerd: '/usr/sbin/dockerd',
+    installed: new Map([
+      ['docker.io', '20.10.24+dfsg1-1+deb12u1+b6'],
+      ['containerd', '1.6.20~ds1-1+deb12u3'],
+      ['runc', '1.1.5+ds1-1+deb12u1']
+    ]),
+    held: new Set(),
+    snap: false,
+    serverVersion: '20.10.24+dfsg1',
+    manager: 'direct',
+    dockerGroup: ['runner'],
+    candidates: new Map(),
+    debs: [],
+    provided: new Set(),
+    ...o
+  }
+}
+const bare = (o: Partial<EngineFacts> = {}): EngineFacts =>
+  ready({
+    dockerd: undefined,
+    installed: new Map(),
+    serverVersion: undefined,
+    dockerGroup: undefined,
+    ...o
+  })
+
+const kinds = (facts: EngineFacts, raw: RawOverrides = {}, users = ['runner']) =>
+  planEngine(facts, inputs(raw), URL, users).actions.map(a => a.kind)
+
+describe('planEngine', () => {
+  it('plans nothing on a host that is already right', () => {
+    const plan = planEngine(ready(), inputs(), URL, ['runner'])
+    expect(plan.actions).toEqual([])
+    expect(plan.steps).toEqual([])
+    expect(plan.packagesChange).toBe(false)
+    expect(plan.found).toBe('Docker 20.10.24+dfsg1 (docker.io), running, service: direct')
+  })
+
+  it('never upgrades an existing engine with install-docker: auto, whatever the source', () => {
+    expect(kinds(ready(), {'docker-source': 'docker', 'docker-version': '27.3.1'})).toEqual([])
+  })
+
+  it('starts a stopped engine, and only that', () => {
+    expect(kinds(ready({serverVersion: undefined}))).toEqual(['start'])
+  })
+
+  it('installs from the distribution on a bare host, updating lists only when needed', () => {
+    const withLists = bare({candidates: new Map([['docker.io', '20.10.24']])})
+    expect(kinds(withLists, {'docker-source': 'distro'})).toEqual(['install', 'start', 'add-users'])
+    expect(kinds(bare(), {'docker-source': 'distro'})).toEqual([
+      'apt-update',
+      'install',
+      'start',
+      'add-users'
+    ])
+  })
+
+  it("installs from Docker's repository, removing conflicts (not purging) and holding a pin", () => {
+    const facts = bare({
+      installed: new Map([
+        ['containerd', '1'],
+        ['runc', '1']
+      ]),
+      held: new Set(['runc'])
+    })
+    const plan = planEngine(facts, inputs({'docker-version': '27.3.1'}), URL, [])
+    expect(plan.actions).toEqual([
+      {kind: 'docker-repo', url: URL},
+      {kind: 'apt-update'},
+      {kind: 'unhold', packages: ['runc']},
+      {kind: 'remove', packages: ['containerd', 'runc']},
+      {
+        kind: 'install',
+        packages: [
+          'docker-ce',
+          'docker-ce-cli',
+          'containerd.io',
+          'docker-buildx-plugin',
+          'docker-compose-plugin'
+        ],
+        pin: '27.3.1',
+        pinned: ['docker-ce', 'docker-ce-cli']
+      },
+      {kind: 'hold', packages: ['docker-ce', 'docker-ce-cli']},
+      {kind: 'start'}
+    ])
+    expect(plan.steps.map(s => s.description)).toContain(
+      'remove conflicting packages (not purged): containerd, runc'
+    )
+  })
+
+  it('switches source with install-docker: true, stopping a dockerd it started itself after the lists are checked', () => {
+    const plan = planEngine(ready({ownDockerdPid: 42}), inputs({'install-docker': 'true'}), URL, [])
+    expect(plan.actions.map(a => a.kind)).toEqual([
+      'docker-repo',
+      'apt-update',
+      'stop-own-dockerd',
+      'remove',
+      'install',
+      'start'
+    ])
+    expect(plan.actions[3]).toEqual({kind: 'remove', packages: ['docker.io', 'containerd', 'runc']})
+    expect(plan.warnings[0]).toContain('running containers restart')
+    expect(plan.packagesChange).toBe(true)
+  })
+
+  it('leaves a pinned engine that matches alone with install-docker: true', () => {
+    expect(
+      kinds(ready(), {
+        'install-docker': 'true',
+        'docker-source': 'distro',
+        'docker-version': '20.10.24'
+      })
+    ).toEqual([])
+    expect(
+      kinds(ready(), {
+        'install-docker': 'true',
+        'docker-source': 'distro',
+        'docker-version': '20.10.25'
+      })
+    ).toContain('install')
+  })
+
+  it('fails clearly without an engine when install-docker is false', () => {
+    expect(() => planEngine(bare(), inputs({'install-docker': 'false'}), URL, [])).toThrow(
+      'Docker Engine is not installed (no dockerd) and install-docker is false'
+    )
+  })
+
+  it('fails for a distribution Docker has no repository for', () => {
+    expect(() => planEngine(bare(), inputs(), undefined, [])).toThrow(
+      'Docker publishes no apt repository for this distribution'
+    )
+  })
+
+  it('installs offline from the folder, naming missing dependencies before any change', () => {
+    const deb = (name: string, depends: string[][] = []): DebInfo => ({
+      file: `/debs/${name}.deb`,
+      name,
+      version: '1',
+      depends,
+      provides: []
+    })
+    const raw = {'docker-source': 'offline', 'offline-debs': '/debs'}
+    const debs = [deb('docker.io', [['containerd'], ['iptables']]), deb('containerd')]
+    expect(() => planEngine(bare({debs}), inputs(raw), URL, [])).toThrow(
+      'lacks dependencies that are not installed either: iptables'
+    )
+    const ok = planEngine(bare({debs, provided: new Set(['iptables'])}), inputs(raw), URL, [])
+    expect(ok.actions[0]).toEqual({
+      kind: 'install-debs',
+      files: ['/debs/docker.io.deb', '/debs/containerd.deb']
+    })
+    expect(() => planEngine(bare({debs: [deb('curl')]}), inputs(raw), URL, [])).toThrow(
+      'holds no docker-ce or docker.io package'
+    )
+  })
+
+  it('warns about a snap docker', () => {
+    expect(planEngine(ready({snap: true}), inputs(), URL, ['runner']).warnings[0]).toContain('snap')
+  })
+
+  it('enables the unit on systemd hosts and manages the docker group', () => {
+    expect(kinds(ready({manager: 'systemd', enabled: false}))).toEqual(['enable'])
+    expect(kinds(ready({dockerGroup: undefined}), {}, [])).toEqual(['create-group'])
+    expect(kinds(ready({dockerGroup: ['a']}), {}, ['a', 'b'])).toEqual(['add-users'])
+  })
+})
+
+describe('engine helpers', () => {
+  it('reads group members', () => {
+    const etc = 'root:x:0:\ndocker:x:998:runner,ci\nusers:x:100:'
+    expect(groupMembers(etc, 'docker')).toEqual(['runner', 'ci'])
+    expect(groupMembers(etc, 'users')).toEqual([])
+    expect(groupMembers(etc, 'nvidia')).toBeUndefined()
+  })
+
+  it('defaults docker-users to the runner user unless it is root', () => {
+    expect(dockerUsers(inputs(), 'runner')).toEqual(['runner'])
+    expect(dockerUsers(inputs(), 'root')).toEqual([])
+    expect(dockerUsers(inputs({'docker-users': 'a,b'}), 'runner')).toEqual(['a', 'b'])
+  })
+
+  it('writes a signed-by source and finds stale duplicates', () => {
+    expect(dockerSourceLine(URL, 'amd64', 'bookworm')).toBe(
+      `deb [arch=amd64 signed-by=${DOCKER_KEYRING}] ${URL} bookworm stable\n`
+    )
+    const files = [
+      {path: DOCKER_LIST, content: dockerSourceLine(URL, 'amd64', 'bookworm')},
+      {
+        path: '/etc/apt/sources.list.d/docker-ce.list',
+        content: `deb [arch=amd64] ${URL} bookworm stable`
+      },
+      {
+        path: '/etc/apt/sources.list.d/old.list',
+        content: '# deb https://download.docker.com/linux/debian bookworm stable'
+      },
+      {
+        path: '/etc/apt/sources.list.d/debian.sources',
+        content: 'URIs: http://deb.debian.org/debian'
+      }
+    ]
+    expect(staleDockerSources(files, URL)).toEqual(['/etc/apt/sources.list.d/docker-ce.list'])
+  })
+})

@@ -1,0 +1,272 @@
+import {beforeEach, describe, expect, it, jest} from '@jest/globals'
+import {HostError} from '../../src/errors.js'
+import type {HostInfo} from '../../src/host.js'
+import type {Phase, PhasePlan} from '../../src/phases/pipeline.js'
+import {parseOsRelease} from '../../src/system/os-release.js'
+import {fakeCore, fakeLock, mapState} from './fake-core.js'
+import {FakeRunner} from './fake-runner.js'
+
+// Modules that import @actions/core are imported only after it is mocked (below), so that every
+// one of them gets the fake: no static import of them above this line.
+let env: NodeJS.ProcessEnv = {}
+const core = fakeCore(() => env)
+jest.unstable_mockModule('@actions/core', () => core.module)
+// tool-cache imports names from @actions/core; the phases never download in these tests.
+jest.unstable_mockModule('@actions/tool-cache', () => ({downloadTool: jest.fn()}))
+const {run, phaseStages} = await import('../../src/main.js')
+const {post} = await import('../../src/post.js')
+const {stage} = await import('../../src/phases/pipeline.js')
+const {OUTPUT_NAMES} = await import('../../src/outputs.js')
+
+const HOST: HostInfo = {
+  os: parseOsRelease('ID=debian\nVERSION_CODENAME=bookworm\n'),
+  isRoot: true,
+  user: 'root',
+  systemd: false,
+  tempDir: '/tmp/dgs-unit',
+  identity: {names: ['gpu-01'], addresses: ['127.0.0.1']}
+}
+
+/** Runner-style environment: INPUT_<NAME> (hyphens kept), and a summary file. */
+function inputs(values: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {GITHUB_STEP_SUMMARY: '/tmp/dgs-unit/summary'}
+  for (const [k, v] of Object.entries(values)) out[`INPUT_${k.toUpperCase()}`] = v
+  return out
+}
+
+type Calls = string[]
+type Deps = NonNullable<Parameters<typeof run>[0]>
+
+/** The main step on the fake host with `env` as its inputs; `deps` replace the defaults here. */
+function runMain(deps: Deps): Promise<void> {
+  return run({
+    env,
+    runner: new FakeRunner(),
+    state: mapState(),
+    readHost: () => Promise.resolve(HOST),
+    lockHost: fakeLock().lockHost,
+    stages: () => [],
+    ...deps
+  })
+}
+
+/** A phase that records each call, plans `steps`, and can fail in one of its parts. */
+function fakePhase(
+  name: string,
+  calls: Calls,
+  o: {steps?: string[]; fail?: 'detect' | 'apply'; onDetect?: (outputs: object) => void} = {}
+): Phase<unknown, string, PhasePlan> {
+  const steps = (o.steps ?? []).map(description => ({description}))
+  return {
+    name,
+    detect: ctx => {
+      calls.push(`${name}: detect`)
+      o.onDetect?.(ctx.outputs)
+      if (o.fail === 'detect') return Promise.reject(new HostError(`${name} cannot read the host`))
+      return Promise.resolve(`${name} facts`)
+    },
+    plan: facts => {
+      calls.push(`${name}: plan ${facts}`)
+      return {found: `${name} found`, steps, warnings: []}
+    },
+    apply: () => {
+      calls.push(`${name}: apply`)
+      if (o.fail === 'apply') return Promise.reject(new HostError(`${name} broke`))
+      return Promise.resolve()
+    },
+    verify: () => {
+      calls.push(`${name}: verify`)
+      return Promise.resolve(`${name} verified`)
+    },
+    check: () => {
+      calls.push(`${name}: check`)
+      return Promise.resolve()
+    }
+  }
+}
+
+beforeEach(() => {
+  for (const list of Object.values(core.record)) {
+    if (Array.isArray(list)) list.length = 0
+    else (list as Map<string, string>).clear()
+  }
+})
+
+describe('the main step', () => {
+  it('never applies in a dry run: it detects and plans every phase, takes no lock, runs nothing', async () => {
+    env = inputs({'dry-run': 'true'})
+    const calls: Calls = []
+    const runner = new FakeRunner()
+    const lock = fakeLock()
+    await runMain({
+      runner,
+      lockHost: lock.lockHost,
+      stages: (_inputs, shared) =>
+        ['engine', 'daemon'].map(n =>
+          stage(fakePhase(n, calls, {steps: [`change ${n}`]}), {...shared, inputs: undefined})
+        )
+    })
+    expect(calls).toEqual([
+      'engine: detect',
+      'engine: plan engine facts',
+      'daemon: detect',
+      'daemon: plan daemon facts'
+    ])
+    expect(runner.calls).toEqual([])
+    expect(lock.taken).toBe(0)
+    expect(core.record.failed).toEqual([])
+    expect(core.record.summaries[0]).toContain('📝 dry run: nothing was changed')
+    expect(core.record.summaries[0]).toContain(
+      '| engine | 📝 would change | engine found | change engine |'
+    )
+  })
+
+  it('never applies in a dry run of the real phases: every command it runs only reads', async () => {
+    env = inputs({'dry-run': 'true', images: 'app:1'})
+    // Docker does not answer: the phases plan to install and start it, and must not.
+    const runner = new FakeRunner([[['docker'], {exitCode: 1}]])
+    await runMain({
+      runner,
+      stages: phaseStages
+    })
+    const READS = [
+      'dpkg-query -W',
+      'docker version',
+      'docker info',
+      'docker inspect',
+      'docker image inspect',
+      'apt-cache policy',
+      'apt-mark showhold',
+      'nvidia-smi',
+      'systemctl is-enabled',
+      'cat --',
+      'ss -ltnpH'
+    ]
+    expect(runner.lines()).toContain('docker version --format {{.Server.Version}}')
+    const changing = runner.lines().filter(l => !READS.some(r => l.startsWith(r)))
+    expect(changing).toEqual([])
+    for (const phase of ['Docker engine', 'Local registry', 'Push images']) {
+      expect(core.record.summaries[0]).toContain(`| ${phase} | 📝 would change |`)
+    }
+    expect(core.record.failed).toEqual([])
+    expect(core.record.groups).toEqual([
+      'Docker engine',
+      'Daemon config and NVIDIA runtime',
+      'Local registry',
+      'Push images'
+    ])
+  })
+
+  it('sets every output and writes the summary when a phase fails, and stops there', async () => {
+    env = inputs()
+    const calls: Calls = []
+    const lock = fakeLock()
+    await runMain({
+      lockHost: lock.lockHost,
+      stages: (_inputs, shared) => [
+        stage(
+          fakePhase('engine', calls, {
+            onDetect: outputs => Object.assign(outputs, {dockerVersion: '27.3.1'})
+          }),
+          {...shared, inputs: undefined}
+        ),
+        stage(fakePhase('daemon', calls, {steps: ['write'], fail: 'apply'}), {
+          ...shared,
+          inputs: undefined
+        }),
+        stage(fakePhase('registry', calls), {...shared, inputs: undefined})
+      ]
+    })
+    expect(core.record.failed).toEqual(['daemon broke'])
+    expect(calls).not.toContain('registry: detect')
+    expect(lock.released).toBe(1)
+    expect([...core.record.outputs.keys()]).toEqual([...OUTPUT_NAMES])
+    expect(core.record.outputs.get('docker-version')).toBe('27.3.1')
+    expect(core.record.outputs.get('registry')).toBe('localhost:5000')
+    expect(core.record.outputs.get('images')).toBe('')
+    const summary = core.record.summaries[0]
+    expect(summary).toContain('## docker-gpu-setup: ❌ failed')
+    expect(summary).toContain('> **Error:** daemon broke')
+    expect(summary).toContain('| daemon | ❌ failed | daemon found | write |')
+    expect(summary).toContain('| engine | ✅ unchanged |')
+  })
+
+  it('sets every output and writes the summary when an input is bad, before any phase', async () => {
+    env = inputs({'push-concurrency': '99'})
+    const calls: Calls = []
+    const state = mapState()
+    await runMain({
+      state,
+      stages: (_inputs, shared) => [
+        stage(fakePhase('engine', calls), {...shared, inputs: undefined})
+      ]
+    })
+    expect(core.record.failed).toEqual([
+      `Input 'push-concurrency' has an invalid value "99": use a whole number from 1 to 16`
+    ])
+    expect(calls).toEqual([])
+    expect([...core.record.outputs.values()].every(v => v === '')).toBe(true)
+    expect(core.record.outputs.size).toBe(OUTPUT_NAMES.length)
+    expect(core.record.summaries[0]).toContain("> **Error:** Input 'push-concurrency'")
+    expect(state.values.has('cleanup')).toBe(false)
+  })
+
+  it('writes no summary with summary: false, and still sets the outputs', async () => {
+    env = inputs({summary: 'false'})
+    await runMain({})
+    expect(core.record.summaries).toEqual([])
+    expect(core.record.outputs.size).toBe(OUTPUT_NAMES.length)
+  })
+})
+
+describe('the post step', () => {
+  it('never fails the job: a failing command and unreadable state become warnings', async () => {
+    const runner = new FakeRunner([[[], {exitCode: 1, stderr: 'permission denied'}]])
+    const state = mapState({
+      cleanup: 'all',
+      'docker-config': '/tmp/dgs-unit/docker-config',
+      'registry-containers': '["docker-gpu-setup-registry"]'
+    })
+    await expect(post({runner, state})).resolves.toBeUndefined()
+    expect(core.record.failed).toEqual([])
+    expect(core.record.warnings[0]).toMatch(
+      /^cleanup failed: 'rm -rf -- \/tmp\/dgs-unit\/docker-config' exited with code 1/
+    )
+
+    await expect(
+      post({
+        runner: new FakeRunner(),
+        state: mapState({cleanup: 'registry', 'registry-containers': '{'})
+      })
+    ).resolves.toBeUndefined()
+    expect(core.record.failed).toEqual([])
+  })
+
+  it.each([
+    ['None', []],
+    ['none', []],
+    ['registry', ['docker rm --force docker-gpu-setup-registry']],
+    ['All', ['docker rm --force docker-gpu-setup-registry']]
+  ])('acts on cleanup: %s as the main step read it', async (cleanup, removed) => {
+    // The main step runs with the raw input and saves what it parsed; the post step reads that.
+    env = inputs({cleanup})
+    const state = mapState()
+    const startsRegistry: Phase<unknown, string, PhasePlan> = {
+      ...fakePhase('registry', [], {steps: ['create the registry container']}),
+      apply: (_plan, ctx) => {
+        ctx.remember({registryContainers: ['docker-gpu-setup-registry']})
+        return Promise.resolve()
+      }
+    }
+    await runMain({
+      state,
+      stages: (_inputs, shared) => [stage(startsRegistry, {...shared, inputs: undefined})]
+    })
+    expect(core.record.failed).toEqual([])
+    // The post step gets no inputs it could misread: only the saved state.
+    env = {}
+    const runner = new FakeRunner()
+    await post({runner, state})
+    expect(runner.lines()).toEqual(removed)
+  })
+})

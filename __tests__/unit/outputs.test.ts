@@ -1,0 +1,89 @@
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from '@jest/globals'
+import {parse} from 'yaml'
+import {
+  OUTPUT_NAMES,
+  digestsText,
+  imagesJson,
+  outputValues,
+  type ImageResult
+} from '../../src/outputs.js'
+import type {PushResult} from '../../src/phases/push/push-result.js'
+
+const D = `sha256:${'a'.repeat(64)}`
+
+describe('outputs', () => {
+  it('names exactly the outputs action.yml declares, in its order', () => {
+    const action = parse(readFileSync('action.yml', 'utf8')) as {outputs: Record<string, unknown>}
+    expect([...OUTPUT_NAMES]).toEqual(Object.keys(action.outputs))
+  })
+
+  it('writes every output, empty when nothing set it', () => {
+    const values = outputValues({})
+    expect(Object.keys(values)).toEqual([...OUTPUT_NAMES])
+    expect(Object.values(values).every(v => v === '')).toBe(true)
+  })
+
+  it('writes booleans, the GPU and the images as text', () => {
+    const images: ImageResult[] = [
+      {source: 'a', target: 'localhost:5000/a:1', digest: D, size: 10, status: 'pushed'}
+    ]
+    expect(
+      outputValues({
+        dockerVersion: '27.3.1',
+        dockerChanged: false,
+        nvidiaRuntime: true,
+        gpu: {count: 2, driverVersion: '550.54.15'},
+        registry: 'localhost:5000',
+        images
+      })
+    ).toEqual({
+      'docker-version': '27.3.1',
+      'docker-changed': 'false',
+      'daemon-config-changed': '',
+      'nvidia-runtime': 'true',
+      'gpu-count': '2',
+      'driver-version': '550.54.15',
+      'cuda-version': '',
+      registry: 'localhost:5000',
+      'registry-started': '',
+      images: imagesJson(images),
+      digests: `localhost:5000/a:1@${D}`
+    })
+  })
+
+  it('renders images as JSON and digests as target@digest lines, leaving failures out of digests', () => {
+    const rows: PushResult[] = [
+      {
+        source: 'a',
+        target: 'localhost:5000/a:1',
+        digest: D,
+        size: 10,
+        status: 'pushed',
+        attempts: 2
+      },
+      {source: 'b', target: 'localhost:5000/b:1', digest: D, size: 10, status: 'unchanged'},
+      {
+        source: 'c',
+        target: 'localhost:5000/c:1',
+        digest: '',
+        size: 0,
+        status: 'failed',
+        error: 'boom'
+      }
+    ]
+    expect(JSON.parse(imagesJson(rows))).toEqual([
+      {source: 'a', target: 'localhost:5000/a:1', digest: D, size: 10, status: 'pushed'},
+      {source: 'b', target: 'localhost:5000/b:1', digest: D, size: 10, status: 'unchanged'},
+      {
+        source: 'c',
+        target: 'localhost:5000/c:1',
+        digest: '',
+        size: 0,
+        status: 'failed',
+        error: 'boom'
+      }
+    ])
+    expect(digestsText(rows)).toBe(`localhost:5000/a:1@${D}\nlocalhost:5000/b:1@${D}`)
+  })
+})

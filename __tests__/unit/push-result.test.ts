@@ -1,0 +1,55 @@
+import {describe, expect, it} from '@jest/globals'
+import {
+  backoffSeconds,
+  isTransient,
+  parsePushOutput,
+  repoDigest
+} from '../../src/phases/push/push-result.js'
+
+const D = `sha256:${'a'.repeat(64)}`
+
+describe('push failures', () => {
+  it.each([
+    ['Get "http://127.0.0.1:5077/v2/": dial tcp 127.0.0.1:5077: connect: connection refused', true],
+    ['read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer', true],
+    ['received unexpected HTTP status: 503 Service Unavailable', true],
+    ['received unexpected HTTP status: 502 Bad Gateway', true],
+    ['net/http: TLS handshake timeout', true],
+    ['put: EOF', true],
+    ['unauthorized: authentication required', false],
+    ['denied: requested access to the resource is denied', false],
+    ['no basic auth credentials', false],
+    ['name unknown: repository name not known to registry', false],
+    ['An image does not exist locally with the tag: x', false],
+    ['something else entirely', false]
+  ])('%s → transient %s', (output, expected) => {
+    expect(isTransient(output)).toBe(expected)
+  })
+
+  it('backs off 1, 2, 4, 8 then 15 s', () => {
+    expect([1, 2, 3, 4, 5, 9].map(backoffSeconds)).toEqual([1, 2, 4, 8, 15, 15])
+  })
+})
+
+describe('push output and outputs', () => {
+  it('reads the digest and size docker push prints last', () => {
+    const out = `The push refers to repository [localhost:5000/app]\n5f70bf18a086: Pushed\n1: digest: ${D} size: 528\n`
+    expect(parsePushOutput(out)).toEqual({digest: D, size: 528})
+    expect(parsePushOutput('nothing')).toBeUndefined()
+  })
+
+  it("finds the image's digest for the target repository", () => {
+    const t = {
+      source: 'x',
+      target: 'localhost:5000/team/app:1',
+      registry: 'localhost:5000',
+      repository: 'team/app',
+      tag: '1',
+      line: 1
+    }
+    expect(
+      repoDigest([`localhost:5000/team/app@${D}`, `ghcr.io/x/app@sha256:${'b'.repeat(64)}`], t)
+    ).toBe(D)
+    expect(repoDigest([`localhost:5000/team/app2@${D}`], t)).toBeUndefined()
+  })
+})

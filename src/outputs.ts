@@ -1,0 +1,100 @@
+/**
+ * The action's outputs: their names (as action.yml declares them), their typed values, and the one
+ * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
+ * main step, whether the run succeeded or not.
+ */
+import * as core from '@actions/core'
+
+/** Every output, in action.yml's order. */
+export const OUTPUT_NAMES = [
+  'docker-version',
+  'docker-changed',
+  'daemon-config-changed',
+  'nvidia-runtime',
+  'gpu-count',
+  'driver-version',
+  'cuda-version',
+  'registry',
+  'registry-started',
+  'images',
+  'digests'
+] as const
+
+/** The name of an output, as action.yml spells it. */
+export type OutputName = (typeof OUTPUT_NAMES)[number]
+
+/** What happened to one image: pushed, already in the registry, or not pushed. */
+export type ImageStatus = 'pushed' | 'unchanged' | 'failed'
+
+/** One row of the `images` output. */
+export interface ImageResult {
+  source: string
+  target: string
+  digest: string
+  size: number
+  status: ImageStatus
+  /** Why it failed (not one of the documented fields, but useful in the output). */
+  error?: string
+}
+
+/** What the run found and did; undefined is written as an empty output. */
+export interface Outputs {
+  dockerVersion?: string
+  dockerChanged?: boolean
+  daemonConfigChanged?: boolean
+  nvidiaRuntime?: boolean
+  /** The host's driver and GPUs; undefined without a driver. */
+  gpu?: {count: number; driverVersion: string; cudaVersion?: string}
+  registry?: string
+  registryStarted?: boolean
+  /** Kept as data until written. */
+  images?: readonly ImageResult[]
+}
+
+const text = (v: string | boolean | number | undefined): string =>
+  v === undefined ? '' : String(v)
+
+/** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
+export function imagesJson(images: readonly ImageResult[]): string {
+  return JSON.stringify(
+    images.map(r => ({
+      source: r.source,
+      target: r.target,
+      digest: r.digest,
+      size: r.size,
+      status: r.status,
+      ...(r.error ? {error: r.error} : {})
+    }))
+  )
+}
+
+/** The `digests` output: `target@digest` lines for what is in the registry. */
+export function digestsText(images: readonly ImageResult[]): string {
+  return images
+    .filter(r => r.status !== 'failed' && r.digest !== '')
+    .map(r => `${r.target}@${r.digest}`)
+    .join('\n')
+}
+
+/** Every output's text (pure); an output nothing set is empty. */
+export function outputValues(o: Outputs): Record<OutputName, string> {
+  return {
+    'docker-version': text(o.dockerVersion),
+    'docker-changed': text(o.dockerChanged),
+    'daemon-config-changed': text(o.daemonConfigChanged),
+    'nvidia-runtime': text(o.nvidiaRuntime),
+    'gpu-count': text(o.gpu?.count),
+    'driver-version': text(o.gpu?.driverVersion),
+    'cuda-version': text(o.gpu?.cudaVersion),
+    registry: text(o.registry),
+    'registry-started': text(o.registryStarted),
+    images: o.images === undefined ? '' : imagesJson(o.images),
+    digests: o.images === undefined ? '' : digestsText(o.images)
+  }
+}
+
+/** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
+export function writeOutputs(o: Outputs): void {
+  const values = outputValues(o)
+  for (const name of OUTPUT_NAMES) core.setOutput(name, values[name])
+}

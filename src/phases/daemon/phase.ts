@@ -1,0 +1,23 @@
+import * as core from '@actions/core'
+import type {Phase} from '../pipeline.js'
+import {applyDaemon, verifyDaemon} from './apply.js'
+import {detectDaemon} from './detect.js'
+import {checkGpus} from './gpu-check.js'
+import type {DaemonSettings} from './inputs.js'
+import {DAEMON_JSON, planDaemon, type DaemonFacts, type DaemonPlan} from './plan.js'
+
+/**
+ * Daemon config phase: the NVIDIA toolkit when the runtime is wanted, then the one writer of
+ * /etc/docker/daemon.json (merged fragments, validated, backed up), one restart, rollback on failure.
+ */
+export const daemonPhase: Phase<DaemonSettings, DaemonFacts, DaemonPlan> = {
+  name: 'Daemon config and NVIDIA runtime',
+  detect: detectDaemon,
+  plan: (facts, {inputs}) => planDaemon(facts, inputs),
+  planned(plan) {
+    if (plan.diff.length > 0) core.info(`${DAEMON_JSON} would change:\n  ${plan.diff.join('\n  ')}`)
+  },
+  apply: applyDaemon,
+  verify: verifyDaemon,
+  check: checkGpus
+}

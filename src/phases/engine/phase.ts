@@ -1,0 +1,21 @@
+import {defaultDockerAptUrl} from '../../system/os-release.js'
+import type {Phase} from '../pipeline.js'
+import {applyEngine, verifyEngine} from './apply.js'
+import {detectEngine} from './detect.js'
+import type {EngineInputs} from './inputs.js'
+import {dockerUsers, planEngine, type EngineFacts, type EnginePlan} from './plan.js'
+
+/** Engine phase: installs Docker per install-docker/docker-source, starts it, adds users to the docker group. */
+export const enginePhase: Phase<EngineInputs, EngineFacts, EnginePlan> = {
+  name: 'Docker engine',
+  detect: detectEngine,
+  plan: (facts, {inputs, host}) =>
+    planEngine(
+      facts,
+      inputs,
+      inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os),
+      dockerUsers(inputs, host.user)
+    ),
+  apply: applyEngine,
+  verify: verifyEngine
+}

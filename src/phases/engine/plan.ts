@@ -1,0 +1,375 @@
+/**
+ * The engine phase's model (pure): Docker's packages and conflicts, what detection found, and the
+ * plan that turns those facts into install, service and group actions.
+ */
+import {HostError} from '../../errors.js'
+import type {PhasePlan} from '../pipeline.js'
+import type {ServiceManager} from '../../system/service.js'
+import {
+  closeDebSet,
+  sourcesNaming,
+  versionMatchesPin,
+  type DebInfo,
+  type SourceFile
+} from '../../system/apt-model.js'
+import type {DockerSource, EngineInputs} from './inputs.js'
+
+/** Docker's own packages (the `docker` source). */
+export const DOCKER_CE_PACKAGES = [
+  'docker-ce',
+  'docker-ce-cli',
+  'containerd.io',
+  'docker-buildx-plugin',
+  'docker-compose-plugin'
+]
+/** Packages that conflict with Docker's own and are removed before it is installed. */
+export const DOCKER_CE_CONFLICTS = [
+  'docker.io',
+  'docker-doc',
+  'docker-compose',
+  'docker-compose-v2',
+  'podman-docker',
+  'containerd',
+  'runc'
+]
+/** The distribution's engine (the `distro` source); it needs containerd and runc, so they stay. */
+export const DISTRO_PACKAGES = ['docker.io']
+/** What dpkg is asked about during detection. */
+export const WATCHED_PACKAGES = [...new Set([...DOCKER_CE_PACKAGES, ...DOCKER_CE_CONFLICTS])]
+
+/** Pinned packages: the engine and its CLI carry Docker's version; the rest version on their own. */
+const PINNED = {docker: ['docker-ce', 'docker-ce-cli'], distro: ['docker.io'], offline: []}
+
+/** What detection found. */
+export interface EngineFacts {
+  /** Path of dockerd when the engine is installed (a `docker` client alone does not count). */
+  dockerd?: string
+  /** Installed versions of WATCHED_PACKAGES. */
+  installed: Map<string, string>
+  held: Set<string>
+  /** Docker installed as a snap (breaks the NVIDIA runtime). */
+  snap: boolean
+  /** Server version when the daemon answers. */
+  serverVersion?: string
+  manager: ServiceManager
+  /** systemd hosts: docker.service enabled at boot. */
+  enabled?: boolean
+  /** pid of a dockerd this action spawned itself, still running. */
+  ownDockerdPid?: number
+  /** Members of the `docker` group; undefined when the group does not exist. */
+  dockerGroup?: string[]
+  /** Candidate versions in the package lists, for the packages the source would install. */
+  candidates: Map<string, string | undefined>
+  /** Control data of the .deb files in offline-debs. */
+  debs: DebInfo[]
+  /** Offline installs: every installed package name and what installed packages provide. */
+  provided: Set<string>
+}
+
+/** One change the engine phase makes, in the order it makes them. */
+export type EngineAction =
+  | {kind: 'stop-own-dockerd'; pid: number}
+  | {kind: 'unhold'; packages: string[]}
+  | {kind: 'docker-repo'; url: string}
+  | {kind: 'apt-update'}
+  | {kind: 'remove'; packages: string[]}
+  | {kind: 'install'; packages: string[]; pin?: string; pinned: string[]}
+  | {kind: 'install-debs'; files: string[]}
+  | {kind: 'hold'; packages: string[]}
+  | {kind: 'start'}
+  | {kind: 'enable'}
+  | {kind: 'create-group'}
+  | {kind: 'add-users'; users: string[]}
+
+/** The engine phase's plan: its actions, and whether packages change. */
+export interface EnginePlan extends PhasePlan {
+  actions: EngineAction[]
+  /** Packages change in this plan (drives the `docker-changed` output). */
+  packagesChange: boolean
+}
+
+/** The packages `source` installs, given the offline folder's contents. */
+function sourcePackages(source: DockerSource, debs: readonly DebInfo[]): string[] {
+  if (source === 'docker') return DOCKER_CE_PACKAGES
+  if (source === 'distro') return DISTRO_PACKAGES
+  const names = new Set(debs.map(d => d.name))
+  if (names.has('docker-ce')) return DOCKER_CE_PACKAGES.filter(n => names.has(n))
+  if (names.has('docker.io')) return DISTRO_PACKAGES
+  return []
+}
+
+/** The packages of the other source that must go before `wanted` is installed. */
+function conflictsFor(wanted: readonly string[]): string[] {
+  return wanted.includes('docker-ce') ? DOCKER_CE_CONFLICTS : DOCKER_CE_PACKAGES
+}
+
+/** One line per action, for the log, the dry run and the summary. */
+export function describe(action: EngineAction): string {
+  switch (action.kind) {
+    case 'stop-own-dockerd':
+      return `stop the dockerd this action started (pid ${action.pid}) before changing packages`
+    case 'unhold':
+      return `release the apt hold on ${action.packages.join(', ')}`
+    case 'docker-repo':
+      return `add Docker's apt repository ${action.url} (key in /etc/apt/keyrings, signed-by source)`
+    case 'apt-update':
+      return 'refresh the package lists (apt-get update)'
+    case 'remove':
+      return `remove conflicting packages (not purged): ${action.packages.join(', ')}`
+    case 'install':
+      return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}`
+    case 'install-debs':
+      return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`
+    case 'hold':
+      return `hold ${action.packages.join(', ')} at the pinned version (apt-mark hold)`
+    case 'start':
+      return 'start Docker'
+    case 'enable':
+      return 'enable docker.service at boot'
+    case 'create-group':
+      return "create the 'docker' group"
+    case 'add-users':
+      return `add ${action.users.join(', ')} to the 'docker' group (takes effect in new logins; restart the runner service for its jobs to get it)`
+  }
+}
+
+/** Is the installed engine the one `source` at `pin` (or the newest candidate) gives? */
+function engineMatches(
+  facts: EngineFacts,
+  wanted: readonly string[],
+  source: DockerSource,
+  pin: string | undefined
+): boolean {
+  if (source === 'offline') {
+    return facts.debs
+      .filter(d => wanted.includes(d.name))
+      .every(d => facts.installed.get(d.name) === d.version)
+  }
+  const pinned: readonly string[] = PINNED[source]
+  return wanted.every(name => {
+    const installed = facts.installed.get(name)
+    if (installed === undefined) return false
+    if (pin !== undefined && pinned.includes(name)) return versionMatchesPin(installed, pin)
+    const candidate = facts.candidates.get(name)
+    return pin !== undefined || candidate === undefined || candidate === installed
+  })
+}
+
+/** Whether packages change: a missing engine (unless install-docker is false), or one that differs. */
+function installDecision(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: readonly string[]
+): {install: boolean; warning?: string} {
+  if (!facts.dockerd) {
+    if (inputs.installDocker === 'false') {
+      throw new HostError(
+        'Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.'
+      )
+    }
+    return {install: true}
+  }
+  if (
+    inputs.installDocker === 'true' &&
+    !engineMatches(facts, wanted, inputs.dockerSource, inputs.dockerVersion)
+  ) {
+    return {
+      install: true,
+      warning:
+        'install-docker is true and the installed engine differs from the one asked for: packages change and running containers restart.'
+    }
+  }
+  return {install: false}
+}
+
+/** What must stop or go before new packages go in: our own dockerd, holds, conflicting packages. */
+function replaceActions(facts: EngineFacts, remove: string[], wanted: string[]): EngineAction[] {
+  const held = [...remove, ...wanted].filter(n => facts.held.has(n))
+  const replace: EngineAction[] = []
+  if (facts.ownDockerdPid !== undefined) {
+    replace.push({kind: 'stop-own-dockerd', pid: facts.ownDockerdPid})
+  }
+  if (held.length > 0) replace.push({kind: 'unhold', packages: held})
+  if (remove.length > 0) replace.push({kind: 'remove', packages: remove})
+  return replace
+}
+
+/** Installing from offline-debs: the dependency closure within the folder, or what it lacks. */
+function offlineInstall(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  remove: string[]
+): EngineAction[] {
+  const provided = new Set([...facts.provided].filter(n => !remove.includes(n)))
+  const {files, missing} = closeDebSet(wanted, facts.debs, provided)
+  if (missing.length > 0) {
+    throw new HostError(
+      `offline-debs (${inputs.offlineDebs}) lacks dependencies that are not installed either: ${missing.join(', ')}. Add their .deb files (apt-get download NAME on a connected host).`
+    )
+  }
+  return [
+    ...replaceActions(facts, remove, wanted),
+    {kind: 'install-debs', files: files.map(f => f.file)}
+  ]
+}
+
+/**
+ * Installing from apt. Stopping and removing come after the repository and the lists: pins are
+ * checked against those first, so a bad pin fails while the engine still runs.
+ */
+function aptInstallActions(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  remove: string[],
+  dockerAptUrl: string | undefined
+): EngineAction[] {
+  const {dockerSource: source, dockerVersion: pin} = inputs
+  const actions: EngineAction[] = []
+  if (source === 'docker') {
+    if (!dockerAptUrl) {
+      throw new HostError(
+        'Docker publishes no apt repository for this distribution: set docker-apt-url, or use docker-source: distro.'
+      )
+    }
+    actions.push({kind: 'docker-repo', url: dockerAptUrl}, {kind: 'apt-update'})
+  } else if (
+    pin !== undefined ||
+    inputs.installDocker === 'true' ||
+    wanted.some(n => facts.candidates.get(n) === undefined)
+  ) {
+    actions.push({kind: 'apt-update'})
+  }
+  const pinned: string[] = PINNED[source]
+  actions.push(...replaceActions(facts, remove, wanted), {
+    kind: 'install',
+    packages: wanted,
+    pin,
+    pinned
+  })
+  if (pin !== undefined) actions.push({kind: 'hold', packages: pinned})
+  return actions
+}
+
+/** Every action that changes packages: what goes, what comes, from where. */
+function installActions(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  wanted: string[],
+  dockerAptUrl: string | undefined
+): EngineAction[] {
+  if (inputs.dockerSource === 'offline' && wanted.length === 0) {
+    throw new HostError(
+      `offline-debs (${inputs.offlineDebs}) holds no docker-ce or docker.io package: add the engine's .deb files (apt-get download docker.io containerd runc …).`
+    )
+  }
+  const remove = conflictsFor(wanted).filter(n => facts.installed.has(n))
+  return inputs.dockerSource === 'offline'
+    ? offlineInstall(facts, inputs, wanted, remove)
+    : aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl)
+}
+
+/** A running, enabled engine and the users in its group. */
+function serviceActions(
+  facts: EngineFacts,
+  install: boolean,
+  users: readonly string[]
+): EngineAction[] {
+  const actions: EngineAction[] = []
+  if (install || facts.serverVersion === undefined) actions.push({kind: 'start'})
+  if (facts.manager === 'systemd' && facts.enabled !== true) actions.push({kind: 'enable'})
+  if (facts.dockerGroup === undefined && !install) actions.push({kind: 'create-group'})
+  const members = new Set(facts.dockerGroup ?? [])
+  const missingUsers = users.filter(u => !members.has(u))
+  if (missingUsers.length > 0) actions.push({kind: 'add-users', users: missingUsers})
+  return actions
+}
+
+/** What detection found, in one line. */
+function describeFound(facts: EngineFacts): string {
+  return facts.dockerd
+    ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
+    : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`
+}
+
+const SNAP_WARNING =
+  'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.'
+
+/**
+ * Plans the engine phase from facts (pure). An engine that is already right plans no action.
+ * Throws HostError for states the action will not change on its own.
+ */
+export function planEngine(
+  facts: EngineFacts,
+  inputs: EngineInputs,
+  dockerAptUrl: string | undefined,
+  users: readonly string[]
+): EnginePlan {
+  const wanted = sourcePackages(inputs.dockerSource, facts.debs)
+  const {install, warning} = installDecision(facts, inputs, wanted)
+  const actions = [
+    ...(install ? installActions(facts, inputs, wanted, dockerAptUrl) : []),
+    ...serviceActions(facts, install, users)
+  ]
+  return {
+    found: describeFound(facts),
+    actions,
+    steps: actions.map(a => ({description: describe(a)})),
+    packagesChange: install,
+    warnings: [...(facts.snap ? [SNAP_WARNING] : []), ...(warning ? [warning] : [])]
+  }
+}
+
+function describeInstalled(facts: EngineFacts): string {
+  return facts.installed.get('docker-ce') ?? facts.installed.get('docker.io') ?? 'installed'
+}
+
+/** Which source the installed engine came from. */
+export function engineSource(facts: Pick<EngineFacts, 'installed' | 'snap'>): string {
+  if (facts.installed.has('docker-ce')) return 'docker-ce'
+  if (facts.installed.has('docker.io')) return 'docker.io'
+  if (facts.snap) return 'snap'
+  return 'not from apt'
+}
+
+/** Members of `group` in /etc/group text; undefined when the group does not exist. */
+export function groupMembers(etcGroup: string, group: string): string[] | undefined {
+  for (const line of etcGroup.split('\n')) {
+    const [name, , , members] = line.split(':')
+    if (name === group)
+      return (members ?? '')
+        .split(',')
+        .map(s => s.trim())
+        .filter(Boolean)
+  }
+  return undefined
+}
+
+/** The users to add to the docker group: docker-users, else the runner's user when it is not root. */
+export function dockerUsers(inputs: Pick<EngineInputs, 'dockerUsers'>, user: string): string[] {
+  if (inputs.dockerUsers !== undefined) return inputs.dockerUsers
+  return user === 'root' || user === '' ? [] : [user]
+}
+
+/** Where Docker's repository key is written (signed-by names it). */
+export const DOCKER_KEYRING = '/etc/apt/keyrings/docker.asc'
+/** The apt source file this action writes for Docker's repository. */
+export const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list'
+
+/** The one-line apt source for Docker's repository. */
+export function dockerSourceLine(url: string, arch: string, codename: string): string {
+  return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`
+}
+
+/**
+ * Source files other than ours that point at Docker's repository: with another `signed-by` they
+ * make `apt-get update` fail ("Conflicting values set for option Signed-By").
+ */
+export function staleDockerSources(files: readonly SourceFile[], url: string): string[] {
+  return sourcesNaming(
+    files.filter(f => f.path !== DOCKER_LIST),
+    url,
+    ['download.docker.com']
+  )
+}

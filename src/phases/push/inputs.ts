@@ -1,0 +1,84 @@
+/** The push phase's inputs: their action.yml defaults, their type, and their parser (pure). */
+import type {RegistryAddress} from '../../docker/reference.js'
+import {fail, int, optional, type RawInputs} from '../../input-fields.js'
+import {parseImageList, parseTagList, type ListItemError, type PushTarget} from './image-list.js'
+
+/** The push inputs with their action.yml defaults. */
+export const PUSH_INPUTS = {
+  username: '',
+  password: '',
+  images: '',
+  tags: '',
+  'push-concurrency': '2',
+  'push-retries': '3'
+} as const
+
+type Raw = RawInputs<keyof typeof PUSH_INPUTS>
+
+/** A login to `registry`: both fields or neither. */
+export interface Login {
+  username: string
+  password: string
+}
+
+/** What the push phase's inputs say. */
+export interface PushInputs {
+  login?: Login
+  images: PushTarget[]
+  pushConcurrency: number
+  pushRetries: number
+}
+
+/** What the push phase reads: its inputs and how to reach `registry`. */
+export interface PushSettings extends PushInputs {
+  registry: RegistryAddress
+  /** The local registry's certificate (it serves TLS): trusted when reading digests from it. */
+  registryCa?: string
+  /** `registry` is in insecure-registries: its API is plain HTTP. */
+  registryInsecure: boolean
+}
+
+function login(raw: Raw): Login | undefined {
+  const username = optional(raw, 'username')
+  // The password is taken as given: spaces may belong to it.
+  const password = raw.password === '' ? undefined : raw.password
+  if (username !== undefined && password === undefined) {
+    fail('password', '', 'username is set: give password too (from a secret)')
+  }
+  if (password !== undefined && username === undefined) {
+    fail('username', '', 'password is set: give username too')
+  }
+  return username !== undefined && password !== undefined ? {username, password} : undefined
+}
+
+/** `images` with every tag of `tags`; errors name the line. */
+function targets(raw: Raw, registry: RegistryAddress): PushTarget[] {
+  let tags: string[]
+  let images: PushTarget[]
+  try {
+    tags = parseTagList(raw.tags)
+  } catch (e) {
+    const err = e as ListItemError
+    fail('tags', err.item, `line ${err.line}: ${err.reason}`)
+  }
+  try {
+    images = parseImageList(raw.images, tags, registry)
+  } catch (e) {
+    const err = e as ListItemError
+    fail('images', err.item, `line ${err.line}: ${err.reason}`)
+  }
+  if (images.length === 0 && tags.length > 0) {
+    fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty')
+  }
+  return images
+}
+
+/** Validates the push inputs against `registry` (pure); throws InputError. */
+export function parsePushInputs(raw: Raw, registry: RegistryAddress): PushInputs {
+  return {
+    login: login(raw),
+    images: targets(raw, registry),
+    pushConcurrency: int(raw, 'push-concurrency', 1, 16),
+    pushRetries: int(raw, 'push-retries', 0, 10)
+  }
+}

@@ -1,0 +1,18 @@
+import type {Phase} from '../pipeline.js'
+import {applyPush, verifyPush} from './apply.js'
+import {detectPush} from './detect.js'
+import type {PushSettings} from './inputs.js'
+import {planPush, type PushFacts, type PushPlan} from './plan.js'
+
+/** Push phase: tags and pushes the job's images with retries, and verifies each digest in the registry. */
+export const pushPhase: Phase<PushSettings, PushFacts, PushPlan> = {
+  name: 'Push images',
+  detect: detectPush,
+  plan: (facts, {inputs}) => planPush(facts, inputs),
+  planned(plan, ctx) {
+    // What the registry already holds is an output even when nothing is pushed, or in a dry run.
+    if (plan.facts.dockerUp) ctx.outputs.images = plan.unchanged
+  },
+  apply: applyPush,
+  verify: verifyPush
+}

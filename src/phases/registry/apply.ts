@@ -1,0 +1,177 @@
+import {promises as fs} from 'node:fs'
+import * as http from 'node:http'
+import * as https from 'node:https'
+import * as core from '@actions/core'
+import {HostError, tailLines} from '../../errors.js'
+import {writeFileAtomic} from '../../system/files.js'
+import type {PhaseContext} from '../pipeline.js'
+import {fileHashes, imageId, inspectContainer} from './detect.js'
+import {renderHtpasswd} from './htpasswd.js'
+import type {RegistrySettings, TlsFiles} from './inputs.js'
+import {daemonCaPath, type RegistryPlan} from './plan.js'
+import {
+  AUTH_FILE,
+  TLS_CERT,
+  TLS_KEY,
+  containerAction,
+  mirrorSpec,
+  registrySpec,
+  runArgv,
+  type ContainerSpec
+} from './spec.js'
+
+type Ctx = PhaseContext<RegistrySettings>
+
+/** One GET /v2/ with its own timeout: the status code, or the error's message. */
+function probe(host: string, port: number, tls: boolean): Promise<number | string> {
+  return new Promise(resolve => {
+    const get = tls ? https.get : http.get
+    // Readiness only: whether the server answers, not whether this client trusts its certificate.
+    const req = get({host, port, path: '/v2/', timeout: 2000, rejectUnauthorized: false}, res => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', e => resolve(e.message))
+  })
+}
+
+/** GET /v2/ until it answers 200 (401 with auth); each probe bounded, all under a deadline. */
+async function waitReady(
+  ctx: Ctx,
+  spec: ContainerSpec,
+  tls: boolean,
+  deadlineMs = 30_000
+): Promise<void> {
+  const host = spec.bind === '0.0.0.0' ? '127.0.0.1' : spec.bind.replace(/^\[|\]$/g, '')
+  const end = Date.now() + deadlineMs
+  let last = ''
+  while (Date.now() < end) {
+    const status = await probe(host, spec.hostPort, tls)
+    if (status === 200 || status === 401) return
+    last = String(status)
+    await new Promise(r => setTimeout(r, 250))
+  }
+  const logs = await ctx.runner.run(['docker', 'logs', '--tail', '20', spec.name], {
+    root: true,
+    allowFailure: true
+  })
+  throw new HostError(
+    `The ${spec.name} container did not answer GET /v2/ on ${host}:${spec.hostPort} within ${deadlineMs / 1000} s (last: ${last}). Its last log lines:\n${tailLines(`${logs.stdout}${logs.stderr}`, 20)}`
+  )
+}
+
+/** Runs a new container from the spec; a failed recreate brings the previous one back. */
+async function replaceContainer(
+  ctx: Ctx,
+  spec: ContainerSpec,
+  tls: boolean,
+  recreate: boolean
+): Promise<void> {
+  const {runner} = ctx
+  const previous = `${spec.name}-previous`
+  if (recreate) {
+    await runner.run(['docker', 'rm', '-f', previous], {root: true, allowFailure: true})
+    await runner.run(['docker', 'stop', spec.name], {root: true, allowFailure: true})
+    await runner.run(['docker', 'rename', spec.name, previous], {root: true})
+  }
+  try {
+    await runner.run(runArgv(spec), {root: true, context: `Starting ${spec.name}`})
+    await waitReady(ctx, spec, tls)
+  } catch (e) {
+    if (!recreate) throw e
+    // The new spec does not work: put the previous container back as it was.
+    await runner.run(['docker', 'rm', '-f', spec.name], {root: true, allowFailure: true})
+    await runner.run(['docker', 'rename', previous, spec.name], {root: true})
+    await runner.run(['docker', 'start', spec.name], {root: true, allowFailure: true})
+    throw e
+  }
+  if (recreate) await runner.run(['docker', 'rm', '-f', previous], {root: true, allowFailure: true})
+}
+
+/** Creates, starts or recreates one container; true when it did any of those. */
+async function ensureContainer(ctx: Ctx, spec: ContainerSpec, tls: boolean): Promise<boolean> {
+  const action = containerAction(spec, await inspectContainer(ctx.runner, spec.name))
+  if (action === 'keep') return false
+  core.info(`${spec.name}: ${action}`)
+  if (action === 'start') {
+    await ctx.runner.run(['docker', 'start', spec.name], {root: true})
+    await waitReady(ctx, spec, tls)
+  } else {
+    await replaceContainer(ctx, spec, tls, action === 'recreate')
+  }
+  return true
+}
+
+/** Loads or pulls the registry image as planned; returns its id. */
+async function ensureImage(ctx: Ctx, p: RegistryPlan): Promise<string> {
+  const {inputs, runner} = ctx
+  if (p.image === 'load' && inputs.registryImageArchive !== undefined) {
+    await runner.run(['docker', 'load', '--input', inputs.registryImageArchive], {
+      root: true,
+      context: 'Loading the registry image'
+    })
+  } else if (p.image === 'pull') {
+    await runner.run(['docker', 'pull', inputs.registryImage], {
+      root: true,
+      context: `Pulling ${inputs.registryImage}`
+    })
+  }
+  const id = await imageId(runner, inputs.registryImage)
+  if (id === undefined) {
+    throw new HostError(
+      `registry-image ${inputs.registryImage} is still not on this host${p.image === 'load' ? ` after loading ${inputs.registryImageArchive}: does the archive hold that tag?` : ''}`
+    )
+  }
+  return id
+}
+
+/** The certificate and key for the registry, and the certificate as this host's daemon's CA for it. */
+async function installCert(ctx: Ctx, tls: TlsFiles): Promise<void> {
+  const {runner} = ctx
+  const temp = ctx.host.tempDir
+  const cert = await fs.readFile(tls.cert)
+  await writeFileAtomic(runner, TLS_CERT, cert, 0o644, temp)
+  await writeFileAtomic(runner, TLS_KEY, await fs.readFile(tls.key), 0o600, temp)
+  await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp)
+}
+
+/**
+ * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
+ * mirror containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and registry-data;
+ * remembers the containers it started for the post step.
+ */
+export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
+  const {inputs, runner} = ctx
+  if (!p.facts.dockerUp) return
+  const id = await ensureImage(ctx, p)
+  for (const dir of p.makeDirs) await runner.run(['install', '-d', '-m', '0755', dir], {root: true})
+  if (p.writeHtpasswd) {
+    const text = renderHtpasswd(inputs.registryHtpasswd)
+    await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir)
+  }
+  if (p.installCert && inputs.registryTls) await installCert(ctx, inputs.registryTls)
+  const registry = registrySpec(inputs, id, await fileHashes(ctx))
+  const mirror = mirrorSpec(inputs, id)
+  const started: string[] = []
+  if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
+    started.push(registry.name)
+  }
+  if (mirror && (await ensureContainer(ctx, mirror, false))) started.push(mirror.name)
+  if (started.length > 0) {
+    ctx.outputs.registryStarted = true
+    ctx.remember({registryContainers: started})
+  }
+}
+
+/** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
+export function verifyRegistry(_p: RegistryPlan, ctx: Ctx): Promise<string> {
+  const {inputs} = ctx
+  const auth =
+    inputs.registryHtpasswd.length > 0
+      ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
+      : ''
+  return Promise.resolve(
+    `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
+  )
+}

@@ -1,0 +1,190 @@
+import {promises as fs} from 'node:fs'
+import * as net from 'node:net'
+import type {CommandRunner} from '../../exec/runner.js'
+import {readFileMaybe} from '../../system/files.js'
+import {probeDaemon} from '../../system/service.js'
+import type {PhaseContext} from '../pipeline.js'
+import {htpasswdMatches} from './htpasswd.js'
+import type {RegistrySettings} from './inputs.js'
+import {daemonCaPath, type FileHashes, type RegistryFacts} from './plan.js'
+import {
+  AUTH_FILE,
+  MIRROR_CONTAINER,
+  REGISTRY_CONTAINER,
+  TLS_CERT,
+  TLS_KEY,
+  registryBind,
+  registryPort,
+  sha256,
+  wantsLocalRegistry,
+  type ContainerState
+} from './spec.js'
+
+type Ctx = PhaseContext<RegistrySettings>
+
+/** `docker inspect` of a container by name; undefined when there is none. */
+export async function inspectContainer(
+  runner: CommandRunner,
+  name: string
+): Promise<ContainerState | undefined> {
+  const r = await runner.run(
+    ['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name],
+    {root: true, allowFailure: true}
+  )
+  if (r.exitCode !== 0) return undefined
+  const c = JSON.parse(r.stdout) as {
+    Id: string
+    State: {Running: boolean}
+    Config: {Labels: Record<string, string> | null}
+    HostConfig: {PortBindings: Record<string, {HostPort: string}[] | null> | null}
+  }
+  const port = c.HostConfig.PortBindings?.['5000/tcp']?.[0]?.HostPort
+  return {
+    id: c.Id,
+    running: c.State.Running,
+    labels: c.Config.Labels ?? {},
+    hostPort: port ? Number(port) : undefined
+  }
+}
+
+/** The local id of an image (`docker image inspect`); undefined when it is not on the host. */
+export async function imageId(runner: CommandRunner, image: string): Promise<string | undefined> {
+  const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
+    root: true,
+    allowFailure: true
+  })
+  return r.exitCode === 0 ? r.stdout.trim() : undefined
+}
+
+/** Undefined when `bind:port` can be listened on; else what holds it (as `ss` names it). */
+async function portHolder(ctx: Ctx, bind: string, port: number): Promise<string | undefined> {
+  const free = await new Promise<boolean>(resolve => {
+    const server = net.createServer()
+    server.once('error', () => resolve(false))
+    server.listen({host: bind, port, exclusive: true}, () => server.close(() => resolve(true)))
+  })
+  if (free) return undefined
+  const ss = await ctx.runner.run(['ss', '-ltnpH', `sport = :${port}`], {
+    root: true,
+    allowFailure: true
+  })
+  const users = /users:\(\((.*)\)\)/.exec(ss.stdout)?.[1]
+  return users ? `process ${users}` : 'another process'
+}
+
+async function fileHash(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined
+  return sha256(await fs.readFile(path))
+}
+
+async function installedHash(ctx: Ctx, path: string): Promise<string | undefined> {
+  const text = await readFileMaybe(ctx.runner, path)
+  return text === undefined ? undefined : sha256(Buffer.from(text))
+}
+
+/** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
+export async function fileHashes(ctx: Ctx): Promise<FileHashes> {
+  const {inputs} = ctx
+  const htpasswd =
+    inputs.registryHtpasswd.length > 0 ? await readFileMaybe(ctx.runner, AUTH_FILE) : undefined
+  return {
+    htpasswd: htpasswd === undefined ? undefined : sha256(htpasswd),
+    cert: await fileHash(inputs.registryTls?.cert),
+    key: await fileHash(inputs.registryTls?.key)
+  }
+}
+
+/** The installed certificate, key and daemon CA are the files given (true without TLS). */
+async function certInstalled(ctx: Ctx): Promise<boolean> {
+  const tls = ctx.inputs.registryTls
+  if (!tls) return true
+  const cert = await fileHash(tls.cert)
+  return (
+    (await installedHash(ctx, TLS_CERT)) === cert &&
+    (await installedHash(ctx, TLS_KEY)) === (await fileHash(tls.key)) &&
+    (await installedHash(ctx, daemonCaPath(ctx.inputs))) === cert
+  )
+}
+
+/** Which data folders exist. */
+async function dataDirs(inputs: RegistrySettings): Promise<Record<string, boolean>> {
+  const dirs = [
+    inputs.registryData,
+    ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+  ]
+  const out: Record<string, boolean> = {}
+  for (const d of dirs) {
+    out[d] = await fs.stat(d).then(
+      s => s.isDirectory(),
+      () => false
+    )
+  }
+  return out
+}
+
+/** A port our own running container publishes is ours; any other holder is named. */
+async function portHolders(
+  ctx: Ctx,
+  registry: ContainerState | undefined,
+  mirror: ContainerState | undefined
+): Promise<Record<number, string | undefined>> {
+  const {inputs} = ctx
+  const ports: [ContainerState | undefined, string, number][] = [
+    [registry, registryBind(inputs), registryPort(inputs)]
+  ]
+  if (inputs.registryMirror !== false) ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort])
+  const holders: Record<number, string | undefined> = {}
+  for (const [state, bind, port] of ports) {
+    if (!state?.running || state.hostPort !== port)
+      holders[port] = await portHolder(ctx, bind, port)
+  }
+  return holders
+}
+
+/**
+ * Reads the registry's state: whether one is wanted here, its image, containers, files, data
+ * folders and ports; changes nothing. Sets the registry outputs to what is there now.
+ */
+export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
+  const {inputs, runner} = ctx
+  const me = ctx.host.identity
+  const wanted = wantsLocalRegistry(inputs, me)
+  ctx.outputs.registry = inputs.registry.text
+  ctx.outputs.registryStarted = false
+  const none: RegistryFacts = {
+    me,
+    wanted,
+    dockerUp: false,
+    htpasswdOk: true,
+    certOk: true,
+    fileHashes: {},
+    dataDirs: {},
+    portHolders: {}
+  }
+  if (!wanted) return none
+  const dockerUp = (await probeDaemon(runner)) !== undefined
+  const auth = inputs.registryHtpasswd.length > 0
+  const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
+    dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
+    dockerUp ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+    dockerUp && inputs.registryMirror !== false
+      ? inspectContainer(runner, MIRROR_CONTAINER)
+      : Promise.resolve(undefined),
+    auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
+    certInstalled(ctx)
+  ])
+  return {
+    me,
+    wanted,
+    dockerUp,
+    imageId: id,
+    htpasswdOk:
+      !auth || (htpasswd !== undefined && htpasswdMatches(htpasswd, inputs.registryHtpasswd)),
+    certOk,
+    registry,
+    mirror,
+    fileHashes: await fileHashes(ctx),
+    dataDirs: await dataDirs(inputs),
+    portHolders: await portHolders(ctx, registry, mirror)
+  }
+}

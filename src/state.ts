@@ -1,0 +1,80 @@
+/**
+ * Everything the post step reads, saved by the main step through the runner's step state
+ * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
+ * DOCKER_CONFIG and the registry containers this job started.
+ */
+import * as core from '@actions/core'
+
+/** What the post step undoes: nothing, the registry containers this job started, or all it made. */
+export type Cleanup = 'none' | 'registry' | 'all'
+
+/** The runner's step state; tests give a map instead. */
+export interface StateStore {
+  get(name: string): string
+  save(name: string, value: string): void
+}
+
+/** What the post step acts on. */
+export interface PostState {
+  cleanup: Cleanup
+  /** The per-job DOCKER_CONFIG a login made; removed in any case. */
+  dockerConfig?: string
+  /** Registry containers this job created or started. */
+  registryContainers: string[]
+}
+
+/** What a phase records for the post step, as soon as it exists (a later failure must not lose it). */
+export type PostStateUpdate = Partial<Pick<PostState, 'dockerConfig' | 'registryContainers'>>
+
+// The names are kept across versions: a post step reads what the same bundle's main step saved.
+const KEY = {
+  isPost: 'isPost',
+  cleanup: 'cleanup',
+  dockerConfig: 'docker-config',
+  registryContainers: 'registry-containers'
+} as const
+
+/** The runner's step state (core.getState / core.saveState). */
+export const runnerState: StateStore = {
+  get: name => core.getState(name),
+  save: (name, value) => core.saveState(name, value)
+}
+
+/** True in the post step: the main step marked the state before it did anything else. */
+export function isPostStep(store: StateStore = runnerState): boolean {
+  return store.get(KEY.isPost) === 'true'
+}
+
+/** Marks the state so that the same bundle, run again as the post step, knows it is the post step. */
+export function markMainStep(store: StateStore = runnerState): void {
+  store.save(KEY.isPost, 'true')
+}
+
+/** Saves the validated `cleanup` for the post step. */
+export function saveCleanup(cleanup: Cleanup, store: StateStore = runnerState): void {
+  store.save(KEY.cleanup, cleanup)
+}
+
+/** Saves what a phase made that the post step may remove. */
+export function savePostState(update: PostStateUpdate, store: StateStore = runnerState): void {
+  if (update.dockerConfig !== undefined) store.save(KEY.dockerConfig, update.dockerConfig)
+  if (update.registryContainers !== undefined) {
+    store.save(KEY.registryContainers, JSON.stringify(update.registryContainers))
+  }
+}
+
+/** Reads what the main step saved; a main step that failed before saving `cleanup` means none. */
+export function readPostState(store: StateStore = runnerState): PostState {
+  const cleanup = store.get(KEY.cleanup)
+  let containers: unknown
+  try {
+    containers = JSON.parse(store.get(KEY.registryContainers) || '[]')
+  } catch {
+    containers = [] // never written by this bundle: nothing this job started is known
+  }
+  return {
+    cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
+    dockerConfig: store.get(KEY.dockerConfig) || undefined,
+    registryContainers: Array.isArray(containers) ? containers.map(String) : []
+  }
+}
