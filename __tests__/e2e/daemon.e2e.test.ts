@@ -249,7 +249,7 @@ describe('the toolkit from offline-debs on an air-gapped host', () => {
 describe.each([
   ['trixie', 'Docker 26.1, systemd'],
   ['forky', 'Docker 28.5, no init']
-] as const)('dockerd --validate on %s (%s)', suite => {
+] as const)('dockerd --validate on %s (%s)', (suite, _engine) => {
   let box: Box
   beforeAll(() => {
     box = Box.start({suite, state: 'engine'})

@@ -224,6 +224,8 @@ export interface Fixtures {
   offlineBookworm: string
   /** `docker save` of registry:3 (built here) and the busybox test images. */
   imagesTar: string
+  /** `docker save` of registry:3 alone (registry-image-archive). */
+  registryTar: string
   /** A self-signed certificate and key for localhost (tls/tls.crt, tls/tls.key). */
   tls: string
 }
@@ -298,6 +300,8 @@ function buildImagesTar(payload: string, tar: string): void {
     )
   }
   sh(`docker save -o ${tar} ${TEST_IMAGES.join(' ')}`)
+  // What an air-gapped host gets for registry-image-archive: the registry image alone.
+  sh(`docker save -o ${path.dirname(tar)}/registry.tar registry:3`)
   // The outer engine keeps nothing the tests made (a registry:3 here would mislead a person).
   sh(`docker rmi ${TEST_IMAGES.join(' ')} >/dev/null 2>&1 || true`)
 }
@@ -315,6 +319,7 @@ export function ensureFixtures(): Fixtures {
     nvidia: `${dir}/nvidia`,
     offlineBookworm: `${dir}/offline-bookworm`,
     imagesTar: `${dir}/images.tar`,
+    registryTar: `${dir}/registry.tar`,
     tls: `${dir}/tls`
   }
   if (existsSync(`${dir}/.complete`)) return fixtures
