@@ -34486,14 +34486,32 @@ const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
 /** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
 const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
 const DOCKERD_PIDFILE = '/var/run/docker.pid';
+/**
+ * How long one start or restart may take before the step fails with the daemon's log. Docker's own
+ * unit sets no start timeout (TimeoutStartSec=0): a dockerd that never reports ready would hold
+ * `systemctl start` forever.
+ */
+const START_TIMEOUT_S = 120;
+/** Where a packaged `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
+const CLIENT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+/** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
+async function findDockerClient() {
+    for (const dir of CLIENT_DIRS)
+        if (await exists(`${dir}/docker`))
+            return `${dir}/docker`;
+    return undefined;
+}
+const NO_CLIENT = "Docker's daemon is installed but there is no docker client to talk to it: install it (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli), or let this action install Docker (install-docker: auto or true).";
 /** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
 async function detectServiceManager(systemd) {
     if (systemd)
         return 'systemd';
     return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct';
 }
-/** The daemon's version when it answers within a few seconds, else undefined. */
+/** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
 async function probeDaemon(runner) {
+    if ((await findDockerClient()) === undefined)
+        return undefined;
     const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
         root: true,
         allowFailure: true,
@@ -34502,16 +34520,28 @@ async function probeDaemon(runner) {
     const version = r.stdout.trim();
     return r.exitCode === 0 && version !== '' ? version : undefined;
 }
-/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
+/**
+ * Probes until the daemon answers, the deadline passes, or `starting` says it no longer can (a
+ * dockerd that exited, a unit that failed); each probe bounded on its own. Without a client nothing
+ * can answer: that is said at once, not after the deadline.
+ */
 async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
+    if ((await findDockerClient()) === undefined)
+        throw new errors/* HostError */.dh(NO_CLIENT);
     const end = Date.now() + deadlineMs;
     for (;;) {
         const version = await probeDaemon(runner);
-        // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
-        if (version !== undefined || Date.now() > end || !starting())
+        if (version !== undefined || Date.now() > end || !(await starting()))
             return version;
         await new Promise(r => setTimeout(r, 300));
     }
+}
+/** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
+async function unitStarting(runner) {
+    const r = await runner.run(['systemctl', 'is-failed', '--quiet', 'docker.service'], {
+        allowFailure: true
+    });
+    return r.exitCode !== 0;
 }
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
 async function ownDockerdPid(runner) {
@@ -34547,15 +34577,25 @@ async function daemonLogTail(runner, manager) {
     const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
     return (0,errors/* tailLines */.os)(direct || sysv, 30);
 }
-/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+/**
+ * `systemctl start|restart docker`, bounded in time and proven by a probe; the unit's log when it
+ * does not answer.
+ */
 async function systemdDocker(runner, verb) {
-    // A unit that failed earlier refuses to start until its failure is cleared.
+    // A unit that failed earlier (start-limit-hit) refuses to start until its failure is cleared.
     await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
         root: true,
         allowFailure: true
     });
-    await runner.run(['systemctl', verb, 'docker.service'], { root: true, allowFailure: true });
-    const version = await waitForDaemon(runner);
+    const r = await runner.run(['systemctl', verb, 'docker.service'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: START_TIMEOUT_S
+    });
+    if (r.exitCode === 124) {
+        throw new errors/* HostError */.dh(`'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+    }
+    const version = await waitForDaemon(runner, 45_000, () => unitStarting(runner));
     if (version)
         return version;
     throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
@@ -35178,6 +35218,8 @@ const DOCKER_CE_PACKAGES = [
 /** Packages that conflict with Docker's own and are removed before it is installed. */
 const DOCKER_CE_CONFLICTS = [
     'docker.io',
+    // Debian 13 and later ship the client apart from docker.io; docker-ce-cli conflicts with it.
+    'docker-cli',
     'docker-doc',
     'docker-compose',
     'docker-compose-v2',
@@ -35187,6 +35229,11 @@ const DOCKER_CE_CONFLICTS = [
 ];
 /** The distribution's engine (the `distro` source); it needs containerd and runc, so they stay. */
 const DISTRO_PACKAGES = ['docker.io'];
+/**
+ * The distribution's client where it is a package of its own (Debian 13 and later: docker.io only
+ * recommends it, and without recommends a host gets a daemon and no `docker`).
+ */
+const DISTRO_CLIENT = 'docker-cli';
 /** What dpkg is asked about during detection. */
 const WATCHED_PACKAGES = [...new Set([...DOCKER_CE_PACKAGES, ...DOCKER_CE_CONFLICTS])];
 /** Pinned packages: the engine and its CLI carry Docker's version; the rest version on their own. */
@@ -35201,7 +35248,7 @@ function sourcePackages(source, debs) {
     if (names.has('docker-ce'))
         return DOCKER_CE_PACKAGES.filter(n => names.has(n));
     if (names.has('docker.io'))
-        return DISTRO_PACKAGES;
+        return [...DISTRO_PACKAGES, DISTRO_CLIENT].filter(n => names.has(n));
     return [];
 }
 /** The packages of the other source that must go before `wanted` is installed. */
@@ -35222,7 +35269,7 @@ function plan_describe(action) {
         case 'remove':
             return `remove conflicting packages (not purged): ${action.packages.join(', ')}`;
         case 'install':
-            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}`;
+            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}`;
         case 'install-debs':
             return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
         case 'hold':
@@ -35320,7 +35367,8 @@ function aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl) {
         kind: 'install',
         packages: wanted,
         pin,
-        pinned
+        pinned,
+        ...(source === 'distro' ? { ifAvailable: [DISTRO_CLIENT] } : {})
     });
     if (pin !== undefined)
         actions.push({ kind: 'hold', packages: pinned });
@@ -35335,6 +35383,25 @@ function installActions(facts, inputs, wanted, dockerAptUrl) {
     return inputs.dockerSource === 'offline'
         ? offlineInstall(facts, inputs, wanted, remove)
         : aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl);
+}
+const CLIENT_HINT = 'install the docker client (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli)';
+/** An engine without a `docker` client (docker.io installed without its recommends): the client's package. */
+function clientActions(facts, inputs) {
+    if (facts.dockerd === undefined || facts.client)
+        return [];
+    if (inputs.installDocker === 'false') {
+        throw new errors/* HostError */.dh(`dockerd is installed but there is no docker client, and install-docker is false: ${CLIENT_HINT}.`);
+    }
+    const name = facts.installed.has('docker-ce') ? 'docker-ce-cli' : DISTRO_CLIENT;
+    if (inputs.dockerSource === 'offline') {
+        const { files, missing } = closeDebSet([name], facts.debs, facts.provided);
+        if (missing.length > 0) {
+            throw new errors/* HostError */.dh(`dockerd is installed but there is no docker client, and offline-debs (${inputs.offlineDebs}) lacks ${missing.join(', ')}: add their .deb files.`);
+        }
+        return [{ kind: 'install-debs', files: files.map(f => f.file) }];
+    }
+    const update = facts.candidates.get(name) === undefined ? [{ kind: 'apt-update' }] : [];
+    return [...update, { kind: 'install', packages: [name], pinned: [] }];
 }
 /** A running, enabled engine and the users in its group. */
 function serviceActions(facts, install, users) {
@@ -35354,7 +35421,7 @@ function serviceActions(facts, install, users) {
 /** What detection found, in one line. */
 function plan_describeFound(facts) {
     return facts.dockerd
-        ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
+        ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : facts.client ? 'not running' : 'no docker client'}, service: ${facts.manager}`
         : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`;
 }
 const SNAP_WARNING = 'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.';
@@ -35366,7 +35433,9 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
     const wanted = sourcePackages(inputs.dockerSource, facts.debs);
     const { install, warning } = installDecision(facts, inputs, wanted);
     const actions = [
-        ...(install ? installActions(facts, inputs, wanted, dockerAptUrl) : []),
+        ...(install
+            ? installActions(facts, inputs, wanted, dockerAptUrl)
+            : clientActions(facts, inputs)),
         ...serviceActions(facts, install, users)
     ];
     return {
@@ -35448,12 +35517,19 @@ async function addDockerRepo(ctx, url) {
         what: "Docker's repository"
     }, ctx.host.tempDir);
 }
-/** `name=version` for pinned packages, checked against the package lists before anything is removed. */
+/**
+ * What the install action passes to apt: `name=version` for pinned packages (checked against the
+ * package lists before anything is removed), plus the optional packages the lists have.
+ */
 async function resolveInstall(ctx, action) {
+    const optional = action.ifAvailable?.length
+        ? await candidates(ctx.runner, action.ifAvailable)
+        : [];
+    const extra = [...optional].filter(([, version]) => version !== undefined).map(([name]) => name);
     if (action.pin === undefined)
-        return action.packages;
+        return [...action.packages, ...extra];
     const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
-    return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n);
+    return [...action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n), ...extra];
 }
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
 const DESTRUCTIVE = new Set([
@@ -35561,20 +35637,24 @@ async function findDockerd() {
  */
 async function detectEngine(ctx) {
     const { runner, inputs } = ctx;
-    const dockerd = await findDockerd();
-    const mayInstall = dockerd === undefined || inputs.installDocker === 'true';
+    const [dockerd, client] = await Promise.all([findDockerd(), findDockerClient()]);
+    // A daemon without a client gets the client's package: that is an install too.
+    const mayInstall = dockerd === undefined || inputs.installDocker === 'true' || !client;
     const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
         installedPackages(runner, WATCHED_PACKAGES),
         detectServiceManager(ctx.host.systemd),
-        dockerd ? probeDaemon(runner) : Promise.resolve(undefined),
+        dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
         ownDockerdPid(runner),
         external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
         exists('/snap/bin/docker')
     ]);
     const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
-    const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES;
+    const wanted = inputs.dockerSource === 'distro'
+        ? [...DISTRO_PACKAGES, DISTRO_CLIENT]
+        : [...DOCKER_CE_PACKAGES, DISTRO_CLIENT];
     const facts = {
         dockerd,
+        client: client !== undefined,
         installed,
         held: mayInstall ? await heldPackages(runner) : new Set(),
         snap,

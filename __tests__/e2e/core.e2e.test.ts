@@ -66,7 +66,7 @@ describe.each([
     const run = box.run(withImages, {user})
     expectSuccess(run)
     expect(statuses(run)).toEqual(['pushed', 'pushed'])
-    box.sh('docker rmi localhost:5000/dgs-e2e/app1:1 localhost:5000/team/app2:v1 >/dev/null')
+    box.sh('docker rmi localhost:5000/team/app2:v1 >/dev/null')
     box.sh('docker pull -q localhost:5000/team/app2:v1 >/dev/null')
     expect(box.sh('docker run --rm localhost:5000/team/app2:v1').trim()).toBe('app2')
   }, 300_000)

@@ -19,6 +19,7 @@ const inputs = (o: RawOverrides = {}) => parseWith(o, {'/debs': 'dir'}).engine
 function ready(o: Partial<EngineFacts> = {}): EngineFacts {
   return {
     dockerd: '/usr/sbin/dockerd',
+    client: true,
     installed: new Map([
       ['docker.io', '20.10.24+dfsg1-1+deb12u1+b6'],
       ['containerd', '1.6.20~ds1-1+deb12u3'],
@@ -48,6 +49,66 @@ const kinds = (facts: EngineFacts, raw: RawOverrides = {}, users = ['runner']) =
   planEngine(facts, inputs(raw), URL, users).actions.map(a => a.kind)
 
 describe('planEngine', () => {
+  it("installs the distribution's separate client with docker.io where the lists have it", () => {
+    const plan = planEngine(
+      bare({candidates: new Map([['docker.io', '26.1.5']])}),
+      inputs({'docker-source': 'distro'}),
+      URL,
+      []
+    )
+    expect(plan.actions[0]).toEqual({
+      kind: 'install',
+      packages: ['docker.io'],
+      pinned: ['docker.io'],
+      pin: undefined,
+      ifAvailable: ['docker-cli']
+    })
+    expect(plan.steps[0].description).toBe(
+      'install docker.io (and docker-cli where the distribution ships it apart)'
+    )
+  })
+
+  it.each([
+    ['distro', {}, 'docker-cli', ['install', 'start']],
+    [
+      'distro, lists without it',
+      {candidates: new Map()},
+      'docker-cli',
+      ['apt-update', 'install', 'start']
+    ],
+    [
+      'docker-ce',
+      {installed: new Map([['docker-ce', '5:27.3.1']])},
+      'docker-ce-cli',
+      ['install', 'start']
+    ]
+  ] as const)(
+    'a daemon with no docker client (%s) gets the client, nothing else',
+    (_what, facts, client, planned) => {
+      const host = ready({
+        client: false,
+        serverVersion: undefined,
+        candidates: new Map([[client, '1']]),
+        ...facts
+      })
+      const plan = planEngine(host, inputs({'docker-source': 'distro'}), URL, ['runner'])
+      expect(plan.actions.map(a => a.kind)).toEqual(planned)
+      expect(plan.actions.find(a => a.kind === 'install')).toMatchObject({packages: [client]})
+      expect(plan.found).toBe(
+        `Docker ${host.installed.get('docker-ce') ?? '20.10.24+dfsg1-1+deb12u1+b6'} (${client === 'docker-cli' ? 'docker.io' : 'docker-ce'}), no docker client, service: direct`
+      )
+      expect(plan.packagesChange).toBe(false)
+    }
+  )
+
+  it('a daemon with no client and install-docker: false fails saying what is missing', () => {
+    expect(() =>
+      planEngine(ready({client: false}), inputs({'install-docker': 'false'}), URL, [])
+    ).toThrow(
+      'dockerd is installed but there is no docker client, and install-docker is false: install the docker client (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli).'
+    )
+  })
+
   it('plans nothing on a host that is already right', () => {
     const plan = planEngine(ready(), inputs(), URL, ['runner'])
     expect(plan.actions).toEqual([])

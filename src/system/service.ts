@@ -11,6 +11,23 @@ export const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log'
 /** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
 export const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid'
 const DOCKERD_PIDFILE = '/var/run/docker.pid'
+/**
+ * How long one start or restart may take before the step fails with the daemon's log. Docker's own
+ * unit sets no start timeout (TimeoutStartSec=0): a dockerd that never reports ready would hold
+ * `systemctl start` forever.
+ */
+export const START_TIMEOUT_S = 120
+/** Where a packaged `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
+const CLIENT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+
+/** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
+export async function findDockerClient(): Promise<string | undefined> {
+  for (const dir of CLIENT_DIRS) if (await exists(`${dir}/docker`)) return `${dir}/docker`
+  return undefined
+}
+
+const NO_CLIENT =
+  "Docker's daemon is installed but there is no docker client to talk to it: install it (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli), or let this action install Docker (install-docker: auto or true)."
 
 /** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
 export async function detectServiceManager(systemd: boolean): Promise<ServiceManager> {
@@ -18,8 +35,9 @@ export async function detectServiceManager(systemd: boolean): Promise<ServiceMan
   return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct'
 }
 
-/** The daemon's version when it answers within a few seconds, else undefined. */
+/** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
 export async function probeDaemon(runner: CommandRunner): Promise<string | undefined> {
+  if ((await findDockerClient()) === undefined) return undefined
   const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
     root: true,
     allowFailure: true,
@@ -29,19 +47,31 @@ export async function probeDaemon(runner: CommandRunner): Promise<string | undef
   return r.exitCode === 0 && version !== '' ? version : undefined
 }
 
-/** Probes until the daemon answers or the deadline passes; each probe bounded on its own. */
+/**
+ * Probes until the daemon answers, the deadline passes, or `starting` says it no longer can (a
+ * dockerd that exited, a unit that failed); each probe bounded on its own. Without a client nothing
+ * can answer: that is said at once, not after the deadline.
+ */
 export async function waitForDaemon(
   runner: CommandRunner,
   deadlineMs = 45_000,
-  starting: () => boolean = () => true
+  starting: () => boolean | Promise<boolean> = () => true
 ): Promise<string | undefined> {
+  if ((await findDockerClient()) === undefined) throw new HostError(NO_CLIENT)
   const end = Date.now() + deadlineMs
   for (;;) {
     const version = await probeDaemon(runner)
-    // A dockerd that exited (a config it refuses) will not answer: stop waiting at once.
-    if (version !== undefined || Date.now() > end || !starting()) return version
+    if (version !== undefined || Date.now() > end || !(await starting())) return version
     await new Promise(r => setTimeout(r, 300))
   }
+}
+
+/** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
+async function unitStarting(runner: CommandRunner): Promise<boolean> {
+  const r = await runner.run(['systemctl', 'is-failed', '--quiet', 'docker.service'], {
+    allowFailure: true
+  })
+  return r.exitCode !== 0
 }
 
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
@@ -86,15 +116,27 @@ export async function daemonLogTail(
   return tailLines(direct || sysv, 30)
 }
 
-/** `systemctl start|restart docker`, proven by a probe; the unit's log when it does not answer. */
+/**
+ * `systemctl start|restart docker`, bounded in time and proven by a probe; the unit's log when it
+ * does not answer.
+ */
 async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): Promise<string> {
-  // A unit that failed earlier refuses to start until its failure is cleared.
+  // A unit that failed earlier (start-limit-hit) refuses to start until its failure is cleared.
   await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
     root: true,
     allowFailure: true
   })
-  await runner.run(['systemctl', verb, 'docker.service'], {root: true, allowFailure: true})
-  const version = await waitForDaemon(runner)
+  const r = await runner.run(['systemctl', verb, 'docker.service'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: START_TIMEOUT_S
+  })
+  if (r.exitCode === 124) {
+    throw new HostError(
+      `'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`
+    )
+  }
+  const version = await waitForDaemon(runner, 45_000, () => unitStarting(runner))
   if (version) return version
   throw new HostError(
     `Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`

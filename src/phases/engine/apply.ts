@@ -7,6 +7,7 @@ import {
   aptMark,
   aptRemove,
   aptUpdate,
+  candidates,
   installedPackages,
   resolvePinned
 } from '../../system/apt.js'
@@ -56,14 +57,21 @@ async function addDockerRepo(ctx: Ctx, url: string): Promise<void> {
   )
 }
 
-/** `name=version` for pinned packages, checked against the package lists before anything is removed. */
+/**
+ * What the install action passes to apt: `name=version` for pinned packages (checked against the
+ * package lists before anything is removed), plus the optional packages the lists have.
+ */
 async function resolveInstall(
   ctx: Ctx,
   action: Extract<EngineAction, {kind: 'install'}>
 ): Promise<string[]> {
-  if (action.pin === undefined) return action.packages
+  const optional = action.ifAvailable?.length
+    ? await candidates(ctx.runner, action.ifAvailable)
+    : []
+  const extra = [...optional].filter(([, version]) => version !== undefined).map(([name]) => name)
+  if (action.pin === undefined) return [...action.packages, ...extra]
   const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version')
-  return action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n)
+  return [...action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n), ...extra]
 }
 
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */

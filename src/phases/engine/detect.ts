@@ -1,10 +1,17 @@
 import {promises as fs} from 'node:fs'
 import {candidates, heldPackages, installedPackages, readOfflineFolder} from '../../system/apt.js'
 import {exists} from '../../system/files.js'
-import {detectServiceManager, isEnabled, ownDockerdPid, probeDaemon} from '../../system/service.js'
+import {
+  detectServiceManager,
+  findDockerClient,
+  isEnabled,
+  ownDockerdPid,
+  probeDaemon
+} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {EngineInputs} from './inputs.js'
 import {
+  DISTRO_CLIENT,
   DISTRO_PACKAGES,
   DOCKER_CE_PACKAGES,
   WATCHED_PACKAGES,
@@ -24,20 +31,25 @@ async function findDockerd(): Promise<string | undefined> {
  */
 export async function detectEngine(ctx: PhaseContext<EngineInputs>): Promise<EngineFacts> {
   const {runner, inputs} = ctx
-  const dockerd = await findDockerd()
-  const mayInstall = dockerd === undefined || inputs.installDocker === 'true'
+  const [dockerd, client] = await Promise.all([findDockerd(), findDockerClient()])
+  // A daemon without a client gets the client's package: that is an install too.
+  const mayInstall = dockerd === undefined || inputs.installDocker === 'true' || !client
   const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
     installedPackages(runner, WATCHED_PACKAGES),
     detectServiceManager(ctx.host.systemd),
-    dockerd ? probeDaemon(runner) : Promise.resolve(undefined),
+    dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
     ownDockerdPid(runner),
     fs.readFile('/etc/group', 'utf8'),
     exists('/snap/bin/docker')
   ])
   const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined)
-  const wanted = inputs.dockerSource === 'distro' ? DISTRO_PACKAGES : DOCKER_CE_PACKAGES
+  const wanted =
+    inputs.dockerSource === 'distro'
+      ? [...DISTRO_PACKAGES, DISTRO_CLIENT]
+      : [...DOCKER_CE_PACKAGES, DISTRO_CLIENT]
   const facts: EngineFacts = {
     dockerd,
+    client: client !== undefined,
     installed,
     held: mayInstall ? await heldPackages(runner) : new Set(),
     snap,

@@ -25,6 +25,8 @@ export const DOCKER_CE_PACKAGES = [
 /** Packages that conflict with Docker's own and are removed before it is installed. */
 export const DOCKER_CE_CONFLICTS = [
   'docker.io',
+  // Debian 13 and later ship the client apart from docker.io; docker-ce-cli conflicts with it.
+  'docker-cli',
   'docker-doc',
   'docker-compose',
   'docker-compose-v2',
@@ -34,6 +36,11 @@ export const DOCKER_CE_CONFLICTS = [
 ]
 /** The distribution's engine (the `distro` source); it needs containerd and runc, so they stay. */
 export const DISTRO_PACKAGES = ['docker.io']
+/**
+ * The distribution's client where it is a package of its own (Debian 13 and later: docker.io only
+ * recommends it, and without recommends a host gets a daemon and no `docker`).
+ */
+export const DISTRO_CLIENT = 'docker-cli'
 /** What dpkg is asked about during detection. */
 export const WATCHED_PACKAGES = [...new Set([...DOCKER_CE_PACKAGES, ...DOCKER_CE_CONFLICTS])]
 
@@ -44,6 +51,8 @@ const PINNED = {docker: ['docker-ce', 'docker-ce-cli'], distro: ['docker.io'], o
 export interface EngineFacts {
   /** Path of dockerd when the engine is installed (a `docker` client alone does not count). */
   dockerd?: string
+  /** A `docker` client is installed (the daemon is useless to the action and jobs without one). */
+  client: boolean
   /** Installed versions of WATCHED_PACKAGES. */
   installed: Map<string, string>
   held: Set<string>
@@ -73,7 +82,14 @@ export type EngineAction =
   | {kind: 'docker-repo'; url: string}
   | {kind: 'apt-update'}
   | {kind: 'remove'; packages: string[]}
-  | {kind: 'install'; packages: string[]; pin?: string; pinned: string[]}
+  | {
+      kind: 'install'
+      packages: string[]
+      pin?: string
+      pinned: string[]
+      /** Installed too when the package lists have them (checked right before installing). */
+      ifAvailable?: string[]
+    }
   | {kind: 'install-debs'; files: string[]}
   | {kind: 'hold'; packages: string[]}
   | {kind: 'start'}
@@ -94,7 +110,7 @@ function sourcePackages(source: DockerSource, debs: readonly DebInfo[]): string[
   if (source === 'distro') return DISTRO_PACKAGES
   const names = new Set(debs.map(d => d.name))
   if (names.has('docker-ce')) return DOCKER_CE_PACKAGES.filter(n => names.has(n))
-  if (names.has('docker.io')) return DISTRO_PACKAGES
+  if (names.has('docker.io')) return [...DISTRO_PACKAGES, DISTRO_CLIENT].filter(n => names.has(n))
   return []
 }
 
@@ -117,7 +133,7 @@ export function describe(action: EngineAction): string {
     case 'remove':
       return `remove conflicting packages (not purged): ${action.packages.join(', ')}`
     case 'install':
-      return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}`
+      return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}`
     case 'install-debs':
       return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`
     case 'hold':
@@ -246,7 +262,8 @@ function aptInstallActions(
     kind: 'install',
     packages: wanted,
     pin,
-    pinned
+    pinned,
+    ...(source === 'distro' ? {ifAvailable: [DISTRO_CLIENT]} : {})
   })
   if (pin !== undefined) actions.push({kind: 'hold', packages: pinned})
   return actions
@@ -270,6 +287,31 @@ function installActions(
     : aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl)
 }
 
+const CLIENT_HINT =
+  'install the docker client (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli)'
+
+/** An engine without a `docker` client (docker.io installed without its recommends): the client's package. */
+function clientActions(facts: EngineFacts, inputs: EngineInputs): EngineAction[] {
+  if (facts.dockerd === undefined || facts.client) return []
+  if (inputs.installDocker === 'false') {
+    throw new HostError(
+      `dockerd is installed but there is no docker client, and install-docker is false: ${CLIENT_HINT}.`
+    )
+  }
+  const name = facts.installed.has('docker-ce') ? 'docker-ce-cli' : DISTRO_CLIENT
+  if (inputs.dockerSource === 'offline') {
+    const {files, missing} = closeDebSet([name], facts.debs, facts.provided)
+    if (missing.length > 0) {
+      throw new HostError(
+        `dockerd is installed but there is no docker client, and offline-debs (${inputs.offlineDebs}) lacks ${missing.join(', ')}: add their .deb files.`
+      )
+    }
+    return [{kind: 'install-debs', files: files.map(f => f.file)}]
+  }
+  const update = facts.candidates.get(name) === undefined ? [{kind: 'apt-update' as const}] : []
+  return [...update, {kind: 'install', packages: [name], pinned: []}]
+}
+
 /** A running, enabled engine and the users in its group. */
 function serviceActions(
   facts: EngineFacts,
@@ -289,7 +331,7 @@ function serviceActions(
 /** What detection found, in one line. */
 function describeFound(facts: EngineFacts): string {
   return facts.dockerd
-    ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : 'not running'}, service: ${facts.manager}`
+    ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : facts.client ? 'not running' : 'no docker client'}, service: ${facts.manager}`
     : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`
 }
 
@@ -309,7 +351,9 @@ export function planEngine(
   const wanted = sourcePackages(inputs.dockerSource, facts.debs)
   const {install, warning} = installDecision(facts, inputs, wanted)
   const actions = [
-    ...(install ? installActions(facts, inputs, wanted, dockerAptUrl) : []),
+    ...(install
+      ? installActions(facts, inputs, wanted, dockerAptUrl)
+      : clientActions(facts, inputs)),
     ...serviceActions(facts, install, users)
   ]
   return {
