@@ -31767,7 +31767,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9652);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9272);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31787,7 +31787,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9652:
+/***/ 9272:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32505,19 +32505,55 @@ function diffConfigs(before, after, prefix = '') {
 
 ;// CONCATENATED MODULE: ./src/system/apt-model.ts
 /** apt and dpkg output parsing and argv building (pure). */
-/** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
+/**
+ * Options every apt-get call gets: no prompts, keep the user's config files, and a short wait of
+ * apt's own for dpkg's lock (the caller waits longer, saying who holds it: aptLockHeld).
+ */
 const APT_OPTIONS = [
     '-y',
     '-q',
     '-o',
-    'DPkg::Lock::Timeout=300',
+    'DPkg::Lock::Timeout=10',
     '-o',
     'Dpkg::Options::=--force-confdef',
     '-o',
     'Dpkg::Options::=--force-confold'
 ];
-/** Environment of every apt-get call: no prompts, no restart questions. */
-const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a' };
+/**
+ * Environment of every apt call: no prompts, and needrestart (Ubuntu's apt hook) only lists what
+ * would need a restart. Its automatic mode would restart services, the runner's own among them
+ * (its default exclusions do not cover actions.runner.*); Ubuntu 24.04 restarts by default.
+ */
+const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'l' };
+/** How long apt commands wait for the locks of apt and dpkg another process holds (at least dpkg's 300 s). */
+const APT_LOCK_WAIT_S = 300;
+const LOCK_MESSAGES = [
+    // apt 1.9+: "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1234 (apt-get)"
+    [
+        /Could not get lock (\/\S*?)\.?(?:\s|$)(?:It is held by (process \d+(?: \([^)]*\))?))?/,
+        m => ({ lock: m[1], holder: m[2] })
+    ],
+    [/Unable to acquire the dpkg frontend lock \((\S+)\)/, m => ({ lock: m[1] })],
+    [/Unable to lock directory (\S+)/, m => ({ lock: m[1] })],
+    [/Unable to lock the download directory/, () => ({ lock: '/var/cache/apt/archives/lock' })],
+    // dpkg itself (apt-mark goes through it): "dpkg frontend lock was locked by another process with pid 1234"
+    [
+        /dpkg (frontend lock|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
+        m => ({
+            lock: m[1] === 'frontend lock' ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
+            holder: m[2] ? `process ${m[2]}` : undefined
+        })
+    ]
+];
+/** The lock an apt or dpkg failure was about, from its output; undefined for any other failure. */
+function aptLockHeld(output) {
+    for (const [re, read] of LOCK_MESSAGES) {
+        const m = re.exec(output);
+        if (m)
+            return read(m);
+    }
+    return undefined;
+}
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
 function parseDpkgQuery(text) {
     const out = new Map();
@@ -33126,6 +33162,7 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 
 
 
+
 /** The local registry's container name. */
 const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
 /** The pull-through cache's container name. */
@@ -33143,11 +33180,21 @@ function isThisHost(host, me) {
     const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
     return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
 }
-/** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
+/**
+ * Whether this run manages a local registry. start-registry true or false says so; auto runs one
+ * when `registry` is this host and something asks for one: images to push, a `registry` other
+ * than the default, auth, TLS or a mirror. A runner passes every input, defaults included, so
+ * "the user set registry" can only be seen as a value other than the default.
+ */
 function wantsLocalRegistry(inputs, me) {
-    if (inputs.startRegistry === 'auto')
-        return isThisHost(inputs.registry.host, me);
-    return inputs.startRegistry === 'true';
+    if (inputs.startRegistry !== 'auto')
+        return inputs.startRegistry === 'true';
+    const asked = inputs.pushesImages ||
+        inputs.registry.text !== REGISTRY_INPUTS.registry ||
+        inputs.registryHtpasswd.length > 0 ||
+        inputs.registryTls !== undefined ||
+        inputs.registryMirror !== false;
+    return asked && isThisHost(inputs.registry.host, me);
 }
 /** Host port of the local registry: the one in `registry`, else the scheme's default. */
 function registryPort(inputs) {
@@ -33332,8 +33379,9 @@ function parseRunInputs(raw) {
 function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
-    const registry = Object.freeze(parseRegistryInputs(raw, host));
-    const push = Object.freeze(parsePushInputs(raw, registry.registry));
+    const registryOwn = parseRegistryInputs(raw, host);
+    const push = Object.freeze(parsePushInputs(raw, registryOwn.registry));
+    const registry = Object.freeze({ ...registryOwn, pushesImages: push.images.length > 0 });
     const run = Object.freeze(parseRunInputs(raw));
     return Object.freeze({ engine, daemon, registry, push, run });
 }
@@ -33446,6 +33494,7 @@ function writeOutputs(o) {
 
 
 
+
 /** Installed versions of `names` (absent names are not installed). Reads dpkg's database only. */
 async function installedPackages(runner, names) {
     const r = await runner.run(['dpkg-query', '-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\n', ...names], { allowFailure: true });
@@ -33490,16 +33539,41 @@ async function availableVersions(runner, name) {
     return parseMadison(r.stdout);
 }
 /** Refreshes the package lists (apt-get update, as root). */
+/**
+ * Runs an apt or dpkg command as root, waiting while another process holds one of their locks:
+ * apt-daily, unattended-upgrades or cloud-init on a freshly booted host hold them for minutes, and
+ * only dpkg's own lock has a wait of apt's (lists and archives locks fail at once). Failures about
+ * a lock are retried until APT_LOCK_WAIT_S, saying who holds it; anything else fails at once.
+ */
+async function aptRun(runner, argv, context) {
+    const end = Date.now() + APT_LOCK_WAIT_S * 1000;
+    let told = '';
+    for (;;) {
+        const r = await runner.run(argv, { root: true, env: APT_ENV, allowFailure: true, context });
+        if (r.exitCode === 0)
+            return r;
+        const held = aptLockHeld(`${r.stderr}\n${r.stdout}`);
+        if (held === undefined) {
+            throw new errors/* CommandError */.Qd(argv, r.exitCode, (0,errors/* tailLines */.os)(r.stderr || r.stdout), context);
+        }
+        const who = held.holder ?? 'another process';
+        if (Date.now() > end) {
+            throw new errors/* HostError */.dh(`${context}: ${held.lock} is still held by ${who} after ${APT_LOCK_WAIT_S} s (on a freshly booted host, apt-daily, unattended-upgrades or cloud-init). Wait for it to finish, then run again.`);
+        }
+        const message = `Waiting for ${held.lock}, held by ${who} (another apt or dpkg run)`;
+        if (message !== told)
+            lib_core/* info */.pq(message);
+        told = message;
+        await new Promise(resolve => setTimeout(resolve, 2000));
+    }
+}
+/** `apt-get update`, waiting for apt's locks. */
 async function aptUpdate(runner) {
-    await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
-        root: true,
-        env: APT_ENV,
-        context: 'Refreshing the package lists'
-    });
+    await aptRun(runner, ['apt-get', ...APT_OPTIONS, 'update'], 'Refreshing the package lists');
 }
 /** Installs packages (`name` or `name=version`, or paths of .deb files), never prompting. */
 async function aptInstall(runner, packages, extra = []) {
-    await runner.run([
+    await aptRun(runner, [
         'apt-get',
         ...APT_OPTIONS,
         ...extra,
@@ -33508,15 +33582,15 @@ async function aptInstall(runner, packages, extra = []) {
         '--allow-downgrades',
         '--allow-change-held-packages',
         ...packages
-    ], { root: true, env: APT_ENV, context: `Installing ${packages.join(' ')}` });
+    ], `Installing ${packages.join(' ')}`);
 }
 /** Removes packages; never purges (a purge of docker.io deletes /var/lib/docker). */
 async function aptRemove(runner, packages) {
-    await runner.run(['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], { root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}` });
+    await aptRun(runner, ['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages], `Removing ${packages.join(' ')}`);
 }
 /** Holds or releases packages at their version (apt-mark, as root). */
 async function aptMark(runner, how, packages) {
-    await runner.run(['apt-mark', how, ...packages], { root: true });
+    await aptRun(runner, ['apt-mark', how, ...packages], `apt-mark ${how} ${packages.join(' ')}`);
 }
 /** Control fields of .deb files (dpkg-deb reads them; nothing is installed). */
 async function readDebs(runner, files) {
@@ -34402,6 +34476,8 @@ function _unique(values) {
 
 
 
+
+
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
 const SOURCES_DIR = '/etc/apt/sources.list.d';
@@ -34416,7 +34492,9 @@ async function readKey(source) {
         return external_node_fs_namespaceObject.promises.readFile(source);
     if (source.startsWith('file://'))
         return external_node_fs_namespaceObject.promises.readFile(new URL(source));
-    const file = await downloadTool(source);
+    // An explicit destination: without one downloadTool needs RUNNER_TEMP, which a by-hand run
+    // (`sudo node dist/index.js`: sudo drops it) does not have.
+    const file = await downloadTool(source, external_node_path_namespaceObject.join(external_node_os_namespaceObject.tmpdir(), `docker-gpu-setup-key-${(0,external_node_crypto_.randomUUID)()}`));
     try {
         return await external_node_fs_namespaceObject.promises.readFile(file);
     }
@@ -34492,8 +34570,16 @@ const DOCKERD_PIDFILE = '/var/run/docker.pid';
  * `systemctl start` forever.
  */
 const START_TIMEOUT_S = 120;
-/** Where a packaged `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
-const CLIENT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+/** Where a `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
+const CLIENT_DIRS = [
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
+    '/snap/bin'
+];
 /** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
 async function findDockerClient() {
     for (const dir of CLIENT_DIRS)
@@ -34639,6 +34725,19 @@ async function spawnDockerd(runner, tempDir) {
     await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
     return version;
 }
+/** The pid of the running dockerd (its pid file), or undefined when none runs. */
+async function runningDockerdPid(runner) {
+    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
+    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+}
+/**
+ * The running dockerd's binary as the kernel sees it (readlink /proc/PID/exe, as root): ends in
+ * " (deleted)" when a package replaced the file after the daemon started.
+ */
+async function dockerdBinary(runner, pid) {
+    const r = await runner.run(['readlink', `/proc/${pid}/exe`], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+}
 /** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
 async function stopDockerd(runner, pid) {
     await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
@@ -34657,10 +34756,29 @@ async function stopDockerd(runner, pid) {
 async function restartDocker(runner, manager, tempDir, info) {
     if (manager === 'systemd')
         return systemdDocker(runner, 'restart');
-    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+    const pid = await runningDockerdPid(runner);
+    if (pid !== undefined)
         await stopDockerd(runner, pid);
     return startDocker(runner, manager, tempDir, info);
+}
+
+;// CONCATENATED MODULE: ./src/system/nvidia-smi.ts
+
+/**
+ * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
+ * /usr/local/bin, and WSL2 maps the Windows driver's copy into /usr/lib/wsl/lib (not on PATH).
+ */
+const NVIDIA_SMI_PATHS = [
+    '/usr/bin/nvidia-smi',
+    '/usr/local/bin/nvidia-smi',
+    '/usr/lib/wsl/lib/nvidia-smi'
+];
+/** The path of nvidia-smi on this host, or undefined when there is no NVIDIA driver to ask. */
+async function findNvidiaSmi() {
+    for (const p of NVIDIA_SMI_PATHS)
+        if (await exists(p))
+            return p;
+    return undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu.ts
@@ -34860,6 +34978,9 @@ function planDaemon(facts, inputs) {
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
     const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia);
     const actions = [...toolkit, ...config.actions];
+    if (facts.snap && actions.length > 0) {
+        throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
+    }
     return {
         found: describeFound(facts),
         actions,
@@ -34883,11 +35004,13 @@ function errorLines(log) {
 
 
 
+
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
-    if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
+    const nvidiaSmi = await findNvidiaSmi();
+    if (nvidiaSmi === undefined)
         return undefined;
-    const r = await runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
+    const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
     return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
 }
 /** The runtimes the running daemon lists and its default (docker info); undefined when it does not answer. */
@@ -34946,6 +35069,7 @@ async function detectDaemon(ctx) {
         installed,
         runtimes: running?.runtimes,
         defaultRuntime: running?.defaultRuntime,
+        snap: await exists('/snap/bin/docker'),
         ...offline
     };
 }
@@ -35304,6 +35428,11 @@ function engineMatches(facts, wanted, source, pin) {
 }
 /** Whether packages change: a missing engine (unless install-docker is false), or one that differs. */
 function installDecision(facts, inputs, wanted) {
+    if (facts.snap) {
+        if (inputs.installDocker !== 'false')
+            throw new errors/* HostError */.dh(SNAP_ENGINE);
+        return { install: false };
+    }
     if (!facts.dockerd) {
         if (inputs.installDocker === 'false') {
             throw new errors/* HostError */.dh('Docker Engine is not installed (no dockerd) and install-docker is false: set install-docker to auto or true, or install Docker first.');
@@ -35387,7 +35516,7 @@ function installActions(facts, inputs, wanted, dockerAptUrl) {
 const CLIENT_HINT = 'install the docker client (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli)';
 /** An engine without a `docker` client (docker.io installed without its recommends): the client's package. */
 function clientActions(facts, inputs) {
-    if (facts.dockerd === undefined || facts.client)
+    if (facts.dockerd === undefined || facts.client || facts.snap)
         return [];
     if (inputs.installDocker === 'false') {
         throw new errors/* HostError */.dh(`dockerd is installed but there is no docker client, and install-docker is false: ${CLIENT_HINT}.`);
@@ -35406,10 +35535,15 @@ function clientActions(facts, inputs) {
 /** A running, enabled engine and the users in its group. */
 function serviceActions(facts, install, users) {
     const actions = [];
-    if (install || facts.serverVersion === undefined)
-        actions.push({ kind: 'start' });
-    if (facts.manager === 'systemd' && facts.enabled !== true)
-        actions.push({ kind: 'enable' });
+    if (facts.snap && facts.serverVersion === undefined) {
+        throw new errors/* HostError */.dh('Docker from the snap does not answer: start it (sudo snap start docker) and run again; this action starts only the engines it installs from apt.');
+    }
+    else if (!facts.snap) {
+        if (install || facts.serverVersion === undefined)
+            actions.push({ kind: 'start' });
+        if (facts.manager === 'systemd' && facts.enabled !== true)
+            actions.push({ kind: 'enable' });
+    }
     if (facts.dockerGroup === undefined && !install)
         actions.push({ kind: 'create-group' });
     const members = new Set(facts.dockerGroup ?? []);
@@ -35420,11 +35554,14 @@ function serviceActions(facts, install, users) {
 }
 /** What detection found, in one line. */
 function plan_describeFound(facts) {
+    if (facts.snap)
+        return `Docker from a snap, ${facts.serverVersion ? `${facts.serverVersion} running` : 'not running'}`;
     return facts.dockerd
         ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : facts.client ? 'not running' : 'no docker client'}, service: ${facts.manager}`
         : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`;
 }
-const SNAP_WARNING = 'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.';
+/** A snap's engine and one from apt would fight over /var/run/docker.sock: never both. */
+const SNAP_ENGINE = "Docker is installed as a snap (/snap/bin/docker). Installing Docker from apt beside it would leave two engines fighting over /var/run/docker.sock, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. Either remove the snap (sudo snap remove docker) and run again, or set install-docker: false (and gpu-runtime: none) to use the snap's engine as it is: it reads /var/snap/docker/current/config/daemon.json, which this action does not write.";
 /**
  * Plans the engine phase from facts (pure). An engine that is already right plans no action.
  * Throws HostError for states the action will not change on its own.
@@ -35443,11 +35580,24 @@ function planEngine(facts, inputs, dockerAptUrl, users) {
         actions,
         steps: actions.map(a => ({ description: plan_describe(a) })),
         packagesChange: install,
-        warnings: [...(facts.snap ? [SNAP_WARNING] : []), ...(warning ? [warning] : [])]
+        warnings: warning ? [warning] : []
     };
 }
+/**
+ * Does the daemon that answers run the engine the packages installed? Compares versions without
+ * packaging suffixes (`20.10.24+dfsg1` is docker.io's `20.10.24+dfsg1-1+deb12u1`, `27.3.1` is
+ * docker-ce's `5:27.3.1-1~ubuntu.24.04~noble`).
+ */
+function serverMatchesPackage(server, packageVersion) {
+    const core = (v) => upstreamVersion(v).replace(/[+~].*$/, '');
+    return core(server) === core(packageVersion);
+}
+/** The installed engine package's version (docker-ce, else docker.io). */
+function engineVersion(installed) {
+    return installed.get('docker-ce') ?? installed.get('docker.io');
+}
 function describeInstalled(facts) {
-    return facts.installed.get('docker-ce') ?? facts.installed.get('docker.io') ?? 'installed';
+    return engineVersion(facts.installed) ?? 'installed';
 }
 /** Which source the installed engine came from. */
 function engineSource(facts) {
@@ -35539,12 +35689,39 @@ const DESTRUCTIVE = new Set([
     'install',
     'install-debs'
 ]);
-/** Starts Docker unless it already answers (a package script may have started it). */
-async function ensureStarted(ctx) {
-    if ((await probeDaemon(ctx.runner)) !== undefined)
-        return;
+/**
+ * Why the daemon that answers is not the engine just installed, or undefined when it is: package
+ * scripts may leave the old dockerd serving (Ubuntu's docker.io upgrades with
+ * --no-stop-on-upgrade; a policy-rc.d can forbid restarts), and a rebuild keeps the version.
+ */
+async function staleDaemon(ctx, server) {
+    const pid = await runningDockerdPid(ctx.runner);
+    const exe = pid === undefined ? undefined : await dockerdBinary(ctx.runner, pid);
+    if (exe?.endsWith(' (deleted)')) {
+        return `dockerd (pid ${pid}) still runs the binary the package change replaced (${exe})`;
+    }
+    const installed = engineVersion(await installedPackages(ctx.runner, WATCHED_PACKAGES));
+    if (installed !== undefined && !serverMatchesPackage(server, installed)) {
+        return `the daemon that answers is Docker ${server}, the installed engine ${installed}`;
+    }
+    return undefined;
+}
+/**
+ * Starts Docker unless it already answers (a package script may have started it). After a package
+ * change, a daemon that is not the installed engine is restarted through the service manager.
+ */
+async function ensureStarted(ctx, packagesChanged) {
     const manager = await detectServiceManager(ctx.host.systemd);
-    await startDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    const server = await probeDaemon(ctx.runner);
+    if (server === undefined) {
+        await startDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+        return;
+    }
+    const stale = packagesChanged ? await staleDaemon(ctx, server) : undefined;
+    if (stale === undefined)
+        return;
+    lib_core/* info */.pq(`Restarting Docker: ${stale}.`);
+    await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
 }
 /** Adds users to the docker group (creating it if a package did not) and says when that takes effect. */
 async function addUsers(ctx, users) {
@@ -35561,7 +35738,7 @@ async function addUsers(ctx, users) {
     lib_core/* warning */.$e(`Added ${users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`);
 }
 /** Carries out one action; `installArgs` are the install action's packages with resolved pins. */
-async function applyAction(ctx, action, installArgs) {
+async function applyAction(ctx, action, installArgs, packagesChanged) {
     const { runner } = ctx;
     switch (action.kind) {
         case 'stop-own-dockerd':
@@ -35582,7 +35759,7 @@ async function applyAction(ctx, action, installArgs) {
         case 'hold':
             return aptMark(runner, 'hold', action.packages);
         case 'start':
-            return ensureStarted(ctx);
+            return ensureStarted(ctx, packagesChanged);
         case 'enable':
             return enableDocker(runner);
         case 'create-group':
@@ -35603,7 +35780,7 @@ async function applyEngine(p, ctx) {
         if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
             installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
         }
-        await applyAction(ctx, action, installArgs);
+        await applyAction(ctx, action, installArgs, p.packagesChange);
     }
 }
 /** Proves Docker answers after the changes; sets docker-version and docker-changed. */
@@ -36155,6 +36332,26 @@ const pushPhase = {
 
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/system/proc-net.ts
+/** The kernel's socket tables (/proc/net/tcp, /proc/net/tcp6), parsed (pure). */
+/** LISTEN sockets (state 0A) in /proc/net/tcp or /proc/net/tcp6 text. */
+function parseListeners(text) {
+    const out = [];
+    for (const line of text.split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        const local = cols[1];
+        if (cols[3] !== '0A' || local === undefined || !local.includes(':'))
+            continue;
+        const [address, port] = local.split(':');
+        out.push({ address, port: parseInt(port, 16) });
+    }
+    return out;
+}
+/** Is something listening on `port` (any local address)? Readable by any user, unlike `ss -p`. */
+function portListened(listeners, port) {
+    return listeners.some(l => l.port === port);
+}
+
 ;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
 /*
  Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
@@ -37407,16 +37604,22 @@ function containerSteps(facts, inputs, actions) {
     }
     return steps;
 }
+/** Why no local registry runs here, in the words of the inputs that decide it. */
+function notWantedReason(facts, inputs) {
+    const registry = inputs.registry.text;
+    if (inputs.startRegistry === 'false') {
+        return `not started here (registry ${registry} is managed elsewhere: start-registry is false)`;
+    }
+    if (!isThisHost(inputs.registry.host, facts.me)) {
+        return `not started here (registry ${registry} is not this host)`;
+    }
+    return `not started: nothing asks for one (no images to push, no auth, TLS or mirror; start-registry: true runs ${registry} anyway)`;
+}
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts, inputs) {
     const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
-    if (!facts.wanted) {
-        return {
-            ...base,
-            steps: [],
-            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-        };
-    }
+    if (!facts.wanted)
+        return { ...base, steps: [], found: notWantedReason(facts, inputs) };
     return {
         ...base,
         found: 'Docker is not running yet',
@@ -37461,6 +37664,7 @@ function planRegistry(facts, inputs) {
 
 
 
+
 /** `docker inspect` of a container by name; undefined when there is none. */
 async function inspectContainer(runner, name) {
     const r = await runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
@@ -37483,14 +37687,23 @@ async function imageId(runner, image) {
     });
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
 }
-/** Undefined when `bind:port` can be listened on; else what holds it (as `ss` names it). */
+/** Is a TCP socket listening on `port`, as the kernel's tables say (no privilege needed)? */
+async function listened(port) {
+    const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map(f => external_node_fs_namespaceObject.promises.readFile(f, 'utf8').catch(() => '')));
+    return tables.some(t => portListened(parseListeners(t), port));
+}
+/**
+ * Undefined when `bind:port` is free; else what holds it (as `ss` names it). A trial listen
+ * decides, except that a runner that is not root may not listen below 1024 at all: there the
+ * kernel's socket tables say whether anything does.
+ */
 async function portHolder(ctx, bind, port) {
-    const free = await new Promise(resolve => {
+    const trial = await new Promise(resolve => {
         const server = external_node_net_.createServer();
-        server.once('error', () => resolve(false));
-        server.listen({ host: bind, port, exclusive: true }, () => server.close(() => resolve(true)));
+        server.once('error', (e) => resolve(e.code === 'EACCES' ? 'no-privilege' : 'taken'));
+        server.listen({ host: bind, port, exclusive: true }, () => server.close(() => resolve('free')));
     });
-    if (free)
+    if (trial === 'free' || (trial === 'no-privilege' && !(await listened(port))))
         return undefined;
     const ss = await ctx.runner.run(['ss', '-ltnpH', `sport = :${port}`], {
         root: true,

@@ -80,8 +80,9 @@ function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
 export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
-  const registry = Object.freeze(parseRegistryInputs(raw, host))
-  const push = Object.freeze(parsePushInputs(raw, registry.registry))
+  const registryOwn = parseRegistryInputs(raw, host)
+  const push = Object.freeze(parsePushInputs(raw, registryOwn.registry))
+  const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
   const run = Object.freeze(parseRunInputs(raw))
   return Object.freeze({engine, daemon, registry, push, run})
 }

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {
+  aptLockHeld,
   closeDebSet,
   parseDebControl,
   parseDpkgQuery,
@@ -112,5 +113,46 @@ describe('closeDebSet', () => {
   it('accepts an alternative or a provided name', () => {
     const set = [deb('a', [['x', 'y']]), deb('z', [], ['y'])]
     expect(closeDebSet(['a'], set, new Set()).files.map(f => f.name)).toEqual(['a', 'z'])
+  })
+})
+
+describe('aptLockHeld', () => {
+  it.each([
+    [
+      'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/',
+      {lock: '/var/lib/apt/lists/lock', holder: 'process 4242 (apt-get)'}
+    ],
+    [
+      'E: Could not get lock /var/cache/apt/archives/lock. It is held by process 77 (unattended-upgr)',
+      {lock: '/var/cache/apt/archives/lock', holder: 'process 77 (unattended-upgr)'}
+    ],
+    [
+      'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 12\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?',
+      {lock: '/var/lib/dpkg/lock-frontend', holder: 'process 12'}
+    ],
+    [
+      'E: Could not get lock /var/lib/dpkg/lock - open (11: Resource temporarily unavailable)',
+      {lock: '/var/lib/dpkg/lock', holder: undefined}
+    ],
+    [
+      'E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?',
+      {lock: '/var/lib/dpkg/lock-frontend'}
+    ],
+    ['E: Unable to lock the download directory', {lock: '/var/cache/apt/archives/lock'}],
+    [
+      'dpkg: error: dpkg frontend lock was locked by another process with pid 901\nNote: removing the lock file is always wrong',
+      {lock: '/var/lib/dpkg/lock-frontend', holder: 'process 901'}
+    ],
+    [
+      'dpkg: error: dpkg status database is locked by another process',
+      {lock: '/var/lib/dpkg/lock', holder: undefined}
+    ]
+  ])('names the lock and its holder in %j', (output, held) => {
+    expect(aptLockHeld(output)).toEqual(held)
+  })
+
+  it('is undefined for failures that are not about a lock', () => {
+    expect(aptLockHeld('E: Unable to locate package docker-ce')).toBeUndefined()
+    expect(aptLockHeld('')).toBeUndefined()
   })
 })

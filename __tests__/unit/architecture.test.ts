@@ -29,7 +29,7 @@ const PURE = [
   /^phases\/registry\/(spec|htpasswd)\.ts$/,
   /^phases\/push\/(image-list|push-result)\.ts$/,
   /^docker\/.+\.ts$/,
-  /^system\/(apt-model|os-release)\.ts$/,
+  /^system\/(apt-model|os-release|proc-net)\.ts$/,
   /^input-fields\.ts$/
 ]
 const IMPURE = [

@@ -237,3 +237,20 @@ describe('toolkit repository and logs', () => {
     expect(errorLines('a\nb')).toBe('a\nb')
   })
 })
+
+describe('a snap docker', () => {
+  it('is left alone when nothing would change', () => {
+    expect(kinds(facts({snap: true}))).toEqual([])
+  })
+
+  it('refuses toolkit packages and daemon.json changes before any change, naming the snap file', () => {
+    expect(() =>
+      planDaemon(facts({snap: true, installed: new Map()}), inputs({'gpu-runtime': 'nvidia'}))
+    ).toThrow(
+      /^Docker is installed as a snap: its daemon reads \/var\/snap\/docker\/current\/config\/daemon.json, not \/etc\/docker\/daemon.json, .*This run would add NVIDIA.s container toolkit repository/
+    )
+    expect(() =>
+      planDaemon(facts({snap: true}), inputs({'daemon-config': '{"debug": true}'}))
+    ).toThrow(/This run would update \/etc\/docker\/daemon.json: \+ debug: true; restart Docker/)
+  })
+})

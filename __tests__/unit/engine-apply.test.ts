@@ -49,7 +49,7 @@ describe('engine apply (recorded argv)', () => {
       'docker-version 99.0.1 is not available for docker.io. Available: 20.10.24+dfsg1-1+deb12u1+b6'
     )
     expect(runner.lines()).toEqual([
-      'apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold update',
+      'apt-get -y -q -o DPkg::Lock::Timeout=10 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold update',
       'apt-cache madison docker.io'
     ])
   })
@@ -75,7 +75,7 @@ describe('engine apply (recorded argv)', () => {
     expect(runner.lines().some(l => l.includes('purge'))).toBe(false)
     expect(runner.calls.find(c => c.argv[0] === 'apt-get')?.options.env).toEqual({
       DEBIAN_FRONTEND: 'noninteractive',
-      NEEDRESTART_MODE: 'a'
+      NEEDRESTART_MODE: 'l'
     })
   })
 })

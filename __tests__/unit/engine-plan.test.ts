@@ -6,6 +6,7 @@ import {
   dockerUsers,
   groupMembers,
   planEngine,
+  serverMatchesPackage,
   staleDockerSources,
   type EngineFacts
 } from '../../src/phases/engine/plan.js'
@@ -237,8 +238,34 @@ describe('planEngine', () => {
     )
   })
 
-  it('warns about a snap docker', () => {
-    expect(planEngine(ready({snap: true}), inputs(), URL, ['runner']).warnings[0]).toContain('snap')
+  it.each(['auto', 'true'])(
+    'refuses to install beside a snap docker (install-docker: %s), before any change',
+    installDocker => {
+      const snap = bare({snap: true, client: true, serverVersion: '28.4.0'})
+      expect(() => planEngine(snap, inputs({'install-docker': installDocker}), URL, [])).toThrow(
+        /^Docker is installed as a snap \(\/snap\/bin\/docker\)\. .* Either remove the snap \(sudo snap remove docker\) and run again, or set install-docker: false/
+      )
+    }
+  )
+
+  it('uses a running snap docker as it is with install-docker: false, never starting or enabling units', () => {
+    const snap = bare({snap: true, client: true, serverVersion: '28.4.0', dockerGroup: ['runner']})
+    const plan = planEngine(snap, inputs({'install-docker': 'false'}), URL, ['runner'])
+    expect(plan.actions).toEqual([])
+    expect(plan.found).toBe('Docker from a snap, 28.4.0 running')
+    expect(() =>
+      planEngine({...snap, serverVersion: undefined}, inputs({'install-docker': 'false'}), URL, [])
+    ).toThrow('Docker from the snap does not answer: start it (sudo snap start docker)')
+  })
+
+  it.each([
+    ['20.10.24+dfsg1', '20.10.24+dfsg1-1+deb12u1+b6', true],
+    ['27.3.1', '5:27.3.1-1~ubuntu.24.04~noble', true],
+    ['20.10.24+dfsg1', '5:20.10.24-1~debian.12~bookworm', true],
+    ['26.1.5+dfsg1', '27.3.1-0ubuntu1~24.04.1', false],
+    ['20.10.24+dfsg1', '5:20.10.23-1~debian.12~bookworm', false]
+  ])('a daemon %s runs the package %s: %s', (server, pkg, same) => {
+    expect(serverMatchesPackage(server, pkg)).toBe(same)
   })
 
   it('enables the unit on systemd hosts and manages the docker group', () => {

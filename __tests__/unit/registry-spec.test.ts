@@ -31,6 +31,20 @@ describe('where the registry runs', () => {
     expect(isThisHost(inputs({registry}).registry.host, me)).toBe(expected)
   })
 
+  it.each([
+    ['the defaults alone (a GPU-only setup)', {}, false],
+    ['images to push', {images: 'app:1'}, true],
+    ['images that are only comments', {images: '# none yet'}, false],
+    ['a registry other than the default', {registry: 'localhost:5001'}, true],
+    ['this host by name', {registry: 'gpu-01:5000'}, true],
+    ['basic auth', {'registry-htpasswd': 'ci:secret'}, true],
+    ['TLS', {'registry-tls-cert': '/c.pem', 'registry-tls-key': '/k.pem'}, true],
+    ['a Docker Hub mirror', {'registry-mirror': 'true'}, true],
+    ['images, but a registry elsewhere', {registry: 'registry.example.com', images: 'a'}, false]
+  ])('start-registry: auto with %s: %s', (_what, raw, expected) => {
+    expect(wantsLocalRegistry(inputs(raw), me)).toBe(expected)
+  })
+
   it('start-registry forces either way', () => {
     expect(
       wantsLocalRegistry(inputs({registry: 'registry.example.com', 'start-registry': 'true'}), me)

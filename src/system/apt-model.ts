@@ -1,19 +1,64 @@
 /** apt and dpkg output parsing and argv building (pure). */
 
-/** Options every apt-get call gets: no prompts, wait for another apt's lock, keep the user's config files. */
+/**
+ * Options every apt-get call gets: no prompts, keep the user's config files, and a short wait of
+ * apt's own for dpkg's lock (the caller waits longer, saying who holds it: aptLockHeld).
+ */
 export const APT_OPTIONS = [
   '-y',
   '-q',
   '-o',
-  'DPkg::Lock::Timeout=300',
+  'DPkg::Lock::Timeout=10',
   '-o',
   'Dpkg::Options::=--force-confdef',
   '-o',
   'Dpkg::Options::=--force-confold'
 ]
 
-/** Environment of every apt-get call: no prompts, no restart questions. */
-export const APT_ENV = {DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'a'}
+/**
+ * Environment of every apt call: no prompts, and needrestart (Ubuntu's apt hook) only lists what
+ * would need a restart. Its automatic mode would restart services, the runner's own among them
+ * (its default exclusions do not cover actions.runner.*); Ubuntu 24.04 restarts by default.
+ */
+export const APT_ENV = {DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'l'}
+
+/** How long apt commands wait for the locks of apt and dpkg another process holds (at least dpkg's 300 s). */
+export const APT_LOCK_WAIT_S = 300
+
+/** A lock apt or dpkg refused to take, and who holds it, as their own messages say. */
+export interface AptLockHeld {
+  lock: string
+  /** e.g. "process 1234 (apt-get)"; undefined when the message does not say. */
+  holder?: string
+}
+
+const LOCK_MESSAGES: [RegExp, (m: RegExpExecArray) => AptLockHeld][] = [
+  // apt 1.9+: "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1234 (apt-get)"
+  [
+    /Could not get lock (\/\S*?)\.?(?:\s|$)(?:It is held by (process \d+(?: \([^)]*\))?))?/,
+    m => ({lock: m[1], holder: m[2]})
+  ],
+  [/Unable to acquire the dpkg frontend lock \((\S+)\)/, m => ({lock: m[1]})],
+  [/Unable to lock directory (\S+)/, m => ({lock: m[1]})],
+  [/Unable to lock the download directory/, () => ({lock: '/var/cache/apt/archives/lock'})],
+  // dpkg itself (apt-mark goes through it): "dpkg frontend lock was locked by another process with pid 1234"
+  [
+    /dpkg (frontend lock|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
+    m => ({
+      lock: m[1] === 'frontend lock' ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
+      holder: m[2] ? `process ${m[2]}` : undefined
+    })
+  ]
+]
+
+/** The lock an apt or dpkg failure was about, from its output; undefined for any other failure. */
+export function aptLockHeld(output: string): AptLockHeld | undefined {
+  for (const [re, read] of LOCK_MESSAGES) {
+    const m = re.exec(output)
+    if (m) return read(m)
+  }
+  return undefined
+}
 
 /** `dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n' names…` → installed package → version. */
 export function parseDpkgQuery(text: string): Map<string, string> {

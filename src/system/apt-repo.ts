@@ -1,4 +1,6 @@
+import {randomUUID} from 'node:crypto'
 import {promises as fs} from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import {downloadTool} from '@actions/tool-cache'
@@ -20,7 +22,12 @@ export async function fetchKey(source: string): Promise<Buffer> {
 async function readKey(source: string): Promise<Buffer> {
   if (source.startsWith('/')) return fs.readFile(source)
   if (source.startsWith('file://')) return fs.readFile(new URL(source))
-  const file = await downloadTool(source)
+  // An explicit destination: without one downloadTool needs RUNNER_TEMP, which a by-hand run
+  // (`sudo node dist/index.js`: sudo drops it) does not have.
+  const file = await downloadTool(
+    source,
+    path.join(os.tmpdir(), `docker-gpu-setup-key-${randomUUID()}`)
+  )
   try {
     return await fs.readFile(file)
   } finally {

@@ -1,10 +1,13 @@
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
-import type {CommandRunner} from '../exec/runner.js'
-import {HostError} from '../errors.js'
+import * as core from '@actions/core'
+import type {CommandResult, CommandRunner} from '../exec/runner.js'
+import {CommandError, HostError, tailLines} from '../errors.js'
 import {
   APT_ENV,
+  APT_LOCK_WAIT_S,
   APT_OPTIONS,
+  aptLockHeld,
   parseDebControl,
   parseDpkgQuery,
   parseMadison,
@@ -69,12 +72,42 @@ export async function availableVersions(runner: CommandRunner, name: string): Pr
 }
 
 /** Refreshes the package lists (apt-get update, as root). */
+/**
+ * Runs an apt or dpkg command as root, waiting while another process holds one of their locks:
+ * apt-daily, unattended-upgrades or cloud-init on a freshly booted host hold them for minutes, and
+ * only dpkg's own lock has a wait of apt's (lists and archives locks fail at once). Failures about
+ * a lock are retried until APT_LOCK_WAIT_S, saying who holds it; anything else fails at once.
+ */
+export async function aptRun(
+  runner: CommandRunner,
+  argv: readonly string[],
+  context: string
+): Promise<CommandResult> {
+  const end = Date.now() + APT_LOCK_WAIT_S * 1000
+  let told = ''
+  for (;;) {
+    const r = await runner.run(argv, {root: true, env: APT_ENV, allowFailure: true, context})
+    if (r.exitCode === 0) return r
+    const held = aptLockHeld(`${r.stderr}\n${r.stdout}`)
+    if (held === undefined) {
+      throw new CommandError(argv, r.exitCode, tailLines(r.stderr || r.stdout), context)
+    }
+    const who = held.holder ?? 'another process'
+    if (Date.now() > end) {
+      throw new HostError(
+        `${context}: ${held.lock} is still held by ${who} after ${APT_LOCK_WAIT_S} s (on a freshly booted host, apt-daily, unattended-upgrades or cloud-init). Wait for it to finish, then run again.`
+      )
+    }
+    const message = `Waiting for ${held.lock}, held by ${who} (another apt or dpkg run)`
+    if (message !== told) core.info(message)
+    told = message
+    await new Promise(resolve => setTimeout(resolve, 2000))
+  }
+}
+
+/** `apt-get update`, waiting for apt's locks. */
 export async function aptUpdate(runner: CommandRunner): Promise<void> {
-  await runner.run(['apt-get', ...APT_OPTIONS, 'update'], {
-    root: true,
-    env: APT_ENV,
-    context: 'Refreshing the package lists'
-  })
+  await aptRun(runner, ['apt-get', ...APT_OPTIONS, 'update'], 'Refreshing the package lists')
 }
 
 /** Installs packages (`name` or `name=version`, or paths of .deb files), never prompting. */
@@ -83,7 +116,8 @@ export async function aptInstall(
   packages: readonly string[],
   extra: readonly string[] = []
 ): Promise<void> {
-  await runner.run(
+  await aptRun(
+    runner,
     [
       'apt-get',
       ...APT_OPTIONS,
@@ -94,15 +128,16 @@ export async function aptInstall(
       '--allow-change-held-packages',
       ...packages
     ],
-    {root: true, env: APT_ENV, context: `Installing ${packages.join(' ')}`}
+    `Installing ${packages.join(' ')}`
   )
 }
 
 /** Removes packages; never purges (a purge of docker.io deletes /var/lib/docker). */
 export async function aptRemove(runner: CommandRunner, packages: readonly string[]): Promise<void> {
-  await runner.run(
+  await aptRun(
+    runner,
     ['apt-get', ...APT_OPTIONS, 'remove', '--allow-change-held-packages', ...packages],
-    {root: true, env: APT_ENV, context: `Removing ${packages.join(' ')}`}
+    `Removing ${packages.join(' ')}`
   )
 }
 
@@ -112,7 +147,7 @@ export async function aptMark(
   how: 'hold' | 'unhold',
   packages: readonly string[]
 ): Promise<void> {
-  await runner.run(['apt-mark', how, ...packages], {root: true})
+  await aptRun(runner, ['apt-mark', how, ...packages], `apt-mark ${how} ${packages.join(' ')}`)
 }
 
 /** Control fields of .deb files (dpkg-deb reads them; nothing is installed). */

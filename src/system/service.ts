@@ -17,8 +17,16 @@ const DOCKERD_PIDFILE = '/var/run/docker.pid'
  * `systemctl start` forever.
  */
 export const START_TIMEOUT_S = 120
-/** Where a packaged `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
-const CLIENT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+/** Where a `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
+const CLIENT_DIRS = [
+  '/usr/local/sbin',
+  '/usr/local/bin',
+  '/usr/sbin',
+  '/usr/bin',
+  '/sbin',
+  '/bin',
+  '/snap/bin'
+]
 
 /** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
 export async function findDockerClient(): Promise<string | undefined> {
@@ -191,6 +199,24 @@ async function spawnDockerd(runner: CommandRunner, tempDir: string): Promise<str
   return version
 }
 
+/** The pid of the running dockerd (its pid file), or undefined when none runs. */
+export async function runningDockerdPid(runner: CommandRunner): Promise<number | undefined> {
+  const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim())
+  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined
+}
+
+/**
+ * The running dockerd's binary as the kernel sees it (readlink /proc/PID/exe, as root): ends in
+ * " (deleted)" when a package replaced the file after the daemon started.
+ */
+export async function dockerdBinary(
+  runner: CommandRunner,
+  pid: number
+): Promise<string | undefined> {
+  const r = await runner.run(['readlink', `/proc/${pid}/exe`], {root: true, allowFailure: true})
+  return r.exitCode === 0 ? r.stdout.trim() : undefined
+}
+
 /** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
 export async function stopDockerd(runner: CommandRunner, pid: number): Promise<void> {
   await runner.run(['kill', '-TERM', String(pid)], {root: true, allowFailure: true})
@@ -211,7 +237,7 @@ export async function restartDocker(
   info: (m: string) => void
 ): Promise<string> {
   if (manager === 'systemd') return systemdDocker(runner, 'restart')
-  const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim())
-  if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) await stopDockerd(runner, pid)
+  const pid = await runningDockerdPid(runner)
+  if (pid !== undefined) await stopDockerd(runner, pid)
   return startDocker(runner, manager, tempDir, info)
 }

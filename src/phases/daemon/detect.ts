@@ -1,5 +1,6 @@
 import {installedPackages, readOfflineFolder} from '../../system/apt.js'
 import {exists, readFileMaybe} from '../../system/files.js'
+import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {PhaseContext} from '../pipeline.js'
 import {DaemonConfigParseError, parseDaemonConfig} from './daemon-config.js'
@@ -10,9 +11,9 @@ import {LEGACY_PACKAGES, TOOLKIT_PACKAGES} from './toolkit.js'
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 export async function detectGpu(runner: CommandRunner): Promise<GpuInfo | undefined> {
-  if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
-    return undefined
-  const r = await runner.run(['nvidia-smi'], {allowFailure: true, timeoutSeconds: 30})
+  const nvidiaSmi = await findNvidiaSmi()
+  if (nvidiaSmi === undefined) return undefined
+  const r = await runner.run([nvidiaSmi], {allowFailure: true, timeoutSeconds: 30})
   return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined
 }
 
@@ -74,6 +75,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     installed,
     runtimes: running?.runtimes,
     defaultRuntime: running?.defaultRuntime,
+    snap: await exists('/snap/bin/docker'),
     ...offline
   }
 }

@@ -35,6 +35,8 @@ export interface DaemonFacts {
   /** offline-debs contents and what is installed (offline toolkit installs). */
   debs: DebInfo[]
   provided: Set<string>
+  /** Docker is a snap: it reads its own daemon.json and brings its own GPU support. */
+  snap?: boolean
 }
 
 /** One change the daemon config phase makes, in the order it makes them. */
@@ -202,6 +204,11 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
   const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia)
   const actions = [...toolkit, ...config.actions]
+  if (facts.snap && actions.length > 0) {
+    throw new HostError(
+      `Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`
+    )
+  }
   return {
     found: describeFound(facts),
     actions,

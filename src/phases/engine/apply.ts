@@ -14,8 +14,11 @@ import {
 import {ensureAptRepo, fetchKey, isArmored} from '../../system/apt-repo.js'
 import {
   detectServiceManager,
+  dockerdBinary,
   enableDocker,
   probeDaemon,
+  restartDocker,
+  runningDockerdPid,
   startDocker,
   stopDockerd,
   waitForDaemon
@@ -28,6 +31,8 @@ import {
   WATCHED_PACKAGES,
   dockerSourceLine,
   engineSource,
+  engineVersion,
+  serverMatchesPackage,
   groupMembers,
   staleDockerSources,
   type EngineAction,
@@ -83,11 +88,39 @@ const DESTRUCTIVE = new Set<EngineAction['kind']>([
   'install-debs'
 ])
 
-/** Starts Docker unless it already answers (a package script may have started it). */
-async function ensureStarted(ctx: Ctx): Promise<void> {
-  if ((await probeDaemon(ctx.runner)) !== undefined) return
+/**
+ * Why the daemon that answers is not the engine just installed, or undefined when it is: package
+ * scripts may leave the old dockerd serving (Ubuntu's docker.io upgrades with
+ * --no-stop-on-upgrade; a policy-rc.d can forbid restarts), and a rebuild keeps the version.
+ */
+async function staleDaemon(ctx: Ctx, server: string): Promise<string | undefined> {
+  const pid = await runningDockerdPid(ctx.runner)
+  const exe = pid === undefined ? undefined : await dockerdBinary(ctx.runner, pid)
+  if (exe?.endsWith(' (deleted)')) {
+    return `dockerd (pid ${pid}) still runs the binary the package change replaced (${exe})`
+  }
+  const installed = engineVersion(await installedPackages(ctx.runner, WATCHED_PACKAGES))
+  if (installed !== undefined && !serverMatchesPackage(server, installed)) {
+    return `the daemon that answers is Docker ${server}, the installed engine ${installed}`
+  }
+  return undefined
+}
+
+/**
+ * Starts Docker unless it already answers (a package script may have started it). After a package
+ * change, a daemon that is not the installed engine is restarted through the service manager.
+ */
+async function ensureStarted(ctx: Ctx, packagesChanged: boolean): Promise<void> {
   const manager = await detectServiceManager(ctx.host.systemd)
-  await startDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
+  const server = await probeDaemon(ctx.runner)
+  if (server === undefined) {
+    await startDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
+    return
+  }
+  const stale = packagesChanged ? await staleDaemon(ctx, server) : undefined
+  if (stale === undefined) return
+  core.info(`Restarting Docker: ${stale}.`)
+  await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
 }
 
 /** Adds users to the docker group (creating it if a package did not) and says when that takes effect. */
@@ -111,7 +144,8 @@ async function addUsers(ctx: Ctx, users: readonly string[]): Promise<void> {
 async function applyAction(
   ctx: Ctx,
   action: EngineAction,
-  installArgs: string[] | undefined
+  installArgs: string[] | undefined,
+  packagesChanged: boolean
 ): Promise<void> {
   const {runner} = ctx
   switch (action.kind) {
@@ -133,7 +167,7 @@ async function applyAction(
     case 'hold':
       return aptMark(runner, 'hold', action.packages)
     case 'start':
-      return ensureStarted(ctx)
+      return ensureStarted(ctx, packagesChanged)
     case 'enable':
       return enableDocker(runner)
     case 'create-group':
@@ -155,7 +189,7 @@ export async function applyEngine(p: EnginePlan, ctx: Ctx): Promise<void> {
     if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
       installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
     }
-    await applyAction(ctx, action, installArgs)
+    await applyAction(ctx, action, installArgs, p.packagesChange)
   }
 }
 

@@ -8,6 +8,7 @@ import type {ServiceManager} from '../../system/service.js'
 import {
   closeDebSet,
   sourcesNaming,
+  upstreamVersion,
   versionMatchesPin,
   type DebInfo,
   type SourceFile
@@ -177,6 +178,10 @@ function installDecision(
   inputs: EngineInputs,
   wanted: readonly string[]
 ): {install: boolean; warning?: string} {
+  if (facts.snap) {
+    if (inputs.installDocker !== 'false') throw new HostError(SNAP_ENGINE)
+    return {install: false}
+  }
   if (!facts.dockerd) {
     if (inputs.installDocker === 'false') {
       throw new HostError(
@@ -292,7 +297,7 @@ const CLIENT_HINT =
 
 /** An engine without a `docker` client (docker.io installed without its recommends): the client's package. */
 function clientActions(facts: EngineFacts, inputs: EngineInputs): EngineAction[] {
-  if (facts.dockerd === undefined || facts.client) return []
+  if (facts.dockerd === undefined || facts.client || facts.snap) return []
   if (inputs.installDocker === 'false') {
     throw new HostError(
       `dockerd is installed but there is no docker client, and install-docker is false: ${CLIENT_HINT}.`
@@ -319,8 +324,14 @@ function serviceActions(
   users: readonly string[]
 ): EngineAction[] {
   const actions: EngineAction[] = []
-  if (install || facts.serverVersion === undefined) actions.push({kind: 'start'})
-  if (facts.manager === 'systemd' && facts.enabled !== true) actions.push({kind: 'enable'})
+  if (facts.snap && facts.serverVersion === undefined) {
+    throw new HostError(
+      'Docker from the snap does not answer: start it (sudo snap start docker) and run again; this action starts only the engines it installs from apt.'
+    )
+  } else if (!facts.snap) {
+    if (install || facts.serverVersion === undefined) actions.push({kind: 'start'})
+    if (facts.manager === 'systemd' && facts.enabled !== true) actions.push({kind: 'enable'})
+  }
   if (facts.dockerGroup === undefined && !install) actions.push({kind: 'create-group'})
   const members = new Set(facts.dockerGroup ?? [])
   const missingUsers = users.filter(u => !members.has(u))
@@ -330,13 +341,16 @@ function serviceActions(
 
 /** What detection found, in one line. */
 function describeFound(facts: EngineFacts): string {
+  if (facts.snap)
+    return `Docker from a snap, ${facts.serverVersion ? `${facts.serverVersion} running` : 'not running'}`
   return facts.dockerd
     ? `Docker ${facts.serverVersion ?? describeInstalled(facts)} (${engineSource(facts)}), ${facts.serverVersion ? 'running' : facts.client ? 'not running' : 'no docker client'}, service: ${facts.manager}`
     : `no Docker Engine (dockerd missing)${facts.installed.size ? `; packages: ${[...facts.installed.keys()].join(', ')}` : ''}`
 }
 
-const SNAP_WARNING =
-  'Docker is installed as a snap: the NVIDIA container runtime does not work with it. Remove it (sudo snap remove docker) and let this action install Docker from apt.'
+/** A snap's engine and one from apt would fight over /var/run/docker.sock: never both. */
+const SNAP_ENGINE =
+  "Docker is installed as a snap (/snap/bin/docker). Installing Docker from apt beside it would leave two engines fighting over /var/run/docker.sock, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. Either remove the snap (sudo snap remove docker) and run again, or set install-docker: false (and gpu-runtime: none) to use the snap's engine as it is: it reads /var/snap/docker/current/config/daemon.json, which this action does not write."
 
 /**
  * Plans the engine phase from facts (pure). An engine that is already right plans no action.
@@ -361,12 +375,27 @@ export function planEngine(
     actions,
     steps: actions.map(a => ({description: describe(a)})),
     packagesChange: install,
-    warnings: [...(facts.snap ? [SNAP_WARNING] : []), ...(warning ? [warning] : [])]
+    warnings: warning ? [warning] : []
   }
 }
 
+/**
+ * Does the daemon that answers run the engine the packages installed? Compares versions without
+ * packaging suffixes (`20.10.24+dfsg1` is docker.io's `20.10.24+dfsg1-1+deb12u1`, `27.3.1` is
+ * docker-ce's `5:27.3.1-1~ubuntu.24.04~noble`).
+ */
+export function serverMatchesPackage(server: string, packageVersion: string): boolean {
+  const core = (v: string) => upstreamVersion(v).replace(/[+~].*$/, '')
+  return core(server) === core(packageVersion)
+}
+
+/** The installed engine package's version (docker-ce, else docker.io). */
+export function engineVersion(installed: ReadonlyMap<string, string>): string | undefined {
+  return installed.get('docker-ce') ?? installed.get('docker.io')
+}
+
 function describeInstalled(facts: EngineFacts): string {
-  return facts.installed.get('docker-ce') ?? facts.installed.get('docker.io') ?? 'installed'
+  return engineVersion(facts.installed) ?? 'installed'
 }
 
 /** Which source the installed engine came from. */

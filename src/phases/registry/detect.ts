@@ -2,6 +2,7 @@ import {promises as fs} from 'node:fs'
 import * as net from 'node:net'
 import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
+import {parseListeners, portListened} from '../../system/proc-net.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
 import {htpasswdMatches} from './htpasswd.js'
@@ -56,14 +57,28 @@ export async function imageId(runner: CommandRunner, image: string): Promise<str
   return r.exitCode === 0 ? r.stdout.trim() : undefined
 }
 
-/** Undefined when `bind:port` can be listened on; else what holds it (as `ss` names it). */
+/** Is a TCP socket listening on `port`, as the kernel's tables say (no privilege needed)? */
+async function listened(port: number): Promise<boolean> {
+  const tables = await Promise.all(
+    ['/proc/net/tcp', '/proc/net/tcp6'].map(f => fs.readFile(f, 'utf8').catch(() => ''))
+  )
+  return tables.some(t => portListened(parseListeners(t), port))
+}
+
+/**
+ * Undefined when `bind:port` is free; else what holds it (as `ss` names it). A trial listen
+ * decides, except that a runner that is not root may not listen below 1024 at all: there the
+ * kernel's socket tables say whether anything does.
+ */
 async function portHolder(ctx: Ctx, bind: string, port: number): Promise<string | undefined> {
-  const free = await new Promise<boolean>(resolve => {
+  const trial = await new Promise<'free' | 'taken' | 'no-privilege'>(resolve => {
     const server = net.createServer()
-    server.once('error', () => resolve(false))
-    server.listen({host: bind, port, exclusive: true}, () => server.close(() => resolve(true)))
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      resolve(e.code === 'EACCES' ? 'no-privilege' : 'taken')
+    )
+    server.listen({host: bind, port, exclusive: true}, () => server.close(() => resolve('free')))
   })
-  if (free) return undefined
+  if (trial === 'free' || (trial === 'no-privilege' && !(await listened(port)))) return undefined
   const ss = await ctx.runner.run(['ss', '-ltnpH', `sport = :${port}`], {
     root: true,
     allowFailure: true

@@ -61,6 +61,8 @@ export interface RegistryInputs {
   registryMirror: false | string
   registryMirrorPort: number
   insecureRegistry: Tristate
+  /** `images` names something to push (from the push phase's inputs): a reason to run a registry. */
+  pushesImages: boolean
 }
 
 /** What the registry phase reads: its inputs and the air-gapped folder (nothing is pulled then). */
@@ -153,7 +155,10 @@ function mirrorPort(raw: Raw, registry: RegistryAddress, cache: false | string):
 }
 
 /** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
-export function parseRegistryInputs(raw: Raw, host: InputHost): RegistryInputs {
+export function parseRegistryInputs(
+  raw: Raw,
+  host: InputHost
+): Omit<RegistryInputs, 'pushesImages'> {
   const registry = address(raw)
   const startRegistry = tristate(raw, 'start-registry')
   const registryImage =

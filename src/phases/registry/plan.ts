@@ -7,6 +7,7 @@ import {
   AUTH_FILE,
   containerAction,
   insecureRegistry,
+  isThisHost,
   mirrorSpec,
   registryBind,
   registryPort,
@@ -127,16 +128,22 @@ function containerSteps(
   return steps
 }
 
+/** Why no local registry runs here, in the words of the inputs that decide it. */
+function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings): string {
+  const registry = inputs.registry.text
+  if (inputs.startRegistry === 'false') {
+    return `not started here (registry ${registry} is managed elsewhere: start-registry is false)`
+  }
+  if (!isThisHost(inputs.registry.host, facts.me)) {
+    return `not started here (registry ${registry} is not this host)`
+  }
+  return `not started: nothing asks for one (no images to push, no auth, TLS or mirror; start-registry: true runs ${registry} anyway)`
+}
+
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
   const base = {facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: []}
-  if (!facts.wanted) {
-    return {
-      ...base,
-      steps: [],
-      found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-    }
-  }
+  if (!facts.wanted) return {...base, steps: [], found: notWantedReason(facts, inputs)}
   return {
     ...base,
     found: 'Docker is not running yet',

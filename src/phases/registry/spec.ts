@@ -9,7 +9,7 @@ import {canonical, type Fragment} from '../../docker/daemon-fragment.js'
 import {isLoopbackHost} from '../../docker/reference.js'
 import {HostError} from '../../errors.js'
 import type {HostIdentity} from '../../host.js'
-import type {RegistryInputs} from './inputs.js'
+import {REGISTRY_INPUTS, type RegistryInputs} from './inputs.js'
 
 /** The local registry's container name. */
 export const REGISTRY_CONTAINER = 'docker-gpu-setup-registry'
@@ -31,13 +31,32 @@ export function isThisHost(host: string, me: HostIdentity): boolean {
   )
 }
 
-/** Whether this run manages a local registry (start-registry, auto: when `registry` is this host). */
+/**
+ * Whether this run manages a local registry. start-registry true or false says so; auto runs one
+ * when `registry` is this host and something asks for one: images to push, a `registry` other
+ * than the default, auth, TLS or a mirror. A runner passes every input, defaults included, so
+ * "the user set registry" can only be seen as a value other than the default.
+ */
 export function wantsLocalRegistry(
-  inputs: Pick<RegistryInputs, 'startRegistry' | 'registry'>,
+  inputs: Pick<
+    RegistryInputs,
+    | 'startRegistry'
+    | 'registry'
+    | 'pushesImages'
+    | 'registryHtpasswd'
+    | 'registryTls'
+    | 'registryMirror'
+  >,
   me: HostIdentity
 ): boolean {
-  if (inputs.startRegistry === 'auto') return isThisHost(inputs.registry.host, me)
-  return inputs.startRegistry === 'true'
+  if (inputs.startRegistry !== 'auto') return inputs.startRegistry === 'true'
+  const asked =
+    inputs.pushesImages ||
+    inputs.registry.text !== REGISTRY_INPUTS.registry ||
+    inputs.registryHtpasswd.length > 0 ||
+    inputs.registryTls !== undefined ||
+    inputs.registryMirror !== false
+  return asked && isThisHost(inputs.registry.host, me)
 }
 
 /** Host port of the local registry: the one in `registry`, else the scheme's default. */
