@@ -34673,6 +34673,14 @@ async function systemdDocker(runner, verb) {
         root: true,
         allowFailure: true
     });
+    // dockerd -H fd:// takes its socket from docker.socket: a socket left stopped (a package swap
+    // whose scripts could not start it) makes every start fail with "no sockets found via socket
+    // activation". Starting an active socket changes nothing; a host without the unit just says so.
+    await runner.run(['systemctl', 'start', 'docker.socket'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
     const r = await runner.run(['systemctl', verb, 'docker.service'], {
         root: true,
         allowFailure: true,
@@ -34865,6 +34873,8 @@ function describe(a) {
             return `install the NVIDIA container toolkit${a.pin ? ` ${a.pin}` : ''} (${TOOLKIT_PACKAGES.join(', ')})`;
         case 'install-debs':
             return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
+        case 'hold':
+            return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
         case 'write-config':
             return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
         case 'restart':
@@ -34882,8 +34892,24 @@ function toolkitReady(installed, pin) {
 function wantsNvidia(facts, inputs) {
     return inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
 }
-/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+/**
+ * Holds on the toolkit: a pin holds all four packages at their version; after an install the holds
+ * the host had are put back. A ready, pinned toolkit that is not held gets its hold.
+ */
+function toolkitHolds(facts, inputs, installs) {
+    const pinned = inputs.nvidiaToolkitVersion !== undefined ? TOOLKIT_PACKAGES : [];
+    const wanted = installs
+        ? [...new Set([...pinned, ...TOOLKIT_PACKAGES.filter(n => facts.held.has(n))])]
+        : pinned.filter(n => !facts.held.has(n));
+    return wanted.length > 0 ? [{ kind: 'hold', packages: wanted }] : [];
+}
+/** The toolkit (installed, or held at its pin) when the NVIDIA runtime is wanted. */
 function toolkitActions(facts, inputs) {
+    const install = toolkitInstall(facts, inputs);
+    return [...install, ...toolkitHolds(facts, inputs, install.length > 0)];
+}
+/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+function toolkitInstall(facts, inputs) {
     const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
     if (toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) && legacy.length === 0)
         return [];
@@ -35046,12 +35072,13 @@ function parseFile(text) {
 async function detectDaemon(ctx) {
     const { runner, inputs } = ctx;
     const wantsGpu = inputs.gpuRuntime !== 'none';
-    const [text, gpu, installed, running] = await Promise.all([
+    const [text, gpu, installed, held, running] = await Promise.all([
         readFileMaybe(runner, DAEMON_JSON),
         wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
         wantsGpu
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
             : Promise.resolve(new Map()),
+        wantsGpu ? heldPackages(runner) : Promise.resolve(new Set()),
         daemonRuntimes(runner)
     ]);
     const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
@@ -35067,6 +35094,7 @@ async function detectDaemon(ctx) {
         ...parseFile(text),
         gpu,
         installed,
+        held,
         runtimes: running?.runtimes,
         defaultRuntime: running?.defaultRuntime,
         snap: await exists('/snap/bin/docker'),
@@ -35215,6 +35243,9 @@ async function applyDaemon(p, ctx) {
                 break;
             case 'install-debs':
                 await aptInstallOffline(ctx.runner, action.files, ctx.host.tempDir);
+                break;
+            case 'hold':
+                await aptMark(ctx.runner, 'hold', action.packages);
                 break;
             case 'write-config':
                 written = await writeConfig(ctx, action);
@@ -35397,7 +35428,7 @@ function plan_describe(action) {
         case 'install-debs':
             return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
         case 'hold':
-            return `hold ${action.packages.join(', ')} at the pinned version (apt-mark hold)`;
+            return `hold ${action.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
         case 'start':
             return 'start Docker';
         case 'enable':
@@ -35461,6 +35492,14 @@ function replaceActions(facts, remove, wanted) {
         replace.push({ kind: 'remove', packages: remove });
     return replace;
 }
+/**
+ * Holds after an install: the pinned packages, and the holds the host had on what was installed
+ * (an admin's hold lifted for the install is put back).
+ */
+function holdAfter(facts, wanted, pinned) {
+    const packages = [...new Set([...pinned, ...wanted.filter(n => facts.held.has(n))])];
+    return packages.length > 0 ? [{ kind: 'hold', packages }] : [];
+}
 /** Installing from offline-debs: the dependency closure within the folder, or what it lacks. */
 function offlineInstall(facts, inputs, wanted, remove) {
     const provided = new Set([...facts.provided].filter(n => !remove.includes(n)));
@@ -35470,7 +35509,8 @@ function offlineInstall(facts, inputs, wanted, remove) {
     }
     return [
         ...replaceActions(facts, remove, wanted),
-        { kind: 'install-debs', files: files.map(f => f.file) }
+        { kind: 'install-debs', files: files.map(f => f.file) },
+        ...holdAfter(facts, wanted, [])
     ];
 }
 /**
@@ -35499,8 +35539,7 @@ function aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl) {
         pinned,
         ...(source === 'distro' ? { ifAvailable: [DISTRO_CLIENT] } : {})
     });
-    if (pin !== undefined)
-        actions.push({ kind: 'hold', packages: pinned });
+    actions.push(...holdAfter(facts, wanted, pin !== undefined ? pinned : []));
     return actions;
 }
 /** Every action that changes packages: what goes, what comes, from where. */

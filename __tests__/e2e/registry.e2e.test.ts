@@ -12,7 +12,12 @@ const NAME = 'docker-gpu-setup-registry'
 const MIRROR = 'docker-gpu-setup-mirror'
 const data = '/srv/dgs-registry'
 const docker = 'DOCKER_CONFIG=/root/dgs-docker-config docker'
-const base = {'docker-source': 'distro', 'gpu-runtime': 'none', 'registry-data': data}
+const base = {
+  'docker-source': 'distro',
+  'gpu-runtime': 'none',
+  'registry-data': data,
+  'start-registry': 'true'
+}
 let box: Box
 
 function container(name = NAME): {id: string; startedAt: string; running: boolean} | undefined {

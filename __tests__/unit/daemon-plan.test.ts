@@ -38,6 +38,7 @@ function facts(o: Partial<DaemonFacts> = {}): DaemonFacts {
     config,
     gpu: GPU,
     installed: TOOLKIT,
+    held: new Set(),
     runtimes: ['nvidia', 'runc'],
     defaultRuntime: 'nvidia',
     debs: [],
@@ -91,6 +92,7 @@ describe('planDaemon', () => {
       'nvidia-repo',
       'apt-update',
       'install-toolkit',
+      'hold',
       'write-config',
       'restart'
     ])
@@ -116,8 +118,36 @@ describe('planDaemon', () => {
     expect(kinds(facts(), {'nvidia-toolkit-version': '1.17.7-1'})).toEqual([
       'nvidia-repo',
       'apt-update',
-      'install-toolkit'
+      'install-toolkit',
+      'hold'
     ])
+  })
+
+  it.each([
+    ['a pin installs and holds all four', {}, {'nvidia-toolkit-version': '1.17.7-1'}, 4],
+    [
+      'an admin hold lifted for an install is put back',
+      {held: new Set(['libnvidia-container1']), installed: new Map()},
+      {},
+      1
+    ],
+    [
+      'a ready pinned toolkit without its hold gets it',
+      {},
+      {'nvidia-toolkit-version': '1.17.8-1'},
+      4
+    ],
+    [
+      'a ready pinned, held toolkit plans nothing',
+      {held: new Set(TOOLKIT.keys())},
+      {'nvidia-toolkit-version': '1.17.8-1'},
+      0
+    ],
+    ['no pin, nothing installed anew: no hold', {}, {}, 0]
+  ] as const)('holds: %s', (_what, f, raw, count) => {
+    const plan = planDaemon(facts(f as Partial<DaemonFacts>), inputs(raw))
+    const hold = plan.actions.find(a => a.kind === 'hold')
+    expect(hold?.kind === 'hold' ? hold.packages.length : 0).toBe(count)
   })
 
   it('installs the toolkit from offline-debs, naming what the folder lacks', () => {

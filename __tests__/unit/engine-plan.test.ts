@@ -258,6 +258,30 @@ describe('planEngine', () => {
     ).toThrow('Docker from the snap does not answer: start it (sudo snap start docker)')
   })
 
+  it("puts back an admin's hold it lifted for an install", () => {
+    const host = ready({
+      held: new Set(['docker.io', 'runc']),
+      candidates: new Map([['docker.io', '20.10.25']])
+    })
+    const plan = planEngine(
+      host,
+      inputs({'install-docker': 'true', 'docker-source': 'distro'}),
+      URL,
+      ['runner']
+    )
+    expect(plan.actions.map(a => a.kind)).toEqual([
+      'apt-update',
+      'unhold',
+      'install',
+      'hold',
+      'start'
+    ])
+    expect(plan.actions.find(a => a.kind === 'hold')).toEqual({
+      kind: 'hold',
+      packages: ['docker.io']
+    })
+  })
+
   it.each([
     ['20.10.24+dfsg1', '20.10.24+dfsg1-1+deb12u1+b6', true],
     ['27.3.1', '5:27.3.1-1~ubuntu.24.04~noble', true],

@@ -39,6 +39,7 @@ const daemonFacts: DaemonFacts = {
   config: {'log-driver': 'local'},
   gpu: {driverVersion: '550.54.15', cudaVersion: '12.4', gpus: [{index: 0, name: 'NVIDIA H100'}]},
   installed: new Map([['nvidia-docker2', '2.13.0-1']]),
+  held: new Set(['libnvidia-container1']),
   runtimes: ['runc'],
   defaultRuntime: 'runc',
   debs: [],

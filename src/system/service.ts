@@ -134,6 +134,14 @@ async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): 
     root: true,
     allowFailure: true
   })
+  // dockerd -H fd:// takes its socket from docker.socket: a socket left stopped (a package swap
+  // whose scripts could not start it) makes every start fail with "no sockets found via socket
+  // activation". Starting an active socket changes nothing; a host without the unit just says so.
+  await runner.run(['systemctl', 'start', 'docker.socket'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: 30
+  })
   const r = await runner.run(['systemctl', verb, 'docker.service'], {
     root: true,
     allowFailure: true,

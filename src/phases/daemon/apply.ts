@@ -3,6 +3,7 @@ import {HostError, tailLines} from '../../errors.js'
 import {
   aptInstall,
   aptInstallOffline,
+  aptMark,
   aptRemove,
   aptUpdate,
   resolvePinned
@@ -191,6 +192,9 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
         break
       case 'install-debs':
         await aptInstallOffline(ctx.runner, action.files, ctx.host.tempDir)
+        break
+      case 'hold':
+        await aptMark(ctx.runner, 'hold', action.packages)
         break
       case 'write-config':
         written = await writeConfig(ctx, action)

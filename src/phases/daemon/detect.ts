@@ -1,4 +1,4 @@
-import {installedPackages, readOfflineFolder} from '../../system/apt.js'
+import {heldPackages, installedPackages, readOfflineFolder} from '../../system/apt.js'
 import {exists, readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import type {CommandRunner} from '../../exec/runner.js'
@@ -52,12 +52,13 @@ function parseFile(text: string | undefined): Pick<DaemonFacts, 'config' | 'pars
 export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<DaemonFacts> {
   const {runner, inputs} = ctx
   const wantsGpu = inputs.gpuRuntime !== 'none'
-  const [text, gpu, installed, running] = await Promise.all([
+  const [text, gpu, installed, held, running] = await Promise.all([
     readFileMaybe(runner, DAEMON_JSON),
     wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
     wantsGpu
       ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
       : Promise.resolve(new Map<string, string>()),
+    wantsGpu ? heldPackages(runner) : Promise.resolve(new Set<string>()),
     daemonRuntimes(runner)
   ])
   const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
@@ -73,6 +74,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     ...parseFile(text),
     gpu,
     installed,
+    held,
     runtimes: running?.runtimes,
     defaultRuntime: running?.defaultRuntime,
     snap: await exists('/snap/bin/docker'),

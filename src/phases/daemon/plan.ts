@@ -29,6 +29,8 @@ export interface DaemonFacts {
   gpu?: GpuInfo
   /** Installed versions of the toolkit and legacy packages. */
   installed: Map<string, string>
+  /** Packages apt holds (apt-mark showhold); read when the runtime is wanted. */
+  held: Set<string>
   /** Runtimes the running daemon lists, and its default; undefined when it is not running. */
   runtimes?: string[]
   defaultRuntime?: string
@@ -46,6 +48,7 @@ export type DaemonAction =
   | {kind: 'remove-legacy'; packages: string[]}
   | {kind: 'install-toolkit'; pin?: string}
   | {kind: 'install-debs'; files: string[]}
+  | {kind: 'hold'; packages: string[]}
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
   | {kind: 'restart'; reason: string}
 
@@ -69,6 +72,8 @@ function describe(a: DaemonAction): string {
       return `install the NVIDIA container toolkit${a.pin ? ` ${a.pin}` : ''} (${TOOLKIT_PACKAGES.join(', ')})`
     case 'install-debs':
       return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`
+    case 'hold':
+      return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
     case 'write-config':
       return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`
     case 'restart':
@@ -89,8 +94,30 @@ function wantsNvidia(facts: DaemonFacts, inputs: DaemonSettings): boolean {
   return inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined)
 }
 
-/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+/**
+ * Holds on the toolkit: a pin holds all four packages at their version; after an install the holds
+ * the host had are put back. A ready, pinned toolkit that is not held gets its hold.
+ */
+function toolkitHolds(
+  facts: DaemonFacts,
+  inputs: DaemonSettings,
+  installs: boolean
+): DaemonAction[] {
+  const pinned = inputs.nvidiaToolkitVersion !== undefined ? TOOLKIT_PACKAGES : []
+  const wanted = installs
+    ? [...new Set([...pinned, ...TOOLKIT_PACKAGES.filter(n => facts.held.has(n))])]
+    : pinned.filter(n => !facts.held.has(n))
+  return wanted.length > 0 ? [{kind: 'hold', packages: wanted}] : []
+}
+
+/** The toolkit (installed, or held at its pin) when the NVIDIA runtime is wanted. */
 function toolkitActions(facts: DaemonFacts, inputs: DaemonSettings): DaemonAction[] {
+  const install = toolkitInstall(facts, inputs)
+  return [...install, ...toolkitHolds(facts, inputs, install.length > 0)]
+}
+
+/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+function toolkitInstall(facts: DaemonFacts, inputs: DaemonSettings): DaemonAction[] {
   const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n))
   if (toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) && legacy.length === 0) return []
   const removeLegacy: DaemonAction[] =

@@ -138,7 +138,7 @@ export function describe(action: EngineAction): string {
     case 'install-debs':
       return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`
     case 'hold':
-      return `hold ${action.packages.join(', ')} at the pinned version (apt-mark hold)`
+      return `hold ${action.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
     case 'start':
       return 'start Docker'
     case 'enable':
@@ -215,6 +215,19 @@ function replaceActions(facts: EngineFacts, remove: string[], wanted: string[]):
   return replace
 }
 
+/**
+ * Holds after an install: the pinned packages, and the holds the host had on what was installed
+ * (an admin's hold lifted for the install is put back).
+ */
+function holdAfter(
+  facts: EngineFacts,
+  wanted: readonly string[],
+  pinned: readonly string[]
+): EngineAction[] {
+  const packages = [...new Set([...pinned, ...wanted.filter(n => facts.held.has(n))])]
+  return packages.length > 0 ? [{kind: 'hold', packages}] : []
+}
+
 /** Installing from offline-debs: the dependency closure within the folder, or what it lacks. */
 function offlineInstall(
   facts: EngineFacts,
@@ -231,7 +244,8 @@ function offlineInstall(
   }
   return [
     ...replaceActions(facts, remove, wanted),
-    {kind: 'install-debs', files: files.map(f => f.file)}
+    {kind: 'install-debs', files: files.map(f => f.file)},
+    ...holdAfter(facts, wanted, [])
   ]
 }
 
@@ -270,7 +284,7 @@ function aptInstallActions(
     pinned,
     ...(source === 'distro' ? {ifAvailable: [DISTRO_CLIENT]} : {})
   })
-  if (pin !== undefined) actions.push({kind: 'hold', packages: pinned})
+  actions.push(...holdAfter(facts, wanted, pin !== undefined ? pinned : []))
   return actions
 }
 
