@@ -145,7 +145,7 @@ describe('planDaemon', () => {
     ],
     ['no pin, nothing installed anew: no hold', {}, {}, 0]
   ] as const)('holds: %s', (_what, f, raw, count) => {
-    const plan = planDaemon(facts(f as Partial<DaemonFacts>), inputs(raw))
+    const plan = planDaemon(facts(f), inputs(raw))
     const hold = plan.actions.find(a => a.kind === 'hold')
     expect(hold?.kind === 'hold' ? hold.packages.length : 0).toBe(count)
   })
