@@ -32582,6 +32582,22 @@ function parsePolicy(text) {
     }
     return out;
 }
+/** `apt-get -s install …` → the packages apt would remove (its `Remv NAME [VERSION]` lines). */
+function parseSimulatedRemovals(text) {
+    return [...text.matchAll(/^Remv (\S+)/gm)].map(m => m[1]);
+}
+/** `apt-cache show --no-all-versions name` → its Recommends, the first of each set of alternatives. */
+function parseRecommends(text) {
+    const field = /^Recommends:\s*(.*(?:\n\s+.*)*)/m.exec(text)?.[1] ?? '';
+    return field
+        .split(',')
+        .map(dep => dep
+        .split('|')[0]
+        .trim()
+        .replace(/\s*\(.*\)$/, '')
+        .replace(/:any$/, ''))
+        .filter(Boolean);
+}
 /** `apt-cache madison name` → versions, newest first as apt lists them. */
 function parseMadison(text) {
     const out = [];
@@ -32683,17 +32699,53 @@ function closeDebSet(wanted, debs, installed) {
     }
     return { files: [...chosen.values()], missing: [...missing].sort() };
 }
-/**
- * Source files with an active (not commented) line naming one of `needles` or the repository
- * `url` (scheme and trailing slash aside): duplicates of a repository this action configures.
- */
-function sourcesNaming(files, url, needles) {
+/** The system's main source file: never renamed, only edited. */
+const MAIN_SOURCES = '/etc/apt/sources.list';
+/** Does this text (a one-line entry or a deb822 URIs field) name the repository? */
+function namesRepo(text, url, needles) {
     const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+    return [...needles, bare].some(n => text.includes(n));
+}
+/** One-line format: matching active entries commented out. */
+function fixOneLine(file, url, needles) {
+    const lines = file.content.split('\n');
+    const active = (l) => /^\s*deb(-src)?\s/.test(l);
+    const hit = (l) => active(l) && namesRepo(l, url, needles);
+    const hits = lines.filter(hit).length;
+    if (hits === 0)
+        return undefined;
+    if (file.path !== MAIN_SOURCES && lines.every(l => !active(l) || hit(l))) {
+        return { path: file.path, how: 'rename' };
+    }
+    const content = lines.map(l => (hit(l) ? `# disabled by docker-gpu-setup: ${l}` : l)).join('\n');
+    return { path: file.path, how: 'rewrite', content, entries: hits };
+}
+/** deb822 format: matching enabled stanzas get `Enabled: no`. */
+function fixDeb822(file, url, needles) {
+    const stanzas = file.content.split(/\n\s*\n/);
+    const enabled = (st) => !/^Enabled:\s*no\s*$/im.test(st) && /^URIs:/im.test(st);
+    const hit = (st) => enabled(st) && st.split('\n').some(l => /^URIs:/i.test(l) && namesRepo(l, url, needles));
+    const hits = stanzas.filter(hit).length;
+    if (hits === 0)
+        return undefined;
+    if (stanzas.every(st => !enabled(st) || hit(st)))
+        return { path: file.path, how: 'rename' };
+    const content = stanzas
+        .map(st => hit(st) ? `${st.replace(/\n+$/, '')}\nEnabled: no${st.endsWith('\n') ? '\n' : ''}` : st)
+        .join('\n\n');
+    return { path: file.path, how: 'rewrite', content, entries: hits };
+}
+/**
+ * How to set aside the entries of `files` that name the repository `url` (or one of `needles`)
+ * without disturbing anything else: a file holding only such entries is renamed; in a file that
+ * holds other repositories too (and always in /etc/apt/sources.list) only those entries are
+ * disabled. With another `signed-by` they make `apt-get update` fail ("Conflicting values set for
+ * option Signed-By"); with the same one they are duplicates.
+ */
+function staleSourceFixes(files, url, needles) {
     return files
-        .filter(f => f.content
-        .split('\n')
-        .some(l => !l.trim().startsWith('#') && [...needles, bare].some(n => l.includes(n))))
-        .map(f => f.path);
+        .map(f => f.path.endsWith('.sources') ? fixDeb822(f, url, needles) : fixOneLine(f, url, needles))
+        .filter((f) => f !== undefined);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/toolkit.ts
@@ -32719,11 +32771,18 @@ function nvidiaKeyring(armored) {
 function nvidiaSourceLine(url, keyring) {
     return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`;
 }
-/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
+/**
+ * Old nvidia-docker / libnvidia-container sources other than ours, and how each is set aside:
+ * files by their old names go whole, entries naming the repository elsewhere are disabled.
+ */
 function staleNvidiaSources(files, url) {
     const others = files.filter(f => f.path !== NVIDIA_LIST);
-    const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']));
-    return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path);
+    const byName = others.filter(f => OLD_LIST_NAME.test(f.path) && f.path.startsWith('/etc/apt/sources.list.d/'));
+    const rest = others.filter(f => !byName.includes(f));
+    return [
+        ...byName.map(f => ({ path: f.path, how: 'rename' })),
+        ...staleSourceFixes(rest, url, ['nvidia.github.io'])
+    ];
 }
 /** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
 function nvidiaFragment(inputs) {
@@ -33606,15 +33665,34 @@ async function readDebs(runner, files) {
  * any host whose cache does not already hold them; the empty source list keeps apt off the network.
  */
 async function aptInstallOffline(runner, files, tempDir) {
+    await aptInstall(runner, files, await noSourcesOptions(tempDir));
+}
+/** apt options that read no source list at all (an empty one, made in `tempDir`). */
+async function noSourcesOptions(tempDir) {
     const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
     await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
     await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
-    await aptInstall(runner, files, [
+    return [
         '-o',
         `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
         '-o',
         `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
-    ]);
+    ];
+}
+/**
+ * The packages apt would remove to install `packages` (a simulation: `apt-get -s`, no root,
+ * nothing changes). Empty when the simulation itself fails: the real install then says why.
+ */
+async function simulatedRemovals(runner, packages, extra = []) {
+    const r = await runner.run(['apt-get', '-s', '-q', ...extra, 'install', '--no-install-recommends', ...packages], { env: APT_ENV, allowFailure: true });
+    return r.exitCode === 0 ? parseSimulatedRemovals(r.stdout) : [];
+}
+/** What `name` (or `name=version`) recommends, as its candidate in the package lists says. */
+async function recommendsOf(runner, spec) {
+    const r = await runner.run(['apt-cache', 'show', '--no-all-versions', spec], {
+        allowFailure: true
+    });
+    return r.exitCode === 0 ? parseRecommends(r.stdout) : [];
 }
 /** The .deb files in a folder, sorted. */
 async function listDebs(folder) {
@@ -34478,8 +34556,11 @@ function _unique(values) {
 
 
 
+
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup';
+/** Suffix of the copy kept of a source file whose entries were disabled (apt ignores it too). */
+const BACKUP_SUFFIX = '.before-docker-gpu-setup';
 const SOURCES_DIR = '/etc/apt/sources.list.d';
 /** Reads a signing key from an http(s) or file:// URL, or an absolute path; HostError when it cannot. */
 async function fetchKey(source) {
@@ -34522,16 +34603,26 @@ async function ensureAptRepo(runner, repo, tempDir) {
     if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
         await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
     }
-    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR))
-        .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
-        .map(async (n) => ({
-        path: external_node_path_namespaceObject.join(SOURCES_DIR, n),
-        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(SOURCES_DIR, n), 'utf8')
-    })));
-    for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
-        lib_core/* warning */.$e(`Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`);
-        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
+    for (const fix of repo.stale(await sourceFiles(repo.listPath))) {
+        if (fix.how === 'rename') {
+            lib_core/* warning */.$e(`Setting aside ${fix.path}: it also points at ${repo.what} (renamed to ${fix.path}${DISABLED_SUFFIX})`);
+            await renameFile(runner, fix.path, `${fix.path}${DISABLED_SUFFIX}`);
+        }
+        else {
+            lib_core/* warning */.$e(`Disabling ${fix.entries} entr${fix.entries === 1 ? 'y' : 'ies'} for ${repo.what} in ${fix.path} (its other repositories stay; the file as it was is in ${fix.path}${BACKUP_SUFFIX})`);
+            await runner.run(['cp', '-p', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], { root: true });
+            await writeFileAtomic(runner, fix.path, fix.content, 0o644, tempDir);
+        }
     }
+}
+/** apt's source files other than `own`: sources.list and sources.list.d's .list and .sources files. */
+async function sourceFiles(own) {
+    const names = (await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR).catch(() => []))
+        .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
+        .map(n => external_node_path_namespaceObject.join(SOURCES_DIR, n));
+    const paths = [MAIN_SOURCES, ...names].filter(p => p !== own);
+    const files = await Promise.all(paths.map(async (p) => ({ path: p, content: await external_node_fs_namespaceObject.promises.readFile(p, 'utf8').catch(() => undefined) })));
+    return files.filter((f) => f.content !== undefined);
 }
 
 ;// CONCATENATED MODULE: ./src/system/process.ts
@@ -35424,7 +35515,7 @@ function plan_describe(action) {
         case 'remove':
             return `remove conflicting packages (not purged): ${action.packages.join(', ')}`;
         case 'install':
-            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}`;
+            return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}${action.recommendsOf ? ` (and what ${action.recommendsOf} recommends)` : ''}`;
         case 'install-debs':
             return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
         case 'hold':
@@ -35537,7 +35628,10 @@ function aptInstallActions(facts, inputs, wanted, remove, dockerAptUrl) {
         packages: wanted,
         pin,
         pinned,
-        ...(source === 'distro' ? { ifAvailable: [DISTRO_CLIENT] } : {})
+        // Docker's own install runs with recommends: pigz (faster layer decompression), git (builds
+        // from git URLs), docker-ce-rootless-extras. Debian's docker.io recommends needrestart and
+        // more, so that one gets only what the engine needs by name.
+        ...(source === 'distro' ? { ifAvailable: [DISTRO_CLIENT] } : { recommendsOf: 'docker-ce' })
     });
     actions.push(...holdAfter(facts, wanted, pin !== undefined ? pinned : []));
     return actions;
@@ -35674,12 +35768,9 @@ const DOCKER_LIST = '/etc/apt/sources.list.d/docker.list';
 function dockerSourceLine(url, arch, codename) {
     return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`;
 }
-/**
- * Source files other than ours that point at Docker's repository: with another `signed-by` they
- * make `apt-get update` fail ("Conflicting values set for option Signed-By").
- */
+/** Docker's repository named by sources other than ours, and how each is set aside. */
 function staleDockerSources(files, url) {
-    return sourcesNaming(files.filter(f => f.path !== DOCKER_LIST), url, ['download.docker.com']);
+    return staleSourceFixes(files.filter(f => f.path !== DOCKER_LIST), url, ['download.docker.com']);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/apply.ts
@@ -35711,14 +35802,37 @@ async function addDockerRepo(ctx, url) {
  * package lists before anything is removed), plus the optional packages the lists have.
  */
 async function resolveInstall(ctx, action) {
-    const optional = action.ifAvailable?.length
-        ? await candidates(ctx.runner, action.ifAvailable)
-        : [];
-    const extra = [...optional].filter(([, version]) => version !== undefined).map(([name]) => name);
-    if (action.pin === undefined)
-        return [...action.packages, ...extra];
-    const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
-    return [...action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n), ...extra];
+    const pinned = action.pin === undefined
+        ? []
+        : await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version');
+    const packages = action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n);
+    const spec = packages.find(p => p.split('=')[0] === action.recommendsOf);
+    const recommended = spec === undefined ? [] : await recommendsOf(ctx.runner, spec);
+    const optional = [...(action.ifAvailable ?? []), ...recommended].filter(n => !action.packages.includes(n));
+    const available = optional.length > 0 ? await candidates(ctx.runner, optional) : new Map();
+    const extra = optional.filter(n => available.get(n) !== undefined);
+    if (recommended.length > 0) {
+        const taken = recommended.filter(n => extra.includes(n));
+        lib_core/* info */.pq(`${action.recommendsOf} recommends ${recommended.join(', ')}; installing ${taken.join(', ') || 'none of them'} (the rest are not in the package lists).`);
+    }
+    return [...packages, ...extra];
+}
+/**
+ * Says which packages apt would remove beyond those the plan removes itself (they depend on or
+ * conflict with what is installed), before anything is stopped, removed or installed.
+ */
+async function reportImplicitRemovals(ctx, p, installArgs) {
+    const debs = p.actions.find(a => a.kind === 'install-debs');
+    const removals = debs?.kind === 'install-debs'
+        ? await simulatedRemovals(ctx.runner, debs.files, await noSourcesOptions(ctx.host.tempDir))
+        : installArgs.length > 0
+            ? await simulatedRemovals(ctx.runner, installArgs)
+            : [];
+    const planned = p.actions.flatMap(a => (a.kind === 'remove' ? a.packages : []));
+    const implicit = removals.filter(n => !planned.includes(n));
+    if (implicit.length > 0) {
+        ctx.warn(`Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`);
+    }
 }
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
 const DESTRUCTIVE = new Set([
@@ -35818,6 +35932,7 @@ async function applyEngine(p, ctx) {
     for (const action of p.actions) {
         if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
             installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
+            await reportImplicitRemovals(ctx, p, installArgs);
         }
         await applyAction(ctx, action, installArgs, p.packagesChange);
     }

@@ -25,6 +25,7 @@ const PORT = 58123
 const REPO_URL = `http://127.0.0.1:${PORT}/linux/debian`
 const OFFLINE = `${IN_BOX.fixtures}/offline-bookworm`
 const STALE_LIST = '/etc/apt/sources.list.d/docker-old.list'
+const MIXED_LIST = '/etc/apt/sources.list.d/mixed.list'
 const noRegistry = {'start-registry': 'false', 'gpu-runtime': 'none'}
 
 /** Installed versions of the engine's packages in a box (absent: not installed). */
@@ -173,6 +174,12 @@ describe('a bare host with systemd', () => {
 
     it('a pin that does not exist fails with the versions that do, before anything is removed or stopped', () => {
       box.write(STALE_LIST, `deb ${REPO_URL} bookworm stable\n`)
+      // Docker's line in sources.list itself, and in a file that holds another repository too,
+      // each with another signed-by: apt-get update fails on them unless they are disabled.
+      box.sh(
+        `echo 'deb [signed-by=/usr/share/keyrings/old-docker.gpg] ${REPO_URL} bookworm stable' >> /etc/apt/sources.list; ` +
+          `printf '%s\\n' 'deb http://deb.debian.org/debian bookworm contrib' 'deb [signed-by=/usr/share/keyrings/old-docker.gpg] ${REPO_URL} bookworm stable' > ${MIXED_LIST}`
+      )
       const dockerd = box.dockerdPid()
       const before = enginePackages(box)
       const run = box.run({...inputs, 'docker-version': '99.0.1'})
@@ -206,6 +213,22 @@ describe('a bare host with systemd', () => {
       )
       expect(box.exists(STALE_LIST)).toBe(false)
       expect(box.exists(`${STALE_LIST}.disabled-by-docker-gpu-setup`)).toBe(true)
+      // Only Docker's entries are disabled where other repositories live; the files are kept as they were.
+      expect(box.read('/etc/apt/sources.list')).toContain(
+        `# disabled by docker-gpu-setup: deb [signed-by=/usr/share/keyrings/old-docker.gpg] ${REPO_URL}`
+      )
+      expect(box.read('/etc/apt/sources.list')).toMatch(
+        /^deb http:\/\/deb.debian.org\/debian bookworm main$/m
+      )
+      expect(box.read('/etc/apt/sources.list.before-docker-gpu-setup')).toContain(
+        `\ndeb [signed-by=/usr/share/keyrings/old-docker.gpg] ${REPO_URL}`
+      )
+      expect(box.read(MIXED_LIST)).toBe(
+        `deb http://deb.debian.org/debian bookworm contrib\n# disabled by docker-gpu-setup: deb [signed-by=/usr/share/keyrings/old-docker.gpg] ${REPO_URL} bookworm stable\n`
+      )
+      // Docker's own install runs with what docker-ce recommends (the stand-in: pigz and git).
+      expect(run.stdout).toContain('docker-ce recommends pigz, git; installing pigz, git')
+      expect(box.sh("dpkg-query -W -f '${db:Status-Abbrev} ' pigz git")).toBe('ii  ii  ')
       expect(run.outputs['docker-changed']).toBe('true')
       expect(run.outputs['docker-version']).toBe('20.10.24+dfsg1')
       expect(box.sh('systemctl is-active docker.service').trim()).toBe('active')

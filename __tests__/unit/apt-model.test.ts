@@ -6,6 +6,8 @@ import {
   parseDebControl,
   parseDpkgQuery,
   parseMadison,
+  parseRecommends,
+  parseSimulatedRemovals,
   parsePolicy,
   resolvePin,
   upstreamVersion,
@@ -154,5 +156,31 @@ describe('aptLockHeld', () => {
   it('is undefined for failures that are not about a lock', () => {
     expect(aptLockHeld('E: Unable to locate package docker-ce')).toBeUndefined()
     expect(aptLockHeld('')).toBeUndefined()
+  })
+})
+
+describe('what apt would do', () => {
+  it('reads the removals of a simulated install', () => {
+    const out =
+      'NOTE: This is only a simulation!\nRemv docker-cli [26.1.5+dfsg1-9+deb13u1+b1]\nRemv docker-compose [1.29.2-6]\nInst docker-ce-cli (5:28.5.2-1~debian.13~trixie Docker CE:trixie [amd64])\nConf docker-ce-cli (5:28.5.2-1~debian.13~trixie Docker CE:trixie [amd64])\n'
+    expect(parseSimulatedRemovals(out)).toEqual(['docker-cli', 'docker-compose'])
+    expect(parseSimulatedRemovals('')).toEqual([])
+  })
+
+  it("reads a package's recommends, first alternatives, without versions", () => {
+    const show =
+      'Package: docker-ce\nVersion: 5:28.5.2-1~debian.13~trixie\nDepends: containerd.io (>= 1.7.27), docker-ce-cli\nRecommends: apparmor, ca-certificates, docker-ce-rootless-extras, git, iptables,\n libltdl7, pigz, procps, xz-utils | lzma (>= 1.0)\nSuggests: aufs-tools\n'
+    expect(parseRecommends(show)).toEqual([
+      'apparmor',
+      'ca-certificates',
+      'docker-ce-rootless-extras',
+      'git',
+      'iptables',
+      'libltdl7',
+      'pigz',
+      'procps',
+      'xz-utils'
+    ])
+    expect(parseRecommends('Package: x\nVersion: 1\n')).toEqual([])
   })
 })

@@ -252,9 +252,9 @@ describe('toolkit repository and logs', () => {
         'http://mirror.local/nvidia/stable/deb'
       )
     ).toEqual([
-      '/etc/apt/sources.list.d/nvidia-docker.list',
-      '/etc/apt/sources.list.d/libnvidia-container.list',
-      '/etc/apt/sources.list.d/mirror.list'
+      {path: '/etc/apt/sources.list.d/nvidia-docker.list', how: 'rename'},
+      {path: '/etc/apt/sources.list.d/libnvidia-container.list', how: 'rename'},
+      {path: '/etc/apt/sources.list.d/mirror.list', how: 'rename'}
     ])
   })
 

@@ -161,7 +161,8 @@ describe('planEngine', () => {
           'docker-compose-plugin'
         ],
         pin: '27.3.1',
-        pinned: ['docker-ce', 'docker-ce-cli']
+        pinned: ['docker-ce', 'docker-ce-cli'],
+        recommendsOf: 'docker-ce'
       },
       {kind: 'hold', packages: ['docker-ce', 'docker-ce-cli']},
       {kind: 'start'}
@@ -332,6 +333,57 @@ describe('engine helpers', () => {
         content: 'URIs: http://deb.debian.org/debian'
       }
     ]
-    expect(staleDockerSources(files, URL)).toEqual(['/etc/apt/sources.list.d/docker-ce.list'])
+    expect(staleDockerSources(files, URL)).toEqual([
+      {path: '/etc/apt/sources.list.d/docker-ce.list', how: 'rename'}
+    ])
+  })
+
+  it('disables only the Docker entries of files that hold other repositories too', () => {
+    const docker =
+      'deb [arch=amd64 signed-by=/usr/share/keyrings/docker.gpg] https://download.docker.com/linux/debian bookworm stable'
+    const files = [
+      {
+        path: '/etc/apt/sources.list',
+        content: `deb http://deb.debian.org/debian bookworm main\n${docker}\n`
+      },
+      {
+        path: '/etc/apt/sources.list.d/mixed.list',
+        content: `deb http://ppa.local/x bookworm main\n${docker}\n`
+      },
+      {
+        path: '/etc/apt/sources.list.d/docker.sources',
+        content:
+          'Types: deb\nURIs: https://download.docker.com/linux/debian\nSuites: bookworm\nComponents: stable\nSigned-By: /etc/apt/keyrings/docker.asc\n'
+      },
+      {
+        path: '/etc/apt/sources.list.d/many.sources',
+        content:
+          'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\nTypes: deb\nURIs: https://download.docker.com/linux/debian\nSuites: bookworm\nComponents: stable\n'
+      },
+      {path: '/etc/apt/sources.list.d/only-docker-main.list', content: `# old\n${docker}\n`}
+    ]
+    expect(staleDockerSources(files, URL)).toEqual([
+      {
+        path: '/etc/apt/sources.list',
+        how: 'rewrite',
+        entries: 1,
+        content: `deb http://deb.debian.org/debian bookworm main\n# disabled by docker-gpu-setup: ${docker}\n`
+      },
+      {
+        path: '/etc/apt/sources.list.d/mixed.list',
+        how: 'rewrite',
+        entries: 1,
+        content: `deb http://ppa.local/x bookworm main\n# disabled by docker-gpu-setup: ${docker}\n`
+      },
+      {path: '/etc/apt/sources.list.d/docker.sources', how: 'rename'},
+      {
+        path: '/etc/apt/sources.list.d/many.sources',
+        how: 'rewrite',
+        entries: 1,
+        content:
+          'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\nTypes: deb\nURIs: https://download.docker.com/linux/debian\nSuites: bookworm\nComponents: stable\nEnabled: no\n'
+      },
+      {path: '/etc/apt/sources.list.d/only-docker-main.list', how: 'rename'}
+    ])
   })
 })

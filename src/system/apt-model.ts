@@ -88,6 +88,26 @@ export function parsePolicy(text: string): Map<string, string | undefined> {
   return out
 }
 
+/** `apt-get -s install …` → the packages apt would remove (its `Remv NAME [VERSION]` lines). */
+export function parseSimulatedRemovals(text: string): string[] {
+  return [...text.matchAll(/^Remv (\S+)/gm)].map(m => m[1])
+}
+
+/** `apt-cache show --no-all-versions name` → its Recommends, the first of each set of alternatives. */
+export function parseRecommends(text: string): string[] {
+  const field = /^Recommends:\s*(.*(?:\n\s+.*)*)/m.exec(text)?.[1] ?? ''
+  return field
+    .split(',')
+    .map(dep =>
+      dep
+        .split('|')[0]
+        .trim()
+        .replace(/\s*\(.*\)$/, '')
+        .replace(/:any$/, '')
+    )
+    .filter(Boolean)
+}
+
 /** `apt-cache madison name` → versions, newest first as apt lists them. */
 export function parseMadison(text: string): string[] {
   const out: string[] = []
@@ -212,21 +232,73 @@ export interface SourceFile {
   content: string
 }
 
+/** How a stale source is set aside: the whole file renamed, or only its entries disabled. */
+export type SourceFix =
+  {path: string; how: 'rename'} | {path: string; how: 'rewrite'; content: string; entries: number}
+
+/** The system's main source file: never renamed, only edited. */
+export const MAIN_SOURCES = '/etc/apt/sources.list'
+
+/** Does this text (a one-line entry or a deb822 URIs field) name the repository? */
+function namesRepo(text: string, url: string, needles: readonly string[]): boolean {
+  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
+  return [...needles, bare].some(n => text.includes(n))
+}
+
+/** One-line format: matching active entries commented out. */
+function fixOneLine(
+  file: SourceFile,
+  url: string,
+  needles: readonly string[]
+): SourceFix | undefined {
+  const lines = file.content.split('\n')
+  const active = (l: string) => /^\s*deb(-src)?\s/.test(l)
+  const hit = (l: string) => active(l) && namesRepo(l, url, needles)
+  const hits = lines.filter(hit).length
+  if (hits === 0) return undefined
+  if (file.path !== MAIN_SOURCES && lines.every(l => !active(l) || hit(l))) {
+    return {path: file.path, how: 'rename'}
+  }
+  const content = lines.map(l => (hit(l) ? `# disabled by docker-gpu-setup: ${l}` : l)).join('\n')
+  return {path: file.path, how: 'rewrite', content, entries: hits}
+}
+
+/** deb822 format: matching enabled stanzas get `Enabled: no`. */
+function fixDeb822(
+  file: SourceFile,
+  url: string,
+  needles: readonly string[]
+): SourceFix | undefined {
+  const stanzas = file.content.split(/\n\s*\n/)
+  const enabled = (st: string) => !/^Enabled:\s*no\s*$/im.test(st) && /^URIs:/im.test(st)
+  const hit = (st: string) =>
+    enabled(st) && st.split('\n').some(l => /^URIs:/i.test(l) && namesRepo(l, url, needles))
+  const hits = stanzas.filter(hit).length
+  if (hits === 0) return undefined
+  if (stanzas.every(st => !enabled(st) || hit(st))) return {path: file.path, how: 'rename'}
+  const content = stanzas
+    .map(st =>
+      hit(st) ? `${st.replace(/\n+$/, '')}\nEnabled: no${st.endsWith('\n') ? '\n' : ''}` : st
+    )
+    .join('\n\n')
+  return {path: file.path, how: 'rewrite', content, entries: hits}
+}
+
 /**
- * Source files with an active (not commented) line naming one of `needles` or the repository
- * `url` (scheme and trailing slash aside): duplicates of a repository this action configures.
+ * How to set aside the entries of `files` that name the repository `url` (or one of `needles`)
+ * without disturbing anything else: a file holding only such entries is renamed; in a file that
+ * holds other repositories too (and always in /etc/apt/sources.list) only those entries are
+ * disabled. With another `signed-by` they make `apt-get update` fail ("Conflicting values set for
+ * option Signed-By"); with the same one they are duplicates.
  */
-export function sourcesNaming(
+export function staleSourceFixes(
   files: readonly SourceFile[],
   url: string,
   needles: readonly string[]
-): string[] {
-  const bare = url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '')
+): SourceFix[] {
   return files
-    .filter(f =>
-      f.content
-        .split('\n')
-        .some(l => !l.trim().startsWith('#') && [...needles, bare].some(n => l.includes(n)))
+    .map(f =>
+      f.path.endsWith('.sources') ? fixDeb822(f, url, needles) : fixOneLine(f, url, needles)
     )
-    .map(f => f.path)
+    .filter((f): f is SourceFix => f !== undefined)
 }

@@ -6,10 +6,13 @@ import * as core from '@actions/core'
 import {downloadTool} from '@actions/tool-cache'
 import type {CommandRunner} from '../exec/runner.js'
 import {HostError, errorMessage} from '../errors.js'
+import {MAIN_SOURCES, type SourceFile, type SourceFix} from './apt-model.js'
 import {readFileMaybe, renameFile, writeFileAtomic} from './files.js'
 
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */
 export const DISABLED_SUFFIX = '.disabled-by-docker-gpu-setup'
+/** Suffix of the copy kept of a source file whose entries were disabled (apt ignores it too). */
+export const BACKUP_SUFFIX = '.before-docker-gpu-setup'
 const SOURCES_DIR = '/etc/apt/sources.list.d'
 
 /** Reads a signing key from an http(s) or file:// URL, or an absolute path; HostError when it cannot. */
@@ -48,8 +51,8 @@ export interface AptRepo {
   keyring: string
   listPath: string
   line: string
-  /** Source files (other than listPath) that duplicate this repository. */
-  stale(files: {path: string; content: string}[]): string[]
+  /** How to set aside the sources (other than listPath) that duplicate this repository. */
+  stale(files: SourceFile[]): SourceFix[]
   /** Who the repository is, for the warning when a stale file is set aside. */
   what: string
 }
@@ -73,18 +76,30 @@ export async function ensureAptRepo(
   if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
     await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir)
   }
-  const files = await Promise.all(
-    (await fs.readdir(SOURCES_DIR))
-      .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
-      .map(async n => ({
-        path: path.join(SOURCES_DIR, n),
-        content: await fs.readFile(path.join(SOURCES_DIR, n), 'utf8')
-      }))
-  )
-  for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
-    core.warning(
-      `Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`
-    )
-    await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`)
+  for (const fix of repo.stale(await sourceFiles(repo.listPath))) {
+    if (fix.how === 'rename') {
+      core.warning(
+        `Setting aside ${fix.path}: it also points at ${repo.what} (renamed to ${fix.path}${DISABLED_SUFFIX})`
+      )
+      await renameFile(runner, fix.path, `${fix.path}${DISABLED_SUFFIX}`)
+    } else {
+      core.warning(
+        `Disabling ${fix.entries} entr${fix.entries === 1 ? 'y' : 'ies'} for ${repo.what} in ${fix.path} (its other repositories stay; the file as it was is in ${fix.path}${BACKUP_SUFFIX})`
+      )
+      await runner.run(['cp', '-p', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], {root: true})
+      await writeFileAtomic(runner, fix.path, fix.content, 0o644, tempDir)
+    }
   }
+}
+
+/** apt's source files other than `own`: sources.list and sources.list.d's .list and .sources files. */
+async function sourceFiles(own: string): Promise<SourceFile[]> {
+  const names = (await fs.readdir(SOURCES_DIR).catch(() => [] as string[]))
+    .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
+    .map(n => path.join(SOURCES_DIR, n))
+  const paths = [MAIN_SOURCES, ...names].filter(p => p !== own)
+  const files = await Promise.all(
+    paths.map(async p => ({path: p, content: await fs.readFile(p, 'utf8').catch(() => undefined)}))
+  )
+  return files.filter((f): f is SourceFile => f.content !== undefined)
 }

@@ -11,6 +11,8 @@ import {
   parseDebControl,
   parseDpkgQuery,
   parseMadison,
+  parseRecommends,
+  parseSimulatedRemovals,
   parsePolicy,
   resolvePin,
   type DebInfo
@@ -177,15 +179,44 @@ export async function aptInstallOffline(
   files: readonly string[],
   tempDir: string
 ): Promise<void> {
+  await aptInstall(runner, files, await noSourcesOptions(tempDir))
+}
+
+/** apt options that read no source list at all (an empty one, made in `tempDir`). */
+export async function noSourcesOptions(tempDir: string): Promise<string[]> {
   const none = path.join(tempDir, 'docker-gpu-setup-no-sources')
   await fs.mkdir(path.join(none, 'parts'), {recursive: true})
   await fs.writeFile(path.join(none, 'sources.list'), '')
-  await aptInstall(runner, files, [
+  return [
     '-o',
     `Dir::Etc::SourceList=${path.join(none, 'sources.list')}`,
     '-o',
     `Dir::Etc::SourceParts=${path.join(none, 'parts')}`
-  ])
+  ]
+}
+
+/**
+ * The packages apt would remove to install `packages` (a simulation: `apt-get -s`, no root,
+ * nothing changes). Empty when the simulation itself fails: the real install then says why.
+ */
+export async function simulatedRemovals(
+  runner: CommandRunner,
+  packages: readonly string[],
+  extra: readonly string[] = []
+): Promise<string[]> {
+  const r = await runner.run(
+    ['apt-get', '-s', '-q', ...extra, 'install', '--no-install-recommends', ...packages],
+    {env: APT_ENV, allowFailure: true}
+  )
+  return r.exitCode === 0 ? parseSimulatedRemovals(r.stdout) : []
+}
+
+/** What `name` (or `name=version`) recommends, as its candidate in the package lists says. */
+export async function recommendsOf(runner: CommandRunner, spec: string): Promise<string[]> {
+  const r = await runner.run(['apt-cache', 'show', '--no-all-versions', spec], {
+    allowFailure: true
+  })
+  return r.exitCode === 0 ? parseRecommends(r.stdout) : []
 }
 
 /** The .deb files in a folder, sorted. */

@@ -1,6 +1,6 @@
 /** The NVIDIA container toolkit's packages, repository and runtime entry (pure). */
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
-import {sourcesNaming, type SourceFile} from '../../system/apt-model.js'
+import {staleSourceFixes, type SourceFile, type SourceFix} from '../../system/apt-model.js'
 
 /** The four packages, always pinned together. */
 export const TOOLKIT_PACKAGES = [
@@ -28,11 +28,20 @@ export function nvidiaSourceLine(url: string, keyring: string): string {
   return `deb [signed-by=${keyring}] ${url}/$(ARCH) /\n`
 }
 
-/** Old nvidia-docker / libnvidia-container source files other than ours: they break apt-get update. */
-export function staleNvidiaSources(files: readonly SourceFile[], url: string): string[] {
+/**
+ * Old nvidia-docker / libnvidia-container sources other than ours, and how each is set aside:
+ * files by their old names go whole, entries naming the repository elsewhere are disabled.
+ */
+export function staleNvidiaSources(files: readonly SourceFile[], url: string): SourceFix[] {
   const others = files.filter(f => f.path !== NVIDIA_LIST)
-  const named = new Set(sourcesNaming(others, url, ['nvidia.github.io']))
-  return others.filter(f => named.has(f.path) || OLD_LIST_NAME.test(f.path)).map(f => f.path)
+  const byName = others.filter(
+    f => OLD_LIST_NAME.test(f.path) && f.path.startsWith('/etc/apt/sources.list.d/')
+  )
+  const rest = others.filter(f => !byName.includes(f))
+  return [
+    ...byName.map(f => ({path: f.path, how: 'rename' as const})),
+    ...staleSourceFixes(rest, url, ['nvidia.github.io'])
+  ]
 }
 
 /** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */

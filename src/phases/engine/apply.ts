@@ -9,6 +9,9 @@ import {
   aptUpdate,
   candidates,
   installedPackages,
+  noSourcesOptions,
+  recommendsOf,
+  simulatedRemovals,
   resolvePinned
 } from '../../system/apt.js'
 import {ensureAptRepo, fetchKey, isArmored} from '../../system/apt-repo.js'
@@ -70,13 +73,50 @@ async function resolveInstall(
   ctx: Ctx,
   action: Extract<EngineAction, {kind: 'install'}>
 ): Promise<string[]> {
-  const optional = action.ifAvailable?.length
-    ? await candidates(ctx.runner, action.ifAvailable)
-    : []
-  const extra = [...optional].filter(([, version]) => version !== undefined).map(([name]) => name)
-  if (action.pin === undefined) return [...action.packages, ...extra]
-  const pinned = await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version')
-  return [...action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n), ...extra]
+  const pinned =
+    action.pin === undefined
+      ? []
+      : await resolvePinned(ctx.runner, action.pinned, action.pin, 'docker-version')
+  const packages = action.packages.map(n => pinned.find(p => p.startsWith(`${n}=`)) ?? n)
+  const spec = packages.find(p => p.split('=')[0] === action.recommendsOf)
+  const recommended = spec === undefined ? [] : await recommendsOf(ctx.runner, spec)
+  const optional = [...(action.ifAvailable ?? []), ...recommended].filter(
+    n => !action.packages.includes(n)
+  )
+  const available = optional.length > 0 ? await candidates(ctx.runner, optional) : new Map()
+  const extra = optional.filter(n => available.get(n) !== undefined)
+  if (recommended.length > 0) {
+    const taken = recommended.filter(n => extra.includes(n))
+    core.info(
+      `${action.recommendsOf} recommends ${recommended.join(', ')}; installing ${taken.join(', ') || 'none of them'} (the rest are not in the package lists).`
+    )
+  }
+  return [...packages, ...extra]
+}
+
+/**
+ * Says which packages apt would remove beyond those the plan removes itself (they depend on or
+ * conflict with what is installed), before anything is stopped, removed or installed.
+ */
+async function reportImplicitRemovals(
+  ctx: Ctx,
+  p: EnginePlan,
+  installArgs: string[]
+): Promise<void> {
+  const debs = p.actions.find(a => a.kind === 'install-debs')
+  const removals =
+    debs?.kind === 'install-debs'
+      ? await simulatedRemovals(ctx.runner, debs.files, await noSourcesOptions(ctx.host.tempDir))
+      : installArgs.length > 0
+        ? await simulatedRemovals(ctx.runner, installArgs)
+        : []
+  const planned = p.actions.flatMap(a => (a.kind === 'remove' ? a.packages : []))
+  const implicit = removals.filter(n => !planned.includes(n))
+  if (implicit.length > 0) {
+    ctx.warn(
+      `Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`
+    )
+  }
 }
 
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
@@ -188,6 +228,7 @@ export async function applyEngine(p: EnginePlan, ctx: Ctx): Promise<void> {
   for (const action of p.actions) {
     if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
       installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
+      await reportImplicitRemovals(ctx, p, installArgs)
     }
     await applyAction(ctx, action, installArgs, p.packagesChange)
   }

@@ -7,11 +7,12 @@ import type {PhasePlan} from '../pipeline.js'
 import type {ServiceManager} from '../../system/service.js'
 import {
   closeDebSet,
-  sourcesNaming,
+  staleSourceFixes,
   upstreamVersion,
   versionMatchesPin,
   type DebInfo,
-  type SourceFile
+  type SourceFile,
+  type SourceFix
 } from '../../system/apt-model.js'
 import type {DockerSource, EngineInputs} from './inputs.js'
 
@@ -90,6 +91,8 @@ export type EngineAction =
       pinned: string[]
       /** Installed too when the package lists have them (checked right before installing). */
       ifAvailable?: string[]
+      /** Its recommends are installed too (read from the package lists right before installing). */
+      recommendsOf?: string
     }
   | {kind: 'install-debs'; files: string[]}
   | {kind: 'hold'; packages: string[]}
@@ -134,7 +137,7 @@ export function describe(action: EngineAction): string {
     case 'remove':
       return `remove conflicting packages (not purged): ${action.packages.join(', ')}`
     case 'install':
-      return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}`
+      return `install ${action.packages.join(', ')}${action.pin ? ` at version ${action.pin}` : ''}${action.ifAvailable?.length ? ` (and ${action.ifAvailable.join(', ')} where the distribution ships it apart)` : ''}${action.recommendsOf ? ` (and what ${action.recommendsOf} recommends)` : ''}`
     case 'install-debs':
       return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`
     case 'hold':
@@ -282,7 +285,10 @@ function aptInstallActions(
     packages: wanted,
     pin,
     pinned,
-    ...(source === 'distro' ? {ifAvailable: [DISTRO_CLIENT]} : {})
+    // Docker's own install runs with recommends: pigz (faster layer decompression), git (builds
+    // from git URLs), docker-ce-rootless-extras. Debian's docker.io recommends needrestart and
+    // more, so that one gets only what the engine needs by name.
+    ...(source === 'distro' ? {ifAvailable: [DISTRO_CLIENT]} : {recommendsOf: 'docker-ce'})
   })
   actions.push(...holdAfter(facts, wanted, pin !== undefined ? pinned : []))
   return actions
@@ -449,12 +455,9 @@ export function dockerSourceLine(url: string, arch: string, codename: string): s
   return `deb [arch=${arch} signed-by=${DOCKER_KEYRING}] ${url} ${codename} stable\n`
 }
 
-/**
- * Source files other than ours that point at Docker's repository: with another `signed-by` they
- * make `apt-get update` fail ("Conflicting values set for option Signed-By").
- */
-export function staleDockerSources(files: readonly SourceFile[], url: string): string[] {
-  return sourcesNaming(
+/** Docker's repository named by sources other than ours, and how each is set aside. */
+export function staleDockerSources(files: readonly SourceFile[], url: string): SourceFix[] {
+  return staleSourceFixes(
     files.filter(f => f.path !== DOCKER_LIST),
     url,
     ['download.docker.com']
