@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/globals'
 import {Box, RUNNER_USER} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
-import {errorLine, expectSuccess, ran} from './harness.js'
+import {errorLine, expectSuccess, ran, waitFor} from './harness.js'
 
 const NVIDIA_PORT = 58126
 const DOCKER_PORT = 58127
@@ -48,22 +48,33 @@ describe.each([
   ['/var/lib/dpkg/lock-frontend', 'apt-get install and apt-mark'],
   ['/var/lib/dpkg/lock', 'dpkg under apt-get and apt-mark']
 ])('%s, held the way apt holds it (fcntl), as at boot', (lock, by) => {
-  it(`makes ${by} wait, naming the holder, then succeeds`, () => {
+  it(`makes ${by} wait, naming the holder, then succeeds`, async () => {
     box = toolkitHost()
-    // A POSIX record lock (apt's kind: flock(1) would take one apt never sees), held for 20 s.
-    box.sh(
-      `(setsid python3 -c 'import fcntl, time; f = open("${lock}", "a+"); fcntl.lockf(f, fcntl.LOCK_EX); open("/tmp/held", "w").close(); time.sleep(20)' >/dev/null 2>&1 &); ` +
-        'for i in $(seq 1 50); do [ -e /tmp/held ] && exit 0; sleep 0.1; done; exit 1'
+    const b = box
+    // A POSIX record lock (apt's kind: flock(1) would take one apt never sees), held until the
+    // run is seen waiting for it: the wait is certain, not a matter of timing.
+    const holder = b
+      .sh(
+        `setsid python3 -c 'import fcntl, time; f = open("${lock}", "a+"); fcntl.lockf(f, fcntl.LOCK_EX); open("/tmp/held", "w").close(); time.sleep(600)' >/dev/null 2>&1 < /dev/null & echo $!; ` +
+          'for i in $(seq 1 50); do [ -e /tmp/held ] && exit 0; sleep 0.1; done; exit 1'
+      )
+      .trim()
+    const started = b.start(toolkit, {user: RUNNER_USER})
+    const waiting = new RegExp(
+      `Waiting for ${lock.replace(/\//g, '\\/')}, held by process ${holder} \\(python3\\)`
     )
-    const run = box.run(toolkit, {user: RUNNER_USER})
+    try {
+      await waitFor(() => waiting.test(started.output()), 240_000, `the wait for ${lock}`)
+      await new Promise(r => setTimeout(r, 3000))
+      expect(started.running()).toBe(true)
+    } finally {
+      b.sh(`kill ${holder} || true`)
+    }
+    const run = await started.done
     expectSuccess(run)
-    expect(run.stdout).toMatch(
-      new RegExp(`Waiting for ${lock.replace(/\//g, '\\/')}, held by process \\d+ \\(python3\\)`)
-    )
-    expect(run.seconds).toBeGreaterThan(10)
-    expect(box.sh("dpkg-query -W -f '${Version}' nvidia-container-toolkit")).toBe('1.17.8-1')
+    expect(b.sh("dpkg-query -W -f '${Version}' nvidia-container-toolkit")).toBe('1.17.8-1')
     // The pinned toolkit is held at its version.
-    expect(box.sh('apt-mark showhold')).toContain('nvidia-container-toolkit\n')
+    expect(b.sh('apt-mark showhold')).toContain('nvidia-container-toolkit\n')
   }, 300_000)
 })
 

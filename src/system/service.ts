@@ -74,6 +74,19 @@ export async function waitForDaemon(
   }
 }
 
+/**
+ * Is docker.socket installed but not listening? dockerd -H fd:// takes its socket from it, so a
+ * socket left stopped (a package swap whose scripts could not start it) makes every start fail
+ * with "no sockets found via socket activation".
+ */
+async function socketStopped(runner: CommandRunner): Promise<boolean> {
+  const r = await runner.run(
+    ['systemctl', 'show', '-p', 'LoadState', '-p', 'ActiveState', 'docker.socket'],
+    {allowFailure: true}
+  )
+  return r.stdout.includes('LoadState=loaded') && !r.stdout.includes('ActiveState=active')
+}
+
 /** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
 async function unitStarting(runner: CommandRunner): Promise<boolean> {
   const r = await runner.run(['systemctl', 'is-failed', '--quiet', 'docker.service'], {
@@ -134,15 +147,15 @@ async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): 
     root: true,
     allowFailure: true
   })
-  // dockerd -H fd:// takes its socket from docker.socket: a socket left stopped (a package swap
-  // whose scripts could not start it) makes every start fail with "no sockets found via socket
-  // activation". Starting an active socket changes nothing; a host without the unit just says so.
-  await runner.run(['systemctl', 'start', 'docker.socket'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: 30
-  })
-  const r = await runner.run(['systemctl', verb, 'docker.service'], {
+  const socketDown = await socketStopped(runner)
+  if (socketDown && verb === 'restart') {
+    // systemd refuses to start a socket whose service runs: stop the service first.
+    await runner.run(['systemctl', 'stop', 'docker.service'], {root: true, timeoutSeconds: 120})
+  }
+  if (socketDown) {
+    await runner.run(['systemctl', 'start', 'docker.socket'], {root: true, timeoutSeconds: 30})
+  }
+  const r = await runner.run(['systemctl', socketDown ? 'start' : verb, 'docker.service'], {
     root: true,
     allowFailure: true,
     timeoutSeconds: START_TIMEOUT_S
