@@ -24,6 +24,7 @@ const settings = settingsWith({images: 'app:1\ntool:2', 'registry-mirror': 'true
 const D = `sha256:${'d'.repeat(64)}`
 
 const engineFacts: EngineFacts = {
+  client: false,
   installed: new Map([['docker.io', '20.10.24']]),
   held: new Set(['docker.io']),
   snap: false,

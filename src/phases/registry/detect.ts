@@ -4,6 +4,7 @@ import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
+import {registryFacts} from './facts.js'
 import {htpasswdMatches} from './htpasswd.js'
 import type {RegistrySettings} from './inputs.js'
 import {daemonCaPath, type FileHashes, type RegistryFacts} from './plan.js'
@@ -161,7 +162,10 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     dataDirs: {},
     portHolders: {}
   }
-  if (!wanted) return none
+  if (!wanted) {
+    ctx.show(registryFacts(inputs, 'not wanted'))
+    return none
+  }
   const dockerUp = (await probeDaemon(runner)) !== undefined
   const auth = inputs.registryHtpasswd.length > 0
   const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
@@ -173,6 +177,12 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
     certInstalled(ctx)
   ])
+  ctx.show(
+    registryFacts(
+      inputs,
+      !dockerUp ? 'docker down' : !registry ? 'absent' : registry.running ? 'running' : 'stopped'
+    )
+  )
   return {
     me,
     wanted,
