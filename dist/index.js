@@ -31767,7 +31767,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9272);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8786);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31787,7 +31787,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9272:
+/***/ 8786:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -34889,6 +34889,33 @@ async function findNvidiaSmi() {
     return undefined;
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
+/** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
+function looksForGpu(inputs) {
+    return inputs.gpuRuntime !== 'none' || inputs.gpuCheck === 'true';
+}
+/** containerd's own shims, which every daemon lists and nobody chooses. */
+const BUILT_IN = /^io\.containerd\./;
+/** The daemon's facts: "runtimes nvidia, runc", "default nvidia", "2 GPU(s)", "driver 550.54.15 (CUDA 12.4)". */
+function daemonFacts(s) {
+    const facts = s.runtimes === undefined
+        ? [{ label: 'running daemon', value: null }]
+        : [
+            { label: 'runtimes', value: s.runtimes.filter(r => !BUILT_IN.test(r)) },
+            { label: 'default', value: s.defaultRuntime ?? 'runc' }
+        ];
+    if (s.gpu) {
+        facts.push({ label: 'GPU(s)', value: s.gpu.count }, {
+            label: 'driver',
+            value: s.gpu.driverVersion,
+            ...(s.gpu.cudaVersion ? { note: `CUDA ${s.gpu.cudaVersion}` } : {})
+        });
+    }
+    else if (s.gpuLooked)
+        facts.push({ label: 'NVIDIA driver', value: null });
+    return facts;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu.ts
 /** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
 /**
@@ -35131,6 +35158,7 @@ function errorLines(log) {
 
 
 
+
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
     const nvidiaSmi = await findNvidiaSmi();
@@ -35172,9 +35200,10 @@ function parseFile(text) {
 async function detectDaemon(ctx) {
     const { runner, inputs } = ctx;
     const wantsGpu = inputs.gpuRuntime !== 'none';
+    const gpuLooked = looksForGpu(inputs);
     const [text, gpu, installed, held, running] = await Promise.all([
         readFileMaybe(runner, DAEMON_JSON),
-        wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
+        gpuLooked ? detectGpu(runner) : Promise.resolve(undefined),
         wantsGpu
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
             : Promise.resolve(new Map()),
@@ -35189,6 +35218,7 @@ async function detectDaemon(ctx) {
         driverVersion: gpu.driverVersion,
         cudaVersion: gpu.cudaVersion
     };
+    ctx.show(daemonFacts({ ...running, gpuLooked, gpu: ctx.outputs.gpu }));
     return {
         text,
         ...parseFile(text),
@@ -35203,6 +35233,7 @@ async function detectDaemon(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
+
 
 
 
@@ -35359,6 +35390,7 @@ async function applyDaemon(p, ctx) {
 /** Proves the daemon loaded what the plan wanted (docker info); sets nvidia-runtime. */
 async function verifyDaemon(p, ctx) {
     const running = await daemonRuntimes(ctx.runner);
+    ctx.show(daemonFacts({ ...running, gpuLooked: looksForGpu(ctx.inputs), gpu: ctx.outputs.gpu }));
     if (running === undefined) {
         if (await probeDaemon(ctx.runner))
             throw new errors/* HostError */.dh('docker info did not answer after the change');
@@ -35454,6 +35486,28 @@ const daemonPhase = {
     verify: verifyDaemon,
     check: checkGpus
 };
+
+;// CONCATENATED MODULE: ./src/phases/engine/facts.ts
+/** The engine's facts: "Docker 27.3.1 (docker-ce)", "service systemd". */
+function engineFacts(s) {
+    if (!s.installed)
+        return [{ label: 'Docker Engine', value: null }];
+    const service = s.manager === 'direct'
+        ? { label: 'service', value: 'dockerd', note: 'no init system: run by this action' }
+        : {
+            label: 'service',
+            value: s.manager,
+            ...(s.enabled === false ? { note: 'not enabled at boot' } : {})
+        };
+    return [
+        {
+            label: 'Docker',
+            value: s.version ?? true,
+            note: s.running ? s.source : `${s.source}, not running`
+        },
+        service
+    ];
+}
 
 ;// CONCATENATED MODULE: ./src/phases/engine/plan.ts
 /**
@@ -35790,6 +35844,7 @@ function staleDockerSources(files, url) {
 
 
 
+
 /** Docker's key (`<url>/gpg`) into /etc/apt/keyrings, the signed-by source, stale Docker sources set aside. */
 async function addDockerRepo(ctx, url) {
     const key = await fetchKey(`${url}/gpg`);
@@ -35897,7 +35952,8 @@ async function addUsers(ctx, users) {
             context: `Adding ${user} to the docker group`
         });
     }
-    lib_core/* warning */.$e(`Added ${users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`);
+    // In the summary too: the job's next steps fail on the socket until the runner restarts.
+    ctx.warn(`Added ${users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`);
 }
 /** Carries out one action; `installArgs` are the install action's packages with resolved pins. */
 async function applyAction(ctx, action, installArgs, packagesChanged) {
@@ -35955,10 +36011,14 @@ async function verifyEngine(p, ctx) {
     ctx.outputs.dockerVersion = version;
     ctx.outputs.dockerChanged = p.packagesChange;
     const manager = await detectServiceManager(ctx.host.systemd);
-    return `Docker ${version} (${engineSource({ installed, snap: false })}) running, service: ${manager}`;
+    const source = engineSource({ installed, snap: false });
+    // The plan enables the unit when it is not: after apply it is.
+    ctx.show(engineFacts({ installed: true, version, source, running: true, manager }));
+    return `Docker ${version} (${source}) running, service: ${manager}`;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/detect.ts
+
 
 
 
@@ -36010,6 +36070,14 @@ async function detectEngine(ctx) {
     };
     ctx.outputs.dockerVersion = serverVersion ?? '';
     ctx.outputs.dockerChanged = false;
+    ctx.show(engineFacts({
+        installed: dockerd !== undefined,
+        version: serverVersion ?? installed.get('docker-ce') ?? installed.get('docker.io'),
+        source: engineSource(facts),
+        running: serverVersion !== undefined,
+        manager,
+        enabled: facts.enabled
+    }));
     return facts;
 }
 
@@ -36034,8 +36102,19 @@ const enginePhase = {
  */
 
 /** Binds a phase to its context (its own inputs, the host, the runner). */
-function stage(phase, ctx) {
-    return { name: phase.name, run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report) };
+function stage(phase, unbound) {
+    return {
+        name: phase.name,
+        run: async (dryRun, report) => {
+            const ctx = {
+                ...unbound,
+                show: facts => {
+                    report.facts = [...facts];
+                }
+            };
+            await runPhase(phase, ctx, dryRun, report);
+        }
+    };
 }
 async function runPhase(phase, ctx, dryRun, report) {
     const facts = await phase.detect(ctx);
@@ -36075,6 +36154,7 @@ async function runPipeline(stages, dryRun, reports) {
             const report = {
                 phase: s.name,
                 status: 'failed',
+                facts: [],
                 found: '',
                 changes: [],
                 result: ''
@@ -36404,6 +36484,26 @@ async function detectPush(ctx) {
     return { dockerUp, targets, locals, remote };
 }
 
+;// CONCATENATED MODULE: ./src/phases/push/facts.ts
+/** Before pushing (a dry run): how many targets would be pushed and how many the registry already holds. */
+function plannedPushFacts(toPush, unchanged) {
+    return [
+        { label: 'to push', value: toPush },
+        { label: 'unchanged', value: unchanged }
+    ];
+}
+/** After pushing: the images output counted by status. */
+function pushFacts(images) {
+    if (images.length === 0)
+        return [{ label: 'images', value: null }];
+    const count = (status) => images.filter(i => i.status === status).length;
+    return [
+        { label: 'pushed', value: count('pushed') },
+        { label: 'unchanged', value: count('unchanged') },
+        { label: 'failed', value: count('failed') }
+    ];
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/plan.ts
 /** The push phase's plan (pure): which targets to push, which the registry already holds. */
 
@@ -36479,6 +36579,7 @@ function planPush(facts, inputs) {
 
 
 
+
 /** Push phase: tags and pushes the job's images with retries, and verifies each digest in the registry. */
 const pushPhase = {
     name: 'Push images',
@@ -36488,8 +36589,21 @@ const pushPhase = {
         // What the registry already holds is an output even when nothing is pushed, or in a dry run.
         if (plan.facts.dockerUp)
             ctx.outputs.images = plan.unchanged;
+        const toPush = plan.facts.dockerUp ? plan.todo.length : plan.facts.targets.length;
+        // With nothing to push the plan is already the result; otherwise apply counts what landed.
+        ctx.show(toPush === 0
+            ? pushFacts(ctx.outputs.images ?? [])
+            : plannedPushFacts(toPush, plan.unchanged.length));
     },
-    apply: applyPush,
+    async apply(plan, ctx) {
+        try {
+            await applyPush(plan, ctx);
+        }
+        finally {
+            // Counted whether every push landed or not: the failures are what a person looks for first.
+            ctx.show(pushFacts(ctx.outputs.images ?? []));
+        }
+    },
     verify: verifyPush
 };
 
@@ -36513,6 +36627,31 @@ function parseListeners(text) {
 /** Is something listening on `port` (any local address)? Readable by any user, unlike `ss -p`. */
 function portListened(listeners, port) {
     return listeners.some(l => l.port === port);
+}
+
+;// CONCATENATED MODULE: ./src/phases/registry/facts.ts
+/** The registry's facts: "registry localhost:5000", "data /var/lib/…", the mirror's address. */
+function registryFacts(inputs, state) {
+    if (state === 'not wanted') {
+        const note = inputs.startRegistry === 'false'
+            ? 'not started here: start-registry is false'
+            : 'not on this host';
+        return [{ label: 'registry', value: inputs.registry.text, note }];
+    }
+    const notes = {
+        'docker down': 'Docker is not running yet',
+        absent: 'no container yet',
+        stopped: 'container stopped',
+        running: undefined
+    };
+    const note = notes[state];
+    return [
+        { label: 'registry', value: inputs.registry.text, ...(note ? { note } : {}) },
+        { label: 'data', value: inputs.registryData },
+        ...(inputs.registryMirror !== false
+            ? [{ label: 'mirror', value: `127.0.0.1:${inputs.registryMirrorPort}` }]
+            : [])
+    ];
 }
 
 ;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
@@ -37828,6 +37967,7 @@ function planRegistry(facts, inputs) {
 
 
 
+
 /** `docker inspect` of a container by name; undefined when there is none. */
 async function inspectContainer(runner, name) {
     const r = await runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
@@ -37951,8 +38091,10 @@ async function detectRegistry(ctx) {
         dataDirs: {},
         portHolders: {}
     };
-    if (!wanted)
+    if (!wanted) {
+        ctx.show(registryFacts(inputs, 'not wanted'));
         return none;
+    }
     const dockerUp = (await probeDaemon(runner)) !== undefined;
     const auth = inputs.registryHtpasswd.length > 0;
     const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
@@ -37964,6 +38106,7 @@ async function detectRegistry(ctx) {
         auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
         certInstalled(ctx)
     ]);
+    ctx.show(registryFacts(inputs, !dockerUp ? 'docker down' : !registry ? 'absent' : registry.running ? 'running' : 'stopped'));
     return {
         me,
         wanted,
@@ -37980,6 +38123,7 @@ async function detectRegistry(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/apply.ts
+
 
 
 
@@ -38123,8 +38267,10 @@ async function applyRegistry(p, ctx) {
     }
 }
 /** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
-function verifyRegistry(_p, ctx) {
+function verifyRegistry(p, ctx) {
     const { inputs } = ctx;
+    // Without Docker (a dry run's bare host) apply did nothing; otherwise it waited for readiness.
+    ctx.show(registryFacts(inputs, p.facts.dockerUp ? 'running' : 'docker down'));
     const auth = inputs.registryHtpasswd.length > 0
         ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
         : '';
@@ -38150,58 +38296,289 @@ const registryPhase = {
 
 // EXTERNAL MODULE: ./src/state.ts
 var state = __nccwpck_require__(2462);
-;// CONCATENATED MODULE: ./src/summary.ts
-/** The step summary: a table of phases, the pushed images, warnings and outputs. */
-
-
-const STATUS_ICON = {
-    unchanged: '✅ unchanged',
-    changed: '🔧 changed',
-    'would change': '📝 would change',
-    failed: '❌ failed'
-};
-/** Escapes text for one markdown table cell. */
-function cell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—';
+;// CONCATENATED MODULE: ./src/summary/markdown.ts
+/**
+ * Markdown for the step summary (pure). Every value a run reports (an image name, an error, a
+ * daemon.json value) goes through here, so it shows as itself: a `|` never ends a table cell, a
+ * backtick never opens code, a newline never ends a row, `<` never opens HTML.
+ */
+/** Characters that open inline markdown (or GitHub's math) wherever they stand. */
+const INLINE_SPECIAL = /[\\`*_[\]<>~|&$]/g;
+/** What a line may not start with and stay a paragraph: a heading, a list, a rule. */
+const BLOCK_START = /^(#|[+-]|\d+(?=[.)]))/;
+/** Text written so that markdown shows it as it is, on one line. */
+function escapeText(text) {
+    return (text
+        .replace(/\r\n?/g, '\n')
+        .replace(INLINE_SPECIAL, '\\$&')
+        // A row is one line, and so is a list item: a line break inside them is HTML.
+        .replace(/\n/g, '<br>'));
 }
-/** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
-function renderSummary(data) {
-    const lines = [];
-    const verdict = data.error
-        ? '❌ failed'
-        : data.dryRun
-            ? '📝 dry run: nothing was changed'
-            : data.reports.some(r => r.status === 'changed')
-                ? '🔧 host updated'
-                : '✅ host already right: nothing changed';
-    lines.push(`## docker-gpu-setup: ${verdict} (${data.seconds.toFixed(1)} s)`, '');
-    if (data.error)
-        lines.push(`> **Error:** ${data.error.split('\n')[0]}`, '');
-    lines.push('| Phase | Status | Found | Changes | Result |', '|---|---|---|---|---|');
-    for (const r of data.reports) {
-        lines.push(`| ${cell(r.phase)} | ${STATUS_ICON[r.status]} | ${cell(r.found)} | ${cell(r.changes.join('\n'))} | ${cell(r.result)} |`);
-    }
-    const images = data.outputs.images ?? [];
-    if (images.length > 0) {
-        lines.push('', '### Images', '', '| Source | Target | Digest | Size | Status |', '|---|---|---|---|---|');
-        for (const i of images) {
-            const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : '';
-            const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status;
-            lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
+/** A rendered line that starts a paragraph, its start escaped so that it stays one. */
+function blockLine(rendered) {
+    return rendered.replace(BLOCK_START, m => (/^\d/.test(m) ? `${m}\\` : `\\${m}`));
+}
+/** The longest run of backticks in `text`. */
+function longestBacktickRun(text) {
+    return Math.max(0, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+}
+/** A code span showing `text`; in a table cell a `\` before a `|` cannot be written, so that text stays plain. */
+function codeSpan(text, where) {
+    const flat = text.replace(/\r?\n|\r/g, ' ');
+    if (flat === '')
+        return '';
+    if (where === 'cell' && flat.includes('\\|'))
+        return escapeText(flat);
+    const ticks = '`'.repeat(longestBacktickRun(flat) + 1);
+    // A span that starts or ends with a backtick or a space needs a space of padding to keep it.
+    const pad = /^[` ]|[` ]$/.test(flat) ? ' ' : '';
+    // GFM splits a row at every unescaped `|`, code spans included.
+    const body = where === 'cell' ? flat.replace(/\|/g, '\\|') : flat;
+    return `${ticks}${pad}${body}${pad}${ticks}`;
+}
+/** Inline content as markdown, for a table cell or a block line. */
+function inline(content, where = 'block') {
+    if (typeof content === 'string')
+        return escapeText(content);
+    if ('code' in content)
+        return codeSpan(content.code, where);
+    return content.map(part => inline(part, where)).join('');
+}
+/** Text for HTML (a <summary>, where markdown is not read). */
+function escapeHtml(text) {
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+/** Inline content as HTML. */
+function inlineHtml(content) {
+    if (typeof content === 'string')
+        return escapeHtml(content);
+    if ('code' in content)
+        return `<code>${escapeHtml(content.code)}</code>`;
+    return content.map(inlineHtml).join('');
+}
+/** Table cells joined with a separator: `a · b · c`. */
+function joined(parts, separator) {
+    return parts.flatMap((part, i) => (i === 0 ? [part] : [separator, part]));
+}
+/** A GFM table, one line per row; every cell escaped, an empty one shown as —. */
+function table(header, rows) {
+    const line = (cells) => {
+        if (cells.length !== header.length) {
+            throw new Error(`a summary row has ${cells.length} cells, its table ${header.length}`);
         }
+        return `| ${cells.map(c => inline(c, 'cell').trim() || '—').join(' | ')} |`;
+    };
+    return [line(header), `|${'---|'.repeat(header.length)}`, ...rows.map(line)];
+}
+/** A bulleted list, one line per item; `nested` items indented under the item before them. */
+function list(items) {
+    return items.flatMap(item => typeof item === 'object' && 'nested' in item
+        ? item.nested.map(n => `  - ${blockLine(inline(n).trim())}`)
+        : [`- ${blockLine(inline(item).trim())}`]);
+}
+/** A fenced code block that no line of `text` can close; lines kept as they are. */
+function fence(text, info = 'text') {
+    const ticks = '`'.repeat(Math.max(3, longestBacktickRun(text) + 1));
+    return [`${ticks}${info}`, ...text.replace(/\r\n?/g, '\n').split('\n'), ticks];
+}
+/** A collapsed section around markdown lines (open when asked). */
+function details(summary, body, open = false) {
+    // The blank lines let the body be read as markdown, not as part of the HTML block.
+    return [
+        `<details${open ? ' open' : ''}><summary>${inlineHtml(summary)}</summary>`,
+        '',
+        ...body,
+        '',
+        '</details>'
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/summary/render.ts
+/**
+ * The step summary (pure): a verdict, a line per phase with the facts a person looks for, the
+ * changes, the images (failed ones first and in view), the digests to copy, warnings and outputs.
+ * Long lists sit in collapsed sections, so the page reads the same with 3 images or 60.
+ */
+
+
+/** Images listed in view; more than this and the table is collapsed. */
+const IMAGES_IN_VIEW = 10;
+/** Steps listed per phase; the log has every one. */
+const STEPS_PER_PHASE = 8;
+/** Characters of an error's first line shown in view. */
+const ERROR_LINE = 300;
+/** Bytes with the unit that fits, three significant digits (SI, as Docker prints sizes); '' when unknown. */
+function formatBytes(bytes) {
+    if (!Number.isFinite(bytes) || bytes <= 0)
+        return '';
+    if (bytes < 1000)
+        return `${Math.round(bytes)} B`;
+    const units = ['kB', 'MB', 'GB', 'TB'];
+    let value = bytes / 1000;
+    let unit = 0;
+    // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
+    while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
+        value /= 1000;
+        unit++;
     }
-    if (data.warnings.length > 0) {
-        lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
+    const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3);
+    return `${digits} ${units[unit]}`;
+}
+/** The digest as people quote it: the algorithm and 12 hex digits. */
+function shortDigest(digest) {
+    const m = /^([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$/.exec(digest);
+    return m ? `${m[1]}:${m[2]}` : digest;
+}
+/** One fact: "3 pushed", "no NVIDIA driver", "runtimes `nvidia`, `runc`", "Docker `27.3.1` (docker-ce)". */
+function factInline(f) {
+    const note = f.note ? ` (${f.note})` : '';
+    if (f.value === null)
+        return `no ${f.label}${note}`;
+    if (f.value === true)
+        return `${f.label}${note}`;
+    if (typeof f.value === 'number')
+        return `${f.value} ${f.label}${note}`;
+    const values = typeof f.value === 'string' ? [f.value] : f.value;
+    const shown = values.length === 0 ? 'none' : joined(values.map(code), ', ');
+    return [`${f.label} `, shown, note];
+}
+const code = (text) => ({ code: text });
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+/** The status cell: what happened, with the number of steps behind it. */
+function statusCell(r) {
+    const steps = plural(r.changes.length, 'step');
+    switch (r.status) {
+        case 'unchanged':
+            return '✅ unchanged';
+        case 'changed':
+            return `🔧 changed: ${steps}`;
+        case 'would change':
+            return `📝 would change: ${steps}`;
+        case 'failed':
+            return '❌ failed';
     }
-    const outputs = Object.entries(outputValues(data.outputs)).filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests');
-    if (outputs.length > 0) {
-        lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|');
-        for (const [k, v] of outputs)
-            lines.push(`| \`${k}\` | ${cell(v)} |`);
-        lines.push('', '</details>');
+}
+/** The facts cell; a phase that showed none falls back to its own sentence. */
+function factsCell(r) {
+    if (r.facts.length > 0)
+        return joined(r.facts.map(factInline), ' · ');
+    return r.status === 'changed' ? r.result : r.found;
+}
+function verdict(data) {
+    if (data.error)
+        return '❌ failed';
+    if (data.dryRun)
+        return '📝 dry run: nothing was changed';
+    return data.reports.some(r => r.status === 'changed')
+        ? '🔧 host updated'
+        : '✅ host already right: nothing changed';
+}
+/** The longest start of `line` that ends a sentence (or else a list item) within `max` characters. */
+function shortened(line, max) {
+    if (line.length <= max)
+        return line;
+    const head = line.slice(0, max);
+    const cut = [head.lastIndexOf('. '), head.lastIndexOf(', ')].find(i => i > 0);
+    return `${cut === undefined ? head : head.slice(0, cut + 1)} …`;
+}
+/**
+ * The error's first line in view; the lines after it (a daemon's log, a command's output) as they
+ * are. A first line too long to read at a glance (a push naming every image) is cut at a sentence
+ * in view, and given whole below.
+ */
+function errorBlock(error) {
+    const text = error.replace(/\r\n?/g, '\n').trim();
+    const [first, ...rest] = text.split('\n');
+    const short = shortened(first, ERROR_LINE);
+    const more = rest.join('\n').replace(/^\n+/, '');
+    return [
+        '',
+        `> **Error:** ${inline(short)}`,
+        ...(short !== first
+            ? ['', ...details('The whole error', fence(text))]
+            : more
+                ? ['', ...fence(more)]
+                : [])
+    ];
+}
+/** The steps of every phase that has some, a few each, collapsed (open in a dry run: they are its answer). */
+function changesBlock(data) {
+    const withSteps = data.reports.filter(r => r.changes.length > 0);
+    if (withSteps.length === 0)
+        return [];
+    const total = withSteps.reduce((n, r) => n + r.changes.length, 0);
+    const items = withSteps.flatMap(r => {
+        const shown = r.changes.slice(0, STEPS_PER_PHASE);
+        const left = r.changes.length - shown.length;
+        const more = left > 0 ? [`… and ${left} more (the log lists each one)`] : [];
+        return [r.phase, { nested: [...shown, ...more] }];
+    });
+    const title = `${data.dryRun ? 'Would change' : 'Changes'}: ${plural(total, 'step')}`;
+    return ['', ...details(title, list(items), data.dryRun)];
+}
+/** "58 pushed, 1 unchanged, 1 failed", leaving out what is zero. */
+function imageCounts(images) {
+    const counts = ['pushed', 'unchanged', 'failed']
+        .map(s => [images.filter(i => i.status === s).length, s])
+        .filter(([n]) => n > 0);
+    return counts.map(([n, s]) => `${n} ${s}`).join(', ');
+}
+/** Failed images in view first; the others in a table, collapsed when long; the digests to copy. */
+function imagesBlock(images) {
+    if (images.length === 0)
+        return [];
+    const failed = images.filter(i => i.status === 'failed');
+    const landed = images.filter(i => i.status !== 'failed');
+    const lines = ['', `### Images: ${imageCounts(images)}`];
+    if (failed.length > 0) {
+        lines.push('', ...table(['Not pushed', 'Source', 'Error'], failed.map(i => [code(i.target), code(i.source), i.error ?? ''])));
     }
+    if (landed.length > 0) {
+        const rows = table(['Target', 'Source', 'Digest', 'Size', 'Status'], landed.map(i => [
+            code(i.target),
+            code(i.source),
+            i.digest ? code(shortDigest(i.digest)) : '',
+            formatBytes(i.size),
+            i.status
+        ]));
+        lines.push('', ...(landed.length > IMAGES_IN_VIEW ? details(imageCounts(landed), rows) : rows));
+    }
+    const digests = digestsText(images);
+    if (digests !== '') {
+        const count = digests.split('\n').length;
+        lines.push('', ...details([`Digests: ${count} (the `, code('digests'), ' output)'], fence(digests)));
+    }
+    return lines;
+}
+function warningsBlock(warnings) {
+    if (warnings.length === 0)
+        return [];
+    return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)];
+}
+/** Every output that has a value, except the images and digests shown above. */
+function outputsBlock(outputs) {
+    const rows = Object.entries(outputValues(outputs))
+        .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests')
+        .map(([k, v]) => [code(k), v]);
+    if (rows.length === 0)
+        return [];
+    return ['', ...details('Outputs', table(['Output', 'Value'], rows))];
+}
+/** The step summary as markdown; no table without rows, every value escaped in markdown.ts. */
+function renderSummary(data) {
+    const lines = [`## docker-gpu-setup: ${verdict(data)} (${data.seconds.toFixed(1)} s)`];
+    if (data.error)
+        lines.push(...errorBlock(data.error));
+    if (data.reports.length > 0) {
+        lines.push('', ...table(['Phase', 'Status', 'Facts'], data.reports.map(r => [r.phase, statusCell(r), factsCell(r)])));
+    }
+    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
     return `${lines.join('\n')}\n`;
 }
+
+;// CONCATENATED MODULE: ./src/summary/write.ts
+/** Writes the step summary: to GITHUB_STEP_SUMMARY, or to the log when a person runs the action by hand. */
+
 /** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
 async function writeSummary(markdown, env = process.env) {
     if (!env.GITHUB_STEP_SUMMARY) {
@@ -38263,6 +38640,7 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 }
 
 ;// CONCATENATED MODULE: ./src/main.ts
+
 
 
 

@@ -11,18 +11,19 @@ import {enginePhase} from './phases/engine/phase.js'
 import {
   runPipeline,
   stage,
-  type PhaseContext,
   type PhaseReport,
-  type Stage
+  type Stage,
+  type UnboundContext
 } from './phases/pipeline.js'
 import {pushPhase} from './phases/push/phase.js'
 import {registryPhase} from './phases/registry/phase.js'
 import {runnerState, saveCleanup, savePostState, type StateStore} from './state.js'
-import {renderSummary, writeSummary} from './summary.js'
+import {renderSummary} from './summary/render.js'
+import {writeSummary} from './summary/write.js'
 import {acquireHostLock, type HostLock} from './system/lock.js'
 
 /** What every phase's context shares; each phase adds its own inputs. */
-export type SharedContext = Omit<PhaseContext<unknown>, 'inputs'>
+export type SharedContext = Omit<UnboundContext<unknown>, 'inputs'>
 
 /** What the main step runs on; tests replace parts (the runner, the host, the phases). */
 export interface MainDeps {

@@ -71,7 +71,9 @@ describe.each([
     expect(hostState()).toBe(before)
     // Outputs are still written, so later steps can read them.
     expect(Object.keys(run.outputs)).toContain('docker-version')
-    expect(run.summary).toContain('❌ failed')
+    expect(run.summary).toContain("> **Error:** Input '")
+    // No phase ran: no table.
+    expect(run.summary).not.toMatch(/^\|/m)
   })
 
   it('a dry run plans, prints what it would change, and changes nothing', () => {
@@ -89,7 +91,9 @@ describe.each([
     )
     expect(run.outputs.registry).toBe('localhost:5000')
     expect(run.outputs['docker-changed']).toBe('false')
-    expect(run.summary).toContain('| Docker engine |')
+    expect(run.summary).toContain('| Docker engine | 📝 would change: ')
+    expect(run.summary).toContain('| no Docker Engine |')
+    expect(run.summary).toContain('<details open><summary>Would change: ')
   })
 
   it('prints the summary to the log when GITHUB_STEP_SUMMARY is missing (a person running it by hand)', () => {

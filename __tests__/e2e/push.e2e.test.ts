@@ -59,8 +59,13 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     }
     expect(box.sh('curl -sf http://localhost:5000/v2/team/app2/tags/list')).toContain('"v2"')
     expect(run.outputs.digests.split('\n')).toEqual(rows(run).map(r => `${r.target}@${r.digest}`))
-    expect(run.summary).toContain('### Images')
-    expect(run.summary).toContain('| dgs-e2e/app2:1 | localhost:5000/team/app2:v2 |')
+    expect(run.summary).toContain('### Images: 9 pushed')
+    expect(run.summary).toContain('| `localhost:5000/team/app2:v2` | `dgs-e2e/app2:1` | `sha256:')
+    expect(run.summary).toContain(
+      '| Push images | 🔧 changed: 9 steps | 9 pushed · 0 unchanged · 0 failed |'
+    )
+    // The digests to copy: the same text as the output.
+    expect(run.summary).toContain(`\`\`\`text\n${run.outputs.digests}\n\`\`\``)
   }, 180_000)
 
   it('a rerun pushes nothing and reports every image unchanged', () => {
@@ -70,6 +75,9 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     expect(rows(run)).toHaveLength(9)
     expect(rows(run).every(r => r.status === 'unchanged')).toBe(true)
     expect(run.summary).toContain('host already right: nothing changed')
+    expect(run.summary).toContain(
+      '| Push images | ✅ unchanged | 0 pushed · 9 unchanged · 0 failed |'
+    )
   })
 
   it('a missing local image fails before any push, naming it and its line', () => {

@@ -17,20 +17,21 @@ const LAYERS: [RegExp, string][] = [
   [/^(outputs|state|host|input-fields)\.ts$/, 'the run’s records'],
   [/^phases\/[^/]+\.ts$/, 'the phase contract'],
   [/^phases\/[^/]+\/[^/]+\.ts$/, 'phases'],
-  [/^(inputs|summary)\.ts$/, 'composition'],
+  [/^(inputs\.ts|summary\/[^/]+\.ts)$/, 'composition'],
   [/^(main|post)\.ts$/, 'the steps'],
   [/^index\.ts$/, 'the entry point']
 ]
 
 /** Model files: plain data in and out. */
 const PURE = [
-  /^phases\/[^/]+\/(plan|inputs)\.ts$/,
+  /^phases\/[^/]+\/(plan|inputs|facts)\.ts$/,
   /^phases\/daemon\/(daemon-config|gpu|toolkit)\.ts$/,
   /^phases\/registry\/(spec|htpasswd)\.ts$/,
   /^phases\/push\/(image-list|push-result)\.ts$/,
   /^docker\/.+\.ts$/,
   /^system\/(apt-model|os-release|proc-net)\.ts$/,
-  /^input-fields\.ts$/
+  /^input-fields\.ts$/,
+  /^summary\/(markdown|render)\.ts$/
 ]
 const IMPURE = [
   [/\basync\b/, 'async'],

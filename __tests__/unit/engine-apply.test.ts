@@ -24,7 +24,8 @@ function context(runner: FakeRunner, pin: string): PhaseContext<EngineInputs> {
     runner,
     outputs: {},
     warn: () => undefined,
-    remember: () => undefined
+    remember: () => undefined,
+    show: () => undefined
   }
 }
 

@@ -1,7 +1,7 @@
 import {beforeEach, describe, expect, it, jest} from '@jest/globals'
 import {HostError} from '../../src/errors.js'
 import type {HostInfo} from '../../src/host.js'
-import type {Phase, PhasePlan} from '../../src/phases/pipeline.js'
+import type {Fact, Phase, PhasePlan} from '../../src/phases/pipeline.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
 import {fakeCore, fakeLock, mapState} from './fake-core.js'
 import {FakeRunner} from './fake-runner.js'
@@ -54,7 +54,12 @@ function runMain(deps: Deps): Promise<void> {
 function fakePhase(
   name: string,
   calls: Calls,
-  o: {steps?: string[]; fail?: 'detect' | 'apply'; onDetect?: (outputs: object) => void} = {}
+  o: {
+    steps?: string[]
+    fail?: 'detect' | 'apply'
+    onDetect?: (outputs: object) => void
+    shows?: Fact[]
+  } = {}
 ): Phase<unknown, string, PhasePlan> {
   const steps = (o.steps ?? []).map(description => ({description}))
   return {
@@ -62,6 +67,7 @@ function fakePhase(
     detect: ctx => {
       calls.push(`${name}: detect`)
       o.onDetect?.(ctx.outputs)
+      if (o.shows) ctx.show(o.shows)
       if (o.fail === 'detect') return Promise.reject(new HostError(`${name} cannot read the host`))
       return Promise.resolve(`${name} facts`)
     },
@@ -117,8 +123,9 @@ describe('the main step', () => {
     expect(core.record.failed).toEqual([])
     expect(core.record.summaries[0]).toContain('📝 dry run: nothing was changed')
     expect(core.record.summaries[0]).toContain(
-      '| engine | 📝 would change | engine found | change engine |'
+      '| engine | 📝 would change: 1 step | engine found |'
     )
+    expect(core.record.summaries[0]).toContain('- engine\n  - change engine\n')
   })
 
   it('never applies in a dry run of the real phases: every command it runs only reads', async () => {
@@ -146,7 +153,7 @@ describe('the main step', () => {
     const changing = runner.lines().filter(l => !READS.some(r => l.startsWith(r)))
     expect(changing).toEqual([])
     for (const phase of ['Docker engine', 'Local registry', 'Push images']) {
-      expect(core.record.summaries[0]).toContain(`| ${phase} | 📝 would change |`)
+      expect(core.record.summaries[0]).toContain(`| ${phase} | 📝 would change: 1 step |`)
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
@@ -187,8 +194,30 @@ describe('the main step', () => {
     const summary = core.record.summaries[0]
     expect(summary).toContain('## docker-gpu-setup: ❌ failed')
     expect(summary).toContain('> **Error:** daemon broke')
-    expect(summary).toContain('| daemon | ❌ failed | daemon found | write |')
+    expect(summary).toContain('| daemon | ❌ failed | daemon found |')
     expect(summary).toContain('| engine | ✅ unchanged |')
+  })
+
+  it("shows each phase's facts in its own summary row, as the phase showed them", async () => {
+    env = inputs()
+    await runMain({
+      stages: (_inputs, shared) => [
+        stage(fakePhase('engine', [], {shows: [{label: 'Docker', value: '27.3.1'}]}), {
+          ...shared,
+          inputs: undefined
+        }),
+        stage(fakePhase('daemon', [], {shows: [{label: 'runtimes', value: ['nvidia', 'runc']}]}), {
+          ...shared,
+          inputs: undefined
+        }),
+        stage(fakePhase('registry', []), {...shared, inputs: undefined})
+      ]
+    })
+    const summary = core.record.summaries[0]
+    expect(summary).toContain('| engine | ✅ unchanged | Docker `27.3.1` |')
+    expect(summary).toContain('| daemon | ✅ unchanged | runtimes `nvidia`, `runc` |')
+    // A phase that shows nothing keeps its own sentence.
+    expect(summary).toContain('| registry | ✅ unchanged | registry found |')
   })
 
   it('sets every output and writes the summary when an input is bad, before any phase', async () => {
@@ -208,6 +237,8 @@ describe('the main step', () => {
     expect([...core.record.outputs.values()].every(v => v === '')).toBe(true)
     expect(core.record.outputs.size).toBe(OUTPUT_NAMES.length)
     expect(core.record.summaries[0]).toContain("> **Error:** Input 'push-concurrency'")
+    // No phase ran: no table.
+    expect(core.record.summaries[0]).not.toMatch(/^\|/m)
     expect(state.values.has('cleanup')).toBe(false)
   })
 

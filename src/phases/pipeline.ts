@@ -23,6 +23,24 @@ export interface PhaseContext<I> extends PlanContext<I> {
   warn(message: string): void
   /** Records, at once, what the post step may have to undo. */
   remember(update: PostStateUpdate): void
+  /** Sets what the summary shows for this phase; the latest call wins (detection, then verification). */
+  show(facts: readonly Fact[]): void
+}
+
+/**
+ * One fact a person looks for in a phase (a version, a service, a path, a count), kept as data so
+ * the summary lays it out and escapes it, and nothing parses it back out of a sentence.
+ */
+export interface Fact {
+  /** What it is: "Docker", "service", "runtimes", "pushed". */
+  label: string
+  /**
+   * A count (shown before the label), a value or list (shown after it as code), true when the thing
+   * is there but has no value to show, or null when it is not there ("no <label>").
+   */
+  value: number | string | readonly string[] | true | null
+  /** Plain words after the value, e.g. "not running". */
+  note?: string
 }
 
 /** A planned change, described for the log, the dry run and the summary. */
@@ -58,10 +76,15 @@ export interface Phase<I, Facts, Plan extends PhasePlan> {
 export interface PhaseReport {
   phase: string
   status: 'unchanged' | 'changed' | 'would change' | 'failed'
+  /** What the phase showed (ctx.show); empty when it showed nothing, and then `found` or `result` stand in. */
+  facts: Fact[]
   found: string
   changes: string[]
   result: string
 }
+
+/** A phase's context before the pipeline binds `show` to the phase's own report. */
+export type UnboundContext<I> = Omit<PhaseContext<I>, 'show'>
 
 /** A phase bound to the context it runs in, ready for the pipeline. */
 export interface Stage {
@@ -72,9 +95,20 @@ export interface Stage {
 /** Binds a phase to its context (its own inputs, the host, the runner). */
 export function stage<I, F, P extends PhasePlan>(
   phase: Phase<I, F, P>,
-  ctx: PhaseContext<I>
+  unbound: UnboundContext<I>
 ): Stage {
-  return {name: phase.name, run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report)}
+  return {
+    name: phase.name,
+    run: async (dryRun, report) => {
+      const ctx: PhaseContext<I> = {
+        ...unbound,
+        show: facts => {
+          report.facts = [...facts]
+        }
+      }
+      await runPhase(phase, ctx, dryRun, report)
+    }
+  }
 }
 
 async function runPhase<I, F, P extends PhasePlan>(
@@ -122,6 +156,7 @@ export async function runPipeline(
       const report: PhaseReport = {
         phase: s.name,
         status: 'failed',
+        facts: [],
         found: '',
         changes: [],
         result: ''

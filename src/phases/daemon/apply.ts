@@ -19,6 +19,7 @@ import {
 } from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
 import {daemonRuntimes} from './detect.js'
+import {daemonFacts, looksForGpu} from './facts.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, errorLines, type DaemonAction, type DaemonPlan} from './plan.js'
 import {
@@ -209,6 +210,7 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
 /** Proves the daemon loaded what the plan wanted (docker info); sets nvidia-runtime. */
 export async function verifyDaemon(p: DaemonPlan, ctx: Ctx): Promise<string> {
   const running = await daemonRuntimes(ctx.runner)
+  ctx.show(daemonFacts({...running, gpuLooked: looksForGpu(ctx.inputs), gpu: ctx.outputs.gpu}))
   if (running === undefined) {
     if (await probeDaemon(ctx.runner))
       throw new HostError('docker info did not answer after the change')

@@ -4,6 +4,7 @@ import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {PhaseContext} from '../pipeline.js'
 import {DaemonConfigParseError, parseDaemonConfig} from './daemon-config.js'
+import {daemonFacts, looksForGpu} from './facts.js'
 import {parseNvidiaSmi, type GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, type DaemonFacts} from './plan.js'
@@ -52,9 +53,10 @@ function parseFile(text: string | undefined): Pick<DaemonFacts, 'config' | 'pars
 export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<DaemonFacts> {
   const {runner, inputs} = ctx
   const wantsGpu = inputs.gpuRuntime !== 'none'
+  const gpuLooked = looksForGpu(inputs)
   const [text, gpu, installed, held, running] = await Promise.all([
     readFileMaybe(runner, DAEMON_JSON),
-    wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
+    gpuLooked ? detectGpu(runner) : Promise.resolve(undefined),
     wantsGpu
       ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
       : Promise.resolve(new Map<string, string>()),
@@ -69,6 +71,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     driverVersion: gpu.driverVersion,
     cudaVersion: gpu.cudaVersion
   }
+  ctx.show(daemonFacts({...running, gpuLooked, gpu: ctx.outputs.gpu}))
   return {
     text,
     ...parseFile(text),

@@ -27,6 +27,7 @@ import {
   waitForDaemon
 } from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
+import {engineFacts} from './facts.js'
 import type {EngineInputs} from './inputs.js'
 import {
   DOCKER_KEYRING,
@@ -175,7 +176,8 @@ async function addUsers(ctx: Ctx, users: readonly string[]): Promise<void> {
       context: `Adding ${user} to the docker group`
     })
   }
-  core.warning(
+  // In the summary too: the job's next steps fail on the socket until the runner restarts.
+  ctx.warn(
     `Added ${users.join(', ')} to the 'docker' group. A runner that is already running does not get the group: restart the runner service so later jobs can use Docker without sudo.`
   )
 }
@@ -242,5 +244,8 @@ export async function verifyEngine(p: EnginePlan, ctx: Ctx): Promise<string> {
   ctx.outputs.dockerVersion = version
   ctx.outputs.dockerChanged = p.packagesChange
   const manager = await detectServiceManager(ctx.host.systemd)
-  return `Docker ${version} (${engineSource({installed, snap: false})}) running, service: ${manager}`
+  const source = engineSource({installed, snap: false})
+  // The plan enables the unit when it is not: after apply it is.
+  ctx.show(engineFacts({installed: true, version, source, running: true, manager}))
+  return `Docker ${version} (${source}) running, service: ${manager}`
 }

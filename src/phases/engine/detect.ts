@@ -9,12 +9,14 @@ import {
   probeDaemon
 } from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
+import {engineFacts} from './facts.js'
 import type {EngineInputs} from './inputs.js'
 import {
   DISTRO_CLIENT,
   DISTRO_PACKAGES,
   DOCKER_CE_PACKAGES,
   WATCHED_PACKAGES,
+  engineSource,
   groupMembers,
   type EngineFacts
 } from './plan.js'
@@ -66,5 +68,15 @@ export async function detectEngine(ctx: PhaseContext<EngineInputs>): Promise<Eng
   }
   ctx.outputs.dockerVersion = serverVersion ?? ''
   ctx.outputs.dockerChanged = false
+  ctx.show(
+    engineFacts({
+      installed: dockerd !== undefined,
+      version: serverVersion ?? installed.get('docker-ce') ?? installed.get('docker.io'),
+      source: engineSource(facts),
+      running: serverVersion !== undefined,
+      manager,
+      enabled: facts.enabled
+    })
+  )
   return facts
 }

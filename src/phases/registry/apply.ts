@@ -6,6 +6,7 @@ import {HostError, tailLines} from '../../errors.js'
 import {writeFileAtomic} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import {fileHashes, imageId, inspectContainer} from './detect.js'
+import {registryFacts} from './facts.js'
 import {renderHtpasswd} from './htpasswd.js'
 import type {RegistrySettings, TlsFiles} from './inputs.js'
 import {daemonCaPath, type RegistryPlan} from './plan.js'
@@ -165,8 +166,10 @@ export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
 }
 
 /** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
-export function verifyRegistry(_p: RegistryPlan, ctx: Ctx): Promise<string> {
+export function verifyRegistry(p: RegistryPlan, ctx: Ctx): Promise<string> {
   const {inputs} = ctx
+  // Without Docker (a dry run's bare host) apply did nothing; otherwise it waited for readiness.
+  ctx.show(registryFacts(inputs, p.facts.dockerUp ? 'running' : 'docker down'))
   const auth =
     inputs.registryHtpasswd.length > 0
       ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`

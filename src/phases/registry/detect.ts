@@ -5,6 +5,7 @@ import {readFileMaybe} from '../../system/files.js'
 import {parseListeners, portListened} from '../../system/proc-net.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
+import {registryFacts} from './facts.js'
 import {htpasswdMatches} from './htpasswd.js'
 import type {RegistrySettings} from './inputs.js'
 import {daemonCaPath, type FileHashes, type RegistryFacts} from './plan.js'
@@ -176,7 +177,10 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     dataDirs: {},
     portHolders: {}
   }
-  if (!wanted) return none
+  if (!wanted) {
+    ctx.show(registryFacts(inputs, 'not wanted'))
+    return none
+  }
   const dockerUp = (await probeDaemon(runner)) !== undefined
   const auth = inputs.registryHtpasswd.length > 0
   const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
@@ -188,6 +192,12 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
     certInstalled(ctx)
   ])
+  ctx.show(
+    registryFacts(
+      inputs,
+      !dockerUp ? 'docker down' : !registry ? 'absent' : registry.running ? 'running' : 'stopped'
+    )
+  )
   return {
     me,
     wanted,

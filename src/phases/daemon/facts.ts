@@ -1,0 +1,44 @@
+/** What the summary shows for the daemon phase (pure): the runtimes that matter, the default, the GPUs. */
+import type {Outputs} from '../../outputs.js'
+import type {Fact} from '../pipeline.js'
+import type {DaemonSettings} from './inputs.js'
+
+/** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
+export function looksForGpu(inputs: Pick<DaemonSettings, 'gpuRuntime' | 'gpuCheck'>): boolean {
+  return inputs.gpuRuntime !== 'none' || inputs.gpuCheck === 'true'
+}
+
+/** What the daemon runs and the GPUs the driver shows. */
+export interface DaemonState {
+  /** Runtimes the running daemon lists; undefined when it does not answer. */
+  runtimes?: readonly string[]
+  defaultRuntime?: string
+  /** nvidia-smi was asked (looksForGpu). */
+  gpuLooked: boolean
+  gpu?: Outputs['gpu']
+}
+
+/** containerd's own shims, which every daemon lists and nobody chooses. */
+const BUILT_IN = /^io\.containerd\./
+
+/** The daemon's facts: "runtimes nvidia, runc", "default nvidia", "2 GPU(s)", "driver 550.54.15 (CUDA 12.4)". */
+export function daemonFacts(s: DaemonState): Fact[] {
+  const facts: Fact[] =
+    s.runtimes === undefined
+      ? [{label: 'running daemon', value: null}]
+      : [
+          {label: 'runtimes', value: s.runtimes.filter(r => !BUILT_IN.test(r))},
+          {label: 'default', value: s.defaultRuntime ?? 'runc'}
+        ]
+  if (s.gpu) {
+    facts.push(
+      {label: 'GPU(s)', value: s.gpu.count},
+      {
+        label: 'driver',
+        value: s.gpu.driverVersion,
+        ...(s.gpu.cudaVersion ? {note: `CUDA ${s.gpu.cudaVersion}`} : {})
+      }
+    )
+  } else if (s.gpuLooked) facts.push({label: 'NVIDIA driver', value: null})
+  return facts
+}
