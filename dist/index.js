@@ -31767,7 +31767,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8786);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(680);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31787,7 +31787,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8786:
+/***/ 680:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32809,7 +32809,8 @@ const DAEMON_INPUTS = {
     'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
     'nvidia-cdi': 'false',
     'gpu-check': 'auto',
-    'gpu-check-image': ''
+    'gpu-check-image': '',
+    'allow-restart': 'false'
 };
 function inputs_parseDaemonConfig(raw) {
     const value = optional(raw, 'daemon-config');
@@ -32878,7 +32879,8 @@ function parseDaemonInputs(raw, host) {
         nvidiaAptKey,
         nvidiaCdi,
         gpuCheck: tristate(raw, 'gpu-check'),
-        gpuCheckImage: imageReference(raw, 'gpu-check-image')
+        gpuCheckImage: imageReference(raw, 'gpu-check-image'),
+        allowRestart: bool(raw, 'allow-restart')
     };
 }
 
@@ -33208,6 +33210,14 @@ function parseRegistryInputs(raw, host) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/docker/labels.ts
+/** Labels this action puts on what it runs in Docker (pure constants). */
+/**
+ * On every container this action made: the only ones it will stop or replace, and the ones a
+ * daemon restart does not have to protect (they run with --restart always).
+ */
+const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./src/phases/registry/spec.ts
@@ -33222,12 +33232,12 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 
 
 
+
 /** The local registry's container name. */
 const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
 /** The pull-through cache's container name. */
 const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
-/** Label on every container this action made: the only ones it will stop or replace. */
-const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+
 /** Label holding the spec's hash: equal hash, same container. */
 const LABEL_SPEC = 'org.docker-gpu-setup.spec';
 /** Host folder for the registry's auth and TLS files (mounted read-only). */
@@ -33497,6 +33507,7 @@ const OUTPUT_NAMES = [
     'docker-version',
     'docker-changed',
     'daemon-config-changed',
+    'daemon-change',
     'nvidia-runtime',
     'gpu-count',
     'driver-version',
@@ -33531,6 +33542,7 @@ function outputValues(o) {
         'docker-version': outputs_text(o.dockerVersion),
         'docker-changed': outputs_text(o.dockerChanged),
         'daemon-config-changed': outputs_text(o.daemonConfigChanged),
+        'daemon-change': outputs_text(o.daemonChange),
         'nvidia-runtime': outputs_text(o.nvidiaRuntime),
         'gpu-count': outputs_text(o.gpu?.count),
         'driver-version': outputs_text(o.gpu?.driverVersion),
@@ -34713,14 +34725,12 @@ async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true)
         await new Promise(r => setTimeout(r, 300));
     }
 }
-/**
- * Is docker.socket installed but not listening? dockerd -H fd:// takes its socket from it, so a
- * socket left stopped (a package swap whose scripts could not start it) makes every start fail
- * with "no sockets found via socket activation".
- */
-async function socketStopped(runner) {
-    const r = await runner.run(['systemctl', 'show', '-p', 'LoadState', '-p', 'ActiveState', 'docker.socket'], { allowFailure: true });
-    return r.stdout.includes('LoadState=loaded') && !r.stdout.includes('ActiveState=active');
+/** Is there a docker.socket unit (Docker's and Debian's packages ship one)? */
+async function hasSocketUnit(runner) {
+    const r = await runner.run(['systemctl', 'show', '-p', 'LoadState', 'docker.socket'], {
+        allowFailure: true
+    });
+    return r.stdout.includes('LoadState=loaded');
 }
 /** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
 async function unitStarting(runner) {
@@ -34773,15 +34783,18 @@ async function systemdDocker(runner, verb) {
         root: true,
         allowFailure: true
     });
-    const socketDown = await socketStopped(runner);
-    if (socketDown && verb === 'restart') {
-        // systemd refuses to start a socket whose service runs: stop the service first.
+    // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
+    // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
+    // has been running ... not functional until restarted"), or stopped; either way every start
+    // then fails with "no sockets found via socket activation". So the socket is restarted with the
+    // service: systemd refuses to start a socket whose service runs, and stopping the socket would
+    // take the service with it, hence stop service, restart socket, start service.
+    const socket = await hasSocketUnit(runner);
+    if (socket) {
         await runner.run(['systemctl', 'stop', 'docker.service'], { root: true, timeoutSeconds: 120 });
+        await runner.run(['systemctl', 'restart', 'docker.socket'], { root: true, timeoutSeconds: 30 });
     }
-    if (socketDown) {
-        await runner.run(['systemctl', 'start', 'docker.socket'], { root: true, timeoutSeconds: 30 });
-    }
-    const r = await runner.run(['systemctl', socketDown ? 'start' : verb, 'docker.service'], {
+    const r = await runner.run(['systemctl', socket ? 'start' : verb, 'docker.service'], {
         root: true,
         allowFailure: true,
         timeoutSeconds: START_TIMEOUT_S
@@ -34858,6 +34871,21 @@ async function stopDockerd(runner, pid) {
         await removeFile(runner, DIRECT_MARKER);
 }
 /**
+ * Asks the running dockerd to reload daemon.json (SIGHUP): `systemctl reload` under systemd (its
+ * unit sends the signal to the main pid), else the signal to the pid in dockerd's pid file,
+ * whoever started it. Never an init script's force-reload: Debian's and Docker's restart.
+ */
+async function reloadDocker(runner, manager) {
+    if (manager === 'systemd') {
+        await runner.run(['systemctl', 'reload', 'docker.service'], { root: true, timeoutSeconds: 60 });
+        return;
+    }
+    const pid = await runningDockerdPid(runner);
+    if (pid === undefined)
+        throw new errors/* HostError */.dh('No dockerd runs to reload (no live pid in /var/run/docker.pid)');
+    await runner.run(['kill', '-HUP', String(pid)], { root: true });
+}
+/**
  * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
  * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
  */
@@ -34913,6 +34941,23 @@ function daemonFacts(s) {
     }
     else if (s.gpuLooked)
         facts.push({ label: 'NVIDIA driver', value: null });
+    if (s.change)
+        facts.push(...changeFacts(s.change));
+    return facts;
+}
+/** "applied by reload, API answered throughout" or "applied by restart (log-opts), API down 1.2 s, 2 container(s) kept running". */
+function changeFacts(c) {
+    const facts = [
+        {
+            label: 'applied by',
+            value: c.how,
+            ...(c.restartKeys.length > 0 ? { note: `needed by ${c.restartKeys.join(', ')}` } : {})
+        },
+        { label: 'API paused', value: `${c.downtime.toFixed(2)} s` }
+    ];
+    if (c.protectedContainers.length > 0) {
+        facts.push({ label: 'kept running', value: c.protectedContainers.length, note: 'live-restore' });
+    }
     return facts;
 }
 
@@ -34977,11 +35022,98 @@ function explainGpuFailure(output) {
     return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/reload.ts
+/**
+ * Keys dockerd (20.10 to 28, Linux) applies on SIGHUP: its Reload (daemon/reload.go,
+ * reload_unix.go) updates exactly these, and keeps running containers. Every other key (log-opts,
+ * log-driver, data-root, storage-driver, proxies, features, …) is read only at start. Features are
+ * accepted by a reload but what they switch (the containerd image store, CDI) is set up at start.
+ */
+const RELOADABLE_KEYS = [
+    'allow-nondistributable-artifacts',
+    'debug',
+    'default-ipc-mode',
+    'default-runtime',
+    'default-shm-size',
+    'insecure-registries',
+    'labels',
+    'live-restore',
+    'max-concurrent-downloads',
+    'max-concurrent-uploads',
+    'max-download-attempts',
+    'network-diagnostic-port',
+    'registry-mirrors',
+    'runtimes',
+    'shutdown-timeout'
+];
+/** The top-level keys whose value differs between two configs, sorted. */
+function changedKeys(before, after) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return [...keys].filter(k => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+}
+/**
+ * Splits changed keys into what a reload applies and what forces a restart. A removed key always
+ * forces one: a reload keeps the value of a key the file no longer sets.
+ */
+function classifyChange(before, after) {
+    const keys = changedKeys(before, after);
+    const restart = keys.filter(k => !RELOADABLE_KEYS.includes(k) || !(k in after));
+    return { reload: keys.filter(k => !restart.includes(k)), restart };
+}
+const noSlash = (s) => s.replace(/\/+$/, '');
+const strings = (v) => Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [];
+/**
+ * The keys of `config` the running daemon has not taken, among those `docker info` shows (others
+ * cannot be seen and are trusted). A reload that leaves any is treated as needing a restart.
+ */
+function notTaken(config, loaded, keys) {
+    const missing = [];
+    const check = (key, ok) => {
+        if (keys.includes(key) && !ok)
+            missing.push(key);
+    };
+    const runtimes = config.runtimes;
+    check('runtimes', typeof runtimes === 'object' && runtimes !== null && !Array.isArray(runtimes)
+        ? Object.keys(runtimes).every(r => loaded.runtimes.includes(r))
+        : true);
+    check('default-runtime', (config['default-runtime'] ?? 'runc') === loaded.defaultRuntime);
+    check('registry-mirrors', strings(config['registry-mirrors']).every(m => loaded.mirrors.map(noSlash).includes(noSlash(m))));
+    check('insecure-registries', strings(config['insecure-registries']).every(r => loaded.insecure.includes(r)));
+    check('live-restore', (config['live-restore'] ?? false) === loaded.liveRestore);
+    check('debug', (config.debug ?? false) === loaded.debug);
+    check('labels', strings(config.labels).every(l => loaded.labels.includes(l)));
+    return missing;
+}
+/** `docker info --format '{{json .}}'` → what it says of the keys above. */
+function parseLoadedConfig(json) {
+    try {
+        const info = JSON.parse(json);
+        const reg = info.RegistryConfig ?? {};
+        const insecureIndexes = Object.entries(reg.IndexConfigs ?? {})
+            .filter(([, c]) => c.Secure === false)
+            .map(([name]) => name);
+        return {
+            runtimes: Object.keys(info.Runtimes ?? {}),
+            defaultRuntime: info.DefaultRuntime ?? 'runc',
+            mirrors: reg.Mirrors ?? [],
+            insecure: [...insecureIndexes, ...(reg.InsecureRegistryCIDRs ?? [])],
+            liveRestore: info.LiveRestoreEnabled === true,
+            debug: info.Debug === true,
+            labels: info.Labels ?? [],
+            swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? '')
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
 /**
  * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
+
 
 
 
@@ -35004,8 +35136,10 @@ function describe(a) {
             return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
         case 'write-config':
             return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
+        case 'reload':
+            return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`;
         case 'restart':
-            return `restart Docker (${a.reason})`;
+            return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
     }
 }
 /** Does the installed toolkit satisfy the pin (or exist at all without one)? */
@@ -35067,7 +35201,7 @@ function daemonFragments(inputs, nvidia) {
     ];
 }
 /** The write (when the merged file means something new) and the one restart, with their warnings. */
-function configActions(facts, fragments, nvidia) {
+function configActions(facts, inputs, fragments, nvidia) {
     const current = facts.config ?? {};
     const { merged, overwrites } = mergeFragments(current, fragments);
     const warnings = overwrites.map(o => `${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
@@ -35081,19 +35215,55 @@ function configActions(facts, fragments, nvidia) {
             existed: facts.text !== undefined,
             diff
         });
-        actions.push({ kind: 'restart', reason: `${DAEMON_JSON} changed` });
+        actions.push(activation(facts, inputs, classifyChange(current, merged), merged));
     }
-    else if (facts.runtimes !== undefined && notLoaded(facts, merged, nvidia)) {
-        actions.push({ kind: 'restart', reason: `the running daemon has not loaded ${DAEMON_JSON}` });
+    else if (facts.loaded !== undefined && notLoaded(facts, merged, nvidia)) {
+        // The file is right but the daemon never read it (changed by hand, or a start it missed).
+        const keys = ['runtimes', 'default-runtime'].filter(k => k in merged);
+        actions.push(activation(facts, inputs, { reload: keys, restart: [] }, merged));
     }
     return { actions, diff: write ? diff : [], warnings };
 }
+/**
+ * How `config` reaches the running daemon: a reload when every changed key is one dockerd
+ * applies on SIGHUP, else a restart; a start when it is not running. Running containers this
+ * action did not start are protected by live-restore, unless it is already on; where it cannot
+ * be used (swarm mode) a restart is refused before any change unless allow-restart says so.
+ */
+function activation(facts, inputs, change, config) {
+    const loaded = facts.loaded;
+    const workloads = loaded ? facts.workloads : [];
+    const base = { config, ...change, workloads, unprotectable: loaded?.swarm === true };
+    if (!loaded)
+        return {
+            kind: 'restart',
+            reason: 'Docker is not running: it starts with the new file',
+            ...base,
+            reload: [],
+            restart: []
+        };
+    const exposed = workloads.length > 0 && !loaded.liveRestore;
+    if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
+        throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
+    }
+    const protect = exposed && !loaded.swarm
+        ? { text: serialiseDaemonConfig({ ...config, 'live-restore': true }) }
+        : undefined;
+    return change.restart.length === 0
+        ? { kind: 'reload', ...base, protect }
+        : {
+            kind: 'restart',
+            reason: `${change.restart.join(', ')} only apply when dockerd starts`,
+            ...base,
+            protect
+        };
+}
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
 function notLoaded(facts, merged, nvidia) {
-    const runtimes = facts.runtimes ?? [];
+    const runtimes = facts.loaded?.runtimes ?? [];
     const wantDefault = merged['default-runtime'];
     return ((nvidia && !runtimes.includes('nvidia')) ||
-        (typeof wantDefault === 'string' && facts.defaultRuntime !== wantDefault));
+        (typeof wantDefault === 'string' && facts.loaded?.defaultRuntime !== wantDefault));
 }
 /** What detection found, in one line. */
 function describeFound(facts) {
@@ -35108,9 +35278,9 @@ function describeFound(facts) {
         facts.text === undefined
             ? `no ${DAEMON_JSON}`
             : `${DAEMON_JSON} with ${Object.keys(facts.config ?? {}).length} key(s)`,
-        facts.runtimes === undefined
+        facts.loaded === undefined
             ? 'daemon not running'
-            : `runtimes: ${facts.runtimes.join(', ')} (default ${facts.defaultRuntime ?? 'runc'})`
+            : `runtimes: ${facts.loaded.runtimes.join(', ')} (default ${facts.loaded.defaultRuntime})`
     ].join('; ');
 }
 /**
@@ -35129,7 +35299,7 @@ function planDaemon(facts, inputs) {
         ]
         : [];
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
-    const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia);
+    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia), nvidia);
     const actions = [...toolkit, ...config.actions];
     if (facts.snap && actions.length > 0) {
         throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
@@ -35159,6 +35329,8 @@ function errorLines(log) {
 
 
 
+
+
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
     const nvidiaSmi = await findNvidiaSmi();
@@ -35167,18 +35339,26 @@ async function detectGpu(runner) {
     const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
     return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
 }
-/** The runtimes the running daemon lists and its default (docker info); undefined when it does not answer. */
-async function daemonRuntimes(runner) {
-    const r = await runner.run(['docker', 'info', '--format', '{{json .Runtimes}}\t{{.DefaultRuntime}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
-    if (r.exitCode !== 0)
-        return undefined;
-    const [runtimes, defaultRuntime] = r.stdout.trim().split('\t');
-    try {
-        return { runtimes: Object.keys(JSON.parse(runtimes)), defaultRuntime };
-    }
-    catch {
-        return undefined;
-    }
+/** What the running daemon has loaded (docker info); undefined when it does not answer. */
+async function loadedConfig(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 15
+    });
+    return r.exitCode === 0 ? parseLoadedConfig(r.stdout) : undefined;
+}
+/**
+ * Running containers this action did not start (its registries run with --restart always and come
+ * back by themselves): the work a restart must not stop.
+ */
+async function workloads(runner) {
+    const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    return r.stdout
+        .split('\n')
+        .map(l => l.split('\t'))
+        .filter(([name, managed]) => name && managed !== 'true')
+        .map(([name]) => name);
 }
 /** daemon.json parsed, or the reason it cannot be (a malformed file is reported, never overwritten). */
 function parseFile(text) {
@@ -35208,10 +35388,11 @@ async function detectDaemon(ctx) {
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
             : Promise.resolve(new Map()),
         wantsGpu ? heldPackages(runner) : Promise.resolve(new Set()),
-        daemonRuntimes(runner)
+        loadedConfig(runner)
     ]);
     const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
     ctx.outputs.daemonConfigChanged = false;
+    ctx.outputs.daemonChange = 'none';
     ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
     ctx.outputs.gpu = gpu && {
         count: gpu.gpus.length,
@@ -35225,11 +35406,179 @@ async function detectDaemon(ctx) {
         gpu,
         installed,
         held,
-        runtimes: running?.runtimes,
-        defaultRuntime: running?.defaultRuntime,
+        loaded: running,
+        workloads: running ? await workloads(runner) : [],
         snap: await exists('/snap/bin/docker'),
         ...offline
     };
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/activate.ts
+/**
+ * Makes the running daemon take the daemon.json this run wrote, stopping as little as possible: a
+ * reload (SIGHUP) where dockerd applies every changed key in place, else a restart during which
+ * live-restore keeps running containers alive; a failed change is rolled back.
+ */
+
+
+
+
+
+
+
+
+/** Where the file in force before this run's change is kept (restored when the change fails). */
+const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/** Polls `docker info` until the daemon shows `keys` of `config` taken; returns those it has not. */
+async function waitTaken(ctx, config, keys, deadlineMs = 15_000) {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+        const loaded = await loadedConfig(ctx.runner);
+        const missing = loaded ? notTaken(config, loaded, keys) : [...keys];
+        if (missing.length === 0 || Date.now() > end)
+            return missing;
+        await sleep(200);
+    }
+}
+/** dockerd's log says a reload was refused (a config it could not apply). */
+function reloadRefused(log) {
+    const lines = log
+        .split('\n')
+        .filter(l => /reload|reconfigur/i.test(l) && /level=(error|warning)|error|fail/i.test(l));
+    return lines.length > 0 ? lines.slice(-3).join('\n') : undefined;
+}
+/** Writes daemon.json as this run means it (or with live-restore forced on, during a restart). */
+async function put(ctx, text) {
+    await writeFileAtomic(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir);
+}
+/** The previous file back (or none, when there was none). */
+async function restorePrevious(ctx, written) {
+    if (written.hadBackup) {
+        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
+    }
+    else {
+        await removeFile(ctx.runner, DAEMON_JSON);
+    }
+    ctx.outputs.daemonConfigChanged = false;
+}
+/** Reloads and proves the keys took; a refused reload puts the previous file back and reloads it. */
+async function reload(ctx, manager, action, written) {
+    const started = Date.now();
+    await reloadDocker(ctx.runner, manager);
+    const missing = await waitTaken(ctx, action.config, action.reload);
+    const downtime = (Date.now() - started) / 1000;
+    if (missing.length === 0)
+        return { missing, downtime };
+    const refused = reloadRefused(await daemonLogTail(ctx.runner, manager));
+    if (refused !== undefined && written) {
+        await restorePrevious(ctx, written);
+        await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`Docker refused to reload the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and reloaded, nothing was restarted. The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${refused}`);
+    }
+    return { missing, downtime };
+}
+/** Turns live-restore on by reload, so the restart that follows keeps containers running. */
+async function liveRestoreOn(ctx, manager, action, text, written) {
+    await put(ctx, text);
+    await reloadDocker(ctx.runner, manager);
+    const on = (await waitTaken(ctx, { 'live-restore': true }, ['live-restore'])).length === 0;
+    if (on)
+        return;
+    if (written)
+        await restorePrevious(ctx, written);
+    await reloadDocker(ctx.runner, manager);
+    throw new errors/* HostError */.dh(`This Docker did not turn live-restore on, so a restart would stop running containers (${action.workloads.join(', ')}). Nothing was restarted and the previous ${DAEMON_JSON} is back. Set allow-restart: true to restart anyway, or make the change when they are done.`);
+}
+/**
+ * A restart that fails is undone: the previous file back and Docker started again. While
+ * containers are protected, that start keeps live-restore on (a daemon starting without it stops
+ * the containers it finds), then the previous file exactly, by reload.
+ */
+async function rollBack(ctx, manager, written, protecting, cause) {
+    const log = await daemonLogTail(ctx.runner, manager);
+    await restorePrevious(ctx, written);
+    if (protecting) {
+        const previous = await previousConfig(ctx, written);
+        await put(ctx, serialiseDaemonConfig({ ...previous, 'live-restore': true }));
+    }
+    await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    if (protecting) {
+        await restorePrevious(ctx, written);
+        await reloadDocker(ctx.runner, manager);
+    }
+    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
+        `The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause });
+}
+/** The config in force before this run (the backup), as an object. */
+async function previousConfig(ctx, written) {
+    if (!written.hadBackup)
+        return {};
+    const text = (await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}';
+    return parseDaemonConfig(text);
+}
+/** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
+async function restart(ctx, manager, action, written, reason) {
+    if (action.unprotectable && action.workloads.length > 0 && !ctx.inputs.allowRestart) {
+        if (written)
+            await restorePrevious(ctx, written);
+        if (written)
+            await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`${reason}, and live-restore cannot keep running containers alive here (swarm mode): ${action.workloads.join(', ')}. The previous ${DAEMON_JSON} is back; nothing was restarted. Set allow-restart: true to restart anyway.`);
+    }
+    const protect = action.protect;
+    if (protect)
+        await liveRestoreOn(ctx, manager, action, protect.text, written);
+    lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
+        (action.workloads.length === 0
+            ? ' No container of anyone else is running.'
+            : protect
+                ? ` live-restore keeps these running: ${action.workloads.join(', ')}.`
+                : ` These stop (those with a restart policy come back): ${action.workloads.join(', ')}.`));
+    const started = Date.now();
+    try {
+        await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    }
+    catch (e) {
+        if (!written)
+            throw e;
+        throw await rollBack(ctx, manager, written, protect !== undefined, e);
+    }
+    const downtime = (Date.now() - started) / 1000;
+    if (protect && written) {
+        // live-restore back as the file this run wrote has it (the user's value, or off).
+        await put(ctx, written.action.text);
+        await reloadDocker(ctx.runner, manager);
+        const expected = action.config['live-restore'] === true;
+        const back = await waitTaken(ctx, { 'live-restore': expected }, ['live-restore']);
+        if (back.length > 0) {
+            ctx.warn(`live-restore did not go back to ${String(expected)} by reload; it stays on until Docker restarts.`);
+        }
+    }
+    return {
+        how: 'restart',
+        restartKeys: action.restart,
+        downtime,
+        protectedContainers: protect ? action.workloads : []
+    };
+}
+/**
+ * Carries out a reload or restart action: reload where the plan says dockerd applies every
+ * changed key in place (a reload that does not take becomes a restart), restart otherwise.
+ * Touches the docker service and, while protecting containers, daemon.json's live-restore.
+ */
+async function activate(ctx, action, written) {
+    const manager = await detectServiceManager(ctx.host.systemd);
+    if (action.kind === 'restart')
+        return restart(ctx, manager, action, written, action.reason);
+    const { missing, downtime } = await reload(ctx, manager, action, written);
+    if (missing.length === 0) {
+        lib_core/* info */.pq(`Reloaded Docker: ${action.reload.join(', ')} applied by the same daemon in ${downtime.toFixed(2)} s; no container was touched.`);
+        return { how: 'reload', restartKeys: [], downtime, protectedContainers: [] };
+    }
+    const reason = `the reload did not apply ${missing.join(', ')}`;
+    lib_core/* info */.pq(`${reason}: restarting instead.`);
+    return restart(ctx, manager, { ...action, restart: missing }, written, reason);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
@@ -35243,8 +35592,7 @@ async function detectDaemon(ctx) {
 
 
 
-/** Where the file in force before this run's change is kept (restored when the change fails). */
-const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
+
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx, url, keySource) {
     const key = await fetchKey(keySource);
@@ -35295,19 +35643,6 @@ async function validate(ctx, text) {
         await removeFile(ctx.runner, candidate);
     }
 }
-/** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
-async function announceRestart(ctx, reason) {
-    const r = await ctx.runner.run(['docker', 'ps', '--format', '{{.Names}} ({{.Image}})'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 15
-    });
-    const running = r.stdout.trim().split('\n').filter(Boolean);
-    lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
-        (running.length > 0
-            ? ` Running containers stop (those with a restart policy come back): ${running.join(', ')}`
-            : ' No containers are running.'));
-}
 /** Validates, backs up and writes the merged daemon.json (atomically). */
 async function writeConfig(ctx, action) {
     await validate(ctx, action.text);
@@ -35317,34 +35652,6 @@ async function writeConfig(ctx, action) {
     lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
     return { action, hadBackup };
 }
-/** Never leaves the host without a working daemon: the previous file (or none) back, Docker started again. */
-async function rollBack(ctx, manager, written, cause) {
-    const { runner } = ctx;
-    const log = await daemonLogTail(runner, manager);
-    if (written.hadBackup) {
-        await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
-    }
-    else {
-        await removeFile(runner, DAEMON_JSON);
-    }
-    ctx.outputs.daemonConfigChanged = false;
-    await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
-        `The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause });
-}
-/** Restarts Docker once; when it does not come back with the file this run wrote, rolls back. */
-async function restart(ctx, reason, written) {
-    const manager = await detectServiceManager(ctx.host.systemd);
-    await announceRestart(ctx, reason);
-    try {
-        await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-    }
-    catch (e) {
-        if (!written)
-            throw e;
-        throw await rollBack(ctx, manager, written, e);
-    }
-}
 /** Installs the toolkit packages, at the pinned version when there is one (checked against apt's lists). */
 async function installToolkit(ctx, pin) {
     const packages = pin === undefined
@@ -35352,9 +35659,12 @@ async function installToolkit(ctx, pin) {
         : await resolvePinned(ctx.runner, TOOLKIT_PACKAGES, pin, 'nvidia-toolkit-version');
     await aptInstall(ctx.runner, packages);
 }
+/** How each applied plan's change reached the daemon (read back when verifying). */
+const reports = new WeakMap();
 /**
  * Carries out the daemon plan: the NVIDIA toolkit (repository, packages), then the one writer of
- * /etc/docker/daemon.json (validated, backed up, atomic) and one restart, rolled back on failure.
+ * /etc/docker/daemon.json (validated, backed up, atomic), applied by one reload or one restart
+ * (running containers kept by live-restore), rolled back on failure.
  */
 async function applyDaemon(p, ctx) {
     let written;
@@ -35381,16 +35691,25 @@ async function applyDaemon(p, ctx) {
             case 'write-config':
                 written = await writeConfig(ctx, action);
                 break;
-            case 'restart':
-                await restart(ctx, action.reason, written);
+            case 'reload':
+            case 'restart': {
+                const report = await activate(ctx, action, written);
+                ctx.outputs.daemonChange = report.how;
+                reports.set(p, report);
                 break;
+            }
         }
     }
 }
 /** Proves the daemon loaded what the plan wanted (docker info); sets nvidia-runtime. */
 async function verifyDaemon(p, ctx) {
-    const running = await daemonRuntimes(ctx.runner);
-    ctx.show(daemonFacts({ ...running, gpuLooked: looksForGpu(ctx.inputs), gpu: ctx.outputs.gpu }));
+    const running = await loadedConfig(ctx.runner);
+    ctx.show(daemonFacts({
+        ...running,
+        gpuLooked: looksForGpu(ctx.inputs),
+        gpu: ctx.outputs.gpu,
+        change: reports.get(p)
+    }));
     if (running === undefined) {
         if (await probeDaemon(ctx.runner))
             throw new errors/* HostError */.dh('docker info did not answer after the change');

@@ -10,6 +10,7 @@ export const OUTPUT_NAMES = [
   'docker-version',
   'docker-changed',
   'daemon-config-changed',
+  'daemon-change',
   'nvidia-runtime',
   'gpu-count',
   'driver-version',
@@ -42,6 +43,8 @@ export interface Outputs {
   dockerVersion?: string
   dockerChanged?: boolean
   daemonConfigChanged?: boolean
+  /** How a daemon.json change reached the running daemon: a reload (SIGHUP) or a restart. */
+  daemonChange?: 'reload' | 'restart' | 'none'
   nvidiaRuntime?: boolean
   /** The host's driver and GPUs; undefined without a driver. */
   gpu?: {count: number; driverVersion: string; cudaVersion?: string}
@@ -82,6 +85,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'docker-version': text(o.dockerVersion),
     'docker-changed': text(o.dockerChanged),
     'daemon-config-changed': text(o.daemonConfigChanged),
+    'daemon-change': text(o.daemonChange),
     'nvidia-runtime': text(o.nvidiaRuntime),
     'gpu-count': text(o.gpu?.count),
     'driver-version': text(o.gpu?.driverVersion),

@@ -5,6 +5,7 @@ import {
   serialiseDaemonConfig
 } from '../../src/phases/daemon/daemon-config.js'
 import {errorLines, planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
+import type {LoadedConfig} from '../../src/phases/daemon/reload.js'
 import {
   nvidiaKeyring,
   nvidiaSourceLine,
@@ -31,6 +32,25 @@ const READY: JsonObject = {
   'default-runtime': 'nvidia'
 }
 
+/** What `docker info` shows of a running daemon with these runtimes. */
+function loaded(
+  runtimes: string[],
+  defaultRuntime: string,
+  o: Partial<LoadedConfig> = {}
+): LoadedConfig {
+  return {
+    runtimes,
+    defaultRuntime,
+    mirrors: [],
+    insecure: [],
+    liveRestore: false,
+    debug: false,
+    labels: [],
+    swarm: false,
+    ...o
+  }
+}
+
 function facts(o: Partial<DaemonFacts> = {}): DaemonFacts {
   const config = o.config ?? READY
   return {
@@ -39,10 +59,10 @@ function facts(o: Partial<DaemonFacts> = {}): DaemonFacts {
     gpu: GPU,
     installed: TOOLKIT,
     held: new Set(),
-    runtimes: ['nvidia', 'runc'],
-    defaultRuntime: 'nvidia',
+    loaded: loaded(['nvidia', 'runc'], 'nvidia'),
     debs: [],
     provided: new Set(),
+    workloads: [],
     ...o
   }
 }
@@ -66,13 +86,12 @@ describe('planDaemon', () => {
           gpu: undefined,
           installed: new Map(),
           config: {},
-          runtimes: ['runc'],
-          defaultRuntime: 'runc'
+          loaded: loaded(['runc'], 'runc')
         })
       )
     ).toEqual([])
     expect(
-      kinds(facts({config: {}, runtimes: ['runc'], defaultRuntime: 'runc'}), {
+      kinds(facts({config: {}, loaded: loaded(['runc'], 'runc')}), {
         'gpu-runtime': 'none'
       })
     ).toEqual([])
@@ -83,8 +102,7 @@ describe('planDaemon', () => {
       facts({
         installed: new Map(),
         config: {'log-driver': 'local'},
-        runtimes: ['runc'],
-        defaultRuntime: 'runc'
+        loaded: loaded(['runc'], 'runc')
       }),
       inputs({'nvidia-toolkit-version': '1.17.8-1'})
     )
@@ -94,7 +112,7 @@ describe('planDaemon', () => {
       'install-toolkit',
       'hold',
       'write-config',
-      'restart'
+      'reload'
     ])
     expect(plan.diff).toEqual([
       '+ runtimes: {"nvidia":{"path":"nvidia-container-runtime","args":[]}}',
@@ -163,15 +181,12 @@ describe('planDaemon', () => {
     expect(plan.warnings[0]).toContain('no NVIDIA driver answers')
   })
 
-  it('restarts a daemon that has not loaded the file, without writing it', () => {
-    expect(kinds(facts({runtimes: ['runc'], defaultRuntime: 'runc'}))).toEqual(['restart'])
+  it('reloads a daemon that has not loaded the file, without writing it', () => {
+    expect(kinds(facts({loaded: loaded(['runc'], 'runc')}))).toEqual(['reload'])
   })
 
   it('writes and (re)starts a daemon that is not running', () => {
-    expect(kinds(facts({config: {}, runtimes: undefined, defaultRuntime: undefined}))).toEqual([
-      'write-config',
-      'restart'
-    ])
+    expect(kinds(facts({config: {}, loaded: undefined}))).toEqual(['write-config', 'restart'])
   })
 
   it('names each key the inputs overwrite, and merges daemon-config', () => {
@@ -198,7 +213,7 @@ describe('planDaemon', () => {
       ]
     })
     expect(plan.diff).toEqual(['+ insecure-registries: ["gpu-01:5000"]'])
-    expect(plan.actions.map(a => a.kind)).toEqual(['write-config', 'restart'])
+    expect(plan.actions.map(a => a.kind)).toEqual(['write-config', 'reload'])
   })
 
   it('refuses a malformed file, naming its line', () => {
@@ -281,6 +296,66 @@ describe('a snap docker', () => {
     )
     expect(() =>
       planDaemon(facts({snap: true}), inputs({'daemon-config': '{"debug": true}'}))
-    ).toThrow(/This run would update \/etc\/docker\/daemon.json: \+ debug: true; restart Docker/)
+    ).toThrow(
+      /This run would update \/etc\/docker\/daemon.json: \+ debug: true; reload Docker \(SIGHUP\)/
+    )
+  })
+})
+
+describe('reload or restart, and the containers that keep running', () => {
+  const running = (o: Partial<LoadedConfig> = {}) => loaded(['nvidia', 'runc'], 'nvidia', o)
+  const logOpts = {'daemon-config': '{"log-opts": {"max-size": "10m"}}'}
+
+  it('a change dockerd reloads is a reload, whatever runs', () => {
+    const plan = planDaemon(
+      facts({loaded: running(), workloads: ['train-42']}),
+      inputs({'daemon-config': '{"registry-mirrors": ["http://10.0.0.9:5000"]}'})
+    )
+    expect(plan.actions.map(a => a.kind)).toEqual(['write-config', 'reload'])
+    expect(plan.actions[1]).toMatchObject({reload: ['registry-mirrors'], restart: []})
+  })
+
+  it('a change only a start reads is a restart, protected by live-restore when containers run', () => {
+    const plan = planDaemon(facts({loaded: running(), workloads: ['train-42']}), inputs(logOpts))
+    const restart = plan.actions[1]
+    expect(restart).toMatchObject({kind: 'restart', restart: ['log-opts'], workloads: ['train-42']})
+    expect(restart.kind === 'restart' && JSON.parse(restart.protect?.text ?? '{}')).toMatchObject({
+      'live-restore': true,
+      'log-opts': {'max-size': '10m'}
+    })
+    expect(plan.steps[1].description).toBe(
+      'restart Docker (log-opts only apply when dockerd starts); live-restore is on for the restart so 1 running container(s) keep running, then put back'
+    )
+  })
+
+  it('needs no protection when nothing else runs, or live-restore is already on', () => {
+    for (const f of [
+      facts({loaded: running(), workloads: []}),
+      facts({loaded: running({liveRestore: true}), workloads: ['train-42']})
+    ]) {
+      const restart = planDaemon(f, inputs(logOpts)).actions[1]
+      expect(restart.kind === 'restart' && restart.protect).toBeUndefined()
+    }
+  })
+
+  it('refuses a restart in swarm mode before any change, naming the containers and keys', () => {
+    expect(() =>
+      planDaemon(
+        facts({loaded: running({swarm: true}), workloads: ['web', 'train-42']}),
+        inputs(logOpts)
+      )
+    ).toThrow(
+      'Applying /etc/docker/daemon.json needs a restart of Docker (log-opts only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: web, train-42. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).'
+    )
+    const allowed = planDaemon(
+      facts({loaded: running({swarm: true}), workloads: ['web']}),
+      inputs({...logOpts, 'allow-restart': 'true'})
+    )
+    expect(allowed.actions[1]).toMatchObject({kind: 'restart', unprotectable: true})
+  })
+
+  it('starts a daemon that is not running with the new file', () => {
+    const plan = planDaemon(facts({loaded: undefined}), inputs(logOpts))
+    expect(plan.actions[1]).toMatchObject({kind: 'restart', reload: [], restart: []})
   })
 })

@@ -41,8 +41,17 @@ const daemonFacts: DaemonFacts = {
   gpu: {driverVersion: '550.54.15', cudaVersion: '12.4', gpus: [{index: 0, name: 'NVIDIA H100'}]},
   installed: new Map([['nvidia-docker2', '2.13.0-1']]),
   held: new Set(['libnvidia-container1']),
-  runtimes: ['runc'],
-  defaultRuntime: 'runc',
+  loaded: {
+    runtimes: ['runc'],
+    defaultRuntime: 'runc',
+    mirrors: [],
+    insecure: [],
+    liveRestore: false,
+    debug: false,
+    labels: [],
+    swarm: false
+  },
+  workloads: ['train-42'],
   debs: [],
   provided: new Set()
 }

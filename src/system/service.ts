@@ -74,17 +74,12 @@ export async function waitForDaemon(
   }
 }
 
-/**
- * Is docker.socket installed but not listening? dockerd -H fd:// takes its socket from it, so a
- * socket left stopped (a package swap whose scripts could not start it) makes every start fail
- * with "no sockets found via socket activation".
- */
-async function socketStopped(runner: CommandRunner): Promise<boolean> {
-  const r = await runner.run(
-    ['systemctl', 'show', '-p', 'LoadState', '-p', 'ActiveState', 'docker.socket'],
-    {allowFailure: true}
-  )
-  return r.stdout.includes('LoadState=loaded') && !r.stdout.includes('ActiveState=active')
+/** Is there a docker.socket unit (Docker's and Debian's packages ship one)? */
+async function hasSocketUnit(runner: CommandRunner): Promise<boolean> {
+  const r = await runner.run(['systemctl', 'show', '-p', 'LoadState', 'docker.socket'], {
+    allowFailure: true
+  })
+  return r.stdout.includes('LoadState=loaded')
 }
 
 /** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
@@ -147,15 +142,18 @@ async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): 
     root: true,
     allowFailure: true
   })
-  const socketDown = await socketStopped(runner)
-  if (socketDown && verb === 'restart') {
-    // systemd refuses to start a socket whose service runs: stop the service first.
+  // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
+  // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
+  // has been running ... not functional until restarted"), or stopped; either way every start
+  // then fails with "no sockets found via socket activation". So the socket is restarted with the
+  // service: systemd refuses to start a socket whose service runs, and stopping the socket would
+  // take the service with it, hence stop service, restart socket, start service.
+  const socket = await hasSocketUnit(runner)
+  if (socket) {
     await runner.run(['systemctl', 'stop', 'docker.service'], {root: true, timeoutSeconds: 120})
+    await runner.run(['systemctl', 'restart', 'docker.socket'], {root: true, timeoutSeconds: 30})
   }
-  if (socketDown) {
-    await runner.run(['systemctl', 'start', 'docker.socket'], {root: true, timeoutSeconds: 30})
-  }
-  const r = await runner.run(['systemctl', socketDown ? 'start' : verb, 'docker.service'], {
+  const r = await runner.run(['systemctl', socket ? 'start' : verb, 'docker.service'], {
     root: true,
     allowFailure: true,
     timeoutSeconds: START_TIMEOUT_S
@@ -245,6 +243,22 @@ export async function stopDockerd(runner: CommandRunner, pid: number): Promise<v
   while (pidAlive(pid) && Date.now() < end) await new Promise(r => setTimeout(r, 200))
   if (pidAlive(pid)) throw new HostError(`dockerd (pid ${pid}) did not stop within 30 s`)
   if (pid === (await markedPid(runner))) await removeFile(runner, DIRECT_MARKER)
+}
+
+/**
+ * Asks the running dockerd to reload daemon.json (SIGHUP): `systemctl reload` under systemd (its
+ * unit sends the signal to the main pid), else the signal to the pid in dockerd's pid file,
+ * whoever started it. Never an init script's force-reload: Debian's and Docker's restart.
+ */
+export async function reloadDocker(runner: CommandRunner, manager: ServiceManager): Promise<void> {
+  if (manager === 'systemd') {
+    await runner.run(['systemctl', 'reload', 'docker.service'], {root: true, timeoutSeconds: 60})
+    return
+  }
+  const pid = await runningDockerdPid(runner)
+  if (pid === undefined)
+    throw new HostError('No dockerd runs to reload (no live pid in /var/run/docker.pid)')
+  await runner.run(['kill', '-HUP', String(pid)], {root: true})
 }
 
 /**

@@ -4,6 +4,7 @@
  * runner would run it; tests read and change the box, never the machine they run on.
  */
 import {spawn, spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import * as path from 'node:path'
 import {collect, type ActionRun, type BackgroundRun, type RunOptions} from '../harness.js'
@@ -38,7 +39,6 @@ export interface BoxOptions {
   images?: boolean
 }
 
-let counter = 0
 let orphansRemoved = false
 
 /** One disposable host; remove() it in afterAll. */
@@ -53,7 +53,8 @@ export class Box {
   private constructor(options: BoxOptions) {
     this.suite = options.suite
     this.init = options.init ?? HOSTS[options.suite].init
-    this.name = `dgs-e2e-${options.suite}-${process.pid}-${++counter}`
+    // Random, not a counter: jest runs several files in one worker process, each with its modules anew.
+    this.name = `dgs-e2e-${options.suite}-${process.pid}-${randomBytes(4).toString('hex')}`
     this.io = mkdtempSync(`/tmp/dgs-e2e-io-`)
     chmodSync(this.io, 0o755)
   }

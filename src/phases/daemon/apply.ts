@@ -10,18 +10,13 @@ import {
 } from '../../system/apt.js'
 import {ensureAptRepo, fetchKey, isArmored} from '../../system/apt-repo.js'
 import {exists, removeFile, writeFileAtomic} from '../../system/files.js'
-import {
-  daemonLogTail,
-  detectServiceManager,
-  probeDaemon,
-  restartDocker,
-  type ServiceManager
-} from '../../system/service.js'
+import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
-import {daemonRuntimes} from './detect.js'
+import {DAEMON_JSON_BACKUP, activate, type ActivationReport, type Written} from './activate.js'
+import {loadedConfig} from './detect.js'
 import {daemonFacts, looksForGpu} from './facts.js'
 import type {DaemonSettings} from './inputs.js'
-import {DAEMON_JSON, errorLines, type DaemonAction, type DaemonPlan} from './plan.js'
+import {DAEMON_JSON, type DaemonAction, type DaemonPlan} from './plan.js'
 import {
   NVIDIA_LIST,
   TOOLKIT_PACKAGES,
@@ -32,9 +27,6 @@ import {
 
 type Ctx = PhaseContext<DaemonSettings>
 type WriteConfig = Extract<DaemonAction, {kind: 'write-config'}>
-
-/** Where the file in force before this run's change is kept (restored when the change fails). */
-export const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`
 
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx: Ctx, url: string, keySource: string): Promise<void> {
@@ -95,28 +87,6 @@ async function validate(ctx: Ctx, text: string): Promise<void> {
   }
 }
 
-/** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
-async function announceRestart(ctx: Ctx, reason: string): Promise<void> {
-  const r = await ctx.runner.run(['docker', 'ps', '--format', '{{.Names}} ({{.Image}})'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: 15
-  })
-  const running = r.stdout.trim().split('\n').filter(Boolean)
-  core.info(
-    `Restarting Docker: ${reason}.` +
-      (running.length > 0
-        ? ` Running containers stop (those with a restart policy come back): ${running.join(', ')}`
-        : ' No containers are running.')
-  )
-}
-
-/** What this run wrote, so a restart that fails can put the previous file back. */
-interface Written {
-  action: WriteConfig
-  hadBackup: boolean
-}
-
 /** Validates, backs up and writes the merged daemon.json (atomically). */
 async function writeConfig(ctx: Ctx, action: WriteConfig): Promise<Written> {
   await validate(ctx, action.text)
@@ -125,41 +95,6 @@ async function writeConfig(ctx: Ctx, action: WriteConfig): Promise<Written> {
   ctx.outputs.daemonConfigChanged = true
   core.info(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`)
   return {action, hadBackup}
-}
-
-/** Never leaves the host without a working daemon: the previous file (or none) back, Docker started again. */
-async function rollBack(
-  ctx: Ctx,
-  manager: ServiceManager,
-  written: Written,
-  cause: unknown
-): Promise<HostError> {
-  const {runner} = ctx
-  const log = await daemonLogTail(runner, manager)
-  if (written.hadBackup) {
-    await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], {root: true})
-  } else {
-    await removeFile(runner, DAEMON_JSON)
-  }
-  ctx.outputs.daemonConfigChanged = false
-  await restartDocker(runner, manager, ctx.host.tempDir, m => core.info(m))
-  return new HostError(
-    `Docker did not start with the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
-      `The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${errorLines(log)}`,
-    {cause}
-  )
-}
-
-/** Restarts Docker once; when it does not come back with the file this run wrote, rolls back. */
-async function restart(ctx: Ctx, reason: string, written: Written | undefined): Promise<void> {
-  const manager = await detectServiceManager(ctx.host.systemd)
-  await announceRestart(ctx, reason)
-  try {
-    await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
-  } catch (e) {
-    if (!written) throw e
-    throw await rollBack(ctx, manager, written, e)
-  }
 }
 
 /** Installs the toolkit packages, at the pinned version when there is one (checked against apt's lists). */
@@ -171,9 +106,13 @@ async function installToolkit(ctx: Ctx, pin: string | undefined): Promise<void> 
   await aptInstall(ctx.runner, packages)
 }
 
+/** How each applied plan's change reached the daemon (read back when verifying). */
+const reports = new WeakMap<DaemonPlan, ActivationReport>()
+
 /**
  * Carries out the daemon plan: the NVIDIA toolkit (repository, packages), then the one writer of
- * /etc/docker/daemon.json (validated, backed up, atomic) and one restart, rolled back on failure.
+ * /etc/docker/daemon.json (validated, backed up, atomic), applied by one reload or one restart
+ * (running containers kept by live-restore), rolled back on failure.
  */
 export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
   let written: Written | undefined
@@ -200,17 +139,28 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
       case 'write-config':
         written = await writeConfig(ctx, action)
         break
-      case 'restart':
-        await restart(ctx, action.reason, written)
+      case 'reload':
+      case 'restart': {
+        const report = await activate(ctx, action, written)
+        ctx.outputs.daemonChange = report.how
+        reports.set(p, report)
         break
+      }
     }
   }
 }
 
 /** Proves the daemon loaded what the plan wanted (docker info); sets nvidia-runtime. */
 export async function verifyDaemon(p: DaemonPlan, ctx: Ctx): Promise<string> {
-  const running = await daemonRuntimes(ctx.runner)
-  ctx.show(daemonFacts({...running, gpuLooked: looksForGpu(ctx.inputs), gpu: ctx.outputs.gpu}))
+  const running = await loadedConfig(ctx.runner)
+  ctx.show(
+    daemonFacts({
+      ...running,
+      gpuLooked: looksForGpu(ctx.inputs),
+      gpu: ctx.outputs.gpu,
+      change: reports.get(p)
+    })
+  )
   if (running === undefined) {
     if (await probeDaemon(ctx.runner))
       throw new HostError('docker info did not answer after the change')

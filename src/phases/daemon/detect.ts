@@ -8,7 +8,9 @@ import {daemonFacts, looksForGpu} from './facts.js'
 import {parseNvidiaSmi, type GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, type DaemonFacts} from './plan.js'
+import {parseLoadedConfig, type LoadedConfig} from './reload.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES} from './toolkit.js'
+import {LABEL_MANAGED} from '../../docker/labels.js'
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 export async function detectGpu(runner: CommandRunner): Promise<GpuInfo | undefined> {
@@ -18,21 +20,30 @@ export async function detectGpu(runner: CommandRunner): Promise<GpuInfo | undefi
   return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined
 }
 
-/** The runtimes the running daemon lists and its default (docker info); undefined when it does not answer. */
-export async function daemonRuntimes(
-  runner: CommandRunner
-): Promise<{runtimes: string[]; defaultRuntime: string} | undefined> {
+/** What the running daemon has loaded (docker info); undefined when it does not answer. */
+export async function loadedConfig(runner: CommandRunner): Promise<LoadedConfig | undefined> {
+  const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: 15
+  })
+  return r.exitCode === 0 ? parseLoadedConfig(r.stdout) : undefined
+}
+
+/**
+ * Running containers this action did not start (its registries run with --restart always and come
+ * back by themselves): the work a restart must not stop.
+ */
+export async function workloads(runner: CommandRunner): Promise<string[]> {
   const r = await runner.run(
-    ['docker', 'info', '--format', '{{json .Runtimes}}\t{{.DefaultRuntime}}'],
+    ['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`],
     {root: true, allowFailure: true, timeoutSeconds: 15}
   )
-  if (r.exitCode !== 0) return undefined
-  const [runtimes, defaultRuntime] = r.stdout.trim().split('\t')
-  try {
-    return {runtimes: Object.keys(JSON.parse(runtimes) as object), defaultRuntime}
-  } catch {
-    return undefined
-  }
+  return r.stdout
+    .split('\n')
+    .map(l => l.split('\t'))
+    .filter(([name, managed]) => name && managed !== 'true')
+    .map(([name]) => name)
 }
 
 /** daemon.json parsed, or the reason it cannot be (a malformed file is reported, never overwritten). */
@@ -61,10 +72,11 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
       ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
       : Promise.resolve(new Map<string, string>()),
     wantsGpu ? heldPackages(runner) : Promise.resolve(new Set<string>()),
-    daemonRuntimes(runner)
+    loadedConfig(runner)
   ])
   const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
   ctx.outputs.daemonConfigChanged = false
+  ctx.outputs.daemonChange = 'none'
   ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false
   ctx.outputs.gpu = gpu && {
     count: gpu.gpus.length,
@@ -78,8 +90,8 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     gpu,
     installed,
     held,
-    runtimes: running?.runtimes,
-    defaultRuntime: running?.defaultRuntime,
+    loaded: running,
+    workloads: running ? await workloads(runner) : [],
     snap: await exists('/snap/bin/docker'),
     ...offline
   }

@@ -28,7 +28,8 @@ export const DAEMON_INPUTS = {
   'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
   'nvidia-cdi': 'false',
   'gpu-check': 'auto',
-  'gpu-check-image': ''
+  'gpu-check-image': '',
+  'allow-restart': 'false'
 } as const
 
 type Raw = RawInputs<keyof typeof DAEMON_INPUTS>
@@ -45,6 +46,8 @@ export interface DaemonInputs {
   nvidiaCdi: boolean
   gpuCheck: Tristate
   gpuCheckImage?: string
+  /** A daemon.json change may restart Docker even where live-restore cannot protect running containers. */
+  allowRestart: boolean
 }
 
 /** What the daemon phase reads: its inputs, the air-gapped folder, and what the registry adds to daemon.json. */
@@ -141,6 +144,7 @@ export function parseDaemonInputs(raw: Raw, host: InputHost): DaemonInputs {
     nvidiaAptKey,
     nvidiaCdi,
     gpuCheck: tristate(raw, 'gpu-check'),
-    gpuCheckImage: imageReference(raw, 'gpu-check-image')
+    gpuCheckImage: imageReference(raw, 'gpu-check-image'),
+    allowRestart: bool(raw, 'allow-restart')
   }
 }

@@ -15,6 +15,7 @@ import {
 } from './daemon-config.js'
 import type {GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
+import {classifyChange, type LoadedConfig} from './reload.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 
 /** The one file this phase writes. */
@@ -31,14 +32,15 @@ export interface DaemonFacts {
   installed: Map<string, string>
   /** Packages apt holds (apt-mark showhold); read when the runtime is wanted. */
   held: Set<string>
-  /** Runtimes the running daemon lists, and its default; undefined when it is not running. */
-  runtimes?: string[]
-  defaultRuntime?: string
   /** offline-debs contents and what is installed (offline toolkit installs). */
   debs: DebInfo[]
   provided: Set<string>
   /** Docker is a snap: it reads its own daemon.json and brings its own GPU support. */
   snap?: boolean
+  /** What the running daemon has loaded (undefined when it does not answer). */
+  loaded?: LoadedConfig
+  /** Running containers this action did not start: what a restart must keep running. */
+  workloads: string[]
 }
 
 /** One change the daemon config phase makes, in the order it makes them. */
@@ -50,7 +52,24 @@ export type DaemonAction =
   | {kind: 'install-debs'; files: string[]}
   | {kind: 'hold'; packages: string[]}
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
-  | {kind: 'restart'; reason: string}
+  | ({kind: 'reload'} & Activation)
+  | ({kind: 'restart'; reason: string} & Activation)
+
+/**
+ * How a config reaches the running daemon. A reload applies `reload` keys in place; a restart is
+ * needed for `restart` keys (or when a reload did not take). `protect`: running containers are
+ * kept alive across that restart by turning live-restore on for it (the file with live-restore
+ * true), then back to what `config` says.
+ */
+export interface Activation {
+  config: JsonObject
+  reload: string[]
+  restart: string[]
+  workloads: string[]
+  protect?: {text: string}
+  /** live-restore cannot be used (swarm mode): a restart would stop the workloads. */
+  unprotectable: boolean
+}
 
 /** The daemon config phase's plan: its actions, whether the NVIDIA runtime is wanted, the file's diff. */
 export interface DaemonPlan extends PhasePlan {
@@ -76,8 +95,10 @@ function describe(a: DaemonAction): string {
       return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
     case 'write-config':
       return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`
+    case 'reload':
+      return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`
     case 'restart':
-      return `restart Docker (${a.reason})`
+      return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`
   }
 }
 
@@ -154,6 +175,7 @@ function daemonFragments(inputs: DaemonSettings, nvidia: boolean): Fragment[] {
 /** The write (when the merged file means something new) and the one restart, with their warnings. */
 function configActions(
   facts: DaemonFacts,
+  inputs: DaemonSettings,
   fragments: readonly Fragment[],
   nvidia: boolean
 ): {actions: DaemonAction[]; diff: string[]; warnings: string[]} {
@@ -174,20 +196,65 @@ function configActions(
       existed: facts.text !== undefined,
       diff
     })
-    actions.push({kind: 'restart', reason: `${DAEMON_JSON} changed`})
-  } else if (facts.runtimes !== undefined && notLoaded(facts, merged, nvidia)) {
-    actions.push({kind: 'restart', reason: `the running daemon has not loaded ${DAEMON_JSON}`})
+    actions.push(activation(facts, inputs, classifyChange(current, merged), merged))
+  } else if (facts.loaded !== undefined && notLoaded(facts, merged, nvidia)) {
+    // The file is right but the daemon never read it (changed by hand, or a start it missed).
+    const keys = ['runtimes', 'default-runtime'].filter(k => k in merged)
+    actions.push(activation(facts, inputs, {reload: keys, restart: []}, merged))
   }
   return {actions, diff: write ? diff : [], warnings}
 }
 
+/**
+ * How `config` reaches the running daemon: a reload when every changed key is one dockerd
+ * applies on SIGHUP, else a restart; a start when it is not running. Running containers this
+ * action did not start are protected by live-restore, unless it is already on; where it cannot
+ * be used (swarm mode) a restart is refused before any change unless allow-restart says so.
+ */
+function activation(
+  facts: DaemonFacts,
+  inputs: DaemonSettings,
+  change: {reload: string[]; restart: string[]},
+  config: JsonObject
+): DaemonAction {
+  const loaded = facts.loaded
+  const workloads = loaded ? facts.workloads : []
+  const base = {config, ...change, workloads, unprotectable: loaded?.swarm === true}
+  if (!loaded)
+    return {
+      kind: 'restart',
+      reason: 'Docker is not running: it starts with the new file',
+      ...base,
+      reload: [],
+      restart: []
+    }
+  const exposed = workloads.length > 0 && !loaded.liveRestore
+  if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
+    throw new HostError(
+      `Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`
+    )
+  }
+  const protect =
+    exposed && !loaded.swarm
+      ? {text: serialiseDaemonConfig({...config, 'live-restore': true})}
+      : undefined
+  return change.restart.length === 0
+    ? {kind: 'reload', ...base, protect}
+    : {
+        kind: 'restart',
+        reason: `${change.restart.join(', ')} only apply when dockerd starts`,
+        ...base,
+        protect
+      }
+}
+
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
 function notLoaded(facts: DaemonFacts, merged: JsonObject, nvidia: boolean): boolean {
-  const runtimes = facts.runtimes ?? []
+  const runtimes = facts.loaded?.runtimes ?? []
   const wantDefault = merged['default-runtime']
   return (
     (nvidia && !runtimes.includes('nvidia')) ||
-    (typeof wantDefault === 'string' && facts.defaultRuntime !== wantDefault)
+    (typeof wantDefault === 'string' && facts.loaded?.defaultRuntime !== wantDefault)
   )
 }
 
@@ -204,9 +271,9 @@ function describeFound(facts: DaemonFacts): string {
     facts.text === undefined
       ? `no ${DAEMON_JSON}`
       : `${DAEMON_JSON} with ${Object.keys(facts.config ?? {}).length} key(s)`,
-    facts.runtimes === undefined
+    facts.loaded === undefined
       ? 'daemon not running'
-      : `runtimes: ${facts.runtimes.join(', ')} (default ${facts.defaultRuntime ?? 'runc'})`
+      : `runtimes: ${facts.loaded.runtimes.join(', ')} (default ${facts.loaded.defaultRuntime})`
   ].join('; ')
 }
 
@@ -229,7 +296,7 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
         ]
       : []
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
-  const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia)
+  const config = configActions(facts, inputs, daemonFragments(inputs, nvidia), nvidia)
   const actions = [...toolkit, ...config.actions]
   if (facts.snap && actions.length > 0) {
     throw new HostError(

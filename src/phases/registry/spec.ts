@@ -4,6 +4,7 @@
  * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
  * read, so the action never depends on where the image keeps its config file.
  */
+import {LABEL_MANAGED} from '../../docker/labels.js'
 import {createHash} from 'node:crypto'
 import {canonical, type Fragment} from '../../docker/daemon-fragment.js'
 import {isLoopbackHost} from '../../docker/reference.js'
@@ -15,8 +16,7 @@ import {REGISTRY_INPUTS, type RegistryInputs} from './inputs.js'
 export const REGISTRY_CONTAINER = 'docker-gpu-setup-registry'
 /** The pull-through cache's container name. */
 export const MIRROR_CONTAINER = 'docker-gpu-setup-mirror'
-/** Label on every container this action made: the only ones it will stop or replace. */
-export const LABEL_MANAGED = 'org.docker-gpu-setup.managed'
+export {LABEL_MANAGED}
 /** Label holding the spec's hash: equal hash, same container. */
 export const LABEL_SPEC = 'org.docker-gpu-setup.spec'
 /** Host folder for the registry's auth and TLS files (mounted read-only). */
