@@ -21,9 +21,11 @@ describe('Docker under systemd (bookworm)', () => {
   it('a daemon.json change restarts docker.service while docker.socket is active', () => {
     expect(box.sh('systemctl is-active docker.socket docker.service')).toBe('active\nactive\n')
     const before = box.dockerdPid()
-    const run = box.run({...plain, 'daemon-config': '{"max-concurrent-downloads": 7}'})
+    // log-opts: a key only a start reads (a reload would not restart anything).
+    const run = box.run({...plain, 'daemon-config': '{"log-opts": {"max-size": "5m"}}'})
     expectSuccess(run)
     expect(run.outputs['daemon-config-changed']).toBe('true')
+    expect(run.outputs['daemon-change']).toBe('restart')
     expect(box.dockerdPid()).not.toBe(before)
     expect(box.sh('systemctl show -p MainPID --value docker.service').trim()).toBe(
       String(box.dockerdPid())

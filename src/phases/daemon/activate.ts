@@ -147,6 +147,11 @@ async function rollBack(
   }
   await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
   if (protecting) {
+    const previous = await previousConfig(ctx, written)
+    if (previous['live-restore'] === undefined) {
+      await put(ctx, serialiseDaemonConfig({...previous, 'live-restore': false}))
+      await reloadDocker(ctx.runner, manager)
+    }
     await restorePrevious(ctx, written)
     await reloadDocker(ctx.runner, manager)
   }
@@ -162,6 +167,31 @@ async function previousConfig(ctx: Ctx, written: Written): Promise<JsonObject> {
   if (!written.hadBackup) return {}
   const text = (await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}'
   return parseDaemonConfig(text)
+}
+
+/**
+ * Puts live-restore back as the file this run wrote has it. A reload keeps the value of a key the
+ * file does not set, so "not set" is applied as an explicit false first, then the file is written
+ * as meant (the daemon already runs it that way; its next start reads the same).
+ */
+async function liveRestoreBack(
+  ctx: Ctx,
+  manager: ServiceManager,
+  action: Activation,
+  written: Written
+): Promise<void> {
+  const wanted = action.config['live-restore']
+  const applied = wanted === undefined ? {...action.config, 'live-restore': false} : action.config
+  await put(ctx, serialiseDaemonConfig(applied))
+  await reloadDocker(ctx.runner, manager)
+  const expected = wanted === true
+  const back = await waitTaken(ctx, {'live-restore': expected}, ['live-restore'])
+  if (wanted === undefined) await put(ctx, written.action.text)
+  if (back.length > 0) {
+    ctx.warn(
+      `live-restore did not go back to ${String(expected)} by reload; it stays on until Docker restarts.`
+    )
+  }
 }
 
 /** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
@@ -197,18 +227,7 @@ async function restart(
     throw await rollBack(ctx, manager, written, protect !== undefined, e)
   }
   const downtime = (Date.now() - started) / 1000
-  if (protect && written) {
-    // live-restore back as the file this run wrote has it (the user's value, or off).
-    await put(ctx, written.action.text)
-    await reloadDocker(ctx.runner, manager)
-    const expected = action.config['live-restore'] === true
-    const back = await waitTaken(ctx, {'live-restore': expected}, ['live-restore'])
-    if (back.length > 0) {
-      ctx.warn(
-        `live-restore did not go back to ${String(expected)} by reload; it stays on until Docker restarts.`
-      )
-    }
-  }
+  if (protect && written) await liveRestoreBack(ctx, manager, action, written)
   return {
     how: 'restart',
     restartKeys: action.restart,
