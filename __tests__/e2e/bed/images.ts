@@ -311,7 +311,8 @@ export function ensureFixtures(): Fixtures {
   const scripts = ['lib.sh', 'build-apt-repo.sh', 'build-nvidia-repo.sh'].map(f =>
     readFileSync(path.join(FIXTURE_SCRIPTS, f), 'utf8')
   )
-  const hash = hashOf(RECIPE_HASH, FIXTURE_SCRIPT, buildImagesTar.toString(), ...scripts)
+  // This file's own text, not a function's: compilers (ts-jest, Node's type stripping) print it differently.
+  const hash = hashOf(RECIPE_HASH, readFileSync(path.join(HERE, 'images.ts'), 'utf8'), ...scripts)
   const dir = `${CACHE}/fixtures-${hash}`
   const fixtures: Fixtures = {
     dir,
