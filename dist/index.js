@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9379:
+/***/ 1091:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -141,17 +141,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __nccwpck_require__(356)
-const { safeRe: re, t } = __nccwpck_require__(5471)
-const cmp = __nccwpck_require__(8646)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const parseOptions = __nccwpck_require__(5684)
+const { safeRe: re, t } = __nccwpck_require__(1295)
+const cmp = __nccwpck_require__(8470)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 
 /***/ }),
 
-/***/ 6782:
+/***/ 7646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -373,22 +373,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __nccwpck_require__(1383)
+const LRU = __nccwpck_require__(6071)
 const cache = new LRU()
 
-const parseOptions = __nccwpck_require__(356)
-const Comparator = __nccwpck_require__(9379)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const trimComparatorWhitespace = __nccwpck_require__(9737)
+const parseOptions = __nccwpck_require__(5684)
+const Comparator = __nccwpck_require__(1091)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const trimComparatorWhitespace = __nccwpck_require__(5465)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __nccwpck_require__(5471)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5101)
+} = __nccwpck_require__(1295)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(6045)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -735,17 +735,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 7163:
+/***/ 203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const debug = __nccwpck_require__(1159)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5101)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const debug = __nccwpck_require__(4039)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(6045)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
-const parseOptions = __nccwpck_require__(356)
-const { compareIdentifiers } = __nccwpck_require__(3348)
+const parseOptions = __nccwpck_require__(5684)
+const { compareIdentifiers } = __nccwpck_require__(4180)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1092,12 +1092,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 1799:
+/***/ 8439:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1107,17 +1107,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 8646:
+/***/ 8470:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gt = __nccwpck_require__(6599)
-const gte = __nccwpck_require__(1236)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gt = __nccwpck_require__(6247)
+const gte = __nccwpck_require__(9908)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1168,14 +1168,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 5385:
+/***/ 8377:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const parse = __nccwpck_require__(6353)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const SemVer = __nccwpck_require__(203)
+const parse = __nccwpck_require__(1105)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1237,12 +1237,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 7648:
+/***/ 8336:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1253,24 +1253,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 6874:
+/***/ 1962:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 8469:
+/***/ 837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1279,12 +1279,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 711:
+/***/ 7447:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1346,48 +1346,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5082:
+/***/ 3578:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6599:
+/***/ 6247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 1236:
+/***/ 9908:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 2338:
+/***/ 6754:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1410,72 +1410,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 3872:
+/***/ 9088:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 6717:
+/***/ 3405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 8511:
+/***/ 2031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 2603:
+/***/ 3387:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 4974:
+/***/ 7486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 1105:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1495,24 +1495,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 8756:
+/***/ 7236:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 5714:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1522,36 +1522,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 2173:
+/***/ 6877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 7192:
+/***/ 2600:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 8011:
+/***/ 9451:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1565,26 +1565,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 9872:
+/***/ 2928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6114:
+/***/ 6562:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
+const parse = __nccwpck_require__(1105)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1632,12 +1632,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 8780:
+/***/ 6716:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1647,54 +1647,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2088:
+/***/ 3880:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __nccwpck_require__(5471)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
-const identifiers = __nccwpck_require__(3348)
-const parse = __nccwpck_require__(6353)
-const valid = __nccwpck_require__(8780)
-const clean = __nccwpck_require__(1799)
-const inc = __nccwpck_require__(2338)
-const diff = __nccwpck_require__(711)
-const major = __nccwpck_require__(8511)
-const minor = __nccwpck_require__(2603)
-const patch = __nccwpck_require__(8756)
-const prerelease = __nccwpck_require__(5714)
-const compare = __nccwpck_require__(8469)
-const rcompare = __nccwpck_require__(2173)
-const compareLoose = __nccwpck_require__(6874)
-const compareBuild = __nccwpck_require__(7648)
-const sort = __nccwpck_require__(9872)
-const rsort = __nccwpck_require__(7192)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gte = __nccwpck_require__(1236)
-const lte = __nccwpck_require__(6717)
-const cmp = __nccwpck_require__(8646)
-const coerce = __nccwpck_require__(5385)
-const truncate = __nccwpck_require__(6114)
-const Comparator = __nccwpck_require__(9379)
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const toComparators = __nccwpck_require__(4750)
-const maxSatisfying = __nccwpck_require__(5574)
-const minSatisfying = __nccwpck_require__(8595)
-const minVersion = __nccwpck_require__(1866)
-const validRange = __nccwpck_require__(4737)
-const outside = __nccwpck_require__(280)
-const gtr = __nccwpck_require__(2276)
-const ltr = __nccwpck_require__(5213)
-const intersects = __nccwpck_require__(3465)
-const simplifyRange = __nccwpck_require__(2028)
-const subset = __nccwpck_require__(1489)
+const internalRe = __nccwpck_require__(1295)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
+const identifiers = __nccwpck_require__(4180)
+const parse = __nccwpck_require__(1105)
+const valid = __nccwpck_require__(6716)
+const clean = __nccwpck_require__(8439)
+const inc = __nccwpck_require__(6754)
+const diff = __nccwpck_require__(7447)
+const major = __nccwpck_require__(2031)
+const minor = __nccwpck_require__(3387)
+const patch = __nccwpck_require__(7236)
+const prerelease = __nccwpck_require__(3602)
+const compare = __nccwpck_require__(837)
+const rcompare = __nccwpck_require__(6877)
+const compareLoose = __nccwpck_require__(1962)
+const compareBuild = __nccwpck_require__(8336)
+const sort = __nccwpck_require__(2928)
+const rsort = __nccwpck_require__(2600)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gte = __nccwpck_require__(9908)
+const lte = __nccwpck_require__(3405)
+const cmp = __nccwpck_require__(8470)
+const coerce = __nccwpck_require__(8377)
+const truncate = __nccwpck_require__(6562)
+const Comparator = __nccwpck_require__(1091)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const toComparators = __nccwpck_require__(2126)
+const maxSatisfying = __nccwpck_require__(825)
+const minSatisfying = __nccwpck_require__(4867)
+const minVersion = __nccwpck_require__(4122)
+const validRange = __nccwpck_require__(1745)
+const outside = __nccwpck_require__(5720)
+const gtr = __nccwpck_require__(6372)
+const ltr = __nccwpck_require__(9309)
+const intersects = __nccwpck_require__(1673)
+const simplifyRange = __nccwpck_require__(7660)
+const subset = __nccwpck_require__(129)
 module.exports = {
   parse,
   valid,
@@ -1747,7 +1747,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5101:
+/***/ 6045:
 /***/ ((module) => {
 
 
@@ -1821,7 +1821,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1159:
+/***/ 4039:
 /***/ ((module) => {
 
 
@@ -1839,7 +1839,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 3348:
+/***/ 4180:
 /***/ ((module) => {
 
 
@@ -1875,7 +1875,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1383:
+/***/ 6071:
 /***/ ((module) => {
 
 
@@ -1924,7 +1924,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 356:
+/***/ 5684:
 /***/ ((module) => {
 
 
@@ -1948,7 +1948,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 5471:
+/***/ 1295:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 
@@ -1957,8 +1957,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __nccwpck_require__(5101)
-const debug = __nccwpck_require__(1159)
+} = __nccwpck_require__(6045)
+const debug = __nccwpck_require__(4039)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2178,7 +2178,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 9737:
+/***/ 5465:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -2193,7 +2193,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __nccwpck_require__(5101)
+} = __nccwpck_require__(6045)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2623,25 +2623,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 2276:
+/***/ 6372:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 3465:
+/***/ 1673:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2652,12 +2652,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 5213:
+/***/ 9309:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2665,13 +2665,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 5574:
+/***/ 825:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -2699,13 +2699,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 8595:
+/***/ 4867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -2732,14 +2732,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 1866:
+/***/ 4122:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
-const gt = __nccwpck_require__(6599)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
+const gt = __nccwpck_require__(6247)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -2802,20 +2802,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 280:
+/***/ 5720:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Comparator = __nccwpck_require__(9379)
+const SemVer = __nccwpck_require__(203)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
-const gte = __nccwpck_require__(1236)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
+const gte = __nccwpck_require__(9908)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -2891,7 +2891,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2028:
+/***/ 7660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2899,8 +2899,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -2947,16 +2947,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 1489:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
-const Comparator = __nccwpck_require__(9379)
+const Range = __nccwpck_require__(7646)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3203,12 +3203,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 4750:
+/***/ 2126:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3220,12 +3220,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 4737:
+/***/ 1745:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3240,15 +3240,15 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -3520,34 +3520,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -3565,10 +3565,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -3630,7 +3630,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -3642,39 +3642,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
+/* unused reexport */ __nccwpck_require__(5524).Headers
+/* unused reexport */ __nccwpck_require__(715).Response
+/* unused reexport */ __nccwpck_require__(175).Request
+/* unused reexport */ __nccwpck_require__(1142).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+/* unused reexport */ __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+/* unused reexport */ __nccwpck_require__(1886).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -3690,18 +3690,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -3761,16 +3761,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -3876,7 +3876,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3890,10 +3890,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -4134,16 +4134,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -4355,18 +4355,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -4582,15 +4582,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -4697,21 +4697,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -4720,9 +4720,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -5103,15 +5103,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -5203,16 +5203,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -5450,7 +5450,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 
@@ -5575,7 +5575,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5784,7 +5784,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 
@@ -6216,7 +6216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6224,7 +6224,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -6239,9 +6239,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -6705,7 +6705,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -6779,7 +6779,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6787,7 +6787,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -6938,13 +6938,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -6952,9 +6952,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -7664,18 +7664,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -7804,7 +7804,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7812,7 +7812,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -7820,10 +7820,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -8020,7 +8020,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8028,9 +8028,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -8043,7 +8043,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -8076,9 +8076,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -8090,11 +8090,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -8102,7 +8102,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -9017,7 +9017,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -9540,7 +9540,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -9548,13 +9548,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -9573,7 +9573,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9979,7 +9979,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -10339,7 +10339,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -10349,16 +10349,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -10400,9 +10400,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -10710,7 +10710,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -10970,19 +10970,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -11185,7 +11185,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11257,15 +11257,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -11424,7 +11424,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -11548,15 +11548,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -11749,10 +11749,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -11790,7 +11790,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11801,14 +11801,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -11904,19 +11904,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -12185,13 +12185,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -12227,7 +12227,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12235,8 +12235,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -12266,7 +12266,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 
@@ -12317,15 +12317,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -12556,20 +12556,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -13000,14 +13000,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -13382,14 +13382,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -13512,12 +13512,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -13540,11 +13540,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -13571,11 +13571,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -13597,13 +13597,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -13881,7 +13881,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13893,7 +13893,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13905,7 +13905,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13926,13 +13926,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -13943,14 +13943,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -14093,14 +14093,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14109,10 +14109,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -14159,12 +14159,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -14194,12 +14194,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -14207,9 +14207,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -14408,14 +14408,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14424,10 +14424,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -14474,7 +14474,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 
@@ -14504,20 +14504,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -14878,7 +14878,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14928,7 +14928,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 
@@ -14964,7 +14964,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 
@@ -15394,20 +15394,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -16260,15 +16260,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -16419,26 +16419,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -16483,7 +16483,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 
@@ -16502,15 +16502,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -16693,14 +16693,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -17010,7 +17010,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 
@@ -17369,13 +17369,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -17950,23 +17950,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -18440,7 +18440,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 
@@ -18484,12 +18484,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -18499,16 +18499,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -19020,7 +19020,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 
@@ -19151,7 +19151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19902,12 +19902,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -19955,14 +19955,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -20088,16 +20088,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -20569,16 +20569,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -20828,7 +20828,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 
@@ -20875,21 +20875,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -21569,7 +21569,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -21582,9 +21582,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -21620,23 +21620,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -23846,23 +23846,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -23872,12 +23872,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -24890,14 +24890,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -24909,16 +24909,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -25507,7 +25507,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 
@@ -25523,21 +25523,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -27162,14 +27162,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -27864,7 +27864,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 
@@ -28161,7 +28161,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28170,16 +28170,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -28512,12 +28512,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -28597,7 +28597,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 
@@ -28614,7 +28614,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28625,10 +28625,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -29012,27 +29012,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -29390,7 +29390,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 
@@ -29463,14 +29463,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -29799,12 +29799,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -29902,14 +29902,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -30014,16 +30014,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -30033,11 +30033,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -30548,14 +30548,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -30659,7 +30659,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 
@@ -30678,16 +30678,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -31007,15 +31007,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -31024,21 +31024,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -31609,7 +31609,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3916:
+/***/ 2174:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -31670,25 +31670,26 @@ function errorMessage(e) {
 
 /***/ }),
 
-/***/ 4100:
+/***/ 9365:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  iN: () => (/* binding */ ExecRunner)
+  iN: () => (/* binding */ ExecRunner),
+  MB: () => (/* binding */ KEPT_UNDER_SUDO)
 });
 
-// UNUSED EXPORTS: withLogFile, wrapArgv
+// UNUSED EXPORTS: keptUnderSudo, withLogFile, wrapArgv
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var exec = __nccwpck_require__(5260);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __nccwpck_require__(7964);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 ;// CONCATENATED MODULE: ./src/exec/runner.ts
 
 
@@ -31698,15 +31699,36 @@ var errors = __nccwpck_require__(3916);
 function withLogFile(argv, logFile) {
     return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
 }
-/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
-function wrapArgv(argv, options, isRoot) {
+/**
+ * Proxy variables sudo must keep: its env_reset drops them, and apt, the key downloads and a
+ * dockerd this action starts need them on a runner behind a proxy.
+ */
+const KEPT_UNDER_SUDO = [
+    'http_proxy',
+    'https_proxy',
+    'no_proxy',
+    'HTTP_PROXY',
+    'HTTPS_PROXY',
+    'NO_PROXY'
+];
+/** The names of KEPT_UNDER_SUDO set in `env` (names only: their values never reach argv). */
+function keptUnderSudo(env) {
+    return KEPT_UNDER_SUDO.filter(k => env[k] !== undefined && env[k] !== '');
+}
+/**
+ * Builds the argv actually executed: timeout, sudo and env prefixes, in that order. Under sudo,
+ * `keep` names variables of this process's environment that sudo passes on (--preserve-env).
+ */
+function wrapArgv(argv, options, isRoot, keep = []) {
     let out = [...argv];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
     const sudo = options.root === true && !isRoot;
     if (sudo && env.length > 0)
         out = ['env', ...env, ...out];
-    if (sudo)
-        out = ['sudo', '-n', '--', ...out];
+    if (sudo) {
+        const preserve = keep.length > 0 ? [`--preserve-env=${keep.join(',')}`] : [];
+        out = ['sudo', '-n', ...preserve, '--', ...out];
+    }
     if (options.timeoutSeconds !== undefined) {
         out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
     }
@@ -31719,7 +31741,7 @@ class ExecRunner {
         this.isRoot = isRoot;
     }
     async run(argv, options = {}) {
-        const full = wrapArgv(argv, options, this.isRoot);
+        const full = wrapArgv(argv, options, this.isRoot, keptUnderSudo(process.env));
         core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
         // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
         const sudo = options.root === true && !this.isRoot;
@@ -31739,7 +31761,7 @@ class ExecRunner {
         return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
     }
     async spawnDetached(argv, options) {
-        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
+        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot, keptUnderSudo(process.env));
         core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
         const env = stringEnv(process.env);
         delete env.RUNNER_TRACKING_ID;
@@ -31763,13 +31785,13 @@ function stringEnv(env) {
 
 /***/ }),
 
-/***/ 9407:
+/***/ 629:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9652);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1084);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1323);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
 
 
 
@@ -31787,7 +31809,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9652:
+/***/ 1084:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31800,12 +31822,159 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var lib_core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var lib_core = __nccwpck_require__(2906);
+;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
+/**
+ * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
+ * input or phase contributes to the one merged file.
+ */
+/** True for a JSON object (not an array, not null). */
+function isJsonObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isJsonObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+
+;// CONCATENATED MODULE: ./src/docker/proxy.ts
+/**
+ * HTTP proxies as Docker, systemd, apt and containers read them (pure): the variables, the
+ * daemon.json `proxies` fragment, the systemd drop-in for engines without it, and the `proxies`
+ * entry of a Docker client's config.json, which `docker run` and `docker build` turn into the
+ * containers' environment.
+ */
+
+/** Always direct: loopback by name and by address (Go skips it anyway; apt and curl do not). */
+const LOOPBACK_NO_PROXY = ['localhost', '127.0.0.0/8', '::1'];
+/** The no-proxy list as the variables and Docker take it: comma-separated, no spaces. */
+function noProxyText(p) {
+    return p.noProxy.join(',');
+}
+/** Entries in order, each once (compared without case), the first spelling kept. */
+function uniqueEntries(entries) {
+    const seen = new Set();
+    const out = [];
+    for (const e of entries) {
+        const key = e.toLowerCase();
+        if (e === '' || seen.has(key))
+            continue;
+        seen.add(key);
+        out.push(e);
+    }
+    return out;
+}
+/** True for an address that loopback entries already cover (127.0.0.0/8, ::1). */
+function isLoopbackAddress(address) {
+    return /^127\./.test(address) || address === '::1';
+}
+/** True for an IPv6 link-local address: tied to one interface, never a destination worth naming. */
+function isLinkLocal(address) {
+    return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+/**
+ * The full no-proxy list: the user's entries, then loopback, this host's names and addresses and
+ * the local registry's host (each once; loopback addresses and IPv6 link-local ones left out).
+ */
+function fullNoProxy(user, host, registryHost) {
+    const addresses = host.addresses.filter(a => !isLoopbackAddress(a) && !isLinkLocal(a));
+    const registry = registryHost?.replace(/^\[|\]$/g, '');
+    return uniqueEntries([
+        ...user,
+        ...LOOPBACK_NO_PROXY,
+        ...host.names,
+        ...addresses,
+        ...(registry ? [registry] : [])
+    ]);
+}
+/** Every proxy variable, both cases (curl and apt read the lower, Go both), for commands and containers. */
+function proxyEnvironment(p) {
+    const env = {};
+    if (p.http !== undefined)
+        env.http_proxy = env.HTTP_PROXY = p.http;
+    if (p.https !== undefined)
+        env.https_proxy = env.HTTPS_PROXY = p.https;
+    env.no_proxy = env.NO_PROXY = noProxyText(p);
+    return env;
+}
+/** daemon.json's `proxies` (Docker 23 and later): what the daemon's pulls and pushes use. */
+function daemonProxyFragment(p) {
+    const proxies = {};
+    if (p.http !== undefined)
+        proxies['http-proxy'] = p.http;
+    if (p.https !== undefined)
+        proxies['https-proxy'] = p.https;
+    proxies['no-proxy'] = noProxyText(p);
+    return { source: 'http-proxy, https-proxy, no-proxy', value: { proxies } };
+}
+/** A value quoted for a systemd Environment= line: `%` is a specifier, `\` and `"` are escapes. */
+function systemdQuoted(assignment) {
+    return `"${assignment.replace(/%/g, '%%').replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+/** The drop-in that gives dockerd the proxies where daemon.json cannot (Docker before 23). */
+function proxyDropIn(p) {
+    const env = proxyEnvironment(p);
+    const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
+        .filter(k => env[k] !== undefined)
+        .map(k => `Environment=${systemdQuoted(`${k}=${env[k]}`)}`);
+    return [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        '[Service]',
+        ...lines,
+        ''
+    ].join('\n');
+}
+/** The client config's `proxies.default`: Docker turns it into the variables of new containers. */
+function clientProxyEntry(p) {
+    const entry = {};
+    if (p.http !== undefined)
+        entry.httpProxy = p.http;
+    if (p.https !== undefined)
+        entry.httpsProxy = p.https;
+    entry.noProxy = noProxyText(p);
+    return entry;
+}
+/**
+ * The client config with `proxies.default` set to these proxies: every other key kept (auths,
+ * credential helpers, other `proxies` entries, other keys of `default`); the values replaced
+ * are returned, so a caller can name them.
+ */
+function withClientProxies(config, p) {
+    const proxies = isJsonObject(config.proxies) ? config.proxies : {};
+    const current = isJsonObject(proxies.default) ? proxies.default : {};
+    const wanted = clientProxyEntry(p);
+    const overwrites = [];
+    for (const [key, value] of Object.entries(wanted)) {
+        const old = current[key];
+        if (old !== undefined && old !== value) {
+            overwrites.push({
+                key: `proxies.default.${key}`,
+                from: typeof old === 'string' ? old : JSON.stringify(old),
+                to: typeof value === 'string' ? value : JSON.stringify(value)
+            });
+        }
+    }
+    return {
+        config: { ...config, proxies: { ...proxies, default: { ...current, ...wanted } } },
+        overwrites
+    };
+}
+/** The URL without its user and password, for messages and for comparing with what Docker reports. */
+function withoutCredentials(url) {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}
+
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
+var runner = __nccwpck_require__(9365);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:path"
@@ -31877,6 +32046,28 @@ async function removeFile(runner, file) {
     else
         await runner.run(['rm', '-f', '--', file], { root: true });
 }
+/**
+ * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
+ * folder is made when missing (0700), and when the process is root the file keeps the owner the
+ * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ */
+async function writeOwnedFile(file, content, mode = 0o600) {
+    const dir = external_node_path_namespaceObject.dirname(file);
+    if (!(await exists(dir))) {
+        const parent = await external_node_fs_namespaceObject.promises.stat(external_node_path_namespaceObject.dirname(dir));
+        await external_node_fs_namespaceObject.promises.mkdir(dir, { mode: 0o700 });
+        if (process.getuid?.() === 0)
+            await external_node_fs_namespaceObject.promises.chown(dir, parent.uid, parent.gid);
+    }
+    const owner = await external_node_fs_namespaceObject.promises.stat(file).catch(() => external_node_fs_namespaceObject.promises.stat(dir));
+    const keep = await external_node_fs_namespaceObject.promises.stat(file).then(s => s.mode & 0o777, () => mode);
+    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
+    await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode: keep });
+    await external_node_fs_namespaceObject.promises.chmod(tmp, keep);
+    if (process.getuid?.() === 0)
+        await external_node_fs_namespaceObject.promises.chown(tmp, owner.uid, owner.gid);
+    await external_node_fs_namespaceObject.promises.rename(tmp, file);
+}
 
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
@@ -31924,14 +32115,17 @@ function defaultDockerAptUrl(os) {
 
 
 
+/** Interfaces that come and go with Docker, its networks and its containers. */
+const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/;
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
     const names = [external_node_os_namespaceObject.hostname()];
-    const addresses = Object.values(external_node_os_namespaceObject.networkInterfaces())
-        .flat()
-        .filter((a) => a !== undefined)
-        .map(a => a.address);
-    return { names, addresses };
+    const interfaces = Object.entries(external_node_os_namespaceObject.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
+    return {
+        names,
+        addresses: interfaces.map(i => i.address),
+        fixedAddresses: interfaces.filter(i => !DOCKER_INTERFACES.test(i.name)).map(i => i.address)
+    };
 }
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
 async function readHost(env = process.env) {
@@ -32111,7 +32305,11 @@ function isLoopbackHost(host) {
 
 
 /** Inputs whose values are secret: never echoed back in an error. */
-const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
+const SECRET_INPUTS = new Set([
+    'password',
+    'registry-htpasswd',
+    'registry-cache-credentials'
+]);
 /** Throws the InputError for `name`; a secret input's value is shown as ***. */
 function fail(name, value, accepted) {
     throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
@@ -32231,26 +32429,6 @@ function imageReference(raw, name) {
         fail(name, value, `not an image reference: ${e.message}`);
     }
     return value;
-}
-
-;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
-/**
- * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
- * input or phase contributes to the one merged file.
- */
-/** True for a JSON object (not an array, not null). */
-function isJsonObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-/** The same value with every object's keys sorted: equal meaning, equal text. */
-function canonical(v) {
-    if (Array.isArray(v))
-        return v.map(canonical);
-    if (!isJsonObject(v))
-        return v;
-    return Object.fromEntries(Object.keys(v)
-        .sort()
-        .map(k => [k, canonical(v[k])]));
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/daemon-config.ts
@@ -32832,6 +33010,63 @@ function parseEngineInputs(raw, host) {
     return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
 }
 
+;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
+
+
+/** The proxy inputs with their action.yml defaults. */
+const PROXY_INPUTS = {
+    'http-proxy': '',
+    'https-proxy': '',
+    'no-proxy': ''
+};
+// Characters that would break a systemd Environment= line, an env file or a shell profile;
+// a URL carries them percent-encoded.
+const UNSAFE = /[\s"'\\`$]/;
+/** An http(s) proxy URL with a host and nothing after it; the credentials never echoed back. */
+function proxyUrl(raw, name) {
+    const value = raw[name].trim();
+    if (value === '')
+        return undefined;
+    const shown = withoutCredentials(value);
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        url = undefined;
+    }
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.hostname === '') {
+        fail(name, shown, 'use the proxy as an http or https URL, e.g. http://proxy.example.com:3128');
+    }
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+        fail(name, shown, 'use the proxy URL alone, without a path, query or fragment');
+    }
+    if (UNSAFE.test(value)) {
+        fail(name, shown, 'percent-encode spaces, quotes, backslashes, ` and $ in the URL');
+    }
+    return value.replace(/\/+$/, '');
+}
+const NO_PROXY_ENTRY = /^[A-Za-z0-9._*:/[\]-]+$/;
+/** no-proxy entries: host names, .domains, IP addresses, CIDR ranges, host:port. */
+function noProxyEntries(raw) {
+    return splitList(raw['no-proxy']).map(({ value, line }) => {
+        if (!NO_PROXY_ENTRY.test(value)) {
+            fail('no-proxy', value, `line ${line}: use host names, .domains, IP addresses or CIDR ranges (e.g. .corp.example.com, 10.0.0.0/8)`);
+        }
+        return value;
+    });
+}
+/** Validates the proxy inputs (pure); throws InputError. */
+function parseProxyInputs(raw) {
+    const http = proxyUrl(raw, 'http-proxy');
+    const https = proxyUrl(raw, 'https-proxy');
+    const noProxy = noProxyEntries(raw);
+    if (noProxy.length > 0 && http === undefined && https === undefined) {
+        fail('no-proxy', raw['no-proxy'].trim(), 'no-proxy lists exceptions to http-proxy and https-proxy: set one of them too');
+    }
+    return { http, https, noProxy };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/image-list.ts
 /** The `images` and `tags` inputs as push targets (pure), mapped as the contract's "Targets" says. */
 
@@ -32996,7 +33231,6 @@ function parsePushInputs(raw, registry) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/inputs.ts
-/** The registry phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 
 
 /** The registry's inputs with their action.yml defaults. */
@@ -33012,6 +33246,9 @@ const REGISTRY_INPUTS = {
     'registry-tls-key': '',
     'registry-mirror': 'false',
     'registry-mirror-port': '5001',
+    'registry-caches': '',
+    'registry-cache-port': '5002',
+    'registry-cache-credentials': '',
     'insecure-registry': 'auto'
 };
 /** The upstream a `registry-mirror: true` cache pulls through. */
@@ -33086,6 +33323,112 @@ function mirrorPort(raw, registry, cache) {
     }
     return port;
 }
+/** Names of Docker Hub: its cache is registry-mirror, the one Docker applies to Hub pulls. */
+const DOCKER_HUB_HOSTS = new Set([
+    'docker.io',
+    'index.docker.io',
+    'registry-1.docker.io',
+    'registry.hub.docker.com',
+    'hub.docker.com'
+]);
+/** One registry-caches entry: a registry host (https) or an http(s) URL of a registry's root. */
+function cacheUpstream(value, line) {
+    const bad = (why) => fail('registry-caches', value, `line ${line}: ${why}`);
+    let remoteUrl;
+    let host;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+        let url;
+        try {
+            url = new URL(value);
+        }
+        catch {
+            url = undefined;
+        }
+        if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
+            return bad('use a registry host such as nvcr.io, or an http or https URL');
+        }
+        if (url.username || url.password) {
+            return bad('give credentials in registry-cache-credentials, not in the URL');
+        }
+        if (url.pathname !== '/' || url.search || url.hash) {
+            return bad("use the registry's root URL, without a path");
+        }
+        host = url.host;
+        remoteUrl = `${url.protocol}//${url.host}`;
+    }
+    else {
+        try {
+            host = parseRegistryAddress(value).text;
+        }
+        catch (e) {
+            return bad(e.message);
+        }
+        remoteUrl = `https://${host}`;
+    }
+    if (DOCKER_HUB_HOSTS.has(host.replace(/:443$/, '').toLowerCase())) {
+        return bad('Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)');
+    }
+    const slug = host
+        .toLowerCase()
+        .replace(/[^a-z0-9.]+/g, '-')
+        .replace(/^-+|-+$/g, '');
+    return { upstream: value.replace(/\/+$/, ''), remoteUrl, host, slug };
+}
+/** Ports the caches take, from registry-cache-port up: never the registry's or the mirror's. */
+function cachePorts(raw, count, taken) {
+    const first = input_fields_int(raw, 'registry-cache-port', 1, 65535);
+    const ports = Array.from({ length: count }, (_, i) => first + i);
+    const last = ports[ports.length - 1] ?? first;
+    const clash = ports.find(p => taken.has(p));
+    if (last > 65535 || clash !== undefined) {
+        fail('registry-cache-port', String(first), `the ${count} cache(s) take ports ${first} to ${last}, ${clash !== undefined ? `which holds ${taken.get(clash)}` : 'beyond 65535'}: choose another first port`);
+    }
+    return ports;
+}
+/** registry-cache-credentials: `upstream user:token` lines, each for an upstream of registry-caches. */
+function cacheCredentials(raw, caches) {
+    const out = new Map();
+    raw['registry-cache-credentials'].split(/\r?\n/).forEach((text, i) => {
+        const line = text.trim();
+        if (line === '' || line.startsWith('#'))
+            return;
+        const bad = (why) => fail('registry-cache-credentials', '***', `line ${i + 1}: ${why}`);
+        const m = /^(\S+)\s+([^\s:]+):(.+)$/.exec(line);
+        if (!m)
+            return bad('write upstream user:token (the upstream as registry-caches names it)');
+        const [, name, username, password] = m;
+        const cache = caches.find(c => c.upstream.toLowerCase() === name.toLowerCase() ||
+            c.host.toLowerCase() === name.toLowerCase());
+        if (!cache)
+            return bad(`${name} is not in registry-caches`);
+        if (out.has(cache.upstream))
+            return bad(`${name} has credentials twice`);
+        out.set(cache.upstream, { username, password });
+    });
+    return out;
+}
+/** registry-caches with their ports and credentials; Docker Hub and repeats refused. */
+function caches(raw, taken) {
+    const items = splitList(raw['registry-caches']).map(({ value, line }) => cacheUpstream(value, line));
+    const seen = new Set();
+    for (const c of items) {
+        if (seen.has(c.slug))
+            fail('registry-caches', c.upstream, `${c.host} is listed twice`);
+        seen.add(c.slug);
+    }
+    const ports = cachePorts(raw, items.length, taken);
+    const credentials = cacheCredentials(raw, items);
+    return items.map((c, i) => ({ ...c, port: ports[i], credentials: credentials.get(c.upstream) }));
+}
+/** Ports the registry and its mirror publish on, with what holds each, for the caches to avoid. */
+function takenPorts(registry, tls, mirror, mirrorPort) {
+    const taken = new Map([
+        [registry.port ?? (tls ? 443 : 80), `the registry's port ${registry.port ?? (tls ? 443 : 80)}`]
+    ]);
+    if (mirror !== false)
+        taken.set(mirrorPort, `registry-mirror-port ${mirrorPort}`);
+    return taken;
+}
 /** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
 function parseRegistryInputs(raw, host) {
     const registry = address(raw);
@@ -33098,6 +33441,8 @@ function parseRegistryInputs(raw, host) {
     const registryHtpasswd = htpasswd(raw);
     const registryTls = tlsFiles(raw, host);
     const registryMirror = mirror(raw);
+    const registryMirrorPort = mirrorPort(raw, registry, registryMirror);
+    const taken = takenPorts(registry, registryTls, registryMirror, registryMirrorPort);
     return {
         registry,
         startRegistry,
@@ -33108,7 +33453,8 @@ function parseRegistryInputs(raw, host) {
         registryHtpasswd,
         registryTls,
         registryMirror,
-        registryMirrorPort: mirrorPort(raw, registry, registryMirror),
+        registryMirrorPort,
+        registryCaches: caches(raw, taken),
         insecureRegistry: tristate(raw, 'insecure-registry')
     };
 }
@@ -33126,10 +33472,13 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 
 
 
+
 /** The local registry's container name. */
 const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
 /** The pull-through cache's container name. */
 const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+/** Prefix of the container name of each cache of registry-caches. */
+const CACHE_CONTAINER_PREFIX = 'docker-gpu-setup-cache-';
 /** Label on every container this action made: the only ones it will stop or replace. */
 const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
 /** Label holding the spec's hash: equal hash, same container. */
@@ -33207,27 +33556,75 @@ function registrySpec(inputs, imageId, fileHashes) {
         fileHashes: hashes
     });
 }
-/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
-function mirrorSpec(inputs, imageId) {
-    if (inputs.registryMirror === false)
-        return undefined;
-    return withHash({
-        name: MIRROR_CONTAINER,
+/** Where the env files of the mirror and the caches live (root only: they may hold secrets). */
+const ENV_DIR = `${REGISTRY_ETC}/env`;
+/** An env file's text as `docker run --env-file` reads it: one KEY=value a line, taken literally. */
+function envFileText(env) {
+    return Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join('');
+}
+/** What a pull-through container keeps out of argv: the upstream's credentials, the proxies. */
+function secretEnv(proxies, credentials) {
+    return {
+        ...(credentials
+            ? {
+                REGISTRY_PROXY_USERNAME: credentials.username,
+                REGISTRY_PROXY_PASSWORD: credentials.password
+            }
+            : {}),
+        ...(proxies ? proxyEnvironment(proxies) : {})
+    };
+}
+/** A pull-through cache of `remoteUrl` on 127.0.0.1:`port` (a proxying registry refuses pushes). */
+function pullThroughSpec(name, inputs, imageId, cache) {
+    const secret = secretEnv(inputs.proxies, cache.credentials);
+    const envText = Object.keys(secret).length > 0 ? envFileText(secret) : undefined;
+    const spec = withHash({
+        name,
         image: inputs.registryImage,
         imageId,
         bind: '127.0.0.1',
-        hostPort: inputs.registryMirrorPort,
+        hostPort: cache.port,
         env: {
             REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-            REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
+            REGISTRY_PROXY_REMOTEURL: cache.remoteUrl,
             OTEL_TRACES_EXPORTER: 'none'
         },
-        mounts: [
-            { source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false }
-        ],
-        fileHashes: {}
+        mounts: [{ source: cache.data, target: '/var/lib/registry', readonly: false }],
+        fileHashes: {},
+        envFile: envText ? { path: `${ENV_DIR}/${name}.env`, hash: sha256(envText) } : undefined
     });
+    return { ...spec, envText };
+}
+/** The Docker Hub cache's spec (registry-mirror), the only one in registry-mirrors. */
+function mirrorSpec(inputs, imageId) {
+    if (inputs.registryMirror === false)
+        return undefined;
+    return pullThroughSpec(MIRROR_CONTAINER, inputs, imageId, {
+        remoteUrl: inputs.registryMirror,
+        port: inputs.registryMirrorPort,
+        data: `${inputs.registryData}-mirror`
+    });
+}
+/** The container name and data folder of one cache of registry-caches. */
+function cacheNames(inputs, cache) {
+    return {
+        name: `${CACHE_CONTAINER_PREFIX}${cache.slug}`,
+        data: `${inputs.registryData}-cache-${cache.slug}`
+    };
+}
+/** One spec per registry-caches entry: its own port, data folder and credentials. */
+function cacheSpecs(inputs, imageId) {
+    return inputs.registryCaches.map(cache => {
+        const { name, data } = cacheNames(inputs, cache);
+        return pullThroughSpec(name, inputs, imageId, { ...cache, data });
+    });
+}
+/** The caches output: each upstream as written → the address to pull it through. */
+function cacheAddresses(inputs) {
+    return Object.fromEntries(inputs.registryCaches.map(c => [c.upstream, `localhost:${c.port}`]));
 }
 /** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
 function runArgv(spec) {
@@ -33247,6 +33644,7 @@ function runArgv(spec) {
         '--label',
         `${LABEL_SPEC}=${spec.hash}`,
         ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+        ...(spec.envFile ? ['--env-file', spec.envFile.path] : []),
         ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
         spec.image
     ];
@@ -33303,6 +33701,9 @@ function registryFragments(inputs, me) {
 
 
 
+
+
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -33314,6 +33715,7 @@ const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
     ...REGISTRY_INPUTS,
+    ...PROXY_INPUTS,
     ...PUSH_INPUTS,
     ...RUN_INPUTS
 };
@@ -33333,23 +33735,55 @@ function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
     const registry = Object.freeze(parseRegistryInputs(raw, host));
+    const proxy = Object.freeze(parseProxyInputs(raw));
+    refuseTwoProxySources(daemon, proxy);
     const push = Object.freeze(parsePushInputs(raw, registry.registry));
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, registry, push, run });
+    return Object.freeze({ engine, daemon, registry, proxy, push, run });
+}
+/** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
+function refuseTwoProxySources(daemon, proxy) {
+    const own = daemon.daemonConfig?.proxies;
+    if (own !== undefined && (proxy.http !== undefined || proxy.https !== undefined)) {
+        throw new errors/* InputError */.dz('daemon-config', JSON.stringify({ proxies: own }), 'sets proxies while http-proxy or https-proxy is set: give proxies through those inputs only');
+    }
+}
+/**
+ * The proxies the run configures (pure), undefined when neither http-proxy nor https-proxy is set:
+ * no-proxy joined by loopback, this host's names and fixed addresses, and the local registry.
+ */
+function proxiesFor(inputs, identity) {
+    const { http, https, noProxy } = inputs.proxy;
+    if (http === undefined && https === undefined)
+        return undefined;
+    const registry = wantsLocalRegistry(inputs.registry, identity)
+        ? inputs.registry.registry.host
+        : undefined;
+    const addresses = identity.fixedAddresses ?? identity.addresses;
+    return { http, https, noProxy: fullNoProxy(noProxy, { names: identity.names, addresses }, registry) };
 }
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
+ * the proxies for every phase that configures them.
  */
 function phaseSettings(inputs, identity) {
     const { engine, daemon, registry, push } = inputs;
     const offlineDebs = engine.offlineDebs;
+    const proxies = proxiesFor(inputs, identity);
     return {
+        proxy: { proxies },
         engine,
-        daemon: { ...daemon, offlineDebs, registryFragments: registryFragments(registry, identity) },
-        registry: { ...registry, offlineDebs },
+        daemon: {
+            ...daemon,
+            offlineDebs,
+            registryFragments: registryFragments(registry, identity),
+            proxies
+        },
+        registry: { ...registry, offlineDebs, proxies },
         push: {
             ...push,
+            proxies,
             registry: registry.registry,
             registryCa: registry.registryTls?.cert,
             registryInsecure: insecureRegistry(registry, identity)
@@ -33365,17 +33799,58 @@ function readRawInputs(env = process.env) {
         raw[name] =
             env[key] === undefined
                 ? INPUT_DEFAULTS[name]
-                : lib_core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
+                : lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED.has(name) });
     }
     // Secrets are masked before anything could print them.
-    if (raw.password !== '')
-        lib_core/* setSecret */.Pq(raw.password);
-    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
-        const colon = line.indexOf(':');
-        if (colon > 0 && line.length > colon + 1)
-            lib_core/* setSecret */.Pq(line.slice(colon + 1));
-    }
+    for (const secret of secretValues(raw))
+        lib_core/* setSecret */.Pq(secret);
     return raw;
+}
+/** Inputs read as given: spaces at either end may belong to a password. */
+const UNTRIMMED = new Set([
+    'password',
+    'registry-htpasswd',
+    'registry-cache-credentials'
+]);
+/** The password of a proxy URL (as written and decoded), or a lone user that stands for a token. */
+function proxySecrets(value) {
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^@/]*)@/i.exec(value.trim());
+    if (!m)
+        return [];
+    const colon = m[1].indexOf(':');
+    const secret = colon < 0 ? m[1] : m[1].slice(colon + 1);
+    if (secret === '')
+        return [];
+    let decoded = secret;
+    try {
+        decoded = decodeURIComponent(secret);
+    }
+    catch {
+        // a malformed escape is refused by the parser; mask it as written
+    }
+    return [...new Set([secret, decoded])];
+}
+/** Every secret in the raw inputs (pure): passwords, htpasswd and cache tokens, proxy credentials. */
+function secretValues(raw) {
+    const out = [];
+    if (raw.password !== '')
+        out.push(raw.password);
+    const afterColon = (line) => {
+        const colon = line.indexOf(':');
+        return colon > 0 && line.length > colon + 1 ? line.slice(colon + 1) : undefined;
+    };
+    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
+        const secret = afterColon(line);
+        if (secret !== undefined)
+            out.push(secret);
+    }
+    for (const line of raw['registry-cache-credentials'].split(/\r?\n/)) {
+        const secret = afterColon(line.trim().replace(/^\S+\s+/, ''));
+        if (secret !== undefined)
+            out.push(secret);
+    }
+    out.push(...proxySecrets(raw['http-proxy']), ...proxySecrets(raw['https-proxy']));
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/outputs.ts
@@ -33397,7 +33872,8 @@ const OUTPUT_NAMES = [
     'registry',
     'registry-started',
     'images',
-    'digests'
+    'digests',
+    'caches'
 ];
 const outputs_text = (v) => v === undefined ? '' : String(v);
 /** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
@@ -33431,7 +33907,8 @@ function outputValues(o) {
         registry: outputs_text(o.registry),
         'registry-started': outputs_text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
-        digests: o.images === undefined ? '' : digestsText(o.images)
+        digests: o.images === undefined ? '' : digestsText(o.images),
+        caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
     };
 }
 /** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
@@ -33577,19 +34054,19 @@ async function readOfflineFolder(runner, folder) {
     return { debs, provided };
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(6413);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ./node_modules/semver/index.js
-var node_modules_semver = __nccwpck_require__(2088);
+// EXTERNAL MODULE: ../main/node_modules/semver/index.js
+var node_modules_semver = __nccwpck_require__(3880);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __nccwpck_require__(5317);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/manifest.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33697,17 +34174,17 @@ function _readLinuxVersionFile() {
 //# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
 ;// CONCATENATED MODULE: external "stream"
 const external_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 // EXTERNAL MODULE: external "util"
 var external_util_ = __nccwpck_require__(9023);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/retry-helper.js
 var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33768,7 +34245,7 @@ class RetryHelper {
     }
 }
 //# sourceMappingURL=retry-helper.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js
 var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -34724,11 +35201,87 @@ function explainGpuFailure(output) {
     return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/proxy-plan.ts
+
+/**
+ * The drop-in this action owns. systemd reads drop-ins in name order and a later Environment= of
+ * the same variable wins: the name sorts after the usual http-proxy.conf, so the inputs win.
+ */
+const PROXY_DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf';
+/** The first version whose daemon.json has `proxies`. */
+const DAEMON_JSON_PROXIES = 23;
+/** The major version of `Docker version 20.10.24+dfsg1, build …`'s version part. */
+function engineMajor(version) {
+    const m = /^(\d+)\./.exec(version ?? '');
+    return m ? Number(m[1]) : undefined;
+}
+/** True when the running daemon reports exactly these proxies (credentials aside: Docker masks them). */
+function runningMatches(running, p) {
+    return (withoutCredentials(running.http) === withoutCredentials(p.http ?? '') &&
+        withoutCredentials(running.https) === withoutCredentials(p.https ?? '') &&
+        running.noProxy === noProxyText(p));
+}
+/** The drop-in when the engine has no daemon.json proxies: written when it differs. */
+function dropInPlan(facts, p) {
+    const text = proxyDropIn(p);
+    if (facts.dropIn === text)
+        return { way: 'systemd drop-in', fragments: [], actions: [], warnings: [] };
+    return {
+        way: 'systemd drop-in',
+        fragments: [],
+        actions: [{ kind: 'write-dropin', text }, { kind: 'daemon-reload' }],
+        restart: `the proxies changed (${PROXY_DROP_IN})`,
+        warnings: []
+    };
+}
+/**
+ * Plans how the daemon gets the proxies (pure): the fragment, drop-in changes and the restart
+ * reason. Nothing when no proxy is set or dockerd is not installed yet (a dry run).
+ */
+function planDaemonProxies(facts, p) {
+    const major = engineMajor(facts?.engineVersion);
+    if (!facts || !p || major === undefined)
+        return { fragments: [], actions: [], warnings: [] };
+    const stale = facts.running !== undefined && !runningMatches(facts.running, p);
+    if (major >= DAEMON_JSON_PROXIES) {
+        const moved = facts.dropIn !== undefined;
+        return {
+            way: 'daemon.json',
+            fragments: [daemonProxyFragment(p)],
+            actions: moved ? [{ kind: 'remove-dropin' }, { kind: 'daemon-reload' }] : [],
+            restart: moved
+                ? `the proxies moved from ${PROXY_DROP_IN} to daemon.json`
+                : stale
+                    ? 'the running daemon has not loaded the proxies'
+                    : undefined,
+            warnings: []
+        };
+    }
+    if (facts.systemd) {
+        const plan = dropInPlan(facts, p);
+        return plan.restart || !stale
+            ? plan
+            : { ...plan, restart: 'the running daemon has not loaded the proxies' };
+    }
+    return {
+        way: 'dockerd environment',
+        fragments: [],
+        actions: [],
+        restart: stale ? 'dockerd runs without the proxies in its environment' : undefined,
+        warnings: stale
+            ? [
+                `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts, so Docker restarts now. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
+            ]
+            : []
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
 /**
  * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
+
 
 
 
@@ -34749,9 +35302,23 @@ function describe(a) {
             return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
         case 'write-config':
             return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
+        case 'write-dropin':
+            return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`;
+        case 'remove-dropin':
+            return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`;
+        case 'daemon-reload':
+            return 'reload systemd units (systemctl daemon-reload)';
         case 'restart':
             return `restart Docker (${a.reason})`;
     }
+}
+/** The proxies' drop-in changes go before the one restart; their reason adds one when none is planned. */
+function withProxyActions(actions, proxy) {
+    const at = actions.findIndex(a => a.kind === 'restart');
+    if (at >= 0)
+        return [...actions.slice(0, at), ...proxy.actions, ...actions.slice(at)];
+    const restart = proxy.restart ? [{ kind: 'restart', reason: proxy.restart }] : [];
+    return [...actions, ...proxy.actions, ...restart];
 }
 /** Does the installed toolkit satisfy the pin (or exist at all without one)? */
 function toolkitReady(installed, pin) {
@@ -34788,10 +35355,11 @@ function toolkitActions(facts, inputs) {
  * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
  * while the inputs were read; the registry's fragments only add to lists.
  */
-function daemonFragments(inputs, nvidia) {
+function daemonFragments(inputs, nvidia, proxy) {
     return [
         ...(nvidia ? [nvidiaFragment(inputs)] : []),
         ...inputs.registryFragments,
+        ...proxy,
         ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
     ];
 }
@@ -34858,15 +35426,17 @@ function planDaemon(facts, inputs) {
         ]
         : [];
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
-    const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia);
-    const actions = [...toolkit, ...config.actions];
+    const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
+    const config = configActions(facts, daemonFragments(inputs, nvidia, proxy.fragments), nvidia);
+    const actions = [...toolkit, ...withProxyActions(config.actions, proxy)];
     return {
-        found: describeFound(facts),
+        found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
         actions,
         steps: actions.map(a => ({ description: describe(a) })),
         nvidia,
-        warnings: [...noDriver, ...config.warnings],
-        diff: config.diff
+        warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+        diff: config.diff,
+        proxyWay: proxy.way
     };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
@@ -34876,7 +35446,76 @@ function errorLines(log) {
     return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
+
+
+
+
+/** The proxies the running daemon reports (docker info); undefined when it does not answer. */
+async function runningProxies(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{json .HTTPProxy}}\t{{json .HTTPSProxy}}\t{{json .NoProxy}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    if (r.exitCode !== 0)
+        return undefined;
+    try {
+        const [http, https, noProxy] = r.stdout
+            .trim()
+            .split('\t')
+            .map(v => JSON.parse(v));
+        return { http, https, noProxy };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The installed dockerd's version (`dockerd --version`); undefined when there is none. */
+async function engineVersion(runner) {
+    const r = await runner.run(['dockerd', '--version'], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? /version (\d+\.\d+\.\d+\S*?),?\s/.exec(`${r.stdout} `)?.[1] : undefined;
+}
+/** What the daemon's proxies depend on: engine version, systemd, our drop-in, what runs now. */
+async function detectDaemonProxies(ctx) {
+    if (!ctx.inputs.proxies)
+        return undefined;
+    const [version, dropIn, running] = await Promise.all([
+        engineVersion(ctx.runner),
+        readFileMaybe(ctx.runner, PROXY_DROP_IN),
+        runningProxies(ctx.runner)
+    ]);
+    return { engineVersion: version, systemd: ctx.host.systemd, dropIn, running };
+}
+/** Writes or removes the drop-in, or reloads systemd's units, as planned. */
+async function applyProxyAction(ctx, action) {
+    if (action.kind === 'write-dropin') {
+        await writeFileAtomic(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
+    }
+    else if (action.kind === 'remove-dropin') {
+        await removeFile(ctx.runner, PROXY_DROP_IN);
+    }
+    else {
+        await ctx.runner.run(['systemctl', 'daemon-reload'], { root: true });
+    }
+}
+/** After a change: the running daemon must report the proxies (docker info), whichever way they went. */
+async function verifyDaemonProxies(p, ctx) {
+    const proxies = ctx.inputs.proxies;
+    if (!proxies || p.proxyWay === undefined)
+        return '';
+    const running = await runningProxies(ctx.runner);
+    if (running === undefined)
+        return '';
+    if (!runningMatches(running, proxies)) {
+        const hint = p.proxyWay === 'dockerd environment'
+            ? ' A dockerd started by an init script gets no environment from this action: set the proxies in /etc/default/docker (export http_proxy=…), or let this action start dockerd.'
+            : p.proxyWay === 'systemd drop-in'
+                ? ` Another drop-in of docker.service that sorts after ${PROXY_DROP_IN} may set them too (systemctl cat docker).`
+                : '';
+        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify(withoutCredentials(running.http))}, HTTPS proxy ${JSON.stringify(withoutCredentials(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
+    }
+    return `; proxies through ${p.proxyWay}`;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
+
 
 
 
@@ -34932,6 +35571,7 @@ async function detectDaemon(ctx) {
         daemonRuntimes(runner)
     ]);
     const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
+    const proxy = await detectDaemonProxies(ctx);
     ctx.outputs.daemonConfigChanged = false;
     ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
     ctx.outputs.gpu = gpu && {
@@ -34946,11 +35586,13 @@ async function detectDaemon(ctx) {
         installed,
         runtimes: running?.runtimes,
         defaultRuntime: running?.defaultRuntime,
-        ...offline
+        ...offline,
+        proxy
     };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
+
 
 
 
@@ -35095,6 +35737,11 @@ async function applyDaemon(p, ctx) {
             case 'write-config':
                 written = await writeConfig(ctx, action);
                 break;
+            case 'write-dropin':
+            case 'remove-dropin':
+            case 'daemon-reload':
+                await applyProxyAction(ctx, action);
+                break;
             case 'restart':
                 await restart(ctx, action.reason, written);
                 break;
@@ -35116,7 +35763,8 @@ async function verifyDaemon(p, ctx) {
     if (p.nvidia && ctx.inputs.nvidiaDefaultRuntime && running.defaultRuntime !== 'nvidia') {
         throw new errors/* HostError */.dh(`Docker's default runtime is ${running.defaultRuntime}, not nvidia, after the change`);
     }
-    return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`;
+    const proxies = await verifyDaemonProxies(p, ctx);
+    return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})${proxies}`;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu-check.ts
@@ -35687,6 +36335,185 @@ const enginePhase = {
     verify: verifyEngine
 };
 
+;// CONCATENATED MODULE: ./src/phases/proxy/apply.ts
+
+
+/** Writes each client config the plan names (atomically, keeping its owner and mode). */
+async function applyProxies(p, ctx) {
+    for (const w of p.writes) {
+        await writeOwnedFile(w.path, w.text).catch((e) => {
+            if (e.code !== 'EACCES')
+                throw e;
+            throw new errors/* HostError */.dh(`${w.path} cannot be written by ${ctx.host.user} (a docker login run with sudo leaves it owned by root): give it back with sudo chown ${ctx.host.user} ${w.path}, and run again.`, { cause: e });
+        });
+    }
+}
+/** Reads each written file back: it must be what the plan wrote. */
+async function verifyProxies(p, ctx) {
+    for (const w of p.writes) {
+        if ((await readFileMaybe(ctx.runner, w.path)) !== w.text) {
+            throw new errors/* HostError */.dh(`${w.path} does not hold the proxies after writing it`);
+        }
+    }
+    return `proxies.default set in ${p.writes.map(w => w.path).join(', ')}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/detect.ts
+
+
+
+
+
+/** The home folder of the runner's user: this process's own (HOME), or (as root for SUDO_USER) getent's. */
+async function runnerHome(ctx, env) {
+    if (ctx.host.user === external_node_os_namespaceObject.userInfo().username)
+        return env.HOME || external_node_os_namespaceObject.homedir();
+    const r = await ctx.runner.run(['getent', 'passwd', ctx.host.user], { allowFailure: true });
+    const home = r.stdout.trim().split(':')[5];
+    return r.exitCode === 0 && home ? home : undefined;
+}
+/**
+ * The client configs the job's docker commands read: the runner user's ~/.docker/config.json,
+ * and the one DOCKER_CONFIG names when the job set it (a login of an earlier step made it).
+ */
+async function clientConfigPaths(ctx, env) {
+    const paths = [];
+    const home = await runnerHome(ctx, env);
+    if (home !== undefined)
+        paths.push(external_node_path_namespaceObject.join(home, '.docker', 'config.json'));
+    const own = env.DOCKER_CONFIG;
+    // A folder someone named but never made is not this action's to create.
+    if (own && (await exists(own)))
+        paths.push(external_node_path_namespaceObject.join(own, 'config.json'));
+    return [...new Set(paths)];
+}
+/** The proxy variables this process was started with, credentials removed. */
+function runnerEnvironment(env) {
+    const out = {};
+    for (const name of runner/* KEPT_UNDER_SUDO */.MB) {
+        const value = env[name];
+        if (value)
+            out[name] = withoutCredentials(value);
+    }
+    return out;
+}
+/**
+ * Reads the client configs the job uses (only when a proxy is set), and which proxy variables
+ * the runner's environment carries; changes nothing.
+ */
+async function detectProxies(ctx, env = process.env) {
+    if (!ctx.inputs.proxies)
+        return { files: [], runnerEnvironment: runnerEnvironment(env) };
+    const files = [];
+    for (const file of await clientConfigPaths(ctx, env)) {
+        files.push({ path: file, text: await readFileMaybe(ctx.runner, file) });
+    }
+    return { files, runnerEnvironment: {} };
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/plan.ts
+/**
+ * The proxy phase's plan (pure): the Docker client configs the job uses get `proxies.default`, so
+ * the containers it starts (docker run, docker build, compose) get the proxy variables. Every
+ * other key of those files is kept; a file that already says the same is not written.
+ */
+
+
+
+/** The client config's text as Docker writes it (tab-indented JSON). */
+function serialiseClientConfig(config) {
+    return `${JSON.stringify(config, null, '\t')}\n`;
+}
+function parse(file) {
+    if (file.text === undefined || file.text.trim() === '')
+        return {};
+    let parsed;
+    try {
+        parsed = JSON.parse(file.text);
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${file.path} is not valid JSON (${e.message}); it was left as it is: fix it (or move it away) and run again.`);
+    }
+    if (!isJsonObject(parsed)) {
+        throw new errors/* HostError */.dh(`${file.path} is not a JSON object; it was left as it is.`);
+    }
+    return parsed;
+}
+/** The proxies in one line, without credentials. */
+function describeProxies(p) {
+    return [
+        p.http !== undefined ? `http-proxy ${withoutCredentials(p.http)}` : undefined,
+        p.https !== undefined ? `https-proxy ${withoutCredentials(p.https)}` : undefined,
+        `no-proxy ${noProxyText(p)}`
+    ]
+        .filter(Boolean)
+        .join(', ');
+}
+/** One client config: the write it needs (if any) and the values it replaces, as warnings. */
+function planFile(file, proxies) {
+    const current = parse(file);
+    const { config, overwrites } = withClientProxies(current, proxies);
+    const warnings = overwrites.map(o => `${file.path}: ${o.key} changes from ${withoutCredentials(o.from)} to ${withoutCredentials(o.to)} (http-proxy, https-proxy, no-proxy)`);
+    const same = file.text !== undefined &&
+        JSON.stringify(canonical(config)) === JSON.stringify(canonical(current));
+    return {
+        write: same ? undefined : { path: file.path, text: serialiseClientConfig(config) },
+        warnings
+    };
+}
+/** What the runner's environment carries, for the log when no proxy input is set. */
+function describeRunnerEnvironment(env) {
+    const names = Object.keys(env);
+    return names.length === 0
+        ? 'no proxy inputs, and no proxy variables in the runner environment'
+        : `no proxy inputs; the runner environment's ${names.join(', ')} reach the commands this action runs (under sudo too), nothing is configured`;
+}
+/**
+ * Plans the proxy phase (pure): `proxies.default` in each client config the job uses, written
+ * only where it differs. Throws HostError for a malformed file, which is never overwritten.
+ */
+function planProxies(facts, inputs) {
+    const { proxies } = inputs;
+    if (!proxies) {
+        return {
+            found: describeRunnerEnvironment(facts.runnerEnvironment),
+            steps: [],
+            warnings: [],
+            writes: []
+        };
+    }
+    const planned = facts.files.map(f => ({ file: f, ...planFile(f, proxies) }));
+    const writes = planned.flatMap(p => (p.write ? [p.write] : []));
+    const state = planned
+        .map(p => `${p.file.path} ${p.write ? (p.file.text === undefined ? 'missing' : 'without them') : 'has them'}`)
+        .join('; ');
+    return {
+        found: `${describeProxies(proxies)}; apt and every command run under sudo get them; ${state || 'no client config found'}`,
+        steps: writes.map(w => ({
+            description: `set proxies.default in ${w.path} (containers the job starts get http_proxy, https_proxy, no_proxy)`
+        })),
+        warnings: planned.flatMap(p => p.warnings),
+        writes
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/phase.ts
+
+
+
+/**
+ * Proxy phase: the Docker client configs the job uses get the proxies, so the job's containers
+ * get them. (The daemon's proxies are the daemon phase's, the caches' the registry phase's; apt
+ * and every command under sudo get them from the run's environment.)
+ */
+const proxyPhase = {
+    name: 'Proxies',
+    detect: ctx => detectProxies(ctx),
+    plan: (facts, { inputs }) => planProxies(facts, inputs),
+    apply: applyProxies,
+    verify: verifyProxies
+};
+
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
 /**
  * The phase contract and the loop that runs phases: detect → plan → apply → verify, each phase in
@@ -35900,6 +36727,9 @@ async function endpointFor(settings, registry) {
 
 
 
+
+
+
 /**
  * Logs in with the password on stdin into a per-job DOCKER_CONFIG under RUNNER_TEMP, exported to
  * the job's later steps and remembered for the post step, which removes it.
@@ -35928,8 +36758,16 @@ async function apply_login(ctx, credentials) {
             root: true
         });
     }
+    if (inputs.proxies)
+        await addProxies(external_node_path_namespaceObject.join(dir, 'config.json'), inputs.proxies);
     lib_core/* exportVariable */.dN('DOCKER_CONFIG', dir);
     return dir;
+}
+/** The job's containers get the proxies from the config the login made (its auths kept). */
+async function addProxies(file, proxies) {
+    const parsed = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(file, 'utf8'));
+    const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
+    await writeOwnedFile(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /** After a push that printed a digest: the registry must hold that digest for the tag. */
 async function confirmDigest(ctx, t, result, output) {
@@ -36155,7 +36993,7 @@ const pushPhase = {
 
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bcryptjs/index.js
 /*
  Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
  Copyright (c) 2012 Shane Girish <shaneGirish@gmail.com>
@@ -37377,62 +38215,122 @@ function preparationSteps(plan, inputs) {
         steps.push({ description: `create ${plan.makeDirs.join(', ')}` });
     return steps;
 }
+/** A container's action, made `recreate` when its image is new (a new image under the same tag). */
+function renewed(action, renew) {
+    return renew && action !== 'create' ? 'recreate' : action;
+}
 /** Keep, start, create or recreate each container; new files or a new image make it again. */
 function containerActions(facts, inputs, newImage, newFiles) {
-    const current = containerAction(registrySpec(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
-    const renew = newImage || newFiles;
-    const registry = renew && current !== 'create' ? 'recreate' : current;
-    const spec = mirrorSpec(inputs, facts.imageId ?? '');
+    const id = facts.imageId ?? '';
+    const caches = Object.fromEntries(cacheSpecs(inputs, id).map(spec => [
+        spec.name,
+        renewed(containerAction(spec, facts.caches?.[spec.name]), newImage)
+    ]));
+    if (!facts.wanted)
+        return { caches };
+    const registry = renewed(containerAction(registrySpec(inputs, id, facts.fileHashes), facts.registry), newImage || newFiles);
+    const spec = mirrorSpec(inputs, id);
     if (!spec)
-        return { registry };
-    const m = containerAction(spec, facts.mirror);
-    return { registry, mirror: newImage && m !== 'create' ? 'recreate' : m };
+        return { registry, caches };
+    return { registry, mirror: renewed(containerAction(spec, facts.mirror), newImage), caches };
+}
+/** Each container the plan may change: what it is, its action, address, data and port input. */
+function containerRows(inputs, actions) {
+    return [
+        {
+            what: 'registry',
+            action: actions.registry,
+            port: registryPort(inputs),
+            at: `${registryBind(inputs)}:${registryPort(inputs)}`,
+            data: inputs.registryData,
+            input: 'registry: host:PORT'
+        },
+        {
+            what: 'pull-through mirror',
+            action: actions.mirror,
+            port: inputs.registryMirrorPort,
+            at: `127.0.0.1:${inputs.registryMirrorPort}`,
+            data: `${inputs.registryData}-mirror`,
+            input: 'registry-mirror-port'
+        },
+        ...cacheSpecs(inputs, '').map((spec, i) => ({
+            what: `pull-through cache of ${inputs.registryCaches[i].upstream}`,
+            action: actions.caches[spec.name],
+            port: spec.hostPort,
+            at: `127.0.0.1:${spec.hostPort}`,
+            data: spec.mounts[0].source,
+            input: 'registry-cache-port'
+        }))
+    ];
 }
 /** One step per container that changes; a port another process holds fails before any change. */
 function containerSteps(facts, inputs, actions) {
     const steps = [];
-    for (const [what, action, port] of [
-        ['registry', actions.registry, registryPort(inputs)],
-        ['pull-through mirror', actions.mirror, inputs.registryMirrorPort]
-    ]) {
-        if (action === undefined || action === 'keep')
+    for (const row of containerRows(inputs, actions)) {
+        if (row.action === undefined || row.action === 'keep')
             continue;
-        const holder = facts.portHolders[port];
+        const holder = facts.portHolders[row.port];
         if (holder) {
-            throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
+            throw new errors/* HostError */.dh(`Port ${row.port} is taken by ${holder}: the ${row.what} cannot publish on it. Stop that, or choose another port (${row.input}).`);
         }
         steps.push({
-            description: `${action} the ${what} container (${what === 'registry' ? `${registryBind(inputs)}:${registryPort(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+            description: `${row.action} the ${row.what} container (${row.at}, data kept in ${row.data})`
         });
     }
     return steps;
 }
+/** Why the local registry does not run here. */
+function notHere(inputs) {
+    return `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`;
+}
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts, inputs) {
     const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
-    if (!facts.wanted) {
-        return {
-            ...base,
-            steps: [],
-            found: `not started here (registry ${inputs.registry.text} is ${inputs.startRegistry === 'false' ? 'managed elsewhere: start-registry is false' : 'not this host'})`
-        };
+    if (!facts.wanted && inputs.registryCaches.length === 0) {
+        return { ...base, caches: {}, steps: [], found: notHere(inputs) };
     }
+    const caches = inputs.registryCaches.map(c => ({
+        description: `run the pull-through cache of ${c.upstream} on localhost:${c.port} (${inputs.registryImage})`
+    }));
     return {
         ...base,
+        caches: {},
         found: 'Docker is not running yet',
         steps: [
-            { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
+            ...(facts.wanted
+                ? [
+                    {
+                        description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`
+                    }
+                ]
+                : []),
+            ...caches
         ]
     };
 }
+/** What was found, in one line: the registry container (or why there is none), and the caches. */
+function registry_plan_describeFound(facts, inputs, actions) {
+    const registry = !facts.wanted
+        ? notHere(inputs)
+        : facts.registry
+            ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
+            : 'no registry container';
+    const names = Object.keys(actions.caches);
+    if (names.length === 0)
+        return registry;
+    const ready = names.filter(n => actions.caches[n] === 'keep').length;
+    return `${registry}; ${ready} of ${names.length} pull-through cache(s) running as configured`;
+}
 /**
  * Plans the registry phase from facts (pure): image, files, data folders and the containers'
- * keep / start / create / recreate. Throws HostError for what it will not do (a port another
+ * keep / start / create / recreate: the registry and its mirror when it is wanted here, the caches
+ * of registry-caches whenever they are set. Throws HostError for what it will not do (a port another
  * process holds, an image it may not pull, a container it did not make).
  */
 function planRegistry(facts, inputs) {
-    if (!facts.wanted || !facts.dockerUp)
+    if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
         return idlePlan(facts, inputs);
+    }
     const warnings = insecureRegistry(inputs, facts.me)
         ? [
             `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
@@ -37447,10 +38345,7 @@ function planRegistry(facts, inputs) {
     const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
     const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
     const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)];
-    const found = facts.registry
-        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
-        : 'no registry container';
-    return { ...prepared, ...actions, found, steps };
+    return { ...prepared, ...actions, found: registry_plan_describeFound(facts, inputs, actions), steps };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
@@ -37528,11 +38423,12 @@ async function certInstalled(ctx) {
         (await installedHash(ctx, TLS_KEY)) === (await fileHash(tls.key)) &&
         (await installedHash(ctx, daemonCaPath(ctx.inputs))) === cert);
 }
-/** Which data folders exist. */
-async function dataDirs(inputs) {
+/** Which data folders exist: the registry's and its mirror's when it is wanted, each cache's. */
+async function dataDirs(inputs, wanted) {
     const dirs = [
-        inputs.registryData,
-        ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+        ...(wanted ? [inputs.registryData] : []),
+        ...(wanted && inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : []),
+        ...inputs.registryCaches.map(c => cacheNames(inputs, c).data)
     ];
     const out = {};
     for (const d of dirs) {
@@ -37541,13 +38437,17 @@ async function dataDirs(inputs) {
     return out;
 }
 /** A port our own running container publishes is ours; any other holder is named. */
-async function portHolders(ctx, registry, mirror) {
+async function portHolders(ctx, wanted, containers) {
     const { inputs } = ctx;
-    const ports = [
-        [registry, registryBind(inputs), registryPort(inputs)]
-    ];
-    if (inputs.registryMirror !== false)
-        ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    const ports = [];
+    if (wanted)
+        ports.push([containers.registry, registryBind(inputs), registryPort(inputs)]);
+    if (wanted && inputs.registryMirror !== false) {
+        ports.push([containers.mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    }
+    for (const c of inputs.registryCaches) {
+        ports.push([containers.caches[cacheNames(inputs, c).name], '127.0.0.1', c.port]);
+    }
     const holders = {};
     for (const [state, bind, port] of ports) {
         if (!state?.running || state.hostPort !== port)
@@ -37555,8 +38455,18 @@ async function portHolders(ctx, registry, mirror) {
     }
     return holders;
 }
+/** Each cache's container, by name (undefined: none of that name). */
+async function cacheContainers(ctx, dockerUp) {
+    const out = {};
+    for (const c of ctx.inputs.registryCaches) {
+        const { name } = cacheNames(ctx.inputs, c);
+        out[name] = dockerUp ? await inspectContainer(ctx.runner, name) : undefined;
+    }
+    return out;
+}
 /**
- * Reads the registry's state: whether one is wanted here, its image, containers, files, data
+ * Reads the registry's state: whether one is wanted here, its image, containers (the registry,
+ * its mirror, the caches of registry-caches, which run whether or not it is wanted), files, data
  * folders and ports; changes nothing. Sets the registry outputs to what is there now.
  */
 async function detectRegistry(ctx) {
@@ -37573,20 +38483,22 @@ async function detectRegistry(ctx) {
         certOk: true,
         fileHashes: {},
         dataDirs: {},
-        portHolders: {}
+        portHolders: {},
+        caches: {}
     };
-    if (!wanted)
+    if (!wanted && inputs.registryCaches.length === 0)
         return none;
     const dockerUp = (await probeDaemon(runner)) !== undefined;
-    const auth = inputs.registryHtpasswd.length > 0;
-    const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
+    const auth = wanted && inputs.registryHtpasswd.length > 0;
+    const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
         dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
-        dockerUp ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
-        dockerUp && inputs.registryMirror !== false
+        dockerUp && wanted ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+        dockerUp && wanted && inputs.registryMirror !== false
             ? inspectContainer(runner, MIRROR_CONTAINER)
             : Promise.resolve(undefined),
         auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
-        certInstalled(ctx)
+        wanted ? certInstalled(ctx) : Promise.resolve(true),
+        cacheContainers(ctx, dockerUp)
     ]);
     return {
         me,
@@ -37598,8 +38510,9 @@ async function detectRegistry(ctx) {
         registry,
         mirror,
         fileHashes: await fileHashes(ctx),
-        dataDirs: await dataDirs(inputs),
-        portHolders: await portHolders(ctx, registry, mirror)
+        dataDirs: await dataDirs(inputs, wanted),
+        portHolders: await portHolders(ctx, wanted, { registry, mirror, caches }),
+        caches
     };
 }
 
@@ -37676,6 +38589,10 @@ async function ensureContainer(ctx, spec, tls) {
     if (action === 'keep')
         return false;
     lib_core/* info */.pq(`${spec.name}: ${action}`);
+    // The file docker run reads the secrets from: root only, written just before it is read.
+    if (spec.envFile && spec.envText !== undefined && action !== 'start') {
+        await writeFileAtomic(ctx.runner, spec.envFile.path, spec.envText, 0o600, ctx.host.tempDir);
+    }
     if (action === 'start') {
         await ctx.runner.run(['docker', 'start', spec.name], { root: true });
         await waitReady(ctx, spec, tls);
@@ -37715,10 +38632,25 @@ async function installCert(ctx, tls) {
     await writeFileAtomic(runner, TLS_KEY, await external_node_fs_namespaceObject.promises.readFile(tls.key), 0o600, temp);
     await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
 }
+/** The registry and its mirror, when the plan has them; the names of those it started. */
+async function ensureRegistry(ctx, p, id) {
+    const { inputs } = ctx;
+    if (p.registry === undefined)
+        return [];
+    const started = [];
+    const registry = registrySpec(inputs, id, await fileHashes(ctx));
+    if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
+        started.push(registry.name);
+    }
+    const mirror = mirrorSpec(inputs, id);
+    if (mirror && (await ensureContainer(ctx, mirror, false)))
+        started.push(mirror.name);
+    return started;
+}
 /**
- * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
- * mirror containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and registry-data;
- * remembers the containers it started for the post step.
+ * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry,
+ * mirror and cache containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and
+ * the data folders; remembers the containers it started for the post step.
  */
 async function applyRegistry(p, ctx) {
     const { inputs, runner } = ctx;
@@ -37733,26 +38665,34 @@ async function applyRegistry(p, ctx) {
     }
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
-    const registry = registrySpec(inputs, id, await fileHashes(ctx));
-    const mirror = mirrorSpec(inputs, id);
-    const started = [];
-    if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
-        started.push(registry.name);
+    const started = await ensureRegistry(ctx, p, id);
+    for (const cache of cacheSpecs(inputs, id)) {
+        if (await ensureContainer(ctx, cache, false))
+            started.push(cache.name);
     }
-    if (mirror && (await ensureContainer(ctx, mirror, false)))
-        started.push(mirror.name);
     if (started.length > 0) {
         ctx.outputs.registryStarted = true;
         ctx.remember({ registryContainers: started });
     }
 }
-/** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
-function verifyRegistry(_p, ctx) {
+/** What the registry and the caches now serve, for the summary (apply waited for readiness). */
+function verifyRegistry(p, ctx) {
     const { inputs } = ctx;
     const auth = inputs.registryHtpasswd.length > 0
         ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
         : '';
-    return Promise.resolve(`${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`);
+    const registry = p.facts.wanted
+        ? `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
+        : 'no local registry';
+    const caches = Object.entries(cacheAddresses(inputs)).map(([up, at]) => `${up} → ${at}`);
+    return Promise.resolve(caches.length > 0 ? `${registry}; pull-through caches: ${caches.join(', ')}` : registry);
+}
+/** Sets the caches output once they run (after apply, or found running as configured). */
+function reportCaches(p, ctx) {
+    if (p.facts.dockerUp && ctx.inputs.registryCaches.length > 0) {
+        ctx.outputs.caches = cacheAddresses(ctx.inputs);
+    }
+    return Promise.resolve();
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/phase.ts
@@ -37762,18 +38702,19 @@ function verifyRegistry(_p, ctx) {
 /**
  * Registry phase: the CNCF distribution registry as a container that survives restarts (restart
  * always, data on the host), reused when its spec is unchanged, with optional auth, TLS and a
- * pull-through mirror.
+ * pull-through mirror of Docker Hub; and a pull-through cache of each registry-caches upstream.
  */
 const registryPhase = {
     name: 'Local registry',
     detect: detectRegistry,
     plan: (facts, { inputs }) => planRegistry(facts, inputs),
     apply: applyRegistry,
-    verify: verifyRegistry
+    verify: verifyRegistry,
+    check: reportCaches
 };
 
 // EXTERNAL MODULE: ./src/state.ts
-var state = __nccwpck_require__(2462);
+var state = __nccwpck_require__(2820);
 ;// CONCATENATED MODULE: ./src/summary.ts
 /** The step summary: a table of phases, the pushed images, warnings and outputs. */
 
@@ -37814,10 +38755,11 @@ function renderSummary(data) {
             lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
         }
     }
+    lines.push(...cacheLines(data.outputs.caches ?? {}));
     if (data.warnings.length > 0) {
         lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
     }
-    const outputs = Object.entries(outputValues(data.outputs)).filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests');
+    const outputs = Object.entries(outputValues(data.outputs)).filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches');
     if (outputs.length > 0) {
         lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|');
         for (const [k, v] of outputs)
@@ -37825,6 +38767,30 @@ function renderSummary(data) {
         lines.push('', '</details>');
     }
     return `${lines.join('\n')}\n`;
+}
+/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
+function examplePath(upstream) {
+    const host = upstream.replace(/^[a-z]+:\/\//i, '');
+    return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>';
+}
+/** One row per pull-through cache: how to pull an upstream image through it. */
+function cacheLines(caches) {
+    const entries = Object.entries(caches);
+    if (entries.length === 0)
+        return [];
+    const lines = [
+        '',
+        '### Pull-through caches',
+        '',
+        '| Upstream | Cache | Pull through it |',
+        '|---|---|---|'
+    ];
+    for (const [upstream, address] of entries) {
+        const path = examplePath(upstream);
+        const host = upstream.replace(/^[a-z]+:\/\//i, '');
+        lines.push(`| ${cell(upstream)} | ${cell(address)} | ${cell(`\`docker pull ${address}/${path}\` instead of \`${host}/${path}\``)} |`);
+    }
+    return lines;
 }
 /** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
 async function writeSummary(markdown, env = process.env) {
@@ -37902,6 +38868,8 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 
 
 
+
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -37913,10 +38881,11 @@ const fsHost = {
         }
     }
 };
-/** The four phases in pipeline order, each bound to its own settings. */
+/** The phases in pipeline order, each bound to its own settings. */
 function phaseStages(inputs, shared) {
     const settings = phaseSettings(inputs, shared.host.identity);
     return [
+        stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
@@ -37943,6 +38912,15 @@ async function checkSudo(runner) {
         throw new errors/* HostError */.dh('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
     }
 }
+/**
+ * The proxy inputs become this process's environment, so every command it runs (sudo keeps them)
+ * and its own downloads go through them; the runner's own proxy variables stay when none is set.
+ */
+function useProxies(env, inputs, identity) {
+    const proxies = proxiesFor(inputs, identity);
+    if (proxies)
+        Object.assign(env, proxyEnvironment(proxies));
+}
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps, record) {
     const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost);
@@ -37951,6 +38929,7 @@ async function runSteps(deps, record) {
     record.outputs.registry = inputs.registry.registry.text;
     (0,state/* saveCleanup */.Mz)(inputs.run.cleanup, deps.state);
     const host = await deps.readHost();
+    useProxies(deps.env, inputs, host.identity);
     if (!record.dryRun)
         await checkSudo(deps.runner);
     const shared = {
@@ -38000,16 +38979,16 @@ async function run(overrides = {}) {
 
 /***/ }),
 
-/***/ 6661:
+/***/ 1323:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   b: () => (/* binding */ post)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4100);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2174);
+/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9365);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2820);
 
 
 
@@ -38048,7 +39027,7 @@ async function post(overrides = {}) {
 
 /***/ }),
 
-/***/ 2462:
+/***/ 2820:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -38059,7 +39038,7 @@ async function post(overrides = {}) {
 /* harmony export */   cj: () => (/* binding */ readPostState),
 /* harmony export */   pq: () => (/* binding */ isPostStep)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
 /**
  * Everything the post step reads, saved by the main step through the runner's step state
  * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
@@ -38349,7 +39328,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6058:
+/***/ 2906:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38374,7 +39353,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -38410,7 +39389,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -38506,7 +39485,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -38543,9 +39522,9 @@ function prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38621,7 +39600,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38695,7 +39674,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38976,7 +39955,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -39010,9 +39989,9 @@ function toPlatformPath(pth) {
     return pth.replace(/[/\\]/g, path.sep);
 }
 //# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39077,7 +40056,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39398,7 +40377,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 5260:
+/***/ 7964:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39419,13 +40398,13 @@ var external_events_ = __nccwpck_require__(4434);
 var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(8701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(6413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -40013,7 +40992,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -40096,7 +41075,7 @@ function getExecOutput(commandLine, args, options) {
 
 /***/ }),
 
-/***/ 4942:
+/***/ 5326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -40113,7 +41092,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -40204,11 +41183,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -40908,7 +41887,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41104,7 +42083,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 8701:
+/***/ 6413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41115,7 +42094,7 @@ function getCmdPath() {
 /* unused harmony exports cp, mv, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -41558,6 +42537,6 @@ function copyFile(srcFile, destFile, force) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(629);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

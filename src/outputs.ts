@@ -17,7 +17,8 @@ export const OUTPUT_NAMES = [
   'registry',
   'registry-started',
   'images',
-  'digests'
+  'digests',
+  'caches'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -49,6 +50,8 @@ export interface Outputs {
   registryStarted?: boolean
   /** Kept as data until written. */
   images?: readonly ImageResult[]
+  /** Each registry-caches upstream → the address of its pull-through cache. */
+  caches?: Readonly<Record<string, string>>
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -89,7 +92,8 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     registry: text(o.registry),
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),
-    digests: o.images === undefined ? '' : digestsText(o.images)
+    digests: o.images === undefined ? '' : digestsText(o.images),
+    caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
   }
 }
 

@@ -61,11 +61,12 @@ export function renderSummary(data: SummaryData): string {
       )
     }
   }
+  lines.push(...cacheLines(data.outputs.caches ?? {}))
   if (data.warnings.length > 0) {
     lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`))
   }
   const outputs = Object.entries(outputValues(data.outputs)).filter(
-    ([k, v]) => v !== '' && k !== 'images' && k !== 'digests'
+    ([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches'
   )
   if (outputs.length > 0) {
     lines.push('', '<details><summary>Outputs</summary>', '', '| Output | Value |', '|---|---|')
@@ -73,6 +74,33 @@ export function renderSummary(data: SummaryData): string {
     lines.push('', '</details>')
   }
   return `${lines.join('\n')}\n`
+}
+
+/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
+function examplePath(upstream: string): string {
+  const host = upstream.replace(/^[a-z]+:\/\//i, '')
+  return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>'
+}
+
+/** One row per pull-through cache: how to pull an upstream image through it. */
+function cacheLines(caches: Readonly<Record<string, string>>): string[] {
+  const entries = Object.entries(caches)
+  if (entries.length === 0) return []
+  const lines = [
+    '',
+    '### Pull-through caches',
+    '',
+    '| Upstream | Cache | Pull through it |',
+    '|---|---|---|'
+  ]
+  for (const [upstream, address] of entries) {
+    const path = examplePath(upstream)
+    const host = upstream.replace(/^[a-z]+:\/\//i, '')
+    lines.push(
+      `| ${cell(upstream)} | ${cell(address)} | ${cell(`\`docker pull ${address}/${path}\` instead of \`${host}/${path}\``)} |`
+    )
+  }
+  return lines
 }
 
 /** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */

@@ -150,6 +150,7 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'Proxies',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
       'Local registry',

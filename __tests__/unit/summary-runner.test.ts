@@ -115,6 +115,23 @@ describe('renderSummary', () => {
     expect(md).not.toContain('`digests`')
   })
 
+  it('shows how to pull through each cache, and not the caches output as raw JSON', () => {
+    const md = renderSummary({
+      reports,
+      outputs: {caches: {'nvcr.io': 'localhost:5002', 'https://ghcr.io': 'localhost:5003'}},
+      warnings: [],
+      dryRun: false,
+      seconds: 1
+    })
+    expect(md).toContain(
+      '| nvcr.io | localhost:5002 | `docker pull localhost:5002/nvidia/pytorch:24.05-py3` instead of `nvcr.io/nvidia/pytorch:24.05-py3` |'
+    )
+    expect(md).toContain(
+      '| https://ghcr.io | localhost:5003 | `docker pull localhost:5003/<path>:<tag>` instead of `ghcr.io/<path>:<tag>` |'
+    )
+    expect(md).not.toContain('`caches`')
+  })
+
   it('says when nothing changed, when it was a dry run, and when it failed', () => {
     expect(
       renderSummary({reports: [reports[1]], outputs: {}, warnings: [], dryRun: false, seconds: 0.4})

@@ -20,6 +20,7 @@ import type {PhaseContext} from '../pipeline.js'
 import {daemonRuntimes} from './detect.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, errorLines, type DaemonAction, type DaemonPlan} from './plan.js'
+import {applyProxyAction, verifyDaemonProxies} from './proxies.js'
 import {
   NVIDIA_LIST,
   TOOLKIT_PACKAGES,
@@ -195,6 +196,11 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
       case 'write-config':
         written = await writeConfig(ctx, action)
         break
+      case 'write-dropin':
+      case 'remove-dropin':
+      case 'daemon-reload':
+        await applyProxyAction(ctx, action)
+        break
       case 'restart':
         await restart(ctx, action.reason, written)
         break
@@ -221,5 +227,6 @@ export async function verifyDaemon(p: DaemonPlan, ctx: Ctx): Promise<string> {
       `Docker's default runtime is ${running.defaultRuntime}, not nvidia, after the change`
     )
   }
-  return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`
+  const proxies = await verifyDaemonProxies(p, ctx)
+  return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})${proxies}`
 }

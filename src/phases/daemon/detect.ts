@@ -6,6 +6,7 @@ import {DaemonConfigParseError, parseDaemonConfig} from './daemon-config.js'
 import {parseNvidiaSmi, type GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, type DaemonFacts} from './plan.js'
+import {detectDaemonProxies} from './proxies.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES} from './toolkit.js'
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
@@ -60,6 +61,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     daemonRuntimes(runner)
   ])
   const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
+  const proxy = await detectDaemonProxies(ctx)
   ctx.outputs.daemonConfigChanged = false
   ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false
   ctx.outputs.gpu = gpu && {
@@ -74,6 +76,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     installed,
     runtimes: running?.runtimes,
     defaultRuntime: running?.defaultRuntime,
-    ...offline
+    ...offline,
+    proxy
   }
 }

@@ -15,6 +15,13 @@ import {
 } from './daemon-config.js'
 import type {GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
+import {
+  PROXY_DROP_IN,
+  planDaemonProxies,
+  type DaemonProxyFacts,
+  type DaemonProxyPlan,
+  type ProxyAction
+} from './proxy-plan.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 
 /** The one file this phase writes. */
@@ -35,6 +42,8 @@ export interface DaemonFacts {
   /** offline-debs contents and what is installed (offline toolkit installs). */
   debs: DebInfo[]
   provided: Set<string>
+  /** What the proxies need (engine version, systemd, drop-in, running values); only when set. */
+  proxy?: DaemonProxyFacts
 }
 
 /** One change the daemon config phase makes, in the order it makes them. */
@@ -45,6 +54,7 @@ export type DaemonAction =
   | {kind: 'install-toolkit'; pin?: string}
   | {kind: 'install-debs'; files: string[]}
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
+  | ProxyAction
   | {kind: 'restart'; reason: string}
 
 /** The daemon config phase's plan: its actions, whether the NVIDIA runtime is wanted, the file's diff. */
@@ -53,6 +63,8 @@ export interface DaemonPlan extends PhasePlan {
   nvidia: boolean
   /** The daemon.json diff this plan writes (empty when unchanged). */
   diff: string[]
+  /** How the proxies reach the daemon; undefined when none is set. */
+  proxyWay?: DaemonProxyPlan['way']
 }
 
 function describe(a: DaemonAction): string {
@@ -69,9 +81,23 @@ function describe(a: DaemonAction): string {
       return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`
     case 'write-config':
       return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`
+    case 'write-dropin':
+      return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`
+    case 'remove-dropin':
+      return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`
+    case 'daemon-reload':
+      return 'reload systemd units (systemctl daemon-reload)'
     case 'restart':
       return `restart Docker (${a.reason})`
   }
+}
+
+/** The proxies' drop-in changes go before the one restart; their reason adds one when none is planned. */
+function withProxyActions(actions: DaemonAction[], proxy: DaemonProxyPlan): DaemonAction[] {
+  const at = actions.findIndex(a => a.kind === 'restart')
+  if (at >= 0) return [...actions.slice(0, at), ...proxy.actions, ...actions.slice(at)]
+  const restart: DaemonAction[] = proxy.restart ? [{kind: 'restart', reason: proxy.restart}] : []
+  return [...actions, ...proxy.actions, ...restart]
 }
 
 /** Does the installed toolkit satisfy the pin (or exist at all without one)? */
@@ -114,10 +140,15 @@ function toolkitActions(facts: DaemonFacts, inputs: DaemonSettings): DaemonActio
  * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
  * while the inputs were read; the registry's fragments only add to lists.
  */
-function daemonFragments(inputs: DaemonSettings, nvidia: boolean): Fragment[] {
+function daemonFragments(
+  inputs: DaemonSettings,
+  nvidia: boolean,
+  proxy: readonly Fragment[]
+): Fragment[] {
   return [
     ...(nvidia ? [nvidiaFragment(inputs)] : []),
     ...inputs.registryFragments,
+    ...proxy,
     ...(inputs.daemonConfig ? [{source: 'daemon-config', value: inputs.daemonConfig}] : [])
   ]
 }
@@ -200,15 +231,17 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
         ]
       : []
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
-  const config = configActions(facts, daemonFragments(inputs, nvidia), nvidia)
-  const actions = [...toolkit, ...config.actions]
+  const proxy = planDaemonProxies(facts.proxy, inputs.proxies)
+  const config = configActions(facts, daemonFragments(inputs, nvidia, proxy.fragments), nvidia)
+  const actions = [...toolkit, ...withProxyActions(config.actions, proxy)]
   return {
-    found: describeFound(facts),
+    found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
     actions,
     steps: actions.map(a => ({description: describe(a)})),
     nvidia,
-    warnings: [...noDriver, ...config.warnings],
-    diff: config.diff
+    warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+    diff: config.diff,
+    proxyWay: proxy.way
   }
 }
 
