@@ -121,10 +121,8 @@ export function planDaemonProxies(
     fragments: [],
     actions: [],
     restart: stale ? 'dockerd runs without the proxies in its environment' : undefined,
-    warnings: stale
-      ? [
-          `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts, so Docker restarts now. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
-        ]
-      : []
+    warnings: [
+      `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts${stale ? ', so Docker restarts now' : ''}. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
+    ]
   }
 }
