@@ -31676,10 +31676,11 @@ function errorMessage(e) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  iN: () => (/* binding */ ExecRunner)
+  iN: () => (/* binding */ ExecRunner),
+  MB: () => (/* binding */ KEPT_UNDER_SUDO)
 });
 
-// UNUSED EXPORTS: withLogFile, wrapArgv
+// UNUSED EXPORTS: keptUnderSudo, withLogFile, wrapArgv
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
@@ -31698,15 +31699,36 @@ var errors = __nccwpck_require__(3916);
 function withLogFile(argv, logFile) {
     return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv];
 }
-/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
-function wrapArgv(argv, options, isRoot) {
+/**
+ * Proxy variables sudo must keep: its env_reset drops them, and apt, the key downloads and a
+ * dockerd this action starts need them on a runner behind a proxy.
+ */
+const KEPT_UNDER_SUDO = [
+    'http_proxy',
+    'https_proxy',
+    'no_proxy',
+    'HTTP_PROXY',
+    'HTTPS_PROXY',
+    'NO_PROXY'
+];
+/** The names of KEPT_UNDER_SUDO set in `env` (names only: their values never reach argv). */
+function keptUnderSudo(env) {
+    return KEPT_UNDER_SUDO.filter(k => env[k] !== undefined && env[k] !== '');
+}
+/**
+ * Builds the argv actually executed: timeout, sudo and env prefixes, in that order. Under sudo,
+ * `keep` names variables of this process's environment that sudo passes on (--preserve-env).
+ */
+function wrapArgv(argv, options, isRoot, keep = []) {
     let out = [...argv];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
     const sudo = options.root === true && !isRoot;
     if (sudo && env.length > 0)
         out = ['env', ...env, ...out];
-    if (sudo)
-        out = ['sudo', '-n', '--', ...out];
+    if (sudo) {
+        const preserve = keep.length > 0 ? [`--preserve-env=${keep.join(',')}`] : [];
+        out = ['sudo', '-n', ...preserve, '--', ...out];
+    }
     if (options.timeoutSeconds !== undefined) {
         out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out];
     }
@@ -31719,7 +31741,7 @@ class ExecRunner {
         this.isRoot = isRoot;
     }
     async run(argv, options = {}) {
-        const full = wrapArgv(argv, options, this.isRoot);
+        const full = wrapArgv(argv, options, this.isRoot, keptUnderSudo(process.env));
         core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
         // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
         const sudo = options.root === true && !this.isRoot;
@@ -31739,7 +31761,7 @@ class ExecRunner {
         return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
     }
     async spawnDetached(argv, options) {
-        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot);
+        const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot, keptUnderSudo(process.env));
         core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
         const env = stringEnv(process.env);
         delete env.RUNNER_TRACKING_ID;
@@ -31767,7 +31789,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(680);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6671);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31787,7 +31809,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 680:
+/***/ 6671:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31802,6 +31824,153 @@ __nccwpck_require__.d(__webpack_exports__, {
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var lib_core = __nccwpck_require__(6058);
+;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
+/**
+ * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
+ * input or phase contributes to the one merged file.
+ */
+/** True for a JSON object (not an array, not null). */
+function isJsonObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isJsonObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+
+;// CONCATENATED MODULE: ./src/docker/proxy.ts
+/**
+ * HTTP proxies as Docker, systemd, apt and containers read them (pure): the variables, the
+ * daemon.json `proxies` fragment, the systemd drop-in for engines without it, and the `proxies`
+ * entry of a Docker client's config.json, which `docker run` and `docker build` turn into the
+ * containers' environment.
+ */
+
+/** Always direct: loopback by name and by address (Go skips it anyway; apt and curl do not). */
+const LOOPBACK_NO_PROXY = ['localhost', '127.0.0.0/8', '::1'];
+/** The no-proxy list as the variables and Docker take it: comma-separated, no spaces. */
+function noProxyText(p) {
+    return p.noProxy.join(',');
+}
+/** Entries in order, each once (compared without case), the first spelling kept. */
+function uniqueEntries(entries) {
+    const seen = new Set();
+    const out = [];
+    for (const e of entries) {
+        const key = e.toLowerCase();
+        if (e === '' || seen.has(key))
+            continue;
+        seen.add(key);
+        out.push(e);
+    }
+    return out;
+}
+/** True for an address that loopback entries already cover (127.0.0.0/8, ::1). */
+function isLoopbackAddress(address) {
+    return /^127\./.test(address) || address === '::1';
+}
+/** True for an IPv6 link-local address: tied to one interface, never a destination worth naming. */
+function isLinkLocal(address) {
+    return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+/**
+ * The full no-proxy list: the user's entries, then loopback, this host's names and addresses and
+ * the local registry's host (each once; loopback addresses and IPv6 link-local ones left out).
+ */
+function fullNoProxy(user, host, registryHost) {
+    const addresses = host.addresses.filter(a => !isLoopbackAddress(a) && !isLinkLocal(a));
+    const registry = registryHost?.replace(/^\[|\]$/g, '');
+    return uniqueEntries([
+        ...user,
+        ...LOOPBACK_NO_PROXY,
+        ...host.names,
+        ...addresses,
+        ...(registry ? [registry] : [])
+    ]);
+}
+/** Every proxy variable, both cases (curl and apt read the lower, Go both), for commands and containers. */
+function proxyEnvironment(p) {
+    const env = {};
+    if (p.http !== undefined)
+        env.http_proxy = env.HTTP_PROXY = p.http;
+    if (p.https !== undefined)
+        env.https_proxy = env.HTTPS_PROXY = p.https;
+    env.no_proxy = env.NO_PROXY = noProxyText(p);
+    return env;
+}
+/** daemon.json's `proxies` (Docker 23 and later): what the daemon's pulls and pushes use. */
+function daemonProxyFragment(p) {
+    const proxies = {};
+    if (p.http !== undefined)
+        proxies['http-proxy'] = p.http;
+    if (p.https !== undefined)
+        proxies['https-proxy'] = p.https;
+    proxies['no-proxy'] = noProxyText(p);
+    return { source: 'http-proxy, https-proxy, no-proxy', value: { proxies } };
+}
+/** A value quoted for a systemd Environment= line: `%` is a specifier, `\` and `"` are escapes. */
+function systemdQuoted(assignment) {
+    return `"${assignment.replace(/%/g, '%%').replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+/** The drop-in that gives dockerd the proxies where daemon.json cannot (Docker before 23). */
+function proxyDropIn(p) {
+    const env = proxyEnvironment(p);
+    const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
+        .filter(k => env[k] !== undefined)
+        .map(k => `Environment=${systemdQuoted(`${k}=${env[k]}`)}`);
+    return [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        '[Service]',
+        ...lines,
+        ''
+    ].join('\n');
+}
+/** The client config's `proxies.default`: Docker turns it into the variables of new containers. */
+function clientProxyEntry(p) {
+    const entry = {};
+    if (p.http !== undefined)
+        entry.httpProxy = p.http;
+    if (p.https !== undefined)
+        entry.httpsProxy = p.https;
+    entry.noProxy = noProxyText(p);
+    return entry;
+}
+/**
+ * The client config with `proxies.default` set to these proxies: every other key kept (auths,
+ * credential helpers, other `proxies` entries, other keys of `default`); the values replaced
+ * are returned, so a caller can name them.
+ */
+function withClientProxies(config, p) {
+    const proxies = isJsonObject(config.proxies) ? config.proxies : {};
+    const current = isJsonObject(proxies.default) ? proxies.default : {};
+    const wanted = clientProxyEntry(p);
+    const overwrites = [];
+    for (const [key, value] of Object.entries(wanted)) {
+        const old = current[key];
+        if (old !== undefined && old !== value) {
+            overwrites.push({
+                key: `proxies.default.${key}`,
+                from: typeof old === 'string' ? old : JSON.stringify(old),
+                to: typeof value === 'string' ? value : JSON.stringify(value)
+            });
+        }
+    }
+    return {
+        config: { ...config, proxies: { ...proxies, default: { ...current, ...wanted } } },
+        overwrites
+    };
+}
+/** The URL without its user and password, for messages and for comparing with what Docker reports. */
+function withoutCredentials(url) {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}
+
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
@@ -31877,6 +32046,28 @@ async function removeFile(runner, file) {
     else
         await runner.run(['rm', '-f', '--', file], { root: true });
 }
+/**
+ * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
+ * folder is made when missing (0700), and when the process is root the file keeps the owner the
+ * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ */
+async function writeOwnedFile(file, content, mode = 0o600) {
+    const dir = external_node_path_namespaceObject.dirname(file);
+    if (!(await exists(dir))) {
+        const parent = await external_node_fs_namespaceObject.promises.stat(external_node_path_namespaceObject.dirname(dir));
+        await external_node_fs_namespaceObject.promises.mkdir(dir, { mode: 0o700 });
+        if (process.getuid?.() === 0)
+            await external_node_fs_namespaceObject.promises.chown(dir, parent.uid, parent.gid);
+    }
+    const owner = await external_node_fs_namespaceObject.promises.stat(file).catch(() => external_node_fs_namespaceObject.promises.stat(dir));
+    const keep = await external_node_fs_namespaceObject.promises.stat(file).then(s => s.mode & 0o777, () => mode);
+    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
+    await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode: keep });
+    await external_node_fs_namespaceObject.promises.chmod(tmp, keep);
+    if (process.getuid?.() === 0)
+        await external_node_fs_namespaceObject.promises.chown(tmp, owner.uid, owner.gid);
+    await external_node_fs_namespaceObject.promises.rename(tmp, file);
+}
 
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
@@ -31924,14 +32115,17 @@ function defaultDockerAptUrl(os) {
 
 
 
+/** Interfaces that come and go with Docker, its networks and its containers. */
+const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/;
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
     const names = [external_node_os_namespaceObject.hostname()];
-    const addresses = Object.values(external_node_os_namespaceObject.networkInterfaces())
-        .flat()
-        .filter((a) => a !== undefined)
-        .map(a => a.address);
-    return { names, addresses };
+    const interfaces = Object.entries(external_node_os_namespaceObject.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
+    return {
+        names,
+        addresses: interfaces.map(i => i.address),
+        fixedAddresses: interfaces.filter(i => !DOCKER_INTERFACES.test(i.name)).map(i => i.address)
+    };
 }
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
 async function readHost(env = process.env) {
@@ -32111,7 +32305,11 @@ function isLoopbackHost(host) {
 
 
 /** Inputs whose values are secret: never echoed back in an error. */
-const SECRET_INPUTS = new Set(['password', 'registry-htpasswd']);
+const SECRET_INPUTS = new Set([
+    'password',
+    'registry-htpasswd',
+    'registry-cache-credentials'
+]);
 /** Throws the InputError for `name`; a secret input's value is shown as ***. */
 function fail(name, value, accepted) {
     throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
@@ -32231,26 +32429,6 @@ function imageReference(raw, name) {
         fail(name, value, `not an image reference: ${e.message}`);
     }
     return value;
-}
-
-;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
-/**
- * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
- * input or phase contributes to the one merged file.
- */
-/** True for a JSON object (not an array, not null). */
-function isJsonObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-/** The same value with every object's keys sorted: equal meaning, equal text. */
-function canonical(v) {
-    if (Array.isArray(v))
-        return v.map(canonical);
-    if (!isJsonObject(v))
-        return v;
-    return Object.fromEntries(Object.keys(v)
-        .sort()
-        .map(k => [k, canonical(v[k])]));
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/daemon-config.ts
@@ -32929,6 +33107,63 @@ function parseEngineInputs(raw, host) {
     return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
 }
 
+;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
+
+
+/** The proxy inputs with their action.yml defaults. */
+const PROXY_INPUTS = {
+    'http-proxy': '',
+    'https-proxy': '',
+    'no-proxy': ''
+};
+// Characters that would break a systemd Environment= line, an env file or a shell profile;
+// a URL carries them percent-encoded.
+const UNSAFE = /[\s"'\\`$]/;
+/** An http(s) proxy URL with a host and nothing after it; the credentials never echoed back. */
+function proxyUrl(raw, name) {
+    const value = raw[name].trim();
+    if (value === '')
+        return undefined;
+    const shown = withoutCredentials(value);
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        url = undefined;
+    }
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.hostname === '') {
+        fail(name, shown, 'use the proxy as an http or https URL, e.g. http://proxy.example.com:3128');
+    }
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+        fail(name, shown, 'use the proxy URL alone, without a path, query or fragment');
+    }
+    if (UNSAFE.test(value)) {
+        fail(name, shown, 'percent-encode spaces, quotes, backslashes, ` and $ in the URL');
+    }
+    return value.replace(/\/+$/, '');
+}
+const NO_PROXY_ENTRY = /^[A-Za-z0-9._*:/[\]-]+$/;
+/** no-proxy entries: host names, .domains, IP addresses, CIDR ranges, host:port. */
+function noProxyEntries(raw) {
+    return splitList(raw['no-proxy']).map(({ value, line }) => {
+        if (!NO_PROXY_ENTRY.test(value)) {
+            fail('no-proxy', value, `line ${line}: use host names, .domains, IP addresses or CIDR ranges (e.g. .corp.example.com, 10.0.0.0/8)`);
+        }
+        return value;
+    });
+}
+/** Validates the proxy inputs (pure); throws InputError. */
+function parseProxyInputs(raw) {
+    const http = proxyUrl(raw, 'http-proxy');
+    const https = proxyUrl(raw, 'https-proxy');
+    const noProxy = noProxyEntries(raw);
+    if (noProxy.length > 0 && http === undefined && https === undefined) {
+        fail('no-proxy', raw['no-proxy'].trim(), 'no-proxy lists exceptions to http-proxy and https-proxy: set one of them too');
+    }
+    return { http, https, noProxy };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/image-list.ts
 /** The `images` and `tags` inputs as push targets (pure), mapped as the contract's "Targets" says. */
 
@@ -33093,7 +33328,6 @@ function parsePushInputs(raw, registry) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/inputs.ts
-/** The registry phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 
 
 /** The registry's inputs with their action.yml defaults. */
@@ -33109,6 +33343,9 @@ const REGISTRY_INPUTS = {
     'registry-tls-key': '',
     'registry-mirror': 'false',
     'registry-mirror-port': '5001',
+    'registry-caches': '',
+    'registry-cache-port': '5002',
+    'registry-cache-credentials': '',
     'insecure-registry': 'auto'
 };
 /** The upstream a `registry-mirror: true` cache pulls through. */
@@ -33183,6 +33420,112 @@ function mirrorPort(raw, registry, cache) {
     }
     return port;
 }
+/** Names of Docker Hub: its cache is registry-mirror, the one Docker applies to Hub pulls. */
+const DOCKER_HUB_HOSTS = new Set([
+    'docker.io',
+    'index.docker.io',
+    'registry-1.docker.io',
+    'registry.hub.docker.com',
+    'hub.docker.com'
+]);
+/** One registry-caches entry: a registry host (https) or an http(s) URL of a registry's root. */
+function cacheUpstream(value, line) {
+    const bad = (why) => fail('registry-caches', value, `line ${line}: ${why}`);
+    let remoteUrl;
+    let host;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+        let url;
+        try {
+            url = new URL(value);
+        }
+        catch {
+            url = undefined;
+        }
+        if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
+            return bad('use a registry host such as nvcr.io, or an http or https URL');
+        }
+        if (url.username || url.password) {
+            return bad('give credentials in registry-cache-credentials, not in the URL');
+        }
+        if (url.pathname !== '/' || url.search || url.hash) {
+            return bad("use the registry's root URL, without a path");
+        }
+        host = url.host;
+        remoteUrl = `${url.protocol}//${url.host}`;
+    }
+    else {
+        try {
+            host = parseRegistryAddress(value).text;
+        }
+        catch (e) {
+            return bad(e.message);
+        }
+        remoteUrl = `https://${host}`;
+    }
+    if (DOCKER_HUB_HOSTS.has(host.replace(/:443$/, '').toLowerCase())) {
+        return bad('Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)');
+    }
+    const slug = host
+        .toLowerCase()
+        .replace(/[^a-z0-9.]+/g, '-')
+        .replace(/^-+|-+$/g, '');
+    return { upstream: value.replace(/\/+$/, ''), remoteUrl, host, slug };
+}
+/** Ports the caches take, from registry-cache-port up: never the registry's or the mirror's. */
+function cachePorts(raw, count, taken) {
+    const first = input_fields_int(raw, 'registry-cache-port', 1, 65535);
+    const ports = Array.from({ length: count }, (_, i) => first + i);
+    const last = ports[ports.length - 1] ?? first;
+    const clash = ports.find(p => taken.has(p));
+    if (last > 65535 || clash !== undefined) {
+        fail('registry-cache-port', String(first), `the ${count} cache(s) take ports ${first} to ${last}, ${clash !== undefined ? `which holds ${taken.get(clash)}` : 'beyond 65535'}: choose another first port`);
+    }
+    return ports;
+}
+/** registry-cache-credentials: `upstream user:token` lines, each for an upstream of registry-caches. */
+function cacheCredentials(raw, caches) {
+    const out = new Map();
+    raw['registry-cache-credentials'].split(/\r?\n/).forEach((text, i) => {
+        const line = text.trim();
+        if (line === '' || line.startsWith('#'))
+            return;
+        const bad = (why) => fail('registry-cache-credentials', '***', `line ${i + 1}: ${why}`);
+        const m = /^(\S+)\s+([^\s:]+):(.+)$/.exec(line);
+        if (!m)
+            return bad('write upstream user:token (the upstream as registry-caches names it)');
+        const [, name, username, password] = m;
+        const cache = caches.find(c => c.upstream.toLowerCase() === name.toLowerCase() ||
+            c.host.toLowerCase() === name.toLowerCase());
+        if (!cache)
+            return bad(`${name} is not in registry-caches`);
+        if (out.has(cache.upstream))
+            return bad(`${name} has credentials twice`);
+        out.set(cache.upstream, { username, password });
+    });
+    return out;
+}
+/** registry-caches with their ports and credentials; Docker Hub and repeats refused. */
+function caches(raw, taken) {
+    const items = splitList(raw['registry-caches']).map(({ value, line }) => cacheUpstream(value, line));
+    const seen = new Set();
+    for (const c of items) {
+        if (seen.has(c.slug))
+            fail('registry-caches', c.upstream, `${c.host} is listed twice`);
+        seen.add(c.slug);
+    }
+    const ports = cachePorts(raw, items.length, taken);
+    const credentials = cacheCredentials(raw, items);
+    return items.map((c, i) => ({ ...c, port: ports[i], credentials: credentials.get(c.upstream) }));
+}
+/** Ports the registry and its mirror publish on, with what holds each, for the caches to avoid. */
+function takenPorts(registry, tls, mirror, mirrorPort) {
+    const taken = new Map([
+        [registry.port ?? (tls ? 443 : 80), `the registry's port ${registry.port ?? (tls ? 443 : 80)}`]
+    ]);
+    if (mirror !== false)
+        taken.set(mirrorPort, `registry-mirror-port ${mirrorPort}`);
+    return taken;
+}
 /** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
 function parseRegistryInputs(raw, host) {
     const registry = address(raw);
@@ -33195,6 +33538,8 @@ function parseRegistryInputs(raw, host) {
     const registryHtpasswd = htpasswd(raw);
     const registryTls = tlsFiles(raw, host);
     const registryMirror = mirror(raw);
+    const registryMirrorPort = mirrorPort(raw, registry, registryMirror);
+    const taken = takenPorts(registry, registryTls, registryMirror, registryMirrorPort);
     return {
         registry,
         startRegistry,
@@ -33205,7 +33550,8 @@ function parseRegistryInputs(raw, host) {
         registryHtpasswd,
         registryTls,
         registryMirror,
-        registryMirrorPort: mirrorPort(raw, registry, registryMirror),
+        registryMirrorPort,
+        registryCaches: caches(raw, taken),
         insecureRegistry: tristate(raw, 'insecure-registry')
     };
 }
@@ -33233,10 +33579,13 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 
 
 
+
 /** The local registry's container name. */
 const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
 /** The pull-through cache's container name. */
 const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+/** Prefix of the container name of each cache of registry-caches. */
+const CACHE_CONTAINER_PREFIX = 'docker-gpu-setup-cache-';
 
 /** Label holding the spec's hash: equal hash, same container. */
 const LABEL_SPEC = 'org.docker-gpu-setup.spec';
@@ -33323,27 +33672,75 @@ function registrySpec(inputs, imageId, fileHashes) {
         fileHashes: hashes
     });
 }
-/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
-function mirrorSpec(inputs, imageId) {
-    if (inputs.registryMirror === false)
-        return undefined;
-    return withHash({
-        name: MIRROR_CONTAINER,
+/** Where the env files of the mirror and the caches live (root only: they may hold secrets). */
+const ENV_DIR = `${REGISTRY_ETC}/env`;
+/** An env file's text as `docker run --env-file` reads it: one KEY=value a line, taken literally. */
+function envFileText(env) {
+    return Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join('');
+}
+/** What a pull-through container keeps out of argv: the upstream's credentials, the proxies. */
+function secretEnv(proxies, credentials) {
+    return {
+        ...(credentials
+            ? {
+                REGISTRY_PROXY_USERNAME: credentials.username,
+                REGISTRY_PROXY_PASSWORD: credentials.password
+            }
+            : {}),
+        ...(proxies ? proxyEnvironment(proxies) : {})
+    };
+}
+/** A pull-through cache of `remoteUrl` on 127.0.0.1:`port` (a proxying registry refuses pushes). */
+function pullThroughSpec(name, inputs, imageId, cache) {
+    const secret = secretEnv(inputs.proxies, cache.credentials);
+    const envText = Object.keys(secret).length > 0 ? envFileText(secret) : undefined;
+    const spec = withHash({
+        name,
         image: inputs.registryImage,
         imageId,
         bind: '127.0.0.1',
-        hostPort: inputs.registryMirrorPort,
+        hostPort: cache.port,
         env: {
             REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-            REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
+            REGISTRY_PROXY_REMOTEURL: cache.remoteUrl,
             OTEL_TRACES_EXPORTER: 'none'
         },
-        mounts: [
-            { source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false }
-        ],
-        fileHashes: {}
+        mounts: [{ source: cache.data, target: '/var/lib/registry', readonly: false }],
+        fileHashes: {},
+        envFile: envText ? { path: `${ENV_DIR}/${name}.env`, hash: sha256(envText) } : undefined
     });
+    return { ...spec, envText };
+}
+/** The Docker Hub cache's spec (registry-mirror), the only one in registry-mirrors. */
+function mirrorSpec(inputs, imageId) {
+    if (inputs.registryMirror === false)
+        return undefined;
+    return pullThroughSpec(MIRROR_CONTAINER, inputs, imageId, {
+        remoteUrl: inputs.registryMirror,
+        port: inputs.registryMirrorPort,
+        data: `${inputs.registryData}-mirror`
+    });
+}
+/** The container name and data folder of one cache of registry-caches. */
+function cacheNames(inputs, cache) {
+    return {
+        name: `${CACHE_CONTAINER_PREFIX}${cache.slug}`,
+        data: `${inputs.registryData}-cache-${cache.slug}`
+    };
+}
+/** One spec per registry-caches entry: its own port, data folder and credentials. */
+function cacheSpecs(inputs, imageId) {
+    return inputs.registryCaches.map(cache => {
+        const { name, data } = cacheNames(inputs, cache);
+        return pullThroughSpec(name, inputs, imageId, { ...cache, data });
+    });
+}
+/** The caches output: each upstream as written → the address to pull it through. */
+function cacheAddresses(inputs) {
+    return Object.fromEntries(inputs.registryCaches.map(c => [c.upstream, `localhost:${c.port}`]));
 }
 /** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
 function runArgv(spec) {
@@ -33363,6 +33760,7 @@ function runArgv(spec) {
         '--label',
         `${LABEL_SPEC}=${spec.hash}`,
         ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+        ...(spec.envFile ? ['--env-file', spec.envFile.path] : []),
         ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
         spec.image
     ];
@@ -33419,6 +33817,9 @@ function registryFragments(inputs, me) {
 
 
 
+
+
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -33430,6 +33831,7 @@ const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
     ...REGISTRY_INPUTS,
+    ...PROXY_INPUTS,
     ...PUSH_INPUTS,
     ...RUN_INPUTS
 };
@@ -33449,24 +33851,56 @@ function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
     const registryOwn = parseRegistryInputs(raw, host);
+    const proxy = Object.freeze(parseProxyInputs(raw));
+    refuseTwoProxySources(daemon, proxy);
     const push = Object.freeze(parsePushInputs(raw, registryOwn.registry));
     const registry = Object.freeze({ ...registryOwn, pushesImages: push.images.length > 0 });
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, registry, push, run });
+    return Object.freeze({ engine, daemon, registry, proxy, push, run });
+}
+/** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
+function refuseTwoProxySources(daemon, proxy) {
+    const own = daemon.daemonConfig?.proxies;
+    if (own !== undefined && (proxy.http !== undefined || proxy.https !== undefined)) {
+        throw new errors/* InputError */.dz('daemon-config', JSON.stringify({ proxies: own }), 'sets proxies while http-proxy or https-proxy is set: give proxies through those inputs only');
+    }
+}
+/**
+ * The proxies the run configures (pure), undefined when neither http-proxy nor https-proxy is set:
+ * no-proxy joined by loopback, this host's names and fixed addresses, and the local registry.
+ */
+function proxiesFor(inputs, identity) {
+    const { http, https, noProxy } = inputs.proxy;
+    if (http === undefined && https === undefined)
+        return undefined;
+    const registry = wantsLocalRegistry(inputs.registry, identity)
+        ? inputs.registry.registry.host
+        : undefined;
+    const addresses = identity.fixedAddresses ?? identity.addresses;
+    return { http, https, noProxy: fullNoProxy(noProxy, { names: identity.names, addresses }, registry) };
 }
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
+ * the proxies for every phase that configures them.
  */
 function phaseSettings(inputs, identity) {
     const { engine, daemon, registry, push } = inputs;
     const offlineDebs = engine.offlineDebs;
+    const proxies = proxiesFor(inputs, identity);
     return {
+        proxy: { proxies },
         engine,
-        daemon: { ...daemon, offlineDebs, registryFragments: registryFragments(registry, identity) },
-        registry: { ...registry, offlineDebs },
+        daemon: {
+            ...daemon,
+            offlineDebs,
+            registryFragments: registryFragments(registry, identity),
+            proxies
+        },
+        registry: { ...registry, offlineDebs, proxies },
         push: {
             ...push,
+            proxies,
             registry: registry.registry,
             registryCa: registry.registryTls?.cert,
             registryInsecure: insecureRegistry(registry, identity)
@@ -33482,17 +33916,58 @@ function readRawInputs(env = process.env) {
         raw[name] =
             env[key] === undefined
                 ? INPUT_DEFAULTS[name]
-                : lib_core/* getInput */.V4(name, { trimWhitespace: name !== 'password' && name !== 'registry-htpasswd' });
+                : lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED.has(name) });
     }
     // Secrets are masked before anything could print them.
-    if (raw.password !== '')
-        lib_core/* setSecret */.Pq(raw.password);
-    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
-        const colon = line.indexOf(':');
-        if (colon > 0 && line.length > colon + 1)
-            lib_core/* setSecret */.Pq(line.slice(colon + 1));
-    }
+    for (const secret of secretValues(raw))
+        lib_core/* setSecret */.Pq(secret);
     return raw;
+}
+/** Inputs read as given: spaces at either end may belong to a password. */
+const UNTRIMMED = new Set([
+    'password',
+    'registry-htpasswd',
+    'registry-cache-credentials'
+]);
+/** The password of a proxy URL (as written and decoded), or a lone user that stands for a token. */
+function proxySecrets(value) {
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^@/]*)@/i.exec(value.trim());
+    if (!m)
+        return [];
+    const colon = m[1].indexOf(':');
+    const secret = colon < 0 ? m[1] : m[1].slice(colon + 1);
+    if (secret === '')
+        return [];
+    let decoded = secret;
+    try {
+        decoded = decodeURIComponent(secret);
+    }
+    catch {
+        // a malformed escape is refused by the parser; mask it as written
+    }
+    return [...new Set([secret, decoded])];
+}
+/** Every secret in the raw inputs (pure): passwords, htpasswd and cache tokens, proxy credentials. */
+function secretValues(raw) {
+    const out = [];
+    if (raw.password !== '')
+        out.push(raw.password);
+    const afterColon = (line) => {
+        const colon = line.indexOf(':');
+        return colon > 0 && line.length > colon + 1 ? line.slice(colon + 1) : undefined;
+    };
+    for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
+        const secret = afterColon(line);
+        if (secret !== undefined)
+            out.push(secret);
+    }
+    for (const line of raw['registry-cache-credentials'].split(/\r?\n/)) {
+        const secret = afterColon(line.trim().replace(/^\S+\s+/, ''));
+        if (secret !== undefined)
+            out.push(secret);
+    }
+    out.push(...proxySecrets(raw['http-proxy']), ...proxySecrets(raw['https-proxy']));
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/outputs.ts
@@ -33515,7 +33990,8 @@ const OUTPUT_NAMES = [
     'registry',
     'registry-started',
     'images',
-    'digests'
+    'digests',
+    'caches'
 ];
 const outputs_text = (v) => v === undefined ? '' : String(v);
 /** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
@@ -33550,7 +34026,8 @@ function outputValues(o) {
         registry: outputs_text(o.registry),
         'registry-started': outputs_text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
-        digests: o.images === undefined ? '' : digestsText(o.images)
+        digests: o.images === undefined ? '' : digestsText(o.images),
+        caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
     };
 }
 /** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
@@ -35108,11 +35585,85 @@ function parseLoadedConfig(json) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/proxy-plan.ts
+
+/**
+ * The drop-in this action owns. systemd reads drop-ins in name order and a later Environment= of
+ * the same variable wins: the name sorts after the usual http-proxy.conf, so the inputs win.
+ */
+const PROXY_DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf';
+/** The first version whose daemon.json has `proxies`. */
+const DAEMON_JSON_PROXIES = 23;
+/** The major version of `Docker version 20.10.24+dfsg1, build …`'s version part. */
+function engineMajor(version) {
+    const m = /^(\d+)\./.exec(version ?? '');
+    return m ? Number(m[1]) : undefined;
+}
+/** True when the running daemon reports exactly these proxies (credentials aside: Docker masks them). */
+function runningMatches(running, p) {
+    return (withoutCredentials(running.http) === withoutCredentials(p.http ?? '') &&
+        withoutCredentials(running.https) === withoutCredentials(p.https ?? '') &&
+        running.noProxy === noProxyText(p));
+}
+/** The drop-in when the engine has no daemon.json proxies: written when it differs. */
+function dropInPlan(facts, p) {
+    const text = proxyDropIn(p);
+    if (facts.dropIn === text)
+        return { way: 'systemd drop-in', fragments: [], actions: [], warnings: [] };
+    return {
+        way: 'systemd drop-in',
+        fragments: [],
+        actions: [{ kind: 'write-dropin', text }, { kind: 'daemon-reload' }],
+        restart: `the proxies changed (${PROXY_DROP_IN})`,
+        warnings: []
+    };
+}
+/**
+ * Plans how the daemon gets the proxies (pure): the fragment, drop-in changes and the restart
+ * reason. Nothing when no proxy is set or dockerd is not installed yet (a dry run).
+ */
+function planDaemonProxies(facts, p) {
+    const major = engineMajor(facts?.engineVersion);
+    if (!facts || !p || major === undefined)
+        return { fragments: [], actions: [], warnings: [] };
+    const stale = facts.running !== undefined && !runningMatches(facts.running, p);
+    if (major >= DAEMON_JSON_PROXIES) {
+        const moved = facts.dropIn !== undefined;
+        return {
+            way: 'daemon.json',
+            fragments: [daemonProxyFragment(p)],
+            actions: moved ? [{ kind: 'remove-dropin' }, { kind: 'daemon-reload' }] : [],
+            restart: moved
+                ? `the proxies moved from ${PROXY_DROP_IN} to daemon.json`
+                : stale
+                    ? 'the running daemon has not loaded the proxies'
+                    : undefined,
+            warnings: []
+        };
+    }
+    if (facts.systemd) {
+        const plan = dropInPlan(facts, p);
+        return plan.restart || !stale
+            ? plan
+            : { ...plan, restart: 'the running daemon has not loaded the proxies' };
+    }
+    return {
+        way: 'dockerd environment',
+        fragments: [],
+        actions: [],
+        restart: stale ? 'dockerd runs without the proxies in its environment' : undefined,
+        warnings: [
+            `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts${stale ? ', so Docker restarts now' : ''}. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
+        ]
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
 /**
  * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
+
 
 
 
@@ -35138,9 +35689,31 @@ function describe(a) {
             return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
         case 'reload':
             return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`;
+        case 'write-dropin':
+            return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`;
+        case 'remove-dropin':
+            return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`;
+        case 'daemon-reload':
+            return 'reload systemd units (systemctl daemon-reload)';
         case 'restart':
             return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
     }
+}
+/**
+ * The proxies' drop-in changes go before the config reaches the daemon. When they need a restart
+ * (a drop-in, or dockerd's environment), a planned reload becomes a restart, or one is added:
+ * protected by live-restore like any other.
+ */
+function withProxyActions(config, proxy, facts, inputs) {
+    const at = config.actions.findIndex(a => a.kind === 'reload' || a.kind === 'restart');
+    const before = at >= 0 ? config.actions.slice(0, at) : config.actions;
+    const planned = at >= 0 ? config.actions[at] : undefined;
+    const change = planned?.kind === 'reload' || planned?.kind === 'restart' ? planned : undefined;
+    if (!proxy.restart)
+        return [...before, ...proxy.actions, ...(planned ? [planned] : [])];
+    const restart = { reload: change?.reload ?? [], restart: [...(change?.restart ?? []), 'proxies'] };
+    const reason = change?.kind === 'restart' ? `${change.reason}; ${proxy.restart}` : proxy.restart;
+    return [...before, ...proxy.actions, activation(facts, inputs, restart, config.merged, reason)];
 }
 /** Does the installed toolkit satisfy the pin (or exist at all without one)? */
 function toolkitReady(installed, pin) {
@@ -35193,14 +35766,15 @@ function toolkitInstall(facts, inputs) {
  * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
  * while the inputs were read; the registry's fragments only add to lists.
  */
-function daemonFragments(inputs, nvidia) {
+function daemonFragments(inputs, nvidia, proxy) {
     return [
         ...(nvidia ? [nvidiaFragment(inputs)] : []),
         ...inputs.registryFragments,
+        ...proxy,
         ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
     ];
 }
-/** The write (when the merged file means something new) and the one restart, with their warnings. */
+/** The write (when the merged file means something new) and the one reload or restart, with their warnings. */
 function configActions(facts, inputs, fragments, nvidia) {
     const current = facts.config ?? {};
     const { merged, overwrites } = mergeFragments(current, fragments);
@@ -35222,7 +35796,7 @@ function configActions(facts, inputs, fragments, nvidia) {
         const keys = ['runtimes', 'default-runtime'].filter(k => k in merged);
         actions.push(activation(facts, inputs, { reload: keys, restart: [] }, merged));
     }
-    return { actions, diff: write ? diff : [], warnings };
+    return { actions, diff: write ? diff : [], warnings, merged };
 }
 /**
  * How `config` reaches the running daemon: a reload when every changed key is one dockerd
@@ -35230,7 +35804,7 @@ function configActions(facts, inputs, fragments, nvidia) {
  * action did not start are protected by live-restore, unless it is already on; where it cannot
  * be used (swarm mode) a restart is refused before any change unless allow-restart says so.
  */
-function activation(facts, inputs, change, config) {
+function activation(facts, inputs, change, config, reason = `${change.restart.join(', ')} only apply when dockerd starts`) {
     const loaded = facts.loaded;
     const workloads = loaded ? facts.workloads : [];
     const base = { config, ...change, workloads, unprotectable: loaded?.swarm === true };
@@ -35251,12 +35825,7 @@ function activation(facts, inputs, change, config) {
         : undefined;
     return change.restart.length === 0
         ? { kind: 'reload', ...base, protect }
-        : {
-            kind: 'restart',
-            reason: `${change.restart.join(', ')} only apply when dockerd starts`,
-            ...base,
-            protect
-        };
+        : { kind: 'restart', reason, ...base, protect };
 }
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
 function notLoaded(facts, merged, nvidia) {
@@ -35299,18 +35868,20 @@ function planDaemon(facts, inputs) {
         ]
         : [];
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
-    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia), nvidia);
-    const actions = [...toolkit, ...config.actions];
+    const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
+    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, proxy.fragments), nvidia);
+    const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)];
     if (facts.snap && actions.length > 0) {
         throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
     }
     return {
-        found: describeFound(facts),
+        found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
         actions,
         steps: actions.map(a => ({ description: describe(a) })),
         nvidia,
-        warnings: [...noDriver, ...config.warnings],
-        diff: config.diff
+        warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+        diff: config.diff,
+        proxyWay: proxy.way
     };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
@@ -35320,7 +35891,76 @@ function errorLines(log) {
     return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
 }
 
+;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
+
+
+
+
+/** The proxies the running daemon reports (docker info); undefined when it does not answer. */
+async function runningProxies(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{json .HTTPProxy}}\t{{json .HTTPSProxy}}\t{{json .NoProxy}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    if (r.exitCode !== 0)
+        return undefined;
+    try {
+        const [http, https, noProxy] = r.stdout
+            .trim()
+            .split('\t')
+            .map(v => JSON.parse(v));
+        return { http, https, noProxy };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The installed dockerd's version (`dockerd --version`); undefined when there is none. */
+async function engineVersion(runner) {
+    const r = await runner.run(['dockerd', '--version'], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? /version (\d+\.\d+\.\d+\S*?),?\s/.exec(`${r.stdout} `)?.[1] : undefined;
+}
+/** What the daemon's proxies depend on: engine version, systemd, our drop-in, what runs now. */
+async function detectDaemonProxies(ctx) {
+    if (!ctx.inputs.proxies)
+        return undefined;
+    const [version, dropIn, running] = await Promise.all([
+        engineVersion(ctx.runner),
+        readFileMaybe(ctx.runner, PROXY_DROP_IN),
+        runningProxies(ctx.runner)
+    ]);
+    return { engineVersion: version, systemd: ctx.host.systemd, dropIn, running };
+}
+/** Writes or removes the drop-in, or reloads systemd's units, as planned. */
+async function applyProxyAction(ctx, action) {
+    if (action.kind === 'write-dropin') {
+        await writeFileAtomic(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
+    }
+    else if (action.kind === 'remove-dropin') {
+        await removeFile(ctx.runner, PROXY_DROP_IN);
+    }
+    else {
+        await ctx.runner.run(['systemctl', 'daemon-reload'], { root: true });
+    }
+}
+/** After a change: the running daemon must report the proxies (docker info), whichever way they went. */
+async function verifyDaemonProxies(p, ctx) {
+    const proxies = ctx.inputs.proxies;
+    if (!proxies || p.proxyWay === undefined)
+        return '';
+    const running = await runningProxies(ctx.runner);
+    if (running === undefined)
+        return '';
+    if (!runningMatches(running, proxies)) {
+        const hint = p.proxyWay === 'dockerd environment'
+            ? ' A dockerd started by an init script gets no environment from this action: set the proxies in /etc/default/docker (export http_proxy=…), or let this action start dockerd.'
+            : p.proxyWay === 'systemd drop-in'
+                ? ` Another drop-in of docker.service that sorts after ${PROXY_DROP_IN} may set them too (systemctl cat docker).`
+                : '';
+        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify(withoutCredentials(running.http))}, HTTPS proxy ${JSON.stringify(withoutCredentials(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
+    }
+    return `; proxies through ${p.proxyWay}`;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
+
 
 
 
@@ -35391,6 +36031,7 @@ async function detectDaemon(ctx) {
         loadedConfig(runner)
     ]);
     const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
+    const proxy = await detectDaemonProxies(ctx);
     ctx.outputs.daemonConfigChanged = false;
     ctx.outputs.daemonChange = 'none';
     ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
@@ -35409,7 +36050,8 @@ async function detectDaemon(ctx) {
         loaded: running,
         workloads: running ? await workloads(runner) : [],
         snap: await exists('/snap/bin/docker'),
-        ...offline
+        ...offline,
+        proxy
     };
 }
 
@@ -35608,6 +36250,7 @@ async function activate(ctx, action, written) {
 
 
 
+
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx, url, keySource) {
     const key = await fetchKey(keySource);
@@ -35706,6 +36349,11 @@ async function applyDaemon(p, ctx) {
             case 'write-config':
                 written = await writeConfig(ctx, action);
                 break;
+            case 'write-dropin':
+            case 'remove-dropin':
+            case 'daemon-reload':
+                await applyProxyAction(ctx, action);
+                break;
             case 'reload':
             case 'restart': {
                 const report = await activate(ctx, action, written);
@@ -35737,7 +36385,8 @@ async function verifyDaemon(p, ctx) {
     if (p.nvidia && ctx.inputs.nvidiaDefaultRuntime && running.defaultRuntime !== 'nvidia') {
         throw new errors/* HostError */.dh(`Docker's default runtime is ${running.defaultRuntime}, not nvidia, after the change`);
     }
-    return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`;
+    const proxies = await verifyDaemonProxies(p, ctx);
+    return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})${proxies}`;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu-check.ts
@@ -36123,11 +36772,11 @@ function serverMatchesPackage(server, packageVersion) {
     return core(server) === core(packageVersion);
 }
 /** The installed engine package's version (docker-ce, else docker.io). */
-function engineVersion(installed) {
+function plan_engineVersion(installed) {
     return installed.get('docker-ce') ?? installed.get('docker.io');
 }
 function describeInstalled(facts) {
-    return engineVersion(facts.installed) ?? 'installed';
+    return plan_engineVersion(facts.installed) ?? 'installed';
 }
 /** Which source the installed engine came from. */
 function engineSource(facts) {
@@ -36251,7 +36900,7 @@ async function staleDaemon(ctx, server) {
     if (exe?.endsWith(' (deleted)')) {
         return `dockerd (pid ${pid}) still runs the binary the package change replaced (${exe})`;
     }
-    const installed = engineVersion(await installedPackages(ctx.runner, WATCHED_PACKAGES));
+    const installed = plan_engineVersion(await installedPackages(ctx.runner, WATCHED_PACKAGES));
     if (installed !== undefined && !serverMatchesPackage(server, installed)) {
         return `the daemon that answers is Docker ${server}, the installed engine ${installed}`;
     }
@@ -36427,6 +37076,185 @@ const enginePhase = {
     plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os), dockerUsers(inputs, host.user)),
     apply: applyEngine,
     verify: verifyEngine
+};
+
+;// CONCATENATED MODULE: ./src/phases/proxy/apply.ts
+
+
+/** Writes each client config the plan names (atomically, keeping its owner and mode). */
+async function applyProxies(p, ctx) {
+    for (const w of p.writes) {
+        await writeOwnedFile(w.path, w.text).catch((e) => {
+            if (e.code !== 'EACCES')
+                throw e;
+            throw new errors/* HostError */.dh(`${w.path} cannot be written by ${ctx.host.user} (a docker login run with sudo leaves it owned by root): give it back with sudo chown ${ctx.host.user} ${w.path}, and run again.`, { cause: e });
+        });
+    }
+}
+/** Reads each written file back: it must be what the plan wrote. */
+async function verifyProxies(p, ctx) {
+    for (const w of p.writes) {
+        if ((await readFileMaybe(ctx.runner, w.path)) !== w.text) {
+            throw new errors/* HostError */.dh(`${w.path} does not hold the proxies after writing it`);
+        }
+    }
+    return `proxies.default set in ${p.writes.map(w => w.path).join(', ')}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/detect.ts
+
+
+
+
+
+/** The home folder of the runner's user: this process's own (HOME), or (as root for SUDO_USER) getent's. */
+async function runnerHome(ctx, env) {
+    if (ctx.host.user === external_node_os_namespaceObject.userInfo().username)
+        return env.HOME || external_node_os_namespaceObject.homedir();
+    const r = await ctx.runner.run(['getent', 'passwd', ctx.host.user], { allowFailure: true });
+    const home = r.stdout.trim().split(':')[5];
+    return r.exitCode === 0 && home ? home : undefined;
+}
+/**
+ * The client configs the job's docker commands read: the runner user's ~/.docker/config.json,
+ * and the one DOCKER_CONFIG names when the job set it (a login of an earlier step made it).
+ */
+async function clientConfigPaths(ctx, env) {
+    const paths = [];
+    const home = await runnerHome(ctx, env);
+    if (home !== undefined)
+        paths.push(external_node_path_namespaceObject.join(home, '.docker', 'config.json'));
+    const own = env.DOCKER_CONFIG;
+    // A folder someone named but never made is not this action's to create.
+    if (own && (await exists(own)))
+        paths.push(external_node_path_namespaceObject.join(own, 'config.json'));
+    return [...new Set(paths)];
+}
+/** The proxy variables this process was started with, credentials removed. */
+function runnerEnvironment(env) {
+    const out = {};
+    for (const name of runner/* KEPT_UNDER_SUDO */.MB) {
+        const value = env[name];
+        if (value)
+            out[name] = withoutCredentials(value);
+    }
+    return out;
+}
+/**
+ * Reads the client configs the job uses (only when a proxy is set), and which proxy variables
+ * the runner's environment carries; changes nothing.
+ */
+async function detectProxies(ctx, env = process.env) {
+    if (!ctx.inputs.proxies)
+        return { files: [], runnerEnvironment: runnerEnvironment(env) };
+    const files = [];
+    for (const file of await clientConfigPaths(ctx, env)) {
+        files.push({ path: file, text: await readFileMaybe(ctx.runner, file) });
+    }
+    return { files, runnerEnvironment: {} };
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/plan.ts
+/**
+ * The proxy phase's plan (pure): the Docker client configs the job uses get `proxies.default`, so
+ * the containers it starts (docker run, docker build, compose) get the proxy variables. Every
+ * other key of those files is kept; a file that already says the same is not written.
+ */
+
+
+
+/** The client config's text as Docker writes it (tab-indented JSON). */
+function serialiseClientConfig(config) {
+    return `${JSON.stringify(config, null, '\t')}\n`;
+}
+function parse(file) {
+    if (file.text === undefined || file.text.trim() === '')
+        return {};
+    let parsed;
+    try {
+        parsed = JSON.parse(file.text);
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${file.path} is not valid JSON (${e.message}); it was left as it is: fix it (or move it away) and run again.`);
+    }
+    if (!isJsonObject(parsed)) {
+        throw new errors/* HostError */.dh(`${file.path} is not a JSON object; it was left as it is.`);
+    }
+    return parsed;
+}
+/** The proxies in one line, without credentials. */
+function describeProxies(p) {
+    return [
+        p.http !== undefined ? `http-proxy ${withoutCredentials(p.http)}` : undefined,
+        p.https !== undefined ? `https-proxy ${withoutCredentials(p.https)}` : undefined,
+        `no-proxy ${noProxyText(p)}`
+    ]
+        .filter(Boolean)
+        .join(', ');
+}
+/** One client config: the write it needs (if any) and the values it replaces, as warnings. */
+function planFile(file, proxies) {
+    const current = parse(file);
+    const { config, overwrites } = withClientProxies(current, proxies);
+    const warnings = overwrites.map(o => `${file.path}: ${o.key} changes from ${withoutCredentials(o.from)} to ${withoutCredentials(o.to)} (http-proxy, https-proxy, no-proxy)`);
+    const same = file.text !== undefined &&
+        JSON.stringify(canonical(config)) === JSON.stringify(canonical(current));
+    return {
+        write: same ? undefined : { path: file.path, text: serialiseClientConfig(config) },
+        warnings
+    };
+}
+/** What the runner's environment carries, for the log when no proxy input is set. */
+function describeRunnerEnvironment(env) {
+    const names = Object.keys(env);
+    return names.length === 0
+        ? 'no proxy inputs, and no proxy variables in the runner environment'
+        : `no proxy inputs; the runner environment's ${names.join(', ')} reach the commands this action runs (under sudo too), nothing is configured`;
+}
+/**
+ * Plans the proxy phase (pure): `proxies.default` in each client config the job uses, written
+ * only where it differs. Throws HostError for a malformed file, which is never overwritten.
+ */
+function planProxies(facts, inputs) {
+    const { proxies } = inputs;
+    if (!proxies) {
+        return {
+            found: describeRunnerEnvironment(facts.runnerEnvironment),
+            steps: [],
+            warnings: [],
+            writes: []
+        };
+    }
+    const planned = facts.files.map(f => ({ file: f, ...planFile(f, proxies) }));
+    const writes = planned.flatMap(p => (p.write ? [p.write] : []));
+    const state = planned
+        .map(p => `${p.file.path} ${p.write ? (p.file.text === undefined ? 'missing' : 'without them') : 'has them'}`)
+        .join('; ');
+    return {
+        found: `${describeProxies(proxies)}; apt and every command run under sudo get them; ${state || 'no client config found'}`,
+        steps: writes.map(w => ({
+            description: `set proxies.default in ${w.path} (containers the job starts get http_proxy, https_proxy, no_proxy)`
+        })),
+        warnings: planned.flatMap(p => p.warnings),
+        writes
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/proxy/phase.ts
+
+
+
+/**
+ * Proxy phase: the Docker client configs the job uses get the proxies, so the job's containers
+ * get them. (The daemon's proxies are the daemon phase's, the caches' the registry phase's; apt
+ * and every command under sudo get them from the run's environment.)
+ */
+const proxyPhase = {
+    name: 'Proxies',
+    detect: ctx => detectProxies(ctx),
+    plan: (facts, { inputs }) => planProxies(facts, inputs),
+    apply: applyProxies,
+    verify: verifyProxies
 };
 
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
@@ -36654,6 +37482,9 @@ async function endpointFor(settings, registry) {
 
 
 
+
+
+
 /**
  * Logs in with the password on stdin into a per-job DOCKER_CONFIG under RUNNER_TEMP, exported to
  * the job's later steps and remembered for the post step, which removes it.
@@ -36682,8 +37513,16 @@ async function apply_login(ctx, credentials) {
             root: true
         });
     }
+    if (inputs.proxies)
+        await addProxies(external_node_path_namespaceObject.join(dir, 'config.json'), inputs.proxies);
     lib_core/* exportVariable */.dN('DOCKER_CONFIG', dir);
     return dir;
+}
+/** The job's containers get the proxies from the config the login made (its auths kept). */
+async function addProxies(file, proxies) {
+    const parsed = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(file, 'utf8'));
+    const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
+    await writeOwnedFile(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /** After a push that printed a digest: the registry must hold that digest for the tag. */
 async function confirmDigest(ctx, t, result, output) {
@@ -38210,32 +39049,66 @@ function preparationSteps(plan, inputs) {
         steps.push({ description: `create ${plan.makeDirs.join(', ')}` });
     return steps;
 }
+/** A container's action, made `recreate` when its image is new (a new image under the same tag). */
+function renewed(action, renew) {
+    return renew && action !== 'create' ? 'recreate' : action;
+}
 /** Keep, start, create or recreate each container; new files or a new image make it again. */
 function containerActions(facts, inputs, newImage, newFiles) {
-    const current = containerAction(registrySpec(inputs, facts.imageId ?? '', facts.fileHashes), facts.registry);
-    const renew = newImage || newFiles;
-    const registry = renew && current !== 'create' ? 'recreate' : current;
-    const spec = mirrorSpec(inputs, facts.imageId ?? '');
+    const id = facts.imageId ?? '';
+    const caches = Object.fromEntries(cacheSpecs(inputs, id).map(spec => [
+        spec.name,
+        renewed(containerAction(spec, facts.caches?.[spec.name]), newImage)
+    ]));
+    if (!facts.wanted)
+        return { caches };
+    const registry = renewed(containerAction(registrySpec(inputs, id, facts.fileHashes), facts.registry), newImage || newFiles);
+    const spec = mirrorSpec(inputs, id);
     if (!spec)
-        return { registry };
-    const m = containerAction(spec, facts.mirror);
-    return { registry, mirror: newImage && m !== 'create' ? 'recreate' : m };
+        return { registry, caches };
+    return { registry, mirror: renewed(containerAction(spec, facts.mirror), newImage), caches };
+}
+/** Each container the plan may change: what it is, its action, address, data and port input. */
+function containerRows(inputs, actions) {
+    return [
+        {
+            what: 'registry',
+            action: actions.registry,
+            port: registryPort(inputs),
+            at: `${registryBind(inputs)}:${registryPort(inputs)}`,
+            data: inputs.registryData,
+            input: 'registry: host:PORT'
+        },
+        {
+            what: 'pull-through mirror',
+            action: actions.mirror,
+            port: inputs.registryMirrorPort,
+            at: `127.0.0.1:${inputs.registryMirrorPort}`,
+            data: `${inputs.registryData}-mirror`,
+            input: 'registry-mirror-port'
+        },
+        ...cacheSpecs(inputs, '').map((spec, i) => ({
+            what: `pull-through cache of ${inputs.registryCaches[i].upstream}`,
+            action: actions.caches[spec.name],
+            port: spec.hostPort,
+            at: `127.0.0.1:${spec.hostPort}`,
+            data: spec.mounts[0].source,
+            input: 'registry-cache-port'
+        }))
+    ];
 }
 /** One step per container that changes; a port another process holds fails before any change. */
 function containerSteps(facts, inputs, actions) {
     const steps = [];
-    for (const [what, action, port] of [
-        ['registry', actions.registry, registryPort(inputs)],
-        ['pull-through mirror', actions.mirror, inputs.registryMirrorPort]
-    ]) {
-        if (action === undefined || action === 'keep')
+    for (const row of containerRows(inputs, actions)) {
+        if (row.action === undefined || row.action === 'keep')
             continue;
-        const holder = facts.portHolders[port];
+        const holder = facts.portHolders[row.port];
         if (holder) {
-            throw new errors/* HostError */.dh(`Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`);
+            throw new errors/* HostError */.dh(`Port ${row.port} is taken by ${holder}: the ${row.what} cannot publish on it. Stop that, or choose another port (${row.input}).`);
         }
         steps.push({
-            description: `${action} the ${what} container (${what === 'registry' ? `${registryBind(inputs)}:${registryPort(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+            description: `${row.action} the ${row.what} container (${row.at}, data kept in ${row.data})`
         });
     }
     return steps;
@@ -38254,24 +39127,51 @@ function notWantedReason(facts, inputs) {
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts, inputs) {
     const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
-    if (!facts.wanted)
-        return { ...base, steps: [], found: notWantedReason(facts, inputs) };
+    if (!facts.wanted && inputs.registryCaches.length === 0) {
+        return { ...base, caches: {}, steps: [], found: notWantedReason(facts, inputs) };
+    }
+    const caches = inputs.registryCaches.map(c => ({
+        description: `run the pull-through cache of ${c.upstream} on localhost:${c.port} (${inputs.registryImage})`
+    }));
     return {
         ...base,
+        caches: {},
         found: 'Docker is not running yet',
         steps: [
-            { description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})` }
+            ...(facts.wanted
+                ? [
+                    {
+                        description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`
+                    }
+                ]
+                : []),
+            ...caches
         ]
     };
 }
+/** What was found, in one line: the registry container (or why there is none), and the caches. */
+function registry_plan_describeFound(facts, inputs, actions) {
+    const registry = !facts.wanted
+        ? notWantedReason(facts, inputs)
+        : facts.registry
+            ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
+            : 'no registry container';
+    const names = Object.keys(actions.caches);
+    if (names.length === 0)
+        return registry;
+    const ready = names.filter(n => actions.caches[n] === 'keep').length;
+    return `${registry}; ${ready} of ${names.length} pull-through cache(s) running as configured`;
+}
 /**
  * Plans the registry phase from facts (pure): image, files, data folders and the containers'
- * keep / start / create / recreate. Throws HostError for what it will not do (a port another
+ * keep / start / create / recreate: the registry and its mirror when it is wanted here, the caches
+ * of registry-caches whenever they are set. Throws HostError for what it will not do (a port another
  * process holds, an image it may not pull, a container it did not make).
  */
 function planRegistry(facts, inputs) {
-    if (!facts.wanted || !facts.dockerUp)
+    if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
         return idlePlan(facts, inputs);
+    }
     const warnings = insecureRegistry(inputs, facts.me)
         ? [
             `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
@@ -38286,10 +39186,7 @@ function planRegistry(facts, inputs) {
     const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
     const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
     const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)];
-    const found = facts.registry
-        ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
-        : 'no registry container';
-    return { ...prepared, ...actions, found, steps };
+    return { ...prepared, ...actions, found: registry_plan_describeFound(facts, inputs, actions), steps };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
@@ -38378,11 +39275,12 @@ async function certInstalled(ctx) {
         (await installedHash(ctx, TLS_KEY)) === (await fileHash(tls.key)) &&
         (await installedHash(ctx, daemonCaPath(ctx.inputs))) === cert);
 }
-/** Which data folders exist. */
-async function dataDirs(inputs) {
+/** Which data folders exist: the registry's and its mirror's when it is wanted, each cache's. */
+async function dataDirs(inputs, wanted) {
     const dirs = [
-        inputs.registryData,
-        ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+        ...(wanted ? [inputs.registryData] : []),
+        ...(wanted && inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : []),
+        ...inputs.registryCaches.map(c => cacheNames(inputs, c).data)
     ];
     const out = {};
     for (const d of dirs) {
@@ -38391,13 +39289,17 @@ async function dataDirs(inputs) {
     return out;
 }
 /** A port our own running container publishes is ours; any other holder is named. */
-async function portHolders(ctx, registry, mirror) {
+async function portHolders(ctx, wanted, containers) {
     const { inputs } = ctx;
-    const ports = [
-        [registry, registryBind(inputs), registryPort(inputs)]
-    ];
-    if (inputs.registryMirror !== false)
-        ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    const ports = [];
+    if (wanted)
+        ports.push([containers.registry, registryBind(inputs), registryPort(inputs)]);
+    if (wanted && inputs.registryMirror !== false) {
+        ports.push([containers.mirror, '127.0.0.1', inputs.registryMirrorPort]);
+    }
+    for (const c of inputs.registryCaches) {
+        ports.push([containers.caches[cacheNames(inputs, c).name], '127.0.0.1', c.port]);
+    }
     const holders = {};
     for (const [state, bind, port] of ports) {
         if (!state?.running || state.hostPort !== port)
@@ -38405,8 +39307,18 @@ async function portHolders(ctx, registry, mirror) {
     }
     return holders;
 }
+/** Each cache's container, by name (undefined: none of that name). */
+async function cacheContainers(ctx, dockerUp) {
+    const out = {};
+    for (const c of ctx.inputs.registryCaches) {
+        const { name } = cacheNames(ctx.inputs, c);
+        out[name] = dockerUp ? await inspectContainer(ctx.runner, name) : undefined;
+    }
+    return out;
+}
 /**
- * Reads the registry's state: whether one is wanted here, its image, containers, files, data
+ * Reads the registry's state: whether one is wanted here, its image, containers (the registry,
+ * its mirror, the caches of registry-caches, which run whether or not it is wanted), files, data
  * folders and ports; changes nothing. Sets the registry outputs to what is there now.
  */
 async function detectRegistry(ctx) {
@@ -38423,22 +39335,24 @@ async function detectRegistry(ctx) {
         certOk: true,
         fileHashes: {},
         dataDirs: {},
-        portHolders: {}
+        portHolders: {},
+        caches: {}
     };
-    if (!wanted) {
+    if (!wanted && inputs.registryCaches.length === 0) {
         ctx.show(registryFacts(inputs, 'not wanted'));
         return none;
     }
     const dockerUp = (await probeDaemon(runner)) !== undefined;
-    const auth = inputs.registryHtpasswd.length > 0;
-    const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
+    const auth = wanted && inputs.registryHtpasswd.length > 0;
+    const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
         dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
-        dockerUp ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
-        dockerUp && inputs.registryMirror !== false
+        dockerUp && wanted ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+        dockerUp && wanted && inputs.registryMirror !== false
             ? inspectContainer(runner, MIRROR_CONTAINER)
             : Promise.resolve(undefined),
         auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
-        certInstalled(ctx)
+        wanted ? certInstalled(ctx) : Promise.resolve(true),
+        cacheContainers(ctx, dockerUp)
     ]);
     ctx.show(registryFacts(inputs, !dockerUp ? 'docker down' : !registry ? 'absent' : registry.running ? 'running' : 'stopped'));
     return {
@@ -38451,8 +39365,9 @@ async function detectRegistry(ctx) {
         registry,
         mirror,
         fileHashes: await fileHashes(ctx),
-        dataDirs: await dataDirs(inputs),
-        portHolders: await portHolders(ctx, registry, mirror)
+        dataDirs: await dataDirs(inputs, wanted),
+        portHolders: await portHolders(ctx, wanted, { registry, mirror, caches }),
+        caches
     };
 }
 
@@ -38530,6 +39445,10 @@ async function ensureContainer(ctx, spec, tls) {
     if (action === 'keep')
         return false;
     lib_core/* info */.pq(`${spec.name}: ${action}`);
+    // The file docker run reads the secrets from: root only, written just before it is read.
+    if (spec.envFile && spec.envText !== undefined && action !== 'start') {
+        await writeFileAtomic(ctx.runner, spec.envFile.path, spec.envText, 0o600, ctx.host.tempDir);
+    }
     if (action === 'start') {
         await ctx.runner.run(['docker', 'start', spec.name], { root: true });
         await waitReady(ctx, spec, tls);
@@ -38569,10 +39488,25 @@ async function installCert(ctx, tls) {
     await writeFileAtomic(runner, TLS_KEY, await external_node_fs_namespaceObject.promises.readFile(tls.key), 0o600, temp);
     await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
 }
+/** The registry and its mirror, when the plan has them; the names of those it started. */
+async function ensureRegistry(ctx, p, id) {
+    const { inputs } = ctx;
+    if (p.registry === undefined)
+        return [];
+    const started = [];
+    const registry = registrySpec(inputs, id, await fileHashes(ctx));
+    if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
+        started.push(registry.name);
+    }
+    const mirror = mirrorSpec(inputs, id);
+    if (mirror && (await ensureContainer(ctx, mirror, false)))
+        started.push(mirror.name);
+    return started;
+}
 /**
- * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
- * mirror containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and registry-data;
- * remembers the containers it started for the post step.
+ * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry,
+ * mirror and cache containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and
+ * the data folders; remembers the containers it started for the post step.
  */
 async function applyRegistry(p, ctx) {
     const { inputs, runner } = ctx;
@@ -38587,20 +39521,17 @@ async function applyRegistry(p, ctx) {
     }
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
-    const registry = registrySpec(inputs, id, await fileHashes(ctx));
-    const mirror = mirrorSpec(inputs, id);
-    const started = [];
-    if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
-        started.push(registry.name);
+    const started = await ensureRegistry(ctx, p, id);
+    for (const cache of cacheSpecs(inputs, id)) {
+        if (await ensureContainer(ctx, cache, false))
+            started.push(cache.name);
     }
-    if (mirror && (await ensureContainer(ctx, mirror, false)))
-        started.push(mirror.name);
     if (started.length > 0) {
         ctx.outputs.registryStarted = true;
         ctx.remember({ registryContainers: started });
     }
 }
-/** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
+/** What the registry and the caches now serve, for the summary (apply waited for readiness). */
 function verifyRegistry(p, ctx) {
     const { inputs } = ctx;
     // Without Docker (a dry run's bare host) apply did nothing; otherwise it waited for readiness.
@@ -38608,7 +39539,18 @@ function verifyRegistry(p, ctx) {
     const auth = inputs.registryHtpasswd.length > 0
         ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
         : '';
-    return Promise.resolve(`${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`);
+    const registry = p.facts.wanted
+        ? `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
+        : 'no local registry';
+    const caches = Object.entries(cacheAddresses(inputs)).map(([up, at]) => `${up} → ${at}`);
+    return Promise.resolve(caches.length > 0 ? `${registry}; pull-through caches: ${caches.join(', ')}` : registry);
+}
+/** Sets the caches output once they run (after apply, or found running as configured). */
+function reportCaches(p, ctx) {
+    if (p.facts.dockerUp && ctx.inputs.registryCaches.length > 0) {
+        ctx.outputs.caches = cacheAddresses(ctx.inputs);
+    }
+    return Promise.resolve();
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/phase.ts
@@ -38618,14 +39560,15 @@ function verifyRegistry(p, ctx) {
 /**
  * Registry phase: the CNCF distribution registry as a container that survives restarts (restart
  * always, data on the host), reused when its spec is unchanged, with optional auth, TLS and a
- * pull-through mirror.
+ * pull-through mirror of Docker Hub; and a pull-through cache of each registry-caches upstream.
  */
 const registryPhase = {
     name: 'Local registry',
     detect: detectRegistry,
     plan: (facts, { inputs }) => planRegistry(facts, inputs),
     apply: applyRegistry,
-    verify: verifyRegistry
+    verify: verifyRegistry,
+    check: reportCaches
 };
 
 // EXTERNAL MODULE: ./src/state.ts
@@ -38889,10 +39832,34 @@ function warningsBlock(warnings) {
         return [];
     return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)];
 }
-/** Every output that has a value, except the images and digests shown above. */
+/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
+function examplePath(host) {
+    return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>';
+}
+/** One row per pull-through cache: how to pull an upstream image through it. */
+function cachesBlock(caches) {
+    const rows = Object.entries(caches).map(([upstream, address]) => {
+        const host = upstream.replace(/^[a-z]+:\/\//i, '');
+        const path = examplePath(host);
+        return [
+            upstream,
+            address,
+            [code(`docker pull ${address}/${path}`), ' instead of ', code(`${host}/${path}`)]
+        ];
+    });
+    if (rows.length === 0)
+        return [];
+    return [
+        '',
+        '### Pull-through caches',
+        '',
+        ...table(['Upstream', 'Cache', 'Pull through it'], rows)
+    ];
+}
+/** Every output that has a value, except the images, digests and caches shown above. */
 function outputsBlock(outputs) {
     const rows = Object.entries(outputValues(outputs))
-        .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests')
+        .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches')
         .map(([k, v]) => [code(k), v]);
     if (rows.length === 0)
         return [];
@@ -38906,7 +39873,7 @@ function renderSummary(data) {
     if (data.reports.length > 0) {
         lines.push('', ...table(['Phase', 'Status', 'Facts'], data.reports.map(r => [r.phase, statusCell(r), factsCell(r)])));
     }
-    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
+    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...cachesBlock(data.outputs.caches ?? {}), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
     return `${lines.join('\n')}\n`;
 }
 
@@ -38990,6 +39957,8 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 
 
 
+
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -39001,10 +39970,11 @@ const fsHost = {
         }
     }
 };
-/** The four phases in pipeline order, each bound to its own settings. */
+/** The phases in pipeline order, each bound to its own settings. */
 function phaseStages(inputs, shared) {
     const settings = phaseSettings(inputs, shared.host.identity);
     return [
+        stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
@@ -39031,6 +40001,15 @@ async function checkSudo(runner) {
         throw new errors/* HostError */.dh('This action changes the host: run it as root, or as a user with passwordless sudo (sudo -n true failed).');
     }
 }
+/**
+ * The proxy inputs become this process's environment, so every command it runs (sudo keeps them)
+ * and its own downloads go through them; the runner's own proxy variables stay when none is set.
+ */
+function useProxies(env, inputs, identity) {
+    const proxies = proxiesFor(inputs, identity);
+    if (proxies)
+        Object.assign(env, proxyEnvironment(proxies));
+}
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps, record) {
     const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost);
@@ -39039,6 +40018,7 @@ async function runSteps(deps, record) {
     record.outputs.registry = inputs.registry.registry.text;
     (0,state/* saveCleanup */.Mz)(inputs.run.cleanup, deps.state);
     const host = await deps.readHost();
+    useProxies(deps.env, inputs, host.identity);
     if (!record.dryRun)
         await checkSudo(deps.runner);
     const shared = {

@@ -7,7 +7,15 @@ import {parseOsRelease, type OsRelease} from './system/os-release.js'
 export interface HostIdentity {
   names: string[]
   addresses: string[]
+  /**
+   * The addresses of interfaces other than those Docker makes and removes (docker0, br-*, veth*):
+   * the same from run to run, so a list made of them (no-proxy) does not change when Docker starts.
+   */
+  fixedAddresses?: string[]
 }
+
+/** Interfaces that come and go with Docker, its networks and its containers. */
+const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/
 
 /** Facts about the host the action runs on, read once before the phases. */
 export interface HostInfo {
@@ -25,11 +33,14 @@ export interface HostInfo {
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 export function hostIdentity(): HostIdentity {
   const names = [os.hostname()]
-  const addresses = Object.values(os.networkInterfaces())
-    .flat()
-    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined)
-    .map(a => a.address)
-  return {names, addresses}
+  const interfaces = Object.entries(os.networkInterfaces()).flatMap(([name, list]) =>
+    (list ?? []).map(a => ({name, address: a.address}))
+  )
+  return {
+    names,
+    addresses: interfaces.map(i => i.address),
+    fixedAddresses: interfaces.filter(i => !DOCKER_INTERFACES.test(i.name)).map(i => i.address)
+  }
 }
 
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */

@@ -17,7 +17,11 @@ export interface InputHost {
 }
 
 /** Inputs whose values are secret: never echoed back in an error. */
-const SECRET_INPUTS: ReadonlySet<string> = new Set(['password', 'registry-htpasswd'])
+const SECRET_INPUTS: ReadonlySet<string> = new Set([
+  'password',
+  'registry-htpasswd',
+  'registry-cache-credentials'
+])
 
 /** Throws the InputError for `name`; a secret input's value is shown as ***. */
 export function fail(name: string, value: string, accepted: string): never {

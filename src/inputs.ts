@@ -4,6 +4,8 @@
  */
 import * as core from '@actions/core'
 import type {HostIdentity} from './host.js'
+import {fullNoProxy, type Proxies} from './docker/proxy.js'
+import {InputError} from './errors.js'
 import {bool, oneOf, type InputHost, type RawInputs} from './input-fields.js'
 import {
   DAEMON_INPUTS,
@@ -12,6 +14,12 @@ import {
   type DaemonSettings
 } from './phases/daemon/inputs.js'
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
+import {
+  PROXY_INPUTS,
+  parseProxyInputs,
+  type ProxyInputs,
+  type ProxySettings
+} from './phases/proxy/inputs.js'
 import {
   PUSH_INPUTS,
   parsePushInputs,
@@ -24,7 +32,7 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
-import {insecureRegistry, registryFragments} from './phases/registry/spec.js'
+import {insecureRegistry, registryFragments, wantsLocalRegistry} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
 /** The inputs that shape the whole run rather than one phase. */
@@ -39,6 +47,7 @@ export const INPUT_DEFAULTS = {
   ...ENGINE_INPUTS,
   ...DAEMON_INPUTS,
   ...REGISTRY_INPUTS,
+  ...PROXY_INPUTS,
   ...PUSH_INPUTS,
   ...RUN_INPUTS
 } as const
@@ -60,6 +69,7 @@ export interface Inputs {
   engine: EngineInputs
   daemon: DaemonInputs
   registry: RegistryInputs
+  proxy: ProxyInputs
   push: PushInputs
   run: RunInputs
 }
@@ -81,14 +91,43 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
   const registryOwn = parseRegistryInputs(raw, host)
+  const proxy = Object.freeze(parseProxyInputs(raw))
+  refuseTwoProxySources(daemon, proxy)
   const push = Object.freeze(parsePushInputs(raw, registryOwn.registry))
   const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, registry, push, run})
+  return Object.freeze({engine, daemon, registry, proxy, push, run})
+}
+
+/** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
+function refuseTwoProxySources(daemon: DaemonInputs, proxy: ProxyInputs): void {
+  const own = daemon.daemonConfig?.proxies
+  if (own !== undefined && (proxy.http !== undefined || proxy.https !== undefined)) {
+    throw new InputError(
+      'daemon-config',
+      JSON.stringify({proxies: own}),
+      'sets proxies while http-proxy or https-proxy is set: give proxies through those inputs only'
+    )
+  }
+}
+
+/**
+ * The proxies the run configures (pure), undefined when neither http-proxy nor https-proxy is set:
+ * no-proxy joined by loopback, this host's names and fixed addresses, and the local registry.
+ */
+export function proxiesFor(inputs: Inputs, identity: HostIdentity): Proxies | undefined {
+  const {http, https, noProxy} = inputs.proxy
+  if (http === undefined && https === undefined) return undefined
+  const registry = wantsLocalRegistry(inputs.registry, identity)
+    ? inputs.registry.registry.host
+    : undefined
+  const addresses = identity.fixedAddresses ?? identity.addresses
+  return {http, https, noProxy: fullNoProxy(noProxy, {names: identity.names, addresses}, registry)}
 }
 
 /** What each phase reads: its own slice, and what it needs from the others. */
 export interface PhaseSettings {
+  proxy: ProxySettings
   engine: EngineInputs
   daemon: DaemonSettings
   registry: RegistrySettings
@@ -97,17 +136,26 @@ export interface PhaseSettings {
 
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
+ * the proxies for every phase that configures them.
  */
 export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSettings {
   const {engine, daemon, registry, push} = inputs
   const offlineDebs = engine.offlineDebs
+  const proxies = proxiesFor(inputs, identity)
   return {
+    proxy: {proxies},
     engine,
-    daemon: {...daemon, offlineDebs, registryFragments: registryFragments(registry, identity)},
-    registry: {...registry, offlineDebs},
+    daemon: {
+      ...daemon,
+      offlineDebs,
+      registryFragments: registryFragments(registry, identity),
+      proxies
+    },
+    registry: {...registry, offlineDebs, proxies},
     push: {
       ...push,
+      proxies,
       registry: registry.registry,
       registryCa: registry.registryTls?.cert,
       registryInsecure: insecureRegistry(registry, identity)
@@ -124,13 +172,52 @@ export function readRawInputs(env: NodeJS.ProcessEnv = process.env): AllRawInput
     raw[name] =
       env[key] === undefined
         ? INPUT_DEFAULTS[name]
-        : core.getInput(name, {trimWhitespace: name !== 'password' && name !== 'registry-htpasswd'})
+        : core.getInput(name, {trimWhitespace: !UNTRIMMED.has(name)})
   }
   // Secrets are masked before anything could print them.
-  if (raw.password !== '') core.setSecret(raw.password)
-  for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
-    const colon = line.indexOf(':')
-    if (colon > 0 && line.length > colon + 1) core.setSecret(line.slice(colon + 1))
-  }
+  for (const secret of secretValues(raw)) core.setSecret(secret)
   return raw
+}
+
+/** Inputs read as given: spaces at either end may belong to a password. */
+const UNTRIMMED: ReadonlySet<string> = new Set([
+  'password',
+  'registry-htpasswd',
+  'registry-cache-credentials'
+])
+
+/** The password of a proxy URL (as written and decoded), or a lone user that stands for a token. */
+function proxySecrets(value: string): string[] {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^@/]*)@/i.exec(value.trim())
+  if (!m) return []
+  const colon = m[1].indexOf(':')
+  const secret = colon < 0 ? m[1] : m[1].slice(colon + 1)
+  if (secret === '') return []
+  let decoded = secret
+  try {
+    decoded = decodeURIComponent(secret)
+  } catch {
+    // a malformed escape is refused by the parser; mask it as written
+  }
+  return [...new Set([secret, decoded])]
+}
+
+/** Every secret in the raw inputs (pure): passwords, htpasswd and cache tokens, proxy credentials. */
+export function secretValues(raw: AllRawInputs): string[] {
+  const out: string[] = []
+  if (raw.password !== '') out.push(raw.password)
+  const afterColon = (line: string): string | undefined => {
+    const colon = line.indexOf(':')
+    return colon > 0 && line.length > colon + 1 ? line.slice(colon + 1) : undefined
+  }
+  for (const line of raw['registry-htpasswd'].split(/\r?\n/)) {
+    const secret = afterColon(line)
+    if (secret !== undefined) out.push(secret)
+  }
+  for (const line of raw['registry-cache-credentials'].split(/\r?\n/)) {
+    const secret = afterColon(line.trim().replace(/^\S+\s+/, ''))
+    if (secret !== undefined) out.push(secret)
+  }
+  out.push(...proxySecrets(raw['http-proxy']), ...proxySecrets(raw['https-proxy']))
+  return out
 }

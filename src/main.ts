@@ -1,13 +1,15 @@
 import {statSync} from 'node:fs'
 import * as core from '@actions/core'
+import {proxyEnvironment} from './docker/proxy.js'
 import {HostError, errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
-import {readHost, type HostInfo} from './host.js'
+import {readHost, type HostIdentity, type HostInfo} from './host.js'
 import type {InputHost} from './input-fields.js'
-import {parseInputs, phaseSettings, readRawInputs, type Inputs} from './inputs.js'
+import {parseInputs, phaseSettings, proxiesFor, readRawInputs, type Inputs} from './inputs.js'
 import {writeOutputs, type Outputs} from './outputs.js'
 import {daemonPhase} from './phases/daemon/phase.js'
 import {enginePhase} from './phases/engine/phase.js'
+import {proxyPhase} from './phases/proxy/phase.js'
 import {
   runPipeline,
   stage,
@@ -59,10 +61,11 @@ const fsHost: InputHost = {
   }
 }
 
-/** The four phases in pipeline order, each bound to its own settings. */
+/** The phases in pipeline order, each bound to its own settings. */
 export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
   const settings = phaseSettings(inputs, shared.host.identity)
   return [
+    stage(proxyPhase, {...shared, inputs: settings.proxy}),
     stage(enginePhase, {...shared, inputs: settings.engine}),
     stage(daemonPhase, {...shared, inputs: settings.daemon}),
     stage(registryPhase, {...shared, inputs: settings.registry}),
@@ -93,6 +96,15 @@ async function checkSudo(runner: CommandRunner): Promise<void> {
   }
 }
 
+/**
+ * The proxy inputs become this process's environment, so every command it runs (sudo keeps them)
+ * and its own downloads go through them; the runner's own proxy variables stay when none is set.
+ */
+function useProxies(env: NodeJS.ProcessEnv, inputs: Inputs, identity: HostIdentity): void {
+  const proxies = proxiesFor(inputs, identity)
+  if (proxies) Object.assign(env, proxyEnvironment(proxies))
+}
+
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
   const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost)
@@ -101,6 +113,7 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
   record.outputs.registry = inputs.registry.registry.text
   saveCleanup(inputs.run.cleanup, deps.state)
   const host = await deps.readHost()
+  useProxies(deps.env, inputs, host.identity)
   if (!record.dryRun) await checkSudo(deps.runner)
   const shared: SharedContext = {
     host,

@@ -18,7 +18,8 @@ export const OUTPUT_NAMES = [
   'registry',
   'registry-started',
   'images',
-  'digests'
+  'digests',
+  'caches'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -52,6 +53,8 @@ export interface Outputs {
   registryStarted?: boolean
   /** Kept as data until written. */
   images?: readonly ImageResult[]
+  /** Each registry-caches upstream → the address of its pull-through cache. */
+  caches?: Readonly<Record<string, string>>
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -93,7 +96,8 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     registry: text(o.registry),
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),
-    digests: o.images === undefined ? '' : digestsText(o.images)
+    digests: o.images === undefined ? '' : digestsText(o.images),
+    caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
   }
 }
 

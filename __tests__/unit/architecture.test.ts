@@ -25,7 +25,7 @@ const LAYERS: [RegExp, string][] = [
 /** Model files: plain data in and out. */
 const PURE = [
   /^phases\/[^/]+\/(plan|inputs|facts)\.ts$/,
-  /^phases\/daemon\/(daemon-config|gpu|toolkit)\.ts$/,
+  /^phases\/daemon\/(daemon-config|gpu|toolkit|proxy-plan|reload)\.ts$/,
   /^phases\/registry\/(spec|htpasswd)\.ts$/,
   /^phases\/push\/(image-list|push-result)\.ts$/,
   /^docker\/.+\.ts$/,

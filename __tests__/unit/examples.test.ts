@@ -22,6 +22,7 @@ describe('examples/', () => {
   it('has the workflows the README points to', () => {
     expect(examples.sort()).toEqual([
       'air-gapped.yml',
+      'behind-a-proxy.yml',
       'build-and-push.yml',
       'gpu-runner.yml',
       'shared-gpu-host.yml'

@@ -3,7 +3,13 @@ import {describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {withTables} from '../../scripts/inputs-table.mjs'
 import type {InputHost} from '../../src/input-fields.js'
-import {INPUT_DEFAULTS, parseInputs, type AllRawInputs} from '../../src/inputs.js'
+import {
+  INPUT_DEFAULTS,
+  parseInputs,
+  phaseSettings,
+  secretValues,
+  type AllRawInputs
+} from '../../src/inputs.js'
 import type {RawOverrides} from './inputs-helper.js'
 
 const files: Record<string, 'file' | 'dir'> = {
@@ -364,6 +370,111 @@ const BAD: [string, RawOverrides, string][] = [
     'cleanup enum',
     {cleanup: 'everything'},
     `Input 'cleanup' has an invalid value "everything": use one of none, registry, all`
+  ],
+  [
+    'http-proxy scheme',
+    {'http-proxy': 'socks5://proxy:1080'},
+    `Input 'http-proxy' has an invalid value "socks5://proxy:1080": use the proxy as an http or https URL, e.g. http://proxy.example.com:3128`
+  ],
+  [
+    'http-proxy without a scheme',
+    {'http-proxy': 'proxy.corp:3128'},
+    `Input 'http-proxy' has an invalid value "proxy.corp:3128": use the proxy as an http or https URL, e.g. http://proxy.example.com:3128`
+  ],
+  [
+    'https-proxy path, credentials not echoed',
+    {'https-proxy': 'http://ci:hunter2@proxy.corp:3128/pac'},
+    `Input 'https-proxy' has an invalid value "http://proxy.corp:3128/pac": use the proxy URL alone, without a path, query or fragment`
+  ],
+  [
+    'http-proxy quote',
+    {'http-proxy': 'http://ci:a"b@proxy.corp:3128'},
+    `Input 'http-proxy' has an invalid value "http://proxy.corp:3128": percent-encode spaces, quotes, backslashes, \` and $ in the URL`
+  ],
+  [
+    'no-proxy entry',
+    {'http-proxy': 'http://proxy:3128', 'no-proxy': '.corp\nbad host'},
+    `Input 'no-proxy' has an invalid value "bad host": line 2: use host names, .domains, IP addresses or CIDR ranges (e.g. .corp.example.com, 10.0.0.0/8)`
+  ],
+  [
+    'no-proxy alone',
+    {'no-proxy': '.corp'},
+    `Input 'no-proxy' has an invalid value ".corp": no-proxy lists exceptions to http-proxy and https-proxy: set one of them too`
+  ],
+  [
+    'daemon-config proxies beside the proxy inputs',
+    {
+      'http-proxy': 'http://proxy:3128',
+      'daemon-config': '{"proxies": {"http-proxy": "http://x:1"}}'
+    },
+    `Input 'daemon-config' has an invalid value "{\\"proxies\\":{\\"http-proxy\\":\\"http://x:1\\"}}": sets proxies while http-proxy or https-proxy is set: give proxies through those inputs only`
+  ],
+  [
+    'registry-caches Docker Hub',
+    {'registry-caches': 'nvcr.io\ndocker.io'},
+    `Input 'registry-caches' has an invalid value "docker.io": line 2: Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)`
+  ],
+  [
+    'registry-caches Docker Hub URL',
+    {'registry-caches': 'https://registry-1.docker.io'},
+    `Input 'registry-caches' has an invalid value "https://registry-1.docker.io": line 1: Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)`
+  ],
+  [
+    'registry-caches bare name',
+    {'registry-caches': 'myregistry'},
+    `Input 'registry-caches' has an invalid value "myregistry": line 1: a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot`
+  ],
+  [
+    'registry-caches path',
+    {'registry-caches': 'https://artifactory.corp/api/docker/remote'},
+    `Input 'registry-caches' has an invalid value "https://artifactory.corp/api/docker/remote": line 1: use the registry's root URL, without a path`
+  ],
+  [
+    'registry-caches credentials in the URL',
+    {'registry-caches': 'https://ci:tok@ghcr.io'},
+    `Input 'registry-caches' has an invalid value "https://ci:tok@ghcr.io": line 1: give credentials in registry-cache-credentials, not in the URL`
+  ],
+  [
+    'registry-caches scheme',
+    {'registry-caches': 'ftp://ghcr.io'},
+    `Input 'registry-caches' has an invalid value "ftp://ghcr.io": line 1: use a registry host such as nvcr.io, or an http or https URL`
+  ],
+  [
+    'registry-caches repeated',
+    {'registry-caches': 'ghcr.io, https://ghcr.io/'},
+    `Input 'registry-caches' has an invalid value "https://ghcr.io": ghcr.io is listed twice`
+  ],
+  [
+    'registry-cache-port clash with the mirror',
+    {
+      'registry-caches': 'nvcr.io, ghcr.io',
+      'registry-mirror': 'true',
+      'registry-cache-port': '5000'
+    },
+    `Input 'registry-cache-port' has an invalid value "5000": the 2 cache(s) take ports 5000 to 5001, which holds the registry's port 5000: choose another first port`
+  ],
+  [
+    'registry-cache-port beyond 65535',
+    {'registry-caches': 'nvcr.io, ghcr.io', 'registry-cache-port': '65535'},
+    `Input 'registry-cache-port' has an invalid value "65535": the 2 cache(s) take ports 65535 to 65536, beyond 65535: choose another first port`
+  ],
+  [
+    'registry-cache-credentials form',
+    {'registry-caches': 'nvcr.io', 'registry-cache-credentials': 'nvcr.io $oauthtoken'},
+    `Input 'registry-cache-credentials' has an invalid value "***": line 1: write upstream user:token (the upstream as registry-caches names it)`
+  ],
+  [
+    'registry-cache-credentials unknown upstream',
+    {'registry-caches': 'nvcr.io', 'registry-cache-credentials': 'ghcr.io ci:tok'},
+    `Input 'registry-cache-credentials' has an invalid value "***": line 1: ghcr.io is not in registry-caches`
+  ],
+  [
+    'registry-cache-credentials twice',
+    {
+      'registry-caches': 'nvcr.io',
+      'registry-cache-credentials': 'nvcr.io a:1\n\nnvcr.io b:2'
+    },
+    `Input 'registry-cache-credentials' has an invalid value "***": line 3: nvcr.io has credentials twice`
   ]
 ]
 
@@ -394,6 +505,97 @@ describe('parseInputs reads pairs and contradictions', () => {
   })
 })
 
+describe('proxies and pull-through caches', () => {
+  it('reads the proxies, and gives every phase the same list with this host added', () => {
+    const inputs = parseInputs(
+      raw({
+        'http-proxy': 'http://ci:p%40ss@proxy.corp:3128/',
+        'https-proxy': 'https://proxy.corp:3129',
+        'no-proxy': '.corp, 10.0.0.0/8'
+      }),
+      host
+    )
+    expect(inputs.proxy).toEqual({
+      http: 'http://ci:p%40ss@proxy.corp:3128',
+      https: 'https://proxy.corp:3129',
+      noProxy: ['.corp', '10.0.0.0/8']
+    })
+    const me = {
+      names: ['gpu-01'],
+      addresses: ['127.0.0.1', '172.17.0.1', '10.1.2.3'],
+      fixedAddresses: ['127.0.0.1', '10.1.2.3']
+    }
+    const settings = phaseSettings(inputs, me)
+    const all = ['.corp', '10.0.0.0/8', 'localhost', '127.0.0.0/8', '::1', 'gpu-01', '10.1.2.3']
+    expect(settings.proxy.proxies?.noProxy).toEqual(all)
+    for (const p of [settings.daemon, settings.registry, settings.push]) {
+      expect(p.proxies).toEqual(settings.proxy.proxies)
+    }
+    expect(phaseSettings(parseInputs(raw(), host), me).proxy.proxies).toBeUndefined()
+  })
+
+  it('adds a local registry named by a host name of its own to no-proxy', () => {
+    const inputs = parseInputs(
+      raw({'http-proxy': 'http://p:1', registry: 'registry.lab:5000', 'start-registry': 'true'}),
+      host
+    )
+    expect(
+      phaseSettings(inputs, {names: ['gpu-01'], addresses: []}).proxy.proxies?.noProxy
+    ).toEqual(['localhost', '127.0.0.0/8', '::1', 'gpu-01', 'registry.lab'])
+  })
+
+  it('reads registry-caches: hosts over https, URLs as given, ports in list order, credentials', () => {
+    const inputs = parseInputs(
+      raw({
+        'registry-caches': 'nvcr.io\n# internal\nhttp://10.0.0.5:5000/, ghcr.io',
+        'registry-cache-credentials':
+          'nvcr.io $oauthtoken:nvapi-k3y with space\n\nhttp://10.0.0.5:5000 ci:tok'
+      }),
+      host
+    )
+    expect(inputs.registry.registryCaches).toEqual([
+      {
+        upstream: 'nvcr.io',
+        remoteUrl: 'https://nvcr.io',
+        host: 'nvcr.io',
+        slug: 'nvcr.io',
+        port: 5002,
+        credentials: {username: '$oauthtoken', password: 'nvapi-k3y with space'}
+      },
+      {
+        upstream: 'http://10.0.0.5:5000',
+        remoteUrl: 'http://10.0.0.5:5000',
+        host: '10.0.0.5:5000',
+        slug: '10.0.0.5-5000',
+        port: 5003,
+        credentials: {username: 'ci', password: 'tok'}
+      },
+      {
+        upstream: 'ghcr.io',
+        remoteUrl: 'https://ghcr.io',
+        host: 'ghcr.io',
+        slug: 'ghcr.io',
+        port: 5004,
+        credentials: undefined
+      }
+    ])
+  })
+
+  it('masks every secret: passwords, htpasswd and cache tokens, proxy credentials', () => {
+    expect(
+      secretValues(
+        raw({
+          password: 'pw',
+          'registry-htpasswd': 'ci:ht',
+          'registry-cache-credentials': 'nvcr.io $oauthtoken:nvapi-x',
+          'http-proxy': 'http://ci:p%40ss@proxy:3128',
+          'https-proxy': 'http://tok3n@proxy:3128'
+        })
+      )
+    ).toEqual(['pw', 'ht', 'nvapi-x', 'p%40ss', 'p@ss', 'tok3n'])
+  })
+})
+
 describe('parseInputs rejects bad input with one exact line', () => {
   it.each(BAD)('%s', (_name, overrides, message) => {
     expect(() => parseInputs(raw(overrides), host)).toThrow(
@@ -411,6 +613,12 @@ describe('parseInputs rejects bad input with one exact line', () => {
     }
     expect(message).toContain("'registry-htpasswd'")
     expect(message).not.toContain('topsecret')
+    expect(() =>
+      parseInputs(
+        raw({'registry-caches': 'nvcr.io', 'registry-cache-credentials': 'nvcr.io nvapi-secret'}),
+        host
+      )
+    ).toThrow(/^(?!.*nvapi-secret)/)
   })
 })
 

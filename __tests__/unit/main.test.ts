@@ -157,6 +157,7 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'Proxies',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
       'Local registry',
@@ -240,6 +241,18 @@ describe('the main step', () => {
     // No phase ran: no table.
     expect(core.record.summaries[0]).not.toMatch(/^\|/m)
     expect(state.values.has('cleanup')).toBe(false)
+  })
+
+  it('puts the proxy inputs in the run’s environment, which every command inherits (sudo keeps them)', async () => {
+    env = inputs({'http-proxy': 'http://proxy.corp:3128', 'no-proxy': '.corp'})
+    env.https_proxy = 'http://from-the-runner:1'
+    await runMain({})
+    expect(core.record.failed).toEqual([])
+    expect(env.http_proxy).toBe('http://proxy.corp:3128')
+    expect(env.HTTP_PROXY).toBe('http://proxy.corp:3128')
+    expect(env.no_proxy).toBe('.corp,localhost,127.0.0.0/8,::1,gpu-01')
+    // A variable the inputs do not set stays as the runner had it.
+    expect(env.https_proxy).toBe('http://from-the-runner:1')
   })
 
   it('writes no summary with summary: false, and still sets the outputs', async () => {

@@ -49,7 +49,8 @@ describe('outputs', () => {
       registry: 'localhost:5000',
       'registry-started': '',
       images: imagesJson(images),
-      digests: `localhost:5000/a:1@${D}`
+      digests: `localhost:5000/a:1@${D}`,
+      caches: ''
     })
   })
 

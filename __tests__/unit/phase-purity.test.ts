@@ -5,6 +5,8 @@ import type {DaemonFacts} from '../../src/phases/daemon/plan.js'
 import {enginePhase} from '../../src/phases/engine/phase.js'
 import type {EngineFacts} from '../../src/phases/engine/plan.js'
 import type {Phase, PhasePlan, PlanContext} from '../../src/phases/pipeline.js'
+import {proxyPhase} from '../../src/phases/proxy/phase.js'
+import type {ProxyFacts} from '../../src/phases/proxy/plan.js'
 import {pushPhase} from '../../src/phases/push/phase.js'
 import type {PushFacts} from '../../src/phases/push/plan.js'
 import {registryPhase} from '../../src/phases/registry/phase.js'
@@ -20,7 +22,12 @@ const HOST: HostInfo = {
   tempDir: '/tmp',
   identity: ME
 }
-const settings = settingsWith({images: 'app:1\ntool:2', 'registry-mirror': 'true'})
+const settings = settingsWith({
+  images: 'app:1\ntool:2',
+  'registry-mirror': 'true',
+  'registry-caches': 'nvcr.io',
+  'http-proxy': 'http://proxy.corp:3128'
+})
 const D = `sha256:${'d'.repeat(64)}`
 
 const engineFacts: EngineFacts = {
@@ -53,7 +60,8 @@ const daemonFacts: DaemonFacts = {
   },
   workloads: ['train-42'],
   debs: [],
-  provided: new Set()
+  provided: new Set(),
+  proxy: {engineVersion: '20.10.24', systemd: true, running: {http: '', https: '', noProxy: ''}}
 }
 const registryFacts: RegistryFacts = {
   me: ME,
@@ -64,6 +72,10 @@ const registryFacts: RegistryFacts = {
   fileHashes: {},
   dataDirs: {'/var/lib/docker-gpu-setup/registry': false},
   portHolders: {}
+}
+const proxyFacts: ProxyFacts = {
+  files: [{path: '/home/runner/.docker/config.json', text: '{"auths": {}}'}],
+  runnerEnvironment: {}
 }
 const pushFacts: PushFacts = {
   dockerUp: true,
@@ -89,6 +101,7 @@ function planTwice<I, F, P extends PhasePlan>(
 
 describe('a phase’s plan is pure: the same facts give the same plan', () => {
   it.each([
+    ['proxy', () => planTwice(proxyPhase, proxyFacts, {inputs: settings.proxy, host: HOST})],
     ['engine', () => planTwice(enginePhase, engineFacts, {inputs: settings.engine, host: HOST})],
     ['daemon', () => planTwice(daemonPhase, daemonFacts, {inputs: settings.daemon, host: HOST})],
     [

@@ -299,3 +299,29 @@ describe('the README', () => {
     for (const data of Object.values(SCENARIOS)) expect(readme).toContain(renderSummary(data))
   })
 })
+
+describe('pull-through caches', () => {
+  it('shows how to pull through each cache, and not the caches output as raw JSON', () => {
+    const md = renderSummary({
+      reports: [report('Local registry', 'changed', ['run a cache'])],
+      outputs: {caches: {'nvcr.io': 'localhost:5002', 'https://ghcr.io': 'localhost:5003'}},
+      warnings: [],
+      dryRun: false,
+      seconds: 1
+    })
+    const text = renderedText(md)
+    expect(text).toContain(
+      'docker pull localhost:5002/nvidia/pytorch:24.05-py3 instead of nvcr.io/nvidia/pytorch:24.05-py3'
+    )
+    expect(text).toContain(
+      'docker pull localhost:5003/<path>:<tag> instead of ghcr.io/<path>:<tag>'
+    )
+    expect(md).not.toContain('`caches`')
+    const caches = tables(md).find(t => t.header[0] === 'Upstream')
+    expect(caches?.rows.map(r => r.slice(0, 2))).toEqual([
+      ['nvcr.io', 'localhost:5002'],
+      ['https://ghcr.io', 'localhost:5003']
+    ])
+    expect(caches?.badLines).toEqual([])
+  })
+})

@@ -46,13 +46,42 @@ export function withLogFile(argv: readonly string[], logFile: string): string[] 
   return ['sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null', 'sh', logFile, ...argv]
 }
 
-/** Builds the argv actually executed: timeout, sudo and env prefixes, in that order. */
-export function wrapArgv(argv: readonly string[], options: RunOptions, isRoot: boolean): string[] {
+/**
+ * Proxy variables sudo must keep: its env_reset drops them, and apt, the key downloads and a
+ * dockerd this action starts need them on a runner behind a proxy.
+ */
+export const KEPT_UNDER_SUDO = [
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY'
+] as const
+
+/** The names of KEPT_UNDER_SUDO set in `env` (names only: their values never reach argv). */
+export function keptUnderSudo(env: NodeJS.ProcessEnv): string[] {
+  return KEPT_UNDER_SUDO.filter(k => env[k] !== undefined && env[k] !== '')
+}
+
+/**
+ * Builds the argv actually executed: timeout, sudo and env prefixes, in that order. Under sudo,
+ * `keep` names variables of this process's environment that sudo passes on (--preserve-env).
+ */
+export function wrapArgv(
+  argv: readonly string[],
+  options: RunOptions,
+  isRoot: boolean,
+  keep: readonly string[] = []
+): string[] {
   let out = [...argv]
   const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`)
   const sudo = options.root === true && !isRoot
   if (sudo && env.length > 0) out = ['env', ...env, ...out]
-  if (sudo) out = ['sudo', '-n', '--', ...out]
+  if (sudo) {
+    const preserve = keep.length > 0 ? [`--preserve-env=${keep.join(',')}`] : []
+    out = ['sudo', '-n', ...preserve, '--', ...out]
+  }
   if (options.timeoutSeconds !== undefined) {
     out = ['timeout', '-k', '2', String(options.timeoutSeconds), ...out]
   }
@@ -68,7 +97,7 @@ export class ExecRunner implements CommandRunner {
   }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
-    const full = wrapArgv(argv, options, this.isRoot)
+    const full = wrapArgv(argv, options, this.isRoot, keptUnderSudo(process.env))
     core.debug(`exec: ${JSON.stringify(full)}`)
     // Under sudo the extra environment is in argv (env(1)); sudo would drop it otherwise.
     const sudo = options.root === true && !this.isRoot
@@ -98,7 +127,12 @@ export class ExecRunner implements CommandRunner {
     argv: readonly string[],
     options: {root?: boolean; logFile: string}
   ): Promise<number> {
-    const full = wrapArgv(withLogFile(argv, options.logFile), {root: options.root}, this.isRoot)
+    const full = wrapArgv(
+      withLogFile(argv, options.logFile),
+      {root: options.root},
+      this.isRoot,
+      keptUnderSudo(process.env)
+    )
     core.debug(`spawn: ${JSON.stringify(full)}`)
     const env = stringEnv(process.env)
     delete env.RUNNER_TRACKING_ID

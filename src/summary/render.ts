@@ -187,10 +187,35 @@ function warningsBlock(warnings: readonly string[]): string[] {
   return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)]
 }
 
-/** Every output that has a value, except the images and digests shown above. */
+/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
+function examplePath(host: string): string {
+  return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>'
+}
+
+/** One row per pull-through cache: how to pull an upstream image through it. */
+function cachesBlock(caches: Readonly<Record<string, string>>): string[] {
+  const rows = Object.entries(caches).map(([upstream, address]): Inline[] => {
+    const host = upstream.replace(/^[a-z]+:\/\//i, '')
+    const path = examplePath(host)
+    return [
+      upstream,
+      address,
+      [code(`docker pull ${address}/${path}`), ' instead of ', code(`${host}/${path}`)]
+    ]
+  })
+  if (rows.length === 0) return []
+  return [
+    '',
+    '### Pull-through caches',
+    '',
+    ...table(['Upstream', 'Cache', 'Pull through it'], rows)
+  ]
+}
+
+/** Every output that has a value, except the images, digests and caches shown above. */
 function outputsBlock(outputs: Outputs): string[] {
   const rows = Object.entries(outputValues(outputs))
-    .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests')
+    .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches')
     .map(([k, v]): Inline[] => [code(k), v])
   if (rows.length === 0) return []
   return ['', ...details('Outputs', table(['Output', 'Value'], rows))]
@@ -212,6 +237,7 @@ export function renderSummary(data: SummaryData): string {
   lines.push(
     ...changesBlock(data),
     ...imagesBlock(data.outputs.images ?? []),
+    ...cachesBlock(data.outputs.caches ?? {}),
     ...warningsBlock(data.warnings),
     ...outputsBlock(data.outputs)
   )

@@ -70,3 +70,27 @@ export async function removeFile(runner: CommandRunner, file: string): Promise<v
   if (runner.isRoot) await fs.rm(file, {force: true})
   else await runner.run(['rm', '-f', '--', file], {root: true})
 }
+
+/**
+ * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
+ * folder is made when missing (0700), and when the process is root the file keeps the owner the
+ * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ */
+export async function writeOwnedFile(file: string, content: string, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file)
+  if (!(await exists(dir))) {
+    const parent = await fs.stat(path.dirname(dir))
+    await fs.mkdir(dir, {mode: 0o700})
+    if (process.getuid?.() === 0) await fs.chown(dir, parent.uid, parent.gid)
+  }
+  const owner = await fs.stat(file).catch(() => fs.stat(dir))
+  const keep = await fs.stat(file).then(
+    s => s.mode & 0o777,
+    () => mode
+  )
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`)
+  await fs.writeFile(tmp, content, {mode: keep})
+  await fs.chmod(tmp, keep)
+  if (process.getuid?.() === 0) await fs.chown(tmp, owner.uid, owner.gid)
+  await fs.rename(tmp, file)
+}

@@ -17,6 +17,7 @@ import {loadedConfig} from './detect.js'
 import {daemonFacts, looksForGpu} from './facts.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, type DaemonAction, type DaemonPlan} from './plan.js'
+import {applyProxyAction, verifyDaemonProxies} from './proxies.js'
 import {
   NVIDIA_LIST,
   TOOLKIT_PACKAGES,
@@ -139,6 +140,11 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
       case 'write-config':
         written = await writeConfig(ctx, action)
         break
+      case 'write-dropin':
+      case 'remove-dropin':
+      case 'daemon-reload':
+        await applyProxyAction(ctx, action)
+        break
       case 'reload':
       case 'restart': {
         const report = await activate(ctx, action, written)
@@ -177,5 +183,6 @@ export async function verifyDaemon(p: DaemonPlan, ctx: Ctx): Promise<string> {
       `Docker's default runtime is ${running.defaultRuntime}, not nvidia, after the change`
     )
   }
-  return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})`
+  const proxies = await verifyDaemonProxies(p, ctx)
+  return `runtimes: ${running.runtimes.join(', ')} (default ${running.defaultRuntime})${proxies}`
 }

@@ -9,6 +9,7 @@ import {parseNvidiaSmi, type GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, type DaemonFacts} from './plan.js'
 import {parseLoadedConfig, type LoadedConfig} from './reload.js'
+import {detectDaemonProxies} from './proxies.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES} from './toolkit.js'
 import {LABEL_MANAGED} from '../../docker/labels.js'
 
@@ -75,6 +76,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     loadedConfig(runner)
   ])
   const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
+  const proxy = await detectDaemonProxies(ctx)
   ctx.outputs.daemonConfigChanged = false
   ctx.outputs.daemonChange = 'none'
   ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false
@@ -93,6 +95,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     loaded: running,
     workloads: running ? await workloads(runner) : [],
     snap: await exists('/snap/bin/docker'),
-    ...offline
+    ...offline,
+    proxy
   }
 }

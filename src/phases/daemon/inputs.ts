@@ -1,5 +1,6 @@
 /** The daemon phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
+import type {Proxies} from '../../docker/proxy.js'
 import {
   bool,
   existingPath,
@@ -55,6 +56,8 @@ export interface DaemonSettings extends DaemonInputs {
   offlineDebs?: string
   /** insecure-registries and registry-mirrors entries for the local registry. */
   registryFragments: readonly Fragment[]
+  /** The proxies the daemon pulls through; undefined when none is set. */
+  proxies?: Proxies
 }
 
 function parseDaemonConfig(raw: Raw): JsonObject | undefined {

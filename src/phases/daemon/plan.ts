@@ -16,6 +16,13 @@ import {
 import type {GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import {classifyChange, type LoadedConfig} from './reload.js'
+import {
+  PROXY_DROP_IN,
+  planDaemonProxies,
+  type DaemonProxyFacts,
+  type DaemonProxyPlan,
+  type ProxyAction
+} from './proxy-plan.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 
 /** The one file this phase writes. */
@@ -41,6 +48,8 @@ export interface DaemonFacts {
   loaded?: LoadedConfig
   /** Running containers this action did not start: what a restart must keep running. */
   workloads: string[]
+  /** What the proxies need (engine version, systemd, drop-in, running values); only when set. */
+  proxy?: DaemonProxyFacts
 }
 
 /** One change the daemon config phase makes, in the order it makes them. */
@@ -52,6 +61,7 @@ export type DaemonAction =
   | {kind: 'install-debs'; files: string[]}
   | {kind: 'hold'; packages: string[]}
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
+  | ProxyAction
   | ({kind: 'reload'} & Activation)
   | ({kind: 'restart'; reason: string} & Activation)
 
@@ -77,6 +87,8 @@ export interface DaemonPlan extends PhasePlan {
   nvidia: boolean
   /** The daemon.json diff this plan writes (empty when unchanged). */
   diff: string[]
+  /** How the proxies reach the daemon; undefined when none is set. */
+  proxyWay?: DaemonProxyPlan['way']
 }
 
 function describe(a: DaemonAction): string {
@@ -97,9 +109,36 @@ function describe(a: DaemonAction): string {
       return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`
     case 'reload':
       return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`
+    case 'write-dropin':
+      return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`
+    case 'remove-dropin':
+      return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`
+    case 'daemon-reload':
+      return 'reload systemd units (systemctl daemon-reload)'
     case 'restart':
       return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`
   }
+}
+
+/**
+ * The proxies' drop-in changes go before the config reaches the daemon. When they need a restart
+ * (a drop-in, or dockerd's environment), a planned reload becomes a restart, or one is added:
+ * protected by live-restore like any other.
+ */
+function withProxyActions(
+  config: ConfigActions,
+  proxy: DaemonProxyPlan,
+  facts: DaemonFacts,
+  inputs: DaemonSettings
+): DaemonAction[] {
+  const at = config.actions.findIndex(a => a.kind === 'reload' || a.kind === 'restart')
+  const before = at >= 0 ? config.actions.slice(0, at) : config.actions
+  const planned = at >= 0 ? config.actions[at] : undefined
+  const change = planned?.kind === 'reload' || planned?.kind === 'restart' ? planned : undefined
+  if (!proxy.restart) return [...before, ...proxy.actions, ...(planned ? [planned] : [])]
+  const restart = {reload: change?.reload ?? [], restart: [...(change?.restart ?? []), 'proxies']}
+  const reason = change?.kind === 'restart' ? `${change.reason}; ${proxy.restart}` : proxy.restart
+  return [...before, ...proxy.actions, activation(facts, inputs, restart, config.merged, reason)]
 }
 
 /** Does the installed toolkit satisfy the pin (or exist at all without one)? */
@@ -164,21 +203,34 @@ function toolkitInstall(facts: DaemonFacts, inputs: DaemonSettings): DaemonActio
  * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
  * while the inputs were read; the registry's fragments only add to lists.
  */
-function daemonFragments(inputs: DaemonSettings, nvidia: boolean): Fragment[] {
+function daemonFragments(
+  inputs: DaemonSettings,
+  nvidia: boolean,
+  proxy: readonly Fragment[]
+): Fragment[] {
   return [
     ...(nvidia ? [nvidiaFragment(inputs)] : []),
     ...inputs.registryFragments,
+    ...proxy,
     ...(inputs.daemonConfig ? [{source: 'daemon-config', value: inputs.daemonConfig}] : [])
   ]
 }
 
-/** The write (when the merged file means something new) and the one restart, with their warnings. */
+/** The write of daemon.json and how it reaches the daemon, with the merged config and warnings. */
+interface ConfigActions {
+  actions: DaemonAction[]
+  diff: string[]
+  warnings: string[]
+  merged: JsonObject
+}
+
+/** The write (when the merged file means something new) and the one reload or restart, with their warnings. */
 function configActions(
   facts: DaemonFacts,
   inputs: DaemonSettings,
   fragments: readonly Fragment[],
   nvidia: boolean
-): {actions: DaemonAction[]; diff: string[]; warnings: string[]} {
+): ConfigActions {
   const current = facts.config ?? {}
   const {merged, overwrites} = mergeFragments(current, fragments)
   const warnings = overwrites.map(
@@ -202,7 +254,7 @@ function configActions(
     const keys = ['runtimes', 'default-runtime'].filter(k => k in merged)
     actions.push(activation(facts, inputs, {reload: keys, restart: []}, merged))
   }
-  return {actions, diff: write ? diff : [], warnings}
+  return {actions, diff: write ? diff : [], warnings, merged}
 }
 
 /**
@@ -215,7 +267,8 @@ function activation(
   facts: DaemonFacts,
   inputs: DaemonSettings,
   change: {reload: string[]; restart: string[]},
-  config: JsonObject
+  config: JsonObject,
+  reason = `${change.restart.join(', ')} only apply when dockerd starts`
 ): DaemonAction {
   const loaded = facts.loaded
   const workloads = loaded ? facts.workloads : []
@@ -240,12 +293,7 @@ function activation(
       : undefined
   return change.restart.length === 0
     ? {kind: 'reload', ...base, protect}
-    : {
-        kind: 'restart',
-        reason: `${change.restart.join(', ')} only apply when dockerd starts`,
-        ...base,
-        protect
-      }
+    : {kind: 'restart', reason, ...base, protect}
 }
 
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
@@ -296,20 +344,27 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
         ]
       : []
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
-  const config = configActions(facts, inputs, daemonFragments(inputs, nvidia), nvidia)
-  const actions = [...toolkit, ...config.actions]
+  const proxy = planDaemonProxies(facts.proxy, inputs.proxies)
+  const config = configActions(
+    facts,
+    inputs,
+    daemonFragments(inputs, nvidia, proxy.fragments),
+    nvidia
+  )
+  const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)]
   if (facts.snap && actions.length > 0) {
     throw new HostError(
       `Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`
     )
   }
   return {
-    found: describeFound(facts),
+    found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
     actions,
     steps: actions.map(a => ({description: describe(a)})),
     nvidia,
-    warnings: [...noDriver, ...config.warnings],
-    diff: config.diff
+    warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+    diff: config.diff,
+    proxyWay: proxy.way
   }
 }
 

@@ -1,7 +1,10 @@
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import * as core from '@actions/core'
+import {isJsonObject, type Json} from '../../docker/daemon-fragment.js'
+import {withClientProxies, type Proxies} from '../../docker/proxy.js'
 import {HostError, tailLines} from '../../errors.js'
+import {writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {Login, PushSettings} from './inputs.js'
@@ -42,8 +45,16 @@ async function login(ctx: Ctx, credentials: Login): Promise<string> {
       root: true
     })
   }
+  if (inputs.proxies) await addProxies(path.join(dir, 'config.json'), inputs.proxies)
   core.exportVariable('DOCKER_CONFIG', dir)
   return dir
+}
+
+/** The job's containers get the proxies from the config the login made (its auths kept). */
+async function addProxies(file: string, proxies: Proxies): Promise<void> {
+  const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as Json
+  const {config} = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies)
+  await writeOwnedFile(file, `${JSON.stringify(config, null, '\t')}\n`)
 }
 
 /** After a push that printed a digest: the registry must hold that digest for the tag. */

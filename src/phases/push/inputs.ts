@@ -1,4 +1,5 @@
 /** The push phase's inputs: their action.yml defaults, their type, and their parser (pure). */
+import type {Proxies} from '../../docker/proxy.js'
 import type {RegistryAddress} from '../../docker/reference.js'
 import {fail, int, optional, type RawInputs} from '../../input-fields.js'
 import {parseImageList, parseTagList, type ListItemError, type PushTarget} from './image-list.js'
@@ -36,6 +37,8 @@ export interface PushSettings extends PushInputs {
   registryCa?: string
   /** `registry` is in insecure-registries: its API is plain HTTP. */
   registryInsecure: boolean
+  /** Written into the per-job DOCKER_CONFIG a login makes, for the job's containers. */
+  proxies?: Proxies
 }
 
 function login(raw: Raw): Login | undefined {

@@ -14,6 +14,8 @@ import {
   AUTH_FILE,
   TLS_CERT,
   TLS_KEY,
+  cacheAddresses,
+  cacheSpecs,
   containerAction,
   mirrorSpec,
   registrySpec,
@@ -91,10 +93,18 @@ async function replaceContainer(
 }
 
 /** Creates, starts or recreates one container; true when it did any of those. */
-async function ensureContainer(ctx: Ctx, spec: ContainerSpec, tls: boolean): Promise<boolean> {
+async function ensureContainer(
+  ctx: Ctx,
+  spec: ContainerSpec & {envText?: string},
+  tls: boolean
+): Promise<boolean> {
   const action = containerAction(spec, await inspectContainer(ctx.runner, spec.name))
   if (action === 'keep') return false
   core.info(`${spec.name}: ${action}`)
+  // The file docker run reads the secrets from: root only, written just before it is read.
+  if (spec.envFile && spec.envText !== undefined && action !== 'start') {
+    await writeFileAtomic(ctx.runner, spec.envFile.path, spec.envText, 0o600, ctx.host.tempDir)
+  }
   if (action === 'start') {
     await ctx.runner.run(['docker', 'start', spec.name], {root: true})
     await waitReady(ctx, spec, tls)
@@ -137,10 +147,24 @@ async function installCert(ctx: Ctx, tls: TlsFiles): Promise<void> {
   await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp)
 }
 
+/** The registry and its mirror, when the plan has them; the names of those it started. */
+async function ensureRegistry(ctx: Ctx, p: RegistryPlan, id: string): Promise<string[]> {
+  const {inputs} = ctx
+  if (p.registry === undefined) return []
+  const started: string[] = []
+  const registry = registrySpec(inputs, id, await fileHashes(ctx))
+  if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
+    started.push(registry.name)
+  }
+  const mirror = mirrorSpec(inputs, id)
+  if (mirror && (await ensureContainer(ctx, mirror, false))) started.push(mirror.name)
+  return started
+}
+
 /**
- * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
- * mirror containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and registry-data;
- * remembers the containers it started for the post step.
+ * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry,
+ * mirror and cache containers. Touches /etc/docker-gpu-setup/registry, /etc/docker/certs.d and
+ * the data folders; remembers the containers it started for the post step.
  */
 export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
   const {inputs, runner} = ctx
@@ -152,20 +176,17 @@ export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
     await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir)
   }
   if (p.installCert && inputs.registryTls) await installCert(ctx, inputs.registryTls)
-  const registry = registrySpec(inputs, id, await fileHashes(ctx))
-  const mirror = mirrorSpec(inputs, id)
-  const started: string[] = []
-  if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
-    started.push(registry.name)
+  const started = await ensureRegistry(ctx, p, id)
+  for (const cache of cacheSpecs(inputs, id)) {
+    if (await ensureContainer(ctx, cache, false)) started.push(cache.name)
   }
-  if (mirror && (await ensureContainer(ctx, mirror, false))) started.push(mirror.name)
   if (started.length > 0) {
     ctx.outputs.registryStarted = true
     ctx.remember({registryContainers: started})
   }
 }
 
-/** What the registry now serves, for the summary (nothing to probe: apply waited for readiness). */
+/** What the registry and the caches now serve, for the summary (apply waited for readiness). */
 export function verifyRegistry(p: RegistryPlan, ctx: Ctx): Promise<string> {
   const {inputs} = ctx
   // Without Docker (a dry run's bare host) apply did nothing; otherwise it waited for readiness.
@@ -174,7 +195,19 @@ export function verifyRegistry(p: RegistryPlan, ctx: Ctx): Promise<string> {
     inputs.registryHtpasswd.length > 0
       ? `, basic auth for ${inputs.registryHtpasswd.map(e => e.user).join(', ')}`
       : ''
+  const registry = p.facts.wanted
+    ? `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
+    : 'no local registry'
+  const caches = Object.entries(cacheAddresses(inputs)).map(([up, at]) => `${up} → ${at}`)
   return Promise.resolve(
-    `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
+    caches.length > 0 ? `${registry}; pull-through caches: ${caches.join(', ')}` : registry
   )
+}
+
+/** Sets the caches output once they run (after apply, or found running as configured). */
+export function reportCaches(p: RegistryPlan, ctx: Ctx): Promise<void> {
+  if (p.facts.dockerUp && ctx.inputs.registryCaches.length > 0) {
+    ctx.outputs.caches = cacheAddresses(ctx.inputs)
+  }
+  return Promise.resolve()
 }

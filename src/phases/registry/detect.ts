@@ -15,6 +15,7 @@ import {
   REGISTRY_CONTAINER,
   TLS_CERT,
   TLS_KEY,
+  cacheNames,
   registryBind,
   registryPort,
   sha256,
@@ -122,11 +123,15 @@ async function certInstalled(ctx: Ctx): Promise<boolean> {
   )
 }
 
-/** Which data folders exist. */
-async function dataDirs(inputs: RegistrySettings): Promise<Record<string, boolean>> {
+/** Which data folders exist: the registry's and its mirror's when it is wanted, each cache's. */
+async function dataDirs(
+  inputs: RegistrySettings,
+  wanted: boolean
+): Promise<Record<string, boolean>> {
   const dirs = [
-    inputs.registryData,
-    ...(inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : [])
+    ...(wanted ? [inputs.registryData] : []),
+    ...(wanted && inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : []),
+    ...inputs.registryCaches.map(c => cacheNames(inputs, c).data)
   ]
   const out: Record<string, boolean> = {}
   for (const d of dirs) {
@@ -141,14 +146,22 @@ async function dataDirs(inputs: RegistrySettings): Promise<Record<string, boolea
 /** A port our own running container publishes is ours; any other holder is named. */
 async function portHolders(
   ctx: Ctx,
-  registry: ContainerState | undefined,
-  mirror: ContainerState | undefined
+  wanted: boolean,
+  containers: {
+    registry?: ContainerState
+    mirror?: ContainerState
+    caches: Record<string, ContainerState | undefined>
+  }
 ): Promise<Record<number, string | undefined>> {
   const {inputs} = ctx
-  const ports: [ContainerState | undefined, string, number][] = [
-    [registry, registryBind(inputs), registryPort(inputs)]
-  ]
-  if (inputs.registryMirror !== false) ports.push([mirror, '127.0.0.1', inputs.registryMirrorPort])
+  const ports: [ContainerState | undefined, string, number][] = []
+  if (wanted) ports.push([containers.registry, registryBind(inputs), registryPort(inputs)])
+  if (wanted && inputs.registryMirror !== false) {
+    ports.push([containers.mirror, '127.0.0.1', inputs.registryMirrorPort])
+  }
+  for (const c of inputs.registryCaches) {
+    ports.push([containers.caches[cacheNames(inputs, c).name], '127.0.0.1', c.port])
+  }
   const holders: Record<number, string | undefined> = {}
   for (const [state, bind, port] of ports) {
     if (!state?.running || state.hostPort !== port)
@@ -157,8 +170,22 @@ async function portHolders(
   return holders
 }
 
+/** Each cache's container, by name (undefined: none of that name). */
+async function cacheContainers(
+  ctx: Ctx,
+  dockerUp: boolean
+): Promise<Record<string, ContainerState | undefined>> {
+  const out: Record<string, ContainerState | undefined> = {}
+  for (const c of ctx.inputs.registryCaches) {
+    const {name} = cacheNames(ctx.inputs, c)
+    out[name] = dockerUp ? await inspectContainer(ctx.runner, name) : undefined
+  }
+  return out
+}
+
 /**
- * Reads the registry's state: whether one is wanted here, its image, containers, files, data
+ * Reads the registry's state: whether one is wanted here, its image, containers (the registry,
+ * its mirror, the caches of registry-caches, which run whether or not it is wanted), files, data
  * folders and ports; changes nothing. Sets the registry outputs to what is there now.
  */
 export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
@@ -175,22 +202,24 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     certOk: true,
     fileHashes: {},
     dataDirs: {},
-    portHolders: {}
+    portHolders: {},
+    caches: {}
   }
-  if (!wanted) {
+  if (!wanted && inputs.registryCaches.length === 0) {
     ctx.show(registryFacts(inputs, 'not wanted'))
     return none
   }
   const dockerUp = (await probeDaemon(runner)) !== undefined
-  const auth = inputs.registryHtpasswd.length > 0
-  const [id, registry, mirror, htpasswd, certOk] = await Promise.all([
+  const auth = wanted && inputs.registryHtpasswd.length > 0
+  const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
     dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
-    dockerUp ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
-    dockerUp && inputs.registryMirror !== false
+    dockerUp && wanted ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+    dockerUp && wanted && inputs.registryMirror !== false
       ? inspectContainer(runner, MIRROR_CONTAINER)
       : Promise.resolve(undefined),
     auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
-    certInstalled(ctx)
+    wanted ? certInstalled(ctx) : Promise.resolve(true),
+    cacheContainers(ctx, dockerUp)
   ])
   ctx.show(
     registryFacts(
@@ -209,7 +238,8 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     registry,
     mirror,
     fileHashes: await fileHashes(ctx),
-    dataDirs: await dataDirs(inputs),
-    portHolders: await portHolders(ctx, registry, mirror)
+    dataDirs: await dataDirs(inputs, wanted),
+    portHolders: await portHolders(ctx, wanted, {registry, mirror, caches}),
+    caches
   }
 }

@@ -1,5 +1,5 @@
 import type {Phase} from '../pipeline.js'
-import {applyRegistry, verifyRegistry} from './apply.js'
+import {applyRegistry, reportCaches, verifyRegistry} from './apply.js'
 import {detectRegistry} from './detect.js'
 import type {RegistrySettings} from './inputs.js'
 import {planRegistry, type RegistryFacts, type RegistryPlan} from './plan.js'
@@ -7,12 +7,13 @@ import {planRegistry, type RegistryFacts, type RegistryPlan} from './plan.js'
 /**
  * Registry phase: the CNCF distribution registry as a container that survives restarts (restart
  * always, data on the host), reused when its spec is unchanged, with optional auth, TLS and a
- * pull-through mirror.
+ * pull-through mirror of Docker Hub; and a pull-through cache of each registry-caches upstream.
  */
 export const registryPhase: Phase<RegistrySettings, RegistryFacts, RegistryPlan> = {
   name: 'Local registry',
   detect: detectRegistry,
   plan: (facts, {inputs}) => planRegistry(facts, inputs),
   apply: applyRegistry,
-  verify: verifyRegistry
+  verify: verifyRegistry,
+  check: reportCaches
 }

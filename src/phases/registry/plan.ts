@@ -5,6 +5,7 @@ import type {PhasePlan, Step} from '../pipeline.js'
 import type {RegistrySettings} from './inputs.js'
 import {
   AUTH_FILE,
+  cacheSpecs,
   containerAction,
   insecureRegistry,
   isThisHost,
@@ -35,6 +36,8 @@ export interface RegistryFacts {
   dataDirs: Record<string, boolean>
   /** Who holds a port we need, when something other than our container does. */
   portHolders: Record<number, string | undefined>
+  /** The container of each cache of registry-caches, by name (undefined: none yet). */
+  caches?: Record<string, ContainerState | undefined>
 }
 
 /** The registry phase's plan: the image, the files, the folders and each container's action. */
@@ -46,7 +49,11 @@ export interface RegistryPlan extends PhasePlan {
   makeDirs: string[]
   registry?: ContainerAction
   mirror?: ContainerAction
+  /** What each cache's container needs, by name. */
+  caches: Record<string, ContainerAction>
 }
+
+type Actions = Pick<RegistryPlan, 'registry' | 'mirror' | 'caches'>
 
 /** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
 export function daemonCaPath(inputs: Pick<RegistrySettings, 'registry' | 'registryTls'>): string {
@@ -66,7 +73,10 @@ function imageSource(facts: RegistryFacts, inputs: RegistrySettings): RegistryPl
 }
 
 /** The steps that prepare image, files and folders, before any container changes. */
-function preparationSteps(plan: Omit<RegistryPlan, 'steps'>, inputs: RegistrySettings): Step[] {
+function preparationSteps(
+  plan: Pick<RegistryPlan, 'image' | 'writeHtpasswd' | 'installCert' | 'makeDirs'>,
+  inputs: RegistrySettings
+): Step[] {
   const steps: Step[] = []
   if (plan.image === 'load') {
     steps.push({description: `load ${inputs.registryImage} from ${inputs.registryImageArchive}`})
@@ -84,45 +94,88 @@ function preparationSteps(plan: Omit<RegistryPlan, 'steps'>, inputs: RegistrySet
   return steps
 }
 
+/** A container's action, made `recreate` when its image is new (a new image under the same tag). */
+function renewed(action: ContainerAction, renew: boolean): ContainerAction {
+  return renew && action !== 'create' ? 'recreate' : action
+}
+
 /** Keep, start, create or recreate each container; new files or a new image make it again. */
 function containerActions(
   facts: RegistryFacts,
   inputs: RegistrySettings,
   newImage: boolean,
   newFiles: boolean
-): Pick<RegistryPlan, 'registry' | 'mirror'> {
-  const current = containerAction(
-    registrySpec(inputs, facts.imageId ?? '', facts.fileHashes),
-    facts.registry
+): Actions {
+  const id = facts.imageId ?? ''
+  const caches = Object.fromEntries(
+    cacheSpecs(inputs, id).map(spec => [
+      spec.name,
+      renewed(containerAction(spec, facts.caches?.[spec.name]), newImage)
+    ])
   )
-  const renew = newImage || newFiles
-  const registry: ContainerAction = renew && current !== 'create' ? 'recreate' : current
-  const spec = mirrorSpec(inputs, facts.imageId ?? '')
-  if (!spec) return {registry}
-  const m = containerAction(spec, facts.mirror)
-  return {registry, mirror: newImage && m !== 'create' ? 'recreate' : m}
+  if (!facts.wanted) return {caches}
+  const registry = renewed(
+    containerAction(registrySpec(inputs, id, facts.fileHashes), facts.registry),
+    newImage || newFiles
+  )
+  const spec = mirrorSpec(inputs, id)
+  if (!spec) return {registry, caches}
+  return {registry, mirror: renewed(containerAction(spec, facts.mirror), newImage), caches}
+}
+
+/** Each container the plan may change: what it is, its action, address, data and port input. */
+function containerRows(
+  inputs: RegistrySettings,
+  actions: Actions
+): {
+  what: string
+  action?: ContainerAction
+  port: number
+  at: string
+  data: string
+  input: string
+}[] {
+  return [
+    {
+      what: 'registry',
+      action: actions.registry,
+      port: registryPort(inputs),
+      at: `${registryBind(inputs)}:${registryPort(inputs)}`,
+      data: inputs.registryData,
+      input: 'registry: host:PORT'
+    },
+    {
+      what: 'pull-through mirror',
+      action: actions.mirror,
+      port: inputs.registryMirrorPort,
+      at: `127.0.0.1:${inputs.registryMirrorPort}`,
+      data: `${inputs.registryData}-mirror`,
+      input: 'registry-mirror-port'
+    },
+    ...cacheSpecs(inputs, '').map((spec, i) => ({
+      what: `pull-through cache of ${inputs.registryCaches[i].upstream}`,
+      action: actions.caches[spec.name],
+      port: spec.hostPort,
+      at: `127.0.0.1:${spec.hostPort}`,
+      data: spec.mounts[0].source,
+      input: 'registry-cache-port'
+    }))
+  ]
 }
 
 /** One step per container that changes; a port another process holds fails before any change. */
-function containerSteps(
-  facts: RegistryFacts,
-  inputs: RegistrySettings,
-  actions: Pick<RegistryPlan, 'registry' | 'mirror'>
-): Step[] {
+function containerSteps(facts: RegistryFacts, inputs: RegistrySettings, actions: Actions): Step[] {
   const steps: Step[] = []
-  for (const [what, action, port] of [
-    ['registry', actions.registry, registryPort(inputs)],
-    ['pull-through mirror', actions.mirror, inputs.registryMirrorPort]
-  ] as const) {
-    if (action === undefined || action === 'keep') continue
-    const holder = facts.portHolders[port]
+  for (const row of containerRows(inputs, actions)) {
+    if (row.action === undefined || row.action === 'keep') continue
+    const holder = facts.portHolders[row.port]
     if (holder) {
       throw new HostError(
-        `Port ${port} is taken by ${holder}: the ${what} cannot publish on it. Stop that, or choose another port (${what === 'registry' ? 'registry: host:PORT' : 'registry-mirror-port'}).`
+        `Port ${row.port} is taken by ${holder}: the ${row.what} cannot publish on it. Stop that, or choose another port (${row.input}).`
       )
     }
     steps.push({
-      description: `${action} the ${what} container (${what === 'registry' ? `${registryBind(inputs)}:${registryPort(inputs)}` : `127.0.0.1:${port}`}, data kept in ${what === 'registry' ? inputs.registryData : `${inputs.registryData}-mirror`})`
+      description: `${row.action} the ${row.what} container (${row.at}, data kept in ${row.data})`
     })
   }
   return steps
@@ -143,23 +196,52 @@ function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings): string
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
   const base = {facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: []}
-  if (!facts.wanted) return {...base, steps: [], found: notWantedReason(facts, inputs)}
+  if (!facts.wanted && inputs.registryCaches.length === 0) {
+    return {...base, caches: {}, steps: [], found: notWantedReason(facts, inputs)}
+  }
+  const caches = inputs.registryCaches.map(c => ({
+    description: `run the pull-through cache of ${c.upstream} on localhost:${c.port} (${inputs.registryImage})`
+  }))
   return {
     ...base,
+    caches: {},
     found: 'Docker is not running yet',
     steps: [
-      {description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`}
+      ...(facts.wanted
+        ? [
+            {
+              description: `run the local registry ${inputs.registry.text} (${inputs.registryImage})`
+            }
+          ]
+        : []),
+      ...caches
     ]
   }
 }
 
+/** What was found, in one line: the registry container (or why there is none), and the caches. */
+function describeFound(facts: RegistryFacts, inputs: RegistrySettings, actions: Actions): string {
+  const registry = !facts.wanted
+    ? notWantedReason(facts, inputs)
+    : facts.registry
+      ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
+      : 'no registry container'
+  const names = Object.keys(actions.caches)
+  if (names.length === 0) return registry
+  const ready = names.filter(n => actions.caches[n] === 'keep').length
+  return `${registry}; ${ready} of ${names.length} pull-through cache(s) running as configured`
+}
+
 /**
  * Plans the registry phase from facts (pure): image, files, data folders and the containers'
- * keep / start / create / recreate. Throws HostError for what it will not do (a port another
+ * keep / start / create / recreate: the registry and its mirror when it is wanted here, the caches
+ * of registry-caches whenever they are set. Throws HostError for what it will not do (a port another
  * process holds, an image it may not pull, a container it did not make).
  */
 export function planRegistry(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
-  if (!facts.wanted || !facts.dockerUp) return idlePlan(facts, inputs)
+  if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
+    return idlePlan(facts, inputs)
+  }
   const warnings = insecureRegistry(inputs, facts.me)
     ? [
         `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
@@ -174,8 +256,5 @@ export function planRegistry(facts: RegistryFacts, inputs: RegistrySettings): Re
   const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert)
   const prepared = {facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: ''}
   const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)]
-  const found = facts.registry
-    ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
-    : 'no registry container'
-  return {...prepared, ...actions, found, steps}
+  return {...prepared, ...actions, found: describeFound(facts, inputs, actions), steps}
 }

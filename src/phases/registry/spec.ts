@@ -7,15 +7,23 @@
 import {LABEL_MANAGED} from '../../docker/labels.js'
 import {createHash} from 'node:crypto'
 import {canonical, type Fragment} from '../../docker/daemon-fragment.js'
+import {proxyEnvironment, type Proxies} from '../../docker/proxy.js'
 import {isLoopbackHost} from '../../docker/reference.js'
 import {HostError} from '../../errors.js'
 import type {HostIdentity} from '../../host.js'
-import {REGISTRY_INPUTS, type RegistryInputs} from './inputs.js'
+import {
+  REGISTRY_INPUTS,
+  type RegistryCache,
+  type RegistryInputs,
+  type RegistrySettings
+} from './inputs.js'
 
 /** The local registry's container name. */
 export const REGISTRY_CONTAINER = 'docker-gpu-setup-registry'
 /** The pull-through cache's container name. */
 export const MIRROR_CONTAINER = 'docker-gpu-setup-mirror'
+/** Prefix of the container name of each cache of registry-caches. */
+export const CACHE_CONTAINER_PREFIX = 'docker-gpu-setup-cache-'
 export {LABEL_MANAGED}
 /** Label holding the spec's hash: equal hash, same container. */
 export const LABEL_SPEC = 'org.docker-gpu-setup.spec'
@@ -81,6 +89,11 @@ export interface ContainerSpec {
   mounts: {source: string; target: string; readonly: boolean}[]
   /** Hashes of mounted files whose content matters (htpasswd, certificate). */
   fileHashes: Record<string, string>
+  /**
+   * Variables given through a root-only file (`docker run --env-file`), never argv: an
+   * upstream's credentials and the proxies, which may carry a password. Its path and content's hash.
+   */
+  envFile?: {path: string; hash: string}
   /** sha256 of everything above: the label that says whether a running container is this spec. */
   hash: string
 }
@@ -146,26 +159,100 @@ export function registrySpec(
   })
 }
 
-/** The pull-through cache's spec: a second container (a proxying registry refuses pushes). */
-export function mirrorSpec(inputs: RegistryInputs, imageId: string): ContainerSpec | undefined {
-  if (inputs.registryMirror === false) return undefined
-  return withHash({
-    name: MIRROR_CONTAINER,
+/** Where the env files of the mirror and the caches live (root only: they may hold secrets). */
+export const ENV_DIR = `${REGISTRY_ETC}/env`
+
+/** An env file's text as `docker run --env-file` reads it: one KEY=value a line, taken literally. */
+export function envFileText(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join('')
+}
+
+/** What a pull-through container keeps out of argv: the upstream's credentials, the proxies. */
+function secretEnv(
+  proxies: Proxies | undefined,
+  credentials: RegistryCache['credentials']
+): Record<string, string> {
+  return {
+    ...(credentials
+      ? {
+          REGISTRY_PROXY_USERNAME: credentials.username,
+          REGISTRY_PROXY_PASSWORD: credentials.password
+        }
+      : {}),
+    ...(proxies ? proxyEnvironment(proxies) : {})
+  }
+}
+
+/** A pull-through cache of `remoteUrl` on 127.0.0.1:`port` (a proxying registry refuses pushes). */
+function pullThroughSpec(
+  name: string,
+  inputs: RegistrySettings,
+  imageId: string,
+  cache: {remoteUrl: string; port: number; data: string; credentials?: RegistryCache['credentials']}
+): ContainerSpec & {envText?: string} {
+  const secret = secretEnv(inputs.proxies, cache.credentials)
+  const envText = Object.keys(secret).length > 0 ? envFileText(secret) : undefined
+  const spec = withHash({
+    name,
     image: inputs.registryImage,
     imageId,
     bind: '127.0.0.1',
-    hostPort: inputs.registryMirrorPort,
+    hostPort: cache.port,
     env: {
       REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
       REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-      REGISTRY_PROXY_REMOTEURL: inputs.registryMirror,
+      REGISTRY_PROXY_REMOTEURL: cache.remoteUrl,
       OTEL_TRACES_EXPORTER: 'none'
     },
-    mounts: [
-      {source: `${inputs.registryData}-mirror`, target: '/var/lib/registry', readonly: false}
-    ],
-    fileHashes: {}
+    mounts: [{source: cache.data, target: '/var/lib/registry', readonly: false}],
+    fileHashes: {},
+    envFile: envText ? {path: `${ENV_DIR}/${name}.env`, hash: sha256(envText)} : undefined
   })
+  return {...spec, envText}
+}
+
+/** The Docker Hub cache's spec (registry-mirror), the only one in registry-mirrors. */
+export function mirrorSpec(
+  inputs: RegistrySettings,
+  imageId: string
+): (ContainerSpec & {envText?: string}) | undefined {
+  if (inputs.registryMirror === false) return undefined
+  return pullThroughSpec(MIRROR_CONTAINER, inputs, imageId, {
+    remoteUrl: inputs.registryMirror,
+    port: inputs.registryMirrorPort,
+    data: `${inputs.registryData}-mirror`
+  })
+}
+
+/** The container name and data folder of one cache of registry-caches. */
+export function cacheNames(
+  inputs: Pick<RegistryInputs, 'registryData'>,
+  cache: RegistryCache
+): {name: string; data: string} {
+  return {
+    name: `${CACHE_CONTAINER_PREFIX}${cache.slug}`,
+    data: `${inputs.registryData}-cache-${cache.slug}`
+  }
+}
+
+/** One spec per registry-caches entry: its own port, data folder and credentials. */
+export function cacheSpecs(
+  inputs: RegistrySettings,
+  imageId: string
+): (ContainerSpec & {envText?: string})[] {
+  return inputs.registryCaches.map(cache => {
+    const {name, data} = cacheNames(inputs, cache)
+    return pullThroughSpec(name, inputs, imageId, {...cache, data})
+  })
+}
+
+/** The caches output: each upstream as written → the address to pull it through. */
+export function cacheAddresses(
+  inputs: Pick<RegistryInputs, 'registryCaches'>
+): Record<string, string> {
+  return Object.fromEntries(inputs.registryCaches.map(c => [c.upstream, `localhost:${c.port}`]))
 }
 
 /** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
@@ -186,6 +273,7 @@ export function runArgv(spec: ContainerSpec): string[] {
     '--label',
     `${LABEL_SPEC}=${spec.hash}`,
     ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+    ...(spec.envFile ? ['--env-file', spec.envFile.path] : []),
     ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
     spec.image
   ]
