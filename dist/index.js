@@ -32716,9 +32716,10 @@ const LOCK_MESSAGES = [
     [/Unable to lock the download directory/, () => ({ lock: '/var/cache/apt/archives/lock' })],
     // dpkg itself (apt-mark goes through it): "dpkg frontend lock was locked by another process with pid 1234"
     [
-        /dpkg (frontend lock|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
+        // dpkg before 1.21 says "dpkg frontend is locked".
+        /dpkg (frontend(?: lock)?|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
         m => ({
-            lock: m[1] === 'frontend lock' ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
+            lock: m[1].startsWith('frontend') ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
             holder: m[2] ? `process ${m[2]}` : undefined
         })
     ]
@@ -32759,6 +32760,10 @@ function parsePolicy(text) {
             out.set(current, cand[1] === '(none)' ? undefined : cand[1]);
     }
     return out;
+}
+/** The plan step for an apt-mark hold after an install: the pin, and holds the host had put back. */
+function describeHold(packages) {
+    return `hold ${packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
 }
 /** `apt-get -s install …` → the packages apt would remove (its `Remv NAME [VERSION]` lines). */
 function parseSimulatedRemovals(text) {
@@ -34086,7 +34091,6 @@ async function availableVersions(runner, name) {
     const r = await runner.run(['apt-cache', 'madison', name], { allowFailure: true });
     return parseMadison(r.stdout);
 }
-/** Refreshes the package lists (apt-get update, as root). */
 /**
  * Runs an apt or dpkg command as root, waiting while another process holds one of their locks:
  * apt-daily, unattended-upgrades or cloud-init on a freshly booted host hold them for minutes, and
@@ -35099,7 +35103,10 @@ async function ensureAptRepo(runner, repo, tempDir) {
         }
         else {
             lib_core/* warning */.$e(`Disabling ${fix.entries} entr${fix.entries === 1 ? 'y' : 'ies'} for ${repo.what} in ${fix.path} (its other repositories stay; the file as it was is in ${fix.path}${BACKUP_SUFFIX})`);
-            await runner.run(['cp', '-p', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], { root: true });
+            // -n: a copy from an earlier run is the file as it was before this action ever touched it.
+            await runner.run(['cp', '-p', '-n', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], {
+                root: true
+            });
             await writeFileAtomic(runner, fix.path, fix.content, 0o644, tempDir);
         }
     }
@@ -35237,18 +35244,27 @@ async function isEnabled(runner) {
 async function enableDocker(runner) {
     await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
 }
-/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
-async function daemonLogTail(runner, manager) {
+/**
+ * The last lines of the daemon's log, wherever this host's service manager keeps it; with `since`
+ * (epoch ms) only what dockerd logged from then on (journald by time; a log file by its
+ * `time="…"` stamps).
+ */
+async function daemonLogTail(runner, manager, since) {
     if (manager === 'systemd') {
-        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
-            root: true,
-            allowFailure: true
-        });
+        const window = since === undefined ? [] : ['--since', `@${Math.floor(since / 1000)}`];
+        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager', ...window], { root: true, allowFailure: true });
         return (0,errors/* tailLines */.os)(r.stdout, 30);
     }
     const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
     const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
-    return (0,errors/* tailLines */.os)(direct || sysv, 30);
+    const lines = (direct || sysv).split('\n');
+    const recent = since === undefined
+        ? lines
+        : lines.filter(l => {
+            const stamp = /time="([^"]+)"/.exec(l)?.[1];
+            return stamp !== undefined && Date.parse(stamp) >= since - 1000;
+        });
+    return (0,errors/* tailLines */.os)(recent.join('\n'), 30);
 }
 /**
  * `systemctl start|restart docker`, bounded in time and proven by a probe; the unit's log when it
@@ -35263,19 +35279,16 @@ async function systemdDocker(runner, verb) {
     // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
     // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
     // has been running ... not functional until restarted"), or stopped; either way every start
-    // then fails with "no sockets found via socket activation". So the socket is restarted with the
-    // service: systemd refuses to start a socket whose service runs, and stopping the socket would
-    // take the service with it, hence stop service, restart socket, start service.
+    // then fails with "no sockets found via socket activation". So the socket restarts with the
+    // service: both stop together (no client can wake the service in between), both start.
     const socket = await hasSocketUnit(runner);
     if (socket) {
-        await runner.run(['systemctl', 'stop', 'docker.service'], { root: true, timeoutSeconds: 120 });
-        await runner.run(['systemctl', 'restart', 'docker.socket'], { root: true, timeoutSeconds: 30 });
+        await runner.run(['systemctl', 'stop', 'docker.socket', 'docker.service'], {
+            root: true,
+            timeoutSeconds: 120
+        });
     }
-    const r = await runner.run(['systemctl', socket ? 'start' : verb, 'docker.service'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: START_TIMEOUT_S
-    });
+    const r = await runner.run(['systemctl', socket ? 'start' : verb, ...(socket ? ['docker.socket'] : []), 'docker.service'], { root: true, allowFailure: true, timeoutSeconds: START_TIMEOUT_S });
     if (r.exitCode === 124) {
         throw new errors/* HostError */.dh(`'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
     }
@@ -35430,7 +35443,9 @@ function changeFacts(c) {
             value: c.how,
             ...(c.restartKeys.length > 0 ? { note: `needed by ${c.restartKeys.join(', ')}` } : {})
         },
-        { label: 'API paused', value: `${c.downtime.toFixed(2)} s` }
+        c.downtime === 0
+            ? { label: 'API answered throughout', value: true }
+            : { label: 'API down', value: `${c.downtime.toFixed(2)} s` }
     ];
     if (c.protectedContainers.length > 0) {
         facts.push({ label: 'kept running', value: c.protectedContainers.length, note: 'live-restore' });
@@ -35501,6 +35516,11 @@ function explainGpuFailure(output) {
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/reload.ts
 /**
+ * Which daemon.json changes dockerd applies on a reload (SIGHUP) and which need a restart, and how
+ * to see in `docker info` that a reload took (pure).
+ */
+
+/**
  * Keys dockerd (20.10 to 28, Linux) applies on SIGHUP: its Reload (daemon/reload.go,
  * reload_unix.go) updates exactly these, and keeps running containers. Every other key (log-opts,
  * log-driver, data-root, storage-driver, proxies, features, …) is read only at start. Features are
@@ -35526,7 +35546,9 @@ const RELOADABLE_KEYS = [
 /** The top-level keys whose value differs between two configs, sorted. */
 function changedKeys(before, after) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-    return [...keys].filter(k => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+    const same = (k) => JSON.stringify(canonical(before[k] ?? null)) === JSON.stringify(canonical(after[k] ?? null)) &&
+        k in before === k in after;
+    return [...keys].filter(k => !same(k)).sort();
 }
 /**
  * Splits changed keys into what a reload applies and what forces a restart. A removed key always
@@ -35684,7 +35706,7 @@ function describe(a) {
         case 'install-debs':
             return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
         case 'hold':
-            return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
+            return describeHold(a.packages);
         case 'write-config':
             return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
         case 'reload':
@@ -35807,7 +35829,14 @@ function configActions(facts, inputs, fragments, nvidia) {
 function activation(facts, inputs, change, config, reason = `${change.restart.join(', ')} only apply when dockerd starts`) {
     const loaded = facts.loaded;
     const workloads = loaded ? facts.workloads : [];
-    const base = { config, ...change, workloads, unprotectable: loaded?.swarm === true };
+    const base = {
+        config,
+        ...change,
+        workloads,
+        loaded: loaded !== undefined,
+        liveRestore: loaded?.liveRestore === true,
+        unprotectable: loaded?.swarm === true
+    };
     if (!loaded)
         return {
             kind: 'restart',
@@ -35818,7 +35847,7 @@ function activation(facts, inputs, change, config, reason = `${change.restart.jo
         };
     const exposed = workloads.length > 0 && !loaded.liveRestore;
     if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
-        throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
+        throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
     }
     const protect = exposed && !loaded.swarm
         ? { text: serialiseDaemonConfig({ ...config, 'live-restore': true }) }
@@ -36057,9 +36086,9 @@ async function detectDaemon(ctx) {
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/activate.ts
 /**
- * Makes the running daemon take the daemon.json this run wrote, stopping as little as possible: a
- * reload (SIGHUP) where dockerd applies every changed key in place, else a restart during which
- * live-restore keeps running containers alive; a failed change is rolled back.
+ * Makes the running daemon take daemon.json, stopping as little as possible: a reload (SIGHUP)
+ * where dockerd applies every changed key in place, else a restart during which live-restore keeps
+ * running containers alive; a change that fails is rolled back.
  */
 
 
@@ -36071,32 +36100,44 @@ async function detectDaemon(ctx) {
 
 /** Where the file in force before this run's change is kept (restored when the change fails). */
 const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
+/** A written config, as apply records it. */
+function written(action, hadBackup) {
+    return { text: action.text, hadBackup, diff: action.diff };
+}
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-/** Polls `docker info` until the daemon shows `keys` of `config` taken; returns those it has not. */
+/**
+ * Polls `docker info` until the daemon shows `keys` of `config`; returns those it has not, and
+ * how long `docker info` did not answer meanwhile.
+ */
 async function waitTaken(ctx, config, keys, deadlineMs = 15_000) {
     const end = Date.now() + deadlineMs;
+    let unanswered = 0;
     for (;;) {
+        const asked = Date.now();
         const loaded = await loadedConfig(ctx.runner);
+        if (!loaded)
+            unanswered += Date.now() - asked;
         const missing = loaded ? notTaken(config, loaded, keys) : [...keys];
         if (missing.length === 0 || Date.now() > end)
-            return missing;
+            return { missing, unanswered: unanswered / 1000 };
         await sleep(200);
     }
 }
-/** dockerd's log says a reload was refused (a config it could not apply). */
-function reloadRefused(log) {
+/** The lines of dockerd's log since `since` that say it refused to (re)load its configuration. */
+async function refusal(ctx, manager, since) {
+    const log = await daemonLogTail(ctx.runner, manager, since);
     const lines = log
         .split('\n')
-        .filter(l => /reload|reconfigur/i.test(l) && /level=(error|warning)|error|fail/i.test(l));
-    return lines.length > 0 ? lines.slice(-3).join('\n') : undefined;
+        .filter(l => /unable to configure|reload|reconfigur|invalid|unknown/i.test(l))
+        .filter(l => /level=(error|fatal|warning)|error|fail|unable/i.test(l));
+    return lines.slice(-3).join('\n');
 }
-/** Writes daemon.json as this run means it (or with live-restore forced on, during a restart). */
 async function put(ctx, text) {
     await writeFileAtomic(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir);
 }
 /** The previous file back (or none, when there was none). */
-async function restorePrevious(ctx, written) {
-    if (written.hadBackup) {
+async function restorePrevious(ctx, w) {
+    if (w.hadBackup) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
     }
     else {
@@ -36104,119 +36145,156 @@ async function restorePrevious(ctx, written) {
     }
     ctx.outputs.daemonConfigChanged = false;
 }
-/** Reloads and proves the keys took; a refused reload puts the previous file back and reloads it. */
-async function reload(ctx, manager, action, written) {
-    const started = Date.now();
-    await reloadDocker(ctx.runner, manager);
-    const missing = await waitTaken(ctx, action.config, action.reload);
-    const downtime = (Date.now() - started) / 1000;
-    if (missing.length === 0)
-        return { missing, downtime };
-    const refused = reloadRefused(await daemonLogTail(ctx.runner, manager));
-    if (refused !== undefined && written) {
-        await restorePrevious(ctx, written);
-        await reloadDocker(ctx.runner, manager);
-        throw new errors/* HostError */.dh(`Docker refused to reload the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and reloaded, nothing was restarted. The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${refused}`);
-    }
-    return { missing, downtime };
+/** The file as this run leaves it: what it wrote, or (when it wrote nothing) the previous one. */
+async function restoreFinal(ctx, w) {
+    if (w.text === undefined)
+        await restorePrevious(ctx, w);
+    else
+        await put(ctx, w.text);
 }
-/** Turns live-restore on by reload, so the restart that follows keeps containers running. */
-async function liveRestoreOn(ctx, manager, action, text, written) {
+/** The config in force before this run (the backup), as an object. */
+async function previousConfig(ctx, w) {
+    if (!w.hadBackup)
+        return {};
+    return parseDaemonConfig((await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}');
+}
+/**
+ * A restart with nothing written this run (proxies in a drop-in, a daemon that never read the
+ * file) still changes the file while it protects containers: keep a copy to put back.
+ */
+async function snapshot(ctx) {
+    const had = await exists(DAEMON_JSON);
+    if (had)
+        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
+    return { hadBackup: had, diff: [] };
+}
+/** Sends the reload; when dockerd cannot be told (no unit reload, no pid), the file goes back. */
+async function signalReload(ctx, manager, w) {
+    try {
+        await reloadDocker(ctx.runner, manager);
+    }
+    catch (e) {
+        if (w)
+            await restorePrevious(ctx, w);
+        throw new errors/* HostError */.dh(`Could not ask Docker to reload ${DAEMON_JSON} (${(0,errors/* errorMessage */.gJ)(e)}); ${w ? 'the previous file is back, ' : ''}nothing was restarted.`, { cause: e });
+    }
+}
+/** Reloads and proves the keys took; a refused reload puts the previous file back and reloads it. */
+async function reload(ctx, manager, action, w) {
+    const started = Date.now();
+    await signalReload(ctx, manager, w);
+    const { missing, unanswered } = await waitTaken(ctx, action.config, action.reload);
+    const applied = (Date.now() - started) / 1000;
+    if (missing.length === 0)
+        return { missing, downtime: unanswered, applied };
+    const refused = await refusal(ctx, manager, started);
+    if (refused !== '' && w) {
+        await restorePrevious(ctx, w);
+        await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`Docker refused to reload the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and reloaded, nothing was restarted. The change that failed: ${w.diff.join('; ')}. Daemon log:\n${refused}`);
+    }
+    return { missing, downtime: unanswered, applied };
+}
+/**
+ * Turns live-restore on by reload (the file with it forced on), so the restart that follows
+ * keeps containers running. False when this engine did not turn it on (the file is put back).
+ */
+async function liveRestoreOn(ctx, manager, text, w) {
     await put(ctx, text);
+    await signalReload(ctx, manager, w);
+    // dockerd handles SIGHUP at once: a few seconds tell an engine that ignores it.
+    const { missing } = await waitTaken(ctx, { 'live-restore': true }, ['live-restore'], 5000);
+    if (missing.length === 0)
+        return true;
+    await restoreFinal(ctx, w);
     await reloadDocker(ctx.runner, manager);
-    const on = (await waitTaken(ctx, { 'live-restore': true }, ['live-restore'])).length === 0;
-    if (on)
-        return;
-    if (written)
-        await restorePrevious(ctx, written);
+    return false;
+}
+/**
+ * Puts live-restore back as the file this run leaves has it. A reload keeps the value of a key the
+ * file does not set, so "not set" is applied as an explicit false first, then the file is written
+ * as meant (the daemon already runs it that way; its next start reads the same).
+ */
+async function liveRestoreBack(ctx, manager, config, w) {
+    const wanted = config['live-restore'];
+    await put(ctx, serialiseDaemonConfig({ ...config, 'live-restore': wanted === true }));
     await reloadDocker(ctx.runner, manager);
-    throw new errors/* HostError */.dh(`This Docker did not turn live-restore on, so a restart would stop running containers (${action.workloads.join(', ')}). Nothing was restarted and the previous ${DAEMON_JSON} is back. Set allow-restart: true to restart anyway, or make the change when they are done.`);
+    const { missing } = await waitTaken(ctx, { 'live-restore': wanted === true }, ['live-restore']);
+    await restoreFinal(ctx, w);
+    if (missing.length > 0) {
+        ctx.warn(`live-restore did not go back to ${String(wanted === true)} by reload; it stays on until Docker restarts.`);
+    }
 }
 /**
  * A restart that fails is undone: the previous file back and Docker started again. While
  * containers are protected, that start keeps live-restore on (a daemon starting without it stops
- * the containers it finds), then the previous file exactly, by reload.
+ * the containers it finds), then live-restore goes back as the previous file has it.
  */
-async function rollBack(ctx, manager, written, protecting, cause) {
+async function rollBack(ctx, manager, w, protecting, cause) {
     const log = await daemonLogTail(ctx.runner, manager);
-    await restorePrevious(ctx, written);
-    if (protecting) {
-        const previous = await previousConfig(ctx, written);
+    const previous = await previousConfig(ctx, w);
+    if (protecting)
         await put(ctx, serialiseDaemonConfig({ ...previous, 'live-restore': true }));
-    }
+    else
+        await restorePrevious(ctx, w);
     await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-    if (protecting) {
-        const previous = await previousConfig(ctx, written);
-        if (previous['live-restore'] === undefined) {
-            await put(ctx, serialiseDaemonConfig({ ...previous, 'live-restore': false }));
-            await reloadDocker(ctx.runner, manager);
-        }
-        await restorePrevious(ctx, written);
-        await reloadDocker(ctx.runner, manager);
-    }
-    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${written.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
-        `The change that failed: ${written.action.diff.join('; ')}. Daemon log:\n${errorLines(log)}`, { cause });
+    if (protecting)
+        await liveRestoreBack(ctx, manager, previous, { ...w, text: undefined });
+    ctx.outputs.daemonConfigChanged = false;
+    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
+        `The change that failed: ${w.diff.join('; ') || '(the restart itself)'}. Daemon log:\n${errorLines(log)}`, { cause });
 }
-/** The config in force before this run (the backup), as an object. */
-async function previousConfig(ctx, written) {
-    if (!written.hadBackup)
-        return {};
-    const text = (await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}';
-    return parseDaemonConfig(text);
-}
-/**
- * Puts live-restore back as the file this run wrote has it. A reload keeps the value of a key the
- * file does not set, so "not set" is applied as an explicit false first, then the file is written
- * as meant (the daemon already runs it that way; its next start reads the same).
- */
-async function liveRestoreBack(ctx, manager, action, written) {
-    const wanted = action.config['live-restore'];
-    const applied = wanted === undefined ? { ...action.config, 'live-restore': false } : action.config;
-    await put(ctx, serialiseDaemonConfig(applied));
-    await reloadDocker(ctx.runner, manager);
-    const expected = wanted === true;
-    const back = await waitTaken(ctx, { 'live-restore': expected }, ['live-restore']);
-    if (wanted === undefined)
-        await put(ctx, written.action.text);
-    if (back.length > 0) {
-        ctx.warn(`live-restore did not go back to ${String(expected)} by reload; it stays on until Docker restarts.`);
-    }
-}
-/** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
-async function restart(ctx, manager, action, written, reason) {
-    if (action.unprotectable && action.workloads.length > 0 && !ctx.inputs.allowRestart) {
-        if (written)
-            await restorePrevious(ctx, written);
-        if (written)
-            await reloadDocker(ctx.runner, manager);
-        throw new errors/* HostError */.dh(`${reason}, and live-restore cannot keep running containers alive here (swarm mode): ${action.workloads.join(', ')}. The previous ${DAEMON_JSON} is back; nothing was restarted. Set allow-restart: true to restart anyway.`);
-    }
-    const protect = action.protect;
-    if (protect)
-        await liveRestoreOn(ctx, manager, action, protect.text, written);
+/** What the log says before a restart: which containers keep running, and which stop. */
+function announce(action, reason, protecting, liveRestore) {
+    const names = action.workloads.join(', ');
     lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
         (action.workloads.length === 0
             ? ' No container of anyone else is running.'
-            : protect
-                ? ` live-restore keeps these running: ${action.workloads.join(', ')}.`
-                : ` These stop (those with a restart policy come back): ${action.workloads.join(', ')}.`));
+            : protecting || liveRestore
+                ? ` live-restore keeps these running: ${names}.`
+                : ` These stop (those with a restart policy come back): ${names}.`));
+}
+/** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
+async function restart(ctx, manager, action, w, reason) {
+    const exposed = action.workloads.length > 0 && !action.liveRestore;
+    if (action.unprotectable && exposed && !ctx.inputs.allowRestart) {
+        if (w)
+            await restorePrevious(ctx, w);
+        if (w)
+            await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`${reason}, and live-restore cannot keep running containers alive here (swarm mode): ${action.workloads.join(', ')}. ${w ? `The previous ${DAEMON_JSON} is back; n` : 'N'}othing was restarted. Set allow-restart: true to restart anyway.`);
+    }
+    const kept = w ?? (action.protect ? await snapshot(ctx) : undefined);
+    let protecting = action.protect !== undefined && kept !== undefined;
+    if (protecting &&
+        action.protect &&
+        kept &&
+        !(await liveRestoreOn(ctx, manager, action.protect.text, kept))) {
+        if (!ctx.inputs.allowRestart) {
+            throw new errors/* HostError */.dh(`This Docker did not turn live-restore on, so a restart would stop running containers (${action.workloads.join(', ')}). Nothing was restarted; ${DAEMON_JSON} is as it was before the restart was needed. Set allow-restart: true to restart anyway, or make the change when they are done.`);
+        }
+        ctx.warn(`live-restore could not be turned on: restarting anyway (allow-restart), ${action.workloads.join(', ')} stop.`);
+        protecting = false;
+    }
+    announce(action, reason, protecting, action.liveRestore);
     const started = Date.now();
     try {
         await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
     }
     catch (e) {
-        if (!written)
+        if (!kept)
             throw e;
-        throw await rollBack(ctx, manager, written, protect !== undefined, e);
+        throw await rollBack(ctx, manager, kept, protecting, e);
     }
     const downtime = (Date.now() - started) / 1000;
-    if (protect && written)
-        await liveRestoreBack(ctx, manager, action, written);
+    if (protecting && kept)
+        await liveRestoreBack(ctx, manager, action.config, kept);
     return {
-        how: 'restart',
+        how: action.loaded ? 'restart' : 'start',
         restartKeys: action.restart,
         downtime,
-        protectedContainers: protect ? action.workloads : []
+        applied: (Date.now() - started) / 1000,
+        protectedContainers: protecting || action.liveRestore ? action.workloads : []
     };
 }
 /**
@@ -36224,18 +36302,18 @@ async function restart(ctx, manager, action, written, reason) {
  * changed key in place (a reload that does not take becomes a restart), restart otherwise.
  * Touches the docker service and, while protecting containers, daemon.json's live-restore.
  */
-async function activate(ctx, action, written) {
+async function activate(ctx, action, w) {
     const manager = await detectServiceManager(ctx.host.systemd);
     if (action.kind === 'restart')
-        return restart(ctx, manager, action, written, action.reason);
-    const { missing, downtime } = await reload(ctx, manager, action, written);
+        return restart(ctx, manager, action, w, action.reason);
+    const { missing, downtime, applied } = await reload(ctx, manager, action, w);
     if (missing.length === 0) {
-        lib_core/* info */.pq(`Reloaded Docker: ${action.reload.join(', ')} applied by the same daemon in ${downtime.toFixed(2)} s; no container was touched.`);
-        return { how: 'reload', restartKeys: [], downtime, protectedContainers: [] };
+        lib_core/* info */.pq(`Reloaded Docker: ${action.reload.join(', ')} applied by the same daemon in ${applied.toFixed(2)} s; the API ${downtime === 0 ? 'answered throughout' : `did not answer for ${downtime.toFixed(2)} s`}, no container was touched.`);
+        return { how: 'reload', restartKeys: [], downtime, applied, protectedContainers: [] };
     }
     const reason = `the reload did not apply ${missing.join(', ')}`;
     lib_core/* info */.pq(`${reason}: restarting instead.`);
-    return restart(ctx, manager, { ...action, restart: missing }, written, reason);
+    return restart(ctx, manager, { ...action, restart: missing }, w, reason);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
@@ -36308,7 +36386,7 @@ async function writeConfig(ctx, action) {
     await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
     ctx.outputs.daemonConfigChanged = true;
     lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
-    return { action, hadBackup };
+    return written(action, hadBackup);
 }
 /** Installs the toolkit packages, at the pinned version when there is one (checked against apt's lists). */
 async function installToolkit(ctx, pin) {
@@ -36565,7 +36643,7 @@ function plan_describe(action) {
         case 'install-debs':
             return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`;
         case 'hold':
-            return `hold ${action.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`;
+            return describeHold(action.packages);
         case 'start':
             return 'start Docker';
         case 'enable':
@@ -36977,13 +37055,31 @@ async function applyAction(ctx, action, installArgs, packagesChanged) {
 async function applyEngine(p, ctx) {
     const install = p.actions.find(a => a.kind === 'install');
     let installArgs;
-    for (const action of p.actions) {
-        if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
-            installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
-            await reportImplicitRemovals(ctx, p, installArgs);
+    const unheld = [];
+    try {
+        for (const action of p.actions) {
+            if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
+                installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
+                await reportImplicitRemovals(ctx, p, installArgs);
+            }
+            await applyAction(ctx, action, installArgs, p.packagesChange);
+            if (action.kind === 'unhold')
+                unheld.push(...action.packages);
         }
-        await applyAction(ctx, action, installArgs, p.packagesChange);
     }
+    catch (e) {
+        await holdAgain(ctx, unheld);
+        throw e;
+    }
+}
+/** After a failed change, puts back the holds it lifted on packages that are still installed. */
+async function holdAgain(ctx, unheld) {
+    if (unheld.length === 0)
+        return;
+    const still = [...(await installedPackages(ctx.runner, unheld)).keys()];
+    if (still.length === 0)
+        return;
+    await aptMark(ctx.runner, 'hold', still).catch((e) => ctx.warn(`Could not put back the apt hold on ${still.join(', ')}: ${(0,errors/* errorMessage */.gJ)(e)}`));
 }
 /** Proves Docker answers after the changes; sets docker-version and docker-changed. */
 async function verifyEngine(p, ctx) {

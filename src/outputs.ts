@@ -45,7 +45,7 @@ export interface Outputs {
   dockerChanged?: boolean
   daemonConfigChanged?: boolean
   /** How a daemon.json change reached the running daemon: a reload (SIGHUP) or a restart. */
-  daemonChange?: 'reload' | 'restart' | 'none'
+  daemonChange?: 'reload' | 'restart' | 'start' | 'none'
   nvidiaRuntime?: boolean
   /** The host's driver and GPUs; undefined without a driver. */
   gpu?: {count: number; driverVersion: string; cudaVersion?: string}

@@ -183,7 +183,6 @@ describe('a snap docker', () => {
 })
 
 describe('a port below 1024 as a non-root runner (unprivileged ports start at 1024)', () => {
-  beforeAll(() => undefined)
   it('a free port 80 is free; one held by a process is named', () => {
     box = Box.start({
       suite: 'bookworm',

@@ -128,7 +128,7 @@ describe.each([
       const r = run({...mirrors, 'log-opts': {'max-size': '20m'}})
       expect(r.code).toBe(1)
       expect(errorLine(r)).toMatch(
-        /needs a restart of Docker \(log-opts only apply at start\), and live-restore cannot keep running containers alive here \(swarm mode\)\. Nothing was changed\. Running: work\./
+        /needs a restart of Docker \(log-opts only apply at start\), and live-restore cannot keep running containers alive here \(swarm mode\)\. \/etc\/docker\/daemon\.json was not changed\. Running: work\./
       )
       expect(box.read('/etc/docker/daemon.json')).toBe(before)
       expect(box.dockerdPid()).toBe(dockerd)

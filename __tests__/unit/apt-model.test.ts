@@ -146,6 +146,10 @@ describe('aptLockHeld', () => {
       {lock: '/var/lib/dpkg/lock-frontend', holder: 'process 901'}
     ],
     [
+      'dpkg: error: dpkg frontend is locked by another process',
+      {lock: '/var/lib/dpkg/lock-frontend', holder: undefined}
+    ],
+    [
       'dpkg: error: dpkg status database is locked by another process',
       {lock: '/var/lib/dpkg/lock', holder: undefined}
     ]

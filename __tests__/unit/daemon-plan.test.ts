@@ -345,7 +345,7 @@ describe('reload or restart, and the containers that keep running', () => {
         inputs(logOpts)
       )
     ).toThrow(
-      'Applying /etc/docker/daemon.json needs a restart of Docker (log-opts only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: web, train-42. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).'
+      'Applying /etc/docker/daemon.json needs a restart of Docker (log-opts only apply at start), and live-restore cannot keep running containers alive here (swarm mode). /etc/docker/daemon.json was not changed. Running: web, train-42. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).'
     )
     const allowed = planDaemon(
       facts({loaded: running({swarm: true}), workloads: ['web']}),

@@ -43,9 +43,10 @@ const LOCK_MESSAGES: [RegExp, (m: RegExpExecArray) => AptLockHeld][] = [
   [/Unable to lock the download directory/, () => ({lock: '/var/cache/apt/archives/lock'})],
   // dpkg itself (apt-mark goes through it): "dpkg frontend lock was locked by another process with pid 1234"
   [
-    /dpkg (frontend lock|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
+    // dpkg before 1.21 says "dpkg frontend is locked".
+    /dpkg (frontend(?: lock)?|status database) (?:was|is) locked by another process(?: with pid (\d+))?/,
     m => ({
-      lock: m[1] === 'frontend lock' ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
+      lock: m[1].startsWith('frontend') ? '/var/lib/dpkg/lock-frontend' : '/var/lib/dpkg/lock',
       holder: m[2] ? `process ${m[2]}` : undefined
     })
   ]
@@ -86,6 +87,11 @@ export function parsePolicy(text: string): Map<string, string | undefined> {
     if (cand && current) out.set(current, cand[1] === '(none)' ? undefined : cand[1])
   }
   return out
+}
+
+/** The plan step for an apt-mark hold after an install: the pin, and holds the host had put back. */
+export function describeHold(packages: readonly string[]): string {
+  return `hold ${packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
 }
 
 /** `apt-get -s install …` → the packages apt would remove (its `Remv NAME [VERSION]` lines). */

@@ -86,7 +86,10 @@ export async function ensureAptRepo(
       core.warning(
         `Disabling ${fix.entries} entr${fix.entries === 1 ? 'y' : 'ies'} for ${repo.what} in ${fix.path} (its other repositories stay; the file as it was is in ${fix.path}${BACKUP_SUFFIX})`
       )
-      await runner.run(['cp', '-p', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], {root: true})
+      // -n: a copy from an earlier run is the file as it was before this action ever touched it.
+      await runner.run(['cp', '-p', '-n', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], {
+        root: true
+      })
       await writeFileAtomic(runner, fix.path, fix.content, 0o644, tempDir)
     }
   }

@@ -73,7 +73,6 @@ export async function availableVersions(runner: CommandRunner, name: string): Pr
   return parseMadison(r.stdout)
 }
 
-/** Refreshes the package lists (apt-get update, as root). */
 /**
  * Runs an apt or dpkg command as root, waiting while another process holds one of their locks:
  * apt-daily, unattended-upgrades or cloud-init on a freshly booted host hold them for minutes, and

@@ -115,21 +115,35 @@ export async function enableDocker(runner: CommandRunner): Promise<void> {
   await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], {root: true})
 }
 
-/** The last lines of the daemon's log, wherever this host's service manager keeps it. */
+/**
+ * The last lines of the daemon's log, wherever this host's service manager keeps it; with `since`
+ * (epoch ms) only what dockerd logged from then on (journald by time; a log file by its
+ * `time="…"` stamps).
+ */
 export async function daemonLogTail(
   runner: CommandRunner,
-  manager: ServiceManager
+  manager: ServiceManager,
+  since?: number
 ): Promise<string> {
   if (manager === 'systemd') {
-    const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager'], {
-      root: true,
-      allowFailure: true
-    })
+    const window = since === undefined ? [] : ['--since', `@${Math.floor(since / 1000)}`]
+    const r = await runner.run(
+      ['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager', ...window],
+      {root: true, allowFailure: true}
+    )
     return tailLines(r.stdout, 30)
   }
   const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? ''
   const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? ''
-  return tailLines(direct || sysv, 30)
+  const lines = (direct || sysv).split('\n')
+  const recent =
+    since === undefined
+      ? lines
+      : lines.filter(l => {
+          const stamp = /time="([^"]+)"/.exec(l)?.[1]
+          return stamp !== undefined && Date.parse(stamp) >= since - 1000
+        })
+  return tailLines(recent.join('\n'), 30)
 }
 
 /**
@@ -145,19 +159,19 @@ async function systemdDocker(runner: CommandRunner, verb: 'start' | 'restart'): 
   // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
   // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
   // has been running ... not functional until restarted"), or stopped; either way every start
-  // then fails with "no sockets found via socket activation". So the socket is restarted with the
-  // service: systemd refuses to start a socket whose service runs, and stopping the socket would
-  // take the service with it, hence stop service, restart socket, start service.
+  // then fails with "no sockets found via socket activation". So the socket restarts with the
+  // service: both stop together (no client can wake the service in between), both start.
   const socket = await hasSocketUnit(runner)
   if (socket) {
-    await runner.run(['systemctl', 'stop', 'docker.service'], {root: true, timeoutSeconds: 120})
-    await runner.run(['systemctl', 'restart', 'docker.socket'], {root: true, timeoutSeconds: 30})
+    await runner.run(['systemctl', 'stop', 'docker.socket', 'docker.service'], {
+      root: true,
+      timeoutSeconds: 120
+    })
   }
-  const r = await runner.run(['systemctl', socket ? 'start' : verb, 'docker.service'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: START_TIMEOUT_S
-  })
+  const r = await runner.run(
+    ['systemctl', socket ? 'start' : verb, ...(socket ? ['docker.socket'] : []), 'docker.service'],
+    {root: true, allowFailure: true, timeoutSeconds: START_TIMEOUT_S}
+  )
   if (r.exitCode === 124) {
     throw new HostError(
       `'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`

@@ -3,7 +3,7 @@
  * interrupted run left removed, every host image and fixture built (cached by recipe hash). Test
  * files run in parallel workers; a machine-wide lock makes one of them build while the others wait.
  */
-import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import * as path from 'node:path'
 import {
   CACHE,
@@ -31,6 +31,22 @@ function alive(pid: number): boolean {
   }
 }
 
+function readMaybe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+function mtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs
+  } catch {
+    return Date.now()
+  }
+}
+
 function withLock<T>(fn: () => T): T {
   mkdirSync(CACHE, {recursive: true})
   for (;;) {
@@ -38,8 +54,10 @@ function withLock<T>(fn: () => T): T {
       mkdirSync(LOCK)
       break
     } catch {
-      const owner = Number(readFileSync(`${LOCK}/pid`, {encoding: 'utf8', flag: 'a+'}).trim())
-      if (owner > 0 && !alive(owner)) rmSync(LOCK, {recursive: true, force: true})
+      // No pid yet: its owner is between mkdir and writing it, or died right there.
+      const owner = Number(readMaybe(`${LOCK}/pid`).trim())
+      const ownerless = !(owner > 0) && Date.now() - mtime(LOCK) > 30_000
+      if (ownerless || (owner > 0 && !alive(owner))) rmSync(LOCK, {recursive: true, force: true})
       else sh('sleep 1')
     }
   }

@@ -12,7 +12,13 @@ import {ensureAptRepo, fetchKey, isArmored} from '../../system/apt-repo.js'
 import {exists, removeFile, writeFileAtomic} from '../../system/files.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
-import {DAEMON_JSON_BACKUP, activate, type ActivationReport, type Written} from './activate.js'
+import {
+  DAEMON_JSON_BACKUP,
+  activate,
+  written as writtenBy,
+  type ActivationReport,
+  type Written
+} from './activate.js'
 import {loadedConfig} from './detect.js'
 import {daemonFacts, looksForGpu} from './facts.js'
 import type {DaemonSettings} from './inputs.js'
@@ -95,7 +101,7 @@ async function writeConfig(ctx: Ctx, action: WriteConfig): Promise<Written> {
   await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir)
   ctx.outputs.daemonConfigChanged = true
   core.info(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`)
-  return {action, hadBackup}
+  return writtenBy(action, hadBackup)
 }
 
 /** Installs the toolkit packages, at the pinned version when there is one (checked against apt's lists). */

@@ -18,7 +18,7 @@ export interface DaemonState {
   gpu?: Outputs['gpu']
   /** How this run's daemon.json change reached the daemon. */
   change?: {
-    how: 'reload' | 'restart'
+    how: 'reload' | 'restart' | 'start'
     restartKeys: readonly string[]
     downtime: number
     protectedContainers: readonly string[]
@@ -59,7 +59,9 @@ function changeFacts(c: NonNullable<DaemonState['change']>): Fact[] {
       value: c.how,
       ...(c.restartKeys.length > 0 ? {note: `needed by ${c.restartKeys.join(', ')}`} : {})
     },
-    {label: 'API paused', value: `${c.downtime.toFixed(2)} s`}
+    c.downtime === 0
+      ? {label: 'API answered throughout', value: true}
+      : {label: 'API down', value: `${c.downtime.toFixed(2)} s`}
   ]
   if (c.protectedContainers.length > 0) {
     facts.push({label: 'kept running', value: c.protectedContainers.length, note: 'live-restore'})

@@ -4,7 +4,7 @@
  */
 import {HostError} from '../../errors.js'
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
-import {closeDebSet, versionMatchesPin, type DebInfo} from '../../system/apt-model.js'
+import {closeDebSet, describeHold, versionMatchesPin, type DebInfo} from '../../system/apt-model.js'
 import type {PhasePlan} from '../pipeline.js'
 import {
   diffConfigs,
@@ -76,6 +76,10 @@ export interface Activation {
   reload: string[]
   restart: string[]
   workloads: string[]
+  /** The daemon runs (else a restart is its start). */
+  loaded: boolean
+  /** live-restore is already on in the running daemon: containers survive a restart as it is. */
+  liveRestore: boolean
   protect?: {text: string}
   /** live-restore cannot be used (swarm mode): a restart would stop the workloads. */
   unprotectable: boolean
@@ -104,7 +108,7 @@ function describe(a: DaemonAction): string {
     case 'install-debs':
       return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`
     case 'hold':
-      return `hold ${a.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
+      return describeHold(a.packages)
     case 'write-config':
       return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`
     case 'reload':
@@ -272,7 +276,14 @@ function activation(
 ): DaemonAction {
   const loaded = facts.loaded
   const workloads = loaded ? facts.workloads : []
-  const base = {config, ...change, workloads, unprotectable: loaded?.swarm === true}
+  const base = {
+    config,
+    ...change,
+    workloads,
+    loaded: loaded !== undefined,
+    liveRestore: loaded?.liveRestore === true,
+    unprotectable: loaded?.swarm === true
+  }
   if (!loaded)
     return {
       kind: 'restart',
@@ -284,7 +295,7 @@ function activation(
   const exposed = workloads.length > 0 && !loaded.liveRestore
   if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
     throw new HostError(
-      `Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). Nothing was changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`
+      `Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`
     )
   }
   const protect =

@@ -2,7 +2,7 @@
  * Which daemon.json changes dockerd applies on a reload (SIGHUP) and which need a restart, and how
  * to see in `docker info` that a reload took (pure).
  */
-import type {Json, JsonObject} from '../../docker/daemon-fragment.js'
+import {canonical, type Json, type JsonObject} from '../../docker/daemon-fragment.js'
 
 /**
  * Keys dockerd (20.10 to 28, Linux) applies on SIGHUP: its Reload (daemon/reload.go,
@@ -31,7 +31,10 @@ export const RELOADABLE_KEYS: readonly string[] = [
 /** The top-level keys whose value differs between two configs, sorted. */
 export function changedKeys(before: JsonObject, after: JsonObject): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)])
-  return [...keys].filter(k => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort()
+  const same = (k: string) =>
+    JSON.stringify(canonical(before[k] ?? null)) === JSON.stringify(canonical(after[k] ?? null)) &&
+    k in before === k in after
+  return [...keys].filter(k => !same(k)).sort()
 }
 
 /**

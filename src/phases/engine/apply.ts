@@ -1,6 +1,6 @@
 import {promises as fs} from 'node:fs'
 import * as core from '@actions/core'
-import {HostError} from '../../errors.js'
+import {HostError, errorMessage} from '../../errors.js'
 import {
   aptInstall,
   aptInstallOffline,
@@ -227,13 +227,30 @@ async function applyAction(
 export async function applyEngine(p: EnginePlan, ctx: Ctx): Promise<void> {
   const install = p.actions.find(a => a.kind === 'install')
   let installArgs: string[] | undefined
-  for (const action of p.actions) {
-    if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
-      installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
-      await reportImplicitRemovals(ctx, p, installArgs)
+  const unheld: string[] = []
+  try {
+    for (const action of p.actions) {
+      if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
+        installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
+        await reportImplicitRemovals(ctx, p, installArgs)
+      }
+      await applyAction(ctx, action, installArgs, p.packagesChange)
+      if (action.kind === 'unhold') unheld.push(...action.packages)
     }
-    await applyAction(ctx, action, installArgs, p.packagesChange)
+  } catch (e) {
+    await holdAgain(ctx, unheld)
+    throw e
   }
+}
+
+/** After a failed change, puts back the holds it lifted on packages that are still installed. */
+async function holdAgain(ctx: Ctx, unheld: readonly string[]): Promise<void> {
+  if (unheld.length === 0) return
+  const still = [...(await installedPackages(ctx.runner, unheld)).keys()]
+  if (still.length === 0) return
+  await aptMark(ctx.runner, 'hold', still).catch((e: unknown) =>
+    ctx.warn(`Could not put back the apt hold on ${still.join(', ')}: ${errorMessage(e)}`)
+  )
 }
 
 /** Proves Docker answers after the changes; sets docker-version and docker-changed. */

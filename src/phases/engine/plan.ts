@@ -7,6 +7,7 @@ import type {PhasePlan} from '../pipeline.js'
 import type {ServiceManager} from '../../system/service.js'
 import {
   closeDebSet,
+  describeHold,
   staleSourceFixes,
   upstreamVersion,
   versionMatchesPin,
@@ -141,7 +142,7 @@ export function describe(action: EngineAction): string {
     case 'install-debs':
       return `install ${action.files.length} .deb file(s) from offline-debs: ${action.files.map(f => f.split('/').pop()).join(', ')}`
     case 'hold':
-      return `hold ${action.packages.join(', ')} at the installed version (apt-mark hold: the pin, and holds the host had)`
+      return describeHold(action.packages)
     case 'start':
       return 'start Docker'
     case 'enable':
