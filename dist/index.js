@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9379:
+/***/ 1091:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -141,17 +141,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __nccwpck_require__(356)
-const { safeRe: re, t } = __nccwpck_require__(5471)
-const cmp = __nccwpck_require__(8646)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const parseOptions = __nccwpck_require__(5684)
+const { safeRe: re, t } = __nccwpck_require__(1295)
+const cmp = __nccwpck_require__(8470)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 
 /***/ }),
 
-/***/ 6782:
+/***/ 7646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -373,22 +373,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __nccwpck_require__(1383)
+const LRU = __nccwpck_require__(6071)
 const cache = new LRU()
 
-const parseOptions = __nccwpck_require__(356)
-const Comparator = __nccwpck_require__(9379)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const trimComparatorWhitespace = __nccwpck_require__(9737)
+const parseOptions = __nccwpck_require__(5684)
+const Comparator = __nccwpck_require__(1091)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const trimComparatorWhitespace = __nccwpck_require__(5465)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __nccwpck_require__(5471)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5101)
+} = __nccwpck_require__(1295)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(6045)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -735,17 +735,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 7163:
+/***/ 203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const debug = __nccwpck_require__(1159)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5101)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const debug = __nccwpck_require__(4039)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(6045)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
-const parseOptions = __nccwpck_require__(356)
-const { compareIdentifiers } = __nccwpck_require__(3348)
+const parseOptions = __nccwpck_require__(5684)
+const { compareIdentifiers } = __nccwpck_require__(4180)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1092,12 +1092,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 1799:
+/***/ 8439:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1107,17 +1107,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 8646:
+/***/ 8470:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gt = __nccwpck_require__(6599)
-const gte = __nccwpck_require__(1236)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gt = __nccwpck_require__(6247)
+const gte = __nccwpck_require__(9908)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1168,14 +1168,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 5385:
+/***/ 8377:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const parse = __nccwpck_require__(6353)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const SemVer = __nccwpck_require__(203)
+const parse = __nccwpck_require__(1105)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1237,12 +1237,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 7648:
+/***/ 8336:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1253,24 +1253,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 6874:
+/***/ 1962:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 8469:
+/***/ 837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1279,12 +1279,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 711:
+/***/ 7447:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1346,48 +1346,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5082:
+/***/ 3578:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6599:
+/***/ 6247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 1236:
+/***/ 9908:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 2338:
+/***/ 6754:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1410,72 +1410,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 3872:
+/***/ 9088:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 6717:
+/***/ 3405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 8511:
+/***/ 2031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 2603:
+/***/ 3387:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 4974:
+/***/ 7486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 1105:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1495,24 +1495,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 8756:
+/***/ 7236:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 5714:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1522,36 +1522,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 2173:
+/***/ 6877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 7192:
+/***/ 2600:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 8011:
+/***/ 9451:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1565,26 +1565,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 9872:
+/***/ 2928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6114:
+/***/ 6562:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
+const parse = __nccwpck_require__(1105)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1632,12 +1632,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 8780:
+/***/ 6716:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1647,54 +1647,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2088:
+/***/ 3880:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __nccwpck_require__(5471)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
-const identifiers = __nccwpck_require__(3348)
-const parse = __nccwpck_require__(6353)
-const valid = __nccwpck_require__(8780)
-const clean = __nccwpck_require__(1799)
-const inc = __nccwpck_require__(2338)
-const diff = __nccwpck_require__(711)
-const major = __nccwpck_require__(8511)
-const minor = __nccwpck_require__(2603)
-const patch = __nccwpck_require__(8756)
-const prerelease = __nccwpck_require__(5714)
-const compare = __nccwpck_require__(8469)
-const rcompare = __nccwpck_require__(2173)
-const compareLoose = __nccwpck_require__(6874)
-const compareBuild = __nccwpck_require__(7648)
-const sort = __nccwpck_require__(9872)
-const rsort = __nccwpck_require__(7192)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gte = __nccwpck_require__(1236)
-const lte = __nccwpck_require__(6717)
-const cmp = __nccwpck_require__(8646)
-const coerce = __nccwpck_require__(5385)
-const truncate = __nccwpck_require__(6114)
-const Comparator = __nccwpck_require__(9379)
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const toComparators = __nccwpck_require__(4750)
-const maxSatisfying = __nccwpck_require__(5574)
-const minSatisfying = __nccwpck_require__(8595)
-const minVersion = __nccwpck_require__(1866)
-const validRange = __nccwpck_require__(4737)
-const outside = __nccwpck_require__(280)
-const gtr = __nccwpck_require__(2276)
-const ltr = __nccwpck_require__(5213)
-const intersects = __nccwpck_require__(3465)
-const simplifyRange = __nccwpck_require__(2028)
-const subset = __nccwpck_require__(1489)
+const internalRe = __nccwpck_require__(1295)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
+const identifiers = __nccwpck_require__(4180)
+const parse = __nccwpck_require__(1105)
+const valid = __nccwpck_require__(6716)
+const clean = __nccwpck_require__(8439)
+const inc = __nccwpck_require__(6754)
+const diff = __nccwpck_require__(7447)
+const major = __nccwpck_require__(2031)
+const minor = __nccwpck_require__(3387)
+const patch = __nccwpck_require__(7236)
+const prerelease = __nccwpck_require__(3602)
+const compare = __nccwpck_require__(837)
+const rcompare = __nccwpck_require__(6877)
+const compareLoose = __nccwpck_require__(1962)
+const compareBuild = __nccwpck_require__(8336)
+const sort = __nccwpck_require__(2928)
+const rsort = __nccwpck_require__(2600)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gte = __nccwpck_require__(9908)
+const lte = __nccwpck_require__(3405)
+const cmp = __nccwpck_require__(8470)
+const coerce = __nccwpck_require__(8377)
+const truncate = __nccwpck_require__(6562)
+const Comparator = __nccwpck_require__(1091)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const toComparators = __nccwpck_require__(2126)
+const maxSatisfying = __nccwpck_require__(825)
+const minSatisfying = __nccwpck_require__(4867)
+const minVersion = __nccwpck_require__(4122)
+const validRange = __nccwpck_require__(1745)
+const outside = __nccwpck_require__(5720)
+const gtr = __nccwpck_require__(6372)
+const ltr = __nccwpck_require__(9309)
+const intersects = __nccwpck_require__(1673)
+const simplifyRange = __nccwpck_require__(7660)
+const subset = __nccwpck_require__(129)
 module.exports = {
   parse,
   valid,
@@ -1747,7 +1747,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5101:
+/***/ 6045:
 /***/ ((module) => {
 
 
@@ -1821,7 +1821,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1159:
+/***/ 4039:
 /***/ ((module) => {
 
 
@@ -1839,7 +1839,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 3348:
+/***/ 4180:
 /***/ ((module) => {
 
 
@@ -1875,7 +1875,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1383:
+/***/ 6071:
 /***/ ((module) => {
 
 
@@ -1924,7 +1924,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 356:
+/***/ 5684:
 /***/ ((module) => {
 
 
@@ -1948,7 +1948,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 5471:
+/***/ 1295:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 
@@ -1957,8 +1957,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __nccwpck_require__(5101)
-const debug = __nccwpck_require__(1159)
+} = __nccwpck_require__(6045)
+const debug = __nccwpck_require__(4039)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2178,7 +2178,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 9737:
+/***/ 5465:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -2193,7 +2193,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __nccwpck_require__(5101)
+} = __nccwpck_require__(6045)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2623,25 +2623,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 2276:
+/***/ 6372:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 3465:
+/***/ 1673:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2652,12 +2652,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 5213:
+/***/ 9309:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2665,13 +2665,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 5574:
+/***/ 825:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -2699,13 +2699,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 8595:
+/***/ 4867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -2732,14 +2732,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 1866:
+/***/ 4122:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
-const gt = __nccwpck_require__(6599)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
+const gt = __nccwpck_require__(6247)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -2802,20 +2802,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 280:
+/***/ 5720:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Comparator = __nccwpck_require__(9379)
+const SemVer = __nccwpck_require__(203)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
-const gte = __nccwpck_require__(1236)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
+const gte = __nccwpck_require__(9908)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -2891,7 +2891,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2028:
+/***/ 7660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2899,8 +2899,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -2947,16 +2947,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 1489:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
-const Comparator = __nccwpck_require__(9379)
+const Range = __nccwpck_require__(7646)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3203,12 +3203,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 4750:
+/***/ 2126:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3220,12 +3220,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 4737:
+/***/ 1745:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3240,15 +3240,15 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -3520,34 +3520,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -3565,10 +3565,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -3630,7 +3630,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -3642,39 +3642,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
+/* unused reexport */ __nccwpck_require__(5524).Headers
+/* unused reexport */ __nccwpck_require__(715).Response
+/* unused reexport */ __nccwpck_require__(175).Request
+/* unused reexport */ __nccwpck_require__(1142).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+/* unused reexport */ __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+/* unused reexport */ __nccwpck_require__(1886).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -3690,18 +3690,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -3761,16 +3761,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -3876,7 +3876,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3890,10 +3890,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -4134,16 +4134,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -4355,18 +4355,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -4582,15 +4582,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -4697,21 +4697,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -4720,9 +4720,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -5103,15 +5103,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -5203,16 +5203,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -5450,7 +5450,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 
@@ -5575,7 +5575,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5784,7 +5784,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 
@@ -6216,7 +6216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6224,7 +6224,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -6239,9 +6239,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -6705,7 +6705,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -6779,7 +6779,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6787,7 +6787,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -6938,13 +6938,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -6952,9 +6952,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -7664,18 +7664,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -7804,7 +7804,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7812,7 +7812,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -7820,10 +7820,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -8020,7 +8020,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8028,9 +8028,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -8043,7 +8043,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -8076,9 +8076,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -8090,11 +8090,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -8102,7 +8102,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -9017,7 +9017,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -9540,7 +9540,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -9548,13 +9548,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -9573,7 +9573,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9979,7 +9979,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -10339,7 +10339,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -10349,16 +10349,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -10400,9 +10400,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -10710,7 +10710,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -10970,19 +10970,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -11185,7 +11185,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11257,15 +11257,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -11424,7 +11424,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -11548,15 +11548,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -11749,10 +11749,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -11790,7 +11790,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11801,14 +11801,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -11904,19 +11904,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -12185,13 +12185,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -12227,7 +12227,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12235,8 +12235,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -12266,7 +12266,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 
@@ -12317,15 +12317,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -12556,20 +12556,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -13000,14 +13000,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -13382,14 +13382,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -13512,12 +13512,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -13540,11 +13540,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -13571,11 +13571,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -13597,13 +13597,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -13881,7 +13881,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13893,7 +13893,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13905,7 +13905,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13926,13 +13926,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -13943,14 +13943,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -14093,14 +14093,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14109,10 +14109,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -14159,12 +14159,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -14194,12 +14194,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -14207,9 +14207,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -14408,14 +14408,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14424,10 +14424,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -14474,7 +14474,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 
@@ -14504,20 +14504,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -14878,7 +14878,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14928,7 +14928,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 
@@ -14964,7 +14964,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 
@@ -15394,20 +15394,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -16260,15 +16260,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -16419,26 +16419,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -16483,7 +16483,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 
@@ -16502,15 +16502,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -16693,14 +16693,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -17010,7 +17010,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 
@@ -17369,13 +17369,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -17950,23 +17950,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -18440,7 +18440,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 
@@ -18484,12 +18484,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -18499,16 +18499,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -19020,7 +19020,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 
@@ -19151,7 +19151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19902,12 +19902,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -19955,14 +19955,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -20088,16 +20088,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -20569,16 +20569,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -20828,7 +20828,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 
@@ -20875,21 +20875,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -21569,7 +21569,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -21582,9 +21582,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -21620,23 +21620,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -23846,23 +23846,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -23872,12 +23872,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -24890,14 +24890,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -24909,16 +24909,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -25507,7 +25507,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 
@@ -25523,21 +25523,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -27162,14 +27162,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -27864,7 +27864,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 
@@ -28161,7 +28161,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28170,16 +28170,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -28512,12 +28512,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -28597,7 +28597,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 
@@ -28614,7 +28614,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28625,10 +28625,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -29012,27 +29012,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -29390,7 +29390,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 
@@ -29463,14 +29463,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -29799,12 +29799,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -29902,14 +29902,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -30014,16 +30014,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -30033,11 +30033,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -30548,14 +30548,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -30659,7 +30659,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 
@@ -30678,16 +30678,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -31007,15 +31007,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -31024,21 +31024,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -31609,7 +31609,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3916:
+/***/ 2174:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -31670,7 +31670,7 @@ function errorMessage(e) {
 
 /***/ }),
 
-/***/ 4100:
+/***/ 9365:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31683,12 +31683,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var exec = __nccwpck_require__(5260);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __nccwpck_require__(7964);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 ;// CONCATENATED MODULE: ./src/exec/runner.ts
 
 
@@ -31763,13 +31763,13 @@ function stringEnv(env) {
 
 /***/ }),
 
-/***/ 9407:
+/***/ 629:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9652);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9231);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2969);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
 
 
 
@@ -31787,7 +31787,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9652:
+/***/ 9231:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31798,86 +31798,18 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: phaseStages
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var lib_core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var lib_core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
+var runner = __nccwpck_require__(9365);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-;// CONCATENATED MODULE: ./src/system/files.ts
-
-
-/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function readFileMaybe(runner, file) {
-    try {
-        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
-    }
-    catch (e) {
-        const code = e.code;
-        if (code === 'ENOENT')
-            return undefined;
-        if (code !== 'EACCES' || runner.isRoot)
-            throw e;
-    }
-    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? r.stdout : undefined;
-}
-/** True when the path exists (reads nothing in it). */
-async function exists(file) {
-    try {
-        await external_node_fs_namespaceObject.promises.access(file, external_node_fs_namespaceObject.constants.F_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/**
- * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
- * half a file. Creates the parent folder. Works as root or through sudo.
- */
-async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
-    const dir = external_node_path_namespaceObject.dirname(file);
-    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
-    if (runner.isRoot) {
-        await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true });
-        await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode });
-        await external_node_fs_namespaceObject.promises.chmod(tmp, mode);
-        await external_node_fs_namespaceObject.promises.rename(tmp, file);
-        return;
-    }
-    const staged = external_node_path_namespaceObject.join(tempDir, `staged-${process.pid}-${external_node_path_namespaceObject.basename(file)}`);
-    await external_node_fs_namespaceObject.promises.writeFile(staged, content, { mode: 0o600 });
-    try {
-        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
-        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
-        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
-    }
-    finally {
-        await external_node_fs_namespaceObject.promises.rm(staged, { force: true });
-    }
-}
-/** Renames (as root where needed); used to set files aside instead of deleting them. */
-async function renameFile(runner, from, to) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rename(from, to);
-    else
-        await runner.run(['mv', '-f', '--', from, to], { root: true });
-}
-/** Removes a file (as root where needed); missing is fine. */
-async function removeFile(runner, file) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
-    else
-        await runner.run(['rm', '-f', '--', file], { root: true });
-}
-
+// EXTERNAL MODULE: ./src/system/files.ts
+var system_files = __nccwpck_require__(3708);
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
 /** Parses the KEY=value lines of os-release(5), quotes removed. */
@@ -31935,9 +31867,9 @@ function hostIdentity() {
 }
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
 async function readHost(env = process.env) {
-    const text = await external_node_fs_namespaceObject.promises
+    const text = await external_node_fs_.promises
         .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_namespaceObject.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
         .catch(() => '');
     const isRoot = process.getuid?.() === 0;
     const current = external_node_os_namespaceObject.userInfo().username;
@@ -31945,7 +31877,7 @@ async function readHost(env = process.env) {
         os: parseOsRelease(text),
         isRoot,
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await exists('/run/systemd/system'),
+        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
         tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
         identity: hostIdentity()
     };
@@ -32787,6 +32719,98 @@ function parseDaemonInputs(raw, host) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/phases/disk/sizes.ts
+/** Sizes and ages as people and Docker write them (pure). */
+const UNITS = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    pb: 1e15,
+    kib: 2 ** 10,
+    mib: 2 ** 20,
+    gib: 2 ** 30,
+    tib: 2 ** 40
+};
+/**
+ * Bytes in a size such as `20GB`, `1.5TB`, `500MiB` or Docker's `20.97MB`, `0B` (KB/MB/GB/TB are
+ * powers of 1000, as Docker prints them; KiB/MiB/GiB/TiB powers of 1024). Undefined otherwise: a
+ * bare number or a single letter (`20G`) is ambiguous.
+ */
+function parseSize(text) {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(text.trim());
+    const unit = m && UNITS[m[2].toLowerCase()];
+    return m && unit ? Math.round(Number(m[1]) * unit) : undefined;
+}
+/** Bytes for a person: `1.5 GB`, `320 MB`, `12 kB`, `0 B` (powers of 1000, as Docker prints them). */
+function formatBytes(bytes) {
+    const sign = bytes < 0 ? '-' : '';
+    let n = Math.abs(bytes);
+    for (const unit of ['B', 'kB', 'MB', 'GB', 'TB']) {
+        if (n < 1000 || unit === 'TB') {
+            return `${sign}${unit === 'B' ? n : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${unit}`;
+        }
+        n /= 1000;
+    }
+    return `${bytes} B`;
+}
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+/** Seconds in an age such as `72h`, `7d`, `1h30m`, `90s` or `0`; undefined otherwise. */
+function parseDuration(text) {
+    const value = text.trim();
+    if (value === '0')
+        return 0;
+    if (!/^(\d+(\.\d+)?[smhdw])+$/.test(value))
+        return undefined;
+    let total = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g))
+        total += Number(m[1]) * SECONDS[m[2]];
+    return Math.round(total);
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/inputs.ts
+/** The disk inputs: their action.yml defaults, their type, and their parser (pure). */
+
+
+/** min-free-space, prune-age and keep-label with their action.yml defaults. */
+const DISK_INPUTS = {
+    'min-free-space': '',
+    'prune-age': '24h',
+    'keep-label': 'org.docker-gpu-setup.keep'
+};
+function minFree(raw) {
+    const value = optional(raw, 'min-free-space');
+    if (value === undefined)
+        return undefined;
+    const bytes = parseSize(value);
+    if (bytes === undefined || bytes <= 0) {
+        fail('min-free-space', value, 'use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)');
+    }
+    return bytes;
+}
+function pruneAge(raw) {
+    const text = raw['prune-age'].trim();
+    const seconds = parseDuration(text);
+    if (seconds === undefined) {
+        fail('prune-age', text, 'use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0');
+    }
+    return { seconds, text };
+}
+function keepLabel(raw) {
+    const value = optional(raw, 'keep-label');
+    if (value === undefined)
+        return undefined;
+    const m = /^([A-Za-z0-9][A-Za-z0-9._/-]*)(?:=([^\s,]*))?$/.exec(value);
+    if (!m)
+        fail('keep-label', value, 'use a label key such as org.example.keep, or key=value');
+    return m[2] === undefined ? { key: m[1] } : { key: m[1], value: m[2] };
+}
+/** Validates min-free-space, prune-age and keep-label (pure); throws InputError. */
+function parseDiskInputs(raw) {
+    return { minFreeSpace: minFree(raw), pruneAge: pruneAge(raw), keepLabel: keepLabel(raw) };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/engine/inputs.ts
 /** The engine phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 
@@ -32830,6 +32854,60 @@ function parseEngineInputs(raw, host) {
     const offlineDebs = offlineFolder(raw, host, dockerSource);
     const dockerUsers = users(raw);
     return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/inputs.ts
+/** The GPU lease inputs: their action.yml defaults, their type, and their parser (pure). */
+
+/** gpus and gpu-wait with their action.yml defaults. */
+const GPU_INPUTS = {
+    gpus: '',
+    'gpu-wait': '900'
+};
+/** The most GPUs one request may name: more than any single host carries. */
+const MAX_GPUS = 64;
+const UUID = /^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ACCEPTED = `use all, a count from 1 to ${MAX_GPUS}, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`;
+function gpuId(text, whole) {
+    if (UUID.test(text))
+        return { uuid: text };
+    if (/^\d{1,3}$/.test(text))
+        return { index: Number(text) };
+    if (/^MIG-/i.test(text))
+        fail('gpus', whole, `${text}: MIG devices are not leased; ${ACCEPTED}`);
+    return fail('gpus', whole, `${text} is neither a GPU UUID nor an index: ${ACCEPTED}`);
+}
+function key(id) {
+    return 'uuid' in id ? id.uuid.toLowerCase() : `#${id.index}`;
+}
+/** The `gpus` request; a lone number is a count, a list (a comma, or several lines) names GPUs. */
+function request(raw) {
+    const value = raw.gpus.trim();
+    if (value === '')
+        return { kind: 'none' };
+    if (value.toLowerCase() === 'all')
+        return { kind: 'all' };
+    if (/^\d+$/.test(value)) {
+        const count = Number(value);
+        if (count < 1 || count > MAX_GPUS)
+            fail('gpus', value, ACCEPTED);
+        return { kind: 'count', count };
+    }
+    const items = splitList(value);
+    if (items.length === 0)
+        fail('gpus', value, ACCEPTED);
+    const gpus = items.map(i => gpuId(i.value, value));
+    const seen = new Set();
+    for (const id of gpus) {
+        if (seen.has(key(id)))
+            fail('gpus', value, `${'uuid' in id ? id.uuid : id.index} is named twice`);
+        seen.add(key(id));
+    }
+    return { kind: 'list', gpus };
+}
+/** Validates gpus and gpu-wait (pure); throws InputError. */
+function parseGpuInputs(raw) {
+    return { gpus: request(raw), gpuWait: input_fields_int(raw, 'gpu-wait', 0, 86_400) };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/image-list.ts
@@ -33303,6 +33381,8 @@ function registryFragments(inputs, me) {
 
 
 
+
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -33313,8 +33393,10 @@ const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
+    ...GPU_INPUTS,
     ...REGISTRY_INPUTS,
     ...PUSH_INPUTS,
+    ...DISK_INPUTS,
     ...RUN_INPUTS
 };
 function parseRunInputs(raw) {
@@ -33332,20 +33414,38 @@ function parseRunInputs(raw) {
 function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
+    const gpus = Object.freeze(parseGpuInputs(raw));
     const registry = Object.freeze(parseRegistryInputs(raw, host));
     const push = Object.freeze(parsePushInputs(raw, registry.registry));
+    const disk = Object.freeze(parseDiskInputs(raw));
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, registry, push, run });
+    return Object.freeze({ engine, daemon, gpus, registry, push, disk, run });
+}
+/** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
+function diskSettings(inputs) {
+    const { registry, push, disk } = inputs;
+    return {
+        ...disk,
+        keepImages: [
+            { ref: registry.registryImage, why: "the action's registry images" },
+            ...push.images.map(t => ({ ref: t.source, why: "this job's images to push" }))
+        ],
+        managedLabel: LABEL_MANAGED,
+        registryData: [registry.registryData, `${registry.registryData}-mirror`]
+    };
 }
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
+ * what the disk phase must never remove.
  */
 function phaseSettings(inputs, identity) {
     const { engine, daemon, registry, push } = inputs;
     const offlineDebs = engine.offlineDebs;
     return {
         engine,
+        gpus: inputs.gpus,
+        disk: diskSettings(inputs),
         daemon: { ...daemon, offlineDebs, registryFragments: registryFragments(registry, identity) },
         registry: { ...registry, offlineDebs },
         push: {
@@ -33397,7 +33497,11 @@ const OUTPUT_NAMES = [
     'registry',
     'registry-started',
     'images',
-    'digests'
+    'digests',
+    'gpu-uuids',
+    'gpu-indexes',
+    'docker-gpus',
+    'freed-bytes'
 ];
 const outputs_text = (v) => v === undefined ? '' : String(v);
 /** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
@@ -33418,6 +33522,10 @@ function digestsText(images) {
         .map(r => `${r.target}@${r.digest}`)
         .join('\n');
 }
+/** The `docker-gpus` output: `"device=GPU-a,GPU-b"`, quoted so that `--gpus` does not split it. */
+function dockerGpus(leases) {
+    return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
+}
 /** Every output's text (pure); an output nothing set is empty. */
 function outputValues(o) {
     return {
@@ -33431,7 +33539,11 @@ function outputValues(o) {
         registry: outputs_text(o.registry),
         'registry-started': outputs_text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
-        digests: o.images === undefined ? '' : digestsText(o.images)
+        digests: o.images === undefined ? '' : digestsText(o.images),
+        'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
+        'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
+        'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'freed-bytes': outputs_text(o.disk?.freedBytes)
     };
 }
 /** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
@@ -33441,6 +33553,8 @@ function writeOutputs(o) {
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 
 
@@ -33532,23 +33646,23 @@ async function readDebs(runner, files) {
  * any host whose cache does not already hold them; the empty source list keeps apt off the network.
  */
 async function aptInstallOffline(runner, files, tempDir) {
-    const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
-    await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
+    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
+    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
+    await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     await aptInstall(runner, files, [
         '-o',
-        `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
+        `Dir::Etc::SourceList=${external_node_path_.join(none, 'sources.list')}`,
         '-o',
-        `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
+        `Dir::Etc::SourceParts=${external_node_path_.join(none, 'parts')}`
     ]);
 }
 /** The .deb files in a folder, sorted. */
 async function listDebs(folder) {
-    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
+    const names = await external_node_fs_.promises.readdir(folder);
     return names
         .filter(n => n.endsWith('.deb'))
         .sort()
-        .map(n => external_node_path_namespaceObject.join(folder, n));
+        .map(n => external_node_path_.join(folder, n));
 }
 /** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
 async function resolvePinned(runner, names, pin, what) {
@@ -33577,19 +33691,19 @@ async function readOfflineFolder(runner, folder) {
     return { debs, provided };
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(6413);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ./node_modules/semver/index.js
-var node_modules_semver = __nccwpck_require__(2088);
+// EXTERNAL MODULE: ../main/node_modules/semver/index.js
+var node_modules_semver = __nccwpck_require__(3880);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __nccwpck_require__(5317);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/manifest.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33697,17 +33811,17 @@ function _readLinuxVersionFile() {
 //# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
 ;// CONCATENATED MODULE: external "stream"
 const external_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 // EXTERNAL MODULE: external "util"
 var external_util_ = __nccwpck_require__(9023);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/retry-helper.js
 var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33768,7 +33882,7 @@ class RetryHelper {
     }
 }
 //# sourceMappingURL=retry-helper.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js
 var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -34413,15 +34527,15 @@ async function fetchKey(source) {
 }
 async function readKey(source) {
     if (source.startsWith('/'))
-        return external_node_fs_namespaceObject.promises.readFile(source);
+        return external_node_fs_.promises.readFile(source);
     if (source.startsWith('file://'))
-        return external_node_fs_namespaceObject.promises.readFile(new URL(source));
+        return external_node_fs_.promises.readFile(new URL(source));
     const file = await downloadTool(source);
     try {
-        return await external_node_fs_namespaceObject.promises.readFile(file);
+        return await external_node_fs_.promises.readFile(file);
     }
     finally {
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
+        await external_node_fs_.promises.rm(file, { force: true });
     }
 }
 /** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
@@ -34437,46 +34551,27 @@ async function ensureAptRepo(runner, repo, tempDir) {
     if (repo.key.length < 32)
         throw new errors/* HostError */.dh(`${repo.keySource} is not a PGP key`);
     // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
-    const current = await external_node_fs_namespaceObject.promises.readFile(repo.keyring).catch(() => undefined);
+    const current = await external_node_fs_.promises.readFile(repo.keyring).catch(() => undefined);
     if (current === undefined || !current.equals(repo.key)) {
-        await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.keyring, repo.key, 0o644, tempDir);
     }
-    if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
-        await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
+    if ((await (0,system_files/* readFileMaybe */.jp)(runner, repo.listPath)) !== repo.line) {
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.listPath, repo.line, 0o644, tempDir);
     }
-    const files = await Promise.all((await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR))
+    const files = await Promise.all((await external_node_fs_.promises.readdir(SOURCES_DIR))
         .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
         .map(async (n) => ({
-        path: external_node_path_namespaceObject.join(SOURCES_DIR, n),
-        content: await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(SOURCES_DIR, n), 'utf8')
+        path: external_node_path_.join(SOURCES_DIR, n),
+        content: await external_node_fs_.promises.readFile(external_node_path_.join(SOURCES_DIR, n), 'utf8')
     })));
     for (const stale of repo.stale(files.filter(f => f.path !== repo.listPath))) {
         lib_core/* warning */.$e(`Setting aside ${stale}: it also points at ${repo.what} (renamed to ${stale}${DISABLED_SUFFIX})`);
-        await renameFile(runner, stale, `${stale}${DISABLED_SUFFIX}`);
+        await (0,system_files/* renameFile */.H5)(runner, stale, `${stale}${DISABLED_SUFFIX}`);
     }
 }
 
-;// CONCATENATED MODULE: ./src/system/process.ts
-
-/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
-function pidAlive(pid) {
-    if (!Number.isInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (e) {
-        if (e.code !== 'EPERM')
-            return false;
-    }
-    try {
-        return !/^\d+ \(.*\) Z /.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
-    }
-    catch {
-        return false;
-    }
-}
-
+// EXTERNAL MODULE: ./src/system/process.ts
+var system_process = __nccwpck_require__(1622);
 ;// CONCATENATED MODULE: ./src/system/service.ts
 
 
@@ -34497,7 +34592,7 @@ const CLIENT_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin
 /** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
 async function findDockerClient() {
     for (const dir of CLIENT_DIRS)
-        if (await exists(`${dir}/docker`))
+        if (await (0,system_files/* exists */.t2)(`${dir}/docker`))
             return `${dir}/docker`;
     return undefined;
 }
@@ -34506,7 +34601,7 @@ const NO_CLIENT = "Docker's daemon is installed but there is no docker client to
 async function detectServiceManager(systemd) {
     if (systemd)
         return 'systemd';
-    return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct';
+    return (await (0,system_files/* exists */.t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
 }
 /** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
 async function probeDaemon(runner) {
@@ -34546,11 +34641,11 @@ async function unitStarting(runner) {
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
 async function ownDockerdPid(runner) {
     const pid = await markedPid(runner);
-    return pid !== undefined && pidAlive(pid) ? pid : undefined;
+    return pid !== undefined && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
 }
 /** The pid in DIRECT_MARKER, alive or not. */
 async function markedPid(runner) {
-    const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim());
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_MARKER))?.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 /** Is docker enabled at boot (systemd only)? */
@@ -34573,8 +34668,8 @@ async function daemonLogTail(runner, manager) {
         });
         return (0,errors/* tailLines */.os)(r.stdout, 30);
     }
-    const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
+    const direct = (await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await (0,system_files/* readFileMaybe */.jp)(runner, '/var/log/docker.log')) ?? '';
     return (0,errors/* tailLines */.os)(direct || sysv, 30);
 }
 /**
@@ -34623,32 +34718,32 @@ async function startDocker(runner, manager, tempDir, info) {
     return spawnDockerd(runner, tempDir);
 }
 async function spawnDockerd(runner, tempDir) {
-    const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
+    const dockerd = (await (0,system_files/* exists */.t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
     // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
-        await removeFile(runner, DOCKERD_PIDFILE);
+    const stale = await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !(0,system_process/* pidAlive */.pl)(Number(stale.trim()))) {
+        await (0,system_files/* removeFile */.nM)(runner, DOCKERD_PIDFILE);
     }
     await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
     const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid));
+    const version = await waitForDaemon(runner, 45_000, () => (0,system_process/* pidAlive */.pl)(pid));
     if (!version) {
         throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
     }
-    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
-    await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
+    const daemonPid = (await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
     return version;
 }
 /** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
 async function stopDockerd(runner, pid) {
     await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
     const end = Date.now() + 30_000;
-    while (pidAlive(pid) && Date.now() < end)
+    while ((0,system_process/* pidAlive */.pl)(pid) && Date.now() < end)
         await new Promise(r => setTimeout(r, 200));
-    if (pidAlive(pid))
+    if ((0,system_process/* pidAlive */.pl)(pid))
         throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
     if (pid === (await markedPid(runner)))
-        await removeFile(runner, DIRECT_MARKER);
+        await (0,system_files/* removeFile */.nM)(runner, DIRECT_MARKER);
 }
 /**
  * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
@@ -34657,8 +34752,8 @@ async function stopDockerd(runner, pid) {
 async function restartDocker(runner, manager, tempDir, info) {
     if (manager === 'systemd')
         return systemdDocker(runner, 'restart');
-    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim());
+    if (Number.isInteger(pid) && pid > 0 && (0,system_process/* pidAlive */.pl)(pid))
         await stopDockerd(runner, pid);
     return startDocker(runner, manager, tempDir, info);
 }
@@ -34885,7 +34980,7 @@ function errorLines(log) {
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
-    if (!(await exists('/usr/bin/nvidia-smi')) && !(await exists('/usr/local/bin/nvidia-smi')))
+    if (!(await (0,system_files/* exists */.t2)('/usr/bin/nvidia-smi')) && !(await (0,system_files/* exists */.t2)('/usr/local/bin/nvidia-smi')))
         return undefined;
     const r = await runner.run(['nvidia-smi'], { allowFailure: true, timeoutSeconds: 30 });
     return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
@@ -34924,7 +35019,7 @@ async function detectDaemon(ctx) {
     const { runner, inputs } = ctx;
     const wantsGpu = inputs.gpuRuntime !== 'none';
     const [text, gpu, installed, running] = await Promise.all([
-        readFileMaybe(runner, DAEMON_JSON),
+        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
         wantsGpu || inputs.gpuCheck === 'true' ? detectGpu(runner) : Promise.resolve(undefined),
         wantsGpu
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
@@ -34978,7 +35073,7 @@ async function addNvidiaRepo(ctx, url, keySource) {
 }
 /** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
 async function backup(ctx) {
-    if (!(await exists(DAEMON_JSON)))
+    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
         return false;
     await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
     return true;
@@ -34987,7 +35082,7 @@ async function backup(ctx) {
 async function removeLegacy(ctx, packages) {
     const had = await backup(ctx);
     await aptRemove(ctx.runner, packages);
-    if (had && !(await exists(DAEMON_JSON))) {
+    if (had && !(await (0,system_files/* exists */.t2)(DAEMON_JSON))) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
         ctx.warn(`Removing ${packages.join(', ')} took ${DAEMON_JSON} with it; it was restored from the backup.`);
     }
@@ -34998,7 +35093,7 @@ async function validate(ctx, text) {
     if (!help.stdout.includes('--validate'))
         return;
     const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
-    await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
     try {
         const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
             root: true,
@@ -35009,7 +35104,7 @@ async function validate(ctx, text) {
         }
     }
     finally {
-        await removeFile(ctx.runner, candidate);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, candidate);
     }
 }
 /** Lists running containers before a restart stops them (other jobs' too, without live-restore). */
@@ -35029,7 +35124,7 @@ async function announceRestart(ctx, reason) {
 async function writeConfig(ctx, action) {
     await validate(ctx, action.text);
     const hadBackup = await backup(ctx);
-    await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
     ctx.outputs.daemonConfigChanged = true;
     lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
     return { action, hadBackup };
@@ -35042,7 +35137,7 @@ async function rollBack(ctx, manager, written, cause) {
         await runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
     }
     else {
-        await removeFile(runner, DAEMON_JSON);
+        await (0,system_files/* removeFile */.nM)(runner, DAEMON_JSON);
     }
     ctx.outputs.daemonConfigChanged = false;
     await restartDocker(runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
@@ -35198,6 +35293,490 @@ const daemonPhase = {
     apply: applyDaemon,
     verify: verifyDaemon,
     check: checkGpus
+};
+
+;// CONCATENATED MODULE: ./src/phases/disk/inventory.ts
+/**
+ * What Docker holds, as `docker container inspect`, `docker image inspect` and
+ * `docker system df -v --format '{{json .}}'` print it (pure parsers).
+ */
+
+/** A Docker time; Docker's zero time (0001-01-01) and anything unreadable are 0. */
+function dockerTime(text) {
+    const t = typeof text === 'string' ? Date.parse(text) : NaN;
+    return Number.isFinite(t) && t > 0 ? t : 0;
+}
+const obj = (v) => (v !== null && typeof v === 'object' ? v : {});
+const str = (v) => (typeof v === 'string' ? v : '');
+const labels = (v) => obj(v);
+/** `docker container inspect` output (a JSON array). */
+function parseContainers(json, sizes) {
+    return JSON.parse(json || '[]').map(raw => {
+        const c = obj(raw);
+        const state = obj(c.State);
+        const id = str(c.Id);
+        return {
+            id,
+            name: str(c.Name).replace(/^\//, ''),
+            state: str(state.Status),
+            image: str(c.Image),
+            labels: labels(obj(c.Config).Labels),
+            created: dockerTime(c.Created),
+            started: dockerTime(state.StartedAt),
+            finished: dockerTime(state.FinishedAt),
+            size: sizes.containers.get(id) ?? 0
+        };
+    });
+}
+/** `docker image inspect` output (a JSON array). */
+function parseImages(json, sizes) {
+    return JSON.parse(json || '[]').map(raw => {
+        const i = obj(raw);
+        const id = str(i.Id);
+        const tags = Array.isArray(i.RepoTags) ? i.RepoTags.filter(t => typeof t === 'string') : [];
+        return {
+            id,
+            tags: tags.filter(t => t !== '<none>:<none>'),
+            parent: str(i.Parent),
+            created: dockerTime(i.Created),
+            lastTagged: dockerTime(obj(i.Metadata).LastTagTime),
+            labels: labels(obj(i.Config).Labels),
+            size: sizes.images.get(id) ?? (typeof i.Size === 'number' ? i.Size : 0)
+        };
+    });
+}
+const bytes = (v) => parseSize(str(v)) ?? 0;
+/** `docker system df -v --format '{{json .}}'`: unique image sizes, container sizes, totals. */
+function parseDfVerbose(json) {
+    const df = obj(JSON.parse(json || '{}'));
+    const list = (v) => (Array.isArray(v) ? v.map(obj) : []);
+    const images = new Map();
+    for (const i of list(df.Images))
+        images.set(str(i.ID), bytes(i.UniqueSize));
+    const containers = new Map();
+    for (const c of list(df.Containers))
+        containers.set(str(c.ID), bytes(c.Size));
+    return {
+        images,
+        containers,
+        buildCache: list(df.BuildCache).reduce((sum, b) => sum + bytes(b.Size), 0),
+        volumes: list(df.Volumes).reduce((sum, v) => sum + bytes(v.Size), 0)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/detect.ts
+
+
+
+/** Free bytes on the file system holding `dir` for an unprivileged writer (statfs; needs no root). */
+async function freeSpace(dir) {
+    const s = await external_node_fs_.promises.statfs(dir);
+    return s.bavail * s.bsize;
+}
+/** `docker system df` as Docker prints it, for the summary. */
+async function systemDf(runner) {
+    const r = await runner.run(['docker', 'system', 'df'], { root: true, timeoutSeconds: 300 });
+    return r.stdout.trimEnd();
+}
+async function inspect(runner, kind, ids) {
+    if (ids.length === 0)
+        return '[]';
+    const r = await runner.run(['docker', kind, 'inspect', ...ids], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 120
+    });
+    // An item removed between the listing and the inspect is left out; the others are printed.
+    return r.stdout.trim() || '[]';
+}
+const ids = (text) => [...new Set(text.split('\n').filter(Boolean))];
+/** Every container and image with its sizes and times, and the build cache and volume totals. */
+async function readInventory(runner) {
+    const opts = { root: true, timeoutSeconds: 300 };
+    const [df, containers, images] = await Promise.all([
+        runner.run(['docker', 'system', 'df', '-v', '--format', '{{json .}}'], opts),
+        runner.run(['docker', 'ps', '--all', '--quiet', '--no-trunc'], opts),
+        runner.run(['docker', 'images', '--all', '--quiet', '--no-trunc'], opts)
+    ]);
+    const sizes = parseDfVerbose(df.stdout);
+    return {
+        containers: parseContainers(await inspect(runner, 'container', ids(containers.stdout)), sizes),
+        images: parseImages(await inspect(runner, 'image', ids(images.stdout)), sizes),
+        buildCache: sizes.buildCache,
+        volumes: sizes.volumes
+    };
+}
+/**
+ * Reads free space on Docker's data root (docker info, statfs) when min-free-space is set, and,
+ * only when it is short, everything Docker holds; changes nothing. Sets freed-bytes to 0.
+ */
+async function detectDisk(ctx) {
+    const { inputs, runner } = ctx;
+    const none = { wanted: false, dockerUp: false, dataRoot: '', free: 0, now: Date.now() };
+    if (inputs.minFreeSpace === undefined)
+        return none;
+    const info = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
+    const dataRoot = info.stdout.trim();
+    if (info.exitCode !== 0 || !dataRoot.startsWith('/'))
+        return { ...none, wanted: true };
+    const free = await freeSpace(dataRoot).catch((e) => {
+        throw new errors/* HostError */.dh(`Cannot read the free space of Docker's data root ${dataRoot}: ${e.message}`);
+    });
+    ctx.outputs.disk = {
+        dataRoot,
+        minFree: inputs.minFreeSpace,
+        freeBefore: free,
+        freeAfter: free,
+        freedBytes: 0,
+        removed: []
+    };
+    const facts = { wanted: true, dockerUp: true, dataRoot, free, now: Date.now() };
+    if (free >= inputs.minFreeSpace)
+        return facts;
+    const dfBefore = await systemDf(runner);
+    ctx.outputs.disk.dfBefore = dfBefore;
+    return { ...facts, inventory: await readInventory(runner) };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/apply.ts
+
+
+
+
+function result(ctx) {
+    if (!ctx.outputs.disk)
+        throw new errors/* HostError */.dh('The disk phase has no measurement of the data root.');
+    return ctx.outputs.disk;
+}
+/** The next batch: removals of one kind whose sizes together cover what is still missing. */
+function nextBatch(removals, from, missing) {
+    const batch = [removals[from]];
+    let bytes = removals[from].bytes;
+    for (let i = from + 1; i < removals.length; i++) {
+        const r = removals[i];
+        if (bytes >= missing || r.kind !== batch[0].kind || r.kind === 'build-cache')
+            break;
+        batch.push(r);
+        bytes += r.bytes;
+    }
+    return batch;
+}
+/** Runs one batch; returns what it removed, in words, and each refusal as a warning. */
+async function remove(ctx, batch) {
+    const first = batch[0];
+    const opts = { root: true, allowFailure: true, timeoutSeconds: 600 };
+    if (first.kind === 'build-cache') {
+        const age = ctx.inputs.pruneAge.seconds;
+        const r = await ctx.runner.run([
+            'docker',
+            'builder',
+            'prune',
+            '--force',
+            '--all',
+            '--keep-storage',
+            String(first.keep),
+            '--filter',
+            `until=${age}s`
+        ], opts);
+        if (r.exitCode !== 0)
+            ctx.warn(`docker builder prune failed: ${r.stderr.trim()}`);
+        const reclaimed = /Total:?\s*(?:reclaimed space:)?\s*(\S+)/i.exec(r.stdout)?.[1];
+        return r.exitCode === 0 ? [`${first.label}${reclaimed ? ` (${reclaimed} reclaimed)` : ''}`] : [];
+    }
+    const argv = first.kind === 'container'
+        ? ['docker', 'rm', ...batch.map(b => (b.kind === 'container' ? b.id : ''))]
+        : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.refs : []))];
+    // Never --force: an image or container another job began to use meanwhile is refused, and kept.
+    const r = await ctx.runner.run(argv, opts);
+    for (const line of r.stderr.split('\n').filter(l => l.trim() !== '')) {
+        ctx.warn(`kept: ${line.replace(/^Error response from daemon: /, '')}`);
+    }
+    const out = r.stdout;
+    return batch
+        .filter(b => b.kind === 'container'
+        ? out.includes(b.id)
+        : b.kind === 'image' && b.ids.some(id => out.includes(`Deleted: ${id}`)))
+        .map(b => b.label);
+}
+/**
+ * Removes what the plan allows, in its order, a batch at a time, measuring the free space after
+ * each batch and stopping as soon as min-free-space is met. Runs under the host lock.
+ */
+async function applyDisk(plan, ctx) {
+    const disk = result(ctx);
+    let free = plan.facts.free;
+    for (let i = 0; i < plan.removals.length && free < plan.minFree;) {
+        const batch = nextBatch(plan.removals, i, plan.minFree - free);
+        i += batch.length;
+        disk.removed.push(...(await remove(ctx, batch)));
+        free = await freeSpace(plan.facts.dataRoot);
+    }
+}
+/** Measures the data root again and records freed-bytes and `docker system df` after. */
+async function verifyDisk(plan, ctx) {
+    const disk = result(ctx);
+    disk.freeAfter = await freeSpace(plan.facts.dataRoot);
+    disk.freedBytes = Math.max(0, disk.freeAfter - disk.freeBefore);
+    disk.dfAfter = await systemDf(ctx.runner);
+    return `${formatBytes(disk.freeAfter)} free on ${disk.dataRoot}: freed ${formatBytes(disk.freedBytes)} (${disk.removed.length} removal${disk.removed.length === 1 ? '' : 's'})`;
+}
+/** The registries' data folders on the data root's file system, with their sizes (du). */
+async function registryData(ctx, dataRoot) {
+    const dev = (await external_node_fs_.promises.stat(dataRoot)).dev;
+    const out = [];
+    for (const dir of ctx.inputs.registryData) {
+        const st = await external_node_fs_.promises.stat(dir).catch(() => undefined);
+        if (st?.dev !== dev)
+            continue;
+        const du = await ctx.runner.run(['du', '-sxB1', '--', dir], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 120
+        });
+        const bytes = Number(du.stdout.split('\t')[0]);
+        if (Number.isFinite(bytes) && du.stdout !== '')
+            out.push(`the registry data in ${dir} ${formatBytes(bytes)} (never pruned)`);
+    }
+    return out;
+}
+/** Fails when free space is still short after all the rules allow: how much, and what holds it. */
+async function checkDisk(plan, ctx) {
+    if (!plan.facts.wanted)
+        return;
+    if (!plan.facts.dockerUp) {
+        throw new errors/* HostError */.dh(`min-free-space is set, but Docker does not answer: its data root cannot be checked.`);
+    }
+    const disk = result(ctx);
+    if (disk.freeAfter >= plan.minFree)
+        return;
+    const held = [
+        ...plan.kept.map(k => `${k.reason} ${formatBytes(k.bytes)}${k.count > 1 ? ` (${k.count})` : ''}`),
+        ...(await registryData(ctx, disk.dataRoot))
+    ];
+    throw new errors/* HostError */.dh(`min-free-space: ${formatBytes(plan.minFree)} must be free on ${disk.dataRoot}, ${formatBytes(disk.freeAfter)} is after removing all the pruning rules allow (freed ${formatBytes(disk.freedBytes)}): ${formatBytes(plan.minFree - disk.freeAfter)} missing. The space is held by: ${held.length > 0 ? held.join('; ') : 'files outside Docker'}${held.length > 0 ? '; and files outside Docker' : ''}.`);
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/plan.ts
+
+/** The build cache is pruned down to this many bytes (its entries older than prune-age first). */
+const BUILD_CACHE_CAP = 10e9;
+const STOPPED = new Set(['exited', 'created', 'dead']);
+function hasLabel(labels, match) {
+    if (!match || !(match.key in labels))
+        return false;
+    return match.value === undefined || labels[match.key] === match.value;
+}
+/** `registry:3`, `docker.io/library/registry:3` and `library/registry:3` name one image. */
+function normalRef(ref) {
+    const withTag = /:[^/]+$/.test(ref) || ref.includes('@') ? ref : `${ref}:latest`;
+    return withTag.replace(/^docker\.io\//, '').replace(/^library\//, '');
+}
+const old = (r, t) => r.now - t >= r.s.pruneAge.seconds * 1000;
+function removableContainer(r, c) {
+    return (STOPPED.has(c.state) &&
+        !(r.s.managedLabel in c.labels) &&
+        !hasLabel(c.labels, r.s.keepLabel) &&
+        old(r, c.finished || c.created));
+}
+/** When an image was last used: built, tagged, or a container made, started or stopped on it. */
+function lastUsed(r, image) {
+    const uses = r.inv.containers
+        .filter(c => c.image === image.id)
+        .flatMap(c => [c.created, c.started, c.finished]);
+    return Math.max(image.created, image.lastTagged, ...uses);
+}
+/** The images a person sees (tagged or dangling), not the hidden layers of classic builds. */
+function topLevel(images) {
+    const parents = new Set(images.map(i => i.parent).filter(Boolean));
+    return images.filter(i => i.tags.length > 0 || !parents.has(i.id));
+}
+/** Each image's ancestors (parent, its parent, …), from classic builds' parent links. */
+function ancestry(images) {
+    const parent = new Map(images.map(i => [i.id, i.parent]));
+    const out = new Map();
+    for (const i of images) {
+        const chain = [];
+        for (let p = i.parent; p && !chain.includes(p); p = parent.get(p) ?? '')
+            chain.push(p);
+        out.set(i.id, chain);
+    }
+    return out;
+}
+/** Why an image is kept, or undefined when the rules allow removing it. */
+function keptBecause(r, image, keptContainers) {
+    const users = r.inv.containers.filter(c => c.image === image.id);
+    if (users.some(c => !STOPPED.has(c.state)))
+        return 'images of running containers';
+    if (users.some(c => r.s.managedLabel in c.labels))
+        return "the action's registry images";
+    const named = r.s.keepImages.find(k => image.tags.some(t => normalRef(t) === normalRef(k.ref)));
+    if (named)
+        return named.why;
+    if (hasLabel(image.labels, r.s.keepLabel))
+        return `images labelled ${r.s.keepLabel?.key}`;
+    if (users.some(c => keptContainers.includes(c)))
+        return 'images of stopped containers kept';
+    if (!old(r, lastUsed(r, image)))
+        return `images used within prune-age (${r.s.pruneAge.text})`;
+    return undefined;
+}
+/** Every top-level image's reason to be kept; an image another kept image is built on is kept too. */
+function keptImages(r, images, kept) {
+    const reasons = new Map();
+    for (const i of images) {
+        const why = keptBecause(r, i, kept);
+        if (why)
+            reasons.set(i.id, why);
+    }
+    const up = ancestry(r.inv.images);
+    for (const id of [...reasons.keys()]) {
+        for (const a of up.get(id) ?? [])
+            if (!reasons.has(a))
+                reasons.set(a, 'base layers of kept images');
+    }
+    return reasons;
+}
+const day = (t) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+function imageLabel(r, i) {
+    return `${i.tags.length > 0 ? i.tags.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
+}
+/** Unused images, least recently used first; an image goes after the images built on it. */
+function imageRemovals(r, candidates) {
+    const up = ancestry(r.inv.images);
+    const below = (id) => candidates.filter(c => up.get(c.id)?.includes(id));
+    const recency = (i) => Math.max(lastUsed(r, i), ...below(i.id).map(c => lastUsed(r, c)));
+    const done = new Set();
+    const out = [];
+    for (const i of [...candidates].sort((a, b) => recency(a) - recency(b))) {
+        if (done.has(i.id))
+            continue;
+        const deepestFirst = (a, b) => (up.get(b.id)?.length ?? 0) - (up.get(a.id)?.length ?? 0);
+        const unit = [
+            ...below(i.id)
+                .filter(c => !done.has(c.id))
+                .sort(deepestFirst),
+            i
+        ];
+        for (const u of unit)
+            done.add(u.id);
+        out.push({
+            kind: 'image',
+            refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
+            ids: unit.map(u => u.id),
+            label: unit.map(u => imageLabel(r, u)).join(' + '),
+            bytes: unit.reduce((sum, u) => sum + u.size, 0)
+        });
+    }
+    return out;
+}
+/** Every removal the rules allow, in order, and the space kept by each reason. */
+function removalsAndKept(s, inv, now) {
+    const r = { s, now, inv };
+    const stopped = inv.containers.filter(c => removableContainer(r, c));
+    stopped.sort((a, b) => (a.finished || a.created) - (b.finished || b.created));
+    const keptContainers = inv.containers.filter(c => !stopped.includes(c));
+    const images = topLevel(inv.images);
+    const reasons = keptImages(r, images, keptContainers);
+    const free = images.filter(i => !reasons.has(i.id));
+    const removals = [
+        ...stopped.map((c) => ({
+            kind: 'container',
+            id: c.id,
+            label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
+            bytes: c.size
+        })),
+        ...imageRemovals(r, free.filter(i => i.tags.length === 0)),
+        ...(inv.buildCache > BUILD_CACHE_CAP
+            ? [
+                {
+                    kind: 'build-cache',
+                    keep: BUILD_CACHE_CAP,
+                    label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
+                    bytes: inv.buildCache - BUILD_CACHE_CAP
+                }
+            ]
+            : []),
+        ...imageRemovals(r, free.filter(i => i.tags.length > 0))
+    ];
+    return { removals, kept: keptSpace(r, images, reasons, keptContainers) };
+}
+function keptSpace(r, images, reasons, containers) {
+    const kept = new Map();
+    const add = (reason, bytes, count = 1) => {
+        const k = kept.get(reason) ?? { reason, count: 0, bytes: 0 };
+        kept.set(reason, { reason, count: k.count + count, bytes: k.bytes + bytes });
+    };
+    for (const i of images) {
+        const why = reasons.get(i.id);
+        if (why)
+            add(why, i.size);
+    }
+    for (const c of containers)
+        add(STOPPED.has(c.state) ? 'stopped containers kept' : 'running containers', c.size);
+    add('volumes (never pruned)', r.inv.volumes, 0);
+    add(`build cache up to the ${formatBytes(BUILD_CACHE_CAP)} cap`, Math.min(r.inv.buildCache, BUILD_CACHE_CAP), 0);
+    return [...kept.values()].filter(k => k.bytes > 0);
+}
+const KIND_STEP = {
+    container: 'remove stopped containers',
+    image: 'remove images',
+    'build-cache': 'prune build cache'
+};
+/** The removals as steps for the log: one per kind, in order, each listing its items. */
+function steps(removals, missing) {
+    const out = [];
+    for (const r of removals) {
+        const last = out.at(-1);
+        const head = `${KIND_STEP[r.kind]} until ${formatBytes(missing)} more are free`;
+        if (last?.description.startsWith(KIND_STEP[r.kind]))
+            last.description += `\n    ${r.label}`;
+        else
+            out.push({ description: `${head}:\n    ${r.label}` });
+    }
+    return out;
+}
+/** What to remove, in order (pure); no step when free space already meets min-free-space. */
+function planDisk(facts, s) {
+    const minFree = s.minFreeSpace ?? 0;
+    const base = { facts, minFree, removals: [], kept: [], warnings: [], steps: [] };
+    if (!facts.wanted)
+        return { ...base, found: 'min-free-space not set: no check' };
+    if (!facts.dockerUp)
+        return { ...base, found: 'Docker does not answer yet: its data root is checked once it runs' };
+    const free = `${formatBytes(facts.free)} free on ${facts.dataRoot} (min-free-space ${formatBytes(minFree)})`;
+    if (facts.free >= minFree || !facts.inventory)
+        return { ...base, found: free };
+    const { removals, kept } = removalsAndKept(s, facts.inventory, facts.now);
+    const missing = minFree - facts.free;
+    const reachable = removals.reduce((sum, r) => sum + r.bytes, 0);
+    return {
+        ...base,
+        removals,
+        kept,
+        found: `${free}: ${formatBytes(missing)} missing; the pruning rules allow about ${formatBytes(reachable)}`,
+        steps: steps(removals, missing)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/phase.ts
+
+
+
+/**
+ * Disk phase: guarantees min-free-space on Docker's data root before the job, freeing only what
+ * the pruning rules allow, under the host lock (never while another run changes the host).
+ */
+const diskPhase = {
+    name: 'Disk space',
+    detect: detectDisk,
+    plan: (facts, { inputs }) => planDisk(facts, inputs),
+    apply: applyDisk,
+    verify: verifyDisk,
+    check: (plan, ctx) => checkDisk(plan, ctx)
 };
 
 ;// CONCATENATED MODULE: ./src/phases/engine/plan.ts
@@ -35548,7 +36127,7 @@ async function ensureStarted(ctx) {
 }
 /** Adds users to the docker group (creating it if a package did not) and says when that takes effect. */
 async function addUsers(ctx, users) {
-    const group = groupMembers(await external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'), 'docker');
+    const group = groupMembers(await external_node_fs_.promises.readFile('/etc/group', 'utf8'), 'docker');
     if (group === undefined) {
         await ctx.runner.run(['groupadd', '--system', 'docker'], { root: true });
     }
@@ -35627,7 +36206,7 @@ async function verifyEngine(p, ctx) {
 /** Where the engine's binary lives when a package installed it. */
 async function findDockerd() {
     for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
-        if (await exists(p))
+        if (await (0,system_files/* exists */.t2)(p))
             return p;
     return undefined;
 }
@@ -35645,8 +36224,8 @@ async function detectEngine(ctx) {
         detectServiceManager(ctx.host.systemd),
         dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
         ownDockerdPid(runner),
-        external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
-        exists('/snap/bin/docker')
+        external_node_fs_.promises.readFile('/etc/group', 'utf8'),
+        (0,system_files/* exists */.t2)('/snap/bin/docker')
     ]);
     const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
     const wanted = inputs.dockerSource === 'distro'
@@ -35687,6 +36266,36 @@ const enginePhase = {
     verify: verifyEngine
 };
 
+// EXTERNAL MODULE: ./src/phases/gpus/apply.ts
+var apply = __nccwpck_require__(5740);
+// EXTERNAL MODULE: ./src/phases/gpus/detect.ts
+var detect = __nccwpck_require__(7045);
+// EXTERNAL MODULE: ./src/phases/gpus/plan.ts
+var plan = __nccwpck_require__(6445);
+;// CONCATENATED MODULE: ./src/phases/gpus/phase.ts
+
+
+
+/**
+ * GPU lease phase: gives the job the GPUs `gpus` asks for, one lease file per GPU, held until its
+ * post step. It runs before the host lock is taken: a job waiting for GPUs must not stop other
+ * jobs from setting up, or from releasing theirs.
+ */
+const gpuPhase = {
+    name: 'GPU leases',
+    beforeHostLock: true,
+    detect: detect/* detectGpus */.RK,
+    plan: (facts, { inputs }) => (0,plan/* planGpus */.f)(facts, inputs),
+    apply: apply/* applyGpus */.U$,
+    verify: apply/* verifyGpus */.hx,
+    check: (plan, ctx, changed) => {
+        // GPUs the job already held (an earlier step) change nothing, and are still this step's outputs.
+        if (!changed && plan.wanted)
+            (0,apply/* publishLeases */.$m)(ctx, plan.picks);
+        return Promise.resolve();
+    }
+};
+
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
 /**
  * The phase contract and the loop that runs phases: detect → plan → apply → verify, each phase in
@@ -35695,7 +36304,11 @@ const enginePhase = {
 
 /** Binds a phase to its context (its own inputs, the host, the runner). */
 function stage(phase, ctx) {
-    return { name: phase.name, run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report) };
+    return {
+        name: phase.name,
+        beforeHostLock: phase.beforeHostLock === true,
+        run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report)
+    };
 }
 async function runPhase(phase, ctx, dryRun, report) {
     const facts = await phase.detect(ctx);
@@ -35806,7 +36419,7 @@ const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(imp
 
 
 
-function request(url, method, headers, ca) {
+function registry_api_request(url, method, headers, ca) {
     return new Promise((resolve, reject) => {
         const mod = url.protocol === 'https:' ? external_node_https_namespaceObject : external_node_http_;
         const req = mod.request(url, { method, headers, timeout: 15_000, ...(ca ? { ca } : {}) }, res => {
@@ -35844,7 +36457,7 @@ async function bearer(ep, challenge, scope) {
         url.searchParams.set('service', params.service);
     url.searchParams.set('scope', scope);
     const auth = basic(ep);
-    const r = await request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
+    const r = await registry_api_request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
     if (r.status !== 200)
         return undefined;
     const json = JSON.parse(r.body);
@@ -35860,12 +36473,12 @@ async function manifestDigest(ep, repository, tag) {
     const auth = basic(ep);
     if (auth)
         headers.Authorization = auth;
-    let r = await request(url, 'HEAD', headers, ep.ca);
+    let r = await registry_api_request(url, 'HEAD', headers, ep.ca);
     const challenge = r.headers['www-authenticate'];
     if (r.status === 401 && typeof challenge === 'string' && /^Bearer /i.test(challenge)) {
         const token = await bearer(ep, challenge, `repository:${repository}:pull`);
         if (token)
-            r = await request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
+            r = await registry_api_request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
     }
     if (r.status === 404)
         return undefined;
@@ -35887,7 +36500,7 @@ async function endpointFor(settings, registry) {
     return {
         host: registry,
         scheme: plain ? 'http' : 'https',
-        ca: ca === undefined ? undefined : await external_node_fs_namespaceObject.promises.readFile(ca),
+        ca: ca === undefined ? undefined : await external_node_fs_.promises.readFile(ca),
         username: ours ? settings.login?.username : undefined,
         password: ours ? settings.login?.password : undefined
     };
@@ -35906,8 +36519,8 @@ async function endpointFor(settings, registry) {
  */
 async function apply_login(ctx, credentials) {
     const { inputs, runner, host } = ctx;
-    const dir = external_node_path_namespaceObject.join(host.tempDir, 'docker-gpu-setup-docker-config');
-    await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    const dir = external_node_path_.join(host.tempDir, 'docker-gpu-setup-docker-config');
+    await external_node_fs_.promises.mkdir(dir, { recursive: true, mode: 0o700 });
     ctx.remember({ dockerConfig: dir });
     await runner.run([
         'docker',
@@ -36155,7 +36768,7 @@ const pushPhase = {
 
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bcryptjs/index.js
 /*
  Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
  Copyright (c) 2012 Shane Girish <shaneGirish@gmail.com>
@@ -37502,16 +38115,16 @@ async function portHolder(ctx, bind, port) {
 async function fileHash(path) {
     if (path === undefined)
         return undefined;
-    return sha256(await external_node_fs_namespaceObject.promises.readFile(path));
+    return sha256(await external_node_fs_.promises.readFile(path));
 }
 async function installedHash(ctx, path) {
-    const text = await readFileMaybe(ctx.runner, path);
+    const text = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, path);
     return text === undefined ? undefined : sha256(Buffer.from(text));
 }
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx) {
     const { inputs } = ctx;
-    const htpasswd = inputs.registryHtpasswd.length > 0 ? await readFileMaybe(ctx.runner, AUTH_FILE) : undefined;
+    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,system_files/* readFileMaybe */.jp)(ctx.runner, AUTH_FILE) : undefined;
     return {
         htpasswd: htpasswd === undefined ? undefined : sha256(htpasswd),
         cert: await fileHash(inputs.registryTls?.cert),
@@ -37536,7 +38149,7 @@ async function dataDirs(inputs) {
     ];
     const out = {};
     for (const d of dirs) {
-        out[d] = await external_node_fs_namespaceObject.promises.stat(d).then(s => s.isDirectory(), () => false);
+        out[d] = await external_node_fs_.promises.stat(d).then(s => s.isDirectory(), () => false);
     }
     return out;
 }
@@ -37585,7 +38198,7 @@ async function detectRegistry(ctx) {
         dockerUp && inputs.registryMirror !== false
             ? inspectContainer(runner, MIRROR_CONTAINER)
             : Promise.resolve(undefined),
-        auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
+        auth ? (0,system_files/* readFileMaybe */.jp)(runner, AUTH_FILE) : Promise.resolve(''),
         certInstalled(ctx)
     ]);
     return {
@@ -37710,10 +38323,10 @@ async function ensureImage(ctx, p) {
 async function installCert(ctx, tls) {
     const { runner } = ctx;
     const temp = ctx.host.tempDir;
-    const cert = await external_node_fs_namespaceObject.promises.readFile(tls.cert);
-    await writeFileAtomic(runner, TLS_CERT, cert, 0o644, temp);
-    await writeFileAtomic(runner, TLS_KEY, await external_node_fs_namespaceObject.promises.readFile(tls.key), 0o600, temp);
-    await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
+    const cert = await external_node_fs_.promises.readFile(tls.cert);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_CERT, cert, 0o644, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_KEY, await external_node_fs_.promises.readFile(tls.key), 0o600, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
 }
 /**
  * Carries out the registry plan: image, data folders, htpasswd and TLS files, then the registry and
@@ -37729,7 +38342,7 @@ async function applyRegistry(p, ctx) {
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
     if (p.writeHtpasswd) {
         const text = renderHtpasswd(inputs.registryHtpasswd);
-        await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
     }
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
@@ -37773,7 +38386,7 @@ const registryPhase = {
 };
 
 // EXTERNAL MODULE: ./src/state.ts
-var state = __nccwpck_require__(2462);
+var state = __nccwpck_require__(2820);
 ;// CONCATENATED MODULE: ./src/summary.ts
 /** The step summary: a table of phases, the pushed images, warnings and outputs. */
 
@@ -37835,58 +38448,11 @@ async function writeSummary(markdown, env = process.env) {
     await lib_core/* summary */.z.addRaw(markdown).write();
 }
 
-;// CONCATENATED MODULE: ./src/system/lock.ts
-
-
-
-/** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
-const LOCK_DIR = '/run/lock/docker-gpu-setup';
-const OWNER = `${LOCK_DIR}/owner`;
-/**
- * Takes the host lock: an atomic `mkdir` holding the owner's pid. A lock whose owner is dead is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
- */
-async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
-    const end = Date.now() + timeoutMs;
-    let told = false;
-    let ownerMissingSince;
-    for (;;) {
-        const made = await runner.run(['mkdir', '-m', '0755', LOCK_DIR], {
-            root: true,
-            allowFailure: true
-        });
-        if (made.exitCode === 0) {
-            await writeFileAtomic(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
-            return {
-                async release() {
-                    const owner = (await readFileMaybe(runner, OWNER))?.trim();
-                    if (owner === String(process.pid)) {
-                        await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-                    }
-                }
-            };
-        }
-        const owner = Number((await readFileMaybe(runner, OWNER))?.trim());
-        // No owner file: a run between mkdir and writing it, or one killed right there.
-        ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
-        const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
-        if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
-            info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
-            await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-            continue;
-        }
-        if (Date.now() > end) {
-            throw new errors/* HostError */.dh(`Another docker-gpu-setup run (pid ${owner || 'unknown'}) has held ${LOCK_DIR} for over ${Math.round(timeoutMs / 60_000)} minutes; if no run is active, remove that folder.`);
-        }
-        if (!told) {
-            info(`Waiting for the host lock ${LOCK_DIR}, held by pid ${owner || 'unknown'} (another run on this host).`);
-            told = true;
-        }
-        await new Promise(r => setTimeout(r, 250));
-    }
-}
-
+// EXTERNAL MODULE: ./src/system/lock.ts
+var lock = __nccwpck_require__(8804);
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
 
 
 
@@ -37905,7 +38471,7 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 const fsHost = {
     pathKind(path) {
         try {
-            const st = (0,external_node_fs_namespaceObject.statSync)(path);
+            const st = (0,external_node_fs_.statSync)(path);
             return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
         }
         catch {
@@ -37913,13 +38479,19 @@ const fsHost = {
         }
     }
 };
-/** The four phases in pipeline order, each bound to its own settings. */
+/**
+ * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
+ * host lock; the disk phase frees space once the registries run (their images in use) and before
+ * the push.
+ */
 function phaseStages(inputs, shared) {
     const settings = phaseSettings(inputs, shared.host.identity);
     return [
+        stage(gpuPhase, { ...shared, inputs: settings.gpus }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
+        stage(diskPhase, { ...shared, inputs: settings.disk }),
         stage(pushPhase, { ...shared, inputs: settings.push })
     ];
 }
@@ -37929,7 +38501,7 @@ function defaultDeps() {
         env: process.env,
         inputHost: fsHost,
         readHost: () => readHost(),
-        lockHost: (runner, tempDir) => acquireHostLock(runner, tempDir, m => lib_core/* info */.pq(m)),
+        lockHost: (runner, tempDir) => (0,lock/* acquireHostLock */.QM)(runner, tempDir, m => lib_core/* info */.pq(m)),
         stages: phaseStages,
         state: state/* runnerState */.Ej
     };
@@ -37963,10 +38535,13 @@ async function runSteps(deps, record) {
         },
         remember: update => (0,state/* savePostState */.Li)(update, deps.state)
     };
+    const stages = deps.stages(inputs, shared);
+    // GPU leases first, without the host lock: a job waiting for GPUs holds up no other run.
+    await runPipeline(stages.filter(s => s.beforeHostLock === true), record.dryRun, record.reports);
     // One run at a time changes a host: several runner services may share it.
     const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir);
     try {
-        await runPipeline(deps.stages(inputs, shared), record.dryRun, record.reports);
+        await runPipeline(stages.filter(s => s.beforeHostLock !== true), record.dryRun, record.reports);
     }
     finally {
         await lock?.release();
@@ -38000,55 +38575,621 @@ async function run(overrides = {}) {
 
 /***/ }),
 
-/***/ 6661:
+/***/ 5740:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   b: () => (/* binding */ post)
+/* harmony export */   $m: () => (/* binding */ publishLeases),
+/* harmony export */   U$: () => (/* binding */ applyGpus),
+/* harmony export */   U8: () => (/* binding */ leasePath),
+/* harmony export */   hx: () => (/* binding */ verifyGpus)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4100);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2906);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8804);
+/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7045);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(526);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6445);
+
+
+
+
+
+
+
+/** How often a waiting run looks at the leases again (reading files only, no lock). */
+const POLL_MS = 500;
+/** The path of a GPU's lease file. */
+function leasePath(uuid) {
+    return node_path__WEBPACK_IMPORTED_MODULE_0__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseFileName */ .Se)(uuid));
+}
+function jobOf(plan) {
+    if (!plan.facts.job)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh('gpus: no job identity was read');
+    return plan.facts.job;
+}
+/** Writes the leases of `plan` (under the GPU lease lock), remembering each for the post step. */
+async function takeLeases(ctx, plan) {
+    const job = jobOf(plan);
+    const taken = [];
+    for (const p of plan.picks.filter(p => p.how !== 'reused')) {
+        const file = leasePath(p.device.uuid);
+        if (p.how === 'taken over' && p.from) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Taking over GPU ${p.device.index} (${p.device.uuid}) from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended.`);
+            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .takeOver */ .w9)(ctx.runner, file, p.from.text);
+        }
+        const lease = {
+            uuid: p.device.uuid,
+            index: p.device.index,
+            pid: job.pid,
+            start: job.start,
+            job: job.job,
+            since: new Date().toISOString()
+        };
+        if (!(await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(ctx.runner, file, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseText */ .g0)(lease), ctx.host.tempDir))) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`${file} appeared while ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI} was held: another program writes leases without that lock.`);
+        }
+        taken.push({ uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start });
+        ctx.remember({ gpuLeases: taken });
+    }
+}
+/** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
+async function tryLease(ctx, plan, fresh) {
+    const lock = await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireFileLock */ .AM)(ctx.runner, _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI, ctx.host.tempDir, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, {
+        what: `the GPU lease lock ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI}`,
+        timeoutMs: 60_000,
+        pollMs: 20
+    });
+    try {
+        // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
+        const devices = fresh ? await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .queryGpus */ .OC)(ctx.runner) : plan.facts.devices;
+        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, devices, leases: await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner) }, ctx.inputs);
+        if (now.short === 0)
+            await takeLeases(ctx, now);
+        return now;
+    }
+    finally {
+        await lock.release();
+    }
+}
+/** Who holds the GPUs a waiting request could use, in words. */
+function holders(plan) {
+    return plan.held
+        .map(h => `GPU ${h.device.index} (${h.device.uuid}): ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(h.lease)}`)
+        .join('; ');
+}
+/** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
+async function waitForRelease(ctx, plan, deadline) {
+    while (Date.now() < deadline) {
+        await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
+        const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+        if ((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, leases }, ctx.inputs).short === 0)
+            return;
+    }
+}
+/** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
+function publishLeases(ctx, picks) {
+    const leases = picks.map(p => ({
+        index: p.device.index,
+        uuid: p.device.uuid,
+        name: p.device.name,
+        how: p.how,
+        from: p.from ? (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease) : undefined
+    }));
+    ctx.outputs.gpuLeases = leases;
+    const uuids = leases.map(l => l.uuid).join(',');
+    // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
+}
+/**
+ * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
+ * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
+ * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * CUDA_VISIBLE_DEVICES.
+ */
+async function applyGpus(plan, ctx) {
+    const deadline = Date.now() + ctx.inputs.gpuWait * 1000;
+    let told = '';
+    for (let attempt = 0;; attempt++) {
+        const now = await tryLease(ctx, plan, attempt > 0);
+        if (now.short === 0) {
+            publishLeases(ctx, now.picks);
+            return;
+        }
+        const who = holders(now);
+        if (Date.now() >= deadline) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: ${now.need} GPU${now.need === 1 ? '' : 's'} wanted, ${now.need - now.short} free after waiting ${ctx.inputs.gpuWait} s (gpu-wait). Held by: ${who}. Raise gpu-wait, or ask for fewer GPUs.`);
+        }
+        if (who !== told) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Waiting up to ${Math.ceil((deadline - Date.now()) / 1000)} s for ${now.short} more GPU${now.short === 1 ? '' : 's'}; held by: ${who}`);
+            told = who;
+        }
+        await waitForRelease(ctx, now, deadline);
+    }
+}
+/** Every leased GPU's file names this job's worker: the leases are really held. */
+async function verifyGpus(plan, ctx) {
+    const job = jobOf(plan);
+    const leases = ctx.outputs.gpuLeases ?? [];
+    const held = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+    for (const l of leases) {
+        const view = held.get(l.uuid);
+        const lease = view && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .parseLease */ .QM)(view.text);
+        if (!lease || !(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(lease, job)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`The lease of GPU ${l.index} (${l.uuid}) is not this job's after writing it.`);
+        }
+    }
+    return `GPU ${leases.map(l => l.index).join(', ')} leased to ${job.process} (pid ${job.pid}) until the post step`;
+}
+
+
+/***/ }),
+
+/***/ 7045:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Mw: () => (/* binding */ readLeases),
+/* harmony export */   OC: () => (/* binding */ queryGpus),
+/* harmony export */   RK: () => (/* binding */ detectGpus)
+/* harmony export */ });
+/* unused harmony export jobIdentity */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3708);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8804);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1622);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5695);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(526);
+
+
+
+
+
+
+
+
+/** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
+async function queryGpus(runner) {
+    const ask = (args) => runner.run(['nvidia-smi', ...args], { allowFailure: true, timeoutSeconds: 30 }).catch(e => {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi cannot be run: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .errorMessage */ .gJ)(e)}`);
+    });
+    const [gpus, apps] = await Promise.all([ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_6__/* .QUERY_GPUS */ .Vd), ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_6__/* .QUERY_APPS */ .cZ)]);
+    for (const r of [gpus, apps]) {
+        if (r.exitCode !== 0) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .tailLines */ .os)(r.stderr || r.stdout, 3)}`);
+        }
+    }
+    return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_6__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
+}
+/** The lease files in the host lock folder, each with whether its job's worker still runs. */
+async function readLeases(runner) {
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .LOCK_DIR */ .UE).catch((e) => {
+        if (e.code === 'ENOENT')
+            return [];
+        throw e;
+    });
+    const leases = new Map();
+    for (const name of names) {
+        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .uuidOfLeaseFile */ .hg)(name);
+        if (uuid === undefined)
+            continue;
+        const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .LOCK_DIR */ .UE, name));
+        if (text === undefined)
+            continue; // released while the folder was read
+        // A damaged file names no live job: it is taken over like a lease whose job has ended.
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .parseLease */ .QM)(text) ?? {
+            uuid,
+            index: -1,
+            pid: 0,
+            start: '',
+            job: 'unknown',
+            since: ''
+        };
+        leases.set(uuid, { lease, text, alive: (0,_system_process_js__WEBPACK_IMPORTED_MODULE_5__/* .sameProcessAlive */ .bZ)(lease.pid, lease.start) });
+    }
+    return leases;
+}
+/**
+ * The job this run belongs to: the parent of the action's node process, which the runner's
+ * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
+ * none to hold a lease (the action started by init, or the parent already gone).
+ */
+function jobIdentity(env = process.env) {
+    const ppid = process.ppid;
+    const parent = ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_5__/* .processIdentity */ .I9)(ppid) : undefined;
+    if (parent === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`);
+    }
+    return { pid: parent.pid, start: parent.start, process: parent.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .jobDescription */ ._T)(env) };
+}
+/** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
+async function detectGpus(ctx) {
+    if (ctx.inputs.gpus.kind === 'none')
+        return { devices: [], leases: new Map() };
+    const job = jobIdentity();
+    const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)]);
+    return { devices, leases, job };
+}
+
+
+/***/ }),
+
+/***/ 5695:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $6: () => (/* binding */ busyness),
+/* harmony export */   NC: () => (/* binding */ byIdleness),
+/* harmony export */   Vd: () => (/* binding */ QUERY_GPUS),
+/* harmony export */   cZ: () => (/* binding */ QUERY_APPS),
+/* harmony export */   w$: () => (/* binding */ gpuDevices)
+/* harmony export */ });
+/* unused harmony exports parseGpuQuery, parseComputeApps */
+/**
+ * GPUs as nvidia-smi's script interface reports them (pure): `--query-gpu` and
+ * `--query-compute-apps` with `--format=csv,noheader,nounits`, never the human table.
+ */
+/** Arguments of the GPU query: one line per GPU. */
+const QUERY_GPUS = [
+    '--query-gpu=index,uuid,name,memory.used,memory.total',
+    '--format=csv,noheader,nounits'
+];
+/** Arguments of the compute-process query: one line per process on a GPU. */
+const QUERY_APPS = [
+    '--query-compute-apps=gpu_uuid,pid,used_memory',
+    '--format=csv,noheader,nounits'
+];
+/** A number field; [N/A], [Not Supported] and blanks read as 0. */
+function num(text) {
+    const n = Number(text?.trim());
+    return Number.isFinite(n) ? n : 0;
+}
+/** The fields of one CSV line (nvidia-smi separates them with ", " and does not quote). */
+function fields(line) {
+    return line.split(',').map(f => f.trim());
+}
+/** Parses the --query-gpu lines; a line that is not `index, uuid, name, used, total` is skipped. */
+function parseGpuQuery(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const f = fields(line);
+        if (f.length < 5 || !/^\d+$/.test(f[0]) || !/^GPU-/i.test(f[1]))
+            continue;
+        // A name holding a comma spans several fields: the memory figures are the last two.
+        out.push({
+            index: Number(f[0]),
+            uuid: f[1],
+            name: f.slice(2, -2).join(', '),
+            memoryUsed: num(f[f.length - 2]),
+            memoryTotal: num(f[f.length - 1])
+        });
+    }
+    return out;
+}
+/** Counts the --query-compute-apps lines per GPU UUID (lower case). */
+function parseComputeApps(text) {
+    const counts = new Map();
+    for (const line of text.split('\n')) {
+        const uuid = fields(line)[0]?.toLowerCase();
+        if (uuid?.startsWith('gpu-'))
+            counts.set(uuid, (counts.get(uuid) ?? 0) + 1);
+    }
+    return counts;
+}
+/** The GPUs with their process counts, by index. */
+function gpuDevices(gpuQuery, appsQuery) {
+    const apps = parseComputeApps(appsQuery);
+    return parseGpuQuery(gpuQuery)
+        .map(g => ({ ...g, processes: apps.get(g.uuid.toLowerCase()) ?? 0 }))
+        .sort((a, b) => a.index - b.index);
+}
+/** Idlest first: the fewest processes, then the least memory in use, then the lowest index. */
+function byIdleness(a, b) {
+    return a.processes - b.processes || a.memoryUsed - b.memoryUsed || a.index - b.index;
+}
+/** How busy a GPU is, in words for the log. */
+function busyness(d) {
+    if (d.processes === 0 && d.memoryUsed === 0)
+        return 'idle';
+    const procs = `${d.processes} process${d.processes === 1 ? '' : 'es'}`;
+    return `${procs}, ${d.memoryUsed} MiB in use`;
+}
+
+
+/***/ }),
+
+/***/ 526:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   QM: () => (/* binding */ parseLease),
+/* harmony export */   Se: () => (/* binding */ leaseFileName),
+/* harmony export */   Vr: () => (/* binding */ heldBy),
+/* harmony export */   _T: () => (/* binding */ jobDescription),
+/* harmony export */   g0: () => (/* binding */ leaseText),
+/* harmony export */   hg: () => (/* binding */ uuidOfLeaseFile),
+/* harmony export */   ii: () => (/* binding */ holderText)
+/* harmony export */ });
+/**
+ * A GPU lease as data (pure): the file that says which job holds a GPU. A lease belongs to the
+ * job's worker process (the runner's Runner.Worker, parent of the action's node process, alive for
+ * the whole job), named by pid and start time so that a later process reusing the pid is not it.
+ */
+/** The lease file of a GPU (in the host lock folder). */
+function leaseFileName(uuid) {
+    return `${uuid}.lease`;
+}
+/** The UUID a lease file is named after; undefined for any other file. */
+function uuidOfLeaseFile(name) {
+    return /^(GPU-[0-9a-fA-F-]+)\.lease$/.exec(name)?.[1];
+}
+/** The lease file's text: one JSON line. */
+function leaseText(lease) {
+    return `${JSON.stringify(lease)}\n`;
+}
+/** Parses a lease file; undefined when it is not one (a damaged file is treated as no owner). */
+function parseLease(text) {
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    const l = v;
+    if (typeof l?.uuid !== 'string' ||
+        typeof l.index !== 'number' ||
+        typeof l.pid !== 'number' ||
+        typeof l.start !== 'string' ||
+        typeof l.job !== 'string') {
+        return undefined;
+    }
+    return {
+        uuid: l.uuid,
+        index: l.index,
+        pid: l.pid,
+        start: l.start,
+        job: l.job,
+        since: l.since ?? ''
+    };
+}
+/** Is this lease held by that worker process (same pid, same start)? */
+function heldBy(lease, who) {
+    return lease.pid === who.pid && lease.start === who.start;
+}
+/** The job in words, from the runner's variables (given as data). */
+function jobDescription(env) {
+    const job = env.GITHUB_JOB || 'unnamed';
+    const where = [
+        env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
+            ? `${env.GITHUB_REPOSITORY} run ${env.GITHUB_RUN_ID}${env.GITHUB_RUN_ATTEMPT && env.GITHUB_RUN_ATTEMPT !== '1' ? ` attempt ${env.GITHUB_RUN_ATTEMPT}` : ''}`
+            : undefined,
+        env.RUNNER_NAME ? `runner ${env.RUNNER_NAME}` : undefined
+    ].filter(Boolean);
+    return where.length > 0 ? `${job} (${where.join(', ')})` : job;
+}
+/** Who holds a lease, in words: the job and its worker process. */
+function holderText(lease) {
+    return `job ${lease.job}, worker pid ${lease.pid}${lease.since ? `, since ${lease.since}` : ''}`;
+}
+
+
+/***/ }),
+
+/***/ 6445:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   f: () => (/* binding */ planGpus)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2174);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5695);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(526);
+/**
+ * The GPU lease plan (pure): which GPUs this job gets now, given the GPUs, their leases and the
+ * job's worker. A request is met whole or not at all: a job never sits on part of what it asked for
+ * while it waits (two jobs each holding half of what the other needs would wait for ever).
+ */
+
+
+
+function status(d, facts) {
+    const view = facts.leases.get(d.uuid);
+    if (!view)
+        return 'free';
+    if (!view.alive)
+        return 'stale';
+    return facts.job && (0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .heldBy */ .Vr)(view.lease, facts.job) ? 'mine' : 'held';
+}
+function findGpu(devices, id) {
+    const hit = devices.find(d => 'uuid' in id ? d.uuid.toLowerCase() === id.uuid.toLowerCase() : d.index === id.index);
+    if (hit)
+        return hit;
+    const known = devices.map(d => `${d.index} (${d.uuid})`).join(', ');
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${'uuid' in id ? id.uuid : `index ${id.index}`} is not a GPU of this host; nvidia-smi lists ${known}.`);
+}
+/** The GPUs the request may use, and how many of them it needs. */
+function pool(facts, inputs) {
+    const { devices } = facts;
+    const r = inputs.gpus;
+    if (r.kind === 'list')
+        return { pool: r.gpus.map(id => findGpu(devices, id)), need: r.gpus.length };
+    const need = r.kind === 'count' ? r.count : devices.length;
+    if (need > devices.length) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need} GPUs asked for, but this host has ${devices.length} (nvidia-smi lists ${devices.map(d => d.index).join(', ')}).`);
+    }
+    return { pool: devices, need };
+}
+function describePick(p) {
+    const gpu = `GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(p.device)})`;
+    if (p.how === 'taken over' && p.from) {
+        return `take over ${gpu} from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended`;
+    }
+    return `lease ${gpu}`;
+}
+/** The GPUs and their leases in words, for the log and the summary. */
+function found(facts, plan) {
+    const busy = facts.devices.filter(d => (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(d) !== 'idle');
+    const parts = [
+        `${facts.devices.length} GPU${facts.devices.length === 1 ? '' : 's'}` +
+            (busy.length > 0 ? ` (busy: ${busy.map(d => `${d.index}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(d)}`).join('; ')})` : '')
+    ];
+    const others = facts.devices.filter(d => status(d, facts) === 'held');
+    if (others.length > 0) {
+        parts.push(`leased to other jobs: ${others.map(d => d.index).join(', ')}`);
+    }
+    const mine = plan.picks.filter(p => p.how === 'reused');
+    if (mine.length > 0)
+        parts.push(`already this job's: ${mine.map(p => p.device.index).join(', ')}`);
+    return parts.join('; ');
+}
+/** Which GPUs to lease now (pure); throws HostError for a request no wait can meet. */
+function planGpus(facts, inputs) {
+    if (inputs.gpus.kind === 'none') {
+        return {
+            ...{ found: 'gpus not set: no lease', steps: [], warnings: [], facts },
+            ...{ wanted: false, picks: [], short: 0, held: [], need: 0 }
+        };
+    }
+    if (facts.devices.length === 0) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh('gpus is set, but nvidia-smi lists no GPU on this host.');
+    }
+    const { pool: usable, need } = pool(facts, inputs);
+    const rank = (d) => (status(d, facts) === 'mine' ? 0 : 1);
+    const open = usable
+        .filter(d => status(d, facts) !== 'held')
+        .sort((a, b) => rank(a) - rank(b) || (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .byIdleness */ .NC)(a, b));
+    const held = usable
+        .filter(d => status(d, facts) === 'held')
+        .map(device => ({ device, lease: facts.leases.get(device.uuid).lease }));
+    const short = Math.max(0, need - open.length);
+    const picks = short > 0
+        ? []
+        : open
+            .slice(0, need)
+            .map((device) => {
+            const s = status(device, facts);
+            if (s === 'mine')
+                return { device, how: 'reused' };
+            if (s === 'stale')
+                return { device, how: 'taken over', from: facts.leases.get(device.uuid) };
+            return { device, how: 'leased' };
+        })
+            .sort((a, b) => a.device.index - b.device.index);
+    const steps = picks
+        .filter(p => p.how !== 'reused')
+        .map(p => ({ description: describePick(p) }));
+    if (short > 0) {
+        steps.push({
+            description: `wait up to ${inputs.gpuWait} s for ${need} GPU${need === 1 ? '' : 's'} (${open.length} free now; ${held.map(h => `GPU ${h.device.index} held by ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .holderText */ .ii)(h.lease)}`).join('; ')})`
+        });
+    }
+    const plan = { steps, warnings: [], facts, wanted: true, picks, short, held, need };
+    return { ...plan, found: found(facts, plan) };
+}
+
+
+/***/ }),
+
+/***/ 2969:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  b: () => (/* binding */ post)
+});
+
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(2174);
+// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
+var exec_runner = __nccwpck_require__(9365);
+// EXTERNAL MODULE: ./src/system/lock.ts
+var lock = __nccwpck_require__(8804);
+// EXTERNAL MODULE: ./src/phases/gpus/apply.ts
+var apply = __nccwpck_require__(5740);
+// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
+var gpus_lease = __nccwpck_require__(526);
+;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
 
 
 
 
 /**
- * The post step: removes the job's DOCKER_CONFIG (the login in it) whenever the main step made one,
- * and with cleanup: registry or all (as the main step validated it), the registry containers this
- * job started (never their data). It warns, never fails: a cleanup problem must not turn a green
- * job red.
+ * Releases exactly the leases the main step saved: removes each lease file that still names the
+ * saved worker process (pid and start time), never one another job took since. Takes no lock and
+ * waits for nothing, so a release is never held up by another run.
+ */
+async function releaseLeases(runner, saved) {
+    for (const s of saved) {
+        const gpu = `GPU ${s.index} (${s.uuid})`;
+        const r = await (0,lock/* removeIfOurs */.NU)(runner, (0,apply/* leasePath */.U8)(s.uuid), text => {
+            const lease = (0,gpus_lease/* parseLease */.QM)(text);
+            return lease !== undefined && (0,gpus_lease/* heldBy */.Vr)(lease, s);
+        });
+        if (r === 'removed')
+            core/* info */.pq(`Released ${gpu}.`);
+        else if (r === 'gone')
+            core/* info */.pq(`${gpu}: its lease was already released.`);
+        else
+            core/* info */.pq(`${gpu}: its lease now belongs to another job; left alone.`);
+    }
+}
+
+// EXTERNAL MODULE: ./src/state.ts
+var src_state = __nccwpck_require__(2820);
+;// CONCATENATED MODULE: ./src/post.ts
+
+
+
+
+
+/**
+ * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
+ * login in it) whenever the main step made one, and with cleanup: registry or all (as the main step
+ * validated it), the registry containers this job started (never their data). It warns, never
+ * fails: a cleanup problem must not turn a green job red.
  */
 async function post(overrides = {}) {
-    const { runner, state } = { runner: new _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .ExecRunner */ .iN(), state: _state_js__WEBPACK_IMPORTED_MODULE_3__/* .runnerState */ .Ej, ...overrides };
+    const { runner, state } = { runner: new exec_runner/* ExecRunner */.iN(), state: src_state/* runnerState */.Ej, ...overrides };
     try {
-        const saved = (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .readPostState */ .cj)(state);
+        const saved = (0,src_state/* readPostState */.cj)(state);
+        // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
+        await releaseLeases(runner, saved.gpuLeases).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
         if (saved.dockerConfig) {
             await runner.run(['rm', '-rf', '--', saved.dockerConfig], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
+            core/* info */.pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
         }
         if (saved.cleanup === 'none') {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
+            core/* info */.pq('cleanup: none; leaving the host as configured.');
             return;
         }
         if (saved.registryContainers.length === 0) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
+            core/* info */.pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
         }
         for (const name of saved.registryContainers) {
             await runner.run(['docker', 'rm', '--force', name], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
+            core/* info */.pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
         }
     }
     catch (e) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        core/* warning */.$e(`cleanup failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
     }
 }
 
 
 /***/ }),
 
-/***/ 2462:
+/***/ 2820:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -38059,11 +39200,11 @@ async function post(overrides = {}) {
 /* harmony export */   cj: () => (/* binding */ readPostState),
 /* harmony export */   pq: () => (/* binding */ isPostStep)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
 /**
  * Everything the post step reads, saved by the main step through the runner's step state
  * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
- * DOCKER_CONFIG and the registry containers this job started.
+ * DOCKER_CONFIG, the registry containers this job started and the GPU leases this step took.
  */
 
 // The names are kept across versions: a post step reads what the same bundle's main step saved.
@@ -38071,7 +39212,8 @@ const KEY = {
     isPost: 'isPost',
     cleanup: 'cleanup',
     dockerConfig: 'docker-config',
-    registryContainers: 'registry-containers'
+    registryContainers: 'registry-containers',
+    gpuLeases: 'gpu-leases'
 };
 /** The runner's step state (core.getState / core.saveState). */
 const runnerState = {
@@ -38097,22 +39239,369 @@ function savePostState(update, store = runnerState) {
     if (update.registryContainers !== undefined) {
         store.save(KEY.registryContainers, JSON.stringify(update.registryContainers));
     }
+    if (update.gpuLeases !== undefined)
+        store.save(KEY.gpuLeases, JSON.stringify(update.gpuLeases));
+}
+/** A JSON list saved by this bundle; anything else (never written, damaged) is empty. */
+function savedList(text) {
+    try {
+        const v = JSON.parse(text || '[]');
+        return Array.isArray(v) ? v : [];
+    }
+    catch {
+        return [];
+    }
+}
+function savedLease(v) {
+    const l = v;
+    return typeof l?.uuid === 'string' &&
+        typeof l.index === 'number' &&
+        typeof l.pid === 'number' &&
+        typeof l.start === 'string'
+        ? [{ uuid: l.uuid, index: l.index, pid: l.pid, start: l.start }]
+        : [];
 }
 /** Reads what the main step saved; a main step that failed before saving `cleanup` means none. */
 function readPostState(store = runnerState) {
     const cleanup = store.get(KEY.cleanup);
-    let containers;
-    try {
-        containers = JSON.parse(store.get(KEY.registryContainers) || '[]');
-    }
-    catch {
-        containers = []; // never written by this bundle: nothing this job started is known
-    }
     return {
         cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
         dockerConfig: store.get(KEY.dockerConfig) || undefined,
-        registryContainers: Array.isArray(containers) ? containers.map(String) : []
+        registryContainers: savedList(store.get(KEY.registryContainers)).map(String),
+        gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease)
     };
+}
+
+
+/***/ }),
+
+/***/ 3708:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   H5: () => (/* binding */ renameFile),
+/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   jp: () => (/* binding */ readFileMaybe),
+/* harmony export */   nM: () => (/* binding */ removeFile),
+/* harmony export */   t2: () => (/* binding */ exists)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
+async function readFileMaybe(runner, file) {
+    try {
+        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8');
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT')
+            return undefined;
+        if (code !== 'EACCES' || runner.isRoot)
+            throw e;
+    }
+    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout : undefined;
+}
+/** True when the path exists (reads nothing in it). */
+async function exists(file) {
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.F_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
+ * half a file. Creates the parent folder. Works as root or through sudo.
+ */
+async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
+    if (runner.isRoot) {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+        return;
+    }
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
+        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
+        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+    }
+}
+/** Renames (as root where needed); used to set files aside instead of deleting them. */
+async function renameFile(runner, from, to) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(from, to);
+    else
+        await runner.run(['mv', '-f', '--', from, to], { root: true });
+}
+/** Removes a file (as root where needed); missing is fine. */
+async function removeFile(runner, file) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+}
+
+
+/***/ }),
+
+/***/ 8804:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   AM: () => (/* binding */ acquireFileLock),
+/* harmony export */   H0: () => (/* binding */ createExclusive),
+/* harmony export */   MI: () => (/* binding */ GPU_LEASE_LOCK),
+/* harmony export */   NU: () => (/* binding */ removeIfOurs),
+/* harmony export */   QM: () => (/* binding */ acquireHostLock),
+/* harmony export */   UE: () => (/* binding */ LOCK_DIR),
+/* harmony export */   w9: () => (/* binding */ takeOver)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3708);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1622);
+/**
+ * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
+ * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
+ * whole or not at all (link(2) of a complete temporary file), so no reader ever sees a half-written
+ * owner, and the folder goes away once nothing is left in it.
+ */
+
+
+
+
+
+/** The host lock folder; it holds the host lock, the GPU lease lock and the GPU leases. */
+const LOCK_DIR = '/run/lock/docker-gpu-setup';
+/** The host lock: one run at a time changes packages, daemon.json and the daemon. */
+const OWNER = `${LOCK_DIR}/owner`;
+/** Held only while GPU leases are read and written (milliseconds), never while waiting. */
+const GPU_LEASE_LOCK = `${LOCK_DIR}/gpus.lock`;
+// One fixed script (arguments stay argv): install the complete file beside its name, link it to
+// the name (link fails when the name exists), drop the temporary name. Exit 3: the name exists.
+const CREATE_SCRIPT = 'd=$(dirname "$3"); install -d -m 0755 "$d" && install -m 0644 "$1" "$2" || exit 1; ' +
+    'if ln "$2" "$3" 2>/dev/null; then r=0; elif [ -e "$3" ]; then r=3; else r=1; fi; rm -f "$2"; exit $r';
+async function createAsRoot(file, content) {
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), { recursive: true, mode: 0o755 });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: 0o644 });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, 0o644);
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(tmp, file);
+        return 'made';
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'EEXIST')
+            return 'exists';
+        // The folder went away between mkdir and the write (a release removed it as empty): again.
+        if (code === 'ENOENT')
+            return 'retry';
+        throw e;
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(tmp, { force: true });
+    }
+}
+async function createWithSudo(runner, file, content, tempDir) {
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, tmp, file], {
+            root: true,
+            allowFailure: true
+        });
+        return r.exitCode === 0 ? 'made' : r.exitCode === 3 ? 'exists' : 'retry';
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+    }
+}
+/** Creates `file` holding `content` unless it exists (true when made); creates the lock folder. */
+async function createExclusive(runner, file, content, tempDir) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+        const r = runner.isRoot
+            ? await createAsRoot(file, content)
+            : await createWithSudo(runner, file, content, tempDir);
+        if (r !== 'retry')
+            return r === 'made';
+    }
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
+}
+/** Removes a lock folder when nothing is left in it; another lock or a lease keeps it. */
+async function removeDirIfEmpty(runner, dir) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rmdir(dir).catch(() => undefined);
+    else
+        await runner.run(['rmdir', '--', dir], { root: true, allowFailure: true });
+}
+/**
+ * Removes `file` when `ours(text)` says it is still this run's; never waits for any lock. Says
+ * what it found: removed, already gone, or another owner's (left alone).
+ */
+async function removeIfOurs(runner, file, ours) {
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+    if (text === undefined)
+        return 'gone';
+    if (!ours(text))
+        return 'other';
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+    await removeDirIfEmpty(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file));
+    return 'removed';
+}
+/**
+ * Moves a stale lock file out of the way. The rename is atomic, so of two runs taking the same
+ * file over only one moves it; a file that proves not to be the stale one (a live owner's, made
+ * in between) is put back.
+ */
+async function takeOver(runner, file, staleText) {
+    const aside = `${file}.${process.pid}.stale`;
+    const moved = runner.isRoot
+        ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(file, aside).then(() => true, () => false)
+        : (await runner.run(['mv', '-T', '--', file, aside], { root: true, allowFailure: true }))
+            .exitCode === 0;
+    if (!moved)
+        return;
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, aside);
+    if (text !== staleText) {
+        if (runner.isRoot)
+            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(aside, file).catch(() => undefined);
+        else
+            await runner.run(['ln', '--', aside, file], { root: true, allowFailure: true });
+    }
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(aside, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', aside], { root: true });
+}
+/**
+ * Takes a lock file holding this process's pid. A lock whose owner is dead (or unreadable) is
+ * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ */
+async function acquireFileLock(runner, file, tempDir, info, wait) {
+    const end = Date.now() + wait.timeoutMs;
+    const mine = `${process.pid}\n`;
+    let told = false;
+    for (;;) {
+        if (await createExclusive(runner, file, mine, tempDir)) {
+            return { release: async () => void (await removeIfOurs(runner, file, t => t === mine)) };
+        }
+        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+        if (text === undefined)
+            continue;
+        const owner = Number(text.trim());
+        if (!Number.isInteger(owner) || owner <= 0 || !(0,_process_js__WEBPACK_IMPORTED_MODULE_4__/* .pidAlive */ .pl)(owner)) {
+            info(`Taking over ${wait.what}: its owner (pid ${owner || 'unknown'}) is gone.`);
+            await takeOver(runner, file, text);
+            continue;
+        }
+        if (Date.now() > end) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
+        }
+        if (!told) {
+            info(`Waiting for ${wait.what}, held by pid ${owner} (another run on this host).`);
+            told = true;
+        }
+        await new Promise(r => setTimeout(r, wait.pollMs));
+    }
+}
+/**
+ * Takes the host lock (the `owner` file in the lock folder, holding this process's pid). A lock
+ * whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
+ */
+async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
+    return acquireFileLock(runner, OWNER, tempDir, info, {
+        what: `the host lock ${LOCK_DIR}`,
+        timeoutMs,
+        pollMs: 250
+    });
+}
+
+
+/***/ }),
+
+/***/ 1622:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I9: () => (/* binding */ processIdentity),
+/* harmony export */   bZ: () => (/* binding */ sameProcessAlive),
+/* harmony export */   pl: () => (/* binding */ pidAlive)
+/* harmony export */ });
+/* unused harmony export parseProcStat */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+
+/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
+function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false;
+    }
+    try {
+        return !/^\d+ \(.*\) Z /.test((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Parses /proc/<pid>/stat (pure). The name sits in parentheses and may hold spaces or ')', so the
+ * fields are counted from the last ')'. Undefined for a zombie: it has exited.
+ */
+function parseProcStat(pid, text) {
+    const open = text.indexOf('(');
+    const close = text.lastIndexOf(')');
+    if (open < 0 || close < open)
+        return undefined;
+    // After the name: state (field 3), ppid (4), … starttime (22).
+    const rest = text.slice(close + 2).split(' ');
+    const start = rest[19];
+    if (rest[0] === 'Z' || rest[0] === 'X' || !/^\d+$/.test(start ?? ''))
+        return undefined;
+    return { pid, start, name: text.slice(open + 1, close), ppid: Number(rest[1]) };
+}
+/** The pid's identity from /proc (readable by every user); undefined when it is gone or a zombie. */
+function processIdentity(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return undefined;
+    try {
+        return parseProcStat(pid, (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+/** True while the process that had this pid and start time still runs. */
+function sameProcessAlive(pid, start) {
+    return processIdentity(pid)?.start === start;
 }
 
 
@@ -38230,6 +39719,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -38248,6 +39744,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 6760:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -38349,7 +39852,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6058:
+/***/ 2906:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38374,7 +39877,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -38410,7 +39913,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -38506,7 +40009,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -38543,9 +40046,9 @@ function prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38621,7 +40124,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38695,7 +40198,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -38976,7 +40479,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -39010,9 +40513,9 @@ function toPlatformPath(pth) {
     return pth.replace(/[/\\]/g, path.sep);
 }
 //# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39077,7 +40580,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -39398,7 +40901,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 5260:
+/***/ 7964:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39419,13 +40922,13 @@ var external_events_ = __nccwpck_require__(4434);
 var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(8701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(6413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -40013,7 +41516,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -40096,7 +41599,7 @@ function getExecOutput(commandLine, args, options) {
 
 /***/ }),
 
-/***/ 4942:
+/***/ 5326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -40113,7 +41616,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -40204,11 +41707,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -40908,7 +42411,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41104,7 +42607,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 8701:
+/***/ 6413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41115,7 +42618,7 @@ function getCmdPath() {
 /* unused harmony exports cp, mv, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -41495,6 +42998,18 @@ function copyFile(srcFile, destFile, force) {
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/compat get default export */
+/******/ (() => {
+/******/ 	// getDefaultExport function for compatibility with non-harmony modules
+/******/ 	__nccwpck_require__.n = (module) => {
+/******/ 		var getter = module && module.__esModule ?
+/******/ 			() => (module['default']) :
+/******/ 			() => (module);
+/******/ 		__nccwpck_require__.d(getter, { a: getter });
+/******/ 		return getter;
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/create fake namespace object */
 /******/ (() => {
 /******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
@@ -41558,6 +43073,6 @@ function copyFile(srcFile, destFile, force) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(629);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

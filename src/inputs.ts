@@ -11,7 +11,14 @@ import {
   type DaemonInputs,
   type DaemonSettings
 } from './phases/daemon/inputs.js'
+import {
+  DISK_INPUTS,
+  parseDiskInputs,
+  type DiskInputs,
+  type DiskSettings
+} from './phases/disk/inputs.js'
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
+import {GPU_INPUTS, parseGpuInputs, type GpuInputs} from './phases/gpus/inputs.js'
 import {
   PUSH_INPUTS,
   parsePushInputs,
@@ -24,7 +31,7 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
-import {insecureRegistry, registryFragments} from './phases/registry/spec.js'
+import {LABEL_MANAGED, insecureRegistry, registryFragments} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
 /** The inputs that shape the whole run rather than one phase. */
@@ -38,8 +45,10 @@ const RUN_INPUTS = {'dry-run': 'false', summary: 'true', cleanup: 'none'} as con
 export const INPUT_DEFAULTS = {
   ...ENGINE_INPUTS,
   ...DAEMON_INPUTS,
+  ...GPU_INPUTS,
   ...REGISTRY_INPUTS,
   ...PUSH_INPUTS,
+  ...DISK_INPUTS,
   ...RUN_INPUTS
 } as const
 
@@ -59,8 +68,10 @@ export interface RunInputs {
 export interface Inputs {
   engine: EngineInputs
   daemon: DaemonInputs
+  gpus: GpuInputs
   registry: RegistryInputs
   push: PushInputs
+  disk: DiskInputs
   run: RunInputs
 }
 
@@ -80,29 +91,50 @@ function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
 export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
+  const gpus = Object.freeze(parseGpuInputs(raw))
   const registry = Object.freeze(parseRegistryInputs(raw, host))
   const push = Object.freeze(parsePushInputs(raw, registry.registry))
+  const disk = Object.freeze(parseDiskInputs(raw))
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, registry, push, run})
+  return Object.freeze({engine, daemon, gpus, registry, push, disk, run})
 }
 
 /** What each phase reads: its own slice, and what it needs from the others. */
 export interface PhaseSettings {
   engine: EngineInputs
   daemon: DaemonSettings
+  gpus: GpuInputs
   registry: RegistrySettings
   push: PushSettings
+  disk: DiskSettings
+}
+
+/** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
+function diskSettings(inputs: Inputs): DiskSettings {
+  const {registry, push, disk} = inputs
+  return {
+    ...disk,
+    keepImages: [
+      {ref: registry.registryImage, why: "the action's registry images"},
+      ...push.images.map(t => ({ref: t.source, why: "this job's images to push"}))
+    ],
+    managedLabel: LABEL_MANAGED,
+    registryData: [registry.registryData, `${registry.registryData}-mirror`]
+  }
 }
 
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, and how to reach `registry` for pushes.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
+ * what the disk phase must never remove.
  */
 export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSettings {
   const {engine, daemon, registry, push} = inputs
   const offlineDebs = engine.offlineDebs
   return {
     engine,
+    gpus: inputs.gpus,
+    disk: diskSettings(inputs),
     daemon: {...daemon, offlineDebs, registryFragments: registryFragments(registry, identity)},
     registry: {...registry, offlineDebs},
     push: {

@@ -150,9 +150,11 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'GPU leases',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
       'Local registry',
+      'Disk space',
       'Push images'
     ])
   })

@@ -26,6 +26,7 @@ const D = `sha256:${'d'.repeat(64)}`
 const engineFacts: EngineFacts = {
   installed: new Map([['docker.io', '20.10.24']]),
   held: new Set(['docker.io']),
+  client: true,
   snap: false,
   manager: 'systemd',
   enabled: false,

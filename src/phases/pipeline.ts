@@ -40,6 +40,8 @@ export interface PhasePlan {
 /** One phase of the pipeline: detect → plan → apply → verify. An unchanged host plans no step. */
 export interface Phase<I, Facts, Plan extends PhasePlan> {
   readonly name: string
+  /** Runs before the host lock is taken (it may wait long, and must not hold up other runs). */
+  readonly beforeHostLock?: boolean
   /** Reads the host; changes nothing. */
   detect(ctx: PhaseContext<I>): Promise<Facts>
   /** Turns facts into steps; pure: the same facts give the same plan. */
@@ -66,6 +68,8 @@ export interface PhaseReport {
 /** A phase bound to the context it runs in, ready for the pipeline. */
 export interface Stage {
   readonly name: string
+  /** Runs before the host lock is taken. */
+  readonly beforeHostLock?: boolean
   run(dryRun: boolean, report: PhaseReport): Promise<void>
 }
 
@@ -74,7 +78,11 @@ export function stage<I, F, P extends PhasePlan>(
   phase: Phase<I, F, P>,
   ctx: PhaseContext<I>
 ): Stage {
-  return {name: phase.name, run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report)}
+  return {
+    name: phase.name,
+    beforeHostLock: phase.beforeHostLock === true,
+    run: async (dryRun, report) => runPhase(phase, ctx, dryRun, report)
+  }
 }
 
 async function runPhase<I, F, P extends PhasePlan>(
