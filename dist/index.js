@@ -35452,13 +35452,13 @@ function result(ctx) {
         throw new errors/* HostError */.dh('The disk phase has no measurement of the data root.');
     return ctx.outputs.disk;
 }
-/** The next batch: removals of one kind whose sizes together cover what is still missing. */
+/** The next batch: removals of one kind and rule whose sizes together cover what is still missing. */
 function nextBatch(removals, from, missing) {
     const batch = [removals[from]];
     let bytes = removals[from].bytes;
     for (let i = from + 1; i < removals.length; i++) {
         const r = removals[i];
-        if (bytes >= missing || r.kind !== batch[0].kind || r.kind === 'build-cache')
+        if (bytes >= missing || r.kind !== batch[0].kind || r.tier !== batch[0].tier)
             break;
         batch.push(r);
         bytes += r.bytes;
@@ -35645,7 +35645,7 @@ function imageLabel(r, i) {
     return `${i.tags.length > 0 ? i.tags.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
 }
 /** Unused images, least recently used first; an image goes after the images built on it. */
-function imageRemovals(r, candidates) {
+function imageRemovals(r, candidates, tier) {
     const up = ancestry(r.inv.images);
     const below = (id) => candidates.filter(c => up.get(c.id)?.includes(id));
     const recency = (i) => Math.max(lastUsed(r, i), ...below(i.id).map(c => lastUsed(r, c)));
@@ -35664,6 +35664,7 @@ function imageRemovals(r, candidates) {
         for (const u of unit)
             done.add(u.id);
         out.push({
+            tier,
             kind: 'image',
             refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
             ids: unit.map(u => u.id),
@@ -35682,25 +35683,28 @@ function removalsAndKept(s, inv, now) {
     const images = topLevel(inv.images);
     const reasons = keptImages(r, images, keptContainers);
     const free = images.filter(i => !reasons.has(i.id));
+    const cache = inv.buildCache > BUILD_CACHE_CAP
+        ? [
+            {
+                tier: 2,
+                kind: 'build-cache',
+                keep: BUILD_CACHE_CAP,
+                label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
+                bytes: inv.buildCache - BUILD_CACHE_CAP
+            }
+        ]
+        : [];
     const removals = [
         ...stopped.map((c) => ({
+            tier: 1,
             kind: 'container',
             id: c.id,
             label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
             bytes: c.size
         })),
-        ...imageRemovals(r, free.filter(i => i.tags.length === 0)),
-        ...(inv.buildCache > BUILD_CACHE_CAP
-            ? [
-                {
-                    kind: 'build-cache',
-                    keep: BUILD_CACHE_CAP,
-                    label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
-                    bytes: inv.buildCache - BUILD_CACHE_CAP
-                }
-            ]
-            : []),
-        ...imageRemovals(r, free.filter(i => i.tags.length > 0))
+        ...imageRemovals(r, free.filter(i => i.tags.length === 0), 1),
+        ...cache,
+        ...imageRemovals(r, free.filter(i => i.tags.length > 0), 3)
     ];
     return { removals, kept: keptSpace(r, images, reasons, keptContainers) };
 }
@@ -38391,6 +38395,7 @@ var state = __nccwpck_require__(2820);
 /** The step summary: a table of phases, the pushed images, warnings and outputs. */
 
 
+
 const STATUS_ICON = {
     unchanged: '✅ unchanged',
     changed: '🔧 changed',
@@ -38400,6 +38405,45 @@ const STATUS_ICON = {
 /** Escapes text for one markdown table cell. */
 function cell(text) {
     return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—';
+}
+/** The GPUs leased to the job, one row each. */
+function gpuSection(leases) {
+    if (leases.length === 0)
+        return [];
+    const how = (l) => (l.from ? `${l.how} from ${l.from}` : l.how);
+    return [
+        '',
+        '### GPUs leased to this job',
+        '',
+        '| GPU | UUID | Name | Lease |',
+        '|---|---|---|---|',
+        ...leases.map(l => `| ${l.index} | \`${l.uuid}\` | ${cell(l.name)} | ${cell(how(l))} |`)
+    ];
+}
+/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
+function diskSection(disk) {
+    if (!disk?.dfBefore)
+        return [];
+    const lines = [
+        '',
+        '### Disk space',
+        '',
+        `${disk.dataRoot}: ${formatBytes(disk.freeBefore)} → ${formatBytes(disk.freeAfter)} free (min-free-space ${formatBytes(disk.minFree)}; freed ${formatBytes(disk.freedBytes)}).`,
+        '',
+        ...(disk.removed.length > 0
+            ? ['Removed, in this order:', '', ...disk.removed.map(r => `- ${r}`)]
+            : ['Nothing the pruning rules allow was left to remove.'])
+    ];
+    const df = (title, text) => text === undefined ? [] : ['', `${title}:`, '', '```', text, '```'];
+    return [
+        ...lines,
+        '',
+        '<details><summary>docker system df</summary>',
+        ...df('Before', disk.dfBefore),
+        ...df('After', disk.dfAfter),
+        '',
+        '</details>'
+    ];
 }
 /** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
 function renderSummary(data) {
@@ -38427,6 +38471,7 @@ function renderSummary(data) {
             lines.push(`| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`);
         }
     }
+    lines.push(...gpuSection(data.outputs.gpuLeases ?? []), ...diskSection(data.outputs.disk));
     if (data.warnings.length > 0) {
         lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`));
     }

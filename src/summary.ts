@@ -1,6 +1,7 @@
 /** The step summary: a table of phases, the pushed images, warnings and outputs. */
 import * as core from '@actions/core'
-import {outputValues, type Outputs} from './outputs.js'
+import {outputValues, type DiskResult, type GpuLeaseResult, type Outputs} from './outputs.js'
+import {formatBytes} from './phases/disk/sizes.js'
 import type {PhaseReport} from './phases/pipeline.js'
 
 /** What the summary shows. */
@@ -24,6 +25,46 @@ const STATUS_ICON: Record<PhaseReport['status'], string> = {
 /** Escapes text for one markdown table cell. */
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—'
+}
+
+/** The GPUs leased to the job, one row each. */
+function gpuSection(leases: readonly GpuLeaseResult[]): string[] {
+  if (leases.length === 0) return []
+  const how = (l: GpuLeaseResult) => (l.from ? `${l.how} from ${l.from}` : l.how)
+  return [
+    '',
+    '### GPUs leased to this job',
+    '',
+    '| GPU | UUID | Name | Lease |',
+    '|---|---|---|---|',
+    ...leases.map(l => `| ${l.index} | \`${l.uuid}\` | ${cell(l.name)} | ${cell(how(l))} |`)
+  ]
+}
+
+/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
+function diskSection(disk: DiskResult | undefined): string[] {
+  if (!disk?.dfBefore) return []
+  const lines = [
+    '',
+    '### Disk space',
+    '',
+    `${disk.dataRoot}: ${formatBytes(disk.freeBefore)} → ${formatBytes(disk.freeAfter)} free (min-free-space ${formatBytes(disk.minFree)}; freed ${formatBytes(disk.freedBytes)}).`,
+    '',
+    ...(disk.removed.length > 0
+      ? ['Removed, in this order:', '', ...disk.removed.map(r => `- ${r}`)]
+      : ['Nothing the pruning rules allow was left to remove.'])
+  ]
+  const df = (title: string, text: string | undefined) =>
+    text === undefined ? [] : ['', `${title}:`, '', '```', text, '```']
+  return [
+    ...lines,
+    '',
+    '<details><summary>docker system df</summary>',
+    ...df('Before', disk.dfBefore),
+    ...df('After', disk.dfAfter),
+    '',
+    '</details>'
+  ]
 }
 
 /** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
@@ -61,6 +102,7 @@ export function renderSummary(data: SummaryData): string {
       )
     }
   }
+  lines.push(...gpuSection(data.outputs.gpuLeases ?? []), ...diskSection(data.outputs.disk))
   if (data.warnings.length > 0) {
     lines.push('', '### Warnings', '', ...data.warnings.map(w => `- ${w}`))
   }

@@ -14,13 +14,13 @@ function result(ctx: Ctx): DiskResult {
   return ctx.outputs.disk
 }
 
-/** The next batch: removals of one kind whose sizes together cover what is still missing. */
+/** The next batch: removals of one kind and rule whose sizes together cover what is still missing. */
 function nextBatch(removals: Removal[], from: number, missing: number): Removal[] {
   const batch = [removals[from]]
   let bytes = removals[from].bytes
   for (let i = from + 1; i < removals.length; i++) {
     const r = removals[i]
-    if (bytes >= missing || r.kind !== batch[0].kind || r.kind === 'build-cache') break
+    if (bytes >= missing || r.kind !== batch[0].kind || r.tier !== batch[0].tier) break
     batch.push(r)
     bytes += r.bytes
   }

@@ -35,11 +35,15 @@ export interface DiskFacts {
   inventory?: Inventory
 }
 
+/** Which rule allows a removal: 1 stopped or dangling, 2 build cache over the cap, 3 unused. */
+export type Tier = 1 | 2 | 3
+
 /** One removal, in order: a container, an image (with the images built on it), or build cache. */
-export type Removal =
-  | {kind: 'container'; id: string; label: string; bytes: number}
-  | {kind: 'image'; refs: string[]; ids: string[]; label: string; bytes: number}
-  | {kind: 'build-cache'; keep: number; label: string; bytes: number}
+export type Removal = {tier: Tier; label: string; bytes: number} & (
+  | {kind: 'container'; id: string}
+  | {kind: 'image'; refs: string[]; ids: string[]}
+  | {kind: 'build-cache'; keep: number}
+)
 
 /** Space the rules keep, by reason. */
 export interface Kept {
@@ -152,7 +156,7 @@ function imageLabel(r: Rules, i: ImageFact): string {
 }
 
 /** Unused images, least recently used first; an image goes after the images built on it. */
-function imageRemovals(r: Rules, candidates: ImageFact[]): Removal[] {
+function imageRemovals(r: Rules, candidates: ImageFact[], tier: Tier): Removal[] {
   const up = ancestry(r.inv.images)
   const below = (id: string) => candidates.filter(c => up.get(c.id)?.includes(id))
   const recency = (i: ImageFact) =>
@@ -171,6 +175,7 @@ function imageRemovals(r: Rules, candidates: ImageFact[]): Removal[] {
     ]
     for (const u of unit) done.add(u.id)
     out.push({
+      tier,
       kind: 'image',
       refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
       ids: unit.map(u => u.id),
@@ -194,8 +199,21 @@ export function removalsAndKept(
   const images = topLevel(inv.images)
   const reasons = keptImages(r, images, keptContainers)
   const free = images.filter(i => !reasons.has(i.id))
+  const cache: Removal[] =
+    inv.buildCache > BUILD_CACHE_CAP
+      ? [
+          {
+            tier: 2,
+            kind: 'build-cache',
+            keep: BUILD_CACHE_CAP,
+            label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
+            bytes: inv.buildCache - BUILD_CACHE_CAP
+          }
+        ]
+      : []
   const removals: Removal[] = [
     ...stopped.map((c): Removal => ({
+      tier: 1,
       kind: 'container',
       id: c.id,
       label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
@@ -203,21 +221,14 @@ export function removalsAndKept(
     })),
     ...imageRemovals(
       r,
-      free.filter(i => i.tags.length === 0)
+      free.filter(i => i.tags.length === 0),
+      1
     ),
-    ...(inv.buildCache > BUILD_CACHE_CAP
-      ? [
-          {
-            kind: 'build-cache',
-            keep: BUILD_CACHE_CAP,
-            label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
-            bytes: inv.buildCache - BUILD_CACHE_CAP
-          } as const
-        ]
-      : []),
+    ...cache,
     ...imageRemovals(
       r,
-      free.filter(i => i.tags.length > 0)
+      free.filter(i => i.tags.length > 0),
+      3
     )
   ]
   return {removals, kept: keptSpace(r, images, reasons, keptContainers)}
