@@ -31767,7 +31767,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9231);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(788);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2969);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
 
@@ -31787,7 +31787,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9231:
+/***/ 788:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35295,6 +35295,43 @@ const daemonPhase = {
     check: checkGpus
 };
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: ./src/system/docker-api.ts
+
+/**
+ * GETs `path` from the Docker Engine API over its local socket (DOCKER_HOST when it is a unix
+ * socket, else /var/run/docker.sock). Undefined when it cannot be asked that way: another kind of
+ * DOCKER_HOST or a context, no access to the socket (not root, not in the docker group), no daemon,
+ * an answer other than 200 JSON. Callers then ask the docker CLI, which costs a process more.
+ */
+async function engineGet(path, env = process.env, timeoutMs = 10_000) {
+    const host = env.DOCKER_HOST;
+    if ((host && !host.startsWith('unix://')) || env.DOCKER_CONTEXT)
+        return undefined;
+    const socketPath = host ? host.slice('unix://'.length) : '/var/run/docker.sock';
+    return new Promise(resolve => {
+        const req = external_node_http_.get({ socketPath, path, timeout: timeoutMs }, res => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (body += d));
+            res.on('end', () => {
+                try {
+                    resolve(res.statusCode === 200 ? JSON.parse(body) : undefined);
+                }
+                catch {
+                    resolve(undefined);
+                }
+            });
+        });
+        req.on('error', () => resolve(undefined));
+        req.on('timeout', () => {
+            req.destroy();
+            resolve(undefined);
+        });
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/phases/disk/inventory.ts
 /**
  * What Docker holds, as `docker container inspect`, `docker image inspect` and
@@ -35368,6 +35405,7 @@ function parseDfVerbose(json) {
 
 
 
+
 /** Free bytes on the file system holding `dir` for an unprivileged writer (statfs; needs no root). */
 async function freeSpace(dir) {
     const s = await external_node_fs_.promises.statfs(dir);
@@ -35407,7 +35445,24 @@ async function readInventory(runner) {
     };
 }
 /**
- * Reads free space on Docker's data root (docker info, statfs) when min-free-space is set, and,
+ * Docker's data root as the daemon reports it (DockerRootDir of /info): from the Engine API when
+ * the socket is at hand (no docker process to start: the check stays cheap on every rerun), else
+ * from `docker info`. Undefined when Docker does not answer.
+ */
+async function dockerRootDir(runner) {
+    const info = (await engineGet('/info'));
+    if (typeof info?.DockerRootDir === 'string')
+        return info.DockerRootDir;
+    const r = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
+    const dir = r.stdout.trim();
+    return r.exitCode === 0 && dir.startsWith('/') ? dir : undefined;
+}
+/**
+ * Reads free space on Docker's data root (dockerRootDir, statfs) when min-free-space is set, and,
  * only when it is short, everything Docker holds; changes nothing. Sets freed-bytes to 0.
  */
 async function detectDisk(ctx) {
@@ -35415,13 +35470,8 @@ async function detectDisk(ctx) {
     const none = { wanted: false, dockerUp: false, dataRoot: '', free: 0, now: Date.now() };
     if (inputs.minFreeSpace === undefined)
         return none;
-    const info = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 30
-    });
-    const dataRoot = info.stdout.trim();
-    if (info.exitCode !== 0 || !dataRoot.startsWith('/'))
+    const dataRoot = await dockerRootDir(runner);
+    if (dataRoot === undefined)
         return { ...none, wanted: true };
     const free = await freeSpace(dataRoot).catch((e) => {
         throw new errors/* HostError */.dh(`Cannot read the free space of Docker's data root ${dataRoot}: ${e.message}`);
@@ -36412,8 +36462,6 @@ function repoDigest(repoDigests, target) {
     return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
 }
 
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 ;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
@@ -38678,6 +38726,7 @@ async function takeLeases(ctx, plan) {
         }
         taken.push({ uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start });
         ctx.remember({ gpuLeases: taken });
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Leased GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}) to ${job.job}.`);
     }
 }
 /** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */

@@ -1,4 +1,5 @@
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {createServer} from 'node:http'
 import {tmpdir} from 'node:os'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it, jest} from '@jest/globals'
@@ -264,7 +265,14 @@ describe('planDisk', () => {
 
 describe('the disk phase on a recording runner', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'dgs-disk-'))
-  afterAll(() => rmSync(dir, {recursive: true, force: true}))
+  // The Engine API of this machine is never asked: the socket named here does not exist.
+  const savedHost = process.env.DOCKER_HOST
+  process.env.DOCKER_HOST = `unix://${dir}/no-docker.sock`
+  afterAll(() => {
+    rmSync(dir, {recursive: true, force: true})
+    if (savedHost === undefined) delete process.env.DOCKER_HOST
+    else process.env.DOCKER_HOST = savedHost
+  })
   const host: HostInfo = {
     os: parseOsRelease('ID=debian\n'),
     isRoot: true,
@@ -305,7 +313,26 @@ describe('the disk phase on a recording runner', () => {
     return {runner, outputs, warnings, report, done: stage(diskPhase, ctx).run(false, report)}
   }
 
-  it('with enough free, reads docker info and the free space only', async () => {
+  it('asks the Engine API for the data root when its socket answers, and runs no command', async () => {
+    const socket = path.join(dir, 'api.sock')
+    const server = createServer((req, res) => {
+      res.writeHead(req.url === '/info' ? 200 : 404, {'Content-Type': 'application/json'})
+      res.end(JSON.stringify({DockerRootDir: dir}))
+    })
+    await new Promise<void>(resolve => server.listen(socket, resolve))
+    process.env.DOCKER_HOST = `unix://${socket}`
+    try {
+      const r = run(1)
+      await r.done
+      expect(r.runner.lines()).toEqual([])
+      expect(r.outputs.disk?.dataRoot).toBe(dir)
+    } finally {
+      process.env.DOCKER_HOST = `unix://${dir}/no-docker.sock`
+      await new Promise(resolve => server.close(resolve))
+    }
+  })
+
+  it('with enough free and no socket at hand, asks docker info and reads the free space only', async () => {
     const r = run(1)
     await r.done
     expect(r.runner.lines()).toEqual(['docker info --format {{.DockerRootDir}}'])

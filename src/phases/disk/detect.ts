@@ -1,6 +1,7 @@
 import {promises as fs} from 'node:fs'
 import type {CommandRunner} from '../../exec/runner.js'
 import {HostError} from '../../errors.js'
+import {engineGet} from '../../system/docker-api.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {DiskSettings} from './inputs.js'
 import {parseContainers, parseDfVerbose, parseImages} from './inventory.js'
@@ -49,20 +50,32 @@ export async function readInventory(runner: CommandRunner): Promise<Inventory> {
 }
 
 /**
- * Reads free space on Docker's data root (docker info, statfs) when min-free-space is set, and,
+ * Docker's data root as the daemon reports it (DockerRootDir of /info): from the Engine API when
+ * the socket is at hand (no docker process to start: the check stays cheap on every rerun), else
+ * from `docker info`. Undefined when Docker does not answer.
+ */
+export async function dockerRootDir(runner: CommandRunner): Promise<string | undefined> {
+  const info = (await engineGet('/info')) as {DockerRootDir?: unknown} | undefined
+  if (typeof info?.DockerRootDir === 'string') return info.DockerRootDir
+  const r = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: 30
+  })
+  const dir = r.stdout.trim()
+  return r.exitCode === 0 && dir.startsWith('/') ? dir : undefined
+}
+
+/**
+ * Reads free space on Docker's data root (dockerRootDir, statfs) when min-free-space is set, and,
  * only when it is short, everything Docker holds; changes nothing. Sets freed-bytes to 0.
  */
 export async function detectDisk(ctx: PhaseContext<DiskSettings>): Promise<DiskFacts> {
   const {inputs, runner} = ctx
   const none = {wanted: false, dockerUp: false, dataRoot: '', free: 0, now: Date.now()}
   if (inputs.minFreeSpace === undefined) return none
-  const info = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: 30
-  })
-  const dataRoot = info.stdout.trim()
-  if (info.exitCode !== 0 || !dataRoot.startsWith('/')) return {...none, wanted: true}
+  const dataRoot = await dockerRootDir(runner)
+  if (dataRoot === undefined) return {...none, wanted: true}
   const free = await freeSpace(dataRoot).catch((e: Error) => {
     throw new HostError(
       `Cannot read the free space of Docker's data root ${dataRoot}: ${e.message}`

@@ -65,6 +65,7 @@ async function takeLeases(ctx: Ctx, plan: GpuPlan): Promise<void> {
     }
     taken.push({uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start})
     ctx.remember({gpuLeases: taken})
+    core.info(`Leased GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}) to ${job.job}.`)
   }
 }
 
