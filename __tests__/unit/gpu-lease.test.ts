@@ -1,7 +1,10 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {HostError} from '../../src/errors.js'
+import {jobIdentity, queryGpus} from '../../src/phases/gpus/detect.js'
 import {
+  QUERY_APPS,
+  QUERY_GPUS,
   busyness,
   gpuDevices,
   parseComputeApps,
@@ -20,7 +23,8 @@ import {
   type Lease
 } from '../../src/phases/gpus/lease.js'
 import {planGpus, type GpuFacts, type LeaseView} from '../../src/phases/gpus/plan.js'
-import {parseProcStat} from '../../src/system/process.js'
+import {parseProcStat, processIdentity} from '../../src/system/process.js'
+import {FakeRunner} from './fake-runner.js'
 
 const sample = (name: string): string =>
   readFileSync(`__fixtures__/nvidia-smi-query/${name}`, 'utf8')
@@ -274,5 +278,42 @@ describe('planGpus', () => {
     expect(() => planGpus(facts([], []), ask({kind: 'count', count: 1}))).toThrow(
       'gpus is set, but nvidia-smi lists no GPU on this host.'
     )
+  })
+})
+
+describe('reading the GPUs and the job (effects, on a recording runner)', () => {
+  it("asks nvidia-smi's two queries, as the runner's user, bounded in time", async () => {
+    const runner = new FakeRunner([
+      [['nvidia-smi', QUERY_GPUS[0]], {stdout: sample('gpus-4.csv')}],
+      [['nvidia-smi', QUERY_APPS[0]], {stdout: sample('apps-4.csv')}]
+    ])
+    expect(await queryGpus(runner)).toEqual(DEVICES)
+    expect(runner.calls.map(c => [c.argv, c.options])).toEqual([
+      [['nvidia-smi', ...QUERY_GPUS], {allowFailure: true, timeoutSeconds: 30}],
+      [['nvidia-smi', ...QUERY_APPS], {allowFailure: true, timeoutSeconds: 30}]
+    ])
+  })
+
+  it('fails with what nvidia-smi said when it fails', async () => {
+    const runner = new FakeRunner([
+      [
+        ['nvidia-smi'],
+        {
+          exitCode: 9,
+          stdout:
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
+        }
+      ]
+    ])
+    await expect(queryGpus(runner)).rejects.toThrow(
+      "gpus is set, but nvidia-smi failed (exit 9): NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+    )
+  })
+
+  it("names the job after the action's parent process, with its start time", () => {
+    const job = jobIdentity({GITHUB_JOB: 'unit'})
+    expect(job.pid).toBe(process.ppid)
+    expect(job.start).toBe(processIdentity(process.ppid)?.start)
+    expect(job.job).toBe('unit')
   })
 })
