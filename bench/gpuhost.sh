@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # What GPU leases and the disk check add to a rerun on a ready host, side by side with the same
-# rerun without them (the same inputs otherwise; the registry and GPU runtime phases off):
+# rerun without them (the same inputs otherwise; the registry and GPU runtime phases off), timed
+# in alternating pairs; `added` is the median of the pairs' differences, `cpu added` the same for
+# user + system CPU time (what a loaded machine does not inflate):
 #   gpus: 2          the main step leasing two of four GPUs (its post step releases them, untimed)
 #   post step        releasing those two leases vs a post step with nothing to release
 #   min-free-space   a check that finds enough free space (1MB) and removes nothing
@@ -50,43 +52,57 @@ post() {
 }
 leased() { main INPUT_GPUS=2; }
 nothing() { :; }
-now() { date +%s.%N; }
 med() { sort -n | sed -n "$(((runs + 1) / 2))p"; }
-# Times `with` and `without` (commands) alternately, $runs times each (the load of the machine
-# then weighs on both alike), running `after` untimed after each `with`; prints both medians.
-pair() {
-  local with=$1 without=$2 after=$3 a=() b=() s
-  for _ in $(seq 1 "$runs"); do
-    s=$(now)
-    $without
-    b+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {print b - a}')")
-    s=$(now)
-    $with
-    a+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {print b - a}')")
-    $after
-  done
-  echo "$(printf '%s\n' "${a[@]}" | med) $(printf '%s\n' "${b[@]}" | med)"
+# "real cpu" seconds of one command (bash's time: wall clock, and user + system CPU of its processes)
+measure() {
+  local TIMEFORMAT='%R %U %S' t
+  t=$( { time "$@" >/dev/null; } 2>&1)
+  awk '{print $1, $2 + $3}' <<<"$t"
 }
-row() {
-  printf '%-40s %8.3f s %8.3f s %8.3f s %7.2f\n' "$1" "$2" "$3" \
-    "$(awk -v a="$2" -v b="$3" 'BEGIN {print a - b}')" "$(awk -v a="$2" -v b="$3" 'BEGIN {print a / b}')"
+# Times `with` and `without` (commands) alternately, $runs times each, running `after` untimed
+# after each `with`. Prints the medians of the wall times, of each pair's difference (the load of a
+# shared machine weighs on both runs of a pair alike) and of the CPU time each pair adds.
+pair() {
+  local with=$1 without=$2 after=$3 a=() b=() d=() c=() x y
+  for _ in $(seq 1 "$runs"); do
+    read -r y yc < <(measure $without)
+    read -r x xc < <(measure $with)
+    $after
+    a+=("$x") b+=("$y")
+    d+=("$(awk -v a="$x" -v b="$y" 'BEGIN {print a - b}')")
+    c+=("$(awk -v a="$xc" -v b="$yc" 'BEGIN {print a - b}')")
+  done
+  printf '%s %s %s %s\n' "$(printf '%s\n' "${a[@]}" | med)" "$(printf '%s\n' "${b[@]}" | med)" \
+    "$(printf '%s\n' "${d[@]}" | med)" "$(printf '%s\n' "${c[@]}" | med)"
+}
+row() { # label with without added cpu-added
+  printf '%-36s %8.3f s %8.3f s %8.3f s %6.2f %8.3f s\n' "$1" "$2" "$3" "$4" \
+    "$(awk -v a="$2" -v b="$3" 'BEGIN {print a / b}')" "$5"
 }
 checked() { main INPUT_MIN-FREE-SPACE=1MB; }
 
 main # the host is right before reruns are measured
-printf '%-40s %10s %10s %10s %7s\n' "rerun ($runs runs each, medians)" "with" "without" "added" "ratio"
+printf '%-36s %10s %10s %10s %6s %10s\n' "rerun ($runs pairs, medians)" "with" "without" "added" "ratio" "cpu added"
 # shellcheck disable=SC2046
 row "gpus: 2 (two of four GPUs leased)" $(pair leased main post)
 # shellcheck disable=SC2046
 row "min-free-space: 1MB (enough free)" $(pair checked main nothing)
-# Post steps: one releasing two leases (each leased untimed before it), one with nothing to do.
-a=() b=()
-for _ in $(seq 1 "$runs"); do
-  main
-  s=$(now); post; b+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {print b - a}')")
-  leased
-  s=$(now); post; a+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {print b - a}')")
-done
-row "post step (two leases released)" "$(printf '%s\n' "${a[@]}" | med)" "$(printf '%s\n' "${b[@]}" | med)"
+# The post step alone: after a main step that leased two GPUs, vs after one that leased none.
+post_pair() {
+  local a=() b=() d=() c=() x y
+  for _ in $(seq 1 "$runs"); do
+    main
+    read -r y yc < <(measure post)
+    leased
+    read -r x xc < <(measure post)
+    a+=("$x") b+=("$y")
+    d+=("$(awk -v a="$x" -v b="$y" 'BEGIN {print a - b}')")
+    c+=("$(awk -v a="$xc" -v b="$yc" 'BEGIN {print a - b}')")
+  done
+  printf '%s %s %s %s\n' "$(printf '%s\n' "${a[@]}" | med)" "$(printf '%s\n' "${b[@]}" | med)" \
+    "$(printf '%s\n' "${d[@]}" | med)" "$(printf '%s\n' "${c[@]}" | med)"
+}
+# shellcheck disable=SC2046
+row "post step (two leases released)" $(post_pair)
 left=$(find /run/lock/docker-gpu-setup -name '*.lease' 2>/dev/null | wc -l)
 echo "leases left in /run/lock/docker-gpu-setup: $left"
