@@ -31789,8 +31789,8 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6671);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6661);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(194);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
 
@@ -31809,7 +31809,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6671:
+/***/ 194:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31820,8 +31820,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: phaseStages
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var lib_core = __nccwpck_require__(6058);
 ;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
@@ -31977,98 +31977,8 @@ var errors = __nccwpck_require__(3916);
 var runner = __nccwpck_require__(4100);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-;// CONCATENATED MODULE: ./src/system/files.ts
-
-
-/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
-async function readFileMaybe(runner, file) {
-    try {
-        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
-    }
-    catch (e) {
-        const code = e.code;
-        if (code === 'ENOENT')
-            return undefined;
-        if (code !== 'EACCES' || runner.isRoot)
-            throw e;
-    }
-    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? r.stdout : undefined;
-}
-/** True when the path exists (reads nothing in it). */
-async function exists(file) {
-    try {
-        await external_node_fs_namespaceObject.promises.access(file, external_node_fs_namespaceObject.constants.F_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/**
- * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
- * half a file. Creates the parent folder. Works as root or through sudo.
- */
-async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
-    const dir = external_node_path_namespaceObject.dirname(file);
-    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
-    if (runner.isRoot) {
-        await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true });
-        await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode });
-        await external_node_fs_namespaceObject.promises.chmod(tmp, mode);
-        await external_node_fs_namespaceObject.promises.rename(tmp, file);
-        return;
-    }
-    const staged = external_node_path_namespaceObject.join(tempDir, `staged-${process.pid}-${external_node_path_namespaceObject.basename(file)}`);
-    await external_node_fs_namespaceObject.promises.writeFile(staged, content, { mode: 0o600 });
-    try {
-        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
-        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
-        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
-    }
-    finally {
-        await external_node_fs_namespaceObject.promises.rm(staged, { force: true });
-    }
-}
-/** Renames (as root where needed); used to set files aside instead of deleting them. */
-async function renameFile(runner, from, to) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rename(from, to);
-    else
-        await runner.run(['mv', '-f', '--', from, to], { root: true });
-}
-/** Removes a file (as root where needed); missing is fine. */
-async function removeFile(runner, file) {
-    if (runner.isRoot)
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
-    else
-        await runner.run(['rm', '-f', '--', file], { root: true });
-}
-/**
- * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
- * folder is made when missing (0700), and when the process is root the file keeps the owner the
- * folder has, so the user can still read and change it. Keeps an existing file's mode.
- */
-async function writeOwnedFile(file, content, mode = 0o600) {
-    const dir = external_node_path_namespaceObject.dirname(file);
-    if (!(await exists(dir))) {
-        const parent = await external_node_fs_namespaceObject.promises.stat(external_node_path_namespaceObject.dirname(dir));
-        await external_node_fs_namespaceObject.promises.mkdir(dir, { mode: 0o700 });
-        if (process.getuid?.() === 0)
-            await external_node_fs_namespaceObject.promises.chown(dir, parent.uid, parent.gid);
-    }
-    const owner = await external_node_fs_namespaceObject.promises.stat(file).catch(() => external_node_fs_namespaceObject.promises.stat(dir));
-    const keep = await external_node_fs_namespaceObject.promises.stat(file).then(s => s.mode & 0o777, () => mode);
-    const tmp = external_node_path_namespaceObject.join(dir, `.${external_node_path_namespaceObject.basename(file)}.tmp-${process.pid}`);
-    await external_node_fs_namespaceObject.promises.writeFile(tmp, content, { mode: keep });
-    await external_node_fs_namespaceObject.promises.chmod(tmp, keep);
-    if (process.getuid?.() === 0)
-        await external_node_fs_namespaceObject.promises.chown(tmp, owner.uid, owner.gid);
-    await external_node_fs_namespaceObject.promises.rename(tmp, file);
-}
-
+// EXTERNAL MODULE: ./src/system/files.ts
+var system_files = __nccwpck_require__(1650);
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
 /** Parses the KEY=value lines of os-release(5), quotes removed. */
@@ -32129,9 +32039,9 @@ function hostIdentity() {
 }
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
 async function readHost(env = process.env) {
-    const text = await external_node_fs_namespaceObject.promises
+    const text = await external_node_fs_.promises
         .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_namespaceObject.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
         .catch(() => '');
     const isRoot = process.getuid?.() === 0;
     const current = external_node_os_namespaceObject.userInfo().username;
@@ -32139,7 +32049,7 @@ async function readHost(env = process.env) {
         os: parseOsRelease(text),
         isRoot,
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await exists('/run/systemd/system'),
+        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
         tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
         identity: hostIdentity()
     };
@@ -33067,6 +32977,106 @@ function parseDaemonInputs(raw, host) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/docker/sizes.ts
+/** Sizes and ages as people and Docker write them (pure). */
+const UNITS = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    pb: 1e15,
+    kib: 2 ** 10,
+    mib: 2 ** 20,
+    gib: 2 ** 30,
+    tib: 2 ** 40
+};
+/**
+ * Bytes in a size such as `20GB`, `1.5TB`, `500MiB` or Docker's `20.97MB`, `0B` (KB/MB/GB/TB are
+ * powers of 1000, as Docker prints them; KiB/MiB/GiB/TiB powers of 1024). Undefined otherwise: a
+ * bare number or a single letter (`20G`) is ambiguous.
+ */
+function parseSize(text) {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(text.trim());
+    const unit = m && UNITS[m[2].toLowerCase()];
+    return m && unit ? Math.round(Number(m[1]) * unit) : undefined;
+}
+/**
+ * Bytes for a person, with the unit that fits and three significant digits, in powers of 1000 as
+ * Docker prints them: `0 B`, `528 B`, `12.3 kB`, `2.28 MB`, `1.00 GB`; '' for no size at all.
+ */
+function formatBytes(bytes) {
+    if (!Number.isFinite(bytes) || bytes < 0)
+        return '';
+    if (bytes < 1000)
+        return `${Math.round(bytes)} B`;
+    const units = ['kB', 'MB', 'GB', 'TB'];
+    let value = bytes / 1000;
+    let unit = 0;
+    // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
+    while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
+        value /= 1000;
+        unit++;
+    }
+    const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3);
+    return `${digits} ${units[unit]}`;
+}
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+/** Seconds in an age such as `72h`, `7d`, `1h30m`, `90s` or `0`; undefined otherwise. */
+function parseDuration(text) {
+    const value = text.trim();
+    if (value === '0')
+        return 0;
+    if (!/^(\d+(\.\d+)?[smhdw])+$/.test(value))
+        return undefined;
+    let total = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g))
+        total += Number(m[1]) * SECONDS[m[2]];
+    return Math.round(total);
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/inputs.ts
+/** The disk inputs: their action.yml defaults, their type, and their parser (pure). */
+
+
+/** min-free-space, prune-age and keep-label with their action.yml defaults. */
+const DISK_INPUTS = {
+    'min-free-space': '',
+    'prune-age': '24h',
+    'keep-label': 'org.docker-gpu-setup.keep'
+};
+function minFree(raw) {
+    const value = optional(raw, 'min-free-space');
+    if (value === undefined)
+        return undefined;
+    const bytes = parseSize(value);
+    if (bytes === undefined || bytes <= 0) {
+        fail('min-free-space', value, 'use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)');
+    }
+    return bytes;
+}
+function pruneAge(raw) {
+    const text = raw['prune-age'].trim();
+    const seconds = parseDuration(text);
+    if (seconds === undefined) {
+        fail('prune-age', text, 'use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0');
+    }
+    return { seconds, text };
+}
+function keepLabel(raw) {
+    const value = optional(raw, 'keep-label');
+    if (value === undefined)
+        return undefined;
+    const m = /^([A-Za-z0-9][A-Za-z0-9._/-]*)(?:=([^\s,]*))?$/.exec(value);
+    if (!m)
+        fail('keep-label', value, 'use a label key such as org.example.keep, or key=value');
+    return m[2] === undefined ? { key: m[1] } : { key: m[1], value: m[2] };
+}
+/** Validates min-free-space, prune-age and keep-label (pure); throws InputError. */
+function parseDiskInputs(raw) {
+    return { minFreeSpace: minFree(raw), pruneAge: pruneAge(raw), keepLabel: keepLabel(raw) };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/engine/inputs.ts
 /** The engine phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 
@@ -33110,6 +33120,60 @@ function parseEngineInputs(raw, host) {
     const offlineDebs = offlineFolder(raw, host, dockerSource);
     const dockerUsers = users(raw);
     return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/inputs.ts
+/** The GPU lease inputs: their action.yml defaults, their type, and their parser (pure). */
+
+/** gpus and gpu-wait with their action.yml defaults. */
+const GPU_INPUTS = {
+    gpus: '',
+    'gpu-wait': '900'
+};
+/** The most GPUs one request may name: more than any single host carries. */
+const MAX_GPUS = 64;
+const UUID = /^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ACCEPTED = `use all, a count from 1 to ${MAX_GPUS}, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`;
+function gpuId(text, whole) {
+    if (UUID.test(text))
+        return { uuid: text };
+    if (/^\d{1,3}$/.test(text))
+        return { index: Number(text) };
+    if (/^MIG-/i.test(text))
+        fail('gpus', whole, `${text}: MIG devices are not leased; ${ACCEPTED}`);
+    return fail('gpus', whole, `${text} is neither a GPU UUID nor an index: ${ACCEPTED}`);
+}
+function key(id) {
+    return 'uuid' in id ? id.uuid.toLowerCase() : `#${id.index}`;
+}
+/** The `gpus` request; a lone number is a count, a list (a comma, or several lines) names GPUs. */
+function request(raw) {
+    const value = raw.gpus.trim();
+    if (value === '')
+        return { kind: 'none' };
+    if (value.toLowerCase() === 'all')
+        return { kind: 'all' };
+    if (/^\d+$/.test(value)) {
+        const count = Number(value);
+        if (count < 1 || count > MAX_GPUS)
+            fail('gpus', value, ACCEPTED);
+        return { kind: 'count', count };
+    }
+    const items = splitList(value);
+    if (items.length === 0)
+        fail('gpus', value, ACCEPTED);
+    const gpus = items.map(i => gpuId(i.value, value));
+    const seen = new Set();
+    for (const id of gpus) {
+        if (seen.has(key(id)))
+            fail('gpus', value, `${'uuid' in id ? id.uuid : id.index} is named twice`);
+        seen.add(key(id));
+    }
+    return { kind: 'list', gpus };
+}
+/** Validates gpus and gpu-wait (pure); throws InputError. */
+function parseGpuInputs(raw) {
+    return { gpus: request(raw), gpuWait: input_fields_int(raw, 'gpu-wait', 0, 86_400) };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
@@ -33825,6 +33889,8 @@ function registryFragments(inputs, me) {
 
 
 
+
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -33835,9 +33901,11 @@ const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
+    ...GPU_INPUTS,
     ...REGISTRY_INPUTS,
     ...PROXY_INPUTS,
     ...PUSH_INPUTS,
+    ...DISK_INPUTS,
     ...RUN_INPUTS
 };
 function parseRunInputs(raw) {
@@ -33855,13 +33923,15 @@ function parseRunInputs(raw) {
 function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
+    const gpus = Object.freeze(parseGpuInputs(raw));
     const registryOwn = parseRegistryInputs(raw, host);
     const proxy = Object.freeze(parseProxyInputs(raw));
     refuseTwoProxySources(daemon, proxy);
     const push = Object.freeze(parsePushInputs(raw, registryOwn.registry));
     const registry = Object.freeze({ ...registryOwn, pushesImages: push.images.length > 0 });
+    const disk = Object.freeze(parseDiskInputs(raw));
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, registry, proxy, push, run });
+    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
 function refuseTwoProxySources(daemon, proxy) {
@@ -33884,10 +33954,27 @@ function proxiesFor(inputs, identity) {
     const addresses = identity.fixedAddresses ?? identity.addresses;
     return { http, https, noProxy: fullNoProxy(noProxy, { names: identity.names, addresses }, registry) };
 }
+/** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
+function diskSettings(inputs) {
+    const { registry, push, disk } = inputs;
+    return {
+        ...disk,
+        keepImages: [
+            { ref: registry.registryImage, why: "the action's registry images" },
+            ...push.images.map(t => ({ ref: t.source, why: "this job's images to push" }))
+        ],
+        managedLabel: LABEL_MANAGED,
+        registryData: [
+            registry.registryData,
+            `${registry.registryData}-mirror`,
+            ...registry.registryCaches.map(c => `${registry.registryData}-cache-${c.slug}`)
+        ]
+    };
+}
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
- * the proxies for every phase that configures them.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, the
+ * proxies for every phase that configures them, and what the disk phase must never remove.
  */
 function phaseSettings(inputs, identity) {
     const { engine, daemon, registry, push } = inputs;
@@ -33896,6 +33983,8 @@ function phaseSettings(inputs, identity) {
     return {
         proxy: { proxies },
         engine,
+        gpus: inputs.gpus,
+        disk: diskSettings(inputs),
         daemon: {
             ...daemon,
             offlineDebs,
@@ -33996,7 +34085,11 @@ const OUTPUT_NAMES = [
     'registry-started',
     'images',
     'digests',
-    'caches'
+    'caches',
+    'gpu-uuids',
+    'gpu-indexes',
+    'docker-gpus',
+    'freed-bytes'
 ];
 const outputs_text = (v) => v === undefined ? '' : String(v);
 /** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
@@ -34017,6 +34110,10 @@ function digestsText(images) {
         .map(r => `${r.target}@${r.digest}`)
         .join('\n');
 }
+/** The `docker-gpus` output: `"device=GPU-a,GPU-b"`, quoted so that `--gpus` does not split it. */
+function dockerGpus(leases) {
+    return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
+}
 /** Every output's text (pure); an output nothing set is empty. */
 function outputValues(o) {
     return {
@@ -34032,7 +34129,11 @@ function outputValues(o) {
         'registry-started': outputs_text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
         digests: o.images === undefined ? '' : digestsText(o.images),
-        caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
+        caches: o.caches === undefined ? '' : JSON.stringify(o.caches),
+        'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
+        'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
+        'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'freed-bytes': outputs_text(o.disk?.freedBytes)
     };
 }
 /** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
@@ -34042,6 +34143,8 @@ function writeOutputs(o) {
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 
 
@@ -34162,14 +34265,14 @@ async function aptInstallOffline(runner, files, tempDir) {
 }
 /** apt options that read no source list at all (an empty one, made in `tempDir`). */
 async function noSourcesOptions(tempDir) {
-    const none = external_node_path_namespaceObject.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(none, 'parts'), { recursive: true });
-    await external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(none, 'sources.list'), '');
+    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
+    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
+    await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     return [
         '-o',
-        `Dir::Etc::SourceList=${external_node_path_namespaceObject.join(none, 'sources.list')}`,
+        `Dir::Etc::SourceList=${external_node_path_.join(none, 'sources.list')}`,
         '-o',
-        `Dir::Etc::SourceParts=${external_node_path_namespaceObject.join(none, 'parts')}`
+        `Dir::Etc::SourceParts=${external_node_path_.join(none, 'parts')}`
     ];
 }
 /**
@@ -34189,11 +34292,11 @@ async function recommendsOf(runner, spec) {
 }
 /** The .deb files in a folder, sorted. */
 async function listDebs(folder) {
-    const names = await external_node_fs_namespaceObject.promises.readdir(folder);
+    const names = await external_node_fs_.promises.readdir(folder);
     return names
         .filter(n => n.endsWith('.deb'))
         .sort()
-        .map(n => external_node_path_namespaceObject.join(folder, n));
+        .map(n => external_node_path_.join(folder, n));
 }
 /** `name=version` for each name at the version `pin` means; fails listing what is available. `what` names the input. */
 async function resolvePinned(runner, names, pin, what) {
@@ -35063,17 +35166,17 @@ async function fetchKey(source) {
 }
 async function readKey(source) {
     if (source.startsWith('/'))
-        return external_node_fs_namespaceObject.promises.readFile(source);
+        return external_node_fs_.promises.readFile(source);
     if (source.startsWith('file://'))
-        return external_node_fs_namespaceObject.promises.readFile(new URL(source));
+        return external_node_fs_.promises.readFile(new URL(source));
     // An explicit destination: without one downloadTool needs RUNNER_TEMP, which a by-hand run
     // (`sudo node dist/index.js`: sudo drops it) does not have.
-    const file = await downloadTool(source, external_node_path_namespaceObject.join(external_node_os_namespaceObject.tmpdir(), `docker-gpu-setup-key-${(0,external_node_crypto_.randomUUID)()}`));
+    const file = await downloadTool(source, external_node_path_.join(external_node_os_namespaceObject.tmpdir(), `docker-gpu-setup-key-${(0,external_node_crypto_.randomUUID)()}`));
     try {
-        return await external_node_fs_namespaceObject.promises.readFile(file);
+        return await external_node_fs_.promises.readFile(file);
     }
     finally {
-        await external_node_fs_namespaceObject.promises.rm(file, { force: true });
+        await external_node_fs_.promises.rm(file, { force: true });
     }
 }
 /** True for an ASCII-armored key; a binary key starts with an OpenPGP packet tag (high bit set). */
@@ -35089,17 +35192,17 @@ async function ensureAptRepo(runner, repo, tempDir) {
     if (repo.key.length < 32)
         throw new errors/* HostError */.dh(`${repo.keySource} is not a PGP key`);
     // Keyrings are world-readable: compare bytes (a binary key does not survive a text read).
-    const current = await external_node_fs_namespaceObject.promises.readFile(repo.keyring).catch(() => undefined);
+    const current = await external_node_fs_.promises.readFile(repo.keyring).catch(() => undefined);
     if (current === undefined || !current.equals(repo.key)) {
-        await writeFileAtomic(runner, repo.keyring, repo.key, 0o644, tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.keyring, repo.key, 0o644, tempDir);
     }
-    if ((await readFileMaybe(runner, repo.listPath)) !== repo.line) {
-        await writeFileAtomic(runner, repo.listPath, repo.line, 0o644, tempDir);
+    if ((await (0,system_files/* readFileMaybe */.jp)(runner, repo.listPath)) !== repo.line) {
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, repo.listPath, repo.line, 0o644, tempDir);
     }
     for (const fix of repo.stale(await sourceFiles(repo.listPath))) {
         if (fix.how === 'rename') {
             lib_core/* warning */.$e(`Setting aside ${fix.path}: it also points at ${repo.what} (renamed to ${fix.path}${DISABLED_SUFFIX})`);
-            await renameFile(runner, fix.path, `${fix.path}${DISABLED_SUFFIX}`);
+            await (0,system_files/* renameFile */.H5)(runner, fix.path, `${fix.path}${DISABLED_SUFFIX}`);
         }
         else {
             lib_core/* warning */.$e(`Disabling ${fix.entries} entr${fix.entries === 1 ? 'y' : 'ies'} for ${repo.what} in ${fix.path} (its other repositories stay; the file as it was is in ${fix.path}${BACKUP_SUFFIX})`);
@@ -35107,41 +35210,22 @@ async function ensureAptRepo(runner, repo, tempDir) {
             await runner.run(['cp', '-p', '-n', '--', fix.path, `${fix.path}${BACKUP_SUFFIX}`], {
                 root: true
             });
-            await writeFileAtomic(runner, fix.path, fix.content, 0o644, tempDir);
+            await (0,system_files/* writeFileAtomic */.Zf)(runner, fix.path, fix.content, 0o644, tempDir);
         }
     }
 }
 /** apt's source files other than `own`: sources.list and sources.list.d's .list and .sources files. */
 async function sourceFiles(own) {
-    const names = (await external_node_fs_namespaceObject.promises.readdir(SOURCES_DIR).catch(() => []))
+    const names = (await external_node_fs_.promises.readdir(SOURCES_DIR).catch(() => []))
         .filter(n => n.endsWith('.list') || n.endsWith('.sources'))
-        .map(n => external_node_path_namespaceObject.join(SOURCES_DIR, n));
+        .map(n => external_node_path_.join(SOURCES_DIR, n));
     const paths = [MAIN_SOURCES, ...names].filter(p => p !== own);
-    const files = await Promise.all(paths.map(async (p) => ({ path: p, content: await external_node_fs_namespaceObject.promises.readFile(p, 'utf8').catch(() => undefined) })));
+    const files = await Promise.all(paths.map(async (p) => ({ path: p, content: await external_node_fs_.promises.readFile(p, 'utf8').catch(() => undefined) })));
     return files.filter((f) => f.content !== undefined);
 }
 
-;// CONCATENATED MODULE: ./src/system/process.ts
-
-/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
-function pidAlive(pid) {
-    if (!Number.isInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (e) {
-        if (e.code !== 'EPERM')
-            return false;
-    }
-    try {
-        return !/^\d+ \(.*\) Z /.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
-    }
-    catch {
-        return false;
-    }
-}
-
+// EXTERNAL MODULE: ./src/system/process.ts
+var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/system/service.ts
 
 
@@ -35170,7 +35254,7 @@ const CLIENT_DIRS = [
 /** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
 async function findDockerClient() {
     for (const dir of CLIENT_DIRS)
-        if (await exists(`${dir}/docker`))
+        if (await (0,system_files/* exists */.t2)(`${dir}/docker`))
             return `${dir}/docker`;
     return undefined;
 }
@@ -35179,7 +35263,7 @@ const NO_CLIENT = "Docker's daemon is installed but there is no docker client to
 async function detectServiceManager(systemd) {
     if (systemd)
         return 'systemd';
-    return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct';
+    return (await (0,system_files/* exists */.t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
 }
 /** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
 async function probeDaemon(runner) {
@@ -35226,11 +35310,11 @@ async function unitStarting(runner) {
 /** The pid of a dockerd this action spawned and that still runs, else undefined. */
 async function ownDockerdPid(runner) {
     const pid = await markedPid(runner);
-    return pid !== undefined && pidAlive(pid) ? pid : undefined;
+    return pid !== undefined && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
 }
 /** The pid in DIRECT_MARKER, alive or not. */
 async function markedPid(runner) {
-    const pid = Number((await readFileMaybe(runner, DIRECT_MARKER))?.trim());
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_MARKER))?.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 /** Is docker enabled at boot (systemd only)? */
@@ -35255,8 +35339,8 @@ async function daemonLogTail(runner, manager, since) {
         const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager', ...window], { root: true, allowFailure: true });
         return (0,errors/* tailLines */.os)(r.stdout, 30);
     }
-    const direct = (await readFileMaybe(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await readFileMaybe(runner, '/var/log/docker.log')) ?? '';
+    const direct = (await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await (0,system_files/* readFileMaybe */.jp)(runner, '/var/log/docker.log')) ?? '';
     const lines = (direct || sysv).split('\n');
     const recent = since === undefined
         ? lines
@@ -35320,26 +35404,26 @@ async function startDocker(runner, manager, tempDir, info) {
     return spawnDockerd(runner, tempDir);
 }
 async function spawnDockerd(runner, tempDir) {
-    const dockerd = (await exists('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
+    const dockerd = (await (0,system_files/* exists */.t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
     // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await readFileMaybe(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !pidAlive(Number(stale.trim()))) {
-        await removeFile(runner, DOCKERD_PIDFILE);
+    const stale = await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !(0,system_process/* pidAlive */.pl)(Number(stale.trim()))) {
+        await (0,system_files/* removeFile */.nM)(runner, DOCKERD_PIDFILE);
     }
     await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
     const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner, 45_000, () => pidAlive(pid));
+    const version = await waitForDaemon(runner, 45_000, () => (0,system_process/* pidAlive */.pl)(pid));
     if (!version) {
         throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
     }
-    const daemonPid = (await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
-    await writeFileAtomic(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
+    const daemonPid = (await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
     return version;
 }
 /** The pid of the running dockerd (its pid file), or undefined when none runs. */
 async function runningDockerdPid(runner) {
-    const pid = Number((await readFileMaybe(runner, DOCKERD_PIDFILE))?.trim());
-    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim());
+    return Number.isInteger(pid) && pid > 0 && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
 }
 /**
  * The running dockerd's binary as the kernel sees it (readlink /proc/PID/exe, as root): ends in
@@ -35353,12 +35437,12 @@ async function dockerdBinary(runner, pid) {
 async function stopDockerd(runner, pid) {
     await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
     const end = Date.now() + 30_000;
-    while (pidAlive(pid) && Date.now() < end)
+    while ((0,system_process/* pidAlive */.pl)(pid) && Date.now() < end)
         await new Promise(r => setTimeout(r, 200));
-    if (pidAlive(pid))
+    if ((0,system_process/* pidAlive */.pl)(pid))
         throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
     if (pid === (await markedPid(runner)))
-        await removeFile(runner, DIRECT_MARKER);
+        await (0,system_files/* removeFile */.nM)(runner, DIRECT_MARKER);
 }
 /**
  * Asks the running dockerd to reload daemon.json (SIGHUP): `systemctl reload` under systemd (its
@@ -35388,25 +35472,8 @@ async function restartDocker(runner, manager, tempDir, info) {
     return startDocker(runner, manager, tempDir, info);
 }
 
-;// CONCATENATED MODULE: ./src/system/nvidia-smi.ts
-
-/**
- * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
- * /usr/local/bin, and WSL2 maps the Windows driver's copy into /usr/lib/wsl/lib (not on PATH).
- */
-const NVIDIA_SMI_PATHS = [
-    '/usr/bin/nvidia-smi',
-    '/usr/local/bin/nvidia-smi',
-    '/usr/lib/wsl/lib/nvidia-smi'
-];
-/** The path of nvidia-smi on this host, or undefined when there is no NVIDIA driver to ask. */
-async function findNvidiaSmi() {
-    for (const p of NVIDIA_SMI_PATHS)
-        if (await exists(p))
-            return p;
-    return undefined;
-}
-
+// EXTERNAL MODULE: ./src/system/nvidia-smi.ts
+var nvidia_smi = __nccwpck_require__(9404);
 ;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
 /** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
 function looksForGpu(inputs) {
@@ -35952,7 +36019,7 @@ async function detectDaemonProxies(ctx) {
         return undefined;
     const [version, dropIn, running] = await Promise.all([
         engineVersion(ctx.runner),
-        readFileMaybe(ctx.runner, PROXY_DROP_IN),
+        (0,system_files/* readFileMaybe */.jp)(ctx.runner, PROXY_DROP_IN),
         runningProxies(ctx.runner)
     ]);
     return { engineVersion: version, systemd: ctx.host.systemd, dropIn, running };
@@ -35960,10 +36027,10 @@ async function detectDaemonProxies(ctx) {
 /** Writes or removes the drop-in, or reloads systemd's units, as planned. */
 async function applyProxyAction(ctx, action) {
     if (action.kind === 'write-dropin') {
-        await writeFileAtomic(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
     }
     else if (action.kind === 'remove-dropin') {
-        await removeFile(ctx.runner, PROXY_DROP_IN);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, PROXY_DROP_IN);
     }
     else {
         await ctx.runner.run(['systemctl', 'daemon-reload'], { root: true });
@@ -36002,7 +36069,7 @@ async function verifyDaemonProxies(p, ctx) {
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
-    const nvidiaSmi = await findNvidiaSmi();
+    const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
     if (nvidiaSmi === undefined)
         return undefined;
     const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
@@ -36051,7 +36118,7 @@ async function detectDaemon(ctx) {
     const wantsGpu = inputs.gpuRuntime !== 'none';
     const gpuLooked = looksForGpu(inputs);
     const [text, gpu, installed, held, running] = await Promise.all([
-        readFileMaybe(runner, DAEMON_JSON),
+        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
         gpuLooked ? detectGpu(runner) : Promise.resolve(undefined),
         wantsGpu
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
@@ -36078,7 +36145,7 @@ async function detectDaemon(ctx) {
         held,
         loaded: running,
         workloads: running ? await workloads(runner) : [],
-        snap: await exists('/snap/bin/docker'),
+        snap: await (0,system_files/* exists */.t2)('/snap/bin/docker'),
         ...offline,
         proxy
     };
@@ -36133,7 +36200,7 @@ async function refusal(ctx, manager, since) {
     return lines.slice(-3).join('\n');
 }
 async function put(ctx, text) {
-    await writeFileAtomic(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir);
 }
 /** The previous file back (or none, when there was none). */
 async function restorePrevious(ctx, w) {
@@ -36141,7 +36208,7 @@ async function restorePrevious(ctx, w) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
     }
     else {
-        await removeFile(ctx.runner, DAEMON_JSON);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, DAEMON_JSON);
     }
     ctx.outputs.daemonConfigChanged = false;
 }
@@ -36156,14 +36223,14 @@ async function restoreFinal(ctx, w) {
 async function previousConfig(ctx, w) {
     if (!w.hadBackup)
         return {};
-    return parseDaemonConfig((await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}');
+    return parseDaemonConfig((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}');
 }
 /**
  * A restart with nothing written this run (proxies in a drop-in, a daemon that never read the
  * file) still changes the file while it protects containers: keep a copy to put back.
  */
 async function snapshot(ctx) {
-    const had = await exists(DAEMON_JSON);
+    const had = await (0,system_files/* exists */.t2)(DAEMON_JSON);
     if (had)
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
     return { hadBackup: had, diff: [] };
@@ -36345,7 +36412,7 @@ async function addNvidiaRepo(ctx, url, keySource) {
 }
 /** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
 async function backup(ctx) {
-    if (!(await exists(DAEMON_JSON)))
+    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
         return false;
     await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
     return true;
@@ -36354,7 +36421,7 @@ async function backup(ctx) {
 async function removeLegacy(ctx, packages) {
     const had = await backup(ctx);
     await aptRemove(ctx.runner, packages);
-    if (had && !(await exists(DAEMON_JSON))) {
+    if (had && !(await (0,system_files/* exists */.t2)(DAEMON_JSON))) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
         ctx.warn(`Removing ${packages.join(', ')} took ${DAEMON_JSON} with it; it was restored from the backup.`);
     }
@@ -36365,7 +36432,7 @@ async function validate(ctx, text) {
     if (!help.stdout.includes('--validate'))
         return;
     const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
-    await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
     try {
         const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
             root: true,
@@ -36376,14 +36443,14 @@ async function validate(ctx, text) {
         }
     }
     finally {
-        await removeFile(ctx.runner, candidate);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, candidate);
     }
 }
 /** Validates, backs up and writes the merged daemon.json (atomically). */
 async function writeConfig(ctx, action) {
     await validate(ctx, action.text);
     const hadBackup = await backup(ctx);
-    await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
     ctx.outputs.daemonConfigChanged = true;
     lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
     return written(action, hadBackup);
@@ -36546,6 +36613,544 @@ const daemonPhase = {
     apply: applyDaemon,
     verify: verifyDaemon,
     check: checkGpus
+};
+
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: ./src/system/docker-api.ts
+
+/**
+ * GETs `path` from the Docker Engine API over its local socket (DOCKER_HOST when it is a unix
+ * socket, else /var/run/docker.sock). Undefined when it cannot be asked that way: another kind of
+ * DOCKER_HOST or a context, no access to the socket (not root, not in the docker group), no daemon,
+ * an answer other than 200 JSON. Callers then ask the docker CLI, which costs a process more.
+ */
+async function engineGet(path, env = process.env, timeoutMs = 10_000) {
+    const host = env.DOCKER_HOST;
+    if ((host && !host.startsWith('unix://')) || env.DOCKER_CONTEXT)
+        return undefined;
+    const socketPath = host ? host.slice('unix://'.length) : '/var/run/docker.sock';
+    return new Promise(resolve => {
+        const req = external_node_http_.get({ socketPath, path, timeout: timeoutMs }, res => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (body += d));
+            res.on('end', () => {
+                try {
+                    resolve(res.statusCode === 200 ? JSON.parse(body) : undefined);
+                }
+                catch {
+                    resolve(undefined);
+                }
+            });
+        });
+        req.on('error', () => resolve(undefined));
+        req.on('timeout', () => {
+            req.destroy();
+            resolve(undefined);
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/inventory.ts
+/**
+ * What Docker holds, as `docker container inspect`, `docker image inspect` and
+ * `docker system df -v --format '{{json .}}'` print it (pure parsers).
+ */
+
+/** A Docker time; Docker's zero time (0001-01-01) and anything unreadable are 0. */
+function dockerTime(text) {
+    const t = typeof text === 'string' ? Date.parse(text) : NaN;
+    return Number.isFinite(t) && t > 0 ? t : 0;
+}
+const obj = (v) => (v !== null && typeof v === 'object' ? v : {});
+const str = (v) => (typeof v === 'string' ? v : '');
+const labels = (v) => obj(v);
+/** `docker container inspect` output (a JSON array). */
+function parseContainers(json, sizes) {
+    return JSON.parse(json || '[]').map(raw => {
+        const c = obj(raw);
+        const state = obj(c.State);
+        const id = str(c.Id);
+        return {
+            id,
+            name: str(c.Name).replace(/^\//, ''),
+            state: str(state.Status),
+            image: str(c.Image),
+            labels: labels(obj(c.Config).Labels),
+            created: dockerTime(c.Created),
+            started: dockerTime(state.StartedAt),
+            finished: dockerTime(state.FinishedAt),
+            size: sizes.containers.get(id) ?? 0
+        };
+    });
+}
+/** `docker image inspect` output (a JSON array). */
+function parseImages(json, sizes) {
+    return JSON.parse(json || '[]').map(raw => {
+        const i = obj(raw);
+        const id = str(i.Id);
+        const tags = Array.isArray(i.RepoTags) ? i.RepoTags.filter(t => typeof t === 'string') : [];
+        return {
+            id,
+            tags: tags.filter(t => t !== '<none>:<none>'),
+            parent: str(i.Parent),
+            created: dockerTime(i.Created),
+            lastTagged: dockerTime(obj(i.Metadata).LastTagTime),
+            labels: labels(obj(i.Config).Labels),
+            size: sizes.images.get(id) ?? (typeof i.Size === 'number' ? i.Size : 0)
+        };
+    });
+}
+const bytes = (v) => parseSize(str(v)) ?? 0;
+/** `docker system df -v --format '{{json .}}'`: unique image sizes, container sizes, totals. */
+function parseDfVerbose(json) {
+    const df = obj(JSON.parse(json || '{}'));
+    const list = (v) => (Array.isArray(v) ? v.map(obj) : []);
+    const images = new Map();
+    for (const i of list(df.Images))
+        images.set(str(i.ID), bytes(i.UniqueSize));
+    const containers = new Map();
+    for (const c of list(df.Containers))
+        containers.set(str(c.ID), bytes(c.Size));
+    return {
+        images,
+        containers,
+        buildCache: list(df.BuildCache).reduce((sum, b) => sum + bytes(b.Size), 0),
+        volumes: list(df.Volumes).reduce((sum, v) => sum + bytes(v.Size), 0)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/detect.ts
+
+
+
+
+/** Free bytes on the file system holding `dir` for an unprivileged writer (statfs; needs no root). */
+async function freeSpace(dir) {
+    const s = await external_node_fs_.promises.statfs(dir);
+    return s.bavail * s.bsize;
+}
+/** `docker system df` as Docker prints it, for the summary. */
+async function systemDf(runner) {
+    const r = await runner.run(['docker', 'system', 'df'], { root: true, timeoutSeconds: 300 });
+    return r.stdout.trimEnd();
+}
+async function inspect(runner, kind, ids) {
+    if (ids.length === 0)
+        return '[]';
+    const r = await runner.run(['docker', kind, 'inspect', ...ids], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 120
+    });
+    // An item removed between the listing and the inspect is left out; the others are printed.
+    return r.stdout.trim() || '[]';
+}
+const ids = (text) => [...new Set(text.split('\n').filter(Boolean))];
+/** Every container and image with its sizes and times, and the build cache and volume totals. */
+async function readInventory(runner) {
+    const opts = { root: true, timeoutSeconds: 300 };
+    const [df, containers, images] = await Promise.all([
+        runner.run(['docker', 'system', 'df', '-v', '--format', '{{json .}}'], opts),
+        runner.run(['docker', 'ps', '--all', '--quiet', '--no-trunc'], opts),
+        runner.run(['docker', 'images', '--all', '--quiet', '--no-trunc'], opts)
+    ]);
+    const sizes = parseDfVerbose(df.stdout);
+    return {
+        containers: parseContainers(await inspect(runner, 'container', ids(containers.stdout)), sizes),
+        images: parseImages(await inspect(runner, 'image', ids(images.stdout)), sizes),
+        buildCache: sizes.buildCache,
+        volumes: sizes.volumes
+    };
+}
+/**
+ * Docker's data root as the daemon reports it (DockerRootDir of /info): from the Engine API when
+ * the socket is at hand (no docker process to start: the check stays cheap on every rerun), else
+ * from `docker info`. Undefined when Docker does not answer.
+ */
+async function dockerRootDir(runner) {
+    const info = (await engineGet('/info'));
+    if (typeof info?.DockerRootDir === 'string')
+        return info.DockerRootDir;
+    const r = await runner.run(['docker', 'info', '--format', '{{.DockerRootDir}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
+    const dir = r.stdout.trim();
+    return r.exitCode === 0 && dir.startsWith('/') ? dir : undefined;
+}
+/**
+ * Reads free space on Docker's data root (dockerRootDir, statfs) when min-free-space is set, and,
+ * only when it is short, everything Docker holds; changes nothing. Sets freed-bytes to 0.
+ */
+async function detectDisk(ctx) {
+    const { inputs, runner } = ctx;
+    const none = { wanted: false, dockerUp: false, dataRoot: '', free: 0, now: Date.now() };
+    if (inputs.minFreeSpace === undefined)
+        return none;
+    const dataRoot = await dockerRootDir(runner);
+    if (dataRoot === undefined)
+        return { ...none, wanted: true };
+    const free = await freeSpace(dataRoot).catch((e) => {
+        throw new errors/* HostError */.dh(`Cannot read the free space of Docker's data root ${dataRoot}: ${e.message}`);
+    });
+    ctx.outputs.disk = {
+        dataRoot,
+        minFree: inputs.minFreeSpace,
+        freeBefore: free,
+        freeAfter: free,
+        freedBytes: 0,
+        removed: []
+    };
+    const facts = { wanted: true, dockerUp: true, dataRoot, free, now: Date.now() };
+    if (free >= inputs.minFreeSpace)
+        return facts;
+    const dfBefore = await systemDf(runner);
+    ctx.outputs.disk.dfBefore = dfBefore;
+    return { ...facts, inventory: await readInventory(runner) };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/apply.ts
+
+
+
+
+function result(ctx) {
+    if (!ctx.outputs.disk)
+        throw new errors/* HostError */.dh('The disk phase has no measurement of the data root.');
+    return ctx.outputs.disk;
+}
+/** The next batch: removals of one kind and rule whose sizes together cover what is still missing. */
+function nextBatch(removals, from, missing) {
+    const batch = [removals[from]];
+    let bytes = removals[from].bytes;
+    for (let i = from + 1; i < removals.length; i++) {
+        const r = removals[i];
+        if (bytes >= missing || r.kind !== batch[0].kind || r.tier !== batch[0].tier)
+            break;
+        batch.push(r);
+        bytes += r.bytes;
+    }
+    return batch;
+}
+/** Runs one batch; returns what it removed, in words, and each refusal as a warning. */
+async function remove(ctx, batch) {
+    const first = batch[0];
+    const opts = { root: true, allowFailure: true, timeoutSeconds: 600 };
+    if (first.kind === 'build-cache') {
+        const age = ctx.inputs.pruneAge.seconds;
+        const r = await ctx.runner.run([
+            'docker',
+            'builder',
+            'prune',
+            '--force',
+            '--all',
+            '--keep-storage',
+            String(first.keep),
+            '--filter',
+            `until=${age}s`
+        ], opts);
+        if (r.exitCode !== 0)
+            ctx.warn(`docker builder prune failed: ${r.stderr.trim()}`);
+        const reclaimed = /Total:?\s*(?:reclaimed space:)?\s*(\S+)/i.exec(r.stdout)?.[1];
+        return r.exitCode === 0 ? [`${first.label}${reclaimed ? ` (${reclaimed} reclaimed)` : ''}`] : [];
+    }
+    const argv = first.kind === 'container'
+        ? ['docker', 'rm', ...batch.map(b => (b.kind === 'container' ? b.id : ''))]
+        : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.refs : []))];
+    // Never --force: an image or container another job began to use meanwhile is refused, and kept.
+    const r = await ctx.runner.run(argv, opts);
+    for (const line of r.stderr.split('\n').filter(l => l.trim() !== '')) {
+        ctx.warn(`kept: ${line.replace(/^Error response from daemon: /, '')}`);
+    }
+    const out = r.stdout;
+    return batch
+        .filter(b => b.kind === 'container'
+        ? out.includes(b.id)
+        : b.kind === 'image' && b.ids.some(id => out.includes(`Deleted: ${id}`)))
+        .map(b => b.label);
+}
+/**
+ * Removes what the plan allows, in its order, a batch at a time, measuring the free space after
+ * each batch and stopping as soon as min-free-space is met. Runs under the host lock.
+ */
+async function applyDisk(plan, ctx) {
+    const disk = result(ctx);
+    let free = plan.facts.free;
+    for (let i = 0; i < plan.removals.length && free < plan.minFree;) {
+        const batch = nextBatch(plan.removals, i, plan.minFree - free);
+        i += batch.length;
+        disk.removed.push(...(await remove(ctx, batch)));
+        free = await freeSpace(plan.facts.dataRoot);
+    }
+}
+/** Measures the data root again and records freed-bytes and `docker system df` after. */
+async function verifyDisk(plan, ctx) {
+    const disk = result(ctx);
+    disk.freeAfter = await freeSpace(plan.facts.dataRoot);
+    disk.freedBytes = Math.max(0, disk.freeAfter - disk.freeBefore);
+    disk.dfAfter = await systemDf(ctx.runner);
+    return `${formatBytes(disk.freeAfter)} free on ${disk.dataRoot}: freed ${formatBytes(disk.freedBytes)} (${disk.removed.length} removal${disk.removed.length === 1 ? '' : 's'})`;
+}
+/** The registries' data folders on the data root's file system, with their sizes (du). */
+async function registryData(ctx, dataRoot) {
+    const dev = (await external_node_fs_.promises.stat(dataRoot)).dev;
+    const out = [];
+    for (const dir of ctx.inputs.registryData) {
+        const st = await external_node_fs_.promises.stat(dir).catch(() => undefined);
+        if (st?.dev !== dev)
+            continue;
+        const du = await ctx.runner.run(['du', '-sxB1', '--', dir], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 120
+        });
+        const bytes = Number(du.stdout.split('\t')[0]);
+        if (Number.isFinite(bytes) && du.stdout !== '')
+            out.push(`the registry data in ${dir} ${formatBytes(bytes)} (never pruned)`);
+    }
+    return out;
+}
+/** Fails when free space is still short after all the rules allow: how much, and what holds it. */
+async function checkDisk(plan, ctx) {
+    if (!plan.facts.wanted)
+        return;
+    if (!plan.facts.dockerUp) {
+        throw new errors/* HostError */.dh(`min-free-space is set, but Docker does not answer: its data root cannot be checked.`);
+    }
+    const disk = result(ctx);
+    if (disk.freeAfter >= plan.minFree)
+        return;
+    const held = [
+        ...plan.kept.map(k => `${k.reason} ${formatBytes(k.bytes)}${k.count > 1 ? ` (${k.count})` : ''}`),
+        ...(await registryData(ctx, disk.dataRoot))
+    ];
+    throw new errors/* HostError */.dh(`min-free-space: ${formatBytes(plan.minFree)} must be free on ${disk.dataRoot}, ${formatBytes(disk.freeAfter)} is after removing all the pruning rules allow (freed ${formatBytes(disk.freedBytes)}): ${formatBytes(plan.minFree - disk.freeAfter)} missing. The space is held by: ${held.length > 0 ? held.join('; ') : 'files outside Docker'}${held.length > 0 ? '; and files outside Docker' : ''}.`);
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/plan.ts
+
+/** The build cache is pruned down to this many bytes (its entries older than prune-age first). */
+const BUILD_CACHE_CAP = 10e9;
+const STOPPED = new Set(['exited', 'created', 'dead']);
+function hasLabel(labels, match) {
+    if (!match || !(match.key in labels))
+        return false;
+    return match.value === undefined || labels[match.key] === match.value;
+}
+/** `registry:3`, `docker.io/library/registry:3` and `library/registry:3` name one image. */
+function normalRef(ref) {
+    const withTag = /:[^/]+$/.test(ref) || ref.includes('@') ? ref : `${ref}:latest`;
+    return withTag.replace(/^docker\.io\//, '').replace(/^library\//, '');
+}
+const old = (r, t) => r.now - t >= r.s.pruneAge.seconds * 1000;
+function removableContainer(r, c) {
+    return (STOPPED.has(c.state) &&
+        !(r.s.managedLabel in c.labels) &&
+        !hasLabel(c.labels, r.s.keepLabel) &&
+        old(r, c.finished || c.created));
+}
+/** When an image was last used: built, tagged, or a container made, started or stopped on it. */
+function lastUsed(r, image) {
+    const uses = r.inv.containers
+        .filter(c => c.image === image.id)
+        .flatMap(c => [c.created, c.started, c.finished]);
+    return Math.max(image.created, image.lastTagged, ...uses);
+}
+/** The images a person sees (tagged or dangling), not the hidden layers of classic builds. */
+function topLevel(images) {
+    const parents = new Set(images.map(i => i.parent).filter(Boolean));
+    return images.filter(i => i.tags.length > 0 || !parents.has(i.id));
+}
+/** Each image's ancestors (parent, its parent, …), from classic builds' parent links. */
+function ancestry(images) {
+    const parent = new Map(images.map(i => [i.id, i.parent]));
+    const out = new Map();
+    for (const i of images) {
+        const chain = [];
+        for (let p = i.parent; p && !chain.includes(p); p = parent.get(p) ?? '')
+            chain.push(p);
+        out.set(i.id, chain);
+    }
+    return out;
+}
+/** Why an image is kept, or undefined when the rules allow removing it. */
+function keptBecause(r, image, keptContainers) {
+    const users = r.inv.containers.filter(c => c.image === image.id);
+    if (users.some(c => !STOPPED.has(c.state)))
+        return 'images of running containers';
+    if (users.some(c => r.s.managedLabel in c.labels))
+        return "the action's registry images";
+    const named = r.s.keepImages.find(k => image.tags.some(t => normalRef(t) === normalRef(k.ref)));
+    if (named)
+        return named.why;
+    if (hasLabel(image.labels, r.s.keepLabel))
+        return `images labelled ${r.s.keepLabel?.key}`;
+    if (users.some(c => keptContainers.includes(c)))
+        return 'images of stopped containers kept';
+    if (!old(r, lastUsed(r, image)))
+        return `images used within prune-age (${r.s.pruneAge.text})`;
+    return undefined;
+}
+/** Every top-level image's reason to be kept; an image another kept image is built on is kept too. */
+function keptImages(r, images, kept) {
+    const reasons = new Map();
+    for (const i of images) {
+        const why = keptBecause(r, i, kept);
+        if (why)
+            reasons.set(i.id, why);
+    }
+    const up = ancestry(r.inv.images);
+    for (const id of [...reasons.keys()]) {
+        for (const a of up.get(id) ?? [])
+            if (!reasons.has(a))
+                reasons.set(a, 'base layers of kept images');
+    }
+    return reasons;
+}
+const day = (t) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+function imageLabel(r, i) {
+    return `${i.tags.length > 0 ? i.tags.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
+}
+/** Unused images, least recently used first; an image goes after the images built on it. */
+function imageRemovals(r, candidates, tier) {
+    const up = ancestry(r.inv.images);
+    const below = (id) => candidates.filter(c => up.get(c.id)?.includes(id));
+    const recency = (i) => Math.max(lastUsed(r, i), ...below(i.id).map(c => lastUsed(r, c)));
+    const done = new Set();
+    const out = [];
+    for (const i of [...candidates].sort((a, b) => recency(a) - recency(b))) {
+        if (done.has(i.id))
+            continue;
+        const deepestFirst = (a, b) => (up.get(b.id)?.length ?? 0) - (up.get(a.id)?.length ?? 0);
+        const unit = [
+            ...below(i.id)
+                .filter(c => !done.has(c.id))
+                .sort(deepestFirst),
+            i
+        ];
+        for (const u of unit)
+            done.add(u.id);
+        out.push({
+            tier,
+            kind: 'image',
+            refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
+            ids: unit.map(u => u.id),
+            label: unit.map(u => imageLabel(r, u)).join(' + '),
+            bytes: unit.reduce((sum, u) => sum + u.size, 0)
+        });
+    }
+    return out;
+}
+/** Every removal the rules allow, in order, and the space kept by each reason. */
+function removalsAndKept(s, inv, now) {
+    const r = { s, now, inv };
+    const stopped = inv.containers.filter(c => removableContainer(r, c));
+    stopped.sort((a, b) => (a.finished || a.created) - (b.finished || b.created));
+    const keptContainers = inv.containers.filter(c => !stopped.includes(c));
+    const images = topLevel(inv.images);
+    const reasons = keptImages(r, images, keptContainers);
+    const free = images.filter(i => !reasons.has(i.id));
+    const cache = inv.buildCache > BUILD_CACHE_CAP
+        ? [
+            {
+                tier: 2,
+                kind: 'build-cache',
+                keep: BUILD_CACHE_CAP,
+                label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
+                bytes: inv.buildCache - BUILD_CACHE_CAP
+            }
+        ]
+        : [];
+    const removals = [
+        ...stopped.map((c) => ({
+            tier: 1,
+            kind: 'container',
+            id: c.id,
+            label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
+            bytes: c.size
+        })),
+        ...imageRemovals(r, free.filter(i => i.tags.length === 0), 1),
+        ...cache,
+        ...imageRemovals(r, free.filter(i => i.tags.length > 0), 3)
+    ];
+    return { removals, kept: keptSpace(r, images, reasons, keptContainers) };
+}
+function keptSpace(r, images, reasons, containers) {
+    const kept = new Map();
+    const add = (reason, bytes, count = 1) => {
+        const k = kept.get(reason) ?? { reason, count: 0, bytes: 0 };
+        kept.set(reason, { reason, count: k.count + count, bytes: k.bytes + bytes });
+    };
+    for (const i of images) {
+        const why = reasons.get(i.id);
+        if (why)
+            add(why, i.size);
+    }
+    for (const c of containers)
+        add(STOPPED.has(c.state) ? 'stopped containers kept' : 'running containers', c.size);
+    add('volumes (never pruned)', r.inv.volumes, 0);
+    add(`build cache up to the ${formatBytes(BUILD_CACHE_CAP)} cap`, Math.min(r.inv.buildCache, BUILD_CACHE_CAP), 0);
+    return [...kept.values()].filter(k => k.bytes > 0);
+}
+const KIND_STEP = {
+    container: 'remove stopped containers',
+    image: 'remove images',
+    'build-cache': 'prune build cache'
+};
+/** The removals as steps for the log: one per kind, in order, each listing its items. */
+function steps(removals, missing) {
+    const out = [];
+    for (const r of removals) {
+        const last = out.at(-1);
+        const head = `${KIND_STEP[r.kind]} until ${formatBytes(missing)} more are free`;
+        if (last?.description.startsWith(KIND_STEP[r.kind]))
+            last.description += `\n    ${r.label}`;
+        else
+            out.push({ description: `${head}:\n    ${r.label}` });
+    }
+    return out;
+}
+/** What to remove, in order (pure); no step when free space already meets min-free-space. */
+function planDisk(facts, s) {
+    const minFree = s.minFreeSpace ?? 0;
+    const base = { facts, minFree, removals: [], kept: [], warnings: [], steps: [] };
+    if (!facts.wanted)
+        return { ...base, found: 'min-free-space not set: no check' };
+    if (!facts.dockerUp)
+        return { ...base, found: 'Docker does not answer yet: its data root is checked once it runs' };
+    const free = `${formatBytes(facts.free)} free on ${facts.dataRoot} (min-free-space ${formatBytes(minFree)})`;
+    if (facts.free >= minFree || !facts.inventory)
+        return { ...base, found: free };
+    const { removals, kept } = removalsAndKept(s, facts.inventory, facts.now);
+    const missing = minFree - facts.free;
+    const reachable = removals.reduce((sum, r) => sum + r.bytes, 0);
+    return {
+        ...base,
+        removals,
+        kept,
+        found: `${free}: ${formatBytes(missing)} missing; the pruning rules allow about ${formatBytes(reachable)}`,
+        steps: steps(removals, missing)
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/disk/phase.ts
+
+
+
+/**
+ * Disk phase: guarantees min-free-space on Docker's data root before the job, freeing only what
+ * the pruning rules allow, under the host lock (never while another run changes the host).
+ */
+const diskPhase = {
+    name: 'Disk space',
+    detect: detectDisk,
+    plan: (facts, { inputs }) => planDisk(facts, inputs),
+    apply: applyDisk,
+    verify: verifyDisk,
+    check: (plan, ctx) => checkDisk(plan, ctx)
 };
 
 ;// CONCATENATED MODULE: ./src/phases/engine/facts.ts
@@ -37003,7 +37608,7 @@ async function ensureStarted(ctx, packagesChanged) {
 }
 /** Adds users to the docker group (creating it if a package did not) and says when that takes effect. */
 async function addUsers(ctx, users) {
-    const group = groupMembers(await external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'), 'docker');
+    const group = groupMembers(await external_node_fs_.promises.readFile('/etc/group', 'utf8'), 'docker');
     if (group === undefined) {
         await ctx.runner.run(['groupadd', '--system', 'docker'], { root: true });
     }
@@ -37106,7 +37711,7 @@ async function verifyEngine(p, ctx) {
 /** Where the engine's binary lives when a package installed it. */
 async function findDockerd() {
     for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
-        if (await exists(p))
+        if (await (0,system_files/* exists */.t2)(p))
             return p;
     return undefined;
 }
@@ -37124,8 +37729,8 @@ async function detectEngine(ctx) {
         detectServiceManager(ctx.host.systemd),
         dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
         ownDockerdPid(runner),
-        external_node_fs_namespaceObject.promises.readFile('/etc/group', 'utf8'),
-        exists('/snap/bin/docker')
+        external_node_fs_.promises.readFile('/etc/group', 'utf8'),
+        (0,system_files/* exists */.t2)('/snap/bin/docker')
     ]);
     const offline = await readOfflineFolder(runner, mayInstall ? inputs.offlineDebs : undefined);
     const wanted = inputs.dockerSource === 'distro'
@@ -37180,7 +37785,7 @@ const enginePhase = {
 /** Writes each client config the plan names (atomically, keeping its owner and mode). */
 async function applyProxies(p, ctx) {
     for (const w of p.writes) {
-        await writeOwnedFile(w.path, w.text).catch((e) => {
+        await (0,system_files/* writeOwnedFile */.Pe)(w.path, w.text).catch((e) => {
             if (e.code !== 'EACCES')
                 throw e;
             throw new errors/* HostError */.dh(`${w.path} cannot be written by ${ctx.host.user} (a docker login run with sudo leaves it owned by root): give it back with sudo chown ${ctx.host.user} ${w.path}, and run again.`, { cause: e });
@@ -37190,7 +37795,7 @@ async function applyProxies(p, ctx) {
 /** Reads each written file back: it must be what the plan wrote. */
 async function verifyProxies(p, ctx) {
     for (const w of p.writes) {
-        if ((await readFileMaybe(ctx.runner, w.path)) !== w.text) {
+        if ((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, w.path)) !== w.text) {
             throw new errors/* HostError */.dh(`${w.path} does not hold the proxies after writing it`);
         }
     }
@@ -37219,11 +37824,11 @@ async function clientConfigPaths(ctx, env) {
     const paths = [];
     const home = await runnerHome(ctx, env);
     if (home !== undefined)
-        paths.push(external_node_path_namespaceObject.join(home, '.docker', 'config.json'));
+        paths.push(external_node_path_.join(home, '.docker', 'config.json'));
     const own = env.DOCKER_CONFIG;
     // A folder someone named but never made is not this action's to create.
-    if (own && (await exists(own)))
-        paths.push(external_node_path_namespaceObject.join(own, 'config.json'));
+    if (own && (await (0,system_files/* exists */.t2)(own)))
+        paths.push(external_node_path_.join(own, 'config.json'));
     return [...new Set(paths)];
 }
 /** The proxy variables this process was started with, credentials removed. */
@@ -37245,7 +37850,7 @@ async function detectProxies(ctx, env = process.env) {
         return { files: [], runnerEnvironment: runnerEnvironment(env) };
     const files = [];
     for (const file of await clientConfigPaths(ctx, env)) {
-        files.push({ path: file, text: await readFileMaybe(ctx.runner, file) });
+        files.push({ path: file, text: await (0,system_files/* readFileMaybe */.jp)(ctx.runner, file) });
     }
     return { files, runnerEnvironment: {} };
 }
@@ -37353,6 +37958,36 @@ const proxyPhase = {
     verify: verifyProxies
 };
 
+// EXTERNAL MODULE: ./src/phases/gpus/apply.ts
+var apply = __nccwpck_require__(7354);
+// EXTERNAL MODULE: ./src/phases/gpus/detect.ts
+var detect = __nccwpck_require__(1427);
+// EXTERNAL MODULE: ./src/phases/gpus/plan.ts
+var plan = __nccwpck_require__(1235);
+;// CONCATENATED MODULE: ./src/phases/gpus/phase.ts
+
+
+
+/**
+ * GPU lease phase: gives the job the GPUs `gpus` asks for, one lease file per GPU, held until its
+ * post step. It runs before the host lock is taken: a job waiting for GPUs must not stop other
+ * jobs from setting up, or from releasing theirs.
+ */
+const gpuPhase = {
+    name: 'GPU leases',
+    beforeHostLock: true,
+    detect: detect/* detectGpus */.RK,
+    plan: (facts, { inputs }) => (0,plan/* planGpus */.f)(facts, inputs),
+    apply: apply/* applyGpus */.U$,
+    verify: apply/* verifyGpus */.hx,
+    check: (plan, ctx, changed) => {
+        // GPUs the job already held (an earlier step) change nothing, and are still this step's outputs.
+        if (!changed && plan.wanted)
+            (0,apply/* publishLeases */.$m)(ctx, plan.picks);
+        return Promise.resolve();
+    }
+};
+
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
 /**
  * The phase contract and the loop that runs phases: detect → plan → apply → verify, each phase in
@@ -37363,6 +37998,7 @@ const proxyPhase = {
 function stage(phase, unbound) {
     return {
         name: phase.name,
+        beforeHostLock: phase.beforeHostLock === true,
         run: async (dryRun, report) => {
             const ctx = {
                 ...unbound,
@@ -37473,8 +38109,6 @@ function repoDigest(repoDigests, target) {
     return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
 }
 
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 ;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
@@ -37484,7 +38118,7 @@ const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(imp
 
 
 
-function request(url, method, headers, ca) {
+function registry_api_request(url, method, headers, ca) {
     return new Promise((resolve, reject) => {
         const mod = url.protocol === 'https:' ? external_node_https_namespaceObject : external_node_http_;
         const req = mod.request(url, { method, headers, timeout: 15_000, ...(ca ? { ca } : {}) }, res => {
@@ -37522,7 +38156,7 @@ async function bearer(ep, challenge, scope) {
         url.searchParams.set('service', params.service);
     url.searchParams.set('scope', scope);
     const auth = basic(ep);
-    const r = await request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
+    const r = await registry_api_request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
     if (r.status !== 200)
         return undefined;
     const json = JSON.parse(r.body);
@@ -37538,12 +38172,12 @@ async function manifestDigest(ep, repository, tag) {
     const auth = basic(ep);
     if (auth)
         headers.Authorization = auth;
-    let r = await request(url, 'HEAD', headers, ep.ca);
+    let r = await registry_api_request(url, 'HEAD', headers, ep.ca);
     const challenge = r.headers['www-authenticate'];
     if (r.status === 401 && typeof challenge === 'string' && /^Bearer /i.test(challenge)) {
         const token = await bearer(ep, challenge, `repository:${repository}:pull`);
         if (token)
-            r = await request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
+            r = await registry_api_request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
     }
     if (r.status === 404)
         return undefined;
@@ -37565,7 +38199,7 @@ async function endpointFor(settings, registry) {
     return {
         host: registry,
         scheme: plain ? 'http' : 'https',
-        ca: ca === undefined ? undefined : await external_node_fs_namespaceObject.promises.readFile(ca),
+        ca: ca === undefined ? undefined : await external_node_fs_.promises.readFile(ca),
         username: ours ? settings.login?.username : undefined,
         password: ours ? settings.login?.password : undefined
     };
@@ -37587,8 +38221,8 @@ async function endpointFor(settings, registry) {
  */
 async function apply_login(ctx, credentials) {
     const { inputs, runner, host } = ctx;
-    const dir = external_node_path_namespaceObject.join(host.tempDir, 'docker-gpu-setup-docker-config');
-    await external_node_fs_namespaceObject.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    const dir = external_node_path_.join(host.tempDir, 'docker-gpu-setup-docker-config');
+    await external_node_fs_.promises.mkdir(dir, { recursive: true, mode: 0o700 });
     ctx.remember({ dockerConfig: dir });
     await runner.run([
         'docker',
@@ -37610,15 +38244,15 @@ async function apply_login(ctx, credentials) {
         });
     }
     if (inputs.proxies)
-        await addProxies(external_node_path_namespaceObject.join(dir, 'config.json'), inputs.proxies);
+        await addProxies(external_node_path_.join(dir, 'config.json'), inputs.proxies);
     lib_core/* exportVariable */.dN('DOCKER_CONFIG', dir);
     return dir;
 }
 /** The job's containers get the proxies from the config the login made (its auths kept). */
 async function addProxies(file, proxies) {
-    const parsed = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(file, 'utf8'));
+    const parsed = JSON.parse(await external_node_fs_.promises.readFile(file, 'utf8'));
     const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
-    await writeOwnedFile(file, `${JSON.stringify(config, null, '\t')}\n`);
+    await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /** After a push that printed a digest: the registry must hold that digest for the tag. */
 async function confirmDigest(ctx, t, result, output) {
@@ -39319,7 +39953,7 @@ async function imageId(runner, image) {
 }
 /** Is a TCP socket listening on `port`, as the kernel's tables say (no privilege needed)? */
 async function listened(port) {
-    const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map(f => external_node_fs_namespaceObject.promises.readFile(f, 'utf8').catch(() => '')));
+    const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map(f => external_node_fs_.promises.readFile(f, 'utf8').catch(() => '')));
     return tables.some(t => portListened(parseListeners(t), port));
 }
 /**
@@ -39345,16 +39979,16 @@ async function portHolder(ctx, bind, port) {
 async function fileHash(path) {
     if (path === undefined)
         return undefined;
-    return sha256(await external_node_fs_namespaceObject.promises.readFile(path));
+    return sha256(await external_node_fs_.promises.readFile(path));
 }
 async function installedHash(ctx, path) {
-    const text = await readFileMaybe(ctx.runner, path);
+    const text = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, path);
     return text === undefined ? undefined : sha256(Buffer.from(text));
 }
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx) {
     const { inputs } = ctx;
-    const htpasswd = inputs.registryHtpasswd.length > 0 ? await readFileMaybe(ctx.runner, AUTH_FILE) : undefined;
+    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,system_files/* readFileMaybe */.jp)(ctx.runner, AUTH_FILE) : undefined;
     return {
         htpasswd: htpasswd === undefined ? undefined : sha256(htpasswd),
         cert: await fileHash(inputs.registryTls?.cert),
@@ -39380,7 +40014,7 @@ async function dataDirs(inputs, wanted) {
     ];
     const out = {};
     for (const d of dirs) {
-        out[d] = await external_node_fs_namespaceObject.promises.stat(d).then(s => s.isDirectory(), () => false);
+        out[d] = await external_node_fs_.promises.stat(d).then(s => s.isDirectory(), () => false);
     }
     return out;
 }
@@ -39446,7 +40080,7 @@ async function detectRegistry(ctx) {
         dockerUp && wanted && inputs.registryMirror !== false
             ? inspectContainer(runner, MIRROR_CONTAINER)
             : Promise.resolve(undefined),
-        auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
+        auth ? (0,system_files/* readFileMaybe */.jp)(runner, AUTH_FILE) : Promise.resolve(''),
         wanted ? certInstalled(ctx) : Promise.resolve(true),
         cacheContainers(ctx, dockerUp)
     ]);
@@ -39543,7 +40177,7 @@ async function ensureContainer(ctx, spec, tls) {
     lib_core/* info */.pq(`${spec.name}: ${action}`);
     // The file docker run reads the secrets from: root only, written just before it is read.
     if (spec.envFile && spec.envText !== undefined && action !== 'start') {
-        await writeFileAtomic(ctx.runner, spec.envFile.path, spec.envText, 0o600, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, spec.envFile.path, spec.envText, 0o600, ctx.host.tempDir);
     }
     if (action === 'start') {
         await ctx.runner.run(['docker', 'start', spec.name], { root: true });
@@ -39579,10 +40213,10 @@ async function ensureImage(ctx, p) {
 async function installCert(ctx, tls) {
     const { runner } = ctx;
     const temp = ctx.host.tempDir;
-    const cert = await external_node_fs_namespaceObject.promises.readFile(tls.cert);
-    await writeFileAtomic(runner, TLS_CERT, cert, 0o644, temp);
-    await writeFileAtomic(runner, TLS_KEY, await external_node_fs_namespaceObject.promises.readFile(tls.key), 0o600, temp);
-    await writeFileAtomic(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
+    const cert = await external_node_fs_.promises.readFile(tls.cert);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_CERT, cert, 0o644, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_KEY, await external_node_fs_.promises.readFile(tls.key), 0o600, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
 }
 /** The registry and its mirror, when the plan has them; the names of those it started. */
 async function ensureRegistry(ctx, p, id) {
@@ -39613,7 +40247,7 @@ async function applyRegistry(p, ctx) {
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
     if (p.writeHtpasswd) {
         const text = renderHtpasswd(inputs.registryHtpasswd);
-        await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
     }
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
@@ -39774,28 +40408,16 @@ function details(summary, body, open = false) {
  */
 
 
+
 /** Images listed in view; more than this and the table is collapsed. */
 const IMAGES_IN_VIEW = 10;
 /** Steps listed per phase; the log has every one. */
 const STEPS_PER_PHASE = 8;
 /** Characters of an error's first line shown in view. */
 const ERROR_LINE = 300;
-/** Bytes with the unit that fits, three significant digits (SI, as Docker prints sizes); '' when unknown. */
-function formatBytes(bytes) {
-    if (!Number.isFinite(bytes) || bytes <= 0)
-        return '';
-    if (bytes < 1000)
-        return `${Math.round(bytes)} B`;
-    const units = ['kB', 'MB', 'GB', 'TB'];
-    let value = bytes / 1000;
-    let unit = 0;
-    // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
-    while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
-        value /= 1000;
-        unit++;
-    }
-    const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3);
-    return `${digits} ${units[unit]}`;
+/** An image's size as the summary shows it: its unit that fits; '' when unknown (0). */
+function render_formatBytes(bytes) {
+    return bytes > 0 ? formatBytes(bytes) : '';
 }
 /** The digest as people quote it: the algorithm and 12 hex digits. */
 function shortDigest(digest) {
@@ -39911,7 +40533,7 @@ function imagesBlock(images) {
             code(i.target),
             code(i.source),
             i.digest ? code(shortDigest(i.digest)) : '',
-            formatBytes(i.size),
+            render_formatBytes(i.size),
             i.status
         ]));
         lines.push('', ...(landed.length > IMAGES_IN_VIEW ? details(imageCounts(landed), rows) : rows));
@@ -39927,6 +40549,41 @@ function warningsBlock(warnings) {
     if (warnings.length === 0)
         return [];
     return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)];
+}
+/** The GPUs leased to the job, one row each. */
+function gpusBlock(leases) {
+    if (leases.length === 0)
+        return [];
+    const how = (l) => (l.from ? `${l.how} from ${l.from}` : l.how);
+    const rows = leases.map((l) => [String(l.index), code(l.uuid), l.name, how(l)]);
+    return ['', '### GPUs leased to this job', '', ...table(['GPU', 'UUID', 'Name', 'Lease'], rows)];
+}
+/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
+function diskBlock(disk) {
+    if (!disk?.dfBefore)
+        return [];
+    const removed = disk.removed.length > 0
+        ? ['Removed, in this order:', '', ...list(disk.removed)]
+        : ['Nothing the pruning rules allow was left to remove.'];
+    const df = [
+        'Before:',
+        '',
+        ...fence(disk.dfBefore),
+        ...(disk.dfAfter === undefined ? [] : ['', 'After:', '', ...fence(disk.dfAfter)])
+    ];
+    return [
+        '',
+        '### Disk space',
+        '',
+        inline([
+            code(disk.dataRoot),
+            `: ${formatBytes(disk.freeBefore)} → ${formatBytes(disk.freeAfter)} free (min-free-space ${formatBytes(disk.minFree)}; freed ${formatBytes(disk.freedBytes)}).`
+        ]),
+        '',
+        ...removed,
+        '',
+        ...details('docker system df', df)
+    ];
 }
 /** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
 function examplePath(host) {
@@ -39969,7 +40626,7 @@ function renderSummary(data) {
     if (data.reports.length > 0) {
         lines.push('', ...table(['Phase', 'Status', 'Facts'], data.reports.map(r => [r.phase, statusCell(r), factsCell(r)])));
     }
-    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...cachesBlock(data.outputs.caches ?? {}), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
+    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...cachesBlock(data.outputs.caches ?? {}), ...gpusBlock(data.outputs.gpuLeases ?? []), ...diskBlock(data.outputs.disk), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
     return `${lines.join('\n')}\n`;
 }
 
@@ -39985,58 +40642,11 @@ async function writeSummary(markdown, env = process.env) {
     await lib_core/* summary */.z.addRaw(markdown).write();
 }
 
-;// CONCATENATED MODULE: ./src/system/lock.ts
-
-
-
-/** The host-wide lock: one run at a time changes packages, daemon.json and the daemon. */
-const LOCK_DIR = '/run/lock/docker-gpu-setup';
-const OWNER = `${LOCK_DIR}/owner`;
-/**
- * Takes the host lock: an atomic `mkdir` holding the owner's pid. A lock whose owner is dead is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
- */
-async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
-    const end = Date.now() + timeoutMs;
-    let told = false;
-    let ownerMissingSince;
-    for (;;) {
-        const made = await runner.run(['mkdir', '-m', '0755', LOCK_DIR], {
-            root: true,
-            allowFailure: true
-        });
-        if (made.exitCode === 0) {
-            await writeFileAtomic(runner, OWNER, `${process.pid}\n`, 0o644, tempDir);
-            return {
-                async release() {
-                    const owner = (await readFileMaybe(runner, OWNER))?.trim();
-                    if (owner === String(process.pid)) {
-                        await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-                    }
-                }
-            };
-        }
-        const owner = Number((await readFileMaybe(runner, OWNER))?.trim());
-        // No owner file: a run between mkdir and writing it, or one killed right there.
-        ownerMissingSince = owner > 0 ? undefined : (ownerMissingSince ?? Date.now());
-        const ownerless = ownerMissingSince !== undefined && Date.now() - ownerMissingSince > 10_000;
-        if (ownerless || (Number.isInteger(owner) && owner > 0 && !pidAlive(owner))) {
-            info(`Taking over the host lock ${LOCK_DIR}: its owner (pid ${owner || 'unknown'}) is gone.`);
-            await runner.run(['rm', '-rf', '--', LOCK_DIR], { root: true, allowFailure: true });
-            continue;
-        }
-        if (Date.now() > end) {
-            throw new errors/* HostError */.dh(`Another docker-gpu-setup run (pid ${owner || 'unknown'}) has held ${LOCK_DIR} for over ${Math.round(timeoutMs / 60_000)} minutes; if no run is active, remove that folder.`);
-        }
-        if (!told) {
-            info(`Waiting for the host lock ${LOCK_DIR}, held by pid ${owner || 'unknown'} (another run on this host).`);
-            told = true;
-        }
-        await new Promise(r => setTimeout(r, 250));
-    }
-}
-
+// EXTERNAL MODULE: ./src/system/lock.ts
+var lock = __nccwpck_require__(6714);
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
 
 
 
@@ -40058,7 +40668,7 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 const fsHost = {
     pathKind(path) {
         try {
-            const st = (0,external_node_fs_namespaceObject.statSync)(path);
+            const st = (0,external_node_fs_.statSync)(path);
             return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : undefined;
         }
         catch {
@@ -40066,14 +40676,20 @@ const fsHost = {
         }
     }
 };
-/** The phases in pipeline order, each bound to its own settings. */
+/**
+ * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
+ * host lock; the disk phase frees space once the registries run (their images in use) and before
+ * the push.
+ */
 function phaseStages(inputs, shared) {
     const settings = phaseSettings(inputs, shared.host.identity);
     return [
+        stage(gpuPhase, { ...shared, inputs: settings.gpus }),
         stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
+        stage(diskPhase, { ...shared, inputs: settings.disk }),
         stage(pushPhase, { ...shared, inputs: settings.push })
     ];
 }
@@ -40083,7 +40699,7 @@ function defaultDeps() {
         env: process.env,
         inputHost: fsHost,
         readHost: () => readHost(),
-        lockHost: (runner, tempDir) => acquireHostLock(runner, tempDir, m => lib_core/* info */.pq(m)),
+        lockHost: (runner, tempDir) => (0,lock/* acquireHostLock */.QM)(runner, tempDir, m => lib_core/* info */.pq(m)),
         stages: phaseStages,
         state: state/* runnerState */.Ej
     };
@@ -40127,10 +40743,13 @@ async function runSteps(deps, record) {
         },
         remember: update => (0,state/* savePostState */.Li)(update, deps.state)
     };
+    const stages = deps.stages(inputs, shared);
+    // GPU leases first, without the host lock: a job waiting for GPUs holds up no other run.
+    await runPipeline(stages.filter(s => s.beforeHostLock === true), record.dryRun, record.reports);
     // One run at a time changes a host: several runner services may share it.
     const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir);
     try {
-        await runPipeline(deps.stages(inputs, shared), record.dryRun, record.reports);
+        await runPipeline(stages.filter(s => s.beforeHostLock !== true), record.dryRun, record.reports);
     }
     finally {
         await lock?.release();
@@ -40164,48 +40783,619 @@ async function run(overrides = {}) {
 
 /***/ }),
 
-/***/ 6661:
+/***/ 7354:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   b: () => (/* binding */ post)
+/* harmony export */   $m: () => (/* binding */ publishLeases),
+/* harmony export */   U$: () => (/* binding */ applyGpus),
+/* harmony export */   U8: () => (/* binding */ leasePath),
+/* harmony export */   hx: () => (/* binding */ verifyGpus)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4100);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6058);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
+/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1427);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1235);
+
+
+
+
+
+
+
+/** How often a waiting run looks at the leases again (reading files only, no lock). */
+const POLL_MS = 500;
+/** The path of a GPU's lease file. */
+function leasePath(uuid) {
+    return node_path__WEBPACK_IMPORTED_MODULE_0__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseFileName */ .Se)(uuid));
+}
+function jobOf(plan) {
+    if (!plan.facts.job)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh('gpus: no job identity was read');
+    return plan.facts.job;
+}
+/** Writes the leases of `plan` (under the GPU lease lock), remembering each for the post step. */
+async function takeLeases(ctx, plan) {
+    const job = jobOf(plan);
+    const taken = [];
+    for (const p of plan.picks.filter(p => p.how !== 'reused')) {
+        const file = leasePath(p.device.uuid);
+        if (p.how === 'taken over' && p.from) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Taking over GPU ${p.device.index} (${p.device.uuid}) from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended.`);
+            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .takeOver */ .w9)(ctx.runner, file, p.from.text);
+        }
+        const lease = {
+            uuid: p.device.uuid,
+            index: p.device.index,
+            pid: job.pid,
+            start: job.start,
+            job: job.job,
+            since: new Date().toISOString()
+        };
+        if (!(await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(ctx.runner, file, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseText */ .g0)(lease), ctx.host.tempDir))) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`${file} appeared while ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI} was held: another program writes leases without that lock.`);
+        }
+        taken.push({ uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start });
+        ctx.remember({ gpuLeases: taken });
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Leased GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}) to ${job.job}.`);
+    }
+}
+/** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
+async function tryLease(ctx, plan, fresh) {
+    const lock = await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireFileLock */ .AM)(ctx.runner, _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI, ctx.host.tempDir, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, {
+        what: `the GPU lease lock ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI}`,
+        timeoutMs: 60_000,
+        pollMs: 20
+    });
+    try {
+        // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
+        const devices = fresh ? await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .queryGpus */ .OC)(ctx.runner) : plan.facts.devices;
+        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, devices, leases: await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner) }, ctx.inputs);
+        if (now.short === 0)
+            await takeLeases(ctx, now);
+        return now;
+    }
+    finally {
+        await lock.release();
+    }
+}
+/** Who holds the GPUs a waiting request could use, in words. */
+function holders(plan) {
+    return plan.held
+        .map(h => `GPU ${h.device.index} (${h.device.uuid}): ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(h.lease)}`)
+        .join('; ');
+}
+/** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
+async function waitForRelease(ctx, plan, deadline) {
+    while (Date.now() < deadline) {
+        await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
+        const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+        if ((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, leases }, ctx.inputs).short === 0)
+            return;
+    }
+}
+/** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
+function publishLeases(ctx, picks) {
+    const leases = picks.map(p => ({
+        index: p.device.index,
+        uuid: p.device.uuid,
+        name: p.device.name,
+        how: p.how,
+        from: p.from ? (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease) : undefined
+    }));
+    ctx.outputs.gpuLeases = leases;
+    const uuids = leases.map(l => l.uuid).join(',');
+    // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
+}
+/**
+ * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
+ * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
+ * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * CUDA_VISIBLE_DEVICES.
+ */
+async function applyGpus(plan, ctx) {
+    const deadline = Date.now() + ctx.inputs.gpuWait * 1000;
+    let told = '';
+    for (let attempt = 0;; attempt++) {
+        const now = await tryLease(ctx, plan, attempt > 0);
+        if (now.short === 0) {
+            publishLeases(ctx, now.picks);
+            return;
+        }
+        const who = holders(now);
+        if (Date.now() >= deadline) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: ${now.need} GPU${now.need === 1 ? '' : 's'} wanted, ${now.need - now.short} free after waiting ${ctx.inputs.gpuWait} s (gpu-wait). Held by: ${who}. Raise gpu-wait, or ask for fewer GPUs.`);
+        }
+        if (who !== told) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Waiting up to ${Math.ceil((deadline - Date.now()) / 1000)} s for ${now.short} more GPU${now.short === 1 ? '' : 's'}; held by: ${who}`);
+            told = who;
+        }
+        await waitForRelease(ctx, now, deadline);
+    }
+}
+/** Every leased GPU's file names this job's worker: the leases are really held. */
+async function verifyGpus(plan, ctx) {
+    const job = jobOf(plan);
+    const leases = ctx.outputs.gpuLeases ?? [];
+    const held = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+    for (const l of leases) {
+        const view = held.get(l.uuid);
+        const lease = view && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .parseLease */ .QM)(view.text);
+        if (!lease || !(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(lease, job)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`The lease of GPU ${l.index} (${l.uuid}) is not this job's after writing it.`);
+        }
+    }
+    return `GPU ${leases.map(l => l.index).join(', ')} leased to ${job.process} (pid ${job.pid}) until the post step`;
+}
+
+
+/***/ }),
+
+/***/ 1427:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Mw: () => (/* binding */ readLeases),
+/* harmony export */   OC: () => (/* binding */ queryGpus),
+/* harmony export */   RK: () => (/* binding */ detectGpus)
+/* harmony export */ });
+/* unused harmony export jobIdentity */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9404);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6714);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1253);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6616);
+
+
+
+
+
+
+
+
+
+/** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
+async function queryGpus(runner) {
+    // Where the driver put it (WSL2: /usr/lib/wsl/lib, not on PATH); else by name, to say it failed.
+    const nvidiaSmi = (await (0,_system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__/* .findNvidiaSmi */ .I)()) ?? 'nvidia-smi';
+    const ask = (args) => runner.run([nvidiaSmi, ...args], { allowFailure: true, timeoutSeconds: 30 }).catch(e => {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi cannot be run: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .errorMessage */ .gJ)(e)}`);
+    });
+    const [gpus, apps] = await Promise.all([ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .QUERY_GPUS */ .Vd), ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .QUERY_APPS */ .cZ)]);
+    for (const r of [gpus, apps]) {
+        if (r.exitCode !== 0) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .tailLines */ .os)(r.stderr || r.stdout, 3)}`);
+        }
+    }
+    return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
+}
+/** The lease files in the host lock folder, each with whether its job's worker still runs. */
+async function readLeases(runner) {
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(_system_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .LOCK_DIR */ .UE).catch((e) => {
+        if (e.code === 'ENOENT')
+            return [];
+        throw e;
+    });
+    const leases = new Map();
+    for (const name of names) {
+        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .uuidOfLeaseFile */ .hg)(name);
+        if (uuid === undefined)
+            continue;
+        const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .LOCK_DIR */ .UE, name));
+        if (text === undefined)
+            continue; // released while the folder was read
+        // A damaged file names no live job: it is taken over like a lease whose job has ended.
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .parseLease */ .QM)(text) ?? {
+            uuid,
+            index: -1,
+            pid: 0,
+            start: '',
+            job: 'unknown',
+            since: ''
+        };
+        leases.set(uuid, { lease, text, alive: (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .sameProcessAlive */ .bZ)(lease.pid, lease.start) });
+    }
+    return leases;
+}
+/**
+ * The job this run belongs to: the parent of the action's node process, which the runner's
+ * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
+ * none to hold a lease (the action started by init, or the parent already gone).
+ */
+function jobIdentity(env = process.env) {
+    const ppid = process.ppid;
+    const parent = ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .processIdentity */ .I9)(ppid) : undefined;
+    if (parent === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`);
+    }
+    return { pid: parent.pid, start: parent.start, process: parent.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
+}
+/** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
+async function detectGpus(ctx) {
+    if (ctx.inputs.gpus.kind === 'none')
+        return { devices: [], leases: new Map() };
+    const job = jobIdentity();
+    const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)]);
+    return { devices, leases, job };
+}
+
+
+/***/ }),
+
+/***/ 1253:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $6: () => (/* binding */ busyness),
+/* harmony export */   NC: () => (/* binding */ byIdleness),
+/* harmony export */   Vd: () => (/* binding */ QUERY_GPUS),
+/* harmony export */   cZ: () => (/* binding */ QUERY_APPS),
+/* harmony export */   w$: () => (/* binding */ gpuDevices)
+/* harmony export */ });
+/* unused harmony exports parseGpuQuery, parseComputeApps */
+/**
+ * GPUs as nvidia-smi's script interface reports them (pure): `--query-gpu` and
+ * `--query-compute-apps` with `--format=csv,noheader,nounits`, never the human table.
+ */
+/** Arguments of the GPU query: one line per GPU. */
+const QUERY_GPUS = [
+    '--query-gpu=index,uuid,name,memory.used,memory.total',
+    '--format=csv,noheader,nounits'
+];
+/** Arguments of the compute-process query: one line per process on a GPU. */
+const QUERY_APPS = [
+    '--query-compute-apps=gpu_uuid,pid,used_memory',
+    '--format=csv,noheader,nounits'
+];
+/** A number field; [N/A], [Not Supported] and blanks read as 0. */
+function num(text) {
+    const n = Number(text?.trim());
+    return Number.isFinite(n) ? n : 0;
+}
+/** The fields of one CSV line (nvidia-smi separates them with ", " and does not quote). */
+function fields(line) {
+    return line.split(',').map(f => f.trim());
+}
+/** Parses the --query-gpu lines; a line that is not `index, uuid, name, used, total` is skipped. */
+function parseGpuQuery(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const f = fields(line);
+        if (f.length < 5 || !/^\d+$/.test(f[0]) || !/^GPU-/i.test(f[1]))
+            continue;
+        // A name holding a comma spans several fields: the memory figures are the last two.
+        out.push({
+            index: Number(f[0]),
+            uuid: f[1],
+            name: f.slice(2, -2).join(', '),
+            memoryUsed: num(f[f.length - 2]),
+            memoryTotal: num(f[f.length - 1])
+        });
+    }
+    return out;
+}
+/** Counts the --query-compute-apps lines per GPU UUID (lower case). */
+function parseComputeApps(text) {
+    const counts = new Map();
+    for (const line of text.split('\n')) {
+        const uuid = fields(line)[0]?.toLowerCase();
+        if (uuid?.startsWith('gpu-'))
+            counts.set(uuid, (counts.get(uuid) ?? 0) + 1);
+    }
+    return counts;
+}
+/** The GPUs with their process counts, by index. */
+function gpuDevices(gpuQuery, appsQuery) {
+    const apps = parseComputeApps(appsQuery);
+    return parseGpuQuery(gpuQuery)
+        .map(g => ({ ...g, processes: apps.get(g.uuid.toLowerCase()) ?? 0 }))
+        .sort((a, b) => a.index - b.index);
+}
+/** Idlest first: the fewest processes, then the least memory in use, then the lowest index. */
+function byIdleness(a, b) {
+    return a.processes - b.processes || a.memoryUsed - b.memoryUsed || a.index - b.index;
+}
+/** How busy a GPU is, in words for the log. */
+function busyness(d) {
+    if (d.processes === 0 && d.memoryUsed === 0)
+        return 'idle';
+    const procs = `${d.processes} process${d.processes === 1 ? '' : 'es'}`;
+    return `${procs}, ${d.memoryUsed} MiB in use`;
+}
+
+
+/***/ }),
+
+/***/ 6616:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   QM: () => (/* binding */ parseLease),
+/* harmony export */   Se: () => (/* binding */ leaseFileName),
+/* harmony export */   Vr: () => (/* binding */ heldBy),
+/* harmony export */   _T: () => (/* binding */ jobDescription),
+/* harmony export */   g0: () => (/* binding */ leaseText),
+/* harmony export */   hg: () => (/* binding */ uuidOfLeaseFile),
+/* harmony export */   ii: () => (/* binding */ holderText)
+/* harmony export */ });
+/**
+ * A GPU lease as data (pure): the file that says which job holds a GPU. A lease belongs to the
+ * job's worker process (the runner's Runner.Worker, parent of the action's node process, alive for
+ * the whole job), named by pid and start time so that a later process reusing the pid is not it.
+ */
+/** The lease file of a GPU (in the host lock folder). */
+function leaseFileName(uuid) {
+    return `${uuid}.lease`;
+}
+/** The UUID a lease file is named after; undefined for any other file. */
+function uuidOfLeaseFile(name) {
+    return /^(GPU-[0-9a-fA-F-]+)\.lease$/.exec(name)?.[1];
+}
+/** The lease file's text: one JSON line. */
+function leaseText(lease) {
+    return `${JSON.stringify(lease)}\n`;
+}
+/** Parses a lease file; undefined when it is not one (a damaged file is treated as no owner). */
+function parseLease(text) {
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    const l = v;
+    if (typeof l?.uuid !== 'string' ||
+        typeof l.index !== 'number' ||
+        typeof l.pid !== 'number' ||
+        typeof l.start !== 'string' ||
+        typeof l.job !== 'string') {
+        return undefined;
+    }
+    return {
+        uuid: l.uuid,
+        index: l.index,
+        pid: l.pid,
+        start: l.start,
+        job: l.job,
+        since: l.since ?? ''
+    };
+}
+/** Is this lease held by that worker process (same pid, same start)? */
+function heldBy(lease, who) {
+    return lease.pid === who.pid && lease.start === who.start;
+}
+/** The job in words, from the runner's variables (given as data). */
+function jobDescription(env) {
+    const job = env.GITHUB_JOB || 'unnamed';
+    const where = [
+        env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
+            ? `${env.GITHUB_REPOSITORY} run ${env.GITHUB_RUN_ID}${env.GITHUB_RUN_ATTEMPT && env.GITHUB_RUN_ATTEMPT !== '1' ? ` attempt ${env.GITHUB_RUN_ATTEMPT}` : ''}`
+            : undefined,
+        env.RUNNER_NAME ? `runner ${env.RUNNER_NAME}` : undefined
+    ].filter(Boolean);
+    return where.length > 0 ? `${job} (${where.join(', ')})` : job;
+}
+/** Who holds a lease, in words: the job and its worker process. */
+function holderText(lease) {
+    return `job ${lease.job}, worker pid ${lease.pid}${lease.since ? `, since ${lease.since}` : ''}`;
+}
+
+
+/***/ }),
+
+/***/ 1235:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   f: () => (/* binding */ planGpus)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1253);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6616);
+/**
+ * The GPU lease plan (pure): which GPUs this job gets now, given the GPUs, their leases and the
+ * job's worker. A request is met whole or not at all: a job never sits on part of what it asked for
+ * while it waits (two jobs each holding half of what the other needs would wait for ever).
+ */
+
+
+
+function status(d, facts) {
+    const view = facts.leases.get(d.uuid);
+    if (!view)
+        return 'free';
+    if (!view.alive)
+        return 'stale';
+    return facts.job && (0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .heldBy */ .Vr)(view.lease, facts.job) ? 'mine' : 'held';
+}
+function findGpu(devices, id) {
+    const hit = devices.find(d => 'uuid' in id ? d.uuid.toLowerCase() === id.uuid.toLowerCase() : d.index === id.index);
+    if (hit)
+        return hit;
+    const known = devices.map(d => `${d.index} (${d.uuid})`).join(', ');
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${'uuid' in id ? id.uuid : `index ${id.index}`} is not a GPU of this host; nvidia-smi lists ${known}.`);
+}
+/** The GPUs the request may use, and how many of them it needs. */
+function pool(facts, inputs) {
+    const { devices } = facts;
+    const r = inputs.gpus;
+    if (r.kind === 'list')
+        return { pool: r.gpus.map(id => findGpu(devices, id)), need: r.gpus.length };
+    const need = r.kind === 'count' ? r.count : devices.length;
+    if (need > devices.length) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need} GPUs asked for, but this host has ${devices.length} (nvidia-smi lists ${devices.map(d => d.index).join(', ')}).`);
+    }
+    return { pool: devices, need };
+}
+function describePick(p) {
+    const gpu = `GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(p.device)})`;
+    if (p.how === 'taken over' && p.from) {
+        return `take over ${gpu} from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended`;
+    }
+    return `lease ${gpu}`;
+}
+/** The GPUs and their leases in words, for the log and the summary. */
+function found(facts, plan) {
+    const busy = facts.devices.filter(d => (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(d) !== 'idle');
+    const parts = [
+        `${facts.devices.length} GPU${facts.devices.length === 1 ? '' : 's'}` +
+            (busy.length > 0 ? ` (busy: ${busy.map(d => `${d.index}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(d)}`).join('; ')})` : '')
+    ];
+    const others = facts.devices.filter(d => status(d, facts) === 'held');
+    if (others.length > 0) {
+        parts.push(`leased to other jobs: ${others.map(d => d.index).join(', ')}`);
+    }
+    const mine = plan.picks.filter(p => p.how === 'reused');
+    if (mine.length > 0)
+        parts.push(`already this job's: ${mine.map(p => p.device.index).join(', ')}`);
+    return parts.join('; ');
+}
+/** Which GPUs to lease now (pure); throws HostError for a request no wait can meet. */
+function planGpus(facts, inputs) {
+    if (inputs.gpus.kind === 'none') {
+        return {
+            ...{ found: 'gpus not set: no lease', steps: [], warnings: [], facts },
+            ...{ wanted: false, picks: [], short: 0, held: [], need: 0 }
+        };
+    }
+    if (facts.devices.length === 0) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh('gpus is set, but nvidia-smi lists no GPU on this host.');
+    }
+    const { pool: usable, need } = pool(facts, inputs);
+    const rank = (d) => (status(d, facts) === 'mine' ? 0 : 1);
+    const open = usable
+        .filter(d => status(d, facts) !== 'held')
+        .sort((a, b) => rank(a) - rank(b) || (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .byIdleness */ .NC)(a, b));
+    const held = usable
+        .filter(d => status(d, facts) === 'held')
+        .map(device => ({ device, lease: facts.leases.get(device.uuid).lease }));
+    const short = Math.max(0, need - open.length);
+    const picks = short > 0
+        ? []
+        : open
+            .slice(0, need)
+            .map((device) => {
+            const s = status(device, facts);
+            if (s === 'mine')
+                return { device, how: 'reused' };
+            if (s === 'stale')
+                return { device, how: 'taken over', from: facts.leases.get(device.uuid) };
+            return { device, how: 'leased' };
+        })
+            .sort((a, b) => a.device.index - b.device.index);
+    const steps = picks
+        .filter(p => p.how !== 'reused')
+        .map(p => ({ description: describePick(p) }));
+    if (short > 0) {
+        steps.push({
+            description: `wait up to ${inputs.gpuWait} s for ${need} GPU${need === 1 ? '' : 's'} (${open.length} free now; ${held.map(h => `GPU ${h.device.index} held by ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .holderText */ .ii)(h.lease)}`).join('; ')})`
+        });
+    }
+    const plan = { steps, warnings: [], facts, wanted: true, picks, short, held, need };
+    return { ...plan, found: found(facts, plan) };
+}
+
+
+/***/ }),
+
+/***/ 6173:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  b: () => (/* binding */ post)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
+var exec_runner = __nccwpck_require__(4100);
+// EXTERNAL MODULE: ./src/system/lock.ts
+var lock = __nccwpck_require__(6714);
+// EXTERNAL MODULE: ./src/phases/gpus/apply.ts
+var apply = __nccwpck_require__(7354);
+// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
+var gpus_lease = __nccwpck_require__(6616);
+;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
 
 
 
 
 /**
- * The post step: removes the job's DOCKER_CONFIG (the login in it) whenever the main step made one,
- * and with cleanup: registry or all (as the main step validated it), the registry containers this
- * job started (never their data). It warns, never fails: a cleanup problem must not turn a green
- * job red.
+ * Releases exactly the leases the main step saved: removes each lease file that still names the
+ * saved worker process (pid and start time), never one another job took since. Takes no lock and
+ * waits for nothing, so a release is never held up by another run.
+ */
+async function releaseLeases(runner, saved) {
+    for (const s of saved) {
+        const gpu = `GPU ${s.index} (${s.uuid})`;
+        const r = await (0,lock/* removeIfOurs */.NU)(runner, (0,apply/* leasePath */.U8)(s.uuid), text => {
+            const lease = (0,gpus_lease/* parseLease */.QM)(text);
+            return lease !== undefined && (0,gpus_lease/* heldBy */.Vr)(lease, s);
+        });
+        if (r === 'removed')
+            core/* info */.pq(`Released ${gpu}.`);
+        else if (r === 'gone')
+            core/* info */.pq(`${gpu}: its lease was already released.`);
+        else
+            core/* info */.pq(`${gpu}: its lease now belongs to another job; left alone.`);
+    }
+}
+
+// EXTERNAL MODULE: ./src/state.ts
+var src_state = __nccwpck_require__(2462);
+;// CONCATENATED MODULE: ./src/post.ts
+
+
+
+
+
+/**
+ * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
+ * login in it) whenever the main step made one, and with cleanup: registry or all (as the main step
+ * validated it), the registry containers this job started (never their data). It warns, never
+ * fails: a cleanup problem must not turn a green job red.
  */
 async function post(overrides = {}) {
-    const { runner, state } = { runner: new _exec_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .ExecRunner */ .iN(), state: _state_js__WEBPACK_IMPORTED_MODULE_3__/* .runnerState */ .Ej, ...overrides };
+    const { runner, state } = { runner: new exec_runner/* ExecRunner */.iN(), state: src_state/* runnerState */.Ej, ...overrides };
     try {
-        const saved = (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .readPostState */ .cj)(state);
+        const saved = (0,src_state/* readPostState */.cj)(state);
+        // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
+        await releaseLeases(runner, saved.gpuLeases).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
         if (saved.dockerConfig) {
             await runner.run(['rm', '-rf', '--', saved.dockerConfig], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
+            core/* info */.pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
         }
         if (saved.cleanup === 'none') {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('cleanup: none; leaving the host as configured.');
+            core/* info */.pq('cleanup: none; leaving the host as configured.');
             return;
         }
         if (saved.registryContainers.length === 0) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
+            core/* info */.pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
         }
         for (const name of saved.registryContainers) {
             await runner.run(['docker', 'rm', '--force', name], { root: true });
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
+            core/* info */.pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
         }
     }
     catch (e) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        core/* warning */.$e(`cleanup failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
     }
 }
 
@@ -40227,7 +41417,7 @@ async function post(overrides = {}) {
 /**
  * Everything the post step reads, saved by the main step through the runner's step state
  * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
- * DOCKER_CONFIG and the registry containers this job started.
+ * DOCKER_CONFIG, the registry containers this job started and the GPU leases this step took.
  */
 
 // The names are kept across versions: a post step reads what the same bundle's main step saved.
@@ -40235,7 +41425,8 @@ const KEY = {
     isPost: 'isPost',
     cleanup: 'cleanup',
     dockerConfig: 'docker-config',
-    registryContainers: 'registry-containers'
+    registryContainers: 'registry-containers',
+    gpuLeases: 'gpu-leases'
 };
 /** The runner's step state (core.getState / core.saveState). */
 const runnerState = {
@@ -40261,22 +41452,421 @@ function savePostState(update, store = runnerState) {
     if (update.registryContainers !== undefined) {
         store.save(KEY.registryContainers, JSON.stringify(update.registryContainers));
     }
+    if (update.gpuLeases !== undefined)
+        store.save(KEY.gpuLeases, JSON.stringify(update.gpuLeases));
+}
+/** A JSON list saved by this bundle; anything else (never written, damaged) is empty. */
+function savedList(text) {
+    try {
+        const v = JSON.parse(text || '[]');
+        return Array.isArray(v) ? v : [];
+    }
+    catch {
+        return [];
+    }
+}
+function savedLease(v) {
+    const l = v;
+    return typeof l?.uuid === 'string' &&
+        typeof l.index === 'number' &&
+        typeof l.pid === 'number' &&
+        typeof l.start === 'string'
+        ? [{ uuid: l.uuid, index: l.index, pid: l.pid, start: l.start }]
+        : [];
 }
 /** Reads what the main step saved; a main step that failed before saving `cleanup` means none. */
 function readPostState(store = runnerState) {
     const cleanup = store.get(KEY.cleanup);
-    let containers;
-    try {
-        containers = JSON.parse(store.get(KEY.registryContainers) || '[]');
-    }
-    catch {
-        containers = []; // never written by this bundle: nothing this job started is known
-    }
     return {
         cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
         dockerConfig: store.get(KEY.dockerConfig) || undefined,
-        registryContainers: Array.isArray(containers) ? containers.map(String) : []
+        registryContainers: savedList(store.get(KEY.registryContainers)).map(String),
+        gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease)
     };
+}
+
+
+/***/ }),
+
+/***/ 1650:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   H5: () => (/* binding */ renameFile),
+/* harmony export */   Pe: () => (/* binding */ writeOwnedFile),
+/* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   jp: () => (/* binding */ readFileMaybe),
+/* harmony export */   nM: () => (/* binding */ removeFile),
+/* harmony export */   t2: () => (/* binding */ exists)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+
+
+/** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
+async function readFileMaybe(runner, file) {
+    try {
+        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8');
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT')
+            return undefined;
+        if (code !== 'EACCES' || runner.isRoot)
+            throw e;
+    }
+    const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout : undefined;
+}
+/** True when the path exists (reads nothing in it). */
+async function exists(file) {
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.F_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Writes a root-owned file atomically: a temp file beside it, then rename, so readers never see
+ * half a file. Creates the parent folder. Works as root or through sudo.
+ */
+async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
+    if (runner.isRoot) {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+        return;
+    }
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
+        await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
+        await runner.run(['mv', '-f', '--', tmp, file], { root: true });
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+    }
+}
+/** Renames (as root where needed); used to set files aside instead of deleting them. */
+async function renameFile(runner, from, to) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(from, to);
+    else
+        await runner.run(['mv', '-f', '--', from, to], { root: true });
+}
+/** Removes a file (as root where needed); missing is fine. */
+async function removeFile(runner, file) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+}
+/**
+ * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
+ * folder is made when missing (0700), and when the process is root the file keeps the owner the
+ * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ */
+async function writeOwnedFile(file, content, mode = 0o600) {
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
+    if (!(await exists(dir))) {
+        const parent = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(dir));
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { mode: 0o700 });
+        if (process.getuid?.() === 0)
+            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chown(dir, parent.uid, parent.gid);
+    }
+    const owner = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file).catch(() => node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(dir));
+    const keep = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file).then(s => s.mode & 0o777, () => mode);
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: keep });
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, keep);
+    if (process.getuid?.() === 0)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chown(tmp, owner.uid, owner.gid);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+}
+
+
+/***/ }),
+
+/***/ 6714:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   AM: () => (/* binding */ acquireFileLock),
+/* harmony export */   H0: () => (/* binding */ createExclusive),
+/* harmony export */   MI: () => (/* binding */ GPU_LEASE_LOCK),
+/* harmony export */   NU: () => (/* binding */ removeIfOurs),
+/* harmony export */   QM: () => (/* binding */ acquireHostLock),
+/* harmony export */   UE: () => (/* binding */ LOCK_DIR),
+/* harmony export */   w9: () => (/* binding */ takeOver)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/**
+ * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
+ * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
+ * whole or not at all (link(2) of a complete temporary file), so no reader ever sees a half-written
+ * owner, and the folder goes away once nothing is left in it.
+ */
+
+
+
+
+
+/** The host lock folder; it holds the host lock, the GPU lease lock and the GPU leases. */
+const LOCK_DIR = '/run/lock/docker-gpu-setup';
+/** The host lock: one run at a time changes packages, daemon.json and the daemon. */
+const OWNER = `${LOCK_DIR}/owner`;
+/** Held only while GPU leases are read and written (milliseconds), never while waiting. */
+const GPU_LEASE_LOCK = `${LOCK_DIR}/gpus.lock`;
+// One fixed script (arguments stay argv): install the complete file beside its name, link it to
+// the name (link fails when the name exists), drop the temporary name. Exit 3: the name exists.
+const CREATE_SCRIPT = 'd=$(dirname "$3"); install -d -m 0755 "$d" && install -m 0644 "$1" "$2" || exit 1; ' +
+    'if ln "$2" "$3" 2>/dev/null; then r=0; elif [ -e "$3" ]; then r=3; else r=1; fi; rm -f "$2"; exit $r';
+async function createAsRoot(file, content) {
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), { recursive: true, mode: 0o755 });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: 0o644 });
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, 0o644);
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(tmp, file);
+        return 'made';
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'EEXIST')
+            return 'exists';
+        // The folder went away between mkdir and the write (a release removed it as empty): again.
+        if (code === 'ENOENT')
+            return 'retry';
+        throw e;
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(tmp, { force: true });
+    }
+}
+async function createWithSudo(runner, file, content, tempDir) {
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    try {
+        const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, tmp, file], {
+            root: true,
+            allowFailure: true
+        });
+        return r.exitCode === 0 ? 'made' : r.exitCode === 3 ? 'exists' : 'retry';
+    }
+    finally {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+    }
+}
+/** Creates `file` holding `content` unless it exists (true when made); creates the lock folder. */
+async function createExclusive(runner, file, content, tempDir) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+        const r = runner.isRoot
+            ? await createAsRoot(file, content)
+            : await createWithSudo(runner, file, content, tempDir);
+        if (r !== 'retry')
+            return r === 'made';
+    }
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
+}
+/** Removes a lock folder when nothing is left in it; another lock or a lease keeps it. */
+async function removeDirIfEmpty(runner, dir) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rmdir(dir).catch(() => undefined);
+    else
+        await runner.run(['rmdir', '--', dir], { root: true, allowFailure: true });
+}
+/**
+ * Removes `file` when `ours(text)` says it is still this run's; never waits for any lock. Says
+ * what it found: removed, already gone, or another owner's (left alone).
+ */
+async function removeIfOurs(runner, file, ours) {
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+    if (text === undefined)
+        return 'gone';
+    if (!ours(text))
+        return 'other';
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', file], { root: true });
+    await removeDirIfEmpty(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file));
+    return 'removed';
+}
+/**
+ * Moves a stale lock file out of the way. The rename is atomic, so of two runs taking the same
+ * file over only one moves it; a file that proves not to be the stale one (a live owner's, made
+ * in between) is put back.
+ */
+async function takeOver(runner, file, staleText) {
+    const aside = `${file}.${process.pid}.stale`;
+    const moved = runner.isRoot
+        ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(file, aside).then(() => true, () => false)
+        : (await runner.run(['mv', '-T', '--', file, aside], { root: true, allowFailure: true }))
+            .exitCode === 0;
+    if (!moved)
+        return;
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, aside);
+    if (text !== staleText) {
+        if (runner.isRoot)
+            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(aside, file).catch(() => undefined);
+        else
+            await runner.run(['ln', '--', aside, file], { root: true, allowFailure: true });
+    }
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(aside, { force: true });
+    else
+        await runner.run(['rm', '-f', '--', aside], { root: true });
+}
+/**
+ * Takes a lock file holding this process's pid. A lock whose owner is dead (or unreadable) is
+ * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ */
+async function acquireFileLock(runner, file, tempDir, info, wait) {
+    const end = Date.now() + wait.timeoutMs;
+    const mine = `${process.pid}\n`;
+    let told = false;
+    for (;;) {
+        if (await createExclusive(runner, file, mine, tempDir)) {
+            return { release: async () => void (await removeIfOurs(runner, file, t => t === mine)) };
+        }
+        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+        if (text === undefined)
+            continue;
+        const owner = Number(text.trim());
+        if (!Number.isInteger(owner) || owner <= 0 || !(0,_process_js__WEBPACK_IMPORTED_MODULE_4__/* .pidAlive */ .pl)(owner)) {
+            info(`Taking over ${wait.what}: its owner (pid ${owner || 'unknown'}) is gone.`);
+            await takeOver(runner, file, text);
+            continue;
+        }
+        if (Date.now() > end) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
+        }
+        if (!told) {
+            info(`Waiting for ${wait.what}, held by pid ${owner} (another run on this host).`);
+            told = true;
+        }
+        await new Promise(r => setTimeout(r, wait.pollMs));
+    }
+}
+/**
+ * Takes the host lock (the `owner` file in the lock folder, holding this process's pid). A lock
+ * whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
+ */
+async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
+    return acquireFileLock(runner, OWNER, tempDir, info, {
+        what: `the host lock ${LOCK_DIR}`,
+        timeoutMs,
+        pollMs: 250
+    });
+}
+
+
+/***/ }),
+
+/***/ 9404:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I: () => (/* binding */ findNvidiaSmi)
+/* harmony export */ });
+/* unused harmony export NVIDIA_SMI_PATHS */
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1650);
+
+/**
+ * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
+ * /usr/local/bin, and WSL2 maps the Windows driver's copy into /usr/lib/wsl/lib (not on PATH).
+ */
+const NVIDIA_SMI_PATHS = [
+    '/usr/bin/nvidia-smi',
+    '/usr/local/bin/nvidia-smi',
+    '/usr/lib/wsl/lib/nvidia-smi'
+];
+/** The path of nvidia-smi on this host, or undefined when there is no NVIDIA driver to ask. */
+async function findNvidiaSmi() {
+    for (const p of NVIDIA_SMI_PATHS)
+        if (await (0,_files_js__WEBPACK_IMPORTED_MODULE_0__/* .exists */ .t2)(p))
+            return p;
+    return undefined;
+}
+
+
+/***/ }),
+
+/***/ 7848:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I9: () => (/* binding */ processIdentity),
+/* harmony export */   bZ: () => (/* binding */ sameProcessAlive),
+/* harmony export */   pl: () => (/* binding */ pidAlive)
+/* harmony export */ });
+/* unused harmony export parseProcStat */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+
+/** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
+function pidAlive(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false;
+    }
+    try {
+        return !/^\d+ \(.*\) Z /.test((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Parses /proc/<pid>/stat (pure). The name sits in parentheses and may hold spaces or ')', so the
+ * fields are counted from the last ')'. Undefined for a zombie: it has exited.
+ */
+function parseProcStat(pid, text) {
+    const open = text.indexOf('(');
+    const close = text.lastIndexOf(')');
+    if (open < 0 || close < open)
+        return undefined;
+    // After the name: state (field 3), ppid (4), … starttime (22).
+    const rest = text.slice(close + 2).split(' ');
+    const start = rest[19];
+    if (rest[0] === 'Z' || rest[0] === 'X' || !/^\d+$/.test(start ?? ''))
+        return undefined;
+    return { pid, start, name: text.slice(open + 1, close), ppid: Number(rest[1]) };
+}
+/** The pid's identity from /proc (readable by every user); undefined when it is gone or a zombie. */
+function processIdentity(pid) {
+    if (!Number.isInteger(pid) || pid <= 0)
+        return undefined;
+    try {
+        return parseProcStat(pid, (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+/** True while the process that had this pid and start time still runs. */
+function sameProcessAlive(pid, start) {
+    return processIdentity(pid)?.start === start;
 }
 
 
@@ -40394,6 +41984,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -40412,6 +42009,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 6760:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -43656,6 +45260,18 @@ function copyFile(srcFile, destFile, force) {
 /******/ 			return fn.r ? promise : getResult();
 /******/ 		}, (err) => ((err ? reject(promise[webpackError] = err) : outerResolve(exports)), resolveQueue(queue)));
 /******/ 		queue && queue.d < 0 && (queue.d = 0);
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/compat get default export */
+/******/ (() => {
+/******/ 	// getDefaultExport function for compatibility with non-harmony modules
+/******/ 	__nccwpck_require__.n = (module) => {
+/******/ 		var getter = module && module.__esModule ?
+/******/ 			() => (module['default']) :
+/******/ 			() => (module);
+/******/ 		__nccwpck_require__.d(getter, { a: getter });
+/******/ 		return getter;
 /******/ 	};
 /******/ })();
 /******/ 

@@ -13,7 +13,14 @@ import {
   type DaemonInputs,
   type DaemonSettings
 } from './phases/daemon/inputs.js'
+import {
+  DISK_INPUTS,
+  parseDiskInputs,
+  type DiskInputs,
+  type DiskSettings
+} from './phases/disk/inputs.js'
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
+import {GPU_INPUTS, parseGpuInputs, type GpuInputs} from './phases/gpus/inputs.js'
 import {
   PROXY_INPUTS,
   parseProxyInputs,
@@ -32,7 +39,12 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
-import {insecureRegistry, registryFragments, wantsLocalRegistry} from './phases/registry/spec.js'
+import {
+  LABEL_MANAGED,
+  insecureRegistry,
+  registryFragments,
+  wantsLocalRegistry
+} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
 /** The inputs that shape the whole run rather than one phase. */
@@ -46,9 +58,11 @@ const RUN_INPUTS = {'dry-run': 'false', summary: 'true', cleanup: 'none'} as con
 export const INPUT_DEFAULTS = {
   ...ENGINE_INPUTS,
   ...DAEMON_INPUTS,
+  ...GPU_INPUTS,
   ...REGISTRY_INPUTS,
   ...PROXY_INPUTS,
   ...PUSH_INPUTS,
+  ...DISK_INPUTS,
   ...RUN_INPUTS
 } as const
 
@@ -68,9 +82,11 @@ export interface RunInputs {
 export interface Inputs {
   engine: EngineInputs
   daemon: DaemonInputs
+  gpus: GpuInputs
   registry: RegistryInputs
   proxy: ProxyInputs
   push: PushInputs
+  disk: DiskInputs
   run: RunInputs
 }
 
@@ -90,13 +106,15 @@ function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
 export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
+  const gpus = Object.freeze(parseGpuInputs(raw))
   const registryOwn = parseRegistryInputs(raw, host)
   const proxy = Object.freeze(parseProxyInputs(raw))
   refuseTwoProxySources(daemon, proxy)
   const push = Object.freeze(parsePushInputs(raw, registryOwn.registry))
   const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
+  const disk = Object.freeze(parseDiskInputs(raw))
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, registry, proxy, push, run})
+  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run})
 }
 
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -130,14 +148,34 @@ export interface PhaseSettings {
   proxy: ProxySettings
   engine: EngineInputs
   daemon: DaemonSettings
+  gpus: GpuInputs
   registry: RegistrySettings
   push: PushSettings
+  disk: DiskSettings
+}
+
+/** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
+function diskSettings(inputs: Inputs): DiskSettings {
+  const {registry, push, disk} = inputs
+  return {
+    ...disk,
+    keepImages: [
+      {ref: registry.registryImage, why: "the action's registry images"},
+      ...push.images.map(t => ({ref: t.source, why: "this job's images to push"}))
+    ],
+    managedLabel: LABEL_MANAGED,
+    registryData: [
+      registry.registryData,
+      `${registry.registryData}-mirror`,
+      ...registry.registryCaches.map(c => `${registry.registryData}-cache-${c.slug}`)
+    ]
+  }
 }
 
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
- * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, and
- * the proxies for every phase that configures them.
+ * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, the
+ * proxies for every phase that configures them, and what the disk phase must never remove.
  */
 export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSettings {
   const {engine, daemon, registry, push} = inputs
@@ -146,6 +184,8 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
   return {
     proxy: {proxies},
     engine,
+    gpus: inputs.gpus,
+    disk: diskSettings(inputs),
     daemon: {
       ...daemon,
       offlineDebs,

@@ -8,8 +8,10 @@ import type {InputHost} from './input-fields.js'
 import {parseInputs, phaseSettings, proxiesFor, readRawInputs, type Inputs} from './inputs.js'
 import {writeOutputs, type Outputs} from './outputs.js'
 import {daemonPhase} from './phases/daemon/phase.js'
+import {diskPhase} from './phases/disk/phase.js'
 import {enginePhase} from './phases/engine/phase.js'
 import {proxyPhase} from './phases/proxy/phase.js'
+import {gpuPhase} from './phases/gpus/phase.js'
 import {
   runPipeline,
   stage,
@@ -61,14 +63,20 @@ const fsHost: InputHost = {
   }
 }
 
-/** The phases in pipeline order, each bound to its own settings. */
+/**
+ * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
+ * host lock; the disk phase frees space once the registries run (their images in use) and before
+ * the push.
+ */
 export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
   const settings = phaseSettings(inputs, shared.host.identity)
   return [
+    stage(gpuPhase, {...shared, inputs: settings.gpus}),
     stage(proxyPhase, {...shared, inputs: settings.proxy}),
     stage(enginePhase, {...shared, inputs: settings.engine}),
     stage(daemonPhase, {...shared, inputs: settings.daemon}),
     stage(registryPhase, {...shared, inputs: settings.registry}),
+    stage(diskPhase, {...shared, inputs: settings.disk}),
     stage(pushPhase, {...shared, inputs: settings.push})
   ]
 }
@@ -125,10 +133,21 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
     },
     remember: update => savePostState(update, deps.state)
   }
+  const stages = deps.stages(inputs, shared)
+  // GPU leases first, without the host lock: a job waiting for GPUs holds up no other run.
+  await runPipeline(
+    stages.filter(s => s.beforeHostLock === true),
+    record.dryRun,
+    record.reports
+  )
   // One run at a time changes a host: several runner services may share it.
   const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir)
   try {
-    await runPipeline(deps.stages(inputs, shared), record.dryRun, record.reports)
+    await runPipeline(
+      stages.filter(s => s.beforeHostLock !== true),
+      record.dryRun,
+      record.reports
+    )
   } finally {
     await lock?.release()
   }

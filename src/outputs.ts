@@ -19,7 +19,11 @@ export const OUTPUT_NAMES = [
   'registry-started',
   'images',
   'digests',
-  'caches'
+  'caches',
+  'gpu-uuids',
+  'gpu-indexes',
+  'docker-gpus',
+  'freed-bytes'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -39,6 +43,32 @@ export interface ImageResult {
   error?: string
 }
 
+/** A GPU leased to this job, in index order. */
+export interface GpuLeaseResult {
+  index: number
+  uuid: string
+  name: string
+  /** Taken now, already the job's (an earlier step), or taken from a job that has ended. */
+  how: 'leased' | 'reused' | 'taken over'
+  /** For a take-over: who held it. */
+  from?: string
+}
+
+/** What the disk phase measured and removed on Docker's data root. */
+export interface DiskResult {
+  dataRoot: string
+  minFree: number
+  freeBefore: number
+  freeAfter: number
+  /** Bytes freed: free space after the removals less free space before (0 when none). */
+  freedBytes: number
+  /** What was removed, in order, one line each. */
+  removed: string[]
+  /** `docker system df` before and after the removals (only when something was to be removed). */
+  dfBefore?: string
+  dfAfter?: string
+}
+
 /** What the run found and did; undefined is written as an empty output. */
 export interface Outputs {
   dockerVersion?: string
@@ -55,6 +85,10 @@ export interface Outputs {
   images?: readonly ImageResult[]
   /** Each registry-caches upstream → the address of its pull-through cache. */
   caches?: Readonly<Record<string, string>>
+  /** The GPUs leased to this job; undefined when gpus is not set. */
+  gpuLeases?: readonly GpuLeaseResult[]
+  /** Undefined when min-free-space is not set. */
+  disk?: DiskResult
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -82,6 +116,11 @@ export function digestsText(images: readonly ImageResult[]): string {
     .join('\n')
 }
 
+/** The `docker-gpus` output: `"device=GPU-a,GPU-b"`, quoted so that `--gpus` does not split it. */
+export function dockerGpus(leases: readonly GpuLeaseResult[]): string {
+  return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`
+}
+
 /** Every output's text (pure); an output nothing set is empty. */
 export function outputValues(o: Outputs): Record<OutputName, string> {
   return {
@@ -97,7 +136,11 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),
     digests: o.images === undefined ? '' : digestsText(o.images),
-    caches: o.caches === undefined ? '' : JSON.stringify(o.caches)
+    caches: o.caches === undefined ? '' : JSON.stringify(o.caches),
+    'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
+    'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
+    'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+    'freed-bytes': text(o.disk?.freedBytes)
   }
 }
 

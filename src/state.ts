@@ -1,7 +1,7 @@
 /**
  * Everything the post step reads, saved by the main step through the runner's step state
  * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
- * DOCKER_CONFIG and the registry containers this job started.
+ * DOCKER_CONFIG, the registry containers this job started and the GPU leases this step took.
  */
 import * as core from '@actions/core'
 
@@ -14,6 +14,15 @@ export interface StateStore {
   save(name: string, value: string): void
 }
 
+/** A GPU lease this step took: the post step releases it if that worker process still holds it. */
+export interface SavedLease {
+  uuid: string
+  index: number
+  /** The job's worker process the lease names. */
+  pid: number
+  start: string
+}
+
 /** What the post step acts on. */
 export interface PostState {
   cleanup: Cleanup
@@ -21,17 +30,22 @@ export interface PostState {
   dockerConfig?: string
   /** Registry containers this job created or started. */
   registryContainers: string[]
+  /** GPU leases this step took (not those it found already held by its job). */
+  gpuLeases: SavedLease[]
 }
 
 /** What a phase records for the post step, as soon as it exists (a later failure must not lose it). */
-export type PostStateUpdate = Partial<Pick<PostState, 'dockerConfig' | 'registryContainers'>>
+export type PostStateUpdate = Partial<
+  Pick<PostState, 'dockerConfig' | 'registryContainers' | 'gpuLeases'>
+>
 
 // The names are kept across versions: a post step reads what the same bundle's main step saved.
 const KEY = {
   isPost: 'isPost',
   cleanup: 'cleanup',
   dockerConfig: 'docker-config',
-  registryContainers: 'registry-containers'
+  registryContainers: 'registry-containers',
+  gpuLeases: 'gpu-leases'
 } as const
 
 /** The runner's step state (core.getState / core.saveState). */
@@ -61,20 +75,36 @@ export function savePostState(update: PostStateUpdate, store: StateStore = runne
   if (update.registryContainers !== undefined) {
     store.save(KEY.registryContainers, JSON.stringify(update.registryContainers))
   }
+  if (update.gpuLeases !== undefined) store.save(KEY.gpuLeases, JSON.stringify(update.gpuLeases))
+}
+
+/** A JSON list saved by this bundle; anything else (never written, damaged) is empty. */
+function savedList(text: string): unknown[] {
+  try {
+    const v: unknown = JSON.parse(text || '[]')
+    return Array.isArray(v) ? v : []
+  } catch {
+    return []
+  }
+}
+
+function savedLease(v: unknown): SavedLease[] {
+  const l = v as Partial<SavedLease> | null
+  return typeof l?.uuid === 'string' &&
+    typeof l.index === 'number' &&
+    typeof l.pid === 'number' &&
+    typeof l.start === 'string'
+    ? [{uuid: l.uuid, index: l.index, pid: l.pid, start: l.start}]
+    : []
 }
 
 /** Reads what the main step saved; a main step that failed before saving `cleanup` means none. */
 export function readPostState(store: StateStore = runnerState): PostState {
   const cleanup = store.get(KEY.cleanup)
-  let containers: unknown
-  try {
-    containers = JSON.parse(store.get(KEY.registryContainers) || '[]')
-  } catch {
-    containers = [] // never written by this bundle: nothing this job started is known
-  }
   return {
     cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
     dockerConfig: store.get(KEY.dockerConfig) || undefined,
-    registryContainers: Array.isArray(containers) ? containers.map(String) : []
+    registryContainers: savedList(store.get(KEY.registryContainers)).map(String),
+    gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease)
   }
 }

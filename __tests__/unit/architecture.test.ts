@@ -28,6 +28,8 @@ const PURE = [
   /^phases\/daemon\/(daemon-config|gpu|toolkit|proxy-plan|reload)\.ts$/,
   /^phases\/registry\/(spec|htpasswd)\.ts$/,
   /^phases\/push\/(image-list|push-result)\.ts$/,
+  /^phases\/gpus\/(gpu-query|lease)\.ts$/,
+  /^phases\/disk\/(sizes|inventory)\.ts$/,
   /^docker\/.+\.ts$/,
   /^system\/(apt-model|os-release|proc-net)\.ts$/,
   /^input-fields\.ts$/,

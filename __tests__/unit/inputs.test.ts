@@ -361,6 +361,66 @@ const BAD: [string, RawOverrides, string][] = [
     `Input 'push-retries' has an invalid value "11": use a whole number from 0 to 10`
   ],
   [
+    'gpus word',
+    {gpus: 'two'},
+    `Input 'gpus' has an invalid value "two": two is neither a GPU UUID nor an index: use all, a count from 1 to 64, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`
+  ],
+  [
+    'gpus zero',
+    {gpus: '0'},
+    `Input 'gpus' has an invalid value "0": use all, a count from 1 to 64, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`
+  ],
+  [
+    'gpus MIG device',
+    {gpus: 'MIG-4f2e1d3c-0000-5000-8000-000000000000'},
+    `Input 'gpus' has an invalid value "MIG-4f2e1d3c-0000-5000-8000-000000000000": MIG-4f2e1d3c-0000-5000-8000-000000000000: MIG devices are not leased; use all, a count from 1 to 64, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`
+  ],
+  [
+    'gpus named twice',
+    {gpus: '0,1\n0'},
+    `Input 'gpus' has an invalid value "0,1\\n0": 0 is named twice`
+  ],
+  [
+    'gpus shell',
+    {gpus: '0; reboot'},
+    `Input 'gpus' has an invalid value "0; reboot": 0; reboot is neither a GPU UUID nor an index: use all, a count from 1 to 64, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`
+  ],
+  [
+    'gpu-wait range',
+    {'gpu-wait': '-1'},
+    `Input 'gpu-wait' has an invalid value "-1": use a whole number from 0 to 86400`
+  ],
+  [
+    'min-free-space ambiguous unit',
+    {'min-free-space': '20G'},
+    `Input 'min-free-space' has an invalid value "20G": use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)`
+  ],
+  [
+    'min-free-space bare number',
+    {'min-free-space': '20000'},
+    `Input 'min-free-space' has an invalid value "20000": use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)`
+  ],
+  [
+    'min-free-space zero',
+    {'min-free-space': '0GB'},
+    `Input 'min-free-space' has an invalid value "0GB": use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)`
+  ],
+  [
+    'prune-age unit',
+    {'prune-age': '3 days'},
+    `Input 'prune-age' has an invalid value "3 days": use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0`
+  ],
+  [
+    'prune-age empty',
+    {'prune-age': ''},
+    `Input 'prune-age' has an invalid value "": use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0`
+  ],
+  [
+    'keep-label form',
+    {'keep-label': 'keep me'},
+    `Input 'keep-label' has an invalid value "keep me": use a label key such as org.example.keep, or key=value`
+  ],
+  [
     'dry-run bool',
     {'dry-run': 'sure'},
     `Input 'dry-run' has an invalid value "sure": use true or false`
@@ -477,6 +537,38 @@ const BAD: [string, RawOverrides, string][] = [
     `Input 'registry-cache-credentials' has an invalid value "***": line 3: nvcr.io has credentials twice`
   ]
 ]
+
+describe('parseInputs reads the GPU lease and disk inputs', () => {
+  const U = 'GPU-22b2c6ac-2d49-4863-197c-9c469071178a'
+  it.each([
+    ['', {kind: 'none'}],
+    ['all', {kind: 'all'}],
+    ['All', {kind: 'all'}],
+    ['2', {kind: 'count', count: 2}],
+    ['2,', {kind: 'list', gpus: [{index: 2}]}],
+    ['0,1', {kind: 'list', gpus: [{index: 0}, {index: 1}]}],
+    [`${U}\n# the other one\n3`, {kind: 'list', gpus: [{uuid: U}, {index: 3}]}]
+  ])('gpus: %j', (gpus, request) => {
+    expect(parseInputs(raw({gpus}), host).gpus).toEqual({gpus: request, gpuWait: 900})
+  })
+
+  it('reads sizes in powers of 1000 or 1024, ages in any unit, and a label or key=value', () => {
+    const disk = (o: RawOverrides) => parseInputs(raw(o), host).disk
+    expect(disk({})).toEqual({
+      minFreeSpace: undefined,
+      pruneAge: {seconds: 86_400, text: '24h'},
+      keepLabel: {key: 'org.docker-gpu-setup.keep'}
+    })
+    expect(disk({'min-free-space': '20GB'}).minFreeSpace).toBe(20e9)
+    expect(disk({'min-free-space': '1.5 TB'}).minFreeSpace).toBe(1.5e12)
+    expect(disk({'min-free-space': '500MiB'}).minFreeSpace).toBe(500 * 2 ** 20)
+    expect(disk({'prune-age': '1h30m'}).pruneAge.seconds).toBe(5400)
+    expect(disk({'prune-age': '7d'}).pruneAge.seconds).toBe(604_800)
+    expect(disk({'prune-age': '0'}).pruneAge.seconds).toBe(0)
+    expect(disk({'keep-label': 'team=ml'}).keepLabel).toEqual({key: 'team', value: 'ml'})
+    expect(disk({'keep-label': ''}).keepLabel).toBeUndefined()
+  })
+})
 
 describe('parseInputs reads pairs and contradictions', () => {
   it('keeps username and password together as one login', () => {

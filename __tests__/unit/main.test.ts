@@ -157,10 +157,12 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'GPU leases',
       'Proxies',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
       'Local registry',
+      'Disk space',
       'Push images'
     ])
   })
@@ -283,6 +285,20 @@ describe('the post step', () => {
         state: mapState({cleanup: 'registry', 'registry-containers': '{'})
       })
     ).resolves.toBeUndefined()
+    expect(core.record.failed).toEqual([])
+  })
+
+  it('releases the GPU leases the main step saved, whatever cleanup says, and waits for no lock', async () => {
+    const uuid = 'GPU-00000000-0000-4000-8000-000000000000'
+    const state = mapState({
+      cleanup: 'none',
+      'gpu-leases': JSON.stringify([{uuid, index: 0, pid: 10, start: '99'}])
+    })
+    const runner = new FakeRunner()
+    await post({runner, state})
+    // No lease file on this machine: it was released already; nothing is run, nothing fails.
+    expect(core.record.infos).toContain(`GPU 0 (${uuid}): its lease was already released.`)
+    expect(runner.calls).toEqual([])
     expect(core.record.failed).toEqual([])
   })
 

@@ -50,8 +50,35 @@ describe('outputs', () => {
       'registry-started': '',
       images: imagesJson(images),
       digests: `localhost:5000/a:1@${D}`,
-      caches: ''
+      caches: '',
+      'gpu-uuids': '',
+      'gpu-indexes': '',
+      'docker-gpus': '',
+      'freed-bytes': ''
     })
+  })
+
+  it('writes the leased GPUs in three forms, docker-gpus quoted for --gpus, and freed-bytes', () => {
+    const a = 'GPU-00000000-0000-4000-8000-000000000000'
+    const b = 'GPU-33333333-3333-4333-8333-333333333333'
+    const values = outputValues({
+      gpuLeases: [
+        {index: 0, uuid: a, name: 'NVIDIA H100', how: 'leased'},
+        {index: 3, uuid: b, name: 'NVIDIA H100', how: 'taken over', from: 'job x'}
+      ],
+      disk: {
+        dataRoot: '/var/lib/docker',
+        minFree: 2e9,
+        freeBefore: 1e9,
+        freeAfter: 2.5e9,
+        freedBytes: 1.5e9,
+        removed: []
+      }
+    })
+    expect(values['gpu-uuids']).toBe(`${a},${b}`)
+    expect(values['gpu-indexes']).toBe('0,3')
+    expect(values['docker-gpus']).toBe(`"device=${a},${b}"`)
+    expect(values['freed-bytes']).toBe('1500000000')
   })
 
   it('renders images as JSON and digests as target@digest lines, leaving failures out of digests', () => {

@@ -2,8 +2,12 @@ import {describe, expect, it} from '@jest/globals'
 import type {HostInfo} from '../../src/host.js'
 import {daemonPhase} from '../../src/phases/daemon/phase.js'
 import type {DaemonFacts} from '../../src/phases/daemon/plan.js'
+import {diskPhase} from '../../src/phases/disk/phase.js'
+import type {DiskFacts} from '../../src/phases/disk/plan.js'
 import {enginePhase} from '../../src/phases/engine/phase.js'
 import type {EngineFacts} from '../../src/phases/engine/plan.js'
+import {gpuPhase} from '../../src/phases/gpus/phase.js'
+import type {GpuFacts} from '../../src/phases/gpus/plan.js'
 import type {Phase, PhasePlan, PlanContext} from '../../src/phases/pipeline.js'
 import {proxyPhase} from '../../src/phases/proxy/phase.js'
 import type {ProxyFacts} from '../../src/phases/proxy/plan.js'
@@ -26,7 +30,9 @@ const settings = settingsWith({
   images: 'app:1\ntool:2',
   'registry-mirror': 'true',
   'registry-caches': 'nvcr.io',
-  'http-proxy': 'http://proxy.corp:3128'
+  'http-proxy': 'http://proxy.corp:3128',
+  gpus: '2',
+  'min-free-space': '20GB'
 })
 const D = `sha256:${'d'.repeat(64)}`
 
@@ -87,6 +93,42 @@ const pushFacts: PushFacts = {
   remote: new Map([['localhost:5000/app:1', D]])
 }
 
+const gpu = (index: number, memoryUsed: number) => ({
+  index,
+  uuid: `GPU-${String(index).repeat(8)}-0000-4000-8000-000000000000`,
+  name: 'NVIDIA H100',
+  memoryUsed,
+  memoryTotal: 81559,
+  processes: memoryUsed > 0 ? 1 : 0
+})
+const gpuFacts: GpuFacts = {
+  devices: [gpu(0, 900), gpu(1, 0), gpu(2, 10)],
+  leases: new Map(),
+  job: {pid: 10, start: '99', process: 'Runner.Worker', job: 'train'}
+}
+const NOW = Date.parse('2026-12-01T12:00:00Z')
+const diskFacts: DiskFacts = {
+  wanted: true,
+  dockerUp: true,
+  dataRoot: '/var/lib/docker',
+  free: 5e9,
+  now: NOW,
+  inventory: {
+    containers: [],
+    images: ['a:1', 'b:1'].map((tag, i) => ({
+      id: `sha256:${i}`,
+      tags: [tag],
+      parent: '',
+      created: NOW - (i + 2) * 86_400_000,
+      lastTagged: 0,
+      labels: {},
+      size: 1e9
+    })),
+    buildCache: 0,
+    volumes: 0
+  }
+}
+
 /** Plans twice from copies of the same facts; the facts must come back untouched. */
 function planTwice<I, F, P extends PhasePlan>(
   phase: Phase<I, F, P>,
@@ -108,7 +150,9 @@ describe('a phase’s plan is pure: the same facts give the same plan', () => {
       'registry',
       () => planTwice(registryPhase, registryFacts, {inputs: settings.registry, host: HOST})
     ],
-    ['push', () => planTwice(pushPhase, pushFacts, {inputs: settings.push, host: HOST})]
+    ['push', () => planTwice(pushPhase, pushFacts, {inputs: settings.push, host: HOST})],
+    ['gpus', () => planTwice(gpuPhase, gpuFacts, {inputs: settings.gpus, host: HOST})],
+    ['disk', () => planTwice(diskPhase, diskFacts, {inputs: settings.disk, host: HOST})]
   ])('%s', (_name, plan) => {
     const [first, second] = plan()
     expect(first.steps.length).toBeGreaterThan(0)

@@ -325,3 +325,50 @@ describe('pull-through caches', () => {
     expect(caches?.badLines).toEqual([])
   })
 })
+
+describe('GPU leases and disk space', () => {
+  const base = {reports: [], warnings: [], dryRun: false, seconds: 1}
+  const uuid = 'GPU-22b2c6ac-2d49-4863-197c-9c469071178a'
+
+  it('lists the GPUs leased to the job, and who held one taken over', () => {
+    const md = renderSummary({
+      ...base,
+      outputs: {
+        gpuLeases: [
+          {index: 0, uuid, name: 'NVIDIA H100', how: 'taken over', from: 'job a, worker pid 7'}
+        ]
+      }
+    })
+    const gpus = tables(md).find(t => t.header[0] === 'GPU')
+    expect(gpus?.rows).toEqual([['0', uuid, 'NVIDIA H100', 'taken over from job a, worker pid 7']])
+    expect(gpus?.badLines).toEqual([])
+    expect(renderedText(md)).toContain(`"device=${uuid}"`)
+  })
+
+  it('shows docker system df before and after and what was removed, only when space was short', () => {
+    const disk = {
+      dataRoot: '/var/lib/docker',
+      minFree: 2e9,
+      freeBefore: 1e9,
+      freeAfter: 2.5e9,
+      freedBytes: 1.5e9,
+      removed: ['container old (10.0 MB, stopped 2026-11-01 10:00)', 'old/a:1 (1.50 GB, …)'],
+      dfBefore: 'TYPE TOTAL\nImages 9',
+      dfAfter: 'TYPE TOTAL\nImages 8'
+    }
+    const md = renderSummary({...base, outputs: {disk}})
+    const text = renderedText(md)
+    expect(text).toContain(
+      '/var/lib/docker: 1.00 GB → 2.50 GB free (min-free-space 2.00 GB; freed 1.50 GB).'
+    )
+    expect(listItems(md)).toEqual([
+      'container old (10.0 MB, stopped 2026-11-01 10:00)',
+      'old/a:1 (1.50 GB, …)'
+    ])
+    expect(text).toContain('TYPE TOTAL\nImages 9')
+    expect(text).toContain('TYPE TOTAL\nImages 8')
+    expect(text).toContain('1500000000')
+    const enough = renderSummary({...base, outputs: {disk: {...disk, dfBefore: undefined}}})
+    expect(enough).not.toContain('### Disk space')
+  })
+})

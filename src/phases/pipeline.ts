@@ -58,6 +58,8 @@ export interface PhasePlan {
 /** One phase of the pipeline: detect → plan → apply → verify. An unchanged host plans no step. */
 export interface Phase<I, Facts, Plan extends PhasePlan> {
   readonly name: string
+  /** Runs before the host lock is taken (it may wait long, and must not hold up other runs). */
+  readonly beforeHostLock?: boolean
   /** Reads the host; changes nothing. */
   detect(ctx: PhaseContext<I>): Promise<Facts>
   /** Turns facts into steps; pure: the same facts give the same plan. */
@@ -89,6 +91,8 @@ export type UnboundContext<I> = Omit<PhaseContext<I>, 'show'>
 /** A phase bound to the context it runs in, ready for the pipeline. */
 export interface Stage {
   readonly name: string
+  /** Runs before the host lock is taken. */
+  readonly beforeHostLock?: boolean
   run(dryRun: boolean, report: PhaseReport): Promise<void>
 }
 
@@ -99,6 +103,7 @@ export function stage<I, F, P extends PhasePlan>(
 ): Stage {
   return {
     name: phase.name,
+    beforeHostLock: phase.beforeHostLock === true,
     run: async (dryRun, report) => {
       const ctx: PhaseContext<I> = {
         ...unbound,

@@ -3,7 +3,15 @@
  * changes, the images (failed ones first and in view), the digests to copy, warnings and outputs.
  * Long lists sit in collapsed sections, so the page reads the same with 3 images or 60.
  */
-import {digestsText, outputValues, type ImageResult, type Outputs} from '../outputs.js'
+import {formatBytes as sizeText} from '../docker/sizes.js'
+import {
+  digestsText,
+  outputValues,
+  type DiskResult,
+  type GpuLeaseResult,
+  type ImageResult,
+  type Outputs
+} from '../outputs.js'
 import type {Fact, PhaseReport} from '../phases/pipeline.js'
 import {details, fence, inline, joined, list, table, type Inline} from './markdown.js'
 
@@ -25,20 +33,9 @@ export const STEPS_PER_PHASE = 8
 /** Characters of an error's first line shown in view. */
 const ERROR_LINE = 300
 
-/** Bytes with the unit that fits, three significant digits (SI, as Docker prints sizes); '' when unknown. */
+/** An image's size as the summary shows it: its unit that fits; '' when unknown (0). */
 export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes <= 0) return ''
-  if (bytes < 1000) return `${Math.round(bytes)} B`
-  const units = ['kB', 'MB', 'GB', 'TB']
-  let value = bytes / 1000
-  let unit = 0
-  // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
-  while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
-    value /= 1000
-    unit++
-  }
-  const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3)
-  return `${digits} ${units[unit]}`
+  return bytes > 0 ? sizeText(bytes) : ''
 }
 
 /** The digest as people quote it: the algorithm and 12 hex digits. */
@@ -187,6 +184,42 @@ function warningsBlock(warnings: readonly string[]): string[] {
   return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)]
 }
 
+/** The GPUs leased to the job, one row each. */
+function gpusBlock(leases: readonly GpuLeaseResult[]): string[] {
+  if (leases.length === 0) return []
+  const how = (l: GpuLeaseResult): string => (l.from ? `${l.how} from ${l.from}` : l.how)
+  const rows = leases.map((l): Inline[] => [String(l.index), code(l.uuid), l.name, how(l)])
+  return ['', '### GPUs leased to this job', '', ...table(['GPU', 'UUID', 'Name', 'Lease'], rows)]
+}
+
+/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
+function diskBlock(disk: DiskResult | undefined): string[] {
+  if (!disk?.dfBefore) return []
+  const removed =
+    disk.removed.length > 0
+      ? ['Removed, in this order:', '', ...list(disk.removed)]
+      : ['Nothing the pruning rules allow was left to remove.']
+  const df = [
+    'Before:',
+    '',
+    ...fence(disk.dfBefore),
+    ...(disk.dfAfter === undefined ? [] : ['', 'After:', '', ...fence(disk.dfAfter)])
+  ]
+  return [
+    '',
+    '### Disk space',
+    '',
+    inline([
+      code(disk.dataRoot),
+      `: ${sizeText(disk.freeBefore)} → ${sizeText(disk.freeAfter)} free (min-free-space ${sizeText(disk.minFree)}; freed ${sizeText(disk.freedBytes)}).`
+    ]),
+    '',
+    ...removed,
+    '',
+    ...details('docker system df', df)
+  ]
+}
+
 /** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
 function examplePath(host: string): string {
   return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>'
@@ -238,6 +271,8 @@ export function renderSummary(data: SummaryData): string {
     ...changesBlock(data),
     ...imagesBlock(data.outputs.images ?? []),
     ...cachesBlock(data.outputs.caches ?? {}),
+    ...gpusBlock(data.outputs.gpuLeases ?? []),
+    ...diskBlock(data.outputs.disk),
     ...warningsBlock(data.warnings),
     ...outputsBlock(data.outputs)
   )

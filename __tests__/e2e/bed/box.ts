@@ -37,6 +37,11 @@ export interface BoxOptions {
   extra?: string[]
   /** Load the test images (registry:3, busybox images) into the box's engine (systemd engine boxes). */
   images?: boolean
+  /**
+   * Docker's data root (/var/lib/docker): a volume (the default), or `tmpfs:SIZE`, a tmpfs of that
+   * size (e.g. 600m) mounted with exec, for a disk that can fill up (a box has no loop devices).
+   */
+  dataRoot?: 'volume' | `tmpfs:${string}`
 }
 
 let orphansRemoved = false
@@ -79,8 +84,7 @@ export class Box {
       `${LABEL}=${process.pid}`,
       ...boxRunOptions(),
       ...pid1,
-      '--mount',
-      `type=volume,dst=/var/lib/docker,volume-label=${LABEL}=${process.pid}`,
+      ...dataRootMount(options.dataRoot),
       '-v',
       `${f.dir}:${IN_BOX.fixtures}:ro`,
       '-v',
@@ -285,6 +289,15 @@ export class Box {
     sh(`docker rm -f -v ${this.name} >/dev/null 2>&1 || true`)
     rmSync(this.io, {recursive: true, force: true})
   }
+}
+
+/** The `docker run` options that mount the box's Docker data root. */
+function dataRootMount(dataRoot: BoxOptions['dataRoot']): string[] {
+  if (dataRoot?.startsWith('tmpfs:')) {
+    // --mount type=tmpfs cannot say exec; --tmpfs can (containers run from the data root).
+    return ['--tmpfs', `/var/lib/docker:rw,exec,size=${dataRoot.slice('tmpfs:'.length)}`]
+  }
+  return ['--mount', `type=volume,dst=/var/lib/docker,volume-label=${LABEL}=${process.pid}`]
 }
 
 /** Boxes, volumes and temp folders of bed runs whose process is gone (a killed run). */

@@ -1,0 +1,168 @@
+import * as path from 'node:path'
+import * as core from '@actions/core'
+import {HostError} from '../../errors.js'
+import type {GpuLeaseResult} from '../../outputs.js'
+import type {SavedLease} from '../../state.js'
+import {
+  GPU_LEASE_LOCK,
+  LOCK_DIR,
+  acquireFileLock,
+  createExclusive,
+  takeOver
+} from '../../system/lock.js'
+import type {PhaseContext} from '../pipeline.js'
+import {queryGpus, readLeases} from './detect.js'
+import type {GpuInputs} from './inputs.js'
+import {
+  heldBy,
+  holderText,
+  leaseFileName,
+  leaseText,
+  parseLease,
+  type JobIdentity
+} from './lease.js'
+import {planGpus, type GpuPick, type GpuPlan} from './plan.js'
+
+type Ctx = PhaseContext<GpuInputs>
+
+/** How often a waiting run looks at the leases again (reading files only, no lock). */
+const POLL_MS = 500
+
+/** The path of a GPU's lease file. */
+export function leasePath(uuid: string): string {
+  return path.join(LOCK_DIR, leaseFileName(uuid))
+}
+
+function jobOf(plan: GpuPlan): JobIdentity {
+  if (!plan.facts.job) throw new HostError('gpus: no job identity was read')
+  return plan.facts.job
+}
+
+/** Writes the leases of `plan` (under the GPU lease lock), remembering each for the post step. */
+async function takeLeases(ctx: Ctx, plan: GpuPlan): Promise<void> {
+  const job = jobOf(plan)
+  const taken: SavedLease[] = []
+  for (const p of plan.picks.filter(p => p.how !== 'reused')) {
+    const file = leasePath(p.device.uuid)
+    if (p.how === 'taken over' && p.from) {
+      core.info(
+        `Taking over GPU ${p.device.index} (${p.device.uuid}) from ${holderText(p.from.lease)}: that worker process has ended.`
+      )
+      await takeOver(ctx.runner, file, p.from.text)
+    }
+    const lease = {
+      uuid: p.device.uuid,
+      index: p.device.index,
+      pid: job.pid,
+      start: job.start,
+      job: job.job,
+      since: new Date().toISOString()
+    }
+    if (!(await createExclusive(ctx.runner, file, leaseText(lease), ctx.host.tempDir))) {
+      throw new HostError(
+        `${file} appeared while ${GPU_LEASE_LOCK} was held: another program writes leases without that lock.`
+      )
+    }
+    taken.push({uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start})
+    ctx.remember({gpuLeases: taken})
+    core.info(`Leased GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}) to ${job.job}.`)
+  }
+}
+
+/** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
+async function tryLease(ctx: Ctx, plan: GpuPlan, fresh: boolean): Promise<GpuPlan> {
+  const lock = await acquireFileLock(ctx.runner, GPU_LEASE_LOCK, ctx.host.tempDir, core.info, {
+    what: `the GPU lease lock ${GPU_LEASE_LOCK}`,
+    timeoutMs: 60_000,
+    pollMs: 20
+  })
+  try {
+    // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
+    const devices = fresh ? await queryGpus(ctx.runner) : plan.facts.devices
+    const now = planGpus({...plan.facts, devices, leases: await readLeases(ctx.runner)}, ctx.inputs)
+    if (now.short === 0) await takeLeases(ctx, now)
+    return now
+  } finally {
+    await lock.release()
+  }
+}
+
+/** Who holds the GPUs a waiting request could use, in words. */
+function holders(plan: GpuPlan): string {
+  return plan.held
+    .map(h => `GPU ${h.device.index} (${h.device.uuid}): ${holderText(h.lease)}`)
+    .join('; ')
+}
+
+/** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
+async function waitForRelease(ctx: Ctx, plan: GpuPlan, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))))
+    const leases = await readLeases(ctx.runner)
+    if (planGpus({...plan.facts, leases}, ctx.inputs).short === 0) return
+  }
+}
+
+/** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
+export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
+  const leases: GpuLeaseResult[] = picks.map(p => ({
+    index: p.device.index,
+    uuid: p.device.uuid,
+    name: p.device.name,
+    how: p.how,
+    from: p.from ? holderText(p.from.lease) : undefined
+  }))
+  ctx.outputs.gpuLeases = leases
+  const uuids = leases.map(l => l.uuid).join(',')
+  // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
+  core.exportVariable('NVIDIA_VISIBLE_DEVICES', uuids)
+  core.exportVariable('CUDA_VISIBLE_DEVICES', uuids)
+}
+
+/**
+ * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
+ * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
+ * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * CUDA_VISIBLE_DEVICES.
+ */
+export async function applyGpus(plan: GpuPlan, ctx: Ctx): Promise<void> {
+  const deadline = Date.now() + ctx.inputs.gpuWait * 1000
+  let told = ''
+  for (let attempt = 0; ; attempt++) {
+    const now = await tryLease(ctx, plan, attempt > 0)
+    if (now.short === 0) {
+      publishLeases(ctx, now.picks)
+      return
+    }
+    const who = holders(now)
+    if (Date.now() >= deadline) {
+      throw new HostError(
+        `gpus: ${now.need} GPU${now.need === 1 ? '' : 's'} wanted, ${now.need - now.short} free after waiting ${ctx.inputs.gpuWait} s (gpu-wait). Held by: ${who}. Raise gpu-wait, or ask for fewer GPUs.`
+      )
+    }
+    if (who !== told) {
+      core.info(
+        `Waiting up to ${Math.ceil((deadline - Date.now()) / 1000)} s for ${now.short} more GPU${now.short === 1 ? '' : 's'}; held by: ${who}`
+      )
+      told = who
+    }
+    await waitForRelease(ctx, now, deadline)
+  }
+}
+
+/** Every leased GPU's file names this job's worker: the leases are really held. */
+export async function verifyGpus(plan: GpuPlan, ctx: Ctx): Promise<string> {
+  const job = jobOf(plan)
+  const leases = ctx.outputs.gpuLeases ?? []
+  const held = await readLeases(ctx.runner)
+  for (const l of leases) {
+    const view = held.get(l.uuid)
+    const lease = view && parseLease(view.text)
+    if (!lease || !heldBy(lease, job)) {
+      throw new HostError(
+        `The lease of GPU ${l.index} (${l.uuid}) is not this job's after writing it.`
+      )
+    }
+  }
+  return `GPU ${leases.map(l => l.index).join(', ')} leased to ${job.process} (pid ${job.pid}) until the post step`
+}

@@ -1,0 +1,82 @@
+import {promises as fs} from 'node:fs'
+import * as path from 'node:path'
+import {HostError, errorMessage, tailLines} from '../../errors.js'
+import type {CommandRunner} from '../../exec/runner.js'
+import {readFileMaybe} from '../../system/files.js'
+import {findNvidiaSmi} from '../../system/nvidia-smi.js'
+import {LOCK_DIR} from '../../system/lock.js'
+import {processIdentity, sameProcessAlive} from '../../system/process.js'
+import type {PhaseContext} from '../pipeline.js'
+import {QUERY_APPS, QUERY_GPUS, gpuDevices, type GpuDevice} from './gpu-query.js'
+import type {GpuInputs} from './inputs.js'
+import {jobDescription, parseLease, uuidOfLeaseFile, type JobIdentity} from './lease.js'
+import type {GpuFacts, LeaseView} from './plan.js'
+
+/** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
+export async function queryGpus(runner: CommandRunner): Promise<GpuDevice[]> {
+  // Where the driver put it (WSL2: /usr/lib/wsl/lib, not on PATH); else by name, to say it failed.
+  const nvidiaSmi = (await findNvidiaSmi()) ?? 'nvidia-smi'
+  const ask = (args: string[]) =>
+    runner.run([nvidiaSmi, ...args], {allowFailure: true, timeoutSeconds: 30}).catch(e => {
+      throw new HostError(`gpus is set, but nvidia-smi cannot be run: ${errorMessage(e)}`)
+    })
+  const [gpus, apps] = await Promise.all([ask(QUERY_GPUS), ask(QUERY_APPS)])
+  for (const r of [gpus, apps]) {
+    if (r.exitCode !== 0) {
+      throw new HostError(
+        `gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${tailLines(r.stderr || r.stdout, 3)}`
+      )
+    }
+  }
+  return gpuDevices(gpus.stdout, apps.stdout)
+}
+
+/** The lease files in the host lock folder, each with whether its job's worker still runs. */
+export async function readLeases(runner: CommandRunner): Promise<Map<string, LeaseView>> {
+  const names = await fs.readdir(LOCK_DIR).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return []
+    throw e
+  })
+  const leases = new Map<string, LeaseView>()
+  for (const name of names) {
+    const uuid = uuidOfLeaseFile(name)
+    if (uuid === undefined) continue
+    const text = await readFileMaybe(runner, path.join(LOCK_DIR, name))
+    if (text === undefined) continue // released while the folder was read
+    // A damaged file names no live job: it is taken over like a lease whose job has ended.
+    const lease = parseLease(text) ?? {
+      uuid,
+      index: -1,
+      pid: 0,
+      start: '',
+      job: 'unknown',
+      since: ''
+    }
+    leases.set(uuid, {lease, text, alive: sameProcessAlive(lease.pid, lease.start)})
+  }
+  return leases
+}
+
+/**
+ * The job this run belongs to: the parent of the action's node process, which the runner's
+ * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
+ * none to hold a lease (the action started by init, or the parent already gone).
+ */
+export function jobIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentity {
+  const ppid = process.ppid
+  const parent = ppid > 1 ? processIdentity(ppid) : undefined
+  if (parent === undefined) {
+    throw new HostError(
+      `gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`
+    )
+  }
+  return {pid: parent.pid, start: parent.start, process: parent.name, job: jobDescription(env)}
+}
+
+/** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
+export async function detectGpus(ctx: PhaseContext<GpuInputs>): Promise<GpuFacts> {
+  if (ctx.inputs.gpus.kind === 'none') return {devices: [], leases: new Map()}
+  const job = jobIdentity()
+  const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)])
+  return {devices, leases, job}
+}
