@@ -24,7 +24,7 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
-import {insecureRegistry, registryFragments} from './phases/registry/spec.js'
+import {registryFragments} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
 /** The inputs that shape the whole run rather than one phase. */
@@ -108,8 +108,7 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
     push: {
       ...push,
       registry: registry.registry,
-      registryCa: registry.registryTls?.cert,
-      registryInsecure: insecureRegistry(registry, identity)
+      registryCa: registry.registryTls?.cert
     }
   }
 }

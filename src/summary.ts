@@ -26,6 +26,19 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>') || '—'
 }
 
+/** Bytes with a decimal unit that fits (B, kB, MB, GB, TB), three significant digits. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB']
+  let value = bytes
+  let unit = 0
+  while (value >= 999.5 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  if (unit === 0) return `${bytes} B`
+  return `${value.toFixed(value < 9.995 ? 2 : value < 99.95 ? 1 : 0)} ${units[unit]}`
+}
+
 /** The step summary as markdown (pure): one row per phase, then warnings and outputs. */
 export function renderSummary(data: SummaryData): string {
   const lines: string[] = []
@@ -54,7 +67,7 @@ export function renderSummary(data: SummaryData): string {
       '|---|---|---|---|---|'
     )
     for (const i of images) {
-      const size = i.size > 0 ? `${(i.size / 1e6).toFixed(1)} MB` : ''
+      const size = i.size > 0 ? formatBytes(i.size) : ''
       const status = i.status === 'failed' ? `❌ failed: ${i.error ?? ''}` : i.status
       lines.push(
         `| ${cell(i.source)} | ${cell(i.target)} | ${cell(i.digest ? `\`${i.digest.slice(0, 19)}…\`` : '')} | ${cell(size)} | ${cell(status)} |`

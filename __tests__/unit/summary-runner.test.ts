@@ -108,7 +108,7 @@ describe('renderSummary', () => {
       seconds: 1
     })
     expect(md).toContain(
-      '| app:1 | localhost:5000/app:1 | `sha256:aaaaaaaaaaaa…` | 2.5 MB | pushed |'
+      '| app:1 | localhost:5000/app:1 | `sha256:aaaaaaaaaaaa…` | 2.50 MB | pushed |'
     )
     expect(md).toContain('| b:1 | localhost:5000/b:1 | — | — | ❌ failed: denied |')
     expect(md).not.toContain('`images`')

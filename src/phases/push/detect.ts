@@ -1,60 +1,122 @@
 import * as core from '@actions/core'
+import {errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {PhaseContext} from '../pipeline.js'
+import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-import type {LocalImage, PushFacts} from './plan.js'
-import {repoDigest} from './push-result.js'
-import {endpointFor, manifestDigest} from './registry-api.js'
+import {imageBytes, isIndex} from './manifest.js'
+import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
+import type {RegistryClient} from './registry-api.js'
+import {registryClient} from './registries.js'
+import {
+  DEFAULT_REGISTRY_CONFIG,
+  parseRegistryConfig,
+  type DaemonRegistryConfig
+} from './transport.js'
 
 async function inspectLocal(
   runner: CommandRunner,
   source: string
 ): Promise<LocalImage | undefined> {
   const r = await runner.run(
-    ['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source],
+    [
+      'docker',
+      'image',
+      'inspect',
+      '--format',
+      '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}\t{{json .RootFS.Layers}}',
+      source
+    ],
     {root: true, allowFailure: true}
   )
   if (r.exitCode !== 0) return undefined
-  const [id, digests, size] = r.stdout.trim().split('\t')
-  return {id, repoDigests: (JSON.parse(digests) as string[] | null) ?? [], size: Number(size)}
+  const [id, digests, size, layers] = r.stdout.trim().split('\t')
+  return {
+    id,
+    repoDigests: (JSON.parse(digests) as string[] | null) ?? [],
+    size: Number(size),
+    layers: (JSON.parse(layers) as string[] | null) ?? []
+  }
 }
 
-async function dockerAnswers(runner: CommandRunner): Promise<boolean> {
-  const r = await runner.run(['docker', 'info', '--format', '{{.ID}}'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: 10
-  })
-  return r.exitCode === 0
+interface DaemonFacts {
+  containerdStore: boolean
+  registryConfig: DaemonRegistryConfig
+}
+
+/** The daemon's image store and registry settings; undefined when Docker does not answer. */
+async function daemonFacts(runner: CommandRunner): Promise<DaemonFacts | undefined> {
+  const r = await runner.run(
+    ['docker', 'info', '--format', '{{json .DriverStatus}}\t{{json .RegistryConfig}}'],
+    {root: true, allowFailure: true, timeoutSeconds: 10}
+  )
+  if (r.exitCode !== 0) return undefined
+  const [status, registry] = r.stdout.trim().split('\t')
+  return {
+    // Docker names the containerd image store in its driver status.
+    containerdStore: status.includes('io.containerd.snapshotter'),
+    registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
+  }
+}
+
+/** What the registry holds for a tag, with the size of every manifest an index lists. */
+export async function remoteImage(
+  client: RegistryClient,
+  repository: string,
+  tag: string
+): Promise<RemoteImage | undefined> {
+  const m = await client.manifest(repository, tag)
+  if (!m) return undefined
+  const parts = isIndex(m)
+    ? (await Promise.all(m.manifests.map(async d => client.manifest(repository, d.digest)))).filter(
+        x => x !== undefined
+      )
+    : [m]
+  return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
+}
+
+async function readRemote(
+  ctx: PhaseContext<PushSettings>,
+  t: PushTarget,
+  daemon: DaemonFacts
+): Promise<RemoteImage | undefined> {
+  try {
+    const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner)
+    return await remoteImage(client, t.repository, t.tag)
+  } catch (e) {
+    core.debug(`Could not read ${t.target} from its registry: ${errorMessage(e)}`)
+    return undefined
+  }
 }
 
 /**
- * Reads the local images and, for each target whose image already carries a digest for it, the
- * digest the registry holds (HTTP HEAD); changes nothing.
+ * Reads the daemon's image store and registry settings, the local images, and what the registry
+ * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
  */
 export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushFacts> {
   const {inputs, runner} = ctx
   const targets = inputs.images
   const locals = new Map<string, LocalImage>()
-  const remote = new Map<string, string | undefined>()
-  const dockerUp = targets.length > 0 && (await dockerAnswers(runner))
-  if (!dockerUp) return {dockerUp, targets, locals, remote}
-  for (const source of new Set(targets.map(t => t.source))) {
-    const image = await inspectLocal(runner, source)
-    if (image) locals.set(source, image)
+  const remote = new Map<string, RemoteImage | undefined>()
+  const daemon = targets.length > 0 ? await daemonFacts(runner) : undefined
+  const facts = {
+    dockerUp: daemon !== undefined,
+    containerdStore: daemon?.containerdStore ?? false,
+    registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+    targets,
+    locals,
+    remote
   }
-  // Only a target whose local image already carries a digest for it can be unchanged.
-  await Promise.all(
-    targets.map(async t => {
-      const local = locals.get(t.source)
-      if (!local || repoDigest(local.repoDigests, t) === undefined) return
-      try {
-        const endpoint = await endpointFor(inputs, t.registry)
-        remote.set(t.target, await manifestDigest(endpoint, t.repository, t.tag))
-      } catch (e) {
-        core.debug(`Could not read ${t.target} from its registry: ${(e as Error).message}`)
-      }
-    })
+  if (!daemon) return facts
+  const sources = [...new Set(targets.map(t => t.source))]
+  const images = await Promise.all(sources.map(async s => inspectLocal(runner, s)))
+  sources.forEach((s, i) => {
+    const image = images[i]
+    if (image) locals.set(s, image)
+  })
+  const held = await Promise.all(
+    targets.map(async t => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined))
   )
-  return {dockerUp, targets, locals, remote}
+  targets.forEach((t, i) => remote.set(t.target, held[i]))
+  return facts
 }
