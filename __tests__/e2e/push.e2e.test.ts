@@ -21,6 +21,20 @@ function rows(run: ActionRun): Row[] {
   return JSON.parse(run.outputs.images) as Row[]
 }
 
+/** What the registry holds for a tag: config and layers, in bytes, as its manifest lists them. */
+function registryBytes(box: Box, target: string): number {
+  const m = /^([^/]+)\/(.+):([^:]+)$/.exec(target) as RegExpExecArray
+  const manifest = JSON.parse(
+    box.sh(`curl -sf -H 'Accept: ${MANIFEST}' http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`)
+  ) as {config: {size: number}; layers: {size: number}[]}
+  return manifest.layers.reduce((a, l) => a + l.size, manifest.config.size)
+}
+
+/** HTTP requests of a run that change a registry (from its debug log). */
+function writes(run: ActionRun): string[] {
+  return run.stdout.split('\n').filter(l => /^::debug::http: (PUT|PATCH|POST) /.test(l))
+}
+
 /** What the registry itself says: the digest it holds for a tag. */
 function registryDigest(box: Box, target: string, auth = ''): string {
   const m = /^([^/]+)\/(.+):([^:]+)$/.exec(target) as RegExpExecArray
@@ -54,7 +68,9 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     for (const r of rows(run)) {
       expect(r.status).toBe('pushed')
       expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
-      expect(r.size).toBeGreaterThan(0)
+      // The image's bytes in the registry, not the manifest's: busybox alone is about 1 MB gzipped.
+      expect(r.size).toBe(registryBytes(box, r.target))
+      expect(r.size).toBeGreaterThan(1_000_000)
       expect(registryDigest(box, r.target)).toBe(r.digest)
     }
     expect(box.sh('curl -sf http://localhost:5000/v2/team/app2/tags/list')).toContain('"v2"')
@@ -66,9 +82,11 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
   it('a rerun pushes nothing and reports every image unchanged', () => {
     const run = box.run({...base, images: IMAGES, tags: 'main, sha-1'})
     expectSuccess(run)
-    expect(run.commands.some(c => c.includes('push'))).toBe(false)
+    expect(run.commands.some(c => c.includes('push') || c.includes('save'))).toBe(false)
+    expect(writes(run)).toEqual([])
     expect(rows(run)).toHaveLength(9)
     expect(rows(run).every(r => r.status === 'unchanged')).toBe(true)
+    expect(rows(run).every(r => r.size === registryBytes(box, r.target))).toBe(true)
     expect(run.summary).toContain('host already right: nothing changed')
   })
 
@@ -87,6 +105,11 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     box.sh(
       `(setsid /dgs/node ${IN_BOX.scripts}/refusing-proxy.mjs 5077 5000 dgs-e2e/app3 /srv/refused >/dev/null 2>&1 &); ` +
         'for i in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:5077/v2/ && exit 0; sleep 0.1; done; exit 1'
+    )
+    // The proxy's registry already holds dgs-e2e/app3:1 (the first test pushed it), which a run
+    // would find unchanged: remove it, so the run has to push it.
+    box.sh(
+      `curl -sf -X DELETE http://localhost:5000/v2/dgs-e2e/app3/manifests/${registryDigest(box, 'localhost:5000/dgs-e2e/app3:1')}`
     )
     const run = box.run({
       ...base,
