@@ -31785,7 +31785,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3566);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5109);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1323);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
 
@@ -31805,7 +31805,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3566:
+/***/ 5109:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31942,6 +31942,16 @@ function defaultDockerAptUrl(os) {
 
 
 
+/** The socket the docker CLI would use, when it is a unix socket on this host. */
+function dockerSocketOf(env) {
+    const host = env.DOCKER_HOST ?? '';
+    const context = env.DOCKER_CONTEXT ?? '';
+    if (context !== '' && context !== 'default')
+        return undefined;
+    if (host === '')
+        return '/var/run/docker.sock';
+    return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
     const names = [external_node_os_namespaceObject.hostname()];
@@ -31965,7 +31975,8 @@ async function readHost(env = process.env) {
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
         systemd: await exists('/run/systemd/system'),
         tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
-        identity: hostIdentity()
+        identity: hostIdentity(),
+        dockerSocket: dockerSocketOf(env)
     };
 }
 
@@ -35764,6 +35775,61 @@ async function runPipeline(stages, dryRun, reports) {
     }
 }
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: ./src/system/engine-api.ts
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
+    }
+    /** GET `path`; the body is the caller's to read. */
+    get(path) {
+        lib_core/* debug */.Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() }));
+            req.on('error', reject);
+        });
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image). */
+    async json(path) {
+        const r = await this.get(path);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            const message = JSON.parse(text || '{}').message ?? text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
+        }
+        return JSON.parse(text);
+    }
+}
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
+        return undefined;
+    try {
+        await external_node_fs_namespaceObject.promises.access(socket, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/manifest.ts
 /**
  * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
@@ -35863,9 +35929,9 @@ function configDiffIds(configJson) {
 }
 /** Gzip is used only when it saves at least this share of a layer's bytes. */
 const MIN_SAVING = 0.1;
-/** How much of a layer is compressed to judge it. */
-const SAMPLE_BYTES = 1 << 20;
-/** Whether a layer is worth gzip, judged by its first bytes compressed at the fast level. */
+/** How much of a layer's start is compressed to judge it. */
+const SAMPLE_BYTES = 256 << 10;
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
 function worthCompressing(sampleSize, compressedSize) {
     return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING);
 }
@@ -35897,8 +35963,6 @@ function gzipTrailer(crc, size) {
 var external_node_dns_ = __nccwpck_require__(610);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 // EXTERNAL MODULE: external "node:tls"
@@ -35998,6 +36062,11 @@ class RegistryError extends errors/* HostError */.dh {
     }
 }
 const TIMEOUT_MS = 60_000;
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20;
 function header(h, name) {
     const v = h[name];
     return Array.isArray(v) ? v[0] : v;
@@ -36306,6 +36375,8 @@ class BlobUpload {
     location;
     host;
     failed;
+    pending = [];
+    pendingBytes = 0;
     size = 0;
     constructor(target) {
         this.target = target;
@@ -36343,7 +36414,19 @@ class BlobUpload {
             throw networkError(this.failed, `uploading to ${this.host}`);
         this.hash?.update(chunk);
         this.size += chunk.length;
-        if (!this.req.write(chunk)) {
+        this.pending.push(chunk);
+        this.pendingBytes += chunk.length;
+        if (this.pendingBytes >= WRITE_BYTES)
+            await this.flush();
+    }
+    /** Sends what is gathered as one chunk of the body, waiting while the connection is full. */
+    async flush() {
+        if (this.pendingBytes === 0)
+            return;
+        const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+        this.pending = [];
+        this.pendingBytes = 0;
+        if (!this.req.write(data)) {
             await new Promise((resolve, reject) => {
                 const done = () => {
                     this.req.off('error', fail);
@@ -36360,6 +36443,7 @@ class BlobUpload {
     }
     /** Ends the body and commits the blob; returns its digest and size. */
     async finish() {
+        await this.flush();
         this.req.end();
         const r = await this.answered.catch((e) => {
             throw networkError(e, `uploading to ${this.host}`);
@@ -36566,7 +36650,15 @@ async function closeRegistries(settings) {
 
 
 
-async function inspectLocal(runner, source) {
+
+function localImage(i) {
+    return { id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? [] };
+}
+async function inspectLocal(runner, api, source) {
+    if (api) {
+        const i = await api.json(`/images/${source}/json`);
+        return i ? localImage(i) : undefined;
+    }
     const r = await runner.run([
         'docker',
         'image',
@@ -36578,24 +36670,35 @@ async function inspectLocal(runner, source) {
     if (r.exitCode !== 0)
         return undefined;
     const [id, digests, size, layers] = r.stdout.trim().split('\t');
+    return localImage({
+        Id: id,
+        RepoDigests: JSON.parse(digests),
+        Size: Number(size),
+        RootFS: { Layers: JSON.parse(layers) }
+    });
+}
+function daemonFromInfo(driverStatus, registry) {
     return {
-        id,
-        repoDigests: JSON.parse(digests) ?? [],
-        size: Number(size),
-        layers: JSON.parse(layers) ?? []
+        // Docker names the containerd image store in its driver status.
+        containerdStore: driverStatus.includes('io.containerd.snapshotter'),
+        registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
     };
 }
 /** The daemon's image store and registry settings; undefined when Docker does not answer. */
-async function daemonFacts(runner) {
+async function daemonFacts(runner, api) {
+    if (api) {
+        const info = await api
+            .json('/info')
+            .catch(() => undefined);
+        if (info) {
+            return daemonFromInfo(JSON.stringify(info.DriverStatus ?? []), JSON.stringify(info.RegistryConfig ?? null));
+        }
+    }
     const r = await runner.run(['docker', 'info', '--format', '{{json .DriverStatus}}\t{{json .RegistryConfig}}'], { root: true, allowFailure: true, timeoutSeconds: 10 });
     if (r.exitCode !== 0)
         return undefined;
     const [status, registry] = r.stdout.trim().split('\t');
-    return {
-        // Docker names the containerd image store in its driver status.
-        containerdStore: status.includes('io.containerd.snapshotter'),
-        registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
-    };
+    return daemonFromInfo(status, registry);
 }
 /** What the registry holds for a tag, with the size of every manifest an index lists. */
 async function remoteImage(client, repository, tag) {
@@ -36626,7 +36729,9 @@ async function detectPush(ctx) {
     const targets = inputs.images;
     const locals = new Map();
     const remote = new Map();
-    const daemon = targets.length > 0 ? await daemonFacts(runner) : undefined;
+    // The daemon's socket when this process may open it (no docker process per question).
+    const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
+    const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined;
     const facts = {
         dockerUp: daemon !== undefined,
         containerdStore: daemon?.containerdStore ?? false,
@@ -36638,7 +36743,7 @@ async function detectPush(ctx) {
     if (!daemon)
         return facts;
     const sources = [...new Set(targets.map(t => t.source))];
-    const images = await Promise.all(sources.map(async (s) => inspectLocal(runner, s)));
+    const images = await Promise.all(sources.map(async (s) => inspectLocal(runner, api, s)));
     sources.forEach((s, i) => {
         const image = images[i];
         if (image)
@@ -36649,6 +36754,8 @@ async function detectPush(ctx) {
     return facts;
 }
 
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: external "node:zlib"
@@ -36670,6 +36777,11 @@ const DICTIONARY_BYTES = 32 << 10;
 const LEVEL = 1;
 /** Blocks in flight: enough to keep zlib's four worker threads busy. */
 const IN_FLIGHT = 4;
+/**
+ * In a part of a layer that does not compress, blocks are stored (level 0, a copy) and only every
+ * so many is compressed again to notice when the data changes.
+ */
+const REPROBE = 8;
 /** Whether a layer whose first bytes are `sample` is worth gzip. */
 async function judgeCompression(sample) {
     const probe = sample.subarray(0, SAMPLE_BYTES);
@@ -36688,6 +36800,9 @@ class LayerEncoder {
     size = 0;
     /** Each queued block's promise: compressed and handed to the sink. */
     queued = [];
+    /** Per block: whether it was compressed at the fast level, and whether that paid. */
+    judged = [];
+    compressible = true;
     written = Promise.resolve();
     error;
     constructor(mode, sink, hashInput) {
@@ -36709,16 +36824,31 @@ class LayerEncoder {
         if (this.error !== undefined)
             throw this.error;
     }
+    /**
+     * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
+     * before it), so the same layer always gives the same bytes.
+     */
+    async levelOf(n) {
+        if (n >= IN_FLIGHT) {
+            const seen = await this.judged[n - IN_FLIGHT];
+            if (seen.probed)
+                this.compressible = seen.worth;
+        }
+        return this.compressible || n % REPROBE === 0 ? LEVEL : 0;
+    }
     async block(data, last) {
         this.crc = external_node_zlib_.crc32(data, this.crc);
         const dictionary = this.previous;
         this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined;
+        const n = this.judged.length;
+        const level = await this.levelOf(n);
         const out = deflateRaw(data, {
-            level: LEVEL,
-            ...(dictionary ? { dictionary } : {}),
+            level,
+            ...(dictionary && level > 0 ? { dictionary } : {}),
             // All but the last block end byte-aligned without the final bit, so they join.
             finishFlush: last ? external_node_zlib_.constants.Z_FINISH : external_node_zlib_.constants.Z_SYNC_FLUSH
         });
+        this.judged.push(out.then(b => ({ probed: level > 0, worth: worthCompressing(data.length, b.length) }), () => ({ probed: false, worth: false })));
         this.queued.push(this.emit(out).catch(() => undefined));
         if (this.queued.length >= IN_FLIGHT)
             await this.queued.shift();
@@ -36940,11 +37070,40 @@ async function* tarEntries(source) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/uploader.ts
+/**
+ * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
+ * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
+ * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
+ * already holds, and puts one OCI manifest per tag.
+ */
 
 
 
 
 
+/** Exports through the docker CLI (with sudo when the action is not root). */
+function cliExporter(runner) {
+    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
+}
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+function engineExporter(api) {
+    return async (id) => {
+        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`);
+        let failed = '';
+        if (r.status !== 200) {
+            for await (const c of r.body)
+                failed += String(c);
+            failed = `Docker answered ${r.status}: ${failed.trim()}`;
+        }
+        const done = new Promise(resolve => {
+            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
+            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
+        });
+        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
+        return { stdout, done, kill: () => r.abort() };
+    };
+}
 /** What the run learned about one registry, shared by every job that pushes there. */
 class RegistryMemory {
     client;
@@ -37018,7 +37177,7 @@ async function bytesOf(entry) {
         parts.push(p);
     return Buffer.concat(parts);
 }
-/** Sends one layer entry: judged on its first MiB, encoded, streamed; returns its diff_id and blob. */
+/** Sends one layer entry: judged on its first bytes, encoded, streamed; returns its diff_id and blob. */
 async function sendLayer(mem, repo, entry, knownDiffId, sent) {
     const body = entry.body();
     const head = [];
@@ -37104,11 +37263,11 @@ async function layerEntry(mem, job, repo, entry, have, sent) {
         mem.inFlight.delete(key);
     }
 }
-/** Reads the image from the daemon once (`docker save`), sending the layers `have` lacks; returns the config. */
-async function exportImage(mem, job, repo, have, runner, sent) {
+/** Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks; returns its config. */
+async function exportImage(mem, job, repo, have, exporter, sent) {
     const hex = job.id.replace(/^sha256:/, '');
     const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`]);
-    const cmd = runner.stream(['docker', 'save', job.id], { root: true });
+    const cmd = await exporter(job.id);
     let config;
     try {
         for await (const entry of tarEntries(cmd.stdout)) {
@@ -37120,27 +37279,28 @@ async function exportImage(mem, job, repo, have, runner, sent) {
     }
     catch (e) {
         cmd.kill();
-        const r = await cmd.done.catch(() => undefined);
-        // A registry failure is the cause; the export only ended because it was stopped.
-        if (e instanceof RegistryError || r === undefined || r.exitCode === 0)
+        // A registry's failure (or ours) is the cause: the export only ended because it was stopped.
+        if (e instanceof errors/* HostError */.dh)
             throw e;
-        throw new errors/* HostError */.dh(`docker save ${job.id} failed: ${(0,errors/* tailLines */.os)(r.stderr || (0,errors/* errorMessage */.gJ)(e), 3)}`);
+        const r = await cmd.done.catch(() => undefined);
+        const why = r?.stderr.trim() ? r.stderr : (0,errors/* errorMessage */.gJ)(e);
+        throw new errors/* HostError */.dh(`the export of ${job.id} from Docker failed: ${(0,errors/* tailLines */.os)(why, 3)}`);
     }
     const r = await cmd.done;
     if (r.exitCode !== 0) {
-        throw new errors/* HostError */.dh(`docker save ${job.id} exited with ${r.exitCode}: ${(0,errors/* tailLines */.os)(r.stderr, 3)}`);
+        throw new errors/* HostError */.dh(`the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 3)}`);
     }
     return config;
 }
 /** Puts config and layers into one repository: what it lacks is read from the daemon and sent. */
-async function fillRepository(mem, job, repo, runner, sent) {
+async function fillRepository(mem, job, repo, exporter, sent) {
     const have = await survey(mem, job, repo);
     const configHeld = (await mem.client.blobSize(repo, job.id)) ?? -1;
     if (have.size === new Set(job.layers).size && configHeld >= 0) {
         mem.held(job.id, repo);
         return { layers: have, configSize: configHeld };
     }
-    const config = await exportImage(mem, job, repo, have, runner, sent);
+    const config = await exportImage(mem, job, repo, have, exporter, sent);
     const missing = job.layers.filter(id => !have.has(id));
     if (missing.length > 0) {
         throw new errors/* HostError */.dh(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`);
@@ -37157,12 +37317,12 @@ async function fillRepository(mem, job, repo, runner, sent) {
     return { layers: have, configSize: config.length };
 }
 /** Links every blob of the manifest into another repository, sending what cannot be linked. */
-async function copyInto(mem, job, repo, digests, runner, sent) {
+async function copyInto(mem, job, repo, digests, exporter, sent) {
     const linked = await Promise.all(digests.map(async (d) => ensureBlob(mem, repo, d)));
     if (linked.every(Boolean))
         return;
     // The registry refused to link: send from the daemon (the encoding gives the same bytes).
-    await fillRepository(mem, { ...job, known: new Map() }, repo, runner, sent);
+    await fillRepository(mem, { ...job, known: new Map() }, repo, exporter, sent);
     const missing = digests.filter(d => !mem.holders.get(d)?.has(repo));
     if (missing.length > 0) {
         throw new errors/* HostError */.dh(`${repo} lacks ${missing.join(', ')} after sending the image`);
@@ -37172,15 +37332,15 @@ async function copyInto(mem, job, repo, digests, runner, sent) {
  * Pushes one image to every tag of the job; returns the manifest's digest and the image's size in
  * the registry. Another attempt after a failure sends only what the registry still lacks.
  */
-async function uploadImage(mem, job, runner, sent) {
+async function uploadImage(mem, job, exporter, sent) {
     const [first, ...others] = [...new Set(job.tags.map(t => t.repository))];
-    const filled = await fillRepository(mem, job, first, runner, sent);
+    const filled = await fillRepository(mem, job, first, exporter, sent);
     const layers = job.layers.map(id => filled.layers.get(id));
     const config = { digest: job.id, size: filled.configSize };
     const manifest = imageManifest(config, layers);
     const digests = [...new Set([job.id, ...layers.map(l => l.digest)])];
     for (const repo of others)
-        await copyInto(mem, job, repo, digests, runner, sent);
+        await copyInto(mem, job, repo, digests, exporter, sent);
     const digest = sha256Digest(manifest);
     for (const t of job.tags) {
         const answered = await mem.client.putManifest(t.repository, t.tag, manifest, MEDIA.ociManifest);
@@ -37193,6 +37353,7 @@ async function uploadImage(mem, job, runner, sent) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/apply.ts
+
 
 
 
@@ -37338,7 +37499,7 @@ function mb(bytes) {
     return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 /** Pushes one image to its targets in one registry through the API, retrying transient failures. */
-async function apiPushOne(ctx, p, g, memory, configs) {
+async function apiPushOne(ctx, p, g, memory, configs, exporter) {
     const mem = await memory(g.registry);
     const job = {
         id: g.image.id,
@@ -37349,7 +37510,7 @@ async function apiPushOne(ctx, p, g, memory, configs) {
     for (let attempt = 1;; attempt++) {
         const sent = { layers: 0, gzipped: 0, bytes: 0 };
         try {
-            const r = await uploadImage(mem, job, ctx.runner, sent);
+            const r = await uploadImage(mem, job, exporter, sent);
             const sizes = await Promise.all(g.targets.map(async (t) => apply_confirm(ctx, p, t, r.digest)));
             const reused = new Set(job.layers).size - sent.layers;
             lib_core/* info */.pq(`${g.targets[0].source}: ${sent.layers} layer(s) sent (${sent.gzipped} as gzip, ${mb(sent.bytes)}), ${Math.max(0, reused)} already in ${g.registry}`);
@@ -37411,7 +37572,10 @@ async function pushAll(ctx, p, config) {
         }
         return ids;
     };
-    return pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs));
+    // The daemon's socket when this process may open it; else docker save, through sudo if need be.
+    const api = await openEngineApi(ctx.host.dockerSocket);
+    const exporter = api ? engineExporter(api) : cliExporter(ctx.runner);
+    return pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, exporter));
 }
 /**
  * Carries out the push plan: the login, then the pushes with retries and digest checks. Sets the

@@ -7,6 +7,13 @@ const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).dige
 
 /** Text-like bytes that compress well (as most layers do). */
 function text(size: number): Buffer {
+  if (size > 1 << 20) {
+    const mib = text(1 << 20)
+    return Buffer.concat(Array.from({length: Math.ceil(size / mib.length)}, () => mib)).subarray(
+      0,
+      size
+    )
+  }
   const words = ['usr', 'lib', 'python3', 'site-packages', 'import', 'def', 'return', '\n']
   const out: string[] = []
   let n = 0
@@ -53,6 +60,17 @@ describe('the layer encoder', () => {
     expect(a.out.equals(b.out)).toBe(true)
     expect(a.out.length).toBeLessThan(data.length / 3)
   })
+
+  it('stores the blocks of a part that does not compress, and compresses again where it does', async () => {
+    const data = Buffer.concat([text(3 << 20), randomBytes(24 << 20), text(24 << 20)])
+    const a = await encode(data, 'gzip', 65536)
+    expect(gunzipSync(a.out).equals(data)).toBe(true)
+    // The random part costs its own size (stored); most of the text after it is compressed again.
+    expect(a.out.length).toBeGreaterThan(24 << 20)
+    expect(a.out.length).toBeLessThan((24 << 20) + (14 << 20))
+    const b = await encode(data, 'gzip', 777_777)
+    expect(b.out.equals(a.out)).toBe(true)
+  }, 60_000)
 
   it('passes a layer through as is', async () => {
     const data = randomBytes(300_000)

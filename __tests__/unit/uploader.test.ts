@@ -4,6 +4,7 @@ import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
 import {MEDIA} from '../../src/phases/push/manifest.js'
 import {RegistryClient, RegistryError} from '../../src/phases/push/registry-api.js'
 import {
+  cliExporter,
   RegistryMemory,
   uploadImage,
   type Sent,
@@ -75,7 +76,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
         ['team/app', 'main'],
         ['mirror/app', '1']
       ]),
-      runner,
+      cliExporter(runner),
       sent
     )
     const {m, layers} = held('team/app', '1')
@@ -105,7 +106,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     const first = await uploadImage(
       new RegistryMemory(client),
       job(img, [['app', '1']]),
-      runner,
+      cliExporter(runner),
       counts()
     )
     // What the push phase learns from the tag's manifest and config: which blob each layer is.
@@ -117,7 +118,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
       j.known.set(img.diffIds[i], {blob: l, repository: 'app'})
     )
     const sent = counts()
-    const again = await uploadImage(new RegistryMemory(client), j, runner, sent)
+    const again = await uploadImage(new RegistryMemory(client), j, cliExporter(runner), sent)
     expect(again.digest).toBe(first.digest)
     expect(saves(runner)).toBe(1)
     expect(sent.layers).toBe(0)
@@ -129,8 +130,8 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     const runner = runnerFor([a, dockerSave(a, layout)], [b, dockerSave(b, layout)])
     const mem = new RegistryMemory(client)
     await Promise.all([
-      uploadImage(mem, job(a, [['a', '1']]), runner, counts()),
-      uploadImage(mem, job(b, [['b', '1']]), runner, counts())
+      uploadImage(mem, job(a, [['a', '1']]), cliExporter(runner), counts()),
+      uploadImage(mem, job(b, [['b', '1']]), cliExporter(runner), counts())
     ])
     expect(patches()).toBe(3)
     expect(held('b', '1').layers[0].equals(base)).toBe(true)
@@ -141,12 +142,12 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     const runner = runnerFor([img, dockerSave(img, layout)])
     const mem = new RegistryMemory(client)
     reg.failures.push({match: /^PUT \/v2\/app\/manifests\//, left: 1})
-    const e = await uploadImage(mem, job(img, [['app', '1']]), runner, counts()).catch(
+    const e = await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts()).catch(
       (x: unknown) => x
     )
     expect(e).toBeInstanceOf(RegistryError)
     expect((e as RegistryError).transient).toBe(true)
-    await uploadImage(mem, job(img, [['app', '1']]), runner, counts())
+    await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts())
     expect(patches()).toBe(2)
     expect(saves(runner)).toBe(1)
   })
@@ -163,7 +164,7 @@ describe('the uploader', () => {
       repository: 'app'
     })
     const runner = runnerFor([img, dockerSave(img, 'oci')])
-    await uploadImage(new RegistryMemory(client), j, runner, counts())
+    await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
     expect(held('app', '1').m.layers[0].digest).toBe(gz)
     expect(patches()).toBe(1)
   })
@@ -178,7 +179,7 @@ describe('the uploader', () => {
         ['one', '1'],
         ['two', '1']
       ]),
-      runner,
+      cliExporter(runner),
       counts()
     )
     expect(reg.manifests.get('two:1')?.body.toString()).toBe(
@@ -196,9 +197,14 @@ describe('the uploader', () => {
       {exitCode: 1, stderr: 'Error response from daemon: no space left on device'}
     ])
     await expect(
-      uploadImage(new RegistryMemory(client), job(img, [['app', '1']]), runner, counts())
+      uploadImage(
+        new RegistryMemory(client),
+        job(img, [['app', '1']]),
+        cliExporter(runner),
+        counts()
+      )
     ).rejects.toThrow(
-      `docker save ${img.id} exited with 1: Error response from daemon: no space left on device`
+      `the export of ${img.id} from Docker failed (exit code 1): Error response from daemon: no space left on device`
     )
   })
 
@@ -208,7 +214,12 @@ describe('the uploader', () => {
     const archive = dockerSave({...impostor, id: img.id}, 'oci')
     const runner = runnerFor([img, archive])
     await expect(
-      uploadImage(new RegistryMemory(client), job(img, [['app', '1']]), runner, counts())
+      uploadImage(
+        new RegistryMemory(client),
+        job(img, [['app', '1']]),
+        cliExporter(runner),
+        counts()
+      )
     ).rejects.toThrow('holds a config of another digest')
   })
 })

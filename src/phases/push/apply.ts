@@ -11,9 +11,13 @@ import type {LocalImage, PushPlan} from './plan.js'
 import {backoffSeconds, isTransient, parsePushOutput, type PushResult} from './push-result.js'
 import {RegistryError} from './registry-api.js'
 import {closeRegistries, registryClient} from './registries.js'
+import {openEngineApi} from '../../system/engine-api.js'
 import {
+  cliExporter,
+  engineExporter,
   RegistryMemory,
   uploadImage,
+  type ImageExporter,
   type KnownLayer,
   type Sent,
   type UploadJob
@@ -196,7 +200,8 @@ async function apiPushOne(
   p: PushPlan,
   g: Group,
   memory: (registry: string) => Promise<RegistryMemory>,
-  configs: ConfigReader
+  configs: ConfigReader,
+  exporter: ImageExporter
 ): Promise<PushResult[]> {
   const mem = await memory(g.registry)
   const job: UploadJob = {
@@ -208,7 +213,7 @@ async function apiPushOne(
   for (let attempt = 1; ; attempt++) {
     const sent: Sent = {layers: 0, gzipped: 0, bytes: 0}
     try {
-      const r = await uploadImage(mem, job, ctx.runner, sent)
+      const r = await uploadImage(mem, job, exporter, sent)
       const sizes = await Promise.all(g.targets.map(async t => confirm(ctx, p, t, r.digest)))
       const reused = new Set(job.layers).size - sent.layers
       core.info(
@@ -281,7 +286,10 @@ async function pushAll(ctx: Ctx, p: PushPlan, config: string | undefined): Promi
     }
     return ids
   }
-  return pool(ctx, groups(p), async g => apiPushOne(ctx, p, g, memory, configs))
+  // The daemon's socket when this process may open it; else docker save, through sudo if need be.
+  const api = await openEngineApi(ctx.host.dockerSocket)
+  const exporter = api ? engineExporter(api) : cliExporter(ctx.runner)
+  return pool(ctx, groups(p), async g => apiPushOne(ctx, p, g, memory, configs, exporter))
 }
 
 /**

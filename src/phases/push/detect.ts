@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import {errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
@@ -14,10 +15,27 @@ import {
   type DaemonRegistryConfig
 } from './transport.js'
 
+/** What `GET /images/{name}/json` and `docker image inspect` say, as far as pushing needs it. */
+interface Inspected {
+  Id: string
+  RepoDigests: string[] | null
+  Size: number
+  RootFS?: {Layers?: string[] | null}
+}
+
+function localImage(i: Inspected): LocalImage {
+  return {id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? []}
+}
+
 async function inspectLocal(
   runner: CommandRunner,
+  api: EngineApi | undefined,
   source: string
 ): Promise<LocalImage | undefined> {
+  if (api) {
+    const i = await api.json<Inspected>(`/images/${source}/json`)
+    return i ? localImage(i) : undefined
+  }
   const r = await runner.run(
     [
       'docker',
@@ -31,12 +49,12 @@ async function inspectLocal(
   )
   if (r.exitCode !== 0) return undefined
   const [id, digests, size, layers] = r.stdout.trim().split('\t')
-  return {
-    id,
-    repoDigests: (JSON.parse(digests) as string[] | null) ?? [],
-    size: Number(size),
-    layers: (JSON.parse(layers) as string[] | null) ?? []
-  }
+  return localImage({
+    Id: id,
+    RepoDigests: JSON.parse(digests) as string[] | null,
+    Size: Number(size),
+    RootFS: {Layers: JSON.parse(layers) as string[] | null}
+  })
 }
 
 interface DaemonFacts {
@@ -44,19 +62,37 @@ interface DaemonFacts {
   registryConfig: DaemonRegistryConfig
 }
 
+function daemonFromInfo(driverStatus: string, registry: string): DaemonFacts {
+  return {
+    // Docker names the containerd image store in its driver status.
+    containerdStore: driverStatus.includes('io.containerd.snapshotter'),
+    registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
+  }
+}
+
 /** The daemon's image store and registry settings; undefined when Docker does not answer. */
-async function daemonFacts(runner: CommandRunner): Promise<DaemonFacts | undefined> {
+async function daemonFacts(
+  runner: CommandRunner,
+  api: EngineApi | undefined
+): Promise<DaemonFacts | undefined> {
+  if (api) {
+    const info = await api
+      .json<{DriverStatus?: unknown; RegistryConfig?: unknown}>('/info')
+      .catch(() => undefined)
+    if (info) {
+      return daemonFromInfo(
+        JSON.stringify(info.DriverStatus ?? []),
+        JSON.stringify(info.RegistryConfig ?? null)
+      )
+    }
+  }
   const r = await runner.run(
     ['docker', 'info', '--format', '{{json .DriverStatus}}\t{{json .RegistryConfig}}'],
     {root: true, allowFailure: true, timeoutSeconds: 10}
   )
   if (r.exitCode !== 0) return undefined
   const [status, registry] = r.stdout.trim().split('\t')
-  return {
-    // Docker names the containerd image store in its driver status.
-    containerdStore: status.includes('io.containerd.snapshotter'),
-    registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
-  }
+  return daemonFromInfo(status, registry)
 }
 
 /** What the registry holds for a tag, with the size of every manifest an index lists. */
@@ -98,7 +134,9 @@ export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushF
   const targets = inputs.images
   const locals = new Map<string, LocalImage>()
   const remote = new Map<string, RemoteImage | undefined>()
-  const daemon = targets.length > 0 ? await daemonFacts(runner) : undefined
+  // The daemon's socket when this process may open it (no docker process per question).
+  const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined
+  const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined
   const facts = {
     dockerUp: daemon !== undefined,
     containerdStore: daemon?.containerdStore ?? false,
@@ -109,7 +147,7 @@ export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushF
   }
   if (!daemon) return facts
   const sources = [...new Set(targets.map(t => t.source))]
-  const images = await Promise.all(sources.map(async s => inspectLocal(runner, s)))
+  const images = await Promise.all(sources.map(async s => inspectLocal(runner, api, s)))
   sources.forEach((s, i) => {
     const image = images[i]
     if (image) locals.set(s, image)

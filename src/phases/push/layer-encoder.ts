@@ -16,6 +16,11 @@ const DICTIONARY_BYTES = 32 << 10
 const LEVEL = 1
 /** Blocks in flight: enough to keep zlib's four worker threads busy. */
 const IN_FLIGHT = 4
+/**
+ * In a part of a layer that does not compress, blocks are stored (level 0, a copy) and only every
+ * so many is compressed again to notice when the data changes.
+ */
+const REPROBE = 8
 
 /** Whether a layer whose first bytes are `sample` is worth gzip. */
 export async function judgeCompression(sample: Buffer): Promise<'gzip' | 'none'> {
@@ -40,6 +45,9 @@ export class LayerEncoder {
   private size = 0
   /** Each queued block's promise: compressed and handed to the sink. */
   private readonly queued: Promise<void>[] = []
+  /** Per block: whether it was compressed at the fast level, and whether that paid. */
+  private readonly judged: Promise<{probed: boolean; worth: boolean}>[] = []
+  private compressible = true
   private written: Promise<void> = Promise.resolve()
   private error?: Error
 
@@ -64,16 +72,36 @@ export class LayerEncoder {
     if (this.error !== undefined) throw this.error
   }
 
+  /**
+   * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
+   * before it), so the same layer always gives the same bytes.
+   */
+  private async levelOf(n: number): Promise<number> {
+    if (n >= IN_FLIGHT) {
+      const seen = await this.judged[n - IN_FLIGHT]
+      if (seen.probed) this.compressible = seen.worth
+    }
+    return this.compressible || n % REPROBE === 0 ? LEVEL : 0
+  }
+
   private async block(data: Buffer, last: boolean): Promise<void> {
     this.crc = zlib.crc32(data, this.crc)
     const dictionary = this.previous
     this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined
+    const n = this.judged.length
+    const level = await this.levelOf(n)
     const out = deflateRaw(data, {
-      level: LEVEL,
-      ...(dictionary ? {dictionary} : {}),
+      level,
+      ...(dictionary && level > 0 ? {dictionary} : {}),
       // All but the last block end byte-aligned without the final bit, so they join.
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH
     })
+    this.judged.push(
+      out.then(
+        b => ({probed: level > 0, worth: worthCompressing(data.length, b.length)}),
+        () => ({probed: false, worth: false})
+      )
+    )
     this.queued.push(this.emit(out).catch(() => undefined))
     if (this.queued.length >= IN_FLIGHT) await this.queued.shift()
     this.check()

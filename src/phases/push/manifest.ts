@@ -126,10 +126,10 @@ export function configDiffIds(configJson: string): string[] {
 
 /** Gzip is used only when it saves at least this share of a layer's bytes. */
 export const MIN_SAVING = 0.1
-/** How much of a layer is compressed to judge it. */
-export const SAMPLE_BYTES = 1 << 20
+/** How much of a layer's start is compressed to judge it. */
+export const SAMPLE_BYTES = 256 << 10
 
-/** Whether a layer is worth gzip, judged by its first bytes compressed at the fast level. */
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
 export function worthCompressing(sampleSize: number, compressedSize: number): boolean {
   return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING)
 }

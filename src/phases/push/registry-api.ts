@@ -56,6 +56,11 @@ interface RequestOptions {
 }
 
 const TIMEOUT_MS = 60_000
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20
 
 function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name]
@@ -408,6 +413,8 @@ export class BlobUpload {
   private readonly location: string
   private readonly host: string
   private failed?: Error
+  private pending: Buffer[] = []
+  private pendingBytes = 0
   size = 0
 
   constructor(private readonly target: UploadTarget) {
@@ -448,7 +455,18 @@ export class BlobUpload {
     if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
     this.hash?.update(chunk)
     this.size += chunk.length
-    if (!this.req.write(chunk)) {
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    if (this.pendingBytes >= WRITE_BYTES) await this.flush()
+  }
+
+  /** Sends what is gathered as one chunk of the body, waiting while the connection is full. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return
+    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending)
+    this.pending = []
+    this.pendingBytes = 0
+    if (!this.req.write(data)) {
       await new Promise<void>((resolve, reject) => {
         const done = (): void => {
           this.req.off('error', fail)
@@ -466,6 +484,7 @@ export class BlobUpload {
 
   /** Ends the body and commits the blob; returns its digest and size. */
   async finish(): Promise<{digest: string; size: number}> {
+    await this.flush()
     this.req.end()
     const r = await this.answered.catch((e: unknown) => {
       throw networkError(e, `uploading to ${this.host}`)

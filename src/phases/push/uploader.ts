@@ -4,8 +4,10 @@
  * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
  * already holds, and puts one OCI manifest per tag.
  */
-import type {CommandRunner} from '../../exec/runner.js'
+import {Readable} from 'node:stream'
+import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
+import type {EngineApi} from '../../system/engine-api.js'
 import {judgeCompression, LayerEncoder} from './layer-encoder.js'
 import {
   blobPathDigest,
@@ -16,7 +18,7 @@ import {
   sha256Digest,
   type Descriptor
 } from './manifest.js'
-import {RegistryError, type BlobUpload, type RegistryClient} from './registry-api.js'
+import type {BlobUpload, RegistryClient} from './registry-api.js'
 import {tarEntries, type TarEntry} from './tar-stream.js'
 
 /** One image to put into one registry, under one or more repository tags. */
@@ -28,6 +30,35 @@ export interface UploadJob {
   tags: {repository: string; tag: string}[]
   /** Layers the registry holds for other images (earlier builds at these tags): diff_id → blob. */
   known: Map<string, KnownLayer>
+}
+
+/** Starts the export of one image by ID: a `docker save` tar as it streams out of the daemon. */
+export type ImageExporter = (id: string) => Promise<StreamedCommand>
+
+/** Exports through the docker CLI (with sudo when the action is not root). */
+export function cliExporter(runner: CommandRunner): ImageExporter {
+  return id => Promise.resolve(runner.stream(['docker', 'save', id], {root: true}))
+}
+
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+export function engineExporter(api: EngineApi): ImageExporter {
+  return async id => {
+    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`)
+    let failed = ''
+    if (r.status !== 200) {
+      for await (const c of r.body) failed += String(c)
+      failed = `Docker answered ${r.status}: ${failed.trim()}`
+    }
+    const done = new Promise<CommandResult>(resolve => {
+      r.body.once('end', () => resolve({exitCode: failed ? 1 : 0, stdout: '', stderr: failed}))
+      r.body.once('error', e => resolve({exitCode: 1, stdout: '', stderr: errorMessage(e)}))
+      r.body.once('close', () =>
+        resolve({exitCode: 1, stdout: '', stderr: 'the daemon closed the export early'})
+      )
+    })
+    const stdout = failed ? Readable.from([]) : r.body
+    return {stdout, done, kill: () => r.abort()}
+  }
 }
 
 /** A layer the registry holds, and a repository that holds it. */
@@ -124,7 +155,7 @@ export interface Sent {
   bytes: number
 }
 
-/** Sends one layer entry: judged on its first MiB, encoded, streamed; returns its diff_id and blob. */
+/** Sends one layer entry: judged on its first bytes, encoded, streamed; returns its diff_id and blob. */
 async function sendLayer(
   mem: RegistryMemory,
   repo: string,
@@ -229,18 +260,18 @@ async function layerEntry(
   }
 }
 
-/** Reads the image from the daemon once (`docker save`), sending the layers `have` lacks; returns the config. */
+/** Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks; returns its config. */
 async function exportImage(
   mem: RegistryMemory,
   job: UploadJob,
   repo: string,
   have: Map<string, Descriptor>,
-  runner: CommandRunner,
+  exporter: ImageExporter,
   sent: Sent
 ): Promise<Buffer | undefined> {
   const hex = job.id.replace(/^sha256:/, '')
   const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`])
-  const cmd = runner.stream(['docker', 'save', job.id], {root: true})
+  const cmd = await exporter(job.id)
   let config: Buffer | undefined
   try {
     for await (const entry of tarEntries(cmd.stdout)) {
@@ -249,17 +280,16 @@ async function exportImage(
     }
   } catch (e) {
     cmd.kill()
+    // A registry's failure (or ours) is the cause: the export only ended because it was stopped.
+    if (e instanceof HostError) throw e
     const r = await cmd.done.catch(() => undefined)
-    // A registry failure is the cause; the export only ended because it was stopped.
-    if (e instanceof RegistryError || r === undefined || r.exitCode === 0) throw e
-    throw new HostError(
-      `docker save ${job.id} failed: ${tailLines(r.stderr || errorMessage(e), 3)}`
-    )
+    const why = r?.stderr.trim() ? r.stderr : errorMessage(e)
+    throw new HostError(`the export of ${job.id} from Docker failed: ${tailLines(why, 3)}`)
   }
   const r = await cmd.done
   if (r.exitCode !== 0) {
     throw new HostError(
-      `docker save ${job.id} exited with ${r.exitCode}: ${tailLines(r.stderr, 3)}`
+      `the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${tailLines(r.stderr, 3)}`
     )
   }
   return config
@@ -270,7 +300,7 @@ async function fillRepository(
   mem: RegistryMemory,
   job: UploadJob,
   repo: string,
-  runner: CommandRunner,
+  exporter: ImageExporter,
   sent: Sent
 ): Promise<{layers: Map<string, Descriptor>; configSize: number}> {
   const have = await survey(mem, job, repo)
@@ -279,7 +309,7 @@ async function fillRepository(
     mem.held(job.id, repo)
     return {layers: have, configSize: configHeld}
   }
-  const config = await exportImage(mem, job, repo, have, runner, sent)
+  const config = await exportImage(mem, job, repo, have, exporter, sent)
   const missing = job.layers.filter(id => !have.has(id))
   if (missing.length > 0) {
     throw new HostError(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`)
@@ -300,13 +330,13 @@ async function copyInto(
   job: UploadJob,
   repo: string,
   digests: string[],
-  runner: CommandRunner,
+  exporter: ImageExporter,
   sent: Sent
 ): Promise<void> {
   const linked = await Promise.all(digests.map(async d => ensureBlob(mem, repo, d)))
   if (linked.every(Boolean)) return
   // The registry refused to link: send from the daemon (the encoding gives the same bytes).
-  await fillRepository(mem, {...job, known: new Map()}, repo, runner, sent)
+  await fillRepository(mem, {...job, known: new Map()}, repo, exporter, sent)
   const missing = digests.filter(d => !mem.holders.get(d)?.has(repo))
   if (missing.length > 0) {
     throw new HostError(`${repo} lacks ${missing.join(', ')} after sending the image`)
@@ -320,16 +350,16 @@ async function copyInto(
 export async function uploadImage(
   mem: RegistryMemory,
   job: UploadJob,
-  runner: CommandRunner,
+  exporter: ImageExporter,
   sent: Sent
 ): Promise<{digest: string; size: number}> {
   const [first, ...others] = [...new Set(job.tags.map(t => t.repository))]
-  const filled = await fillRepository(mem, job, first, runner, sent)
+  const filled = await fillRepository(mem, job, first, exporter, sent)
   const layers = job.layers.map(id => filled.layers.get(id) as Descriptor)
   const config = {digest: job.id, size: filled.configSize}
   const manifest = imageManifest(config, layers)
   const digests = [...new Set([job.id, ...layers.map(l => l.digest)])]
-  for (const repo of others) await copyInto(mem, job, repo, digests, runner, sent)
+  for (const repo of others) await copyInto(mem, job, repo, digests, exporter, sent)
   const digest = sha256Digest(manifest)
   for (const t of job.tags) {
     const answered = await mem.client.putManifest(t.repository, t.tag, manifest, MEDIA.ociManifest)

@@ -1,0 +1,59 @@
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+import {promises as fs, constants} from 'node:fs'
+import * as http from 'node:http'
+import type {Readable} from 'node:stream'
+import * as core from '@actions/core'
+import {HostError} from '../errors.js'
+
+/** A streamed answer of the daemon. */
+export interface EngineStream {
+  status: number
+  body: Readable
+  /** Stops reading (the daemon ends its side). */
+  abort(): void
+}
+
+/** The Engine API over one unix socket. */
+export class EngineApi {
+  constructor(readonly socketPath: string) {}
+
+  /** GET `path`; the body is the caller's to read. */
+  get(path: string): Promise<EngineStream> {
+    core.debug(`engine: GET ${path}`)
+    return new Promise((resolve, reject) => {
+      const req = http.get({socketPath: this.socketPath, path, headers: {Host: 'docker'}}, res =>
+        resolve({status: res.statusCode ?? 0, body: res, abort: () => req.destroy()})
+      )
+      req.on('error', reject)
+    })
+  }
+
+  /** GET `path` as JSON; undefined for 404 (no such image). */
+  async json<T>(path: string): Promise<T | undefined> {
+    const r = await this.get(path)
+    const chunks: Buffer[] = []
+    for await (const c of r.body) chunks.push(c as Buffer)
+    const text = Buffer.concat(chunks).toString('utf8')
+    if (r.status === 404) return undefined
+    if (r.status !== 200) {
+      const message = (JSON.parse(text || '{}') as {message?: string}).message ?? text
+      throw new HostError(`Docker answered ${r.status} to GET ${path}: ${message}`)
+    }
+    return JSON.parse(text) as T
+  }
+}
+
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+export async function openEngineApi(socket: string | undefined): Promise<EngineApi | undefined> {
+  if (socket === undefined) return undefined
+  try {
+    await fs.access(socket, constants.R_OK | constants.W_OK)
+    return new EngineApi(socket)
+  } catch {
+    return undefined
+  }
+}
