@@ -36062,6 +36062,8 @@ class RegistryError extends errors/* HostError */.dh {
     }
 }
 const TIMEOUT_MS = 60_000;
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000;
 /**
  * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
  * writes cost this process and the registry far fewer system calls.
@@ -36126,17 +36128,17 @@ class RegistryClient {
         });
     }
     /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
-    send(url, method, headers, body, agent = this.agent) {
+    send(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
         lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
         return new Promise((resolve, reject) => {
             const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
-            const req = mod.request(url, { method, headers, agent, timeout: TIMEOUT_MS }, res => {
+            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, res => {
                 const chunks = [];
                 res.on('data', (d) => chunks.push(d));
                 res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
                 res.on('error', reject);
             });
-            req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
             req.on('error', reject);
             req.end(body);
         });
@@ -36219,7 +36221,8 @@ class RegistryClient {
         const url = path.startsWith('http') ? path : `${origin}${path}`;
         const go = async () => {
             const auth = await this.authorization(o.scopes);
-            return this.send(url, method, { ...o.headers, ...(auth ? { Authorization: auth } : {}) }, o.body);
+            const headers = { ...o.headers, ...(auth ? { Authorization: auth } : {}) };
+            return this.send(url, method, headers, o.body, this.agent, o.timeoutMs);
         };
         let r = await go().catch((e) => {
             throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
@@ -36324,7 +36327,8 @@ class RegistryClient {
                 'Content-Type': 'application/octet-stream',
                 'Content-Length': String(body?.length ?? 0)
             },
-            body
+            body,
+            timeoutMs: COMMIT_TIMEOUT_MS
         });
         if (r.status !== 201)
             throw this.fail('PUT', `/v2/${repo}/blobs/uploads/`, r);
@@ -36399,7 +36403,7 @@ class BlobUpload {
                 res.on('data', (d) => chunks.push(d));
                 res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
             });
-            this.req.on('timeout', () => this.req.destroy(new Error(`no progress within ${TIMEOUT_MS / 1000} s`)));
+            this.req.on('timeout', () => this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`)));
             this.req.on('error', e => {
                 this.failed = e;
                 reject(e);

@@ -1,7 +1,7 @@
 import {describe, expect, it} from '@jest/globals'
 import {CommandError, HostError} from '../../src/errors.js'
 import {ExecRunner, withLogFile, wrapArgv} from '../../src/exec/runner.js'
-import {renderSummary} from '../../src/summary.js'
+import {formatBytes, renderSummary} from '../../src/summary.js'
 
 describe('wrapArgv', () => {
   it('adds sudo only for root commands when not root, env through env(1)', () => {
@@ -132,5 +132,21 @@ describe('renderSummary', () => {
     })
     expect(failed).toContain('❌ failed')
     expect(failed).toContain('> **Error:** boom')
+  })
+})
+
+describe('formatBytes', () => {
+  it.each<[number, string]>([
+    [528, '528 B'],
+    [999, '999 B'],
+    [1_000, '1.00 kB'],
+    [2_280_000, '2.28 MB'],
+    [20_973_568, '21.0 MB'],
+    [534_774_784, '535 MB'],
+    [999_600_000, '1.00 GB'],
+    [5_370_000_000, '5.37 GB'],
+    [12_000_000_000_000, '12.0 TB']
+  ])('%i bytes → %s', (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(text)
   })
 })

@@ -53,9 +53,13 @@ interface RequestOptions {
   scopes: string[]
   headers?: Record<string, string>
   body?: Buffer | string
+  /** How long the registry may stay silent (default one minute). */
+  timeoutMs?: number
 }
 
 const TIMEOUT_MS = 60_000
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000
 /**
  * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
  * writes cost this process and the registry far fewer system calls.
@@ -126,12 +130,13 @@ export class RegistryClient {
     method: string,
     headers: Record<string, string>,
     body?: Buffer | string,
-    agent = this.agent
+    agent = this.agent,
+    timeoutMs = TIMEOUT_MS
   ): Promise<Reply> {
     core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
     return new Promise((resolve, reject) => {
       const mod = url.startsWith('https:') ? https : http
-      const req = mod.request(url, {method, headers, agent, timeout: TIMEOUT_MS}, res => {
+      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, res => {
         const chunks: Buffer[] = []
         res.on('data', (d: Buffer) => chunks.push(d))
         res.on('end', () =>
@@ -139,7 +144,9 @@ export class RegistryClient {
         )
         res.on('error', reject)
       })
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)))
+      req.on('timeout', () =>
+        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
+      )
       req.on('error', reject)
       req.end(body)
     })
@@ -235,7 +242,8 @@ export class RegistryClient {
     const url = path.startsWith('http') ? path : `${origin}${path}`
     const go = async (): Promise<Reply> => {
       const auth = await this.authorization(o.scopes)
-      return this.send(url, method, {...o.headers, ...(auth ? {Authorization: auth} : {})}, o.body)
+      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
+      return this.send(url, method, headers, o.body, this.agent, o.timeoutMs)
     }
     let r = await go().catch((e: unknown) => {
       throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
@@ -349,7 +357,8 @@ export class RegistryClient {
         'Content-Type': 'application/octet-stream',
         'Content-Length': String(body?.length ?? 0)
       },
-      body
+      body,
+      timeoutMs: COMMIT_TIMEOUT_MS
     })
     if (r.status !== 201) throw this.fail('PUT', `/v2/${repo}/blobs/uploads/`, r)
   }
@@ -439,7 +448,7 @@ export class BlobUpload {
         )
       })
       this.req.on('timeout', () =>
-        this.req.destroy(new Error(`no progress within ${TIMEOUT_MS / 1000} s`))
+        this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`))
       )
       this.req.on('error', e => {
         this.failed = e
