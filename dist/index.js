@@ -35775,61 +35775,6 @@ async function runPipeline(stages, dryRun, reports) {
     }
 }
 
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
-;// CONCATENATED MODULE: ./src/system/engine-api.ts
-/**
- * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
- * member of the docker group): reads without starting a `docker` process per question, and image
- * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
- */
-
-
-
-
-/** The Engine API over one unix socket. */
-class EngineApi {
-    socketPath;
-    constructor(socketPath) {
-        this.socketPath = socketPath;
-    }
-    /** GET `path`; the body is the caller's to read. */
-    get(path) {
-        lib_core/* debug */.Yz(`engine: GET ${path}`);
-        return new Promise((resolve, reject) => {
-            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() }));
-            req.on('error', reject);
-        });
-    }
-    /** GET `path` as JSON; undefined for 404 (no such image). */
-    async json(path) {
-        const r = await this.get(path);
-        const chunks = [];
-        for await (const c of r.body)
-            chunks.push(c);
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (r.status === 404)
-            return undefined;
-        if (r.status !== 200) {
-            const message = JSON.parse(text || '{}').message ?? text;
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
-        }
-        return JSON.parse(text);
-    }
-}
-/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
-async function openEngineApi(socket) {
-    if (socket === undefined)
-        return undefined;
-    try {
-        await external_node_fs_namespaceObject.promises.access(socket, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.W_OK);
-        return new EngineApi(socket);
-    }
-    catch {
-        return undefined;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/phases/push/manifest.ts
 /**
  * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
@@ -35959,14 +35904,6 @@ function gzipTrailer(crc, size) {
     return b;
 }
 
-// EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: external "node:https"
-const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
-// EXTERNAL MODULE: external "node:tls"
-var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 const PERMANENT = [
     /unauthorized/i,
@@ -36036,6 +35973,12 @@ function repoDigest(repoDigests, target) {
     return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
 }
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: external "node:tls"
+var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
 /**
  * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
@@ -36379,8 +36322,10 @@ class BlobUpload {
     location;
     host;
     failed;
-    pending = [];
-    pendingBytes = 0;
+    buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)];
+    writing = [undefined, undefined];
+    current = 0;
+    filled = 0;
     size = 0;
     constructor(target) {
         this.target = target;
@@ -36418,36 +36363,40 @@ class BlobUpload {
             throw networkError(this.failed, `uploading to ${this.host}`);
         this.hash?.update(chunk);
         this.size += chunk.length;
-        this.pending.push(chunk);
-        this.pendingBytes += chunk.length;
-        if (this.pendingBytes >= WRITE_BYTES)
-            await this.flush();
-    }
-    /** Sends what is gathered as one chunk of the body, waiting while the connection is full. */
-    async flush() {
-        if (this.pendingBytes === 0)
-            return;
-        const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-        this.pending = [];
-        this.pendingBytes = 0;
-        if (!this.req.write(data)) {
-            await new Promise((resolve, reject) => {
-                const done = () => {
-                    this.req.off('error', fail);
-                    resolve();
-                };
-                const fail = (e) => {
-                    this.req.off('drain', done);
-                    reject(networkError(e, `uploading to ${this.host}`));
-                };
-                this.req.once('drain', done);
-                this.req.once('error', fail);
-            });
+        for (let at = 0; at < chunk.length;) {
+            const copied = chunk.copy(this.buffers[this.current], this.filled, at);
+            this.filled += copied;
+            at += copied;
+            if (this.filled === WRITE_BYTES)
+                await this.flush();
         }
+    }
+    /**
+     * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+     * has taken what was written from it (two buffers reused: no allocation per piece).
+     */
+    async flush() {
+        if (this.filled === 0)
+            return;
+        const piece = this.buffers[this.current].subarray(0, this.filled);
+        this.writing[this.current] = new Promise((resolve, reject) => this.req.write(piece, e => (e ? reject(e) : resolve())));
+        this.writing[this.current]?.catch(() => undefined);
+        this.current = this.current === 0 ? 1 : 0;
+        this.filled = 0;
+        // The registry answering before the body ends means it refused the upload: stop writing.
+        const early = this.answered.then(r => {
+            throw new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        });
+        await Promise.race([this.writing[this.current], early]).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
     }
     /** Ends the body and commits the blob; returns its digest and size. */
     async finish() {
         await this.flush();
+        await Promise.all(this.writing.filter(w => w !== undefined)).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
         this.req.end();
         const r = await this.answered.catch((e) => {
             throw networkError(e, `uploading to ${this.host}`);
@@ -36466,6 +36415,10 @@ class BlobUpload {
     }
 }
 
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/phases/push/transport.ts
 /**
  * How the daemon would reach a registry (pure): secure or insecure from its registry settings,
@@ -36559,19 +36512,17 @@ function certFiles(names) {
 
 
 
+
+
 const CERTS_D = '/etc/docker/certs.d';
 /** Clients of one run, kept from detection to the pushes (one connection pool per registry). */
 const opened = new WeakMap();
-/** Reads a file; one only root may read is read through sudo (its text never reaches argv). */
+/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
 async function readAsRoot(runner, file) {
-    try {
-        return await external_node_fs_namespaceObject.promises.readFile(file, 'utf8');
-    }
-    catch (e) {
-        if (e.code !== 'EACCES')
-            throw e;
-        return (await runner.run(['cat', '--', file], { root: true })).stdout;
-    }
+    const text = await readFileMaybe(runner, file);
+    if (text === undefined)
+        throw new errors/* HostError */.dh(`${file} could not be read`);
+    return text;
 }
 async function listCertsDir(runner, dir) {
     try {
@@ -36647,63 +36598,6 @@ async function closeRegistries(settings) {
     for (const c of clients?.values() ?? [])
         (await c.catch(() => undefined))?.close();
 }
-
-;// CONCATENATED MODULE: ./src/phases/push/detect.ts
-
-
-
-
-
-
-function localImage(i) {
-    return { id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? [] };
-}
-async function inspectLocal(runner, api, source) {
-    if (api) {
-        const i = await api.json(`/images/${source}/json`);
-        return i ? localImage(i) : undefined;
-    }
-    const r = await runner.run([
-        'docker',
-        'image',
-        'inspect',
-        '--format',
-        '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}\t{{json .RootFS.Layers}}',
-        source
-    ], { root: true, allowFailure: true });
-    if (r.exitCode !== 0)
-        return undefined;
-    const [id, digests, size, layers] = r.stdout.trim().split('\t');
-    return localImage({
-        Id: id,
-        RepoDigests: JSON.parse(digests),
-        Size: Number(size),
-        RootFS: { Layers: JSON.parse(layers) }
-    });
-}
-function daemonFromInfo(driverStatus, registry) {
-    return {
-        // Docker names the containerd image store in its driver status.
-        containerdStore: driverStatus.includes('io.containerd.snapshotter'),
-        registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
-    };
-}
-/** The daemon's image store and registry settings; undefined when Docker does not answer. */
-async function daemonFacts(runner, api) {
-    if (api) {
-        const info = await api
-            .json('/info')
-            .catch(() => undefined);
-        if (info) {
-            return daemonFromInfo(JSON.stringify(info.DriverStatus ?? []), JSON.stringify(info.RegistryConfig ?? null));
-        }
-    }
-    const r = await runner.run(['docker', 'info', '--format', '{{json .DriverStatus}}\t{{json .RegistryConfig}}'], { root: true, allowFailure: true, timeoutSeconds: 10 });
-    if (r.exitCode !== 0)
-        return undefined;
-    const [status, registry] = r.stdout.trim().split('\t');
-    return daemonFromInfo(status, registry);
-}
 /** What the registry holds for a tag, with the size of every manifest an index lists. */
 async function remoteImage(client, repository, tag) {
     const m = await client.manifest(repository, tag);
@@ -36714,48 +36608,58 @@ async function remoteImage(client, repository, tag) {
         : [m];
     return { digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts) };
 }
-async function readRemote(ctx, t, daemon) {
-    try {
-        const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner);
-        return await remoteImage(client, t.repository, t.tag);
+
+;// CONCATENATED MODULE: ./src/system/engine-api.ts
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
     }
-    catch (e) {
-        lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${(0,errors/* errorMessage */.gJ)(e)}`);
-        return undefined;
+    /** GET `path`; the body is the caller's to read. */
+    get(path) {
+        lib_core/* debug */.Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() }));
+            req.on('error', reject);
+        });
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image). */
+    async json(path) {
+        const r = await this.get(path);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            const message = JSON.parse(text || '{}').message ?? text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
+        }
+        return JSON.parse(text);
     }
 }
-/**
- * Reads the daemon's image store and registry settings, the local images, and what the registry
- * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
- */
-async function detectPush(ctx) {
-    const { inputs, runner } = ctx;
-    const targets = inputs.images;
-    const locals = new Map();
-    const remote = new Map();
-    // The daemon's socket when this process may open it (no docker process per question).
-    const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
-    const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined;
-    const facts = {
-        dockerUp: daemon !== undefined,
-        containerdStore: daemon?.containerdStore ?? false,
-        registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
-        targets,
-        locals,
-        remote
-    };
-    if (!daemon)
-        return facts;
-    const sources = [...new Set(targets.map(t => t.source))];
-    const images = await Promise.all(sources.map(async (s) => inspectLocal(runner, api, s)));
-    sources.forEach((s, i) => {
-        const image = images[i];
-        if (image)
-            locals.set(s, image);
-    });
-    const held = await Promise.all(targets.map(async (t) => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined)));
-    targets.forEach((t, i) => remote.set(t.target, held[i]));
-    return facts;
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
+        return undefined;
+    try {
+        await external_node_fs_namespaceObject.promises.access(socket, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -36970,7 +36874,6 @@ function padding(size) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/tar-stream.ts
-/** Reads a tar archive as it streams in, entry by entry, without holding a body in memory. */
 
 const EMPTY = Buffer.alloc(0);
 const asBuffer = (v) => (typeof v === 'string' ? Buffer.from(v) : v);
@@ -37024,6 +36927,58 @@ class Bytes {
         for (let r = await this.it.next(); r.done !== true; r = await this.it.next())
             void r;
     }
+}
+/**
+ * A stream's chunks as it emitted them. (A Readable's own async iterator joins the chunks that
+ * piled up into a new buffer: a copy of every byte, and garbage to collect.)
+ */
+function pieces(stream) {
+    return {
+        [Symbol.asyncIterator]() {
+            const queue = [];
+            let ended = false;
+            let failure;
+            let wake;
+            const notify = () => {
+                wake?.();
+                wake = undefined;
+            };
+            stream.on('data', (chunk) => {
+                queue.push(chunk);
+                if (queue.length >= 16)
+                    stream.pause();
+                notify();
+            });
+            stream.once('end', () => {
+                ended = true;
+                notify();
+            });
+            stream.once('close', () => {
+                ended = true;
+                notify();
+            });
+            stream.once('error', e => {
+                failure = e;
+                notify();
+            });
+            return {
+                async next() {
+                    while (queue.length === 0) {
+                        if (failure)
+                            throw failure;
+                        if (ended)
+                            return { done: true, value: undefined };
+                        stream.resume();
+                        await new Promise(r => (wake = r));
+                    }
+                    const value = queue.shift();
+                    if (queue.length < 4 && stream.isPaused())
+                        stream.resume();
+                    return { done: false, value };
+                }
+            };
+        }
+    };
 }
 /**
  * The regular files of a tar stream, in archive order (PAX and GNU long names applied); the source
@@ -37108,6 +37063,39 @@ function engineExporter(api) {
         return { stdout, done, kill: () => r.abort() };
     };
 }
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder,
+ * before Docker 25) before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+class ReadAhead {
+    base;
+    started = new Map();
+    constructor(base) {
+        this.base = base;
+    }
+    /** Begins exporting `id` now, for later. */
+    start(id) {
+        if (this.started.has(id))
+            return;
+        const p = this.base(id);
+        p.catch(() => undefined);
+        this.started.set(id, p);
+    }
+    /** The export of `id` begun ahead, else a new one. */
+    exporter = id => {
+        const p = this.started.get(id);
+        this.started.delete(id);
+        return p ?? this.base(id);
+    };
+    /** Stops the exports nobody took. */
+    async stop() {
+        const left = [...this.started.values()];
+        this.started.clear();
+        for (const p of left)
+            (await p.catch(() => undefined))?.kill();
+    }
+}
 /** What the run learned about one registry, shared by every job that pushes there. */
 class RegistryMemory {
     client;
@@ -37181,7 +37169,10 @@ async function bytesOf(entry) {
         parts.push(p);
     return Buffer.concat(parts);
 }
-/** Sends one layer entry: judged on its first bytes, encoded, streamed; returns its diff_id and blob. */
+/**
+ * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
+ * read, so the next one streams while the registry still answers for this one.
+ */
 async function sendLayer(mem, repo, entry, knownDiffId, sent) {
     const body = entry.body();
     const head = [];
@@ -37204,15 +37195,18 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
         for await (const part of body)
             await encoder.write(part);
         const input = await encoder.end();
-        const blob = await upload.finish();
-        sent.layers++;
-        if (mode === 'gzip')
-            sent.gzipped++;
-        sent.bytes += blob.size;
-        return {
-            diffId: knownDiffId ?? input.diffId ?? blob.digest,
-            blob: { mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size }
-        };
+        const landed = upload.finish().then(blob => {
+            sent.layers++;
+            if (mode === 'gzip')
+                sent.gzipped++;
+            sent.bytes += blob.size;
+            return {
+                diffId: knownDiffId ?? input.diffId ?? blob.digest,
+                blob: { mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size }
+            };
+        });
+        landed.catch(() => upload?.abort());
+        return { landed };
     }
     catch (e) {
         upload?.abort();
@@ -37230,55 +37224,86 @@ function entryDiffId(mem, job, name) {
 function isLayerEntry(job, name) {
     return name.endsWith('/layer.tar') || job.layers.includes(blobPathDigest(name) ?? '');
 }
-/** A layer of the export in the repository: linked or skipped when the registry has it, else sent. */
+/**
+ * A layer of the export in the repository: linked or skipped when the registry has it, else sent.
+ * Resolves once the entry is read; `done` settles with its diff_id once the registry has it.
+ */
 async function placeLayer(mem, job, repo, entry, have, sent) {
     const id = entryDiffId(mem, job, entry.name);
     if (id !== undefined && have.has(id))
-        return id;
+        return { done: Promise.resolve(id) };
     const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id);
     if (id !== undefined && known) {
         have.set(id, known);
-        return id;
+        return { done: Promise.resolve(id) };
     }
-    const { diffId, blob } = await sendLayer(mem, repo, entry, id, sent);
-    if (!job.layers.includes(diffId)) {
-        throw new errors/* HostError */.dh(`the export of ${job.id} holds a layer (${diffId}) its config does not list`);
-    }
-    mem.entries.set(entry.name, diffId);
-    mem.layers.set(diffId, blob);
-    mem.held(blob.digest, repo);
-    have.set(diffId, blob);
-    return diffId;
+    const { landed } = await sendLayer(mem, repo, entry, id, sent);
+    const done = landed.then(({ diffId, blob }) => {
+        if (!job.layers.includes(diffId)) {
+            throw new errors/* HostError */.dh(`the export of ${job.id} holds a layer (${diffId}) its config does not list`);
+        }
+        mem.entries.set(entry.name, diffId);
+        mem.layers.set(diffId, blob);
+        mem.held(blob.digest, repo);
+        have.set(diffId, blob);
+        return diffId;
+    });
+    return { done };
 }
-/** One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once). */
+/**
+ * One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once).
+ * Resolves once the entry is read, with what settles when the registry has the layer.
+ */
 async function layerEntry(mem, job, repo, entry, have, sent) {
     const key = entryDiffId(mem, job, entry.name) ?? entry.name;
     for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
         await other.catch(() => undefined);
     }
     // Nothing awaits between the last look and this claim.
-    const work = placeLayer(mem, job, repo, entry, have, sent);
-    work.catch(() => undefined);
-    mem.inFlight.set(key, work);
+    let settle = () => undefined;
+    const claim = new Promise(resolve => (settle = resolve));
+    claim.catch(() => undefined);
+    mem.inFlight.set(key, claim);
+    const release = () => {
+        if (mem.inFlight.get(key) === claim)
+            mem.inFlight.delete(key);
+    };
     try {
-        await work;
+        const { done } = await placeLayer(mem, job, repo, entry, have, sent);
+        settle(done);
+        done.then(release, release);
+        return { done };
     }
-    finally {
-        mem.inFlight.delete(key);
+    catch (e) {
+        settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
+        release();
+        throw e;
     }
 }
-/** Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks; returns its config. */
-async function exportImage(mem, job, repo, have, exporter, sent) {
+/**
+ * Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks,
+ * and hands its config to `onConfig` as soon as it is read; resolves once the registry has it all.
+ */
+async function exportImage(mem, job, repo, have, exporter, sent, onConfig) {
     const hex = job.id.replace(/^sha256:/, '');
     const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`]);
     const cmd = await exporter(job.id);
-    let config;
+    // What the registry still answers for while the stream goes on.
+    const landing = [];
+    const wait = (p) => {
+        p.catch(() => undefined);
+        landing.push(p);
+    };
+    let config = false;
     try {
-        for await (const entry of tarEntries(cmd.stdout)) {
-            if (configNames.has(entry.name))
-                config = await bytesOf(entry);
-            else if (isLayerEntry(job, entry.name))
-                await layerEntry(mem, job, repo, entry, have, sent);
+        for await (const entry of tarEntries(pieces(cmd.stdout))) {
+            if (configNames.has(entry.name)) {
+                config = true;
+                wait(onConfig(await bytesOf(entry)));
+            }
+            else if (isLayerEntry(job, entry.name)) {
+                wait((await layerEntry(mem, job, repo, entry, have, sent)).done);
+            }
         }
     }
     catch (e) {
@@ -37294,31 +37319,35 @@ async function exportImage(mem, job, repo, have, exporter, sent) {
     if (r.exitCode !== 0) {
         throw new errors/* HostError */.dh(`the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 3)}`);
     }
-    return config;
+    await Promise.all(landing);
+    if (!config)
+        throw new errors/* HostError */.dh(`the export of ${job.id} holds no image config`);
 }
 /** Puts config and layers into one repository: what it lacks is read from the daemon and sent. */
 async function fillRepository(mem, job, repo, exporter, sent) {
-    const have = await survey(mem, job, repo);
-    const configHeld = (await mem.client.blobSize(repo, job.id)) ?? -1;
-    if (have.size === new Set(job.layers).size && configHeld >= 0) {
+    const [have, held] = await Promise.all([
+        survey(mem, job, repo),
+        mem.client.blobSize(repo, job.id)
+    ]);
+    let configSize = held ?? -1;
+    if (have.size === new Set(job.layers).size && configSize >= 0) {
         mem.held(job.id, repo);
-        return { layers: have, configSize: configHeld };
+        return { layers: have, configSize };
     }
-    const config = await exportImage(mem, job, repo, have, exporter, sent);
+    await exportImage(mem, job, repo, have, exporter, sent, async (config) => {
+        if (sha256Digest(config) !== job.id) {
+            throw new errors/* HostError */.dh(`the export of ${job.id} holds a config of another digest`);
+        }
+        if (configSize < 0)
+            await mem.client.putBlob(repo, job.id, config);
+        mem.held(job.id, repo);
+        configSize = config.length;
+    });
     const missing = job.layers.filter(id => !have.has(id));
     if (missing.length > 0) {
         throw new errors/* HostError */.dh(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`);
     }
-    if (configHeld >= 0)
-        return { layers: have, configSize: configHeld };
-    if (!config)
-        throw new errors/* HostError */.dh(`the export of ${job.id} holds no image config`);
-    if (sha256Digest(config) !== job.id) {
-        throw new errors/* HostError */.dh(`the export of ${job.id} holds a config of another digest`);
-    }
-    await mem.client.putBlob(repo, job.id, config);
-    mem.held(job.id, repo);
-    return { layers: have, configSize: config.length };
+    return { layers: have, configSize };
 }
 /** Links every blob of the manifest into another repository, sending what cannot be linked. */
 async function copyInto(mem, job, repo, digests, exporter, sent) {
@@ -37367,7 +37396,6 @@ async function uploadImage(mem, job, exporter, sent) {
 
 
 
-
 /**
  * Logs in with the password on stdin into a per-job DOCKER_CONFIG under RUNNER_TEMP, exported to
  * the job's later steps and remembered for the post step, which removes it.
@@ -37400,6 +37428,8 @@ async function apply_login(ctx, credentials) {
     return dir;
 }
 const seconds = (n) => new Promise(res => setTimeout(res, n * 1000));
+/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+const READ_AHEAD_BYTES = 1 << 30;
 function client(ctx, p, registry) {
     return registryClient(ctx.inputs, registry, p.facts.registryConfig, ctx.runner);
 }
@@ -37537,12 +37567,17 @@ async function apiPushOne(ctx, p, g, memory, configs, exporter) {
         }
     }
 }
-/** Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others. */
-async function pool(ctx, items, work) {
+/**
+ * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
+ * `next` hears of the item that comes after each one taken.
+ */
+async function pool(ctx, items, work, next = () => undefined) {
     const results = [];
     const queue = [...items];
     await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
         for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+            if (queue.length > 0)
+                next(queue[0]);
             for (const r of await work(item)) {
                 lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
                 results.push(r);
@@ -37578,8 +37613,19 @@ async function pushAll(ctx, p, config) {
     };
     // The daemon's socket when this process may open it; else docker save, through sudo if need be.
     const api = await openEngineApi(ctx.host.dockerSocket);
-    const exporter = api ? engineExporter(api) : cliExporter(ctx.runner);
-    return pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, exporter));
+    const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner));
+    // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+    const held = new Set([...p.facts.remote.values()].map(r => r?.config));
+    const readAhead = (g) => {
+        if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
+            ahead.start(g.image.id);
+    };
+    try {
+        return await pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, ahead.exporter), readAhead);
+    }
+    finally {
+        await ahead.stop();
+    }
 }
 /**
  * Carries out the push plan: the login, then the pushes with retries and digest checks. Sets the
@@ -37613,6 +37659,105 @@ async function applyPush(p, ctx) {
 function verifyPush(p, ctx) {
     const pushed = (ctx.outputs.images ?? []).filter(r => r.status === 'pushed').length;
     return Promise.resolve(`${pushed} pushed, ${p.unchanged.length} unchanged`);
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/detect.ts
+
+
+
+
+
+function localImage(i) {
+    return { id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? [] };
+}
+async function inspectLocal(runner, api, source) {
+    if (api) {
+        const i = await api.json(`/images/${source}/json`);
+        return i ? localImage(i) : undefined;
+    }
+    const r = await runner.run([
+        'docker',
+        'image',
+        'inspect',
+        '--format',
+        '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}\t{{json .RootFS.Layers}}',
+        source
+    ], { root: true, allowFailure: true });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [id, digests, size, layers] = r.stdout.trim().split('\t');
+    return localImage({
+        Id: id,
+        RepoDigests: JSON.parse(digests),
+        Size: Number(size),
+        RootFS: { Layers: JSON.parse(layers) }
+    });
+}
+function daemonFromInfo(driverStatus, registry) {
+    return {
+        // Docker names the containerd image store in its driver status.
+        containerdStore: driverStatus.includes('io.containerd.snapshotter'),
+        registryConfig: registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
+    };
+}
+/** The daemon's image store and registry settings; undefined when Docker does not answer. */
+async function daemonFacts(runner, api) {
+    if (api) {
+        const info = await api
+            .json('/info')
+            .catch(() => undefined);
+        if (info) {
+            return daemonFromInfo(JSON.stringify(info.DriverStatus ?? []), JSON.stringify(info.RegistryConfig ?? null));
+        }
+    }
+    const r = await runner.run(['docker', 'info', '--format', '{{json .DriverStatus}}\t{{json .RegistryConfig}}'], { root: true, allowFailure: true, timeoutSeconds: 10 });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [status, registry] = r.stdout.trim().split('\t');
+    return daemonFromInfo(status, registry);
+}
+async function readRemote(ctx, t, daemon) {
+    try {
+        const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner);
+        return await remoteImage(client, t.repository, t.tag);
+    }
+    catch (e) {
+        lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        return undefined;
+    }
+}
+/**
+ * Reads the daemon's image store and registry settings, the local images, and what the registry
+ * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
+ */
+async function detectPush(ctx) {
+    const { inputs, runner } = ctx;
+    const targets = inputs.images;
+    const locals = new Map();
+    const remote = new Map();
+    // The daemon's socket when this process may open it (no docker process per question).
+    const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
+    const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined;
+    const facts = {
+        dockerUp: daemon !== undefined,
+        containerdStore: daemon?.containerdStore ?? false,
+        registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+        targets,
+        locals,
+        remote
+    };
+    if (!daemon)
+        return facts;
+    const sources = [...new Set(targets.map(t => t.source))];
+    const images = await Promise.all(sources.map(async (s) => inspectLocal(runner, api, s)));
+    sources.forEach((s, i) => {
+        const image = images[i];
+        if (image)
+            locals.set(s, image);
+    });
+    const held = await Promise.all(targets.map(async (t) => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined)));
+    targets.forEach((t, i) => remote.set(t.target, held[i]));
+    return facts;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/plan.ts

@@ -10,7 +10,7 @@ import {
   parseTarHeader,
   withExtensions
 } from '../../src/phases/push/tar.js'
-import {tarEntries} from '../../src/phases/push/tar-stream.js'
+import {pieces, tarEntries} from '../../src/phases/push/tar-stream.js'
 import {header, tarArchive} from './save-archive.js'
 
 /** The entries of an archive fed in chunks of `size` bytes, bodies read whole. */
@@ -137,5 +137,28 @@ describe('reading a tar stream', () => {
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
+  })
+})
+
+describe('pieces of a stream', () => {
+  it('gives the chunks as the stream emitted them, however many piled up', async () => {
+    const chunks = Array.from({length: 40}, (_, i) => Buffer.alloc(1000, i))
+    const got: Buffer[] = []
+    for await (const c of pieces(Readable.from(chunks))) {
+      got.push(c)
+      await new Promise(r => setTimeout(r, 1))
+    }
+    expect(got.map(c => c.length)).toEqual(chunks.map(c => c.length))
+    expect(Buffer.concat(got).equals(Buffer.concat(chunks))).toBe(true)
+  })
+
+  it('ends when the stream is destroyed, and throws its error', async () => {
+    const broken = new Readable({read() {}})
+    broken.push(Buffer.from('a'))
+    setTimeout(() => broken.destroy(new Error('the daemon went away')), 5)
+    const read = async (): Promise<void> => {
+      for await (const c of pieces(broken)) void c
+    }
+    await expect(read()).rejects.toThrow('the daemon went away')
   })
 })

@@ -3,18 +3,18 @@ import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
 import type {PhaseContext} from '../pipeline.js'
-import {remoteImage} from './detect.js'
 import type {PushTarget} from './image-list.js'
 import type {Login, PushSettings} from './inputs.js'
 import {configDiffIds} from './manifest.js'
 import type {LocalImage, PushPlan} from './plan.js'
 import {backoffSeconds, isTransient, parsePushOutput, type PushResult} from './push-result.js'
 import {RegistryError} from './registry-api.js'
-import {closeRegistries, registryClient} from './registries.js'
+import {closeRegistries, registryClient, remoteImage} from './registries.js'
 import {openEngineApi} from '../../system/engine-api.js'
 import {
   cliExporter,
   engineExporter,
+  ReadAhead,
   RegistryMemory,
   uploadImage,
   type ImageExporter,
@@ -61,6 +61,9 @@ async function login(ctx: Ctx, credentials: Login): Promise<string> {
 }
 
 const seconds = (n: number): Promise<void> => new Promise(res => setTimeout(res, n * 1000))
+
+/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+const READ_AHEAD_BYTES = 1 << 30
 
 function client(ctx: Ctx, p: PushPlan, registry: string) {
   return registryClient(ctx.inputs, registry, p.facts.registryConfig, ctx.runner)
@@ -238,17 +241,22 @@ async function apiPushOne(
   }
 }
 
-/** Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others. */
+/**
+ * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
+ * `next` hears of the item that comes after each one taken.
+ */
 async function pool<T>(
   ctx: Ctx,
   items: T[],
-  work: (item: T) => Promise<PushResult[]>
+  work: (item: T) => Promise<PushResult[]>,
+  next: (item: T) => void = () => undefined
 ): Promise<PushResult[]> {
   const results: PushResult[] = []
   const queue = [...items]
   await Promise.all(
     Array.from({length: Math.min(ctx.inputs.pushConcurrency, queue.length)}, async () => {
       for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        if (queue.length > 0) next(queue[0])
         for (const r of await work(item)) {
           core.info(
             `${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`
@@ -288,8 +296,22 @@ async function pushAll(ctx: Ctx, p: PushPlan, config: string | undefined): Promi
   }
   // The daemon's socket when this process may open it; else docker save, through sudo if need be.
   const api = await openEngineApi(ctx.host.dockerSocket)
-  const exporter = api ? engineExporter(api) : cliExporter(ctx.runner)
-  return pool(ctx, groups(p), async g => apiPushOne(ctx, p, g, memory, configs, exporter))
+  const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner))
+  // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+  const held = new Set([...p.facts.remote.values()].map(r => r?.config))
+  const readAhead = (g: Group): void => {
+    if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id)) ahead.start(g.image.id)
+  }
+  try {
+    return await pool(
+      ctx,
+      groups(p),
+      async g => apiPushOne(ctx, p, g, memory, configs, ahead.exporter),
+      readAhead
+    )
+  } finally {
+    await ahead.stop()
+  }
 }
 
 /**

@@ -5,10 +5,8 @@ import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-import {imageBytes, isIndex} from './manifest.js'
 import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
-import type {RegistryClient} from './registry-api.js'
-import {registryClient} from './registries.js'
+import {registryClient, remoteImage} from './registries.js'
 import {
   DEFAULT_REGISTRY_CONFIG,
   parseRegistryConfig,
@@ -93,22 +91,6 @@ async function daemonFacts(
   if (r.exitCode !== 0) return undefined
   const [status, registry] = r.stdout.trim().split('\t')
   return daemonFromInfo(status, registry)
-}
-
-/** What the registry holds for a tag, with the size of every manifest an index lists. */
-export async function remoteImage(
-  client: RegistryClient,
-  repository: string,
-  tag: string
-): Promise<RemoteImage | undefined> {
-  const m = await client.manifest(repository, tag)
-  if (!m) return undefined
-  const parts = isIndex(m)
-    ? (await Promise.all(m.manifests.map(async d => client.manifest(repository, d.digest)))).filter(
-        x => x !== undefined
-      )
-    : [m]
-  return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
 }
 
 async function readRemote(

@@ -9,7 +9,10 @@ import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError, errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {readFileMaybe} from '../../system/files.js'
 import type {PushSettings} from './inputs.js'
+import {imageBytes, isIndex} from './manifest.js'
+import type {RemoteImage} from './plan.js'
 import {RegistryClient} from './registry-api.js'
 import {
   certFiles,
@@ -24,14 +27,11 @@ const CERTS_D = '/etc/docker/certs.d'
 /** Clients of one run, kept from detection to the pushes (one connection pool per registry). */
 const opened = new WeakMap<PushSettings, Map<string, Promise<RegistryClient>>>()
 
-/** Reads a file; one only root may read is read through sudo (its text never reaches argv). */
+/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
 async function readAsRoot(runner: CommandRunner, file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8')
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EACCES') throw e
-    return (await runner.run(['cat', '--', file], {root: true})).stdout
-  }
+  const text = await readFileMaybe(runner, file)
+  if (text === undefined) throw new HostError(`${file} could not be read`)
+  return text
 }
 
 async function listCertsDir(runner: CommandRunner, dir: string): Promise<string[]> {
@@ -114,4 +114,20 @@ export async function closeRegistries(settings: PushSettings): Promise<void> {
   const clients = opened.get(settings)
   opened.delete(settings)
   for (const c of clients?.values() ?? []) (await c.catch(() => undefined))?.close()
+}
+
+/** What the registry holds for a tag, with the size of every manifest an index lists. */
+export async function remoteImage(
+  client: RegistryClient,
+  repository: string,
+  tag: string
+): Promise<RemoteImage | undefined> {
+  const m = await client.manifest(repository, tag)
+  if (!m) return undefined
+  const parts = isIndex(m)
+    ? (await Promise.all(m.manifests.map(async d => client.manifest(repository, d.digest)))).filter(
+        x => x !== undefined
+      )
+    : [m]
+  return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
 }

@@ -422,8 +422,10 @@ export class BlobUpload {
   private readonly location: string
   private readonly host: string
   private failed?: Error
-  private pending: Buffer[] = []
-  private pendingBytes = 0
+  private readonly buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)]
+  private readonly writing: (Promise<void> | undefined)[] = [undefined, undefined]
+  private current = 0
+  private filled = 0
   size = 0
 
   constructor(private readonly target: UploadTarget) {
@@ -464,36 +466,46 @@ export class BlobUpload {
     if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
     this.hash?.update(chunk)
     this.size += chunk.length
-    this.pending.push(chunk)
-    this.pendingBytes += chunk.length
-    if (this.pendingBytes >= WRITE_BYTES) await this.flush()
+    for (let at = 0; at < chunk.length;) {
+      const copied = chunk.copy(this.buffers[this.current], this.filled, at)
+      this.filled += copied
+      at += copied
+      if (this.filled === WRITE_BYTES) await this.flush()
+    }
   }
 
-  /** Sends what is gathered as one chunk of the body, waiting while the connection is full. */
+  /**
+   * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+   * has taken what was written from it (two buffers reused: no allocation per piece).
+   */
   private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return
-    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending)
-    this.pending = []
-    this.pendingBytes = 0
-    if (!this.req.write(data)) {
-      await new Promise<void>((resolve, reject) => {
-        const done = (): void => {
-          this.req.off('error', fail)
-          resolve()
-        }
-        const fail = (e: Error): void => {
-          this.req.off('drain', done)
-          reject(networkError(e, `uploading to ${this.host}`))
-        }
-        this.req.once('drain', done)
-        this.req.once('error', fail)
-      })
-    }
+    if (this.filled === 0) return
+    const piece = this.buffers[this.current].subarray(0, this.filled)
+    this.writing[this.current] = new Promise<void>((resolve, reject) =>
+      this.req.write(piece, e => (e ? reject(e) : resolve()))
+    )
+    this.writing[this.current]?.catch(() => undefined)
+    this.current = this.current === 0 ? 1 : 0
+    this.filled = 0
+    // The registry answering before the body ends means it refused the upload: stop writing.
+    const early = this.answered.then(r => {
+      throw new RegistryError(
+        `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
+        isTransientHttp(r.status),
+        r.status
+      )
+    })
+    await Promise.race([this.writing[this.current], early]).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
   }
 
   /** Ends the body and commits the blob; returns its digest and size. */
   async finish(): Promise<{digest: string; size: number}> {
     await this.flush()
+    await Promise.all(this.writing.filter(w => w !== undefined)).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
     this.req.end()
     const r = await this.answered.catch((e: unknown) => {
       throw networkError(e, `uploading to ${this.host}`)

@@ -1,4 +1,5 @@
 /** Reads a tar archive as it streams in, entry by entry, without holding a body in memory. */
+import type {Readable} from 'node:stream'
 import {BLOCK, padding, parsePaxRecords, parseTarHeader, withExtensions} from './tar.js'
 
 /** One file of the archive; its body must be read to the end, or left, before the next entry. */
@@ -62,6 +63,55 @@ class Bytes {
   async drain(): Promise<void> {
     this.head = EMPTY
     for (let r = await this.it.next(); r.done !== true; r = await this.it.next()) void r
+  }
+}
+
+/**
+ * A stream's chunks as it emitted them. (A Readable's own async iterator joins the chunks that
+ * piled up into a new buffer: a copy of every byte, and garbage to collect.)
+ */
+export function pieces(stream: Readable): AsyncIterable<Buffer> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+      const queue: Buffer[] = []
+      let ended = false
+      let failure: Error | undefined
+      let wake: (() => void) | undefined
+      const notify = (): void => {
+        wake?.()
+        wake = undefined
+      }
+      stream.on('data', (chunk: Buffer) => {
+        queue.push(chunk)
+        if (queue.length >= 16) stream.pause()
+        notify()
+      })
+      stream.once('end', () => {
+        ended = true
+        notify()
+      })
+      stream.once('close', () => {
+        ended = true
+        notify()
+      })
+      stream.once('error', e => {
+        failure = e
+        notify()
+      })
+      return {
+        async next(): Promise<IteratorResult<Buffer>> {
+          while (queue.length === 0) {
+            if (failure) throw failure
+            if (ended) return {done: true, value: undefined}
+            stream.resume()
+            await new Promise<void>(r => (wake = r))
+          }
+          const value = queue.shift() as Buffer
+          if (queue.length < 4 && stream.isPaused()) stream.resume()
+          return {done: false, value}
+        }
+      }
+    }
   }
 }
 

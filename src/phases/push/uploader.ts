@@ -19,7 +19,7 @@ import {
   type Descriptor
 } from './manifest.js'
 import type {BlobUpload, RegistryClient} from './registry-api.js'
-import {tarEntries, type TarEntry} from './tar-stream.js'
+import {pieces, tarEntries, type TarEntry} from './tar-stream.js'
 
 /** One image to put into one registry, under one or more repository tags. */
 export interface UploadJob {
@@ -58,6 +58,39 @@ export function engineExporter(api: EngineApi): ImageExporter {
     })
     const stdout = failed ? Readable.from([]) : r.body
     return {stdout, done, kill: () => r.abort()}
+  }
+}
+
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder,
+ * before Docker 25) before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+export class ReadAhead {
+  private readonly started = new Map<string, Promise<StreamedCommand>>()
+
+  constructor(private readonly base: ImageExporter) {}
+
+  /** Begins exporting `id` now, for later. */
+  start(id: string): void {
+    if (this.started.has(id)) return
+    const p = this.base(id)
+    p.catch(() => undefined)
+    this.started.set(id, p)
+  }
+
+  /** The export of `id` begun ahead, else a new one. */
+  readonly exporter: ImageExporter = id => {
+    const p = this.started.get(id)
+    this.started.delete(id)
+    return p ?? this.base(id)
+  }
+
+  /** Stops the exports nobody took. */
+  async stop(): Promise<void> {
+    const left = [...this.started.values()]
+    this.started.clear()
+    for (const p of left) (await p.catch(() => undefined))?.kill()
   }
 }
 
@@ -155,14 +188,22 @@ export interface Sent {
   bytes: number
 }
 
-/** Sends one layer entry: judged on its first bytes, encoded, streamed; returns its diff_id and blob. */
+/** A layer whose bytes are all read and handed over; `landed` settles once the registry has it. */
+interface Handed {
+  landed: Promise<{diffId: string; blob: Descriptor}>
+}
+
+/**
+ * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
+ * read, so the next one streams while the registry still answers for this one.
+ */
 async function sendLayer(
   mem: RegistryMemory,
   repo: string,
   entry: TarEntry,
   knownDiffId: string | undefined,
   sent: Sent
-): Promise<{diffId: string; blob: Descriptor}> {
+): Promise<Handed> {
   const body = entry.body()
   const head: Buffer[] = []
   let headBytes = 0
@@ -181,14 +222,17 @@ async function sendLayer(
     for (const part of head) await encoder.write(part)
     for await (const part of body) await encoder.write(part)
     const input = await encoder.end()
-    const blob = await upload.finish()
-    sent.layers++
-    if (mode === 'gzip') sent.gzipped++
-    sent.bytes += blob.size
-    return {
-      diffId: knownDiffId ?? input.diffId ?? blob.digest,
-      blob: {mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size}
-    }
+    const landed = upload.finish().then(blob => {
+      sent.layers++
+      if (mode === 'gzip') sent.gzipped++
+      sent.bytes += blob.size
+      return {
+        diffId: knownDiffId ?? input.diffId ?? blob.digest,
+        blob: {mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size}
+      }
+    })
+    landed.catch(() => upload?.abort())
+    return {landed}
   } catch (e) {
     upload?.abort()
     throw e
@@ -207,7 +251,10 @@ function isLayerEntry(job: UploadJob, name: string): boolean {
   return name.endsWith('/layer.tar') || job.layers.includes(blobPathDigest(name) ?? '')
 }
 
-/** A layer of the export in the repository: linked or skipped when the registry has it, else sent. */
+/**
+ * A layer of the export in the repository: linked or skipped when the registry has it, else sent.
+ * Resolves once the entry is read; `done` settles with its diff_id once the registry has it.
+ */
 async function placeLayer(
   mem: RegistryMemory,
   job: UploadJob,
@@ -215,28 +262,34 @@ async function placeLayer(
   entry: TarEntry,
   have: Map<string, Descriptor>,
   sent: Sent
-): Promise<string | undefined> {
+): Promise<{done: Promise<string | undefined>}> {
   const id = entryDiffId(mem, job, entry.name)
-  if (id !== undefined && have.has(id)) return id
+  if (id !== undefined && have.has(id)) return {done: Promise.resolve(id)}
   const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id)
   if (id !== undefined && known) {
     have.set(id, known)
-    return id
+    return {done: Promise.resolve(id)}
   }
-  const {diffId, blob} = await sendLayer(mem, repo, entry, id, sent)
-  if (!job.layers.includes(diffId)) {
-    throw new HostError(
-      `the export of ${job.id} holds a layer (${diffId}) its config does not list`
-    )
-  }
-  mem.entries.set(entry.name, diffId)
-  mem.layers.set(diffId, blob)
-  mem.held(blob.digest, repo)
-  have.set(diffId, blob)
-  return diffId
+  const {landed} = await sendLayer(mem, repo, entry, id, sent)
+  const done = landed.then(({diffId, blob}) => {
+    if (!job.layers.includes(diffId)) {
+      throw new HostError(
+        `the export of ${job.id} holds a layer (${diffId}) its config does not list`
+      )
+    }
+    mem.entries.set(entry.name, diffId)
+    mem.layers.set(diffId, blob)
+    mem.held(blob.digest, repo)
+    have.set(diffId, blob)
+    return diffId
+  })
+  return {done}
 }
 
-/** One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once). */
+/**
+ * One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once).
+ * Resolves once the entry is read, with what settles when the registry has the layer.
+ */
 async function layerEntry(
   mem: RegistryMemory,
   job: UploadJob,
@@ -244,39 +297,62 @@ async function layerEntry(
   entry: TarEntry,
   have: Map<string, Descriptor>,
   sent: Sent
-): Promise<void> {
+): Promise<{done: Promise<unknown>}> {
   const key = entryDiffId(mem, job, entry.name) ?? entry.name
   for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
     await other.catch(() => undefined)
   }
   // Nothing awaits between the last look and this claim.
-  const work = placeLayer(mem, job, repo, entry, have, sent)
-  work.catch(() => undefined)
-  mem.inFlight.set(key, work)
+  let settle: (p: Promise<string | undefined>) => void = () => undefined
+  const claim = new Promise<string | undefined>(resolve => (settle = resolve))
+  claim.catch(() => undefined)
+  mem.inFlight.set(key, claim)
+  const release = (): void => {
+    if (mem.inFlight.get(key) === claim) mem.inFlight.delete(key)
+  }
   try {
-    await work
-  } finally {
-    mem.inFlight.delete(key)
+    const {done} = await placeLayer(mem, job, repo, entry, have, sent)
+    settle(done)
+    done.then(release, release)
+    return {done}
+  } catch (e) {
+    settle(Promise.reject(e instanceof Error ? e : new Error(String(e))))
+    release()
+    throw e
   }
 }
 
-/** Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks; returns its config. */
+/**
+ * Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks,
+ * and hands its config to `onConfig` as soon as it is read; resolves once the registry has it all.
+ */
 async function exportImage(
   mem: RegistryMemory,
   job: UploadJob,
   repo: string,
   have: Map<string, Descriptor>,
   exporter: ImageExporter,
-  sent: Sent
-): Promise<Buffer | undefined> {
+  sent: Sent,
+  onConfig: (config: Buffer) => Promise<void>
+): Promise<void> {
   const hex = job.id.replace(/^sha256:/, '')
   const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`])
   const cmd = await exporter(job.id)
-  let config: Buffer | undefined
+  // What the registry still answers for while the stream goes on.
+  const landing: Promise<unknown>[] = []
+  const wait = (p: Promise<unknown>): void => {
+    p.catch(() => undefined)
+    landing.push(p)
+  }
+  let config = false
   try {
-    for await (const entry of tarEntries(cmd.stdout)) {
-      if (configNames.has(entry.name)) config = await bytesOf(entry)
-      else if (isLayerEntry(job, entry.name)) await layerEntry(mem, job, repo, entry, have, sent)
+    for await (const entry of tarEntries(pieces(cmd.stdout))) {
+      if (configNames.has(entry.name)) {
+        config = true
+        wait(onConfig(await bytesOf(entry)))
+      } else if (isLayerEntry(job, entry.name)) {
+        wait((await layerEntry(mem, job, repo, entry, have, sent)).done)
+      }
     }
   } catch (e) {
     cmd.kill()
@@ -292,7 +368,8 @@ async function exportImage(
       `the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${tailLines(r.stderr, 3)}`
     )
   }
-  return config
+  await Promise.all(landing)
+  if (!config) throw new HostError(`the export of ${job.id} holds no image config`)
 }
 
 /** Puts config and layers into one repository: what it lacks is read from the daemon and sent. */
@@ -303,25 +380,28 @@ async function fillRepository(
   exporter: ImageExporter,
   sent: Sent
 ): Promise<{layers: Map<string, Descriptor>; configSize: number}> {
-  const have = await survey(mem, job, repo)
-  const configHeld = (await mem.client.blobSize(repo, job.id)) ?? -1
-  if (have.size === new Set(job.layers).size && configHeld >= 0) {
+  const [have, held] = await Promise.all([
+    survey(mem, job, repo),
+    mem.client.blobSize(repo, job.id)
+  ])
+  let configSize = held ?? -1
+  if (have.size === new Set(job.layers).size && configSize >= 0) {
     mem.held(job.id, repo)
-    return {layers: have, configSize: configHeld}
+    return {layers: have, configSize}
   }
-  const config = await exportImage(mem, job, repo, have, exporter, sent)
+  await exportImage(mem, job, repo, have, exporter, sent, async config => {
+    if (sha256Digest(config) !== job.id) {
+      throw new HostError(`the export of ${job.id} holds a config of another digest`)
+    }
+    if (configSize < 0) await mem.client.putBlob(repo, job.id, config)
+    mem.held(job.id, repo)
+    configSize = config.length
+  })
   const missing = job.layers.filter(id => !have.has(id))
   if (missing.length > 0) {
     throw new HostError(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`)
   }
-  if (configHeld >= 0) return {layers: have, configSize: configHeld}
-  if (!config) throw new HostError(`the export of ${job.id} holds no image config`)
-  if (sha256Digest(config) !== job.id) {
-    throw new HostError(`the export of ${job.id} holds a config of another digest`)
-  }
-  await mem.client.putBlob(repo, job.id, config)
-  mem.held(job.id, repo)
-  return {layers: have, configSize: config.length}
+  return {layers: have, configSize}
 }
 
 /** Links every blob of the manifest into another repository, sending what cannot be linked. */
