@@ -36633,6 +36633,24 @@ class EngineApi {
             req.on('error', reject);
         });
     }
+    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+    async post(path) {
+        lib_core/* debug */.Yz(`engine: POST ${path}`);
+        const r = await new Promise((resolve, reject) => {
+            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => (text += d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            });
+            req.on('error', reject);
+            req.end();
+        });
+        if (r.status < 200 || r.status > 299) {
+            const message = JSON.parse(r.text || '{}').message ?? r.text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${message}`);
+        }
+    }
     /** GET `path` as JSON; undefined for 404 (no such image). */
     async json(path) {
         const r = await this.get(path);
@@ -37428,6 +37446,18 @@ async function apply_login(ctx, credentials) {
     return dir;
 }
 const seconds = (n) => new Promise(res => setTimeout(res, n * 1000));
+function tagger(ctx, api) {
+    return async (t) => {
+        if (!api) {
+            await ctx.runner.run(['docker', 'tag', t.source, t.target], { root: true });
+            return;
+        }
+        const colon = t.target.lastIndexOf(':');
+        const repo = encodeURIComponent(t.target.slice(0, colon));
+        const tag = encodeURIComponent(t.target.slice(colon + 1));
+        await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`);
+    };
+}
 /** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30;
 function client(ctx, p, registry) {
@@ -37533,7 +37563,10 @@ function mb(bytes) {
     return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 /** Pushes one image to its targets in one registry through the API, retrying transient failures. */
-async function apiPushOne(ctx, p, g, memory, configs, exporter) {
+async function apiPushOne(ctx, p, g, memory, configs, exporter, tag) {
+    // The target's name on the local image too, as docker push gives it (later steps may use it).
+    for (const t of g.targets)
+        await tag(t);
     const mem = await memory(g.registry);
     const job = {
         id: g.image.id,
@@ -37621,7 +37654,7 @@ async function pushAll(ctx, p, config) {
             ahead.start(g.image.id);
     };
     try {
-        return await pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, ahead.exporter), readAhead);
+        return await pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, ahead.exporter, tagger(ctx, api)), readAhead);
     }
     finally {
         await ahead.stop();

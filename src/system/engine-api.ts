@@ -32,6 +32,28 @@ export class EngineApi {
     })
   }
 
+  /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+  async post(path: string): Promise<void> {
+    core.debug(`engine: POST ${path}`)
+    const r = await new Promise<{status: number; text: string}>((resolve, reject) => {
+      const req = http.request(
+        {socketPath: this.socketPath, path, method: 'POST', headers: {Host: 'docker'}},
+        res => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (d: string) => (text += d))
+          res.on('end', () => resolve({status: res.statusCode ?? 0, text}))
+        }
+      )
+      req.on('error', reject)
+      req.end()
+    })
+    if (r.status < 200 || r.status > 299) {
+      const message = (JSON.parse(r.text || '{}') as {message?: string}).message ?? r.text
+      throw new HostError(`Docker answered ${r.status} to POST ${path}: ${message}`)
+    }
+  }
+
   /** GET `path` as JSON; undefined for 404 (no such image). */
   async json<T>(path: string): Promise<T | undefined> {
     const r = await this.get(path)

@@ -10,7 +10,7 @@ import type {LocalImage, PushPlan} from './plan.js'
 import {backoffSeconds, isTransient, parsePushOutput, type PushResult} from './push-result.js'
 import {RegistryError} from './registry-api.js'
 import {closeRegistries, registryClient, remoteImage} from './registries.js'
-import {openEngineApi} from '../../system/engine-api.js'
+import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import {
   cliExporter,
   engineExporter,
@@ -61,6 +61,22 @@ async function login(ctx: Ctx, credentials: Login): Promise<string> {
 }
 
 const seconds = (n: number): Promise<void> => new Promise(res => setTimeout(res, n * 1000))
+
+/** Tags the local image with the target's name, as `docker push` needs it and did before. */
+type Tagger = (t: PushTarget) => Promise<void>
+
+function tagger(ctx: Ctx, api: EngineApi | undefined): Tagger {
+  return async t => {
+    if (!api) {
+      await ctx.runner.run(['docker', 'tag', t.source, t.target], {root: true})
+      return
+    }
+    const colon = t.target.lastIndexOf(':')
+    const repo = encodeURIComponent(t.target.slice(0, colon))
+    const tag = encodeURIComponent(t.target.slice(colon + 1))
+    await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`)
+  }
+}
 
 /** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30
@@ -204,8 +220,11 @@ async function apiPushOne(
   g: Group,
   memory: (registry: string) => Promise<RegistryMemory>,
   configs: ConfigReader,
-  exporter: ImageExporter
+  exporter: ImageExporter,
+  tag: Tagger
 ): Promise<PushResult[]> {
+  // The target's name on the local image too, as docker push gives it (later steps may use it).
+  for (const t of g.targets) await tag(t)
   const mem = await memory(g.registry)
   const job: UploadJob = {
     id: g.image.id,
@@ -306,7 +325,7 @@ async function pushAll(ctx: Ctx, p: PushPlan, config: string | undefined): Promi
     return await pool(
       ctx,
       groups(p),
-      async g => apiPushOne(ctx, p, g, memory, configs, ahead.exporter),
+      async g => apiPushOne(ctx, p, g, memory, configs, ahead.exporter, tagger(ctx, api)),
       readAhead
     )
   } finally {
