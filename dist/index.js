@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9379:
+/***/ 1091:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -141,17 +141,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __nccwpck_require__(356)
-const { safeRe: re, t } = __nccwpck_require__(5471)
-const cmp = __nccwpck_require__(8646)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const parseOptions = __nccwpck_require__(5684)
+const { safeRe: re, t } = __nccwpck_require__(1295)
+const cmp = __nccwpck_require__(8470)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 
 /***/ }),
 
-/***/ 6782:
+/***/ 7646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -373,22 +373,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __nccwpck_require__(1383)
+const LRU = __nccwpck_require__(6071)
 const cache = new LRU()
 
-const parseOptions = __nccwpck_require__(356)
-const Comparator = __nccwpck_require__(9379)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const trimComparatorWhitespace = __nccwpck_require__(9737)
+const parseOptions = __nccwpck_require__(5684)
+const Comparator = __nccwpck_require__(1091)
+const debug = __nccwpck_require__(4039)
+const SemVer = __nccwpck_require__(203)
+const trimComparatorWhitespace = __nccwpck_require__(5465)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __nccwpck_require__(5471)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5101)
+} = __nccwpck_require__(1295)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(6045)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -735,17 +735,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 7163:
+/***/ 203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const debug = __nccwpck_require__(1159)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5101)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const debug = __nccwpck_require__(4039)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(6045)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
-const parseOptions = __nccwpck_require__(356)
-const { compareIdentifiers } = __nccwpck_require__(3348)
+const parseOptions = __nccwpck_require__(5684)
+const { compareIdentifiers } = __nccwpck_require__(4180)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1092,12 +1092,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 1799:
+/***/ 8439:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1107,17 +1107,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 8646:
+/***/ 8470:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gt = __nccwpck_require__(6599)
-const gte = __nccwpck_require__(1236)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gt = __nccwpck_require__(6247)
+const gte = __nccwpck_require__(9908)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1168,14 +1168,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 5385:
+/***/ 8377:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const parse = __nccwpck_require__(6353)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const SemVer = __nccwpck_require__(203)
+const parse = __nccwpck_require__(1105)
+const { safeRe: re, t } = __nccwpck_require__(1295)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1237,12 +1237,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 7648:
+/***/ 8336:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1253,24 +1253,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 6874:
+/***/ 1962:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 8469:
+/***/ 837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1279,12 +1279,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 711:
+/***/ 7447:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1346,48 +1346,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5082:
+/***/ 3578:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6599:
+/***/ 6247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 1236:
+/***/ 9908:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 2338:
+/***/ 6754:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1410,72 +1410,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 3872:
+/***/ 9088:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 6717:
+/***/ 3405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 8511:
+/***/ 2031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 2603:
+/***/ 3387:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 4974:
+/***/ 7486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 1105:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1495,24 +1495,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 8756:
+/***/ 7236:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(203)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 5714:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1522,36 +1522,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 2173:
+/***/ 6877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(837)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 7192:
+/***/ 2600:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 8011:
+/***/ 9451:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1565,26 +1565,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 9872:
+/***/ 2928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(8336)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6114:
+/***/ 6562:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
+const parse = __nccwpck_require__(1105)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1632,12 +1632,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 8780:
+/***/ 6716:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(1105)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1647,54 +1647,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2088:
+/***/ 3880:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __nccwpck_require__(5471)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
-const identifiers = __nccwpck_require__(3348)
-const parse = __nccwpck_require__(6353)
-const valid = __nccwpck_require__(8780)
-const clean = __nccwpck_require__(1799)
-const inc = __nccwpck_require__(2338)
-const diff = __nccwpck_require__(711)
-const major = __nccwpck_require__(8511)
-const minor = __nccwpck_require__(2603)
-const patch = __nccwpck_require__(8756)
-const prerelease = __nccwpck_require__(5714)
-const compare = __nccwpck_require__(8469)
-const rcompare = __nccwpck_require__(2173)
-const compareLoose = __nccwpck_require__(6874)
-const compareBuild = __nccwpck_require__(7648)
-const sort = __nccwpck_require__(9872)
-const rsort = __nccwpck_require__(7192)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gte = __nccwpck_require__(1236)
-const lte = __nccwpck_require__(6717)
-const cmp = __nccwpck_require__(8646)
-const coerce = __nccwpck_require__(5385)
-const truncate = __nccwpck_require__(6114)
-const Comparator = __nccwpck_require__(9379)
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const toComparators = __nccwpck_require__(4750)
-const maxSatisfying = __nccwpck_require__(5574)
-const minSatisfying = __nccwpck_require__(8595)
-const minVersion = __nccwpck_require__(1866)
-const validRange = __nccwpck_require__(4737)
-const outside = __nccwpck_require__(280)
-const gtr = __nccwpck_require__(2276)
-const ltr = __nccwpck_require__(5213)
-const intersects = __nccwpck_require__(3465)
-const simplifyRange = __nccwpck_require__(2028)
-const subset = __nccwpck_require__(1489)
+const internalRe = __nccwpck_require__(1295)
+const constants = __nccwpck_require__(6045)
+const SemVer = __nccwpck_require__(203)
+const identifiers = __nccwpck_require__(4180)
+const parse = __nccwpck_require__(1105)
+const valid = __nccwpck_require__(6716)
+const clean = __nccwpck_require__(8439)
+const inc = __nccwpck_require__(6754)
+const diff = __nccwpck_require__(7447)
+const major = __nccwpck_require__(2031)
+const minor = __nccwpck_require__(3387)
+const patch = __nccwpck_require__(7236)
+const prerelease = __nccwpck_require__(3602)
+const compare = __nccwpck_require__(837)
+const rcompare = __nccwpck_require__(6877)
+const compareLoose = __nccwpck_require__(1962)
+const compareBuild = __nccwpck_require__(8336)
+const sort = __nccwpck_require__(2928)
+const rsort = __nccwpck_require__(2600)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const eq = __nccwpck_require__(3578)
+const neq = __nccwpck_require__(7486)
+const gte = __nccwpck_require__(9908)
+const lte = __nccwpck_require__(3405)
+const cmp = __nccwpck_require__(8470)
+const coerce = __nccwpck_require__(8377)
+const truncate = __nccwpck_require__(6562)
+const Comparator = __nccwpck_require__(1091)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const toComparators = __nccwpck_require__(2126)
+const maxSatisfying = __nccwpck_require__(825)
+const minSatisfying = __nccwpck_require__(4867)
+const minVersion = __nccwpck_require__(4122)
+const validRange = __nccwpck_require__(1745)
+const outside = __nccwpck_require__(5720)
+const gtr = __nccwpck_require__(6372)
+const ltr = __nccwpck_require__(9309)
+const intersects = __nccwpck_require__(1673)
+const simplifyRange = __nccwpck_require__(7660)
+const subset = __nccwpck_require__(129)
 module.exports = {
   parse,
   valid,
@@ -1747,7 +1747,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5101:
+/***/ 6045:
 /***/ ((module) => {
 
 
@@ -1821,7 +1821,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1159:
+/***/ 4039:
 /***/ ((module) => {
 
 
@@ -1839,7 +1839,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 3348:
+/***/ 4180:
 /***/ ((module) => {
 
 
@@ -1875,7 +1875,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1383:
+/***/ 6071:
 /***/ ((module) => {
 
 
@@ -1924,7 +1924,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 356:
+/***/ 5684:
 /***/ ((module) => {
 
 
@@ -1948,7 +1948,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 5471:
+/***/ 1295:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 
@@ -1957,8 +1957,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __nccwpck_require__(5101)
-const debug = __nccwpck_require__(1159)
+} = __nccwpck_require__(6045)
+const debug = __nccwpck_require__(4039)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2178,7 +2178,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 9737:
+/***/ 5465:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -2193,7 +2193,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __nccwpck_require__(5101)
+} = __nccwpck_require__(6045)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2623,25 +2623,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 2276:
+/***/ 6372:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 3465:
+/***/ 1673:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2652,12 +2652,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 5213:
+/***/ 9309:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(5720)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2665,13 +2665,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 5574:
+/***/ 825:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -2699,13 +2699,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 8595:
+/***/ 4867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -2732,14 +2732,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 1866:
+/***/ 4122:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
-const gt = __nccwpck_require__(6599)
+const SemVer = __nccwpck_require__(203)
+const Range = __nccwpck_require__(7646)
+const gt = __nccwpck_require__(6247)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -2802,20 +2802,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 280:
+/***/ 5720:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Comparator = __nccwpck_require__(9379)
+const SemVer = __nccwpck_require__(203)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
-const gte = __nccwpck_require__(1236)
+const Range = __nccwpck_require__(7646)
+const satisfies = __nccwpck_require__(9451)
+const gt = __nccwpck_require__(6247)
+const lt = __nccwpck_require__(9088)
+const lte = __nccwpck_require__(3405)
+const gte = __nccwpck_require__(9908)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -2891,7 +2891,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2028:
+/***/ 7660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2899,8 +2899,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -2947,16 +2947,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 1489:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
-const Comparator = __nccwpck_require__(9379)
+const Range = __nccwpck_require__(7646)
+const Comparator = __nccwpck_require__(1091)
 const { ANY } = Comparator
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(9451)
+const compare = __nccwpck_require__(837)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3203,12 +3203,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 4750:
+/***/ 2126:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3220,12 +3220,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 4737:
+/***/ 1745:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7646)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3240,15 +3240,15 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(218);
+module.exports = __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -3520,34 +3520,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -3565,10 +3565,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -3630,7 +3630,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -3642,39 +3642,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
+/* unused reexport */ __nccwpck_require__(5524).Headers
+/* unused reexport */ __nccwpck_require__(715).Response
+/* unused reexport */ __nccwpck_require__(175).Request
+/* unused reexport */ __nccwpck_require__(1142).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+/* unused reexport */ __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+/* unused reexport */ __nccwpck_require__(1886).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -3690,18 +3690,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -3761,16 +3761,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -3876,7 +3876,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3890,10 +3890,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -4134,16 +4134,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -4355,18 +4355,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -4582,15 +4582,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -4697,21 +4697,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -4720,9 +4720,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -5103,15 +5103,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -5203,16 +5203,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -5450,7 +5450,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 
@@ -5575,7 +5575,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5784,7 +5784,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 
@@ -6216,7 +6216,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6224,7 +6224,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -6239,9 +6239,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -6705,7 +6705,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -6779,7 +6779,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6787,7 +6787,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -6938,13 +6938,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -6952,9 +6952,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -7664,18 +7664,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -7804,7 +7804,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7812,7 +7812,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -7820,10 +7820,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -8020,7 +8020,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8028,9 +8028,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -8043,7 +8043,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -8076,9 +8076,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -8090,11 +8090,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -8102,7 +8102,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -9017,7 +9017,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -9540,7 +9540,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -9548,13 +9548,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -9573,7 +9573,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9979,7 +9979,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -10339,7 +10339,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -10349,16 +10349,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -10400,9 +10400,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -10710,7 +10710,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -10970,19 +10970,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -11185,7 +11185,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11257,15 +11257,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -11424,7 +11424,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -11548,15 +11548,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -11749,10 +11749,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -11790,7 +11790,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11801,14 +11801,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -11904,19 +11904,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -12185,13 +12185,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -12227,7 +12227,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12235,8 +12235,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -12266,7 +12266,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 
@@ -12317,15 +12317,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -12556,20 +12556,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -13000,14 +13000,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -13382,14 +13382,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -13512,12 +13512,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -13540,11 +13540,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -13571,11 +13571,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -13597,13 +13597,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -13881,7 +13881,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13893,7 +13893,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13905,7 +13905,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13926,13 +13926,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -13943,14 +13943,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -14093,14 +14093,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14109,10 +14109,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -14159,12 +14159,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -14194,12 +14194,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -14207,9 +14207,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -14408,14 +14408,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -14424,10 +14424,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -14474,7 +14474,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 
@@ -14504,20 +14504,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -14878,7 +14878,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14928,7 +14928,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 
@@ -14964,7 +14964,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 
@@ -15394,20 +15394,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -16260,15 +16260,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -16419,26 +16419,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -16483,7 +16483,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 
@@ -16502,15 +16502,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -16693,14 +16693,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -17010,7 +17010,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 
@@ -17369,13 +17369,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -17950,23 +17950,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -18440,7 +18440,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 
@@ -18484,12 +18484,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -18499,16 +18499,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -19020,7 +19020,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 
@@ -19151,7 +19151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19902,12 +19902,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -19955,14 +19955,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -20088,16 +20088,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -20569,16 +20569,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -20828,7 +20828,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 
@@ -20875,21 +20875,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -21569,7 +21569,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -21582,9 +21582,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -21620,23 +21620,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -23846,23 +23846,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -23872,12 +23872,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -24890,14 +24890,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -24909,16 +24909,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -25507,7 +25507,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 
@@ -25523,21 +25523,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -27162,14 +27162,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -27864,7 +27864,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 
@@ -28161,7 +28161,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28170,16 +28170,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -28512,12 +28512,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -28597,7 +28597,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 
@@ -28614,7 +28614,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28625,10 +28625,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -29012,27 +29012,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -29390,7 +29390,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 
@@ -29463,14 +29463,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -29799,12 +29799,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -29902,14 +29902,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -30014,16 +30014,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -30033,11 +30033,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -30548,14 +30548,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -30659,7 +30659,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 
@@ -30678,16 +30678,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -31007,15 +31007,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -31024,21 +31024,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -31609,7 +31609,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3916:
+/***/ 2174:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -31670,7 +31670,7 @@ function errorMessage(e) {
 
 /***/ }),
 
-/***/ 4100:
+/***/ 9365:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31684,12 +31684,12 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var exec = __nccwpck_require__(5260);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var exec = __nccwpck_require__(7964);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 ;// CONCATENATED MODULE: ./src/exec/runner.ts
 
 
@@ -31760,6 +31760,24 @@ class ExecRunner {
         }
         return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
     }
+    stream(argv, options = {}) {
+        const full = wrapArgv(argv, options, this.isRoot);
+        core/* debug */.Yz(`exec: ${JSON.stringify(full)}`);
+        const sudo = options.root === true && !this.isRoot;
+        const env = options.env && !sudo ? { ...stringEnv(process.env), ...options.env } : stringEnv(process.env);
+        const child = (0,external_node_child_process_namespaceObject.spawn)(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+        let stderr = '';
+        child.stderr.setEncoding('utf8');
+        child.stderr.on('data', (d) => {
+            // Only the end of it can explain a failure.
+            stderr = (stderr + d).slice(-8192);
+        });
+        const done = new Promise((resolve, reject) => {
+            child.once('error', e => reject(new errors/* HostError */.dh((0,errors/* errorMessage */.gJ)(e), { cause: e })));
+            child.once('close', code => resolve({ exitCode: code ?? 128, stdout: '', stderr }));
+        });
+        return { stdout: child.stdout, done, kill: () => child.kill() };
+    }
     async spawnDetached(argv, options) {
         const full = wrapArgv(withLogFile(argv, options.logFile), { root: options.root }, this.isRoot, keptUnderSudo(process.env));
         core/* debug */.Yz(`spawn: ${JSON.stringify(full)}`);
@@ -31785,13 +31803,13 @@ function stringEnv(env) {
 
 /***/ }),
 
-/***/ 9407:
+/***/ 629:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(194);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(782);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2969);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2820);
 
 
 
@@ -31809,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 194:
+/***/ 782:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31822,8 +31840,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var lib_core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var lib_core = __nccwpck_require__(2906);
 ;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
 /**
  * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
@@ -31972,13 +31990,13 @@ function withoutCredentials(url) {
 }
 
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
+var runner = __nccwpck_require__(9365);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 // EXTERNAL MODULE: ./src/system/files.ts
-var system_files = __nccwpck_require__(1650);
+var system_files = __nccwpck_require__(3708);
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
 /** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
 /** Parses the KEY=value lines of os-release(5), quotes removed. */
@@ -32027,6 +32045,16 @@ function defaultDockerAptUrl(os) {
 
 /** Interfaces that come and go with Docker, its networks and its containers. */
 const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/;
+/** The socket the docker CLI would use, when it is a unix socket on this host. */
+function dockerSocketOf(env) {
+    const host = env.DOCKER_HOST ?? '';
+    const context = env.DOCKER_CONTEXT ?? '';
+    if (context !== '' && context !== 'default')
+        return undefined;
+    if (host === '')
+        return '/var/run/docker.sock';
+    return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
     const names = [external_node_os_namespaceObject.hostname()];
@@ -32051,7 +32079,8 @@ async function readHost(env = process.env) {
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
         systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
         tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
-        identity: hostIdentity()
+        identity: hostIdentity(),
+        dockerSocket: dockerSocketOf(env)
     };
 }
 
@@ -33349,7 +33378,8 @@ const PUSH_INPUTS = {
     images: '',
     tags: '',
     'push-concurrency': '2',
-    'push-retries': '3'
+    'push-retries': '3',
+    'push-method': 'auto'
 };
 function login(raw) {
     const username = optional(raw, 'username');
@@ -33392,7 +33422,8 @@ function parsePushInputs(raw, registry) {
         login: login(raw),
         images: targets(raw, registry),
         pushConcurrency: input_fields_int(raw, 'push-concurrency', 1, 16),
-        pushRetries: input_fields_int(raw, 'push-retries', 0, 10)
+        pushRetries: input_fields_int(raw, 'push-retries', 0, 10),
+        pushMethod: oneOf(raw, 'push-method', ['auto', 'docker'])
     };
 }
 
@@ -33996,8 +34027,7 @@ function phaseSettings(inputs, identity) {
             ...push,
             proxies,
             registry: registry.registry,
-            registryCa: registry.registryTls?.cert,
-            registryInsecure: insecureRegistry(registry, identity)
+            registryCa: registry.registryTls?.cert
         }
     };
 }
@@ -34325,19 +34355,19 @@ async function readOfflineFolder(runner, folder) {
     return { debs, provided };
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(6413);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ./node_modules/semver/index.js
-var node_modules_semver = __nccwpck_require__(2088);
+// EXTERNAL MODULE: ../main/node_modules/semver/index.js
+var node_modules_semver = __nccwpck_require__(3880);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __nccwpck_require__(5317);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/manifest.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/manifest.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -34445,17 +34475,17 @@ function _readLinuxVersionFile() {
 //# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
 ;// CONCATENATED MODULE: external "stream"
 const external_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 // EXTERNAL MODULE: external "util"
 var external_util_ = __nccwpck_require__(9023);
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/retry-helper.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/retry-helper.js
 var retry_helper_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -34516,7 +34546,7 @@ class RetryHelper {
     }
 }
 //# sourceMappingURL=retry-helper.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js
 var tool_cache_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -35225,7 +35255,7 @@ async function sourceFiles(own) {
 }
 
 // EXTERNAL MODULE: ./src/system/process.ts
-var system_process = __nccwpck_require__(7848);
+var system_process = __nccwpck_require__(1622);
 ;// CONCATENATED MODULE: ./src/system/service.ts
 
 
@@ -35473,7 +35503,7 @@ async function restartDocker(runner, manager, tempDir, info) {
 }
 
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
-var nvidia_smi = __nccwpck_require__(9404);
+var nvidia_smi = __nccwpck_require__(6862);
 ;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
 /** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
 function looksForGpu(inputs) {
@@ -37959,11 +37989,11 @@ const proxyPhase = {
 };
 
 // EXTERNAL MODULE: ./src/phases/gpus/apply.ts
-var apply = __nccwpck_require__(7354);
+var apply = __nccwpck_require__(5740);
 // EXTERNAL MODULE: ./src/phases/gpus/detect.ts
-var detect = __nccwpck_require__(1427);
+var detect = __nccwpck_require__(7045);
 // EXTERNAL MODULE: ./src/phases/gpus/plan.ts
-var plan = __nccwpck_require__(1235);
+var plan = __nccwpck_require__(6445);
 ;// CONCATENATED MODULE: ./src/phases/gpus/phase.ts
 
 
@@ -38059,6 +38089,135 @@ async function runPipeline(stages, dryRun, reports) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/phases/push/manifest.ts
+/**
+ * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
+ * lists, and the OCI manifest the action pushes; layer media types and when gzip pays.
+ */
+
+/** Media types the action reads and writes. */
+const MEDIA = {
+    ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+    ociIndex: 'application/vnd.oci.image.index.v1+json',
+    ociConfig: 'application/vnd.oci.image.config.v1+json',
+    layerTar: 'application/vnd.oci.image.layer.v1.tar',
+    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+    dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json'
+};
+/** Every manifest type a registry may answer with, for the Accept header. */
+const MANIFEST_ACCEPT = [
+    MEDIA.ociIndex,
+    MEDIA.ociManifest,
+    MEDIA.dockerList,
+    MEDIA.dockerManifest
+].join(', ');
+/** `sha256:<hex>` of some bytes. */
+function sha256Digest(data) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(data).digest('hex')}`;
+}
+function descriptor(v) {
+    if (typeof v !== 'object' || v === null)
+        return undefined;
+    const d = v;
+    if (typeof d.digest !== 'string' || typeof d.size !== 'number')
+        return undefined;
+    return {
+        mediaType: typeof d.mediaType === 'string' ? d.mediaType : '',
+        digest: d.digest,
+        size: d.size
+    };
+}
+function descriptors(v) {
+    return Array.isArray(v) ? v.map(descriptor).filter((d) => d !== undefined) : [];
+}
+/** Reads a manifest body; `contentType` wins over the body's own mediaType (older manifests have none). */
+function parseManifest(body, digest, contentType) {
+    const json = JSON.parse(body);
+    const own = typeof json.mediaType === 'string' ? json.mediaType : '';
+    const mediaType = (contentType ?? '').split(';')[0].trim() || own;
+    return {
+        digest,
+        mediaType,
+        config: descriptor(json.config),
+        layers: descriptors(json.layers),
+        manifests: descriptors(json.manifests)
+    };
+}
+/** True for an index (a list of manifests, one per platform). */
+function isIndex(m) {
+    return (m.mediaType === MEDIA.ociIndex || m.mediaType === MEDIA.dockerList || m.manifests.length > 0);
+}
+/**
+ * The image's bytes in the registry: its config and layers as the manifests list them, each
+ * distinct blob once (an index counts the blobs of every manifest given).
+ */
+function imageBytes(manifests) {
+    const blobs = new Map();
+    for (const m of manifests) {
+        for (const d of [...(m.config ? [m.config] : []), ...m.layers])
+            blobs.set(d.digest, d.size);
+    }
+    return [...blobs.values()].reduce((a, b) => a + b, 0);
+}
+/** The digest a `blobs/sha256/<hex>` archive path names (Docker 25 and later), if it is one. */
+function blobPathDigest(name) {
+    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
+    return m ? `sha256:${m[1]}` : undefined;
+}
+/** The OCI image manifest the action pushes: the config as Docker wrote it, then the layers. */
+function imageManifest(config, layers) {
+    const d = (x) => ({
+        mediaType: x.mediaType,
+        digest: x.digest,
+        size: x.size
+    });
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA.ociManifest,
+        config: d({ ...config, mediaType: MEDIA.ociConfig }),
+        layers: layers.map(d)
+    });
+}
+/** The uncompressed layer digests (diff_ids) an image config lists, base first. */
+function configDiffIds(configJson) {
+    const json = JSON.parse(configJson);
+    const ids = json.rootfs?.diff_ids;
+    return Array.isArray(ids) ? ids.map(String) : [];
+}
+/** Gzip is used only when it saves at least this share of a layer's bytes. */
+const MIN_SAVING = 0.1;
+/** How much of a layer's start is compressed to judge it. */
+const SAMPLE_BYTES = 256 << 10;
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
+function worthCompressing(sampleSize, compressedSize) {
+    return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING);
+}
+/** The compression a blob's first bytes show (gzip and zstd magic numbers). */
+function compressionOf(head) {
+    if (head[0] === 0x1f && head[1] === 0x8b)
+        return 'gzip';
+    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+        return 'zstd';
+    return 'none';
+}
+/** The OCI layer media type for a compression. */
+function layerMediaType(c) {
+    return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layerTar;
+}
+/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
+function gzipHeader() {
+    return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
+}
+/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
+function gzipTrailer(crc, size) {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(crc >>> 0, 0);
+    b.writeUInt32LE(size % 2 ** 32, 4);
+    return b;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 const PERMANENT = [
     /unauthorized/i,
@@ -38094,6 +38253,25 @@ function isTransient(output) {
         return false;
     return TRANSIENT.some(re => re.test(output));
 }
+/** Is a registry's HTTP status worth another try? Timeouts, rate limits and server errors are. */
+function isTransientHttp(status) {
+    return status === 408 || status === 429 || status >= 500;
+}
+const NETWORK_TRANSIENT = new Set([
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'ECONNABORTED',
+    'EPIPE',
+    'ETIMEDOUT',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+    'EAI_AGAIN',
+    'ENOTFOUND'
+]);
+/** Is a network failure (a Node error code, or its message) worth another try? */
+function isTransientNetwork(codeOrMessage) {
+    return NETWORK_TRANSIENT.has(codeOrMessage) || isTransient(codeOrMessage);
+}
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */
 function backoffSeconds(n) {
     return Math.min(15, 2 ** (n - 1));
@@ -38111,101 +38289,1546 @@ function repoDigest(repoDigests, target) {
 
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: external "node:tls"
+var external_node_tls_ = __nccwpck_require__(1692);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/phases/push/transport.ts
+/**
+ * How the daemon would reach a registry (pure): secure or insecure from its registry settings,
+ * which schemes to try in which order, the certificates /etc/docker/certs.d holds for it, and
+ * the proxy its requests go through.
+ */
+
+/** What the daemon trusts when nothing is configured: loopback only. */
+const DEFAULT_REGISTRY_CONFIG = {
+    insecureCidrs: ['127.0.0.0/8', '::1/128'],
+    indexes: {}
+};
+/** Reads `docker info --format '{{json .RegistryConfig}}'`. */
+function parseRegistryConfig(json) {
+    const raw = JSON.parse(json);
+    if (raw === null)
+        return DEFAULT_REGISTRY_CONFIG;
+    const cidrs = Array.isArray(raw.InsecureRegistryCIDRs)
+        ? raw.InsecureRegistryCIDRs.map(String)
+        : [];
+    const indexes = Object.fromEntries(Object.entries(raw.IndexConfigs ?? {}).map(([name, c]) => [name, c.Secure !== false]));
+    return { insecureCidrs: cidrs, indexes };
+}
+/** The host part of `host[:port]`, without IPv6 brackets. */
+function registryHostname(registry) {
+    if (registry.startsWith('['))
+        return registry.slice(1, registry.indexOf(']'));
+    const colon = registry.lastIndexOf(':');
+    return colon < 0 ? registry : registry.slice(0, colon);
+}
+function inCidrs(cidrs, address) {
+    const family = (0,external_node_net_.isIP)(address);
+    if (family === 0)
+        return false;
+    const list = new external_node_net_.BlockList();
+    for (const cidr of cidrs) {
+        const [net, bits] = cidr.split('/');
+        const type = (0,external_node_net_.isIP)(net);
+        if (type === 0 || bits === undefined)
+            continue;
+        list.addSubnet(net, Number(bits), type === 4 ? 'ipv4' : 'ipv6');
+    }
+    return list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+/**
+ * Docker's rule: a registry named in the daemon's settings is what they say; otherwise it is
+ * insecure when one of its addresses lies in an insecure CIDR (loopback by default).
+ */
+function isSecureRegistry(registry, config, addresses) {
+    const named = config.indexes[registry];
+    if (named !== undefined)
+        return named;
+    return !addresses.some(a => inCidrs(config.insecureCidrs, a));
+}
+/** Schemes in the daemon's order: HTTPS only for a secure registry; unchecked HTTPS, then HTTP, else. */
+function schemesFor(secure) {
+    return secure
+        ? [{ scheme: 'https', verify: true }]
+        : [
+            { scheme: 'https', verify: false },
+            { scheme: 'http', verify: false }
+        ];
+}
+/** Sorts a certs.d folder's file names as Docker does; a client certificate without its key is an error. */
+function certFiles(names) {
+    const sorted = [...names].sort();
+    const cas = sorted.filter(n => n.endsWith('.crt'));
+    const certs = sorted.filter(n => n.endsWith('.cert'));
+    const keys = sorted.filter(n => n.endsWith('.key'));
+    const pairs = certs.map(cert => {
+        const key = `${cert.slice(0, -'.cert'.length)}.key`;
+        if (!keys.includes(key))
+            throw new Error(`missing key ${key} for client certificate ${cert}`);
+        return { cert, key };
+    });
+    const lone = keys.find(k => !certs.includes(`${k.slice(0, -'.key'.length)}.cert`));
+    if (lone !== undefined)
+        throw new Error(`missing client certificate for key ${lone}`);
+    return { cas, pairs };
+}
+/** How Docker shows a proxy URL's user and password in `docker info`. */
+const MASKED = /^[a-z][a-z0-9+.-]*:\/\/xxxxx:xxxxx@/i;
+function entries(list) {
+    return (list ?? '')
+        .split(',')
+        .map(e => e.trim())
+        .filter(Boolean);
+}
+/**
+ * The proxies this process's own registry requests go through, so that they go where the daemon's
+ * pushes would: the proxy inputs when given (the daemon has just been given them too); else the
+ * daemon's own; else, when Docker masked their credentials or could not be asked, the proxy
+ * variables of this process's environment. None when the daemon has none.
+ */
+function requestProxies(inputs, daemon, env) {
+    if (inputs)
+        return inputs;
+    const masked = daemon !== undefined && (MASKED.test(daemon.http) || MASKED.test(daemon.https));
+    if (daemon && !masked) {
+        if (daemon.http === '' && daemon.https === '')
+            return undefined;
+        return {
+            http: daemon.http || undefined,
+            https: daemon.https || undefined,
+            noProxy: entries(daemon.noProxy)
+        };
+    }
+    const http = env.http_proxy || env.HTTP_PROXY;
+    const https = env.https_proxy || env.HTTPS_PROXY;
+    if (!http && !https)
+        return undefined;
+    return { http, https, noProxy: entries(env.no_proxy ?? env.NO_PROXY) };
+}
+function isLoopback(host) {
+    return (host === 'localhost' || host.endsWith('.localhost') || inCidrs(['127.0.0.0/8', '::1/128'], host));
+}
+/**
+ * One no-proxy entry against a host and port, by Go's rules (the daemon's): `*` is everything, a
+ * CIDR its addresses, an address itself, `name` the name and its subdomains, `.name` and `*.name`
+ * the subdomains only; `entry:port` one port.
+ */
+function bypasses(entry, host, port) {
+    if (entry === '*')
+        return true;
+    if (entry.includes('/'))
+        return inCidrs([entry], host);
+    // A bare IPv6 address has colons of its own; `[v6]:port` and `name:port` name a port.
+    const withPort = (0,external_node_net_.isIP)(entry) === 6 ? null : /^\[?(.*?)\]?:(\d+)$/.exec(entry);
+    if (withPort && withPort[2] !== port)
+        return false;
+    const bare = (withPort ? withPort[1] : entry).toLowerCase().replace(/^\*\./, '.');
+    if ((0,external_node_net_.isIP)(bare) !== 0)
+        return host === bare;
+    const alsoItself = !bare.startsWith('.');
+    const suffix = alsoItself ? `.${bare}` : bare;
+    return (0,external_node_net_.isIP)(host) === 0 && (host.endsWith(suffix) || (alsoItself && host === bare));
+}
+/**
+ * The proxy URL a request to `host` (`name[:port]`, as in image references) over `scheme` goes
+ * through; undefined for a direct one: no proxy for the scheme, loopback, or a no-proxy match.
+ */
+function proxyFor(registry, scheme, p) {
+    const url = scheme === 'https' ? p?.https : p?.http;
+    if (!p || !url)
+        return undefined;
+    const host = registryHostname(registry).toLowerCase();
+    const colon = registry.lastIndexOf(':');
+    const explicit = colon > registry.lastIndexOf(']') ? registry.slice(colon + 1) : '';
+    const port = explicit || (scheme === 'https' ? '443' : '80');
+    if (isLoopback(host))
+        return undefined;
+    return p.noProxy.some(e => bypasses(e, host, port)) ? undefined : url;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
-/** A registry's HTTP API, as far as pushing needs it: the digest it holds for a tag. */
+/**
+ * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
+ * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
+ * cross-repository mounts and streamed blob uploads.
+ */
 
 
 
 
 
-function registry_api_request(url, method, headers, ca) {
-    return new Promise((resolve, reject) => {
-        const mod = url.protocol === 'https:' ? external_node_https_namespaceObject : external_node_http_;
-        const req = mod.request(url, { method, headers, timeout: 15_000, ...(ca ? { ca } : {}) }, res => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (d) => {
-                if (body.length < 65536)
-                    body += d;
-            });
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+
+
+
+
+
+/** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
+function agentsTakeProxies(version = process.versions.node) {
+    const [major, minor] = version.split('.').map(Number);
+    return major > 24 || (major === 24 && minor >= 5);
+}
+/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
+class RegistryError extends errors/* HostError */.dh {
+    transient;
+    status;
+    constructor(message, transient, status) {
+        super(message);
+        this.transient = transient;
+        this.status = status;
+        this.name = 'RegistryError';
+    }
+}
+const TIMEOUT_MS = 60_000;
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000;
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20;
+function header(h, name) {
+    const v = h[name];
+    return Array.isArray(v) ? v[0] : v;
+}
+function parseChallenge(text) {
+    const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '');
+    if (!m)
+        return undefined;
+    const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]));
+    return { scheme: m[1].toLowerCase(), params };
+}
+/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
+function registrySays(body) {
+    try {
+        const json = JSON.parse(body.toString('utf8'));
+        const e = json.errors?.[0];
+        if (e)
+            return `: ${[e.code, e.message].filter(Boolean).join(': ')}`;
+    }
+    catch {
+        // Not JSON: the status line says enough.
+    }
+    return '';
+}
+function networkError(e, what) {
+    if (e instanceof RegistryError)
+        return e;
+    const err = e;
+    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code ?? err.message));
+}
+/** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
+class RegistryClient {
+    access;
+    origin;
+    pinging;
+    agent;
+    challenge;
+    tokens = new Map();
+    /** Pools to token services on hosts other than the registry's, by origin. */
+    realmAgents = new Map();
+    constructor(access) {
+        this.access = access;
+    }
+    basic() {
+        const { username, password } = this.access;
+        return username !== undefined && password !== undefined
+            ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+            : undefined;
+    }
+    /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
+    agentFor(s, host = this.access.host) {
+        const proxy = proxyFor(host, s.scheme, this.access.proxies);
+        if (proxy !== undefined && !agentsTakeProxies()) {
+            throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
+        }
+        if (proxy !== undefined)
+            lib_core/* debug */.Yz(`${host}: through ${withoutCredentials(proxy)}`);
+        if (s.scheme === 'http') {
+            return new external_node_http_.Agent({ keepAlive: true, ...(proxy ? { proxyEnv: { HTTP_PROXY: proxy } } : {}) });
+        }
+        const { cas, client } = this.access;
+        return new external_node_https_namespaceObject.Agent({
+            keepAlive: true,
+            rejectUnauthorized: s.verify,
+            ...(cas.length > 0 ? { ca: [...external_node_tls_.rootCertificates, ...cas] } : {}),
+            ...(client ? { cert: client.cert, key: client.key } : {}),
+            ...(proxy ? { proxyEnv: { HTTPS_PROXY: proxy } } : {})
         });
-        req.on('timeout', () => req.destroy(new Error(`timeout talking to ${url.host}`)));
-        req.on('error', reject);
-        req.end();
+    }
+    /**
+     * A pool to a token service on another host (checked against the system's CAs and the
+     * registry's), through the proxy the daemon would use for that host.
+     */
+    realmAgent(url) {
+        let agent = this.realmAgents.get(url.origin);
+        if (!agent) {
+            const scheme = url.protocol === 'http:' ? 'http' : 'https';
+            agent = this.agentFor({ scheme, verify: true }, url.host);
+            this.realmAgents.set(url.origin, agent);
+        }
+        return agent;
+    }
+    /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
+    send(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
+        lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
+        return new Promise((resolve, reject) => {
+            const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
+            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, res => {
+                const chunks = [];
+                res.on('data', (d) => chunks.push(d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+                res.on('error', reject);
+            });
+            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
+            req.on('error', reject);
+            req.end(body);
+        });
+    }
+    /** GET /v2/ once per run (callers at the same time share it). */
+    ping() {
+        this.pinging ??= this.probe();
+        this.pinging.catch(() => (this.pinging = undefined));
+        return this.pinging;
+    }
+    /** GET /v2/ over each scheme in turn until one answers; reads how the registry wants auth. */
+    async probe() {
+        let last;
+        for (const s of this.access.schemes) {
+            const origin = `${s.scheme}://${this.access.host}`;
+            const agent = this.agentFor(s);
+            try {
+                const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent);
+                if (r.status !== 200 && r.status !== 401) {
+                    throw new RegistryError(`GET /v2/ on ${this.access.host} answered ${r.status}`, isTransientHttp(r.status), r.status);
+                }
+                this.challenge =
+                    r.status === 401 ? parseChallenge(header(r.headers, 'www-authenticate')) : undefined;
+                this.origin = origin;
+                this.agent = agent;
+                return origin;
+            }
+            catch (e) {
+                agent.destroy();
+                last = e;
+                // A registry that answered over this scheme is not retried over another.
+                if (e instanceof RegistryError)
+                    throw e;
+            }
+        }
+        throw networkError(last, `cannot reach ${this.access.host}`);
+    }
+    /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
+    token(scopes) {
+        const key = [...new Set(scopes)].sort().join(' ');
+        const cached = this.tokens.get(key);
+        if (cached)
+            return cached;
+        const p = (async () => {
+            const params = this.challenge?.params ?? {};
+            if (!params.realm)
+                throw new RegistryError(`${this.access.host} asks for a token but names no realm`, false);
+            const url = new URL(params.realm);
+            if (params.service)
+                url.searchParams.set('service', params.service);
+            for (const s of key.split(' ').filter(Boolean))
+                url.searchParams.append('scope', s);
+            const auth = this.basic();
+            // The registry's own pool when the realm is the registry itself; else one to the realm's
+            // host, checked against the system's CAs, through the proxy the daemon would use for it.
+            const agent = url.host === this.access.host ? this.agent : this.realmAgent(url);
+            const r = await this.send(url.toString(), 'GET', auth ? { Authorization: auth } : {}, undefined, agent);
+            if (r.status !== 200) {
+                throw new RegistryError(`the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+            }
+            const json = JSON.parse(r.body.toString('utf8'));
+            const token = json.token ?? json.access_token;
+            if (!token)
+                throw new RegistryError(`the token service of ${this.access.host} sent no token`, false);
+            lib_core/* setSecret */.Pq(token);
+            return token;
+        })();
+        this.tokens.set(key, p);
+        p.catch(() => this.tokens.delete(key));
+        return p;
+    }
+    /** The Authorization header for a request needing these scopes, if the registry wants one. */
+    async authorization(scopes) {
+        if (this.challenge?.scheme === 'bearer')
+            return `Bearer ${await this.token(scopes)}`;
+        return this.basic();
+    }
+    /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
+    async request(method, path, o) {
+        const origin = await this.ping();
+        const url = path.startsWith('http') ? path : `${origin}${path}`;
+        const go = async () => {
+            const auth = await this.authorization(o.scopes);
+            const headers = { ...o.headers, ...(auth ? { Authorization: auth } : {}) };
+            return this.send(url, method, headers, o.body, this.agent, o.timeoutMs);
+        };
+        let r = await go().catch((e) => {
+            throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
+        });
+        const again = parseChallenge(header(r.headers, 'www-authenticate'));
+        if (r.status === 401 && again?.scheme === 'bearer') {
+            this.challenge = again;
+            this.tokens.clear();
+            r = await go().catch((e) => {
+                throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
+            });
+        }
+        return r;
+    }
+    fail(method, path, r) {
+        const what = `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`;
+        return new RegistryError(`${what} answered ${r.status} ${external_node_http_.STATUS_CODES[r.status] ?? ''}`.trimEnd() +
+            registrySays(r.body), isTransientHttp(r.status), r.status);
+    }
+    static pull(repo) {
+        return `repository:${repo}:pull`;
+    }
+    static push(repo) {
+        return `repository:${repo}:pull,push`;
+    }
+    /** The manifest the registry holds for `reference` (a tag or digest), or undefined when none. */
+    async manifest(repo, reference) {
+        const path = `/v2/${repo}/manifests/${encodeURIComponent(reference)}`;
+        const r = await this.request('GET', path, {
+            scopes: [RegistryClient.pull(repo)],
+            headers: { Accept: MANIFEST_ACCEPT }
+        });
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200)
+            throw this.fail('GET', path, r);
+        const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body);
+        return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'));
+    }
+    /** The digest the registry holds for a tag (HEAD), or undefined when none. */
+    async tagDigest(repo, tag) {
+        const path = `/v2/${repo}/manifests/${encodeURIComponent(tag)}`;
+        const r = await this.request('HEAD', path, {
+            scopes: [RegistryClient.pull(repo)],
+            headers: { Accept: MANIFEST_ACCEPT }
+        });
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200)
+            throw this.fail('HEAD', path, r);
+        return header(r.headers, 'docker-content-digest');
+    }
+    /** A blob's bytes (an image config). */
+    async blob(repo, digest) {
+        const path = `/v2/${repo}/blobs/${digest}`;
+        const r = await this.request('GET', path, { scopes: [RegistryClient.pull(repo)] });
+        if (r.status !== 200)
+            throw this.fail('GET', path, r);
+        return r.body;
+    }
+    /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
+    async blobSize(repo, digest) {
+        const path = `/v2/${repo}/blobs/${digest}`;
+        const r = await this.request('HEAD', path, { scopes: [RegistryClient.push(repo)] });
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200)
+            throw this.fail('HEAD', path, r);
+        return Number(header(r.headers, 'content-length') ?? -1);
+    }
+    /** Links a blob another repository of this registry holds into `repo`; false when refused. */
+    async mount(repo, digest, from) {
+        const path = `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+        const r = await this.request('POST', path, {
+            scopes: [RegistryClient.push(repo), RegistryClient.pull(from)],
+            headers: { 'Content-Length': '0' }
+        });
+        if (r.status === 201)
+            return true;
+        // 202: the registry started an upload instead; it expires unused.
+        if (r.status === 202)
+            return false;
+        throw this.fail('POST', path, r);
+    }
+    async startUpload(repo) {
+        const path = `/v2/${repo}/blobs/uploads/`;
+        const r = await this.request('POST', path, {
+            scopes: [RegistryClient.push(repo)],
+            headers: { 'Content-Length': '0' }
+        });
+        const location = header(r.headers, 'location');
+        if (r.status !== 202 || location === undefined)
+            throw this.fail('POST', path, r);
+        return new URL(location, this.origin).toString();
+    }
+    async commit(repo, location, digest, body) {
+        const url = new URL(location);
+        url.searchParams.set('digest', digest);
+        const r = await this.request('PUT', url.toString(), {
+            scopes: [RegistryClient.push(repo)],
+            headers: {
+                'Content-Type': 'application/octet-stream',
+                'Content-Length': String(body?.length ?? 0)
+            },
+            body,
+            timeoutMs: COMMIT_TIMEOUT_MS
+        });
+        if (r.status !== 201)
+            throw this.fail('PUT', `/v2/${repo}/blobs/uploads/`, r);
+    }
+    /** Uploads a small blob (a config) in one request. */
+    async putBlob(repo, digest, data) {
+        await this.commit(repo, await this.startUpload(repo), digest, data);
+    }
+    /**
+     * Starts a streamed upload: write the bytes, then finish to commit them under their digest,
+     * hashed on the way unless `digest` is known (the registry checks it either way).
+     */
+    async openUpload(repo, digest) {
+        const location = await this.startUpload(repo);
+        const auth = await this.authorization([RegistryClient.push(repo)]);
+        return new BlobUpload({
+            location,
+            auth,
+            agent: this.agent,
+            host: this.access.host,
+            digest,
+            commit: (loc, d) => this.commit(repo, loc, d)
+        });
+    }
+    /** Puts a manifest under a tag; returns the digest the registry answered with. */
+    async putManifest(repo, tag, body, mediaType) {
+        const path = `/v2/${repo}/manifests/${encodeURIComponent(tag)}`;
+        const r = await this.request('PUT', path, {
+            scopes: [RegistryClient.push(repo)],
+            headers: { 'Content-Type': mediaType },
+            body
+        });
+        if (r.status !== 201)
+            throw this.fail('PUT', path, r);
+        return header(r.headers, 'docker-content-digest') ?? sha256Digest(body);
+    }
+    /** Closes the kept-alive connections. */
+    close() {
+        this.agent?.destroy();
+        for (const a of this.realmAgents.values())
+            a.destroy();
+    }
+}
+/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+class BlobUpload {
+    target;
+    hash;
+    req;
+    answered;
+    location;
+    host;
+    failed;
+    buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)];
+    writing = [undefined, undefined];
+    current = 0;
+    filled = 0;
+    size = 0;
+    constructor(target) {
+        this.target = target;
+        const { location, auth, agent } = target;
+        this.location = location;
+        this.host = target.host;
+        if (target.digest === undefined)
+            this.hash = (0,external_node_crypto_.createHash)('sha256');
+        lib_core/* debug */.Yz(`http: PATCH ${location.replace(/\?.*$/, '')}`);
+        const mod = location.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
+        this.req = mod.request(location, {
+            method: 'PATCH',
+            agent,
+            timeout: TIMEOUT_MS,
+            headers: { 'Content-Type': 'application/octet-stream', ...(auth ? { Authorization: auth } : {}) }
+        });
+        this.answered = new Promise((resolve, reject) => {
+            this.req.on('response', res => {
+                const chunks = [];
+                res.on('data', (d) => chunks.push(d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+            });
+            this.req.on('timeout', () => this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`)));
+            this.req.on('error', e => {
+                this.failed = e;
+                reject(e);
+            });
+        });
+        // Seen through failed/finish; an unhandled rejection here would end the process.
+        this.answered.catch(() => undefined);
+    }
+    /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
+    async write(chunk) {
+        if (this.failed)
+            throw networkError(this.failed, `uploading to ${this.host}`);
+        this.hash?.update(chunk);
+        this.size += chunk.length;
+        for (let at = 0; at < chunk.length;) {
+            const copied = chunk.copy(this.buffers[this.current], this.filled, at);
+            this.filled += copied;
+            at += copied;
+            if (this.filled === WRITE_BYTES)
+                await this.flush();
+        }
+    }
+    /**
+     * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+     * has taken what was written from it (two buffers reused: no allocation per piece).
+     */
+    async flush() {
+        if (this.filled === 0)
+            return;
+        const piece = this.buffers[this.current].subarray(0, this.filled);
+        this.writing[this.current] = new Promise((resolve, reject) => this.req.write(piece, e => (e ? reject(e) : resolve())));
+        this.writing[this.current]?.catch(() => undefined);
+        this.current = this.current === 0 ? 1 : 0;
+        this.filled = 0;
+        // The registry answering before the body ends means it refused the upload: stop writing.
+        const early = this.answered.then(r => {
+            throw new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        });
+        await Promise.race([this.writing[this.current], early]).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+    }
+    /** Ends the body and commits the blob; returns its digest and size. */
+    async finish() {
+        await this.flush();
+        await Promise.all(this.writing.filter(w => w !== undefined)).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+        this.req.end();
+        const r = await this.answered.catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+        const location = header(r.headers, 'location');
+        if (r.status !== 202 || location === undefined) {
+            throw new RegistryError(`PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        }
+        const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`;
+        await this.target.commit(new URL(location, this.location).toString(), digest);
+        return { digest, size: this.size };
+    }
+    /** Gives up: the registry drops the unfinished upload. */
+    abort() {
+        this.req.destroy();
+    }
+}
+
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+;// CONCATENATED MODULE: ./src/phases/push/registries.ts
+/**
+ * Opens one registry client per registry the targets name, reaching each as this host's daemon
+ * would: its insecure-registries, /etc/docker/certs.d, and the login for `registry` only.
+ */
+
+
+
+
+
+
+
+
+
+
+const CERTS_D = '/etc/docker/certs.d';
+/** Clients of one run, kept from detection to the pushes (one connection pool per registry). */
+const opened = new WeakMap();
+/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
+async function readAsRoot(runner, file) {
+    const text = await (0,system_files/* readFileMaybe */.jp)(runner, file);
+    if (text === undefined)
+        throw new errors/* HostError */.dh(`${file} could not be read`);
+    return text;
+}
+async function listCertsDir(runner, dir) {
+    try {
+        return await external_node_fs_.promises.readdir(dir);
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return [];
+        if (code !== 'EACCES')
+            throw e;
+        const r = await runner.run(['ls', '-1', '--', dir], { root: true });
+        return r.stdout.split('\n').filter(Boolean);
+    }
+}
+async function addresses(host) {
+    if ((0,external_node_net_.isIP)(host) !== 0)
+        return [host];
+    try {
+        return (await external_node_dns_.promises.lookup(host, { all: true })).map(a => a.address);
+    }
+    catch {
+        // An unknown name is secure by Docker's rule; connecting will say what is wrong.
+        return [];
+    }
+}
+async function registries_open(settings, registry, daemon, runner) {
+    const dir = external_node_path_.join(CERTS_D, registry);
+    let files;
+    try {
+        files = certFiles(await listCertsDir(runner, dir));
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${dir}: ${(0,errors/* errorMessage */.gJ)(e)}`);
+    }
+    const read = (name) => readAsRoot(runner, external_node_path_.join(dir, name));
+    const cas = await Promise.all(files.cas.map(read));
+    const ours = registry === settings.registry.text;
+    if (ours && settings.registryCa !== undefined)
+        cas.push(await readAsRoot(runner, settings.registryCa));
+    const pair = files.pairs[0];
+    const client = pair ? { cert: await read(pair.cert), key: await read(pair.key) } : undefined;
+    const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)));
+    lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
+    return new RegistryClient({
+        host: registry,
+        schemes: schemesFor(secure),
+        cas,
+        client,
+        username: ours ? settings.login?.username : undefined,
+        password: ours ? settings.login?.password : undefined,
+        proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
     });
 }
-const MANIFEST_TYPES = [
-    'application/vnd.oci.image.index.v1+json',
-    'application/vnd.oci.image.manifest.v1+json',
-    'application/vnd.docker.distribution.manifest.list.v2+json',
-    'application/vnd.docker.distribution.manifest.v2+json'
-].join(', ');
-function basic(ep) {
-    return ep.username !== undefined && ep.password !== undefined
-        ? `Basic ${Buffer.from(`${ep.username}:${ep.password}`).toString('base64')}`
-        : undefined;
+/** The client for `registry` in this run (opened on first use; reads certs.d). */
+function registryClient(settings, registry, daemon, runner) {
+    let clients = opened.get(settings);
+    if (!clients) {
+        clients = new Map();
+        opened.set(settings, clients);
+    }
+    let client = clients.get(registry);
+    if (!client) {
+        client = registries_open(settings, registry, daemon, runner);
+        clients.set(registry, client);
+        client.catch(() => clients.delete(registry));
+    }
+    return client;
 }
-/** A bearer token for `scope`, from the realm a 401 names (Docker Hub, GHCR, Harbor…). */
-async function bearer(ep, challenge, scope) {
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map(m => [m[1], m[2]]));
-    if (!params.realm)
+/** Closes this run's registry connections. */
+async function closeRegistries(settings) {
+    const clients = opened.get(settings);
+    opened.delete(settings);
+    for (const c of clients?.values() ?? [])
+        (await c.catch(() => undefined))?.close();
+}
+/** What the registry holds for a tag, with the size of every manifest an index lists. */
+async function remoteImage(client, repository, tag) {
+    const m = await client.manifest(repository, tag);
+    if (!m)
         return undefined;
-    const url = new URL(params.realm);
-    if (params.service)
-        url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', scope);
-    const auth = basic(ep);
-    const r = await registry_api_request(url, 'GET', auth ? { Authorization: auth } : {}, ep.ca);
-    if (r.status !== 200)
+    const parts = isIndex(m)
+        ? (await Promise.all(m.manifests.map(async (d) => client.manifest(repository, d.digest)))).filter(x => x !== undefined)
+        : [m];
+    return { digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts) };
+}
+
+;// CONCATENATED MODULE: ./src/system/engine-api.ts
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
+    }
+    /** GET `path`; the body is the caller's to read. */
+    get(path) {
+        lib_core/* debug */.Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() }));
+            req.on('error', reject);
+        });
+    }
+    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+    async post(path) {
+        lib_core/* debug */.Yz(`engine: POST ${path}`);
+        const r = await new Promise((resolve, reject) => {
+            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => (text += d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            });
+            req.on('error', reject);
+            req.end();
+        });
+        if (r.status < 200 || r.status > 299) {
+            const message = JSON.parse(r.text || '{}').message ?? r.text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${message}`);
+        }
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image). */
+    async json(path) {
+        const r = await this.get(path);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            const message = JSON.parse(text || '{}').message ?? text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
+        }
+        return JSON.parse(text);
+    }
+}
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
         return undefined;
-    const json = JSON.parse(r.body);
-    return json.token ?? json.access_token;
+    try {
+        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
+}
+
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/phases/push/layer-encoder.ts
+/**
+ * Encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
+ * every core (the way pigz does: each block primed with the previous 32 KiB, joined by sync flushes).
+ */
+
+
+
+
+const deflateRaw = (0,external_node_util_.promisify)(external_node_zlib_.deflateRaw);
+/** Bytes per block compressed at once; output does not depend on the number of cores. */
+const BLOCK_BYTES = 1 << 20;
+const DICTIONARY_BYTES = 32 << 10;
+/** The fast level: a layer is compressed once per push, and read many times. */
+const LEVEL = 1;
+/** Blocks in flight: enough to keep zlib's four worker threads busy. */
+const IN_FLIGHT = 4;
+/**
+ * In a part of a layer that does not compress, blocks are stored (level 0, a copy) and only every
+ * so many is compressed again to notice when the data changes.
+ */
+const REPROBE = 8;
+/** Whether a layer whose first bytes are `sample` is worth gzip. */
+async function judgeCompression(sample) {
+    const probe = sample.subarray(0, SAMPLE_BYTES);
+    const out = await deflateRaw(probe, { level: LEVEL });
+    return worthCompressing(probe.length, out.length) ? 'gzip' : 'none';
+}
+/** Feeds one layer into `sink` in order, compressed or not, with backpressure from the sink. */
+class LayerEncoder {
+    mode;
+    sink;
+    diff;
+    pending = [];
+    pendingBytes = 0;
+    previous;
+    crc = 0;
+    size = 0;
+    /** Each queued block's promise: compressed and handed to the sink. */
+    queued = [];
+    /** Per block: whether it was compressed at the fast level, and whether that paid. */
+    judged = [];
+    compressible = true;
+    written = Promise.resolve();
+    error;
+    constructor(mode, sink, hashInput) {
+        this.mode = mode;
+        this.sink = sink;
+        if (hashInput)
+            this.diff = (0,external_node_crypto_.createHash)('sha256');
+        if (mode === 'gzip')
+            void this.emit(Promise.resolve(gzipHeader()));
+    }
+    /** Queues output in order: the sink sees each piece after the one before it. */
+    emit(piece) {
+        const next = Promise.all([this.written, piece]).then(([, b]) => this.sink(b));
+        next.catch((e) => (this.error ??= e instanceof Error ? e : new Error(String(e))));
+        this.written = next;
+        return next;
+    }
+    check() {
+        if (this.error !== undefined)
+            throw this.error;
+    }
+    /**
+     * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
+     * before it), so the same layer always gives the same bytes.
+     */
+    async levelOf(n) {
+        if (n >= IN_FLIGHT) {
+            const seen = await this.judged[n - IN_FLIGHT];
+            if (seen.probed)
+                this.compressible = seen.worth;
+        }
+        return this.compressible || n % REPROBE === 0 ? LEVEL : 0;
+    }
+    async block(data, last) {
+        this.crc = external_node_zlib_.crc32(data, this.crc);
+        const dictionary = this.previous;
+        this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined;
+        const n = this.judged.length;
+        const level = await this.levelOf(n);
+        const out = deflateRaw(data, {
+            level,
+            ...(dictionary && level > 0 ? { dictionary } : {}),
+            // All but the last block end byte-aligned without the final bit, so they join.
+            finishFlush: last ? external_node_zlib_.constants.Z_FINISH : external_node_zlib_.constants.Z_SYNC_FLUSH
+        });
+        this.judged.push(out.then(b => ({ probed: level > 0, worth: worthCompressing(data.length, b.length) }), () => ({ probed: false, worth: false })));
+        this.queued.push(this.emit(out).catch(() => undefined));
+        if (this.queued.length >= IN_FLIGHT)
+            await this.queued.shift();
+        this.check();
+    }
+    /** Takes the next bytes of the layer. */
+    async write(chunk) {
+        this.check();
+        this.diff?.update(chunk);
+        this.size += chunk.length;
+        if (this.mode === 'none') {
+            await this.emit(Promise.resolve(chunk));
+            return;
+        }
+        this.pending.push(chunk);
+        this.pendingBytes += chunk.length;
+        while (this.pendingBytes >= BLOCK_BYTES) {
+            const all = Buffer.concat(this.pending);
+            const rest = all.subarray(BLOCK_BYTES);
+            this.pending = rest.length > 0 ? [rest] : [];
+            this.pendingBytes = rest.length;
+            await this.block(all.subarray(0, BLOCK_BYTES), false);
+        }
+    }
+    /** Flushes the last block and the gzip trailer; resolves once the sink has every byte. */
+    async end() {
+        if (this.mode === 'gzip') {
+            await this.block(Buffer.concat(this.pending), true);
+            void this.emit(Promise.resolve(gzipTrailer(this.crc, this.size)));
+        }
+        await this.written;
+        return { diffId: this.diff ? `sha256:${this.diff.digest('hex')}` : undefined, size: this.size };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/tar.ts
+/**
+ * Tar headers as `docker save` writes them (pure): ustar with its name prefix, PAX extended
+ * headers (long names, sizes of 8 GiB and more) and GNU long names and base-256 sizes.
+ */
+/** The size of a tar block; headers are one block, bodies are padded to whole blocks. */
+const BLOCK = 512;
+function tar_text(block, start, length) {
+    const field = block.subarray(start, start + length);
+    const end = field.indexOf(0);
+    return Buffer.from(end < 0 ? field : field.subarray(0, end)).toString('utf8');
+}
+/** A numeric field: octal text, or GNU base-256 when its first byte has the high bit set. */
+function numeric(block, start, length) {
+    if ((block[start] & 0x80) !== 0) {
+        let value = block[start] & 0x7f;
+        for (let i = start + 1; i < start + length; i++)
+            value = value * 256 + block[i];
+        return value;
+    }
+    const digits = tar_text(block, start, length).trim();
+    return digits === '' ? 0 : parseInt(digits, 8);
+}
+/** The header checksum: the sum of all bytes with the checksum field counted as spaces. */
+function checksumOk(block) {
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++)
+        sum += i >= 148 && i < 156 ? 32 : block[i];
+    return sum === numeric(block, 148, 8);
 }
 /**
- * The digest the registry holds for `repository:tag` (Docker-Content-Digest of a manifest HEAD),
- * or undefined when it has none. Basic and bearer auth; credentials stay in this process.
+ * Reads one 512-byte header; undefined for an all-zero block (the end of the archive). Throws on a
+ * block that is not a header, which means the stream lost its framing.
  */
-async function manifestDigest(ep, repository, tag) {
-    const url = new URL(`${ep.scheme}://${ep.host}/v2/${repository}/manifests/${encodeURIComponent(tag)}`);
-    const headers = { Accept: MANIFEST_TYPES };
-    const auth = basic(ep);
-    if (auth)
-        headers.Authorization = auth;
-    let r = await registry_api_request(url, 'HEAD', headers, ep.ca);
-    const challenge = r.headers['www-authenticate'];
-    if (r.status === 401 && typeof challenge === 'string' && /^Bearer /i.test(challenge)) {
-        const token = await bearer(ep, challenge, `repository:${repository}:pull`);
-        if (token)
-            r = await registry_api_request(url, 'HEAD', { ...headers, Authorization: `Bearer ${token}` }, ep.ca);
-    }
-    if (r.status === 404)
+function parseTarHeader(block) {
+    if (block.length !== BLOCK)
+        throw new Error(`a tar header is ${BLOCK} bytes, not ${block.length}`);
+    if (block.every(b => b === 0))
         return undefined;
-    if (r.status !== 200) {
-        throw new errors/* HostError */.dh(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`);
+    if (!checksumOk(block))
+        throw new Error('the image export is not a tar archive (bad header)');
+    let name = tar_text(block, 0, 100);
+    if (tar_text(block, 257, 5) === 'ustar') {
+        const prefix = tar_text(block, 345, 155);
+        if (prefix !== '')
+            name = `${prefix}/${name}`;
     }
-    const digest = r.headers['docker-content-digest'];
-    return typeof digest === 'string' ? digest : undefined;
+    const flag = block[156] === 0 ? '0' : String.fromCharCode(block[156]);
+    return { name, size: numeric(block, 124, 12), type: flag };
+}
+/** PAX records (`<length> <key>=<value>\n`), of which `path` and `size` matter here. */
+function parsePaxRecords(data) {
+    const out = {};
+    const buf = Buffer.from(data);
+    let at = 0;
+    while (at < buf.length) {
+        const space = buf.indexOf(0x20, at);
+        if (space < 0)
+            break;
+        const length = Number(buf.subarray(at, space).toString('ascii'));
+        if (!Number.isInteger(length) || length <= 0)
+            break;
+        const record = buf.subarray(space + 1, at + length - 1).toString('utf8');
+        const eq = record.indexOf('=');
+        if (eq > 0)
+            out[record.slice(0, eq)] = record.slice(eq + 1);
+        at += length;
+    }
+    return out;
+}
+/** The header with what a preceding PAX header or GNU long name says about it. */
+function withExtensions(header, pax, longName) {
+    const name = pax?.path ?? longName ?? header.name;
+    const size = pax?.size !== undefined ? Number(pax.size) : header.size;
+    return { ...header, name, size };
+}
+/** Bytes of padding after a body of `size` bytes. */
+function padding(size) {
+    return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/tar-stream.ts
+
+const EMPTY = Buffer.alloc(0);
+const asBuffer = (v) => (typeof v === 'string' ? Buffer.from(v) : v);
+/** Bytes from an async source, taken exactly as many as asked. */
+class Bytes {
+    head = EMPTY;
+    it;
+    constructor(source) {
+        this.it = source[Symbol.asyncIterator]();
+    }
+    async more() {
+        const r = await this.it.next();
+        if (r.done === true)
+            return false;
+        this.head =
+            this.head.length === 0 ? asBuffer(r.value) : Buffer.concat([this.head, asBuffer(r.value)]);
+        return true;
+    }
+    /** Exactly n bytes, or fewer at the end of the source. */
+    async read(n) {
+        while (this.head.length < n)
+            if (!(await this.more()))
+                break;
+        const out = this.head.subarray(0, n);
+        this.head = this.head.subarray(out.length);
+        return out;
+    }
+    /** n bytes as they come; throws when the source ends first. */
+    async *take(n) {
+        let left = n;
+        while (left > 0) {
+            if (this.head.length === 0) {
+                const r = await this.it.next();
+                if (r.done === true)
+                    throw new Error('the image export ended in the middle of a file');
+                this.head = asBuffer(r.value);
+            }
+            const part = this.head.subarray(0, Math.min(left, this.head.length));
+            this.head = this.head.subarray(part.length);
+            left -= part.length;
+            yield part;
+        }
+    }
+    async skip(n) {
+        for await (const part of this.take(n))
+            void part;
+    }
+    /** Reads the source to its end (the archive's closing zeros): a pipe left unread never closes. */
+    async drain() {
+        this.head = EMPTY;
+        for (let r = await this.it.next(); r.done !== true; r = await this.it.next())
+            void r;
+    }
 }
 /**
- * How to reach a target's registry API (reads the local registry's CA file): scheme, CA, and
- * credentials, which belong to `registry` only.
+ * A stream's chunks as it emitted them. (A Readable's own async iterator joins the chunks that
+ * piled up into a new buffer: a copy of every byte, and garbage to collect.)
  */
-async function endpointFor(settings, registry) {
-    const ours = registry === settings.registry.text;
-    const ca = ours ? settings.registryCa : undefined;
-    const insecure = ours && settings.registryInsecure;
-    const plain = ca === undefined && (isLoopbackHost(parseRegistryAddress(registry).host) || insecure);
+function pieces(stream) {
     return {
-        host: registry,
-        scheme: plain ? 'http' : 'https',
-        ca: ca === undefined ? undefined : await external_node_fs_.promises.readFile(ca),
-        username: ours ? settings.login?.username : undefined,
-        password: ours ? settings.login?.password : undefined
+        [Symbol.asyncIterator]() {
+            const queue = [];
+            let ended = false;
+            let failure;
+            let wake;
+            const notify = () => {
+                wake?.();
+                wake = undefined;
+            };
+            stream.on('data', (chunk) => {
+                queue.push(chunk);
+                if (queue.length >= 16)
+                    stream.pause();
+                notify();
+            });
+            stream.once('end', () => {
+                ended = true;
+                notify();
+            });
+            stream.once('close', () => {
+                ended = true;
+                notify();
+            });
+            stream.once('error', e => {
+                failure = e;
+                notify();
+            });
+            return {
+                async next() {
+                    while (queue.length === 0) {
+                        if (failure)
+                            throw failure;
+                        if (ended)
+                            return { done: true, value: undefined };
+                        stream.resume();
+                        await new Promise(r => (wake = r));
+                    }
+                    const value = queue.shift();
+                    if (queue.length < 4 && stream.isPaused())
+                        stream.resume();
+                    return { done: false, value };
+                }
+            };
+        }
     };
+}
+/**
+ * The regular files of a tar stream, in archive order (PAX and GNU long names applied); the source
+ * is read to its end.
+ */
+async function* tarEntries(source) {
+    const bytes = new Bytes(source);
+    let pax;
+    let longName;
+    for (;;) {
+        const block = await bytes.read(BLOCK);
+        if (block.length === 0)
+            return;
+        if (block.length < BLOCK)
+            throw new Error('the image export ended in the middle of a header');
+        const raw = parseTarHeader(block);
+        if (raw === undefined)
+            return bytes.drain();
+        if (raw.type === 'x' || raw.type === 'L') {
+            const data = await bytes.read(raw.size);
+            await bytes.skip(padding(raw.size));
+            if (raw.type === 'x')
+                pax = parsePaxRecords(data);
+            else
+                longName = data.toString('utf8').replace(/\0+$/, '');
+            continue;
+        }
+        const header = withExtensions(raw, pax, longName);
+        pax = undefined;
+        longName = undefined;
+        let left = header.size;
+        if (header.type === '0' || header.type === '7') {
+            yield {
+                name: header.name,
+                size: header.size,
+                async *body() {
+                    for await (const part of bytes.take(left)) {
+                        left -= part.length;
+                        yield part;
+                    }
+                }
+            };
+        }
+        // Whatever the reader left of the body, and the padding, are skipped.
+        await bytes.skip(left);
+        await bytes.skip(padding(header.size));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/uploader.ts
+/**
+ * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
+ * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
+ * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
+ * already holds, and puts one OCI manifest per tag.
+ */
+
+
+
+
+
+/** Exports through the docker CLI (with sudo when the action is not root). */
+function cliExporter(runner) {
+    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
+}
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+function engineExporter(api) {
+    return async (id) => {
+        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`);
+        let failed = '';
+        if (r.status !== 200) {
+            for await (const c of r.body)
+                failed += String(c);
+            failed = `Docker answered ${r.status}: ${failed.trim()}`;
+        }
+        const done = new Promise(resolve => {
+            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
+            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
+        });
+        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
+        return { stdout, done, kill: () => r.abort() };
+    };
+}
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder,
+ * before Docker 25) before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+class ReadAhead {
+    base;
+    started = new Map();
+    constructor(base) {
+        this.base = base;
+    }
+    /** Begins exporting `id` now, for later. */
+    start(id) {
+        if (this.started.has(id))
+            return;
+        const p = this.base(id);
+        p.catch(() => undefined);
+        this.started.set(id, p);
+    }
+    /** The export of `id` begun ahead, else a new one. */
+    exporter = id => {
+        const p = this.started.get(id);
+        this.started.delete(id);
+        return p ?? this.base(id);
+    };
+    /** Stops the exports nobody took. */
+    async stop() {
+        const left = [...this.started.values()];
+        this.started.clear();
+        for (const p of left)
+            (await p.catch(() => undefined))?.kill();
+    }
+}
+/** What the run learned about one registry, shared by every job that pushes there. */
+class RegistryMemory {
+    client;
+    /** Layers in the registry by diff_id, as sent or found. */
+    layers = new Map();
+    /** Repositories known to hold each blob digest. */
+    holders = new Map();
+    /** Layer uploads in progress, by diff_id or archive entry: what they will be known as. */
+    inFlight = new Map();
+    /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
+    entries = new Map();
+    constructor(client) {
+        this.client = client;
+    }
+    held(digest, repo) {
+        const set = this.holders.get(digest) ?? new Set();
+        set.add(repo);
+        this.holders.set(digest, set);
+    }
+}
+/** Whether the repository holds the blob, linking it from another repository when one does. */
+async function ensureBlob(mem, repo, digest) {
+    const holders = mem.holders.get(digest);
+    if (holders?.has(repo))
+        return true;
+    if ((await mem.client.blobSize(repo, digest)) !== undefined) {
+        mem.held(digest, repo);
+        return true;
+    }
+    for (const from of holders ?? []) {
+        if (await mem.client.mount(repo, digest, from)) {
+            mem.held(digest, repo);
+            return true;
+        }
+    }
+    return false;
+}
+/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
+async function knownLayer(mem, job, repo, diffId) {
+    const elsewhere = job.known.get(diffId);
+    if (elsewhere)
+        mem.held(elsewhere.blob.digest, elsewhere.repository);
+    const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter((d) => d !== undefined);
+    for (const d of candidates)
+        if (await ensureBlob(mem, repo, d.digest))
+            return d;
+    // A layer sent as is carries its diff_id as its digest.
+    const size = await mem.client.blobSize(repo, diffId);
+    if (size === undefined)
+        return undefined;
+    const d = { mediaType: MEDIA.layerTar, digest: diffId, size };
+    mem.held(diffId, repo);
+    mem.layers.set(diffId, d);
+    return d;
+}
+/** The layers the repository already holds (or can link), before anything is read. */
+async function survey(mem, job, repo) {
+    const layers = new Map();
+    const unique = [...new Set(job.layers)];
+    const found = await Promise.all(unique.map(async (id) => knownLayer(mem, job, repo, id)));
+    unique.forEach((id, i) => {
+        const d = found[i];
+        if (d)
+            layers.set(id, d);
+    });
+    return layers;
+}
+async function bytesOf(entry) {
+    const parts = [];
+    for await (const p of entry.body())
+        parts.push(p);
+    return Buffer.concat(parts);
+}
+/**
+ * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
+ * read, so the next one streams while the registry still answers for this one.
+ */
+async function sendLayer(mem, repo, entry, knownDiffId, sent) {
+    const body = entry.body();
+    const head = [];
+    let headBytes = 0;
+    while (headBytes < SAMPLE_BYTES) {
+        const r = await body.next();
+        if (r.done === true)
+            break;
+        head.push(r.value);
+        headBytes += r.value.length;
+    }
+    const mode = await judgeCompression(Buffer.concat(head));
+    let upload;
+    try {
+        upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined);
+        const u = upload;
+        const encoder = new LayerEncoder(mode, b => u.write(b), knownDiffId === undefined);
+        for (const part of head)
+            await encoder.write(part);
+        for await (const part of body)
+            await encoder.write(part);
+        const input = await encoder.end();
+        const landed = upload.finish().then(blob => {
+            sent.layers++;
+            if (mode === 'gzip')
+                sent.gzipped++;
+            sent.bytes += blob.size;
+            return {
+                diffId: knownDiffId ?? input.diffId ?? blob.digest,
+                blob: { mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size }
+            };
+        });
+        landed.catch(() => upload?.abort());
+        return { landed };
+    }
+    catch (e) {
+        upload?.abort();
+        throw e;
+    }
+}
+/** The diff_id an archive entry is known as before it is read (Docker 25 names blobs by digest). */
+function entryDiffId(mem, job, name) {
+    const named = blobPathDigest(name);
+    if (named !== undefined)
+        return job.layers.includes(named) ? named : undefined;
+    return mem.entries.get(name);
+}
+/** A layer of the archive: `<v1 id>/layer.tar` before Docker 25, a blob named by a diff_id after. */
+function isLayerEntry(job, name) {
+    return name.endsWith('/layer.tar') || job.layers.includes(blobPathDigest(name) ?? '');
+}
+/**
+ * A layer of the export in the repository: linked or skipped when the registry has it, else sent.
+ * Resolves once the entry is read; `done` settles with its diff_id once the registry has it.
+ */
+async function placeLayer(mem, job, repo, entry, have, sent) {
+    const id = entryDiffId(mem, job, entry.name);
+    if (id !== undefined && have.has(id))
+        return { done: Promise.resolve(id) };
+    const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id);
+    if (id !== undefined && known) {
+        have.set(id, known);
+        return { done: Promise.resolve(id) };
+    }
+    const { landed } = await sendLayer(mem, repo, entry, id, sent);
+    const done = landed.then(({ diffId, blob }) => {
+        if (!job.layers.includes(diffId)) {
+            throw new errors/* HostError */.dh(`the export of ${job.id} holds a layer (${diffId}) its config does not list`);
+        }
+        mem.entries.set(entry.name, diffId);
+        mem.layers.set(diffId, blob);
+        mem.held(blob.digest, repo);
+        have.set(diffId, blob);
+        return diffId;
+    });
+    return { done };
+}
+/**
+ * One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once).
+ * Resolves once the entry is read, with what settles when the registry has the layer.
+ */
+async function layerEntry(mem, job, repo, entry, have, sent) {
+    const key = entryDiffId(mem, job, entry.name) ?? entry.name;
+    for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
+        await other.catch(() => undefined);
+    }
+    // Nothing awaits between the last look and this claim.
+    let settle = () => undefined;
+    const claim = new Promise(resolve => (settle = resolve));
+    claim.catch(() => undefined);
+    mem.inFlight.set(key, claim);
+    const release = () => {
+        if (mem.inFlight.get(key) === claim)
+            mem.inFlight.delete(key);
+    };
+    try {
+        const { done } = await placeLayer(mem, job, repo, entry, have, sent);
+        settle(done);
+        done.then(release, release);
+        return { done };
+    }
+    catch (e) {
+        settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
+        release();
+        throw e;
+    }
+}
+/**
+ * Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks,
+ * and hands its config to `onConfig` as soon as it is read; resolves once the registry has it all.
+ */
+async function exportImage(mem, job, repo, have, exporter, sent, onConfig) {
+    const hex = job.id.replace(/^sha256:/, '');
+    const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`]);
+    const cmd = await exporter(job.id);
+    // What the registry still answers for while the stream goes on.
+    const landing = [];
+    const wait = (p) => {
+        p.catch(() => undefined);
+        landing.push(p);
+    };
+    let config = false;
+    try {
+        for await (const entry of tarEntries(pieces(cmd.stdout))) {
+            if (configNames.has(entry.name)) {
+                config = true;
+                wait(onConfig(await bytesOf(entry)));
+            }
+            else if (isLayerEntry(job, entry.name)) {
+                wait((await layerEntry(mem, job, repo, entry, have, sent)).done);
+            }
+        }
+    }
+    catch (e) {
+        cmd.kill();
+        // A registry's failure (or ours) is the cause: the export only ended because it was stopped.
+        if (e instanceof errors/* HostError */.dh)
+            throw e;
+        const r = await cmd.done.catch(() => undefined);
+        const why = r?.stderr.trim() ? r.stderr : (0,errors/* errorMessage */.gJ)(e);
+        throw new errors/* HostError */.dh(`the export of ${job.id} from Docker failed: ${(0,errors/* tailLines */.os)(why, 3)}`);
+    }
+    const r = await cmd.done;
+    if (r.exitCode !== 0) {
+        throw new errors/* HostError */.dh(`the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 3)}`);
+    }
+    await Promise.all(landing);
+    if (!config)
+        throw new errors/* HostError */.dh(`the export of ${job.id} holds no image config`);
+}
+/** Puts config and layers into one repository: what it lacks is read from the daemon and sent. */
+async function fillRepository(mem, job, repo, exporter, sent) {
+    const [have, held] = await Promise.all([
+        survey(mem, job, repo),
+        mem.client.blobSize(repo, job.id)
+    ]);
+    let configSize = held ?? -1;
+    if (have.size === new Set(job.layers).size && configSize >= 0) {
+        mem.held(job.id, repo);
+        return { layers: have, configSize };
+    }
+    await exportImage(mem, job, repo, have, exporter, sent, async (config) => {
+        if (sha256Digest(config) !== job.id) {
+            throw new errors/* HostError */.dh(`the export of ${job.id} holds a config of another digest`);
+        }
+        if (configSize < 0)
+            await mem.client.putBlob(repo, job.id, config);
+        mem.held(job.id, repo);
+        configSize = config.length;
+    });
+    const missing = job.layers.filter(id => !have.has(id));
+    if (missing.length > 0) {
+        throw new errors/* HostError */.dh(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`);
+    }
+    return { layers: have, configSize };
+}
+/** Links every blob of the manifest into another repository, sending what cannot be linked. */
+async function copyInto(mem, job, repo, digests, exporter, sent) {
+    const linked = await Promise.all(digests.map(async (d) => ensureBlob(mem, repo, d)));
+    if (linked.every(Boolean))
+        return;
+    // The registry refused to link: send from the daemon (the encoding gives the same bytes).
+    await fillRepository(mem, { ...job, known: new Map() }, repo, exporter, sent);
+    const missing = digests.filter(d => !mem.holders.get(d)?.has(repo));
+    if (missing.length > 0) {
+        throw new errors/* HostError */.dh(`${repo} lacks ${missing.join(', ')} after sending the image`);
+    }
+}
+/**
+ * Pushes one image to every tag of the job; returns the manifest's digest and the image's size in
+ * the registry. Another attempt after a failure sends only what the registry still lacks.
+ */
+async function uploadImage(mem, job, exporter, sent) {
+    const [first, ...others] = [...new Set(job.tags.map(t => t.repository))];
+    const filled = await fillRepository(mem, job, first, exporter, sent);
+    const layers = job.layers.map(id => filled.layers.get(id));
+    const config = { digest: job.id, size: filled.configSize };
+    const manifest = imageManifest(config, layers);
+    const digests = [...new Set([job.id, ...layers.map(l => l.digest)])];
+    for (const repo of others)
+        await copyInto(mem, job, repo, digests, exporter, sent);
+    const digest = sha256Digest(manifest);
+    for (const t of job.tags) {
+        const answered = await mem.client.putManifest(t.repository, t.tag, manifest, MEDIA.ociManifest);
+        if (answered !== digest) {
+            throw new errors/* HostError */.dh(`${t.repository}:${t.tag}: the registry answered ${answered} for a manifest of digest ${digest}`);
+        }
+    }
+    const sizes = new Map([config, ...layers].map(d => [d.digest, d.size]));
+    return { digest, size: [...sizes.values()].reduce((a, b) => a + b, 0) };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/apply.ts
+
+
+
+
 
 
 
@@ -38254,78 +39877,246 @@ async function addProxies(file, proxies) {
     const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
-/** After a push that printed a digest: the registry must hold that digest for the tag. */
-async function confirmDigest(ctx, t, result, output) {
-    const pushed = parsePushOutput(output);
-    if (!pushed)
-        return { ...result, error: 'docker push printed no digest' };
-    const held = await manifestDigest(await endpointFor(ctx.inputs, t.registry), t.repository, t.tag).catch((e) => `unreadable (${e.message})`);
-    if (held !== pushed.digest) {
-        return {
-            ...result,
-            error: `the push reported ${pushed.digest} but the registry holds ${held ?? 'nothing'} for ${t.tag}`
-        };
-    }
-    return { ...result, digest: pushed.digest, size: pushed.size, status: 'pushed', error: undefined };
+const seconds = (n) => new Promise(res => setTimeout(res, n * 1000));
+function tagger(ctx, api) {
+    return async (t) => {
+        if (!api) {
+            await ctx.runner.run(['docker', 'tag', t.source, t.target], { root: true });
+            return;
+        }
+        const colon = t.target.lastIndexOf(':');
+        const repo = encodeURIComponent(t.target.slice(0, colon));
+        const tag = encodeURIComponent(t.target.slice(colon + 1));
+        await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`);
+    };
 }
-/** Tags and pushes one target, retrying transient failures with backoff; then checks the digest. */
-async function pushOne(ctx, t, size, config) {
-    const { runner, inputs } = ctx;
-    const env = config ? { DOCKER_CONFIG: config } : undefined;
-    const result = {
+/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+const READ_AHEAD_BYTES = 1 << 30;
+function client(ctx, p, registry) {
+    return registryClient(ctx.inputs, registry, p.facts.registryConfig, ctx.runner);
+}
+/**
+ * Proves a push landed: the registry must hold, for the tag, the digest the push reported. Reads
+ * the image's size there (config and layers).
+ */
+async function apply_confirm(ctx, p, t, digest) {
+    const c = await client(ctx, p, t.registry);
+    const held = await remoteImage(c, t.repository, t.tag);
+    if (held?.digest !== digest) {
+        throw new errors/* HostError */.dh(`the push reported ${digest} but the registry holds ${held?.digest ?? 'nothing'} for ${t.tag}`);
+    }
+    return held.bytes;
+}
+function failed(t, error, attempts) {
+    return {
         source: t.source,
         target: t.target,
         digest: '',
-        size,
-        status: 'failed'
+        size: 0,
+        status: 'failed',
+        error,
+        attempts
     };
+}
+/** Tags and pushes one target with `docker push`, retrying transient failures; then checks the digest. */
+async function dockerPushOne(ctx, p, t, config) {
+    const { runner, inputs } = ctx;
+    const env = config ? { DOCKER_CONFIG: config } : undefined;
     await runner.run(['docker', 'tag', t.source, t.target], { root: true });
     for (let attempt = 1;; attempt++) {
-        result.attempts = attempt;
         const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
         const out = `${r.stdout}\n${r.stderr}`;
-        if (r.exitCode === 0)
-            return confirmDigest(ctx, t, result, out);
+        if (r.exitCode === 0) {
+            const pushed = parsePushOutput(out);
+            if (!pushed)
+                return failed(t, 'docker push printed no digest', attempt);
+            try {
+                const size = await apply_confirm(ctx, p, t, pushed.digest);
+                return {
+                    ...failed(t, '', attempt),
+                    digest: pushed.digest,
+                    size,
+                    status: 'pushed',
+                    error: undefined
+                };
+            }
+            catch (e) {
+                return failed(t, (0,errors/* errorMessage */.gJ)(e), attempt);
+            }
+        }
         const why = (0,errors/* tailLines */.os)(r.stderr || r.stdout, 3);
         if (attempt > inputs.pushRetries || !isTransient(out))
-            return { ...result, error: why };
-        const wait = backoffSeconds(attempt);
-        lib_core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${inputs.pushRetries} in ${wait} s`);
-        await new Promise(res => setTimeout(res, wait * 1000));
+            return failed(t, why, attempt);
+        await retryAfter(ctx, [t], why, attempt);
     }
 }
-/** push-concurrency workers over the plan's targets; one failure does not stop the others. */
-async function pushAll(ctx, p, config) {
+/** Says a failed attempt will be retried, and waits the backoff. */
+async function retryAfter(ctx, targets, why, attempt) {
+    const wait = backoffSeconds(attempt);
+    for (const t of targets) {
+        lib_core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${ctx.inputs.pushRetries} in ${wait} s`);
+    }
+    await seconds(wait);
+}
+function groups(p) {
+    const byKey = new Map();
+    for (const t of p.todo) {
+        const image = p.facts.locals.get(t.source);
+        const key = `${image.id} ${t.registry}`;
+        const g = byKey.get(key) ?? { image, registry: t.registry, targets: [] };
+        g.targets.push(t);
+        byKey.set(key, g);
+    }
+    return [...byKey.values()];
+}
+/**
+ * Layers the registry holds for the images the targets' tags held before (earlier builds, other
+ * images sharing a base), read from their configs: diff_id → blob, and a repository holding it.
+ */
+async function knownLayers(p, g, configs) {
+    const known = new Map();
+    for (const t of p.facts.targets.filter(x => x.registry === g.registry)) {
+        const held = p.facts.remote.get(t.target);
+        if (!held?.config || held.layers.length === 0)
+            continue;
+        try {
+            const ids = await configs(t.registry, t.repository, held.config);
+            if (ids.length !== held.layers.length)
+                continue;
+            ids.forEach((id, i) => known.set(id, { blob: held.layers[i], repository: t.repository }));
+        }
+        catch (e) {
+            lib_core/* debug */.Yz(`Could not read the config ${t.target} holds: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        }
+    }
+    return known;
+}
+function mb(bytes) {
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+/** Pushes one image to its targets in one registry through the API, retrying transient failures. */
+async function apiPushOne(ctx, p, g, memory, configs, exporter, tag) {
+    // The target's name on the local image too, as docker push gives it (later steps may use it).
+    for (const t of g.targets)
+        await tag(t);
+    const mem = await memory(g.registry);
+    const job = {
+        id: g.image.id,
+        layers: g.image.layers,
+        tags: g.targets.map(t => ({ repository: t.repository, tag: t.tag })),
+        known: await knownLayers(p, g, configs)
+    };
+    for (let attempt = 1;; attempt++) {
+        const sent = { layers: 0, gzipped: 0, bytes: 0 };
+        try {
+            const r = await uploadImage(mem, job, exporter, sent);
+            const sizes = await Promise.all(g.targets.map(async (t) => apply_confirm(ctx, p, t, r.digest)));
+            const reused = new Set(job.layers).size - sent.layers;
+            lib_core/* info */.pq(`${g.targets[0].source}: ${sent.layers} layer(s) sent (${sent.gzipped} as gzip, ${mb(sent.bytes)}), ${Math.max(0, reused)} already in ${g.registry}`);
+            return g.targets.map((t, i) => ({
+                source: t.source,
+                target: t.target,
+                digest: r.digest,
+                size: sizes[i],
+                status: 'pushed',
+                attempts: attempt
+            }));
+        }
+        catch (e) {
+            const why = (0,errors/* errorMessage */.gJ)(e);
+            const transient = e instanceof RegistryError && e.transient;
+            if (attempt > ctx.inputs.pushRetries || !transient) {
+                return g.targets.map(t => failed(t, why, attempt));
+            }
+            await retryAfter(ctx, g.targets, why, attempt);
+        }
+    }
+}
+/**
+ * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
+ * `next` hears of the item that comes after each one taken.
+ */
+async function pool(ctx, items, work, next = () => undefined) {
     const results = [];
-    const queue = [...p.todo];
+    const queue = [...items];
     await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
-        for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
-            const r = await pushOne(ctx, t, p.facts.locals.get(t.source)?.size ?? 0, config);
-            lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
-            results.push(r);
+        for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+            if (queue.length > 0)
+                next(queue[0]);
+            for (const r of await work(item)) {
+                lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
+                results.push(r);
+            }
         }
     }));
     return results;
 }
+/** The plan's pushes, by the way it chose; one registry memory per registry for the API. */
+async function pushAll(ctx, p, config) {
+    if (p.way === 'docker-push') {
+        return pool(ctx, p.todo, async (t) => [await dockerPushOne(ctx, p, t, config)]);
+    }
+    const memories = new Map();
+    const memory = (registry) => {
+        let m = memories.get(registry);
+        if (!m) {
+            m = client(ctx, p, registry).then(c => new RegistryMemory(c));
+            memories.set(registry, m);
+        }
+        return m;
+    };
+    const read = new Map();
+    const configs = (registry, repository, config) => {
+        let ids = read.get(config);
+        if (!ids) {
+            ids = memory(registry)
+                .then(async (m) => m.client.blob(repository, config))
+                .then(b => configDiffIds(b.toString('utf8')));
+            read.set(config, ids);
+        }
+        return ids;
+    };
+    // The daemon's socket when this process may open it; else docker save, through sudo if need be.
+    const api = await openEngineApi(ctx.host.dockerSocket);
+    const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner));
+    // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+    const held = new Set([...p.facts.remote.values()].map(r => r?.config));
+    const readAhead = (g) => {
+        if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
+            ahead.start(g.image.id);
+    };
+    try {
+        return await pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, ahead.exporter, tagger(ctx, api)), readAhead);
+    }
+    finally {
+        await ahead.stop();
+    }
+}
 /**
- * Carries out the push plan: the login, then tag and push with retries and digest checks. Sets the
+ * Carries out the push plan: the login, then the pushes with retries and digest checks. Sets the
  * images output (in the order of `images`); fails naming what did not land, after all were tried.
  */
 async function applyPush(p, ctx) {
     const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
-    const results = await pushAll(ctx, p, config);
+    let results;
+    try {
+        results = await pushAll(ctx, p, config);
+    }
+    finally {
+        await closeRegistries(ctx.inputs);
+    }
     const order = new Map(ctx.inputs.images.map((t, i) => [t.target, i]));
     const all = [...p.unchanged, ...results].sort((a, b) => (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
     ctx.outputs.images = all;
-    const failed = all.filter(r => r.status === 'failed');
-    for (const f of failed) {
+    const failures = all.filter(r => r.status === 'failed');
+    for (const f of failures) {
         lib_core/* error */.z3(`${f.target} was not pushed: ${f.error ?? 'unknown error'}`, {
             title: `push ${f.target}`
         });
     }
-    if (failed.length > 0) {
+    if (failures.length > 0) {
         const landed = all.filter(r => r.status !== 'failed').map(r => r.target);
-        throw new errors/* HostError */.dh(`${failed.length} of ${all.length} image(s) did not land: ${failed.map(f => f.target).join(', ')}.` +
+        throw new errors/* HostError */.dh(`${failures.length} of ${all.length} image(s) did not land: ${failures.map(f => f.target).join(', ')}.` +
             (landed.length > 0 ? ` In the registry: ${landed.join(', ')}.` : ''));
     }
 }
@@ -38339,52 +40130,107 @@ function verifyPush(p, ctx) {
 
 
 
-async function inspectLocal(runner, source) {
-    const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source], { root: true, allowFailure: true });
+
+
+function localImage(i) {
+    return { id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? [] };
+}
+async function inspectLocal(runner, api, source) {
+    if (api) {
+        const i = await api.json(`/images/${source}/json`);
+        return i ? localImage(i) : undefined;
+    }
+    const r = await runner.run([
+        'docker',
+        'image',
+        'inspect',
+        '--format',
+        '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}\t{{json .RootFS.Layers}}',
+        source
+    ], { root: true, allowFailure: true });
     if (r.exitCode !== 0)
         return undefined;
-    const [id, digests, size] = r.stdout.trim().split('\t');
-    return { id, repoDigests: JSON.parse(digests) ?? [], size: Number(size) };
-}
-async function dockerAnswers(runner) {
-    const r = await runner.run(['docker', 'info', '--format', '{{.ID}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 10
+    const [id, digests, size, layers] = r.stdout.trim().split('\t');
+    return localImage({
+        Id: id,
+        RepoDigests: JSON.parse(digests),
+        Size: Number(size),
+        RootFS: { Layers: JSON.parse(layers) }
     });
-    return r.exitCode === 0;
+}
+function daemonFromInfo(driverStatus, registry, proxies) {
+    const config = registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG;
+    return {
+        // Docker names the containerd image store in its driver status.
+        containerdStore: driverStatus.includes('io.containerd.snapshotter'),
+        registryConfig: { ...config, proxies }
+    };
+}
+/** The daemon's image store and registry settings; undefined when Docker does not answer. */
+async function detect_daemonFacts(runner, api) {
+    if (api) {
+        const info = await api
+            .json('/info')
+            .catch(() => undefined);
+        if (info) {
+            return daemonFromInfo(JSON.stringify(info.DriverStatus ?? []), JSON.stringify(info.RegistryConfig ?? null), { http: info.HTTPProxy ?? '', https: info.HTTPSProxy ?? '', noProxy: info.NoProxy ?? '' });
+        }
+    }
+    const r = await runner.run([
+        'docker',
+        'info',
+        '--format',
+        '{{json .DriverStatus}}\t{{json .RegistryConfig}}\t{{.HTTPProxy}}\t{{.HTTPSProxy}}\t{{.NoProxy}}'
+    ], { root: true, allowFailure: true, timeoutSeconds: 10 });
+    if (r.exitCode !== 0)
+        return undefined;
+    const [status, registry, http = '', https = '', noProxy = ''] = r.stdout
+        .replace(/\n$/, '')
+        .split('\t');
+    return daemonFromInfo(status, registry, { http, https, noProxy });
+}
+async function readRemote(ctx, t, daemon) {
+    try {
+        const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner);
+        return await remoteImage(client, t.repository, t.tag);
+    }
+    catch (e) {
+        lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        return undefined;
+    }
 }
 /**
- * Reads the local images and, for each target whose image already carries a digest for it, the
- * digest the registry holds (HTTP HEAD); changes nothing.
+ * Reads the daemon's image store and registry settings, the local images, and what the registry
+ * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
  */
 async function detectPush(ctx) {
     const { inputs, runner } = ctx;
     const targets = inputs.images;
     const locals = new Map();
     const remote = new Map();
-    const dockerUp = targets.length > 0 && (await dockerAnswers(runner));
-    if (!dockerUp)
-        return { dockerUp, targets, locals, remote };
-    for (const source of new Set(targets.map(t => t.source))) {
-        const image = await inspectLocal(runner, source);
+    // The daemon's socket when this process may open it (no docker process per question).
+    const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
+    const daemon = targets.length > 0 ? await detect_daemonFacts(runner, api) : undefined;
+    const facts = {
+        dockerUp: daemon !== undefined,
+        containerdStore: daemon?.containerdStore ?? false,
+        registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+        targets,
+        locals,
+        remote
+    };
+    if (!daemon)
+        return facts;
+    const sources = [...new Set(targets.map(t => t.source))];
+    const images = await Promise.all(sources.map(async (s) => inspectLocal(runner, api, s)));
+    sources.forEach((s, i) => {
+        const image = images[i];
         if (image)
-            locals.set(source, image);
-    }
-    // Only a target whose local image already carries a digest for it can be unchanged.
-    await Promise.all(targets.map(async (t) => {
-        const local = locals.get(t.source);
-        if (!local || repoDigest(local.repoDigests, t) === undefined)
-            return;
-        try {
-            const endpoint = await endpointFor(inputs, t.registry);
-            remote.set(t.target, await manifestDigest(endpoint, t.repository, t.tag));
-        }
-        catch (e) {
-            lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${e.message}`);
-        }
-    }));
-    return { dockerUp, targets, locals, remote };
+            locals.set(s, image);
+    });
+    const held = await Promise.all(targets.map(async (t) => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined)));
+    targets.forEach((t, i) => remote.set(t.target, held[i]));
+    return facts;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/facts.ts
@@ -38420,20 +40266,28 @@ function refuseMissingSources(facts) {
     const one = sources.length === 1;
     throw new errors/* HostError */.dh(`images: ${sources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${one ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${one ? 'it' : 'them'} before this step.`);
 }
-/** A target is unchanged when the registry holds, for its tag, the digest the local image has there. */
+/**
+ * Whether the registry holds this image for the tag: the same config (the classic store's image
+ * ID), the same manifest (the containerd store's ID), or the digest an earlier docker push recorded.
+ */
+function sameImage(local, remote, t) {
+    return (remote.config === local.id ||
+        remote.digest === local.id ||
+        repoDigest(local.repoDigests, t) === remote.digest);
+}
+/** Splits the targets into those to push and those the registry already holds. */
 function splitUnchanged(facts) {
     const todo = [];
     const unchanged = [];
     for (const t of facts.targets) {
         const local = facts.locals.get(t.source);
         const held = facts.remote.get(t.target);
-        const mine = local ? repoDigest(local.repoDigests, t) : undefined;
-        if (local && held !== undefined && held === mine) {
+        if (local && held && sameImage(local, held, t)) {
             unchanged.push({
                 source: t.source,
                 target: t.target,
-                digest: held,
-                size: local.size,
+                digest: held.digest,
+                size: held.bytes,
                 status: 'unchanged'
             });
         }
@@ -38442,12 +40296,17 @@ function splitUnchanged(facts) {
     }
     return { todo, unchanged };
 }
+/** The registry's API for the classic image store; docker push when asked, or for containerd's. */
+function wayOf(facts, inputs) {
+    return inputs.pushMethod === 'docker' || facts.containerdStore ? 'docker-push' : 'registry-api';
+}
 /**
  * Plans the push phase (pure): a login when credentials are given and something is to be pushed,
  * then one push per target the registry does not already hold. Throws HostError for a missing source.
  */
 function planPush(facts, inputs) {
-    const base = { facts, login: false, todo: [], unchanged: [], warnings: [] };
+    const way = wayOf(facts, inputs);
+    const base = { facts, login: false, way, todo: [], unchanged: [], warnings: [] };
     if (facts.targets.length === 0) {
         return { ...base, found: 'no images to push (images is empty)', steps: [] };
     }
@@ -38474,7 +40333,10 @@ function planPush(facts, inputs) {
         todo,
         unchanged,
         steps,
-        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same digest`
+        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same image` +
+            (todo.length > 0
+                ? `; sent ${way === 'docker-push' ? 'by docker push' : 'through the registry API'}`
+                : '')
     };
 }
 
@@ -38510,8 +40372,6 @@ const pushPhase = {
     verify: verifyPush
 };
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/system/proc-net.ts
 /** The kernel's socket tables (/proc/net/tcp, /proc/net/tcp6), parsed (pure). */
 /** LISTEN sockets (state 0A) in /proc/net/tcp or /proc/net/tcp6 text. */
@@ -38557,7 +40417,7 @@ function registryFacts(inputs, state) {
     ];
 }
 
-;// CONCATENATED MODULE: ./node_modules/bcryptjs/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bcryptjs/index.js
 /*
  Copyright (c) 2012 Nevins Bartolomeo <nevins.bartolomeo@gmail.com>
  Copyright (c) 2012 Shane Girish <shaneGirish@gmail.com>
@@ -40302,7 +42162,7 @@ const registryPhase = {
 };
 
 // EXTERNAL MODULE: ./src/state.ts
-var state = __nccwpck_require__(2462);
+var state = __nccwpck_require__(2820);
 ;// CONCATENATED MODULE: ./src/summary/markdown.ts
 /**
  * Markdown for the step summary (pure). Every value a run reports (an image name, an error, a
@@ -40643,7 +42503,7 @@ async function writeSummary(markdown, env = process.env) {
 }
 
 // EXTERNAL MODULE: ./src/system/lock.ts
-var lock = __nccwpck_require__(6714);
+var lock = __nccwpck_require__(8804);
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
@@ -40783,7 +42643,7 @@ async function run(overrides = {}) {
 
 /***/ }),
 
-/***/ 7354:
+/***/ 5740:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -40794,12 +42654,12 @@ async function run(overrides = {}) {
 /* harmony export */ });
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
-/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1427);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1235);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2906);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8804);
+/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7045);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(526);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6445);
 
 
 
@@ -40937,7 +42797,7 @@ async function verifyGpus(plan, ctx) {
 
 /***/ }),
 
-/***/ 1427:
+/***/ 7045:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -40950,13 +42810,13 @@ async function verifyGpus(plan, ctx) {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
-/* harmony import */ var _system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9404);
-/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6714);
-/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
-/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1253);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6616);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3708);
+/* harmony import */ var _system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6862);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8804);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1622);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5695);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(526);
 
 
 
@@ -41034,7 +42894,7 @@ async function detectGpus(ctx) {
 
 /***/ }),
 
-/***/ 1253:
+/***/ 5695:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41118,7 +42978,7 @@ function busyness(d) {
 
 /***/ }),
 
-/***/ 6616:
+/***/ 526:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41196,15 +43056,15 @@ function holderText(lease) {
 
 /***/ }),
 
-/***/ 1235:
+/***/ 6445:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   f: () => (/* binding */ planGpus)
 /* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1253);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6616);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2174);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5695);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(526);
 /**
  * The GPU lease plan (pure): which GPUs this job gets now, given the GPUs, their leases and the
  * job's worker. A request is met whole or not at all: a job never sits on part of what it asked for
@@ -41311,7 +43171,7 @@ function planGpus(facts, inputs) {
 
 /***/ }),
 
-/***/ 6173:
+/***/ 2969:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -41320,18 +43180,18 @@ __nccwpck_require__.d(__webpack_exports__, {
   b: () => (/* binding */ post)
 });
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(2906);
 // EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
+var errors = __nccwpck_require__(2174);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var exec_runner = __nccwpck_require__(4100);
+var exec_runner = __nccwpck_require__(9365);
 // EXTERNAL MODULE: ./src/system/lock.ts
-var lock = __nccwpck_require__(6714);
+var lock = __nccwpck_require__(8804);
 // EXTERNAL MODULE: ./src/phases/gpus/apply.ts
-var apply = __nccwpck_require__(7354);
+var apply = __nccwpck_require__(5740);
 // EXTERNAL MODULE: ./src/phases/gpus/lease.ts
-var gpus_lease = __nccwpck_require__(6616);
+var gpus_lease = __nccwpck_require__(526);
 ;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
 
 
@@ -41359,7 +43219,7 @@ async function releaseLeases(runner, saved) {
 }
 
 // EXTERNAL MODULE: ./src/state.ts
-var src_state = __nccwpck_require__(2462);
+var src_state = __nccwpck_require__(2820);
 ;// CONCATENATED MODULE: ./src/post.ts
 
 
@@ -41402,7 +43262,7 @@ async function post(overrides = {}) {
 
 /***/ }),
 
-/***/ 2462:
+/***/ 2820:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41413,7 +43273,7 @@ async function post(overrides = {}) {
 /* harmony export */   cj: () => (/* binding */ readPostState),
 /* harmony export */   pq: () => (/* binding */ isPostStep)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2906);
 /**
  * Everything the post step reads, saved by the main step through the runner's step state
  * (core.saveState / core.getState): which step this is, the validated `cleanup`, the job's
@@ -41488,7 +43348,7 @@ function readPostState(store = runnerState) {
 
 /***/ }),
 
-/***/ 1650:
+/***/ 3708:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41595,7 +43455,7 @@ async function writeOwnedFile(file, content, mode = 0o600) {
 
 /***/ }),
 
-/***/ 6714:
+/***/ 8804:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -41611,9 +43471,9 @@ async function writeOwnedFile(file, content, mode = 0o600) {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
-/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2174);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3708);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1622);
 /**
  * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
  * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
@@ -41778,14 +43638,14 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 
 /***/ }),
 
-/***/ 9404:
+/***/ 6862:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   I: () => (/* binding */ findNvidiaSmi)
 /* harmony export */ });
 /* unused harmony export NVIDIA_SMI_PATHS */
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1650);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3708);
 
 /**
  * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
@@ -41807,7 +43667,7 @@ async function findNvidiaSmi() {
 
 /***/ }),
 
-/***/ 7848:
+/***/ 1622:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -42117,7 +43977,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6058:
+/***/ 2906:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -42142,7 +44002,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -42178,7 +44038,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -42274,7 +44134,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(6982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -42311,9 +44171,9 @@ function prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(5326);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -42389,7 +44249,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -42463,7 +44323,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -42744,7 +44604,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -42778,9 +44638,9 @@ function toPlatformPath(pth) {
     return pth.replace(/[/\\]/g, path.sep);
 }
 //# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(7964);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -42845,7 +44705,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -43166,7 +45026,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 5260:
+/***/ 7964:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -43187,13 +45047,13 @@ var external_events_ = __nccwpck_require__(4434);
 var external_child_process_ = __nccwpck_require__(5317);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(8701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(6413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -43781,7 +45641,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -43864,7 +45724,7 @@ function getExecOutput(commandLine, args, options) {
 
 /***/ }),
 
-/***/ 4942:
+/***/ 5326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -43881,7 +45741,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -43972,11 +45832,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -44676,7 +46536,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -44872,7 +46732,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 8701:
+/***/ 6413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -44883,7 +46743,7 @@ function getCmdPath() {
 /* unused harmony exports cp, mv, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -45338,6 +47198,6 @@ function copyFile(srcFile, destFile, force) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(629);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -28,6 +28,20 @@ export interface HostInfo {
   /** Folder for this job's temporary files (RUNNER_TEMP or the OS temp dir). */
   tempDir: string
   identity: HostIdentity
+  /**
+   * The daemon's unix socket as DOCKER_HOST names it (or the default), for reading the Engine API
+   * without a docker process; undefined when the daemon is reached another way (tcp, ssh, a context).
+   */
+  dockerSocket?: string
+}
+
+/** The socket the docker CLI would use, when it is a unix socket on this host. */
+export function dockerSocketOf(env: NodeJS.ProcessEnv): string | undefined {
+  const host = env.DOCKER_HOST ?? ''
+  const context = env.DOCKER_CONTEXT ?? ''
+  if (context !== '' && context !== 'default') return undefined
+  if (host === '') return '/var/run/docker.sock'
+  return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined
 }
 
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
@@ -57,6 +71,7 @@ export async function readHost(env = process.env): Promise<HostInfo> {
     user: isRoot ? (env.SUDO_USER ?? 'root') : current,
     systemd: await exists('/run/systemd/system'),
     tempDir: env.RUNNER_TEMP || os.tmpdir(),
-    identity: hostIdentity()
+    identity: hostIdentity(),
+    dockerSocket: dockerSocketOf(env)
   }
 }

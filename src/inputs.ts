@@ -39,12 +39,7 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
-import {
-  LABEL_MANAGED,
-  insecureRegistry,
-  registryFragments,
-  wantsLocalRegistry
-} from './phases/registry/spec.js'
+import {LABEL_MANAGED, registryFragments, wantsLocalRegistry} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
 /** The inputs that shape the whole run rather than one phase. */
@@ -197,8 +192,7 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       ...push,
       proxies,
       registry: registry.registry,
-      registryCa: registry.registryTls?.cert,
-      registryInsecure: insecureRegistry(registry, identity)
+      registryCa: registry.registryTls?.cert
     }
   }
 }

@@ -7,7 +7,8 @@
  * tinyproxy 1.11 keeps only the first of repeated request headers, so a Go client's repeated
  * Accept headers reach a plain-HTTP registry behind it cut short and manifest requests may fail;
  * HTTPS (CONNECT) is passed through untouched. The tests therefore prove where requests go (the
- * proxy's log), not that a plain-HTTP pull through tinyproxy succeeds.
+ * proxy's log), not that a plain-HTTP pull through tinyproxy succeeds; the action's own push
+ * (one header of each name) does succeed through it.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {Box, RUNNER_USER} from './bed/box.js'
@@ -244,6 +245,27 @@ describe('Docker 26.1 with systemd (trixie): daemon.json proxies', () => {
     expectSuccess(again)
     expect(again.summary).toContain('host already right: nothing changed')
     expect(box.dockerdPid()).toBe(pid)
+
+    // A push to a registry beyond the proxy: the action's own requests go through it, as the
+    // daemon's would (the daemon holds that registry insecure: unchecked HTTPS, then HTTP).
+    const remote = `${up}:5000`
+    const before = logLines(box)
+    const pushed = box.run({
+      ...withCache,
+      images: `dgs-e2e/app1:1 => ${remote}/org/app1:9`,
+      'daemon-config': JSON.stringify({'insecure-registries': [remote]})
+    })
+    expectSuccess(pushed)
+    const [image] = JSON.parse(pushed.outputs.images) as {status: string; digest: string}[]
+    expect(image.status).toBe('pushed')
+    const seen = requests(box, before)
+    expect(seen).toContain(`GET http://${remote}/v2/ HTTP/1.1`)
+    expect(seen).toContain(`PUT http://${remote}/v2/org/app1/manifests/9 HTTP/1.1`)
+    // What landed there, read directly from the registry's published port.
+    const held = box.sh(
+      `curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://127.0.0.1:5091/v2/org/app1/manifests/9 | tr -d '\\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'`
+    )
+    expect(held.trim()).toBe(image.digest)
   }, 300_000)
 })
 

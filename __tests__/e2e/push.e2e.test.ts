@@ -15,10 +15,25 @@ interface Row {
   digest: string
   size: number
   status: string
+  error?: string
 }
 
 function rows(run: ActionRun): Row[] {
   return JSON.parse(run.outputs.images) as Row[]
+}
+
+/** What the registry holds for a tag: config and layers, in bytes, as its manifest lists them. */
+function registryBytes(box: Box, target: string): number {
+  const m = /^([^/]+)\/(.+):([^:]+)$/.exec(target) as RegExpExecArray
+  const manifest = JSON.parse(
+    box.sh(`curl -sf -H 'Accept: ${MANIFEST}' http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`)
+  ) as {config: {size: number}; layers: {size: number}[]}
+  return manifest.layers.reduce((a, l) => a + l.size, manifest.config.size)
+}
+
+/** HTTP requests of a run that change a registry (from its debug log). */
+function writes(run: ActionRun): string[] {
+  return run.stdout.split('\n').filter(l => /^::debug::http: (PUT|PATCH|POST) /.test(l))
 }
 
 /** What the registry itself says: the digest it holds for a tag. */
@@ -54,7 +69,9 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     for (const r of rows(run)) {
       expect(r.status).toBe('pushed')
       expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
-      expect(r.size).toBeGreaterThan(0)
+      // The image's bytes in the registry, not the manifest's: busybox alone is about 1 MB gzipped.
+      expect(r.size).toBe(registryBytes(box, r.target))
+      expect(r.size).toBeGreaterThan(1_000_000)
       expect(registryDigest(box, r.target)).toBe(r.digest)
     }
     expect(box.sh('curl -sf http://localhost:5000/v2/team/app2/tags/list')).toContain('"v2"')
@@ -71,14 +88,34 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
   it('a rerun pushes nothing and reports every image unchanged', () => {
     const run = box.run({...base, images: IMAGES, tags: 'main, sha-1'})
     expectSuccess(run)
-    expect(run.commands.some(c => c.includes('push'))).toBe(false)
+    expect(run.commands.some(c => c.includes('push') || c.includes('save'))).toBe(false)
+    expect(writes(run)).toEqual([])
     expect(rows(run)).toHaveLength(9)
     expect(rows(run).every(r => r.status === 'unchanged')).toBe(true)
+    expect(rows(run).every(r => r.size === registryBytes(box, r.target))).toBe(true)
     expect(run.summary).toContain('host already right: nothing changed')
     expect(run.summary).toContain(
       '| Push images | ✅ unchanged | 0 pushed · 9 unchanged · 0 failed |'
     )
   })
+
+  it('push-method docker pushes with docker push; the digest and size are the registry’s', () => {
+    const run = box.run({
+      ...base,
+      'push-method': 'docker',
+      images: 'dgs-e2e/app1:1 => by-docker/app1:1'
+    })
+    expectSuccess(run)
+    expect(
+      ran(run, 'docker') &&
+        run.commands.some(c => c.join(' ') === 'docker push localhost:5000/by-docker/app1:1')
+    ).toBe(true)
+    expect(run.stdout).toContain('sent by docker push')
+    const [row] = rows(run)
+    expect(row.status).toBe('pushed')
+    expect(registryDigest(box, row.target)).toBe(row.digest)
+    expect(row.size).toBe(registryBytes(box, row.target))
+  }, 180_000)
 
   it('a missing local image fails before any push, naming it and its line', () => {
     const run = box.run({...base, images: 'dgs-e2e/app1:1\ndgs-e2e/missing:9'})
@@ -95,6 +132,11 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     box.sh(
       `(setsid /dgs/node ${IN_BOX.scripts}/refusing-proxy.mjs 5077 5000 dgs-e2e/app3 /srv/refused >/dev/null 2>&1 &); ` +
         'for i in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:5077/v2/ && exit 0; sleep 0.1; done; exit 1'
+    )
+    // The proxy's registry already holds dgs-e2e/app3:1 (the first test pushed it), which a run
+    // would find unchanged: remove it, so the run has to push it.
+    box.sh(
+      `curl -sf -X DELETE http://localhost:5000/v2/dgs-e2e/app3/manifests/${registryDigest(box, 'localhost:5000/dgs-e2e/app3:1')}`
     )
     const run = box.run({
       ...base,
@@ -188,5 +230,72 @@ describe('Docker 28.5 with the containerd image store (forky, no init)', () => {
     })
     expectSuccess(again)
     expect(rows(again).every(r => r.status === 'unchanged')).toBe(true)
+  }, 300_000)
+})
+
+describe('registries reached as the daemon reaches them (bookworm, systemd)', () => {
+  let box: Box
+  let ip: string
+  beforeAll(() => {
+    box = Box.start({suite: 'bookworm', state: 'engine', images: true})
+    // The box's own address on its network: not loopback, so Docker holds it secure by default.
+    ip = box.sh("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1").trim()
+  }, BOOT_TIMEOUT)
+  afterAll(() => box?.remove())
+
+  it('a TLS registry on a non-loopback address, trusted only through /etc/docker/certs.d', () => {
+    const registry = `${ip}:5443`
+    box.sh(
+      `openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=${ip} -addext subjectAltName=IP:${ip} ` +
+        '-keyout /srv/ip.key -out /srv/ip.crt 2>/dev/null'
+    )
+    const tls = {'registry-tls-cert': '/srv/ip.crt', 'registry-tls-key': '/srv/ip.key'}
+    const first = box.run({
+      ...base,
+      ...tls,
+      registry,
+      'registry-data': '/srv/tls',
+      images: 'dgs-e2e/app1:1'
+    })
+    expectSuccess(first)
+    expect(first.stdout).toContain(`${registry}: secure registry`)
+    expect(box.exists(`/etc/docker/certs.d/${registry}/ca.crt`)).toBe(true)
+    // Without the TLS inputs the action knows the certificate only from certs.d, as the daemon does.
+    const mine = {...base, registry, 'start-registry': 'false'}
+    const second = box.run({...mine, images: 'dgs-e2e/app2:1'})
+    expectSuccess(second)
+    expect(rows(second)[0].status).toBe('pushed')
+    box.sh(`docker pull -q ${registry}/dgs-e2e/app2:1 >/dev/null`)
+    expect(box.sh(`docker run --rm ${registry}/dgs-e2e/app2:1`).trim()).toBe('app2')
+    // Without it the certificate is refused, and that is not retried.
+    box.sh(`mv /etc/docker/certs.d/${registry}/ca.crt /srv/ca.crt.aside`)
+    try {
+      const refused = box.run({...mine, images: 'dgs-e2e/app3:1'})
+      expect(refused.code).toBe(1)
+      expect(rows(refused)[0].error).toMatch(/certificate/)
+      expect(refused.stdout).not.toContain('retry 1 of')
+    } finally {
+      box.sh(`mv /srv/ca.crt.aside /etc/docker/certs.d/${registry}/ca.crt`)
+    }
+  }, 300_000)
+
+  it('a plain-HTTP registry on a non-loopback address, insecure because the daemon says so', () => {
+    const registry = `${ip}:5002`
+    const run = box.run({
+      ...base,
+      registry,
+      'registry-data': '/srv/insecure',
+      images: 'dgs-e2e/app3:1'
+    })
+    expectSuccess(run)
+    expect(run.outputs['daemon-config-changed']).toBe('true')
+    expect(JSON.parse(box.read('/etc/docker/daemon.json') ?? '{}')).toMatchObject({
+      'insecure-registries': [registry]
+    })
+    expect(run.stdout).toContain(`${registry}: insecure registry`)
+    expect(rows(run)[0].status).toBe('pushed')
+    expect(registryDigest(box, `${registry}/dgs-e2e/app3:1`)).toBe(rows(run)[0].digest)
+    box.sh(`docker pull -q ${registry}/dgs-e2e/app3:1 >/dev/null`)
+    expect(box.sh(`docker run --rm ${registry}/dgs-e2e/app3:1`).trim()).toBe('app3')
   }, 300_000)
 })

@@ -13,6 +13,7 @@ import {proxyPhase} from '../../src/phases/proxy/phase.js'
 import type {ProxyFacts} from '../../src/phases/proxy/plan.js'
 import {pushPhase} from '../../src/phases/push/phase.js'
 import type {PushFacts} from '../../src/phases/push/plan.js'
+import {DEFAULT_REGISTRY_CONFIG} from '../../src/phases/push/transport.js'
 import {registryPhase} from '../../src/phases/registry/phase.js'
 import type {RegistryFacts} from '../../src/phases/registry/plan.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
@@ -41,6 +42,7 @@ const engineFacts: EngineFacts = {
   installed: new Map([['docker.io', '20.10.24']]),
   held: new Set(['docker.io']),
   snap: false,
+  client: true,
   manager: 'systemd',
   enabled: false,
   dockerGroup: ['someone'],
@@ -85,12 +87,14 @@ const proxyFacts: ProxyFacts = {
 }
 const pushFacts: PushFacts = {
   dockerUp: true,
+  containerdStore: false,
+  registryConfig: DEFAULT_REGISTRY_CONFIG,
   targets: settings.push.images,
   locals: new Map([
-    ['app:1', {id: 'a', repoDigests: [`localhost:5000/app@${D}`], size: 1}],
-    ['tool:2', {id: 't', repoDigests: [], size: 2}]
+    ['app:1', {id: 'a', repoDigests: [`localhost:5000/app@${D}`], size: 1, layers: []}],
+    ['tool:2', {id: 't', repoDigests: [], size: 2, layers: []}]
   ]),
-  remote: new Map([['localhost:5000/app:1', D]])
+  remote: new Map([['localhost:5000/app:1', {digest: D, config: 'a', layers: [], bytes: 1}]])
 }
 
 const gpu = (index: number, memoryUsed: number) => ({

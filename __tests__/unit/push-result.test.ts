@@ -2,6 +2,8 @@ import {describe, expect, it} from '@jest/globals'
 import {
   backoffSeconds,
   isTransient,
+  isTransientHttp,
+  isTransientNetwork,
   parsePushOutput,
   repoDigest
 } from '../../src/phases/push/push-result.js'
@@ -24,6 +26,34 @@ describe('push failures', () => {
     ['something else entirely', false]
   ])('%s → transient %s', (output, expected) => {
     expect(isTransient(output)).toBe(expected)
+  })
+
+  it.each<[number, boolean]>([
+    [400, false],
+    [401, false],
+    [403, false],
+    [404, false],
+    [408, true],
+    [429, true],
+    [500, true],
+    [502, true],
+    [503, true]
+  ])('HTTP %i → transient %s', (status, expected) => {
+    expect(isTransientHttp(status)).toBe(expected)
+  })
+
+  it.each<[string, boolean]>([
+    ['ECONNRESET', true],
+    ['ECONNREFUSED', true],
+    ['EPIPE', true],
+    ['ETIMEDOUT', true],
+    ['EAI_AGAIN', true],
+    ['timed out: no answer within 60 s', true],
+    ['socket hang up', false],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', false],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', false]
+  ])('network failure %s → transient %s', (code, expected) => {
+    expect(isTransientNetwork(code)).toBe(expected)
   })
 
   it('backs off 1, 2, 4, 8 then 15 s', () => {

@@ -1,4 +1,5 @@
 import {spawn} from 'node:child_process'
+import type {Readable} from 'node:stream'
 import {getExecOutput} from '@actions/exec'
 import * as core from '@actions/core'
 import {CommandError, HostError, errorMessage, tailLines} from '../errors.js'
@@ -26,10 +27,21 @@ export interface RunOptions {
   context?: string
 }
 
+/** A command whose stdout is read as it comes (an image export of many gigabytes). */
+export interface StreamedCommand {
+  readonly stdout: Readable
+  /** Settles when the command has ended: its exit code and stderr (stdout is empty here). */
+  readonly done: Promise<CommandResult>
+  /** Ends the command early, when its reader gives up. */
+  kill(): void
+}
+
 /** Runs argv arrays (never shell strings). Effect code gets one injected; unit tests record argv. */
 export interface CommandRunner {
   readonly isRoot: boolean
   run(argv: readonly string[], options?: RunOptions): Promise<CommandResult>
+  /** Starts a command whose stdout the caller reads as a stream; root and env as for run. */
+  stream(argv: readonly string[], options?: Pick<RunOptions, 'root' | 'env'>): StreamedCommand
   /**
    * Starts a long-lived process in its own session, output appended to `logFile`, and returns
    * without waiting. The runner's RUNNER_TRACKING_ID is left out of its environment, so the runner
@@ -121,6 +133,26 @@ export class ExecRunner implements CommandRunner {
       )
     }
     return {exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr}
+  }
+
+  stream(argv: readonly string[], options: Pick<RunOptions, 'root' | 'env'> = {}): StreamedCommand {
+    const full = wrapArgv(argv, options, this.isRoot)
+    core.debug(`exec: ${JSON.stringify(full)}`)
+    const sudo = options.root === true && !this.isRoot
+    const env =
+      options.env && !sudo ? {...stringEnv(process.env), ...options.env} : stringEnv(process.env)
+    const child = spawn(full[0], full.slice(1), {stdio: ['ignore', 'pipe', 'pipe'], env})
+    let stderr = ''
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (d: string) => {
+      // Only the end of it can explain a failure.
+      stderr = (stderr + d).slice(-8192)
+    })
+    const done = new Promise<CommandResult>((resolve, reject) => {
+      child.once('error', e => reject(new HostError(errorMessage(e), {cause: e})))
+      child.once('close', code => resolve({exitCode: code ?? 128, stdout: '', stderr}))
+    })
+    return {stdout: child.stdout, done, kill: () => child.kill()}
   }
 
   async spawnDetached(

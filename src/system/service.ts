@@ -1,4 +1,5 @@
 import type {CommandRunner} from '../exec/runner.js'
+import type {EngineApi} from './engine-api.js'
 import {HostError, tailLines} from '../errors.js'
 import {exists, readFileMaybe, removeFile, writeFileAtomic} from './files.js'
 import {pidAlive} from './process.js'
@@ -43,9 +44,19 @@ export async function detectServiceManager(systemd: boolean): Promise<ServiceMan
   return (await exists('/etc/init.d/docker')) ? 'sysv' : 'direct'
 }
 
-/** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
-export async function probeDaemon(runner: CommandRunner): Promise<string | undefined> {
+/**
+ * The daemon's version when it answers within a few seconds, else undefined (also with no client:
+ * the job's steps could not use it). Through the Engine API when `api` is given (no docker process).
+ */
+export async function probeDaemon(
+  runner: CommandRunner,
+  api?: EngineApi
+): Promise<string | undefined> {
   if ((await findDockerClient()) === undefined) return undefined
+  if (api) {
+    const v = await api.json<{Version?: string}>('/version', 5_000).catch(() => undefined)
+    return v?.Version || undefined
+  }
   const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
     root: true,
     allowFailure: true,

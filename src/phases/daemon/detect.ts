@@ -2,6 +2,7 @@ import {heldPackages, installedPackages, readOfflineFolder} from '../../system/a
 import {exists, readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import type {PhaseContext} from '../pipeline.js'
 import {DaemonConfigParseError, parseDaemonConfig} from './daemon-config.js'
 import {daemonFacts, looksForGpu} from './facts.js'
@@ -21,8 +22,18 @@ export async function detectGpu(runner: CommandRunner): Promise<GpuInfo | undefi
   return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined
 }
 
-/** What the running daemon has loaded (docker info); undefined when it does not answer. */
-export async function loadedConfig(runner: CommandRunner): Promise<LoadedConfig | undefined> {
+/**
+ * What the running daemon has loaded (docker info, or the Engine API's /info when `api` is given:
+ * the same JSON); undefined when it does not answer.
+ */
+export async function loadedConfig(
+  runner: CommandRunner,
+  api?: EngineApi
+): Promise<LoadedConfig | undefined> {
+  if (api) {
+    const info = await api.json<unknown>('/info').catch(() => undefined)
+    return info === undefined ? undefined : parseLoadedConfig(JSON.stringify(info))
+  }
   const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
     root: true,
     allowFailure: true,
@@ -35,7 +46,17 @@ export async function loadedConfig(runner: CommandRunner): Promise<LoadedConfig 
  * Running containers this action did not start (its registries run with --restart always and come
  * back by themselves): the work a restart must not stop.
  */
-export async function workloads(runner: CommandRunner): Promise<string[]> {
+export async function workloads(runner: CommandRunner, api?: EngineApi): Promise<string[]> {
+  if (api) {
+    const list =
+      await api.json<{Names?: string[]; Labels?: Record<string, string> | null}[]>(
+        '/containers/json'
+      )
+    return (list ?? [])
+      .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
+      .map(c => (c.Names?.[0] ?? '').replace(/^\//, ''))
+      .filter(Boolean)
+  }
   const r = await runner.run(
     ['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`],
     {root: true, allowFailure: true, timeoutSeconds: 15}
@@ -64,6 +85,7 @@ function parseFile(text: string | undefined): Pick<DaemonFacts, 'config' | 'pars
  */
 export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<DaemonFacts> {
   const {runner, inputs} = ctx
+  const api = await openEngineApi(ctx.host.dockerSocket)
   const wantsGpu = inputs.gpuRuntime !== 'none'
   const gpuLooked = looksForGpu(inputs)
   const [text, gpu, installed, held, running] = await Promise.all([
@@ -73,7 +95,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
       ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
       : Promise.resolve(new Map<string, string>()),
     wantsGpu ? heldPackages(runner) : Promise.resolve(new Set<string>()),
-    loadedConfig(runner)
+    loadedConfig(runner, api)
   ])
   const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined)
   const proxy = await detectDaemonProxies(ctx)
@@ -93,7 +115,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     installed,
     held,
     loaded: running,
-    workloads: running ? await workloads(runner) : [],
+    workloads: running ? await workloads(runner, api) : [],
     snap: await exists('/snap/bin/docker'),
     ...offline,
     proxy

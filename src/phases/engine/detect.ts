@@ -1,5 +1,6 @@
 import {promises as fs} from 'node:fs'
 import {candidates, heldPackages, installedPackages, readOfflineFolder} from '../../system/apt.js'
+import {openEngineApi} from '../../system/engine-api.js'
 import {exists} from '../../system/files.js'
 import {
   detectServiceManager,
@@ -39,7 +40,9 @@ export async function detectEngine(ctx: PhaseContext<EngineInputs>): Promise<Eng
   const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
     installedPackages(runner, WATCHED_PACKAGES),
     detectServiceManager(ctx.host.systemd),
-    dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
+    dockerd && client
+      ? openEngineApi(ctx.host.dockerSocket).then(async api => probeDaemon(runner, api))
+      : Promise.resolve(undefined),
     ownDockerdPid(runner),
     fs.readFile('/etc/group', 'utf8'),
     exists('/snap/bin/docker')

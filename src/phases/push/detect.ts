@@ -1,60 +1,162 @@
 import * as core from '@actions/core'
+import {errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import type {PhaseContext} from '../pipeline.js'
+import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-import type {LocalImage, PushFacts} from './plan.js'
-import {repoDigest} from './push-result.js'
-import {endpointFor, manifestDigest} from './registry-api.js'
+import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
+import {registryClient, remoteImage} from './registries.js'
+import {
+  DEFAULT_REGISTRY_CONFIG,
+  parseRegistryConfig,
+  type DaemonProxies,
+  type DaemonRegistryConfig
+} from './transport.js'
+
+/** What `GET /images/{name}/json` and `docker image inspect` say, as far as pushing needs it. */
+interface Inspected {
+  Id: string
+  RepoDigests: string[] | null
+  Size: number
+  RootFS?: {Layers?: string[] | null}
+}
+
+function localImage(i: Inspected): LocalImage {
+  return {id: i.Id, repoDigests: i.RepoDigests ?? [], size: i.Size, layers: i.RootFS?.Layers ?? []}
+}
 
 async function inspectLocal(
   runner: CommandRunner,
+  api: EngineApi | undefined,
   source: string
 ): Promise<LocalImage | undefined> {
+  if (api) {
+    const i = await api.json<Inspected>(`/images/${source}/json`)
+    return i ? localImage(i) : undefined
+  }
   const r = await runner.run(
-    ['docker', 'image', 'inspect', '--format', '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}', source],
+    [
+      'docker',
+      'image',
+      'inspect',
+      '--format',
+      '{{.Id}}\t{{json .RepoDigests}}\t{{.Size}}\t{{json .RootFS.Layers}}',
+      source
+    ],
     {root: true, allowFailure: true}
   )
   if (r.exitCode !== 0) return undefined
-  const [id, digests, size] = r.stdout.trim().split('\t')
-  return {id, repoDigests: (JSON.parse(digests) as string[] | null) ?? [], size: Number(size)}
+  const [id, digests, size, layers] = r.stdout.trim().split('\t')
+  return localImage({
+    Id: id,
+    RepoDigests: JSON.parse(digests) as string[] | null,
+    Size: Number(size),
+    RootFS: {Layers: JSON.parse(layers) as string[] | null}
+  })
 }
 
-async function dockerAnswers(runner: CommandRunner): Promise<boolean> {
-  const r = await runner.run(['docker', 'info', '--format', '{{.ID}}'], {
-    root: true,
-    allowFailure: true,
-    timeoutSeconds: 10
-  })
-  return r.exitCode === 0
+interface DaemonFacts {
+  containerdStore: boolean
+  registryConfig: DaemonRegistryConfig
+}
+
+function daemonFromInfo(
+  driverStatus: string,
+  registry: string,
+  proxies: DaemonProxies
+): DaemonFacts {
+  const config = registry ? parseRegistryConfig(registry) : DEFAULT_REGISTRY_CONFIG
+  return {
+    // Docker names the containerd image store in its driver status.
+    containerdStore: driverStatus.includes('io.containerd.snapshotter'),
+    registryConfig: {...config, proxies}
+  }
+}
+
+/** The daemon's image store and registry settings; undefined when Docker does not answer. */
+async function daemonFacts(
+  runner: CommandRunner,
+  api: EngineApi | undefined
+): Promise<DaemonFacts | undefined> {
+  if (api) {
+    const info = await api
+      .json<{
+        DriverStatus?: unknown
+        RegistryConfig?: unknown
+        HTTPProxy?: string
+        HTTPSProxy?: string
+        NoProxy?: string
+      }>('/info')
+      .catch(() => undefined)
+    if (info) {
+      return daemonFromInfo(
+        JSON.stringify(info.DriverStatus ?? []),
+        JSON.stringify(info.RegistryConfig ?? null),
+        {http: info.HTTPProxy ?? '', https: info.HTTPSProxy ?? '', noProxy: info.NoProxy ?? ''}
+      )
+    }
+  }
+  const r = await runner.run(
+    [
+      'docker',
+      'info',
+      '--format',
+      '{{json .DriverStatus}}\t{{json .RegistryConfig}}\t{{.HTTPProxy}}\t{{.HTTPSProxy}}\t{{.NoProxy}}'
+    ],
+    {root: true, allowFailure: true, timeoutSeconds: 10}
+  )
+  if (r.exitCode !== 0) return undefined
+  const [status, registry, http = '', https = '', noProxy = ''] = r.stdout
+    .replace(/\n$/, '')
+    .split('\t')
+  return daemonFromInfo(status, registry, {http, https, noProxy})
+}
+
+async function readRemote(
+  ctx: PhaseContext<PushSettings>,
+  t: PushTarget,
+  daemon: DaemonFacts
+): Promise<RemoteImage | undefined> {
+  try {
+    const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner)
+    return await remoteImage(client, t.repository, t.tag)
+  } catch (e) {
+    core.debug(`Could not read ${t.target} from its registry: ${errorMessage(e)}`)
+    return undefined
+  }
 }
 
 /**
- * Reads the local images and, for each target whose image already carries a digest for it, the
- * digest the registry holds (HTTP HEAD); changes nothing.
+ * Reads the daemon's image store and registry settings, the local images, and what the registry
+ * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
  */
 export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushFacts> {
   const {inputs, runner} = ctx
   const targets = inputs.images
   const locals = new Map<string, LocalImage>()
-  const remote = new Map<string, string | undefined>()
-  const dockerUp = targets.length > 0 && (await dockerAnswers(runner))
-  if (!dockerUp) return {dockerUp, targets, locals, remote}
-  for (const source of new Set(targets.map(t => t.source))) {
-    const image = await inspectLocal(runner, source)
-    if (image) locals.set(source, image)
+  const remote = new Map<string, RemoteImage | undefined>()
+  // The daemon's socket when this process may open it (no docker process per question).
+  const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined
+  const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined
+  const facts = {
+    dockerUp: daemon !== undefined,
+    containerdStore: daemon?.containerdStore ?? false,
+    registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+    targets,
+    locals,
+    remote
   }
-  // Only a target whose local image already carries a digest for it can be unchanged.
-  await Promise.all(
-    targets.map(async t => {
-      const local = locals.get(t.source)
-      if (!local || repoDigest(local.repoDigests, t) === undefined) return
-      try {
-        const endpoint = await endpointFor(inputs, t.registry)
-        remote.set(t.target, await manifestDigest(endpoint, t.repository, t.tag))
-      } catch (e) {
-        core.debug(`Could not read ${t.target} from its registry: ${(e as Error).message}`)
-      }
-    })
+  if (!daemon) return facts
+  const sources = [...new Set(targets.map(t => t.source))]
+  const images = await Promise.all(sources.map(async s => inspectLocal(runner, api, s)))
+  sources.forEach((s, i) => {
+    const image = images[i]
+    if (image) locals.set(s, image)
+  })
+  const held = await Promise.all(
+    targets.map(async t => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined))
   )
-  return {dockerUp, targets, locals, remote}
+  targets.forEach((t, i) => remote.set(t.target, held[i]))
+  return facts
 }

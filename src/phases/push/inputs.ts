@@ -1,7 +1,7 @@
 /** The push phase's inputs: their action.yml defaults, their type, and their parser (pure). */
 import type {Proxies} from '../../docker/proxy.js'
 import type {RegistryAddress} from '../../docker/reference.js'
-import {fail, int, optional, type RawInputs} from '../../input-fields.js'
+import {fail, int, oneOf, optional, type RawInputs} from '../../input-fields.js'
 import {parseImageList, parseTagList, type ListItemError, type PushTarget} from './image-list.js'
 
 /** The push inputs with their action.yml defaults. */
@@ -11,7 +11,8 @@ export const PUSH_INPUTS = {
   images: '',
   tags: '',
   'push-concurrency': '2',
-  'push-retries': '3'
+  'push-retries': '3',
+  'push-method': 'auto'
 } as const
 
 type Raw = RawInputs<keyof typeof PUSH_INPUTS>
@@ -22,12 +23,20 @@ export interface Login {
   password: string
 }
 
+/**
+ * How images are pushed: `auto` sends images of Docker's classic image store through the
+ * registry's HTTP API and leaves the containerd image store to `docker push`; `docker` always
+ * runs `docker push`.
+ */
+export type PushMethod = 'auto' | 'docker'
+
 /** What the push phase's inputs say. */
 export interface PushInputs {
   login?: Login
   images: PushTarget[]
   pushConcurrency: number
   pushRetries: number
+  pushMethod: PushMethod
 }
 
 /** What the push phase reads: its inputs and how to reach `registry`. */
@@ -35,9 +44,10 @@ export interface PushSettings extends PushInputs {
   registry: RegistryAddress
   /** The local registry's certificate (it serves TLS): trusted when reading digests from it. */
   registryCa?: string
-  /** `registry` is in insecure-registries: its API is plain HTTP. */
-  registryInsecure: boolean
-  /** Written into the per-job DOCKER_CONFIG a login makes, for the job's containers. */
+  /**
+   * Written into the per-job DOCKER_CONFIG a login makes, for the job's containers, and used by
+   * the action's own requests to registries.
+   */
   proxies?: Proxies
 }
 
@@ -82,6 +92,7 @@ export function parsePushInputs(raw: Raw, registry: RegistryAddress): PushInputs
     login: login(raw),
     images: targets(raw, registry),
     pushConcurrency: int(raw, 'push-concurrency', 1, 16),
-    pushRetries: int(raw, 'push-retries', 0, 10)
+    pushRetries: int(raw, 'push-retries', 0, 10),
+    pushMethod: oneOf(raw, 'push-method', ['auto', 'docker'] as const)
   }
 }

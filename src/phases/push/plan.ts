@@ -3,29 +3,53 @@ import {HostError} from '../../errors.js'
 import type {PhasePlan, Step} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
+import type {Descriptor} from './manifest.js'
 import {repoDigest, type PushResult} from './push-result.js'
+import type {DaemonRegistryConfig} from './transport.js'
 
 /** A local image as `docker image inspect` shows it. */
 export interface LocalImage {
+  /** The config's digest in the classic image store; the manifest's (or index's) in containerd's. */
   id: string
   repoDigests: string[]
   size: number
+  /** Uncompressed layer digests (diff_ids), base first. */
+  layers: string[]
+}
+
+/** What a registry holds for one target's tag. */
+export interface RemoteImage {
+  digest: string
+  /** The config's digest (an image manifest; none for an index). */
+  config?: string
+  /** The layers an image manifest lists. */
+  layers: Descriptor[]
+  /** Config and layers in bytes, each blob once (every manifest of an index). */
+  bytes: number
 }
 
 /** What detection found. */
 export interface PushFacts {
   /** Docker answered (a dry run on a host without it yet cannot look at images). */
   dockerUp: boolean
+  /** The daemon keeps images in the containerd image store. */
+  containerdStore: boolean
+  /** The daemon's registry settings (insecure registries), as `docker info` shows them. */
+  registryConfig: DaemonRegistryConfig
   targets: PushTarget[]
   locals: Map<string, LocalImage>
-  /** Digest the registry holds for each target that may be unchanged. */
-  remote: Map<string, string | undefined>
+  /** What the registry holds for each target's tag; undefined when nothing (or unreadable). */
+  remote: Map<string, RemoteImage | undefined>
 }
 
-/** The push phase's plan: log in or not, what to push, what is already there. */
+/** How the plan's pushes are made: the registry's HTTP API, or `docker push`. */
+export type PushWay = 'registry-api' | 'docker-push'
+
+/** The push phase's plan: log in or not, what to push and how, what is already there. */
 export interface PushPlan extends PhasePlan {
   facts: PushFacts
   login: boolean
+  way: PushWay
   todo: PushTarget[]
   unchanged: PushResult[]
 }
@@ -41,25 +65,41 @@ function refuseMissingSources(facts: PushFacts): void {
   )
 }
 
-/** A target is unchanged when the registry holds, for its tag, the digest the local image has there. */
+/**
+ * Whether the registry holds this image for the tag: the same config (the classic store's image
+ * ID), the same manifest (the containerd store's ID), or the digest an earlier docker push recorded.
+ */
+export function sameImage(local: LocalImage, remote: RemoteImage, t: PushTarget): boolean {
+  return (
+    remote.config === local.id ||
+    remote.digest === local.id ||
+    repoDigest(local.repoDigests, t) === remote.digest
+  )
+}
+
+/** Splits the targets into those to push and those the registry already holds. */
 function splitUnchanged(facts: PushFacts): {todo: PushTarget[]; unchanged: PushResult[]} {
   const todo: PushTarget[] = []
   const unchanged: PushResult[] = []
   for (const t of facts.targets) {
     const local = facts.locals.get(t.source)
     const held = facts.remote.get(t.target)
-    const mine = local ? repoDigest(local.repoDigests, t) : undefined
-    if (local && held !== undefined && held === mine) {
+    if (local && held && sameImage(local, held, t)) {
       unchanged.push({
         source: t.source,
         target: t.target,
-        digest: held,
-        size: local.size,
+        digest: held.digest,
+        size: held.bytes,
         status: 'unchanged'
       })
     } else todo.push(t)
   }
   return {todo, unchanged}
+}
+
+/** The registry's API for the classic image store; docker push when asked, or for containerd's. */
+function wayOf(facts: PushFacts, inputs: Pick<PushSettings, 'pushMethod'>): PushWay {
+  return inputs.pushMethod === 'docker' || facts.containerdStore ? 'docker-push' : 'registry-api'
 }
 
 /**
@@ -68,9 +108,10 @@ function splitUnchanged(facts: PushFacts): {todo: PushTarget[]; unchanged: PushR
  */
 export function planPush(
   facts: PushFacts,
-  inputs: Pick<PushSettings, 'login' | 'registry'>
+  inputs: Pick<PushSettings, 'login' | 'registry' | 'pushMethod'>
 ): PushPlan {
-  const base = {facts, login: false, todo: [], unchanged: [], warnings: []}
+  const way = wayOf(facts, inputs)
+  const base = {facts, login: false, way, todo: [], unchanged: [], warnings: []}
   if (facts.targets.length === 0) {
     return {...base, found: 'no images to push (images is empty)', steps: []}
   }
@@ -97,6 +138,10 @@ export function planPush(
     todo,
     unchanged,
     steps,
-    found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same digest`
+    found:
+      `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same image` +
+      (todo.length > 0
+        ? `; sent ${way === 'docker-push' ? 'by docker push' : 'through the registry API'}`
+        : '')
   }
 }

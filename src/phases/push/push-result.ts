@@ -42,6 +42,28 @@ export function isTransient(output: string): boolean {
   return TRANSIENT.some(re => re.test(output))
 }
 
+/** Is a registry's HTTP status worth another try? Timeouts, rate limits and server errors are. */
+export function isTransientHttp(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500
+}
+
+const NETWORK_TRANSIENT = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND'
+])
+
+/** Is a network failure (a Node error code, or its message) worth another try? */
+export function isTransientNetwork(codeOrMessage: string): boolean {
+  return NETWORK_TRANSIENT.has(codeOrMessage) || isTransient(codeOrMessage)
+}
+
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */
 export function backoffSeconds(n: number): number {
   return Math.min(15, 2 ** (n - 1))

@@ -1,130 +1,569 @@
-/** A registry's HTTP API, as far as pushing needs it: the digest it holds for a tag. */
-import {promises as fs} from 'node:fs'
+/**
+ * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
+ * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
+ * cross-repository mounts and streamed blob uploads.
+ */
+import {createHash, type Hash} from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
-import {isLoopbackHost, parseRegistryAddress} from '../../docker/reference.js'
+import {rootCertificates} from 'node:tls'
+import * as core from '@actions/core'
+import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
-import type {PushSettings} from './inputs.js'
+import {MANIFEST_ACCEPT, parseManifest, sha256Digest, type RemoteManifest} from './manifest.js'
+import {isTransientHttp, isTransientNetwork} from './push-result.js'
+import {proxyFor, type Scheme} from './transport.js'
 
-/** How to reach one registry's HTTP API. */
-export interface RegistryEndpoint {
+/** How to reach one registry: schemes in order, extra CAs and client certificate, credentials. */
+export interface RegistryAccess {
   /** `host[:port]` as in image references. */
   host: string
-  scheme: 'http' | 'https'
-  /** Extra CA to trust (a self-signed local registry). */
-  ca?: Buffer
+  schemes: Scheme[]
+  /** PEM CAs trusted beside the system's (certs.d, the local registry's certificate). */
+  cas: string[]
+  client?: {cert: string; key: string}
   username?: string
   password?: string
+  /** The proxies the daemon's pushes go through (see requestProxies); none: direct. */
+  proxies?: Proxies
+}
+
+/** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
+function agentsTakeProxies(version = process.versions.node): boolean {
+  const [major, minor] = version.split('.').map(Number)
+  return major > 24 || (major === 24 && minor >= 5)
+}
+
+/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
+export class RegistryError extends HostError {
+  constructor(
+    message: string,
+    readonly transient: boolean,
+    readonly status?: number
+  ) {
+    super(message)
+    this.name = 'RegistryError'
+  }
 }
 
 interface Reply {
   status: number
   headers: http.IncomingHttpHeaders
-  body: string
+  body: Buffer
 }
 
-function request(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  ca?: Buffer
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const mod = url.protocol === 'https:' ? https : http
-    const req = mod.request(url, {method, headers, timeout: 15_000, ...(ca ? {ca} : {})}, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        if (body.length < 65536) body += d
-      })
-      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body}))
+interface Challenge {
+  scheme: 'basic' | 'bearer'
+  params: Record<string, string>
+}
+
+interface RequestOptions {
+  /** Token scopes the request needs (bearer auth). */
+  scopes: string[]
+  headers?: Record<string, string>
+  body?: Buffer | string
+  /** How long the registry may stay silent (default one minute). */
+  timeoutMs?: number
+}
+
+const TIMEOUT_MS = 60_000
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20
+
+function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+function parseChallenge(text: string | undefined): Challenge | undefined {
+  const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '')
+  if (!m) return undefined
+  const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]))
+  return {scheme: m[1].toLowerCase() as 'basic' | 'bearer', params}
+}
+
+/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
+function registrySays(body: Buffer): string {
+  try {
+    const json = JSON.parse(body.toString('utf8')) as {errors?: {code?: string; message?: string}[]}
+    const e = json.errors?.[0]
+    if (e) return `: ${[e.code, e.message].filter(Boolean).join(': ')}`
+  } catch {
+    // Not JSON: the status line says enough.
+  }
+  return ''
+}
+
+function networkError(e: unknown, what: string): RegistryError {
+  if (e instanceof RegistryError) return e
+  const err = e as NodeJS.ErrnoException
+  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code ?? err.message))
+}
+
+/** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
+export class RegistryClient {
+  private origin?: string
+  private pinging?: Promise<string>
+  private agent?: http.Agent
+  private challenge?: Challenge
+  private readonly tokens = new Map<string, Promise<string>>()
+  /** Pools to token services on hosts other than the registry's, by origin. */
+  private readonly realmAgents = new Map<string, http.Agent>()
+
+  constructor(private readonly access: RegistryAccess) {}
+
+  private basic(): string | undefined {
+    const {username, password} = this.access
+    return username !== undefined && password !== undefined
+      ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+      : undefined
+  }
+
+  /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
+  private agentFor(s: Scheme, host = this.access.host): http.Agent {
+    const proxy = proxyFor(host, s.scheme, this.access.proxies)
+    if (proxy !== undefined && !agentsTakeProxies()) {
+      throw new RegistryError(
+        `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`,
+        false
+      )
+    }
+    if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
+    if (s.scheme === 'http') {
+      return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
+    }
+    const {cas, client} = this.access
+    return new https.Agent({
+      keepAlive: true,
+      rejectUnauthorized: s.verify,
+      ...(cas.length > 0 ? {ca: [...rootCertificates, ...cas]} : {}),
+      ...(client ? {cert: client.cert, key: client.key} : {}),
+      ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
     })
-    req.on('timeout', () => req.destroy(new Error(`timeout talking to ${url.host}`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-const MANIFEST_TYPES = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json'
-].join(', ')
-
-function basic(ep: RegistryEndpoint): string | undefined {
-  return ep.username !== undefined && ep.password !== undefined
-    ? `Basic ${Buffer.from(`${ep.username}:${ep.password}`).toString('base64')}`
-    : undefined
-}
-
-/** A bearer token for `scope`, from the realm a 401 names (Docker Hub, GHCR, Harbor…). */
-async function bearer(
-  ep: RegistryEndpoint,
-  challenge: string,
-  scope: string
-): Promise<string | undefined> {
-  const params = Object.fromEntries(
-    [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map(m => [m[1], m[2]])
-  )
-  if (!params.realm) return undefined
-  const url = new URL(params.realm)
-  if (params.service) url.searchParams.set('service', params.service)
-  url.searchParams.set('scope', scope)
-  const auth = basic(ep)
-  const r = await request(url, 'GET', auth ? {Authorization: auth} : {}, ep.ca)
-  if (r.status !== 200) return undefined
-  const json = JSON.parse(r.body) as {token?: string; access_token?: string}
-  return json.token ?? json.access_token
-}
-
-/**
- * The digest the registry holds for `repository:tag` (Docker-Content-Digest of a manifest HEAD),
- * or undefined when it has none. Basic and bearer auth; credentials stay in this process.
- */
-export async function manifestDigest(
-  ep: RegistryEndpoint,
-  repository: string,
-  tag: string
-): Promise<string | undefined> {
-  const url = new URL(
-    `${ep.scheme}://${ep.host}/v2/${repository}/manifests/${encodeURIComponent(tag)}`
-  )
-  const headers: Record<string, string> = {Accept: MANIFEST_TYPES}
-  const auth = basic(ep)
-  if (auth) headers.Authorization = auth
-  let r = await request(url, 'HEAD', headers, ep.ca)
-  const challenge = r.headers['www-authenticate']
-  if (r.status === 401 && typeof challenge === 'string' && /^Bearer /i.test(challenge)) {
-    const token = await bearer(ep, challenge, `repository:${repository}:pull`)
-    if (token) r = await request(url, 'HEAD', {...headers, Authorization: `Bearer ${token}`}, ep.ca)
   }
-  if (r.status === 404) return undefined
-  if (r.status !== 200) {
-    throw new HostError(`HEAD ${url.pathname} on ${ep.host} answered ${r.status}`)
+
+  /**
+   * A pool to a token service on another host (checked against the system's CAs and the
+   * registry's), through the proxy the daemon would use for that host.
+   */
+  private realmAgent(url: URL): http.Agent {
+    let agent = this.realmAgents.get(url.origin)
+    if (!agent) {
+      const scheme = url.protocol === 'http:' ? 'http' : 'https'
+      agent = this.agentFor({scheme, verify: true}, url.host)
+      this.realmAgents.set(url.origin, agent)
+    }
+    return agent
   }
-  const digest = r.headers['docker-content-digest']
-  return typeof digest === 'string' ? digest : undefined
+
+  /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
+  private send(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body?: Buffer | string,
+    agent = this.agent,
+    timeoutMs = TIMEOUT_MS
+  ): Promise<Reply> {
+    core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
+    return new Promise((resolve, reject) => {
+      const mod = url.startsWith('https:') ? https : http
+      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, res => {
+        const chunks: Buffer[] = []
+        res.on('data', (d: Buffer) => chunks.push(d))
+        res.on('end', () =>
+          resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
+        )
+        res.on('error', reject)
+      })
+      req.on('timeout', () =>
+        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  }
+
+  /** GET /v2/ once per run (callers at the same time share it). */
+  private ping(): Promise<string> {
+    this.pinging ??= this.probe()
+    this.pinging.catch(() => (this.pinging = undefined))
+    return this.pinging
+  }
+
+  /** GET /v2/ over each scheme in turn until one answers; reads how the registry wants auth. */
+  private async probe(): Promise<string> {
+    let last: unknown
+    for (const s of this.access.schemes) {
+      const origin = `${s.scheme}://${this.access.host}`
+      const agent = this.agentFor(s)
+      try {
+        const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent)
+        if (r.status !== 200 && r.status !== 401) {
+          throw new RegistryError(
+            `GET /v2/ on ${this.access.host} answered ${r.status}`,
+            isTransientHttp(r.status),
+            r.status
+          )
+        }
+        this.challenge =
+          r.status === 401 ? parseChallenge(header(r.headers, 'www-authenticate')) : undefined
+        this.origin = origin
+        this.agent = agent
+        return origin
+      } catch (e) {
+        agent.destroy()
+        last = e
+        // A registry that answered over this scheme is not retried over another.
+        if (e instanceof RegistryError) throw e
+      }
+    }
+    throw networkError(last, `cannot reach ${this.access.host}`)
+  }
+
+  /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
+  private token(scopes: string[]): Promise<string> {
+    const key = [...new Set(scopes)].sort().join(' ')
+    const cached = this.tokens.get(key)
+    if (cached) return cached
+    const p = (async () => {
+      const params = this.challenge?.params ?? {}
+      if (!params.realm)
+        throw new RegistryError(`${this.access.host} asks for a token but names no realm`, false)
+      const url = new URL(params.realm)
+      if (params.service) url.searchParams.set('service', params.service)
+      for (const s of key.split(' ').filter(Boolean)) url.searchParams.append('scope', s)
+      const auth = this.basic()
+      // The registry's own pool when the realm is the registry itself; else one to the realm's
+      // host, checked against the system's CAs, through the proxy the daemon would use for it.
+      const agent = url.host === this.access.host ? this.agent : this.realmAgent(url)
+      const r = await this.send(
+        url.toString(),
+        'GET',
+        auth ? {Authorization: auth} : {},
+        undefined,
+        agent
+      )
+      if (r.status !== 200) {
+        throw new RegistryError(
+          `the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`,
+          isTransientHttp(r.status),
+          r.status
+        )
+      }
+      const json = JSON.parse(r.body.toString('utf8')) as {token?: string; access_token?: string}
+      const token = json.token ?? json.access_token
+      if (!token)
+        throw new RegistryError(`the token service of ${this.access.host} sent no token`, false)
+      core.setSecret(token)
+      return token
+    })()
+    this.tokens.set(key, p)
+    p.catch(() => this.tokens.delete(key))
+    return p
+  }
+
+  /** The Authorization header for a request needing these scopes, if the registry wants one. */
+  private async authorization(scopes: string[]): Promise<string | undefined> {
+    if (this.challenge?.scheme === 'bearer') return `Bearer ${await this.token(scopes)}`
+    return this.basic()
+  }
+
+  /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
+  private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
+    const origin = await this.ping()
+    const url = path.startsWith('http') ? path : `${origin}${path}`
+    const go = async (): Promise<Reply> => {
+      const auth = await this.authorization(o.scopes)
+      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
+      return this.send(url, method, headers, o.body, this.agent, o.timeoutMs)
+    }
+    let r = await go().catch((e: unknown) => {
+      throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
+    })
+    const again = parseChallenge(header(r.headers, 'www-authenticate'))
+    if (r.status === 401 && again?.scheme === 'bearer') {
+      this.challenge = again
+      this.tokens.clear()
+      r = await go().catch((e: unknown) => {
+        throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
+      })
+    }
+    return r
+  }
+
+  private fail(method: string, path: string, r: Reply): RegistryError {
+    const what = `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`
+    return new RegistryError(
+      `${what} answered ${r.status} ${http.STATUS_CODES[r.status] ?? ''}`.trimEnd() +
+        registrySays(r.body),
+      isTransientHttp(r.status),
+      r.status
+    )
+  }
+
+  private static pull(repo: string): string {
+    return `repository:${repo}:pull`
+  }
+
+  private static push(repo: string): string {
+    return `repository:${repo}:pull,push`
+  }
+
+  /** The manifest the registry holds for `reference` (a tag or digest), or undefined when none. */
+  async manifest(repo: string, reference: string): Promise<RemoteManifest | undefined> {
+    const path = `/v2/${repo}/manifests/${encodeURIComponent(reference)}`
+    const r = await this.request('GET', path, {
+      scopes: [RegistryClient.pull(repo)],
+      headers: {Accept: MANIFEST_ACCEPT}
+    })
+    if (r.status === 404) return undefined
+    if (r.status !== 200) throw this.fail('GET', path, r)
+    const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body)
+    return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'))
+  }
+
+  /** The digest the registry holds for a tag (HEAD), or undefined when none. */
+  async tagDigest(repo: string, tag: string): Promise<string | undefined> {
+    const path = `/v2/${repo}/manifests/${encodeURIComponent(tag)}`
+    const r = await this.request('HEAD', path, {
+      scopes: [RegistryClient.pull(repo)],
+      headers: {Accept: MANIFEST_ACCEPT}
+    })
+    if (r.status === 404) return undefined
+    if (r.status !== 200) throw this.fail('HEAD', path, r)
+    return header(r.headers, 'docker-content-digest')
+  }
+
+  /** A blob's bytes (an image config). */
+  async blob(repo: string, digest: string): Promise<Buffer> {
+    const path = `/v2/${repo}/blobs/${digest}`
+    const r = await this.request('GET', path, {scopes: [RegistryClient.pull(repo)]})
+    if (r.status !== 200) throw this.fail('GET', path, r)
+    return r.body
+  }
+
+  /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
+  async blobSize(repo: string, digest: string): Promise<number | undefined> {
+    const path = `/v2/${repo}/blobs/${digest}`
+    const r = await this.request('HEAD', path, {scopes: [RegistryClient.push(repo)]})
+    if (r.status === 404) return undefined
+    if (r.status !== 200) throw this.fail('HEAD', path, r)
+    return Number(header(r.headers, 'content-length') ?? -1)
+  }
+
+  /** Links a blob another repository of this registry holds into `repo`; false when refused. */
+  async mount(repo: string, digest: string, from: string): Promise<boolean> {
+    const path = `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`
+    const r = await this.request('POST', path, {
+      scopes: [RegistryClient.push(repo), RegistryClient.pull(from)],
+      headers: {'Content-Length': '0'}
+    })
+    if (r.status === 201) return true
+    // 202: the registry started an upload instead; it expires unused.
+    if (r.status === 202) return false
+    throw this.fail('POST', path, r)
+  }
+
+  private async startUpload(repo: string): Promise<string> {
+    const path = `/v2/${repo}/blobs/uploads/`
+    const r = await this.request('POST', path, {
+      scopes: [RegistryClient.push(repo)],
+      headers: {'Content-Length': '0'}
+    })
+    const location = header(r.headers, 'location')
+    if (r.status !== 202 || location === undefined) throw this.fail('POST', path, r)
+    return new URL(location, this.origin).toString()
+  }
+
+  private async commit(
+    repo: string,
+    location: string,
+    digest: string,
+    body?: Buffer
+  ): Promise<void> {
+    const url = new URL(location)
+    url.searchParams.set('digest', digest)
+    const r = await this.request('PUT', url.toString(), {
+      scopes: [RegistryClient.push(repo)],
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(body?.length ?? 0)
+      },
+      body,
+      timeoutMs: COMMIT_TIMEOUT_MS
+    })
+    if (r.status !== 201) throw this.fail('PUT', `/v2/${repo}/blobs/uploads/`, r)
+  }
+
+  /** Uploads a small blob (a config) in one request. */
+  async putBlob(repo: string, digest: string, data: Buffer): Promise<void> {
+    await this.commit(repo, await this.startUpload(repo), digest, data)
+  }
+
+  /**
+   * Starts a streamed upload: write the bytes, then finish to commit them under their digest,
+   * hashed on the way unless `digest` is known (the registry checks it either way).
+   */
+  async openUpload(repo: string, digest?: string): Promise<BlobUpload> {
+    const location = await this.startUpload(repo)
+    const auth = await this.authorization([RegistryClient.push(repo)])
+    return new BlobUpload({
+      location,
+      auth,
+      agent: this.agent,
+      host: this.access.host,
+      digest,
+      commit: (loc, d) => this.commit(repo, loc, d)
+    })
+  }
+
+  /** Puts a manifest under a tag; returns the digest the registry answered with. */
+  async putManifest(repo: string, tag: string, body: string, mediaType: string): Promise<string> {
+    const path = `/v2/${repo}/manifests/${encodeURIComponent(tag)}`
+    const r = await this.request('PUT', path, {
+      scopes: [RegistryClient.push(repo)],
+      headers: {'Content-Type': mediaType},
+      body
+    })
+    if (r.status !== 201) throw this.fail('PUT', path, r)
+    return header(r.headers, 'docker-content-digest') ?? sha256Digest(body)
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.agent?.destroy()
+    for (const a of this.realmAgents.values()) a.destroy()
+  }
 }
 
-/**
- * How to reach a target's registry API (reads the local registry's CA file): scheme, CA, and
- * credentials, which belong to `registry` only.
- */
-export async function endpointFor(
-  settings: Pick<PushSettings, 'registry' | 'registryCa' | 'registryInsecure' | 'login'>,
-  registry: string
-): Promise<RegistryEndpoint> {
-  const ours = registry === settings.registry.text
-  const ca = ours ? settings.registryCa : undefined
-  const insecure = ours && settings.registryInsecure
-  const plain =
-    ca === undefined && (isLoopbackHost(parseRegistryAddress(registry).host) || insecure)
-  return {
-    host: registry,
-    scheme: plain ? 'http' : 'https',
-    ca: ca === undefined ? undefined : await fs.readFile(ca),
-    username: ours ? settings.login?.username : undefined,
-    password: ours ? settings.login?.password : undefined
+/** What a streamed upload needs: where, how to authenticate, and how to commit. */
+interface UploadTarget {
+  location: string
+  auth?: string
+  agent?: http.Agent
+  host: string
+  /** The digest when known before the bytes are read (then they are not hashed here). */
+  digest?: string
+  commit(location: string, digest: string): Promise<void>
+}
+
+/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+export class BlobUpload {
+  private readonly hash?: Hash
+  private readonly req: http.ClientRequest
+  private readonly answered: Promise<Reply>
+  private readonly location: string
+  private readonly host: string
+  private failed?: Error
+  private readonly buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)]
+  private readonly writing: (Promise<void> | undefined)[] = [undefined, undefined]
+  private current = 0
+  private filled = 0
+  size = 0
+
+  constructor(private readonly target: UploadTarget) {
+    const {location, auth, agent} = target
+    this.location = location
+    this.host = target.host
+    if (target.digest === undefined) this.hash = createHash('sha256')
+    core.debug(`http: PATCH ${location.replace(/\?.*$/, '')}`)
+    const mod = location.startsWith('https:') ? https : http
+    this.req = mod.request(location, {
+      method: 'PATCH',
+      agent,
+      timeout: TIMEOUT_MS,
+      headers: {'Content-Type': 'application/octet-stream', ...(auth ? {Authorization: auth} : {})}
+    })
+    this.answered = new Promise<Reply>((resolve, reject) => {
+      this.req.on('response', res => {
+        const chunks: Buffer[] = []
+        res.on('data', (d: Buffer) => chunks.push(d))
+        res.on('end', () =>
+          resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
+        )
+      })
+      this.req.on('timeout', () =>
+        this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`))
+      )
+      this.req.on('error', e => {
+        this.failed = e
+        reject(e)
+      })
+    })
+    // Seen through failed/finish; an unhandled rejection here would end the process.
+    this.answered.catch(() => undefined)
+  }
+
+  /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
+    this.hash?.update(chunk)
+    this.size += chunk.length
+    for (let at = 0; at < chunk.length;) {
+      const copied = chunk.copy(this.buffers[this.current], this.filled, at)
+      this.filled += copied
+      at += copied
+      if (this.filled === WRITE_BYTES) await this.flush()
+    }
+  }
+
+  /**
+   * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+   * has taken what was written from it (two buffers reused: no allocation per piece).
+   */
+  private async flush(): Promise<void> {
+    if (this.filled === 0) return
+    const piece = this.buffers[this.current].subarray(0, this.filled)
+    this.writing[this.current] = new Promise<void>((resolve, reject) =>
+      this.req.write(piece, e => (e ? reject(e) : resolve()))
+    )
+    this.writing[this.current]?.catch(() => undefined)
+    this.current = this.current === 0 ? 1 : 0
+    this.filled = 0
+    // The registry answering before the body ends means it refused the upload: stop writing.
+    const early = this.answered.then(r => {
+      throw new RegistryError(
+        `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
+        isTransientHttp(r.status),
+        r.status
+      )
+    })
+    await Promise.race([this.writing[this.current], early]).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+  }
+
+  /** Ends the body and commits the blob; returns its digest and size. */
+  async finish(): Promise<{digest: string; size: number}> {
+    await this.flush()
+    await Promise.all(this.writing.filter(w => w !== undefined)).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+    this.req.end()
+    const r = await this.answered.catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+    const location = header(r.headers, 'location')
+    if (r.status !== 202 || location === undefined) {
+      throw new RegistryError(
+        `PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`,
+        isTransientHttp(r.status),
+        r.status
+      )
+    }
+    const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`
+    await this.target.commit(new URL(location, this.location).toString(), digest)
+    return {digest, size: this.size}
+  }
+
+  /** Gives up: the registry drops the unfinished upload. */
+  abort(): void {
+    this.req.destroy()
   }
 }

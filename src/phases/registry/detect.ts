@@ -1,6 +1,7 @@
 import {promises as fs} from 'node:fs'
 import * as net from 'node:net'
 import type {CommandRunner} from '../../exec/runner.js'
+import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import {readFileMaybe} from '../../system/files.js'
 import {parseListeners, portListened} from '../../system/proc-net.js'
 import {probeDaemon} from '../../system/service.js'
@@ -25,22 +26,29 @@ import {
 
 type Ctx = PhaseContext<RegistrySettings>
 
-/** `docker inspect` of a container by name; undefined when there is none. */
+/** What this phase reads of `docker inspect` (or the Engine API's, the same JSON) of a container. */
+interface InspectedContainer {
+  Id: string
+  State: {Running: boolean}
+  Config: {Labels: Record<string, string> | null}
+  HostConfig: {PortBindings: Record<string, {HostPort: string}[] | null> | null}
+}
+
+/** `docker inspect` of a container by name (the Engine API when `api` is given); undefined when there is none. */
 export async function inspectContainer(
   runner: CommandRunner,
-  name: string
+  name: string,
+  api?: EngineApi
 ): Promise<ContainerState | undefined> {
-  const r = await runner.run(
-    ['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name],
-    {root: true, allowFailure: true}
-  )
-  if (r.exitCode !== 0) return undefined
-  const c = JSON.parse(r.stdout) as {
-    Id: string
-    State: {Running: boolean}
-    Config: {Labels: Record<string, string> | null}
-    HostConfig: {PortBindings: Record<string, {HostPort: string}[] | null> | null}
-  }
+  const c = api
+    ? await api.json<InspectedContainer>(`/containers/${name}/json`)
+    : await runner
+        .run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], {
+          root: true,
+          allowFailure: true
+        })
+        .then(r => (r.exitCode === 0 ? (JSON.parse(r.stdout) as InspectedContainer) : undefined))
+  if (!c) return undefined
   const port = c.HostConfig.PortBindings?.['5000/tcp']?.[0]?.HostPort
   return {
     id: c.Id,
@@ -51,7 +59,12 @@ export async function inspectContainer(
 }
 
 /** The local id of an image (`docker image inspect`); undefined when it is not on the host. */
-export async function imageId(runner: CommandRunner, image: string): Promise<string | undefined> {
+export async function imageId(
+  runner: CommandRunner,
+  image: string,
+  api?: EngineApi
+): Promise<string | undefined> {
+  if (api) return (await api.json<{Id: string}>(`/images/${image}/json`))?.Id
   const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
     root: true,
     allowFailure: true
@@ -173,12 +186,13 @@ async function portHolders(
 /** Each cache's container, by name (undefined: none of that name). */
 async function cacheContainers(
   ctx: Ctx,
-  dockerUp: boolean
+  dockerUp: boolean,
+  api: EngineApi | undefined
 ): Promise<Record<string, ContainerState | undefined>> {
   const out: Record<string, ContainerState | undefined> = {}
   for (const c of ctx.inputs.registryCaches) {
     const {name} = cacheNames(ctx.inputs, c)
-    out[name] = dockerUp ? await inspectContainer(ctx.runner, name) : undefined
+    out[name] = dockerUp ? await inspectContainer(ctx.runner, name, api) : undefined
   }
   return out
 }
@@ -209,17 +223,21 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     ctx.show(registryFacts(inputs, 'not wanted'))
     return none
   }
-  const dockerUp = (await probeDaemon(runner)) !== undefined
+  // The daemon's socket when this process may open it: no docker process per question.
+  const api = await openEngineApi(ctx.host.dockerSocket)
+  const dockerUp = (await probeDaemon(runner, api)) !== undefined
   const auth = wanted && inputs.registryHtpasswd.length > 0
   const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
-    dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
-    dockerUp && wanted ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+    dockerUp ? imageId(runner, inputs.registryImage, api) : Promise.resolve(undefined),
+    dockerUp && wanted
+      ? inspectContainer(runner, REGISTRY_CONTAINER, api)
+      : Promise.resolve(undefined),
     dockerUp && wanted && inputs.registryMirror !== false
-      ? inspectContainer(runner, MIRROR_CONTAINER)
+      ? inspectContainer(runner, MIRROR_CONTAINER, api)
       : Promise.resolve(undefined),
     auth ? readFileMaybe(runner, AUTH_FILE) : Promise.resolve(''),
     wanted ? certInstalled(ctx) : Promise.resolve(true),
-    cacheContainers(ctx, dockerUp)
+    cacheContainers(ctx, dockerUp, api)
   ])
   ctx.show(
     registryFacts(

@@ -1,0 +1,140 @@
+/**
+ * Images the action pushes through the registry API pull and run on every engine the bed has:
+ * pushed from Docker 20.10 (bookworm), the registry's data then moved to a host of each shape
+ * (Docker 26.1 on trixie, Docker 28.5 on forky with and without the containerd image store), where
+ * a registry is started on it and each image is pulled and run. Each engine also pushes an image of
+ * its own (its `docker save` layout differs) and pulls it back.
+ */
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import {Box} from './bed/box.js'
+import {sh} from './bed/outer.js'
+import {BOOT_TIMEOUT} from './bed/prepare.js'
+import {expectSuccess, type ActionRun} from './harness.js'
+
+const base = {'docker-source': 'distro', 'gpu-runtime': 'none', 'registry-data': '/srv/data'}
+const MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+const SNAPSHOTTER = JSON.stringify({features: {'containerd-snapshotter': true}})
+
+/** Pushed from bookworm: busybox and a marker (layers worth gzip), and a layer of random bytes. */
+const FROM_BOOKWORM = ['dgs-e2e/app1:1', 'dgs-e2e/random:1']
+
+/**
+ * An image of one layer whose first MiB is random bytes (so it is sent as is, not gzip), made with
+ * docker import from the test images' busybox; it prints `marker`.
+ */
+function importRandom(box: Box, tag: string, marker: string): void {
+  box.sh(
+    'd=$(mktemp -d); mkdir -p $d/bin; id=$(docker create dgs-e2e/busybox:latest); ' +
+      'docker cp $id:/bin/busybox $d/bin/busybox; docker rm $id >/dev/null; ' +
+      `dd if=/dev/urandom of=$d/blob bs=1M count=3 status=none; echo ${marker} > $d/marker; ` +
+      `tar -C $d -c blob bin marker | docker import --change 'CMD ["/bin/busybox","cat","/marker"]' - ${tag} >/dev/null; ` +
+      'rm -rf $d'
+  )
+}
+
+/** Layer media types of the manifest the registry holds for a repository:tag on localhost:5000. */
+function layerTypes(box: Box, repoTag: string): string[] {
+  const [repo, tag] = repoTag.split(':')
+  const m = JSON.parse(
+    box.sh(`curl -sf -H 'Accept: ${MANIFEST}' http://localhost:5000/v2/${repo}/manifests/${tag}`)
+  ) as {mediaType: string; layers: {mediaType: string}[]}
+  expect(m.mediaType).toBe(MANIFEST)
+  return m.layers.map(l => l.mediaType)
+}
+
+/** Pulls an image from the box's registry (nothing of it local first) and runs it; its output. */
+function pullAndRun(box: Box, repoTag: string): string {
+  const ref = `localhost:5000/${repoTag}`
+  box.sh(`docker rmi -f ${ref} >/dev/null 2>&1 || true; docker pull -q ${ref} >/dev/null`)
+  return box.sh(`docker run --rm ${ref}`).trim()
+}
+
+function rows(run: ActionRun): {target: string; status: string}[] {
+  return JSON.parse(run.outputs.images) as {target: string; status: string}[]
+}
+
+/** Copies the registry's data of one box into another (through this machine). */
+function moveData(from: Box, to: Box, dir: string): void {
+  sh(`rm -rf ${dir}/data && docker cp ${from.name}:/srv/data ${dir}/data`)
+  to.sh('mkdir -p /srv')
+  sh(`docker cp ${dir}/data ${to.name}:/srv/data`)
+}
+
+describe('images pushed through the registry API pull and run on every engine', () => {
+  let pusher: Box
+  let dir: string
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'dgs-e2e-data-'))
+    pusher = Box.start({suite: 'bookworm', state: 'engine', images: true})
+    importRandom(pusher, 'dgs-e2e/random:1', 'random')
+  }, BOOT_TIMEOUT)
+  afterAll(() => {
+    pusher?.remove()
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('Docker 20.10 (bookworm): pushes gzip and plain layers; the images pull and run', () => {
+    const run = pusher.run({...base, images: FROM_BOOKWORM.join('\n')})
+    expectSuccess(run)
+    expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
+    expect(layerTypes(pusher, 'dgs-e2e/app1:1')).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+      'application/vnd.oci.image.layer.v1.tar+gzip'
+    ])
+    expect(layerTypes(pusher, 'dgs-e2e/random:1')).toEqual([
+      'application/vnd.oci.image.layer.v1.tar'
+    ])
+    pusher.sh('docker rmi -f dgs-e2e/app1:1 dgs-e2e/random:1 >/dev/null')
+    expect(pullAndRun(pusher, 'dgs-e2e/app1:1')).toBe('app1')
+    expect(pullAndRun(pusher, 'dgs-e2e/random:1')).toBe('random')
+    // Stopped, so its data can be copied whole.
+    pusher.sh('docker stop docker-gpu-setup-registry >/dev/null')
+  }, 300_000)
+
+  it('Docker 26.1 (trixie): pulls and runs them, and pushes from its own OCI export', () => {
+    const box = Box.start({suite: 'trixie', state: 'engine', images: true})
+    try {
+      moveData(pusher, box, dir)
+      importRandom(box, 'dgs-e2e/random2:1', 'random2')
+      const run = box.run({...base, images: 'dgs-e2e/app2:1\ndgs-e2e/random2:1'})
+      expectSuccess(run)
+      expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
+      expect(pullAndRun(box, 'dgs-e2e/app1:1')).toBe('app1')
+      expect(pullAndRun(box, 'dgs-e2e/random:1')).toBe('random')
+      expect(pullAndRun(box, 'dgs-e2e/app2:1')).toBe('app2')
+      expect(pullAndRun(box, 'dgs-e2e/random2:1')).toBe('random2')
+    } finally {
+      box.remove()
+    }
+  }, 600_000)
+
+  it.each([
+    ['classic image store', {}],
+    ['containerd image store', {'daemon-config': SNAPSHOTTER}]
+  ])(
+    'Docker 28.5 (forky, no init), %s: pulls and runs them, and pushes its own',
+    (_name, store: Record<string, string>) => {
+      const box = Box.start({suite: 'forky', state: 'engine'})
+      try {
+        // The action starts dockerd (and switches the store); the test images load into that store.
+        expectSuccess(box.run({...base, ...store, 'start-registry': 'false'}))
+        box.loadImages()
+        moveData(pusher, box, dir)
+        importRandom(box, 'dgs-e2e/random3:1', 'random3')
+        const run = box.run({...base, ...store, images: 'dgs-e2e/app3:1\ndgs-e2e/random3:1'})
+        expectSuccess(run)
+        expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
+        expect(pullAndRun(box, 'dgs-e2e/app1:1')).toBe('app1')
+        expect(pullAndRun(box, 'dgs-e2e/random:1')).toBe('random')
+        expect(pullAndRun(box, 'dgs-e2e/app3:1')).toBe('app3')
+        expect(pullAndRun(box, 'dgs-e2e/random3:1')).toBe('random3')
+      } finally {
+        box.remove()
+      }
+    },
+    600_000
+  )
+})

@@ -1,0 +1,245 @@
+/**
+ * A registry in this process (the distribution API as far as pushing uses it) on 127.0.0.1: blob
+ * uploads (chunked PATCH, monolithic PUT, cross-repository mounts), manifests by tag and digest,
+ * basic or bearer auth, and failures on purpose. It checks what a real registry checks: digests
+ * of uploads, and that a manifest's blobs are in its repository.
+ */
+import {createHash} from 'node:crypto'
+import * as http from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+export interface FakeRegistryOptions {
+  auth?: 'basic' | 'bearer'
+  user?: string
+  password?: string
+}
+
+interface Stored {
+  body: Buffer
+  type: string
+}
+
+const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
+
+/** One request as the registry saw it (method and path, no query). */
+export interface Seen {
+  method: string
+  path: string
+  authorization?: string
+}
+
+export class FakeRegistry {
+  readonly blobs = new Map<string, Buffer>()
+  /** repository → blob digests linked into it. */
+  readonly links = new Map<string, Set<string>>()
+  /** `repo@digest` and `repo:tag` → manifest. */
+  readonly manifests = new Map<string, Stored>()
+  readonly seen: Seen[] = []
+  /** Answers 503 to the next n requests whose `METHOD path` matches. */
+  readonly failures: {match: RegExp; left: number}[] = []
+  /** Refuses cross-repository mounts (answers 202, as registries that do not mount). */
+  refuseMounts = false
+  private readonly uploads = new Map<string, Buffer[]>()
+  private server?: http.Server
+  private next = 0
+  port = 0
+
+  constructor(private readonly options: FakeRegistryOptions = {}) {}
+
+  get host(): string {
+    return `127.0.0.1:${this.port}`
+  }
+
+  async start(): Promise<this> {
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (d: Buffer) => chunks.push(d))
+      req.on('end', () => this.handle(req, Buffer.concat(chunks), res))
+    })
+    await new Promise<void>(r => this.server?.listen(0, '127.0.0.1', r))
+    this.port = (this.server.address() as AddressInfo).port
+    return this
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections()
+    await new Promise(r => this.server?.close(r))
+  }
+
+  /** Requests seen, as `METHOD path` lines. */
+  lines(): string[] {
+    return this.seen.map(s => `${s.method} ${s.path}`)
+  }
+
+  link(repo: string, digest: string): void {
+    const set = this.links.get(repo) ?? new Set<string>()
+    set.add(digest)
+    this.links.set(repo, set)
+  }
+
+  /** Puts a blob straight into a repository (what an earlier push left). */
+  seed(repo: string, data: Buffer): string {
+    const d = digestOf(data)
+    this.blobs.set(d, data)
+    this.link(repo, d)
+    return d
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const a = req.headers.authorization
+    const {auth, user, password} = this.options
+    if (auth === 'basic') {
+      return a === `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+    }
+    if (auth === 'bearer') return a === 'Bearer good-token'
+    return true
+  }
+
+  private challenge(res: http.ServerResponse): void {
+    const value =
+      this.options.auth === 'basic'
+        ? 'Basic realm="fake"'
+        : `Bearer realm="http://${this.host}/token",service="fake"`
+    res.writeHead(401, {'WWW-Authenticate': value, 'Content-Type': 'application/json'})
+    res.end(JSON.stringify({errors: [{code: 'UNAUTHORIZED', message: 'authentication required'}]}))
+  }
+
+  private handle(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', `http://${this.host}`)
+    const method = req.method ?? 'GET'
+    this.seen.push({method, path: url.pathname, authorization: req.headers.authorization})
+    const failure = this.failures.find(f => f.left > 0 && f.match.test(`${method} ${url.pathname}`))
+    if (failure) {
+      failure.left--
+      res.writeHead(503).end('Service Unavailable')
+      return
+    }
+    if (url.pathname === '/token') {
+      const ok =
+        req.headers.authorization ===
+        `Basic ${Buffer.from(`${this.options.user}:${this.options.password}`).toString('base64')}`
+      res.writeHead(ok ? 200 : 401, {'Content-Type': 'application/json'})
+      res.end(ok ? JSON.stringify({token: 'good-token'}) : '{}')
+      return
+    }
+    if (url.pathname === '/v2/') {
+      if (this.options.auth && !this.authorized(req)) return this.challenge(res)
+      res.writeHead(200).end('{}')
+      return
+    }
+    if (!this.authorized(req)) return this.challenge(res)
+    const m = /^\/v2\/(.+)\/(blobs\/uploads|blobs|manifests)\/?(.*)$/.exec(url.pathname)
+    if (!m) {
+      res.writeHead(404).end()
+      return
+    }
+    const [, repo, kind, ref] = m
+    if (kind === 'blobs/uploads') return this.upload(repo, ref, method, url, body, res)
+    if (kind === 'blobs') return this.blob(repo, ref, method, res)
+    return this.manifest(repo, decodeURIComponent(ref), method, req, body, res)
+  }
+
+  private upload(
+    repo: string,
+    id: string,
+    method: string,
+    url: URL,
+    body: Buffer,
+    res: http.ServerResponse
+  ): void {
+    if (method === 'POST' && id === '') {
+      const mount = url.searchParams.get('mount')
+      const from = url.searchParams.get('from')
+      if (mount && from && !this.refuseMounts && this.links.get(from)?.has(mount)) {
+        this.link(repo, mount)
+        res.writeHead(201, {'Docker-Content-Digest': mount}).end()
+        return
+      }
+      const uid = `u${++this.next}`
+      this.uploads.set(uid, [])
+      res.writeHead(202, {Location: `/v2/${repo}/blobs/uploads/${uid}?_state=s`}).end()
+      return
+    }
+    const parts = this.uploads.get(id)
+    if (!parts) {
+      res.writeHead(404).end()
+      return
+    }
+    if (method === 'PATCH') {
+      parts.push(body)
+      res.writeHead(202, {Location: `/v2/${repo}/blobs/uploads/${id}?_state=t`}).end()
+      return
+    }
+    if (method === 'PUT') {
+      parts.push(body)
+      const data = Buffer.concat(parts)
+      const digest = url.searchParams.get('digest')
+      if (digest !== digestOf(data)) {
+        res.writeHead(400, {'Content-Type': 'application/json'})
+        res.end(
+          JSON.stringify({errors: [{code: 'DIGEST_INVALID', message: 'digest did not match'}]})
+        )
+        return
+      }
+      this.uploads.delete(id)
+      this.blobs.set(digest, data)
+      this.link(repo, digest)
+      res.writeHead(201, {'Docker-Content-Digest': digest}).end()
+      return
+    }
+    res.writeHead(405).end()
+  }
+
+  private blob(repo: string, digest: string, method: string, res: http.ServerResponse): void {
+    const data = this.links.get(repo)?.has(digest) ? this.blobs.get(digest) : undefined
+    if (!data) {
+      res.writeHead(404).end()
+      return
+    }
+    res.writeHead(200, {'Content-Length': String(data.length), 'Docker-Content-Digest': digest})
+    res.end(method === 'HEAD' ? undefined : data)
+  }
+
+  private manifest(
+    repo: string,
+    ref: string,
+    method: string,
+    req: http.IncomingMessage,
+    body: Buffer,
+    res: http.ServerResponse
+  ): void {
+    const key = ref.startsWith('sha256:') ? `${repo}@${ref}` : `${repo}:${ref}`
+    if (method === 'PUT') {
+      const json = JSON.parse(body.toString()) as {
+        config?: {digest: string}
+        layers?: {digest: string}[]
+      }
+      const refs = [json.config, ...(json.layers ?? [])].filter(d => d !== undefined)
+      const missing = refs.find(d => !this.links.get(repo)?.has(d.digest))
+      if (missing) {
+        res.writeHead(400, {'Content-Type': 'application/json'})
+        res.end(
+          JSON.stringify({errors: [{code: 'MANIFEST_BLOB_UNKNOWN', message: missing.digest}]})
+        )
+        return
+      }
+      const stored = {body, type: req.headers['content-type'] ?? ''}
+      const digest = digestOf(body)
+      this.manifests.set(key, stored)
+      this.manifests.set(`${repo}@${digest}`, stored)
+      res.writeHead(201, {'Docker-Content-Digest': digest}).end()
+      return
+    }
+    const m = this.manifests.get(key)
+    if (!m) {
+      res.writeHead(404).end()
+      return
+    }
+    res.writeHead(200, {
+      'Content-Type': m.type,
+      'Content-Length': String(m.body.length),
+      'Docker-Content-Digest': digestOf(m.body)
+    })
+    res.end(method === 'HEAD' ? undefined : m.body)
+  }
+}

@@ -1,0 +1,129 @@
+import {afterEach, describe, expect, it} from '@jest/globals'
+import {RegistryClient, RegistryError} from '../../src/phases/push/registry-api.js'
+import type {Scheme} from '../../src/phases/push/transport.js'
+import {FakeRegistry} from './fake-registry.js'
+
+const HTTP: Scheme[] = [{scheme: 'http', verify: false}]
+let reg: FakeRegistry
+afterEach(async () => reg?.stop())
+
+function client(o: {user?: string; password?: string; schemes?: typeof HTTP} = {}) {
+  return new RegistryClient({
+    host: reg.host,
+    schemes: o.schemes ?? HTTP,
+    cas: [],
+    username: o.user,
+    password: o.password
+  })
+}
+
+async function upload(c: RegistryClient, repo: string, data: Buffer) {
+  const u = await c.openUpload(repo)
+  await u.write(data.subarray(0, 10))
+  await u.write(data.subarray(10))
+  return u.finish()
+}
+
+describe('the registry client', () => {
+  it('streams a blob, puts a manifest and reads it back with its digest', async () => {
+    reg = await new FakeRegistry().start()
+    const c = client()
+    const blob = await upload(c, 'team/app', Buffer.from('layer bytes, sent in two writes'))
+    expect(reg.blobs.get(blob.digest)?.toString()).toBe('layer bytes, sent in two writes')
+    expect(await c.blobSize('team/app', blob.digest)).toBe(31)
+    expect(await c.blobSize('other', blob.digest)).toBeUndefined()
+    const manifest = JSON.stringify({schemaVersion: 2, layers: [{...blob, mediaType: 'x'}]})
+    const digest = await c.putManifest(
+      'team/app',
+      'v1',
+      manifest,
+      'application/vnd.oci.image.manifest.v1+json'
+    )
+    expect(await c.tagDigest('team/app', 'v1')).toBe(digest)
+    const read = await c.manifest('team/app', 'v1')
+    expect(read?.digest).toBe(digest)
+    expect(read?.layers.map(l => l.digest)).toEqual([blob.digest])
+    expect(await c.manifest('team/app', 'v2')).toBeUndefined()
+    c.close()
+  })
+
+  it('links a blob from another repository instead of sending it', async () => {
+    reg = await new FakeRegistry().start()
+    const d = reg.seed('base', Buffer.from('shared'))
+    const c = client()
+    expect(await c.mount('app', d, 'base')).toBe(true)
+    expect(reg.links.get('app')?.has(d)).toBe(true)
+    reg.refuseMounts = true
+    expect(await c.mount('app2', d, 'base')).toBe(false)
+    c.close()
+  })
+
+  it('sends basic credentials when the registry asks for them', async () => {
+    reg = await new FakeRegistry({auth: 'basic', user: 'ci', password: 's3cret'}).start()
+    const c = client({user: 'ci', password: 's3cret'})
+    await upload(c, 'private/app', Buffer.from('x'))
+    expect(
+      reg.seen.filter(s => s.path !== '/v2/').every(s => s.authorization?.startsWith('Basic '))
+    ).toBe(true)
+    c.close()
+  })
+
+  it('gets a bearer token from the realm once per set of scopes, with the credentials', async () => {
+    reg = await new FakeRegistry({auth: 'bearer', user: 'ci', password: 's3cret'}).start()
+    const c = client({user: 'ci', password: 's3cret'})
+    await upload(c, 'private/app', Buffer.from('a'))
+    await upload(c, 'private/app', Buffer.from('b'))
+    expect(reg.lines().filter(l => l === 'GET /token')).toHaveLength(1)
+    const api = reg.seen.filter(s => s.path.startsWith('/v2/private'))
+    expect(api.every(s => s.authorization === 'Bearer good-token')).toBe(true)
+    c.close()
+  })
+
+  it('refuses wrong credentials for good (no retry helps)', async () => {
+    reg = await new FakeRegistry({auth: 'basic', user: 'ci', password: 's3cret'}).start()
+    const c = client({user: 'ci', password: 'wrong'})
+    const e = await c.openUpload('private/app').catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(RegistryError)
+    expect((e as RegistryError).transient).toBe(false)
+    expect((e as Error).message).toContain(
+      '401 Unauthorized: UNAUTHORIZED: authentication required'
+    )
+    c.close()
+  })
+
+  it('calls a 503 transient, and a bad digest not', async () => {
+    reg = await new FakeRegistry().start()
+    reg.failures.push({match: /^PUT \/v2\/app\/manifests\//, left: 1})
+    const c = client()
+    const e = await c.putManifest('app', '1', '{}', 'x').catch((x: unknown) => x)
+    expect((e as RegistryError).transient).toBe(true)
+    expect((e as Error).message).toContain('answered 503')
+    const bad = await c
+      .putBlob('app', `sha256:${'0'.repeat(64)}`, Buffer.from('x'))
+      .catch((x: unknown) => x)
+    expect((bad as RegistryError).transient).toBe(false)
+    expect((bad as Error).message).toContain('DIGEST_INVALID')
+    c.close()
+  })
+
+  it('falls back from HTTPS to HTTP for an insecure registry, as the daemon does', async () => {
+    reg = await new FakeRegistry().start()
+    const c = client({
+      schemes: [
+        {scheme: 'https', verify: false},
+        {scheme: 'http', verify: false}
+      ]
+    })
+    expect(await c.manifest('app', '1')).toBeUndefined()
+    c.close()
+  })
+
+  it('calls a registry nobody listens on transient', async () => {
+    reg = await new FakeRegistry().start()
+    await reg.stop()
+    const c = client()
+    const e = await c.manifest('app', '1').catch((x: unknown) => x)
+    expect((e as RegistryError).transient).toBe(true)
+    expect((e as Error).message).toMatch(/cannot reach 127\.0\.0\.1:\d+: .*ECONNREFUSED/)
+  })
+})

@@ -1,0 +1,225 @@
+import {randomBytes} from 'node:crypto'
+import {gunzipSync, gzipSync} from 'node:zlib'
+import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
+import {MEDIA} from '../../src/phases/push/manifest.js'
+import {RegistryClient, RegistryError} from '../../src/phases/push/registry-api.js'
+import {
+  cliExporter,
+  RegistryMemory,
+  uploadImage,
+  type Sent,
+  type UploadJob
+} from '../../src/phases/push/uploader.js'
+import {FakeRegistry} from './fake-registry.js'
+import {FakeRunner} from './fake-runner.js'
+import {dockerSave, image, layer, type SavedImage} from './save-archive.js'
+
+/** A base layer of text (worth gzip) and a top layer of random bytes (not worth it). */
+const base = layer({'etc/os-release': 'ID=debian\n'.repeat(20_000), 'bin/sh': 'x'.repeat(50_000)})
+const big = layer({'data/weights.bin': randomBytes(1_500_000)})
+const other = layer({'data/other.bin': randomBytes(200_000)})
+
+let reg: FakeRegistry
+let client: RegistryClient
+beforeEach(async () => {
+  reg = await new FakeRegistry().start()
+  client = new RegistryClient({host: reg.host, schemes: [{scheme: 'http', verify: false}], cas: []})
+})
+afterEach(async () => {
+  client.close()
+  await reg.stop()
+})
+
+function job(img: SavedImage, tags: [string, string][]): UploadJob {
+  return {
+    id: img.id,
+    layers: img.diffIds,
+    tags: tags.map(([repository, tag]) => ({repository, tag})),
+    known: new Map()
+  }
+}
+
+function runnerFor(...saves: [SavedImage, Buffer][]): FakeRunner {
+  const r = new FakeRunner()
+  for (const [img, archive] of saves) r.streams.push([['docker', 'save', img.id], archive])
+  return r
+}
+
+const counts = (): Sent => ({layers: 0, gzipped: 0, bytes: 0})
+const saves = (r: FakeRunner): number => r.lines().filter(l => l.startsWith('docker save')).length
+const patches = (): number => reg.lines().filter(l => l.startsWith('PATCH')).length
+
+/** The manifest the registry holds for repo:tag, and each layer's bytes uncompressed. */
+function held(repo: string, tag: string) {
+  const m = JSON.parse(reg.manifests.get(`${repo}:${tag}`)?.body.toString() ?? 'null') as {
+    mediaType: string
+    config: {digest: string; size: number}
+    layers: {mediaType: string; digest: string; size: number}[]
+  }
+  const layers = m.layers.map(l => {
+    const blob = reg.blobs.get(l.digest) as Buffer
+    return l.mediaType === MEDIA.layerGzip ? gunzipSync(blob) : blob
+  })
+  return {m, layers}
+}
+
+describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save archive', layout => {
+  it('sends each layer once, gzip only where it pays, and puts one OCI manifest per tag', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    const mem = new RegistryMemory(client)
+    const sent = counts()
+    const r = await uploadImage(
+      mem,
+      job(img, [
+        ['team/app', '1'],
+        ['team/app', 'main'],
+        ['mirror/app', '1']
+      ]),
+      cliExporter(runner),
+      sent
+    )
+    const {m, layers} = held('team/app', '1')
+    expect(m.mediaType).toBe(MEDIA.ociManifest)
+    expect(m.config).toEqual({mediaType: MEDIA.ociConfig, digest: img.id, size: img.config.length})
+    expect(m.layers.map(l => l.mediaType)).toEqual([MEDIA.layerGzip, MEDIA.layerTar])
+    expect(m.layers[1].digest).toBe(img.diffIds[1])
+    expect(layers.map(l => l.equals(img.layers[layers.indexOf(l)]))).toEqual([true, true])
+    expect(reg.blobs.get(img.id)?.equals(img.config)).toBe(true)
+    // Every tag holds the same manifest; the second repository got its blobs by mounts.
+    for (const [repo, tag] of [
+      ['team/app', 'main'],
+      ['mirror/app', '1']
+    ]) {
+      expect(reg.manifests.get(`${repo}:${tag}`)?.body.toString()).toBe(JSON.stringify(m))
+    }
+    expect(reg.lines().filter(l => l.startsWith('POST /v2/mirror/app'))).toHaveLength(3)
+    expect(sent).toEqual({layers: 2, gzipped: 1, bytes: m.layers[0].size + m.layers[1].size})
+    expect(r.size).toBe(img.config.length + m.layers[0].size + m.layers[1].size)
+    expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(saves(runner)).toBe(1)
+  })
+
+  it('reads nothing from the daemon when the registry holds every blob (another tag, another run)', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    const first = await uploadImage(
+      new RegistryMemory(client),
+      job(img, [['app', '1']]),
+      cliExporter(runner),
+      counts()
+    )
+    // What the push phase learns from the tag's manifest and config: which blob each layer is.
+    const j = job(img, [
+      ['app', '2'],
+      ['other', '1']
+    ])
+    held('app', '1').m.layers.forEach((l, i) =>
+      j.known.set(img.diffIds[i], {blob: l, repository: 'app'})
+    )
+    const sent = counts()
+    const again = await uploadImage(new RegistryMemory(client), j, cliExporter(runner), sent)
+    expect(again.digest).toBe(first.digest)
+    expect(saves(runner)).toBe(1)
+    expect(sent.layers).toBe(0)
+  })
+
+  it('sends a layer two images share once, and links it for the second', async () => {
+    const a = image([base, big], 'a')
+    const b = image([base, other], 'b')
+    const runner = runnerFor([a, dockerSave(a, layout)], [b, dockerSave(b, layout)])
+    const mem = new RegistryMemory(client)
+    await Promise.all([
+      uploadImage(mem, job(a, [['a', '1']]), cliExporter(runner), counts()),
+      uploadImage(mem, job(b, [['b', '1']]), cliExporter(runner), counts())
+    ])
+    expect(patches()).toBe(3)
+    expect(held('b', '1').layers[0].equals(base)).toBe(true)
+  })
+
+  it('after a manifest the registry refused for a while, a retry sends no layer again', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    const mem = new RegistryMemory(client)
+    reg.failures.push({match: /^PUT \/v2\/app\/manifests\//, left: 1})
+    const e = await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts()).catch(
+      (x: unknown) => x
+    )
+    expect(e).toBeInstanceOf(RegistryError)
+    expect((e as RegistryError).transient).toBe(true)
+    await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts())
+    expect(patches()).toBe(2)
+    expect(saves(runner)).toBe(1)
+  })
+})
+
+describe('the uploader', () => {
+  it('uses what the registry held for the tag before (an earlier build) instead of sending it', async () => {
+    const img = image([base, big])
+    const earlier = gzipSync(base, {level: 9})
+    const gz = reg.seed('app', earlier)
+    const j = job(img, [['app', '1']])
+    j.known.set(img.diffIds[0], {
+      blob: {mediaType: MEDIA.layerGzip, digest: gz, size: earlier.length},
+      repository: 'app'
+    })
+    const runner = runnerFor([img, dockerSave(img, 'oci')])
+    await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
+    expect(held('app', '1').m.layers[0].digest).toBe(gz)
+    expect(patches()).toBe(1)
+  })
+
+  it('sends again into a repository when the registry will not link blobs across repositories', async () => {
+    const img = image([base, big])
+    reg.refuseMounts = true
+    const runner = runnerFor([img, dockerSave(img, 'v1')])
+    await uploadImage(
+      new RegistryMemory(client),
+      job(img, [
+        ['one', '1'],
+        ['two', '1']
+      ]),
+      cliExporter(runner),
+      counts()
+    )
+    expect(reg.manifests.get('two:1')?.body.toString()).toBe(
+      reg.manifests.get('one:1')?.body.toString()
+    )
+    expect(saves(runner)).toBe(2)
+  })
+
+  it('fails with the daemon’s words when docker save fails', async () => {
+    const img = image([base])
+    const runner = new FakeRunner()
+    runner.streams.push([
+      ['docker', 'save'],
+      Buffer.alloc(0),
+      {exitCode: 1, stderr: 'Error response from daemon: no space left on device'}
+    ])
+    await expect(
+      uploadImage(
+        new RegistryMemory(client),
+        job(img, [['app', '1']]),
+        cliExporter(runner),
+        counts()
+      )
+    ).rejects.toThrow(
+      `the export of ${img.id} from Docker failed (exit code 1): Error response from daemon: no space left on device`
+    )
+  })
+
+  it('refuses an export whose config is not the image inspected', async () => {
+    const img = image([base])
+    const impostor = image([base], 'other')
+    const archive = dockerSave({...impostor, id: img.id}, 'oci')
+    const runner = runnerFor([img, archive])
+    await expect(
+      uploadImage(
+        new RegistryMemory(client),
+        job(img, [['app', '1']]),
+        cliExporter(runner),
+        counts()
+      )
+    ).rejects.toThrow('holds a config of another digest')
+  })
+})

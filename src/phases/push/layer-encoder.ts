@@ -1,0 +1,139 @@
+/**
+ * Encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
+ * every core (the way pigz does: each block primed with the previous 32 KiB, joined by sync flushes).
+ */
+import {createHash, type Hash} from 'node:crypto'
+import {promisify} from 'node:util'
+import * as zlib from 'node:zlib'
+import {gzipHeader, gzipTrailer, SAMPLE_BYTES, worthCompressing} from './manifest.js'
+
+const deflateRaw = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.deflateRaw)
+
+/** Bytes per block compressed at once; output does not depend on the number of cores. */
+const BLOCK_BYTES = 1 << 20
+const DICTIONARY_BYTES = 32 << 10
+/** The fast level: a layer is compressed once per push, and read many times. */
+const LEVEL = 1
+/** Blocks in flight: enough to keep zlib's four worker threads busy. */
+const IN_FLIGHT = 4
+/**
+ * In a part of a layer that does not compress, blocks are stored (level 0, a copy) and only every
+ * so many is compressed again to notice when the data changes.
+ */
+const REPROBE = 8
+
+/** Whether a layer whose first bytes are `sample` is worth gzip. */
+export async function judgeCompression(sample: Buffer): Promise<'gzip' | 'none'> {
+  const probe = sample.subarray(0, SAMPLE_BYTES)
+  const out = await deflateRaw(probe, {level: LEVEL})
+  return worthCompressing(probe.length, out.length) ? 'gzip' : 'none'
+}
+
+/** What the encoder read: the layer's uncompressed digest (when asked for) and size. */
+export interface EncodedInput {
+  diffId?: string
+  size: number
+}
+
+/** Feeds one layer into `sink` in order, compressed or not, with backpressure from the sink. */
+export class LayerEncoder {
+  private readonly diff?: Hash
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private previous?: Buffer
+  private crc = 0
+  private size = 0
+  /** Each queued block's promise: compressed and handed to the sink. */
+  private readonly queued: Promise<void>[] = []
+  /** Per block: whether it was compressed at the fast level, and whether that paid. */
+  private readonly judged: Promise<{probed: boolean; worth: boolean}>[] = []
+  private compressible = true
+  private written: Promise<void> = Promise.resolve()
+  private error?: Error
+
+  constructor(
+    private readonly mode: 'gzip' | 'none',
+    private readonly sink: (b: Buffer) => Promise<void>,
+    hashInput: boolean
+  ) {
+    if (hashInput) this.diff = createHash('sha256')
+    if (mode === 'gzip') void this.emit(Promise.resolve(gzipHeader()))
+  }
+
+  /** Queues output in order: the sink sees each piece after the one before it. */
+  private emit(piece: Promise<Buffer>): Promise<void> {
+    const next = Promise.all([this.written, piece]).then(([, b]) => this.sink(b))
+    next.catch((e: unknown) => (this.error ??= e instanceof Error ? e : new Error(String(e))))
+    this.written = next
+    return next
+  }
+
+  private check(): void {
+    if (this.error !== undefined) throw this.error
+  }
+
+  /**
+   * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
+   * before it), so the same layer always gives the same bytes.
+   */
+  private async levelOf(n: number): Promise<number> {
+    if (n >= IN_FLIGHT) {
+      const seen = await this.judged[n - IN_FLIGHT]
+      if (seen.probed) this.compressible = seen.worth
+    }
+    return this.compressible || n % REPROBE === 0 ? LEVEL : 0
+  }
+
+  private async block(data: Buffer, last: boolean): Promise<void> {
+    this.crc = zlib.crc32(data, this.crc)
+    const dictionary = this.previous
+    this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined
+    const n = this.judged.length
+    const level = await this.levelOf(n)
+    const out = deflateRaw(data, {
+      level,
+      ...(dictionary && level > 0 ? {dictionary} : {}),
+      // All but the last block end byte-aligned without the final bit, so they join.
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH
+    })
+    this.judged.push(
+      out.then(
+        b => ({probed: level > 0, worth: worthCompressing(data.length, b.length)}),
+        () => ({probed: false, worth: false})
+      )
+    )
+    this.queued.push(this.emit(out).catch(() => undefined))
+    if (this.queued.length >= IN_FLIGHT) await this.queued.shift()
+    this.check()
+  }
+
+  /** Takes the next bytes of the layer. */
+  async write(chunk: Buffer): Promise<void> {
+    this.check()
+    this.diff?.update(chunk)
+    this.size += chunk.length
+    if (this.mode === 'none') {
+      await this.emit(Promise.resolve(chunk))
+      return
+    }
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    while (this.pendingBytes >= BLOCK_BYTES) {
+      const all = Buffer.concat(this.pending)
+      const rest = all.subarray(BLOCK_BYTES)
+      this.pending = rest.length > 0 ? [rest] : []
+      this.pendingBytes = rest.length
+      await this.block(all.subarray(0, BLOCK_BYTES), false)
+    }
+  }
+
+  /** Flushes the last block and the gzip trailer; resolves once the sink has every byte. */
+  async end(): Promise<EncodedInput> {
+    if (this.mode === 'gzip') {
+      await this.block(Buffer.concat(this.pending), true)
+      void this.emit(Promise.resolve(gzipTrailer(this.crc, this.size)))
+    }
+    await this.written
+    return {diffId: this.diff ? `sha256:${this.diff.digest('hex')}` : undefined, size: this.size}
+  }
+}

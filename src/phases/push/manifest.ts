@@ -1,0 +1,160 @@
+/**
+ * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
+ * lists, and the OCI manifest the action pushes; layer media types and when gzip pays.
+ */
+import {createHash} from 'node:crypto'
+
+/** Media types the action reads and writes. */
+export const MEDIA = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  layerTar: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json'
+} as const
+
+/** Every manifest type a registry may answer with, for the Accept header. */
+export const MANIFEST_ACCEPT = [
+  MEDIA.ociIndex,
+  MEDIA.ociManifest,
+  MEDIA.dockerList,
+  MEDIA.dockerManifest
+].join(', ')
+
+/** A content descriptor: what a manifest says about one blob. */
+export interface Descriptor {
+  mediaType: string
+  digest: string
+  size: number
+}
+
+/** A manifest read from a registry: an image (config and layers) or an index of manifests. */
+export interface RemoteManifest {
+  digest: string
+  mediaType: string
+  config?: Descriptor
+  layers: Descriptor[]
+  /** The manifests an index lists. */
+  manifests: Descriptor[]
+}
+
+/** `sha256:<hex>` of some bytes. */
+export function sha256Digest(data: string | Uint8Array): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`
+}
+
+function descriptor(v: unknown): Descriptor | undefined {
+  if (typeof v !== 'object' || v === null) return undefined
+  const d = v as Record<string, unknown>
+  if (typeof d.digest !== 'string' || typeof d.size !== 'number') return undefined
+  return {
+    mediaType: typeof d.mediaType === 'string' ? d.mediaType : '',
+    digest: d.digest,
+    size: d.size
+  }
+}
+
+function descriptors(v: unknown): Descriptor[] {
+  return Array.isArray(v) ? v.map(descriptor).filter((d): d is Descriptor => d !== undefined) : []
+}
+
+/** Reads a manifest body; `contentType` wins over the body's own mediaType (older manifests have none). */
+export function parseManifest(body: string, digest: string, contentType?: string): RemoteManifest {
+  const json = JSON.parse(body) as Record<string, unknown>
+  const own = typeof json.mediaType === 'string' ? json.mediaType : ''
+  const mediaType = (contentType ?? '').split(';')[0].trim() || own
+  return {
+    digest,
+    mediaType,
+    config: descriptor(json.config),
+    layers: descriptors(json.layers),
+    manifests: descriptors(json.manifests)
+  }
+}
+
+/** True for an index (a list of manifests, one per platform). */
+export function isIndex(m: Pick<RemoteManifest, 'mediaType' | 'manifests'>): boolean {
+  return (
+    m.mediaType === MEDIA.ociIndex || m.mediaType === MEDIA.dockerList || m.manifests.length > 0
+  )
+}
+
+/**
+ * The image's bytes in the registry: its config and layers as the manifests list them, each
+ * distinct blob once (an index counts the blobs of every manifest given).
+ */
+export function imageBytes(
+  manifests: readonly Pick<RemoteManifest, 'config' | 'layers'>[]
+): number {
+  const blobs = new Map<string, number>()
+  for (const m of manifests) {
+    for (const d of [...(m.config ? [m.config] : []), ...m.layers]) blobs.set(d.digest, d.size)
+  }
+  return [...blobs.values()].reduce((a, b) => a + b, 0)
+}
+
+/** The digest a `blobs/sha256/<hex>` archive path names (Docker 25 and later), if it is one. */
+export function blobPathDigest(name: string): string | undefined {
+  const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name)
+  return m ? `sha256:${m[1]}` : undefined
+}
+
+/** The OCI image manifest the action pushes: the config as Docker wrote it, then the layers. */
+export function imageManifest(config: Omit<Descriptor, 'mediaType'>, layers: Descriptor[]): string {
+  const d = (x: Descriptor): Descriptor => ({
+    mediaType: x.mediaType,
+    digest: x.digest,
+    size: x.size
+  })
+  return JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MEDIA.ociManifest,
+    config: d({...config, mediaType: MEDIA.ociConfig}),
+    layers: layers.map(d)
+  })
+}
+
+/** The uncompressed layer digests (diff_ids) an image config lists, base first. */
+export function configDiffIds(configJson: string): string[] {
+  const json = JSON.parse(configJson) as {rootfs?: {diff_ids?: unknown}}
+  const ids = json.rootfs?.diff_ids
+  return Array.isArray(ids) ? ids.map(String) : []
+}
+
+/** Gzip is used only when it saves at least this share of a layer's bytes. */
+export const MIN_SAVING = 0.1
+/** How much of a layer's start is compressed to judge it. */
+export const SAMPLE_BYTES = 256 << 10
+
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
+export function worthCompressing(sampleSize: number, compressedSize: number): boolean {
+  return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING)
+}
+
+/** The compression a blob's first bytes show (gzip and zstd magic numbers). */
+export function compressionOf(head: Uint8Array): 'gzip' | 'zstd' | 'none' {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd'
+  return 'none'
+}
+
+/** The OCI layer media type for a compression. */
+export function layerMediaType(c: 'gzip' | 'zstd' | 'none'): string {
+  return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layerTar
+}
+
+/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
+export function gzipHeader(): Buffer {
+  return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff])
+}
+
+/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
+export function gzipTrailer(crc: number, size: number): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeUInt32LE(crc >>> 0, 0)
+  b.writeUInt32LE(size % 2 ** 32, 4)
+  return b
+}

@@ -1,0 +1,454 @@
+/**
+ * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
+ * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
+ * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
+ * already holds, and puts one OCI manifest per tag.
+ */
+import {Readable} from 'node:stream'
+import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
+import {HostError, errorMessage, tailLines} from '../../errors.js'
+import type {EngineApi} from '../../system/engine-api.js'
+import {judgeCompression, LayerEncoder} from './layer-encoder.js'
+import {
+  blobPathDigest,
+  imageManifest,
+  layerMediaType,
+  MEDIA,
+  SAMPLE_BYTES,
+  sha256Digest,
+  type Descriptor
+} from './manifest.js'
+import type {BlobUpload, RegistryClient} from './registry-api.js'
+import {pieces, tarEntries, type TarEntry} from './tar-stream.js'
+
+/** One image to put into one registry, under one or more repository tags. */
+export interface UploadJob {
+  /** The image as inspected: config digest and uncompressed layer digests, base first. */
+  id: string
+  layers: string[]
+  /** Repository and tag of each target, all in this registry. */
+  tags: {repository: string; tag: string}[]
+  /** Layers the registry holds for other images (earlier builds at these tags): diff_id → blob. */
+  known: Map<string, KnownLayer>
+}
+
+/** Starts the export of one image by ID: a `docker save` tar as it streams out of the daemon. */
+export type ImageExporter = (id: string) => Promise<StreamedCommand>
+
+/** Exports through the docker CLI (with sudo when the action is not root). */
+export function cliExporter(runner: CommandRunner): ImageExporter {
+  return id => Promise.resolve(runner.stream(['docker', 'save', id], {root: true}))
+}
+
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+export function engineExporter(api: EngineApi): ImageExporter {
+  return async id => {
+    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`)
+    let failed = ''
+    if (r.status !== 200) {
+      for await (const c of r.body) failed += String(c)
+      failed = `Docker answered ${r.status}: ${failed.trim()}`
+    }
+    const done = new Promise<CommandResult>(resolve => {
+      r.body.once('end', () => resolve({exitCode: failed ? 1 : 0, stdout: '', stderr: failed}))
+      r.body.once('error', e => resolve({exitCode: 1, stdout: '', stderr: errorMessage(e)}))
+      r.body.once('close', () =>
+        resolve({exitCode: 1, stdout: '', stderr: 'the daemon closed the export early'})
+      )
+    })
+    const stdout = failed ? Readable.from([]) : r.body
+    return {stdout, done, kill: () => r.abort()}
+  }
+}
+
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder,
+ * before Docker 25) before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+export class ReadAhead {
+  private readonly started = new Map<string, Promise<StreamedCommand>>()
+
+  constructor(private readonly base: ImageExporter) {}
+
+  /** Begins exporting `id` now, for later. */
+  start(id: string): void {
+    if (this.started.has(id)) return
+    const p = this.base(id)
+    p.catch(() => undefined)
+    this.started.set(id, p)
+  }
+
+  /** The export of `id` begun ahead, else a new one. */
+  readonly exporter: ImageExporter = id => {
+    const p = this.started.get(id)
+    this.started.delete(id)
+    return p ?? this.base(id)
+  }
+
+  /** Stops the exports nobody took. */
+  async stop(): Promise<void> {
+    const left = [...this.started.values()]
+    this.started.clear()
+    for (const p of left) (await p.catch(() => undefined))?.kill()
+  }
+}
+
+/** A layer the registry holds, and a repository that holds it. */
+export interface KnownLayer {
+  blob: Descriptor
+  repository: string
+}
+
+/** What the run learned about one registry, shared by every job that pushes there. */
+export class RegistryMemory {
+  /** Layers in the registry by diff_id, as sent or found. */
+  readonly layers = new Map<string, Descriptor>()
+  /** Repositories known to hold each blob digest. */
+  readonly holders = new Map<string, Set<string>>()
+  /** Layer uploads in progress, by diff_id or archive entry: what they will be known as. */
+  readonly inFlight = new Map<string, Promise<string | undefined>>()
+  /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
+  readonly entries = new Map<string, string>()
+
+  constructor(readonly client: RegistryClient) {}
+
+  held(digest: string, repo: string): void {
+    const set = this.holders.get(digest) ?? new Set<string>()
+    set.add(repo)
+    this.holders.set(digest, set)
+  }
+}
+
+/** Whether the repository holds the blob, linking it from another repository when one does. */
+async function ensureBlob(mem: RegistryMemory, repo: string, digest: string): Promise<boolean> {
+  const holders = mem.holders.get(digest)
+  if (holders?.has(repo)) return true
+  if ((await mem.client.blobSize(repo, digest)) !== undefined) {
+    mem.held(digest, repo)
+    return true
+  }
+  for (const from of holders ?? []) {
+    if (await mem.client.mount(repo, digest, from)) {
+      mem.held(digest, repo)
+      return true
+    }
+  }
+  return false
+}
+
+/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
+async function knownLayer(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  diffId: string
+): Promise<Descriptor | undefined> {
+  const elsewhere = job.known.get(diffId)
+  if (elsewhere) mem.held(elsewhere.blob.digest, elsewhere.repository)
+  const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter(
+    (d): d is Descriptor => d !== undefined
+  )
+  for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
+  // A layer sent as is carries its diff_id as its digest.
+  const size = await mem.client.blobSize(repo, diffId)
+  if (size === undefined) return undefined
+  const d = {mediaType: MEDIA.layerTar, digest: diffId, size}
+  mem.held(diffId, repo)
+  mem.layers.set(diffId, d)
+  return d
+}
+
+/** The layers the repository already holds (or can link), before anything is read. */
+async function survey(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string
+): Promise<Map<string, Descriptor>> {
+  const layers = new Map<string, Descriptor>()
+  const unique = [...new Set(job.layers)]
+  const found = await Promise.all(unique.map(async id => knownLayer(mem, job, repo, id)))
+  unique.forEach((id, i) => {
+    const d = found[i]
+    if (d) layers.set(id, d)
+  })
+  return layers
+}
+
+async function bytesOf(entry: TarEntry): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const p of entry.body()) parts.push(p)
+  return Buffer.concat(parts)
+}
+
+/** Counters of one attempt, for the log. */
+export interface Sent {
+  layers: number
+  gzipped: number
+  bytes: number
+}
+
+/** A layer whose bytes are all read and handed over; `landed` settles once the registry has it. */
+interface Handed {
+  landed: Promise<{diffId: string; blob: Descriptor}>
+}
+
+/**
+ * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
+ * read, so the next one streams while the registry still answers for this one.
+ */
+async function sendLayer(
+  mem: RegistryMemory,
+  repo: string,
+  entry: TarEntry,
+  knownDiffId: string | undefined,
+  sent: Sent
+): Promise<Handed> {
+  const body = entry.body()
+  const head: Buffer[] = []
+  let headBytes = 0
+  while (headBytes < SAMPLE_BYTES) {
+    const r = await body.next()
+    if (r.done === true) break
+    head.push(r.value)
+    headBytes += r.value.length
+  }
+  const mode = await judgeCompression(Buffer.concat(head))
+  let upload: BlobUpload | undefined
+  try {
+    upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined)
+    const u = upload
+    const encoder = new LayerEncoder(mode, b => u.write(b), knownDiffId === undefined)
+    for (const part of head) await encoder.write(part)
+    for await (const part of body) await encoder.write(part)
+    const input = await encoder.end()
+    const landed = upload.finish().then(blob => {
+      sent.layers++
+      if (mode === 'gzip') sent.gzipped++
+      sent.bytes += blob.size
+      return {
+        diffId: knownDiffId ?? input.diffId ?? blob.digest,
+        blob: {mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size}
+      }
+    })
+    landed.catch(() => upload?.abort())
+    return {landed}
+  } catch (e) {
+    upload?.abort()
+    throw e
+  }
+}
+
+/** The diff_id an archive entry is known as before it is read (Docker 25 names blobs by digest). */
+function entryDiffId(mem: RegistryMemory, job: UploadJob, name: string): string | undefined {
+  const named = blobPathDigest(name)
+  if (named !== undefined) return job.layers.includes(named) ? named : undefined
+  return mem.entries.get(name)
+}
+
+/** A layer of the archive: `<v1 id>/layer.tar` before Docker 25, a blob named by a diff_id after. */
+function isLayerEntry(job: UploadJob, name: string): boolean {
+  return name.endsWith('/layer.tar') || job.layers.includes(blobPathDigest(name) ?? '')
+}
+
+/**
+ * A layer of the export in the repository: linked or skipped when the registry has it, else sent.
+ * Resolves once the entry is read; `done` settles with its diff_id once the registry has it.
+ */
+async function placeLayer(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  entry: TarEntry,
+  have: Map<string, Descriptor>,
+  sent: Sent
+): Promise<{done: Promise<string | undefined>}> {
+  const id = entryDiffId(mem, job, entry.name)
+  if (id !== undefined && have.has(id)) return {done: Promise.resolve(id)}
+  const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id)
+  if (id !== undefined && known) {
+    have.set(id, known)
+    return {done: Promise.resolve(id)}
+  }
+  const {landed} = await sendLayer(mem, repo, entry, id, sent)
+  const done = landed.then(({diffId, blob}) => {
+    if (!job.layers.includes(diffId)) {
+      throw new HostError(
+        `the export of ${job.id} holds a layer (${diffId}) its config does not list`
+      )
+    }
+    mem.entries.set(entry.name, diffId)
+    mem.layers.set(diffId, blob)
+    mem.held(blob.digest, repo)
+    have.set(diffId, blob)
+    return diffId
+  })
+  return {done}
+}
+
+/**
+ * One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once).
+ * Resolves once the entry is read, with what settles when the registry has the layer.
+ */
+async function layerEntry(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  entry: TarEntry,
+  have: Map<string, Descriptor>,
+  sent: Sent
+): Promise<{done: Promise<unknown>}> {
+  const key = entryDiffId(mem, job, entry.name) ?? entry.name
+  for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
+    await other.catch(() => undefined)
+  }
+  // Nothing awaits between the last look and this claim.
+  let settle: (p: Promise<string | undefined>) => void = () => undefined
+  const claim = new Promise<string | undefined>(resolve => (settle = resolve))
+  claim.catch(() => undefined)
+  mem.inFlight.set(key, claim)
+  const release = (): void => {
+    if (mem.inFlight.get(key) === claim) mem.inFlight.delete(key)
+  }
+  try {
+    const {done} = await placeLayer(mem, job, repo, entry, have, sent)
+    settle(done)
+    done.then(release, release)
+    return {done}
+  } catch (e) {
+    settle(Promise.reject(e instanceof Error ? e : new Error(String(e))))
+    release()
+    throw e
+  }
+}
+
+/**
+ * Reads the image from the daemon once (a `docker save` stream), sending the layers `have` lacks,
+ * and hands its config to `onConfig` as soon as it is read; resolves once the registry has it all.
+ */
+async function exportImage(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  have: Map<string, Descriptor>,
+  exporter: ImageExporter,
+  sent: Sent,
+  onConfig: (config: Buffer) => Promise<void>
+): Promise<void> {
+  const hex = job.id.replace(/^sha256:/, '')
+  const configNames = new Set([`${hex}.json`, `blobs/sha256/${hex}`])
+  const cmd = await exporter(job.id)
+  // What the registry still answers for while the stream goes on.
+  const landing: Promise<unknown>[] = []
+  const wait = (p: Promise<unknown>): void => {
+    p.catch(() => undefined)
+    landing.push(p)
+  }
+  let config = false
+  try {
+    for await (const entry of tarEntries(pieces(cmd.stdout))) {
+      if (configNames.has(entry.name)) {
+        config = true
+        wait(onConfig(await bytesOf(entry)))
+      } else if (isLayerEntry(job, entry.name)) {
+        wait((await layerEntry(mem, job, repo, entry, have, sent)).done)
+      }
+    }
+  } catch (e) {
+    cmd.kill()
+    // A registry's failure (or ours) is the cause: the export only ended because it was stopped.
+    if (e instanceof HostError) throw e
+    const r = await cmd.done.catch(() => undefined)
+    const why = r?.stderr.trim() ? r.stderr : errorMessage(e)
+    throw new HostError(`the export of ${job.id} from Docker failed: ${tailLines(why, 3)}`)
+  }
+  const r = await cmd.done
+  if (r.exitCode !== 0) {
+    throw new HostError(
+      `the export of ${job.id} from Docker failed (exit code ${r.exitCode}): ${tailLines(r.stderr, 3)}`
+    )
+  }
+  await Promise.all(landing)
+  if (!config) throw new HostError(`the export of ${job.id} holds no image config`)
+}
+
+/** Puts config and layers into one repository: what it lacks is read from the daemon and sent. */
+async function fillRepository(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  exporter: ImageExporter,
+  sent: Sent
+): Promise<{layers: Map<string, Descriptor>; configSize: number}> {
+  const [have, held] = await Promise.all([
+    survey(mem, job, repo),
+    mem.client.blobSize(repo, job.id)
+  ])
+  let configSize = held ?? -1
+  if (have.size === new Set(job.layers).size && configSize >= 0) {
+    mem.held(job.id, repo)
+    return {layers: have, configSize}
+  }
+  await exportImage(mem, job, repo, have, exporter, sent, async config => {
+    if (sha256Digest(config) !== job.id) {
+      throw new HostError(`the export of ${job.id} holds a config of another digest`)
+    }
+    if (configSize < 0) await mem.client.putBlob(repo, job.id, config)
+    mem.held(job.id, repo)
+    configSize = config.length
+  })
+  const missing = job.layers.filter(id => !have.has(id))
+  if (missing.length > 0) {
+    throw new HostError(`the export of ${job.id} lacks the layer(s) ${missing.join(', ')}`)
+  }
+  return {layers: have, configSize}
+}
+
+/** Links every blob of the manifest into another repository, sending what cannot be linked. */
+async function copyInto(
+  mem: RegistryMemory,
+  job: UploadJob,
+  repo: string,
+  digests: string[],
+  exporter: ImageExporter,
+  sent: Sent
+): Promise<void> {
+  const linked = await Promise.all(digests.map(async d => ensureBlob(mem, repo, d)))
+  if (linked.every(Boolean)) return
+  // The registry refused to link: send from the daemon (the encoding gives the same bytes).
+  await fillRepository(mem, {...job, known: new Map()}, repo, exporter, sent)
+  const missing = digests.filter(d => !mem.holders.get(d)?.has(repo))
+  if (missing.length > 0) {
+    throw new HostError(`${repo} lacks ${missing.join(', ')} after sending the image`)
+  }
+}
+
+/**
+ * Pushes one image to every tag of the job; returns the manifest's digest and the image's size in
+ * the registry. Another attempt after a failure sends only what the registry still lacks.
+ */
+export async function uploadImage(
+  mem: RegistryMemory,
+  job: UploadJob,
+  exporter: ImageExporter,
+  sent: Sent
+): Promise<{digest: string; size: number}> {
+  const [first, ...others] = [...new Set(job.tags.map(t => t.repository))]
+  const filled = await fillRepository(mem, job, first, exporter, sent)
+  const layers = job.layers.map(id => filled.layers.get(id) as Descriptor)
+  const config = {digest: job.id, size: filled.configSize}
+  const manifest = imageManifest(config, layers)
+  const digests = [...new Set([job.id, ...layers.map(l => l.digest)])]
+  for (const repo of others) await copyInto(mem, job, repo, digests, exporter, sent)
+  const digest = sha256Digest(manifest)
+  for (const t of job.tags) {
+    const answered = await mem.client.putManifest(t.repository, t.tag, manifest, MEDIA.ociManifest)
+    if (answered !== digest) {
+      throw new HostError(
+        `${t.repository}:${t.tag}: the registry answered ${answered} for a manifest of digest ${digest}`
+      )
+    }
+  }
+  const sizes = new Map([config, ...layers].map(d => [d.digest, d.size]))
+  return {digest, size: [...sizes.values()].reduce((a, b) => a + b, 0)}
+}
