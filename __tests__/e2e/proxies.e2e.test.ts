@@ -113,6 +113,8 @@ describe('Docker 20.10 with systemd (bookworm): apt, a drop-in, the caches and t
       }
     )
     expectSuccess(run)
+    // The tests after this one use the engine it installed, with the test images.
+    box.loadImages()
     expect(run.outputs['docker-changed']).toBe('true')
     expect(run.commands).toContainEqual(
       expect.arrayContaining(['sudo', '-n', '--preserve-env=http_proxy,https_proxy'])
@@ -126,10 +128,10 @@ describe('Docker 20.10 with systemd (bookworm): apt, a drop-in, the caches and t
     )
     // Nothing is configured from the runner's environment.
     expect(box.exists(DROP_IN)).toBe(false)
+    // The summary is Markdown: its underscores are escaped.
     expect(run.summary).toContain(
-      "no proxy inputs; the runner environment's http_proxy, https_proxy reach the commands this action runs (under sudo too), nothing is configured"
+      "no proxy inputs; the runner environment's http\\_proxy, https\\_proxy reach the commands this action runs (under sudo too), nothing is configured"
     )
-    box.loadImages()
   }, 300_000)
 
   it('the daemon gets them through a drop-in, the job’s containers through its client configs; the local registry is direct', () => {
