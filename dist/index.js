@@ -35295,10 +35295,17 @@ async function detectServiceManager(systemd) {
         return 'systemd';
     return (await (0,system_files/* exists */.t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
 }
-/** The daemon's version when it answers within a few seconds, else undefined (also with no client). */
-async function probeDaemon(runner) {
+/**
+ * The daemon's version when it answers within a few seconds, else undefined (also with no client:
+ * the job's steps could not use it). Through the Engine API when `api` is given (no docker process).
+ */
+async function probeDaemon(runner, api) {
     if ((await findDockerClient()) === undefined)
         return undefined;
+    if (api) {
+        const v = await api.json('/version', 5_000).catch(() => undefined);
+        return v?.Version || undefined;
+    }
     const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
         root: true,
         allowFailure: true,
@@ -35504,6 +35511,86 @@ async function restartDocker(runner, manager, tempDir, info) {
 
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
 var nvidia_smi = __nccwpck_require__(6862);
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: ./src/system/engine-api.ts
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
+    }
+    /**
+     * GET `path`; the body is the caller's to read. A daemon that sends no headers within
+     * `timeoutMs` (a hung dockerd) fails the request instead of holding it.
+     */
+    get(path, timeoutMs = 15_000) {
+        lib_core/* debug */.Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => {
+                req.setTimeout(0);
+                resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() });
+            });
+            req.setTimeout(timeoutMs, () => req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`)));
+            req.on('error', reject);
+        });
+    }
+    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+    async post(path) {
+        lib_core/* debug */.Yz(`engine: POST ${path}`);
+        const r = await new Promise((resolve, reject) => {
+            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => (text += d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            });
+            req.on('error', reject);
+            req.end();
+        });
+        if (r.status < 200 || r.status > 299) {
+            const message = JSON.parse(r.text || '{}').message ?? r.text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${message}`);
+        }
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image or container). */
+    async json(path, timeoutMs) {
+        const r = await this.get(path, timeoutMs);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            const message = JSON.parse(text || '{}').message ?? text;
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
+        }
+        return JSON.parse(text);
+    }
+}
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
+        return undefined;
+    try {
+        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
 /** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
 function looksForGpu(inputs) {
@@ -36097,6 +36184,7 @@ async function verifyDaemonProxies(p, ctx) {
 
 
 
+
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
     const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
@@ -36105,8 +36193,15 @@ async function detectGpu(runner) {
     const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
     return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
 }
-/** What the running daemon has loaded (docker info); undefined when it does not answer. */
-async function loadedConfig(runner) {
+/**
+ * What the running daemon has loaded (docker info, or the Engine API's /info when `api` is given:
+ * the same JSON); undefined when it does not answer.
+ */
+async function loadedConfig(runner, api) {
+    if (api) {
+        const info = await api.json('/info').catch(() => undefined);
+        return info === undefined ? undefined : parseLoadedConfig(JSON.stringify(info));
+    }
     const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
         root: true,
         allowFailure: true,
@@ -36118,7 +36213,14 @@ async function loadedConfig(runner) {
  * Running containers this action did not start (its registries run with --restart always and come
  * back by themselves): the work a restart must not stop.
  */
-async function workloads(runner) {
+async function workloads(runner, api) {
+    if (api) {
+        const list = await api.json('/containers/json');
+        return (list ?? [])
+            .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
+            .map(c => (c.Names?.[0] ?? '').replace(/^\//, ''))
+            .filter(Boolean);
+    }
     const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
     return r.stdout
         .split('\n')
@@ -36145,6 +36247,7 @@ function parseFile(text) {
  */
 async function detectDaemon(ctx) {
     const { runner, inputs } = ctx;
+    const api = await openEngineApi(ctx.host.dockerSocket);
     const wantsGpu = inputs.gpuRuntime !== 'none';
     const gpuLooked = looksForGpu(inputs);
     const [text, gpu, installed, held, running] = await Promise.all([
@@ -36154,7 +36257,7 @@ async function detectDaemon(ctx) {
             ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
             : Promise.resolve(new Map()),
         wantsGpu ? heldPackages(runner) : Promise.resolve(new Set()),
-        loadedConfig(runner)
+        loadedConfig(runner, api)
     ]);
     const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
     const proxy = await detectDaemonProxies(ctx);
@@ -36174,7 +36277,7 @@ async function detectDaemon(ctx) {
         installed,
         held,
         loaded: running,
-        workloads: running ? await workloads(runner) : [],
+        workloads: running ? await workloads(runner, api) : [],
         snap: await (0,system_files/* exists */.t2)('/snap/bin/docker'),
         ...offline,
         proxy
@@ -36645,8 +36748,6 @@ const daemonPhase = {
     check: checkGpus
 };
 
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: ./src/system/docker-api.ts
 
 /**
@@ -37738,6 +37839,7 @@ async function verifyEngine(p, ctx) {
 
 
 
+
 /** Where the engine's binary lives when a package installed it. */
 async function findDockerd() {
     for (const p of ['/usr/bin/dockerd', '/usr/sbin/dockerd'])
@@ -37757,7 +37859,9 @@ async function detectEngine(ctx) {
     const [installed, manager, serverVersion, ownPid, etcGroup, snap] = await Promise.all([
         installedPackages(runner, WATCHED_PACKAGES),
         detectServiceManager(ctx.host.systemd),
-        dockerd && client ? probeDaemon(runner) : Promise.resolve(undefined),
+        dockerd && client
+            ? openEngineApi(ctx.host.dockerSocket).then(async (api) => probeDaemon(runner, api))
+            : Promise.resolve(undefined),
         ownDockerdPid(runner),
         external_node_fs_.promises.readFile('/etc/group', 'utf8'),
         (0,system_files/* exists */.t2)('/snap/bin/docker')
@@ -39028,77 +39132,6 @@ async function remoteImage(client, repository, tag) {
         ? (await Promise.all(m.manifests.map(async (d) => client.manifest(repository, d.digest)))).filter(x => x !== undefined)
         : [m];
     return { digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts) };
-}
-
-;// CONCATENATED MODULE: ./src/system/engine-api.ts
-/**
- * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
- * member of the docker group): reads without starting a `docker` process per question, and image
- * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
- */
-
-
-
-
-/** The Engine API over one unix socket. */
-class EngineApi {
-    socketPath;
-    constructor(socketPath) {
-        this.socketPath = socketPath;
-    }
-    /** GET `path`; the body is the caller's to read. */
-    get(path) {
-        lib_core/* debug */.Yz(`engine: GET ${path}`);
-        return new Promise((resolve, reject) => {
-            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() }));
-            req.on('error', reject);
-        });
-    }
-    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
-    async post(path) {
-        lib_core/* debug */.Yz(`engine: POST ${path}`);
-        const r = await new Promise((resolve, reject) => {
-            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
-                let text = '';
-                res.setEncoding('utf8');
-                res.on('data', (d) => (text += d));
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-            });
-            req.on('error', reject);
-            req.end();
-        });
-        if (r.status < 200 || r.status > 299) {
-            const message = JSON.parse(r.text || '{}').message ?? r.text;
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${message}`);
-        }
-    }
-    /** GET `path` as JSON; undefined for 404 (no such image). */
-    async json(path) {
-        const r = await this.get(path);
-        const chunks = [];
-        for await (const c of r.body)
-            chunks.push(c);
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (r.status === 404)
-            return undefined;
-        if (r.status !== 200) {
-            const message = JSON.parse(text || '{}').message ?? text;
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${message}`);
-        }
-        return JSON.parse(text);
-    }
-}
-/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
-async function openEngineApi(socket) {
-    if (socket === undefined)
-        return undefined;
-    try {
-        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
-        return new EngineApi(socket);
-    }
-    catch {
-        return undefined;
-    }
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -41789,12 +41822,19 @@ function planRegistry(facts, inputs) {
 
 
 
-/** `docker inspect` of a container by name; undefined when there is none. */
-async function inspectContainer(runner, name) {
-    const r = await runner.run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], { root: true, allowFailure: true });
-    if (r.exitCode !== 0)
+
+/** `docker inspect` of a container by name (the Engine API when `api` is given); undefined when there is none. */
+async function inspectContainer(runner, name, api) {
+    const c = api
+        ? await api.json(`/containers/${name}/json`)
+        : await runner
+            .run(['docker', 'inspect', '--type', 'container', '--format', '{{json .}}', name], {
+            root: true,
+            allowFailure: true
+        })
+            .then(r => (r.exitCode === 0 ? JSON.parse(r.stdout) : undefined));
+    if (!c)
         return undefined;
-    const c = JSON.parse(r.stdout);
     const port = c.HostConfig.PortBindings?.['5000/tcp']?.[0]?.HostPort;
     return {
         id: c.Id,
@@ -41804,7 +41844,9 @@ async function inspectContainer(runner, name) {
     };
 }
 /** The local id of an image (`docker image inspect`); undefined when it is not on the host. */
-async function imageId(runner, image) {
+async function imageId(runner, image, api) {
+    if (api)
+        return (await api.json(`/images/${image}/json`))?.Id;
     const r = await runner.run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], {
         root: true,
         allowFailure: true
@@ -41898,11 +41940,11 @@ async function portHolders(ctx, wanted, containers) {
     return holders;
 }
 /** Each cache's container, by name (undefined: none of that name). */
-async function cacheContainers(ctx, dockerUp) {
+async function cacheContainers(ctx, dockerUp, api) {
     const out = {};
     for (const c of ctx.inputs.registryCaches) {
         const { name } = cacheNames(ctx.inputs, c);
-        out[name] = dockerUp ? await inspectContainer(ctx.runner, name) : undefined;
+        out[name] = dockerUp ? await inspectContainer(ctx.runner, name, api) : undefined;
     }
     return out;
 }
@@ -41932,17 +41974,21 @@ async function detectRegistry(ctx) {
         ctx.show(registryFacts(inputs, 'not wanted'));
         return none;
     }
-    const dockerUp = (await probeDaemon(runner)) !== undefined;
+    // The daemon's socket when this process may open it: no docker process per question.
+    const api = await openEngineApi(ctx.host.dockerSocket);
+    const dockerUp = (await probeDaemon(runner, api)) !== undefined;
     const auth = wanted && inputs.registryHtpasswd.length > 0;
     const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
-        dockerUp ? imageId(runner, inputs.registryImage) : Promise.resolve(undefined),
-        dockerUp && wanted ? inspectContainer(runner, REGISTRY_CONTAINER) : Promise.resolve(undefined),
+        dockerUp ? imageId(runner, inputs.registryImage, api) : Promise.resolve(undefined),
+        dockerUp && wanted
+            ? inspectContainer(runner, REGISTRY_CONTAINER, api)
+            : Promise.resolve(undefined),
         dockerUp && wanted && inputs.registryMirror !== false
-            ? inspectContainer(runner, MIRROR_CONTAINER)
+            ? inspectContainer(runner, MIRROR_CONTAINER, api)
             : Promise.resolve(undefined),
         auth ? (0,system_files/* readFileMaybe */.jp)(runner, AUTH_FILE) : Promise.resolve(''),
         wanted ? certInstalled(ctx) : Promise.resolve(true),
-        cacheContainers(ctx, dockerUp)
+        cacheContainers(ctx, dockerUp, api)
     ]);
     ctx.show(registryFacts(inputs, !dockerUp ? 'docker down' : !registry ? 'absent' : registry.running ? 'running' : 'stopped'));
     return {
