@@ -35,10 +35,15 @@ export interface HostInfo {
   dockerSocket?: string
 }
 
-/** The socket the docker CLI would use, when it is a unix socket on this host. */
-export function dockerSocketOf(env: NodeJS.ProcessEnv): string | undefined {
+/**
+ * The socket the action's docker commands reach, when it is a unix socket on this host. Not root,
+ * they run under sudo, which drops DOCKER_HOST and DOCKER_CONTEXT: a runner that sets either
+ * (rootless Docker) gets none here, so that every question goes to the daemon sudo reaches.
+ */
+export function dockerSocketOf(env: NodeJS.ProcessEnv, isRoot = true): string | undefined {
   const host = env.DOCKER_HOST ?? ''
   const context = env.DOCKER_CONTEXT ?? ''
+  if (!isRoot && (host !== '' || context !== '')) return undefined
   if (context !== '' && context !== 'default') return undefined
   if (host === '') return '/var/run/docker.sock'
   return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined
@@ -72,6 +77,6 @@ export async function readHost(env = process.env): Promise<HostInfo> {
     systemd: await exists('/run/systemd/system'),
     tempDir: env.RUNNER_TEMP || os.tmpdir(),
     identity: hostIdentity(),
-    dockerSocket: dockerSocketOf(env)
+    dockerSocket: dockerSocketOf(env, isRoot)
   }
 }

@@ -11,6 +11,7 @@ import {
   layerMediaType,
   MEDIA,
   parseManifest,
+  portableLayer,
   sha256Digest,
   worthCompressing
 } from '../../src/phases/push/manifest.js'
@@ -114,5 +115,23 @@ describe('layer encodings', () => {
   it('writes a gzip header with no name or time, and the trailer little-endian', () => {
     expect([...gzipHeader()]).toEqual([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
     expect([...gzipTrailer(0x12345678, 2 ** 32 + 5)]).toEqual([0x78, 0x56, 0x34, 0x12, 5, 0, 0, 0])
+  })
+})
+
+describe('portableLayer', () => {
+  const d = (mediaType: string, size = 10) => ({mediaType, digest: 'sha256:a', size})
+  it.each<[string, ReturnType<typeof d>, string | undefined]>([
+    ['an OCI tar', d(MEDIA.layerTar), MEDIA.layerTar],
+    ['an OCI gzip', d(MEDIA.layerGzip), MEDIA.layerGzip],
+    [
+      'Docker’s gzip, under OCI’s name',
+      d('application/vnd.docker.image.rootfs.diff.tar.gzip'),
+      MEDIA.layerGzip
+    ],
+    ['zstd (Docker 20.10 cannot pull it)', d(MEDIA.layerZstd), undefined],
+    ['no type', d(''), undefined],
+    ['no size', d(MEDIA.layerGzip, -1), undefined]
+  ])('%s', (_what, layer, mediaType) => {
+    expect(portableLayer(layer)?.mediaType).toBe(mediaType)
   })
 })

@@ -7,7 +7,8 @@ import {
   proxyFor,
   registryHostname,
   requestProxies,
-  schemesFor
+  schemesFor,
+  storedCredentials
 } from '../../src/phases/push/transport.js'
 
 /** What Docker 20.10 prints for `docker info --format '{{json .RegistryConfig}}'` with one insecure registry. */
@@ -74,7 +75,7 @@ describe('the proxy of the action’s own registry requests', () => {
   const inputs = {http: P, https: P, noProxy: ['localhost', '10.0.0.0/8']}
 
   it('takes the proxy inputs first, then the daemon’s, then (masked or unread) the environment’s', () => {
-    const env = {https_proxy: 'http://env:1', NO_PROXY: 'a.lan'}
+    const env = {https_proxy: 'http://env:1', HTTPS_PROXY: 'http://ENV:1', NO_PROXY: 'a.lan'}
     const daemon = {http: '', https: 'http://d:3128', noProxy: 'x.lan, y.lan'}
     expect(requestProxies(inputs, daemon, env)).toBe(inputs)
     expect(requestProxies(undefined, daemon, env)).toEqual({
@@ -86,9 +87,10 @@ describe('the proxy of the action’s own registry requests', () => {
     expect(requestProxies(undefined, {http: '', https: '', noProxy: ''}, env)).toBeUndefined()
     // docker info masks a proxy's user and password: the environment's is the one to use.
     const masked = {...daemon, https: 'http://xxxxx:xxxxx@d:3128'}
+    // Go's order: the upper-case variable first.
     expect(requestProxies(undefined, masked, env)).toEqual({
       http: undefined,
-      https: 'http://env:1',
+      https: 'http://ENV:1',
       noProxy: ['a.lan']
     })
     expect(requestProxies(undefined, undefined, {})).toBeUndefined()
@@ -123,5 +125,70 @@ describe('the proxy of the action’s own registry requests', () => {
   it('is direct without a proxy for the scheme', () => {
     expect(proxyFor('r.corp', 'http', {https: P, noProxy: []})).toBeUndefined()
     expect(proxyFor('r.corp', 'https', undefined)).toBeUndefined()
+  })
+})
+
+describe('credentials an earlier docker login left', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64')
+
+  it.each<[string, string, object | undefined, ReturnType<typeof storedCredentials>]>([
+    [
+      'an auths entry',
+      'reg.corp:5000',
+      {auths: {'reg.corp:5000': {auth: b64('ci:p:w')}}},
+      {kind: 'inline', username: 'ci', password: 'p:w'}
+    ],
+    [
+      'an auths entry under a URL',
+      'reg.corp',
+      {auths: {'https://reg.corp/v2/': {auth: b64('ci:pw')}}},
+      {kind: 'inline', username: 'ci', password: 'pw'}
+    ],
+    [
+      'Docker Hub under its legacy URL',
+      'docker.io',
+      {auths: {'https://index.docker.io/v1/': {auth: b64('me:pw')}}},
+      {kind: 'inline', username: 'me', password: 'pw'}
+    ],
+    [
+      'the two fields',
+      'reg.corp',
+      {auths: {'reg.corp': {username: 'u', password: 'p'}}},
+      {kind: 'inline', username: 'u', password: 'p'}
+    ],
+    [
+      'a helper for the registry',
+      'reg.corp',
+      {credHelpers: {'reg.corp': 'ecr-login'}, auths: {'reg.corp': {auth: b64('a:b')}}},
+      {kind: 'helper', helper: 'ecr-login'}
+    ],
+    [
+      "the config's store",
+      'reg.corp',
+      {credsStore: 'pass', auths: {'reg.corp': {}}},
+      {kind: 'helper', helper: 'pass'}
+    ],
+    ['a helper name that is not a name', 'reg.corp', {credsStore: '../../bin/sh'}, {kind: 'none'}],
+    [
+      "another registry's entry",
+      'reg.corp',
+      {auths: {'other.corp': {auth: b64('a:b')}}},
+      {kind: 'none'}
+    ],
+    [
+      'an entry without a password',
+      'reg.corp',
+      {auths: {'reg.corp': {auth: b64('nocolon')}}},
+      {kind: 'none'}
+    ],
+    ['no file', 'reg.corp', undefined, {kind: 'none'}]
+  ])('%s', (_what, registry, config, expected) => {
+    expect(
+      storedCredentials(config === undefined ? undefined : JSON.stringify(config), registry)
+    ).toEqual(expected)
+  })
+
+  it('reads a malformed file as none', () => {
+    expect(storedCredentials('{', 'reg.corp')).toEqual({kind: 'none'})
   })
 })

@@ -9,6 +9,18 @@ import type {Readable} from 'node:stream'
 import * as core from '@actions/core'
 import {HostError} from '../errors.js'
 
+/** How long a request may wait for the daemon's answer (a hung dockerd holds it otherwise). */
+const REQUEST_TIMEOUT_MS = 15_000
+
+/** The daemon's error message: its JSON `message`, or the body as it came (a proxy's text). */
+function daemonSays(text: string): string {
+  try {
+    return (JSON.parse(text) as {message?: string}).message ?? text.trim()
+  } catch {
+    return text.trim()
+  }
+}
+
 /** A streamed answer of the daemon. */
 export interface EngineStream {
   status: number
@@ -23,18 +35,21 @@ export class EngineApi {
 
   /**
    * GET `path`; the body is the caller's to read. A daemon that sends no headers within
-   * `timeoutMs` (a hung dockerd) fails the request instead of holding it.
+   * `timeoutMs` (a hung dockerd) fails the request instead of holding it; 0 waits as long as it
+   * takes (an image export, which the daemon writes out whole before its first byte).
    */
-  get(path: string, timeoutMs = 15_000): Promise<EngineStream> {
+  get(path: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<EngineStream> {
     core.debug(`engine: GET ${path}`)
     return new Promise((resolve, reject) => {
       const req = http.get({socketPath: this.socketPath, path, headers: {Host: 'docker'}}, res => {
         req.setTimeout(0)
         resolve({status: res.statusCode ?? 0, body: res, abort: () => req.destroy()})
       })
-      req.setTimeout(timeoutMs, () =>
-        req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`))
-      )
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () =>
+          req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`))
+        )
+      }
       req.on('error', reject)
     })
   }
@@ -52,12 +67,16 @@ export class EngineApi {
           res.on('end', () => resolve({status: res.statusCode ?? 0, text}))
         }
       )
+      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+        req.destroy(
+          new Error(`Docker did not answer POST ${path} within ${REQUEST_TIMEOUT_MS / 1000} s`)
+        )
+      )
       req.on('error', reject)
       req.end()
     })
     if (r.status < 200 || r.status > 299) {
-      const message = (JSON.parse(r.text || '{}') as {message?: string}).message ?? r.text
-      throw new HostError(`Docker answered ${r.status} to POST ${path}: ${message}`)
+      throw new HostError(`Docker answered ${r.status} to POST ${path}: ${daemonSays(r.text)}`)
     }
   }
 
@@ -69,8 +88,7 @@ export class EngineApi {
     const text = Buffer.concat(chunks).toString('utf8')
     if (r.status === 404) return undefined
     if (r.status !== 200) {
-      const message = (JSON.parse(text || '{}') as {message?: string}).message ?? text
-      throw new HostError(`Docker answered ${r.status} to GET ${path}: ${message}`)
+      throw new HostError(`Docker answered ${r.status} to GET ${path}: ${daemonSays(text)}`)
     }
     return JSON.parse(text) as T
   }

@@ -52,10 +52,13 @@ export async function workloads(runner: CommandRunner, api?: EngineApi): Promise
       await api.json<{Names?: string[]; Labels?: Record<string, string> | null}[]>(
         '/containers/json'
       )
-    return (list ?? [])
-      .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
-      .map(c => (c.Names?.[0] ?? '').replace(/^\//, ''))
-      .filter(Boolean)
+    return (
+      (list ?? [])
+        .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
+        // Names holds link aliases too (/other/web): the container's own has one slash.
+        .map(c => (c.Names ?? []).find(n => n.lastIndexOf('/') === 0)?.slice(1) ?? '')
+        .filter(Boolean)
+    )
   }
   const r = await runner.run(
     ['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`],

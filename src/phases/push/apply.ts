@@ -8,7 +8,7 @@ import {writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {Login, PushSettings} from './inputs.js'
-import {configDiffIds} from './manifest.js'
+import {configDiffIds, portableLayer} from './manifest.js'
 import type {LocalImage, PushPlan} from './plan.js'
 import {backoffSeconds, isTransient, parsePushOutput, type PushResult} from './push-result.js'
 import {RegistryError} from './registry-api.js'
@@ -132,7 +132,11 @@ async function dockerPushOne(
 ): Promise<PushResult> {
   const {runner, inputs} = ctx
   const env = config ? {DOCKER_CONFIG: config} : undefined
-  await runner.run(['docker', 'tag', t.source, t.target], {root: true})
+  const tagged = await runner.run(['docker', 'tag', t.source, t.target], {
+    root: true,
+    allowFailure: true
+  })
+  if (tagged.exitCode !== 0) return failed(t, tailLines(tagged.stderr || tagged.stdout, 3), 1)
   for (let attempt = 1; ; attempt++) {
     const r = await runner.run(['docker', 'push', t.target], {root: true, env, allowFailure: true})
     const out = `${r.stdout}\n${r.stderr}`
@@ -212,7 +216,11 @@ async function knownLayers(
     try {
       const ids = await configs(t.registry, t.repository, held.config)
       if (ids.length !== held.layers.length) continue
-      ids.forEach((id, i) => known.set(id, {blob: held.layers[i], repository: t.repository}))
+      ids.forEach((id, i) => {
+        // A layer an older engine could not pull is sent again rather than linked.
+        const blob = portableLayer(held.layers[i])
+        if (blob) known.set(id, {blob, repository: t.repository})
+      })
     } catch (e) {
       core.debug(`Could not read the config ${t.target} holds: ${errorMessage(e)}`)
     }
@@ -234,18 +242,25 @@ async function apiPushOne(
   exporter: ImageExporter,
   tag: Tagger
 ): Promise<PushResult[]> {
-  // The target's name on the local image too, as docker push gives it (later steps may use it).
-  for (const t of g.targets) await tag(t)
-  const mem = await memory(g.registry)
-  const job: UploadJob = {
-    id: g.image.id,
-    layers: g.image.layers,
-    tags: g.targets.map(t => ({repository: t.repository, tag: t.tag})),
-    known: await knownLayers(p, g, configs)
-  }
+  let ready: {mem: RegistryMemory; job: UploadJob} | undefined
   for (let attempt = 1; ; attempt++) {
     const sent: Sent = {layers: 0, gzipped: 0, bytes: 0}
     try {
+      // In the try: a target that cannot be tagged, or a registry that cannot be reached, fails
+      // this image alone (the latter is retried), never the others.
+      if (!ready) {
+        // The target's name on the local image too, as docker push gives it (later steps may use it).
+        for (const t of g.targets) await tag(t)
+        const mem = await memory(g.registry)
+        const job: UploadJob = {
+          id: g.image.id,
+          layers: g.image.layers,
+          tags: g.targets.map(t => ({repository: t.repository, tag: t.tag})),
+          known: await knownLayers(p, g, configs)
+        }
+        ready = {mem, job}
+      }
+      const {mem, job} = ready
       const r = await uploadImage(mem, job, exporter, sent)
       const sizes = await Promise.all(g.targets.map(async t => confirm(ctx, p, t, r.digest)))
       const reused = new Set(job.layers).size - sent.layers

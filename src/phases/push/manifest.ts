@@ -12,6 +12,7 @@ export const MEDIA = {
   layerTar: 'application/vnd.oci.image.layer.v1.tar',
   layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json'
 } as const
@@ -157,4 +158,17 @@ export function gzipTrailer(crc: number, size: number): Buffer {
   b.writeUInt32LE(crc >>> 0, 0)
   b.writeUInt32LE(size % 2 ** 32, 4)
   return b
+}
+
+/**
+ * A layer the registry holds, as the action's OCI manifest may list it so that Docker 20.10 and
+ * later pull it: OCI tar or tar+gzip as is, Docker's gzip layer under OCI's name for the same
+ * bytes; undefined for what an older engine cannot pull (zstd, foreign or unnamed types) or a
+ * size the registry did not give.
+ */
+export function portableLayer(d: Descriptor): Descriptor | undefined {
+  if (!(d.size >= 0)) return undefined
+  if (d.mediaType === MEDIA.layerTar || d.mediaType === MEDIA.layerGzip) return d
+  if (d.mediaType === MEDIA.dockerLayerGzip) return {...d, mediaType: MEDIA.layerGzip}
+  return undefined
 }

@@ -5,21 +5,24 @@
 import {promises as dns} from 'node:dns'
 import {promises as fs} from 'node:fs'
 import {isIP} from 'node:net'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError, errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
-import type {PushSettings} from './inputs.js'
+import type {Login, PushSettings} from './inputs.js'
 import {imageBytes, isIndex} from './manifest.js'
 import type {RemoteImage} from './plan.js'
 import {RegistryClient} from './registry-api.js'
 import {
   certFiles,
+  credentialKey,
   isSecureRegistry,
   registryHostname,
   requestProxies,
   schemesFor,
+  storedCredentials,
   type DaemonRegistryConfig
 } from './transport.js'
 
@@ -84,10 +87,72 @@ async function open(
     schemes: schemesFor(secure),
     cas,
     client,
-    username: ours ? settings.login?.username : undefined,
-    password: ours ? settings.login?.password : undefined,
+    ...((ours ? settings.login : undefined) ?? (await savedLogin(runner, registry))),
     proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
   })
+}
+
+/**
+ * The client configs a `docker push` of this job would read, in order: this process's own
+ * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
+ * (docker under sudo reads that one).
+ */
+function clientConfigs(runner: CommandRunner): string[] {
+  const own = process.env.DOCKER_CONFIG || path.join(os.homedir(), '.docker')
+  const files = [path.join(own, 'config.json')]
+  if (!runner.isRoot) files.push('/root/.docker/config.json')
+  return files
+}
+
+/** What a credential helper holds for a registry (`docker-credential-<name> get`, via stdin). */
+async function fromHelper(
+  runner: CommandRunner,
+  helper: string,
+  registry: string,
+  root: boolean
+): Promise<Login | undefined> {
+  const r = await runner.run([`docker-credential-${helper}`, 'get'], {
+    input: credentialKey(registry),
+    root,
+    allowFailure: true,
+    timeoutSeconds: 30
+  })
+  if (r.exitCode !== 0) {
+    core.debug(`docker-credential-${helper} has nothing for ${registry}`)
+    return undefined
+  }
+  try {
+    const j = JSON.parse(r.stdout) as {Username?: string; Secret?: string}
+    if (!j.Username || !j.Secret) return undefined
+    core.setSecret(j.Secret)
+    return {username: j.Username, password: j.Secret}
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The credentials an earlier `docker login` left for `registry`, as `docker push` would find
+ * them (config.json's auths, or its credential helper); none when there are none.
+ */
+async function savedLogin(runner: CommandRunner, registry: string): Promise<Login | undefined> {
+  for (const file of clientConfigs(runner)) {
+    const root = file.startsWith('/root/') && !runner.isRoot
+    const text = root
+      ? await readFileMaybe(runner, file)
+      : await fs.readFile(file, 'utf8').catch(() => undefined)
+    const stored = storedCredentials(text, registry)
+    if (stored.kind === 'inline') {
+      core.setSecret(stored.password)
+      core.debug(`${registry}: the credentials of ${file}`)
+      return {username: stored.username, password: stored.password}
+    }
+    if (stored.kind === 'helper') {
+      const login = await fromHelper(runner, stored.helper, registry, root)
+      if (login) return login
+    }
+  }
+  return undefined
 }
 
 /** The client for `registry` in this run (opened on first use; reads certs.d). */

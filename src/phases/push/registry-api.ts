@@ -6,7 +6,7 @@
 import {createHash, type Hash} from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
-import {rootCertificates} from 'node:tls'
+import * as tls from 'node:tls'
 import * as core from '@actions/core'
 import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
@@ -26,6 +26,22 @@ export interface RegistryAccess {
   password?: string
   /** The proxies the daemon's pushes go through (see requestProxies); none: direct. */
   proxies?: Proxies
+}
+
+let systemAndNode: string[] | undefined
+
+/**
+ * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
+ * trusts), Node's own and NODE_EXTRA_CA_CERTS (so nothing Node trusts by default is lost), then
+ * certs.d's and the local registry's. The system's are read once per run.
+ */
+function trustedCas(extra: readonly string[]): string[] {
+  if (systemAndNode === undefined) {
+    // tls.getCACertificates is Node 22.15 and later; before, Node's own bundle only.
+    const read = (tls as {getCACertificates?: (t: string) => string[]}).getCACertificates
+    systemAndNode = read ? [...read('system'), ...read('default')] : [...tls.rootCertificates]
+  }
+  return [...systemAndNode, ...extra]
 }
 
 /** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
@@ -112,8 +128,8 @@ export class RegistryClient {
   private agent?: http.Agent
   private challenge?: Challenge
   private readonly tokens = new Map<string, Promise<string>>()
-  /** Pools to token services on hosts other than the registry's, by origin. */
-  private readonly realmAgents = new Map<string, http.Agent>()
+  /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
+  private readonly otherAgents = new Map<string, http.Agent>()
 
   constructor(private readonly access: RegistryAccess) {}
 
@@ -141,24 +157,37 @@ export class RegistryClient {
     return new https.Agent({
       keepAlive: true,
       rejectUnauthorized: s.verify,
-      ...(cas.length > 0 ? {ca: [...rootCertificates, ...cas]} : {}),
-      ...(client ? {cert: client.cert, key: client.key} : {}),
+      ca: trustedCas(cas),
+      // The client certificate certs.d holds is the registry's alone.
+      ...(client && host === this.access.host ? {cert: client.cert, key: client.key} : {}),
       ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
     })
   }
 
   /**
-   * A pool to a token service on another host (checked against the system's CAs and the
-   * registry's), through the proxy the daemon would use for that host.
+   * A pool to another host (a token service, storage an upload was sent to), checked against the
+   * trusted CAs, through the proxy the daemon would use for that host.
    */
-  private realmAgent(url: URL): http.Agent {
-    let agent = this.realmAgents.get(url.origin)
+  private otherAgent(url: URL): http.Agent {
+    let agent = this.otherAgents.get(url.origin)
     if (!agent) {
       const scheme = url.protocol === 'http:' ? 'http' : 'https'
       agent = this.agentFor({scheme, verify: true}, url.host)
-      this.realmAgents.set(url.origin, agent)
+      this.otherAgents.set(url.origin, agent)
     }
     return agent
+  }
+
+  /**
+   * How to send to `url`: the registry's own pool and credentials on its origin; elsewhere (a
+   * Location on another host) another pool and no credentials, as Docker sends them only where
+   * they were asked for.
+   */
+  private reach(url: string): {own: boolean; agent: http.Agent | undefined} {
+    const target = new URL(url)
+    return target.origin === this.origin
+      ? {own: true, agent: this.agent}
+      : {own: false, agent: this.otherAgent(target)}
   }
 
   /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
@@ -241,7 +270,7 @@ export class RegistryClient {
       const auth = this.basic()
       // The registry's own pool when the realm is the registry itself; else one to the realm's
       // host, checked against the system's CAs, through the proxy the daemon would use for it.
-      const agent = url.host === this.access.host ? this.agent : this.realmAgent(url)
+      const agent = url.host === this.access.host ? this.agent : this.otherAgent(url)
       const r = await this.send(
         url.toString(),
         'GET',
@@ -278,10 +307,11 @@ export class RegistryClient {
   private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
     const origin = await this.ping()
     const url = path.startsWith('http') ? path : `${origin}${path}`
+    const {own, agent} = this.reach(url)
     const go = async (): Promise<Reply> => {
-      const auth = await this.authorization(o.scopes)
+      const auth = own ? await this.authorization(o.scopes) : undefined
       const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
-      return this.send(url, method, headers, o.body, this.agent, o.timeoutMs)
+      return this.send(url, method, headers, o.body, agent, o.timeoutMs)
     }
     let r = await go().catch((e: unknown) => {
       throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
@@ -326,18 +356,6 @@ export class RegistryClient {
     if (r.status !== 200) throw this.fail('GET', path, r)
     const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body)
     return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'))
-  }
-
-  /** The digest the registry holds for a tag (HEAD), or undefined when none. */
-  async tagDigest(repo: string, tag: string): Promise<string | undefined> {
-    const path = `/v2/${repo}/manifests/${encodeURIComponent(tag)}`
-    const r = await this.request('HEAD', path, {
-      scopes: [RegistryClient.pull(repo)],
-      headers: {Accept: MANIFEST_ACCEPT}
-    })
-    if (r.status === 404) return undefined
-    if (r.status !== 200) throw this.fail('HEAD', path, r)
-    return header(r.headers, 'docker-content-digest')
   }
 
   /** A blob's bytes (an image config). */
@@ -412,11 +430,12 @@ export class RegistryClient {
    */
   async openUpload(repo: string, digest?: string): Promise<BlobUpload> {
     const location = await this.startUpload(repo)
-    const auth = await this.authorization([RegistryClient.push(repo)])
+    const {own, agent} = this.reach(location)
+    const auth = own ? await this.authorization([RegistryClient.push(repo)]) : undefined
     return new BlobUpload({
       location,
       auth,
-      agent: this.agent,
+      agent,
       host: this.access.host,
       digest,
       commit: (loc, d) => this.commit(repo, loc, d)
@@ -438,7 +457,7 @@ export class RegistryClient {
   /** Closes the kept-alive connections. */
   close(): void {
     this.agent?.destroy()
-    for (const a of this.realmAgents.values()) a.destroy()
+    for (const a of this.otherAgents.values()) a.destroy()
   }
 }
 

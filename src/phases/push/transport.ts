@@ -148,16 +148,16 @@ export function requestProxies(
       noProxy: entries(daemon.noProxy)
     }
   }
-  const http = env.http_proxy || env.HTTP_PROXY
-  const https = env.https_proxy || env.HTTPS_PROXY
+  // Go's order (the daemon's): the upper-case name first, the first one set.
+  const http = env.HTTP_PROXY || env.http_proxy
+  const https = env.HTTPS_PROXY || env.https_proxy
   if (!http && !https) return undefined
-  return {http, https, noProxy: entries(env.no_proxy ?? env.NO_PROXY)}
+  return {http, https, noProxy: entries(env.NO_PROXY || env.no_proxy)}
 }
 
+/** Go sends these direct whatever no-proxy says: the name localhost and loopback addresses. */
 function isLoopback(host: string): boolean {
-  return (
-    host === 'localhost' || host.endsWith('.localhost') || inCidrs(['127.0.0.0/8', '::1/128'], host)
-  )
+  return host === 'localhost' || inCidrs(['127.0.0.0/8', '::1/128'], host)
 }
 
 /**
@@ -195,4 +195,57 @@ export function proxyFor(
   const port = explicit || (scheme === 'https' ? '443' : '80')
   if (isLoopback(host)) return undefined
   return p.noProxy.some(e => bypasses(e, host, port)) ? undefined : url
+}
+
+/** Where a Docker client config keeps a registry's credentials. */
+export type StoredCredentials =
+  | {kind: 'inline'; username: string; password: string}
+  | {kind: 'helper'; helper: string}
+  | {kind: 'none'}
+
+/** The key a Docker client config files a registry under: docker.io by its legacy URL. */
+export function credentialKey(registry: string): string {
+  return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry
+}
+
+/** The host[:port] of an `auths` key, which may be a URL (`https://host/v1/`). */
+function authsHost(key: string): string {
+  return key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '')
+}
+
+/**
+ * A registry's credentials as `docker push` would find them in a client config (config.json): a
+ * credential helper for it (`credHelpers`), else the config's store (`credsStore`), else an
+ * `auths` entry (base64 `user:password`, or the two fields). A helper name that is not a plain
+ * name is ignored (it becomes part of a program's name).
+ */
+export function storedCredentials(
+  configText: string | undefined,
+  registry: string
+): StoredCredentials {
+  let config: {
+    auths?: Record<string, {auth?: string; username?: string; password?: string}>
+    credHelpers?: Record<string, string>
+    credsStore?: string
+  }
+  try {
+    config = JSON.parse(configText ?? '{}') as typeof config
+  } catch {
+    return {kind: 'none'}
+  }
+  const plain = (h: unknown): h is string => typeof h === 'string' && /^[\w.-]+$/.test(h)
+  const key = credentialKey(registry)
+  const helper = config.credHelpers?.[key] ?? config.credHelpers?.[registry] ?? config.credsStore
+  if (plain(helper)) return {kind: 'helper', helper}
+  const host = registry === 'docker.io' ? 'index.docker.io' : registry
+  const entry = Object.entries(config.auths ?? {}).find(([k]) => authsHost(k) === host)?.[1]
+  if (entry?.username && entry.password) {
+    return {kind: 'inline', username: entry.username, password: entry.password}
+  }
+  const decoded = entry?.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : ''
+  const colon = decoded.indexOf(':')
+  if (colon > 0) {
+    return {kind: 'inline', username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
+  }
+  return {kind: 'none'}
 }

@@ -43,7 +43,8 @@ export function cliExporter(runner: CommandRunner): ImageExporter {
 /** Exports straight from the daemon's socket (no docker process, no pipe between). */
 export function engineExporter(api: EngineApi): ImageExporter {
   return async id => {
-    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`)
+    // No limit on the wait: the daemon writes the whole image out before the first byte.
+    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0)
     let failed = ''
     if (r.status !== 200) {
       for await (const c of r.body) failed += String(c)
@@ -62,8 +63,8 @@ export function engineExporter(api: EngineApi): ImageExporter {
 }
 
 /**
- * Exports started before their turn: the daemon writes an image out (to its own temp folder,
- * before Docker 25) before the first byte streams, so the next image's export is begun while the
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder)
+ * before the first byte streams, so the next image's export is begun while the
  * current one is sent. An export nobody takes is stopped at the end.
  */
 export class ReadAhead {
@@ -152,7 +153,8 @@ async function knownLayer(
   for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
   // A layer sent as is carries its diff_id as its digest.
   const size = await mem.client.blobSize(repo, diffId)
-  if (size === undefined) return undefined
+  // A manifest must list the blob's size: without one the layer is sent.
+  if (size === undefined || size < 0) return undefined
   const d = {mediaType: MEDIA.layerTar, digest: diffId, size}
   mem.held(diffId, repo)
   mem.layers.set(diffId, d)
