@@ -188,6 +188,30 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
       ).toBe('401')
     }, 180_000)
 
+    it('without login inputs, the credentials an earlier docker login left are used', () => {
+      box.sh(
+        `printf '%s' '${password}' | docker login -u ci --password-stdin localhost:5000 >/dev/null 2>&1`
+      )
+      try {
+        const run = box.run({
+          ...base,
+          'registry-htpasswd': `ci:${password}`,
+          images: 'dgs-e2e/app2:1 => private/app2:1'
+        })
+        expectSuccess(run)
+        expect(rows(run)[0].status).toBe('pushed')
+        expect(registryDigest(box, 'localhost:5000/private/app2:1', `-u ci:${password}`)).toBe(
+          rows(run)[0].digest
+        )
+        const shown = run.stdout.replace(/^::add-mask::.*$/gm, '')
+        expect(`${shown}${run.stderr}${run.summary}${JSON.stringify(run.commands)}`).not.toContain(
+          password
+        )
+      } finally {
+        box.sh('docker logout localhost:5000 >/dev/null 2>&1')
+      }
+    }, 180_000)
+
     it('the post step removes the DOCKER_CONFIG it made', () => {
       const dir = box.sh('mktemp -d /tmp/dgs-config-XXXX').trim()
       const post = box.run({}, {post: {isPost: 'true', 'docker-config': dir}})
