@@ -2,13 +2,13 @@
 // `npm run` puts the Node 24 of node_modules first on PATH). The sources import each other as
 // './x.js', the name they have once compiled: such an import reads './x.ts'. Imported first by
 // the scripts that load TypeScript (bench/ts.mjs, scripts/summary-examples.mjs).
-import {registerHooks} from 'node:module'
+import * as nodeModule from 'node:module'
 
-if (!process.features.typescript) {
+if (!process.features.typescript || !nodeModule.registerHooks) {
   console.error('This needs a Node.js that runs TypeScript (22.18 or later): run it with npm run …')
   process.exit(1)
 }
-registerHooks({
+nodeModule.registerHooks({
   resolve(specifier, context, next) {
     try {
       return next(specifier, context)
