@@ -38,7 +38,6 @@ const settings = settingsWith({
 const D = `sha256:${'d'.repeat(64)}`
 
 const engineFacts: EngineFacts = {
-  client: true,
   installed: new Map([['docker.io', '20.10.24']]),
   held: new Set(['docker.io']),
   snap: false,
