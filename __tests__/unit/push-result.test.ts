@@ -42,18 +42,36 @@ describe('push failures', () => {
     expect(isTransientHttp(status)).toBe(expected)
   })
 
-  it.each<[string, boolean]>([
-    ['ECONNRESET', true],
-    ['ECONNREFUSED', true],
-    ['EPIPE', true],
-    ['ETIMEDOUT', true],
-    ['EAI_AGAIN', true],
-    ['timed out: no answer within 60 s', true],
-    ['socket hang up', false],
-    ['ERR_TLS_CERT_ALTNAME_INVALID', false],
-    ['DEPTH_ZERO_SELF_SIGNED_CERT', false]
-  ])('network failure %s → transient %s', (code, expected) => {
-    expect(isTransientNetwork(code)).toBe(expected)
+  it.each<[string | undefined, string, boolean]>([
+    ['ECONNRESET', 'read ECONNRESET', true],
+    ['ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.5:5000', true],
+    ['EPIPE', 'write EPIPE', true],
+    ['ETIMEDOUT', 'connect ETIMEDOUT', true],
+    ['EAI_AGAIN', 'getaddrinfo EAI_AGAIN registry.corp', true],
+    [undefined, 'timed out: no answer within 60 s', true],
+    ['ECONNRESET', 'socket hang up', true],
+    [undefined, 'socket hang up', false],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames", false],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate', false],
+    // Node's own words when a proxy refuses or drops the CONNECT (checked on Node 24.22).
+    [
+      'ERR_PROXY_TUNNEL',
+      'Failed to establish tunnel to registry.corp:443 via http://proxy:3128: HTTP/1.1 502 Bad Gateway',
+      true
+    ],
+    ['ERR_PROXY_TUNNEL', 'Connection to establish proxy tunnel ended unexpectedly', true],
+    [
+      'ERR_PROXY_TUNNEL',
+      'Failed to establish tunnel to registry.corp:443 via http://proxy:3128: HTTP/1.1 407 Proxy Authentication Required',
+      false
+    ],
+    [
+      'ERR_PROXY_TUNNEL',
+      'Failed to establish tunnel to registry.corp:443 via http://proxy:3128: HTTP/1.1 403 Forbidden',
+      false
+    ]
+  ])('network failure %s (%s) → transient %s', (code, message, expected) => {
+    expect(isTransientNetwork(code, message)).toBe(expected)
   })
 
   it('backs off 1, 2, 4, 8 then 15 s', () => {

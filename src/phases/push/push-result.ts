@@ -59,9 +59,17 @@ const NETWORK_TRANSIENT = new Set([
   'ENOTFOUND'
 ])
 
-/** Is a network failure (a Node error code, or its message) worth another try? */
-export function isTransientNetwork(codeOrMessage: string): boolean {
-  return NETWORK_TRANSIENT.has(codeOrMessage) || isTransient(codeOrMessage)
+/**
+ * Is a network failure worth another try? Node's error code says, or else its message. A proxy that
+ * refused the tunnel (`ERR_PROXY_TUNNEL`) is worth one when it went away or answered like a busy
+ * server (`HTTP/1.1 502 Bad Gateway`), not when it asked for credentials (407) or forbade the host.
+ */
+export function isTransientNetwork(code: string | undefined, message: string): boolean {
+  if (code === 'ERR_PROXY_TUNNEL') {
+    const status = /HTTP\/[\d.]+ (\d{3})/.exec(message)
+    return status ? isTransientHttp(Number(status[1])) : true
+  }
+  return (code !== undefined && NETWORK_TRANSIENT.has(code)) || isTransient(message)
 }
 
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */

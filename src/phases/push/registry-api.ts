@@ -118,7 +118,7 @@ function registrySays(body: Buffer): string {
 function networkError(e: unknown, what: string): RegistryError {
   if (e instanceof RegistryError) return e
   const err = e as NodeJS.ErrnoException
-  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code ?? err.message))
+  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message))
 }
 
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
