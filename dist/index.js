@@ -37699,21 +37699,34 @@ async function resolveInstall(ctx, action) {
     return [...packages, ...extra];
 }
 /**
- * Says which packages apt would remove beyond those the plan removes itself (they depend on or
- * conflict with what is installed), before anything is stopped, removed or installed.
+ * The packages apt would remove beyond those the plan removes itself (they depend on or conflict
+ * with what is installed): apt's simulation, read-only.
  */
-async function reportImplicitRemovals(ctx, p, installArgs) {
+async function implicitRemovals(ctx, p, installArgs) {
     const debs = p.actions.find(a => a.kind === 'install-debs');
     const removals = debs?.kind === 'install-debs'
         ? await simulatedRemovals(ctx.runner, debs.files, await noSourcesOptions(ctx.host.tempDir))
         : installArgs.length > 0
-            ? await simulatedRemovals(ctx.runner, installArgs)
+            ? await simulatedRemovals(ctx.runner, [...installArgs])
             : [];
     const planned = p.actions.flatMap(a => (a.kind === 'remove' ? a.packages : []));
-    const implicit = removals.filter(n => !planned.includes(n));
-    if (implicit.length > 0) {
-        ctx.warn(`Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`);
-    }
+    return removals.filter(n => !planned.includes(n));
+}
+function implicitRemovalsLine(implicit) {
+    return `Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`;
+}
+/**
+ * A dry run's preview of what apt itself adds to the plan: the packages it would remove too. Only
+ * when the install reads the package lists as they are now (no repository added, no update first):
+ * otherwise the simulation would answer for lists the real run does not use.
+ */
+async function previewEngine(p, ctx) {
+    if (p.actions.some(a => a.kind === 'docker-repo' || a.kind === 'apt-update'))
+        return [];
+    const install = p.actions.find(a => a.kind === 'install');
+    const installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
+    const implicit = await implicitRemovals(ctx, p, installArgs);
+    return implicit.length > 0 ? [implicitRemovalsLine(implicit)] : [];
 }
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
 const DESTRUCTIVE = new Set([
@@ -37816,7 +37829,10 @@ async function applyEngine(p, ctx) {
         for (const action of p.actions) {
             if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
                 installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : [];
-                await reportImplicitRemovals(ctx, p, installArgs);
+                // Named before anything is stopped, removed or installed.
+                const implicit = await implicitRemovals(ctx, p, installArgs);
+                if (implicit.length > 0)
+                    ctx.warn(implicitRemovalsLine(implicit));
             }
             await applyAction(ctx, action, installArgs, p.packagesChange);
             if (action.kind === 'unhold')
@@ -37929,6 +37945,7 @@ const enginePhase = {
     name: 'Docker engine',
     detect: detectEngine,
     plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os), dockerUsers(inputs, host.user)),
+    preview: previewEngine,
     apply: applyEngine,
     verify: verifyEngine
 };
@@ -38181,9 +38198,11 @@ async function runPhase(phase, ctx, dryRun, report) {
         report.result = plan.found;
         return;
     }
+    if (dryRun)
+        report.changes.push(...((await phase.preview?.(plan, ctx)) ?? []));
     lib_core/* info */.pq(`${dryRun ? 'Would change' : 'Plan'}:`);
-    for (const step of plan.steps)
-        lib_core/* info */.pq(`  - ${step.description}`);
+    for (const change of report.changes)
+        lib_core/* info */.pq(`  - ${change}`);
     if (dryRun) {
         report.status = 'would change';
         report.result = 'dry run: nothing changed';
@@ -38408,9 +38427,17 @@ const NETWORK_TRANSIENT = new Set([
     'EAI_AGAIN',
     'ENOTFOUND'
 ]);
-/** Is a network failure (a Node error code, or its message) worth another try? */
-function isTransientNetwork(codeOrMessage) {
-    return NETWORK_TRANSIENT.has(codeOrMessage) || isTransient(codeOrMessage);
+/**
+ * Is a network failure worth another try? Node's error code says, or else its message. A proxy that
+ * refused the tunnel (`ERR_PROXY_TUNNEL`) is worth one when it went away or answered like a busy
+ * server (`HTTP/1.1 502 Bad Gateway`), not when it asked for credentials (407) or forbade the host.
+ */
+function isTransientNetwork(code, message) {
+    if (code === 'ERR_PROXY_TUNNEL') {
+        const status = /HTTP\/[\d.]+ (\d{3})/.exec(message);
+        return status ? isTransientHttp(Number(status[1])) : true;
+    }
+    return (code !== undefined && NETWORK_TRANSIENT.has(code)) || isTransient(message);
 }
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */
 function backoffSeconds(n) {
@@ -38710,7 +38737,7 @@ function networkError(e, what) {
     if (e instanceof RegistryError)
         return e;
     const err = e;
-    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code ?? err.message));
+    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message));
 }
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
 class RegistryClient {

@@ -27,6 +27,8 @@ const OFFLINE = `${IN_BOX.fixtures}/offline-bookworm`
 const STALE_LIST = '/etc/apt/sources.list.d/docker-old.list'
 const MIXED_LIST = '/etc/apt/sources.list.d/mixed.list'
 const noRegistry = {'start-registry': 'false', 'gpu-runtime': 'none'}
+const SHIM = 'dgs-e2e-docker-shim'
+const SHIM_REMOVED = `Installing the engine also removes ${SHIM} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`
 
 /** Installed versions of the engine's packages in a box (absent: not installed). */
 function enginePackages(box: Box): Record<string, string> {
@@ -109,13 +111,22 @@ describe('a bare host with systemd', () => {
     expect(box.dpkgState()).toBe(before)
   })
 
-  it('a dry run says it would install and changes nothing', () => {
+  it('a dry run says it would install, with what apt would remove too, and changes nothing', () => {
+    // A stand-in package that conflicts with docker.io: apt removes it to install the engine,
+    // though the plan does not name it.
+    box.sh(
+      `mkdir -p /tmp/shim/DEBIAN && printf '%s\\n' 'Package: ${SHIM}' 'Version: 1' 'Architecture: all' ` +
+        `'Maintainer: e2e <e2e@localhost>' 'Conflicts: docker.io' 'Description: stand-in' > /tmp/shim/DEBIAN/control && ` +
+        `dpkg-deb -b /tmp/shim /tmp/shim.deb >/dev/null && dpkg -i /tmp/shim.deb >/dev/null`
+    )
     const before = box.dpkgState()
     const run = box.run({...noRegistry, 'dry-run': 'true', 'docker-source': 'distro'})
     expect(run.code).toBe(0)
     expect(run.stdout).toContain('Found: no Docker Engine (dockerd missing)')
     expect(run.stdout).toContain('  - install docker.io')
+    expect(run.stdout).toContain(`  - ${SHIM_REMOVED}`)
     expect(run.summary).toContain('would change')
+    expect(run.summary).toContain(SHIM_REMOVED)
     expect(box.dpkgState()).toBe(before)
     expect(box.dockerdPid()).toBeUndefined()
   })
@@ -125,6 +136,9 @@ describe('a bare host with systemd', () => {
     expectSuccess(run)
     expect(run.outputs['docker-changed']).toBe('true')
     expect(run.outputs['docker-version']).toMatch(/^20\.10\./)
+    // Named before apt ran, and removed, not purged.
+    expect(run.stdout).toContain(`::warning::${SHIM_REMOVED}`)
+    expect(box.sh(`dpkg-query -W -f '\${db:Status-Abbrev}' ${SHIM} || true`)).not.toMatch(/^ii/)
     // apt changes the host only through sudo (its simulations need no root).
     expect(
       run.commands.every(c => !c.includes('apt-get') || c[0] === 'sudo' || c.includes('-s'))

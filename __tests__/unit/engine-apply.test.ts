@@ -79,4 +79,30 @@ describe('engine apply (recorded argv)', () => {
       NEEDRESTART_MODE: 'l'
     })
   })
+
+  it("previews apt's own removals in a dry run, reading only, when the lists are the ones it uses", async () => {
+    const simulated =
+      'NOTE: This is only a simulation!\nRemv docker-ce [5:28.5.2-1~debian.12~bookworm]\nRemv docker-compose-plugin [2.40.0-1~debian.12~bookworm]\nInst docker.io (20.10.24+dfsg1-1+deb12u1+b6 Debian:12 [amd64])\n'
+    const runner = new FakeRunner(
+      [
+        [['apt-cache', 'madison'], {stdout: MADISON}],
+        [['apt-get', '-s'], {stdout: simulated}]
+      ],
+      false
+    )
+    const ready = {...plan('20.10.24'), actions: plan('20.10.24').actions.slice(1)}
+    expect(await enginePhase.preview?.(ready, context(runner, '20.10.24'))).toEqual([
+      'Installing the engine also removes docker-compose-plugin (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.'
+    ])
+    expect(runner.lines()).toEqual([
+      'apt-cache madison docker.io',
+      'apt-get -s -q install --no-install-recommends docker.io=20.10.24+dfsg1-1+deb12u1+b6'
+    ])
+    expect(runner.calls.some(c => c.options.root)).toBe(false)
+
+    // With an update planned first the lists are not the ones the install reads: no guess.
+    const before = new FakeRunner([], false)
+    expect(await enginePhase.preview?.(plan('20.10.24'), context(before, '20.10.24'))).toEqual([])
+    expect(before.calls).toEqual([])
+  })
 })

@@ -59,6 +59,7 @@ function fakePhase(
     fail?: 'detect' | 'apply'
     onDetect?: (outputs: object) => void
     shows?: Fact[]
+    preview?: string[]
   } = {}
 ): Phase<unknown, string, PhasePlan> {
   const steps = (o.steps ?? []).map(description => ({description}))
@@ -75,6 +76,12 @@ function fakePhase(
       calls.push(`${name}: plan ${facts}`)
       return {found: `${name} found`, steps, warnings: []}
     },
+    ...(o.preview && {
+      preview: () => {
+        calls.push(`${name}: preview`)
+        return Promise.resolve(o.preview ?? [])
+      }
+    }),
     apply: () => {
       calls.push(`${name}: apply`)
       if (o.fail === 'apply') return Promise.reject(new HostError(`${name} broke`))
@@ -109,12 +116,19 @@ describe('the main step', () => {
       lockHost: lock.lockHost,
       stages: (_inputs, shared) =>
         ['engine', 'daemon'].map(n =>
-          stage(fakePhase(n, calls, {steps: [`change ${n}`]}), {...shared, inputs: undefined})
+          stage(
+            fakePhase(n, calls, {
+              steps: [`change ${n}`],
+              preview: n === 'engine' ? ['apt also removes old-engine'] : undefined
+            }),
+            {...shared, inputs: undefined}
+          )
         )
     })
     expect(calls).toEqual([
       'engine: detect',
       'engine: plan engine facts',
+      'engine: preview',
       'daemon: detect',
       'daemon: plan daemon facts'
     ])
@@ -123,9 +137,11 @@ describe('the main step', () => {
     expect(core.record.failed).toEqual([])
     expect(core.record.summaries[0]).toContain('📝 dry run: nothing was changed')
     expect(core.record.summaries[0]).toContain(
-      '| engine | 📝 would change: 1 step | engine found |'
+      '| engine | 📝 would change: 2 steps | engine found |'
     )
-    expect(core.record.summaries[0]).toContain('- engine\n  - change engine\n')
+    expect(core.record.summaries[0]).toContain(
+      '- engine\n  - change engine\n  - apt also removes old-engine\n'
+    )
   })
 
   it('never applies in a dry run of the real phases: every command it runs only reads', async () => {
@@ -180,15 +196,17 @@ describe('the main step', () => {
           }),
           {...shared, inputs: undefined}
         ),
-        stage(fakePhase('daemon', calls, {steps: ['write'], fail: 'apply'}), {
-          ...shared,
-          inputs: undefined
-        }),
+        stage(
+          fakePhase('daemon', calls, {steps: ['write'], fail: 'apply', preview: ['dry runs only']}),
+          {...shared, inputs: undefined}
+        ),
         stage(fakePhase('registry', calls), {...shared, inputs: undefined})
       ]
     })
     expect(core.record.failed).toEqual(['daemon broke'])
     expect(calls).not.toContain('registry: detect')
+    expect(calls).toContain('daemon: apply')
+    expect(calls).not.toContain('daemon: preview')
     expect(lock.released).toBe(1)
     expect([...core.record.outputs.keys()]).toEqual([...OUTPUT_NAMES])
     expect(core.record.outputs.get('docker-version')).toBe('27.3.1')

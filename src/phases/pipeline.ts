@@ -66,6 +66,11 @@ export interface Phase<I, Facts, Plan extends PhasePlan> {
   plan(facts: Facts, ctx: PlanContext<I>): Plan
   /** Reports what the plan already knows (outputs, log lines), dry run or not; changes nothing. */
   planned?(plan: Plan, ctx: PhaseContext<I>): void
+  /**
+   * In a dry run only: more changes the plan implies that a read-only probe can tell (apt's
+   * simulation), added to the plan's list; changes nothing.
+   */
+  preview?(plan: Plan, ctx: PhaseContext<I>): Promise<string[]>
   /** Carries out the plan (only called when it has steps and this is not a dry run). */
   apply(plan: Plan, ctx: PhaseContext<I>): Promise<void>
   /** Proves the result (after apply); returns what to show as the phase's final state. */
@@ -136,8 +141,9 @@ async function runPhase<I, F, P extends PhasePlan>(
     report.result = plan.found
     return
   }
+  if (dryRun) report.changes.push(...((await phase.preview?.(plan, ctx)) ?? []))
   core.info(`${dryRun ? 'Would change' : 'Plan'}:`)
-  for (const step of plan.steps) core.info(`  - ${step.description}`)
+  for (const change of report.changes) core.info(`  - ${change}`)
   if (dryRun) {
     report.status = 'would change'
     report.result = 'dry run: nothing changed'

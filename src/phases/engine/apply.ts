@@ -96,28 +96,40 @@ async function resolveInstall(
 }
 
 /**
- * Says which packages apt would remove beyond those the plan removes itself (they depend on or
- * conflict with what is installed), before anything is stopped, removed or installed.
+ * The packages apt would remove beyond those the plan removes itself (they depend on or conflict
+ * with what is installed): apt's simulation, read-only.
  */
-async function reportImplicitRemovals(
+async function implicitRemovals(
   ctx: Ctx,
   p: EnginePlan,
-  installArgs: string[]
-): Promise<void> {
+  installArgs: readonly string[]
+): Promise<string[]> {
   const debs = p.actions.find(a => a.kind === 'install-debs')
   const removals =
     debs?.kind === 'install-debs'
       ? await simulatedRemovals(ctx.runner, debs.files, await noSourcesOptions(ctx.host.tempDir))
       : installArgs.length > 0
-        ? await simulatedRemovals(ctx.runner, installArgs)
+        ? await simulatedRemovals(ctx.runner, [...installArgs])
         : []
   const planned = p.actions.flatMap(a => (a.kind === 'remove' ? a.packages : []))
-  const implicit = removals.filter(n => !planned.includes(n))
-  if (implicit.length > 0) {
-    ctx.warn(
-      `Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`
-    )
-  }
+  return removals.filter(n => !planned.includes(n))
+}
+
+function implicitRemovalsLine(implicit: readonly string[]): string {
+  return `Installing the engine also removes ${implicit.join(', ')} (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.`
+}
+
+/**
+ * A dry run's preview of what apt itself adds to the plan: the packages it would remove too. Only
+ * when the install reads the package lists as they are now (no repository added, no update first):
+ * otherwise the simulation would answer for lists the real run does not use.
+ */
+export async function previewEngine(p: EnginePlan, ctx: Ctx): Promise<string[]> {
+  if (p.actions.some(a => a.kind === 'docker-repo' || a.kind === 'apt-update')) return []
+  const install = p.actions.find(a => a.kind === 'install')
+  const installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
+  const implicit = await implicitRemovals(ctx, p, installArgs)
+  return implicit.length > 0 ? [implicitRemovalsLine(implicit)] : []
 }
 
 /** Steps that stop or remove something: pins are resolved (and may fail) before the first of them. */
@@ -232,7 +244,9 @@ export async function applyEngine(p: EnginePlan, ctx: Ctx): Promise<void> {
     for (const action of p.actions) {
       if (DESTRUCTIVE.has(action.kind) && installArgs === undefined) {
         installArgs = install?.kind === 'install' ? await resolveInstall(ctx, install) : []
-        await reportImplicitRemovals(ctx, p, installArgs)
+        // Named before anything is stopped, removed or installed.
+        const implicit = await implicitRemovals(ctx, p, installArgs)
+        if (implicit.length > 0) ctx.warn(implicitRemovalsLine(implicit))
       }
       await applyAction(ctx, action, installArgs, p.packagesChange)
       if (action.kind === 'unhold') unheld.push(...action.packages)

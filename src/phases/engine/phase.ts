@@ -1,6 +1,6 @@
 import {defaultDockerAptUrl} from '../../system/os-release.js'
 import type {Phase} from '../pipeline.js'
-import {applyEngine, verifyEngine} from './apply.js'
+import {applyEngine, previewEngine, verifyEngine} from './apply.js'
 import {detectEngine} from './detect.js'
 import type {EngineInputs} from './inputs.js'
 import {dockerUsers, planEngine, type EngineFacts, type EnginePlan} from './plan.js'
@@ -16,6 +16,7 @@ export const enginePhase: Phase<EngineInputs, EngineFacts, EnginePlan> = {
       inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os),
       dockerUsers(inputs, host.user)
     ),
+  preview: previewEngine,
   apply: applyEngine,
   verify: verifyEngine
 }
