@@ -39358,8 +39358,12 @@ class LayerEncoder {
     size = 0;
     /** Each queued block's promise: compressed and handed to the sink. */
     queued = [];
-    /** Per block: whether it was compressed at the fast level, and whether that paid. */
+    /**
+     * Per block of the last IN_FLIGHT: whether it was compressed at the fast level, and whether that
+     * paid. A window, so that a layer of any size keeps only a few.
+     */
     judged = [];
+    blocks = 0;
     compressible = true;
     written = Promise.resolve();
     error;
@@ -39383,13 +39387,13 @@ class LayerEncoder {
             throw this.error;
     }
     /**
-     * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
-     * before it), so the same layer always gives the same bytes.
+     * The level of block `n`, from the block IN_FLIGHT before it (done whatever the timing), so the
+     * same layer always gives the same bytes. Blocks are taken one at a time, in order.
      */
     async levelOf(n) {
         if (n >= IN_FLIGHT) {
-            const seen = await this.judged[n - IN_FLIGHT];
-            if (seen.probed)
+            const seen = await this.judged.shift();
+            if (seen?.probed)
                 this.compressible = seen.worth;
         }
         return this.compressible || n % REPROBE === 0 ? LEVEL : 0;
@@ -39398,7 +39402,7 @@ class LayerEncoder {
         this.crc = external_node_zlib_.crc32(data, this.crc);
         const dictionary = this.previous;
         this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined;
-        const n = this.judged.length;
+        const n = this.blocks++;
         const level = await this.levelOf(n);
         const out = deflateRaw(data, {
             level,

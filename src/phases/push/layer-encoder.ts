@@ -45,8 +45,12 @@ export class LayerEncoder {
   private size = 0
   /** Each queued block's promise: compressed and handed to the sink. */
   private readonly queued: Promise<void>[] = []
-  /** Per block: whether it was compressed at the fast level, and whether that paid. */
+  /**
+   * Per block of the last IN_FLIGHT: whether it was compressed at the fast level, and whether that
+   * paid. A window, so that a layer of any size keeps only a few.
+   */
   private readonly judged: Promise<{probed: boolean; worth: boolean}>[] = []
+  private blocks = 0
   private compressible = true
   private written: Promise<void> = Promise.resolve()
   private error?: Error
@@ -73,13 +77,13 @@ export class LayerEncoder {
   }
 
   /**
-   * The level of block `n`, from blocks that are done whatever the timing (those IN_FLIGHT or more
-   * before it), so the same layer always gives the same bytes.
+   * The level of block `n`, from the block IN_FLIGHT before it (done whatever the timing), so the
+   * same layer always gives the same bytes. Blocks are taken one at a time, in order.
    */
   private async levelOf(n: number): Promise<number> {
     if (n >= IN_FLIGHT) {
-      const seen = await this.judged[n - IN_FLIGHT]
-      if (seen.probed) this.compressible = seen.worth
+      const seen = await this.judged.shift()
+      if (seen?.probed) this.compressible = seen.worth
     }
     return this.compressible || n % REPROBE === 0 ? LEVEL : 0
   }
@@ -88,7 +92,7 @@ export class LayerEncoder {
     this.crc = zlib.crc32(data, this.crc)
     const dictionary = this.previous
     this.previous = data.length >= DICTIONARY_BYTES ? data.subarray(-DICTIONARY_BYTES) : undefined
-    const n = this.judged.length
+    const n = this.blocks++
     const level = await this.levelOf(n)
     const out = deflateRaw(data, {
       level,
