@@ -31807,7 +31807,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5036);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1991);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31827,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5036:
+/***/ 1991:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38454,12 +38454,183 @@ function repoDigest(repoDigests, target) {
     return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
 }
 
+;// CONCATENATED MODULE: ./src/phases/push/registry-http.ts
+
+
+/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
+class RegistryError extends errors/* HostError */.dh {
+    transient;
+    status;
+    constructor(message, transient, status) {
+        super(message);
+        this.transient = transient;
+        this.status = status;
+        this.name = 'RegistryError';
+    }
+}
+/** How long a registry may stay silent before a request fails (a transient failure). */
+const TIMEOUT_MS = 60_000;
+/** A header's value (the first, when repeated). */
+function header(h, name) {
+    const v = h[name];
+    return Array.isArray(v) ? v[0] : v;
+}
+/** Reads an answer whole. */
+function readReply(res) {
+    return new Promise((resolve, reject) => {
+        const chunks = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+    });
+}
+/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
+function registrySays(body) {
+    try {
+        const json = JSON.parse(body.toString('utf8'));
+        const e = json.errors?.[0];
+        if (e)
+            return `: ${[e.code, e.message].filter(Boolean).join(': ')}`;
+    }
+    catch {
+        // Not JSON: the status line says enough.
+    }
+    return '';
+}
+/** A request that failed before an answer (refused, reset, timed out) as a RegistryError. */
+function networkError(e, what) {
+    if (e instanceof RegistryError)
+        return e;
+    const err = e;
+    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message));
+}
+
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 // EXTERNAL MODULE: external "node:tls"
 var external_node_tls_ = __nccwpck_require__(1692);
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/phases/push/blob-upload.ts
+/**
+ * One streamed blob upload: a chunked PATCH whose body is written as the layer is read, in large
+ * pieces from two reused buffers, stopped as soon as the registry refuses it, then committed under
+ * its digest.
+ */
+
+
+
+
+
+
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20;
+/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+class BlobUpload {
+    target;
+    hash;
+    req;
+    answered;
+    /** Fails once the registry has answered: while the body is still written, that is a refusal. */
+    refused;
+    location;
+    host;
+    failed;
+    buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)];
+    writing = [undefined, undefined];
+    current = 0;
+    filled = 0;
+    size = 0;
+    constructor(target) {
+        this.target = target;
+        const { location, auth, agent } = target;
+        this.location = location;
+        this.host = target.host;
+        if (target.digest === undefined)
+            this.hash = (0,external_node_crypto_.createHash)('sha256');
+        lib_core/* debug */.Yz(`http: PATCH ${location.replace(/\?.*$/, '')}`);
+        const mod = location.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
+        this.req = mod.request(location, {
+            method: 'PATCH',
+            agent,
+            timeout: TIMEOUT_MS,
+            headers: { 'Content-Type': 'application/octet-stream', ...(auth ? { Authorization: auth } : {}) }
+        });
+        this.answered = new Promise((resolve, reject) => {
+            this.req.on('response', res => resolve(readReply(res)));
+            this.req.on('timeout', () => this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`)));
+            this.req.on('error', e => {
+                this.failed = e;
+                reject(e);
+            });
+        });
+        // Seen through failed/finish; an unhandled rejection here would end the process.
+        this.answered.catch(() => undefined);
+        // The registry answering before the body ends means it refused the upload: writes stop.
+        this.refused = this.answered.then(r => {
+            throw new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        });
+        this.refused.catch(() => undefined);
+    }
+    /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
+    async write(chunk) {
+        if (this.failed)
+            throw networkError(this.failed, `uploading to ${this.host}`);
+        this.hash?.update(chunk);
+        this.size += chunk.length;
+        for (let at = 0; at < chunk.length;) {
+            const copied = chunk.copy(this.buffers[this.current], this.filled, at);
+            this.filled += copied;
+            at += copied;
+            if (this.filled === WRITE_BYTES)
+                await this.flush();
+        }
+    }
+    /**
+     * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+     * has taken what was written from it (two buffers reused: no allocation per piece).
+     */
+    async flush() {
+        if (this.filled === 0)
+            return;
+        const piece = this.buffers[this.current].subarray(0, this.filled);
+        this.writing[this.current] = new Promise((resolve, reject) => this.req.write(piece, e => (e ? reject(e) : resolve())));
+        this.writing[this.current]?.catch(() => undefined);
+        this.current = this.current === 0 ? 1 : 0;
+        this.filled = 0;
+        await Promise.race([this.writing[this.current], this.refused]).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+    }
+    /** Ends the body and commits the blob; returns its digest and size. */
+    async finish() {
+        await this.flush();
+        await Promise.all(this.writing.filter(w => w !== undefined)).catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+        this.req.end();
+        const r = await this.answered.catch((e) => {
+            throw networkError(e, `uploading to ${this.host}`);
+        });
+        const location = header(r.headers, 'location');
+        if (r.status !== 202 || location === undefined) {
+            throw new RegistryError(`PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        }
+        const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`;
+        await this.target.commit(new URL(location, this.location).toString(), digest);
+        return { digest, size: this.size };
+    }
+    /** Gives up: the registry drops the unfinished upload. */
+    abort() {
+        this.req.destroy();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/transport.ts
 /**
  * How the daemon would reach a registry (pure): secure or insecure from its registry settings,
@@ -38690,54 +38861,14 @@ function agentsTakeProxies(version = process.versions.node) {
     const [major, minor] = version.split('.').map(Number);
     return major > 24 || (major === 24 && minor >= 5);
 }
-/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
-class RegistryError extends errors/* HostError */.dh {
-    transient;
-    status;
-    constructor(message, transient, status) {
-        super(message);
-        this.transient = transient;
-        this.status = status;
-        this.name = 'RegistryError';
-    }
-}
-const TIMEOUT_MS = 60_000;
 /** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
 const COMMIT_TIMEOUT_MS = 600_000;
-/**
- * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
- * writes cost this process and the registry far fewer system calls.
- */
-const WRITE_BYTES = 1 << 20;
-function header(h, name) {
-    const v = h[name];
-    return Array.isArray(v) ? v[0] : v;
-}
 function parseChallenge(text) {
     const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '');
     if (!m)
         return undefined;
     const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]));
     return { scheme: m[1].toLowerCase(), params };
-}
-/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
-function registrySays(body) {
-    try {
-        const json = JSON.parse(body.toString('utf8'));
-        const e = json.errors?.[0];
-        if (e)
-            return `: ${[e.code, e.message].filter(Boolean).join(': ')}`;
-    }
-    catch {
-        // Not JSON: the status line says enough.
-    }
-    return '';
-}
-function networkError(e, what) {
-    if (e instanceof RegistryError)
-        return e;
-    const err = e;
-    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message));
 }
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
 class RegistryClient {
@@ -38809,10 +38940,7 @@ class RegistryClient {
         return new Promise((resolve, reject) => {
             const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
             const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, res => {
-                const chunks = [];
-                res.on('data', (d) => chunks.push(d));
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-                res.on('error', reject);
+                readReply(res).then(resolve, reject);
             });
             req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
             req.on('error', reject);
@@ -39038,110 +39166,7 @@ class RegistryClient {
             a.destroy();
     }
 }
-/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
-class BlobUpload {
-    target;
-    hash;
-    req;
-    answered;
-    location;
-    host;
-    failed;
-    buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)];
-    writing = [undefined, undefined];
-    current = 0;
-    filled = 0;
-    size = 0;
-    constructor(target) {
-        this.target = target;
-        const { location, auth, agent } = target;
-        this.location = location;
-        this.host = target.host;
-        if (target.digest === undefined)
-            this.hash = (0,external_node_crypto_.createHash)('sha256');
-        lib_core/* debug */.Yz(`http: PATCH ${location.replace(/\?.*$/, '')}`);
-        const mod = location.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
-        this.req = mod.request(location, {
-            method: 'PATCH',
-            agent,
-            timeout: TIMEOUT_MS,
-            headers: { 'Content-Type': 'application/octet-stream', ...(auth ? { Authorization: auth } : {}) }
-        });
-        this.answered = new Promise((resolve, reject) => {
-            this.req.on('response', res => {
-                const chunks = [];
-                res.on('data', (d) => chunks.push(d));
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-            });
-            this.req.on('timeout', () => this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`)));
-            this.req.on('error', e => {
-                this.failed = e;
-                reject(e);
-            });
-        });
-        // Seen through failed/finish; an unhandled rejection here would end the process.
-        this.answered.catch(() => undefined);
-    }
-    /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
-    async write(chunk) {
-        if (this.failed)
-            throw networkError(this.failed, `uploading to ${this.host}`);
-        this.hash?.update(chunk);
-        this.size += chunk.length;
-        for (let at = 0; at < chunk.length;) {
-            const copied = chunk.copy(this.buffers[this.current], this.filled, at);
-            this.filled += copied;
-            at += copied;
-            if (this.filled === WRITE_BYTES)
-                await this.flush();
-        }
-    }
-    /**
-     * Sends the filled buffer as one piece of the body and switches to the other, once the socket
-     * has taken what was written from it (two buffers reused: no allocation per piece).
-     */
-    async flush() {
-        if (this.filled === 0)
-            return;
-        const piece = this.buffers[this.current].subarray(0, this.filled);
-        this.writing[this.current] = new Promise((resolve, reject) => this.req.write(piece, e => (e ? reject(e) : resolve())));
-        this.writing[this.current]?.catch(() => undefined);
-        this.current = this.current === 0 ? 1 : 0;
-        this.filled = 0;
-        // The registry answering before the body ends means it refused the upload: stop writing.
-        const early = this.answered.then(r => {
-            throw new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
-        });
-        await Promise.race([this.writing[this.current], early]).catch((e) => {
-            throw networkError(e, `uploading to ${this.host}`);
-        });
-    }
-    /** Ends the body and commits the blob; returns its digest and size. */
-    async finish() {
-        await this.flush();
-        await Promise.all(this.writing.filter(w => w !== undefined)).catch((e) => {
-            throw networkError(e, `uploading to ${this.host}`);
-        });
-        this.req.end();
-        const r = await this.answered.catch((e) => {
-            throw networkError(e, `uploading to ${this.host}`);
-        });
-        const location = header(r.headers, 'location');
-        if (r.status !== 202 || location === undefined) {
-            throw new RegistryError(`PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
-        }
-        const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`;
-        await this.target.commit(new URL(location, this.location).toString(), digest);
-        return { digest, size: this.size };
-    }
-    /** Gives up: the registry drops the unfinished upload. */
-    abort() {
-        this.req.destroy();
-    }
-}
 
-// EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
 ;// CONCATENATED MODULE: ./src/phases/push/registries.ts
 /**
  * Opens one registry client per registry the targets name, reaching each as this host's daemon

@@ -1,5 +1,6 @@
 import {afterEach, describe, expect, it} from '@jest/globals'
-import {RegistryClient, RegistryError} from '../../src/phases/push/registry-api.js'
+import {RegistryClient} from '../../src/phases/push/registry-api.js'
+import {RegistryError} from '../../src/phases/push/registry-http.js'
 import type {Scheme} from '../../src/phases/push/transport.js'
 import {FakeRegistry} from './fake-registry.js'
 

@@ -2,7 +2,8 @@ import {randomBytes} from 'node:crypto'
 import {gunzipSync, gzipSync} from 'node:zlib'
 import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
 import {MEDIA} from '../../src/phases/push/manifest.js'
-import {RegistryClient, RegistryError} from '../../src/phases/push/registry-api.js'
+import {RegistryClient} from '../../src/phases/push/registry-api.js'
+import {RegistryError} from '../../src/phases/push/registry-http.js'
 import {
   cliExporter,
   RegistryMemory,

@@ -11,7 +11,7 @@ import type {Login, PushSettings} from './inputs.js'
 import {configDiffIds, portableLayer} from './manifest.js'
 import type {LocalImage, PushPlan} from './plan.js'
 import {backoffSeconds, isTransient, parsePushOutput, type PushResult} from './push-result.js'
-import {RegistryError} from './registry-api.js'
+import {RegistryError} from './registry-http.js'
 import {closeRegistries, registryClient, remoteImage} from './registries.js'
 import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import {

@@ -3,15 +3,23 @@
  * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
  * cross-repository mounts and streamed blob uploads.
  */
-import {createHash, type Hash} from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as tls from 'node:tls'
 import * as core from '@actions/core'
 import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
-import {HostError} from '../../errors.js'
 import {MANIFEST_ACCEPT, parseManifest, sha256Digest, type RemoteManifest} from './manifest.js'
-import {isTransientHttp, isTransientNetwork} from './push-result.js'
+import {BlobUpload} from './blob-upload.js'
+import {isTransientHttp} from './push-result.js'
+import {
+  header,
+  networkError,
+  readReply,
+  RegistryError,
+  registrySays,
+  TIMEOUT_MS,
+  type Reply
+} from './registry-http.js'
 import {proxyFor, type Scheme} from './transport.js'
 
 /** How to reach one registry: schemes in order, extra CAs and client certificate, credentials. */
@@ -50,23 +58,8 @@ function agentsTakeProxies(version = process.versions.node): boolean {
   return major > 24 || (major === 24 && minor >= 5)
 }
 
-/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
-export class RegistryError extends HostError {
-  constructor(
-    message: string,
-    readonly transient: boolean,
-    readonly status?: number
-  ) {
-    super(message)
-    this.name = 'RegistryError'
-  }
-}
-
-interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: Buffer
-}
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000
 
 interface Challenge {
   scheme: 'basic' | 'bearer'
@@ -82,43 +75,11 @@ interface RequestOptions {
   timeoutMs?: number
 }
 
-const TIMEOUT_MS = 60_000
-/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
-const COMMIT_TIMEOUT_MS = 600_000
-/**
- * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
- * writes cost this process and the registry far fewer system calls.
- */
-const WRITE_BYTES = 1 << 20
-
-function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
-  const v = h[name]
-  return Array.isArray(v) ? v[0] : v
-}
-
 function parseChallenge(text: string | undefined): Challenge | undefined {
   const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '')
   if (!m) return undefined
   const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]))
   return {scheme: m[1].toLowerCase() as 'basic' | 'bearer', params}
-}
-
-/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
-function registrySays(body: Buffer): string {
-  try {
-    const json = JSON.parse(body.toString('utf8')) as {errors?: {code?: string; message?: string}[]}
-    const e = json.errors?.[0]
-    if (e) return `: ${[e.code, e.message].filter(Boolean).join(': ')}`
-  } catch {
-    // Not JSON: the status line says enough.
-  }
-  return ''
-}
-
-function networkError(e: unknown, what: string): RegistryError {
-  if (e instanceof RegistryError) return e
-  const err = e as NodeJS.ErrnoException
-  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message))
 }
 
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
@@ -203,12 +164,7 @@ export class RegistryClient {
     return new Promise((resolve, reject) => {
       const mod = url.startsWith('https:') ? https : http
       const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, res => {
-        const chunks: Buffer[] = []
-        res.on('data', (d: Buffer) => chunks.push(d))
-        res.on('end', () =>
-          resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
-        )
-        res.on('error', reject)
+        readReply(res).then(resolve, reject)
       })
       req.on('timeout', () =>
         req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
@@ -458,131 +414,5 @@ export class RegistryClient {
   close(): void {
     this.agent?.destroy()
     for (const a of this.otherAgents.values()) a.destroy()
-  }
-}
-
-/** What a streamed upload needs: where, how to authenticate, and how to commit. */
-interface UploadTarget {
-  location: string
-  auth?: string
-  agent?: http.Agent
-  host: string
-  /** The digest when known before the bytes are read (then they are not hashed here). */
-  digest?: string
-  commit(location: string, digest: string): Promise<void>
-}
-
-/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
-export class BlobUpload {
-  private readonly hash?: Hash
-  private readonly req: http.ClientRequest
-  private readonly answered: Promise<Reply>
-  private readonly location: string
-  private readonly host: string
-  private failed?: Error
-  private readonly buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)]
-  private readonly writing: (Promise<void> | undefined)[] = [undefined, undefined]
-  private current = 0
-  private filled = 0
-  size = 0
-
-  constructor(private readonly target: UploadTarget) {
-    const {location, auth, agent} = target
-    this.location = location
-    this.host = target.host
-    if (target.digest === undefined) this.hash = createHash('sha256')
-    core.debug(`http: PATCH ${location.replace(/\?.*$/, '')}`)
-    const mod = location.startsWith('https:') ? https : http
-    this.req = mod.request(location, {
-      method: 'PATCH',
-      agent,
-      timeout: TIMEOUT_MS,
-      headers: {'Content-Type': 'application/octet-stream', ...(auth ? {Authorization: auth} : {})}
-    })
-    this.answered = new Promise<Reply>((resolve, reject) => {
-      this.req.on('response', res => {
-        const chunks: Buffer[] = []
-        res.on('data', (d: Buffer) => chunks.push(d))
-        res.on('end', () =>
-          resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
-        )
-      })
-      this.req.on('timeout', () =>
-        this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`))
-      )
-      this.req.on('error', e => {
-        this.failed = e
-        reject(e)
-      })
-    })
-    // Seen through failed/finish; an unhandled rejection here would end the process.
-    this.answered.catch(() => undefined)
-  }
-
-  /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
-  async write(chunk: Buffer): Promise<void> {
-    if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
-    this.hash?.update(chunk)
-    this.size += chunk.length
-    for (let at = 0; at < chunk.length;) {
-      const copied = chunk.copy(this.buffers[this.current], this.filled, at)
-      this.filled += copied
-      at += copied
-      if (this.filled === WRITE_BYTES) await this.flush()
-    }
-  }
-
-  /**
-   * Sends the filled buffer as one piece of the body and switches to the other, once the socket
-   * has taken what was written from it (two buffers reused: no allocation per piece).
-   */
-  private async flush(): Promise<void> {
-    if (this.filled === 0) return
-    const piece = this.buffers[this.current].subarray(0, this.filled)
-    this.writing[this.current] = new Promise<void>((resolve, reject) =>
-      this.req.write(piece, e => (e ? reject(e) : resolve()))
-    )
-    this.writing[this.current]?.catch(() => undefined)
-    this.current = this.current === 0 ? 1 : 0
-    this.filled = 0
-    // The registry answering before the body ends means it refused the upload: stop writing.
-    const early = this.answered.then(r => {
-      throw new RegistryError(
-        `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
-        isTransientHttp(r.status),
-        r.status
-      )
-    })
-    await Promise.race([this.writing[this.current], early]).catch((e: unknown) => {
-      throw networkError(e, `uploading to ${this.host}`)
-    })
-  }
-
-  /** Ends the body and commits the blob; returns its digest and size. */
-  async finish(): Promise<{digest: string; size: number}> {
-    await this.flush()
-    await Promise.all(this.writing.filter(w => w !== undefined)).catch((e: unknown) => {
-      throw networkError(e, `uploading to ${this.host}`)
-    })
-    this.req.end()
-    const r = await this.answered.catch((e: unknown) => {
-      throw networkError(e, `uploading to ${this.host}`)
-    })
-    const location = header(r.headers, 'location')
-    if (r.status !== 202 || location === undefined) {
-      throw new RegistryError(
-        `PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`,
-        isTransientHttp(r.status),
-        r.status
-      )
-    }
-    const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`
-    await this.target.commit(new URL(location, this.location).toString(), digest)
-    return {digest, size: this.size}
-  }
-
-  /** Gives up: the registry drops the unfinished upload. */
-  abort(): void {
-    this.req.destroy()
   }
 }

@@ -18,7 +18,8 @@ import {
   sha256Digest,
   type Descriptor
 } from './manifest.js'
-import type {BlobUpload, RegistryClient} from './registry-api.js'
+import type {BlobUpload} from './blob-upload.js'
+import type {RegistryClient} from './registry-api.js'
 import {pieces, tarEntries, type TarEntry} from './tar-stream.js'
 
 /** One image to put into one registry, under one or more repository tags. */

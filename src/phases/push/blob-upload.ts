@@ -1,0 +1,148 @@
+/**
+ * One streamed blob upload: a chunked PATCH whose body is written as the layer is read, in large
+ * pieces from two reused buffers, stopped as soon as the registry refuses it, then committed under
+ * its digest.
+ */
+import {createHash, type Hash} from 'node:crypto'
+import * as http from 'node:http'
+import * as https from 'node:https'
+import * as core from '@actions/core'
+import {isTransientHttp} from './push-result.js'
+import {
+  header,
+  networkError,
+  readReply,
+  RegistryError,
+  registrySays,
+  TIMEOUT_MS,
+  type Reply
+} from './registry-http.js'
+
+/**
+ * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger
+ * writes cost this process and the registry far fewer system calls.
+ */
+const WRITE_BYTES = 1 << 20
+
+/** What a streamed upload needs: where, how to authenticate, and how to commit. */
+export interface UploadTarget {
+  location: string
+  auth?: string
+  agent?: http.Agent
+  host: string
+  /** The digest when known before the bytes are read (then they are not hashed here). */
+  digest?: string
+  commit(location: string, digest: string): Promise<void>
+}
+
+/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+export class BlobUpload {
+  private readonly hash?: Hash
+  private readonly req: http.ClientRequest
+  private readonly answered: Promise<Reply>
+  /** Fails once the registry has answered: while the body is still written, that is a refusal. */
+  private readonly refused: Promise<never>
+  private readonly location: string
+  private readonly host: string
+  private failed?: Error
+  private readonly buffers = [Buffer.allocUnsafe(WRITE_BYTES), Buffer.allocUnsafe(WRITE_BYTES)]
+  private readonly writing: (Promise<void> | undefined)[] = [undefined, undefined]
+  private current = 0
+  private filled = 0
+  size = 0
+
+  constructor(private readonly target: UploadTarget) {
+    const {location, auth, agent} = target
+    this.location = location
+    this.host = target.host
+    if (target.digest === undefined) this.hash = createHash('sha256')
+    core.debug(`http: PATCH ${location.replace(/\?.*$/, '')}`)
+    const mod = location.startsWith('https:') ? https : http
+    this.req = mod.request(location, {
+      method: 'PATCH',
+      agent,
+      timeout: TIMEOUT_MS,
+      headers: {'Content-Type': 'application/octet-stream', ...(auth ? {Authorization: auth} : {})}
+    })
+    this.answered = new Promise<Reply>((resolve, reject) => {
+      this.req.on('response', res => resolve(readReply(res)))
+      this.req.on('timeout', () =>
+        this.req.destroy(new Error(`timed out: no progress within ${TIMEOUT_MS / 1000} s`))
+      )
+      this.req.on('error', e => {
+        this.failed = e
+        reject(e)
+      })
+    })
+    // Seen through failed/finish; an unhandled rejection here would end the process.
+    this.answered.catch(() => undefined)
+    // The registry answering before the body ends means it refused the upload: writes stop.
+    this.refused = this.answered.then(r => {
+      throw new RegistryError(
+        `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
+        isTransientHttp(r.status),
+        r.status
+      )
+    })
+    this.refused.catch(() => undefined)
+  }
+
+  /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
+    this.hash?.update(chunk)
+    this.size += chunk.length
+    for (let at = 0; at < chunk.length;) {
+      const copied = chunk.copy(this.buffers[this.current], this.filled, at)
+      this.filled += copied
+      at += copied
+      if (this.filled === WRITE_BYTES) await this.flush()
+    }
+  }
+
+  /**
+   * Sends the filled buffer as one piece of the body and switches to the other, once the socket
+   * has taken what was written from it (two buffers reused: no allocation per piece).
+   */
+  private async flush(): Promise<void> {
+    if (this.filled === 0) return
+    const piece = this.buffers[this.current].subarray(0, this.filled)
+    this.writing[this.current] = new Promise<void>((resolve, reject) =>
+      this.req.write(piece, e => (e ? reject(e) : resolve()))
+    )
+    this.writing[this.current]?.catch(() => undefined)
+    this.current = this.current === 0 ? 1 : 0
+    this.filled = 0
+    await Promise.race([this.writing[this.current], this.refused]).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+  }
+
+  /** Ends the body and commits the blob; returns its digest and size. */
+  async finish(): Promise<{digest: string; size: number}> {
+    await this.flush()
+    await Promise.all(this.writing.filter(w => w !== undefined)).catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+    this.req.end()
+    const r = await this.answered.catch((e: unknown) => {
+      throw networkError(e, `uploading to ${this.host}`)
+    })
+    const location = header(r.headers, 'location')
+    if (r.status !== 202 || location === undefined) {
+      throw new RegistryError(
+        `PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`,
+        isTransientHttp(r.status),
+        r.status
+      )
+    }
+    const digest = this.target.digest ?? `sha256:${this.hash?.digest('hex') ?? ''}`
+    await this.target.commit(new URL(location, this.location).toString(), digest)
+    return {digest, size: this.size}
+  }
+
+  /** Gives up: the registry drops the unfinished upload. */
+  abort(): void {
+    this.req.destroy()
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * What every request to a registry shares: the error a failed one becomes (transient or not), the
+ * reply read whole, and the registry's own words about an error.
+ */
+import type * as http from 'node:http'
+import {HostError} from '../../errors.js'
+import {isTransientNetwork} from './push-result.js'
+
+/** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
+export class RegistryError extends HostError {
+  constructor(
+    message: string,
+    readonly transient: boolean,
+    readonly status?: number
+  ) {
+    super(message)
+    this.name = 'RegistryError'
+  }
+}
+
+/** A registry's answer, read whole (bodies here are small: JSON, manifests, errors). */
+export interface Reply {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: Buffer
+}
+
+/** How long a registry may stay silent before a request fails (a transient failure). */
+export const TIMEOUT_MS = 60_000
+
+/** A header's value (the first, when repeated). */
+export function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** Reads an answer whole. */
+export function readReply(res: http.IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    res.on('data', (d: Buffer) => chunks.push(d))
+    res.on('end', () =>
+      resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
+    )
+    res.on('error', reject)
+  })
+}
+
+/** The registry's own words about an error (`{"errors":[{"code","message"}]}`), if any. */
+export function registrySays(body: Buffer): string {
+  try {
+    const json = JSON.parse(body.toString('utf8')) as {errors?: {code?: string; message?: string}[]}
+    const e = json.errors?.[0]
+    if (e) return `: ${[e.code, e.message].filter(Boolean).join(': ')}`
+  } catch {
+    // Not JSON: the status line says enough.
+  }
+  return ''
+}
+
+/** A request that failed before an answer (refused, reset, timed out) as a RegistryError. */
+export function networkError(e: unknown, what: string): RegistryError {
+  if (e instanceof RegistryError) return e
+  const err = e as NodeJS.ErrnoException
+  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message))
+}
