@@ -33074,10 +33074,11 @@ function parseDuration(text) {
 /** The disk inputs: their action.yml defaults, their type, and their parser (pure). */
 
 
-/** min-free-space, prune-age and keep-label with their action.yml defaults. */
+/** min-free-space, prune-age, build-cache-cap and keep-label with their action.yml defaults. */
 const DISK_INPUTS = {
     'min-free-space': '',
     'prune-age': '24h',
+    'build-cache-cap': '10GB',
     'keep-label': 'org.docker-gpu-setup.keep'
 };
 function minFree(raw) {
@@ -33087,6 +33088,14 @@ function minFree(raw) {
     const bytes = parseSize(value);
     if (bytes === undefined || bytes <= 0) {
         fail('min-free-space', value, 'use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)');
+    }
+    return bytes;
+}
+function buildCacheCap(raw) {
+    const value = raw['build-cache-cap'].trim();
+    const bytes = /^0+$/.test(value) ? 0 : parseSize(value);
+    if (bytes === undefined) {
+        fail('build-cache-cap', value, 'use a size such as 10GB or 2GiB, or 0 (no build cache kept)');
     }
     return bytes;
 }
@@ -33107,9 +33116,14 @@ function keepLabel(raw) {
         fail('keep-label', value, 'use a label key such as org.example.keep, or key=value');
     return m[2] === undefined ? { key: m[1] } : { key: m[1], value: m[2] };
 }
-/** Validates min-free-space, prune-age and keep-label (pure); throws InputError. */
+/** Validates min-free-space, prune-age, build-cache-cap and keep-label (pure); throws InputError. */
 function parseDiskInputs(raw) {
-    return { minFreeSpace: minFree(raw), pruneAge: pruneAge(raw), keepLabel: keepLabel(raw) };
+    return {
+        minFreeSpace: minFree(raw),
+        pruneAge: pruneAge(raw),
+        buildCacheCap: buildCacheCap(raw),
+        keepLabel: keepLabel(raw)
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/inputs.ts
@@ -37083,8 +37097,6 @@ async function checkDisk(plan, ctx) {
 
 ;// CONCATENATED MODULE: ./src/phases/disk/plan.ts
 
-/** The build cache is pruned down to this many bytes (its entries older than prune-age first). */
-const BUILD_CACHE_CAP = 10e9;
 const STOPPED = new Set(['exited', 'created', 'dead']);
 function hasLabel(labels, match) {
     if (!match || !(match.key in labels))
@@ -37204,14 +37216,14 @@ function removalsAndKept(s, inv, now) {
     const images = topLevel(inv.images);
     const reasons = keptImages(r, images, keptContainers);
     const free = images.filter(i => !reasons.has(i.id));
-    const cache = inv.buildCache > BUILD_CACHE_CAP
+    const cache = inv.buildCache > s.buildCacheCap
         ? [
             {
                 tier: 2,
                 kind: 'build-cache',
-                keep: BUILD_CACHE_CAP,
-                label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
-                bytes: inv.buildCache - BUILD_CACHE_CAP
+                keep: s.buildCacheCap,
+                label: `build cache over the ${formatBytes(s.buildCacheCap)} cap`,
+                bytes: inv.buildCache - s.buildCacheCap
             }
         ]
         : [];
@@ -37243,7 +37255,7 @@ function keptSpace(r, images, reasons, containers) {
     for (const c of containers)
         add(STOPPED.has(c.state) ? 'stopped containers kept' : 'running containers', c.size);
     add('volumes (never pruned)', r.inv.volumes, 0);
-    add(`build cache up to the ${formatBytes(BUILD_CACHE_CAP)} cap`, Math.min(r.inv.buildCache, BUILD_CACHE_CAP), 0);
+    add(`build cache up to the ${formatBytes(r.s.buildCacheCap)} cap`, Math.min(r.inv.buildCache, r.s.buildCacheCap), 0);
     return [...kept.values()].filter(k => k.bytes > 0);
 }
 const KIND_STEP = {

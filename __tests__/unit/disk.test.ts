@@ -13,7 +13,6 @@ import {
   type ImageFact
 } from '../../src/phases/disk/inventory.js'
 import {
-  BUILD_CACHE_CAP,
   normalRef,
   planDisk,
   removalsAndKept,
@@ -46,6 +45,7 @@ function settings(o: Partial<DiskSettings> = {}): DiskSettings {
   return {
     minFreeSpace: 1e9,
     pruneAge: {seconds: 60, text: '1m'},
+    buildCacheCap: 10e9,
     keepLabel: {key: 'org.docker-gpu-setup.keep'},
     keepImages: [{ref: 'registry:3', why: "the action's registry images"}],
     managedLabel: 'org.docker-gpu-setup.managed',
@@ -207,27 +207,38 @@ describe('the removals the rules allow, in order', () => {
     ])
   })
 
-  it('prunes build cache over the cap, before unused images', () => {
+  it.each([
+    [10e9, '10.0 GB'],
+    [2 * 2 ** 30, '2.15 GB'],
+    [0, '0 B']
+  ])('prunes build cache over the cap (%d: %s), before unused images', (cap, shown) => {
     const inv: Inventory = {
       containers: [],
       images: [],
-      buildCache: BUILD_CACHE_CAP + 3e9,
+      buildCache: cap + 3e9,
       volumes: 5e9
     }
-    const {removals, kept} = removalsAndKept(settings(), inv, at('01:00:00'))
+    const {removals, kept} = removalsAndKept(settings({buildCacheCap: cap}), inv, at('01:00:00'))
     expect(removals).toEqual([
       {
         tier: 2,
         kind: 'build-cache',
-        keep: BUILD_CACHE_CAP,
-        label: 'build cache over the 10.0 GB cap',
+        keep: cap,
+        label: `build cache over the ${shown} cap`,
         bytes: 3e9
       }
     ])
     expect(kept).toEqual([
       {reason: 'volumes (never pruned)', count: 0, bytes: 5e9},
-      {reason: 'build cache up to the 10.0 GB cap', count: 0, bytes: BUILD_CACHE_CAP}
+      ...(cap > 0 ? [{reason: `build cache up to the ${shown} cap`, count: 0, bytes: cap}] : [])
     ])
+  })
+
+  it('keeps build cache at or under the cap', () => {
+    const inv: Inventory = {containers: [], images: [], buildCache: 2e9, volumes: 0}
+    const {removals, kept} = removalsAndKept(settings({buildCacheCap: 2e9}), inv, at('01:00:00'))
+    expect(removals).toEqual([])
+    expect(kept).toEqual([{reason: 'build cache up to the 2.00 GB cap', count: 0, bytes: 2e9}])
   })
 })
 

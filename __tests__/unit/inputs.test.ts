@@ -416,6 +416,16 @@ const BAD: [string, RawOverrides, string][] = [
     `Input 'prune-age' has an invalid value "": use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0`
   ],
   [
+    'build-cache-cap unit',
+    {'build-cache-cap': '10'},
+    `Input 'build-cache-cap' has an invalid value "10": use a size such as 10GB or 2GiB, or 0 (no build cache kept)`
+  ],
+  [
+    'build-cache-cap negative',
+    {'build-cache-cap': '-1GB'},
+    `Input 'build-cache-cap' has an invalid value "-1GB": use a size such as 10GB or 2GiB, or 0 (no build cache kept)`
+  ],
+  [
     'keep-label form',
     {'keep-label': 'keep me'},
     `Input 'keep-label' has an invalid value "keep me": use a label key such as org.example.keep, or key=value`
@@ -557,8 +567,12 @@ describe('parseInputs reads the GPU lease and disk inputs', () => {
     expect(disk({})).toEqual({
       minFreeSpace: undefined,
       pruneAge: {seconds: 86_400, text: '24h'},
+      buildCacheCap: 10e9,
       keepLabel: {key: 'org.docker-gpu-setup.keep'}
     })
+    expect(disk({'build-cache-cap': '2GiB'}).buildCacheCap).toBe(2 * 2 ** 30)
+    expect(disk({'build-cache-cap': '0'}).buildCacheCap).toBe(0)
+    expect(disk({'build-cache-cap': '0GB'}).buildCacheCap).toBe(0)
     expect(disk({'min-free-space': '20GB'}).minFreeSpace).toBe(20e9)
     expect(disk({'min-free-space': '1.5 TB'}).minFreeSpace).toBe(1.5e12)
     expect(disk({'min-free-space': '500MiB'}).minFreeSpace).toBe(500 * 2 ** 20)

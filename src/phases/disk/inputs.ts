@@ -2,10 +2,11 @@
 import {fail, optional, type RawInputs} from '../../input-fields.js'
 import {parseDuration, parseSize} from '../../docker/sizes.js'
 
-/** min-free-space, prune-age and keep-label with their action.yml defaults. */
+/** min-free-space, prune-age, build-cache-cap and keep-label with their action.yml defaults. */
 export const DISK_INPUTS = {
   'min-free-space': '',
   'prune-age': '24h',
+  'build-cache-cap': '10GB',
   'keep-label': 'org.docker-gpu-setup.keep'
 } as const
 
@@ -23,6 +24,8 @@ export interface DiskInputs {
   minFreeSpace?: number
   /** Nothing younger is pruned: seconds, and the text as given (for messages). */
   pruneAge: {seconds: number; text: string}
+  /** Bytes of build cache kept when space is freed (0: none beyond prune-age). */
+  buildCacheCap: number
   /** Images with this label are never pruned; undefined when keep-label is empty. */
   keepLabel?: LabelMatch
 }
@@ -57,6 +60,15 @@ function minFree(raw: Raw): number | undefined {
   return bytes
 }
 
+function buildCacheCap(raw: Raw): number {
+  const value = raw['build-cache-cap'].trim()
+  const bytes = /^0+$/.test(value) ? 0 : parseSize(value)
+  if (bytes === undefined) {
+    fail('build-cache-cap', value, 'use a size such as 10GB or 2GiB, or 0 (no build cache kept)')
+  }
+  return bytes
+}
+
 function pruneAge(raw: Raw): {seconds: number; text: string} {
   const text = raw['prune-age'].trim()
   const seconds = parseDuration(text)
@@ -74,7 +86,12 @@ function keepLabel(raw: Raw): LabelMatch | undefined {
   return m[2] === undefined ? {key: m[1]} : {key: m[1], value: m[2]}
 }
 
-/** Validates min-free-space, prune-age and keep-label (pure); throws InputError. */
+/** Validates min-free-space, prune-age, build-cache-cap and keep-label (pure); throws InputError. */
 export function parseDiskInputs(raw: Raw): DiskInputs {
-  return {minFreeSpace: minFree(raw), pruneAge: pruneAge(raw), keepLabel: keepLabel(raw)}
+  return {
+    minFreeSpace: minFree(raw),
+    pruneAge: pruneAge(raw),
+    buildCacheCap: buildCacheCap(raw),
+    keepLabel: keepLabel(raw)
+  }
 }

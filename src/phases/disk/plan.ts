@@ -10,9 +10,6 @@ import type {DiskSettings, LabelMatch} from './inputs.js'
 import type {ContainerFact, ImageFact} from './inventory.js'
 import {formatBytes} from '../../docker/sizes.js'
 
-/** The build cache is pruned down to this many bytes (its entries older than prune-age first). */
-export const BUILD_CACHE_CAP = 10e9
-
 /** What Docker holds, read only when free space is short. */
 export interface Inventory {
   containers: ContainerFact[]
@@ -200,14 +197,14 @@ export function removalsAndKept(
   const reasons = keptImages(r, images, keptContainers)
   const free = images.filter(i => !reasons.has(i.id))
   const cache: Removal[] =
-    inv.buildCache > BUILD_CACHE_CAP
+    inv.buildCache > s.buildCacheCap
       ? [
           {
             tier: 2,
             kind: 'build-cache',
-            keep: BUILD_CACHE_CAP,
-            label: `build cache over the ${formatBytes(BUILD_CACHE_CAP)} cap`,
-            bytes: inv.buildCache - BUILD_CACHE_CAP
+            keep: s.buildCacheCap,
+            label: `build cache over the ${formatBytes(s.buildCacheCap)} cap`,
+            bytes: inv.buildCache - s.buildCacheCap
           }
         ]
       : []
@@ -253,8 +250,8 @@ function keptSpace(
     add(STOPPED.has(c.state) ? 'stopped containers kept' : 'running containers', c.size)
   add('volumes (never pruned)', r.inv.volumes, 0)
   add(
-    `build cache up to the ${formatBytes(BUILD_CACHE_CAP)} cap`,
-    Math.min(r.inv.buildCache, BUILD_CACHE_CAP),
+    `build cache up to the ${formatBytes(r.s.buildCacheCap)} cap`,
+    Math.min(r.inv.buildCache, r.s.buildCacheCap),
     0
   )
   return [...kept.values()].filter(k => k.bytes > 0)
