@@ -2,7 +2,8 @@
  * A disk that never fills, in a disposable bookworm host with systemd whose Docker data root is a
  * 700 MB tmpfs: old and new images, a running container, stopped ones, a dangling image, an image
  * with keep-label and the action's own (stopped) registry. prune-age is a minute here: the old set
- * is built, the test sleeps past that minute, then the new set is built.
+ * is built, the test sleeps past that minute, then the new set is built. Last, BuildKit's cache:
+ * old entries over build-cache-cap go before any unused image, a younger one stays.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {Box} from './bed/box.js'
@@ -140,4 +141,55 @@ describe('min-free-space on a data root that is filling up', () => {
     expect(removals(again)).toEqual([])
     expect(images()).toHaveLength(6)
   }, 180_000)
+})
+
+describe('build cache over build-cache-cap', () => {
+  /** Builds with BuildKit: one cached step per marker, `mib` MiB each; the image is removed after. */
+  function buildWithCache(tag: string, markers: string[], mib: number): void {
+    const dockerfile = [
+      'FROM dgs-e2e/busybox',
+      ...markers.map(
+        m => `RUN ["/bin/busybox", "dd", "if=/dev/urandom", "of=/${m}", "bs=1M", "count=${mib}"]`
+      )
+    ].join('\n')
+    box.sh(
+      `DOCKER_BUILDKIT=1 docker build -q -t ${tag} - >/dev/null && docker rmi ${tag} >/dev/null`,
+      {
+        input: dockerfile
+      }
+    )
+  }
+
+  /** BuildKit's cache records, by what made them (their description names the marker file). */
+  function cacheRecords(): string[] {
+    const df = JSON.parse(box.sh("docker system df -v --format '{{json .}}'")) as {
+      BuildCache?: {Description?: string}[]
+    }
+    return (df.BuildCache ?? []).map(b => b.Description ?? '')
+  }
+
+  const has = (records: string[], marker: string): boolean =>
+    records.some(d => d.includes(`of=/${marker} `))
+
+  it('goes before any unused image: the entries over the cap older than prune-age, no younger one', () => {
+    buildWithCache('cache/old:1', ['cache-old-1', 'cache-old-2'], 30)
+    box.sh(`sleep ${AGE + 2}`)
+    buildWithCache('cache/new:1', ['cache-new-1'], 20)
+    const before = cacheRecords()
+    for (const m of ['cache-old-1', 'cache-old-2', 'cache-new-1']) expect(has(before, m)).toBe(true)
+    const imagesBefore = images()
+    const want = free() + 30 * 2 ** 20
+    const run = box.run({...base, 'min-free-space': `${want}B`, 'build-cache-cap': '10MB'})
+    expectSuccess(run)
+    expect(free()).toBeGreaterThanOrEqual(want)
+    const after = cacheRecords()
+    expect(has(after, 'cache-old-1') || has(after, 'cache-old-2')).toBe(false)
+    expect(has(after, 'cache-new-1')).toBe(true)
+    // The cache was enough: no image went.
+    expect(images()).toEqual(imagesBefore)
+    expect(removals(run)).toContainEqual(
+      expect.arrayContaining(['builder', 'prune', '--keep-storage', '10000000', `until=${AGE}s`])
+    )
+    expect(run.summary).toContain('build cache over the 10.0 MB cap')
+  }, 240_000)
 })
