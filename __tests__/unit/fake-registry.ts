@@ -12,6 +12,8 @@ export interface FakeRegistryOptions {
   auth?: 'basic' | 'bearer'
   user?: string
   password?: string
+  /** Answers a blob upload's PATCH with 413 as soon as its body begins, as a full registry may. */
+  refuseUploads?: boolean
 }
 
 interface Stored {
@@ -52,6 +54,13 @@ export class FakeRegistry {
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
+      if (this.options.refuseUploads && req.method === 'PATCH') {
+        req.once('data', () => {
+          res.writeHead(413, {'Content-Type': 'application/json'})
+          res.end(JSON.stringify({errors: [{code: 'SIZE_INVALID', message: 'no room'}]}))
+        })
+        return
+      }
       const chunks: Buffer[] = []
       req.on('data', (d: Buffer) => chunks.push(d))
       req.on('end', () => this.handle(req, Buffer.concat(chunks), res))

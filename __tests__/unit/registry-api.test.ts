@@ -47,6 +47,27 @@ describe('the registry client', () => {
     c.close()
   })
 
+  it("stops an upload the registry refuses while it is sent, in the registry's words", async () => {
+    reg = await new FakeRegistry({refuseUploads: true}).start()
+    const c = client()
+    const u = await c.openUpload('team/app')
+    // The registry answers at the first bytes: the upload fails with that answer, before the body
+    // ends and before any commit.
+    const sent = (async () => {
+      for (let i = 0; i < 8; i++) await u.write(Buffer.alloc(1 << 20))
+      return u.finish()
+    })()
+    const error = await sent.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(RegistryError)
+    expect((error as RegistryError).message).toBe(
+      `a blob upload on ${reg.host} was answered 413 before it ended: SIZE_INVALID: no room`
+    )
+    expect((error as RegistryError).transient).toBe(false)
+    expect(reg.lines().filter(l => l.startsWith('PUT'))).toEqual([])
+    u.abort()
+    c.close()
+  })
+
   it('links a blob from another repository instead of sending it', async () => {
     reg = await new FakeRegistry().start()
     const d = reg.seed('base', Buffer.from('shared'))

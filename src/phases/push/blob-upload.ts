@@ -40,8 +40,10 @@ export class BlobUpload {
   private readonly hash?: Hash
   private readonly req: http.ClientRequest
   private readonly answered: Promise<Reply>
-  /** Fails once the registry has answered: while the body is still written, that is a refusal. */
-  private readonly refused: Promise<never>
+  /** Set once the registry has answered: while the body is still written, that is a refusal. */
+  private refusal?: RegistryError
+  /** Fails the write being waited for, when the registry refuses the upload meanwhile. */
+  private wake?: (e: Error) => void
   private readonly location: string
   private readonly host: string
   private failed?: Error
@@ -74,17 +76,41 @@ export class BlobUpload {
         reject(e)
       })
     })
-    // Seen through failed/finish; an unhandled rejection here would end the process.
-    this.answered.catch(() => undefined)
-    // The registry answering before the body ends means it refused the upload: writes stop.
-    this.refused = this.answered.then(r => {
-      throw new RegistryError(
-        `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
-        isTransientHttp(r.status),
-        r.status
-      )
-    })
-    this.refused.catch(() => undefined)
+    // The registry answering before the body ends means it refused the upload: the wait for a
+    // write stops at once (after finish has ended the body, nothing waits any more).
+    this.answered.then(
+      r => {
+        this.refusal = new RegistryError(
+          `a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`,
+          isTransientHttp(r.status),
+          r.status
+        )
+        this.wake?.(this.refusal)
+      },
+      // Seen through failed and finish; an unhandled rejection here would end the process.
+      () => undefined
+    )
+  }
+
+  /**
+   * Waits until the socket has taken a write; fails as soon as the registry refuses the upload.
+   * One waiter at a time, so nothing piles up on the registry's answer while the body is sent.
+   */
+  private async written(write: Promise<void> | undefined): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (this.refusal) {
+          reject(this.refusal)
+          return
+        }
+        this.wake = reject
+        ;(write ?? Promise.resolve()).then(resolve, reject)
+      })
+    } catch (e) {
+      throw networkError(e, `uploading to ${this.host}`)
+    } finally {
+      this.wake = undefined
+    }
   }
 
   /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
@@ -113,17 +139,13 @@ export class BlobUpload {
     this.writing[this.current]?.catch(() => undefined)
     this.current = this.current === 0 ? 1 : 0
     this.filled = 0
-    await Promise.race([this.writing[this.current], this.refused]).catch((e: unknown) => {
-      throw networkError(e, `uploading to ${this.host}`)
-    })
+    await this.written(this.writing[this.current])
   }
 
   /** Ends the body and commits the blob; returns its digest and size. */
   async finish(): Promise<{digest: string; size: number}> {
     await this.flush()
-    await Promise.all(this.writing.filter(w => w !== undefined)).catch((e: unknown) => {
-      throw networkError(e, `uploading to ${this.host}`)
-    })
+    for (const w of this.writing) await this.written(w)
     this.req.end()
     const r = await this.answered.catch((e: unknown) => {
       throw networkError(e, `uploading to ${this.host}`)
