@@ -6,6 +6,7 @@ import {
   proxyEnvironment,
   withClientProxies,
   withoutCredentials,
+  withoutCredentialsIn,
   type Proxies
 } from '../../src/docker/proxy.js'
 import {keptUnderSudo, wrapArgv} from '../../src/exec/runner.js'
@@ -83,6 +84,16 @@ describe('proxies in the formats that read them', () => {
   it('removes credentials for messages and comparisons', () => {
     expect(withoutCredentials('http://user:s3cret@proxy:3128')).toBe('http://proxy:3128')
     expect(withoutCredentials('http://token@proxy')).toBe('http://proxy')
+    expect(
+      withoutCredentialsIn(
+        'Failed to establish tunnel to reg:443 via http://u%40corp:p%3Aw@proxy:3128/: HTTP/1.1 407, then https://a:b@other'
+      )
+    ).toBe(
+      'Failed to establish tunnel to reg:443 via http://proxy:3128/: HTTP/1.1 407, then https://other'
+    )
+    expect(withoutCredentialsIn('user@host and mailto:x@y stay')).toBe(
+      'user@host and mailto:x@y stay'
+    )
     expect(withoutCredentials('http://proxy:3128')).toBe('http://proxy:3128')
   })
 })

@@ -53,6 +53,12 @@ describe('push failures', () => {
     [undefined, 'socket hang up', false],
     ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames", false],
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate', false],
+    // A code says it all: a host name that looks like a status does not make it transient.
+    [
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+      "Hostname/IP does not match certificate's altnames: Host: gpu-503.corp",
+      false
+    ],
     // Node's own words when a proxy refuses or drops the CONNECT (checked on Node 24.22).
     [
       'ERR_PROXY_TUNNEL',
@@ -72,6 +78,11 @@ describe('push failures', () => {
     ]
   ])('network failure %s (%s) → transient %s', (code, message, expected) => {
     expect(isTransientNetwork(code, message)).toBe(expected)
+  })
+
+  it("takes a refused tunnel's status from the error when Node gives it", () => {
+    expect(isTransientNetwork('ERR_PROXY_TUNNEL', 'Failed to establish tunnel', 503)).toBe(true)
+    expect(isTransientNetwork('ERR_PROXY_TUNNEL', 'Failed to establish tunnel', 407)).toBe(false)
   })
 
   it('backs off 1, 2, 4, 8 then 15 s', () => {

@@ -151,3 +151,8 @@ export function withClientProxies(
 export function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1')
 }
+
+/** A text with every URL in it (a proxy's, quoted in an error) without its user and password. */
+export function withoutCredentialsIn(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1')
+}

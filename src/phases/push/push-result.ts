@@ -60,16 +60,22 @@ const NETWORK_TRANSIENT = new Set([
 ])
 
 /**
- * Is a network failure worth another try? Node's error code says, or else its message. A proxy that
- * refused the tunnel (`ERR_PROXY_TUNNEL`) is worth one when it went away or answered like a busy
- * server (`HTTP/1.1 502 Bad Gateway`), not when it asked for credentials (407) or forbade the host.
+ * Is a network failure worth another try? Node's error code says; a failure without one (a
+ * timeout of ours) by its message. A proxy that refused the tunnel (`ERR_PROXY_TUNNEL`) is worth
+ * one when it went away or answered like a busy server (502, 503), not when it asked for
+ * credentials (407) or forbade the host (403): its status, else the one its message quotes.
  */
-export function isTransientNetwork(code: string | undefined, message: string): boolean {
+export function isTransientNetwork(
+  code: string | undefined,
+  message: string,
+  status?: number
+): boolean {
   if (code === 'ERR_PROXY_TUNNEL') {
-    const status = /HTTP\/[\d.]+ (\d{3})/.exec(message)
-    return status ? isTransientHttp(Number(status[1])) : true
+    const quoted = /HTTP\/[\d.]+ (\d{3})/.exec(message)?.[1]
+    const answered = status ?? (quoted === undefined ? undefined : Number(quoted))
+    return answered === undefined ? true : isTransientHttp(answered)
   }
-  return (code !== undefined && NETWORK_TRANSIENT.has(code)) || isTransient(message)
+  return code !== undefined ? NETWORK_TRANSIENT.has(code) : isTransient(message)
 }
 
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */

@@ -3,6 +3,7 @@
  * reply read whole, and the registry's own words about an error.
  */
 import type * as http from 'node:http'
+import {withoutCredentialsIn} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
 import {isTransientNetwork} from './push-result.js'
 
@@ -58,9 +59,16 @@ export function registrySays(body: Buffer): string {
   return ''
 }
 
-/** A request that failed before an answer (refused, reset, timed out) as a RegistryError. */
+/**
+ * A request that failed before an answer (refused, reset, timed out, a proxy's refused tunnel) as
+ * a RegistryError. A proxy URL the message quotes loses its user and password: the message is
+ * logged and annotated, and a proxy from the runner's environment is not masked.
+ */
 export function networkError(e: unknown, what: string): RegistryError {
   if (e instanceof RegistryError) return e
-  const err = e as NodeJS.ErrnoException
-  return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message))
+  const err = e as NodeJS.ErrnoException & {statusCode?: number}
+  return new RegistryError(
+    `${what}: ${withoutCredentialsIn(err.message)}`,
+    isTransientNetwork(err.code, err.message, err.statusCode)
+  )
 }
