@@ -31988,6 +31988,10 @@ function withClientProxies(config, p) {
 function withoutCredentials(url) {
     return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
 }
+/** A text with every URL in it (a proxy's, quoted in an error) without its user and password. */
+function withoutCredentialsIn(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1');
+}
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
@@ -38440,16 +38444,18 @@ const NETWORK_TRANSIENT = new Set([
     'ENOTFOUND'
 ]);
 /**
- * Is a network failure worth another try? Node's error code says, or else its message. A proxy that
- * refused the tunnel (`ERR_PROXY_TUNNEL`) is worth one when it went away or answered like a busy
- * server (`HTTP/1.1 502 Bad Gateway`), not when it asked for credentials (407) or forbade the host.
+ * Is a network failure worth another try? Node's error code says; a failure without one (a
+ * timeout of ours) by its message. A proxy that refused the tunnel (`ERR_PROXY_TUNNEL`) is worth
+ * one when it went away or answered like a busy server (502, 503), not when it asked for
+ * credentials (407) or forbade the host (403): its status, else the one its message quotes.
  */
-function isTransientNetwork(code, message) {
+function isTransientNetwork(code, message, status) {
     if (code === 'ERR_PROXY_TUNNEL') {
-        const status = /HTTP\/[\d.]+ (\d{3})/.exec(message);
-        return status ? isTransientHttp(Number(status[1])) : true;
+        const quoted = /HTTP\/[\d.]+ (\d{3})/.exec(message)?.[1];
+        const answered = status ?? (quoted === undefined ? undefined : Number(quoted));
+        return answered === undefined ? true : isTransientHttp(answered);
     }
-    return (code !== undefined && NETWORK_TRANSIENT.has(code)) || isTransient(message);
+    return code !== undefined ? NETWORK_TRANSIENT.has(code) : isTransient(message);
 }
 /** Seconds to wait before retry `n` (1-based): 1, 2, 4, 8, capped at 15. */
 function backoffSeconds(n) {
@@ -38467,6 +38473,7 @@ function repoDigest(repoDigests, target) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/registry-http.ts
+
 
 
 /** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
@@ -38509,12 +38516,16 @@ function registrySays(body) {
     }
     return '';
 }
-/** A request that failed before an answer (refused, reset, timed out) as a RegistryError. */
+/**
+ * A request that failed before an answer (refused, reset, timed out, a proxy's refused tunnel) as
+ * a RegistryError. A proxy URL the message quotes loses its user and password: the message is
+ * logged and annotated, and a proxy from the runner's environment is not masked.
+ */
 function networkError(e, what) {
     if (e instanceof RegistryError)
         return e;
     const err = e;
-    return new RegistryError(`${what}: ${err.message}`, isTransientNetwork(err.code, err.message));
+    return new RegistryError(`${what}: ${withoutCredentialsIn(err.message)}`, isTransientNetwork(err.code, err.message, err.statusCode));
 }
 
 // EXTERNAL MODULE: external "node:dns"
@@ -38548,8 +38559,10 @@ class BlobUpload {
     hash;
     req;
     answered;
-    /** Fails once the registry has answered: while the body is still written, that is a refusal. */
-    refused;
+    /** Set once the registry has answered: while the body is still written, that is a refusal. */
+    refusal;
+    /** Fails the write being waited for, when the registry refuses the upload meanwhile. */
+    wake;
     location;
     host;
     failed;
@@ -38581,13 +38594,36 @@ class BlobUpload {
                 reject(e);
             });
         });
-        // Seen through failed/finish; an unhandled rejection here would end the process.
-        this.answered.catch(() => undefined);
-        // The registry answering before the body ends means it refused the upload: writes stop.
-        this.refused = this.answered.then(r => {
-            throw new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
-        });
-        this.refused.catch(() => undefined);
+        // The registry answering before the body ends means it refused the upload: the wait for a
+        // write stops at once (after finish has ended the body, nothing waits any more).
+        this.answered.then(r => {
+            this.refusal = new RegistryError(`a blob upload on ${this.host} was answered ${r.status} before it ended${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+            this.wake?.(this.refusal);
+        }, 
+        // Seen through failed and finish; an unhandled rejection here would end the process.
+        () => undefined);
+    }
+    /**
+     * Waits until the socket has taken a write; fails as soon as the registry refuses the upload.
+     * One waiter at a time, so nothing piles up on the registry's answer while the body is sent.
+     */
+    async written(write) {
+        try {
+            await new Promise((resolve, reject) => {
+                if (this.refusal) {
+                    reject(this.refusal);
+                    return;
+                }
+                this.wake = reject;
+                (write ?? Promise.resolve()).then(resolve, reject);
+            });
+        }
+        catch (e) {
+            throw networkError(e, `uploading to ${this.host}`);
+        }
+        finally {
+            this.wake = undefined;
+        }
     }
     /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
     async write(chunk) {
@@ -38615,16 +38651,13 @@ class BlobUpload {
         this.writing[this.current]?.catch(() => undefined);
         this.current = this.current === 0 ? 1 : 0;
         this.filled = 0;
-        await Promise.race([this.writing[this.current], this.refused]).catch((e) => {
-            throw networkError(e, `uploading to ${this.host}`);
-        });
+        await this.written(this.writing[this.current]);
     }
     /** Ends the body and commits the blob; returns its digest and size. */
     async finish() {
         await this.flush();
-        await Promise.all(this.writing.filter(w => w !== undefined)).catch((e) => {
-            throw networkError(e, `uploading to ${this.host}`);
-        });
+        for (const w of this.writing)
+            await this.written(w);
         this.req.end();
         const r = await this.answered.catch((e) => {
             throw networkError(e, `uploading to ${this.host}`);
@@ -39429,8 +39462,11 @@ class LayerEncoder {
      */
     async levelOf(n) {
         if (n >= IN_FLIGHT) {
-            const seen = await this.judged.shift();
-            if (seen?.probed)
+            const judging = this.judged.shift();
+            if (judging === undefined)
+                throw new Error(`block ${n}: no judgement of block ${n - IN_FLIGHT}`);
+            const seen = await judging;
+            if (seen.probed)
                 this.compressible = seen.worth;
         }
         return this.compressible || n % REPROBE === 0 ? LEVEL : 0;

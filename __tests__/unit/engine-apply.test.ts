@@ -1,7 +1,7 @@
 import {describe, expect, it} from '@jest/globals'
 import type {EngineInputs} from '../../src/phases/engine/inputs.js'
 import {enginePhase} from '../../src/phases/engine/phase.js'
-import type {EnginePlan} from '../../src/phases/engine/plan.js'
+import type {EngineFacts, EnginePlan} from '../../src/phases/engine/plan.js'
 import type {PhaseContext} from '../../src/phases/pipeline.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
 import {FakeRunner} from './fake-runner.js'
@@ -82,21 +82,28 @@ describe('engine apply (recorded argv)', () => {
 
   it("previews apt's own removals in a dry run, reading only, when the lists are the ones it uses", async () => {
     const simulated =
-      'NOTE: This is only a simulation!\nRemv docker-ce [5:28.5.2-1~debian.12~bookworm]\nRemv docker-compose-plugin [2.40.0-1~debian.12~bookworm]\nInst docker.io (20.10.24+dfsg1-1+deb12u1+b6 Debian:12 [amd64])\n'
-    const runner = new FakeRunner(
-      [
-        [['apt-cache', 'madison'], {stdout: MADISON}],
-        [['apt-get', '-s'], {stdout: simulated}]
-      ],
-      false
-    )
-    const ready = {...plan('20.10.24'), actions: plan('20.10.24').actions.slice(1)}
-    expect(await enginePhase.preview?.(ready, context(runner, '20.10.24'))).toEqual([
-      'Installing the engine also removes docker-compose-plugin (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.'
+      'NOTE: This is only a simulation!\nRemv docker-ce [5:28.5.2-1~debian.12~bookworm]\nRemv old-shim [1]\nInst docker.io (20.10.24+dfsg1-1+deb12u1+b6 Debian:12 [amd64])\n'
+    const runner = new FakeRunner([[['apt-get', '-s'], {stdout: simulated}]], false)
+    const ctx = context(runner, '')
+    // A bare host whose lists know docker.io, Docker's docker-ce half removed: the plan removes
+    // docker-ce itself, apt would remove old-shim too.
+    const facts: EngineFacts = {
+      client: false,
+      installed: new Map([['docker-ce', '5:28.5.2-1~debian.12~bookworm']]),
+      held: new Set(),
+      snap: false,
+      manager: 'direct',
+      candidates: new Map([['docker.io', '20.10.24+dfsg1-1+deb12u1+b6']]),
+      debs: [],
+      provided: new Set()
+    }
+    const p = enginePhase.plan(facts, ctx)
+    expect(p.actions.map(a => a.kind)).not.toContain('apt-update')
+    expect(await enginePhase.preview?.(p, ctx)).toEqual([
+      'Installing the engine also removes old-shim (apt: they depend on or conflict with the new packages). Removed, not purged: their configuration stays.'
     ])
-    expect(runner.lines()).toEqual([
-      'apt-cache madison docker.io',
-      'apt-get -s -q install --no-install-recommends docker.io=20.10.24+dfsg1-1+deb12u1+b6'
+    expect(runner.lines().filter(l => l.startsWith('apt-get'))).toEqual([
+      `apt-get -s -q install --no-install-recommends ${p.actions.flatMap(a => (a.kind === 'install' ? a.packages : [])).join(' ')}`
     ])
     expect(runner.calls.some(c => c.options.root)).toBe(false)
 

@@ -68,7 +68,7 @@ export interface Phase<I, Facts, Plan extends PhasePlan> {
   planned?(plan: Plan, ctx: PhaseContext<I>): void
   /**
    * In a dry run only: more changes the plan implies that a read-only probe can tell (apt's
-   * simulation), added to the plan's list; changes nothing.
+   * simulation), added to the plan's list; changes nothing outside the job's temp folder.
    */
   preview?(plan: Plan, ctx: PhaseContext<I>): Promise<string[]>
   /** Carries out the plan (only called when it has steps and this is not a dry run). */

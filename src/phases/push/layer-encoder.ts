@@ -82,8 +82,11 @@ export class LayerEncoder {
    */
   private async levelOf(n: number): Promise<number> {
     if (n >= IN_FLIGHT) {
-      const seen = await this.judged.shift()
-      if (seen?.probed) this.compressible = seen.worth
+      const judging = this.judged.shift()
+      if (judging === undefined)
+        throw new Error(`block ${n}: no judgement of block ${n - IN_FLIGHT}`)
+      const seen = await judging
+      if (seen.probed) this.compressible = seen.worth
     }
     return this.compressible || n % REPROBE === 0 ? LEVEL : 0
   }
