@@ -76,6 +76,21 @@ describe('images pushed through the registry API pull and run on every engine', 
     rmSync(dir, {recursive: true, force: true})
   })
 
+  /**
+   * On `box`, with the pusher's registry data: the box pushes its own dgs-e2e/app<n> and a random
+   * layer image; then every image, the pusher's and its own, is pulled and run: their outputs.
+   */
+  function pullsAndPushes(box: Box, n: number, inputs: Record<string, string> = {}): string[] {
+    moveData(pusher, box, dir)
+    importRandom(box, `dgs-e2e/random${n}:1`, `random${n}`)
+    const run = box.run({...base, ...inputs, images: `dgs-e2e/app${n}:1\ndgs-e2e/random${n}:1`})
+    expectSuccess(run)
+    expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
+    return ['app1', 'random', `app${n}`, `random${n}`].map(name =>
+      pullAndRun(box, `dgs-e2e/${name}:1`)
+    )
+  }
+
   it('Docker 20.10 (bookworm): pushes gzip and plain layers; the images pull and run', () => {
     const run = pusher.run({...base, images: FROM_BOOKWORM.join('\n')})
     expectSuccess(run)
@@ -97,15 +112,7 @@ describe('images pushed through the registry API pull and run on every engine', 
   it('Docker 26.1 (trixie): pulls and runs them, and pushes from its own OCI export', () => {
     const box = Box.start({suite: 'trixie', state: 'engine', images: true})
     try {
-      moveData(pusher, box, dir)
-      importRandom(box, 'dgs-e2e/random2:1', 'random2')
-      const run = box.run({...base, images: 'dgs-e2e/app2:1\ndgs-e2e/random2:1'})
-      expectSuccess(run)
-      expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
-      expect(pullAndRun(box, 'dgs-e2e/app1:1')).toBe('app1')
-      expect(pullAndRun(box, 'dgs-e2e/random:1')).toBe('random')
-      expect(pullAndRun(box, 'dgs-e2e/app2:1')).toBe('app2')
-      expect(pullAndRun(box, 'dgs-e2e/random2:1')).toBe('random2')
+      expect(pullsAndPushes(box, 2)).toEqual(['app1', 'random', 'app2', 'random2'])
     } finally {
       box.remove()
     }
@@ -122,15 +129,7 @@ describe('images pushed through the registry API pull and run on every engine', 
         // The action starts dockerd (and switches the store); the test images load into that store.
         expectSuccess(box.run({...base, ...store, 'start-registry': 'false'}))
         box.loadImages()
-        moveData(pusher, box, dir)
-        importRandom(box, 'dgs-e2e/random3:1', 'random3')
-        const run = box.run({...base, ...store, images: 'dgs-e2e/app3:1\ndgs-e2e/random3:1'})
-        expectSuccess(run)
-        expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
-        expect(pullAndRun(box, 'dgs-e2e/app1:1')).toBe('app1')
-        expect(pullAndRun(box, 'dgs-e2e/random:1')).toBe('random')
-        expect(pullAndRun(box, 'dgs-e2e/app3:1')).toBe('app3')
-        expect(pullAndRun(box, 'dgs-e2e/random3:1')).toBe('random3')
+        expect(pullsAndPushes(box, 3, store)).toEqual(['app1', 'random', 'app3', 'random3'])
       } finally {
         box.remove()
       }

@@ -47,6 +47,10 @@ function runnerFor(...saves: [SavedImage, Buffer][]): FakeRunner {
 }
 
 const counts = (): Sent => ({layers: 0, gzipped: 0, bytes: 0})
+
+/** Uploads `img` as app:1, exported through the runner's `docker save`. */
+const uploadApp = (runner: FakeRunner, img: SavedImage, mem = new RegistryMemory(client)) =>
+  uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts())
 const saves = (r: FakeRunner): number => r.lines().filter(l => l.startsWith('docker save')).length
 const patches = (): number => reg.lines().filter(l => l.startsWith('PATCH')).length
 
@@ -104,12 +108,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
   it('reads nothing from the daemon when the registry holds every blob (another tag, another run)', async () => {
     const img = image([base, big])
     const runner = runnerFor([img, dockerSave(img, layout)])
-    const first = await uploadImage(
-      new RegistryMemory(client),
-      job(img, [['app', '1']]),
-      cliExporter(runner),
-      counts()
-    )
+    const first = await uploadApp(runner, img)
     // What the push phase learns from the tag's manifest and config: which blob each layer is.
     const j = job(img, [
       ['app', '2'],
@@ -143,12 +142,10 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     const runner = runnerFor([img, dockerSave(img, layout)])
     const mem = new RegistryMemory(client)
     reg.failures.push({match: /^PUT \/v2\/app\/manifests\//, left: 1})
-    const e = await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts()).catch(
-      (x: unknown) => x
-    )
+    const e = await uploadApp(runner, img, mem).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(RegistryError)
     expect((e as RegistryError).transient).toBe(true)
-    await uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts())
+    await uploadApp(runner, img, mem)
     expect(patches()).toBe(2)
     expect(saves(runner)).toBe(1)
   })
@@ -197,14 +194,7 @@ describe('the uploader', () => {
       Buffer.alloc(0),
       {exitCode: 1, stderr: 'Error response from daemon: no space left on device'}
     ])
-    await expect(
-      uploadImage(
-        new RegistryMemory(client),
-        job(img, [['app', '1']]),
-        cliExporter(runner),
-        counts()
-      )
-    ).rejects.toThrow(
+    await expect(uploadApp(runner, img)).rejects.toThrow(
       `the export of ${img.id} from Docker failed (exit code 1): Error response from daemon: no space left on device`
     )
   })
@@ -214,13 +204,6 @@ describe('the uploader', () => {
     const impostor = image([base], 'other')
     const archive = dockerSave({...impostor, id: img.id}, 'oci')
     const runner = runnerFor([img, archive])
-    await expect(
-      uploadImage(
-        new RegistryMemory(client),
-        job(img, [['app', '1']]),
-        cliExporter(runner),
-        counts()
-      )
-    ).rejects.toThrow('holds a config of another digest')
+    await expect(uploadApp(runner, img)).rejects.toThrow('holds a config of another digest')
   })
 })
