@@ -8,7 +8,15 @@
  *   docker-registry, tagged registry:3, and small busybox images).
  */
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs'
 import * as path from 'node:path'
 import {sh} from './outer.js'
 import {
@@ -322,6 +330,13 @@ export function ensureFixtures(): Fixtures {
     imagesTar: `${dir}/images.tar`,
     registryTar: `${dir}/registry.tar`,
     tls: `${dir}/tls`
+  }
+  // Fixtures of older recipes (and builds an interrupted run left): removed, as stale host images
+  // are, so the machine's disk does not fill with them.
+  for (const name of readdirSync(CACHE)) {
+    if (name.startsWith('fixtures-') && `${CACHE}/${name}` !== dir) {
+      rmSync(`${CACHE}/${name}`, {recursive: true, force: true})
+    }
   }
   if (existsSync(`${dir}/.complete`)) return fixtures
   log('building fixtures (stand-in repositories, offline .debs, test images), once per machine')
