@@ -15,6 +15,8 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync
 } from 'node:fs'
 import * as path from 'node:path'
@@ -314,6 +316,17 @@ function buildImagesTar(payload: string, tar: string): void {
   sh(`docker rmi ${TEST_IMAGES.join(' ')} >/dev/null 2>&1 || true`)
 }
 
+const DAY_MS = 24 * 3600_000
+
+/** When a fixture folder was last used (its mtime, set on every use); now when it is unreadable. */
+function lastUse(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs
+  } catch {
+    return Date.now()
+  }
+}
+
 /** Builds the fixtures in a bookworm box (network on), once per machine. */
 export function ensureFixtures(): Fixtures {
   const scripts = ['lib.sh', 'build-apt-repo.sh', 'build-nvidia-repo.sh'].map(f =>
@@ -331,14 +344,19 @@ export function ensureFixtures(): Fixtures {
     registryTar: `${dir}/registry.tar`,
     tls: `${dir}/tls`
   }
-  // Fixtures of older recipes (and builds an interrupted run left): removed, as stale host images
-  // are, so the machine's disk does not fill with them.
+  // Fixtures of older recipes (and builds an interrupted run left): removed once no run has used
+  // them for a day, so the machine's disk does not fill with them, while two checkouts of different
+  // recipes on one machine do not remove each other's fixtures on every run.
   for (const name of readdirSync(CACHE)) {
-    if (name.startsWith('fixtures-') && `${CACHE}/${name}` !== dir) {
-      rmSync(`${CACHE}/${name}`, {recursive: true, force: true})
+    const other = `${CACHE}/${name}`
+    if (name.startsWith('fixtures-') && other !== dir && Date.now() - lastUse(other) > DAY_MS) {
+      rmSync(other, {recursive: true, force: true})
     }
   }
-  if (existsSync(`${dir}/.complete`)) return fixtures
+  if (existsSync(`${dir}/.complete`)) {
+    utimesSync(dir, new Date(), new Date())
+    return fixtures
+  }
   log('building fixtures (stand-in repositories, offline .debs, test images), once per machine')
   const tmp = `${dir}.tmp-${process.pid}`
   rmSync(tmp, {recursive: true, force: true})
