@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# The push benchmark's body, run inside a disposable bookworm host by bench/push.sh (not by hand):
-# builds the images, then times each way of pushing them to a fresh registry, ROUNDS rounds in
-# alternating order, and prints the medians. Every way reads the same images from the same daemon
-# and writes to the same kind of registry (registry:3 from the bed, its data on the box's disk).
+# The push benchmark's body, run by bench/push.sh (not by hand) inside a disposable bookworm host or
+# on this machine's own engine: builds the images, then times each way of pushing them to a fresh
+# registry, ROUNDS rounds in alternating order, and prints the medians beside the floor: the
+# daemon's own export of the same images (`docker save` two at a time to /dev/null). Every way reads
+# the same images from the same daemon and writes to the same kind of registry (registry:3 from the
+# bed, its data on the same disk); the bytes each registry holds afterwards are printed too.
+# Paths (set by push.sh): FIXTURES (the bed's fixtures), NODE24, DIST (the bundle's folder),
+# ROOTFS_TAR (`docker save` of two root file systems, for the rootfs set), WORK (scratch and data).
 set -euo pipefail
 rounds=${ROUNDS:-3}
-sets=${SETS:-small large}
+sets=${SETS:-small large rootfs}
+fixtures=${FIXTURES:-/dgs/fixtures}
+node24=${NODE24:-/dgs/node}
+dist=${DIST:-/dgs/action/dist}
+rootfs_tar=${ROOTFS_TAR:-/dgs/rootfs.tar}
+work=${WORK:-/srv}
 action_port=5000
 other_port=5100
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}'; }
 
 for i in $(seq 1 240); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-docker load -q -i /dgs/fixtures/images.tar >/dev/null
+docker load -q -i "$fixtures/images.tar" >/dev/null
 if ! command -v skopeo >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends skopeo >/dev/null 2>&1
 fi
 
-# count, MB per image, name prefix: FROM scratch and one layer of random bytes, distinct per image.
-declare -A COUNT=([small]=8 [large]=2) SIZE=([small]=20 [large]=510)
+# count, MB per image, name prefix: FROM scratch and one layer of random bytes, distinct per image;
+# rootfs: two Debian root file systems (debootstrap trees as the bed imports them), compressible.
+declare -A COUNT=([small]=8 [large]=2 [rootfs]=2) SIZE=([small]=20 [large]=510 [rootfs]=0)
 build() {
   local n=$1 mb=$2 prefix=$3 d
+  if [ "$prefix" = rootfs ]; then
+    local i=1
+    for ref in $(docker load -i "$rootfs_tar" | sed -n 's/^Loaded image: //p'); do
+      docker tag "$ref" "bench/rootfs$i:1"
+      i=$((i + 1))
+    done
+    SIZE[rootfs]=$(docker image inspect bench/rootfs1:1 --format '{{.Size}}' | awk '{printf "%d", $1 / 1e6}')
+    return
+  fi
   d=$(mktemp -d)
   for i in $(seq 1 "$n"); do
     mkdir -p "$d/$i"
@@ -34,9 +53,9 @@ for s in $sets; do build "${COUNT[$s]}" "${SIZE[$s]}" "$s"; done
 
 fresh_registry() {
   docker rm -f -v bench-registry >/dev/null 2>&1 || true
-  rm -rf /srv/bench-registry
+  rm -rf "$work/bench-registry"
   docker run -d --name bench-registry -p "127.0.0.1:$other_port:5000" \
-    -v /srv/bench-registry:/var/lib/registry registry:3 >/dev/null
+    -v "$work/bench-registry:/var/lib/registry" registry:3 >/dev/null
   for i in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$other_port/v2/" && return; sleep 0.1; done
   echo 'the registry did not start' >&2
   exit 1
@@ -56,15 +75,22 @@ way_docker2() {
 way_skopeo2() {
   names "$1" | xargs -P2 -I{} skopeo copy -q --dest-tls-verify=false "docker-daemon:bench/{}:1" "docker://localhost:$other_port/{}:1"
 }
+way_skopeo2l1() {
+  names "$1" | xargs -P2 -I{} skopeo copy -q --dest-tls-verify=false --dest-compress-level 1 "docker-daemon:bench/{}:1" "docker://localhost:$other_port/{}:1"
+}
+# The floor: every byte must leave the daemon once, and this is the daemon handing them out.
+way_floor() {
+  names "$1" | xargs -P2 -I{} sh -c 'docker save bench/{}:1 >/dev/null'
+}
 
 action() {
   local out=$1 images=$2
   : >"$out"
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    INPUT_DOCKER-SOURCE=distro INPUT_GPU-RUNTIME=none INPUT_START-REGISTRY=true \
-    "INPUT_REGISTRY=localhost:$action_port" \
-    INPUT_REGISTRY-DATA=/srv/bench-action "INPUT_IMAGES=$images" \
-    GITHUB_OUTPUT="$out" RUNNER_TEMP=/tmp /dgs/node /dgs/action/dist/index.js >/tmp/action.log 2>&1 ||
+    INPUT_DOCKER-SOURCE=distro INPUT_INSTALL-DOCKER=false INPUT_GPU-RUNTIME=none \
+    INPUT_START-REGISTRY=true "INPUT_REGISTRY=localhost:$action_port" \
+    "INPUT_REGISTRY-DATA=$work/bench-action" "INPUT_IMAGES=$images" \
+    GITHUB_OUTPUT="$out" RUNNER_TEMP=/tmp "$node24" "$dist/index.js" >/tmp/action.log 2>&1 ||
     { tail -30 /tmp/action.log >&2; exit 1; }
 }
 # Timed: the whole action (detection, plan, push, digest checks), as a job step waits for it.
@@ -84,21 +110,32 @@ way_action() {
 }
 
 prepare() {
-  if [ "$1" = action ]; then
+  case $1 in
+  action)
     docker rm -f -v docker-gpu-setup-registry >/dev/null 2>&1 || true
-    rm -rf /srv/bench-action
+    rm -rf "$work/bench-action"
     action /tmp/action.out '' # starts a fresh registry; not timed
-  else
-    fresh_registry
-  fi
+    ;;
+  floor) ;;
+  *) fresh_registry ;;
+  esac
 }
 
-declare -A TIMES
-WAYS=(loop docker2 skopeo2 action)
+# What the registry of a way holds once it has pushed: the bytes it was sent, at least.
+stored() {
+  case $1 in
+  action) du -sb "$work/bench-action" | cut -f1 ;;
+  floor) echo 0 ;;
+  *) du -sb "$work/bench-registry" | cut -f1 ;;
+  esac
+}
+
+declare -A TIMES BYTES
+WAYS=(floor loop docker2 skopeo2 skopeo2l1 action)
 for s in $sets; do
   for r in $(seq 1 "$rounds"); do
     order=("${WAYS[@]}")
-    if [ $((r % 2)) = 0 ]; then order=(action skopeo2 docker2 loop); fi
+    if [ $((r % 2)) = 0 ]; then order=(action skopeo2l1 skopeo2 docker2 loop floor); fi
     for w in "${order[@]}"; do
       prepare "$w"
       sync
@@ -111,6 +148,7 @@ for s in $sets; do
         t=$(since "$began")
       fi
       TIMES[$s.$w]="${TIMES[$s.$w]:-} $t"
+      BYTES[$s.$w]=$(stored "$w")
       echo "  $s round $r: $w $t s" >&2
     done
   done
@@ -121,22 +159,25 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 label() {
   case $1 in
+  floor) echo "the daemon's export (docker save, two at a time)" ;;
   loop) echo 'docker tag + docker push, one at a time' ;;
   docker2) echo 'docker push, two at a time' ;;
   skopeo2) echo 'skopeo copy docker-daemon:, two at a time' ;;
+  skopeo2l1) echo 'skopeo, two at a time, gzip level 1' ;;
   action) echo 'the action (push-concurrency 2)' ;;
   esac
 }
-echo "$(nproc) cores; Docker $(docker version --format '{{.Server.Version}}'); $(skopeo --version); median of $rounds rounds, order alternating"
+echo "${WHERE:-a bookworm box}; $(nproc) cores; Docker $(docker version --format '{{.Server.Version}}'); $(skopeo --version); median of $rounds rounds, order alternating"
 for s in $sets; do
-  loop=$(median "${TIMES[$s.loop]}")
+  floor=$(median "${TIMES[$s.floor]}")
   skopeo=$(median "${TIMES[$s.skopeo2]}")
   echo
-  printf '%-44s %9s %9s %9s\n' "${COUNT[$s]} images x ${SIZE[$s]} MB, first push" seconds 'vs loop' 'vs skopeo'
+  printf '%-48s %8s %9s %10s %10s\n' "${COUNT[$s]} images x ${SIZE[$s]} MB, first push" seconds 'x floor' 'vs skopeo' 'MB stored'
   for w in "${WAYS[@]}"; do
     m=$(median "${TIMES[$s.$w]}")
-    printf '%-44s %9.2f %8.2fx %8.2fx\n' "$(label "$w")" "$m" \
-      "$(awk -v a="$loop" -v b="$m" 'BEGIN {print a / b}')" "$(awk -v a="$skopeo" -v b="$m" 'BEGIN {print a / b}')"
+    printf '%-48s %8.2f %8.2fx %9.2fx %10.1f\n' "$(label "$w")" "$m" \
+      "$(awk -v a="$floor" -v b="$m" 'BEGIN {print b / a}')" "$(awk -v a="$skopeo" -v b="$m" 'BEGIN {print a / b}')" \
+      "$(awk -v b="${BYTES[$s.$w]}" 'BEGIN {print b / 1e6}')"
   done
   printf '%-44s %9.2f\n' 'the action again, nothing new (rerun)' "${TIMES[$s.rerun]}"
   echo "rounds (s): $(for w in "${WAYS[@]}"; do printf '%s:%s ' "$w" "$(tr ' ' ',' <<<"${TIMES[$s.$w]# }")"; done)"
