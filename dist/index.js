@@ -43046,6 +43046,7 @@ function defaultDeps() {
         entry: entries/* SETUP */.K1
     };
 }
+const DEPRECATED_CLEANUP_ALL = 'cleanup: all does what cleanup: registry does, and is deprecated: write cleanup: registry.';
 /** Fails early, before any change, when a non-root run cannot use sudo. */
 async function checkSudo(runner) {
     if (runner.isRoot)
@@ -43071,6 +43072,10 @@ async function runSteps(deps, record) {
     record.summary = inputs.run.summary;
     record.outputs.registry = inputs.registry.registry.text;
     (0,state/* saveCleanup */.Mz)(inputs.run.cleanup, deps.state);
+    if (inputs.run.cleanup === 'all') {
+        record.warnings.push(DEPRECATED_CLEANUP_ALL);
+        lib_core/* warning */.$e(DEPRECATED_CLEANUP_ALL);
+    }
     const host = await deps.readHost();
     useProxies(deps.env, inputs, host.identity);
     if (!record.dryRun)

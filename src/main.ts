@@ -102,6 +102,9 @@ function defaultDeps(): MainDeps {
   }
 }
 
+const DEPRECATED_CLEANUP_ALL =
+  'cleanup: all does what cleanup: registry does, and is deprecated: write cleanup: registry.'
+
 /** Fails early, before any change, when a non-root run cannot use sudo. */
 async function checkSudo(runner: CommandRunner): Promise<void> {
   if (runner.isRoot) return
@@ -129,6 +132,10 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
   record.summary = inputs.run.summary
   record.outputs.registry = inputs.registry.registry.text
   saveCleanup(inputs.run.cleanup, deps.state)
+  if (inputs.run.cleanup === 'all') {
+    record.warnings.push(DEPRECATED_CLEANUP_ALL)
+    core.warning(DEPRECATED_CLEANUP_ALL)
+  }
   const host = await deps.readHost()
   useProxies(deps.env, inputs, host.identity)
   if (!record.dryRun) await checkSudo(deps.runner)

@@ -15,7 +15,7 @@ interface ActionYml {
 }
 
 describe('the sub-actions', () => {
-  it.each(subActions.map(e => [e.file, e]))(
+  it.each(subActions.map(e => [e.file, e] as const))(
     '%s/action.yml and dist/%s.js are as scripts/sub-actions.mjs writes them',
     async (file, entry) => {
       // Stale: run `npm run package`.
@@ -24,7 +24,7 @@ describe('the sub-actions', () => {
     }
   )
 
-  it.each(subActions.map(e => [e.file, e]))(
+  it.each(subActions.map(e => [e.file, e] as const))(
     '%s declares only its own inputs and outputs, with the root action’s meanings',
     (file, entry) => {
       const root = parse(rootYml) as ActionYml
