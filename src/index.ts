@@ -1,3 +1,4 @@
+/** The bundle's entry: the main or post step of the action.yml the runner started. */
 import {entryForScript} from './entries.js'
 import {run} from './main.js'
 import {post} from './post.js'
