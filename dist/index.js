@@ -42134,21 +42134,22 @@ function containerSteps(facts, inputs, actions) {
     return steps;
 }
 /**
- * What already serves `registry`'s port when this step does not say how its registry runs
- * (start-registry auto, every container input at its default): that registry, kept as it is.
- * Undefined when this step manages the registry (none runs there, or its inputs ask for one).
+ * The registry this step keeps as it is: the action's own container, running on `registry`'s port
+ * with other settings, when this step does not say how its registry runs (start-registry auto,
+ * every container input at its default). Undefined when this step manages the registry. Another
+ * process on that port is not taken for a registry: the plan names it and changes nothing.
  */
 function keptRegistry(facts, inputs) {
-    if (!facts.wanted || !facts.dockerUp || inputs.configured)
-        return undefined;
-    const port = registryPort(inputs);
     const running = facts.registry;
-    if (running?.running && running.hostPort === port) {
-        const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes);
-        const same = running.labels[LABEL_MANAGED] === 'true' && containerAction(spec, running) === 'keep';
-        return same ? undefined : `the running registry container ${REGISTRY_CONTAINER}`;
+    if (!facts.wanted || !facts.dockerUp || inputs.configured || !running?.running)
+        return undefined;
+    if (running.labels[LABEL_MANAGED] !== 'true' || running.hostPort !== registryPort(inputs)) {
+        return undefined;
     }
-    return facts.portHolders[port];
+    const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes);
+    return containerAction(spec, running) === 'keep'
+        ? undefined
+        : `the running registry container ${REGISTRY_CONTAINER}`;
 }
 /** Why no local registry runs here, in the words of the inputs that decide it. */
 function notWantedReason(facts, inputs, kept) {

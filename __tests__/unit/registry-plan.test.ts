@@ -91,7 +91,7 @@ describe('planRegistry', () => {
     expect(() =>
       planRegistry(
         ready({}, {registry: undefined, portHolders: {5000: 'process "nginx",pid=7,fd=6'}}),
-        inputs({'start-registry': 'true'})
+        inputs()
       )
     ).toThrow(
       'Port 5000 is taken by process "nginx",pid=7,fd=6: the registry cannot publish on it.'
@@ -142,12 +142,13 @@ describe('planRegistry', () => {
       )
     })
 
-    it('keeps what another process serves there, naming it', () => {
-      const plan = planRegistry(
-        ready({}, {registry: undefined, portHolders: {5000: 'process "registry",pid=7,fd=6'}}),
-        inputs({images: 'app:1'})
-      )
-      expect([plan.steps, plan.kept]).toEqual([[], 'process "registry",pid=7,fd=6'])
+    it('never takes another process on that port for its registry: it names it', () => {
+      expect(() =>
+        planRegistry(
+          ready({}, {registry: undefined, portHolders: {5000: 'process "nginx",pid=7,fd=6'}}),
+          inputs({images: 'app:1'})
+        )
+      ).toThrow('Port 5000 is taken by process "nginx",pid=7,fd=6')
     })
 
     it('still runs one where none serves the port, and starts a stopped one', () => {
