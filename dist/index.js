@@ -31609,6 +31609,102 @@ module.exports = {
 
 /***/ }),
 
+/***/ 8323:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   K1: () => (/* binding */ SETUP),
+/* harmony export */   ZG: () => (/* binding */ PHASES),
+/* harmony export */   p4: () => (/* binding */ entryForScript)
+/* harmony export */ });
+/* unused harmony exports PUSH, REGISTRY, GPUS, ENTRIES */
+/** The phases, in pipeline order. */
+const PHASES = ['gpus', 'proxy', 'engine', 'daemon', 'registry', 'disk', 'push'];
+/** What every entry takes: a dry run, and the step summary. */
+const RUN = ['dry-run', 'summary'];
+/** The root action: every input, every phase. */
+const SETUP = {
+    file: 'index',
+    title: 'docker-gpu-setup',
+    description: '',
+    inputs: 'all',
+    defaults: {},
+    phases: PHASES,
+    outputs: 'all'
+};
+/** Tags and pushes images to a registry; never installs, changes daemon.json or touches a registry. */
+const PUSH = {
+    file: 'push',
+    title: 'docker-gpu-setup/push',
+    description: "Tag and push the job's local images to a registry (login, retries, digests as outputs, a step summary). Never installs anything, changes daemon.json, or starts, stops or recreates a registry.",
+    inputs: [
+        'registry',
+        'images',
+        'tags',
+        'username',
+        'password',
+        'push-concurrency',
+        'push-retries',
+        'push-method',
+        ...RUN
+    ],
+    defaults: {},
+    phases: ['push'],
+    outputs: ['registry', 'images', 'digests']
+};
+/**
+ * The local registry, its Docker Hub mirror and the pull-through caches, with what they add to
+ * daemon.json (registry-mirrors, insecure-registries); the GPU settings of daemon.json are left alone.
+ */
+const REGISTRY = {
+    file: 'registry',
+    title: 'docker-gpu-setup/registry',
+    description: "Run the local registry (auth, TLS), its Docker Hub mirror and pull-through caches of other registries on this host, and add them to daemon.json's registry-mirrors and insecure-registries. Never installs anything or pushes.",
+    inputs: [
+        'registry',
+        'start-registry',
+        'registry-image',
+        'registry-image-archive',
+        'registry-bind',
+        'registry-data',
+        'registry-htpasswd',
+        'registry-tls-cert',
+        'registry-tls-key',
+        'registry-mirror',
+        'registry-mirror-port',
+        'registry-caches',
+        'registry-cache-port',
+        'registry-cache-credentials',
+        'insecure-registry',
+        'cleanup',
+        ...RUN
+    ],
+    // This entry is asked for a registry; the daemon phase only merges the registry's keys.
+    defaults: { 'start-registry': 'true', 'gpu-runtime': 'none', 'gpu-check': 'false' },
+    phases: ['daemon', 'registry'],
+    outputs: ['registry', 'registry-started', 'caches', 'daemon-config-changed', 'daemon-change']
+};
+/** Leases GPUs to this job until its post step. */
+const GPUS = {
+    file: 'gpus',
+    title: 'docker-gpu-setup/gpus',
+    description: 'Lease GPUs of a shared host to this job until its post step releases them; a job that finds too few free waits. Never installs anything or changes daemon.json.',
+    inputs: ['gpus', 'gpu-wait', ...RUN],
+    defaults: { gpus: '1' },
+    phases: ['gpus'],
+    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus']
+};
+/** Every entry; the sub-actions after the root. */
+const ENTRIES = [SETUP, PUSH, REGISTRY, GPUS];
+/** The entry whose bundle file the runner started (`node …/dist/push.js`); the root for any other. */
+function entryForScript(script) {
+    const file = /([^/\\]+)\.m?js$/.exec(script ?? '')?.[1];
+    return ENTRIES.find(e => e.file === file) ?? SETUP;
+}
+
+
+/***/ }),
+
 /***/ 3916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -31807,19 +31903,23 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1991);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+/* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1991);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
+/** The bundle's entry: the main or post step of the action.yml the runner started. */
 
 
 
-// One bundle serves both steps: the runner gives the post step the state the main step saved.
-if ((0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .isPostStep */ .pq)()) {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b)();
+
+// One bundle serves both steps of every entry: the runner gives the post step the state the main
+// step saved, and starts dist/<entry>.js, a file that only imports this bundle.
+if ((0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .isPostStep */ .pq)()) {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
 }
 else {
-    (0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .markMainStep */ .BV)();
-    await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .markMainStep */ .BV)();
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)({ entry: (0,_entries_js__WEBPACK_IMPORTED_MODULE_0__/* .entryForScript */ .p4)(process.argv[1]) });
 }
 
 __webpack_async_result__();
@@ -31993,6 +32093,8 @@ function withoutCredentialsIn(text) {
     return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1');
 }
 
+// EXTERNAL MODULE: ./src/entries.ts
+var entries = __nccwpck_require__(8323);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
@@ -33650,6 +33752,18 @@ function takenPorts(registry, tls, mirror, mirrorPort) {
         taken.set(mirrorPort, `registry-mirror-port ${mirrorPort}`);
     return taken;
 }
+/** The inputs that shape the registry container (and its mirror) beyond its address. */
+const CONTAINER_INPUTS = [
+    'registry-image',
+    'registry-image-archive',
+    'registry-bind',
+    'registry-data',
+    'registry-htpasswd',
+    'registry-tls-cert',
+    'registry-tls-key',
+    'registry-mirror',
+    'registry-mirror-port'
+];
 /** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
 function parseRegistryInputs(raw, host) {
     const registry = address(raw);
@@ -33676,7 +33790,8 @@ function parseRegistryInputs(raw, host) {
         registryMirror,
         registryMirrorPort,
         registryCaches: caches(raw, taken),
-        insecureRegistry: tristate(raw, 'insecure-registry')
+        insecureRegistry: tristate(raw, 'insecure-registry'),
+        configured: startRegistry === 'true' || CONTAINER_INPUTS.some(n => raw[n].trim() !== REGISTRY_INPUTS[n])
     };
 }
 
@@ -34055,15 +34170,20 @@ function phaseSettings(inputs, identity) {
         }
     };
 }
-/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
-function readRawInputs(env = process.env) {
+/**
+ * Reads the inputs `entry` declares (INPUT_* unset → its action.yml default); an input it does not
+ * declare takes the entry's fixed value or the root's default, whatever the environment holds. The
+ * only caller of core.getInput.
+ */
+function readRawInputs(env = process.env, entry = { inputs: 'all', defaults: {} }) {
     const raw = {};
     for (const name of Object.keys(INPUT_DEFAULTS)) {
         const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
-        // The runner always sets every input; outside a runner, unset means "use the default".
+        const fallback = entry.defaults[name] ?? INPUT_DEFAULTS[name];
+        // The runner always sets every declared input; outside a runner, unset means "use the default".
         raw[name] =
-            env[key] === undefined
-                ? INPUT_DEFAULTS[name]
+            (entry.inputs !== 'all' && !entry.inputs.includes(name)) || env[key] === undefined
+                ? fallback
                 : lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED.has(name) });
     }
     // Secrets are masked before anything could print them.
@@ -34190,10 +34310,13 @@ function outputValues(o) {
         'freed-bytes': outputs_text(o.disk?.freedBytes)
     };
 }
-/** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
-function writeOutputs(o) {
+/**
+ * Sets every output of `names` (every output, for the root action), so later steps can read each
+ * one even after a failure.
+ */
+function writeOutputs(o, names = 'all') {
     const values = outputValues(o);
-    for (const name of OUTPUT_NAMES)
+    for (const name of names === 'all' ? OUTPUT_NAMES : names)
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
@@ -38758,7 +38881,7 @@ function certFiles(names) {
 }
 /** How Docker shows a proxy URL's user and password in `docker info`. */
 const MASKED = /^[a-z][a-z0-9+.-]*:\/\/xxxxx:xxxxx@/i;
-function entries(list) {
+function transport_entries(list) {
     return (list ?? '')
         .split(',')
         .map(e => e.trim())
@@ -38780,7 +38903,7 @@ function requestProxies(inputs, daemon, env) {
         return {
             http: daemon.http || undefined,
             https: daemon.https || undefined,
-            noProxy: entries(daemon.noProxy)
+            noProxy: transport_entries(daemon.noProxy)
         };
     }
     // Go's order (the daemon's): the upper-case name first, the first one set.
@@ -38788,7 +38911,7 @@ function requestProxies(inputs, daemon, env) {
     const https = env.HTTPS_PROXY || env.https_proxy;
     if (!http && !https)
         return undefined;
-    return { http, https, noProxy: entries(env.NO_PROXY || env.no_proxy) };
+    return { http, https, noProxy: transport_entries(env.NO_PROXY || env.no_proxy) };
 }
 /** Go sends these direct whatever no-proxy says: the name localhost and loopback addresses. */
 function isLoopback(host) {
@@ -42010,9 +42133,30 @@ function containerSteps(facts, inputs, actions) {
     }
     return steps;
 }
+/**
+ * The registry this step keeps as it is: the action's own container, running on `registry`'s port
+ * with other settings, when this step does not say how its registry runs (start-registry auto,
+ * every container input at its default). Undefined when this step manages the registry. Another
+ * process on that port is not taken for a registry: the plan names it and changes nothing.
+ */
+function keptRegistry(facts, inputs) {
+    const running = facts.registry;
+    if (!facts.wanted || !facts.dockerUp || inputs.configured || !running?.running)
+        return undefined;
+    if (running.labels[LABEL_MANAGED] !== 'true' || running.hostPort !== registryPort(inputs)) {
+        return undefined;
+    }
+    const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes);
+    return containerAction(spec, running) === 'keep'
+        ? undefined
+        : `the running registry container ${REGISTRY_CONTAINER}`;
+}
 /** Why no local registry runs here, in the words of the inputs that decide it. */
-function notWantedReason(facts, inputs) {
+function notWantedReason(facts, inputs, kept) {
     const registry = inputs.registry.text;
+    if (kept !== undefined) {
+        return `${registry} is served by ${kept}: kept as it is (this step sets none of its inputs)`;
+    }
     if (inputs.startRegistry === 'false') {
         return `not started here (registry ${registry} is managed elsewhere: start-registry is false)`;
     }
@@ -42022,10 +42166,10 @@ function notWantedReason(facts, inputs) {
     return `not started: nothing asks for one (no images to push, no auth, TLS or mirror; start-registry: true runs ${registry} anyway)`;
 }
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
-function idlePlan(facts, inputs) {
+function idlePlan(facts, inputs, kept) {
     const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
     if (!facts.wanted && inputs.registryCaches.length === 0) {
-        return { ...base, caches: {}, steps: [], found: notWantedReason(facts, inputs) };
+        return { ...base, caches: {}, steps: [], found: notWantedReason(facts, inputs, kept) };
     }
     const caches = inputs.registryCaches.map(c => ({
         description: `run the pull-through cache of ${c.upstream} on localhost:${c.port} (${inputs.registryImage})`
@@ -42047,9 +42191,9 @@ function idlePlan(facts, inputs) {
     };
 }
 /** What was found, in one line: the registry container (or why there is none), and the caches. */
-function registry_plan_describeFound(facts, inputs, actions) {
+function registry_plan_describeFound(facts, inputs, actions, kept) {
     const registry = !facts.wanted
-        ? notWantedReason(facts, inputs)
+        ? notWantedReason(facts, inputs, kept)
         : facts.registry
             ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
             : 'no registry container';
@@ -42065,9 +42209,18 @@ function registry_plan_describeFound(facts, inputs, actions) {
  * of registry-caches whenever they are set. Throws HostError for what it will not do (a port another
  * process holds, an image it may not pull, a container it did not make).
  */
-function planRegistry(facts, inputs) {
+function planRegistry(detected, inputs) {
+    const kept = keptRegistry(detected, inputs);
+    // A registry this step keeps as it is needs nothing of it: no container, image, file or folder.
+    const facts = kept === undefined
+        ? detected
+        : {
+            ...detected,
+            wanted: false,
+            dataDirs: Object.fromEntries(Object.entries(detected.dataDirs).filter(([d]) => d !== inputs.registryData && d !== `${inputs.registryData}-mirror`))
+        };
     if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
-        return idlePlan(facts, inputs);
+        return { ...idlePlan(facts, inputs, kept), kept };
     }
     const warnings = insecureRegistry(inputs, facts.me)
         ? [
@@ -42083,7 +42236,7 @@ function planRegistry(facts, inputs) {
     const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
     const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
     const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)];
-    return { ...prepared, ...actions, found: registry_plan_describeFound(facts, inputs, actions), steps };
+    return { ...prepared, ...actions, found: registry_plan_describeFound(facts, inputs, actions, kept), steps, kept };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
@@ -42476,6 +42629,14 @@ const registryPhase = {
     name: 'Local registry',
     detect: detectRegistry,
     plan: (facts, { inputs }) => planRegistry(facts, inputs),
+    planned: (plan, ctx) => {
+        // Detection showed this step's own settings; a registry kept as it is has its own.
+        if (plan.kept !== undefined) {
+            ctx.show([
+                { label: 'registry', value: ctx.inputs.registry.text, note: `kept as it is: ${plan.kept}` }
+            ]);
+        }
+    },
     apply: applyRegistry,
     verify: verifyRegistry,
     check: reportCaches
@@ -42845,6 +43006,7 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -42857,21 +43019,22 @@ const fsHost = {
     }
 };
 /**
- * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
- * host lock; the disk phase frees space once the registries run (their images in use) and before
- * the push.
+ * The phases of `phases`, in pipeline order, each bound to its own settings. GPU leases come first,
+ * before the host lock; the disk phase frees space once the registries run (their images in use)
+ * and before the push.
  */
-function phaseStages(inputs, shared) {
+function phaseStages(inputs, shared, phases = entries/* PHASES */.ZG) {
     const settings = phaseSettings(inputs, shared.host.identity);
-    return [
-        stage(gpuPhase, { ...shared, inputs: settings.gpus }),
-        stage(proxyPhase, { ...shared, inputs: settings.proxy }),
-        stage(enginePhase, { ...shared, inputs: settings.engine }),
-        stage(daemonPhase, { ...shared, inputs: settings.daemon }),
-        stage(registryPhase, { ...shared, inputs: settings.registry }),
-        stage(diskPhase, { ...shared, inputs: settings.disk }),
-        stage(pushPhase, { ...shared, inputs: settings.push })
-    ];
+    const all = {
+        gpus: stage(gpuPhase, { ...shared, inputs: settings.gpus }),
+        proxy: stage(proxyPhase, { ...shared, inputs: settings.proxy }),
+        engine: stage(enginePhase, { ...shared, inputs: settings.engine }),
+        daemon: stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        registry: stage(registryPhase, { ...shared, inputs: settings.registry }),
+        disk: stage(diskPhase, { ...shared, inputs: settings.disk }),
+        push: stage(pushPhase, { ...shared, inputs: settings.push })
+    };
+    return entries/* PHASES */.ZG.filter(p => phases.includes(p)).map(p => all[p]);
 }
 function defaultDeps() {
     return {
@@ -42881,9 +43044,11 @@ function defaultDeps() {
         readHost: () => readHost(),
         lockHost: (runner, tempDir) => (0,lock/* acquireHostLock */.QM)(runner, tempDir, m => lib_core/* info */.pq(m)),
         stages: phaseStages,
-        state: state/* runnerState */.Ej
+        state: state/* runnerState */.Ej,
+        entry: entries/* SETUP */.K1
     };
 }
+const DEPRECATED_CLEANUP_ALL = 'cleanup: all does what cleanup: registry does, and is deprecated: write cleanup: registry.';
 /** Fails early, before any change, when a non-root run cannot use sudo. */
 async function checkSudo(runner) {
     if (runner.isRoot)
@@ -42904,11 +43069,15 @@ function useProxies(env, inputs, identity) {
 }
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps, record) {
-    const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost);
+    const inputs = parseInputs(readRawInputs(deps.env, deps.entry), deps.inputHost);
     record.dryRun = inputs.run.dryRun;
     record.summary = inputs.run.summary;
     record.outputs.registry = inputs.registry.registry.text;
     (0,state/* saveCleanup */.Mz)(inputs.run.cleanup, deps.state);
+    if (inputs.run.cleanup === 'all') {
+        record.warnings.push(DEPRECATED_CLEANUP_ALL);
+        lib_core/* warning */.$e(DEPRECATED_CLEANUP_ALL);
+    }
     const host = await deps.readHost();
     useProxies(deps.env, inputs, host.identity);
     if (!record.dryRun)
@@ -42923,13 +43092,16 @@ async function runSteps(deps, record) {
         },
         remember: update => (0,state/* savePostState */.Li)(update, deps.state)
     };
-    const stages = deps.stages(inputs, shared);
+    const stages = deps.stages(inputs, shared, deps.entry.phases);
     // GPU leases first, without the host lock: a job waiting for GPUs holds up no other run.
     await runPipeline(stages.filter(s => s.beforeHostLock === true), record.dryRun, record.reports);
+    const locked = stages.filter(s => s.beforeHostLock !== true);
+    if (locked.length === 0)
+        return;
     // One run at a time changes a host: several runner services may share it.
     const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir);
     try {
-        await runPipeline(stages.filter(s => s.beforeHostLock !== true), record.dryRun, record.reports);
+        await runPipeline(locked, record.dryRun, record.reports);
     }
     finally {
         await lock?.release();
@@ -42955,7 +43127,7 @@ async function run(overrides = {}) {
         record.error = (0,errors/* errorMessage */.gJ)(e);
         lib_core/* setFailed */.C1(record.error);
     }
-    writeOutputs(record.outputs);
+    writeOutputs(record.outputs, deps.entry.outputs);
     if (record.summary)
         await summarise(record, (Date.now() - started) / 1000, deps.env);
 }

@@ -1,6 +1,6 @@
 /**
  * Four runs' step summaries, rendered by the action's own code: the unit tests snapshot them, and
- * `npm run summary-examples` writes them into the README between the marker comments.
+ * `npm run summary-examples` writes them into docs/summary.md between the marker comments.
  */
 import type {ImageResult, Outputs} from '../src/outputs.js'
 import {daemonFacts} from '../src/phases/daemon/facts.js'
@@ -83,7 +83,7 @@ const OUTPUTS_AFTER: Outputs = {
   registryStarted: false
 }
 
-/** The four runs the README shows, by title. */
+/** The four runs docs/summary.md shows, by title. */
 export const SCENARIOS: Record<string, SummaryData> = {
   'A bad input': {
     reports: [],
@@ -200,7 +200,7 @@ export const SCENARIOS: Record<string, SummaryData> = {
   }
 }
 
-/** The README's block: each scenario's summary, as GitHub shows it, in a collapsed section. */
+/** docs/summary.md's block: each scenario's summary, as GitHub shows it, in a collapsed section. */
 export function renderExamples(): string {
   return Object.entries(SCENARIOS)
     .flatMap(([title, data]) => [
@@ -214,10 +214,11 @@ export function renderExamples(): string {
     .join('\n')
 }
 
-/** README text with the generated examples replaced. */
+/** docs/summary.md's text with the generated examples replaced. */
 export function withExamples(readme: string): string {
   const start = readme.indexOf(BEGIN)
   const end = readme.indexOf(END)
-  if (start < 0 || end < start) throw new Error('README.md lacks the summary-examples markers')
+  if (start < 0 || end < start)
+    throw new Error('docs/summary.md lacks the summary-examples markers')
   return `${readme.slice(0, start + BEGIN.length)}\n${renderExamples()}${readme.slice(end)}`
 }

@@ -197,15 +197,34 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
   }
 }
 
-/** Reads every input (INPUT_* unset → the action.yml default); the only caller of core.getInput. */
-export function readRawInputs(env: NodeJS.ProcessEnv = process.env): AllRawInputs {
+/** Which inputs an entry's action.yml declares, and its own defaults (see entries.ts). */
+export interface EntryInputs {
+  /** The inputs its action.yml declares, in that order; 'all' for the root. */
+  inputs: readonly InputName[] | 'all'
+  /**
+   * Values that differ from the root action's defaults here: a declared input's default in this
+   * entry's action.yml, or the fixed value of an input this entry does not declare.
+   */
+  defaults: Partial<Record<InputName, string>>
+}
+
+/**
+ * Reads the inputs `entry` declares (INPUT_* unset → its action.yml default); an input it does not
+ * declare takes the entry's fixed value or the root's default, whatever the environment holds. The
+ * only caller of core.getInput.
+ */
+export function readRawInputs(
+  env: NodeJS.ProcessEnv = process.env,
+  entry: EntryInputs = {inputs: 'all', defaults: {}}
+): AllRawInputs {
   const raw = {} as Record<InputName, string>
   for (const name of Object.keys(INPUT_DEFAULTS) as InputName[]) {
     const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`
-    // The runner always sets every input; outside a runner, unset means "use the default".
+    const fallback = entry.defaults[name] ?? INPUT_DEFAULTS[name]
+    // The runner always sets every declared input; outside a runner, unset means "use the default".
     raw[name] =
-      env[key] === undefined
-        ? INPUT_DEFAULTS[name]
+      (entry.inputs !== 'all' && !entry.inputs.includes(name)) || env[key] === undefined
+        ? fallback
         : core.getInput(name, {trimWhitespace: !UNTRIMMED.has(name)})
   }
   // Secrets are masked before anything could print them.

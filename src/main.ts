@@ -1,6 +1,7 @@
 import {statSync} from 'node:fs'
 import * as core from '@actions/core'
 import {proxyEnvironment} from './docker/proxy.js'
+import {PHASES, SETUP, type Entry, type PhaseKey} from './entries.js'
 import {HostError, errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {readHost, type HostIdentity, type HostInfo} from './host.js'
@@ -37,9 +38,11 @@ export interface MainDeps {
   inputHost: InputHost
   readHost(): Promise<HostInfo>
   lockHost(runner: CommandRunner, tempDir: string): Promise<HostLock>
-  /** The phases to run, each bound to its slice of the inputs. */
-  stages(inputs: Inputs, shared: SharedContext): Stage[]
+  /** The phases to run (those of `phases`), each bound to its slice of the inputs. */
+  stages(inputs: Inputs, shared: SharedContext, phases: readonly PhaseKey[]): Stage[]
   state: StateStore
+  /** The action.yml this step runs: which inputs it reads, phases it runs and outputs it sets. */
+  entry: Entry
 }
 
 /** What a run found and did, success or not: the outputs, the summary's rows and warnings. */
@@ -64,21 +67,26 @@ const fsHost: InputHost = {
 }
 
 /**
- * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
- * host lock; the disk phase frees space once the registries run (their images in use) and before
- * the push.
+ * The phases of `phases`, in pipeline order, each bound to its own settings. GPU leases come first,
+ * before the host lock; the disk phase frees space once the registries run (their images in use)
+ * and before the push.
  */
-export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
+export function phaseStages(
+  inputs: Inputs,
+  shared: SharedContext,
+  phases: readonly PhaseKey[] = PHASES
+): Stage[] {
   const settings = phaseSettings(inputs, shared.host.identity)
-  return [
-    stage(gpuPhase, {...shared, inputs: settings.gpus}),
-    stage(proxyPhase, {...shared, inputs: settings.proxy}),
-    stage(enginePhase, {...shared, inputs: settings.engine}),
-    stage(daemonPhase, {...shared, inputs: settings.daemon}),
-    stage(registryPhase, {...shared, inputs: settings.registry}),
-    stage(diskPhase, {...shared, inputs: settings.disk}),
-    stage(pushPhase, {...shared, inputs: settings.push})
-  ]
+  const all: Record<PhaseKey, Stage> = {
+    gpus: stage(gpuPhase, {...shared, inputs: settings.gpus}),
+    proxy: stage(proxyPhase, {...shared, inputs: settings.proxy}),
+    engine: stage(enginePhase, {...shared, inputs: settings.engine}),
+    daemon: stage(daemonPhase, {...shared, inputs: settings.daemon}),
+    registry: stage(registryPhase, {...shared, inputs: settings.registry}),
+    disk: stage(diskPhase, {...shared, inputs: settings.disk}),
+    push: stage(pushPhase, {...shared, inputs: settings.push})
+  }
+  return PHASES.filter(p => phases.includes(p)).map(p => all[p])
 }
 
 function defaultDeps(): MainDeps {
@@ -89,9 +97,13 @@ function defaultDeps(): MainDeps {
     readHost: () => readHost(),
     lockHost: (runner, tempDir) => acquireHostLock(runner, tempDir, m => core.info(m)),
     stages: phaseStages,
-    state: runnerState
+    state: runnerState,
+    entry: SETUP
   }
 }
+
+const DEPRECATED_CLEANUP_ALL =
+  'cleanup: all does what cleanup: registry does, and is deprecated: write cleanup: registry.'
 
 /** Fails early, before any change, when a non-root run cannot use sudo. */
 async function checkSudo(runner: CommandRunner): Promise<void> {
@@ -115,11 +127,15 @@ function useProxies(env: NodeJS.ProcessEnv, inputs: Inputs, identity: HostIdenti
 
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
-  const inputs = parseInputs(readRawInputs(deps.env), deps.inputHost)
+  const inputs = parseInputs(readRawInputs(deps.env, deps.entry), deps.inputHost)
   record.dryRun = inputs.run.dryRun
   record.summary = inputs.run.summary
   record.outputs.registry = inputs.registry.registry.text
   saveCleanup(inputs.run.cleanup, deps.state)
+  if (inputs.run.cleanup === 'all') {
+    record.warnings.push(DEPRECATED_CLEANUP_ALL)
+    core.warning(DEPRECATED_CLEANUP_ALL)
+  }
   const host = await deps.readHost()
   useProxies(deps.env, inputs, host.identity)
   if (!record.dryRun) await checkSudo(deps.runner)
@@ -133,21 +149,19 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
     },
     remember: update => savePostState(update, deps.state)
   }
-  const stages = deps.stages(inputs, shared)
+  const stages = deps.stages(inputs, shared, deps.entry.phases)
   // GPU leases first, without the host lock: a job waiting for GPUs holds up no other run.
   await runPipeline(
     stages.filter(s => s.beforeHostLock === true),
     record.dryRun,
     record.reports
   )
+  const locked = stages.filter(s => s.beforeHostLock !== true)
+  if (locked.length === 0) return
   // One run at a time changes a host: several runner services may share it.
   const lock = record.dryRun ? undefined : await deps.lockHost(deps.runner, host.tempDir)
   try {
-    await runPipeline(
-      stages.filter(s => s.beforeHostLock !== true),
-      record.dryRun,
-      record.reports
-    )
+    await runPipeline(locked, record.dryRun, record.reports)
   } finally {
     await lock?.release()
   }
@@ -179,6 +193,6 @@ export async function run(overrides: Partial<MainDeps> = {}): Promise<void> {
     record.error = errorMessage(e)
     core.setFailed(record.error)
   }
-  writeOutputs(record.outputs)
+  writeOutputs(record.outputs, deps.entry.outputs)
   if (record.summary) await summarise(record, (Date.now() - started) / 1000, deps.env)
 }

@@ -144,8 +144,11 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
   }
 }
 
-/** Sets every output (core.setOutput), so later steps can read each one even after a failure. */
-export function writeOutputs(o: Outputs): void {
+/**
+ * Sets every output of `names` (every output, for the root action), so later steps can read each
+ * one even after a failure.
+ */
+export function writeOutputs(o: Outputs, names: readonly OutputName[] | 'all' = 'all'): void {
   const values = outputValues(o)
-  for (const name of OUTPUT_NAMES) core.setOutput(name, values[name])
+  for (const name of names === 'all' ? OUTPUT_NAMES : names) core.setOutput(name, values[name])
 }

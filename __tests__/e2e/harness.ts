@@ -44,6 +44,8 @@ export interface RunOptions {
   /** Run the post step with the state the main step saved (the runner passes it as STATE_*). */
   post?: Record<string, string>
   env?: Record<string, string>
+  /** The sub-action to run (its dist/<entry>.js), e.g. 'push'; the root action when absent. */
+  entry?: string
 }
 
 /** Reads back what a finished run wrote, and removes its temp folder. */

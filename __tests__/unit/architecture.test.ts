@@ -17,7 +17,7 @@ const LAYERS: [RegExp, string][] = [
   [/^(outputs|state|host|input-fields)\.ts$/, 'the run’s records'],
   [/^phases\/[^/]+\.ts$/, 'the phase contract'],
   [/^phases\/[^/]+\/[^/]+\.ts$/, 'phases'],
-  [/^(inputs\.ts|summary\/[^/]+\.ts)$/, 'composition'],
+  [/^(inputs\.ts|entries\.ts|summary\/[^/]+\.ts)$/, 'composition'],
   [/^(main|post)\.ts$/, 'the steps'],
   [/^index\.ts$/, 'the entry point']
 ]

@@ -11,12 +11,16 @@ interface Workflow {
   jobs: Record<string, {steps: Step[]}>
 }
 
-const action = parse(readFileSync('action.yml', 'utf8')) as {
+interface ActionYml {
   inputs: Record<string, unknown>
   outputs: Record<string, unknown>
 }
 const examples = readdirSync('examples').filter(f => f.endsWith('.yml'))
-const isThisAction = (s: Step): boolean => /(^|\/)docker-gpu-setup@/.test(s.uses ?? '')
+const USES = /(?:^|\/)docker-gpu-setup(?:\/(push|registry|gpus))?@/
+const isThisAction = (s: Step): boolean => USES.test(s.uses ?? '')
+/** The action.yml a step of this action uses: the root's or a sub-action's. */
+const actionOf = (s: Step): ActionYml =>
+  parse(readFileSync(`${USES.exec(s.uses ?? '')?.[1] ?? '.'}/action.yml`, 'utf8')) as ActionYml
 
 describe('examples/', () => {
   it('has the workflows the README points to', () => {
@@ -36,14 +40,21 @@ describe('examples/', () => {
     const ours = steps.filter(isThisAction)
     expect(ours.length).toBeGreaterThan(0)
     for (const step of ours) {
+      const action = actionOf(step)
       for (const input of Object.keys(step.with ?? {})) {
-        expect([file, input, input in action.inputs]).toEqual([file, input, true])
+        expect([file, step.uses, input, input in action.inputs]).toEqual([
+          file,
+          step.uses,
+          input,
+          true
+        ])
       }
     }
-    const ids = new Set(ours.map(s => s.id).filter(Boolean))
+    const byId = new Map(ours.filter(s => s.id).map(s => [s.id, actionOf(s)]))
     for (const [, id, output] of text.matchAll(/steps\.([\w-]+)\.outputs\.([\w-]+)/g)) {
-      expect([file, id, ids.has(id)]).toEqual([file, id, true])
-      expect([file, output, output in action.outputs]).toEqual([file, output, true])
+      const action = byId.get(id)
+      expect([file, id, action !== undefined]).toEqual([file, id, true])
+      expect([file, output, output in (action?.outputs ?? {})]).toEqual([file, output, true])
     }
   })
 })

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
-import {withTables} from '../../scripts/inputs-table.mjs'
+import {GROUPS, INPUT_META, withTables} from '../../scripts/inputs-table.mjs'
 import type {InputHost} from '../../src/input-fields.js'
 import {
   INPUT_DEFAULTS,
@@ -746,12 +746,26 @@ describe('action.yml and INPUT_DEFAULTS', () => {
     expect(action.runs).toEqual({using: 'node24', main: 'dist/index.js', post: 'dist/index.js'})
   })
 
-  it('documents every input and output in the README table, as generated from action.yml', () => {
-    const readme = readFileSync('README.md', 'utf8')
+  it('documents every input and output of each action.yml in docs/inputs.md, as generated', () => {
+    const doc = readFileSync('docs/inputs.md', 'utf8')
+    for (const file of [
+      'action.yml',
+      'push/action.yml',
+      'registry/action.yml',
+      'gpus/action.yml'
+    ]) {
+      expect(doc).toContain(`<!-- inputs-table:begin ${file} `)
+    }
     for (const name of [...Object.keys(action.inputs), ...Object.keys(action.outputs)]) {
-      expect(readme).toContain(`| \`${name}\` |`)
+      expect(doc).toContain(`| \`${name}\` |`)
     }
     // Stale tables: run `node scripts/inputs-table.mjs`.
-    expect(withTables(readme, readFileSync('action.yml', 'utf8'))).toBe(readme)
+    expect(withTables(doc, file => readFileSync(file, 'utf8'))).toBe(doc)
+  })
+
+  it('gives every input a group and a type (one line each in scripts/inputs-table.mjs)', () => {
+    const missing = Object.keys(action.inputs).filter(name => !(name in INPUT_META))
+    expect(missing).toEqual([])
+    for (const [group] of Object.values(INPUT_META)) expect(GROUPS[group]).toBeDefined()
   })
 })

@@ -17,6 +17,7 @@ const {run, phaseStages} = await import('../../src/main.js')
 const {post} = await import('../../src/post.js')
 const {stage} = await import('../../src/phases/pipeline.js')
 const {OUTPUT_NAMES} = await import('../../src/outputs.js')
+const {GPUS, PUSH, REGISTRY} = await import('../../src/entries.js')
 
 const HOST: HostInfo = {
   os: parseOsRelease('ID=debian\nVERSION_CODENAME=bookworm\n'),
@@ -346,5 +347,64 @@ describe('the post step', () => {
     const runner = new FakeRunner()
     await post({runner, state})
     expect(runner.lines()).toEqual(removed)
+  })
+})
+
+describe('a sub-action', () => {
+  it('push runs the push phase alone, reads only its own inputs, and sets only its outputs', async () => {
+    // Inputs the push sub-action does not declare are ignored, whatever the environment holds.
+    env = inputs({
+      'dry-run': 'true',
+      images: 'app:1',
+      'start-registry': 'true',
+      'install-docker': 'true'
+    })
+    const runner = new FakeRunner([[['docker'], {exitCode: 1}]])
+    await runMain({runner, stages: phaseStages, entry: PUSH})
+    expect(core.record.groups.slice(-1)).toEqual(['Push images'])
+    expect(runner.lines().filter(l => /^(apt|dpkg|systemctl|nvidia-smi|ss )/.test(l))).toEqual([])
+    expect(runner.lines().filter(l => l.includes('docker-gpu-setup-registry'))).toEqual([])
+    expect([...core.record.outputs.keys()]).toEqual(['registry', 'images', 'digests'])
+  })
+
+  it('registry runs the daemon and registry phases without the GPU runtime', async () => {
+    env = inputs({'dry-run': 'true', 'gpu-runtime': 'nvidia'})
+    const runner = new FakeRunner([[['docker'], {exitCode: 1}]])
+    await runMain({runner, stages: phaseStages, entry: REGISTRY})
+    expect(core.record.groups.slice(-2)).toEqual([
+      'Daemon config and NVIDIA runtime',
+      'Local registry'
+    ])
+    expect(runner.lines().filter(l => /nvidia|apt/.test(l))).toEqual([])
+    expect(core.record.failed).toEqual([])
+  })
+
+  it('gpus leases before the host lock and takes no lock', async () => {
+    env = inputs({})
+    const lock = fakeLock()
+    const phases: string[][] = []
+    await runMain({
+      lockHost: lock.lockHost,
+      stages: (_i, _s, only) => {
+        phases.push([...only])
+        return []
+      },
+      entry: GPUS
+    })
+    expect(phases).toEqual([['gpus']])
+    expect(lock.taken).toBe(0)
+    expect([...core.record.outputs.keys()]).toEqual(['gpu-uuids', 'gpu-indexes', 'docker-gpus'])
+  })
+})
+
+describe('cleanup: all', () => {
+  it('is taken as registry, with a warning that it is deprecated', async () => {
+    env = inputs({cleanup: 'all'})
+    const state = mapState()
+    await runMain({state})
+    expect(core.record.warnings).toEqual([
+      'cleanup: all does what cleanup: registry does, and is deprecated: write cleanup: registry.'
+    ])
+    expect(core.record.failed).toEqual([])
   })
 })

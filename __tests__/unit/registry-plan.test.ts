@@ -69,13 +69,17 @@ describe('planRegistry', () => {
 
   it('loads a missing image from the archive, pulls it otherwise, never when offline', () => {
     expect(
-      planRegistry(ready({}, {imageId: undefined}), inputs({'registry-image-archive': '/reg.tar'}))
-        .image
+      planRegistry(
+        ready({}, {imageId: undefined, registry: undefined}),
+        inputs({'registry-image-archive': '/reg.tar'})
+      ).image
     ).toBe('load')
-    expect(planRegistry(ready({}, {imageId: undefined}), inputs()).image).toBe('pull')
+    expect(planRegistry(ready({}, {imageId: undefined, registry: undefined}), inputs()).image).toBe(
+      'pull'
+    )
     expect(() =>
       planRegistry(
-        ready({}, {imageId: undefined}),
+        ready({}, {imageId: undefined, registry: undefined}),
         inputs({'docker-source': 'offline', 'offline-debs': '/debs'})
       )
     ).toThrow(
@@ -114,5 +118,50 @@ describe('planRegistry', () => {
     )
     expect(plan.steps).toEqual([])
     expect(plan.found).toBe('not started here (registry registry.example.com is not this host)')
+  })
+
+  describe('a step that does not say how its registry runs', () => {
+    // The registry as an earlier step started it: basic auth and TLS.
+    const secured = {
+      'registry-htpasswd': 'ci:pw',
+      'registry-tls-cert': '/c.pem',
+      'registry-tls-key': '/k.pem'
+    }
+    const running = ready(secured, {
+      dataDirs: {'/var/lib/docker-gpu-setup/registry': false},
+      registry: {...ready(secured).registry!, hostPort: 5000}
+    })
+
+    it('keeps the registry running on its port as it is, whatever its settings', () => {
+      const plan = planRegistry(running, inputs({images: 'app:1'}))
+      expect(plan.steps).toEqual([])
+      expect(plan.registry).toBeUndefined()
+      expect(plan.kept).toBe('the running registry container docker-gpu-setup-registry')
+      expect(plan.found).toBe(
+        'localhost:5000 is served by the running registry container docker-gpu-setup-registry: kept as it is (this step sets none of its inputs)'
+      )
+    })
+
+    it('never takes another process on that port for its registry: it names it', () => {
+      expect(() =>
+        planRegistry(
+          ready({}, {registry: undefined, portHolders: {5000: 'process "nginx",pid=7,fd=6'}}),
+          inputs({images: 'app:1'})
+        )
+      ).toThrow('Port 5000 is taken by process "nginx",pid=7,fd=6')
+    })
+
+    it('still runs one where none serves the port, and starts a stopped one', () => {
+      expect(planRegistry(ready({}, {registry: undefined}), inputs()).registry).toBe('create')
+      const stopped = {...running, registry: {...running.registry!, running: false}}
+      expect(planRegistry(stopped, inputs()).registry).toBe('recreate')
+    })
+
+    it.each([
+      ['start-registry: true', {'start-registry': 'true'}],
+      ['a container input', {'registry-data': '/srv/other'}]
+    ])('is not the case with %s: the step makes the registry it asks for', (_what, o) => {
+      expect(planRegistry(running, inputs(o)).registry).toBe('recreate')
+    })
   })
 })

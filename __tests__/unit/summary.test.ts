@@ -292,9 +292,9 @@ describe('shortDigest', () => {
   })
 })
 
-describe('the README', () => {
+describe('docs/summary.md', () => {
   it('shows the summaries the code renders (npm run summary-examples refreshes them)', () => {
-    const readme = readFileSync('README.md', 'utf8')
+    const readme = readFileSync('docs/summary.md', 'utf8')
     expect(withExamples(readme)).toBe(readme)
     for (const data of Object.values(SCENARIOS)) expect(readme).toContain(renderSummary(data))
   })

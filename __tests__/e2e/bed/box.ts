@@ -244,7 +244,7 @@ export class Box {
       '-i',
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
       '/dgs/node',
-      `${IN_BOX.action}/dist/index.js`
+      `${IN_BOX.action}/dist/${opts.entry ?? 'index'}.js`
     ]
     const argv = ['exec', '-i', '-w', boxDir, this.name, ...inner]
     const abs = Object.fromEntries(

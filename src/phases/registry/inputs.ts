@@ -68,6 +68,11 @@ export interface RegistryInputs {
   /** Pull-through caches of registries other than Docker Hub, one container each. */
   registryCaches: RegistryCache[]
   insecureRegistry: Tristate
+  /**
+   * This step says how the registry runs (start-registry true, or an input of its container other
+   * than the default). One that does not takes a registry already serving its port as it is.
+   */
+  configured: boolean
   /** `images` names something to push (from the push phase's inputs): a reason to run a registry. */
   pushesImages: boolean
 }
@@ -299,6 +304,19 @@ function takenPorts(
   return taken
 }
 
+/** The inputs that shape the registry container (and its mirror) beyond its address. */
+const CONTAINER_INPUTS = [
+  'registry-image',
+  'registry-image-archive',
+  'registry-bind',
+  'registry-data',
+  'registry-htpasswd',
+  'registry-tls-cert',
+  'registry-tls-key',
+  'registry-mirror',
+  'registry-mirror-port'
+] as const
+
 /** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
 export function parseRegistryInputs(
   raw: Raw,
@@ -329,6 +347,8 @@ export function parseRegistryInputs(
     registryMirror,
     registryMirrorPort,
     registryCaches: caches(raw, taken),
-    insecureRegistry: tristate(raw, 'insecure-registry')
+    insecureRegistry: tristate(raw, 'insecure-registry'),
+    configured:
+      startRegistry === 'true' || CONTAINER_INPUTS.some(n => raw[n].trim() !== REGISTRY_INPUTS[n])
   }
 }

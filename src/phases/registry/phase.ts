@@ -13,6 +13,14 @@ export const registryPhase: Phase<RegistrySettings, RegistryFacts, RegistryPlan>
   name: 'Local registry',
   detect: detectRegistry,
   plan: (facts, {inputs}) => planRegistry(facts, inputs),
+  planned: (plan, ctx) => {
+    // Detection showed this step's own settings; a registry kept as it is has its own.
+    if (plan.kept !== undefined) {
+      ctx.show([
+        {label: 'registry', value: ctx.inputs.registry.text, note: `kept as it is: ${plan.kept}`}
+      ])
+    }
+  },
   apply: applyRegistry,
   verify: verifyRegistry,
   check: reportCaches

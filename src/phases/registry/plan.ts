@@ -9,7 +9,9 @@ import {
   containerAction,
   insecureRegistry,
   isThisHost,
+  LABEL_MANAGED,
   mirrorSpec,
+  REGISTRY_CONTAINER,
   registryBind,
   registryPort,
   registrySpec,
@@ -51,6 +53,8 @@ export interface RegistryPlan extends PhasePlan {
   mirror?: ContainerAction
   /** What each cache's container needs, by name. */
   caches: Record<string, ContainerAction>
+  /** What serves `registry` already and is kept as it is (this step does not say how it runs). */
+  kept?: string
 }
 
 type Actions = Pick<RegistryPlan, 'registry' | 'mirror' | 'caches'>
@@ -181,9 +185,30 @@ function containerSteps(facts: RegistryFacts, inputs: RegistrySettings, actions:
   return steps
 }
 
+/**
+ * The registry this step keeps as it is: the action's own container, running on `registry`'s port
+ * with other settings, when this step does not say how its registry runs (start-registry auto,
+ * every container input at its default). Undefined when this step manages the registry. Another
+ * process on that port is not taken for a registry: the plan names it and changes nothing.
+ */
+function keptRegistry(facts: RegistryFacts, inputs: RegistrySettings): string | undefined {
+  const running = facts.registry
+  if (!facts.wanted || !facts.dockerUp || inputs.configured || !running?.running) return undefined
+  if (running.labels[LABEL_MANAGED] !== 'true' || running.hostPort !== registryPort(inputs)) {
+    return undefined
+  }
+  const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes)
+  return containerAction(spec, running) === 'keep'
+    ? undefined
+    : `the running registry container ${REGISTRY_CONTAINER}`
+}
+
 /** Why no local registry runs here, in the words of the inputs that decide it. */
-function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings): string {
+function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings, kept?: string): string {
   const registry = inputs.registry.text
+  if (kept !== undefined) {
+    return `${registry} is served by ${kept}: kept as it is (this step sets none of its inputs)`
+  }
   if (inputs.startRegistry === 'false') {
     return `not started here (registry ${registry} is managed elsewhere: start-registry is false)`
   }
@@ -194,10 +219,10 @@ function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings): string
 }
 
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
-function idlePlan(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
+function idlePlan(facts: RegistryFacts, inputs: RegistrySettings, kept?: string): RegistryPlan {
   const base = {facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: []}
   if (!facts.wanted && inputs.registryCaches.length === 0) {
-    return {...base, caches: {}, steps: [], found: notWantedReason(facts, inputs)}
+    return {...base, caches: {}, steps: [], found: notWantedReason(facts, inputs, kept)}
   }
   const caches = inputs.registryCaches.map(c => ({
     description: `run the pull-through cache of ${c.upstream} on localhost:${c.port} (${inputs.registryImage})`
@@ -220,9 +245,14 @@ function idlePlan(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan 
 }
 
 /** What was found, in one line: the registry container (or why there is none), and the caches. */
-function describeFound(facts: RegistryFacts, inputs: RegistrySettings, actions: Actions): string {
+function describeFound(
+  facts: RegistryFacts,
+  inputs: RegistrySettings,
+  actions: Actions,
+  kept: string | undefined
+): string {
   const registry = !facts.wanted
-    ? notWantedReason(facts, inputs)
+    ? notWantedReason(facts, inputs, kept)
     : facts.registry
       ? `registry container ${facts.registry.running ? 'running' : 'stopped'}${actions.registry === 'keep' ? ', as configured' : ', configuration differs'}`
       : 'no registry container'
@@ -238,9 +268,23 @@ function describeFound(facts: RegistryFacts, inputs: RegistrySettings, actions: 
  * of registry-caches whenever they are set. Throws HostError for what it will not do (a port another
  * process holds, an image it may not pull, a container it did not make).
  */
-export function planRegistry(facts: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
+export function planRegistry(detected: RegistryFacts, inputs: RegistrySettings): RegistryPlan {
+  const kept = keptRegistry(detected, inputs)
+  // A registry this step keeps as it is needs nothing of it: no container, image, file or folder.
+  const facts: RegistryFacts =
+    kept === undefined
+      ? detected
+      : {
+          ...detected,
+          wanted: false,
+          dataDirs: Object.fromEntries(
+            Object.entries(detected.dataDirs).filter(
+              ([d]) => d !== inputs.registryData && d !== `${inputs.registryData}-mirror`
+            )
+          )
+        }
   if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
-    return idlePlan(facts, inputs)
+    return {...idlePlan(facts, inputs, kept), kept}
   }
   const warnings = insecureRegistry(inputs, facts.me)
     ? [
@@ -256,5 +300,5 @@ export function planRegistry(facts: RegistryFacts, inputs: RegistrySettings): Re
   const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert)
   const prepared = {facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: ''}
   const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)]
-  return {...prepared, ...actions, found: describeFound(facts, inputs, actions), steps}
+  return {...prepared, ...actions, found: describeFound(facts, inputs, actions, kept), steps, kept}
 }
