@@ -1,16 +1,23 @@
 import {afterEach, describe, expect, it} from '@jest/globals'
 import {RegistryClient} from '../../src/phases/push/registry-api.js'
 import {RegistryError} from '../../src/phases/push/registry-http.js'
-import type {Scheme} from '../../src/phases/push/transport.js'
-import {FakeRegistry} from './fake-registry.js'
+import {registryEndpoint, type Scheme} from '../../src/phases/push/transport.js'
+import {FakeRegistry, FakeStorage} from './fake-registry.js'
 
 const HTTP: Scheme[] = [{scheme: 'http', verify: false}]
 let reg: FakeRegistry
-afterEach(async () => reg?.stop())
+let storage: FakeStorage | undefined
+afterEach(async () => {
+  await reg?.stop()
+  await storage?.stop()
+  storage = undefined
+})
+const BASIC = `Basic ${Buffer.from('ci:s3cret').toString('base64')}`
 
-function client(o: {user?: string; password?: string; schemes?: typeof HTTP} = {}) {
+function client(o: {user?: string; password?: string; schemes?: typeof HTTP; host?: string} = {}) {
   return new RegistryClient({
-    host: reg.host,
+    host: o.host ?? reg.host,
+    endpoint: reg.host,
     schemes: o.schemes ?? HTTP,
     cas: [],
     username: o.user,
@@ -146,5 +153,28 @@ describe('the registry client', () => {
     const e = await c.manifest('app', '1').catch((x: unknown) => x)
     expect((e as RegistryError).transient).toBe(true)
     expect((e as Error).message).toMatch(/cannot reach 127\.0\.0\.1:\d+: .*ECONNREFUSED/)
+  })
+
+  it('reaches docker.io at registry-1.docker.io, authorized by the realm its challenge names', async () => {
+    expect(registryEndpoint('docker.io')).toBe('registry-1.docker.io')
+    expect(registryEndpoint('index.docker.io')).toBe('registry-1.docker.io')
+    expect(registryEndpoint('ghcr.io')).toBe('ghcr.io')
+    expect(registryEndpoint('localhost:5000')).toBe('localhost:5000')
+    const hub = new RegistryClient({host: 'docker.io', schemes: HTTP, cas: []})
+    expect(hub.endpoint).toBe('registry-1.docker.io')
+    // Docker Hub's API and its token service (auth.docker.io) stand in on 127.0.0.1.
+    storage = await new FakeStorage({tokenFor: BASIC}).start()
+    reg = await new FakeRegistry({
+      auth: 'bearer',
+      user: 'ci',
+      password: 's3cret',
+      realm: `${storage.origin}/token`
+    }).start()
+    const c = client({host: 'docker.io', user: 'ci', password: 's3cret'})
+    await upload(c, 'library/app', Buffer.from('a'))
+    expect(storage.seen.map(s => [s.path, s.authorization])).toEqual([['/token', BASIC]])
+    const api = reg.seen.filter(s => s.path.startsWith('/v2/library'))
+    expect(api.every(s => s.authorization === 'Bearer good-token')).toBe(true)
+    c.close()
   })
 })

@@ -20,12 +20,14 @@ import {
   TIMEOUT_MS,
   type Reply
 } from './registry-http.js'
-import {proxyFor, type Scheme} from './transport.js'
+import {proxyFor, registryEndpoint, type Scheme} from './transport.js'
 
 /** How to reach one registry: schemes in order, extra CAs and client certificate, credentials. */
 export interface RegistryAccess {
   /** `host[:port]` as in image references. */
   host: string
+  /** Where its API answers, when not at `host` (see registryEndpoint: docker.io's). */
+  endpoint?: string
   schemes: Scheme[]
   /** PEM CAs trusted beside the system's (certs.d, the local registry's certificate). */
   cas: string[]
@@ -92,7 +94,12 @@ export class RegistryClient {
   /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
   private readonly otherAgents = new Map<string, http.Agent>()
 
-  constructor(private readonly access: RegistryAccess) {}
+  /** `host[:port]` where the registry's API answers. */
+  readonly endpoint: string
+
+  constructor(private readonly access: RegistryAccess) {
+    this.endpoint = access.endpoint ?? registryEndpoint(access.host)
+  }
 
   private basic(): string | undefined {
     const {username, password} = this.access
@@ -102,7 +109,7 @@ export class RegistryClient {
   }
 
   /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-  private agentFor(s: Scheme, host = this.access.host): http.Agent {
+  private agentFor(s: Scheme, host = this.endpoint): http.Agent {
     const proxy = proxyFor(host, s.scheme, this.access.proxies)
     if (proxy !== undefined && !agentsTakeProxies()) {
       throw new RegistryError(
@@ -112,7 +119,10 @@ export class RegistryClient {
     }
     if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
     if (s.scheme === 'http') {
-      return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
+      return new http.Agent({
+        keepAlive: true,
+        ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})
+      })
     }
     const {cas, client} = this.access
     return new https.Agent({
@@ -120,7 +130,7 @@ export class RegistryClient {
       rejectUnauthorized: s.verify,
       ca: trustedCas(cas),
       // The client certificate certs.d holds is the registry's alone.
-      ...(client && host === this.access.host ? {cert: client.cert, key: client.key} : {}),
+      ...(client && host === this.endpoint ? {cert: client.cert, key: client.key} : {}),
       ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
     })
   }
@@ -185,7 +195,7 @@ export class RegistryClient {
   private async probe(): Promise<string> {
     let last: unknown
     for (const s of this.access.schemes) {
-      const origin = `${s.scheme}://${this.access.host}`
+      const origin = `${s.scheme}://${this.endpoint}`
       const agent = this.agentFor(s)
       try {
         const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent)
@@ -226,7 +236,7 @@ export class RegistryClient {
       const auth = this.basic()
       // The registry's own pool when the realm is the registry itself; else one to the realm's
       // host, checked against the system's CAs, through the proxy the daemon would use for it.
-      const agent = url.host === this.access.host ? this.agent : this.otherAgent(url)
+      const agent = url.origin === this.origin ? this.agent : this.otherAgent(url)
       const r = await this.send(
         url.toString(),
         'GET',
@@ -241,7 +251,10 @@ export class RegistryClient {
           r.status
         )
       }
-      const json = JSON.parse(r.body.toString('utf8')) as {token?: string; access_token?: string}
+      const json = JSON.parse(r.body.toString('utf8')) as {
+        token?: string
+        access_token?: string
+      }
       const token = json.token ?? json.access_token
       if (!token)
         throw new RegistryError(`the token service of ${this.access.host} sent no token`, false)
@@ -266,7 +279,10 @@ export class RegistryClient {
     const {own, agent} = this.reach(url)
     const go = async (): Promise<Reply> => {
       const auth = own ? await this.authorization(o.scopes) : undefined
-      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
+      const headers = {
+        ...o.headers,
+        ...(auth ? {Authorization: auth} : {})
+      }
       return this.send(url, method, headers, o.body, agent, o.timeoutMs)
     }
     let r = await go().catch((e: unknown) => {
@@ -317,7 +333,9 @@ export class RegistryClient {
   /** A blob's bytes (an image config). */
   async blob(repo: string, digest: string): Promise<Buffer> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('GET', path, {scopes: [RegistryClient.pull(repo)]})
+    const r = await this.request('GET', path, {
+      scopes: [RegistryClient.pull(repo)]
+    })
     if (r.status !== 200) throw this.fail('GET', path, r)
     return r.body
   }
@@ -325,7 +343,9 @@ export class RegistryClient {
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('HEAD', path, {scopes: [RegistryClient.push(repo)]})
+    const r = await this.request('HEAD', path, {
+      scopes: [RegistryClient.push(repo)]
+    })
     if (r.status === 404) return undefined
     if (r.status !== 200) throw this.fail('HEAD', path, r)
     return Number(header(r.headers, 'content-length') ?? -1)

@@ -38,6 +38,16 @@ export function parseRegistryConfig(json: string): DaemonRegistryConfig {
   return {insecureCidrs: cidrs, indexes}
 }
 
+/**
+ * Where a registry's API answers, as Docker maps it: Docker Hub (`docker.io`, and its old name
+ * `index.docker.io`) at registry-1.docker.io; every other registry at its own name.
+ */
+export function registryEndpoint(registry: string): string {
+  return registry === 'docker.io' || registry === 'index.docker.io'
+    ? 'registry-1.docker.io'
+    : registry
+}
+
 /** The host part of `host[:port]`, without IPv6 brackets. */
 export function registryHostname(registry: string): string {
   if (registry.startsWith('[')) return registry.slice(1, registry.indexOf(']'))
