@@ -155,6 +155,22 @@ describe('the registry client', () => {
     expect((e as Error).message).toMatch(/cannot reach 127\.0\.0\.1:\d+: .*ECONNREFUSED/)
   })
 
+  it('refuses a manifest whose Docker-Content-Digest is not the digest of its body', async () => {
+    reg = await new FakeRegistry({manifestDigest: `sha256:${'f'.repeat(64)}`}).start()
+    const c = client()
+    await c.putManifest(
+      'app',
+      '1',
+      '{"schemaVersion":2}',
+      'application/vnd.oci.image.manifest.v1+json'
+    )
+    const e = await c.manifest('app', '1').catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(RegistryError)
+    expect((e as RegistryError).transient).toBe(false)
+    expect((e as Error).message).toContain(`sha256:${'f'.repeat(64)}`)
+    c.close()
+  })
+
   it('reaches docker.io at registry-1.docker.io, authorized by the realm its challenge names', async () => {
     expect(registryEndpoint('docker.io')).toBe('registry-1.docker.io')
     expect(registryEndpoint('index.docker.io')).toBe('registry-1.docker.io')

@@ -9,6 +9,7 @@ import * as tls from 'node:tls'
 import * as core from '@actions/core'
 import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
 import {MANIFEST_ACCEPT, parseManifest, sha256Digest, type RemoteManifest} from './manifest.js'
+import {createHash, getHashes} from 'node:crypto'
 import {BlobUpload} from './blob-upload.js'
 import {isTransientHttp} from './push-result.js'
 import {
@@ -75,6 +76,26 @@ interface RequestOptions {
   body?: Buffer | string
   /** How long the registry may stay silent (default one minute). */
   timeoutMs?: number
+}
+
+/**
+ * The digest a manifest was served as: its body's. A Docker-Content-Digest, or the digest it was
+ * asked for by, that names another is refused: a registry that says one digest and serves other
+ * bytes is broken or hostile, and a digest reported from its word alone would be pinned by people.
+ */
+function servedDigest(body: Buffer, claims: (string | undefined)[], what: string): string {
+  let digest = sha256Digest(body)
+  for (const claim of claims) {
+    const [algorithm, hex] = (claim ?? '').split(':')
+    // A claim of an algorithm this process cannot hash says nothing either way.
+    if (hex === undefined || !getHashes().includes(algorithm)) continue
+    const own = `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`
+    if (own !== claim) {
+      throw new RegistryError(`${what} served a manifest of digest ${own} as ${claim}`, false)
+    }
+    digest = claim
+  }
+  return digest
 }
 
 function parseChallenge(text: string | undefined): Challenge | undefined {
@@ -326,7 +347,8 @@ export class RegistryClient {
     })
     if (r.status === 404) return undefined
     if (r.status !== 200) throw this.fail('GET', path, r)
-    const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body)
+    const claims = [header(r.headers, 'docker-content-digest'), reference]
+    const digest = servedDigest(r.body, claims, `${this.access.host} (${repo}:${reference})`)
     return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'))
   }
 
