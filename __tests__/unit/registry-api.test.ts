@@ -155,6 +155,52 @@ describe('the registry client', () => {
     expect((e as Error).message).toMatch(/cannot reach 127\.0\.0\.1:\d+: .*ECONNREFUSED/)
   })
 
+  it("keeps the registry's credentials from a challenge of its upload storage's", async () => {
+    // The challenge's realm is the storage itself, to see whether credentials are sent there.
+    storage = await new FakeStorage({challenge: true}).start()
+    reg = await new FakeRegistry({
+      auth: 'basic',
+      user: 'ci',
+      password: 's3cret',
+      uploadsAt: storage.origin
+    }).start()
+    const c = client({user: 'ci', password: 's3cret'})
+    // Storage that answers 401 fails the request it answered, in its words...
+    const e = await c
+      .putBlob('one', `sha256:${'1'.repeat(64)}`, Buffer.from('1'))
+      .catch((x: unknown) => x)
+    expect((e as Error).message).toContain('answered 401')
+    // ...and is not the registry: the next repository is still the registry's to authorize.
+    await c.putBlob('two', `sha256:${'2'.repeat(64)}`, Buffer.from('2')).catch(() => undefined)
+    expect(storage.seen.length).toBeGreaterThanOrEqual(2)
+    expect(storage.seen.filter(s => s.authorization !== undefined)).toEqual([])
+    const posts = reg.seen.filter(s => s.method === 'POST')
+    expect(posts.map(s => s.authorization)).toEqual([BASIC, BASIC])
+    c.close()
+  })
+
+  it('follows blob redirects to storage for reads, without the credentials', async () => {
+    storage = await new FakeStorage().start()
+    reg = await new FakeRegistry({
+      auth: 'basic',
+      user: 'ci',
+      password: 's3cret',
+      blobsAt: storage.origin
+    }).start()
+    storage.blobs = reg.blobs
+    const d = reg.seed('app', Buffer.from('config bytes'))
+    const c = client({user: 'ci', password: 's3cret'})
+    expect(await c.blobSize('app', d)).toBe(12)
+    expect((await c.blob('app', d)).toString()).toBe('config bytes')
+    expect(await c.blobSize('app', `sha256:${'0'.repeat(64)}`)).toBeUndefined()
+    expect(storage.seen.map(s => `${s.method} ${s.path}`)).toEqual([
+      `HEAD /blobs/${d}`,
+      `GET /blobs/${d}`
+    ])
+    expect(storage.seen.filter(s => s.authorization !== undefined)).toEqual([])
+    c.close()
+  })
+
   it('refuses a manifest whose Docker-Content-Digest is not the digest of its body', async () => {
     reg = await new FakeRegistry({manifestDigest: `sha256:${'f'.repeat(64)}`}).start()
     const c = client()

@@ -76,7 +76,13 @@ interface RequestOptions {
   body?: Buffer | string
   /** How long the registry may stay silent (default one minute). */
   timeoutMs?: number
+  /** Follows redirects (blob reads: registries on S3, GCS or Azure send them to storage). */
+  follow?: boolean
 }
+
+/** The redirects a read follows, and how many in a row. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const MAX_REDIRECTS = 5
 
 /**
  * The digest a manifest was served as: its body's. A Docker-Content-Digest, or the digest it was
@@ -140,10 +146,7 @@ export class RegistryClient {
     }
     if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
     if (s.scheme === 'http') {
-      return new http.Agent({
-        keepAlive: true,
-        ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})
-      })
+      return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
     }
     const {cas, client} = this.access
     return new https.Agent({
@@ -183,26 +186,14 @@ export class RegistryClient {
   }
 
   /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
-  private send(
+  private async send(
     url: string,
     method: string,
     headers: Record<string, string>,
     body?: Buffer | string,
-    agent = this.agent,
-    timeoutMs = TIMEOUT_MS
+    agent = this.agent
   ): Promise<Reply> {
-    core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
-    return new Promise((resolve, reject) => {
-      const mod = url.startsWith('https:') ? https : http
-      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, res => {
-        readReply(res).then(resolve, reject)
-      })
-      req.on('timeout', () =>
-        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+    return readReply(await this.open(url, method, headers, body, agent))
   }
 
   /** GET /v2/ once per run (callers at the same time share it). */
@@ -272,10 +263,7 @@ export class RegistryClient {
           r.status
         )
       }
-      const json = JSON.parse(r.body.toString('utf8')) as {
-        token?: string
-        access_token?: string
-      }
+      const json = JSON.parse(r.body.toString('utf8')) as {token?: string; access_token?: string}
       const token = json.token ?? json.access_token
       if (!token)
         throw new RegistryError(`the token service of ${this.access.host} sent no token`, false)
@@ -287,37 +275,94 @@ export class RegistryClient {
     return p
   }
 
-  /** The Authorization header for a request needing these scopes, if the registry wants one. */
+  /**
+   * The Authorization header for a request needing these scopes, if the registry wants one. The
+   * challenge is always the registry's own (see exchange): the credentials go to the registry and
+   * to the token realm it named, never to a host that merely answered 401.
+   */
   private async authorization(scopes: string[]): Promise<string | undefined> {
     if (this.challenge?.scheme === 'bearer') return `Bearer ${await this.token(scopes)}`
     return this.basic()
   }
 
-  /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
-  private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
-    const origin = await this.ping()
-    const url = path.startsWith('http') ? path : `${origin}${path}`
-    const {own, agent} = this.reach(url)
-    const go = async (): Promise<Reply> => {
-      const auth = own ? await this.authorization(o.scopes) : undefined
-      const headers = {
-        ...o.headers,
-        ...(auth ? {Authorization: auth} : {})
-      }
-      return this.send(url, method, headers, o.body, agent, o.timeoutMs)
-    }
-    let r = await go().catch((e: unknown) => {
-      throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
+  /** Sends one request and answers with the response unread (its body streams). */
+  private open(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body?: Buffer | string,
+    agent = this.agent,
+    timeoutMs = TIMEOUT_MS
+  ): Promise<http.IncomingMessage> {
+    core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
+    return new Promise((resolve, reject) => {
+      const mod = url.startsWith('https:') ? https : http
+      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, resolve)
+      req.on('timeout', () =>
+        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
+      )
+      req.on('error', reject)
+      req.end(body)
     })
-    const again = parseChallenge(header(r.headers, 'www-authenticate'))
-    if (r.status === 401 && again?.scheme === 'bearer') {
-      this.challenge = again
-      this.tokens.clear()
-      r = await go().catch((e: unknown) => {
-        throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
-      })
+  }
+
+  /**
+   * One request with auth, on the registry's origin or another (a Location it handed out): only
+   * the registry's own origin gets its credentials, and only its 401 is a new challenge (one new
+   * token, one more try). A 401 from elsewhere (upload storage) fails that request alone.
+   */
+  private async once(
+    url: string,
+    method: string,
+    o: RequestOptions
+  ): Promise<http.IncomingMessage> {
+    const {own, agent} = this.reach(url)
+    const go = async (): Promise<http.IncomingMessage> => {
+      const auth = own ? await this.authorization(o.scopes) : undefined
+      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
+      return this.open(url, method, headers, o.body, agent, o.timeoutMs)
     }
-    return r
+    const res = await go()
+    const again = parseChallenge(header(res.headers, 'www-authenticate'))
+    if (!own || res.statusCode !== 401 || again?.scheme !== 'bearer') return res
+    res.resume()
+    this.challenge = again
+    this.tokens.clear()
+    return go()
+  }
+
+  /**
+   * A request with auth, its answer unread; a read that asks to follows redirects, sending the
+   * registry's credentials to none but the registry's own origin.
+   */
+  private async exchange(
+    method: string,
+    path: string,
+    o: RequestOptions
+  ): Promise<http.IncomingMessage> {
+    const origin = await this.ping()
+    let url = path.startsWith('http') ? path : `${origin}${path}`
+    const what = `${method} ${new URL(url).pathname} on ${this.access.host}`
+    for (let hops = 0; ; hops++) {
+      const res = await this.once(url, method, o).catch((e: unknown) => {
+        throw networkError(e, what)
+      })
+      const location = header(res.headers, 'location')
+      if (!o.follow || !REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return res
+      res.resume()
+      if (hops === MAX_REDIRECTS) {
+        throw new RegistryError(`${what} was redirected more than ${MAX_REDIRECTS} times`, false)
+      }
+      url = new URL(location, url).toString()
+    }
+  }
+
+  /** A request with auth, its answer read whole. */
+  private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
+    const res = await this.exchange(method, path, o)
+    return readReply(res).catch((e: unknown) => {
+      throw networkError(e, `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`)
+    })
   }
 
   private fail(method: string, path: string, r: Reply): RegistryError {
@@ -355,9 +400,7 @@ export class RegistryClient {
   /** A blob's bytes (an image config). */
   async blob(repo: string, digest: string): Promise<Buffer> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('GET', path, {
-      scopes: [RegistryClient.pull(repo)]
-    })
+    const r = await this.request('GET', path, {scopes: [RegistryClient.pull(repo)], follow: true})
     if (r.status !== 200) throw this.fail('GET', path, r)
     return r.body
   }
@@ -365,9 +408,7 @@ export class RegistryClient {
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('HEAD', path, {
-      scopes: [RegistryClient.push(repo)]
-    })
+    const r = await this.request('HEAD', path, {scopes: [RegistryClient.push(repo)], follow: true})
     if (r.status === 404) return undefined
     if (r.status !== 200) throw this.fail('HEAD', path, r)
     return Number(header(r.headers, 'content-length') ?? -1)
