@@ -201,8 +201,9 @@ function groups(p: PushPlan): Group[] {
 type ConfigReader = (registry: string, repository: string, config: string) => Promise<string[]>
 
 /**
- * Layers the registry holds for the images the targets' tags held before (earlier builds, other
- * images sharing a base), read from their configs: diff_id → blob, and a repository holding it.
+ * Layers the registry may hold for the images the targets' tags held before (earlier builds,
+ * other images sharing a base), as their configs claim: diff_id → blob, and a repository holding
+ * it. Whoever pushed those tags wrote the claims: the uploader checks each before linking it.
  */
 async function knownLayers(
   p: PushPlan,

@@ -405,6 +405,17 @@ export class RegistryClient {
     return r.body
   }
 
+  /** A blob's bytes as they stream (a layer), from wherever the registry redirects the read. */
+  async blobStream(repo: string, digest: string): Promise<http.IncomingMessage> {
+    const path = `/v2/${repo}/blobs/${digest}`
+    const res = await this.exchange('GET', path, {
+      scopes: [RegistryClient.pull(repo)],
+      follow: true
+    })
+    if (res.statusCode === 200) return res
+    throw this.fail('GET', path, await readReply(res))
+  }
+
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
     const path = `/v2/${repo}/blobs/${digest}`

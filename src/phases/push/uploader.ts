@@ -4,7 +4,11 @@
  * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
  * already holds, and puts one OCI manifest per tag.
  */
-import {Readable} from 'node:stream'
+import {createHash} from 'node:crypto'
+import {Readable, Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGunzip} from 'node:zlib'
+import * as core from '@actions/core'
 import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
 import type {EngineApi} from '../../system/engine-api.js'
@@ -29,7 +33,10 @@ export interface UploadJob {
   layers: string[]
   /** Repository and tag of each target, all in this registry. */
   tags: {repository: string; tag: string}[]
-  /** Layers the registry holds for other images (earlier builds at these tags): diff_id → blob. */
+  /**
+   * Layers the registry may hold for other images (earlier builds at these tags): diff_id → blob,
+   * as those images' configs claim; each is checked before it stands for a layer (see vouched).
+   */
   known: Map<string, KnownLayer>
 }
 
@@ -112,6 +119,8 @@ export class RegistryMemory {
   readonly inFlight = new Map<string, Promise<string | undefined>>()
   /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
   readonly entries = new Map<string, string>()
+  /** Claims checked (`<diff_id> <blob digest>`): whether the blob really is that layer. */
+  readonly checked = new Map<string, Promise<boolean>>()
 
   constructor(readonly client: RegistryClient) {}
 
@@ -139,6 +148,57 @@ async function ensureBlob(mem: RegistryMemory, repo: string, digest: string): Pr
   return false
 }
 
+/** The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need be. */
+async function servedDiffId(mem: RegistryMemory, claim: KnownLayer): Promise<string> {
+  const {blob, repository} = claim
+  const body = await mem.client.blobStream(repository, blob.digest)
+  const compressed = createHash('sha256')
+  const uncompressed = createHash('sha256')
+  const read = new Transform({
+    transform(d: Buffer, _encoding, done) {
+      compressed.update(d)
+      done(null, d)
+    }
+  })
+  const sink = async (bytes: AsyncIterable<Buffer>): Promise<void> => {
+    for await (const d of bytes) uncompressed.update(d)
+  }
+  if (blob.mediaType === MEDIA.layerGzip) await pipeline(body, read, createGunzip(), sink)
+  else await pipeline(body, read, sink)
+  if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
+    throw new Error(`${blob.digest} was served with other bytes`)
+  }
+  return `sha256:${uncompressed.digest('hex')}`
+}
+
+/**
+ * Whether a blob another image's config names for a diff_id really is that layer. The config is
+ * a claim whoever pushed that tag made: a blob is linked for the layer only once its bytes, read
+ * back and hashed, are the layer (once per run and claim). Anything else sends the layer.
+ */
+function vouched(mem: RegistryMemory, diffId: string, claim: KnownLayer): Promise<boolean> {
+  const key = `${diffId} ${claim.blob.digest}`
+  let p = mem.checked.get(key)
+  if (!p) {
+    p = servedDiffId(mem, claim).then(
+      served => {
+        if (served !== diffId) {
+          core.warning(
+            `${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`
+          )
+        }
+        return served === diffId
+      },
+      (e: unknown) => {
+        core.debug(`${claim.blob.digest} could not be checked: ${errorMessage(e)}`)
+        return false
+      }
+    )
+    mem.checked.set(key, p)
+  }
+  return p
+}
+
 /** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
 async function knownLayer(
   mem: RegistryMemory,
@@ -146,11 +206,12 @@ async function knownLayer(
   repo: string,
   diffId: string
 ): Promise<Descriptor | undefined> {
-  const elsewhere = job.known.get(diffId)
+  const claim = job.known.get(diffId)
+  // A blob this run sent is the layer it hashed; one only a config names is checked first.
+  const ours = mem.layers.get(diffId)
+  const elsewhere = !ours && claim && (await vouched(mem, diffId, claim)) ? claim : undefined
   if (elsewhere) mem.held(elsewhere.blob.digest, elsewhere.repository)
-  const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter(
-    (d): d is Descriptor => d !== undefined
-  )
+  const candidates = [ours, elsewhere?.blob].filter((d): d is Descriptor => d !== undefined)
   for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
   // A layer sent as is carries its diff_id as its digest.
   const size = await mem.client.blobSize(repo, diffId)
