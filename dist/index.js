@@ -31807,7 +31807,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1991);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1123);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31827,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1991:
+/***/ 1123:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38699,6 +38699,15 @@ function parseRegistryConfig(json) {
     const indexes = Object.fromEntries(Object.entries(raw.IndexConfigs ?? {}).map(([name, c]) => [name, c.Secure !== false]));
     return { insecureCidrs: cidrs, indexes };
 }
+/**
+ * Where a registry's API answers, as Docker maps it: Docker Hub (`docker.io`, and its old name
+ * `index.docker.io`) at registry-1.docker.io; every other registry at its own name.
+ */
+function registryEndpoint(registry) {
+    return registry === 'docker.io' || registry === 'index.docker.io'
+        ? 'registry-1.docker.io'
+        : registry;
+}
 /** The host part of `host[:port]`, without IPv6 brackets. */
 function registryHostname(registry) {
     if (registry.startsWith('['))
@@ -38887,6 +38896,7 @@ function storedCredentials(configText, registry) {
 
 
 
+
 let systemAndNode;
 /**
  * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
@@ -38908,6 +38918,29 @@ function agentsTakeProxies(version = process.versions.node) {
 }
 /** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
 const COMMIT_TIMEOUT_MS = 600_000;
+/** The redirects a read follows, and how many in a row. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+/**
+ * The digest a manifest was served as: its body's. A Docker-Content-Digest, or the digest it was
+ * asked for by, that names another is refused: a registry that says one digest and serves other
+ * bytes is broken or hostile, and a digest reported from its word alone would be pinned by people.
+ */
+function servedDigest(body, claims, what) {
+    let digest = sha256Digest(body);
+    for (const claim of claims) {
+        const [algorithm, hex] = (claim ?? '').split(':');
+        // A claim of an algorithm this process cannot hash says nothing either way.
+        if (hex === undefined || !(0,external_node_crypto_.getHashes)().includes(algorithm))
+            continue;
+        const own = `${algorithm}:${(0,external_node_crypto_.createHash)(algorithm).update(body).digest('hex')}`;
+        if (own !== claim) {
+            throw new RegistryError(`${what} served a manifest of digest ${own} as ${claim}`, false);
+        }
+        digest = claim;
+    }
+    return digest;
+}
 function parseChallenge(text) {
     const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '');
     if (!m)
@@ -38925,8 +38958,11 @@ class RegistryClient {
     tokens = new Map();
     /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
     otherAgents = new Map();
+    /** `host[:port]` where the registry's API answers. */
+    endpoint;
     constructor(access) {
         this.access = access;
+        this.endpoint = access.endpoint ?? registryEndpoint(access.host);
     }
     basic() {
         const { username, password } = this.access;
@@ -38935,7 +38971,7 @@ class RegistryClient {
             : undefined;
     }
     /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-    agentFor(s, host = this.access.host) {
+    agentFor(s, host = this.endpoint) {
         const proxy = proxyFor(host, s.scheme, this.access.proxies);
         if (proxy !== undefined && !agentsTakeProxies()) {
             throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
@@ -38951,7 +38987,7 @@ class RegistryClient {
             rejectUnauthorized: s.verify,
             ca: trustedCas(cas),
             // The client certificate certs.d holds is the registry's alone.
-            ...(client && host === this.access.host ? { cert: client.cert, key: client.key } : {}),
+            ...(client && host === this.endpoint ? { cert: client.cert, key: client.key } : {}),
             ...(proxy ? { proxyEnv: { HTTPS_PROXY: proxy } } : {})
         });
     }
@@ -38980,17 +39016,8 @@ class RegistryClient {
             : { own: false, agent: this.otherAgent(target) };
     }
     /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
-    send(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
-        lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
-        return new Promise((resolve, reject) => {
-            const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
-            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, res => {
-                readReply(res).then(resolve, reject);
-            });
-            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
-            req.on('error', reject);
-            req.end(body);
-        });
+    async send(url, method, headers, body, agent = this.agent) {
+        return readReply(await this.open(url, method, headers, body, agent));
     }
     /** GET /v2/ once per run (callers at the same time share it). */
     ping() {
@@ -39002,7 +39029,7 @@ class RegistryClient {
     async probe() {
         let last;
         for (const s of this.access.schemes) {
-            const origin = `${s.scheme}://${this.access.host}`;
+            const origin = `${s.scheme}://${this.endpoint}`;
             const agent = this.agentFor(s);
             try {
                 const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent);
@@ -39043,7 +39070,7 @@ class RegistryClient {
             const auth = this.basic();
             // The registry's own pool when the realm is the registry itself; else one to the realm's
             // host, checked against the system's CAs, through the proxy the daemon would use for it.
-            const agent = url.host === this.access.host ? this.agent : this.otherAgent(url);
+            const agent = url.origin === this.origin ? this.agent : this.otherAgent(url);
             const r = await this.send(url.toString(), 'GET', auth ? { Authorization: auth } : {}, undefined, agent);
             if (r.status !== 200) {
                 throw new RegistryError(`the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
@@ -39059,34 +39086,76 @@ class RegistryClient {
         p.catch(() => this.tokens.delete(key));
         return p;
     }
-    /** The Authorization header for a request needing these scopes, if the registry wants one. */
+    /**
+     * The Authorization header for a request needing these scopes, if the registry wants one. The
+     * challenge is always the registry's own (see exchange): the credentials go to the registry and
+     * to the token realm it named, never to a host that merely answered 401.
+     */
     async authorization(scopes) {
         if (this.challenge?.scheme === 'bearer')
             return `Bearer ${await this.token(scopes)}`;
         return this.basic();
     }
-    /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
-    async request(method, path, o) {
-        const origin = await this.ping();
-        const url = path.startsWith('http') ? path : `${origin}${path}`;
+    /** Sends one request and answers with the response unread (its body streams). */
+    open(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
+        lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
+        return new Promise((resolve, reject) => {
+            const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
+            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, resolve);
+            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
+            req.on('error', reject);
+            req.end(body);
+        });
+    }
+    /**
+     * One request with auth, on the registry's origin or another (a Location it handed out): only
+     * the registry's own origin gets its credentials, and only its 401 is a new challenge (one new
+     * token, one more try). A 401 from elsewhere (upload storage) fails that request alone.
+     */
+    async once(url, method, o) {
         const { own, agent } = this.reach(url);
         const go = async () => {
             const auth = own ? await this.authorization(o.scopes) : undefined;
             const headers = { ...o.headers, ...(auth ? { Authorization: auth } : {}) };
-            return this.send(url, method, headers, o.body, agent, o.timeoutMs);
+            return this.open(url, method, headers, o.body, agent, o.timeoutMs);
         };
-        let r = await go().catch((e) => {
-            throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
-        });
-        const again = parseChallenge(header(r.headers, 'www-authenticate'));
-        if (r.status === 401 && again?.scheme === 'bearer') {
-            this.challenge = again;
-            this.tokens.clear();
-            r = await go().catch((e) => {
-                throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
+        const res = await go();
+        const again = parseChallenge(header(res.headers, 'www-authenticate'));
+        if (!own || res.statusCode !== 401 || again?.scheme !== 'bearer')
+            return res;
+        res.resume();
+        this.challenge = again;
+        this.tokens.clear();
+        return go();
+    }
+    /**
+     * A request with auth, its answer unread; a read that asks to follows redirects, sending the
+     * registry's credentials to none but the registry's own origin.
+     */
+    async exchange(method, path, o) {
+        const origin = await this.ping();
+        let url = path.startsWith('http') ? path : `${origin}${path}`;
+        const what = `${method} ${new URL(url).pathname} on ${this.access.host}`;
+        for (let hops = 0;; hops++) {
+            const res = await this.once(url, method, o).catch((e) => {
+                throw networkError(e, what);
             });
+            const location = header(res.headers, 'location');
+            if (!o.follow || !REDIRECTS.has(res.statusCode ?? 0) || location === undefined)
+                return res;
+            res.resume();
+            if (hops === MAX_REDIRECTS) {
+                throw new RegistryError(`${what} was redirected more than ${MAX_REDIRECTS} times`, false);
+            }
+            url = new URL(location, url).toString();
         }
-        return r;
+    }
+    /** A request with auth, its answer read whole. */
+    async request(method, path, o) {
+        const res = await this.exchange(method, path, o);
+        return readReply(res).catch((e) => {
+            throw networkError(e, `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`);
+        });
     }
     fail(method, path, r) {
         const what = `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`;
@@ -39110,21 +39179,33 @@ class RegistryClient {
             return undefined;
         if (r.status !== 200)
             throw this.fail('GET', path, r);
-        const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body);
+        const claims = [header(r.headers, 'docker-content-digest'), reference];
+        const digest = servedDigest(r.body, claims, `${this.access.host} (${repo}:${reference})`);
         return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'));
     }
     /** A blob's bytes (an image config). */
     async blob(repo, digest) {
         const path = `/v2/${repo}/blobs/${digest}`;
-        const r = await this.request('GET', path, { scopes: [RegistryClient.pull(repo)] });
+        const r = await this.request('GET', path, { scopes: [RegistryClient.pull(repo)], follow: true });
         if (r.status !== 200)
             throw this.fail('GET', path, r);
         return r.body;
     }
+    /** A blob's bytes as they stream (a layer), from wherever the registry redirects the read. */
+    async blobStream(repo, digest) {
+        const path = `/v2/${repo}/blobs/${digest}`;
+        const res = await this.exchange('GET', path, {
+            scopes: [RegistryClient.pull(repo)],
+            follow: true
+        });
+        if (res.statusCode === 200)
+            return res;
+        throw this.fail('GET', path, await readReply(res));
+    }
     /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
     async blobSize(repo, digest) {
         const path = `/v2/${repo}/blobs/${digest}`;
-        const r = await this.request('HEAD', path, { scopes: [RegistryClient.push(repo)] });
+        const r = await this.request('HEAD', path, { scopes: [RegistryClient.push(repo)], follow: true });
         if (r.status === 404)
             return undefined;
         if (r.status !== 200)
@@ -39384,10 +39465,12 @@ async function remoteImage(client, repository, tag) {
 
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
 ;// CONCATENATED MODULE: ./src/phases/push/layer-encoder.ts
 /**
  * Encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
@@ -39767,6 +39850,10 @@ async function* tarEntries(source) {
 
 
 
+
+
+
+
 /** Exports through the docker CLI (with sudo when the action is not root). */
 function cliExporter(runner) {
     return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
@@ -39835,6 +39922,8 @@ class RegistryMemory {
     inFlight = new Map();
     /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
     entries = new Map();
+    /** Claims checked (`<diff_id> <blob digest>`): whether the blob really is that layer. */
+    checked = new Map();
     constructor(client) {
         this.client = client;
     }
@@ -39861,12 +39950,62 @@ async function ensureBlob(mem, repo, digest) {
     }
     return false;
 }
+/** The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need be. */
+async function servedDiffId(mem, claim) {
+    const { blob, repository } = claim;
+    const body = await mem.client.blobStream(repository, blob.digest);
+    const compressed = (0,external_node_crypto_.createHash)('sha256');
+    const uncompressed = (0,external_node_crypto_.createHash)('sha256');
+    const read = new external_node_stream_.Transform({
+        transform(d, _encoding, done) {
+            compressed.update(d);
+            done(null, d);
+        }
+    });
+    const sink = async (bytes) => {
+        for await (const d of bytes)
+            uncompressed.update(d);
+    };
+    if (blob.mediaType === MEDIA.layerGzip)
+        await (0,promises_namespaceObject.pipeline)(body, read, (0,external_node_zlib_.createGunzip)(), sink);
+    else
+        await (0,promises_namespaceObject.pipeline)(body, read, sink);
+    if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
+        throw new Error(`${blob.digest} was served with other bytes`);
+    }
+    return `sha256:${uncompressed.digest('hex')}`;
+}
+/**
+ * Whether a blob another image's config names for a diff_id really is that layer. The config is
+ * a claim whoever pushed that tag made: a blob is linked for the layer only once its bytes, read
+ * back and hashed, are the layer (once per run and claim). Anything else sends the layer.
+ */
+function vouched(mem, diffId, claim) {
+    const key = `${diffId} ${claim.blob.digest}`;
+    let p = mem.checked.get(key);
+    if (!p) {
+        p = servedDiffId(mem, claim).then(served => {
+            if (served !== diffId) {
+                lib_core/* warning */.$e(`${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`);
+            }
+            return served === diffId;
+        }, (e) => {
+            lib_core/* debug */.Yz(`${claim.blob.digest} could not be checked: ${(0,errors/* errorMessage */.gJ)(e)}`);
+            return false;
+        });
+        mem.checked.set(key, p);
+    }
+    return p;
+}
 /** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
 async function knownLayer(mem, job, repo, diffId) {
-    const elsewhere = job.known.get(diffId);
+    const claim = job.known.get(diffId);
+    // A blob this run sent is the layer it hashed; one only a config names is checked first.
+    const ours = mem.layers.get(diffId);
+    const elsewhere = !ours && claim && (await vouched(mem, diffId, claim)) ? claim : undefined;
     if (elsewhere)
         mem.held(elsewhere.blob.digest, elsewhere.repository);
-    const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter((d) => d !== undefined);
+    const candidates = [ours, elsewhere?.blob].filter((d) => d !== undefined);
     for (const d of candidates)
         if (await ensureBlob(mem, repo, d.digest))
             return d;
@@ -40265,8 +40404,9 @@ function groups(p) {
     return [...byKey.values()];
 }
 /**
- * Layers the registry holds for the images the targets' tags held before (earlier builds, other
- * images sharing a base), read from their configs: diff_id → blob, and a repository holding it.
+ * Layers the registry may hold for the images the targets' tags held before (earlier builds,
+ * other images sharing a base), as their configs claim: diff_id → blob, and a repository holding
+ * it. Whoever pushed those tags wrote the claims: the uploader checks each before linking it.
  */
 async function knownLayers(p, g, configs) {
     const known = new Map();
