@@ -14,6 +14,7 @@ const LAYERS: [RegExp, string][] = [
   [/^errors\.ts$/, 'errors'],
   [/^exec\//, 'the command runner'],
   [/^(system|docker)\//, 'adapters'],
+  [/^registry-client\//, 'the registry client'],
   [/^(outputs|state|host|input-fields)\.ts$/, 'the run’s records'],
   [/^phases\/[^/]+\.ts$/, 'the phase contract'],
   [/^phases\/[^/]+\/[^/]+\.ts$/, 'phases'],

@@ -1,12 +1,11 @@
 import {describe, expect, it} from '@jest/globals'
+import {parsePushOutput, repoDigest} from '../../src/phases/push/push-result.js'
 import {
   backoffSeconds,
   isTransient,
   isTransientHttp,
-  isTransientNetwork,
-  parsePushOutput,
-  repoDigest
-} from '../../src/phases/push/push-result.js'
+  isTransientNetwork
+} from '../../src/registry-client/retry.js'
 
 const D = `sha256:${'a'.repeat(64)}`
 

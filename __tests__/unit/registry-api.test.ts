@@ -1,7 +1,7 @@
 import {afterEach, describe, expect, it} from '@jest/globals'
-import {RegistryClient} from '../../src/phases/push/registry-api.js'
-import {RegistryError} from '../../src/phases/push/registry-http.js'
-import {registryEndpoint, type Scheme} from '../../src/phases/push/transport.js'
+import {RegistryClient} from '../../src/registry-client/client.js'
+import {RegistryError} from '../../src/registry-client/http.js'
+import {registryEndpoint, type Scheme} from '../../src/registry-client/transport.js'
 import {FakeRegistry, FakeStorage} from './fake-registry.js'
 
 const HTTP: Scheme[] = [{scheme: 'http', verify: false}]

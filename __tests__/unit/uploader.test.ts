@@ -1,11 +1,11 @@
 import {randomBytes} from 'node:crypto'
 import {gunzipSync, gzipSync} from 'node:zlib'
 import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
-import {MEDIA} from '../../src/phases/push/manifest.js'
-import {RegistryClient} from '../../src/phases/push/registry-api.js'
-import {RegistryError} from '../../src/phases/push/registry-http.js'
+import {MEDIA} from '../../src/registry-client/manifest.js'
+import {RegistryClient} from '../../src/registry-client/client.js'
+import {RegistryError} from '../../src/registry-client/http.js'
+import {cliExporter} from '../../src/phases/push/image-export.js'
 import {
-  cliExporter,
   RegistryMemory,
   uploadImage,
   type Sent,

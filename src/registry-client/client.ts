@@ -1,17 +1,17 @@
 /**
- * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
- * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
- * cross-repository mounts and streamed blob uploads.
+ * One registry's HTTP API (the distribution spec), as far as a push needs it: reached as the daemon
+ * would, authenticated, manifests, blob checks and reads, cross-repository mounts and uploads.
  */
-import * as http from 'node:http'
-import * as https from 'node:https'
-import * as tls from 'node:tls'
-import * as core from '@actions/core'
-import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
-import {MANIFEST_ACCEPT, parseManifest, sha256Digest, type RemoteManifest} from './manifest.js'
 import {createHash, getHashes} from 'node:crypto'
+import * as http from 'node:http'
+import {Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGunzip} from 'node:zlib'
+import * as https from 'node:https'
+import * as core from '@actions/core'
+import type {Proxies} from '../docker/proxy.js'
+import {RegistryAuth} from './auth.js'
 import {BlobUpload} from './blob-upload.js'
-import {isTransientHttp} from './push-result.js'
 import {
   header,
   networkError,
@@ -20,8 +20,17 @@ import {
   registrySays,
   TIMEOUT_MS,
   type Reply
-} from './registry-http.js'
-import {proxyFor, registryEndpoint, type Scheme} from './transport.js'
+} from './http.js'
+import {
+  MANIFEST_ACCEPT,
+  MEDIA,
+  parseManifest,
+  sha256Digest,
+  type Descriptor,
+  type RemoteManifest
+} from './manifest.js'
+import {isTransientHttp} from './retry.js'
+import {connectionPool, registryEndpoint, type Scheme} from './transport.js'
 
 /** How to reach one registry: schemes in order, extra CAs and client certificate, credentials. */
 export interface RegistryAccess {
@@ -39,35 +48,8 @@ export interface RegistryAccess {
   proxies?: Proxies
 }
 
-let systemAndNode: string[] | undefined
-
-/**
- * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
- * trusts), Node's own and NODE_EXTRA_CA_CERTS (so nothing Node trusts by default is lost), then
- * certs.d's and the local registry's. The system's are read once per run.
- */
-function trustedCas(extra: readonly string[]): string[] {
-  if (systemAndNode === undefined) {
-    // tls.getCACertificates is Node 22.15 and later; before, Node's own bundle only.
-    const read = (tls as {getCACertificates?: (t: string) => string[]}).getCACertificates
-    systemAndNode = read ? [...read('system'), ...read('default')] : [...tls.rootCertificates]
-  }
-  return [...systemAndNode, ...extra]
-}
-
-/** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
-function agentsTakeProxies(version = process.versions.node): boolean {
-  const [major, minor] = version.split('.').map(Number)
-  return major > 24 || (major === 24 && minor >= 5)
-}
-
 /** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
 const COMMIT_TIMEOUT_MS = 600_000
-
-interface Challenge {
-  scheme: 'basic' | 'bearer'
-  params: Record<string, string>
-}
 
 interface RequestOptions {
   /** Token scopes the request needs (bearer auth). */
@@ -104,20 +86,12 @@ function servedDigest(body: Buffer, claims: (string | undefined)[], what: string
   return digest
 }
 
-function parseChallenge(text: string | undefined): Challenge | undefined {
-  const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '')
-  if (!m) return undefined
-  const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]))
-  return {scheme: m[1].toLowerCase() as 'basic' | 'bearer', params}
-}
-
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
 export class RegistryClient {
   private origin?: string
   private pinging?: Promise<string>
   private agent?: http.Agent
-  private challenge?: Challenge
-  private readonly tokens = new Map<string, Promise<string>>()
+  private readonly auth: RegistryAuth
   /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
   private readonly otherAgents = new Map<string, http.Agent>()
 
@@ -126,37 +100,10 @@ export class RegistryClient {
 
   constructor(private readonly access: RegistryAccess) {
     this.endpoint = access.endpoint ?? registryEndpoint(access.host)
-  }
-
-  private basic(): string | undefined {
-    const {username, password} = this.access
-    return username !== undefined && password !== undefined
-      ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
-      : undefined
-  }
-
-  /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-  private agentFor(s: Scheme, host = this.endpoint): http.Agent {
-    const proxy = proxyFor(host, s.scheme, this.access.proxies)
-    if (proxy !== undefined && !agentsTakeProxies()) {
-      throw new RegistryError(
-        `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`,
-        false
-      )
-    }
-    if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
-    if (s.scheme === 'http') {
-      return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
-    }
-    const {cas, client} = this.access
-    return new https.Agent({
-      keepAlive: true,
-      rejectUnauthorized: s.verify,
-      ca: trustedCas(cas),
-      // The client certificate certs.d holds is the registry's alone.
-      ...(client && host === this.endpoint ? {cert: client.cert, key: client.key} : {}),
-      ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
-    })
+    const {username, password} = access
+    this.auth = new RegistryAuth(access.host, {username, password}, (url, headers) =>
+      this.send(url.toString(), 'GET', headers, undefined, this.reach(url.toString()).agent)
+    )
   }
 
   /**
@@ -167,7 +114,8 @@ export class RegistryClient {
     let agent = this.otherAgents.get(url.origin)
     if (!agent) {
       const scheme = url.protocol === 'http:' ? 'http' : 'https'
-      agent = this.agentFor({scheme, verify: true}, url.host)
+      const {cas, proxies} = this.access
+      agent = connectionPool({scheme, verify: true}, url.host, {cas, proxies})
       this.otherAgents.set(url.origin, agent)
     }
     return agent
@@ -208,7 +156,8 @@ export class RegistryClient {
     let last: unknown
     for (const s of this.access.schemes) {
       const origin = `${s.scheme}://${this.endpoint}`
-      const agent = this.agentFor(s)
+      const {cas, client, proxies} = this.access
+      const agent = connectionPool(s, this.endpoint, {cas, client, proxies})
       try {
         const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent)
         if (r.status !== 200 && r.status !== 401) {
@@ -218,8 +167,7 @@ export class RegistryClient {
             r.status
           )
         }
-        this.challenge =
-          r.status === 401 ? parseChallenge(header(r.headers, 'www-authenticate')) : undefined
+        this.auth.start(r.status === 401 ? header(r.headers, 'www-authenticate') : undefined)
         this.origin = origin
         this.agent = agent
         return origin
@@ -231,58 +179,6 @@ export class RegistryClient {
       }
     }
     throw networkError(last, `cannot reach ${this.access.host}`)
-  }
-
-  /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
-  private token(scopes: string[]): Promise<string> {
-    const key = [...new Set(scopes)].sort().join(' ')
-    const cached = this.tokens.get(key)
-    if (cached) return cached
-    const p = (async () => {
-      const params = this.challenge?.params ?? {}
-      if (!params.realm)
-        throw new RegistryError(`${this.access.host} asks for a token but names no realm`, false)
-      const url = new URL(params.realm)
-      if (params.service) url.searchParams.set('service', params.service)
-      for (const s of key.split(' ').filter(Boolean)) url.searchParams.append('scope', s)
-      const auth = this.basic()
-      // The registry's own pool when the realm is the registry itself; else one to the realm's
-      // host, checked against the system's CAs, through the proxy the daemon would use for it.
-      const agent = url.origin === this.origin ? this.agent : this.otherAgent(url)
-      const r = await this.send(
-        url.toString(),
-        'GET',
-        auth ? {Authorization: auth} : {},
-        undefined,
-        agent
-      )
-      if (r.status !== 200) {
-        throw new RegistryError(
-          `the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`,
-          isTransientHttp(r.status),
-          r.status
-        )
-      }
-      const json = JSON.parse(r.body.toString('utf8')) as {token?: string; access_token?: string}
-      const token = json.token ?? json.access_token
-      if (!token)
-        throw new RegistryError(`the token service of ${this.access.host} sent no token`, false)
-      core.setSecret(token)
-      return token
-    })()
-    this.tokens.set(key, p)
-    p.catch(() => this.tokens.delete(key))
-    return p
-  }
-
-  /**
-   * The Authorization header for a request needing these scopes, if the registry wants one. The
-   * challenge is always the registry's own (see exchange): the credentials go to the registry and
-   * to the token realm it named, never to a host that merely answered 401.
-   */
-  private async authorization(scopes: string[]): Promise<string | undefined> {
-    if (this.challenge?.scheme === 'bearer') return `Bearer ${await this.token(scopes)}`
-    return this.basic()
   }
 
   /** Sends one request and answers with the response unread (its body streams). */
@@ -318,16 +214,14 @@ export class RegistryClient {
   ): Promise<http.IncomingMessage> {
     const {own, agent} = this.reach(url)
     const go = async (): Promise<http.IncomingMessage> => {
-      const auth = own ? await this.authorization(o.scopes) : undefined
+      const auth = own ? await this.auth.authorization(o.scopes) : undefined
       const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
       return this.open(url, method, headers, o.body, agent, o.timeoutMs)
     }
     const res = await go()
-    const again = parseChallenge(header(res.headers, 'www-authenticate'))
-    if (!own || res.statusCode !== 401 || again?.scheme !== 'bearer') return res
+    const challenge = header(res.headers, 'www-authenticate')
+    if (!own || res.statusCode !== 401 || !this.auth.renew(challenge)) return res
     res.resume()
-    this.challenge = again
-    this.tokens.clear()
     return go()
   }
 
@@ -416,6 +310,31 @@ export class RegistryClient {
     throw this.fail('GET', path, await readReply(res))
   }
 
+  /**
+   * The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need
+   * be; throws when they are not the bytes its digest names.
+   */
+  async layerDiffId(repo: string, blob: Descriptor): Promise<string> {
+    const body = await this.blobStream(repo, blob.digest)
+    const compressed = createHash('sha256')
+    const uncompressed = createHash('sha256')
+    const read = new Transform({
+      transform(d: Buffer, _encoding, done) {
+        compressed.update(d)
+        done(null, d)
+      }
+    })
+    const sink = async (bytes: AsyncIterable<Buffer>): Promise<void> => {
+      for await (const d of bytes) uncompressed.update(d)
+    }
+    if (blob.mediaType === MEDIA.layerGzip) await pipeline(body, read, createGunzip(), sink)
+    else await pipeline(body, read, sink)
+    if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
+      throw new RegistryError(`${this.access.host} served ${blob.digest} with other bytes`, false)
+    }
+    return `sha256:${uncompressed.digest('hex')}`
+  }
+
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
     const path = `/v2/${repo}/blobs/${digest}`
@@ -481,7 +400,7 @@ export class RegistryClient {
   async openUpload(repo: string, digest?: string): Promise<BlobUpload> {
     const location = await this.startUpload(repo)
     const {own, agent} = this.reach(location)
-    const auth = own ? await this.authorization([RegistryClient.push(repo)]) : undefined
+    const auth = own ? await this.auth.authorization([RegistryClient.push(repo)]) : undefined
     return new BlobUpload({
       location,
       auth,
