@@ -26,7 +26,10 @@ import {
   MEDIA,
   parseManifest,
   sha256Digest,
+  imageBytes,
+  isIndex,
   type Descriptor,
+  type RemoteImage,
   type RemoteManifest
 } from './manifest.js'
 import {isTransientHttp} from './retry.js'
@@ -289,6 +292,18 @@ export class RegistryClient {
     const claims = [header(r.headers, 'docker-content-digest'), reference]
     const digest = servedDigest(r.body, claims, `${this.access.host} (${repo}:${reference})`)
     return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'))
+  }
+
+  /** What the registry holds for a tag, with the size of every manifest an index lists. */
+  async image(repo: string, tag: string): Promise<RemoteImage | undefined> {
+    const m = await this.manifest(repo, tag)
+    if (!m) return undefined
+    const parts = isIndex(m)
+      ? (await Promise.all(m.manifests.map(async d => this.manifest(repo, d.digest)))).filter(
+          x => x !== undefined
+        )
+      : [m]
+    return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
   }
 
   /** A blob's bytes (an image config). */

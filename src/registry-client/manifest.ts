@@ -32,6 +32,17 @@ export interface Descriptor {
   size: number
 }
 
+/** What a registry holds for a tag: the image's digest, config and layers, and its bytes there. */
+export interface RemoteImage {
+  digest: string
+  /** The config's digest (an image manifest; none for an index). */
+  config?: string
+  /** The layers an image manifest lists. */
+  layers: Descriptor[]
+  /** Config and layers in bytes, each blob once (every manifest of an index). */
+  bytes: number
+}
+
 /** A manifest read from a registry: an image (config and layers) or an index of manifests. */
 export interface RemoteManifest {
   digest: string

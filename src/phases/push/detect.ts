@@ -10,7 +10,7 @@ import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
 import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
-import {RegistryPool, remoteImage} from './registries.js'
+import {RegistryPool} from './registries.js'
 import {
   DEFAULT_REGISTRY_CONFIG,
   parseRegistryConfig,
@@ -119,8 +119,7 @@ async function daemonFacts(
 
 async function readRemote(pool: RegistryPool, t: PushTarget): Promise<RemoteImage | undefined> {
   try {
-    const client = await pool.client(t.registry)
-    return await remoteImage(client, t.repository, t.tag)
+    return await (await pool.client(t.registry)).image(t.repository, t.tag)
   } catch (e) {
     core.debug(`Could not read ${t.target} from its registry: ${errorMessage(e)}`)
     return undefined

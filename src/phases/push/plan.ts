@@ -5,9 +5,10 @@ import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
 import type {DaemonRegistryConfig} from '../../registry-client/transport.js'
 import {repoDigest, type PushResult} from './push-result.js'
-import type {RegistryPool, RemoteImage} from './registries.js'
+import type {RemoteImage} from '../../registry-client/manifest.js'
+import type {RegistryPool} from './registries.js'
 
-export type {RemoteImage} from './registries.js'
+export type {RemoteImage} from '../../registry-client/manifest.js'
 
 /** A local image as `docker image inspect` shows it. */
 export interface LocalImage {

@@ -12,7 +12,6 @@ import type {CommandRunner} from '../../exec/runner.js'
 import type {HostInfo} from '../../host.js'
 import {savedCredentials, type ClientConfig} from '../../registry-client/auth.js'
 import {RegistryClient} from '../../registry-client/client.js'
-import {imageBytes, isIndex} from '../../registry-client/manifest.js'
 import {
   certFiles,
   isSecureRegistry,
@@ -24,20 +23,8 @@ import {
 import {listDirMaybe, readFileMaybe} from '../../system/files.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-import type {Descriptor} from '../../registry-client/manifest.js'
 
 const CERTS_D = '/etc/docker/certs.d'
-
-/** What a registry holds for one target's tag. */
-export interface RemoteImage {
-  digest: string
-  /** The config's digest (an image manifest; none for an index). */
-  config?: string
-  /** The layers an image manifest lists. */
-  layers: Descriptor[]
-  /** Config and layers in bytes, each blob once (every manifest of an index). */
-  bytes: number
-}
 
 /** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
 async function readAsRoot(runner: CommandRunner, file: string): Promise<string> {
@@ -79,10 +66,12 @@ async function clientConfigs(runner: CommandRunner, host: HostInfo): Promise<Cli
  */
 export class RegistryPool {
   readonly #clients = new Map<string, Promise<RegistryClient>>()
-  readonly #settings: PushSettings
-  readonly #daemon: DaemonRegistryConfig
-  readonly #runner: CommandRunner
-  readonly #host: HostInfo
+  readonly #from: {
+    settings: PushSettings
+    daemon: DaemonRegistryConfig
+    runner: CommandRunner
+    host: HostInfo
+  }
 
   constructor(
     settings: PushSettings,
@@ -90,10 +79,7 @@ export class RegistryPool {
     runner: CommandRunner,
     host: HostInfo
   ) {
-    this.#settings = settings
-    this.#daemon = daemon
-    this.#runner = runner
-    this.#host = host
+    this.#from = {settings, daemon, runner, host}
   }
 
   /** The client for `registry` in this run (opened on first use; reads certs.d). */
@@ -108,8 +94,7 @@ export class RegistryPool {
   }
 
   private async open(registry: string): Promise<RegistryClient> {
-    const settings = this.#settings
-    const runner = this.#runner
+    const {settings, runner, daemon, host} = this.#from
     const dir = path.join(CERTS_D, registry)
     let files
     try {
@@ -125,22 +110,18 @@ export class RegistryPool {
     }
     const pair = files.pairs[0]
     const client = pair ? {cert: await read(pair.cert), key: await read(pair.key)} : undefined
-    const secure = isSecureRegistry(
-      registry,
-      this.#daemon,
-      await addresses(registryHostname(registry))
-    )
+    const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)))
     core.debug(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`)
     const login =
       (ours ? settings.login : undefined) ??
-      (await savedCredentials(runner, registry, await clientConfigs(runner, this.#host)))
+      (await savedCredentials(runner, registry, await clientConfigs(runner, host)))
     return new RegistryClient({
       host: registry,
       schemes: schemesFor(secure),
       cas,
       client,
       ...login,
-      proxies: requestProxies(settings.proxies, this.#daemon.proxies, process.env)
+      proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
     })
   }
 
@@ -152,28 +133,12 @@ export class RegistryPool {
   }
 }
 
-/** What the registry holds for a tag, with the size of every manifest an index lists. */
-export async function remoteImage(
-  client: RegistryClient,
-  repository: string,
-  tag: string
-): Promise<RemoteImage | undefined> {
-  const m = await client.manifest(repository, tag)
-  if (!m) return undefined
-  const parts = isIndex(m)
-    ? (await Promise.all(m.manifests.map(async d => client.manifest(repository, d.digest)))).filter(
-        x => x !== undefined
-      )
-    : [m]
-  return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
-}
-
 /**
  * Proves a push landed: the registry must hold, for the tag, the digest the push reported. Reads
  * the image's size there (config and layers).
  */
 export async function confirm(pool: RegistryPool, t: PushTarget, digest: string): Promise<number> {
-  const held = await remoteImage(await pool.client(t.registry), t.repository, t.tag)
+  const held = await (await pool.client(t.registry)).image(t.repository, t.tag)
   if (held?.digest !== digest) {
     throw new HostError(
       `the push reported ${digest} but the registry holds ${held?.digest ?? 'nothing'} for ${t.tag}`
