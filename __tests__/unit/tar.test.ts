@@ -21,6 +21,16 @@ async function read(archive: Buffer, size = 999): Promise<[string, string][]> {
   return out
 }
 
+/** The names of a stream's entries, bodies read whole. */
+async function entryNames(stream: Readable): Promise<string[]> {
+  const names: string[] = []
+  for await (const e of tarEntries(stream)) {
+    for await (const p of e.body()) void p
+    names.push(e.name)
+  }
+  return names
+}
+
 describe('tar headers', () => {
   it('joins the ustar prefix and name', async () => {
     const b = header('layer.tar', 2)
@@ -88,6 +98,13 @@ describe('reading a tar stream', () => {
     }
     expect(names).toEqual(['a.json', 'empty', long, 'z'])
     expect(firstPart).toBeGreaterThan(0)
+  })
+
+  it('fails with the error of the stream it reads (the daemon went away)', async () => {
+    const broken = new Readable({read() {}})
+    broken.push(archive.subarray(0, 700))
+    setTimeout(() => broken.destroy(new Error('the daemon went away')), 5)
+    await expect(entryNames(broken)).rejects.toThrow('the daemon went away')
   })
 
   it('fails on an archive that ends in the middle of a file', async () => {
