@@ -1,6 +1,315 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
+/***/ 3057:
+/***/ ((module) => {
+
+function isBuffer(value) {
+  return Buffer.isBuffer(value) || value instanceof Uint8Array
+}
+
+function isEncoding(encoding) {
+  return Buffer.isEncoding(encoding)
+}
+
+function alloc(size, fill, encoding) {
+  return Buffer.alloc(size, fill, encoding)
+}
+
+function allocUnsafe(size) {
+  return Buffer.allocUnsafe(size)
+}
+
+function allocUnsafeSlow(size) {
+  return Buffer.allocUnsafeSlow(size)
+}
+
+function byteLength(string, encoding) {
+  return Buffer.byteLength(string, encoding)
+}
+
+function compare(a, b) {
+  return Buffer.compare(a, b)
+}
+
+function concat(buffers, totalLength) {
+  return Buffer.concat(buffers, totalLength)
+}
+
+function copy(source, target, targetStart, start, end) {
+  return toBuffer(source).copy(target, targetStart, start, end)
+}
+
+function equals(a, b) {
+  return toBuffer(a).equals(b)
+}
+
+function fill(buffer, value, offset, end, encoding) {
+  return toBuffer(buffer).fill(value, offset, end, encoding)
+}
+
+function from(value, encodingOrOffset, length) {
+  return Buffer.from(value, encodingOrOffset, length)
+}
+
+function includes(buffer, value, byteOffset, encoding) {
+  return toBuffer(buffer).includes(value, byteOffset, encoding)
+}
+
+function indexOf(buffer, value, byfeOffset, encoding) {
+  return toBuffer(buffer).indexOf(value, byfeOffset, encoding)
+}
+
+function lastIndexOf(buffer, value, byteOffset, encoding) {
+  return toBuffer(buffer).lastIndexOf(value, byteOffset, encoding)
+}
+
+function swap16(buffer) {
+  return toBuffer(buffer).swap16()
+}
+
+function swap32(buffer) {
+  return toBuffer(buffer).swap32()
+}
+
+function swap64(buffer) {
+  return toBuffer(buffer).swap64()
+}
+
+function toBuffer(buffer) {
+  if (Buffer.isBuffer(buffer)) return buffer
+  return Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+}
+
+function toString(buffer, encoding, start, end) {
+  return toBuffer(buffer).toString(encoding, start, end)
+}
+
+function toHex(buffer, start, end) {
+  return toBuffer(buffer).toString('hex', start, end)
+}
+
+function write(buffer, string, offset, length, encoding) {
+  return toBuffer(buffer).write(string, offset, length, encoding)
+}
+
+function readDoubleBE(buffer, offset) {
+  return toBuffer(buffer).readDoubleBE(offset)
+}
+
+function readDoubleLE(buffer, offset) {
+  return toBuffer(buffer).readDoubleLE(offset)
+}
+
+function readFloatBE(buffer, offset) {
+  return toBuffer(buffer).readFloatBE(offset)
+}
+
+function readFloatLE(buffer, offset) {
+  return toBuffer(buffer).readFloatLE(offset)
+}
+
+function readInt32BE(buffer, offset) {
+  return toBuffer(buffer).readInt32BE(offset)
+}
+
+function readInt32LE(buffer, offset) {
+  return toBuffer(buffer).readInt32LE(offset)
+}
+
+function readUInt32BE(buffer, offset) {
+  return toBuffer(buffer).readUInt32BE(offset)
+}
+
+function readUInt32LE(buffer, offset) {
+  return toBuffer(buffer).readUInt32LE(offset)
+}
+
+function writeDoubleBE(buffer, value, offset) {
+  return toBuffer(buffer).writeDoubleBE(value, offset)
+}
+
+function writeDoubleLE(buffer, value, offset) {
+  return toBuffer(buffer).writeDoubleLE(value, offset)
+}
+
+function writeFloatBE(buffer, value, offset) {
+  return toBuffer(buffer).writeFloatBE(value, offset)
+}
+
+function writeFloatLE(buffer, value, offset) {
+  return toBuffer(buffer).writeFloatLE(value, offset)
+}
+
+function writeInt32BE(buffer, value, offset) {
+  return toBuffer(buffer).writeInt32BE(value, offset)
+}
+
+function writeInt32LE(buffer, value, offset) {
+  return toBuffer(buffer).writeInt32LE(value, offset)
+}
+
+function writeUInt32BE(buffer, value, offset) {
+  return toBuffer(buffer).writeUInt32BE(value, offset)
+}
+
+function writeUInt32LE(buffer, value, offset) {
+  return toBuffer(buffer).writeUInt32LE(value, offset)
+}
+
+module.exports = {
+  isBuffer,
+  isEncoding,
+  alloc,
+  allocUnsafe,
+  allocUnsafeSlow,
+  byteLength,
+  compare,
+  concat,
+  copy,
+  equals,
+  fill,
+  from,
+  includes,
+  indexOf,
+  lastIndexOf,
+  swap16,
+  swap32,
+  swap64,
+  toBuffer,
+  toString,
+  toHex,
+  write,
+  readDoubleBE,
+  readDoubleLE,
+  readFloatBE,
+  readFloatLE,
+  readInt32BE,
+  readInt32LE,
+  readUInt32BE,
+  readUInt32LE,
+  writeDoubleBE,
+  writeDoubleLE,
+  writeFloatBE,
+  writeFloatLE,
+  writeInt32BE,
+  writeInt32LE,
+  writeUInt32BE,
+  writeUInt32LE
+}
+
+
+/***/ }),
+
+/***/ 9580:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+module.exports = __nccwpck_require__(4434)
+
+
+/***/ }),
+
+/***/ 3587:
+/***/ ((module) => {
+
+module.exports = class FixedFIFO {
+  constructor (hwm) {
+    if (!(hwm > 0) || ((hwm - 1) & hwm) !== 0) throw new Error('Max size for a FixedFIFO should be a power of two')
+    this.buffer = new Array(hwm)
+    this.mask = hwm - 1
+    this.top = 0
+    this.btm = 0
+    this.next = null
+  }
+
+  clear () {
+    this.top = this.btm = 0
+    this.next = null
+    this.buffer.fill(undefined)
+  }
+
+  push (data) {
+    if (this.buffer[this.top] !== undefined) return false
+    this.buffer[this.top] = data
+    this.top = (this.top + 1) & this.mask
+    return true
+  }
+
+  shift () {
+    const last = this.buffer[this.btm]
+    if (last === undefined) return undefined
+    this.buffer[this.btm] = undefined
+    this.btm = (this.btm + 1) & this.mask
+    return last
+  }
+
+  peek () {
+    return this.buffer[this.btm]
+  }
+
+  isEmpty () {
+    return this.buffer[this.btm] === undefined
+  }
+}
+
+
+/***/ }),
+
+/***/ 3867:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const FixedFIFO = __nccwpck_require__(3587)
+
+module.exports = class FastFIFO {
+  constructor (hwm) {
+    this.hwm = hwm || 16
+    this.head = new FixedFIFO(this.hwm)
+    this.tail = this.head
+    this.length = 0
+  }
+
+  clear () {
+    this.head = this.tail
+    this.head.clear()
+    this.length = 0
+  }
+
+  push (val) {
+    this.length++
+    if (!this.head.push(val)) {
+      const prev = this.head
+      this.head = prev.next = new FixedFIFO(2 * this.head.buffer.length)
+      this.head.push(val)
+    }
+  }
+
+  shift () {
+    if (this.length !== 0) this.length--
+    const val = this.tail.shift()
+    if (val === undefined && this.tail.next) {
+      const next = this.tail.next
+      this.tail.next = null
+      this.tail = next
+      return this.tail.shift()
+    }
+
+    return val
+  }
+
+  peek () {
+    const val = this.tail.peek()
+    if (val === undefined && this.tail.next) return this.tail.next.peek()
+    return val
+  }
+
+  isEmpty () {
+    return this.length === 0
+  }
+}
+
+
+/***/ }),
+
 /***/ 9379:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -3236,6 +3545,2735 @@ const validRange = (range, options) => {
   }
 }
 module.exports = validRange
+
+
+/***/ }),
+
+/***/ 6204:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { EventEmitter } = __nccwpck_require__(9580)
+const FIFO = __nccwpck_require__(3867)
+const TextDecoder = __nccwpck_require__(7934)
+
+const StreamError = __nccwpck_require__(5657)
+
+// if we do a future major, expect queue microtask to be there always, for now a bit defensive
+const qmt =
+  typeof queueMicrotask === 'undefined' ? (fn) => global.process.nextTick(fn) : queueMicrotask
+
+// 29 bits used total (4 from shared, 14 from read, and 11 from write)
+const MAX = (1 << 29) - 1
+
+// Shared state
+const OPENING = 0b0001
+const PREDESTROYING = 0b0010
+const DESTROYING = 0b0100
+const DESTROYED = 0b1000
+
+const NOT_OPENING = MAX ^ OPENING
+const NOT_PREDESTROYING = MAX ^ PREDESTROYING
+
+// Read state (4 bit offset from shared state)
+const READ_ACTIVE = 0b00000000000001 << 4
+const READ_UPDATING = 0b00000000000010 << 4
+const READ_PRIMARY = 0b00000000000100 << 4
+const READ_QUEUED = 0b00000000001000 << 4
+const READ_RESUMED = 0b00000000010000 << 4
+const READ_PIPE_DRAINED = 0b00000000100000 << 4
+const READ_ENDING = 0b00000001000000 << 4
+const READ_EMIT_DATA = 0b00000010000000 << 4
+const READ_EMIT_READABLE = 0b00000100000000 << 4
+const READ_EMITTED_READABLE = 0b00001000000000 << 4
+const READ_DONE = 0b00010000000000 << 4
+const READ_NEXT_TICK = 0b00100000000000 << 4
+const READ_NEEDS_PUSH = 0b01000000000000 << 4
+const READ_READ_AHEAD = 0b10000000000000 << 4
+
+// Combined read state
+const READ_FLOWING = READ_RESUMED | READ_PIPE_DRAINED
+const READ_ACTIVE_AND_NEEDS_PUSH = READ_ACTIVE | READ_NEEDS_PUSH
+const READ_PRIMARY_AND_ACTIVE = READ_PRIMARY | READ_ACTIVE
+const READ_EMIT_READABLE_AND_QUEUED = READ_EMIT_READABLE | READ_QUEUED
+const READ_RESUMED_READ_AHEAD = READ_RESUMED | READ_READ_AHEAD
+
+const READ_NOT_ACTIVE = MAX ^ READ_ACTIVE
+const READ_NON_PRIMARY = MAX ^ READ_PRIMARY
+const READ_NON_PRIMARY_AND_PUSHED = MAX ^ (READ_PRIMARY | READ_NEEDS_PUSH)
+const READ_PUSHED = MAX ^ READ_NEEDS_PUSH
+const READ_PAUSED = MAX ^ READ_RESUMED
+const READ_NOT_QUEUED = MAX ^ (READ_QUEUED | READ_EMITTED_READABLE)
+const READ_NOT_ENDING = MAX ^ READ_ENDING
+const READ_PIPE_NOT_DRAINED = MAX ^ READ_FLOWING
+const READ_NOT_NEXT_TICK = MAX ^ READ_NEXT_TICK
+const READ_NOT_UPDATING = MAX ^ READ_UPDATING
+const READ_NO_READ_AHEAD = MAX ^ READ_READ_AHEAD
+const READ_PAUSED_NO_READ_AHEAD = MAX ^ READ_RESUMED_READ_AHEAD
+
+// Write state (18 bit offset, 4 bit offset from shared state and 14 from read state)
+const WRITE_ACTIVE = 0b00000000001 << 18
+const WRITE_UPDATING = 0b00000000010 << 18
+const WRITE_PRIMARY = 0b00000000100 << 18
+const WRITE_QUEUED = 0b00000001000 << 18
+const WRITE_UNDRAINED = 0b00000010000 << 18
+const WRITE_DONE = 0b00000100000 << 18
+const WRITE_EMIT_DRAIN = 0b00001000000 << 18
+const WRITE_NEXT_TICK = 0b00010000000 << 18
+const WRITE_WRITING = 0b00100000000 << 18
+const WRITE_FINISHING = 0b01000000000 << 18
+const WRITE_CORKED = 0b10000000000 << 18
+
+const WRITE_NOT_ACTIVE = MAX ^ (WRITE_ACTIVE | WRITE_WRITING)
+const WRITE_NON_PRIMARY = MAX ^ WRITE_PRIMARY
+const WRITE_NOT_FINISHING = MAX ^ (WRITE_ACTIVE | WRITE_FINISHING)
+const WRITE_DRAINED = MAX ^ WRITE_UNDRAINED
+const WRITE_NOT_QUEUED = MAX ^ WRITE_QUEUED
+const WRITE_NOT_NEXT_TICK = MAX ^ WRITE_NEXT_TICK
+const WRITE_NOT_UPDATING = MAX ^ WRITE_UPDATING
+const WRITE_NOT_CORKED = MAX ^ WRITE_CORKED
+
+// Combined shared state
+const ACTIVE = READ_ACTIVE | WRITE_ACTIVE
+const NOT_ACTIVE = MAX ^ ACTIVE
+const DONE = READ_DONE | WRITE_DONE
+const DESTROY_STATUS = DESTROYING | DESTROYED | PREDESTROYING
+const OPEN_STATUS = DESTROY_STATUS | OPENING
+const AUTO_DESTROY = DESTROY_STATUS | DONE
+const NON_PRIMARY = WRITE_NON_PRIMARY & READ_NON_PRIMARY
+const ACTIVE_OR_TICKING = WRITE_NEXT_TICK | READ_NEXT_TICK
+const TICKING = ACTIVE_OR_TICKING & NOT_ACTIVE
+const IS_OPENING = OPEN_STATUS | TICKING
+
+// Combined shared state and read state
+const READ_PRIMARY_STATUS = OPEN_STATUS | READ_ENDING | READ_DONE
+const READ_STATUS = OPEN_STATUS | READ_DONE | READ_QUEUED
+const READ_ENDING_STATUS = OPEN_STATUS | READ_ENDING | READ_QUEUED
+const READ_READABLE_STATUS = OPEN_STATUS | READ_EMIT_READABLE | READ_QUEUED | READ_EMITTED_READABLE
+const SHOULD_NOT_READ =
+  OPEN_STATUS | READ_ACTIVE | READ_ENDING | READ_DONE | READ_NEEDS_PUSH | READ_READ_AHEAD
+const READ_BACKPRESSURE_STATUS = DESTROY_STATUS | READ_ENDING | READ_DONE
+const READ_UPDATE_SYNC_STATUS = READ_UPDATING | OPEN_STATUS | READ_NEXT_TICK | READ_PRIMARY
+const READ_NEXT_TICK_OR_OPENING = READ_NEXT_TICK | OPENING
+
+// Combined write state
+const WRITE_PRIMARY_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_DONE
+const WRITE_QUEUED_AND_UNDRAINED = WRITE_QUEUED | WRITE_UNDRAINED
+const WRITE_QUEUED_AND_ACTIVE = WRITE_QUEUED | WRITE_ACTIVE
+const WRITE_DRAIN_STATUS = WRITE_QUEUED | WRITE_UNDRAINED | OPEN_STATUS | WRITE_ACTIVE
+const WRITE_STATUS = OPEN_STATUS | WRITE_ACTIVE | WRITE_QUEUED | WRITE_CORKED
+const WRITE_PRIMARY_AND_ACTIVE = WRITE_PRIMARY | WRITE_ACTIVE
+const WRITE_ACTIVE_AND_WRITING = WRITE_ACTIVE | WRITE_WRITING
+const WRITE_FINISHING_STATUS = OPEN_STATUS | WRITE_FINISHING | WRITE_QUEUED_AND_ACTIVE | WRITE_DONE
+const WRITE_BACKPRESSURE_STATUS = WRITE_UNDRAINED | DESTROY_STATUS | WRITE_FINISHING | WRITE_DONE
+const WRITE_UPDATE_SYNC_STATUS = WRITE_UPDATING | OPEN_STATUS | WRITE_NEXT_TICK | WRITE_PRIMARY
+const WRITE_DROP_DATA = WRITE_FINISHING | WRITE_DONE | DESTROY_STATUS
+
+const asyncIterator = Symbol.asyncIterator || Symbol('asyncIterator')
+
+class WritableState {
+  constructor(
+    stream,
+    { highWaterMark = 16384, map = null, mapWritable, byteLength, byteLengthWritable } = {}
+  ) {
+    this.stream = stream
+    this.queue = new FIFO()
+    this.highWaterMark = highWaterMark
+    this.buffered = 0
+    this.error = null
+    this.pipeline = null
+    this.drains = null // if we add more seldomly used helpers we might them into a subobject so its a single ptr
+    this.byteLength = byteLengthWritable || byteLength || defaultByteLength
+    this.map = mapWritable || map
+    this.afterWrite = afterWrite.bind(this)
+    this.afterUpdateNextTick = updateWriteNT.bind(this)
+  }
+
+  get ending() {
+    return (this.stream._duplexState & WRITE_FINISHING) !== 0
+  }
+
+  get ended() {
+    return (this.stream._duplexState & WRITE_DONE) !== 0
+  }
+
+  push(data) {
+    if ((this.stream._duplexState & WRITE_DROP_DATA) !== 0) return false
+    if (this.map !== null) data = this.map(data)
+
+    this.buffered += this.byteLength(data)
+    this.queue.push(data)
+
+    if (this.buffered < this.highWaterMark) {
+      this.stream._duplexState |= WRITE_QUEUED
+      return true
+    }
+
+    this.stream._duplexState |= WRITE_QUEUED_AND_UNDRAINED
+    return false
+  }
+
+  shift() {
+    const data = this.queue.shift()
+
+    this.buffered -= this.byteLength(data)
+    if (this.buffered === 0) this.stream._duplexState &= WRITE_NOT_QUEUED
+
+    return data
+  }
+
+  end(data) {
+    if (typeof data === 'function') {
+      this.stream.once('finish', data)
+    } else if (data !== undefined && data !== null) {
+      this.push(data)
+    }
+
+    this.stream._duplexState = (this.stream._duplexState | WRITE_FINISHING) & WRITE_NON_PRIMARY
+  }
+
+  autoBatch(data, cb) {
+    const buffer = []
+    const stream = this.stream
+
+    buffer.push(data)
+    while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED_AND_ACTIVE) {
+      buffer.push(stream._writableState.shift())
+    }
+
+    if ((stream._duplexState & OPEN_STATUS) !== 0) return cb(null)
+    stream._writev(buffer, cb)
+  }
+
+  update() {
+    const stream = this.stream
+
+    stream._duplexState |= WRITE_UPDATING
+
+    do {
+      while ((stream._duplexState & WRITE_STATUS) === WRITE_QUEUED) {
+        const data = this.shift()
+        stream._duplexState |= WRITE_ACTIVE_AND_WRITING
+        stream._write(data, this.afterWrite)
+      }
+
+      if ((stream._duplexState & WRITE_PRIMARY_AND_ACTIVE) === 0) this.updateNonPrimary()
+    } while (this.continueUpdate() === true)
+
+    stream._duplexState &= WRITE_NOT_UPDATING
+  }
+
+  updateNonPrimary() {
+    const stream = this.stream
+
+    if ((stream._duplexState & WRITE_FINISHING_STATUS) === WRITE_FINISHING) {
+      stream._duplexState = stream._duplexState | WRITE_ACTIVE
+      stream._final(afterFinal.bind(this))
+      return
+    }
+
+    if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
+      if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
+        stream._duplexState |= ACTIVE
+        stream._destroy(afterDestroy.bind(this))
+      }
+      return
+    }
+
+    if ((stream._duplexState & IS_OPENING) === OPENING) {
+      stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING
+      stream._open(afterOpen.bind(this))
+    }
+  }
+
+  continueUpdate() {
+    if ((this.stream._duplexState & WRITE_NEXT_TICK) === 0) return false
+    this.stream._duplexState &= WRITE_NOT_NEXT_TICK
+    return true
+  }
+
+  updateCallback() {
+    if ((this.stream._duplexState & WRITE_UPDATE_SYNC_STATUS) === WRITE_PRIMARY) {
+      this.update()
+    } else {
+      this.updateNextTick()
+    }
+  }
+
+  updateNextTick() {
+    if ((this.stream._duplexState & WRITE_NEXT_TICK) !== 0) return
+    this.stream._duplexState |= WRITE_NEXT_TICK
+    if ((this.stream._duplexState & WRITE_UPDATING) === 0) qmt(this.afterUpdateNextTick)
+  }
+}
+
+class ReadableState {
+  constructor(
+    stream,
+    { highWaterMark = 16384, map = null, mapReadable, byteLength, byteLengthReadable } = {}
+  ) {
+    this.stream = stream
+    this.queue = new FIFO()
+    this.highWaterMark = highWaterMark === 0 ? 1 : highWaterMark
+    this.buffered = 0
+    this.readAhead = highWaterMark > 0
+    this.error = null
+    this.pipeline = null
+    this.byteLength = byteLengthReadable || byteLength || defaultByteLength
+    this.map = mapReadable || map
+    this.pipeTo = null
+    this.afterRead = afterRead.bind(this)
+    this.afterUpdateNextTick = updateReadNT.bind(this)
+  }
+
+  get ending() {
+    return (this.stream._duplexState & READ_ENDING) !== 0
+  }
+
+  get ended() {
+    return (this.stream._duplexState & READ_DONE) !== 0
+  }
+
+  pipe(pipeTo, cb) {
+    if (this.pipeTo !== null) throw StreamError.BAD_ARGUMENT('Can only pipe to one destination')
+    if (typeof cb !== 'function') cb = null
+
+    this.stream._duplexState |= READ_PIPE_DRAINED
+    this.pipeTo = pipeTo
+    this.pipeline = new Pipeline(this.stream, pipeTo, cb)
+
+    if (cb) this.stream.on('error', noop) // We already error handle this so supress crashes
+
+    if (isStreamx(pipeTo)) {
+      pipeTo._writableState.pipeline = this.pipeline
+      if (cb) pipeTo.on('error', noop) // We already error handle this so supress crashes
+      pipeTo.on('finish', this.pipeline.finished.bind(this.pipeline)) // TODO: just call finished from pipeTo itself
+    } else {
+      const onerror = this.pipeline.done.bind(this.pipeline, pipeTo)
+      const onclose = this.pipeline.done.bind(this.pipeline, pipeTo, null) // onclose has a weird bool arg
+      pipeTo.on('error', onerror)
+      pipeTo.on('close', onclose)
+      pipeTo.on('finish', this.pipeline.finished.bind(this.pipeline))
+    }
+
+    pipeTo.on('drain', afterDrain.bind(this))
+    this.stream.emit('piping', pipeTo)
+    pipeTo.emit('pipe', this.stream)
+  }
+
+  push(data) {
+    const stream = this.stream
+
+    if (data === null) {
+      this.highWaterMark = 0
+      stream._duplexState = (stream._duplexState | READ_ENDING) & READ_NON_PRIMARY_AND_PUSHED
+      return false
+    }
+
+    if (this.map !== null) {
+      data = this.map(data)
+      if (data === null) {
+        stream._duplexState &= READ_PUSHED
+        return this.buffered < this.highWaterMark
+      }
+    }
+
+    this.buffered += this.byteLength(data)
+    this.queue.push(data)
+
+    stream._duplexState = (stream._duplexState | READ_QUEUED) & READ_PUSHED
+
+    return this.buffered < this.highWaterMark
+  }
+
+  shift() {
+    const data = this.queue.shift()
+
+    this.buffered -= this.byteLength(data)
+    if (this.buffered === 0) {
+      this.stream._duplexState &= READ_NOT_QUEUED
+    }
+
+    return data
+  }
+
+  unshift(data) {
+    const pending = [this.map !== null ? this.map(data) : data]
+    while (this.buffered > 0) pending.push(this.shift())
+
+    for (let i = 0; i < pending.length - 1; i++) {
+      const data = pending[i]
+      this.buffered += this.byteLength(data)
+      this.queue.push(data)
+    }
+
+    this.push(pending[pending.length - 1])
+  }
+
+  read() {
+    const stream = this.stream
+
+    if ((stream._duplexState & READ_STATUS) === READ_QUEUED) {
+      const data = this.shift()
+
+      if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+        stream._duplexState &= READ_PIPE_NOT_DRAINED
+      }
+
+      if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
+        stream.emit('data', data)
+      }
+
+      return data
+    }
+
+    if (this.readAhead === false) {
+      stream._duplexState |= READ_READ_AHEAD
+      this.updateNextTick()
+    }
+
+    return null
+  }
+
+  drain() {
+    const stream = this.stream
+
+    while (
+      (stream._duplexState & READ_STATUS) === READ_QUEUED &&
+      (stream._duplexState & READ_FLOWING) !== 0
+    ) {
+      const data = this.shift()
+
+      if (this.pipeTo !== null && this.pipeTo.write(data) === false) {
+        stream._duplexState &= READ_PIPE_NOT_DRAINED
+      }
+
+      if ((stream._duplexState & READ_EMIT_DATA) !== 0) {
+        stream.emit('data', data)
+      }
+    }
+  }
+
+  update() {
+    const stream = this.stream
+
+    stream._duplexState |= READ_UPDATING
+
+    do {
+      this.drain()
+
+      while (
+        this.buffered < this.highWaterMark &&
+        (stream._duplexState & SHOULD_NOT_READ) === READ_READ_AHEAD
+      ) {
+        stream._duplexState |= READ_ACTIVE_AND_NEEDS_PUSH
+        stream._read(this.afterRead)
+        this.drain()
+      }
+
+      if ((stream._duplexState & READ_READABLE_STATUS) === READ_EMIT_READABLE_AND_QUEUED) {
+        stream._duplexState |= READ_EMITTED_READABLE
+        stream.emit('readable')
+      }
+
+      if ((stream._duplexState & READ_PRIMARY_AND_ACTIVE) === 0) {
+        this.updateNonPrimary()
+      }
+    } while (this.continueUpdate() === true)
+
+    stream._duplexState &= READ_NOT_UPDATING
+  }
+
+  updateNonPrimary() {
+    const stream = this.stream
+
+    if ((stream._duplexState & READ_ENDING_STATUS) === READ_ENDING) {
+      stream._duplexState = (stream._duplexState | READ_DONE) & READ_NOT_ENDING
+      stream.emit('end')
+
+      if ((stream._duplexState & AUTO_DESTROY) === DONE) {
+        stream._duplexState |= DESTROYING
+      }
+
+      if (this.pipeTo !== null) {
+        this.pipeTo.end()
+      }
+    }
+
+    if ((stream._duplexState & DESTROY_STATUS) === DESTROYING) {
+      if ((stream._duplexState & ACTIVE_OR_TICKING) === 0) {
+        stream._duplexState |= ACTIVE
+        stream._destroy(afterDestroy.bind(this))
+      }
+      return
+    }
+
+    if ((stream._duplexState & IS_OPENING) === OPENING) {
+      stream._duplexState = (stream._duplexState | ACTIVE) & NOT_OPENING
+      stream._open(afterOpen.bind(this))
+    }
+  }
+
+  continueUpdate() {
+    if ((this.stream._duplexState & READ_NEXT_TICK) === 0) return false
+    this.stream._duplexState &= READ_NOT_NEXT_TICK
+    return true
+  }
+
+  updateCallback() {
+    if ((this.stream._duplexState & READ_UPDATE_SYNC_STATUS) === READ_PRIMARY) {
+      this.update()
+    } else {
+      this.updateNextTick()
+    }
+  }
+
+  updateNextTickIfOpen() {
+    if ((this.stream._duplexState & READ_NEXT_TICK_OR_OPENING) !== 0) return
+    this.stream._duplexState |= READ_NEXT_TICK
+    if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick)
+  }
+
+  updateNextTick() {
+    if ((this.stream._duplexState & READ_NEXT_TICK) !== 0) return
+    this.stream._duplexState |= READ_NEXT_TICK
+    if ((this.stream._duplexState & READ_UPDATING) === 0) qmt(this.afterUpdateNextTick)
+  }
+}
+
+class TransformState {
+  constructor(stream) {
+    this.data = null
+    this.afterTransform = afterTransform.bind(stream)
+    this.afterFinal = null
+  }
+}
+
+class Pipeline {
+  constructor(src, dst, cb) {
+    this.from = src
+    this.to = dst
+    this.afterPipe = cb
+    this.error = null
+    this.pipeToFinished = false
+  }
+
+  finished() {
+    this.pipeToFinished = true
+  }
+
+  done(stream, err) {
+    if (err) this.error = err
+
+    if (stream === this.to) {
+      this.to = null
+
+      if (this.from !== null) {
+        if ((this.from._duplexState & READ_DONE) === 0 || !this.pipeToFinished) {
+          this.from.destroy(this.error || StreamError.PREMATURE_CLOSE('Writable stream closed'))
+        }
+        return
+      }
+    }
+
+    if (stream === this.from) {
+      this.from = null
+
+      if (this.to !== null) {
+        if ((stream._duplexState & READ_DONE) === 0) {
+          this.to.destroy(this.error || StreamError.PREMATURE_CLOSE('Readable stream closed'))
+        }
+        return
+      }
+    }
+
+    if (this.afterPipe !== null) this.afterPipe(this.error)
+    this.to = this.from = this.afterPipe = null
+  }
+}
+
+function afterDrain() {
+  this.stream._duplexState |= READ_PIPE_DRAINED
+  this.updateCallback()
+}
+
+function afterFinal(err) {
+  const stream = this.stream
+  if (err) stream.destroy(err)
+
+  if ((stream._duplexState & DESTROY_STATUS) === 0) {
+    stream._duplexState |= WRITE_DONE
+    stream.emit('finish')
+  }
+
+  if ((stream._duplexState & AUTO_DESTROY) === DONE) {
+    stream._duplexState |= DESTROYING
+  }
+
+  stream._duplexState &= WRITE_NOT_FINISHING
+
+  // no need to wait the extra tick here, so we short circuit that
+  if ((stream._duplexState & WRITE_UPDATING) === 0) {
+    this.update()
+  } else {
+    this.updateNextTick()
+  }
+}
+
+function afterDestroy(err) {
+  const stream = this.stream
+
+  if (!err && !StreamError.isStreamDestroyed(this.error)) err = this.error
+  if (err) stream.emit('error', err)
+
+  stream._duplexState |= DESTROYED
+  stream.emit('close')
+
+  const rs = stream._readableState
+  const ws = stream._writableState
+
+  if (rs !== null && rs.pipeline !== null) {
+    rs.pipeline.done(stream, err)
+  }
+
+  if (ws !== null) {
+    while (ws.drains !== null && ws.drains.length > 0) {
+      ws.drains.shift().resolve(false)
+    }
+
+    if (ws.pipeline !== null) {
+      ws.pipeline.done(stream, err)
+    }
+  }
+}
+
+function afterWrite(err) {
+  const stream = this.stream
+
+  if (err) stream.destroy(err)
+  stream._duplexState &= WRITE_NOT_ACTIVE
+
+  if (this.drains !== null) tickDrains(this.drains)
+
+  if ((stream._duplexState & WRITE_DRAIN_STATUS) === WRITE_UNDRAINED) {
+    stream._duplexState &= WRITE_DRAINED
+
+    if ((stream._duplexState & WRITE_EMIT_DRAIN) === WRITE_EMIT_DRAIN) {
+      stream.emit('drain')
+    }
+  }
+
+  this.updateCallback()
+}
+
+function afterRead(err) {
+  if (err) this.stream.destroy(err)
+  this.stream._duplexState &= READ_NOT_ACTIVE
+
+  if (this.readAhead === false && (this.stream._duplexState & READ_RESUMED) === 0) {
+    this.stream._duplexState &= READ_NO_READ_AHEAD
+  }
+
+  this.updateCallback()
+}
+
+function updateReadNT() {
+  if ((this.stream._duplexState & READ_UPDATING) === 0) {
+    this.stream._duplexState &= READ_NOT_NEXT_TICK
+    this.update()
+  }
+}
+
+function updateWriteNT() {
+  if ((this.stream._duplexState & WRITE_UPDATING) === 0) {
+    this.stream._duplexState &= WRITE_NOT_NEXT_TICK
+    this.update()
+  }
+}
+
+function tickDrains(drains) {
+  for (let i = 0; i < drains.length; i++) {
+    // drains.writes are monotonic, so if one is 0 its always the first one
+    if (--drains[i].writes === 0) {
+      drains.shift().resolve(true)
+      i--
+    }
+  }
+}
+
+function afterOpen(err) {
+  const stream = this.stream
+
+  if (err) stream.destroy(err)
+
+  if ((stream._duplexState & DESTROYING) === 0) {
+    if ((stream._duplexState & READ_PRIMARY_STATUS) === 0) {
+      stream._duplexState |= READ_PRIMARY
+    }
+
+    if ((stream._duplexState & WRITE_PRIMARY_STATUS) === 0) {
+      stream._duplexState |= WRITE_PRIMARY
+    }
+
+    stream.emit('open')
+  }
+
+  stream._duplexState &= NOT_ACTIVE
+
+  if (stream._writableState !== null) {
+    stream._writableState.updateCallback()
+  }
+
+  if (stream._readableState !== null) {
+    stream._readableState.updateCallback()
+  }
+}
+
+function afterTransform(err, data) {
+  if (data !== undefined && data !== null) this.push(data)
+  this._writableState.afterWrite(err)
+}
+
+function newListener(name) {
+  if (this._readableState !== null) {
+    if (name === 'data') {
+      this._duplexState |= READ_EMIT_DATA | READ_RESUMED_READ_AHEAD
+      this._readableState.updateNextTick()
+    }
+    if (name === 'readable') {
+      this._duplexState |= READ_EMIT_READABLE
+      this._readableState.updateNextTick()
+    }
+  }
+
+  if (this._writableState !== null) {
+    if (name === 'drain') {
+      this._duplexState |= WRITE_EMIT_DRAIN
+      this._writableState.updateNextTick()
+    }
+  }
+}
+
+class Stream extends EventEmitter {
+  constructor(opts) {
+    super()
+
+    this._duplexState = 0
+    this._readableState = null
+    this._writableState = null
+
+    if (opts) {
+      if (opts.open) this._open = opts.open
+      if (opts.destroy) this._destroy = opts.destroy
+      if (opts.predestroy) this._predestroy = opts.predestroy
+      if (opts.signal) opts.signal.addEventListener('abort', abort.bind(this))
+    }
+
+    this.on('newListener', newListener)
+  }
+
+  _open(cb) {
+    cb(null)
+  }
+
+  _destroy(cb) {
+    cb(null)
+  }
+
+  _predestroy() {
+    // does nothing
+  }
+
+  get readable() {
+    return this._readableState !== null ? true : undefined
+  }
+
+  get writable() {
+    return this._writableState !== null ? true : undefined
+  }
+
+  get destroyed() {
+    return (this._duplexState & DESTROYED) !== 0
+  }
+
+  get destroying() {
+    return (this._duplexState & DESTROY_STATUS) !== 0
+  }
+
+  destroy(err) {
+    if ((this._duplexState & DESTROY_STATUS) === 0) {
+      if (!err) err = StreamError.STREAM_DESTROYED()
+      this._duplexState = (this._duplexState | DESTROYING) & NON_PRIMARY
+
+      if (this._readableState !== null) {
+        this._readableState.highWaterMark = 0
+        this._readableState.error = err
+      }
+
+      if (this._writableState !== null) {
+        this._writableState.highWaterMark = 0
+        this._writableState.error = err
+      }
+
+      this._duplexState |= PREDESTROYING
+      this._predestroy()
+      this._duplexState &= NOT_PREDESTROYING
+
+      if (this._readableState !== null) {
+        this._readableState.updateNextTick()
+      }
+
+      if (this._writableState !== null) {
+        this._writableState.updateNextTick()
+      }
+    }
+  }
+}
+
+class Readable extends Stream {
+  constructor(opts) {
+    super(opts)
+
+    this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD
+    this._readableState = new ReadableState(this, opts)
+
+    if (opts) {
+      if (this._readableState.readAhead === false) this._duplexState &= READ_NO_READ_AHEAD
+      if (opts.read) this._read = opts.read
+      if (opts.eagerOpen) this._readableState.updateNextTick()
+      if (opts.encoding) this.setEncoding(opts.encoding)
+    }
+  }
+
+  static deferred(fn, opts) {
+    const out = new PassThrough(opts)
+
+    fn()
+      .then((src) => {
+        if (src === null) return out.end()
+        if (out.destroying) return
+        pipeline(src, out, noop)
+      })
+      .catch((err) => out.destroy(err))
+
+    return out
+  }
+
+  setEncoding(encoding) {
+    const dec = new TextDecoder(encoding)
+    const map = this._readableState.map || echo
+    this._readableState.map = mapOrSkip
+    return this
+
+    function mapOrSkip(data) {
+      const next = dec.push(data)
+      return next === '' && (data.byteLength !== 0 || dec.remaining > 0) ? null : map(next)
+    }
+  }
+
+  _read(cb) {
+    cb(null)
+  }
+
+  pipe(dest, cb) {
+    this._readableState.updateNextTick()
+    this._readableState.pipe(dest, cb)
+    return dest
+  }
+
+  read() {
+    this._readableState.updateNextTick()
+    return this._readableState.read()
+  }
+
+  push(data) {
+    this._readableState.updateNextTickIfOpen()
+    return this._readableState.push(data)
+  }
+
+  unshift(data) {
+    this._readableState.updateNextTickIfOpen()
+    return this._readableState.unshift(data)
+  }
+
+  resume() {
+    this._duplexState |= READ_RESUMED_READ_AHEAD
+    this._readableState.updateNextTick()
+    return this
+  }
+
+  pause() {
+    this._duplexState &=
+      this._readableState.readAhead === false ? READ_PAUSED_NO_READ_AHEAD : READ_PAUSED
+    return this
+  }
+
+  static _fromAsyncIterator(ite, opts) {
+    let destroy
+
+    const rs = new Readable({
+      ...opts,
+      read(cb) {
+        ite.next().then(push).then(cb.bind(null, null)).catch(cb)
+      },
+      predestroy() {
+        destroy = ite.return()
+      },
+      destroy(cb) {
+        if (!destroy) return cb(null)
+        destroy.then(cb.bind(null, null)).catch(cb)
+      }
+    })
+
+    return rs
+
+    function push(data) {
+      if (data.done) rs.push(null)
+      else rs.push(data.value)
+    }
+  }
+
+  static from(data, opts) {
+    if (isReadStreamx(data)) return data
+    if (data[asyncIterator]) return this._fromAsyncIterator(data[asyncIterator](), opts)
+    if (!Array.isArray(data)) data = data === undefined ? [] : [data]
+
+    let i = 0
+    return new Readable({
+      ...opts,
+      read(cb) {
+        this.push(i === data.length ? null : data[i++])
+        cb(null)
+      }
+    })
+  }
+
+  static isBackpressured(rs) {
+    return (
+      (rs._duplexState & READ_BACKPRESSURE_STATUS) !== 0 ||
+      rs._readableState.buffered >= rs._readableState.highWaterMark
+    )
+  }
+
+  static isPaused(rs) {
+    return (rs._duplexState & READ_RESUMED) === 0
+  }
+
+  [asyncIterator]() {
+    const stream = this
+
+    let error = null
+    let promiseResolve = null
+    let promiseReject = null
+
+    this.on('error', (err) => {
+      error = err
+    })
+    this.on('readable', onreadable)
+    this.on('close', onclose)
+
+    return {
+      [asyncIterator]() {
+        return this
+      },
+      next() {
+        return new Promise(function (resolve, reject) {
+          promiseResolve = resolve
+          promiseReject = reject
+          const data = stream.read()
+          if (data !== null) ondata(data)
+          else if ((stream._duplexState & DESTROYED) !== 0) ondata(null)
+        })
+      },
+      return() {
+        return destroy(null)
+      },
+      throw(err) {
+        return destroy(err)
+      }
+    }
+
+    function onreadable() {
+      if (promiseResolve !== null) ondata(stream.read())
+    }
+
+    function onclose() {
+      if (promiseResolve !== null) ondata(null)
+    }
+
+    function ondata(data) {
+      if (promiseReject === null) return
+      if (error) {
+        promiseReject(error)
+      } else if (data === null && (stream._duplexState & READ_DONE) === 0) {
+        promiseReject(StreamError.STREAM_DESTROYED())
+      } else {
+        promiseResolve({ value: data, done: data === null })
+      }
+      promiseReject = promiseResolve = null
+    }
+
+    function destroy(err) {
+      stream.destroy(err)
+      return new Promise((resolve, reject) => {
+        if (stream._duplexState & DESTROYED) return resolve({ value: undefined, done: true })
+        stream.once('close', function () {
+          if (err) reject(err)
+          else resolve({ value: undefined, done: true })
+        })
+      })
+    }
+  }
+}
+
+class Writable extends Stream {
+  constructor(opts) {
+    super(opts)
+
+    this._duplexState |= OPENING | READ_DONE
+    this._writableState = new WritableState(this, opts)
+
+    if (opts) {
+      if (opts.writev) this._writev = opts.writev
+      if (opts.write) this._write = opts.write
+      if (opts.final) this._final = opts.final
+      if (opts.eagerOpen) this._writableState.updateNextTick()
+    }
+  }
+
+  cork() {
+    this._duplexState |= WRITE_CORKED
+  }
+
+  uncork() {
+    this._duplexState &= WRITE_NOT_CORKED
+    this._writableState.updateNextTick()
+  }
+
+  _writev(batch, cb) {
+    cb(null)
+  }
+
+  _write(data, cb) {
+    this._writableState.autoBatch(data, cb)
+  }
+
+  _final(cb) {
+    cb(null)
+  }
+
+  static isBackpressured(ws) {
+    return (ws._duplexState & WRITE_BACKPRESSURE_STATUS) !== 0
+  }
+
+  static drained(ws) {
+    if (ws.destroyed) return Promise.resolve(false)
+
+    const state = ws._writableState
+    const pending = isWritev(ws) ? Math.min(1, state.queue.length) : state.queue.length
+    const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0)
+    if (writes === 0) return Promise.resolve(true)
+
+    if (state.drains === null) state.drains = []
+    return new Promise((resolve) => {
+      state.drains.push({ writes, resolve })
+    })
+  }
+
+  write(data) {
+    this._writableState.updateNextTick()
+    return this._writableState.push(data)
+  }
+
+  end(data) {
+    this._writableState.updateNextTick()
+    this._writableState.end(data)
+    return this
+  }
+}
+
+class Duplex extends Readable {
+  // and Writable
+  constructor(opts) {
+    super(opts)
+
+    this._duplexState = OPENING | (this._duplexState & READ_READ_AHEAD)
+    this._writableState = new WritableState(this, opts)
+
+    if (opts) {
+      if (opts.writev) this._writev = opts.writev
+      if (opts.write) this._write = opts.write
+      if (opts.final) this._final = opts.final
+    }
+  }
+
+  cork() {
+    this._duplexState |= WRITE_CORKED
+  }
+
+  uncork() {
+    this._duplexState &= WRITE_NOT_CORKED
+    this._writableState.updateNextTick()
+  }
+
+  _writev(batch, cb) {
+    cb(null)
+  }
+
+  _write(data, cb) {
+    this._writableState.autoBatch(data, cb)
+  }
+
+  _final(cb) {
+    cb(null)
+  }
+
+  write(data) {
+    this._writableState.updateNextTick()
+    return this._writableState.push(data)
+  }
+
+  end(data) {
+    this._writableState.updateNextTick()
+    this._writableState.end(data)
+    return this
+  }
+}
+
+class Transform extends Duplex {
+  constructor(opts) {
+    super(opts)
+    this._transformState = new TransformState(this)
+
+    if (opts) {
+      if (opts.transform) this._transform = opts.transform
+      if (opts.flush) this._flush = opts.flush
+    }
+  }
+
+  _write(data, cb) {
+    if (this._readableState.buffered >= this._readableState.highWaterMark) {
+      this._transformState.data = data
+    } else {
+      this._transform(data, this._transformState.afterTransform)
+    }
+  }
+
+  _read(cb) {
+    if (this._transformState.data !== null) {
+      const data = this._transformState.data
+      this._transformState.data = null
+      cb(null)
+      this._transform(data, this._transformState.afterTransform)
+    } else {
+      cb(null)
+    }
+  }
+
+  destroy(err) {
+    super.destroy(err)
+    if (this._transformState.data !== null) {
+      this._transformState.data = null
+      this._transformState.afterTransform()
+    }
+  }
+
+  _transform(data, cb) {
+    cb(null, data)
+  }
+
+  _flush(cb) {
+    cb(null)
+  }
+
+  _final(cb) {
+    this._transformState.afterFinal = cb
+    this._flush(transformAfterFlush.bind(this))
+  }
+}
+
+class PassThrough extends Transform {}
+
+function transformAfterFlush(err, data) {
+  const cb = this._transformState.afterFinal
+  if (err) return cb(err)
+
+  if (data !== null && data !== undefined) this.push(data)
+  this.push(null)
+  cb(null)
+}
+
+function pipelinePromise(...streams) {
+  return new Promise((resolve, reject) => {
+    return pipeline(...streams, (err) => {
+      if (err) return reject(err)
+      resolve()
+    })
+  })
+}
+
+function pipeline(stream, ...streams) {
+  const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams]
+  const done = all.length && typeof all[all.length - 1] === 'function' ? all.pop() : null
+
+  if (all.length < 2) throw StreamError.BAD_ARGUMENT('Pipeline requires at least 2 streams')
+
+  let src = all[0]
+  let dest = null
+  let error = null
+
+  for (let i = 1; i < all.length; i++) {
+    dest = all[i]
+
+    if (isStreamx(src)) {
+      src.pipe(dest, onerror)
+    } else {
+      errorHandle(src, true, i > 1, onerror)
+      src.pipe(dest)
+    }
+
+    src = dest
+  }
+
+  if (done) {
+    let fin = false
+
+    const autoDestroy =
+      isStreamx(dest) || !!(dest._writableState && dest._writableState.autoDestroy)
+
+    dest.on('error', (err) => {
+      if (error === null) error = err
+    })
+
+    dest.on('finish', () => {
+      fin = true
+      if (!autoDestroy) done(error)
+    })
+
+    if (autoDestroy) {
+      dest.on('close', () => done(error || (fin ? null : StreamError.PREMATURE_CLOSE())))
+    }
+  }
+
+  return dest
+
+  function errorHandle(s, rd, wr, onerror) {
+    s.on('error', onerror)
+    s.on('close', onclose)
+
+    function onclose() {
+      if (rd && s._readableState && !s._readableState.ended) {
+        return onerror(StreamError.PREMATURE_CLOSE())
+      }
+      if (wr && s._writableState && !s._writableState.ended) {
+        return onerror(StreamError.PREMATURE_CLOSE())
+      }
+    }
+  }
+
+  function onerror(err) {
+    if (!err || error) return
+    error = err
+
+    for (const s of all) {
+      s.destroy(err)
+    }
+  }
+}
+
+function echo(s) {
+  return s
+}
+
+function isStream(stream) {
+  return !!stream._readableState || !!stream._writableState
+}
+
+function isStreamx(stream) {
+  return typeof stream._duplexState === 'number' && isStream(stream)
+}
+
+function isEnding(stream) {
+  return !!stream._readableState && stream._readableState.ending
+}
+
+function isEnded(stream) {
+  return !!stream._readableState && stream._readableState.ended
+}
+
+function isFinishing(stream) {
+  return !!stream._writableState && stream._writableState.ending
+}
+
+function isFinished(stream) {
+  return !!stream._writableState && stream._writableState.ended
+}
+
+function getStreamError(stream, opts = {}) {
+  const err =
+    (stream._readableState && stream._readableState.error) ||
+    (stream._writableState && stream._writableState.error)
+
+  // avoid implicit errors by default
+  return !opts.all && StreamError.isStreamDestroyed(err) ? null : err
+}
+
+function isReadStreamx(stream) {
+  return isStreamx(stream) && stream.readable
+}
+
+function isDisturbed(stream) {
+  return (
+    (stream._duplexState & OPENING) !== OPENING ||
+    (stream._duplexState & DESTROYING) === DESTROYING ||
+    (stream._duplexState & ACTIVE_OR_TICKING) !== 0
+  )
+}
+
+function isTypedArray(data) {
+  return typeof data === 'object' && data !== null && typeof data.byteLength === 'number'
+}
+
+function defaultByteLength(data) {
+  return isTypedArray(data) ? data.byteLength : 1024
+}
+
+function noop() {}
+
+function abort() {
+  this.destroy(StreamError.ABORTED())
+}
+
+function isWritev(s) {
+  return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev
+}
+
+module.exports = {
+  pipeline,
+  pipelinePromise,
+  isStream,
+  isStreamx,
+  isEnding,
+  isEnded,
+  isFinishing,
+  isFinished,
+  isDisturbed,
+  getStreamError,
+  Stream,
+  Writable,
+  Readable,
+  Duplex,
+  Transform,
+  // Export PassThrough for compatibility with Node.js core's stream module
+  PassThrough
+}
+
+
+/***/ }),
+
+/***/ 5657:
+/***/ ((module) => {
+
+module.exports = class StreamError extends Error {
+  constructor(msg, code, fn = StreamError) {
+    super(msg)
+
+    this.code = code
+
+    if (Error.captureStackTrace) {
+      Error.captureStackTrace(this, fn)
+    }
+  }
+
+  static isStreamDestroyed(err) {
+    return err && err.code === 'STREAM_DESTROYED'
+  }
+
+  static isPrematureClose(err) {
+    return err && err.code === 'PREMATURE_CLOSE'
+  }
+
+  static isAborted(err) {
+    return err && err.code === 'ABORTED'
+  }
+
+  static isBadArgument(err) {
+    return err && err.code === 'BAD_ARGUMENT'
+  }
+
+  get name() {
+    return 'StreamError'
+  }
+
+  static STREAM_DESTROYED() {
+    return new StreamError('Stream was destroyed', 'STREAM_DESTROYED', StreamError.STREAM_DESTROYED)
+  }
+
+  static PREMATURE_CLOSE(msg = 'Premature close') {
+    return new StreamError(msg, 'PREMATURE_CLOSE', StreamError.PREMATURE_CLOSE)
+  }
+
+  static ABORTED() {
+    return new StreamError('Stream aborted', 'ABORTED', StreamError.ABORTED)
+  }
+
+  static BAD_ARGUMENT(msg = 'Bad argument') {
+    return new StreamError(msg, 'BAD_ARGUMENT', StreamError.BAD_ARGUMENT)
+  }
+}
+
+
+/***/ }),
+
+/***/ 775:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const constants = { // just for envs without fs
+  S_IFMT: 61440,
+  S_IFDIR: 16384,
+  S_IFCHR: 8192,
+  S_IFBLK: 24576,
+  S_IFIFO: 4096,
+  S_IFLNK: 40960
+}
+
+try {
+  module.exports = (__nccwpck_require__(9896).constants) || constants
+} catch {
+  module.exports = constants
+}
+
+
+/***/ }),
+
+/***/ 5763:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Writable, Readable, getStreamError } = __nccwpck_require__(6204)
+const FIFO = __nccwpck_require__(3867)
+const b4a = __nccwpck_require__(3057)
+const headers = __nccwpck_require__(8428)
+
+const EMPTY = b4a.alloc(0)
+
+class BufferList {
+  constructor () {
+    this.buffered = 0
+    this.shifted = 0
+    this.queue = new FIFO()
+
+    this._offset = 0
+  }
+
+  push (buffer) {
+    this.buffered += buffer.byteLength
+    this.queue.push(buffer)
+  }
+
+  shiftFirst (size) {
+    return this._buffered === 0 ? null : this._next(size)
+  }
+
+  shift (size) {
+    if (size > this.buffered) return null
+    if (size === 0) return EMPTY
+
+    let chunk = this._next(size)
+
+    if (size === chunk.byteLength) return chunk // likely case
+
+    const chunks = [chunk]
+
+    while ((size -= chunk.byteLength) > 0) {
+      chunk = this._next(size)
+      chunks.push(chunk)
+    }
+
+    return b4a.concat(chunks)
+  }
+
+  _next (size) {
+    const buf = this.queue.peek()
+    const rem = buf.byteLength - this._offset
+
+    if (size >= rem) {
+      const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf
+      this.queue.shift()
+      this._offset = 0
+      this.buffered -= rem
+      this.shifted += rem
+      return sub
+    }
+
+    this.buffered -= size
+    this.shifted += size
+
+    return buf.subarray(this._offset, (this._offset += size))
+  }
+}
+
+class Source extends Readable {
+  constructor (self, header, offset) {
+    super()
+
+    this.header = header
+    this.offset = offset
+
+    this._parent = self
+  }
+
+  _read (cb) {
+    if (this.header.size === 0) {
+      this.push(null)
+    }
+    if (this._parent._stream === this) {
+      this._parent._update()
+    }
+    cb(null)
+  }
+
+  _predestroy () {
+    this._parent.destroy(getStreamError(this))
+  }
+
+  _detach () {
+    if (this._parent._stream === this) {
+      this._parent._stream = null
+      this._parent._missing = overflow(this.header.size)
+      this._parent._update()
+    }
+  }
+
+  _destroy (cb) {
+    this._detach()
+    cb(null)
+  }
+}
+
+class Extract extends Writable {
+  constructor (opts) {
+    super(opts)
+
+    if (!opts) opts = {}
+
+    this._buffer = new BufferList()
+    this._offset = 0
+    this._header = null
+    this._stream = null
+    this._missing = 0
+    this._longHeader = false
+    this._callback = noop
+    this._locked = false
+    this._finished = false
+    this._pax = null
+    this._paxGlobal = null
+    this._gnuLongPath = null
+    this._gnuLongLinkPath = null
+    this._filenameEncoding = opts.filenameEncoding || 'utf-8'
+    this._allowUnknownFormat = !!opts.allowUnknownFormat
+    this._unlockBound = this._unlock.bind(this)
+  }
+
+  _unlock (err) {
+    this._locked = false
+
+    if (err) {
+      this.destroy(err)
+      this._continueWrite(err)
+      return
+    }
+
+    this._update()
+  }
+
+  _consumeHeader () {
+    if (this._locked) return false
+
+    this._offset = this._buffer.shifted
+
+    try {
+      this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    if (!this._header) return true
+
+    switch (this._header.type) {
+      case 'gnu-long-path':
+      case 'gnu-long-link-path':
+      case 'pax-global-header':
+      case 'pax-header':
+        this._longHeader = true
+        this._missing = this._header.size
+        return true
+    }
+
+    this._locked = true
+    this._applyLongHeaders()
+
+    if (this._header.size === 0 || this._header.type === 'directory') {
+      this.emit('entry', this._header, this._createStream(), this._unlockBound)
+      return true
+    }
+
+    this._stream = this._createStream()
+    this._missing = this._header.size
+
+    this.emit('entry', this._header, this._stream, this._unlockBound)
+    return true
+  }
+
+  _applyLongHeaders () {
+    if (this._gnuLongPath) {
+      this._header.name = this._gnuLongPath
+      this._gnuLongPath = null
+    }
+
+    if (this._gnuLongLinkPath) {
+      this._header.linkname = this._gnuLongLinkPath
+      this._gnuLongLinkPath = null
+    }
+
+    if (this._pax) {
+      if (this._pax.path) this._header.name = this._pax.path
+      if (this._pax.linkpath) this._header.linkname = this._pax.linkpath
+      if (this._pax.size) this._header.size = parseInt(this._pax.size, 10)
+      this._header.pax = this._pax
+      this._pax = null
+    }
+  }
+
+  _decodeLongHeader (buf) {
+    switch (this._header.type) {
+      case 'gnu-long-path':
+        this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'gnu-long-link-path':
+        this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'pax-global-header':
+        this._paxGlobal = headers.decodePax(buf)
+        break
+      case 'pax-header':
+        this._pax = this._paxGlobal === null
+          ? headers.decodePax(buf)
+          : Object.assign({}, this._paxGlobal, headers.decodePax(buf))
+        break
+    }
+  }
+
+  _consumeLongHeader () {
+    this._longHeader = false
+    this._missing = overflow(this._header.size)
+
+    const buf = this._buffer.shift(this._header.size)
+
+    try {
+      this._decodeLongHeader(buf)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    return true
+  }
+
+  _consumeStream () {
+    const buf = this._buffer.shiftFirst(this._missing)
+    if (buf === null) return false
+
+    this._missing -= buf.byteLength
+    const drained = this._stream.push(buf)
+
+    if (this._missing === 0) {
+      this._stream.push(null)
+      if (drained) this._stream._detach()
+      return drained && this._locked === false
+    }
+
+    return drained
+  }
+
+  _createStream () {
+    return new Source(this, this._header, this._offset)
+  }
+
+  _update () {
+    while (this._buffer.buffered > 0 && !this.destroying) {
+      if (this._missing > 0) {
+        if (this._stream !== null) {
+          if (this._consumeStream() === false) return
+          continue
+        }
+
+        if (this._longHeader === true) {
+          if (this._missing > this._buffer.buffered) break
+          if (this._consumeLongHeader() === false) return false
+          continue
+        }
+
+        const ignore = this._buffer.shiftFirst(this._missing)
+        if (ignore !== null) this._missing -= ignore.byteLength
+        continue
+      }
+
+      if (this._buffer.buffered < 512) break
+      if (this._stream !== null || this._consumeHeader() === false) return
+    }
+
+    this._continueWrite(null)
+  }
+
+  _continueWrite (err) {
+    const cb = this._callback
+    this._callback = noop
+    cb(err)
+  }
+
+  _write (data, cb) {
+    this._callback = cb
+    this._buffer.push(data)
+    this._update()
+  }
+
+  _final (cb) {
+    this._finished = this._missing === 0 && this._buffer.buffered === 0
+    cb(this._finished ? null : new Error('Unexpected end of data'))
+  }
+
+  _predestroy () {
+    this._continueWrite(null)
+  }
+
+  _destroy (cb) {
+    if (this._stream) this._stream.destroy(getStreamError(this))
+    cb(null)
+  }
+
+  [Symbol.asyncIterator] () {
+    let error = null
+
+    let promiseResolve = null
+    let promiseReject = null
+
+    let entryStream = null
+    let entryCallback = null
+
+    const extract = this
+
+    this.on('entry', onentry)
+    this.on('error', (err) => { error = err })
+    this.on('close', onclose)
+
+    return {
+      [Symbol.asyncIterator] () {
+        return this
+      },
+      next () {
+        return new Promise(onnext)
+      },
+      return () {
+        return destroy(null)
+      },
+      throw (err) {
+        return destroy(err)
+      }
+    }
+
+    function consumeCallback (err) {
+      if (!entryCallback) return
+      const cb = entryCallback
+      entryCallback = null
+      cb(err)
+    }
+
+    function onnext (resolve, reject) {
+      if (error) {
+        return reject(error)
+      }
+
+      if (entryStream) {
+        resolve({ value: entryStream, done: false })
+        entryStream = null
+        return
+      }
+
+      promiseResolve = resolve
+      promiseReject = reject
+
+      consumeCallback(null)
+
+      if (extract._finished && promiseResolve) {
+        promiseResolve({ value: undefined, done: true })
+        promiseResolve = promiseReject = null
+      }
+    }
+
+    function onentry (header, stream, callback) {
+      entryCallback = callback
+      stream.on('error', noop) // no way around this due to tick sillyness
+
+      if (promiseResolve) {
+        promiseResolve({ value: stream, done: false })
+        promiseResolve = promiseReject = null
+      } else {
+        entryStream = stream
+      }
+    }
+
+    function onclose () {
+      consumeCallback(error)
+      if (!promiseResolve) return
+      if (error) promiseReject(error)
+      else promiseResolve({ value: undefined, done: true })
+      promiseResolve = promiseReject = null
+    }
+
+    function destroy (err) {
+      extract.destroy(err)
+      consumeCallback(err)
+      return new Promise((resolve, reject) => {
+        if (extract.destroyed) return resolve({ value: undefined, done: true })
+        extract.once('close', function () {
+          if (err) reject(err)
+          else resolve({ value: undefined, done: true })
+        })
+      })
+    }
+  }
+}
+
+module.exports = function extract (opts) {
+  return new Extract(opts)
+}
+
+function noop () {}
+
+function overflow (size) {
+  size &= 511
+  return size && 512 - size
+}
+
+
+/***/ }),
+
+/***/ 8428:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+const b4a = __nccwpck_require__(3057)
+
+const ZEROS = '0000000000000000000'
+const SEVENS = '7777777777777777777'
+const ZERO_OFFSET = '0'.charCodeAt(0)
+const USTAR_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00]) // ustar\x00
+const USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET])
+const GNU_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x20]) // ustar\x20
+const GNU_VER = b4a.from([0x20, 0x00])
+const MASK = 0o7777
+const MAGIC_OFFSET = 257
+const VERSION_OFFSET = 263
+
+exports.decodeLongPath = function decodeLongPath (buf, encoding) {
+  return decodeStr(buf, 0, buf.length, encoding)
+}
+
+exports.encodePax = function encodePax (opts) { // TODO: encode more stuff in pax
+  let result = ''
+  if (opts.name) result += addLength(' path=' + opts.name + '\n')
+  if (opts.linkname) result += addLength(' linkpath=' + opts.linkname + '\n')
+  const pax = opts.pax
+  if (pax) {
+    for (const key in pax) {
+      result += addLength(' ' + key + '=' + pax[key] + '\n')
+    }
+  }
+  return b4a.from(result)
+}
+
+exports.decodePax = function decodePax (buf) {
+  const result = {}
+
+  while (buf.length) {
+    let i = 0
+    while (i < buf.length && buf[i] !== 32) i++
+    const len = parseInt(b4a.toString(buf.subarray(0, i)), 10)
+    if (!len) return result
+
+    const b = b4a.toString(buf.subarray(i + 1, len - 1))
+    const keyIndex = b.indexOf('=')
+    if (keyIndex === -1) return result
+    result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1)
+
+    buf = buf.subarray(len)
+  }
+
+  return result
+}
+
+exports.encode = function encode (opts) {
+  const buf = b4a.alloc(512)
+  let name = opts.name
+  let prefix = ''
+
+  if (opts.typeflag === 5 && name[name.length - 1] !== '/') name += '/'
+  if (b4a.byteLength(name) !== name.length) return null // utf-8
+
+  while (b4a.byteLength(name) > 100) {
+    const i = name.indexOf('/')
+    if (i === -1) return null
+    prefix += prefix ? '/' + name.slice(0, i) : name.slice(0, i)
+    name = name.slice(i + 1)
+  }
+
+  if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix) > 155) return null
+  if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null
+
+  b4a.write(buf, name)
+  b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100)
+  b4a.write(buf, encodeOct(opts.uid, 6), 108)
+  b4a.write(buf, encodeOct(opts.gid, 6), 116)
+  encodeSize(opts.size, buf, 124)
+  b4a.write(buf, encodeOct((opts.mtime.getTime() / 1000) | 0, 11), 136)
+
+  buf[156] = ZERO_OFFSET + toTypeflag(opts.type)
+
+  if (opts.linkname) b4a.write(buf, opts.linkname, 157)
+
+  b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET)
+  b4a.copy(USTAR_VER, buf, VERSION_OFFSET)
+  if (opts.uname) b4a.write(buf, opts.uname, 265)
+  if (opts.gname) b4a.write(buf, opts.gname, 297)
+  b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329)
+  b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337)
+
+  if (prefix) b4a.write(buf, prefix, 345)
+
+  b4a.write(buf, encodeOct(cksum(buf), 6), 148)
+
+  return buf
+}
+
+exports.decode = function decode (buf, filenameEncoding, allowUnknownFormat) {
+  let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET
+
+  let name = decodeStr(buf, 0, 100, filenameEncoding)
+  const mode = decodeOct(buf, 100, 8)
+  const uid = decodeOct(buf, 108, 8)
+  const gid = decodeOct(buf, 116, 8)
+  const size = decodeOct(buf, 124, 12)
+  const mtime = decodeOct(buf, 136, 12)
+  const type = toType(typeflag)
+  const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding)
+  const uname = decodeStr(buf, 265, 32)
+  const gname = decodeStr(buf, 297, 32)
+  const devmajor = decodeOct(buf, 329, 8)
+  const devminor = decodeOct(buf, 337, 8)
+
+  const c = cksum(buf)
+
+  // checksum is still initial value if header was null.
+  if (c === 8 * 32) return null
+
+  // valid checksum
+  if (c !== decodeOct(buf, 148, 8)) throw new Error('Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?')
+
+  if (isUSTAR(buf)) {
+    // ustar (posix) format.
+    // prepend prefix, if present.
+    if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + '/' + name
+  } else if (isGNU(buf)) {
+    // 'gnu'/'oldgnu' format. Similar to ustar, but has support for incremental and
+    // multi-volume tarballs.
+  } else {
+    if (!allowUnknownFormat) {
+      throw new Error('Invalid tar header: unknown format.')
+    }
+  }
+
+  // to support old tar versions that use trailing / to indicate dirs
+  if (typeflag === 0 && name && name[name.length - 1] === '/') typeflag = 5
+
+  return {
+    name,
+    mode,
+    uid,
+    gid,
+    size,
+    mtime: new Date(1000 * mtime),
+    type,
+    linkname,
+    uname,
+    gname,
+    devmajor,
+    devminor,
+    pax: null
+  }
+}
+
+function isUSTAR (buf) {
+  return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6))
+}
+
+function isGNU (buf) {
+  return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) &&
+    b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2))
+}
+
+function clamp (index, len, defaultValue) {
+  if (typeof index !== 'number') return defaultValue
+  index = ~~index // Coerce to integer.
+  if (index >= len) return len
+  if (index >= 0) return index
+  index += len
+  if (index >= 0) return index
+  return 0
+}
+
+function toType (flag) {
+  switch (flag) {
+    case 0:
+      return 'file'
+    case 1:
+      return 'link'
+    case 2:
+      return 'symlink'
+    case 3:
+      return 'character-device'
+    case 4:
+      return 'block-device'
+    case 5:
+      return 'directory'
+    case 6:
+      return 'fifo'
+    case 7:
+      return 'contiguous-file'
+    case 72:
+      return 'pax-header'
+    case 55:
+      return 'pax-global-header'
+    case 27:
+      return 'gnu-long-link-path'
+    case 28:
+    case 30:
+      return 'gnu-long-path'
+  }
+
+  return null
+}
+
+function toTypeflag (flag) {
+  switch (flag) {
+    case 'file':
+      return 0
+    case 'link':
+      return 1
+    case 'symlink':
+      return 2
+    case 'character-device':
+      return 3
+    case 'block-device':
+      return 4
+    case 'directory':
+      return 5
+    case 'fifo':
+      return 6
+    case 'contiguous-file':
+      return 7
+    case 'pax-header':
+      return 72
+  }
+
+  return 0
+}
+
+function indexOf (block, num, offset, end) {
+  for (; offset < end; offset++) {
+    if (block[offset] === num) return offset
+  }
+  return end
+}
+
+function cksum (block) {
+  let sum = 8 * 32
+  for (let i = 0; i < 148; i++) sum += block[i]
+  for (let j = 156; j < 512; j++) sum += block[j]
+  return sum
+}
+
+function encodeOct (val, n) {
+  val = val.toString(8)
+  if (val.length > n) return SEVENS.slice(0, n) + ' '
+  return ZEROS.slice(0, n - val.length) + val + ' '
+}
+
+function encodeSizeBin (num, buf, off) {
+  buf[off] = 0x80
+  for (let i = 11; i > 0; i--) {
+    buf[off + i] = num & 0xff
+    num = Math.floor(num / 0x100)
+  }
+}
+
+function encodeSize (num, buf, off) {
+  if (num.toString(8).length > 11) {
+    encodeSizeBin(num, buf, off)
+  } else {
+    b4a.write(buf, encodeOct(num, 11), off)
+  }
+}
+
+/* Copied from the node-tar repo and modified to meet
+ * tar-stream coding standard.
+ *
+ * Source: https://github.com/npm/node-tar/blob/51b6627a1f357d2eb433e7378e5f05e83b7aa6cd/lib/header.js#L349
+ */
+function parse256 (buf) {
+  // first byte MUST be either 80 or FF
+  // 80 for positive, FF for 2's comp
+  let positive
+  if (buf[0] === 0x80) positive = true
+  else if (buf[0] === 0xFF) positive = false
+  else return null
+
+  // build up a base-256 tuple from the least sig to the highest
+  const tuple = []
+  let i
+  for (i = buf.length - 1; i > 0; i--) {
+    const byte = buf[i]
+    if (positive) tuple.push(byte)
+    else tuple.push(0xFF - byte)
+  }
+
+  let sum = 0
+  const l = tuple.length
+  for (i = 0; i < l; i++) {
+    sum += tuple[i] * Math.pow(256, i)
+  }
+
+  return positive ? sum : -1 * sum
+}
+
+function decodeOct (val, offset, length) {
+  val = val.subarray(offset, offset + length)
+  offset = 0
+
+  // If prefixed with 0x80 then parse as a base-256 integer
+  if (val[offset] & 0x80) {
+    return parse256(val)
+  } else {
+    // Older versions of tar can prefix with spaces
+    while (offset < val.length && val[offset] === 32) offset++
+    const end = clamp(indexOf(val, 32, offset, val.length), val.length, val.length)
+    while (offset < end && val[offset] === 0) offset++
+    if (end === offset) return 0
+    return parseInt(b4a.toString(val.subarray(offset, end)), 8)
+  }
+}
+
+function decodeStr (val, offset, length, encoding) {
+  return b4a.toString(val.subarray(offset, indexOf(val, 0, offset, offset + length)), encoding)
+}
+
+function addLength (str) {
+  const len = b4a.byteLength(str)
+  let digits = Math.floor(Math.log(len) / Math.log(10)) + 1
+  if (len + digits >= Math.pow(10, digits)) digits++
+
+  return (len + digits) + str
+}
+
+
+/***/ }),
+
+/***/ 6118:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+exports.extract = __nccwpck_require__(5763)
+/* unused reexport */ __nccwpck_require__(861)
+
+
+/***/ }),
+
+/***/ 861:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
+const b4a = __nccwpck_require__(3057)
+
+const constants = __nccwpck_require__(775)
+const headers = __nccwpck_require__(8428)
+
+const DMODE = 0o755
+const FMODE = 0o644
+
+const END_OF_TAR = b4a.alloc(1024)
+
+class Sink extends Writable {
+  constructor (pack, header, callback) {
+    super({ mapWritable, eagerOpen: true })
+
+    this.written = 0
+    this.header = header
+
+    this._callback = callback
+    this._linkname = null
+    this._isLinkname = header.type === 'symlink' && !header.linkname
+    this._isVoid = header.type !== 'file' && header.type !== 'contiguous-file'
+    this._finished = false
+    this._pack = pack
+    this._openCallback = null
+
+    if (this._pack._stream === null) this._pack._stream = this
+    else this._pack._pending.push(this)
+  }
+
+  _open (cb) {
+    this._openCallback = cb
+    if (this._pack._stream === this) this._continueOpen()
+  }
+
+  _continuePack (err) {
+    if (this._callback === null) return
+
+    const callback = this._callback
+    this._callback = null
+
+    callback(err)
+  }
+
+  _continueOpen () {
+    if (this._pack._stream === null) this._pack._stream = this
+
+    const cb = this._openCallback
+    this._openCallback = null
+    if (cb === null) return
+
+    if (this._pack.destroying) return cb(new Error('pack stream destroyed'))
+    if (this._pack._finalized) return cb(new Error('pack stream is already finalized'))
+
+    this._pack._stream = this
+
+    if (!this._isLinkname) {
+      this._pack._encode(this.header)
+    }
+
+    if (this._isVoid) {
+      this._finish()
+      this._continuePack(null)
+    }
+
+    cb(null)
+  }
+
+  _write (data, cb) {
+    if (this._isLinkname) {
+      this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data
+      return cb(null)
+    }
+
+    if (this._isVoid) {
+      if (data.byteLength > 0) {
+        return cb(new Error('No body allowed for this entry'))
+      }
+      return cb()
+    }
+
+    this.written += data.byteLength
+    if (this._pack.push(data)) return cb()
+    this._pack._drain = cb
+  }
+
+  _finish () {
+    if (this._finished) return
+    this._finished = true
+
+    if (this._isLinkname) {
+      this.header.linkname = this._linkname ? b4a.toString(this._linkname, 'utf-8') : ''
+      this._pack._encode(this.header)
+    }
+
+    overflow(this._pack, this.header.size)
+
+    this._pack._done(this)
+  }
+
+  _final (cb) {
+    if (this.written !== this.header.size) { // corrupting tar
+      return cb(new Error('Size mismatch'))
+    }
+
+    this._finish()
+    cb(null)
+  }
+
+  _getError () {
+    return getStreamError(this) || new Error('tar entry destroyed')
+  }
+
+  _predestroy () {
+    this._pack.destroy(this._getError())
+  }
+
+  _destroy (cb) {
+    this._pack._done(this)
+
+    this._continuePack(this._finished ? null : this._getError())
+
+    cb()
+  }
+}
+
+class Pack extends Readable {
+  constructor (opts) {
+    super(opts)
+    this._drain = noop
+    this._finalized = false
+    this._finalizing = false
+    this._pending = []
+    this._stream = null
+  }
+
+  entry (header, buffer, callback) {
+    if (this._finalized || this.destroying) throw new Error('already finalized or destroyed')
+
+    if (typeof buffer === 'function') {
+      callback = buffer
+      buffer = null
+    }
+
+    if (!callback) callback = noop
+
+    if (!header.size || header.type === 'symlink') header.size = 0
+    if (!header.type) header.type = modeToType(header.mode)
+    if (!header.mode) header.mode = header.type === 'directory' ? DMODE : FMODE
+    if (!header.uid) header.uid = 0
+    if (!header.gid) header.gid = 0
+    if (!header.mtime) header.mtime = new Date()
+
+    if (typeof buffer === 'string') buffer = b4a.from(buffer)
+
+    const sink = new Sink(this, header, callback)
+
+    if (b4a.isBuffer(buffer)) {
+      header.size = buffer.byteLength
+      sink.write(buffer)
+      sink.end()
+      return sink
+    }
+
+    if (sink._isVoid) {
+      return sink
+    }
+
+    return sink
+  }
+
+  finalize () {
+    if (this._stream || this._pending.length > 0) {
+      this._finalizing = true
+      return
+    }
+
+    if (this._finalized) return
+    this._finalized = true
+
+    this.push(END_OF_TAR)
+    this.push(null)
+  }
+
+  _done (stream) {
+    if (stream !== this._stream) return
+
+    this._stream = null
+
+    if (this._finalizing) this.finalize()
+    if (this._pending.length) this._pending.shift()._continueOpen()
+  }
+
+  _encode (header) {
+    if (!header.pax) {
+      const buf = headers.encode(header)
+      if (buf) {
+        this.push(buf)
+        return
+      }
+    }
+    this._encodePax(header)
+  }
+
+  _encodePax (header) {
+    const paxHeader = headers.encodePax({
+      name: header.name,
+      linkname: header.linkname,
+      pax: header.pax
+    })
+
+    const newHeader = {
+      name: 'PaxHeader',
+      mode: header.mode,
+      uid: header.uid,
+      gid: header.gid,
+      size: paxHeader.byteLength,
+      mtime: header.mtime,
+      type: 'pax-header',
+      linkname: header.linkname && 'PaxHeader',
+      uname: header.uname,
+      gname: header.gname,
+      devmajor: header.devmajor,
+      devminor: header.devminor
+    }
+
+    this.push(headers.encode(newHeader))
+    this.push(paxHeader)
+    overflow(this, paxHeader.byteLength)
+
+    newHeader.size = header.size
+    newHeader.type = header.type
+    this.push(headers.encode(newHeader))
+  }
+
+  _doDrain () {
+    const drain = this._drain
+    this._drain = noop
+    drain()
+  }
+
+  _predestroy () {
+    const err = getStreamError(this)
+
+    if (this._stream) this._stream.destroy(err)
+
+    while (this._pending.length) {
+      const stream = this._pending.shift()
+      stream.destroy(err)
+      stream._continueOpen()
+    }
+
+    this._doDrain()
+  }
+
+  _read (cb) {
+    this._doDrain()
+    cb()
+  }
+}
+
+module.exports = function pack (opts) {
+  return new Pack(opts)
+}
+
+function modeToType (mode) {
+  switch (mode & constants.S_IFMT) {
+    case constants.S_IFBLK: return 'block-device'
+    case constants.S_IFCHR: return 'character-device'
+    case constants.S_IFDIR: return 'directory'
+    case constants.S_IFIFO: return 'fifo'
+    case constants.S_IFLNK: return 'symlink'
+  }
+
+  return 'file'
+}
+
+function noop () {}
+
+function overflow (self, size) {
+  size &= 511
+  if (size) self.push(END_OF_TAR.subarray(0, 512 - size))
+}
+
+function mapWritable (buf) {
+  return b4a.isBuffer(buf) ? buf : b4a.from(buf)
+}
+
+
+/***/ }),
+
+/***/ 7934:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const PassThroughDecoder = __nccwpck_require__(7256)
+const UTF8Decoder = __nccwpck_require__(6414)
+
+module.exports = class TextDecoder {
+  constructor(encoding = 'utf8') {
+    this.encoding = normalizeEncoding(encoding)
+
+    switch (this.encoding) {
+      case 'utf8':
+        this.decoder = new UTF8Decoder()
+        break
+      case 'utf16le':
+      case 'base64':
+        throw new Error('Unsupported encoding: ' + this.encoding)
+      default:
+        this.decoder = new PassThroughDecoder(this.encoding)
+    }
+  }
+
+  get remaining() {
+    return this.decoder.remaining
+  }
+
+  push(data) {
+    if (typeof data === 'string') return data
+    return this.decoder.decode(data)
+  }
+
+  // For Node.js compatibility
+  write(data) {
+    return this.push(data)
+  }
+
+  end(data) {
+    let result = ''
+    if (data) result = this.push(data)
+    result += this.decoder.flush()
+    return result
+  }
+}
+
+function normalizeEncoding(encoding) {
+  encoding = encoding.toLowerCase()
+
+  switch (encoding) {
+    case 'utf8':
+    case 'utf-8':
+      return 'utf8'
+    case 'ucs2':
+    case 'ucs-2':
+    case 'utf16le':
+    case 'utf-16le':
+      return 'utf16le'
+    case 'latin1':
+    case 'binary':
+      return 'latin1'
+    case 'base64':
+    case 'ascii':
+    case 'hex':
+      return encoding
+    default:
+      throw new Error('Unknown encoding: ' + encoding)
+  }
+}
+
+
+/***/ }),
+
+/***/ 7256:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const b4a = __nccwpck_require__(3057)
+
+module.exports = class PassThroughDecoder {
+  constructor(encoding) {
+    this.encoding = encoding
+  }
+
+  get remaining() {
+    return 0
+  }
+
+  decode(data) {
+    return b4a.toString(data, this.encoding)
+  }
+
+  flush() {
+    return ''
+  }
+}
+
+
+/***/ }),
+
+/***/ 6414:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const b4a = __nccwpck_require__(3057)
+
+/**
+ * https://encoding.spec.whatwg.org/#utf-8-decoder
+ */
+module.exports = class UTF8Decoder {
+  constructor() {
+    this._reset()
+  }
+
+  get remaining() {
+    return this.bytesSeen
+  }
+
+  decode(data) {
+    if (data.byteLength === 0) return ''
+
+    if (this.bytesNeeded === 0 && trailingIncomplete(data, 0) === 0) {
+      this.bytesSeen = trailingBytesSeen(data)
+      return b4a.toString(data, 'utf8')
+    }
+
+    let result = ''
+    let start = 0
+
+    if (this.bytesNeeded > 0) {
+      while (start < data.byteLength) {
+        const byte = data[start]
+
+        if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+          result += '\ufffd'
+          this._reset()
+          break
+        }
+
+        this.lowerBoundary = 0x80
+        this.upperBoundary = 0xbf
+        this.codePoint = (this.codePoint << 6) | (byte & 0x3f)
+        this.bytesSeen++
+        start++
+
+        if (this.bytesSeen === this.bytesNeeded) {
+          result += String.fromCodePoint(this.codePoint)
+          this._reset()
+          break
+        }
+      }
+
+      if (this.bytesNeeded > 0) return result
+    }
+
+    const trailing = trailingIncomplete(data, start)
+    const end = data.byteLength - trailing
+
+    if (end > start) result += b4a.toString(data, 'utf8', start, end)
+
+    for (let i = end; i < data.byteLength; i++) {
+      const byte = data[i]
+
+      if (this.bytesNeeded === 0) {
+        if (byte <= 0x7f) {
+          this.bytesSeen = 0
+          result += String.fromCharCode(byte)
+        } else if (byte >= 0xc2 && byte <= 0xdf) {
+          this.bytesNeeded = 2
+          this.bytesSeen = 1
+          this.codePoint = byte & 0x1f
+        } else if (byte >= 0xe0 && byte <= 0xef) {
+          if (byte === 0xe0) this.lowerBoundary = 0xa0
+          else if (byte === 0xed) this.upperBoundary = 0x9f
+          this.bytesNeeded = 3
+          this.bytesSeen = 1
+          this.codePoint = byte & 0xf
+        } else if (byte >= 0xf0 && byte <= 0xf4) {
+          if (byte === 0xf0) this.lowerBoundary = 0x90
+          else if (byte === 0xf4) this.upperBoundary = 0x8f
+          this.bytesNeeded = 4
+          this.bytesSeen = 1
+          this.codePoint = byte & 0x7
+        } else {
+          this.bytesSeen = 1
+          result += '\ufffd'
+        }
+
+        continue
+      }
+
+      if (byte < this.lowerBoundary || byte > this.upperBoundary) {
+        result += '\ufffd'
+        i--
+        this._reset()
+
+        continue
+      }
+
+      this.lowerBoundary = 0x80
+      this.upperBoundary = 0xbf
+
+      this.codePoint = (this.codePoint << 6) | (byte & 0x3f)
+      this.bytesSeen++
+
+      if (this.bytesSeen === this.bytesNeeded) {
+        result += String.fromCodePoint(this.codePoint)
+        this._reset()
+      }
+    }
+
+    return result
+  }
+
+  flush() {
+    const result = this.bytesNeeded > 0 ? '\ufffd' : ''
+    this._reset()
+    return result
+  }
+
+  _reset() {
+    this.codePoint = 0
+    this.bytesNeeded = 0
+    this.bytesSeen = 0
+    this.lowerBoundary = 0x80
+    this.upperBoundary = 0xbf
+  }
+}
+
+function trailingIncomplete(data, start) {
+  const len = data.byteLength
+  if (len <= start) return 0
+
+  const limit = Math.max(start, len - 4)
+
+  let i = len - 1
+  while (i > limit && (data[i] & 0xc0) === 0x80) i--
+
+  if (i < start) return 0
+
+  const byte = data[i]
+
+  let needed
+  if (byte <= 0x7f) return 0
+  if (byte >= 0xc2 && byte <= 0xdf) needed = 2
+  else if (byte >= 0xe0 && byte <= 0xef) needed = 3
+  else if (byte >= 0xf0 && byte <= 0xf4) needed = 4
+  else return 0
+
+  const available = len - i
+  return available < needed ? available : 0
+}
+
+function trailingBytesSeen(data) {
+  const len = data.byteLength
+  if (len === 0) return 0
+
+  const last = data[len - 1]
+
+  if (last <= 0x7f) return 0
+  if ((last & 0xc0) !== 0x80) return 1
+
+  const limit = Math.max(0, len - 4)
+
+  let i = len - 2
+  while (i >= limit && (data[i] & 0xc0) === 0x80) i--
+
+  if (i < 0) return 1
+
+  const first = data[i]
+
+  let needed
+  if (first >= 0xc2 && first <= 0xdf) needed = 2
+  else if (first >= 0xe0 && first <= 0xef) needed = 3
+  else if (first >= 0xf0 && first <= 0xf4) needed = 4
+  else return 1
+
+  if (len - i !== needed) return 1
+
+  if (needed >= 3) {
+    const second = data[i + 1]
+    if (first === 0xe0 && second < 0xa0) return 1
+    if (first === 0xed && second > 0x9f) return 1
+    if (first === 0xf0 && second < 0x90) return 1
+    if (first === 0xf4 && second > 0x8f) return 1
+  }
+
+  return 0
+}
 
 
 /***/ }),
@@ -31904,7 +34942,7 @@ function stringEnv(env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1991);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7125);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
 /** The bundle's entry: the main or post step of the action.yml the runner started. */
@@ -31927,7 +34965,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1991:
+/***/ 7125:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32101,6 +35139,8 @@ var errors = __nccwpck_require__(3916);
 var runner = __nccwpck_require__(4100);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/system/files.ts
 var system_files = __nccwpck_require__(1650);
 ;// CONCATENATED MODULE: ./src/system/os-release.ts
@@ -32145,6 +35185,8 @@ function defaultDockerAptUrl(os) {
 }
 
 ;// CONCATENATED MODULE: ./src/host.ts
+/** The host's facts, read once before the phases: distribution, user, systemd, identity, Docker's socket and client config. */
+
 
 
 
@@ -32192,7 +35234,8 @@ async function readHost(env = process.env) {
         systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
         tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
         identity: hostIdentity(),
-        dockerSocket: dockerSocketOf(env, isRoot)
+        dockerSocket: dockerSocketOf(env, isRoot),
+        dockerConfigDir: env.DOCKER_CONFIG || external_node_path_.join(external_node_os_namespaceObject.homedir(), '.docker')
     };
 }
 
@@ -32499,119 +35542,38 @@ class DaemonConfigParseError extends Error {
         this.name = 'DaemonConfigParseError';
     }
 }
-class ScanError extends Error {
-    offset;
-    constructor(offset) {
-        super(`JSON syntax error at ${offset}`);
-        this.offset = offset;
+/** Where JSON.parse stopped in `text`, as its message says (`at position N`, or the end). */
+function positionIn(message, text) {
+    if (message.startsWith('Unexpected end of JSON input'))
+        return text.length;
+    const m = /at position (\d+)/.exec(message);
+    return m ? Number(m[1]) : undefined;
+}
+/** Whether `prefix` is JSON, or JSON cut short: nothing wrong before its end. */
+function soundUpTo(prefix) {
+    try {
+        JSON.parse(prefix);
+        return true;
+    }
+    catch (e) {
+        return positionIn(e.message, prefix) === prefix.length;
     }
 }
 /**
- * Offset of the first syntax error in JSON text (V8's messages do not always carry one), by a
- * small recursive-descent scan that accepts exactly JSON.
+ * Offset of the first syntax error in JSON text, given JSON.parse's message. Node's message says
+ * where, except for an unexpected token, which it quotes without a place (`Unexpected token 'x',
+ * "…" is not valid JSON`): that is the first such character before which nothing is wrong.
  */
-function jsonErrorOffset(text) {
-    let i = 0;
-    const ws = () => {
-        while (i < text.length && ' \t\n\r'.includes(text[i]))
-            i++;
-    };
-    const fail = () => {
-        throw new ScanError(i);
-    };
-    const literal = (word) => {
-        if (text.startsWith(word, i))
-            i += word.length;
-        else
-            fail();
-    };
-    const string = () => {
-        if (text[i] !== '"')
-            fail();
-        i++;
-        while (i < text.length && text[i] !== '"') {
-            if (text[i] === '\\')
-                i++;
-            else if (text.charCodeAt(i) < 0x20)
-                fail();
-            i++;
-        }
-        if (i >= text.length)
-            fail();
-        i++;
-    };
-    const value = () => {
-        ws();
-        const c = text[i];
-        if (c === '{') {
-            i++;
-            ws();
-            if (text[i] === '}') {
-                i++;
-                return;
-            }
-            for (;;) {
-                ws();
-                string();
-                ws();
-                if (text[i] !== ':')
-                    fail();
-                i++;
-                value();
-                ws();
-                if (text[i] === ',')
-                    i++;
-                else if (text[i] === '}') {
-                    i++;
-                    return;
-                }
-                else
-                    fail();
-            }
-        }
-        else if (c === '[') {
-            i++;
-            ws();
-            if (text[i] === ']') {
-                i++;
-                return;
-            }
-            for (;;) {
-                value();
-                ws();
-                if (text[i] === ',')
-                    i++;
-                else if (text[i] === ']') {
-                    i++;
-                    return;
-                }
-                else
-                    fail();
-            }
-        }
-        else if (c === '"')
-            string();
-        else if (c === 't')
-            literal('true');
-        else if (c === 'f')
-            literal('false');
-        else if (c === 'n')
-            literal('null');
-        else {
-            const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
-            if (!m)
-                fail();
-            i += m[0].length;
-        }
-    };
-    try {
-        value();
-        ws();
-        if (i < text.length)
-            fail();
-    }
-    catch (e) {
-        return e instanceof ScanError ? e.offset : i;
+function jsonErrorOffset(text, message) {
+    const at = positionIn(message, text);
+    if (at !== undefined)
+        return at;
+    const token = /^Unexpected token '(.)'/.exec(message)?.[1];
+    if (token === undefined)
+        return -1;
+    for (let i = text.indexOf(token); i >= 0; i = text.indexOf(token, i + 1)) {
+        if (soundUpTo(text.slice(0, i)))
+            return i;
     }
     return -1;
 }
@@ -32624,7 +35586,7 @@ function parseDaemonConfig(text) {
         parsed = JSON.parse(text);
     }
     catch (e) {
-        const at = jsonErrorOffset(text);
+        const at = jsonErrorOffset(text, e.message);
         if (at < 0)
             throw new DaemonConfigParseError(e.message.split('\n')[0], undefined);
         const before = text.slice(0, at).split('\n');
@@ -32732,7 +35694,7 @@ function diffConfigs(before, after, prefix = '') {
     return lines;
 }
 
-;// CONCATENATED MODULE: ./src/system/apt-model.ts
+;// CONCATENATED MODULE: ./src/models/apt-model.ts
 /** apt and dpkg output parsing and argv building (pure). */
 /**
  * Options every apt-get call gets: no prompts, keep the user's config files, and a short wait of
@@ -33424,6 +36386,35 @@ function parseTagList(text) {
         return value;
     });
 }
+/** A reference of one `images` line, or a ListItemError naming the line. */
+function referenceOn(text, line) {
+    try {
+        return parseReference(text);
+    }
+    catch (e) {
+        throw new ListItemError(text, line, `${e.message}`);
+    }
+}
+/** Where one `images` line goes: the registry, the repository path and the tag before `tags`. */
+function destination(source, sourceText, targetText, line, registry) {
+    const byDigest = source.digest !== undefined && source.tag === undefined;
+    if (targetText === undefined) {
+        if (byDigest) {
+            throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
+        }
+        return { domain: registry.text, path: pathWithoutHost(source), tag: source.tag ?? 'latest' };
+    }
+    const target = referenceOn(targetText, line);
+    if (target.digest !== undefined) {
+        throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
+    }
+    if (target.tag === undefined && byDigest) {
+        throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
+    }
+    const first = targetText.split('/')[0];
+    const domain = target.domain !== undefined && looksLikeDomain(first) ? target.domain : registry.text;
+    return { domain, path: target.path, tag: target.tag ?? source.tag ?? 'latest' };
+}
 /**
  * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
  * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
@@ -33435,43 +36426,8 @@ function parseImageList(imagesText, extraTags, registry) {
         if (more.length > 0 || sourceText === '' || targetText === '') {
             throw new ListItemError(value, line, `write 'source' or 'source => target'`);
         }
-        let source;
-        try {
-            source = parseReference(sourceText);
-        }
-        catch (e) {
-            throw new ListItemError(sourceText, line, `${e.message}`);
-        }
-        let domain = registry.text;
-        let path;
-        let tag;
-        if (targetText === undefined) {
-            if (source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(sourceText, line, `a source given by digest needs an explicit '=> target:tag'`);
-            }
-            path = pathWithoutHost(source);
-            tag = source.tag ?? 'latest';
-        }
-        else {
-            let target;
-            try {
-                target = parseReference(targetText);
-            }
-            catch (e) {
-                throw new ListItemError(targetText, line, `${e.message}`);
-            }
-            if (target.digest !== undefined) {
-                throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`);
-            }
-            if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
-                throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
-            }
-            const first = targetText.split('/')[0];
-            if (target.domain !== undefined && looksLikeDomain(first))
-                domain = target.domain;
-            path = target.path;
-            tag = target.tag ?? source.tag ?? 'latest';
-        }
+        const source = referenceOn(sourceText, line);
+        const { domain, path, tag } = destination(source, sourceText, targetText, line, registry);
         for (const t of [tag, ...extraTags]) {
             const targetRef = formatReference({ domain, path, tag: t });
             const existing = byTarget.get(targetRef);
@@ -33481,11 +36437,12 @@ function parseImageList(imagesText, extraTags, registry) {
                 }
                 continue;
             }
+            const repository = path;
             byTarget.set(targetRef, {
                 source: sourceText,
                 target: targetRef,
                 registry: domain,
-                repository: path,
+                repository,
                 tag: t,
                 line
             });
@@ -34320,9 +37277,8 @@ function writeOutputs(o, names = 'all') {
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt.ts
+/** apt and dpkg through the runner: what is installed, held and available, and installing, removing and holding packages. */
 
 
 
@@ -35321,6 +38277,7 @@ function _unique(values) {
 }
 //# sourceMappingURL=tool-cache.js.map
 ;// CONCATENATED MODULE: ./src/system/apt-repo.ts
+/** An apt repository of the action's own: its signing key fetched and checked, its sources file written, stale copies of it set aside. */
 
 
 
@@ -38371,152 +41328,13 @@ async function runPipeline(stages, dryRun, reports) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/phases/push/manifest.ts
+;// CONCATENATED MODULE: ./src/registry-client/retry.ts
 /**
- * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
- * lists, and the OCI manifest the action pushes; layer media types and when gzip pays.
+ * The one retry policy of a push: which failures are transient (network, 5xx, 429; never auth or
+ * names), the backoff between attempts, how many there are, and the line that says so.
  */
 
-/** Media types the action reads and writes. */
-const MEDIA = {
-    ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-    ociIndex: 'application/vnd.oci.image.index.v1+json',
-    ociConfig: 'application/vnd.oci.image.config.v1+json',
-    layerTar: 'application/vnd.oci.image.layer.v1.tar',
-    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-    dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-    dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json'
-};
-/** Every manifest type a registry may answer with, for the Accept header. */
-const MANIFEST_ACCEPT = [
-    MEDIA.ociIndex,
-    MEDIA.ociManifest,
-    MEDIA.dockerList,
-    MEDIA.dockerManifest
-].join(', ');
-/** `sha256:<hex>` of some bytes. */
-function sha256Digest(data) {
-    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(data).digest('hex')}`;
-}
-function descriptor(v) {
-    if (typeof v !== 'object' || v === null)
-        return undefined;
-    const d = v;
-    if (typeof d.digest !== 'string' || typeof d.size !== 'number')
-        return undefined;
-    return {
-        mediaType: typeof d.mediaType === 'string' ? d.mediaType : '',
-        digest: d.digest,
-        size: d.size
-    };
-}
-function descriptors(v) {
-    return Array.isArray(v) ? v.map(descriptor).filter((d) => d !== undefined) : [];
-}
-/** Reads a manifest body; `contentType` wins over the body's own mediaType (older manifests have none). */
-function parseManifest(body, digest, contentType) {
-    const json = JSON.parse(body);
-    const own = typeof json.mediaType === 'string' ? json.mediaType : '';
-    const mediaType = (contentType ?? '').split(';')[0].trim() || own;
-    return {
-        digest,
-        mediaType,
-        config: descriptor(json.config),
-        layers: descriptors(json.layers),
-        manifests: descriptors(json.manifests)
-    };
-}
-/** True for an index (a list of manifests, one per platform). */
-function isIndex(m) {
-    return (m.mediaType === MEDIA.ociIndex || m.mediaType === MEDIA.dockerList || m.manifests.length > 0);
-}
-/**
- * The image's bytes in the registry: its config and layers as the manifests list them, each
- * distinct blob once (an index counts the blobs of every manifest given).
- */
-function imageBytes(manifests) {
-    const blobs = new Map();
-    for (const m of manifests) {
-        for (const d of [...(m.config ? [m.config] : []), ...m.layers])
-            blobs.set(d.digest, d.size);
-    }
-    return [...blobs.values()].reduce((a, b) => a + b, 0);
-}
-/** The digest a `blobs/sha256/<hex>` archive path names (Docker 25 and later), if it is one. */
-function blobPathDigest(name) {
-    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
-    return m ? `sha256:${m[1]}` : undefined;
-}
-/** The OCI image manifest the action pushes: the config as Docker wrote it, then the layers. */
-function imageManifest(config, layers) {
-    const d = (x) => ({
-        mediaType: x.mediaType,
-        digest: x.digest,
-        size: x.size
-    });
-    return JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MEDIA.ociManifest,
-        config: d({ ...config, mediaType: MEDIA.ociConfig }),
-        layers: layers.map(d)
-    });
-}
-/** The uncompressed layer digests (diff_ids) an image config lists, base first. */
-function configDiffIds(configJson) {
-    const json = JSON.parse(configJson);
-    const ids = json.rootfs?.diff_ids;
-    return Array.isArray(ids) ? ids.map(String) : [];
-}
-/** Gzip is used only when it saves at least this share of a layer's bytes. */
-const MIN_SAVING = 0.1;
-/** How much of a layer's start is compressed to judge it. */
-const SAMPLE_BYTES = 256 << 10;
-/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
-function worthCompressing(sampleSize, compressedSize) {
-    return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING);
-}
-/** The compression a blob's first bytes show (gzip and zstd magic numbers). */
-function compressionOf(head) {
-    if (head[0] === 0x1f && head[1] === 0x8b)
-        return 'gzip';
-    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
-        return 'zstd';
-    return 'none';
-}
-/** The OCI layer media type for a compression. */
-function layerMediaType(c) {
-    return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layerTar;
-}
-/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
-function gzipHeader() {
-    return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
-}
-/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
-function gzipTrailer(crc, size) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(crc >>> 0, 0);
-    b.writeUInt32LE(size % 2 ** 32, 4);
-    return b;
-}
-/**
- * A layer the registry holds, as the action's OCI manifest may list it so that Docker 20.10 and
- * later pull it: OCI tar or tar+gzip as is, Docker's gzip layer under OCI's name for the same
- * bytes; undefined for what an older engine cannot pull (zstd, foreign or unnamed types) or a
- * size the registry did not give.
- */
-function portableLayer(d) {
-    if (!(d.size >= 0))
-        return undefined;
-    if (d.mediaType === MEDIA.layerTar || d.mediaType === MEDIA.layerGzip)
-        return d;
-    if (d.mediaType === MEDIA.dockerLayerGzip)
-        return { ...d, mediaType: MEDIA.layerGzip };
-    return undefined;
-}
 
-;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 const PERMANENT = [
     /unauthorized/i,
     /authentication required/i,
@@ -38545,7 +41363,7 @@ const TRANSIENT = [
     /no such host/i,
     /temporary failure/i
 ];
-/** Is a failed push worth another try? Auth and name errors are not; network and 5xx are. */
+/** Is a failed push worth another try, by what it printed? Auth and name errors are not; network and 5xx are. */
 function isTransient(output) {
     if (PERMANENT.some(re => re.test(output)))
         return false;
@@ -38584,6 +41402,34 @@ function isTransientNetwork(code, message, status) {
 function backoffSeconds(n) {
     return Math.min(15, 2 ** (n - 1));
 }
+function isJudgedTransient(e) {
+    return typeof e === 'object' && e !== null && e.transient === true;
+}
+const retry_sleep = (s) => new Promise(res => setTimeout(res, s * 1000));
+/**
+ * Runs `work` until it succeeds, fails for good (a failure that is not transient), or `retries`
+ * more attempts are spent, waiting the backoff between attempts. Each retry is said once per
+ * name in `names` (the targets the work pushes).
+ */
+async function retrying(retries, names, work, wait = retry_sleep) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            return { ok: true, value: await work(attempt), attempts: attempt };
+        }
+        catch (e) {
+            if (attempt > retries || !isJudgedTransient(e))
+                return { ok: false, error: e, attempts: attempt };
+            const seconds = backoffSeconds(attempt);
+            const why = (0,errors/* errorMessage */.gJ)(e).split('\n').pop() ?? '';
+            for (const name of names) {
+                lib_core/* info */.pq(`${name}: push failed (${why}); retry ${attempt} of ${retries} in ${seconds} s`);
+            }
+            await wait(seconds);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 /** The digest and size `docker push` prints last: `TAG: digest: sha256:… size: N`. */
 function parsePushOutput(text) {
     const m = /digest: (sha256:[0-9a-f]{64}) size: (\d+)/.exec(text);
@@ -38594,8 +41440,24 @@ function repoDigest(repoDigests, target) {
     const prefix = `${target.registry}/${target.repository}@`;
     return repoDigests.find(d => d.startsWith(prefix))?.slice(prefix.length);
 }
+/** A target that did not land: why, after how many attempts. */
+function failed(t, error, attempts) {
+    return {
+        source: t.source,
+        target: t.target,
+        digest: '',
+        size: 0,
+        status: 'failed',
+        error,
+        attempts
+    };
+}
 
-;// CONCATENATED MODULE: ./src/phases/push/registry-http.ts
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/registry-client/http.ts
 
 
 
@@ -38651,15 +41513,189 @@ function networkError(e, what) {
     return new RegistryError(`${what}: ${withoutCredentialsIn(err.message)}`, isTransientNetwork(err.code, err.message, err.statusCode));
 }
 
-// EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/registry-client/auth.ts
+/**
+ * How a registry is authenticated: its challenge (basic or bearer), bearer tokens from the realm
+ * its own challenge names, and the credentials a Docker client config stores for it (inline or
+ * through a credential helper).
+ */
+
+
+
+/** Reads a WWW-Authenticate header; undefined for none, or a scheme other than basic or bearer. */
+function parseChallenge(text) {
+    const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '');
+    if (!m)
+        return undefined;
+    const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]));
+    return { scheme: m[1].toLowerCase(), params };
+}
+/**
+ * One registry's auth: the challenge its own origin last answered with, and bearer tokens by
+ * scope set. The caller hands it only the registry's own challenges: the credentials go to the
+ * registry and to the realm the registry named, never to a host that merely answered 401.
+ */
+class RegistryAuth {
+    host;
+    credentials;
+    fetch;
+    challenge;
+    tokens = new Map();
+    constructor(host, credentials, fetch) {
+        this.host = host;
+        this.credentials = credentials;
+        this.fetch = fetch;
+    }
+    /** The challenge of the registry's GET /v2/ (none when it answered 200). */
+    start(header) {
+        this.challenge = parseChallenge(header);
+    }
+    /** A new bearer challenge of the registry's own: true when a new token is worth one more try. */
+    renew(header) {
+        const again = parseChallenge(header);
+        if (again?.scheme !== 'bearer')
+            return false;
+        this.challenge = again;
+        this.tokens.clear();
+        return true;
+    }
+    basic() {
+        const { username, password } = this.credentials;
+        return username !== undefined && password !== undefined
+            ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+            : undefined;
+    }
+    /** The Authorization header for a request needing these scopes, if the registry wants one. */
+    async authorization(scopes) {
+        if (this.challenge?.scheme === 'bearer')
+            return `Bearer ${await this.token(scopes)}`;
+        return this.basic();
+    }
+    /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
+    token(scopes) {
+        const key = [...new Set(scopes)].sort().join(' ');
+        const cached = this.tokens.get(key);
+        if (cached)
+            return cached;
+        const p = this.fetchToken(key);
+        this.tokens.set(key, p);
+        p.catch(() => this.tokens.delete(key));
+        return p;
+    }
+    async fetchToken(key) {
+        const params = this.challenge?.params ?? {};
+        if (!params.realm)
+            throw new RegistryError(`${this.host} asks for a token but names no realm`, false);
+        const url = new URL(params.realm);
+        if (params.service)
+            url.searchParams.set('service', params.service);
+        for (const s of key.split(' ').filter(Boolean))
+            url.searchParams.append('scope', s);
+        const auth = this.basic();
+        const r = await this.fetch(url, auth ? { Authorization: auth } : {});
+        if (r.status !== 200) {
+            throw new RegistryError(`the token service of ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+        }
+        const json = JSON.parse(r.body.toString('utf8'));
+        const token = json.token ?? json.access_token;
+        if (!token)
+            throw new RegistryError(`the token service of ${this.host} sent no token`, false);
+        lib_core/* setSecret */.Pq(token);
+        return token;
+    }
+}
+/** The key a Docker client config files a registry under: docker.io by its legacy URL. */
+function credentialKey(registry) {
+    return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
+}
+/** The host[:port] of an `auths` key, which may be a URL (`https://host/v1/`). */
+function authsHost(key) {
+    return key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '');
+}
+/**
+ * A registry's credentials as `docker push` would find them in a client config (config.json): a
+ * credential helper for it (`credHelpers`), else the config's store (`credsStore`), else an
+ * `auths` entry (base64 `user:password`, or the two fields). A helper name that is not a plain
+ * name is ignored (it becomes part of a program's name).
+ */
+function storedCredentials(configText, registry) {
+    let config;
+    try {
+        config = JSON.parse(configText ?? '{}');
+    }
+    catch {
+        return { kind: 'none' };
+    }
+    const plain = (h) => typeof h === 'string' && /^[\w.-]+$/.test(h);
+    const key = credentialKey(registry);
+    const helper = config.credHelpers?.[key] ?? config.credHelpers?.[registry] ?? config.credsStore;
+    if (plain(helper))
+        return { kind: 'helper', helper };
+    const host = registry === 'docker.io' ? 'index.docker.io' : registry;
+    const entry = Object.entries(config.auths ?? {}).find(([k]) => authsHost(k) === host)?.[1];
+    if (entry?.username && entry.password) {
+        return { kind: 'inline', username: entry.username, password: entry.password };
+    }
+    const decoded = entry?.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    if (colon > 0) {
+        return { kind: 'inline', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    return { kind: 'none' };
+}
+/** What a credential helper holds for a registry (`docker-credential-<name> get`, via stdin). */
+async function fromHelper(runner, helper, registry, root) {
+    const r = await runner.run([`docker-credential-${helper}`, 'get'], {
+        input: credentialKey(registry),
+        root,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
+    if (r.exitCode !== 0) {
+        lib_core/* debug */.Yz(`docker-credential-${helper} has nothing for ${registry}`);
+        return undefined;
+    }
+    try {
+        const j = JSON.parse(r.stdout);
+        if (!j.Username || !j.Secret)
+            return undefined;
+        lib_core/* setSecret */.Pq(j.Secret);
+        return { username: j.Username, password: j.Secret };
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The credentials the first of `configs` that has any keeps for `registry`, as `docker push`
+ * would find them (config.json's auths, or its credential helper); none when there are none.
+ */
+async function savedCredentials(runner, registry, configs) {
+    for (const { file, text, root } of configs) {
+        const stored = storedCredentials(text, registry);
+        if (stored.kind === 'inline') {
+            lib_core/* setSecret */.Pq(stored.password);
+            lib_core/* debug */.Yz(`${registry}: the credentials of ${file}`);
+            return { username: stored.username, password: stored.password };
+        }
+        if (stored.kind === 'helper') {
+            const login = await fromHelper(runner, stored.helper, registry, root);
+            if (login)
+                return login;
+        }
+    }
+    return undefined;
+}
+
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
-// EXTERNAL MODULE: external "node:tls"
-var external_node_tls_ = __nccwpck_require__(1692);
-;// CONCATENATED MODULE: ./src/phases/push/blob-upload.ts
+;// CONCATENATED MODULE: ./src/registry-client/blob-upload.ts
 /**
  * One streamed blob upload: a chunked PATCH whose body is written as the layer is read, in large
  * pieces from two reused buffers, stopped as soon as the registry refuses it, then committed under
@@ -38799,12 +41835,146 @@ class BlobUpload {
     }
 }
 
-;// CONCATENATED MODULE: ./src/phases/push/transport.ts
+;// CONCATENATED MODULE: ./src/registry-client/manifest.ts
 /**
- * How the daemon would reach a registry (pure): secure or insecure from its registry settings,
- * which schemes to try in which order, the certificates /etc/docker/certs.d holds for it, and
- * the proxy its requests go through.
+ * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
+ * lists, and the OCI manifest the action pushes; layer media types.
  */
+
+/** Media types the action reads and writes. */
+const MEDIA = {
+    ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+    ociIndex: 'application/vnd.oci.image.index.v1+json',
+    ociConfig: 'application/vnd.oci.image.config.v1+json',
+    layerTar: 'application/vnd.oci.image.layer.v1.tar',
+    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+    dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json'
+};
+/** Every manifest type a registry may answer with, for the Accept header. */
+const MANIFEST_ACCEPT = [
+    MEDIA.ociIndex,
+    MEDIA.ociManifest,
+    MEDIA.dockerList,
+    MEDIA.dockerManifest
+].join(', ');
+/** `sha256:<hex>` of some bytes. */
+function sha256Digest(data) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(data).digest('hex')}`;
+}
+function descriptor(v) {
+    if (typeof v !== 'object' || v === null)
+        return undefined;
+    const d = v;
+    if (typeof d.digest !== 'string' || typeof d.size !== 'number')
+        return undefined;
+    return {
+        mediaType: typeof d.mediaType === 'string' ? d.mediaType : '',
+        digest: d.digest,
+        size: d.size
+    };
+}
+function descriptors(v) {
+    return Array.isArray(v) ? v.map(descriptor).filter((d) => d !== undefined) : [];
+}
+/** Reads a manifest body; `contentType` wins over the body's own mediaType (older manifests have none). */
+function parseManifest(body, digest, contentType) {
+    const json = JSON.parse(body);
+    const own = typeof json.mediaType === 'string' ? json.mediaType : '';
+    const mediaType = (contentType ?? '').split(';')[0].trim() || own;
+    return {
+        digest,
+        mediaType,
+        config: descriptor(json.config),
+        layers: descriptors(json.layers),
+        manifests: descriptors(json.manifests)
+    };
+}
+/** True for an index (a list of manifests, one per platform). */
+function isIndex(m) {
+    return (m.mediaType === MEDIA.ociIndex || m.mediaType === MEDIA.dockerList || m.manifests.length > 0);
+}
+/**
+ * The image's bytes in the registry: its config and layers as the manifests list them, each
+ * distinct blob once (an index counts the blobs of every manifest given).
+ */
+function imageBytes(manifests) {
+    const blobs = new Map();
+    for (const m of manifests) {
+        for (const d of [...(m.config ? [m.config] : []), ...m.layers])
+            blobs.set(d.digest, d.size);
+    }
+    return [...blobs.values()].reduce((a, b) => a + b, 0);
+}
+/** The digest a `blobs/sha256/<hex>` archive path names (Docker 25 and later), if it is one. */
+function blobPathDigest(name) {
+    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
+    return m ? `sha256:${m[1]}` : undefined;
+}
+/** The OCI image manifest the action pushes: the config as Docker wrote it, then the layers. */
+function imageManifest(config, layers) {
+    const d = (x) => ({
+        mediaType: x.mediaType,
+        digest: x.digest,
+        size: x.size
+    });
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA.ociManifest,
+        config: d({ ...config, mediaType: MEDIA.ociConfig }),
+        layers: layers.map(d)
+    });
+}
+/** The uncompressed layer digests (diff_ids) an image config lists, base first. */
+function configDiffIds(configJson) {
+    const json = JSON.parse(configJson);
+    const ids = json.rootfs?.diff_ids;
+    return Array.isArray(ids) ? ids.map(String) : [];
+}
+/** The compression a blob's first bytes show (gzip and zstd magic numbers). */
+function compressionOf(head) {
+    if (head[0] === 0x1f && head[1] === 0x8b)
+        return 'gzip';
+    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+        return 'zstd';
+    return 'none';
+}
+/** The OCI layer media type for a compression. */
+function layerMediaType(c) {
+    return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layerTar;
+}
+/**
+ * A layer the registry holds, as the action's OCI manifest may list it so that Docker 20.10 and
+ * later pull it: OCI tar or tar+gzip as is, Docker's gzip layer under OCI's name for the same
+ * bytes; undefined for what an older engine cannot pull (zstd, foreign or unnamed types) or a
+ * size the registry did not give.
+ */
+function portableLayer(d) {
+    if (!(d.size >= 0))
+        return undefined;
+    if (d.mediaType === MEDIA.layerTar || d.mediaType === MEDIA.layerGzip)
+        return d;
+    if (d.mediaType === MEDIA.dockerLayerGzip)
+        return { ...d, mediaType: MEDIA.layerGzip };
+    return undefined;
+}
+
+// EXTERNAL MODULE: external "node:tls"
+var external_node_tls_ = __nccwpck_require__(1692);
+;// CONCATENATED MODULE: ./src/registry-client/transport.ts
+/**
+ * Reaching a registry as the daemon would: secure or insecure from its registry settings, which
+ * schemes to try in which order, TLS (the CAs Docker trusts, certs.d's files), the proxy its
+ * requests go through, and the connection pools that do all that.
+ */
+
+
+
+
+
+
 
 /** What the daemon trusts when nothing is configured: loopback only. */
 const DEFAULT_REGISTRY_CONFIG = {
@@ -38821,6 +41991,15 @@ function parseRegistryConfig(json) {
         : [];
     const indexes = Object.fromEntries(Object.entries(raw.IndexConfigs ?? {}).map(([name, c]) => [name, c.Secure !== false]));
     return { insecureCidrs: cidrs, indexes };
+}
+/**
+ * Where a registry's API answers, as Docker maps it: Docker Hub (`docker.io`, and its old name
+ * `index.docker.io`) at registry-1.docker.io; every other registry at its own name.
+ */
+function registryEndpoint(registry) {
+    return registry === 'docker.io' || registry === 'index.docker.io'
+        ? 'registry-1.docker.io'
+        : registry;
 }
 /** The host part of `host[:port]`, without IPv6 brackets. */
 function registryHostname(registry) {
@@ -38954,62 +42133,6 @@ function proxyFor(registry, scheme, p) {
         return undefined;
     return p.noProxy.some(e => bypasses(e, host, port)) ? undefined : url;
 }
-/** The key a Docker client config files a registry under: docker.io by its legacy URL. */
-function credentialKey(registry) {
-    return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
-}
-/** The host[:port] of an `auths` key, which may be a URL (`https://host/v1/`). */
-function authsHost(key) {
-    return key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '');
-}
-/**
- * A registry's credentials as `docker push` would find them in a client config (config.json): a
- * credential helper for it (`credHelpers`), else the config's store (`credsStore`), else an
- * `auths` entry (base64 `user:password`, or the two fields). A helper name that is not a plain
- * name is ignored (it becomes part of a program's name).
- */
-function storedCredentials(configText, registry) {
-    let config;
-    try {
-        config = JSON.parse(configText ?? '{}');
-    }
-    catch {
-        return { kind: 'none' };
-    }
-    const plain = (h) => typeof h === 'string' && /^[\w.-]+$/.test(h);
-    const key = credentialKey(registry);
-    const helper = config.credHelpers?.[key] ?? config.credHelpers?.[registry] ?? config.credsStore;
-    if (plain(helper))
-        return { kind: 'helper', helper };
-    const host = registry === 'docker.io' ? 'index.docker.io' : registry;
-    const entry = Object.entries(config.auths ?? {}).find(([k]) => authsHost(k) === host)?.[1];
-    if (entry?.username && entry.password) {
-        return { kind: 'inline', username: entry.username, password: entry.password };
-    }
-    const decoded = entry?.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : '';
-    const colon = decoded.indexOf(':');
-    if (colon > 0) {
-        return { kind: 'inline', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-    }
-    return { kind: 'none' };
-}
-
-;// CONCATENATED MODULE: ./src/phases/push/registry-api.ts
-/**
- * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
- * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
- * cross-repository mounts and streamed blob uploads.
- */
-
-
-
-
-
-
-
-
-
-
 let systemAndNode;
 /**
  * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
@@ -39029,14 +42152,68 @@ function agentsTakeProxies(version = process.versions.node) {
     const [major, minor] = version.split('.').map(Number);
     return major > 24 || (major === 24 && minor >= 5);
 }
+/** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
+function connectionPool(s, host, o) {
+    const proxy = proxyFor(host, s.scheme, o.proxies);
+    if (proxy !== undefined && !agentsTakeProxies()) {
+        throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
+    }
+    if (proxy !== undefined)
+        lib_core/* debug */.Yz(`${host}: through ${withoutCredentials(proxy)}`);
+    if (s.scheme === 'http') {
+        return new external_node_http_.Agent({ keepAlive: true, ...(proxy ? { proxyEnv: { HTTP_PROXY: proxy } } : {}) });
+    }
+    return new external_node_https_namespaceObject.Agent({
+        keepAlive: true,
+        rejectUnauthorized: s.verify,
+        ca: trustedCas(o.cas),
+        ...(o.client ? { cert: o.client.cert, key: o.client.key } : {}),
+        ...(proxy ? { proxyEnv: { HTTPS_PROXY: proxy } } : {})
+    });
+}
+
+;// CONCATENATED MODULE: ./src/registry-client/client.ts
+/**
+ * One registry's HTTP API (the distribution spec), as far as a push needs it: reached as the daemon
+ * would, authenticated, manifests, blob checks and reads, cross-repository mounts and uploads.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
 /** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
 const COMMIT_TIMEOUT_MS = 600_000;
-function parseChallenge(text) {
-    const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '');
-    if (!m)
-        return undefined;
-    const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]));
-    return { scheme: m[1].toLowerCase(), params };
+/** The redirects a read follows, and how many in a row. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+/**
+ * The digest a manifest was served as: its body's. A Docker-Content-Digest, or the digest it was
+ * asked for by, that names another is refused: a registry that says one digest and serves other
+ * bytes is broken or hostile, and a digest reported from its word alone would be pinned by people.
+ */
+function servedDigest(body, claims, what) {
+    let digest = sha256Digest(body);
+    for (const claim of claims) {
+        const [algorithm, hex] = (claim ?? '').split(':');
+        // A claim of an algorithm this process cannot hash says nothing either way.
+        if (hex === undefined || !(0,external_node_crypto_.getHashes)().includes(algorithm))
+            continue;
+        const own = `${algorithm}:${(0,external_node_crypto_.createHash)(algorithm).update(body).digest('hex')}`;
+        if (own !== claim) {
+            throw new RegistryError(`${what} served a manifest of digest ${own} as ${claim}`, false);
+        }
+        digest = claim;
+    }
+    return digest;
 }
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
 class RegistryClient {
@@ -39044,39 +42221,16 @@ class RegistryClient {
     origin;
     pinging;
     agent;
-    challenge;
-    tokens = new Map();
+    auth;
     /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
     otherAgents = new Map();
+    /** `host[:port]` where the registry's API answers. */
+    endpoint;
     constructor(access) {
         this.access = access;
-    }
-    basic() {
-        const { username, password } = this.access;
-        return username !== undefined && password !== undefined
-            ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
-            : undefined;
-    }
-    /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-    agentFor(s, host = this.access.host) {
-        const proxy = proxyFor(host, s.scheme, this.access.proxies);
-        if (proxy !== undefined && !agentsTakeProxies()) {
-            throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
-        }
-        if (proxy !== undefined)
-            lib_core/* debug */.Yz(`${host}: through ${withoutCredentials(proxy)}`);
-        if (s.scheme === 'http') {
-            return new external_node_http_.Agent({ keepAlive: true, ...(proxy ? { proxyEnv: { HTTP_PROXY: proxy } } : {}) });
-        }
-        const { cas, client } = this.access;
-        return new external_node_https_namespaceObject.Agent({
-            keepAlive: true,
-            rejectUnauthorized: s.verify,
-            ca: trustedCas(cas),
-            // The client certificate certs.d holds is the registry's alone.
-            ...(client && host === this.access.host ? { cert: client.cert, key: client.key } : {}),
-            ...(proxy ? { proxyEnv: { HTTPS_PROXY: proxy } } : {})
-        });
+        this.endpoint = access.endpoint ?? registryEndpoint(access.host);
+        const { username, password } = access;
+        this.auth = new RegistryAuth(access.host, { username, password }, (url, headers) => this.send(url.toString(), 'GET', headers, undefined, this.reach(url.toString()).agent));
     }
     /**
      * A pool to another host (a token service, storage an upload was sent to), checked against the
@@ -39086,7 +42240,8 @@ class RegistryClient {
         let agent = this.otherAgents.get(url.origin);
         if (!agent) {
             const scheme = url.protocol === 'http:' ? 'http' : 'https';
-            agent = this.agentFor({ scheme, verify: true }, url.host);
+            const { cas, proxies } = this.access;
+            agent = connectionPool({ scheme, verify: true }, url.host, { cas, proxies });
             this.otherAgents.set(url.origin, agent);
         }
         return agent;
@@ -39103,17 +42258,8 @@ class RegistryClient {
             : { own: false, agent: this.otherAgent(target) };
     }
     /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
-    send(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
-        lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
-        return new Promise((resolve, reject) => {
-            const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
-            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, res => {
-                readReply(res).then(resolve, reject);
-            });
-            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
-            req.on('error', reject);
-            req.end(body);
-        });
+    async send(url, method, headers, body, agent = this.agent) {
+        return readReply(await this.open(url, method, headers, body, agent));
     }
     /** GET /v2/ once per run (callers at the same time share it). */
     ping() {
@@ -39125,15 +42271,15 @@ class RegistryClient {
     async probe() {
         let last;
         for (const s of this.access.schemes) {
-            const origin = `${s.scheme}://${this.access.host}`;
-            const agent = this.agentFor(s);
+            const origin = `${s.scheme}://${this.endpoint}`;
+            const { cas, client, proxies } = this.access;
+            const agent = connectionPool(s, this.endpoint, { cas, client, proxies });
             try {
                 const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent);
                 if (r.status !== 200 && r.status !== 401) {
                     throw new RegistryError(`GET /v2/ on ${this.access.host} answered ${r.status}`, isTransientHttp(r.status), r.status);
                 }
-                this.challenge =
-                    r.status === 401 ? parseChallenge(header(r.headers, 'www-authenticate')) : undefined;
+                this.auth.start(r.status === 401 ? header(r.headers, 'www-authenticate') : undefined);
                 this.origin = origin;
                 this.agent = agent;
                 return origin;
@@ -39148,68 +42294,64 @@ class RegistryClient {
         }
         throw networkError(last, `cannot reach ${this.access.host}`);
     }
-    /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
-    token(scopes) {
-        const key = [...new Set(scopes)].sort().join(' ');
-        const cached = this.tokens.get(key);
-        if (cached)
-            return cached;
-        const p = (async () => {
-            const params = this.challenge?.params ?? {};
-            if (!params.realm)
-                throw new RegistryError(`${this.access.host} asks for a token but names no realm`, false);
-            const url = new URL(params.realm);
-            if (params.service)
-                url.searchParams.set('service', params.service);
-            for (const s of key.split(' ').filter(Boolean))
-                url.searchParams.append('scope', s);
-            const auth = this.basic();
-            // The registry's own pool when the realm is the registry itself; else one to the realm's
-            // host, checked against the system's CAs, through the proxy the daemon would use for it.
-            const agent = url.host === this.access.host ? this.agent : this.otherAgent(url);
-            const r = await this.send(url.toString(), 'GET', auth ? { Authorization: auth } : {}, undefined, agent);
-            if (r.status !== 200) {
-                throw new RegistryError(`the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
-            }
-            const json = JSON.parse(r.body.toString('utf8'));
-            const token = json.token ?? json.access_token;
-            if (!token)
-                throw new RegistryError(`the token service of ${this.access.host} sent no token`, false);
-            lib_core/* setSecret */.Pq(token);
-            return token;
-        })();
-        this.tokens.set(key, p);
-        p.catch(() => this.tokens.delete(key));
-        return p;
+    /** Sends one request and answers with the response unread (its body streams). */
+    open(url, method, headers, body, agent = this.agent, timeoutMs = TIMEOUT_MS) {
+        lib_core/* debug */.Yz(`http: ${method} ${url.replace(/\?.*$/, '')}`);
+        return new Promise((resolve, reject) => {
+            const mod = url.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
+            const req = mod.request(url, { method, headers, agent, timeout: timeoutMs }, resolve);
+            req.on('timeout', () => req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`)));
+            req.on('error', reject);
+            req.end(body);
+        });
     }
-    /** The Authorization header for a request needing these scopes, if the registry wants one. */
-    async authorization(scopes) {
-        if (this.challenge?.scheme === 'bearer')
-            return `Bearer ${await this.token(scopes)}`;
-        return this.basic();
-    }
-    /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
-    async request(method, path, o) {
-        const origin = await this.ping();
-        const url = path.startsWith('http') ? path : `${origin}${path}`;
+    /**
+     * One request with auth, on the registry's origin or another (a Location it handed out): only
+     * the registry's own origin gets its credentials, and only its 401 is a new challenge (one new
+     * token, one more try). A 401 from elsewhere (upload storage) fails that request alone.
+     */
+    async once(url, method, o) {
         const { own, agent } = this.reach(url);
         const go = async () => {
-            const auth = own ? await this.authorization(o.scopes) : undefined;
+            const auth = own ? await this.auth.authorization(o.scopes) : undefined;
             const headers = { ...o.headers, ...(auth ? { Authorization: auth } : {}) };
-            return this.send(url, method, headers, o.body, agent, o.timeoutMs);
+            return this.open(url, method, headers, o.body, agent, o.timeoutMs);
         };
-        let r = await go().catch((e) => {
-            throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
-        });
-        const again = parseChallenge(header(r.headers, 'www-authenticate'));
-        if (r.status === 401 && again?.scheme === 'bearer') {
-            this.challenge = again;
-            this.tokens.clear();
-            r = await go().catch((e) => {
-                throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`);
+        const res = await go();
+        const challenge = header(res.headers, 'www-authenticate');
+        if (!own || res.statusCode !== 401 || !this.auth.renew(challenge))
+            return res;
+        res.resume();
+        return go();
+    }
+    /**
+     * A request with auth, its answer unread; a read that asks to follows redirects, sending the
+     * registry's credentials to none but the registry's own origin.
+     */
+    async exchange(method, path, o) {
+        const origin = await this.ping();
+        let url = path.startsWith('http') ? path : `${origin}${path}`;
+        const what = `${method} ${new URL(url).pathname} on ${this.access.host}`;
+        for (let hops = 0;; hops++) {
+            const res = await this.once(url, method, o).catch((e) => {
+                throw networkError(e, what);
             });
+            const location = header(res.headers, 'location');
+            if (!o.follow || !REDIRECTS.has(res.statusCode ?? 0) || location === undefined)
+                return res;
+            res.resume();
+            if (hops === MAX_REDIRECTS) {
+                throw new RegistryError(`${what} was redirected more than ${MAX_REDIRECTS} times`, false);
+            }
+            url = new URL(location, url).toString();
         }
-        return r;
+    }
+    /** A request with auth, its answer read whole. */
+    async request(method, path, o) {
+        const res = await this.exchange(method, path, o);
+        return readReply(res).catch((e) => {
+            throw networkError(e, `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`);
+        });
     }
     fail(method, path, r) {
         const what = `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`;
@@ -39233,21 +42375,70 @@ class RegistryClient {
             return undefined;
         if (r.status !== 200)
             throw this.fail('GET', path, r);
-        const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body);
+        const claims = [header(r.headers, 'docker-content-digest'), reference];
+        const digest = servedDigest(r.body, claims, `${this.access.host} (${repo}:${reference})`);
         return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'));
+    }
+    /** What the registry holds for a tag, with the size of every manifest an index lists. */
+    async image(repo, tag) {
+        const m = await this.manifest(repo, tag);
+        if (!m)
+            return undefined;
+        const parts = isIndex(m)
+            ? (await Promise.all(m.manifests.map(async (d) => this.manifest(repo, d.digest)))).filter(x => x !== undefined)
+            : [m];
+        return { digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts) };
     }
     /** A blob's bytes (an image config). */
     async blob(repo, digest) {
         const path = `/v2/${repo}/blobs/${digest}`;
-        const r = await this.request('GET', path, { scopes: [RegistryClient.pull(repo)] });
+        const r = await this.request('GET', path, { scopes: [RegistryClient.pull(repo)], follow: true });
         if (r.status !== 200)
             throw this.fail('GET', path, r);
         return r.body;
     }
+    /** A blob's bytes as they stream (a layer), from wherever the registry redirects the read. */
+    async blobStream(repo, digest) {
+        const path = `/v2/${repo}/blobs/${digest}`;
+        const res = await this.exchange('GET', path, {
+            scopes: [RegistryClient.pull(repo)],
+            follow: true
+        });
+        if (res.statusCode === 200)
+            return res;
+        throw this.fail('GET', path, await readReply(res));
+    }
+    /**
+     * The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need
+     * be; throws when they are not the bytes its digest names.
+     */
+    async layerDiffId(repo, blob) {
+        const body = await this.blobStream(repo, blob.digest);
+        const compressed = (0,external_node_crypto_.createHash)('sha256');
+        const uncompressed = (0,external_node_crypto_.createHash)('sha256');
+        const read = new external_node_stream_.Transform({
+            transform(d, _encoding, done) {
+                compressed.update(d);
+                done(null, d);
+            }
+        });
+        const sink = async (bytes) => {
+            for await (const d of bytes)
+                uncompressed.update(d);
+        };
+        if (blob.mediaType === MEDIA.layerGzip)
+            await (0,promises_namespaceObject.pipeline)(body, read, (0,external_node_zlib_.createGunzip)(), sink);
+        else
+            await (0,promises_namespaceObject.pipeline)(body, read, sink);
+        if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
+            throw new RegistryError(`${this.access.host} served ${blob.digest} with other bytes`, false);
+        }
+        return `sha256:${uncompressed.digest('hex')}`;
+    }
     /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
     async blobSize(repo, digest) {
         const path = `/v2/${repo}/blobs/${digest}`;
-        const r = await this.request('HEAD', path, { scopes: [RegistryClient.push(repo)] });
+        const r = await this.request('HEAD', path, { scopes: [RegistryClient.push(repo)], follow: true });
         if (r.status === 404)
             return undefined;
         if (r.status !== 200)
@@ -39305,7 +42496,7 @@ class RegistryClient {
     async openUpload(repo, digest) {
         const location = await this.startUpload(repo);
         const { own, agent } = this.reach(location);
-        const auth = own ? await this.authorization([RegistryClient.push(repo)]) : undefined;
+        const auth = own ? await this.auth.authorization([RegistryClient.push(repo)]) : undefined;
         return new BlobUpload({
             location,
             auth,
@@ -39337,8 +42528,9 @@ class RegistryClient {
 
 ;// CONCATENATED MODULE: ./src/phases/push/registries.ts
 /**
- * Opens one registry client per registry the targets name, reaching each as this host's daemon
- * would: its insecure-registries, /etc/docker/certs.d, and the login for `registry` only.
+ * The run's registry clients, one per registry the targets name, each reaching its registry as
+ * this host's daemon would (insecure-registries, /etc/docker/certs.d, proxies) with the login for
+ * `registry` or what a `docker login` stored; opened by detection, handed to apply in the facts.
  */
 
 
@@ -39349,31 +42541,13 @@ class RegistryClient {
 
 
 
-
-
 const CERTS_D = '/etc/docker/certs.d';
-/** Clients of one run, kept from detection to the pushes (one connection pool per registry). */
-const opened = new WeakMap();
 /** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
 async function readAsRoot(runner, file) {
     const text = await (0,system_files/* readFileMaybe */.jp)(runner, file);
     if (text === undefined)
         throw new errors/* HostError */.dh(`${file} could not be read`);
     return text;
-}
-async function listCertsDir(runner, dir) {
-    try {
-        return await external_node_fs_.promises.readdir(dir);
-    }
-    catch (e) {
-        const code = e.code;
-        if (code === 'ENOENT' || code === 'ENOTDIR')
-            return [];
-        if (code !== 'EACCES')
-            throw e;
-        const r = await runner.run(['ls', '-1', '--', dir], { root: true });
-        return r.stdout.split('\n').filter(Boolean);
-    }
 }
 async function addresses(host) {
     if ((0,external_node_net_.isIP)(host) !== 0)
@@ -39386,140 +42560,235 @@ async function addresses(host) {
         return [];
     }
 }
-async function registries_open(settings, registry, daemon, runner) {
-    const dir = external_node_path_.join(CERTS_D, registry);
-    let files;
-    try {
-        files = certFiles(await listCertsDir(runner, dir));
-    }
-    catch (e) {
-        throw new errors/* HostError */.dh(`${dir}: ${(0,errors/* errorMessage */.gJ)(e)}`);
-    }
-    const read = (name) => readAsRoot(runner, external_node_path_.join(dir, name));
-    const cas = await Promise.all(files.cas.map(read));
-    const ours = registry === settings.registry.text;
-    if (ours && settings.registryCa !== undefined)
-        cas.push(await readAsRoot(runner, settings.registryCa));
-    const pair = files.pairs[0];
-    const client = pair ? { cert: await read(pair.cert), key: await read(pair.key) } : undefined;
-    const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)));
-    lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
-    return new RegistryClient({
-        host: registry,
-        schemes: schemesFor(secure),
-        cas,
-        client,
-        ...((ours ? settings.login : undefined) ?? (await savedLogin(runner, registry))),
-        proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
-    });
-}
 /**
  * The client configs a `docker push` of this job would read, in order: this process's own
  * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
  * (docker under sudo reads that one).
  */
-function clientConfigs(runner) {
-    const own = process.env.DOCKER_CONFIG || external_node_path_.join(external_node_os_namespaceObject.homedir(), '.docker');
-    const files = [external_node_path_.join(own, 'config.json')];
+async function clientConfigs(runner, host) {
+    const files = host.dockerConfigDir ? [external_node_path_.join(host.dockerConfigDir, 'config.json')] : [];
     if (!runner.isRoot)
         files.push('/root/.docker/config.json');
-    return files;
+    return Promise.all(files.map(async (file) => {
+        const root = file.startsWith('/root/') && !runner.isRoot;
+        const text = await (0,system_files/* readFileMaybe */.jp)(runner, file).catch(() => undefined);
+        return { file, text, root };
+    }));
 }
-/** What a credential helper holds for a registry (`docker-credential-<name> get`, via stdin). */
-async function fromHelper(runner, helper, registry, root) {
-    const r = await runner.run([`docker-credential-${helper}`, 'get'], {
-        input: credentialKey(registry),
-        root,
-        allowFailure: true,
-        timeoutSeconds: 30
-    });
-    if (r.exitCode !== 0) {
-        lib_core/* debug */.Yz(`docker-credential-${helper} has nothing for ${registry}`);
-        return undefined;
+/**
+ * Clients of one run, by registry (one connection pool each), from detection to the pushes. Its
+ * state is private (#): a plan that holds it never prints the login it keeps.
+ */
+class RegistryPool {
+    #clients = new Map();
+    #from;
+    constructor(settings, daemon, runner, host) {
+        this.#from = { settings, daemon, runner, host };
     }
-    try {
-        const j = JSON.parse(r.stdout);
-        if (!j.Username || !j.Secret)
-            return undefined;
-        lib_core/* setSecret */.Pq(j.Secret);
-        return { username: j.Username, password: j.Secret };
+    /** The client for `registry` in this run (opened on first use; reads certs.d). */
+    client(registry) {
+        let client = this.#clients.get(registry);
+        if (!client) {
+            client = this.open(registry);
+            this.#clients.set(registry, client);
+            client.catch(() => this.#clients.delete(registry));
+        }
+        return client;
     }
-    catch {
-        return undefined;
+    async open(registry) {
+        const { settings, runner, daemon, host } = this.#from;
+        const dir = external_node_path_.join(CERTS_D, registry);
+        let files;
+        try {
+            files = certFiles(await (0,system_files/* listDirMaybe */.eK)(runner, dir));
+        }
+        catch (e) {
+            throw new errors/* HostError */.dh(`${dir}: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        }
+        const read = (name) => readAsRoot(runner, external_node_path_.join(dir, name));
+        const cas = await Promise.all(files.cas.map(read));
+        const ours = registry === settings.registry.text;
+        if (ours && settings.registryCa !== undefined) {
+            cas.push(await readAsRoot(runner, settings.registryCa));
+        }
+        const pair = files.pairs[0];
+        const client = pair ? { cert: await read(pair.cert), key: await read(pair.key) } : undefined;
+        const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)));
+        lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
+        const login = (ours ? settings.login : undefined) ??
+            (await savedCredentials(runner, registry, await clientConfigs(runner, host)));
+        return new RegistryClient({
+            host: registry,
+            schemes: schemesFor(secure),
+            cas,
+            client,
+            ...login,
+            proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
+        });
+    }
+    /** Closes this run's registry connections. */
+    async close() {
+        const open = [...this.#clients.values()];
+        this.#clients.clear();
+        for (const c of open)
+            (await c.catch(() => undefined))?.close();
     }
 }
 /**
- * The credentials an earlier `docker login` left for `registry`, as `docker push` would find
- * them (config.json's auths, or its credential helper); none when there are none.
+ * Proves a push landed: the registry must hold, for the tag, the digest the push reported. Reads
+ * the image's size there (config and layers).
  */
-async function savedLogin(runner, registry) {
-    for (const file of clientConfigs(runner)) {
-        const root = file.startsWith('/root/') && !runner.isRoot;
-        const text = root
-            ? await (0,system_files/* readFileMaybe */.jp)(runner, file)
-            : await external_node_fs_.promises.readFile(file, 'utf8').catch(() => undefined);
-        const stored = storedCredentials(text, registry);
-        if (stored.kind === 'inline') {
-            lib_core/* setSecret */.Pq(stored.password);
-            lib_core/* debug */.Yz(`${registry}: the credentials of ${file}`);
-            return { username: stored.username, password: stored.password };
-        }
-        if (stored.kind === 'helper') {
-            const login = await fromHelper(runner, stored.helper, registry, root);
-            if (login)
-                return login;
-        }
+async function registries_confirm(pool, t, digest) {
+    const held = await (await pool.client(t.registry)).image(t.repository, t.tag);
+    if (held?.digest !== digest) {
+        throw new errors/* HostError */.dh(`the push reported ${digest} but the registry holds ${held?.digest ?? 'nothing'} for ${t.tag}`);
     }
-    return undefined;
-}
-/** The client for `registry` in this run (opened on first use; reads certs.d). */
-function registryClient(settings, registry, daemon, runner) {
-    let clients = opened.get(settings);
-    if (!clients) {
-        clients = new Map();
-        opened.set(settings, clients);
-    }
-    let client = clients.get(registry);
-    if (!client) {
-        client = registries_open(settings, registry, daemon, runner);
-        clients.set(registry, client);
-        client.catch(() => clients.delete(registry));
-    }
-    return client;
-}
-/** Closes this run's registry connections. */
-async function closeRegistries(settings) {
-    const clients = opened.get(settings);
-    opened.delete(settings);
-    for (const c of clients?.values() ?? [])
-        (await c.catch(() => undefined))?.close();
-}
-/** What the registry holds for a tag, with the size of every manifest an index lists. */
-async function remoteImage(client, repository, tag) {
-    const m = await client.manifest(repository, tag);
-    if (!m)
-        return undefined;
-    const parts = isIndex(m)
-        ? (await Promise.all(m.manifests.map(async (d) => client.manifest(repository, d.digest)))).filter(x => x !== undefined)
-        : [m];
-    return { digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts) };
+    return held.bytes;
 }
 
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: ./src/phases/push/docker-cli-push.ts
+/** The docker CLI push strategy: `docker tag` and `docker push` per target, the digest it prints checked in the registry. */
+
+
+
+
+/** A failed `docker push`: its last lines, and whether its words say another try may succeed. */
+class DockerPushError extends Error {
+    transient;
+    constructor(message, transient) {
+        super(message);
+        this.transient = transient;
+    }
+}
+/** Tags and pushes one target with `docker push`, retrying transient failures; then checks the digest. */
+async function pushOne(ctx, p, t, config) {
+    const { runner, inputs } = ctx;
+    const env = config ? { DOCKER_CONFIG: config } : undefined;
+    const tagged = await runner.run(['docker', 'tag', t.source, t.target], {
+        root: true,
+        allowFailure: true
+    });
+    if (tagged.exitCode !== 0)
+        return failed(t, (0,errors/* tailLines */.os)(tagged.stderr || tagged.stdout, 3), 1);
+    const pushed = await retrying(inputs.pushRetries, [t.target], async () => {
+        const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
+        const out = `${r.stdout}\n${r.stderr}`;
+        if (r.exitCode !== 0) {
+            throw new DockerPushError((0,errors/* tailLines */.os)(r.stderr || r.stdout, 3), isTransient(out));
+        }
+        return parsePushOutput(out);
+    });
+    if (!pushed.ok)
+        return failed(t, (0,errors/* errorMessage */.gJ)(pushed.error), pushed.attempts);
+    const { value, attempts } = pushed;
+    if (!value)
+        return failed(t, 'docker push printed no digest', attempts);
+    try {
+        const size = await registries_confirm(p.facts.registries, t, value.digest);
+        const { source, target } = t;
+        return { source, target, digest: value.digest, size, status: 'pushed', attempts };
+    }
+    catch (e) {
+        return failed(t, (0,errors/* errorMessage */.gJ)(e), attempts);
+    }
+}
+/** Pushes every target of the plan with the docker CLI, one per worker of the pool. */
+const dockerCliPush = (ctx, p, pool, config) => pool(p.todo, async (t) => [await pushOne(ctx, p, t, config)]);
+
+;// CONCATENATED MODULE: ./src/phases/push/image-export.ts
+/**
+ * Exports an image from the daemon as a `docker save` stream: through the docker CLI or straight
+ * from the Engine API's socket, and begun ahead of its turn while the image before it is sent.
+ */
+
+
+/** Exports through the docker CLI (with sudo when the action is not root). */
+function cliExporter(runner) {
+    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
+}
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+function engineExporter(api) {
+    return async (id) => {
+        // No limit on the wait: the daemon writes the whole image out before the first byte.
+        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0);
+        let failed = '';
+        if (r.status !== 200) {
+            for await (const c of r.body)
+                failed += String(c);
+            failed = `Docker answered ${r.status}: ${failed.trim()}`;
+        }
+        const done = new Promise(resolve => {
+            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
+            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
+        });
+        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
+        return { stdout, done, kill: () => r.abort() };
+    };
+}
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder)
+ * before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+class ReadAhead {
+    base;
+    started = new Map();
+    constructor(base) {
+        this.base = base;
+    }
+    /** Begins exporting `id` now, for later. */
+    start(id) {
+        if (this.started.has(id))
+            return;
+        const p = this.base(id);
+        p.catch(() => undefined);
+        this.started.set(id, p);
+    }
+    /** The export of `id` begun ahead, else a new one. */
+    exporter = id => {
+        const p = this.started.get(id);
+        this.started.delete(id);
+        return p ?? this.base(id);
+    };
+    /** Stops the exports nobody took. */
+    async stop() {
+        const left = [...this.started.values()];
+        this.started.clear();
+        for (const p of left)
+            (await p.catch(() => undefined))?.kill();
+    }
+}
+
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/phases/push/layer-encoder.ts
+;// CONCATENATED MODULE: ./src/registry-client/gzip-encoder.ts
 /**
- * Encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
+ * The gzip encoder (with when gzip pays): encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
  * every core (the way pigz does: each block primed with the previous 32 KiB, joined by sync flushes).
  */
 
 
 
-
+/** Gzip is used only when it saves at least this share of a layer's bytes. */
+const MIN_SAVING = 0.1;
+/** How much of a layer's start is compressed to judge it. */
+const SAMPLE_BYTES = 256 << 10;
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
+function worthCompressing(sampleSize, compressedSize) {
+    return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING);
+}
+/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
+function gzipHeader() {
+    return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
+}
+/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
+function gzipTrailer(crc, size) {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(crc >>> 0, 0);
+    b.writeUInt32LE(size % 2 ** 32, 4);
+    return b;
+}
 const deflateRaw = (0,external_node_util_.promisify)(external_node_zlib_.deflateRaw);
 /** Bytes per block compressed at once; output does not depend on the number of cores. */
 const BLOCK_BYTES = 1 << 20;
@@ -39642,239 +42911,42 @@ class LayerEncoder {
     }
 }
 
-;// CONCATENATED MODULE: ./src/phases/push/tar.ts
-/**
- * Tar headers as `docker save` writes them (pure): ustar with its name prefix, PAX extended
- * headers (long names, sizes of 8 GiB and more) and GNU long names and base-256 sizes.
- */
-/** The size of a tar block; headers are one block, bodies are padded to whole blocks. */
-const BLOCK = 512;
-function tar_text(block, start, length) {
-    const field = block.subarray(start, start + length);
-    const end = field.indexOf(0);
-    return Buffer.from(end < 0 ? field : field.subarray(0, end)).toString('utf8');
-}
-/** A numeric field: octal text, or GNU base-256 when its first byte has the high bit set. */
-function numeric(block, start, length) {
-    if ((block[start] & 0x80) !== 0) {
-        let value = block[start] & 0x7f;
-        for (let i = start + 1; i < start + length; i++)
-            value = value * 256 + block[i];
-        return value;
-    }
-    const digits = tar_text(block, start, length).trim();
-    return digits === '' ? 0 : parseInt(digits, 8);
-}
-/** The header checksum: the sum of all bytes with the checksum field counted as spaces. */
-function checksumOk(block) {
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++)
-        sum += i >= 148 && i < 156 ? 32 : block[i];
-    return sum === numeric(block, 148, 8);
-}
-/**
- * Reads one 512-byte header; undefined for an all-zero block (the end of the archive). Throws on a
- * block that is not a header, which means the stream lost its framing.
- */
-function parseTarHeader(block) {
-    if (block.length !== BLOCK)
-        throw new Error(`a tar header is ${BLOCK} bytes, not ${block.length}`);
-    if (block.every(b => b === 0))
-        return undefined;
-    if (!checksumOk(block))
-        throw new Error('the image export is not a tar archive (bad header)');
-    let name = tar_text(block, 0, 100);
-    if (tar_text(block, 257, 5) === 'ustar') {
-        const prefix = tar_text(block, 345, 155);
-        if (prefix !== '')
-            name = `${prefix}/${name}`;
-    }
-    const flag = block[156] === 0 ? '0' : String.fromCharCode(block[156]);
-    return { name, size: numeric(block, 124, 12), type: flag };
-}
-/** PAX records (`<length> <key>=<value>\n`), of which `path` and `size` matter here. */
-function parsePaxRecords(data) {
-    const out = {};
-    const buf = Buffer.from(data);
-    let at = 0;
-    while (at < buf.length) {
-        const space = buf.indexOf(0x20, at);
-        if (space < 0)
-            break;
-        const length = Number(buf.subarray(at, space).toString('ascii'));
-        if (!Number.isInteger(length) || length <= 0)
-            break;
-        const record = buf.subarray(space + 1, at + length - 1).toString('utf8');
-        const eq = record.indexOf('=');
-        if (eq > 0)
-            out[record.slice(0, eq)] = record.slice(eq + 1);
-        at += length;
-    }
-    return out;
-}
-/** The header with what a preceding PAX header or GNU long name says about it. */
-function withExtensions(header, pax, longName) {
-    const name = pax?.path ?? longName ?? header.name;
-    const size = pax?.size !== undefined ? Number(pax.size) : header.size;
-    return { ...header, name, size };
-}
-/** Bytes of padding after a body of `size` bytes. */
-function padding(size) {
-    return (BLOCK - (size % BLOCK)) % BLOCK;
-}
+// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
+var tar_stream = __nccwpck_require__(6118);
+;// CONCATENATED MODULE: ./src/registry-client/tar.ts
 
-;// CONCATENATED MODULE: ./src/phases/push/tar-stream.ts
-
-const EMPTY = Buffer.alloc(0);
-const asBuffer = (v) => (typeof v === 'string' ? Buffer.from(v) : v);
-/** Bytes from an async source, taken exactly as many as asked. */
-class Bytes {
-    head = EMPTY;
-    it;
-    constructor(source) {
-        this.it = source[Symbol.asyncIterator]();
-    }
-    async more() {
-        const r = await this.it.next();
-        if (r.done === true)
-            return false;
-        this.head =
-            this.head.length === 0 ? asBuffer(r.value) : Buffer.concat([this.head, asBuffer(r.value)]);
-        return true;
-    }
-    /** Exactly n bytes, or fewer at the end of the source. */
-    async read(n) {
-        while (this.head.length < n)
-            if (!(await this.more()))
-                break;
-        const out = this.head.subarray(0, n);
-        this.head = this.head.subarray(out.length);
-        return out;
-    }
-    /** n bytes as they come; throws when the source ends first. */
-    async *take(n) {
-        let left = n;
-        while (left > 0) {
-            if (this.head.length === 0) {
-                const r = await this.it.next();
-                if (r.done === true)
-                    throw new Error('the image export ended in the middle of a file');
-                this.head = asBuffer(r.value);
-            }
-            const part = this.head.subarray(0, Math.min(left, this.head.length));
-            this.head = this.head.subarray(part.length);
-            left -= part.length;
-            yield part;
-        }
-    }
-    async skip(n) {
-        for await (const part of this.take(n))
-            void part;
-    }
-    /** Reads the source to its end (the archive's closing zeros): a pipe left unread never closes. */
-    async drain() {
-        this.head = EMPTY;
-        for (let r = await this.it.next(); r.done !== true; r = await this.it.next())
-            void r;
-    }
+/** What the parser says of an archive cut short, in words about the export. */
+function failure(e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return /unexpected end/i.test(message)
+        ? new Error('the image export ended in the middle of a file')
+        : new Error(`the image export is not a tar archive (${message})`);
 }
-/**
- * A stream's chunks as it emitted them. (A Readable's own async iterator joins the chunks that
- * piled up into a new buffer: a copy of every byte, and garbage to collect.)
- */
-function pieces(stream) {
-    return {
-        [Symbol.asyncIterator]() {
-            const queue = [];
-            let ended = false;
-            let failure;
-            let wake;
-            const notify = () => {
-                wake?.();
-                wake = undefined;
-            };
-            stream.on('data', (chunk) => {
-                queue.push(chunk);
-                if (queue.length >= 16)
-                    stream.pause();
-                notify();
-            });
-            stream.once('end', () => {
-                ended = true;
-                notify();
-            });
-            stream.once('close', () => {
-                ended = true;
-                notify();
-            });
-            stream.once('error', e => {
-                failure = e;
-                notify();
-            });
-            return {
-                async next() {
-                    while (queue.length === 0) {
-                        if (failure)
-                            throw failure;
-                        if (ended)
-                            return { done: true, value: undefined };
-                        stream.resume();
-                        await new Promise(r => (wake = r));
-                    }
-                    const value = queue.shift();
-                    if (queue.length < 4 && stream.isPaused())
-                        stream.resume();
-                    return { done: false, value };
-                }
-            };
-        }
-    };
-}
-/**
- * The regular files of a tar stream, in archive order (PAX and GNU long names applied); the source
- * is read to its end.
- */
+/** The regular files of a tar stream, in archive order; what a reader leaves of a body is skipped. */
 async function* tarEntries(source) {
-    const bytes = new Bytes(source);
-    let pax;
-    let longName;
-    for (;;) {
-        const block = await bytes.read(BLOCK);
-        if (block.length === 0)
-            return;
-        if (block.length < BLOCK)
-            throw new Error('the image export ended in the middle of a header');
-        const raw = parseTarHeader(block);
-        if (raw === undefined)
-            return bytes.drain();
-        if (raw.type === 'x' || raw.type === 'L') {
-            const data = await bytes.read(raw.size);
-            await bytes.skip(padding(raw.size));
-            if (raw.type === 'x')
-                pax = parsePaxRecords(data);
-            else
-                longName = data.toString('utf8').replace(/\0+$/, '');
-            continue;
+    const extract = tar_stream.extract();
+    source.once('error', e => extract.destroy(e));
+    source.pipe(extract);
+    try {
+        for await (const entry of extract) {
+            const { name, size = 0, type } = entry.header;
+            if (type === 'file' || type === 'contiguous-file') {
+                yield {
+                    name,
+                    size,
+                    body: () => entry[Symbol.asyncIterator]()
+                };
+            }
+            entry.resume();
         }
-        const header = withExtensions(raw, pax, longName);
-        pax = undefined;
-        longName = undefined;
-        let left = header.size;
-        if (header.type === '0' || header.type === '7') {
-            yield {
-                name: header.name,
-                size: header.size,
-                async *body() {
-                    for await (const part of bytes.take(left)) {
-                        left -= part.length;
-                        yield part;
-                    }
-                }
-            };
-        }
-        // Whatever the reader left of the body, and the padding, are skipped.
-        await bytes.skip(left);
-        await bytes.skip(padding(header.size));
+    }
+    catch (e) {
+        if (source.errored)
+            throw source.errored;
+        throw failure(e);
+    }
+    finally {
+        source.unpipe(extract);
     }
 }
 
@@ -39883,70 +42955,13 @@ async function* tarEntries(source) {
  * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
  * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
  * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
- * already holds, and puts one OCI manifest per tag.
+ * already holds, and puts one OCI manifest per tag. What it learns is kept per run and registry.
  */
 
 
 
 
 
-/** Exports through the docker CLI (with sudo when the action is not root). */
-function cliExporter(runner) {
-    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
-}
-/** Exports straight from the daemon's socket (no docker process, no pipe between). */
-function engineExporter(api) {
-    return async (id) => {
-        // No limit on the wait: the daemon writes the whole image out before the first byte.
-        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0);
-        let failed = '';
-        if (r.status !== 200) {
-            for await (const c of r.body)
-                failed += String(c);
-            failed = `Docker answered ${r.status}: ${failed.trim()}`;
-        }
-        const done = new Promise(resolve => {
-            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
-            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
-            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
-        });
-        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
-        return { stdout, done, kill: () => r.abort() };
-    };
-}
-/**
- * Exports started before their turn: the daemon writes an image out (to its own temp folder)
- * before the first byte streams, so the next image's export is begun while the
- * current one is sent. An export nobody takes is stopped at the end.
- */
-class ReadAhead {
-    base;
-    started = new Map();
-    constructor(base) {
-        this.base = base;
-    }
-    /** Begins exporting `id` now, for later. */
-    start(id) {
-        if (this.started.has(id))
-            return;
-        const p = this.base(id);
-        p.catch(() => undefined);
-        this.started.set(id, p);
-    }
-    /** The export of `id` begun ahead, else a new one. */
-    exporter = id => {
-        const p = this.started.get(id);
-        this.started.delete(id);
-        return p ?? this.base(id);
-    };
-    /** Stops the exports nobody took. */
-    async stop() {
-        const left = [...this.started.values()];
-        this.started.clear();
-        for (const p of left)
-            (await p.catch(() => undefined))?.kill();
-    }
-}
 /** What the run learned about one registry, shared by every job that pushes there. */
 class RegistryMemory {
     client;
@@ -39958,6 +42973,8 @@ class RegistryMemory {
     inFlight = new Map();
     /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
     entries = new Map();
+    /** Claims checked (`<diff_id> <blob digest>`): whether the blob really is that layer. */
+    checked = new Map();
     constructor(client) {
         this.client = client;
     }
@@ -39984,12 +43001,37 @@ async function ensureBlob(mem, repo, digest) {
     }
     return false;
 }
+/**
+ * Whether a blob another image's config names for a diff_id really is that layer. The config is
+ * a claim whoever pushed that tag made: a blob is linked for the layer only once its bytes, read
+ * back and hashed, are the layer (once per run and claim). Anything else sends the layer.
+ */
+function vouched(mem, diffId, claim) {
+    const key = `${diffId} ${claim.blob.digest}`;
+    let p = mem.checked.get(key);
+    if (!p) {
+        p = mem.client.layerDiffId(claim.repository, claim.blob).then(served => {
+            if (served !== diffId) {
+                lib_core/* warning */.$e(`${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`);
+            }
+            return served === diffId;
+        }, (e) => {
+            lib_core/* debug */.Yz(`${claim.blob.digest} could not be checked: ${(0,errors/* errorMessage */.gJ)(e)}`);
+            return false;
+        });
+        mem.checked.set(key, p);
+    }
+    return p;
+}
 /** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
 async function knownLayer(mem, job, repo, diffId) {
-    const elsewhere = job.known.get(diffId);
+    const claim = job.known.get(diffId);
+    // A blob this run sent is the layer it hashed; one only a config names is checked first.
+    const ours = mem.layers.get(diffId);
+    const elsewhere = !ours && claim && (await vouched(mem, diffId, claim)) ? claim : undefined;
     if (elsewhere)
         mem.held(elsewhere.blob.digest, elsewhere.repository);
-    const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter((d) => d !== undefined);
+    const candidates = [ours, elsewhere?.blob].filter((d) => d !== undefined);
     for (const d of candidates)
         if (await ensureBlob(mem, repo, d.digest))
             return d;
@@ -40148,7 +43190,7 @@ async function exportImage(mem, job, repo, have, exporter, sent, onConfig) {
     };
     let config = false;
     try {
-        for await (const entry of tarEntries(pieces(cmd.stdout))) {
+        for await (const entry of tarEntries(cmd.stdout)) {
             if (configNames.has(entry.name)) {
                 config = true;
                 wait(onConfig(await bytesOf(entry)));
@@ -40237,11 +43279,161 @@ async function uploadImage(mem, job, exporter, sent) {
     return { digest, size: [...sizes.values()].reduce((a, b) => a + b, 0) };
 }
 
+;// CONCATENATED MODULE: ./src/phases/push/registry-api-push.ts
+/**
+ * The registry API push strategy (Docker's classic image store): one image per registry at a time
+ * through the uploader, each read once from the daemon (begun ahead of its turn), layers the
+ * registry holds for earlier builds at the same tags reused once checked.
+ */
+
+
+
+
+
+
+
+
+
+function tagger(ctx, api) {
+    return async (t) => {
+        if (!api) {
+            await ctx.runner.run(['docker', 'tag', t.source, t.target], { root: true });
+            return;
+        }
+        const colon = t.target.lastIndexOf(':');
+        const repo = encodeURIComponent(t.target.slice(0, colon));
+        const tag = encodeURIComponent(t.target.slice(colon + 1));
+        await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`);
+    };
+}
+/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+const READ_AHEAD_BYTES = 1 << 30;
+function groups(p) {
+    const byKey = new Map();
+    for (const t of p.todo) {
+        const image = p.facts.locals.get(t.source);
+        const key = `${image.id} ${t.registry}`;
+        const g = byKey.get(key) ?? { image, registry: t.registry, targets: [] };
+        g.targets.push(t);
+        byKey.set(key, g);
+    }
+    return [...byKey.values()];
+}
+/**
+ * Layers the registry may hold for the images the targets' tags held before (earlier builds,
+ * other images sharing a base), as their configs claim: diff_id → blob, and a repository holding
+ * it. Whoever pushed those tags wrote the claims: the uploader checks each before linking it.
+ */
+async function knownLayers(p, g, run) {
+    const known = new Map();
+    for (const t of p.facts.targets.filter(x => x.registry === g.registry)) {
+        const held = p.facts.remote.get(t.target);
+        if (!held?.config || held.layers.length === 0)
+            continue;
+        try {
+            const ids = await run.configs(t.registry, t.repository, held.config);
+            if (ids.length !== held.layers.length)
+                continue;
+            ids.forEach((id, i) => {
+                // A layer an older engine could not pull is sent again rather than linked.
+                const blob = portableLayer(held.layers[i]);
+                if (blob)
+                    known.set(id, { blob, repository: t.repository });
+            });
+        }
+        catch (e) {
+            lib_core/* debug */.Yz(`Could not read the config ${t.target} holds: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        }
+    }
+    return known;
+}
+function mb(bytes) {
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+/** Pushes one image to its targets in one registry through the API, retrying transient failures. */
+async function registry_api_push_pushOne(ctx, p, g, run) {
+    let ready;
+    const names = g.targets.map(t => t.target);
+    const pushed = await retrying(ctx.inputs.pushRetries, names, async (attempt) => {
+        const sent = { layers: 0, gzipped: 0, bytes: 0 };
+        // In the retried work: a target that cannot be tagged, or a registry that cannot be reached,
+        // fails this image alone (the latter is retried), never the others.
+        if (!ready) {
+            // The target's name on the local image too, as docker push gives it (later steps may use it).
+            for (const t of g.targets)
+                await run.tag(t);
+            const mem = await run.memory(g.registry);
+            const job = {
+                id: g.image.id,
+                layers: g.image.layers,
+                tags: g.targets.map(t => ({ repository: t.repository, tag: t.tag })),
+                known: await knownLayers(p, g, run)
+            };
+            ready = { mem, job };
+        }
+        const { mem, job } = ready;
+        const r = await uploadImage(mem, job, run.exporter, sent);
+        const sizes = await Promise.all(g.targets.map(async (t) => registries_confirm(p.facts.registries, t, r.digest)));
+        const reused = new Set(job.layers).size - sent.layers;
+        lib_core/* info */.pq(`${g.targets[0].source}: ${sent.layers} layer(s) sent (${sent.gzipped} as gzip, ${mb(sent.bytes)}), ${Math.max(0, reused)} already in ${g.registry}`);
+        return g.targets.map((t, i) => ({
+            source: t.source,
+            target: t.target,
+            digest: r.digest,
+            size: sizes[i],
+            status: 'pushed',
+            attempts: attempt
+        }));
+    });
+    if (pushed.ok)
+        return pushed.value;
+    return g.targets.map(t => failed(t, (0,errors/* errorMessage */.gJ)(pushed.error), pushed.attempts));
+}
+/** Pushes the plan's images through the registry API, one image and registry per worker. */
+const registryApiPush = async (ctx, p, pool) => {
+    const memories = new Map();
+    const memory = (registry) => {
+        let m = memories.get(registry);
+        if (!m) {
+            m = p.facts.registries.client(registry).then(c => new RegistryMemory(c));
+            memories.set(registry, m);
+        }
+        return m;
+    };
+    const read = new Map();
+    const configs = (registry, repository, config) => {
+        let ids = read.get(config);
+        if (!ids) {
+            ids = memory(registry)
+                .then(async (m) => m.client.blob(repository, config))
+                .then(b => configDiffIds(b.toString('utf8')));
+            read.set(config, ids);
+        }
+        return ids;
+    };
+    // The daemon's socket when this process may open it; else docker save, through sudo if need be.
+    const api = await openEngineApi(ctx.host.dockerSocket);
+    const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner));
+    // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+    const held = new Set([...p.facts.remote.values()].map(r => r?.config));
+    const readAhead = (g) => {
+        if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
+            ahead.start(g.image.id);
+    };
+    const run = { memory, configs, exporter: ahead.exporter, tag: tagger(ctx, api) };
+    try {
+        return await pool(groups(p), async (g) => registry_api_push_pushOne(ctx, p, g, run), readAhead);
+    }
+    finally {
+        await ahead.stop();
+    }
+};
+
 ;// CONCATENATED MODULE: ./src/phases/push/apply.ts
-
-
-
-
+/**
+ * Carries out the push plan: the login into a per-job DOCKER_CONFIG, the plan's pushes by the
+ * strategy its way names, push-concurrency at a time, and the images output in input order.
+ */
 
 
 
@@ -40290,238 +43482,32 @@ async function addProxies(file, proxies) {
     const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
-const seconds = (n) => new Promise(res => setTimeout(res, n * 1000));
-function tagger(ctx, api) {
-    return async (t) => {
-        if (!api) {
-            await ctx.runner.run(['docker', 'tag', t.source, t.target], { root: true });
-            return;
-        }
-        const colon = t.target.lastIndexOf(':');
-        const repo = encodeURIComponent(t.target.slice(0, colon));
-        const tag = encodeURIComponent(t.target.slice(colon + 1));
-        await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`);
-    };
-}
-/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
-const READ_AHEAD_BYTES = 1 << 30;
-function client(ctx, p, registry) {
-    return registryClient(ctx.inputs, registry, p.facts.registryConfig, ctx.runner);
-}
-/**
- * Proves a push landed: the registry must hold, for the tag, the digest the push reported. Reads
- * the image's size there (config and layers).
- */
-async function apply_confirm(ctx, p, t, digest) {
-    const c = await client(ctx, p, t.registry);
-    const held = await remoteImage(c, t.repository, t.tag);
-    if (held?.digest !== digest) {
-        throw new errors/* HostError */.dh(`the push reported ${digest} but the registry holds ${held?.digest ?? 'nothing'} for ${t.tag}`);
-    }
-    return held.bytes;
-}
-function failed(t, error, attempts) {
-    return {
-        source: t.source,
-        target: t.target,
-        digest: '',
-        size: 0,
-        status: 'failed',
-        error,
-        attempts
-    };
-}
-/** Tags and pushes one target with `docker push`, retrying transient failures; then checks the digest. */
-async function dockerPushOne(ctx, p, t, config) {
-    const { runner, inputs } = ctx;
-    const env = config ? { DOCKER_CONFIG: config } : undefined;
-    const tagged = await runner.run(['docker', 'tag', t.source, t.target], {
-        root: true,
-        allowFailure: true
-    });
-    if (tagged.exitCode !== 0)
-        return failed(t, (0,errors/* tailLines */.os)(tagged.stderr || tagged.stdout, 3), 1);
-    for (let attempt = 1;; attempt++) {
-        const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
-        const out = `${r.stdout}\n${r.stderr}`;
-        if (r.exitCode === 0) {
-            const pushed = parsePushOutput(out);
-            if (!pushed)
-                return failed(t, 'docker push printed no digest', attempt);
-            try {
-                const size = await apply_confirm(ctx, p, t, pushed.digest);
-                return {
-                    ...failed(t, '', attempt),
-                    digest: pushed.digest,
-                    size,
-                    status: 'pushed',
-                    error: undefined
-                };
-            }
-            catch (e) {
-                return failed(t, (0,errors/* errorMessage */.gJ)(e), attempt);
-            }
-        }
-        const why = (0,errors/* tailLines */.os)(r.stderr || r.stdout, 3);
-        if (attempt > inputs.pushRetries || !isTransient(out))
-            return failed(t, why, attempt);
-        await retryAfter(ctx, [t], why, attempt);
-    }
-}
-/** Says a failed attempt will be retried, and waits the backoff. */
-async function retryAfter(ctx, targets, why, attempt) {
-    const wait = backoffSeconds(attempt);
-    for (const t of targets) {
-        lib_core/* info */.pq(`${t.target}: push failed (${why.split('\n').pop()}); retry ${attempt} of ${ctx.inputs.pushRetries} in ${wait} s`);
-    }
-    await seconds(wait);
-}
-function groups(p) {
-    const byKey = new Map();
-    for (const t of p.todo) {
-        const image = p.facts.locals.get(t.source);
-        const key = `${image.id} ${t.registry}`;
-        const g = byKey.get(key) ?? { image, registry: t.registry, targets: [] };
-        g.targets.push(t);
-        byKey.set(key, g);
-    }
-    return [...byKey.values()];
-}
-/**
- * Layers the registry holds for the images the targets' tags held before (earlier builds, other
- * images sharing a base), read from their configs: diff_id → blob, and a repository holding it.
- */
-async function knownLayers(p, g, configs) {
-    const known = new Map();
-    for (const t of p.facts.targets.filter(x => x.registry === g.registry)) {
-        const held = p.facts.remote.get(t.target);
-        if (!held?.config || held.layers.length === 0)
-            continue;
-        try {
-            const ids = await configs(t.registry, t.repository, held.config);
-            if (ids.length !== held.layers.length)
-                continue;
-            ids.forEach((id, i) => {
-                // A layer an older engine could not pull is sent again rather than linked.
-                const blob = portableLayer(held.layers[i]);
-                if (blob)
-                    known.set(id, { blob, repository: t.repository });
-            });
-        }
-        catch (e) {
-            lib_core/* debug */.Yz(`Could not read the config ${t.target} holds: ${(0,errors/* errorMessage */.gJ)(e)}`);
-        }
-    }
-    return known;
-}
-function mb(bytes) {
-    return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-/** Pushes one image to its targets in one registry through the API, retrying transient failures. */
-async function apiPushOne(ctx, p, g, memory, configs, exporter, tag) {
-    let ready;
-    for (let attempt = 1;; attempt++) {
-        const sent = { layers: 0, gzipped: 0, bytes: 0 };
-        try {
-            // In the try: a target that cannot be tagged, or a registry that cannot be reached, fails
-            // this image alone (the latter is retried), never the others.
-            if (!ready) {
-                // The target's name on the local image too, as docker push gives it (later steps may use it).
-                for (const t of g.targets)
-                    await tag(t);
-                const mem = await memory(g.registry);
-                const job = {
-                    id: g.image.id,
-                    layers: g.image.layers,
-                    tags: g.targets.map(t => ({ repository: t.repository, tag: t.tag })),
-                    known: await knownLayers(p, g, configs)
-                };
-                ready = { mem, job };
-            }
-            const { mem, job } = ready;
-            const r = await uploadImage(mem, job, exporter, sent);
-            const sizes = await Promise.all(g.targets.map(async (t) => apply_confirm(ctx, p, t, r.digest)));
-            const reused = new Set(job.layers).size - sent.layers;
-            lib_core/* info */.pq(`${g.targets[0].source}: ${sent.layers} layer(s) sent (${sent.gzipped} as gzip, ${mb(sent.bytes)}), ${Math.max(0, reused)} already in ${g.registry}`);
-            return g.targets.map((t, i) => ({
-                source: t.source,
-                target: t.target,
-                digest: r.digest,
-                size: sizes[i],
-                status: 'pushed',
-                attempts: attempt
-            }));
-        }
-        catch (e) {
-            const why = (0,errors/* errorMessage */.gJ)(e);
-            const transient = e instanceof RegistryError && e.transient;
-            if (attempt > ctx.inputs.pushRetries || !transient) {
-                return g.targets.map(t => failed(t, why, attempt));
-            }
-            await retryAfter(ctx, g.targets, why, attempt);
-        }
-    }
-}
 /**
  * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
  * `next` hears of the item that comes after each one taken.
  */
-async function pool(ctx, items, work, next = () => undefined) {
-    const results = [];
-    const queue = [...items];
-    await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
-        for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-            if (queue.length > 0)
-                next(queue[0]);
-            for (const r of await work(item)) {
-                lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
-                results.push(r);
+function workerPool(ctx) {
+    return async (items, work, next = () => undefined) => {
+        const results = [];
+        const queue = [...items];
+        await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
+            for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+                if (queue.length > 0)
+                    next(queue[0]);
+                for (const r of await work(item)) {
+                    lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
+                    results.push(r);
+                }
             }
-        }
-    }));
-    return results;
+        }));
+        return results;
+    };
 }
-/** The plan's pushes, by the way it chose; one registry memory per registry for the API. */
-async function pushAll(ctx, p, config) {
-    if (p.way === 'docker-push') {
-        return pool(ctx, p.todo, async (t) => [await dockerPushOne(ctx, p, t, config)]);
-    }
-    const memories = new Map();
-    const memory = (registry) => {
-        let m = memories.get(registry);
-        if (!m) {
-            m = client(ctx, p, registry).then(c => new RegistryMemory(c));
-            memories.set(registry, m);
-        }
-        return m;
-    };
-    const read = new Map();
-    const configs = (registry, repository, config) => {
-        let ids = read.get(config);
-        if (!ids) {
-            ids = memory(registry)
-                .then(async (m) => m.client.blob(repository, config))
-                .then(b => configDiffIds(b.toString('utf8')));
-            read.set(config, ids);
-        }
-        return ids;
-    };
-    // The daemon's socket when this process may open it; else docker save, through sudo if need be.
-    const api = await openEngineApi(ctx.host.dockerSocket);
-    const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner));
-    // An image some tag already holds needs no export; a large one would hold the daemon's disk.
-    const held = new Set([...p.facts.remote.values()].map(r => r?.config));
-    const readAhead = (g) => {
-        if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
-            ahead.start(g.image.id);
-    };
-    try {
-        return await pool(ctx, groups(p), async (g) => apiPushOne(ctx, p, g, memory, configs, ahead.exporter, tagger(ctx, api)), readAhead);
-    }
-    finally {
-        await ahead.stop();
-    }
-}
+/** The push strategies, chosen by the plan's way: the one place a way becomes code. */
+const STRATEGIES = {
+    'docker-push': dockerCliPush,
+    'registry-api': registryApiPush
+};
 /**
  * Carries out the push plan: the login, then the pushes with retries and digest checks. Sets the
  * images output (in the order of `images`); fails naming what did not land, after all were tried.
@@ -40530,10 +43516,10 @@ async function applyPush(p, ctx) {
     const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
     let results;
     try {
-        results = await pushAll(ctx, p, config);
+        results = await STRATEGIES[p.way](ctx, p, workerPool(ctx), config);
     }
     finally {
-        await closeRegistries(ctx.inputs);
+        await p.facts.registries.close();
     }
     const order = new Map(ctx.inputs.images.map((t, i) => [t.target, i]));
     const all = [...p.unchanged, ...results].sort((a, b) => (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
@@ -40557,6 +43543,10 @@ function verifyPush(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/detect.ts
+/**
+ * Detects what the push needs (reads only): the daemon's image store and registry settings, the
+ * local images, and what the registry holds for each target's tag.
+ */
 
 
 
@@ -40619,10 +43609,9 @@ async function detect_daemonFacts(runner, api) {
         .split('\t');
     return daemonFromInfo(status, registry, { http, https, noProxy });
 }
-async function readRemote(ctx, t, daemon) {
+async function readRemote(pool, t) {
     try {
-        const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner);
-        return await remoteImage(client, t.repository, t.tag);
+        return await (await pool.client(t.registry)).image(t.repository, t.tag);
     }
     catch (e) {
         lib_core/* debug */.Yz(`Could not read ${t.target} from its registry: ${(0,errors/* errorMessage */.gJ)(e)}`);
@@ -40641,13 +43630,15 @@ async function detectPush(ctx) {
     // The daemon's socket when this process may open it (no docker process per question).
     const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
     const daemon = targets.length > 0 ? await detect_daemonFacts(runner, api) : undefined;
+    const registryConfig = daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG;
     const facts = {
         dockerUp: daemon !== undefined,
         containerdStore: daemon?.containerdStore ?? false,
-        registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+        registryConfig,
         targets,
         locals,
-        remote
+        remote,
+        registries: new RegistryPool(inputs, registryConfig, runner, ctx.host)
     };
     if (!daemon)
         return facts;
@@ -40658,7 +43649,7 @@ async function detectPush(ctx) {
         if (image)
             locals.set(s, image);
     });
-    const held = await Promise.all(targets.map(async (t) => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined)));
+    const held = await Promise.all(targets.map(async (t) => (locals.has(t.source) ? readRemote(facts.registries, t) : undefined)));
     targets.forEach((t, i) => remote.set(t.target, held[i]));
     return facts;
 }
@@ -43847,6 +46838,7 @@ function readPostState(store = runnerState) {
 /* harmony export */   H5: () => (/* binding */ renameFile),
 /* harmony export */   Pe: () => (/* binding */ writeOwnedFile),
 /* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
+/* harmony export */   eK: () => (/* binding */ listDirMaybe),
 /* harmony export */   jp: () => (/* binding */ readFileMaybe),
 /* harmony export */   nM: () => (/* binding */ removeFile),
 /* harmony export */   t2: () => (/* binding */ exists)
@@ -43855,6 +46847,7 @@ function readPostState(store = runnerState) {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/** File adapters: reads and listings (root-only ones through the runner), atomic writes, renames, removals. */
 
 
 /** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
@@ -43871,6 +46864,24 @@ async function readFileMaybe(runner, file) {
     }
     const r = await runner.run(['cat', '--', file], { root: true, allowFailure: true });
     return r.exitCode === 0 ? r.stdout : undefined;
+}
+/**
+ * The names in a folder; none when it does not exist. One only root may read is listed through
+ * sudo when the action is not root.
+ */
+async function listDirMaybe(runner, dir) {
+    try {
+        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir);
+    }
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return [];
+        if (code !== 'EACCES' || runner.isRoot)
+            throw e;
+    }
+    const r = await runner.run(['ls', '-1', '--', dir], { root: true });
+    return r.stdout.split('\n').filter(Boolean);
 }
 /** True when the path exists (reads nothing in it). */
 async function exists(file) {

@@ -1,5 +1,7 @@
+/** The host's facts, read once before the phases: distribution, user, systemd, identity, Docker's socket and client config. */
 import {promises as fs} from 'node:fs'
 import * as os from 'node:os'
+import * as path from 'node:path'
 import {exists} from './system/files.js'
 import {parseOsRelease, type OsRelease} from './system/os-release.js'
 
@@ -33,6 +35,8 @@ export interface HostInfo {
    * without a docker process; undefined when the daemon is reached another way (tcp, ssh, a context).
    */
   dockerSocket?: string
+  /** The Docker client config folder a `docker` of this job reads (DOCKER_CONFIG, else ~/.docker). */
+  dockerConfigDir?: string
 }
 
 /**
@@ -77,6 +81,7 @@ export async function readHost(env = process.env): Promise<HostInfo> {
     systemd: await exists('/run/systemd/system'),
     tempDir: env.RUNNER_TEMP || os.tmpdir(),
     identity: hostIdentity(),
-    dockerSocket: dockerSocketOf(env, isRoot)
+    dockerSocket: dockerSocketOf(env, isRoot),
+    dockerConfigDir: env.DOCKER_CONFIG || path.join(os.homedir(), '.docker')
   }
 }

@@ -13,7 +13,7 @@ import {
   upstreamVersion,
   versionMatchesPin,
   type DebInfo
-} from '../../src/system/apt-model.js'
+} from '../../src/models/apt-model.js'
 
 const fixture = (name: string): string => readFileSync(`__fixtures__/apt/${name}`, 'utf8')
 

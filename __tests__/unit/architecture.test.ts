@@ -13,7 +13,9 @@ const SRC = 'src'
 const LAYERS: [RegExp, string][] = [
   [/^errors\.ts$/, 'errors'],
   [/^exec\//, 'the command runner'],
+  [/^models\//, 'pure models'],
   [/^(system|docker)\//, 'adapters'],
+  [/^registry-client\//, 'the registry client'],
   [/^(outputs|state|host|input-fields)\.ts$/, 'the run’s records'],
   [/^phases\/[^/]+\.ts$/, 'the phase contract'],
   [/^phases\/[^/]+\/[^/]+\.ts$/, 'phases'],
@@ -22,19 +24,51 @@ const LAYERS: [RegExp, string][] = [
   [/^index\.ts$/, 'the entry point']
 ]
 
-/** Model files: plain data in and out. */
+/**
+ * Model files: plain data in and out. Each says so in its header (`(pure`); the list names them
+ * (`*` one name), and the test holds list and headers to each other.
+ */
 const PURE = [
-  /^phases\/[^/]+\/(plan|inputs|facts)\.ts$/,
-  /^phases\/daemon\/(daemon-config|gpu|toolkit|proxy-plan|reload)\.ts$/,
-  /^phases\/registry\/(spec|htpasswd)\.ts$/,
-  /^phases\/push\/(image-list|push-result)\.ts$/,
-  /^phases\/gpus\/(gpu-query|lease)\.ts$/,
-  /^phases\/disk\/(sizes|inventory)\.ts$/,
-  /^docker\/.+\.ts$/,
-  /^system\/(apt-model|os-release|proc-net)\.ts$/,
-  /^input-fields\.ts$/,
-  /^summary\/(markdown|render)\.ts$/
+  'phases/*/plan.ts',
+  'phases/*/inputs.ts',
+  'phases/*/facts.ts',
+  'phases/daemon/{daemon-config,gpu,toolkit,proxy-plan,reload}.ts',
+  'phases/registry/{spec,htpasswd}.ts',
+  'phases/push/{image-list,push-result}.ts',
+  'phases/gpus/{gpu-query,lease}.ts',
+  'phases/disk/inventory.ts',
+  'docker/*.ts',
+  'models/*.ts',
+  'registry-client/manifest.ts',
+  'system/{os-release,proc-net}.ts',
+  'input-fields.ts',
+  'entries.ts',
+  'summary/{markdown,render}.ts'
 ]
+
+/** A list entry as the files it names: `*` one path segment, `{a,b}` either name. */
+function pattern(entry: string): RegExp {
+  const re = entry
+    .replace(/\./g, '\\.')
+    .replace(/\*/g, '[^/]+')
+    .replace(/\{([^}]+)\}/g, (_m, names: string) => `(${names.split(',').join('|')})`)
+  return new RegExp(`^${re}$`)
+}
+
+/** The alternatives of an entry, each its own entry (so each must name a file). */
+function expand(entry: string): string[] {
+  const m = /\{([^}]+)\}/.exec(entry)
+  return m ? m[1].split(',').flatMap(n => expand(entry.replace(m[0], n))) : [entry]
+}
+
+const isListedPure = (file: string): boolean => PURE.some(e => pattern(e).test(file))
+
+/** Whether a file's opening comment calls it pure (`(pure)`, `(pure constants)`, …). */
+function saysPure(file: string): boolean {
+  const header = /^\/\*\*([\s\S]*?)\*\//.exec(readFileSync(path.join(SRC, file), 'utf8'))
+  return header !== null && /\(pure\b/.test(header[1])
+}
+
 const IMPURE = [
   [/\basync\b/, 'async'],
   [/\bprocess\.env\b/, 'process.env'],
@@ -145,24 +179,58 @@ describe('model files', () => {
   it('are pure: no async, process.env, @actions/*, node:fs or node:child_process', () => {
     const impure: string[] = []
     for (const file of graph.keys()) {
-      if (!PURE.some(re => re.test(file))) continue
+      if (!isListedPure(file)) continue
       const text = readFileSync(path.join(SRC, file), 'utf8')
       for (const [re, what] of IMPURE) if (re.test(text)) impure.push(`${file}: ${what}`)
     }
     expect(impure).toEqual([])
   })
 
-  it('keep every input parser and planner under 60 lines', () => {
+  it('are the files whose headers say pure, and every entry of the list names a file', () => {
+    const files = [...graph.keys()].sort()
+    expect(files.filter(isListedPure)).toEqual(files.filter(saysPure))
+    const empty = PURE.flatMap(expand).filter(e => !files.some(f => pattern(e).test(f)))
+    expect(empty).toEqual([])
+  })
+})
+
+describe('parsers and planners', () => {
+  it('are each under 60 lines, every parse* and plan* function', () => {
     const long: string[] = []
     for (const file of graph.keys()) {
       const lines = readFileSync(path.join(SRC, file), 'utf8').split('\n')
       lines.forEach((line, i) => {
-        const m = /^(?:export )?function (plan\w*|parse\w*Inputs)\(/.exec(line)
+        const m = /^(?:export )?(?:async )?function (plan\w*|parse\w*)\(/.exec(line)
         if (!m) return
         const length = lines.slice(i).findIndex(l => l === '}') + 1
         if (length >= 60) long.push(`${file}: ${m[1]} is ${length} lines`)
       })
     }
     expect(long).toEqual([])
+  })
+})
+
+describe('ARCHITECTURE.md', () => {
+  const doc = readFileSync('ARCHITECTURE.md', 'utf8')
+  const named = [...doc.matchAll(/`([\w./<>-]+\.ts)`/g)].map(m => m[1])
+  const all = [...files(SRC), ...files('__tests__')].map(f => f.split(path.sep).join('/'))
+
+  it('names only files that are there', () => {
+    const missing = named.filter(
+      n => !n.includes('<') && !all.some(f => f === n || f.endsWith(`/${n}`))
+    )
+    expect(missing).toEqual([])
+  })
+
+  it('names every file of the push phase and of the registry client', () => {
+    const left = [...graph.keys()]
+      .filter(f => /^(phases\/push|registry-client)\//.test(f))
+      .filter(f => !named.some(n => n === path.posix.basename(f) || f.endsWith(n)))
+    expect(left).toEqual([])
+  })
+
+  it('shows every folder of src/ in its tree', () => {
+    const folders = readdirSync(SRC).filter(n => statSync(path.join(SRC, n)).isDirectory())
+    expect(folders.filter(d => !doc.includes(`src/${d}/`))).toEqual([])
   })
 })

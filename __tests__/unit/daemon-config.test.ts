@@ -42,7 +42,9 @@ describe('parseDaemonConfig', () => {
   it.each([
     ['{\n  "a": 1,\n  "b": \n}', 4],
     ['{\n  "runtimes": {\n    "nvidia": {\n      "path:" "x"\n    }\n  }\n}', 4],
-    ['{"a": 1}}', 1]
+    ['{"a": 1}}', 1],
+    ['{\n  "a": "x\ny"\n}', 2],
+    ['{\n  "a": [1,\n  2', 3]
   ])('refuses %j, naming the line', (text, line) => {
     let error: unknown
     try {

@@ -10,7 +10,7 @@ import {
   staleDockerSources,
   type EngineFacts
 } from '../../src/phases/engine/plan.js'
-import type {DebInfo} from '../../src/system/apt-model.js'
+import type {DebInfo} from '../../src/models/apt-model.js'
 import {parseWith, type RawOverrides} from './inputs-helper.js'
 
 const URL = 'https://download.docker.com/linux/debian'

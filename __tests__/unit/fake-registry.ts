@@ -14,6 +14,14 @@ export interface FakeRegistryOptions {
   password?: string
   /** Answers a blob upload's PATCH with 413 as soon as its body begins, as a full registry may. */
   refuseUploads?: boolean
+  /** Hands out upload Locations on this origin (storage on another host). */
+  uploadsAt?: string
+  /** Answers blob GET and HEAD with 307 to this origin (storage on another host). */
+  blobsAt?: string
+  /** Says this Docker-Content-Digest for every manifest it serves, whatever the body's. */
+  manifestDigest?: string
+  /** The token realm its bearer challenge names (default: its own /token). */
+  realm?: string
 }
 
 interface Stored {
@@ -108,7 +116,7 @@ export class FakeRegistry {
     const value =
       this.options.auth === 'basic'
         ? 'Basic realm="fake"'
-        : `Bearer realm="http://${this.host}/token",service="fake"`
+        : `Bearer realm="${this.options.realm ?? `http://${this.host}/token`}",service="fake"`
     res.writeHead(401, {'WWW-Authenticate': value, 'Content-Type': 'application/json'})
     res.end(JSON.stringify({errors: [{code: 'UNAUTHORIZED', message: 'authentication required'}]}))
   }
@@ -166,7 +174,8 @@ export class FakeRegistry {
       }
       const uid = `u${++this.next}`
       this.uploads.set(uid, [])
-      res.writeHead(202, {Location: `/v2/${repo}/blobs/uploads/${uid}?_state=s`}).end()
+      const at = this.options.uploadsAt ?? ''
+      res.writeHead(202, {Location: `${at}/v2/${repo}/blobs/uploads/${uid}?_state=s`}).end()
       return
     }
     const parts = this.uploads.get(id)
@@ -203,6 +212,10 @@ export class FakeRegistry {
     const data = this.links.get(repo)?.has(digest) ? this.blobs.get(digest) : undefined
     if (!data) {
       res.writeHead(404).end()
+      return
+    }
+    if (this.options.blobsAt !== undefined) {
+      res.writeHead(307, {Location: `${this.options.blobsAt}/blobs/${digest}?signature=s`}).end()
       return
     }
     res.writeHead(200, {'Content-Length': String(data.length), 'Docker-Content-Digest': digest})
@@ -247,8 +260,70 @@ export class FakeRegistry {
     res.writeHead(200, {
       'Content-Type': m.type,
       'Content-Length': String(m.body.length),
-      'Docker-Content-Digest': digestOf(m.body)
+      'Docker-Content-Digest': this.options.manifestDigest ?? digestOf(m.body)
     })
     res.end(method === 'HEAD' ? undefined : m.body)
+  }
+}
+
+export interface FakeStorageOptions {
+  /** Answers every request 401 with a bearer challenge naming a realm on itself. */
+  challenge?: boolean
+  /** Serves the token `good-token` at /token to this Authorization (a registry's token service). */
+  tokenFor?: string
+}
+
+/**
+ * Object storage on another origin of 127.0.0.1 (as S3, GCS or Azure stand behind a registry):
+ * serves blobs, or answers 401 with a challenge of its own; records what it was sent.
+ */
+export class FakeStorage {
+  readonly seen: Seen[] = []
+  /** The blobs it serves at /blobs/<digest> (a registry's, behind its redirects). */
+  blobs = new Map<string, Buffer>()
+  private server?: http.Server
+  port = 0
+
+  constructor(private readonly options: FakeStorageOptions = {}) {}
+
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  async start(): Promise<this> {
+    this.server = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        const url = new URL(req.url ?? '/', this.origin)
+        const method = req.method ?? 'GET'
+        this.seen.push({method, path: url.pathname, authorization: req.headers.authorization})
+        if (url.pathname === '/token' && this.options.tokenFor !== undefined) {
+          const ok = req.headers.authorization === this.options.tokenFor
+          res.writeHead(ok ? 200 : 401, {'Content-Type': 'application/json'})
+          res.end(ok ? JSON.stringify({token: 'good-token'}) : '{}')
+          return
+        }
+        if (this.options.challenge === true) {
+          const value = `Bearer realm="${this.origin}/token",service="storage"`
+          res.writeHead(401, {'WWW-Authenticate': value}).end()
+          return
+        }
+        const data = this.blobs.get(url.pathname.replace(/^\/blobs\//, ''))
+        if (!data) {
+          res.writeHead(404).end()
+          return
+        }
+        res.writeHead(200, {'Content-Length': String(data.length)})
+        res.end(method === 'HEAD' ? undefined : data)
+      })
+    })
+    await new Promise<void>(r => this.server?.listen(0, '127.0.0.1', r))
+    this.port = (this.server.address() as AddressInfo).port
+    return this
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections()
+    await new Promise(r => this.server?.close(r))
   }
 }

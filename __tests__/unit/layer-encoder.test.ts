@@ -1,7 +1,7 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {gunzipSync} from 'node:zlib'
 import {describe, expect, it} from '@jest/globals'
-import {judgeCompression, LayerEncoder} from '../../src/phases/push/layer-encoder.js'
+import {judgeCompression, LayerEncoder} from '../../src/registry-client/gzip-encoder.js'
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 

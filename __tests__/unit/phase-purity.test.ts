@@ -13,7 +13,8 @@ import {proxyPhase} from '../../src/phases/proxy/phase.js'
 import type {ProxyFacts} from '../../src/phases/proxy/plan.js'
 import {pushPhase} from '../../src/phases/push/phase.js'
 import type {PushFacts} from '../../src/phases/push/plan.js'
-import {DEFAULT_REGISTRY_CONFIG} from '../../src/phases/push/transport.js'
+import type {RegistryPool} from '../../src/phases/push/registries.js'
+import {DEFAULT_REGISTRY_CONFIG} from '../../src/registry-client/transport.js'
 import {registryPhase} from '../../src/phases/registry/phase.js'
 import type {RegistryFacts} from '../../src/phases/registry/plan.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
@@ -93,7 +94,9 @@ const pushFacts: PushFacts = {
     ['app:1', {id: 'a', repoDigests: [`localhost:5000/app@${D}`], size: 1, layers: []}],
     ['tool:2', {id: 't', repoDigests: [], size: 2, layers: []}]
   ]),
-  remote: new Map([['localhost:5000/app:1', {digest: D, config: 'a', layers: [], bytes: 1}]])
+  remote: new Map([['localhost:5000/app:1', {digest: D, config: 'a', layers: [], bytes: 1}]]),
+  // The planner never opens a registry client.
+  registries: {} as RegistryPool
 }
 
 const gpu = (index: number, memoryUsed: number) => ({

@@ -3,8 +3,6 @@ import {
   blobPathDigest,
   compressionOf,
   configDiffIds,
-  gzipHeader,
-  gzipTrailer,
   imageBytes,
   imageManifest,
   isIndex,
@@ -12,9 +10,9 @@ import {
   MEDIA,
   parseManifest,
   portableLayer,
-  sha256Digest,
-  worthCompressing
-} from '../../src/phases/push/manifest.js'
+  sha256Digest
+} from '../../src/registry-client/manifest.js'
+import {gzipHeader, gzipTrailer, worthCompressing} from '../../src/registry-client/gzip-encoder.js'
 
 const d = (c: string, size: number, mediaType: string = MEDIA.layerGzip) => ({
   mediaType,

@@ -7,7 +7,8 @@ import {
   type PushFacts,
   type RemoteImage
 } from '../../src/phases/push/plan.js'
-import {DEFAULT_REGISTRY_CONFIG} from '../../src/phases/push/transport.js'
+import type {RegistryPool} from '../../src/phases/push/registries.js'
+import {DEFAULT_REGISTRY_CONFIG} from '../../src/registry-client/transport.js'
 
 const registry = parseRegistryAddress('localhost:5000')
 const D1 = `sha256:${'1'.repeat(64)}`
@@ -33,6 +34,8 @@ function facts(o: Partial<PushFacts> = {}): PushFacts {
     targets,
     locals: LOCALS,
     remote: new Map(),
+    // The planner never opens a registry client.
+    registries: {} as RegistryPool,
     ...o
   }
 }

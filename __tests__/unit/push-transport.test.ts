@@ -7,9 +7,9 @@ import {
   proxyFor,
   registryHostname,
   requestProxies,
-  schemesFor,
-  storedCredentials
-} from '../../src/phases/push/transport.js'
+  schemesFor
+} from '../../src/registry-client/transport.js'
+import {storedCredentials} from '../../src/registry-client/auth.js'
 
 /** What Docker 20.10 prints for `docker info --format '{{json .RegistryConfig}}'` with one insecure registry. */
 const INFO = JSON.stringify({

@@ -1,16 +1,23 @@
 import {afterEach, describe, expect, it} from '@jest/globals'
-import {RegistryClient} from '../../src/phases/push/registry-api.js'
-import {RegistryError} from '../../src/phases/push/registry-http.js'
-import type {Scheme} from '../../src/phases/push/transport.js'
-import {FakeRegistry} from './fake-registry.js'
+import {RegistryClient} from '../../src/registry-client/client.js'
+import {RegistryError} from '../../src/registry-client/http.js'
+import {registryEndpoint, type Scheme} from '../../src/registry-client/transport.js'
+import {FakeRegistry, FakeStorage} from './fake-registry.js'
 
 const HTTP: Scheme[] = [{scheme: 'http', verify: false}]
 let reg: FakeRegistry
-afterEach(async () => reg?.stop())
+let storage: FakeStorage | undefined
+afterEach(async () => {
+  await reg?.stop()
+  await storage?.stop()
+  storage = undefined
+})
+const BASIC = `Basic ${Buffer.from('ci:s3cret').toString('base64')}`
 
-function client(o: {user?: string; password?: string; schemes?: typeof HTTP} = {}) {
+function client(o: {user?: string; password?: string; schemes?: typeof HTTP; host?: string} = {}) {
   return new RegistryClient({
-    host: reg.host,
+    host: o.host ?? reg.host,
+    endpoint: reg.host,
     schemes: o.schemes ?? HTTP,
     cas: [],
     username: o.user,
@@ -146,5 +153,90 @@ describe('the registry client', () => {
     const e = await c.manifest('app', '1').catch((x: unknown) => x)
     expect((e as RegistryError).transient).toBe(true)
     expect((e as Error).message).toMatch(/cannot reach 127\.0\.0\.1:\d+: .*ECONNREFUSED/)
+  })
+
+  it("keeps the registry's credentials from a challenge of its upload storage's", async () => {
+    // The challenge's realm is the storage itself, to see whether credentials are sent there.
+    storage = await new FakeStorage({challenge: true}).start()
+    reg = await new FakeRegistry({
+      auth: 'basic',
+      user: 'ci',
+      password: 's3cret',
+      uploadsAt: storage.origin
+    }).start()
+    const c = client({user: 'ci', password: 's3cret'})
+    // Storage that answers 401 fails the request it answered, in its words...
+    const e = await c
+      .putBlob('one', `sha256:${'1'.repeat(64)}`, Buffer.from('1'))
+      .catch((x: unknown) => x)
+    expect((e as Error).message).toContain('answered 401')
+    // ...and is not the registry: the next repository is still the registry's to authorize.
+    await c.putBlob('two', `sha256:${'2'.repeat(64)}`, Buffer.from('2')).catch(() => undefined)
+    expect(storage.seen.length).toBeGreaterThanOrEqual(2)
+    expect(storage.seen.filter(s => s.authorization !== undefined)).toEqual([])
+    const posts = reg.seen.filter(s => s.method === 'POST')
+    expect(posts.map(s => s.authorization)).toEqual([BASIC, BASIC])
+    c.close()
+  })
+
+  it('follows blob redirects to storage for reads, without the credentials', async () => {
+    storage = await new FakeStorage().start()
+    reg = await new FakeRegistry({
+      auth: 'basic',
+      user: 'ci',
+      password: 's3cret',
+      blobsAt: storage.origin
+    }).start()
+    storage.blobs = reg.blobs
+    const d = reg.seed('app', Buffer.from('config bytes'))
+    const c = client({user: 'ci', password: 's3cret'})
+    expect(await c.blobSize('app', d)).toBe(12)
+    expect((await c.blob('app', d)).toString()).toBe('config bytes')
+    expect(await c.blobSize('app', `sha256:${'0'.repeat(64)}`)).toBeUndefined()
+    expect(storage.seen.map(s => `${s.method} ${s.path}`)).toEqual([
+      `HEAD /blobs/${d}`,
+      `GET /blobs/${d}`
+    ])
+    expect(storage.seen.filter(s => s.authorization !== undefined)).toEqual([])
+    c.close()
+  })
+
+  it('refuses a manifest whose Docker-Content-Digest is not the digest of its body', async () => {
+    reg = await new FakeRegistry({manifestDigest: `sha256:${'f'.repeat(64)}`}).start()
+    const c = client()
+    await c.putManifest(
+      'app',
+      '1',
+      '{"schemaVersion":2}',
+      'application/vnd.oci.image.manifest.v1+json'
+    )
+    const e = await c.manifest('app', '1').catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(RegistryError)
+    expect((e as RegistryError).transient).toBe(false)
+    expect((e as Error).message).toContain(`sha256:${'f'.repeat(64)}`)
+    c.close()
+  })
+
+  it('reaches docker.io at registry-1.docker.io, authorized by the realm its challenge names', async () => {
+    expect(registryEndpoint('docker.io')).toBe('registry-1.docker.io')
+    expect(registryEndpoint('index.docker.io')).toBe('registry-1.docker.io')
+    expect(registryEndpoint('ghcr.io')).toBe('ghcr.io')
+    expect(registryEndpoint('localhost:5000')).toBe('localhost:5000')
+    const hub = new RegistryClient({host: 'docker.io', schemes: HTTP, cas: []})
+    expect(hub.endpoint).toBe('registry-1.docker.io')
+    // Docker Hub's API and its token service (auth.docker.io) stand in on 127.0.0.1.
+    storage = await new FakeStorage({tokenFor: BASIC}).start()
+    reg = await new FakeRegistry({
+      auth: 'bearer',
+      user: 'ci',
+      password: 's3cret',
+      realm: `${storage.origin}/token`
+    }).start()
+    const c = client({host: 'docker.io', user: 'ci', password: 's3cret'})
+    await upload(c, 'library/app', Buffer.from('a'))
+    expect(storage.seen.map(s => [s.path, s.authorization])).toEqual([['/token', BASIC]])
+    const api = reg.seen.filter(s => s.path.startsWith('/v2/library'))
+    expect(api.every(s => s.authorization === 'Bearer good-token')).toBe(true)
+    c.close()
   })
 })

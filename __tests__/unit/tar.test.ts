@@ -4,13 +4,7 @@ import {tmpdir} from 'node:os'
 import * as path from 'node:path'
 import {Readable} from 'node:stream'
 import {describe, expect, it} from '@jest/globals'
-import {
-  padding,
-  parsePaxRecords,
-  parseTarHeader,
-  withExtensions
-} from '../../src/phases/push/tar.js'
-import {pieces, tarEntries} from '../../src/phases/push/tar-stream.js'
+import {tarEntries} from '../../src/registry-client/tar.js'
 import {header, tarArchive} from './save-archive.js'
 
 /** The entries of an archive fed in chunks of `size` bytes, bodies read whole. */
@@ -27,59 +21,46 @@ async function read(archive: Buffer, size = 999): Promise<[string, string][]> {
   return out
 }
 
-describe('tar headers', () => {
-  it.each<[string, Buffer, {name: string; size: number; type: string}]>([
-    ['a file', header('a/layer.tar', 1536), {name: 'a/layer.tar', size: 1536, type: '0'}],
-    [
-      'a PAX header',
-      header('PaxHeaders.0/x', 30, 'x'),
-      {name: 'PaxHeaders.0/x', size: 30, type: 'x'}
-    ],
-    [
-      'a size of 8 GiB and more in base-256',
-      header('big', 9 * 2 ** 30, '0', true),
-      {name: 'big', size: 9 * 2 ** 30, type: '0'}
-    ]
-  ])('reads %s', (_name, block, expected) => {
-    expect(parseTarHeader(block)).toEqual(expected)
-  })
+/** The names of a stream's entries, bodies read whole. */
+async function entryNames(stream: Readable): Promise<string[]> {
+  const names: string[] = []
+  for await (const e of tarEntries(stream)) {
+    for await (const p of e.body()) void p
+    names.push(e.name)
+  }
+  return names
+}
 
-  it('joins the ustar prefix and name', () => {
-    const b = header('layer.tar', 0)
+describe('tar headers', () => {
+  it('joins the ustar prefix and name', async () => {
+    const b = header('layer.tar', 2)
     b.write('blobs/sha256', 345)
     // The checksum covers the prefix: recompute it.
     b.write('        ', 148)
     let sum = 0
     for (const byte of b) sum += byte
     b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
-    expect(parseTarHeader(b)?.name).toBe('blobs/sha256/layer.tar')
+    const archive = Buffer.concat([b, Buffer.from('ok'), Buffer.alloc(510 + 1024)])
+    expect(await read(archive)).toEqual([['blobs/sha256/layer.tar', 'ok']])
   })
 
-  it('ends at a zero block and refuses a block that is not a header', () => {
-    expect(parseTarHeader(Buffer.alloc(512))).toBeUndefined()
-    const bad = header('x', 1)
+  it('refuses a block that is not a header', async () => {
+    const bad = Buffer.concat([header('x', 1), Buffer.alloc(1535)])
     bad[0] = 0x41
-    expect(() => parseTarHeader(bad)).toThrow('not a tar archive')
-    expect(() => parseTarHeader(Buffer.alloc(10))).toThrow('512 bytes')
+    await expect(read(bad)).rejects.toThrow('not a tar archive')
   })
 
-  it('reads PAX records and applies path and size', () => {
-    const records = parsePaxRecords(Buffer.from('20 path=abc/def.txt\n15 size=123456\n'))
-    expect(records).toEqual({path: 'abc/def.txt', size: '123456'})
-    expect(withExtensions({name: 'short', size: 0, type: '0'}, records, undefined)).toEqual({
-      name: 'abc/def.txt',
-      size: 123456,
-      type: '0'
-    })
-    expect(withExtensions({name: 's', size: 1, type: '0'}, undefined, 'long/name')).toEqual({
-      name: 'long/name',
-      size: 1,
-      type: '0'
-    })
-  })
-
-  it('pads bodies to whole blocks', () => {
-    expect([0, 1, 511, 512, 513].map(padding)).toEqual([0, 511, 1, 0, 511])
+  it('applies the path and size of PAX records', async () => {
+    const records = Buffer.from('20 path=abc/def.txt\n11 size=3\n')
+    const archive = Buffer.concat([
+      header('PaxHeaders.0/x', records.length, 'x'),
+      records,
+      Buffer.alloc(512 - records.length),
+      header('short', 0),
+      Buffer.from('abc'),
+      Buffer.alloc(509 + 1024)
+    ])
+    expect(await read(archive)).toEqual([['abc/def.txt', 'abc']])
   })
 })
 
@@ -119,6 +100,13 @@ describe('reading a tar stream', () => {
     expect(firstPart).toBeGreaterThan(0)
   })
 
+  it('fails with the error of the stream it reads (the daemon went away)', async () => {
+    const broken = new Readable({read() {}})
+    broken.push(archive.subarray(0, 700))
+    setTimeout(() => broken.destroy(new Error('the daemon went away')), 5)
+    await expect(entryNames(broken)).rejects.toThrow('the daemon went away')
+  })
+
   it('fails on an archive that ends in the middle of a file', async () => {
     await expect(read(archive.subarray(0, 2000))).rejects.toThrow('ended in the middle')
   })
@@ -137,28 +125,5 @@ describe('reading a tar stream', () => {
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
-  })
-})
-
-describe('pieces of a stream', () => {
-  it('gives the chunks as the stream emitted them, however many piled up', async () => {
-    const chunks = Array.from({length: 40}, (_, i) => Buffer.alloc(1000, i))
-    const got: Buffer[] = []
-    for await (const c of pieces(Readable.from(chunks))) {
-      got.push(c)
-      await new Promise(r => setTimeout(r, 1))
-    }
-    expect(got.map(c => c.length)).toEqual(chunks.map(c => c.length))
-    expect(Buffer.concat(got).equals(Buffer.concat(chunks))).toBe(true)
-  })
-
-  it('ends when the stream is destroyed, and throws its error', async () => {
-    const broken = new Readable({read() {}})
-    broken.push(Buffer.from('a'))
-    setTimeout(() => broken.destroy(new Error('the daemon went away')), 5)
-    const read = async (): Promise<void> => {
-      for await (const c of pieces(broken)) void c
-    }
-    await expect(read()).rejects.toThrow('the daemon went away')
   })
 })

@@ -1,17 +1,17 @@
 import {randomBytes} from 'node:crypto'
 import {gunzipSync, gzipSync} from 'node:zlib'
 import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
-import {MEDIA} from '../../src/phases/push/manifest.js'
-import {RegistryClient} from '../../src/phases/push/registry-api.js'
-import {RegistryError} from '../../src/phases/push/registry-http.js'
+import {MEDIA} from '../../src/registry-client/manifest.js'
+import {RegistryClient} from '../../src/registry-client/client.js'
+import {RegistryError} from '../../src/registry-client/http.js'
+import {cliExporter} from '../../src/phases/push/image-export.js'
 import {
-  cliExporter,
   RegistryMemory,
   uploadImage,
   type Sent,
   type UploadJob
 } from '../../src/phases/push/uploader.js'
-import {FakeRegistry} from './fake-registry.js'
+import {FakeRegistry, FakeStorage} from './fake-registry.js'
 import {FakeRunner} from './fake-runner.js'
 import {dockerSave, image, layer, type SavedImage} from './save-archive.js'
 
@@ -165,6 +165,75 @@ describe('the uploader', () => {
     await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
     expect(held('app', '1').m.layers[0].digest).toBe(gz)
     expect(patches()).toBe(1)
+  })
+
+  it('links no blob a config the tag held merely claims for a layer: it checks the blob first', async () => {
+    const img = image([base, big])
+    // Whoever pushed app:1 before named a blob of other bytes as the base layer's diff_id.
+    const planted = gzipSync(other)
+    const pd = reg.seed('app', planted)
+    const genuine = gzipSync(base, {level: 9})
+    const gd = reg.seed('app', genuine)
+    const j = job(img, [['app', '2']])
+    j.known.set(img.diffIds[0], {
+      blob: {mediaType: MEDIA.layerGzip, digest: pd, size: planted.length},
+      repository: 'app'
+    })
+    j.known.set(img.diffIds[1], {
+      blob: {mediaType: MEDIA.layerGzip, digest: gd, size: genuine.length},
+      repository: 'app'
+    })
+    const runner = runnerFor([img, dockerSave(img, 'oci')])
+    await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
+    const {m, layers} = held('app', '2')
+    expect(m.layers.map(l => l.digest)).not.toContain(pd)
+    expect(m.layers.map(l => l.digest)).not.toContain(gd)
+    expect(layers[0].equals(base)).toBe(true)
+    expect(layers[1].equals(big)).toBe(true)
+  })
+
+  it('reuses layers a registry redirects to storage, reading them there without credentials', async () => {
+    const storage = await new FakeStorage().start()
+    const behind = await new FakeRegistry({
+      auth: 'basic',
+      user: 'ci',
+      password: 's3cret',
+      blobsAt: storage.origin
+    }).start()
+    storage.blobs = behind.blobs
+    const c = new RegistryClient({
+      host: behind.host,
+      schemes: [{scheme: 'http', verify: false}],
+      cas: [],
+      username: 'ci',
+      password: 's3cret'
+    })
+    try {
+      const img = image([base, big])
+      const runner = runnerFor([img, dockerSave(img, 'oci')])
+      const first = await uploadImage(
+        new RegistryMemory(c),
+        job(img, [['app', '1']]),
+        cliExporter(runner),
+        counts()
+      )
+      const j = job(img, [['app', '2']])
+      const m = JSON.parse(behind.manifests.get('app:1')?.body.toString() ?? '{}') as {
+        layers: {mediaType: string; digest: string; size: number}[]
+      }
+      m.layers.forEach((l, i) => j.known.set(img.diffIds[i], {blob: l, repository: 'app'}))
+      const sent = counts()
+      const again = await uploadImage(new RegistryMemory(c), j, cliExporter(runner), sent)
+      expect(again.digest).toBe(first.digest)
+      expect(sent.layers).toBe(0)
+      expect(saves(runner)).toBe(1)
+      expect(storage.seen.length).toBeGreaterThan(0)
+      expect(storage.seen.filter(x => x.authorization !== undefined)).toEqual([])
+    } finally {
+      c.close()
+      await behind.stop()
+      await storage.stop()
+    }
   })
 
   it('sends again into a repository when the registry will not link blobs across repositories', async () => {

@@ -1,3 +1,4 @@
+/** An apt repository of the action's own: its signing key fetched and checked, its sources file written, stale copies of it set aside. */
 import {randomUUID} from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import * as os from 'node:os'
@@ -6,7 +7,7 @@ import * as core from '@actions/core'
 import {downloadTool} from '@actions/tool-cache'
 import type {CommandRunner} from '../exec/runner.js'
 import {HostError, errorMessage} from '../errors.js'
-import {MAIN_SOURCES, type SourceFile, type SourceFix} from './apt-model.js'
+import {MAIN_SOURCES, type SourceFile, type SourceFix} from '../models/apt-model.js'
 import {readFileMaybe, renameFile, writeFileAtomic} from './files.js'
 
 /** Suffix given to stale source files set aside (apt ignores it; nothing is deleted). */

@@ -1,3 +1,4 @@
+/** apt and dpkg through the runner: what is installed, held and available, and installing, removing and holding packages. */
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import * as core from '@actions/core'
@@ -16,7 +17,7 @@ import {
   parsePolicy,
   resolvePin,
   type DebInfo
-} from './apt-model.js'
+} from '../models/apt-model.js'
 
 /** Installed versions of `names` (absent names are not installed). Reads dpkg's database only. */
 export async function installedPackages(

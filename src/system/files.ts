@@ -1,3 +1,4 @@
+/** File adapters: reads and listings (root-only ones through the runner), atomic writes, renames, removals. */
 import {promises as fs, constants} from 'node:fs'
 import * as path from 'node:path'
 import type {CommandRunner} from '../exec/runner.js'
@@ -16,6 +17,22 @@ export async function readFileMaybe(
   }
   const r = await runner.run(['cat', '--', file], {root: true, allowFailure: true})
   return r.exitCode === 0 ? r.stdout : undefined
+}
+
+/**
+ * The names in a folder; none when it does not exist. One only root may read is listed through
+ * sudo when the action is not root.
+ */
+export async function listDirMaybe(runner: CommandRunner, dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return []
+    if (code !== 'EACCES' || runner.isRoot) throw e
+  }
+  const r = await runner.run(['ls', '-1', '--', dir], {root: true})
+  return r.stdout.split('\n').filter(Boolean)
 }
 
 /** True when the path exists (reads nothing in it). */

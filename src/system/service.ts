@@ -1,11 +1,12 @@
+/** Docker's service: which manager runs it, and starting, stopping, restarting and reloading it through that one. */
 import type {CommandRunner} from '../exec/runner.js'
 import type {EngineApi} from './engine-api.js'
 import {HostError, tailLines} from '../errors.js'
 import {exists, readFileMaybe, removeFile, writeFileAtomic} from './files.js'
 import {pidAlive} from './process.js'
+import type {ServiceManager} from '../models/service-manager.js'
 
-/** How Docker's service is run on this host. */
-export type ServiceManager = 'systemd' | 'sysv' | 'direct'
+export type {ServiceManager} from '../models/service-manager.js'
 
 /** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
 export const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log'

@@ -21,95 +21,35 @@ export class DaemonConfigParseError extends Error {
   }
 }
 
-class ScanError extends Error {
-  constructor(readonly offset: number) {
-    super(`JSON syntax error at ${offset}`)
+/** Where JSON.parse stopped in `text`, as its message says (`at position N`, or the end). */
+function positionIn(message: string, text: string): number | undefined {
+  if (message.startsWith('Unexpected end of JSON input')) return text.length
+  const m = /at position (\d+)/.exec(message)
+  return m ? Number(m[1]) : undefined
+}
+
+/** Whether `prefix` is JSON, or JSON cut short: nothing wrong before its end. */
+function soundUpTo(prefix: string): boolean {
+  try {
+    JSON.parse(prefix)
+    return true
+  } catch (e) {
+    return positionIn((e as Error).message, prefix) === prefix.length
   }
 }
 
 /**
- * Offset of the first syntax error in JSON text (V8's messages do not always carry one), by a
- * small recursive-descent scan that accepts exactly JSON.
+ * Offset of the first syntax error in JSON text, given JSON.parse's message. Node's message says
+ * where, except for an unexpected token, which it quotes without a place (`Unexpected token 'x',
+ * "…" is not valid JSON`): that is the first such character before which nothing is wrong.
  */
-export function jsonErrorOffset(text: string): number {
-  let i = 0
-  const ws = (): void => {
-    while (i < text.length && ' \t\n\r'.includes(text[i])) i++
-  }
-  const fail = (): never => {
-    throw new ScanError(i)
-  }
-  const literal = (word: string): void => {
-    if (text.startsWith(word, i)) i += word.length
-    else fail()
-  }
-  const string = (): void => {
-    if (text[i] !== '"') fail()
-    i++
-    while (i < text.length && text[i] !== '"') {
-      if (text[i] === '\\') i++
-      else if (text.charCodeAt(i) < 0x20) fail()
-      i++
-    }
-    if (i >= text.length) fail()
-    i++
-  }
-  const value = (): void => {
-    ws()
-    const c = text[i]
-    if (c === '{') {
-      i++
-      ws()
-      if (text[i] === '}') {
-        i++
-        return
-      }
-      for (;;) {
-        ws()
-        string()
-        ws()
-        if (text[i] !== ':') fail()
-        i++
-        value()
-        ws()
-        if (text[i] === ',') i++
-        else if (text[i] === '}') {
-          i++
-          return
-        } else fail()
-      }
-    } else if (c === '[') {
-      i++
-      ws()
-      if (text[i] === ']') {
-        i++
-        return
-      }
-      for (;;) {
-        value()
-        ws()
-        if (text[i] === ',') i++
-        else if (text[i] === ']') {
-          i++
-          return
-        } else fail()
-      }
-    } else if (c === '"') string()
-    else if (c === 't') literal('true')
-    else if (c === 'f') literal('false')
-    else if (c === 'n') literal('null')
-    else {
-      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i))
-      if (!m) fail()
-      i += (m as RegExpExecArray)[0].length
-    }
-  }
-  try {
-    value()
-    ws()
-    if (i < text.length) fail()
-  } catch (e) {
-    return e instanceof ScanError ? e.offset : i
+export function jsonErrorOffset(text: string, message: string): number {
+  const at = positionIn(message, text)
+  if (at !== undefined) return at
+  const token = /^Unexpected token '(.)'/.exec(message)?.[1]
+  if (token === undefined) return -1
+  for (let i = text.indexOf(token); i >= 0; i = text.indexOf(token, i + 1)) {
+    if (soundUpTo(text.slice(0, i))) return i
   }
   return -1
 }
@@ -121,7 +61,7 @@ export function parseDaemonConfig(text: string): JsonObject {
   try {
     parsed = JSON.parse(text) as Json
   } catch (e) {
-    const at = jsonErrorOffset(text)
+    const at = jsonErrorOffset(text, (e as Error).message)
     if (at < 0) throw new DaemonConfigParseError((e as Error).message.split('\n')[0], undefined)
     const before = text.slice(0, at).split('\n')
     const what =

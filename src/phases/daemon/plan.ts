@@ -4,7 +4,7 @@
  */
 import {HostError} from '../../errors.js'
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
-import {closeDebSet, describeHold, versionMatchesPin, type DebInfo} from '../../system/apt-model.js'
+import {closeDebSet, describeHold, versionMatchesPin, type DebInfo} from '../../models/apt-model.js'
 import type {PhasePlan} from '../pipeline.js'
 import {
   diffConfigs,

@@ -1,6 +1,6 @@
 /** The NVIDIA container toolkit's packages, repository and runtime entry (pure). */
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
-import {staleSourceFixes, type SourceFile, type SourceFix} from '../../system/apt-model.js'
+import {staleSourceFixes, type SourceFile, type SourceFix} from '../../models/apt-model.js'
 
 /** The four packages, always pinned together. */
 export const TOOLKIT_PACKAGES = [

@@ -4,7 +4,7 @@
  */
 import {HostError} from '../../errors.js'
 import type {PhasePlan} from '../pipeline.js'
-import type {ServiceManager} from '../../system/service.js'
+import type {ServiceManager} from '../../models/service-manager.js'
 import {
   closeDebSet,
   describeHold,
@@ -14,7 +14,7 @@ import {
   type DebInfo,
   type SourceFile,
   type SourceFix
-} from '../../system/apt-model.js'
+} from '../../models/apt-model.js'
 import type {DockerSource, EngineInputs} from './inputs.js'
 
 /** Docker's own packages (the `docker` source). */

@@ -1,3 +1,7 @@
+/**
+ * Detects what the push needs (reads only): the daemon's image store and registry settings, the
+ * local images, and what the registry holds for each target's tag.
+ */
 import * as core from '@actions/core'
 import {errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
@@ -6,13 +10,13 @@ import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
 import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
-import {registryClient, remoteImage} from './registries.js'
+import {RegistryPool} from './registries.js'
 import {
   DEFAULT_REGISTRY_CONFIG,
   parseRegistryConfig,
   type DaemonProxies,
   type DaemonRegistryConfig
-} from './transport.js'
+} from '../../registry-client/transport.js'
 
 /** What `GET /images/{name}/json` and `docker image inspect` say, as far as pushing needs it. */
 interface Inspected {
@@ -113,14 +117,9 @@ async function daemonFacts(
   return daemonFromInfo(status, registry, {http, https, noProxy})
 }
 
-async function readRemote(
-  ctx: PhaseContext<PushSettings>,
-  t: PushTarget,
-  daemon: DaemonFacts
-): Promise<RemoteImage | undefined> {
+async function readRemote(pool: RegistryPool, t: PushTarget): Promise<RemoteImage | undefined> {
   try {
-    const client = await registryClient(ctx.inputs, t.registry, daemon.registryConfig, ctx.runner)
-    return await remoteImage(client, t.repository, t.tag)
+    return await (await pool.client(t.registry)).image(t.repository, t.tag)
   } catch (e) {
     core.debug(`Could not read ${t.target} from its registry: ${errorMessage(e)}`)
     return undefined
@@ -139,13 +138,15 @@ export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushF
   // The daemon's socket when this process may open it (no docker process per question).
   const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined
   const daemon = targets.length > 0 ? await daemonFacts(runner, api) : undefined
-  const facts = {
+  const registryConfig = daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG
+  const facts: PushFacts = {
     dockerUp: daemon !== undefined,
     containerdStore: daemon?.containerdStore ?? false,
-    registryConfig: daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG,
+    registryConfig,
     targets,
     locals,
-    remote
+    remote,
+    registries: new RegistryPool(inputs, registryConfig, runner, ctx.host)
   }
   if (!daemon) return facts
   const sources = [...new Set(targets.map(t => t.source))]
@@ -155,7 +156,7 @@ export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushF
     if (image) locals.set(s, image)
   })
   const held = await Promise.all(
-    targets.map(async t => (locals.has(t.source) ? readRemote(ctx, t, daemon) : undefined))
+    targets.map(async t => (locals.has(t.source) ? readRemote(facts.registries, t) : undefined))
   )
   targets.forEach((t, i) => remote.set(t.target, held[i]))
   return facts

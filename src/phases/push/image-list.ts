@@ -64,6 +64,47 @@ export function parseTagList(text: string): string[] {
   })
 }
 
+/** A reference of one `images` line, or a ListItemError naming the line. */
+function referenceOn(text: string, line: number): ImageReference {
+  try {
+    return parseReference(text)
+  } catch (e) {
+    throw new ListItemError(text, line, `${(e as Error).message}`)
+  }
+}
+
+/** Where one `images` line goes: the registry, the repository path and the tag before `tags`. */
+function destination(
+  source: ImageReference,
+  sourceText: string,
+  targetText: string | undefined,
+  line: number,
+  registry: RegistryAddress
+): {domain: string; path: string; tag: string} {
+  const byDigest = source.digest !== undefined && source.tag === undefined
+  if (targetText === undefined) {
+    if (byDigest) {
+      throw new ListItemError(
+        sourceText,
+        line,
+        `a source given by digest needs an explicit '=> target:tag'`
+      )
+    }
+    return {domain: registry.text, path: pathWithoutHost(source), tag: source.tag ?? 'latest'}
+  }
+  const target = referenceOn(targetText, line)
+  if (target.digest !== undefined) {
+    throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`)
+  }
+  if (target.tag === undefined && byDigest) {
+    throw new ListItemError(targetText, line, `a source given by digest needs a target tag`)
+  }
+  const first = targetText.split('/')[0]
+  const domain =
+    target.domain !== undefined && looksLikeDomain(first) ? target.domain : registry.text
+  return {domain, path: target.path, tag: target.tag ?? source.tag ?? 'latest'}
+}
+
 /**
  * Parses `images` and `tags` into push targets, mapped as the contract's "Targets" says.
  * Throws ListItemError naming the line; duplicates are removed, two sources for one target are refused.
@@ -79,43 +120,8 @@ export function parseImageList(
     if (more.length > 0 || sourceText === '' || targetText === '') {
       throw new ListItemError(value, line, `write 'source' or 'source => target'`)
     }
-    let source: ImageReference
-    try {
-      source = parseReference(sourceText)
-    } catch (e) {
-      throw new ListItemError(sourceText, line, `${(e as Error).message}`)
-    }
-    let domain = registry.text
-    let path: string
-    let tag: string
-    if (targetText === undefined) {
-      if (source.digest !== undefined && source.tag === undefined) {
-        throw new ListItemError(
-          sourceText,
-          line,
-          `a source given by digest needs an explicit '=> target:tag'`
-        )
-      }
-      path = pathWithoutHost(source)
-      tag = source.tag ?? 'latest'
-    } else {
-      let target: ImageReference
-      try {
-        target = parseReference(targetText)
-      } catch (e) {
-        throw new ListItemError(targetText, line, `${(e as Error).message}`)
-      }
-      if (target.digest !== undefined) {
-        throw new ListItemError(targetText, line, `a target cannot have a digest; give it a tag`)
-      }
-      if (target.tag === undefined && source.digest !== undefined && source.tag === undefined) {
-        throw new ListItemError(targetText, line, `a source given by digest needs a target tag`)
-      }
-      const first = targetText.split('/')[0]
-      if (target.domain !== undefined && looksLikeDomain(first)) domain = target.domain
-      path = target.path
-      tag = target.tag ?? source.tag ?? 'latest'
-    }
+    const source = referenceOn(sourceText, line)
+    const {domain, path, tag} = destination(source, sourceText, targetText, line, registry)
     for (const t of [tag, ...extraTags]) {
       const targetRef = formatReference({domain, path, tag: t})
       const existing = byTarget.get(targetRef)
@@ -129,11 +135,12 @@ export function parseImageList(
         }
         continue
       }
+      const repository = path
       byTarget.set(targetRef, {
         source: sourceText,
         target: targetRef,
         registry: domain,
-        repository: path,
+        repository,
         tag: t,
         line
       })

@@ -1,3 +1,4 @@
+/** The push phase bound together: detect, plan, apply and verify, and what the summary shows before and after. */
 import type {Phase} from '../pipeline.js'
 import {applyPush, verifyPush} from './apply.js'
 import {detectPush} from './detect.js'

@@ -3,9 +3,12 @@ import {HostError} from '../../errors.js'
 import type {PhasePlan, Step} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-import type {Descriptor} from './manifest.js'
+import type {DaemonRegistryConfig} from '../../registry-client/transport.js'
 import {repoDigest, type PushResult} from './push-result.js'
-import type {DaemonRegistryConfig} from './transport.js'
+import type {RemoteImage} from '../../registry-client/manifest.js'
+import type {RegistryPool} from './registries.js'
+
+export type {RemoteImage} from '../../registry-client/manifest.js'
 
 /** A local image as `docker image inspect` shows it. */
 export interface LocalImage {
@@ -15,17 +18,6 @@ export interface LocalImage {
   size: number
   /** Uncompressed layer digests (diff_ids), base first. */
   layers: string[]
-}
-
-/** What a registry holds for one target's tag. */
-export interface RemoteImage {
-  digest: string
-  /** The config's digest (an image manifest; none for an index). */
-  config?: string
-  /** The layers an image manifest lists. */
-  layers: Descriptor[]
-  /** Config and layers in bytes, each blob once (every manifest of an index). */
-  bytes: number
 }
 
 /** What detection found. */
@@ -40,6 +32,8 @@ export interface PushFacts {
   locals: Map<string, LocalImage>
   /** What the registry holds for each target's tag; undefined when nothing (or unreadable). */
   remote: Map<string, RemoteImage | undefined>
+  /** The run's registry clients, opened by detection, used again by the pushes. */
+  registries: RegistryPool
 }
 
 /** How the plan's pushes are made: the registry's HTTP API, or `docker push`. */

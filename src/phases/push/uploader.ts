@@ -2,25 +2,23 @@
  * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
  * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
  * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
- * already holds, and puts one OCI manifest per tag.
+ * already holds, and puts one OCI manifest per tag. What it learns is kept per run and registry.
  */
-import {Readable} from 'node:stream'
-import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
+import * as core from '@actions/core'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
-import type {EngineApi} from '../../system/engine-api.js'
-import {judgeCompression, LayerEncoder} from './layer-encoder.js'
+import type {BlobUpload} from '../../registry-client/blob-upload.js'
+import type {RegistryClient} from '../../registry-client/client.js'
+import {judgeCompression, LayerEncoder, SAMPLE_BYTES} from '../../registry-client/gzip-encoder.js'
 import {
   blobPathDigest,
   imageManifest,
   layerMediaType,
   MEDIA,
-  SAMPLE_BYTES,
   sha256Digest,
   type Descriptor
-} from './manifest.js'
-import type {BlobUpload} from './blob-upload.js'
-import type {RegistryClient} from './registry-api.js'
-import {pieces, tarEntries, type TarEntry} from './tar-stream.js'
+} from '../../registry-client/manifest.js'
+import {tarEntries, type TarEntry} from '../../registry-client/tar.js'
+import type {ImageExporter} from './image-export.js'
 
 /** One image to put into one registry, under one or more repository tags. */
 export interface UploadJob {
@@ -29,71 +27,11 @@ export interface UploadJob {
   layers: string[]
   /** Repository and tag of each target, all in this registry. */
   tags: {repository: string; tag: string}[]
-  /** Layers the registry holds for other images (earlier builds at these tags): diff_id → blob. */
+  /**
+   * Layers the registry may hold for other images (earlier builds at these tags): diff_id → blob,
+   * as those images' configs claim; each is checked before it stands for a layer (see vouched).
+   */
   known: Map<string, KnownLayer>
-}
-
-/** Starts the export of one image by ID: a `docker save` tar as it streams out of the daemon. */
-export type ImageExporter = (id: string) => Promise<StreamedCommand>
-
-/** Exports through the docker CLI (with sudo when the action is not root). */
-export function cliExporter(runner: CommandRunner): ImageExporter {
-  return id => Promise.resolve(runner.stream(['docker', 'save', id], {root: true}))
-}
-
-/** Exports straight from the daemon's socket (no docker process, no pipe between). */
-export function engineExporter(api: EngineApi): ImageExporter {
-  return async id => {
-    // No limit on the wait: the daemon writes the whole image out before the first byte.
-    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0)
-    let failed = ''
-    if (r.status !== 200) {
-      for await (const c of r.body) failed += String(c)
-      failed = `Docker answered ${r.status}: ${failed.trim()}`
-    }
-    const done = new Promise<CommandResult>(resolve => {
-      r.body.once('end', () => resolve({exitCode: failed ? 1 : 0, stdout: '', stderr: failed}))
-      r.body.once('error', e => resolve({exitCode: 1, stdout: '', stderr: errorMessage(e)}))
-      r.body.once('close', () =>
-        resolve({exitCode: 1, stdout: '', stderr: 'the daemon closed the export early'})
-      )
-    })
-    const stdout = failed ? Readable.from([]) : r.body
-    return {stdout, done, kill: () => r.abort()}
-  }
-}
-
-/**
- * Exports started before their turn: the daemon writes an image out (to its own temp folder)
- * before the first byte streams, so the next image's export is begun while the
- * current one is sent. An export nobody takes is stopped at the end.
- */
-export class ReadAhead {
-  private readonly started = new Map<string, Promise<StreamedCommand>>()
-
-  constructor(private readonly base: ImageExporter) {}
-
-  /** Begins exporting `id` now, for later. */
-  start(id: string): void {
-    if (this.started.has(id)) return
-    const p = this.base(id)
-    p.catch(() => undefined)
-    this.started.set(id, p)
-  }
-
-  /** The export of `id` begun ahead, else a new one. */
-  readonly exporter: ImageExporter = id => {
-    const p = this.started.get(id)
-    this.started.delete(id)
-    return p ?? this.base(id)
-  }
-
-  /** Stops the exports nobody took. */
-  async stop(): Promise<void> {
-    const left = [...this.started.values()]
-    this.started.clear()
-    for (const p of left) (await p.catch(() => undefined))?.kill()
-  }
 }
 
 /** A layer the registry holds, and a repository that holds it. */
@@ -112,6 +50,8 @@ export class RegistryMemory {
   readonly inFlight = new Map<string, Promise<string | undefined>>()
   /** Archive entry names of layers already read (`<v1 id>/layer.tar` before Docker 25): their diff_id. */
   readonly entries = new Map<string, string>()
+  /** Claims checked (`<diff_id> <blob digest>`): whether the blob really is that layer. */
+  readonly checked = new Map<string, Promise<boolean>>()
 
   constructor(readonly client: RegistryClient) {}
 
@@ -139,6 +79,34 @@ async function ensureBlob(mem: RegistryMemory, repo: string, digest: string): Pr
   return false
 }
 
+/**
+ * Whether a blob another image's config names for a diff_id really is that layer. The config is
+ * a claim whoever pushed that tag made: a blob is linked for the layer only once its bytes, read
+ * back and hashed, are the layer (once per run and claim). Anything else sends the layer.
+ */
+function vouched(mem: RegistryMemory, diffId: string, claim: KnownLayer): Promise<boolean> {
+  const key = `${diffId} ${claim.blob.digest}`
+  let p = mem.checked.get(key)
+  if (!p) {
+    p = mem.client.layerDiffId(claim.repository, claim.blob).then(
+      served => {
+        if (served !== diffId) {
+          core.warning(
+            `${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`
+          )
+        }
+        return served === diffId
+      },
+      (e: unknown) => {
+        core.debug(`${claim.blob.digest} could not be checked: ${errorMessage(e)}`)
+        return false
+      }
+    )
+    mem.checked.set(key, p)
+  }
+  return p
+}
+
 /** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
 async function knownLayer(
   mem: RegistryMemory,
@@ -146,11 +114,12 @@ async function knownLayer(
   repo: string,
   diffId: string
 ): Promise<Descriptor | undefined> {
-  const elsewhere = job.known.get(diffId)
+  const claim = job.known.get(diffId)
+  // A blob this run sent is the layer it hashed; one only a config names is checked first.
+  const ours = mem.layers.get(diffId)
+  const elsewhere = !ours && claim && (await vouched(mem, diffId, claim)) ? claim : undefined
   if (elsewhere) mem.held(elsewhere.blob.digest, elsewhere.repository)
-  const candidates = [mem.layers.get(diffId), elsewhere?.blob].filter(
-    (d): d is Descriptor => d !== undefined
-  )
+  const candidates = [ours, elsewhere?.blob].filter((d): d is Descriptor => d !== undefined)
   for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
   // A layer sent as is carries its diff_id as its digest.
   const size = await mem.client.blobSize(repo, diffId)
@@ -349,7 +318,7 @@ async function exportImage(
   }
   let config = false
   try {
-    for await (const entry of tarEntries(pieces(cmd.stdout))) {
+    for await (const entry of tarEntries(cmd.stdout)) {
       if (configNames.has(entry.name)) {
         config = true
         wait(onConfig(await bytesOf(entry)))

@@ -1,16 +1,17 @@
 /**
- * A registry's HTTP API (the distribution spec), as far as pushing needs it: the scheme the daemon
- * would use, basic and bearer auth with credentials kept in this process, manifests, blob checks,
- * cross-repository mounts and streamed blob uploads.
+ * One registry's HTTP API (the distribution spec), as far as a push needs it: reached as the daemon
+ * would, authenticated, manifests, blob checks and reads, cross-repository mounts and uploads.
  */
+import {createHash, getHashes} from 'node:crypto'
 import * as http from 'node:http'
+import {Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGunzip} from 'node:zlib'
 import * as https from 'node:https'
-import * as tls from 'node:tls'
 import * as core from '@actions/core'
-import {withoutCredentials, type Proxies} from '../../docker/proxy.js'
-import {MANIFEST_ACCEPT, parseManifest, sha256Digest, type RemoteManifest} from './manifest.js'
+import type {Proxies} from '../docker/proxy.js'
+import {RegistryAuth} from './auth.js'
 import {BlobUpload} from './blob-upload.js'
-import {isTransientHttp} from './push-result.js'
 import {
   header,
   networkError,
@@ -19,13 +20,27 @@ import {
   registrySays,
   TIMEOUT_MS,
   type Reply
-} from './registry-http.js'
-import {proxyFor, type Scheme} from './transport.js'
+} from './http.js'
+import {
+  MANIFEST_ACCEPT,
+  MEDIA,
+  parseManifest,
+  sha256Digest,
+  imageBytes,
+  isIndex,
+  type Descriptor,
+  type RemoteImage,
+  type RemoteManifest
+} from './manifest.js'
+import {isTransientHttp} from './retry.js'
+import {connectionPool, registryEndpoint, type Scheme} from './transport.js'
 
 /** How to reach one registry: schemes in order, extra CAs and client certificate, credentials. */
 export interface RegistryAccess {
   /** `host[:port]` as in image references. */
   host: string
+  /** Where its API answers, when not at `host` (see registryEndpoint: docker.io's). */
+  endpoint?: string
   schemes: Scheme[]
   /** PEM CAs trusted beside the system's (certs.d, the local registry's certificate). */
   cas: string[]
@@ -36,35 +51,8 @@ export interface RegistryAccess {
   proxies?: Proxies
 }
 
-let systemAndNode: string[] | undefined
-
-/**
- * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
- * trusts), Node's own and NODE_EXTRA_CA_CERTS (so nothing Node trusts by default is lost), then
- * certs.d's and the local registry's. The system's are read once per run.
- */
-function trustedCas(extra: readonly string[]): string[] {
-  if (systemAndNode === undefined) {
-    // tls.getCACertificates is Node 22.15 and later; before, Node's own bundle only.
-    const read = (tls as {getCACertificates?: (t: string) => string[]}).getCACertificates
-    systemAndNode = read ? [...read('system'), ...read('default')] : [...tls.rootCertificates]
-  }
-  return [...systemAndNode, ...extra]
-}
-
-/** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
-function agentsTakeProxies(version = process.versions.node): boolean {
-  const [major, minor] = version.split('.').map(Number)
-  return major > 24 || (major === 24 && minor >= 5)
-}
-
 /** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
 const COMMIT_TIMEOUT_MS = 600_000
-
-interface Challenge {
-  scheme: 'basic' | 'bearer'
-  params: Record<string, string>
-}
 
 interface RequestOptions {
   /** Token scopes the request needs (bearer auth). */
@@ -73,13 +61,32 @@ interface RequestOptions {
   body?: Buffer | string
   /** How long the registry may stay silent (default one minute). */
   timeoutMs?: number
+  /** Follows redirects (blob reads: registries on S3, GCS or Azure send them to storage). */
+  follow?: boolean
 }
 
-function parseChallenge(text: string | undefined): Challenge | undefined {
-  const m = /^(Basic|Bearer)\s*(.*)$/i.exec(text ?? '')
-  if (!m) return undefined
-  const params = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]))
-  return {scheme: m[1].toLowerCase() as 'basic' | 'bearer', params}
+/** The redirects a read follows, and how many in a row. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const MAX_REDIRECTS = 5
+
+/**
+ * The digest a manifest was served as: its body's. A Docker-Content-Digest, or the digest it was
+ * asked for by, that names another is refused: a registry that says one digest and serves other
+ * bytes is broken or hostile, and a digest reported from its word alone would be pinned by people.
+ */
+function servedDigest(body: Buffer, claims: (string | undefined)[], what: string): string {
+  let digest = sha256Digest(body)
+  for (const claim of claims) {
+    const [algorithm, hex] = (claim ?? '').split(':')
+    // A claim of an algorithm this process cannot hash says nothing either way.
+    if (hex === undefined || !getHashes().includes(algorithm)) continue
+    const own = `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`
+    if (own !== claim) {
+      throw new RegistryError(`${what} served a manifest of digest ${own} as ${claim}`, false)
+    }
+    digest = claim
+  }
+  return digest
 }
 
 /** One registry, reached the way the daemon would reach it; one keep-alive connection pool. */
@@ -87,42 +94,19 @@ export class RegistryClient {
   private origin?: string
   private pinging?: Promise<string>
   private agent?: http.Agent
-  private challenge?: Challenge
-  private readonly tokens = new Map<string, Promise<string>>()
+  private readonly auth: RegistryAuth
   /** Pools to hosts other than the registry's (token services, upload storage), by origin. */
   private readonly otherAgents = new Map<string, http.Agent>()
 
-  constructor(private readonly access: RegistryAccess) {}
+  /** `host[:port]` where the registry's API answers. */
+  readonly endpoint: string
 
-  private basic(): string | undefined {
-    const {username, password} = this.access
-    return username !== undefined && password !== undefined
-      ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
-      : undefined
-  }
-
-  /** A connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-  private agentFor(s: Scheme, host = this.access.host): http.Agent {
-    const proxy = proxyFor(host, s.scheme, this.access.proxies)
-    if (proxy !== undefined && !agentsTakeProxies()) {
-      throw new RegistryError(
-        `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`,
-        false
-      )
-    }
-    if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
-    if (s.scheme === 'http') {
-      return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
-    }
-    const {cas, client} = this.access
-    return new https.Agent({
-      keepAlive: true,
-      rejectUnauthorized: s.verify,
-      ca: trustedCas(cas),
-      // The client certificate certs.d holds is the registry's alone.
-      ...(client && host === this.access.host ? {cert: client.cert, key: client.key} : {}),
-      ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
-    })
+  constructor(private readonly access: RegistryAccess) {
+    this.endpoint = access.endpoint ?? registryEndpoint(access.host)
+    const {username, password} = access
+    this.auth = new RegistryAuth(access.host, {username, password}, (url, headers) =>
+      this.send(url.toString(), 'GET', headers, undefined, this.reach(url.toString()).agent)
+    )
   }
 
   /**
@@ -133,7 +117,8 @@ export class RegistryClient {
     let agent = this.otherAgents.get(url.origin)
     if (!agent) {
       const scheme = url.protocol === 'http:' ? 'http' : 'https'
-      agent = this.agentFor({scheme, verify: true}, url.host)
+      const {cas, proxies} = this.access
+      agent = connectionPool({scheme, verify: true}, url.host, {cas, proxies})
       this.otherAgents.set(url.origin, agent)
     }
     return agent
@@ -152,26 +137,14 @@ export class RegistryClient {
   }
 
   /** Sends one request and reads the whole answer (bodies here are small: JSON, manifests). */
-  private send(
+  private async send(
     url: string,
     method: string,
     headers: Record<string, string>,
     body?: Buffer | string,
-    agent = this.agent,
-    timeoutMs = TIMEOUT_MS
+    agent = this.agent
   ): Promise<Reply> {
-    core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
-    return new Promise((resolve, reject) => {
-      const mod = url.startsWith('https:') ? https : http
-      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, res => {
-        readReply(res).then(resolve, reject)
-      })
-      req.on('timeout', () =>
-        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+    return readReply(await this.open(url, method, headers, body, agent))
   }
 
   /** GET /v2/ once per run (callers at the same time share it). */
@@ -185,8 +158,9 @@ export class RegistryClient {
   private async probe(): Promise<string> {
     let last: unknown
     for (const s of this.access.schemes) {
-      const origin = `${s.scheme}://${this.access.host}`
-      const agent = this.agentFor(s)
+      const origin = `${s.scheme}://${this.endpoint}`
+      const {cas, client, proxies} = this.access
+      const agent = connectionPool(s, this.endpoint, {cas, client, proxies})
       try {
         const r = await this.send(`${origin}/v2/`, 'GET', {}, undefined, agent)
         if (r.status !== 200 && r.status !== 401) {
@@ -196,8 +170,7 @@ export class RegistryClient {
             r.status
           )
         }
-        this.challenge =
-          r.status === 401 ? parseChallenge(header(r.headers, 'www-authenticate')) : undefined
+        this.auth.start(r.status === 401 ? header(r.headers, 'www-authenticate') : undefined)
         this.origin = origin
         this.agent = agent
         return origin
@@ -211,76 +184,82 @@ export class RegistryClient {
     throw networkError(last, `cannot reach ${this.access.host}`)
   }
 
-  /** A bearer token for these scopes, from the realm the registry named (one request per scope set). */
-  private token(scopes: string[]): Promise<string> {
-    const key = [...new Set(scopes)].sort().join(' ')
-    const cached = this.tokens.get(key)
-    if (cached) return cached
-    const p = (async () => {
-      const params = this.challenge?.params ?? {}
-      if (!params.realm)
-        throw new RegistryError(`${this.access.host} asks for a token but names no realm`, false)
-      const url = new URL(params.realm)
-      if (params.service) url.searchParams.set('service', params.service)
-      for (const s of key.split(' ').filter(Boolean)) url.searchParams.append('scope', s)
-      const auth = this.basic()
-      // The registry's own pool when the realm is the registry itself; else one to the realm's
-      // host, checked against the system's CAs, through the proxy the daemon would use for it.
-      const agent = url.host === this.access.host ? this.agent : this.otherAgent(url)
-      const r = await this.send(
-        url.toString(),
-        'GET',
-        auth ? {Authorization: auth} : {},
-        undefined,
-        agent
+  /** Sends one request and answers with the response unread (its body streams). */
+  private open(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body?: Buffer | string,
+    agent = this.agent,
+    timeoutMs = TIMEOUT_MS
+  ): Promise<http.IncomingMessage> {
+    core.debug(`http: ${method} ${url.replace(/\?.*$/, '')}`)
+    return new Promise((resolve, reject) => {
+      const mod = url.startsWith('https:') ? https : http
+      const req = mod.request(url, {method, headers, agent, timeout: timeoutMs}, resolve)
+      req.on('timeout', () =>
+        req.destroy(new Error(`timed out: no answer within ${timeoutMs / 1000} s`))
       )
-      if (r.status !== 200) {
-        throw new RegistryError(
-          `the token service of ${this.access.host} answered ${r.status}${registrySays(r.body)}`,
-          isTransientHttp(r.status),
-          r.status
-        )
-      }
-      const json = JSON.parse(r.body.toString('utf8')) as {token?: string; access_token?: string}
-      const token = json.token ?? json.access_token
-      if (!token)
-        throw new RegistryError(`the token service of ${this.access.host} sent no token`, false)
-      core.setSecret(token)
-      return token
-    })()
-    this.tokens.set(key, p)
-    p.catch(() => this.tokens.delete(key))
-    return p
-  }
-
-  /** The Authorization header for a request needing these scopes, if the registry wants one. */
-  private async authorization(scopes: string[]): Promise<string | undefined> {
-    if (this.challenge?.scheme === 'bearer') return `Bearer ${await this.token(scopes)}`
-    return this.basic()
-  }
-
-  /** A request with auth; a 401 with a bearer challenge gets one new token and one more try. */
-  private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
-    const origin = await this.ping()
-    const url = path.startsWith('http') ? path : `${origin}${path}`
-    const {own, agent} = this.reach(url)
-    const go = async (): Promise<Reply> => {
-      const auth = own ? await this.authorization(o.scopes) : undefined
-      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
-      return this.send(url, method, headers, o.body, agent, o.timeoutMs)
-    }
-    let r = await go().catch((e: unknown) => {
-      throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
+      req.on('error', reject)
+      req.end(body)
     })
-    const again = parseChallenge(header(r.headers, 'www-authenticate'))
-    if (r.status === 401 && again?.scheme === 'bearer') {
-      this.challenge = again
-      this.tokens.clear()
-      r = await go().catch((e: unknown) => {
-        throw networkError(e, `${method} ${new URL(url).pathname} on ${this.access.host}`)
-      })
+  }
+
+  /**
+   * One request with auth, on the registry's origin or another (a Location it handed out): only
+   * the registry's own origin gets its credentials, and only its 401 is a new challenge (one new
+   * token, one more try). A 401 from elsewhere (upload storage) fails that request alone.
+   */
+  private async once(
+    url: string,
+    method: string,
+    o: RequestOptions
+  ): Promise<http.IncomingMessage> {
+    const {own, agent} = this.reach(url)
+    const go = async (): Promise<http.IncomingMessage> => {
+      const auth = own ? await this.auth.authorization(o.scopes) : undefined
+      const headers = {...o.headers, ...(auth ? {Authorization: auth} : {})}
+      return this.open(url, method, headers, o.body, agent, o.timeoutMs)
     }
-    return r
+    const res = await go()
+    const challenge = header(res.headers, 'www-authenticate')
+    if (!own || res.statusCode !== 401 || !this.auth.renew(challenge)) return res
+    res.resume()
+    return go()
+  }
+
+  /**
+   * A request with auth, its answer unread; a read that asks to follows redirects, sending the
+   * registry's credentials to none but the registry's own origin.
+   */
+  private async exchange(
+    method: string,
+    path: string,
+    o: RequestOptions
+  ): Promise<http.IncomingMessage> {
+    const origin = await this.ping()
+    let url = path.startsWith('http') ? path : `${origin}${path}`
+    const what = `${method} ${new URL(url).pathname} on ${this.access.host}`
+    for (let hops = 0; ; hops++) {
+      const res = await this.once(url, method, o).catch((e: unknown) => {
+        throw networkError(e, what)
+      })
+      const location = header(res.headers, 'location')
+      if (!o.follow || !REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return res
+      res.resume()
+      if (hops === MAX_REDIRECTS) {
+        throw new RegistryError(`${what} was redirected more than ${MAX_REDIRECTS} times`, false)
+      }
+      url = new URL(location, url).toString()
+    }
+  }
+
+  /** A request with auth, its answer read whole. */
+  private async request(method: string, path: string, o: RequestOptions): Promise<Reply> {
+    const res = await this.exchange(method, path, o)
+    return readReply(res).catch((e: unknown) => {
+      throw networkError(e, `${method} ${path.replace(/\?.*$/, '')} on ${this.access.host}`)
+    })
   }
 
   private fail(method: string, path: string, r: Reply): RegistryError {
@@ -310,22 +289,71 @@ export class RegistryClient {
     })
     if (r.status === 404) return undefined
     if (r.status !== 200) throw this.fail('GET', path, r)
-    const digest = header(r.headers, 'docker-content-digest') ?? sha256Digest(r.body)
+    const claims = [header(r.headers, 'docker-content-digest'), reference]
+    const digest = servedDigest(r.body, claims, `${this.access.host} (${repo}:${reference})`)
     return parseManifest(r.body.toString('utf8'), digest, header(r.headers, 'content-type'))
+  }
+
+  /** What the registry holds for a tag, with the size of every manifest an index lists. */
+  async image(repo: string, tag: string): Promise<RemoteImage | undefined> {
+    const m = await this.manifest(repo, tag)
+    if (!m) return undefined
+    const parts = isIndex(m)
+      ? (await Promise.all(m.manifests.map(async d => this.manifest(repo, d.digest)))).filter(
+          x => x !== undefined
+        )
+      : [m]
+    return {digest: m.digest, config: m.config?.digest, layers: m.layers, bytes: imageBytes(parts)}
   }
 
   /** A blob's bytes (an image config). */
   async blob(repo: string, digest: string): Promise<Buffer> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('GET', path, {scopes: [RegistryClient.pull(repo)]})
+    const r = await this.request('GET', path, {scopes: [RegistryClient.pull(repo)], follow: true})
     if (r.status !== 200) throw this.fail('GET', path, r)
     return r.body
+  }
+
+  /** A blob's bytes as they stream (a layer), from wherever the registry redirects the read. */
+  async blobStream(repo: string, digest: string): Promise<http.IncomingMessage> {
+    const path = `/v2/${repo}/blobs/${digest}`
+    const res = await this.exchange('GET', path, {
+      scopes: [RegistryClient.pull(repo)],
+      follow: true
+    })
+    if (res.statusCode === 200) return res
+    throw this.fail('GET', path, await readReply(res))
+  }
+
+  /**
+   * The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need
+   * be; throws when they are not the bytes its digest names.
+   */
+  async layerDiffId(repo: string, blob: Descriptor): Promise<string> {
+    const body = await this.blobStream(repo, blob.digest)
+    const compressed = createHash('sha256')
+    const uncompressed = createHash('sha256')
+    const read = new Transform({
+      transform(d: Buffer, _encoding, done) {
+        compressed.update(d)
+        done(null, d)
+      }
+    })
+    const sink = async (bytes: AsyncIterable<Buffer>): Promise<void> => {
+      for await (const d of bytes) uncompressed.update(d)
+    }
+    if (blob.mediaType === MEDIA.layerGzip) await pipeline(body, read, createGunzip(), sink)
+    else await pipeline(body, read, sink)
+    if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
+      throw new RegistryError(`${this.access.host} served ${blob.digest} with other bytes`, false)
+    }
+    return `sha256:${uncompressed.digest('hex')}`
   }
 
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
     const path = `/v2/${repo}/blobs/${digest}`
-    const r = await this.request('HEAD', path, {scopes: [RegistryClient.push(repo)]})
+    const r = await this.request('HEAD', path, {scopes: [RegistryClient.push(repo)], follow: true})
     if (r.status === 404) return undefined
     if (r.status !== 200) throw this.fail('HEAD', path, r)
     return Number(header(r.headers, 'content-length') ?? -1)
@@ -387,7 +415,7 @@ export class RegistryClient {
   async openUpload(repo: string, digest?: string): Promise<BlobUpload> {
     const location = await this.startUpload(repo)
     const {own, agent} = this.reach(location)
-    const auth = own ? await this.authorization([RegistryClient.push(repo)]) : undefined
+    const auth = own ? await this.auth.authorization([RegistryClient.push(repo)]) : undefined
     return new BlobUpload({
       location,
       auth,

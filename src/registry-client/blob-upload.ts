@@ -7,7 +7,6 @@ import {createHash, type Hash} from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as core from '@actions/core'
-import {isTransientHttp} from './push-result.js'
 import {
   header,
   networkError,
@@ -16,7 +15,8 @@ import {
   registrySays,
   TIMEOUT_MS,
   type Reply
-} from './registry-http.js'
+} from './http.js'
+import {isTransientHttp} from './retry.js'
 
 /**
  * Bytes gathered per write of an upload: the export arrives in 64 KiB pieces, and fewer, larger

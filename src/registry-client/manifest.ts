@@ -1,6 +1,6 @@
 /**
  * Image manifests as data (pure): what a registry holds for a tag, what a `docker save` archive
- * lists, and the OCI manifest the action pushes; layer media types and when gzip pays.
+ * lists, and the OCI manifest the action pushes; layer media types.
  */
 import {createHash} from 'node:crypto'
 
@@ -30,6 +30,17 @@ export interface Descriptor {
   mediaType: string
   digest: string
   size: number
+}
+
+/** What a registry holds for a tag: the image's digest, config and layers, and its bytes there. */
+export interface RemoteImage {
+  digest: string
+  /** The config's digest (an image manifest; none for an index). */
+  config?: string
+  /** The layers an image manifest lists. */
+  layers: Descriptor[]
+  /** Config and layers in bytes, each blob once (every manifest of an index). */
+  bytes: number
 }
 
 /** A manifest read from a registry: an image (config and layers) or an index of manifests. */
@@ -125,16 +136,6 @@ export function configDiffIds(configJson: string): string[] {
   return Array.isArray(ids) ? ids.map(String) : []
 }
 
-/** Gzip is used only when it saves at least this share of a layer's bytes. */
-export const MIN_SAVING = 0.1
-/** How much of a layer's start is compressed to judge it. */
-export const SAMPLE_BYTES = 256 << 10
-
-/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
-export function worthCompressing(sampleSize: number, compressedSize: number): boolean {
-  return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING)
-}
-
 /** The compression a blob's first bytes show (gzip and zstd magic numbers). */
 export function compressionOf(head: Uint8Array): 'gzip' | 'zstd' | 'none' {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
@@ -145,19 +146,6 @@ export function compressionOf(head: Uint8Array): 'gzip' | 'zstd' | 'none' {
 /** The OCI layer media type for a compression. */
 export function layerMediaType(c: 'gzip' | 'zstd' | 'none'): string {
   return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layerTar
-}
-
-/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
-export function gzipHeader(): Buffer {
-  return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff])
-}
-
-/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
-export function gzipTrailer(crc: number, size: number): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeUInt32LE(crc >>> 0, 0)
-  b.writeUInt32LE(size % 2 ** 32, 4)
-  return b
 }
 
 /**

@@ -1,10 +1,15 @@
 /**
- * How the daemon would reach a registry (pure): secure or insecure from its registry settings,
- * which schemes to try in which order, the certificates /etc/docker/certs.d holds for it, and
- * the proxy its requests go through.
+ * Reaching a registry as the daemon would: secure or insecure from its registry settings, which
+ * schemes to try in which order, TLS (the CAs Docker trusts, certs.d's files), the proxy its
+ * requests go through, and the connection pools that do all that.
  */
+import * as http from 'node:http'
+import * as https from 'node:https'
 import {BlockList, isIP} from 'node:net'
-import type {Proxies} from '../../docker/proxy.js'
+import * as tls from 'node:tls'
+import * as core from '@actions/core'
+import {withoutCredentials, type Proxies} from '../docker/proxy.js'
+import {RegistryError} from './http.js'
 
 /** The daemon's registry settings as `docker info` shows them (RegistryConfig). */
 export interface DaemonRegistryConfig {
@@ -36,6 +41,16 @@ export function parseRegistryConfig(json: string): DaemonRegistryConfig {
     Object.entries(raw.IndexConfigs ?? {}).map(([name, c]) => [name, c.Secure !== false])
   )
   return {insecureCidrs: cidrs, indexes}
+}
+
+/**
+ * Where a registry's API answers, as Docker maps it: Docker Hub (`docker.io`, and its old name
+ * `index.docker.io`) at registry-1.docker.io; every other registry at its own name.
+ */
+export function registryEndpoint(registry: string): string {
+  return registry === 'docker.io' || registry === 'index.docker.io'
+    ? 'registry-1.docker.io'
+    : registry
 }
 
 /** The host part of `host[:port]`, without IPv6 brackets. */
@@ -197,55 +212,55 @@ export function proxyFor(
   return p.noProxy.some(e => bypasses(e, host, port)) ? undefined : url
 }
 
-/** Where a Docker client config keeps a registry's credentials. */
-export type StoredCredentials =
-  | {kind: 'inline'; username: string; password: string}
-  | {kind: 'helper'; helper: string}
-  | {kind: 'none'}
-
-/** The key a Docker client config files a registry under: docker.io by its legacy URL. */
-export function credentialKey(registry: string): string {
-  return registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry
-}
-
-/** The host[:port] of an `auths` key, which may be a URL (`https://host/v1/`). */
-function authsHost(key: string): string {
-  return key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '')
-}
+let systemAndNode: string[] | undefined
 
 /**
- * A registry's credentials as `docker push` would find them in a client config (config.json): a
- * credential helper for it (`credHelpers`), else the config's store (`credsStore`), else an
- * `auths` entry (base64 `user:password`, or the two fields). A helper name that is not a plain
- * name is ignored (it becomes part of a program's name).
+ * The CAs a registry's certificate is checked against: the system's (/etc/ssl/certs, what Docker
+ * trusts), Node's own and NODE_EXTRA_CA_CERTS (so nothing Node trusts by default is lost), then
+ * certs.d's and the local registry's. The system's are read once per run.
  */
-export function storedCredentials(
-  configText: string | undefined,
-  registry: string
-): StoredCredentials {
-  let config: {
-    auths?: Record<string, {auth?: string; username?: string; password?: string}>
-    credHelpers?: Record<string, string>
-    credsStore?: string
+function trustedCas(extra: readonly string[]): string[] {
+  if (systemAndNode === undefined) {
+    // tls.getCACertificates is Node 22.15 and later; before, Node's own bundle only.
+    const read = (tls as {getCACertificates?: (t: string) => string[]}).getCACertificates
+    systemAndNode = read ? [...read('system'), ...read('default')] : [...tls.rootCertificates]
   }
-  try {
-    config = JSON.parse(configText ?? '{}') as typeof config
-  } catch {
-    return {kind: 'none'}
+  return [...systemAndNode, ...extra]
+}
+
+/** Node's agents take a proxy (`proxyEnv`) since 24.5; older ones ignore the option. */
+function agentsTakeProxies(version = process.versions.node): boolean {
+  const [major, minor] = version.split('.').map(Number)
+  return major > 24 || (major === 24 && minor >= 5)
+}
+
+/** What a connection pool needs beyond its scheme and host. */
+export interface PoolOptions {
+  /** PEM CAs trusted beside the system's (certs.d, the local registry's certificate). */
+  cas: readonly string[]
+  /** The client certificate certs.d holds: the registry's alone, never sent elsewhere. */
+  client?: {cert: string; key: string}
+  proxies?: Proxies
+}
+
+/** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
+export function connectionPool(s: Scheme, host: string, o: PoolOptions): http.Agent {
+  const proxy = proxyFor(host, s.scheme, o.proxies)
+  if (proxy !== undefined && !agentsTakeProxies()) {
+    throw new RegistryError(
+      `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`,
+      false
+    )
   }
-  const plain = (h: unknown): h is string => typeof h === 'string' && /^[\w.-]+$/.test(h)
-  const key = credentialKey(registry)
-  const helper = config.credHelpers?.[key] ?? config.credHelpers?.[registry] ?? config.credsStore
-  if (plain(helper)) return {kind: 'helper', helper}
-  const host = registry === 'docker.io' ? 'index.docker.io' : registry
-  const entry = Object.entries(config.auths ?? {}).find(([k]) => authsHost(k) === host)?.[1]
-  if (entry?.username && entry.password) {
-    return {kind: 'inline', username: entry.username, password: entry.password}
+  if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
+  if (s.scheme === 'http') {
+    return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})
   }
-  const decoded = entry?.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : ''
-  const colon = decoded.indexOf(':')
-  if (colon > 0) {
-    return {kind: 'inline', username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
-  }
-  return {kind: 'none'}
+  return new https.Agent({
+    keepAlive: true,
+    rejectUnauthorized: s.verify,
+    ca: trustedCas(o.cas),
+    ...(o.client ? {cert: o.client.cert, key: o.client.key} : {}),
+    ...(proxy ? {proxyEnv: {HTTPS_PROXY: proxy}} : {})
+  })
 }

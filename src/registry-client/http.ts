@@ -1,14 +1,14 @@
 /**
- * What every request to a registry shares: the error a failed one becomes (transient or not), the
- * reply read whole, and the registry's own words about an error.
+ * The HTTP layer every request to a registry shares: the error a failed one becomes (transient or
+ * not), the reply read whole, and the registry's own words about an error.
  */
 import type * as http from 'node:http'
-import {withoutCredentialsIn} from '../../docker/proxy.js'
-import {HostError} from '../../errors.js'
-import {isTransientNetwork} from './push-result.js'
+import {withoutCredentialsIn} from '../docker/proxy.js'
+import {HostError} from '../errors.js'
+import {isTransientNetwork, type Judged} from './retry.js'
 
 /** A failed registry request: transient (network, 5xx, 429) or not (auth, names, bad manifests). */
-export class RegistryError extends HostError {
+export class RegistryError extends HostError implements Judged {
   constructor(
     message: string,
     readonly transient: boolean,

@@ -1,11 +1,33 @@
 /**
- * Encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
+ * The gzip encoder (with when gzip pays): encodes a layer on its way to the registry: as is, or as one gzip member compressed in blocks on
  * every core (the way pigz does: each block primed with the previous 32 KiB, joined by sync flushes).
  */
 import {createHash, type Hash} from 'node:crypto'
 import {promisify} from 'node:util'
 import * as zlib from 'node:zlib'
-import {gzipHeader, gzipTrailer, SAMPLE_BYTES, worthCompressing} from './manifest.js'
+
+/** Gzip is used only when it saves at least this share of a layer's bytes. */
+export const MIN_SAVING = 0.1
+/** How much of a layer's start is compressed to judge it. */
+export const SAMPLE_BYTES = 256 << 10
+
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
+export function worthCompressing(sampleSize: number, compressedSize: number): boolean {
+  return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING)
+}
+
+/** A gzip member header with no name and time 0, so equal layers give equal bytes. */
+export function gzipHeader(): Buffer {
+  return Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff])
+}
+
+/** The gzip trailer: CRC-32 and length (mod 2^32) of the uncompressed bytes, little-endian. */
+export function gzipTrailer(crc: number, size: number): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeUInt32LE(crc >>> 0, 0)
+  b.writeUInt32LE(size % 2 ** 32, 4)
+  return b
+}
 
 const deflateRaw = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.deflateRaw)
 

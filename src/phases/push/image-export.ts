@@ -1,0 +1,71 @@
+/**
+ * Exports an image from the daemon as a `docker save` stream: through the docker CLI or straight
+ * from the Engine API's socket, and begun ahead of its turn while the image before it is sent.
+ */
+import {Readable} from 'node:stream'
+import {errorMessage} from '../../errors.js'
+import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
+import type {EngineApi} from '../../system/engine-api.js'
+
+/** Starts the export of one image by ID: a `docker save` tar as it streams out of the daemon. */
+export type ImageExporter = (id: string) => Promise<StreamedCommand>
+
+/** Exports through the docker CLI (with sudo when the action is not root). */
+export function cliExporter(runner: CommandRunner): ImageExporter {
+  return id => Promise.resolve(runner.stream(['docker', 'save', id], {root: true}))
+}
+
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+export function engineExporter(api: EngineApi): ImageExporter {
+  return async id => {
+    // No limit on the wait: the daemon writes the whole image out before the first byte.
+    const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0)
+    let failed = ''
+    if (r.status !== 200) {
+      for await (const c of r.body) failed += String(c)
+      failed = `Docker answered ${r.status}: ${failed.trim()}`
+    }
+    const done = new Promise<CommandResult>(resolve => {
+      r.body.once('end', () => resolve({exitCode: failed ? 1 : 0, stdout: '', stderr: failed}))
+      r.body.once('error', e => resolve({exitCode: 1, stdout: '', stderr: errorMessage(e)}))
+      r.body.once('close', () =>
+        resolve({exitCode: 1, stdout: '', stderr: 'the daemon closed the export early'})
+      )
+    })
+    const stdout = failed ? Readable.from([]) : r.body
+    return {stdout, done, kill: () => r.abort()}
+  }
+}
+
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder)
+ * before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+export class ReadAhead {
+  private readonly started = new Map<string, Promise<StreamedCommand>>()
+
+  constructor(private readonly base: ImageExporter) {}
+
+  /** Begins exporting `id` now, for later. */
+  start(id: string): void {
+    if (this.started.has(id)) return
+    const p = this.base(id)
+    p.catch(() => undefined)
+    this.started.set(id, p)
+  }
+
+  /** The export of `id` begun ahead, else a new one. */
+  readonly exporter: ImageExporter = id => {
+    const p = this.started.get(id)
+    this.started.delete(id)
+    return p ?? this.base(id)
+  }
+
+  /** Stops the exports nobody took. */
+  async stop(): Promise<void> {
+    const left = [...this.started.values()]
+    this.started.clear()
+    for (const p of left) (await p.catch(() => undefined))?.kill()
+  }
+}
