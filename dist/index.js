@@ -43513,6 +43513,10 @@ const STRATEGIES = {
  * images output (in the order of `images`); fails naming what did not land, after all were tried.
  */
 async function applyPush(p, ctx) {
+    if (!p.facts.dockerUp && p.facts.targets.length > 0) {
+        // A dry run never gets here; a step without the engine phase (the push entry) does.
+        throw new errors/* HostError */.dh('Docker does not answer, so no image was pushed: start Docker, or set the host up with org/docker-gpu-setup@v1 before this step.');
+    }
     const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
     let results;
     try {
@@ -45131,16 +45135,17 @@ function containerSteps(facts, inputs, actions) {
  * process on that port is not taken for a registry: the plan names it and changes nothing.
  */
 function keptRegistry(facts, inputs) {
-    const running = facts.registry;
-    if (!facts.wanted || !facts.dockerUp || inputs.configured || !running?.running)
+    const found = facts.registry;
+    if (!facts.wanted || !facts.dockerUp || inputs.configured || !found)
         return undefined;
-    if (running.labels[LABEL_MANAGED] !== 'true' || running.hostPort !== registryPort(inputs)) {
+    if (found.labels[LABEL_MANAGED] !== 'true' || found.hostPort !== registryPort(inputs)) {
         return undefined;
     }
     const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes);
-    return containerAction(spec, running) === 'keep'
+    // Stopped or running, its own settings stand: this step's defaults would drop its auth and TLS.
+    return ['keep', 'start'].includes(containerAction(spec, found))
         ? undefined
-        : `the running registry container ${REGISTRY_CONTAINER}`;
+        : `the ${found.running ? 'running' : 'stopped'} registry container ${REGISTRY_CONTAINER}`;
 }
 /** Why no local registry runs here, in the words of the inputs that decide it. */
 function notWantedReason(facts, inputs, kept) {
@@ -45210,8 +45215,13 @@ function planRegistry(detected, inputs) {
             wanted: false,
             dataDirs: Object.fromEntries(Object.entries(detected.dataDirs).filter(([d]) => d !== inputs.registryData && d !== `${inputs.registryData}-mirror`))
         };
+    const startKept = kept !== undefined && detected.registry?.running === false;
+    const startStep = startKept
+        ? [{ description: `start ${kept} as it is (its settings untouched)` }]
+        : [];
     if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
-        return { ...idlePlan(facts, inputs, kept), kept };
+        const idle = idlePlan(facts, inputs, kept);
+        return { ...idle, steps: [...startStep, ...idle.steps], kept, startKept };
     }
     const warnings = insecureRegistry(inputs, facts.me)
         ? [
@@ -45226,8 +45236,13 @@ function planRegistry(detected, inputs) {
         .map(([d]) => d);
     const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
     const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
-    const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)];
-    return { ...prepared, ...actions, found: registry_plan_describeFound(facts, inputs, actions, kept), steps, kept };
+    const steps = [
+        ...startStep,
+        ...preparationSteps(prepared, inputs),
+        ...containerSteps(facts, inputs, actions)
+    ];
+    const found = registry_plan_describeFound(facts, inputs, actions, kept);
+    return { ...prepared, ...actions, found, steps, kept, startKept };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
@@ -45468,6 +45483,22 @@ async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
     });
     throw new errors/* HostError */.dh(`The ${spec.name} container did not answer GET /v2/ on ${host}:${spec.hostPort} within ${deadlineMs / 1000} s (last: ${last}). Its last log lines:\n${(0,errors/* tailLines */.os)(`${logs.stdout}${logs.stderr}`, 20)}`);
 }
+/** Starts the stopped registry container this step keeps as it is; ready on plain HTTP or TLS. */
+async function startKept(ctx) {
+    await ctx.runner.run(['docker', 'start', REGISTRY_CONTAINER], { root: true });
+    const port = registryPort(ctx.inputs);
+    const host = ctx.inputs.registry.host.replace(/^\[|\]$/g, '');
+    const end = Date.now() + 30_000;
+    while (Date.now() < end) {
+        for (const tls of [false, true]) {
+            const status = await probe(host, port, tls);
+            if (status === 200 || status === 401)
+                return;
+        }
+        await new Promise(r => setTimeout(r, 250));
+    }
+    throw new errors/* HostError */.dh(`The ${REGISTRY_CONTAINER} container was started but did not answer GET /v2/ on ${host}:${port} within 30 s: see docker logs ${REGISTRY_CONTAINER}.`);
+}
 /** Runs a new container from the spec; a failed recreate brings the previous one back. */
 async function replaceContainer(ctx, spec, tls, recreate) {
     const { runner } = ctx;
@@ -45564,8 +45595,17 @@ async function ensureRegistry(ctx, p, id) {
  */
 async function applyRegistry(p, ctx) {
     const { inputs, runner } = ctx;
-    if (!p.facts.dockerUp)
-        return;
+    if (!p.facts.dockerUp) {
+        // A dry run never gets here; a step without the engine phase (the registry entry) does.
+        if (p.steps.length === 0)
+            return;
+        throw new errors/* HostError */.dh('Docker does not answer, so no registry was started: start Docker, or set the host up with org/docker-gpu-setup@v1 before this step.');
+    }
+    if (p.startKept) {
+        await startKept(ctx);
+        if (Object.keys(p.caches).length === 0)
+            return;
+    }
     const id = await ensureImage(ctx, p);
     for (const dir of p.makeDirs)
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });

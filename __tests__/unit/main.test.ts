@@ -379,6 +379,21 @@ describe('a sub-action', () => {
     expect(core.record.failed).toEqual([])
   })
 
+  it.each([
+    ['push', {images: 'app:1'}, 'no image was pushed'],
+    ['registry', {}, 'no registry was started']
+  ])(
+    '%s fails when Docker does not answer instead of passing having done nothing',
+    async (name, values, what) => {
+      env = inputs(values)
+      const runner = new FakeRunner([[['docker'], {exitCode: 1}]])
+      await runMain({runner, stages: phaseStages, entry: name === 'push' ? PUSH : REGISTRY})
+      expect(core.record.failed).toEqual([
+        expect.stringContaining(`Docker does not answer, so ${what}`)
+      ])
+    }
+  )
+
   it('gpus leases before the host lock and takes no lock', async () => {
     env = inputs({})
     const lock = fakeLock()

@@ -151,10 +151,19 @@ describe('planRegistry', () => {
       ).toThrow('Port 5000 is taken by process "nginx",pid=7,fd=6')
     })
 
-    it('still runs one where none serves the port, and starts a stopped one', () => {
+    it('still runs one where none serves the port', () => {
       expect(planRegistry(ready({}, {registry: undefined}), inputs()).registry).toBe('create')
+    })
+
+    it('starts a stopped one as it is, never recreating it without its auth and TLS', () => {
       const stopped = {...running, registry: {...running.registry!, running: false}}
-      expect(planRegistry(stopped, inputs()).registry).toBe('recreate')
+      const plan = planRegistry(stopped, inputs())
+      expect(plan.registry).toBeUndefined()
+      expect(plan.startKept).toBe(true)
+      expect(plan.steps.map(s => s.description)).toEqual([
+        'start the stopped registry container docker-gpu-setup-registry as it is (its settings untouched)'
+      ])
+      expect(planRegistry(running, inputs()).startKept).toBe(false)
     })
 
     it.each([

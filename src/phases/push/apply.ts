@@ -98,6 +98,12 @@ const STRATEGIES: Record<PushWay, PushStrategy> = {
  * images output (in the order of `images`); fails naming what did not land, after all were tried.
  */
 export async function applyPush(p: PushPlan, ctx: Ctx): Promise<void> {
+  if (!p.facts.dockerUp && p.facts.targets.length > 0) {
+    // A dry run never gets here; a step without the engine phase (the push entry) does.
+    throw new HostError(
+      'Docker does not answer, so no image was pushed: start Docker, or set the host up with org/docker-gpu-setup@v1 before this step.'
+    )
+  }
   const config = p.login && ctx.inputs.login ? await login(ctx, ctx.inputs.login) : undefined
   let results: PushResult[]
   try {

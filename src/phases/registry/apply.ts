@@ -18,6 +18,8 @@ import {
   cacheSpecs,
   containerAction,
   mirrorSpec,
+  REGISTRY_CONTAINER,
+  registryPort,
   registrySpec,
   runArgv,
   type ContainerSpec
@@ -61,6 +63,24 @@ async function waitReady(
   })
   throw new HostError(
     `The ${spec.name} container did not answer GET /v2/ on ${host}:${spec.hostPort} within ${deadlineMs / 1000} s (last: ${last}). Its last log lines:\n${tailLines(`${logs.stdout}${logs.stderr}`, 20)}`
+  )
+}
+
+/** Starts the stopped registry container this step keeps as it is; ready on plain HTTP or TLS. */
+async function startKept(ctx: Ctx): Promise<void> {
+  await ctx.runner.run(['docker', 'start', REGISTRY_CONTAINER], {root: true})
+  const port = registryPort(ctx.inputs)
+  const host = ctx.inputs.registry.host.replace(/^\[|\]$/g, '')
+  const end = Date.now() + 30_000
+  while (Date.now() < end) {
+    for (const tls of [false, true]) {
+      const status = await probe(host, port, tls)
+      if (status === 200 || status === 401) return
+    }
+    await new Promise(r => setTimeout(r, 250))
+  }
+  throw new HostError(
+    `The ${REGISTRY_CONTAINER} container was started but did not answer GET /v2/ on ${host}:${port} within 30 s: see docker logs ${REGISTRY_CONTAINER}.`
   )
 }
 
@@ -168,7 +188,17 @@ async function ensureRegistry(ctx: Ctx, p: RegistryPlan, id: string): Promise<st
  */
 export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
   const {inputs, runner} = ctx
-  if (!p.facts.dockerUp) return
+  if (!p.facts.dockerUp) {
+    // A dry run never gets here; a step without the engine phase (the registry entry) does.
+    if (p.steps.length === 0) return
+    throw new HostError(
+      'Docker does not answer, so no registry was started: start Docker, or set the host up with org/docker-gpu-setup@v1 before this step.'
+    )
+  }
+  if (p.startKept) {
+    await startKept(ctx)
+    if (Object.keys(p.caches).length === 0) return
+  }
   const id = await ensureImage(ctx, p)
   for (const dir of p.makeDirs) await runner.run(['install', '-d', '-m', '0755', dir], {root: true})
   if (p.writeHtpasswd) {

@@ -55,6 +55,8 @@ export interface RegistryPlan extends PhasePlan {
   caches: Record<string, ContainerAction>
   /** What serves `registry` already and is kept as it is (this step does not say how it runs). */
   kept?: string
+  /** The kept registry container is stopped: started as it is, its settings untouched. */
+  startKept?: boolean
 }
 
 type Actions = Pick<RegistryPlan, 'registry' | 'mirror' | 'caches'>
@@ -192,15 +194,16 @@ function containerSteps(facts: RegistryFacts, inputs: RegistrySettings, actions:
  * process on that port is not taken for a registry: the plan names it and changes nothing.
  */
 function keptRegistry(facts: RegistryFacts, inputs: RegistrySettings): string | undefined {
-  const running = facts.registry
-  if (!facts.wanted || !facts.dockerUp || inputs.configured || !running?.running) return undefined
-  if (running.labels[LABEL_MANAGED] !== 'true' || running.hostPort !== registryPort(inputs)) {
+  const found = facts.registry
+  if (!facts.wanted || !facts.dockerUp || inputs.configured || !found) return undefined
+  if (found.labels[LABEL_MANAGED] !== 'true' || found.hostPort !== registryPort(inputs)) {
     return undefined
   }
   const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes)
-  return containerAction(spec, running) === 'keep'
+  // Stopped or running, its own settings stand: this step's defaults would drop its auth and TLS.
+  return ['keep', 'start'].includes(containerAction(spec, found))
     ? undefined
-    : `the running registry container ${REGISTRY_CONTAINER}`
+    : `the ${found.running ? 'running' : 'stopped'} registry container ${REGISTRY_CONTAINER}`
 }
 
 /** Why no local registry runs here, in the words of the inputs that decide it. */
@@ -283,8 +286,13 @@ export function planRegistry(detected: RegistryFacts, inputs: RegistrySettings):
             )
           )
         }
+  const startKept = kept !== undefined && detected.registry?.running === false
+  const startStep = startKept
+    ? [{description: `start ${kept} as it is (its settings untouched)`}]
+    : []
   if (!facts.dockerUp || (!facts.wanted && inputs.registryCaches.length === 0)) {
-    return {...idlePlan(facts, inputs, kept), kept}
+    const idle = idlePlan(facts, inputs, kept)
+    return {...idle, steps: [...startStep, ...idle.steps], kept, startKept}
   }
   const warnings = insecureRegistry(inputs, facts.me)
     ? [
@@ -299,6 +307,11 @@ export function planRegistry(detected: RegistryFacts, inputs: RegistrySettings):
     .map(([d]) => d)
   const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert)
   const prepared = {facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: ''}
-  const steps = [...preparationSteps(prepared, inputs), ...containerSteps(facts, inputs, actions)]
-  return {...prepared, ...actions, found: describeFound(facts, inputs, actions, kept), steps, kept}
+  const steps = [
+    ...startStep,
+    ...preparationSteps(prepared, inputs),
+    ...containerSteps(facts, inputs, actions)
+  ]
+  const found = describeFound(facts, inputs, actions, kept)
+  return {...prepared, ...actions, found, steps, kept, startKept}
 }
