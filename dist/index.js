@@ -43076,7 +43076,7 @@ function publishLeases(ctx, picks) {
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
  * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
- * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * Writes one lease file per GPU in /run/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
  * CUDA_VISIBLE_DEVICES.
  */
 async function applyGpus(plan, ctx) {
@@ -43718,7 +43718,9 @@ async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
     const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
     const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
     if (runner.isRoot) {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
+        // 0755 as the sudo path's install -d makes it, whatever the umask: /run/docker-gpu-setup is
+        // also the host lock folder, which must be writable by root alone.
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true, mode: 0o755 });
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
@@ -43787,72 +43789,125 @@ async function writeOwnedFile(file, content, mode = 0o600) {
 /* harmony export */   UE: () => (/* binding */ LOCK_DIR),
 /* harmony export */   w9: () => (/* binding */ takeOver)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
-/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* unused harmony exports lockDirProblem, lockText */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1650);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7848);
 /**
- * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
- * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
- * whole or not at all (link(2) of a complete temporary file), so no reader ever sees a half-written
- * owner, and the folder goes away once nothing is left in it.
+ * The host's lock folder, /run/docker-gpu-setup: the host lock (its `owner` file), the short lock
+ * that GPU leases are chosen under, and one lease file per GPU. The folder sits in /run, where only
+ * root writes, is made 0755 and checked before every lock is written (a real folder, root's,
+ * writable by no one else), and stays when empty: no other user can make it first or plant files
+ * in it. Every lock is a file created whole or not at all (link(2) of a complete temporary file,
+ * itself created with O_EXCL|O_NOFOLLOW), so no reader ever sees a half-written owner.
  */
 
 
 
 
 
+
 /** The host lock folder; it holds the host lock, the GPU lease lock and the GPU leases. */
-const LOCK_DIR = '/run/lock/docker-gpu-setup';
+const LOCK_DIR = '/run/docker-gpu-setup';
 /** The host lock: one run at a time changes packages, daemon.json and the daemon. */
 const OWNER = `${LOCK_DIR}/owner`;
 /** Held only while GPU leases are read and written (milliseconds), never while waiting. */
 const GPU_LEASE_LOCK = `${LOCK_DIR}/gpus.lock`;
-// One fixed script (arguments stay argv): install the complete file beside its name, link it to
-// the name (link fails when the name exists), drop the temporary name. Exit 3: the name exists.
-const CREATE_SCRIPT = 'd=$(dirname "$3"); install -d -m 0755 "$d" && install -m 0644 "$1" "$2" || exit 1; ' +
-    'if ln "$2" "$3" 2>/dev/null; then r=0; elif [ -e "$3" ]; then r=3; else r=1; fi; rm -f "$2"; exit $r';
+/** The refusal of a lock folder that someone other than root could write or has replaced. */
+function unsafeDir(dir, found) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`${dir} must be a folder owned by root and writable by no one else, but is: ${found}. Another user may have planted it; remove it (sudo rm -rf ${dir}) when no docker-gpu-setup run is active, and run again.`);
+}
+/**
+ * What is wrong with the lock folder as lstat(2) sees it (pure), or undefined when it is a real
+ * folder owned by `uid` (the user writing as root) that no one else can write.
+ */
+function lockDirProblem(st, uid) {
+    const kind = st.isSymbolicLink()
+        ? 'symbolic link'
+        : st.isDirectory()
+            ? 'directory'
+            : 'not a folder';
+    const found = `${kind}, owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}`;
+    return kind !== 'directory' || st.uid !== uid || (st.mode & 0o022) !== 0 ? found : undefined;
+}
+/** Makes the lock folder (0755) when missing, then checks it; never follows a symlink. */
+async function ensureLockDir(dir) {
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.mkdir(dir, { mode: 0o755 }).then(() => node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(dir, 0o755), (e) => {
+        if (e.code !== 'EEXIST')
+            throw e;
+    });
+    const problem = lockDirProblem(await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.lstat(dir), process.getuid?.() ?? 0);
+    if (problem)
+        throw unsafeDir(dir, problem);
+}
+// One fixed script (arguments stay argv), run as root: make the folder and check it as
+// ensureLockDir does (exit 4, printing what it found), write the complete file under a name
+// mktemp(1) creates with O_EXCL, link it to the name (link fails when the name exists), drop the
+// temporary name. Exit 3: the name exists.
+const CREATE_SCRIPT = 'd=$(dirname "$2"); mkdir -m 0755 "$d" 2>/dev/null; ' +
+    'if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u "$d")" != "$(id -u)" ] || ' +
+    '[ $((0$(stat -c %a "$d") & 022)) -ne 0 ]; then stat -c "%F, owner uid %u, mode %a" "$d" >&2; exit 4; fi; ' +
+    't=$(mktemp "$d/.lock.XXXXXXXXXX") || exit 1; ' +
+    'if cat "$1" > "$t" && chmod 0644 "$t"; then ' +
+    'if ln "$t" "$2" 2>/dev/null; then r=0; elif [ -e "$2" ]; then r=3; else r=1; fi; ' +
+    'else r=1; fi; rm -f "$t"; exit $r';
 async function createAsRoot(file, content) {
-    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file);
+    await ensureLockDir(dir);
+    // Unguessable and never followed: a name planted in its place makes the open fail, not redirect.
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_2__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}.${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(8).toString('hex')}.tmp`);
+    const flags = node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_WRONLY | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_CREAT | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_EXCL | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_NOFOLLOW;
     try {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), { recursive: true, mode: 0o755 });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: 0o644 });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, 0o644);
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(tmp, file);
+        const handle = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.open(tmp, flags, 0o644);
+        try {
+            await handle.writeFile(content);
+            await handle.chmod(0o644);
+        }
+        finally {
+            await handle.close();
+        }
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.link(tmp, file);
         return 'made';
     }
     catch (e) {
         const code = e.code;
         if (code === 'EEXIST')
             return 'exists';
-        // The folder went away between mkdir and the write (a release removed it as empty): again.
+        // The folder went away between the check and the write (removed by hand): again.
         if (code === 'ENOENT')
             return 'retry';
         throw e;
     }
     finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(tmp, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(tmp, { force: true });
     }
 }
 async function createWithSudo(runner, file, content, tempDir) {
-    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_2__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(staged, content, { mode: 0o600 });
     try {
-        const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
-        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, tmp, file], {
+        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, file], {
             root: true,
             allowFailure: true
         });
+        if (r.exitCode === 4)
+            throw unsafeDir(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file), r.stderr.trim());
         return r.exitCode === 0 ? 'made' : r.exitCode === 3 ? 'exists' : 'retry';
     }
     finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(staged, { force: true });
     }
 }
-/** Creates `file` holding `content` unless it exists (true when made); creates the lock folder. */
+/**
+ * Creates `file` holding `content` unless it exists (true when made); makes and checks the lock
+ * folder, refusing one that is not root's alone.
+ */
 async function createExclusive(runner, file, content, tempDir) {
     for (let attempt = 0; attempt < 5; attempt++) {
         const r = runner.isRoot
@@ -43861,30 +43916,22 @@ async function createExclusive(runner, file, content, tempDir) {
         if (r !== 'retry')
             return r === 'made';
     }
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
-}
-/** Removes a lock folder when nothing is left in it; another lock or a lease keeps it. */
-async function removeDirIfEmpty(runner, dir) {
-    if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rmdir(dir).catch(() => undefined);
-    else
-        await runner.run(['rmdir', '--', dir], { root: true, allowFailure: true });
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
 }
 /**
  * Removes `file` when `ours(text)` says it is still this run's; never waits for any lock. Says
  * what it found: removed, already gone, or another owner's (left alone).
  */
 async function removeIfOurs(runner, file, ours) {
-    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, file);
     if (text === undefined)
         return 'gone';
     if (!ours(text))
         return 'other';
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(file, { force: true });
     else
         await runner.run(['rm', '-f', '--', file], { root: true });
-    await removeDirIfEmpty(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file));
     return 'removed';
 }
 /**
@@ -43895,46 +43942,66 @@ async function removeIfOurs(runner, file, ours) {
 async function takeOver(runner, file, staleText) {
     const aside = `${file}.${process.pid}.stale`;
     const moved = runner.isRoot
-        ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(file, aside).then(() => true, () => false)
+        ? await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(file, aside).then(() => true, () => false)
         : (await runner.run(['mv', '-T', '--', file, aside], { root: true, allowFailure: true }))
             .exitCode === 0;
     if (!moved)
         return;
-    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, aside);
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, aside);
     if (text !== staleText) {
         if (runner.isRoot)
-            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(aside, file).catch(() => undefined);
+            await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.link(aside, file).catch(() => undefined);
         else
             await runner.run(['ln', '--', aside, file], { root: true, allowFailure: true });
     }
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(aside, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(aside, { force: true });
     else
         await runner.run(['rm', '-f', '--', aside], { root: true });
 }
+/** A lock file's text: the pid and, to tell it from a later process with that pid, its start time. */
+function lockText(pid) {
+    const start = (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .processIdentity */ .I9)(pid)?.start;
+    return start === undefined ? `${pid}\n` : `${pid} ${start}\n`;
+}
+/** The pid a lock file names (0 when none). */
+function lockOwner(text) {
+    const pid = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : 0;
+}
 /**
- * Takes a lock file holding this process's pid. A lock whose owner is dead (or unreadable) is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ * Whether the process that wrote a lock file still runs: the same pid and start time; a file of
+ * a pid alone (written by hand, or by an older release) is judged by the pid.
+ */
+function ownerAlive(text) {
+    const pid = lockOwner(text);
+    const start = text.trim().split(/\s+/)[1];
+    return start === undefined ? (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .pidAlive */ .pl)(pid) : (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .sameProcessAlive */ .bZ)(pid, start);
+}
+/**
+ * Takes a lock file holding this process's pid and start time. A lock whose owner is dead (or
+ * unreadable, or whose pid now belongs to a later process) is taken over; a live owner is waited
+ * for, up to `timeoutMs`, saying so once in the log.
  */
 async function acquireFileLock(runner, file, tempDir, info, wait) {
     const end = Date.now() + wait.timeoutMs;
-    const mine = `${process.pid}\n`;
+    const mine = lockText(process.pid);
     let told = false;
     for (;;) {
         if (await createExclusive(runner, file, mine, tempDir)) {
             return { release: async () => void (await removeIfOurs(runner, file, t => t === mine)) };
         }
-        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, file);
         if (text === undefined)
             continue;
-        const owner = Number(text.trim());
-        if (!Number.isInteger(owner) || owner <= 0 || !(0,_process_js__WEBPACK_IMPORTED_MODULE_4__/* .pidAlive */ .pl)(owner)) {
+        const owner = lockOwner(text);
+        if (!ownerAlive(text)) {
             info(`Taking over ${wait.what}: its owner (pid ${owner || 'unknown'}) is gone.`);
             await takeOver(runner, file, text);
             continue;
         }
         if (Date.now() > end) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
         }
         if (!told) {
             info(`Waiting for ${wait.what}, held by pid ${owner} (another run on this host).`);
@@ -43944,8 +44011,8 @@ async function acquireFileLock(runner, file, tempDir, info, wait) {
     }
 }
 /**
- * Takes the host lock (the `owner` file in the lock folder, holding this process's pid). A lock
- * whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
+ * Takes the host lock (the `owner` file in the lock folder, holding this process's pid and start
+ * time). A lock whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
  */
 async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
     return acquireFileLock(runner, OWNER, tempDir, info, {

@@ -42,7 +42,9 @@ export async function writeFileAtomic(
   const dir = path.dirname(file)
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`)
   if (runner.isRoot) {
-    await fs.mkdir(dir, {recursive: true})
+    // 0755 as the sudo path's install -d makes it, whatever the umask: /run/docker-gpu-setup is
+    // also the host lock folder, which must be writable by root alone.
+    await fs.mkdir(dir, {recursive: true, mode: 0o755})
     await fs.writeFile(tmp, content, {mode})
     await fs.chmod(tmp, mode)
     await fs.rename(tmp, file)
