@@ -61,6 +61,12 @@ export async function writeFileAtomic(
   }
 }
 
+/** Sets a file's mode (as root where needed). */
+export async function setMode(runner: CommandRunner, file: string, mode: number): Promise<void> {
+  if (runner.isRoot) await fs.chmod(file, mode)
+  else await runner.run(['chmod', mode.toString(8), '--', file], {root: true})
+}
+
 /** Renames (as root where needed); used to set files aside instead of deleting them. */
 export async function renameFile(runner: CommandRunner, from: string, to: string): Promise<void> {
   if (runner.isRoot) await fs.rename(from, to)
