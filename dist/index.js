@@ -43690,8 +43690,10 @@ async function recordUse(runner, containers, tempDir, dir = _system_lock_js__WEB
     const run = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID;
     const job = `job ${env.GITHUB_JOB || 'unnamed'}${run ? ` (${env.GITHUB_REPOSITORY} run ${env.GITHUB_RUN_ID})` : ''}`;
     for (const c of containers) {
-        const text = `${job}, worker pid ${worker.pid}\n`;
-        await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, markerName(c, worker)), text, tempDir);
+        const file = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, markerName(c, worker));
+        // A rerun in the same job finds its record (readable by all): no sudo for nothing.
+        if (!(await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .exists */ .t2)(file)))
+            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(runner, file, `${job}, worker pid ${worker.pid}\n`, tempDir);
     }
 }
 /**

@@ -6,7 +6,7 @@
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import type {CommandRunner} from '../../exec/runner.js'
-import {readFileMaybe, removeFile} from '../../system/files.js'
+import {exists, readFileMaybe, removeFile} from '../../system/files.js'
 import {LOCK_DIR, createExclusive} from '../../system/lock.js'
 import {processIdentity, sameProcessAlive, type ProcessIdentity} from '../../system/process.js'
 
@@ -40,8 +40,10 @@ export async function recordUse(
   const run = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
   const job = `job ${env.GITHUB_JOB || 'unnamed'}${run ? ` (${env.GITHUB_REPOSITORY} run ${env.GITHUB_RUN_ID})` : ''}`
   for (const c of containers) {
-    const text = `${job}, worker pid ${worker.pid}\n`
-    await createExclusive(runner, path.join(dir, markerName(c, worker)), text, tempDir)
+    const file = path.join(dir, markerName(c, worker))
+    // A rerun in the same job finds its record (readable by all): no sudo for nothing.
+    if (!(await exists(file)))
+      await createExclusive(runner, file, `${job}, worker pid ${worker.pid}\n`, tempDir)
   }
 }
 
