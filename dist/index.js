@@ -34942,7 +34942,7 @@ function stringEnv(env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7125);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8077);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
 /** The bundle's entry: the main or post step of the action.yml the runner started. */
@@ -34965,7 +34965,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7125:
+/***/ 8077:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35070,22 +35070,42 @@ function daemonProxyFragment(p) {
     proxies['no-proxy'] = noProxyText(p);
     return { source: 'http-proxy, https-proxy, no-proxy', value: { proxies } };
 }
-/** A value quoted for a systemd Environment= line: `%` is a specifier, `\` and `"` are escapes. */
-function systemdQuoted(assignment) {
-    return `"${assignment.replace(/%/g, '%%').replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+/**
+ * A value quoted for a systemd EnvironmentFile= line: inside double quotes `\`, `"`, `$` and a
+ * backquote are escaped; `%` is no specifier there.
+ */
+function envFileQuoted(value) {
+    return `"${value.replace(/[\\"$`]/g, c => `\\${c}`)}"`;
 }
-/** The drop-in that gives dockerd the proxies where daemon.json cannot (Docker before 23). */
-function proxyDropIn(p) {
+/**
+ * The environment file that gives dockerd the proxies where daemon.json cannot (Docker before 23),
+ * read by the drop-in's EnvironmentFile=: written 0600 root, since a proxy URL may carry a
+ * password, and `systemctl show docker` prints a unit's Environment= lines to every user.
+ */
+function proxyEnvFile(p) {
     const env = proxyEnvironment(p);
     const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
         .filter(k => env[k] !== undefined)
-        .map(k => `Environment=${systemdQuoted(`${k}=${env[k]}`)}`);
+        .map(k => `${k}=${envFileQuoted(env[k])}`);
     return [
         '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
-        '[Service]',
         ...lines,
         ''
     ].join('\n');
+}
+/** The drop-in that points dockerd at `envFile`, the proxies' environment file (Docker before 23). */
+function proxyDropIn(envFile) {
+    return [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        '# The values are in the file below (0600 root: a proxy URL may carry a password).',
+        '[Service]',
+        `EnvironmentFile=${envFile}`,
+        ''
+    ].join('\n');
+}
+/** True when a proxy URL carries a user or password. */
+function hasCredentials(url) {
+    return withoutCredentials(url) !== url;
 }
 /** The client config's `proxies.default`: Docker turns it into the variables of new containers. */
 function clientProxyEntry(p) {
@@ -35137,8 +35157,8 @@ var entries = __nccwpck_require__(8323);
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
 var runner = __nccwpck_require__(4100);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/system/files.ts
@@ -35211,8 +35231,8 @@ function dockerSocketOf(env, isRoot = true) {
 }
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
-    const names = [external_node_os_namespaceObject.hostname()];
-    const interfaces = Object.entries(external_node_os_namespaceObject.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
+    const names = [external_node_os_.hostname()];
+    const interfaces = Object.entries(external_node_os_.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
     return {
         names,
         addresses: interfaces.map(i => i.address),
@@ -35226,16 +35246,16 @@ async function readHost(env = process.env) {
         .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
         .catch(() => '');
     const isRoot = process.getuid?.() === 0;
-    const current = external_node_os_namespaceObject.userInfo().username;
+    const current = external_node_os_.userInfo().username;
     return {
         os: parseOsRelease(text),
         isRoot,
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
         systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
-        tempDir: env.RUNNER_TEMP || external_node_os_namespaceObject.tmpdir(),
+        tempDir: env.RUNNER_TEMP || external_node_os_.tmpdir(),
         identity: hostIdentity(),
         dockerSocket: dockerSocketOf(env, isRoot),
-        dockerConfigDir: env.DOCKER_CONFIG || external_node_path_.join(external_node_os_namespaceObject.homedir(), '.docker')
+        dockerConfigDir: env.DOCKER_CONFIG || external_node_path_.join(external_node_os_.homedir(), '.docker')
     };
 }
 
@@ -35531,6 +35551,7 @@ function imageReference(raw, name) {
  * fragments the inputs and phases contribute, stable serialisation, and a diff a person can read.
  */
 
+
 /** A malformed daemon.json: the parser's message and the line it points at. */
 class DaemonConfigParseError extends Error {
     detail;
@@ -35667,6 +35688,24 @@ function mergeFragments(current, fragments) {
 /** Stable text: two-space JSON, keys in the order the file had them (new ones after), newline at the end. */
 function serialiseDaemonConfig(config) {
     return `${JSON.stringify(config, null, 2)}\n`;
+}
+/**
+ * True when the file's text holds a secret: a proxy URL with a user or password. Such a file is
+ * kept 0600 (dockerd reads it as root; no one else needs to). Unreadable text holds none.
+ */
+function holdsSecret(text) {
+    let config;
+    try {
+        config = parseDaemonConfig(text);
+    }
+    catch {
+        return false;
+    }
+    const proxies = isJsonObject(config.proxies) ? config.proxies : {};
+    return ['http-proxy', 'https-proxy'].some(k => {
+        const v = proxies[k];
+        return typeof v === 'string' && hasCredentials(v);
+    });
 }
 /** True when both configs mean the same to dockerd (key order aside). */
 function sameConfig(a, b) {
@@ -37277,6 +37316,261 @@ function writeOutputs(o, names = 'all') {
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
+// EXTERNAL MODULE: ./src/system/process.ts
+var system_process = __nccwpck_require__(7848);
+;// CONCATENATED MODULE: ./src/system/service.ts
+
+
+
+/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
+const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
+/** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
+const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
+const DOCKERD_PIDFILE = '/var/run/docker.pid';
+/**
+ * How long one start or restart may take before the step fails with the daemon's log. Docker's own
+ * unit sets no start timeout (TimeoutStartSec=0): a dockerd that never reports ready would hold
+ * `systemctl start` forever.
+ */
+const START_TIMEOUT_S = 120;
+/** Where a `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
+const CLIENT_DIRS = [
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
+    '/snap/bin'
+];
+/** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
+async function findDockerClient() {
+    for (const dir of CLIENT_DIRS)
+        if (await (0,system_files/* exists */.t2)(`${dir}/docker`))
+            return `${dir}/docker`;
+    return undefined;
+}
+const NO_CLIENT = "Docker's daemon is installed but there is no docker client to talk to it: install it (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli), or let this action install Docker (install-docker: auto or true).";
+/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
+async function detectServiceManager(systemd) {
+    if (systemd)
+        return 'systemd';
+    return (await (0,system_files/* exists */.t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
+}
+/**
+ * The daemon's version when it answers within a few seconds, else undefined (also with no client:
+ * the job's steps could not use it). Through the Engine API when `api` is given (no docker process).
+ */
+async function probeDaemon(runner, api) {
+    if ((await findDockerClient()) === undefined)
+        return undefined;
+    if (api) {
+        const v = await api.json('/version', 5_000).catch(() => undefined);
+        return v?.Version || undefined;
+    }
+    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 5
+    });
+    const version = r.stdout.trim();
+    return r.exitCode === 0 && version !== '' ? version : undefined;
+}
+/**
+ * Probes until the daemon answers, the deadline passes, or `starting` says it no longer can (a
+ * dockerd that exited, a unit that failed); each probe bounded on its own. Without a client nothing
+ * can answer: that is said at once, not after the deadline.
+ */
+async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
+    if ((await findDockerClient()) === undefined)
+        throw new errors/* HostError */.dh(NO_CLIENT);
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+        const version = await probeDaemon(runner);
+        if (version !== undefined || Date.now() > end || !(await starting()))
+            return version;
+        await new Promise(r => setTimeout(r, 300));
+    }
+}
+/** Is there a docker.socket unit (Docker's and Debian's packages ship one)? */
+async function hasSocketUnit(runner) {
+    const r = await runner.run(['systemctl', 'show', '-p', 'LoadState', 'docker.socket'], {
+        allowFailure: true
+    });
+    return r.stdout.includes('LoadState=loaded');
+}
+/** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
+async function unitStarting(runner) {
+    const r = await runner.run(['systemctl', 'is-failed', '--quiet', 'docker.service'], {
+        allowFailure: true
+    });
+    return r.exitCode !== 0;
+}
+/** The pid of a dockerd this action spawned and that still runs, else undefined. */
+async function ownDockerdPid(runner) {
+    const pid = await markedPid(runner);
+    return pid !== undefined && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
+}
+/** The pid in DIRECT_MARKER, alive or not. */
+async function markedPid(runner) {
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_MARKER))?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+/** Is docker enabled at boot (systemd only)? */
+async function isEnabled(runner) {
+    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
+        allowFailure: true
+    });
+    return r.exitCode === 0;
+}
+/** Enables docker.service and docker.socket at boot (systemctl, as root). */
+async function enableDocker(runner) {
+    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
+}
+/**
+ * The last lines of the daemon's log, wherever this host's service manager keeps it; with `since`
+ * (epoch ms) only what dockerd logged from then on (journald by time; a log file by its
+ * `time="…"` stamps).
+ */
+async function daemonLogTail(runner, manager, since) {
+    if (manager === 'systemd') {
+        const window = since === undefined ? [] : ['--since', `@${Math.floor(since / 1000)}`];
+        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager', ...window], { root: true, allowFailure: true });
+        return (0,errors/* tailLines */.os)(r.stdout, 30);
+    }
+    const direct = (await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_LOG)) ?? '';
+    const sysv = (await (0,system_files/* readFileMaybe */.jp)(runner, '/var/log/docker.log')) ?? '';
+    const lines = (direct || sysv).split('\n');
+    const recent = since === undefined
+        ? lines
+        : lines.filter(l => {
+            const stamp = /time="([^"]+)"/.exec(l)?.[1];
+            return stamp !== undefined && Date.parse(stamp) >= since - 1000;
+        });
+    return (0,errors/* tailLines */.os)(recent.join('\n'), 30);
+}
+/**
+ * `systemctl start|restart docker`, bounded in time and proven by a probe; the unit's log when it
+ * does not answer.
+ */
+async function systemdDocker(runner, verb) {
+    // A unit that failed earlier (start-limit-hit) refuses to start until its failure is cleared.
+    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
+        root: true,
+        allowFailure: true
+    });
+    // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
+    // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
+    // has been running ... not functional until restarted"), or stopped; either way every start
+    // then fails with "no sockets found via socket activation". So the socket restarts with the
+    // service: both stop together (no client can wake the service in between), both start.
+    const socket = await hasSocketUnit(runner);
+    if (socket) {
+        await runner.run(['systemctl', 'stop', 'docker.socket', 'docker.service'], {
+            root: true,
+            timeoutSeconds: 120
+        });
+    }
+    const r = await runner.run(['systemctl', socket ? 'start' : verb, ...(socket ? ['docker.socket'] : []), 'docker.service'], { root: true, allowFailure: true, timeoutSeconds: START_TIMEOUT_S });
+    if (r.exitCode === 124) {
+        throw new errors/* HostError */.dh(`'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+    }
+    const version = await waitForDaemon(runner, 45_000, () => unitStarting(runner));
+    if (version)
+        return version;
+    throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
+}
+/**
+ * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
+ * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
+ * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
+ */
+async function startDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'start');
+    if (manager === 'sysv') {
+        const r = await runner.run(['service', 'docker', 'start'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 60
+        });
+        // An init script can exit 0 and start nothing: only a probe counts.
+        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
+        if (version)
+            return version;
+        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
+    }
+    return spawnDockerd(runner, tempDir);
+}
+async function spawnDockerd(runner, tempDir) {
+    const dockerd = (await (0,system_files/* exists */.t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
+    // A stale pid file from a killed dockerd makes the next one refuse to start.
+    const stale = await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE);
+    if (stale !== undefined && !(0,system_process/* pidAlive */.pl)(Number(stale.trim()))) {
+        await (0,system_files/* removeFile */.nM)(runner, DOCKERD_PIDFILE);
+    }
+    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
+    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
+    const version = await waitForDaemon(runner, 45_000, () => (0,system_process/* pidAlive */.pl)(pid));
+    if (!version) {
+        throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
+    }
+    const daemonPid = (await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
+    return version;
+}
+/** The pid of the running dockerd (its pid file), or undefined when none runs. */
+async function runningDockerdPid(runner) {
+    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim());
+    return Number.isInteger(pid) && pid > 0 && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
+}
+/**
+ * The running dockerd's binary as the kernel sees it (readlink /proc/PID/exe, as root): ends in
+ * " (deleted)" when a package replaced the file after the daemon started.
+ */
+async function dockerdBinary(runner, pid) {
+    const r = await runner.run(['readlink', `/proc/${pid}/exe`], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+}
+/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
+async function stopDockerd(runner, pid) {
+    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
+    const end = Date.now() + 30_000;
+    while ((0,system_process/* pidAlive */.pl)(pid) && Date.now() < end)
+        await new Promise(r => setTimeout(r, 200));
+    if ((0,system_process/* pidAlive */.pl)(pid))
+        throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
+    if (pid === (await markedPid(runner)))
+        await (0,system_files/* removeFile */.nM)(runner, DIRECT_MARKER);
+}
+/**
+ * Asks the running dockerd to reload daemon.json (SIGHUP): `systemctl reload` under systemd (its
+ * unit sends the signal to the main pid), else the signal to the pid in dockerd's pid file,
+ * whoever started it. Never an init script's force-reload: Debian's and Docker's restart.
+ */
+async function reloadDocker(runner, manager) {
+    if (manager === 'systemd') {
+        await runner.run(['systemctl', 'reload', 'docker.service'], { root: true, timeoutSeconds: 60 });
+        return;
+    }
+    const pid = await runningDockerdPid(runner);
+    if (pid === undefined)
+        throw new errors/* HostError */.dh('No dockerd runs to reload (no live pid in /var/run/docker.pid)');
+    await runner.run(['kill', '-HUP', String(pid)], { root: true });
+}
+/**
+ * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
+ * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
+ */
+async function restartDocker(runner, manager, tempDir, info) {
+    if (manager === 'systemd')
+        return systemdDocker(runner, 'restart');
+    const pid = await runningDockerdPid(runner);
+    if (pid !== undefined)
+        await stopDockerd(runner, pid);
+    return startDocker(runner, manager, tempDir, info);
+}
+
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 /** apt and dpkg through the runner: what is installed, held and available, and installing, removing and holding packages. */
 
@@ -37456,6 +37750,1077 @@ async function readOfflineFolder(runner, folder) {
         providedNames(runner)
     ]);
     return { debs, provided };
+}
+
+// EXTERNAL MODULE: ./src/system/nvidia-smi.ts
+var nvidia_smi = __nccwpck_require__(9404);
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: ./src/system/engine-api.ts
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** How long a request may wait for the daemon's answer (a hung dockerd holds it otherwise). */
+const REQUEST_TIMEOUT_MS = 15_000;
+/** The daemon's error message: its JSON `message`, or the body as it came (a proxy's text). */
+function daemonSays(text) {
+    try {
+        return JSON.parse(text).message ?? text.trim();
+    }
+    catch {
+        return text.trim();
+    }
+}
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
+    }
+    /**
+     * GET `path`; the body is the caller's to read. A daemon that sends no headers within
+     * `timeoutMs` (a hung dockerd) fails the request instead of holding it; 0 waits as long as it
+     * takes (an image export, which the daemon writes out whole before its first byte).
+     */
+    get(path, timeoutMs = REQUEST_TIMEOUT_MS) {
+        lib_core/* debug */.Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => {
+                req.setTimeout(0);
+                resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() });
+            });
+            if (timeoutMs > 0) {
+                req.setTimeout(timeoutMs, () => req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`)));
+            }
+            req.on('error', reject);
+        });
+    }
+    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+    async post(path) {
+        lib_core/* debug */.Yz(`engine: POST ${path}`);
+        const r = await new Promise((resolve, reject) => {
+            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => (text += d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            });
+            req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`Docker did not answer POST ${path} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
+            req.on('error', reject);
+            req.end();
+        });
+        if (r.status < 200 || r.status > 299) {
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${daemonSays(r.text)}`);
+        }
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image or container). */
+    async json(path, timeoutMs) {
+        const r = await this.get(path, timeoutMs);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${daemonSays(text)}`);
+        }
+        return JSON.parse(text);
+    }
+}
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
+        return undefined;
+    try {
+        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
+/** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
+function looksForGpu(inputs) {
+    return inputs.gpuRuntime !== 'none' || inputs.gpuCheck === 'true';
+}
+/** containerd's own shims, which every daemon lists and nobody chooses. */
+const BUILT_IN = /^io\.containerd\./;
+/** The daemon's facts: "runtimes nvidia, runc", "default nvidia", "2 GPU(s)", "driver 550.54.15 (CUDA 12.4)". */
+function daemonFacts(s) {
+    const facts = s.runtimes === undefined
+        ? [{ label: 'running daemon', value: null }]
+        : [
+            { label: 'runtimes', value: s.runtimes.filter(r => !BUILT_IN.test(r)) },
+            { label: 'default', value: s.defaultRuntime ?? 'runc' }
+        ];
+    if (s.gpu) {
+        facts.push({ label: 'GPU(s)', value: s.gpu.count }, {
+            label: 'driver',
+            value: s.gpu.driverVersion,
+            ...(s.gpu.cudaVersion ? { note: `CUDA ${s.gpu.cudaVersion}` } : {})
+        });
+    }
+    else if (s.gpuLooked)
+        facts.push({ label: 'NVIDIA driver', value: null });
+    if (s.change)
+        facts.push(...changeFacts(s.change));
+    return facts;
+}
+/** "applied by reload, API answered throughout" or "applied by restart (log-opts), API down 1.2 s, 2 container(s) kept running". */
+function changeFacts(c) {
+    const facts = [
+        {
+            label: 'applied by',
+            value: c.how,
+            ...(c.restartKeys.length > 0 ? { note: `needed by ${c.restartKeys.join(', ')}` } : {})
+        },
+        c.downtime === 0
+            ? { label: 'API answered throughout', value: true }
+            : { label: 'API down', value: `${c.downtime.toFixed(2)} s` }
+    ];
+    if (c.protectedContainers.length > 0) {
+        facts.push({ label: 'kept running', value: c.protectedContainers.length, note: 'live-restore' });
+    }
+    return facts;
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/gpu.ts
+/** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
+/**
+ * Parses plain `nvidia-smi` output (one call gives driver, CUDA and GPUs). Handles the classic
+ * header ("Driver Version", "CUDA Version") and drivers 610+ ("KMD Version", "CUDA UMD Version").
+ * Returns undefined when nvidia-smi reports no driver or no device.
+ */
+function parseNvidiaSmi(text) {
+    const driver = /(?:Driver|KMD) Version:\s*([\d.]+)/.exec(text);
+    if (!driver)
+        return undefined;
+    const cuda = /CUDA (?:UMD )?Version:\s*([\d.]+)/.exec(text);
+    const gpus = [];
+    for (const line of text.split('\n')) {
+        const m = /^\|\s+(\d+)\s+(.+?)\s+(?:On|Off)\s+\|/.exec(line);
+        if (m)
+            gpus.push({ index: Number(m[1]), name: m[2] });
+    }
+    return { driverVersion: driver[1], cudaVersion: cuda?.[1], gpus };
+}
+/** CUDA versions with a `nvidia/cuda:<v>-base-ubuntu22.04` image, newest first. */
+const CHECK_IMAGE_CUDA = ['12.8.1', '12.6.3', '12.4.1', '12.2.2', '12.0.1', '11.8.0'];
+function majorMinor(v) {
+    const [major, minor] = v.split('.').map(Number);
+    return major * 1000 + (minor || 0);
+}
+/**
+ * The check image for a driver: the newest CUDA base image not above what the driver supports
+ * (an image whose CUDA exceeds the driver's fails with "forward compatibility"). Undefined when
+ * even the oldest is too new, or the driver does not say.
+ */
+function checkImageFor(cudaVersion) {
+    if (cudaVersion === undefined)
+        return undefined;
+    const v = CHECK_IMAGE_CUDA.find(c => majorMinor(c) <= majorMinor(cudaVersion));
+    return v ? `nvidia/cuda:${v}-base-ubuntu22.04` : undefined;
+}
+/** Known GPU-container failures and the fix to print with them. */
+const KNOWN_FAILURES = [
+    [
+        /could not select device driver/,
+        'Docker does not know the NVIDIA runtime: the NVIDIA container toolkit is missing or Docker was not restarted after it was configured.'
+    ],
+    [
+        /unknown or invalid runtime name: nvidia/,
+        "daemon.json has no 'nvidia' runtime, or Docker was not restarted after it was added."
+    ],
+    [
+        /libnvidia-ml\.so\.1/,
+        'The container cannot load the driver library: no NVIDIA driver on the host, or Docker is installed as a snap (remove it: sudo snap remove docker, and install Docker from apt).'
+    ],
+    [
+        /forward compatibility|CUDA driver version is insufficient|unsatisfied condition: cuda>=/,
+        "The image's CUDA is newer than the driver supports: set gpu-check-image to an older nvidia/cuda base image, or update the driver."
+    ]
+];
+/** The fix for a GPU-check failure, when it is a known one. */
+function explainGpuFailure(output) {
+    return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/reload.ts
+/**
+ * Which daemon.json changes dockerd applies on a reload (SIGHUP) and which need a restart, and how
+ * to see in `docker info` that a reload took (pure).
+ */
+
+/**
+ * Keys dockerd (20.10 to 28, Linux) applies on SIGHUP: its Reload (daemon/reload.go,
+ * reload_unix.go) updates exactly these, and keeps running containers. Every other key (log-opts,
+ * log-driver, data-root, storage-driver, proxies, features, …) is read only at start. Features are
+ * accepted by a reload but what they switch (the containerd image store, CDI) is set up at start.
+ */
+const RELOADABLE_KEYS = [
+    'allow-nondistributable-artifacts',
+    'debug',
+    'default-ipc-mode',
+    'default-runtime',
+    'default-shm-size',
+    'insecure-registries',
+    'labels',
+    'live-restore',
+    'max-concurrent-downloads',
+    'max-concurrent-uploads',
+    'max-download-attempts',
+    'network-diagnostic-port',
+    'registry-mirrors',
+    'runtimes',
+    'shutdown-timeout'
+];
+/** The top-level keys whose value differs between two configs, sorted. */
+function changedKeys(before, after) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    const same = (k) => JSON.stringify(canonical(before[k] ?? null)) === JSON.stringify(canonical(after[k] ?? null)) &&
+        k in before === k in after;
+    return [...keys].filter(k => !same(k)).sort();
+}
+/**
+ * Splits changed keys into what a reload applies and what forces a restart. A removed key always
+ * forces one: a reload keeps the value of a key the file no longer sets.
+ */
+function classifyChange(before, after) {
+    const keys = changedKeys(before, after);
+    const restart = keys.filter(k => !RELOADABLE_KEYS.includes(k) || !(k in after));
+    return { reload: keys.filter(k => !restart.includes(k)), restart };
+}
+const noSlash = (s) => s.replace(/\/+$/, '');
+const strings = (v) => Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [];
+/**
+ * The keys of `config` the running daemon has not taken, among those `docker info` shows (others
+ * cannot be seen and are trusted). A reload that leaves any is treated as needing a restart.
+ */
+function notTaken(config, loaded, keys) {
+    const missing = [];
+    const check = (key, ok) => {
+        if (keys.includes(key) && !ok)
+            missing.push(key);
+    };
+    const runtimes = config.runtimes;
+    check('runtimes', typeof runtimes === 'object' && runtimes !== null && !Array.isArray(runtimes)
+        ? Object.keys(runtimes).every(r => loaded.runtimes.includes(r))
+        : true);
+    check('default-runtime', (config['default-runtime'] ?? 'runc') === loaded.defaultRuntime);
+    check('registry-mirrors', strings(config['registry-mirrors']).every(m => loaded.mirrors.map(noSlash).includes(noSlash(m))));
+    check('insecure-registries', strings(config['insecure-registries']).every(r => loaded.insecure.includes(r)));
+    check('live-restore', (config['live-restore'] ?? false) === loaded.liveRestore);
+    check('debug', (config.debug ?? false) === loaded.debug);
+    check('labels', strings(config.labels).every(l => loaded.labels.includes(l)));
+    return missing;
+}
+/** `docker info --format '{{json .}}'` → what it says of the keys above. */
+function parseLoadedConfig(json) {
+    try {
+        const info = JSON.parse(json);
+        const reg = info.RegistryConfig ?? {};
+        const insecureIndexes = Object.entries(reg.IndexConfigs ?? {})
+            .filter(([, c]) => c.Secure === false)
+            .map(([name]) => name);
+        return {
+            runtimes: Object.keys(info.Runtimes ?? {}),
+            defaultRuntime: info.DefaultRuntime ?? 'runc',
+            mirrors: reg.Mirrors ?? [],
+            insecure: [...insecureIndexes, ...(reg.InsecureRegistryCIDRs ?? [])],
+            liveRestore: info.LiveRestoreEnabled === true,
+            debug: info.Debug === true,
+            labels: info.Labels ?? [],
+            swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? '')
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/proxy-plan.ts
+
+/**
+ * The drop-in this action owns. systemd reads drop-ins in name order and a later Environment= of
+ * the same variable wins: the name sorts after the usual http-proxy.conf, so the inputs win.
+ */
+const PROXY_DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf';
+/**
+ * The proxies' values for the drop-in's EnvironmentFile= (0600 root). An EnvironmentFile= value
+ * overrides any Environment= of the unit, so the inputs win here too.
+ */
+const PROXY_ENV_FILE = '/etc/docker-gpu-setup/docker-proxy.env';
+/** The first version whose daemon.json has `proxies`. */
+const DAEMON_JSON_PROXIES = 23;
+/** The major version of `Docker version 20.10.24+dfsg1, build …`'s version part. */
+function engineMajor(version) {
+    const m = /^(\d+)\./.exec(version ?? '');
+    return m ? Number(m[1]) : undefined;
+}
+/** True when the running daemon reports exactly these proxies (credentials aside: Docker masks them). */
+function runningMatches(running, p) {
+    return (withoutCredentials(running.http) === withoutCredentials(p.http ?? '') &&
+        withoutCredentials(running.https) === withoutCredentials(p.https ?? '') &&
+        running.noProxy === noProxyText(p));
+}
+/** The drop-in when the engine has no daemon.json proxies: written when it differs. */
+function dropInPlan(facts, p) {
+    const text = proxyDropIn(PROXY_ENV_FILE);
+    const env = proxyEnvFile(p);
+    if (facts.dropIn === text && facts.envFile === env)
+        return { way: 'systemd drop-in', fragments: [], actions: [], warnings: [] };
+    return {
+        way: 'systemd drop-in',
+        fragments: [],
+        actions: [{ kind: 'write-dropin', text, env }, { kind: 'daemon-reload' }],
+        restart: `the proxies changed (${PROXY_DROP_IN})`,
+        warnings: []
+    };
+}
+/**
+ * Plans how the daemon gets the proxies (pure): the fragment, drop-in changes and the restart
+ * reason. Nothing when no proxy is set or dockerd is not installed yet (a dry run).
+ */
+function planDaemonProxies(facts, p) {
+    const major = engineMajor(facts?.engineVersion);
+    if (!facts || !p || major === undefined)
+        return { fragments: [], actions: [], warnings: [] };
+    const stale = facts.running !== undefined && !runningMatches(facts.running, p);
+    if (major >= DAEMON_JSON_PROXIES) {
+        const moved = facts.dropIn !== undefined;
+        return {
+            way: 'daemon.json',
+            fragments: [daemonProxyFragment(p)],
+            actions: moved ? [{ kind: 'remove-dropin' }, { kind: 'daemon-reload' }] : [],
+            restart: moved
+                ? `the proxies moved from ${PROXY_DROP_IN} to daemon.json`
+                : stale
+                    ? 'the running daemon has not loaded the proxies'
+                    : undefined,
+            warnings: []
+        };
+    }
+    if (facts.systemd) {
+        const plan = dropInPlan(facts, p);
+        return plan.restart || !stale
+            ? plan
+            : { ...plan, restart: 'the running daemon has not loaded the proxies' };
+    }
+    return {
+        way: 'dockerd environment',
+        fragments: [],
+        actions: [],
+        restart: stale ? 'dockerd runs without the proxies in its environment' : undefined,
+        warnings: [
+            `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts${stale ? ', so Docker restarts now' : ''}. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
+        ]
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
+/**
+ * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
+ * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
+ */
+
+
+
+
+
+
+
+/** The one file this phase writes. */
+const DAEMON_JSON = '/etc/docker/daemon.json';
+function describe(a) {
+    switch (a.kind) {
+        case 'nvidia-repo':
+            return `add NVIDIA's container toolkit repository ${a.url}`;
+        case 'apt-update':
+            return 'refresh the package lists (apt-get update)';
+        case 'remove-legacy':
+            return `replace ${a.packages.join(', ')} (removed, not purged; daemon.json kept)`;
+        case 'install-toolkit':
+            return `install the NVIDIA container toolkit${a.pin ? ` ${a.pin}` : ''} (${TOOLKIT_PACKAGES.join(', ')})`;
+        case 'install-debs':
+            return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
+        case 'hold':
+            return describeHold(a.packages);
+        case 'write-config':
+            return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
+        case 'reload':
+            return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`;
+        case 'write-dropin':
+            return `write ${PROXY_DROP_IN} and ${PROXY_ENV_FILE} (0600: HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`;
+        case 'remove-dropin':
+            return `remove ${PROXY_DROP_IN} and ${PROXY_ENV_FILE} (daemon.json carries the proxies on this engine)`;
+        case 'daemon-reload':
+            return 'reload systemd units (systemctl daemon-reload)';
+        case 'restart':
+            return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
+    }
+}
+/**
+ * The proxies' drop-in changes go before the config reaches the daemon. When they need a restart
+ * (a drop-in, or dockerd's environment), a planned reload becomes a restart, or one is added:
+ * protected by live-restore like any other.
+ */
+function withProxyActions(config, proxy, facts, inputs) {
+    const at = config.actions.findIndex(a => a.kind === 'reload' || a.kind === 'restart');
+    const before = at >= 0 ? config.actions.slice(0, at) : config.actions;
+    const planned = at >= 0 ? config.actions[at] : undefined;
+    const change = planned?.kind === 'reload' || planned?.kind === 'restart' ? planned : undefined;
+    if (!proxy.restart)
+        return [...before, ...proxy.actions, ...(planned ? [planned] : [])];
+    const restart = { reload: change?.reload ?? [], restart: [...(change?.restart ?? []), 'proxies'] };
+    const reason = change?.kind === 'restart' ? `${change.reason}; ${proxy.restart}` : proxy.restart;
+    return [...before, ...proxy.actions, activation(facts, inputs, restart, config.merged, reason)];
+}
+/** Does the installed toolkit satisfy the pin (or exist at all without one)? */
+function toolkitReady(installed, pin) {
+    return TOOLKIT_PACKAGES.every(n => {
+        const v = installed.get(n);
+        return v !== undefined && (pin === undefined || versionMatchesPin(v, pin));
+    });
+}
+/** The NVIDIA runtime is wanted: asked for, or auto with a driver present. */
+function wantsNvidia(facts, inputs) {
+    return inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
+}
+/**
+ * Holds on the toolkit: a pin holds all four packages at their version; after an install the holds
+ * the host had are put back. A ready, pinned toolkit that is not held gets its hold.
+ */
+function toolkitHolds(facts, inputs, installs) {
+    const pinned = inputs.nvidiaToolkitVersion !== undefined ? TOOLKIT_PACKAGES : [];
+    const wanted = installs
+        ? [...new Set([...pinned, ...TOOLKIT_PACKAGES.filter(n => facts.held.has(n))])]
+        : pinned.filter(n => !facts.held.has(n));
+    return wanted.length > 0 ? [{ kind: 'hold', packages: wanted }] : [];
+}
+/** The toolkit (installed, or held at its pin) when the NVIDIA runtime is wanted. */
+function toolkitActions(facts, inputs) {
+    const install = toolkitInstall(facts, inputs);
+    return [...install, ...toolkitHolds(facts, inputs, install.length > 0)];
+}
+/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
+function toolkitInstall(facts, inputs) {
+    const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
+    if (toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) && legacy.length === 0)
+        return [];
+    const removeLegacy = legacy.length > 0 ? [{ kind: 'remove-legacy', packages: legacy }] : [];
+    if (inputs.offlineDebs !== undefined) {
+        const { files, missing } = closeDebSet(TOOLKIT_PACKAGES, facts.debs, facts.provided);
+        if (missing.length > 0) {
+            throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks packages the NVIDIA container toolkit needs: ${missing.join(', ')}.`);
+        }
+        return [...removeLegacy, { kind: 'install-debs', files: files.map(f => f.file) }];
+    }
+    return [
+        { kind: 'nvidia-repo', url: inputs.nvidiaAptUrl, key: inputs.nvidiaAptKey },
+        { kind: 'apt-update' },
+        ...removeLegacy,
+        { kind: 'install-toolkit', pin: inputs.nvidiaToolkitVersion }
+    ];
+}
+/**
+ * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
+ * while the inputs were read; the registry's fragments only add to lists.
+ */
+function daemonFragments(inputs, nvidia, proxy) {
+    return [
+        ...(nvidia ? [nvidiaFragment(inputs)] : []),
+        ...inputs.registryFragments,
+        ...proxy,
+        ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
+    ];
+}
+/** The write (when the merged file means something new) and the one reload or restart, with their warnings. */
+function configActions(facts, inputs, fragments, nvidia) {
+    const current = facts.config ?? {};
+    const { merged, overwrites } = mergeFragments(current, fragments);
+    // Shown in the log and the summary: a proxy password, old or new, is never in them (the runner
+    // masks only this run's inputs, not what an earlier run wrote).
+    const warnings = overwrites.map(o => withoutCredentialsIn(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`));
+    const diff = (sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged)).map(withoutCredentialsIn);
+    const write = fragments.length > 0 && diff.length > 0;
+    const actions = [];
+    if (write) {
+        actions.push({
+            kind: 'write-config',
+            text: serialiseDaemonConfig(merged),
+            existed: facts.text !== undefined,
+            diff
+        });
+        actions.push(activation(facts, inputs, classifyChange(current, merged), merged));
+    }
+    else if (facts.loaded !== undefined && notLoaded(facts, merged, nvidia)) {
+        // The file is right but the daemon never read it (changed by hand, or a start it missed).
+        const keys = ['runtimes', 'default-runtime'].filter(k => k in merged);
+        actions.push(activation(facts, inputs, { reload: keys, restart: [] }, merged));
+    }
+    return { actions, diff: write ? diff : [], warnings, merged };
+}
+/**
+ * How `config` reaches the running daemon: a reload when every changed key is one dockerd
+ * applies on SIGHUP, else a restart; a start when it is not running. Running containers this
+ * action did not start are protected by live-restore, unless it is already on; where it cannot
+ * be used (swarm mode) a restart is refused before any change unless allow-restart says so.
+ */
+function activation(facts, inputs, change, config, reason = `${change.restart.join(', ')} only apply when dockerd starts`) {
+    const loaded = facts.loaded;
+    const workloads = loaded ? facts.workloads : [];
+    const base = {
+        config,
+        ...change,
+        workloads,
+        loaded: loaded !== undefined,
+        liveRestore: loaded?.liveRestore === true,
+        unprotectable: loaded?.swarm === true
+    };
+    if (!loaded)
+        return {
+            kind: 'restart',
+            reason: 'Docker is not running: it starts with the new file',
+            ...base,
+            reload: [],
+            restart: []
+        };
+    const exposed = workloads.length > 0 && !loaded.liveRestore;
+    if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
+        throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
+    }
+    const protect = exposed && !loaded.swarm
+        ? { text: serialiseDaemonConfig({ ...config, 'live-restore': true }) }
+        : undefined;
+    return change.restart.length === 0
+        ? { kind: 'reload', ...base, protect }
+        : { kind: 'restart', reason, ...base, protect };
+}
+/** The running daemon lacks the nvidia runtime or the default runtime the file names. */
+function notLoaded(facts, merged, nvidia) {
+    const runtimes = facts.loaded?.runtimes ?? [];
+    const wantDefault = merged['default-runtime'];
+    return ((nvidia && !runtimes.includes('nvidia')) ||
+        (typeof wantDefault === 'string' && facts.loaded?.defaultRuntime !== wantDefault));
+}
+/** What detection found, in one line. */
+function describeFound(facts) {
+    const gpu = facts.gpu;
+    return [
+        gpu
+            ? `NVIDIA driver ${gpu.driverVersion}${gpu.cudaVersion ? ` (CUDA ${gpu.cudaVersion})` : ''}, ${gpu.gpus.length} GPU(s)`
+            : 'no NVIDIA driver',
+        TOOLKIT_PACKAGES.every(n => facts.installed.has(n))
+            ? `toolkit ${facts.installed.get('nvidia-container-toolkit')}`
+            : 'no toolkit',
+        facts.text === undefined
+            ? `no ${DAEMON_JSON}`
+            : `${DAEMON_JSON} with ${Object.keys(facts.config ?? {}).length} key(s)`,
+        facts.loaded === undefined
+            ? 'daemon not running'
+            : `runtimes: ${facts.loaded.runtimes.join(', ')} (default ${facts.loaded.defaultRuntime})`
+    ].join('; ');
+}
+/**
+ * Plans the daemon config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
+ * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
+ * Throws HostError for a malformed file, which is never overwritten.
+ */
+function planDaemon(facts, inputs) {
+    if (facts.parseError) {
+        throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
+    }
+    const nvidia = wantsNvidia(facts, inputs);
+    const noDriver = inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined
+        ? [
+            'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
+        ]
+        : [];
+    const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
+    const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
+    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, proxy.fragments), nvidia);
+    const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)];
+    if (facts.snap && actions.length > 0) {
+        throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
+    }
+    return {
+        found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
+        actions,
+        steps: actions.map(a => ({ description: describe(a) })),
+        nvidia,
+        warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+        diff: config.diff,
+        proxyWay: proxy.way
+    };
+}
+/** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
+function errorLines(log) {
+    const lines = log.trimEnd().split('\n');
+    const errors = lines.filter(l => /level=(error|fatal)|unable to|failed to start|invalid/i.test(l));
+    return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
+
+
+
+
+/** The proxies the running daemon reports (docker info); undefined when it does not answer. */
+async function runningProxies(runner) {
+    const r = await runner.run(['docker', 'info', '--format', '{{json .HTTPProxy}}\t{{json .HTTPSProxy}}\t{{json .NoProxy}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    if (r.exitCode !== 0)
+        return undefined;
+    try {
+        const [http, https, noProxy] = r.stdout
+            .trim()
+            .split('\t')
+            .map(v => JSON.parse(v));
+        return { http, https, noProxy };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The installed dockerd's version (`dockerd --version`); undefined when there is none. */
+async function engineVersion(runner) {
+    const r = await runner.run(['dockerd', '--version'], { root: true, allowFailure: true });
+    return r.exitCode === 0 ? /version (\d+\.\d+\.\d+\S*?),?\s/.exec(`${r.stdout} `)?.[1] : undefined;
+}
+/** What the daemon's proxies depend on: engine version, systemd, our drop-in, what runs now. */
+async function detectDaemonProxies(ctx) {
+    if (!ctx.inputs.proxies)
+        return undefined;
+    const [version, dropIn, envFile, running] = await Promise.all([
+        engineVersion(ctx.runner),
+        (0,system_files/* readFileMaybe */.jp)(ctx.runner, PROXY_DROP_IN),
+        (0,system_files/* readFileMaybe */.jp)(ctx.runner, PROXY_ENV_FILE),
+        runningProxies(ctx.runner)
+    ]);
+    return { engineVersion: version, systemd: ctx.host.systemd, dropIn, envFile, running };
+}
+/**
+ * Writes or removes the drop-in and its environment file (the values first, 0600: a proxy URL may
+ * carry a password), or reloads systemd's units, as planned.
+ */
+async function applyProxyAction(ctx, action) {
+    if (action.kind === 'write-dropin') {
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, PROXY_ENV_FILE, action.env, 0o600, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
+    }
+    else if (action.kind === 'remove-dropin') {
+        await (0,system_files/* removeFile */.nM)(ctx.runner, PROXY_DROP_IN);
+        await (0,system_files/* removeFile */.nM)(ctx.runner, PROXY_ENV_FILE);
+    }
+    else {
+        await ctx.runner.run(['systemctl', 'daemon-reload'], { root: true });
+    }
+}
+/** After a change: the running daemon must report the proxies (docker info), whichever way they went. */
+async function verifyDaemonProxies(p, ctx) {
+    const proxies = ctx.inputs.proxies;
+    if (!proxies || p.proxyWay === undefined)
+        return '';
+    const running = await runningProxies(ctx.runner);
+    if (running === undefined)
+        return '';
+    if (!runningMatches(running, proxies)) {
+        const hint = p.proxyWay === 'dockerd environment'
+            ? ' A dockerd started by an init script gets no environment from this action: set the proxies in /etc/default/docker (export http_proxy=…), or let this action start dockerd.'
+            : p.proxyWay === 'systemd drop-in'
+                ? ` Another drop-in of docker.service that sorts after ${PROXY_DROP_IN} may set them too (systemctl cat docker).`
+                : '';
+        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify(withoutCredentials(running.http))}, HTTPS proxy ${JSON.stringify(withoutCredentials(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
+    }
+    return `; proxies through ${p.proxyWay}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
+async function detectGpu(runner) {
+    const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
+    if (nvidiaSmi === undefined)
+        return undefined;
+    const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
+    return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
+}
+/**
+ * What the running daemon has loaded (docker info, or the Engine API's /info when `api` is given:
+ * the same JSON); undefined when it does not answer.
+ */
+async function loadedConfig(runner, api) {
+    if (api) {
+        const info = await api.json('/info').catch(() => undefined);
+        return info === undefined ? undefined : parseLoadedConfig(JSON.stringify(info));
+    }
+    const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 15
+    });
+    return r.exitCode === 0 ? parseLoadedConfig(r.stdout) : undefined;
+}
+/**
+ * Running containers this action did not start (its registries run with --restart always and come
+ * back by themselves): the work a restart must not stop.
+ */
+async function workloads(runner, api) {
+    if (api) {
+        const list = await api.json('/containers/json');
+        return ((list ?? [])
+            .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
+            // Names holds link aliases too (/other/web): the container's own has one slash.
+            .map(c => (c.Names ?? []).find(n => n.lastIndexOf('/') === 0)?.slice(1) ?? '')
+            .filter(Boolean));
+    }
+    const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    return r.stdout
+        .split('\n')
+        .map(l => l.split('\t'))
+        .filter(([name, managed]) => name && managed !== 'true')
+        .map(([name]) => name);
+}
+/** daemon.json parsed, or the reason it cannot be (a malformed file is reported, never overwritten). */
+function parseFile(text) {
+    if (text === undefined)
+        return {};
+    try {
+        return { config: parseDaemonConfig(text) };
+    }
+    catch (e) {
+        if (!(e instanceof DaemonConfigParseError))
+            throw e;
+        return { parseError: e };
+    }
+}
+/**
+ * Reads daemon.json, the driver, the toolkit packages and what the running daemon loaded; changes
+ * nothing. Sets the GPU outputs and nvidia-runtime to what is there now.
+ */
+async function detectDaemon(ctx) {
+    const { runner, inputs } = ctx;
+    const api = await openEngineApi(ctx.host.dockerSocket);
+    const wantsGpu = inputs.gpuRuntime !== 'none';
+    const gpuLooked = looksForGpu(inputs);
+    const [text, gpu, installed, held, running] = await Promise.all([
+        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
+        gpuLooked ? detectGpu(runner) : Promise.resolve(undefined),
+        wantsGpu
+            ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
+            : Promise.resolve(new Map()),
+        wantsGpu ? heldPackages(runner) : Promise.resolve(new Set()),
+        loadedConfig(runner, api)
+    ]);
+    const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
+    const proxy = await detectDaemonProxies(ctx);
+    ctx.outputs.daemonConfigChanged = false;
+    ctx.outputs.daemonChange = 'none';
+    ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
+    ctx.outputs.gpu = gpu && {
+        count: gpu.gpus.length,
+        driverVersion: gpu.driverVersion,
+        cudaVersion: gpu.cudaVersion
+    };
+    ctx.show(daemonFacts({ ...running, gpuLooked, gpu: ctx.outputs.gpu }));
+    return {
+        text,
+        ...parseFile(text),
+        gpu,
+        installed,
+        held,
+        loaded: running,
+        workloads: running ? await workloads(runner, api) : [],
+        snap: await (0,system_files/* exists */.t2)('/snap/bin/docker'),
+        ...offline,
+        proxy
+    };
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/activate.ts
+/**
+ * Makes the running daemon take daemon.json, stopping as little as possible: a reload (SIGHUP)
+ * where dockerd applies every changed key in place, else a restart during which live-restore keeps
+ * running containers alive; a change that fails is rolled back.
+ */
+
+
+
+
+
+
+
+
+
+/** Where the file in force before this run's change is kept (restored when the change fails). */
+const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
+/** A written config, as apply records it. */
+function written(action, hadBackup) {
+    return { text: action.text, hadBackup, diff: action.diff };
+}
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/**
+ * Polls `docker info` until the daemon shows `keys` of `config`; returns those it has not, and
+ * how long `docker info` did not answer meanwhile.
+ */
+async function waitTaken(ctx, config, keys, deadlineMs = 15_000) {
+    const end = Date.now() + deadlineMs;
+    let unanswered = 0;
+    for (;;) {
+        const asked = Date.now();
+        const loaded = await loadedConfig(ctx.runner);
+        if (!loaded)
+            unanswered += Date.now() - asked;
+        const missing = loaded ? notTaken(config, loaded, keys) : [...keys];
+        if (missing.length === 0 || Date.now() > end)
+            return { missing, unanswered: unanswered / 1000 };
+        await sleep(200);
+    }
+}
+/** The lines of dockerd's log since `since` that say it refused to (re)load its configuration. */
+async function refusal(ctx, manager, since) {
+    const log = await daemonLogTail(ctx.runner, manager, since);
+    const lines = log
+        .split('\n')
+        .filter(l => /unable to configure|reload|reconfigur|invalid|unknown/i.test(l))
+        .filter(l => /level=(error|fatal|warning)|error|fail|unable/i.test(l));
+    return lines.slice(-3).join('\n');
+}
+/**
+ * daemon.json's mode for `text`: 0600 while it holds a proxy password (dockerd reads it as root),
+ * else the mode the file has now (the owner's choice), 0644 for a new file.
+ */
+async function configMode(text) {
+    if (holdsSecret(text))
+        return 0o600;
+    return external_node_fs_.promises.stat(DAEMON_JSON).then(s => s.mode & 0o7777, () => 0o644);
+}
+/** Writes daemon.json whole (atomically), in the mode configMode gives it. */
+async function putConfig(ctx, text) {
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, text, await configMode(text), ctx.host.tempDir);
+}
+/**
+ * Closes daemon.json and its backup to everyone but root when they hold a proxy password but
+ * others may read them (as releases before this rule left them). Runs whether or not the phase
+ * changed anything: a stat of each, a read only of a file others may read.
+ */
+async function closeSecrets(ctx) {
+    for (const file of [DAEMON_JSON, DAEMON_JSON_BACKUP]) {
+        const open = await external_node_fs_.promises.stat(file).then(s => (s.mode & 0o077) !== 0, () => false);
+        if (open && holdsSecret((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, file)) ?? '')) {
+            await (0,system_files/* setMode */.iY)(ctx.runner, file, 0o600);
+            lib_core/* info */.pq(`${file} holds a proxy password: now readable by root alone (0600).`);
+        }
+    }
+}
+/**
+ * Copies daemon.json aside as it is (mode too), so a failed change can be undone; a copy that
+ * holds a proxy password is closed to everyone but root. False when there is no file.
+ */
+async function backupConfig(ctx) {
+    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
+        return false;
+    await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
+    if (holdsSecret((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, DAEMON_JSON_BACKUP)) ?? '')) {
+        await (0,system_files/* setMode */.iY)(ctx.runner, DAEMON_JSON_BACKUP, 0o600);
+    }
+    return true;
+}
+/** The previous file back (or none, when there was none). */
+async function restorePrevious(ctx, w) {
+    if (w.hadBackup) {
+        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
+    }
+    else {
+        await (0,system_files/* removeFile */.nM)(ctx.runner, DAEMON_JSON);
+    }
+    ctx.outputs.daemonConfigChanged = false;
+}
+/** The file as this run leaves it: what it wrote, or (when it wrote nothing) the previous one. */
+async function restoreFinal(ctx, w) {
+    if (w.text === undefined)
+        await restorePrevious(ctx, w);
+    else
+        await putConfig(ctx, w.text);
+}
+/** The config in force before this run (the backup), as an object. */
+async function previousConfig(ctx, w) {
+    if (!w.hadBackup)
+        return {};
+    return parseDaemonConfig((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}');
+}
+/**
+ * A restart with nothing written this run (proxies in a drop-in, a daemon that never read the
+ * file) still changes the file while it protects containers: keep a copy to put back.
+ */
+async function snapshot(ctx) {
+    return { hadBackup: await backupConfig(ctx), diff: [] };
+}
+/** Sends the reload; when dockerd cannot be told (no unit reload, no pid), the file goes back. */
+async function signalReload(ctx, manager, w) {
+    try {
+        await reloadDocker(ctx.runner, manager);
+    }
+    catch (e) {
+        if (w)
+            await restorePrevious(ctx, w);
+        throw new errors/* HostError */.dh(`Could not ask Docker to reload ${DAEMON_JSON} (${(0,errors/* errorMessage */.gJ)(e)}); ${w ? 'the previous file is back, ' : ''}nothing was restarted.`, { cause: e });
+    }
+}
+/** Reloads and proves the keys took; a refused reload puts the previous file back and reloads it. */
+async function reload(ctx, manager, action, w) {
+    const started = Date.now();
+    await signalReload(ctx, manager, w);
+    const { missing, unanswered } = await waitTaken(ctx, action.config, action.reload);
+    const applied = (Date.now() - started) / 1000;
+    if (missing.length === 0)
+        return { missing, downtime: unanswered, applied };
+    const refused = await refusal(ctx, manager, started);
+    if (refused !== '' && w) {
+        await restorePrevious(ctx, w);
+        await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`Docker refused to reload the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and reloaded, nothing was restarted. The change that failed: ${w.diff.join('; ')}. Daemon log:\n${refused}`);
+    }
+    return { missing, downtime: unanswered, applied };
+}
+/**
+ * Turns live-restore on by reload (the file with it forced on), so the restart that follows
+ * keeps containers running. False when this engine did not turn it on (the file is put back).
+ */
+async function liveRestoreOn(ctx, manager, text, w) {
+    await putConfig(ctx, text);
+    await signalReload(ctx, manager, w);
+    // dockerd handles SIGHUP at once: a few seconds tell an engine that ignores it.
+    const { missing } = await waitTaken(ctx, { 'live-restore': true }, ['live-restore'], 5000);
+    if (missing.length === 0)
+        return true;
+    await restoreFinal(ctx, w);
+    await reloadDocker(ctx.runner, manager);
+    return false;
+}
+/**
+ * Puts live-restore back as the file this run leaves has it. A reload keeps the value of a key the
+ * file does not set, so "not set" is applied as an explicit false first, then the file is written
+ * as meant (the daemon already runs it that way; its next start reads the same).
+ */
+async function liveRestoreBack(ctx, manager, config, w) {
+    const wanted = config['live-restore'];
+    await putConfig(ctx, serialiseDaemonConfig({ ...config, 'live-restore': wanted === true }));
+    await reloadDocker(ctx.runner, manager);
+    const { missing } = await waitTaken(ctx, { 'live-restore': wanted === true }, ['live-restore']);
+    await restoreFinal(ctx, w);
+    if (missing.length > 0) {
+        ctx.warn(`live-restore did not go back to ${String(wanted === true)} by reload; it stays on until Docker restarts.`);
+    }
+}
+/**
+ * A restart that fails is undone: the previous file back and Docker started again. While
+ * containers are protected, that start keeps live-restore on (a daemon starting without it stops
+ * the containers it finds), then live-restore goes back as the previous file has it.
+ */
+async function rollBack(ctx, manager, w, protecting, cause) {
+    const log = await daemonLogTail(ctx.runner, manager);
+    const previous = await previousConfig(ctx, w);
+    if (protecting)
+        await putConfig(ctx, serialiseDaemonConfig({ ...previous, 'live-restore': true }));
+    else
+        await restorePrevious(ctx, w);
+    await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    if (protecting)
+        await liveRestoreBack(ctx, manager, previous, { ...w, text: undefined });
+    ctx.outputs.daemonConfigChanged = false;
+    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
+        `The change that failed: ${w.diff.join('; ') || '(the restart itself)'}. Daemon log:\n${errorLines(log)}`, { cause });
+}
+/** What the log says before a restart: which containers keep running, and which stop. */
+function announce(action, reason, protecting, liveRestore) {
+    const names = action.workloads.join(', ');
+    lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
+        (action.workloads.length === 0
+            ? ' No container of anyone else is running.'
+            : protecting || liveRestore
+                ? ` live-restore keeps these running: ${names}.`
+                : ` These stop (those with a restart policy come back): ${names}.`));
+}
+/** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
+async function restart(ctx, manager, action, w, reason) {
+    const exposed = action.workloads.length > 0 && !action.liveRestore;
+    if (action.unprotectable && exposed && !ctx.inputs.allowRestart) {
+        if (w)
+            await restorePrevious(ctx, w);
+        if (w)
+            await reloadDocker(ctx.runner, manager);
+        throw new errors/* HostError */.dh(`${reason}, and live-restore cannot keep running containers alive here (swarm mode): ${action.workloads.join(', ')}. ${w ? `The previous ${DAEMON_JSON} is back; n` : 'N'}othing was restarted. Set allow-restart: true to restart anyway.`);
+    }
+    const kept = w ?? (action.protect ? await snapshot(ctx) : undefined);
+    let protecting = action.protect !== undefined && kept !== undefined;
+    if (protecting &&
+        action.protect &&
+        kept &&
+        !(await liveRestoreOn(ctx, manager, action.protect.text, kept))) {
+        if (!ctx.inputs.allowRestart) {
+            throw new errors/* HostError */.dh(`This Docker did not turn live-restore on, so a restart would stop running containers (${action.workloads.join(', ')}). Nothing was restarted; ${DAEMON_JSON} is as it was before the restart was needed. Set allow-restart: true to restart anyway, or make the change when they are done.`);
+        }
+        ctx.warn(`live-restore could not be turned on: restarting anyway (allow-restart), ${action.workloads.join(', ')} stop.`);
+        protecting = false;
+    }
+    announce(action, reason, protecting, action.liveRestore);
+    const started = Date.now();
+    try {
+        await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
+    }
+    catch (e) {
+        if (!kept)
+            throw e;
+        throw await rollBack(ctx, manager, kept, protecting, e);
+    }
+    const downtime = (Date.now() - started) / 1000;
+    if (protecting && kept)
+        await liveRestoreBack(ctx, manager, action.config, kept);
+    return {
+        how: action.loaded ? 'restart' : 'start',
+        restartKeys: action.restart,
+        downtime,
+        applied: (Date.now() - started) / 1000,
+        protectedContainers: protecting || action.liveRestore ? action.workloads : []
+    };
+}
+/**
+ * Carries out a reload or restart action: reload where the plan says dockerd applies every
+ * changed key in place (a reload that does not take becomes a restart), restart otherwise.
+ * Touches the docker service and, while protecting containers, daemon.json's live-restore.
+ */
+async function activate(ctx, action, w) {
+    const manager = await detectServiceManager(ctx.host.systemd);
+    if (action.kind === 'restart')
+        return restart(ctx, manager, action, w, action.reason);
+    const { missing, downtime, applied } = await reload(ctx, manager, action, w);
+    if (missing.length === 0) {
+        lib_core/* info */.pq(`Reloaded Docker: ${action.reload.join(', ')} applied by the same daemon in ${applied.toFixed(2)} s; the API ${downtime === 0 ? 'answered throughout' : `did not answer for ${downtime.toFixed(2)} s`}, no container was touched.`);
+        return { how: 'reload', restartKeys: [], downtime, applied, protectedContainers: [] };
+    }
+    const reason = `the reload did not apply ${missing.join(', ')}`;
+    lib_core/* info */.pq(`${reason}: restarting instead.`);
+    return restart(ctx, manager, { ...action, restart: missing }, w, reason);
 }
 
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
@@ -38305,7 +39670,7 @@ async function readKey(source) {
         return external_node_fs_.promises.readFile(new URL(source));
     // An explicit destination: without one downloadTool needs RUNNER_TEMP, which a by-hand run
     // (`sudo node dist/index.js`: sudo drops it) does not have.
-    const file = await downloadTool(source, external_node_path_.join(external_node_os_namespaceObject.tmpdir(), `docker-gpu-setup-key-${(0,external_node_crypto_.randomUUID)()}`));
+    const file = await downloadTool(source, external_node_path_.join(external_node_os_.tmpdir(), `docker-gpu-setup-key-${(0,external_node_crypto_.randomUUID)()}`));
     try {
         return await external_node_fs_.promises.readFile(file);
     }
@@ -38358,1282 +39723,6 @@ async function sourceFiles(own) {
     return files.filter((f) => f.content !== undefined);
 }
 
-// EXTERNAL MODULE: ./src/system/process.ts
-var system_process = __nccwpck_require__(7848);
-;// CONCATENATED MODULE: ./src/system/service.ts
-
-
-
-/** Where a dockerd this action spawned itself logs, and the marker that says it spawned it. */
-const DIRECT_LOG = '/var/log/docker-gpu-setup/dockerd.log';
-/** Holds the pid of a dockerd this action spawned, so it knows it may stop it. */
-const DIRECT_MARKER = '/run/docker-gpu-setup/dockerd.pid';
-const DOCKERD_PIDFILE = '/var/run/docker.pid';
-/**
- * How long one start or restart may take before the step fails with the daemon's log. Docker's own
- * unit sets no start timeout (TimeoutStartSec=0): a dockerd that never reports ready would hold
- * `systemctl start` forever.
- */
-const START_TIMEOUT_S = 120;
-/** Where a `docker` client lives (sudo's secure_path and the runner's PATH cover these). */
-const CLIENT_DIRS = [
-    '/usr/local/sbin',
-    '/usr/local/bin',
-    '/usr/sbin',
-    '/usr/bin',
-    '/sbin',
-    '/bin',
-    '/snap/bin'
-];
-/** Path of the `docker` client, or undefined when none is installed (a daemon alone is useless here). */
-async function findDockerClient() {
-    for (const dir of CLIENT_DIRS)
-        if (await (0,system_files/* exists */.t2)(`${dir}/docker`))
-            return `${dir}/docker`;
-    return undefined;
-}
-const NO_CLIENT = "Docker's daemon is installed but there is no docker client to talk to it: install it (Debian 13 and later ship it as docker-cli: sudo apt-get install docker-cli), or let this action install Docker (install-docker: auto or true).";
-/** Picks the service manager: systemd only when it is PID 1, sysv when Docker's init script exists. */
-async function detectServiceManager(systemd) {
-    if (systemd)
-        return 'systemd';
-    return (await (0,system_files/* exists */.t2)('/etc/init.d/docker')) ? 'sysv' : 'direct';
-}
-/**
- * The daemon's version when it answers within a few seconds, else undefined (also with no client:
- * the job's steps could not use it). Through the Engine API when `api` is given (no docker process).
- */
-async function probeDaemon(runner, api) {
-    if ((await findDockerClient()) === undefined)
-        return undefined;
-    if (api) {
-        const v = await api.json('/version', 5_000).catch(() => undefined);
-        return v?.Version || undefined;
-    }
-    const r = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 5
-    });
-    const version = r.stdout.trim();
-    return r.exitCode === 0 && version !== '' ? version : undefined;
-}
-/**
- * Probes until the daemon answers, the deadline passes, or `starting` says it no longer can (a
- * dockerd that exited, a unit that failed); each probe bounded on its own. Without a client nothing
- * can answer: that is said at once, not after the deadline.
- */
-async function waitForDaemon(runner, deadlineMs = 45_000, starting = () => true) {
-    if ((await findDockerClient()) === undefined)
-        throw new errors/* HostError */.dh(NO_CLIENT);
-    const end = Date.now() + deadlineMs;
-    for (;;) {
-        const version = await probeDaemon(runner);
-        if (version !== undefined || Date.now() > end || !(await starting()))
-            return version;
-        await new Promise(r => setTimeout(r, 300));
-    }
-}
-/** Is there a docker.socket unit (Docker's and Debian's packages ship one)? */
-async function hasSocketUnit(runner) {
-    const r = await runner.run(['systemctl', 'show', '-p', 'LoadState', 'docker.socket'], {
-        allowFailure: true
-    });
-    return r.stdout.includes('LoadState=loaded');
-}
-/** Is docker.service still on its way up? False once systemd gave up on it (failed, start limit hit). */
-async function unitStarting(runner) {
-    const r = await runner.run(['systemctl', 'is-failed', '--quiet', 'docker.service'], {
-        allowFailure: true
-    });
-    return r.exitCode !== 0;
-}
-/** The pid of a dockerd this action spawned and that still runs, else undefined. */
-async function ownDockerdPid(runner) {
-    const pid = await markedPid(runner);
-    return pid !== undefined && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
-}
-/** The pid in DIRECT_MARKER, alive or not. */
-async function markedPid(runner) {
-    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_MARKER))?.trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-/** Is docker enabled at boot (systemd only)? */
-async function isEnabled(runner) {
-    const r = await runner.run(['systemctl', 'is-enabled', '--quiet', 'docker.service'], {
-        allowFailure: true
-    });
-    return r.exitCode === 0;
-}
-/** Enables docker.service and docker.socket at boot (systemctl, as root). */
-async function enableDocker(runner) {
-    await runner.run(['systemctl', 'enable', 'docker.service', 'docker.socket'], { root: true });
-}
-/**
- * The last lines of the daemon's log, wherever this host's service manager keeps it; with `since`
- * (epoch ms) only what dockerd logged from then on (journald by time; a log file by its
- * `time="…"` stamps).
- */
-async function daemonLogTail(runner, manager, since) {
-    if (manager === 'systemd') {
-        const window = since === undefined ? [] : ['--since', `@${Math.floor(since / 1000)}`];
-        const r = await runner.run(['journalctl', '-u', 'docker.service', '-n', '30', '--no-pager', ...window], { root: true, allowFailure: true });
-        return (0,errors/* tailLines */.os)(r.stdout, 30);
-    }
-    const direct = (await (0,system_files/* readFileMaybe */.jp)(runner, DIRECT_LOG)) ?? '';
-    const sysv = (await (0,system_files/* readFileMaybe */.jp)(runner, '/var/log/docker.log')) ?? '';
-    const lines = (direct || sysv).split('\n');
-    const recent = since === undefined
-        ? lines
-        : lines.filter(l => {
-            const stamp = /time="([^"]+)"/.exec(l)?.[1];
-            return stamp !== undefined && Date.parse(stamp) >= since - 1000;
-        });
-    return (0,errors/* tailLines */.os)(recent.join('\n'), 30);
-}
-/**
- * `systemctl start|restart docker`, bounded in time and proven by a probe; the unit's log when it
- * does not answer.
- */
-async function systemdDocker(runner, verb) {
-    // A unit that failed earlier (start-limit-hit) refuses to start until its failure is cleared.
-    await runner.run(['systemctl', 'reset-failed', 'docker.service'], {
-        root: true,
-        allowFailure: true
-    });
-    // dockerd -H fd:// takes its listening socket from docker.socket. A package swap can leave the
-    // socket unit "active" with no socket left ("Socket unit configuration has changed while unit
-    // has been running ... not functional until restarted"), or stopped; either way every start
-    // then fails with "no sockets found via socket activation". So the socket restarts with the
-    // service: both stop together (no client can wake the service in between), both start.
-    const socket = await hasSocketUnit(runner);
-    if (socket) {
-        await runner.run(['systemctl', 'stop', 'docker.socket', 'docker.service'], {
-            root: true,
-            timeoutSeconds: 120
-        });
-    }
-    const r = await runner.run(['systemctl', socket ? 'start' : verb, ...(socket ? ['docker.socket'] : []), 'docker.service'], { root: true, allowFailure: true, timeoutSeconds: START_TIMEOUT_S });
-    if (r.exitCode === 124) {
-        throw new errors/* HostError */.dh(`'systemctl ${verb} docker' did not finish within ${START_TIMEOUT_S} s: dockerd never reported that it is ready. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
-    }
-    const version = await waitForDaemon(runner, 45_000, () => unitStarting(runner));
-    if (version)
-        return version;
-    throw new errors/* HostError */.dh(`Docker did not answer after 'systemctl ${verb} docker'. Last lines of its log:\n${await daemonLogTail(runner, 'systemd')}`);
-}
-/**
- * Starts Docker with the host's service manager and proves it answers. Without systemd, tries the
- * sysv script, then spawns dockerd itself (detached, without the runner's tracking id).
- * Touches: the docker service; DIRECT_LOG and DIRECT_MARKER when it spawns dockerd.
- */
-async function startDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'start');
-    if (manager === 'sysv') {
-        const r = await runner.run(['service', 'docker', 'start'], {
-            root: true,
-            allowFailure: true,
-            timeoutSeconds: 60
-        });
-        // An init script can exit 0 and start nothing: only a probe counts.
-        const version = r.exitCode === 0 ? await waitForDaemon(runner, 15_000) : undefined;
-        if (version)
-            return version;
-        info(`'service docker start' did not bring Docker up (exit ${r.exitCode}); starting dockerd directly.`);
-    }
-    return spawnDockerd(runner, tempDir);
-}
-async function spawnDockerd(runner, tempDir) {
-    const dockerd = (await (0,system_files/* exists */.t2)('/usr/bin/dockerd')) ? '/usr/bin/dockerd' : '/usr/sbin/dockerd';
-    // A stale pid file from a killed dockerd makes the next one refuse to start.
-    const stale = await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE);
-    if (stale !== undefined && !(0,system_process/* pidAlive */.pl)(Number(stale.trim()))) {
-        await (0,system_files/* removeFile */.nM)(runner, DOCKERD_PIDFILE);
-    }
-    await runner.run(['install', '-d', '-m', '0755', '/var/log/docker-gpu-setup'], { root: true });
-    const pid = await runner.spawnDetached([dockerd], { root: true, logFile: DIRECT_LOG });
-    const version = await waitForDaemon(runner, 45_000, () => (0,system_process/* pidAlive */.pl)(pid));
-    if (!version) {
-        throw new errors/* HostError */.dh(`dockerd did not start. Last lines of ${DIRECT_LOG}:\n${await daemonLogTail(runner, 'direct')}`);
-    }
-    const daemonPid = (await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim() ?? String(pid);
-    await (0,system_files/* writeFileAtomic */.Zf)(runner, DIRECT_MARKER, `${daemonPid}\n`, 0o644, tempDir);
-    return version;
-}
-/** The pid of the running dockerd (its pid file), or undefined when none runs. */
-async function runningDockerdPid(runner) {
-    const pid = Number((await (0,system_files/* readFileMaybe */.jp)(runner, DOCKERD_PIDFILE))?.trim());
-    return Number.isInteger(pid) && pid > 0 && (0,system_process/* pidAlive */.pl)(pid) ? pid : undefined;
-}
-/**
- * The running dockerd's binary as the kernel sees it (readlink /proc/PID/exe, as root): ends in
- * " (deleted)" when a package replaced the file after the daemon started.
- */
-async function dockerdBinary(runner, pid) {
-    const r = await runner.run(['readlink', `/proc/${pid}/exe`], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? r.stdout.trim() : undefined;
-}
-/** Stops a dockerd by pid and waits until it is gone (its containers stop with it). */
-async function stopDockerd(runner, pid) {
-    await runner.run(['kill', '-TERM', String(pid)], { root: true, allowFailure: true });
-    const end = Date.now() + 30_000;
-    while ((0,system_process/* pidAlive */.pl)(pid) && Date.now() < end)
-        await new Promise(r => setTimeout(r, 200));
-    if ((0,system_process/* pidAlive */.pl)(pid))
-        throw new errors/* HostError */.dh(`dockerd (pid ${pid}) did not stop within 30 s`);
-    if (pid === (await markedPid(runner)))
-        await (0,system_files/* removeFile */.nM)(runner, DIRECT_MARKER);
-}
-/**
- * Asks the running dockerd to reload daemon.json (SIGHUP): `systemctl reload` under systemd (its
- * unit sends the signal to the main pid), else the signal to the pid in dockerd's pid file,
- * whoever started it. Never an init script's force-reload: Debian's and Docker's restart.
- */
-async function reloadDocker(runner, manager) {
-    if (manager === 'systemd') {
-        await runner.run(['systemctl', 'reload', 'docker.service'], { root: true, timeoutSeconds: 60 });
-        return;
-    }
-    const pid = await runningDockerdPid(runner);
-    if (pid === undefined)
-        throw new errors/* HostError */.dh('No dockerd runs to reload (no live pid in /var/run/docker.pid)');
-    await runner.run(['kill', '-HUP', String(pid)], { root: true });
-}
-/**
- * Restarts Docker so it reads daemon.json again, and proves it answers. systemd restarts the
- * unit; elsewhere the running dockerd is stopped and started again as startDocker does.
- */
-async function restartDocker(runner, manager, tempDir, info) {
-    if (manager === 'systemd')
-        return systemdDocker(runner, 'restart');
-    const pid = await runningDockerdPid(runner);
-    if (pid !== undefined)
-        await stopDockerd(runner, pid);
-    return startDocker(runner, manager, tempDir, info);
-}
-
-// EXTERNAL MODULE: ./src/system/nvidia-smi.ts
-var nvidia_smi = __nccwpck_require__(9404);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
-;// CONCATENATED MODULE: ./src/system/engine-api.ts
-/**
- * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
- * member of the docker group): reads without starting a `docker` process per question, and image
- * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
- */
-
-
-
-
-/** How long a request may wait for the daemon's answer (a hung dockerd holds it otherwise). */
-const REQUEST_TIMEOUT_MS = 15_000;
-/** The daemon's error message: its JSON `message`, or the body as it came (a proxy's text). */
-function daemonSays(text) {
-    try {
-        return JSON.parse(text).message ?? text.trim();
-    }
-    catch {
-        return text.trim();
-    }
-}
-/** The Engine API over one unix socket. */
-class EngineApi {
-    socketPath;
-    constructor(socketPath) {
-        this.socketPath = socketPath;
-    }
-    /**
-     * GET `path`; the body is the caller's to read. A daemon that sends no headers within
-     * `timeoutMs` (a hung dockerd) fails the request instead of holding it; 0 waits as long as it
-     * takes (an image export, which the daemon writes out whole before its first byte).
-     */
-    get(path, timeoutMs = REQUEST_TIMEOUT_MS) {
-        lib_core/* debug */.Yz(`engine: GET ${path}`);
-        return new Promise((resolve, reject) => {
-            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => {
-                req.setTimeout(0);
-                resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() });
-            });
-            if (timeoutMs > 0) {
-                req.setTimeout(timeoutMs, () => req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`)));
-            }
-            req.on('error', reject);
-        });
-    }
-    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
-    async post(path) {
-        lib_core/* debug */.Yz(`engine: POST ${path}`);
-        const r = await new Promise((resolve, reject) => {
-            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
-                let text = '';
-                res.setEncoding('utf8');
-                res.on('data', (d) => (text += d));
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-            });
-            req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`Docker did not answer POST ${path} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
-            req.on('error', reject);
-            req.end();
-        });
-        if (r.status < 200 || r.status > 299) {
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${daemonSays(r.text)}`);
-        }
-    }
-    /** GET `path` as JSON; undefined for 404 (no such image or container). */
-    async json(path, timeoutMs) {
-        const r = await this.get(path, timeoutMs);
-        const chunks = [];
-        for await (const c of r.body)
-            chunks.push(c);
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (r.status === 404)
-            return undefined;
-        if (r.status !== 200) {
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${daemonSays(text)}`);
-        }
-        return JSON.parse(text);
-    }
-}
-/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
-async function openEngineApi(socket) {
-    if (socket === undefined)
-        return undefined;
-    try {
-        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
-        return new EngineApi(socket);
-    }
-    catch {
-        return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
-/** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
-function looksForGpu(inputs) {
-    return inputs.gpuRuntime !== 'none' || inputs.gpuCheck === 'true';
-}
-/** containerd's own shims, which every daemon lists and nobody chooses. */
-const BUILT_IN = /^io\.containerd\./;
-/** The daemon's facts: "runtimes nvidia, runc", "default nvidia", "2 GPU(s)", "driver 550.54.15 (CUDA 12.4)". */
-function daemonFacts(s) {
-    const facts = s.runtimes === undefined
-        ? [{ label: 'running daemon', value: null }]
-        : [
-            { label: 'runtimes', value: s.runtimes.filter(r => !BUILT_IN.test(r)) },
-            { label: 'default', value: s.defaultRuntime ?? 'runc' }
-        ];
-    if (s.gpu) {
-        facts.push({ label: 'GPU(s)', value: s.gpu.count }, {
-            label: 'driver',
-            value: s.gpu.driverVersion,
-            ...(s.gpu.cudaVersion ? { note: `CUDA ${s.gpu.cudaVersion}` } : {})
-        });
-    }
-    else if (s.gpuLooked)
-        facts.push({ label: 'NVIDIA driver', value: null });
-    if (s.change)
-        facts.push(...changeFacts(s.change));
-    return facts;
-}
-/** "applied by reload, API answered throughout" or "applied by restart (log-opts), API down 1.2 s, 2 container(s) kept running". */
-function changeFacts(c) {
-    const facts = [
-        {
-            label: 'applied by',
-            value: c.how,
-            ...(c.restartKeys.length > 0 ? { note: `needed by ${c.restartKeys.join(', ')}` } : {})
-        },
-        c.downtime === 0
-            ? { label: 'API answered throughout', value: true }
-            : { label: 'API down', value: `${c.downtime.toFixed(2)} s` }
-    ];
-    if (c.protectedContainers.length > 0) {
-        facts.push({ label: 'kept running', value: c.protectedContainers.length, note: 'live-restore' });
-    }
-    return facts;
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/gpu.ts
-/** The NVIDIA driver as nvidia-smi shows it, and what follows for the GPU check (pure). */
-/**
- * Parses plain `nvidia-smi` output (one call gives driver, CUDA and GPUs). Handles the classic
- * header ("Driver Version", "CUDA Version") and drivers 610+ ("KMD Version", "CUDA UMD Version").
- * Returns undefined when nvidia-smi reports no driver or no device.
- */
-function parseNvidiaSmi(text) {
-    const driver = /(?:Driver|KMD) Version:\s*([\d.]+)/.exec(text);
-    if (!driver)
-        return undefined;
-    const cuda = /CUDA (?:UMD )?Version:\s*([\d.]+)/.exec(text);
-    const gpus = [];
-    for (const line of text.split('\n')) {
-        const m = /^\|\s+(\d+)\s+(.+?)\s+(?:On|Off)\s+\|/.exec(line);
-        if (m)
-            gpus.push({ index: Number(m[1]), name: m[2] });
-    }
-    return { driverVersion: driver[1], cudaVersion: cuda?.[1], gpus };
-}
-/** CUDA versions with a `nvidia/cuda:<v>-base-ubuntu22.04` image, newest first. */
-const CHECK_IMAGE_CUDA = ['12.8.1', '12.6.3', '12.4.1', '12.2.2', '12.0.1', '11.8.0'];
-function majorMinor(v) {
-    const [major, minor] = v.split('.').map(Number);
-    return major * 1000 + (minor || 0);
-}
-/**
- * The check image for a driver: the newest CUDA base image not above what the driver supports
- * (an image whose CUDA exceeds the driver's fails with "forward compatibility"). Undefined when
- * even the oldest is too new, or the driver does not say.
- */
-function checkImageFor(cudaVersion) {
-    if (cudaVersion === undefined)
-        return undefined;
-    const v = CHECK_IMAGE_CUDA.find(c => majorMinor(c) <= majorMinor(cudaVersion));
-    return v ? `nvidia/cuda:${v}-base-ubuntu22.04` : undefined;
-}
-/** Known GPU-container failures and the fix to print with them. */
-const KNOWN_FAILURES = [
-    [
-        /could not select device driver/,
-        'Docker does not know the NVIDIA runtime: the NVIDIA container toolkit is missing or Docker was not restarted after it was configured.'
-    ],
-    [
-        /unknown or invalid runtime name: nvidia/,
-        "daemon.json has no 'nvidia' runtime, or Docker was not restarted after it was added."
-    ],
-    [
-        /libnvidia-ml\.so\.1/,
-        'The container cannot load the driver library: no NVIDIA driver on the host, or Docker is installed as a snap (remove it: sudo snap remove docker, and install Docker from apt).'
-    ],
-    [
-        /forward compatibility|CUDA driver version is insufficient|unsatisfied condition: cuda>=/,
-        "The image's CUDA is newer than the driver supports: set gpu-check-image to an older nvidia/cuda base image, or update the driver."
-    ]
-];
-/** The fix for a GPU-check failure, when it is a known one. */
-function explainGpuFailure(output) {
-    return KNOWN_FAILURES.find(([re]) => re.test(output))?.[1];
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/reload.ts
-/**
- * Which daemon.json changes dockerd applies on a reload (SIGHUP) and which need a restart, and how
- * to see in `docker info` that a reload took (pure).
- */
-
-/**
- * Keys dockerd (20.10 to 28, Linux) applies on SIGHUP: its Reload (daemon/reload.go,
- * reload_unix.go) updates exactly these, and keeps running containers. Every other key (log-opts,
- * log-driver, data-root, storage-driver, proxies, features, …) is read only at start. Features are
- * accepted by a reload but what they switch (the containerd image store, CDI) is set up at start.
- */
-const RELOADABLE_KEYS = [
-    'allow-nondistributable-artifacts',
-    'debug',
-    'default-ipc-mode',
-    'default-runtime',
-    'default-shm-size',
-    'insecure-registries',
-    'labels',
-    'live-restore',
-    'max-concurrent-downloads',
-    'max-concurrent-uploads',
-    'max-download-attempts',
-    'network-diagnostic-port',
-    'registry-mirrors',
-    'runtimes',
-    'shutdown-timeout'
-];
-/** The top-level keys whose value differs between two configs, sorted. */
-function changedKeys(before, after) {
-    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-    const same = (k) => JSON.stringify(canonical(before[k] ?? null)) === JSON.stringify(canonical(after[k] ?? null)) &&
-        k in before === k in after;
-    return [...keys].filter(k => !same(k)).sort();
-}
-/**
- * Splits changed keys into what a reload applies and what forces a restart. A removed key always
- * forces one: a reload keeps the value of a key the file no longer sets.
- */
-function classifyChange(before, after) {
-    const keys = changedKeys(before, after);
-    const restart = keys.filter(k => !RELOADABLE_KEYS.includes(k) || !(k in after));
-    return { reload: keys.filter(k => !restart.includes(k)), restart };
-}
-const noSlash = (s) => s.replace(/\/+$/, '');
-const strings = (v) => Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [];
-/**
- * The keys of `config` the running daemon has not taken, among those `docker info` shows (others
- * cannot be seen and are trusted). A reload that leaves any is treated as needing a restart.
- */
-function notTaken(config, loaded, keys) {
-    const missing = [];
-    const check = (key, ok) => {
-        if (keys.includes(key) && !ok)
-            missing.push(key);
-    };
-    const runtimes = config.runtimes;
-    check('runtimes', typeof runtimes === 'object' && runtimes !== null && !Array.isArray(runtimes)
-        ? Object.keys(runtimes).every(r => loaded.runtimes.includes(r))
-        : true);
-    check('default-runtime', (config['default-runtime'] ?? 'runc') === loaded.defaultRuntime);
-    check('registry-mirrors', strings(config['registry-mirrors']).every(m => loaded.mirrors.map(noSlash).includes(noSlash(m))));
-    check('insecure-registries', strings(config['insecure-registries']).every(r => loaded.insecure.includes(r)));
-    check('live-restore', (config['live-restore'] ?? false) === loaded.liveRestore);
-    check('debug', (config.debug ?? false) === loaded.debug);
-    check('labels', strings(config.labels).every(l => loaded.labels.includes(l)));
-    return missing;
-}
-/** `docker info --format '{{json .}}'` → what it says of the keys above. */
-function parseLoadedConfig(json) {
-    try {
-        const info = JSON.parse(json);
-        const reg = info.RegistryConfig ?? {};
-        const insecureIndexes = Object.entries(reg.IndexConfigs ?? {})
-            .filter(([, c]) => c.Secure === false)
-            .map(([name]) => name);
-        return {
-            runtimes: Object.keys(info.Runtimes ?? {}),
-            defaultRuntime: info.DefaultRuntime ?? 'runc',
-            mirrors: reg.Mirrors ?? [],
-            insecure: [...insecureIndexes, ...(reg.InsecureRegistryCIDRs ?? [])],
-            liveRestore: info.LiveRestoreEnabled === true,
-            debug: info.Debug === true,
-            labels: info.Labels ?? [],
-            swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? '')
-        };
-    }
-    catch {
-        return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/proxy-plan.ts
-
-/**
- * The drop-in this action owns. systemd reads drop-ins in name order and a later Environment= of
- * the same variable wins: the name sorts after the usual http-proxy.conf, so the inputs win.
- */
-const PROXY_DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf';
-/** The first version whose daemon.json has `proxies`. */
-const DAEMON_JSON_PROXIES = 23;
-/** The major version of `Docker version 20.10.24+dfsg1, build …`'s version part. */
-function engineMajor(version) {
-    const m = /^(\d+)\./.exec(version ?? '');
-    return m ? Number(m[1]) : undefined;
-}
-/** True when the running daemon reports exactly these proxies (credentials aside: Docker masks them). */
-function runningMatches(running, p) {
-    return (withoutCredentials(running.http) === withoutCredentials(p.http ?? '') &&
-        withoutCredentials(running.https) === withoutCredentials(p.https ?? '') &&
-        running.noProxy === noProxyText(p));
-}
-/** The drop-in when the engine has no daemon.json proxies: written when it differs. */
-function dropInPlan(facts, p) {
-    const text = proxyDropIn(p);
-    if (facts.dropIn === text)
-        return { way: 'systemd drop-in', fragments: [], actions: [], warnings: [] };
-    return {
-        way: 'systemd drop-in',
-        fragments: [],
-        actions: [{ kind: 'write-dropin', text }, { kind: 'daemon-reload' }],
-        restart: `the proxies changed (${PROXY_DROP_IN})`,
-        warnings: []
-    };
-}
-/**
- * Plans how the daemon gets the proxies (pure): the fragment, drop-in changes and the restart
- * reason. Nothing when no proxy is set or dockerd is not installed yet (a dry run).
- */
-function planDaemonProxies(facts, p) {
-    const major = engineMajor(facts?.engineVersion);
-    if (!facts || !p || major === undefined)
-        return { fragments: [], actions: [], warnings: [] };
-    const stale = facts.running !== undefined && !runningMatches(facts.running, p);
-    if (major >= DAEMON_JSON_PROXIES) {
-        const moved = facts.dropIn !== undefined;
-        return {
-            way: 'daemon.json',
-            fragments: [daemonProxyFragment(p)],
-            actions: moved ? [{ kind: 'remove-dropin' }, { kind: 'daemon-reload' }] : [],
-            restart: moved
-                ? `the proxies moved from ${PROXY_DROP_IN} to daemon.json`
-                : stale
-                    ? 'the running daemon has not loaded the proxies'
-                    : undefined,
-            warnings: []
-        };
-    }
-    if (facts.systemd) {
-        const plan = dropInPlan(facts, p);
-        return plan.restart || !stale
-            ? plan
-            : { ...plan, restart: 'the running daemon has not loaded the proxies' };
-    }
-    return {
-        way: 'dockerd environment',
-        fragments: [],
-        actions: [],
-        restart: stale ? 'dockerd runs without the proxies in its environment' : undefined,
-        warnings: [
-            `Docker ${facts.engineVersion} has no proxies in daemon.json (Docker 23 and later) and this host has no systemd for a drop-in: the proxies reach dockerd only through the environment of the dockerd this action starts${stale ? ', so Docker restarts now' : ''}. A dockerd started any other way (an init script, a reboot) runs without them until this action restarts it.`
-        ]
-    };
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
-/**
- * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
- * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
- */
-
-
-
-
-
-
-/** The one file this phase writes. */
-const DAEMON_JSON = '/etc/docker/daemon.json';
-function describe(a) {
-    switch (a.kind) {
-        case 'nvidia-repo':
-            return `add NVIDIA's container toolkit repository ${a.url}`;
-        case 'apt-update':
-            return 'refresh the package lists (apt-get update)';
-        case 'remove-legacy':
-            return `replace ${a.packages.join(', ')} (removed, not purged; daemon.json kept)`;
-        case 'install-toolkit':
-            return `install the NVIDIA container toolkit${a.pin ? ` ${a.pin}` : ''} (${TOOLKIT_PACKAGES.join(', ')})`;
-        case 'install-debs':
-            return `install the NVIDIA container toolkit from offline-debs (${a.files.length} .deb files)`;
-        case 'hold':
-            return describeHold(a.packages);
-        case 'write-config':
-            return `${a.existed ? 'update' : 'create'} ${DAEMON_JSON}: ${a.diff.join('; ')}`;
-        case 'reload':
-            return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`;
-        case 'write-dropin':
-            return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`;
-        case 'remove-dropin':
-            return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`;
-        case 'daemon-reload':
-            return 'reload systemd units (systemctl daemon-reload)';
-        case 'restart':
-            return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
-    }
-}
-/**
- * The proxies' drop-in changes go before the config reaches the daemon. When they need a restart
- * (a drop-in, or dockerd's environment), a planned reload becomes a restart, or one is added:
- * protected by live-restore like any other.
- */
-function withProxyActions(config, proxy, facts, inputs) {
-    const at = config.actions.findIndex(a => a.kind === 'reload' || a.kind === 'restart');
-    const before = at >= 0 ? config.actions.slice(0, at) : config.actions;
-    const planned = at >= 0 ? config.actions[at] : undefined;
-    const change = planned?.kind === 'reload' || planned?.kind === 'restart' ? planned : undefined;
-    if (!proxy.restart)
-        return [...before, ...proxy.actions, ...(planned ? [planned] : [])];
-    const restart = { reload: change?.reload ?? [], restart: [...(change?.restart ?? []), 'proxies'] };
-    const reason = change?.kind === 'restart' ? `${change.reason}; ${proxy.restart}` : proxy.restart;
-    return [...before, ...proxy.actions, activation(facts, inputs, restart, config.merged, reason)];
-}
-/** Does the installed toolkit satisfy the pin (or exist at all without one)? */
-function toolkitReady(installed, pin) {
-    return TOOLKIT_PACKAGES.every(n => {
-        const v = installed.get(n);
-        return v !== undefined && (pin === undefined || versionMatchesPin(v, pin));
-    });
-}
-/** The NVIDIA runtime is wanted: asked for, or auto with a driver present. */
-function wantsNvidia(facts, inputs) {
-    return inputs.gpuRuntime === 'nvidia' || (inputs.gpuRuntime === 'auto' && facts.gpu !== undefined);
-}
-/**
- * Holds on the toolkit: a pin holds all four packages at their version; after an install the holds
- * the host had are put back. A ready, pinned toolkit that is not held gets its hold.
- */
-function toolkitHolds(facts, inputs, installs) {
-    const pinned = inputs.nvidiaToolkitVersion !== undefined ? TOOLKIT_PACKAGES : [];
-    const wanted = installs
-        ? [...new Set([...pinned, ...TOOLKIT_PACKAGES.filter(n => facts.held.has(n))])]
-        : pinned.filter(n => !facts.held.has(n));
-    return wanted.length > 0 ? [{ kind: 'hold', packages: wanted }] : [];
-}
-/** The toolkit (installed, or held at its pin) when the NVIDIA runtime is wanted. */
-function toolkitActions(facts, inputs) {
-    const install = toolkitInstall(facts, inputs);
-    return [...install, ...toolkitHolds(facts, inputs, install.length > 0)];
-}
-/** The toolkit from offline-debs or NVIDIA's repository, when it is missing, at another pin, or legacy. */
-function toolkitInstall(facts, inputs) {
-    const legacy = LEGACY_PACKAGES.filter(n => facts.installed.has(n));
-    if (toolkitReady(facts.installed, inputs.nvidiaToolkitVersion) && legacy.length === 0)
-        return [];
-    const removeLegacy = legacy.length > 0 ? [{ kind: 'remove-legacy', packages: legacy }] : [];
-    if (inputs.offlineDebs !== undefined) {
-        const { files, missing } = closeDebSet(TOOLKIT_PACKAGES, facts.debs, facts.provided);
-        if (missing.length > 0) {
-            throw new errors/* HostError */.dh(`offline-debs (${inputs.offlineDebs}) lacks packages the NVIDIA container toolkit needs: ${missing.join(', ')}.`);
-        }
-        return [...removeLegacy, { kind: 'install-debs', files: files.map(f => f.file) }];
-    }
-    return [
-        { kind: 'nvidia-repo', url: inputs.nvidiaAptUrl, key: inputs.nvidiaAptKey },
-        { kind: 'apt-update' },
-        ...removeLegacy,
-        { kind: 'install-toolkit', pin: inputs.nvidiaToolkitVersion }
-    ];
-}
-/**
- * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
- * while the inputs were read; the registry's fragments only add to lists.
- */
-function daemonFragments(inputs, nvidia, proxy) {
-    return [
-        ...(nvidia ? [nvidiaFragment(inputs)] : []),
-        ...inputs.registryFragments,
-        ...proxy,
-        ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
-    ];
-}
-/** The write (when the merged file means something new) and the one reload or restart, with their warnings. */
-function configActions(facts, inputs, fragments, nvidia) {
-    const current = facts.config ?? {};
-    const { merged, overwrites } = mergeFragments(current, fragments);
-    const warnings = overwrites.map(o => `${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`);
-    const diff = sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged);
-    const write = fragments.length > 0 && diff.length > 0;
-    const actions = [];
-    if (write) {
-        actions.push({
-            kind: 'write-config',
-            text: serialiseDaemonConfig(merged),
-            existed: facts.text !== undefined,
-            diff
-        });
-        actions.push(activation(facts, inputs, classifyChange(current, merged), merged));
-    }
-    else if (facts.loaded !== undefined && notLoaded(facts, merged, nvidia)) {
-        // The file is right but the daemon never read it (changed by hand, or a start it missed).
-        const keys = ['runtimes', 'default-runtime'].filter(k => k in merged);
-        actions.push(activation(facts, inputs, { reload: keys, restart: [] }, merged));
-    }
-    return { actions, diff: write ? diff : [], warnings, merged };
-}
-/**
- * How `config` reaches the running daemon: a reload when every changed key is one dockerd
- * applies on SIGHUP, else a restart; a start when it is not running. Running containers this
- * action did not start are protected by live-restore, unless it is already on; where it cannot
- * be used (swarm mode) a restart is refused before any change unless allow-restart says so.
- */
-function activation(facts, inputs, change, config, reason = `${change.restart.join(', ')} only apply when dockerd starts`) {
-    const loaded = facts.loaded;
-    const workloads = loaded ? facts.workloads : [];
-    const base = {
-        config,
-        ...change,
-        workloads,
-        loaded: loaded !== undefined,
-        liveRestore: loaded?.liveRestore === true,
-        unprotectable: loaded?.swarm === true
-    };
-    if (!loaded)
-        return {
-            kind: 'restart',
-            reason: 'Docker is not running: it starts with the new file',
-            ...base,
-            reload: [],
-            restart: []
-        };
-    const exposed = workloads.length > 0 && !loaded.liveRestore;
-    if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
-        throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
-    }
-    const protect = exposed && !loaded.swarm
-        ? { text: serialiseDaemonConfig({ ...config, 'live-restore': true }) }
-        : undefined;
-    return change.restart.length === 0
-        ? { kind: 'reload', ...base, protect }
-        : { kind: 'restart', reason, ...base, protect };
-}
-/** The running daemon lacks the nvidia runtime or the default runtime the file names. */
-function notLoaded(facts, merged, nvidia) {
-    const runtimes = facts.loaded?.runtimes ?? [];
-    const wantDefault = merged['default-runtime'];
-    return ((nvidia && !runtimes.includes('nvidia')) ||
-        (typeof wantDefault === 'string' && facts.loaded?.defaultRuntime !== wantDefault));
-}
-/** What detection found, in one line. */
-function describeFound(facts) {
-    const gpu = facts.gpu;
-    return [
-        gpu
-            ? `NVIDIA driver ${gpu.driverVersion}${gpu.cudaVersion ? ` (CUDA ${gpu.cudaVersion})` : ''}, ${gpu.gpus.length} GPU(s)`
-            : 'no NVIDIA driver',
-        TOOLKIT_PACKAGES.every(n => facts.installed.has(n))
-            ? `toolkit ${facts.installed.get('nvidia-container-toolkit')}`
-            : 'no toolkit',
-        facts.text === undefined
-            ? `no ${DAEMON_JSON}`
-            : `${DAEMON_JSON} with ${Object.keys(facts.config ?? {}).length} key(s)`,
-        facts.loaded === undefined
-            ? 'daemon not running'
-            : `runtimes: ${facts.loaded.runtimes.join(', ')} (default ${facts.loaded.defaultRuntime})`
-    ].join('; ');
-}
-/**
- * Plans the daemon config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
- * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
- * Throws HostError for a malformed file, which is never overwritten.
- */
-function planDaemon(facts, inputs) {
-    if (facts.parseError) {
-        throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
-    }
-    const nvidia = wantsNvidia(facts, inputs);
-    const noDriver = inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined
-        ? [
-            'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
-        ]
-        : [];
-    const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
-    const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
-    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, proxy.fragments), nvidia);
-    const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)];
-    if (facts.snap && actions.length > 0) {
-        throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
-    }
-    return {
-        found: describeFound(facts) + (proxy.way ? `; proxies through ${proxy.way}` : ''),
-        actions,
-        steps: actions.map(a => ({ description: describe(a) })),
-        nvidia,
-        warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
-        diff: config.diff,
-        proxyWay: proxy.way
-    };
-}
-/** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
-function errorLines(log) {
-    const lines = log.trimEnd().split('\n');
-    const errors = lines.filter(l => /level=(error|fatal)|unable to|failed to start|invalid/i.test(l));
-    return (errors.length > 0 ? errors : lines).slice(-5).join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
-
-
-
-
-/** The proxies the running daemon reports (docker info); undefined when it does not answer. */
-async function runningProxies(runner) {
-    const r = await runner.run(['docker', 'info', '--format', '{{json .HTTPProxy}}\t{{json .HTTPSProxy}}\t{{json .NoProxy}}'], { root: true, allowFailure: true, timeoutSeconds: 15 });
-    if (r.exitCode !== 0)
-        return undefined;
-    try {
-        const [http, https, noProxy] = r.stdout
-            .trim()
-            .split('\t')
-            .map(v => JSON.parse(v));
-        return { http, https, noProxy };
-    }
-    catch {
-        return undefined;
-    }
-}
-/** The installed dockerd's version (`dockerd --version`); undefined when there is none. */
-async function engineVersion(runner) {
-    const r = await runner.run(['dockerd', '--version'], { root: true, allowFailure: true });
-    return r.exitCode === 0 ? /version (\d+\.\d+\.\d+\S*?),?\s/.exec(`${r.stdout} `)?.[1] : undefined;
-}
-/** What the daemon's proxies depend on: engine version, systemd, our drop-in, what runs now. */
-async function detectDaemonProxies(ctx) {
-    if (!ctx.inputs.proxies)
-        return undefined;
-    const [version, dropIn, running] = await Promise.all([
-        engineVersion(ctx.runner),
-        (0,system_files/* readFileMaybe */.jp)(ctx.runner, PROXY_DROP_IN),
-        runningProxies(ctx.runner)
-    ]);
-    return { engineVersion: version, systemd: ctx.host.systemd, dropIn, running };
-}
-/** Writes or removes the drop-in, or reloads systemd's units, as planned. */
-async function applyProxyAction(ctx, action) {
-    if (action.kind === 'write-dropin') {
-        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir);
-    }
-    else if (action.kind === 'remove-dropin') {
-        await (0,system_files/* removeFile */.nM)(ctx.runner, PROXY_DROP_IN);
-    }
-    else {
-        await ctx.runner.run(['systemctl', 'daemon-reload'], { root: true });
-    }
-}
-/** After a change: the running daemon must report the proxies (docker info), whichever way they went. */
-async function verifyDaemonProxies(p, ctx) {
-    const proxies = ctx.inputs.proxies;
-    if (!proxies || p.proxyWay === undefined)
-        return '';
-    const running = await runningProxies(ctx.runner);
-    if (running === undefined)
-        return '';
-    if (!runningMatches(running, proxies)) {
-        const hint = p.proxyWay === 'dockerd environment'
-            ? ' A dockerd started by an init script gets no environment from this action: set the proxies in /etc/default/docker (export http_proxy=…), or let this action start dockerd.'
-            : p.proxyWay === 'systemd drop-in'
-                ? ` Another drop-in of docker.service that sorts after ${PROXY_DROP_IN} may set them too (systemctl cat docker).`
-                : '';
-        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify(withoutCredentials(running.http))}, HTTPS proxy ${JSON.stringify(withoutCredentials(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
-    }
-    return `; proxies through ${p.proxyWay}`;
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
-
-
-
-
-
-
-
-
-
-
-
-
-/** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
-async function detectGpu(runner) {
-    const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
-    if (nvidiaSmi === undefined)
-        return undefined;
-    const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
-    return r.exitCode === 0 ? parseNvidiaSmi(r.stdout) : undefined;
-}
-/**
- * What the running daemon has loaded (docker info, or the Engine API's /info when `api` is given:
- * the same JSON); undefined when it does not answer.
- */
-async function loadedConfig(runner, api) {
-    if (api) {
-        const info = await api.json('/info').catch(() => undefined);
-        return info === undefined ? undefined : parseLoadedConfig(JSON.stringify(info));
-    }
-    const r = await runner.run(['docker', 'info', '--format', '{{json .}}'], {
-        root: true,
-        allowFailure: true,
-        timeoutSeconds: 15
-    });
-    return r.exitCode === 0 ? parseLoadedConfig(r.stdout) : undefined;
-}
-/**
- * Running containers this action did not start (its registries run with --restart always and come
- * back by themselves): the work a restart must not stop.
- */
-async function workloads(runner, api) {
-    if (api) {
-        const list = await api.json('/containers/json');
-        return ((list ?? [])
-            .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
-            // Names holds link aliases too (/other/web): the container's own has one slash.
-            .map(c => (c.Names ?? []).find(n => n.lastIndexOf('/') === 0)?.slice(1) ?? '')
-            .filter(Boolean));
-    }
-    const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
-    return r.stdout
-        .split('\n')
-        .map(l => l.split('\t'))
-        .filter(([name, managed]) => name && managed !== 'true')
-        .map(([name]) => name);
-}
-/** daemon.json parsed, or the reason it cannot be (a malformed file is reported, never overwritten). */
-function parseFile(text) {
-    if (text === undefined)
-        return {};
-    try {
-        return { config: parseDaemonConfig(text) };
-    }
-    catch (e) {
-        if (!(e instanceof DaemonConfigParseError))
-            throw e;
-        return { parseError: e };
-    }
-}
-/**
- * Reads daemon.json, the driver, the toolkit packages and what the running daemon loaded; changes
- * nothing. Sets the GPU outputs and nvidia-runtime to what is there now.
- */
-async function detectDaemon(ctx) {
-    const { runner, inputs } = ctx;
-    const api = await openEngineApi(ctx.host.dockerSocket);
-    const wantsGpu = inputs.gpuRuntime !== 'none';
-    const gpuLooked = looksForGpu(inputs);
-    const [text, gpu, installed, held, running] = await Promise.all([
-        (0,system_files/* readFileMaybe */.jp)(runner, DAEMON_JSON),
-        gpuLooked ? detectGpu(runner) : Promise.resolve(undefined),
-        wantsGpu
-            ? installedPackages(runner, [...TOOLKIT_PACKAGES, ...LEGACY_PACKAGES])
-            : Promise.resolve(new Map()),
-        wantsGpu ? heldPackages(runner) : Promise.resolve(new Set()),
-        loadedConfig(runner, api)
-    ]);
-    const offline = await readOfflineFolder(runner, wantsGpu ? inputs.offlineDebs : undefined);
-    const proxy = await detectDaemonProxies(ctx);
-    ctx.outputs.daemonConfigChanged = false;
-    ctx.outputs.daemonChange = 'none';
-    ctx.outputs.nvidiaRuntime = running?.runtimes.includes('nvidia') ?? false;
-    ctx.outputs.gpu = gpu && {
-        count: gpu.gpus.length,
-        driverVersion: gpu.driverVersion,
-        cudaVersion: gpu.cudaVersion
-    };
-    ctx.show(daemonFacts({ ...running, gpuLooked, gpu: ctx.outputs.gpu }));
-    return {
-        text,
-        ...parseFile(text),
-        gpu,
-        installed,
-        held,
-        loaded: running,
-        workloads: running ? await workloads(runner, api) : [],
-        snap: await (0,system_files/* exists */.t2)('/snap/bin/docker'),
-        ...offline,
-        proxy
-    };
-}
-
-;// CONCATENATED MODULE: ./src/phases/daemon/activate.ts
-/**
- * Makes the running daemon take daemon.json, stopping as little as possible: a reload (SIGHUP)
- * where dockerd applies every changed key in place, else a restart during which live-restore keeps
- * running containers alive; a change that fails is rolled back.
- */
-
-
-
-
-
-
-
-
-/** Where the file in force before this run's change is kept (restored when the change fails). */
-const DAEMON_JSON_BACKUP = `${DAEMON_JSON}.bak-docker-gpu-setup`;
-/** A written config, as apply records it. */
-function written(action, hadBackup) {
-    return { text: action.text, hadBackup, diff: action.diff };
-}
-const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-/**
- * Polls `docker info` until the daemon shows `keys` of `config`; returns those it has not, and
- * how long `docker info` did not answer meanwhile.
- */
-async function waitTaken(ctx, config, keys, deadlineMs = 15_000) {
-    const end = Date.now() + deadlineMs;
-    let unanswered = 0;
-    for (;;) {
-        const asked = Date.now();
-        const loaded = await loadedConfig(ctx.runner);
-        if (!loaded)
-            unanswered += Date.now() - asked;
-        const missing = loaded ? notTaken(config, loaded, keys) : [...keys];
-        if (missing.length === 0 || Date.now() > end)
-            return { missing, unanswered: unanswered / 1000 };
-        await sleep(200);
-    }
-}
-/** The lines of dockerd's log since `since` that say it refused to (re)load its configuration. */
-async function refusal(ctx, manager, since) {
-    const log = await daemonLogTail(ctx.runner, manager, since);
-    const lines = log
-        .split('\n')
-        .filter(l => /unable to configure|reload|reconfigur|invalid|unknown/i.test(l))
-        .filter(l => /level=(error|fatal|warning)|error|fail|unable/i.test(l));
-    return lines.slice(-3).join('\n');
-}
-async function put(ctx, text) {
-    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir);
-}
-/** The previous file back (or none, when there was none). */
-async function restorePrevious(ctx, w) {
-    if (w.hadBackup) {
-        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
-    }
-    else {
-        await (0,system_files/* removeFile */.nM)(ctx.runner, DAEMON_JSON);
-    }
-    ctx.outputs.daemonConfigChanged = false;
-}
-/** The file as this run leaves it: what it wrote, or (when it wrote nothing) the previous one. */
-async function restoreFinal(ctx, w) {
-    if (w.text === undefined)
-        await restorePrevious(ctx, w);
-    else
-        await put(ctx, w.text);
-}
-/** The config in force before this run (the backup), as an object. */
-async function previousConfig(ctx, w) {
-    if (!w.hadBackup)
-        return {};
-    return parseDaemonConfig((await (0,system_files/* readFileMaybe */.jp)(ctx.runner, DAEMON_JSON_BACKUP)) ?? '{}');
-}
-/**
- * A restart with nothing written this run (proxies in a drop-in, a daemon that never read the
- * file) still changes the file while it protects containers: keep a copy to put back.
- */
-async function snapshot(ctx) {
-    const had = await (0,system_files/* exists */.t2)(DAEMON_JSON);
-    if (had)
-        await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
-    return { hadBackup: had, diff: [] };
-}
-/** Sends the reload; when dockerd cannot be told (no unit reload, no pid), the file goes back. */
-async function signalReload(ctx, manager, w) {
-    try {
-        await reloadDocker(ctx.runner, manager);
-    }
-    catch (e) {
-        if (w)
-            await restorePrevious(ctx, w);
-        throw new errors/* HostError */.dh(`Could not ask Docker to reload ${DAEMON_JSON} (${(0,errors/* errorMessage */.gJ)(e)}); ${w ? 'the previous file is back, ' : ''}nothing was restarted.`, { cause: e });
-    }
-}
-/** Reloads and proves the keys took; a refused reload puts the previous file back and reloads it. */
-async function reload(ctx, manager, action, w) {
-    const started = Date.now();
-    await signalReload(ctx, manager, w);
-    const { missing, unanswered } = await waitTaken(ctx, action.config, action.reload);
-    const applied = (Date.now() - started) / 1000;
-    if (missing.length === 0)
-        return { missing, downtime: unanswered, applied };
-    const refused = await refusal(ctx, manager, started);
-    if (refused !== '' && w) {
-        await restorePrevious(ctx, w);
-        await reloadDocker(ctx.runner, manager);
-        throw new errors/* HostError */.dh(`Docker refused to reload the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and reloaded, nothing was restarted. The change that failed: ${w.diff.join('; ')}. Daemon log:\n${refused}`);
-    }
-    return { missing, downtime: unanswered, applied };
-}
-/**
- * Turns live-restore on by reload (the file with it forced on), so the restart that follows
- * keeps containers running. False when this engine did not turn it on (the file is put back).
- */
-async function liveRestoreOn(ctx, manager, text, w) {
-    await put(ctx, text);
-    await signalReload(ctx, manager, w);
-    // dockerd handles SIGHUP at once: a few seconds tell an engine that ignores it.
-    const { missing } = await waitTaken(ctx, { 'live-restore': true }, ['live-restore'], 5000);
-    if (missing.length === 0)
-        return true;
-    await restoreFinal(ctx, w);
-    await reloadDocker(ctx.runner, manager);
-    return false;
-}
-/**
- * Puts live-restore back as the file this run leaves has it. A reload keeps the value of a key the
- * file does not set, so "not set" is applied as an explicit false first, then the file is written
- * as meant (the daemon already runs it that way; its next start reads the same).
- */
-async function liveRestoreBack(ctx, manager, config, w) {
-    const wanted = config['live-restore'];
-    await put(ctx, serialiseDaemonConfig({ ...config, 'live-restore': wanted === true }));
-    await reloadDocker(ctx.runner, manager);
-    const { missing } = await waitTaken(ctx, { 'live-restore': wanted === true }, ['live-restore']);
-    await restoreFinal(ctx, w);
-    if (missing.length > 0) {
-        ctx.warn(`live-restore did not go back to ${String(wanted === true)} by reload; it stays on until Docker restarts.`);
-    }
-}
-/**
- * A restart that fails is undone: the previous file back and Docker started again. While
- * containers are protected, that start keeps live-restore on (a daemon starting without it stops
- * the containers it finds), then live-restore goes back as the previous file has it.
- */
-async function rollBack(ctx, manager, w, protecting, cause) {
-    const log = await daemonLogTail(ctx.runner, manager);
-    const previous = await previousConfig(ctx, w);
-    if (protecting)
-        await put(ctx, serialiseDaemonConfig({ ...previous, 'live-restore': true }));
-    else
-        await restorePrevious(ctx, w);
-    await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-    if (protecting)
-        await liveRestoreBack(ctx, manager, previous, { ...w, text: undefined });
-    ctx.outputs.daemonConfigChanged = false;
-    return new errors/* HostError */.dh(`Docker did not start with the new ${DAEMON_JSON}; the previous ${w.hadBackup ? 'file is back' : 'state (no file) is back'} and Docker is running again. ` +
-        `The change that failed: ${w.diff.join('; ') || '(the restart itself)'}. Daemon log:\n${errorLines(log)}`, { cause });
-}
-/** What the log says before a restart: which containers keep running, and which stop. */
-function announce(action, reason, protecting, liveRestore) {
-    const names = action.workloads.join(', ');
-    lib_core/* info */.pq(`Restarting Docker: ${reason}.` +
-        (action.workloads.length === 0
-            ? ' No container of anyone else is running.'
-            : protecting || liveRestore
-                ? ` live-restore keeps these running: ${names}.`
-                : ` These stop (those with a restart policy come back): ${names}.`));
-}
-/** Restarts Docker, protected by live-restore when the plan says so; rolls back when it fails. */
-async function restart(ctx, manager, action, w, reason) {
-    const exposed = action.workloads.length > 0 && !action.liveRestore;
-    if (action.unprotectable && exposed && !ctx.inputs.allowRestart) {
-        if (w)
-            await restorePrevious(ctx, w);
-        if (w)
-            await reloadDocker(ctx.runner, manager);
-        throw new errors/* HostError */.dh(`${reason}, and live-restore cannot keep running containers alive here (swarm mode): ${action.workloads.join(', ')}. ${w ? `The previous ${DAEMON_JSON} is back; n` : 'N'}othing was restarted. Set allow-restart: true to restart anyway.`);
-    }
-    const kept = w ?? (action.protect ? await snapshot(ctx) : undefined);
-    let protecting = action.protect !== undefined && kept !== undefined;
-    if (protecting &&
-        action.protect &&
-        kept &&
-        !(await liveRestoreOn(ctx, manager, action.protect.text, kept))) {
-        if (!ctx.inputs.allowRestart) {
-            throw new errors/* HostError */.dh(`This Docker did not turn live-restore on, so a restart would stop running containers (${action.workloads.join(', ')}). Nothing was restarted; ${DAEMON_JSON} is as it was before the restart was needed. Set allow-restart: true to restart anyway, or make the change when they are done.`);
-        }
-        ctx.warn(`live-restore could not be turned on: restarting anyway (allow-restart), ${action.workloads.join(', ')} stop.`);
-        protecting = false;
-    }
-    announce(action, reason, protecting, action.liveRestore);
-    const started = Date.now();
-    try {
-        await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => lib_core/* info */.pq(m));
-    }
-    catch (e) {
-        if (!kept)
-            throw e;
-        throw await rollBack(ctx, manager, kept, protecting, e);
-    }
-    const downtime = (Date.now() - started) / 1000;
-    if (protecting && kept)
-        await liveRestoreBack(ctx, manager, action.config, kept);
-    return {
-        how: action.loaded ? 'restart' : 'start',
-        restartKeys: action.restart,
-        downtime,
-        applied: (Date.now() - started) / 1000,
-        protectedContainers: protecting || action.liveRestore ? action.workloads : []
-    };
-}
-/**
- * Carries out a reload or restart action: reload where the plan says dockerd applies every
- * changed key in place (a reload that does not take becomes a restart), restart otherwise.
- * Touches the docker service and, while protecting containers, daemon.json's live-restore.
- */
-async function activate(ctx, action, w) {
-    const manager = await detectServiceManager(ctx.host.systemd);
-    if (action.kind === 'restart')
-        return restart(ctx, manager, action, w, action.reason);
-    const { missing, downtime, applied } = await reload(ctx, manager, action, w);
-    if (missing.length === 0) {
-        lib_core/* info */.pq(`Reloaded Docker: ${action.reload.join(', ')} applied by the same daemon in ${applied.toFixed(2)} s; the API ${downtime === 0 ? 'answered throughout' : `did not answer for ${downtime.toFixed(2)} s`}, no container was touched.`);
-        return { how: 'reload', restartKeys: [], downtime, applied, protectedContainers: [] };
-    }
-    const reason = `the reload did not apply ${missing.join(', ')}`;
-    lib_core/* info */.pq(`${reason}: restarting instead.`);
-    return restart(ctx, manager, { ...action, restart: missing }, w, reason);
-}
-
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
 
 
@@ -39661,16 +39750,9 @@ async function addNvidiaRepo(ctx, url, keySource) {
         what: "NVIDIA's toolkit repository"
     }, ctx.host.tempDir);
 }
-/** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
-async function backup(ctx) {
-    if (!(await (0,system_files/* exists */.t2)(DAEMON_JSON)))
-        return false;
-    await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], { root: true });
-    return true;
-}
 /** Removes old nvidia-docker2 / nvidia-container-runtime; daemon.json (their conffile) must survive. */
 async function removeLegacy(ctx, packages) {
-    const had = await backup(ctx);
+    const had = await backupConfig(ctx);
     await aptRemove(ctx.runner, packages);
     if (had && !(await (0,system_files/* exists */.t2)(DAEMON_JSON))) {
         await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], { root: true });
@@ -39683,7 +39765,8 @@ async function validate(ctx, text) {
     if (!help.stdout.includes('--validate'))
         return;
     const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`;
-    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o644, ctx.host.tempDir);
+    // 0600: it may hold a proxy password, and it is removed right after the check.
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, candidate, text, 0o600, ctx.host.tempDir);
     try {
         const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
             root: true,
@@ -39700,8 +39783,8 @@ async function validate(ctx, text) {
 /** Validates, backs up and writes the merged daemon.json (atomically). */
 async function writeConfig(ctx, action) {
     await validate(ctx, action.text);
-    const hadBackup = await backup(ctx);
-    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir);
+    const hadBackup = await backupConfig(ctx);
+    await putConfig(ctx, action.text);
     ctx.outputs.daemonConfigChanged = true;
     lib_core/* info */.pq(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`);
     return written(action, hadBackup);
@@ -39849,6 +39932,7 @@ async function checkGpus(_plan, ctx, changed) {
 
 
 
+
 /**
  * Daemon config phase: the NVIDIA toolkit when the runtime is wanted, then the one writer of
  * /etc/docker/daemon.json (merged fragments, validated, backed up), one restart, rollback on failure.
@@ -39863,7 +39947,10 @@ const daemonPhase = {
     },
     apply: applyDaemon,
     verify: verifyDaemon,
-    check: checkGpus
+    async check(plan, ctx, changed) {
+        await closeSecrets(ctx);
+        await checkGpus(plan, ctx, changed);
+    }
 };
 
 ;// CONCATENATED MODULE: ./src/system/docker-api.ts
@@ -39939,10 +40026,11 @@ function parseImages(json, sizes) {
     return JSON.parse(json || '[]').map(raw => {
         const i = obj(raw);
         const id = str(i.Id);
-        const tags = Array.isArray(i.RepoTags) ? i.RepoTags.filter(t => typeof t === 'string') : [];
+        const list = (v) => Array.isArray(v) ? v.filter((t) => typeof t === 'string') : [];
         return {
             id,
-            tags: tags.filter(t => t !== '<none>:<none>'),
+            tags: list(i.RepoTags).filter(t => t !== '<none>:<none>'),
+            digests: list(i.RepoDigests).filter(d => !d.startsWith('<none>@')),
             parent: str(i.Parent),
             created: dockerTime(i.Created),
             lastTagged: dockerTime(obj(i.Metadata).LastTagTime),
@@ -40108,8 +40196,10 @@ async function remove(ctx, batch) {
     }
     const argv = first.kind === 'container'
         ? ['docker', 'rm', ...batch.map(b => (b.kind === 'container' ? b.id : ''))]
-        : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.refs : []))];
-    // Never --force: an image or container another job began to use meanwhile is refused, and kept.
+        : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.ids : []))];
+    // By ID: a tag names whatever another job tagged last, an ID only the image planned for. Never
+    // --force: an image or container another job began to use meanwhile is refused, and kept (so is
+    // an image tagged in several repositories, which Docker removes by ID only when forced).
     const r = await ctx.runner.run(argv, opts);
     for (const line of r.stderr.split('\n').filter(l => l.trim() !== '')) {
         ctx.warn(`kept: ${line.replace(/^Error response from daemon: /, '')}`);
@@ -40192,6 +40282,26 @@ function normalRef(ref) {
     const withTag = /:[^/]+$/.test(ref) || ref.includes('@') ? ref : `${ref}:latest`;
     return withTag.replace(/^docker\.io\//, '').replace(/^library\//, '');
 }
+/** Docker's image ID, full (`sha256:…`) or short (12 or more hex digits), as `docker rmi` takes it. */
+const IMAGE_ID = /^(?:sha256:)?([0-9a-f]{12,64})$/;
+/**
+ * Whether `ref` (a source of the `images` input) names this image to Docker: by ID (full or
+ * short), by digest (one of its RepoDigests; a tag beside the digest does not count, as for
+ * Docker), or by tag.
+ */
+function namesImage(ref, image) {
+    const id = IMAGE_ID.exec(ref)?.[1];
+    if (id !== undefined && image.id.startsWith(`sha256:${id}`))
+        return true;
+    const at = ref.indexOf('@');
+    if (at >= 0) {
+        const byDigest = normalRef(ref.slice(0, at).replace(/:[^/]*$/, '') + ref.slice(at));
+        return image.digests.some(d => normalRef(d) === byDigest);
+    }
+    return image.tags.some(t => normalRef(t) === normalRef(ref));
+}
+/** Named by no tag and no digest: what Docker calls dangling. */
+const dangling = (i) => i.tags.length === 0 && i.digests.length === 0;
 const old = (r, t) => r.now - t >= r.s.pruneAge.seconds * 1000;
 function removableContainer(r, c) {
     return (STOPPED.has(c.state) &&
@@ -40209,7 +40319,7 @@ function lastUsed(r, image) {
 /** The images a person sees (tagged or dangling), not the hidden layers of classic builds. */
 function topLevel(images) {
     const parents = new Set(images.map(i => i.parent).filter(Boolean));
-    return images.filter(i => i.tags.length > 0 || !parents.has(i.id));
+    return images.filter(i => !dangling(i) || !parents.has(i.id));
 }
 /** Each image's ancestors (parent, its parent, …), from classic builds' parent links. */
 function ancestry(images) {
@@ -40230,7 +40340,7 @@ function keptBecause(r, image, keptContainers) {
         return 'images of running containers';
     if (users.some(c => r.s.managedLabel in c.labels))
         return "the action's registry images";
-    const named = r.s.keepImages.find(k => image.tags.some(t => normalRef(t) === normalRef(k.ref)));
+    const named = r.s.keepImages.find(k => namesImage(k.ref, image));
     if (named)
         return named.why;
     if (hasLabel(image.labels, r.s.keepLabel))
@@ -40259,7 +40369,8 @@ function keptImages(r, images, kept) {
 }
 const day = (t) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
 function imageLabel(r, i) {
-    return `${i.tags.length > 0 ? i.tags.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
+    const names = [...i.tags, ...(i.tags.length > 0 ? [] : i.digests)];
+    return `${names.length > 0 ? names.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
 }
 /** Unused images, least recently used first; an image goes after the images built on it. */
 function imageRemovals(r, candidates, tier) {
@@ -40283,7 +40394,6 @@ function imageRemovals(r, candidates, tier) {
         out.push({
             tier,
             kind: 'image',
-            refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
             ids: unit.map(u => u.id),
             label: unit.map(u => imageLabel(r, u)).join(' + '),
             bytes: unit.reduce((sum, u) => sum + u.size, 0)
@@ -40319,9 +40429,9 @@ function removalsAndKept(s, inv, now) {
             label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
             bytes: c.size
         })),
-        ...imageRemovals(r, free.filter(i => i.tags.length === 0), 1),
+        ...imageRemovals(r, free.filter(dangling), 1),
         ...cache,
-        ...imageRemovals(r, free.filter(i => i.tags.length > 0), 3)
+        ...imageRemovals(r, free.filter(i => !dangling(i)), 3)
     ];
     return { removals, kept: keptSpace(r, images, reasons, keptContainers) };
 }
@@ -41077,8 +41187,8 @@ async function verifyProxies(p, ctx) {
 
 /** The home folder of the runner's user: this process's own (HOME), or (as root for SUDO_USER) getent's. */
 async function runnerHome(ctx, env) {
-    if (ctx.host.user === external_node_os_namespaceObject.userInfo().username)
-        return env.HOME || external_node_os_namespaceObject.homedir();
+    if (ctx.host.user === external_node_os_.userInfo().username)
+        return env.HOME || external_node_os_.homedir();
     const r = await ctx.runner.run(['getent', 'passwd', ctx.host.user], { allowFailure: true });
     const home = r.stdout.trim().split(':')[5];
     return r.exitCode === 0 && home ? home : undefined;
@@ -45055,6 +45165,9 @@ function preparationSteps(plan, inputs) {
         const users = inputs.registryHtpasswd.map(e => e.user).join(', ');
         steps.push({ description: `write ${AUTH_FILE} (bcrypt) for ${users}` });
     }
+    if (plan.closeHtpasswd) {
+        steps.push({ description: `make ${AUTH_FILE} readable by root alone (0600)` });
+    }
     if (plan.installCert) {
         steps.push({
             description: `install the TLS certificate for the registry and for this host's daemon (${daemonCaPath(inputs)})`
@@ -45163,7 +45276,14 @@ function notWantedReason(facts, inputs, kept) {
 }
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts, inputs, kept) {
-    const base = { facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: [] };
+    const base = {
+        facts,
+        writeHtpasswd: false,
+        closeHtpasswd: false,
+        installCert: false,
+        makeDirs: [],
+        warnings: []
+    };
     if (!facts.wanted && inputs.registryCaches.length === 0) {
         return { ...base, caches: {}, steps: [], found: notWantedReason(facts, inputs, kept) };
     }
@@ -45230,12 +45350,22 @@ function planRegistry(detected, inputs) {
         : [];
     const image = imageSource(facts, inputs);
     const writeHtpasswd = !facts.htpasswdOk;
+    const closeHtpasswd = facts.htpasswdOpen === true && !writeHtpasswd;
     const installCert = !facts.certOk;
     const makeDirs = Object.entries(facts.dataDirs)
         .filter(([, ok]) => !ok)
         .map(([d]) => d);
     const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert);
-    const prepared = { facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: '' };
+    const prepared = {
+        facts,
+        image,
+        writeHtpasswd,
+        closeHtpasswd,
+        installCert,
+        makeDirs,
+        warnings,
+        found: ''
+    };
     const steps = [
         ...startStep,
         ...preparationSteps(prepared, inputs),
@@ -45319,6 +45449,10 @@ async function fileHash(path) {
 async function installedHash(ctx, path) {
     const text = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, path);
     return text === undefined ? undefined : sha256(Buffer.from(text));
+}
+/** True when a file exists and users other than its owner may read or write it (stat: no root). */
+async function isOpen(file) {
+    return external_node_fs_.promises.stat(file).then(s => (s.mode & 0o077) !== 0, () => false);
 }
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx) {
@@ -45430,6 +45564,7 @@ async function detectRegistry(ctx) {
         dockerUp,
         imageId: id,
         htpasswdOk: !auth || (htpasswd !== undefined && htpasswdMatches(htpasswd, inputs.registryHtpasswd)),
+        htpasswdOpen: auth && (await isOpen(AUTH_FILE)),
         certOk,
         registry,
         mirror,
@@ -45440,7 +45575,10 @@ async function detectRegistry(ctx) {
     };
 }
 
+// EXTERNAL MODULE: ./src/phases/registry/users.ts
+var registry_users = __nccwpck_require__(3998);
 ;// CONCATENATED MODULE: ./src/phases/registry/apply.ts
+
 
 
 
@@ -45611,8 +45749,11 @@ async function applyRegistry(p, ctx) {
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
     if (p.writeHtpasswd) {
         const text = renderHtpasswd(inputs.registryHtpasswd);
-        await (0,system_files/* writeFileAtomic */.Zf)(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir);
+        // 0600: password hashes are for the registry alone (it runs as root in its container).
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, AUTH_FILE, text, 0o600, ctx.host.tempDir);
     }
+    if (p.closeHtpasswd)
+        await (0,system_files/* setMode */.iY)(runner, AUTH_FILE, 0o600);
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
     const started = await ensureRegistry(ctx, p, id);
@@ -45639,12 +45780,22 @@ function verifyRegistry(p, ctx) {
     const caches = Object.entries(cacheAddresses(inputs)).map(([up, at]) => `${up} → ${at}`);
     return Promise.resolve(caches.length > 0 ? `${registry}; pull-through caches: ${caches.join(', ')}` : registry);
 }
-/** Sets the caches output once they run (after apply, or found running as configured). */
-function reportCaches(p, ctx) {
-    if (p.facts.dockerUp && ctx.inputs.registryCaches.length > 0) {
-        ctx.outputs.caches = cacheAddresses(ctx.inputs);
-    }
-    return Promise.resolve();
+/**
+ * Once the containers run (after apply, or found running as configured): sets the caches output,
+ * and records that this job uses each of them, so another job's post step leaves them running.
+ */
+async function checkRegistry(p, ctx) {
+    if (!p.facts.dockerUp)
+        return;
+    const { inputs } = ctx;
+    if (inputs.registryCaches.length > 0)
+        ctx.outputs.caches = cacheAddresses(inputs);
+    const id = p.facts.imageId ?? '';
+    const used = [
+        ...(p.facts.wanted ? [registrySpec(inputs, id, {}), mirrorSpec(inputs, id)] : []),
+        ...cacheSpecs(inputs, id)
+    ].flatMap(s => (s ? [s.name] : []));
+    await (0,registry_users/* recordUse */.zk)(ctx.runner, used, ctx.host.tempDir);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/phase.ts
@@ -45670,7 +45821,7 @@ const registryPhase = {
     },
     apply: applyRegistry,
     verify: verifyRegistry,
-    check: reportCaches
+    check: checkRegistry
 };
 
 // EXTERNAL MODULE: ./src/state.ts
@@ -46279,7 +46430,7 @@ function publishLeases(ctx, picks) {
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
  * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
- * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * Writes one lease file per GPU in /run/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
  * CUDA_VISIBLE_DEVICES.
  */
 async function applyGpus(plan, ctx) {
@@ -46694,6 +46845,101 @@ function planGpus(facts, inputs) {
 
 /***/ }),
 
+/***/ 3998:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Fp: () => (/* binding */ otherUsers),
+/* harmony export */   Qc: () => (/* binding */ jobWorker),
+/* harmony export */   b_: () => (/* binding */ forgetUse),
+/* harmony export */   zk: () => (/* binding */ recordUse)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/**
+ * Which jobs use the action's registry containers: one marker file per job and container in the
+ * host lock folder (root's alone), named after the job's worker process (pid and start time), so
+ * that a post step with cleanup: registry removes only a container no other live job uses.
+ */
+
+
+
+
+
+const MARKER = /^registry-user\.(.+)\.(\d+)\.(\d+)$/;
+/**
+ * The job's worker: the parent of the action's node process in the main and the post step alike
+ * (undefined when there is none, e.g. the action started by init: its use is then not recorded).
+ */
+function jobWorker() {
+    return process.ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .processIdentity */ .I9)(process.ppid) : undefined;
+}
+function markerName(container, worker) {
+    return `registry-user.${container}.${worker.pid}.${worker.start}`;
+}
+/**
+ * Records that this job uses `containers` (once per job and container; the text names the job).
+ * Runs under the host lock (the registry phase's check), as the post step reads them.
+ */
+async function recordUse(runner, containers, tempDir, dir = _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, env = process.env) {
+    const worker = jobWorker();
+    if (worker === undefined)
+        return;
+    const run = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID;
+    const job = `job ${env.GITHUB_JOB || 'unnamed'}${run ? ` (${env.GITHUB_REPOSITORY} run ${env.GITHUB_RUN_ID})` : ''}`;
+    for (const c of containers) {
+        const file = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, markerName(c, worker));
+        // A rerun in the same job finds its record (readable by all): no sudo for nothing.
+        if (!(await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .exists */ .t2)(file)))
+            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(runner, file, `${job}, worker pid ${worker.pid}\n`, tempDir);
+    }
+}
+/**
+ * The other live jobs that use `container`, in words; drops the markers of jobs whose worker has
+ * ended. `me`: this job's worker, whose own markers do not count.
+ */
+async function otherUsers(runner, container, me, dir = _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE) {
+    const users = [];
+    for (const m of await markers(dir)) {
+        if (m.container !== container || (me?.pid === m.pid && me.start === m.start))
+            continue;
+        if (!(0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .sameProcessAlive */ .bZ)(m.pid, m.start))
+            await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .removeFile */ .nM)(runner, m.file);
+        else
+            users.push((await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .readFileMaybe */ .jp)(runner, m.file))?.trim() || `worker pid ${m.pid}`);
+    }
+    return users;
+}
+/** Removes this job's markers (its post step: the job no longer uses any container). */
+async function forgetUse(runner, me, dir = _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE) {
+    if (me === undefined)
+        return;
+    for (const m of await markers(dir)) {
+        if (m.pid === me.pid && m.start === me.start)
+            await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .removeFile */ .nM)(runner, m.file);
+    }
+}
+/** The markers in the folder, parsed from their names. */
+async function markers(dir) {
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir).catch((e) => {
+        if (e.code === 'ENOENT')
+            return [];
+        throw e;
+    });
+    return names.flatMap(name => {
+        const m = MARKER.exec(name);
+        return m ? [{ file: node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, name), container: m[1], pid: Number(m[2]), start: m[3] }] : [];
+    });
+}
+
+
+/***/ }),
+
 /***/ 6173:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -46703,12 +46949,14 @@ __nccwpck_require__.d(__webpack_exports__, {
   b: () => (/* binding */ post)
 });
 
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var exec_runner = __nccwpck_require__(4100);
+var runner = __nccwpck_require__(4100);
 // EXTERNAL MODULE: ./src/system/lock.ts
 var lock = __nccwpck_require__(6714);
 // EXTERNAL MODULE: ./src/phases/gpus/apply.ts
@@ -46741,6 +46989,8 @@ async function releaseLeases(runner, saved) {
     }
 }
 
+// EXTERNAL MODULE: ./src/phases/registry/users.ts
+var registry_users = __nccwpck_require__(3998);
 // EXTERNAL MODULE: ./src/state.ts
 var src_state = __nccwpck_require__(2462);
 ;// CONCATENATED MODULE: ./src/post.ts
@@ -46749,18 +46999,61 @@ var src_state = __nccwpck_require__(2462);
 
 
 
+
+
+
+const realDeps = () => ({
+    runner: new runner/* ExecRunner */.iN(),
+    state: src_state/* runnerState */.Ej,
+    lockHost: runner => (0,lock/* acquireHostLock */.QM)(runner, process.env.RUNNER_TEMP || external_node_os_.tmpdir(), core/* info */.pq),
+    usersDir: lock/* LOCK_DIR */.UE
+});
+/**
+ * Removes the registry containers this job started, under the host lock, except one that another
+ * live job uses (it found the container running and recorded so): that one is kept, and the log
+ * and the summary say which job uses it.
+ */
+async function removeRegistries(deps, names) {
+    const { runner } = deps;
+    const lock = await deps.lockHost(runner);
+    try {
+        const kept = [];
+        for (const name of names) {
+            const users = await (0,registry_users/* otherUsers */.Fp)(runner, name, (0,registry_users/* jobWorker */.Qc)(), deps.usersDir);
+            if (users.length > 0) {
+                kept.push(`${name}: in use by ${users.join('; ')}`);
+                core/* info */.pq(`cleanup: kept ${name}, which this job started: another job uses it (${users.join('; ')}).`);
+                continue;
+            }
+            await runner.run(['docker', 'rm', '--force', name], { root: true });
+            core/* info */.pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
+        }
+        if (kept.length > 0) {
+            await core/* summary */.z
+                .addRaw(`cleanup: kept the registry containers other jobs use: ${kept.join('; ')}.\n`)
+                .write();
+        }
+    }
+    finally {
+        await lock.release();
+    }
+}
 /**
  * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
  * login in it) whenever the main step made one, and with cleanup: registry or all (as the main step
- * validated it), the registry containers this job started (never their data). It warns, never
- * fails: a cleanup problem must not turn a green job red.
+ * validated it), the registry containers this job started and no other live job uses (never their
+ * data), under the host lock. It warns, never fails: a cleanup problem must not turn a green job
+ * red.
  */
 async function post(overrides = {}) {
-    const { runner, state } = { runner: new exec_runner/* ExecRunner */.iN(), state: src_state/* runnerState */.Ej, ...overrides };
+    const deps = { ...realDeps(), ...overrides };
+    const { runner, state } = deps;
     try {
         const saved = (0,src_state/* readPostState */.cj)(state);
         // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
         await releaseLeases(runner, saved.gpuLeases).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
+        // This job uses no registry container any more: another job's cleanup may remove them.
+        await (0,registry_users/* forgetUse */.b_)(runner, (0,registry_users/* jobWorker */.Qc)(), deps.usersDir);
         if (saved.dockerConfig) {
             await runner.run(['rm', '-rf', '--', saved.dockerConfig], { root: true });
             core/* info */.pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
@@ -46772,10 +47065,8 @@ async function post(overrides = {}) {
         if (saved.registryContainers.length === 0) {
             core/* info */.pq(`cleanup: ${saved.cleanup}; this job started no registry container.`);
         }
-        for (const name of saved.registryContainers) {
-            await runner.run(['docker', 'rm', '--force', name], { root: true });
-            core/* info */.pq(`cleanup: removed ${name}, which this job started (its data stays on the host).`);
-        }
+        if (saved.registryContainers.length > 0)
+            await removeRegistries(deps, saved.registryContainers);
     }
     catch (e) {
         core/* warning */.$e(`cleanup failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
@@ -46879,6 +47170,7 @@ function readPostState(store = runnerState) {
 /* harmony export */   Pe: () => (/* binding */ writeOwnedFile),
 /* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
 /* harmony export */   eK: () => (/* binding */ listDirMaybe),
+/* harmony export */   iY: () => (/* binding */ setMode),
 /* harmony export */   jp: () => (/* binding */ readFileMaybe),
 /* harmony export */   nM: () => (/* binding */ removeFile),
 /* harmony export */   t2: () => (/* binding */ exists)
@@ -46941,7 +47233,9 @@ async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
     const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
     const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
     if (runner.isRoot) {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true });
+        // 0755 as the sudo path's install -d makes it, whatever the umask: /run/docker-gpu-setup is
+        // also the host lock folder, which must be writable by root alone.
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true, mode: 0o755 });
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
@@ -46957,6 +47251,13 @@ async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
     finally {
         await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
     }
+}
+/** Sets a file's mode (as root where needed). */
+async function setMode(runner, file, mode) {
+    if (runner.isRoot)
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(file, mode);
+    else
+        await runner.run(['chmod', mode.toString(8), '--', file], { root: true });
 }
 /** Renames (as root where needed); used to set files aside instead of deleting them. */
 async function renameFile(runner, from, to) {
@@ -47010,72 +47311,125 @@ async function writeOwnedFile(file, content, mode = 0o600) {
 /* harmony export */   UE: () => (/* binding */ LOCK_DIR),
 /* harmony export */   w9: () => (/* binding */ takeOver)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
-/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* unused harmony exports lockDirProblem, lockText */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1650);
+/* harmony import */ var _process_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7848);
 /**
- * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
- * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
- * whole or not at all (link(2) of a complete temporary file), so no reader ever sees a half-written
- * owner, and the folder goes away once nothing is left in it.
+ * The host's lock folder, /run/docker-gpu-setup: the host lock (its `owner` file), the short lock
+ * that GPU leases are chosen under, and one lease file per GPU. The folder sits in /run, where only
+ * root writes, is made 0755 and checked before every lock is written (a real folder, root's,
+ * writable by no one else), and stays when empty: no other user can make it first or plant files
+ * in it. Every lock is a file created whole or not at all (link(2) of a complete temporary file,
+ * itself created with O_EXCL|O_NOFOLLOW), so no reader ever sees a half-written owner.
  */
 
 
 
 
 
+
 /** The host lock folder; it holds the host lock, the GPU lease lock and the GPU leases. */
-const LOCK_DIR = '/run/lock/docker-gpu-setup';
+const LOCK_DIR = '/run/docker-gpu-setup';
 /** The host lock: one run at a time changes packages, daemon.json and the daemon. */
 const OWNER = `${LOCK_DIR}/owner`;
 /** Held only while GPU leases are read and written (milliseconds), never while waiting. */
 const GPU_LEASE_LOCK = `${LOCK_DIR}/gpus.lock`;
-// One fixed script (arguments stay argv): install the complete file beside its name, link it to
-// the name (link fails when the name exists), drop the temporary name. Exit 3: the name exists.
-const CREATE_SCRIPT = 'd=$(dirname "$3"); install -d -m 0755 "$d" && install -m 0644 "$1" "$2" || exit 1; ' +
-    'if ln "$2" "$3" 2>/dev/null; then r=0; elif [ -e "$3" ]; then r=3; else r=1; fi; rm -f "$2"; exit $r';
+/** The refusal of a lock folder that someone other than root could write or has replaced. */
+function unsafeDir(dir, found) {
+    return new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`${dir} must be a folder owned by root and writable by no one else, but is: ${found}. Another user may have planted it; remove it (sudo rm -rf ${dir}) when no docker-gpu-setup run is active, and run again.`);
+}
+/**
+ * What is wrong with the lock folder as lstat(2) sees it (pure), or undefined when it is a real
+ * folder owned by `uid` (the user writing as root) that no one else can write.
+ */
+function lockDirProblem(st, uid) {
+    const kind = st.isSymbolicLink()
+        ? 'symbolic link'
+        : st.isDirectory()
+            ? 'directory'
+            : 'not a folder';
+    const found = `${kind}, owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}`;
+    return kind !== 'directory' || st.uid !== uid || (st.mode & 0o022) !== 0 ? found : undefined;
+}
+/** Makes the lock folder (0755) when missing, then checks it; never follows a symlink. */
+async function ensureLockDir(dir) {
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.mkdir(dir, { mode: 0o755 }).then(() => node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(dir, 0o755), (e) => {
+        if (e.code !== 'EEXIST')
+            throw e;
+    });
+    const problem = lockDirProblem(await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.lstat(dir), process.getuid?.() ?? 0);
+    if (problem)
+        throw unsafeDir(dir, problem);
+}
+// One fixed script (arguments stay argv), run as root: make the folder and check it as
+// ensureLockDir does (exit 4, printing what it found), write the complete file under a name
+// mktemp(1) creates with O_EXCL, link it to the name (link fails when the name exists), drop the
+// temporary name. Exit 3: the name exists.
+const CREATE_SCRIPT = 'd=$(dirname "$2"); mkdir -m 0755 "$d" 2>/dev/null; ' +
+    'if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u "$d")" != "$(id -u)" ] || ' +
+    '[ $((0$(stat -c %a "$d") & 022)) -ne 0 ]; then stat -c "%F, owner uid %u, mode %a" "$d" >&2; exit 4; fi; ' +
+    't=$(mktemp "$d/.lock.XXXXXXXXXX") || exit 1; ' +
+    'if cat "$1" > "$t" && chmod 0644 "$t"; then ' +
+    'if ln "$t" "$2" 2>/dev/null; then r=0; elif [ -e "$2" ]; then r=3; else r=1; fi; ' +
+    'else r=1; fi; rm -f "$t"; exit $r';
 async function createAsRoot(file, content) {
-    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file);
+    await ensureLockDir(dir);
+    // Unguessable and never followed: a name planted in its place makes the open fail, not redirect.
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_2__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}.${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(8).toString('hex')}.tmp`);
+    const flags = node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_WRONLY | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_CREAT | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_EXCL | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_NOFOLLOW;
     try {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), { recursive: true, mode: 0o755 });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: 0o644 });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, 0o644);
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(tmp, file);
+        const handle = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.open(tmp, flags, 0o644);
+        try {
+            await handle.writeFile(content);
+            await handle.chmod(0o644);
+        }
+        finally {
+            await handle.close();
+        }
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.link(tmp, file);
         return 'made';
     }
     catch (e) {
         const code = e.code;
         if (code === 'EEXIST')
             return 'exists';
-        // The folder went away between mkdir and the write (a release removed it as empty): again.
+        // The folder went away between the check and the write (removed by hand): again.
         if (code === 'ENOENT')
             return 'retry';
         throw e;
     }
     finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(tmp, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(tmp, { force: true });
     }
 }
 async function createWithSudo(runner, file, content, tempDir) {
-    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_2__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(staged, content, { mode: 0o600 });
     try {
-        const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.${process.pid}.tmp`);
-        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, tmp, file], {
+        const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, file], {
             root: true,
             allowFailure: true
         });
+        if (r.exitCode === 4)
+            throw unsafeDir(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file), r.stderr.trim());
         return r.exitCode === 0 ? 'made' : r.exitCode === 3 ? 'exists' : 'retry';
     }
     finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(staged, { force: true });
     }
 }
-/** Creates `file` holding `content` unless it exists (true when made); creates the lock folder. */
+/**
+ * Creates `file` holding `content` unless it exists (true when made); makes and checks the lock
+ * folder, refusing one that is not root's alone.
+ */
 async function createExclusive(runner, file, content, tempDir) {
     for (let attempt = 0; attempt < 5; attempt++) {
         const r = runner.isRoot
@@ -47084,30 +47438,22 @@ async function createExclusive(runner, file, content, tempDir) {
         if (r !== 'retry')
             return r === 'made';
     }
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
-}
-/** Removes a lock folder when nothing is left in it; another lock or a lease keeps it. */
-async function removeDirIfEmpty(runner, dir) {
-    if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rmdir(dir).catch(() => undefined);
-    else
-        await runner.run(['rmdir', '--', dir], { root: true, allowFailure: true });
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Could not create ${file} (as root, or through sudo).`);
 }
 /**
  * Removes `file` when `ours(text)` says it is still this run's; never waits for any lock. Says
  * what it found: removed, already gone, or another owner's (left alone).
  */
 async function removeIfOurs(runner, file, ours) {
-    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, file);
     if (text === undefined)
         return 'gone';
     if (!ours(text))
         return 'other';
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(file, { force: true });
     else
         await runner.run(['rm', '-f', '--', file], { root: true });
-    await removeDirIfEmpty(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file));
     return 'removed';
 }
 /**
@@ -47118,46 +47464,66 @@ async function removeIfOurs(runner, file, ours) {
 async function takeOver(runner, file, staleText) {
     const aside = `${file}.${process.pid}.stale`;
     const moved = runner.isRoot
-        ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(file, aside).then(() => true, () => false)
+        ? await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(file, aside).then(() => true, () => false)
         : (await runner.run(['mv', '-T', '--', file, aside], { root: true, allowFailure: true }))
             .exitCode === 0;
     if (!moved)
         return;
-    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, aside);
+    const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, aside);
     if (text !== staleText) {
         if (runner.isRoot)
-            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.link(aside, file).catch(() => undefined);
+            await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.link(aside, file).catch(() => undefined);
         else
             await runner.run(['ln', '--', aside, file], { root: true, allowFailure: true });
     }
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(aside, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(aside, { force: true });
     else
         await runner.run(['rm', '-f', '--', aside], { root: true });
 }
+/** A lock file's text: the pid and, to tell it from a later process with that pid, its start time. */
+function lockText(pid) {
+    const start = (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .processIdentity */ .I9)(pid)?.start;
+    return start === undefined ? `${pid}\n` : `${pid} ${start}\n`;
+}
+/** The pid a lock file names (0 when none). */
+function lockOwner(text) {
+    const pid = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : 0;
+}
 /**
- * Takes a lock file holding this process's pid. A lock whose owner is dead (or unreadable) is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ * Whether the process that wrote a lock file still runs: the same pid and start time; a file of
+ * a pid alone (written by hand, or by an older release) is judged by the pid.
+ */
+function ownerAlive(text) {
+    const pid = lockOwner(text);
+    const start = text.trim().split(/\s+/)[1];
+    return start === undefined ? (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .pidAlive */ .pl)(pid) : (0,_process_js__WEBPACK_IMPORTED_MODULE_5__/* .sameProcessAlive */ .bZ)(pid, start);
+}
+/**
+ * Takes a lock file holding this process's pid and start time. A lock whose owner is dead (or
+ * unreadable, or whose pid now belongs to a later process) is taken over; a live owner is waited
+ * for, up to `timeoutMs`, saying so once in the log.
  */
 async function acquireFileLock(runner, file, tempDir, info, wait) {
     const end = Date.now() + wait.timeoutMs;
-    const mine = `${process.pid}\n`;
+    const mine = lockText(process.pid);
     let told = false;
     for (;;) {
         if (await createExclusive(runner, file, mine, tempDir)) {
             return { release: async () => void (await removeIfOurs(runner, file, t => t === mine)) };
         }
-        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, file);
+        const text = await (0,_files_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileMaybe */ .jp)(runner, file);
         if (text === undefined)
             continue;
-        const owner = Number(text.trim());
-        if (!Number.isInteger(owner) || owner <= 0 || !(0,_process_js__WEBPACK_IMPORTED_MODULE_4__/* .pidAlive */ .pl)(owner)) {
+        const owner = lockOwner(text);
+        if (!ownerAlive(text)) {
             info(`Taking over ${wait.what}: its owner (pid ${owner || 'unknown'}) is gone.`);
             await takeOver(runner, file, text);
             continue;
         }
         if (Date.now() > end) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Another docker-gpu-setup run (pid ${owner}) has held ${wait.what} for over ${Math.round(wait.timeoutMs / 60_000)} minutes; if no run is active, remove ${file}.`);
         }
         if (!told) {
             info(`Waiting for ${wait.what}, held by pid ${owner} (another run on this host).`);
@@ -47167,8 +47533,8 @@ async function acquireFileLock(runner, file, tempDir, info, wait) {
     }
 }
 /**
- * Takes the host lock (the `owner` file in the lock folder, holding this process's pid). A lock
- * whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
+ * Takes the host lock (the `owner` file in the lock folder, holding this process's pid and start
+ * time). A lock whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
  */
 async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
     return acquireFileLock(runner, OWNER, tempDir, info, {
@@ -47412,6 +47778,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 8161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 
 /***/ }),
 

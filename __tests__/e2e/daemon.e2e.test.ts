@@ -12,7 +12,7 @@ import {errorLine, expectSuccess, ran, waitFor} from './harness.js'
 
 const PORT = 58124
 const DAEMON_JSON = '/etc/docker/daemon.json'
-const LOCK = '/run/lock/docker-gpu-setup'
+const LOCK = '/run/docker-gpu-setup'
 const STALE_LIST = '/etc/apt/sources.list.d/nvidia-docker.list'
 
 /** The user's own daemon.json: log options, a features map, another runtime, mirrors, a default. */
@@ -173,13 +173,13 @@ describe('a daemon.json the action must not break (systemd)', () => {
       expect(second.running()).toBe(true)
       expect(second.output()).not.toContain('::group::Docker engine')
     } finally {
-      box.sh(`rm -rf ${LOCK}; kill ${holder}`)
+      box.sh(`rm -f ${LOCK}/owner; kill ${holder}`)
     }
     const run = await second.done
     expectSuccess(run)
     expect(run.summary).toContain('host already right: nothing changed')
     expect(box.dockerdPid()).toBe(pid)
-    expect(box.exists(LOCK)).toBe(false)
+    expect(box.exists(`${LOCK}/owner`)).toBe(false)
   }, 120_000)
 
   it('a lock left by a run that died is taken over', () => {
@@ -191,7 +191,7 @@ describe('a daemon.json the action must not break (systemd)', () => {
     expect(run.stdout).toContain(
       `Taking over the host lock ${LOCK}: its owner (pid ${dead}) is gone.`
     )
-    expect(box.exists(LOCK)).toBe(false)
+    expect(box.exists(`${LOCK}/owner`)).toBe(false)
   })
 })
 

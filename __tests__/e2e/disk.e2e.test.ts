@@ -197,3 +197,44 @@ describe('build cache over build-cache-cap', () => {
     expect(run.summary).toContain('build cache over the 10.0 MB cap')
   }, 240_000)
 })
+
+describe('an image this job pushes, given by digest alone', () => {
+  it('is kept under min-free-space pressure (other images go, by ID), and pushed', () => {
+    // An image that only a digest names: pushed, untagged, and pulled again by its digest.
+    build('digest/only:1', 30)
+    box.sh('docker start docker-gpu-setup-registry >/dev/null')
+    box.sh(
+      'docker tag digest/only:1 localhost:5000/digest/only:1 && ' +
+        'docker push -q localhost:5000/digest/only:1 >/dev/null'
+    )
+    const ref = box
+      .sh("docker image inspect --format '{{index .RepoDigests 0}}' localhost:5000/digest/only:1")
+      .trim()
+    expect(ref).toMatch(/^localhost:5000\/digest\/only@sha256:[0-9a-f]{64}$/)
+    box.sh(
+      `docker rmi digest/only:1 localhost:5000/digest/only:1 >/dev/null; docker pull -q ${ref}`
+    )
+    const id = box.sh(`docker image inspect --format '{{.Id}} {{len .RepoTags}}' ${ref}`).trim()
+    expect(id).toMatch(/^sha256:[0-9a-f]{64} 0$/)
+    // prune-age 0: every image no rule keeps may go; 10 MiB short.
+    const want = free() + 10 * 2 ** 20
+    const run = box.run({
+      ...base,
+      'start-registry': 'true',
+      'prune-age': '0',
+      'min-free-space': `${want}B`,
+      images: `${ref} => digest/pushed:1`
+    })
+    expectSuccess(run)
+    expect(Number(run.outputs['freed-bytes'])).toBeGreaterThan(0)
+    // Kept (the push tagged it for its target meanwhile).
+    expect(box.sh(`docker image inspect --format '{{.Id}}' ${ref}`).trim()).toBe(id.split(' ')[0])
+    expect(run.outputs.digests).toMatch(/^localhost:5000\/digest\/pushed:1@sha256:[0-9a-f]{64}$/)
+    // Every image removal named image IDs, never a tag.
+    const rmi = removals(run).filter(c => c.includes('rmi'))
+    expect(rmi.length).toBeGreaterThan(0)
+    for (const c of rmi) {
+      for (const arg of c.slice(c.indexOf('rmi') + 1)) expect(arg).toMatch(/^sha256:[0-9a-f]{64}$/)
+    }
+  }, 240_000)
+})

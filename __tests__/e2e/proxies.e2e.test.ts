@@ -17,6 +17,10 @@ import {expectSuccess} from './harness.js'
 
 const LOG = '/var/log/dgs-proxy.log'
 const DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf'
+const ENV_FILE = '/etc/docker-gpu-setup/docker-proxy.env'
+const BACKUP = '/etc/docker/daemon.json.bak-docker-gpu-setup'
+/** A proxy password: it must appear in no file another user can read. */
+const PASSWORD = 'pr0xy-s3cret-4711'
 const docker = 'DOCKER_CONFIG=/root/dgs-docker-config docker'
 const base = {'docker-source': 'distro', 'gpu-runtime': 'none', 'registry-data': '/srv/dgs'}
 
@@ -146,10 +150,18 @@ describe('Docker 20.10 with systemd (bookworm): apt, a drop-in, the caches and t
     expect(box.read(DROP_IN)).toBe(
       [
         '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        '# The values are in the file below (0600 root: a proxy URL may carry a password).',
         '[Service]',
-        `Environment="HTTP_PROXY=${proxy}"`,
-        `Environment="HTTPS_PROXY=${proxy}"`,
-        `Environment="NO_PROXY=${noProxy}"`,
+        `EnvironmentFile=${ENV_FILE}`,
+        ''
+      ].join('\n')
+    )
+    expect(box.read(ENV_FILE)).toBe(
+      [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        `HTTP_PROXY="${proxy}"`,
+        `HTTPS_PROXY="${proxy}"`,
+        `NO_PROXY="${noProxy}"`,
         ''
       ].join('\n')
     )
@@ -199,6 +211,30 @@ describe('Docker 20.10 with systemd (bookworm): apt, a drop-in, the caches and t
     expectSuccess(again)
     expect(again.summary).toContain('host already right: nothing changed')
     expect(box.dockerdPid()).toBe(pid)
+  }, 300_000)
+
+  it('a proxy password stays in a 0600 root file: not in the drop-in, nor in systemctl show; Docker still uses the proxy', () => {
+    const secret = `http://dgs:${PASSWORD}@${bridgeAddress(box)}:3128`
+    const run = box.run({...inputs(), 'http-proxy': secret, 'https-proxy': secret}, job)
+    expectSuccess(run)
+    expect(run.stdout).toContain('restart Docker (the proxies changed')
+    expect(box.sh(`stat -c '%U %a' ${ENV_FILE}`).trim()).toBe('root 600')
+    expect(box.read(ENV_FILE)).toContain(`HTTPS_PROXY="${secret}"`)
+    expect(box.read(DROP_IN)).not.toContain(PASSWORD)
+    // What any local user can read of the unit, and of the daemon's files.
+    const shown = box.sh(
+      `su nobody -s /bin/sh -c 'systemctl show docker.service -p Environment -p EnvironmentFiles; cat /etc/docker/daemon.json ${DROP_IN}; cat ${ENV_FILE}' 2>&1 || true`
+    )
+    expect(shown).toContain(`EnvironmentFiles=${ENV_FILE}`)
+    expect(shown).not.toContain(PASSWORD)
+    expect(box.sh(`stat -c '%U %a' /etc/docker-gpu-setup/registry/htpasswd`).trim()).toBe(
+      'root 600'
+    )
+    // The daemon uses it (docker info masks the password), and its pulls go through it.
+    expect(daemonProxies(box)).toMatch(/^http:\/\/xxxxx:xxxxx@/)
+    const from = logLines(box)
+    box.sh(`${docker} pull ${up}:5000/org/app2:1 >/dev/null 2>&1 || true`)
+    expect(requests(box, from)).toContain(`CONNECT ${up}:5000 HTTP/1.1`)
   }, 300_000)
 })
 
@@ -268,6 +304,46 @@ describe('Docker 26.1 with systemd (trixie): daemon.json proxies', () => {
       `curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://127.0.0.1:5091/v2/org/app1/manifests/9 | tr -d '\\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'`
     )
     expect(held.trim()).toBe(image.digest)
+  }, 300_000)
+
+  it('a proxy password makes daemon.json (and a backup holding it) 0600 root; Docker still uses the proxy', () => {
+    const secret = `http://dgs:${PASSWORD}@${bridgeAddress(box)}:3128`
+    const inputs = {...base, 'https-proxy': secret, 'http-proxy': secret, 'start-registry': 'false'}
+    expect(box.sh('stat -c %a /etc/docker/daemon.json').trim()).toBe('644')
+    expectSuccess(box.run(inputs))
+    expect(box.sh('stat -c "%U %a" /etc/docker/daemon.json').trim()).toBe('root 600')
+    expect(readJson(box, '/etc/docker/daemon.json').proxies?.['https-proxy']).toBe(secret)
+    // The next change backs up a file that holds the password: the backup is closed too.
+    expectSuccess(box.run({...inputs, 'no-proxy': '.corp.example'}))
+    expect(box.read(`${BACKUP}`)).toContain(PASSWORD)
+    expect(box.sh(`stat -c "%U %a" /etc/docker/daemon.json ${BACKUP}`).trim()).toBe(
+      'root 600\nroot 600'
+    )
+    expect(daemonProxies(box)).toMatch(/^http:\/\/xxxxx:xxxxx@/)
+    const from = logLines(box)
+    const up = box.sh("docker inspect -f '{{.NetworkSettings.IPAddress}}' dgs-up").trim()
+    box.sh(`docker rmi ${up}:5000/org/app1:9 >/dev/null 2>&1 || true`)
+    box.sh(`${docker} pull ${up}:5000/org/app1:9 >/dev/null 2>&1 || true`)
+    expect(requests(box, from)).toContain(`CONNECT ${up}:5000 HTTP/1.1`)
+    // A file an older release left readable by all is closed by the next run, changing nothing else.
+    box.sh(`chmod 0644 /etc/docker/daemon.json ${BACKUP}`)
+    const pid = box.dockerdPid()
+    const again = box.run({...inputs, 'no-proxy': '.corp.example'})
+    expectSuccess(again)
+    expect(again.stdout).toContain(
+      '/etc/docker/daemon.json holds a proxy password: now readable by root alone (0600).'
+    )
+    expect(box.sh(`stat -c "%U %a" /etc/docker/daemon.json ${BACKUP}`).trim()).toBe(
+      'root 600\nroot 600'
+    )
+    expect(box.dockerdPid()).toBe(pid)
+    // Without a password the owner's mode is kept: here a 0640 the owner chose.
+    box.sh('chmod 0640 /etc/docker/daemon.json')
+    expectSuccess(
+      box.run({...base, 'start-registry': 'false', 'http-proxy': proxy, 'https-proxy': proxy})
+    )
+    expect(readJson(box, '/etc/docker/daemon.json').proxies?.['http-proxy']).toBe(proxy)
+    expect(box.sh('stat -c "%U %a" /etc/docker/daemon.json').trim()).toBe('root 640')
   }, 300_000)
 })
 

@@ -6,10 +6,11 @@
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {Box, IN_BOX, RUNNER_USER} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
-import {errorLine, expectSuccess, ran} from './harness.js'
+import {errorLine, expectSuccess, parseOutputFile, ran, waitFor} from './harness.js'
 
 const NAME = 'docker-gpu-setup-registry'
 const MIRROR = 'docker-gpu-setup-mirror'
+const HTPASSWD = '/etc/docker-gpu-setup/registry/htpasswd'
 const data = '/srv/dgs-registry'
 const docker = 'DOCKER_CONFIG=/root/dgs-docker-config docker'
 const base = {
@@ -135,11 +136,20 @@ describe('a registry with basic auth', () => {
     })
     box.sh(`${docker} push localhost:5000/app2:1 >/dev/null`)
     expect(box.sh(`curl -sf -u ci:${password} http://127.0.0.1:5000/v2/_catalog`)).toContain('app2')
-    // The rerun keeps the file (the password still matches) and the container.
+    // The password hashes are root's alone, and the registry (root in its container) reads them.
+    expect(box.sh(`stat -c '%U %a' ${HTPASSWD}`).trim()).toBe('root 600')
+    // The rerun keeps the file (the password still matches) and the container; a file an older
+    // release left readable by everyone is closed, nothing else changes.
+    box.sh(`chmod 0644 ${HTPASSWD}`)
+    const text = box.read(HTPASSWD)
     const before = container()
     const again = box.run({...base, 'registry-htpasswd': `ci:${password}`})
     expectSuccess(again)
     expect(container()).toEqual(before)
+    expect(box.sh(`stat -c '%U %a' ${HTPASSWD}`).trim()).toBe('root 600')
+    expect(box.read(HTPASSWD)).toBe(text)
+    expect(box.sh(`curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/`)).toBe('401')
+    expect(box.sh(`curl -sf -u ci:${password} http://127.0.0.1:5000/v2/_catalog`)).toContain('app2')
   }, 120_000)
 })
 
@@ -234,6 +244,51 @@ describe('cleanup', () => {
     expectSuccess(post2)
     expect(container()?.running).toBe(true)
   }, 120_000)
+
+  it('keeps a registry another live job found running and used; says which job, in the log and the summary', async () => {
+    removeContainers()
+    box.sh(
+      `install -m 0755 ${IN_BOX.scripts}/runner-worker.sh /usr/local/bin/Runner.Worker && mkdir -p -m 1777 /tmp/jobs`
+    )
+    // Two jobs, each under a stand-in Runner.Worker (the process a job's steps run under).
+    const job = (name: string) => {
+      const dir = `/tmp/jobs/${name}`
+      const run = box.start(
+        {...base, cleanup: 'registry'},
+        {
+          wrap: ['/usr/local/bin/Runner.Worker', dir],
+          env: {GITHUB_JOB: name, GITHUB_REPOSITORY: 'org/repo', GITHUB_RUN_ID: '42'}
+        }
+      )
+      const main = async () => {
+        await waitFor(() => box.exists(`${dir}/main.rc`), 120_000, `${name}'s main step`)
+        return parseOutputFile(box.read(`${dir}/main.output`) ?? '')
+      }
+      const post = async () => {
+        box.sh(`touch ${dir}/post`)
+        const done = await run.done
+        expect(box.read(`${dir}/post.rc`)?.trim()).toBe('0')
+        return done
+      }
+      return {main, post, pid: () => box.read(`${dir}/pid`)?.trim()}
+    }
+    const a = job('first')
+    expect((await a.main())['registry-started']).toBe('true')
+    const b = job('second')
+    expect((await b.main())['registry-started']).toBe('false')
+    const started = container()
+    const postA = await a.post()
+    expect(postA.stdout).toContain(
+      `cleanup: kept ${NAME}, which this job started: another job uses it (job second (org/repo run 42), worker pid ${b.pid()}).`
+    )
+    expect(postA.summary).toContain(`cleanup: kept the registry containers other jobs use: ${NAME}`)
+    expect(container()).toEqual(started)
+    // The second job started nothing: it removes nothing either, and leaves no record behind.
+    const postB = await b.post()
+    expect(postB.stdout).toContain('this job started no registry container')
+    expect(container()).toEqual(started)
+    expect(box.sh('ls -A /run/docker-gpu-setup')).not.toContain('registry-user.')
+  }, 300_000)
 
   it.each(['None', 'NONE', 'none'])(
     'cleanup: %s keeps the registry the job started (the post step acts on what the main step parsed)',

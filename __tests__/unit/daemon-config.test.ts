@@ -1,5 +1,6 @@
 import {describe, expect, it} from '@jest/globals'
 import {
+  holdsSecret,
   DaemonConfigParseError,
   contradictions,
   diffConfigs,
@@ -25,6 +26,18 @@ const SAMPLES: Record<string, string> = {
   mirrors:
     '{"registry-mirrors": ["https://mirror.gcr.io"], "insecure-registries": ["10.0.0.5:5000"]}'
 }
+
+describe('holdsSecret', () => {
+  it.each([
+    ['{"proxies": {"http-proxy": "http://u:pw@proxy:3128"}}', true],
+    ['{"proxies": {"https-proxy": "http://token@proxy:3128", "no-proxy": "x"}}', true],
+    ['{"proxies": {"http-proxy": "http://proxy:3128", "no-proxy": "a@b"}}', false],
+    ['{"registry-mirrors": ["https://u:pw@mirror"]}', false],
+    ['not json', false]
+  ])('%s: %j', (text, yes) => {
+    expect(holdsSecret(text)).toBe(yes)
+  })
+})
 
 describe('parseDaemonConfig', () => {
   it.each(Object.entries(SAMPLES))('parses %s', (_name, text) => {

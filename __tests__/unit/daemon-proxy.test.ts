@@ -1,9 +1,10 @@
 import {describe, expect, it} from '@jest/globals'
-import {proxyDropIn} from '../../src/docker/proxy.js'
+import {proxyDropIn, proxyEnvFile} from '../../src/docker/proxy.js'
 import {serialiseDaemonConfig} from '../../src/phases/daemon/daemon-config.js'
 import {planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
 import {
   PROXY_DROP_IN,
+  PROXY_ENV_FILE,
   engineMajor,
   planDaemonProxies,
   type DaemonProxyFacts
@@ -74,7 +75,8 @@ describe('the proxies of the daemon', () => {
       steps({
         engineVersion: '20.10.24',
         systemd: true,
-        dropIn: proxyDropIn(proxies),
+        dropIn: proxyDropIn(PROXY_ENV_FILE),
+        envFile: proxyEnvFile(proxies),
         running: loaded
       })
     ).toEqual([])
@@ -85,7 +87,7 @@ describe('the proxies of the daemon', () => {
     const p = plan({engineVersion: '20.10.24+dfsg1', systemd: true, running: none})
     expect(p.proxyWay).toBe('systemd drop-in')
     expect(p.actions).toEqual([
-      {kind: 'write-dropin', text: proxyDropIn(proxies)},
+      {kind: 'write-dropin', text: proxyDropIn(PROXY_ENV_FILE), env: proxyEnvFile(proxies)},
       {kind: 'daemon-reload'},
       expect.objectContaining({
         kind: 'restart',
@@ -109,9 +111,35 @@ describe('the proxies of the daemon', () => {
     ])
   })
 
+  it('never show a proxy password in the diff or the warnings, neither the one written before nor the new one', () => {
+    const before = {proxies: {'http-proxy': 'http://u:old-pw@proxy.corp:3128'}}
+    const p = planDaemon(facts({engineVersion: '26.1.5', systemd: true, running: none}, before), {
+      ...settingsWith({'http-proxy': 'http://u:new-pw@proxy.corp:3128'}).daemon,
+      gpuRuntime: 'none'
+    })
+    expect(p.diff.length).toBeGreaterThan(0)
+    const shown = [...p.diff, ...p.warnings, ...p.steps.map(s => s.description)].join('\n')
+    expect(shown).toContain('http://proxy.corp:3128')
+    expect(shown).not.toMatch(/old-pw|new-pw/)
+    // The file itself gets the new password.
+    expect(JSON.stringify(p.actions[0])).toContain('new-pw')
+  })
+
+  it('rewrite the drop-in of an older release, whose Environment= lines carried the values', () => {
+    const old = '[Service]\nEnvironment="HTTP_PROXY=http://u:pw@proxy.corp:3128"\n'
+    const p = plan({engineVersion: '20.10.24', systemd: true, dropIn: old, running: loaded})
+    expect(p.actions.map(a => a.kind)).toEqual(['write-dropin', 'daemon-reload', 'restart'])
+  })
+
   it('restart a daemon that has not loaded them (a drop-in written, Docker not restarted since)', () => {
     expect(
-      steps({engineVersion: '20.10.24', systemd: true, dropIn: proxyDropIn(proxies), running: none})
+      steps({
+        engineVersion: '20.10.24',
+        systemd: true,
+        dropIn: proxyDropIn(PROXY_ENV_FILE),
+        envFile: proxyEnvFile(proxies),
+        running: none
+      })
     ).toEqual(['restart Docker (the running daemon has not loaded the proxies)'])
   })
 
@@ -119,7 +147,8 @@ describe('the proxies of the daemon', () => {
     const p = plan({
       engineVersion: '27.3.1',
       systemd: true,
-      dropIn: proxyDropIn(proxies),
+      dropIn: proxyDropIn(PROXY_ENV_FILE),
+      envFile: proxyEnvFile(proxies),
       running: loaded
     })
     expect(p.actions.map(a => a.kind)).toEqual([

@@ -13,6 +13,7 @@ import {
   type ImageFact
 } from '../../src/phases/disk/inventory.js'
 import {
+  namesImage,
   normalRef,
   planDisk,
   removalsAndKept,
@@ -53,10 +54,40 @@ function settings(o: Partial<DiskSettings> = {}): DiskSettings {
     ...o
   }
 }
+/** An image removal's images by their tags (by ID when they have none), for reading. */
+const named = (inv: Inventory, ids: string[]): string[] =>
+  ids.flatMap(id => {
+    const tags = inv.images.find(i => i.id === id)?.tags ?? []
+    return tags.length > 0 ? tags : [id]
+  })
 const labels = (s: DiskSettings, inv: Inventory, now: number) =>
   removalsAndKept(s, inv, now).removals.map(r =>
-    r.kind === 'image' ? r.refs.join(' ') : r.kind === 'container' ? r.label.split(' ')[1] : r.kind
+    r.kind === 'image'
+      ? named(inv, r.ids).join(' ')
+      : r.kind === 'container'
+        ? r.label.split(' ')[1]
+        : r.kind
   )
+/** The image ID a tag of the sample names. */
+const idOf = (tag: string): string => INVENTORY.images.find(i => i.tags.includes(tag))?.id ?? ''
+/** An image of its own, for rules that need no sample. */
+const img = (
+  id: string,
+  tag: string,
+  parent: string,
+  t: string,
+  more: Partial<ImageFact> = {}
+): ImageFact => ({
+  id,
+  tags: tag ? [tag] : [],
+  digests: [],
+  parent,
+  created: at(t),
+  lastTagged: 0,
+  labels: {},
+  size: 1e6,
+  ...more
+})
 
 describe('sizes and ages', () => {
   it.each([
@@ -178,15 +209,6 @@ describe('the removals the rules allow, in order', () => {
   })
 
   it('removes an image after the images built on it, and keeps the base of a kept image', () => {
-    const img = (id: string, tag: string, parent: string, t: string): ImageFact => ({
-      id,
-      tags: tag ? [tag] : [],
-      parent,
-      created: at(t),
-      lastTagged: 0,
-      labels: {},
-      size: 1e6
-    })
     const inv: Inventory = {
       containers: [],
       buildCache: 0,
@@ -200,11 +222,61 @@ describe('the removals the rules allow, in order', () => {
       ]
     }
     const removals = removalsAndKept(settings(), inv, at('01:00:30')).removals
-    expect(removals.map(r => (r.kind === 'image' ? r.refs : []))).toEqual([['child:1', 'base:1']])
+    expect(removals.map(r => (r.kind === 'image' ? named(inv, r.ids) : []))).toEqual([
+      ['child:1', 'base:1']
+    ])
     expect(removalsAndKept(settings(), inv, at('01:00:30')).kept).toEqual([
       {reason: 'base layers of kept images', count: 1, bytes: 1e6},
       {reason: 'images used within prune-age (1m)', count: 1, bytes: 1e6}
     ])
+  })
+
+  const DIGEST = `sha256:${'d'.repeat(64)}`
+  const ID = `sha256:${'e'.repeat(64)}`
+  it.each([
+    ['app:1', true],
+    ['docker.io/library/app:1', true],
+    ['app', false],
+    [`localhost:5000/team/app@${DIGEST}`, true],
+    [`localhost:5000/team/app:any@${DIGEST}`, true],
+    [`team/app@${DIGEST}`, false],
+    [`localhost:5000/team/app@sha256:${'f'.repeat(64)}`, false],
+    [ID, true],
+    ['e'.repeat(64), true],
+    ['e'.repeat(12), true],
+    [`sha256:${'e'.repeat(12)}`, true],
+    ['e'.repeat(11), false],
+    ['f'.repeat(12), false]
+  ])(
+    'namesImage(%j) of an image tagged app:1, pulled by digest and with its ID: %j',
+    (ref, yes) => {
+      const image = img(ID, 'app:1', '', '00:00:00', {
+        digests: [`localhost:5000/team/app@${DIGEST}`]
+      })
+      expect(namesImage(ref, image)).toBe(yes)
+    }
+  )
+
+  it('keeps an image this job pushes that has only a digest (pulled by it), and plans another as unused, not dangling', () => {
+    const inv: Inventory = {
+      containers: [],
+      buildCache: 0,
+      volumes: 0,
+      images: [
+        img('sha256:pushed', '', '', '00:00:00', {digests: [`localhost:5000/app@${DIGEST}`]}),
+        img('sha256:other', '', '', '00:00:00', {digests: [`other@${DIGEST}`]}),
+        img('sha256:dangling', '', '', '00:00:00')
+      ]
+    }
+    const s = settings({
+      keepImages: [{ref: `localhost:5000/app@${DIGEST}`, why: "this job's images to push"}]
+    })
+    const {removals, kept} = removalsAndKept(s, inv, at('01:00:00'))
+    expect(removals.map(r => [r.tier, r.label.split(' (')[0]])).toEqual([
+      [1, 'dangling dangling'],
+      [3, `other@${DIGEST}`]
+    ])
+    expect(kept).toEqual([{reason: "this job's images to push", count: 1, bytes: 1e6}])
   })
 
   it.each([
@@ -370,7 +442,8 @@ describe('the disk phase on a recording runner', () => {
     expect(removing).toEqual([
       expect.stringMatching(/^docker rm \w{64} \w{64}$/),
       'docker rmi sha256:48002f41a266de31365d2e53d0b557bde66af79374d5453cf31b6bf8f9d7f4ca',
-      'docker rmi new/fresh:1 old/dangling:1 old/b:1'
+      // By ID, never by a tag: another job may have moved the tag to an image of its own.
+      `docker rmi ${idOf('new/fresh:1')} ${idOf('old/dangling:1')} ${idOf('old/b:1')}`
     ])
     expect(r.outputs.disk?.removed).toHaveLength(6)
     expect(r.outputs.disk?.dfBefore).toBe(fixture('system-df.txt').trimEnd())

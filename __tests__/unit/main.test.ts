@@ -1,8 +1,12 @@
+import {mkdtempSync, readdirSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import * as path from 'node:path'
 import {beforeEach, describe, expect, it, jest} from '@jest/globals'
 import {HostError} from '../../src/errors.js'
 import type {HostInfo} from '../../src/host.js'
 import type {Fact, Phase, PhasePlan} from '../../src/phases/pipeline.js'
 import {parseOsRelease} from '../../src/system/os-release.js'
+import {processIdentity} from '../../src/system/process.js'
 import {fakeCore, fakeLock, mapState} from './fake-core.js'
 import {FakeRunner} from './fake-runner.js'
 
@@ -284,7 +288,49 @@ describe('the main step', () => {
   })
 })
 
+/** The post step's host lock (counted) and users folder, the test's own. */
+function postDeps() {
+  const lock = fakeLock()
+  return {lockHost: lock.lockHost, usersDir: mkdtempSync(path.join(tmpdir(), 'dgs-users-')), lock}
+}
+
 describe('the post step', () => {
+  it('cleanup: registry keeps a container another live job uses, under the host lock, saying so', async () => {
+    const deps = postDeps()
+    const other = processIdentity(1)
+    const me = processIdentity(process.ppid)
+    const reg = 'docker-gpu-setup-registry'
+    const mirror = 'docker-gpu-setup-mirror'
+    // pid 1 uses the registry; a job that has ended used the mirror; this job itself, both.
+    writeFileSync(
+      path.join(deps.usersDir, `registry-user.${reg}.1.${other?.start}`),
+      'job b (org/repo run 7), worker pid 1\n'
+    )
+    writeFileSync(path.join(deps.usersDir, `registry-user.${mirror}.4194303.5`), 'job gone\n')
+    for (const c of [reg, mirror]) {
+      writeFileSync(
+        path.join(deps.usersDir, `registry-user.${c}.${me?.pid}.${me?.start}`),
+        'job a\n'
+      )
+    }
+    const state = mapState({
+      cleanup: 'registry',
+      'registry-containers': JSON.stringify([reg, mirror])
+    })
+    const runner = new FakeRunner()
+    await post({runner, state, lockHost: deps.lockHost, usersDir: deps.usersDir})
+    expect(runner.lines()).toEqual([`docker rm --force ${mirror}`])
+    expect(core.record.infos).toContain(
+      `cleanup: kept ${reg}, which this job started: another job uses it (job b (org/repo run 7), worker pid 1).`
+    )
+    expect(core.record.summaries).toEqual([
+      `cleanup: kept the registry containers other jobs use: ${reg}: in use by job b (org/repo run 7), worker pid 1.\n`
+    ])
+    expect(deps.lock).toMatchObject({taken: 1, released: 1})
+    // Only the live job's marker is left: this job's own and the ended job's are gone.
+    expect(readdirSync(deps.usersDir)).toEqual([`registry-user.${reg}.1.${other?.start}`])
+  })
+
   it('never fails the job: a failing command and unreadable state become warnings', async () => {
     const runner = new FakeRunner([[[], {exitCode: 1, stderr: 'permission denied'}]])
     const state = mapState({
@@ -292,7 +338,7 @@ describe('the post step', () => {
       'docker-config': '/tmp/dgs-unit/docker-config',
       'registry-containers': '["docker-gpu-setup-registry"]'
     })
-    await expect(post({runner, state})).resolves.toBeUndefined()
+    await expect(post({runner, state, ...postDeps()})).resolves.toBeUndefined()
     expect(core.record.failed).toEqual([])
     expect(core.record.warnings[0]).toMatch(
       /^cleanup failed: 'rm -rf -- \/tmp\/dgs-unit\/docker-config' exited with code 1/
@@ -301,7 +347,8 @@ describe('the post step', () => {
     await expect(
       post({
         runner: new FakeRunner(),
-        state: mapState({cleanup: 'registry', 'registry-containers': '{'})
+        state: mapState({cleanup: 'registry', 'registry-containers': '{'}),
+        ...postDeps()
       })
     ).resolves.toBeUndefined()
     expect(core.record.failed).toEqual([])
@@ -314,7 +361,7 @@ describe('the post step', () => {
       'gpu-leases': JSON.stringify([{uuid, index: 0, pid: 10, start: '99'}])
     })
     const runner = new FakeRunner()
-    await post({runner, state})
+    await post({runner, state, ...postDeps()})
     // No lease file on this machine: it was released already; nothing is run, nothing fails.
     expect(core.record.infos).toContain(`GPU 0 (${uuid}): its lease was already released.`)
     expect(runner.calls).toEqual([])
@@ -345,7 +392,7 @@ describe('the post step', () => {
     // The post step gets no inputs it could misread: only the saved state.
     env = {}
     const runner = new FakeRunner()
-    await post({runner, state})
+    await post({runner, state, ...postDeps()})
     expect(runner.lines()).toEqual(removed)
   })
 })

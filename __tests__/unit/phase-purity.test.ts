@@ -124,6 +124,7 @@ const diskFacts: DiskFacts = {
     images: ['a:1', 'b:1'].map((tag, i) => ({
       id: `sha256:${i}`,
       tags: [tag],
+      digests: [],
       parent: '',
       created: NOW - (i + 2) * 86_400_000,
       lastTagged: 0,

@@ -2,7 +2,9 @@ import {describe, expect, it} from '@jest/globals'
 import {
   daemonProxyFragment,
   fullNoProxy,
+  hasCredentials,
   proxyDropIn,
+  proxyEnvFile,
   proxyEnvironment,
   withClientProxies,
   withoutCredentials,
@@ -68,17 +70,27 @@ describe('proxies in the formats that read them', () => {
     })
   })
 
-  it('writes a drop-in whose values survive systemd’s specifiers and quoting', () => {
-    const text = proxyDropIn({http: 'http://u:50%25off@p:1', noProxy: ['x']})
+  it('writes the values to an environment file, quoted for systemd, and a drop-in that names it', () => {
+    const text = proxyEnvFile({
+      http: 'http://u:50%25off@p:1',
+      https: 'http://a"b\\c$d`e@p:2',
+      noProxy: ['x']
+    })
     expect(text).toBe(
       [
         '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
-        '[Service]',
-        'Environment="HTTP_PROXY=http://u:50%%25off@p:1"',
-        'Environment="NO_PROXY=x"',
+        'HTTP_PROXY="http://u:50%25off@p:1"',
+        'HTTPS_PROXY="http://a\\"b\\\\c\\$d\\`e@p:2"',
+        'NO_PROXY="x"',
         ''
       ].join('\n')
     )
+    // The drop-in carries no value: `systemctl show docker` prints a unit's Environment= to anyone.
+    const dropIn = proxyDropIn('/etc/docker-gpu-setup/docker-proxy.env')
+    expect(dropIn).toContain('[Service]\nEnvironmentFile=/etc/docker-gpu-setup/docker-proxy.env\n')
+    expect(dropIn).not.toContain('Environment=')
+    expect(hasCredentials('http://u:p@proxy:1')).toBe(true)
+    expect(hasCredentials('http://proxy:1')).toBe(false)
   })
 
   it('removes credentials for messages and comparisons', () => {

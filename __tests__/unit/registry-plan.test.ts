@@ -67,6 +67,24 @@ describe('planRegistry', () => {
     )
   })
 
+  it('closes an htpasswd file others can read (0600) without rewriting it or touching the registry', () => {
+    const open = planRegistry(
+      ready({'registry-htpasswd': 'ci:pw'}, {htpasswdOpen: true}),
+      inputs({'registry-htpasswd': 'ci:pw'})
+    )
+    expect(open.closeHtpasswd).toBe(true)
+    expect(open.writeHtpasswd).toBe(false)
+    expect(open.registry).toBe('keep')
+    expect(open.steps.map(s => s.description)).toEqual([
+      'make /etc/docker-gpu-setup/registry/htpasswd readable by root alone (0600)'
+    ])
+    const rewritten = planRegistry(
+      ready({}, {htpasswdOk: false, htpasswdOpen: true}),
+      inputs({'registry-htpasswd': 'ci:pw'})
+    )
+    expect(rewritten.closeHtpasswd).toBe(false)
+  })
+
   it('loads a missing image from the archive, pulls it otherwise, never when offline', () => {
     expect(
       planRegistry(

@@ -83,23 +83,45 @@ export function daemonProxyFragment(p: Proxies): Fragment {
   return {source: 'http-proxy, https-proxy, no-proxy', value: {proxies}}
 }
 
-/** A value quoted for a systemd Environment= line: `%` is a specifier, `\` and `"` are escapes. */
-function systemdQuoted(assignment: string): string {
-  return `"${assignment.replace(/%/g, '%%').replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+/**
+ * A value quoted for a systemd EnvironmentFile= line: inside double quotes `\`, `"`, `$` and a
+ * backquote are escaped; `%` is no specifier there.
+ */
+function envFileQuoted(value: string): string {
+  return `"${value.replace(/[\\"$`]/g, c => `\\${c}`)}"`
 }
 
-/** The drop-in that gives dockerd the proxies where daemon.json cannot (Docker before 23). */
-export function proxyDropIn(p: Proxies): string {
+/**
+ * The environment file that gives dockerd the proxies where daemon.json cannot (Docker before 23),
+ * read by the drop-in's EnvironmentFile=: written 0600 root, since a proxy URL may carry a
+ * password, and `systemctl show docker` prints a unit's Environment= lines to every user.
+ */
+export function proxyEnvFile(p: Proxies): string {
   const env = proxyEnvironment(p)
   const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
     .filter(k => env[k] !== undefined)
-    .map(k => `Environment=${systemdQuoted(`${k}=${env[k]}`)}`)
+    .map(k => `${k}=${envFileQuoted(env[k])}`)
   return [
     '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
-    '[Service]',
     ...lines,
     ''
   ].join('\n')
+}
+
+/** The drop-in that points dockerd at `envFile`, the proxies' environment file (Docker before 23). */
+export function proxyDropIn(envFile: string): string {
+  return [
+    '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+    '# The values are in the file below (0600 root: a proxy URL may carry a password).',
+    '[Service]',
+    `EnvironmentFile=${envFile}`,
+    ''
+  ].join('\n')
+}
+
+/** True when a proxy URL carries a user or password. */
+export function hasCredentials(url: string): boolean {
+  return withoutCredentials(url) !== url
 }
 
 /** The client config's `proxies.default`: Docker turns it into the variables of new containers. */

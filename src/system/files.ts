@@ -59,7 +59,9 @@ export async function writeFileAtomic(
   const dir = path.dirname(file)
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`)
   if (runner.isRoot) {
-    await fs.mkdir(dir, {recursive: true})
+    // 0755 as the sudo path's install -d makes it, whatever the umask: /run/docker-gpu-setup is
+    // also the host lock folder, which must be writable by root alone.
+    await fs.mkdir(dir, {recursive: true, mode: 0o755})
     await fs.writeFile(tmp, content, {mode})
     await fs.chmod(tmp, mode)
     await fs.rename(tmp, file)
@@ -74,6 +76,12 @@ export async function writeFileAtomic(
   } finally {
     await fs.rm(staged, {force: true})
   }
+}
+
+/** Sets a file's mode (as root where needed). */
+export async function setMode(runner: CommandRunner, file: string, mode: number): Promise<void> {
+  if (runner.isRoot) await fs.chmod(file, mode)
+  else await runner.run(['chmod', mode.toString(8), '--', file], {root: true})
 }
 
 /** Renames (as root where needed); used to set files aside instead of deleting them. */

@@ -1,18 +1,21 @@
 /**
- * The host's lock folder, /run/lock/docker-gpu-setup: the host lock (its `owner` file), the short
- * lock that GPU leases are chosen under, and one lease file per GPU. Every lock is a file created
- * whole or not at all (link(2) of a complete temporary file), so no reader ever sees a half-written
- * owner, and the folder goes away once nothing is left in it.
+ * The host's lock folder, /run/docker-gpu-setup: the host lock (its `owner` file), the short lock
+ * that GPU leases are chosen under, and one lease file per GPU. The folder sits in /run, where only
+ * root writes, is made 0755 and checked before every lock is written (a real folder, root's,
+ * writable by no one else), and stays when empty: no other user can make it first or plant files
+ * in it. Every lock is a file created whole or not at all (link(2) of a complete temporary file,
+ * itself created with O_EXCL|O_NOFOLLOW), so no reader ever sees a half-written owner.
  */
-import {promises as fs} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {constants, promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import type {CommandRunner} from '../exec/runner.js'
 import {HostError} from '../errors.js'
 import {readFileMaybe} from './files.js'
-import {pidAlive} from './process.js'
+import {pidAlive, processIdentity, sameProcessAlive} from './process.js'
 
 /** The host lock folder; it holds the host lock, the GPU lease lock and the GPU leases. */
-export const LOCK_DIR = '/run/lock/docker-gpu-setup'
+export const LOCK_DIR = '/run/docker-gpu-setup'
 /** The host lock: one run at a time changes packages, daemon.json and the daemon. */
 const OWNER = `${LOCK_DIR}/owner`
 /** Held only while GPU leases are read and written (milliseconds), never while waiting. */
@@ -23,24 +26,75 @@ export interface HostLock {
   release(): Promise<void>
 }
 
-// One fixed script (arguments stay argv): install the complete file beside its name, link it to
-// the name (link fails when the name exists), drop the temporary name. Exit 3: the name exists.
+/** The refusal of a lock folder that someone other than root could write or has replaced. */
+function unsafeDir(dir: string, found: string): HostError {
+  return new HostError(
+    `${dir} must be a folder owned by root and writable by no one else, but is: ${found}. Another user may have planted it; remove it (sudo rm -rf ${dir}) when no docker-gpu-setup run is active, and run again.`
+  )
+}
+
+/**
+ * What is wrong with the lock folder as lstat(2) sees it (pure), or undefined when it is a real
+ * folder owned by `uid` (the user writing as root) that no one else can write.
+ */
+export function lockDirProblem(
+  st: {isDirectory(): boolean; isSymbolicLink(): boolean; uid: number; mode: number},
+  uid: number
+): string | undefined {
+  const kind = st.isSymbolicLink()
+    ? 'symbolic link'
+    : st.isDirectory()
+      ? 'directory'
+      : 'not a folder'
+  const found = `${kind}, owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}`
+  return kind !== 'directory' || st.uid !== uid || (st.mode & 0o022) !== 0 ? found : undefined
+}
+
+/** Makes the lock folder (0755) when missing, then checks it; never follows a symlink. */
+async function ensureLockDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, {mode: 0o755}).then(
+    () => fs.chmod(dir, 0o755),
+    (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e
+    }
+  )
+  const problem = lockDirProblem(await fs.lstat(dir), process.getuid?.() ?? 0)
+  if (problem) throw unsafeDir(dir, problem)
+}
+
+// One fixed script (arguments stay argv), run as root: make the folder and check it as
+// ensureLockDir does (exit 4, printing what it found), write the complete file under a name
+// mktemp(1) creates with O_EXCL, link it to the name (link fails when the name exists), drop the
+// temporary name. Exit 3: the name exists.
 const CREATE_SCRIPT =
-  'd=$(dirname "$3"); install -d -m 0755 "$d" && install -m 0644 "$1" "$2" || exit 1; ' +
-  'if ln "$2" "$3" 2>/dev/null; then r=0; elif [ -e "$3" ]; then r=3; else r=1; fi; rm -f "$2"; exit $r'
+  'd=$(dirname "$2"); mkdir -m 0755 "$d" 2>/dev/null; ' +
+  'if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u "$d")" != "$(id -u)" ] || ' +
+  '[ $((0$(stat -c %a "$d") & 022)) -ne 0 ]; then stat -c "%F, owner uid %u, mode %a" "$d" >&2; exit 4; fi; ' +
+  't=$(mktemp "$d/.lock.XXXXXXXXXX") || exit 1; ' +
+  'if cat "$1" > "$t" && chmod 0644 "$t"; then ' +
+  'if ln "$t" "$2" 2>/dev/null; then r=0; elif [ -e "$2" ]; then r=3; else r=1; fi; ' +
+  'else r=1; fi; rm -f "$t"; exit $r'
 
 async function createAsRoot(file: string, content: string): Promise<'made' | 'exists' | 'retry'> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
+  const dir = path.dirname(file)
+  await ensureLockDir(dir)
+  // Unguessable and never followed: a name planted in its place makes the open fail, not redirect.
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`)
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
   try {
-    await fs.mkdir(path.dirname(file), {recursive: true, mode: 0o755})
-    await fs.writeFile(tmp, content, {mode: 0o644})
-    await fs.chmod(tmp, 0o644)
+    const handle = await fs.open(tmp, flags, 0o644)
+    try {
+      await handle.writeFile(content)
+      await handle.chmod(0o644)
+    } finally {
+      await handle.close()
+    }
     await fs.link(tmp, file)
     return 'made'
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'EEXIST') return 'exists'
-    // The folder went away between mkdir and the write (a release removed it as empty): again.
+    // The folder went away between the check and the write (removed by hand): again.
     if (code === 'ENOENT') return 'retry'
     throw e
   } finally {
@@ -57,18 +111,21 @@ async function createWithSudo(
   const staged = path.join(tempDir, `staged-${process.pid}-${path.basename(file)}`)
   await fs.writeFile(staged, content, {mode: 0o600})
   try {
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
-    const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, tmp, file], {
+    const r = await runner.run(['sh', '-c', CREATE_SCRIPT, 'sh', staged, file], {
       root: true,
       allowFailure: true
     })
+    if (r.exitCode === 4) throw unsafeDir(path.dirname(file), r.stderr.trim())
     return r.exitCode === 0 ? 'made' : r.exitCode === 3 ? 'exists' : 'retry'
   } finally {
     await fs.rm(staged, {force: true})
   }
 }
 
-/** Creates `file` holding `content` unless it exists (true when made); creates the lock folder. */
+/**
+ * Creates `file` holding `content` unless it exists (true when made); makes and checks the lock
+ * folder, refusing one that is not root's alone.
+ */
 export async function createExclusive(
   runner: CommandRunner,
   file: string,
@@ -82,12 +139,6 @@ export async function createExclusive(
     if (r !== 'retry') return r === 'made'
   }
   throw new HostError(`Could not create ${file} (as root, or through sudo).`)
-}
-
-/** Removes a lock folder when nothing is left in it; another lock or a lease keeps it. */
-async function removeDirIfEmpty(runner: CommandRunner, dir: string): Promise<void> {
-  if (runner.isRoot) await fs.rmdir(dir).catch(() => undefined)
-  else await runner.run(['rmdir', '--', dir], {root: true, allowFailure: true})
 }
 
 /**
@@ -104,7 +155,6 @@ export async function removeIfOurs(
   if (!ours(text)) return 'other'
   if (runner.isRoot) await fs.rm(file, {force: true})
   else await runner.run(['rm', '-f', '--', file], {root: true})
-  await removeDirIfEmpty(runner, path.dirname(file))
   return 'removed'
 }
 
@@ -136,17 +186,40 @@ export async function takeOver(
   else await runner.run(['rm', '-f', '--', aside], {root: true})
 }
 
+/** A lock file's text: the pid and, to tell it from a later process with that pid, its start time. */
+export function lockText(pid: number): string {
+  const start = processIdentity(pid)?.start
+  return start === undefined ? `${pid}\n` : `${pid} ${start}\n`
+}
+
+/** The pid a lock file names (0 when none). */
+function lockOwner(text: string): number {
+  const pid = Number(text.trim().split(/\s+/)[0])
+  return Number.isInteger(pid) && pid > 0 ? pid : 0
+}
+
+/**
+ * Whether the process that wrote a lock file still runs: the same pid and start time; a file of
+ * a pid alone (written by hand, or by an older release) is judged by the pid.
+ */
+function ownerAlive(text: string): boolean {
+  const pid = lockOwner(text)
+  const start = text.trim().split(/\s+/)[1]
+  return start === undefined ? pidAlive(pid) : sameProcessAlive(pid, start)
+}
+
 /** What a lock file is called in messages, and how long to wait for it. */
 export interface LockWait {
-  /** E.g. "the host lock /run/lock/docker-gpu-setup". */
+  /** E.g. "the host lock /run/docker-gpu-setup". */
   what: string
   timeoutMs: number
   pollMs: number
 }
 
 /**
- * Takes a lock file holding this process's pid. A lock whose owner is dead (or unreadable) is
- * taken over; a live owner is waited for, up to `timeoutMs`, saying so once in the log.
+ * Takes a lock file holding this process's pid and start time. A lock whose owner is dead (or
+ * unreadable, or whose pid now belongs to a later process) is taken over; a live owner is waited
+ * for, up to `timeoutMs`, saying so once in the log.
  */
 export async function acquireFileLock(
   runner: CommandRunner,
@@ -156,7 +229,7 @@ export async function acquireFileLock(
   wait: LockWait
 ): Promise<HostLock> {
   const end = Date.now() + wait.timeoutMs
-  const mine = `${process.pid}\n`
+  const mine = lockText(process.pid)
   let told = false
   for (;;) {
     if (await createExclusive(runner, file, mine, tempDir)) {
@@ -164,8 +237,8 @@ export async function acquireFileLock(
     }
     const text = await readFileMaybe(runner, file)
     if (text === undefined) continue
-    const owner = Number(text.trim())
-    if (!Number.isInteger(owner) || owner <= 0 || !pidAlive(owner)) {
+    const owner = lockOwner(text)
+    if (!ownerAlive(text)) {
       info(`Taking over ${wait.what}: its owner (pid ${owner || 'unknown'}) is gone.`)
       await takeOver(runner, file, text)
       continue
@@ -184,8 +257,8 @@ export async function acquireFileLock(
 }
 
 /**
- * Takes the host lock (the `owner` file in the lock folder, holding this process's pid). A lock
- * whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
+ * Takes the host lock (the `owner` file in the lock folder, holding this process's pid and start
+ * time). A lock whose owner is dead is taken over; a live owner is waited for, up to `timeoutMs`.
  */
 export async function acquireHostLock(
   runner: CommandRunner,

@@ -3,10 +3,11 @@
  * where dockerd applies every changed key in place, else a restart during which live-restore keeps
  * running containers alive; a change that fails is rolled back.
  */
+import {promises as fs} from 'node:fs'
 import * as core from '@actions/core'
 import type {JsonObject} from '../../docker/daemon-fragment.js'
 import {HostError, errorMessage} from '../../errors.js'
-import {exists, readFileMaybe, removeFile, writeFileAtomic} from '../../system/files.js'
+import {exists, readFileMaybe, removeFile, setMode, writeFileAtomic} from '../../system/files.js'
 import {
   daemonLogTail,
   detectServiceManager,
@@ -15,7 +16,7 @@ import {
   type ServiceManager
 } from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
-import {parseDaemonConfig, serialiseDaemonConfig} from './daemon-config.js'
+import {holdsSecret, parseDaemonConfig, serialiseDaemonConfig} from './daemon-config.js'
 import {loadedConfig} from './detect.js'
 import type {DaemonSettings} from './inputs.js'
 import {DAEMON_JSON, errorLines, type Activation, type DaemonAction} from './plan.js'
@@ -90,8 +91,52 @@ async function refusal(ctx: Ctx, manager: ServiceManager, since: number): Promis
   return lines.slice(-3).join('\n')
 }
 
-async function put(ctx: Ctx, text: string): Promise<void> {
-  await writeFileAtomic(ctx.runner, DAEMON_JSON, text, 0o644, ctx.host.tempDir)
+/**
+ * daemon.json's mode for `text`: 0600 while it holds a proxy password (dockerd reads it as root),
+ * else the mode the file has now (the owner's choice), 0644 for a new file.
+ */
+export async function configMode(text: string): Promise<number> {
+  if (holdsSecret(text)) return 0o600
+  return fs.stat(DAEMON_JSON).then(
+    s => s.mode & 0o7777,
+    () => 0o644
+  )
+}
+
+/** Writes daemon.json whole (atomically), in the mode configMode gives it. */
+export async function putConfig(ctx: Ctx, text: string): Promise<void> {
+  await writeFileAtomic(ctx.runner, DAEMON_JSON, text, await configMode(text), ctx.host.tempDir)
+}
+
+/**
+ * Closes daemon.json and its backup to everyone but root when they hold a proxy password but
+ * others may read them (as releases before this rule left them). Runs whether or not the phase
+ * changed anything: a stat of each, a read only of a file others may read.
+ */
+export async function closeSecrets(ctx: Ctx): Promise<void> {
+  for (const file of [DAEMON_JSON, DAEMON_JSON_BACKUP]) {
+    const open = await fs.stat(file).then(
+      s => (s.mode & 0o077) !== 0,
+      () => false
+    )
+    if (open && holdsSecret((await readFileMaybe(ctx.runner, file)) ?? '')) {
+      await setMode(ctx.runner, file, 0o600)
+      core.info(`${file} holds a proxy password: now readable by root alone (0600).`)
+    }
+  }
+}
+
+/**
+ * Copies daemon.json aside as it is (mode too), so a failed change can be undone; a copy that
+ * holds a proxy password is closed to everyone but root. False when there is no file.
+ */
+export async function backupConfig(ctx: Ctx): Promise<boolean> {
+  if (!(await exists(DAEMON_JSON))) return false
+  await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], {root: true})
+  if (holdsSecret((await readFileMaybe(ctx.runner, DAEMON_JSON_BACKUP)) ?? '')) {
+    await setMode(ctx.runner, DAEMON_JSON_BACKUP, 0o600)
+  }
+  return true
 }
 
 /** The previous file back (or none, when there was none). */
@@ -107,7 +152,7 @@ async function restorePrevious(ctx: Ctx, w: Written): Promise<void> {
 /** The file as this run leaves it: what it wrote, or (when it wrote nothing) the previous one. */
 async function restoreFinal(ctx: Ctx, w: Written): Promise<void> {
   if (w.text === undefined) await restorePrevious(ctx, w)
-  else await put(ctx, w.text)
+  else await putConfig(ctx, w.text)
 }
 
 /** The config in force before this run (the backup), as an object. */
@@ -121,9 +166,7 @@ async function previousConfig(ctx: Ctx, w: Written): Promise<JsonObject> {
  * file) still changes the file while it protects containers: keep a copy to put back.
  */
 async function snapshot(ctx: Ctx): Promise<Written> {
-  const had = await exists(DAEMON_JSON)
-  if (had) await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], {root: true})
-  return {hadBackup: had, diff: []}
+  return {hadBackup: await backupConfig(ctx), diff: []}
 }
 
 /** Sends the reload; when dockerd cannot be told (no unit reload, no pid), the file goes back. */
@@ -176,7 +219,7 @@ async function liveRestoreOn(
   text: string,
   w: Written
 ): Promise<boolean> {
-  await put(ctx, text)
+  await putConfig(ctx, text)
   await signalReload(ctx, manager, w)
   // dockerd handles SIGHUP at once: a few seconds tell an engine that ignores it.
   const {missing} = await waitTaken(ctx, {'live-restore': true}, ['live-restore'], 5000)
@@ -198,7 +241,7 @@ async function liveRestoreBack(
   w: Written
 ): Promise<void> {
   const wanted = config['live-restore']
-  await put(ctx, serialiseDaemonConfig({...config, 'live-restore': wanted === true}))
+  await putConfig(ctx, serialiseDaemonConfig({...config, 'live-restore': wanted === true}))
   await reloadDocker(ctx.runner, manager)
   const {missing} = await waitTaken(ctx, {'live-restore': wanted === true}, ['live-restore'])
   await restoreFinal(ctx, w)
@@ -223,7 +266,7 @@ async function rollBack(
 ): Promise<HostError> {
   const log = await daemonLogTail(ctx.runner, manager)
   const previous = await previousConfig(ctx, w)
-  if (protecting) await put(ctx, serialiseDaemonConfig({...previous, 'live-restore': true}))
+  if (protecting) await putConfig(ctx, serialiseDaemonConfig({...previous, 'live-restore': true}))
   else await restorePrevious(ctx, w)
   await restartDocker(ctx.runner, manager, ctx.host.tempDir, m => core.info(m))
   if (protecting) await liveRestoreBack(ctx, manager, previous, {...w, text: undefined})

@@ -15,6 +15,8 @@ import type {PhaseContext} from '../pipeline.js'
 import {
   DAEMON_JSON_BACKUP,
   activate,
+  backupConfig,
+  putConfig,
   written as writtenBy,
   type ActivationReport,
   type Written
@@ -54,16 +56,9 @@ async function addNvidiaRepo(ctx: Ctx, url: string, keySource: string): Promise<
   )
 }
 
-/** Copies daemon.json aside (as root where needed), so a failed change can be undone. */
-async function backup(ctx: Ctx): Promise<boolean> {
-  if (!(await exists(DAEMON_JSON))) return false
-  await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON, DAEMON_JSON_BACKUP], {root: true})
-  return true
-}
-
 /** Removes old nvidia-docker2 / nvidia-container-runtime; daemon.json (their conffile) must survive. */
 async function removeLegacy(ctx: Ctx, packages: string[]): Promise<void> {
-  const had = await backup(ctx)
+  const had = await backupConfig(ctx)
   await aptRemove(ctx.runner, packages)
   if (had && !(await exists(DAEMON_JSON))) {
     await ctx.runner.run(['cp', '-p', '--', DAEMON_JSON_BACKUP, DAEMON_JSON], {root: true})
@@ -78,7 +73,8 @@ async function validate(ctx: Ctx, text: string): Promise<void> {
   const help = await ctx.runner.run(['dockerd', '--help'], {root: true, allowFailure: true})
   if (!help.stdout.includes('--validate')) return
   const candidate = `${DAEMON_JSON}.candidate-docker-gpu-setup`
-  await writeFileAtomic(ctx.runner, candidate, text, 0o644, ctx.host.tempDir)
+  // 0600: it may hold a proxy password, and it is removed right after the check.
+  await writeFileAtomic(ctx.runner, candidate, text, 0o600, ctx.host.tempDir)
   try {
     const r = await ctx.runner.run(['dockerd', '--validate', '--config-file', candidate], {
       root: true,
@@ -97,8 +93,8 @@ async function validate(ctx: Ctx, text: string): Promise<void> {
 /** Validates, backs up and writes the merged daemon.json (atomically). */
 async function writeConfig(ctx: Ctx, action: WriteConfig): Promise<Written> {
   await validate(ctx, action.text)
-  const hadBackup = await backup(ctx)
-  await writeFileAtomic(ctx.runner, DAEMON_JSON, action.text, 0o644, ctx.host.tempDir)
+  const hadBackup = await backupConfig(ctx)
+  await putConfig(ctx, action.text)
   ctx.outputs.daemonConfigChanged = true
   core.info(`Wrote ${DAEMON_JSON}:\n  ${action.diff.join('\n  ')}`)
   return writtenBy(action, hadBackup)

@@ -9,6 +9,7 @@ import {
   type Json,
   type JsonObject
 } from '../../docker/daemon-fragment.js'
+import {hasCredentials} from '../../docker/proxy.js'
 
 /** A malformed daemon.json: the parser's message and the line it points at. */
 export class DaemonConfigParseError extends Error {
@@ -159,6 +160,24 @@ export function mergeFragments(
 /** Stable text: two-space JSON, keys in the order the file had them (new ones after), newline at the end. */
 export function serialiseDaemonConfig(config: JsonObject): string {
   return `${JSON.stringify(config, null, 2)}\n`
+}
+
+/**
+ * True when the file's text holds a secret: a proxy URL with a user or password. Such a file is
+ * kept 0600 (dockerd reads it as root; no one else needs to). Unreadable text holds none.
+ */
+export function holdsSecret(text: string): boolean {
+  let config: JsonObject
+  try {
+    config = parseDaemonConfig(text)
+  } catch {
+    return false
+  }
+  const proxies = isObject(config.proxies) ? config.proxies : {}
+  return ['http-proxy', 'https-proxy'].some(k => {
+    const v = proxies[k]
+    return typeof v === 'string' && hasCredentials(v)
+  })
 }
 
 /** True when both configs mean the same to dockerd (key order aside). */

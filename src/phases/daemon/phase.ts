@@ -1,5 +1,6 @@
 import * as core from '@actions/core'
 import type {Phase} from '../pipeline.js'
+import {closeSecrets} from './activate.js'
 import {applyDaemon, verifyDaemon} from './apply.js'
 import {detectDaemon} from './detect.js'
 import {checkGpus} from './gpu-check.js'
@@ -19,5 +20,8 @@ export const daemonPhase: Phase<DaemonSettings, DaemonFacts, DaemonPlan> = {
   },
   apply: applyDaemon,
   verify: verifyDaemon,
-  check: checkGpus
+  async check(plan, ctx, changed) {
+    await closeSecrets(ctx)
+    await checkGpus(plan, ctx, changed)
+  }
 }

@@ -3,6 +3,7 @@
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
 import {HostError} from '../../errors.js'
+import {withoutCredentialsIn} from '../../docker/proxy.js'
 import type {Fragment, JsonObject} from '../../docker/daemon-fragment.js'
 import {closeDebSet, describeHold, versionMatchesPin, type DebInfo} from '../../models/apt-model.js'
 import type {PhasePlan} from '../pipeline.js'
@@ -18,6 +19,7 @@ import type {DaemonSettings} from './inputs.js'
 import {classifyChange, type LoadedConfig} from './reload.js'
 import {
   PROXY_DROP_IN,
+  PROXY_ENV_FILE,
   planDaemonProxies,
   type DaemonProxyFacts,
   type DaemonProxyPlan,
@@ -114,9 +116,9 @@ function describe(a: DaemonAction): string {
     case 'reload':
       return `reload Docker (SIGHUP) to apply ${a.reload.join(', ')}: same daemon, running containers untouched`
     case 'write-dropin':
-      return `write ${PROXY_DROP_IN} (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`
+      return `write ${PROXY_DROP_IN} and ${PROXY_ENV_FILE} (0600: HTTP_PROXY, HTTPS_PROXY, NO_PROXY for dockerd)`
     case 'remove-dropin':
-      return `remove ${PROXY_DROP_IN} (daemon.json carries the proxies on this engine)`
+      return `remove ${PROXY_DROP_IN} and ${PROXY_ENV_FILE} (daemon.json carries the proxies on this engine)`
     case 'daemon-reload':
       return 'reload systemd units (systemctl daemon-reload)'
     case 'restart':
@@ -237,12 +239,16 @@ function configActions(
 ): ConfigActions {
   const current = facts.config ?? {}
   const {merged, overwrites} = mergeFragments(current, fragments)
-  const warnings = overwrites.map(
-    o =>
+  // Shown in the log and the summary: a proxy password, old or new, is never in them (the runner
+  // masks only this run's inputs, not what an earlier run wrote).
+  const warnings = overwrites.map(o =>
+    withoutCredentialsIn(
       `${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`
+    )
   )
-  const diff =
+  const diff = (
     sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged)
+  ).map(withoutCredentialsIn)
   const write = fragments.length > 0 && diff.length > 0
   const actions: DaemonAction[] = []
   if (write) {

@@ -7,6 +7,7 @@ import type {DaemonSettings} from './inputs.js'
 import type {DaemonPlan} from './plan.js'
 import {
   PROXY_DROP_IN,
+  PROXY_ENV_FILE,
   runningMatches,
   type DaemonProxyFacts,
   type ProxyAction,
@@ -42,20 +43,26 @@ async function engineVersion(runner: CommandRunner): Promise<string | undefined>
 /** What the daemon's proxies depend on: engine version, systemd, our drop-in, what runs now. */
 export async function detectDaemonProxies(ctx: Ctx): Promise<DaemonProxyFacts | undefined> {
   if (!ctx.inputs.proxies) return undefined
-  const [version, dropIn, running] = await Promise.all([
+  const [version, dropIn, envFile, running] = await Promise.all([
     engineVersion(ctx.runner),
     readFileMaybe(ctx.runner, PROXY_DROP_IN),
+    readFileMaybe(ctx.runner, PROXY_ENV_FILE),
     runningProxies(ctx.runner)
   ])
-  return {engineVersion: version, systemd: ctx.host.systemd, dropIn, running}
+  return {engineVersion: version, systemd: ctx.host.systemd, dropIn, envFile, running}
 }
 
-/** Writes or removes the drop-in, or reloads systemd's units, as planned. */
+/**
+ * Writes or removes the drop-in and its environment file (the values first, 0600: a proxy URL may
+ * carry a password), or reloads systemd's units, as planned.
+ */
 export async function applyProxyAction(ctx: Ctx, action: ProxyAction): Promise<void> {
   if (action.kind === 'write-dropin') {
+    await writeFileAtomic(ctx.runner, PROXY_ENV_FILE, action.env, 0o600, ctx.host.tempDir)
     await writeFileAtomic(ctx.runner, PROXY_DROP_IN, action.text, 0o644, ctx.host.tempDir)
   } else if (action.kind === 'remove-dropin') {
     await removeFile(ctx.runner, PROXY_DROP_IN)
+    await removeFile(ctx.runner, PROXY_ENV_FILE)
   } else {
     await ctx.runner.run(['systemctl', 'daemon-reload'], {root: true})
   }

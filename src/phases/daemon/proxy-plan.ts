@@ -8,6 +8,7 @@ import {
   daemonProxyFragment,
   noProxyText,
   proxyDropIn,
+  proxyEnvFile,
   withoutCredentials,
   type Proxies
 } from '../../docker/proxy.js'
@@ -17,6 +18,11 @@ import {
  * the same variable wins: the name sorts after the usual http-proxy.conf, so the inputs win.
  */
 export const PROXY_DROP_IN = '/etc/systemd/system/docker.service.d/zz-docker-gpu-setup-proxy.conf'
+/**
+ * The proxies' values for the drop-in's EnvironmentFile= (0600 root). An EnvironmentFile= value
+ * overrides any Environment= of the unit, so the inputs win here too.
+ */
+export const PROXY_ENV_FILE = '/etc/docker-gpu-setup/docker-proxy.env'
 
 /** The first version whose daemon.json has `proxies`. */
 const DAEMON_JSON_PROXIES = 23
@@ -35,13 +41,17 @@ export interface DaemonProxyFacts {
   systemd: boolean
   /** PROXY_DROP_IN's text; undefined when there is none. */
   dropIn?: string
+  /** PROXY_ENV_FILE's text (read as root); undefined when there is none. */
+  envFile?: string
   /** What the running daemon reports; undefined when it does not answer. */
   running?: RunningProxies
 }
 
 /** A change to the drop-in, and systemd's reload that makes it count. */
 export type ProxyAction =
-  {kind: 'write-dropin'; text: string} | {kind: 'remove-dropin'} | {kind: 'daemon-reload'}
+  | {kind: 'write-dropin'; text: string; env: string}
+  | {kind: 'remove-dropin'}
+  | {kind: 'daemon-reload'}
 
 /** How the proxies reach the daemon on this host, for the log and the summary. */
 export type ProxyWay = 'daemon.json' | 'systemd drop-in' | 'dockerd environment'
@@ -73,13 +83,14 @@ export function runningMatches(running: RunningProxies, p: Proxies): boolean {
 
 /** The drop-in when the engine has no daemon.json proxies: written when it differs. */
 function dropInPlan(facts: DaemonProxyFacts, p: Proxies): DaemonProxyPlan {
-  const text = proxyDropIn(p)
-  if (facts.dropIn === text)
+  const text = proxyDropIn(PROXY_ENV_FILE)
+  const env = proxyEnvFile(p)
+  if (facts.dropIn === text && facts.envFile === env)
     return {way: 'systemd drop-in', fragments: [], actions: [], warnings: []}
   return {
     way: 'systemd drop-in',
     fragments: [],
-    actions: [{kind: 'write-dropin', text}, {kind: 'daemon-reload'}],
+    actions: [{kind: 'write-dropin', text, env}, {kind: 'daemon-reload'}],
     restart: `the proxies changed (${PROXY_DROP_IN})`,
     warnings: []
   }

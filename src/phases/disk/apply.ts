@@ -54,8 +54,10 @@ async function remove(ctx: Ctx, batch: Removal[]): Promise<string[]> {
   const argv =
     first.kind === 'container'
       ? ['docker', 'rm', ...batch.map(b => (b.kind === 'container' ? b.id : ''))]
-      : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.refs : []))]
-  // Never --force: an image or container another job began to use meanwhile is refused, and kept.
+      : ['docker', 'rmi', ...batch.flatMap(b => (b.kind === 'image' ? b.ids : []))]
+  // By ID: a tag names whatever another job tagged last, an ID only the image planned for. Never
+  // --force: an image or container another job began to use meanwhile is refused, and kept (so is
+  // an image tagged in several repositories, which Docker removes by ID only when forced).
   const r = await ctx.runner.run(argv, opts)
   for (const line of r.stderr.split('\n').filter(l => l.trim() !== '')) {
     ctx.warn(`kept: ${line.replace(/^Error response from daemon: /, '')}`)

@@ -25,6 +25,8 @@ export interface ContainerFact {
 export interface ImageFact {
   id: string
   tags: string[]
+  /** Its repository digests (`name@sha256:…`): how an image pulled by digest alone is named. */
+  digests: string[]
   /** The image it was built on (classic builder only); '' when none or unknown. */
   parent: string
   created: number
@@ -79,10 +81,12 @@ export function parseImages(json: string, sizes: DfSizes): ImageFact[] {
   return (JSON.parse(json || '[]') as unknown[]).map(raw => {
     const i = obj(raw)
     const id = str(i.Id)
-    const tags = Array.isArray(i.RepoTags) ? i.RepoTags.filter(t => typeof t === 'string') : []
+    const list = (v: unknown): string[] =>
+      Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string') : []
     return {
       id,
-      tags: tags.filter(t => t !== '<none>:<none>'),
+      tags: list(i.RepoTags).filter(t => t !== '<none>:<none>'),
+      digests: list(i.RepoDigests).filter(d => !d.startsWith('<none>@')),
       parent: str(i.Parent),
       created: dockerTime(i.Created),
       lastTagged: dockerTime(obj(i.Metadata).LastTagTime),

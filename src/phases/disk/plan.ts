@@ -3,7 +3,8 @@
  * min-free-space, in the order it is removed, and what is kept and why. Order: stopped containers
  * and dangling images older than prune-age; build cache over the cap; unused images, least
  * recently used first. Never: anything a running container uses, the action's registries, images
- * with keep-label, this job's images to push, volumes.
+ * with keep-label, this job's images to push (named by tag, digest or ID), volumes. Images are
+ * removed by ID, never by a tag that another job may have moved meanwhile.
  */
 import type {PhasePlan, Step} from '../pipeline.js'
 import type {DiskSettings, LabelMatch} from './inputs.js'
@@ -38,7 +39,7 @@ export type Tier = 1 | 2 | 3
 /** One removal, in order: a container, an image (with the images built on it), or build cache. */
 export type Removal = {tier: Tier; label: string; bytes: number} & (
   | {kind: 'container'; id: string}
-  | {kind: 'image'; refs: string[]; ids: string[]}
+  | {kind: 'image'; ids: string[]}
   | {kind: 'build-cache'; keep: number}
 )
 
@@ -70,6 +71,28 @@ export function normalRef(ref: string): string {
   return withTag.replace(/^docker\.io\//, '').replace(/^library\//, '')
 }
 
+/** Docker's image ID, full (`sha256:…`) or short (12 or more hex digits), as `docker rmi` takes it. */
+const IMAGE_ID = /^(?:sha256:)?([0-9a-f]{12,64})$/
+
+/**
+ * Whether `ref` (a source of the `images` input) names this image to Docker: by ID (full or
+ * short), by digest (one of its RepoDigests; a tag beside the digest does not count, as for
+ * Docker), or by tag.
+ */
+export function namesImage(ref: string, image: ImageFact): boolean {
+  const id = IMAGE_ID.exec(ref)?.[1]
+  if (id !== undefined && image.id.startsWith(`sha256:${id}`)) return true
+  const at = ref.indexOf('@')
+  if (at >= 0) {
+    const byDigest = normalRef(ref.slice(0, at).replace(/:[^/]*$/, '') + ref.slice(at))
+    return image.digests.some(d => normalRef(d) === byDigest)
+  }
+  return image.tags.some(t => normalRef(t) === normalRef(ref))
+}
+
+/** Named by no tag and no digest: what Docker calls dangling. */
+const dangling = (i: ImageFact): boolean => i.tags.length === 0 && i.digests.length === 0
+
 /** The settings and facts every rule reads. */
 interface Rules {
   s: DiskSettings
@@ -99,7 +122,7 @@ function lastUsed(r: Rules, image: ImageFact): number {
 /** The images a person sees (tagged or dangling), not the hidden layers of classic builds. */
 function topLevel(images: ImageFact[]): ImageFact[] {
   const parents = new Set(images.map(i => i.parent).filter(Boolean))
-  return images.filter(i => i.tags.length > 0 || !parents.has(i.id))
+  return images.filter(i => !dangling(i) || !parents.has(i.id))
 }
 
 /** Each image's ancestors (parent, its parent, …), from classic builds' parent links. */
@@ -123,7 +146,7 @@ function keptBecause(
   const users = r.inv.containers.filter(c => c.image === image.id)
   if (users.some(c => !STOPPED.has(c.state))) return 'images of running containers'
   if (users.some(c => r.s.managedLabel in c.labels)) return "the action's registry images"
-  const named = r.s.keepImages.find(k => image.tags.some(t => normalRef(t) === normalRef(k.ref)))
+  const named = r.s.keepImages.find(k => namesImage(k.ref, image))
   if (named) return named.why
   if (hasLabel(image.labels, r.s.keepLabel)) return `images labelled ${r.s.keepLabel?.key}`
   if (users.some(c => keptContainers.includes(c))) return 'images of stopped containers kept'
@@ -149,7 +172,8 @@ function keptImages(r: Rules, images: ImageFact[], kept: ContainerFact[]): Map<s
 const day = (t: number): string => new Date(t).toISOString().slice(0, 16).replace('T', ' ')
 
 function imageLabel(r: Rules, i: ImageFact): string {
-  return `${i.tags.length > 0 ? i.tags.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`
+  const names = [...i.tags, ...(i.tags.length > 0 ? [] : i.digests)]
+  return `${names.length > 0 ? names.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`
 }
 
 /** Unused images, least recently used first; an image goes after the images built on it. */
@@ -174,7 +198,6 @@ function imageRemovals(r: Rules, candidates: ImageFact[], tier: Tier): Removal[]
     out.push({
       tier,
       kind: 'image',
-      refs: unit.flatMap(u => (u.tags.length > 0 ? u.tags : [u.id])),
       ids: unit.map(u => u.id),
       label: unit.map(u => imageLabel(r, u)).join(' + '),
       bytes: unit.reduce((sum, u) => sum + u.size, 0)
@@ -216,15 +239,11 @@ export function removalsAndKept(
       label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
       bytes: c.size
     })),
-    ...imageRemovals(
-      r,
-      free.filter(i => i.tags.length === 0),
-      1
-    ),
+    ...imageRemovals(r, free.filter(dangling), 1),
     ...cache,
     ...imageRemovals(
       r,
-      free.filter(i => i.tags.length > 0),
+      free.filter(i => !dangling(i)),
       3
     )
   ]

@@ -122,7 +122,7 @@ export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
  * lock; the GPU lease lock only for each try, the host lock not at all), saying who holds what.
- * Writes one lease file per GPU in /run/lock/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
+ * Writes one lease file per GPU in /run/docker-gpu-setup; exports NVIDIA_VISIBLE_DEVICES and
  * CUDA_VISIBLE_DEVICES.
  */
 export async function applyGpus(plan: GpuPlan, ctx: Ctx): Promise<void> {

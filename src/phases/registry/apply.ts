@@ -3,11 +3,12 @@ import * as http from 'node:http'
 import * as https from 'node:https'
 import * as core from '@actions/core'
 import {HostError, tailLines} from '../../errors.js'
-import {writeFileAtomic} from '../../system/files.js'
+import {setMode, writeFileAtomic} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import {fileHashes, imageId, inspectContainer} from './detect.js'
 import {registryFacts} from './facts.js'
 import {renderHtpasswd} from './htpasswd.js'
+import {recordUse} from './users.js'
 import type {RegistrySettings, TlsFiles} from './inputs.js'
 import {daemonCaPath, type RegistryPlan} from './plan.js'
 import {
@@ -203,8 +204,10 @@ export async function applyRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
   for (const dir of p.makeDirs) await runner.run(['install', '-d', '-m', '0755', dir], {root: true})
   if (p.writeHtpasswd) {
     const text = renderHtpasswd(inputs.registryHtpasswd)
-    await writeFileAtomic(runner, AUTH_FILE, text, 0o644, ctx.host.tempDir)
+    // 0600: password hashes are for the registry alone (it runs as root in its container).
+    await writeFileAtomic(runner, AUTH_FILE, text, 0o600, ctx.host.tempDir)
   }
+  if (p.closeHtpasswd) await setMode(runner, AUTH_FILE, 0o600)
   if (p.installCert && inputs.registryTls) await installCert(ctx, inputs.registryTls)
   const started = await ensureRegistry(ctx, p, id)
   for (const cache of cacheSpecs(inputs, id)) {
@@ -234,10 +237,18 @@ export function verifyRegistry(p: RegistryPlan, ctx: Ctx): Promise<string> {
   )
 }
 
-/** Sets the caches output once they run (after apply, or found running as configured). */
-export function reportCaches(p: RegistryPlan, ctx: Ctx): Promise<void> {
-  if (p.facts.dockerUp && ctx.inputs.registryCaches.length > 0) {
-    ctx.outputs.caches = cacheAddresses(ctx.inputs)
-  }
-  return Promise.resolve()
+/**
+ * Once the containers run (after apply, or found running as configured): sets the caches output,
+ * and records that this job uses each of them, so another job's post step leaves them running.
+ */
+export async function checkRegistry(p: RegistryPlan, ctx: Ctx): Promise<void> {
+  if (!p.facts.dockerUp) return
+  const {inputs} = ctx
+  if (inputs.registryCaches.length > 0) ctx.outputs.caches = cacheAddresses(inputs)
+  const id = p.facts.imageId ?? ''
+  const used = [
+    ...(p.facts.wanted ? [registrySpec(inputs, id, {}), mirrorSpec(inputs, id)] : []),
+    ...cacheSpecs(inputs, id)
+  ].flatMap(s => (s ? [s.name] : []))
+  await recordUse(ctx.runner, used, ctx.host.tempDir)
 }

@@ -112,6 +112,14 @@ async function installedHash(ctx: Ctx, path: string): Promise<string | undefined
   return text === undefined ? undefined : sha256(Buffer.from(text))
 }
 
+/** True when a file exists and users other than its owner may read or write it (stat: no root). */
+async function isOpen(file: string): Promise<boolean> {
+  return fs.stat(file).then(
+    s => (s.mode & 0o077) !== 0,
+    () => false
+  )
+}
+
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 export async function fileHashes(ctx: Ctx): Promise<FileHashes> {
   const {inputs} = ctx
@@ -252,6 +260,7 @@ export async function detectRegistry(ctx: Ctx): Promise<RegistryFacts> {
     imageId: id,
     htpasswdOk:
       !auth || (htpasswd !== undefined && htpasswdMatches(htpasswd, inputs.registryHtpasswd)),
+    htpasswdOpen: auth && (await isOpen(AUTH_FILE)),
     certOk,
     registry,
     mirror,

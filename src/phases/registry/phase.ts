@@ -1,5 +1,5 @@
 import type {Phase} from '../pipeline.js'
-import {applyRegistry, reportCaches, verifyRegistry} from './apply.js'
+import {applyRegistry, checkRegistry, verifyRegistry} from './apply.js'
 import {detectRegistry} from './detect.js'
 import type {RegistrySettings} from './inputs.js'
 import {planRegistry, type RegistryFacts, type RegistryPlan} from './plan.js'
@@ -23,5 +23,5 @@ export const registryPhase: Phase<RegistrySettings, RegistryFacts, RegistryPlan>
   },
   apply: applyRegistry,
   verify: verifyRegistry,
-  check: reportCaches
+  check: checkRegistry
 }

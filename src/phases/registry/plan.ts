@@ -30,6 +30,8 @@ export interface RegistryFacts {
   dockerUp: boolean
   imageId?: string
   htpasswdOk: boolean
+  /** The htpasswd file is readable by users other than root (as releases before 0600 wrote it). */
+  htpasswdOpen?: boolean
   certOk: boolean
   registry?: ContainerState
   mirror?: ContainerState
@@ -47,6 +49,8 @@ export interface RegistryPlan extends PhasePlan {
   facts: RegistryFacts
   image?: 'load' | 'pull'
   writeHtpasswd: boolean
+  /** Only the mode of a right htpasswd file is wrong: closed to everyone but root (0600). */
+  closeHtpasswd: boolean
   installCert: boolean
   makeDirs: string[]
   registry?: ContainerAction
@@ -80,7 +84,10 @@ function imageSource(facts: RegistryFacts, inputs: RegistrySettings): RegistryPl
 
 /** The steps that prepare image, files and folders, before any container changes. */
 function preparationSteps(
-  plan: Pick<RegistryPlan, 'image' | 'writeHtpasswd' | 'installCert' | 'makeDirs'>,
+  plan: Pick<
+    RegistryPlan,
+    'image' | 'writeHtpasswd' | 'closeHtpasswd' | 'installCert' | 'makeDirs'
+  >,
   inputs: RegistrySettings
 ): Step[] {
   const steps: Step[] = []
@@ -90,6 +97,9 @@ function preparationSteps(
   if (plan.writeHtpasswd) {
     const users = inputs.registryHtpasswd.map(e => e.user).join(', ')
     steps.push({description: `write ${AUTH_FILE} (bcrypt) for ${users}`})
+  }
+  if (plan.closeHtpasswd) {
+    steps.push({description: `make ${AUTH_FILE} readable by root alone (0600)`})
   }
   if (plan.installCert) {
     steps.push({
@@ -223,7 +233,14 @@ function notWantedReason(facts: RegistryFacts, inputs: RegistrySettings, kept?: 
 
 /** What a plan that does nothing says: not wanted here, or Docker not running yet (a dry run). */
 function idlePlan(facts: RegistryFacts, inputs: RegistrySettings, kept?: string): RegistryPlan {
-  const base = {facts, writeHtpasswd: false, installCert: false, makeDirs: [], warnings: []}
+  const base = {
+    facts,
+    writeHtpasswd: false,
+    closeHtpasswd: false,
+    installCert: false,
+    makeDirs: [],
+    warnings: []
+  }
   if (!facts.wanted && inputs.registryCaches.length === 0) {
     return {...base, caches: {}, steps: [], found: notWantedReason(facts, inputs, kept)}
   }
@@ -301,12 +318,22 @@ export function planRegistry(detected: RegistryFacts, inputs: RegistrySettings):
     : []
   const image = imageSource(facts, inputs)
   const writeHtpasswd = !facts.htpasswdOk
+  const closeHtpasswd = facts.htpasswdOpen === true && !writeHtpasswd
   const installCert = !facts.certOk
   const makeDirs = Object.entries(facts.dataDirs)
     .filter(([, ok]) => !ok)
     .map(([d]) => d)
   const actions = containerActions(facts, inputs, image !== undefined, writeHtpasswd || installCert)
-  const prepared = {facts, image, writeHtpasswd, installCert, makeDirs, warnings, found: ''}
+  const prepared = {
+    facts,
+    image,
+    writeHtpasswd,
+    closeHtpasswd,
+    installCert,
+    makeDirs,
+    warnings,
+    found: ''
+  }
   const steps = [
     ...startStep,
     ...preparationSteps(prepared, inputs),
