@@ -67,6 +67,16 @@ export function hostIdentity(): HostIdentity {
 }
 
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
+/**
+ * The run's scratch folder: the runner's RUNNER_TEMP, else (a run by hand) a new 0700 folder of this
+ * process under the system's temp folder, never a fixed name in world-writable /tmp that another
+ * local user could prepare for root.
+ */
+export async function privateTempDir(env = process.env): Promise<string> {
+  if (env.RUNNER_TEMP) return env.RUNNER_TEMP
+  return fs.mkdtemp(path.join(os.tmpdir(), 'docker-gpu-setup-'))
+}
+
 export async function readHost(env = process.env): Promise<HostInfo> {
   const text = await fs
     .readFile('/etc/os-release', 'utf8')
@@ -79,7 +89,7 @@ export async function readHost(env = process.env): Promise<HostInfo> {
     isRoot,
     user: isRoot ? (env.SUDO_USER ?? 'root') : current,
     systemd: await exists('/run/systemd/system'),
-    tempDir: env.RUNNER_TEMP || os.tmpdir(),
+    tempDir: await privateTempDir(env),
     identity: hostIdentity(),
     dockerSocket: dockerSocketOf(env, isRoot),
     dockerConfigDir: env.DOCKER_CONFIG || path.join(os.homedir(), '.docker')

@@ -1,9 +1,9 @@
-import * as os from 'node:os'
 import * as core from '@actions/core'
 import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {releaseLeases} from './phases/gpus/release.js'
 import {forgetUse, jobWorker, otherUsers} from './phases/registry/users.js'
+import {privateTempDir} from './host.js'
 import {readPostState, runnerState, type StateStore} from './state.js'
 import {LOCK_DIR, acquireHostLock, type HostLock} from './system/lock.js'
 
@@ -20,7 +20,7 @@ export interface PostDeps {
 const realDeps = (): PostDeps => ({
   runner: new ExecRunner(),
   state: runnerState,
-  lockHost: runner => acquireHostLock(runner, process.env.RUNNER_TEMP || os.tmpdir(), core.info),
+  lockHost: async runner => acquireHostLock(runner, await privateTempDir(), core.info),
   usersDir: LOCK_DIR
 })
 

@@ -182,10 +182,11 @@ export async function aptInstallOffline(
   await aptInstall(runner, files, await noSourcesOptions(tempDir))
 }
 
-/** apt options that read no source list at all (an empty one, made in `tempDir`). */
+/** apt options that read no source list at all (an empty one, in a new folder of `tempDir`). */
 export async function noSourcesOptions(tempDir: string): Promise<string[]> {
-  const none = path.join(tempDir, 'docker-gpu-setup-no-sources')
-  await fs.mkdir(path.join(none, 'parts'), {recursive: true})
+  // A new folder each time: a fixed name could be one another user prepared, with sources of theirs.
+  const none = await fs.mkdtemp(path.join(tempDir, 'docker-gpu-setup-no-sources-'))
+  await fs.mkdir(path.join(none, 'parts'))
   await fs.writeFile(path.join(none, 'sources.list'), '')
   return [
     '-o',
