@@ -192,6 +192,23 @@ describe('the uploader', () => {
     expect(layers[1].equals(big)).toBe(true)
   })
 
+  it('links no blob whose size the claiming manifest misstates: the pushed image would not pull', async () => {
+    const img = image([base, big])
+    const earlier = gzipSync(base, {level: 9})
+    const gz = reg.seed('app', earlier)
+    const j = job(img, [['app', '3']])
+    // The right bytes under a size of someone else's choosing.
+    j.known.set(img.diffIds[0], {
+      blob: {mediaType: MEDIA.layerGzip, digest: gz, size: 7},
+      repository: 'app'
+    })
+    const runner = runnerFor([img, dockerSave(img, 'oci')])
+    await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
+    const {m, layers} = held('app', '3')
+    expect(m.layers.map(l => l.size)).not.toContain(7)
+    expect(layers[0].equals(base)).toBe(true)
+  })
+
   it('reuses layers a registry redirects to storage, reading them there without credentials', async () => {
     const storage = await new FakeStorage().start()
     const behind = await new FakeRegistry({

@@ -326,16 +326,18 @@ export class RegistryClient {
   }
 
   /**
-   * The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need
-   * be; throws when they are not the bytes its digest names.
+   * A layer blob as the registry serves it: the diff_id of its bytes (ungzipped if need be) and how
+   * many bytes it has; throws when they are not the bytes its digest names.
    */
-  async layerDiffId(repo: string, blob: Descriptor): Promise<string> {
+  async servedLayer(repo: string, blob: Descriptor): Promise<{diffId: string; size: number}> {
     const body = await this.blobStream(repo, blob.digest)
     const compressed = createHash('sha256')
     const uncompressed = createHash('sha256')
+    let size = 0
     const read = new Transform({
       transform(d: Buffer, _encoding, done) {
         compressed.update(d)
+        size += d.length
         done(null, d)
       }
     })
@@ -347,7 +349,7 @@ export class RegistryClient {
     if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
       throw new RegistryError(`${this.access.host} served ${blob.digest} with other bytes`, false)
     }
-    return `sha256:${uncompressed.digest('hex')}`
+    return {diffId: `sha256:${uncompressed.digest('hex')}`, size}
   }
 
   /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */

@@ -88,14 +88,21 @@ function vouched(mem: RegistryMemory, diffId: string, claim: KnownLayer): Promis
   const key = `${diffId} ${claim.blob.digest}`
   let p = mem.checked.get(key)
   if (!p) {
-    p = mem.client.layerDiffId(claim.repository, claim.blob).then(
+    p = mem.client.servedLayer(claim.repository, claim.blob).then(
       served => {
-        if (served !== diffId) {
+        // A manifest that lists the wrong size for the right bytes does not pull: checked too.
+        const lie =
+          served.diffId !== diffId
+            ? 'holds another layer'
+            : served.size !== claim.blob.size
+              ? `is ${served.size} bytes, not the ${claim.blob.size} that image says`
+              : undefined
+        if (lie) {
           core.warning(
-            `${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`
+            `${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} ${lie}; the layer is sent instead`
           )
         }
-        return served === diffId
+        return lie === undefined
       },
       (e: unknown) => {
         core.debug(`${claim.blob.digest} could not be checked: ${errorMessage(e)}`)
