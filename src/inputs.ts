@@ -20,7 +20,7 @@ import {
   type DiskSettings
 } from './phases/disk/inputs.js'
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
-import {GPU_INPUTS, parseGpuInputs, type GpuInputs} from './phases/gpus/inputs.js'
+import {GPU_INPUTS, parseGpuInputs, type GpuInputs, type GpuSettings} from './phases/gpus/inputs.js'
 import {
   PROXY_INPUTS,
   parseProxyInputs,
@@ -39,6 +39,12 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {
+  TEARDOWN_INPUTS,
+  parseTeardownInputs,
+  type TeardownInputs
+} from './phases/teardown/inputs.js'
 import {LABEL_MANAGED, registryFragments, wantsLocalRegistry} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
@@ -58,7 +64,8 @@ export const INPUT_DEFAULTS = {
   ...PROXY_INPUTS,
   ...PUSH_INPUTS,
   ...DISK_INPUTS,
-  ...RUN_INPUTS
+  ...RUN_INPUTS,
+  ...TEARDOWN_INPUTS
 } as const
 
 /** The name of an input, as action.yml spells it. */
@@ -83,6 +90,7 @@ export interface Inputs {
   push: PushInputs
   disk: DiskInputs
   run: RunInputs
+  teardown: TeardownInputs
 }
 
 function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
@@ -109,7 +117,8 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
   const disk = Object.freeze(parseDiskInputs(raw))
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run})
+  const teardown = Object.freeze(parseTeardownInputs(raw))
+  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run, teardown})
 }
 
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -143,7 +152,7 @@ export interface PhaseSettings {
   proxy: ProxySettings
   engine: EngineInputs
   daemon: DaemonSettings
-  gpus: GpuInputs
+  gpus: GpuSettings
   registry: RegistrySettings
   push: PushSettings
   disk: DiskSettings
@@ -179,7 +188,13 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
   return {
     proxy: {proxies},
     engine,
-    gpus: inputs.gpus,
+    gpus: {
+      ...inputs.gpus,
+      // A dead job's leftovers on its GPUs are removed before a GPU of it is handed on.
+      tearDown: teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+        ? (runner, job) => teardownPhase.run(runner, {...job, managedLabel: LABEL_MANAGED})
+        : undefined
+    },
     disk: diskSettings(inputs),
     daemon: {
       ...daemon,

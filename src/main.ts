@@ -21,7 +21,8 @@ import {
 } from './phases/pipeline.js'
 import {pushPhase} from './phases/push/phase.js'
 import {registryPhase} from './phases/registry/phase.js'
-import {runnerState, saveCleanup, savePostState, type StateStore} from './state.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {runnerState, saveCleanup, savePostState, saveTeardown, type StateStore} from './state.js'
 import {renderSummary} from './summary/render.js'
 import {writeSummary} from './summary/write.js'
 import {acquireHostLock, type HostLock} from './system/lock.js'
@@ -120,6 +121,7 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
   record.summary = inputs.run.summary
   record.outputs.registry = inputs.registry.registry.text
   saveCleanup(inputs.run.cleanup, deps.state)
+  saveTeardown(teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none'), deps.state)
   const host = await deps.readHost()
   useProxies(deps.env, inputs, host.identity)
   if (!record.dryRun) await checkSudo(deps.runner)

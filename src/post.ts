@@ -1,13 +1,63 @@
 import * as core from '@actions/core'
 import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
+import {teardownJson} from './outputs.js'
+import {readLeases} from './phases/gpus/detect.js'
+import {holderText} from './phases/gpus/lease.js'
 import {releaseLeases} from './phases/gpus/release.js'
-import {readPostState, runnerState, type StateStore} from './state.js'
+import {LABEL_MANAGED} from './phases/registry/spec.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {readPostState, runnerState, type PostState, type StateStore} from './state.js'
+import {teardownBlock} from './summary/render.js'
+import {writeSummary} from './summary/write.js'
+import {processIdentity} from './system/process.js'
 
 /** What the post step runs on; tests give a recording runner and a state map. */
 export interface PostDeps {
   runner: CommandRunner
   state: StateStore
+}
+
+/**
+ * Tears down what the job left (its worker is the post step's parent, as it was the main step's),
+ * then releases the leases of the GPUs that are idle again. A GPU something still holds keeps its
+ * lease: once the worker ends, the next job that finds the lease tears down again before using it.
+ */
+async function tearDownAndRelease(runner: CommandRunner, saved: PostState): Promise<void> {
+  const worker = saved.gpuLeases[0] ?? processIdentity(process.ppid)
+  if (!worker) {
+    core.warning("Teardown skipped: the job's worker process (the parent of this step) is gone.")
+    return releaseLeases(runner, saved.gpuLeases)
+  }
+  const mine = (uuid: string) => saved.gpuLeases.some(l => l.uuid === uuid)
+  const leases = await readLeases(runner)
+  const otherLeases = new Map(
+    [...leases.values()]
+      .filter(v => v.alive && !mine(v.lease.uuid))
+      .map(v => [v.lease.uuid, holderText(v.lease)])
+  )
+  const out = await teardownPhase.run(runner, {
+    pid: worker.pid,
+    start: worker.start,
+    gpus: saved.gpuLeases.map(l => l.uuid),
+    dead: false,
+    otherLeases,
+    managedLabel: LABEL_MANAGED
+  })
+  core.setOutput('teardown', teardownJson(out.result))
+  await writeSummary(
+    `${teardownBlock(out.result, 'docker-gpu-setup: teardown').join('\n').trim()}\n`
+  )
+  for (const b of out.busy) {
+    const l = saved.gpuLeases.find(x => x.uuid === b.uuid)
+    core.warning(
+      `GPU ${l?.index ?? '?'} (${b.uuid}) stays leased: ${b.why}. The next job that finds its lease ended tears down again and takes it only once it is idle.`
+    )
+  }
+  await releaseLeases(
+    runner,
+    saved.gpuLeases.filter(l => out.idle.includes(l.uuid))
+  )
 }
 
 /**
@@ -20,10 +70,11 @@ export async function post(overrides: Partial<PostDeps> = {}): Promise<void> {
   const {runner, state} = {runner: new ExecRunner(), state: runnerState, ...overrides}
   try {
     const saved = readPostState(state)
-    // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
-    await releaseLeases(runner, saved.gpuLeases).catch((e: unknown) =>
-      core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`)
-    )
+    // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done
+    // (and, with teardown, once nothing this job left holds them).
+    await (
+      saved.teardown ? tearDownAndRelease(runner, saved) : releaseLeases(runner, saved.gpuLeases)
+    ).catch((e: unknown) => core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`))
     if (saved.dockerConfig) {
       await runner.run(['rm', '-rf', '--', saved.dockerConfig], {root: true})
       core.info(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`)

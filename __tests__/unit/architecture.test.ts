@@ -29,6 +29,7 @@ const PURE = [
   /^phases\/registry\/(spec|htpasswd)\.ts$/,
   /^phases\/push\/(image-list|push-result)\.ts$/,
   /^phases\/gpus\/(gpu-query|lease)\.ts$/,
+  /^phases\/teardown\/objects\.ts$/,
   /^phases\/disk\/(sizes|inventory)\.ts$/,
   /^docker\/.+\.ts$/,
   /^system\/(apt-model|os-release|proc-net)\.ts$/,
