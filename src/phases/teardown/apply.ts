@@ -120,11 +120,14 @@ export async function tearDown(
   const {facts, docker} = await detectTeardown(runner, req)
   const plan = planTeardown(facts)
   const kept: TeardownItem[] = [...plan.kept]
-  const failed = await removeContainers(
-    runner,
-    plan.containers.map(c => c.id)
-  )
-  const outlived = await endProcesses(runner, plan.processes)
+  // Side by side: each may wait its grace for what ignores TERM.
+  const [failed, outlived] = await Promise.all([
+    removeContainers(
+      runner,
+      plan.containers.map(c => c.id)
+    ),
+    endProcesses(runner, plan.processes)
+  ])
   for (const n of plan.networks) {
     const r = await runner.run(['docker', 'network', 'rm', n.id], {root: true, allowFailure: true})
     if (r.exitCode !== 0) failed.set(n.id, tailLines(r.stderr, 1))
