@@ -418,12 +418,12 @@ describe('tearDown (effects, with a recording runner)', () => {
       if (argv[0] === 'kill') process.kill(Number(argv[2]), `SIG${argv[1].slice(1)}`)
       const runs = processIdentity(this.gpuPid) !== undefined
       if (argv[1] === QUERY_PROCESSES[0]) {
-        super.run(argv, options)
+        this.calls.push({argv: [...argv], options})
         const stdout = runs ? `${U(0)}, ${this.gpuPid}, sleep, 900\n` : ''
         return Promise.resolve({exitCode: 0, stdout, stderr: ''})
       }
       if (argv[1] === QUERY_MEMORY[0]) {
-        super.run(argv, options)
+        this.calls.push({argv: [...argv], options})
         const stdout = `0, ${U(0)}, ${runs ? 902 : 2}, 81559\n1, ${U(1)}, 0, 81559\n`
         return Promise.resolve({exitCode: 0, stdout, stderr: ''})
       }
