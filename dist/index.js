@@ -43562,11 +43562,12 @@ function parseNetworks(json) {
         : []);
 }
 /**
- * The Docker container a process runs in, from /proc/<pid>/cgroup: `…/docker-<id>.scope` (the
- * systemd cgroup driver) or `…/docker/<id>` (cgroupfs); undefined for a process outside one.
+ * The Docker containers a process may run in, from /proc/<pid>/cgroup: every `docker-<id>.scope`
+ * (the systemd cgroup driver) and `docker/<id>` (cgroupfs) in its paths, innermost last. A host
+ * that is itself a container shows its own ID first: the caller keeps the one its Docker knows.
  */
-function containerOfCgroup(text) {
-    return /(?:docker-|\/docker\/)([0-9a-f]{64})(?:\.scope)?\b/.exec(text)?.[1];
+function containersOfCgroup(text) {
+    return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1]);
 }
 /** Arguments of the per-process query teardown reads (with each process's name). */
 const QUERY_PROCESSES = [
@@ -43689,8 +43690,11 @@ function readCgroup(pid) {
         return undefined;
     }
 }
-/** The compute processes still running, one per pid, with their start, container and origin. */
-function gpuProcesses(lines, job) {
+/**
+ * The compute processes still running, one per pid, with their start, origin and container (one
+ * of `containers`: the IDs this host's Docker lists).
+ */
+function gpuProcesses(lines, job, containers) {
     const byPid = new Map();
     for (const l of lines)
         byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
@@ -43707,7 +43711,9 @@ function gpuProcesses(lines, job) {
                 start: me.start,
                 name: ls[0].name || me.name,
                 uuids: ls.map(l => l.uuid),
-                container: containerOfCgroup(cgroup),
+                container: containersOfCgroup(cgroup)
+                    .reverse()
+                    .find(id => containers.has(id)),
                 fromWorker: descendsFrom(pid, job)
             }
         ];
@@ -43793,7 +43799,7 @@ async function detectTeardown(runner, req) {
             otherLeases: req.otherLeases,
             containers: docker.containers,
             networks: docker.networks,
-            processes: gpuProcesses(gpus.processes, req),
+            processes: gpuProcesses(gpus.processes, req, new Set(docker.containers.map(c => c.id))),
             managedLabel: req.managedLabel
         },
         docker: docker.docker

@@ -7,7 +7,7 @@ import {tearDown} from '../../src/phases/teardown/apply.js'
 import {teardownLines} from '../../src/phases/teardown/facts.js'
 import {parseTeardownInputs, teardownOn} from '../../src/phases/teardown/inputs.js'
 import {
-  containerOfCgroup,
+  containersOfCgroup,
   gpuAccess,
   idleMemory,
   parseContainers,
@@ -354,11 +354,15 @@ describe('what Docker and nvidia-smi say', () => {
     ])
   })
 
-  it('finds the container of a process from its cgroup (systemd and cgroupfs drivers)', () => {
-    const id = 'f'.repeat(64)
-    expect(containerOfCgroup(`0::/system.slice/docker-${id}.scope\n`)).toBe(id)
-    expect(containerOfCgroup(`12:memory:/docker/${id}\n`)).toBe(id)
-    expect(containerOfCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toBeUndefined()
+  it('finds the containers of a process from its cgroup (systemd and cgroupfs drivers, nested)', () => {
+    const [outer, inner] = ['a'.repeat(64), 'f'.repeat(64)]
+    expect(containersOfCgroup(`0::/system.slice/docker-${inner}.scope\n`)).toEqual([inner])
+    expect(containersOfCgroup(`12:memory:/docker/${inner}\n`)).toEqual([inner])
+    // A host that is a container itself (cgroup v1 as its processes see it): its own ID comes first.
+    expect(
+      containersOfCgroup(`4:memory:/docker/${outer}\n0::/docker/${outer}/docker/${inner}\n`)
+    ).toEqual([outer, outer, inner])
+    expect(containersOfCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toEqual([])
   })
 
   it('parses the per-process and memory queries', () => {
@@ -414,7 +418,7 @@ describe('tearDown (effects, with a recording runner)', () => {
   class Host extends FakeRunner {
     /** The GPU process, listed (with its memory) as long as it runs, as the driver lists it. */
     gpuPid = 0
-    run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+    override run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
       if (argv[0] === 'kill') process.kill(Number(argv[2]), `SIG${argv[1].slice(1)}`)
       const runs = processIdentity(this.gpuPid) !== undefined
       if (argv[1] === QUERY_PROCESSES[0]) {

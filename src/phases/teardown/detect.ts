@@ -13,7 +13,7 @@ import {processIdentity} from '../../system/process.js'
 import {
   QUERY_MEMORY,
   QUERY_PROCESSES,
-  containerOfCgroup,
+  containersOfCgroup,
   parseContainers,
   parseGpuMemory,
   parseGpuProcesses,
@@ -124,10 +124,14 @@ function readCgroup(pid: number): string | undefined {
   }
 }
 
-/** The compute processes still running, one per pid, with their start, container and origin. */
+/**
+ * The compute processes still running, one per pid, with their start, origin and container (one
+ * of `containers`: the IDs this host's Docker lists).
+ */
 export function gpuProcesses(
   lines: GpuProcessLine[],
-  job: {pid: number; start: string}
+  job: {pid: number; start: string},
+  containers: ReadonlySet<string>
 ): GpuProcess[] {
   const byPid = new Map<number, GpuProcessLine[]>()
   for (const l of lines) byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l])
@@ -142,7 +146,9 @@ export function gpuProcesses(
         start: me.start,
         name: ls[0].name || me.name,
         uuids: ls.map(l => l.uuid),
-        container: containerOfCgroup(cgroup),
+        container: containersOfCgroup(cgroup)
+          .reverse()
+          .find(id => containers.has(id)),
         fromWorker: descendsFrom(pid, job)
       }
     ]
@@ -233,7 +239,7 @@ export async function detectTeardown(
       otherLeases: req.otherLeases,
       containers: docker.containers,
       networks: docker.networks,
-      processes: gpuProcesses(gpus.processes, req),
+      processes: gpuProcesses(gpus.processes, req, new Set(docker.containers.map(c => c.id))),
       managedLabel: req.managedLabel
     },
     docker: docker.docker

@@ -142,11 +142,12 @@ export function parseNetworks(json: string): NetworkFacts[] {
 }
 
 /**
- * The Docker container a process runs in, from /proc/<pid>/cgroup: `…/docker-<id>.scope` (the
- * systemd cgroup driver) or `…/docker/<id>` (cgroupfs); undefined for a process outside one.
+ * The Docker containers a process may run in, from /proc/<pid>/cgroup: every `docker-<id>.scope`
+ * (the systemd cgroup driver) and `docker/<id>` (cgroupfs) in its paths, innermost last. A host
+ * that is itself a container shows its own ID first: the caller keeps the one its Docker knows.
  */
-export function containerOfCgroup(text: string): string | undefined {
-  return /(?:docker-|\/docker\/)([0-9a-f]{64})(?:\.scope)?\b/.exec(text)?.[1]
+export function containersOfCgroup(text: string): string[] {
+  return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1])
 }
 
 /** Arguments of the per-process query teardown reads (with each process's name). */
