@@ -42382,6 +42382,14 @@ async function tearDownEnded(ctx, picks, t) {
     for (const p of ended.values()) {
         const lease = p.from.lease;
         const same = views.filter(v => !v.alive && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(v.lease, lease));
+        if (!/^\d+$/.test(lease.start) || lease.pid <= 0) {
+            // A damaged lease names no worker: nothing on its GPU can be told to be that job's.
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`The lease of GPU ${lease.uuid} names no job: nothing is torn down for it.`);
+            for (const v of same)
+                t.clean.add(v.text);
+            t.clean.add(p.from.text);
+            continue;
+        }
         const others = new Map(views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(v.lease)]));
         _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Tearing down what job ${lease.job} (worker pid ${lease.pid}, ended) left before taking over its GPUs.`);
         const out = await tearDown(ctx.runner, {
@@ -44225,15 +44233,14 @@ async function tearDownAndRelease(runner, saved) {
         core/* warning */.$e("Teardown skipped: the job's worker process (the parent of this step) is gone.");
         return releaseLeases(runner, saved.gpuLeases);
     }
-    const mine = (uuid) => saved.gpuLeases.some(l => l.uuid === uuid);
-    const leases = await (0,detect/* readLeases */.Mw)(runner);
-    const otherLeases = new Map([...leases.values()]
-        .filter(v => v.alive && !mine(v.lease.uuid))
-        .map(v => [v.lease.uuid, (0,gpus_lease/* holderText */.ii)(v.lease)]));
+    // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
+    const leases = [...(await (0,detect/* readLeases */.Mw)(runner)).values()].filter(v => v.alive);
+    const jobs = leases.filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => v.lease.uuid);
+    const otherLeases = new Map(leases.filter(v => !(0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => [v.lease.uuid, (0,gpus_lease/* holderText */.ii)(v.lease)]));
     const out = await phase/* teardownPhase */.M.run(runner, {
         pid: worker.pid,
         start: worker.start,
-        gpus: saved.gpuLeases.map(l => l.uuid),
+        gpus: [...new Set([...saved.gpuLeases.map(l => l.uuid), ...jobs])],
         dead: false,
         otherLeases,
         managedLabel: spec/* LABEL_MANAGED */.TA

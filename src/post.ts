@@ -3,7 +3,7 @@ import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {teardownJson} from './outputs.js'
 import {readLeases} from './phases/gpus/detect.js'
-import {holderText} from './phases/gpus/lease.js'
+import {heldBy, holderText} from './phases/gpus/lease.js'
 import {releaseLeases} from './phases/gpus/release.js'
 import {LABEL_MANAGED} from './phases/registry/spec.js'
 import {teardownPhase} from './phases/teardown/phase.js'
@@ -29,17 +29,16 @@ async function tearDownAndRelease(runner: CommandRunner, saved: PostState): Prom
     core.warning("Teardown skipped: the job's worker process (the parent of this step) is gone.")
     return releaseLeases(runner, saved.gpuLeases)
   }
-  const mine = (uuid: string) => saved.gpuLeases.some(l => l.uuid === uuid)
-  const leases = await readLeases(runner)
+  // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
+  const leases = [...(await readLeases(runner)).values()].filter(v => v.alive)
+  const jobs = leases.filter(v => heldBy(v.lease, worker)).map(v => v.lease.uuid)
   const otherLeases = new Map(
-    [...leases.values()]
-      .filter(v => v.alive && !mine(v.lease.uuid))
-      .map(v => [v.lease.uuid, holderText(v.lease)])
+    leases.filter(v => !heldBy(v.lease, worker)).map(v => [v.lease.uuid, holderText(v.lease)])
   )
   const out = await teardownPhase.run(runner, {
     pid: worker.pid,
     start: worker.start,
-    gpus: saved.gpuLeases.map(l => l.uuid),
+    gpus: [...new Set([...saved.gpuLeases.map(l => l.uuid), ...jobs])],
     dead: false,
     otherLeases,
     managedLabel: LABEL_MANAGED

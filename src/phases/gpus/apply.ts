@@ -109,6 +109,13 @@ async function tearDownEnded(ctx: Ctx, picks: GpuPick[], t: Takeovers): Promise<
   for (const p of ended.values()) {
     const lease = (p.from as LeaseView).lease
     const same = views.filter(v => !v.alive && heldBy(v.lease, lease))
+    if (!/^\d+$/.test(lease.start) || lease.pid <= 0) {
+      // A damaged lease names no worker: nothing on its GPU can be told to be that job's.
+      core.info(`The lease of GPU ${lease.uuid} names no job: nothing is torn down for it.`)
+      for (const v of same) t.clean.add(v.text)
+      t.clean.add((p.from as LeaseView).text)
+      continue
+    }
     const others = new Map(
       views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, holderText(v.lease)])
     )
