@@ -258,4 +258,31 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
     expect(running('other-own') && running('every-gpu') && running(REGISTRY)).toBe(true)
     expect((await next.end('post')).rc).toBe(0)
   }, 180_000)
+
+  it('keeps the lease of a GPU whose memory is not freed, and the next job waits until it is', async () => {
+    const f = new Job('train-f').start({gpus: '2,'})
+    expect((await f.main()).rc).toBe(0)
+    // Memory no process holds (a context the driver has not freed): the GPU is not idle.
+    box.write('/etc/nvidia-smi-standin/held.csv', `${uuid(2)}, 5000\n`)
+    const post = await f.end('post')
+    expect(post.rc).toBe(0)
+    expect(post.out).toContain(
+      `::warning::GPU 2 (${uuid(2)}) stays leased: 5000 MiB of its memory is still in use.`
+    )
+    expect(box.exists(`${LOCK_DIR}/${uuid(2)}.lease`)).toBe(true)
+    // The worker has ended: the next job finds the lease ended, but waits for the GPU to be idle.
+    const g = new Job('train-g').start({gpus: '2,'})
+    await waitFor(
+      () => g.output().includes(`GPU 2 (${uuid(2)}) is not handed on yet: 5000 MiB`),
+      120_000,
+      'train-g to find GPU 2 not idle'
+    )
+    expect(box.exists(`${g.dir}/main.rc`)).toBe(false)
+    box.sh('rm /etc/nvidia-smi-standin/held.csv')
+    const freed = Date.now()
+    expect((await g.main()).rc).toBe(0)
+    expect(g.gpu()).toBe(uuid(2))
+    expect(g.leasedAt()).toBeGreaterThanOrEqual(freed - 1000)
+    expect((await g.end('post')).rc).toBe(0)
+  }, 300_000)
 })
