@@ -32232,19 +32232,29 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1292);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9500);
+/* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2632);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
 
 
 
-// One bundle serves both steps: the runner gives the post step the state the main step saved.
-if ((0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .isPostStep */ .pq)()) {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b)();
+
+// One bundle serves both steps (the runner gives the post step the state the main step saved) and,
+// installed by runner-hooks, the runner's job hooks (named by their argument).
+const hook = process.argv[2];
+if (hook === 'job-started') {
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .jobStartedHook */ .Cj)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_1__/* .readHookConfig */ .C)());
+}
+else if (hook === 'job-completed') {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .jobCompletedHook */ .A)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_1__/* .readHookConfig */ .C)());
+}
+else if ((0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .isPostStep */ .pq)()) {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
 }
 else {
-    (0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .markMainStep */ .BV)();
-    await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .markMainStep */ .BV)();
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .eF)();
 }
 
 __webpack_async_result__();
@@ -32407,13 +32417,14 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 1292:
+/***/ 9500:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ run)
+  Cj: () => (/* binding */ jobStartedHook),
+  eF: () => (/* binding */ run)
 });
 
 // UNUSED EXPORTS: phaseStages
@@ -32427,7 +32438,7 @@ var docker_proxy = __nccwpck_require__(5996);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
+var exec_runner = __nccwpck_require__(4100);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 // EXTERNAL MODULE: ./src/system/files.ts
@@ -33320,6 +33331,16 @@ function request(raw) {
 function parseGpuInputs(raw) {
     return { gpus: request(raw), gpuWait: (0,input_fields/* int */.Wh)(raw, 'gpu-wait', 0, 86_400) };
 }
+/** The request as the `gpus` input would give it (pure); parseGpuInputs reads it back the same. */
+function gpusText(r) {
+    if (r.kind === 'none')
+        return '';
+    if (r.kind === 'all')
+        return 'all';
+    if (r.kind === 'count')
+        return String(r.count);
+    return r.gpus.map(id => ('uuid' in id ? id.uuid : String(id.index))).join(',') + ',';
+}
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
 
@@ -33547,6 +33568,16 @@ function parsePushInputs(raw, registry) {
 
 // EXTERNAL MODULE: ./src/phases/registry/inputs.ts
 var inputs = __nccwpck_require__(2589);
+;// CONCATENATED MODULE: ./src/phases/hooks/inputs.ts
+/** The runner-hooks input: its action.yml default, its type, and its parser (pure). */
+
+/** runner-hooks with its action.yml default. */
+const HOOK_INPUTS = { 'runner-hooks': 'none' };
+/** Validates runner-hooks (pure); throws InputError. */
+function parseHookInputs(raw) {
+    return { runnerHooks: (0,input_fields/* oneOf */.yL)(raw, 'runner-hooks', ['install', 'remove', 'none']) };
+}
+
 // EXTERNAL MODULE: ./src/phases/teardown/phase.ts + 4 modules
 var phase = __nccwpck_require__(864);
 // EXTERNAL MODULE: ./src/phases/teardown/inputs.ts
@@ -33558,6 +33589,7 @@ var registry_spec = __nccwpck_require__(4507);
  * The action's inputs: every phase's slice composed into one validated, frozen Inputs, and the
  * only reader of the runner's raw input values (core.getInput).
  */
+
 
 
 
@@ -33588,7 +33620,8 @@ const INPUT_DEFAULTS = {
     ...PUSH_INPUTS,
     ...DISK_INPUTS,
     ...RUN_INPUTS,
-    ...teardown_inputs/* TEARDOWN_INPUTS */.HM
+    ...teardown_inputs/* TEARDOWN_INPUTS */.HM,
+    ...HOOK_INPUTS
 };
 function parseRunInputs(raw) {
     return {
@@ -33614,7 +33647,8 @@ function parseInputs(raw, host) {
     const disk = Object.freeze(parseDiskInputs(raw));
     const run = Object.freeze(parseRunInputs(raw));
     const teardown = Object.freeze((0,teardown_inputs/* parseTeardownInputs */.jZ)(raw));
-    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run, teardown });
+    const hooks = Object.freeze(parseHookInputs(raw));
+    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run, teardown, hooks });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
 function refuseTwoProxySources(daemon, proxy) {
@@ -33654,6 +33688,15 @@ function diskSettings(inputs) {
         ]
     };
 }
+/** The GPU phase's settings: with teardown, a dead job's leftovers go before its GPU is handed on. */
+function gpuSettings(gpus, teardown) {
+    return {
+        ...gpus,
+        tearDown: teardown
+            ? (runner, job) => phase/* teardownPhase */.M.run(runner, { ...job, managedLabel: registry_spec/* LABEL_MANAGED */.TA })
+            : undefined
+    };
+}
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
  * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, the
@@ -33666,14 +33709,16 @@ function phaseSettings(inputs, identity) {
     return {
         proxy: { proxies },
         engine,
-        gpus: {
-            ...inputs.gpus,
-            // A dead job's leftovers on its GPUs are removed before a GPU of it is handed on.
-            tearDown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
-                ? (runner, job) => phase/* teardownPhase */.M.run(runner, { ...job, managedLabel: registry_spec/* LABEL_MANAGED */.TA })
-                : undefined
-        },
+        gpus: gpuSettings(inputs.gpus, phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')),
         disk: diskSettings(inputs),
+        hooks: {
+            ...inputs.hooks,
+            config: {
+                gpus: gpusText(inputs.gpus.gpus),
+                gpuWait: inputs.gpus.gpuWait,
+                teardown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+            }
+        },
         daemon: {
             ...daemon,
             offlineDebs,
@@ -37582,7 +37627,7 @@ async function clientConfigPaths(ctx, env) {
 /** The proxy variables this process was started with, credentials removed. */
 function runnerEnvironment(env) {
     const out = {};
-    for (const name of runner/* KEPT_UNDER_SUDO */.MB) {
+    for (const name of exec_runner/* KEPT_UNDER_SUDO */.MB) {
         const value = env[name];
         if (value)
             out[name] = (0,docker_proxy/* withoutCredentials */.ri)(value);
@@ -37734,6 +37779,51 @@ const gpuPhase = {
             (0,apply/* publishLeases */.$m)(ctx, plan.picks);
         return Promise.resolve();
     }
+};
+
+// EXTERNAL MODULE: ./src/phases/hooks/plan.ts
+var hooks_plan = __nccwpck_require__(3604);
+;// CONCATENATED MODULE: ./src/phases/hooks/apply.ts
+/** Writes or removes the hook files (root's) and the runner's .env (the runner user's, kept so). */
+
+
+
+const SCRIPTS = new Set([hooks_plan/* HOOK_FILES */.YW.started, hooks_plan/* HOOK_FILES */.YW.completed]);
+/** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
+async function applyHooks(plan, ctx) {
+    for (const [file, text] of Object.entries(plan.write)) {
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, file, text, SCRIPTS.has(file) ? 0o755 : 0o644, ctx.host.tempDir);
+    }
+    for (const file of plan.remove)
+        await (0,system_files/* removeFile */.nM)(ctx.runner, file);
+    const folder = plan.facts.folder;
+    if (plan.env !== undefined && folder !== undefined) {
+        await (0,system_files/* writeOwnedFile */.Pe)(external_node_path_.join(folder, '.env'), plan.env, 0o644);
+        ctx.warn(`runner-hooks: ${ctx.inputs.runnerHooks}: ${external_node_path_.join(folder, '.env')} changed; restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it.`);
+    }
+}
+/** Says where the hooks now stand. */
+function verifyHooks(plan, ctx) {
+    const done = ctx.inputs.runnerHooks === 'remove' ? 'removed' : 'installed';
+    return Promise.resolve(`job hooks of the runner in ${plan.facts.folder} ${done}`);
+}
+
+// EXTERNAL MODULE: ./src/phases/hooks/detect.ts
+var hooks_detect = __nccwpck_require__(2632);
+;// CONCATENATED MODULE: ./src/phases/hooks/phase.ts
+
+
+
+/**
+ * Runner hooks phase: with runner-hooks: install, every job of this runner leases (and tears down)
+ * through the runner's job-started and job-completed hooks, `container:` jobs included.
+ */
+const hooksPhase = {
+    name: 'Runner job hooks',
+    detect: hooks_detect/* detectHooks */.q,
+    plan: (facts, { inputs }) => (0,hooks_plan/* planHooks */.qf)(facts, inputs),
+    apply: applyHooks,
+    verify: verifyHooks
 };
 
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
@@ -42072,6 +42162,8 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -42095,6 +42187,10 @@ function phaseStages(inputs, shared) {
         stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        // Only asked for: most runs never touch the runner's hooks, and their summary says nothing of them.
+        ...(settings.hooks.runnerHooks === 'none'
+            ? []
+            : [stage(hooksPhase, { ...shared, inputs: settings.hooks })]),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
         stage(diskPhase, { ...shared, inputs: settings.disk }),
         stage(pushPhase, { ...shared, inputs: settings.push })
@@ -42102,7 +42198,7 @@ function phaseStages(inputs, shared) {
 }
 function defaultDeps() {
     return {
-        runner: new runner/* ExecRunner */.iN(),
+        runner: new exec_runner/* ExecRunner */.iN(),
         env: process.env,
         inputHost: fsHost,
         readHost: () => readHost(),
@@ -42186,6 +42282,29 @@ async function run(overrides = {}) {
     (0,outputs/* writeOutputs */.Kn)(record.outputs);
     if (record.summary)
         await summarise(record, (Date.now() - started) / 1000, deps.env);
+}
+/**
+ * The runner's job-started hook (runner-hooks: install), run by the runner before the job's
+ * containers are made: leases the GPUs the hooks were installed with to the job (its worker, the
+ * Runner.Worker above the hook's shell) and exports them to the job's steps. A failure fails the
+ * hook, and with it the job: the runner then makes no container and runs no step.
+ */
+async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.iN()) {
+    try {
+        const gpus = parseGpuInputs({ gpus: config.gpus, 'gpu-wait': String(config.gpuWait) });
+        // The GPU health gate goes here, before any GPU is leased, as in the main step.
+        if (gpus.gpus.kind === 'none') {
+            lib_core/* info */.pq('The job hooks were installed without gpus: no lease.');
+            return;
+        }
+        const host = await readHost();
+        const outputs = {};
+        const ctx = { host, runner, outputs, warn: (m) => lib_core/* warning */.$e(m), remember: () => { } };
+        await runPipeline([stage(gpuPhase, { ...ctx, inputs: gpuSettings(gpus, config.teardown) })], false, []);
+    }
+    catch (e) {
+        lib_core/* setFailed */.C1((0,errors/* errorMessage */.gJ)(e));
+    }
 }
 
 
@@ -42524,11 +42643,11 @@ async function verifyGpus(plan, ctx) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Kv: () => (/* binding */ jobIdentity),
 /* harmony export */   Mw: () => (/* binding */ readLeases),
 /* harmony export */   OC: () => (/* binding */ queryGpus),
 /* harmony export */   RK: () => (/* binding */ detectGpus)
 /* harmony export */ });
-/* unused harmony export jobIdentity */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
@@ -42594,7 +42713,8 @@ async function readLeases(runner) {
 }
 /**
  * The job this run belongs to: the parent of the action's node process, which the runner's
- * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
+ * Runner.Worker is, alive for the whole job (the post step is its child too); for a job hook, the
+ * Runner.Worker above the hook's shell. Throws when there is
  * none to hold a lease (the action started by init, or the parent already gone).
  */
 function jobIdentity(env = process.env) {
@@ -42603,7 +42723,16 @@ function jobIdentity(env = process.env) {
     if (parent === undefined) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`);
     }
-    return { pid: parent.pid, start: parent.start, process: parent.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
+    // A job hook runs the action under its script's shell: the job is the worker above that shell.
+    let worker = parent;
+    for (let p = parent, hops = 0; p && hops < 8; hops++) {
+        if (p.name === 'Runner.Worker') {
+            worker = p;
+            break;
+        }
+        p = p.ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .processIdentity */ .I9)(p.ppid) : undefined;
+    }
+    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
 }
 /** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
 async function detectGpus(ctx) {
@@ -42889,6 +43018,197 @@ function planGpus(facts, inputs) {
     }
     const plan = { steps, warnings: [], facts, wanted: true, picks, short, held, need };
     return { ...plan, found: found(facts, plan) };
+}
+
+
+/***/ }),
+
+/***/ 2632:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ readHookConfig),
+/* harmony export */   q: () => (/* binding */ detectHooks)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9929);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3604);
+/** Reads the runner's folder, its .env and the installed hook files (changes nothing). */
+
+
+
+
+
+
+/** The runner's folder (from the job's worker), its .env, and what is installed now. */
+async function detectHooks(ctx) {
+    const facts = { env: '', installed: {}, node: process.execPath, bundle: '' };
+    if (ctx.inputs.runnerHooks === 'none')
+        return facts;
+    // The worker is the parent of this step's node process.
+    const worker = (0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .processIdentity */ .I9)(process.ppid);
+    const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(worker.pid) : undefined;
+    const installed = {};
+    for (const f of Object.values(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW))
+        installed[f] = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, f);
+    return {
+        folder,
+        env: folder ? ((await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(folder, '.env'))) ?? '') : '',
+        installed,
+        node: process.execPath,
+        // The running bundle (dist/index.js) is what the hooks will run.
+        bundle: ctx.inputs.runnerHooks === 'install' ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(process.argv[1], 'utf8') : ''
+    };
+}
+/** What the installed hooks do (the settings the install wrote, root's); nothing when unreadable. */
+async function readHookConfig() {
+    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW.config, 'utf8').catch(() => '{}');
+    const v = JSON.parse(text);
+    return {
+        gpus: typeof v.gpus === 'string' ? v.gpus : '',
+        gpuWait: typeof v.gpuWait === 'number' ? v.gpuWait : 900,
+        teardown: v.teardown === true
+    };
+}
+
+
+/***/ }),
+
+/***/ 3604:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   YW: () => (/* binding */ HOOK_FILES),
+/* harmony export */   qf: () => (/* binding */ planHooks)
+/* harmony export */ });
+/* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, hookFiles */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/**
+ * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
+ * `.env` that name them, and the plan that installs or removes them. The runner reads
+ * ACTIONS_RUNNER_HOOK_JOB_STARTED and _COMPLETED from its environment, which `.env` sets when the
+ * runner starts; each runs as a step of every job (the started one before the job's containers).
+ */
+
+/** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
+const HOOK_DIR = '/usr/local/lib/docker-gpu-setup';
+const HOOK_FILES = {
+    started: `${HOOK_DIR}/job-started.sh`,
+    completed: `${HOOK_DIR}/job-completed.sh`,
+    bundle: `${HOOK_DIR}/index.js`,
+    packageJson: `${HOOK_DIR}/package.json`,
+    config: `${HOOK_DIR}/hooks.json`
+};
+const VARS = {
+    started: 'ACTIONS_RUNNER_HOOK_JOB_STARTED',
+    completed: 'ACTIONS_RUNNER_HOOK_JOB_COMPLETED'
+};
+/** A word for bash, single-quoted. */
+const quoted = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A hook script: runs the installed bundle with the runner's node as `job-started` or `job-completed`. */
+function hookScript(kind, node) {
+    return [
+        '#!/bin/bash',
+        `# docker-gpu-setup (runner-hooks: install): the runner's job-${kind} hook.`,
+        `exec ${quoted(node)} ${quoted(HOOK_FILES.bundle)} job-${kind}`,
+        ''
+    ].join('\n');
+}
+/** The value a `.env` line gives a variable, or undefined. */
+function envValue(text, name) {
+    const line = text.split('\n').find(l => l.startsWith(`${name}=`));
+    return line?.slice(name.length + 1).trim();
+}
+/** `.env` with the two hook lines set to the installed scripts; every other line kept. */
+function envWithHooks(text) {
+    const kept = text
+        .split('\n')
+        .filter(l => !l.startsWith(`${VARS.started}=`) && !l.startsWith(`${VARS.completed}=`));
+    while (kept.length > 0 && kept[kept.length - 1] === '')
+        kept.pop();
+    return [
+        ...kept,
+        `${VARS.started}=${HOOK_FILES.started}`,
+        `${VARS.completed}=${HOOK_FILES.completed}`,
+        ''
+    ].join('\n');
+}
+/** `.env` without this action's hook lines (an administrator's own hooks stay). */
+function envWithoutHooks(text) {
+    return text
+        .split('\n')
+        .filter(l => l !== `${VARS.started}=${HOOK_FILES.started}` &&
+        l !== `${VARS.completed}=${HOOK_FILES.completed}`)
+        .join('\n');
+}
+/** The files the hooks need, as they should be. */
+function hookFiles(facts, config) {
+    return {
+        [HOOK_FILES.bundle]: facts.bundle,
+        [HOOK_FILES.packageJson]: '{\n  "type": "module"\n}\n',
+        [HOOK_FILES.config]: `${JSON.stringify(config)}\n`,
+        [HOOK_FILES.started]: hookScript('started', facts.node),
+        [HOOK_FILES.completed]: hookScript('completed', facts.node)
+    };
+}
+/** Installs or removes the hooks (pure); an administrator's own hook is never replaced. */
+function planHooks(facts, inputs) {
+    const none = {
+        found: 'runner-hooks: none',
+        steps: [],
+        warnings: [],
+        facts,
+        write: {},
+        remove: []
+    };
+    if (inputs.runnerHooks === 'none')
+        return none;
+    if (facts.folder === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: ${inputs.runnerHooks}, but the runner's folder (with its .runner file) was not found above this job's Runner.Worker.`);
+    }
+    const envFile = `${facts.folder}/.env`;
+    if (inputs.runnerHooks === 'remove') {
+        const env = envWithoutHooks(facts.env);
+        const remove = Object.values(HOOK_FILES).filter(f => facts.installed[f] !== undefined);
+        const steps = [
+            ...(env !== facts.env ? [{ description: `remove the job hooks from ${envFile}` }] : []),
+            ...remove.map(f => ({ description: `remove ${f}` }))
+        ];
+        return {
+            ...none,
+            found: `runner ${facts.folder}`,
+            steps,
+            remove,
+            env: env !== facts.env ? env : undefined
+        };
+    }
+    for (const kind of ['started', 'completed']) {
+        const set = envValue(facts.env, VARS[kind]);
+        if (set !== undefined && set !== HOOK_FILES[kind]) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${HOOK_FILES[kind]} from that hook.`);
+        }
+    }
+    const want = hookFiles(facts, inputs.config);
+    const write = Object.fromEntries(Object.entries(want).filter(([f, text]) => facts.installed[f] !== text));
+    const env = envWithHooks(facts.env);
+    const steps = [
+        ...Object.keys(write).map(f => ({ description: `write ${f}` })),
+        ...(env !== facts.env
+            ? [{ description: `set ${VARS.started} and ${VARS.completed} in ${envFile}` }]
+            : [])
+    ];
+    return {
+        ...none,
+        found: `runner ${facts.folder}`,
+        steps,
+        write,
+        env: env !== facts.env ? env : undefined
+    };
 }
 
 
@@ -43479,13 +43799,11 @@ var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/system/process.ts
-var system_process = __nccwpck_require__(7848);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
+var process = __nccwpck_require__(7848);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./src/system/actions-runner.ts
+var actions_runner = __nccwpck_require__(9929);
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
 var nvidia_smi = __nccwpck_require__(9404);
 ;// CONCATENATED MODULE: ./src/phases/teardown/objects.ts
@@ -43629,7 +43947,6 @@ function idleMemory(total) {
 
 
 
-
 /** Runs nvidia-smi with these arguments; fails when it cannot. */
 async function nvidiaSmi(runner, args) {
     const smi = (await (0,nvidia_smi/* findNvidiaSmi */.I)()) ?? 'nvidia-smi';
@@ -43681,11 +43998,11 @@ async function readDocker(runner) {
 }
 /** Does `pid` descend from `ancestor` (same start time), by the parents /proc names? */
 function descendsFrom(pid, ancestor) {
-    let p = (0,system_process/* processIdentity */.I9)(pid);
+    let p = (0,process/* processIdentity */.I9)(pid);
     for (let hops = 0; p && p.pid > 1 && hops < 64; hops++) {
         if (p.pid === ancestor.pid)
             return p.start === ancestor.start;
-        p = (0,system_process/* processIdentity */.I9)(p.ppid);
+        p = (0,process/* processIdentity */.I9)(p.ppid);
     }
     return false;
 }
@@ -43707,7 +44024,7 @@ function gpuProcesses(lines, job, containers) {
     for (const l of lines)
         byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
     return [...byPid].flatMap(([pid, ls]) => {
-        const me = (0,system_process/* processIdentity */.I9)(pid);
+        const me = (0,process/* processIdentity */.I9)(pid);
         if (!me)
             return [];
         const cgroup = readCgroup(pid);
@@ -43734,32 +44051,10 @@ function startedAt(start) {
     const btime = /^btime (\d+)$/m.exec((0,external_node_fs_.readFileSync)('/proc/stat', 'utf8'))?.[1];
     return (Number(btime) + Number(start) / USER_HZ) * 1000;
 }
-/** The label key a runner puts on its containers: the first 6 hex of SHA-256 of its .runner, lower-cased. */
-function runnerLabelOf(root) {
-    try {
-        const text = (0,external_node_fs_.readFileSync)(external_node_path_.join(root, '.runner'), 'utf8');
-        return (0,external_node_crypto_.createHash)('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6);
-    }
-    catch {
-        return undefined;
-    }
-}
-/**
- * The job's runner's container label: the runner's folder is two above its worker's executable
- * (bin/Runner.Worker), and four above the node it runs actions with (externals/nodeNN/bin/node).
- */
+/** The job's runner's container label, when its folder can be found. */
 async function runnerLabel(workerPid) {
-    const exe = await external_node_fs_.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
-    const roots = [
-        ...(external_node_path_.basename(exe) === 'Runner.Worker' ? [external_node_path_.dirname(external_node_path_.dirname(exe))] : []),
-        external_node_path_.resolve(process.execPath, '..', '..', '..', '..')
-    ];
-    for (const root of roots) {
-        const label = runnerLabelOf(root);
-        if (label)
-            return label;
-    }
-    return undefined;
+    const folder = await (0,actions_runner/* runnerFolder */.X)(workerPid);
+    return folder === undefined ? undefined : (0,actions_runner/* runnerLabelOf */.m)(folder);
 }
 /** The runner processes on this host (Runner.Listener, Runner.Worker), by pid. */
 async function runnerProcesses() {
@@ -43767,7 +44062,7 @@ async function runnerProcesses() {
     for (const name of await external_node_fs_.promises.readdir('/proc')) {
         if (!/^\d+$/.test(name))
             continue;
-        const p = (0,system_process/* processIdentity */.I9)(Number(name));
+        const p = (0,process/* processIdentity */.I9)(Number(name));
         if (p?.name === 'Runner.Listener')
             out.listeners.push(p.pid);
         if (p?.name === 'Runner.Worker')
@@ -43781,7 +44076,7 @@ async function runnerProcesses() {
  */
 async function aloneOnHost(workerPid) {
     const { listeners, workers } = await runnerProcesses();
-    const parent = (0,system_process/* processIdentity */.I9)(workerPid)?.ppid;
+    const parent = (0,process/* processIdentity */.I9)(workerPid)?.ppid;
     return listeners.length === 1 && listeners[0] === parent && workers.every(w => w === workerPid);
 }
 /** Reads everything teardown judges for this job. */
@@ -44025,7 +44320,7 @@ async function removeContainers(runner, ids) {
     return failed;
 }
 /** The processes still running as the same process (pid and start). */
-const alive = (ps) => ps.filter(p => (0,system_process/* processIdentity */.I9)(p.pid)?.start === p.start);
+const alive = (ps) => ps.filter(p => (0,process/* processIdentity */.I9)(p.pid)?.start === p.start);
 /** Ends the processes: TERM, then KILL what still runs after GRACE_S; returns what outlived KILL. */
 async function endProcesses(runner, ps) {
     const signal = async (sig, list) => {
@@ -44151,6 +44446,7 @@ const teardownPhase = {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  A: () => (/* binding */ jobCompletedHook),
   b: () => (/* binding */ post)
 });
 
@@ -44223,16 +44519,11 @@ var system_process = __nccwpck_require__(7848);
 
 
 /**
- * Tears down what the job left (its worker is the post step's parent, as it was the main step's),
- * then releases the leases of the GPUs that are idle again. A GPU something still holds keeps its
- * lease: once the worker ends, the next job that finds the lease tears down again before using it.
+ * Tears down what the job of `worker` left, then releases those of `own` (leases it holds) whose
+ * GPUs are idle again. A GPU something still holds keeps its lease: once the worker ends, the next
+ * job that finds the lease tears down again before using it.
  */
-async function tearDownAndRelease(runner, saved) {
-    const worker = saved.gpuLeases[0] ?? (0,system_process/* processIdentity */.I9)(process.ppid);
-    if (!worker) {
-        core/* warning */.$e("Teardown skipped: the job's worker process (the parent of this step) is gone.");
-        return releaseLeases(runner, saved.gpuLeases);
-    }
+async function tearDownAndRelease(runner, worker, own) {
     // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
     const leases = [...(await (0,detect/* readLeases */.Mw)(runner)).values()].filter(v => v.alive);
     const jobs = leases.filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => v.lease.uuid);
@@ -44240,7 +44531,7 @@ async function tearDownAndRelease(runner, saved) {
     const out = await phase/* teardownPhase */.M.run(runner, {
         pid: worker.pid,
         start: worker.start,
-        gpus: [...new Set([...saved.gpuLeases.map(l => l.uuid), ...jobs])],
+        gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
         dead: false,
         otherLeases,
         managedLabel: spec/* LABEL_MANAGED */.TA
@@ -44248,10 +44539,39 @@ async function tearDownAndRelease(runner, saved) {
     core/* setOutput */.uH('teardown', (0,outputs/* teardownJson */.ZN)(out.result));
     await (0,write/* writeSummary */.S)(`${(0,render/* teardownBlock */.KT)(out.result, 'docker-gpu-setup: teardown').join('\n').trim()}\n`);
     for (const b of out.busy) {
-        const l = saved.gpuLeases.find(x => x.uuid === b.uuid);
+        const l = own.find(x => x.uuid === b.uuid);
         core/* warning */.$e(`GPU ${l?.index ?? '?'} (${b.uuid}) stays leased: ${b.why}. The next job that finds its lease ended tears down again and takes it only once it is idle.`);
     }
-    await releaseLeases(runner, saved.gpuLeases.filter(l => out.idle.includes(l.uuid)));
+    await releaseLeases(runner, own.filter(l => out.idle.includes(l.uuid)));
+}
+/** The job's worker: the one its leases name, else the parent of this step. */
+function workerOf(saved) {
+    return saved.gpuLeases[0] ?? (0,system_process/* processIdentity */.I9)(process.ppid);
+}
+/**
+ * The runner's job-completed hook (runner-hooks: install): tears down what the job left and
+ * releases every lease its worker (the Runner.Worker above the hook's shell) holds. Like the post
+ * step it warns and never fails: the job's result is already decided.
+ */
+async function jobCompletedHook(config, runner = new exec_runner/* ExecRunner */.iN()) {
+    try {
+        const worker = (0,detect/* jobIdentity */.Kv)();
+        const own = [...(await (0,detect/* readLeases */.Mw)(runner)).values()]
+            .filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker))
+            .map(v => ({
+            uuid: v.lease.uuid,
+            index: v.lease.index,
+            pid: v.lease.pid,
+            start: v.lease.start
+        }));
+        if (config.teardown)
+            await tearDownAndRelease(runner, worker, own);
+        else
+            await releaseLeases(runner, own);
+    }
+    catch (e) {
+        core/* warning */.$e(`The job-completed hook failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+    }
 }
 /**
  * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
@@ -44265,7 +44585,10 @@ async function post(overrides = {}) {
         const saved = (0,src_state/* readPostState */.cj)(state);
         // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done
         // (and, with teardown, once nothing this job left holds them).
-        await (saved.teardown ? tearDownAndRelease(runner, saved) : releaseLeases(runner, saved.gpuLeases)).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
+        const worker = workerOf(saved);
+        await (saved.teardown && worker
+            ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+            : releaseLeases(runner, saved.gpuLeases)).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
         if (saved.dockerConfig) {
             await runner.run(['rm', '-rf', '--', saved.dockerConfig], { root: true });
             core/* info */.pq(`Removed this job's DOCKER_CONFIG (${saved.dockerConfig}) and the login in it.`);
@@ -44760,6 +45083,64 @@ async function writeSummary(markdown, env = process.env) {
         return;
     }
     await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(markdown).write();
+}
+
+
+/***/ }),
+
+/***/ 9929:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   X: () => (/* binding */ runnerFolder),
+/* harmony export */   m: () => (/* binding */ runnerLabelOf)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/**
+ * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
+ * live) and the label it puts on the containers and networks it makes.
+ */
+
+
+
+/** The worker's executable, and what it runs when it is a script under an interpreter. */
+async function workerPaths(workerPid) {
+    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
+    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
+    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_2__.basename(p) === 'Runner.Worker');
+}
+/**
+ * The runner's folder: two above its worker's executable (bin/Runner.Worker), or four above the
+ * node it runs actions with (externals/nodeNN/bin/node); the one that holds a `.runner` file.
+ */
+async function runnerFolder(workerPid) {
+    const roots = [
+        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(p)))),
+        node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(process.execPath, '..', '..', '..', '..')
+    ];
+    for (const root of roots) {
+        if (await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, '.runner')).then(s => s.isFile(), () => false))
+            return root;
+    }
+    return undefined;
+}
+/**
+ * The label key the runner puts on its job and service containers and its job network: the first
+ * 6 hex digits of SHA-256 of its `.runner` file, lower-cased (DockerCommandManager in actions/runner).
+ */
+function runnerLabelOf(folder) {
+    try {
+        const text = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(node_path__WEBPACK_IMPORTED_MODULE_2__.join(folder, '.runner'), 'utf8');
+        return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6);
+    }
+    catch {
+        return undefined;
+    }
 }
 
 

@@ -2,12 +2,18 @@ import * as core from '@actions/core'
 import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {teardownJson} from './outputs.js'
-import {readLeases} from './phases/gpus/detect.js'
+import {jobIdentity, readLeases} from './phases/gpus/detect.js'
 import {heldBy, holderText} from './phases/gpus/lease.js'
 import {releaseLeases} from './phases/gpus/release.js'
 import {LABEL_MANAGED} from './phases/registry/spec.js'
 import {teardownPhase} from './phases/teardown/phase.js'
-import {readPostState, runnerState, type PostState, type StateStore} from './state.js'
+import {
+  readPostState,
+  runnerState,
+  type PostState,
+  type SavedLease,
+  type StateStore
+} from './state.js'
 import {teardownBlock} from './summary/render.js'
 import {writeSummary} from './summary/write.js'
 import {processIdentity} from './system/process.js'
@@ -19,16 +25,15 @@ export interface PostDeps {
 }
 
 /**
- * Tears down what the job left (its worker is the post step's parent, as it was the main step's),
- * then releases the leases of the GPUs that are idle again. A GPU something still holds keeps its
- * lease: once the worker ends, the next job that finds the lease tears down again before using it.
+ * Tears down what the job of `worker` left, then releases those of `own` (leases it holds) whose
+ * GPUs are idle again. A GPU something still holds keeps its lease: once the worker ends, the next
+ * job that finds the lease tears down again before using it.
  */
-async function tearDownAndRelease(runner: CommandRunner, saved: PostState): Promise<void> {
-  const worker = saved.gpuLeases[0] ?? processIdentity(process.ppid)
-  if (!worker) {
-    core.warning("Teardown skipped: the job's worker process (the parent of this step) is gone.")
-    return releaseLeases(runner, saved.gpuLeases)
-  }
+async function tearDownAndRelease(
+  runner: CommandRunner,
+  worker: {pid: number; start: string},
+  own: readonly SavedLease[]
+): Promise<void> {
   // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
   const leases = [...(await readLeases(runner)).values()].filter(v => v.alive)
   const jobs = leases.filter(v => heldBy(v.lease, worker)).map(v => v.lease.uuid)
@@ -38,7 +43,7 @@ async function tearDownAndRelease(runner: CommandRunner, saved: PostState): Prom
   const out = await teardownPhase.run(runner, {
     pid: worker.pid,
     start: worker.start,
-    gpus: [...new Set([...saved.gpuLeases.map(l => l.uuid), ...jobs])],
+    gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
     dead: false,
     otherLeases,
     managedLabel: LABEL_MANAGED
@@ -48,15 +53,46 @@ async function tearDownAndRelease(runner: CommandRunner, saved: PostState): Prom
     `${teardownBlock(out.result, 'docker-gpu-setup: teardown').join('\n').trim()}\n`
   )
   for (const b of out.busy) {
-    const l = saved.gpuLeases.find(x => x.uuid === b.uuid)
+    const l = own.find(x => x.uuid === b.uuid)
     core.warning(
       `GPU ${l?.index ?? '?'} (${b.uuid}) stays leased: ${b.why}. The next job that finds its lease ended tears down again and takes it only once it is idle.`
     )
   }
   await releaseLeases(
     runner,
-    saved.gpuLeases.filter(l => out.idle.includes(l.uuid))
+    own.filter(l => out.idle.includes(l.uuid))
   )
+}
+
+/** The job's worker: the one its leases name, else the parent of this step. */
+function workerOf(saved: PostState): {pid: number; start: string} | undefined {
+  return saved.gpuLeases[0] ?? processIdentity(process.ppid)
+}
+
+/**
+ * The runner's job-completed hook (runner-hooks: install): tears down what the job left and
+ * releases every lease its worker (the Runner.Worker above the hook's shell) holds. Like the post
+ * step it warns and never fails: the job's result is already decided.
+ */
+export async function jobCompletedHook(
+  config: {teardown: boolean},
+  runner: CommandRunner = new ExecRunner()
+): Promise<void> {
+  try {
+    const worker = jobIdentity()
+    const own = [...(await readLeases(runner)).values()]
+      .filter(v => heldBy(v.lease, worker))
+      .map(v => ({
+        uuid: v.lease.uuid,
+        index: v.lease.index,
+        pid: v.lease.pid,
+        start: v.lease.start
+      }))
+    if (config.teardown) await tearDownAndRelease(runner, worker, own)
+    else await releaseLeases(runner, own)
+  } catch (e) {
+    core.warning(`The job-completed hook failed: ${errorMessage(e)}`)
+  }
 }
 
 /**
@@ -71,8 +107,11 @@ export async function post(overrides: Partial<PostDeps> = {}): Promise<void> {
     const saved = readPostState(state)
     // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done
     // (and, with teardown, once nothing this job left holds them).
+    const worker = workerOf(saved)
     await (
-      saved.teardown ? tearDownAndRelease(runner, saved) : releaseLeases(runner, saved.gpuLeases)
+      saved.teardown && worker
+        ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+        : releaseLeases(runner, saved.gpuLeases)
     ).catch((e: unknown) => core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`))
     if (saved.dockerConfig) {
       await runner.run(['rm', '-rf', '--', saved.dockerConfig], {root: true})

@@ -88,3 +88,11 @@ function request(raw: Raw): GpuRequest {
 export function parseGpuInputs(raw: Raw): GpuInputs {
   return {gpus: request(raw), gpuWait: int(raw, 'gpu-wait', 0, 86_400)}
 }
+
+/** The request as the `gpus` input would give it (pure); parseGpuInputs reads it back the same. */
+export function gpusText(r: GpuRequest): string {
+  if (r.kind === 'none') return ''
+  if (r.kind === 'all') return 'all'
+  if (r.kind === 'count') return String(r.count)
+  return r.gpus.map(id => ('uuid' in id ? id.uuid : String(id.index))).join(',') + ','
+}

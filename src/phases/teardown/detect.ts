@@ -3,11 +3,10 @@
  * Docker's containers and networks (`docker inspect`), and /proc (each GPU process's start, parent
  * chain and container; the runner processes on the host; the job's runner and its label).
  */
-import {createHash} from 'node:crypto'
 import {promises as fs, readFileSync} from 'node:fs'
-import * as path from 'node:path'
 import {HostError, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {runnerFolder, runnerLabelOf} from '../../system/actions-runner.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {processIdentity} from '../../system/process.js'
 import {
@@ -164,31 +163,10 @@ export function startedAt(start: string): number {
   return (Number(btime) + Number(start) / USER_HZ) * 1000
 }
 
-/** The label key a runner puts on its containers: the first 6 hex of SHA-256 of its .runner, lower-cased. */
-function runnerLabelOf(root: string): string | undefined {
-  try {
-    const text = readFileSync(path.join(root, '.runner'), 'utf8')
-    return createHash('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * The job's runner's container label: the runner's folder is two above its worker's executable
- * (bin/Runner.Worker), and four above the node it runs actions with (externals/nodeNN/bin/node).
- */
+/** The job's runner's container label, when its folder can be found. */
 async function runnerLabel(workerPid: number): Promise<string | undefined> {
-  const exe = await fs.readlink(`/proc/${workerPid}/exe`).catch(() => '')
-  const roots = [
-    ...(path.basename(exe) === 'Runner.Worker' ? [path.dirname(path.dirname(exe))] : []),
-    path.resolve(process.execPath, '..', '..', '..', '..')
-  ]
-  for (const root of roots) {
-    const label = runnerLabelOf(root)
-    if (label) return label
-  }
-  return undefined
+  const folder = await runnerFolder(workerPid)
+  return folder === undefined ? undefined : runnerLabelOf(folder)
 }
 
 /** The runner processes on this host (Runner.Listener, Runner.Worker), by pid. */
