@@ -37799,7 +37799,10 @@ async function applyHooks(plan, ctx) {
     const folder = plan.facts.folder;
     if (plan.env !== undefined && folder !== undefined) {
         await (0,system_files/* writeOwnedFile */.Pe)(external_node_path_.join(folder, '.env'), plan.env, 0o644);
-        ctx.warn(`runner-hooks: ${ctx.inputs.runnerHooks}: ${external_node_path_.join(folder, '.env')} changed; restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it.`);
+        const restart = `restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it`;
+        ctx.warn(ctx.inputs.runnerHooks === 'remove'
+            ? `runner-hooks: remove: ${external_node_path_.join(folder, '.env')} changed; ${restart}: until then the job hooks it read fail, their files being gone.`
+            : `runner-hooks: install: ${external_node_path_.join(folder, '.env')} changed; ${restart}.`);
     }
 }
 /** Says where the hooks now stand. */

@@ -10,7 +10,8 @@ import {GRACE_S} from '../../src/phases/teardown/apply.js'
 import {LOCK_DIR} from '../../src/system/lock.js'
 import {Box, IN_BOX} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
-import {parseOutputFile, waitFor, type BackgroundRun} from './harness.js'
+import {waitFor} from './harness.js'
+import {RunnerJob, type TeardownOutput} from './runner-job.js'
 
 const APPS = '/etc/nvidia-smi-standin/apps.csv'
 const IMAGE = 'dgs-e2e/busybox:latest'
@@ -28,81 +29,13 @@ const base = {
   'gpu-wait': '180'
 }
 let box: Box
-let runs = 0
-const started: Job[] = []
 
-interface Teardown {
-  removed: {kind: string; id: string; why: string}[]
-  kept: {kind: string; id: string; why: string}[]
-}
+type Teardown = TeardownOutput
 
-/** One job: a stand-in Runner.Worker running the action's main step, a later step, its post step. */
-class Job {
-  readonly dir: string
-  run?: BackgroundRun
-
-  constructor(readonly name: string) {
-    this.dir = `/tmp/jobs/${name}`
-  }
-
-  start(inputs: Record<string, string> = {}): this {
-    started.push(this)
-    this.run = box.start(
-      {...base, ...inputs},
-      {
-        wrap: ['/usr/local/bin/Runner.Worker', this.dir],
-        env: {
-          GITHUB_JOB: this.name,
-          GITHUB_REPOSITORY: 'org/repo',
-          GITHUB_RUN_ID: String(2000 + ++runs),
-          RUNNER_NAME: `runner-${this.name}`
-        }
-      }
-    )
-    return this
-  }
-
-  async main(): Promise<{rc: number; outputs: Record<string, string>}> {
-    await waitFor(() => box.exists(`${this.dir}/main.rc`), 180_000, `${this.name}'s main step`)
-    return {
-      rc: Number(box.read(`${this.dir}/main.rc`)),
-      outputs: parseOutputFile(box.read(`${this.dir}/main.output`) ?? '')
-    }
-  }
-
-  output(): string {
-    return this.run?.output() ?? ''
-  }
-
-  /** The GPU the main step leased (one per job here). */
-  gpu(): string {
-    return parseOutputFile(box.read(`${this.dir}/main.output`) ?? '')['gpu-uuids']
-  }
-
-  /** When its lease was taken, from the lease file itself. */
-  leasedAt(): number {
-    const file = box.sh(`grep -l '"pid":${this.workerPid()},' ${LOCK_DIR}/*.lease`)
-    return Date.parse((JSON.parse(box.read(file.trim()) ?? '{}') as {since: string}).since)
-  }
-
-  workerPid(): number {
-    return Number(box.read(`${this.dir}/pid`))
-  }
-
-  /** The post step (or, with `cancel`, the runner's cancel first); resolves when the job ends. */
-  async end(how: 'post' | 'cancel'): Promise<{rc: number; teardown: Teardown; out: string}> {
-    box.sh(`touch ${this.dir}/${how}`)
-    const done = await this.run?.done
-    return {
-      rc: Number(box.read(`${this.dir}/post.rc`)),
-      teardown: JSON.parse(done?.outputs.teardown || '{}') as Teardown,
-      out: done?.stdout ?? ''
-    }
-  }
-
-  async kill(): Promise<void> {
-    box.sh(`kill -9 "$(cat ${this.dir}/pid)"`)
-    await this.run?.done
+/** A job of this file, with its base inputs. */
+class Job extends RunnerJob {
+  constructor(name: string) {
+    super(() => box, name, {inputs: base})
   }
 }
 
@@ -153,7 +86,7 @@ beforeAll(() => {
   box.write(APPS, '')
 }, BOOT_TIMEOUT)
 afterAll(async () => {
-  for (const j of started.filter(j => j.run?.running())) await j.kill().catch(() => undefined)
+  await RunnerJob.killRunning()
   box?.remove()
 })
 
@@ -165,9 +98,9 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
 
   it('is torn down by its post step, before the GPU is handed on; what is not its own stays', async () => {
     a.start({'start-registry': 'true'})
-    expect((await a.main()).rc).toBe(0)
+    expect((await a.main()).rc).toBe('0')
     other.start()
-    expect((await other.main()).rc).toBe(0)
+    expect((await other.main()).rc).toBe('0')
     const mine = a.gpu()
     const theirs = other.gpu()
     expect([mine, theirs].sort()).toEqual([uuid(0), uuid(1)])
@@ -202,7 +135,7 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
     expect(exists('a-left') || alive(stubbornPid)).toBe(false)
     expect(box.sh('docker network ls --format {{.Name}}')).not.toContain('a-net')
     // The process ignored TERM: the lease went only after its grace and KILL.
-    expect((await c.main()).rc).toBe(0)
+    expect((await c.main()).rc).toBe('0')
     expect(c.gpu()).toBe(mine)
     expect(c.leasedAt() - posted).toBeGreaterThanOrEqual(GRACE_S * 1000)
     // Never touched: another runner's container, one that can use every GPU, the registry.
@@ -237,14 +170,14 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
 
   it("is torn down by the next job before it takes over a dead job's GPU", async () => {
     const b = new Job('train-b').start({gpus: '2,'})
-    expect((await b.main()).rc).toBe(0)
+    expect((await b.main()).rc).toBe('0')
     container('b-left', `--gpus device=${uuid(2)}`, uuid(2))
     const pid = stubborn(uuid(2))
     await b.kill()
     const killed = Date.now()
     const next = new Job('train-d').start({gpus: '2,'})
     const main = await next.main()
-    expect(main.rc).toBe(0)
+    expect(main.rc).toBe('0')
     expect(next.output()).toContain(
       `Tearing down what job train-b (org/repo run 2004, runner runner-train-b) (worker pid`
     )
@@ -261,7 +194,7 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
 
   it('keeps the lease of a GPU whose memory is not freed, and the next job waits until it is', async () => {
     const f = new Job('train-f').start({gpus: '2,'})
-    expect((await f.main()).rc).toBe(0)
+    expect((await f.main()).rc).toBe('0')
     // Memory no process holds (a context the driver has not freed): the GPU is not idle.
     box.write('/etc/nvidia-smi-standin/held.csv', `${uuid(2)}, 5000\n`)
     const post = await f.end('post')
@@ -280,7 +213,7 @@ describe('a job that leaves containers, a network and processes on its GPU', () 
     expect(box.exists(`${g.dir}/main.rc`)).toBe(false)
     box.sh('rm /etc/nvidia-smi-standin/held.csv')
     const freed = Date.now()
-    expect((await g.main()).rc).toBe(0)
+    expect((await g.main()).rc).toBe('0')
     expect(g.gpu()).toBe(uuid(2))
     expect(g.leasedAt()).toBeGreaterThanOrEqual(freed - 1000)
     expect((await g.end('post')).rc).toBe(0)

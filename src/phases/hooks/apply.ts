@@ -22,8 +22,11 @@ export async function applyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>
   const folder = plan.facts.folder
   if (plan.env !== undefined && folder !== undefined) {
     await writeOwnedFile(path.join(folder, '.env'), plan.env, 0o644)
+    const restart = `restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it`
     ctx.warn(
-      `runner-hooks: ${ctx.inputs.runnerHooks}: ${path.join(folder, '.env')} changed; restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it.`
+      ctx.inputs.runnerHooks === 'remove'
+        ? `runner-hooks: remove: ${path.join(folder, '.env')} changed; ${restart}: until then the job hooks it read fail, their files being gone.`
+        : `runner-hooks: install: ${path.join(folder, '.env')} changed; ${restart}.`
     )
   }
 }
