@@ -87,11 +87,12 @@ describe('runner-hooks', () => {
       `${j.dir}/step`,
       [
         `docker run -d --name job-container --label ${LABEL} dgs-e2e/busybox:latest /bin/busybox sleep 1000`,
-        `docker exec -e NVIDIA_VISIBLE_DEVICES="$NVIDIA_VISIBLE_DEVICES" job-container /bin/busybox printenv NVIDIA_VISIBLE_DEVICES > ${j.dir}/in-container`
+        `docker exec -e NVIDIA_VISIBLE_DEVICES="$NVIDIA_VISIBLE_DEVICES" job-container /bin/busybox env > ${j.dir}/seen`,
+        `mv ${j.dir}/seen ${j.dir}/in-container`
       ].join('\n')
     )
     await waitFor(() => box.exists(`${j.dir}/in-container`), 60_000, 'the step in the container')
-    expect(box.read(`${j.dir}/in-container`)).toBe(`${leased}\n`)
+    expect(box.read(`${j.dir}/in-container`)).toContain(`\nNVIDIA_VISIBLE_DEVICES=${leased}\n`)
     expect((await j.end('post')).rc).toBe(0)
     expect(box.read(`${j.dir}/completed.rc`)).toBe('0\n')
     expect(box.read(`${j.dir}/completed.log`)).toContain(
