@@ -60,8 +60,8 @@ export async function readLeases(runner: CommandRunner): Promise<Map<string, Lea
 /**
  * The job this run belongs to: the parent of the action's node process, which the runner's
  * Runner.Worker is, alive for the whole job (the post step is its child too); for a job hook, the
- * Runner.Worker above the hook's shell. Throws when there is
- * none to hold a lease (the action started by init, or the parent already gone).
+ * Runner.Worker above the hook's shell. Throws when there is none to hold a lease (the action
+ * started by init, or the parent already gone).
  */
 export function jobIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentity {
   const ppid = process.ppid
