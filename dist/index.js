@@ -42717,8 +42717,8 @@ async function readLeases(runner) {
 /**
  * The job this run belongs to: the parent of the action's node process, which the runner's
  * Runner.Worker is, alive for the whole job (the post step is its child too); for a job hook, the
- * Runner.Worker above the hook's shell. Throws when there is
- * none to hold a lease (the action started by init, or the parent already gone).
+ * Runner.Worker above the hook's shell. Throws when there is none to hold a lease (the action
+ * started by init, or the parent already gone).
  */
 function jobIdentity(env = process.env) {
     const ppid = process.ppid;
