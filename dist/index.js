@@ -34647,6 +34647,453 @@ module.exports = {
 
 /***/ }),
 
+/***/ 1027:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $: () => (/* binding */ canonical),
+/* harmony export */   O: () => (/* binding */ isJsonObject)
+/* harmony export */ });
+/**
+ * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
+ * input or phase contributes to the one merged file.
+ */
+/** True for a JSON object (not an array, not null). */
+function isJsonObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** The same value with every object's keys sorted: equal meaning, equal text. */
+function canonical(v) {
+    if (Array.isArray(v))
+        return v.map(canonical);
+    if (!isJsonObject(v))
+        return v;
+    return Object.fromEntries(Object.keys(v)
+        .sort()
+        .map(k => [k, canonical(v[k])]));
+}
+
+
+/***/ }),
+
+/***/ 65:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ LABEL_MANAGED)
+/* harmony export */ });
+/** Labels this action puts on what it runs in Docker (pure constants). */
+/**
+ * On every container this action made: the only ones it will stop or replace, and the ones a
+ * daemon restart does not have to protect (they run with --restart always).
+ */
+const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
+
+
+/***/ }),
+
+/***/ 5996:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   F8: () => (/* binding */ proxyDropIn),
+/* harmony export */   Fi: () => (/* binding */ noProxyText),
+/* harmony export */   K9: () => (/* binding */ withClientProxies),
+/* harmony export */   L3: () => (/* binding */ fullNoProxy),
+/* harmony export */   Lk: () => (/* binding */ hasCredentials),
+/* harmony export */   gR: () => (/* binding */ withoutCredentialsIn),
+/* harmony export */   pl: () => (/* binding */ daemonProxyFragment),
+/* harmony export */   ri: () => (/* binding */ withoutCredentials),
+/* harmony export */   wP: () => (/* binding */ proxyEnvironment),
+/* harmony export */   wd: () => (/* binding */ proxyEnvFile)
+/* harmony export */ });
+/* unused harmony exports LOOPBACK_NO_PROXY, uniqueEntries, clientProxyEntry */
+/* harmony import */ var _daemon_fragment_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1027);
+/**
+ * HTTP proxies as Docker, systemd, apt and containers read them (pure): the variables, the
+ * daemon.json `proxies` fragment, the systemd drop-in for engines without it, and the `proxies`
+ * entry of a Docker client's config.json, which `docker run` and `docker build` turn into the
+ * containers' environment.
+ */
+
+/** Always direct: loopback by name and by address (Go skips it anyway; apt and curl do not). */
+const LOOPBACK_NO_PROXY = ['localhost', '127.0.0.0/8', '::1'];
+/** The no-proxy list as the variables and Docker take it: comma-separated, no spaces. */
+function noProxyText(p) {
+    return p.noProxy.join(',');
+}
+/** Entries in order, each once (compared without case), the first spelling kept. */
+function uniqueEntries(entries) {
+    const seen = new Set();
+    const out = [];
+    for (const e of entries) {
+        const key = e.toLowerCase();
+        if (e === '' || seen.has(key))
+            continue;
+        seen.add(key);
+        out.push(e);
+    }
+    return out;
+}
+/** True for an address that loopback entries already cover (127.0.0.0/8, ::1). */
+function isLoopbackAddress(address) {
+    return /^127\./.test(address) || address === '::1';
+}
+/** True for an IPv6 link-local address: tied to one interface, never a destination worth naming. */
+function isLinkLocal(address) {
+    return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+/**
+ * The full no-proxy list: the user's entries, then loopback, this host's names and addresses and
+ * the local registry's host (each once; loopback addresses and IPv6 link-local ones left out).
+ */
+function fullNoProxy(user, host, registryHost) {
+    const addresses = host.addresses.filter(a => !isLoopbackAddress(a) && !isLinkLocal(a));
+    const registry = registryHost?.replace(/^\[|\]$/g, '');
+    return uniqueEntries([
+        ...user,
+        ...LOOPBACK_NO_PROXY,
+        ...host.names,
+        ...addresses,
+        ...(registry ? [registry] : [])
+    ]);
+}
+/** Every proxy variable, both cases (curl and apt read the lower, Go both), for commands and containers. */
+function proxyEnvironment(p) {
+    const env = {};
+    if (p.http !== undefined)
+        env.http_proxy = env.HTTP_PROXY = p.http;
+    if (p.https !== undefined)
+        env.https_proxy = env.HTTPS_PROXY = p.https;
+    env.no_proxy = env.NO_PROXY = noProxyText(p);
+    return env;
+}
+/** daemon.json's `proxies` (Docker 23 and later): what the daemon's pulls and pushes use. */
+function daemonProxyFragment(p) {
+    const proxies = {};
+    if (p.http !== undefined)
+        proxies['http-proxy'] = p.http;
+    if (p.https !== undefined)
+        proxies['https-proxy'] = p.https;
+    proxies['no-proxy'] = noProxyText(p);
+    return { source: 'http-proxy, https-proxy, no-proxy', value: { proxies } };
+}
+/**
+ * A value quoted for a systemd EnvironmentFile= line: inside double quotes `\`, `"`, `$` and a
+ * backquote are escaped; `%` is no specifier there.
+ */
+function envFileQuoted(value) {
+    return `"${value.replace(/[\\"$`]/g, c => `\\${c}`)}"`;
+}
+/**
+ * The environment file that gives dockerd the proxies where daemon.json cannot (Docker before 23),
+ * read by the drop-in's EnvironmentFile=: written 0600 root, since a proxy URL may carry a
+ * password, and `systemctl show docker` prints a unit's Environment= lines to every user.
+ */
+function proxyEnvFile(p) {
+    const env = proxyEnvironment(p);
+    const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
+        .filter(k => env[k] !== undefined)
+        .map(k => `${k}=${envFileQuoted(env[k])}`);
+    return [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        ...lines,
+        ''
+    ].join('\n');
+}
+/** The drop-in that points dockerd at `envFile`, the proxies' environment file (Docker before 23). */
+function proxyDropIn(envFile) {
+    return [
+        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
+        '# The values are in the file below (0600 root: a proxy URL may carry a password).',
+        '[Service]',
+        `EnvironmentFile=${envFile}`,
+        ''
+    ].join('\n');
+}
+/** True when a proxy URL carries a user or password. */
+function hasCredentials(url) {
+    return withoutCredentials(url) !== url;
+}
+/** The client config's `proxies.default`: Docker turns it into the variables of new containers. */
+function clientProxyEntry(p) {
+    const entry = {};
+    if (p.http !== undefined)
+        entry.httpProxy = p.http;
+    if (p.https !== undefined)
+        entry.httpsProxy = p.https;
+    entry.noProxy = noProxyText(p);
+    return entry;
+}
+/**
+ * The client config with `proxies.default` set to these proxies: every other key kept (auths,
+ * credential helpers, other `proxies` entries, other keys of `default`); the values replaced
+ * are returned, so a caller can name them.
+ */
+function withClientProxies(config, p) {
+    const proxies = (0,_daemon_fragment_js__WEBPACK_IMPORTED_MODULE_0__/* .isJsonObject */ .O)(config.proxies) ? config.proxies : {};
+    const current = (0,_daemon_fragment_js__WEBPACK_IMPORTED_MODULE_0__/* .isJsonObject */ .O)(proxies.default) ? proxies.default : {};
+    const wanted = clientProxyEntry(p);
+    const overwrites = [];
+    for (const [key, value] of Object.entries(wanted)) {
+        const old = current[key];
+        if (old !== undefined && old !== value) {
+            overwrites.push({
+                key: `proxies.default.${key}`,
+                from: typeof old === 'string' ? old : JSON.stringify(old),
+                to: typeof value === 'string' ? value : JSON.stringify(value)
+            });
+        }
+    }
+    return {
+        config: { ...config, proxies: { ...proxies, default: { ...current, ...wanted } } },
+        overwrites
+    };
+}
+/** The URL without its user and password, for messages and for comparing with what Docker reports. */
+function withoutCredentials(url) {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
+}
+/** A text with every URL in it (a proxy's, quoted in an error) without its user and password. */
+function withoutCredentialsIn(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1');
+}
+
+
+/***/ }),
+
+/***/ 2977:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   F2: () => (/* binding */ parseReference),
+/* harmony export */   FH: () => (/* binding */ formatReference),
+/* harmony export */   cW: () => (/* binding */ isLoopbackHost),
+/* harmony export */   wB: () => (/* binding */ looksLikeDomain),
+/* harmony export */   xo: () => (/* binding */ parseRegistryAddress)
+/* harmony export */ });
+/**
+ * The project's one parser for image references and registry addresses (pure). It follows the
+ * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
+ */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const NAME_MAX = 255;
+/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
+function looksLikeDomain(component) {
+    return (component.includes('.') ||
+        component.includes(':') ||
+        component === 'localhost' ||
+        component !== component.toLowerCase());
+}
+/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
+function domainError(domain) {
+    let host = domain;
+    let port;
+    if (domain.startsWith('[')) {
+        const end = domain.indexOf(']');
+        if (end < 0)
+            return 'an IPv6 address needs its closing ]';
+        host = domain.slice(0, end + 1);
+        const rest = domain.slice(end + 1);
+        if (rest !== '') {
+            if (!rest.startsWith(':'))
+                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
+            port = rest.slice(1);
+        }
+        if (!isIPv6(host.slice(1, -1)))
+            return `${host} is not an IPv6 address`;
+    }
+    else {
+        const colon = domain.indexOf(':');
+        if (colon >= 0) {
+            host = domain.slice(0, colon);
+            port = domain.slice(colon + 1);
+        }
+        if (host === '')
+            return 'the host is empty';
+        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
+            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
+        }
+    }
+    if (port !== undefined) {
+        const n = Number(port);
+        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
+            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+        }
+    }
+    return undefined;
+}
+function isIPv6(text) {
+    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
+        return false;
+    const double = text.split('::');
+    if (double.length > 2)
+        return false;
+    const groups = text.split(':').filter(g => g !== '');
+    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
+        return false;
+    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
+}
+/** Parses an image reference; throws Error with a reason a person can act on. */
+function parseReference(text) {
+    if (text === '')
+        throw new Error('the reference is empty');
+    if (/\s/.test(text))
+        throw new Error('a reference cannot contain spaces');
+    let rest = text;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
+        }
+        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+            throw new Error('a sha256 digest is 64 lowercase hex characters');
+        }
+    }
+    let tag;
+    const lastColon = rest.lastIndexOf(':');
+    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
+        tag = rest.slice(lastColon + 1);
+        rest = rest.slice(0, lastColon);
+        if (!TAG.test(tag)) {
+            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
+        }
+    }
+    if (rest.length > NAME_MAX)
+        throw new Error(`the name is longer than ${NAME_MAX} characters`);
+    const parts = rest.split('/');
+    let domain;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        domain = parts[0];
+        parts.shift();
+        const err = domainError(domain);
+        if (err)
+            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
+    }
+    for (const part of parts) {
+        if (!PATH_COMPONENT.test(part)) {
+            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
+        }
+    }
+    return { domain, path: parts.join('/'), tag, digest };
+}
+/** `domain/path[:tag][@digest]` as docker writes it. */
+function formatReference(ref) {
+    return ((ref.domain ? `${ref.domain}/` : '') +
+        ref.path +
+        (ref.tag ? `:${ref.tag}` : '') +
+        (ref.digest ? `@${ref.digest}` : ''));
+}
+/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
+function parseRegistryAddress(text) {
+    if (/^[a-z]+:\/\//i.test(text)) {
+        throw new Error('write host[:port] without a scheme (http:// or https://)');
+    }
+    if (text.includes('/'))
+        throw new Error('write host[:port] without a path');
+    const err = domainError(text);
+    if (err)
+        throw new Error(err);
+    if (!looksLikeDomain(text)) {
+        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
+    }
+    let host = text;
+    let port;
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+    if (m) {
+        host = m[1];
+        port = m[2] === undefined ? undefined : Number(m[2]);
+    }
+    return { host, port, text };
+}
+/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
+function isLoopbackHost(host) {
+    const h = host.toLowerCase();
+    return (h === 'localhost' ||
+        h.endsWith('.localhost') ||
+        /^127\.\d+\.\d+\.\d+$/.test(h) ||
+        h === '[::1]' ||
+        h === '[0:0:0:0:0:0:0:1]');
+}
+
+
+/***/ }),
+
+/***/ 4178:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   DB: () => (/* binding */ parseSize),
+/* harmony export */   E9: () => (/* binding */ parseDuration),
+/* harmony export */   z3: () => (/* binding */ formatBytes)
+/* harmony export */ });
+/** Sizes and ages as people and Docker write them (pure). */
+const UNITS = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    pb: 1e15,
+    kib: 2 ** 10,
+    mib: 2 ** 20,
+    gib: 2 ** 30,
+    tib: 2 ** 40
+};
+/**
+ * Bytes in a size such as `20GB`, `1.5TB`, `500MiB` or Docker's `20.97MB`, `0B` (KB/MB/GB/TB are
+ * powers of 1000, as Docker prints them; KiB/MiB/GiB/TiB powers of 1024). Undefined otherwise: a
+ * bare number or a single letter (`20G`) is ambiguous.
+ */
+function parseSize(text) {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(text.trim());
+    const unit = m && UNITS[m[2].toLowerCase()];
+    return m && unit ? Math.round(Number(m[1]) * unit) : undefined;
+}
+/**
+ * Bytes for a person, with the unit that fits and three significant digits, in powers of 1000 as
+ * Docker prints them: `0 B`, `528 B`, `12.3 kB`, `2.28 MB`, `1.00 GB`; '' for no size at all.
+ */
+function formatBytes(bytes) {
+    if (!Number.isFinite(bytes) || bytes < 0)
+        return '';
+    if (bytes < 1000)
+        return `${Math.round(bytes)} B`;
+    const units = ['kB', 'MB', 'GB', 'TB'];
+    let value = bytes / 1000;
+    let unit = 0;
+    // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
+    while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
+        value /= 1000;
+        unit++;
+    }
+    const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3);
+    return `${digits} ${units[unit]}`;
+}
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+/** Seconds in an age such as `72h`, `7d`, `1h30m`, `90s` or `0`; undefined otherwise. */
+function parseDuration(text) {
+    const value = text.trim();
+    if (value === '0')
+        return 0;
+    if (!/^(\d+(\.\d+)?[smhdw])+$/.test(value))
+        return undefined;
+    let total = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g))
+        total += Number(m[1]) * SECONDS[m[2]];
+    return Math.round(total);
+}
+
+
+/***/ }),
+
 /***/ 8323:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -34657,7 +35104,16 @@ module.exports = {
 /* harmony export */ });
 /* unused harmony exports PUSH, REGISTRY, GPUS, ENTRIES */
 /** The phases, in pipeline order. */
-const PHASES = ['gpus', 'proxy', 'engine', 'daemon', 'registry', 'disk', 'push'];
+const PHASES = [
+    'gpus',
+    'proxy',
+    'engine',
+    'daemon',
+    'hooks',
+    'registry',
+    'disk',
+    'push'
+];
 /** What every entry takes: a dry run, and the step summary. */
 const RUN = ['dry-run', 'summary'];
 /** The root action: every input, every phase. */
@@ -34937,274 +35393,22 @@ function stringEnv(env) {
 
 /***/ }),
 
-/***/ 9407:
-/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8077);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
-/** The bundle's entry: the main or post step of the action.yml the runner started. */
-
-
-
-
-// One bundle serves both steps of every entry: the runner gives the post step the state the main
-// step saved, and starts dist/<entry>.js, a file that only imports this bundle.
-if ((0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .isPostStep */ .pq)()) {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_2__/* .post */ .b)();
-}
-else {
-    (0,_state_js__WEBPACK_IMPORTED_MODULE_3__/* .markMainStep */ .BV)();
-    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)({ entry: (0,_entries_js__WEBPACK_IMPORTED_MODULE_0__/* .entryForScript */ .p4)(process.argv[1]) });
-}
-
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
-
-/***/ }),
-
-/***/ 8077:
+/***/ 2237:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ run)
-});
-
-// UNUSED EXPORTS: phaseStages
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
-var lib_core = __nccwpck_require__(6058);
-;// CONCATENATED MODULE: ./src/docker/daemon-fragment.ts
-/**
- * Docker daemon configuration as data (pure): JSON values, and a fragment of daemon.json that one
- * input or phase contributes to the one merged file.
- */
-/** True for a JSON object (not an array, not null). */
-function isJsonObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-/** The same value with every object's keys sorted: equal meaning, equal text. */
-function canonical(v) {
-    if (Array.isArray(v))
-        return v.map(canonical);
-    if (!isJsonObject(v))
-        return v;
-    return Object.fromEntries(Object.keys(v)
-        .sort()
-        .map(k => [k, canonical(v[k])]));
-}
-
-;// CONCATENATED MODULE: ./src/docker/proxy.ts
-/**
- * HTTP proxies as Docker, systemd, apt and containers read them (pure): the variables, the
- * daemon.json `proxies` fragment, the systemd drop-in for engines without it, and the `proxies`
- * entry of a Docker client's config.json, which `docker run` and `docker build` turn into the
- * containers' environment.
- */
-
-/** Always direct: loopback by name and by address (Go skips it anyway; apt and curl do not). */
-const LOOPBACK_NO_PROXY = ['localhost', '127.0.0.0/8', '::1'];
-/** The no-proxy list as the variables and Docker take it: comma-separated, no spaces. */
-function noProxyText(p) {
-    return p.noProxy.join(',');
-}
-/** Entries in order, each once (compared without case), the first spelling kept. */
-function uniqueEntries(entries) {
-    const seen = new Set();
-    const out = [];
-    for (const e of entries) {
-        const key = e.toLowerCase();
-        if (e === '' || seen.has(key))
-            continue;
-        seen.add(key);
-        out.push(e);
-    }
-    return out;
-}
-/** True for an address that loopback entries already cover (127.0.0.0/8, ::1). */
-function isLoopbackAddress(address) {
-    return /^127\./.test(address) || address === '::1';
-}
-/** True for an IPv6 link-local address: tied to one interface, never a destination worth naming. */
-function isLinkLocal(address) {
-    return /^fe[89ab][0-9a-f]:/i.test(address);
-}
-/**
- * The full no-proxy list: the user's entries, then loopback, this host's names and addresses and
- * the local registry's host (each once; loopback addresses and IPv6 link-local ones left out).
- */
-function fullNoProxy(user, host, registryHost) {
-    const addresses = host.addresses.filter(a => !isLoopbackAddress(a) && !isLinkLocal(a));
-    const registry = registryHost?.replace(/^\[|\]$/g, '');
-    return uniqueEntries([
-        ...user,
-        ...LOOPBACK_NO_PROXY,
-        ...host.names,
-        ...addresses,
-        ...(registry ? [registry] : [])
-    ]);
-}
-/** Every proxy variable, both cases (curl and apt read the lower, Go both), for commands and containers. */
-function proxyEnvironment(p) {
-    const env = {};
-    if (p.http !== undefined)
-        env.http_proxy = env.HTTP_PROXY = p.http;
-    if (p.https !== undefined)
-        env.https_proxy = env.HTTPS_PROXY = p.https;
-    env.no_proxy = env.NO_PROXY = noProxyText(p);
-    return env;
-}
-/** daemon.json's `proxies` (Docker 23 and later): what the daemon's pulls and pushes use. */
-function daemonProxyFragment(p) {
-    const proxies = {};
-    if (p.http !== undefined)
-        proxies['http-proxy'] = p.http;
-    if (p.https !== undefined)
-        proxies['https-proxy'] = p.https;
-    proxies['no-proxy'] = noProxyText(p);
-    return { source: 'http-proxy, https-proxy, no-proxy', value: { proxies } };
-}
-/**
- * A value quoted for a systemd EnvironmentFile= line: inside double quotes `\`, `"`, `$` and a
- * backquote are escaped; `%` is no specifier there.
- */
-function envFileQuoted(value) {
-    return `"${value.replace(/[\\"$`]/g, c => `\\${c}`)}"`;
-}
-/**
- * The environment file that gives dockerd the proxies where daemon.json cannot (Docker before 23),
- * read by the drop-in's EnvironmentFile=: written 0600 root, since a proxy URL may carry a
- * password, and `systemctl show docker` prints a unit's Environment= lines to every user.
- */
-function proxyEnvFile(p) {
-    const env = proxyEnvironment(p);
-    const lines = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
-        .filter(k => env[k] !== undefined)
-        .map(k => `${k}=${envFileQuoted(env[k])}`);
-    return [
-        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
-        ...lines,
-        ''
-    ].join('\n');
-}
-/** The drop-in that points dockerd at `envFile`, the proxies' environment file (Docker before 23). */
-function proxyDropIn(envFile) {
-    return [
-        '# Written by docker-gpu-setup from its http-proxy, https-proxy and no-proxy inputs.',
-        '# The values are in the file below (0600 root: a proxy URL may carry a password).',
-        '[Service]',
-        `EnvironmentFile=${envFile}`,
-        ''
-    ].join('\n');
-}
-/** True when a proxy URL carries a user or password. */
-function hasCredentials(url) {
-    return withoutCredentials(url) !== url;
-}
-/** The client config's `proxies.default`: Docker turns it into the variables of new containers. */
-function clientProxyEntry(p) {
-    const entry = {};
-    if (p.http !== undefined)
-        entry.httpProxy = p.http;
-    if (p.https !== undefined)
-        entry.httpsProxy = p.https;
-    entry.noProxy = noProxyText(p);
-    return entry;
-}
-/**
- * The client config with `proxies.default` set to these proxies: every other key kept (auths,
- * credential helpers, other `proxies` entries, other keys of `default`); the values replaced
- * are returned, so a caller can name them.
- */
-function withClientProxies(config, p) {
-    const proxies = isJsonObject(config.proxies) ? config.proxies : {};
-    const current = isJsonObject(proxies.default) ? proxies.default : {};
-    const wanted = clientProxyEntry(p);
-    const overwrites = [];
-    for (const [key, value] of Object.entries(wanted)) {
-        const old = current[key];
-        if (old !== undefined && old !== value) {
-            overwrites.push({
-                key: `proxies.default.${key}`,
-                from: typeof old === 'string' ? old : JSON.stringify(old),
-                to: typeof value === 'string' ? value : JSON.stringify(value)
-            });
-        }
-    }
-    return {
-        config: { ...config, proxies: { ...proxies, default: { ...current, ...wanted } } },
-        overwrites
-    };
-}
-/** The URL without its user and password, for messages and for comparing with what Docker reports. */
-function withoutCredentials(url) {
-    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
-}
-/** A text with every URL in it (a proxy's, quoted in an error) without its user and password. */
-function withoutCredentialsIn(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1');
-}
-
-// EXTERNAL MODULE: ./src/entries.ts
-var entries = __nccwpck_require__(8323);
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/system/files.ts
-var system_files = __nccwpck_require__(1650);
-;// CONCATENATED MODULE: ./src/system/os-release.ts
-/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
-/** Parses the KEY=value lines of os-release(5), quotes removed. */
-function parseOsRelease(text) {
-    const vars = {};
-    for (const line of text.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (!m)
-            continue;
-        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
-    }
-    const id = (vars.ID ?? 'linux').toLowerCase();
-    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
-    const family = dockerFamily(id, idLike);
-    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
-        ? vars.UBUNTU_CODENAME
-        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
-    return {
-        id,
-        idLike,
-        versionId: vars.VERSION_ID ?? '',
-        codename,
-        prettyName: vars.PRETTY_NAME ?? id
-    };
-}
-function dockerFamily(id, idLike) {
-    if (id === 'ubuntu' || id === 'debian')
-        return id;
-    if (idLike.includes('ubuntu'))
-        return 'ubuntu';
-    if (idLike.includes('debian'))
-        return 'debian';
-    return undefined;
-}
-/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
-function defaultDockerAptUrl(os) {
-    const family = dockerFamily(os.id, os.idLike);
-    return family ? `https://download.docker.com/linux/${family}` : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/host.ts
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   nX: () => (/* binding */ privateTempDir),
+/* harmony export */   rk: () => (/* binding */ readHost)
+/* harmony export */ });
+/* unused harmony exports dockerSocketOf, hostIdentity */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_os_release_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3363);
 /** The host's facts, read once before the phases: distribution, user, systemd, identity, Docker's socket and client config. */
 
 
@@ -35231,8 +35435,8 @@ function dockerSocketOf(env, isRoot = true) {
 }
 /** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
 function hostIdentity() {
-    const names = [external_node_os_.hostname()];
-    const interfaces = Object.entries(external_node_os_.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
+    const names = [node_os__WEBPACK_IMPORTED_MODULE_1__.hostname()];
+    const interfaces = Object.entries(node_os__WEBPACK_IMPORTED_MODULE_1__.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
     return {
         names,
         addresses: interfaces.map(i => i.address),
@@ -35240,178 +35444,95 @@ function hostIdentity() {
     };
 }
 /** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
+/**
+ * The run's scratch folder: the runner's RUNNER_TEMP, else (a run by hand) a new 0700 folder of this
+ * process under the system's temp folder, never a fixed name in world-writable /tmp that another
+ * local user could prepare for root.
+ */
+async function privateTempDir(env = process.env) {
+    if (env.RUNNER_TEMP)
+        return env.RUNNER_TEMP;
+    return node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdtemp(node_path__WEBPACK_IMPORTED_MODULE_2__.join(node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'docker-gpu-setup-'));
+}
 async function readHost(env = process.env) {
-    const text = await external_node_fs_.promises
+    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises
         .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile('/usr/lib/os-release', 'utf8'))
         .catch(() => '');
     const isRoot = process.getuid?.() === 0;
-    const current = external_node_os_.userInfo().username;
+    const current = node_os__WEBPACK_IMPORTED_MODULE_1__.userInfo().username;
     return {
-        os: parseOsRelease(text),
+        os: (0,_system_os_release_js__WEBPACK_IMPORTED_MODULE_4__/* .parseOsRelease */ .H)(text),
         isRoot,
         user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
-        tempDir: env.RUNNER_TEMP || external_node_os_.tmpdir(),
+        systemd: await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .exists */ .t2)('/run/systemd/system'),
+        tempDir: await privateTempDir(env),
         identity: hostIdentity(),
         dockerSocket: dockerSocketOf(env, isRoot),
-        dockerConfigDir: env.DOCKER_CONFIG || external_node_path_.join(external_node_os_.homedir(), '.docker')
+        dockerConfigDir: env.DOCKER_CONFIG || node_path__WEBPACK_IMPORTED_MODULE_2__.join(node_os__WEBPACK_IMPORTED_MODULE_1__.homedir(), '.docker')
     };
 }
 
-;// CONCATENATED MODULE: ./src/docker/reference.ts
-/**
- * The project's one parser for image references and registry addresses (pure). It follows the
- * grammar of the distribution project's `reference` package, which is what `docker push` obeys.
- */
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const NAME_MAX = 255;
-/** Docker's own rule: the first component is a registry when it has `.` or `:`, is localhost, or has capitals. */
-function looksLikeDomain(component) {
-    return (component.includes('.') ||
-        component.includes(':') ||
-        component === 'localhost' ||
-        component !== component.toLowerCase());
+
+/***/ }),
+
+/***/ 9407:
+/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6936);
+/* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
+/** The bundle's entry: the main or post step of the action.yml the runner started, or a job hook. */
+
+
+
+
+
+// One bundle serves both steps of every entry (the runner gives the post step the state the main
+// step saved, and starts dist/<entry>.js, a file that only imports this bundle) and, installed by
+// runner-hooks, the runner's job hooks (named by their argument).
+const hook = process.argv[2];
+if (hook === 'job-started') {
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .jobStartedHook */ .Cj)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__/* .readHookConfig */ .C)());
 }
-/** Returns an error text, or undefined when `host[:port]` is a valid registry domain. */
-function domainError(domain) {
-    let host = domain;
-    let port;
-    if (domain.startsWith('[')) {
-        const end = domain.indexOf(']');
-        if (end < 0)
-            return 'an IPv6 address needs its closing ]';
-        host = domain.slice(0, end + 1);
-        const rest = domain.slice(end + 1);
-        if (rest !== '') {
-            if (!rest.startsWith(':'))
-                return `unexpected ${JSON.stringify(rest)} after the IPv6 address`;
-            port = rest.slice(1);
-        }
-        if (!isIPv6(host.slice(1, -1)))
-            return `${host} is not an IPv6 address`;
-    }
-    else {
-        const colon = domain.indexOf(':');
-        if (colon >= 0) {
-            host = domain.slice(0, colon);
-            port = domain.slice(colon + 1);
-        }
-        if (host === '')
-            return 'the host is empty';
-        if (!host.split('.').every(c => DOMAIN_COMPONENT.test(c))) {
-            return `${JSON.stringify(host)} is not a host name or IPv4 address`;
-        }
-    }
-    if (port !== undefined) {
-        const n = Number(port);
-        if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) {
-            return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
-        }
-    }
-    return undefined;
+else if (hook === 'job-completed') {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .jobCompletedHook */ .A)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__/* .readHookConfig */ .C)());
 }
-function isIPv6(text) {
-    if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':'))
-        return false;
-    const double = text.split('::');
-    if (double.length > 2)
-        return false;
-    const groups = text.split(':').filter(g => g !== '');
-    if (groups.length > 8 || (double.length === 1 && groups.length !== 8))
-        return false;
-    return groups.every((g, i) => i === groups.length - 1 && g.includes('.') ? IPV4.test(g) : /^[0-9a-fA-F]{1,4}$/.test(g));
+else if ((0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .isPostStep */ .pq)()) {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .post */ .b)();
 }
-/** Parses an image reference; throws Error with a reason a person can act on. */
-function parseReference(text) {
-    if (text === '')
-        throw new Error('the reference is empty');
-    if (/\s/.test(text))
-        throw new Error('a reference cannot contain spaces');
-    let rest = text;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new Error(`${JSON.stringify(digest)} is not a digest (algorithm:hex, e.g. sha256:…)`);
-        }
-        if (digest.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-            throw new Error('a sha256 digest is 64 lowercase hex characters');
-        }
-    }
-    let tag;
-    const lastColon = rest.lastIndexOf(':');
-    if (lastColon > rest.lastIndexOf('/') && !rest.slice(lastColon).includes(']')) {
-        tag = rest.slice(lastColon + 1);
-        rest = rest.slice(0, lastColon);
-        if (!TAG.test(tag)) {
-            throw new Error(`tag ${JSON.stringify(tag)} is invalid (letters, digits, _ . -, not starting with . or -, at most 128)`);
-        }
-    }
-    if (rest.length > NAME_MAX)
-        throw new Error(`the name is longer than ${NAME_MAX} characters`);
-    const parts = rest.split('/');
-    let domain;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        domain = parts[0];
-        parts.shift();
-        const err = domainError(domain);
-        if (err)
-            throw new Error(`registry ${JSON.stringify(domain)}: ${err}`);
-    }
-    for (const part of parts) {
-        if (!PATH_COMPONENT.test(part)) {
-            throw new Error(`${JSON.stringify(part)} is not a valid name component (lowercase letters, digits, and . _ __ - between them)`);
-        }
-    }
-    return { domain, path: parts.join('/'), tag, digest };
-}
-/** `domain/path[:tag][@digest]` as docker writes it. */
-function formatReference(ref) {
-    return ((ref.domain ? `${ref.domain}/` : '') +
-        ref.path +
-        (ref.tag ? `:${ref.tag}` : '') +
-        (ref.digest ? `@${ref.digest}` : ''));
-}
-/** Parses the `registry` input; a bare `myhost` is refused since Docker would read it as a Hub namespace. */
-function parseRegistryAddress(text) {
-    if (/^[a-z]+:\/\//i.test(text)) {
-        throw new Error('write host[:port] without a scheme (http:// or https://)');
-    }
-    if (text.includes('/'))
-        throw new Error('write host[:port] without a path');
-    const err = domainError(text);
-    if (err)
-        throw new Error(err);
-    if (!looksLikeDomain(text)) {
-        throw new Error('a bare host name would be read as a Docker Hub namespace: add a port (myhost:5000) or use a name with a dot');
-    }
-    let host = text;
-    let port;
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
-    if (m) {
-        host = m[1];
-        port = m[2] === undefined ? undefined : Number(m[2]);
-    }
-    return { host, port, text };
-}
-/** True for localhost and loopback addresses, which Docker reaches over plain HTTP without `insecure-registries`. */
-function isLoopbackHost(host) {
-    const h = host.toLowerCase();
-    return (h === 'localhost' ||
-        h.endsWith('.localhost') ||
-        /^127\.\d+\.\d+\.\d+$/.test(h) ||
-        h === '[::1]' ||
-        h === '[0:0:0:0:0:0:0:1]');
+else {
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .markMainStep */ .BV)();
+    await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .eF)({ entry: (0,_entries_js__WEBPACK_IMPORTED_MODULE_0__/* .entryForScript */ .p4)(process.argv[1]) });
 }
 
-;// CONCATENATED MODULE: ./src/input-fields.ts
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 6969:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Jf: () => (/* binding */ existingPath),
+/* harmony export */   OZ: () => (/* binding */ url),
+/* harmony export */   Tl: () => (/* binding */ packageVersion),
+/* harmony export */   Wh: () => (/* binding */ int),
+/* harmony export */   fJ: () => (/* binding */ fail),
+/* harmony export */   lc: () => (/* binding */ bool),
+/* harmony export */   lq: () => (/* binding */ optional),
+/* harmony export */   m6: () => (/* binding */ booleanText),
+/* harmony export */   rA: () => (/* binding */ imageReference),
+/* harmony export */   rK: () => (/* binding */ tristate),
+/* harmony export */   ry: () => (/* binding */ splitList),
+/* harmony export */   yL: () => (/* binding */ oneOf)
+/* harmony export */ });
+/* harmony import */ var _docker_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2977);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /**
  * Readers for single input values (pure apart from `InputHost`), shared by every phase's slice of
  * the inputs. Each throws InputError with one line naming the input, the value and what is accepted.
@@ -35426,7 +35547,7 @@ const SECRET_INPUTS = new Set([
 ]);
 /** Throws the InputError for `name`; a secret input's value is shown as ***. */
 function fail(name, value, accepted) {
-    throw new errors/* InputError */.dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .InputError */ .dz(name, SECRET_INPUTS.has(name) && value !== '' ? '***' : value, accepted);
 }
 /** One of `allowed`, compared without case (`None` is `none`). */
 function oneOf(raw, name, allowed) {
@@ -35464,7 +35585,7 @@ function tristate(raw, name) {
     return parsed ? 'true' : 'false';
 }
 /** A whole number from `min` to `max`. */
-function input_fields_int(raw, name, min, max) {
+function int(raw, name, min, max) {
     const value = raw[name].trim();
     const n = Number(value);
     if (!/^\d+$/.test(value) || n < min || n > max) {
@@ -35537,7 +35658,7 @@ function imageReference(raw, name) {
     if (value === undefined)
         return undefined;
     try {
-        parseReference(value);
+        (0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseReference */ .F2)(value);
     }
     catch (e) {
         fail(name, value, `not an image reference: ${e.message}`);
@@ -35545,6 +35666,39 @@ function imageReference(raw, name) {
     return value;
 }
 
+
+/***/ }),
+
+/***/ 6936:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Cj: () => (/* binding */ jobStartedHook),
+  eF: () => (/* binding */ run)
+});
+
+// UNUSED EXPORTS: phaseStages
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var lib_core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/docker/proxy.ts
+var docker_proxy = __nccwpck_require__(5996);
+// EXTERNAL MODULE: ./src/entries.ts
+var entries = __nccwpck_require__(8323);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
+var exec_runner = __nccwpck_require__(4100);
+// EXTERNAL MODULE: ./src/host.ts
+var src_host = __nccwpck_require__(2237);
+// EXTERNAL MODULE: ./src/input-fields.ts
+var input_fields = __nccwpck_require__(6969);
+// EXTERNAL MODULE: ./src/docker/daemon-fragment.ts
+var daemon_fragment = __nccwpck_require__(1027);
 ;// CONCATENATED MODULE: ./src/phases/daemon/daemon-config.ts
 /**
  * The model of /etc/docker/daemon.json (pure): parse with a useful error, deep merge of the
@@ -35614,7 +35768,7 @@ function parseDaemonConfig(text) {
         const what = at >= text.length ? 'unexpected end of file' : `unexpected ${JSON.stringify(text[at])}`;
         throw new DaemonConfigParseError(`${what} at column ${before[before.length - 1].length + 1}`, before.length);
     }
-    if (!isJsonObject(parsed))
+    if (!(0,daemon_fragment/* isJsonObject */.O)(parsed))
         throw new DaemonConfigParseError('the top level is not a JSON object', 1);
     return parsed;
 }
@@ -35630,7 +35784,7 @@ function mergeInto(base, fragment, source, prefix, overwrites) {
     for (const [key, value] of Object.entries(fragment)) {
         const path = prefix ? `${prefix}.${key}` : key;
         const old = out[key];
-        if (isJsonObject(old) && isJsonObject(value)) {
+        if ((0,daemon_fragment/* isJsonObject */.O)(old) && (0,daemon_fragment/* isJsonObject */.O)(value)) {
             out[key] = mergeInto(old, value, source, path, overwrites);
         }
         else if (Array.isArray(old) && Array.isArray(value)) {
@@ -35653,7 +35807,7 @@ function scalarPaths(value, prefix = '') {
     const out = new Map();
     for (const [k, v] of Object.entries(value)) {
         const path = prefix ? `${prefix}.${k}` : k;
-        if (isJsonObject(v))
+        if ((0,daemon_fragment/* isJsonObject */.O)(v))
             for (const [p, x] of scalarPaths(v, path))
                 out.set(p, x);
         else if (!Array.isArray(v))
@@ -35701,15 +35855,15 @@ function holdsSecret(text) {
     catch {
         return false;
     }
-    const proxies = isJsonObject(config.proxies) ? config.proxies : {};
+    const proxies = (0,daemon_fragment/* isJsonObject */.O)(config.proxies) ? config.proxies : {};
     return ['http-proxy', 'https-proxy'].some(k => {
         const v = proxies[k];
-        return typeof v === 'string' && hasCredentials(v);
+        return typeof v === 'string' && (0,docker_proxy/* hasCredentials */.Lk)(v);
     });
 }
 /** True when both configs mean the same to dockerd (key order aside). */
 function sameConfig(a, b) {
-    return same(canonical(a), canonical(b));
+    return same((0,daemon_fragment/* canonical */.$)(a), (0,daemon_fragment/* canonical */.$)(b));
 }
 /** A readable diff, one line per changed leaf: `+ path: value`, `- path: value`, `~ path: old → new`. */
 function diffConfigs(before, after, prefix = '') {
@@ -35721,7 +35875,7 @@ function diffConfigs(before, after, prefix = '') {
         const b = after[key];
         if (same(a, b))
             continue;
-        if (isJsonObject(a) && isJsonObject(b))
+        if ((0,daemon_fragment/* isJsonObject */.O)(a) && (0,daemon_fragment/* isJsonObject */.O)(b))
             lines.push(...diffConfigs(a, b, path));
         else if (a === undefined)
             lines.push(`+ ${path}: ${JSON.stringify(b)}`);
@@ -36048,7 +36202,7 @@ const DAEMON_INPUTS = {
     'allow-restart': 'false'
 };
 function inputs_parseDaemonConfig(raw) {
-    const value = optional(raw, 'daemon-config');
+    const value = (0,input_fields/* optional */.lq)(raw, 'daemon-config');
     if (value === undefined)
         return undefined;
     let parsed;
@@ -36056,10 +36210,10 @@ function inputs_parseDaemonConfig(raw) {
         parsed = JSON.parse(value);
     }
     catch (e) {
-        fail('daemon-config', value, `not valid JSON (${e.message})`);
+        (0,input_fields/* fail */.fJ)('daemon-config', value, `not valid JSON (${e.message})`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        fail('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
+        (0,input_fields/* fail */.fJ)('daemon-config', value, 'use a JSON object, e.g. {"log-driver": "local"}');
     }
     return parsed;
 }
@@ -36070,7 +36224,7 @@ function refuseOtherDefaultRuntime(config, nvidia) {
         wanted !== 'nvidia' &&
         nvidia.nvidiaDefaultRuntime &&
         nvidia.gpuRuntime !== 'none') {
-        fail('daemon-config', JSON.stringify(wanted), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
+        (0,input_fields/* fail */.fJ)('daemon-config', JSON.stringify(wanted), 'sets default-runtime while nvidia-default-runtime is true: set nvidia-default-runtime: false, or drop default-runtime');
     }
 }
 /**
@@ -36089,21 +36243,21 @@ function refuseContradictions(config, nvidia) {
 /** The toolkit repository's key: an absolute path to a file, or a URL; undefined when empty. */
 function aptKey(raw, host) {
     return raw['nvidia-apt-key'].trim().startsWith('/')
-        ? existingPath(raw, 'nvidia-apt-key', host, 'file')
-        : url(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
+        ? (0,input_fields/* existingPath */.Jf)(raw, 'nvidia-apt-key', host, 'file')
+        : (0,input_fields/* url */.OZ)(raw, 'nvidia-apt-key', ['http:', 'https:', 'file:']);
 }
 /** Validates the daemon config and NVIDIA inputs (pure apart from `host.pathKind`); throws InputError. */
 function parseDaemonInputs(raw, host) {
     const daemonConfig = inputs_parseDaemonConfig(raw);
-    const gpuRuntime = oneOf(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
-    const nvidiaDefaultRuntime = bool(raw, 'nvidia-default-runtime');
+    const gpuRuntime = (0,input_fields/* oneOf */.yL)(raw, 'gpu-runtime', ['auto', 'nvidia', 'none']);
+    const nvidiaDefaultRuntime = (0,input_fields/* bool */.lc)(raw, 'nvidia-default-runtime');
     refuseOtherDefaultRuntime(daemonConfig, { gpuRuntime, nvidiaDefaultRuntime });
-    const nvidiaToolkitVersion = packageVersion(raw, 'nvidia-toolkit-version', 'use a package version such as 1.17.8-1');
-    const aptUrl = url(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
+    const nvidiaToolkitVersion = (0,input_fields/* packageVersion */.Tl)(raw, 'nvidia-toolkit-version', 'use a package version such as 1.17.8-1');
+    const aptUrl = (0,input_fields/* url */.OZ)(raw, 'nvidia-apt-url', ['http:', 'https:', 'file:']);
     const key = aptKey(raw, host);
-    const nvidiaAptUrl = aptUrl ?? fail('nvidia-apt-url', '', 'use the URL of the toolkit repository');
-    const nvidiaAptKey = key ?? fail('nvidia-apt-key', '', 'use a URL or an absolute path');
-    const nvidiaCdi = bool(raw, 'nvidia-cdi');
+    const nvidiaAptUrl = aptUrl ?? (0,input_fields/* fail */.fJ)('nvidia-apt-url', '', 'use the URL of the toolkit repository');
+    const nvidiaAptKey = key ?? (0,input_fields/* fail */.fJ)('nvidia-apt-key', '', 'use a URL or an absolute path');
+    const nvidiaCdi = (0,input_fields/* bool */.lc)(raw, 'nvidia-cdi');
     refuseContradictions(daemonConfig, { gpuRuntime, nvidiaDefaultRuntime, nvidiaCdi });
     return {
         daemonConfig,
@@ -36113,70 +36267,14 @@ function parseDaemonInputs(raw, host) {
         nvidiaAptUrl,
         nvidiaAptKey,
         nvidiaCdi,
-        gpuCheck: tristate(raw, 'gpu-check'),
-        gpuCheckImage: imageReference(raw, 'gpu-check-image'),
-        allowRestart: bool(raw, 'allow-restart')
+        gpuCheck: (0,input_fields/* tristate */.rK)(raw, 'gpu-check'),
+        gpuCheckImage: (0,input_fields/* imageReference */.rA)(raw, 'gpu-check-image'),
+        allowRestart: (0,input_fields/* bool */.lc)(raw, 'allow-restart')
     };
 }
 
-;// CONCATENATED MODULE: ./src/docker/sizes.ts
-/** Sizes and ages as people and Docker write them (pure). */
-const UNITS = {
-    b: 1,
-    kb: 1e3,
-    mb: 1e6,
-    gb: 1e9,
-    tb: 1e12,
-    pb: 1e15,
-    kib: 2 ** 10,
-    mib: 2 ** 20,
-    gib: 2 ** 30,
-    tib: 2 ** 40
-};
-/**
- * Bytes in a size such as `20GB`, `1.5TB`, `500MiB` or Docker's `20.97MB`, `0B` (KB/MB/GB/TB are
- * powers of 1000, as Docker prints them; KiB/MiB/GiB/TiB powers of 1024). Undefined otherwise: a
- * bare number or a single letter (`20G`) is ambiguous.
- */
-function parseSize(text) {
-    const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(text.trim());
-    const unit = m && UNITS[m[2].toLowerCase()];
-    return m && unit ? Math.round(Number(m[1]) * unit) : undefined;
-}
-/**
- * Bytes for a person, with the unit that fits and three significant digits, in powers of 1000 as
- * Docker prints them: `0 B`, `528 B`, `12.3 kB`, `2.28 MB`, `1.00 GB`; '' for no size at all.
- */
-function formatBytes(bytes) {
-    if (!Number.isFinite(bytes) || bytes < 0)
-        return '';
-    if (bytes < 1000)
-        return `${Math.round(bytes)} B`;
-    const units = ['kB', 'MB', 'GB', 'TB'];
-    let value = bytes / 1000;
-    let unit = 0;
-    // 999.96 kB shows as 1000 kB at three digits: that is 1.00 MB.
-    while (Number(value.toPrecision(3)) >= 1000 && unit < units.length - 1) {
-        value /= 1000;
-        unit++;
-    }
-    const digits = Number(value.toPrecision(3)) >= 1000 ? value.toFixed(0) : value.toPrecision(3);
-    return `${digits} ${units[unit]}`;
-}
-const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
-/** Seconds in an age such as `72h`, `7d`, `1h30m`, `90s` or `0`; undefined otherwise. */
-function parseDuration(text) {
-    const value = text.trim();
-    if (value === '0')
-        return 0;
-    if (!/^(\d+(\.\d+)?[smhdw])+$/.test(value))
-        return undefined;
-    let total = 0;
-    for (const m of value.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g))
-        total += Number(m[1]) * SECONDS[m[2]];
-    return Math.round(total);
-}
-
+// EXTERNAL MODULE: ./src/docker/sizes.ts
+var sizes = __nccwpck_require__(4178);
 ;// CONCATENATED MODULE: ./src/phases/disk/inputs.ts
 /** The disk inputs: their action.yml defaults, their type, and their parser (pure). */
 
@@ -36189,38 +36287,38 @@ const DISK_INPUTS = {
     'keep-label': 'org.docker-gpu-setup.keep'
 };
 function minFree(raw) {
-    const value = optional(raw, 'min-free-space');
+    const value = (0,input_fields/* optional */.lq)(raw, 'min-free-space');
     if (value === undefined)
         return undefined;
-    const bytes = parseSize(value);
+    const bytes = (0,sizes/* parseSize */.DB)(value);
     if (bytes === undefined || bytes <= 0) {
-        fail('min-free-space', value, 'use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)');
+        (0,input_fields/* fail */.fJ)('min-free-space', value, 'use a size such as 20GB or 500MiB (KB/MB/GB/TB: powers of 1000; KiB/MiB/GiB/TiB: of 1024)');
     }
     return bytes;
 }
 function buildCacheCap(raw) {
     const value = raw['build-cache-cap'].trim();
-    const bytes = /^0+$/.test(value) ? 0 : parseSize(value);
+    const bytes = /^0+$/.test(value) ? 0 : (0,sizes/* parseSize */.DB)(value);
     if (bytes === undefined) {
-        fail('build-cache-cap', value, 'use a size such as 10GB or 2GiB, or 0 (no build cache kept)');
+        (0,input_fields/* fail */.fJ)('build-cache-cap', value, 'use a size such as 10GB or 2GiB, or 0 (no build cache kept)');
     }
     return bytes;
 }
 function pruneAge(raw) {
     const text = raw['prune-age'].trim();
-    const seconds = parseDuration(text);
+    const seconds = (0,sizes/* parseDuration */.E9)(text);
     if (seconds === undefined) {
-        fail('prune-age', text, 'use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0');
+        (0,input_fields/* fail */.fJ)('prune-age', text, 'use an age such as 72h, 7d, 1h30m or 90s (s, m, h, d, w), or 0');
     }
     return { seconds, text };
 }
 function keepLabel(raw) {
-    const value = optional(raw, 'keep-label');
+    const value = (0,input_fields/* optional */.lq)(raw, 'keep-label');
     if (value === undefined)
         return undefined;
     const m = /^([A-Za-z0-9][A-Za-z0-9._/-]*)(?:=([^\s,]*))?$/.exec(value);
     if (!m)
-        fail('keep-label', value, 'use a label key such as org.example.keep, or key=value');
+        (0,input_fields/* fail */.fJ)('keep-label', value, 'use a label key such as org.example.keep, or key=value');
     return m[2] === undefined ? { key: m[1] } : { key: m[1], value: m[2] };
 }
 /** Validates min-free-space, prune-age, build-cache-cap and keep-label (pure); throws InputError. */
@@ -36248,38 +36346,37 @@ const ENGINE_INPUTS = {
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/;
 /** offline-debs and docker-source: offline go together. */
 function offlineFolder(raw, host, source) {
-    const folder = existingPath(raw, 'offline-debs', host, 'dir');
+    const folder = (0,input_fields/* existingPath */.Jf)(raw, 'offline-debs', host, 'dir');
     if (folder !== undefined && source !== 'offline') {
-        fail('docker-source', source, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
+        (0,input_fields/* fail */.fJ)('docker-source', source, 'offline-debs is set, so the host is air-gapped: set docker-source: offline');
     }
     if (source === 'offline' && folder === undefined) {
-        fail('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
+        (0,input_fields/* fail */.fJ)('offline-debs', '', 'docker-source: offline needs offline-debs, a folder of .deb files');
     }
     return folder;
 }
 function users(raw) {
-    if (optional(raw, 'docker-users') === undefined)
+    if ((0,input_fields/* optional */.lq)(raw, 'docker-users') === undefined)
         return undefined;
-    return splitList(raw['docker-users']).map(({ value }) => {
+    return (0,input_fields/* splitList */.ry)(raw['docker-users']).map(({ value }) => {
         if (!USER_NAME.test(value)) {
-            fail('docker-users', value, 'use user names (lowercase, at most 32 characters)');
+            (0,input_fields/* fail */.fJ)('docker-users', value, 'use user names (lowercase, at most 32 characters)');
         }
         return value;
     });
 }
 /** Validates the engine's inputs (pure apart from `host.pathKind`); throws InputError. */
 function parseEngineInputs(raw, host) {
-    const installDocker = tristate(raw, 'install-docker');
-    const dockerSource = oneOf(raw, 'docker-source', ['docker', 'distro', 'offline']);
-    const dockerVersion = packageVersion(raw, 'docker-version', 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
-    const dockerAptUrl = url(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
+    const installDocker = (0,input_fields/* tristate */.rK)(raw, 'install-docker');
+    const dockerSource = (0,input_fields/* oneOf */.yL)(raw, 'docker-source', ['docker', 'distro', 'offline']);
+    const dockerVersion = (0,input_fields/* packageVersion */.Tl)(raw, 'docker-version', 'use a version such as 27.3.1 or 5:27.3.1-1~ubuntu.24.04~noble');
+    const dockerAptUrl = (0,input_fields/* url */.OZ)(raw, 'docker-apt-url', ['http:', 'https:', 'file:']);
     const offlineDebs = offlineFolder(raw, host, dockerSource);
     const dockerUsers = users(raw);
     return { installDocker, dockerSource, dockerVersion, dockerAptUrl, offlineDebs, dockerUsers };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/inputs.ts
-/** The GPU lease inputs: their action.yml defaults, their type, and their parser (pure). */
 
 /** gpus and gpu-wait with their action.yml defaults. */
 const GPU_INPUTS = {
@@ -36296,8 +36393,8 @@ function gpuId(text, whole) {
     if (/^\d{1,3}$/.test(text))
         return { index: Number(text) };
     if (/^MIG-/i.test(text))
-        fail('gpus', whole, `${text}: MIG devices are not leased; ${ACCEPTED}`);
-    return fail('gpus', whole, `${text} is neither a GPU UUID nor an index: ${ACCEPTED}`);
+        (0,input_fields/* fail */.fJ)('gpus', whole, `${text}: MIG devices are not leased; ${ACCEPTED}`);
+    return (0,input_fields/* fail */.fJ)('gpus', whole, `${text} is neither a GPU UUID nor an index: ${ACCEPTED}`);
 }
 function key(id) {
     return 'uuid' in id ? id.uuid.toLowerCase() : `#${id.index}`;
@@ -36312,24 +36409,34 @@ function request(raw) {
     if (/^\d+$/.test(value)) {
         const count = Number(value);
         if (count < 1 || count > MAX_GPUS)
-            fail('gpus', value, ACCEPTED);
+            (0,input_fields/* fail */.fJ)('gpus', value, ACCEPTED);
         return { kind: 'count', count };
     }
-    const items = splitList(value);
+    const items = (0,input_fields/* splitList */.ry)(value);
     if (items.length === 0)
-        fail('gpus', value, ACCEPTED);
+        (0,input_fields/* fail */.fJ)('gpus', value, ACCEPTED);
     const gpus = items.map(i => gpuId(i.value, value));
     const seen = new Set();
     for (const id of gpus) {
         if (seen.has(key(id)))
-            fail('gpus', value, `${'uuid' in id ? id.uuid : id.index} is named twice`);
+            (0,input_fields/* fail */.fJ)('gpus', value, `${'uuid' in id ? id.uuid : id.index} is named twice`);
         seen.add(key(id));
     }
     return { kind: 'list', gpus };
 }
 /** Validates gpus and gpu-wait (pure); throws InputError. */
 function parseGpuInputs(raw) {
-    return { gpus: request(raw), gpuWait: input_fields_int(raw, 'gpu-wait', 0, 86_400) };
+    return { gpus: request(raw), gpuWait: (0,input_fields/* int */.Wh)(raw, 'gpu-wait', 0, 86_400) };
+}
+/** The request as the `gpus` input would give it (pure); parseGpuInputs reads it back the same. */
+function gpusText(r) {
+    if (r.kind === 'none')
+        return '';
+    if (r.kind === 'all')
+        return 'all';
+    if (r.kind === 'count')
+        return String(r.count);
+    return r.gpus.map(id => ('uuid' in id ? id.uuid : String(id.index))).join(',') + ',';
 }
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
@@ -36349,7 +36456,7 @@ function proxyUrl(raw, name) {
     const value = raw[name].trim();
     if (value === '')
         return undefined;
-    const shown = withoutCredentials(value);
+    const shown = (0,docker_proxy/* withoutCredentials */.ri)(value);
     let url;
     try {
         url = new URL(value);
@@ -36358,22 +36465,22 @@ function proxyUrl(raw, name) {
         url = undefined;
     }
     if (!url || !['http:', 'https:'].includes(url.protocol) || url.hostname === '') {
-        fail(name, shown, 'use the proxy as an http or https URL, e.g. http://proxy.example.com:3128');
+        (0,input_fields/* fail */.fJ)(name, shown, 'use the proxy as an http or https URL, e.g. http://proxy.example.com:3128');
     }
     if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-        fail(name, shown, 'use the proxy URL alone, without a path, query or fragment');
+        (0,input_fields/* fail */.fJ)(name, shown, 'use the proxy URL alone, without a path, query or fragment');
     }
     if (UNSAFE.test(value)) {
-        fail(name, shown, 'percent-encode spaces, quotes, backslashes, ` and $ in the URL');
+        (0,input_fields/* fail */.fJ)(name, shown, 'percent-encode spaces, quotes, backslashes, ` and $ in the URL');
     }
     return value.replace(/\/+$/, '');
 }
 const NO_PROXY_ENTRY = /^[A-Za-z0-9._*:/[\]-]+$/;
 /** no-proxy entries: host names, .domains, IP addresses, CIDR ranges, host:port. */
 function noProxyEntries(raw) {
-    return splitList(raw['no-proxy']).map(({ value, line }) => {
+    return (0,input_fields/* splitList */.ry)(raw['no-proxy']).map(({ value, line }) => {
         if (!NO_PROXY_ENTRY.test(value)) {
-            fail('no-proxy', value, `line ${line}: use host names, .domains, IP addresses or CIDR ranges (e.g. .corp.example.com, 10.0.0.0/8)`);
+            (0,input_fields/* fail */.fJ)('no-proxy', value, `line ${line}: use host names, .domains, IP addresses or CIDR ranges (e.g. .corp.example.com, 10.0.0.0/8)`);
         }
         return value;
     });
@@ -36384,11 +36491,13 @@ function parseProxyInputs(raw) {
     const https = proxyUrl(raw, 'https-proxy');
     const noProxy = noProxyEntries(raw);
     if (noProxy.length > 0 && http === undefined && https === undefined) {
-        fail('no-proxy', raw['no-proxy'].trim(), 'no-proxy lists exceptions to http-proxy and https-proxy: set one of them too');
+        (0,input_fields/* fail */.fJ)('no-proxy', raw['no-proxy'].trim(), 'no-proxy lists exceptions to http-proxy and https-proxy: set one of them too');
     }
     return { http, https, noProxy };
 }
 
+// EXTERNAL MODULE: ./src/docker/reference.ts
+var reference = __nccwpck_require__(2977);
 ;// CONCATENATED MODULE: ./src/phases/push/image-list.ts
 /** The `images` and `tags` inputs as push targets (pure), mapped as the contract's "Targets" says. */
 
@@ -36415,11 +36524,11 @@ class ListItemError extends Error {
         this.name = 'ListItemError';
     }
 }
-const image_list_TAG = /^[\w][\w.-]{0,127}$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
 /** Parses `tags`: each must be a valid tag. */
 function parseTagList(text) {
-    return splitList(text).map(({ value, line }) => {
-        if (!image_list_TAG.test(value)) {
+    return (0,input_fields/* splitList */.ry)(text).map(({ value, line }) => {
+        if (!TAG.test(value)) {
             throw new ListItemError(value, line, 'not a tag (letters, digits, _ . -, not starting with . or -, at most 128)');
         }
         return value;
@@ -36428,7 +36537,7 @@ function parseTagList(text) {
 /** A reference of one `images` line, or a ListItemError naming the line. */
 function referenceOn(text, line) {
     try {
-        return parseReference(text);
+        return (0,reference/* parseReference */.F2)(text);
     }
     catch (e) {
         throw new ListItemError(text, line, `${e.message}`);
@@ -36451,7 +36560,7 @@ function destination(source, sourceText, targetText, line, registry) {
         throw new ListItemError(targetText, line, `a source given by digest needs a target tag`);
     }
     const first = targetText.split('/')[0];
-    const domain = target.domain !== undefined && looksLikeDomain(first) ? target.domain : registry.text;
+    const domain = target.domain !== undefined && (0,reference/* looksLikeDomain */.wB)(first) ? target.domain : registry.text;
     return { domain, path: target.path, tag: target.tag ?? source.tag ?? 'latest' };
 }
 /**
@@ -36460,7 +36569,7 @@ function destination(source, sourceText, targetText, line, registry) {
  */
 function parseImageList(imagesText, extraTags, registry) {
     const byTarget = new Map();
-    for (const { value, line } of splitList(imagesText)) {
+    for (const { value, line } of (0,input_fields/* splitList */.ry)(imagesText)) {
         const [sourceText, targetText, ...more] = value.split('=>').map(s => s.trim());
         if (more.length > 0 || sourceText === '' || targetText === '') {
             throw new ListItemError(value, line, `write 'source' or 'source => target'`);
@@ -36468,7 +36577,7 @@ function parseImageList(imagesText, extraTags, registry) {
         const source = referenceOn(sourceText, line);
         const { domain, path, tag } = destination(source, sourceText, targetText, line, registry);
         for (const t of [tag, ...extraTags]) {
-            const targetRef = formatReference({ domain, path, tag: t });
+            const targetRef = (0,reference/* formatReference */.FH)({ domain, path, tag: t });
             const existing = byTarget.get(targetRef);
             if (existing !== undefined) {
                 if (existing.source !== sourceText) {
@@ -36504,14 +36613,14 @@ const PUSH_INPUTS = {
     'push-method': 'auto'
 };
 function login(raw) {
-    const username = optional(raw, 'username');
+    const username = (0,input_fields/* optional */.lq)(raw, 'username');
     // The password is taken as given: spaces may belong to it.
     const password = raw.password === '' ? undefined : raw.password;
     if (username !== undefined && password === undefined) {
-        fail('password', '', 'username is set: give password too (from a secret)');
+        (0,input_fields/* fail */.fJ)('password', '', 'username is set: give password too (from a secret)');
     }
     if (password !== undefined && username === undefined) {
-        fail('username', '', 'password is set: give username too');
+        (0,input_fields/* fail */.fJ)('username', '', 'password is set: give username too');
     }
     return username !== undefined && password !== undefined ? { username, password } : undefined;
 }
@@ -36524,17 +36633,17 @@ function targets(raw, registry) {
     }
     catch (e) {
         const err = e;
-        fail('tags', err.item, `line ${err.line}: ${err.reason}`);
+        (0,input_fields/* fail */.fJ)('tags', err.item, `line ${err.line}: ${err.reason}`);
     }
     try {
         images = parseImageList(raw.images, tags, registry);
     }
     catch (e) {
         const err = e;
-        fail('images', err.item, `line ${err.line}: ${err.reason}`);
+        (0,input_fields/* fail */.fJ)('images', err.item, `line ${err.line}: ${err.reason}`);
     }
     if (images.length === 0 && tags.length > 0) {
-        fail('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
+        (0,input_fields/* fail */.fJ)('tags', raw.tags.trim(), 'tags are added to the images in images, which is empty');
     }
     return images;
 }
@@ -36543,508 +36652,38 @@ function parsePushInputs(raw, registry) {
     return {
         login: login(raw),
         images: targets(raw, registry),
-        pushConcurrency: input_fields_int(raw, 'push-concurrency', 1, 16),
-        pushRetries: input_fields_int(raw, 'push-retries', 0, 10),
-        pushMethod: oneOf(raw, 'push-method', ['auto', 'docker'])
+        pushConcurrency: (0,input_fields/* int */.Wh)(raw, 'push-concurrency', 1, 16),
+        pushRetries: (0,input_fields/* int */.Wh)(raw, 'push-retries', 0, 10),
+        pushMethod: (0,input_fields/* oneOf */.yL)(raw, 'push-method', ['auto', 'docker'])
     };
 }
 
-;// CONCATENATED MODULE: ./src/phases/registry/inputs.ts
+// EXTERNAL MODULE: ./src/phases/registry/inputs.ts
+var inputs = __nccwpck_require__(2589);
+;// CONCATENATED MODULE: ./src/phases/hooks/inputs.ts
+/** The runner-hooks input: its action.yml default, its type, and its parser (pure). */
 
-
-/** The registry's inputs with their action.yml defaults. */
-const REGISTRY_INPUTS = {
-    registry: 'localhost:5000',
-    'start-registry': 'auto',
-    'registry-image': 'registry:3',
-    'registry-image-archive': '',
-    'registry-bind': '',
-    'registry-data': '/var/lib/docker-gpu-setup/registry',
-    'registry-htpasswd': '',
-    'registry-tls-cert': '',
-    'registry-tls-key': '',
-    'registry-mirror': 'false',
-    'registry-mirror-port': '5001',
-    'registry-caches': '',
-    'registry-cache-port': '5002',
-    'registry-cache-credentials': '',
-    'insecure-registry': 'auto'
-};
-/** The upstream a `registry-mirror: true` cache pulls through. */
-const DOCKER_HUB = 'https://registry-1.docker.io';
-const inputs_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-function address(raw) {
-    const text = raw.registry.trim();
-    try {
-        return parseRegistryAddress(text);
-    }
-    catch (e) {
-        return fail('registry', text, e.message);
-    }
-}
-function bindAddress(raw) {
-    const bind = optional(raw, 'registry-bind');
-    if (bind !== undefined && !inputs_IPV4.test(bind) && !/^\[?[0-9a-fA-F:]+\]?$/.test(bind)) {
-        fail('registry-bind', bind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
-    }
-    return bind;
-}
-function dataFolder(raw) {
-    const data = raw['registry-data'].trim();
-    if (!data.startsWith('/') || data === '/' || data.includes('\n')) {
-        fail('registry-data', data, 'use an absolute folder path other than /');
-    }
-    return data.replace(/\/+$/, '');
-}
-function htpasswd(raw) {
-    const entries = [];
-    const seen = new Set();
-    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
-        if (line.trim() === '')
-            return;
-        const colon = line.indexOf(':');
-        const user = colon < 0 ? '' : line.slice(0, colon);
-        const password = colon < 0 ? '' : line.slice(colon + 1);
-        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
-            fail('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
-        }
-        if (seen.has(user))
-            fail('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
-        seen.add(user);
-        entries.push({ user, password });
-    });
-    return entries;
-}
-function tlsFiles(raw, host) {
-    const cert = existingPath(raw, 'registry-tls-cert', host, 'file');
-    const key = existingPath(raw, 'registry-tls-key', host, 'file');
-    if (cert !== undefined && key === undefined) {
-        fail('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
-    }
-    if (key !== undefined && cert === undefined) {
-        fail('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
-    }
-    return cert !== undefined && key !== undefined ? { cert, key } : undefined;
-}
-function mirror(raw) {
-    const value = raw['registry-mirror'].trim();
-    const flag = booleanText(value);
-    if (flag !== undefined)
-        return flag && DOCKER_HUB;
-    return (url(raw, 'registry-mirror', ['http:', 'https:']) ??
-        fail('registry-mirror', value, 'use true, false or an upstream URL'));
-}
-/** The mirror's port, which must not be the registry's own. */
-function mirrorPort(raw, registry, cache) {
-    const port = input_fields_int(raw, 'registry-mirror-port', 1, 65535);
-    if (cache !== false && port === (registry.port ?? 443)) {
-        fail('registry-mirror-port', String(port), `use a port other than the registry's own (${registry.port ?? 443})`);
-    }
-    return port;
-}
-/** Names of Docker Hub: its cache is registry-mirror, the one Docker applies to Hub pulls. */
-const DOCKER_HUB_HOSTS = new Set([
-    'docker.io',
-    'index.docker.io',
-    'registry-1.docker.io',
-    'registry.hub.docker.com',
-    'hub.docker.com'
-]);
-/** One registry-caches entry: a registry host (https) or an http(s) URL of a registry's root. */
-function cacheUpstream(value, line) {
-    const bad = (why) => fail('registry-caches', value, `line ${line}: ${why}`);
-    let remoteUrl;
-    let host;
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-        let url;
-        try {
-            url = new URL(value);
-        }
-        catch {
-            url = undefined;
-        }
-        if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
-            return bad('use a registry host such as nvcr.io, or an http or https URL');
-        }
-        if (url.username || url.password) {
-            return bad('give credentials in registry-cache-credentials, not in the URL');
-        }
-        if (url.pathname !== '/' || url.search || url.hash) {
-            return bad("use the registry's root URL, without a path");
-        }
-        host = url.host;
-        remoteUrl = `${url.protocol}//${url.host}`;
-    }
-    else {
-        try {
-            host = parseRegistryAddress(value).text;
-        }
-        catch (e) {
-            return bad(e.message);
-        }
-        remoteUrl = `https://${host}`;
-    }
-    if (DOCKER_HUB_HOSTS.has(host.replace(/:443$/, '').toLowerCase())) {
-        return bad('Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)');
-    }
-    const slug = host
-        .toLowerCase()
-        .replace(/[^a-z0-9.]+/g, '-')
-        .replace(/^-+|-+$/g, '');
-    return { upstream: value.replace(/\/+$/, ''), remoteUrl, host, slug };
-}
-/** Ports the caches take, from registry-cache-port up: never the registry's or the mirror's. */
-function cachePorts(raw, count, taken) {
-    const first = input_fields_int(raw, 'registry-cache-port', 1, 65535);
-    const ports = Array.from({ length: count }, (_, i) => first + i);
-    const last = ports[ports.length - 1] ?? first;
-    const clash = ports.find(p => taken.has(p));
-    if (last > 65535 || clash !== undefined) {
-        fail('registry-cache-port', String(first), `the ${count} cache(s) take ports ${first} to ${last}, ${clash !== undefined ? `which holds ${taken.get(clash)}` : 'beyond 65535'}: choose another first port`);
-    }
-    return ports;
-}
-/** registry-cache-credentials: `upstream user:token` lines, each for an upstream of registry-caches. */
-function cacheCredentials(raw, caches) {
-    const out = new Map();
-    raw['registry-cache-credentials'].split(/\r?\n/).forEach((text, i) => {
-        const line = text.trim();
-        if (line === '' || line.startsWith('#'))
-            return;
-        const bad = (why) => fail('registry-cache-credentials', '***', `line ${i + 1}: ${why}`);
-        const m = /^(\S+)\s+([^\s:]+):(.+)$/.exec(line);
-        if (!m)
-            return bad('write upstream user:token (the upstream as registry-caches names it)');
-        const [, name, username, password] = m;
-        const cache = caches.find(c => c.upstream.toLowerCase() === name.toLowerCase() ||
-            c.host.toLowerCase() === name.toLowerCase());
-        if (!cache)
-            return bad(`${name} is not in registry-caches`);
-        if (out.has(cache.upstream))
-            return bad(`${name} has credentials twice`);
-        out.set(cache.upstream, { username, password });
-    });
-    return out;
-}
-/** registry-caches with their ports and credentials; Docker Hub and repeats refused. */
-function caches(raw, taken) {
-    const items = splitList(raw['registry-caches']).map(({ value, line }) => cacheUpstream(value, line));
-    const seen = new Set();
-    for (const c of items) {
-        if (seen.has(c.slug))
-            fail('registry-caches', c.upstream, `${c.host} is listed twice`);
-        seen.add(c.slug);
-    }
-    const ports = cachePorts(raw, items.length, taken);
-    const credentials = cacheCredentials(raw, items);
-    return items.map((c, i) => ({ ...c, port: ports[i], credentials: credentials.get(c.upstream) }));
-}
-/** Ports the registry and its mirror publish on, with what holds each, for the caches to avoid. */
-function takenPorts(registry, tls, mirror, mirrorPort) {
-    const taken = new Map([
-        [registry.port ?? (tls ? 443 : 80), `the registry's port ${registry.port ?? (tls ? 443 : 80)}`]
-    ]);
-    if (mirror !== false)
-        taken.set(mirrorPort, `registry-mirror-port ${mirrorPort}`);
-    return taken;
-}
-/** The inputs that shape the registry container (and its mirror) beyond its address. */
-const CONTAINER_INPUTS = [
-    'registry-image',
-    'registry-image-archive',
-    'registry-bind',
-    'registry-data',
-    'registry-htpasswd',
-    'registry-tls-cert',
-    'registry-tls-key',
-    'registry-mirror',
-    'registry-mirror-port'
-];
-/** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
-function parseRegistryInputs(raw, host) {
-    const registry = address(raw);
-    const startRegistry = tristate(raw, 'start-registry');
-    const registryImage = imageReference(raw, 'registry-image') ??
-        fail('registry-image', '', 'name the registry image, e.g. registry:3');
-    const registryImageArchive = existingPath(raw, 'registry-image-archive', host, 'file');
-    const registryBind = bindAddress(raw);
-    const registryData = dataFolder(raw);
-    const registryHtpasswd = htpasswd(raw);
-    const registryTls = tlsFiles(raw, host);
-    const registryMirror = mirror(raw);
-    const registryMirrorPort = mirrorPort(raw, registry, registryMirror);
-    const taken = takenPorts(registry, registryTls, registryMirror, registryMirrorPort);
-    return {
-        registry,
-        startRegistry,
-        registryImage,
-        registryImageArchive,
-        registryBind,
-        registryData,
-        registryHtpasswd,
-        registryTls,
-        registryMirror,
-        registryMirrorPort,
-        registryCaches: caches(raw, taken),
-        insecureRegistry: tristate(raw, 'insecure-registry'),
-        configured: startRegistry === 'true' || CONTAINER_INPUTS.some(n => raw[n].trim() !== REGISTRY_INPUTS[n])
-    };
+/** runner-hooks with its action.yml default. */
+const HOOK_INPUTS = { 'runner-hooks': 'none' };
+/** Validates runner-hooks (pure); throws InputError. */
+function parseHookInputs(raw) {
+    return { runnerHooks: (0,input_fields/* oneOf */.yL)(raw, 'runner-hooks', ['install', 'remove', 'none']) };
 }
 
-;// CONCATENATED MODULE: ./src/docker/labels.ts
-/** Labels this action puts on what it runs in Docker (pure constants). */
-/**
- * On every container this action made: the only ones it will stop or replace, and the ones a
- * daemon restart does not have to protect (they run with --restart always).
- */
-const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/phases/registry/spec.ts
-/**
- * The local registry as data (pure): when it runs, the container spec and its hash, docker argv,
- * and what it contributes to daemon.json. Configured through REGISTRY_* variables, which both
- * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
- * read, so the action never depends on where the image keeps its config file.
- */
-
-
-
-
-
-
-
-/** The local registry's container name. */
-const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
-/** The pull-through cache's container name. */
-const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
-/** Prefix of the container name of each cache of registry-caches. */
-const CACHE_CONTAINER_PREFIX = 'docker-gpu-setup-cache-';
-
-/** Label holding the spec's hash: equal hash, same container. */
-const LABEL_SPEC = 'org.docker-gpu-setup.spec';
-/** Host folder for the registry's auth and TLS files (mounted read-only). */
-const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
-/** Is `host` (as written in `registry`) this machine? */
-function isThisHost(host, me) {
-    if (isLoopbackHost(host))
-        return true;
-    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
-    return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
-}
-/**
- * Whether this run manages a local registry. start-registry true or false says so; auto runs one
- * when `registry` is this host and something asks for one: images to push, a `registry` other
- * than the default, auth, TLS or a mirror. A runner passes every input, defaults included, so
- * "the user set registry" can only be seen as a value other than the default.
- */
-function wantsLocalRegistry(inputs, me) {
-    if (inputs.startRegistry !== 'auto')
-        return inputs.startRegistry === 'true';
-    const asked = inputs.pushesImages ||
-        inputs.registry.text !== REGISTRY_INPUTS.registry ||
-        inputs.registryHtpasswd.length > 0 ||
-        inputs.registryTls !== undefined ||
-        inputs.registryMirror !== false;
-    return asked && isThisHost(inputs.registry.host, me);
-}
-/** Host port of the local registry: the one in `registry`, else the scheme's default. */
-function registryPort(inputs) {
-    return inputs.registry.port ?? (inputs.registryTls ? 443 : 80);
-}
-/** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
-function registryBind(inputs) {
-    return inputs.registryBind ?? (isLoopbackHost(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0');
-}
-/** Hex sha256 of a text or file content. */
-function sha256(text) {
-    return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex');
-}
-function withHash(spec) {
-    return { ...spec, hash: sha256(JSON.stringify(canonical(spec))) };
-}
-/** Where the registry's htpasswd and TLS files live on the host. */
-const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
-/** Where the registry's certificate is installed (mounted read-only). */
-const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
-/** Where the registry's key is installed (mode 0600, mounted read-only). */
-const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
-/** The main registry's container spec. */
-function registrySpec(inputs, imageId, fileHashes) {
-    const env = {
-        REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
-        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
-        OTEL_TRACES_EXPORTER: 'none'
-    };
-    const mounts = [
-        { source: inputs.registryData, target: '/var/lib/registry', readonly: false }
-    ];
-    const hashes = {};
-    if (inputs.registryHtpasswd.length > 0) {
-        env.REGISTRY_AUTH = 'htpasswd';
-        env.REGISTRY_AUTH_HTPASSWD_REALM = 'docker-gpu-setup registry';
-        env.REGISTRY_AUTH_HTPASSWD_PATH = '/auth/htpasswd';
-        mounts.push({ source: AUTH_FILE, target: '/auth/htpasswd', readonly: true });
-        hashes.htpasswd = fileHashes.htpasswd ?? '';
-    }
-    if (inputs.registryTls) {
-        env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt';
-        env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key';
-        mounts.push({ source: TLS_CERT, target: '/certs/tls.crt', readonly: true }, { source: TLS_KEY, target: '/certs/tls.key', readonly: true });
-        hashes.cert = fileHashes.cert ?? '';
-        hashes.key = fileHashes.key ?? '';
-    }
-    return withHash({
-        name: REGISTRY_CONTAINER,
-        image: inputs.registryImage,
-        imageId,
-        bind: registryBind(inputs),
-        hostPort: registryPort(inputs),
-        env,
-        mounts,
-        fileHashes: hashes
-    });
-}
-/** Where the env files of the mirror and the caches live (root only: they may hold secrets). */
-const ENV_DIR = `${REGISTRY_ETC}/env`;
-/** An env file's text as `docker run --env-file` reads it: one KEY=value a line, taken literally. */
-function envFileText(env) {
-    return Object.entries(env)
-        .map(([k, v]) => `${k}=${v}\n`)
-        .join('');
-}
-/** What a pull-through container keeps out of argv: the upstream's credentials, the proxies. */
-function secretEnv(proxies, credentials) {
-    return {
-        ...(credentials
-            ? {
-                REGISTRY_PROXY_USERNAME: credentials.username,
-                REGISTRY_PROXY_PASSWORD: credentials.password
-            }
-            : {}),
-        ...(proxies ? proxyEnvironment(proxies) : {})
-    };
-}
-/** A pull-through cache of `remoteUrl` on 127.0.0.1:`port` (a proxying registry refuses pushes). */
-function pullThroughSpec(name, inputs, imageId, cache) {
-    const secret = secretEnv(inputs.proxies, cache.credentials);
-    const envText = Object.keys(secret).length > 0 ? envFileText(secret) : undefined;
-    const spec = withHash({
-        name,
-        image: inputs.registryImage,
-        imageId,
-        bind: '127.0.0.1',
-        hostPort: cache.port,
-        env: {
-            REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
-            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
-            REGISTRY_PROXY_REMOTEURL: cache.remoteUrl,
-            OTEL_TRACES_EXPORTER: 'none'
-        },
-        mounts: [{ source: cache.data, target: '/var/lib/registry', readonly: false }],
-        fileHashes: {},
-        envFile: envText ? { path: `${ENV_DIR}/${name}.env`, hash: sha256(envText) } : undefined
-    });
-    return { ...spec, envText };
-}
-/** The Docker Hub cache's spec (registry-mirror), the only one in registry-mirrors. */
-function mirrorSpec(inputs, imageId) {
-    if (inputs.registryMirror === false)
-        return undefined;
-    return pullThroughSpec(MIRROR_CONTAINER, inputs, imageId, {
-        remoteUrl: inputs.registryMirror,
-        port: inputs.registryMirrorPort,
-        data: `${inputs.registryData}-mirror`
-    });
-}
-/** The container name and data folder of one cache of registry-caches. */
-function cacheNames(inputs, cache) {
-    return {
-        name: `${CACHE_CONTAINER_PREFIX}${cache.slug}`,
-        data: `${inputs.registryData}-cache-${cache.slug}`
-    };
-}
-/** One spec per registry-caches entry: its own port, data folder and credentials. */
-function cacheSpecs(inputs, imageId) {
-    return inputs.registryCaches.map(cache => {
-        const { name, data } = cacheNames(inputs, cache);
-        return pullThroughSpec(name, inputs, imageId, { ...cache, data });
-    });
-}
-/** The caches output: each upstream as written → the address to pull it through. */
-function cacheAddresses(inputs) {
-    return Object.fromEntries(inputs.registryCaches.map(c => [c.upstream, `localhost:${c.port}`]));
-}
-/** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
-function runArgv(spec) {
-    const bind = spec.bind.includes(':') && !spec.bind.startsWith('[') ? `[${spec.bind}]` : spec.bind;
-    return [
-        'docker',
-        'run',
-        '--detach',
-        '--name',
-        spec.name,
-        '--restart',
-        'always',
-        '--publish',
-        `${bind}:${spec.hostPort}:5000`,
-        '--label',
-        `${LABEL_MANAGED}=true`,
-        '--label',
-        `${LABEL_SPEC}=${spec.hash}`,
-        ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
-        ...(spec.envFile ? ['--env-file', spec.envFile.path] : []),
-        ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-        spec.image
-    ];
-}
-/** Keep, start, create or recreate; a container of that name the action did not make is refused. */
-function containerAction(spec, state) {
-    if (state === undefined)
-        return 'create';
-    if (state.labels[LABEL_MANAGED] !== 'true') {
-        throw new errors/* HostError */.dh(`A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`);
-    }
-    if (state.labels[LABEL_SPEC] !== spec.hash)
-        return 'recreate';
-    return state.running ? 'keep' : 'start';
-}
-/**
- * Whether `registry` goes into `insecure-registries`: insecure-registry true, or auto for a
- * plain-HTTP local registry on an address other than loopback (which Docker trusts anyway).
- */
-function insecureRegistry(inputs, me) {
-    return (inputs.insecureRegistry === 'true' ||
-        (inputs.insecureRegistry === 'auto' &&
-            wantsLocalRegistry(inputs, me) &&
-            !inputs.registryTls &&
-            !isLoopbackHost(inputs.registry.host)));
-}
-/**
- * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
- * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
- */
-function registryFragments(inputs, me) {
-    const out = [];
-    if (insecureRegistry(inputs, me)) {
-        out.push({ source: 'insecure-registry', value: { 'insecure-registries': [inputs.registry.text] } });
-    }
-    if (wantsLocalRegistry(inputs, me) && inputs.registryMirror !== false) {
-        out.push({
-            source: 'registry-mirror',
-            value: { 'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`] }
-        });
-    }
-    return out;
-}
-
+// EXTERNAL MODULE: ./src/phases/teardown/phase.ts + 4 modules
+var phase = __nccwpck_require__(864);
+// EXTERNAL MODULE: ./src/phases/teardown/inputs.ts
+var teardown_inputs = __nccwpck_require__(2620);
+// EXTERNAL MODULE: ./src/phases/registry/spec.ts
+var registry_spec = __nccwpck_require__(4507);
 ;// CONCATENATED MODULE: ./src/inputs.ts
 /**
  * The action's inputs: every phase's slice composed into one validated, frozen Inputs, and the
  * only reader of the runner's raw input values (core.getInput).
  */
+
+
+
 
 
 
@@ -37068,17 +36707,19 @@ const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
     ...GPU_INPUTS,
-    ...REGISTRY_INPUTS,
+    ...inputs/* REGISTRY_INPUTS */.yh,
     ...PROXY_INPUTS,
     ...PUSH_INPUTS,
     ...DISK_INPUTS,
-    ...RUN_INPUTS
+    ...RUN_INPUTS,
+    ...teardown_inputs/* TEARDOWN_INPUTS */.HM,
+    ...HOOK_INPUTS
 };
 function parseRunInputs(raw) {
     return {
-        dryRun: bool(raw, 'dry-run'),
-        summary: bool(raw, 'summary'),
-        cleanup: oneOf(raw, 'cleanup', ['none', 'registry', 'all'])
+        dryRun: (0,input_fields/* bool */.lc)(raw, 'dry-run'),
+        summary: (0,input_fields/* bool */.lc)(raw, 'summary'),
+        cleanup: (0,input_fields/* oneOf */.yL)(raw, 'cleanup', ['none', 'registry', 'all'])
     };
 }
 /**
@@ -37090,14 +36731,16 @@ function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
     const gpus = Object.freeze(parseGpuInputs(raw));
-    const registryOwn = parseRegistryInputs(raw, host);
+    const registryOwn = (0,inputs/* parseRegistryInputs */.G3)(raw, host);
     const proxy = Object.freeze(parseProxyInputs(raw));
     refuseTwoProxySources(daemon, proxy);
     const push = Object.freeze(parsePushInputs(raw, registryOwn.registry));
     const registry = Object.freeze({ ...registryOwn, pushesImages: push.images.length > 0 });
     const disk = Object.freeze(parseDiskInputs(raw));
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run });
+    const teardown = Object.freeze((0,teardown_inputs/* parseTeardownInputs */.jZ)(raw));
+    const hooks = Object.freeze(parseHookInputs(raw));
+    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run, teardown, hooks });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
 function refuseTwoProxySources(daemon, proxy) {
@@ -37114,11 +36757,11 @@ function proxiesFor(inputs, identity) {
     const { http, https, noProxy } = inputs.proxy;
     if (http === undefined && https === undefined)
         return undefined;
-    const registry = wantsLocalRegistry(inputs.registry, identity)
+    const registry = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs.registry, identity)
         ? inputs.registry.registry.host
         : undefined;
     const addresses = identity.fixedAddresses ?? identity.addresses;
-    return { http, https, noProxy: fullNoProxy(noProxy, { names: identity.names, addresses }, registry) };
+    return { http, https, noProxy: (0,docker_proxy/* fullNoProxy */.L3)(noProxy, { names: identity.names, addresses }, registry) };
 }
 /** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
 function diskSettings(inputs) {
@@ -37129,12 +36772,21 @@ function diskSettings(inputs) {
             { ref: registry.registryImage, why: "the action's registry images" },
             ...push.images.map(t => ({ ref: t.source, why: "this job's images to push" }))
         ],
-        managedLabel: LABEL_MANAGED,
+        managedLabel: registry_spec/* LABEL_MANAGED */.TA,
         registryData: [
             registry.registryData,
             `${registry.registryData}-mirror`,
             ...registry.registryCaches.map(c => `${registry.registryData}-cache-${c.slug}`)
         ]
+    };
+}
+/** The GPU phase's settings: with teardown, a dead job's leftovers go before its GPU is handed on. */
+function gpuSettings(gpus, teardown) {
+    return {
+        ...gpus,
+        tearDown: teardown
+            ? (runner, job) => phase/* teardownPhase */.M.run(runner, { ...job, managedLabel: registry_spec/* LABEL_MANAGED */.TA })
+            : undefined
     };
 }
 /**
@@ -37149,12 +36801,20 @@ function phaseSettings(inputs, identity) {
     return {
         proxy: { proxies },
         engine,
-        gpus: inputs.gpus,
+        gpus: gpuSettings(inputs.gpus, phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')),
         disk: diskSettings(inputs),
+        hooks: {
+            ...inputs.hooks,
+            config: {
+                gpus: gpusText(inputs.gpus.gpus),
+                gpuWait: inputs.gpus.gpuWait,
+                teardown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+            }
+        },
         daemon: {
             ...daemon,
             offlineDebs,
-            registryFragments: registryFragments(registry, identity),
+            registryFragments: (0,registry_spec/* registryFragments */.vO)(registry, identity),
             proxies
         },
         registry: { ...registry, offlineDebs, proxies },
@@ -37234,88 +36894,10 @@ function secretValues(raw) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./src/outputs.ts
-/**
- * The action's outputs: their names (as action.yml declares them), their typed values, and the one
- * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
- * main step, whether the run succeeded or not.
- */
-
-/** Every output, in action.yml's order. */
-const OUTPUT_NAMES = [
-    'docker-version',
-    'docker-changed',
-    'daemon-config-changed',
-    'daemon-change',
-    'nvidia-runtime',
-    'gpu-count',
-    'driver-version',
-    'cuda-version',
-    'registry',
-    'registry-started',
-    'images',
-    'digests',
-    'caches',
-    'gpu-uuids',
-    'gpu-indexes',
-    'docker-gpus',
-    'freed-bytes'
-];
-const outputs_text = (v) => v === undefined ? '' : String(v);
-/** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
-function imagesJson(images) {
-    return JSON.stringify(images.map(r => ({
-        source: r.source,
-        target: r.target,
-        digest: r.digest,
-        size: r.size,
-        status: r.status,
-        ...(r.error ? { error: r.error } : {})
-    })));
-}
-/** The `digests` output: `target@digest` lines for what is in the registry. */
-function digestsText(images) {
-    return images
-        .filter(r => r.status !== 'failed' && r.digest !== '')
-        .map(r => `${r.target}@${r.digest}`)
-        .join('\n');
-}
-/** The `docker-gpus` output: `"device=GPU-a,GPU-b"`, quoted so that `--gpus` does not split it. */
-function dockerGpus(leases) {
-    return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
-}
-/** Every output's text (pure); an output nothing set is empty. */
-function outputValues(o) {
-    return {
-        'docker-version': outputs_text(o.dockerVersion),
-        'docker-changed': outputs_text(o.dockerChanged),
-        'daemon-config-changed': outputs_text(o.daemonConfigChanged),
-        'daemon-change': outputs_text(o.daemonChange),
-        'nvidia-runtime': outputs_text(o.nvidiaRuntime),
-        'gpu-count': outputs_text(o.gpu?.count),
-        'driver-version': outputs_text(o.gpu?.driverVersion),
-        'cuda-version': outputs_text(o.gpu?.cudaVersion),
-        registry: outputs_text(o.registry),
-        'registry-started': outputs_text(o.registryStarted),
-        images: o.images === undefined ? '' : imagesJson(o.images),
-        digests: o.images === undefined ? '' : digestsText(o.images),
-        caches: o.caches === undefined ? '' : JSON.stringify(o.caches),
-        'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
-        'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
-        'docker-gpus': dockerGpus(o.gpuLeases ?? []),
-        'freed-bytes': outputs_text(o.disk?.freedBytes)
-    };
-}
-/**
- * Sets every output of `names` (every output, for the root action), so later steps can read each
- * one even after a failure.
- */
-function writeOutputs(o, names = 'all') {
-    const values = outputValues(o);
-    for (const name of names === 'all' ? OUTPUT_NAMES : names)
-        lib_core/* setOutput */.uH(name, values[name]);
-}
-
+// EXTERNAL MODULE: ./src/outputs.ts
+var outputs = __nccwpck_require__(7729);
+// EXTERNAL MODULE: ./src/system/files.ts
+var system_files = __nccwpck_require__(1650);
 // EXTERNAL MODULE: ./src/system/process.ts
 var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/system/service.ts
@@ -37571,6 +37153,8 @@ async function restartDocker(runner, manager, tempDir, info) {
     return startDocker(runner, manager, tempDir, info);
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 /** apt and dpkg through the runner: what is installed, held and available, and installing, removing and holding packages. */
 
@@ -37690,10 +37274,11 @@ async function readDebs(runner, files) {
 async function aptInstallOffline(runner, files, tempDir) {
     await aptInstall(runner, files, await noSourcesOptions(tempDir));
 }
-/** apt options that read no source list at all (an empty one, made in `tempDir`). */
+/** apt options that read no source list at all (an empty one, in a new folder of `tempDir`). */
 async function noSourcesOptions(tempDir) {
-    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
+    // A new folder each time: a fixed name could be one another user prepared, with sources of theirs.
+    const none = await external_node_fs_.promises.mkdtemp(external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources-'));
+    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'));
     await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     return [
         '-o',
@@ -37986,7 +37571,7 @@ const RELOADABLE_KEYS = [
 /** The top-level keys whose value differs between two configs, sorted. */
 function changedKeys(before, after) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-    const same = (k) => JSON.stringify(canonical(before[k] ?? null)) === JSON.stringify(canonical(after[k] ?? null)) &&
+    const same = (k) => JSON.stringify((0,daemon_fragment/* canonical */.$)(before[k] ?? null)) === JSON.stringify((0,daemon_fragment/* canonical */.$)(after[k] ?? null)) &&
         k in before === k in after;
     return [...keys].filter(k => !same(k)).sort();
 }
@@ -38068,14 +37653,14 @@ function engineMajor(version) {
 }
 /** True when the running daemon reports exactly these proxies (credentials aside: Docker masks them). */
 function runningMatches(running, p) {
-    return (withoutCredentials(running.http) === withoutCredentials(p.http ?? '') &&
-        withoutCredentials(running.https) === withoutCredentials(p.https ?? '') &&
-        running.noProxy === noProxyText(p));
+    return ((0,docker_proxy/* withoutCredentials */.ri)(running.http) === (0,docker_proxy/* withoutCredentials */.ri)(p.http ?? '') &&
+        (0,docker_proxy/* withoutCredentials */.ri)(running.https) === (0,docker_proxy/* withoutCredentials */.ri)(p.https ?? '') &&
+        running.noProxy === (0,docker_proxy/* noProxyText */.Fi)(p));
 }
 /** The drop-in when the engine has no daemon.json proxies: written when it differs. */
 function dropInPlan(facts, p) {
-    const text = proxyDropIn(PROXY_ENV_FILE);
-    const env = proxyEnvFile(p);
+    const text = (0,docker_proxy/* proxyDropIn */.F8)(PROXY_ENV_FILE);
+    const env = (0,docker_proxy/* proxyEnvFile */.wd)(p);
     if (facts.dropIn === text && facts.envFile === env)
         return { way: 'systemd drop-in', fragments: [], actions: [], warnings: [] };
     return {
@@ -38099,7 +37684,7 @@ function planDaemonProxies(facts, p) {
         const moved = facts.dropIn !== undefined;
         return {
             way: 'daemon.json',
-            fragments: [daemonProxyFragment(p)],
+            fragments: [(0,docker_proxy/* daemonProxyFragment */.pl)(p)],
             actions: moved ? [{ kind: 'remove-dropin' }, { kind: 'daemon-reload' }] : [],
             restart: moved
                 ? `the proxies moved from ${PROXY_DROP_IN} to daemon.json`
@@ -38249,8 +37834,8 @@ function configActions(facts, inputs, fragments, nvidia) {
     const { merged, overwrites } = mergeFragments(current, fragments);
     // Shown in the log and the summary: a proxy password, old or new, is never in them (the runner
     // masks only this run's inputs, not what an earlier run wrote).
-    const warnings = overwrites.map(o => withoutCredentialsIn(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`));
-    const diff = (sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged)).map(withoutCredentialsIn);
+    const warnings = overwrites.map(o => (0,docker_proxy/* withoutCredentialsIn */.gR)(`${DAEMON_JSON}: ${o.source} changes ${o.path} from ${JSON.stringify(o.from)} to ${JSON.stringify(o.to)}`));
+    const diff = (sameConfig(merged, current) && facts.text !== undefined ? [] : diffConfigs(current, merged)).map(docker_proxy/* withoutCredentialsIn */.gR);
     const write = fragments.length > 0 && diff.length > 0;
     const actions = [];
     if (write) {
@@ -38438,11 +38023,13 @@ async function verifyDaemonProxies(p, ctx) {
             : p.proxyWay === 'systemd drop-in'
                 ? ` Another drop-in of docker.service that sorts after ${PROXY_DROP_IN} may set them too (systemctl cat docker).`
                 : '';
-        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify(withoutCredentials(running.http))}, HTTPS proxy ${JSON.stringify(withoutCredentials(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
+        throw new errors/* HostError */.dh(`Docker does not report the proxies after the change: HTTP proxy ${JSON.stringify((0,docker_proxy/* withoutCredentials */.ri)(running.http))}, HTTPS proxy ${JSON.stringify((0,docker_proxy/* withoutCredentials */.ri)(running.https))}, no proxy ${JSON.stringify(running.noProxy)}.${hint}`);
     }
     return `; proxies through ${p.proxyWay}`;
 }
 
+// EXTERNAL MODULE: ./src/docker/labels.ts
+var labels = __nccwpck_require__(65);
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
 
 
@@ -38488,12 +38075,12 @@ async function workloads(runner, api) {
     if (api) {
         const list = await api.json('/containers/json');
         return ((list ?? [])
-            .filter(c => c.Labels?.[LABEL_MANAGED] !== 'true')
+            .filter(c => c.Labels?.[labels/* LABEL_MANAGED */.T] !== 'true')
             // Names holds link aliases too (/other/web): the container's own has one slash.
             .map(c => (c.Names ?? []).find(n => n.lastIndexOf('/') === 0)?.slice(1) ?? '')
             .filter(Boolean));
     }
-    const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${LABEL_MANAGED}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
+    const r = await runner.run(['docker', 'ps', '--format', `{{.Names}}\t{{.Label "${labels/* LABEL_MANAGED */.T}"}}`], { root: true, allowFailure: true, timeoutSeconds: 15 });
     return r.stdout
         .split('\n')
         .map(l => l.split('\t'))
@@ -38823,6 +38410,10 @@ async function activate(ctx, action, w) {
     return restart(ctx, manager, { ...action, restart: missing }, w, reason);
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var lib_io = __nccwpck_require__(8701);
 // EXTERNAL MODULE: external "crypto"
@@ -40001,7 +39592,7 @@ function dockerTime(text) {
 }
 const obj = (v) => (v !== null && typeof v === 'object' ? v : {});
 const str = (v) => (typeof v === 'string' ? v : '');
-const labels = (v) => obj(v);
+const inventory_labels = (v) => obj(v);
 /** `docker container inspect` output (a JSON array). */
 function parseContainers(json, sizes) {
     return JSON.parse(json || '[]').map(raw => {
@@ -40013,7 +39604,7 @@ function parseContainers(json, sizes) {
             name: str(c.Name).replace(/^\//, ''),
             state: str(state.Status),
             image: str(c.Image),
-            labels: labels(obj(c.Config).Labels),
+            labels: inventory_labels(obj(c.Config).Labels),
             created: dockerTime(c.Created),
             started: dockerTime(state.StartedAt),
             finished: dockerTime(state.FinishedAt),
@@ -40034,12 +39625,12 @@ function parseImages(json, sizes) {
             parent: str(i.Parent),
             created: dockerTime(i.Created),
             lastTagged: dockerTime(obj(i.Metadata).LastTagTime),
-            labels: labels(obj(i.Config).Labels),
+            labels: inventory_labels(obj(i.Config).Labels),
             size: sizes.images.get(id) ?? (typeof i.Size === 'number' ? i.Size : 0)
         };
     });
 }
-const bytes = (v) => parseSize(str(v)) ?? 0;
+const bytes = (v) => (0,sizes/* parseSize */.DB)(str(v)) ?? 0;
 /** `docker system df -v --format '{{json .}}'`: unique image sizes, container sizes, totals. */
 function parseDfVerbose(json) {
     const df = obj(JSON.parse(json || '{}'));
@@ -40231,7 +39822,7 @@ async function verifyDisk(plan, ctx) {
     disk.freeAfter = await freeSpace(plan.facts.dataRoot);
     disk.freedBytes = Math.max(0, disk.freeAfter - disk.freeBefore);
     disk.dfAfter = await systemDf(ctx.runner);
-    return `${formatBytes(disk.freeAfter)} free on ${disk.dataRoot}: freed ${formatBytes(disk.freedBytes)} (${disk.removed.length} removal${disk.removed.length === 1 ? '' : 's'})`;
+    return `${(0,sizes/* formatBytes */.z3)(disk.freeAfter)} free on ${disk.dataRoot}: freed ${(0,sizes/* formatBytes */.z3)(disk.freedBytes)} (${disk.removed.length} removal${disk.removed.length === 1 ? '' : 's'})`;
 }
 /** The registries' data folders on the data root's file system, with their sizes (du). */
 async function registryData(ctx, dataRoot) {
@@ -40248,7 +39839,7 @@ async function registryData(ctx, dataRoot) {
         });
         const bytes = Number(du.stdout.split('\t')[0]);
         if (Number.isFinite(bytes) && du.stdout !== '')
-            out.push(`the registry data in ${dir} ${formatBytes(bytes)} (never pruned)`);
+            out.push(`the registry data in ${dir} ${(0,sizes/* formatBytes */.z3)(bytes)} (never pruned)`);
     }
     return out;
 }
@@ -40263,10 +39854,10 @@ async function checkDisk(plan, ctx) {
     if (disk.freeAfter >= plan.minFree)
         return;
     const held = [
-        ...plan.kept.map(k => `${k.reason} ${formatBytes(k.bytes)}${k.count > 1 ? ` (${k.count})` : ''}`),
+        ...plan.kept.map(k => `${k.reason} ${(0,sizes/* formatBytes */.z3)(k.bytes)}${k.count > 1 ? ` (${k.count})` : ''}`),
         ...(await registryData(ctx, disk.dataRoot))
     ];
-    throw new errors/* HostError */.dh(`min-free-space: ${formatBytes(plan.minFree)} must be free on ${disk.dataRoot}, ${formatBytes(disk.freeAfter)} is after removing all the pruning rules allow (freed ${formatBytes(disk.freedBytes)}): ${formatBytes(plan.minFree - disk.freeAfter)} missing. The space is held by: ${held.length > 0 ? held.join('; ') : 'files outside Docker'}${held.length > 0 ? '; and files outside Docker' : ''}.`);
+    throw new errors/* HostError */.dh(`min-free-space: ${(0,sizes/* formatBytes */.z3)(plan.minFree)} must be free on ${disk.dataRoot}, ${(0,sizes/* formatBytes */.z3)(disk.freeAfter)} is after removing all the pruning rules allow (freed ${(0,sizes/* formatBytes */.z3)(disk.freedBytes)}): ${(0,sizes/* formatBytes */.z3)(plan.minFree - disk.freeAfter)} missing. The space is held by: ${held.length > 0 ? held.join('; ') : 'files outside Docker'}${held.length > 0 ? '; and files outside Docker' : ''}.`);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/disk/plan.ts
@@ -40370,7 +39961,7 @@ function keptImages(r, images, kept) {
 const day = (t) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
 function imageLabel(r, i) {
     const names = [...i.tags, ...(i.tags.length > 0 ? [] : i.digests)];
-    return `${names.length > 0 ? names.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${formatBytes(i.size)}, last used ${day(lastUsed(r, i))})`;
+    return `${names.length > 0 ? names.join(', ') : `dangling ${i.id.slice(7, 19)}`} (${(0,sizes/* formatBytes */.z3)(i.size)}, last used ${day(lastUsed(r, i))})`;
 }
 /** Unused images, least recently used first; an image goes after the images built on it. */
 function imageRemovals(r, candidates, tier) {
@@ -40416,7 +40007,7 @@ function removalsAndKept(s, inv, now) {
                 tier: 2,
                 kind: 'build-cache',
                 keep: s.buildCacheCap,
-                label: `build cache over the ${formatBytes(s.buildCacheCap)} cap`,
+                label: `build cache over the ${(0,sizes/* formatBytes */.z3)(s.buildCacheCap)} cap`,
                 bytes: inv.buildCache - s.buildCacheCap
             }
         ]
@@ -40426,7 +40017,7 @@ function removalsAndKept(s, inv, now) {
             tier: 1,
             kind: 'container',
             id: c.id,
-            label: `container ${c.name} (${formatBytes(c.size)}, stopped ${day(c.finished || c.created)})`,
+            label: `container ${c.name} (${(0,sizes/* formatBytes */.z3)(c.size)}, stopped ${day(c.finished || c.created)})`,
             bytes: c.size
         })),
         ...imageRemovals(r, free.filter(dangling), 1),
@@ -40449,7 +40040,7 @@ function keptSpace(r, images, reasons, containers) {
     for (const c of containers)
         add(STOPPED.has(c.state) ? 'stopped containers kept' : 'running containers', c.size);
     add('volumes (never pruned)', r.inv.volumes, 0);
-    add(`build cache up to the ${formatBytes(r.s.buildCacheCap)} cap`, Math.min(r.inv.buildCache, r.s.buildCacheCap), 0);
+    add(`build cache up to the ${(0,sizes/* formatBytes */.z3)(r.s.buildCacheCap)} cap`, Math.min(r.inv.buildCache, r.s.buildCacheCap), 0);
     return [...kept.values()].filter(k => k.bytes > 0);
 }
 const KIND_STEP = {
@@ -40462,7 +40053,7 @@ function steps(removals, missing) {
     const out = [];
     for (const r of removals) {
         const last = out.at(-1);
-        const head = `${KIND_STEP[r.kind]} until ${formatBytes(missing)} more are free`;
+        const head = `${KIND_STEP[r.kind]} until ${(0,sizes/* formatBytes */.z3)(missing)} more are free`;
         if (last?.description.startsWith(KIND_STEP[r.kind]))
             last.description += `\n    ${r.label}`;
         else
@@ -40478,7 +40069,7 @@ function planDisk(facts, s) {
         return { ...base, found: 'min-free-space not set: no check' };
     if (!facts.dockerUp)
         return { ...base, found: 'Docker does not answer yet: its data root is checked once it runs' };
-    const free = `${formatBytes(facts.free)} free on ${facts.dataRoot} (min-free-space ${formatBytes(minFree)})`;
+    const free = `${(0,sizes/* formatBytes */.z3)(facts.free)} free on ${facts.dataRoot} (min-free-space ${(0,sizes/* formatBytes */.z3)(minFree)})`;
     if (facts.free >= minFree || !facts.inventory)
         return { ...base, found: free };
     const { removals, kept } = removalsAndKept(s, facts.inventory, facts.now);
@@ -40488,7 +40079,7 @@ function planDisk(facts, s) {
         ...base,
         removals,
         kept,
-        found: `${free}: ${formatBytes(missing)} missing; the pruning rules allow about ${formatBytes(reachable)}`,
+        found: `${free}: ${(0,sizes/* formatBytes */.z3)(missing)} missing; the pruning rules allow about ${(0,sizes/* formatBytes */.z3)(reachable)}`,
         steps: steps(removals, missing)
     };
 }
@@ -40510,6 +40101,8 @@ const diskPhase = {
     check: (plan, ctx) => checkDisk(plan, ctx)
 };
 
+// EXTERNAL MODULE: ./src/system/os-release.ts
+var os_release = __nccwpck_require__(3363);
 ;// CONCATENATED MODULE: ./src/phases/engine/facts.ts
 /** The engine's facts: "Docker 27.3.1 (docker-ce)", "service systemd". */
 function engineFacts(s) {
@@ -41150,7 +40743,7 @@ async function detectEngine(ctx) {
 const enginePhase = {
     name: 'Docker engine',
     detect: detectEngine,
-    plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os), dockerUsers(inputs, host.user)),
+    plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? (0,os_release/* defaultDockerAptUrl */.A)(host.os), dockerUsers(inputs, host.user)),
     preview: previewEngine,
     apply: applyEngine,
     verify: verifyEngine
@@ -41211,10 +40804,10 @@ async function clientConfigPaths(ctx, env) {
 /** The proxy variables this process was started with, credentials removed. */
 function runnerEnvironment(env) {
     const out = {};
-    for (const name of runner/* KEPT_UNDER_SUDO */.MB) {
+    for (const name of exec_runner/* KEPT_UNDER_SUDO */.MB) {
         const value = env[name];
         if (value)
-            out[name] = withoutCredentials(value);
+            out[name] = (0,docker_proxy/* withoutCredentials */.ri)(value);
     }
     return out;
 }
@@ -41255,7 +40848,7 @@ function parse(file) {
     catch (e) {
         throw new errors/* HostError */.dh(`${file.path} is not valid JSON (${e.message}); it was left as it is: fix it (or move it away) and run again.`);
     }
-    if (!isJsonObject(parsed)) {
+    if (!(0,daemon_fragment/* isJsonObject */.O)(parsed)) {
         throw new errors/* HostError */.dh(`${file.path} is not a JSON object; it was left as it is.`);
     }
     return parsed;
@@ -41263,9 +40856,9 @@ function parse(file) {
 /** The proxies in one line, without credentials. */
 function describeProxies(p) {
     return [
-        p.http !== undefined ? `http-proxy ${withoutCredentials(p.http)}` : undefined,
-        p.https !== undefined ? `https-proxy ${withoutCredentials(p.https)}` : undefined,
-        `no-proxy ${noProxyText(p)}`
+        p.http !== undefined ? `http-proxy ${(0,docker_proxy/* withoutCredentials */.ri)(p.http)}` : undefined,
+        p.https !== undefined ? `https-proxy ${(0,docker_proxy/* withoutCredentials */.ri)(p.https)}` : undefined,
+        `no-proxy ${(0,docker_proxy/* noProxyText */.Fi)(p)}`
     ]
         .filter(Boolean)
         .join(', ');
@@ -41273,10 +40866,10 @@ function describeProxies(p) {
 /** One client config: the write it needs (if any) and the values it replaces, as warnings. */
 function planFile(file, proxies) {
     const current = parse(file);
-    const { config, overwrites } = withClientProxies(current, proxies);
-    const warnings = overwrites.map(o => `${file.path}: ${o.key} changes from ${withoutCredentials(o.from)} to ${withoutCredentials(o.to)} (http-proxy, https-proxy, no-proxy)`);
+    const { config, overwrites } = (0,docker_proxy/* withClientProxies */.K9)(current, proxies);
+    const warnings = overwrites.map(o => `${file.path}: ${o.key} changes from ${(0,docker_proxy/* withoutCredentials */.ri)(o.from)} to ${(0,docker_proxy/* withoutCredentials */.ri)(o.to)} (http-proxy, https-proxy, no-proxy)`);
     const same = file.text !== undefined &&
-        JSON.stringify(canonical(config)) === JSON.stringify(canonical(current));
+        JSON.stringify((0,daemon_fragment/* canonical */.$)(config)) === JSON.stringify((0,daemon_fragment/* canonical */.$)(current));
     return {
         write: same ? undefined : { path: file.path, text: serialiseClientConfig(config) },
         warnings
@@ -41363,6 +40956,54 @@ const gpuPhase = {
             (0,apply/* publishLeases */.$m)(ctx, plan.picks);
         return Promise.resolve();
     }
+};
+
+// EXTERNAL MODULE: ./src/phases/hooks/plan.ts
+var hooks_plan = __nccwpck_require__(3604);
+;// CONCATENATED MODULE: ./src/phases/hooks/apply.ts
+/** Writes or removes the hook files (root's) and the runner's .env (the runner user's, kept so). */
+
+
+
+const SCRIPTS = new Set([hooks_plan/* HOOK_FILES */.YW.started, hooks_plan/* HOOK_FILES */.YW.completed]);
+/** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
+async function applyHooks(plan, ctx) {
+    for (const [file, text] of Object.entries(plan.write)) {
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, file, text, SCRIPTS.has(file) ? 0o755 : 0o644, ctx.host.tempDir);
+    }
+    for (const file of plan.remove)
+        await (0,system_files/* removeFile */.nM)(ctx.runner, file);
+    const folder = plan.facts.folder;
+    if (plan.env !== undefined && folder !== undefined) {
+        await (0,system_files/* writeOwnedFile */.Pe)(external_node_path_.join(folder, '.env'), plan.env, 0o644);
+        const restart = `restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it`;
+        ctx.warn(ctx.inputs.runnerHooks === 'remove'
+            ? `runner-hooks: remove: ${external_node_path_.join(folder, '.env')} changed; ${restart}: until then the job hooks it read fail, their files being gone.`
+            : `runner-hooks: install: ${external_node_path_.join(folder, '.env')} changed; ${restart}.`);
+    }
+}
+/** Says where the hooks now stand. */
+function verifyHooks(plan, ctx) {
+    const done = ctx.inputs.runnerHooks === 'remove' ? 'removed' : 'installed';
+    return Promise.resolve(`job hooks of the runner in ${plan.facts.folder} ${done}`);
+}
+
+// EXTERNAL MODULE: ./src/phases/hooks/detect.ts
+var hooks_detect = __nccwpck_require__(2632);
+;// CONCATENATED MODULE: ./src/phases/hooks/phase.ts
+
+
+
+/**
+ * Runner hooks phase: with runner-hooks: install, every job of this runner leases (and tears down)
+ * through the runner's job-started and job-completed hooks, `container:` jobs included.
+ */
+const hooksPhase = {
+    name: 'Runner job hooks',
+    detect: hooks_detect/* detectHooks */.q,
+    plan: (facts, { inputs }) => (0,hooks_plan/* planHooks */.qf)(facts, inputs),
+    apply: applyHooks,
+    verify: verifyHooks
 };
 
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
@@ -41620,7 +41261,7 @@ function networkError(e, what) {
     if (e instanceof RegistryError)
         return e;
     const err = e;
-    return new RegistryError(`${what}: ${withoutCredentialsIn(err.message)}`, isTransientNetwork(err.code, err.message, err.statusCode));
+    return new RegistryError(`${what}: ${(0,docker_proxy/* withoutCredentialsIn */.gR)(err.message)}`, isTransientNetwork(err.code, err.message, err.statusCode));
 }
 
 ;// CONCATENATED MODULE: ./src/registry-client/auth.ts
@@ -42266,10 +41907,10 @@ function agentsTakeProxies(version = process.versions.node) {
 function connectionPool(s, host, o) {
     const proxy = proxyFor(host, s.scheme, o.proxies);
     if (proxy !== undefined && !agentsTakeProxies()) {
-        throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
+        throw new RegistryError(`${host} is reached through the proxy ${(0,docker_proxy/* withoutCredentials */.ri)(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
     }
     if (proxy !== undefined)
-        lib_core/* debug */.Yz(`${host}: through ${withoutCredentials(proxy)}`);
+        lib_core/* debug */.Yz(`${host}: through ${(0,docker_proxy/* withoutCredentials */.ri)(proxy)}`);
     if (s.scheme === 'http') {
         return new external_node_http_.Agent({ keepAlive: true, ...(proxy ? { proxyEnv: { HTTP_PROXY: proxy } } : {}) });
     }
@@ -42519,16 +42160,18 @@ class RegistryClient {
         throw this.fail('GET', path, await readReply(res));
     }
     /**
-     * The diff_id of a layer blob as the registry serves it: its bytes hashed, ungzipped if need
-     * be; throws when they are not the bytes its digest names.
+     * A layer blob as the registry serves it: the diff_id of its bytes (ungzipped if need be) and how
+     * many bytes it has; throws when they are not the bytes its digest names.
      */
-    async layerDiffId(repo, blob) {
+    async servedLayer(repo, blob) {
         const body = await this.blobStream(repo, blob.digest);
         const compressed = (0,external_node_crypto_.createHash)('sha256');
         const uncompressed = (0,external_node_crypto_.createHash)('sha256');
+        let size = 0;
         const read = new external_node_stream_.Transform({
             transform(d, _encoding, done) {
                 compressed.update(d);
+                size += d.length;
                 done(null, d);
             }
         });
@@ -42543,7 +42186,7 @@ class RegistryClient {
         if (`sha256:${compressed.digest('hex')}` !== blob.digest) {
             throw new RegistryError(`${this.access.host} served ${blob.digest} with other bytes`, false);
         }
-        return `sha256:${uncompressed.digest('hex')}`;
+        return { diffId: `sha256:${uncompressed.digest('hex')}`, size };
     }
     /** The size of a blob the repository holds (HEAD), or undefined when it holds none. */
     async blobSize(repo, digest) {
@@ -43120,11 +42763,17 @@ function vouched(mem, diffId, claim) {
     const key = `${diffId} ${claim.blob.digest}`;
     let p = mem.checked.get(key);
     if (!p) {
-        p = mem.client.layerDiffId(claim.repository, claim.blob).then(served => {
-            if (served !== diffId) {
-                lib_core/* warning */.$e(`${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} holds another layer; the layer is sent instead`);
+        p = mem.client.servedLayer(claim.repository, claim.blob).then(served => {
+            // A manifest that lists the wrong size for the right bytes does not pull: checked too.
+            const lie = served.diffId !== diffId
+                ? 'holds another layer'
+                : served.size !== claim.blob.size
+                    ? `is ${served.size} bytes, not the ${claim.blob.size} that image says`
+                    : undefined;
+            if (lie) {
+                lib_core/* warning */.$e(`${claim.repository}: the blob ${claim.blob.digest} an image there names as layer ${diffId} ${lie}; the layer is sent instead`);
             }
-            return served === diffId;
+            return lie === undefined;
         }, (e) => {
             lib_core/* debug */.Yz(`${claim.blob.digest} could not be checked: ${(0,errors/* errorMessage */.gJ)(e)}`);
             return false;
@@ -43589,7 +43238,7 @@ async function apply_login(ctx, credentials) {
 /** The job's containers get the proxies from the config the login made (its auths kept). */
 async function addProxies(file, proxies) {
     const parsed = JSON.parse(await external_node_fs_.promises.readFile(file, 'utf8'));
-    const { config } = withClientProxies(isJsonObject(parsed) ? parsed : {}, proxies);
+    const { config } = (0,docker_proxy/* withClientProxies */.K9)((0,daemon_fragment/* isJsonObject */.O)(parsed) ? parsed : {}, proxies);
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /**
@@ -45140,7 +44789,7 @@ function htpasswdMatches(text, entries) {
 
 /** Where this host's daemon looks for the registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
 function daemonCaPath(inputs) {
-    return `/etc/docker/certs.d/${inputs.registry.host}:${registryPort(inputs)}/ca.crt`;
+    return `/etc/docker/certs.d/${inputs.registry.host}:${(0,registry_spec/* registryPort */.tC)(inputs)}/ca.crt`;
 }
 /** Where the image comes from when it is not on the host: the archive, or a pull (never when air-gapped). */
 function imageSource(facts, inputs) {
@@ -45163,10 +44812,10 @@ function preparationSteps(plan, inputs) {
         steps.push({ description: `pull ${inputs.registryImage}` });
     if (plan.writeHtpasswd) {
         const users = inputs.registryHtpasswd.map(e => e.user).join(', ');
-        steps.push({ description: `write ${AUTH_FILE} (bcrypt) for ${users}` });
+        steps.push({ description: `write ${registry_spec/* AUTH_FILE */.u1} (bcrypt) for ${users}` });
     }
     if (plan.closeHtpasswd) {
-        steps.push({ description: `make ${AUTH_FILE} readable by root alone (0600)` });
+        steps.push({ description: `make ${registry_spec/* AUTH_FILE */.u1} readable by root alone (0600)` });
     }
     if (plan.installCert) {
         steps.push({
@@ -45184,17 +44833,17 @@ function renewed(action, renew) {
 /** Keep, start, create or recreate each container; new files or a new image make it again. */
 function containerActions(facts, inputs, newImage, newFiles) {
     const id = facts.imageId ?? '';
-    const caches = Object.fromEntries(cacheSpecs(inputs, id).map(spec => [
+    const caches = Object.fromEntries((0,registry_spec/* cacheSpecs */.PQ)(inputs, id).map(spec => [
         spec.name,
-        renewed(containerAction(spec, facts.caches?.[spec.name]), newImage)
+        renewed((0,registry_spec/* containerAction */.US)(spec, facts.caches?.[spec.name]), newImage)
     ]));
     if (!facts.wanted)
         return { caches };
-    const registry = renewed(containerAction(registrySpec(inputs, id, facts.fileHashes), facts.registry), newImage || newFiles);
-    const spec = mirrorSpec(inputs, id);
+    const registry = renewed((0,registry_spec/* containerAction */.US)((0,registry_spec/* registrySpec */.FA)(inputs, id, facts.fileHashes), facts.registry), newImage || newFiles);
+    const spec = (0,registry_spec/* mirrorSpec */.pG)(inputs, id);
     if (!spec)
         return { registry, caches };
-    return { registry, mirror: renewed(containerAction(spec, facts.mirror), newImage), caches };
+    return { registry, mirror: renewed((0,registry_spec/* containerAction */.US)(spec, facts.mirror), newImage), caches };
 }
 /** Each container the plan may change: what it is, its action, address, data and port input. */
 function containerRows(inputs, actions) {
@@ -45202,8 +44851,8 @@ function containerRows(inputs, actions) {
         {
             what: 'registry',
             action: actions.registry,
-            port: registryPort(inputs),
-            at: `${registryBind(inputs)}:${registryPort(inputs)}`,
+            port: (0,registry_spec/* registryPort */.tC)(inputs),
+            at: `${(0,registry_spec/* registryBind */.nx)(inputs)}:${(0,registry_spec/* registryPort */.tC)(inputs)}`,
             data: inputs.registryData,
             input: 'registry: host:PORT'
         },
@@ -45215,7 +44864,7 @@ function containerRows(inputs, actions) {
             data: `${inputs.registryData}-mirror`,
             input: 'registry-mirror-port'
         },
-        ...cacheSpecs(inputs, '').map((spec, i) => ({
+        ...(0,registry_spec/* cacheSpecs */.PQ)(inputs, '').map((spec, i) => ({
             what: `pull-through cache of ${inputs.registryCaches[i].upstream}`,
             action: actions.caches[spec.name],
             port: spec.hostPort,
@@ -45251,14 +44900,14 @@ function keptRegistry(facts, inputs) {
     const found = facts.registry;
     if (!facts.wanted || !facts.dockerUp || inputs.configured || !found)
         return undefined;
-    if (found.labels[LABEL_MANAGED] !== 'true' || found.hostPort !== registryPort(inputs)) {
+    if (found.labels[registry_spec/* LABEL_MANAGED */.TA] !== 'true' || found.hostPort !== (0,registry_spec/* registryPort */.tC)(inputs)) {
         return undefined;
     }
-    const spec = registrySpec(inputs, facts.imageId ?? '', facts.fileHashes);
+    const spec = (0,registry_spec/* registrySpec */.FA)(inputs, facts.imageId ?? '', facts.fileHashes);
     // Stopped or running, its own settings stand: this step's defaults would drop its auth and TLS.
-    return ['keep', 'start'].includes(containerAction(spec, found))
+    return ['keep', 'start'].includes((0,registry_spec/* containerAction */.US)(spec, found))
         ? undefined
-        : `the ${found.running ? 'running' : 'stopped'} registry container ${REGISTRY_CONTAINER}`;
+        : `the ${found.running ? 'running' : 'stopped'} registry container ${registry_spec/* REGISTRY_CONTAINER */.Sv}`;
 }
 /** Why no local registry runs here, in the words of the inputs that decide it. */
 function notWantedReason(facts, inputs, kept) {
@@ -45269,7 +44918,7 @@ function notWantedReason(facts, inputs, kept) {
     if (inputs.startRegistry === 'false') {
         return `not started here (registry ${registry} is managed elsewhere: start-registry is false)`;
     }
-    if (!isThisHost(inputs.registry.host, facts.me)) {
+    if (!(0,registry_spec/* isThisHost */.Jn)(inputs.registry.host, facts.me)) {
         return `not started here (registry ${registry} is not this host)`;
     }
     return `not started: nothing asks for one (no images to push, no auth, TLS or mirror; start-registry: true runs ${registry} anyway)`;
@@ -45343,7 +44992,7 @@ function planRegistry(detected, inputs) {
         const idle = idlePlan(facts, inputs, kept);
         return { ...idle, steps: [...startStep, ...idle.steps], kept, startKept };
     }
-    const warnings = insecureRegistry(inputs, facts.me)
+    const warnings = (0,registry_spec/* insecureRegistry */.ch)(inputs, facts.me)
         ? [
             `${inputs.registry.text} is served over plain HTTP: it is in this host's insecure-registries, and every other machine that pulls from it needs the same (or give registry-tls-cert and registry-tls-key).`
         ]
@@ -45444,11 +45093,11 @@ async function portHolder(ctx, bind, port) {
 async function fileHash(path) {
     if (path === undefined)
         return undefined;
-    return sha256(await external_node_fs_.promises.readFile(path));
+    return (0,registry_spec/* sha256 */.sc)(await external_node_fs_.promises.readFile(path));
 }
 async function installedHash(ctx, path) {
     const text = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, path);
-    return text === undefined ? undefined : sha256(Buffer.from(text));
+    return text === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(Buffer.from(text));
 }
 /** True when a file exists and users other than its owner may read or write it (stat: no root). */
 async function isOpen(file) {
@@ -45457,9 +45106,9 @@ async function isOpen(file) {
 /** Hashes of the registry's htpasswd (as installed) and TLS files (as given). */
 async function fileHashes(ctx) {
     const { inputs } = ctx;
-    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,system_files/* readFileMaybe */.jp)(ctx.runner, AUTH_FILE) : undefined;
+    const htpasswd = inputs.registryHtpasswd.length > 0 ? await (0,system_files/* readFileMaybe */.jp)(ctx.runner, registry_spec/* AUTH_FILE */.u1) : undefined;
     return {
-        htpasswd: htpasswd === undefined ? undefined : sha256(htpasswd),
+        htpasswd: htpasswd === undefined ? undefined : (0,registry_spec/* sha256 */.sc)(htpasswd),
         cert: await fileHash(inputs.registryTls?.cert),
         key: await fileHash(inputs.registryTls?.key)
     };
@@ -45470,8 +45119,8 @@ async function certInstalled(ctx) {
     if (!tls)
         return true;
     const cert = await fileHash(tls.cert);
-    return ((await installedHash(ctx, TLS_CERT)) === cert &&
-        (await installedHash(ctx, TLS_KEY)) === (await fileHash(tls.key)) &&
+    return ((await installedHash(ctx, registry_spec/* TLS_CERT */.X9)) === cert &&
+        (await installedHash(ctx, registry_spec/* TLS_KEY */.Ms)) === (await fileHash(tls.key)) &&
         (await installedHash(ctx, daemonCaPath(ctx.inputs))) === cert);
 }
 /** Which data folders exist: the registry's and its mirror's when it is wanted, each cache's. */
@@ -45479,7 +45128,7 @@ async function dataDirs(inputs, wanted) {
     const dirs = [
         ...(wanted ? [inputs.registryData] : []),
         ...(wanted && inputs.registryMirror !== false ? [`${inputs.registryData}-mirror`] : []),
-        ...inputs.registryCaches.map(c => cacheNames(inputs, c).data)
+        ...inputs.registryCaches.map(c => (0,registry_spec/* cacheNames */.nW)(inputs, c).data)
     ];
     const out = {};
     for (const d of dirs) {
@@ -45492,12 +45141,12 @@ async function portHolders(ctx, wanted, containers) {
     const { inputs } = ctx;
     const ports = [];
     if (wanted)
-        ports.push([containers.registry, registryBind(inputs), registryPort(inputs)]);
+        ports.push([containers.registry, (0,registry_spec/* registryBind */.nx)(inputs), (0,registry_spec/* registryPort */.tC)(inputs)]);
     if (wanted && inputs.registryMirror !== false) {
         ports.push([containers.mirror, '127.0.0.1', inputs.registryMirrorPort]);
     }
     for (const c of inputs.registryCaches) {
-        ports.push([containers.caches[cacheNames(inputs, c).name], '127.0.0.1', c.port]);
+        ports.push([containers.caches[(0,registry_spec/* cacheNames */.nW)(inputs, c).name], '127.0.0.1', c.port]);
     }
     const holders = {};
     for (const [state, bind, port] of ports) {
@@ -45510,7 +45159,7 @@ async function portHolders(ctx, wanted, containers) {
 async function cacheContainers(ctx, dockerUp, api) {
     const out = {};
     for (const c of ctx.inputs.registryCaches) {
-        const { name } = cacheNames(ctx.inputs, c);
+        const { name } = (0,registry_spec/* cacheNames */.nW)(ctx.inputs, c);
         out[name] = dockerUp ? await inspectContainer(ctx.runner, name, api) : undefined;
     }
     return out;
@@ -45523,7 +45172,7 @@ async function cacheContainers(ctx, dockerUp, api) {
 async function detectRegistry(ctx) {
     const { inputs, runner } = ctx;
     const me = ctx.host.identity;
-    const wanted = wantsLocalRegistry(inputs, me);
+    const wanted = (0,registry_spec/* wantsLocalRegistry */.qm)(inputs, me);
     ctx.outputs.registry = inputs.registry.text;
     ctx.outputs.registryStarted = false;
     const none = {
@@ -45548,12 +45197,12 @@ async function detectRegistry(ctx) {
     const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
         dockerUp ? imageId(runner, inputs.registryImage, api) : Promise.resolve(undefined),
         dockerUp && wanted
-            ? inspectContainer(runner, REGISTRY_CONTAINER, api)
+            ? inspectContainer(runner, registry_spec/* REGISTRY_CONTAINER */.Sv, api)
             : Promise.resolve(undefined),
         dockerUp && wanted && inputs.registryMirror !== false
-            ? inspectContainer(runner, MIRROR_CONTAINER, api)
+            ? inspectContainer(runner, registry_spec/* MIRROR_CONTAINER */.ul, api)
             : Promise.resolve(undefined),
-        auth ? (0,system_files/* readFileMaybe */.jp)(runner, AUTH_FILE) : Promise.resolve(''),
+        auth ? (0,system_files/* readFileMaybe */.jp)(runner, registry_spec/* AUTH_FILE */.u1) : Promise.resolve(''),
         wanted ? certInstalled(ctx) : Promise.resolve(true),
         cacheContainers(ctx, dockerUp, api)
     ]);
@@ -45564,7 +45213,7 @@ async function detectRegistry(ctx) {
         dockerUp,
         imageId: id,
         htpasswdOk: !auth || (htpasswd !== undefined && htpasswdMatches(htpasswd, inputs.registryHtpasswd)),
-        htpasswdOpen: auth && (await isOpen(AUTH_FILE)),
+        htpasswdOpen: auth && (await isOpen(registry_spec/* AUTH_FILE */.u1)),
         certOk,
         registry,
         mirror,
@@ -45623,8 +45272,8 @@ async function waitReady(ctx, spec, tls, deadlineMs = 30_000) {
 }
 /** Starts the stopped registry container this step keeps as it is; ready on plain HTTP or TLS. */
 async function startKept(ctx) {
-    await ctx.runner.run(['docker', 'start', REGISTRY_CONTAINER], { root: true });
-    const port = registryPort(ctx.inputs);
+    await ctx.runner.run(['docker', 'start', registry_spec/* REGISTRY_CONTAINER */.Sv], { root: true });
+    const port = (0,registry_spec/* registryPort */.tC)(ctx.inputs);
     const host = ctx.inputs.registry.host.replace(/^\[|\]$/g, '');
     const end = Date.now() + 30_000;
     while (Date.now() < end) {
@@ -45635,7 +45284,7 @@ async function startKept(ctx) {
         }
         await new Promise(r => setTimeout(r, 250));
     }
-    throw new errors/* HostError */.dh(`The ${REGISTRY_CONTAINER} container was started but did not answer GET /v2/ on ${host}:${port} within 30 s: see docker logs ${REGISTRY_CONTAINER}.`);
+    throw new errors/* HostError */.dh(`The ${registry_spec/* REGISTRY_CONTAINER */.Sv} container was started but did not answer GET /v2/ on ${host}:${port} within 30 s: see docker logs ${registry_spec/* REGISTRY_CONTAINER */.Sv}.`);
 }
 /** Runs a new container from the spec; a failed recreate brings the previous one back. */
 async function replaceContainer(ctx, spec, tls, recreate) {
@@ -45647,7 +45296,7 @@ async function replaceContainer(ctx, spec, tls, recreate) {
         await runner.run(['docker', 'rename', spec.name, previous], { root: true });
     }
     try {
-        await runner.run(runArgv(spec), { root: true, context: `Starting ${spec.name}` });
+        await runner.run((0,registry_spec/* runArgv */.my)(spec), { root: true, context: `Starting ${spec.name}` });
         await waitReady(ctx, spec, tls);
     }
     catch (e) {
@@ -45664,7 +45313,7 @@ async function replaceContainer(ctx, spec, tls, recreate) {
 }
 /** Creates, starts or recreates one container; true when it did any of those. */
 async function ensureContainer(ctx, spec, tls) {
-    const action = containerAction(spec, await inspectContainer(ctx.runner, spec.name));
+    const action = (0,registry_spec/* containerAction */.US)(spec, await inspectContainer(ctx.runner, spec.name));
     if (action === 'keep')
         return false;
     lib_core/* info */.pq(`${spec.name}: ${action}`);
@@ -45707,8 +45356,8 @@ async function installCert(ctx, tls) {
     const { runner } = ctx;
     const temp = ctx.host.tempDir;
     const cert = await external_node_fs_.promises.readFile(tls.cert);
-    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_CERT, cert, 0o644, temp);
-    await (0,system_files/* writeFileAtomic */.Zf)(runner, TLS_KEY, await external_node_fs_.promises.readFile(tls.key), 0o600, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_CERT */.X9, cert, 0o644, temp);
+    await (0,system_files/* writeFileAtomic */.Zf)(runner, registry_spec/* TLS_KEY */.Ms, await external_node_fs_.promises.readFile(tls.key), 0o600, temp);
     await (0,system_files/* writeFileAtomic */.Zf)(runner, daemonCaPath(ctx.inputs), cert, 0o644, temp);
 }
 /** The registry and its mirror, when the plan has them; the names of those it started. */
@@ -45717,11 +45366,11 @@ async function ensureRegistry(ctx, p, id) {
     if (p.registry === undefined)
         return [];
     const started = [];
-    const registry = registrySpec(inputs, id, await fileHashes(ctx));
+    const registry = (0,registry_spec/* registrySpec */.FA)(inputs, id, await fileHashes(ctx));
     if (await ensureContainer(ctx, registry, inputs.registryTls !== undefined)) {
         started.push(registry.name);
     }
-    const mirror = mirrorSpec(inputs, id);
+    const mirror = (0,registry_spec/* mirrorSpec */.pG)(inputs, id);
     if (mirror && (await ensureContainer(ctx, mirror, false)))
         started.push(mirror.name);
     return started;
@@ -45750,14 +45399,14 @@ async function applyRegistry(p, ctx) {
     if (p.writeHtpasswd) {
         const text = renderHtpasswd(inputs.registryHtpasswd);
         // 0600: password hashes are for the registry alone (it runs as root in its container).
-        await (0,system_files/* writeFileAtomic */.Zf)(runner, AUTH_FILE, text, 0o600, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(runner, registry_spec/* AUTH_FILE */.u1, text, 0o600, ctx.host.tempDir);
     }
     if (p.closeHtpasswd)
-        await (0,system_files/* setMode */.iY)(runner, AUTH_FILE, 0o600);
+        await (0,system_files/* setMode */.iY)(runner, registry_spec/* AUTH_FILE */.u1, 0o600);
     if (p.installCert && inputs.registryTls)
         await installCert(ctx, inputs.registryTls);
     const started = await ensureRegistry(ctx, p, id);
-    for (const cache of cacheSpecs(inputs, id)) {
+    for (const cache of (0,registry_spec/* cacheSpecs */.PQ)(inputs, id)) {
         if (await ensureContainer(ctx, cache, false))
             started.push(cache.name);
     }
@@ -45777,7 +45426,7 @@ function verifyRegistry(p, ctx) {
     const registry = p.facts.wanted
         ? `${inputs.registryTls ? 'https' : 'http'}://${inputs.registry.text} (${inputs.registryImage}, data in ${inputs.registryData}${auth})`
         : 'no local registry';
-    const caches = Object.entries(cacheAddresses(inputs)).map(([up, at]) => `${up} → ${at}`);
+    const caches = Object.entries((0,registry_spec/* cacheAddresses */.nk)(inputs)).map(([up, at]) => `${up} → ${at}`);
     return Promise.resolve(caches.length > 0 ? `${registry}; pull-through caches: ${caches.join(', ')}` : registry);
 }
 /**
@@ -45789,11 +45438,11 @@ async function checkRegistry(p, ctx) {
         return;
     const { inputs } = ctx;
     if (inputs.registryCaches.length > 0)
-        ctx.outputs.caches = cacheAddresses(inputs);
+        ctx.outputs.caches = (0,registry_spec/* cacheAddresses */.nk)(inputs);
     const id = p.facts.imageId ?? '';
     const used = [
-        ...(p.facts.wanted ? [registrySpec(inputs, id, {}), mirrorSpec(inputs, id)] : []),
-        ...cacheSpecs(inputs, id)
+        ...(p.facts.wanted ? [(0,registry_spec/* registrySpec */.FA)(inputs, id, {}), (0,registry_spec/* mirrorSpec */.pG)(inputs, id)] : []),
+        ...(0,registry_spec/* cacheSpecs */.PQ)(inputs, id)
     ].flatMap(s => (s ? [s.name] : []));
     await (0,registry_users/* recordUse */.zk)(ctx.runner, used, ctx.host.tempDir);
 }
@@ -45826,348 +45475,16 @@ const registryPhase = {
 
 // EXTERNAL MODULE: ./src/state.ts
 var state = __nccwpck_require__(2462);
-;// CONCATENATED MODULE: ./src/summary/markdown.ts
-/**
- * Markdown for the step summary (pure). Every value a run reports (an image name, an error, a
- * daemon.json value) goes through here, so it shows as itself: a `|` never ends a table cell, a
- * backtick never opens code, a newline never ends a row, `<` never opens HTML.
- */
-/** Characters that open inline markdown (or GitHub's math) wherever they stand. */
-const INLINE_SPECIAL = /[\\`*_[\]<>~|&$]/g;
-/** What a line may not start with and stay a paragraph: a heading, a list, a rule. */
-const BLOCK_START = /^(#|[+-]|\d+(?=[.)]))/;
-/** Text written so that markdown shows it as it is, on one line. */
-function escapeText(text) {
-    return (text
-        .replace(/\r\n?/g, '\n')
-        .replace(INLINE_SPECIAL, '\\$&')
-        // A row is one line, and so is a list item: a line break inside them is HTML.
-        .replace(/\n/g, '<br>'));
-}
-/** A rendered line that starts a paragraph, its start escaped so that it stays one. */
-function blockLine(rendered) {
-    return rendered.replace(BLOCK_START, m => (/^\d/.test(m) ? `${m}\\` : `\\${m}`));
-}
-/** The longest run of backticks in `text`. */
-function longestBacktickRun(text) {
-    return Math.max(0, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
-}
-/** A code span showing `text`; in a table cell a `\` before a `|` cannot be written, so that text stays plain. */
-function codeSpan(text, where) {
-    const flat = text.replace(/\r?\n|\r/g, ' ');
-    if (flat === '')
-        return '';
-    if (where === 'cell' && flat.includes('\\|'))
-        return escapeText(flat);
-    const ticks = '`'.repeat(longestBacktickRun(flat) + 1);
-    // A span that starts or ends with a backtick or a space needs a space of padding to keep it.
-    const pad = /^[` ]|[` ]$/.test(flat) ? ' ' : '';
-    // GFM splits a row at every unescaped `|`, code spans included.
-    const body = where === 'cell' ? flat.replace(/\|/g, '\\|') : flat;
-    return `${ticks}${pad}${body}${pad}${ticks}`;
-}
-/** Inline content as markdown, for a table cell or a block line. */
-function inline(content, where = 'block') {
-    if (typeof content === 'string')
-        return escapeText(content);
-    if ('code' in content)
-        return codeSpan(content.code, where);
-    return content.map(part => inline(part, where)).join('');
-}
-/** Text for HTML (a <summary>, where markdown is not read). */
-function escapeHtml(text) {
-    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-/** Inline content as HTML. */
-function inlineHtml(content) {
-    if (typeof content === 'string')
-        return escapeHtml(content);
-    if ('code' in content)
-        return `<code>${escapeHtml(content.code)}</code>`;
-    return content.map(inlineHtml).join('');
-}
-/** Table cells joined with a separator: `a · b · c`. */
-function joined(parts, separator) {
-    return parts.flatMap((part, i) => (i === 0 ? [part] : [separator, part]));
-}
-/** A GFM table, one line per row; every cell escaped, an empty one shown as —. */
-function table(header, rows) {
-    const line = (cells) => {
-        if (cells.length !== header.length) {
-            throw new Error(`a summary row has ${cells.length} cells, its table ${header.length}`);
-        }
-        return `| ${cells.map(c => inline(c, 'cell').trim() || '—').join(' | ')} |`;
-    };
-    return [line(header), `|${'---|'.repeat(header.length)}`, ...rows.map(line)];
-}
-/** A bulleted list, one line per item; `nested` items indented under the item before them. */
-function list(items) {
-    return items.flatMap(item => typeof item === 'object' && 'nested' in item
-        ? item.nested.map(n => `  - ${blockLine(inline(n).trim())}`)
-        : [`- ${blockLine(inline(item).trim())}`]);
-}
-/** A fenced code block that no line of `text` can close; lines kept as they are. */
-function fence(text, info = 'text') {
-    const ticks = '`'.repeat(Math.max(3, longestBacktickRun(text) + 1));
-    return [`${ticks}${info}`, ...text.replace(/\r\n?/g, '\n').split('\n'), ticks];
-}
-/** A collapsed section around markdown lines (open when asked). */
-function details(summary, body, open = false) {
-    // The blank lines let the body be read as markdown, not as part of the HTML block.
-    return [
-        `<details${open ? ' open' : ''}><summary>${inlineHtml(summary)}</summary>`,
-        '',
-        ...body,
-        '',
-        '</details>'
-    ];
-}
-
-;// CONCATENATED MODULE: ./src/summary/render.ts
-/**
- * The step summary (pure): a verdict, a line per phase with the facts a person looks for, the
- * changes, the images (failed ones first and in view), the digests to copy, warnings and outputs.
- * Long lists sit in collapsed sections, so the page reads the same with 3 images or 60.
- */
-
-
-
-/** Images listed in view; more than this and the table is collapsed. */
-const IMAGES_IN_VIEW = 10;
-/** Steps listed per phase; the log has every one. */
-const STEPS_PER_PHASE = 8;
-/** Characters of an error's first line shown in view. */
-const ERROR_LINE = 300;
-/** An image's size as the summary shows it: its unit that fits; '' when unknown (0). */
-function render_formatBytes(bytes) {
-    return bytes > 0 ? formatBytes(bytes) : '';
-}
-/** The digest as people quote it: the algorithm and 12 hex digits. */
-function shortDigest(digest) {
-    const m = /^([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$/.exec(digest);
-    return m ? `${m[1]}:${m[2]}` : digest;
-}
-/** One fact: "3 pushed", "no NVIDIA driver", "runtimes `nvidia`, `runc`", "Docker `27.3.1` (docker-ce)". */
-function factInline(f) {
-    const note = f.note ? ` (${f.note})` : '';
-    if (f.value === null)
-        return `no ${f.label}${note}`;
-    if (f.value === true)
-        return `${f.label}${note}`;
-    if (typeof f.value === 'number')
-        return `${f.value} ${f.label}${note}`;
-    const values = typeof f.value === 'string' ? [f.value] : f.value;
-    const shown = values.length === 0 ? 'none' : joined(values.map(code), ', ');
-    return [`${f.label} `, shown, note];
-}
-const code = (text) => ({ code: text });
-const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-/** The status cell: what happened, with the number of steps behind it. */
-function statusCell(r) {
-    const steps = plural(r.changes.length, 'step');
-    switch (r.status) {
-        case 'unchanged':
-            return '✅ unchanged';
-        case 'changed':
-            return `🔧 changed: ${steps}`;
-        case 'would change':
-            return `📝 would change: ${steps}`;
-        case 'failed':
-            return '❌ failed';
-    }
-}
-/** The facts cell; a phase that showed none falls back to its own sentence. */
-function factsCell(r) {
-    if (r.facts.length > 0)
-        return joined(r.facts.map(factInline), ' · ');
-    return r.status === 'changed' ? r.result : r.found;
-}
-function verdict(data) {
-    if (data.error)
-        return '❌ failed';
-    if (data.dryRun)
-        return '📝 dry run: nothing was changed';
-    return data.reports.some(r => r.status === 'changed')
-        ? '🔧 host updated'
-        : '✅ host already right: nothing changed';
-}
-/** The longest start of `line` that ends a sentence (or else a list item) within `max` characters. */
-function shortened(line, max) {
-    if (line.length <= max)
-        return line;
-    const head = line.slice(0, max);
-    const cut = [head.lastIndexOf('. '), head.lastIndexOf(', ')].find(i => i > 0);
-    return `${cut === undefined ? head : head.slice(0, cut + 1)} …`;
-}
-/**
- * The error's first line in view; the lines after it (a daemon's log, a command's output) as they
- * are. A first line too long to read at a glance (a push naming every image) is cut at a sentence
- * in view, and given whole below.
- */
-function errorBlock(error) {
-    const text = error.replace(/\r\n?/g, '\n').trim();
-    const [first, ...rest] = text.split('\n');
-    const short = shortened(first, ERROR_LINE);
-    const more = rest.join('\n').replace(/^\n+/, '');
-    return [
-        '',
-        `> **Error:** ${inline(short)}`,
-        ...(short !== first
-            ? ['', ...details('The whole error', fence(text))]
-            : more
-                ? ['', ...fence(more)]
-                : [])
-    ];
-}
-/** The steps of every phase that has some, a few each, collapsed (open in a dry run: they are its answer). */
-function changesBlock(data) {
-    const withSteps = data.reports.filter(r => r.changes.length > 0);
-    if (withSteps.length === 0)
-        return [];
-    const total = withSteps.reduce((n, r) => n + r.changes.length, 0);
-    const items = withSteps.flatMap(r => {
-        const shown = r.changes.slice(0, STEPS_PER_PHASE);
-        const left = r.changes.length - shown.length;
-        const more = left > 0 ? [`… and ${left} more (the log lists each one)`] : [];
-        return [r.phase, { nested: [...shown, ...more] }];
-    });
-    const title = `${data.dryRun ? 'Would change' : 'Changes'}: ${plural(total, 'step')}`;
-    return ['', ...details(title, list(items), data.dryRun)];
-}
-/** "58 pushed, 1 unchanged, 1 failed", leaving out what is zero. */
-function imageCounts(images) {
-    const counts = ['pushed', 'unchanged', 'failed']
-        .map(s => [images.filter(i => i.status === s).length, s])
-        .filter(([n]) => n > 0);
-    return counts.map(([n, s]) => `${n} ${s}`).join(', ');
-}
-/** Failed images in view first; the others in a table, collapsed when long; the digests to copy. */
-function imagesBlock(images) {
-    if (images.length === 0)
-        return [];
-    const failed = images.filter(i => i.status === 'failed');
-    const landed = images.filter(i => i.status !== 'failed');
-    const lines = ['', `### Images: ${imageCounts(images)}`];
-    if (failed.length > 0) {
-        lines.push('', ...table(['Not pushed', 'Source', 'Error'], failed.map(i => [code(i.target), code(i.source), i.error ?? ''])));
-    }
-    if (landed.length > 0) {
-        const rows = table(['Target', 'Source', 'Digest', 'Size', 'Status'], landed.map(i => [
-            code(i.target),
-            code(i.source),
-            i.digest ? code(shortDigest(i.digest)) : '',
-            render_formatBytes(i.size),
-            i.status
-        ]));
-        lines.push('', ...(landed.length > IMAGES_IN_VIEW ? details(imageCounts(landed), rows) : rows));
-    }
-    const digests = digestsText(images);
-    if (digests !== '') {
-        const count = digests.split('\n').length;
-        lines.push('', ...details([`Digests: ${count} (the `, code('digests'), ' output)'], fence(digests)));
-    }
-    return lines;
-}
-function warningsBlock(warnings) {
-    if (warnings.length === 0)
-        return [];
-    return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)];
-}
-/** The GPUs leased to the job, one row each. */
-function gpusBlock(leases) {
-    if (leases.length === 0)
-        return [];
-    const how = (l) => (l.from ? `${l.how} from ${l.from}` : l.how);
-    const rows = leases.map((l) => [String(l.index), code(l.uuid), l.name, how(l)]);
-    return ['', '### GPUs leased to this job', '', ...table(['GPU', 'UUID', 'Name', 'Lease'], rows)];
-}
-/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
-function diskBlock(disk) {
-    if (!disk?.dfBefore)
-        return [];
-    const removed = disk.removed.length > 0
-        ? ['Removed, in this order:', '', ...list(disk.removed)]
-        : ['Nothing the pruning rules allow was left to remove.'];
-    const df = [
-        'Before:',
-        '',
-        ...fence(disk.dfBefore),
-        ...(disk.dfAfter === undefined ? [] : ['', 'After:', '', ...fence(disk.dfAfter)])
-    ];
-    return [
-        '',
-        '### Disk space',
-        '',
-        inline([
-            code(disk.dataRoot),
-            `: ${formatBytes(disk.freeBefore)} → ${formatBytes(disk.freeAfter)} free (min-free-space ${formatBytes(disk.minFree)}; freed ${formatBytes(disk.freedBytes)}).`
-        ]),
-        '',
-        ...removed,
-        '',
-        ...details('docker system df', df)
-    ];
-}
-/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
-function examplePath(host) {
-    return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>';
-}
-/** One row per pull-through cache: how to pull an upstream image through it. */
-function cachesBlock(caches) {
-    const rows = Object.entries(caches).map(([upstream, address]) => {
-        const host = upstream.replace(/^[a-z]+:\/\//i, '');
-        const path = examplePath(host);
-        return [
-            upstream,
-            address,
-            [code(`docker pull ${address}/${path}`), ' instead of ', code(`${host}/${path}`)]
-        ];
-    });
-    if (rows.length === 0)
-        return [];
-    return [
-        '',
-        '### Pull-through caches',
-        '',
-        ...table(['Upstream', 'Cache', 'Pull through it'], rows)
-    ];
-}
-/** Every output that has a value, except the images, digests and caches shown above. */
-function outputsBlock(outputs) {
-    const rows = Object.entries(outputValues(outputs))
-        .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches')
-        .map(([k, v]) => [code(k), v]);
-    if (rows.length === 0)
-        return [];
-    return ['', ...details('Outputs', table(['Output', 'Value'], rows))];
-}
-/** The step summary as markdown; no table without rows, every value escaped in markdown.ts. */
-function renderSummary(data) {
-    const lines = [`## docker-gpu-setup: ${verdict(data)} (${data.seconds.toFixed(1)} s)`];
-    if (data.error)
-        lines.push(...errorBlock(data.error));
-    if (data.reports.length > 0) {
-        lines.push('', ...table(['Phase', 'Status', 'Facts'], data.reports.map(r => [r.phase, statusCell(r), factsCell(r)])));
-    }
-    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...cachesBlock(data.outputs.caches ?? {}), ...gpusBlock(data.outputs.gpuLeases ?? []), ...diskBlock(data.outputs.disk), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
-    return `${lines.join('\n')}\n`;
-}
-
-;// CONCATENATED MODULE: ./src/summary/write.ts
-/** Writes the step summary: to GITHUB_STEP_SUMMARY, or to the log when a person runs the action by hand. */
-
-/** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
-async function writeSummary(markdown, env = process.env) {
-    if (!env.GITHUB_STEP_SUMMARY) {
-        lib_core/* info */.pq(markdown);
-        return;
-    }
-    await lib_core/* summary */.z.addRaw(markdown).write();
-}
-
+// EXTERNAL MODULE: ./src/summary/render.ts + 1 modules
+var render = __nccwpck_require__(8501);
+// EXTERNAL MODULE: ./src/summary/write.ts
+var write = __nccwpck_require__(6063);
 // EXTERNAL MODULE: ./src/system/lock.ts
 var lock = __nccwpck_require__(6714);
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
+
 
 
 
@@ -46212,18 +45529,22 @@ function phaseStages(inputs, shared, phases = entries/* PHASES */.ZG) {
         proxy: stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         engine: stage(enginePhase, { ...shared, inputs: settings.engine }),
         daemon: stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        hooks: stage(hooksPhase, { ...shared, inputs: settings.hooks }),
         registry: stage(registryPhase, { ...shared, inputs: settings.registry }),
         disk: stage(diskPhase, { ...shared, inputs: settings.disk }),
         push: stage(pushPhase, { ...shared, inputs: settings.push })
     };
-    return entries/* PHASES */.ZG.filter(p => phases.includes(p)).map(p => all[p]);
+    // The hooks only when asked for: most runs never touch the runner's hooks, and their summary
+    // says nothing of them.
+    const wanted = entries/* PHASES */.ZG.filter(p => phases.includes(p) && (p !== 'hooks' || settings.hooks.runnerHooks !== 'none'));
+    return wanted.map(p => all[p]);
 }
 function defaultDeps() {
     return {
-        runner: new runner/* ExecRunner */.iN(),
+        runner: new exec_runner/* ExecRunner */.iN(),
         env: process.env,
         inputHost: fsHost,
-        readHost: () => readHost(),
+        readHost: () => (0,src_host/* readHost */.rk)(),
         lockHost: (runner, tempDir) => (0,lock/* acquireHostLock */.QM)(runner, tempDir, m => lib_core/* info */.pq(m)),
         stages: phaseStages,
         state: state/* runnerState */.Ej,
@@ -46247,7 +45568,7 @@ async function checkSudo(runner) {
 function useProxies(env, inputs, identity) {
     const proxies = proxiesFor(inputs, identity);
     if (proxies)
-        Object.assign(env, proxyEnvironment(proxies));
+        Object.assign(env, (0,docker_proxy/* proxyEnvironment */.wP)(proxies));
 }
 /** Inputs, host, lock, phases: everything that may fail, recorded as it goes. */
 async function runSteps(deps, record) {
@@ -46260,6 +45581,7 @@ async function runSteps(deps, record) {
         record.warnings.push(DEPRECATED_CLEANUP_ALL);
         lib_core/* warning */.$e(DEPRECATED_CLEANUP_ALL);
     }
+    (0,state/* saveTeardown */.oh)(phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none'), deps.state);
     const host = await deps.readHost();
     useProxies(deps.env, inputs, host.identity);
     if (!record.dryRun)
@@ -46291,8 +45613,8 @@ async function runSteps(deps, record) {
 }
 /** The step summary; a summary that cannot be written is a warning, never a failure. */
 async function summarise(record, seconds, env) {
-    const markdown = renderSummary({ ...record, seconds });
-    await writeSummary(markdown, env).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
+    const markdown = (0,render/* renderSummary */.Br)({ ...record, seconds });
+    await (0,write/* writeSummary */.S)(markdown, env).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
 }
 /**
  * The main step: inputs → phases → outputs and summary. The single place an error becomes a
@@ -46309,9 +45631,134 @@ async function run(overrides = {}) {
         record.error = (0,errors/* errorMessage */.gJ)(e);
         lib_core/* setFailed */.C1(record.error);
     }
-    writeOutputs(record.outputs, deps.entry.outputs);
+    (0,outputs/* writeOutputs */.Kn)(record.outputs, deps.entry.outputs);
     if (record.summary)
         await summarise(record, (Date.now() - started) / 1000, deps.env);
+}
+/**
+ * The runner's job-started hook (runner-hooks: install), run by the runner before the job's
+ * containers are made: leases the GPUs the hooks were installed with to the job (its worker, the
+ * Runner.Worker above the hook's shell) and exports them to the job's steps. A failure fails the
+ * hook, and with it the job: the runner then makes no container and runs no step.
+ */
+async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.iN()) {
+    try {
+        const gpus = parseGpuInputs({ gpus: config.gpus, 'gpu-wait': String(config.gpuWait) });
+        // The GPU health gate goes here, before any GPU is leased, as in the main step.
+        if (gpus.gpus.kind === 'none') {
+            lib_core/* info */.pq('The job hooks were installed without gpus: no lease.');
+            return;
+        }
+        const host = await (0,src_host/* readHost */.rk)();
+        const outputs = {};
+        const ctx = { host, runner, outputs, warn: (m) => lib_core/* warning */.$e(m), remember: () => { } };
+        await runPipeline([stage(gpuPhase, { ...ctx, inputs: gpuSettings(gpus, config.teardown) })], false, []);
+    }
+    catch (e) {
+        lib_core/* setFailed */.C1((0,errors/* errorMessage */.gJ)(e));
+    }
+}
+
+
+/***/ }),
+
+/***/ 7729:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Kn: () => (/* binding */ writeOutputs),
+/* harmony export */   P3: () => (/* binding */ digestsText),
+/* harmony export */   ZN: () => (/* binding */ teardownJson),
+/* harmony export */   uN: () => (/* binding */ outputValues)
+/* harmony export */ });
+/* unused harmony exports OUTPUT_NAMES, imagesJson, dockerGpus */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/**
+ * The action's outputs: their names (as action.yml declares them), their typed values, and the one
+ * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
+ * main step, whether the run succeeded or not.
+ */
+
+/** Every output, in action.yml's order. */
+const OUTPUT_NAMES = [
+    'docker-version',
+    'docker-changed',
+    'daemon-config-changed',
+    'daemon-change',
+    'nvidia-runtime',
+    'gpu-count',
+    'driver-version',
+    'cuda-version',
+    'registry',
+    'registry-started',
+    'images',
+    'digests',
+    'caches',
+    'gpu-uuids',
+    'gpu-indexes',
+    'docker-gpus',
+    'freed-bytes',
+    'teardown'
+];
+/** The `teardown` output: JSON {removed, kept}, each a list of {kind, id, why}. */
+function teardownJson(r) {
+    const items = (xs) => xs.map(i => ({ kind: i.kind, id: i.id, why: i.why }));
+    return JSON.stringify({ removed: items(r.removed), kept: items(r.kept) });
+}
+const text = (v) => v === undefined ? '' : String(v);
+/** The `images` output: JSON array of {source, target, digest, size, status[, error]}. */
+function imagesJson(images) {
+    return JSON.stringify(images.map(r => ({
+        source: r.source,
+        target: r.target,
+        digest: r.digest,
+        size: r.size,
+        status: r.status,
+        ...(r.error ? { error: r.error } : {})
+    })));
+}
+/** The `digests` output: `target@digest` lines for what is in the registry. */
+function digestsText(images) {
+    return images
+        .filter(r => r.status !== 'failed' && r.digest !== '')
+        .map(r => `${r.target}@${r.digest}`)
+        .join('\n');
+}
+/** The `docker-gpus` output: `"device=GPU-a,GPU-b"`, quoted so that `--gpus` does not split it. */
+function dockerGpus(leases) {
+    return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
+}
+/** Every output's text (pure); an output nothing set is empty. */
+function outputValues(o) {
+    return {
+        'docker-version': text(o.dockerVersion),
+        'docker-changed': text(o.dockerChanged),
+        'daemon-config-changed': text(o.daemonConfigChanged),
+        'daemon-change': text(o.daemonChange),
+        'nvidia-runtime': text(o.nvidiaRuntime),
+        'gpu-count': text(o.gpu?.count),
+        'driver-version': text(o.gpu?.driverVersion),
+        'cuda-version': text(o.gpu?.cudaVersion),
+        registry: text(o.registry),
+        'registry-started': text(o.registryStarted),
+        images: o.images === undefined ? '' : imagesJson(o.images),
+        digests: o.images === undefined ? '' : digestsText(o.images),
+        caches: o.caches === undefined ? '' : JSON.stringify(o.caches),
+        'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
+        'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
+        'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'freed-bytes': text(o.disk?.freedBytes),
+        teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
+    };
+}
+/**
+ * Sets every output of `names` (every output, for the root action), so later steps can read each
+ * one even after a failure.
+ */
+function writeOutputs(o, names = 'all') {
+    const values = outputValues(o);
+    for (const name of names === 'all' ? OUTPUT_NAMES : names)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH(name, values[name]);
 }
 
 
@@ -46343,6 +45790,8 @@ async function run(overrides = {}) {
 
 /** How often a waiting run looks at the leases again (reading files only, no lock). */
 const POLL_MS = 500;
+/** How long a GPU held by an ended job's leftovers waits before teardown looks at it again. */
+const RETRY_BLOCKED_MS = 15_000;
 /** The path of a GPU's lease file. */
 function leasePath(uuid) {
     return node_path__WEBPACK_IMPORTED_MODULE_0__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseFileName */ .Se)(uuid));
@@ -46378,8 +45827,71 @@ async function takeLeases(ctx, plan) {
         _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Leased GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}) to ${job.job}.`);
     }
 }
+/** The leases as the plan must see them: a GPU an ended job's leftovers still hold is not free. */
+function withBlocked(leases, t) {
+    for (const uuid of t.blocked.keys()) {
+        const view = leases.get(uuid);
+        if (view && !view.alive)
+            leases.set(uuid, { ...view, alive: true });
+    }
+    return leases;
+}
+/** Take-overs of ended jobs whose leftovers have not been torn down yet (none when teardown is off). */
+function untornTakeovers(ctx, plan, t) {
+    if (!ctx.inputs.tearDown)
+        return [];
+    return plan.picks.filter(p => p.how === 'taken over' && p.from && !t.clean.has(p.from.text));
+}
+/**
+ * Tears down each ended job among the take-overs (holding no lock: it may wait for processes to
+ * end), over every GPU that job leased. Its GPUs that are idle after it may be taken over.
+ */
+async function tearDownEnded(ctx, picks, t) {
+    const tearDown = ctx.inputs.tearDown;
+    if (!tearDown)
+        return;
+    const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+    const views = [...leases.values()];
+    const ended = new Map(picks.map(p => [`${p.from?.lease.pid}:${p.from?.lease.start}`, p]));
+    for (const p of ended.values()) {
+        const lease = p.from.lease;
+        const same = views.filter(v => !v.alive && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(v.lease, lease));
+        if (!/^\d+$/.test(lease.start) || lease.pid <= 0) {
+            // A damaged lease names no worker: nothing on its GPU can be told to be that job's.
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`The lease of GPU ${lease.uuid} names no job: nothing is torn down for it.`);
+            for (const v of same)
+                t.clean.add(v.text);
+            t.clean.add(p.from.text);
+            continue;
+        }
+        const others = new Map(views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(v.lease)]));
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Tearing down what job ${lease.job} (worker pid ${lease.pid}, ended) left before taking over its GPUs.`);
+        const out = await tearDown(ctx.runner, {
+            pid: lease.pid,
+            start: lease.start,
+            gpus: same.map(v => v.lease.uuid),
+            dead: true,
+            otherLeases: others
+        });
+        ctx.outputs.teardown = mergeResults(ctx.outputs.teardown, out.result);
+        for (const v of same) {
+            const busy = out.busy.find(b => b.uuid === v.lease.uuid);
+            if (busy) {
+                t.blocked.set(v.lease.uuid, busy.why);
+                _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`GPU ${v.lease.index} (${v.lease.uuid}) is not handed on yet: ${busy.why}.`);
+            }
+            else {
+                t.clean.add(v.text);
+                t.blocked.delete(v.lease.uuid);
+            }
+        }
+    }
+}
+function mergeResults(a, b) {
+    return { removed: [...(a?.removed ?? []), ...b.removed], kept: [...(a?.kept ?? []), ...b.kept] };
+}
 /** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
-async function tryLease(ctx, plan, fresh) {
+async function tryLease(ctx, plan, fresh, t) {
     const lock = await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireFileLock */ .AM)(ctx.runner, _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI, ctx.host.tempDir, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, {
         what: `the GPU lease lock ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI}`,
         timeoutMs: 60_000,
@@ -46388,8 +45900,10 @@ async function tryLease(ctx, plan, fresh) {
     try {
         // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
         const devices = fresh ? await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .queryGpus */ .OC)(ctx.runner) : plan.facts.devices;
-        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, devices, leases: await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner) }, ctx.inputs);
-        if (now.short === 0)
+        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner), t);
+        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, devices, leases }, ctx.inputs);
+        // An ended job's GPU is taken over only once what that job left is gone.
+        if (now.short === 0 && untornTakeovers(ctx, now, t).length === 0)
             await takeLeases(ctx, now);
         return now;
     }
@@ -46404,13 +45918,16 @@ function holders(plan) {
         .join('; ');
 }
 /** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
-async function waitForRelease(ctx, plan, deadline) {
-    while (Date.now() < deadline) {
-        await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
-        const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+async function waitForRelease(ctx, plan, deadline, t) {
+    // A GPU an ended job's leftovers hold is looked at again after a while: they may have ended.
+    const until = t.blocked.size > 0 ? Math.min(deadline, Date.now() + RETRY_BLOCKED_MS) : deadline;
+    while (Date.now() < until) {
+        await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))));
+        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner), t);
         if ((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, leases }, ctx.inputs).short === 0)
             return;
     }
+    t.blocked.clear();
 }
 /** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
 function publishLeases(ctx, picks) {
@@ -46436,8 +45953,14 @@ function publishLeases(ctx, picks) {
 async function applyGpus(plan, ctx) {
     const deadline = Date.now() + ctx.inputs.gpuWait * 1000;
     let told = '';
+    const t = { clean: new Set(), blocked: new Map() };
     for (let attempt = 0;; attempt++) {
-        const now = await tryLease(ctx, plan, attempt > 0);
+        const now = await tryLease(ctx, plan, attempt > 0, t);
+        const untorn = now.short === 0 ? untornTakeovers(ctx, now, t) : [];
+        if (untorn.length > 0) {
+            await tearDownEnded(ctx, untorn, t);
+            continue;
+        }
         if (now.short === 0) {
             publishLeases(ctx, now.picks);
             return;
@@ -46450,7 +45973,7 @@ async function applyGpus(plan, ctx) {
             _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Waiting up to ${Math.ceil((deadline - Date.now()) / 1000)} s for ${now.short} more GPU${now.short === 1 ? '' : 's'}; held by: ${who}`);
             told = who;
         }
-        await waitForRelease(ctx, now, deadline);
+        await waitForRelease(ctx, now, deadline, t);
     }
 }
 /** Every leased GPU's file names this job's worker: the leases are really held. */
@@ -46475,11 +45998,11 @@ async function verifyGpus(plan, ctx) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Kv: () => (/* binding */ jobIdentity),
 /* harmony export */   Mw: () => (/* binding */ readLeases),
 /* harmony export */   OC: () => (/* binding */ queryGpus),
 /* harmony export */   RK: () => (/* binding */ detectGpus)
 /* harmony export */ });
-/* unused harmony export jobIdentity */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
@@ -46545,8 +46068,9 @@ async function readLeases(runner) {
 }
 /**
  * The job this run belongs to: the parent of the action's node process, which the runner's
- * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
- * none to hold a lease (the action started by init, or the parent already gone).
+ * Runner.Worker is, alive for the whole job (the post step is its child too); for a job hook, the
+ * Runner.Worker above the hook's shell. Throws when there is none to hold a lease (the action
+ * started by init, or the parent already gone).
  */
 function jobIdentity(env = process.env) {
     const ppid = process.ppid;
@@ -46554,7 +46078,16 @@ function jobIdentity(env = process.env) {
     if (parent === undefined) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`);
     }
-    return { pid: parent.pid, start: parent.start, process: parent.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
+    // A job hook runs the action under its script's shell: the job is the worker above that shell.
+    let worker = parent;
+    for (let p = parent, hops = 0; p && hops < 8; hops++) {
+        if (p.name === 'Runner.Worker') {
+            worker = p;
+            break;
+        }
+        p = p.ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .processIdentity */ .I9)(p.ppid) : undefined;
+    }
+    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
 }
 /** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
 async function detectGpus(ctx) {
@@ -46845,6 +46378,726 @@ function planGpus(facts, inputs) {
 
 /***/ }),
 
+/***/ 2632:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ readHookConfig),
+/* harmony export */   q: () => (/* binding */ detectHooks)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9929);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3604);
+/** Reads the runner's folder, its .env and the installed hook files (changes nothing). */
+
+
+
+
+
+
+/** The runner's folder (from the job's worker), its .env, and what is installed now. */
+async function detectHooks(ctx) {
+    const facts = { env: '', installed: {}, node: process.execPath, bundle: '' };
+    if (ctx.inputs.runnerHooks === 'none')
+        return facts;
+    // The worker is the parent of this step's node process.
+    const worker = (0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .processIdentity */ .I9)(process.ppid);
+    const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(worker.pid) : undefined;
+    const installed = {};
+    for (const f of Object.values(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW))
+        installed[f] = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, f);
+    return {
+        folder,
+        env: folder ? ((await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(folder, '.env'))) ?? '') : '',
+        installed,
+        node: process.execPath,
+        // The running bundle (dist/index.js) is what the hooks will run.
+        bundle: ctx.inputs.runnerHooks === 'install' ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(process.argv[1], 'utf8') : ''
+    };
+}
+/** What the installed hooks do (the settings the install wrote, root's); nothing when unreadable. */
+async function readHookConfig() {
+    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW.config, 'utf8').catch(() => '{}');
+    const v = JSON.parse(text);
+    return {
+        gpus: typeof v.gpus === 'string' ? v.gpus : '',
+        gpuWait: typeof v.gpuWait === 'number' ? v.gpuWait : 900,
+        teardown: v.teardown === true
+    };
+}
+
+
+/***/ }),
+
+/***/ 3604:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   YW: () => (/* binding */ HOOK_FILES),
+/* harmony export */   qf: () => (/* binding */ planHooks)
+/* harmony export */ });
+/* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, hookFiles */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/**
+ * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
+ * `.env` that name them, and the plan that installs or removes them. The runner reads
+ * ACTIONS_RUNNER_HOOK_JOB_STARTED and _COMPLETED from its environment, which `.env` sets when the
+ * runner starts; each runs as a step of every job (the started one before the job's containers).
+ */
+
+/** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
+const HOOK_DIR = '/usr/local/lib/docker-gpu-setup';
+const HOOK_FILES = {
+    started: `${HOOK_DIR}/job-started.sh`,
+    completed: `${HOOK_DIR}/job-completed.sh`,
+    bundle: `${HOOK_DIR}/index.js`,
+    packageJson: `${HOOK_DIR}/package.json`,
+    config: `${HOOK_DIR}/hooks.json`
+};
+const VARS = {
+    started: 'ACTIONS_RUNNER_HOOK_JOB_STARTED',
+    completed: 'ACTIONS_RUNNER_HOOK_JOB_COMPLETED'
+};
+/** A word for bash, single-quoted. */
+const quoted = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A hook script: runs the installed bundle with the runner's node as `job-started` or `job-completed`. */
+function hookScript(kind, node) {
+    return [
+        '#!/bin/bash',
+        `# docker-gpu-setup (runner-hooks: install): the runner's job-${kind} hook.`,
+        `exec ${quoted(node)} ${quoted(HOOK_FILES.bundle)} job-${kind}`,
+        ''
+    ].join('\n');
+}
+/** The value a `.env` line gives a variable, or undefined. */
+function envValue(text, name) {
+    const line = text.split('\n').find(l => l.startsWith(`${name}=`));
+    return line?.slice(name.length + 1).trim();
+}
+/** `.env` with the two hook lines set to the installed scripts; every other line kept. */
+function envWithHooks(text) {
+    const kept = text
+        .split('\n')
+        .filter(l => !l.startsWith(`${VARS.started}=`) && !l.startsWith(`${VARS.completed}=`));
+    while (kept.length > 0 && kept[kept.length - 1] === '')
+        kept.pop();
+    return [
+        ...kept,
+        `${VARS.started}=${HOOK_FILES.started}`,
+        `${VARS.completed}=${HOOK_FILES.completed}`,
+        ''
+    ].join('\n');
+}
+/** `.env` without this action's hook lines (an administrator's own hooks stay). */
+function envWithoutHooks(text) {
+    return text
+        .split('\n')
+        .filter(l => l !== `${VARS.started}=${HOOK_FILES.started}` &&
+        l !== `${VARS.completed}=${HOOK_FILES.completed}`)
+        .join('\n');
+}
+/** The files the hooks need, as they should be. */
+function hookFiles(facts, config) {
+    return {
+        [HOOK_FILES.bundle]: facts.bundle,
+        [HOOK_FILES.packageJson]: '{\n  "type": "module"\n}\n',
+        [HOOK_FILES.config]: `${JSON.stringify(config)}\n`,
+        [HOOK_FILES.started]: hookScript('started', facts.node),
+        [HOOK_FILES.completed]: hookScript('completed', facts.node)
+    };
+}
+/** Installs or removes the hooks (pure); an administrator's own hook is never replaced. */
+function planHooks(facts, inputs) {
+    const none = {
+        found: 'runner-hooks: none',
+        steps: [],
+        warnings: [],
+        facts,
+        write: {},
+        remove: []
+    };
+    if (inputs.runnerHooks === 'none')
+        return none;
+    if (facts.folder === undefined) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: ${inputs.runnerHooks}, but the runner's folder (with its .runner file) was not found above this job's Runner.Worker.`);
+    }
+    const envFile = `${facts.folder}/.env`;
+    if (inputs.runnerHooks === 'remove') {
+        const env = envWithoutHooks(facts.env);
+        const remove = Object.values(HOOK_FILES).filter(f => facts.installed[f] !== undefined);
+        const steps = [
+            ...(env !== facts.env ? [{ description: `remove the job hooks from ${envFile}` }] : []),
+            ...remove.map(f => ({ description: `remove ${f}` }))
+        ];
+        return {
+            ...none,
+            found: `runner ${facts.folder}`,
+            steps,
+            remove,
+            env: env !== facts.env ? env : undefined
+        };
+    }
+    for (const kind of ['started', 'completed']) {
+        const set = envValue(facts.env, VARS[kind]);
+        if (set !== undefined && set !== HOOK_FILES[kind]) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${HOOK_FILES[kind]} from that hook.`);
+        }
+    }
+    const want = hookFiles(facts, inputs.config);
+    const write = Object.fromEntries(Object.entries(want).filter(([f, text]) => facts.installed[f] !== text));
+    const env = envWithHooks(facts.env);
+    const steps = [
+        ...Object.keys(write).map(f => ({ description: `write ${f}` })),
+        ...(env !== facts.env
+            ? [{ description: `set ${VARS.started} and ${VARS.completed} in ${envFile}` }]
+            : [])
+    ];
+    return {
+        ...none,
+        found: `runner ${facts.folder}`,
+        steps,
+        write,
+        env: env !== facts.env ? env : undefined
+    };
+}
+
+
+/***/ }),
+
+/***/ 2589:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   G3: () => (/* binding */ parseRegistryInputs),
+/* harmony export */   yh: () => (/* binding */ REGISTRY_INPUTS)
+/* harmony export */ });
+/* unused harmony export DOCKER_HUB */
+/* harmony import */ var _docker_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2977);
+/* harmony import */ var _input_fields_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6969);
+
+
+/** The registry's inputs with their action.yml defaults. */
+const REGISTRY_INPUTS = {
+    registry: 'localhost:5000',
+    'start-registry': 'auto',
+    'registry-image': 'registry:3',
+    'registry-image-archive': '',
+    'registry-bind': '',
+    'registry-data': '/var/lib/docker-gpu-setup/registry',
+    'registry-htpasswd': '',
+    'registry-tls-cert': '',
+    'registry-tls-key': '',
+    'registry-mirror': 'false',
+    'registry-mirror-port': '5001',
+    'registry-caches': '',
+    'registry-cache-port': '5002',
+    'registry-cache-credentials': '',
+    'insecure-registry': 'auto'
+};
+/** The upstream a `registry-mirror: true` cache pulls through. */
+const DOCKER_HUB = 'https://registry-1.docker.io';
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+function address(raw) {
+    const text = raw.registry.trim();
+    try {
+        return (0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseRegistryAddress */ .xo)(text);
+    }
+    catch (e) {
+        return (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry', text, e.message);
+    }
+}
+function bindAddress(raw) {
+    const bind = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .optional */ .lq)(raw, 'registry-bind');
+    if (bind !== undefined && !IPV4.test(bind) && !/^\[?[0-9a-fA-F:]+\]?$/.test(bind)) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-bind', bind, 'use a host IP address such as 127.0.0.1 or 0.0.0.0');
+    }
+    return bind;
+}
+function dataFolder(raw) {
+    const data = raw['registry-data'].trim();
+    if (!data.startsWith('/') || data === '/' || data.includes('\n')) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-data', data, 'use an absolute folder path other than /');
+    }
+    return data.replace(/\/+$/, '');
+}
+function htpasswd(raw) {
+    const entries = [];
+    const seen = new Set();
+    raw['registry-htpasswd'].split(/\r?\n/).forEach((line, i) => {
+        if (line.trim() === '')
+            return;
+        const colon = line.indexOf(':');
+        const user = colon < 0 ? '' : line.slice(0, colon);
+        const password = colon < 0 ? '' : line.slice(colon + 1);
+        if (colon < 0 || !/^[A-Za-z0-9._@-]{1,64}$/.test(user) || password === '') {
+            (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-htpasswd', '***', `line ${i + 1}: write user:password (user of letters, digits, . _ @ -; a non-empty password)`);
+        }
+        if (seen.has(user))
+            (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-htpasswd', '***', `line ${i + 1}: user ${user} is repeated`);
+        seen.add(user);
+        entries.push({ user, password });
+    });
+    return entries;
+}
+function tlsFiles(raw, host) {
+    const cert = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .existingPath */ .Jf)(raw, 'registry-tls-cert', host, 'file');
+    const key = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .existingPath */ .Jf)(raw, 'registry-tls-key', host, 'file');
+    if (cert !== undefined && key === undefined) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-tls-key', '', 'registry-tls-cert is set: give its key file too');
+    }
+    if (key !== undefined && cert === undefined) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-tls-cert', '', 'registry-tls-key is set: give its certificate file too');
+    }
+    return cert !== undefined && key !== undefined ? { cert, key } : undefined;
+}
+function mirror(raw) {
+    const value = raw['registry-mirror'].trim();
+    const flag = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .booleanText */ .m6)(value);
+    if (flag !== undefined)
+        return flag && DOCKER_HUB;
+    return ((0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .url */ .OZ)(raw, 'registry-mirror', ['http:', 'https:']) ??
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-mirror', value, 'use true, false or an upstream URL'));
+}
+/** The mirror's port, which must not be the registry's own. */
+function mirrorPort(raw, registry, cache) {
+    const port = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)(raw, 'registry-mirror-port', 1, 65535);
+    if (cache !== false && port === (registry.port ?? 443)) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-mirror-port', String(port), `use a port other than the registry's own (${registry.port ?? 443})`);
+    }
+    return port;
+}
+/** Names of Docker Hub: its cache is registry-mirror, the one Docker applies to Hub pulls. */
+const DOCKER_HUB_HOSTS = new Set([
+    'docker.io',
+    'index.docker.io',
+    'registry-1.docker.io',
+    'registry.hub.docker.com',
+    'hub.docker.com'
+]);
+/** One registry-caches entry: a registry host (https) or an http(s) URL of a registry's root. */
+function cacheUpstream(value, line) {
+    const bad = (why) => (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-caches', value, `line ${line}: ${why}`);
+    let remoteUrl;
+    let host;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+        let url;
+        try {
+            url = new URL(value);
+        }
+        catch {
+            url = undefined;
+        }
+        if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
+            return bad('use a registry host such as nvcr.io, or an http or https URL');
+        }
+        if (url.username || url.password) {
+            return bad('give credentials in registry-cache-credentials, not in the URL');
+        }
+        if (url.pathname !== '/' || url.search || url.hash) {
+            return bad("use the registry's root URL, without a path");
+        }
+        host = url.host;
+        remoteUrl = `${url.protocol}//${url.host}`;
+    }
+    else {
+        try {
+            host = (0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseRegistryAddress */ .xo)(value).text;
+        }
+        catch (e) {
+            return bad(e.message);
+        }
+        remoteUrl = `https://${host}`;
+    }
+    if (DOCKER_HUB_HOSTS.has(host.replace(/:443$/, '').toLowerCase())) {
+        return bad('Docker Hub is cached by registry-mirror (the only cache Docker applies to Hub pulls)');
+    }
+    const slug = host
+        .toLowerCase()
+        .replace(/[^a-z0-9.]+/g, '-')
+        .replace(/^-+|-+$/g, '');
+    return { upstream: value.replace(/\/+$/, ''), remoteUrl, host, slug };
+}
+/** Ports the caches take, from registry-cache-port up: never the registry's or the mirror's. */
+function cachePorts(raw, count, taken) {
+    const first = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .int */ .Wh)(raw, 'registry-cache-port', 1, 65535);
+    const ports = Array.from({ length: count }, (_, i) => first + i);
+    const last = ports[ports.length - 1] ?? first;
+    const clash = ports.find(p => taken.has(p));
+    if (last > 65535 || clash !== undefined) {
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-cache-port', String(first), `the ${count} cache(s) take ports ${first} to ${last}, ${clash !== undefined ? `which holds ${taken.get(clash)}` : 'beyond 65535'}: choose another first port`);
+    }
+    return ports;
+}
+/** registry-cache-credentials: `upstream user:token` lines, each for an upstream of registry-caches. */
+function cacheCredentials(raw, caches) {
+    const out = new Map();
+    raw['registry-cache-credentials'].split(/\r?\n/).forEach((text, i) => {
+        const line = text.trim();
+        if (line === '' || line.startsWith('#'))
+            return;
+        const bad = (why) => (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-cache-credentials', '***', `line ${i + 1}: ${why}`);
+        const m = /^(\S+)\s+([^\s:]+):(.+)$/.exec(line);
+        if (!m)
+            return bad('write upstream user:token (the upstream as registry-caches names it)');
+        const [, name, username, password] = m;
+        const cache = caches.find(c => c.upstream.toLowerCase() === name.toLowerCase() ||
+            c.host.toLowerCase() === name.toLowerCase());
+        if (!cache)
+            return bad(`${name} is not in registry-caches`);
+        if (out.has(cache.upstream))
+            return bad(`${name} has credentials twice`);
+        out.set(cache.upstream, { username, password });
+    });
+    return out;
+}
+/** registry-caches with their ports and credentials; Docker Hub and repeats refused. */
+function caches(raw, taken) {
+    const items = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .splitList */ .ry)(raw['registry-caches']).map(({ value, line }) => cacheUpstream(value, line));
+    const seen = new Set();
+    for (const c of items) {
+        if (seen.has(c.slug))
+            (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-caches', c.upstream, `${c.host} is listed twice`);
+        seen.add(c.slug);
+    }
+    const ports = cachePorts(raw, items.length, taken);
+    const credentials = cacheCredentials(raw, items);
+    return items.map((c, i) => ({ ...c, port: ports[i], credentials: credentials.get(c.upstream) }));
+}
+/** Ports the registry and its mirror publish on, with what holds each, for the caches to avoid. */
+function takenPorts(registry, tls, mirror, mirrorPort) {
+    const taken = new Map([
+        [registry.port ?? (tls ? 443 : 80), `the registry's port ${registry.port ?? (tls ? 443 : 80)}`]
+    ]);
+    if (mirror !== false)
+        taken.set(mirrorPort, `registry-mirror-port ${mirrorPort}`);
+    return taken;
+}
+/** The inputs that shape the registry container (and its mirror) beyond its address. */
+const CONTAINER_INPUTS = [
+    'registry-image',
+    'registry-image-archive',
+    'registry-bind',
+    'registry-data',
+    'registry-htpasswd',
+    'registry-tls-cert',
+    'registry-tls-key',
+    'registry-mirror',
+    'registry-mirror-port'
+];
+/** Validates the registry's inputs (pure apart from `host.pathKind`); throws InputError. */
+function parseRegistryInputs(raw, host) {
+    const registry = address(raw);
+    const startRegistry = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .tristate */ .rK)(raw, 'start-registry');
+    const registryImage = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .imageReference */ .rA)(raw, 'registry-image') ??
+        (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .fail */ .fJ)('registry-image', '', 'name the registry image, e.g. registry:3');
+    const registryImageArchive = (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .existingPath */ .Jf)(raw, 'registry-image-archive', host, 'file');
+    const registryBind = bindAddress(raw);
+    const registryData = dataFolder(raw);
+    const registryHtpasswd = htpasswd(raw);
+    const registryTls = tlsFiles(raw, host);
+    const registryMirror = mirror(raw);
+    const registryMirrorPort = mirrorPort(raw, registry, registryMirror);
+    const taken = takenPorts(registry, registryTls, registryMirror, registryMirrorPort);
+    return {
+        registry,
+        startRegistry,
+        registryImage,
+        registryImageArchive,
+        registryBind,
+        registryData,
+        registryHtpasswd,
+        registryTls,
+        registryMirror,
+        registryMirrorPort,
+        registryCaches: caches(raw, taken),
+        insecureRegistry: (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .tristate */ .rK)(raw, 'insecure-registry'),
+        configured: startRegistry === 'true' || CONTAINER_INPUTS.some(n => raw[n].trim() !== REGISTRY_INPUTS[n])
+    };
+}
+
+
+/***/ }),
+
+/***/ 4507:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   FA: () => (/* binding */ registrySpec),
+/* harmony export */   Jn: () => (/* binding */ isThisHost),
+/* harmony export */   Ms: () => (/* binding */ TLS_KEY),
+/* harmony export */   PQ: () => (/* binding */ cacheSpecs),
+/* harmony export */   Sv: () => (/* binding */ REGISTRY_CONTAINER),
+/* harmony export */   TA: () => (/* reexport safe */ _docker_labels_js__WEBPACK_IMPORTED_MODULE_3__.T),
+/* harmony export */   US: () => (/* binding */ containerAction),
+/* harmony export */   X9: () => (/* binding */ TLS_CERT),
+/* harmony export */   ch: () => (/* binding */ insecureRegistry),
+/* harmony export */   my: () => (/* binding */ runArgv),
+/* harmony export */   nW: () => (/* binding */ cacheNames),
+/* harmony export */   nk: () => (/* binding */ cacheAddresses),
+/* harmony export */   nx: () => (/* binding */ registryBind),
+/* harmony export */   pG: () => (/* binding */ mirrorSpec),
+/* harmony export */   qm: () => (/* binding */ wantsLocalRegistry),
+/* harmony export */   sc: () => (/* binding */ sha256),
+/* harmony export */   tC: () => (/* binding */ registryPort),
+/* harmony export */   u1: () => (/* binding */ AUTH_FILE),
+/* harmony export */   ul: () => (/* binding */ MIRROR_CONTAINER),
+/* harmony export */   vO: () => (/* binding */ registryFragments)
+/* harmony export */ });
+/* unused harmony exports CACHE_CONTAINER_PREFIX, LABEL_SPEC, REGISTRY_ETC, ENV_DIR, envFileText */
+/* harmony import */ var _docker_labels_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(65);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _docker_daemon_fragment_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1027);
+/* harmony import */ var _docker_proxy_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5996);
+/* harmony import */ var _docker_reference_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2977);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
+/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2589);
+/**
+ * The local registry as data (pure): when it runs, the container spec and its hash, docker argv,
+ * and what it contributes to daemon.json. Configured through REGISTRY_* variables, which both
+ * distribution v2 (config at /etc/docker/registry/config.yml) and v3 (/etc/distribution/config.yml)
+ * read, so the action never depends on where the image keeps its config file.
+ */
+
+
+
+
+
+
+
+/** The local registry's container name. */
+const REGISTRY_CONTAINER = 'docker-gpu-setup-registry';
+/** The pull-through cache's container name. */
+const MIRROR_CONTAINER = 'docker-gpu-setup-mirror';
+/** Prefix of the container name of each cache of registry-caches. */
+const CACHE_CONTAINER_PREFIX = 'docker-gpu-setup-cache-';
+
+/** Label holding the spec's hash: equal hash, same container. */
+const LABEL_SPEC = 'org.docker-gpu-setup.spec';
+/** Host folder for the registry's auth and TLS files (mounted read-only). */
+const REGISTRY_ETC = '/etc/docker-gpu-setup/registry';
+/** Is `host` (as written in `registry`) this machine? */
+function isThisHost(host, me) {
+    if ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .isLoopbackHost */ .cW)(host))
+        return true;
+    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+    return (me.names.some(n => n.toLowerCase() === bare) || me.addresses.some(a => a.toLowerCase() === bare));
+}
+/**
+ * Whether this run manages a local registry. start-registry true or false says so; auto runs one
+ * when `registry` is this host and something asks for one: images to push, a `registry` other
+ * than the default, auth, TLS or a mirror. A runner passes every input, defaults included, so
+ * "the user set registry" can only be seen as a value other than the default.
+ */
+function wantsLocalRegistry(inputs, me) {
+    if (inputs.startRegistry !== 'auto')
+        return inputs.startRegistry === 'true';
+    const asked = inputs.pushesImages ||
+        inputs.registry.text !== _inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .REGISTRY_INPUTS */ .yh.registry ||
+        inputs.registryHtpasswd.length > 0 ||
+        inputs.registryTls !== undefined ||
+        inputs.registryMirror !== false;
+    return asked && isThisHost(inputs.registry.host, me);
+}
+/** Host port of the local registry: the one in `registry`, else the scheme's default. */
+function registryPort(inputs) {
+    return inputs.registry.port ?? (inputs.registryTls ? 443 : 80);
+}
+/** Address the registry is published on (registry-bind, else loopback for a loopback registry). */
+function registryBind(inputs) {
+    return inputs.registryBind ?? ((0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .isLoopbackHost */ .cW)(inputs.registry.host) ? '127.0.0.1' : '0.0.0.0');
+}
+/** Hex sha256 of a text or file content. */
+function sha256(text) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text).digest('hex');
+}
+function withHash(spec) {
+    return { ...spec, hash: sha256(JSON.stringify((0,_docker_daemon_fragment_js__WEBPACK_IMPORTED_MODULE_5__/* .canonical */ .$)(spec))) };
+}
+/** Where the registry's htpasswd and TLS files live on the host. */
+const AUTH_FILE = `${REGISTRY_ETC}/htpasswd`;
+/** Where the registry's certificate is installed (mounted read-only). */
+const TLS_CERT = `${REGISTRY_ETC}/tls.crt`;
+/** Where the registry's key is installed (mode 0600, mounted read-only). */
+const TLS_KEY = `${REGISTRY_ETC}/tls.key`;
+/** The main registry's container spec. */
+function registrySpec(inputs, imageId, fileHashes) {
+    const env = {
+        REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+        OTEL_TRACES_EXPORTER: 'none'
+    };
+    const mounts = [
+        { source: inputs.registryData, target: '/var/lib/registry', readonly: false }
+    ];
+    const hashes = {};
+    if (inputs.registryHtpasswd.length > 0) {
+        env.REGISTRY_AUTH = 'htpasswd';
+        env.REGISTRY_AUTH_HTPASSWD_REALM = 'docker-gpu-setup registry';
+        env.REGISTRY_AUTH_HTPASSWD_PATH = '/auth/htpasswd';
+        mounts.push({ source: AUTH_FILE, target: '/auth/htpasswd', readonly: true });
+        hashes.htpasswd = fileHashes.htpasswd ?? '';
+    }
+    if (inputs.registryTls) {
+        env.REGISTRY_HTTP_TLS_CERTIFICATE = '/certs/tls.crt';
+        env.REGISTRY_HTTP_TLS_KEY = '/certs/tls.key';
+        mounts.push({ source: TLS_CERT, target: '/certs/tls.crt', readonly: true }, { source: TLS_KEY, target: '/certs/tls.key', readonly: true });
+        hashes.cert = fileHashes.cert ?? '';
+        hashes.key = fileHashes.key ?? '';
+    }
+    return withHash({
+        name: REGISTRY_CONTAINER,
+        image: inputs.registryImage,
+        imageId,
+        bind: registryBind(inputs),
+        hostPort: registryPort(inputs),
+        env,
+        mounts,
+        fileHashes: hashes
+    });
+}
+/** Where the env files of the mirror and the caches live (root only: they may hold secrets). */
+const ENV_DIR = `${REGISTRY_ETC}/env`;
+/** An env file's text as `docker run --env-file` reads it: one KEY=value a line, taken literally. */
+function envFileText(env) {
+    return Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join('');
+}
+/** What a pull-through container keeps out of argv: the upstream's credentials, the proxies. */
+function secretEnv(proxies, credentials) {
+    return {
+        ...(credentials
+            ? {
+                REGISTRY_PROXY_USERNAME: credentials.username,
+                REGISTRY_PROXY_PASSWORD: credentials.password
+            }
+            : {}),
+        ...(proxies ? (0,_docker_proxy_js__WEBPACK_IMPORTED_MODULE_6__/* .proxyEnvironment */ .wP)(proxies) : {})
+    };
+}
+/** A pull-through cache of `remoteUrl` on 127.0.0.1:`port` (a proxying registry refuses pushes). */
+function pullThroughSpec(name, inputs, imageId, cache) {
+    const secret = secretEnv(inputs.proxies, cache.credentials);
+    const envText = Object.keys(secret).length > 0 ? envFileText(secret) : undefined;
+    const spec = withHash({
+        name,
+        image: inputs.registryImage,
+        imageId,
+        bind: '127.0.0.1',
+        hostPort: cache.port,
+        env: {
+            REGISTRY_HTTP_ADDR: '0.0.0.0:5000',
+            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+            REGISTRY_PROXY_REMOTEURL: cache.remoteUrl,
+            OTEL_TRACES_EXPORTER: 'none'
+        },
+        mounts: [{ source: cache.data, target: '/var/lib/registry', readonly: false }],
+        fileHashes: {},
+        envFile: envText ? { path: `${ENV_DIR}/${name}.env`, hash: sha256(envText) } : undefined
+    });
+    return { ...spec, envText };
+}
+/** The Docker Hub cache's spec (registry-mirror), the only one in registry-mirrors. */
+function mirrorSpec(inputs, imageId) {
+    if (inputs.registryMirror === false)
+        return undefined;
+    return pullThroughSpec(MIRROR_CONTAINER, inputs, imageId, {
+        remoteUrl: inputs.registryMirror,
+        port: inputs.registryMirrorPort,
+        data: `${inputs.registryData}-mirror`
+    });
+}
+/** The container name and data folder of one cache of registry-caches. */
+function cacheNames(inputs, cache) {
+    return {
+        name: `${CACHE_CONTAINER_PREFIX}${cache.slug}`,
+        data: `${inputs.registryData}-cache-${cache.slug}`
+    };
+}
+/** One spec per registry-caches entry: its own port, data folder and credentials. */
+function cacheSpecs(inputs, imageId) {
+    return inputs.registryCaches.map(cache => {
+        const { name, data } = cacheNames(inputs, cache);
+        return pullThroughSpec(name, inputs, imageId, { ...cache, data });
+    });
+}
+/** The caches output: each upstream as written → the address to pull it through. */
+function cacheAddresses(inputs) {
+    return Object.fromEntries(inputs.registryCaches.map(c => [c.upstream, `localhost:${c.port}`]));
+}
+/** `docker run` argv for a spec: restart always, published port, mounts, labels, env; no shell. */
+function runArgv(spec) {
+    const bind = spec.bind.includes(':') && !spec.bind.startsWith('[') ? `[${spec.bind}]` : spec.bind;
+    return [
+        'docker',
+        'run',
+        '--detach',
+        '--name',
+        spec.name,
+        '--restart',
+        'always',
+        '--publish',
+        `${bind}:${spec.hostPort}:5000`,
+        '--label',
+        `${_docker_labels_js__WEBPACK_IMPORTED_MODULE_3__/* .LABEL_MANAGED */ .T}=true`,
+        '--label',
+        `${LABEL_SPEC}=${spec.hash}`,
+        ...spec.mounts.flatMap(m => ['--volume', `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`]),
+        ...(spec.envFile ? ['--env-file', spec.envFile.path] : []),
+        ...Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+        spec.image
+    ];
+}
+/** Keep, start, create or recreate; a container of that name the action did not make is refused. */
+function containerAction(spec, state) {
+    if (state === undefined)
+        return 'create';
+    if (state.labels[_docker_labels_js__WEBPACK_IMPORTED_MODULE_3__/* .LABEL_MANAGED */ .T] !== 'true') {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .HostError */ .dh(`A container named ${spec.name} exists that docker-gpu-setup did not create; it was left alone. Remove or rename it (docker rm -f ${spec.name}) or run your own registry with start-registry: false.`);
+    }
+    if (state.labels[LABEL_SPEC] !== spec.hash)
+        return 'recreate';
+    return state.running ? 'keep' : 'start';
+}
+/**
+ * Whether `registry` goes into `insecure-registries`: insecure-registry true, or auto for a
+ * plain-HTTP local registry on an address other than loopback (which Docker trusts anyway).
+ */
+function insecureRegistry(inputs, me) {
+    return (inputs.insecureRegistry === 'true' ||
+        (inputs.insecureRegistry === 'auto' &&
+            wantsLocalRegistry(inputs, me) &&
+            !inputs.registryTls &&
+            !(0,_docker_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .isLoopbackHost */ .cW)(inputs.registry.host)));
+}
+/**
+ * What the registry settings add to daemon.json: the mirror in `registry-mirrors`, and `registry`
+ * in `insecure-registries` when it is plain HTTP on a non-loopback address (insecure-registry).
+ */
+function registryFragments(inputs, me) {
+    const out = [];
+    if (insecureRegistry(inputs, me)) {
+        out.push({ source: 'insecure-registry', value: { 'insecure-registries': [inputs.registry.text] } });
+    }
+    if (wantsLocalRegistry(inputs, me) && inputs.registryMirror !== false) {
+        out.push({
+            source: 'registry-mirror',
+            value: { 'registry-mirrors': [`http://127.0.0.1:${inputs.registryMirrorPort}`] }
+        });
+    }
+    return out;
+}
+
+
+/***/ }),
+
 /***/ 3998:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -46940,29 +47193,742 @@ async function markers(dir) {
 
 /***/ }),
 
+/***/ 9246:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   w: () => (/* binding */ teardownLines)
+/* harmony export */ });
+const KINDS = [
+    ['container', 'Containers'],
+    ['process', 'GPU processes'],
+    ['network', 'Networks']
+];
+/** `Containers: removed 2 (a, b); kept 1 (c: why)`, one line per kind that has anything. */
+function teardownLines(r) {
+    const list = (items, why) => items.map(i => (why ? `${i.id}: ${i.why}` : i.id)).join('; ');
+    return KINDS.flatMap(([kind, label]) => {
+        const removed = r.removed.filter(i => i.kind === kind);
+        const kept = r.kept.filter(i => i.kind === kind);
+        if (removed.length === 0 && kept.length === 0)
+            return [];
+        const parts = [
+            removed.length > 0 ? `removed ${removed.length} (${list(removed, false)})` : 'removed none',
+            ...(kept.length > 0 ? [`kept ${kept.length} (${list(kept, true)})`] : [])
+        ];
+        return [`${label}: ${parts.join('; ')}`];
+    });
+}
+
+
+/***/ }),
+
+/***/ 2620:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Gw: () => (/* binding */ teardownOn),
+/* harmony export */   HM: () => (/* binding */ TEARDOWN_INPUTS),
+/* harmony export */   jZ: () => (/* binding */ parseTeardownInputs)
+/* harmony export */ });
+/* harmony import */ var _input_fields_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6969);
+/** The teardown input: its action.yml default, its type, and its parser (pure). */
+
+/** teardown with its action.yml default. */
+const TEARDOWN_INPUTS = { teardown: 'auto' };
+/** Validates teardown (pure); throws InputError. */
+function parseTeardownInputs(raw) {
+    return { teardown: (0,_input_fields_js__WEBPACK_IMPORTED_MODULE_0__/* .oneOf */ .yL)(raw, 'teardown', ['auto', 'true', 'false']) };
+}
+/** Whether the job's leftovers are removed when it ends: `auto` is on when the job leases GPUs. */
+function teardownOn(inputs, leasesGpus) {
+    return inputs.teardown === 'true' || (inputs.teardown === 'auto' && leasesGpus);
+}
+
+
+/***/ }),
+
+/***/ 864:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  M: () => (/* binding */ teardownPhase)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
+var core = __nccwpck_require__(6058);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/system/process.ts
+var process = __nccwpck_require__(7848);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: ./src/system/actions-runner.ts
+var actions_runner = __nccwpck_require__(9929);
+// EXTERNAL MODULE: ./src/system/nvidia-smi.ts
+var nvidia_smi = __nccwpck_require__(9404);
+;// CONCATENATED MODULE: ./src/phases/teardown/objects.ts
+/**
+ * What teardown reads, as data (pure): `docker inspect` of containers and networks, the
+ * container a process runs in (its /proc cgroup), and nvidia-smi's per-process and memory queries.
+ */
+/** The GPUs one device request asks for (`--gpus`); undefined when it is not a GPU request. */
+function requestedGpus(r) {
+    const gpu = r.Driver === 'nvidia' || (r.Capabilities ?? []).some(set => set.includes('gpu'));
+    if (!gpu)
+        return undefined;
+    const ids = r.DeviceIDs ?? [];
+    // `--gpus N` gets the first N GPUs the driver lists: which ones is not written down.
+    if (ids.length === 0)
+        return { all: (r.Count ?? 0) !== 0, ids: [] };
+    return { all: false, ids };
+}
+/**
+ * The GPUs a container can reach: its `--gpus` device requests, and NVIDIA_VISIBLE_DEVICES where
+ * the NVIDIA runtime reads it (the container runs with it: an image's `all` counts only there).
+ */
+function gpuAccess(c) {
+    const out = { all: false, ids: [] };
+    for (const r of c.HostConfig?.DeviceRequests ?? []) {
+        const g = requestedGpus(r);
+        if (g) {
+            out.all ||= g.all;
+            out.ids.push(...g.ids);
+        }
+    }
+    const env = (c.Config?.Env ?? []).find(e => e.startsWith('NVIDIA_VISIBLE_DEVICES='));
+    if (env !== undefined && c.HostConfig?.Runtime === 'nvidia') {
+        const value = env.slice('NVIDIA_VISIBLE_DEVICES='.length).trim();
+        if (value === 'all')
+            out.all = true;
+        else if (value !== '' && value !== 'none' && value !== 'void') {
+            out.ids.push(...value
+                .split(',')
+                .map(v => v.trim())
+                .filter(Boolean));
+        }
+    }
+    return out;
+}
+/** Parses `docker inspect` of containers (a JSON array); an entry without an ID is skipped. */
+function parseContainers(json) {
+    const list = JSON.parse(json || '[]');
+    return list.flatMap(c => {
+        if (!c.Id)
+            return [];
+        return [
+            {
+                id: c.Id,
+                name: (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12),
+                created: Date.parse(c.Created ?? '') || 0,
+                running: c.State?.Running === true,
+                labels: c.Config?.Labels ?? {},
+                restart: c.HostConfig?.RestartPolicy?.Name || 'no',
+                gpus: gpuAccess(c),
+                networks: Object.values(c.NetworkSettings?.Networks ?? {})
+                    .map(n => n.NetworkID ?? '')
+                    .filter(Boolean)
+            }
+        ];
+    });
+}
+/** Docker's own networks: never removed. */
+const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none', 'docker_gwbridge', 'ingress']);
+/** Parses `docker network inspect` (a JSON array); Docker's own networks are left out. */
+function parseNetworks(json) {
+    const list = JSON.parse(json || '[]');
+    return list.flatMap(n => n.Id && n.Name && !BUILTIN_NETWORKS.has(n.Name)
+        ? [
+            {
+                id: n.Id,
+                name: n.Name,
+                created: Date.parse(n.Created ?? '') || 0,
+                labels: n.Labels ?? {}
+            }
+        ]
+        : []);
+}
+/**
+ * The Docker containers a process may run in, from /proc/<pid>/cgroup: every `docker-<id>.scope`
+ * (the systemd cgroup driver) and `docker/<id>` (cgroupfs) in its paths, innermost last. A host
+ * that is itself a container shows its own ID first: the caller keeps the one its Docker knows.
+ */
+function containersOfCgroup(text) {
+    return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1]);
+}
+/** Arguments of the per-process query teardown reads (with each process's name). */
+const QUERY_PROCESSES = [
+    '--query-compute-apps=gpu_uuid,pid,process_name,used_memory',
+    '--format=csv,noheader,nounits'
+];
+/** Arguments of the memory query that tells when a GPU is idle again. */
+const QUERY_MEMORY = [
+    '--query-gpu=index,uuid,memory.used,memory.total',
+    '--format=csv,noheader,nounits'
+];
+const num = (text) => {
+    const n = Number(text?.trim());
+    return Number.isFinite(n) ? n : 0;
+};
+/** Parses QUERY_PROCESSES' lines; the name may hold commas, so the fields come from both ends. */
+function parseGpuProcesses(text) {
+    return text.split('\n').flatMap(line => {
+        const f = line.split(',').map(s => s.trim());
+        if (f.length < 4 || !/^GPU-/i.test(f[0]) || !/^\d+$/.test(f[1]))
+            return [];
+        return [{ uuid: f[0], pid: Number(f[1]), name: f.slice(2, -1).join(','), memory: num(f.at(-1)) }];
+    });
+}
+/** Parses QUERY_MEMORY's lines. */
+function parseGpuMemory(text) {
+    return text.split('\n').flatMap(line => {
+        const f = line.split(',').map(s => s.trim());
+        return f.length === 4 && /^\d+$/.test(f[0]) && /^GPU-/i.test(f[1])
+            ? [{ index: Number(f[0]), uuid: f[1], used: num(f[2]), total: num(f[3]) }]
+            : [];
+    });
+}
+/**
+ * The most memory (MiB) an idle GPU shows: the driver keeps a little for itself (a few MiB on
+ * data-center GPUs, more with a display or MIG), never as much as a job's context (hundreds of MiB).
+ */
+function idleMemory(total) {
+    return Math.max(64, Math.ceil(total / 100));
+}
+
+;// CONCATENATED MODULE: ./src/phases/teardown/detect.ts
+/**
+ * Reads what teardown judges (changes nothing): the GPUs and their compute processes (nvidia-smi),
+ * Docker's containers and networks (`docker inspect`), and /proc (each GPU process's start, parent
+ * chain and container; the runner processes on the host; the job's runner and its label).
+ */
+
+
+
+
+
+
+/** Runs nvidia-smi with these arguments; fails when it cannot. */
+async function nvidiaSmi(runner, args) {
+    const smi = (await (0,nvidia_smi/* findNvidiaSmi */.I)()) ?? 'nvidia-smi';
+    const r = await runner.run([smi, ...args], { allowFailure: true, timeoutSeconds: 30 });
+    if (r.exitCode !== 0) {
+        throw new errors/* HostError */.dh(`nvidia-smi failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 3)}`);
+    }
+    return r.stdout;
+}
+/** The GPUs' memory, and their compute processes (whose pid still runs). */
+async function readGpus(runner) {
+    const [memory, processes] = await Promise.all([
+        nvidiaSmi(runner, QUERY_MEMORY),
+        nvidiaSmi(runner, QUERY_PROCESSES)
+    ]);
+    return { memory: parseGpuMemory(memory), processes: parseGpuProcesses(processes) };
+}
+/** `docker inspect` of every object `ls` lists (running or stopped), as JSON text. */
+async function inspectAll(runner, ls, inspect) {
+    const ids = await runner.run(ls, { root: true, allowFailure: true, timeoutSeconds: 60 });
+    if (ids.exitCode !== 0) {
+        throw new errors/* HostError */.dh(`${ls.join(' ')} failed: ${(0,errors/* tailLines */.os)(ids.stderr, 3)}`);
+    }
+    const list = ids.stdout.split('\n').filter(Boolean);
+    if (list.length === 0)
+        return '[]';
+    // An object removed between the two commands makes inspect fail for it alone: keep the rest.
+    const r = await runner.run([...inspect, ...list], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 60
+    });
+    return r.stdout.trim() || '[]';
+}
+/** Every container (running or stopped) and user-defined network; none where Docker is not there. */
+async function readDocker(runner) {
+    const has = await runner.run(['docker', 'version', '--format', '{{.Server.Version}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 30
+    });
+    if (has.exitCode !== 0)
+        return { containers: [], networks: [], docker: false };
+    const [containers, networks] = await Promise.all([
+        inspectAll(runner, ['docker', 'ps', '--all', '--quiet', '--no-trunc'], ['docker', 'inspect', '--type', 'container']),
+        inspectAll(runner, ['docker', 'network', 'ls', '--quiet', '--no-trunc'], ['docker', 'network', 'inspect'])
+    ]);
+    return { containers: parseContainers(containers), networks: parseNetworks(networks), docker: true };
+}
+/** Does `pid` descend from `ancestor` (same start time), by the parents /proc names? */
+function descendsFrom(pid, ancestor) {
+    let p = (0,process/* processIdentity */.I9)(pid);
+    for (let hops = 0; p && p.pid > 1 && hops < 64; hops++) {
+        if (p.pid === ancestor.pid)
+            return p.start === ancestor.start;
+        p = (0,process/* processIdentity */.I9)(p.ppid);
+    }
+    return false;
+}
+/** /proc/<pid>/cgroup (readable by every user); undefined once the process is gone. */
+function readCgroup(pid) {
+    try {
+        return (0,external_node_fs_.readFileSync)(`/proc/${pid}/cgroup`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The compute processes still running, one per pid, with their start, origin and container (one
+ * of `containers`: the IDs this host's Docker lists).
+ */
+function gpuProcesses(lines, job, containers) {
+    const byPid = new Map();
+    for (const l of lines)
+        byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
+    return [...byPid].flatMap(([pid, ls]) => {
+        const me = (0,process/* processIdentity */.I9)(pid);
+        if (!me)
+            return [];
+        const cgroup = readCgroup(pid);
+        if (cgroup === undefined)
+            return []; // ended while read
+        return [
+            {
+                pid,
+                start: me.start,
+                name: ls[0].name || me.name,
+                uuids: ls.map(l => l.uuid),
+                container: containersOfCgroup(cgroup)
+                    .reverse()
+                    .find(id => containers.has(id)),
+                fromWorker: descendsFrom(pid, job)
+            }
+        ];
+    });
+}
+/** Clock ticks per second of /proc's times: USER_HZ, 100 on every Linux ABI runners use. */
+const USER_HZ = 100;
+/** When a process that started `start` ticks after boot started, in ms since the epoch. */
+function startedAt(start) {
+    const btime = /^btime (\d+)$/m.exec((0,external_node_fs_.readFileSync)('/proc/stat', 'utf8'))?.[1];
+    return (Number(btime) + Number(start) / USER_HZ) * 1000;
+}
+/** The job's runner's container label, when its folder can be found. */
+async function runnerLabel(workerPid) {
+    const folder = await (0,actions_runner/* runnerFolder */.X)(workerPid);
+    return folder === undefined ? undefined : (0,actions_runner/* runnerLabelOf */.m)(folder);
+}
+/** The runner processes on this host (Runner.Listener, Runner.Worker), by pid. */
+async function runnerProcesses() {
+    const out = { listeners: [], workers: [] };
+    for (const name of await external_node_fs_.promises.readdir('/proc')) {
+        if (!/^\d+$/.test(name))
+            continue;
+        const p = (0,process/* processIdentity */.I9)(Number(name));
+        if (p?.name === 'Runner.Listener')
+            out.listeners.push(p.pid);
+        if (p?.name === 'Runner.Worker')
+            out.workers.push(p.pid);
+    }
+    return out;
+}
+/**
+ * No other job can have run since this one began: one runner on the host (a runner runs one job at
+ * a time), it started this job's worker, and no other worker runs.
+ */
+async function aloneOnHost(workerPid) {
+    const { listeners, workers } = await runnerProcesses();
+    const parent = (0,process/* processIdentity */.I9)(workerPid)?.ppid;
+    return listeners.length === 1 && listeners[0] === parent && workers.every(w => w === workerPid);
+}
+/** Reads everything teardown judges for this job. */
+async function detectTeardown(runner, req) {
+    const [gpus, docker] = await Promise.all([
+        req.gpus.length > 0 ? readGpus(runner) : Promise.resolve({ memory: [], processes: [] }),
+        readDocker(runner)
+    ]);
+    const job = {
+        pid: req.pid,
+        start: req.start,
+        since: startedAt(req.start),
+        gpus: req.gpus,
+        dead: req.dead,
+        // A dead job's runner may already run another job: neither its label nor its window is its own.
+        runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
+        alone: req.dead ? false : await aloneOnHost(req.pid)
+    };
+    return {
+        facts: {
+            job,
+            gpus: gpus.memory.map(m => ({ index: m.index, uuid: m.uuid })),
+            otherLeases: req.otherLeases,
+            containers: docker.containers,
+            networks: docker.networks,
+            processes: gpuProcesses(gpus.processes, req, new Set(docker.containers.map(c => c.id))),
+            managedLabel: req.managedLabel
+        },
+        docker: docker.docker
+    };
+}
+
+// EXTERNAL MODULE: ./src/phases/teardown/facts.ts
+var teardown_facts = __nccwpck_require__(9246);
+;// CONCATENATED MODULE: ./src/phases/teardown/plan.ts
+/** `GPU 1` for a UUID (or an index, as a container may name it). */
+function gpuName(id, gpus) {
+    const g = gpus.find(x => x.uuid.toLowerCase() === id.toLowerCase() || String(x.index) === id);
+    return g ? `GPU ${g.index}` : `GPU ${id}`;
+}
+/** The UUIDs a container names, indexes resolved (unknown ids stay as written). */
+function uuidsOf(ids, gpus) {
+    return ids.map(id => gpus.find(g => String(g.index) === id)?.uuid ?? id);
+}
+const lower = (xs) => new Set(xs.map(x => x.toLowerCase()));
+/** Whose GPUs those are, in words: leased to another job, or to none. */
+function foreignGpus(uuids, f) {
+    return uuids
+        .map(u => {
+        const holder = [...f.otherLeases].find(([k]) => k.toLowerCase() === u.toLowerCase())?.[1];
+        return `${gpuName(u, f.gpus)} (${holder ? `leased to ${holder}` : 'not leased to this job'})`;
+    })
+        .join(', ');
+}
+/** The job's verdict on a container that touches its GPUs. */
+function byGpus(c, f, inWindow) {
+    const mine = lower(f.job.gpus);
+    const uuids = uuidsOf(c.gpus.ids, f.gpus);
+    const touches = c.gpus.all || uuids.some(u => mine.has(u.toLowerCase()));
+    if (!touches)
+        return undefined;
+    const names = [...mine].map(u => gpuName(u, f.gpus)).join(', ');
+    if (c.gpus.all) {
+        return inWindow && f.job.alone
+            ? {
+                remove: true,
+                why: `can use every GPU, and was made during this job on a host where no other job ran`
+            }
+            : {
+                remove: false,
+                why: "can use every GPU (--gpus all or NVIDIA_VISIBLE_DEVICES=all), so it is not only this job's"
+            };
+    }
+    const others = uuids.filter(u => !mine.has(u.toLowerCase()));
+    if (others.length > 0)
+        return { remove: false, why: `also uses ${foreignGpus(others, f)}` };
+    if (!inWindow)
+        return { remove: false, why: `uses ${names}, but was made before this job began` };
+    return { remove: true, why: `uses only ${names}, leased to this job, and was made during it` };
+}
+/** The verdict on one container: removed, kept with a reason, or not the job's concern at all. */
+function judgeContainer(c, f) {
+    const inWindow = c.created >= f.job.since;
+    if (c.labels[f.managedLabel] !== undefined) {
+        return inWindow || byGpus(c, f, inWindow)
+            ? { remove: false, why: "the action's own registry or cache (the cleanup input decides)" }
+            : undefined;
+    }
+    const runner = f.job.runnerLabel;
+    if (runner !== undefined && c.labels[runner] !== undefined) {
+        return inWindow
+            ? { remove: true, why: "the runner's job or service container, made during this job" }
+            : { remove: false, why: 'left by an earlier job of this runner (the runner removes it itself)' };
+    }
+    const gpus = byGpus(c, f, inWindow);
+    if (gpus || !inWindow)
+        return gpus;
+    if (c.restart === 'always' || c.restart === 'unless-stopped') {
+        return {
+            remove: false,
+            why: `made during this job, but restarts with Docker (--restart ${c.restart}): a service`
+        };
+    }
+    return f.job.alone
+        ? { remove: true, why: 'made during this job, on a host where no other job ran meanwhile' }
+        : {
+            remove: false,
+            why: "made during this job, but other jobs may run on this host: not certain it is this job's"
+        };
+}
+/** The verdict on one GPU process outside any container. */
+function judgeProcess(p, f) {
+    const mine = lower(f.job.gpus);
+    if (!p.uuids.some(u => mine.has(u.toLowerCase())))
+        return undefined;
+    const others = p.uuids.filter(u => !mine.has(u.toLowerCase()));
+    if (others.length > 0)
+        return { remove: false, why: `also runs on ${foreignGpus(others, f)}` };
+    if (p.fromWorker)
+        return { remove: true, why: "started by this job's worker" };
+    // Clock ticks after boot, as the lease holds the worker's: a later start is a later process.
+    if (BigInt(p.start) >= BigInt(f.job.start)) {
+        return { remove: true, why: "on this job's GPUs only, started during the job" };
+    }
+    return { remove: false, why: "on this job's GPUs, but started before the job" };
+}
+const kindKey = (kind, id) => `${kind}:${id}`;
+/**
+ * What to remove and what to keep (pure). A process inside a container goes (or stays) with its
+ * container; a network goes when it was made during the job and only the job's containers use it
+ * (or the runner's label names it).
+ */
+function planTeardown(f) {
+    const plan = { containers: [], processes: [], networks: [], kept: [], why: new Map() };
+    const take = (kind, id, v) => {
+        if (v?.remove)
+            plan.why.set(kindKey(kind, id), v.why);
+        else if (v)
+            plan.kept.push({ kind, id, why: v.why });
+        return v?.remove === true;
+    };
+    for (const c of f.containers)
+        if (take('container', c.name, judgeContainer(c, f)))
+            plan.containers.push(c);
+    const gone = new Set(plan.containers.map(c => c.id));
+    for (const p of f.processes) {
+        const id = `${p.pid} (${p.name})`;
+        if (p.container !== undefined) {
+            const c = f.containers.find(x => x.id === p.container);
+            if (c && !gone.has(c.id) && judgeProcess(p, f)) {
+                plan.kept.push({ kind: 'process', id, why: `runs in container ${c.name}, which is kept` });
+            }
+            continue;
+        }
+        if (p.pid === f.job.pid)
+            continue;
+        if (take('process', id, judgeProcess(p, f)))
+            plan.processes.push(p);
+    }
+    for (const n of f.networks)
+        if (take('network', n.name, judgeNetwork(n, f, gone)))
+            plan.networks.push(n);
+    return plan;
+}
+/** The verdict on a network: the job's when its runner labelled it, or only the job's containers use it. */
+function judgeNetwork(n, f, gone) {
+    if (n.created < f.job.since || n.labels[f.managedLabel] !== undefined)
+        return undefined;
+    const runner = f.job.runnerLabel;
+    if (runner !== undefined && n.labels[runner] !== undefined) {
+        return { remove: true, why: "the runner's job network, made during this job" };
+    }
+    const users = f.containers.filter(c => c.networks.includes(n.id));
+    if (users.length > 0 && users.every(c => gone.has(c.id))) {
+        return { remove: true, why: "made during this job, used only by this job's containers" };
+    }
+    if (users.length === 0 && f.job.alone) {
+        return { remove: true, why: 'made during this job, unused, on a host where no other job ran' };
+    }
+    const others = users.filter(c => !gone.has(c.id)).map(c => c.name);
+    return {
+        remove: false,
+        why: others.length > 0
+            ? `made during this job, but also used by ${others.join(', ')}`
+            : "made during this job and unused, but other jobs may run on this host: not certain it is this job's"
+    };
+}
+/** The removals as the output's items, in the plan's order. */
+function removedItems(plan) {
+    const item = (kind, id) => ({
+        kind,
+        id,
+        why: plan.why.get(kindKey(kind, id)) ?? ''
+    });
+    return [
+        ...plan.containers.map(c => item('container', c.name)),
+        ...plan.processes.map(p => item('process', `${p.pid} (${p.name})`)),
+        ...plan.networks.map(n => item('network', n.name))
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/phases/teardown/apply.ts
+/**
+ * Removes what a job left (thin effects over the plan): stops its containers (TERM, then KILL
+ * after a grace) and removes them with their anonymous volumes, ends its processes on its GPUs the
+ * same way, removes its networks, then waits until each of its GPUs shows no process and an idle
+ * GPU's memory. Only GPUs that are idle again may be handed on.
+ */
+
+
+
+
+
+
+
+/** Seconds a container or process gets between TERM and KILL. */
+const GRACE_S = 10;
+/** Seconds to wait for the driver to free a GPU's memory after its processes ended. */
+const SETTLE_S = 30;
+const POLL_MS = 250;
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/** Stops (TERM, then KILL after GRACE_S) and removes the containers with their anonymous volumes. */
+async function removeContainers(runner, ids) {
+    const failed = new Map();
+    if (ids.length === 0)
+        return failed;
+    await runner.run(['docker', 'stop', '--time', String(GRACE_S), ...ids], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: GRACE_S + 60
+    });
+    for (const id of ids) {
+        const r = await runner.run(['docker', 'rm', '--force', '--volumes', id], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 60
+        });
+        if (r.exitCode !== 0 && !/No such container/i.test(r.stderr))
+            failed.set(id, (0,errors/* tailLines */.os)(r.stderr, 1));
+    }
+    return failed;
+}
+/** The processes still running as the same process (pid and start). */
+const alive = (ps) => ps.filter(p => (0,process/* processIdentity */.I9)(p.pid)?.start === p.start);
+/** Ends the processes: TERM, then KILL what still runs after GRACE_S; returns what outlived KILL. */
+async function endProcesses(runner, ps) {
+    const signal = async (sig, list) => {
+        // Checked just before: a pid that ended and was reused by another process is not signalled.
+        for (const p of alive(list)) {
+            await runner.run(['kill', `-${sig}`, String(p.pid)], { root: true, allowFailure: true });
+        }
+    };
+    const waitGone = async (list, seconds) => {
+        const until = Date.now() + seconds * 1000;
+        while (alive(list).length > 0 && Date.now() < until)
+            await sleep(POLL_MS);
+        return alive(list);
+    };
+    await signal('TERM', ps);
+    const stubborn = await waitGone(ps, GRACE_S);
+    if (stubborn.length === 0)
+        return [];
+    core/* info */.pq(`Sending KILL to ${stubborn.map(p => p.pid).join(', ')}: still running ${GRACE_S} s after TERM.`);
+    await signal('KILL', stubborn);
+    return waitGone(stubborn, 5);
+}
+/** Waits up to SETTLE_S until each GPU has no process and an idle GPU's memory; says what holds the others. */
+async function settle(runner, uuids) {
+    const until = Date.now() + SETTLE_S * 1000;
+    for (;;) {
+        const { memory, processes } = await readGpus(runner);
+        const busy = uuids.flatMap(u => {
+            const m = memory.find(x => x.uuid.toLowerCase() === u.toLowerCase());
+            const ps = processes.filter(p => p.uuid.toLowerCase() === u.toLowerCase());
+            if (ps.length > 0)
+                return [
+                    {
+                        uuid: u,
+                        why: `processes ${ps.map(p => `${p.pid} (${p.name})`).join(', ')} still run on it`
+                    }
+                ];
+            if (m && m.used > idleMemory(m.total))
+                return [{ uuid: u, why: `${m.used} MiB of its memory is still in use` }];
+            return [];
+        });
+        if (busy.length === 0 || Date.now() >= until) {
+            return { idle: uuids.filter(u => !busy.some(b => b.uuid === u)), busy };
+        }
+        await sleep(POLL_MS * 2);
+    }
+}
+/**
+ * Tears down what the job left: reads, plans (what is provably the job's), removes, and waits
+ * for the job's GPUs to be idle. Logs one line per kind; a removal that fails is kept, with why.
+ */
+async function tearDown(runner, req) {
+    const { facts, docker } = await detectTeardown(runner, req);
+    const plan = planTeardown(facts);
+    const kept = [...plan.kept];
+    // Side by side: each may wait its grace for what ignores TERM.
+    const [failed, outlived] = await Promise.all([
+        removeContainers(runner, plan.containers.map(c => c.id)),
+        endProcesses(runner, plan.processes)
+    ]);
+    for (const n of plan.networks) {
+        const r = await runner.run(['docker', 'network', 'rm', n.id], { root: true, allowFailure: true });
+        if (r.exitCode !== 0)
+            failed.set(n.id, (0,errors/* tailLines */.os)(r.stderr, 1));
+    }
+    const notRemoved = (i, why) => kept.push({ ...i, why: `could not be removed: ${why}` });
+    const removed = removedItems(plan).filter(i => {
+        const c = plan.containers.find(x => x.name === i.id) ?? plan.networks.find(x => x.name === i.id);
+        const error = c && failed.get(c.id);
+        const stuck = i.kind === 'process' && outlived.some(p => `${p.pid} (${p.name})` === i.id);
+        if (error)
+            notRemoved(i, error);
+        else if (stuck)
+            notRemoved(i, 'still running after KILL');
+        return !error && !stuck;
+    });
+    const result = { removed, kept };
+    const gpus = req.gpus.length > 0 ? await settle(runner, req.gpus) : { idle: [], busy: [] };
+    const lines = (0,teardown_facts/* teardownLines */.w)(result);
+    core/* info */.pq(lines.length > 0 ? `Teardown: ${lines.join('. ')}` : 'Teardown: this job left nothing behind.');
+    if (!docker)
+        core/* info */.pq('Teardown: Docker does not answer here; no container or network was read.');
+    return { result, ...gpus };
+}
+/** tearDown, never throwing: a failure to read is reported, and then no GPU counts as idle. */
+async function tearDownOrWarn(runner, req) {
+    try {
+        return await tearDown(runner, req);
+    }
+    catch (e) {
+        core/* warning */.$e(`Teardown failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+        return {
+            result: { removed: [], kept: [] },
+            idle: [],
+            busy: req.gpus.map(uuid => ({ uuid, why: `teardown failed: ${(0,errors/* errorMessage */.gJ)(e)}` }))
+        };
+    }
+}
+
+// EXTERNAL MODULE: ./src/phases/teardown/inputs.ts
+var inputs = __nccwpck_require__(2620);
+;// CONCATENATED MODULE: ./src/phases/teardown/phase.ts
+/**
+ * Teardown: not a stage of the main step's pipeline but what ends a job. The post step runs it for
+ * its own job, and the GPU phase (handed it through phaseSettings) for an ended job whose lease it
+ * takes over; both go through this binding.
+ */
+
+
+/** Teardown's entry points: whether it is on, and the teardown itself (it never throws). */
+const teardownPhase = {
+    name: 'Teardown',
+    isOn: inputs/* teardownOn */.Gw,
+    run: tearDownOrWarn
+};
+
+
+/***/ }),
+
 /***/ 6173:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  A: () => (/* binding */ jobCompletedHook),
   b: () => (/* binding */ post)
 });
 
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
-var runner = __nccwpck_require__(4100);
+var exec_runner = __nccwpck_require__(4100);
+// EXTERNAL MODULE: ./src/outputs.ts
+var outputs = __nccwpck_require__(7729);
+// EXTERNAL MODULE: ./src/phases/gpus/detect.ts
+var detect = __nccwpck_require__(1427);
+// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
+var gpus_lease = __nccwpck_require__(6616);
 // EXTERNAL MODULE: ./src/system/lock.ts
 var lock = __nccwpck_require__(6714);
 // EXTERNAL MODULE: ./src/phases/gpus/apply.ts
 var apply = __nccwpck_require__(7354);
-// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
-var gpus_lease = __nccwpck_require__(6616);
 ;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
 
 
@@ -46989,10 +47955,22 @@ async function releaseLeases(runner, saved) {
     }
 }
 
+// EXTERNAL MODULE: ./src/host.ts
+var host = __nccwpck_require__(2237);
+// EXTERNAL MODULE: ./src/phases/registry/spec.ts
+var spec = __nccwpck_require__(4507);
 // EXTERNAL MODULE: ./src/phases/registry/users.ts
 var registry_users = __nccwpck_require__(3998);
+// EXTERNAL MODULE: ./src/phases/teardown/phase.ts + 4 modules
+var phase = __nccwpck_require__(864);
 // EXTERNAL MODULE: ./src/state.ts
 var src_state = __nccwpck_require__(2462);
+// EXTERNAL MODULE: ./src/summary/render.ts + 1 modules
+var render = __nccwpck_require__(8501);
+// EXTERNAL MODULE: ./src/summary/write.ts
+var write = __nccwpck_require__(6063);
+// EXTERNAL MODULE: ./src/system/process.ts
+var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/post.ts
 
 
@@ -47002,10 +47980,18 @@ var src_state = __nccwpck_require__(2462);
 
 
 
+
+
+
+
+
+
+
+
 const realDeps = () => ({
-    runner: new runner/* ExecRunner */.iN(),
+    runner: new exec_runner/* ExecRunner */.iN(),
     state: src_state/* runnerState */.Ej,
-    lockHost: runner => (0,lock/* acquireHostLock */.QM)(runner, process.env.RUNNER_TEMP || external_node_os_.tmpdir(), core/* info */.pq),
+    lockHost: async (runner) => (0,lock/* acquireHostLock */.QM)(runner, await (0,host/* privateTempDir */.nX)(), core/* info */.pq),
     usersDir: lock/* LOCK_DIR */.UE
 });
 /**
@@ -47039,6 +48025,61 @@ async function removeRegistries(deps, names) {
     }
 }
 /**
+ * Tears down what the job of `worker` left, then releases those of `own` (leases it holds) whose
+ * GPUs are idle again. A GPU something still holds keeps its lease: once the worker ends, the next
+ * job that finds the lease tears down again before using it.
+ */
+async function tearDownAndRelease(runner, worker, own) {
+    // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
+    const leases = [...(await (0,detect/* readLeases */.Mw)(runner)).values()].filter(v => v.alive);
+    const jobs = leases.filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => v.lease.uuid);
+    const otherLeases = new Map(leases.filter(v => !(0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => [v.lease.uuid, (0,gpus_lease/* holderText */.ii)(v.lease)]));
+    const out = await phase/* teardownPhase */.M.run(runner, {
+        pid: worker.pid,
+        start: worker.start,
+        gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
+        dead: false,
+        otherLeases,
+        managedLabel: spec/* LABEL_MANAGED */.TA
+    });
+    core/* setOutput */.uH('teardown', (0,outputs/* teardownJson */.ZN)(out.result));
+    await (0,write/* writeSummary */.S)(`${(0,render/* teardownBlock */.KT)(out.result, 'docker-gpu-setup: teardown').join('\n').trim()}\n`);
+    for (const b of out.busy) {
+        const l = own.find(x => x.uuid === b.uuid);
+        core/* warning */.$e(`GPU ${l?.index ?? '?'} (${b.uuid}) stays leased: ${b.why}. The next job that finds its lease ended tears down again and takes it only once it is idle.`);
+    }
+    await releaseLeases(runner, own.filter(l => out.idle.includes(l.uuid)));
+}
+/** The job's worker: the one its leases name, else the parent of this step. */
+function workerOf(saved) {
+    return saved.gpuLeases[0] ?? (0,system_process/* processIdentity */.I9)(process.ppid);
+}
+/**
+ * The runner's job-completed hook (runner-hooks: install): tears down what the job left and
+ * releases every lease its worker (the Runner.Worker above the hook's shell) holds. Like the post
+ * step it warns and never fails: the job's result is already decided.
+ */
+async function jobCompletedHook(config, runner = new exec_runner/* ExecRunner */.iN()) {
+    try {
+        const worker = (0,detect/* jobIdentity */.Kv)();
+        const own = [...(await (0,detect/* readLeases */.Mw)(runner)).values()]
+            .filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker))
+            .map(v => ({
+            uuid: v.lease.uuid,
+            index: v.lease.index,
+            pid: v.lease.pid,
+            start: v.lease.start
+        }));
+        if (config.teardown)
+            await tearDownAndRelease(runner, worker, own);
+        else
+            await releaseLeases(runner, own);
+    }
+    catch (e) {
+        core/* warning */.$e(`The job-completed hook failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+    }
+}
+/**
  * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
  * login in it) whenever the main step made one, and with cleanup: registry or all (as the main step
  * validated it), the registry containers this job started and no other live job uses (never their
@@ -47050,8 +48091,12 @@ async function post(overrides = {}) {
     const { runner, state } = deps;
     try {
         const saved = (0,src_state/* readPostState */.cj)(state);
-        // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
-        await releaseLeases(runner, saved.gpuLeases).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
+        // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done
+        // (and, with teardown, once nothing this job left holds them).
+        const worker = workerOf(saved);
+        await (saved.teardown && worker
+            ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+            : releaseLeases(runner, saved.gpuLeases)).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
         // This job uses no registry container any more: another job's cleanup may remove them.
         await (0,registry_users/* forgetUse */.b_)(runner, (0,registry_users/* jobWorker */.Qc)(), deps.usersDir);
         if (saved.dockerConfig) {
@@ -47085,6 +48130,7 @@ async function post(overrides = {}) {
 /* harmony export */   Li: () => (/* binding */ savePostState),
 /* harmony export */   Mz: () => (/* binding */ saveCleanup),
 /* harmony export */   cj: () => (/* binding */ readPostState),
+/* harmony export */   oh: () => (/* binding */ saveTeardown),
 /* harmony export */   pq: () => (/* binding */ isPostStep)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
@@ -47100,7 +48146,8 @@ const KEY = {
     cleanup: 'cleanup',
     dockerConfig: 'docker-config',
     registryContainers: 'registry-containers',
-    gpuLeases: 'gpu-leases'
+    gpuLeases: 'gpu-leases',
+    teardown: 'teardown'
 };
 /** The runner's step state (core.getState / core.saveState). */
 const runnerState = {
@@ -47118,6 +48165,10 @@ function markMainStep(store = runnerState) {
 /** Saves the validated `cleanup` for the post step. */
 function saveCleanup(cleanup, store = runnerState) {
     store.save(KEY.cleanup, cleanup);
+}
+/** Saves whether the post step tears down what the job left. */
+function saveTeardown(on, store = runnerState) {
+    store.save(KEY.teardown, String(on));
 }
 /** Saves what a phase made that the post step may remove. */
 function savePostState(update, store = runnerState) {
@@ -47155,8 +48206,449 @@ function readPostState(store = runnerState) {
         cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
         dockerConfig: store.get(KEY.dockerConfig) || undefined,
         registryContainers: savedList(store.get(KEY.registryContainers)).map(String),
-        gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease)
+        gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease),
+        teardown: store.get(KEY.teardown) === 'true'
     };
+}
+
+
+/***/ }),
+
+/***/ 8501:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Br: () => (/* binding */ renderSummary),
+  KT: () => (/* binding */ teardownBlock)
+});
+
+// UNUSED EXPORTS: IMAGES_IN_VIEW, STEPS_PER_PHASE, formatBytes, shortDigest
+
+// EXTERNAL MODULE: ./src/docker/sizes.ts
+var sizes = __nccwpck_require__(4178);
+// EXTERNAL MODULE: ./src/outputs.ts
+var src_outputs = __nccwpck_require__(7729);
+// EXTERNAL MODULE: ./src/phases/teardown/facts.ts
+var facts = __nccwpck_require__(9246);
+;// CONCATENATED MODULE: ./src/summary/markdown.ts
+/**
+ * Markdown for the step summary (pure). Every value a run reports (an image name, an error, a
+ * daemon.json value) goes through here, so it shows as itself: a `|` never ends a table cell, a
+ * backtick never opens code, a newline never ends a row, `<` never opens HTML.
+ */
+/** Characters that open inline markdown (or GitHub's math) wherever they stand. */
+const INLINE_SPECIAL = /[\\`*_[\]<>~|&$]/g;
+/** What a line may not start with and stay a paragraph: a heading, a list, a rule. */
+const BLOCK_START = /^(#|[+-]|\d+(?=[.)]))/;
+/** Text written so that markdown shows it as it is, on one line. */
+function escapeText(text) {
+    return (text
+        .replace(/\r\n?/g, '\n')
+        .replace(INLINE_SPECIAL, '\\$&')
+        // A row is one line, and so is a list item: a line break inside them is HTML.
+        .replace(/\n/g, '<br>'));
+}
+/** A rendered line that starts a paragraph, its start escaped so that it stays one. */
+function blockLine(rendered) {
+    return rendered.replace(BLOCK_START, m => (/^\d/.test(m) ? `${m}\\` : `\\${m}`));
+}
+/** The longest run of backticks in `text`. */
+function longestBacktickRun(text) {
+    return Math.max(0, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+}
+/** A code span showing `text`; in a table cell a `\` before a `|` cannot be written, so that text stays plain. */
+function codeSpan(text, where) {
+    const flat = text.replace(/\r?\n|\r/g, ' ');
+    if (flat === '')
+        return '';
+    if (where === 'cell' && flat.includes('\\|'))
+        return escapeText(flat);
+    const ticks = '`'.repeat(longestBacktickRun(flat) + 1);
+    // A span that starts or ends with a backtick or a space needs a space of padding to keep it.
+    const pad = /^[` ]|[` ]$/.test(flat) ? ' ' : '';
+    // GFM splits a row at every unescaped `|`, code spans included.
+    const body = where === 'cell' ? flat.replace(/\|/g, '\\|') : flat;
+    return `${ticks}${pad}${body}${pad}${ticks}`;
+}
+/** Inline content as markdown, for a table cell or a block line. */
+function inline(content, where = 'block') {
+    if (typeof content === 'string')
+        return escapeText(content);
+    if ('code' in content)
+        return codeSpan(content.code, where);
+    return content.map(part => inline(part, where)).join('');
+}
+/** Text for HTML (a <summary>, where markdown is not read). */
+function escapeHtml(text) {
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+/** Inline content as HTML. */
+function inlineHtml(content) {
+    if (typeof content === 'string')
+        return escapeHtml(content);
+    if ('code' in content)
+        return `<code>${escapeHtml(content.code)}</code>`;
+    return content.map(inlineHtml).join('');
+}
+/** Table cells joined with a separator: `a · b · c`. */
+function joined(parts, separator) {
+    return parts.flatMap((part, i) => (i === 0 ? [part] : [separator, part]));
+}
+/** A GFM table, one line per row; every cell escaped, an empty one shown as —. */
+function table(header, rows) {
+    const line = (cells) => {
+        if (cells.length !== header.length) {
+            throw new Error(`a summary row has ${cells.length} cells, its table ${header.length}`);
+        }
+        return `| ${cells.map(c => inline(c, 'cell').trim() || '—').join(' | ')} |`;
+    };
+    return [line(header), `|${'---|'.repeat(header.length)}`, ...rows.map(line)];
+}
+/** A bulleted list, one line per item; `nested` items indented under the item before them. */
+function list(items) {
+    return items.flatMap(item => typeof item === 'object' && 'nested' in item
+        ? item.nested.map(n => `  - ${blockLine(inline(n).trim())}`)
+        : [`- ${blockLine(inline(item).trim())}`]);
+}
+/** A fenced code block that no line of `text` can close; lines kept as they are. */
+function fence(text, info = 'text') {
+    const ticks = '`'.repeat(Math.max(3, longestBacktickRun(text) + 1));
+    return [`${ticks}${info}`, ...text.replace(/\r\n?/g, '\n').split('\n'), ticks];
+}
+/** A collapsed section around markdown lines (open when asked). */
+function details(summary, body, open = false) {
+    // The blank lines let the body be read as markdown, not as part of the HTML block.
+    return [
+        `<details${open ? ' open' : ''}><summary>${inlineHtml(summary)}</summary>`,
+        '',
+        ...body,
+        '',
+        '</details>'
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/summary/render.ts
+/**
+ * The step summary (pure): a verdict, a line per phase with the facts a person looks for, the
+ * changes, the images (failed ones first and in view), the digests to copy, warnings and outputs.
+ * Long lists sit in collapsed sections, so the page reads the same with 3 images or 60.
+ */
+
+
+
+
+/** Images listed in view; more than this and the table is collapsed. */
+const IMAGES_IN_VIEW = 10;
+/** Steps listed per phase; the log has every one. */
+const STEPS_PER_PHASE = 8;
+/** Characters of an error's first line shown in view. */
+const ERROR_LINE = 300;
+/** An image's size as the summary shows it: its unit that fits; '' when unknown (0). */
+function formatBytes(bytes) {
+    return bytes > 0 ? (0,sizes/* formatBytes */.z3)(bytes) : '';
+}
+/** The digest as people quote it: the algorithm and 12 hex digits. */
+function shortDigest(digest) {
+    const m = /^([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$/.exec(digest);
+    return m ? `${m[1]}:${m[2]}` : digest;
+}
+/** One fact: "3 pushed", "no NVIDIA driver", "runtimes `nvidia`, `runc`", "Docker `27.3.1` (docker-ce)". */
+function factInline(f) {
+    const note = f.note ? ` (${f.note})` : '';
+    if (f.value === null)
+        return `no ${f.label}${note}`;
+    if (f.value === true)
+        return `${f.label}${note}`;
+    if (typeof f.value === 'number')
+        return `${f.value} ${f.label}${note}`;
+    const values = typeof f.value === 'string' ? [f.value] : f.value;
+    const shown = values.length === 0 ? 'none' : joined(values.map(code), ', ');
+    return [`${f.label} `, shown, note];
+}
+const code = (text) => ({ code: text });
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+/** The status cell: what happened, with the number of steps behind it. */
+function statusCell(r) {
+    const steps = plural(r.changes.length, 'step');
+    switch (r.status) {
+        case 'unchanged':
+            return '✅ unchanged';
+        case 'changed':
+            return `🔧 changed: ${steps}`;
+        case 'would change':
+            return `📝 would change: ${steps}`;
+        case 'failed':
+            return '❌ failed';
+    }
+}
+/** The facts cell; a phase that showed none falls back to its own sentence. */
+function factsCell(r) {
+    if (r.facts.length > 0)
+        return joined(r.facts.map(factInline), ' · ');
+    return r.status === 'changed' ? r.result : r.found;
+}
+function verdict(data) {
+    if (data.error)
+        return '❌ failed';
+    if (data.dryRun)
+        return '📝 dry run: nothing was changed';
+    return data.reports.some(r => r.status === 'changed')
+        ? '🔧 host updated'
+        : '✅ host already right: nothing changed';
+}
+/** The longest start of `line` that ends a sentence (or else a list item) within `max` characters. */
+function shortened(line, max) {
+    if (line.length <= max)
+        return line;
+    const head = line.slice(0, max);
+    const cut = [head.lastIndexOf('. '), head.lastIndexOf(', ')].find(i => i > 0);
+    return `${cut === undefined ? head : head.slice(0, cut + 1)} …`;
+}
+/**
+ * The error's first line in view; the lines after it (a daemon's log, a command's output) as they
+ * are. A first line too long to read at a glance (a push naming every image) is cut at a sentence
+ * in view, and given whole below.
+ */
+function errorBlock(error) {
+    const text = error.replace(/\r\n?/g, '\n').trim();
+    const [first, ...rest] = text.split('\n');
+    const short = shortened(first, ERROR_LINE);
+    const more = rest.join('\n').replace(/^\n+/, '');
+    return [
+        '',
+        `> **Error:** ${inline(short)}`,
+        ...(short !== first
+            ? ['', ...details('The whole error', fence(text))]
+            : more
+                ? ['', ...fence(more)]
+                : [])
+    ];
+}
+/** The steps of every phase that has some, a few each, collapsed (open in a dry run: they are its answer). */
+function changesBlock(data) {
+    const withSteps = data.reports.filter(r => r.changes.length > 0);
+    if (withSteps.length === 0)
+        return [];
+    const total = withSteps.reduce((n, r) => n + r.changes.length, 0);
+    const items = withSteps.flatMap(r => {
+        const shown = r.changes.slice(0, STEPS_PER_PHASE);
+        const left = r.changes.length - shown.length;
+        const more = left > 0 ? [`… and ${left} more (the log lists each one)`] : [];
+        return [r.phase, { nested: [...shown, ...more] }];
+    });
+    const title = `${data.dryRun ? 'Would change' : 'Changes'}: ${plural(total, 'step')}`;
+    return ['', ...details(title, list(items), data.dryRun)];
+}
+/** "58 pushed, 1 unchanged, 1 failed", leaving out what is zero. */
+function imageCounts(images) {
+    const counts = ['pushed', 'unchanged', 'failed']
+        .map(s => [images.filter(i => i.status === s).length, s])
+        .filter(([n]) => n > 0);
+    return counts.map(([n, s]) => `${n} ${s}`).join(', ');
+}
+/** Failed images in view first; the others in a table, collapsed when long; the digests to copy. */
+function imagesBlock(images) {
+    if (images.length === 0)
+        return [];
+    const failed = images.filter(i => i.status === 'failed');
+    const landed = images.filter(i => i.status !== 'failed');
+    const lines = ['', `### Images: ${imageCounts(images)}`];
+    if (failed.length > 0) {
+        lines.push('', ...table(['Not pushed', 'Source', 'Error'], failed.map(i => [code(i.target), code(i.source), i.error ?? ''])));
+    }
+    if (landed.length > 0) {
+        const rows = table(['Target', 'Source', 'Digest', 'Size', 'Status'], landed.map(i => [
+            code(i.target),
+            code(i.source),
+            i.digest ? code(shortDigest(i.digest)) : '',
+            formatBytes(i.size),
+            i.status
+        ]));
+        lines.push('', ...(landed.length > IMAGES_IN_VIEW ? details(imageCounts(landed), rows) : rows));
+    }
+    const digests = (0,src_outputs/* digestsText */.P3)(images);
+    if (digests !== '') {
+        const count = digests.split('\n').length;
+        lines.push('', ...details([`Digests: ${count} (the `, code('digests'), ' output)'], fence(digests)));
+    }
+    return lines;
+}
+function warningsBlock(warnings) {
+    if (warnings.length === 0)
+        return [];
+    return ['', `### ⚠️ Warnings: ${warnings.length}`, '', ...list(warnings)];
+}
+/** The GPUs leased to the job, one row each. */
+function gpusBlock(leases) {
+    if (leases.length === 0)
+        return [];
+    const how = (l) => (l.from ? `${l.how} from ${l.from}` : l.how);
+    const rows = leases.map((l) => [String(l.index), code(l.uuid), l.name, how(l)]);
+    return ['', '### GPUs leased to this job', '', ...table(['GPU', 'UUID', 'Name', 'Lease'], rows)];
+}
+/** What teardown of an ended job removed and left: one line per kind. */
+function teardownBlock(r, title) {
+    if (!r)
+        return [];
+    const lines = (0,facts/* teardownLines */.w)(r);
+    return [
+        '',
+        `### ${title}`,
+        '',
+        ...(lines.length > 0 ? list(lines) : ['Nothing was left behind.'])
+    ];
+}
+/** What the disk phase removed, with `docker system df` before and after (only when it had to). */
+function diskBlock(disk) {
+    if (!disk?.dfBefore)
+        return [];
+    const removed = disk.removed.length > 0
+        ? ['Removed, in this order:', '', ...list(disk.removed)]
+        : ['Nothing the pruning rules allow was left to remove.'];
+    const df = [
+        'Before:',
+        '',
+        ...fence(disk.dfBefore),
+        ...(disk.dfAfter === undefined ? [] : ['', 'After:', '', ...fence(disk.dfAfter)])
+    ];
+    return [
+        '',
+        '### Disk space',
+        '',
+        inline([
+            code(disk.dataRoot),
+            `: ${(0,sizes/* formatBytes */.z3)(disk.freeBefore)} → ${(0,sizes/* formatBytes */.z3)(disk.freeAfter)} free (min-free-space ${(0,sizes/* formatBytes */.z3)(disk.minFree)}; freed ${(0,sizes/* formatBytes */.z3)(disk.freedBytes)}).`
+        ]),
+        '',
+        ...removed,
+        '',
+        ...details('docker system df', df)
+    ];
+}
+/** An image path to show for an upstream: NGC's best-known image, a placeholder elsewhere. */
+function examplePath(host) {
+    return host === 'nvcr.io' ? 'nvidia/pytorch:24.05-py3' : '<path>:<tag>';
+}
+/** One row per pull-through cache: how to pull an upstream image through it. */
+function cachesBlock(caches) {
+    const rows = Object.entries(caches).map(([upstream, address]) => {
+        const host = upstream.replace(/^[a-z]+:\/\//i, '');
+        const path = examplePath(host);
+        return [
+            upstream,
+            address,
+            [code(`docker pull ${address}/${path}`), ' instead of ', code(`${host}/${path}`)]
+        ];
+    });
+    if (rows.length === 0)
+        return [];
+    return [
+        '',
+        '### Pull-through caches',
+        '',
+        ...table(['Upstream', 'Cache', 'Pull through it'], rows)
+    ];
+}
+/** Every output that has a value, except the images, digests and caches shown above. */
+function outputsBlock(outputs) {
+    const rows = Object.entries((0,src_outputs/* outputValues */.uN)(outputs))
+        .filter(([k, v]) => v !== '' && k !== 'images' && k !== 'digests' && k !== 'caches')
+        .map(([k, v]) => [code(k), v]);
+    if (rows.length === 0)
+        return [];
+    return ['', ...details('Outputs', table(['Output', 'Value'], rows))];
+}
+/** The step summary as markdown; no table without rows, every value escaped in markdown.ts. */
+function renderSummary(data) {
+    const lines = [`## docker-gpu-setup: ${verdict(data)} (${data.seconds.toFixed(1)} s)`];
+    if (data.error)
+        lines.push(...errorBlock(data.error));
+    if (data.reports.length > 0) {
+        lines.push('', ...table(['Phase', 'Status', 'Facts'], data.reports.map(r => [r.phase, statusCell(r), factsCell(r)])));
+    }
+    lines.push(...changesBlock(data), ...imagesBlock(data.outputs.images ?? []), ...cachesBlock(data.outputs.caches ?? {}), ...gpusBlock(data.outputs.gpuLeases ?? []), ...teardownBlock(data.outputs.teardown, 'Teardown of ended jobs on these GPUs'), ...diskBlock(data.outputs.disk), ...warningsBlock(data.warnings), ...outputsBlock(data.outputs));
+    return `${lines.join('\n')}\n`;
+}
+
+
+/***/ }),
+
+/***/ 6063:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   S: () => (/* binding */ writeSummary)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/** Writes the step summary: to GITHUB_STEP_SUMMARY, or to the log when a person runs the action by hand. */
+
+/** Appends the summary to GITHUB_STEP_SUMMARY; without it (a person running the action by hand), prints it. */
+async function writeSummary(markdown, env = process.env) {
+    if (!env.GITHUB_STEP_SUMMARY) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(markdown);
+        return;
+    }
+    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(markdown).write();
+}
+
+
+/***/ }),
+
+/***/ 9929:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   X: () => (/* binding */ runnerFolder),
+/* harmony export */   m: () => (/* binding */ runnerLabelOf)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/**
+ * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
+ * live) and the label it puts on the containers and networks it makes.
+ */
+
+
+
+/** The worker's executable, and what it runs when it is a script under an interpreter. */
+async function workerPaths(workerPid) {
+    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
+    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
+    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_2__.basename(p) === 'Runner.Worker');
+}
+/**
+ * The runner's folder: two above its worker's executable (bin/Runner.Worker), or four above the
+ * node it runs actions with (externals/nodeNN/bin/node); the one that holds a `.runner` file.
+ */
+async function runnerFolder(workerPid) {
+    const roots = [
+        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(p)))),
+        node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(process.execPath, '..', '..', '..', '..')
+    ];
+    for (const root of roots) {
+        if (await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, '.runner')).then(s => s.isFile(), () => false))
+            return root;
+    }
+    return undefined;
+}
+/**
+ * The label key the runner puts on its job and service containers and its job network: the first
+ * 6 hex digits of SHA-256 of its `.runner` file, lower-cased (DockerCommandManager in actions/runner).
+ */
+function runnerLabelOf(folder) {
+    try {
+        const text = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(node_path__WEBPACK_IMPORTED_MODULE_2__.join(folder, '.runner'), 'utf8');
+        return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6);
+    }
+    catch {
+        return undefined;
+    }
 }
 
 
@@ -47571,6 +49063,56 @@ async function findNvidiaSmi() {
         if (await (0,_files_js__WEBPACK_IMPORTED_MODULE_0__/* .exists */ .t2)(p))
             return p;
     return undefined;
+}
+
+
+/***/ }),
+
+/***/ 3363:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   A: () => (/* binding */ defaultDockerAptUrl),
+/* harmony export */   H: () => (/* binding */ parseOsRelease)
+/* harmony export */ });
+/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
+/** Parses the KEY=value lines of os-release(5), quotes removed. */
+function parseOsRelease(text) {
+    const vars = {};
+    for (const line of text.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (!m)
+            continue;
+        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    }
+    const id = (vars.ID ?? 'linux').toLowerCase();
+    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
+    const family = dockerFamily(id, idLike);
+    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
+        ? vars.UBUNTU_CODENAME
+        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
+    return {
+        id,
+        idLike,
+        versionId: vars.VERSION_ID ?? '',
+        codename,
+        prettyName: vars.PRETTY_NAME ?? id
+    };
+}
+function dockerFamily(id, idLike) {
+    if (id === 'ubuntu' || id === 'debian')
+        return id;
+    if (idLike.includes('ubuntu'))
+        return 'ubuntu';
+    if (idLike.includes('debian'))
+        return 'debian';
+    return undefined;
+}
+/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
+function defaultDockerAptUrl(os) {
+    const family = dockerFamily(os.id, os.idLike);
+    return family ? `https://download.docker.com/linux/${family}` : undefined;
 }
 
 

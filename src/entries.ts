@@ -8,7 +8,16 @@ import type {EntryInputs, InputName} from './inputs.js'
 import type {OutputName} from './outputs.js'
 
 /** The phases, in pipeline order. */
-export const PHASES = ['gpus', 'proxy', 'engine', 'daemon', 'registry', 'disk', 'push'] as const
+export const PHASES = [
+  'gpus',
+  'proxy',
+  'engine',
+  'daemon',
+  'hooks',
+  'registry',
+  'disk',
+  'push'
+] as const
 /** One phase of the pipeline. */
 export type PhaseKey = (typeof PHASES)[number]
 

@@ -20,7 +20,13 @@ import {
   type DiskSettings
 } from './phases/disk/inputs.js'
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
-import {GPU_INPUTS, parseGpuInputs, type GpuInputs} from './phases/gpus/inputs.js'
+import {
+  GPU_INPUTS,
+  gpusText,
+  parseGpuInputs,
+  type GpuInputs,
+  type GpuSettings
+} from './phases/gpus/inputs.js'
 import {
   PROXY_INPUTS,
   parseProxyInputs,
@@ -39,6 +45,18 @@ import {
   type RegistryInputs,
   type RegistrySettings
 } from './phases/registry/inputs.js'
+import {
+  HOOK_INPUTS,
+  parseHookInputs,
+  type HookInputs,
+  type HookSettings
+} from './phases/hooks/inputs.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {
+  TEARDOWN_INPUTS,
+  parseTeardownInputs,
+  type TeardownInputs
+} from './phases/teardown/inputs.js'
 import {LABEL_MANAGED, registryFragments, wantsLocalRegistry} from './phases/registry/spec.js'
 import type {Cleanup} from './state.js'
 
@@ -58,7 +76,9 @@ export const INPUT_DEFAULTS = {
   ...PROXY_INPUTS,
   ...PUSH_INPUTS,
   ...DISK_INPUTS,
-  ...RUN_INPUTS
+  ...RUN_INPUTS,
+  ...TEARDOWN_INPUTS,
+  ...HOOK_INPUTS
 } as const
 
 /** The name of an input, as action.yml spells it. */
@@ -83,6 +103,8 @@ export interface Inputs {
   push: PushInputs
   disk: DiskInputs
   run: RunInputs
+  teardown: TeardownInputs
+  hooks: HookInputs
 }
 
 function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
@@ -109,7 +131,9 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
   const disk = Object.freeze(parseDiskInputs(raw))
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run})
+  const teardown = Object.freeze(parseTeardownInputs(raw))
+  const hooks = Object.freeze(parseHookInputs(raw))
+  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run, teardown, hooks})
 }
 
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -143,10 +167,11 @@ export interface PhaseSettings {
   proxy: ProxySettings
   engine: EngineInputs
   daemon: DaemonSettings
-  gpus: GpuInputs
+  gpus: GpuSettings
   registry: RegistrySettings
   push: PushSettings
   disk: DiskSettings
+  hooks: HookSettings
 }
 
 /** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
@@ -167,6 +192,16 @@ function diskSettings(inputs: Inputs): DiskSettings {
   }
 }
 
+/** The GPU phase's settings: with teardown, a dead job's leftovers go before its GPU is handed on. */
+export function gpuSettings(gpus: GpuInputs, teardown: boolean): GpuSettings {
+  return {
+    ...gpus,
+    tearDown: teardown
+      ? (runner, job) => teardownPhase.run(runner, {...job, managedLabel: LABEL_MANAGED})
+      : undefined
+  }
+}
+
 /**
  * Each phase's settings (pure): the air-gapped folder for the daemon and registry phases, the
  * registry's daemon.json fragments for the daemon phase, how to reach `registry` for pushes, the
@@ -179,8 +214,19 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
   return {
     proxy: {proxies},
     engine,
-    gpus: inputs.gpus,
+    gpus: gpuSettings(
+      inputs.gpus,
+      teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+    ),
     disk: diskSettings(inputs),
+    hooks: {
+      ...inputs.hooks,
+      config: {
+        gpus: gpusText(inputs.gpus.gpus),
+        gpuWait: inputs.gpus.gpuWait,
+        teardown: teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+      }
+    },
     daemon: {
       ...daemon,
       offlineDebs,

@@ -6,13 +6,23 @@ import {HostError, errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
 import {readHost, type HostIdentity, type HostInfo} from './host.js'
 import type {InputHost} from './input-fields.js'
-import {parseInputs, phaseSettings, proxiesFor, readRawInputs, type Inputs} from './inputs.js'
+import {
+  gpuSettings,
+  parseInputs,
+  phaseSettings,
+  proxiesFor,
+  readRawInputs,
+  type Inputs
+} from './inputs.js'
 import {writeOutputs, type Outputs} from './outputs.js'
 import {daemonPhase} from './phases/daemon/phase.js'
 import {diskPhase} from './phases/disk/phase.js'
 import {enginePhase} from './phases/engine/phase.js'
 import {proxyPhase} from './phases/proxy/phase.js'
 import {gpuPhase} from './phases/gpus/phase.js'
+import {parseGpuInputs} from './phases/gpus/inputs.js'
+import type {HookConfig} from './phases/hooks/inputs.js'
+import {hooksPhase} from './phases/hooks/phase.js'
 import {
   runPipeline,
   stage,
@@ -22,7 +32,8 @@ import {
 } from './phases/pipeline.js'
 import {pushPhase} from './phases/push/phase.js'
 import {registryPhase} from './phases/registry/phase.js'
-import {runnerState, saveCleanup, savePostState, type StateStore} from './state.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {runnerState, saveCleanup, savePostState, saveTeardown, type StateStore} from './state.js'
 import {renderSummary} from './summary/render.js'
 import {writeSummary} from './summary/write.js'
 import {acquireHostLock, type HostLock} from './system/lock.js'
@@ -82,11 +93,17 @@ export function phaseStages(
     proxy: stage(proxyPhase, {...shared, inputs: settings.proxy}),
     engine: stage(enginePhase, {...shared, inputs: settings.engine}),
     daemon: stage(daemonPhase, {...shared, inputs: settings.daemon}),
+    hooks: stage(hooksPhase, {...shared, inputs: settings.hooks}),
     registry: stage(registryPhase, {...shared, inputs: settings.registry}),
     disk: stage(diskPhase, {...shared, inputs: settings.disk}),
     push: stage(pushPhase, {...shared, inputs: settings.push})
   }
-  return PHASES.filter(p => phases.includes(p)).map(p => all[p])
+  // The hooks only when asked for: most runs never touch the runner's hooks, and their summary
+  // says nothing of them.
+  const wanted = PHASES.filter(
+    p => phases.includes(p) && (p !== 'hooks' || settings.hooks.runnerHooks !== 'none')
+  )
+  return wanted.map(p => all[p])
 }
 
 function defaultDeps(): MainDeps {
@@ -136,6 +153,7 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
     record.warnings.push(DEPRECATED_CLEANUP_ALL)
     core.warning(DEPRECATED_CLEANUP_ALL)
   }
+  saveTeardown(teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none'), deps.state)
   const host = await deps.readHost()
   useProxies(deps.env, inputs, host.identity)
   if (!record.dryRun) await checkSudo(deps.runner)
@@ -195,4 +213,34 @@ export async function run(overrides: Partial<MainDeps> = {}): Promise<void> {
   }
   writeOutputs(record.outputs, deps.entry.outputs)
   if (record.summary) await summarise(record, (Date.now() - started) / 1000, deps.env)
+}
+
+/**
+ * The runner's job-started hook (runner-hooks: install), run by the runner before the job's
+ * containers are made: leases the GPUs the hooks were installed with to the job (its worker, the
+ * Runner.Worker above the hook's shell) and exports them to the job's steps. A failure fails the
+ * hook, and with it the job: the runner then makes no container and runs no step.
+ */
+export async function jobStartedHook(
+  config: HookConfig,
+  runner: CommandRunner = new ExecRunner()
+): Promise<void> {
+  try {
+    const gpus = parseGpuInputs({gpus: config.gpus, 'gpu-wait': String(config.gpuWait)})
+    // The GPU health gate goes here, before any GPU is leased, as in the main step.
+    if (gpus.gpus.kind === 'none') {
+      core.info('The job hooks were installed without gpus: no lease.')
+      return
+    }
+    const host = await readHost()
+    const outputs: Outputs = {}
+    const ctx = {host, runner, outputs, warn: (m: string) => core.warning(m), remember: () => {}}
+    await runPipeline(
+      [stage(gpuPhase, {...ctx, inputs: gpuSettings(gpus, config.teardown)})],
+      false,
+      []
+    )
+  } catch (e) {
+    core.setFailed(errorMessage(e))
+  }
 }

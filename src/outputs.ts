@@ -23,7 +23,8 @@ export const OUTPUT_NAMES = [
   'gpu-uuids',
   'gpu-indexes',
   'docker-gpus',
-  'freed-bytes'
+  'freed-bytes',
+  'teardown'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -69,6 +70,25 @@ export interface DiskResult {
   dfAfter?: string
 }
 
+/** One thing teardown removed or left, and why. */
+export interface TeardownItem {
+  kind: 'container' | 'network' | 'process'
+  id: string
+  why: string
+}
+
+/** What teardown removed and what it left (the `teardown` output). */
+export interface TeardownResult {
+  removed: TeardownItem[]
+  kept: TeardownItem[]
+}
+
+/** The `teardown` output: JSON {removed, kept}, each a list of {kind, id, why}. */
+export function teardownJson(r: TeardownResult): string {
+  const items = (xs: TeardownItem[]) => xs.map(i => ({kind: i.kind, id: i.id, why: i.why}))
+  return JSON.stringify({removed: items(r.removed), kept: items(r.kept)})
+}
+
 /** What the run found and did; undefined is written as an empty output. */
 export interface Outputs {
   dockerVersion?: string
@@ -89,6 +109,8 @@ export interface Outputs {
   gpuLeases?: readonly GpuLeaseResult[]
   /** Undefined when min-free-space is not set. */
   disk?: DiskResult
+  /** What teardown of an ended job's GPUs removed and left; undefined when none ran. */
+  teardown?: TeardownResult
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -140,7 +162,8 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
     'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
     'docker-gpus': dockerGpus(o.gpuLeases ?? []),
-    'freed-bytes': text(o.disk?.freedBytes)
+    'freed-bytes': text(o.disk?.freedBytes),
+    teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
   }
 }
 

@@ -1,11 +1,25 @@
 import * as core from '@actions/core'
 import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'
+import {teardownJson} from './outputs.js'
+import {jobIdentity, readLeases} from './phases/gpus/detect.js'
+import {heldBy, holderText} from './phases/gpus/lease.js'
 import {releaseLeases} from './phases/gpus/release.js'
-import {forgetUse, jobWorker, otherUsers} from './phases/registry/users.js'
 import {privateTempDir} from './host.js'
-import {readPostState, runnerState, type StateStore} from './state.js'
+import {LABEL_MANAGED} from './phases/registry/spec.js'
+import {forgetUse, jobWorker, otherUsers} from './phases/registry/users.js'
+import {teardownPhase} from './phases/teardown/phase.js'
+import {
+  readPostState,
+  runnerState,
+  type PostState,
+  type SavedLease,
+  type StateStore
+} from './state.js'
+import {teardownBlock} from './summary/render.js'
+import {writeSummary} from './summary/write.js'
 import {LOCK_DIR, acquireHostLock, type HostLock} from './system/lock.js'
+import {processIdentity} from './system/process.js'
 
 /** What the post step runs on; tests give a recording runner, a state map, a lock and a folder. */
 export interface PostDeps {
@@ -57,6 +71,77 @@ async function removeRegistries(deps: PostDeps, names: readonly string[]): Promi
 }
 
 /**
+ * Tears down what the job of `worker` left, then releases those of `own` (leases it holds) whose
+ * GPUs are idle again. A GPU something still holds keeps its lease: once the worker ends, the next
+ * job that finds the lease tears down again before using it.
+ */
+async function tearDownAndRelease(
+  runner: CommandRunner,
+  worker: {pid: number; start: string},
+  own: readonly SavedLease[]
+): Promise<void> {
+  // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
+  const leases = [...(await readLeases(runner)).values()].filter(v => v.alive)
+  const jobs = leases.filter(v => heldBy(v.lease, worker)).map(v => v.lease.uuid)
+  const otherLeases = new Map(
+    leases.filter(v => !heldBy(v.lease, worker)).map(v => [v.lease.uuid, holderText(v.lease)])
+  )
+  const out = await teardownPhase.run(runner, {
+    pid: worker.pid,
+    start: worker.start,
+    gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
+    dead: false,
+    otherLeases,
+    managedLabel: LABEL_MANAGED
+  })
+  core.setOutput('teardown', teardownJson(out.result))
+  await writeSummary(
+    `${teardownBlock(out.result, 'docker-gpu-setup: teardown').join('\n').trim()}\n`
+  )
+  for (const b of out.busy) {
+    const l = own.find(x => x.uuid === b.uuid)
+    core.warning(
+      `GPU ${l?.index ?? '?'} (${b.uuid}) stays leased: ${b.why}. The next job that finds its lease ended tears down again and takes it only once it is idle.`
+    )
+  }
+  await releaseLeases(
+    runner,
+    own.filter(l => out.idle.includes(l.uuid))
+  )
+}
+
+/** The job's worker: the one its leases name, else the parent of this step. */
+function workerOf(saved: PostState): {pid: number; start: string} | undefined {
+  return saved.gpuLeases[0] ?? processIdentity(process.ppid)
+}
+
+/**
+ * The runner's job-completed hook (runner-hooks: install): tears down what the job left and
+ * releases every lease its worker (the Runner.Worker above the hook's shell) holds. Like the post
+ * step it warns and never fails: the job's result is already decided.
+ */
+export async function jobCompletedHook(
+  config: {teardown: boolean},
+  runner: CommandRunner = new ExecRunner()
+): Promise<void> {
+  try {
+    const worker = jobIdentity()
+    const own = [...(await readLeases(runner)).values()]
+      .filter(v => heldBy(v.lease, worker))
+      .map(v => ({
+        uuid: v.lease.uuid,
+        index: v.lease.index,
+        pid: v.lease.pid,
+        start: v.lease.start
+      }))
+    if (config.teardown) await tearDownAndRelease(runner, worker, own)
+    else await releaseLeases(runner, own)
+  } catch (e) {
+    core.warning(`The job-completed hook failed: ${errorMessage(e)}`)
+  }
+}
+
+/**
  * The post step: releases the GPU leases its main step took, removes the job's DOCKER_CONFIG (the
  * login in it) whenever the main step made one, and with cleanup: registry or all (as the main step
  * validated it), the registry containers this job started and no other live job uses (never their
@@ -68,10 +153,14 @@ export async function post(overrides: Partial<PostDeps> = {}): Promise<void> {
   const {runner, state} = deps
   try {
     const saved = readPostState(state)
-    // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done.
-    await releaseLeases(runner, saved.gpuLeases).catch((e: unknown) =>
-      core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`)
-    )
+    // First, and whatever cleanup says: a waiting job gets the GPUs as soon as this one is done
+    // (and, with teardown, once nothing this job left holds them).
+    const worker = workerOf(saved)
+    await (
+      saved.teardown && worker
+        ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+        : releaseLeases(runner, saved.gpuLeases)
+    ).catch((e: unknown) => core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`))
     // This job uses no registry container any more: another job's cleanup may remove them.
     await forgetUse(runner, jobWorker(), deps.usersDir)
     if (saved.dockerConfig) {

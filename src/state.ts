@@ -32,6 +32,8 @@ export interface PostState {
   registryContainers: string[]
   /** GPU leases this step took (not those it found already held by its job). */
   gpuLeases: SavedLease[]
+  /** Whether the post step removes what the job left (the validated `teardown`). */
+  teardown: boolean
 }
 
 /** What a phase records for the post step, as soon as it exists (a later failure must not lose it). */
@@ -45,7 +47,8 @@ const KEY = {
   cleanup: 'cleanup',
   dockerConfig: 'docker-config',
   registryContainers: 'registry-containers',
-  gpuLeases: 'gpu-leases'
+  gpuLeases: 'gpu-leases',
+  teardown: 'teardown'
 } as const
 
 /** The runner's step state (core.getState / core.saveState). */
@@ -67,6 +70,11 @@ export function markMainStep(store: StateStore = runnerState): void {
 /** Saves the validated `cleanup` for the post step. */
 export function saveCleanup(cleanup: Cleanup, store: StateStore = runnerState): void {
   store.save(KEY.cleanup, cleanup)
+}
+
+/** Saves whether the post step tears down what the job left. */
+export function saveTeardown(on: boolean, store: StateStore = runnerState): void {
+  store.save(KEY.teardown, String(on))
 }
 
 /** Saves what a phase made that the post step may remove. */
@@ -105,6 +113,7 @@ export function readPostState(store: StateStore = runnerState): PostState {
     cleanup: cleanup === 'registry' || cleanup === 'all' ? cleanup : 'none',
     dockerConfig: store.get(KEY.dockerConfig) || undefined,
     registryContainers: savedList(store.get(KEY.registryContainers)).map(String),
-    gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease)
+    gpuLeases: savedList(store.get(KEY.gpuLeases)).flatMap(savedLease),
+    teardown: store.get(KEY.teardown) === 'true'
   }
 }

@@ -37,6 +37,7 @@ const PURE = [
   'phases/push/{image-list,push-result}.ts',
   'phases/gpus/{gpu-query,lease}.ts',
   'phases/disk/inventory.ts',
+  'phases/teardown/objects.ts',
   'docker/*.ts',
   'models/*.ts',
   'registry-client/manifest.ts',

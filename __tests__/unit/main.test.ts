@@ -368,6 +368,47 @@ describe('the post step', () => {
     expect(core.record.failed).toEqual([])
   })
 
+  it('with teardown, removes what the job left on its GPU before releasing it, and says so', async () => {
+    const uuid = 'GPU-00000000-0000-4000-8000-000000000000'
+    // This test's own process stands for the job's worker: its start time is real.
+    const me = processIdentity(process.pid) as {pid: number; start: string}
+    const state = mapState({
+      cleanup: 'none',
+      teardown: 'true',
+      'gpu-leases': JSON.stringify([{uuid, index: 0, pid: me.pid, start: me.start}])
+    })
+    const left = {
+      Id: 'c'.repeat(64),
+      Name: '/left',
+      Created: new Date().toISOString(),
+      State: {Running: false},
+      HostConfig: {DeviceRequests: [{Count: 0, DeviceIDs: [uuid], Capabilities: [['gpu']]}]}
+    }
+    const runner = new FakeRunner([
+      [['docker', 'ps'], {stdout: `${left.Id}\n`}],
+      [['docker', 'inspect'], {stdout: JSON.stringify([left])}],
+      [
+        ['nvidia-smi', '--query-gpu=index,uuid,memory.used,memory.total'],
+        {stdout: `0, ${uuid}, 4, 81559\n`}
+      ]
+    ])
+    await post({runner, state})
+    expect(runner.lines()).toContain(`docker rm --force --volumes ${left.Id}`)
+    expect(JSON.parse(core.record.outputs.get('teardown') ?? '{}')).toEqual({
+      removed: [
+        {
+          kind: 'container',
+          id: 'left',
+          why: 'uses only GPU 0, leased to this job, and was made during it'
+        }
+      ],
+      kept: []
+    })
+    expect(core.record.infos).toContain(`GPU 0 (${uuid}): its lease was already released.`)
+    expect(core.record.infos.join('\n')).toContain('Teardown: Containers: removed 1 (left)')
+    expect(core.record.warnings).toEqual([])
+  })
+
   it.each([
     ['None', []],
     ['none', []],

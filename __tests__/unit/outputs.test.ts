@@ -54,7 +54,8 @@ describe('outputs', () => {
       'gpu-uuids': '',
       'gpu-indexes': '',
       'docker-gpus': '',
-      'freed-bytes': ''
+      'freed-bytes': '',
+      teardown: ''
     })
   })
 

@@ -10,9 +10,11 @@ import {
   type DiskResult,
   type GpuLeaseResult,
   type ImageResult,
-  type Outputs
+  type Outputs,
+  type TeardownResult
 } from '../outputs.js'
 import type {Fact, PhaseReport} from '../phases/pipeline.js'
+import {teardownLines} from '../phases/teardown/facts.js'
 import {details, fence, inline, joined, list, table, type Inline} from './markdown.js'
 
 /** What the summary shows. */
@@ -192,6 +194,18 @@ function gpusBlock(leases: readonly GpuLeaseResult[]): string[] {
   return ['', '### GPUs leased to this job', '', ...table(['GPU', 'UUID', 'Name', 'Lease'], rows)]
 }
 
+/** What teardown of an ended job removed and left: one line per kind. */
+export function teardownBlock(r: TeardownResult | undefined, title: string): string[] {
+  if (!r) return []
+  const lines = teardownLines(r)
+  return [
+    '',
+    `### ${title}`,
+    '',
+    ...(lines.length > 0 ? list(lines) : ['Nothing was left behind.'])
+  ]
+}
+
 /** What the disk phase removed, with `docker system df` before and after (only when it had to). */
 function diskBlock(disk: DiskResult | undefined): string[] {
   if (!disk?.dfBefore) return []
@@ -272,6 +286,7 @@ export function renderSummary(data: SummaryData): string {
     ...imagesBlock(data.outputs.images ?? []),
     ...cachesBlock(data.outputs.caches ?? {}),
     ...gpusBlock(data.outputs.gpuLeases ?? []),
+    ...teardownBlock(data.outputs.teardown, 'Teardown of ended jobs on these GPUs'),
     ...diskBlock(data.outputs.disk),
     ...warningsBlock(data.warnings),
     ...outputsBlock(data.outputs)

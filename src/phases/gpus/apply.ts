@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError} from '../../errors.js'
-import type {GpuLeaseResult} from '../../outputs.js'
+import type {GpuLeaseResult, TeardownResult} from '../../outputs.js'
 import type {SavedLease} from '../../state.js'
 import {
   GPU_LEASE_LOCK,
@@ -12,7 +12,7 @@ import {
 } from '../../system/lock.js'
 import type {PhaseContext} from '../pipeline.js'
 import {queryGpus, readLeases} from './detect.js'
-import type {GpuInputs} from './inputs.js'
+import type {GpuSettings} from './inputs.js'
 import {
   heldBy,
   holderText,
@@ -21,12 +21,14 @@ import {
   parseLease,
   type JobIdentity
 } from './lease.js'
-import {planGpus, type GpuPick, type GpuPlan} from './plan.js'
+import {planGpus, type GpuPick, type GpuPlan, type LeaseView} from './plan.js'
 
-type Ctx = PhaseContext<GpuInputs>
+type Ctx = PhaseContext<GpuSettings>
 
 /** How often a waiting run looks at the leases again (reading files only, no lock). */
 const POLL_MS = 500
+/** How long a GPU held by an ended job's leftovers waits before teardown looks at it again. */
+const RETRY_BLOCKED_MS = 15_000
 
 /** The path of a GPU's lease file. */
 export function leasePath(uuid: string): string {
@@ -69,8 +71,84 @@ async function takeLeases(ctx: Ctx, plan: GpuPlan): Promise<void> {
   }
 }
 
+/**
+ * What teardown of ended jobs found so far: the lease texts whose job's leftovers are gone and
+ * whose GPU is idle (those may be taken over), and the GPUs still held by an ended job's
+ * leftovers, with what holds them (those count as held until a later try finds them idle).
+ */
+interface Takeovers {
+  clean: Set<string>
+  blocked: Map<string, string>
+}
+
+/** The leases as the plan must see them: a GPU an ended job's leftovers still hold is not free. */
+function withBlocked(leases: Map<string, LeaseView>, t: Takeovers): Map<string, LeaseView> {
+  for (const uuid of t.blocked.keys()) {
+    const view = leases.get(uuid)
+    if (view && !view.alive) leases.set(uuid, {...view, alive: true})
+  }
+  return leases
+}
+
+/** Take-overs of ended jobs whose leftovers have not been torn down yet (none when teardown is off). */
+function untornTakeovers(ctx: Ctx, plan: GpuPlan, t: Takeovers): GpuPick[] {
+  if (!ctx.inputs.tearDown) return []
+  return plan.picks.filter(p => p.how === 'taken over' && p.from && !t.clean.has(p.from.text))
+}
+
+/**
+ * Tears down each ended job among the take-overs (holding no lock: it may wait for processes to
+ * end), over every GPU that job leased. Its GPUs that are idle after it may be taken over.
+ */
+async function tearDownEnded(ctx: Ctx, picks: GpuPick[], t: Takeovers): Promise<void> {
+  const tearDown = ctx.inputs.tearDown
+  if (!tearDown) return
+  const leases = await readLeases(ctx.runner)
+  const views = [...leases.values()]
+  const ended = new Map(picks.map(p => [`${p.from?.lease.pid}:${p.from?.lease.start}`, p]))
+  for (const p of ended.values()) {
+    const lease = (p.from as LeaseView).lease
+    const same = views.filter(v => !v.alive && heldBy(v.lease, lease))
+    if (!/^\d+$/.test(lease.start) || lease.pid <= 0) {
+      // A damaged lease names no worker: nothing on its GPU can be told to be that job's.
+      core.info(`The lease of GPU ${lease.uuid} names no job: nothing is torn down for it.`)
+      for (const v of same) t.clean.add(v.text)
+      t.clean.add((p.from as LeaseView).text)
+      continue
+    }
+    const others = new Map(
+      views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, holderText(v.lease)])
+    )
+    core.info(
+      `Tearing down what job ${lease.job} (worker pid ${lease.pid}, ended) left before taking over its GPUs.`
+    )
+    const out = await tearDown(ctx.runner, {
+      pid: lease.pid,
+      start: lease.start,
+      gpus: same.map(v => v.lease.uuid),
+      dead: true,
+      otherLeases: others
+    })
+    ctx.outputs.teardown = mergeResults(ctx.outputs.teardown, out.result)
+    for (const v of same) {
+      const busy = out.busy.find(b => b.uuid === v.lease.uuid)
+      if (busy) {
+        t.blocked.set(v.lease.uuid, busy.why)
+        core.info(`GPU ${v.lease.index} (${v.lease.uuid}) is not handed on yet: ${busy.why}.`)
+      } else {
+        t.clean.add(v.text)
+        t.blocked.delete(v.lease.uuid)
+      }
+    }
+  }
+}
+
+function mergeResults(a: TeardownResult | undefined, b: TeardownResult): TeardownResult {
+  return {removed: [...(a?.removed ?? []), ...b.removed], kept: [...(a?.kept ?? []), ...b.kept]}
+}
+
 /** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
-async function tryLease(ctx: Ctx, plan: GpuPlan, fresh: boolean): Promise<GpuPlan> {
+async function tryLease(ctx: Ctx, plan: GpuPlan, fresh: boolean, t: Takeovers): Promise<GpuPlan> {
   const lock = await acquireFileLock(ctx.runner, GPU_LEASE_LOCK, ctx.host.tempDir, core.info, {
     what: `the GPU lease lock ${GPU_LEASE_LOCK}`,
     timeoutMs: 60_000,
@@ -79,8 +157,10 @@ async function tryLease(ctx: Ctx, plan: GpuPlan, fresh: boolean): Promise<GpuPla
   try {
     // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
     const devices = fresh ? await queryGpus(ctx.runner) : plan.facts.devices
-    const now = planGpus({...plan.facts, devices, leases: await readLeases(ctx.runner)}, ctx.inputs)
-    if (now.short === 0) await takeLeases(ctx, now)
+    const leases = withBlocked(await readLeases(ctx.runner), t)
+    const now = planGpus({...plan.facts, devices, leases}, ctx.inputs)
+    // An ended job's GPU is taken over only once what that job left is gone.
+    if (now.short === 0 && untornTakeovers(ctx, now, t).length === 0) await takeLeases(ctx, now)
     return now
   } finally {
     await lock.release()
@@ -95,12 +175,20 @@ function holders(plan: GpuPlan): string {
 }
 
 /** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
-async function waitForRelease(ctx: Ctx, plan: GpuPlan, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))))
-    const leases = await readLeases(ctx.runner)
+async function waitForRelease(
+  ctx: Ctx,
+  plan: GpuPlan,
+  deadline: number,
+  t: Takeovers
+): Promise<void> {
+  // A GPU an ended job's leftovers hold is looked at again after a while: they may have ended.
+  const until = t.blocked.size > 0 ? Math.min(deadline, Date.now() + RETRY_BLOCKED_MS) : deadline
+  while (Date.now() < until) {
+    await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))))
+    const leases = withBlocked(await readLeases(ctx.runner), t)
     if (planGpus({...plan.facts, leases}, ctx.inputs).short === 0) return
   }
+  t.blocked.clear()
 }
 
 /** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
@@ -128,8 +216,14 @@ export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
 export async function applyGpus(plan: GpuPlan, ctx: Ctx): Promise<void> {
   const deadline = Date.now() + ctx.inputs.gpuWait * 1000
   let told = ''
+  const t: Takeovers = {clean: new Set(), blocked: new Map()}
   for (let attempt = 0; ; attempt++) {
-    const now = await tryLease(ctx, plan, attempt > 0)
+    const now = await tryLease(ctx, plan, attempt > 0, t)
+    const untorn = now.short === 0 ? untornTakeovers(ctx, now, t) : []
+    if (untorn.length > 0) {
+      await tearDownEnded(ctx, untorn, t)
+      continue
+    }
     if (now.short === 0) {
       publishLeases(ctx, now.picks)
       return
@@ -146,7 +240,7 @@ export async function applyGpus(plan: GpuPlan, ctx: Ctx): Promise<void> {
       )
       told = who
     }
-    await waitForRelease(ctx, now, deadline)
+    await waitForRelease(ctx, now, deadline, t)
   }
 }
 

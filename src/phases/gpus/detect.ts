@@ -5,7 +5,7 @@ import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {LOCK_DIR} from '../../system/lock.js'
-import {processIdentity, sameProcessAlive} from '../../system/process.js'
+import {processIdentity, sameProcessAlive, type ProcessIdentity} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import {QUERY_APPS, QUERY_GPUS, gpuDevices, type GpuDevice} from './gpu-query.js'
 import type {GpuInputs} from './inputs.js'
@@ -59,8 +59,9 @@ export async function readLeases(runner: CommandRunner): Promise<Map<string, Lea
 
 /**
  * The job this run belongs to: the parent of the action's node process, which the runner's
- * Runner.Worker is, alive for the whole job (the post step is its child too). Throws when there is
- * none to hold a lease (the action started by init, or the parent already gone).
+ * Runner.Worker is, alive for the whole job (the post step is its child too); for a job hook, the
+ * Runner.Worker above the hook's shell. Throws when there is none to hold a lease (the action
+ * started by init, or the parent already gone).
  */
 export function jobIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentity {
   const ppid = process.ppid
@@ -70,7 +71,16 @@ export function jobIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentity {
       `gpus: a GPU lease belongs to the job's worker process, the parent of the action's node process, but that parent (pid ${ppid}) is ${ppid > 1 ? 'gone' : 'init'}: run the action as a step of a job.`
     )
   }
-  return {pid: parent.pid, start: parent.start, process: parent.name, job: jobDescription(env)}
+  // A job hook runs the action under its script's shell: the job is the worker above that shell.
+  let worker = parent
+  for (let p: ProcessIdentity | undefined = parent, hops = 0; p && hops < 8; hops++) {
+    if (p.name === 'Runner.Worker') {
+      worker = p
+      break
+    }
+    p = p.ppid > 1 ? processIdentity(p.ppid) : undefined
+  }
+  return {pid: worker.pid, start: worker.start, process: worker.name, job: jobDescription(env)}
 }
 
 /** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */

@@ -1,5 +1,7 @@
 /** The GPU lease inputs: their action.yml defaults, their type, and their parser (pure). */
+import type {CommandRunner} from '../../exec/runner.js'
 import {fail, int, splitList, type RawInputs} from '../../input-fields.js'
+import type {TeardownResult} from '../../outputs.js'
 
 /** gpus and gpu-wait with their action.yml defaults. */
 export const GPU_INPUTS = {
@@ -21,6 +23,27 @@ export interface GpuInputs {
   gpus: GpuRequest
   /** Seconds to wait for enough free GPUs before failing. */
   gpuWait: number
+}
+
+/** An ended job whose leases are to be taken over: its worker and every GPU it leased. */
+export interface EndedJob {
+  pid: number
+  start: string
+  gpus: string[]
+  dead: true
+  /** GPU UUID → the live job that holds it, in words. */
+  otherLeases: ReadonlyMap<string, string>
+}
+
+/** Removes an ended job's leftovers; says which of its GPUs are idle again, and what holds the rest. */
+export type EndedJobTeardown = (
+  runner: CommandRunner,
+  job: EndedJob
+) => Promise<{result: TeardownResult; idle: string[]; busy: {uuid: string; why: string}[]}>
+
+/** What the GPU phase reads: its inputs, and the teardown of ended jobs when `teardown` is on. */
+export interface GpuSettings extends GpuInputs {
+  tearDown?: EndedJobTeardown
 }
 
 /** The most GPUs one request may name: more than any single host carries. */
@@ -64,4 +87,12 @@ function request(raw: Raw): GpuRequest {
 /** Validates gpus and gpu-wait (pure); throws InputError. */
 export function parseGpuInputs(raw: Raw): GpuInputs {
   return {gpus: request(raw), gpuWait: int(raw, 'gpu-wait', 0, 86_400)}
+}
+
+/** The request as the `gpus` input would give it (pure); parseGpuInputs reads it back the same. */
+export function gpusText(r: GpuRequest): string {
+  if (r.kind === 'none') return ''
+  if (r.kind === 'all') return 'all'
+  if (r.kind === 'count') return String(r.count)
+  return r.gpus.map(id => ('uuid' in id ? id.uuid : String(id.index))).join(',') + ','
 }

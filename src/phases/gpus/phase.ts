@@ -1,7 +1,7 @@
 import type {Phase} from '../pipeline.js'
 import {applyGpus, publishLeases, verifyGpus} from './apply.js'
 import {detectGpus} from './detect.js'
-import type {GpuInputs} from './inputs.js'
+import type {GpuSettings} from './inputs.js'
 import {planGpus, type GpuFacts, type GpuPlan} from './plan.js'
 
 /**
@@ -9,7 +9,7 @@ import {planGpus, type GpuFacts, type GpuPlan} from './plan.js'
  * post step. It runs before the host lock is taken: a job waiting for GPUs must not stop other
  * jobs from setting up, or from releasing theirs.
  */
-export const gpuPhase: Phase<GpuInputs, GpuFacts, GpuPlan> = {
+export const gpuPhase: Phase<GpuSettings, GpuFacts, GpuPlan> = {
   name: 'GPU leases',
   beforeHostLock: true,
   detect: detectGpus,

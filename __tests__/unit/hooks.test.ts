@@ -1,0 +1,95 @@
+/** The runner's job hooks: the .env lines, the scripts, and the install/remove plan (pure). */
+import {describe, expect, it} from '@jest/globals'
+import {gpusText, parseGpuInputs} from '../../src/phases/gpus/inputs.js'
+import {parseHookInputs} from '../../src/phases/hooks/inputs.js'
+import {
+  HOOK_FILES,
+  envWithHooks,
+  envWithoutHooks,
+  hookFiles,
+  hookScript,
+  planHooks,
+  type HookFacts
+} from '../../src/phases/hooks/plan.js'
+
+const ENV = 'LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\n'
+const HOOKED = `LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\nACTIONS_RUNNER_HOOK_JOB_STARTED=${HOOK_FILES.started}\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=${HOOK_FILES.completed}\n`
+const config = {gpus: '1', gpuWait: 900, teardown: true}
+const facts = (over: Partial<HookFacts> = {}): HookFacts => ({
+  folder: '/home/runner/actions-runner',
+  env: ENV,
+  installed: {},
+  node: '/home/runner/actions-runner/externals/node24/bin/node',
+  bundle: '// bundle\n',
+  ...over
+})
+const install = {runnerHooks: 'install' as const, config}
+
+describe('the runner .env', () => {
+  it("gains the two hook lines, every other line kept, and loses only this action's", () => {
+    expect(envWithHooks(ENV)).toBe(HOOKED)
+    expect(envWithHooks(HOOKED)).toBe(HOOKED)
+    expect(envWithoutHooks(HOOKED)).toBe(ENV)
+    const own = 'ACTIONS_RUNNER_HOOK_JOB_STARTED=/opt/admin/started.sh\n'
+    expect(envWithoutHooks(own)).toBe(own)
+  })
+
+  it("runs the installed bundle with the runner's node, every path quoted", () => {
+    expect(hookScript('started', "/opt/it's/node")).toBe(
+      `#!/bin/bash\n# docker-gpu-setup (runner-hooks: install): the runner's job-started hook.\nexec '/opt/it'\\''s/node' '${HOOK_FILES.bundle}' job-started\n`
+    )
+  })
+})
+
+describe('planHooks', () => {
+  it('installs the files and the .env lines, then plans nothing', () => {
+    const plan = planHooks(facts(), install)
+    expect(plan.steps.map(s => s.description)).toEqual([
+      `write ${HOOK_FILES.bundle}`,
+      `write ${HOOK_FILES.packageJson}`,
+      `write ${HOOK_FILES.config}`,
+      `write ${HOOK_FILES.started}`,
+      `write ${HOOK_FILES.completed}`,
+      'set ACTIONS_RUNNER_HOOK_JOB_STARTED and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in /home/runner/actions-runner/.env'
+    ])
+    expect(plan.env).toBe(HOOKED)
+    const done = facts({env: HOOKED, installed: hookFiles(facts(), config)})
+    expect(planHooks(done, install).steps).toEqual([])
+  })
+
+  it("never replaces an administrator's own hook", () => {
+    expect(() =>
+      planHooks(
+        facts({env: `${ENV}ACTIONS_RUNNER_HOOK_JOB_COMPLETED=/opt/admin/done.sh\n`}),
+        install
+      )
+    ).toThrow(
+      'runner-hooks: install, but /home/runner/actions-runner/.env already sets ACTIONS_RUNNER_HOOK_JOB_COMPLETED=/opt/admin/done.sh: the runner runs one hook per event.'
+    )
+  })
+
+  it('removes what it installed, and nothing when nothing is there', () => {
+    const done = facts({env: HOOKED, installed: hookFiles(facts(), config)})
+    const plan = planHooks(done, {runnerHooks: 'remove', config})
+    expect(plan.env).toBe(ENV)
+    expect(plan.remove.sort()).toEqual(Object.values(HOOK_FILES).sort())
+    expect(planHooks(facts(), {runnerHooks: 'remove', config}).steps).toEqual([])
+  })
+
+  it('needs the runner folder, and does nothing with none', () => {
+    expect(() => planHooks(facts({folder: undefined}), install)).toThrow(
+      "runner-hooks: install, but the runner's folder (with its .runner file) was not found"
+    )
+    expect(planHooks(facts({folder: undefined}), {runnerHooks: 'none', config}).steps).toEqual([])
+    expect(() => parseHookInputs({'runner-hooks': 'yes'})).toThrow(
+      'Input \'runner-hooks\' has an invalid value "yes": use one of install, remove, none'
+    )
+  })
+
+  it('stores gpus as the input would give it, read back the same', () => {
+    for (const text of ['', 'all', '2', '1,', 'GPU-5a4b3c2d-1e0f-4a1b-8c2d-3e4f5a6b7c8d,0,']) {
+      const parsed = parseGpuInputs({gpus: text, 'gpu-wait': '1'}).gpus
+      expect(parseGpuInputs({gpus: gpusText(parsed), 'gpu-wait': '1'}).gpus).toEqual(parsed)
+    }
+  })
+})

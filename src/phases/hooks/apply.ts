@@ -1,0 +1,38 @@
+/** Writes or removes the hook files (root's) and the runner's .env (the runner user's, kept so). */
+import * as path from 'node:path'
+import {removeFile, writeFileAtomic, writeOwnedFile} from '../../system/files.js'
+import type {PhaseContext} from '../pipeline.js'
+import type {HookSettings} from './inputs.js'
+import {HOOK_FILES, type HookPlan} from './plan.js'
+
+const SCRIPTS: ReadonlySet<string> = new Set([HOOK_FILES.started, HOOK_FILES.completed])
+
+/** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
+export async function applyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>): Promise<void> {
+  for (const [file, text] of Object.entries(plan.write)) {
+    await writeFileAtomic(
+      ctx.runner,
+      file,
+      text,
+      SCRIPTS.has(file) ? 0o755 : 0o644,
+      ctx.host.tempDir
+    )
+  }
+  for (const file of plan.remove) await removeFile(ctx.runner, file)
+  const folder = plan.facts.folder
+  if (plan.env !== undefined && folder !== undefined) {
+    await writeOwnedFile(path.join(folder, '.env'), plan.env, 0o644)
+    const restart = `restart the runner (${folder}/svc.sh stop && ${folder}/svc.sh start, or its service) so that it reads it`
+    ctx.warn(
+      ctx.inputs.runnerHooks === 'remove'
+        ? `runner-hooks: remove: ${path.join(folder, '.env')} changed; ${restart}: until then the job hooks it read fail, their files being gone.`
+        : `runner-hooks: install: ${path.join(folder, '.env')} changed; ${restart}.`
+    )
+  }
+}
+
+/** Says where the hooks now stand. */
+export function verifyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>): Promise<string> {
+  const done = ctx.inputs.runnerHooks === 'remove' ? 'removed' : 'installed'
+  return Promise.resolve(`job hooks of the runner in ${plan.facts.folder} ${done}`)
+}

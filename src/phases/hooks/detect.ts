@@ -1,0 +1,39 @@
+/** Reads the runner's folder, its .env and the installed hook files (changes nothing). */
+import {promises as fs} from 'node:fs'
+import * as path from 'node:path'
+import {runnerFolder} from '../../system/actions-runner.js'
+import {readFileMaybe} from '../../system/files.js'
+import {processIdentity} from '../../system/process.js'
+import type {PhaseContext} from '../pipeline.js'
+import type {HookConfig, HookSettings} from './inputs.js'
+import {HOOK_FILES, type HookFacts} from './plan.js'
+
+/** The runner's folder (from the job's worker), its .env, and what is installed now. */
+export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<HookFacts> {
+  const facts: HookFacts = {env: '', installed: {}, node: process.execPath, bundle: ''}
+  if (ctx.inputs.runnerHooks === 'none') return facts
+  // The worker is the parent of this step's node process.
+  const worker = processIdentity(process.ppid)
+  const folder = worker ? await runnerFolder(worker.pid) : undefined
+  const installed: Record<string, string | undefined> = {}
+  for (const f of Object.values(HOOK_FILES)) installed[f] = await readFileMaybe(ctx.runner, f)
+  return {
+    folder,
+    env: folder ? ((await readFileMaybe(ctx.runner, path.join(folder, '.env'))) ?? '') : '',
+    installed,
+    node: process.execPath,
+    // The running bundle (dist/index.js) is what the hooks will run.
+    bundle: ctx.inputs.runnerHooks === 'install' ? await fs.readFile(process.argv[1], 'utf8') : ''
+  }
+}
+
+/** What the installed hooks do (the settings the install wrote, root's); nothing when unreadable. */
+export async function readHookConfig(): Promise<HookConfig> {
+  const text = await fs.readFile(HOOK_FILES.config, 'utf8').catch(() => '{}')
+  const v = JSON.parse(text) as Partial<HookConfig>
+  return {
+    gpus: typeof v.gpus === 'string' ? v.gpus : '',
+    gpuWait: typeof v.gpuWait === 'number' ? v.gpuWait : 900,
+    teardown: v.teardown === true
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
+ * `.env` that name them, and the plan that installs or removes them. The runner reads
+ * ACTIONS_RUNNER_HOOK_JOB_STARTED and _COMPLETED from its environment, which `.env` sets when the
+ * runner starts; each runs as a step of every job (the started one before the job's containers).
+ */
+import {HostError} from '../../errors.js'
+import type {PhasePlan} from '../pipeline.js'
+import type {HookConfig, HookInputs} from './inputs.js'
+
+/** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
+export const HOOK_DIR = '/usr/local/lib/docker-gpu-setup'
+export const HOOK_FILES = {
+  started: `${HOOK_DIR}/job-started.sh`,
+  completed: `${HOOK_DIR}/job-completed.sh`,
+  bundle: `${HOOK_DIR}/index.js`,
+  packageJson: `${HOOK_DIR}/package.json`,
+  config: `${HOOK_DIR}/hooks.json`
+} as const
+const VARS = {
+  started: 'ACTIONS_RUNNER_HOOK_JOB_STARTED',
+  completed: 'ACTIONS_RUNNER_HOOK_JOB_COMPLETED'
+} as const
+
+/** A word for bash, single-quoted. */
+const quoted = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/** A hook script: runs the installed bundle with the runner's node as `job-started` or `job-completed`. */
+export function hookScript(kind: 'started' | 'completed', node: string): string {
+  return [
+    '#!/bin/bash',
+    `# docker-gpu-setup (runner-hooks: install): the runner's job-${kind} hook.`,
+    `exec ${quoted(node)} ${quoted(HOOK_FILES.bundle)} job-${kind}`,
+    ''
+  ].join('\n')
+}
+
+/** The value a `.env` line gives a variable, or undefined. */
+function envValue(text: string, name: string): string | undefined {
+  const line = text.split('\n').find(l => l.startsWith(`${name}=`))
+  return line?.slice(name.length + 1).trim()
+}
+
+/** `.env` with the two hook lines set to the installed scripts; every other line kept. */
+export function envWithHooks(text: string): string {
+  const kept = text
+    .split('\n')
+    .filter(l => !l.startsWith(`${VARS.started}=`) && !l.startsWith(`${VARS.completed}=`))
+  while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop()
+  return [
+    ...kept,
+    `${VARS.started}=${HOOK_FILES.started}`,
+    `${VARS.completed}=${HOOK_FILES.completed}`,
+    ''
+  ].join('\n')
+}
+
+/** `.env` without this action's hook lines (an administrator's own hooks stay). */
+export function envWithoutHooks(text: string): string {
+  return text
+    .split('\n')
+    .filter(
+      l =>
+        l !== `${VARS.started}=${HOOK_FILES.started}` &&
+        l !== `${VARS.completed}=${HOOK_FILES.completed}`
+    )
+    .join('\n')
+}
+
+/** What the hooks phase found. */
+export interface HookFacts {
+  /** The runner's folder (where .runner and .env are); undefined when it was not found. */
+  folder?: string
+  /** Its .env ('' when there is none). */
+  env: string
+  /** The installed files' contents, by path. */
+  installed: Readonly<Record<string, string | undefined>>
+  /** The node the runner runs actions with, and the bundle to install. */
+  node: string
+  bundle: string
+}
+
+/** The plan: the files to write or remove, and the .env to write. */
+export interface HookPlan extends PhasePlan {
+  facts: HookFacts
+  write: Record<string, string>
+  remove: string[]
+  env?: string
+}
+
+/** The files the hooks need, as they should be. */
+export function hookFiles(facts: HookFacts, config: HookConfig): Record<string, string> {
+  return {
+    [HOOK_FILES.bundle]: facts.bundle,
+    [HOOK_FILES.packageJson]: '{\n  "type": "module"\n}\n',
+    [HOOK_FILES.config]: `${JSON.stringify(config)}\n`,
+    [HOOK_FILES.started]: hookScript('started', facts.node),
+    [HOOK_FILES.completed]: hookScript('completed', facts.node)
+  }
+}
+
+/** Installs or removes the hooks (pure); an administrator's own hook is never replaced. */
+export function planHooks(facts: HookFacts, inputs: HookInputs & {config: HookConfig}): HookPlan {
+  const none: HookPlan = {
+    found: 'runner-hooks: none',
+    steps: [],
+    warnings: [],
+    facts,
+    write: {},
+    remove: []
+  }
+  if (inputs.runnerHooks === 'none') return none
+  if (facts.folder === undefined) {
+    throw new HostError(
+      `runner-hooks: ${inputs.runnerHooks}, but the runner's folder (with its .runner file) was not found above this job's Runner.Worker.`
+    )
+  }
+  const envFile = `${facts.folder}/.env`
+  if (inputs.runnerHooks === 'remove') {
+    const env = envWithoutHooks(facts.env)
+    const remove = Object.values(HOOK_FILES).filter(f => facts.installed[f] !== undefined)
+    const steps = [
+      ...(env !== facts.env ? [{description: `remove the job hooks from ${envFile}`}] : []),
+      ...remove.map(f => ({description: `remove ${f}`}))
+    ]
+    return {
+      ...none,
+      found: `runner ${facts.folder}`,
+      steps,
+      remove,
+      env: env !== facts.env ? env : undefined
+    }
+  }
+  for (const kind of ['started', 'completed'] as const) {
+    const set = envValue(facts.env, VARS[kind])
+    if (set !== undefined && set !== HOOK_FILES[kind]) {
+      throw new HostError(
+        `runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${HOOK_FILES[kind]} from that hook.`
+      )
+    }
+  }
+  const want = hookFiles(facts, inputs.config)
+  const write = Object.fromEntries(
+    Object.entries(want).filter(([f, text]) => facts.installed[f] !== text)
+  )
+  const env = envWithHooks(facts.env)
+  const steps = [
+    ...Object.keys(write).map(f => ({description: `write ${f}`})),
+    ...(env !== facts.env
+      ? [{description: `set ${VARS.started} and ${VARS.completed} in ${envFile}`}]
+      : [])
+  ]
+  return {
+    ...none,
+    found: `runner ${facts.folder}`,
+    steps,
+    write,
+    env: env !== facts.env ? env : undefined
+  }
+}
