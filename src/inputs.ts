@@ -22,6 +22,11 @@ import {
 import {ENGINE_INPUTS, parseEngineInputs, type EngineInputs} from './phases/engine/inputs.js'
 import {GPU_INPUTS, parseGpuInputs, type GpuInputs} from './phases/gpus/inputs.js'
 import {
+  GPU_HEALTH_INPUTS,
+  parseGpuHealthInputs,
+  type GpuHealthInputs
+} from './phases/gpus/health-inputs.js'
+import {
   PROXY_INPUTS,
   parseProxyInputs,
   type ProxyInputs,
@@ -54,6 +59,7 @@ export const INPUT_DEFAULTS = {
   ...ENGINE_INPUTS,
   ...DAEMON_INPUTS,
   ...GPU_INPUTS,
+  ...GPU_HEALTH_INPUTS,
   ...REGISTRY_INPUTS,
   ...PROXY_INPUTS,
   ...PUSH_INPUTS,
@@ -78,6 +84,7 @@ export interface Inputs {
   engine: EngineInputs
   daemon: DaemonInputs
   gpus: GpuInputs
+  gpuHealth: GpuHealthInputs
   registry: RegistryInputs
   proxy: ProxyInputs
   push: PushInputs
@@ -102,6 +109,7 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
   const gpus = Object.freeze(parseGpuInputs(raw))
+  const gpuHealth = Object.freeze(parseGpuHealthInputs(raw))
   const registryOwn = parseRegistryInputs(raw, host)
   const proxy = Object.freeze(parseProxyInputs(raw))
   refuseTwoProxySources(daemon, proxy)
@@ -109,7 +117,7 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const registry = Object.freeze({...registryOwn, pushesImages: push.images.length > 0})
   const disk = Object.freeze(parseDiskInputs(raw))
   const run = Object.freeze(parseRunInputs(raw))
-  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run})
+  return Object.freeze({engine, daemon, gpus, gpuHealth, registry, proxy, push, disk, run})
 }
 
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -144,6 +152,7 @@ export interface PhaseSettings {
   engine: EngineInputs
   daemon: DaemonSettings
   gpus: GpuInputs
+  gpuHealth: GpuHealthInputs
   registry: RegistrySettings
   push: PushSettings
   disk: DiskSettings
@@ -180,6 +189,7 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
     proxy: {proxies},
     engine,
     gpus: inputs.gpus,
+    gpuHealth: inputs.gpuHealth,
     disk: diskSettings(inputs),
     daemon: {
       ...daemon,

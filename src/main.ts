@@ -12,6 +12,7 @@ import {diskPhase} from './phases/disk/phase.js'
 import {enginePhase} from './phases/engine/phase.js'
 import {proxyPhase} from './phases/proxy/phase.js'
 import {gpuPhase} from './phases/gpus/phase.js'
+import {gpuHealthPhase} from './phases/gpus/health-phase.js'
 import {
   runPipeline,
   stage,
@@ -64,13 +65,14 @@ const fsHost: InputHost = {
 }
 
 /**
- * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
- * host lock; the disk phase frees space once the registries run (their images in use) and before
+ * The phases in pipeline order, each bound to its own settings. The GPU health gate and GPU leases
+ * come first, before the host lock; the disk phase frees space once the registries run (their images in use) and before
  * the push.
  */
 export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
   const settings = phaseSettings(inputs, shared.host.identity)
   return [
+    stage(gpuHealthPhase, {...shared, inputs: settings.gpuHealth}),
     stage(gpuPhase, {...shared, inputs: settings.gpus}),
     stage(proxyPhase, {...shared, inputs: settings.proxy}),
     stage(enginePhase, {...shared, inputs: settings.engine}),

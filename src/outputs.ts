@@ -23,6 +23,7 @@ export const OUTPUT_NAMES = [
   'gpu-uuids',
   'gpu-indexes',
   'docker-gpus',
+  'gpu-health',
   'freed-bytes'
 ] as const
 
@@ -52,6 +53,13 @@ export interface GpuLeaseResult {
   how: 'leased' | 'reused' | 'taken over'
   /** For a take-over: who held it. */
   from?: string
+}
+
+/** The health gate's verdict: by GPU UUID, whether it is healthy and its problems with evidence. */
+export interface GpuHealthResult {
+  /** gpu-health: fail: the unhealthy GPUs are kept from the job and from the GPU check. */
+  enforced: boolean
+  gpus: Readonly<Record<string, {healthy: boolean; problems: readonly string[]}>>
 }
 
 /** What the disk phase measured and removed on Docker's data root. */
@@ -87,6 +95,8 @@ export interface Outputs {
   caches?: Readonly<Record<string, string>>
   /** The GPUs leased to this job; undefined when gpus is not set. */
   gpuLeases?: readonly GpuLeaseResult[]
+  /** Undefined when the health gate did not run (gpu-health: off, or no NVIDIA driver). */
+  gpuHealth?: GpuHealthResult
   /** Undefined when min-free-space is not set. */
   disk?: DiskResult
 }
@@ -140,6 +150,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
     'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
     'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+    'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes)
   }
 }

@@ -173,6 +173,7 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'GPU health',
       'GPU leases',
       'Proxies',
       'Docker engine',

@@ -34,7 +34,8 @@ async function requireLocalImage(ctx: Ctx, image: string): Promise<void> {
 }
 
 /**
- * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
+ * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi` (only the
+ * healthy GPUs when the health gate keeps some). With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
  * ready host starts no container); with true, on every run.
  */
@@ -51,8 +52,13 @@ export async function checkGpus(_plan: DaemonPlan, ctx: Ctx, changed: boolean): 
   }
   const image = checkImage(ctx, gpu)
   await requireLocalImage(ctx, image)
+  // The health gate ran first: a GPU it keeps from jobs is kept from the check too.
+  const health = ctx.outputs.gpuHealth
+  const kept = health?.enforced ? Object.values(health.gpus).filter(h => !h.healthy).length : 0
+  const healthy = Object.entries(health?.gpus ?? {}).filter(([, h]) => h.healthy)
+  const devices = kept > 0 ? `"device=${healthy.map(([uuid]) => uuid).join(',')}"` : 'all'
   const r = await runner.run(
-    ['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'],
+    ['docker', 'run', '--rm', '--gpus', devices, image, 'nvidia-smi', '-L'],
     {
       root: true,
       allowFailure: true,
@@ -68,7 +74,9 @@ export async function checkGpus(_plan: DaemonPlan, ctx: Ctx, changed: boolean): 
   }
   const seen = r.stdout.split('\n').filter(l => l.startsWith('GPU ')).length
   core.info(`GPU check: a container (${image}) sees ${seen} GPU(s):\n${r.stdout.trim()}`)
-  if (seen < gpu.gpus.length) {
-    ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`)
+  if (seen < gpu.gpus.length - kept) {
+    ctx.warn(
+      `The GPU check container sees ${seen} of the host's ${gpu.gpus.length - kept} GPUs${kept > 0 ? ' the health gate let through' : ''}.`
+    )
   }
 }
