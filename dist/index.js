@@ -31807,7 +31807,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1991);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8411);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31827,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1991:
+/***/ 8411:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -33229,6 +33229,24 @@ function parseGpuInputs(raw) {
     return { gpus: request(raw), gpuWait: input_fields_int(raw, 'gpu-wait', 0, 86_400) };
 }
 
+;// CONCATENATED MODULE: ./src/phases/gpus/health-inputs.ts
+/** The GPU health gate's inputs: their action.yml defaults, their type, and their parser (pure). */
+
+/** gpu-health and gpu-count-expected with their action.yml defaults. */
+const GPU_HEALTH_INPUTS = {
+    'gpu-health': 'fail',
+    'gpu-count-expected': ''
+};
+/** Validates gpu-health and gpu-count-expected (pure); throws InputError. */
+function parseGpuHealthInputs(raw) {
+    const mode = oneOf(raw, 'gpu-health', ['fail', 'warn', 'off']);
+    const expected = optional(raw, 'gpu-count-expected');
+    return {
+        mode,
+        countExpected: expected === undefined ? undefined : input_fields_int(raw, 'gpu-count-expected', 1, 64)
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
 
 
@@ -33946,6 +33964,7 @@ function registryFragments(inputs, me) {
 
 
 
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -33957,6 +33976,7 @@ const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
     ...GPU_INPUTS,
+    ...GPU_HEALTH_INPUTS,
     ...REGISTRY_INPUTS,
     ...PROXY_INPUTS,
     ...PUSH_INPUTS,
@@ -33979,6 +33999,7 @@ function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
     const gpus = Object.freeze(parseGpuInputs(raw));
+    const gpuHealth = Object.freeze(parseGpuHealthInputs(raw));
     const registryOwn = parseRegistryInputs(raw, host);
     const proxy = Object.freeze(parseProxyInputs(raw));
     refuseTwoProxySources(daemon, proxy);
@@ -33986,7 +34007,7 @@ function parseInputs(raw, host) {
     const registry = Object.freeze({ ...registryOwn, pushesImages: push.images.length > 0 });
     const disk = Object.freeze(parseDiskInputs(raw));
     const run = Object.freeze(parseRunInputs(raw));
-    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run });
+    return Object.freeze({ engine, daemon, gpus, gpuHealth, registry, proxy, push, disk, run });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
 function refuseTwoProxySources(daemon, proxy) {
@@ -34039,6 +34060,7 @@ function phaseSettings(inputs, identity) {
         proxy: { proxies },
         engine,
         gpus: inputs.gpus,
+        gpuHealth: inputs.gpuHealth,
         disk: diskSettings(inputs),
         daemon: {
             ...daemon,
@@ -34143,6 +34165,7 @@ const OUTPUT_NAMES = [
     'gpu-uuids',
     'gpu-indexes',
     'docker-gpus',
+    'gpu-health',
     'freed-bytes'
 ];
 const outputs_text = (v) => v === undefined ? '' : String(v);
@@ -34187,6 +34210,7 @@ function outputValues(o) {
         'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
         'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
         'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
         'freed-bytes': outputs_text(o.disk?.freedBytes)
     };
 }
@@ -36731,7 +36755,8 @@ async function requireLocalImage(ctx, image) {
     }
 }
 /**
- * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
+ * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi` (only the
+ * healthy GPUs when the health gate keeps some). With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
  * ready host starts no container); with true, on every run.
  */
@@ -36746,7 +36771,12 @@ async function checkGpus(_plan, ctx, changed) {
     }
     const image = checkImage(ctx, gpu);
     await requireLocalImage(ctx, image);
-    const r = await runner.run(['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'], {
+    // The health gate ran first: a GPU it keeps from jobs is kept from the check too.
+    const health = ctx.outputs.gpuHealth;
+    const kept = health?.enforced ? Object.values(health.gpus).filter(h => !h.healthy).length : 0;
+    const healthy = Object.entries(health?.gpus ?? {}).filter(([, h]) => h.healthy);
+    const devices = kept > 0 ? `"device=${healthy.map(([uuid]) => uuid).join(',')}"` : 'all';
+    const r = await runner.run(['docker', 'run', '--rm', '--gpus', devices, image, 'nvidia-smi', '-L'], {
         root: true,
         allowFailure: true,
         timeoutSeconds: 600
@@ -36758,8 +36788,8 @@ async function checkGpus(_plan, ctx, changed) {
     }
     const seen = r.stdout.split('\n').filter(l => l.startsWith('GPU ')).length;
     lib_core/* info */.pq(`GPU check: a container (${image}) sees ${seen} GPU(s):\n${r.stdout.trim()}`);
-    if (seen < gpu.gpus.length) {
-        ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`);
+    if (seen < gpu.gpus.length - kept) {
+        ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length - kept} GPUs${kept > 0 ? ' the health gate let through' : ''}.`);
     }
 }
 
@@ -38171,6 +38201,569 @@ const gpuPhase = {
         // GPUs the job already held (an earlier step) change nothing, and are still this step's outputs.
         if (!changed && plan.wanted)
             (0,apply/* publishLeases */.$m)(ctx, plan.picks);
+        return Promise.resolve();
+    }
+};
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-driver.ts
+/**
+ * The loaded NVIDIA kernel module and the user-space library (pure): /proc/driver/nvidia/version of
+ * the proprietary and the open module, and nvidia-smi's version-mismatch message, which names only
+ * the library (`NVML library version: 580.178`).
+ */
+/** Where the loaded module says its version. */
+const MODULE_VERSION_FILE = '/proc/driver/nvidia/version';
+const MODULE = /^NVRM version: NVIDIA UNIX (?:(Open) Kernel Module for \S+|\S+ Kernel Module)\s+(\d+(?:\.\d+)+)/m;
+/** Parses /proc/driver/nvidia/version; undefined when it is not that file's form. */
+function parseModuleVersion(text) {
+    const m = MODULE.exec(text ?? '');
+    return m ? { version: m[2], open: m[1] !== undefined } : undefined;
+}
+/** nvidia-smi's words when the library and the loaded module differ. */
+const MISMATCH = /Failed to initialize NVML: Driver\/library version mismatch/i;
+const LIBRARY = /NVML library version: (\d+(?:\.\d+)+)/i;
+/** The library's version when nvidia-smi reports a version mismatch; undefined otherwise. */
+function parseMismatch(output) {
+    if (!MISMATCH.test(output))
+        return undefined;
+    return { library: LIBRARY.exec(output)?.[1] };
+}
+/** The one line a mismatch becomes: both versions, and that only a reboot loads the new module. */
+function mismatchText(library, module) {
+    const lib = library ? `user-space library (NVML) ${library}` : 'the user-space library (NVML)';
+    const mod = module
+        ? `loaded kernel module ${module.version}${module.open ? ' (open)' : ''}`
+        : `the loaded kernel module (${MODULE_VERSION_FILE} unreadable)`;
+    return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-smi.ts
+/**
+ * What `nvidia-smi -q -x` says of each GPU's health (pure): volatile uncorrectable ECC errors,
+ * pages waiting to be retired, row remapping pending or failed, a reset the driver asks for, and
+ * fields the driver could not read (`ERR!`, `[Unknown Error]`). Reads the element names of
+ * NVIDIA's DTDs (nvsmi_device_v10 to v12): old drivers count ECC as single_bit/double_bit, newer
+ * ones as sram_/dram_ correctable and uncorrectable.
+ */
+/** Arguments of the full query, as XML. */
+const QUERY_XML = ['-q', '-x'];
+const TOKEN = /<!--[\s\S]*?-->|<![^>]*>|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w.-]*)([^>]*?)(\/?)>/g;
+const ATTR = /([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
+function health_smi_unescape(text) {
+    return text
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&quot;/g, '"')
+        .replace(/&apos;/g, "'")
+        .replace(/&amp;/g, '&');
+}
+/** A small XML reader for nvidia-smi's flat documents (no namespaces, no CDATA, no mixed content). */
+function parseXml(text) {
+    const root = { name: '#document', attrs: {}, children: [], text: '' };
+    const stack = [root];
+    let last = 0;
+    for (const m of text.matchAll(TOKEN)) {
+        const top = stack[stack.length - 1];
+        top.text += text.slice(last, m.index);
+        last = (m.index ?? 0) + m[0].length;
+        const [, closing, name, rawAttrs, selfClosing] = m;
+        if (name === undefined)
+            continue; // comment, DOCTYPE, declaration
+        if (closing) {
+            // Close up to the matching element; a stray closing tag is ignored.
+            const at = stack.map(e => e.name).lastIndexOf(name);
+            if (at > 0)
+                stack.length = at;
+            continue;
+        }
+        const attrs = {};
+        for (const a of rawAttrs.matchAll(ATTR))
+            attrs[a[1]] = health_smi_unescape(a[2] ?? a[3] ?? '');
+        const el = { name, attrs, children: [], text: '' };
+        top.children.push(el);
+        if (!selfClosing)
+            stack.push(el);
+    }
+    const trim = (e) => {
+        e.text = health_smi_unescape(e.text).trim();
+        e.children.forEach(trim);
+    };
+    trim(root);
+    return root;
+}
+function child(e, name) {
+    return e?.children.find(c => c.name === name);
+}
+function textOf(e, ...path) {
+    let at = e;
+    for (const p of path)
+        at = child(at, p);
+    return at?.text;
+}
+const yes = (v) => v?.trim().toLowerCase() === 'yes';
+/** `00000000:3B:00.0` or `0000:3b:00` → `0000:3b:00`; undefined when it is not a PCI address. */
+function normaliseBus(text) {
+    const m = /^([0-9a-f]+):([0-9a-f]{1,2}):([0-9a-f]{1,2})(?:\.[0-7])?$/i.exec(text?.trim() ?? '');
+    if (!m)
+        return '';
+    const domain = m[1].slice(-4).padStart(4, '0');
+    return `${domain}:${m[2].padStart(2, '0')}:${m[3].padStart(2, '0')}`.toLowerCase();
+}
+/** Values the driver prints for a field it failed to read. */
+const UNREAD = new Set(['err!', '[unknown error]', 'unknown error']);
+function unreadFields(e, prefix, out) {
+    for (const c of e.children) {
+        const path = prefix ? `${prefix}/${c.name}` : c.name;
+        if (c.children.length === 0 && UNREAD.has(c.text.toLowerCase()))
+            out.push({ path, value: c.text });
+        unreadFields(c, path, out);
+    }
+}
+function count(text) {
+    return /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
+}
+/** Volatile uncorrectable counters: *uncorrectable* leaves (v11+), or double_bit's total (v10). */
+function uncorrectable(gpu) {
+    const volatile = child(child(gpu, 'ecc_errors'), 'volatile');
+    if (!volatile)
+        return [];
+    const out = [];
+    for (const c of volatile.children) {
+        if (c.name === 'double_bit') {
+            const total = count(textOf(c, 'total') ?? '');
+            if (total)
+                out.push({ field: 'volatile double_bit total', count: total });
+        }
+        else if (c.name.includes('uncorrectable')) {
+            const n = count(c.text);
+            if (n)
+                out.push({ field: `volatile ${c.name}`, count: n });
+        }
+    }
+    return out;
+}
+/** Every GPU of a `nvidia-smi -q -x` document, in the order listed (nvidia-smi's index order). */
+function parseSmiXml(text) {
+    const log = child(parseXml(text), 'nvidia_smi_log');
+    return (log?.children ?? [])
+        .filter(e => e.name === 'gpu')
+        .map(gpu => {
+        const remap = child(gpu, 'remapped_rows');
+        const retired = child(gpu, 'retired_pages');
+        const reset = child(gpu, 'gpu_reset_status');
+        const unread = [];
+        unreadFields(gpu, '', unread);
+        return {
+            uuid: textOf(gpu, 'uuid') ?? '',
+            name: textOf(gpu, 'product_name') ?? '',
+            bus: normaliseBus(textOf(gpu, 'pci', 'pci_bus_id') ?? gpu.attrs.id),
+            uncorrectable: uncorrectable(gpu),
+            pendingRetirement: yes(textOf(retired, 'pending_retirement')) || yes(textOf(retired, 'pending_blacklist')),
+            remapPending: yes(textOf(remap, 'remapped_row_pending')),
+            remapFailure: yes(textOf(remap, 'remapped_row_failure')),
+            resetRequired: yes(textOf(reset, 'reset_required')) || yes(textOf(reset, 'drain_and_reset_recommended')),
+            unread
+        };
+    });
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-kernel.ts
+/**
+ * The NVIDIA driver's lines in the kernel log (pure): Xid events (`NVRM: Xid (PCI:0000:3b:00): 79,
+ * pid=..., GPU has fallen off the bus.`), each classified by NVIDIA's Xid catalogue, and the
+ * driver's own PCI address → UUID lines. Only what follows the driver's latest load counts: an Xid
+ * logged before the module was (re)loaded belongs to a GPU state a reload has reset.
+ */
+
+/**
+ * NVIDIA's Xid catalogue ("Xid Errors", docs.nvidia.com/deploy/xid-errors), the entries a CI host
+ * meets, as this action acts on them. `fatal`: the GPU is unusable until the host reboots (and is
+ * replaced if it happens again); `reset`: the GPU must be reset (nvidia-smi -r) or the host
+ * rebooted before it is trusted; `informational`: a job's own fault (a bad kernel, an illegal
+ * address) that leaves the GPU usable. An Xid not listed here is reported, never held against a GPU.
+ */
+const XID_CATALOGUE = {
+    13: { class: 'informational', what: 'graphics engine exception (usually the application)' },
+    31: { class: 'informational', what: 'GPU memory page fault (usually the application)' },
+    43: { class: 'informational', what: 'GPU stopped processing (the application was stopped)' },
+    45: { class: 'informational', what: 'preemptive cleanup after an earlier error' },
+    48: { class: 'reset', what: 'double-bit ECC error (DBE)' },
+    61: { class: 'reset', what: 'internal micro-controller breakpoint' },
+    62: { class: 'reset', what: 'internal micro-controller halt' },
+    63: { class: 'reset', what: 'ECC page retirement or row remapping recorded: a reset applies it' },
+    64: { class: 'fatal', what: 'ECC page retirement or row remapping failed' },
+    68: { class: 'informational', what: 'video decoder exception' },
+    69: { class: 'informational', what: 'graphics engine class error (usually the application)' },
+    74: { class: 'reset', what: 'NVLink error' },
+    79: { class: 'fatal', what: 'GPU has fallen off the bus' },
+    92: { class: 'informational', what: 'high single-bit ECC error rate' },
+    94: { class: 'reset', what: 'contained ECC error' },
+    95: { class: 'reset', what: 'uncontained ECC error' },
+    109: { class: 'informational', what: 'context switch timeout' },
+    119: { class: 'reset', what: 'GSP RPC timeout' },
+    120: { class: 'reset', what: 'GSP error' },
+    140: { class: 'reset', what: 'unrecovered ECC error' },
+    154: { class: 'reset', what: 'GPU recovery action changed' }
+};
+/** The catalogue entry of an Xid; an unlisted one is informational. */
+function xidKind(code) {
+    return (XID_CATALOGUE[code] ?? {
+        class: 'informational',
+        what: "not in this action's catalogue: see NVIDIA's Xid list"
+    });
+}
+const XID = /NVRM: Xid \((?:PCI:)?([0-9a-f]+:[0-9a-f]+:[0-9a-f]+(?:\.[0-7])?)\): (\d+)\b.*$/i;
+const GPU_AT = /NVRM: GPU at PCI:([0-9a-f]+:[0-9a-f]+:[0-9a-f]+(?:\.[0-7])?): (GPU-[0-9a-f-]+)/i;
+const LOADING = /NVRM: loading NVIDIA UNIX/;
+/** Reads `dmesg` (or syslog) text: every Xid since the NVIDIA module's latest load. */
+function parseKernelLog(text) {
+    let xids = [];
+    const gpuAt = new Map();
+    for (const raw of text.split('\n')) {
+        if (LOADING.test(raw)) {
+            xids = [];
+            continue;
+        }
+        const at = GPU_AT.exec(raw);
+        if (at)
+            gpuAt.set(normaliseBus(at[1]), at[2]);
+        const m = XID.exec(raw);
+        if (!m)
+            continue;
+        xids.push({ bus: normaliseBus(m[1]), code: Number(m[2]), line: m[0].trim() });
+    }
+    return { xids, gpuAt };
+}
+
+// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
+var lease = __nccwpck_require__(6616);
+;// CONCATENATED MODULE: ./src/phases/gpus/health.ts
+/**
+ * The GPU health gate's verdict (pure): from what nvidia-smi, the kernel log, the loaded module and
+ * the leases say, which GPUs are healthy, each problem with its evidence, what an operator does
+ * about it, and the one line a failed gate ends with.
+ */
+
+
+
+const FIX_ORDER = ['end process', 'reset', 'reboot', 'replace'];
+/** Reads `--query-compute-apps=gpu_uuid,pid,used_memory` lines: the processes per GPU UUID. */
+function computeProcesses(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const [uuid, pid, mem] = line.split(',').map(f => f.trim());
+        if (!/^GPU-/i.test(uuid ?? '') || !/^\d+$/.test(pid ?? ''))
+            continue;
+        const key = uuid.toLowerCase();
+        const used = Number(mem);
+        out.set(key, [
+            ...(out.get(key) ?? []),
+            { pid: Number(pid), usedMemory: Number.isFinite(used) ? used : 0 }
+        ]);
+    }
+    return out;
+}
+/**
+ * Compute processes left by ended jobs: those on a GPU whose lease names a worker that has ended.
+ * A process that no longer exists on this host (`alive` false) has ended too.
+ */
+function findLeftovers(apps, leases, alive) {
+    const procs = computeProcesses(apps);
+    const out = new Map();
+    for (const [uuid, view] of leases) {
+        if (view.alive)
+            continue;
+        const left = (procs.get(uuid.toLowerCase()) ?? []).filter(p => alive(p.pid));
+        if (left.length > 0)
+            out.set(uuid, left.map(p => ({ ...p, job: (0,lease/* holderText */.ii)(view.lease) })));
+    }
+    return out;
+}
+function worst(fixes) {
+    return fixes.sort((a, b) => FIX_ORDER.indexOf(b) - FIX_ORDER.indexOf(a))[0];
+}
+/** The Xids of one PCI address that count against a GPU, one problem per code (first line kept). */
+function xidProblems(xids) {
+    const byCode = new Map();
+    for (const x of xids)
+        byCode.set(x.code, [...(byCode.get(x.code) ?? []), x]);
+    const problems = [];
+    const notes = [];
+    const fixes = [];
+    for (const [code, all] of byCode) {
+        const kind = xidKind(code);
+        const times = all.length > 1 ? ` (${all.length} times; the first: "${all[0].line}")` : '';
+        const text = `Xid ${code} (${kind.what})${times || `: "${all[0].line}"`}`;
+        if (kind.class === 'informational')
+            notes.push(text);
+        else {
+            problems.push(text);
+            fixes.push(kind.class === 'fatal' ? 'reboot' : 'reset');
+        }
+    }
+    return { problems, fixes, notes };
+}
+function smiProblems(g) {
+    const problems = [];
+    const fixes = [];
+    for (const u of g.uncorrectable) {
+        problems.push(`${u.count} uncorrectable ECC error${u.count === 1 ? '' : 's'} (${u.field})`);
+        fixes.push('reset');
+    }
+    if (g.pendingRetirement) {
+        problems.push('retired pages pending (retired_pages: pending_retirement Yes)');
+        fixes.push('reset');
+    }
+    if (g.remapPending) {
+        problems.push('row remapping pending (remapped_rows: remapped_row_pending Yes)');
+        fixes.push('reset');
+    }
+    if (g.remapFailure) {
+        problems.push('row remapping failed (remapped_rows: remapped_row_failure Yes)');
+        fixes.push('replace');
+    }
+    if (g.resetRequired) {
+        problems.push('the driver asks for a reset (gpu_reset_status)');
+        fixes.push('reset');
+    }
+    if (g.unread.length > 0) {
+        const fields = g.unread.map(f => `${f.path} ${f.value}`).join(', ');
+        problems.push(`nvidia-smi cannot read ${fields}`);
+        fixes.push('reset');
+    }
+    return { problems, fixes };
+}
+/** The gate's verdict (pure). */
+function assessHealth(facts) {
+    const host = [];
+    const notes = [];
+    if (facts.kernelUnreadable)
+        notes.push(`kernel log not read: ${facts.kernelUnreadable}`);
+    if ('failed' in facts.smi) {
+        const mismatch = parseMismatch(facts.smi.failed);
+        host.push(mismatch
+            ? mismatchText(mismatch.library, facts.module)
+            : `nvidia-smi -q -x failed, NVML does not answer: ${facts.smi.failed.trim().split('\n').slice(-2).join(' ')}`);
+        return { gpus: [], host, notes };
+    }
+    const xids = facts.kernel?.xids ?? [];
+    const gpus = facts.smi.gpus.map((g, index) => {
+        const fromXid = xidProblems(xids.filter(x => g.bus !== '' && x.bus === g.bus));
+        for (const n of fromXid.notes)
+            notes.push(`GPU ${index} (${g.uuid}): ${n}`);
+        const fromSmi = smiProblems(g);
+        const left = facts.leftovers.get(g.uuid) ?? [];
+        const leftover = left.map(p => `compute process ${p.pid} (${p.usedMemory} MiB) of ${p.job}, which has ended, still runs`);
+        const problems = [...fromXid.problems, ...fromSmi.problems, ...leftover];
+        const fix = worst([
+            ...fromXid.fixes,
+            ...fromSmi.fixes,
+            ...(left.length > 0 ? ['end process'] : [])
+        ]);
+        return {
+            index,
+            uuid: g.uuid,
+            name: g.name,
+            bus: g.bus,
+            healthy: problems.length === 0,
+            problems,
+            fix
+        };
+    });
+    // A GPU that fell off the bus may be missing from nvidia-smi's list: its Xids still say so.
+    const listed = new Set(gpus.map(g => g.bus));
+    const strays = new Map();
+    for (const x of xids.filter(x => !listed.has(x.bus))) {
+        strays.set(x.bus, [...(strays.get(x.bus) ?? []), x]);
+    }
+    for (const [bus, events] of strays) {
+        const { problems } = xidProblems(events);
+        // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU.
+        const uuid = facts.kernel?.gpuAt.get(bus);
+        for (const p of problems) {
+            const text = `GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`;
+            if (uuid)
+                host.push(text);
+            else
+                notes.push(text);
+        }
+    }
+    if (facts.expected !== undefined && gpus.length < facts.expected) {
+        host.push(`nvidia-smi lists ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}, gpu-count-expected is ${facts.expected}: a GPU is missing (fallen off the bus, or not initialised)`);
+    }
+    return { gpus, host, notes };
+}
+/** What to do about one unhealthy GPU, in words. */
+function fixText(g) {
+    switch (g.fix) {
+        case 'end process':
+            return 'end the leftover process or wait for it';
+        case 'reset':
+            return `reset it (nvidia-smi -r -i ${g.index}, with nothing running on it) or reboot the host`;
+        case 'reboot':
+            return 'reboot the host';
+        case 'replace':
+            return 'drain the runner and have the GPU replaced';
+        default:
+            return 'nothing';
+    }
+}
+/** One unhealthy GPU in words: which, what (with the evidence), and what to do. */
+function gpuProblemText(g) {
+    return `GPU ${g.index} (${g.uuid}${g.bus ? `, PCI ${g.bus}` : ''}): ${g.problems.join('; ')}; ${fixText(g)}`;
+}
+/**
+ * The one line a failed gate ends with: every unhealthy GPU and host problem, how many GPUs are
+ * healthy against how many are needed, and what to do.
+ */
+function operatorLine(report, need) {
+    const bad = report.gpus.filter(g => !g.healthy).map(gpuProblemText);
+    const healthy = report.gpus.filter(g => g.healthy).length;
+    const count = report.gpus.length === 0
+        ? 'No GPU answers'
+        : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy${need === undefined ? '' : `, ${need} needed`}`;
+    const drain = report.host.length > 0 || healthy === 0
+        ? 'drain this runner (take it offline) until the host is fixed'
+        : 'fix them, or ask for fewer GPUs';
+    return `gpu-health: ${[...report.host, ...bad].join(' | ')}. ${count}: ${drain}.`;
+}
+/** The `gpu-health` output: by UUID, whether it is healthy and its problems with their evidence. */
+function healthOutput(report) {
+    return Object.fromEntries(report.gpus.map(g => [g.uuid, { healthy: g.healthy, problems: g.problems }]));
+}
+
+// EXTERNAL MODULE: ./src/phases/gpus/gpu-query.ts
+var gpu_query = __nccwpck_require__(1253);
+;// CONCATENATED MODULE: ./src/phases/gpus/health-detect.ts
+/**
+ * Reads what the GPU health gate judges (effects only): `nvidia-smi -q -x`, its compute processes,
+ * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
+ * journal), the loaded module's version and the GPU leases. Changes nothing.
+ */
+
+
+
+
+
+
+
+
+
+
+/** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
+async function kernelLog(runner) {
+    const r = await runner
+        .run(['dmesg'], { root: true, allowFailure: true, timeoutSeconds: 30 })
+        .catch((e) => ({ exitCode: -1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+    if (r.exitCode !== 0) {
+        return { kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 1)}` };
+    }
+    return { kernel: parseKernelLog(r.stdout) };
+}
+/** Whether a process with this pid exists on this host. */
+function pidExists(pid) {
+    return (0,external_node_fs_.existsSync)(`/proc/${pid}`);
+}
+/**
+ * Reads the GPUs' health signals; skips (says why) when gpu-health is off or the host has no
+ * NVIDIA driver and no GPU count is expected.
+ */
+async function detectGpuHealth(ctx) {
+    const { inputs, runner } = ctx;
+    if (inputs.mode === 'off')
+        return { skipped: 'gpu-health is off' };
+    const smi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
+    const moduleText = await (0,system_files/* readFileMaybe */.jp)(runner, MODULE_VERSION_FILE);
+    if (smi === undefined && moduleText === undefined && inputs.countExpected === undefined) {
+        return { skipped: 'no NVIDIA driver on this host' };
+    }
+    const ask = async (args) => smi === undefined
+        ? { exitCode: 127, stdout: '', stderr: 'nvidia-smi is not installed' }
+        : runner
+            .run([smi, ...args], { allowFailure: true, timeoutSeconds: 60 })
+            .catch((e) => ({ exitCode: -1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+    const [xml, apps, kernel, leases] = await Promise.all([
+        ask(QUERY_XML),
+        ask(gpu_query/* QUERY_APPS */.cZ),
+        kernelLog(runner),
+        (0,detect/* readLeases */.Mw)(runner)
+    ]);
+    const facts = {
+        smi: xml.exitCode === 0
+            ? { gpus: parseSmiXml(xml.stdout) }
+            : { failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}` },
+        module: parseModuleVersion(moduleText),
+        ...kernel,
+        leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidExists),
+        expected: inputs.countExpected
+    };
+    return { facts };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-phase.ts
+
+
+
+
+/** The verdict and what it means for this run (pure). */
+function planGpuHealth(facts, inputs) {
+    if ('skipped' in facts)
+        return { found: facts.skipped, steps: [], warnings: [], mode: inputs.mode };
+    const report = assessHealth(facts.facts);
+    const healthy = report.gpus.filter(g => g.healthy).length;
+    const bad = report.gpus.filter(g => !g.healthy);
+    const verb = inputs.mode === 'fail' ? 'kept from this job' : 'used anyway (gpu-health: warn)';
+    const warnings = [
+        ...report.host.map(h => `gpu-health: ${h}`),
+        ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`)
+    ];
+    const found = report.gpus.length === 0 && report.host.length > 0
+        ? 'NVML does not answer'
+        : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy`;
+    return { found, steps: [], warnings, mode: inputs.mode, report };
+}
+function facts(plan) {
+    const r = plan.report;
+    if (!r)
+        return [{ label: 'health gate', value: null, note: plan.found }];
+    const bad = r.gpus.filter(g => !g.healthy);
+    return [
+        { label: 'healthy GPUs', value: r.gpus.filter(g => g.healthy).length },
+        ...(bad.length > 0
+            ? [{ label: 'unhealthy', value: bad.map(g => `${g.index} ${g.uuid}`) }]
+            : []),
+        ...(r.host.length > 0 ? [{ label: 'host problems', value: r.host.length }] : [])
+    ];
+}
+/**
+ * GPU health gate: before any GPU is leased or checked, judges every GPU (NVML answering with the
+ * loaded module's version, fatal Xids since the driver loaded, ECC and remapping state, fields the
+ * driver cannot read, leftover processes of ended jobs, the expected count). Records the verdict in
+ * the `gpu-health` output, where the lease and the GPU check read it. With gpu-health: fail, a host
+ * whose driver does not answer, that misses a GPU, or has no healthy GPU fails with one line.
+ */
+const gpuHealthPhase = {
+    name: 'GPU health',
+    beforeHostLock: true,
+    detect: detectGpuHealth,
+    plan: (f, { inputs }) => planGpuHealth(f, inputs),
+    planned(plan, ctx) {
+        ctx.show(facts(plan));
+        if (!plan.report)
+            return;
+        ctx.outputs.gpuHealth = { enforced: plan.mode === 'fail', gpus: healthOutput(plan.report) };
+        for (const n of plan.report.notes)
+            lib_core/* info */.pq(`gpu-health: ${n}`);
+    },
+    apply: () => Promise.resolve(),
+    verify: plan => Promise.resolve(plan.found),
+    check(plan) {
+        const r = plan.report;
+        if (plan.mode !== 'fail' || !r)
+            return Promise.resolve();
+        if (r.host.length > 0 || r.gpus.every(g => !g.healthy)) {
+            return Promise.reject(new errors/* HostError */.dh(operatorLine(r)));
+        }
         return Promise.resolve();
     }
 };
@@ -42845,6 +43438,7 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -42857,13 +43451,14 @@ const fsHost = {
     }
 };
 /**
- * The phases in pipeline order, each bound to its own settings. GPU leases come first, before the
- * host lock; the disk phase frees space once the registries run (their images in use) and before
+ * The phases in pipeline order, each bound to its own settings. The GPU health gate and GPU leases
+ * come first, before the host lock; the disk phase frees space once the registries run (their images in use) and before
  * the push.
  */
 function phaseStages(inputs, shared) {
     const settings = phaseSettings(inputs, shared.host.identity);
     return [
+        stage(gpuHealthPhase, { ...shared, inputs: settings.gpuHealth }),
         stage(gpuPhase, { ...shared, inputs: settings.gpus }),
         stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
@@ -43208,7 +43803,12 @@ async function detectGpus(ctx) {
         return { devices: [], leases: new Map() };
     const job = jobIdentity();
     const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)]);
-    return { devices, leases, job };
+    // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
+    const health = ctx.outputs.gpuHealth;
+    const unhealthy = new Map(Object.entries(health?.enforced ? health.gpus : {})
+        .filter(([, h]) => !h.healthy)
+        .map(([uuid, h]) => [uuid, h.problems]));
+    return { devices, leases, job, unhealthy };
 }
 
 
@@ -43401,6 +44001,10 @@ function status(d, facts) {
         return 'stale';
     return facts.job && (0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .heldBy */ .Vr)(view.lease, facts.job) ? 'mine' : 'held';
 }
+/** An unhealthy GPU in words, for the line a request fails with. */
+function sick(d, facts) {
+    return `GPU ${d.index} (${d.uuid}): ${(facts.unhealthy?.get(d.uuid) ?? []).join('; ')}`;
+}
 function findGpu(devices, id) {
     const hit = devices.find(d => 'uuid' in id ? d.uuid.toLowerCase() === id.uuid.toLowerCase() : d.index === id.index);
     if (hit)
@@ -43412,13 +44016,24 @@ function findGpu(devices, id) {
 function pool(facts, inputs) {
     const { devices } = facts;
     const r = inputs.gpus;
-    if (r.kind === 'list')
-        return { pool: r.gpus.map(id => findGpu(devices, id)), need: r.gpus.length };
-    const need = r.kind === 'count' ? r.count : devices.length;
+    const bad = devices.filter(d => facts.unhealthy?.has(d.uuid));
+    if (r.kind === 'list') {
+        const named = r.gpus.map(id => findGpu(devices, id));
+        const refused = named.filter(d => bad.includes(d));
+        if (refused.length > 0) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: the health gate keeps ${refused.map(d => sick(d, facts)).join(' | ')}. Name healthy GPUs, or fix these (see the gpu-health output).`);
+        }
+        return { pool: named, need: r.gpus.length };
+    }
+    const healthy = devices.filter(d => !bad.includes(d));
+    const need = r.kind === 'count' ? r.count : healthy.length;
     if (need > devices.length) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need} GPUs asked for, but this host has ${devices.length} (nvidia-smi lists ${devices.map(d => d.index).join(', ')}).`);
     }
-    return { pool: devices, need };
+    if (need > healthy.length || need === 0) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need || 'all'} GPUs asked for, but ${healthy.length} of ${devices.length} are healthy; the health gate keeps ${bad.map(d => sick(d, facts)).join(' | ')}. Fix them (see the gpu-health output), ask for fewer GPUs, or drain this runner.`);
+    }
+    return { pool: healthy, need };
 }
 function describePick(p) {
     const gpu = `GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(p.device)})`;

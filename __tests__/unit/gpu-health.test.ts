@@ -328,6 +328,14 @@ describe('assessHealth', () => {
     ])
   })
 
+  it('only notes an Xid of a PCI address the driver never named as one of its GPUs', () => {
+    const r = assessHealth(facts({kernel: parseKernelLog(xid79At('0000:3b:00'))}))
+    expect(r.host).toEqual([])
+    expect(r.notes).toEqual([
+      expect.stringMatching(/^GPU at PCI 0000:3b:00, not listed by nvidia-smi: Xid 79/)
+    ])
+  })
+
   it('finds a GPU missing against gpu-count-expected', () => {
     expect(assessHealth(facts({expected: 2})).host).toEqual([])
     expect(assessHealth(facts({expected: 3})).host).toEqual([

@@ -42,5 +42,5 @@ export function mismatchText(
   const mod = module
     ? `loaded kernel module ${module.version}${module.open ? ' (open)' : ''}`
     : `the loaded kernel module (${MODULE_VERSION_FILE} unreadable)`
-  return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then.`
+  return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then`
 }

@@ -201,9 +201,12 @@ export function assessHealth(facts: HealthFacts): HealthReport {
   }
   for (const [bus, events] of strays) {
     const {problems} = xidProblems(events)
+    // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU.
     const uuid = facts.kernel?.gpuAt.get(bus)
     for (const p of problems) {
-      host.push(`GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`)
+      const text = `GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`
+      if (uuid) host.push(text)
+      else notes.push(text)
     }
   }
   if (facts.expected !== undefined && gpus.length < facts.expected) {
@@ -242,7 +245,10 @@ export function gpuProblemText(g: GpuHealth): string {
 export function operatorLine(report: HealthReport, need?: number): string {
   const bad = report.gpus.filter(g => !g.healthy).map(gpuProblemText)
   const healthy = report.gpus.filter(g => g.healthy).length
-  const count = `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy${need === undefined ? '' : `, ${need} needed`}`
+  const count =
+    report.gpus.length === 0
+      ? 'No GPU answers'
+      : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy${need === undefined ? '' : `, ${need} needed`}`
   const drain =
     report.host.length > 0 || healthy === 0
       ? 'drain this runner (take it offline) until the host is fixed'
