@@ -31807,7 +31807,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8411);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6186);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31827,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8411:
+/***/ 6186:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -33230,20 +33230,25 @@ function parseGpuInputs(raw) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-inputs.ts
-/** The GPU health gate's inputs: their action.yml defaults, their type, and their parser (pure). */
+/**
+ * The inputs that keep a GPU host healthy between runs (the health gate, the driver hold): their
+ * action.yml defaults, their type, and their parser (pure).
+ */
 
-/** gpu-health and gpu-count-expected with their action.yml defaults. */
+/** gpu-health, gpu-count-expected and hold-nvidia-driver with their action.yml defaults. */
 const GPU_HEALTH_INPUTS = {
     'gpu-health': 'fail',
-    'gpu-count-expected': ''
+    'gpu-count-expected': '',
+    'hold-nvidia-driver': 'true'
 };
-/** Validates gpu-health and gpu-count-expected (pure); throws InputError. */
+/** Validates gpu-health, gpu-count-expected and hold-nvidia-driver (pure); throws InputError. */
 function parseGpuHealthInputs(raw) {
     const mode = oneOf(raw, 'gpu-health', ['fail', 'warn', 'off']);
     const expected = optional(raw, 'gpu-count-expected');
     return {
         mode,
-        countExpected: expected === undefined ? undefined : input_fields_int(raw, 'gpu-count-expected', 1, 64)
+        countExpected: expected === undefined ? undefined : input_fields_int(raw, 'gpu-count-expected', 1, 64),
+        holdDriver: bool(raw, 'hold-nvidia-driver')
     };
 }
 
@@ -34061,6 +34066,8 @@ function phaseSettings(inputs, identity) {
         engine,
         gpus: inputs.gpus,
         gpuHealth: inputs.gpuHealth,
+        // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
+        driverHold: { hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none' },
         disk: diskSettings(inputs),
         daemon: {
             ...daemon,
@@ -34157,6 +34164,7 @@ const OUTPUT_NAMES = [
     'gpu-count',
     'driver-version',
     'cuda-version',
+    'toolkit-version',
     'registry',
     'registry-started',
     'images',
@@ -34202,6 +34210,7 @@ function outputValues(o) {
         'gpu-count': outputs_text(o.gpu?.count),
         'driver-version': outputs_text(o.gpu?.driverVersion),
         'cuda-version': outputs_text(o.gpu?.cudaVersion),
+        'toolkit-version': outputs_text(o.toolkitVersion),
         registry: outputs_text(o.registry),
         'registry-started': outputs_text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
@@ -38765,6 +38774,112 @@ const gpuHealthPhase = {
             return Promise.reject(new errors/* HostError */.dh(operatorLine(r)));
         }
         return Promise.resolve();
+    }
+};
+
+;// CONCATENATED MODULE: ./src/phases/gpus/driver-hold.ts
+/** The fragment this action owns; its name sorts after Debian's and Ubuntu's 50unattended-upgrades. */
+const HOLD_FRAGMENT = '/etc/apt/apt.conf.d/51docker-gpu-setup-hold-nvidia';
+/**
+ * Package names unattended upgrades leave alone: the driver's user-space libraries and DKMS
+ * modules as NVIDIA's, Ubuntu's and Debian's repositories name them, and the container toolkit
+ * (nvidia-container-toolkit, its -base, libnvidia-container1 and -tools). Ubuntu's prebuilt
+ * modules (linux-modules-nvidia-*) are left out: they come with each new kernel, and holding
+ * them back would boot that kernel without its NVIDIA module.
+ */
+const HELD_PATTERNS = [
+    '^nvidia-',
+    '^libnvidia-',
+    '^libcuda1',
+    '^libnvcuvid',
+    '^libnvoptix',
+    '^cuda-drivers',
+    '^xserver-xorg-video-nvidia',
+    '^firmware-nvidia-'
+];
+/** dpkg-query patterns of the installed packages that make this an NVIDIA host. */
+const NVIDIA_PACKAGE_GLOBS = ['nvidia-*', 'libnvidia-*', 'cuda-drivers*', 'libcuda1'];
+/** The fragment's whole text. */
+function holdFragment() {
+    return [
+        '// Written by docker-gpu-setup (hold-nvidia-driver: true); removed by hold-nvidia-driver: false.',
+        "// unattended-upgrades leaves the NVIDIA driver and container toolkit alone: a new driver's",
+        '// libraries under the loaded kernel module fail every GPU job until a reboot. apt itself does',
+        '// not read this list: upgrade these packages by hand, then reboot.',
+        'Unattended-Upgrade::Package-Blacklist {',
+        ...HELD_PATTERNS.map(p => `    "${p}";`),
+        '};',
+        ''
+    ].join('\n');
+}
+/** Writes the fragment on an NVIDIA host when asked (and it differs); removes it when not asked. */
+function planDriverHold(f) {
+    const nvidiaHost = f.driverLoaded || f.nvidia.size > 0;
+    const found = (f.fragment === undefined ? 'no hold' : 'held') +
+        (nvidiaHost ? ` (${f.nvidia.size} NVIDIA packages)` : ' (no NVIDIA driver or toolkit)');
+    if (f.hold && nvidiaHost && f.fragment !== holdFragment()) {
+        return {
+            found,
+            steps: [{ description: `keep unattended-upgrades off the NVIDIA packages (${HOLD_FRAGMENT})` }],
+            warnings: [],
+            action: 'write'
+        };
+    }
+    if (!f.hold && f.fragment !== undefined) {
+        return {
+            found,
+            steps: [
+                {
+                    description: `let unattended-upgrades upgrade the NVIDIA packages again (remove ${HOLD_FRAGMENT})`
+                }
+            ],
+            warnings: [],
+            action: 'remove'
+        };
+    }
+    return { found, steps: [], warnings: [], action: 'none' };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/driver-hold-phase.ts
+
+
+
+
+
+/**
+ * Driver hold phase: keeps unattended-upgrades off the NVIDIA driver and container toolkit
+ * (hold-nvidia-driver) with one apt.conf fragment it owns, written or removed under the host
+ * lock, after the daemon phase installed the toolkit. Sets the toolkit-version output.
+ */
+const driverHoldPhase = {
+    name: 'NVIDIA driver hold',
+    async detect(ctx) {
+        const [fragment, nvidia, driverLoaded] = await Promise.all([
+            (0,system_files/* readFileMaybe */.jp)(ctx.runner, HOLD_FRAGMENT),
+            installedPackages(ctx.runner, NVIDIA_PACKAGE_GLOBS),
+            (0,system_files/* exists */.t2)(MODULE_VERSION_FILE)
+        ]);
+        ctx.outputs.toolkitVersion = nvidia.get('nvidia-container-toolkit');
+        return { hold: ctx.inputs.hold, fragment, nvidia, driverLoaded };
+    },
+    plan: facts => planDriverHold(facts),
+    async apply(plan, ctx) {
+        if (plan.action === 'write') {
+            await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, HOLD_FRAGMENT, holdFragment(), 0o644, ctx.host.tempDir);
+        }
+        else if (plan.action === 'remove') {
+            await (0,system_files/* removeFile */.nM)(ctx.runner, HOLD_FRAGMENT);
+        }
+    },
+    async verify(plan, ctx) {
+        const now = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, HOLD_FRAGMENT);
+        const held = now === holdFragment();
+        if ((plan.action === 'write') !== held) {
+            throw new errors/* HostError */.dh(`${HOLD_FRAGMENT} is not as this run left it: another program changes it.`);
+        }
+        return held
+            ? `unattended-upgrades keeps off the NVIDIA packages (${HOLD_FRAGMENT})`
+            : 'unattended-upgrades may upgrade the NVIDIA packages';
     }
 };
 
@@ -43439,6 +43554,7 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -43463,6 +43579,7 @@ function phaseStages(inputs, shared) {
         stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         stage(enginePhase, { ...shared, inputs: settings.engine }),
         stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        stage(driverHoldPhase, { ...shared, inputs: settings.driverHold }),
         stage(registryPhase, { ...shared, inputs: settings.registry }),
         stage(diskPhase, { ...shared, inputs: settings.disk }),
         stage(pushPhase, { ...shared, inputs: settings.push })

@@ -26,6 +26,7 @@ import {
   parseGpuHealthInputs,
   type GpuHealthInputs
 } from './phases/gpus/health-inputs.js'
+import type {DriverHoldInputs} from './phases/gpus/driver-hold-phase.js'
 import {
   PROXY_INPUTS,
   parseProxyInputs,
@@ -153,6 +154,7 @@ export interface PhaseSettings {
   daemon: DaemonSettings
   gpus: GpuInputs
   gpuHealth: GpuHealthInputs
+  driverHold: DriverHoldInputs
   registry: RegistrySettings
   push: PushSettings
   disk: DiskSettings
@@ -190,6 +192,8 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
     engine,
     gpus: inputs.gpus,
     gpuHealth: inputs.gpuHealth,
+    // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
+    driverHold: {hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none'},
     disk: diskSettings(inputs),
     daemon: {
       ...daemon,

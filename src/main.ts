@@ -13,6 +13,7 @@ import {enginePhase} from './phases/engine/phase.js'
 import {proxyPhase} from './phases/proxy/phase.js'
 import {gpuPhase} from './phases/gpus/phase.js'
 import {gpuHealthPhase} from './phases/gpus/health-phase.js'
+import {driverHoldPhase} from './phases/gpus/driver-hold-phase.js'
 import {
   runPipeline,
   stage,
@@ -77,6 +78,7 @@ export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {
     stage(proxyPhase, {...shared, inputs: settings.proxy}),
     stage(enginePhase, {...shared, inputs: settings.engine}),
     stage(daemonPhase, {...shared, inputs: settings.daemon}),
+    stage(driverHoldPhase, {...shared, inputs: settings.driverHold}),
     stage(registryPhase, {...shared, inputs: settings.registry}),
     stage(diskPhase, {...shared, inputs: settings.disk}),
     stage(pushPhase, {...shared, inputs: settings.push})

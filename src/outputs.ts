@@ -15,6 +15,7 @@ export const OUTPUT_NAMES = [
   'gpu-count',
   'driver-version',
   'cuda-version',
+  'toolkit-version',
   'registry',
   'registry-started',
   'images',
@@ -87,6 +88,8 @@ export interface Outputs {
   nvidiaRuntime?: boolean
   /** The host's driver and GPUs; undefined without a driver. */
   gpu?: {count: number; driverVersion: string; cudaVersion?: string}
+  /** The installed nvidia-container-toolkit's version; undefined when it is not installed. */
+  toolkitVersion?: string
   registry?: string
   registryStarted?: boolean
   /** Kept as data until written. */
@@ -142,6 +145,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-count': text(o.gpu?.count),
     'driver-version': text(o.gpu?.driverVersion),
     'cuda-version': text(o.gpu?.cudaVersion),
+    'toolkit-version': text(o.toolkitVersion),
     registry: text(o.registry),
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),

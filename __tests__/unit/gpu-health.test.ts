@@ -405,7 +405,8 @@ describe('findLeftovers', () => {
 describe('the gate', () => {
   const inputs = (mode: 'fail' | 'warn' | 'off', countExpected?: number): GpuHealthInputs => ({
     mode,
-    countExpected
+    countExpected,
+    holdDriver: true
   })
   const ctx = {} as PhaseContext<GpuHealthInputs>
 
@@ -449,9 +450,22 @@ describe('the gate', () => {
   })
 
   it('reads its inputs, refusing bad values with one line', () => {
-    const raw = (h: string, c = '') => ({'gpu-health': h, 'gpu-count-expected': c})
-    expect(parseGpuHealthInputs(raw('fail'))).toEqual({mode: 'fail', countExpected: undefined})
-    expect(parseGpuHealthInputs(raw('WARN', '8'))).toEqual({mode: 'warn', countExpected: 8})
+    const raw = (h: string, c = '', hold = 'true') => ({
+      'gpu-health': h,
+      'gpu-count-expected': c,
+      'hold-nvidia-driver': hold
+    })
+    expect(parseGpuHealthInputs(raw('fail'))).toEqual({
+      mode: 'fail',
+      countExpected: undefined,
+      holdDriver: true
+    })
+    expect(parseGpuHealthInputs(raw('WARN', '8', 'false'))).toEqual({
+      mode: 'warn',
+      countExpected: 8,
+      holdDriver: false
+    })
+    expect(() => parseGpuHealthInputs(raw('fail', '', 'yes'))).toThrow(InputError)
     expect(() => parseGpuHealthInputs(raw('strict'))).toThrow(InputError)
     expect(() => parseGpuHealthInputs(raw('fail', '0'))).toThrow(
       'Input \'gpu-count-expected\' has an invalid value "0": use a whole number from 1 to 64'

@@ -178,6 +178,7 @@ describe('the main step', () => {
       'Proxies',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
+      'NVIDIA driver hold',
       'Local registry',
       'Disk space',
       'Push images'

@@ -45,6 +45,7 @@ describe('outputs', () => {
       'gpu-count': '2',
       'driver-version': '550.54.15',
       'cuda-version': '',
+      'toolkit-version': '',
       'daemon-change': '',
       registry: 'localhost:5000',
       'registry-started': '',

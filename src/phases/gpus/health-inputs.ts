@@ -1,11 +1,15 @@
-/** The GPU health gate's inputs: their action.yml defaults, their type, and their parser (pure). */
-import {int, oneOf, optional, type RawInputs} from '../../input-fields.js'
+/**
+ * The inputs that keep a GPU host healthy between runs (the health gate, the driver hold): their
+ * action.yml defaults, their type, and their parser (pure).
+ */
+import {bool, int, oneOf, optional, type RawInputs} from '../../input-fields.js'
 import type {HealthMode} from './health.js'
 
-/** gpu-health and gpu-count-expected with their action.yml defaults. */
+/** gpu-health, gpu-count-expected and hold-nvidia-driver with their action.yml defaults. */
 export const GPU_HEALTH_INPUTS = {
   'gpu-health': 'fail',
-  'gpu-count-expected': ''
+  'gpu-count-expected': '',
+  'hold-nvidia-driver': 'true'
 } as const
 
 /** What the health gate's inputs say. */
@@ -13,9 +17,11 @@ export interface GpuHealthInputs {
   mode: HealthMode
   /** How many GPUs this host should show; undefined when not set. */
   countExpected?: number
+  /** Keep unattended upgrades off the NVIDIA driver and toolkit packages. */
+  holdDriver: boolean
 }
 
-/** Validates gpu-health and gpu-count-expected (pure); throws InputError. */
+/** Validates gpu-health, gpu-count-expected and hold-nvidia-driver (pure); throws InputError. */
 export function parseGpuHealthInputs(
   raw: RawInputs<keyof typeof GPU_HEALTH_INPUTS>
 ): GpuHealthInputs {
@@ -23,6 +29,7 @@ export function parseGpuHealthInputs(
   const expected = optional(raw, 'gpu-count-expected')
   return {
     mode,
-    countExpected: expected === undefined ? undefined : int(raw, 'gpu-count-expected', 1, 64)
+    countExpected: expected === undefined ? undefined : int(raw, 'gpu-count-expected', 1, 64),
+    holdDriver: bool(raw, 'hold-nvidia-driver')
   }
 }
