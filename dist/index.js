@@ -13005,7 +13005,7 @@ module.exports = RetryHandler
 
 
 const { isIP } = __nccwpck_require__(7030)
-const { lookup } = __nccwpck_require__(610)
+const { lookup } = __nccwpck_require__(8229)
 const DecoratorHandler = __nccwpck_require__(8155)
 const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
 const maxInt = Math.pow(2, 31) - 1
@@ -31807,7 +31807,7 @@ function stringEnv(env) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6186);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(610);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
 
@@ -31827,7 +31827,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6186:
+/***/ 610:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38447,11 +38447,6 @@ function parseKernelLog(text) {
 // EXTERNAL MODULE: ./src/phases/gpus/lease.ts
 var lease = __nccwpck_require__(6616);
 ;// CONCATENATED MODULE: ./src/phases/gpus/health.ts
-/**
- * The GPU health gate's verdict (pure): from what nvidia-smi, the kernel log, the loaded module and
- * the leases say, which GPUs are healthy, each problem with its evidence, what an operator does
- * about it, and the one line a failed gate ends with.
- */
 
 
 
@@ -38641,6 +38636,71 @@ function healthOutput(report) {
     return Object.fromEntries(report.gpus.map(g => [g.uuid, { healthy: g.healthy, problems: g.problems }]));
 }
 
+;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
+/** Docker reads CDI specs (features.cdi) from 25.0. */
+const CDI_DOCKER = 25;
+/** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
+const NVIDIA_CTK = '1.12.0';
+const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
+/** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
+function older(version, than) {
+    const nums = (v) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number);
+    const [a, b] = [nums(version), nums(than)];
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        if ((a[i] ?? 0) !== (b[i] ?? 0))
+            return (a[i] ?? 0) < (b[i] ?? 0);
+    }
+    return false;
+}
+/** The verdict for this host (pure). */
+function deviceLoss(f) {
+    if (!f.systemd)
+        return { atRisk: false, why: 'no systemd: nothing reloads device rules' };
+    if (f.cgroupDriver !== 'systemd') {
+        return {
+            atRisk: false,
+            why: `the ${f.cgroupDriver ?? 'unknown'} cgroup driver: daemon-reload leaves containers' device rules alone`
+        };
+    }
+    if (f.toolkitVersion === undefined) {
+        return { atRisk: false, why: 'no NVIDIA container toolkit: no GPU is given to containers' };
+    }
+    const mode = f.runtimeMode ?? 'auto';
+    if (mode === 'cdi' && f.devCharLinks) {
+        return {
+            atRisk: false,
+            why: 'CDI mode with /dev/char links: the GPUs are in each container spec'
+        };
+    }
+    const why = mode === 'cdi'
+        ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
+        : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`;
+    if (older(f.toolkitVersion, NVIDIA_CTK)) {
+        return { atRisk: true, why, fix: 'upgrade-toolkit' };
+    }
+    if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
+        return { atRisk: true, why, fix: 'cdi' };
+    }
+    return { atRisk: true, why, fix: 'dev-char-symlinks' };
+}
+/** What to do, in words, for the log and the docs. */
+function device_loss_fixText(fix) {
+    switch (fix) {
+        case 'cdi':
+            return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
+        case 'dev-char-symlinks':
+            return 'run `nvidia-ctk system create-dev-char-symlinks --create-all`, add its udev rule (71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
+        case 'upgrade-toolkit':
+            return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
+    }
+}
+/** Where the toolkit's runtime reads its mode. */
+const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
+/** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
+function parseRuntimeMode(toml) {
+    return /^[ \t]*mode[ \t]*=[ \t]*"([\w-]+)"/m.exec(toml ?? '')?.[1];
+}
+
 // EXTERNAL MODULE: ./src/phases/gpus/gpu-query.ts
 var gpu_query = __nccwpck_require__(1253);
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-detect.ts
@@ -38649,6 +38709,8 @@ var gpu_query = __nccwpck_require__(1253);
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
+
+
 
 
 
@@ -38668,6 +38730,44 @@ async function kernelLog(runner) {
         return { kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 1)}` };
     }
     return { kernel: parseKernelLog(r.stdout) };
+}
+/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
+async function devCharLinks() {
+    const names = await external_node_fs_.promises.readdir('/dev').catch(() => []);
+    for (const name of names.filter(n => n.startsWith('nvidia'))) {
+        const st = await external_node_fs_.promises.stat(`/dev/${name}`).catch(() => undefined);
+        if (!st?.isCharacterDevice())
+            continue;
+        const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`;
+        if (!(0,external_node_fs_.existsSync)(link))
+            return false;
+    }
+    return true;
+}
+/** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
+async function detectDeviceLoss(ctx) {
+    const { runner } = ctx;
+    const [info, toolkit, toml, links] = await Promise.all([
+        runner
+            .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 15
+        })
+            .catch(() => ({ exitCode: -1, stdout: '' })),
+        installedPackages(runner, ['nvidia-container-toolkit']),
+        (0,system_files/* readFileMaybe */.jp)(runner, RUNTIME_CONFIG),
+        devCharLinks()
+    ]);
+    const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : [];
+    return deviceLoss({
+        systemd: ctx.host.systemd,
+        cgroupDriver: driver,
+        dockerVersion: version,
+        toolkitVersion: toolkit.get('nvidia-container-toolkit'),
+        runtimeMode: parseRuntimeMode(toml),
+        devCharLinks: links
+    });
 }
 /** Whether a process with this pid exists on this host. */
 function pidExists(pid) {
@@ -38691,11 +38791,12 @@ async function detectGpuHealth(ctx) {
         : runner
             .run([smi, ...args], { allowFailure: true, timeoutSeconds: 60 })
             .catch((e) => ({ exitCode: -1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
-    const [xml, apps, kernel, leases] = await Promise.all([
+    const [xml, apps, kernel, leases, loss] = await Promise.all([
         ask(QUERY_XML),
         ask(gpu_query/* QUERY_APPS */.cZ),
         kernelLog(runner),
-        (0,detect/* readLeases */.Mw)(runner)
+        (0,detect/* readLeases */.Mw)(runner),
+        detectDeviceLoss(ctx)
     ]);
     const facts = {
         smi: xml.exitCode === 0
@@ -38704,12 +38805,14 @@ async function detectGpuHealth(ctx) {
         module: parseModuleVersion(moduleText),
         ...kernel,
         leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidExists),
-        expected: inputs.countExpected
+        expected: inputs.countExpected,
+        deviceLoss: loss
     };
     return { facts };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-phase.ts
+
 
 
 
@@ -38722,9 +38825,15 @@ function planGpuHealth(facts, inputs) {
     const healthy = report.gpus.filter(g => g.healthy).length;
     const bad = report.gpus.filter(g => !g.healthy);
     const verb = inputs.mode === 'fail' ? 'kept from this job' : 'used anyway (gpu-health: warn)';
+    const loss = facts.facts.deviceLoss;
     const warnings = [
         ...report.host.map(h => `gpu-health: ${h}`),
-        ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`)
+        ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
+        ...(loss?.atRisk && loss.fix
+            ? [
+                `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${device_loss_fixText(loss.fix)}.`
+            ]
+            : [])
     ];
     const found = report.gpus.length === 0 && report.host.length > 0
         ? 'NVML does not answer'
@@ -39237,7 +39346,7 @@ function networkError(e, what) {
 }
 
 // EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
+var external_node_dns_ = __nccwpck_require__(8229);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: external "node:https"
@@ -44882,7 +44991,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:diagnos
 
 /***/ }),
 
-/***/ 610:
+/***/ 8229:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:dns");

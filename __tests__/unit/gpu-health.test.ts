@@ -426,6 +426,21 @@ describe('the gate', () => {
     )
   })
 
+  it('warns, naming the fix, when running containers would lose their GPUs on daemon-reload', () => {
+    const f = {
+      facts: facts({
+        deviceLoss: {atRisk: true, why: 'the systemd cgroup driver and legacy mode', fix: 'cdi'}
+      })
+    }
+    const plan = planGpuHealth(f, inputs('fail'))
+    expect(plan.warnings).toEqual([
+      expect.stringMatching(
+        /^gpu-health: running containers lose their GPUs on systemctl daemon-reload \(the systemd cgroup driver and legacy mode\): use CDI: `nvidia-ctk cdi generate/
+      )
+    ])
+    expect(plan.found).toBe('2 of 2 GPUs healthy')
+  })
+
   it('fails a host with no healthy GPU or a host problem in fail mode, only warns otherwise', async () => {
     const allBad = {
       facts: facts({

@@ -3,7 +3,7 @@
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
-import {existsSync} from 'node:fs'
+import {existsSync, promises as fs} from 'node:fs'
 import {errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
@@ -11,6 +11,13 @@ import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import type {PhaseContext} from '../pipeline.js'
 import {readLeases} from './detect.js'
 import {QUERY_APPS} from './gpu-query.js'
+import {installedPackages} from '../../system/apt.js'
+import {
+  RUNTIME_CONFIG,
+  deviceLoss,
+  parseRuntimeMode,
+  type DeviceLossVerdict
+} from './device-loss.js'
 import {findLeftovers, type HealthFacts} from './health.js'
 import {MODULE_VERSION_FILE, parseModuleVersion} from './health-driver.js'
 import type {GpuHealthInputs} from './health-inputs.js'
@@ -31,6 +38,44 @@ async function kernelLog(
     return {kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${tailLines(r.stderr, 1)}`}
   }
   return {kernel: parseKernelLog(r.stdout)}
+}
+
+/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
+async function devCharLinks(): Promise<boolean> {
+  const names = await fs.readdir('/dev').catch(() => [] as string[])
+  for (const name of names.filter(n => n.startsWith('nvidia'))) {
+    const st = await fs.stat(`/dev/${name}`).catch(() => undefined)
+    if (!st?.isCharacterDevice()) continue
+    const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`
+    if (!existsSync(link)) return false
+  }
+  return true
+}
+
+/** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
+async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<DeviceLossVerdict> {
+  const {runner} = ctx
+  const [info, toolkit, toml, links] = await Promise.all([
+    runner
+      .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 15
+      })
+      .catch(() => ({exitCode: -1, stdout: ''})),
+    installedPackages(runner, ['nvidia-container-toolkit']),
+    readFileMaybe(runner, RUNTIME_CONFIG),
+    devCharLinks()
+  ])
+  const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : []
+  return deviceLoss({
+    systemd: ctx.host.systemd,
+    cgroupDriver: driver,
+    dockerVersion: version,
+    toolkitVersion: toolkit.get('nvidia-container-toolkit'),
+    runtimeMode: parseRuntimeMode(toml),
+    devCharLinks: links
+  })
 }
 
 /** Whether a process with this pid exists on this host. */
@@ -56,11 +101,12 @@ export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promi
       : runner
           .run([smi, ...args], {allowFailure: true, timeoutSeconds: 60})
           .catch((e: unknown) => ({exitCode: -1, stdout: '', stderr: errorMessage(e)}))
-  const [xml, apps, kernel, leases] = await Promise.all([
+  const [xml, apps, kernel, leases, loss] = await Promise.all([
     ask(QUERY_XML),
     ask(QUERY_APPS),
     kernelLog(runner),
-    readLeases(runner)
+    readLeases(runner),
+    detectDeviceLoss(ctx)
   ])
   const facts: HealthFacts = {
     smi:
@@ -70,7 +116,8 @@ export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promi
     module: parseModuleVersion(moduleText),
     ...kernel,
     leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidExists),
-    expected: inputs.countExpected
+    expected: inputs.countExpected,
+    deviceLoss: loss
   }
   return {facts}
 }

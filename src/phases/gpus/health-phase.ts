@@ -9,6 +9,7 @@ import {
   type HealthMode,
   type HealthReport
 } from './health.js'
+import {fixText} from './device-loss.js'
 import {detectGpuHealth, type GpuHealthFacts} from './health-detect.js'
 import type {GpuHealthInputs} from './health-inputs.js'
 
@@ -25,9 +26,15 @@ export function planGpuHealth(facts: GpuHealthFacts, inputs: GpuHealthInputs): G
   const healthy = report.gpus.filter(g => g.healthy).length
   const bad = report.gpus.filter(g => !g.healthy)
   const verb = inputs.mode === 'fail' ? 'kept from this job' : 'used anyway (gpu-health: warn)'
+  const loss = facts.facts.deviceLoss
   const warnings = [
     ...report.host.map(h => `gpu-health: ${h}`),
-    ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`)
+    ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
+    ...(loss?.atRisk && loss.fix
+      ? [
+          `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${fixText(loss.fix)}.`
+        ]
+      : [])
   ]
   const found =
     report.gpus.length === 0 && report.host.length > 0

@@ -3,6 +3,7 @@
  * the leases say, which GPUs are healthy, each problem with its evidence, what an operator does
  * about it, and the one line a failed gate ends with.
  */
+import type {DeviceLossVerdict} from './device-loss.js'
 import {mismatchText, parseMismatch, type ModuleVersion} from './health-driver.js'
 import {xidKind, type KernelLog, type XidEvent} from './health-kernel.js'
 import type {SmiGpu} from './health-smi.js'
@@ -36,6 +37,8 @@ export interface HealthFacts {
   leftovers: ReadonlyMap<string, Leftover[]>
   /** gpu-count-expected. */
   expected?: number
+  /** Whether running containers lose their GPUs on daemon-reload; undefined when not judged. */
+  deviceLoss?: DeviceLossVerdict
 }
 
 /** One GPU's verdict. */
