@@ -36764,6 +36764,18 @@ async function requireLocalImage(ctx, image) {
     }
 }
 /**
+ * The GPUs the check container gets (pure): all, or only the healthy ones when the health gate
+ * keeps some from jobs (gpu-health: fail), with how many it keeps.
+ */
+function checkDevices(health) {
+    const all = Object.entries(health?.gpus ?? {});
+    const kept = health?.enforced ? all.filter(([, h]) => !h.healthy).length : 0;
+    if (kept === 0)
+        return { gpus: 'all', kept };
+    const healthy = all.filter(([, h]) => h.healthy).map(([uuid]) => uuid);
+    return { gpus: `"device=${healthy.join(',')}"`, kept };
+}
+/**
  * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi` (only the
  * healthy GPUs when the health gate keeps some). With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
@@ -36781,11 +36793,8 @@ async function checkGpus(_plan, ctx, changed) {
     const image = checkImage(ctx, gpu);
     await requireLocalImage(ctx, image);
     // The health gate ran first: a GPU it keeps from jobs is kept from the check too.
-    const health = ctx.outputs.gpuHealth;
-    const kept = health?.enforced ? Object.values(health.gpus).filter(h => !h.healthy).length : 0;
-    const healthy = Object.entries(health?.gpus ?? {}).filter(([, h]) => h.healthy);
-    const devices = kept > 0 ? `"device=${healthy.map(([uuid]) => uuid).join(',')}"` : 'all';
-    const r = await runner.run(['docker', 'run', '--rm', '--gpus', devices, image, 'nvidia-smi', '-L'], {
+    const { gpus, kept } = checkDevices(ctx.outputs.gpuHealth);
+    const r = await runner.run(['docker', 'run', '--rm', '--gpus', gpus, image, 'nvidia-smi', '-L'], {
         root: true,
         allowFailure: true,
         timeoutSeconds: 600
@@ -38684,7 +38693,7 @@ function deviceLoss(f) {
     return { atRisk: true, why, fix: 'dev-char-symlinks' };
 }
 /** What to do, in words, for the log and the docs. */
-function device_loss_fixText(fix) {
+function lossFixText(fix) {
     switch (fix) {
         case 'cdi':
             return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
@@ -38831,7 +38840,7 @@ function planGpuHealth(facts, inputs) {
         ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
         ...(loss?.atRisk && loss.fix
             ? [
-                `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${device_loss_fixText(loss.fix)}.`
+                `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${lossFixText(loss.fix)}.`
             ]
             : [])
     ];
@@ -43677,7 +43686,8 @@ const fsHost = {
 };
 /**
  * The phases in pipeline order, each bound to its own settings. The GPU health gate and GPU leases
- * come first, before the host lock; the disk phase frees space once the registries run (their images in use) and before
+ * come first, before the host lock; the driver hold follows the daemon phase (which installs the
+ * toolkit); the disk phase frees space once the registries run (their images in use) and before
  * the push.
  */
 function phaseStages(inputs, shared) {

@@ -67,7 +67,8 @@ const fsHost: InputHost = {
 
 /**
  * The phases in pipeline order, each bound to its own settings. The GPU health gate and GPU leases
- * come first, before the host lock; the disk phase frees space once the registries run (their images in use) and before
+ * come first, before the host lock; the driver hold follows the daemon phase (which installs the
+ * toolkit); the disk phase frees space once the registries run (their images in use) and before
  * the push.
  */
 export function phaseStages(inputs: Inputs, shared: SharedContext): Stage[] {

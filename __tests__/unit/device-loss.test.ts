@@ -2,7 +2,7 @@
 import {describe, expect, it} from '@jest/globals'
 import {
   deviceLoss,
-  fixText,
+  lossFixText,
   parseRuntimeMode,
   type DeviceLossFacts
 } from '../../src/phases/gpus/device-loss.js'
@@ -64,12 +64,12 @@ describe('deviceLoss', () => {
   })
 
   it('says what to do for each fix, naming nvidia-ctk', () => {
-    expect(fixText('cdi')).toContain('nvidia-ctk cdi generate')
-    expect(fixText('cdi')).toContain('create-dev-char-symlinks')
-    expect(fixText('dev-char-symlinks')).toContain(
+    expect(lossFixText('cdi')).toContain('nvidia-ctk cdi generate')
+    expect(lossFixText('cdi')).toContain('create-dev-char-symlinks')
+    expect(lossFixText('dev-char-symlinks')).toContain(
       'nvidia-ctk system create-dev-char-symlinks --create-all'
     )
-    expect(fixText('upgrade-toolkit')).toContain('cgroupfs')
+    expect(lossFixText('upgrade-toolkit')).toContain('cgroupfs')
   })
 })
 

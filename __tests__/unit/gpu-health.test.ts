@@ -2,6 +2,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {HostError, InputError} from '../../src/errors.js'
+import {checkDevices} from '../../src/phases/daemon/gpu-check.js'
 import {gpuDevices} from '../../src/phases/gpus/gpu-query.js'
 import {
   assessHealth,
@@ -520,5 +521,25 @@ describe('leases and the gate', () => {
         {gpus: {kind: 'list', gpus: [{index: 0}, {index: 2}]}, gpuWait: 0}
       )
     ).toThrow(/^gpus: the health gate keeps GPU 2 /)
+  })
+})
+
+describe('the GPU check and the gate', () => {
+  const gpus = {
+    [A100_UUID]: {healthy: true, problems: []},
+    [L4_UUID]: {healthy: false, problems: ['Xid 79 (GPU has fallen off the bus): "…"']}
+  }
+
+  it('gives the check container only the healthy GPUs when the gate keeps some', () => {
+    expect(checkDevices({enforced: true, gpus})).toEqual({gpus: `"device=${A100_UUID}"`, kept: 1})
+  })
+
+  it('gives it all GPUs without the gate, with gpu-health: warn, or when all are healthy', () => {
+    expect(checkDevices(undefined)).toEqual({gpus: 'all', kept: 0})
+    expect(checkDevices({enforced: false, gpus})).toEqual({gpus: 'all', kept: 0})
+    expect(checkDevices({enforced: true, gpus: {[A100_UUID]: gpus[A100_UUID]}})).toEqual({
+      gpus: 'all',
+      kept: 0
+    })
   })
 })

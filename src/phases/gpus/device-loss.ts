@@ -83,7 +83,7 @@ export function deviceLoss(f: DeviceLossFacts): DeviceLossVerdict {
 }
 
 /** What to do, in words, for the log and the docs. */
-export function fixText(fix: DeviceLossFix): string {
+export function lossFixText(fix: DeviceLossFix): string {
   switch (fix) {
     case 'cdi':
       return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule'

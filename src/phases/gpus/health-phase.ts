@@ -9,7 +9,7 @@ import {
   type HealthMode,
   type HealthReport
 } from './health.js'
-import {fixText} from './device-loss.js'
+import {lossFixText} from './device-loss.js'
 import {detectGpuHealth, type GpuHealthFacts} from './health-detect.js'
 import type {GpuHealthInputs} from './health-inputs.js'
 
@@ -32,7 +32,7 @@ export function planGpuHealth(facts: GpuHealthFacts, inputs: GpuHealthInputs): G
     ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
     ...(loss?.atRisk && loss.fix
       ? [
-          `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${fixText(loss.fix)}.`
+          `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${lossFixText(loss.fix)}.`
         ]
       : [])
   ]
