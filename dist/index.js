@@ -38730,6 +38730,7 @@ var gpu_query = __nccwpck_require__(1253);
 
 
 
+
 /** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
 async function kernelLog(runner) {
     const r = await runner
@@ -38778,10 +38779,6 @@ async function detectDeviceLoss(ctx) {
         devCharLinks: links
     });
 }
-/** Whether a process with this pid exists on this host. */
-function pidExists(pid) {
-    return (0,external_node_fs_.existsSync)(`/proc/${pid}`);
-}
 /**
  * Reads the GPUs' health signals; skips (says why) when gpu-health is off or the host has no
  * NVIDIA driver and no GPU count is expected.
@@ -38813,7 +38810,7 @@ async function detectGpuHealth(ctx) {
             : { failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}` },
         module: parseModuleVersion(moduleText),
         ...kernel,
-        leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidExists),
+        leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, system_process/* pidAlive */.pl),
         expected: inputs.countExpected,
         deviceLoss: loss
     };

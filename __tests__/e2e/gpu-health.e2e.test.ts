@@ -68,10 +68,11 @@ function job(box: Box, name: string, inputs: Record<string, string>) {
     async main() {
       await waitFor(() => box.exists(`${dir}/main.rc`), 120_000, `the main step of ${name}`)
       const rc = Number(box.read(`${dir}/main.rc`))
-      // The worker wrote main.rc; the step's last lines may still be on their way through docker exec.
-      if (rc !== 0) {
-        await waitFor(() => run.output().includes('::error::'), 30_000, `the error of ${name}`)
-      }
+      // The worker wrote main.rc; the step's last lines may still be on their way through docker
+      // exec: its error, or the end of the last phase's group.
+      const ended = (out: string): boolean =>
+        rc !== 0 ? out.includes('::error::') : /::group::Push images[\s\S]*::endgroup::/.test(out)
+      await waitFor(() => ended(run.output()), 30_000, `the end of ${name}'s main step output`)
       const out = run.output()
       return {
         rc,

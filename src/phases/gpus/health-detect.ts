@@ -8,6 +8,7 @@ import {errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
+import {pidAlive} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import {readLeases} from './detect.js'
 import {QUERY_APPS} from './gpu-query.js'
@@ -78,11 +79,6 @@ async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<Dev
   })
 }
 
-/** Whether a process with this pid exists on this host. */
-function pidExists(pid: number): boolean {
-  return existsSync(`/proc/${pid}`)
-}
-
 /**
  * Reads the GPUs' health signals; skips (says why) when gpu-health is off or the host has no
  * NVIDIA driver and no GPU count is expected.
@@ -115,7 +111,7 @@ export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promi
         : {failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`},
     module: parseModuleVersion(moduleText),
     ...kernel,
-    leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidExists),
+    leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidAlive),
     expected: inputs.countExpected,
     deviceLoss: loss
   }
