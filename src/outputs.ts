@@ -15,6 +15,7 @@ export const OUTPUT_NAMES = [
   'gpu-count',
   'driver-version',
   'cuda-version',
+  'toolkit-version',
   'registry',
   'registry-started',
   'images',
@@ -23,6 +24,7 @@ export const OUTPUT_NAMES = [
   'gpu-uuids',
   'gpu-indexes',
   'docker-gpus',
+  'gpu-health',
   'freed-bytes',
   'teardown'
 ] as const
@@ -53,6 +55,13 @@ export interface GpuLeaseResult {
   how: 'leased' | 'reused' | 'taken over'
   /** For a take-over: who held it. */
   from?: string
+}
+
+/** The health gate's verdict: by GPU UUID, whether it is healthy and its problems with evidence. */
+export interface GpuHealthResult {
+  /** gpu-health: fail: the unhealthy GPUs are kept from the job and from the GPU check. */
+  enforced: boolean
+  gpus: Readonly<Record<string, {healthy: boolean; problems: readonly string[]}>>
 }
 
 /** What the disk phase measured and removed on Docker's data root. */
@@ -99,6 +108,8 @@ export interface Outputs {
   nvidiaRuntime?: boolean
   /** The host's driver and GPUs; undefined without a driver. */
   gpu?: {count: number; driverVersion: string; cudaVersion?: string}
+  /** The installed nvidia-container-toolkit's version; undefined when it is not installed. */
+  toolkitVersion?: string
   registry?: string
   registryStarted?: boolean
   /** Kept as data until written. */
@@ -107,6 +118,8 @@ export interface Outputs {
   caches?: Readonly<Record<string, string>>
   /** The GPUs leased to this job; undefined when gpus is not set. */
   gpuLeases?: readonly GpuLeaseResult[]
+  /** Undefined when the health gate did not run (gpu-health: off, or no NVIDIA driver). */
+  gpuHealth?: GpuHealthResult
   /** Undefined when min-free-space is not set. */
   disk?: DiskResult
   /** What teardown of an ended job's GPUs removed and left; undefined when none ran. */
@@ -154,6 +167,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-count': text(o.gpu?.count),
     'driver-version': text(o.gpu?.driverVersion),
     'cuda-version': text(o.gpu?.cudaVersion),
+    'toolkit-version': text(o.toolkitVersion),
     registry: text(o.registry),
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),
@@ -162,6 +176,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
     'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
     'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+    'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes),
     teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
   }

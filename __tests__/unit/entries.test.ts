@@ -47,7 +47,7 @@ describe('the sub-actions', () => {
     expect(REGISTRY.phases).toEqual(['daemon', 'registry'])
     // The registry's daemon.json keys only: GPUs are left alone, nothing is installed.
     expect(REGISTRY.defaults).toMatchObject({'gpu-runtime': 'none', 'gpu-check': 'false'})
-    expect(GPUS.phases).toEqual(['gpus'])
+    expect(GPUS.phases).toEqual(['health', 'gpus'])
     for (const e of ENTRIES) {
       for (const name of Object.keys(e.defaults)) expect(name in INPUT_DEFAULTS).toBe(true)
     }

@@ -178,10 +178,12 @@ describe('the main step', () => {
     }
     expect(core.record.failed).toEqual([])
     expect(core.record.groups).toEqual([
+      'GPU health',
       'GPU leases',
       'Proxies',
       'Docker engine',
       'Daemon config and NVIDIA runtime',
+      'NVIDIA driver hold',
       'Local registry',
       'Disk space',
       'Push images'
@@ -494,9 +496,14 @@ describe('a sub-action', () => {
       },
       entry: GPUS
     })
-    expect(phases).toEqual([['gpus']])
+    expect(phases).toEqual([['health', 'gpus']])
     expect(lock.taken).toBe(0)
-    expect([...core.record.outputs.keys()]).toEqual(['gpu-uuids', 'gpu-indexes', 'docker-gpus'])
+    expect([...core.record.outputs.keys()]).toEqual([
+      'gpu-uuids',
+      'gpu-indexes',
+      'docker-gpus',
+      'gpu-health'
+    ])
   })
 })
 

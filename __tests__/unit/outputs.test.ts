@@ -45,6 +45,7 @@ describe('outputs', () => {
       'gpu-count': '2',
       'driver-version': '550.54.15',
       'cuda-version': '',
+      'toolkit-version': '',
       'daemon-change': '',
       registry: 'localhost:5000',
       'registry-started': '',
@@ -54,9 +55,23 @@ describe('outputs', () => {
       'gpu-uuids': '',
       'gpu-indexes': '',
       'docker-gpus': '',
+      'gpu-health': '',
       'freed-bytes': '',
       teardown: ''
     })
+  })
+
+  it('writes the health verdict as JSON keyed by GPU UUID', () => {
+    const gpus = {
+      'GPU-00000000-0000-4000-8000-000000000000': {healthy: true, problems: []},
+      'GPU-33333333-3333-4333-8333-333333333333': {
+        healthy: false,
+        problems: ['Xid 79 (GPU has fallen off the bus): "NVRM: Xid (PCI:0000:3b:00): 79, ..."']
+      }
+    }
+    expect(JSON.parse(outputValues({gpuHealth: {enforced: true, gpus}})['gpu-health'])).toEqual(
+      gpus
+    )
   })
 
   it('writes the leased GPUs in three forms, docker-gpus quoted for --gpus, and freed-bytes', () => {

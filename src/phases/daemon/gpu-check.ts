@@ -5,6 +5,7 @@ import {detectGpu} from './detect.js'
 import {checkImageFor, explainGpuFailure, type GpuInfo} from './gpu.js'
 import type {DaemonSettings} from './inputs.js'
 import type {DaemonPlan} from './plan.js'
+import type {GpuHealthResult} from '../../outputs.js'
 
 type Ctx = PhaseContext<DaemonSettings>
 
@@ -34,7 +35,20 @@ async function requireLocalImage(ctx: Ctx, image: string): Promise<void> {
 }
 
 /**
- * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi`. With
+ * The GPUs the check container gets (pure): all, or only the healthy ones when the health gate
+ * keeps some from jobs (gpu-health: fail), with how many it keeps.
+ */
+export function checkDevices(health: GpuHealthResult | undefined): {gpus: string; kept: number} {
+  const all = Object.entries(health?.gpus ?? {})
+  const kept = health?.enforced ? all.filter(([, h]) => !h.healthy).length : 0
+  if (kept === 0) return {gpus: 'all', kept}
+  const healthy = all.filter(([, h]) => h.healthy).map(([uuid]) => uuid)
+  return {gpus: `"device=${healthy.join(',')}"`, kept}
+}
+
+/**
+ * The GPU check: nvidia-smi on the host, then `docker run --gpus all IMAGE nvidia-smi` (only the
+ * healthy GPUs when the health gate keeps some). With
  * gpu-check: auto it runs when a driver is present and this phase changed something (a rerun on a
  * ready host starts no container); with true, on every run.
  */
@@ -51,14 +65,13 @@ export async function checkGpus(_plan: DaemonPlan, ctx: Ctx, changed: boolean): 
   }
   const image = checkImage(ctx, gpu)
   await requireLocalImage(ctx, image)
-  const r = await runner.run(
-    ['docker', 'run', '--rm', '--gpus', 'all', image, 'nvidia-smi', '-L'],
-    {
-      root: true,
-      allowFailure: true,
-      timeoutSeconds: 600
-    }
-  )
+  // The health gate ran first: a GPU it keeps from jobs is kept from the check too.
+  const {gpus, kept} = checkDevices(ctx.outputs.gpuHealth)
+  const r = await runner.run(['docker', 'run', '--rm', '--gpus', gpus, image, 'nvidia-smi', '-L'], {
+    root: true,
+    allowFailure: true,
+    timeoutSeconds: 600
+  })
   if (r.exitCode !== 0) {
     const out = `${r.stderr}\n${r.stdout}`
     const fix = explainGpuFailure(out)
@@ -68,7 +81,9 @@ export async function checkGpus(_plan: DaemonPlan, ctx: Ctx, changed: boolean): 
   }
   const seen = r.stdout.split('\n').filter(l => l.startsWith('GPU ')).length
   core.info(`GPU check: a container (${image}) sees ${seen} GPU(s):\n${r.stdout.trim()}`)
-  if (seen < gpu.gpus.length) {
-    ctx.warn(`The GPU check container sees ${seen} of the host's ${gpu.gpus.length} GPUs.`)
+  if (seen < gpu.gpus.length - kept) {
+    ctx.warn(
+      `The GPU check container sees ${seen} of the host's ${gpu.gpus.length - kept} GPUs${kept > 0 ? ' the health gate let through' : ''}.`
+    )
   }
 }

@@ -88,5 +88,12 @@ export async function detectGpus(ctx: PhaseContext<GpuInputs>): Promise<GpuFacts
   if (ctx.inputs.gpus.kind === 'none') return {devices: [], leases: new Map()}
   const job = jobIdentity()
   const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)])
-  return {devices, leases, job}
+  // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
+  const health = ctx.outputs.gpuHealth
+  const unhealthy = new Map(
+    Object.entries(health?.enforced ? health.gpus : {})
+      .filter(([, h]) => !h.healthy)
+      .map(([uuid, h]) => [uuid, h.problems])
+  )
+  return {devices, leases, job, unhealthy}
 }

@@ -24,6 +24,8 @@ export interface GpuFacts {
   leases: ReadonlyMap<string, LeaseView>
   /** Undefined when no lease is asked for. */
   job?: JobIdentity
+  /** GPUs the health gate keeps from every job (gpu-health: fail), by UUID: their problems. */
+  unhealthy?: ReadonlyMap<string, readonly string[]>
 }
 
 /** A GPU this job gets: already its own, free, or taken over from a job that has ended. */
@@ -55,6 +57,11 @@ function status(d: GpuDevice, facts: GpuFacts): Status {
   return facts.job && heldBy(view.lease, facts.job) ? 'mine' : 'held'
 }
 
+/** An unhealthy GPU in words, for the line a request fails with. */
+function sick(d: GpuDevice, facts: GpuFacts): string {
+  return `GPU ${d.index} (${d.uuid}): ${(facts.unhealthy?.get(d.uuid) ?? []).join('; ')}`
+}
+
 function findGpu(devices: GpuDevice[], id: GpuId): GpuDevice {
   const hit = devices.find(d =>
     'uuid' in id ? d.uuid.toLowerCase() === id.uuid.toLowerCase() : d.index === id.index
@@ -70,14 +77,30 @@ function findGpu(devices: GpuDevice[], id: GpuId): GpuDevice {
 function pool(facts: GpuFacts, inputs: GpuInputs): {pool: GpuDevice[]; need: number} {
   const {devices} = facts
   const r = inputs.gpus
-  if (r.kind === 'list') return {pool: r.gpus.map(id => findGpu(devices, id)), need: r.gpus.length}
-  const need = r.kind === 'count' ? r.count : devices.length
+  const bad = devices.filter(d => facts.unhealthy?.has(d.uuid))
+  if (r.kind === 'list') {
+    const named = r.gpus.map(id => findGpu(devices, id))
+    const refused = named.filter(d => bad.includes(d))
+    if (refused.length > 0) {
+      throw new HostError(
+        `gpus: the health gate keeps ${refused.map(d => sick(d, facts)).join(' | ')}. Name healthy GPUs, or fix these (see the gpu-health output).`
+      )
+    }
+    return {pool: named, need: r.gpus.length}
+  }
+  const healthy = devices.filter(d => !bad.includes(d))
+  const need = r.kind === 'count' ? r.count : healthy.length
   if (need > devices.length) {
     throw new HostError(
       `gpus: ${need} GPUs asked for, but this host has ${devices.length} (nvidia-smi lists ${devices.map(d => d.index).join(', ')}).`
     )
   }
-  return {pool: devices, need}
+  if (need > healthy.length || need === 0) {
+    throw new HostError(
+      `gpus: ${need || 'all'} GPUs asked for, but ${healthy.length} of ${devices.length} are healthy; the health gate keeps ${bad.map(d => sick(d, facts)).join(' | ')}. Fix them (see the gpu-health output), ask for fewer GPUs, or drain this runner.`
+    )
+  }
+  return {pool: healthy, need}
 }
 
 function describePick(p: GpuPick): string {

@@ -1,0 +1,119 @@
+/**
+ * Reads what the GPU health gate judges (effects only): `nvidia-smi -q -x`, its compute processes,
+ * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
+ * journal), the loaded module's version and the GPU leases. Changes nothing.
+ */
+import {existsSync, promises as fs} from 'node:fs'
+import {errorMessage, tailLines} from '../../errors.js'
+import type {CommandRunner} from '../../exec/runner.js'
+import {readFileMaybe} from '../../system/files.js'
+import {findNvidiaSmi} from '../../system/nvidia-smi.js'
+import {pidAlive} from '../../system/process.js'
+import type {PhaseContext} from '../pipeline.js'
+import {readLeases} from './detect.js'
+import {QUERY_APPS} from './gpu-query.js'
+import {installedPackages} from '../../system/apt.js'
+import {
+  RUNTIME_CONFIG,
+  deviceLoss,
+  parseRuntimeMode,
+  type DeviceLossVerdict
+} from './device-loss.js'
+import {findLeftovers, type HealthFacts} from './health.js'
+import {MODULE_VERSION_FILE, parseModuleVersion} from './health-driver.js'
+import type {GpuHealthInputs} from './health-inputs.js'
+import {parseKernelLog, type KernelLog} from './health-kernel.js'
+import {QUERY_XML, parseSmiXml} from './health-smi.js'
+
+/** What detection found: the facts to judge, or why the gate does not run. */
+export type GpuHealthFacts = {skipped: string} | {facts: HealthFacts}
+
+/** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
+async function kernelLog(
+  runner: CommandRunner
+): Promise<{kernel?: KernelLog; kernelUnreadable?: string}> {
+  const r = await runner
+    .run(['dmesg'], {root: true, allowFailure: true, timeoutSeconds: 30})
+    .catch((e: unknown) => ({exitCode: -1, stdout: '', stderr: errorMessage(e)}))
+  if (r.exitCode !== 0) {
+    return {kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${tailLines(r.stderr, 1)}`}
+  }
+  return {kernel: parseKernelLog(r.stdout)}
+}
+
+/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
+async function devCharLinks(): Promise<boolean> {
+  const names = await fs.readdir('/dev').catch(() => [] as string[])
+  for (const name of names.filter(n => n.startsWith('nvidia'))) {
+    const st = await fs.stat(`/dev/${name}`).catch(() => undefined)
+    if (!st?.isCharacterDevice()) continue
+    const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`
+    if (!existsSync(link)) return false
+  }
+  return true
+}
+
+/** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
+async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<DeviceLossVerdict> {
+  const {runner} = ctx
+  const [info, toolkit, toml, links] = await Promise.all([
+    runner
+      .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
+        root: true,
+        allowFailure: true,
+        timeoutSeconds: 15
+      })
+      .catch(() => ({exitCode: -1, stdout: ''})),
+    installedPackages(runner, ['nvidia-container-toolkit']),
+    readFileMaybe(runner, RUNTIME_CONFIG),
+    devCharLinks()
+  ])
+  const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : []
+  return deviceLoss({
+    systemd: ctx.host.systemd,
+    cgroupDriver: driver,
+    dockerVersion: version,
+    toolkitVersion: toolkit.get('nvidia-container-toolkit'),
+    runtimeMode: parseRuntimeMode(toml),
+    devCharLinks: links
+  })
+}
+
+/**
+ * Reads the GPUs' health signals; skips (says why) when gpu-health is off or the host has no
+ * NVIDIA driver and no GPU count is expected.
+ */
+export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promise<GpuHealthFacts> {
+  const {inputs, runner} = ctx
+  if (inputs.mode === 'off') return {skipped: 'gpu-health is off'}
+  const smi = await findNvidiaSmi()
+  const moduleText = await readFileMaybe(runner, MODULE_VERSION_FILE)
+  if (smi === undefined && moduleText === undefined && inputs.countExpected === undefined) {
+    return {skipped: 'no NVIDIA driver on this host'}
+  }
+  const ask = async (args: string[]) =>
+    smi === undefined
+      ? {exitCode: 127, stdout: '', stderr: 'nvidia-smi is not installed'}
+      : runner
+          .run([smi, ...args], {allowFailure: true, timeoutSeconds: 60})
+          .catch((e: unknown) => ({exitCode: -1, stdout: '', stderr: errorMessage(e)}))
+  const [xml, apps, kernel, leases, loss] = await Promise.all([
+    ask(QUERY_XML),
+    ask(QUERY_APPS),
+    kernelLog(runner),
+    readLeases(runner),
+    detectDeviceLoss(ctx)
+  ])
+  const facts: HealthFacts = {
+    smi:
+      xml.exitCode === 0
+        ? {gpus: parseSmiXml(xml.stdout)}
+        : {failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`},
+    module: parseModuleVersion(moduleText),
+    ...kernel,
+    leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidAlive),
+    expected: inputs.countExpected,
+    deviceLoss: loss
+  }
+  return {facts}
+}
