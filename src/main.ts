@@ -1,3 +1,4 @@
+/** The main step: inputs, host facts, the host lock and the phases in order, then the outputs and the summary; the one place an error fails the step. */
 import {statSync} from 'node:fs'
 import * as core from '@actions/core'
 import {proxyEnvironment} from './docker/proxy.js'
