@@ -15,9 +15,11 @@ import {RegistryClient} from '../../registry-client/client.js'
 import {
   certFiles,
   isSecureRegistry,
+  registryEndpoint,
   registryHostname,
   requestProxies,
   schemesFor,
+  usableProxy,
   type DaemonRegistryConfig
 } from '../../registry-client/transport.js'
 import {listDirMaybe, readFileMaybe} from '../../system/files.js'
@@ -115,14 +117,15 @@ export class RegistryPool {
     const login =
       (ours ? settings.login : undefined) ??
       (await savedCredentials(runner, registry, await clientConfigs(runner, host)))
-    return new RegistryClient({
-      host: registry,
-      schemes: schemesFor(secure),
-      cas,
-      client,
-      ...login,
-      proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
-    })
+    const schemes = schemesFor(secure)
+    const proxies = requestProxies(settings.proxies, daemon.proxies, process.env)
+    try {
+      for (const s of schemes) usableProxy(registryEndpoint(registry), s.scheme, proxies)
+    } catch (e) {
+      // The client knows no inputs; the way around a proxy this Node cannot use is push's own.
+      throw new HostError(`${errorMessage(e)}: set push-method: docker`)
+    }
+    return new RegistryClient({host: registry, schemes, cas, client, ...login, proxies})
   }
 
   /** Closes this run's registry connections. */
