@@ -247,12 +247,13 @@ export interface PoolOptions {
 export function usableProxy(
   host: string,
   scheme: Scheme['scheme'],
-  proxies: Proxies | undefined
+  proxies: Proxies | undefined,
+  node = process.versions.node
 ): string | undefined {
   const proxy = proxyFor(host, scheme, proxies)
-  if (proxy !== undefined && !agentsTakeProxies()) {
+  if (proxy !== undefined && !agentsTakeProxies(node)) {
     throw new RegistryError(
-      `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5)`,
+      `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node v${node} cannot use (it can since 24.5)`,
       false
     )
   }
