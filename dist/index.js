@@ -34753,6 +34753,7 @@ function entryForScript(script) {
 /* harmony export */   gJ: () => (/* binding */ errorMessage),
 /* harmony export */   os: () => (/* binding */ tailLines)
 /* harmony export */ });
+/** The action's errors (pure): bad input (InputError), everything else (HostError, CommandError), and the one line each becomes. */
 /** A bad input value: the message is the one line the step fails with. Thrown before any change. */
 class InputError extends Error {
     input;
@@ -34825,6 +34826,7 @@ var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 ;// CONCATENATED MODULE: ./src/exec/runner.ts
+/** The CommandRunner and its real one: argv arrays (never a shell) through @actions/exec or spawn, with timeout, sudo and the proxy variables sudo must keep. */
 
 
 
@@ -34937,12 +34939,95 @@ function stringEnv(env) {
 
 /***/ }),
 
+/***/ 2237:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   nX: () => (/* binding */ privateTempDir),
+/* harmony export */   rk: () => (/* binding */ readHost)
+/* harmony export */ });
+/* unused harmony exports dockerSocketOf, hostIdentity */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_os_release_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3363);
+/** The host's facts, read once before the phases: distribution, user, systemd, identity, Docker's socket and client config. */
+
+
+
+
+
+/** Interfaces that come and go with Docker, its networks and its containers. */
+const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/;
+/**
+ * The socket the action's docker commands reach, when it is a unix socket on this host. Not root,
+ * they run under sudo, which drops DOCKER_HOST and DOCKER_CONTEXT: a runner that sets either
+ * (rootless Docker) gets none here, so that every question goes to the daemon sudo reaches.
+ */
+function dockerSocketOf(env, isRoot = true) {
+    const host = env.DOCKER_HOST ?? '';
+    const context = env.DOCKER_CONTEXT ?? '';
+    if (!isRoot && (host !== '' || context !== ''))
+        return undefined;
+    if (context !== '' && context !== 'default')
+        return undefined;
+    if (host === '')
+        return '/var/run/docker.sock';
+    return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}
+/** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
+function hostIdentity() {
+    const names = [node_os__WEBPACK_IMPORTED_MODULE_1__.hostname()];
+    const interfaces = Object.entries(node_os__WEBPACK_IMPORTED_MODULE_1__.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
+    return {
+        names,
+        addresses: interfaces.map(i => i.address),
+        fixedAddresses: interfaces.filter(i => !DOCKER_INTERFACES.test(i.name)).map(i => i.address)
+    };
+}
+/** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
+/**
+ * The run's scratch folder: the runner's RUNNER_TEMP, else (a run by hand) a new 0700 folder of this
+ * process under the system's temp folder, never a fixed name in world-writable /tmp that another
+ * local user could prepare for root.
+ */
+async function privateTempDir(env = process.env) {
+    if (env.RUNNER_TEMP)
+        return env.RUNNER_TEMP;
+    return node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdtemp(node_path__WEBPACK_IMPORTED_MODULE_2__.join(node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir(), 'docker-gpu-setup-'));
+}
+async function readHost(env = process.env) {
+    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises
+        .readFile('/etc/os-release', 'utf8')
+        .catch(() => node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile('/usr/lib/os-release', 'utf8'))
+        .catch(() => '');
+    const isRoot = process.getuid?.() === 0;
+    const current = node_os__WEBPACK_IMPORTED_MODULE_1__.userInfo().username;
+    return {
+        os: (0,_system_os_release_js__WEBPACK_IMPORTED_MODULE_4__/* .parseOsRelease */ .H)(text),
+        isRoot,
+        user: isRoot ? (env.SUDO_USER ?? 'root') : current,
+        systemd: await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .exists */ .t2)('/run/systemd/system'),
+        tempDir: await privateTempDir(env),
+        identity: hostIdentity(),
+        dockerSocket: dockerSocketOf(env, isRoot),
+        dockerConfigDir: env.DOCKER_CONFIG || node_path__WEBPACK_IMPORTED_MODULE_2__.join(node_os__WEBPACK_IMPORTED_MODULE_1__.homedir(), '.docker')
+    };
+}
+
+
+/***/ }),
+
 /***/ 9407:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8077);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5934);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2462);
 /** The bundle's entry: the main or post step of the action.yml the runner started. */
@@ -34965,7 +35050,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8077:
+/***/ 5934:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35157,108 +35242,8 @@ var entries = __nccwpck_require__(8323);
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/exec/runner.ts + 1 modules
 var runner = __nccwpck_require__(4100);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/system/files.ts
-var system_files = __nccwpck_require__(1650);
-;// CONCATENATED MODULE: ./src/system/os-release.ts
-/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
-/** Parses the KEY=value lines of os-release(5), quotes removed. */
-function parseOsRelease(text) {
-    const vars = {};
-    for (const line of text.split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-        if (!m)
-            continue;
-        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
-    }
-    const id = (vars.ID ?? 'linux').toLowerCase();
-    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
-    const family = dockerFamily(id, idLike);
-    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
-        ? vars.UBUNTU_CODENAME
-        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
-    return {
-        id,
-        idLike,
-        versionId: vars.VERSION_ID ?? '',
-        codename,
-        prettyName: vars.PRETTY_NAME ?? id
-    };
-}
-function dockerFamily(id, idLike) {
-    if (id === 'ubuntu' || id === 'debian')
-        return id;
-    if (idLike.includes('ubuntu'))
-        return 'ubuntu';
-    if (idLike.includes('debian'))
-        return 'debian';
-    return undefined;
-}
-/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
-function defaultDockerAptUrl(os) {
-    const family = dockerFamily(os.id, os.idLike);
-    return family ? `https://download.docker.com/linux/${family}` : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/host.ts
-/** The host's facts, read once before the phases: distribution, user, systemd, identity, Docker's socket and client config. */
-
-
-
-
-
-/** Interfaces that come and go with Docker, its networks and its containers. */
-const DOCKER_INTERFACES = /^(docker|br-|veth|virbr|cni|flannel|cali|vxlan|tunl|weave)/;
-/**
- * The socket the action's docker commands reach, when it is a unix socket on this host. Not root,
- * they run under sudo, which drops DOCKER_HOST and DOCKER_CONTEXT: a runner that sets either
- * (rootless Docker) gets none here, so that every question goes to the daemon sudo reaches.
- */
-function dockerSocketOf(env, isRoot = true) {
-    const host = env.DOCKER_HOST ?? '';
-    const context = env.DOCKER_CONTEXT ?? '';
-    if (!isRoot && (host !== '' || context !== ''))
-        return undefined;
-    if (context !== '' && context !== 'default')
-        return undefined;
-    if (host === '')
-        return '/var/run/docker.sock';
-    return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
-}
-/** This host's name and network addresses (reads os.hostname and the interfaces; changes nothing). */
-function hostIdentity() {
-    const names = [external_node_os_.hostname()];
-    const interfaces = Object.entries(external_node_os_.networkInterfaces()).flatMap(([name, list]) => (list ?? []).map(a => ({ name, address: a.address })));
-    return {
-        names,
-        addresses: interfaces.map(i => i.address),
-        fixedAddresses: interfaces.filter(i => !DOCKER_INTERFACES.test(i.name)).map(i => i.address)
-    };
-}
-/** Reads the facts every phase shares: distribution, user, root or not, systemd or not, identity. */
-async function readHost(env = process.env) {
-    const text = await external_node_fs_.promises
-        .readFile('/etc/os-release', 'utf8')
-        .catch(() => external_node_fs_.promises.readFile('/usr/lib/os-release', 'utf8'))
-        .catch(() => '');
-    const isRoot = process.getuid?.() === 0;
-    const current = external_node_os_.userInfo().username;
-    return {
-        os: parseOsRelease(text),
-        isRoot,
-        user: isRoot ? (env.SUDO_USER ?? 'root') : current,
-        systemd: await (0,system_files/* exists */.t2)('/run/systemd/system'),
-        tempDir: env.RUNNER_TEMP || external_node_os_.tmpdir(),
-        identity: hostIdentity(),
-        dockerSocket: dockerSocketOf(env, isRoot),
-        dockerConfigDir: env.DOCKER_CONFIG || external_node_path_.join(external_node_os_.homedir(), '.docker')
-    };
-}
-
+// EXTERNAL MODULE: ./src/host.ts
+var host = __nccwpck_require__(2237);
 ;// CONCATENATED MODULE: ./src/docker/reference.ts
 /**
  * The project's one parser for image references and registry addresses (pure). It follows the
@@ -37236,11 +37221,10 @@ function secretValues(raw) {
 
 ;// CONCATENATED MODULE: ./src/outputs.ts
 /**
- * The action's outputs: their names (as action.yml declares them), their typed values, and the one
- * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
- * main step, whether the run succeeded or not.
+ * The action's outputs (pure): their names (as action.yml declares them), their typed values and
+ * their text. Phases fill an Outputs record as they learn things; output-writer.ts writes it once,
+ * at the end of the main step, whether the run succeeded or not.
  */
-
 /** Every output, in action.yml's order. */
 const OUTPUT_NAMES = [
     'docker-version',
@@ -37306,6 +37290,11 @@ function outputValues(o) {
         'freed-bytes': outputs_text(o.disk?.freedBytes)
     };
 }
+
+;// CONCATENATED MODULE: ./src/output-writer.ts
+/** The one writer of the action's outputs: each output's text, through core.setOutput. */
+
+
 /**
  * Sets every output of `names` (every output, for the root action), so later steps can read each
  * one even after a failure.
@@ -37316,6 +37305,8 @@ function writeOutputs(o, names = 'all') {
         lib_core/* setOutput */.uH(name, values[name]);
 }
 
+// EXTERNAL MODULE: ./src/system/files.ts
+var system_files = __nccwpck_require__(1650);
 // EXTERNAL MODULE: ./src/system/process.ts
 var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/system/service.ts
@@ -37571,6 +37562,8 @@ async function restartDocker(runner, manager, tempDir, info) {
     return startDocker(runner, manager, tempDir, info);
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/system/apt.ts
 /** apt and dpkg through the runner: what is installed, held and available, and installing, removing and holding packages. */
 
@@ -37690,10 +37683,11 @@ async function readDebs(runner, files) {
 async function aptInstallOffline(runner, files, tempDir) {
     await aptInstall(runner, files, await noSourcesOptions(tempDir));
 }
-/** apt options that read no source list at all (an empty one, made in `tempDir`). */
+/** apt options that read no source list at all (an empty one, in a new folder of `tempDir`). */
 async function noSourcesOptions(tempDir) {
-    const none = external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources');
-    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'), { recursive: true });
+    // A new folder each time: a fixed name could be one another user prepared, with sources of theirs.
+    const none = await external_node_fs_.promises.mkdtemp(external_node_path_.join(tempDir, 'docker-gpu-setup-no-sources-'));
+    await external_node_fs_.promises.mkdir(external_node_path_.join(none, 'parts'));
     await external_node_fs_.promises.writeFile(external_node_path_.join(none, 'sources.list'), '');
     return [
         '-o',
@@ -38370,6 +38364,7 @@ function errorLines(log) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
+/** The daemon's proxies: what it reports (docker info), and before Docker 23 its systemd drop-in and environment file, written, removed and verified. */
 
 
 
@@ -38444,6 +38439,7 @@ async function verifyDaemonProxies(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
+/** Reads the daemon phase's facts: daemon.json, the toolkit's packages, nvidia-smi, the running daemon's loaded config, its workloads and proxies. */
 
 
 
@@ -38823,6 +38819,8 @@ async function activate(ctx, action, w) {
     return restart(ctx, manager, { ...action, restart: missing }, w, reason);
 }
 
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var lib_io = __nccwpck_require__(8701);
 // EXTERNAL MODULE: external "crypto"
@@ -39724,6 +39722,7 @@ async function sourceFiles(own) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
+/** The daemon phase's effects: the NVIDIA toolkit (repository, packages), then daemon.json written (validated, backed up, atomic), one reload or restart, rollback; and its verification. */
 
 
 
@@ -39869,6 +39868,7 @@ async function verifyDaemon(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu-check.ts
+/** The GPU check after the daemon is set: nvidia-smi on the host, then in a container with --gpus all, and a failure explained. */
 
 
 
@@ -39927,6 +39927,7 @@ async function checkGpus(_plan, ctx, changed) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/phase.ts
+/** The daemon phase bound together: detect, plan, apply, verify, then the secrets closed and the GPU check. */
 
 
 
@@ -39954,6 +39955,7 @@ const daemonPhase = {
 };
 
 ;// CONCATENATED MODULE: ./src/system/docker-api.ts
+/** GETs from Docker Engine's API on its local unix socket (DOCKER_HOST or /var/run/docker.sock), so detection can skip a docker process. */
 
 /**
  * GETs `path` from the Docker Engine API over its local socket (DOCKER_HOST when it is a unix
@@ -40059,6 +40061,7 @@ function parseDfVerbose(json) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/disk/detect.ts
+/** Reads Docker's data root and its free space (the Engine API, then statfs directly) and, when space is short, what Docker holds. */
 
 
 
@@ -40150,6 +40153,7 @@ async function detectDisk(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/disk/apply.ts
+/** The disk phase's effects: removes what the plan allows a batch at a time, measuring free space (statfs) after each, and the final check. */
 
 
 
@@ -40510,6 +40514,8 @@ const diskPhase = {
     check: (plan, ctx) => checkDisk(plan, ctx)
 };
 
+// EXTERNAL MODULE: ./src/system/os-release.ts
+var os_release = __nccwpck_require__(3363);
 ;// CONCATENATED MODULE: ./src/phases/engine/facts.ts
 /** The engine's facts: "Docker 27.3.1 (docker-ce)", "service systemd". */
 function engineFacts(s) {
@@ -40860,6 +40866,7 @@ function staleDockerSources(files, url) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/apply.ts
+/** The engine phase's effects: apt repository, packages, holds, the service and the docker group (read from /etc/group directly); its preview and verification. */
 
 
 
@@ -41075,6 +41082,7 @@ async function verifyEngine(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/detect.ts
+/** Reads the engine phase's facts: dpkg, apt's candidates, the service, the Engine API, offline .debs and /etc/group (read directly). */
 
 
 
@@ -41142,6 +41150,7 @@ async function detectEngine(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/phase.ts
+/** The engine phase bound together: detect, plan (the apt URL from the host's distribution), preview, apply and verify. */
 
 
 
@@ -41150,13 +41159,14 @@ async function detectEngine(ctx) {
 const enginePhase = {
     name: 'Docker engine',
     detect: detectEngine,
-    plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? defaultDockerAptUrl(host.os), dockerUsers(inputs, host.user)),
+    plan: (facts, { inputs, host }) => planEngine(facts, inputs, inputs.dockerAptUrl ?? (0,os_release/* defaultDockerAptUrl */.A)(host.os), dockerUsers(inputs, host.user)),
     preview: previewEngine,
     apply: applyEngine,
     verify: verifyEngine
 };
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/apply.ts
+/** Writes the proxies into the Docker client configs the plan names (every other key kept) and verifies them. */
 
 
 /** Writes each client config the plan names (atomically, keeping its owner and mode). */
@@ -41180,6 +41190,7 @@ async function verifyProxies(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/detect.ts
+/** Reads the Docker client configs the job uses, found directly from the home folder and DOCKER_CONFIG, and the runner's proxy variables. */
 
 
 
@@ -42262,12 +42273,17 @@ function agentsTakeProxies(version = process.versions.node) {
     const [major, minor] = version.split('.').map(Number);
     return major > 24 || (major === 24 && minor >= 5);
 }
+/** The proxy requests to `host` over `scheme` go through; throws when this Node cannot use one. */
+function usableProxy(host, scheme, proxies, node = process.versions.node) {
+    const proxy = proxyFor(host, scheme, proxies);
+    if (proxy !== undefined && !agentsTakeProxies(node)) {
+        throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node v${node} cannot use (it can since 24.5)`, false);
+    }
+    return proxy;
+}
 /** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
 function connectionPool(s, host, o) {
-    const proxy = proxyFor(host, s.scheme, o.proxies);
-    if (proxy !== undefined && !agentsTakeProxies()) {
-        throw new RegistryError(`${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
-    }
+    const proxy = usableProxy(host, s.scheme, o.proxies);
     if (proxy !== undefined)
         lib_core/* debug */.Yz(`${host}: through ${withoutCredentials(proxy)}`);
     if (s.scheme === 'http') {
@@ -42727,14 +42743,17 @@ class RegistryPool {
         lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
         const login = (ours ? settings.login : undefined) ??
             (await savedCredentials(runner, registry, await clientConfigs(runner, host)));
-        return new RegistryClient({
-            host: registry,
-            schemes: schemesFor(secure),
-            cas,
-            client,
-            ...login,
-            proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
-        });
+        const schemes = schemesFor(secure);
+        const proxies = requestProxies(settings.proxies, daemon.proxies, process.env);
+        try {
+            for (const s of schemes)
+                usableProxy(registryEndpoint(registry), s.scheme, proxies);
+        }
+        catch (e) {
+            // The client knows no inputs; the way around a proxy this Node cannot use is push's own.
+            throw new errors/* HostError */.dh(`${(0,errors/* errorMessage */.gJ)(e)}: set push-method: docker`);
+        }
+        return new RegistryClient({ host: registry, schemes, cas, client, ...login, proxies });
     }
     /** Closes this run's registry connections. */
     async close() {
@@ -45376,6 +45395,7 @@ function planRegistry(detected, inputs) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
+/** Reads the registry phase's facts: its containers and image, its files' hashes, and the ports others hold (/proc/net/tcp read directly). */
 
 
 
@@ -45578,6 +45598,7 @@ async function detectRegistry(ctx) {
 // EXTERNAL MODULE: ./src/phases/registry/users.ts
 var registry_users = __nccwpck_require__(3998);
 ;// CONCATENATED MODULE: ./src/phases/registry/apply.ts
+/** The registry phase's effects: image, data folders, htpasswd and TLS files, the registry, mirror and cache containers (recreated with rollback); readiness and checks. */
 
 
 
@@ -46168,6 +46189,7 @@ async function writeSummary(markdown, env = process.env) {
 // EXTERNAL MODULE: ./src/system/lock.ts
 var lock = __nccwpck_require__(6714);
 ;// CONCATENATED MODULE: ./src/main.ts
+/** The main step: inputs, host facts, the host lock and the phases in order, then the outputs and the summary; the one place an error fails the step. */
 
 
 
@@ -46223,7 +46245,7 @@ function defaultDeps() {
         runner: new runner/* ExecRunner */.iN(),
         env: process.env,
         inputHost: fsHost,
-        readHost: () => readHost(),
+        readHost: () => (0,host/* readHost */.rk)(),
         lockHost: (runner, tempDir) => (0,lock/* acquireHostLock */.QM)(runner, tempDir, m => lib_core/* info */.pq(m)),
         stages: phaseStages,
         state: state/* runnerState */.Ej,
@@ -46334,6 +46356,7 @@ async function run(overrides = {}) {
 /* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1427);
 /* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1235);
+/** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
 
 
 
@@ -46491,6 +46514,7 @@ async function verifyGpus(plan, ctx) {
 /* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
 /* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1253);
 /* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6616);
+/** Reads the GPUs (nvidia-smi's query interface), the lease files of the lock folder and the job's worker process (/proc). */
 
 
 
@@ -46949,8 +46973,6 @@ __nccwpck_require__.d(__webpack_exports__, {
   b: () => (/* binding */ post)
 });
 
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 8 modules
 var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
@@ -46964,6 +46986,7 @@ var apply = __nccwpck_require__(7354);
 // EXTERNAL MODULE: ./src/phases/gpus/lease.ts
 var gpus_lease = __nccwpck_require__(6616);
 ;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
+/** The post step's release of the job's GPU leases: removes only the lease files that still name its worker process. */
 
 
 
@@ -46991,9 +47014,12 @@ async function releaseLeases(runner, saved) {
 
 // EXTERNAL MODULE: ./src/phases/registry/users.ts
 var registry_users = __nccwpck_require__(3998);
+// EXTERNAL MODULE: ./src/host.ts
+var host = __nccwpck_require__(2237);
 // EXTERNAL MODULE: ./src/state.ts
 var src_state = __nccwpck_require__(2462);
 ;// CONCATENATED MODULE: ./src/post.ts
+/** The post step: releases the job's GPU leases, removes its DOCKER_CONFIG and, with cleanup, the registry containers it started; warns, never fails. */
 
 
 
@@ -47005,7 +47031,7 @@ var src_state = __nccwpck_require__(2462);
 const realDeps = () => ({
     runner: new runner/* ExecRunner */.iN(),
     state: src_state/* runnerState */.Ej,
-    lockHost: runner => (0,lock/* acquireHostLock */.QM)(runner, process.env.RUNNER_TEMP || external_node_os_.tmpdir(), core/* info */.pq),
+    lockHost: async (runner) => (0,lock/* acquireHostLock */.QM)(runner, await (0,host/* privateTempDir */.nX)(), core/* info */.pq),
     usersDir: lock/* LOCK_DIR */.UE
 });
 /**
@@ -47555,6 +47581,7 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 /* harmony export */ });
 /* unused harmony export NVIDIA_SMI_PATHS */
 /* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1650);
+/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), found by looking, not by running it. */
 
 /**
  * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
@@ -47576,6 +47603,56 @@ async function findNvidiaSmi() {
 
 /***/ }),
 
+/***/ 3363:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   A: () => (/* binding */ defaultDockerAptUrl),
+/* harmony export */   H: () => (/* binding */ parseOsRelease)
+/* harmony export */ });
+/** Parsing of /etc/os-release and what follows from it for Docker's apt repository (pure). */
+/** Parses the KEY=value lines of os-release(5), quotes removed. */
+function parseOsRelease(text) {
+    const vars = {};
+    for (const line of text.split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+        if (!m)
+            continue;
+        vars[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    }
+    const id = (vars.ID ?? 'linux').toLowerCase();
+    const idLike = (vars.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    // Derivatives (Mint, Pop!_OS) carry the Ubuntu codename Docker's repository is keyed by.
+    const family = dockerFamily(id, idLike);
+    const codename = family === 'ubuntu' && vars.UBUNTU_CODENAME
+        ? vars.UBUNTU_CODENAME
+        : (vars.VERSION_CODENAME ?? vars.UBUNTU_CODENAME ?? '');
+    return {
+        id,
+        idLike,
+        versionId: vars.VERSION_ID ?? '',
+        codename,
+        prettyName: vars.PRETTY_NAME ?? id
+    };
+}
+function dockerFamily(id, idLike) {
+    if (id === 'ubuntu' || id === 'debian')
+        return id;
+    if (idLike.includes('ubuntu'))
+        return 'ubuntu';
+    if (idLike.includes('debian'))
+        return 'debian';
+    return undefined;
+}
+/** Docker's repository for this distribution (`…/linux/ubuntu` or `…/linux/debian`), or undefined when it has none. */
+function defaultDockerAptUrl(os) {
+    const family = dockerFamily(os.id, os.idLike);
+    return family ? `https://download.docker.com/linux/${family}` : undefined;
+}
+
+
+/***/ }),
+
 /***/ 7848:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -47587,6 +47664,7 @@ async function findNvidiaSmi() {
 /* unused harmony export parseProcStat */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/** Processes as /proc/<pid>/stat shows them (read directly, as every user may): alive or not, and told apart from a later one reusing the pid. */
 
 /** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
 function pidAlive(pid) {
