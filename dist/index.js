@@ -42687,6 +42687,19 @@ async function addresses(host) {
     }
 }
 /**
+ * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
+ * it: the client knows no inputs, so the hint is the push phase's to give.
+ */
+function refuseUnusableProxy(registry, secure, proxies) {
+    try {
+        for (const s of schemesFor(secure))
+            usableProxy(registryEndpoint(registry), s.scheme, proxies);
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${(0,errors/* errorMessage */.gJ)(e)}: set push-method: docker`);
+    }
+}
+/**
  * The client configs a `docker push` of this job would read, in order: this process's own
  * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
  * (docker under sudo reads that one).
@@ -42743,17 +42756,16 @@ class RegistryPool {
         lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
         const login = (ours ? settings.login : undefined) ??
             (await savedCredentials(runner, registry, await clientConfigs(runner, host)));
-        const schemes = schemesFor(secure);
         const proxies = requestProxies(settings.proxies, daemon.proxies, process.env);
-        try {
-            for (const s of schemes)
-                usableProxy(registryEndpoint(registry), s.scheme, proxies);
-        }
-        catch (e) {
-            // The client knows no inputs; the way around a proxy this Node cannot use is push's own.
-            throw new errors/* HostError */.dh(`${(0,errors/* errorMessage */.gJ)(e)}: set push-method: docker`);
-        }
-        return new RegistryClient({ host: registry, schemes, cas, client, ...login, proxies });
+        refuseUnusableProxy(registry, secure, proxies);
+        return new RegistryClient({
+            host: registry,
+            schemes: schemesFor(secure),
+            cas,
+            client,
+            ...login,
+            proxies
+        });
     }
     /** Closes this run's registry connections. */
     async close() {

@@ -7,6 +7,7 @@ import {promises as dns} from 'node:dns'
 import {isIP} from 'node:net'
 import * as path from 'node:path'
 import * as core from '@actions/core'
+import type {Proxies} from '../../docker/proxy.js'
 import {HostError, errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {HostInfo} from '../../host.js'
@@ -42,6 +43,22 @@ async function addresses(host: string): Promise<string[]> {
   } catch {
     // An unknown name is secure by Docker's rule; connecting will say what is wrong.
     return []
+  }
+}
+
+/**
+ * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
+ * it: the client knows no inputs, so the hint is the push phase's to give.
+ */
+function refuseUnusableProxy(
+  registry: string,
+  secure: boolean,
+  proxies: Proxies | undefined
+): void {
+  try {
+    for (const s of schemesFor(secure)) usableProxy(registryEndpoint(registry), s.scheme, proxies)
+  } catch (e) {
+    throw new HostError(`${errorMessage(e)}: set push-method: docker`)
   }
 }
 
@@ -117,15 +134,16 @@ export class RegistryPool {
     const login =
       (ours ? settings.login : undefined) ??
       (await savedCredentials(runner, registry, await clientConfigs(runner, host)))
-    const schemes = schemesFor(secure)
     const proxies = requestProxies(settings.proxies, daemon.proxies, process.env)
-    try {
-      for (const s of schemes) usableProxy(registryEndpoint(registry), s.scheme, proxies)
-    } catch (e) {
-      // The client knows no inputs; the way around a proxy this Node cannot use is push's own.
-      throw new HostError(`${errorMessage(e)}: set push-method: docker`)
-    }
-    return new RegistryClient({host: registry, schemes, cas, client, ...login, proxies})
+    refuseUnusableProxy(registry, secure, proxies)
+    return new RegistryClient({
+      host: registry,
+      schemes: schemesFor(secure),
+      cas,
+      client,
+      ...login,
+      proxies
+    })
   }
 
   /** Closes this run's registry connections. */
