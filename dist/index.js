@@ -35211,6 +35211,7 @@ function entryForScript(script) {
 /* harmony export */   gJ: () => (/* binding */ errorMessage),
 /* harmony export */   os: () => (/* binding */ tailLines)
 /* harmony export */ });
+/** The action's errors (pure): bad input (InputError), everything else (HostError, CommandError), and the one line each becomes. */
 /** A bad input value: the message is the one line the step fails with. Thrown before any change. */
 class InputError extends Error {
     input;
@@ -35283,6 +35284,7 @@ var core = __nccwpck_require__(6058);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 ;// CONCATENATED MODULE: ./src/exec/runner.ts
+/** The CommandRunner and its real one: argv arrays (never a shell) through @actions/exec or spawn, with timeout, sudo and the proxy variables sudo must keep. */
 
 
 
@@ -35483,7 +35485,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1898);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9262);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
@@ -35671,7 +35673,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 1898:
+/***/ 9262:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36939,6 +36941,20 @@ function secretValues(raw) {
 
 // EXTERNAL MODULE: ./src/outputs.ts
 var outputs = __nccwpck_require__(7729);
+;// CONCATENATED MODULE: ./src/output-writer.ts
+/** The one writer of the action's outputs: each output's text, through core.setOutput. */
+
+
+/**
+ * Sets every output of `names` (every output, for the root action), so later steps can read each
+ * one even after a failure.
+ */
+function writeOutputs(o, names = 'all') {
+    const values = (0,outputs/* outputValues */.uN)(o);
+    for (const name of names === 'all' ? outputs/* OUTPUT_NAMES */.P0 : names)
+        lib_core/* setOutput */.uH(name, values[name]);
+}
+
 // EXTERNAL MODULE: ./src/system/files.ts
 var system_files = __nccwpck_require__(1650);
 // EXTERNAL MODULE: ./src/system/process.ts
@@ -37998,6 +38014,7 @@ function errorLines(log) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/proxies.ts
+/** The daemon's proxies: what it reports (docker info), and before Docker 23 its systemd drop-in and environment file, written, removed and verified. */
 
 
 
@@ -38074,6 +38091,7 @@ async function verifyDaemonProxies(p, ctx) {
 // EXTERNAL MODULE: ./src/docker/labels.ts
 var labels = __nccwpck_require__(65);
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
+/** Reads the daemon phase's facts: daemon.json, the toolkit's packages, nvidia-smi, the running daemon's loaded config, its workloads and proxies. */
 
 
 
@@ -39358,6 +39376,7 @@ async function sourceFiles(own) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/apply.ts
+/** The daemon phase's effects: the NVIDIA toolkit (repository, packages), then daemon.json written (validated, backed up, atomic), one reload or restart, rollback; and its verification. */
 
 
 
@@ -39503,6 +39522,7 @@ async function verifyDaemon(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/gpu-check.ts
+/** The GPU check after the daemon is set: nvidia-smi on the host, then in a container with --gpus all, and a failure explained. */
 
 
 
@@ -39576,6 +39596,7 @@ async function checkGpus(_plan, ctx, changed) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/daemon/phase.ts
+/** The daemon phase bound together: detect, plan, apply, verify, then the secrets closed and the GPU check. */
 
 
 
@@ -39603,6 +39624,7 @@ const daemonPhase = {
 };
 
 ;// CONCATENATED MODULE: ./src/system/docker-api.ts
+/** GETs from Docker Engine's API on its local unix socket (DOCKER_HOST or /var/run/docker.sock), so detection can skip a docker process. */
 
 /**
  * GETs `path` from the Docker Engine API over its local socket (DOCKER_HOST when it is a unix
@@ -39708,6 +39730,7 @@ function parseDfVerbose(json) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/disk/detect.ts
+/** Reads Docker's data root and its free space (the Engine API, then statfs directly) and, when space is short, what Docker holds. */
 
 
 
@@ -39799,6 +39822,7 @@ async function detectDisk(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/disk/apply.ts
+/** The disk phase's effects: removes what the plan allows a batch at a time, measuring free space (statfs) after each, and the final check. */
 
 
 
@@ -40511,6 +40535,7 @@ function staleDockerSources(files, url) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/apply.ts
+/** The engine phase's effects: apt repository, packages, holds, the service and the docker group (read from /etc/group directly); its preview and verification. */
 
 
 
@@ -40726,6 +40751,7 @@ async function verifyEngine(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/detect.ts
+/** Reads the engine phase's facts: dpkg, apt's candidates, the service, the Engine API, offline .debs and /etc/group (read directly). */
 
 
 
@@ -40793,6 +40819,7 @@ async function detectEngine(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/engine/phase.ts
+/** The engine phase bound together: detect, plan (the apt URL from the host's distribution), preview, apply and verify. */
 
 
 
@@ -40808,6 +40835,7 @@ const enginePhase = {
 };
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/apply.ts
+/** Writes the proxies into the Docker client configs the plan names (every other key kept) and verifies them. */
 
 
 /** Writes each client config the plan names (atomically, keeping its owner and mode). */
@@ -40831,6 +40859,7 @@ async function verifyProxies(p, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/proxy/detect.ts
+/** Reads the Docker client configs the job uses, found directly from the home folder and DOCKER_CONFIG, and the runner's proxy variables. */
 
 
 
@@ -41439,6 +41468,16 @@ function healthOutput(report) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
+/**
+ * Whether running containers lose their GPUs on `systemctl daemon-reload`, and NVIDIA's fix for
+ * this host (pure). With the systemd cgroup driver, systemd rewrites a container's device rules
+ * from what runc told it on every daemon-reload: a GPU granted by the toolkit's legacy hook
+ * (written straight into the cgroup) is lost, and so is a device in the container's spec whose
+ * /dev/char/MAJOR:MINOR link is missing (systemd names devices by that link). Containers then fail
+ * with `Failed to initialize NVML: Unknown Error` (NVIDIA/nvidia-container-toolkit issue 48;
+ * NVIDIA's troubleshooting page lists the fixes). The e2e test device-reload shows both losses
+ * with a stand-in device node.
+ */
 /** Docker reads CDI specs (features.cdi) from 25.0. */
 const CDI_DOCKER = 25;
 /** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
@@ -41611,6 +41650,7 @@ async function detectGpuHealth(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-phase.ts
+/** GPU health phase: the gate before any GPU is leased or checked; sets the gpu-health output. */
 
 
 
@@ -41749,6 +41789,7 @@ function planDriverHold(f) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/gpus/driver-hold-phase.ts
+/** Driver hold phase: the apt.conf fragment that keeps unattended upgrades off the NVIDIA packages (writes /etc/apt/apt.conf.d). */
 
 
 
@@ -42736,12 +42777,17 @@ function agentsTakeProxies(version = process.versions.node) {
     const [major, minor] = version.split('.').map(Number);
     return major > 24 || (major === 24 && minor >= 5);
 }
+/** The proxy requests to `host` over `scheme` go through; throws when this Node cannot use one. */
+function usableProxy(host, scheme, proxies, node = process.versions.node) {
+    const proxy = proxyFor(host, scheme, proxies);
+    if (proxy !== undefined && !agentsTakeProxies(node)) {
+        throw new RegistryError(`${host} is reached through the proxy ${(0,docker_proxy/* withoutCredentials */.ri)(proxy)}, which Node v${node} cannot use (it can since 24.5)`, false);
+    }
+    return proxy;
+}
 /** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
 function connectionPool(s, host, o) {
-    const proxy = proxyFor(host, s.scheme, o.proxies);
-    if (proxy !== undefined && !agentsTakeProxies()) {
-        throw new RegistryError(`${host} is reached through the proxy ${(0,docker_proxy/* withoutCredentials */.ri)(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`, false);
-    }
+    const proxy = usableProxy(host, s.scheme, o.proxies);
     if (proxy !== undefined)
         lib_core/* debug */.Yz(`${host}: through ${(0,docker_proxy/* withoutCredentials */.ri)(proxy)}`);
     if (s.scheme === 'http') {
@@ -43147,6 +43193,19 @@ async function addresses(host) {
     }
 }
 /**
+ * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
+ * it: the client knows no inputs, so the hint is the push phase's to give.
+ */
+function refuseUnusableProxy(registry, secure, proxies) {
+    try {
+        for (const s of schemesFor(secure))
+            usableProxy(registryEndpoint(registry), s.scheme, proxies);
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${(0,errors/* errorMessage */.gJ)(e)}: set push-method: docker`);
+    }
+}
+/**
  * The client configs a `docker push` of this job would read, in order: this process's own
  * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
  * (docker under sudo reads that one).
@@ -43203,13 +43262,15 @@ class RegistryPool {
         lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
         const login = (ours ? settings.login : undefined) ??
             (await savedCredentials(runner, registry, await clientConfigs(runner, host)));
+        const proxies = requestProxies(settings.proxies, daemon.proxies, process.env);
+        refuseUnusableProxy(registry, secure, proxies);
         return new RegistryClient({
             host: registry,
             schemes: schemesFor(secure),
             cas,
             client,
             ...login,
-            proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
+            proxies
         });
     }
     /** Closes this run's registry connections. */
@@ -45858,6 +45919,7 @@ function planRegistry(detected, inputs) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/registry/detect.ts
+/** Reads the registry phase's facts: its containers and image, its files' hashes, and the ports others hold (/proc/net/tcp read directly). */
 
 
 
@@ -46060,6 +46122,7 @@ async function detectRegistry(ctx) {
 // EXTERNAL MODULE: ./src/phases/registry/users.ts
 var registry_users = __nccwpck_require__(3998);
 ;// CONCATENATED MODULE: ./src/phases/registry/apply.ts
+/** The registry phase's effects: image, data folders, htpasswd and TLS files, the registry, mirror and cache containers (recreated with rollback); readiness and checks. */
 
 
 
@@ -46315,6 +46378,7 @@ var write = __nccwpck_require__(6063);
 // EXTERNAL MODULE: ./src/system/lock.ts
 var lock = __nccwpck_require__(6714);
 ;// CONCATENATED MODULE: ./src/main.ts
+/** The main step: inputs, host facts, the host lock and the phases in order, then the outputs and the summary; the one place an error fails the step. */
 
 
 
@@ -46469,7 +46533,7 @@ async function run(overrides = {}) {
         record.error = (0,errors/* errorMessage */.gJ)(e);
         lib_core/* setFailed */.C1(record.error);
     }
-    (0,outputs/* writeOutputs */.Kn)(record.outputs, deps.entry.outputs);
+    writeOutputs(record.outputs, deps.entry.outputs);
     if (record.summary)
         await summarise(record, (Date.now() - started) / 1000, deps.env);
 }
@@ -46504,19 +46568,17 @@ async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.i
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Kn: () => (/* binding */ writeOutputs),
+/* harmony export */   P0: () => (/* binding */ OUTPUT_NAMES),
 /* harmony export */   P3: () => (/* binding */ digestsText),
 /* harmony export */   ZN: () => (/* binding */ teardownJson),
 /* harmony export */   uN: () => (/* binding */ outputValues)
 /* harmony export */ });
-/* unused harmony exports OUTPUT_NAMES, imagesJson, dockerGpus */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6058);
+/* unused harmony exports imagesJson, dockerGpus */
 /**
- * The action's outputs: their names (as action.yml declares them), their typed values, and the one
- * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
- * main step, whether the run succeeded or not.
+ * The action's outputs (pure): their names (as action.yml declares them), their typed values and
+ * their text. Phases fill an Outputs record as they learn things; output-writer.ts writes it once,
+ * at the end of the main step, whether the run succeeded or not.
  */
-
 /** Every output, in action.yml's order. */
 const OUTPUT_NAMES = [
     'docker-version',
@@ -46593,15 +46655,6 @@ function outputValues(o) {
         teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
     };
 }
-/**
- * Sets every output of `names` (every output, for the root action), so later steps can read each
- * one even after a failure.
- */
-function writeOutputs(o, names = 'all') {
-    const values = outputValues(o);
-    for (const name of names === 'all' ? OUTPUT_NAMES : names)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH(name, values[name]);
-}
 
 
 /***/ }),
@@ -46623,6 +46676,7 @@ function writeOutputs(o, names = 'all') {
 /* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1427);
 /* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1235);
+/** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
 
 
 
@@ -46856,6 +46910,7 @@ async function verifyGpus(plan, ctx) {
 /* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
 /* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1253);
 /* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6616);
+/** Reads the GPUs (nvidia-smi's query interface), the lease files of the lock folder and the job's worker process (/proc). */
 
 
 
@@ -48792,6 +48847,7 @@ var lock = __nccwpck_require__(6714);
 // EXTERNAL MODULE: ./src/phases/gpus/apply.ts
 var apply = __nccwpck_require__(7354);
 ;// CONCATENATED MODULE: ./src/phases/gpus/release.ts
+/** The post step's release of the job's GPU leases: removes only the lease files that still name its worker process. */
 
 
 
@@ -48834,6 +48890,7 @@ var write = __nccwpck_require__(6063);
 // EXTERNAL MODULE: ./src/system/process.ts
 var system_process = __nccwpck_require__(7848);
 ;// CONCATENATED MODULE: ./src/post.ts
+/** The post step: releases the job's GPU leases, removes its DOCKER_CONFIG and, with cleanup, the registry containers it started; warns, never fails. */
 
 
 
@@ -49909,6 +49966,7 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 /* harmony export */ });
 /* unused harmony export NVIDIA_SMI_PATHS */
 /* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1650);
+/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), found by looking, not by running it. */
 
 /**
  * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
@@ -49991,6 +50049,7 @@ function defaultDockerAptUrl(os) {
 /* unused harmony export parseProcStat */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/** Processes as /proc/<pid>/stat shows them (read directly, as every user may): alive or not, and told apart from a later one reusing the pid. */
 
 /** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */
 function pidAlive(pid) {

@@ -1,3 +1,5 @@
+/** The action's errors (pure): bad input (InputError), everything else (HostError, CommandError), and the one line each becomes. */
+
 /** A bad input value: the message is the one line the step fails with. Thrown before any change. */
 export class InputError extends Error {
   constructor(

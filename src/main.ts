@@ -1,3 +1,4 @@
+/** The main step: inputs, host facts, the host lock and the phases in order, then the outputs and the summary; the one place an error fails the step. */
 import {statSync} from 'node:fs'
 import * as core from '@actions/core'
 import {proxyEnvironment} from './docker/proxy.js'
@@ -14,7 +15,8 @@ import {
   readRawInputs,
   type Inputs
 } from './inputs.js'
-import {writeOutputs, type Outputs} from './outputs.js'
+import {writeOutputs} from './output-writer.js'
+import type {Outputs} from './outputs.js'
 import {daemonPhase} from './phases/daemon/phase.js'
 import {diskPhase} from './phases/disk/phase.js'
 import {enginePhase} from './phases/engine/phase.js'

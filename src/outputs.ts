@@ -1,9 +1,8 @@
 /**
- * The action's outputs: their names (as action.yml declares them), their typed values, and the one
- * writer. Phases fill an Outputs record as they learn things; it is written once, at the end of the
- * main step, whether the run succeeded or not.
+ * The action's outputs (pure): their names (as action.yml declares them), their typed values and
+ * their text. Phases fill an Outputs record as they learn things; output-writer.ts writes it once,
+ * at the end of the main step, whether the run succeeded or not.
  */
-import * as core from '@actions/core'
 
 /** Every output, in action.yml's order. */
 export const OUTPUT_NAMES = [
@@ -180,13 +179,4 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'freed-bytes': text(o.disk?.freedBytes),
     teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
   }
-}
-
-/**
- * Sets every output of `names` (every output, for the root action), so later steps can read each
- * one even after a failure.
- */
-export function writeOutputs(o: Outputs, names: readonly OutputName[] | 'all' = 'all'): void {
-  const values = outputValues(o)
-  for (const name of names === 'all' ? OUTPUT_NAMES : names) core.setOutput(name, values[name])
 }

@@ -1,3 +1,4 @@
+/** The post step: releases the job's GPU leases, removes its DOCKER_CONFIG and, with cleanup, the registry containers it started; warns, never fails. */
 import * as core from '@actions/core'
 import {errorMessage} from './errors.js'
 import {ExecRunner, type CommandRunner} from './exec/runner.js'

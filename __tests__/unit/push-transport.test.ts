@@ -7,8 +7,10 @@ import {
   proxyFor,
   registryHostname,
   requestProxies,
-  schemesFor
+  schemesFor,
+  usableProxy
 } from '../../src/registry-client/transport.js'
+import {errorMessage} from '../../src/errors.js'
 import {storedCredentials} from '../../src/registry-client/auth.js'
 
 /** What Docker 20.10 prints for `docker info --format '{{json .RegistryConfig}}'` with one insecure registry. */
@@ -125,6 +127,23 @@ describe('the proxy of the action’s own registry requests', () => {
   it('is direct without a proxy for the scheme', () => {
     expect(proxyFor('r.corp', 'http', {https: P, noProxy: []})).toBeUndefined()
     expect(proxyFor('r.corp', 'https', undefined)).toBeUndefined()
+  })
+
+  it('is refused on a Node whose agents take no proxy, in words that name no action input', () => {
+    const proxies = {http: P, https: P, noProxy: ['direct.corp']}
+    const refusal = (node: string): string => {
+      try {
+        return `used ${usableProxy('r.corp', 'https', proxies, node)}`
+      } catch (e) {
+        return errorMessage(e)
+      }
+    }
+    expect(refusal('24.5.0')).toBe(`used ${P}`)
+    expect(refusal('24.4.1')).toMatch(
+      /^r\.corp is reached through the proxy .*, which Node .* cannot use/
+    )
+    expect(refusal('22.12.0')).not.toMatch(/push-method|input/)
+    expect(usableProxy('direct.corp', 'https', proxies, '22.12.0')).toBeUndefined()
   })
 })
 

@@ -1,3 +1,4 @@
+/** The CommandRunner and its real one: argv arrays (never a shell) through @actions/exec or spawn, with timeout, sudo and the proxy variables sudo must keep. */
 import {spawn} from 'node:child_process'
 import type {Readable} from 'node:stream'
 import {getExecOutput} from '@actions/exec'

@@ -243,15 +243,26 @@ export interface PoolOptions {
   proxies?: Proxies
 }
 
-/** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
-export function connectionPool(s: Scheme, host: string, o: PoolOptions): http.Agent {
-  const proxy = proxyFor(host, s.scheme, o.proxies)
-  if (proxy !== undefined && !agentsTakeProxies()) {
+/** The proxy requests to `host` over `scheme` go through; throws when this Node cannot use one. */
+export function usableProxy(
+  host: string,
+  scheme: Scheme['scheme'],
+  proxies: Proxies | undefined,
+  node = process.versions.node
+): string | undefined {
+  const proxy = proxyFor(host, scheme, proxies)
+  if (proxy !== undefined && !agentsTakeProxies(node)) {
     throw new RegistryError(
-      `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node ${process.version} cannot use (it can since 24.5): set push-method: docker`,
+      `${host} is reached through the proxy ${withoutCredentials(proxy)}, which Node v${node} cannot use (it can since 24.5)`,
       false
     )
   }
+  return proxy
+}
+
+/** A keep-alive connection pool to `host` over scheme `s`, through the proxy the daemon would use. */
+export function connectionPool(s: Scheme, host: string, o: PoolOptions): http.Agent {
+  const proxy = usableProxy(host, s.scheme, o.proxies)
   if (proxy !== undefined) core.debug(`${host}: through ${withoutCredentials(proxy)}`)
   if (s.scheme === 'http') {
     return new http.Agent({keepAlive: true, ...(proxy ? {proxyEnv: {HTTP_PROXY: proxy}} : {})})

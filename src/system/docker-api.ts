@@ -1,3 +1,4 @@
+/** GETs from Docker Engine's API on its local unix socket (DOCKER_HOST or /var/run/docker.sock), so detection can skip a docker process. */
 import * as http from 'node:http'
 
 /**

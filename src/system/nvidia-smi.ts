@@ -1,3 +1,4 @@
+/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), found by looking, not by running it. */
 import {exists} from './files.js'
 
 /**

@@ -1,3 +1,4 @@
+/** Processes as /proc/<pid>/stat shows them (read directly, as every user may): alive or not, and told apart from a later one reusing the pid. */
 import {readFileSync} from 'node:fs'
 
 /** Is this pid a live process? Root's processes count (EPERM); a zombie has exited and does not. */

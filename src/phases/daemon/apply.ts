@@ -1,3 +1,4 @@
+/** The daemon phase's effects: the NVIDIA toolkit (repository, packages), then daemon.json written (validated, backed up, atomic), one reload or restart, rollback; and its verification. */
 import * as core from '@actions/core'
 import {HostError, tailLines} from '../../errors.js'
 import {

@@ -1,3 +1,4 @@
+/** Reads the daemon phase's facts: daemon.json, the toolkit's packages, nvidia-smi, the running daemon's loaded config, its workloads and proxies. */
 import {heldPackages, installedPackages, readOfflineFolder} from '../../system/apt.js'
 import {exists, readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'

@@ -1,3 +1,4 @@
+/** The GPU check after the daemon is set: nvidia-smi on the host, then in a container with --gpus all, and a failure explained. */
 import * as core from '@actions/core'
 import {HostError, tailLines} from '../../errors.js'
 import type {PhaseContext} from '../pipeline.js'

@@ -1,3 +1,4 @@
+/** The daemon phase bound together: detect, plan, apply, verify, then the secrets closed and the GPU check. */
 import * as core from '@actions/core'
 import type {Phase} from '../pipeline.js'
 import {closeSecrets} from './activate.js'

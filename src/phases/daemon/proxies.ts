@@ -1,3 +1,4 @@
+/** The daemon's proxies: what it reports (docker info), and before Docker 23 its systemd drop-in and environment file, written, removed and verified. */
 import {withoutCredentials} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'

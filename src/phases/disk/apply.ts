@@ -1,3 +1,4 @@
+/** The disk phase's effects: removes what the plan allows a batch at a time, measuring free space (statfs) after each, and the final check. */
 import {promises as fs} from 'node:fs'
 import {HostError} from '../../errors.js'
 import type {DiskResult} from '../../outputs.js'

@@ -1,3 +1,4 @@
+/** Reads Docker's data root and its free space (the Engine API, then statfs directly) and, when space is short, what Docker holds. */
 import {promises as fs} from 'node:fs'
 import type {CommandRunner} from '../../exec/runner.js'
 import {HostError} from '../../errors.js'

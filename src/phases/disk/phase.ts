@@ -1,3 +1,4 @@
+/** The disk phase bound together: detect, plan, apply, verify and the free-space check. */
 import type {Phase} from '../pipeline.js'
 import {applyDisk, checkDisk, verifyDisk} from './apply.js'
 import {detectDisk} from './detect.js'

@@ -1,3 +1,4 @@
+/** The engine phase's effects: apt repository, packages, holds, the service and the docker group (read from /etc/group directly); its preview and verification. */
 import {promises as fs} from 'node:fs'
 import * as core from '@actions/core'
 import {HostError, errorMessage} from '../../errors.js'

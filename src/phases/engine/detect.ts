@@ -1,3 +1,4 @@
+/** Reads the engine phase's facts: dpkg, apt's candidates, the service, the Engine API, offline .debs and /etc/group (read directly). */
 import {promises as fs} from 'node:fs'
 import {candidates, heldPackages, installedPackages, readOfflineFolder} from '../../system/apt.js'
 import {openEngineApi} from '../../system/engine-api.js'

@@ -1,3 +1,4 @@
+/** The engine phase bound together: detect, plan (the apt URL from the host's distribution), preview, apply and verify. */
 import {defaultDockerAptUrl} from '../../system/os-release.js'
 import type {Phase} from '../pipeline.js'
 import {applyEngine, previewEngine, verifyEngine} from './apply.js'

@@ -1,3 +1,4 @@
+/** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError} from '../../errors.js'

@@ -1,3 +1,4 @@
+/** Reads the GPUs (nvidia-smi's query interface), the lease files of the lock folder and the job's worker process (/proc). */
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import {HostError, errorMessage, tailLines} from '../../errors.js'

@@ -8,6 +8,7 @@
  * NVIDIA's troubleshooting page lists the fixes). The e2e test device-reload shows both losses
  * with a stand-in device node.
  */
+
 /** What decides the risk. */
 export interface DeviceLossFacts {
   /** systemd runs the host (daemon-reload exists). */

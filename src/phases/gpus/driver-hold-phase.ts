@@ -1,3 +1,4 @@
+/** Driver hold phase: the apt.conf fragment that keeps unattended upgrades off the NVIDIA packages (writes /etc/apt/apt.conf.d). */
 import {HostError} from '../../errors.js'
 import {installedPackages} from '../../system/apt.js'
 import {exists, readFileMaybe, removeFile, writeFileAtomic} from '../../system/files.js'

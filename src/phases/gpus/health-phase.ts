@@ -1,3 +1,4 @@
+/** GPU health phase: the gate before any GPU is leased or checked; sets the gpu-health output. */
 import * as core from '@actions/core'
 import {HostError} from '../../errors.js'
 import type {Fact, Phase, PhasePlan} from '../pipeline.js'

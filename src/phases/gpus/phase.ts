@@ -1,3 +1,4 @@
+/** The GPU lease phase bound together: it runs before the host lock, and republishes leases the job already held. */
 import type {Phase} from '../pipeline.js'
 import {applyGpus, publishLeases, verifyGpus} from './apply.js'
 import {detectGpus} from './detect.js'

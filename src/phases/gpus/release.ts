@@ -1,3 +1,4 @@
+/** The post step's release of the job's GPU leases: removes only the lease files that still name its worker process. */
 import * as core from '@actions/core'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {SavedLease} from '../../state.js'

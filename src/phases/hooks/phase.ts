@@ -1,3 +1,4 @@
+/** Runner hooks phase: installs or removes the runner's job hooks (root-owned scripts, its .env). */
 import type {Phase} from '../pipeline.js'
 import {applyHooks, verifyHooks} from './apply.js'
 import {detectHooks} from './detect.js'

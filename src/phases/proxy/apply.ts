@@ -1,3 +1,4 @@
+/** Writes the proxies into the Docker client configs the plan names (every other key kept) and verifies them. */
 import {HostError} from '../../errors.js'
 import {readFileMaybe, writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'

@@ -1,3 +1,4 @@
+/** Reads the Docker client configs the job uses, found directly from the home folder and DOCKER_CONFIG, and the runner's proxy variables. */
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {withoutCredentials} from '../../docker/proxy.js'

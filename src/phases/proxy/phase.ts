@@ -1,3 +1,4 @@
+/** The proxy phase bound together: detect, plan, apply and verify. */
 import type {Phase} from '../pipeline.js'
 import {applyProxies, verifyProxies} from './apply.js'
 import {detectProxies} from './detect.js'

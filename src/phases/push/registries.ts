@@ -7,6 +7,7 @@ import {promises as dns} from 'node:dns'
 import {isIP} from 'node:net'
 import * as path from 'node:path'
 import * as core from '@actions/core'
+import type {Proxies} from '../../docker/proxy.js'
 import {HostError, errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {HostInfo} from '../../host.js'
@@ -15,9 +16,11 @@ import {RegistryClient} from '../../registry-client/client.js'
 import {
   certFiles,
   isSecureRegistry,
+  registryEndpoint,
   registryHostname,
   requestProxies,
   schemesFor,
+  usableProxy,
   type DaemonRegistryConfig
 } from '../../registry-client/transport.js'
 import {listDirMaybe, readFileMaybe} from '../../system/files.js'
@@ -40,6 +43,22 @@ async function addresses(host: string): Promise<string[]> {
   } catch {
     // An unknown name is secure by Docker's rule; connecting will say what is wrong.
     return []
+  }
+}
+
+/**
+ * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
+ * it: the client knows no inputs, so the hint is the push phase's to give.
+ */
+function refuseUnusableProxy(
+  registry: string,
+  secure: boolean,
+  proxies: Proxies | undefined
+): void {
+  try {
+    for (const s of schemesFor(secure)) usableProxy(registryEndpoint(registry), s.scheme, proxies)
+  } catch (e) {
+    throw new HostError(`${errorMessage(e)}: set push-method: docker`)
   }
 }
 
@@ -115,13 +134,15 @@ export class RegistryPool {
     const login =
       (ours ? settings.login : undefined) ??
       (await savedCredentials(runner, registry, await clientConfigs(runner, host)))
+    const proxies = requestProxies(settings.proxies, daemon.proxies, process.env)
+    refuseUnusableProxy(registry, secure, proxies)
     return new RegistryClient({
       host: registry,
       schemes: schemesFor(secure),
       cas,
       client,
       ...login,
-      proxies: requestProxies(settings.proxies, daemon.proxies, process.env)
+      proxies
     })
   }
 

@@ -1,3 +1,4 @@
+/** The registry phase's effects: image, data folders, htpasswd and TLS files, the registry, mirror and cache containers (recreated with rollback); readiness and checks. */
 import {promises as fs} from 'node:fs'
 import * as http from 'node:http'
 import * as https from 'node:https'

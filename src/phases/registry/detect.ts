@@ -1,3 +1,4 @@
+/** Reads the registry phase's facts: its containers and image, its files' hashes, and the ports others hold (/proc/net/tcp read directly). */
 import {promises as fs} from 'node:fs'
 import * as net from 'node:net'
 import type {CommandRunner} from '../../exec/runner.js'

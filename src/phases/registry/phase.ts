@@ -1,3 +1,4 @@
+/** The registry phase bound together: detect, plan, apply, verify and check. */
 import type {Phase} from '../pipeline.js'
 import {applyRegistry, checkRegistry, verifyRegistry} from './apply.js'
 import {detectRegistry} from './detect.js'
