@@ -8,7 +8,7 @@
 #   min-free-space   a check that finds enough free space (1MB) and removes nothing
 # Without an nvidia-smi on PATH, the test suite's stand-in answers for four idle GPUs (from a
 # temporary folder put first on PATH; nothing is installed). Leases go to the host lock folder,
-# /run/lock/docker-gpu-setup, and are all released before the script ends.
+# /run/docker-gpu-setup, and are all released before the script ends.
 # Run as root on a host where the action has already set Docker up:
 #   npm run package && sudo bench/gpuhost.sh      (NODE=/path/to/node24 to use another Node 24)
 set -euo pipefail
@@ -104,5 +104,5 @@ post_pair() {
 }
 # shellcheck disable=SC2046
 row "post step (two leases released)" $(post_pair)
-left=$(find /run/lock/docker-gpu-setup -name '*.lease' 2>/dev/null | wc -l)
-echo "leases left in /run/lock/docker-gpu-setup: $left"
+left=$(find /run/docker-gpu-setup -name '*.lease' 2>/dev/null | wc -l)
+echo "leases left in /run/docker-gpu-setup: $left"

@@ -127,7 +127,7 @@ describe('gpus', () => {
     expect(Object.keys(outputs).sort()).toEqual(['docker-gpus', 'gpu-indexes', 'gpu-uuids'])
     expect(outputs['gpu-indexes']).toMatch(/^[01]$/)
     const leases = (): string =>
-      box.sh('ls /run/lock/docker-gpu-setup 2>/dev/null | grep -c "\\.lease$" || true').trim()
+      box.sh('ls /run/docker-gpu-setup 2>/dev/null | grep -c "\\.lease$" || true').trim()
     expect(leases()).toBe('1')
     box.sh(`touch ${dir}/post`)
     await job.done
