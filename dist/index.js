@@ -36853,7 +36853,9 @@ function phaseSettings(inputs, identity) {
             config: {
                 gpus: gpusText(inputs.gpus.gpus),
                 gpuWait: inputs.gpus.gpuWait,
-                teardown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+                teardown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none'),
+                gpuHealth: inputs.gpuHealth.mode,
+                gpuCountExpected: inputs.gpuHealth.countExpected
             }
         },
         daemon: {
@@ -46546,7 +46548,6 @@ async function run(overrides = {}) {
 async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.iN()) {
     try {
         const gpus = parseGpuInputs({ gpus: config.gpus, 'gpu-wait': String(config.gpuWait) });
-        // The GPU health gate goes here, before any GPU is leased, as in the main step.
         if (gpus.gpus.kind === 'none') {
             lib_core/* info */.pq('The job hooks were installed without gpus: no lease.');
             return;
@@ -46554,7 +46555,16 @@ async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.i
         const host = await (0,src_host/* readHost */.rk)();
         const outputs = {};
         const ctx = { host, runner, outputs, warn: (m) => lib_core/* warning */.$e(m), remember: () => { } };
-        await runPipeline([stage(gpuPhase, { ...ctx, inputs: gpuSettings(gpus, config.teardown) })], false, []);
+        // The health gate first, as in the main step: an unhealthy GPU is never leased to the job.
+        const health = {
+            mode: config.gpuHealth,
+            countExpected: config.gpuCountExpected,
+            holdDriver: false
+        };
+        await runPipeline([
+            stage(gpuHealthPhase, { ...ctx, inputs: health }),
+            stage(gpuPhase, { ...ctx, inputs: gpuSettings(gpus, config.teardown) })
+        ], false, []);
     }
     catch (e) {
         lib_core/* setFailed */.C1((0,errors/* errorMessage */.gJ)(e));
@@ -47344,7 +47354,10 @@ async function readHookConfig() {
     return {
         gpus: typeof v.gpus === 'string' ? v.gpus : '',
         gpuWait: typeof v.gpuWait === 'number' ? v.gpuWait : 900,
-        teardown: v.teardown === true
+        teardown: v.teardown === true,
+        // Hooks installed before the gate existed run it as the input's default does.
+        gpuHealth: v.gpuHealth === 'warn' || v.gpuHealth === 'off' ? v.gpuHealth : 'fail',
+        gpuCountExpected: typeof v.gpuCountExpected === 'number' ? v.gpuCountExpected : undefined
     };
 }
 

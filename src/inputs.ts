@@ -250,7 +250,9 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       config: {
         gpus: gpusText(inputs.gpus.gpus),
         gpuWait: inputs.gpus.gpuWait,
-        teardown: teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+        teardown: teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none'),
+        gpuHealth: inputs.gpuHealth.mode,
+        gpuCountExpected: inputs.gpuHealth.countExpected
       }
     },
     daemon: {

@@ -234,7 +234,6 @@ export async function jobStartedHook(
 ): Promise<void> {
   try {
     const gpus = parseGpuInputs({gpus: config.gpus, 'gpu-wait': String(config.gpuWait)})
-    // The GPU health gate goes here, before any GPU is leased, as in the main step.
     if (gpus.gpus.kind === 'none') {
       core.info('The job hooks were installed without gpus: no lease.')
       return
@@ -242,8 +241,17 @@ export async function jobStartedHook(
     const host = await readHost()
     const outputs: Outputs = {}
     const ctx = {host, runner, outputs, warn: (m: string) => core.warning(m), remember: () => {}}
+    // The health gate first, as in the main step: an unhealthy GPU is never leased to the job.
+    const health = {
+      mode: config.gpuHealth,
+      countExpected: config.gpuCountExpected,
+      holdDriver: false
+    }
     await runPipeline(
-      [stage(gpuPhase, {...ctx, inputs: gpuSettings(gpus, config.teardown)})],
+      [
+        stage(gpuHealthPhase, {...ctx, inputs: health}),
+        stage(gpuPhase, {...ctx, inputs: gpuSettings(gpus, config.teardown)})
+      ],
       false,
       []
     )

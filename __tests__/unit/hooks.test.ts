@@ -14,7 +14,7 @@ import {
 
 const ENV = 'LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\n'
 const HOOKED = `LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\nACTIONS_RUNNER_HOOK_JOB_STARTED=${HOOK_FILES.started}\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=${HOOK_FILES.completed}\n`
-const config = {gpus: '1', gpuWait: 900, teardown: true}
+const config = {gpus: '1', gpuWait: 900, teardown: true, gpuHealth: 'fail' as const}
 const facts = (over: Partial<HookFacts> = {}): HookFacts => ({
   folder: '/home/runner/actions-runner',
   env: ENV,

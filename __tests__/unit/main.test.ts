@@ -518,3 +518,15 @@ describe('cleanup: all', () => {
     expect(core.record.failed).toEqual([])
   })
 })
+
+describe('the job-started hook', () => {
+  it('runs the health gate before it leases: a host short of GPUs fails the job, no lease', async () => {
+    const {jobStartedHook} = await import('../../src/main.js')
+    // No nvidia-smi here: a host that should show two GPUs shows none.
+    const runner = new FakeRunner()
+    const config = {gpus: '1', gpuWait: 0, teardown: false, gpuHealth: 'fail' as const}
+    await jobStartedHook({...config, gpuCountExpected: 2}, runner)
+    expect(core.record.failed).toEqual([expect.stringMatching(/^gpu-health: .*drain this runner/)])
+    expect(runner.lines().filter(l => l.includes('.lease'))).toEqual([])
+  })
+})

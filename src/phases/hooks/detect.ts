@@ -34,6 +34,9 @@ export async function readHookConfig(): Promise<HookConfig> {
   return {
     gpus: typeof v.gpus === 'string' ? v.gpus : '',
     gpuWait: typeof v.gpuWait === 'number' ? v.gpuWait : 900,
-    teardown: v.teardown === true
+    teardown: v.teardown === true,
+    // Hooks installed before the gate existed run it as the input's default does.
+    gpuHealth: v.gpuHealth === 'warn' || v.gpuHealth === 'off' ? v.gpuHealth : 'fail',
+    gpuCountExpected: typeof v.gpuCountExpected === 'number' ? v.gpuCountExpected : undefined
   }
 }

@@ -15,6 +15,9 @@ export interface HookConfig {
   gpus: string
   gpuWait: number
   teardown: boolean
+  /** The health gate the started hook runs before leasing, as the main step would. */
+  gpuHealth: 'fail' | 'warn' | 'off'
+  gpuCountExpected?: number
 }
 
 /** What the hooks phase reads: its input, and what the hooks are to do. */
