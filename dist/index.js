@@ -40840,10 +40840,13 @@ const enginePhase = {
 /** Writes the proxies into the Docker client configs the plan names (every other key kept) and verifies them. */
 
 
+
 /** Writes each client config the plan names (atomically, keeping its owner and mode). */
 async function applyProxies(p, ctx) {
+    const { http, https } = ctx.inputs.proxies ?? {};
+    const secret = [http, https].some(u => u !== undefined && (0,docker_proxy/* hasCredentials */.Lk)(u));
     for (const w of p.writes) {
-        await (0,system_files/* writeOwnedFile */.Pe)(w.path, w.text).catch((e) => {
+        await (0,system_files/* writeOwnedFile */.Pe)(w.path, w.text, 0o600, secret).catch((e) => {
             if (e.code !== 'EACCES')
                 throw e;
             throw new errors/* HostError */.dh(`${w.path} cannot be written by ${ctx.host.user} (a docker login run with sudo leaves it owned by root): give it back with sudo chown ${ctx.host.user} ${w.path}, and run again.`, { cause: e });
@@ -42167,15 +42170,18 @@ class RegistryAuth {
     credentials;
     fetch;
     challenge;
+    /** The registry is reached over TLS: its credentials never go out in clear to a realm. */
+    secure = false;
     tokens = new Map();
     constructor(host, credentials, fetch) {
         this.host = host;
         this.credentials = credentials;
         this.fetch = fetch;
     }
-    /** The challenge of the registry's GET /v2/ (none when it answered 200). */
-    start(header) {
+    /** The challenge of the registry's GET /v2/ (none when it answered 200), over TLS or not. */
+    start(header, secure) {
         this.challenge = parseChallenge(header);
+        this.secure = secure;
     }
     /** A new bearer challenge of the registry's own: true when a new token is worth one more try. */
     renew(header) {
@@ -42219,6 +42225,10 @@ class RegistryAuth {
         for (const s of key.split(' ').filter(Boolean))
             url.searchParams.append('scope', s);
         const auth = this.basic();
+        if (auth && this.secure && url.protocol !== 'https:') {
+            // A registry reached over TLS that names a plain-HTTP realm would have the password sent in clear.
+            throw new RegistryError(`${this.host} names a token service over plain HTTP (${url.origin}): its credentials are not sent there`, false);
+        }
         const r = await this.fetch(url, auth ? { Authorization: auth } : {});
         if (r.status !== 200) {
             throw new RegistryError(`the token service of ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
@@ -42911,7 +42921,8 @@ class RegistryClient {
                 if (r.status !== 200 && r.status !== 401) {
                     throw new RegistryError(`GET /v2/ on ${this.access.host} answered ${r.status}`, isTransientHttp(r.status), r.status);
                 }
-                this.auth.start(r.status === 401 ? header(r.headers, 'www-authenticate') : undefined);
+                const challenge = r.status === 401 ? header(r.headers, 'www-authenticate') : undefined;
+                this.auth.start(challenge, s.scheme === 'https');
                 this.origin = origin;
                 this.agent = agent;
                 return origin;
@@ -49599,17 +49610,20 @@ function runnerLabelOf(folder) {
 /* harmony export */   nM: () => (/* binding */ removeFile),
 /* harmony export */   t2: () => (/* binding */ exists)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
 /** File adapters: reads and listings (root-only ones through the runner), atomic writes, renames, removals. */
+
 
 
 /** Reads a file; undefined when it does not exist. Root-only files are read through the runner. */
 async function readFileMaybe(runner, file) {
     try {
-        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8');
+        return await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readFile(file, 'utf8');
     }
     catch (e) {
         const code = e.code;
@@ -49627,7 +49641,7 @@ async function readFileMaybe(runner, file) {
  */
 async function listDirMaybe(runner, dir) {
     try {
-        return await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir);
+        return await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readdir(dir);
     }
     catch (e) {
         const code = e.code;
@@ -49642,7 +49656,7 @@ async function listDirMaybe(runner, dir) {
 /** True when the path exists (reads nothing in it). */
 async function exists(file) {
     try {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.F_OK);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.access(file, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.F_OK);
         return true;
     }
     catch {
@@ -49654,70 +49668,75 @@ async function exists(file) {
  * half a file. Creates the parent folder. Works as root or through sudo.
  */
 async function writeFileAtomic(runner, file, content, mode = 0o644, tempDir) {
-    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
-    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file);
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_2__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}.tmp-${process.pid}`);
     if (runner.isRoot) {
         // 0755 as the sudo path's install -d makes it, whatever the umask: /run/docker-gpu-setup is
         // also the host lock folder, which must be writable by root alone.
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { recursive: true, mode: 0o755 });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode });
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, mode);
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.mkdir(dir, { recursive: true, mode: 0o755 });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(tmp, content, { mode });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(tmp, mode);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(tmp, file);
         return;
     }
-    const staged = node_path__WEBPACK_IMPORTED_MODULE_1__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(staged, content, { mode: 0o600 });
+    const staged = node_path__WEBPACK_IMPORTED_MODULE_2__.join(tempDir, `staged-${process.pid}-${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(staged, content, { mode: 0o600 });
     try {
         await runner.run(['install', '-d', '-m', '0755', dir], { root: true });
         await runner.run(['install', '-m', mode.toString(8), staged, tmp], { root: true });
         await runner.run(['mv', '-f', '--', tmp, file], { root: true });
     }
     finally {
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(staged, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(staged, { force: true });
     }
 }
 /** Sets a file's mode (as root where needed). */
 async function setMode(runner, file, mode) {
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(file, mode);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(file, mode);
     else
         await runner.run(['chmod', mode.toString(8), '--', file], { root: true });
 }
 /** Renames (as root where needed); used to set files aside instead of deleting them. */
 async function renameFile(runner, from, to) {
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(from, to);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(from, to);
     else
         await runner.run(['mv', '-f', '--', from, to], { root: true });
 }
 /** Removes a file (as root where needed); missing is fine. */
 async function removeFile(runner, file) {
     if (runner.isRoot)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rm(file, { force: true });
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rm(file, { force: true });
     else
         await runner.run(['rm', '-f', '--', file], { root: true });
 }
+const randomHex = () => (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(6).toString('hex');
 /**
  * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
  * folder is made when missing (0700), and when the process is root the file keeps the owner the
- * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ * folder has, so the user can still read and change it. Keeps an existing file's mode, closed to
+ * its owner when `secret`.
  */
-async function writeOwnedFile(file, content, mode = 0o600) {
-    const dir = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(file);
+async function writeOwnedFile(file, content, mode = 0o600, secret = false) {
+    const dir = node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(file);
     if (!(await exists(dir))) {
-        const parent = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(dir));
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.mkdir(dir, { mode: 0o700 });
+        const parent = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(dir));
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.mkdir(dir, { mode: 0o700 });
         if (process.getuid?.() === 0)
-            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chown(dir, parent.uid, parent.gid);
+            await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chown(dir, parent.uid, parent.gid);
     }
-    const owner = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file).catch(() => node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(dir));
-    const keep = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file).then(s => s.mode & 0o777, () => mode);
-    const tmp = node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_1__.basename(file)}.tmp-${process.pid}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, content, { mode: keep });
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, keep);
+    const owner = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(file).catch(() => node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(dir));
+    const kept = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(file).then(s => s.mode & 0o777, () => mode);
+    // A file that holds a secret is its owner's alone, whatever mode it had.
+    const keep = secret ? kept & 0o600 : kept;
+    // A new name (O_EXCL: never through a link someone planted in the user's folder for root).
+    const tmp = node_path__WEBPACK_IMPORTED_MODULE_2__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}.tmp-${process.pid}-${randomHex()}`);
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(tmp, content, { mode: keep, flag: 'wx' });
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(tmp, keep);
     if (process.getuid?.() === 0)
-        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chown(tmp, owner.uid, owner.gid);
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chown(tmp, owner.uid, owner.gid);
+    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(tmp, file);
 }
 
 

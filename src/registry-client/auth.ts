@@ -38,6 +38,8 @@ export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<
  */
 export class RegistryAuth {
   private challenge?: Challenge
+  /** The registry is reached over TLS: its credentials never go out in clear to a realm. */
+  private secure = false
   private readonly tokens = new Map<string, Promise<string>>()
 
   constructor(
@@ -46,9 +48,10 @@ export class RegistryAuth {
     private readonly fetch: TokenFetch
   ) {}
 
-  /** The challenge of the registry's GET /v2/ (none when it answered 200). */
-  start(header: string | undefined): void {
+  /** The challenge of the registry's GET /v2/ (none when it answered 200), over TLS or not. */
+  start(header: string | undefined, secure: boolean): void {
     this.challenge = parseChallenge(header)
+    this.secure = secure
   }
 
   /** A new bearer challenge of the registry's own: true when a new token is worth one more try. */
@@ -92,6 +95,13 @@ export class RegistryAuth {
     if (params.service) url.searchParams.set('service', params.service)
     for (const s of key.split(' ').filter(Boolean)) url.searchParams.append('scope', s)
     const auth = this.basic()
+    if (auth && this.secure && url.protocol !== 'https:') {
+      // A registry reached over TLS that names a plain-HTTP realm would have the password sent in clear.
+      throw new RegistryError(
+        `${this.host} names a token service over plain HTTP (${url.origin}): its credentials are not sent there`,
+        false
+      )
+    }
     const r = await this.fetch(url, auth ? {Authorization: auth} : {})
     if (r.status !== 200) {
       throw new RegistryError(

@@ -170,7 +170,8 @@ export class RegistryClient {
             r.status
           )
         }
-        this.auth.start(r.status === 401 ? header(r.headers, 'www-authenticate') : undefined)
+        const challenge = r.status === 401 ? header(r.headers, 'www-authenticate') : undefined
+        this.auth.start(challenge, s.scheme === 'https')
         this.origin = origin
         this.agent = agent
         return origin

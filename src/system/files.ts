@@ -1,4 +1,5 @@
 /** File adapters: reads and listings (root-only ones through the runner), atomic writes, renames, removals. */
+import {randomBytes} from 'node:crypto'
 import {promises as fs, constants} from 'node:fs'
 import * as path from 'node:path'
 import type {CommandRunner} from '../exec/runner.js'
@@ -96,12 +97,20 @@ export async function removeFile(runner: CommandRunner, file: string): Promise<v
   else await runner.run(['rm', '-f', '--', file], {root: true})
 }
 
+const randomHex = (): string => randomBytes(6).toString('hex')
+
 /**
  * Writes a file in a user's own folder (a Docker client config) atomically, as this process: the
  * folder is made when missing (0700), and when the process is root the file keeps the owner the
- * folder has, so the user can still read and change it. Keeps an existing file's mode.
+ * folder has, so the user can still read and change it. Keeps an existing file's mode, closed to
+ * its owner when `secret`.
  */
-export async function writeOwnedFile(file: string, content: string, mode = 0o600): Promise<void> {
+export async function writeOwnedFile(
+  file: string,
+  content: string,
+  mode = 0o600,
+  secret = false
+): Promise<void> {
   const dir = path.dirname(file)
   if (!(await exists(dir))) {
     const parent = await fs.stat(path.dirname(dir))
@@ -109,12 +118,15 @@ export async function writeOwnedFile(file: string, content: string, mode = 0o600
     if (process.getuid?.() === 0) await fs.chown(dir, parent.uid, parent.gid)
   }
   const owner = await fs.stat(file).catch(() => fs.stat(dir))
-  const keep = await fs.stat(file).then(
+  const kept = await fs.stat(file).then(
     s => s.mode & 0o777,
     () => mode
   )
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`)
-  await fs.writeFile(tmp, content, {mode: keep})
+  // A file that holds a secret is its owner's alone, whatever mode it had.
+  const keep = secret ? kept & 0o600 : kept
+  // A new name (O_EXCL: never through a link someone planted in the user's folder for root).
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomHex()}`)
+  await fs.writeFile(tmp, content, {mode: keep, flag: 'wx'})
   await fs.chmod(tmp, keep)
   if (process.getuid?.() === 0) await fs.chown(tmp, owner.uid, owner.gid)
   await fs.rename(tmp, file)

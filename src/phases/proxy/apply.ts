@@ -1,4 +1,5 @@
 /** Writes the proxies into the Docker client configs the plan names (every other key kept) and verifies them. */
+import {hasCredentials} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
 import {readFileMaybe, writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
@@ -9,8 +10,10 @@ type Ctx = PhaseContext<ProxySettings>
 
 /** Writes each client config the plan names (atomically, keeping its owner and mode). */
 export async function applyProxies(p: ProxyPlan, ctx: Ctx): Promise<void> {
+  const {http, https} = ctx.inputs.proxies ?? {}
+  const secret = [http, https].some(u => u !== undefined && hasCredentials(u))
   for (const w of p.writes) {
-    await writeOwnedFile(w.path, w.text).catch((e: unknown) => {
+    await writeOwnedFile(w.path, w.text, 0o600, secret).catch((e: unknown) => {
       if ((e as NodeJS.ErrnoException).code !== 'EACCES') throw e
       throw new HostError(
         `${w.path} cannot be written by ${ctx.host.user} (a docker login run with sudo leaves it owned by root): give it back with sudo chown ${ctx.host.user} ${w.path}, and run again.`,
