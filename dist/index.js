@@ -46527,8 +46527,8 @@ async function runSteps(deps, record) {
     }
 }
 /** The step summary; a summary that cannot be written is a warning, never a failure. */
-async function summarise(record, seconds, env) {
-    const markdown = (0,render/* renderSummary */.Br)({ ...record, seconds });
+async function summarise(record, seconds, env, title) {
+    const markdown = (0,render/* renderSummary */.Br)({ ...record, seconds, title });
     await (0,write/* writeSummary */.S)(markdown, env).catch((e) => lib_core/* warning */.$e(`Could not write the step summary: ${(0,errors/* errorMessage */.gJ)(e)}`));
 }
 /**
@@ -46547,8 +46547,9 @@ async function run(overrides = {}) {
         lib_core/* setFailed */.C1(record.error);
     }
     writeOutputs(record.outputs, deps.entry.outputs);
-    if (record.summary)
-        await summarise(record, (Date.now() - started) / 1000, deps.env);
+    if (record.summary) {
+        await summarise(record, (Date.now() - started) / 1000, deps.env, deps.entry.title);
+    }
 }
 /**
  * The runner's job-started hook (runner-hooks: install), run by the runner before the job's
@@ -49505,7 +49506,9 @@ function outputsBlock(outputs) {
 }
 /** The step summary as markdown; no table without rows, every value escaped in markdown.ts. */
 function renderSummary(data) {
-    const lines = [`## docker-gpu-setup: ${verdict(data)} (${data.seconds.toFixed(1)} s)`];
+    const lines = [
+        `## ${data.title ?? 'docker-gpu-setup'}: ${verdict(data)} (${data.seconds.toFixed(1)} s)`
+    ];
     if (data.error)
         lines.push(...errorBlock(data.error));
     if (data.reports.length > 0) {

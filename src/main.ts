@@ -196,9 +196,10 @@ async function runSteps(deps: MainDeps, record: RunRecord): Promise<void> {
 async function summarise(
   record: RunRecord,
   seconds: number,
-  env: NodeJS.ProcessEnv
+  env: NodeJS.ProcessEnv,
+  title: string
 ): Promise<void> {
-  const markdown = renderSummary({...record, seconds})
+  const markdown = renderSummary({...record, seconds, title})
   await writeSummary(markdown, env).catch((e: unknown) =>
     core.warning(`Could not write the step summary: ${errorMessage(e)}`)
   )
@@ -219,7 +220,9 @@ export async function run(overrides: Partial<MainDeps> = {}): Promise<void> {
     core.setFailed(record.error)
   }
   writeOutputs(record.outputs, deps.entry.outputs)
-  if (record.summary) await summarise(record, (Date.now() - started) / 1000, deps.env)
+  if (record.summary) {
+    await summarise(record, (Date.now() - started) / 1000, deps.env, deps.entry.title)
+  }
 }
 
 /**

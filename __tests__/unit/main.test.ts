@@ -455,6 +455,7 @@ describe('a sub-action', () => {
     expect(runner.lines().filter(l => /^(apt|dpkg|systemctl|nvidia-smi|ss )/.test(l))).toEqual([])
     expect(runner.lines().filter(l => l.includes('docker-gpu-setup-registry'))).toEqual([])
     expect([...core.record.outputs.keys()]).toEqual(['registry', 'images', 'digests'])
+    expect(core.record.summaries.at(-1)).toMatch(/^## docker-gpu-setup\/push: /m)
   })
 
   it('registry runs the daemon and registry phases without the GPU runtime', async () => {

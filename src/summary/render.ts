@@ -26,6 +26,8 @@ export interface SummaryData {
   error?: string
   dryRun: boolean
   seconds: number
+  /** Which action ran (the root or a sub-action), as its heading names it. */
+  title?: string
 }
 
 /** Images listed in view; more than this and the table is collapsed. */
@@ -270,7 +272,9 @@ function outputsBlock(outputs: Outputs): string[] {
 
 /** The step summary as markdown; no table without rows, every value escaped in markdown.ts. */
 export function renderSummary(data: SummaryData): string {
-  const lines = [`## docker-gpu-setup: ${verdict(data)} (${data.seconds.toFixed(1)} s)`]
+  const lines = [
+    `## ${data.title ?? 'docker-gpu-setup'}: ${verdict(data)} (${data.seconds.toFixed(1)} s)`
+  ]
   if (data.error) lines.push(...errorBlock(data.error))
   if (data.reports.length > 0) {
     lines.push(
