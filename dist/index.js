@@ -36844,7 +36844,10 @@ function phaseSettings(inputs, identity) {
         proxy: { proxies },
         engine,
         gpus: gpuSettings(inputs.gpus, phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')),
-        gpuHealth: inputs.gpuHealth,
+        gpuHealth: {
+            ...inputs.gpuHealth,
+            teardown: phase/* teardownPhase */.M.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+        },
         // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
         driverHold: { hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none' },
         disk: diskSettings(inputs),
@@ -41647,7 +41650,10 @@ async function detectGpuHealth(ctx) {
             : { failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}` },
         module: parseModuleVersion(moduleText),
         ...kernel,
-        leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, system_process/* pidAlive */.pl),
+        // With teardown on, the lease takeover ends them and waits for an idle GPU.
+        leftovers: inputs.teardown
+            ? new Map()
+            : findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, system_process/* pidAlive */.pl),
         expected: inputs.countExpected,
         deviceLoss: loss
     };
@@ -46571,7 +46577,8 @@ async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.i
         const health = {
             mode: config.gpuHealth,
             countExpected: config.gpuCountExpected,
-            holdDriver: false
+            holdDriver: false,
+            teardown: config.teardown
         };
         await runPipeline([
             stage(gpuHealthPhase, { ...ctx, inputs: health }),

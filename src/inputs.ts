@@ -241,7 +241,10 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       inputs.gpus,
       teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
     ),
-    gpuHealth: inputs.gpuHealth,
+    gpuHealth: {
+      ...inputs.gpuHealth,
+      teardown: teardownPhase.isOn(inputs.teardown, inputs.gpus.gpus.kind !== 'none')
+    },
     // gpu-runtime: none leaves the GPUs alone, the driver's packages included.
     driverHold: {hold: inputs.gpuHealth.holdDriver && daemon.gpuRuntime !== 'none'},
     disk: diskSettings(inputs),

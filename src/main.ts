@@ -248,7 +248,8 @@ export async function jobStartedHook(
     const health = {
       mode: config.gpuHealth,
       countExpected: config.gpuCountExpected,
-      holdDriver: false
+      holdDriver: false,
+      teardown: config.teardown
     }
     await runPipeline(
       [

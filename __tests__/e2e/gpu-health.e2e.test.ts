@@ -167,12 +167,13 @@ describe('a host with a GPU that fell off the bus and one with double-bit ECC er
     await wide.post()
   }, 300_000)
 
-  it('keeps a GPU with a leftover process of an ended job out until the process is gone', async () => {
+  it('keeps a GPU with a leftover process of an ended job out until the process is gone (teardown off)', async () => {
     // train-a dies; a compute process it started on GPU 0 lives on.
     const pid = box.sh('setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo $!').trim()
     box.write('/etc/nvidia-smi-standin/apps.csv', `${uuid(0)}, ${pid}, 4000\n`)
     await holder.kill()
-    const next = job(box, 'train-d', {gpus: '2'})
+    // With teardown on (the default with gpus) the takeover would end it: teardown.e2e shows that.
+    const next = job(box, 'train-d', {gpus: '2', teardown: 'false'})
     const r = await next.main()
     expect(r.rc).toBe(1)
     expect(r.error).toContain(
@@ -181,7 +182,7 @@ describe('a host with a GPU that fell off the bus and one with double-bit ECC er
     expect(r.error).toContain('which has ended, still runs')
     await next.post()
     box.sh(`kill ${pid}`)
-    const after = job(box, 'train-e', {gpus: '2'})
+    const after = job(box, 'train-e', {gpus: '2', teardown: 'false'})
     const a = await after.main()
     expect(a.rc).toBe(0)
     expect(a.outputs['gpu-indexes']).toBe('0,3')

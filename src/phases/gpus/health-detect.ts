@@ -111,7 +111,10 @@ export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promi
         : {failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`},
     module: parseModuleVersion(moduleText),
     ...kernel,
-    leftovers: findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidAlive),
+    // With teardown on, the lease takeover ends them and waits for an idle GPU.
+    leftovers: inputs.teardown
+      ? new Map()
+      : findLeftovers(apps.exitCode === 0 ? apps.stdout : '', leases, pidAlive),
     expected: inputs.countExpected,
     deviceLoss: loss
   }

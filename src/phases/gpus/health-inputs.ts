@@ -19,6 +19,11 @@ export interface GpuHealthInputs {
   countExpected?: number
   /** Keep unattended upgrades off the NVIDIA driver and toolkit packages. */
   holdDriver: boolean
+  /**
+   * Teardown is on: an ended job's leftover processes are its to end before the GPU is handed on,
+   * not a health problem (set by the composition, not an input).
+   */
+  teardown?: boolean
 }
 
 /** Validates gpu-health, gpu-count-expected and hold-nvidia-driver (pure); throws InputError. */
