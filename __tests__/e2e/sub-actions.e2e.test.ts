@@ -124,7 +124,12 @@ describe('gpus', () => {
     await waitFor(() => box.exists(`${dir}/main.rc`), 120_000, 'the gpus step to lease')
     expect(box.read(`${dir}/main.rc`)?.trim()).toBe('0')
     const outputs = parseOutputFile(box.read(`${dir}/main.output`) ?? '')
-    expect(Object.keys(outputs).sort()).toEqual(['docker-gpus', 'gpu-indexes', 'gpu-uuids'])
+    expect(Object.keys(outputs).sort()).toEqual([
+      'docker-gpus',
+      'gpu-health',
+      'gpu-indexes',
+      'gpu-uuids'
+    ])
     expect(outputs['gpu-indexes']).toMatch(/^[01]$/)
     const leases = (): string =>
       box.sh('ls /run/docker-gpu-setup 2>/dev/null | grep -c "\\.lease$" || true').trim()
