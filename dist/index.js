@@ -42115,11 +42115,25 @@ function header(h, name) {
     const v = h[name];
     return Array.isArray(v) ? v[0] : v;
 }
-/** Reads an answer whole. */
-function readReply(res) {
+/**
+ * The most of an answer read whole (manifests, configs, tokens, errors; layers are streamed): a
+ * registry that sends more is refused instead of filling the runner's memory.
+ */
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+/** Reads an answer whole, up to MAX_REPLY_BYTES. */
+function readReply(res, max = MAX_REPLY_BYTES) {
     return new Promise((resolve, reject) => {
         const chunks = [];
-        res.on('data', (d) => chunks.push(d));
+        let size = 0;
+        res.on('data', (d) => {
+            size += d.length;
+            if (size > max) {
+                res.destroy();
+                reject(new RegistryError(`an answer of more than ${max} bytes (${res.statusCode})`, false));
+                return;
+            }
+            chunks.push(d);
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on('error', reject);
     });

@@ -35,11 +35,26 @@ export function header(h: http.IncomingHttpHeaders, name: string): string | unde
   return Array.isArray(v) ? v[0] : v
 }
 
-/** Reads an answer whole. */
-export function readReply(res: http.IncomingMessage): Promise<Reply> {
+/**
+ * The most of an answer read whole (manifests, configs, tokens, errors; layers are streamed): a
+ * registry that sends more is refused instead of filling the runner's memory.
+ */
+export const MAX_REPLY_BYTES = 16 * 1024 * 1024
+
+/** Reads an answer whole, up to MAX_REPLY_BYTES. */
+export function readReply(res: http.IncomingMessage, max = MAX_REPLY_BYTES): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
-    res.on('data', (d: Buffer) => chunks.push(d))
+    let size = 0
+    res.on('data', (d: Buffer) => {
+      size += d.length
+      if (size > max) {
+        res.destroy()
+        reject(new RegistryError(`an answer of more than ${max} bytes (${res.statusCode})`, false))
+        return
+      }
+      chunks.push(d)
+    })
     res.on('end', () =>
       resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
     )
