@@ -6,12 +6,15 @@ import {createHash, type Hash} from 'node:crypto'
 import {promisify} from 'node:util'
 import * as zlib from 'node:zlib'
 
-/** Gzip is used only when it saves at least this share of a layer's bytes. */
-export const MIN_SAVING = 0.1
+/**
+ * Gzip is used only when it saves at least this share of a layer's bytes: low enough that a
+ * stretch stored as is never costs more bytes than gzip at skopeo's default level would send.
+ */
+export const MIN_SAVING = 0.03
 /** How much of a layer's start is compressed to judge it. */
 export const SAMPLE_BYTES = 256 << 10
 
-/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the fast level. */
+/** Whether a layer (or a block of one) is worth gzip, judged by a sample compressed at the push's level. */
 export function worthCompressing(sampleSize: number, compressedSize: number): boolean {
   return sampleSize > 0 && compressedSize <= sampleSize * (1 - MIN_SAVING)
 }
@@ -34,8 +37,12 @@ const deflateRaw = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.defl
 /** Bytes per block compressed at once; output does not depend on the number of cores. */
 const BLOCK_BYTES = 1 << 20
 const DICTIONARY_BYTES = 32 << 10
-/** The fast level: a layer is compressed once per push, and read many times. */
-const LEVEL = 1
+/**
+ * zlib's level 4, its fastest lazy-matching level: on Debian root file systems it sends fewer
+ * bytes than skopeo's default (Go's gzip at level 6: 108.8 MB for a 274 MB bookworm layer, 107.9
+ * MB at level 4, 113.9 MB at level 1) for a fifth more CPU time than level 1, a third less than 6.
+ */
+const LEVEL = 4
 /** Blocks in flight: enough to keep zlib's four worker threads busy. */
 const IN_FLIGHT = 4
 /**
@@ -68,7 +75,7 @@ export class LayerEncoder {
   /** Each queued block's promise: compressed and handed to the sink. */
   private readonly queued: Promise<void>[] = []
   /**
-   * Per block of the last IN_FLIGHT: whether it was compressed at the fast level, and whether that
+   * Per block of the last IN_FLIGHT: whether it was compressed (not stored), and whether that
    * paid. A window, so that a layer of any size keeps only a few.
    */
   private readonly judged: Promise<{probed: boolean; worth: boolean}>[] = []

@@ -145,7 +145,8 @@ export const registryApiPush: PushStrategy = async (ctx, p, pool) => {
   const memory = (registry: string): Promise<RegistryMemory> => {
     let m = memories.get(registry)
     if (!m) {
-      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c))
+      const how = p.compression.find(c => c.registry === registry)?.compression
+      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how))
       memories.set(registry, m)
     }
     return m
