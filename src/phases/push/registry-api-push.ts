@@ -145,8 +145,9 @@ export const registryApiPush: PushStrategy = async (ctx, p, pool) => {
   const memory = (registry: string): Promise<RegistryMemory> => {
     let m = memories.get(registry)
     if (!m) {
-      const how = p.compression.find(c => c.registry === registry)?.compression
-      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how))
+      const how = p.compression.find(c => c.registry === registry)
+      if (how) core.info(`Layers to ${registry}: ${how.compression} (${how.why})`)
+      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how?.compression))
       memories.set(registry, m)
     }
     return m
