@@ -42769,6 +42769,123 @@ class ReadAhead {
     }
 }
 
+;// CONCATENATED MODULE: ./src/phases/push/plan.ts
+/** The push phase's plan (pure): which targets to push, which the registry already holds. */
+
+
+
+/** How the log and the summary name a compression. */
+const COMPRESSION_WORDS = { none: 'uncompressed', gzip: 'gzip' };
+/**
+ * How the registry API sends layers to `registry` (pure). `auto`: uncompressed to a registry on
+ * this host (a loopback address, or the one this run runs), where gzip costs the most time of the
+ * push and saves nothing on the wire, and whose pulls (on this host, Docker 20.10 and later) take
+ * uncompressed OCI layers; gzip to any other, whose layers cross a network.
+ */
+function layerCompression(registry, inputs) {
+    if (inputs.pushCompression !== 'auto') {
+        return { registry, compression: inputs.pushCompression, why: 'as push-compression says' };
+    }
+    if (isLoopbackHost(parseRegistryAddress(registry).host)) {
+        return { registry, compression: 'none', why: 'a registry on this host, on loopback' };
+    }
+    if (inputs.registryLocal && registry === inputs.registry.text) {
+        return { registry, compression: 'none', why: 'the registry this run runs on this host' };
+    }
+    return { registry, compression: 'gzip', why: 'a registry elsewhere: its layers cross a network' };
+}
+/** Every source must be on the host before the first push: a missing one fails the phase at once. */
+function refuseMissingSources(facts) {
+    const missing = facts.targets.filter(t => !facts.locals.has(t.source));
+    const sources = [...new Map(missing.map(t => [t.source, t])).values()];
+    if (sources.length === 0)
+        return;
+    const one = sources.length === 1;
+    throw new errors/* HostError */.dh(`images: ${sources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${one ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${one ? 'it' : 'them'} before this step.`);
+}
+/**
+ * Whether the registry holds this image for the tag: the same config (the classic store's image
+ * ID), the same manifest (the containerd store's ID), or the digest an earlier docker push recorded.
+ */
+function sameImage(local, remote, t) {
+    return (remote.config === local.id ||
+        remote.digest === local.id ||
+        repoDigest(local.repoDigests, t) === remote.digest);
+}
+/** Splits the targets into those to push and those the registry already holds. */
+function splitUnchanged(facts) {
+    const todo = [];
+    const unchanged = [];
+    for (const t of facts.targets) {
+        const local = facts.locals.get(t.source);
+        const held = facts.remote.get(t.target);
+        if (local && held && sameImage(local, held, t)) {
+            unchanged.push({
+                source: t.source,
+                target: t.target,
+                digest: held.digest,
+                size: held.bytes,
+                status: 'unchanged'
+            });
+        }
+        else
+            todo.push(t);
+    }
+    return { todo, unchanged };
+}
+/** The registry's API for the classic image store; docker push when asked, or for containerd's. */
+function wayOf(facts, inputs) {
+    return inputs.pushMethod === 'docker' || facts.containerdStore ? 'docker-push' : 'registry-api';
+}
+/**
+ * Plans the push phase (pure): a login when credentials are given and something is to be pushed,
+ * then one push per target the registry does not already hold. Throws HostError for a missing source.
+ */
+function planPush(facts, inputs) {
+    const way = wayOf(facts, inputs);
+    const base = { facts, login: false, way, todo: [], unchanged: [], compression: [], warnings: [] };
+    if (facts.targets.length === 0) {
+        return { ...base, found: 'no images to push (images is empty)', steps: [] };
+    }
+    if (!facts.dockerUp) {
+        const steps = facts.targets.map(t => ({ description: `push ${t.source} as ${t.target}` }));
+        return { ...base, found: 'Docker is not running yet', steps };
+    }
+    refuseMissingSources(facts);
+    const { todo, unchanged } = splitUnchanged(facts);
+    const login = inputs.login !== undefined && todo.length > 0;
+    const registries = [...new Set(todo.map(t => t.registry))];
+    const compression = way === 'registry-api' ? registries.map(r => layerCompression(r, inputs)) : [];
+    const warnings = way === 'docker-push' && inputs.pushCompression === 'none' && todo.length > 0
+        ? [
+            'push-compression: none is not possible here: images in the containerd image store go by docker push, which sends layers compressed as they are stored'
+        ]
+        : [];
+    const steps = [
+        ...(login
+            ? [
+                {
+                    description: `log in to ${inputs.registry.text} as ${inputs.login?.username} (per-job DOCKER_CONFIG)`
+                }
+            ]
+            : []),
+        ...todo.map(t => ({ description: `push ${t.source} as ${t.target}` }))
+    ];
+    return {
+        ...base,
+        login,
+        todo,
+        unchanged,
+        compression,
+        warnings,
+        steps,
+        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same image` +
+            (todo.length > 0
+                ? `; sent ${way === 'docker-push' ? 'by docker push' : 'through the registry API'}`
+                : '')
+    };
+}
+
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 ;// CONCATENATED MODULE: ./src/registry-client/gzip-encoder.ts
@@ -43317,6 +43434,7 @@ async function uploadImage(mem, job, exporter, sent) {
 
 
 
+
 function tagger(ctx, api) {
     return async (t) => {
         if (!api) {
@@ -43418,8 +43536,10 @@ const registryApiPush = async (ctx, p, pool) => {
     const memory = (registry) => {
         let m = memories.get(registry);
         if (!m) {
-            const how = p.compression.find(c => c.registry === registry)?.compression;
-            m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how));
+            const how = p.compression.find(c => c.registry === registry);
+            if (how)
+                lib_core/* info */.pq(`Layers to ${registry}: ${COMPRESSION_WORDS[how.compression]} (${how.why})`);
+            m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how?.compression));
             memories.set(registry, m);
         }
         return m;
@@ -43679,11 +43799,12 @@ async function detectPush(ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/facts.ts
+
 /** How layers go to each registry the registry API pushes to, and why. */
 function compressionFacts(choices) {
     return choices.map(c => ({
         label: `layers to ${c.registry}`,
-        value: c.compression === 'none' ? 'uncompressed' : 'gzip',
+        value: COMPRESSION_WORDS[c.compression],
         note: c.why
     }));
 }
@@ -43704,121 +43825,6 @@ function pushFacts(images) {
         { label: 'unchanged', value: count('unchanged') },
         { label: 'failed', value: count('failed') }
     ];
-}
-
-;// CONCATENATED MODULE: ./src/phases/push/plan.ts
-/** The push phase's plan (pure): which targets to push, which the registry already holds. */
-
-
-
-/**
- * How the registry API sends layers to `registry` (pure). `auto`: uncompressed to a registry on
- * this host (a loopback address, or the one this run runs), where gzip costs the most time of the
- * push and saves nothing on the wire, and whose pulls (on this host, Docker 20.10 and later) take
- * uncompressed OCI layers; gzip to any other, whose layers cross a network.
- */
-function layerCompression(registry, inputs) {
-    if (inputs.pushCompression !== 'auto') {
-        return { registry, compression: inputs.pushCompression, why: 'as push-compression says' };
-    }
-    if (isLoopbackHost(parseRegistryAddress(registry).host)) {
-        return { registry, compression: 'none', why: 'a registry on this host (loopback)' };
-    }
-    if (inputs.registryLocal && registry === inputs.registry.text) {
-        return { registry, compression: 'none', why: 'the registry this run runs on this host' };
-    }
-    return { registry, compression: 'gzip', why: 'a registry elsewhere: its layers cross a network' };
-}
-/** Every source must be on the host before the first push: a missing one fails the phase at once. */
-function refuseMissingSources(facts) {
-    const missing = facts.targets.filter(t => !facts.locals.has(t.source));
-    const sources = [...new Map(missing.map(t => [t.source, t])).values()];
-    if (sources.length === 0)
-        return;
-    const one = sources.length === 1;
-    throw new errors/* HostError */.dh(`images: ${sources.map(t => `${t.source} (line ${t.line})`).join(', ')} ${one ? 'is' : 'are'} not on this host; nothing was pushed. Build or pull ${one ? 'it' : 'them'} before this step.`);
-}
-/**
- * Whether the registry holds this image for the tag: the same config (the classic store's image
- * ID), the same manifest (the containerd store's ID), or the digest an earlier docker push recorded.
- */
-function sameImage(local, remote, t) {
-    return (remote.config === local.id ||
-        remote.digest === local.id ||
-        repoDigest(local.repoDigests, t) === remote.digest);
-}
-/** Splits the targets into those to push and those the registry already holds. */
-function splitUnchanged(facts) {
-    const todo = [];
-    const unchanged = [];
-    for (const t of facts.targets) {
-        const local = facts.locals.get(t.source);
-        const held = facts.remote.get(t.target);
-        if (local && held && sameImage(local, held, t)) {
-            unchanged.push({
-                source: t.source,
-                target: t.target,
-                digest: held.digest,
-                size: held.bytes,
-                status: 'unchanged'
-            });
-        }
-        else
-            todo.push(t);
-    }
-    return { todo, unchanged };
-}
-/** The registry's API for the classic image store; docker push when asked, or for containerd's. */
-function wayOf(facts, inputs) {
-    return inputs.pushMethod === 'docker' || facts.containerdStore ? 'docker-push' : 'registry-api';
-}
-/**
- * Plans the push phase (pure): a login when credentials are given and something is to be pushed,
- * then one push per target the registry does not already hold. Throws HostError for a missing source.
- */
-function planPush(facts, inputs) {
-    const way = wayOf(facts, inputs);
-    const base = { facts, login: false, way, todo: [], unchanged: [], compression: [], warnings: [] };
-    if (facts.targets.length === 0) {
-        return { ...base, found: 'no images to push (images is empty)', steps: [] };
-    }
-    if (!facts.dockerUp) {
-        const steps = facts.targets.map(t => ({ description: `push ${t.source} as ${t.target}` }));
-        return { ...base, found: 'Docker is not running yet', steps };
-    }
-    refuseMissingSources(facts);
-    const { todo, unchanged } = splitUnchanged(facts);
-    const login = inputs.login !== undefined && todo.length > 0;
-    const registries = [...new Set(todo.map(t => t.registry))];
-    const compression = way === 'registry-api' ? registries.map(r => layerCompression(r, inputs)) : [];
-    const warnings = way === 'docker-push' && inputs.pushCompression === 'none' && todo.length > 0
-        ? [
-            'push-compression: none is not possible here: images in the containerd image store go by docker push, which sends layers compressed as they are stored'
-        ]
-        : [];
-    const steps = [
-        ...(login
-            ? [
-                {
-                    description: `log in to ${inputs.registry.text} as ${inputs.login?.username} (per-job DOCKER_CONFIG)`
-                }
-            ]
-            : []),
-        ...todo.map(t => ({ description: `push ${t.source} as ${t.target}` }))
-    ];
-    return {
-        ...base,
-        login,
-        todo,
-        unchanged,
-        compression,
-        warnings,
-        steps,
-        found: `${facts.targets.length} target(s); ${unchanged.length} already in the registry with the same image` +
-            (todo.length > 0
-                ? `; sent ${way === 'docker-push' ? 'by docker push' : 'through the registry API'}`
-                : '')
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/push/phase.ts

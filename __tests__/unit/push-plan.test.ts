@@ -151,7 +151,11 @@ describe('planPush', () => {
     const mixed = parseImageList('app:1\ntool:2 => ghcr.io/org/tool:2', [], registry)
     const plan = planPush(facts({targets: mixed}), {...base, pushMethod: 'auto'})
     expect(plan.compression).toEqual([
-      {registry: 'localhost:5000', compression: 'none', why: 'a registry on this host (loopback)'},
+      {
+        registry: 'localhost:5000',
+        compression: 'none',
+        why: 'a registry on this host, on loopback'
+      },
       {
         registry: 'ghcr.io',
         compression: 'gzip',
@@ -189,7 +193,7 @@ describe('layerCompression', () => {
       at('localhost:5000', false),
       'auto',
       'none',
-      'a registry on this host (loopback)'
+      'a registry on this host, on loopback'
     ],
     [
       'loopback by address',
@@ -197,7 +201,7 @@ describe('layerCompression', () => {
       at('localhost:5000', false),
       'auto',
       'none',
-      'a registry on this host (loopback)'
+      'a registry on this host, on loopback'
     ],
     [
       'IPv6 loopback',
@@ -205,7 +209,7 @@ describe('layerCompression', () => {
       at('localhost:5000', false),
       'auto',
       'none',
-      'a registry on this host (loopback)'
+      'a registry on this host, on loopback'
     ],
     [
       'the registry this run runs, by a LAN name',

@@ -1,13 +1,13 @@
 /** What the summary shows for the push phase (pure): how many images were pushed, unchanged and failed. */
 import type {ImageResult} from '../../outputs.js'
 import type {Fact} from '../pipeline.js'
-import type {LayerCompression} from './plan.js'
+import {COMPRESSION_WORDS, type LayerCompression} from './plan.js'
 
 /** How layers go to each registry the registry API pushes to, and why. */
 export function compressionFacts(choices: readonly LayerCompression[]): Fact[] {
   return choices.map(c => ({
     label: `layers to ${c.registry}`,
-    value: c.compression === 'none' ? 'uncompressed' : 'gzip',
+    value: COMPRESSION_WORDS[c.compression],
     note: c.why
   }))
 }

@@ -58,6 +58,9 @@ export interface PushPlan extends PhasePlan {
   compression: LayerCompression[]
 }
 
+/** How the log and the summary name a compression. */
+export const COMPRESSION_WORDS = {none: 'uncompressed', gzip: 'gzip'} as const
+
 type CompressionInputs = Pick<PushSettings, 'pushCompression' | 'registry' | 'registryLocal'>
 
 /**
@@ -71,7 +74,7 @@ export function layerCompression(registry: string, inputs: CompressionInputs): L
     return {registry, compression: inputs.pushCompression, why: 'as push-compression says'}
   }
   if (isLoopbackHost(parseRegistryAddress(registry).host)) {
-    return {registry, compression: 'none', why: 'a registry on this host (loopback)'}
+    return {registry, compression: 'none', why: 'a registry on this host, on loopback'}
   }
   if (inputs.registryLocal && registry === inputs.registry.text) {
     return {registry, compression: 'none', why: 'the registry this run runs on this host'}
