@@ -198,7 +198,8 @@ async function sendLayer(
   try {
     upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined)
     const u = upload
-    const encoder = new LayerEncoder(mode, b => u.write(b), knownDiffId === undefined)
+    // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
+    const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip')
     for (const part of head) await encoder.write(part)
     for await (const part of body) await encoder.write(part)
     const input = await encoder.end()
