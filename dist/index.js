@@ -43093,10 +43093,10 @@ async function* tarEntries(source) {
 ;// CONCATENATED MODULE: ./src/phases/push/uploader.ts
 /**
  * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
- * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
- * (as is to a registry on this host; elsewhere gzip in blocks on every core, or as is when gzip
- * would not pay), links what the registry
- * already holds, and puts one OCI manifest per tag. What it learns is kept per run and registry.
+ * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks (as
+ * is to a registry on this host; elsewhere gzip in blocks on every core, or as is when gzip would
+ * not pay), links what the registry already holds, and puts one OCI manifest per tag. What it
+ * learns is kept per run and registry.
  */
 
 
