@@ -90,6 +90,7 @@ action() {
     INPUT_DOCKER-SOURCE=distro INPUT_INSTALL-DOCKER=false INPUT_GPU-RUNTIME=none \
     INPUT_START-REGISTRY=true "INPUT_REGISTRY=localhost:$action_port" \
     "INPUT_REGISTRY-DATA=$work/bench-action" "INPUT_IMAGES=$images" \
+    "INPUT_PUSH-COMPRESSION=${COMPRESSION:-auto}" \
     GITHUB_OUTPUT="$out" RUNNER_TEMP=/tmp "$node24" "$dist/index.js" >/tmp/action.log 2>&1 ||
     { tail -30 /tmp/action.log >&2; exit 1; }
 }
@@ -100,6 +101,7 @@ way_action() {
   start=$(date +%s.%N)
   action /tmp/action.out "$list"
   since "$start" >/tmp/action.seconds
+  grep -o 'Layers to .*' /tmp/action.log | head -1 >"/tmp/action-${COMPRESSION:-auto}.choice" || true
   grep -o '"status":"[a-z]*"' /tmp/action.out | sort | uniq -c | tr -s ' ' >/tmp/action.statuses
   if [ "${RERUN:-0}" = 1 ]; then
     start=$(date +%s.%N)
@@ -111,7 +113,7 @@ way_action() {
 
 prepare() {
   case $1 in
-  action)
+  action | action_gzip)
     docker rm -f -v docker-gpu-setup-registry >/dev/null 2>&1 || true
     rm -rf "$work/bench-action"
     action /tmp/action.out '' # starts a fresh registry; not timed
@@ -124,24 +126,35 @@ prepare() {
 # What the registry of a way holds once it has pushed: the bytes it was sent, at least.
 stored() {
   case $1 in
-  action) du -sb "$work/bench-action" | cut -f1 ;;
+  action | action_gzip) du -sb "$work/bench-action" | cut -f1 ;;
   floor) echo 0 ;;
   *) du -sb "$work/bench-registry" | cut -f1 ;;
   esac
 }
 
 declare -A TIMES BYTES
-WAYS=(floor loop docker2 skopeo2 skopeo2l1 action)
+# The action twice: push-compression auto (its registry is on loopback: uncompressed layers) and
+# gzip (what any registry elsewhere gets, here timed against the same local disk as skopeo).
+WAYS=(floor loop docker2 skopeo2 skopeo2l1 action_gzip action)
 for s in $sets; do
   for r in $(seq 1 "$rounds"); do
     order=("${WAYS[@]}")
-    if [ $((r % 2)) = 0 ]; then order=(action skopeo2l1 skopeo2 docker2 loop floor); fi
+    if [ $((r % 2)) = 0 ]; then
+      order=()
+      for ((i = ${#WAYS[@]} - 1; i >= 0; i--)); do order+=("${WAYS[$i]}"); done
+    fi
     for w in "${order[@]}"; do
       prepare "$w"
       sync
       if [ "$w" = action ]; then
         RERUN=$([ "$r" = "$rounds" ] && echo 1 || echo 0) way_action "$s"
         t=$(cat /tmp/action.seconds)
+      elif [ "$w" = action_gzip ]; then
+        # Not the last: the statuses read after the rounds are those of push-compression auto.
+        cp /tmp/action.statuses /tmp/action.statuses.auto 2>/dev/null || true
+        COMPRESSION=gzip way_action "$s"
+        t=$(cat /tmp/action.seconds)
+        cp /tmp/action.statuses.auto /tmp/action.statuses 2>/dev/null || true
       else
         began=$(date +%s.%N)
         "way_$w" "$s"
@@ -154,6 +167,7 @@ for s in $sets; do
   done
   TIMES[$s.rerun]=$(cat /tmp/action.rerun-seconds)
   TIMES[$s.statuses]=$(tr '\n' ' ' </tmp/action.statuses)
+  TIMES[$s.choice]="auto: $(cat /tmp/action-auto.choice); gzip: $(cat /tmp/action-gzip.choice)"
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -164,7 +178,8 @@ label() {
   docker2) echo 'docker push, two at a time' ;;
   skopeo2) echo 'skopeo copy docker-daemon:, two at a time' ;;
   skopeo2l1) echo 'skopeo, two at a time, gzip level 1' ;;
-  action) echo 'the action (push-concurrency 2)' ;;
+  action) echo 'the action (auto: uncompressed, loopback)' ;;
+  action_gzip) echo 'the action, push-compression gzip' ;;
   esac
 }
 echo "${WHERE:-a bookworm box}; $(nproc) cores; Docker $(docker version --format '{{.Server.Version}}'); $(skopeo --version); median of $rounds rounds, order alternating"
@@ -182,4 +197,5 @@ for s in $sets; do
   printf '%-44s %9.2f\n' 'the action again, nothing new (rerun)' "${TIMES[$s.rerun]}"
   echo "rounds (s): $(for w in "${WAYS[@]}"; do printf '%s:%s ' "$w" "$(tr ' ' ',' <<<"${TIMES[$s.$w]# }")"; done)"
   echo "the action's images (first push, then rerun): ${TIMES[$s.statuses]}"
+  echo "the action's layers, as its log says: ${TIMES[$s.choice]}"
 done

@@ -67,6 +67,7 @@ export const INPUT_META = {
   'push-concurrency': [5, 'count'],
   'push-retries': [5, 'count'],
   'push-method': [5, 'auto, docker'],
+  'push-compression': [5, 'auto, gzip, none'],
   'min-free-space': [6, 'size'],
   'prune-age': [6, 'duration'],
   'build-cache-cap': [6, 'size'],

@@ -64,6 +64,7 @@ export const PUSH: Entry = {
     'push-concurrency',
     'push-retries',
     'push-method',
+    'push-compression',
     ...RUN
   ],
   defaults: {},

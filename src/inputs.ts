@@ -269,7 +269,8 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       ...push,
       proxies,
       registry: registry.registry,
-      registryCa: registry.registryTls?.cert
+      registryCa: registry.registryTls?.cert,
+      registryLocal: wantsLocalRegistry(registry, identity)
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Images the action pushes through the registry API pull and run on every engine the bed has:
- * pushed from Docker 20.10 (bookworm), the registry's data then moved to a host of each shape
+ * pushed from Docker 20.10 (bookworm) with each push-compression (auto: uncompressed layers to its
+ * loopback registry; gzip), the registry's data then moved to a host of each shape
  * (Docker 26.1 on trixie, Docker 28.5 on forky with and without the containerd image store), where
  * a registry is started on it and each image is pulled and run. Each engine also pushes an image of
  * its own (its `docker save` layout differs) and pulls it back.
@@ -20,6 +21,16 @@ const SNAPSHOTTER = JSON.stringify({features: {'containerd-snapshotter': true}})
 
 /** Pushed from bookworm: busybox and a marker (layers worth gzip), and a layer of random bytes. */
 const FROM_BOOKWORM = ['dgs-e2e/app1:1', 'dgs-e2e/random:1']
+/** The same two again with push-compression gzip, under other names. */
+const GZIP_FROM_BOOKWORM = [
+  'dgs-e2e/app1:1 => dgs-e2e/app1-gzip:1',
+  'dgs-e2e/random:1 => dgs-e2e/random-gzip:1'
+]
+const TAR = 'application/vnd.oci.image.layer.v1.tar'
+const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip'
+/** What every engine pulls and runs of the pusher's images, and what each prints. */
+const PUSHED = ['app1', 'random', 'app1-gzip', 'random-gzip']
+const PRINTED = ['app1', 'random', 'app1', 'random']
 
 /**
  * An image of one layer whose first MiB is random bytes (so it is sent as is, not gzip), made with
@@ -86,25 +97,41 @@ describe('images pushed through the registry API pull and run on every engine', 
     const run = box.run({...base, ...inputs, images: `dgs-e2e/app${n}:1\ndgs-e2e/random${n}:1`})
     expectSuccess(run)
     expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
-    return ['app1', 'random', `app${n}`, `random${n}`].map(name =>
-      pullAndRun(box, `dgs-e2e/${name}:1`)
-    )
+    // Through the registry API (the classic store), to its loopback registry: uncompressed.
+    if (inputs['daemon-config'] === undefined) {
+      expect(layerTypes(box, `dgs-e2e/app${n}:1`)).toEqual([TAR, TAR])
+    }
+    return [...PUSHED, `app${n}`, `random${n}`].map(name => pullAndRun(box, `dgs-e2e/${name}:1`))
   }
 
-  it('Docker 20.10 (bookworm): pushes gzip and plain layers; the images pull and run', () => {
+  it('Docker 20.10 (bookworm): pushes uncompressed layers (auto, loopback) and gzip ones; the images pull and run', () => {
     const run = pusher.run({...base, images: FROM_BOOKWORM.join('\n')})
     expectSuccess(run)
     expect(rows(run).map(r => r.status)).toEqual(['pushed', 'pushed'])
-    expect(layerTypes(pusher, 'dgs-e2e/app1:1')).toEqual([
-      'application/vnd.oci.image.layer.v1.tar+gzip',
-      'application/vnd.oci.image.layer.v1.tar+gzip'
-    ])
-    expect(layerTypes(pusher, 'dgs-e2e/random:1')).toEqual([
-      'application/vnd.oci.image.layer.v1.tar'
-    ])
+    expect(run.stdout).toContain(
+      'Layers to localhost:5000: uncompressed (a registry on this host, on loopback)'
+    )
+    expect(layerTypes(pusher, 'dgs-e2e/app1:1')).toEqual([TAR, TAR])
+    expect(layerTypes(pusher, 'dgs-e2e/random:1')).toEqual([TAR])
+    const gz = pusher.run({
+      ...base,
+      'push-compression': 'gzip',
+      images: GZIP_FROM_BOOKWORM.join('\n')
+    })
+    expectSuccess(gz)
+    expect(rows(gz).map(r => r.status)).toEqual(['pushed', 'pushed'])
+    expect(layerTypes(pusher, 'dgs-e2e/app1-gzip:1')).toEqual([GZIP, GZIP])
+    // Random bytes gain nothing from gzip: sent as is, under the digest the auto push gave them.
+    expect(layerTypes(pusher, 'dgs-e2e/random-gzip:1')).toEqual([TAR])
+    // Unchanged on a rerun, whichever compression the registry holds the layers in.
+    const again = pusher.run({
+      ...base,
+      images: [...FROM_BOOKWORM, ...GZIP_FROM_BOOKWORM].join('\n')
+    })
+    expectSuccess(again)
+    expect(rows(again).map(r => r.status)).toEqual(Array(4).fill('unchanged'))
     pusher.sh('docker rmi -f dgs-e2e/app1:1 dgs-e2e/random:1 >/dev/null')
-    expect(pullAndRun(pusher, 'dgs-e2e/app1:1')).toBe('app1')
-    expect(pullAndRun(pusher, 'dgs-e2e/random:1')).toBe('random')
+    expect(PUSHED.map(name => pullAndRun(pusher, `dgs-e2e/${name}:1`))).toEqual(PRINTED)
     // Stopped, so its data can be copied whole.
     pusher.sh('docker stop docker-gpu-setup-registry >/dev/null')
   }, 300_000)
@@ -112,7 +139,7 @@ describe('images pushed through the registry API pull and run on every engine', 
   it('Docker 26.1 (trixie): pulls and runs them, and pushes from its own OCI export', () => {
     const box = Box.start({suite: 'trixie', state: 'engine', images: true})
     try {
-      expect(pullsAndPushes(box, 2)).toEqual(['app1', 'random', 'app2', 'random2'])
+      expect(pullsAndPushes(box, 2)).toEqual([...PRINTED, 'app2', 'random2'])
     } finally {
       box.remove()
     }
@@ -129,7 +156,7 @@ describe('images pushed through the registry API pull and run on every engine', 
         // The action starts dockerd (and switches the store); the test images load into that store.
         expectSuccess(box.run({...base, ...store, 'start-registry': 'false'}))
         box.loadImages()
-        expect(pullsAndPushes(box, 3, store)).toEqual(['app1', 'random', 'app3', 'random3'])
+        expect(pullsAndPushes(box, 3, store)).toEqual([...PRINTED, 'app3', 'random3'])
       } finally {
         box.remove()
       }

@@ -361,6 +361,16 @@ const BAD: [string, RawOverrides, string][] = [
     `Input 'push-retries' has an invalid value "11": use a whole number from 0 to 10`
   ],
   [
+    'push-compression word',
+    {'push-compression': 'zstd'},
+    `Input 'push-compression' has an invalid value "zstd": use one of auto, gzip, none`
+  ],
+  [
+    'push-compression none with docker push',
+    {'push-compression': 'none', 'push-method': 'docker'},
+    `Input 'push-compression' has an invalid value "none": docker push always compresses: use push-method auto for uncompressed layers`
+  ],
+  [
     'gpus word',
     {gpus: 'two'},
     `Input 'gpus' has an invalid value "two": two is neither a GPU UUID nor an index: use all, a count from 1 to 64, or a list of GPU UUIDs (GPU-…) or indexes (0,1; one index alone: 2,)`
@@ -648,6 +658,15 @@ describe('proxies and pull-through caches', () => {
     expect(
       phaseSettings(inputs, {names: ['gpu-01'], addresses: []}).proxy.proxies?.noProxy
     ).toEqual(['localhost', '127.0.0.0/8', '::1', 'gpu-01', 'registry.lab'])
+  })
+
+  it('tells the push whether this run runs the registry on this host', () => {
+    const me = {names: ['gpu-01'], addresses: ['10.1.2.3']}
+    const local = (r: Record<string, string>): boolean =>
+      phaseSettings(parseInputs(raw({images: 'app', ...r}), host), me).push.registryLocal
+    expect(local({registry: 'gpu-01:5000'})).toBe(true)
+    expect(local({registry: 'gpu-01:5000', 'start-registry': 'false'})).toBe(false)
+    expect(local({registry: 'registry.lab:5000'})).toBe(false)
   })
 
   it('reads registry-caches: hosts over https, URLs as given, ports in list order, credentials', () => {

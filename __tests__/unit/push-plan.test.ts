@@ -2,6 +2,7 @@ import {describe, expect, it} from '@jest/globals'
 import {parseRegistryAddress} from '../../src/docker/reference.js'
 import {parseImageList} from '../../src/phases/push/image-list.js'
 import {
+  layerCompression,
   planPush,
   type LocalImage,
   type PushFacts,
@@ -11,6 +12,8 @@ import type {RegistryPool} from '../../src/phases/push/registries.js'
 import {DEFAULT_REGISTRY_CONFIG} from '../../src/registry-client/transport.js'
 
 const registry = parseRegistryAddress('localhost:5000')
+/** The inputs the planner reads besides login and push-method, at their defaults. */
+const base = {registry, pushCompression: 'auto', registryLocal: true} as const
 const D1 = `sha256:${'1'.repeat(64)}`
 const D2 = `sha256:${'2'.repeat(64)}`
 const APP = `sha256:${'a'.repeat(64)}`
@@ -109,7 +112,7 @@ describe('planPush', () => {
       '1 target(s); 1 already in the registry with the same image'
     ]
   ])('%s', (_name, f, withLogin, steps, found) => {
-    const plan = planPush(f, {registry, login: withLogin ? login : undefined, pushMethod: 'auto'})
+    const plan = planPush(f, {...base, login: withLogin ? login : undefined, pushMethod: 'auto'})
     expect(plan.steps.map(s => s.description)).toEqual(steps)
     expect(plan.found).toBe(found)
     expect(plan.login).toBe(steps[0]?.startsWith('log in') ?? false)
@@ -121,11 +124,11 @@ describe('planPush', () => {
     ['the containerd store, auto', true, 'auto', 'docker-push'],
     ['the classic store, push-method docker', false, 'docker', 'docker-push']
   ])('%s: pushes by %s', (_name, containerdStore, pushMethod, way) => {
-    expect(planPush(facts({containerdStore}), {registry, pushMethod}).way).toBe(way)
+    expect(planPush(facts({containerdStore}), {...base, pushMethod}).way).toBe(way)
   })
 
   it('reports an unchanged target with the registry’s digest and its size there', () => {
-    const plan = planPush(facts({remote: held({config: APP})}), {registry, pushMethod: 'auto'})
+    const plan = planPush(facts({remote: held({config: APP})}), {...base, pushMethod: 'auto'})
     expect(plan.unchanged).toEqual([
       {source: 'app:1', target: 'localhost:5000/app:1', digest: D2, size: 42, status: 'unchanged'}
     ])
@@ -134,7 +137,7 @@ describe('planPush', () => {
 
   it('refuses before any push when a source is not on the host, naming each source once with a line it is on', () => {
     const three = parseImageList('app:1\nghost:1\nghost:1 => other:1', [], registry)
-    const inputs = {registry, pushMethod: 'auto' as const}
+    const inputs = {...base, pushMethod: 'auto' as const}
     expect(() => planPush(facts({targets: three}), inputs)).toThrow(
       'images: ghost:1 (line 3) is not on this host; nothing was pushed. Build or pull it before this step.'
     )
@@ -142,5 +145,125 @@ describe('planPush', () => {
     expect(() => planPush(facts({targets: two, locals: new Map()}), inputs)).toThrow(
       'images: a:1 (line 1), b:1 (line 2) are not on this host; nothing was pushed. Build or pull them before this step.'
     )
+  })
+
+  it('chooses per registry the API sends layers to, and says why; docker push gets none', () => {
+    const mixed = parseImageList('app:1\ntool:2 => ghcr.io/org/tool:2', [], registry)
+    const plan = planPush(facts({targets: mixed}), {...base, pushMethod: 'auto'})
+    expect(plan.compression).toEqual([
+      {
+        registry: 'localhost:5000',
+        compression: 'none',
+        why: 'a registry on this host, on loopback'
+      },
+      {
+        registry: 'ghcr.io',
+        compression: 'gzip',
+        why: 'a registry elsewhere: its layers cross a network'
+      }
+    ])
+    expect(
+      planPush(facts({targets: mixed}), {...base, pushMethod: 'docker', pushCompression: 'gzip'})
+        .compression
+    ).toEqual([])
+  })
+
+  it('warns that the containerd store’s images cannot go uncompressed', () => {
+    const plan = planPush(facts({containerdStore: true}), {
+      ...base,
+      pushMethod: 'auto',
+      pushCompression: 'none'
+    })
+    expect(plan.way).toBe('docker-push')
+    expect(plan.warnings).toEqual([
+      'push-compression: none is not possible here: images in the containerd image store go by docker push, which sends layers compressed as they are stored'
+    ])
+  })
+})
+
+describe('layerCompression', () => {
+  const at = (text: string, registryLocal: boolean) => ({
+    registry: parseRegistryAddress(text),
+    registryLocal
+  })
+  it.each<[string, string, ReturnType<typeof at>, 'auto' | 'gzip' | 'none', string, string]>([
+    [
+      'loopback by name',
+      'localhost:5000',
+      at('localhost:5000', false),
+      'auto',
+      'none',
+      'a registry on this host, on loopback'
+    ],
+    [
+      'loopback by address',
+      '127.0.0.1:5001',
+      at('localhost:5000', false),
+      'auto',
+      'none',
+      'a registry on this host, on loopback'
+    ],
+    [
+      'IPv6 loopback',
+      '[::1]:5000',
+      at('localhost:5000', false),
+      'auto',
+      'none',
+      'a registry on this host, on loopback'
+    ],
+    [
+      'the registry this run runs, by a LAN name',
+      'ci-1.lan:5000',
+      at('ci-1.lan:5000', true),
+      'auto',
+      'none',
+      'the registry this run runs on this host'
+    ],
+    [
+      'the same name, run elsewhere',
+      'ci-1.lan:5000',
+      at('ci-1.lan:5000', false),
+      'auto',
+      'gzip',
+      'a registry elsewhere: its layers cross a network'
+    ],
+    [
+      'another registry while this run runs one',
+      'ghcr.io',
+      at('ci-1.lan:5000', true),
+      'auto',
+      'gzip',
+      'a registry elsewhere: its layers cross a network'
+    ],
+    [
+      'another port of a run registry’s host',
+      'ci-1.lan:5001',
+      at('ci-1.lan:5000', true),
+      'auto',
+      'gzip',
+      'a registry elsewhere: its layers cross a network'
+    ],
+    [
+      'forced gzip on loopback',
+      'localhost:5000',
+      at('localhost:5000', true),
+      'gzip',
+      'gzip',
+      'as push-compression says'
+    ],
+    [
+      'forced none elsewhere',
+      'ghcr.io',
+      at('localhost:5000', true),
+      'none',
+      'none',
+      'as push-compression says'
+    ]
+  ])('%s', (_name, target, where, pushCompression, compression, why) => {
+    expect(layerCompression(target, {...where, pushCompression})).toEqual({
+      registry: target,
+      compression,
+      why
+    })
   })
 })

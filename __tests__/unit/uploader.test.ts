@@ -137,6 +137,50 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     expect(held('b', '1').layers[0].equals(base)).toBe(true)
   })
 
+  it('sends every layer as is to a registry on this host: the OCI tar type, digest = diff_id', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    const sent = counts()
+    await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(img, [['app', '1']]),
+      cliExporter(runner),
+      sent
+    )
+    const {m, layers} = held('app', '1')
+    expect(m.layers).toEqual(
+      img.layers.map((l, i) => ({
+        mediaType: MEDIA.layerTar,
+        digest: img.diffIds[i],
+        size: l.length
+      }))
+    )
+    expect(layers.map((l, i) => l.equals(img.layers[i]))).toEqual([true, true])
+    expect(sent).toEqual({layers: 2, gzipped: 0, bytes: base.length + big.length})
+  })
+
+  it('finds a layer sent as is from a later gzip push, under its diff_id, and sends nothing', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(img, [['app', '1']]),
+      cliExporter(runner),
+      counts()
+    )
+    // A later run to the same registry with gzip finds each layer under its own digest.
+    const sent = counts()
+    await uploadImage(
+      new RegistryMemory(client, 'gzip'),
+      job(img, [['app', '2']]),
+      cliExporter(runner),
+      sent
+    )
+    expect(sent.layers).toBe(0)
+    expect(saves(runner)).toBe(1)
+    expect(patches()).toBe(2)
+  })
+
   it('after a manifest the registry refused for a while, a retry sends no layer again', async () => {
     const img = image([base, big])
     const runner = runnerFor([img, dockerSave(img, layout)])

@@ -12,7 +12,8 @@ export const PUSH_INPUTS = {
   tags: '',
   'push-concurrency': '2',
   'push-retries': '3',
-  'push-method': 'auto'
+  'push-method': 'auto',
+  'push-compression': 'auto'
 } as const
 
 type Raw = RawInputs<keyof typeof PUSH_INPUTS>
@@ -30,6 +31,12 @@ export interface Login {
  */
 export type PushMethod = 'auto' | 'docker'
 
+/**
+ * How the registry API push sends layers: `auto` sends them uncompressed to a registry on this host
+ * (loopback, or the one this run runs) and gzip-compressed elsewhere; `gzip` and `none` force it.
+ */
+export type PushCompression = 'auto' | 'gzip' | 'none'
+
 /** What the push phase's inputs say. */
 export interface PushInputs {
   login?: Login
@@ -37,6 +44,7 @@ export interface PushInputs {
   pushConcurrency: number
   pushRetries: number
   pushMethod: PushMethod
+  pushCompression: PushCompression
 }
 
 /** What the push phase reads: its inputs and how to reach `registry`. */
@@ -44,6 +52,8 @@ export interface PushSettings extends PushInputs {
   registry: RegistryAddress
   /** The local registry's certificate (it serves TLS): trusted when reading digests from it. */
   registryCa?: string
+  /** This run runs the registry at `registry` on this host (a registry on the same disk). */
+  registryLocal: boolean
   /**
    * Written into the per-job DOCKER_CONFIG a login makes, for the job's containers, and used by
    * the action's own requests to registries.
@@ -88,11 +98,21 @@ function targets(raw: Raw, registry: RegistryAddress): PushTarget[] {
 
 /** Validates the push inputs against `registry` (pure); throws InputError. */
 export function parsePushInputs(raw: Raw, registry: RegistryAddress): PushInputs {
+  const pushMethod = oneOf(raw, 'push-method', ['auto', 'docker'] as const)
+  const pushCompression = oneOf(raw, 'push-compression', ['auto', 'gzip', 'none'] as const)
+  if (pushCompression === 'none' && pushMethod === 'docker') {
+    fail(
+      'push-compression',
+      pushCompression,
+      'docker push always compresses: use push-method auto for uncompressed layers'
+    )
+  }
   return {
     login: login(raw),
     images: targets(raw, registry),
     pushConcurrency: int(raw, 'push-concurrency', 1, 16),
     pushRetries: int(raw, 'push-retries', 0, 10),
-    pushMethod: oneOf(raw, 'push-method', ['auto', 'docker'] as const)
+    pushMethod,
+    pushCompression
   }
 }

@@ -10,7 +10,7 @@ import {retrying} from '../../registry-client/retry.js'
 import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
 import type {PushTarget} from './image-list.js'
 import {cliExporter, engineExporter, ReadAhead, type ImageExporter} from './image-export.js'
-import type {LocalImage, PushPlan} from './plan.js'
+import {COMPRESSION_WORDS, type LocalImage, type PushPlan} from './plan.js'
 import {failed, type PushResult} from './push-result.js'
 import {confirm} from './registries.js'
 import type {PushContext, PushStrategy} from './strategy.js'
@@ -145,7 +145,10 @@ export const registryApiPush: PushStrategy = async (ctx, p, pool) => {
   const memory = (registry: string): Promise<RegistryMemory> => {
     let m = memories.get(registry)
     if (!m) {
-      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c))
+      const how = p.compression.find(c => c.registry === registry)
+      if (how)
+        core.info(`Layers to ${registry}: ${COMPRESSION_WORDS[how.compression]} (${how.why})`)
+      m = p.facts.registries.client(registry).then(c => new RegistryMemory(c, how?.compression))
       memories.set(registry, m)
     }
     return m

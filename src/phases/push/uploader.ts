@@ -1,8 +1,9 @@
 /**
  * Pushes images from Docker's classic image store through the registry's HTTP API: reads each
- * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks
- * (gzip in blocks on every core, or as is when gzip would not pay), links what the registry
- * already holds, and puts one OCI manifest per tag. What it learns is kept per run and registry.
+ * image once from the daemon (`docker save`, a stream), sends every layer the registry lacks (as
+ * is to a registry on this host; elsewhere gzip in blocks on every core, or as is when gzip would
+ * not pay), links what the registry already holds, and puts one OCI manifest per tag. What it
+ * learns is kept per run and registry.
  */
 import * as core from '@actions/core'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
@@ -53,7 +54,14 @@ export class RegistryMemory {
   /** Claims checked (`<diff_id> <blob digest>`): whether the blob really is that layer. */
   readonly checked = new Map<string, Promise<boolean>>()
 
-  constructor(readonly client: RegistryClient) {}
+  /**
+   * @param compression `none`: every layer is sent as is (a registry on this host); `gzip`: gzip
+   *   where its first bytes show it pays.
+   */
+  constructor(
+    readonly client: RegistryClient,
+    readonly compression: 'gzip' | 'none' = 'gzip'
+  ) {}
 
   held(digest: string, repo: string): void {
     const set = this.holders.get(digest) ?? new Set<string>()
@@ -186,18 +194,19 @@ async function sendLayer(
   const body = entry.body()
   const head: Buffer[] = []
   let headBytes = 0
-  while (headBytes < SAMPLE_BYTES) {
+  while (mem.compression === 'gzip' && headBytes < SAMPLE_BYTES) {
     const r = await body.next()
     if (r.done === true) break
     head.push(r.value)
     headBytes += r.value.length
   }
-  const mode = await judgeCompression(Buffer.concat(head))
+  const mode = mem.compression === 'none' ? 'none' : await judgeCompression(Buffer.concat(head))
   let upload: BlobUpload | undefined
   try {
     upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined)
     const u = upload
-    const encoder = new LayerEncoder(mode, b => u.write(b), knownDiffId === undefined)
+    // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
+    const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip')
     for (const part of head) await encoder.write(part)
     for await (const part of body) await encoder.write(part)
     const input = await encoder.end()
