@@ -49827,16 +49827,28 @@ async function writeOwnedFile(file, content, mode = 0o600, secret = false) {
         if (process.getuid?.() === 0)
             await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chown(dir, parent.uid, parent.gid);
     }
-    const owner = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(file).catch(() => node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(dir));
-    const kept = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(file).then(s => s.mode & 0o777, () => mode);
+    // Only a regular file at the name lends its owner and mode: a link planted there lends neither
+    // its target's nor its own (0777).
+    const found = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.lstat(file).catch(() => undefined);
+    const regular = found?.isFile() ? found : undefined;
+    const owner = regular ?? (await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(dir));
+    const kept = regular ? regular.mode & 0o777 : mode;
     // A file that holds a secret is its owner's alone, whatever mode it had.
     const keep = secret ? kept & 0o600 : kept;
-    // A new name (O_EXCL: never through a link someone planted in the user's folder for root).
+    // A new name, created here (O_EXCL|O_NOFOLLOW), and changed only through its handle: the folder's
+    // owner may swap names in it, but never makes root write, chmod or chown another file.
     const tmp = node_path__WEBPACK_IMPORTED_MODULE_2__.join(dir, `.${node_path__WEBPACK_IMPORTED_MODULE_2__.basename(file)}.tmp-${process.pid}-${randomHex()}`);
-    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.writeFile(tmp, content, { mode: keep, flag: 'wx' });
-    await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chmod(tmp, keep);
-    if (process.getuid?.() === 0)
-        await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.chown(tmp, owner.uid, owner.gid);
+    const flags = node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_WRONLY | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_CREAT | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_EXCL | node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_NOFOLLOW;
+    const handle = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.open(tmp, flags, keep);
+    try {
+        await handle.writeFile(content);
+        await handle.chmod(keep);
+        if (process.getuid?.() === 0)
+            await handle.chown(owner.uid, owner.gid);
+    }
+    finally {
+        await handle.close();
+    }
     await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.rename(tmp, file);
 }
 

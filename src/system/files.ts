@@ -117,17 +117,25 @@ export async function writeOwnedFile(
     await fs.mkdir(dir, {mode: 0o700})
     if (process.getuid?.() === 0) await fs.chown(dir, parent.uid, parent.gid)
   }
-  const owner = await fs.stat(file).catch(() => fs.stat(dir))
-  const kept = await fs.stat(file).then(
-    s => s.mode & 0o777,
-    () => mode
-  )
+  // Only a regular file at the name lends its owner and mode: a link planted there lends neither
+  // its target's nor its own (0777).
+  const found = await fs.lstat(file).catch(() => undefined)
+  const regular = found?.isFile() ? found : undefined
+  const owner = regular ?? (await fs.stat(dir))
+  const kept = regular ? regular.mode & 0o777 : mode
   // A file that holds a secret is its owner's alone, whatever mode it had.
   const keep = secret ? kept & 0o600 : kept
-  // A new name (O_EXCL: never through a link someone planted in the user's folder for root).
+  // A new name, created here (O_EXCL|O_NOFOLLOW), and changed only through its handle: the folder's
+  // owner may swap names in it, but never makes root write, chmod or chown another file.
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomHex()}`)
-  await fs.writeFile(tmp, content, {mode: keep, flag: 'wx'})
-  await fs.chmod(tmp, keep)
-  if (process.getuid?.() === 0) await fs.chown(tmp, owner.uid, owner.gid)
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+  const handle = await fs.open(tmp, flags, keep)
+  try {
+    await handle.writeFile(content)
+    await handle.chmod(keep)
+    if (process.getuid?.() === 0) await handle.chown(owner.uid, owner.gid)
+  } finally {
+    await handle.close()
+  }
   await fs.rename(tmp, file)
 }
