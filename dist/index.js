@@ -41451,7 +41451,7 @@ function fixText(g) {
         case 'end process':
             return 'end the leftover process or wait for it';
         case 'reset':
-            return `reset it (nvidia-smi -r -i ${g.index}, with nothing running on it) or reboot the host`;
+            return `reset it (nvidia-smi -r -i ${g.index}, with nothing running on it; an Xid counts until the driver reloads) or reboot the host`;
         case 'reboot':
             return 'reboot the host';
         case 'replace':
