@@ -35486,7 +35486,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9262);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(632);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
@@ -35674,7 +35674,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 9262:
+/***/ 632:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -42074,6 +42074,87 @@ async function retrying(retries, names, work, wait = retry_sleep) {
     }
 }
 
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: ./src/system/docker-images.ts
+/**
+ * The daemon's images as a push moves them: tagged, and exported as a `docker save` stream (begun
+ * ahead of its turn while the image before it is sent); through the Engine API's socket when this
+ * process may open it, else the docker CLI (with sudo when the action is not root).
+ */
+
+
+/** Tags the image `source` as `target` (`docker tag`); throws saying why it could not. */
+async function tagImage(runner, api, source, target) {
+    if (api) {
+        const colon = target.lastIndexOf(':');
+        const repo = encodeURIComponent(target.slice(0, colon));
+        const tag = encodeURIComponent(target.slice(colon + 1));
+        await api.post(`/images/${source}/tag?repo=${repo}&tag=${tag}`);
+        return;
+    }
+    const r = await runner.run(['docker', 'tag', source, target], { root: true, allowFailure: true });
+    if (r.exitCode !== 0)
+        throw new errors/* HostError */.dh((0,errors/* tailLines */.os)(r.stderr || r.stdout, 3));
+}
+/** Exports through the docker CLI (with sudo when the action is not root). */
+function cliExporter(runner) {
+    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
+}
+/** Exports straight from the daemon's socket (no docker process, no pipe between). */
+function engineExporter(api) {
+    return async (id) => {
+        // No limit on the wait: the daemon writes the whole image out before the first byte.
+        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0);
+        let failed = '';
+        if (r.status !== 200) {
+            for await (const c of r.body)
+                failed += String(c);
+            failed = `Docker answered ${r.status}: ${failed.trim()}`;
+        }
+        const done = new Promise(resolve => {
+            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
+            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
+            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
+        });
+        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
+        return { stdout, done, kill: () => r.abort() };
+    };
+}
+/**
+ * Exports started before their turn: the daemon writes an image out (to its own temp folder)
+ * before the first byte streams, so the next image's export is begun while the
+ * current one is sent. An export nobody takes is stopped at the end.
+ */
+class ReadAhead {
+    base;
+    started = new Map();
+    constructor(base) {
+        this.base = base;
+    }
+    /** Begins exporting `id` now, for later. */
+    start(id) {
+        if (this.started.has(id))
+            return;
+        const p = this.base(id);
+        p.catch(() => undefined);
+        this.started.set(id, p);
+    }
+    /** The export of `id` begun ahead, else a new one. */
+    exporter = id => {
+        const p = this.started.get(id);
+        this.started.delete(id);
+        return p ?? this.base(id);
+    };
+    /** Stops the exports nobody took. */
+    async stop() {
+        const left = [...this.started.values()];
+        this.started.clear();
+        for (const p of left)
+            (await p.catch(() => undefined))?.kill();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/push/push-result.ts
 /** The digest and size `docker push` prints last: `TAG: digest: sha256:… size: N`. */
 function parsePushOutput(text) {
@@ -42098,10 +42179,6 @@ function failed(t, error, attempts) {
     };
 }
 
-// EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/registry-client/http.ts
 
 
@@ -42178,6 +42255,8 @@ function networkError(e, what) {
  * its own challenge names, and the credentials a Docker client config stores for it (inline or
  * through a credential helper).
  */
+
+
 
 
 
@@ -42333,6 +42412,21 @@ async function fromHelper(runner, helper, registry, root) {
     }
 }
 /**
+ * The client configs a `docker push` of this job would read, in order: this process's own
+ * (`dockerConfigDir`: DOCKER_CONFIG, else ~/.docker, where a `docker login` step put it), then,
+ * not root, root's (docker under sudo reads that one).
+ */
+async function clientConfigs(runner, dockerConfigDir) {
+    const files = dockerConfigDir ? [external_node_path_.join(dockerConfigDir, 'config.json')] : [];
+    if (!runner.isRoot)
+        files.push('/root/.docker/config.json');
+    return Promise.all(files.map(async (file) => {
+        const root = file.startsWith('/root/') && !runner.isRoot;
+        const text = await (0,system_files/* readFileMaybe */.jp)(runner, file).catch(() => undefined);
+        return { file, text, root };
+    }));
+}
+/**
  * The credentials the first of `configs` that has any keeps for `registry`, as `docker push`
  * would find them (config.json's auths, or its credential helper); none when there are none.
  */
@@ -42353,8 +42447,6 @@ async function savedCredentials(runner, registry, configs) {
     return undefined;
 }
 
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:zlib"
@@ -42627,6 +42719,10 @@ function portableLayer(d) {
     return undefined;
 }
 
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: external "node:tls"
 var external_node_tls_ = __nccwpck_require__(1692);
 ;// CONCATENATED MODULE: ./src/registry-client/transport.ts
@@ -42635,6 +42731,10 @@ var external_node_tls_ = __nccwpck_require__(1692);
  * schemes to try in which order, TLS (the CAs Docker trusts, certs.d's files), the proxy its
  * requests go through, and the connection pools that do all that.
  */
+
+
+
+
 
 
 
@@ -42698,6 +42798,21 @@ function isSecureRegistry(registry, config, addresses) {
         return named;
     return !addresses.some(a => inCidrs(config.insecureCidrs, a));
 }
+async function addresses(host) {
+    if ((0,external_node_net_.isIP)(host) !== 0)
+        return [host];
+    try {
+        return (await external_node_dns_.promises.lookup(host, { all: true })).map(a => a.address);
+    }
+    catch {
+        // An unknown name is secure by Docker's rule; connecting will say what is wrong.
+        return [];
+    }
+}
+/** Docker's rule for `registry`, its name resolved to the addresses it is judged by. */
+async function registryIsSecure(registry, config) {
+    return isSecureRegistry(registry, config, await addresses(registryHostname(registry)));
+}
 /** Schemes in the daemon's order: HTTPS only for a secure registry; unchecked HTTPS, then HTTP, else. */
 function schemesFor(secure) {
     return secure
@@ -42723,6 +42838,35 @@ function certFiles(names) {
     if (lone !== undefined)
         throw new Error(`missing client certificate for key ${lone}`);
     return { cas, pairs };
+}
+const CERTS_D = '/etc/docker/certs.d';
+/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
+async function readAsRoot(runner, file) {
+    const text = await (0,system_files/* readFileMaybe */.jp)(runner, file);
+    if (text === undefined)
+        throw new errors/* HostError */.dh(`${file} could not be read`);
+    return text;
+}
+/**
+ * Reads /etc/docker/certs.d/<registry>/ as the daemon would (its CAs, its first client pair),
+ * with the CA file `extraCa` (the caller's own) after its CAs.
+ */
+async function readCertsD(runner, registry, extraCa) {
+    const dir = external_node_path_.join(CERTS_D, registry);
+    let files;
+    try {
+        files = certFiles(await (0,system_files/* listDirMaybe */.eK)(runner, dir));
+    }
+    catch (e) {
+        throw new errors/* HostError */.dh(`${dir}: ${(0,errors/* errorMessage */.gJ)(e)}`);
+    }
+    const read = (name) => readAsRoot(runner, external_node_path_.join(dir, name));
+    const cas = await Promise.all(files.cas.map(read));
+    if (extraCa !== undefined)
+        cas.push(await readAsRoot(runner, extraCa));
+    const pair = files.pairs[0];
+    const client = pair ? { cert: await read(pair.cert), key: await read(pair.key) } : undefined;
+    return { cas, client };
 }
 /** How Docker shows a proxy URL's user and password in `docker info`. */
 const MASKED = /^[a-z][a-z0-9+.-]*:\/\/xxxxx:xxxxx@/i;
@@ -43211,29 +43355,6 @@ class RegistryClient {
 
 
 
-
-
-
-
-const CERTS_D = '/etc/docker/certs.d';
-/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
-async function readAsRoot(runner, file) {
-    const text = await (0,system_files/* readFileMaybe */.jp)(runner, file);
-    if (text === undefined)
-        throw new errors/* HostError */.dh(`${file} could not be read`);
-    return text;
-}
-async function addresses(host) {
-    if ((0,external_node_net_.isIP)(host) !== 0)
-        return [host];
-    try {
-        return (await external_node_dns_.promises.lookup(host, { all: true })).map(a => a.address);
-    }
-    catch {
-        // An unknown name is secure by Docker's rule; connecting will say what is wrong.
-        return [];
-    }
-}
 /**
  * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
  * it: the client knows no inputs, so the hint is the push phase's to give.
@@ -43246,21 +43367,6 @@ function refuseUnusableProxy(registry, secure, proxies) {
     catch (e) {
         throw new errors/* HostError */.dh(`${(0,errors/* errorMessage */.gJ)(e)}: set push-method: docker`);
     }
-}
-/**
- * The client configs a `docker push` of this job would read, in order: this process's own
- * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
- * (docker under sudo reads that one).
- */
-async function clientConfigs(runner, host) {
-    const files = host.dockerConfigDir ? [external_node_path_.join(host.dockerConfigDir, 'config.json')] : [];
-    if (!runner.isRoot)
-        files.push('/root/.docker/config.json');
-    return Promise.all(files.map(async (file) => {
-        const root = file.startsWith('/root/') && !runner.isRoot;
-        const text = await (0,system_files/* readFileMaybe */.jp)(runner, file).catch(() => undefined);
-        return { file, text, root };
-    }));
 }
 /**
  * Clients of one run, by registry (one connection pool each), from detection to the pushes. Its
@@ -43284,26 +43390,12 @@ class RegistryPool {
     }
     async open(registry) {
         const { settings, runner, daemon, host } = this.#from;
-        const dir = external_node_path_.join(CERTS_D, registry);
-        let files;
-        try {
-            files = certFiles(await (0,system_files/* listDirMaybe */.eK)(runner, dir));
-        }
-        catch (e) {
-            throw new errors/* HostError */.dh(`${dir}: ${(0,errors/* errorMessage */.gJ)(e)}`);
-        }
-        const read = (name) => readAsRoot(runner, external_node_path_.join(dir, name));
-        const cas = await Promise.all(files.cas.map(read));
         const ours = registry === settings.registry.text;
-        if (ours && settings.registryCa !== undefined) {
-            cas.push(await readAsRoot(runner, settings.registryCa));
-        }
-        const pair = files.pairs[0];
-        const client = pair ? { cert: await read(pair.cert), key: await read(pair.key) } : undefined;
-        const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)));
+        const { cas, client } = await readCertsD(runner, registry, ours ? settings.registryCa : undefined);
+        const secure = await registryIsSecure(registry, daemon);
         lib_core/* debug */.Yz(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`);
         const login = (ours ? settings.login : undefined) ??
-            (await savedCredentials(runner, registry, await clientConfigs(runner, host)));
+            (await savedCredentials(runner, registry, await clientConfigs(runner, host.dockerConfigDir)));
         const proxies = requestProxies(settings.proxies, daemon.proxies, process.env);
         refuseUnusableProxy(registry, secure, proxies);
         return new RegistryClient({
@@ -43341,6 +43433,7 @@ async function registries_confirm(pool, t, digest) {
 
 
 
+
 /** A failed `docker push`: its last lines, and whether its words say another try may succeed. */
 class DockerPushError extends Error {
     transient;
@@ -43353,12 +43446,12 @@ class DockerPushError extends Error {
 async function pushOne(ctx, p, t, config) {
     const { runner, inputs } = ctx;
     const env = config ? { DOCKER_CONFIG: config } : undefined;
-    const tagged = await runner.run(['docker', 'tag', t.source, t.target], {
-        root: true,
-        allowFailure: true
-    });
-    if (tagged.exitCode !== 0)
-        return failed(t, (0,errors/* tailLines */.os)(tagged.stderr || tagged.stdout, 3), 1);
+    try {
+        await tagImage(runner, p.facts.engine, t.source, t.target);
+    }
+    catch (e) {
+        return failed(t, (0,errors/* errorMessage */.gJ)(e), 1);
+    }
     const pushed = await retrying(inputs.pushRetries, [t.target], async () => {
         const r = await runner.run(['docker', 'push', t.target], { root: true, env, allowFailure: true });
         const out = `${r.stdout}\n${r.stderr}`;
@@ -43383,71 +43476,6 @@ async function pushOne(ctx, p, t, config) {
 }
 /** Pushes every target of the plan with the docker CLI, one per worker of the pool. */
 const dockerCliPush = (ctx, p, pool, config) => pool(p.todo, async (t) => [await pushOne(ctx, p, t, config)]);
-
-;// CONCATENATED MODULE: ./src/phases/push/image-export.ts
-/**
- * Exports an image from the daemon as a `docker save` stream: through the docker CLI or straight
- * from the Engine API's socket, and begun ahead of its turn while the image before it is sent.
- */
-
-
-/** Exports through the docker CLI (with sudo when the action is not root). */
-function cliExporter(runner) {
-    return id => Promise.resolve(runner.stream(['docker', 'save', id], { root: true }));
-}
-/** Exports straight from the daemon's socket (no docker process, no pipe between). */
-function engineExporter(api) {
-    return async (id) => {
-        // No limit on the wait: the daemon writes the whole image out before the first byte.
-        const r = await api.get(`/images/get?names=${encodeURIComponent(id)}`, 0);
-        let failed = '';
-        if (r.status !== 200) {
-            for await (const c of r.body)
-                failed += String(c);
-            failed = `Docker answered ${r.status}: ${failed.trim()}`;
-        }
-        const done = new Promise(resolve => {
-            r.body.once('end', () => resolve({ exitCode: failed ? 1 : 0, stdout: '', stderr: failed }));
-            r.body.once('error', e => resolve({ exitCode: 1, stdout: '', stderr: (0,errors/* errorMessage */.gJ)(e) }));
-            r.body.once('close', () => resolve({ exitCode: 1, stdout: '', stderr: 'the daemon closed the export early' }));
-        });
-        const stdout = failed ? external_node_stream_.Readable.from([]) : r.body;
-        return { stdout, done, kill: () => r.abort() };
-    };
-}
-/**
- * Exports started before their turn: the daemon writes an image out (to its own temp folder)
- * before the first byte streams, so the next image's export is begun while the
- * current one is sent. An export nobody takes is stopped at the end.
- */
-class ReadAhead {
-    base;
-    started = new Map();
-    constructor(base) {
-        this.base = base;
-    }
-    /** Begins exporting `id` now, for later. */
-    start(id) {
-        if (this.started.has(id))
-            return;
-        const p = this.base(id);
-        p.catch(() => undefined);
-        this.started.set(id, p);
-    }
-    /** The export of `id` begun ahead, else a new one. */
-    exporter = id => {
-        const p = this.started.get(id);
-        this.started.delete(id);
-        return p ?? this.base(id);
-    };
-    /** Stops the exports nobody took. */
-    async stop() {
-        const left = [...this.started.values()];
-        this.started.clear();
-        for (const p of left)
-            (await p.catch(() => undefined))?.kill();
-    }
-}
 
 ;// CONCATENATED MODULE: ./src/phases/push/plan.ts
 /** The push phase's plan (pure): which targets to push, which the registry already holds. */
@@ -44128,19 +44156,6 @@ async function uploadImage(mem, job, exporter, sent) {
 
 
 
-
-function tagger(ctx, api) {
-    return async (t) => {
-        if (!api) {
-            await ctx.runner.run(['docker', 'tag', t.source, t.target], { root: true });
-            return;
-        }
-        const colon = t.target.lastIndexOf(':');
-        const repo = encodeURIComponent(t.target.slice(0, colon));
-        const tag = encodeURIComponent(t.target.slice(colon + 1));
-        await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`);
-    };
-}
 /** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30;
 function groups(p) {
@@ -44196,7 +44211,7 @@ async function registry_api_push_pushOne(ctx, p, g, run) {
         if (!ready) {
             // The target's name on the local image too, as docker push gives it (later steps may use it).
             for (const t of g.targets)
-                await run.tag(t);
+                await tagImage(ctx.runner, p.facts.engine, t.source, t.target);
             const mem = await run.memory(g.registry);
             const job = {
                 id: g.image.id,
@@ -44250,15 +44265,15 @@ const registryApiPush = async (ctx, p, pool) => {
         return ids;
     };
     // The daemon's socket when this process may open it; else docker save, through sudo if need be.
-    const api = await openEngineApi(ctx.host.dockerSocket);
-    const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner));
+    const { engine } = p.facts;
+    const ahead = new ReadAhead(engine ? engineExporter(engine) : cliExporter(ctx.runner));
     // An image some tag already holds needs no export; a large one would hold the daemon's disk.
     const held = new Set([...p.facts.remote.values()].map(r => r?.config));
     const readAhead = (g) => {
         if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
             ahead.start(g.image.id);
     };
-    const run = { memory, configs, exporter: ahead.exporter, tag: tagger(ctx, api) };
+    const run = { memory, configs, exporter: ahead.exporter };
     try {
         return await pool(groups(p), async (g) => registry_api_push_pushOne(ctx, p, g, run), readAhead);
     }
@@ -44320,10 +44335,7 @@ async function addProxies(file, proxies) {
     const { config } = (0,docker_proxy/* withClientProxies */.K9)((0,daemon_fragment/* isJsonObject */.O)(parsed) ? parsed : {}, proxies);
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
-/**
- * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
- * `next` hears of the item that comes after each one taken.
- */
+/** The run's pool of push-concurrency workers; it logs each result as it comes. */
 function workerPool(ctx) {
     return async (items, work, next = () => undefined) => {
         const results = [];
@@ -44480,7 +44492,8 @@ async function detectPush(ctx) {
         targets,
         locals,
         remote,
-        registries: new RegistryPool(inputs, registryConfig, runner, ctx.host)
+        registries: new RegistryPool(inputs, registryConfig, runner, ctx.host),
+        engine: api
     };
     if (!daemon)
         return facts;

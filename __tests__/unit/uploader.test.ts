@@ -4,7 +4,7 @@ import {afterEach, beforeEach, describe, expect, it} from '@jest/globals'
 import {MEDIA} from '../../src/registry-client/manifest.js'
 import {RegistryClient} from '../../src/registry-client/client.js'
 import {RegistryError} from '../../src/registry-client/http.js'
-import {cliExporter} from '../../src/phases/push/image-export.js'
+import {cliExporter} from '../../src/system/docker-images.js'
 import {
   RegistryMemory,
   uploadImage,

@@ -3,8 +3,10 @@
  * its own challenge names, and the credentials a Docker client config stores for it (inline or
  * through a credential helper).
  */
+import * as path from 'node:path'
 import * as core from '@actions/core'
 import type {CommandRunner} from '../exec/runner.js'
+import {readFileMaybe} from '../system/files.js'
 import {RegistryError, registrySays, type Reply} from './http.js'
 import {isTransientHttp} from './retry.js'
 
@@ -204,6 +206,26 @@ export interface ClientConfig {
   text: string | undefined
   /** Root's (a helper it names runs as root). */
   root: boolean
+}
+
+/**
+ * The client configs a `docker push` of this job would read, in order: this process's own
+ * (`dockerConfigDir`: DOCKER_CONFIG, else ~/.docker, where a `docker login` step put it), then,
+ * not root, root's (docker under sudo reads that one).
+ */
+export async function clientConfigs(
+  runner: CommandRunner,
+  dockerConfigDir: string | undefined
+): Promise<ClientConfig[]> {
+  const files = dockerConfigDir ? [path.join(dockerConfigDir, 'config.json')] : []
+  if (!runner.isRoot) files.push('/root/.docker/config.json')
+  return Promise.all(
+    files.map(async file => {
+      const root = file.startsWith('/root/') && !runner.isRoot
+      const text = await readFileMaybe(runner, file).catch(() => undefined)
+      return {file, text, root}
+    })
+  )
 }
 
 /**

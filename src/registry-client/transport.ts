@@ -3,12 +3,17 @@
  * schemes to try in which order, TLS (the CAs Docker trusts, certs.d's files), the proxy its
  * requests go through, and the connection pools that do all that.
  */
+import {promises as dns} from 'node:dns'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import {BlockList, isIP} from 'node:net'
+import * as path from 'node:path'
 import * as tls from 'node:tls'
 import * as core from '@actions/core'
 import {withoutCredentials, type Proxies} from '../docker/proxy.js'
+import {HostError, errorMessage} from '../errors.js'
+import type {CommandRunner} from '../exec/runner.js'
+import {listDirMaybe, readFileMaybe} from '../system/files.js'
 import {RegistryError} from './http.js'
 
 /** The daemon's registry settings as `docker info` shows them (RegistryConfig). */
@@ -87,6 +92,24 @@ export function isSecureRegistry(
   return !addresses.some(a => inCidrs(config.insecureCidrs, a))
 }
 
+async function addresses(host: string): Promise<string[]> {
+  if (isIP(host) !== 0) return [host]
+  try {
+    return (await dns.lookup(host, {all: true})).map(a => a.address)
+  } catch {
+    // An unknown name is secure by Docker's rule; connecting will say what is wrong.
+    return []
+  }
+}
+
+/** Docker's rule for `registry`, its name resolved to the addresses it is judged by. */
+export async function registryIsSecure(
+  registry: string,
+  config: DaemonRegistryConfig
+): Promise<boolean> {
+  return isSecureRegistry(registry, config, await addresses(registryHostname(registry)))
+}
+
 /** One way to reach a registry: the scheme, and whether its certificate is checked. */
 export interface Scheme {
   scheme: 'https' | 'http'
@@ -123,6 +146,45 @@ export function certFiles(names: readonly string[]): CertFiles {
   const lone = keys.find(k => !certs.includes(`${k.slice(0, -'.key'.length)}.cert`))
   if (lone !== undefined) throw new Error(`missing client certificate for key ${lone}`)
   return {cas, pairs}
+}
+
+const CERTS_D = '/etc/docker/certs.d'
+
+/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
+async function readAsRoot(runner: CommandRunner, file: string): Promise<string> {
+  const text = await readFileMaybe(runner, file)
+  if (text === undefined) throw new HostError(`${file} could not be read`)
+  return text
+}
+
+/** The TLS files Docker would use for a registry: extra CAs, and a client certificate and key. */
+export interface RegistryTls {
+  cas: string[]
+  client?: {cert: string; key: string}
+}
+
+/**
+ * Reads /etc/docker/certs.d/<registry>/ as the daemon would (its CAs, its first client pair),
+ * with the CA file `extraCa` (the caller's own) after its CAs.
+ */
+export async function readCertsD(
+  runner: CommandRunner,
+  registry: string,
+  extraCa?: string
+): Promise<RegistryTls> {
+  const dir = path.join(CERTS_D, registry)
+  let files
+  try {
+    files = certFiles(await listDirMaybe(runner, dir))
+  } catch (e) {
+    throw new HostError(`${dir}: ${errorMessage(e)}`)
+  }
+  const read = (name: string): Promise<string> => readAsRoot(runner, path.join(dir, name))
+  const cas = await Promise.all(files.cas.map(read))
+  if (extraCa !== undefined) cas.push(await readAsRoot(runner, extraCa))
+  const pair = files.pairs[0]
+  const client = pair ? {cert: await read(pair.cert), key: await read(pair.key)} : undefined
+  return {cas, client}
 }
 
 /** The proxies the daemon pulls and pushes through, as `docker info` shows them ('' when unset). */

@@ -9,21 +9,18 @@ import {isJsonObject, type Json} from '../../docker/daemon-fragment.js'
 import {withClientProxies, type Proxies} from '../../docker/proxy.js'
 import {HostError} from '../../errors.js'
 import {writeOwnedFile} from '../../system/files.js'
-import type {PhaseContext} from '../pipeline.js'
 import {dockerCliPush} from './docker-cli-push.js'
-import type {Login, PushSettings} from './inputs.js'
+import type {Login} from './inputs.js'
 import type {PushPlan, PushWay} from './plan.js'
 import type {PushResult} from './push-result.js'
 import {registryApiPush} from './registry-api-push.js'
-import type {PushStrategy, WorkerPool} from './strategy.js'
-
-type Ctx = PhaseContext<PushSettings>
+import type {PushContext, PushStrategy, WorkerPool} from './strategy.js'
 
 /**
  * Logs in with the password on stdin into a per-job DOCKER_CONFIG under RUNNER_TEMP, exported to
  * the job's later steps and remembered for the post step, which removes it.
  */
-async function login(ctx: Ctx, credentials: Login): Promise<string> {
+async function login(ctx: PushContext, credentials: Login): Promise<string> {
   const {inputs, runner, host} = ctx
   const dir = path.join(host.tempDir, 'docker-gpu-setup-docker-config')
   await fs.mkdir(dir, {recursive: true, mode: 0o700})
@@ -62,11 +59,8 @@ async function addProxies(file: string, proxies: Proxies): Promise<void> {
   await writeOwnedFile(file, `${JSON.stringify(config, null, '\t')}\n`)
 }
 
-/**
- * Runs `work` over `items`, push-concurrency at a time; one failure does not stop the others.
- * `next` hears of the item that comes after each one taken.
- */
-function workerPool(ctx: Ctx): WorkerPool {
+/** The run's pool of push-concurrency workers; it logs each result as it comes. */
+function workerPool(ctx: PushContext): WorkerPool {
   return async (items, work, next = () => undefined) => {
     const results: PushResult[] = []
     const queue = [...items]
@@ -97,7 +91,7 @@ const STRATEGIES: Record<PushWay, PushStrategy> = {
  * Carries out the push plan: the login, then the pushes with retries and digest checks. Sets the
  * images output (in the order of `images`); fails naming what did not land, after all were tried.
  */
-export async function applyPush(p: PushPlan, ctx: Ctx): Promise<void> {
+export async function applyPush(p: PushPlan, ctx: PushContext): Promise<void> {
   if (!p.facts.dockerUp && p.facts.targets.length > 0) {
     // A dry run never gets here; a step without the engine phase (the push entry) does.
     throw new HostError(
@@ -132,7 +126,7 @@ export async function applyPush(p: PushPlan, ctx: Ctx): Promise<void> {
 }
 
 /** How many targets were pushed and how many were already there. */
-export function verifyPush(p: PushPlan, ctx: Ctx): Promise<string> {
+export function verifyPush(p: PushPlan, ctx: PushContext): Promise<string> {
   const pushed = (ctx.outputs.images ?? []).filter(r => r.status === 'pushed').length
   return Promise.resolve(`${pushed} pushed, ${p.unchanged.length} unchanged`)
 }

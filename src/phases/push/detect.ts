@@ -6,11 +6,10 @@ import * as core from '@actions/core'
 import {errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
-import type {PhaseContext} from '../pipeline.js'
 import type {PushTarget} from './image-list.js'
-import type {PushSettings} from './inputs.js'
 import type {LocalImage, PushFacts, RemoteImage} from './plan.js'
 import {RegistryPool} from './registries.js'
+import type {PushContext} from './strategy.js'
 import {
   DEFAULT_REGISTRY_CONFIG,
   parseRegistryConfig,
@@ -130,7 +129,7 @@ async function readRemote(pool: RegistryPool, t: PushTarget): Promise<RemoteImag
  * Reads the daemon's image store and registry settings, the local images, and what the registry
  * holds for each target's tag (HTTP, as the daemon would reach it); changes nothing.
  */
-export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushFacts> {
+export async function detectPush(ctx: PushContext): Promise<PushFacts> {
   const {inputs, runner} = ctx
   const targets = inputs.images
   const locals = new Map<string, LocalImage>()
@@ -146,7 +145,8 @@ export async function detectPush(ctx: PhaseContext<PushSettings>): Promise<PushF
     targets,
     locals,
     remote,
-    registries: new RegistryPool(inputs, registryConfig, runner, ctx.host)
+    registries: new RegistryPool(inputs, registryConfig, runner, ctx.host),
+    engine: api
   }
   if (!daemon) return facts
   const sources = [...new Set(targets.map(t => t.source))]

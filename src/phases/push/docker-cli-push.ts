@@ -1,6 +1,7 @@
 /** The docker CLI push strategy: `docker tag` and `docker push` per target, the digest it prints checked in the registry. */
 import {errorMessage, tailLines} from '../../errors.js'
 import {isTransient, retrying} from '../../registry-client/retry.js'
+import {tagImage} from '../../system/docker-images.js'
 import type {PushTarget} from './image-list.js'
 import type {PushPlan} from './plan.js'
 import {failed, parsePushOutput, type PushResult} from './push-result.js'
@@ -26,11 +27,11 @@ async function pushOne(
 ): Promise<PushResult> {
   const {runner, inputs} = ctx
   const env = config ? {DOCKER_CONFIG: config} : undefined
-  const tagged = await runner.run(['docker', 'tag', t.source, t.target], {
-    root: true,
-    allowFailure: true
-  })
-  if (tagged.exitCode !== 0) return failed(t, tailLines(tagged.stderr || tagged.stdout, 3), 1)
+  try {
+    await tagImage(runner, p.facts.engine, t.source, t.target)
+  } catch (e) {
+    return failed(t, errorMessage(e), 1)
+  }
   const pushed = await retrying(inputs.pushRetries, [t.target], async () => {
     const r = await runner.run(['docker', 'push', t.target], {root: true, env, allowFailure: true})
     const out = `${r.stdout}\n${r.stderr}`

@@ -7,6 +7,7 @@ import type {PushSettings} from './inputs.js'
 import type {DaemonRegistryConfig} from '../../registry-client/transport.js'
 import {repoDigest, type PushResult} from './push-result.js'
 import type {RemoteImage} from '../../registry-client/manifest.js'
+import type {EngineApi} from '../../system/engine-api.js'
 import type {RegistryPool} from './registries.js'
 
 export type {RemoteImage} from '../../registry-client/manifest.js'
@@ -35,6 +36,8 @@ export interface PushFacts {
   remote: Map<string, RemoteImage | undefined>
   /** The run's registry clients, opened by detection, used again by the pushes. */
   registries: RegistryPool
+  /** The daemon's socket, when this process may open it: asked by detection, and by the pushes. */
+  engine?: EngineApi
 }
 
 /** How the plan's pushes are made: the registry's HTTP API, or `docker push`. */

@@ -3,48 +3,24 @@
  * this host's daemon would (insecure-registries, /etc/docker/certs.d, proxies) with the login for
  * `registry` or what a `docker login` stored; opened by detection, handed to apply in the facts.
  */
-import {promises as dns} from 'node:dns'
-import {isIP} from 'node:net'
-import * as path from 'node:path'
 import * as core from '@actions/core'
 import type {Proxies} from '../../docker/proxy.js'
 import {HostError, errorMessage} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import type {HostInfo} from '../../host.js'
-import {savedCredentials, type ClientConfig} from '../../registry-client/auth.js'
+import {clientConfigs, savedCredentials} from '../../registry-client/auth.js'
 import {RegistryClient} from '../../registry-client/client.js'
 import {
-  certFiles,
-  isSecureRegistry,
+  readCertsD,
   registryEndpoint,
-  registryHostname,
+  registryIsSecure,
   requestProxies,
   schemesFor,
   usableProxy,
   type DaemonRegistryConfig
 } from '../../registry-client/transport.js'
-import {listDirMaybe, readFileMaybe} from '../../system/files.js'
 import type {PushTarget} from './image-list.js'
 import type {PushSettings} from './inputs.js'
-
-const CERTS_D = '/etc/docker/certs.d'
-
-/** Reads a file of certs.d (one only root may read through sudo: its text never reaches argv). */
-async function readAsRoot(runner: CommandRunner, file: string): Promise<string> {
-  const text = await readFileMaybe(runner, file)
-  if (text === undefined) throw new HostError(`${file} could not be read`)
-  return text
-}
-
-async function addresses(host: string): Promise<string[]> {
-  if (isIP(host) !== 0) return [host]
-  try {
-    return (await dns.lookup(host, {all: true})).map(a => a.address)
-  } catch {
-    // An unknown name is secure by Docker's rule; connecting will say what is wrong.
-    return []
-  }
-}
 
 /**
  * Fails when the registry is reached through a proxy this Node cannot use, naming the way around
@@ -60,23 +36,6 @@ function refuseUnusableProxy(
   } catch (e) {
     throw new HostError(`${errorMessage(e)}: set push-method: docker`)
   }
-}
-
-/**
- * The client configs a `docker push` of this job would read, in order: this process's own
- * (DOCKER_CONFIG, else ~/.docker: where a `docker login` step put it), then, not root, root's
- * (docker under sudo reads that one).
- */
-async function clientConfigs(runner: CommandRunner, host: HostInfo): Promise<ClientConfig[]> {
-  const files = host.dockerConfigDir ? [path.join(host.dockerConfigDir, 'config.json')] : []
-  if (!runner.isRoot) files.push('/root/.docker/config.json')
-  return Promise.all(
-    files.map(async file => {
-      const root = file.startsWith('/root/') && !runner.isRoot
-      const text = await readFileMaybe(runner, file).catch(() => undefined)
-      return {file, text, root}
-    })
-  )
 }
 
 /**
@@ -114,26 +73,13 @@ export class RegistryPool {
 
   private async open(registry: string): Promise<RegistryClient> {
     const {settings, runner, daemon, host} = this.#from
-    const dir = path.join(CERTS_D, registry)
-    let files
-    try {
-      files = certFiles(await listDirMaybe(runner, dir))
-    } catch (e) {
-      throw new HostError(`${dir}: ${errorMessage(e)}`)
-    }
-    const read = (name: string): Promise<string> => readAsRoot(runner, path.join(dir, name))
-    const cas = await Promise.all(files.cas.map(read))
     const ours = registry === settings.registry.text
-    if (ours && settings.registryCa !== undefined) {
-      cas.push(await readAsRoot(runner, settings.registryCa))
-    }
-    const pair = files.pairs[0]
-    const client = pair ? {cert: await read(pair.cert), key: await read(pair.key)} : undefined
-    const secure = isSecureRegistry(registry, daemon, await addresses(registryHostname(registry)))
+    const {cas, client} = await readCertsD(runner, registry, ours ? settings.registryCa : undefined)
+    const secure = await registryIsSecure(registry, daemon)
     core.debug(`${registry}: ${secure ? 'secure' : 'insecure'} registry, ${cas.length} extra CA(s)`)
     const login =
       (ours ? settings.login : undefined) ??
-      (await savedCredentials(runner, registry, await clientConfigs(runner, host)))
+      (await savedCredentials(runner, registry, await clientConfigs(runner, host.dockerConfigDir)))
     const proxies = requestProxies(settings.proxies, daemon.proxies, process.env)
     refuseUnusableProxy(registry, secure, proxies)
     return new RegistryClient({

@@ -7,9 +7,14 @@ import * as core from '@actions/core'
 import {errorMessage} from '../../errors.js'
 import {configDiffIds, portableLayer} from '../../registry-client/manifest.js'
 import {retrying} from '../../registry-client/retry.js'
-import {openEngineApi, type EngineApi} from '../../system/engine-api.js'
+import {
+  cliExporter,
+  engineExporter,
+  ReadAhead,
+  tagImage,
+  type ImageExporter
+} from '../../system/docker-images.js'
 import type {PushTarget} from './image-list.js'
-import {cliExporter, engineExporter, ReadAhead, type ImageExporter} from './image-export.js'
 import {COMPRESSION_WORDS, type LocalImage, type PushPlan} from './plan.js'
 import {failed, type PushResult} from './push-result.js'
 import {confirm} from './registries.js'
@@ -21,22 +26,6 @@ import {
   type Sent,
   type UploadJob
 } from './uploader.js'
-
-/** Tags the local image with the target's name, as `docker push` needs it and did before. */
-type Tagger = (t: PushTarget) => Promise<void>
-
-function tagger(ctx: PushContext, api: EngineApi | undefined): Tagger {
-  return async t => {
-    if (!api) {
-      await ctx.runner.run(['docker', 'tag', t.source, t.target], {root: true})
-      return
-    }
-    const colon = t.target.lastIndexOf(':')
-    const repo = encodeURIComponent(t.target.slice(0, colon))
-    const tag = encodeURIComponent(t.target.slice(colon + 1))
-    await api.post(`/images/${t.source}/tag?repo=${repo}&tag=${tag}`)
-  }
-}
 
 /** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30
@@ -60,12 +49,11 @@ function groups(p: PushPlan): Group[] {
   return [...byKey.values()]
 }
 
-/** What one run of this strategy shares: per-registry memory, configs read, exports, tagging. */
+/** What one run of this strategy shares: per-registry memory, configs read, exports. */
 interface Run {
   memory(registry: string): Promise<RegistryMemory>
   configs(registry: string, repository: string, config: string): Promise<string[]>
   exporter: ImageExporter
-  tag: Tagger
 }
 
 /**
@@ -107,7 +95,7 @@ async function pushOne(ctx: PushContext, p: PushPlan, g: Group, run: Run): Promi
     // fails this image alone (the latter is retried), never the others.
     if (!ready) {
       // The target's name on the local image too, as docker push gives it (later steps may use it).
-      for (const t of g.targets) await run.tag(t)
+      for (const t of g.targets) await tagImage(ctx.runner, p.facts.engine, t.source, t.target)
       const mem = await run.memory(g.registry)
       const job: UploadJob = {
         id: g.image.id,
@@ -165,14 +153,14 @@ export const registryApiPush: PushStrategy = async (ctx, p, pool) => {
     return ids
   }
   // The daemon's socket when this process may open it; else docker save, through sudo if need be.
-  const api = await openEngineApi(ctx.host.dockerSocket)
-  const ahead = new ReadAhead(api ? engineExporter(api) : cliExporter(ctx.runner))
+  const {engine} = p.facts
+  const ahead = new ReadAhead(engine ? engineExporter(engine) : cliExporter(ctx.runner))
   // An image some tag already holds needs no export; a large one would hold the daemon's disk.
   const held = new Set([...p.facts.remote.values()].map(r => r?.config))
   const readAhead = (g: Group): void => {
     if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id)) ahead.start(g.image.id)
   }
-  const run: Run = {memory, configs, exporter: ahead.exporter, tag: tagger(ctx, api)}
+  const run: Run = {memory, configs, exporter: ahead.exporter}
   try {
     return await pool(groups(p), async g => pushOne(ctx, p, g, run), readAhead)
   } finally {

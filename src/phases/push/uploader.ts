@@ -19,7 +19,7 @@ import {
   type Descriptor
 } from '../../registry-client/manifest.js'
 import {tarEntries, type TarEntry} from '../../registry-client/tar.js'
-import type {ImageExporter} from './image-export.js'
+import type {ImageExporter} from '../../system/docker-images.js'
 
 /** One image to put into one registry, under one or more repository tags. */
 export interface UploadJob {

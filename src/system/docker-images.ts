@@ -1,11 +1,30 @@
 /**
- * Exports an image from the daemon as a `docker save` stream: through the docker CLI or straight
- * from the Engine API's socket, and begun ahead of its turn while the image before it is sent.
+ * The daemon's images as a push moves them: tagged, and exported as a `docker save` stream (begun
+ * ahead of its turn while the image before it is sent); through the Engine API's socket when this
+ * process may open it, else the docker CLI (with sudo when the action is not root).
  */
 import {Readable} from 'node:stream'
-import {errorMessage} from '../../errors.js'
-import type {CommandResult, CommandRunner, StreamedCommand} from '../../exec/runner.js'
-import type {EngineApi} from '../../system/engine-api.js'
+import {HostError, errorMessage, tailLines} from '../errors.js'
+import type {CommandResult, CommandRunner, StreamedCommand} from '../exec/runner.js'
+import type {EngineApi} from './engine-api.js'
+
+/** Tags the image `source` as `target` (`docker tag`); throws saying why it could not. */
+export async function tagImage(
+  runner: CommandRunner,
+  api: EngineApi | undefined,
+  source: string,
+  target: string
+): Promise<void> {
+  if (api) {
+    const colon = target.lastIndexOf(':')
+    const repo = encodeURIComponent(target.slice(0, colon))
+    const tag = encodeURIComponent(target.slice(colon + 1))
+    await api.post(`/images/${source}/tag?repo=${repo}&tag=${tag}`)
+    return
+  }
+  const r = await runner.run(['docker', 'tag', source, target], {root: true, allowFailure: true})
+  if (r.exitCode !== 0) throw new HostError(tailLines(r.stderr || r.stdout, 3))
+}
 
 /** Starts the export of one image by ID: a `docker save` tar as it streams out of the daemon. */
 export type ImageExporter = (id: string) => Promise<StreamedCommand>
