@@ -54,6 +54,12 @@ export class RunnerJob {
   /** The main step's exit code (or 'skipped', after a failed job-started hook) and outputs. */
   async main(): Promise<{rc: string; outputs: Record<string, string>}> {
     await waitFor(() => this.box.exists(`${this.dir}/main.rc`), 180_000, `${this.name}'s main step`)
+    // main.rc is a file; the step's last lines may still be on their way through docker exec.
+    await waitFor(
+      () => this.output().includes('[stand-in worker] main step ended'),
+      30_000,
+      `the end of ${this.name}'s main step output`
+    )
     return {
       rc: (this.box.read(`${this.dir}/main.rc`) ?? '').trim(),
       outputs: parseOutputFile(this.box.read(`${this.dir}/main.output`) ?? '')
