@@ -16,9 +16,9 @@ import {RunnerJob} from './runner-job.js'
 
 const RUNNER = '/opt/runner'
 const WORKER = `${RUNNER}/bin/Runner.Worker`
-// The runner's own file, lower case already: its label is SHA-256 of the lower-cased text.
 const DOT_RUNNER = '{"agentid": 7, "agentname": "gpu-host-1", "poolid": 1}\n'
-const LABEL = createHash('sha256').update(DOT_RUNNER, 'utf8').digest('hex').slice(0, 6)
+// As actions/runner labels its containers: SHA-256 of its root folder's path, lower-cased.
+const LABEL = createHash('sha256').update(RUNNER.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
 const uuid = (n: number): string => {
   const d = String(n)
   return `GPU-${d.repeat(8)}-${d.repeat(4)}-4${d.repeat(3)}-8${d.repeat(3)}-${d.repeat(12)}`

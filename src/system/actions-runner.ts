@@ -3,7 +3,7 @@
  * live) and the label it puts on the containers and networks it makes.
  */
 import {createHash} from 'node:crypto'
-import {promises as fs, readFileSync} from 'node:fs'
+import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 
 /** The worker's executable, and what it runs when it is a script under an interpreter. */
@@ -35,14 +35,18 @@ export async function runnerFolder(workerPid: number): Promise<string | undefine
 }
 
 /**
- * The label key the runner puts on its job and service containers and its job network: the first
- * 6 hex digits of SHA-256 of its `.runner` file, lower-cased (DockerCommandManager in actions/runner).
+ * IOUtil.GetPathHash of actions/runner: SHA-256 (hex) of the path lower-cased, as UTF-8.
  */
-export function runnerLabelOf(folder: string): string | undefined {
-  try {
-    const text = readFileSync(path.join(folder, '.runner'), 'utf8')
-    return createHash('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
-  } catch {
-    return undefined
-  }
+export function pathHash(folder: string): string {
+  return createHash('sha256').update(folder.toLowerCase(), 'utf8').digest('hex')
+}
+
+/**
+ * The label key the runner puts on its job and service containers and its job network: the first
+ * 6 hex digits of the hash of its root folder's path (DockerCommandManager's DockerInstanceLabel,
+ * `IOUtil.GetPathHash(GetDirectory(WellKnownDirectory.Root)).Substring(0, 6)`, in actions/runner).
+ * Runners installed at the same path (one image, many containers) share it.
+ */
+export function runnerLabelOf(folder: string): string {
+  return pathHash(folder).slice(0, 6)
 }
