@@ -9,6 +9,7 @@ import {parseTeardownInputs, teardownOn} from '../../src/phases/teardown/inputs.
 import {
   containersOfCgroup,
   gpuAccess,
+  inHostPidNamespace,
   idleMemory,
   parseContainers,
   parseGpuMemory,
@@ -41,6 +42,7 @@ function ctr(name: string, over: Partial<ContainerFacts> = {}): ContainerFacts {
     name,
     created: DURING,
     running: true,
+    pid: 0,
     labels: {},
     restart: 'no',
     gpus: {all: false, ids: []},
@@ -61,6 +63,7 @@ function facts(
       gpus: [U(0)],
       runnerLabel: RUNNER,
       alone: false,
+      hostPid: true,
       dead: false,
       ...job
     },
@@ -170,6 +173,36 @@ describe('judgeContainer', () => {
     ],
     ['nothing of the job, made before', ctr('x', {created: BEFORE}), {alone: true}, null],
     [
+      'a container that restarts on failure, alone',
+      ctr('s', {restart: 'on-failure'}),
+      {alone: true},
+      'keep: made during this job, but restarts with Docker (--restart on-failure): a service'
+    ],
+    [
+      "the runner's label, made during the job, outside the host's pid namespace",
+      ctr('a', {labels: {[RUNNER]: ''}}),
+      {hostPid: false},
+      "keep: made during this job with this runner's label, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window"
+    ],
+    [
+      "made during the job, alone as far as it sees, outside the host's pid namespace",
+      ctr('a'),
+      {alone: true, hostPid: false},
+      "keep: made during this job, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window"
+    ],
+    [
+      "every GPU, alone as far as it sees, outside the host's pid namespace",
+      ctr('a', {gpus: {all: true, ids: []}}),
+      {alone: true, hostPid: false},
+      "keep: can use every GPU (--gpus all or NVIDIA_VISIBLE_DEVICES=all), so it is not only this job's"
+    ],
+    [
+      "its leased GPU, outside the host's pid namespace (the GPUs are proof still)",
+      ctr('a', {...gpus(U(0)), labels: {[RUNNER]: ''}}),
+      {hostPid: false},
+      'remove: uses only GPU 0, leased to this job, and was made during it'
+    ],
+    [
       'a dead job: its GPU, made in its window',
       ctr('a', gpus(U(0))),
       {dead: true, runnerLabel: undefined},
@@ -269,6 +302,43 @@ describe('planTeardown', () => {
     ).toEqual(['n-empty'])
   })
 
+  it("takes no proof from the runner's label or the window outside the host's pid namespace", () => {
+    const net = {id: 'n', name: 'github_network_1', created: DURING, labels: {[RUNNER]: ''}}
+    const plan = planTeardown(facts({networks: [net]}, {alone: true, hostPid: false}))
+    expect(plan.networks).toEqual([])
+    expect(plan.kept.map(k => k.id)).toEqual(['github_network_1'])
+  })
+
+  it('removes a compose project whole, each container on its own proof, or keeps it whole', () => {
+    const of = (p: string) => ({labels: {'com.docker.compose.project': p}})
+    const plan = planTeardown(
+      facts(
+        {
+          containers: [
+            ctr('web-1', {...of('web'), gpus: {all: false, ids: [U(0)]}}),
+            ctr('web-db-1', {...of('web'), created: BEFORE}),
+            ctr('app-1', {...of('app'), gpus: {all: false, ids: [U(0)]}}),
+            ctr('app-2', {...of('app'), labels: {...of('app').labels, [RUNNER]: ''}})
+          ]
+        },
+        {}
+      )
+    )
+    expect(plan.containers.map(c => c.name)).toEqual(['app-1', 'app-2'])
+    expect(plan.kept).toEqual([
+      {
+        kind: 'container',
+        id: 'web-1',
+        why: "of compose project web, whose web-db-1 is not this job's"
+      }
+    ])
+    // The window alone is proof for each: the project goes whole.
+    const alone = planTeardown(
+      facts({containers: [ctr('x-1', of('x')), ctr('x-2', of('x'))]}, {alone: true})
+    )
+    expect(alone.containers.map(c => c.name)).toEqual(['x-1', 'x-2'])
+  })
+
   it('plans nothing on a host the job left clean', () => {
     const plan = planTeardown(facts({containers: [ctr('old', {created: BEFORE})]}))
     expect([plan.containers, plan.processes, plan.networks, plan.kept]).toEqual([[], [], [], []])
@@ -363,6 +433,26 @@ describe('what Docker and nvidia-smi say', () => {
       containersOfCgroup(`4:memory:/docker/${outer}\n0::/docker/${outer}/docker/${inner}\n`)
     ).toEqual([outer, outer, inner])
     expect(containersOfCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toEqual([])
+  })
+
+  it("tells the host's pid namespace from running containers' pids and cgroups", () => {
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)]
+    const cg: Record<number, string> = {
+      10: `0::/system.slice/docker-${a}.scope\n`,
+      20: `0::/system.slice/docker-${b}.scope\n`,
+      30: '0::/user.slice/user-1000.slice/session-3.scope\n'
+    }
+    const read = (pid: number) => cg[pid]
+    const run = (id: string, pid: number) => ({...ctr('c'), id, pid})
+    const cases: [string, ContainerFacts[], boolean][] = [
+      ['every running container found in its cgroup', [run(a, 10), run(b, 20)], true],
+      ['a stopped one does not count', [run(a, 10), {...run(b, 0), running: false}], true],
+      ['one pid is another process here', [run(a, 10), run(b, 30)], false],
+      ['one pid is not here', [run(a, 10), run(b, 40)], false],
+      ['nothing runs: nothing proves it', [{...run(a, 0), running: false}], false]
+    ]
+    for (const [what, cs, want] of cases)
+      expect([what, inHostPidNamespace(cs, read)]).toEqual([what, want])
   })
 
   it('parses the per-process and memory queries', () => {

@@ -13,6 +13,7 @@ import {
   QUERY_MEMORY,
   QUERY_PROCESSES,
   containersOfCgroup,
+  inHostPidNamespace,
   parseContainers,
   parseGpuMemory,
   parseGpuProcesses,
@@ -200,6 +201,7 @@ export async function detectTeardown(
     req.gpus.length > 0 ? readGpus(runner) : Promise.resolve({memory: [], processes: []}),
     readDocker(runner)
   ])
+  const hostPid = inHostPidNamespace(docker.containers, readCgroup)
   const job: TeardownJob = {
     pid: req.pid,
     start: req.start,
@@ -208,7 +210,8 @@ export async function detectTeardown(
     dead: req.dead,
     // A dead job's runner may already run another job: neither its label nor its window is its own.
     runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
-    alone: req.dead ? false : await aloneOnHost(req.pid)
+    alone: req.dead || !hostPid ? false : await aloneOnHost(req.pid),
+    hostPid
   }
   return {
     facts: {

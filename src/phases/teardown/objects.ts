@@ -16,6 +16,8 @@ export interface ContainerFacts {
   /** Creation time, ms since the epoch. */
   created: number
   running: boolean
+  /** Its main process's pid as the daemon sees it (State.Pid); 0 when it does not run. */
+  pid: number
   labels: Readonly<Record<string, string>>
   /** The restart policy's name (`no`, `always`, `unless-stopped`, `on-failure`). */
   restart: string
@@ -36,7 +38,7 @@ interface InspectedContainer {
   Id?: string
   Name?: string
   Created?: string
-  State?: {Running?: boolean}
+  State?: {Running?: boolean; Pid?: number}
   Config?: {Env?: string[] | null; Labels?: Record<string, string> | null}
   HostConfig?: {
     Runtime?: string
@@ -105,6 +107,7 @@ export function parseContainers(json: string): ContainerFacts[] {
         name: (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12),
         created: Date.parse(c.Created ?? '') || 0,
         running: c.State?.Running === true,
+        pid: c.State?.Pid ?? 0,
         labels: c.Config?.Labels ?? {},
         restart: c.HostConfig?.RestartPolicy?.Name || 'no',
         gpus: gpuAccess(c),
@@ -148,6 +151,23 @@ export function parseNetworks(json: string): NetworkFacts[] {
  */
 export function containersOfCgroup(text: string): string[] {
   return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1])
+}
+
+/**
+ * This process sees the host's pids (it runs in the pid namespace Docker's containers are
+ * started from): at least one container runs, and the pid Docker gives for each running one is, in
+ * this /proc, a process in that container's cgroup. A runner in a container of its own sees other
+ * pids (or none) there.
+ */
+export function inHostPidNamespace(
+  containers: readonly ContainerFacts[],
+  cgroupOf: (pid: number) => string | undefined
+): boolean {
+  const running = containers.filter(c => c.running)
+  return (
+    running.length > 0 &&
+    running.every(c => c.pid > 0 && containersOfCgroup(cgroupOf(c.pid) ?? '').includes(c.id))
+  )
 }
 
 /** Arguments of the per-process query teardown reads (with each process's name). */
