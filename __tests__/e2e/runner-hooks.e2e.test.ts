@@ -7,7 +7,7 @@
  */
 import {createHash} from 'node:crypto'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {HOOK_FILES} from '../../src/phases/hooks/plan.js'
+import {hookFilesOf} from '../../src/phases/hooks/plan.js'
 import {LOCK_DIR} from '../../src/system/lock.js'
 import {Box, IN_BOX, RUNNER_USER} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
@@ -16,6 +16,8 @@ import {RunnerJob} from './runner-job.js'
 
 const RUNNER = '/opt/runner'
 const WORKER = `${RUNNER}/bin/Runner.Worker`
+// This runner's own hook folder (another runner's install or remove never touches it).
+const HOOK_FILES = hookFilesOf(RUNNER)
 const DOT_RUNNER = '{"agentid": 7, "agentname": "gpu-host-1", "poolid": 1}\n'
 // As actions/runner labels its containers: SHA-256 of its root folder's path, lower-cased.
 const LABEL = createHash('sha256').update(RUNNER.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
@@ -106,7 +108,7 @@ describe('runner-hooks', () => {
     const admin = job('remove', RUNNER_USER).start({'runner-hooks': 'remove'})
     expect((await admin.main()).rc).toBe('0')
     expect(box.read(`${RUNNER}/.env`)).toBe('LANG=C.UTF-8\n')
-    expect(box.exists(HOOK_FILES.started) || box.exists(HOOK_FILES.bundle)).toBe(false)
+    expect(box.exists(HOOK_FILES.started) || box.exists(HOOK_FILES.dir)).toBe(false)
     expect((await admin.end('post')).rc).toBe(0)
   }, 240_000)
 })
