@@ -1,9 +1,9 @@
 /** Teardown: what a job left is removed only where it is provably the job's (table tests of the plan). */
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import type {CommandResult, RunOptions} from '../../src/exec/runner.js'
-import {tearDown} from '../../src/phases/teardown/apply.js'
+import {endProcesses, goneAlready, tearDown} from '../../src/phases/teardown/apply.js'
 import {teardownLines} from '../../src/phases/teardown/facts.js'
 import {parseTeardownInputs, teardownOn} from '../../src/phases/teardown/inputs.js'
 import {
@@ -387,6 +387,27 @@ describe('what Docker and nvidia-smi say', () => {
       [
         {Config: {Env: ['NVIDIA_VISIBLE_DEVICES=void']}, HostConfig: {Runtime: 'nvidia'}},
         {all: false, ids: []}
+      ],
+      // CDI (`--device nvidia.com/gpu=…`, Docker 25 and later): no capabilities, driver cdi.
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: [`nvidia.com/gpu=${U(0)}`]}]}},
+        {all: false, ids: [U(0)]}
+      ],
+      [
+        {
+          HostConfig: {
+            DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['nvidia.com/gpu=1', 'vendor.com/x=a']}]
+          }
+        },
+        {all: false, ids: ['1']}
+      ],
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['nvidia.com/gpu=all']}]}},
+        {all: true, ids: []}
+      ],
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['vendor.com/fpga=0']}]}},
+        {all: false, ids: []}
       ]
     ]
     for (const [inspect, access] of cases) expect(gpuAccess(inspect)).toEqual(access)
@@ -524,6 +545,40 @@ describe('tearDown (effects, with a recording runner)', () => {
       return super.run(argv, options)
     }
   }
+
+  it('counts a container Docker already removes (a --rm one) as removed', () => {
+    const cases: [string, boolean][] = [
+      ['Error response from daemon: No such container: abc', true],
+      [
+        'Error response from daemon: removal of container 1f0c2e3a4b5d is already in progress',
+        true
+      ],
+      ['Error response from daemon: cannot remove container: device or resource busy', false]
+    ]
+    for (const [stderr, gone] of cases)
+      expect([stderr, goneAlready(stderr)]).toEqual([stderr, gone])
+  })
+
+  it('checks each process right before its signal: one that ended meanwhile is not signalled', async () => {
+    const [a, b] = [spawn('sleep', ['60']), spawn('sleep', ['60'])]
+    const ids = [a, b].map(c => processIdentity(c.pid as number) as {pid: number; start: string})
+    const runner = new (class extends FakeRunner {
+      override run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+        if (argv[0] === 'kill' && Number(argv[2]) === a.pid) {
+          a.kill('SIGKILL')
+          // While the first is signalled, the second ends (its pid free for another process).
+          b.kill('SIGKILL')
+          const until = Date.now() + 5000
+          while (processIdentity(b.pid as number) && Date.now() < until)
+            spawnSync('sleep', ['0.01'])
+        }
+        return super.run(argv, options)
+      }
+    })()
+    const ps = ids.map(p => ({...p, name: 'sleep', uuids: [U(0)], fromWorker: true}))
+    expect(await endProcesses(runner, ps)).toEqual([])
+    expect(runner.lines()).toEqual([`kill -TERM ${a.pid}`])
+  })
 
   it('stops and removes the containers, ends the processes, and hands on only an idle GPU', async () => {
     const child = spawn('sleep', ['60'], {stdio: 'ignore'})

@@ -55,10 +55,23 @@ interface InspectedContainer {
   NetworkSettings?: {Networks?: Record<string, {NetworkID?: string}> | null}
 }
 
-/** The GPUs one device request asks for (`--gpus`); undefined when it is not a GPU request. */
+/** The CDI name prefix of NVIDIA's GPUs (`--device nvidia.com/gpu=0`, Docker 25 and later). */
+const CDI_GPU = 'nvidia.com/gpu='
+
+/**
+ * The GPUs one device request asks for (`--gpus`, or a CDI `--device nvidia.com/gpu=<index, UUID
+ * or all>`); undefined when it is not a GPU request.
+ */
 function requestedGpus(
   r: NonNullable<NonNullable<InspectedContainer['HostConfig']>['DeviceRequests']>[number]
 ): GpuAccess | undefined {
+  if (r.Driver === 'cdi') {
+    const names = (r.DeviceIDs ?? [])
+      .filter(d => d.startsWith(CDI_GPU))
+      .map(d => d.slice(CDI_GPU.length))
+    if (names.length === 0) return undefined
+    return {all: names.includes('all'), ids: names.filter(n => n !== 'all')}
+  }
   const gpu = r.Driver === 'nvidia' || (r.Capabilities ?? []).some(set => set.includes('gpu'))
   if (!gpu) return undefined
   const ids = r.DeviceIDs ?? []
@@ -68,7 +81,7 @@ function requestedGpus(
 }
 
 /**
- * The GPUs a container can reach: its `--gpus` device requests, and NVIDIA_VISIBLE_DEVICES where
+ * The GPUs a container can reach: its `--gpus` and CDI device requests, and NVIDIA_VISIBLE_DEVICES where
  * the NVIDIA runtime reads it (the container runs with it: an image's `all` counts only there).
  */
 export function gpuAccess(c: InspectedContainer): GpuAccess {
