@@ -56,7 +56,10 @@ describe('runner-hooks', () => {
   it('install: root-owned scripts, the .env lines, and the admin is told to restart the runner', async () => {
     const admin = job('install', RUNNER_USER).start({'runner-hooks': 'install', gpus: '1'})
     expect((await admin.main()).rc).toBe('0')
-    expect(admin.output()).toContain(`::warning::runner-hooks: install: ${RUNNER}/.env changed`)
+    // The step's output streams from the box: main.rc may land before its last lines.
+    const warning = `::warning::runner-hooks: install: ${RUNNER}/.env changed`
+    await waitFor(() => admin.output().includes(warning), 30_000, 'the install warning')
+    expect(admin.output()).toContain(warning)
     expect(box.read(`${RUNNER}/.env`)).toBe(
       `LANG=C.UTF-8\nACTIONS_RUNNER_HOOK_JOB_STARTED=${HOOK_FILES.started}\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=${HOOK_FILES.completed}\n`
     )
