@@ -1,8 +1,7 @@
 /**
  * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
- * live) and the label it puts on the containers and networks it makes.
+ * live); runner-label.ts names what that folder gives it.
  */
-import {createHash} from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 
@@ -32,21 +31,4 @@ export async function runnerFolder(workerPid: number): Promise<string | undefine
       return root
   }
   return undefined
-}
-
-/**
- * IOUtil.GetPathHash of actions/runner: SHA-256 (hex) of the path lower-cased, as UTF-8.
- */
-export function pathHash(folder: string): string {
-  return createHash('sha256').update(folder.toLowerCase(), 'utf8').digest('hex')
-}
-
-/**
- * The label key the runner puts on its job and service containers and its job network: the first
- * 6 hex digits of the hash of its root folder's path (DockerCommandManager's DockerInstanceLabel,
- * `IOUtil.GetPathHash(GetDirectory(WellKnownDirectory.Root)).Substring(0, 6)`, in actions/runner).
- * Runners installed at the same path (one image, many containers) share it.
- */
-export function runnerLabelOf(folder: string): string {
-  return pathHash(folder).slice(0, 6)
 }

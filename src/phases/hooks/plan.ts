@@ -5,7 +5,7 @@
  * runner starts; each runs as a step of every job (the started one before the job's containers).
  */
 import {HostError} from '../../errors.js'
-import {pathHash} from '../../system/actions-runner.js'
+import {pathHash} from '../../system/runner-label.js'
 import type {PhasePlan} from '../pipeline.js'
 import type {HookConfig, HookInputs} from './inputs.js'
 
@@ -155,6 +155,7 @@ export function planHooks(facts: HookFacts, inputs: HookInputs & {config: HookCo
   }
   const envFile = `${facts.folder}/.env`
   const files = hookFilesOf(facts.folder)
+  const mine = {...none, found: `runner ${facts.folder}`, files}
   if (inputs.runnerHooks === 'remove') {
     const env = envWithoutHooks(facts.env, files)
     const remove = fileList(files).filter(f => facts.installed[f] !== undefined)
@@ -162,14 +163,7 @@ export function planHooks(facts: HookFacts, inputs: HookInputs & {config: HookCo
       ...(env !== facts.env ? [{description: `remove the job hooks from ${envFile}`}] : []),
       ...remove.map(f => ({description: `remove ${f}`}))
     ]
-    return {
-      ...none,
-      found: `runner ${facts.folder}`,
-      steps,
-      files,
-      remove,
-      env: env !== facts.env ? env : undefined
-    }
+    return {...mine, steps, remove, env: env !== facts.env ? env : undefined}
   }
   for (const kind of ['started', 'completed'] as const) {
     const set = envValue(facts.env, VARS[kind])
@@ -190,12 +184,5 @@ export function planHooks(facts: HookFacts, inputs: HookInputs & {config: HookCo
       ? [{description: `set ${VARS.started} and ${VARS.completed} in ${envFile}`}]
       : [])
   ]
-  return {
-    ...none,
-    found: `runner ${facts.folder}`,
-    steps,
-    files,
-    write,
-    env: env !== facts.env ? env : undefined
-  }
+  return {...mine, steps, write, env: env !== facts.env ? env : undefined}
 }

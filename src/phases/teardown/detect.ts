@@ -6,7 +6,8 @@
 import {promises as fs, readFileSync} from 'node:fs'
 import {HostError, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
-import {runnerFolder, runnerLabelOf} from '../../system/actions-runner.js'
+import {runnerFolder} from '../../system/actions-runner.js'
+import {runnerLabelOf} from '../../system/runner-label.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {processIdentity} from '../../system/process.js'
 import {

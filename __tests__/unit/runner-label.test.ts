@@ -1,6 +1,6 @@
 /** The runner's label: actions/runner's hash of its root folder's path, not of any file in it. */
 import {describe, expect, it} from '@jest/globals'
-import {pathHash, runnerLabelOf} from '../../src/system/actions-runner.js'
+import {pathHash, runnerLabelOf} from '../../src/system/runner-label.js'
 
 describe('runnerLabelOf', () => {
   // Expected values: `printf '%s' PATH | sha256sum`, first 6 hex digits.
