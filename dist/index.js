@@ -47447,7 +47447,7 @@ async function detectHooks(ctx) {
         return facts;
     // The worker is the parent of this step's node process.
     const worker = (0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .processIdentity */ .I9)(process.ppid);
-    const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .Xs)(worker.pid) : undefined;
+    const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(worker.pid) : undefined;
     const installed = {};
     if (folder !== undefined) {
         for (const f of (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .fileList */ .$Y)((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .hookFilesOf */ .El)(folder)))
@@ -47494,7 +47494,7 @@ async function readHookConfig(bundle = process.argv[1] ?? '') {
 /* harmony export */ });
 /* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, hookFiles */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9929);
+/* harmony import */ var _system_runner_label_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5984);
 /**
  * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
  * `.env` that name them, and the plan that installs or removes them. The runner reads
@@ -47511,7 +47511,7 @@ const HOOK_DIR = '/usr/local/lib/docker-gpu-setup';
  * never touches another's).
  */
 function hookFilesOf(folder) {
-    const dir = `${HOOK_DIR}/runner-${(0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_1__/* .pathHash */ .k_)(folder).slice(0, 16)}`;
+    const dir = `${HOOK_DIR}/runner-${(0,_system_runner_label_js__WEBPACK_IMPORTED_MODULE_1__/* .pathHash */ .k)(folder).slice(0, 16)}`;
     return {
         dir,
         started: `${dir}/job-started.sh`,
@@ -47600,6 +47600,7 @@ function planHooks(facts, inputs) {
     }
     const envFile = `${facts.folder}/.env`;
     const files = hookFilesOf(facts.folder);
+    const mine = { ...none, found: `runner ${facts.folder}`, files };
     if (inputs.runnerHooks === 'remove') {
         const env = envWithoutHooks(facts.env, files);
         const remove = fileList(files).filter(f => facts.installed[f] !== undefined);
@@ -47607,14 +47608,7 @@ function planHooks(facts, inputs) {
             ...(env !== facts.env ? [{ description: `remove the job hooks from ${envFile}` }] : []),
             ...remove.map(f => ({ description: `remove ${f}` }))
         ];
-        return {
-            ...none,
-            found: `runner ${facts.folder}`,
-            steps,
-            files,
-            remove,
-            env: env !== facts.env ? env : undefined
-        };
+        return { ...mine, steps, remove, env: env !== facts.env ? env : undefined };
     }
     for (const kind of ['started', 'completed']) {
         const set = envValue(facts.env, VARS[kind]);
@@ -47631,14 +47625,7 @@ function planHooks(facts, inputs) {
             ? [{ description: `set ${VARS.started} and ${VARS.completed} in ${envFile}` }]
             : [])
     ];
-    return {
-        ...none,
-        found: `runner ${facts.folder}`,
-        steps,
-        files,
-        write,
-        env: env !== facts.env ? env : undefined
-    };
+    return { ...mine, steps, write, env: env !== facts.env ? env : undefined };
 }
 
 
@@ -48342,6 +48329,8 @@ var process = __nccwpck_require__(7848);
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/system/actions-runner.ts
 var actions_runner = __nccwpck_require__(9929);
+// EXTERNAL MODULE: ./src/system/runner-label.ts
+var runner_label = __nccwpck_require__(5984);
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
 var nvidia_smi = __nccwpck_require__(9404);
 ;// CONCATENATED MODULE: ./src/phases/teardown/objects.ts
@@ -48510,6 +48499,7 @@ function idleMemory(total) {
 
 
 
+
 /** Runs nvidia-smi with these arguments; fails when it cannot. */
 async function nvidiaSmi(runner, args) {
     const smi = (await (0,nvidia_smi/* findNvidiaSmi */.I)()) ?? 'nvidia-smi';
@@ -48616,8 +48606,8 @@ function startedAt(start) {
 }
 /** The job's runner's container label, when its folder can be found. */
 async function runnerLabel(workerPid) {
-    const folder = await (0,actions_runner/* runnerFolder */.Xs)(workerPid);
-    return folder === undefined ? undefined : (0,actions_runner/* runnerLabelOf */.m5)(folder);
+    const folder = await (0,actions_runner/* runnerFolder */.X)(workerPid);
+    return folder === undefined ? undefined : (0,runner_label/* runnerLabelOf */.m)(folder);
 }
 /** The runner processes on this host (Runner.Listener, Runner.Worker), by pid. */
 async function runnerProcesses() {
@@ -49739,28 +49729,23 @@ async function writeSummary(markdown, env = process.env) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Xs: () => (/* binding */ runnerFolder),
-/* harmony export */   k_: () => (/* binding */ pathHash),
-/* harmony export */   m5: () => (/* binding */ runnerLabelOf)
+/* harmony export */   X: () => (/* binding */ runnerFolder)
 /* harmony export */ });
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /**
  * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
- * live) and the label it puts on the containers and networks it makes.
+ * live); runner-label.ts names what that folder gives it.
  */
-
 
 
 /** The worker's executable, and what it runs when it is a script under an interpreter. */
 async function workerPaths(workerPid) {
-    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
-    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
-    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_2__.basename(p) === 'Runner.Worker');
+    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
+    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
+    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_1__.basename(p) === 'Runner.Worker');
 }
 /**
  * The runner's folder: two above its worker's executable (bin/Runner.Worker), or four above the
@@ -49768,29 +49753,14 @@ async function workerPaths(workerPid) {
  */
 async function runnerFolder(workerPid) {
     const roots = [
-        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(p)))),
-        node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(process.execPath, '..', '..', '..', '..')
+        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(p)))),
+        node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(process.execPath, '..', '..', '..', '..')
     ];
     for (const root of roots) {
-        if (await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, '.runner')).then(s => s.isFile(), () => false))
+        if (await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_1__.join(root, '.runner')).then(s => s.isFile(), () => false))
             return root;
     }
     return undefined;
-}
-/**
- * IOUtil.GetPathHash of actions/runner: SHA-256 (hex) of the path lower-cased, as UTF-8.
- */
-function pathHash(folder) {
-    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(folder.toLowerCase(), 'utf8').digest('hex');
-}
-/**
- * The label key the runner puts on its job and service containers and its job network: the first
- * 6 hex digits of the hash of its root folder's path (DockerCommandManager's DockerInstanceLabel,
- * `IOUtil.GetPathHash(GetDirectory(WellKnownDirectory.Root)).Substring(0, 6)`, in actions/runner).
- * Runners installed at the same path (one image, many containers) share it.
- */
-function runnerLabelOf(folder) {
-    return pathHash(folder).slice(0, 6);
 }
 
 
@@ -50330,6 +50300,39 @@ function processIdentity(pid) {
 /** True while the process that had this pid and start time still runs. */
 function sameProcessAlive(pid, start) {
     return processIdentity(pid)?.start === start;
+}
+
+
+/***/ }),
+
+/***/ 5984:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   k: () => (/* binding */ pathHash),
+/* harmony export */   m: () => (/* binding */ runnerLabelOf)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/**
+ * The runner's names from its folder's path (pure): actions/runner's path hash, and the label it
+ * puts on the containers and networks it makes.
+ */
+
+/**
+ * IOUtil.GetPathHash of actions/runner: SHA-256 (hex) of the path lower-cased, as UTF-8.
+ */
+function pathHash(folder) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(folder.toLowerCase(), 'utf8').digest('hex');
+}
+/**
+ * The label key the runner puts on its job and service containers and its job network: the first
+ * 6 hex digits of the hash of its root folder's path (DockerCommandManager's DockerInstanceLabel,
+ * `IOUtil.GetPathHash(GetDirectory(WellKnownDirectory.Root)).Substring(0, 6)`, in actions/runner).
+ * Runners installed at the same path (one image, many containers) share it.
+ */
+function runnerLabelOf(folder) {
+    return pathHash(folder).slice(0, 6);
 }
 
 
