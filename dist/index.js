@@ -48647,7 +48647,7 @@ async function detectTeardown(runner, req) {
         dead: req.dead,
         // A dead job's runner may already run another job: neither its label nor its window is its own.
         runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
-        alone: req.dead || !hostPid ? false : await aloneOnHost(req.pid),
+        alone: req.dead ? false : await aloneOnHost(req.pid),
         hostPid
     };
     return {

@@ -211,7 +211,7 @@ export async function detectTeardown(
     dead: req.dead,
     // A dead job's runner may already run another job: neither its label nor its window is its own.
     runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
-    alone: req.dead || !hostPid ? false : await aloneOnHost(req.pid),
+    alone: req.dead ? false : await aloneOnHost(req.pid),
     hostPid
   }
   return {

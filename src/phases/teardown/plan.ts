@@ -42,7 +42,10 @@ export interface TeardownJob {
   gpus: string[]
   /** The label key its runner puts on its job and service containers, when it could be read. */
   runnerLabel?: string
-  /** No other job can have run on this host since `since` (one runner, and it ran this job). */
+  /**
+   * No other job can have run on this host since `since` (one runner, and it ran this job), as
+   * far as /proc shows: proof only with hostPid.
+   */
   alone: boolean
   /**
    * The job runs in the host's pid namespace (inHostPidNamespace). Where it does not, runners in
