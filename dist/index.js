@@ -41852,21 +41852,22 @@ const driverHoldPhase = {
     }
 };
 
-// EXTERNAL MODULE: ./src/phases/hooks/plan.ts
-var hooks_plan = __nccwpck_require__(3604);
 ;// CONCATENATED MODULE: ./src/phases/hooks/apply.ts
 /** Writes or removes the hook files (root's) and the runner's .env (the runner user's, kept so). */
 
 
-
-const SCRIPTS = new Set([hooks_plan/* HOOK_FILES */.YW.started, hooks_plan/* HOOK_FILES */.YW.completed]);
 /** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
 async function applyHooks(plan, ctx) {
+    const scripts = [plan.files?.started, plan.files?.completed];
     for (const [file, text] of Object.entries(plan.write)) {
-        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, file, text, SCRIPTS.has(file) ? 0o755 : 0o644, ctx.host.tempDir);
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, file, text, scripts.includes(file) ? 0o755 : 0o644, ctx.host.tempDir);
     }
     for (const file of plan.remove)
         await (0,system_files/* removeFile */.nM)(ctx.runner, file);
+    if (plan.remove.length > 0 && plan.files) {
+        // Its folder was this runner's alone: gone once empty (rmdir leaves a folder with more in it).
+        await ctx.runner.run(['rmdir', '--', plan.files.dir], { root: true, allowFailure: true });
+    }
     const folder = plan.facts.folder;
     if (plan.env !== undefined && folder !== undefined) {
         await (0,system_files/* writeOwnedFile */.Pe)(external_node_path_.join(folder, '.env'), plan.env, 0o644);
@@ -41884,6 +41885,8 @@ function verifyHooks(plan, ctx) {
 
 // EXTERNAL MODULE: ./src/phases/hooks/detect.ts
 var hooks_detect = __nccwpck_require__(2632);
+// EXTERNAL MODULE: ./src/phases/hooks/plan.ts
+var hooks_plan = __nccwpck_require__(3604);
 ;// CONCATENATED MODULE: ./src/phases/hooks/phase.ts
 
 
@@ -47459,8 +47462,10 @@ async function detectHooks(ctx) {
     const worker = (0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .processIdentity */ .I9)(process.ppid);
     const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(worker.pid) : undefined;
     const installed = {};
-    for (const f of Object.values(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW))
-        installed[f] = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, f);
+    if (folder !== undefined) {
+        for (const f of (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .fileList */ .$Y)((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .hookFilesOf */ .El)(folder)))
+            installed[f] = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, f);
+    }
     return {
         folder,
         env: folder ? ((await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(folder, '.env'))) ?? '') : '',
@@ -47470,9 +47475,14 @@ async function detectHooks(ctx) {
         bundle: ctx.inputs.runnerHooks === 'install' ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(process.argv[1], 'utf8') : ''
     };
 }
-/** What the installed hooks do (the settings the install wrote, root's); nothing when unreadable. */
-async function readHookConfig() {
-    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .HOOK_FILES */ .YW.config, 'utf8').catch(() => '{}');
+/**
+ * What the installed hooks do: the settings the install wrote beside the bundle that runs (root's,
+ * the runner's own: hookFilesOf); nothing when unreadable.
+ */
+async function readHookConfig(bundle = process.argv[1] ?? '') {
+    const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises
+        .readFile(node_path__WEBPACK_IMPORTED_MODULE_1__.join(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(bundle), 'hooks.json'), 'utf8')
+        .catch(() => '{}');
     const v = JSON.parse(text);
     return {
         gpus: typeof v.gpus === 'string' ? v.gpus : '',
@@ -47491,11 +47501,13 @@ async function readHookConfig() {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   YW: () => (/* binding */ HOOK_FILES),
+/* harmony export */   $Y: () => (/* binding */ fileList),
+/* harmony export */   El: () => (/* binding */ hookFilesOf),
 /* harmony export */   qf: () => (/* binding */ planHooks)
 /* harmony export */ });
 /* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, hookFiles */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _system_runner_label_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5984);
 /**
  * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
  * `.env` that name them, and the plan that installs or removes them. The runner reads
@@ -47503,27 +47515,48 @@ async function readHookConfig() {
  * runner starts; each runs as a step of every job (the started one before the job's containers).
  */
 
+
 /** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
 const HOOK_DIR = '/usr/local/lib/docker-gpu-setup';
-const HOOK_FILES = {
-    started: `${HOOK_DIR}/job-started.sh`,
-    completed: `${HOOK_DIR}/job-completed.sh`,
-    bundle: `${HOOK_DIR}/index.js`,
-    packageJson: `${HOOK_DIR}/package.json`,
-    config: `${HOOK_DIR}/hooks.json`
-};
+/**
+ * The hook files of the runner in `folder`: a folder of its own under HOOK_DIR, named by the hash
+ * of the runner's path, as each runner's `.env` names its own (one runner's install or remove
+ * never touches another's).
+ */
+function hookFilesOf(folder) {
+    const dir = `${HOOK_DIR}/runner-${(0,_system_runner_label_js__WEBPACK_IMPORTED_MODULE_1__/* .pathHash */ .k)(folder).slice(0, 16)}`;
+    return {
+        dir,
+        started: `${dir}/job-started.sh`,
+        completed: `${dir}/job-completed.sh`,
+        bundle: `${dir}/index.js`,
+        packageJson: `${dir}/package.json`,
+        config: `${dir}/hooks.json`
+    };
+}
+/** The files of hookFilesOf, without the folder. */
+const fileList = (files) => [
+    files.bundle,
+    files.packageJson,
+    files.config,
+    files.started,
+    files.completed
+];
 const VARS = {
     started: 'ACTIONS_RUNNER_HOOK_JOB_STARTED',
     completed: 'ACTIONS_RUNNER_HOOK_JOB_COMPLETED'
 };
 /** A word for bash, single-quoted. */
 const quoted = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
-/** A hook script: runs the installed bundle with the runner's node as `job-started` or `job-completed`. */
-function hookScript(kind, node) {
+/**
+ * A hook script: runs the installed bundle with the runner's node as `job-started` or
+ * `job-completed` (the bundle reads its settings beside itself).
+ */
+function hookScript(kind, node, bundle) {
     return [
         '#!/bin/bash',
         `# docker-gpu-setup (runner-hooks: install): the runner's job-${kind} hook.`,
-        `exec ${quoted(node)} ${quoted(HOOK_FILES.bundle)} job-${kind}`,
+        `exec ${quoted(node)} ${quoted(bundle)} job-${kind}`,
         ''
     ].join('\n');
 }
@@ -47532,8 +47565,8 @@ function envValue(text, name) {
     const line = text.split('\n').find(l => l.startsWith(`${name}=`));
     return line?.slice(name.length + 1).trim();
 }
-/** `.env` with the two hook lines set to the installed scripts; every other line kept. */
-function envWithHooks(text) {
+/** `.env` with the two hook lines set to the runner's scripts; every other line kept. */
+function envWithHooks(text, files) {
     const kept = text
         .split('\n')
         .filter(l => !l.startsWith(`${VARS.started}=`) && !l.startsWith(`${VARS.completed}=`));
@@ -47541,27 +47574,26 @@ function envWithHooks(text) {
         kept.pop();
     return [
         ...kept,
-        `${VARS.started}=${HOOK_FILES.started}`,
-        `${VARS.completed}=${HOOK_FILES.completed}`,
+        `${VARS.started}=${files.started}`,
+        `${VARS.completed}=${files.completed}`,
         ''
     ].join('\n');
 }
 /** `.env` without this action's hook lines (an administrator's own hooks stay). */
-function envWithoutHooks(text) {
+function envWithoutHooks(text, files) {
     return text
         .split('\n')
-        .filter(l => l !== `${VARS.started}=${HOOK_FILES.started}` &&
-        l !== `${VARS.completed}=${HOOK_FILES.completed}`)
+        .filter(l => l !== `${VARS.started}=${files.started}` && l !== `${VARS.completed}=${files.completed}`)
         .join('\n');
 }
-/** The files the hooks need, as they should be. */
-function hookFiles(facts, config) {
+/** The files the runner's hooks need, as they should be. */
+function hookFiles(facts, files, config) {
     return {
-        [HOOK_FILES.bundle]: facts.bundle,
-        [HOOK_FILES.packageJson]: '{\n  "type": "module"\n}\n',
-        [HOOK_FILES.config]: `${JSON.stringify(config)}\n`,
-        [HOOK_FILES.started]: hookScript('started', facts.node),
-        [HOOK_FILES.completed]: hookScript('completed', facts.node)
+        [files.bundle]: facts.bundle,
+        [files.packageJson]: '{\n  "type": "module"\n}\n',
+        [files.config]: `${JSON.stringify(config)}\n`,
+        [files.started]: hookScript('started', facts.node, files.bundle),
+        [files.completed]: hookScript('completed', facts.node, files.bundle)
     };
 }
 /** Installs or removes the hooks (pure); an administrator's own hook is never replaced. */
@@ -47580,43 +47612,33 @@ function planHooks(facts, inputs) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: ${inputs.runnerHooks}, but the runner's folder (with its .runner file) was not found above this job's Runner.Worker.`);
     }
     const envFile = `${facts.folder}/.env`;
+    const files = hookFilesOf(facts.folder);
+    const mine = { ...none, found: `runner ${facts.folder}`, files };
     if (inputs.runnerHooks === 'remove') {
-        const env = envWithoutHooks(facts.env);
-        const remove = Object.values(HOOK_FILES).filter(f => facts.installed[f] !== undefined);
+        const env = envWithoutHooks(facts.env, files);
+        const remove = fileList(files).filter(f => facts.installed[f] !== undefined);
         const steps = [
             ...(env !== facts.env ? [{ description: `remove the job hooks from ${envFile}` }] : []),
             ...remove.map(f => ({ description: `remove ${f}` }))
         ];
-        return {
-            ...none,
-            found: `runner ${facts.folder}`,
-            steps,
-            remove,
-            env: env !== facts.env ? env : undefined
-        };
+        return { ...mine, steps, remove, env: env !== facts.env ? env : undefined };
     }
     for (const kind of ['started', 'completed']) {
         const set = envValue(facts.env, VARS[kind]);
-        if (set !== undefined && set !== HOOK_FILES[kind]) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${HOOK_FILES[kind]} from that hook.`);
+        if (set !== undefined && set !== files[kind]) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${files[kind]} from that hook.`);
         }
     }
-    const want = hookFiles(facts, inputs.config);
+    const want = hookFiles(facts, files, inputs.config);
     const write = Object.fromEntries(Object.entries(want).filter(([f, text]) => facts.installed[f] !== text));
-    const env = envWithHooks(facts.env);
+    const env = envWithHooks(facts.env, files);
     const steps = [
         ...Object.keys(write).map(f => ({ description: `write ${f}` })),
         ...(env !== facts.env
             ? [{ description: `set ${VARS.started} and ${VARS.completed} in ${envFile}` }]
             : [])
     ];
-    return {
-        ...none,
-        found: `runner ${facts.folder}`,
-        steps,
-        write,
-        env: env !== facts.env ? env : undefined
-    };
+    return { ...mine, steps, write, env: env !== facts.env ? env : undefined };
 }
 
 
@@ -48320,6 +48342,8 @@ var process = __nccwpck_require__(7848);
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/system/actions-runner.ts
 var actions_runner = __nccwpck_require__(9929);
+// EXTERNAL MODULE: ./src/system/runner-label.ts
+var runner_label = __nccwpck_require__(5984);
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
 var nvidia_smi = __nccwpck_require__(9404);
 ;// CONCATENATED MODULE: ./src/phases/teardown/objects.ts
@@ -48327,8 +48351,21 @@ var nvidia_smi = __nccwpck_require__(9404);
  * What teardown reads, as data (pure): `docker inspect` of containers and networks, the
  * container a process runs in (its /proc cgroup), and nvidia-smi's per-process and memory queries.
  */
-/** The GPUs one device request asks for (`--gpus`); undefined when it is not a GPU request. */
+/** The CDI name prefix of NVIDIA's GPUs (`--device nvidia.com/gpu=0`, Docker 25 and later). */
+const CDI_GPU = 'nvidia.com/gpu=';
+/**
+ * The GPUs one device request asks for (`--gpus`, or a CDI `--device nvidia.com/gpu=<index, UUID
+ * or all>`); undefined when it is not a GPU request.
+ */
 function requestedGpus(r) {
+    if (r.Driver === 'cdi') {
+        const names = (r.DeviceIDs ?? [])
+            .filter(d => d.startsWith(CDI_GPU))
+            .map(d => d.slice(CDI_GPU.length));
+        if (names.length === 0)
+            return undefined;
+        return { all: names.includes('all'), ids: names.filter(n => n !== 'all') };
+    }
     const gpu = r.Driver === 'nvidia' || (r.Capabilities ?? []).some(set => set.includes('gpu'));
     if (!gpu)
         return undefined;
@@ -48339,7 +48376,7 @@ function requestedGpus(r) {
     return { all: false, ids };
 }
 /**
- * The GPUs a container can reach: its `--gpus` device requests, and NVIDIA_VISIBLE_DEVICES where
+ * The GPUs a container can reach: its `--gpus` and CDI device requests, and NVIDIA_VISIBLE_DEVICES where
  * the NVIDIA runtime reads it (the container runs with it: an image's `all` counts only there).
  */
 function gpuAccess(c) {
@@ -48377,6 +48414,7 @@ function parseContainers(json) {
                 name: (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12),
                 created: Date.parse(c.Created ?? '') || 0,
                 running: c.State?.Running === true,
+                pid: c.State?.Pid ?? 0,
                 labels: c.Config?.Labels ?? {},
                 restart: c.HostConfig?.RestartPolicy?.Name || 'no',
                 gpus: gpuAccess(c),
@@ -48410,6 +48448,17 @@ function parseNetworks(json) {
  */
 function containersOfCgroup(text) {
     return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1]);
+}
+/**
+ * This process sees the host's pids (it runs in the pid namespace Docker's containers are
+ * started from): at least one container runs, and the pid Docker gives for each running one is, in
+ * this /proc, a process in that container's cgroup. A runner in a container of its own sees other
+ * pids (or none) there.
+ */
+function inHostPidNamespace(containers, cgroupOf) {
+    const running = containers.filter(c => c.running);
+    return (running.length > 0 &&
+        running.every(c => c.pid > 0 && containersOfCgroup(cgroupOf(c.pid) ?? '').includes(c.id)));
 }
 /** Arguments of the per-process query teardown reads (with each process's name). */
 const QUERY_PROCESSES = [
@@ -48457,6 +48506,7 @@ function idleMemory(total) {
  * Docker's containers and networks (`docker inspect`), and /proc (each GPU process's start, parent
  * chain and container; the runner processes on the host; the job's runner and its label).
  */
+
 
 
 
@@ -48570,7 +48620,7 @@ function startedAt(start) {
 /** The job's runner's container label, when its folder can be found. */
 async function runnerLabel(workerPid) {
     const folder = await (0,actions_runner/* runnerFolder */.X)(workerPid);
-    return folder === undefined ? undefined : (0,actions_runner/* runnerLabelOf */.m)(folder);
+    return folder === undefined ? undefined : (0,runner_label/* runnerLabelOf */.m)(folder);
 }
 /** The runner processes on this host (Runner.Listener, Runner.Worker), by pid. */
 async function runnerProcesses() {
@@ -48601,6 +48651,7 @@ async function detectTeardown(runner, req) {
         req.gpus.length > 0 ? readGpus(runner) : Promise.resolve({ memory: [], processes: [] }),
         readDocker(runner)
     ]);
+    const hostPid = inHostPidNamespace(docker.containers, readCgroup);
     const job = {
         pid: req.pid,
         start: req.start,
@@ -48609,7 +48660,8 @@ async function detectTeardown(runner, req) {
         dead: req.dead,
         // A dead job's runner may already run another job: neither its label nor its window is its own.
         runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
-        alone: req.dead ? false : await aloneOnHost(req.pid)
+        alone: req.dead ? false : await aloneOnHost(req.pid),
+        hostPid
     };
     return {
         facts: {
@@ -48647,6 +48699,10 @@ function foreignGpus(uuids, f) {
     })
         .join(', ');
 }
+/** No other job can have run meanwhile, as far as this job can see the host's processes. */
+const alone = (f) => f.job.alone && f.job.hostPid;
+/** The compose label: the project a container belongs to (`docker compose up`). */
+const COMPOSE_PROJECT = 'com.docker.compose.project';
 /** The job's verdict on a container that touches its GPUs. */
 function byGpus(c, f, inWindow) {
     const mine = lower(f.job.gpus);
@@ -48656,7 +48712,7 @@ function byGpus(c, f, inWindow) {
         return undefined;
     const names = [...mine].map(u => gpuName(u, f.gpus)).join(', ');
     if (c.gpus.all) {
-        return inWindow && f.job.alone
+        return inWindow && alone(f)
             ? {
                 remove: true,
                 why: `can use every GPU, and was made during this job on a host where no other job ran`
@@ -48682,7 +48738,8 @@ function judgeContainer(c, f) {
             : undefined;
     }
     const runner = f.job.runnerLabel;
-    if (runner !== undefined && c.labels[runner] !== undefined) {
+    const labelled = runner !== undefined && c.labels[runner] !== undefined;
+    if (labelled && f.job.hostPid) {
         return inWindow
             ? { remove: true, why: "the runner's job or service container, made during this job" }
             : { remove: false, why: 'left by an earlier job of this runner (the runner removes it itself)' };
@@ -48690,13 +48747,19 @@ function judgeContainer(c, f) {
     const gpus = byGpus(c, f, inWindow);
     if (gpus || !inWindow)
         return gpus;
-    if (c.restart === 'always' || c.restart === 'unless-stopped') {
+    if (c.restart !== 'no') {
         return {
             remove: false,
             why: `made during this job, but restarts with Docker (--restart ${c.restart}): a service`
         };
     }
-    return f.job.alone
+    if (!f.job.hostPid) {
+        return {
+            remove: false,
+            why: `made during this job${labelled ? " with this runner's label" : ''}, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window`
+        };
+    }
+    return alone(f)
         ? { remove: true, why: 'made during this job, on a host where no other job ran meanwhile' }
         : {
             remove: false,
@@ -48734,9 +48797,21 @@ function planTeardown(f) {
             plan.kept.push({ kind, id, why: v.why });
         return v?.remove === true;
     };
-    for (const c of f.containers)
-        if (take('container', c.name, judgeContainer(c, f)))
+    const verdicts = f.containers.map(c => ({ c, v: judgeContainer(c, f) }));
+    const project = (c) => c.labels[COMPOSE_PROJECT];
+    for (const { c, v } of verdicts) {
+        const p = project(c);
+        // A compose project goes whole, each of its containers on its own proof, or stays whole.
+        const rest = verdicts.filter(x => p !== undefined && project(x.c) === p && !x.v?.remove);
+        const verdict = v?.remove && rest.length > 0
+            ? {
+                remove: false,
+                why: `of compose project ${p}, whose ${rest.map(x => x.c.name).join(', ')} ${rest.length > 1 ? 'are' : 'is'} not this job's`
+            }
+            : v;
+        if (take('container', c.name, verdict))
             plan.containers.push(c);
+    }
     const gone = new Set(plan.containers.map(c => c.id));
     for (const p of f.processes) {
         const id = `${p.pid} (${p.name})`;
@@ -48762,14 +48837,14 @@ function judgeNetwork(n, f, gone) {
     if (n.created < f.job.since || n.labels[f.managedLabel] !== undefined)
         return undefined;
     const runner = f.job.runnerLabel;
-    if (runner !== undefined && n.labels[runner] !== undefined) {
+    if (runner !== undefined && n.labels[runner] !== undefined && f.job.hostPid) {
         return { remove: true, why: "the runner's job network, made during this job" };
     }
     const users = f.containers.filter(c => c.networks.includes(n.id));
     if (users.length > 0 && users.every(c => gone.has(c.id))) {
         return { remove: true, why: "made during this job, used only by this job's containers" };
     }
-    if (users.length === 0 && f.job.alone) {
+    if (users.length === 0 && alone(f)) {
         return { remove: true, why: 'made during this job, unused, on a host where no other job ran' };
     }
     const others = users.filter(c => !gone.has(c.id)).map(c => c.name);
@@ -48814,6 +48889,13 @@ const GRACE_S = 10;
 const SETTLE_S = 30;
 const POLL_MS = 250;
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/**
+ * `docker rm` failed only because the container is gone, or going: none by that ID, or (a `--rm`
+ * container that stopped) Docker already removing it.
+ */
+function goneAlready(stderr) {
+    return /No such container|removal of container \S+ is already in progress/i.test(stderr);
+}
 /** Stops (TERM, then KILL after GRACE_S) and removes the containers with their anonymous volumes. */
 async function removeContainers(runner, ids) {
     const failed = new Map();
@@ -48830,7 +48912,7 @@ async function removeContainers(runner, ids) {
             allowFailure: true,
             timeoutSeconds: 60
         });
-        if (r.exitCode !== 0 && !/No such container/i.test(r.stderr))
+        if (r.exitCode !== 0 && !goneAlready(r.stderr))
             failed.set(id, (0,errors/* tailLines */.os)(r.stderr, 1));
     }
     return failed;
@@ -48840,8 +48922,11 @@ const alive = (ps) => ps.filter(p => (0,process/* processIdentity */.I9)(p.pid)?
 /** Ends the processes: TERM, then KILL what still runs after GRACE_S; returns what outlived KILL. */
 async function endProcesses(runner, ps) {
     const signal = async (sig, list) => {
-        // Checked just before: a pid that ended and was reused by another process is not signalled.
-        for (const p of alive(list)) {
+        for (const p of list) {
+            // Checked just before each signal (each kill may take a while as root): a pid that ended
+            // meanwhile and was reused by another process is not signalled.
+            if (alive([p]).length === 0)
+                continue;
             await runner.run(['kill', `-${sig}`, String(p.pid)], { root: true, allowFailure: true });
         }
     };
@@ -49657,27 +49742,23 @@ async function writeSummary(markdown, env = process.env) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   X: () => (/* binding */ runnerFolder),
-/* harmony export */   m: () => (/* binding */ runnerLabelOf)
+/* harmony export */   X: () => (/* binding */ runnerFolder)
 /* harmony export */ });
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /**
  * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
- * live) and the label it puts on the containers and networks it makes.
+ * live); runner-label.ts names what that folder gives it.
  */
-
 
 
 /** The worker's executable, and what it runs when it is a script under an interpreter. */
 async function workerPaths(workerPid) {
-    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
-    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
-    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_2__.basename(p) === 'Runner.Worker');
+    const exe = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readlink(`/proc/${workerPid}/exe`).catch(() => '');
+    const argv = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(`/proc/${workerPid}/cmdline`, 'utf8').catch(() => '');
+    return [exe, ...argv.split('\0').slice(0, 2)].filter(p => node_path__WEBPACK_IMPORTED_MODULE_1__.basename(p) === 'Runner.Worker');
 }
 /**
  * The runner's folder: two above its worker's executable (bin/Runner.Worker), or four above the
@@ -49685,27 +49766,14 @@ async function workerPaths(workerPid) {
  */
 async function runnerFolder(workerPid) {
     const roots = [
-        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.dirname(node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(p)))),
-        node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(process.execPath, '..', '..', '..', '..')
+        ...(await workerPaths(workerPid)).map(p => node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(p)))),
+        node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(process.execPath, '..', '..', '..', '..')
     ];
     for (const root of roots) {
-        if (await node_fs__WEBPACK_IMPORTED_MODULE_1__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, '.runner')).then(s => s.isFile(), () => false))
+        if (await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(node_path__WEBPACK_IMPORTED_MODULE_1__.join(root, '.runner')).then(s => s.isFile(), () => false))
             return root;
     }
     return undefined;
-}
-/**
- * The label key the runner puts on its job and service containers and its job network: the first
- * 6 hex digits of SHA-256 of its `.runner` file, lower-cased (DockerCommandManager in actions/runner).
- */
-function runnerLabelOf(folder) {
-    try {
-        const text = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(node_path__WEBPACK_IMPORTED_MODULE_2__.join(folder, '.runner'), 'utf8');
-        return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6);
-    }
-    catch {
-        return undefined;
-    }
 }
 
 
@@ -50257,6 +50325,39 @@ function processIdentity(pid) {
 /** True while the process that had this pid and start time still runs. */
 function sameProcessAlive(pid, start) {
     return processIdentity(pid)?.start === start;
+}
+
+
+/***/ }),
+
+/***/ 5984:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   k: () => (/* binding */ pathHash),
+/* harmony export */   m: () => (/* binding */ runnerLabelOf)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/**
+ * The runner's names from its folder's path (pure): actions/runner's path hash, and the label it
+ * puts on the containers and networks it makes.
+ */
+
+/**
+ * IOUtil.GetPathHash of actions/runner: SHA-256 (hex) of the path lower-cased, as UTF-8.
+ */
+function pathHash(folder) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(folder.toLowerCase(), 'utf8').digest('hex');
+}
+/**
+ * The label key the runner puts on its job and service containers and its job network: the first
+ * 6 hex digits of the hash of its root folder's path (DockerCommandManager's DockerInstanceLabel,
+ * `IOUtil.GetPathHash(GetDirectory(WellKnownDirectory.Root)).Substring(0, 6)`, in actions/runner).
+ * Runners installed at the same path (one image, many containers) share it.
+ */
+function runnerLabelOf(folder) {
+    return pathHash(folder).slice(0, 6);
 }
 
 

@@ -7,7 +7,7 @@
  */
 import {createHash} from 'node:crypto'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {HOOK_FILES} from '../../src/phases/hooks/plan.js'
+import {hookFilesOf} from '../../src/phases/hooks/plan.js'
 import {LOCK_DIR} from '../../src/system/lock.js'
 import {Box, IN_BOX, RUNNER_USER} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
@@ -16,9 +16,11 @@ import {RunnerJob} from './runner-job.js'
 
 const RUNNER = '/opt/runner'
 const WORKER = `${RUNNER}/bin/Runner.Worker`
-// The runner's own file, lower case already: its label is SHA-256 of the lower-cased text.
+// This runner's own hook folder (another runner's install or remove never touches it).
+const HOOK_FILES = hookFilesOf(RUNNER)
 const DOT_RUNNER = '{"agentid": 7, "agentname": "gpu-host-1", "poolid": 1}\n'
-const LABEL = createHash('sha256').update(DOT_RUNNER, 'utf8').digest('hex').slice(0, 6)
+// As actions/runner labels its containers: SHA-256 of its root folder's path, lower-cased.
+const LABEL = createHash('sha256').update(RUNNER.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
 const uuid = (n: number): string => {
   const d = String(n)
   return `GPU-${d.repeat(8)}-${d.repeat(4)}-4${d.repeat(3)}-8${d.repeat(3)}-${d.repeat(12)}`
@@ -54,7 +56,10 @@ describe('runner-hooks', () => {
   it('install: root-owned scripts, the .env lines, and the admin is told to restart the runner', async () => {
     const admin = job('install', RUNNER_USER).start({'runner-hooks': 'install', gpus: '1'})
     expect((await admin.main()).rc).toBe('0')
-    expect(admin.output()).toContain(`::warning::runner-hooks: install: ${RUNNER}/.env changed`)
+    // The step's output streams from the box: main.rc may land before its last lines.
+    const warning = `::warning::runner-hooks: install: ${RUNNER}/.env changed`
+    await waitFor(() => admin.output().includes(warning), 30_000, 'the install warning')
+    expect(admin.output()).toContain(warning)
     expect(box.read(`${RUNNER}/.env`)).toBe(
       `LANG=C.UTF-8\nACTIONS_RUNNER_HOOK_JOB_STARTED=${HOOK_FILES.started}\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=${HOOK_FILES.completed}\n`
     )
@@ -106,7 +111,7 @@ describe('runner-hooks', () => {
     const admin = job('remove', RUNNER_USER).start({'runner-hooks': 'remove'})
     expect((await admin.main()).rc).toBe('0')
     expect(box.read(`${RUNNER}/.env`)).toBe('LANG=C.UTF-8\n')
-    expect(box.exists(HOOK_FILES.started) || box.exists(HOOK_FILES.bundle)).toBe(false)
+    expect(box.exists(HOOK_FILES.started) || box.exists(HOOK_FILES.dir)).toBe(false)
     expect((await admin.end('post')).rc).toBe(0)
   }, 240_000)
 })

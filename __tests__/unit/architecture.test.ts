@@ -44,7 +44,7 @@ const PURE = [
   'docker/*.ts',
   'models/*.ts',
   'registry-client/manifest.ts',
-  'system/{os-release,proc-net}.ts',
+  'system/{os-release,proc-net,runner-label}.ts',
   'errors.ts',
   'outputs.ts',
   'input-fields.ts',

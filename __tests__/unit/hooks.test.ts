@@ -1,22 +1,30 @@
 /** The runner's job hooks: the .env lines, the scripts, and the install/remove plan (pure). */
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import * as path from 'node:path'
 import {describe, expect, it} from '@jest/globals'
 import {gpusText, parseGpuInputs} from '../../src/phases/gpus/inputs.js'
+import {readHookConfig} from '../../src/phases/hooks/detect.js'
 import {parseHookInputs} from '../../src/phases/hooks/inputs.js'
 import {
-  HOOK_FILES,
+  HOOK_DIR,
   envWithHooks,
   envWithoutHooks,
+  fileList,
   hookFiles,
+  hookFilesOf,
   hookScript,
   planHooks,
   type HookFacts
 } from '../../src/phases/hooks/plan.js'
 
+const FOLDER = '/home/runner/actions-runner'
+const HOOK_FILES = hookFilesOf(FOLDER)
 const ENV = 'LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\n'
 const HOOKED = `LANG=C.UTF-8\nHTTP_PROXY=http://proxy:3128\nACTIONS_RUNNER_HOOK_JOB_STARTED=${HOOK_FILES.started}\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=${HOOK_FILES.completed}\n`
 const config = {gpus: '1', gpuWait: 900, teardown: true, gpuHealth: 'fail' as const}
 const facts = (over: Partial<HookFacts> = {}): HookFacts => ({
-  folder: '/home/runner/actions-runner',
+  folder: FOLDER,
   env: ENV,
   installed: {},
   node: '/home/runner/actions-runner/externals/node24/bin/node',
@@ -27,15 +35,15 @@ const install = {runnerHooks: 'install' as const, config}
 
 describe('the runner .env', () => {
   it("gains the two hook lines, every other line kept, and loses only this action's", () => {
-    expect(envWithHooks(ENV)).toBe(HOOKED)
-    expect(envWithHooks(HOOKED)).toBe(HOOKED)
-    expect(envWithoutHooks(HOOKED)).toBe(ENV)
+    expect(envWithHooks(ENV, HOOK_FILES)).toBe(HOOKED)
+    expect(envWithHooks(HOOKED, HOOK_FILES)).toBe(HOOKED)
+    expect(envWithoutHooks(HOOKED, HOOK_FILES)).toBe(ENV)
     const own = 'ACTIONS_RUNNER_HOOK_JOB_STARTED=/opt/admin/started.sh\n'
-    expect(envWithoutHooks(own)).toBe(own)
+    expect(envWithoutHooks(own, HOOK_FILES)).toBe(own)
   })
 
   it("runs the installed bundle with the runner's node, every path quoted", () => {
-    expect(hookScript('started', "/opt/it's/node")).toBe(
+    expect(hookScript('started', "/opt/it's/node", HOOK_FILES.bundle)).toBe(
       `#!/bin/bash\n# docker-gpu-setup (runner-hooks: install): the runner's job-started hook.\nexec '/opt/it'\\''s/node' '${HOOK_FILES.bundle}' job-started\n`
     )
   })
@@ -53,7 +61,7 @@ describe('planHooks', () => {
       'set ACTIONS_RUNNER_HOOK_JOB_STARTED and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in /home/runner/actions-runner/.env'
     ])
     expect(plan.env).toBe(HOOKED)
-    const done = facts({env: HOOKED, installed: hookFiles(facts(), config)})
+    const done = facts({env: HOOKED, installed: hookFiles(facts(), HOOK_FILES, config)})
     expect(planHooks(done, install).steps).toEqual([])
   })
 
@@ -69,11 +77,41 @@ describe('planHooks', () => {
   })
 
   it('removes what it installed, and nothing when nothing is there', () => {
-    const done = facts({env: HOOKED, installed: hookFiles(facts(), config)})
+    const done = facts({env: HOOKED, installed: hookFiles(facts(), HOOK_FILES, config)})
     const plan = planHooks(done, {runnerHooks: 'remove', config})
     expect(plan.env).toBe(ENV)
-    expect(plan.remove.sort()).toEqual(Object.values(HOOK_FILES).sort())
+    expect(plan.remove.sort()).toEqual(fileList(HOOK_FILES).sort())
     expect(planHooks(facts(), {runnerHooks: 'remove', config}).steps).toEqual([])
+  })
+
+  it("keeps each runner's hooks in a folder of its own: one runner's install or remove leaves the other's", () => {
+    // Expected: `printf '%s' PATH | sha256sum`, first 16 hex digits.
+    expect(HOOK_FILES.dir).toBe(`${HOOK_DIR}/runner-d94681bd14d35ee1`)
+    expect(hookFilesOf('/home/runner/Actions-Runner')).toEqual(HOOK_FILES)
+    const other = hookFilesOf('/home/runner/actions-runner-2')
+    expect(other.dir).toBe(`${HOOK_DIR}/runner-82ce0a34ce51459a`)
+    expect(fileList(other).filter(f => fileList(HOOK_FILES).includes(f))).toEqual([])
+    // Both installed; the other runner removes its hooks, then installs with other settings.
+    const both = {
+      ...hookFiles(facts(), HOOK_FILES, config),
+      ...hookFiles(facts({folder: '/home/runner/actions-runner-2'}), other, config)
+    }
+    const second = facts({folder: '/home/runner/actions-runner-2', installed: both})
+    const removed = planHooks(second, {runnerHooks: 'remove', config})
+    expect(removed.remove.sort()).toEqual(fileList(other).sort())
+    const reinstalled = planHooks(second, {...install, config: {...config, gpus: '2'}})
+    expect(Object.keys(reinstalled.write)).toEqual([other.config])
+  })
+
+  it('reads the settings beside the bundle that runs', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hooks-'))
+    try {
+      writeFileSync(path.join(dir, 'hooks.json'), JSON.stringify({...config, gpus: '2'}))
+      expect((await readHookConfig(path.join(dir, 'index.js'))).gpus).toBe('2')
+      expect((await readHookConfig(path.join(dir, 'none', 'index.js'))).gpus).toBe('')
+    } finally {
+      rmSync(dir, {recursive: true})
+    }
   })
 
   it('needs the runner folder, and does nothing with none', () => {

@@ -1,14 +1,15 @@
 /** Teardown: what a job left is removed only where it is provably the job's (table tests of the plan). */
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import type {CommandResult, RunOptions} from '../../src/exec/runner.js'
-import {tearDown} from '../../src/phases/teardown/apply.js'
+import {endProcesses, goneAlready, tearDown} from '../../src/phases/teardown/apply.js'
 import {teardownLines} from '../../src/phases/teardown/facts.js'
 import {parseTeardownInputs, teardownOn} from '../../src/phases/teardown/inputs.js'
 import {
   containersOfCgroup,
   gpuAccess,
+  inHostPidNamespace,
   idleMemory,
   parseContainers,
   parseGpuMemory,
@@ -41,6 +42,7 @@ function ctr(name: string, over: Partial<ContainerFacts> = {}): ContainerFacts {
     name,
     created: DURING,
     running: true,
+    pid: 0,
     labels: {},
     restart: 'no',
     gpus: {all: false, ids: []},
@@ -61,6 +63,7 @@ function facts(
       gpus: [U(0)],
       runnerLabel: RUNNER,
       alone: false,
+      hostPid: true,
       dead: false,
       ...job
     },
@@ -170,6 +173,36 @@ describe('judgeContainer', () => {
     ],
     ['nothing of the job, made before', ctr('x', {created: BEFORE}), {alone: true}, null],
     [
+      'a container that restarts on failure, alone',
+      ctr('s', {restart: 'on-failure'}),
+      {alone: true},
+      'keep: made during this job, but restarts with Docker (--restart on-failure): a service'
+    ],
+    [
+      "the runner's label, made during the job, outside the host's pid namespace",
+      ctr('a', {labels: {[RUNNER]: ''}}),
+      {hostPid: false},
+      "keep: made during this job with this runner's label, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window"
+    ],
+    [
+      "made during the job, alone as far as it sees, outside the host's pid namespace",
+      ctr('a'),
+      {alone: true, hostPid: false},
+      "keep: made during this job, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window"
+    ],
+    [
+      "every GPU, alone as far as it sees, outside the host's pid namespace",
+      ctr('a', {gpus: {all: true, ids: []}}),
+      {alone: true, hostPid: false},
+      "keep: can use every GPU (--gpus all or NVIDIA_VISIBLE_DEVICES=all), so it is not only this job's"
+    ],
+    [
+      "its leased GPU, outside the host's pid namespace (the GPUs are proof still)",
+      ctr('a', {...gpus(U(0)), labels: {[RUNNER]: ''}}),
+      {hostPid: false},
+      'remove: uses only GPU 0, leased to this job, and was made during it'
+    ],
+    [
       'a dead job: its GPU, made in its window',
       ctr('a', gpus(U(0))),
       {dead: true, runnerLabel: undefined},
@@ -269,6 +302,43 @@ describe('planTeardown', () => {
     ).toEqual(['n-empty'])
   })
 
+  it("takes no proof from the runner's label or the window outside the host's pid namespace", () => {
+    const net = {id: 'n', name: 'github_network_1', created: DURING, labels: {[RUNNER]: ''}}
+    const plan = planTeardown(facts({networks: [net]}, {alone: true, hostPid: false}))
+    expect(plan.networks).toEqual([])
+    expect(plan.kept.map(k => k.id)).toEqual(['github_network_1'])
+  })
+
+  it('removes a compose project whole, each container on its own proof, or keeps it whole', () => {
+    const of = (p: string) => ({labels: {'com.docker.compose.project': p}})
+    const plan = planTeardown(
+      facts(
+        {
+          containers: [
+            ctr('web-1', {...of('web'), gpus: {all: false, ids: [U(0)]}}),
+            ctr('web-db-1', {...of('web'), created: BEFORE}),
+            ctr('app-1', {...of('app'), gpus: {all: false, ids: [U(0)]}}),
+            ctr('app-2', {...of('app'), labels: {...of('app').labels, [RUNNER]: ''}})
+          ]
+        },
+        {}
+      )
+    )
+    expect(plan.containers.map(c => c.name)).toEqual(['app-1', 'app-2'])
+    expect(plan.kept).toEqual([
+      {
+        kind: 'container',
+        id: 'web-1',
+        why: "of compose project web, whose web-db-1 is not this job's"
+      }
+    ])
+    // The window alone is proof for each: the project goes whole.
+    const alone = planTeardown(
+      facts({containers: [ctr('x-1', of('x')), ctr('x-2', of('x'))]}, {alone: true})
+    )
+    expect(alone.containers.map(c => c.name)).toEqual(['x-1', 'x-2'])
+  })
+
   it('plans nothing on a host the job left clean', () => {
     const plan = planTeardown(facts({containers: [ctr('old', {created: BEFORE})]}))
     expect([plan.containers, plan.processes, plan.networks, plan.kept]).toEqual([[], [], [], []])
@@ -317,6 +387,27 @@ describe('what Docker and nvidia-smi say', () => {
       [
         {Config: {Env: ['NVIDIA_VISIBLE_DEVICES=void']}, HostConfig: {Runtime: 'nvidia'}},
         {all: false, ids: []}
+      ],
+      // CDI (`--device nvidia.com/gpu=…`, Docker 25 and later): no capabilities, driver cdi.
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: [`nvidia.com/gpu=${U(0)}`]}]}},
+        {all: false, ids: [U(0)]}
+      ],
+      [
+        {
+          HostConfig: {
+            DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['nvidia.com/gpu=1', 'vendor.com/x=a']}]
+          }
+        },
+        {all: false, ids: ['1']}
+      ],
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['nvidia.com/gpu=all']}]}},
+        {all: true, ids: []}
+      ],
+      [
+        {HostConfig: {DeviceRequests: [{Driver: 'cdi', DeviceIDs: ['vendor.com/fpga=0']}]}},
+        {all: false, ids: []}
       ]
     ]
     for (const [inspect, access] of cases) expect(gpuAccess(inspect)).toEqual(access)
@@ -363,6 +454,26 @@ describe('what Docker and nvidia-smi say', () => {
       containersOfCgroup(`4:memory:/docker/${outer}\n0::/docker/${outer}/docker/${inner}\n`)
     ).toEqual([outer, outer, inner])
     expect(containersOfCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toEqual([])
+  })
+
+  it("tells the host's pid namespace from running containers' pids and cgroups", () => {
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)]
+    const cg: Record<number, string> = {
+      10: `0::/system.slice/docker-${a}.scope\n`,
+      20: `0::/system.slice/docker-${b}.scope\n`,
+      30: '0::/user.slice/user-1000.slice/session-3.scope\n'
+    }
+    const read = (pid: number) => cg[pid]
+    const run = (id: string, pid: number) => ({...ctr('c'), id, pid})
+    const cases: [string, ContainerFacts[], boolean][] = [
+      ['every running container found in its cgroup', [run(a, 10), run(b, 20)], true],
+      ['a stopped one does not count', [run(a, 10), {...run(b, 0), running: false}], true],
+      ['one pid is another process here', [run(a, 10), run(b, 30)], false],
+      ['one pid is not here', [run(a, 10), run(b, 40)], false],
+      ['nothing runs: nothing proves it', [{...run(a, 0), running: false}], false]
+    ]
+    for (const [what, cs, want] of cases)
+      expect([what, inHostPidNamespace(cs, read)]).toEqual([what, want])
   })
 
   it('parses the per-process and memory queries', () => {
@@ -434,6 +545,40 @@ describe('tearDown (effects, with a recording runner)', () => {
       return super.run(argv, options)
     }
   }
+
+  it('counts a container Docker already removes (a --rm one) as removed', () => {
+    const cases: [string, boolean][] = [
+      ['Error response from daemon: No such container: abc', true],
+      [
+        'Error response from daemon: removal of container 1f0c2e3a4b5d is already in progress',
+        true
+      ],
+      ['Error response from daemon: cannot remove container: device or resource busy', false]
+    ]
+    for (const [stderr, gone] of cases)
+      expect([stderr, goneAlready(stderr)]).toEqual([stderr, gone])
+  })
+
+  it('checks each process right before its signal: one that ended meanwhile is not signalled', async () => {
+    const [a, b] = [spawn('sleep', ['60']), spawn('sleep', ['60'])]
+    const ids = [a, b].map(c => processIdentity(c.pid as number) as {pid: number; start: string})
+    const runner = new (class extends FakeRunner {
+      override run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+        if (argv[0] === 'kill' && Number(argv[2]) === a.pid) {
+          a.kill('SIGKILL')
+          // While the first is signalled, the second ends (its pid free for another process).
+          b.kill('SIGKILL')
+          const until = Date.now() + 5000
+          while (processIdentity(b.pid as number) && Date.now() < until)
+            spawnSync('sleep', ['0.01'])
+        }
+        return super.run(argv, options)
+      }
+    })()
+    const ps = ids.map(p => ({...p, name: 'sleep', uuids: [U(0)], fromWorker: true}))
+    expect(await endProcesses(runner, ps)).toEqual([])
+    expect(runner.lines()).toEqual([`kill -TERM ${a.pid}`])
+  })
 
   it('stops and removes the containers, ends the processes, and hands on only an idle GPU', async () => {
     const child = spawn('sleep', ['60'], {stdio: 'ignore'})

@@ -1,9 +1,8 @@
 /**
  * The GitHub runner this job runs under, as /proc shows it: its folder (where `.runner` and `.env`
- * live) and the label it puts on the containers and networks it makes.
+ * live); runner-label.ts names what that folder gives it.
  */
-import {createHash} from 'node:crypto'
-import {promises as fs, readFileSync} from 'node:fs'
+import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 
 /** The worker's executable, and what it runs when it is a script under an interpreter. */
@@ -32,17 +31,4 @@ export async function runnerFolder(workerPid: number): Promise<string | undefine
       return root
   }
   return undefined
-}
-
-/**
- * The label key the runner puts on its job and service containers and its job network: the first
- * 6 hex digits of SHA-256 of its `.runner` file, lower-cased (DockerCommandManager in actions/runner).
- */
-export function runnerLabelOf(folder: string): string | undefined {
-  try {
-    const text = readFileSync(path.join(folder, '.runner'), 'utf8')
-    return createHash('sha256').update(text.toLowerCase(), 'utf8').digest('hex').slice(0, 6)
-  } catch {
-    return undefined
-  }
 }

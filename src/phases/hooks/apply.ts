@@ -3,22 +3,25 @@ import * as path from 'node:path'
 import {removeFile, writeFileAtomic, writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {HookSettings} from './inputs.js'
-import {HOOK_FILES, type HookPlan} from './plan.js'
-
-const SCRIPTS: ReadonlySet<string> = new Set([HOOK_FILES.started, HOOK_FILES.completed])
+import type {HookPlan} from './plan.js'
 
 /** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
 export async function applyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>): Promise<void> {
+  const scripts = [plan.files?.started, plan.files?.completed]
   for (const [file, text] of Object.entries(plan.write)) {
     await writeFileAtomic(
       ctx.runner,
       file,
       text,
-      SCRIPTS.has(file) ? 0o755 : 0o644,
+      scripts.includes(file) ? 0o755 : 0o644,
       ctx.host.tempDir
     )
   }
   for (const file of plan.remove) await removeFile(ctx.runner, file)
+  if (plan.remove.length > 0 && plan.files) {
+    // Its folder was this runner's alone: gone once empty (rmdir leaves a folder with more in it).
+    await ctx.runner.run(['rmdir', '--', plan.files.dir], {root: true, allowFailure: true})
+  }
   const folder = plan.facts.folder
   if (plan.env !== undefined && folder !== undefined) {
     await writeOwnedFile(path.join(folder, '.env'), plan.env, 0o644)

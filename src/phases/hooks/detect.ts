@@ -6,7 +6,7 @@ import {readFileMaybe} from '../../system/files.js'
 import {processIdentity} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {HookConfig, HookSettings} from './inputs.js'
-import {HOOK_FILES, type HookFacts} from './plan.js'
+import {fileList, hookFilesOf, type HookFacts} from './plan.js'
 
 /** The runner's folder (from the job's worker), its .env, and what is installed now. */
 export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<HookFacts> {
@@ -16,7 +16,9 @@ export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<Hook
   const worker = processIdentity(process.ppid)
   const folder = worker ? await runnerFolder(worker.pid) : undefined
   const installed: Record<string, string | undefined> = {}
-  for (const f of Object.values(HOOK_FILES)) installed[f] = await readFileMaybe(ctx.runner, f)
+  if (folder !== undefined) {
+    for (const f of fileList(hookFilesOf(folder))) installed[f] = await readFileMaybe(ctx.runner, f)
+  }
   return {
     folder,
     env: folder ? ((await readFileMaybe(ctx.runner, path.join(folder, '.env'))) ?? '') : '',
@@ -27,9 +29,14 @@ export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<Hook
   }
 }
 
-/** What the installed hooks do (the settings the install wrote, root's); nothing when unreadable. */
-export async function readHookConfig(): Promise<HookConfig> {
-  const text = await fs.readFile(HOOK_FILES.config, 'utf8').catch(() => '{}')
+/**
+ * What the installed hooks do: the settings the install wrote beside the bundle that runs (root's,
+ * the runner's own: hookFilesOf); nothing when unreadable.
+ */
+export async function readHookConfig(bundle: string = process.argv[1] ?? ''): Promise<HookConfig> {
+  const text = await fs
+    .readFile(path.join(path.dirname(bundle), 'hooks.json'), 'utf8')
+    .catch(() => '{}')
   const v = JSON.parse(text) as Partial<HookConfig>
   return {
     gpus: typeof v.gpus === 'string' ? v.gpus : '',

@@ -30,6 +30,14 @@ export interface TeardownOutcome {
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
+/**
+ * `docker rm` failed only because the container is gone, or going: none by that ID, or (a `--rm`
+ * container that stopped) Docker already removing it.
+ */
+export function goneAlready(stderr: string): boolean {
+  return /No such container|removal of container \S+ is already in progress/i.test(stderr)
+}
+
 /** Stops (TERM, then KILL after GRACE_S) and removes the containers with their anonymous volumes. */
 async function removeContainers(
   runner: CommandRunner,
@@ -48,8 +56,7 @@ async function removeContainers(
       allowFailure: true,
       timeoutSeconds: 60
     })
-    if (r.exitCode !== 0 && !/No such container/i.test(r.stderr))
-      failed.set(id, tailLines(r.stderr, 1))
+    if (r.exitCode !== 0 && !goneAlready(r.stderr)) failed.set(id, tailLines(r.stderr, 1))
   }
   return failed
 }
@@ -58,10 +65,12 @@ async function removeContainers(
 const alive = (ps: GpuProcess[]) => ps.filter(p => processIdentity(p.pid)?.start === p.start)
 
 /** Ends the processes: TERM, then KILL what still runs after GRACE_S; returns what outlived KILL. */
-async function endProcesses(runner: CommandRunner, ps: GpuProcess[]): Promise<GpuProcess[]> {
+export async function endProcesses(runner: CommandRunner, ps: GpuProcess[]): Promise<GpuProcess[]> {
   const signal = async (sig: string, list: GpuProcess[]) => {
-    // Checked just before: a pid that ended and was reused by another process is not signalled.
-    for (const p of alive(list)) {
+    for (const p of list) {
+      // Checked just before each signal (each kill may take a while as root): a pid that ended
+      // meanwhile and was reused by another process is not signalled.
+      if (alive([p]).length === 0) continue
       await runner.run(['kill', `-${sig}`, String(p.pid)], {root: true, allowFailure: true})
     }
   }

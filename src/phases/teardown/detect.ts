@@ -6,13 +6,15 @@
 import {promises as fs, readFileSync} from 'node:fs'
 import {HostError, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
-import {runnerFolder, runnerLabelOf} from '../../system/actions-runner.js'
+import {runnerFolder} from '../../system/actions-runner.js'
+import {runnerLabelOf} from '../../system/runner-label.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {processIdentity} from '../../system/process.js'
 import {
   QUERY_MEMORY,
   QUERY_PROCESSES,
   containersOfCgroup,
+  inHostPidNamespace,
   parseContainers,
   parseGpuMemory,
   parseGpuProcesses,
@@ -200,6 +202,7 @@ export async function detectTeardown(
     req.gpus.length > 0 ? readGpus(runner) : Promise.resolve({memory: [], processes: []}),
     readDocker(runner)
   ])
+  const hostPid = inHostPidNamespace(docker.containers, readCgroup)
   const job: TeardownJob = {
     pid: req.pid,
     start: req.start,
@@ -208,7 +211,8 @@ export async function detectTeardown(
     dead: req.dead,
     // A dead job's runner may already run another job: neither its label nor its window is its own.
     runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
-    alone: req.dead ? false : await aloneOnHost(req.pid)
+    alone: req.dead ? false : await aloneOnHost(req.pid),
+    hostPid
   }
   return {
     facts: {

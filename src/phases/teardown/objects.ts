@@ -16,6 +16,8 @@ export interface ContainerFacts {
   /** Creation time, ms since the epoch. */
   created: number
   running: boolean
+  /** Its main process's pid as the daemon sees it (State.Pid); 0 when it does not run. */
+  pid: number
   labels: Readonly<Record<string, string>>
   /** The restart policy's name (`no`, `always`, `unless-stopped`, `on-failure`). */
   restart: string
@@ -36,7 +38,7 @@ interface InspectedContainer {
   Id?: string
   Name?: string
   Created?: string
-  State?: {Running?: boolean}
+  State?: {Running?: boolean; Pid?: number}
   Config?: {Env?: string[] | null; Labels?: Record<string, string> | null}
   HostConfig?: {
     Runtime?: string
@@ -53,10 +55,23 @@ interface InspectedContainer {
   NetworkSettings?: {Networks?: Record<string, {NetworkID?: string}> | null}
 }
 
-/** The GPUs one device request asks for (`--gpus`); undefined when it is not a GPU request. */
+/** The CDI name prefix of NVIDIA's GPUs (`--device nvidia.com/gpu=0`, Docker 25 and later). */
+const CDI_GPU = 'nvidia.com/gpu='
+
+/**
+ * The GPUs one device request asks for (`--gpus`, or a CDI `--device nvidia.com/gpu=<index, UUID
+ * or all>`); undefined when it is not a GPU request.
+ */
 function requestedGpus(
   r: NonNullable<NonNullable<InspectedContainer['HostConfig']>['DeviceRequests']>[number]
 ): GpuAccess | undefined {
+  if (r.Driver === 'cdi') {
+    const names = (r.DeviceIDs ?? [])
+      .filter(d => d.startsWith(CDI_GPU))
+      .map(d => d.slice(CDI_GPU.length))
+    if (names.length === 0) return undefined
+    return {all: names.includes('all'), ids: names.filter(n => n !== 'all')}
+  }
   const gpu = r.Driver === 'nvidia' || (r.Capabilities ?? []).some(set => set.includes('gpu'))
   if (!gpu) return undefined
   const ids = r.DeviceIDs ?? []
@@ -66,7 +81,7 @@ function requestedGpus(
 }
 
 /**
- * The GPUs a container can reach: its `--gpus` device requests, and NVIDIA_VISIBLE_DEVICES where
+ * The GPUs a container can reach: its `--gpus` and CDI device requests, and NVIDIA_VISIBLE_DEVICES where
  * the NVIDIA runtime reads it (the container runs with it: an image's `all` counts only there).
  */
 export function gpuAccess(c: InspectedContainer): GpuAccess {
@@ -105,6 +120,7 @@ export function parseContainers(json: string): ContainerFacts[] {
         name: (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12),
         created: Date.parse(c.Created ?? '') || 0,
         running: c.State?.Running === true,
+        pid: c.State?.Pid ?? 0,
         labels: c.Config?.Labels ?? {},
         restart: c.HostConfig?.RestartPolicy?.Name || 'no',
         gpus: gpuAccess(c),
@@ -148,6 +164,23 @@ export function parseNetworks(json: string): NetworkFacts[] {
  */
 export function containersOfCgroup(text: string): string[] {
   return [...text.matchAll(/(?:docker-|\/docker\/)([0-9a-f]{64})(?=\.scope|\/|$)/gm)].map(m => m[1])
+}
+
+/**
+ * This process sees the host's pids (it runs in the pid namespace Docker's containers are
+ * started from): at least one container runs, and the pid Docker gives for each running one is, in
+ * this /proc, a process in that container's cgroup. A runner in a container of its own sees other
+ * pids (or none) there.
+ */
+export function inHostPidNamespace(
+  containers: readonly ContainerFacts[],
+  cgroupOf: (pid: number) => string | undefined
+): boolean {
+  const running = containers.filter(c => c.running)
+  return (
+    running.length > 0 &&
+    running.every(c => c.pid > 0 && containersOfCgroup(cgroupOf(c.pid) ?? '').includes(c.id))
+  )
 }
 
 /** Arguments of the per-process query teardown reads (with each process's name). */

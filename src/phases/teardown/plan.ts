@@ -4,8 +4,9 @@
  * runner's own label on the job's containers, the job's leased GPUs (and only those) in a
  * container's device requests or NVIDIA_VISIBLE_DEVICES, a process started by the job's worker or
  * on its GPUs after the job began, or, on a host where no other job can have run meanwhile, the job's
- * time window. Whatever touches the job's GPUs or was made during it and is not certain is named
- * and kept.
+ * time window; the last two only where the job sees the host's processes. A compose project's
+ * containers go together or not at all. Whatever touches the job's GPUs or was made during it and
+ * is not certain is named and kept.
  */
 import type {TeardownItem} from '../../outputs.js'
 import type {ContainerFacts, NetworkFacts} from './objects.js'
@@ -41,8 +42,17 @@ export interface TeardownJob {
   gpus: string[]
   /** The label key its runner puts on its job and service containers, when it could be read. */
   runnerLabel?: string
-  /** No other job can have run on this host since `since` (one runner, and it ran this job). */
+  /**
+   * No other job can have run on this host since `since` (one runner, and it ran this job), as
+   * far as /proc shows: proof only with hostPid.
+   */
   alone: boolean
+  /**
+   * The job runs in the host's pid namespace (inHostPidNamespace). Where it does not, runners in
+   * other containers are out of its sight and may share its label (one install path, one label):
+   * neither the label nor the time window is proof.
+   */
+  hostPid: boolean
   /** The job has ended (its lease is being taken over): its worker is gone. */
   dead: boolean
 }
@@ -95,6 +105,12 @@ function foreignGpus(uuids: string[], f: TeardownFacts): string {
     .join(', ')
 }
 
+/** No other job can have run meanwhile, as far as this job can see the host's processes. */
+const alone = (f: TeardownFacts): boolean => f.job.alone && f.job.hostPid
+
+/** The compose label: the project a container belongs to (`docker compose up`). */
+export const COMPOSE_PROJECT = 'com.docker.compose.project'
+
 /** The job's verdict on a container that touches its GPUs. */
 function byGpus(c: ContainerFacts, f: TeardownFacts, inWindow: boolean): Verdict {
   const mine = lower(f.job.gpus)
@@ -103,7 +119,7 @@ function byGpus(c: ContainerFacts, f: TeardownFacts, inWindow: boolean): Verdict
   if (!touches) return undefined
   const names = [...mine].map(u => gpuName(u, f.gpus)).join(', ')
   if (c.gpus.all) {
-    return inWindow && f.job.alone
+    return inWindow && alone(f)
       ? {
           remove: true,
           why: `can use every GPU, and was made during this job on a host where no other job ran`
@@ -128,20 +144,27 @@ export function judgeContainer(c: ContainerFacts, f: TeardownFacts): Verdict {
       : undefined
   }
   const runner = f.job.runnerLabel
-  if (runner !== undefined && c.labels[runner] !== undefined) {
+  const labelled = runner !== undefined && c.labels[runner] !== undefined
+  if (labelled && f.job.hostPid) {
     return inWindow
       ? {remove: true, why: "the runner's job or service container, made during this job"}
       : {remove: false, why: 'left by an earlier job of this runner (the runner removes it itself)'}
   }
   const gpus = byGpus(c, f, inWindow)
   if (gpus || !inWindow) return gpus
-  if (c.restart === 'always' || c.restart === 'unless-stopped') {
+  if (c.restart !== 'no') {
     return {
       remove: false,
       why: `made during this job, but restarts with Docker (--restart ${c.restart}): a service`
     }
   }
-  return f.job.alone
+  if (!f.job.hostPid) {
+    return {
+      remove: false,
+      why: `made during this job${labelled ? " with this runner's label" : ''}, but this job does not see the host's processes (another pid namespace): runners out of its sight may share its label and window`
+    }
+  }
+  return alone(f)
     ? {remove: true, why: 'made during this job, on a host where no other job ran meanwhile'}
     : {
         remove: false,
@@ -177,8 +200,21 @@ export function planTeardown(f: TeardownFacts): TeardownPlan {
     else if (v) plan.kept.push({kind, id, why: v.why})
     return v?.remove === true
   }
-  for (const c of f.containers)
-    if (take('container', c.name, judgeContainer(c, f))) plan.containers.push(c)
+  const verdicts = f.containers.map(c => ({c, v: judgeContainer(c, f)}))
+  const project = (c: ContainerFacts): string | undefined => c.labels[COMPOSE_PROJECT]
+  for (const {c, v} of verdicts) {
+    const p = project(c)
+    // A compose project goes whole, each of its containers on its own proof, or stays whole.
+    const rest = verdicts.filter(x => p !== undefined && project(x.c) === p && !x.v?.remove)
+    const verdict: Verdict =
+      v?.remove && rest.length > 0
+        ? {
+            remove: false,
+            why: `of compose project ${p}, whose ${rest.map(x => x.c.name).join(', ')} ${rest.length > 1 ? 'are' : 'is'} not this job's`
+          }
+        : v
+    if (take('container', c.name, verdict)) plan.containers.push(c)
+  }
   const gone = new Set(plan.containers.map(c => c.id))
   for (const p of f.processes) {
     const id = `${p.pid} (${p.name})`
@@ -201,14 +237,14 @@ export function planTeardown(f: TeardownFacts): TeardownPlan {
 function judgeNetwork(n: NetworkFacts, f: TeardownFacts, gone: ReadonlySet<string>): Verdict {
   if (n.created < f.job.since || n.labels[f.managedLabel] !== undefined) return undefined
   const runner = f.job.runnerLabel
-  if (runner !== undefined && n.labels[runner] !== undefined) {
+  if (runner !== undefined && n.labels[runner] !== undefined && f.job.hostPid) {
     return {remove: true, why: "the runner's job network, made during this job"}
   }
   const users = f.containers.filter(c => c.networks.includes(n.id))
   if (users.length > 0 && users.every(c => gone.has(c.id))) {
     return {remove: true, why: "made during this job, used only by this job's containers"}
   }
-  if (users.length === 0 && f.job.alone) {
+  if (users.length === 0 && alone(f)) {
     return {remove: true, why: 'made during this job, unused, on a host where no other job ran'}
   }
   const others = users.filter(c => !gone.has(c.id)).map(c => c.name)
