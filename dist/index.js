@@ -35103,6 +35103,8 @@ function parseDuration(text) {
 /* harmony export */   p4: () => (/* binding */ entryForScript)
 /* harmony export */ });
 /* unused harmony exports PUSH, REGISTRY, GPUS, ENTRIES */
+/* harmony import */ var _phases_registry_inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2589);
+
 /** The phases, in pipeline order. */
 const PHASES = [
     'health',
@@ -35160,15 +35162,7 @@ const REGISTRY = {
     inputs: [
         'registry',
         'start-registry',
-        'registry-image',
-        'registry-image-archive',
-        'registry-bind',
-        'registry-data',
-        'registry-htpasswd',
-        'registry-tls-cert',
-        'registry-tls-key',
-        'registry-mirror',
-        'registry-mirror-port',
+        ..._phases_registry_inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .CONTAINER_INPUTS */ .wd,
         'registry-caches',
         'registry-cache-port',
         'registry-cache-credentials',
@@ -47649,6 +47643,7 @@ function planHooks(facts, inputs) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   G3: () => (/* binding */ parseRegistryInputs),
+/* harmony export */   wd: () => (/* binding */ CONTAINER_INPUTS),
 /* harmony export */   yh: () => (/* binding */ REGISTRY_INPUTS)
 /* harmony export */ });
 /* unused harmony export DOCKER_HUB */
