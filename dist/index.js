@@ -35103,8 +35103,6 @@ function parseDuration(text) {
 /* harmony export */   p4: () => (/* binding */ entryForScript)
 /* harmony export */ });
 /* unused harmony exports PUSH, REGISTRY, GPUS, ENTRIES */
-/* harmony import */ var _phases_registry_inputs_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2589);
-
 /** The phases, in pipeline order. */
 const PHASES = [
     'health',
@@ -35162,7 +35160,15 @@ const REGISTRY = {
     inputs: [
         'registry',
         'start-registry',
-        ..._phases_registry_inputs_js__WEBPACK_IMPORTED_MODULE_0__/* .CONTAINER_INPUTS */ .wd,
+        'registry-image',
+        'registry-image-archive',
+        'registry-bind',
+        'registry-data',
+        'registry-htpasswd',
+        'registry-tls-cert',
+        'registry-tls-key',
+        'registry-mirror',
+        'registry-mirror-port',
         'registry-caches',
         'registry-cache-port',
         'registry-cache-credentials',
@@ -47643,7 +47649,6 @@ function planHooks(facts, inputs) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   G3: () => (/* binding */ parseRegistryInputs),
-/* harmony export */   wd: () => (/* binding */ CONTAINER_INPUTS),
 /* harmony export */   yh: () => (/* binding */ REGISTRY_INPUTS)
 /* harmony export */ });
 /* unused harmony export DOCKER_HUB */

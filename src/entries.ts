@@ -6,7 +6,6 @@
  */
 import type {EntryInputs, InputName} from './inputs.js'
 import type {OutputName} from './outputs.js'
-import {CONTAINER_INPUTS} from './phases/registry/inputs.js'
 
 /** The phases, in pipeline order. */
 export const PHASES = [
@@ -85,7 +84,15 @@ export const REGISTRY: Entry = {
   inputs: [
     'registry',
     'start-registry',
-    ...CONTAINER_INPUTS,
+    'registry-image',
+    'registry-image-archive',
+    'registry-bind',
+    'registry-data',
+    'registry-htpasswd',
+    'registry-tls-cert',
+    'registry-tls-key',
+    'registry-mirror',
+    'registry-mirror-port',
     'registry-caches',
     'registry-cache-port',
     'registry-cache-credentials',

@@ -305,7 +305,7 @@ function takenPorts(
 }
 
 /** The inputs that shape the registry container (and its mirror) beyond its address. */
-export const CONTAINER_INPUTS = [
+const CONTAINER_INPUTS = [
   'registry-image',
   'registry-image-archive',
   'registry-bind',
