@@ -35189,7 +35189,7 @@ const GPUS = {
     inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
     defaults: { gpus: '1' },
     phases: ['health', 'gpus'],
-    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'gpu-health']
+    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'cdi-devices', 'gpu-health']
 };
 /** Every entry; the sub-actions after the root. */
 const ENTRIES = [SETUP, PUSH, REGISTRY, GPUS];
@@ -35486,7 +35486,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(632);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(623);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
@@ -35674,7 +35674,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 632:
+/***/ 623:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36178,12 +36178,15 @@ function staleNvidiaSources(files, url) {
         ...staleSourceFixes(rest, url, ['nvidia.github.io'])
     ];
 }
-/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
+/**
+ * The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime, and CDI where
+ * nvidia-cdi turns it on (device-fix.ts decides for auto).
+ */
 function nvidiaFragment(inputs) {
     const value = { runtimes: { nvidia: { path: 'nvidia-container-runtime', args: [] } } };
     if (inputs.nvidiaDefaultRuntime)
         value['default-runtime'] = 'nvidia';
-    if (inputs.nvidiaCdi)
+    if (inputs.cdi)
         value.features = { cdi: true };
     return { source: 'gpu-runtime', value };
 }
@@ -36201,7 +36204,7 @@ const DAEMON_INPUTS = {
     'nvidia-toolkit-version': '',
     'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
     'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
-    'nvidia-cdi': 'false',
+    'nvidia-cdi': 'auto',
     'gpu-check': 'auto',
     'gpu-check-image': '',
     'allow-restart': 'false'
@@ -36240,7 +36243,11 @@ function refuseOtherDefaultRuntime(config, nvidia) {
 function refuseContradictions(config, nvidia) {
     if (config === undefined || nvidia.gpuRuntime === 'none')
         return;
-    const clash = contradictions([nvidiaFragment(nvidia), { source: 'daemon-config', value: config }]);
+    const fragment = nvidiaFragment({
+        nvidiaDefaultRuntime: nvidia.nvidiaDefaultRuntime,
+        cdi: nvidia.nvidiaCdi === 'true'
+    });
+    const clash = contradictions([fragment, { source: 'daemon-config', value: config }]);
     if (clash.length > 0) {
         throw new errors/* InputError */.dz('daemon-config', JSON.stringify(config), `contradicts other inputs: ${clash.join('; ')}`);
     }
@@ -36262,7 +36269,7 @@ function parseDaemonInputs(raw, host) {
     const key = aptKey(raw, host);
     const nvidiaAptUrl = aptUrl ?? (0,input_fields/* fail */.fJ)('nvidia-apt-url', '', 'use the URL of the toolkit repository');
     const nvidiaAptKey = key ?? (0,input_fields/* fail */.fJ)('nvidia-apt-key', '', 'use a URL or an absolute path');
-    const nvidiaCdi = (0,input_fields/* bool */.lc)(raw, 'nvidia-cdi');
+    const nvidiaCdi = (0,input_fields/* tristate */.rK)(raw, 'nvidia-cdi');
     refuseContradictions(daemonConfig, { gpuRuntime, nvidiaDefaultRuntime, nvidiaCdi });
     return {
         daemonConfig,
@@ -37412,99 +37419,8 @@ async function readOfflineFolder(runner, folder) {
 
 // EXTERNAL MODULE: ./src/system/nvidia-smi.ts
 var nvidia_smi = __nccwpck_require__(9404);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
-;// CONCATENATED MODULE: ./src/system/engine-api.ts
-/**
- * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
- * member of the docker group): reads without starting a `docker` process per question, and image
- * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
- */
-
-
-
-
-/** How long a request may wait for the daemon's answer (a hung dockerd holds it otherwise). */
-const REQUEST_TIMEOUT_MS = 15_000;
-/** The daemon's error message: its JSON `message`, or the body as it came (a proxy's text). */
-function daemonSays(text) {
-    try {
-        return JSON.parse(text).message ?? text.trim();
-    }
-    catch {
-        return text.trim();
-    }
-}
-/** The Engine API over one unix socket. */
-class EngineApi {
-    socketPath;
-    constructor(socketPath) {
-        this.socketPath = socketPath;
-    }
-    /**
-     * GET `path`; the body is the caller's to read. A daemon that sends no headers within
-     * `timeoutMs` (a hung dockerd) fails the request instead of holding it; 0 waits as long as it
-     * takes (an image export, which the daemon writes out whole before its first byte).
-     */
-    get(path, timeoutMs = REQUEST_TIMEOUT_MS) {
-        lib_core/* debug */.Yz(`engine: GET ${path}`);
-        return new Promise((resolve, reject) => {
-            const req = external_node_http_.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => {
-                req.setTimeout(0);
-                resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() });
-            });
-            if (timeoutMs > 0) {
-                req.setTimeout(timeoutMs, () => req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`)));
-            }
-            req.on('error', reject);
-        });
-    }
-    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
-    async post(path) {
-        lib_core/* debug */.Yz(`engine: POST ${path}`);
-        const r = await new Promise((resolve, reject) => {
-            const req = external_node_http_.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
-                let text = '';
-                res.setEncoding('utf8');
-                res.on('data', (d) => (text += d));
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-            });
-            req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`Docker did not answer POST ${path} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
-            req.on('error', reject);
-            req.end();
-        });
-        if (r.status < 200 || r.status > 299) {
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to POST ${path}: ${daemonSays(r.text)}`);
-        }
-    }
-    /** GET `path` as JSON; undefined for 404 (no such image or container). */
-    async json(path, timeoutMs) {
-        const r = await this.get(path, timeoutMs);
-        const chunks = [];
-        for await (const c of r.body)
-            chunks.push(c);
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (r.status === 404)
-            return undefined;
-        if (r.status !== 200) {
-            throw new errors/* HostError */.dh(`Docker answered ${r.status} to GET ${path}: ${daemonSays(text)}`);
-        }
-        return JSON.parse(text);
-    }
-}
-/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
-async function openEngineApi(socket) {
-    if (socket === undefined)
-        return undefined;
-    try {
-        await external_node_fs_.promises.access(socket, external_node_fs_.constants.R_OK | external_node_fs_.constants.W_OK);
-        return new EngineApi(socket);
-    }
-    catch {
-        return undefined;
-    }
-}
-
+// EXTERNAL MODULE: ./src/system/engine-api.ts
+var engine_api = __nccwpck_require__(7426);
 ;// CONCATENATED MODULE: ./src/phases/daemon/facts.ts
 /** nvidia-smi is asked when the runtime or the GPU check may want it; only then does "no driver" mean anything. */
 function looksForGpu(inputs) {
@@ -37529,6 +37445,9 @@ function daemonFacts(s) {
     }
     else if (s.gpuLooked)
         facts.push({ label: 'NVIDIA driver', value: null });
+    if (s.deviceFix) {
+        facts.push({ label: 'GPU device fix', value: s.deviceFix.fix, note: s.deviceFix.why });
+    }
     if (s.change)
         facts.push(...changeFacts(s.change));
     return facts;
@@ -37697,7 +37616,10 @@ function parseLoadedConfig(json) {
             liveRestore: info.LiveRestoreEnabled === true,
             debug: info.Debug === true,
             labels: info.Labels ?? [],
-            swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? '')
+            swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? ''),
+            cgroupDriver: info.CgroupDriver,
+            serverVersion: info.ServerVersion,
+            cdiSpecDirs: info.CDISpecDirs ?? []
         };
     }
     catch {
@@ -37784,11 +37706,203 @@ function planDaemonProxies(facts, p) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
+/**
+ * Whether running containers lose their GPUs on `systemctl daemon-reload`, and NVIDIA's fix for
+ * this host (pure). With the systemd cgroup driver, systemd rewrites a container's device rules
+ * from what runc told it on every daemon-reload: a GPU granted by the toolkit's legacy hook
+ * (written straight into the cgroup) is lost, and so is a device in the container's spec whose
+ * /dev/char/MAJOR:MINOR link is missing (systemd names devices by that link). Containers then fail
+ * with `Failed to initialize NVML: Unknown Error` (NVIDIA/nvidia-container-toolkit issue 48;
+ * NVIDIA's troubleshooting page lists the fixes). The e2e test device-reload shows both losses
+ * with a stand-in device node.
+ */
+/** Docker reads CDI specs (features.cdi) from 25.0. */
+const CDI_DOCKER = 25;
+/** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
+const NVIDIA_CTK = '1.12.0';
+const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
+/** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
+function older(version, than) {
+    const nums = (v) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number);
+    const [a, b] = [nums(version), nums(than)];
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        if ((a[i] ?? 0) !== (b[i] ?? 0))
+            return (a[i] ?? 0) < (b[i] ?? 0);
+    }
+    return false;
+}
+/** The verdict for this host (pure). */
+function deviceLoss(f) {
+    if (!f.systemd)
+        return { atRisk: false, why: 'no systemd: nothing reloads device rules' };
+    if (f.cgroupDriver !== 'systemd') {
+        return {
+            atRisk: false,
+            why: `the ${f.cgroupDriver ?? 'unknown'} cgroup driver: daemon-reload leaves containers' device rules alone`
+        };
+    }
+    if (f.toolkitVersion === undefined) {
+        return { atRisk: false, why: 'no NVIDIA container toolkit: no GPU is given to containers' };
+    }
+    const mode = f.runtimeMode ?? 'auto';
+    if (mode === 'cdi' && f.devCharLinks) {
+        return {
+            atRisk: false,
+            why: 'CDI mode with /dev/char links: the GPUs are in each container spec'
+        };
+    }
+    const why = mode === 'cdi'
+        ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
+        : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`;
+    if (older(f.toolkitVersion, NVIDIA_CTK)) {
+        return { atRisk: true, why, fix: 'upgrade-toolkit' };
+    }
+    if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
+        return { atRisk: true, why, fix: 'cdi', applied: f.devCharLinks && f.cdiReady === true };
+    }
+    return { atRisk: true, why, fix: 'dev-char-symlinks', applied: f.devCharLinks };
+}
+/** What to do, in words, for the log and the docs. */
+function lossFixText(fix) {
+    switch (fix) {
+        case 'cdi':
+            return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
+        case 'dev-char-symlinks':
+            return 'run `nvidia-ctk system create-dev-char-symlinks --create-all`, add its udev rule (71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
+        case 'upgrade-toolkit':
+            return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
+    }
+}
+/** Where the toolkit's runtime reads its mode. */
+const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
+/** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
+function parseRuntimeMode(toml) {
+    return /^[ \t]*mode[ \t]*=[ \t]*"([\w-]+)"/m.exec(toml ?? '')?.[1];
+}
+
+;// CONCATENATED MODULE: ./src/phases/daemon/device-fix.ts
+
+/** Where NVIDIA's install guide has `nvidia-ctk cdi generate` write the spec ("Generating a CDI specification"). */
+const CDI_SPEC = '/etc/cdi/nvidia.yaml';
+/**
+ * Where the spec that toolkit 1.18's nvidia-cdi-refresh.service keeps (regenerated on each driver
+ * or toolkit change, deployments/systemd in NVIDIA/nvidia-container-toolkit) lies: when that unit
+ * is there and has written it, the toolkit owns the spec and this action writes none beside it
+ * (two specs naming the same devices conflict).
+ */
+const TOOLKIT_CDI_SPEC = '/var/run/cdi/nvidia.yaml';
+/** What the spec this action generated was generated for (driver, toolkit, the spec's hash). */
+const CDI_RECORD = '/var/lib/docker-gpu-setup/cdi-spec.json';
+/** The toolkit's CLI, where its packages put it (the udev rule names it by this path). */
+const device_fix_NVIDIA_CTK = '/usr/bin/nvidia-ctk';
+/** The rule file NVIDIA's troubleshooting page writes (its name and folder as documented). */
+const DEV_CHAR_RULE = '/lib/udev/rules.d/71-nvidia-dev-char.rules';
+/**
+ * The rule's text as NVIDIA documents it: when the nvidia driver binds, the links are made again
+ * (the driver's device nodes come back without them after each load).
+ */
+const DEV_CHAR_RULE_TEXT = `# This will create /dev/char symlinks to all device nodes
+ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", RUN+="${device_fix_NVIDIA_CTK} system create-dev-char-symlinks --create-all"
+`;
+/** The record's text. */
+function cdiRecordText(r) {
+    return `${JSON.stringify(r)}\n`;
+}
+/** The record, or undefined when the text is not one. */
+function parseCdiRecord(text) {
+    try {
+        const r = JSON.parse(text ?? '');
+        return typeof r?.driver === 'string' &&
+            typeof r.toolkit === 'string' &&
+            typeof r.sha256 === 'string'
+            ? { driver: r.driver, toolkit: r.toolkit, sha256: r.sha256 }
+            : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The fix for this host (pure). nvidia-cdi `true` always turns CDI on with a spec; `auto` does
+ * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk);
+ * `false` never. Where containers are at risk, the /dev/char links and their udev rule are made
+ * in both cases: the e2e device-reload test shows that a device in the container's spec (how CDI
+ * injects GPUs) is lost too while its link is missing. Nothing is planned that is already so: a
+ * spec recorded for this driver and toolkit, unchanged since, is not generated again.
+ */
+function planDeviceFix(f, nvidiaCdi, toolkit, 
+/** daemon-config sets features.cdi false: auto leaves CDI off. */
+cdiRefused = false) {
+    // A toolkit this run installs is the repository's (1.12 or later) unless a pin says otherwise.
+    const version = toolkit.version ?? (toolkit.installing ? '99' : undefined);
+    const verdict = deviceLoss({
+        systemd: f.systemd,
+        cgroupDriver: f.cgroupDriver,
+        dockerVersion: f.dockerVersion,
+        toolkitVersion: version,
+        devCharLinks: f.devCharLinks
+    });
+    const cdi = nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !cdiRefused && verdict.fix === 'cdi');
+    const warnings = [];
+    const actions = [];
+    if (cdi && version !== undefined && !f.toolkitSpec) {
+        if (f.driver === undefined) {
+            warnings.push(`CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`);
+        }
+        else if (f.record === undefined ||
+            f.record.driver !== f.driver ||
+            f.record.toolkit !== version ||
+            f.record.sha256 !== f.specSha256) {
+            actions.push({ kind: 'cdi-spec', driver: f.driver });
+        }
+    }
+    const links = verdict.atRisk && verdict.fix !== 'upgrade-toolkit';
+    if (links && f.rule !== DEV_CHAR_RULE_TEXT) {
+        actions.push({ kind: 'dev-char-rule', text: DEV_CHAR_RULE_TEXT });
+    }
+    if (links && !f.devCharLinks)
+        actions.push({ kind: 'dev-char-links' });
+    if (verdict.fix === 'upgrade-toolkit')
+        warnings.push(`GPU device fix: ${verdict.why}.`);
+    // Where CDI is the fix but stays off, the links are what is applied.
+    const fix = cdi
+        ? 'cdi'
+        : !verdict.atRisk || verdict.fix === undefined
+            ? 'none'
+            : verdict.fix === 'cdi'
+                ? 'dev-char-symlinks'
+                : verdict.fix;
+    if (verdict.atRisk && verdict.fix === 'cdi' && !cdi) {
+        warnings.push('nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).');
+    }
+    return {
+        fix,
+        why: cdi && !verdict.atRisk ? 'nvidia-cdi is true' : verdict.why,
+        cdi,
+        actions,
+        warnings
+    };
+}
+/** The planned change in words. */
+function describeDeviceFix(a) {
+    switch (a.kind) {
+        case 'cdi-spec':
+            return `generate the CDI spec ${CDI_SPEC} for driver ${a.driver} (nvidia-ctk cdi generate)`;
+        case 'dev-char-rule':
+            return `write ${DEV_CHAR_RULE} (makes the /dev/char links again when the driver loads)`;
+        case 'dev-char-links':
+            return 'create the /dev/char links of the NVIDIA devices (nvidia-ctk system create-dev-char-symlinks --create-all)';
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/plan.ts
 /**
  * The daemon config phase's plan (pure): the NVIDIA toolkit when the runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
  */
+
+
 
 
 
@@ -37824,6 +37938,10 @@ function describe(a) {
             return 'reload systemd units (systemctl daemon-reload)';
         case 'restart':
             return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
+        case 'cdi-spec':
+        case 'dev-char-rule':
+        case 'dev-char-links':
+            return describeDeviceFix(a);
     }
 }
 /**
@@ -37893,9 +38011,9 @@ function toolkitInstall(facts, inputs) {
  * Every fragment of daemon.json, in precedence order. Contradictions between them were refused
  * while the inputs were read; the registry's fragments only add to lists.
  */
-function daemonFragments(inputs, nvidia, proxy) {
+function daemonFragments(inputs, nvidia, cdi, proxy) {
     return [
-        ...(nvidia ? [nvidiaFragment(inputs)] : []),
+        ...(nvidia ? [nvidiaFragment({ nvidiaDefaultRuntime: inputs.nvidiaDefaultRuntime, cdi })] : []),
         ...inputs.registryFragments,
         ...proxy,
         ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
@@ -38004,9 +38122,14 @@ function planDaemon(facts, inputs) {
         ]
         : [];
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
+    const devices = nvidia ? deviceFix(facts, inputs, toolkit) : undefined;
     const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
-    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, proxy.fragments), nvidia);
-    const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)];
+    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, devices?.features === true, proxy.fragments), nvidia);
+    const actions = [
+        ...toolkit,
+        ...(devices?.plan.actions ?? []),
+        ...withProxyActions(config, proxy, facts, inputs)
+    ];
     if (facts.snap && actions.length > 0) {
         throw new errors/* HostError */.dh(`Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`);
     }
@@ -38015,9 +38138,47 @@ function planDaemon(facts, inputs) {
         actions,
         steps: actions.map(a => ({ description: describe(a) })),
         nvidia,
-        warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+        warnings: [
+            ...noDriver,
+            ...(devices?.plan.warnings ?? []),
+            ...config.warnings,
+            ...proxy.warnings
+        ],
         diff: config.diff,
-        proxyWay: proxy.way
+        proxyWay: proxy.way,
+        deviceFix: devices?.plan,
+        shown: {
+            ...facts.loaded,
+            gpuLooked: looksForGpu(inputs),
+            gpu: facts.gpu && {
+                count: facts.gpu.gpus.length,
+                driverVersion: facts.gpu.driverVersion,
+                cudaVersion: facts.gpu.cudaVersion
+            }
+        }
+    };
+}
+/**
+ * The GPU device fix, and whether daemon.json gets features.cdi: only where CDI is wanted and the
+ * running daemon does not have it on already (so a ready host is not restarted for it).
+ */
+function deviceFix(facts, inputs, toolkit) {
+    if (facts.devices === undefined)
+        return undefined;
+    const installing = toolkit.some(a => a.kind === 'install-toolkit' || a.kind === 'install-debs');
+    const features = inputs.daemonConfig?.features;
+    const refused = typeof features === 'object' && features !== null && !Array.isArray(features)
+        ? features.cdi === false
+        : false;
+    const plan = planDeviceFix(facts.devices, inputs.nvidiaCdi, {
+        version: installing
+            ? inputs.nvidiaToolkitVersion
+            : facts.installed.get('nvidia-container-toolkit'),
+        installing
+    }, refused);
+    return {
+        plan,
+        features: plan.cdi && (inputs.nvidiaCdi === 'true' || !facts.devices.cdiOn)
     };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
@@ -38104,6 +38265,31 @@ async function verifyDaemonProxies(p, ctx) {
 
 // EXTERNAL MODULE: ./src/docker/labels.ts
 var labels = __nccwpck_require__(65);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/system/dev-char.ts
+/** Whether the NVIDIA device nodes have their /dev/char links (reads /dev; changes nothing). */
+
+/**
+ * Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (true when there is
+ * none): systemd names a container's allowed devices by that link on daemon-reload, and drops a
+ * device that has none.
+ */
+async function devCharLinks(dev = '/dev') {
+    const names = await external_node_fs_.promises.readdir(dev).catch(() => []);
+    for (const name of names.filter(n => n.startsWith('nvidia'))) {
+        const st = await external_node_fs_.promises.stat(`${dev}/${name}`).catch(() => undefined);
+        if (!st?.isCharacterDevice())
+            continue;
+        // Linux's new_encode_dev: minor's low 8 bits, then 12 bits of major, then minor's high bits.
+        const major = Math.floor(st.rdev / 256) & 0xfff;
+        const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+        if (!(0,external_node_fs_.existsSync)(`${dev}/char/${major}:${minor}`))
+            return false;
+    }
+    return true;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/daemon/detect.ts
 /** Reads the daemon phase's facts: daemon.json, the toolkit's packages, nvidia-smi, the running daemon's loaded config, its workloads and proxies. */
 
@@ -38118,6 +38304,37 @@ var labels = __nccwpck_require__(65);
 
 
 
+
+
+
+/** The unit toolkit 1.18 ships to keep its own spec current (where its packages put units). */
+const CDI_REFRESH_UNITS = [
+    '/usr/lib/systemd/system/nvidia-cdi-refresh.service',
+    '/lib/systemd/system/nvidia-cdi-refresh.service'
+];
+/** What decides the GPU device fix: the spec and its record, the udev rule, the /dev/char links. */
+async function detectDeviceFix(runner, host, loaded, gpu) {
+    const [spec, record, rule, links, refresh, toolkitSpec] = await Promise.all([
+        (0,system_files/* readFileMaybe */.jp)(runner, CDI_SPEC),
+        (0,system_files/* readFileMaybe */.jp)(runner, CDI_RECORD),
+        (0,system_files/* readFileMaybe */.jp)(runner, DEV_CHAR_RULE),
+        devCharLinks(),
+        Promise.all(CDI_REFRESH_UNITS.map(system_files/* exists */.t2)),
+        (0,system_files/* exists */.t2)(TOOLKIT_CDI_SPEC)
+    ]);
+    return {
+        systemd: host.systemd,
+        cgroupDriver: loaded?.cgroupDriver,
+        dockerVersion: loaded?.serverVersion,
+        cdiOn: (loaded?.cdiSpecDirs ?? []).length > 0,
+        driver: gpu?.driverVersion,
+        devCharLinks: links,
+        rule,
+        specSha256: spec === undefined ? undefined : (0,external_node_crypto_.createHash)('sha256').update(spec).digest('hex'),
+        record: parseCdiRecord(record),
+        toolkitSpec: refresh.some(Boolean) && toolkitSpec
+    };
+}
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
     const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
@@ -38181,7 +38398,7 @@ function parseFile(text) {
  */
 async function detectDaemon(ctx) {
     const { runner, inputs } = ctx;
-    const api = await openEngineApi(ctx.host.dockerSocket);
+    const api = await (0,engine_api/* openEngineApi */.v)(ctx.host.dockerSocket);
     const wantsGpu = inputs.gpuRuntime !== 'none';
     const gpuLooked = looksForGpu(inputs);
     const [text, gpu, installed, held, running] = await Promise.all([
@@ -38214,7 +38431,8 @@ async function detectDaemon(ctx) {
         workloads: running ? await workloads(runner, api) : [],
         snap: await (0,system_files/* exists */.t2)('/snap/bin/docker'),
         ...offline,
-        proxy
+        proxy,
+        devices: wantsGpu ? await detectDeviceFix(runner, ctx.host, running, gpu) : undefined
     };
 }
 
@@ -38485,8 +38703,6 @@ async function activate(ctx, action, w) {
     return restart(ctx, manager, { ...action, restart: missing }, w, reason);
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
@@ -39403,6 +39619,8 @@ async function sourceFiles(own) {
 
 
 
+
+
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx, url, keySource) {
     const key = await fetchKey(keySource);
@@ -39463,6 +39681,45 @@ async function installToolkit(ctx, pin) {
         : await resolvePinned(ctx.runner, TOOLKIT_PACKAGES, pin, 'nvidia-toolkit-version');
     await aptInstall(ctx.runner, packages);
 }
+/**
+ * One change of the GPU device fix. The spec is generated where NVIDIA's install guide puts it
+ * (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), then recorded with the driver and the
+ * toolkit it was generated for; the links are made as the troubleshooting page says
+ * (`nvidia-ctk system create-dev-char-symlinks --create-all`), and its udev rule written.
+ */
+async function applyDeviceFix(ctx, action) {
+    const run = async (args) => {
+        const r = await ctx.runner.run([device_fix_NVIDIA_CTK, ...args], { root: true, allowFailure: true });
+        if (r.exitCode !== 0) {
+            throw new errors/* HostError */.dh(`${device_fix_NVIDIA_CTK} ${args.join(' ')} failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 3)}`);
+        }
+    };
+    switch (action.kind) {
+        case 'cdi-spec': {
+            await run(['cdi', 'generate', `--output=${CDI_SPEC}`]);
+            const [spec, toolkit] = await Promise.all([
+                (0,system_files/* readFileMaybe */.jp)(ctx.runner, CDI_SPEC),
+                installedPackages(ctx.runner, ['nvidia-container-toolkit'])
+            ]);
+            if (spec === undefined)
+                throw new errors/* HostError */.dh(`nvidia-ctk cdi generate wrote no ${CDI_SPEC}`);
+            const record = {
+                driver: action.driver,
+                toolkit: toolkit.get('nvidia-container-toolkit') ?? '',
+                sha256: (0,external_node_crypto_.createHash)('sha256').update(spec).digest('hex')
+            };
+            await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, CDI_RECORD, cdiRecordText(record), 0o644, ctx.host.tempDir);
+            lib_core/* info */.pq(`Generated ${CDI_SPEC} for driver ${record.driver}, toolkit ${record.toolkit}`);
+            break;
+        }
+        case 'dev-char-rule':
+            await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DEV_CHAR_RULE, action.text, 0o644, ctx.host.tempDir);
+            break;
+        case 'dev-char-links':
+            await run(['system', 'create-dev-char-symlinks', '--create-all']);
+            break;
+    }
+}
 /** How each applied plan's change reached the daemon (read back when verifying). */
 const reports = new WeakMap();
 /**
@@ -39492,6 +39749,11 @@ async function applyDaemon(p, ctx) {
             case 'hold':
                 await aptMark(ctx.runner, 'hold', action.packages);
                 break;
+            case 'cdi-spec':
+            case 'dev-char-rule':
+            case 'dev-char-links':
+                await applyDeviceFix(ctx, action);
+                break;
             case 'write-config':
                 written = await writeConfig(ctx, action);
                 break;
@@ -39517,7 +39779,8 @@ async function verifyDaemon(p, ctx) {
         ...running,
         gpuLooked: looksForGpu(ctx.inputs),
         gpu: ctx.outputs.gpu,
-        change: reports.get(p)
+        change: reports.get(p),
+        deviceFix: p.deviceFix
     }));
     if (running === undefined) {
         if (await probeDaemon(ctx.runner))
@@ -39617,6 +39880,7 @@ async function checkGpus(_plan, ctx, changed) {
 
 
 
+
 /**
  * Daemon config phase: the NVIDIA toolkit when the runtime is wanted, then the one writer of
  * /etc/docker/daemon.json (merged fragments, validated, backed up), one restart, rollback on failure.
@@ -39625,9 +39889,15 @@ const daemonPhase = {
     name: 'Daemon config and NVIDIA runtime',
     detect: detectDaemon,
     plan: (facts, { inputs }) => planDaemon(facts, inputs),
-    planned(plan) {
+    planned(plan, ctx) {
         if (plan.diff.length > 0)
             lib_core/* info */.pq(`${DAEMON_JSON} would change:\n  ${plan.diff.join('\n  ')}`);
+        const fix = plan.deviceFix;
+        ctx.outputs.gpuDeviceFix = fix?.fix;
+        if (fix) {
+            lib_core/* info */.pq(`GPU device fix: ${fix.fix} (${fix.why})`);
+            ctx.show(daemonFacts({ ...plan.shown, deviceFix: fix }));
+        }
     },
     apply: applyDaemon,
     verify: verifyDaemon,
@@ -39637,6 +39907,8 @@ const daemonPhase = {
     }
 };
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: ./src/system/docker-api.ts
 /** GETs from Docker Engine's API on its local unix socket (DOCKER_HOST or /var/run/docker.sock), so detection can skip a docker process. */
 
@@ -40793,7 +41065,7 @@ async function detectEngine(ctx) {
         installedPackages(runner, WATCHED_PACKAGES),
         detectServiceManager(ctx.host.systemd),
         dockerd && client
-            ? openEngineApi(ctx.host.dockerSocket).then(async (api) => probeDaemon(runner, api))
+            ? (0,engine_api/* openEngineApi */.v)(ctx.host.dockerSocket).then(async (api) => probeDaemon(runner, api))
             : Promise.resolve(undefined),
         ownDockerdPid(runner),
         external_node_fs_.promises.readFile('/etc/group', 'utf8'),
@@ -41057,7 +41329,7 @@ const gpuPhase = {
     check: (plan, ctx, changed) => {
         // GPUs the job already held (an earlier step) change nothing, and are still this step's outputs.
         if (!changed && plan.wanted)
-            (0,apply/* publishLeases */.$m)(ctx, plan.picks);
+            (0,apply/* publishLeases */.$m)(ctx, plan.picks, plan.facts.cdi);
         return Promise.resolve();
     }
 };
@@ -41484,81 +41756,8 @@ function healthOutput(report) {
     return Object.fromEntries(report.gpus.map(g => [g.uuid, { healthy: g.healthy, problems: g.problems }]));
 }
 
-;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
-/**
- * Whether running containers lose their GPUs on `systemctl daemon-reload`, and NVIDIA's fix for
- * this host (pure). With the systemd cgroup driver, systemd rewrites a container's device rules
- * from what runc told it on every daemon-reload: a GPU granted by the toolkit's legacy hook
- * (written straight into the cgroup) is lost, and so is a device in the container's spec whose
- * /dev/char/MAJOR:MINOR link is missing (systemd names devices by that link). Containers then fail
- * with `Failed to initialize NVML: Unknown Error` (NVIDIA/nvidia-container-toolkit issue 48;
- * NVIDIA's troubleshooting page lists the fixes). The e2e test device-reload shows both losses
- * with a stand-in device node.
- */
-/** Docker reads CDI specs (features.cdi) from 25.0. */
-const CDI_DOCKER = 25;
-/** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
-const NVIDIA_CTK = '1.12.0';
-const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
-/** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
-function older(version, than) {
-    const nums = (v) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number);
-    const [a, b] = [nums(version), nums(than)];
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-        if ((a[i] ?? 0) !== (b[i] ?? 0))
-            return (a[i] ?? 0) < (b[i] ?? 0);
-    }
-    return false;
-}
-/** The verdict for this host (pure). */
-function deviceLoss(f) {
-    if (!f.systemd)
-        return { atRisk: false, why: 'no systemd: nothing reloads device rules' };
-    if (f.cgroupDriver !== 'systemd') {
-        return {
-            atRisk: false,
-            why: `the ${f.cgroupDriver ?? 'unknown'} cgroup driver: daemon-reload leaves containers' device rules alone`
-        };
-    }
-    if (f.toolkitVersion === undefined) {
-        return { atRisk: false, why: 'no NVIDIA container toolkit: no GPU is given to containers' };
-    }
-    const mode = f.runtimeMode ?? 'auto';
-    if (mode === 'cdi' && f.devCharLinks) {
-        return {
-            atRisk: false,
-            why: 'CDI mode with /dev/char links: the GPUs are in each container spec'
-        };
-    }
-    const why = mode === 'cdi'
-        ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
-        : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`;
-    if (older(f.toolkitVersion, NVIDIA_CTK)) {
-        return { atRisk: true, why, fix: 'upgrade-toolkit' };
-    }
-    if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
-        return { atRisk: true, why, fix: 'cdi' };
-    }
-    return { atRisk: true, why, fix: 'dev-char-symlinks' };
-}
-/** What to do, in words, for the log and the docs. */
-function lossFixText(fix) {
-    switch (fix) {
-        case 'cdi':
-            return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
-        case 'dev-char-symlinks':
-            return 'run `nvidia-ctk system create-dev-char-symlinks --create-all`, add its udev rule (71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
-        case 'upgrade-toolkit':
-            return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
-    }
-}
-/** Where the toolkit's runtime reads its mode. */
-const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
-/** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
-function parseRuntimeMode(toml) {
-    return /^[ \t]*mode[ \t]*=[ \t]*"([\w-]+)"/m.exec(toml ?? '')?.[1];
-}
-
+// EXTERNAL MODULE: ./src/phases/gpus/cdi.ts
+var cdi = __nccwpck_require__(1600);
 // EXTERNAL MODULE: ./src/phases/gpus/gpu-query.ts
 var gpu_query = __nccwpck_require__(1253);
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-detect.ts
@@ -41567,6 +41766,7 @@ var gpu_query = __nccwpck_require__(1253);
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
+
 
 
 
@@ -41590,23 +41790,10 @@ async function kernelLog(runner) {
     }
     return { kernel: parseKernelLog(r.stdout) };
 }
-/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
-async function devCharLinks() {
-    const names = await external_node_fs_.promises.readdir('/dev').catch(() => []);
-    for (const name of names.filter(n => n.startsWith('nvidia'))) {
-        const st = await external_node_fs_.promises.stat(`/dev/${name}`).catch(() => undefined);
-        if (!st?.isCharacterDevice())
-            continue;
-        const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`;
-        if (!(0,external_node_fs_.existsSync)(link))
-            return false;
-    }
-    return true;
-}
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
 async function detectDeviceLoss(ctx) {
     const { runner } = ctx;
-    const [info, toolkit, toml, links] = await Promise.all([
+    const [info, toolkit, toml, links, cdiReady] = await Promise.all([
         runner
             .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
             root: true,
@@ -41616,7 +41803,8 @@ async function detectDeviceLoss(ctx) {
             .catch(() => ({ exitCode: -1, stdout: '' })),
         installedPackages(runner, ['nvidia-container-toolkit']),
         (0,system_files/* readFileMaybe */.jp)(runner, RUNTIME_CONFIG),
-        devCharLinks()
+        devCharLinks(),
+        (0,cdi/* nvidiaCdiReady */.vG)(runner, ctx.host.dockerSocket)
     ]);
     const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : [];
     return deviceLoss({
@@ -41625,7 +41813,8 @@ async function detectDeviceLoss(ctx) {
         dockerVersion: version,
         toolkitVersion: toolkit.get('nvidia-container-toolkit'),
         runtimeMode: parseRuntimeMode(toml),
-        devCharLinks: links
+        devCharLinks: links,
+        cdiReady
     });
 }
 /**
@@ -41688,7 +41877,7 @@ function planGpuHealth(facts, inputs) {
     const warnings = [
         ...report.host.map(h => `gpu-health: ${h}`),
         ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
-        ...(loss?.atRisk && loss.fix
+        ...(loss?.atRisk && loss.fix && !loss.applied
             ? [
                 `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${lossFixText(loss.fix)}.`
             ]
@@ -41697,7 +41886,14 @@ function planGpuHealth(facts, inputs) {
     const found = report.gpus.length === 0 && report.host.length > 0
         ? 'NVML does not answer'
         : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy`;
-    return { found, steps: [], warnings, mode: inputs.mode, report };
+    return { found, steps: [], warnings, mode: inputs.mode, report, loss };
+}
+/** What the fix in place protects, and what it does not. */
+function appliedText(fix) {
+    const how = fix === 'cdi'
+        ? '--device nvidia.com/gpu=<uuid> (the cdi-devices output)'
+        : 'the /dev/nvidia* nodes with --device';
+    return `containers given GPUs with ${how} keep them across systemctl daemon-reload; a container given them with --gpus alone does not.`;
 }
 function facts(plan) {
     const r = plan.report;
@@ -41731,6 +41927,9 @@ const gpuHealthPhase = {
         ctx.outputs.gpuHealth = { enforced: plan.mode === 'fail', gpus: healthOutput(plan.report) };
         for (const n of plan.report.notes)
             lib_core/* info */.pq(`gpu-health: ${n}`);
+        const loss = plan.loss;
+        if (loss?.atRisk && loss.applied)
+            lib_core/* info */.pq(`gpu-health: ${appliedText(loss.fix)}`);
     },
     apply: () => Promise.resolve(),
     verify: plan => Promise.resolve(plan.found),
@@ -44485,7 +44684,7 @@ async function detectPush(ctx) {
     const locals = new Map();
     const remote = new Map();
     // The daemon's socket when this process may open it (no docker process per question).
-    const api = targets.length > 0 ? await openEngineApi(ctx.host.dockerSocket) : undefined;
+    const api = targets.length > 0 ? await (0,engine_api/* openEngineApi */.v)(ctx.host.dockerSocket) : undefined;
     const daemon = targets.length > 0 ? await detect_daemonFacts(runner, api) : undefined;
     const registryConfig = daemon?.registryConfig ?? DEFAULT_REGISTRY_CONFIG;
     const facts = {
@@ -46212,7 +46411,7 @@ async function detectRegistry(ctx) {
         return none;
     }
     // The daemon's socket when this process may open it: no docker process per question.
-    const api = await openEngineApi(ctx.host.dockerSocket);
+    const api = await (0,engine_api/* openEngineApi */.v)(ctx.host.dockerSocket);
     const dockerUp = (await probeDaemon(runner, api)) !== undefined;
     const auth = wanted && inputs.registryHtpasswd.length > 0;
     const [id, registry, mirror, htpasswd, certOk, caches] = await Promise.all([
@@ -46726,6 +46925,7 @@ const OUTPUT_NAMES = [
     'driver-version',
     'cuda-version',
     'toolkit-version',
+    'gpu-device-fix',
     'registry',
     'registry-started',
     'images',
@@ -46734,6 +46934,7 @@ const OUTPUT_NAMES = [
     'gpu-uuids',
     'gpu-indexes',
     'docker-gpus',
+    'cdi-devices',
     'gpu-health',
     'freed-bytes',
     'teardown'
@@ -46778,6 +46979,7 @@ function outputValues(o) {
         'driver-version': text(o.gpu?.driverVersion),
         'cuda-version': text(o.gpu?.cudaVersion),
         'toolkit-version': text(o.toolkitVersion),
+        'gpu-device-fix': text(o.gpuDeviceFix),
         registry: text(o.registry),
         'registry-started': text(o.registryStarted),
         images: o.images === undefined ? '' : imagesJson(o.images),
@@ -46786,6 +46988,7 @@ function outputValues(o) {
         'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
         'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
         'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+        'cdi-devices': (o.cdiDevices ?? []).join(','),
         'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
         'freed-bytes': text(o.disk?.freedBytes),
         teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
@@ -46807,12 +47010,14 @@ function outputValues(o) {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6058);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
-/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1427);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1235);
+/* harmony import */ var _cdi_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1600);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6714);
+/* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1427);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6616);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1235);
 /** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
+
 
 
 
@@ -46826,11 +47031,11 @@ const POLL_MS = 500;
 const RETRY_BLOCKED_MS = 15_000;
 /** The path of a GPU's lease file. */
 function leasePath(uuid) {
-    return node_path__WEBPACK_IMPORTED_MODULE_0__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseFileName */ .Se)(uuid));
+    return node_path__WEBPACK_IMPORTED_MODULE_0__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .LOCK_DIR */ .UE, (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .leaseFileName */ .Se)(uuid));
 }
 function jobOf(plan) {
     if (!plan.facts.job)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh('gpus: no job identity was read');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh('gpus: no job identity was read');
     return plan.facts.job;
 }
 /** Writes the leases of `plan` (under the GPU lease lock), remembering each for the post step. */
@@ -46840,8 +47045,8 @@ async function takeLeases(ctx, plan) {
     for (const p of plan.picks.filter(p => p.how !== 'reused')) {
         const file = leasePath(p.device.uuid);
         if (p.how === 'taken over' && p.from) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Taking over GPU ${p.device.index} (${p.device.uuid}) from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended.`);
-            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .takeOver */ .w9)(ctx.runner, file, p.from.text);
+            _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Taking over GPU ${p.device.index} (${p.device.uuid}) from ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .holderText */ .ii)(p.from.lease)}: that worker process has ended.`);
+            await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .takeOver */ .w9)(ctx.runner, file, p.from.text);
         }
         const lease = {
             uuid: p.device.uuid,
@@ -46851,8 +47056,8 @@ async function takeLeases(ctx, plan) {
             job: job.job,
             since: new Date().toISOString()
         };
-        if (!(await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .createExclusive */ .H0)(ctx.runner, file, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseText */ .g0)(lease), ctx.host.tempDir))) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`${file} appeared while ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI} was held: another program writes leases without that lock.`);
+        if (!(await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .createExclusive */ .H0)(ctx.runner, file, (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .leaseText */ .g0)(lease), ctx.host.tempDir))) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`${file} appeared while ${_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .GPU_LEASE_LOCK */ .MI} was held: another program writes leases without that lock.`);
         }
         taken.push({ uuid: lease.uuid, index: lease.index, pid: lease.pid, start: lease.start });
         ctx.remember({ gpuLeases: taken });
@@ -46882,12 +47087,12 @@ async function tearDownEnded(ctx, picks, t) {
     const tearDown = ctx.inputs.tearDown;
     if (!tearDown)
         return;
-    const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+    const leases = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_5__/* .readLeases */ .Mw)(ctx.runner);
     const views = [...leases.values()];
     const ended = new Map(picks.map(p => [`${p.from?.lease.pid}:${p.from?.lease.start}`, p]));
     for (const p of ended.values()) {
         const lease = p.from.lease;
-        const same = views.filter(v => !v.alive && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(v.lease, lease));
+        const same = views.filter(v => !v.alive && (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .heldBy */ .Vr)(v.lease, lease));
         if (!/^\d+$/.test(lease.start) || lease.pid <= 0) {
             // A damaged lease names no worker: nothing on its GPU can be told to be that job's.
             _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`The lease of GPU ${lease.uuid} names no job: nothing is torn down for it.`);
@@ -46896,7 +47101,7 @@ async function tearDownEnded(ctx, picks, t) {
             t.clean.add(p.from.text);
             continue;
         }
-        const others = new Map(views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(v.lease)]));
+        const others = new Map(views.filter(v => v.alive && !same.includes(v)).map(v => [v.lease.uuid, (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .holderText */ .ii)(v.lease)]));
         _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Tearing down what job ${lease.job} (worker pid ${lease.pid}, ended) left before taking over its GPUs.`);
         const out = await tearDown(ctx.runner, {
             pid: lease.pid,
@@ -46924,16 +47129,16 @@ function mergeResults(a, b) {
 }
 /** One try under the GPU lease lock: read the leases, plan, and take the GPUs if they suffice. */
 async function tryLease(ctx, plan, fresh, t) {
-    const lock = await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireFileLock */ .AM)(ctx.runner, _system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI, ctx.host.tempDir, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, {
-        what: `the GPU lease lock ${_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .GPU_LEASE_LOCK */ .MI}`,
+    const lock = await (0,_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .acquireFileLock */ .AM)(ctx.runner, _system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .GPU_LEASE_LOCK */ .MI, ctx.host.tempDir, _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq, {
+        what: `the GPU lease lock ${_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .GPU_LEASE_LOCK */ .MI}`,
         timeoutMs: 60_000,
         pollMs: 20
     });
     try {
         // After a wait the GPUs' load has changed: ask nvidia-smi again before choosing the idlest.
-        const devices = fresh ? await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .queryGpus */ .OC)(ctx.runner) : plan.facts.devices;
-        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner), t);
-        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, devices, leases }, ctx.inputs);
+        const devices = fresh ? await (0,_detect_js__WEBPACK_IMPORTED_MODULE_5__/* .queryGpus */ .OC)(ctx.runner) : plan.facts.devices;
+        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_5__/* .readLeases */ .Mw)(ctx.runner), t);
+        const now = (0,_plan_js__WEBPACK_IMPORTED_MODULE_6__/* .planGpus */ .f)({ ...plan.facts, devices, leases }, ctx.inputs);
         // An ended job's GPU is taken over only once what that job left is gone.
         if (now.short === 0 && untornTakeovers(ctx, now, t).length === 0)
             await takeLeases(ctx, now);
@@ -46946,7 +47151,7 @@ async function tryLease(ctx, plan, fresh, t) {
 /** Who holds the GPUs a waiting request could use, in words. */
 function holders(plan) {
     return plan.held
-        .map(h => `GPU ${h.device.index} (${h.device.uuid}): ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(h.lease)}`)
+        .map(h => `GPU ${h.device.index} (${h.device.uuid}): ${(0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .holderText */ .ii)(h.lease)}`)
         .join('; ');
 }
 /** Sleeps until the leases (read without any lock) would let the request through, or the deadline. */
@@ -46955,26 +47160,33 @@ async function waitForRelease(ctx, plan, deadline, t) {
     const until = t.blocked.size > 0 ? Math.min(deadline, Date.now() + RETRY_BLOCKED_MS) : deadline;
     while (Date.now() < until) {
         await new Promise(r => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))));
-        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner), t);
-        if ((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .planGpus */ .f)({ ...plan.facts, leases }, ctx.inputs).short === 0)
+        const leases = withBlocked(await (0,_detect_js__WEBPACK_IMPORTED_MODULE_5__/* .readLeases */ .Mw)(ctx.runner), t);
+        if ((0,_plan_js__WEBPACK_IMPORTED_MODULE_6__/* .planGpus */ .f)({ ...plan.facts, leases }, ctx.inputs).short === 0)
             return;
     }
     t.blocked.clear();
 }
-/** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
-function publishLeases(ctx, picks) {
+/**
+ * Sets the GPU outputs and exports the leased GPUs to the job's later steps; where Docker can
+ * inject them by CDI name, those names too (cdi-devices, CDI_DEVICES).
+ */
+function publishLeases(ctx, picks, cdi = false) {
     const leases = picks.map(p => ({
         index: p.device.index,
         uuid: p.device.uuid,
         name: p.device.name,
         how: p.how,
-        from: p.from ? (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .holderText */ .ii)(p.from.lease) : undefined
+        from: p.from ? (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .holderText */ .ii)(p.from.lease) : undefined
     }));
     ctx.outputs.gpuLeases = leases;
     const uuids = leases.map(l => l.uuid).join(',');
     // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
+    if (cdi) {
+        ctx.outputs.cdiDevices = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases.map(l => l.uuid));
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CDI_DEVICES', ctx.outputs.cdiDevices.join(','));
+    }
 }
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
@@ -46994,12 +47206,12 @@ async function applyGpus(plan, ctx) {
             continue;
         }
         if (now.short === 0) {
-            publishLeases(ctx, now.picks);
+            publishLeases(ctx, now.picks, plan.facts.cdi);
             return;
         }
         const who = holders(now);
         if (Date.now() >= deadline) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus: ${now.need} GPU${now.need === 1 ? '' : 's'} wanted, ${now.need - now.short} free after waiting ${ctx.inputs.gpuWait} s (gpu-wait). Held by: ${who}. Raise gpu-wait, or ask for fewer GPUs.`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`gpus: ${now.need} GPU${now.need === 1 ? '' : 's'} wanted, ${now.need - now.short} free after waiting ${ctx.inputs.gpuWait} s (gpu-wait). Held by: ${who}. Raise gpu-wait, or ask for fewer GPUs.`);
         }
         if (who !== told) {
             _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .info */ .pq(`Waiting up to ${Math.ceil((deadline - Date.now()) / 1000)} s for ${now.short} more GPU${now.short === 1 ? '' : 's'}; held by: ${who}`);
@@ -47012,15 +47224,65 @@ async function applyGpus(plan, ctx) {
 async function verifyGpus(plan, ctx) {
     const job = jobOf(plan);
     const leases = ctx.outputs.gpuLeases ?? [];
-    const held = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_4__/* .readLeases */ .Mw)(ctx.runner);
+    const held = await (0,_detect_js__WEBPACK_IMPORTED_MODULE_5__/* .readLeases */ .Mw)(ctx.runner);
     for (const l of leases) {
         const view = held.get(l.uuid);
-        const lease = view && (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .parseLease */ .QM)(view.text);
-        if (!lease || !(0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .heldBy */ .Vr)(lease, job)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`The lease of GPU ${l.index} (${l.uuid}) is not this job's after writing it.`);
+        const lease = view && (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .parseLease */ .QM)(view.text);
+        if (!lease || !(0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .heldBy */ .Vr)(lease, job)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`The lease of GPU ${l.index} (${l.uuid}) is not this job's after writing it.`);
         }
     }
     return `GPU ${leases.map(l => l.index).join(', ')} leased to ${job.process} (pid ${job.pid}) until the post step`;
+}
+
+
+/***/ }),
+
+/***/ 1600:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   r: () => (/* binding */ cdiNames),
+/* harmony export */   vG: () => (/* binding */ nvidiaCdiReady)
+/* harmony export */ });
+/* unused harmony exports NVIDIA_GPU_KIND, declaresNvidiaGpus */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1650);
+/* harmony import */ var _system_engine_api_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7426);
+/** CDI names of leased GPUs, and whether Docker can inject them (reads docker's /info and the spec folders). */
+
+
+
+
+/** The CDI kind of NVIDIA's GPUs, as `nvidia-ctk cdi generate` names them. */
+const NVIDIA_GPU_KIND = 'nvidia.com/gpu';
+/** `nvidia.com/gpu=<uuid>` for each GPU (pure): nvidia-ctk names every GPU by index and by UUID. */
+function cdiNames(uuids) {
+    return uuids.map(u => `${NVIDIA_GPU_KIND}=${u}`);
+}
+/** A CDI spec's text declares NVIDIA's GPU kind (YAML or JSON) (pure). */
+function declaresNvidiaGpus(spec) {
+    return /^\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*,?\s*$/m.test(spec);
+}
+/**
+ * Docker has CDI on (its /info lists CDI spec folders: Docker 25 or later with features.cdi) and
+ * one of those folders holds a spec of NVIDIA's GPUs. False when Docker does not answer.
+ */
+async function nvidiaCdiReady(runner, socket) {
+    const api = await (0,_system_engine_api_js__WEBPACK_IMPORTED_MODULE_3__/* .openEngineApi */ .v)(socket).catch(() => undefined);
+    const info = await api?.json('/info').catch(() => undefined);
+    for (const dir of info?.CDISpecDirs ?? []) {
+        const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir).catch(() => []);
+        for (const name of names.filter(n => /\.(ya?ml|json)$/.test(n))) {
+            const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, name));
+            if (text !== undefined && declaresNvidiaGpus(text))
+                return true;
+        }
+    }
+    return false;
 }
 
 
@@ -47044,9 +47306,11 @@ async function verifyGpus(plan, ctx) {
 /* harmony import */ var _system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9404);
 /* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6714);
 /* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
-/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1253);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6616);
+/* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1253);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6616);
+/* harmony import */ var _cdi_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1600);
 /** Reads the GPUs (nvidia-smi's query interface), the lease files of the lock folder and the job's worker process (/proc). */
+
 
 
 
@@ -47063,13 +47327,13 @@ async function queryGpus(runner) {
     const ask = (args) => runner.run([nvidiaSmi, ...args], { allowFailure: true, timeoutSeconds: 30 }).catch(e => {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi cannot be run: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .errorMessage */ .gJ)(e)}`);
     });
-    const [gpus, apps] = await Promise.all([ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .QUERY_GPUS */ .Vd), ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .QUERY_APPS */ .cZ)]);
+    const [gpus, apps] = await Promise.all([ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_GPUS */ .Vd), ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_APPS */ .cZ)]);
     for (const r of [gpus, apps]) {
         if (r.exitCode !== 0) {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .tailLines */ .os)(r.stderr || r.stdout, 3)}`);
         }
     }
-    return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_7__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
+    return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
 }
 /** The lease files in the host lock folder, each with whether its job's worker still runs. */
 async function readLeases(runner) {
@@ -47080,14 +47344,14 @@ async function readLeases(runner) {
     });
     const leases = new Map();
     for (const name of names) {
-        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .uuidOfLeaseFile */ .hg)(name);
+        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .uuidOfLeaseFile */ .hg)(name);
         if (uuid === undefined)
             continue;
         const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .LOCK_DIR */ .UE, name));
         if (text === undefined)
             continue; // released while the folder was read
         // A damaged file names no live job: it is taken over like a lease whose job has ended.
-        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .parseLease */ .QM)(text) ?? {
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .parseLease */ .QM)(text) ?? {
             uuid,
             index: -1,
             pid: 0,
@@ -47120,20 +47384,24 @@ function jobIdentity(env = process.env) {
         }
         p = p.ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .processIdentity */ .I9)(p.ppid) : undefined;
     }
-    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_8__/* .jobDescription */ ._T)(env) };
+    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .jobDescription */ ._T)(env) };
 }
 /** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
 async function detectGpus(ctx) {
     if (ctx.inputs.gpus.kind === 'none')
         return { devices: [], leases: new Map() };
     const job = jobIdentity();
-    const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)]);
+    const [devices, leases, cdi] = await Promise.all([
+        queryGpus(ctx.runner),
+        readLeases(ctx.runner),
+        (0,_cdi_js__WEBPACK_IMPORTED_MODULE_7__/* .nvidiaCdiReady */ .vG)(ctx.runner, ctx.host.dockerSocket)
+    ]);
     // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
     const health = ctx.outputs.gpuHealth;
     const unhealthy = new Map(Object.entries(health?.enforced ? health.gpus : {})
         .filter(([, h]) => !h.healthy)
         .map(([uuid, h]) => [uuid, h.problems]));
-    return { devices, leases, job, unhealthy };
+    return { devices, leases, job, unhealthy, cdi };
 }
 
 
@@ -49774,6 +50042,112 @@ async function runnerFolder(workerPid) {
             return root;
     }
     return undefined;
+}
+
+
+/***/ }),
+
+/***/ 7426:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   v: () => (/* binding */ openEngineApi)
+/* harmony export */ });
+/* unused harmony export EngineApi */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7067);
+/* harmony import */ var node_http__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_http__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6058);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/**
+ * Docker Engine's HTTP API on its unix socket, for a process that may open the socket (root, or a
+ * member of the docker group): reads without starting a `docker` process per question, and image
+ * exports streamed straight from the daemon. Others go through the docker CLI and sudo instead.
+ */
+
+
+
+
+/** How long a request may wait for the daemon's answer (a hung dockerd holds it otherwise). */
+const REQUEST_TIMEOUT_MS = 15_000;
+/** The daemon's error message: its JSON `message`, or the body as it came (a proxy's text). */
+function daemonSays(text) {
+    try {
+        return JSON.parse(text).message ?? text.trim();
+    }
+    catch {
+        return text.trim();
+    }
+}
+/** The Engine API over one unix socket. */
+class EngineApi {
+    socketPath;
+    constructor(socketPath) {
+        this.socketPath = socketPath;
+    }
+    /**
+     * GET `path`; the body is the caller's to read. A daemon that sends no headers within
+     * `timeoutMs` (a hung dockerd) fails the request instead of holding it; 0 waits as long as it
+     * takes (an image export, which the daemon writes out whole before its first byte).
+     */
+    get(path, timeoutMs = REQUEST_TIMEOUT_MS) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_2__/* .debug */ .Yz(`engine: GET ${path}`);
+        return new Promise((resolve, reject) => {
+            const req = node_http__WEBPACK_IMPORTED_MODULE_1__.get({ socketPath: this.socketPath, path, headers: { Host: 'docker' } }, res => {
+                req.setTimeout(0);
+                resolve({ status: res.statusCode ?? 0, body: res, abort: () => req.destroy() });
+            });
+            if (timeoutMs > 0) {
+                req.setTimeout(timeoutMs, () => req.destroy(new Error(`Docker did not answer GET ${path} within ${timeoutMs / 1000} s`)));
+            }
+            req.on('error', reject);
+        });
+    }
+    /** POST `path` with no body; throws with the daemon's message unless it answers 2xx. */
+    async post(path) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_2__/* .debug */ .Yz(`engine: POST ${path}`);
+        const r = await new Promise((resolve, reject) => {
+            const req = node_http__WEBPACK_IMPORTED_MODULE_1__.request({ socketPath: this.socketPath, path, method: 'POST', headers: { Host: 'docker' } }, res => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => (text += d));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            });
+            req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`Docker did not answer POST ${path} within ${REQUEST_TIMEOUT_MS / 1000} s`)));
+            req.on('error', reject);
+            req.end();
+        });
+        if (r.status < 200 || r.status > 299) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Docker answered ${r.status} to POST ${path}: ${daemonSays(r.text)}`);
+        }
+    }
+    /** GET `path` as JSON; undefined for 404 (no such image or container). */
+    async json(path, timeoutMs) {
+        const r = await this.get(path, timeoutMs);
+        const chunks = [];
+        for await (const c of r.body)
+            chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (r.status === 404)
+            return undefined;
+        if (r.status !== 200) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .HostError */ .dh(`Docker answered ${r.status} to GET ${path}: ${daemonSays(text)}`);
+        }
+        return JSON.parse(text);
+    }
+}
+/** The Engine API on `socket` when this process may open it; undefined when the docker CLI (with sudo) has to ask instead. */
+async function openEngineApi(socket) {
+    if (socket === undefined)
+        return undefined;
+    try {
+        await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.access(socket, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.R_OK | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.W_OK);
+        return new EngineApi(socket);
+    }
+    catch {
+        return undefined;
+    }
 }
 
 

@@ -15,6 +15,7 @@ export const OUTPUT_NAMES = [
   'driver-version',
   'cuda-version',
   'toolkit-version',
+  'gpu-device-fix',
   'registry',
   'registry-started',
   'images',
@@ -23,6 +24,7 @@ export const OUTPUT_NAMES = [
   'gpu-uuids',
   'gpu-indexes',
   'docker-gpus',
+  'cdi-devices',
   'gpu-health',
   'freed-bytes',
   'teardown'
@@ -109,6 +111,10 @@ export interface Outputs {
   gpu?: {count: number; driverVersion: string; cudaVersion?: string}
   /** The installed nvidia-container-toolkit's version; undefined when it is not installed. */
   toolkitVersion?: string
+  /** The fix that keeps containers' GPUs across daemon-reload: cdi, dev-char-symlinks, upgrade-toolkit or none. */
+  gpuDeviceFix?: string
+  /** The leased GPUs' CDI names where CDI is on; undefined otherwise. */
+  cdiDevices?: readonly string[]
   registry?: string
   registryStarted?: boolean
   /** Kept as data until written. */
@@ -167,6 +173,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'driver-version': text(o.gpu?.driverVersion),
     'cuda-version': text(o.gpu?.cudaVersion),
     'toolkit-version': text(o.toolkitVersion),
+    'gpu-device-fix': text(o.gpuDeviceFix),
     registry: text(o.registry),
     'registry-started': text(o.registryStarted),
     images: o.images === undefined ? '' : imagesJson(o.images),
@@ -175,6 +182,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-uuids': (o.gpuLeases ?? []).map(l => l.uuid).join(','),
     'gpu-indexes': (o.gpuLeases ?? []).map(l => l.index).join(','),
     'docker-gpus': dockerGpus(o.gpuLeases ?? []),
+    'cdi-devices': (o.cdiDevices ?? []).join(','),
     'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes),
     teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)

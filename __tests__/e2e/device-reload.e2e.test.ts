@@ -10,10 +10,17 @@
  * unknown to runc and systemd) is undone by daemon-reload; a device in the container's spec
  * (`--device`, which is how CDI injects GPUs) survives it only when /dev/char/MAJOR:MINOR exists,
  * which `nvidia-ctk system create-dev-char-symlinks` creates for the NVIDIA devices.
+ *
+ * Then the action applies that fix on a trixie host (Docker 26.1, systemd's cgroup driver): with
+ * a STAND-IN nvidia-smi and a STAND-IN nvidia-ctk (fixtures/nvidia-ctk-standin.sh, which writes a
+ * CDI spec for stand-in /dev/nvidia* nodes made with mknod: char 195, NVIDIA's major, with no
+ * driver behind it here), a real `docker run --device nvidia.com/gpu=<uuid>` gets the node through
+ * Docker's CDI, and keeps it across daemon-reload.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {Box} from './bed/box.js'
+import {Box, IN_BOX} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
+import {expectSuccess, parseOutputFile, waitFor, type ActionRun} from './harness.js'
 
 const IMAGE = 'dgs-e2e/busybox:latest'
 const ALLOWED = "cat: can't open '/dev/dgs0': No such device or address"
@@ -74,5 +81,146 @@ describe('systemctl daemon-reload and devices runc did not tell systemd about', 
     expect(open('spec')).toBe(ALLOWED)
     // The symlink alone does not save a device granted outside the spec.
     expect(open('legacy-linked')).toBe(DENIED)
+  }, 120_000)
+})
+
+const PORT = 58124
+const uuid = (n: number): string => {
+  const d = String(n)
+  return `GPU-${d.repeat(8)}-${d.repeat(4)}-4${d.repeat(3)}-8${d.repeat(3)}-${d.repeat(12)}`
+}
+const CALLS = '/etc/nvidia-ctk-standin/calls'
+const setup = {
+  'docker-source': 'distro',
+  'start-registry': 'false',
+  'gpu-runtime': 'nvidia',
+  'nvidia-apt-url': `http://127.0.0.1:${PORT}/stable/deb`,
+  'nvidia-apt-key': `http://127.0.0.1:${PORT}/gpgkey`,
+  'nvidia-toolkit-version': '1.17.8-1',
+  'gpu-check': 'false',
+  'gpu-health': 'off'
+}
+const said = (dev: string, what: string): string => `cat: can't open '${dev}': ${what}`
+
+describe('the fix applied: CDI on Docker 26.1 with the systemd cgroup driver', () => {
+  let host: Box
+  let first: ActionRun
+  const openIn = (container: string, dev: string): string =>
+    host.sh(`docker exec ${container} /bin/busybox cat ${dev} 2>&1 || true`).trim()
+  const daemonReloads = (run: ActionRun): string[][] =>
+    run.commands.filter(c => c.includes('systemctl') && c.includes('daemon-reload'))
+
+  beforeAll(() => {
+    host = Box.start({
+      suite: 'trixie',
+      state: 'engine',
+      images: true,
+      extra: ['--device-cgroup-rule', 'c 195:* rwm']
+    })
+    host.serve('nvidia', PORT, '/gpgkey')
+    host.sh(
+      `install -m 0755 ${IN_BOX.scripts}/nvidia-smi-standin.sh /usr/local/bin/nvidia-smi && ` +
+        `install -m 0755 ${IN_BOX.scripts}/nvidia-ctk-standin.sh /usr/bin/nvidia-ctk && ` +
+        `install -m 0755 ${IN_BOX.scripts}/runner-worker.sh /usr/local/bin/Runner.Worker && ` +
+        'mkdir -m 1777 /tmp/jobs && ' +
+        'mknod -m 666 /dev/nvidia0 c 195 0 && mknod -m 666 /dev/nvidia1 c 195 1 && ' +
+        'mknod -m 666 /dev/nvidiactl c 195 255'
+    )
+    host.write(
+      '/etc/nvidia-smi-standin/gpus.csv',
+      [0, 1].map(i => `${i}, ${uuid(i)}, NVIDIA H100 80GB HBM3, 0, 81559`).join('\n') + '\n'
+    )
+    host.write('/etc/nvidia-smi-standin/apps.csv', '')
+    host.write('/etc/nvidia-smi-standin/driver', '550.54.15 12.4\n')
+    host.write('/etc/docker/daemon.json', '{"exec-opts": ["native.cgroupdriver=systemd"]}\n')
+    host.sh('systemctl restart docker')
+    host.waitDocker()
+  }, BOOT_TIMEOUT)
+  afterAll(() => host?.remove())
+
+  it('generates the spec, turns CDI on, makes the /dev/char links and their udev rule, and runs no daemon-reload', () => {
+    expect(host.sh("docker info --format '{{.CgroupDriver}} {{.ServerVersion}}'").trim()).toMatch(
+      /^systemd 26\.1\./
+    )
+    expect(host.exists('/dev/char/195:0')).toBe(false)
+    first = host.run(setup)
+    expectSuccess(first)
+    expect(first.outputs['gpu-device-fix']).toBe('cdi')
+    expect(first.summary).toContain('GPU device fix')
+    const config = JSON.parse(host.read('/etc/docker/daemon.json') ?? '') as Record<string, unknown>
+    expect(config['exec-opts']).toEqual(['native.cgroupdriver=systemd'])
+    expect(config.features).toEqual({cdi: true})
+    expect(host.sh("docker info --format '{{json .CDISpecDirs}}'").trim()).toContain('/etc/cdi')
+    expect(host.read(CALLS)?.trim().split('\n')).toEqual([
+      'cdi generate --output=/etc/cdi/nvidia.yaml',
+      'system create-dev-char-symlinks --create-all'
+    ])
+    expect(host.read('/etc/cdi/nvidia.yaml')).toContain(`name: "${uuid(0)}"`)
+    expect(host.read('/var/lib/docker-gpu-setup/cdi-spec.json')).toContain(
+      '"driver":"550.54.15","toolkit":"1.17.8-1"'
+    )
+    expect(host.read('/lib/udev/rules.d/71-nvidia-dev-char.rules')).toContain(
+      'ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", RUN+="/usr/bin/nvidia-ctk system create-dev-char-symlinks --create-all"'
+    )
+    expect(host.sh('readlink /dev/char/195:0 /dev/char/195:255').trim().split('\n')).toEqual([
+      '../nvidia0',
+      '../nvidiactl'
+    ])
+    expect(daemonReloads(first)).toEqual([])
+  }, 600_000)
+
+  let cdiDevices = ''
+  it('leases hand out the GPUs by CDI name, and docker run --device with that name gets the device', async () => {
+    const dir = '/tmp/jobs/cdi'
+    const job = host.start(
+      {gpus: '1', 'gpu-health': 'off'},
+      {entry: 'gpus', wrap: ['/usr/local/bin/Runner.Worker', dir], env: {GITHUB_JOB: 'cdi'}}
+    )
+    await waitFor(() => host.exists(`${dir}/main.rc`), 120_000, 'the lease step')
+    expect(host.read(`${dir}/main.rc`)?.trim()).toBe('0')
+    const outputs = parseOutputFile(host.read(`${dir}/main.output`) ?? '')
+    const exported = parseOutputFile(host.read(`${dir}/main.env`) ?? '')
+    cdiDevices = outputs['cdi-devices']
+    expect(cdiDevices).toBe(`nvidia.com/gpu=${outputs['gpu-uuids']}`)
+    expect(exported.CDI_DEVICES).toBe(cdiDevices)
+    host.sh(`touch ${dir}/post`)
+    await job.done
+    host.sh(
+      `docker run -d --name cdi --device ${cdiDevices} ${IMAGE} /bin/busybox sleep 600 >/dev/null`
+    )
+    const dev = outputs['gpu-indexes'] === '0' ? '/dev/nvidia0' : '/dev/nvidia1'
+    expect(openIn('cdi', dev)).toBe(said(dev, 'No such device or address'))
+    expect(openIn('cdi', '/dev/nvidiactl')).toBe(said('/dev/nvidiactl', 'No such device or address'))
+  }, 300_000)
+
+  it('changes nothing when run again: no generate, no restart, no daemon-reload', () => {
+    // A device granted outside the container's spec, as the legacy hook grants it: any
+    // daemon-reload would take it, so it still being there shows that none ran.
+    host.sh(
+      `docker run -d --name legacy -v /dev/nvidia1:/dev/nvidia1 ${IMAGE} /bin/busybox sleep 600 >/dev/null`
+    )
+    const id = host.sh("docker inspect -f '{{.Id}}' legacy").trim()
+    const scope = host.sh(`find /sys/fs/cgroup/devices -type d -name 'docker-${id}.scope'`).trim()
+    expect(scope).not.toBe('')
+    host.sh(`echo 'c 195:1 rwm' > ${scope}/devices.allow`)
+    expect(openIn('legacy', '/dev/nvidia1')).toBe(said('/dev/nvidia1', 'No such device or address'))
+    const pid = host.dockerdPid()
+    const calls = host.read(CALLS)
+    const again = host.run(setup)
+    expectSuccess(again)
+    expect(again.outputs['gpu-device-fix']).toBe('cdi')
+    expect(again.outputs['daemon-config-changed']).toBe('false')
+    expect(again.outputs['daemon-change']).toBe('none')
+    expect(host.dockerdPid()).toBe(pid)
+    expect(host.read(CALLS)).toBe(calls)
+    expect(daemonReloads(again)).toEqual([])
+    expect(openIn('legacy', '/dev/nvidia1')).toBe(said('/dev/nvidia1', 'No such device or address'))
+  }, 600_000)
+
+  it('keeps the CDI-injected device across systemctl daemon-reload; the legacy grant is lost', () => {
+    host.sh('systemctl daemon-reload')
+    const dev = cdiDevices.endsWith(uuid(0)) ? '/dev/nvidia0' : '/dev/nvidia1'
+    expect(openIn('cdi', dev)).toBe(said(dev, 'No such device or address'))
+    expect(openIn('legacy', '/dev/nvidia1')).toBe(said('/dev/nvidia1', 'Operation not permitted'))
   }, 120_000)
 })

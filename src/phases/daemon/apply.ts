@@ -7,10 +7,20 @@ import {
   aptMark,
   aptRemove,
   aptUpdate,
+  installedPackages,
   resolvePinned
 } from '../../system/apt.js'
 import {ensureAptRepo, fetchKey, isArmored} from '../../system/apt-repo.js'
-import {exists, removeFile, writeFileAtomic} from '../../system/files.js'
+import {exists, readFileMaybe, removeFile, writeFileAtomic} from '../../system/files.js'
+import {createHash} from 'node:crypto'
+import {
+  CDI_RECORD,
+  CDI_SPEC,
+  DEV_CHAR_RULE,
+  NVIDIA_CTK,
+  cdiRecordText,
+  type DeviceFixAction
+} from './device-fix.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
 import {
@@ -110,6 +120,47 @@ async function installToolkit(ctx: Ctx, pin: string | undefined): Promise<void> 
   await aptInstall(ctx.runner, packages)
 }
 
+/**
+ * One change of the GPU device fix. The spec is generated where NVIDIA's install guide puts it
+ * (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), then recorded with the driver and the
+ * toolkit it was generated for; the links are made as the troubleshooting page says
+ * (`nvidia-ctk system create-dev-char-symlinks --create-all`), and its udev rule written.
+ */
+async function applyDeviceFix(ctx: Ctx, action: DeviceFixAction): Promise<void> {
+  const run = async (args: string[]) => {
+    const r = await ctx.runner.run([NVIDIA_CTK, ...args], {root: true, allowFailure: true})
+    if (r.exitCode !== 0) {
+      throw new HostError(
+        `${NVIDIA_CTK} ${args.join(' ')} failed (exit ${r.exitCode}): ${tailLines(r.stderr || r.stdout, 3)}`
+      )
+    }
+  }
+  switch (action.kind) {
+    case 'cdi-spec': {
+      await run(['cdi', 'generate', `--output=${CDI_SPEC}`])
+      const [spec, toolkit] = await Promise.all([
+        readFileMaybe(ctx.runner, CDI_SPEC),
+        installedPackages(ctx.runner, ['nvidia-container-toolkit'])
+      ])
+      if (spec === undefined) throw new HostError(`nvidia-ctk cdi generate wrote no ${CDI_SPEC}`)
+      const record = {
+        driver: action.driver,
+        toolkit: toolkit.get('nvidia-container-toolkit') ?? '',
+        sha256: createHash('sha256').update(spec).digest('hex')
+      }
+      await writeFileAtomic(ctx.runner, CDI_RECORD, cdiRecordText(record), 0o644, ctx.host.tempDir)
+      core.info(`Generated ${CDI_SPEC} for driver ${record.driver}, toolkit ${record.toolkit}`)
+      break
+    }
+    case 'dev-char-rule':
+      await writeFileAtomic(ctx.runner, DEV_CHAR_RULE, action.text, 0o644, ctx.host.tempDir)
+      break
+    case 'dev-char-links':
+      await run(['system', 'create-dev-char-symlinks', '--create-all'])
+      break
+  }
+}
+
 /** How each applied plan's change reached the daemon (read back when verifying). */
 const reports = new WeakMap<DaemonPlan, ActivationReport>()
 
@@ -140,6 +191,11 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
       case 'hold':
         await aptMark(ctx.runner, 'hold', action.packages)
         break
+      case 'cdi-spec':
+      case 'dev-char-rule':
+      case 'dev-char-links':
+        await applyDeviceFix(ctx, action)
+        break
       case 'write-config':
         written = await writeConfig(ctx, action)
         break
@@ -167,7 +223,8 @@ export async function verifyDaemon(p: DaemonPlan, ctx: Ctx): Promise<string> {
       ...running,
       gpuLooked: looksForGpu(ctx.inputs),
       gpu: ctx.outputs.gpu,
-      change: reports.get(p)
+      change: reports.get(p),
+      deviceFix: p.deviceFix
     })
   )
   if (running === undefined) {

@@ -14,6 +14,52 @@ import {parseLoadedConfig, type LoadedConfig} from './reload.js'
 import {detectDaemonProxies} from './proxies.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES} from './toolkit.js'
 import {LABEL_MANAGED} from '../../docker/labels.js'
+import {createHash} from 'node:crypto'
+import {devCharLinks} from '../../system/dev-char.js'
+import type {HostInfo} from '../../host.js'
+import {
+  CDI_RECORD,
+  CDI_SPEC,
+  DEV_CHAR_RULE,
+  TOOLKIT_CDI_SPEC,
+  parseCdiRecord,
+  type DeviceFixFacts
+} from './device-fix.js'
+
+/** The unit toolkit 1.18 ships to keep its own spec current (where its packages put units). */
+const CDI_REFRESH_UNITS = [
+  '/usr/lib/systemd/system/nvidia-cdi-refresh.service',
+  '/lib/systemd/system/nvidia-cdi-refresh.service'
+]
+
+/** What decides the GPU device fix: the spec and its record, the udev rule, the /dev/char links. */
+export async function detectDeviceFix(
+  runner: CommandRunner,
+  host: Pick<HostInfo, 'systemd'>,
+  loaded: LoadedConfig | undefined,
+  gpu: GpuInfo | undefined
+): Promise<DeviceFixFacts> {
+  const [spec, record, rule, links, refresh, toolkitSpec] = await Promise.all([
+    readFileMaybe(runner, CDI_SPEC),
+    readFileMaybe(runner, CDI_RECORD),
+    readFileMaybe(runner, DEV_CHAR_RULE),
+    devCharLinks(),
+    Promise.all(CDI_REFRESH_UNITS.map(exists)),
+    exists(TOOLKIT_CDI_SPEC)
+  ])
+  return {
+    systemd: host.systemd,
+    cgroupDriver: loaded?.cgroupDriver,
+    dockerVersion: loaded?.serverVersion,
+    cdiOn: (loaded?.cdiSpecDirs ?? []).length > 0,
+    driver: gpu?.driverVersion,
+    devCharLinks: links,
+    rule,
+    specSha256: spec === undefined ? undefined : createHash('sha256').update(spec).digest('hex'),
+    record: parseCdiRecord(record),
+    toolkitSpec: refresh.some(Boolean) && toolkitSpec
+  }
+}
 
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 export async function detectGpu(runner: CommandRunner): Promise<GpuInfo | undefined> {
@@ -122,6 +168,7 @@ export async function detectDaemon(ctx: PhaseContext<DaemonSettings>): Promise<D
     workloads: running ? await workloads(runner, api) : [],
     snap: await exists('/snap/bin/docker'),
     ...offline,
-    proxy
+    proxy,
+    devices: wantsGpu ? await detectDeviceFix(runner, ctx.host, running, gpu) : undefined
   }
 }

@@ -16,6 +16,8 @@ export interface DaemonState {
   /** nvidia-smi was asked (looksForGpu). */
   gpuLooked: boolean
   gpu?: Outputs['gpu']
+  /** The fix that keeps containers' GPUs across systemctl daemon-reload, and why it is the one. */
+  deviceFix?: {fix: string; why: string}
   /** How this run's daemon.json change reached the daemon. */
   change?: {
     how: 'reload' | 'restart' | 'start'
@@ -47,6 +49,9 @@ export function daemonFacts(s: DaemonState): Fact[] {
       }
     )
   } else if (s.gpuLooked) facts.push({label: 'NVIDIA driver', value: null})
+  if (s.deviceFix) {
+    facts.push({label: 'GPU device fix', value: s.deviceFix.fix, note: s.deviceFix.why})
+  }
   if (s.change) facts.push(...changeFacts(s.change))
   return facts
 }

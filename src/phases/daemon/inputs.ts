@@ -27,7 +27,7 @@ export const DAEMON_INPUTS = {
   'nvidia-toolkit-version': '',
   'nvidia-apt-url': 'https://nvidia.github.io/libnvidia-container/stable/deb',
   'nvidia-apt-key': 'https://nvidia.github.io/libnvidia-container/gpgkey',
-  'nvidia-cdi': 'false',
+  'nvidia-cdi': 'auto',
   'gpu-check': 'auto',
   'gpu-check-image': '',
   'allow-restart': 'false'
@@ -44,7 +44,11 @@ export interface DaemonInputs {
   nvidiaAptUrl: string
   /** URL or absolute path of the repository's key. */
   nvidiaAptKey: string
-  nvidiaCdi: boolean
+  /**
+   * CDI (features.cdi and a generated spec): true, false, or auto (on where it is the fix for
+   * containers losing GPUs on daemon-reload: systemd's cgroup driver on Docker 25 or later).
+   */
+  nvidiaCdi: Tristate
   gpuCheck: Tristate
   gpuCheckImage?: string
   /** A daemon.json change may restart Docker even where live-restore cannot protect running containers. */
@@ -104,7 +108,11 @@ function refuseOtherDefaultRuntime(
  */
 function refuseContradictions(config: JsonObject | undefined, nvidia: NvidiaChoice): void {
   if (config === undefined || nvidia.gpuRuntime === 'none') return
-  const clash = contradictions([nvidiaFragment(nvidia), {source: 'daemon-config', value: config}])
+  const fragment = nvidiaFragment({
+    nvidiaDefaultRuntime: nvidia.nvidiaDefaultRuntime,
+    cdi: nvidia.nvidiaCdi === 'true'
+  })
+  const clash = contradictions([fragment, {source: 'daemon-config', value: config}])
   if (clash.length > 0) {
     throw new InputError(
       'daemon-config',
@@ -136,7 +144,7 @@ export function parseDaemonInputs(raw: Raw, host: InputHost): DaemonInputs {
   const key = aptKey(raw, host)
   const nvidiaAptUrl = aptUrl ?? fail('nvidia-apt-url', '', 'use the URL of the toolkit repository')
   const nvidiaAptKey = key ?? fail('nvidia-apt-key', '', 'use a URL or an absolute path')
-  const nvidiaCdi = bool(raw, 'nvidia-cdi')
+  const nvidiaCdi = tristate(raw, 'nvidia-cdi')
   refuseContradictions(daemonConfig, {gpuRuntime, nvidiaDefaultRuntime, nvidiaCdi})
   return {
     daemonConfig,

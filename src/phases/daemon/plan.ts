@@ -15,6 +15,7 @@ import {
   type DaemonConfigParseError
 } from './daemon-config.js'
 import type {GpuInfo} from './gpu.js'
+import {looksForGpu, type DaemonState} from './facts.js'
 import type {DaemonSettings} from './inputs.js'
 import {classifyChange, type LoadedConfig} from './reload.js'
 import {
@@ -26,6 +27,13 @@ import {
   type ProxyAction
 } from './proxy-plan.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
+import {
+  describeDeviceFix,
+  planDeviceFix,
+  type DeviceFixAction,
+  type DeviceFixFacts,
+  type DeviceFixPlan
+} from './device-fix.js'
 
 /** The one file this phase writes. */
 export const DAEMON_JSON = '/etc/docker/daemon.json'
@@ -52,6 +60,8 @@ export interface DaemonFacts {
   workloads: string[]
   /** What the proxies need (engine version, systemd, drop-in, running values); only when set. */
   proxy?: DaemonProxyFacts
+  /** What decides the GPU device fix (CDI spec, /dev/char links); read when the runtime may be wanted. */
+  devices?: DeviceFixFacts
 }
 
 /** One change the daemon config phase makes, in the order it makes them. */
@@ -64,6 +74,7 @@ export type DaemonAction =
   | {kind: 'hold'; packages: string[]}
   | {kind: 'write-config'; text: string; existed: boolean; diff: string[]}
   | ProxyAction
+  | DeviceFixAction
   | ({kind: 'reload'} & Activation)
   | ({kind: 'restart'; reason: string} & Activation)
 
@@ -95,6 +106,10 @@ export interface DaemonPlan extends PhasePlan {
   diff: string[]
   /** How the proxies reach the daemon; undefined when none is set. */
   proxyWay?: DaemonProxyPlan['way']
+  /** The GPU device fix for this host; undefined when the NVIDIA runtime is not wanted. */
+  deviceFix?: DeviceFixPlan
+  /** What detection showed in the summary, for the device fix to be added to it. */
+  shown: DaemonState
 }
 
 function describe(a: DaemonAction): string {
@@ -123,6 +138,10 @@ function describe(a: DaemonAction): string {
       return 'reload systemd units (systemctl daemon-reload)'
     case 'restart':
       return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`
+    case 'cdi-spec':
+    case 'dev-char-rule':
+    case 'dev-char-links':
+      return describeDeviceFix(a)
   }
 }
 
@@ -212,10 +231,11 @@ function toolkitInstall(facts: DaemonFacts, inputs: DaemonSettings): DaemonActio
 function daemonFragments(
   inputs: DaemonSettings,
   nvidia: boolean,
+  cdi: boolean,
   proxy: readonly Fragment[]
 ): Fragment[] {
   return [
-    ...(nvidia ? [nvidiaFragment(inputs)] : []),
+    ...(nvidia ? [nvidiaFragment({nvidiaDefaultRuntime: inputs.nvidiaDefaultRuntime, cdi})] : []),
     ...inputs.registryFragments,
     ...proxy,
     ...(inputs.daemonConfig ? [{source: 'daemon-config', value: inputs.daemonConfig}] : [])
@@ -361,14 +381,19 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
         ]
       : []
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
+  const devices = nvidia ? deviceFix(facts, inputs, toolkit) : undefined
   const proxy = planDaemonProxies(facts.proxy, inputs.proxies)
   const config = configActions(
     facts,
     inputs,
-    daemonFragments(inputs, nvidia, proxy.fragments),
+    daemonFragments(inputs, nvidia, devices?.features === true, proxy.fragments),
     nvidia
   )
-  const actions = [...toolkit, ...withProxyActions(config, proxy, facts, inputs)]
+  const actions = [
+    ...toolkit,
+    ...(devices?.plan.actions ?? []),
+    ...withProxyActions(config, proxy, facts, inputs)
+  ]
   if (facts.snap && actions.length > 0) {
     throw new HostError(
       `Docker is installed as a snap: its daemon reads /var/snap/docker/current/config/daemon.json, not ${DAEMON_JSON}, and the NVIDIA toolkit's .deb packages break the snap's own GPU support. This run would ${actions.map(describe).join('; ')}. Make that change in the snap's file yourself (then sudo snap restart docker), or remove the snap (sudo snap remove docker) and let this action install Docker from apt.`
@@ -379,9 +404,57 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
     actions,
     steps: actions.map(a => ({description: describe(a)})),
     nvidia,
-    warnings: [...noDriver, ...config.warnings, ...proxy.warnings],
+    warnings: [
+      ...noDriver,
+      ...(devices?.plan.warnings ?? []),
+      ...config.warnings,
+      ...proxy.warnings
+    ],
     diff: config.diff,
-    proxyWay: proxy.way
+    proxyWay: proxy.way,
+    deviceFix: devices?.plan,
+    shown: {
+      ...facts.loaded,
+      gpuLooked: looksForGpu(inputs),
+      gpu: facts.gpu && {
+        count: facts.gpu.gpus.length,
+        driverVersion: facts.gpu.driverVersion,
+        cudaVersion: facts.gpu.cudaVersion
+      }
+    }
+  }
+}
+
+/**
+ * The GPU device fix, and whether daemon.json gets features.cdi: only where CDI is wanted and the
+ * running daemon does not have it on already (so a ready host is not restarted for it).
+ */
+function deviceFix(
+  facts: DaemonFacts,
+  inputs: DaemonSettings,
+  toolkit: readonly DaemonAction[]
+): {plan: DeviceFixPlan; features: boolean} | undefined {
+  if (facts.devices === undefined) return undefined
+  const installing = toolkit.some(a => a.kind === 'install-toolkit' || a.kind === 'install-debs')
+  const features = inputs.daemonConfig?.features
+  const refused =
+    typeof features === 'object' && features !== null && !Array.isArray(features)
+      ? features.cdi === false
+      : false
+  const plan = planDeviceFix(
+    facts.devices,
+    inputs.nvidiaCdi,
+    {
+      version: installing
+        ? inputs.nvidiaToolkitVersion
+        : facts.installed.get('nvidia-container-toolkit'),
+      installing
+    },
+    refused
+  )
+  return {
+    plan,
+    features: plan.cdi && (inputs.nvidiaCdi === 'true' || !facts.devices.cdiOn)
   }
 }
 

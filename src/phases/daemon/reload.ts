@@ -62,6 +62,11 @@ export interface LoadedConfig {
   labels: string[]
   /** The daemon is a swarm node: live-restore is refused there. */
   swarm: boolean
+  /** `systemd` or `cgroupfs`: with systemd, daemon-reload rewrites containers' device rules. */
+  cgroupDriver?: string
+  serverVersion?: string
+  /** Where the daemon reads CDI specs; empty when CDI is off (Docker before 25, or not enabled). */
+  cdiSpecDirs?: string[]
 }
 
 const noSlash = (s: string) => s.replace(/\/+$/, '')
@@ -121,6 +126,9 @@ export function parseLoadedConfig(json: string): LoadedConfig | undefined {
       Debug?: boolean
       Labels?: string[] | null
       Swarm?: {LocalNodeState?: string}
+      CgroupDriver?: string
+      ServerVersion?: string
+      CDISpecDirs?: string[] | null
     }
     const reg = info.RegistryConfig ?? {}
     const insecureIndexes = Object.entries(reg.IndexConfigs ?? {})
@@ -134,7 +142,10 @@ export function parseLoadedConfig(json: string): LoadedConfig | undefined {
       liveRestore: info.LiveRestoreEnabled === true,
       debug: info.Debug === true,
       labels: info.Labels ?? [],
-      swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? '')
+      swarm: ['active', 'pending', 'locked'].includes(info.Swarm?.LocalNodeState ?? ''),
+      cgroupDriver: info.CgroupDriver,
+      serverVersion: info.ServerVersion,
+      cdiSpecDirs: info.CDISpecDirs ?? []
     }
   } catch {
     return undefined

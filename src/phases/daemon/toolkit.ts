@@ -44,13 +44,13 @@ export function staleNvidiaSources(files: readonly SourceFile[], url: string): S
   ]
 }
 
-/** The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime and nvidia-cdi. */
-export function nvidiaFragment(inputs: {
-  nvidiaDefaultRuntime: boolean
-  nvidiaCdi: boolean
-}): Fragment {
+/**
+ * The daemon.json fragment for the NVIDIA runtime, per nvidia-default-runtime, and CDI where
+ * nvidia-cdi turns it on (device-fix.ts decides for auto).
+ */
+export function nvidiaFragment(inputs: {nvidiaDefaultRuntime: boolean; cdi: boolean}): Fragment {
   const value: JsonObject = {runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}}}
   if (inputs.nvidiaDefaultRuntime) value['default-runtime'] = 'nvidia'
-  if (inputs.nvidiaCdi) value.features = {cdi: true}
+  if (inputs.cdi) value.features = {cdi: true}
   return {source: 'gpu-runtime', value}
 }

@@ -1,6 +1,7 @@
 /** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
 import * as path from 'node:path'
 import * as core from '@actions/core'
+import {cdiNames} from './cdi.js'
 import {HostError} from '../../errors.js'
 import type {GpuLeaseResult, TeardownResult} from '../../outputs.js'
 import type {SavedLease} from '../../state.js'
@@ -192,8 +193,11 @@ async function waitForRelease(
   t.blocked.clear()
 }
 
-/** Sets the GPU outputs and exports the leased GPUs to the job's later steps. */
-export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
+/**
+ * Sets the GPU outputs and exports the leased GPUs to the job's later steps; where Docker can
+ * inject them by CDI name, those names too (cdi-devices, CDI_DEVICES).
+ */
+export function publishLeases(ctx: Ctx, picks: readonly GpuPick[], cdi = false): void {
   const leases: GpuLeaseResult[] = picks.map(p => ({
     index: p.device.index,
     uuid: p.device.uuid,
@@ -206,6 +210,10 @@ export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
   // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
   core.exportVariable('NVIDIA_VISIBLE_DEVICES', uuids)
   core.exportVariable('CUDA_VISIBLE_DEVICES', uuids)
+  if (cdi) {
+    ctx.outputs.cdiDevices = cdiNames(leases.map(l => l.uuid))
+    core.exportVariable('CDI_DEVICES', ctx.outputs.cdiDevices.join(','))
+  }
 }
 
 /**
@@ -226,7 +234,7 @@ export async function applyGpus(plan: GpuPlan, ctx: Ctx): Promise<void> {
       continue
     }
     if (now.short === 0) {
-      publishLeases(ctx, now.picks)
+      publishLeases(ctx, now.picks, plan.facts.cdi)
       return
     }
     const who = holders(now)

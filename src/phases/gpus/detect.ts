@@ -12,6 +12,7 @@ import {QUERY_APPS, QUERY_GPUS, gpuDevices, type GpuDevice} from './gpu-query.js
 import type {GpuInputs} from './inputs.js'
 import {jobDescription, parseLease, uuidOfLeaseFile, type JobIdentity} from './lease.js'
 import type {GpuFacts, LeaseView} from './plan.js'
+import {nvidiaCdiReady} from './cdi.js'
 
 /** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
 export async function queryGpus(runner: CommandRunner): Promise<GpuDevice[]> {
@@ -88,7 +89,11 @@ export function jobIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentity {
 export async function detectGpus(ctx: PhaseContext<GpuInputs>): Promise<GpuFacts> {
   if (ctx.inputs.gpus.kind === 'none') return {devices: [], leases: new Map()}
   const job = jobIdentity()
-  const [devices, leases] = await Promise.all([queryGpus(ctx.runner), readLeases(ctx.runner)])
+  const [devices, leases, cdi] = await Promise.all([
+    queryGpus(ctx.runner),
+    readLeases(ctx.runner),
+    nvidiaCdiReady(ctx.runner, ctx.host.dockerSocket)
+  ])
   // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
   const health = ctx.outputs.gpuHealth
   const unhealthy = new Map(
@@ -96,5 +101,5 @@ export async function detectGpus(ctx: PhaseContext<GpuInputs>): Promise<GpuFacts
       .filter(([, h]) => !h.healthy)
       .map(([uuid, h]) => [uuid, h.problems])
   )
-  return {devices, leases, job, unhealthy}
+  return {devices, leases, job, unhealthy, cdi}
 }

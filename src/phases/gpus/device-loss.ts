@@ -22,6 +22,8 @@ export interface DeviceLossFacts {
   runtimeMode?: string
   /** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link. */
   devCharLinks: boolean
+  /** Docker has CDI on and an NVIDIA spec to inject GPUs from (`--device nvidia.com/gpu=…`). */
+  cdiReady?: boolean
 }
 
 /** NVIDIA's fix: CDI (devices in the container's spec) with the /dev/char links, or the links alone. */
@@ -32,6 +34,11 @@ export interface DeviceLossVerdict {
   atRisk: boolean
   why: string
   fix?: DeviceLossFix
+  /**
+   * The fix is in place: containers given GPUs in their spec (CDI names, or the /dev/nvidia*
+   * nodes with --device) keep them; a GPU granted by the legacy hook alone (--gpus) still does not.
+   */
+  applied?: boolean
 }
 
 /** Docker reads CDI specs (features.cdi) from 25.0. */
@@ -78,9 +85,9 @@ export function deviceLoss(f: DeviceLossFacts): DeviceLossVerdict {
     return {atRisk: true, why, fix: 'upgrade-toolkit'}
   }
   if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
-    return {atRisk: true, why, fix: 'cdi'}
+    return {atRisk: true, why, fix: 'cdi', applied: f.devCharLinks && f.cdiReady === true}
   }
-  return {atRisk: true, why, fix: 'dev-char-symlinks'}
+  return {atRisk: true, why, fix: 'dev-char-symlinks', applied: f.devCharLinks}
 }
 
 /** What to do, in words, for the log and the docs. */

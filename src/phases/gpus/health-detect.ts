@@ -3,14 +3,15 @@
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
-import {existsSync, promises as fs} from 'node:fs'
 import {errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
+import {devCharLinks} from '../../system/dev-char.js'
 import {readFileMaybe} from '../../system/files.js'
 import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {pidAlive} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import {readLeases} from './detect.js'
+import {nvidiaCdiReady} from './cdi.js'
 import {QUERY_APPS} from './gpu-query.js'
 import {installedPackages} from '../../system/apt.js'
 import {
@@ -41,22 +42,10 @@ async function kernelLog(
   return {kernel: parseKernelLog(r.stdout)}
 }
 
-/** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link (none: true). */
-async function devCharLinks(): Promise<boolean> {
-  const names = await fs.readdir('/dev').catch(() => [] as string[])
-  for (const name of names.filter(n => n.startsWith('nvidia'))) {
-    const st = await fs.stat(`/dev/${name}`).catch(() => undefined)
-    if (!st?.isCharacterDevice()) continue
-    const link = `/dev/char/${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`
-    if (!existsSync(link)) return false
-  }
-  return true
-}
-
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
 async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<DeviceLossVerdict> {
   const {runner} = ctx
-  const [info, toolkit, toml, links] = await Promise.all([
+  const [info, toolkit, toml, links, cdiReady] = await Promise.all([
     runner
       .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
         root: true,
@@ -66,7 +55,8 @@ async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<Dev
       .catch(() => ({exitCode: -1, stdout: ''})),
     installedPackages(runner, ['nvidia-container-toolkit']),
     readFileMaybe(runner, RUNTIME_CONFIG),
-    devCharLinks()
+    devCharLinks(),
+    nvidiaCdiReady(runner, ctx.host.dockerSocket)
   ])
   const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : []
   return deviceLoss({
@@ -75,7 +65,8 @@ async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<Dev
     dockerVersion: version,
     toolkitVersion: toolkit.get('nvidia-container-toolkit'),
     runtimeMode: parseRuntimeMode(toml),
-    devCharLinks: links
+    devCharLinks: links,
+    cdiReady
   })
 }
 

@@ -10,7 +10,7 @@ import {
   type HealthMode,
   type HealthReport
 } from './health.js'
-import {lossFixText} from './device-loss.js'
+import {lossFixText, type DeviceLossFix, type DeviceLossVerdict} from './device-loss.js'
 import {detectGpuHealth, type GpuHealthFacts} from './health-detect.js'
 import type {GpuHealthInputs} from './health-inputs.js'
 
@@ -18,6 +18,8 @@ import type {GpuHealthInputs} from './health-inputs.js'
 export interface GpuHealthPlan extends PhasePlan {
   mode: HealthMode
   report?: HealthReport
+  /** Whether running containers lose their GPUs on daemon-reload here. */
+  loss?: DeviceLossVerdict
 }
 
 /** The verdict and what it means for this run (pure). */
@@ -31,7 +33,7 @@ export function planGpuHealth(facts: GpuHealthFacts, inputs: GpuHealthInputs): G
   const warnings = [
     ...report.host.map(h => `gpu-health: ${h}`),
     ...bad.map(g => `gpu-health: ${gpuProblemText(g)}; ${verb}.`),
-    ...(loss?.atRisk && loss.fix
+    ...(loss?.atRisk && loss.fix && !loss.applied
       ? [
           `gpu-health: running containers lose their GPUs on systemctl daemon-reload (${loss.why}): ${lossFixText(loss.fix)}.`
         ]
@@ -41,7 +43,16 @@ export function planGpuHealth(facts: GpuHealthFacts, inputs: GpuHealthInputs): G
     report.gpus.length === 0 && report.host.length > 0
       ? 'NVML does not answer'
       : `${healthy} of ${report.gpus.length} GPU${report.gpus.length === 1 ? '' : 's'} healthy`
-  return {found, steps: [], warnings, mode: inputs.mode, report}
+  return {found, steps: [], warnings, mode: inputs.mode, report, loss}
+}
+
+/** What the fix in place protects, and what it does not. */
+function appliedText(fix: DeviceLossFix | undefined): string {
+  const how =
+    fix === 'cdi'
+      ? '--device nvidia.com/gpu=<uuid> (the cdi-devices output)'
+      : 'the /dev/nvidia* nodes with --device'
+  return `containers given GPUs with ${how} keep them across systemctl daemon-reload; a container given them with --gpus alone does not.`
 }
 
 function facts(plan: GpuHealthPlan): Fact[] {
@@ -74,6 +85,8 @@ export const gpuHealthPhase: Phase<GpuHealthInputs, GpuHealthFacts, GpuHealthPla
     if (!plan.report) return
     ctx.outputs.gpuHealth = {enforced: plan.mode === 'fail', gpus: healthOutput(plan.report)}
     for (const n of plan.report.notes) core.info(`gpu-health: ${n}`)
+    const loss = plan.loss
+    if (loss?.atRisk && loss.applied) core.info(`gpu-health: ${appliedText(loss.fix)}`)
   },
   apply: () => Promise.resolve(),
   verify: plan => Promise.resolve(plan.found),

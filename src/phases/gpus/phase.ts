@@ -19,7 +19,7 @@ export const gpuPhase: Phase<GpuSettings, GpuFacts, GpuPlan> = {
   verify: verifyGpus,
   check: (plan, ctx, changed) => {
     // GPUs the job already held (an earlier step) change nothing, and are still this step's outputs.
-    if (!changed && plan.wanted) publishLeases(ctx, plan.picks)
+    if (!changed && plan.wanted) publishLeases(ctx, plan.picks, plan.facts.cdi)
     return Promise.resolve()
   }
 }

@@ -1,0 +1,188 @@
+/**
+ * The fix NVIDIA documents for containers that lose their GPUs on `systemctl daemon-reload`, as
+ * changes to make (pure): a CDI spec Docker injects GPUs from (`--device nvidia.com/gpu=<uuid>`),
+ * generated for the running driver and toolkit, and the /dev/char links (with the udev rule that
+ * makes them again when the driver loads) without which systemd drops even a device in the
+ * container's spec. NVIDIA's troubleshooting page ("Containers losing access to GPUs with error:
+ * Failed to initialize NVML: Unknown Error", docs.nvidia.com/datacenter/cloud-native/
+ * container-toolkit/latest/troubleshooting.html, and NVIDIA/nvidia-docker issue 1730) lists these.
+ */
+import type {Tristate} from '../../input-fields.js'
+import {deviceLoss, type DeviceLossFix} from '../gpus/device-loss.js'
+
+/** Where NVIDIA's install guide has `nvidia-ctk cdi generate` write the spec ("Generating a CDI specification"). */
+export const CDI_SPEC = '/etc/cdi/nvidia.yaml'
+/**
+ * Where the spec that toolkit 1.18's nvidia-cdi-refresh.service keeps (regenerated on each driver
+ * or toolkit change, deployments/systemd in NVIDIA/nvidia-container-toolkit) lies: when that unit
+ * is there and has written it, the toolkit owns the spec and this action writes none beside it
+ * (two specs naming the same devices conflict).
+ */
+export const TOOLKIT_CDI_SPEC = '/var/run/cdi/nvidia.yaml'
+/** What the spec this action generated was generated for (driver, toolkit, the spec's hash). */
+export const CDI_RECORD = '/var/lib/docker-gpu-setup/cdi-spec.json'
+/** The toolkit's CLI, where its packages put it (the udev rule names it by this path). */
+export const NVIDIA_CTK = '/usr/bin/nvidia-ctk'
+/** The rule file NVIDIA's troubleshooting page writes (its name and folder as documented). */
+export const DEV_CHAR_RULE = '/lib/udev/rules.d/71-nvidia-dev-char.rules'
+
+/**
+ * The rule's text as NVIDIA documents it: when the nvidia driver binds, the links are made again
+ * (the driver's device nodes come back without them after each load).
+ */
+export const DEV_CHAR_RULE_TEXT = `# This will create /dev/char symlinks to all device nodes
+ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", RUN+="${NVIDIA_CTK} system create-dev-char-symlinks --create-all"
+`
+
+/** What a generated spec was generated for. */
+export interface CdiRecord {
+  driver: string
+  toolkit: string
+  /** SHA-256 of the spec as generated: a spec changed since is generated again. */
+  sha256: string
+}
+
+/** The record's text. */
+export function cdiRecordText(r: CdiRecord): string {
+  return `${JSON.stringify(r)}\n`
+}
+
+/** The record, or undefined when the text is not one. */
+export function parseCdiRecord(text: string | undefined): CdiRecord | undefined {
+  try {
+    const r = JSON.parse(text ?? '') as Partial<CdiRecord> | null
+    return typeof r?.driver === 'string' &&
+      typeof r.toolkit === 'string' &&
+      typeof r.sha256 === 'string'
+      ? {driver: r.driver, toolkit: r.toolkit, sha256: r.sha256}
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** What decides the fix and whether it is in place. */
+export interface DeviceFixFacts {
+  systemd: boolean
+  /** The running daemon's; undefined when it does not answer. */
+  cgroupDriver?: string
+  dockerVersion?: string
+  /** The running daemon has CDI on (docker info lists CDI spec folders). */
+  cdiOn: boolean
+  /** The driver nvidia-smi reports; undefined without one (no spec can be generated then). */
+  driver?: string
+  /** Every /dev/nvidia* character device has its /dev/char/MAJOR:MINOR link. */
+  devCharLinks: boolean
+  /** The udev rule file's text; undefined when there is none. */
+  rule?: string
+  /** SHA-256 of CDI_SPEC; undefined when there is none. */
+  specSha256?: string
+  record?: CdiRecord
+  /** The toolkit's nvidia-cdi-refresh.service is installed and its spec exists. */
+  toolkitSpec: boolean
+}
+
+/** One change of the fix, in the order it is made. */
+export type DeviceFixAction =
+  | {kind: 'cdi-spec'; driver: string}
+  | {kind: 'dev-char-rule'; text: string}
+  | {kind: 'dev-char-links'}
+
+/** The fix for this host: what is reported, whether daemon.json turns CDI on, what to change. */
+export interface DeviceFixPlan {
+  /** `none`: containers do not lose GPUs here; the others as device-loss names them. */
+  fix: DeviceLossFix | 'none'
+  why: string
+  /** features.cdi goes into daemon.json (nvidia-cdi: true, or auto where CDI is the fix). */
+  cdi: boolean
+  actions: DeviceFixAction[]
+  warnings: string[]
+}
+
+/** The toolkit the fix runs with: installed, or what this run installs (a pin, else the repository's newest). */
+export interface ToolkitState {
+  version?: string
+  installing: boolean
+}
+
+/**
+ * The fix for this host (pure). nvidia-cdi `true` always turns CDI on with a spec; `auto` does
+ * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk);
+ * `false` never. Where containers are at risk, the /dev/char links and their udev rule are made
+ * in both cases: the e2e device-reload test shows that a device in the container's spec (how CDI
+ * injects GPUs) is lost too while its link is missing. Nothing is planned that is already so: a
+ * spec recorded for this driver and toolkit, unchanged since, is not generated again.
+ */
+export function planDeviceFix(
+  f: DeviceFixFacts,
+  nvidiaCdi: Tristate,
+  toolkit: ToolkitState,
+  /** daemon-config sets features.cdi false: auto leaves CDI off. */
+  cdiRefused = false
+): DeviceFixPlan {
+  // A toolkit this run installs is the repository's (1.12 or later) unless a pin says otherwise.
+  const version = toolkit.version ?? (toolkit.installing ? '99' : undefined)
+  const verdict = deviceLoss({
+    systemd: f.systemd,
+    cgroupDriver: f.cgroupDriver,
+    dockerVersion: f.dockerVersion,
+    toolkitVersion: version,
+    devCharLinks: f.devCharLinks
+  })
+  const cdi =
+    nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !cdiRefused && verdict.fix === 'cdi')
+  const warnings: string[] = []
+  const actions: DeviceFixAction[] = []
+  if (cdi && version !== undefined && !f.toolkitSpec) {
+    if (f.driver === undefined) {
+      warnings.push(
+        `CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`
+      )
+    } else if (
+      f.record === undefined ||
+      f.record.driver !== f.driver ||
+      f.record.toolkit !== version ||
+      f.record.sha256 !== f.specSha256
+    ) {
+      actions.push({kind: 'cdi-spec', driver: f.driver})
+    }
+  }
+  const links = verdict.atRisk && verdict.fix !== 'upgrade-toolkit'
+  if (links && f.rule !== DEV_CHAR_RULE_TEXT) {
+    actions.push({kind: 'dev-char-rule', text: DEV_CHAR_RULE_TEXT})
+  }
+  if (links && !f.devCharLinks) actions.push({kind: 'dev-char-links'})
+  if (verdict.fix === 'upgrade-toolkit') warnings.push(`GPU device fix: ${verdict.why}.`)
+  // Where CDI is the fix but stays off, the links are what is applied.
+  const fix: DeviceFixPlan['fix'] = cdi
+    ? 'cdi'
+    : !verdict.atRisk || verdict.fix === undefined
+      ? 'none'
+      : verdict.fix === 'cdi'
+        ? 'dev-char-symlinks'
+        : verdict.fix
+  if (verdict.atRisk && verdict.fix === 'cdi' && !cdi) {
+    warnings.push(
+      'nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).'
+    )
+  }
+  return {
+    fix,
+    why: cdi && !verdict.atRisk ? 'nvidia-cdi is true' : verdict.why,
+    cdi,
+    actions,
+    warnings
+  }
+}
+
+/** The planned change in words. */
+export function describeDeviceFix(a: DeviceFixAction): string {
+  switch (a.kind) {
+    case 'cdi-spec':
+      return `generate the CDI spec ${CDI_SPEC} for driver ${a.driver} (nvidia-ctk cdi generate)`
+    case 'dev-char-rule':
+      return `write ${DEV_CHAR_RULE} (makes the /dev/char links again when the driver loads)`
+    case 'dev-char-links':
+      return 'create the /dev/char links of the NVIDIA devices (nvidia-ctk system create-dev-char-symlinks --create-all)'
+  }
+}
