@@ -62,7 +62,10 @@ const INFO = JSON.stringify({
   LiveRestoreEnabled: true,
   Debug: false,
   Labels: ['gpu=h100'],
-  Swarm: {LocalNodeState: 'inactive'}
+  Swarm: {LocalNodeState: 'inactive'},
+  CgroupDriver: 'systemd',
+  ServerVersion: '26.1.5+dfsg1',
+  CDISpecDirs: ['/etc/cdi', '/var/run/cdi']
 })
 
 describe('what docker info shows taken', () => {
@@ -75,7 +78,10 @@ describe('what docker info shows taken', () => {
       liveRestore: true,
       debug: false,
       labels: ['gpu=h100'],
-      swarm: false
+      swarm: false,
+      cgroupDriver: 'systemd',
+      serverVersion: '26.1.5+dfsg1',
+      cdiSpecDirs: ['/etc/cdi', '/var/run/cdi']
     })
     expect(parseLoadedConfig('{"Swarm": {"LocalNodeState": "active"}}')?.swarm).toBe(true)
     expect(parseLoadedConfig('not json')).toBeUndefined()

@@ -188,7 +188,7 @@ const BAD: [string, RawOverrides, string][] = [
   [
     'nvidia-cdi bool',
     {'nvidia-cdi': '1'},
-    `Input 'nvidia-cdi' has an invalid value "1": use true or false`
+    `Input 'nvidia-cdi' has an invalid value "1": use auto, true or false`
   ],
   [
     'gpu-check enum',

@@ -46,6 +46,7 @@ describe('outputs', () => {
       'driver-version': '550.54.15',
       'cuda-version': '',
       'toolkit-version': '',
+      'gpu-device-fix': '',
       'daemon-change': '',
       registry: 'localhost:5000',
       'registry-started': '',
@@ -55,6 +56,7 @@ describe('outputs', () => {
       'gpu-uuids': '',
       'gpu-indexes': '',
       'docker-gpus': '',
+      'cdi-devices': '',
       'gpu-health': '',
       'freed-bytes': '',
       teardown: ''

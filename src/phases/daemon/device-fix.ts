@@ -129,8 +129,7 @@ export function planDeviceFix(
     toolkitVersion: version,
     devCharLinks: f.devCharLinks
   })
-  const cdi =
-    nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !cdiRefused && verdict.fix === 'cdi')
+  const cdi = nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !cdiRefused && verdict.fix === 'cdi')
   const warnings: string[] = []
   const actions: DeviceFixAction[] = []
   if (cdi && version !== undefined && !f.toolkitSpec) {

@@ -386,7 +386,12 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
   const config = configActions(
     facts,
     inputs,
-    daemonFragments(inputs, nvidia, devices?.features === true, proxy.fragments),
+    daemonFragments(
+      inputs,
+      nvidia,
+      inputs.nvidiaCdi === 'true' || devices?.features === true,
+      proxy.fragments
+    ),
     nvidia
   )
   const actions = [
@@ -452,10 +457,7 @@ function deviceFix(
     },
     refused
   )
-  return {
-    plan,
-    features: plan.cdi && (inputs.nvidiaCdi === 'true' || !facts.devices.cdiOn)
-  }
+  return {plan, features: plan.cdi && !facts.devices.cdiOn}
 }
 
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */

@@ -15,7 +15,7 @@ export function cdiNames(uuids: readonly string[]): string[] {
 
 /** A CDI spec's text declares NVIDIA's GPU kind (YAML or JSON) (pure). */
 export function declaresNvidiaGpus(spec: string): boolean {
-  return /^\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*,?\s*$/m.test(spec)
+  return /(?:^|[{,])\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*(?:[,}]|$)/m.test(spec)
 }
 
 /**

@@ -1,0 +1,257 @@
+/** The GPU device fix as changes to make, and how the daemon phase plans it (table tests). */
+import {describe, expect, it} from '@jest/globals'
+import {
+  DEV_CHAR_RULE_TEXT,
+  parseCdiRecord,
+  planDeviceFix,
+  type DeviceFixFacts
+} from '../../src/phases/daemon/device-fix.js'
+import {planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
+import {serialiseDaemonConfig} from '../../src/phases/daemon/daemon-config.js'
+import {cdiNames, declaresNvidiaGpus} from '../../src/phases/gpus/cdi.js'
+import {settingsWith, type RawOverrides} from './inputs-helper.js'
+import {readFileSync} from 'node:fs'
+
+const SHA = 'a'.repeat(64)
+/** Docker 26.1 with systemd's cgroup driver, CDI off, nothing of the fix in place. */
+const BARE: DeviceFixFacts = {
+  systemd: true,
+  cgroupDriver: 'systemd',
+  dockerVersion: '26.1.5+dfsg1',
+  cdiOn: false,
+  driver: '550.54.15',
+  devCharLinks: false,
+  toolkitSpec: false
+}
+/** The same host once the fix is in place. */
+const READY: DeviceFixFacts = {
+  ...BARE,
+  cdiOn: true,
+  devCharLinks: true,
+  rule: DEV_CHAR_RULE_TEXT,
+  specSha256: SHA,
+  record: {driver: '550.54.15', toolkit: '1.17.8-1', sha256: SHA}
+}
+const TOOLKIT = {version: '1.17.8-1', installing: false}
+const kinds = (p: {actions: {kind: string}[]}) => p.actions.map(a => a.kind)
+
+describe('planDeviceFix', () => {
+  it.each([
+    [
+      'Docker 26.1, systemd driver, auto',
+      BARE,
+      'auto',
+      'cdi',
+      true,
+      ['cdi-spec', 'dev-char-rule', 'dev-char-links']
+    ],
+    ['the same host ready', READY, 'auto', 'cdi', true, []],
+    ['a new driver', {...READY, driver: '570.86.15'}, 'auto', 'cdi', true, ['cdi-spec']],
+    [
+      'a spec changed since it was generated',
+      {...READY, specSha256: 'b'.repeat(64)},
+      'auto',
+      'cdi',
+      true,
+      ['cdi-spec']
+    ],
+    [
+      'a new toolkit',
+      {...READY, record: {...READY.record!, toolkit: '1.17.7-1'}},
+      'auto',
+      'cdi',
+      true,
+      ['cdi-spec']
+    ],
+    [
+      'links gone after a driver reload',
+      {...READY, devCharLinks: false},
+      'auto',
+      'cdi',
+      true,
+      ['dev-char-links']
+    ],
+    ['a rule edited by hand', {...READY, rule: '# mine\n'}, 'auto', 'cdi', true, ['dev-char-rule']],
+    [
+      'Docker 20.10, systemd driver',
+      {...BARE, dockerVersion: '20.10.24+dfsg1'},
+      'auto',
+      'dev-char-symlinks',
+      false,
+      ['dev-char-rule', 'dev-char-links']
+    ],
+    [
+      'nvidia-cdi false on Docker 26.1',
+      BARE,
+      'false',
+      'dev-char-symlinks',
+      false,
+      ['dev-char-rule', 'dev-char-links']
+    ],
+    ['the cgroupfs driver', {...BARE, cgroupDriver: 'cgroupfs'}, 'auto', 'none', false, []],
+    [
+      'the cgroupfs driver, nvidia-cdi true',
+      {...BARE, cgroupDriver: 'cgroupfs'},
+      'true',
+      'cdi',
+      true,
+      ['cdi-spec']
+    ],
+    ['no systemd', {...BARE, systemd: false}, 'auto', 'none', false, []],
+    [
+      'the toolkit keeps its own spec (1.18 nvidia-cdi-refresh)',
+      {...BARE, toolkitSpec: true},
+      'auto',
+      'cdi',
+      true,
+      ['dev-char-rule', 'dev-char-links']
+    ]
+  ] as const)('%s', (_name, facts, cdi, fix, on, actions) => {
+    const plan = planDeviceFix(facts, cdi, TOOLKIT)
+    expect(plan.fix).toBe(fix)
+    expect(plan.cdi).toBe(on)
+    expect(kinds(plan)).toEqual(actions)
+  })
+
+  it('says why CDI stays off where it is the fix and nvidia-cdi is false', () => {
+    expect(planDeviceFix(BARE, 'false', TOOLKIT).warnings).toEqual([
+      'nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).'
+    ])
+  })
+
+  it('leaves CDI off under auto when daemon-config sets features.cdi false', () => {
+    const plan = planDeviceFix(BARE, 'auto', TOOLKIT, true)
+    expect(plan.cdi).toBe(false)
+    expect(plan.fix).toBe('dev-char-symlinks')
+  })
+
+  it('generates no spec without a driver, and says so', () => {
+    const plan = planDeviceFix({...BARE, driver: undefined}, 'auto', TOOLKIT)
+    expect(kinds(plan)).toEqual(['dev-char-rule', 'dev-char-links'])
+    expect(plan.warnings[0]).toMatch(/^CDI: no NVIDIA driver answers/)
+  })
+
+  it('asks for a newer toolkit before 1.12 (no nvidia-ctk) and changes nothing', () => {
+    const plan = planDeviceFix(BARE, 'auto', {version: '1.11.0-1', installing: false})
+    expect(plan.fix).toBe('upgrade-toolkit')
+    expect(plan.actions).toEqual([])
+    expect(plan.cdi).toBe(false)
+  })
+
+  it('plans for a toolkit this run installs', () => {
+    expect(kinds(planDeviceFix(BARE, 'auto', {installing: true}))).toEqual([
+      'cdi-spec',
+      'dev-char-rule',
+      'dev-char-links'
+    ])
+  })
+
+  it('reads back only a whole record', () => {
+    expect(parseCdiRecord('{"driver":"1","toolkit":"2","sha256":"3"}\n')).toEqual({
+      driver: '1',
+      toolkit: '2',
+      sha256: '3'
+    })
+    expect(parseCdiRecord('{"driver":"1"}')).toBeUndefined()
+    expect(parseCdiRecord('not json')).toBeUndefined()
+    expect(parseCdiRecord(undefined)).toBeUndefined()
+  })
+})
+
+const inputs = (o: RawOverrides = {}) => settingsWith(o, {}).daemon
+const CONFIG = {
+  'exec-opts': ['native.cgroupdriver=systemd'],
+  runtimes: {nvidia: {path: 'nvidia-container-runtime', args: []}},
+  'default-runtime': 'nvidia'
+}
+const INSTALLED = new Map(
+  [
+    'nvidia-container-toolkit',
+    'nvidia-container-toolkit-base',
+    'libnvidia-container-tools',
+    'libnvidia-container1'
+  ].map(n => [n, '1.17.8-1'])
+)
+
+function daemonFacts(devices: DeviceFixFacts, cdiSpecDirs: string[] = []): DaemonFacts {
+  return {
+    text: serialiseDaemonConfig(CONFIG),
+    config: CONFIG,
+    gpu: {driverVersion: '550.54.15', gpus: [{index: 0, name: 'NVIDIA H100'}]},
+    installed: INSTALLED,
+    held: new Set(),
+    loaded: {
+      runtimes: ['nvidia', 'runc'],
+      defaultRuntime: 'nvidia',
+      mirrors: [],
+      insecure: [],
+      liveRestore: false,
+      debug: false,
+      labels: [],
+      swarm: false,
+      cgroupDriver: 'systemd',
+      serverVersion: '26.1.5+dfsg1',
+      cdiSpecDirs
+    },
+    debs: [],
+    provided: new Set(),
+    workloads: [],
+    devices
+  }
+}
+
+describe('the daemon phase applies the fix', () => {
+  it('generates the spec and makes the links before CDI is turned on by one restart; no daemon-reload', () => {
+    const plan = planDaemon(daemonFacts(BARE), inputs())
+    expect(plan.actions.map(a => a.kind)).toEqual([
+      'cdi-spec',
+      'dev-char-rule',
+      'dev-char-links',
+      'write-config',
+      'restart'
+    ])
+    expect(plan.diff).toEqual(['+ features: {"cdi":true}'])
+    expect(plan.deviceFix?.fix).toBe('cdi')
+  })
+
+  it('changes nothing on a host where the fix is in place and CDI is on', () => {
+    const plan = planDaemon(daemonFacts(READY, ['/etc/cdi', '/var/run/cdi']), inputs())
+    expect(plan.actions).toEqual([])
+    expect(plan.deviceFix?.fix).toBe('cdi')
+  })
+
+  it('does not write features.cdi under auto where the daemon has CDI on already (Docker 28 with CDI on by default)', () => {
+    const plan = planDaemon(
+      daemonFacts({...BARE, cdiOn: true}, ['/etc/cdi', '/var/run/cdi']),
+      inputs()
+    )
+    expect(plan.actions.map(a => a.kind)).toEqual(['cdi-spec', 'dev-char-rule', 'dev-char-links'])
+  })
+
+  it('generates the spec after installing the toolkit', () => {
+    const plan = planDaemon(
+      {...daemonFacts(BARE), installed: new Map()},
+      inputs({'nvidia-toolkit-version': '1.17.8-1'})
+    )
+    const kinds = plan.actions.map(a => a.kind)
+    expect(kinds.indexOf('cdi-spec')).toBeGreaterThan(kinds.indexOf('install-toolkit'))
+    expect(kinds).not.toContain('daemon-reload')
+  })
+})
+
+describe('CDI names of leased GPUs', () => {
+  it('names each GPU by UUID', () => {
+    expect(cdiNames(['GPU-a', 'GPU-b'])).toEqual(['nvidia.com/gpu=GPU-a', 'nvidia.com/gpu=GPU-b'])
+  })
+
+  it('knows a spec of NVIDIA GPUs as nvidia-ctk writes it (YAML and JSON), and no other', () => {
+    const other = readFileSync('__fixtures__/cdi/nvidia-ctk-spec.yaml', 'utf8')
+    expect(declaresNvidiaGpus(other)).toBe(false)
+    expect(
+      declaresNvidiaGpus(other.replace('kind: example.com/device', 'kind: nvidia.com/gpu'))
+    ).toBe(true)
+    expect(
+      declaresNvidiaGpus('{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": []}')
+    ).toBe(true)
+  })
+})
