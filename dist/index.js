@@ -38124,7 +38124,7 @@ function planDaemon(facts, inputs) {
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
     const devices = nvidia ? deviceFix(facts, inputs, toolkit) : undefined;
     const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
-    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, devices?.features === true, proxy.fragments), nvidia);
+    const config = configActions(facts, inputs, daemonFragments(inputs, nvidia, inputs.nvidiaCdi === 'true' || devices?.features === true, proxy.fragments), nvidia);
     const actions = [
         ...toolkit,
         ...(devices?.plan.actions ?? []),
@@ -38176,10 +38176,7 @@ function deviceFix(facts, inputs, toolkit) {
             : facts.installed.get('nvidia-container-toolkit'),
         installing
     }, refused);
-    return {
-        plan,
-        features: plan.cdi && (inputs.nvidiaCdi === 'true' || !facts.devices.cdiOn)
-    };
+    return { plan, features: plan.cdi && !facts.devices.cdiOn };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
 function errorLines(log) {
@@ -47265,7 +47262,7 @@ function cdiNames(uuids) {
 }
 /** A CDI spec's text declares NVIDIA's GPU kind (YAML or JSON) (pure). */
 function declaresNvidiaGpus(spec) {
-    return /^\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*,?\s*$/m.test(spec);
+    return /(?:^|[{,])\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*(?:[,}]|$)/m.test(spec);
 }
 /**
  * Docker has CDI on (its /info lists CDI spec folders: Docker 25 or later with features.cdi) and
