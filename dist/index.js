@@ -41373,6 +41373,32 @@ function mismatchText(library, module) {
  */
 /** Arguments of the full query, as XML. */
 const QUERY_XML = ['-q', '-x'];
+/**
+ * The GPUs from one query per GPU, in nvidia-smi's index order (pure): the run of `-q -x` for
+ * all of them aborts at the first GPU whose handle NVML cannot get ("Unable to determine the
+ * device handle for GPU …: Unknown Error"), so each is asked alone (`-i INDEX`); one that does
+ * not answer is kept, by its PCI address, with its last line.
+ */
+function perGpuQueries(queries) {
+    return queries.map(q => {
+        const gpu = q.ok ? parseSmiXml(q.output)[0] : undefined;
+        if (gpu)
+            return gpu;
+        const last = q.output.trim().split('\n').pop() ?? '';
+        return {
+            uuid: '',
+            name: '',
+            bus: normaliseBus(q.bus),
+            uncorrectable: [],
+            pendingRetirement: false,
+            remapPending: false,
+            remapFailure: false,
+            resetRequired: false,
+            unread: [],
+            unanswered: last || 'no output'
+        };
+    });
+}
 const TOKEN = /<!--[\s\S]*?-->|<![^>]*>|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w.-]*)([^>]*?)(\/?)>/g;
 const ATTR = /([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 function health_smi_unescape(text) {
@@ -41627,6 +41653,11 @@ function xidProblems(xids) {
 function smiProblems(g) {
     const problems = [];
     const fixes = [];
+    if (g.unanswered !== undefined) {
+        // NVML cannot get its handle: the GPU is lost to the driver (fallen off the bus, as a rule).
+        problems.push(`nvidia-smi cannot query it while the other GPUs answer: "${g.unanswered}"`);
+        fixes.push('reboot');
+    }
     for (const u of g.uncorrectable) {
         problems.push(`${u.count} uncorrectable ECC error${u.count === 1 ? '' : 's'} (${u.field})`);
         fixes.push('reset');
@@ -41683,7 +41714,8 @@ function assessHealth(facts) {
         ]);
         return {
             index,
-            uuid: g.uuid,
+            // A GPU that did not answer is named by the UUID the driver logged for its address.
+            uuid: g.uuid || facts.kernel?.gpuAt.get(g.bus) || `PCI ${g.bus}`,
             name: g.name,
             bus: g.bus,
             healthy: problems.length === 0,
@@ -41699,14 +41731,17 @@ function assessHealth(facts) {
     }
     for (const [bus, events] of strays) {
         const { problems } = xidProblems(events);
-        // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU.
+        // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU,
+        // and only where this runner sees it: the kernel log is the whole host's, and a runner in a
+        // container given some of the GPUs reads the Xids of the others too.
         const uuid = facts.kernel?.gpuAt.get(bus);
+        const seen = facts.driverBuses === undefined || facts.driverBuses.has(bus);
         for (const p of problems) {
             const text = `GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`;
-            if (uuid)
+            if (uuid && seen)
                 host.push(text);
             else
-                notes.push(text);
+                notes.push(seen ? text : `${text} (a GPU this runner does not see)`);
         }
     }
     if (facts.expected !== undefined && gpus.length < facts.expected) {
@@ -41777,6 +41812,9 @@ var gpu_query = __nccwpck_require__(1253);
 
 
 
+
+/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
+const DRIVER_GPUS = '/proc/driver/nvidia/gpus';
 /** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
 async function kernelLog(runner) {
     const r = await runner
@@ -41786,6 +41824,30 @@ async function kernelLog(runner) {
         return { kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr, 1)}` };
     }
     return { kernel: parseKernelLog(r.stdout) };
+}
+/** Where the driver has this runner's GPUs, in nvidia-smi's index order (PCI order); undefined when unreadable. */
+async function driverGpus() {
+    const names = await external_node_fs_.promises.readdir(DRIVER_GPUS).catch(() => undefined);
+    return names?.filter(n => normaliseBus(n) !== '').sort();
+}
+/**
+ * When the query of all GPUs failed but not for the driver as a whole (no version mismatch),
+ * each GPU alone: one GPU NVML cannot get a handle for makes `nvidia-smi -q -x` abort for all.
+ * Stays the failure when no GPU answers alone.
+ */
+async function eachGpu(ask, buses, failed) {
+    if (parseMismatch(failed) || buses === undefined || buses.length < 2)
+        return { failed };
+    const answers = await Promise.all(buses.map((_, i) => ask([...QUERY_XML, '-i', String(i)])));
+    if (answers.every(a => a.exitCode !== 0))
+        return { failed };
+    return {
+        gpus: perGpuQueries(answers.map((a, i) => ({
+            bus: buses[i],
+            ok: a.exitCode === 0,
+            output: a.exitCode === 0 ? a.stdout : `${a.stdout}\n${a.stderr}`
+        })))
+    };
 }
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
 async function detectDeviceLoss(ctx) {
@@ -41839,10 +41901,12 @@ async function detectGpuHealth(ctx) {
         (0,detect/* readLeases */.Mw)(runner),
         detectDeviceLoss(ctx)
     ]);
+    const buses = await driverGpus();
     const facts = {
         smi: xml.exitCode === 0
             ? { gpus: parseSmiXml(xml.stdout) }
-            : { failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}` },
+            : await eachGpu(ask, buses, `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`),
+        driverBuses: buses && new Set(buses.map(normaliseBus)),
         module: parseModuleVersion(moduleText),
         ...kernel,
         // With teardown on, the lease takeover ends them and waits for an idle GPU.

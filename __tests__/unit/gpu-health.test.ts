@@ -23,7 +23,7 @@ import {
   planGpuHealth,
   type GpuHealthPlan
 } from '../../src/phases/gpus/health-phase.js'
-import {normaliseBus, parseSmiXml} from '../../src/phases/gpus/health-smi.js'
+import {normaliseBus, parseSmiXml, perGpuQueries} from '../../src/phases/gpus/health-smi.js'
 import type {LeaseView} from '../../src/phases/gpus/plan.js'
 import {planGpus} from '../../src/phases/gpus/plan.js'
 import type {PhaseContext} from '../../src/phases/pipeline.js'
@@ -335,6 +335,50 @@ describe('assessHealth', () => {
     expect(r.notes).toEqual([
       expect.stringMatching(/^GPU at PCI 0000:3b:00, not listed by nvidia-smi: Xid 79/)
     ])
+  })
+
+  it('judges each GPU alone when one GPU without a handle makes the query of all abort', () => {
+    const lost = fixture('smi-device-handle-unknown-error.txt').split('\n').slice(4).join('\n')
+    // As a whole, the query names no GPU: NVML does not answer.
+    expect(assessHealth(facts({smi: {failed: lost}})).gpus).toEqual([])
+    const gpus = perGpuQueries([
+      {bus: '0000:00:04.0', ok: true, output: A100},
+      {bus: '0000:0b:00.0', ok: false, output: lost}
+    ])
+    const r = assessHealth(facts({smi: {gpus}}))
+    expect(r.host).toEqual([])
+    expect(r.gpus.map(g => [g.index, g.uuid, g.healthy])).toEqual([
+      [0, A100_UUID, true],
+      [1, 'PCI 0000:0b:00', false]
+    ])
+    expect(r.gpus[1]).toMatchObject({
+      fix: 'reboot',
+      problems: [
+        'nvidia-smi cannot query it while the other GPUs answer: "Unable to determine the device handle for GPU 0000:0B:00.0: Unknown Error"'
+      ]
+    })
+    // Named by the UUID the driver logged for that address, where it did.
+    const kernel = parseKernelLog(
+      'NVRM: GPU at PCI:0000:0b:00: GPU-67a571b1-79ee-1016-8ea3-c1fff3f1c1d2'
+    )
+    expect(assessHealth(facts({smi: {gpus}, kernel})).gpus[1].uuid).toBe(
+      'GPU-67a571b1-79ee-1016-8ea3-c1fff3f1c1d2'
+    )
+  })
+
+  it("notes, and does not fail on, an Xid of a GPU this runner does not see (a container given some of the host's GPUs)", () => {
+    const kernel = parseKernelLog(fixture('dmesg-xid-79-akash.txt'))
+    const mine = new Set([...parseSmiXml(A100), ...parseSmiXml(L4)].map(g => g.bus))
+    const r = assessHealth(facts({kernel, driverBuses: mine}))
+    expect(r.host).toEqual([])
+    expect(r.notes).toEqual([
+      expect.stringMatching(
+        /^GPU at PCI 0000:a1:00 \(GPU-979426f2-.*\), not listed by nvidia-smi: Xid 79 .* \(a GPU this runner does not see\)$/
+      )
+    ])
+    // Where the driver view lists it, it is this runner's missing GPU.
+    const seen = assessHealth(facts({kernel, driverBuses: new Set([...mine, '0000:a1:00'])}))
+    expect(seen.host).toHaveLength(1)
   })
 
   it('finds a GPU missing against gpu-count-expected', () => {

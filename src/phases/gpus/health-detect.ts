@@ -3,6 +3,7 @@
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
+import {promises as fs} from 'node:fs'
 import {errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {devCharLinks} from '../../system/dev-char.js'
@@ -21,10 +22,13 @@ import {
   type DeviceLossVerdict
 } from './device-loss.js'
 import {findLeftovers, type HealthFacts} from './health.js'
-import {MODULE_VERSION_FILE, parseModuleVersion} from './health-driver.js'
+import {MODULE_VERSION_FILE, parseMismatch, parseModuleVersion} from './health-driver.js'
 import type {GpuHealthInputs} from './health-inputs.js'
 import {parseKernelLog, type KernelLog} from './health-kernel.js'
-import {QUERY_XML, parseSmiXml} from './health-smi.js'
+import {QUERY_XML, normaliseBus, parseSmiXml, perGpuQueries} from './health-smi.js'
+
+/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
+const DRIVER_GPUS = '/proc/driver/nvidia/gpus'
 
 /** What detection found: the facts to judge, or why the gate does not run. */
 export type GpuHealthFacts = {skipped: string} | {facts: HealthFacts}
@@ -40,6 +44,38 @@ async function kernelLog(
     return {kernelUnreadable: `dmesg failed (exit ${r.exitCode}): ${tailLines(r.stderr, 1)}`}
   }
   return {kernel: parseKernelLog(r.stdout)}
+}
+
+/** Where the driver has this runner's GPUs, in nvidia-smi's index order (PCI order); undefined when unreadable. */
+async function driverGpus(): Promise<string[] | undefined> {
+  const names = await fs.readdir(DRIVER_GPUS).catch(() => undefined)
+  return names?.filter(n => normaliseBus(n) !== '').sort()
+}
+
+type Ask = (args: string[]) => Promise<{exitCode: number; stdout: string; stderr: string}>
+
+/**
+ * When the query of all GPUs failed but not for the driver as a whole (no version mismatch),
+ * each GPU alone: one GPU NVML cannot get a handle for makes `nvidia-smi -q -x` abort for all.
+ * Stays the failure when no GPU answers alone.
+ */
+async function eachGpu(
+  ask: Ask,
+  buses: readonly string[] | undefined,
+  failed: string
+): Promise<HealthFacts['smi']> {
+  if (parseMismatch(failed) || buses === undefined || buses.length < 2) return {failed}
+  const answers = await Promise.all(buses.map((_, i) => ask([...QUERY_XML, '-i', String(i)])))
+  if (answers.every(a => a.exitCode !== 0)) return {failed}
+  return {
+    gpus: perGpuQueries(
+      answers.map((a, i) => ({
+        bus: buses[i],
+        ok: a.exitCode === 0,
+        output: a.exitCode === 0 ? a.stdout : `${a.stdout}\n${a.stderr}`
+      }))
+    )
+  }
 }
 
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
@@ -95,11 +131,17 @@ export async function detectGpuHealth(ctx: PhaseContext<GpuHealthInputs>): Promi
     readLeases(runner),
     detectDeviceLoss(ctx)
   ])
+  const buses = await driverGpus()
   const facts: HealthFacts = {
     smi:
       xml.exitCode === 0
         ? {gpus: parseSmiXml(xml.stdout)}
-        : {failed: `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`},
+        : await eachGpu(
+            ask,
+            buses,
+            `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`
+          ),
+    driverBuses: buses && new Set(buses.map(normaliseBus)),
     module: parseModuleVersion(moduleText),
     ...kernel,
     // With teardown on, the lease takeover ends them and waits for an idle GPU.

@@ -38,6 +38,44 @@ export interface SmiGpu {
   /** gpu_reset_status: reset_required or drain_and_reset_recommended is Yes (DTD v12). */
   resetRequired: boolean
   unread: UnreadField[]
+  /**
+   * This GPU alone did not answer `nvidia-smi -q -x -i INDEX` (its last line), when the query of
+   * all GPUs failed: NVML cannot get its handle, and the others answer.
+   */
+  unanswered?: string
+}
+
+/** One GPU's own query: where the driver has it (from /proc/driver/nvidia/gpus), and what came back. */
+export interface GpuQuery {
+  bus: string
+  ok: boolean
+  output: string
+}
+
+/**
+ * The GPUs from one query per GPU, in nvidia-smi's index order (pure): the run of `-q -x` for
+ * all of them aborts at the first GPU whose handle NVML cannot get ("Unable to determine the
+ * device handle for GPU …: Unknown Error"), so each is asked alone (`-i INDEX`); one that does
+ * not answer is kept, by its PCI address, with its last line.
+ */
+export function perGpuQueries(queries: readonly GpuQuery[]): SmiGpu[] {
+  return queries.map(q => {
+    const gpu = q.ok ? parseSmiXml(q.output)[0] : undefined
+    if (gpu) return gpu
+    const last = q.output.trim().split('\n').pop() ?? ''
+    return {
+      uuid: '',
+      name: '',
+      bus: normaliseBus(q.bus),
+      uncorrectable: [],
+      pendingRetirement: false,
+      remapPending: false,
+      remapFailure: false,
+      resetRequired: false,
+      unread: [],
+      unanswered: last || 'no output'
+    }
+  })
 }
 
 const TOKEN = /<!--[\s\S]*?-->|<![^>]*>|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w.-]*)([^>]*?)(\/?)>/g

@@ -39,6 +39,11 @@ export interface HealthFacts {
   expected?: number
   /** Whether running containers lose their GPUs on daemon-reload; undefined when not judged. */
   deviceLoss?: DeviceLossVerdict
+  /**
+   * The PCI addresses of the GPUs this runner's driver view lists (/proc/driver/nvidia/gpus, which
+   * the container toolkit limits to a container's own GPUs); undefined when it cannot be read.
+   */
+  driverBuses?: ReadonlySet<string>
 }
 
 /** One GPU's verdict. */
@@ -129,6 +134,11 @@ function xidProblems(xids: XidEvent[]): {problems: string[]; fixes: Fix[]; notes
 function smiProblems(g: SmiGpu): {problems: string[]; fixes: Fix[]} {
   const problems: string[] = []
   const fixes: Fix[] = []
+  if (g.unanswered !== undefined) {
+    // NVML cannot get its handle: the GPU is lost to the driver (fallen off the bus, as a rule).
+    problems.push(`nvidia-smi cannot query it while the other GPUs answer: "${g.unanswered}"`)
+    fixes.push('reboot')
+  }
   for (const u of g.uncorrectable) {
     problems.push(`${u.count} uncorrectable ECC error${u.count === 1 ? '' : 's'} (${u.field})`)
     fixes.push('reset')
@@ -188,7 +198,8 @@ export function assessHealth(facts: HealthFacts): HealthReport {
     ])
     return {
       index,
-      uuid: g.uuid,
+      // A GPU that did not answer is named by the UUID the driver logged for its address.
+      uuid: g.uuid || facts.kernel?.gpuAt.get(g.bus) || `PCI ${g.bus}`,
       name: g.name,
       bus: g.bus,
       healthy: problems.length === 0,
@@ -204,12 +215,15 @@ export function assessHealth(facts: HealthFacts): HealthReport {
   }
   for (const [bus, events] of strays) {
     const {problems} = xidProblems(events)
-    // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU.
+    // Only a bus the driver named as one of its GPUs since it loaded is this host's missing GPU,
+    // and only where this runner sees it: the kernel log is the whole host's, and a runner in a
+    // container given some of the GPUs reads the Xids of the others too.
     const uuid = facts.kernel?.gpuAt.get(bus)
+    const seen = facts.driverBuses === undefined || facts.driverBuses.has(bus)
     for (const p of problems) {
       const text = `GPU at PCI ${bus}${uuid ? ` (${uuid})` : ''}, not listed by nvidia-smi: ${p}`
-      if (uuid) host.push(text)
-      else notes.push(text)
+      if (uuid && seen) host.push(text)
+      else notes.push(seen ? text : `${text} (a GPU this runner does not see)`)
     }
   }
   if (facts.expected !== undefined && gpus.length < facts.expected) {
