@@ -37767,9 +37767,9 @@ function deviceLoss(f) {
 function lossFixText(fix) {
     switch (fix) {
         case 'cdi':
-            return 'use CDI: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (again after each driver change), nvidia-cdi: true, containers with --device nvidia.com/gpu=<uuid>, and `nvidia-ctk system create-dev-char-symlinks --create-all` with its udev rule';
+            return 'use CDI: run this action with the NVIDIA runtime and nvidia-cdi: auto (the default) or true, which generates the spec (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`, again after each driver change), turns features.cdi on and makes the /dev/char links (`nvidia-ctk system create-dev-char-symlinks --create-all`) with their udev rule; give containers --device nvidia.com/gpu=<uuid> (the cdi-devices output)';
         case 'dev-char-symlinks':
-            return 'run `nvidia-ctk system create-dev-char-symlinks --create-all`, add its udev rule (71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
+            return 'run this action with the NVIDIA runtime (it runs `nvidia-ctk system create-dev-char-symlinks --create-all` and writes its udev rule, 71-nvidia-dev-char.rules), and give containers the /dev/nvidia* nodes with --device as well as --gpus';
         case 'upgrade-toolkit':
             return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
     }

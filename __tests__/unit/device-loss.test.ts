@@ -63,6 +63,16 @@ describe('deviceLoss', () => {
     expect(v.why).not.toBe('')
   })
 
+  it('says the fix is in place: the links, and for CDI a spec Docker can inject from', () => {
+    expect(deviceLoss(host()).applied).toBe(false)
+    expect(deviceLoss(host({devCharLinks: true})).applied).toBe(false)
+    expect(deviceLoss(host({devCharLinks: true, cdiReady: true})).applied).toBe(true)
+    expect(deviceLoss(host({dockerVersion: '20.10.24', devCharLinks: true})).applied).toBe(true)
+    expect(deviceLoss(host({toolkitVersion: '1.11.0-1', devCharLinks: true})).applied).toBe(
+      undefined
+    )
+  })
+
   it('says what to do for each fix, naming nvidia-ctk', () => {
     expect(lossFixText('cdi')).toContain('nvidia-ctk cdi generate')
     expect(lossFixText('cdi')).toContain('create-dev-char-symlinks')

@@ -480,10 +480,21 @@ describe('the gate', () => {
     const plan = planGpuHealth(f, inputs('fail'))
     expect(plan.warnings).toEqual([
       expect.stringMatching(
-        /^gpu-health: running containers lose their GPUs on systemctl daemon-reload \(the systemd cgroup driver and legacy mode\): use CDI: `nvidia-ctk cdi generate/
+        /^gpu-health: running containers lose their GPUs on systemctl daemon-reload \(the systemd cgroup driver and legacy mode\): use CDI: run this action .*`nvidia-ctk cdi generate/
       )
     ])
     expect(plan.found).toBe('2 of 2 GPUs healthy')
+  })
+
+  it('does not warn once the fix is in place', () => {
+    const f = {
+      facts: facts({
+        deviceLoss: {atRisk: true, why: 'legacy mode', fix: 'cdi', applied: true}
+      })
+    }
+    const plan = planGpuHealth(f, inputs('fail'))
+    expect(plan.warnings).toEqual([])
+    expect(plan.loss?.applied).toBe(true)
   })
 
   it('fails a host with no healthy GPU or a host problem in fail mode, only warns otherwise', async () => {
