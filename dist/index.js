@@ -37722,6 +37722,10 @@ const CDI_DOCKER = 25;
 /** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
 const NVIDIA_CTK = '1.12.0';
 const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
+/** This Docker can read CDI specs (features.cdi): 25.0 and later (pure). */
+function dockerReadsCdi(version) {
+    return major(version) >= CDI_DOCKER;
+}
 /** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
 function older(version, than) {
     const nums = (v) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number);
@@ -37758,7 +37762,7 @@ function deviceLoss(f) {
     if (older(f.toolkitVersion, NVIDIA_CTK)) {
         return { atRisk: true, why, fix: 'upgrade-toolkit' };
     }
-    if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
+    if (mode !== 'cdi' && dockerReadsCdi(f.dockerVersion)) {
         return { atRisk: true, why, fix: 'cdi', applied: f.devCharLinks && f.cdiReady === true };
     }
     return { atRisk: true, why, fix: 'dev-char-symlinks', applied: f.devCharLinks };
@@ -41852,7 +41856,7 @@ async function eachGpu(ask, buses, failed) {
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
 async function detectDeviceLoss(ctx) {
     const { runner } = ctx;
-    const [info, toolkit, toml, links, cdiReady] = await Promise.all([
+    const [info, toolkit, toml, links] = await Promise.all([
         runner
             .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
             root: true,
@@ -41862,10 +41866,13 @@ async function detectDeviceLoss(ctx) {
             .catch(() => ({ exitCode: -1, stdout: '' })),
         installedPackages(runner, ['nvidia-container-toolkit']),
         (0,system_files/* readFileMaybe */.jp)(runner, RUNTIME_CONFIG),
-        devCharLinks(),
-        (0,cdi/* nvidiaCdiReady */.vG)(runner, ctx.host.dockerSocket)
+        devCharLinks()
     ]);
     const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : [];
+    // Only where CDI is the fix is it asked whether Docker can inject GPUs by CDI name.
+    const cdiReady = driver === 'systemd' && dockerReadsCdi(version)
+        ? await (0,cdi/* nvidiaCdiReady */.vG)(runner, ctx.host.dockerSocket)
+        : false;
     return deviceLoss({
         systemd: ctx.host.systemd,
         cgroupDriver: driver,

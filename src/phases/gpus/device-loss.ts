@@ -48,6 +48,11 @@ const NVIDIA_CTK = '1.12.0'
 
 const major = (v: string | undefined): number => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0)
 
+/** This Docker can read CDI specs (features.cdi): 25.0 and later (pure). */
+export function dockerReadsCdi(version: string | undefined): boolean {
+  return major(version) >= CDI_DOCKER
+}
+
 /** `1.17.8-1` before `1.12.0`? Compares the leading dotted numbers only (pure). */
 function older(version: string, than: string): boolean {
   const nums = (v: string) => (/^[\d.]+/.exec(v)?.[0] ?? '').split('.').map(Number)
@@ -84,7 +89,7 @@ export function deviceLoss(f: DeviceLossFacts): DeviceLossVerdict {
   if (older(f.toolkitVersion, NVIDIA_CTK)) {
     return {atRisk: true, why, fix: 'upgrade-toolkit'}
   }
-  if (mode !== 'cdi' && major(f.dockerVersion) >= CDI_DOCKER) {
+  if (mode !== 'cdi' && dockerReadsCdi(f.dockerVersion)) {
     return {atRisk: true, why, fix: 'cdi', applied: f.devCharLinks && f.cdiReady === true}
   }
   return {atRisk: true, why, fix: 'dev-char-symlinks', applied: f.devCharLinks}

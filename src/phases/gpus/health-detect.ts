@@ -18,6 +18,7 @@ import {installedPackages} from '../../system/apt.js'
 import {
   RUNTIME_CONFIG,
   deviceLoss,
+  dockerReadsCdi,
   parseRuntimeMode,
   type DeviceLossVerdict
 } from './device-loss.js'
@@ -81,7 +82,7 @@ async function eachGpu(
 /** Whether running containers lose their GPUs on daemon-reload here (reads docker info, the toolkit). */
 async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<DeviceLossVerdict> {
   const {runner} = ctx
-  const [info, toolkit, toml, links, cdiReady] = await Promise.all([
+  const [info, toolkit, toml, links] = await Promise.all([
     runner
       .run(['docker', 'info', '--format', '{{.CgroupDriver}} {{.ServerVersion}}'], {
         root: true,
@@ -91,10 +92,14 @@ async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<Dev
       .catch(() => ({exitCode: -1, stdout: ''})),
     installedPackages(runner, ['nvidia-container-toolkit']),
     readFileMaybe(runner, RUNTIME_CONFIG),
-    devCharLinks(),
-    nvidiaCdiReady(runner, ctx.host.dockerSocket)
+    devCharLinks()
   ])
   const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : []
+  // Only where CDI is the fix is it asked whether Docker can inject GPUs by CDI name.
+  const cdiReady =
+    driver === 'systemd' && dockerReadsCdi(version)
+      ? await nvidiaCdiReady(runner, ctx.host.dockerSocket)
+      : false
   return deviceLoss({
     systemd: ctx.host.systemd,
     cgroupDriver: driver,
