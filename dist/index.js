@@ -41871,7 +41871,7 @@ async function detectDeviceLoss(ctx) {
     const [driver, version] = info.exitCode === 0 ? info.stdout.trim().split(' ') : [];
     // Only where CDI is the fix is it asked whether Docker can inject GPUs by CDI name.
     const cdiReady = driver === 'systemd' && dockerReadsCdi(version)
-        ? await (0,cdi/* nvidiaCdiReady */.vG)(runner, ctx.host.dockerSocket)
+        ? (await (0,cdi/* nvidiaCdiDevices */.Pe)(runner, ctx.host.dockerSocket)).size > 0
         : false;
     return deviceLoss({
         systemd: ctx.host.systemd,
@@ -47238,7 +47238,7 @@ async function waitForRelease(ctx, plan, deadline, t) {
  * Sets the GPU outputs and exports the leased GPUs to the job's later steps; where Docker can
  * inject them by CDI name, those names too (cdi-devices, CDI_DEVICES).
  */
-function publishLeases(ctx, picks, cdi = false) {
+function publishLeases(ctx, picks, cdi = new Set()) {
     const leases = picks.map(p => ({
         index: p.device.index,
         uuid: p.device.uuid,
@@ -47251,8 +47251,8 @@ function publishLeases(ctx, picks, cdi = false) {
     // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
-    if (cdi) {
-        ctx.outputs.cdiDevices = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases.map(l => l.uuid));
+    if (cdi.size > 0) {
+        ctx.outputs.cdiDevices = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases, cdi);
         _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CDI_DEVICES', ctx.outputs.cdiDevices.join(','));
     }
 }
@@ -47310,47 +47310,62 @@ async function verifyGpus(plan, ctx) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   r: () => (/* binding */ cdiNames),
-/* harmony export */   vG: () => (/* binding */ nvidiaCdiReady)
+/* harmony export */   Pe: () => (/* binding */ nvidiaCdiDevices),
+/* harmony export */   r: () => (/* binding */ cdiNames)
 /* harmony export */ });
-/* unused harmony exports NVIDIA_GPU_KIND, declaresNvidiaGpus */
+/* unused harmony exports NVIDIA_GPU_KIND, declaresNvidiaGpus, declaredNames */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1650);
 /* harmony import */ var _system_engine_api_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7426);
-/** CDI names of leased GPUs, and whether Docker can inject them (reads docker's /info and the spec folders). */
+/** CDI names of leased GPUs, and which Docker can inject (reads docker's /info and the spec folders). */
 
 
 
 
 /** The CDI kind of NVIDIA's GPUs, as `nvidia-ctk cdi generate` names them. */
 const NVIDIA_GPU_KIND = 'nvidia.com/gpu';
-/** `nvidia.com/gpu=<uuid>` for each GPU (pure): nvidia-ctk names every GPU by index and by UUID. */
-function cdiNames(uuids) {
-    return uuids.map(u => `${NVIDIA_GPU_KIND}=${u}`);
-}
 /** A CDI spec's text declares NVIDIA's GPU kind (YAML or JSON) (pure). */
 function declaresNvidiaGpus(spec) {
     return /(?:^|[{,])\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*(?:[,}]|$)/m.test(spec);
 }
 /**
- * Docker has CDI on (its /info lists CDI spec folders: Docker 25 or later with features.cdi) and
- * one of those folders holds a spec of NVIDIA's GPUs. False when Docker does not answer.
+ * The device names a spec of NVIDIA's GPUs declares (pure); none for any other spec. Only devices
+ * have a `name` key in a CDI spec (hooks have `hookName`).
  */
-async function nvidiaCdiReady(runner, socket) {
+function declaredNames(spec) {
+    if (!declaresNvidiaGpus(spec))
+        return [];
+    return [...spec.matchAll(/(?:^|[{,\s-])"?name"?\s*:\s*"?([\w.:-]+)"?/gm)].map(m => m[1]);
+}
+/**
+ * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else by its index (pure):
+ * `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by index alone
+ * before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ */
+function cdiNames(gpus, declared) {
+    return gpus.map(g => `${NVIDIA_GPU_KIND}=${!declared.has(g.uuid) && declared.has(String(g.index)) ? g.index : g.uuid}`);
+}
+/**
+ * The NVIDIA GPU names Docker can inject here: Docker has CDI on (its /info lists CDI spec
+ * folders: Docker 25 or later with features.cdi) and a spec of NVIDIA's GPUs in one of those
+ * folders names them. Empty when Docker does not answer, or CDI is off.
+ */
+async function nvidiaCdiDevices(runner, socket) {
     const api = await (0,_system_engine_api_js__WEBPACK_IMPORTED_MODULE_3__/* .openEngineApi */ .v)(socket).catch(() => undefined);
     const info = await api?.json('/info').catch(() => undefined);
+    const names = new Set();
     for (const dir of info?.CDISpecDirs ?? []) {
-        const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir).catch(() => []);
-        for (const name of names.filter(n => /\.(ya?ml|json)$/.test(n))) {
-            const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, name));
-            if (text !== undefined && declaresNvidiaGpus(text))
-                return true;
+        const files = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(dir).catch(() => []);
+        for (const file of files.filter(n => /\.(ya?ml|json)$/.test(n))) {
+            const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_2__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(dir, file));
+            for (const name of declaredNames(text ?? ''))
+                names.add(name);
         }
     }
-    return false;
+    return names;
 }
 
 
@@ -47462,7 +47477,7 @@ async function detectGpus(ctx) {
     const [devices, leases, cdi] = await Promise.all([
         queryGpus(ctx.runner),
         readLeases(ctx.runner),
-        (0,_cdi_js__WEBPACK_IMPORTED_MODULE_7__/* .nvidiaCdiReady */ .vG)(ctx.runner, ctx.host.dockerSocket)
+        (0,_cdi_js__WEBPACK_IMPORTED_MODULE_7__/* .nvidiaCdiDevices */ .Pe)(ctx.runner, ctx.host.dockerSocket)
     ]);
     // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
     const health = ctx.outputs.gpuHealth;

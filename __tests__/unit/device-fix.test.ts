@@ -8,7 +8,7 @@ import {
 } from '../../src/phases/daemon/device-fix.js'
 import {planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
 import {serialiseDaemonConfig} from '../../src/phases/daemon/daemon-config.js'
-import {cdiNames, declaresNvidiaGpus} from '../../src/phases/gpus/cdi.js'
+import {cdiNames, declaredNames, declaresNvidiaGpus} from '../../src/phases/gpus/cdi.js'
 import {settingsWith, type RawOverrides} from './inputs-helper.js'
 import {readFileSync} from 'node:fs'
 
@@ -240,18 +240,37 @@ describe('the daemon phase applies the fix', () => {
 })
 
 describe('CDI names of leased GPUs', () => {
-  it('names each GPU by UUID', () => {
-    expect(cdiNames(['GPU-a', 'GPU-b'])).toEqual(['nvidia.com/gpu=GPU-a', 'nvidia.com/gpu=GPU-b'])
-  })
+  const other = readFileSync('__fixtures__/cdi/nvidia-ctk-spec.yaml', 'utf8')
+  const nvidia = other.replace('kind: example.com/device', 'kind: nvidia.com/gpu')
 
   it('knows a spec of NVIDIA GPUs as nvidia-ctk writes it (YAML and JSON), and no other', () => {
-    const other = readFileSync('__fixtures__/cdi/nvidia-ctk-spec.yaml', 'utf8')
     expect(declaresNvidiaGpus(other)).toBe(false)
-    expect(
-      declaresNvidiaGpus(other.replace('kind: example.com/device', 'kind: nvidia.com/gpu'))
-    ).toBe(true)
+    expect(declaresNvidiaGpus(nvidia)).toBe(true)
     expect(
       declaresNvidiaGpus('{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": []}')
     ).toBe(true)
+  })
+
+  it('reads the device names of NVIDIA specs only', () => {
+    expect(declaredNames(nvidia)).toEqual(['0', 'all'])
+    expect(declaredNames(other)).toEqual([])
+    expect(
+      declaredNames('{"kind":"nvidia.com/gpu","devices":[{"name":"GPU-a","containerEdits":{}}]}')
+    ).toEqual(['GPU-a'])
+  })
+
+  it('names each GPU by UUID where the spec does, else by index (toolkits before 1.15)', () => {
+    const gpus = [
+      {index: 0, uuid: 'GPU-a'},
+      {index: 1, uuid: 'GPU-b'}
+    ]
+    expect(cdiNames(gpus, new Set(['0', '1', 'GPU-a', 'GPU-b', 'all']))).toEqual([
+      'nvidia.com/gpu=GPU-a',
+      'nvidia.com/gpu=GPU-b'
+    ])
+    expect(cdiNames(gpus, new Set(declaredNames(nvidia)))).toEqual([
+      'nvidia.com/gpu=0',
+      'nvidia.com/gpu=GPU-b'
+    ])
   })
 })

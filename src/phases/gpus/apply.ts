@@ -197,7 +197,11 @@ async function waitForRelease(
  * Sets the GPU outputs and exports the leased GPUs to the job's later steps; where Docker can
  * inject them by CDI name, those names too (cdi-devices, CDI_DEVICES).
  */
-export function publishLeases(ctx: Ctx, picks: readonly GpuPick[], cdi = false): void {
+export function publishLeases(
+  ctx: Ctx,
+  picks: readonly GpuPick[],
+  cdi: ReadonlySet<string> = new Set()
+): void {
   const leases: GpuLeaseResult[] = picks.map(p => ({
     index: p.device.index,
     uuid: p.device.uuid,
@@ -210,8 +214,8 @@ export function publishLeases(ctx: Ctx, picks: readonly GpuPick[], cdi = false):
   // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
   core.exportVariable('NVIDIA_VISIBLE_DEVICES', uuids)
   core.exportVariable('CUDA_VISIBLE_DEVICES', uuids)
-  if (cdi) {
-    ctx.outputs.cdiDevices = cdiNames(leases.map(l => l.uuid))
+  if (cdi.size > 0) {
+    ctx.outputs.cdiDevices = cdiNames(leases, cdi)
     core.exportVariable('CDI_DEVICES', ctx.outputs.cdiDevices.join(','))
   }
 }

@@ -1,4 +1,4 @@
-/** CDI names of leased GPUs, and whether Docker can inject them (reads docker's /info and the spec folders). */
+/** CDI names of leased GPUs, and which Docker can inject (reads docker's /info and the spec folders). */
 import {promises as fs} from 'node:fs'
 import * as path from 'node:path'
 import type {CommandRunner} from '../../exec/runner.js'
@@ -8,32 +8,53 @@ import {openEngineApi} from '../../system/engine-api.js'
 /** The CDI kind of NVIDIA's GPUs, as `nvidia-ctk cdi generate` names them. */
 export const NVIDIA_GPU_KIND = 'nvidia.com/gpu'
 
-/** `nvidia.com/gpu=<uuid>` for each GPU (pure): nvidia-ctk names every GPU by index and by UUID. */
-export function cdiNames(uuids: readonly string[]): string[] {
-  return uuids.map(u => `${NVIDIA_GPU_KIND}=${u}`)
-}
-
 /** A CDI spec's text declares NVIDIA's GPU kind (YAML or JSON) (pure). */
 export function declaresNvidiaGpus(spec: string): boolean {
   return /(?:^|[{,])\s*"?kind"?\s*:\s*["']?nvidia\.com\/gpu["']?\s*(?:[,}]|$)/m.test(spec)
 }
 
 /**
- * Docker has CDI on (its /info lists CDI spec folders: Docker 25 or later with features.cdi) and
- * one of those folders holds a spec of NVIDIA's GPUs. False when Docker does not answer.
+ * The device names a spec of NVIDIA's GPUs declares (pure); none for any other spec. Only devices
+ * have a `name` key in a CDI spec (hooks have `hookName`).
  */
-export async function nvidiaCdiReady(
+export function declaredNames(spec: string): string[] {
+  if (!declaresNvidiaGpus(spec)) return []
+  return [...spec.matchAll(/(?:^|[{,\s-])"?name"?\s*:\s*"?([\w.:-]+)"?/gm)].map(m => m[1])
+}
+
+/**
+ * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else by its index (pure):
+ * `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by index alone
+ * before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ */
+export function cdiNames(
+  gpus: readonly {index: number; uuid: string}[],
+  declared: ReadonlySet<string>
+): string[] {
+  return gpus.map(
+    g =>
+      `${NVIDIA_GPU_KIND}=${!declared.has(g.uuid) && declared.has(String(g.index)) ? g.index : g.uuid}`
+  )
+}
+
+/**
+ * The NVIDIA GPU names Docker can inject here: Docker has CDI on (its /info lists CDI spec
+ * folders: Docker 25 or later with features.cdi) and a spec of NVIDIA's GPUs in one of those
+ * folders names them. Empty when Docker does not answer, or CDI is off.
+ */
+export async function nvidiaCdiDevices(
   runner: CommandRunner,
   socket: string | undefined
-): Promise<boolean> {
+): Promise<Set<string>> {
   const api = await openEngineApi(socket).catch(() => undefined)
   const info = await api?.json<{CDISpecDirs?: string[] | null}>('/info').catch(() => undefined)
+  const names = new Set<string>()
   for (const dir of info?.CDISpecDirs ?? []) {
-    const names = await fs.readdir(dir).catch(() => [] as string[])
-    for (const name of names.filter(n => /\.(ya?ml|json)$/.test(n))) {
-      const text = await readFileMaybe(runner, path.join(dir, name))
-      if (text !== undefined && declaresNvidiaGpus(text)) return true
+    const files = await fs.readdir(dir).catch(() => [] as string[])
+    for (const file of files.filter(n => /\.(ya?ml|json)$/.test(n))) {
+      const text = await readFileMaybe(runner, path.join(dir, file))
+      for (const name of declaredNames(text ?? '')) names.add(name)
     }
   }
-  return false
+  return names
 }

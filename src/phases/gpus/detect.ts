@@ -12,7 +12,7 @@ import {QUERY_APPS, QUERY_GPUS, gpuDevices, type GpuDevice} from './gpu-query.js
 import type {GpuInputs} from './inputs.js'
 import {jobDescription, parseLease, uuidOfLeaseFile, type JobIdentity} from './lease.js'
 import type {GpuFacts, LeaseView} from './plan.js'
-import {nvidiaCdiReady} from './cdi.js'
+import {nvidiaCdiDevices} from './cdi.js'
 
 /** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
 export async function queryGpus(runner: CommandRunner): Promise<GpuDevice[]> {
@@ -92,7 +92,7 @@ export async function detectGpus(ctx: PhaseContext<GpuInputs>): Promise<GpuFacts
   const [devices, leases, cdi] = await Promise.all([
     queryGpus(ctx.runner),
     readLeases(ctx.runner),
-    nvidiaCdiReady(ctx.runner, ctx.host.dockerSocket)
+    nvidiaCdiDevices(ctx.runner, ctx.host.dockerSocket)
   ])
   // The health gate ran first (gpu-health: fail): its unhealthy GPUs are never leased.
   const health = ctx.outputs.gpuHealth

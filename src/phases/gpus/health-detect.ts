@@ -12,7 +12,7 @@ import {findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {pidAlive} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import {readLeases} from './detect.js'
-import {nvidiaCdiReady} from './cdi.js'
+import {nvidiaCdiDevices} from './cdi.js'
 import {QUERY_APPS} from './gpu-query.js'
 import {installedPackages} from '../../system/apt.js'
 import {
@@ -98,7 +98,7 @@ async function detectDeviceLoss(ctx: PhaseContext<GpuHealthInputs>): Promise<Dev
   // Only where CDI is the fix is it asked whether Docker can inject GPUs by CDI name.
   const cdiReady =
     driver === 'systemd' && dockerReadsCdi(version)
-      ? await nvidiaCdiReady(runner, ctx.host.dockerSocket)
+      ? (await nvidiaCdiDevices(runner, ctx.host.dockerSocket)).size > 0
       : false
   return deviceLoss({
     systemd: ctx.host.systemd,

@@ -26,8 +26,8 @@ export interface GpuFacts {
   job?: JobIdentity
   /** GPUs the health gate keeps from every job (gpu-health: fail), by UUID: their problems. */
   unhealthy?: ReadonlyMap<string, readonly string[]>
-  /** Docker can inject NVIDIA's GPUs by CDI name here (cdi-devices is set). */
-  cdi?: boolean
+  /** The NVIDIA GPU names Docker can inject by CDI here (cdi-devices is set where there are any). */
+  cdi?: ReadonlySet<string>
 }
 
 /** A GPU this job gets: already its own, free, or taken over from a job that has ended. */
