@@ -25,7 +25,9 @@ export const OUTPUT_NAMES = [
   'docker-gpus',
   'gpu-health',
   'freed-bytes',
-  'teardown'
+  'teardown',
+  'docker-gpu-volumes',
+  'gpu-isolation'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -123,6 +125,17 @@ export interface Outputs {
   disk?: DiskResult
   /** What teardown of an ended job's GPUs removed and left; undefined when none ran. */
   teardown?: TeardownResult
+  /** gpu-isolation as the run left it; undefined when the phase did not run. */
+  gpuIsolation?: GpuIsolationResult
+}
+
+/** The `gpu-isolation` output: the mode, the toolkit's file, what this run changed, the keys now. */
+export interface GpuIsolationResult {
+  mode: 'off' | 'strict'
+  config: string
+  /** Keys this run set (null: taken out of the file, the toolkit's default holds again). */
+  changed: Readonly<Record<string, boolean | null>>
+  keys?: Readonly<Record<string, boolean | null>>
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -155,6 +168,15 @@ export function dockerGpus(leases: readonly GpuLeaseResult[]): string {
   return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`
 }
 
+/**
+ * The `docker-gpu-volumes` output: the lease as `docker run` volume options, one
+ * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU, the form the toolkit takes from
+ * an unprivileged container when gpu-isolation is strict (UUIDs hold no space: split it as words).
+ */
+export function dockerGpuVolumes(leases: readonly {uuid: string}[]): string {
+  return leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`).join(' ')
+}
+
 /** Every output's text (pure); an output nothing set is empty. */
 export function outputValues(o: Outputs): Record<OutputName, string> {
   return {
@@ -177,6 +199,8 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'docker-gpus': dockerGpus(o.gpuLeases ?? []),
     'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes),
-    teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
+    teardown: o.teardown === undefined ? '' : teardownJson(o.teardown),
+    'docker-gpu-volumes': dockerGpuVolumes(o.gpuLeases ?? []),
+    'gpu-isolation': o.gpuIsolation === undefined ? '' : JSON.stringify(o.gpuIsolation)
   }
 }

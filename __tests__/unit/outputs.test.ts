@@ -40,6 +40,7 @@ describe('outputs', () => {
     ).toEqual({
       'docker-version': '27.3.1',
       'docker-changed': 'false',
+      'docker-gpu-volumes': '',
       'daemon-config-changed': '',
       'nvidia-runtime': 'true',
       'gpu-count': '2',
@@ -54,6 +55,7 @@ describe('outputs', () => {
       caches: '',
       'gpu-uuids': '',
       'gpu-indexes': '',
+      'gpu-isolation': '',
       'docker-gpus': '',
       'gpu-health': '',
       'freed-bytes': '',

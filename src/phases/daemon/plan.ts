@@ -25,6 +25,7 @@ import {
   type DaemonProxyPlan,
   type ProxyAction
 } from './proxy-plan.js'
+import {leaseRuntimeFragment} from '../../docker/lease-runtime.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 
 /** The one file this phase writes. */
@@ -216,6 +217,7 @@ function daemonFragments(
 ): Fragment[] {
   return [
     ...(nvidia ? [nvidiaFragment(inputs)] : []),
+    ...(inputs.leaseRuntime ? [leaseRuntimeFragment] : []),
     ...inputs.registryFragments,
     ...proxy,
     ...(inputs.daemonConfig ? [{source: 'daemon-config', value: inputs.daemonConfig}] : [])

@@ -1,0 +1,128 @@
+/** gpu-isolation: the toolkit's two keys, strict and its undoing (pure), and nvidia-ctk's argv. */
+import {describe, expect, it} from '@jest/globals'
+import {
+  ctkCanSet,
+  ctkSetArgv,
+  ctkVersion,
+  keyValues,
+  parseRecord,
+  planIsolation,
+  withKey
+} from '../../src/phases/isolation/toolkit-config.js'
+
+const ENVVAR = 'accept-nvidia-visible-devices-envvar-when-unprivileged'
+const MOUNTS = 'accept-nvidia-visible-devices-as-volume-mounts'
+
+// The head of the config.toml that nvidia-container-toolkit-base 1.17 installs
+// (`nvidia-ctk config default`, NVIDIA/nvidia-container-toolkit), as on a host.
+const SHIPPED = `#accept-nvidia-visible-devices-as-volume-mounts = false
+#accept-nvidia-visible-devices-envvar-when-unprivileged = true
+disable-require = false
+supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
+#swarm-resource = "DOCKER_RESOURCE_GPU"
+
+[nvidia-container-cli]
+#debug = "/var/log/nvidia-container-toolkit.log"
+environment = []
+ldconfig = "@/sbin/ldconfig.real"
+load-kmods = true
+
+[nvidia-container-runtime]
+log-level = "info"
+mode = "auto"
+`
+
+describe('config.toml keys', () => {
+  it('reads only active top-level lines: a comment or a table key does not count', () => {
+    expect(keyValues(SHIPPED)).toEqual({[ENVVAR]: null, [MOUNTS]: null})
+    const inTable = `${SHIPPED}\n[x]\n${ENVVAR} = false\n`
+    expect(keyValues(inTable)[ENVVAR]).toBeNull()
+    expect(keyValues(`${ENVVAR} = false # strict\n${SHIPPED}`)[ENVVAR]).toBe(false)
+  })
+
+  it('sets a key above the first table and takes it out again, every other line kept', () => {
+    const set = withKey(withKey(SHIPPED, ENVVAR, false), MOUNTS, true)
+    expect(keyValues(set)).toEqual({[ENVVAR]: false, [MOUNTS]: true})
+    expect(set).toContain(
+      `#swarm-resource = "DOCKER_RESOURCE_GPU"\n${ENVVAR} = false\n${MOUNTS} = true\n\n[nvidia-container-cli]`
+    )
+    expect(withKey(set, ENVVAR, true)).toContain(`${ENVVAR} = true\n`)
+    expect(withKey(withKey(set, ENVVAR, null), MOUNTS, null)).toBe(SHIPPED)
+  })
+})
+
+describe('planIsolation', () => {
+  it('strict sets what is not strict yet and records what it held; a rerun changes nothing', () => {
+    const first = planIsolation('strict', {text: SHIPPED})
+    expect(first.set).toEqual({[ENVVAR]: false, [MOUNTS]: true})
+    expect(first.record).toEqual({[ENVVAR]: null, [MOUNTS]: null})
+    let text = SHIPPED
+    for (const [k, v] of Object.entries(first.set)) text = withKey(text, k as typeof ENVVAR, v)
+    expect(planIsolation('strict', {text, record: first.record})).toEqual({set: {}, kept: []})
+  })
+
+  it("keeps an administrator's value in the record, and an earlier record over a later value", () => {
+    const text = `${MOUNTS} = true\n${ENVVAR} = true\n${SHIPPED}`
+    const plan = planIsolation('strict', {text})
+    expect(plan.set).toEqual({[ENVVAR]: false})
+    expect(plan.record).toEqual({[ENVVAR]: true})
+    const again = planIsolation('strict', {
+      text: `${ENVVAR} = true\n${MOUNTS} = false\n`,
+      record: {[ENVVAR]: null}
+    })
+    expect(again.record).toEqual({[ENVVAR]: null, [MOUNTS]: false})
+  })
+
+  it('off puts back only what the record names and the file still shows as strict left it', () => {
+    const strict = `${ENVVAR} = false\n${MOUNTS} = true\n[t]\n`
+    expect(planIsolation('off', {text: strict, record: {[ENVVAR]: null, [MOUNTS]: false}})).toEqual(
+      {
+        set: {[ENVVAR]: null, [MOUNTS]: false},
+        record: null,
+        kept: []
+      }
+    )
+    const changed = `${ENVVAR} = true\n${MOUNTS} = true\n`
+    expect(planIsolation('off', {text: changed, record: {[ENVVAR]: null, [MOUNTS]: null}})).toEqual(
+      {
+        set: {[MOUNTS]: null},
+        record: null,
+        kept: [`${ENVVAR} = true: changed since strict set it`]
+      }
+    )
+  })
+
+  it('off without a record changes nothing, whatever the file says', () => {
+    expect(planIsolation('off', {text: `${ENVVAR} = false\n`})).toEqual({set: {}, kept: []})
+    expect(planIsolation('off', {})).toEqual({set: {}, kept: []})
+  })
+
+  it('reads a record, and takes a damaged one for none', () => {
+    expect(parseRecord(`{"${ENVVAR}": null, "${MOUNTS}": false, "x": 1}`)).toEqual({
+      [ENVVAR]: null,
+      [MOUNTS]: false
+    })
+    expect(parseRecord('{')).toBeUndefined()
+    expect(parseRecord(undefined)).toBeUndefined()
+  })
+})
+
+describe('nvidia-ctk', () => {
+  it('sets keys in place from 1.14 on (cmd/nvidia-ctk/config), as argv', () => {
+    expect(
+      ctkVersion(
+        'NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d\n'
+      )
+    ).toEqual([1, 17])
+    expect(ctkCanSet([1, 17])).toBe(true)
+    expect(ctkCanSet([1, 13])).toBe(false)
+    expect(ctkCanSet(undefined)).toBe(false)
+    expect(ctkSetArgv('/etc/nvidia-container-runtime/config.toml', {[ENVVAR]: false})).toEqual([
+      'nvidia-ctk',
+      'config',
+      '--config-file=/etc/nvidia-container-runtime/config.toml',
+      '--in-place',
+      `--set=${ENVVAR}=false`
+    ])
+  })
+})
