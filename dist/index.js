@@ -35318,7 +35318,7 @@ const GPUS = {
     inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
     defaults: { gpus: '1' },
     phases: ['health', 'gpus'],
-    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'docker-gpu-volumes', 'gpu-health']
+    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'docker-gpu-options', 'gpu-health']
 };
 /** Every entry; the sub-actions after the root. */
 const ENTRIES = [SETUP, PUSH, REGISTRY, GPUS];
@@ -42234,9 +42234,12 @@ function planIsolationPhase(facts, inputs) {
 async function writeKeys(ctx, set) {
     const values = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== null));
     const removed = Object.keys(set).filter(k => set[k] === null);
-    const probe = await ctx.runner.run(['nvidia-ctk', '--version'], { allowFailure: true });
+    // Not installed (an older toolkit, or none): the file is edited as the toolkit documents it.
+    const probe = await ctx.runner
+        .run(['nvidia-ctk', '--version'], { allowFailure: true })
+        .catch(() => undefined);
     if (Object.keys(values).length > 0 &&
-        probe.exitCode === 0 &&
+        probe?.exitCode === 0 &&
         ctkCanSet(ctkVersion(probe.stdout))) {
         await ctx.runner.run(ctkSetArgv(TOOLKIT_CONFIG, values), { root: true });
     }
@@ -47108,7 +47111,7 @@ async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.i
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   P0: () => (/* binding */ OUTPUT_NAMES),
 /* harmony export */   P3: () => (/* binding */ digestsText),
-/* harmony export */   WE: () => (/* binding */ dockerGpuVolumes),
+/* harmony export */   XP: () => (/* binding */ dockerGpuOptions),
 /* harmony export */   ZN: () => (/* binding */ teardownJson),
 /* harmony export */   uN: () => (/* binding */ outputValues)
 /* harmony export */ });
@@ -47140,7 +47143,7 @@ const OUTPUT_NAMES = [
     'gpu-health',
     'freed-bytes',
     'teardown',
-    'docker-gpu-volumes',
+    'docker-gpu-options',
     'gpu-isolation'
 ];
 /** The `teardown` output: JSON {removed, kept}, each a list of {kind, id, why}. */
@@ -47172,12 +47175,19 @@ function dockerGpus(leases) {
     return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
 }
 /**
- * The `docker-gpu-volumes` output: the lease as `docker run` volume options, one
- * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU, the form the toolkit takes from
- * an unprivileged container when gpu-isolation is strict (UUIDs hold no space: split it as words).
+ * The `docker-gpu-options` output: the lease as `docker run` options for the nvidia runtime that
+ * hold in both gpu-isolation modes: `-e NVIDIA_VISIBLE_DEVICES=<uuids>` (what the toolkit reads
+ * with isolation off; it replaces an image's `all`) and one
+ * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU (what it reads with strict,
+ * where the variable no longer counts). No word holds a space: split it as words.
  */
-function dockerGpuVolumes(leases) {
-    return leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`).join(' ');
+function dockerGpuOptions(leases) {
+    if (leases.length === 0)
+        return '';
+    return [
+        `-e NVIDIA_VISIBLE_DEVICES=${leases.map(l => l.uuid).join(',')}`,
+        ...leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`)
+    ].join(' ');
 }
 /** Every output's text (pure); an output nothing set is empty. */
 function outputValues(o) {
@@ -47202,7 +47212,7 @@ function outputValues(o) {
         'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
         'freed-bytes': text(o.disk?.freedBytes),
         teardown: o.teardown === undefined ? '' : teardownJson(o.teardown),
-        'docker-gpu-volumes': dockerGpuVolumes(o.gpuLeases ?? []),
+        'docker-gpu-options': dockerGpuOptions(o.gpuLeases ?? []),
         'gpu-isolation': o.gpuIsolation === undefined ? '' : JSON.stringify(o.gpuIsolation)
     };
 }
@@ -47392,8 +47402,8 @@ function publishLeases(ctx, picks) {
     // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
-    // The same GPUs as docker run options that gpu-isolation: strict still honours.
-    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('DOCKER_GPU_VOLUMES', (0,_outputs_js__WEBPACK_IMPORTED_MODULE_7__/* .dockerGpuVolumes */ .WE)(leases));
+    // The same GPUs as docker run options that hold in both gpu-isolation modes.
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('DOCKER_GPU_OPTIONS', (0,_outputs_js__WEBPACK_IMPORTED_MODULE_7__/* .dockerGpuOptions */ .XP)(leases));
 }
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no

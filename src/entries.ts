@@ -116,7 +116,7 @@ export const GPUS: Entry = {
   inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
   defaults: {gpus: '1'},
   phases: ['health', 'gpus'],
-  outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'docker-gpu-volumes', 'gpu-health']
+  outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'docker-gpu-options', 'gpu-health']
 }
 
 /** Every entry; the sub-actions after the root. */

@@ -26,7 +26,7 @@ export const OUTPUT_NAMES = [
   'gpu-health',
   'freed-bytes',
   'teardown',
-  'docker-gpu-volumes',
+  'docker-gpu-options',
   'gpu-isolation'
 ] as const
 
@@ -169,12 +169,18 @@ export function dockerGpus(leases: readonly GpuLeaseResult[]): string {
 }
 
 /**
- * The `docker-gpu-volumes` output: the lease as `docker run` volume options, one
- * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU, the form the toolkit takes from
- * an unprivileged container when gpu-isolation is strict (UUIDs hold no space: split it as words).
+ * The `docker-gpu-options` output: the lease as `docker run` options for the nvidia runtime that
+ * hold in both gpu-isolation modes: `-e NVIDIA_VISIBLE_DEVICES=<uuids>` (what the toolkit reads
+ * with isolation off; it replaces an image's `all`) and one
+ * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU (what it reads with strict,
+ * where the variable no longer counts). No word holds a space: split it as words.
  */
-export function dockerGpuVolumes(leases: readonly {uuid: string}[]): string {
-  return leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`).join(' ')
+export function dockerGpuOptions(leases: readonly {uuid: string}[]): string {
+  if (leases.length === 0) return ''
+  return [
+    `-e NVIDIA_VISIBLE_DEVICES=${leases.map(l => l.uuid).join(',')}`,
+    ...leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`)
+  ].join(' ')
 }
 
 /** Every output's text (pure); an output nothing set is empty. */
@@ -200,7 +206,7 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes),
     teardown: o.teardown === undefined ? '' : teardownJson(o.teardown),
-    'docker-gpu-volumes': dockerGpuVolumes(o.gpuLeases ?? []),
+    'docker-gpu-options': dockerGpuOptions(o.gpuLeases ?? []),
     'gpu-isolation': o.gpuIsolation === undefined ? '' : JSON.stringify(o.gpuIsolation)
   }
 }

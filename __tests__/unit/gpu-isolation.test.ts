@@ -58,7 +58,7 @@ describe('planIsolation', () => {
     expect(first.record).toEqual({[ENVVAR]: null, [MOUNTS]: null})
     let text = SHIPPED
     for (const [k, v] of Object.entries(first.set)) text = withKey(text, k as typeof ENVVAR, v)
-    expect(planIsolation('strict', {text, record: first.record})).toEqual({set: {}, kept: []})
+    expect(planIsolation('strict', {text, record: first.record ?? undefined})).toEqual({set: {}, kept: []})
   })
 
   it("keeps an administrator's value in the record, and an earlier record over a later value", () => {

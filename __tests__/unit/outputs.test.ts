@@ -40,7 +40,7 @@ describe('outputs', () => {
     ).toEqual({
       'docker-version': '27.3.1',
       'docker-changed': 'false',
-      'docker-gpu-volumes': '',
+      'docker-gpu-options': '',
       'daemon-config-changed': '',
       'nvidia-runtime': 'true',
       'gpu-count': '2',

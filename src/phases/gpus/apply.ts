@@ -2,7 +2,7 @@
 import * as path from 'node:path'
 import * as core from '@actions/core'
 import {HostError} from '../../errors.js'
-import {dockerGpuVolumes, type GpuLeaseResult, type TeardownResult} from '../../outputs.js'
+import {dockerGpuOptions, type GpuLeaseResult, type TeardownResult} from '../../outputs.js'
 import type {SavedLease} from '../../state.js'
 import {
   GPU_LEASE_LOCK,
@@ -206,8 +206,8 @@ export function publishLeases(ctx: Ctx, picks: readonly GpuPick[]): void {
   // UUIDs, not indexes: CUDA numbers devices fastest first unless told otherwise, not as nvidia-smi does.
   core.exportVariable('NVIDIA_VISIBLE_DEVICES', uuids)
   core.exportVariable('CUDA_VISIBLE_DEVICES', uuids)
-  // The same GPUs as docker run options that gpu-isolation: strict still honours.
-  core.exportVariable('DOCKER_GPU_VOLUMES', dockerGpuVolumes(leases))
+  // The same GPUs as docker run options that hold in both gpu-isolation modes.
+  core.exportVariable('DOCKER_GPU_OPTIONS', dockerGpuOptions(leases))
 }
 
 /**

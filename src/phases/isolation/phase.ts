@@ -66,10 +66,13 @@ async function writeKeys(ctx: Ctx, set: IsolationChange['set']): Promise<void> {
     Record<StrictKey, boolean>
   >
   const removed = Object.keys(set).filter(k => set[k as StrictKey] === null) as StrictKey[]
-  const probe = await ctx.runner.run(['nvidia-ctk', '--version'], {allowFailure: true})
+  // Not installed (an older toolkit, or none): the file is edited as the toolkit documents it.
+  const probe = await ctx.runner
+    .run(['nvidia-ctk', '--version'], {allowFailure: true})
+    .catch(() => undefined)
   if (
     Object.keys(values).length > 0 &&
-    probe.exitCode === 0 &&
+    probe?.exitCode === 0 &&
     ctkCanSet(ctkVersion(probe.stdout))
   ) {
     await ctx.runner.run(ctkSetArgv(TOOLKIT_CONFIG, values), {root: true})
