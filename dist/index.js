@@ -42230,7 +42230,10 @@ function planIsolationPhase(facts, inputs) {
         change
     };
 }
-/** Writes the toolkit's config: nvidia-ctk where it can set keys (1.14+), else the file itself. */
+/**
+ * Sets keys in TOOLKIT_CONFIG: through nvidia-ctk where it can (1.14+), else by editing the file;
+ * a key to take out (null) always by editing the file.
+ */
 async function writeKeys(ctx, set) {
     const values = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== null));
     const removed = Object.keys(set).filter(k => set[k] === null);

@@ -66,6 +66,10 @@ function gpusOf(options: string): Report {
   return JSON.parse(box.read(`/var/log/nvidia-standin/${id}.json`) ?? '{}') as Report
 }
 
+/** The `gpu-isolation` output. */
+const isolationOf = (outputs: Record<string, string>) =>
+  JSON.parse(outputs['gpu-isolation']) as {changed: Record<string, boolean | null>}
+
 /** A container job's container, made as the runner makes it: its label, its externals at /__e. */
 const JOB_CONTAINER = `--label ${LABEL} -v ${RUNNER}/externals:/__e:ro --runtime=gpu-lease`
 
@@ -76,7 +80,7 @@ beforeAll(() => {
     `install -m 0755 ${s}/nvidia-smi-standin.sh /usr/local/bin/nvidia-smi && ` +
       `install -D -m 0755 ${s}/runner-worker.sh ${WORKER} && ` +
       `install -m 0755 ${s}/nvidia-toolkit-standin.sh /usr/local/bin/nvidia-container-runtime && ` +
-      `install -m 0644 ${s}/nvidia-toolkit-standin-report.cjs /usr/local/bin/`
+      `install -m 0644 ${s}/nvidia-toolkit-standin-report.mjs /usr/local/bin/`
   )
   // Docker accepts --gpus only with the toolkit's hook on PATH; the stand-in runtime reports.
   box.write('/usr/local/bin/nvidia-container-runtime-hook', '#!/bin/sh\ncat >/dev/null\nexit 0\n')
@@ -157,7 +161,7 @@ describe('gpu-isolation and the gpu-lease runtime', () => {
     const leased = leaseOf(j)
     expect(ALL).toContain(leased)
     expect(main.outputs['gpu-uuids']).toBe(leased)
-    expect(JSON.parse(main.outputs['gpu-isolation']).changed).toEqual({})
+    expect(isolationOf(main.outputs).changed).toEqual({})
     expect(box.sh(`stat -c %Y ${TOOLKIT_CONFIG}; cat ${TOOLKIT_CONFIG}`)).toBe(before)
     const options = main.outputs['docker-gpu-options']
     expect(options).toBe(
@@ -224,10 +228,18 @@ describe('gpu-isolation and the gpu-lease runtime', () => {
     expect(inJob.devices).toEqual([leased])
     // A container that did not ask for gpu-lease is not touched by it.
     expect(gpusOf('--runtime=nvidia').env).toEqual(['NVIDIA_VISIBLE_DEVICES=all'])
+    // Off, the variable counts: --gpus gives what it names, and the image's `all` the rest.
+    const nvidia = (o: string) => gpusOf(`--runtime=nvidia ${o}`).devices
+    expect(nvidia(`--gpus '"device=${leased}"'`)).toEqual([leased])
+    expect(nvidia('--gpus all')).toEqual(ALL)
+    expect(nvidia('--privileged')).toEqual(ALL)
+    expect(nvidia('-v /dev/null:/var/run/nvidia-container-devices/all')).toEqual(ALL)
+    expect(gpusOf(`${JOB_CONTAINER} --privileged --gpus all`).devices).toEqual([leased])
+    expect(gpusOf('--runtime=gpu-lease').devices).toEqual([])
     expect((await j.end('post')).rc).toBe(0)
     // A second off changes nothing.
     const again = job('off-again').start({'gpu-isolation': 'off'})
-    expect(JSON.parse((await again.main()).outputs['gpu-isolation']).changed).toEqual({})
+    expect(isolationOf((await again.main()).outputs).changed).toEqual({})
     expect(box.read(TOOLKIT_CONFIG)).toBe(SHIPPED)
     expect((await again.end('post')).rc).toBe(0)
   }, 300_000)

@@ -1,4 +1,4 @@
-/** gpu-isolation: the toolkit's two keys, strict and its undoing (pure), and nvidia-ctk's argv. */
+/** gpu-isolation: the toolkit's two keys, strict and its undoing (pure), and nvidia-ctk's use. */
 import {describe, expect, it} from '@jest/globals'
 import {
   ctkCanSet,
@@ -9,6 +9,8 @@ import {
   planIsolation,
   withKey
 } from '../../src/phases/isolation/toolkit-config.js'
+import {writeKeys} from '../../src/phases/isolation/phase.js'
+import {FakeRunner} from './fake-runner.js'
 
 const ENVVAR = 'accept-nvidia-visible-devices-envvar-when-unprivileged'
 const MOUNTS = 'accept-nvidia-visible-devices-as-volume-mounts'
@@ -58,7 +60,10 @@ describe('planIsolation', () => {
     expect(first.record).toEqual({[ENVVAR]: null, [MOUNTS]: null})
     let text = SHIPPED
     for (const [k, v] of Object.entries(first.set)) text = withKey(text, k as typeof ENVVAR, v)
-    expect(planIsolation('strict', {text, record: first.record ?? undefined})).toEqual({set: {}, kept: []})
+    expect(planIsolation('strict', {text, record: first.record ?? undefined})).toEqual({
+      set: {},
+      kept: []
+    })
   })
 
   it("keeps an administrator's value in the record, and an earlier record over a later value", () => {
@@ -123,6 +128,25 @@ describe('nvidia-ctk', () => {
       '--config-file=/etc/nvidia-container-runtime/config.toml',
       '--in-place',
       `--set=${ENVVAR}=false`
+    ])
+  })
+})
+
+describe('writeKeys', () => {
+  it('sets strict through nvidia-ctk 1.14+ as root, in one command, without editing the file', async () => {
+    const runner = new FakeRunner([
+      [['nvidia-ctk', '--version'], {stdout: 'NVIDIA Container Toolkit CLI version 1.17.8\n'}]
+    ])
+    const ctx = {runner, host: {tempDir: '/nonexistent'}} as unknown as Parameters<
+      typeof writeKeys
+    >[0]
+    await writeKeys(ctx, {[ENVVAR]: false, [MOUNTS]: true})
+    expect(runner.calls.map(c => [c.argv, c.options.root === true])).toEqual([
+      [['nvidia-ctk', '--version'], false],
+      [
+        ctkSetArgv('/etc/nvidia-container-runtime/config.toml', {[ENVVAR]: false, [MOUNTS]: true}),
+        true
+      ]
     ])
   })
 })

@@ -504,6 +504,7 @@ describe('a sub-action', () => {
       'gpu-uuids',
       'gpu-indexes',
       'docker-gpus',
+      'docker-gpu-options',
       'gpu-health'
     ])
   })

@@ -60,8 +60,11 @@ function planIsolationPhase(facts: IsolationFacts, inputs: IsolationInputs): Iso
   }
 }
 
-/** Writes the toolkit's config: nvidia-ctk where it can set keys (1.14+), else the file itself. */
-async function writeKeys(ctx: Ctx, set: IsolationChange['set']): Promise<void> {
+/**
+ * Sets keys in TOOLKIT_CONFIG: through nvidia-ctk where it can (1.14+), else by editing the file;
+ * a key to take out (null) always by editing the file.
+ */
+export async function writeKeys(ctx: Ctx, set: IsolationChange['set']): Promise<void> {
   const values = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== null)) as Partial<
     Record<StrictKey, boolean>
   >
