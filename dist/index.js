@@ -47709,6 +47709,7 @@ async function leaseRuntimeCreate(bundle) {
     const uuids = root === undefined ? [] : await leasedTo(root);
     const tmp = `${file}.gpu-lease-${process.pid}`;
     await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, JSON.stringify((0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .leaseSpec */ .WL)(spec, uuids)), { mode: 0o600 });
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, (await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file)).mode & 0o777);
     await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
 }
 

@@ -36,5 +36,6 @@ export async function leaseRuntimeCreate(bundle: string): Promise<void> {
   const uuids = root === undefined ? [] : await leasedTo(root)
   const tmp = `${file}.gpu-lease-${process.pid}`
   await fs.writeFile(tmp, JSON.stringify(leaseSpec(spec, uuids)), {mode: 0o600})
+  await fs.chmod(tmp, (await fs.stat(file)).mode & 0o777)
   await fs.rename(tmp, file)
 }
