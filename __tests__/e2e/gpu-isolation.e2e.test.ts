@@ -6,6 +6,7 @@
  * it asked for and which GPUs the toolkit's rules would give it under config.toml, then runs runc.
  */
 import {createHash} from 'node:crypto'
+import {readFileSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {LEASE_RUNTIME_FILES} from '../../src/docker/lease-runtime.js'
 import {ISOLATION_RECORD, TOOLKIT_CONFIG} from '../../src/phases/isolation/toolkit-config.js'
@@ -24,23 +25,8 @@ const uuid = (n: number): string => {
 const ALL = [uuid(0), uuid(1)]
 const ENVVAR = 'accept-nvidia-visible-devices-envvar-when-unprivileged'
 const MOUNTS = 'accept-nvidia-visible-devices-as-volume-mounts'
-// The head of the config.toml that nvidia-container-toolkit-base installs (`nvidia-ctk config
-// default`, NVIDIA/nvidia-container-toolkit 1.17): both keys commented out, at their defaults.
-const SHIPPED = `#accept-nvidia-visible-devices-as-volume-mounts = false
-#accept-nvidia-visible-devices-envvar-when-unprivileged = true
-disable-require = false
-supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
-#swarm-resource = "DOCKER_RESOURCE_GPU"
-
-[nvidia-container-cli]
-environment = []
-ldconfig = "@/sbin/ldconfig.real"
-load-kmods = true
-
-[nvidia-container-runtime]
-log-level = "info"
-mode = "auto"
-`
+// The toolkit's default config.toml, as `nvidia-ctk config default` writes it (cited in the file).
+const SHIPPED = readFileSync('__fixtures__/nvidia-container-toolkit/config.toml', 'utf8')
 // An image as every CUDA base image is: NVIDIA_VISIBLE_DEVICES=all.
 const CUDA_ALL = 'dgs-e2e/cuda-all:latest'
 const base = {'docker-source': 'distro', 'gpu-runtime': 'none', 'start-registry': 'false'}

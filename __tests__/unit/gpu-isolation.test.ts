@@ -1,4 +1,5 @@
 /** gpu-isolation: the toolkit's two keys, strict and its undoing (pure), and nvidia-ctk's use. */
+import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {
   ctkCanSet,
@@ -15,24 +16,8 @@ import {FakeRunner} from './fake-runner.js'
 const ENVVAR = 'accept-nvidia-visible-devices-envvar-when-unprivileged'
 const MOUNTS = 'accept-nvidia-visible-devices-as-volume-mounts'
 
-// The head of the config.toml that nvidia-container-toolkit-base 1.17 installs
-// (`nvidia-ctk config default`, NVIDIA/nvidia-container-toolkit), as on a host.
-const SHIPPED = `#accept-nvidia-visible-devices-as-volume-mounts = false
-#accept-nvidia-visible-devices-envvar-when-unprivileged = true
-disable-require = false
-supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
-#swarm-resource = "DOCKER_RESOURCE_GPU"
-
-[nvidia-container-cli]
-#debug = "/var/log/nvidia-container-toolkit.log"
-environment = []
-ldconfig = "@/sbin/ldconfig.real"
-load-kmods = true
-
-[nvidia-container-runtime]
-log-level = "info"
-mode = "auto"
-`
+// The toolkit's default config.toml, as `nvidia-ctk config default` writes it (cited in the file).
+const SHIPPED = readFileSync('__fixtures__/nvidia-container-toolkit/config.toml', 'utf8')
 
 describe('config.toml keys', () => {
   it('reads only active top-level lines: a comment or a table key does not count', () => {
