@@ -36847,10 +36847,10 @@ function parseHookInputs(raw) {
 /** The gpu-isolation input: its action.yml default, its type, and its parser (pure). */
 
 /** gpu-isolation with its action.yml default. */
-const ISOLATION_INPUTS = { 'gpu-isolation': 'off' };
+const ISOLATION_INPUTS = { 'gpu-isolation': 'keep' };
 /** Validates gpu-isolation (pure); throws InputError. */
 function parseIsolationInputs(raw) {
-    return { gpuIsolation: (0,input_fields/* oneOf */.yL)(raw, 'gpu-isolation', ['off', 'strict']) };
+    return { gpuIsolation: (0,input_fields/* oneOf */.yL)(raw, 'gpu-isolation', ['keep', 'strict', 'off']) };
 }
 
 // EXTERNAL MODULE: ./src/phases/teardown/phase.ts + 4 modules
@@ -42132,9 +42132,11 @@ function withKey(text, key, value) {
 /**
  * strict: the keys that are not yet strict, each recorded with its value before (a key recorded by
  * an earlier strict keeps that record). off: the recorded keys put back, but only those still as
- * strict left them; then the record goes. Nothing recorded: off changes nothing.
+ * strict left them; then the record goes. Nothing recorded: off changes nothing. keep: nothing.
  */
 function planIsolation(mode, facts) {
+    if (mode === 'keep')
+        return { set: {}, kept: [] };
     const now = keyValues(facts.text ?? '');
     if (mode === 'strict') {
         const set = Object.fromEntries(KEYS.filter(k => now[k] !== STRICT_KEYS[k]).map(k => [k, STRICT_KEYS[k]]));
@@ -42198,7 +42200,7 @@ function ctkSetArgv(file, values) {
 /**
  * GPU isolation phase: gpu-isolation: strict sets the toolkit's config.toml so that unprivileged
  * containers' NVIDIA_VISIBLE_DEVICES no longer counts (the lease arrives as volume mounts); off
- * puts back what strict changed. The one writer of config.toml and of its record.
+ * puts back what strict changed; keep (the default) changes nothing. The one writer of config.toml and of its record.
  */
 
 
@@ -42206,6 +42208,8 @@ function ctkSetArgv(file, values) {
 /** Reads the record, and config.toml only where a change may follow (a plain off run reads one path). */
 async function detectIsolation(ctx) {
     const record = parseRecord(await (0,system_files/* readFileMaybe */.jp)(ctx.runner, ISOLATION_RECORD));
+    if (ctx.inputs.gpuIsolation === 'keep')
+        return { record };
     if (ctx.inputs.gpuIsolation === 'off' && record === undefined)
         return {};
     return { text: await (0,system_files/* readFileMaybe */.jp)(ctx.runner, TOOLKIT_CONFIG), record };
@@ -42280,8 +42284,12 @@ async function reportIsolation(plan, ctx, changed) {
         changed: changed ? plan.change.set : {},
         ...(keys ? { keys } : {})
     };
+    // keep: say whether an earlier strict is in force, from its record alone (no file read).
+    const value = mode === 'keep'
+        ? `keep (${plan.facts.record ? 'strict, set by an earlier run' : 'as installed'})`
+        : mode;
     ctx.show([
-        { label: 'gpu-isolation', value: mode },
+        { label: 'gpu-isolation', value },
         ...(keys
             ? Object.entries(keys).map(([k, v]) => ({
                 label: k,

@@ -131,7 +131,7 @@ export interface Outputs {
 
 /** The `gpu-isolation` output: the mode, the toolkit's file, what this run changed, the keys now. */
 export interface GpuIsolationResult {
-  mode: 'off' | 'strict'
+  mode: 'keep' | 'off' | 'strict'
   config: string
   /** Keys this run set (null: taken out of the file, the toolkit's default holds again). */
   changed: Readonly<Record<string, boolean | null>>

@@ -54,7 +54,7 @@ function gpusOf(options: string): Report {
 
 /** The `gpu-isolation` output. */
 const isolationOf = (outputs: Record<string, string>) =>
-  JSON.parse(outputs['gpu-isolation']) as {changed: Record<string, boolean | null>}
+  JSON.parse(outputs['gpu-isolation']) as {mode: string; changed: Record<string, boolean | null>}
 
 /** A container job's container, made as the runner makes it: its label, its externals at /__e. */
 const JOB_CONTAINER = `--label ${LABEL} -v ${RUNNER}/externals:/__e:ro --runtime=gpu-lease`
@@ -136,18 +136,25 @@ describe('gpu-isolation and the gpu-lease runtime', () => {
       box.sh(`stat -c '%U %a' ${LEASE_RUNTIME_FILES.script} ${LEASE_RUNTIME_FILES.node}`)
     ).toBe('root 755\nroot 755\n')
     expect((await admin.end('post')).rc).toBe(0)
+    // A rerun of strict changes nothing, byte for byte.
+    const before = box.sh(`stat -c %Y ${TOOLKIT_CONFIG}; cat ${TOOLKIT_CONFIG}`)
+    const again = job('strict-again').start({'gpu-isolation': 'strict'})
+    expect(isolationOf((await again.main()).outputs).changed).toEqual({})
+    expect(box.sh(`stat -c %Y ${TOOLKIT_CONFIG}; cat ${TOOLKIT_CONFIG}`)).toBe(before)
+    expect((await again.end('post')).rc).toBe(0)
   }, 300_000)
 
   it("strict: a plain run gets nothing from its image or --gpus; the lease's options and the gpu-lease runtime get the leased GPU; what escapes is measured", async () => {
     const before = box.sh(`stat -c %Y ${TOOLKIT_CONFIG}; cat ${TOOLKIT_CONFIG}`)
-    // A job of the hooked runner: its started hook leases; a rerun of strict changes nothing.
-    const j = job('strict-job').start({gpus: '1', 'gpu-isolation': 'strict'})
+    // A job of the hooked runner that does not name gpu-isolation (keep): its started hook
+    // leases, and the host stays strict.
+    const j = job('strict-job').start({gpus: '1'})
     const main = await j.main()
     expect(main.rc).toBe('0')
+    expect(isolationOf(main.outputs)).toEqual({mode: 'keep', config: TOOLKIT_CONFIG, changed: {}})
     const leased = leaseOf(j)
     expect(ALL).toContain(leased)
     expect(main.outputs['gpu-uuids']).toBe(leased)
-    expect(isolationOf(main.outputs).changed).toEqual({})
     expect(box.sh(`stat -c %Y ${TOOLKIT_CONFIG}; cat ${TOOLKIT_CONFIG}`)).toBe(before)
     const options = main.outputs['docker-gpu-options']
     expect(options).toBe(

@@ -82,6 +82,16 @@ describe('planIsolation', () => {
     )
   })
 
+  it('keep changes nothing, with or without a record of strict', () => {
+    const strict = `${ENVVAR} = false\n${MOUNTS} = true\n`
+    expect(planIsolation('keep', {record: {[ENVVAR]: null, [MOUNTS]: null}})).toEqual({
+      set: {},
+      kept: []
+    })
+    expect(planIsolation('keep', {text: strict})).toEqual({set: {}, kept: []})
+    expect(planIsolation('keep', {})).toEqual({set: {}, kept: []})
+  })
+
   it('off without a record changes nothing, whatever the file says', () => {
     expect(planIsolation('off', {text: `${ENVVAR} = false\n`})).toEqual({set: {}, kept: []})
     expect(planIsolation('off', {})).toEqual({set: {}, kept: []})

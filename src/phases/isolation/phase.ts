@@ -1,7 +1,7 @@
 /**
  * GPU isolation phase: gpu-isolation: strict sets the toolkit's config.toml so that unprivileged
  * containers' NVIDIA_VISIBLE_DEVICES no longer counts (the lease arrives as volume mounts); off
- * puts back what strict changed. The one writer of config.toml and of its record.
+ * puts back what strict changed; keep (the default) changes nothing. The one writer of config.toml and of its record.
  */
 import {HostError} from '../../errors.js'
 import {readFileMaybe, removeFile, writeFileAtomic} from '../../system/files.js'
@@ -33,6 +33,7 @@ type Ctx = PhaseContext<IsolationInputs>
 /** Reads the record, and config.toml only where a change may follow (a plain off run reads one path). */
 async function detectIsolation(ctx: Ctx): Promise<IsolationFacts> {
   const record = parseRecord(await readFileMaybe(ctx.runner, ISOLATION_RECORD))
+  if (ctx.inputs.gpuIsolation === 'keep') return {record}
   if (ctx.inputs.gpuIsolation === 'off' && record === undefined) return {}
   return {text: await readFileMaybe(ctx.runner, TOOLKIT_CONFIG), record}
 }
@@ -111,8 +112,13 @@ async function reportIsolation(plan: IsolationPlan, ctx: Ctx, changed: boolean):
     changed: changed ? plan.change.set : {},
     ...(keys ? {keys} : {})
   }
+  // keep: say whether an earlier strict is in force, from its record alone (no file read).
+  const value =
+    mode === 'keep'
+      ? `keep (${plan.facts.record ? 'strict, set by an earlier run' : 'as installed'})`
+      : mode
   ctx.show([
-    {label: 'gpu-isolation', value: mode},
+    {label: 'gpu-isolation', value},
     ...(keys
       ? Object.entries(keys).map(([k, v]) => ({
           label: k,

@@ -4,6 +4,8 @@
  * record of what strict changed, and the plan that sets them (strict) or puts them back (off).
  */
 
+import type {IsolationMode} from './inputs.js'
+
 /** The toolkit's config file, read by nvidia-container-runtime and its hook at every container start. */
 export const TOOLKIT_CONFIG = '/etc/nvidia-container-runtime/config.toml'
 
@@ -88,9 +90,10 @@ export interface IsolationChange {
 /**
  * strict: the keys that are not yet strict, each recorded with its value before (a key recorded by
  * an earlier strict keeps that record). off: the recorded keys put back, but only those still as
- * strict left them; then the record goes. Nothing recorded: off changes nothing.
+ * strict left them; then the record goes. Nothing recorded: off changes nothing. keep: nothing.
  */
-export function planIsolation(mode: 'off' | 'strict', facts: IsolationFacts): IsolationChange {
+export function planIsolation(mode: IsolationMode, facts: IsolationFacts): IsolationChange {
+  if (mode === 'keep') return {set: {}, kept: []}
   const now = keyValues(facts.text ?? '')
   if (mode === 'strict') {
     const set = Object.fromEntries(
