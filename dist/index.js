@@ -34692,6 +34692,134 @@ const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
 
 /***/ }),
 
+/***/ 7143:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D: () => (/* binding */ leaseRuntimeFragment),
+/* harmony export */   WL: () => (/* binding */ leaseSpec),
+/* harmony export */   a7: () => (/* binding */ LEASE_RUNTIME_FILES),
+/* harmony export */   ew: () => (/* binding */ leaseRuntimeScript),
+/* harmony export */   kw: () => (/* binding */ runnerRootOf)
+/* harmony export */ });
+/* unused harmony exports LEASE_RUNTIME, EXTERNALS_MOUNT, DEVICE_MOUNT_ROOT */
+/** Its folder: root's, beside the runners' hook folders (runner-hooks: install writes both). */
+const DIR = '/usr/local/lib/docker-gpu-setup/gpu-lease';
+/** The runtime's name in daemon.json, as a workflow names it: `--runtime=gpu-lease`. */
+const LEASE_RUNTIME = 'gpu-lease';
+/**
+ * Its files, root's and shared by every runner of the host (it finds each container's runner):
+ * the script Docker runs, and the bundle and node it runs on `create`. The node is a copy: the
+ * runner's own node lives in the runner user's folder, and what dockerd runs as root must not be
+ * replaceable by that user.
+ */
+const LEASE_RUNTIME_FILES = {
+    dir: DIR,
+    script: `${DIR}/runtime`,
+    bundle: `${DIR}/index.js`,
+    packageJson: `${DIR}/package.json`,
+    node: `${DIR}/node`
+};
+/** daemon.json's entry for the runtime (merged by the daemon phase; runtimes reload on SIGHUP). */
+const leaseRuntimeFragment = {
+    source: 'runner-hooks',
+    value: { runtimes: { [LEASE_RUNTIME]: { path: LEASE_RUNTIME_FILES.script } } }
+};
+/** Where the runner mounts its `externals` folder in a job container (ContainerInfo.cs). */
+const EXTERNALS_MOUNT = '/__e';
+/** The toolkit's folder of device requests as volume mounts (cuda_image.go). */
+const DEVICE_MOUNT_ROOT = '/var/run/nvidia-container-devices';
+/**
+ * The runtime script. Only `create` (the first word that is neither an option nor the value of
+ * runc's global --root, --log, --log-format, --criu or --rootless) runs node, to rewrite the
+ * bundle's config.json; a failed rewrite fails the create (no container, rather than one with
+ * GPUs that are not its own). Every other command goes straight on, at a shell's speed.
+ */
+function leaseRuntimeScript() {
+    const f = LEASE_RUNTIME_FILES;
+    return `#!/bin/bash
+# docker-gpu-setup (runner-hooks: install): the gpu-lease runtime. On create, the container gets
+# exactly the GPUs leased to its runner's job (none without a lease); then, as every other
+# command, it goes on to nvidia-container-runtime (runc where the toolkit is not installed).
+set -u
+next=$(command -v nvidia-container-runtime || command -v runc) || {
+  echo 'gpu-lease: neither nvidia-container-runtime nor runc is on PATH' >&2
+  exit 1
+}
+args=("$@") cmd='' bundle=.
+for ((i = 0; i < \${#args[@]}; i++)); do
+  a=\${args[i]}
+  if [ -z "$cmd" ]; then
+    case $a in
+      --root | --log | --log-format | --criu | --rootless) i=$((i + 1)) ;;
+      -*) ;;
+      *) cmd=$a ;;
+    esac
+  elif [ "$cmd" = create ]; then
+    case $a in
+      --bundle | -b) i=$((i + 1)) && bundle=\${args[i]:-.} ;;
+      --bundle=*) bundle=\${a#--bundle=} ;;
+    esac
+  fi
+done
+if [ "$cmd" = create ]; then
+  '${f.node}' '${f.bundle}' gpu-lease-create "$bundle" || exit 1
+fi
+exec "$next" "$@"
+`;
+}
+/** An absolute path without empty, `.` and `..` parts (as filepath.Clean leaves it). */
+function clean(p) {
+    const parts = [];
+    for (const part of p.split('/')) {
+        if (part === '..')
+            parts.pop();
+        else if (part !== '' && part !== '.')
+            parts.push(part);
+    }
+    return `/${parts.join('/')}`;
+}
+/** The runner a container belongs to: the folder above the `externals` it mounts at /__e. */
+function runnerRootOf(spec) {
+    const m = (spec.mounts ?? []).find(m => clean(m.destination) === EXTERNALS_MOUNT);
+    if (!m?.source?.startsWith('/'))
+        return undefined;
+    const source = clean(m.source);
+    return source.endsWith('/externals') ? source.slice(0, -'/externals'.length) || '/' : undefined;
+}
+/** The toolkit counts a mount whose destination is under its folder (filepath.Clean'd) as a request. */
+const underDeviceRoot = (destination) => `${clean(destination)}/`.startsWith(`${DEVICE_MOUNT_ROOT}/`);
+/**
+ * The spec with exactly `uuids` asked of the toolkit, both ways it reads them: the variable
+ * (honoured while envvar-when-unprivileged is on, and for a privileged container) and the volume
+ * mounts (honoured with as-volume-mounts on, as strict sets it). Every other request goes: the
+ * image's or `-e` NVIDIA_VISIBLE_DEVICES, `--gpus` (Docker passes it as that variable), other
+ * mounts under the toolkit's folder, and CDI annotations (read before both). No GPU: `void`.
+ */
+function leaseSpec(spec, uuids) {
+    const env = (spec.process?.env ?? []).filter(e => !e.startsWith('NVIDIA_VISIBLE_DEVICES='));
+    env.push(`NVIDIA_VISIBLE_DEVICES=${uuids.length > 0 ? uuids.join(',') : 'void'}`);
+    const mounts = (spec.mounts ?? []).filter(m => !underDeviceRoot(m.destination));
+    for (const uuid of uuids) {
+        mounts.push({
+            destination: `${DEVICE_MOUNT_ROOT}/${uuid}`,
+            type: 'bind',
+            source: '/dev/null',
+            options: ['rbind', 'ro', 'rprivate']
+        });
+    }
+    const annotations = Object.fromEntries(Object.entries(spec.annotations ?? {}).filter(([k]) => !k.startsWith('cdi.k8s.io/')));
+    return {
+        ...spec,
+        process: { ...spec.process, env },
+        mounts,
+        ...(spec.annotations ? { annotations } : {})
+    };
+}
+
+
+/***/ }),
+
 /***/ 5996:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -35111,6 +35239,7 @@ const PHASES = [
     'engine',
     'daemon',
     'hold',
+    'isolation',
     'hooks',
     'registry',
     'disk',
@@ -35189,7 +35318,14 @@ const GPUS = {
     inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
     defaults: { gpus: '1' },
     phases: ['health', 'gpus'],
-    outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'cdi-devices', 'gpu-health']
+    outputs: [
+        'gpu-uuids',
+        'gpu-indexes',
+        'docker-gpus',
+        'docker-gpu-options',
+        'cdi-devices',
+        'gpu-health'
+    ]
 };
 /** Every entry; the sub-actions after the root. */
 const ENTRIES = [SETUP, PUSH, REGISTRY, GPUS];
@@ -35486,11 +35622,13 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(623);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3573);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6173);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
+/* harmony import */ var _phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7758);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6173);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2462);
 /** The bundle's entry: the main or post step of the action.yml the runner started, or a job hook. */
+
 
 
 
@@ -35504,13 +35642,20 @@ if (hook === 'job-started') {
     await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .jobStartedHook */ .Cj)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__/* .readHookConfig */ .C)());
 }
 else if (hook === 'job-completed') {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .jobCompletedHook */ .A)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__/* .readHookConfig */ .C)());
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_4__/* .jobCompletedHook */ .A)(await (0,_phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__/* .readHookConfig */ .C)());
 }
-else if ((0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .isPostStep */ .pq)()) {
-    await (0,_post_js__WEBPACK_IMPORTED_MODULE_3__/* .post */ .b)();
+else if (hook === 'gpu-lease-create') {
+    // The gpu-lease runtime, before each container it creates; a failure fails the create.
+    await (0,_phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__/* .leaseRuntimeCreate */ .t)(process.argv[3] ?? '.').catch((e) => {
+        process.stderr.write(`gpu-lease: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
+    });
+}
+else if ((0,_state_js__WEBPACK_IMPORTED_MODULE_5__/* .isPostStep */ .pq)()) {
+    await (0,_post_js__WEBPACK_IMPORTED_MODULE_4__/* .post */ .b)();
 }
 else {
-    (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .markMainStep */ .BV)();
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_5__/* .markMainStep */ .BV)();
     await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .eF)({ entry: (0,_entries_js__WEBPACK_IMPORTED_MODULE_0__/* .entryForScript */ .p4)(process.argv[1]) });
 }
 
@@ -35674,7 +35819,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 623:
+/***/ 3573:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36712,6 +36857,16 @@ function parseHookInputs(raw) {
     return { runnerHooks: (0,input_fields/* oneOf */.yL)(raw, 'runner-hooks', ['install', 'remove', 'none']) };
 }
 
+;// CONCATENATED MODULE: ./src/phases/isolation/inputs.ts
+/** The gpu-isolation input: its action.yml default, its type, and its parser (pure). */
+
+/** gpu-isolation with its action.yml default. */
+const ISOLATION_INPUTS = { 'gpu-isolation': 'keep' };
+/** Validates gpu-isolation (pure); throws InputError. */
+function parseIsolationInputs(raw) {
+    return { gpuIsolation: (0,input_fields/* oneOf */.yL)(raw, 'gpu-isolation', ['keep', 'strict', 'off']) };
+}
+
 // EXTERNAL MODULE: ./src/phases/teardown/phase.ts + 4 modules
 var phase = __nccwpck_require__(864);
 // EXTERNAL MODULE: ./src/phases/teardown/inputs.ts
@@ -36723,6 +36878,7 @@ var registry_spec = __nccwpck_require__(4507);
  * The action's inputs: every phase's slice composed into one validated, frozen Inputs, and the
  * only reader of the runner's raw input values (core.getInput).
  */
+
 
 
 
@@ -36757,7 +36913,8 @@ const INPUT_DEFAULTS = {
     ...DISK_INPUTS,
     ...RUN_INPUTS,
     ...teardown_inputs/* TEARDOWN_INPUTS */.HM,
-    ...HOOK_INPUTS
+    ...HOOK_INPUTS,
+    ...ISOLATION_INPUTS
 };
 function parseRunInputs(raw) {
     return {
@@ -36785,6 +36942,7 @@ function parseInputs(raw, host) {
     const run = Object.freeze(parseRunInputs(raw));
     const teardown = Object.freeze((0,teardown_inputs/* parseTeardownInputs */.jZ)(raw));
     const hooks = Object.freeze(parseHookInputs(raw));
+    const isolation = Object.freeze(parseIsolationInputs(raw));
     return Object.freeze({
         engine,
         daemon,
@@ -36796,7 +36954,8 @@ function parseInputs(raw, host) {
         disk,
         run,
         teardown,
-        hooks
+        hooks,
+        isolation
     });
 }
 /** daemon-config's own `proxies` and the proxy inputs would fight over one key: one source only. */
@@ -36880,8 +37039,10 @@ function phaseSettings(inputs, identity) {
             ...daemon,
             offlineDebs,
             registryFragments: (0,registry_spec/* registryFragments */.vO)(registry, identity),
-            proxies
+            proxies,
+            leaseRuntime: inputs.hooks.runnerHooks === 'install'
         },
+        isolation: inputs.isolation,
         registry: { ...registry, offlineDebs, proxies },
         push: {
             ...push,
@@ -37706,6 +37867,8 @@ function planDaemonProxies(facts, p) {
     };
 }
 
+// EXTERNAL MODULE: ./src/docker/lease-runtime.ts
+var lease_runtime = __nccwpck_require__(7143);
 ;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
 /**
  * Whether running containers lose their GPUs on `systemctl daemon-reload`, and NVIDIA's fix for
@@ -37914,6 +38077,7 @@ function describeDeviceFix(a) {
 
 
 
+
 /** The one file this phase writes. */
 const DAEMON_JSON = '/etc/docker/daemon.json';
 function describe(a) {
@@ -38018,6 +38182,7 @@ function toolkitInstall(facts, inputs) {
 function daemonFragments(inputs, nvidia, cdi, proxy) {
     return [
         ...(nvidia ? [nvidiaFragment({ nvidiaDefaultRuntime: inputs.nvidiaDefaultRuntime, cdi })] : []),
+        ...(inputs.leaseRuntime ? [lease_runtime/* leaseRuntimeFragment */.D] : []),
         ...inputs.registryFragments,
         ...proxy,
         ...(inputs.daemonConfig ? [{ source: 'daemon-config', value: inputs.daemonConfig }] : [])
@@ -42123,9 +42288,20 @@ const driverHoldPhase = {
 /** Writes or removes the hook files (root's) and the runner's .env (the runner user's, kept so). */
 
 
+
 /** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
 async function applyHooks(plan, ctx) {
-    const scripts = [plan.files?.started, plan.files?.completed];
+    const scripts = [plan.files?.started, plan.files?.completed, lease_runtime/* LEASE_RUNTIME_FILES */.a7.script];
+    if (plan.copyNode) {
+        // A copy, root's: what dockerd runs as root must not be a file the runner's user can replace.
+        const dir = lease_runtime/* LEASE_RUNTIME_FILES */.a7.dir;
+        await ctx.runner.run(['install', '-d', '-m', '0755', '-o', 'root', '-g', 'root', dir], {
+            root: true
+        });
+        const tmp = `${lease_runtime/* LEASE_RUNTIME_FILES */.a7.node}.tmp-${process.pid}`;
+        await ctx.runner.run(['install', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp], { root: true });
+        await ctx.runner.run(['mv', '-f', '--', tmp, lease_runtime/* LEASE_RUNTIME_FILES */.a7.node], { root: true });
+    }
     for (const [file, text] of Object.entries(plan.write)) {
         await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, file, text, scripts.includes(file) ? 0o755 : 0o644, ctx.host.tempDir);
     }
@@ -42168,6 +42344,251 @@ const hooksPhase = {
     plan: (facts, { inputs }) => (0,hooks_plan/* planHooks */.qf)(facts, inputs),
     apply: applyHooks,
     verify: verifyHooks
+};
+
+;// CONCATENATED MODULE: ./src/phases/isolation/toolkit-config.ts
+/**
+ * gpu-isolation as data (pure): the two top-level keys of the NVIDIA container toolkit's
+ * config.toml that decide whether an unprivileged container's NVIDIA_VISIBLE_DEVICES counts, the
+ * record of what strict changed, and the plan that sets them (strict) or puts them back (off).
+ */
+/** The toolkit's config file, read by nvidia-container-runtime and its hook at every container start. */
+const TOOLKIT_CONFIG = '/etc/nvidia-container-runtime/config.toml';
+/** What strict changed, and what each key held before (null: the line was not there). */
+const ISOLATION_RECORD = '/var/lib/docker-gpu-setup/gpu-isolation.json';
+/**
+ * The keys and the values strict sets (api/config/v1/config.go of the toolkit; defaults true and
+ * false). With the first false, the toolkit takes NVIDIA_VISIBLE_DEVICES only from a container
+ * with CAP_SYS_ADMIN; Docker's `--gpus` arrives as that same variable, so the lease must come as
+ * `/dev/null` volume mounts under /var/run/nvidia-container-devices, which the second turns on.
+ */
+const STRICT_KEYS = {
+    'accept-nvidia-visible-devices-envvar-when-unprivileged': false,
+    'accept-nvidia-visible-devices-as-volume-mounts': true
+};
+const KEYS = Object.keys(STRICT_KEYS);
+/** A top-level `key = value` line, before the first table (a commented line does not count). */
+const lineOf = (key) => new RegExp(`^[ \\t]*${key.replace(/[-.]/g, '\\$&')}[ \\t]*=[ \\t]*(true|false)[ \\t]*(#.*)?$`);
+/** Index of the first table header (`[name]`), or the line count: top-level keys come before it. */
+function tableStart(lines) {
+    const i = lines.findIndex(l => /^[ \t]*\[/.test(l));
+    return i < 0 ? lines.length : i;
+}
+/** The two keys' values in the file's text. */
+function keyValues(text) {
+    const lines = text.split('\n');
+    const top = lines.slice(0, tableStart(lines));
+    const out = {};
+    for (const key of KEYS) {
+        const m = top.map(l => lineOf(key).exec(l)).find(Boolean);
+        out[key] = m ? m[1] === 'true' : null;
+    }
+    return out;
+}
+/**
+ * The text with `key` set to `value` (null: its line taken out), every other line kept: the line
+ * replaced where it is, else added before the first table, as the toolkit's own file lays it out.
+ */
+function withKey(text, key, value) {
+    const lines = text.split('\n');
+    const end = tableStart(lines);
+    const at = lines.slice(0, end).findIndex(l => lineOf(key).test(l));
+    if (value === null)
+        return at < 0 ? text : lines.filter((_, i) => i !== at).join('\n');
+    const line = `${key} = ${value}`;
+    if (at >= 0)
+        lines[at] = line;
+    // Before the blank line that ends the top-level keys, where there is one.
+    else
+        lines.splice(end > 0 && lines[end - 1] === '' ? end - 1 : end, 0, line);
+    return lines.join('\n');
+}
+/**
+ * strict: the keys that are not yet strict, each recorded with its value before (a key recorded by
+ * an earlier strict keeps that record). off: the recorded keys put back, but only those still as
+ * strict left them; then the record goes. Nothing recorded: off changes nothing. keep: nothing.
+ */
+function planIsolation(mode, facts) {
+    if (mode === 'keep')
+        return { set: {}, kept: [] };
+    const now = keyValues(facts.text ?? '');
+    if (mode === 'strict') {
+        const set = Object.fromEntries(KEYS.filter(k => now[k] !== STRICT_KEYS[k]).map(k => [k, STRICT_KEYS[k]]));
+        if (Object.keys(set).length === 0)
+            return { set, kept: [] };
+        const before = Object.fromEntries(Object.keys(set).map(k => [k, now[k]]));
+        return { set, record: { ...before, ...facts.record }, kept: [] };
+    }
+    if (facts.record === undefined)
+        return { set: {}, kept: [] };
+    const recorded = KEYS.filter(k => k in facts.record);
+    const ours = recorded.filter(k => now[k] === STRICT_KEYS[k]);
+    const set = Object.fromEntries(ours.filter(k => now[k] !== facts.record[k]).map(k => [k, facts.record[k] ?? null]));
+    const kept = recorded
+        .filter(k => !ours.includes(k))
+        .map(k => `${k} = ${String(now[k])}: changed since strict set it`);
+    return { set, record: null, kept };
+}
+/** Parses the record file; a damaged one counts as none (off then changes nothing). */
+function parseRecord(text) {
+    if (text === undefined)
+        return undefined;
+    try {
+        const v = JSON.parse(text);
+        const out = {};
+        for (const k of KEYS) {
+            if (v[k] === null || typeof v[k] === 'boolean')
+                out[k] = v[k];
+        }
+        return out;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** nvidia-ctk's version from `nvidia-ctk --version` ("NVIDIA Container Toolkit CLI version 1.14.6"). */
+function ctkVersion(text) {
+    const m = /version (\d+)\.(\d+)/.exec(text);
+    return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+/**
+ * `nvidia-ctk config --set key=value --in-place` arrived in toolkit 1.14.0 (cmd/nvidia-ctk/config
+ * in NVIDIA/nvidia-container-toolkit); a bool key cannot be taken out with it, so a key that had
+ * no line before strict is taken out by editing the file.
+ */
+function ctkCanSet(version) {
+    return version !== undefined && (version[0] > 1 || (version[0] === 1 && version[1] >= 14));
+}
+/** The nvidia-ctk command that sets `values` in `file` (argv). */
+function ctkSetArgv(file, values) {
+    return [
+        'nvidia-ctk',
+        'config',
+        `--config-file=${file}`,
+        '--in-place',
+        ...Object.entries(values).map(([k, v]) => `--set=${k}=${String(v)}`)
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/phases/isolation/phase.ts
+/**
+ * GPU isolation phase: gpu-isolation: strict sets the toolkit's config.toml so that unprivileged
+ * containers' NVIDIA_VISIBLE_DEVICES no longer counts (the lease arrives as volume mounts); off
+ * puts back what strict changed; keep (the default) changes nothing. The one writer of config.toml and of its record.
+ */
+
+
+
+/** Reads the record, and config.toml only where a change may follow (a plain off run reads one path). */
+async function detectIsolation(ctx) {
+    const record = parseRecord(await (0,system_files/* readFileMaybe */.jp)(ctx.runner, ISOLATION_RECORD));
+    if (ctx.inputs.gpuIsolation === 'keep')
+        return { record };
+    if (ctx.inputs.gpuIsolation === 'off' && record === undefined)
+        return {};
+    return { text: await (0,system_files/* readFileMaybe */.jp)(ctx.runner, TOOLKIT_CONFIG), record };
+}
+/** The plan (pure); strict without the toolkit's config file is refused before any change. */
+function planIsolationPhase(facts, inputs) {
+    const mode = inputs.gpuIsolation;
+    if (mode === 'strict' && facts.text === undefined) {
+        throw new errors/* HostError */.dh(`gpu-isolation: strict needs the NVIDIA container toolkit's ${TOOLKIT_CONFIG}, which is not there. Install the toolkit (gpu-runtime: nvidia) and run again.`);
+    }
+    const change = planIsolation(mode, facts);
+    const steps = Object.entries(change.set).map(([k, v]) => ({
+        description: v === null ? `take ${k} out of ${TOOLKIT_CONFIG}` : `set ${k} = ${v} in ${TOOLKIT_CONFIG}`
+    }));
+    if (change.record === null)
+        steps.push({ description: `remove ${ISOLATION_RECORD}` });
+    return {
+        found: `gpu-isolation ${mode}`,
+        steps,
+        warnings: change.kept.map(k => `gpu-isolation: off left ${TOOLKIT_CONFIG}: ${k}.`),
+        facts,
+        change
+    };
+}
+/**
+ * Sets keys in TOOLKIT_CONFIG: through nvidia-ctk where it can (1.14+), else by editing the file;
+ * a key to take out (null) always by editing the file.
+ */
+async function writeKeys(ctx, set) {
+    const values = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== null));
+    const removed = Object.keys(set).filter(k => set[k] === null);
+    // Not installed (an older toolkit, or none): the file is edited as the toolkit documents it.
+    const probe = await ctx.runner
+        .run(['nvidia-ctk', '--version'], { allowFailure: true })
+        .catch(() => undefined);
+    if (Object.keys(values).length > 0 &&
+        probe?.exitCode === 0 &&
+        ctkCanSet(ctkVersion(probe.stdout))) {
+        await ctx.runner.run(ctkSetArgv(TOOLKIT_CONFIG, values), { root: true });
+    }
+    else {
+        removed.push(...Object.keys(values));
+    }
+    if (removed.length === 0)
+        return;
+    // The rest by hand, every other line kept (a key is one `key = value` line above the tables).
+    let text = (await (0,system_files/* readFileMaybe */.jp)(ctx.runner, TOOLKIT_CONFIG)) ?? '';
+    for (const k of removed)
+        text = withKey(text, k, set[k] ?? null);
+    await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, TOOLKIT_CONFIG, text, 0o644, ctx.host.tempDir);
+}
+/** Records what strict changes first (so off can put it back after a failure), then writes. */
+async function applyIsolation(plan, ctx) {
+    const { change } = plan;
+    if (change.record) {
+        const text = `${JSON.stringify(change.record)}\n`;
+        await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, ISOLATION_RECORD, text, 0o644, ctx.host.tempDir);
+    }
+    if (Object.keys(change.set).length > 0)
+        await writeKeys(ctx, change.set);
+    if (change.record === null)
+        await (0,system_files/* removeFile */.nM)(ctx.runner, ISOLATION_RECORD);
+}
+/** The output and the summary: the mode, and the keys as the file now has them. */
+async function reportIsolation(plan, ctx, changed) {
+    const mode = ctx.inputs.gpuIsolation;
+    const text = changed ? await (0,system_files/* readFileMaybe */.jp)(ctx.runner, TOOLKIT_CONFIG) : plan.facts.text;
+    const keys = text === undefined ? undefined : keyValues(text);
+    ctx.outputs.gpuIsolation = {
+        mode,
+        config: TOOLKIT_CONFIG,
+        changed: changed ? plan.change.set : {},
+        ...(keys ? { keys } : {})
+    };
+    // keep: say whether an earlier strict is in force, from its record alone (no file read).
+    const value = mode === 'keep'
+        ? `keep (${plan.facts.record ? 'strict, set by an earlier run' : 'as installed'})`
+        : mode;
+    ctx.show([
+        { label: 'gpu-isolation', value },
+        ...(keys
+            ? Object.entries(keys).map(([k, v]) => ({
+                label: k,
+                value: v === null ? 'default' : String(v)
+            }))
+            : [])
+    ]);
+}
+/** GPU isolation: the toolkit's two keys, set by strict and put back by off. */
+const isolationPhase = {
+    name: 'GPU isolation',
+    detect: detectIsolation,
+    plan: (facts, { inputs }) => planIsolationPhase(facts, inputs),
+    apply: applyIsolation,
+    verify: async (plan, ctx) => {
+        const text = (await (0,system_files/* readFileMaybe */.jp)(ctx.runner, TOOLKIT_CONFIG)) ?? '';
+        const now = keyValues(text);
+        for (const [k, v] of Object.entries(plan.change.set)) {
+            if (now[k] !== v) {
+                throw new errors/* HostError */.dh(`${TOOLKIT_CONFIG}: ${k} is ${String(now[k])} after setting it to ${String(v)}.`);
+            }
+        }
+        return `gpu-isolation ${ctx.inputs.gpuIsolation}`;
+    },
+    check: (plan, ctx, changed) => reportIsolation(plan, ctx, changed)
 };
 
 ;// CONCATENATED MODULE: ./src/phases/pipeline.ts
@@ -46798,6 +47219,7 @@ var lock = __nccwpck_require__(6714);
 
 
 
+
 const fsHost = {
     pathKind(path) {
         try {
@@ -46824,6 +47246,7 @@ function phaseStages(inputs, shared, phases = entries/* PHASES */.ZG) {
         engine: stage(enginePhase, { ...shared, inputs: settings.engine }),
         daemon: stage(daemonPhase, { ...shared, inputs: settings.daemon }),
         hold: stage(driverHoldPhase, { ...shared, inputs: settings.driverHold }),
+        isolation: stage(isolationPhase, { ...shared, inputs: settings.isolation }),
         hooks: stage(hooksPhase, { ...shared, inputs: settings.hooks }),
         registry: stage(registryPhase, { ...shared, inputs: settings.registry }),
         disk: stage(diskPhase, { ...shared, inputs: settings.disk }),
@@ -46973,6 +47396,7 @@ async function jobStartedHook(config, runner = new exec_runner/* ExecRunner */.i
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   P0: () => (/* binding */ OUTPUT_NAMES),
 /* harmony export */   P3: () => (/* binding */ digestsText),
+/* harmony export */   XP: () => (/* binding */ dockerGpuOptions),
 /* harmony export */   ZN: () => (/* binding */ teardownJson),
 /* harmony export */   uN: () => (/* binding */ outputValues)
 /* harmony export */ });
@@ -47005,7 +47429,9 @@ const OUTPUT_NAMES = [
     'cdi-devices',
     'gpu-health',
     'freed-bytes',
-    'teardown'
+    'teardown',
+    'docker-gpu-options',
+    'gpu-isolation'
 ];
 /** The `teardown` output: JSON {removed, kept}, each a list of {kind, id, why}. */
 function teardownJson(r) {
@@ -47035,6 +47461,21 @@ function digestsText(images) {
 function dockerGpus(leases) {
     return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`;
 }
+/**
+ * The `docker-gpu-options` output: the lease as `docker run` options for the nvidia runtime that
+ * hold in both gpu-isolation modes: `-e NVIDIA_VISIBLE_DEVICES=<uuids>` (what the toolkit reads
+ * with isolation off; it replaces an image's `all`) and one
+ * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU (what it reads with strict,
+ * where the variable no longer counts). No word holds a space: split it as words.
+ */
+function dockerGpuOptions(leases) {
+    if (leases.length === 0)
+        return '';
+    return [
+        `-e NVIDIA_VISIBLE_DEVICES=${leases.map(l => l.uuid).join(',')}`,
+        ...leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`)
+    ].join(' ');
+}
 /** Every output's text (pure); an output nothing set is empty. */
 function outputValues(o) {
     return {
@@ -47059,7 +47500,9 @@ function outputValues(o) {
         'cdi-devices': (o.cdiDevices ?? []).join(','),
         'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
         'freed-bytes': text(o.disk?.freedBytes),
-        teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
+        teardown: o.teardown === undefined ? '' : teardownJson(o.teardown),
+        'docker-gpu-options': dockerGpuOptions(o.gpuLeases ?? []),
+        'gpu-isolation': o.gpuIsolation === undefined ? '' : JSON.stringify(o.gpuIsolation)
     };
 }
 
@@ -47080,11 +47523,13 @@ function outputValues(o) {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6058);
 /* harmony import */ var _cdi_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1600);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _outputs_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7729);
 /* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6714);
 /* harmony import */ var _detect_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1427);
 /* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6616);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1235);
 /** Takes the planned GPU leases (lease files in the lock folder) and publishes them: the outputs, the post step's state, and NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES exported directly. */
+
 
 
 
@@ -47255,6 +47700,8 @@ function publishLeases(ctx, picks, cdi = new Set()) {
         ctx.outputs.cdiDevices = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases, cdi);
         _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CDI_DEVICES', ctx.outputs.cdiDevices.join(','));
     }
+    // The same GPUs as docker run options that hold in both gpu-isolation modes.
+    _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('DOCKER_GPU_OPTIONS', (0,_outputs_js__WEBPACK_IMPORTED_MODULE_8__/* .dockerGpuOptions */ .XP)(leases));
 }
 /**
  * Leases the GPUs: takes them at once when enough are free, else waits up to gpu-wait (holding no
@@ -47574,6 +48021,67 @@ function busyness(d) {
 
 /***/ }),
 
+/***/ 7758:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   t: () => (/* binding */ leaseRuntimeCreate)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9929);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
+/* harmony import */ var _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7143);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
+/**
+ * The gpu-lease runtime's `create` (run as root by Docker's shim, through the runtime script):
+ * reads the bundle's config.json, finds the container's runner and its job's leases, and writes
+ * the spec back with exactly those GPUs. Reads /run/docker-gpu-setup and /proc; writes config.json.
+ */
+
+
+
+
+
+
+
+/**
+ * The GPUs leased to the job that runs under the runner in `root`: leases whose worker still runs
+ * (same pid and start) and lives in that runner's folder. A runner runs one job at a time.
+ */
+async function leasedTo(root) {
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE).catch(() => []);
+    const uuids = [];
+    for (const name of names.sort()) {
+        if ((0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .uuidOfLeaseFile */ .hg)(name) === undefined)
+            continue;
+        const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, name), 'utf8').catch(() => '');
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .parseLease */ .QM)(text);
+        if (!lease || !(0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .sameProcessAlive */ .bZ)(lease.pid, lease.start))
+            continue;
+        if ((await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(lease.pid)) === root)
+            uuids.push(lease.uuid);
+    }
+    return uuids;
+}
+/** Rewrites `<bundle>/config.json`; a container of no runner, or of one without a lease, gets no GPU. */
+async function leaseRuntimeCreate(bundle) {
+    const file = node_path__WEBPACK_IMPORTED_MODULE_1__.join(bundle, 'config.json');
+    const spec = JSON.parse(await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8'));
+    const root = (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .runnerRootOf */ .kw)(spec);
+    const uuids = root === undefined ? [] : await leasedTo(root);
+    const tmp = `${file}.gpu-lease-${process.pid}`;
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, JSON.stringify((0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .leaseSpec */ .WL)(spec, uuids)), { mode: 0o600 });
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, (await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file)).mode & 0o777);
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+}
+
+
+/***/ }),
+
 /***/ 6616:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -47796,8 +48304,10 @@ function planGpus(facts, inputs) {
 /* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9929);
 /* harmony import */ var _system_files_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1650);
 /* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3604);
+/* harmony import */ var _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7143);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3604);
 /** Reads the runner's folder, its .env and the installed hook files (changes nothing). */
+
 
 
 
@@ -47814,8 +48324,14 @@ async function detectHooks(ctx) {
     const folder = worker ? await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(worker.pid) : undefined;
     const installed = {};
     if (folder !== undefined) {
-        for (const f of (0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .fileList */ .$Y)((0,_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .hookFilesOf */ .El)(folder)))
+        const runtime = [
+            _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .LEASE_RUNTIME_FILES */ .a7.script,
+            _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .LEASE_RUNTIME_FILES */ .a7.bundle,
+            _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .LEASE_RUNTIME_FILES */ .a7.packageJson
+        ];
+        for (const f of [...(0,_plan_js__WEBPACK_IMPORTED_MODULE_6__/* .fileList */ .$Y)((0,_plan_js__WEBPACK_IMPORTED_MODULE_6__/* .hookFilesOf */ .El)(folder)), ...runtime]) {
             installed[f] = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(ctx.runner, f);
+        }
     }
     return {
         folder,
@@ -47823,8 +48339,14 @@ async function detectHooks(ctx) {
         installed,
         node: process.execPath,
         // The running bundle (dist/index.js) is what the hooks will run.
-        bundle: ctx.inputs.runnerHooks === 'install' ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(process.argv[1], 'utf8') : ''
+        bundle: ctx.inputs.runnerHooks === 'install' ? await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(process.argv[1], 'utf8') : '',
+        runtimeNode: await sameRootFile(_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .LEASE_RUNTIME_FILES */ .a7.node, process.execPath)
     };
+}
+/** `copy` is root's, not writable by others, and as large as `original` (the same node). */
+async function sameRootFile(copy, original) {
+    const [a, b] = await Promise.all([node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(copy).catch(() => undefined), node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(original)]);
+    return a !== undefined && a.uid === 0 && (a.mode & 0o022) === 0 && a.size === b.size;
 }
 /**
  * What the installed hooks do: the settings the install wrote beside the bundle that runs (root's,
@@ -47856,15 +48378,17 @@ async function readHookConfig(bundle = process.argv[1] ?? '') {
 /* harmony export */   El: () => (/* binding */ hookFilesOf),
 /* harmony export */   qf: () => (/* binding */ planHooks)
 /* harmony export */ });
-/* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, hookFiles */
+/* unused harmony exports HOOK_DIR, hookScript, envWithHooks, envWithoutHooks, leaseRuntimeFiles, hookFiles */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _system_runner_label_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5984);
+/* harmony import */ var _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7143);
 /**
  * The runner's job hooks (pure): the scripts this action installs, the lines of the runner's
  * `.env` that name them, and the plan that installs or removes them. The runner reads
  * ACTIONS_RUNNER_HOOK_JOB_STARTED and _COMPLETED from its environment, which `.env` sets when the
  * runner starts; each runs as a step of every job (the started one before the job's containers).
  */
+
 
 
 /** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
@@ -47937,6 +48461,14 @@ function envWithoutHooks(text, files) {
         .filter(l => l !== `${VARS.started}=${files.started}` && l !== `${VARS.completed}=${files.completed}`)
         .join('\n');
 }
+/** The gpu-lease runtime's text files (shared by the host's runners: install writes, remove keeps). */
+function leaseRuntimeFiles(facts) {
+    return {
+        [_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__/* .LEASE_RUNTIME_FILES */ .a7.bundle]: facts.bundle,
+        [_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__/* .LEASE_RUNTIME_FILES */ .a7.packageJson]: '{\n  "type": "module"\n}\n',
+        [_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__/* .LEASE_RUNTIME_FILES */ .a7.script]: (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__/* .leaseRuntimeScript */ .ew)()
+    };
+}
 /** The files the runner's hooks need, as they should be. */
 function hookFiles(facts, files, config) {
     return {
@@ -47980,16 +48512,18 @@ function planHooks(facts, inputs) {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .HostError */ .dh(`runner-hooks: install, but ${envFile} already sets ${VARS[kind]}=${set}: the runner runs one hook per event. Remove that line, or call ${files[kind]} from that hook.`);
         }
     }
-    const want = hookFiles(facts, files, inputs.config);
+    const want = { ...hookFiles(facts, files, inputs.config), ...leaseRuntimeFiles(facts) };
     const write = Object.fromEntries(Object.entries(want).filter(([f, text]) => facts.installed[f] !== text));
     const env = envWithHooks(facts.env, files);
+    const copyNode = facts.runtimeNode !== true;
     const steps = [
+        ...(copyNode ? [{ description: `copy ${facts.node} to ${_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_2__/* .LEASE_RUNTIME_FILES */ .a7.node}` }] : []),
         ...Object.keys(write).map(f => ({ description: `write ${f}` })),
         ...(env !== facts.env
             ? [{ description: `set ${VARS.started} and ${VARS.completed} in ${envFile}` }]
             : [])
     ];
-    return { ...mine, steps, write, env: env !== facts.env ? env : undefined };
+    return { ...mine, steps, write, env: env !== facts.env ? env : undefined, copyNode };
 }
 
 

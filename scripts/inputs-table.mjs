@@ -44,7 +44,7 @@ export const INPUT_META = {
   'gpu-wait': [2, 'seconds'],
   'gpu-health': [2, 'fail, warn, off'],
   'gpu-count-expected': [2, 'count'],
-  'gpu-isolation': [2, 'strict, off'],
+  'gpu-isolation': [2, 'keep, strict, off'],
   registry: [3, 'host[:port]'],
   'start-registry': [3, 'auto, true, false'],
   'registry-image': [3, 'image'],

@@ -15,6 +15,7 @@ export const PHASES = [
   'engine',
   'daemon',
   'hold',
+  'isolation',
   'hooks',
   'registry',
   'disk',
@@ -115,7 +116,14 @@ export const GPUS: Entry = {
   inputs: ['gpus', 'gpu-wait', 'gpu-health', 'gpu-count-expected', 'teardown', ...RUN],
   defaults: {gpus: '1'},
   phases: ['health', 'gpus'],
-  outputs: ['gpu-uuids', 'gpu-indexes', 'docker-gpus', 'cdi-devices', 'gpu-health']
+  outputs: [
+    'gpu-uuids',
+    'gpu-indexes',
+    'docker-gpus',
+    'docker-gpu-options',
+    'cdi-devices',
+    'gpu-health'
+  ]
 }
 
 /** Every entry; the sub-actions after the root. */

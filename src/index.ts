@@ -2,6 +2,7 @@
 import {entryForScript} from './entries.js'
 import {jobStartedHook, run} from './main.js'
 import {readHookConfig} from './phases/hooks/detect.js'
+import {leaseRuntimeCreate} from './phases/gpus/lease-runtime-create.js'
 import {jobCompletedHook, post} from './post.js'
 import {isPostStep, markMainStep} from './state.js'
 
@@ -13,6 +14,12 @@ if (hook === 'job-started') {
   await jobStartedHook(await readHookConfig())
 } else if (hook === 'job-completed') {
   await jobCompletedHook(await readHookConfig())
+} else if (hook === 'gpu-lease-create') {
+  // The gpu-lease runtime, before each container it creates; a failure fails the create.
+  await leaseRuntimeCreate(process.argv[3] ?? '.').catch((e: unknown) => {
+    process.stderr.write(`gpu-lease: ${e instanceof Error ? e.message : String(e)}\n`)
+    process.exitCode = 1
+  })
 } else if (isPostStep()) {
   await post()
 } else {

@@ -57,6 +57,11 @@ import {
   type HookInputs,
   type HookSettings
 } from './phases/hooks/inputs.js'
+import {
+  ISOLATION_INPUTS,
+  parseIsolationInputs,
+  type IsolationInputs
+} from './phases/isolation/inputs.js'
 import {teardownPhase} from './phases/teardown/phase.js'
 import {
   TEARDOWN_INPUTS,
@@ -85,7 +90,8 @@ export const INPUT_DEFAULTS = {
   ...DISK_INPUTS,
   ...RUN_INPUTS,
   ...TEARDOWN_INPUTS,
-  ...HOOK_INPUTS
+  ...HOOK_INPUTS,
+  ...ISOLATION_INPUTS
 } as const
 
 /** The name of an input, as action.yml spells it. */
@@ -113,6 +119,7 @@ export interface Inputs {
   run: RunInputs
   teardown: TeardownInputs
   hooks: HookInputs
+  isolation: IsolationInputs
 }
 
 function parseRunInputs(raw: RawInputs<keyof typeof RUN_INPUTS>): RunInputs {
@@ -142,6 +149,7 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
   const run = Object.freeze(parseRunInputs(raw))
   const teardown = Object.freeze(parseTeardownInputs(raw))
   const hooks = Object.freeze(parseHookInputs(raw))
+  const isolation = Object.freeze(parseIsolationInputs(raw))
   return Object.freeze({
     engine,
     daemon,
@@ -153,7 +161,8 @@ export function parseInputs(raw: AllRawInputs, host: InputHost): Inputs {
     disk,
     run,
     teardown,
-    hooks
+    hooks,
+    isolation
   })
 }
 
@@ -195,6 +204,7 @@ export interface PhaseSettings {
   push: PushSettings
   disk: DiskSettings
   hooks: HookSettings
+  isolation: IsolationInputs
 }
 
 /** What the disk phase must keep: the registries (image, containers, data) and the job's images. */
@@ -262,8 +272,10 @@ export function phaseSettings(inputs: Inputs, identity: HostIdentity): PhaseSett
       ...daemon,
       offlineDebs,
       registryFragments: registryFragments(registry, identity),
-      proxies
+      proxies,
+      leaseRuntime: inputs.hooks.runnerHooks === 'install'
     },
+    isolation: inputs.isolation,
     registry: {...registry, offlineDebs, proxies},
     push: {
       ...push,

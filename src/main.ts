@@ -27,6 +27,7 @@ import {gpuHealthPhase} from './phases/gpus/health-phase.js'
 import {driverHoldPhase} from './phases/gpus/driver-hold-phase.js'
 import type {HookConfig} from './phases/hooks/inputs.js'
 import {hooksPhase} from './phases/hooks/phase.js'
+import {isolationPhase} from './phases/isolation/phase.js'
 import {
   runPipeline,
   stage,
@@ -100,6 +101,7 @@ export function phaseStages(
     engine: stage(enginePhase, {...shared, inputs: settings.engine}),
     daemon: stage(daemonPhase, {...shared, inputs: settings.daemon}),
     hold: stage(driverHoldPhase, {...shared, inputs: settings.driverHold}),
+    isolation: stage(isolationPhase, {...shared, inputs: settings.isolation}),
     hooks: stage(hooksPhase, {...shared, inputs: settings.hooks}),
     registry: stage(registryPhase, {...shared, inputs: settings.registry}),
     disk: stage(diskPhase, {...shared, inputs: settings.disk}),

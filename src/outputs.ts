@@ -27,7 +27,9 @@ export const OUTPUT_NAMES = [
   'cdi-devices',
   'gpu-health',
   'freed-bytes',
-  'teardown'
+  'teardown',
+  'docker-gpu-options',
+  'gpu-isolation'
 ] as const
 
 /** The name of an output, as action.yml spells it. */
@@ -129,6 +131,17 @@ export interface Outputs {
   disk?: DiskResult
   /** What teardown of an ended job's GPUs removed and left; undefined when none ran. */
   teardown?: TeardownResult
+  /** gpu-isolation as the run left it; undefined when the phase did not run. */
+  gpuIsolation?: GpuIsolationResult
+}
+
+/** The `gpu-isolation` output: the mode, the toolkit's file, what this run changed, the keys now. */
+export interface GpuIsolationResult {
+  mode: 'keep' | 'off' | 'strict'
+  config: string
+  /** Keys this run set (null: taken out of the file, the toolkit's default holds again). */
+  changed: Readonly<Record<string, boolean | null>>
+  keys?: Readonly<Record<string, boolean | null>>
 }
 
 const text = (v: string | boolean | number | undefined): string =>
@@ -161,6 +174,21 @@ export function dockerGpus(leases: readonly GpuLeaseResult[]): string {
   return leases.length === 0 ? '' : `"device=${leases.map(l => l.uuid).join(',')}"`
 }
 
+/**
+ * The `docker-gpu-options` output: the lease as `docker run` options for the nvidia runtime that
+ * hold in both gpu-isolation modes: `-e NVIDIA_VISIBLE_DEVICES=<uuids>` (what the toolkit reads
+ * with isolation off; it replaces an image's `all`) and one
+ * `-v /dev/null:/var/run/nvidia-container-devices/<uuid>` per GPU (what it reads with strict,
+ * where the variable no longer counts). No word holds a space: split it as words.
+ */
+export function dockerGpuOptions(leases: readonly {uuid: string}[]): string {
+  if (leases.length === 0) return ''
+  return [
+    `-e NVIDIA_VISIBLE_DEVICES=${leases.map(l => l.uuid).join(',')}`,
+    ...leases.map(l => `-v /dev/null:/var/run/nvidia-container-devices/${l.uuid}`)
+  ].join(' ')
+}
+
 /** Every output's text (pure); an output nothing set is empty. */
 export function outputValues(o: Outputs): Record<OutputName, string> {
   return {
@@ -185,6 +213,8 @@ export function outputValues(o: Outputs): Record<OutputName, string> {
     'cdi-devices': (o.cdiDevices ?? []).join(','),
     'gpu-health': o.gpuHealth === undefined ? '' : JSON.stringify(o.gpuHealth.gpus),
     'freed-bytes': text(o.disk?.freedBytes),
-    teardown: o.teardown === undefined ? '' : teardownJson(o.teardown)
+    teardown: o.teardown === undefined ? '' : teardownJson(o.teardown),
+    'docker-gpu-options': dockerGpuOptions(o.gpuLeases ?? []),
+    'gpu-isolation': o.gpuIsolation === undefined ? '' : JSON.stringify(o.gpuIsolation)
   }
 }

@@ -41,6 +41,7 @@ const PURE = [
   'phases/gpus/{device-loss,driver-hold}.ts',
   'phases/disk/inventory.ts',
   'phases/teardown/objects.ts',
+  'phases/isolation/toolkit-config.ts',
   'docker/*.ts',
   'models/*.ts',
   'registry-client/manifest.ts',

@@ -5,6 +5,7 @@ import {
   serialiseDaemonConfig
 } from '../../src/phases/daemon/daemon-config.js'
 import {errorLines, planDaemon, type DaemonFacts} from '../../src/phases/daemon/plan.js'
+import {LEASE_RUNTIME_FILES} from '../../src/docker/lease-runtime.js'
 import type {LoadedConfig} from '../../src/phases/daemon/reload.js'
 import {
   nvidiaKeyring,
@@ -70,6 +71,20 @@ const kinds = (f: DaemonFacts, raw: RawOverrides = {}) =>
   planDaemon(f, inputs(raw)).actions.map(a => a.kind)
 
 describe('planDaemon', () => {
+  it('runner-hooks: install adds the gpu-lease runtime, every other key kept, by a reload; then nothing', () => {
+    const plan = planDaemon(facts(), inputs({'runner-hooks': 'install'}))
+    expect(plan.actions.map(a => a.kind)).toEqual(['write-config', 'reload'])
+    const written = plan.actions[0]
+    const config = JSON.parse(written.kind === 'write-config' ? written.text : '{}') as JsonObject
+    expect(config).toEqual({
+      ...READY,
+      runtimes: {...(READY.runtimes as JsonObject), 'gpu-lease': {path: LEASE_RUNTIME_FILES.script}}
+    })
+    const after = facts({config, loaded: loaded(['gpu-lease', 'nvidia', 'runc'], 'nvidia')})
+    expect(planDaemon(after, inputs({'runner-hooks': 'install'})).actions).toEqual([])
+    expect(planDaemon(after, inputs()).actions).toEqual([])
+  })
+
   it('plans nothing on a GPU host that is already right', () => {
     const plan = planDaemon(facts(), inputs())
     expect(plan.actions).toEqual([])

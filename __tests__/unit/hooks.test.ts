@@ -3,6 +3,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import * as path from 'node:path'
 import {describe, expect, it} from '@jest/globals'
+import {LEASE_RUNTIME_FILES} from '../../src/docker/lease-runtime.js'
 import {gpusText, parseGpuInputs} from '../../src/phases/gpus/inputs.js'
 import {readHookConfig} from '../../src/phases/hooks/detect.js'
 import {parseHookInputs} from '../../src/phases/hooks/inputs.js'
@@ -14,6 +15,7 @@ import {
   hookFiles,
   hookFilesOf,
   hookScript,
+  leaseRuntimeFiles,
   planHooks,
   type HookFacts
 } from '../../src/phases/hooks/plan.js'
@@ -32,6 +34,11 @@ const facts = (over: Partial<HookFacts> = {}): HookFacts => ({
   ...over
 })
 const install = {runnerHooks: 'install' as const, config}
+/** Everything an install writes for the runner in FOLDER, the gpu-lease runtime included. */
+const installedAll = (f: HookFacts): Record<string, string> => ({
+  ...hookFiles(f, HOOK_FILES, config),
+  ...leaseRuntimeFiles(f)
+})
 
 describe('the runner .env', () => {
   it("gains the two hook lines, every other line kept, and loses only this action's", () => {
@@ -53,15 +60,20 @@ describe('planHooks', () => {
   it('installs the files and the .env lines, then plans nothing', () => {
     const plan = planHooks(facts(), install)
     expect(plan.steps.map(s => s.description)).toEqual([
+      `copy /home/runner/actions-runner/externals/node24/bin/node to ${LEASE_RUNTIME_FILES.node}`,
       `write ${HOOK_FILES.bundle}`,
       `write ${HOOK_FILES.packageJson}`,
       `write ${HOOK_FILES.config}`,
       `write ${HOOK_FILES.started}`,
       `write ${HOOK_FILES.completed}`,
+      `write ${LEASE_RUNTIME_FILES.bundle}`,
+      `write ${LEASE_RUNTIME_FILES.packageJson}`,
+      `write ${LEASE_RUNTIME_FILES.script}`,
       'set ACTIONS_RUNNER_HOOK_JOB_STARTED and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in /home/runner/actions-runner/.env'
     ])
     expect(plan.env).toBe(HOOKED)
-    const done = facts({env: HOOKED, installed: hookFiles(facts(), HOOK_FILES, config)})
+    expect(plan.copyNode).toBe(true)
+    const done = facts({env: HOOKED, installed: installedAll(facts()), runtimeNode: true})
     expect(planHooks(done, install).steps).toEqual([])
   })
 
@@ -93,10 +105,14 @@ describe('planHooks', () => {
     expect(fileList(other).filter(f => fileList(HOOK_FILES).includes(f))).toEqual([])
     // Both installed; the other runner removes its hooks, then installs with other settings.
     const both = {
-      ...hookFiles(facts(), HOOK_FILES, config),
+      ...installedAll(facts()),
       ...hookFiles(facts({folder: '/home/runner/actions-runner-2'}), other, config)
     }
-    const second = facts({folder: '/home/runner/actions-runner-2', installed: both})
+    const second = facts({
+      folder: '/home/runner/actions-runner-2',
+      installed: both,
+      runtimeNode: true
+    })
     const removed = planHooks(second, {runnerHooks: 'remove', config})
     expect(removed.remove.sort()).toEqual(fileList(other).sort())
     const reinstalled = planHooks(second, {...install, config: {...config, gpus: '2'}})

@@ -184,6 +184,7 @@ describe('the main step', () => {
       'Docker engine',
       'Daemon config and NVIDIA runtime',
       'NVIDIA driver hold',
+      'GPU isolation',
       'Local registry',
       'Disk space',
       'Push images'
@@ -503,6 +504,7 @@ describe('a sub-action', () => {
       'gpu-uuids',
       'gpu-indexes',
       'docker-gpus',
+      'docker-gpu-options',
       'gpu-health'
     ])
   })

@@ -40,6 +40,7 @@ describe('outputs', () => {
     ).toEqual({
       'docker-version': '27.3.1',
       'docker-changed': 'false',
+      'docker-gpu-options': '',
       'daemon-config-changed': '',
       'nvidia-runtime': 'true',
       'gpu-count': '2',
@@ -55,6 +56,7 @@ describe('outputs', () => {
       caches: '',
       'gpu-uuids': '',
       'gpu-indexes': '',
+      'gpu-isolation': '',
       'docker-gpus': '',
       'cdi-devices': '',
       'gpu-health': '',

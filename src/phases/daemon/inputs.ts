@@ -62,6 +62,8 @@ export interface DaemonSettings extends DaemonInputs {
   registryFragments: readonly Fragment[]
   /** The proxies the daemon pulls through; undefined when none is set. */
   proxies?: Proxies
+  /** runner-hooks: install registers the gpu-lease runtime (the hooks phase writes its files). */
+  leaseRuntime?: boolean
 }
 
 function parseDaemonConfig(raw: Raw): JsonObject | undefined {

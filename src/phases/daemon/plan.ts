@@ -26,6 +26,7 @@ import {
   type DaemonProxyPlan,
   type ProxyAction
 } from './proxy-plan.js'
+import {leaseRuntimeFragment} from '../../docker/lease-runtime.js'
 import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 import {
   describeDeviceFix,
@@ -236,6 +237,7 @@ function daemonFragments(
 ): Fragment[] {
   return [
     ...(nvidia ? [nvidiaFragment({nvidiaDefaultRuntime: inputs.nvidiaDefaultRuntime, cdi})] : []),
+    ...(inputs.leaseRuntime ? [leaseRuntimeFragment] : []),
     ...inputs.registryFragments,
     ...proxy,
     ...(inputs.daemonConfig ? [{source: 'daemon-config', value: inputs.daemonConfig}] : [])

@@ -3,7 +3,7 @@ import * as path from 'node:path'
 import * as core from '@actions/core'
 import {cdiNames} from './cdi.js'
 import {HostError} from '../../errors.js'
-import type {GpuLeaseResult, TeardownResult} from '../../outputs.js'
+import {dockerGpuOptions, type GpuLeaseResult, type TeardownResult} from '../../outputs.js'
 import type {SavedLease} from '../../state.js'
 import {
   GPU_LEASE_LOCK,
@@ -218,6 +218,8 @@ export function publishLeases(
     ctx.outputs.cdiDevices = cdiNames(leases, cdi)
     core.exportVariable('CDI_DEVICES', ctx.outputs.cdiDevices.join(','))
   }
+  // The same GPUs as docker run options that hold in both gpu-isolation modes.
+  core.exportVariable('DOCKER_GPU_OPTIONS', dockerGpuOptions(leases))
 }
 
 /**

@@ -3,11 +3,25 @@ import * as path from 'node:path'
 import {removeFile, writeFileAtomic, writeOwnedFile} from '../../system/files.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {HookSettings} from './inputs.js'
+import {LEASE_RUNTIME_FILES} from '../../docker/lease-runtime.js'
 import type {HookPlan} from './plan.js'
 
 /** Applies the plan; the runner reads .env only when it starts: the admin is told to restart it. */
 export async function applyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>): Promise<void> {
-  const scripts = [plan.files?.started, plan.files?.completed]
+  const scripts = [plan.files?.started, plan.files?.completed, LEASE_RUNTIME_FILES.script]
+  if (plan.copyNode) {
+    // A copy, root's: what dockerd runs as root must not be a file the runner's user can replace.
+    const dir = LEASE_RUNTIME_FILES.dir
+    await ctx.runner.run(['install', '-d', '-m', '0755', '-o', 'root', '-g', 'root', dir], {
+      root: true
+    })
+    const tmp = `${LEASE_RUNTIME_FILES.node}.tmp-${process.pid}`
+    await ctx.runner.run(
+      ['install', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp],
+      {root: true}
+    )
+    await ctx.runner.run(['mv', '-f', '--', tmp, LEASE_RUNTIME_FILES.node], {root: true})
+  }
   for (const [file, text] of Object.entries(plan.write)) {
     await writeFileAtomic(
       ctx.runner,

@@ -6,6 +6,7 @@ import {readFileMaybe} from '../../system/files.js'
 import {processIdentity} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import type {HookConfig, HookSettings} from './inputs.js'
+import {LEASE_RUNTIME_FILES} from '../../docker/lease-runtime.js'
 import {fileList, hookFilesOf, type HookFacts} from './plan.js'
 
 /** The runner's folder (from the job's worker), its .env, and what is installed now. */
@@ -17,7 +18,14 @@ export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<Hook
   const folder = worker ? await runnerFolder(worker.pid) : undefined
   const installed: Record<string, string | undefined> = {}
   if (folder !== undefined) {
-    for (const f of fileList(hookFilesOf(folder))) installed[f] = await readFileMaybe(ctx.runner, f)
+    const runtime = [
+      LEASE_RUNTIME_FILES.script,
+      LEASE_RUNTIME_FILES.bundle,
+      LEASE_RUNTIME_FILES.packageJson
+    ]
+    for (const f of [...fileList(hookFilesOf(folder)), ...runtime]) {
+      installed[f] = await readFileMaybe(ctx.runner, f)
+    }
   }
   return {
     folder,
@@ -25,8 +33,15 @@ export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<Hook
     installed,
     node: process.execPath,
     // The running bundle (dist/index.js) is what the hooks will run.
-    bundle: ctx.inputs.runnerHooks === 'install' ? await fs.readFile(process.argv[1], 'utf8') : ''
+    bundle: ctx.inputs.runnerHooks === 'install' ? await fs.readFile(process.argv[1], 'utf8') : '',
+    runtimeNode: await sameRootFile(LEASE_RUNTIME_FILES.node, process.execPath)
   }
+}
+
+/** `copy` is root's, not writable by others, and as large as `original` (the same node). */
+async function sameRootFile(copy: string, original: string): Promise<boolean> {
+  const [a, b] = await Promise.all([fs.stat(copy).catch(() => undefined), fs.stat(original)])
+  return a !== undefined && a.uid === 0 && (a.mode & 0o022) === 0 && a.size === b.size
 }
 
 /**

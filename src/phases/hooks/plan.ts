@@ -8,6 +8,7 @@ import {HostError} from '../../errors.js'
 import {pathHash} from '../../system/runner-label.js'
 import type {PhasePlan} from '../pipeline.js'
 import type {HookConfig, HookInputs} from './inputs.js'
+import {LEASE_RUNTIME_FILES, leaseRuntimeScript} from '../../docker/lease-runtime.js'
 
 /** Where the hooks live: root's, not the runner user's (the scripts, the bundle, its settings). */
 export const HOOK_DIR = '/usr/local/lib/docker-gpu-setup'
@@ -109,6 +110,8 @@ export interface HookFacts {
   /** The node the runner runs actions with, and the bundle to install. */
   node: string
   bundle: string
+  /** The gpu-lease runtime's node copy is there, root's, and the size of `node`. */
+  runtimeNode?: boolean
 }
 
 /** The plan: the files to write or remove, and the .env to write. */
@@ -120,6 +123,17 @@ export interface HookPlan extends PhasePlan {
   /** Files to remove; then their folder, when emptied. */
   remove: string[]
   env?: string
+  /** Copy the runner's node for the gpu-lease runtime. */
+  copyNode?: boolean
+}
+
+/** The gpu-lease runtime's text files (shared by the host's runners: install writes, remove keeps). */
+export function leaseRuntimeFiles(facts: HookFacts): Record<string, string> {
+  return {
+    [LEASE_RUNTIME_FILES.bundle]: facts.bundle,
+    [LEASE_RUNTIME_FILES.packageJson]: '{\n  "type": "module"\n}\n',
+    [LEASE_RUNTIME_FILES.script]: leaseRuntimeScript()
+  }
 }
 
 /** The files the runner's hooks need, as they should be. */
@@ -173,16 +187,18 @@ export function planHooks(facts: HookFacts, inputs: HookInputs & {config: HookCo
       )
     }
   }
-  const want = hookFiles(facts, files, inputs.config)
+  const want = {...hookFiles(facts, files, inputs.config), ...leaseRuntimeFiles(facts)}
   const write = Object.fromEntries(
     Object.entries(want).filter(([f, text]) => facts.installed[f] !== text)
   )
   const env = envWithHooks(facts.env, files)
+  const copyNode = facts.runtimeNode !== true
   const steps = [
+    ...(copyNode ? [{description: `copy ${facts.node} to ${LEASE_RUNTIME_FILES.node}`}] : []),
     ...Object.keys(write).map(f => ({description: `write ${f}`})),
     ...(env !== facts.env
       ? [{description: `set ${VARS.started} and ${VARS.completed} in ${envFile}`}]
       : [])
   ]
-  return {...mine, steps, write, env: env !== facts.env ? env : undefined}
+  return {...mine, steps, write, env: env !== facts.env ? env : undefined, copyNode}
 }
