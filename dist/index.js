@@ -35622,7 +35622,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3573);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4015);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7758);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6173);
@@ -35819,7 +35819,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 3573:
+/***/ 4015:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -37869,7 +37869,7 @@ function planDaemonProxies(facts, p) {
 
 // EXTERNAL MODULE: ./src/docker/lease-runtime.ts
 var lease_runtime = __nccwpck_require__(7143);
-;// CONCATENATED MODULE: ./src/phases/gpus/device-loss.ts
+;// CONCATENATED MODULE: ./src/models/device-loss.ts
 /**
  * Whether running containers lose their GPUs on `systemctl daemon-reload`, and NVIDIA's fix for
  * this host (pure). With the systemd cgroup driver, systemd rewrites a container's device rules
@@ -37990,6 +37990,22 @@ function parseCdiRecord(text) {
         return undefined;
     }
 }
+/** The spec is made again when the driver, the toolkit or the file changed since the record. */
+function specStale(f, toolkitVersion) {
+    const r = f.record;
+    return (r === undefined ||
+        r.driver !== f.driver ||
+        r.toolkit !== toolkitVersion ||
+        r.sha256 !== f.specSha256);
+}
+/** The fix this run applies; where CDI is the fix but stays off, the links are what is applied. */
+function fixApplied(cdi, verdict) {
+    if (cdi)
+        return 'cdi';
+    if (!verdict.atRisk || verdict.fix === undefined)
+        return 'none';
+    return verdict.fix === 'cdi' ? 'dev-char-symlinks' : verdict.fix;
+}
 /**
  * The fix for this host (pure). nvidia-cdi `true` always turns CDI on with a spec; `auto` does
  * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk);
@@ -38017,10 +38033,7 @@ cdiRefused = false) {
         if (f.driver === undefined) {
             warnings.push(`CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`);
         }
-        else if (f.record === undefined ||
-            f.record.driver !== f.driver ||
-            f.record.toolkit !== version ||
-            f.record.sha256 !== f.specSha256) {
+        else if (specStale(f, version)) {
             actions.push({ kind: 'cdi-spec', driver: f.driver });
         }
     }
@@ -38032,19 +38045,11 @@ cdiRefused = false) {
         actions.push({ kind: 'dev-char-links' });
     if (verdict.fix === 'upgrade-toolkit')
         warnings.push(`GPU device fix: ${verdict.why}.`);
-    // Where CDI is the fix but stays off, the links are what is applied.
-    const fix = cdi
-        ? 'cdi'
-        : !verdict.atRisk || verdict.fix === undefined
-            ? 'none'
-            : verdict.fix === 'cdi'
-                ? 'dev-char-symlinks'
-                : verdict.fix;
     if (verdict.atRisk && verdict.fix === 'cdi' && !cdi) {
         warnings.push('nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).');
     }
     return {
-        fix,
+        fix: fixApplied(cdi, verdict),
         why: cdi && !verdict.atRisk ? 'nvidia-cdi is true' : verdict.why,
         cdi,
         actions,
@@ -38275,6 +38280,14 @@ function describeFound(facts) {
             : `runtimes: ${facts.loaded.runtimes.join(', ')} (default ${facts.loaded.defaultRuntime})`
     ].join('; ');
 }
+/** gpu-runtime: nvidia on a host where no driver answers yet is configured, with a warning. */
+function noDriverWarning(facts, inputs) {
+    if (inputs.gpuRuntime !== 'nvidia' || facts.gpu !== undefined)
+        return [];
+    return [
+        'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
+    ];
+}
 /**
  * Plans the daemon config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
@@ -38285,11 +38298,6 @@ function planDaemon(facts, inputs) {
         throw new errors/* HostError */.dh(`${DAEMON_JSON} is not valid JSON: ${facts.parseError.message}. It was left as it is: fix it (or move it away) and run again.`);
     }
     const nvidia = wantsNvidia(facts, inputs);
-    const noDriver = inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined
-        ? [
-            'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
-        ]
-        : [];
     const toolkit = nvidia ? toolkitActions(facts, inputs) : [];
     const devices = nvidia ? deviceFix(facts, inputs, toolkit) : undefined;
     const proxy = planDaemonProxies(facts.proxy, inputs.proxies);
@@ -38308,7 +38316,7 @@ function planDaemon(facts, inputs) {
         steps: actions.map(a => ({ description: describe(a) })),
         nvidia,
         warnings: [
-            ...noDriver,
+            ...noDriverWarning(facts, inputs),
             ...(devices?.plan.warnings ?? []),
             ...config.warnings,
             ...proxy.warnings

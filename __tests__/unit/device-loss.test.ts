@@ -5,7 +5,7 @@ import {
   lossFixText,
   parseRuntimeMode,
   type DeviceLossFacts
-} from '../../src/phases/gpus/device-loss.js'
+} from '../../src/models/device-loss.js'
 
 const host = (o: Partial<DeviceLossFacts> = {}): DeviceLossFacts => ({
   systemd: true,

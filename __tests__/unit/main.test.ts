@@ -505,6 +505,7 @@ describe('a sub-action', () => {
       'gpu-indexes',
       'docker-gpus',
       'docker-gpu-options',
+      'cdi-devices',
       'gpu-health'
     ])
   })

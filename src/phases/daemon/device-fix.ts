@@ -8,7 +8,7 @@
  * container-toolkit/latest/troubleshooting.html, and NVIDIA/nvidia-docker issue 1730) lists these.
  */
 import type {Tristate} from '../../input-fields.js'
-import {deviceLoss, type DeviceLossFix} from '../gpus/device-loss.js'
+import {deviceLoss, type DeviceLossFix, type DeviceLossVerdict} from '../../models/device-loss.js'
 
 /** Where NVIDIA's install guide has `nvidia-ctk cdi generate` write the spec ("Generating a CDI specification"). */
 export const CDI_SPEC = '/etc/cdi/nvidia.yaml'
@@ -105,6 +105,24 @@ export interface ToolkitState {
   installing: boolean
 }
 
+/** The spec is made again when the driver, the toolkit or the file changed since the record. */
+function specStale(f: DeviceFixFacts, toolkitVersion: string): boolean {
+  const r = f.record
+  return (
+    r === undefined ||
+    r.driver !== f.driver ||
+    r.toolkit !== toolkitVersion ||
+    r.sha256 !== f.specSha256
+  )
+}
+
+/** The fix this run applies; where CDI is the fix but stays off, the links are what is applied. */
+function fixApplied(cdi: boolean, verdict: DeviceLossVerdict): DeviceFixPlan['fix'] {
+  if (cdi) return 'cdi'
+  if (!verdict.atRisk || verdict.fix === undefined) return 'none'
+  return verdict.fix === 'cdi' ? 'dev-char-symlinks' : verdict.fix
+}
+
 /**
  * The fix for this host (pure). nvidia-cdi `true` always turns CDI on with a spec; `auto` does
  * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk);
@@ -137,12 +155,7 @@ export function planDeviceFix(
       warnings.push(
         `CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`
       )
-    } else if (
-      f.record === undefined ||
-      f.record.driver !== f.driver ||
-      f.record.toolkit !== version ||
-      f.record.sha256 !== f.specSha256
-    ) {
+    } else if (specStale(f, version)) {
       actions.push({kind: 'cdi-spec', driver: f.driver})
     }
   }
@@ -152,21 +165,13 @@ export function planDeviceFix(
   }
   if (links && !f.devCharLinks) actions.push({kind: 'dev-char-links'})
   if (verdict.fix === 'upgrade-toolkit') warnings.push(`GPU device fix: ${verdict.why}.`)
-  // Where CDI is the fix but stays off, the links are what is applied.
-  const fix: DeviceFixPlan['fix'] = cdi
-    ? 'cdi'
-    : !verdict.atRisk || verdict.fix === undefined
-      ? 'none'
-      : verdict.fix === 'cdi'
-        ? 'dev-char-symlinks'
-        : verdict.fix
   if (verdict.atRisk && verdict.fix === 'cdi' && !cdi) {
     warnings.push(
       'nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).'
     )
   }
   return {
-    fix,
+    fix: fixApplied(cdi, verdict),
     why: cdi && !verdict.atRisk ? 'nvidia-cdi is true' : verdict.why,
     cdi,
     actions,

@@ -364,6 +364,14 @@ function describeFound(facts: DaemonFacts): string {
   ].join('; ')
 }
 
+/** gpu-runtime: nvidia on a host where no driver answers yet is configured, with a warning. */
+function noDriverWarning(facts: DaemonFacts, inputs: DaemonSettings): string[] {
+  if (inputs.gpuRuntime !== 'nvidia' || facts.gpu !== undefined) return []
+  return [
+    'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
+  ]
+}
+
 /**
  * Plans the daemon config phase (pure): the toolkit when the NVIDIA runtime is wanted, then one
  * merged daemon.json from every fragment, written only when its meaning changes, and one restart.
@@ -376,12 +384,6 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
     )
   }
   const nvidia = wantsNvidia(facts, inputs)
-  const noDriver =
-    inputs.gpuRuntime === 'nvidia' && facts.gpu === undefined
-      ? [
-          'gpu-runtime is nvidia but no NVIDIA driver answers (nvidia-smi): configuring the runtime anyway; containers will see GPUs only once a driver is installed.'
-        ]
-      : []
   const toolkit = nvidia ? toolkitActions(facts, inputs) : []
   const devices = nvidia ? deviceFix(facts, inputs, toolkit) : undefined
   const proxy = planDaemonProxies(facts.proxy, inputs.proxies)
@@ -412,7 +414,7 @@ export function planDaemon(facts: DaemonFacts, inputs: DaemonSettings): DaemonPl
     steps: actions.map(a => ({description: describe(a)})),
     nvidia,
     warnings: [
-      ...noDriver,
+      ...noDriverWarning(facts, inputs),
       ...(devices?.plan.warnings ?? []),
       ...config.warnings,
       ...proxy.warnings

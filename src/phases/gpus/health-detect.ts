@@ -21,7 +21,7 @@ import {
   dockerReadsCdi,
   parseRuntimeMode,
   type DeviceLossVerdict
-} from './device-loss.js'
+} from '../../models/device-loss.js'
 import {findLeftovers, type HealthFacts} from './health.js'
 import {MODULE_VERSION_FILE, parseMismatch, parseModuleVersion} from './health-driver.js'
 import type {GpuHealthInputs} from './health-inputs.js'

@@ -10,7 +10,7 @@ import {
   type HealthMode,
   type HealthReport
 } from './health.js'
-import {lossFixText, type DeviceLossFix, type DeviceLossVerdict} from './device-loss.js'
+import {lossFixText, type DeviceLossFix, type DeviceLossVerdict} from '../../models/device-loss.js'
 import {detectGpuHealth, type GpuHealthFacts} from './health-detect.js'
 import type {GpuHealthInputs} from './health-inputs.js'
 

@@ -3,7 +3,7 @@
  * the leases say, which GPUs are healthy, each problem with its evidence, what an operator does
  * about it, and the one line a failed gate ends with.
  */
-import type {DeviceLossVerdict} from './device-loss.js'
+import type {DeviceLossVerdict} from '../../models/device-loss.js'
 import {mismatchText, parseMismatch, type ModuleVersion} from './health-driver.js'
 import {xidKind, type KernelLog, type XidEvent} from './health-kernel.js'
 import type {SmiGpu} from './health-smi.js'
