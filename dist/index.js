@@ -35622,7 +35622,7 @@ async function readHost(env = process.env) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _entries_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4015);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7095);
 /* harmony import */ var _phases_hooks_detect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2632);
 /* harmony import */ var _phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7758);
 /* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6173);
@@ -35819,7 +35819,7 @@ function imageReference(raw, name) {
 
 /***/ }),
 
-/***/ 4015:
+/***/ 7095:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38511,7 +38511,7 @@ async function detectDeviceFix(runner, host, loaded, gpu) {
 }
 /** The driver as nvidia-smi reports it (runs nvidia-smi); undefined when there is none or it does not answer. */
 async function detectGpu(runner) {
-    const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
+    const nvidiaSmi = await (0,nvidia_smi/* findNvidiaSmi */.IV)();
     if (nvidiaSmi === undefined)
         return undefined;
     const r = await runner.run([nvidiaSmi], { allowFailure: true, timeoutSeconds: 30 });
@@ -41508,38 +41508,8 @@ const gpuPhase = {
     }
 };
 
-;// CONCATENATED MODULE: ./src/phases/gpus/health-driver.ts
-/**
- * The loaded NVIDIA kernel module and the user-space library (pure): /proc/driver/nvidia/version of
- * the proprietary and the open module, and nvidia-smi's version-mismatch message, which names only
- * the library (`NVML library version: 580.178`).
- */
-/** Where the loaded module says its version. */
-const MODULE_VERSION_FILE = '/proc/driver/nvidia/version';
-const MODULE = /^NVRM version: NVIDIA UNIX (?:(Open) Kernel Module for \S+|\S+ Kernel Module)\s+(\d+(?:\.\d+)+)/m;
-/** Parses /proc/driver/nvidia/version; undefined when it is not that file's form. */
-function parseModuleVersion(text) {
-    const m = MODULE.exec(text ?? '');
-    return m ? { version: m[2], open: m[1] !== undefined } : undefined;
-}
-/** nvidia-smi's words when the library and the loaded module differ. */
-const MISMATCH = /Failed to initialize NVML: Driver\/library version mismatch/i;
-const LIBRARY = /NVML library version: (\d+(?:\.\d+)+)/i;
-/** The library's version when nvidia-smi reports a version mismatch; undefined otherwise. */
-function parseMismatch(output) {
-    if (!MISMATCH.test(output))
-        return undefined;
-    return { library: LIBRARY.exec(output)?.[1] };
-}
-/** The one line a mismatch becomes: both versions, and that only a reboot loads the new module. */
-function mismatchText(library, module) {
-    const lib = library ? `user-space library (NVML) ${library}` : 'the user-space library (NVML)';
-    const mod = module
-        ? `loaded kernel module ${module.version}${module.open ? ' (open)' : ''}`
-        : `the loaded kernel module (${MODULE_VERSION_FILE} unreadable)`;
-    return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then`;
-}
-
+// EXTERNAL MODULE: ./src/phases/gpus/health-driver.ts
+var health_driver = __nccwpck_require__(8129);
 ;// CONCATENATED MODULE: ./src/phases/gpus/health-smi.ts
 /**
  * What `nvidia-smi -q -x` says of each GPU's health (pure): volatile uncorrectable ECC errors,
@@ -41869,9 +41839,9 @@ function assessHealth(facts) {
     if (facts.kernelUnreadable)
         notes.push(`kernel log not read: ${facts.kernelUnreadable}`);
     if ('failed' in facts.smi) {
-        const mismatch = parseMismatch(facts.smi.failed);
+        const mismatch = (0,health_driver/* parseMismatch */.ai)(facts.smi.failed);
         host.push(mismatch
-            ? mismatchText(mismatch.library, facts.module)
+            ? (0,health_driver/* mismatchText */.C3)(mismatch.library, facts.module)
             : `nvidia-smi -q -x failed, NVML does not answer: ${facts.smi.failed.trim().split('\n').slice(-2).join(' ')}`);
         return { gpus: [], host, notes };
     }
@@ -41989,9 +41959,6 @@ var gpu_query = __nccwpck_require__(1253);
 
 
 
-
-/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
-const DRIVER_GPUS = '/proc/driver/nvidia/gpus';
 /** The kernel log since boot, as `dmesg` prints it (root: dmesg_restrict may forbid others). */
 async function kernelLog(runner) {
     const r = await runner
@@ -42004,8 +41971,7 @@ async function kernelLog(runner) {
 }
 /** Where the driver has this runner's GPUs, in nvidia-smi's index order (PCI order); undefined when unreadable. */
 async function driverGpus() {
-    const names = await external_node_fs_.promises.readdir(DRIVER_GPUS).catch(() => undefined);
-    return names?.filter(n => normaliseBus(n) !== '').sort();
+    return (await (0,nvidia_smi/* driverGpuAddresses */.X3)())?.filter(n => normaliseBus(n) !== '');
 }
 /**
  * When the query of all GPUs failed but not for the driver as a whole (no version mismatch),
@@ -42013,7 +41979,7 @@ async function driverGpus() {
  * Stays the failure when no GPU answers alone.
  */
 async function eachGpu(ask, buses, failed) {
-    if (parseMismatch(failed) || buses === undefined || buses.length < 2)
+    if ((0,health_driver/* parseMismatch */.ai)(failed) || buses === undefined || buses.length < 2)
         return { failed };
     const answers = await Promise.all(buses.map((_, i) => ask([...QUERY_XML, '-i', String(i)])));
     if (answers.every(a => a.exitCode !== 0))
@@ -42064,8 +42030,8 @@ async function detectGpuHealth(ctx) {
     const { inputs, runner } = ctx;
     if (inputs.mode === 'off')
         return { skipped: 'gpu-health is off' };
-    const smi = await (0,nvidia_smi/* findNvidiaSmi */.I)();
-    const moduleText = await (0,system_files/* readFileMaybe */.jp)(runner, MODULE_VERSION_FILE);
+    const smi = await (0,nvidia_smi/* findNvidiaSmi */.IV)();
+    const moduleText = await (0,system_files/* readFileMaybe */.jp)(runner, health_driver/* MODULE_VERSION_FILE */.pU);
     if (smi === undefined && moduleText === undefined && inputs.countExpected === undefined) {
         return { skipped: 'no NVIDIA driver on this host' };
     }
@@ -42087,7 +42053,7 @@ async function detectGpuHealth(ctx) {
             ? { gpus: parseSmiXml(xml.stdout) }
             : await eachGpu(ask, buses, `${xml.stdout}\n${xml.stderr}`.trim() || `exit ${xml.exitCode}`),
         driverBuses: buses && new Set(buses.map(normaliseBus)),
-        module: parseModuleVersion(moduleText),
+        module: (0,health_driver/* parseModuleVersion */.oF)(moduleText),
         ...kernel,
         // With teardown on, the lease takeover ends them and waits for an idle GPU.
         leftovers: inputs.teardown
@@ -42266,7 +42232,7 @@ const driverHoldPhase = {
         const [fragment, nvidia, driverLoaded] = await Promise.all([
             (0,system_files/* readFileMaybe */.jp)(ctx.runner, HOLD_FRAGMENT),
             installedPackages(ctx.runner, NVIDIA_PACKAGE_GLOBS),
-            (0,system_files/* exists */.t2)(MODULE_VERSION_FILE)
+            (0,system_files/* exists */.t2)(health_driver/* MODULE_VERSION_FILE */.pU)
         ]);
         ctx.outputs.toolkitVersion = nvidia.get('nvidia-container-toolkit');
         return { hold: ctx.inputs.hold, fragment, nvidia, driverLoaded };
@@ -47845,8 +47811,9 @@ async function nvidiaCdiDevices(runner, socket) {
 /* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6714);
 /* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7848);
 /* harmony import */ var _gpu_query_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1253);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6616);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6616);
 /* harmony import */ var _cdi_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1600);
+/* harmony import */ var _health_driver_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8129);
 /** Reads the GPUs (nvidia-smi's query interface), the lease files of the lock folder and the job's worker process (/proc). */
 
 
@@ -47858,20 +47825,34 @@ async function nvidiaCdiDevices(runner, socket) {
 
 
 
-/** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
-async function queryGpus(runner) {
+
+/**
+ * The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver.
+ * `driverGpus` (the driver's GPUs by PCI address, in index order) is asked only when a query fails.
+ */
+async function queryGpus(runner, driverGpus = _system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__/* .driverGpuAddresses */ .X3) {
     // Where the driver put it (WSL2: /usr/lib/wsl/lib, not on PATH); else by name, to say it failed.
-    const nvidiaSmi = (await (0,_system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__/* .findNvidiaSmi */ .I)()) ?? 'nvidia-smi';
+    const nvidiaSmi = (await (0,_system_nvidia_smi_js__WEBPACK_IMPORTED_MODULE_4__/* .findNvidiaSmi */ .IV)()) ?? 'nvidia-smi';
     const ask = (args) => runner.run([nvidiaSmi, ...args], { allowFailure: true, timeoutSeconds: 30 }).catch(e => {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi cannot be run: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .errorMessage */ .gJ)(e)}`);
     });
-    const [gpus, apps] = await Promise.all([ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_GPUS */ .Vd), ask(_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_APPS */ .cZ)]);
-    for (const r of [gpus, apps]) {
-        if (r.exitCode !== 0) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .tailLines */ .os)(r.stderr || r.stdout, 3)}`);
+    const both = (only) => Promise.all([ask([..._gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_GPUS */ .Vd, ...only]), ask([..._gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .QUERY_APPS */ .cZ, ...only])]);
+    const [gpus, apps] = await both([]);
+    const failed = [gpus, apps].find(r => r.exitCode !== 0);
+    if (failed === undefined)
+        return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
+    // One GPU NVML cannot get a handle for (fallen off the bus) makes a query of all abort: each
+    // GPU alone, so the others can still be leased (the health gate names the lost one). Not for a
+    // driver/library mismatch, which every query shares.
+    const buses = (0,_health_driver_js__WEBPACK_IMPORTED_MODULE_9__/* .parseMismatch */ .ai)(`${failed.stdout}\n${failed.stderr}`) ? undefined : await driverGpus();
+    if (buses !== undefined && buses.length > 1) {
+        const each = await Promise.all(buses.map((_, i) => both(['-i', String(i)])));
+        const ok = each.filter(([g, a]) => g.exitCode === 0 && a.exitCode === 0);
+        if (ok.length > 0) {
+            return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .gpuDevices */ .w$)(ok.map(([g]) => g.stdout).join('\n'), ok.map(([, a]) => a.stdout).join('\n'));
         }
     }
-    return (0,_gpu_query_js__WEBPACK_IMPORTED_MODULE_8__/* .gpuDevices */ .w$)(gpus.stdout, apps.stdout);
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .HostError */ .dh(`gpus is set, but nvidia-smi failed (exit ${failed.exitCode}): ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_2__/* .tailLines */ .os)(failed.stderr || failed.stdout, 3)}`);
 }
 /** The lease files in the host lock folder, each with whether its job's worker still runs. */
 async function readLeases(runner) {
@@ -47882,14 +47863,14 @@ async function readLeases(runner) {
     });
     const leases = new Map();
     for (const name of names) {
-        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .uuidOfLeaseFile */ .hg)(name);
+        const uuid = (0,_lease_js__WEBPACK_IMPORTED_MODULE_10__/* .uuidOfLeaseFile */ .hg)(name);
         if (uuid === undefined)
             continue;
         const text = await (0,_system_files_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileMaybe */ .jp)(runner, node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .LOCK_DIR */ .UE, name));
         if (text === undefined)
             continue; // released while the folder was read
         // A damaged file names no live job: it is taken over like a lease whose job has ended.
-        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .parseLease */ .QM)(text) ?? {
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_10__/* .parseLease */ .QM)(text) ?? {
             uuid,
             index: -1,
             pid: 0,
@@ -47922,7 +47903,7 @@ function jobIdentity(env = process.env) {
         }
         p = p.ppid > 1 ? (0,_system_process_js__WEBPACK_IMPORTED_MODULE_6__/* .processIdentity */ .I9)(p.ppid) : undefined;
     }
-    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_9__/* .jobDescription */ ._T)(env) };
+    return { pid: worker.pid, start: worker.start, process: worker.name, job: (0,_lease_js__WEBPACK_IMPORTED_MODULE_10__/* .jobDescription */ ._T)(env) };
 }
 /** Reads the GPUs, their leases and this job's worker process when gpus is set; changes nothing. */
 async function detectGpus(ctx) {
@@ -48024,6 +48005,49 @@ function busyness(d) {
         return 'idle';
     const procs = `${d.processes} process${d.processes === 1 ? '' : 'es'}`;
     return `${procs}, ${d.memoryUsed} MiB in use`;
+}
+
+
+/***/ }),
+
+/***/ 8129:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C3: () => (/* binding */ mismatchText),
+/* harmony export */   ai: () => (/* binding */ parseMismatch),
+/* harmony export */   oF: () => (/* binding */ parseModuleVersion),
+/* harmony export */   pU: () => (/* binding */ MODULE_VERSION_FILE)
+/* harmony export */ });
+/**
+ * The loaded NVIDIA kernel module and the user-space library (pure): /proc/driver/nvidia/version of
+ * the proprietary and the open module, and nvidia-smi's version-mismatch message, which names only
+ * the library (`NVML library version: 580.178`).
+ */
+/** Where the loaded module says its version. */
+const MODULE_VERSION_FILE = '/proc/driver/nvidia/version';
+const MODULE = /^NVRM version: NVIDIA UNIX (?:(Open) Kernel Module for \S+|\S+ Kernel Module)\s+(\d+(?:\.\d+)+)/m;
+/** Parses /proc/driver/nvidia/version; undefined when it is not that file's form. */
+function parseModuleVersion(text) {
+    const m = MODULE.exec(text ?? '');
+    return m ? { version: m[2], open: m[1] !== undefined } : undefined;
+}
+/** nvidia-smi's words when the library and the loaded module differ. */
+const MISMATCH = /Failed to initialize NVML: Driver\/library version mismatch/i;
+const LIBRARY = /NVML library version: (\d+(?:\.\d+)+)/i;
+/** The library's version when nvidia-smi reports a version mismatch; undefined otherwise. */
+function parseMismatch(output) {
+    if (!MISMATCH.test(output))
+        return undefined;
+    return { library: LIBRARY.exec(output)?.[1] };
+}
+/** The one line a mismatch becomes: both versions, and that only a reboot loads the new module. */
+function mismatchText(library, module) {
+    const lib = library ? `user-space library (NVML) ${library}` : 'the user-space library (NVML)';
+    const mod = module
+        ? `loaded kernel module ${module.version}${module.open ? ' (open)' : ''}`
+        : `the loaded kernel module (${MODULE_VERSION_FILE} unreadable)`;
+    return `NVIDIA driver version mismatch: ${lib} but ${mod} (the driver's packages were upgraded under the running module): reboot needed; every GPU job fails until then`;
 }
 
 
@@ -49408,7 +49432,7 @@ function idleMemory(total) {
 
 /** Runs nvidia-smi with these arguments; fails when it cannot. */
 async function nvidiaSmi(runner, args) {
-    const smi = (await (0,nvidia_smi/* findNvidiaSmi */.I)()) ?? 'nvidia-smi';
+    const smi = (await (0,nvidia_smi/* findNvidiaSmi */.IV)()) ?? 'nvidia-smi';
     const r = await runner.run([smi, ...args], { allowFailure: true, timeoutSeconds: 30 });
     if (r.exitCode !== 0) {
         throw new errors/* HostError */.dh(`nvidia-smi failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 3)}`);
@@ -51187,11 +51211,15 @@ async function acquireHostLock(runner, tempDir, info, timeoutMs = 15 * 60_000) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I: () => (/* binding */ findNvidiaSmi)
+/* harmony export */   IV: () => (/* binding */ findNvidiaSmi),
+/* harmony export */   X3: () => (/* binding */ driverGpuAddresses)
 /* harmony export */ });
 /* unused harmony export NVIDIA_SMI_PATHS */
-/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1650);
-/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), found by looking, not by running it. */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _files_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1650);
+/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), and the GPUs the driver has (/proc/driver/nvidia/gpus), found by looking, not by running anything. */
+
 
 /**
  * Where nvidia-smi lives: the driver's packages put it in /usr/bin, a runfile install in
@@ -51205,9 +51233,19 @@ const NVIDIA_SMI_PATHS = [
 /** The path of nvidia-smi on this host, or undefined when there is no NVIDIA driver to ask. */
 async function findNvidiaSmi() {
     for (const p of NVIDIA_SMI_PATHS)
-        if (await (0,_files_js__WEBPACK_IMPORTED_MODULE_0__/* .exists */ .t2)(p))
+        if (await (0,_files_js__WEBPACK_IMPORTED_MODULE_1__/* .exists */ .t2)(p))
             return p;
     return undefined;
+}
+/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
+const DRIVER_GPUS = '/proc/driver/nvidia/gpus';
+/**
+ * The driver's GPUs by PCI address, sorted: nvidia-smi's index order (PCI order). Undefined when
+ * the folder cannot be read (no driver, or a container without it).
+ */
+async function driverGpuAddresses() {
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(DRIVER_GPUS).catch(() => undefined);
+    return names?.filter(n => /^[0-9a-f]+:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(n)).sort();
 }
 
 

@@ -310,6 +310,51 @@ describe('reading the GPUs and the job (effects, on a recording runner)', () => 
     )
   })
 
+  it('queries each GPU alone when one lost GPU makes the query of all abort, and leases from the rest', async () => {
+    // The line nvidia-smi prints for a GPU that fell off the bus (cited in the fixture's header).
+    const lost = readFileSync('__fixtures__/gpu-health/smi-device-handle-unknown-error.txt', 'utf8')
+      .split('\n')
+      .filter(l => !l.startsWith('#'))
+      .join('\n')
+    const lines = sample('gpus-4.csv').trim().split('\n')
+    const apps = sample('apps-4.csv').trim().split('\n')
+    const only = (i: number) => ['-i', String(i)]
+    const runner = new FakeRunner([
+      ...[0, 2, 3].flatMap(
+        i =>
+          [
+            [['nvidia-smi', ...QUERY_GPUS, ...only(i)], {stdout: `${lines[i]}\n`}],
+            [
+              ['nvidia-smi', ...QUERY_APPS, ...only(i)],
+              {stdout: apps.filter(a => a.startsWith(DEVICES[i].uuid)).join('\n')}
+            ]
+          ] as const
+      ),
+      [['nvidia-smi'], {exitCode: 255, stdout: lost}]
+    ])
+    const buses = ['0000:01:00.0', '0000:0b:00.0', '0000:0c:00.0', '0000:0d:00.0']
+    expect(await queryGpus(runner, () => Promise.resolve(buses))).toEqual(
+      DEVICES.filter(d => d.index !== 1)
+    )
+    expect(runner.calls.filter(c => c.argv.includes('-i'))).toHaveLength(8)
+  })
+
+  it('does not ask each GPU alone for a driver/library mismatch, which every query shares', async () => {
+    const mismatch =
+      'Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 570.86'
+    const runner = new FakeRunner([[['nvidia-smi'], {exitCode: 18, stdout: mismatch}]])
+    let asked = false
+    const buses = () => {
+      asked = true
+      return Promise.resolve(['0000:01:00.0', '0000:02:00.0'])
+    }
+    await expect(queryGpus(runner, buses)).rejects.toThrow(
+      'gpus is set, but nvidia-smi failed (exit 18): Failed to initialize NVML: Driver/library version mismatch'
+    )
+    expect(asked).toBe(false)
+    expect(runner.calls).toHaveLength(2)
+  })
+
   it("names the job after the action's parent process, with its start time", () => {
     const job = jobIdentity({GITHUB_JOB: 'unit'})
     expect(job.pid).toBe(process.ppid)

@@ -1,4 +1,5 @@
-/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), found by looking, not by running it. */
+/** Where nvidia-smi is on this host (/usr/bin, /usr/local/bin, WSL2's /usr/lib/wsl/lib), and the GPUs the driver has (/proc/driver/nvidia/gpus), found by looking, not by running anything. */
+import {promises as fs} from 'node:fs'
 import {exists} from './files.js'
 
 /**
@@ -15,4 +16,16 @@ export const NVIDIA_SMI_PATHS = [
 export async function findNvidiaSmi(): Promise<string | undefined> {
   for (const p of NVIDIA_SMI_PATHS) if (await exists(p)) return p
   return undefined
+}
+
+/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
+const DRIVER_GPUS = '/proc/driver/nvidia/gpus'
+
+/**
+ * The driver's GPUs by PCI address, sorted: nvidia-smi's index order (PCI order). Undefined when
+ * the folder cannot be read (no driver, or a container without it).
+ */
+export async function driverGpuAddresses(): Promise<string[] | undefined> {
+  const names = await fs.readdir(DRIVER_GPUS).catch(() => undefined)
+  return names?.filter(n => /^[0-9a-f]+:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(n)).sort()
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {HostError, errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {readFileMaybe} from '../../system/files.js'
-import {findNvidiaSmi} from '../../system/nvidia-smi.js'
+import {driverGpuAddresses, findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {LOCK_DIR} from '../../system/lock.js'
 import {processIdentity, sameProcessAlive, type ProcessIdentity} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
@@ -13,24 +13,44 @@ import type {GpuInputs} from './inputs.js'
 import {jobDescription, parseLease, uuidOfLeaseFile, type JobIdentity} from './lease.js'
 import type {GpuFacts, LeaseView} from './plan.js'
 import {nvidiaCdiDevices} from './cdi.js'
+import {parseMismatch} from './health-driver.js'
 
-/** The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver. */
-export async function queryGpus(runner: CommandRunner): Promise<GpuDevice[]> {
+/**
+ * The GPUs and their compute processes (runs nvidia-smi's two queries); fails without a driver.
+ * `driverGpus` (the driver's GPUs by PCI address, in index order) is asked only when a query fails.
+ */
+export async function queryGpus(
+  runner: CommandRunner,
+  driverGpus: () => Promise<string[] | undefined> = driverGpuAddresses
+): Promise<GpuDevice[]> {
   // Where the driver put it (WSL2: /usr/lib/wsl/lib, not on PATH); else by name, to say it failed.
   const nvidiaSmi = (await findNvidiaSmi()) ?? 'nvidia-smi'
   const ask = (args: string[]) =>
     runner.run([nvidiaSmi, ...args], {allowFailure: true, timeoutSeconds: 30}).catch(e => {
       throw new HostError(`gpus is set, but nvidia-smi cannot be run: ${errorMessage(e)}`)
     })
-  const [gpus, apps] = await Promise.all([ask(QUERY_GPUS), ask(QUERY_APPS)])
-  for (const r of [gpus, apps]) {
-    if (r.exitCode !== 0) {
-      throw new HostError(
-        `gpus is set, but nvidia-smi failed (exit ${r.exitCode}): ${tailLines(r.stderr || r.stdout, 3)}`
+  const both = (only: string[]) =>
+    Promise.all([ask([...QUERY_GPUS, ...only]), ask([...QUERY_APPS, ...only])])
+  const [gpus, apps] = await both([])
+  const failed = [gpus, apps].find(r => r.exitCode !== 0)
+  if (failed === undefined) return gpuDevices(gpus.stdout, apps.stdout)
+  // One GPU NVML cannot get a handle for (fallen off the bus) makes a query of all abort: each
+  // GPU alone, so the others can still be leased (the health gate names the lost one). Not for a
+  // driver/library mismatch, which every query shares.
+  const buses = parseMismatch(`${failed.stdout}\n${failed.stderr}`) ? undefined : await driverGpus()
+  if (buses !== undefined && buses.length > 1) {
+    const each = await Promise.all(buses.map((_, i) => both(['-i', String(i)])))
+    const ok = each.filter(([g, a]) => g.exitCode === 0 && a.exitCode === 0)
+    if (ok.length > 0) {
+      return gpuDevices(
+        ok.map(([g]) => g.stdout).join('\n'),
+        ok.map(([, a]) => a.stdout).join('\n')
       )
     }
   }
-  return gpuDevices(gpus.stdout, apps.stdout)
+  throw new HostError(
+    `gpus is set, but nvidia-smi failed (exit ${failed.exitCode}): ${tailLines(failed.stderr || failed.stdout, 3)}`
+  )
 }
 
 /** The lease files in the host lock folder, each with whether its job's worker still runs. */

@@ -3,12 +3,11 @@
  * the kernel log (`dmesg`: `journalctl -k` is empty in containers and without a persistent
  * journal), the loaded module's version and the GPU leases. Changes nothing.
  */
-import {promises as fs} from 'node:fs'
 import {errorMessage, tailLines} from '../../errors.js'
 import type {CommandRunner} from '../../exec/runner.js'
 import {devCharLinks} from '../../system/dev-char.js'
 import {readFileMaybe} from '../../system/files.js'
-import {findNvidiaSmi} from '../../system/nvidia-smi.js'
+import {driverGpuAddresses, findNvidiaSmi} from '../../system/nvidia-smi.js'
 import {pidAlive} from '../../system/process.js'
 import type {PhaseContext} from '../pipeline.js'
 import {readLeases} from './detect.js'
@@ -28,9 +27,6 @@ import type {GpuHealthInputs} from './health-inputs.js'
 import {parseKernelLog, type KernelLog} from './health-kernel.js'
 import {QUERY_XML, normaliseBus, parseSmiXml, perGpuQueries} from './health-smi.js'
 
-/** One folder per GPU the driver has, named by its PCI address (0000:3b:00.0). */
-const DRIVER_GPUS = '/proc/driver/nvidia/gpus'
-
 /** What detection found: the facts to judge, or why the gate does not run. */
 export type GpuHealthFacts = {skipped: string} | {facts: HealthFacts}
 
@@ -49,8 +45,7 @@ async function kernelLog(
 
 /** Where the driver has this runner's GPUs, in nvidia-smi's index order (PCI order); undefined when unreadable. */
 async function driverGpus(): Promise<string[] | undefined> {
-  const names = await fs.readdir(DRIVER_GPUS).catch(() => undefined)
-  return names?.filter(n => normaliseBus(n) !== '').sort()
+  return (await driverGpuAddresses())?.filter(n => normaliseBus(n) !== '')
 }
 
 type Ask = (args: string[]) => Promise<{exitCode: number; stdout: string; stderr: string}>
