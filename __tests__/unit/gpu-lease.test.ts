@@ -319,19 +319,14 @@ describe('reading the GPUs and the job (effects, on a recording runner)', () => 
     const lines = sample('gpus-4.csv').trim().split('\n')
     const apps = sample('apps-4.csv').trim().split('\n')
     const only = (i: number) => ['-i', String(i)]
-    const runner = new FakeRunner([
-      ...[0, 2, 3].flatMap(
-        i =>
-          [
-            [['nvidia-smi', ...QUERY_GPUS, ...only(i)], {stdout: `${lines[i]}\n`}],
-            [
-              ['nvidia-smi', ...QUERY_APPS, ...only(i)],
-              {stdout: apps.filter(a => a.startsWith(DEVICES[i].uuid)).join('\n')}
-            ]
-          ] as const
-      ),
-      [['nvidia-smi'], {exitCode: 255, stdout: lost}]
-    ])
+    const answers: [string[], {exitCode?: number; stdout: string}][] = []
+    for (const i of [0, 2, 3]) {
+      const ofGpu = apps.filter(a => a.startsWith(DEVICES[i].uuid)).join('\n')
+      answers.push([['nvidia-smi', ...QUERY_GPUS, ...only(i)], {stdout: `${lines[i]}\n`}])
+      answers.push([['nvidia-smi', ...QUERY_APPS, ...only(i)], {stdout: ofGpu}])
+    }
+    answers.push([['nvidia-smi'], {exitCode: 255, stdout: lost}])
+    const runner = new FakeRunner(answers)
     const buses = ['0000:01:00.0', '0000:0b:00.0', '0000:0c:00.0', '0000:0d:00.0']
     expect(await queryGpus(runner, () => Promise.resolve(buses))).toEqual(
       DEVICES.filter(d => d.index !== 1)
