@@ -34697,8 +34697,11 @@ const LABEL_MANAGED = 'org.docker-gpu-setup.managed';
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   D: () => (/* binding */ leaseRuntimeFragment),
+/* harmony export */   F9: () => (/* binding */ parseSpec),
+/* harmony export */   LI: () => (/* binding */ leaseRefusal),
 /* harmony export */   WL: () => (/* binding */ leaseSpec),
 /* harmony export */   a7: () => (/* binding */ LEASE_RUNTIME_FILES),
+/* harmony export */   dU: () => (/* binding */ specText),
 /* harmony export */   ew: () => (/* binding */ leaseRuntimeScript),
 /* harmony export */   kw: () => (/* binding */ runnerRootOf)
 /* harmony export */ });
@@ -34733,7 +34736,7 @@ const DEVICE_MOUNT_ROOT = '/var/run/nvidia-container-devices';
  * The runtime script. Only `create` (the first word that is neither an option nor the value of
  * runc's global --root, --log, --log-format, --criu or --rootless) runs node, to rewrite the
  * bundle's config.json; a failed rewrite fails the create (no container, rather than one with
- * GPUs that are not its own). Every other command goes straight on, at a shell's speed.
+ * GPUs that are not its own), its reason written to the runtime's --log, where Docker reads it. Every other command goes straight on, at a shell's speed.
  */
 function leaseRuntimeScript() {
     const f = LEASE_RUNTIME_FILES;
@@ -34746,12 +34749,14 @@ next=$(command -v nvidia-container-runtime || command -v runc) || {
   echo 'gpu-lease: neither nvidia-container-runtime nor runc is on PATH' >&2
   exit 1
 }
-args=("$@") cmd='' bundle=.
+args=("$@") cmd='' bundle=. log=''
 for ((i = 0; i < \${#args[@]}; i++)); do
   a=\${args[i]}
   if [ -z "$cmd" ]; then
     case $a in
-      --root | --log | --log-format | --criu | --rootless) i=$((i + 1)) ;;
+      --log) i=$((i + 1)) && log=\${args[i]:-} ;;
+      --log=*) log=\${a#--log=} ;;
+      --root | --log-format | --criu | --rootless) i=$((i + 1)) ;;
       -*) ;;
       *) cmd=$a ;;
     esac
@@ -34763,10 +34768,47 @@ for ((i = 0; i < \${#args[@]}; i++)); do
   fi
 done
 if [ "$cmd" = create ]; then
-  '${f.node}' '${f.bundle}' gpu-lease-create "$bundle" || exit 1
+  '${f.node}' '${f.bundle}' gpu-lease-create "$bundle" "$log" || exit 1
 fi
 exec "$next" "$@"
 `;
+}
+/** An integer too large for a double, through JSON.parse: a string marked by a NUL (escaped). */
+const BIG = '\\u0000oci-integer:';
+/**
+ * Parses config.json keeping every integer exact (an OCI spec holds integers, no fractions).
+ * Docker writes an unlimited rlimit (`--ulimit memlock=-1`, as NVIDIA's own PyTorch containers
+ * run) as 18446744073709551615, which a double rounds to a number above uint64 that runc refuses:
+ * such integers become marked strings.
+ */
+function parseSpec(text) {
+    let out = '';
+    let from = 0;
+    // Every string literal, or a number outside one; only long integers are rewritten.
+    for (const m of text.matchAll(/"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d{16,}(?![.\deE])/g)) {
+        if (m[0].startsWith('"'))
+            continue;
+        out += `${text.slice(from, m.index)}"${BIG}${m[0]}"`;
+        from = m.index + m[0].length;
+    }
+    return JSON.parse(out + text.slice(from));
+}
+/** config.json's text for a spec parseSpec read, its long integers as they were. */
+function specText(spec) {
+    return JSON.stringify(spec).replace(/"\\u0000oci-integer:(-?\d+)"/g, '$1');
+}
+/**
+ * Why the lease cannot hold for this container, or undefined: a GPU device node in the spec
+ * (`--device /dev/nvidia1`, a CDI device Docker resolved itself such as `nvidia.com/gpu=all`, or
+ * `--privileged`, which puts every host device in it) reaches the GPU whatever the toolkit is told.
+ */
+function leaseRefusal(spec) {
+    const nodes = (spec.linux?.devices ?? [])
+        .map(d => d.path)
+        .filter(p => /^\/dev\/nvidia\d+$/.test(p));
+    if (nodes.length === 0)
+        return undefined;
+    return `the container is given GPU device nodes itself (${nodes.join(', ')}: --privileged, --device or a CDI device), which no lease can limit; with --runtime=${LEASE_RUNTIME}, ask for GPUs through the lease alone`;
 }
 /** An absolute path without empty, `.` and `..` parts (as filepath.Clean leaves it). */
 function clean(p) {
@@ -35646,10 +35688,7 @@ else if (hook === 'job-completed') {
 }
 else if (hook === 'gpu-lease-create') {
     // The gpu-lease runtime, before each container it creates; a failure fails the create.
-    await (0,_phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__/* .leaseRuntimeCreate */ .t)(process.argv[3] ?? '.').catch((e) => {
-        process.stderr.write(`gpu-lease: ${e instanceof Error ? e.message : String(e)}\n`);
-        process.exitCode = 1;
-    });
+    process.exitCode = await (0,_phases_gpus_lease_runtime_create_js__WEBPACK_IMPORTED_MODULE_3__/* .leaseRuntimeCreate */ .t)(process.argv[3] ?? '.', process.argv[4] ?? '');
 }
 else if ((0,_state_js__WEBPACK_IMPORTED_MODULE_5__/* .isPostStep */ .pq)()) {
     await (0,_post_js__WEBPACK_IMPORTED_MODULE_4__/* .post */ .b)();
@@ -42273,7 +42312,7 @@ async function applyHooks(plan, ctx) {
             root: true
         });
         const tmp = `${lease_runtime/* LEASE_RUNTIME_FILES */.a7.node}.tmp-${process.pid}`;
-        await ctx.runner.run(['install', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp], { root: true });
+        await ctx.runner.run(['install', '-p', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp], { root: true });
         await ctx.runner.run(['mv', '-f', '--', tmp, lease_runtime/* LEASE_RUNTIME_FILES */.a7.node], { root: true });
     }
     for (const [file, text] of Object.entries(plan.write)) {
@@ -48061,13 +48100,14 @@ function mismatchText(library, module) {
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9929);
-/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6714);
-/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7848);
-/* harmony import */ var _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7143);
-/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6616);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _system_actions_runner_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9929);
+/* harmony import */ var _system_lock_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6714);
+/* harmony import */ var _system_process_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7848);
+/* harmony import */ var _docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7143);
+/* harmony import */ var _lease_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6616);
 /**
  * The gpu-lease runtime's `create` (run as root by Docker's shim, through the runtime script):
  * reads the bundle's config.json, finds the container's runner and its job's leases, and writes
@@ -48080,35 +48120,62 @@ function mismatchText(library, module) {
 
 
 
+
 /**
  * The GPUs leased to the job that runs under the runner in `root`: leases whose worker still runs
  * (same pid and start) and lives in that runner's folder. A runner runs one job at a time.
  */
 async function leasedTo(root) {
-    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE).catch(() => []);
+    const names = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readdir(_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .LOCK_DIR */ .UE).catch(() => []);
     const uuids = [];
     for (const name of names.sort()) {
-        if ((0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .uuidOfLeaseFile */ .hg)(name) === undefined)
+        if ((0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .uuidOfLeaseFile */ .hg)(name) === undefined)
             continue;
-        const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(node_path__WEBPACK_IMPORTED_MODULE_1__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .LOCK_DIR */ .UE, name), 'utf8').catch(() => '');
-        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_6__/* .parseLease */ .QM)(text);
-        if (!lease || !(0,_system_process_js__WEBPACK_IMPORTED_MODULE_4__/* .sameProcessAlive */ .bZ)(lease.pid, lease.start))
+        const text = await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(node_path__WEBPACK_IMPORTED_MODULE_2__.join(_system_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .LOCK_DIR */ .UE, name), 'utf8').catch(() => '');
+        const lease = (0,_lease_js__WEBPACK_IMPORTED_MODULE_7__/* .parseLease */ .QM)(text);
+        if (!lease || !(0,_system_process_js__WEBPACK_IMPORTED_MODULE_5__/* .sameProcessAlive */ .bZ)(lease.pid, lease.start))
             continue;
-        if ((await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_2__/* .runnerFolder */ .X)(lease.pid)) === root)
+        if ((await (0,_system_actions_runner_js__WEBPACK_IMPORTED_MODULE_3__/* .runnerFolder */ .X)(lease.pid)) === root)
             uuids.push(lease.uuid);
     }
     return uuids;
 }
-/** Rewrites `<bundle>/config.json`; a container of no runner, or of one without a lease, gets no GPU. */
-async function leaseRuntimeCreate(bundle) {
-    const file = node_path__WEBPACK_IMPORTED_MODULE_1__.join(bundle, 'config.json');
-    const spec = JSON.parse(await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8'));
-    const root = (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .runnerRootOf */ .kw)(spec);
+/**
+ * Rewrites `<bundle>/config.json`; a container of no runner, or of one without a lease, gets no GPU;
+ * one given GPU device nodes directly is refused (throws: the create fails with the reason).
+ */
+async function rewriteSpec(bundle) {
+    const file = node_path__WEBPACK_IMPORTED_MODULE_2__.join(bundle, 'config.json');
+    const spec = (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__/* .parseSpec */ .F9)(await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.readFile(file, 'utf8'));
+    const refused = (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseRefusal */ .LI)(spec);
+    if (refused !== undefined)
+        throw new Error(refused);
+    const root = (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__/* .runnerRootOf */ .kw)(spec);
     const uuids = root === undefined ? [] : await leasedTo(root);
     const tmp = `${file}.gpu-lease-${process.pid}`;
-    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, JSON.stringify((0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .leaseSpec */ .WL)(spec, uuids)), { mode: 0o600 });
+    await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.writeFile(tmp, (0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__/* .specText */ .dU)((0,_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_6__/* .leaseSpec */ .WL)(spec, uuids)), { mode: 0o600 });
     await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.chmod(tmp, (await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(file)).mode & 0o777);
     await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.rename(tmp, file);
+}
+/**
+ * The runtime's `create` step; returns the exit status. A failure's reason goes to stderr and, as
+ * runc writes its own (`--log-format json`), to the runtime's `--log` file, where containerd looks
+ * for the reason it shows in Docker's error.
+ */
+async function leaseRuntimeCreate(bundle, log) {
+    try {
+        await rewriteSpec(bundle);
+        return 0;
+    }
+    catch (e) {
+        const msg = `gpu-lease: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`;
+        process.stderr.write(`${msg}\n`);
+        if (log !== '') {
+            const line = JSON.stringify({ level: 'error', msg, time: new Date().toISOString() });
+            await node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.appendFile(log, `${line}\n`).catch(() => undefined);
+        }
+        return 1;
+    }
 }
 
 
@@ -48375,10 +48442,17 @@ async function detectHooks(ctx) {
         runtimeNode: await sameRootFile(_docker_lease_runtime_js__WEBPACK_IMPORTED_MODULE_5__/* .LEASE_RUNTIME_FILES */ .a7.node, process.execPath)
     };
 }
-/** `copy` is root's, not writable by others, and as large as `original` (the same node). */
+/**
+ * `copy` is root's, not writable by others, and the same node as `original`: the same size and
+ * modification time, which the copy keeps (`install -p`). A stat, not a hash of ~100 MB per run.
+ */
 async function sameRootFile(copy, original) {
     const [a, b] = await Promise.all([node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(copy).catch(() => undefined), node_fs__WEBPACK_IMPORTED_MODULE_0__.promises.stat(original)]);
-    return a !== undefined && a.uid === 0 && (a.mode & 0o022) === 0 && a.size === b.size;
+    return (a !== undefined &&
+        a.uid === 0 &&
+        (a.mode & 0o022) === 0 &&
+        a.size === b.size &&
+        a.mtimeMs === b.mtimeMs);
 }
 /**
  * What the installed hooks do: the settings the install wrote beside the bundle that runs (root's,

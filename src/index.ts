@@ -16,10 +16,7 @@ if (hook === 'job-started') {
   await jobCompletedHook(await readHookConfig())
 } else if (hook === 'gpu-lease-create') {
   // The gpu-lease runtime, before each container it creates; a failure fails the create.
-  await leaseRuntimeCreate(process.argv[3] ?? '.').catch((e: unknown) => {
-    process.stderr.write(`gpu-lease: ${e instanceof Error ? e.message : String(e)}\n`)
-    process.exitCode = 1
-  })
+  process.exitCode = await leaseRuntimeCreate(process.argv[3] ?? '.', process.argv[4] ?? '')
 } else if (isPostStep()) {
   await post()
 } else {

@@ -52,6 +52,15 @@ function gpusOf(options: string): Report {
   return JSON.parse(box.read(`/var/log/nvidia-standin/${id}.json`) ?? '{}') as Report
 }
 
+/** `docker run` of CUDA_ALL with `options`: its exit status and what it printed. */
+function runOf(options: string): {rc: number; output: string} {
+  const out = box.sh(
+    `docker run --rm ${options} ${CUDA_ALL} /bin/busybox true 2>&1 || echo "rc=$?"`
+  )
+  const rc = /(?:^|\n)rc=(\d+)\n$/.exec(out)
+  return {rc: rc ? Number(rc[1]) : 0, output: rc ? out.slice(0, rc.index) : out}
+}
+
 /** The `gpu-isolation` output. */
 const isolationOf = (outputs: Record<string, string>) =>
   JSON.parse(outputs['gpu-isolation']) as {mode: string; changed: Record<string, boolean | null>}
@@ -70,6 +79,8 @@ beforeAll(() => {
   )
   // Docker accepts --gpus only with the toolkit's hook on PATH; the stand-in runtime reports.
   box.write('/usr/local/bin/nvidia-container-runtime-hook', '#!/bin/sh\ncat >/dev/null\nexit 0\n')
+  // Stand-in GPU device nodes (the NVIDIA driver's major, 195): what --privileged and --device give.
+  box.sh('mknod -m 0666 /dev/nvidia0 c 195 0 && mknod -m 0666 /dev/nvidia1 c 195 1')
   box.write(TOOLKIT_CONFIG, SHIPPED)
   box.write(
     '/etc/docker/daemon.json',
@@ -180,8 +191,20 @@ describe('gpu-isolation and the gpu-lease runtime', () => {
     expect(inJob.env).toEqual([`NVIDIA_VISIBLE_DEVICES=${leased}`])
     expect(inJob.mounts).toEqual([leased])
     expect(inJob.devices).toEqual([leased])
+    // gpu-lease refuses what no lease can limit: GPU device nodes given to the container itself
+    // (--privileged gives it every host device, the stand-in /dev/nvidia0 and 1 included).
+    for (const given of ['--privileged', '--device /dev/nvidia1']) {
+      const refused = runOf(`${JOB_CONTAINER} ${given}`)
+      expect(refused.rc).not.toBe(0)
+      expect(refused.output).toContain('which no lease can limit')
+    }
+    // An unlimited rlimit, written as uint64's largest value, survives the rewrite: runc reads the
+    // spec and gets as far as setting it (which the box, itself a container, does not permit);
+    // a rounded value would stop it at decoding config.json (`cannot unmarshal number`).
+    const unlimited = runOf(`${JOB_CONTAINER} --ulimit memlock=-1`)
+    expect(unlimited.output).not.toContain('unmarshal')
+    expect(unlimited.output).toMatch(/^$|error setting rlimit type 8: operation not permitted/)
     // gpu-lease closes what escapes the toolkit's own rules, for the containers that use it.
-    expect(gpusOf(`${JOB_CONTAINER} --privileged`).devices).toEqual([leased])
     expect(
       gpusOf(`${JOB_CONTAINER} --gpus all -v /dev/null:/var/run/nvidia-container-devices/all`)
         .devices
@@ -227,7 +250,8 @@ describe('gpu-isolation and the gpu-lease runtime', () => {
     expect(nvidia('--gpus all')).toEqual(ALL)
     expect(nvidia('--privileged')).toEqual(ALL)
     expect(nvidia('-v /dev/null:/var/run/nvidia-container-devices/all')).toEqual(ALL)
-    expect(gpusOf(`${JOB_CONTAINER} --privileged --gpus all`).devices).toEqual([leased])
+    expect(gpusOf(`${JOB_CONTAINER} --gpus all`).devices).toEqual([leased])
+    expect(runOf(`${JOB_CONTAINER} --privileged`).output).toContain('which no lease can limit')
     expect(gpusOf('--runtime=gpu-lease').devices).toEqual([])
     expect((await j.end('post')).rc).toBe(0)
     // A second off changes nothing.

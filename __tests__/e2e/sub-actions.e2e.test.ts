@@ -125,12 +125,16 @@ describe('gpus', () => {
     expect(box.read(`${dir}/main.rc`)?.trim()).toBe('0')
     const outputs = parseOutputFile(box.read(`${dir}/main.output`) ?? '')
     expect(Object.keys(outputs).sort()).toEqual([
+      'cdi-devices',
+      'docker-gpu-options',
       'docker-gpus',
       'gpu-health',
       'gpu-indexes',
       'gpu-uuids'
     ])
     expect(outputs['gpu-indexes']).toMatch(/^[01]$/)
+    // No CDI on this box's Docker (20.10): no CDI names.
+    expect(outputs['cdi-devices']).toBe('')
     const leases = (): string =>
       box.sh('ls /run/docker-gpu-setup 2>/dev/null | grep -c "\\.lease$" || true').trim()
     expect(leases()).toBe('1')

@@ -4,8 +4,11 @@ import {
   LEASE_RUNTIME_FILES,
   leaseRuntimeFragment,
   leaseRuntimeScript,
+  leaseRefusal,
   leaseSpec,
+  parseSpec,
   runnerRootOf,
+  specText,
   type OciSpec
 } from '../../src/docker/lease-runtime.js'
 
@@ -52,6 +55,34 @@ const spec = (): OciSpec => ({
 })
 
 describe('the gpu-lease runtime', () => {
+  it('keeps every integer of config.json exact, an unlimited rlimit (--ulimit memlock=-1) included', () => {
+    // As Docker writes `--ulimit memlock=-1 --ulimit stack=67108864` (uint64 max for unlimited).
+    const text =
+      '{"process":{"rlimits":[{"type":"RLIMIT_MEMLOCK","hard":18446744073709551615,"soft":18446744073709551615},' +
+      '{"type":"RLIMIT_STACK","hard":67108864,"soft":67108864}],"env":["A=12345678901234567890","B=\\"q\\" 99999999999999999"]},' +
+      '"y":-9223372036854775808,"z":[0,-1,12345678901234]}'
+    expect(specText(parseSpec(text))).toBe(text)
+    // What a plain JSON round trip would have written, and runc refuses: above uint64.
+    expect(JSON.stringify(JSON.parse(text))).toContain('18446744073709552000')
+    const leased = specText(leaseSpec(parseSpec(text), [A]))
+    expect(leased).toContain('"hard":18446744073709551615,"soft":18446744073709551615')
+    expect(leased).toContain(`"NVIDIA_VISIBLE_DEVICES=${A}"`)
+  })
+
+  it('refuses a container given GPU device nodes itself: --privileged, --device, a CDI device', () => {
+    const withDevices = (...paths: string[]): OciSpec => ({
+      ...spec(),
+      linux: {devices: paths.map(path => ({path})), namespaces: []}
+    })
+    expect(leaseRefusal(spec())).toBeUndefined()
+    expect(
+      leaseRefusal(withDevices('/dev/fuse', '/dev/nvidiactl', '/dev/nvidia-uvm'))
+    ).toBeUndefined()
+    expect(leaseRefusal(withDevices('/dev/nvidiactl', '/dev/nvidia0', '/dev/nvidia1'))).toBe(
+      'the container is given GPU device nodes itself (/dev/nvidia0, /dev/nvidia1: --privileged, --device or a CDI device), which no lease can limit; with --runtime=gpu-lease, ask for GPUs through the lease alone'
+    )
+  })
+
   it("finds the container's runner from the externals it mounts at /__e, and nothing else", () => {
     expect(runnerRootOf(spec())).toBe('/opt/runner')
     expect(
@@ -92,7 +123,7 @@ describe('the gpu-lease runtime', () => {
     })
     const script = leaseRuntimeScript()
     expect(script).toContain(
-      `'${LEASE_RUNTIME_FILES.node}' '${LEASE_RUNTIME_FILES.bundle}' gpu-lease-create "$bundle" || exit 1\nfi\nexec "$next" "$@"\n`
+      `'${LEASE_RUNTIME_FILES.node}' '${LEASE_RUNTIME_FILES.bundle}' gpu-lease-create "$bundle" "$log" || exit 1\nfi\nexec "$next" "$@"\n`
     )
   })
 })

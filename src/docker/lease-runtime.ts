@@ -42,7 +42,7 @@ export const DEVICE_MOUNT_ROOT = '/var/run/nvidia-container-devices'
  * The runtime script. Only `create` (the first word that is neither an option nor the value of
  * runc's global --root, --log, --log-format, --criu or --rootless) runs node, to rewrite the
  * bundle's config.json; a failed rewrite fails the create (no container, rather than one with
- * GPUs that are not its own). Every other command goes straight on, at a shell's speed.
+ * GPUs that are not its own), its reason written to the runtime's --log, where Docker reads it. Every other command goes straight on, at a shell's speed.
  */
 export function leaseRuntimeScript(): string {
   const f = LEASE_RUNTIME_FILES
@@ -55,12 +55,14 @@ next=$(command -v nvidia-container-runtime || command -v runc) || {
   echo 'gpu-lease: neither nvidia-container-runtime nor runc is on PATH' >&2
   exit 1
 }
-args=("$@") cmd='' bundle=.
+args=("$@") cmd='' bundle=. log=''
 for ((i = 0; i < \${#args[@]}; i++)); do
   a=\${args[i]}
   if [ -z "$cmd" ]; then
     case $a in
-      --root | --log | --log-format | --criu | --rootless) i=$((i + 1)) ;;
+      --log) i=$((i + 1)) && log=\${args[i]:-} ;;
+      --log=*) log=\${a#--log=} ;;
+      --root | --log-format | --criu | --rootless) i=$((i + 1)) ;;
       -*) ;;
       *) cmd=$a ;;
     esac
@@ -72,7 +74,7 @@ for ((i = 0; i < \${#args[@]}; i++)); do
   fi
 done
 if [ "$cmd" = create ]; then
-  '${f.node}' '${f.bundle}' gpu-lease-create "$bundle" || exit 1
+  '${f.node}' '${f.bundle}' gpu-lease-create "$bundle" "$log" || exit 1
 fi
 exec "$next" "$@"
 `
@@ -83,7 +85,47 @@ export interface OciSpec {
   process?: {env?: string[]; [k: string]: unknown}
   mounts?: {destination: string; source?: string; type?: string; options?: string[]}[]
   annotations?: Record<string, string>
+  linux?: {devices?: {path: string}[]; [k: string]: unknown}
   [k: string]: unknown
+}
+
+/** An integer too large for a double, through JSON.parse: a string marked by a NUL (escaped). */
+const BIG = '\\u0000oci-integer:'
+
+/**
+ * Parses config.json keeping every integer exact (an OCI spec holds integers, no fractions).
+ * Docker writes an unlimited rlimit (`--ulimit memlock=-1`, as NVIDIA's own PyTorch containers
+ * run) as 18446744073709551615, which a double rounds to a number above uint64 that runc refuses:
+ * such integers become marked strings.
+ */
+export function parseSpec(text: string): OciSpec {
+  let out = ''
+  let from = 0
+  // Every string literal, or a number outside one; only long integers are rewritten.
+  for (const m of text.matchAll(/"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d{16,}(?![.\deE])/g)) {
+    if (m[0].startsWith('"')) continue
+    out += `${text.slice(from, m.index)}"${BIG}${m[0]}"`
+    from = m.index + m[0].length
+  }
+  return JSON.parse(out + text.slice(from)) as OciSpec
+}
+
+/** config.json's text for a spec parseSpec read, its long integers as they were. */
+export function specText(spec: OciSpec): string {
+  return JSON.stringify(spec).replace(/"\\u0000oci-integer:(-?\d+)"/g, '$1')
+}
+
+/**
+ * Why the lease cannot hold for this container, or undefined: a GPU device node in the spec
+ * (`--device /dev/nvidia1`, a CDI device Docker resolved itself such as `nvidia.com/gpu=all`, or
+ * `--privileged`, which puts every host device in it) reaches the GPU whatever the toolkit is told.
+ */
+export function leaseRefusal(spec: OciSpec): string | undefined {
+  const nodes = (spec.linux?.devices ?? [])
+    .map(d => d.path)
+    .filter(p => /^\/dev\/nvidia\d+$/.test(p))
+  if (nodes.length === 0) return undefined
+  return `the container is given GPU device nodes itself (${nodes.join(', ')}: --privileged, --device or a CDI device), which no lease can limit; with --runtime=${LEASE_RUNTIME}, ask for GPUs through the lease alone`
 }
 
 /** An absolute path without empty, `.` and `..` parts (as filepath.Clean leaves it). */

@@ -17,7 +17,7 @@ export async function applyHooks(plan: HookPlan, ctx: PhaseContext<HookSettings>
     })
     const tmp = `${LEASE_RUNTIME_FILES.node}.tmp-${process.pid}`
     await ctx.runner.run(
-      ['install', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp],
+      ['install', '-p', '-m', '0755', '-o', 'root', '-g', 'root', plan.facts.node, tmp],
       {root: true}
     )
     await ctx.runner.run(['mv', '-f', '--', tmp, LEASE_RUNTIME_FILES.node], {root: true})

@@ -38,10 +38,19 @@ export async function detectHooks(ctx: PhaseContext<HookSettings>): Promise<Hook
   }
 }
 
-/** `copy` is root's, not writable by others, and as large as `original` (the same node). */
+/**
+ * `copy` is root's, not writable by others, and the same node as `original`: the same size and
+ * modification time, which the copy keeps (`install -p`). A stat, not a hash of ~100 MB per run.
+ */
 async function sameRootFile(copy: string, original: string): Promise<boolean> {
   const [a, b] = await Promise.all([fs.stat(copy).catch(() => undefined), fs.stat(original)])
-  return a !== undefined && a.uid === 0 && (a.mode & 0o022) === 0 && a.size === b.size
+  return (
+    a !== undefined &&
+    a.uid === 0 &&
+    (a.mode & 0o022) === 0 &&
+    a.size === b.size &&
+    a.mtimeMs === b.mtimeMs
+  )
 }
 
 /**
