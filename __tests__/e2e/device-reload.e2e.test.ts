@@ -22,7 +22,8 @@
  *
  * Last, what the action leaves alone: its own spec is removed once a STAND-IN of toolkit 1.18's
  * nvidia-cdi-refresh (its unit file and a spec in /var/run/cdi) is there; a spec and a udev rule
- * the administrator wrote are kept as they are, even after a driver change.
+ * the administrator wrote are kept as they are, even after a driver change; a leased GPU that
+ * spec does not name is left out of cdi-devices, with a warning.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {Box, IN_BOX} from './bed/box.js'
@@ -301,4 +302,31 @@ describe('the fix applied: CDI on Docker 26.1 with the systemd cgroup driver', (
     )
     expect(run.stdout).toContain(`${RULE} is not the rule this action writes`)
   }, 600_000)
+
+  it('leaves a leased GPU the spec does not name out of cdi-devices, and names it in a warning', async () => {
+    // A spec older than a GPU swap: it names GPU 0 (by index) and `all`, not GPU 1.
+    host.write(
+      SPEC,
+      '---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n' +
+        '- name: "0"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n' +
+        '- name: all\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n'
+    )
+    const dir = '/tmp/jobs/cdi-stale'
+    const job = host.start(
+      {gpus: '2', 'gpu-health': 'off'},
+      {entry: 'gpus', wrap: ['/usr/local/bin/Runner.Worker', dir], env: {GITHUB_JOB: 'cdi-stale'}}
+    )
+    await waitFor(() => host.exists(`${dir}/main.rc`), 120_000, 'the lease step')
+    expect(host.read(`${dir}/main.rc`)?.trim()).toBe('0')
+    const outputs = parseOutputFile(host.read(`${dir}/main.output`) ?? '')
+    host.sh(`touch ${dir}/post`)
+    const {stdout} = await job.done
+    expect(outputs['gpu-indexes']).toBe('0,1')
+    expect(outputs['cdi-devices']).toBe('nvidia.com/gpu=0')
+    const warned = stdout
+      .split('\n')
+      .filter(l => l.includes('::warning') && l.includes('name no device for leased GPU(s)'))
+    expect(warned).toHaveLength(1)
+    expect(warned[0]).toContain(`name no device for leased GPU(s) 1 (${uuid(1)})`)
+  }, 300_000)
 })
