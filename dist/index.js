@@ -37922,7 +37922,13 @@ var lease_runtime = __nccwpck_require__(7143);
 /** Docker reads CDI specs (features.cdi) from 25.0. */
 const CDI_DOCKER = 25;
 /** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
-const NVIDIA_CTK = '1.12.0';
+const NVIDIA_CTK_SINCE = '1.12.0';
+/** Toolkit 1.18 keeps its own spec (nvidia-cdi-refresh.service, regenerated on driver or toolkit changes). */
+const CDI_REFRESH_SINCE = '1.18.0';
+/** The toolkit's CLI, where its packages put it (NVIDIA's udev rule names it by this path). */
+const NVIDIA_CTK = '/usr/bin/nvidia-ctk';
+/** Where the toolkit's runtime reads its settings (its `mode`, its isolation keys). */
+const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
 const major = (v) => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0);
 /** This Docker can read CDI specs (features.cdi): 25.0 and later (pure). */
 function dockerReadsCdi(version) {
@@ -37937,6 +37943,10 @@ function older(version, than) {
             return (a[i] ?? 0) < (b[i] ?? 0);
     }
     return false;
+}
+/** This toolkit version keeps its own CDI spec with nvidia-cdi-refresh (1.18 and later) (pure). */
+function toolkitRefreshesCdi(version) {
+    return !older(version, CDI_REFRESH_SINCE);
 }
 /** The verdict for this host (pure). */
 function deviceLoss(f) {
@@ -37961,7 +37971,7 @@ function deviceLoss(f) {
     const why = mode === 'cdi'
         ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
         : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`;
-    if (older(f.toolkitVersion, NVIDIA_CTK)) {
+    if (older(f.toolkitVersion, NVIDIA_CTK_SINCE)) {
         return { atRisk: true, why, fix: 'upgrade-toolkit' };
     }
     if (mode !== 'cdi' && dockerReadsCdi(f.dockerVersion)) {
@@ -37980,8 +37990,6 @@ function lossFixText(fix) {
             return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver';
     }
 }
-/** Where the toolkit's runtime reads its mode. */
-const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml';
 /** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
 function parseRuntimeMode(toml) {
     return /^[ \t]*mode[ \t]*=[ \t]*"([\w-]+)"/m.exec(toml ?? '')?.[1];
@@ -37994,14 +38002,12 @@ const CDI_SPEC = '/etc/cdi/nvidia.yaml';
 /**
  * Where the spec that toolkit 1.18's nvidia-cdi-refresh.service keeps (regenerated on each driver
  * or toolkit change, deployments/systemd in NVIDIA/nvidia-container-toolkit) lies: when that unit
- * is there and has written it, the toolkit owns the spec and this action writes none beside it
- * (two specs naming the same devices conflict).
+ * is there and has written it, the toolkit owns the spec and this action keeps none beside it
+ * (two specs naming the same devices: the one this action no longer refreshes would go stale).
  */
 const TOOLKIT_CDI_SPEC = '/var/run/cdi/nvidia.yaml';
 /** What the spec this action generated was generated for (driver, toolkit, the spec's hash). */
 const CDI_RECORD = '/var/lib/docker-gpu-setup/cdi-spec.json';
-/** The toolkit's CLI, where its packages put it (the udev rule names it by this path). */
-const device_fix_NVIDIA_CTK = '/usr/bin/nvidia-ctk';
 /** The rule file NVIDIA's troubleshooting page writes (its name and folder as documented). */
 const DEV_CHAR_RULE = '/lib/udev/rules.d/71-nvidia-dev-char.rules';
 /**
@@ -38009,7 +38015,7 @@ const DEV_CHAR_RULE = '/lib/udev/rules.d/71-nvidia-dev-char.rules';
  * (the driver's device nodes come back without them after each load).
  */
 const DEV_CHAR_RULE_TEXT = `# This will create /dev/char symlinks to all device nodes
-ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", RUN+="${device_fix_NVIDIA_CTK} system create-dev-char-symlinks --create-all"
+ACTION=="add", DEVPATH=="/bus/pci/drivers/nvidia", RUN+="${NVIDIA_CTK} system create-dev-char-symlinks --create-all"
 `;
 /** The record's text. */
 function cdiRecordText(r) {
@@ -38029,13 +38035,40 @@ function parseCdiRecord(text) {
         return undefined;
     }
 }
-/** The spec is made again when the driver, the toolkit or the file changed since the record. */
-function specStale(f, toolkitVersion) {
+/** A part that changes nothing, and why. */
+const nothing = (...warnings) => ({ actions: [], warnings });
+/**
+ * The spec (pure). The toolkit's own spec (nvidia-cdi-refresh) replaces this action's, which is
+ * removed with its record; a toolkit this run installs from 1.18 writes its own, so none is
+ * generated. Else the spec is generated where there is none, or again where it is this action's
+ * (its hash is the record's) and the driver or the toolkit changed; any other spec is the
+ * administrator's (another device-name strategy, MIG, csv mode) and is used as it is.
+ */
+function specPart(f, version, toolkit) {
     const r = f.record;
-    return (r === undefined ||
-        r.driver !== f.driver ||
-        r.toolkit !== toolkitVersion ||
-        r.sha256 !== f.specSha256);
+    const ours = f.specSha256 !== undefined && r?.sha256 === f.specSha256;
+    if (f.toolkitSpec)
+        return ours ? { actions: [{ kind: 'cdi-spec-remove' }], warnings: [] } : nothing();
+    const pinned = toolkit.installing ? toolkit.version : undefined;
+    if (f.systemd && pinned !== undefined && toolkitRefreshesCdi(pinned))
+        return nothing();
+    if (f.specSha256 !== undefined && !ours) {
+        return nothing(`CDI: ${CDI_SPEC} was not generated by this action (or was changed since): it is the administrator's and is used as it is; remove it to let this action generate and keep it current.`);
+    }
+    if (ours && r.driver === f.driver && r.toolkit === version)
+        return nothing();
+    if (f.driver === undefined) {
+        return nothing(`CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`);
+    }
+    return { actions: [{ kind: 'cdi-spec', driver: f.driver }], warnings: [] };
+}
+/** NVIDIA's udev rule: written where there is none; a rule with other text is the administrator's and kept. */
+function rulePart(rule) {
+    if (rule === undefined)
+        return { actions: [{ kind: 'dev-char-rule', text: DEV_CHAR_RULE_TEXT }], warnings: [] };
+    if (rule === DEV_CHAR_RULE_TEXT)
+        return nothing();
+    return nothing(`GPU device fix: ${DEV_CHAR_RULE} is not the rule this action writes (edited by hand?): it is kept as it is; remove it to let this action write NVIDIA's rule.`);
 }
 /** The fix this run applies; where CDI is the fix but stays off, the links are what is applied. */
 function fixApplied(cdi, verdict) {
@@ -38045,17 +38078,28 @@ function fixApplied(cdi, verdict) {
         return 'none';
     return verdict.fix === 'cdi' ? 'dev-char-symlinks' : verdict.fix;
 }
+/** Why CDI stays off where it is the fix, and what containers need instead. */
+function cdiOffWarning(nvidiaCdi, blocked) {
+    const instead = 'containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too';
+    if (nvidiaCdi === 'auto' && blocked === 'restart') {
+        return `nvidia-cdi auto: turning CDI on (features.cdi) needs a restart of Docker, refused here (running containers that live-restore cannot keep in swarm mode), so only the /dev/char links are made; ${instead}, or run again when they are done (or with allow-restart: true) to turn CDI on.`;
+    }
+    if (nvidiaCdi === 'auto') {
+        return `nvidia-cdi auto: daemon-config sets features.cdi false, so only the /dev/char links are made; ${instead}.`;
+    }
+    return `nvidia-cdi is false: ${instead}, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).`;
+}
 /**
  * The fix for this host (pure). nvidia-cdi `true` always turns CDI on with a spec; `auto` does
- * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk);
- * `false` never. Where containers are at risk, the /dev/char links and their udev rule are made
- * in both cases: the e2e device-reload test shows that a device in the container's spec (how CDI
- * injects GPUs) is lost too while its link is missing. Nothing is planned that is already so: a
- * spec recorded for this driver and toolkit, unchanged since, is not generated again.
+ * where the device-loss table names CDI (systemd's cgroup driver, Docker 25 or later, nvidia-ctk)
+ * and nothing blocks it; `false` never. Where containers are at risk, the /dev/char links and their
+ * udev rule are made in both cases: the e2e device-reload test shows that a device in the
+ * container's spec (how CDI injects GPUs) is lost too while its link is missing. Nothing is
+ * planned that is already so, and no file the administrator made (spec, rule) is replaced.
  */
 function planDeviceFix(f, nvidiaCdi, toolkit, 
-/** daemon-config sets features.cdi false: auto leaves CDI off. */
-cdiRefused = false) {
+/** What keeps auto from turning CDI on, if anything. */
+blocked) {
     // A toolkit this run installs is the repository's (1.12 or later) unless a pin says otherwise.
     const version = toolkit.version ?? (toolkit.installing ? '99' : undefined);
     const verdict = deviceLoss({
@@ -38065,33 +38109,25 @@ cdiRefused = false) {
         toolkitVersion: version,
         devCharLinks: f.devCharLinks
     });
-    const cdi = nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !cdiRefused && verdict.fix === 'cdi');
-    const warnings = [];
-    const actions = [];
-    if (cdi && version !== undefined && !f.toolkitSpec) {
-        if (f.driver === undefined) {
-            warnings.push(`CDI: no NVIDIA driver answers (nvidia-smi), so no spec is generated yet (${CDI_SPEC}); run again once the driver is loaded.`);
-        }
-        else if (specStale(f, version)) {
-            actions.push({ kind: 'cdi-spec', driver: f.driver });
-        }
-    }
+    const cdi = nvidiaCdi === 'true' || (nvidiaCdi === 'auto' && !blocked && verdict.fix === 'cdi');
     const links = verdict.atRisk && verdict.fix !== 'upgrade-toolkit';
-    if (links && f.rule !== DEV_CHAR_RULE_TEXT) {
-        actions.push({ kind: 'dev-char-rule', text: DEV_CHAR_RULE_TEXT });
-    }
-    if (links && !f.devCharLinks)
-        actions.push({ kind: 'dev-char-links' });
+    const parts = [
+        cdi && version !== undefined ? specPart(f, version, toolkit) : undefined,
+        links ? rulePart(f.rule) : undefined,
+        links && !f.devCharLinks
+            ? { actions: [{ kind: 'dev-char-links' }], warnings: [] }
+            : undefined
+    ].filter(p => p !== undefined);
+    const warnings = parts.flatMap(p => p.warnings);
     if (verdict.fix === 'upgrade-toolkit')
         warnings.push(`GPU device fix: ${verdict.why}.`);
-    if (verdict.atRisk && verdict.fix === 'cdi' && !cdi) {
-        warnings.push('nvidia-cdi is false: containers given GPUs with --gpus still lose them on systemctl daemon-reload; give them the /dev/nvidia* nodes with --device too, or set nvidia-cdi: auto and use --device nvidia.com/gpu=<uuid> (the cdi-devices output).');
-    }
+    if (verdict.atRisk && verdict.fix === 'cdi' && !cdi)
+        warnings.push(cdiOffWarning(nvidiaCdi, blocked));
     return {
         fix: fixApplied(cdi, verdict),
         why: cdi && !verdict.atRisk ? 'nvidia-cdi is true' : verdict.why,
         cdi,
-        actions,
+        actions: parts.flatMap(p => p.actions),
         warnings
     };
 }
@@ -38100,6 +38136,8 @@ function describeDeviceFix(a) {
     switch (a.kind) {
         case 'cdi-spec':
             return `generate the CDI spec ${CDI_SPEC} for driver ${a.driver} (nvidia-ctk cdi generate)`;
+        case 'cdi-spec-remove':
+            return `remove ${CDI_SPEC} and its record ${CDI_RECORD}: the toolkit keeps its own spec, ${TOOLKIT_CDI_SPEC} (nvidia-cdi-refresh)`;
         case 'dev-char-rule':
             return `write ${DEV_CHAR_RULE} (makes the /dev/char links again when the driver loads)`;
         case 'dev-char-links':
@@ -38151,6 +38189,7 @@ function describe(a) {
         case 'restart':
             return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`;
         case 'cdi-spec':
+        case 'cdi-spec-remove':
         case 'dev-char-rule':
         case 'dev-char-links':
             return describeDeviceFix(a);
@@ -38284,7 +38323,7 @@ function activation(facts, inputs, change, config, reason = `${change.restart.jo
             restart: []
         };
     const exposed = workloads.length > 0 && !loaded.liveRestore;
-    if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
+    if (change.restart.length > 0 && restartRefused(facts, inputs)) {
         throw new errors/* HostError */.dh(`Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`);
     }
     const protect = exposed && !loaded.swarm
@@ -38293,6 +38332,18 @@ function activation(facts, inputs, change, config, reason = `${change.restart.jo
     return change.restart.length === 0
         ? { kind: 'reload', ...base, protect }
         : { kind: 'restart', reason, ...base, protect };
+}
+/**
+ * A restart of the running daemon would stop containers this action did not start and
+ * live-restore cannot keep them (swarm mode), and allow-restart does not say to anyway.
+ */
+function restartRefused(facts, inputs) {
+    const loaded = facts.loaded;
+    return (loaded !== undefined &&
+        facts.workloads.length > 0 &&
+        !loaded.liveRestore &&
+        loaded.swarm &&
+        !inputs.allowRestart);
 }
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
 function notLoaded(facts, merged, nvidia) {
@@ -38383,15 +38434,22 @@ function deviceFix(facts, inputs, toolkit) {
         return undefined;
     const installing = toolkit.some(a => a.kind === 'install-toolkit' || a.kind === 'install-debs');
     const features = inputs.daemonConfig?.features;
-    const refused = typeof features === 'object' && features !== null && !Array.isArray(features)
-        ? features.cdi === false
-        : false;
+    const configOff = typeof features === 'object' &&
+        features !== null &&
+        !Array.isArray(features) &&
+        features.cdi === false;
+    // Turning CDI on is a restart: auto does not make one that would be refused.
+    const blocked = configOff
+        ? 'config'
+        : !facts.devices.cdiOn && restartRefused(facts, inputs)
+            ? 'restart'
+            : undefined;
     const plan = planDeviceFix(facts.devices, inputs.nvidiaCdi, {
         version: installing
             ? inputs.nvidiaToolkitVersion
             : facts.installed.get('nvidia-container-toolkit'),
         installing
-    }, refused);
+    }, blocked);
     return { plan, features: plan.cdi && !facts.devices.cdiOn };
 }
 /** The log lines that say why a daemon did not start (its last lines when none says so plainly). */
@@ -39834,6 +39892,7 @@ async function sourceFiles(own) {
 
 
 
+
 /** NVIDIA's key and flat repository source; stale nvidia-docker/libnvidia-container lists set aside. */
 async function addNvidiaRepo(ctx, url, keySource) {
     const key = await fetchKey(keySource);
@@ -39897,14 +39956,15 @@ async function installToolkit(ctx, pin) {
 /**
  * One change of the GPU device fix. The spec is generated where NVIDIA's install guide puts it
  * (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), then recorded with the driver and the
- * toolkit it was generated for; the links are made as the troubleshooting page says
+ * toolkit it was generated for (and removed with its record where the toolkit keeps its own); the
+ * links are made as the troubleshooting page says
  * (`nvidia-ctk system create-dev-char-symlinks --create-all`), and its udev rule written.
  */
 async function applyDeviceFix(ctx, action) {
     const run = async (args) => {
-        const r = await ctx.runner.run([device_fix_NVIDIA_CTK, ...args], { root: true, allowFailure: true });
+        const r = await ctx.runner.run([NVIDIA_CTK, ...args], { root: true, allowFailure: true });
         if (r.exitCode !== 0) {
-            throw new errors/* HostError */.dh(`${device_fix_NVIDIA_CTK} ${args.join(' ')} failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 3)}`);
+            throw new errors/* HostError */.dh(`${NVIDIA_CTK} ${args.join(' ')} failed (exit ${r.exitCode}): ${(0,errors/* tailLines */.os)(r.stderr || r.stdout, 3)}`);
         }
     };
     switch (action.kind) {
@@ -39925,6 +39985,11 @@ async function applyDeviceFix(ctx, action) {
             lib_core/* info */.pq(`Generated ${CDI_SPEC} for driver ${record.driver}, toolkit ${record.toolkit}`);
             break;
         }
+        case 'cdi-spec-remove':
+            await (0,system_files/* removeFile */.nM)(ctx.runner, CDI_SPEC);
+            await (0,system_files/* removeFile */.nM)(ctx.runner, CDI_RECORD);
+            lib_core/* info */.pq(`Removed ${CDI_SPEC}: the toolkit keeps its own spec (nvidia-cdi-refresh)`);
+            break;
         case 'dev-char-rule':
             await (0,system_files/* writeFileAtomic */.Zf)(ctx.runner, DEV_CHAR_RULE, action.text, 0o644, ctx.host.tempDir);
             break;
@@ -39963,6 +40028,7 @@ async function applyDaemon(p, ctx) {
                 await aptMark(ctx.runner, 'hold', action.packages);
                 break;
             case 'cdi-spec':
+            case 'cdi-spec-remove':
             case 'dev-char-rule':
             case 'dev-char-links':
                 await applyDeviceFix(ctx, action);
@@ -47710,8 +47776,12 @@ function publishLeases(ctx, picks, cdi = new Set()) {
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('NVIDIA_VISIBLE_DEVICES', uuids);
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CUDA_VISIBLE_DEVICES', uuids);
     if (cdi.size > 0) {
-        ctx.outputs.cdiDevices = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases, cdi);
-        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CDI_DEVICES', ctx.outputs.cdiDevices.join(','));
+        const { names, missing } = (0,_cdi_js__WEBPACK_IMPORTED_MODULE_2__/* .cdiNames */ .r)(leases, cdi);
+        if (missing.length > 0) {
+            ctx.warn(`cdi-devices: Docker's CDI specs name no device for leased GPU(s) ${missing.map(g => `${g.index} (${g.uuid})`).join(', ')} (a spec older than the GPUs?): left out of cdi-devices; regenerate the spec (nvidia-ctk cdi generate) or use gpu-uuids.`);
+        }
+        ctx.outputs.cdiDevices = names;
+        _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('CDI_DEVICES', names.join(','));
     }
     // The same GPUs as docker run options that hold in both gpu-isolation modes.
     _actions_core__WEBPACK_IMPORTED_MODULE_1__/* .exportVariable */ .dN('DOCKER_GPU_OPTIONS', (0,_outputs_js__WEBPACK_IMPORTED_MODULE_8__/* .dockerGpuOptions */ .XP)(leases));
@@ -47801,12 +47871,23 @@ function declaredNames(spec) {
     return [...spec.matchAll(/(?:^|[{,\s-])"?name"?\s*:\s*"?([\w.:-]+)"?/gm)].map(m => m[1]);
 }
 /**
- * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else by its index (pure):
- * `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by index alone
- * before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else `=<index>` where it names it
+ * by index (pure): `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by
+ * index alone before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ * A GPU the spec names neither way (a spec older than a GPU swap, one with only `all`) has no
+ * name: `missing` lists it, for the caller to say so.
  */
 function cdiNames(gpus, declared) {
-    return gpus.map(g => `${NVIDIA_GPU_KIND}=${!declared.has(g.uuid) && declared.has(String(g.index)) ? g.index : g.uuid}`);
+    const names = [];
+    const missing = [];
+    for (const g of gpus) {
+        const name = [g.uuid, String(g.index)].find(n => declared.has(n));
+        if (name === undefined)
+            missing.push(g);
+        else
+            names.push(`${NVIDIA_GPU_KIND}=${name}`);
+    }
+    return { names, missing };
 }
 /**
  * The NVIDIA GPU names Docker can inject here: Docker has CDI on (its /info lists CDI spec

@@ -2,6 +2,7 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {HostError} from '../../src/errors.js'
 import {jobIdentity, queryGpus} from '../../src/phases/gpus/detect.js'
+import {publishLeases} from '../../src/phases/gpus/apply.js'
 import {
   QUERY_APPS,
   QUERY_GPUS,
@@ -355,5 +356,49 @@ describe('reading the GPUs and the job (effects, on a recording runner)', () => 
     expect(job.pid).toBe(process.ppid)
     expect(job.start).toBe(processIdentity(process.ppid)?.start)
     expect(job.job).toBe('unit')
+  })
+})
+
+describe('cdi-devices of the leased GPUs', () => {
+  const EXPORTED = [
+    'NVIDIA_VISIBLE_DEVICES',
+    'CUDA_VISIBLE_DEVICES',
+    'CDI_DEVICES',
+    'DOCKER_GPU_OPTIONS'
+  ]
+  it.each([
+    [
+      'names every GPU the spec declares',
+      [G0, G1, 'all'],
+      [`nvidia.com/gpu=${G0}`, `nvidia.com/gpu=${G1}`],
+      0
+    ],
+    [
+      'leaves out a GPU the spec does not declare, in one warning',
+      [G0, 'all'],
+      [`nvidia.com/gpu=${G0}`],
+      1
+    ],
+    ['names none from a spec with only all, in one warning', ['all'], [], 1]
+  ])('%s', (_name, declared, names, warned) => {
+    const saved = EXPORTED.map(k => process.env[k])
+    const warnings: string[] = []
+    const ctx = {outputs: {}, warn: (m: string) => warnings.push(m)} as unknown as Parameters<
+      typeof publishLeases
+    >[0]
+    try {
+      publishLeases(
+        ctx,
+        DEVICES.slice(0, 2).map(device => ({device, how: 'leased' as const})),
+        new Set(declared)
+      )
+    } finally {
+      EXPORTED.forEach((k, i) =>
+        saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])
+      )
+    }
+    expect(ctx.outputs.cdiDevices).toEqual(names)
+    // One warning, naming the GPU left out (index and UUID).
+    expect(warnings.map(w => w.includes(`1 (${G1})`))).toEqual(Array(warned).fill(true))
   })
 })

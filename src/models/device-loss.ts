@@ -44,7 +44,14 @@ export interface DeviceLossVerdict {
 /** Docker reads CDI specs (features.cdi) from 25.0. */
 const CDI_DOCKER = 25
 /** `nvidia-ctk cdi generate` and `nvidia-ctk system create-dev-char-symlinks` came in 1.12. */
-const NVIDIA_CTK = '1.12.0'
+const NVIDIA_CTK_SINCE = '1.12.0'
+/** Toolkit 1.18 keeps its own spec (nvidia-cdi-refresh.service, regenerated on driver or toolkit changes). */
+const CDI_REFRESH_SINCE = '1.18.0'
+
+/** The toolkit's CLI, where its packages put it (NVIDIA's udev rule names it by this path). */
+export const NVIDIA_CTK = '/usr/bin/nvidia-ctk'
+/** Where the toolkit's runtime reads its settings (its `mode`, its isolation keys). */
+export const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml'
 
 const major = (v: string | undefined): number => Number(/^(\d+)\./.exec(v ?? '')?.[1] ?? 0)
 
@@ -61,6 +68,11 @@ function older(version: string, than: string): boolean {
     if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0)
   }
   return false
+}
+
+/** This toolkit version keeps its own CDI spec with nvidia-cdi-refresh (1.18 and later) (pure). */
+export function toolkitRefreshesCdi(version: string): boolean {
+  return !older(version, CDI_REFRESH_SINCE)
 }
 
 /** The verdict for this host (pure). */
@@ -86,7 +98,7 @@ export function deviceLoss(f: DeviceLossFacts): DeviceLossVerdict {
     mode === 'cdi'
       ? 'the systemd cgroup driver, CDI mode, but /dev/nvidia* lack their /dev/char links'
       : `the systemd cgroup driver and the toolkit's ${mode} mode (GPUs granted by its hook, unknown to systemd)`
-  if (older(f.toolkitVersion, NVIDIA_CTK)) {
+  if (older(f.toolkitVersion, NVIDIA_CTK_SINCE)) {
     return {atRisk: true, why, fix: 'upgrade-toolkit'}
   }
   if (mode !== 'cdi' && dockerReadsCdi(f.dockerVersion)) {
@@ -106,9 +118,6 @@ export function lossFixText(fix: DeviceLossFix): string {
       return 'upgrade nvidia-container-toolkit to 1.12 or later (nvidia-ctk), or switch Docker to the cgroupfs driver'
   }
 }
-
-/** Where the toolkit's runtime reads its mode. */
-export const RUNTIME_CONFIG = '/etc/nvidia-container-runtime/config.toml'
 
 /** The runtime's `mode = "…"` (config.toml); undefined when not set (the toolkit's default, auto). */
 export function parseRuntimeMode(toml: string | undefined): string | undefined {

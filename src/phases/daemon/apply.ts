@@ -17,10 +17,10 @@ import {
   CDI_RECORD,
   CDI_SPEC,
   DEV_CHAR_RULE,
-  NVIDIA_CTK,
   cdiRecordText,
   type DeviceFixAction
 } from './device-fix.js'
+import {NVIDIA_CTK} from '../../models/device-loss.js'
 import {probeDaemon} from '../../system/service.js'
 import type {PhaseContext} from '../pipeline.js'
 import {
@@ -123,7 +123,8 @@ async function installToolkit(ctx: Ctx, pin: string | undefined): Promise<void> 
 /**
  * One change of the GPU device fix. The spec is generated where NVIDIA's install guide puts it
  * (`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), then recorded with the driver and the
- * toolkit it was generated for; the links are made as the troubleshooting page says
+ * toolkit it was generated for (and removed with its record where the toolkit keeps its own); the
+ * links are made as the troubleshooting page says
  * (`nvidia-ctk system create-dev-char-symlinks --create-all`), and its udev rule written.
  */
 async function applyDeviceFix(ctx: Ctx, action: DeviceFixAction): Promise<void> {
@@ -152,6 +153,11 @@ async function applyDeviceFix(ctx: Ctx, action: DeviceFixAction): Promise<void> 
       core.info(`Generated ${CDI_SPEC} for driver ${record.driver}, toolkit ${record.toolkit}`)
       break
     }
+    case 'cdi-spec-remove':
+      await removeFile(ctx.runner, CDI_SPEC)
+      await removeFile(ctx.runner, CDI_RECORD)
+      core.info(`Removed ${CDI_SPEC}: the toolkit keeps its own spec (nvidia-cdi-refresh)`)
+      break
     case 'dev-char-rule':
       await writeFileAtomic(ctx.runner, DEV_CHAR_RULE, action.text, 0o644, ctx.host.tempDir)
       break
@@ -192,6 +198,7 @@ export async function applyDaemon(p: DaemonPlan, ctx: Ctx): Promise<void> {
         await aptMark(ctx.runner, 'hold', action.packages)
         break
       case 'cdi-spec':
+      case 'cdi-spec-remove':
       case 'dev-char-rule':
       case 'dev-char-links':
         await applyDeviceFix(ctx, action)

@@ -31,6 +31,7 @@ import {LEGACY_PACKAGES, TOOLKIT_PACKAGES, nvidiaFragment} from './toolkit.js'
 import {
   describeDeviceFix,
   planDeviceFix,
+  type CdiBlock,
   type DeviceFixAction,
   type DeviceFixFacts,
   type DeviceFixPlan
@@ -140,6 +141,7 @@ function describe(a: DaemonAction): string {
     case 'restart':
       return `restart Docker (${a.reason})${a.protect ? `; live-restore is on for the restart so ${a.workloads.length} running container(s) keep running, then put back` : ''}`
     case 'cdi-spec':
+    case 'cdi-spec-remove':
     case 'dev-char-rule':
     case 'dev-char-links':
       return describeDeviceFix(a)
@@ -321,7 +323,7 @@ function activation(
       restart: []
     }
   const exposed = workloads.length > 0 && !loaded.liveRestore
-  if (exposed && loaded.swarm && change.restart.length > 0 && !inputs.allowRestart) {
+  if (change.restart.length > 0 && restartRefused(facts, inputs)) {
     throw new HostError(
       `Applying ${DAEMON_JSON} needs a restart of Docker (${change.restart.join(', ')} only apply at start), and live-restore cannot keep running containers alive here (swarm mode). ${DAEMON_JSON} was not changed. Running: ${workloads.join(', ')}. Make the change when they are done, or set allow-restart: true to restart anyway (they stop; those with a restart policy come back).`
     )
@@ -333,6 +335,21 @@ function activation(
   return change.restart.length === 0
     ? {kind: 'reload', ...base, protect}
     : {kind: 'restart', reason, ...base, protect}
+}
+
+/**
+ * A restart of the running daemon would stop containers this action did not start and
+ * live-restore cannot keep them (swarm mode), and allow-restart does not say to anyway.
+ */
+function restartRefused(facts: DaemonFacts, inputs: DaemonSettings): boolean {
+  const loaded = facts.loaded
+  return (
+    loaded !== undefined &&
+    facts.workloads.length > 0 &&
+    !loaded.liveRestore &&
+    loaded.swarm &&
+    !inputs.allowRestart
+  )
 }
 
 /** The running daemon lacks the nvidia runtime or the default runtime the file names. */
@@ -446,10 +463,17 @@ function deviceFix(
   if (facts.devices === undefined) return undefined
   const installing = toolkit.some(a => a.kind === 'install-toolkit' || a.kind === 'install-debs')
   const features = inputs.daemonConfig?.features
-  const refused =
-    typeof features === 'object' && features !== null && !Array.isArray(features)
-      ? features.cdi === false
-      : false
+  const configOff =
+    typeof features === 'object' &&
+    features !== null &&
+    !Array.isArray(features) &&
+    features.cdi === false
+  // Turning CDI on is a restart: auto does not make one that would be refused.
+  const blocked: CdiBlock | undefined = configOff
+    ? 'config'
+    : !facts.devices.cdiOn && restartRefused(facts, inputs)
+      ? 'restart'
+      : undefined
   const plan = planDeviceFix(
     facts.devices,
     inputs.nvidiaCdi,
@@ -459,7 +483,7 @@ function deviceFix(
         : facts.installed.get('nvidia-container-toolkit'),
       installing
     },
-    refused
+    blocked
   )
   return {plan, features: plan.cdi && !facts.devices.cdiOn}
 }

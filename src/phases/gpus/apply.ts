@@ -215,8 +215,14 @@ export function publishLeases(
   core.exportVariable('NVIDIA_VISIBLE_DEVICES', uuids)
   core.exportVariable('CUDA_VISIBLE_DEVICES', uuids)
   if (cdi.size > 0) {
-    ctx.outputs.cdiDevices = cdiNames(leases, cdi)
-    core.exportVariable('CDI_DEVICES', ctx.outputs.cdiDevices.join(','))
+    const {names, missing} = cdiNames(leases, cdi)
+    if (missing.length > 0) {
+      ctx.warn(
+        `cdi-devices: Docker's CDI specs name no device for leased GPU(s) ${missing.map(g => `${g.index} (${g.uuid})`).join(', ')} (a spec older than the GPUs?): left out of cdi-devices; regenerate the spec (nvidia-ctk cdi generate) or use gpu-uuids.`
+      )
+    }
+    ctx.outputs.cdiDevices = names
+    core.exportVariable('CDI_DEVICES', names.join(','))
   }
   // The same GPUs as docker run options that hold in both gpu-isolation modes.
   core.exportVariable('DOCKER_GPU_OPTIONS', dockerGpuOptions(leases))

@@ -23,18 +23,24 @@ export function declaredNames(spec: string): string[] {
 }
 
 /**
- * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else by its index (pure):
- * `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by index alone
- * before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ * `nvidia.com/gpu=<uuid>` for each GPU the spec names by UUID, else `=<index>` where it names it
+ * by index (pure): `nvidia-ctk cdi generate` names GPUs by index and by UUID from toolkit 1.15, by
+ * index alone before (its --device-name-strategy default, cmd/nvidia-ctk/cdi/generate/generate.go).
+ * A GPU the spec names neither way (a spec older than a GPU swap, one with only `all`) has no
+ * name: `missing` lists it, for the caller to say so.
  */
-export function cdiNames(
-  gpus: readonly {index: number; uuid: string}[],
+export function cdiNames<G extends {index: number; uuid: string}>(
+  gpus: readonly G[],
   declared: ReadonlySet<string>
-): string[] {
-  return gpus.map(
-    g =>
-      `${NVIDIA_GPU_KIND}=${!declared.has(g.uuid) && declared.has(String(g.index)) ? g.index : g.uuid}`
-  )
+): {names: string[]; missing: G[]} {
+  const names: string[] = []
+  const missing: G[] = []
+  for (const g of gpus) {
+    const name = [g.uuid, String(g.index)].find(n => declared.has(n))
+    if (name === undefined) missing.push(g)
+    else names.push(`${NVIDIA_GPU_KIND}=${name}`)
+  }
+  return {names, missing}
 }
 
 /**
