@@ -42431,8 +42431,9 @@ const hooksPhase = {
  * config.toml that decide whether an unprivileged container's NVIDIA_VISIBLE_DEVICES counts, the
  * record of what strict changed, and the plan that sets them (strict) or puts them back (off).
  */
+
 /** The toolkit's config file, read by nvidia-container-runtime and its hook at every container start. */
-const TOOLKIT_CONFIG = '/etc/nvidia-container-runtime/config.toml';
+const TOOLKIT_CONFIG = RUNTIME_CONFIG;
 /** What strict changed, and what each key held before (null: the line was not there). */
 const ISOLATION_RECORD = '/var/lib/docker-gpu-setup/gpu-isolation.json';
 /**
@@ -42541,7 +42542,7 @@ function ctkCanSet(version) {
 /** The nvidia-ctk command that sets `values` in `file` (argv). */
 function ctkSetArgv(file, values) {
     return [
-        'nvidia-ctk',
+        NVIDIA_CTK,
         'config',
         `--config-file=${file}`,
         '--in-place',
@@ -42555,6 +42556,7 @@ function ctkSetArgv(file, values) {
  * containers' NVIDIA_VISIBLE_DEVICES no longer counts (the lease arrives as volume mounts); off
  * puts back what strict changed; keep (the default) changes nothing. The one writer of config.toml and of its record.
  */
+
 
 
 
@@ -42596,7 +42598,7 @@ async function writeKeys(ctx, set) {
     const removed = Object.keys(set).filter(k => set[k] === null);
     // Not installed (an older toolkit, or none): the file is edited as the toolkit documents it.
     const probe = await ctx.runner
-        .run(['nvidia-ctk', '--version'], { allowFailure: true })
+        .run([NVIDIA_CTK, '--version'], { allowFailure: true })
         .catch(() => undefined);
     if (Object.keys(values).length > 0 &&
         probe?.exitCode === 0 &&

@@ -118,7 +118,7 @@ describe('nvidia-ctk', () => {
     expect(ctkCanSet([1, 13])).toBe(false)
     expect(ctkCanSet(undefined)).toBe(false)
     expect(ctkSetArgv('/etc/nvidia-container-runtime/config.toml', {[ENVVAR]: false})).toEqual([
-      'nvidia-ctk',
+      '/usr/bin/nvidia-ctk',
       'config',
       '--config-file=/etc/nvidia-container-runtime/config.toml',
       '--in-place',
@@ -130,14 +130,17 @@ describe('nvidia-ctk', () => {
 describe('writeKeys', () => {
   it('sets strict through nvidia-ctk 1.14+ as root, in one command, without editing the file', async () => {
     const runner = new FakeRunner([
-      [['nvidia-ctk', '--version'], {stdout: 'NVIDIA Container Toolkit CLI version 1.17.8\n'}]
+      [
+        ['/usr/bin/nvidia-ctk', '--version'],
+        {stdout: 'NVIDIA Container Toolkit CLI version 1.17.8\n'}
+      ]
     ])
     const ctx = {runner, host: {tempDir: '/nonexistent'}} as unknown as Parameters<
       typeof writeKeys
     >[0]
     await writeKeys(ctx, {[ENVVAR]: false, [MOUNTS]: true})
     expect(runner.calls.map(c => [c.argv, c.options.root === true])).toEqual([
-      [['nvidia-ctk', '--version'], false],
+      [['/usr/bin/nvidia-ctk', '--version'], false],
       [
         ctkSetArgv('/etc/nvidia-container-runtime/config.toml', {[ENVVAR]: false, [MOUNTS]: true}),
         true

@@ -4,6 +4,7 @@
  * puts back what strict changed; keep (the default) changes nothing. The one writer of config.toml and of its record.
  */
 import {HostError} from '../../errors.js'
+import {NVIDIA_CTK} from '../../models/device-loss.js'
 import {readFileMaybe, removeFile, writeFileAtomic} from '../../system/files.js'
 import type {Phase, PhaseContext, PhasePlan} from '../pipeline.js'
 import type {IsolationInputs} from './inputs.js'
@@ -72,7 +73,7 @@ export async function writeKeys(ctx: Ctx, set: IsolationChange['set']): Promise<
   const removed = Object.keys(set).filter(k => set[k as StrictKey] === null) as StrictKey[]
   // Not installed (an older toolkit, or none): the file is edited as the toolkit documents it.
   const probe = await ctx.runner
-    .run(['nvidia-ctk', '--version'], {allowFailure: true})
+    .run([NVIDIA_CTK, '--version'], {allowFailure: true})
     .catch(() => undefined)
   if (
     Object.keys(values).length > 0 &&

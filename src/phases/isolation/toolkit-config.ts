@@ -4,10 +4,11 @@
  * record of what strict changed, and the plan that sets them (strict) or puts them back (off).
  */
 
+import {NVIDIA_CTK, RUNTIME_CONFIG} from '../../models/device-loss.js'
 import type {IsolationMode} from './inputs.js'
 
 /** The toolkit's config file, read by nvidia-container-runtime and its hook at every container start. */
-export const TOOLKIT_CONFIG = '/etc/nvidia-container-runtime/config.toml'
+export const TOOLKIT_CONFIG = RUNTIME_CONFIG
 
 /** What strict changed, and what each key held before (null: the line was not there). */
 export const ISOLATION_RECORD = '/var/lib/docker-gpu-setup/gpu-isolation.json'
@@ -148,7 +149,7 @@ export function ctkCanSet(version: [number, number] | undefined): boolean {
 /** The nvidia-ctk command that sets `values` in `file` (argv). */
 export function ctkSetArgv(file: string, values: Partial<Record<StrictKey, boolean>>): string[] {
   return [
-    'nvidia-ctk',
+    NVIDIA_CTK,
     'config',
     `--config-file=${file}`,
     '--in-place',
