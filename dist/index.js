@@ -49732,6 +49732,7 @@ async function detectTeardown(runner, req) {
         since: startedAt(req.start),
         gpus: req.gpus,
         dead: req.dead,
+        beforeRunnerCleanup: req.beforeRunnerCleanup === true,
         // A dead job's runner may already run another job: neither its label nor its window is its own.
         runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
         alone: req.dead ? false : await aloneOnHost(req.pid),
@@ -49814,9 +49815,18 @@ function judgeContainer(c, f) {
     const runner = f.job.runnerLabel;
     const labelled = runner !== undefined && c.labels[runner] !== undefined;
     if (labelled && f.job.hostPid) {
-        return inWindow
-            ? { remove: true, why: "the runner's job or service container, made during this job" }
-            : { remove: false, why: 'left by an earlier job of this runner (the runner removes it itself)' };
+        if (!inWindow) {
+            return {
+                remove: false,
+                why: 'left by an earlier job of this runner (the runner removes it itself)'
+            };
+        }
+        return f.job.beforeRunnerCleanup
+            ? {
+                remove: false,
+                why: "the runner's job or service container: the runner removes it after the job's post steps, which may still use it"
+            }
+            : { remove: true, why: "the runner's job or service container, made during this job" };
     }
     const gpus = byGpus(c, f, inWindow);
     if (gpus || !inWindow)
@@ -50243,7 +50253,7 @@ async function removeRegistries(deps, names) {
  * GPUs are idle again. A GPU something still holds keeps its lease: once the worker ends, the next
  * job that finds the lease tears down again before using it.
  */
-async function tearDownAndRelease(runner, worker, own) {
+async function tearDownAndRelease(runner, worker, own, beforeRunnerCleanup) {
     // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
     const leases = [...(await (0,detect/* readLeases */.Mw)(runner)).values()].filter(v => v.alive);
     const jobs = leases.filter(v => (0,gpus_lease/* heldBy */.Vr)(v.lease, worker)).map(v => v.lease.uuid);
@@ -50253,6 +50263,7 @@ async function tearDownAndRelease(runner, worker, own) {
         start: worker.start,
         gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
         dead: false,
+        beforeRunnerCleanup,
         otherLeases,
         managedLabel: spec/* LABEL_MANAGED */.TA
     });
@@ -50285,7 +50296,7 @@ async function jobCompletedHook(config, runner = new exec_runner/* ExecRunner */
             start: v.lease.start
         }));
         if (config.teardown)
-            await tearDownAndRelease(runner, worker, own);
+            await tearDownAndRelease(runner, worker, own, false);
         else
             await releaseLeases(runner, own);
     }
@@ -50309,7 +50320,7 @@ async function post(overrides = {}) {
         // (and, with teardown, once nothing this job left holds them).
         const worker = workerOf(saved);
         await (saved.teardown && worker
-            ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+            ? tearDownAndRelease(runner, worker, saved.gpuLeases, true)
             : releaseLeases(runner, saved.gpuLeases)).catch((e) => core/* warning */.$e(`Releasing the GPU leases failed: ${(0,errors/* errorMessage */.gJ)(e)}`));
         // This job uses no registry container any more: another job's cleanup may remove them.
         await (0,registry_users/* forgetUse */.b_)(runner, (0,registry_users/* jobWorker */.Qc)(), deps.usersDir);

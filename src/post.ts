@@ -79,7 +79,8 @@ async function removeRegistries(deps: PostDeps, names: readonly string[]): Promi
 async function tearDownAndRelease(
   runner: CommandRunner,
   worker: {pid: number; start: string},
-  own: readonly SavedLease[]
+  own: readonly SavedLease[],
+  beforeRunnerCleanup: boolean
 ): Promise<void> {
   // The whole job's GPUs: another step of the job may have leased more (its post step releases those).
   const leases = [...(await readLeases(runner)).values()].filter(v => v.alive)
@@ -92,6 +93,7 @@ async function tearDownAndRelease(
     start: worker.start,
     gpus: [...new Set([...own.map(l => l.uuid), ...jobs])],
     dead: false,
+    beforeRunnerCleanup,
     otherLeases,
     managedLabel: LABEL_MANAGED
   })
@@ -135,7 +137,7 @@ export async function jobCompletedHook(
         pid: v.lease.pid,
         start: v.lease.start
       }))
-    if (config.teardown) await tearDownAndRelease(runner, worker, own)
+    if (config.teardown) await tearDownAndRelease(runner, worker, own, false)
     else await releaseLeases(runner, own)
   } catch (e) {
     core.warning(`The job-completed hook failed: ${errorMessage(e)}`)
@@ -159,7 +161,7 @@ export async function post(overrides: Partial<PostDeps> = {}): Promise<void> {
     const worker = workerOf(saved)
     await (
       saved.teardown && worker
-        ? tearDownAndRelease(runner, worker, saved.gpuLeases)
+        ? tearDownAndRelease(runner, worker, saved.gpuLeases, true)
         : releaseLeases(runner, saved.gpuLeases)
     ).catch((e: unknown) => core.warning(`Releasing the GPU leases failed: ${errorMessage(e)}`))
     // This job uses no registry container any more: another job's cleanup may remove them.

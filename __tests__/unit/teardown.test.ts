@@ -136,6 +136,12 @@ describe('judgeContainer', () => {
       "remove: the runner's job or service container, made during this job"
     ],
     [
+      "the runner's label, made during the job, at the job's own post step",
+      ctr('a', {labels: {[RUNNER]: ''}}),
+      {beforeRunnerCleanup: true},
+      "keep: the runner's job or service container: the runner removes it after the job's post steps, which may still use it"
+    ],
+    [
       "the runner's label, made before",
       ctr('a', {labels: {[RUNNER]: ''}, created: BEFORE}),
       {},

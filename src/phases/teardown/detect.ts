@@ -35,6 +35,11 @@ export interface TeardownRequest {
   gpus: string[]
   /** Its worker has ended: its lease is being taken over by another job. */
   dead: boolean
+  /**
+   * The job's own post step: the runner removes its job and service containers itself, after
+   * every post step (some of which may still use them).
+   */
+  beforeRunnerCleanup?: boolean
   /** GPU UUID → the live job that holds it, in words (other jobs only). */
   otherLeases: ReadonlyMap<string, string>
   /** The label on the action's own containers. */
@@ -209,6 +214,7 @@ export async function detectTeardown(
     since: startedAt(req.start),
     gpus: req.gpus,
     dead: req.dead,
+    beforeRunnerCleanup: req.beforeRunnerCleanup === true,
     // A dead job's runner may already run another job: neither its label nor its window is its own.
     runnerLabel: req.dead ? undefined : await runnerLabel(req.pid),
     alone: req.dead ? false : await aloneOnHost(req.pid),

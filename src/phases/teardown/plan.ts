@@ -55,6 +55,8 @@ export interface TeardownJob {
   hostPid: boolean
   /** The job has ended (its lease is being taken over): its worker is gone. */
   dead: boolean
+  /** The job's post step: the runner removes its labelled containers itself, after it. */
+  beforeRunnerCleanup?: boolean
 }
 
 /** What teardown read. */
@@ -146,9 +148,18 @@ export function judgeContainer(c: ContainerFacts, f: TeardownFacts): Verdict {
   const runner = f.job.runnerLabel
   const labelled = runner !== undefined && c.labels[runner] !== undefined
   if (labelled && f.job.hostPid) {
-    return inWindow
-      ? {remove: true, why: "the runner's job or service container, made during this job"}
-      : {remove: false, why: 'left by an earlier job of this runner (the runner removes it itself)'}
+    if (!inWindow) {
+      return {
+        remove: false,
+        why: 'left by an earlier job of this runner (the runner removes it itself)'
+      }
+    }
+    return f.job.beforeRunnerCleanup
+      ? {
+          remove: false,
+          why: "the runner's job or service container: the runner removes it after the job's post steps, which may still use it"
+        }
+      : {remove: true, why: "the runner's job or service container, made during this job"}
   }
   const gpus = byGpus(c, f, inWindow)
   if (gpus || !inWindow) return gpus
