@@ -135,7 +135,7 @@ stored() {
 declare -A TIMES BYTES
 # The action twice: push-compression auto (its registry is on loopback: uncompressed layers) and
 # gzip (what any registry elsewhere gets, here timed against the same local disk as skopeo).
-WAYS=(floor loop docker2 skopeo2 skopeo2l1 action_gzip action)
+read -r -a WAYS <<<"${WAYS:-floor loop docker2 skopeo2 skopeo2l1 action_gzip action}"
 for s in $sets; do
   for r in $(seq 1 "$rounds"); do
     order=("${WAYS[@]}")
