@@ -1,9 +1,10 @@
 // Where a first push's time goes, stage by stage (a profile, not a timed test): the daemon's export
-// alone, then with the tar parsed, with each layer hashed, with each layer sent to a registry
-// (POST, one streamed PATCH, PUT ?digest=), and the registry alone (the same layers PATCHed from a
-// file already in the page cache), and the layers written to files on the same disk instead.
-// Run as root on a host with Docker: node bench/push-profile.mjs <registry host:port> <data dir> <image>...
-// (the registry must be empty of these images; its data directory is only read, for sizes).
+// alone, then with the tar parsed, with each layer hashed, with each layer written to a file on
+// the same disk (as streamed, and in 4 MiB writes), with each layer sent to a registry (POST, one
+// streamed PATCH, PUT ?digest=), and the registry alone (the same layers PATCHed from the files,
+// already in the page cache). Prints seconds, the load average and this process's CPU time so far.
+// Run as root on a host with Docker, against a registry to throw away:
+//   node bench/push-profile.mjs <registry host:port> <scratch folder> <image>...
 import {createHash} from 'node:crypto'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -17,7 +18,13 @@ const agent = new http.Agent({keepAlive: true})
 function exportStream(image) {
   return new Promise((resolve, reject) => {
     http
-      .get({socketPath: '/var/run/docker.sock', path: `/images/get?names=${encodeURIComponent(image)}`}, resolve)
+      .get(
+        {
+          socketPath: '/var/run/docker.sock',
+          path: `/images/get?names=${encodeURIComponent(image)}`
+        },
+        resolve
+      )
       .on('error', reject)
   })
 }
@@ -36,7 +43,9 @@ function request(method, url, headers = {}, body) {
 }
 
 async function upload(repo, body, digestOf) {
-  const start = await request('POST', `http://${registry}/v2/${repo}/blobs/uploads/`, {'Content-Length': '0'})
+  const start = await request('POST', `http://${registry}/v2/${repo}/blobs/uploads/`, {
+    'Content-Length': '0'
+  })
   const loc = new URL(start.headers.location, `http://${registry}`)
   const patched = await request('PATCH', loc, {'Content-Type': 'application/octet-stream'}, body())
   const commit = new URL(patched.headers.location, `http://${registry}`)
@@ -87,7 +96,7 @@ async function run(image, stage, i) {
       for await (const c of entry) {
         hash.update(c)
         n += c.length
-        for (let at = 0; at < c.length; ) {
+        for (let at = 0; at < c.length;) {
           const k = c.copy(buf, filled, at)
           filled += k
           at += k
@@ -125,7 +134,11 @@ async function registryAlone(files) {
   await Promise.all(
     files.map(async (f, i) => {
       const digest = `sha256:${createHash('sha256').update(fs.readFileSync(f)).digest('hex')}`
-      put += await upload(`profile/alone${i}`, () => fs.createReadStream(f, {highWaterMark: 1 << 20}), async () => digest)
+      put += await upload(
+        `profile/alone${i}`,
+        () => fs.createReadStream(f, {highWaterMark: 1 << 20}),
+        async () => digest
+      )
     })
   )
   return put
@@ -136,18 +149,29 @@ async function timed(label, f) {
   const extra = await f()
   const s = (performance.now() - t) / 1000
   const cpu = process.cpuUsage()
-  console.log(`${label.padEnd(52)} ${s.toFixed(2)} s  ${extra ?? ''}  load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}  node cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`)
+  console.log(
+    `${label.padEnd(52)} ${s.toFixed(2)} s  ${extra ?? ''}  load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}  node cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`
+  )
 }
 
 const all = stage => Promise.all(images.map((im, i) => run(im, stage, i)))
 fs.mkdirSync(scratch, {recursive: true})
-await timed('export (API, drained)', async () => `${((await all('export')).reduce((a, b) => a + b) / 1e6).toFixed(0)} MB`)
+await timed(
+  'export (API, drained)',
+  async () => `${((await all('export')).reduce((a, b) => a + b) / 1e6).toFixed(0)} MB`
+)
 await timed('export + tar parse', () => all('parse'))
 await timed('export + tar parse + sha256', () => all('hash'))
 await timed('export + parse + sha256 + write a file each', () => all('file'))
 await timed('export + parse + sha256 + 4 MiB writes to a file', () => all('file1m'))
 await timed('export (API, drained), again', () => all('export'))
 await timed('export + parse + sha256 + POST/PATCH/PUT', () => all('send'))
-const files = fs.readdirSync(scratch).filter(f => f.startsWith('layer-')).map(f => path.join(scratch, f))
-await timed('the registry alone (PATCH from page cache + PUT)', async () => `PUT ${(await registryAlone(files)).toFixed(0)} ms in all`)
+const files = fs
+  .readdirSync(scratch)
+  .filter(f => f.startsWith('layer-'))
+  .map(f => path.join(scratch, f))
+await timed(
+  'the registry alone (PATCH from page cache + PUT)',
+  async () => `PUT ${(await registryAlone(files)).toFixed(0)} ms in all`
+)
 agent.destroy()
