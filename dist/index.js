@@ -43918,8 +43918,11 @@ function vouched(mem, diffId, claim) {
     }
     return p;
 }
-/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
-async function knownLayer(mem, job, repo, diffId) {
+/**
+ * The blob a layer is known as, when the registry has it in (or can link it into) the repository;
+ * `askRegistry` false: from what this run knows alone (the registry was asked a moment before).
+ */
+async function knownLayer(mem, job, repo, diffId, askRegistry = true) {
     const claim = job.known.get(diffId);
     // A blob this run sent is the layer it hashed; one only a config names is checked first.
     const ours = mem.layers.get(diffId);
@@ -43930,6 +43933,8 @@ async function knownLayer(mem, job, repo, diffId) {
     for (const d of candidates)
         if (await ensureBlob(mem, repo, d.digest))
             return d;
+    if (!askRegistry)
+        return undefined;
     // A layer sent as is carries its diff_id as its digest.
     const size = await mem.client.blobSize(repo, diffId);
     // A manifest must list the blob's size: without one the layer is sent.
@@ -43960,9 +43965,11 @@ async function bytesOf(entry) {
 }
 /**
  * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
- * read, so the next one streams while the registry still answers for this one.
+ * read, so the next one streams while the registry still answers for this one. `claimed`: the
+ * diff_id is only what the export's folder json implies, checked here (gzip: hashed) or by the
+ * registry (as is: the blob's digest).
  */
-async function sendLayer(mem, repo, entry, knownDiffId, sent) {
+async function sendLayer(mem, repo, entry, knownDiffId, claimed, sent) {
     const body = entry.body();
     const head = [];
     let headBytes = 0;
@@ -43983,7 +43990,8 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
                 : await mem.client.openUpload(repo);
         const u = upload;
         // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
-        const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip');
+        const hashInput = mode === 'gzip' && (knownDiffId === undefined || claimed);
+        const encoder = new LayerEncoder(mode, b => u.write(b), hashInput);
         for (const part of head)
             await encoder.write(part);
         for await (const part of body)
@@ -43995,7 +44003,8 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
                 sent.gzipped++;
             sent.bytes += blob.size;
             return {
-                diffId: knownDiffId ?? input.diffId ?? blob.digest,
+                // What was hashed is the layer, whatever the export's folders claimed.
+                diffId: input.diffId ?? knownDiffId ?? blob.digest,
                 blob: { mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size }
             };
         });
@@ -44062,12 +44071,16 @@ async function placeLayer(mem, job, repo, entry, have, sent, chain) {
     const id = entryDiffId(mem, job, entry.name, chain);
     if (id !== undefined && have.has(id))
         return { done: Promise.resolve(id) };
-    const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id);
+    // The survey asked the registry for every layer of the job just before the export: what this
+    // run has sent since is in memory, so the registry is not asked again.
+    const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id, false);
     if (id !== undefined && known) {
         have.set(id, known);
         return { done: Promise.resolve(id) };
     }
-    const { landed } = await sendLayer(mem, repo, entry, id, sent);
+    // A diff_id neither in the entry's name (Docker 25) nor learned this run is the chain's claim.
+    const claimed = blobPathDigest(entry.name) === undefined && !mem.entries.has(entry.name);
+    const { landed } = await sendLayer(mem, repo, entry, id, claimed, sent);
     const done = landed.then(({ diffId, blob }) => {
         if (!job.layers.includes(diffId)) {
             throw new errors/* HostError */.dh(`the export of ${job.id} holds a layer (${diffId}) its config does not list`);
@@ -44415,14 +44428,17 @@ async function addProxies(file, proxies) {
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /** The run's pool of push-concurrency workers; it logs each result as it comes. */
-function workerPool(ctx) {
+function workerPool(concurrency) {
     return async (items, work, next = () => undefined) => {
         const results = [];
         const queue = [...items];
-        await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
+        const workers = Math.min(concurrency, queue.length);
+        await Promise.all(Array.from({ length: workers }, async () => {
             for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-                if (queue.length > 0)
-                    next(queue[0]);
+                // One ahead per worker: with only the very next begun, the worker taking it at the
+                // same moment would wait for the daemon to write that image out before its first byte.
+                for (const ahead of queue.slice(0, workers))
+                    next(ahead);
                 for (const r of await work(item)) {
                     lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
                     results.push(r);
@@ -44449,7 +44465,7 @@ async function applyPush(p, ctx) {
     const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
     let results;
     try {
-        results = await STRATEGIES[p.way](ctx, p, workerPool(ctx), config);
+        results = await STRATEGIES[p.way](ctx, p, workerPool(ctx.inputs.pushConcurrency), config);
     }
     finally {
         await p.facts.registries.close();

@@ -297,6 +297,21 @@ describe('a Docker 20.10 export: each folder placed in the chain by the parent i
     expect(String(e)).toMatch(/400.*digest did not match/)
     expect(reg.manifests.size).toBe(0)
   })
+
+  it('with gzip, a layer goes under the diff_id it hashes to, never the one its folder claims', async () => {
+    const text = layer({'usr/share/doc/README': 'Debian GNU/Linux\n'.repeat(30_000)})
+    const img = image([base, text])
+    await uploadImage(
+      new RegistryMemory(client, 'gzip'),
+      job(img, [['app', '1']]),
+      cliExporter(runnerFor([img, dockerSave(img, 'v1', true)])),
+      counts()
+    )
+    // Both gzip (the registry checks only the compressed digest), each in its own place.
+    const {m, layers} = held('app', '1')
+    expect(m.layers.map(l => l.mediaType)).toEqual([MEDIA.layerGzip, MEDIA.layerGzip])
+    expect(layers.map((l, i) => l.equals(img.layers[i]))).toEqual([true, true])
+  })
 })
 
 describe('the uploader', () => {

@@ -122,12 +122,16 @@ function vouched(mem: RegistryMemory, diffId: string, claim: KnownLayer): Promis
   return p
 }
 
-/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
+/**
+ * The blob a layer is known as, when the registry has it in (or can link it into) the repository;
+ * `askRegistry` false: from what this run knows alone (the registry was asked a moment before).
+ */
 async function knownLayer(
   mem: RegistryMemory,
   job: UploadJob,
   repo: string,
-  diffId: string
+  diffId: string,
+  askRegistry = true
 ): Promise<Descriptor | undefined> {
   const claim = job.known.get(diffId)
   // A blob this run sent is the layer it hashed; one only a config names is checked first.
@@ -136,6 +140,7 @@ async function knownLayer(
   if (elsewhere) mem.held(elsewhere.blob.digest, elsewhere.repository)
   const candidates = [ours, elsewhere?.blob].filter((d): d is Descriptor => d !== undefined)
   for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
+  if (!askRegistry) return undefined
   // A layer sent as is carries its diff_id as its digest.
   const size = await mem.client.blobSize(repo, diffId)
   // A manifest must list the blob's size: without one the layer is sent.
@@ -182,13 +187,16 @@ interface Handed {
 
 /**
  * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
- * read, so the next one streams while the registry still answers for this one.
+ * read, so the next one streams while the registry still answers for this one. `claimed`: the
+ * diff_id is only what the export's folder json implies, checked here (gzip: hashed) or by the
+ * registry (as is: the blob's digest).
  */
 async function sendLayer(
   mem: RegistryMemory,
   repo: string,
   entry: TarEntry,
   knownDiffId: string | undefined,
+  claimed: boolean,
   sent: Sent
 ): Promise<Handed> {
   const body = entry.body()
@@ -210,7 +218,8 @@ async function sendLayer(
         : await mem.client.openUpload(repo)
     const u = upload
     // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
-    const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip')
+    const hashInput = mode === 'gzip' && (knownDiffId === undefined || claimed)
+    const encoder = new LayerEncoder(mode, b => u.write(b), hashInput)
     for (const part of head) await encoder.write(part)
     for await (const part of body) await encoder.write(part)
     const input = await encoder.end()
@@ -219,7 +228,8 @@ async function sendLayer(
       if (mode === 'gzip') sent.gzipped++
       sent.bytes += blob.size
       return {
-        diffId: knownDiffId ?? input.diffId ?? blob.digest,
+        // What was hashed is the layer, whatever the export's folders claimed.
+        diffId: input.diffId ?? knownDiffId ?? blob.digest,
         blob: {mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size}
       }
     })
@@ -305,12 +315,16 @@ async function placeLayer(
 ): Promise<{done: Promise<string | undefined>}> {
   const id = entryDiffId(mem, job, entry.name, chain)
   if (id !== undefined && have.has(id)) return {done: Promise.resolve(id)}
-  const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id)
+  // The survey asked the registry for every layer of the job just before the export: what this
+  // run has sent since is in memory, so the registry is not asked again.
+  const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id, false)
   if (id !== undefined && known) {
     have.set(id, known)
     return {done: Promise.resolve(id)}
   }
-  const {landed} = await sendLayer(mem, repo, entry, id, sent)
+  // A diff_id neither in the entry's name (Docker 25) nor learned this run is the chain's claim.
+  const claimed = blobPathDigest(entry.name) === undefined && !mem.entries.has(entry.name)
+  const {landed} = await sendLayer(mem, repo, entry, id, claimed, sent)
   const done = landed.then(({diffId, blob}) => {
     if (!job.layers.includes(diffId)) {
       throw new HostError(
