@@ -132,11 +132,12 @@ stored() {
   esac
 }
 
-declare -A TIMES BYTES
+declare -A TIMES BYTES LOAD
 # The action twice: push-compression auto (its registry is on loopback: uncompressed layers) and
 # gzip (what any registry elsewhere gets, here timed against the same local disk as skopeo).
-WAYS=(floor loop docker2 skopeo2 skopeo2l1 action_gzip action)
+read -r -a WAYS <<<"${WAYS:-floor loop docker2 skopeo2 skopeo2l1 action_gzip action}"
 for s in $sets; do
+  LOAD[$s.before]=$(cut -d' ' -f1-3 /proc/loadavg)
   for r in $(seq 1 "$rounds"); do
     order=("${WAYS[@]}")
     if [ $((r % 2)) = 0 ]; then
@@ -165,6 +166,7 @@ for s in $sets; do
       echo "  $s round $r: $w $t s" >&2
     done
   done
+  LOAD[$s.after]=$(cut -d' ' -f1-3 /proc/loadavg)
   TIMES[$s.rerun]=$(cat /tmp/action.rerun-seconds)
   TIMES[$s.statuses]=$(tr '\n' ' ' </tmp/action.statuses)
   TIMES[$s.choice]="auto: $(cat /tmp/action-auto.choice); gzip: $(cat /tmp/action-gzip.choice)"
@@ -182,15 +184,20 @@ label() {
   action_gzip) echo 'the action, push-compression gzip' ;;
   esac
 }
-echo "${WHERE:-a bookworm box}; $(nproc) cores; Docker $(docker version --format '{{.Server.Version}}'); $(skopeo --version); median of $rounds rounds, order alternating"
+spread() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.2f-%.2f", a, b}'; }
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+echo "${WHERE:-a bookworm box}: $(nproc) cores ($cpu), $mem; Docker $(docker version --format '{{.Server.Version}}'); $(skopeo --version); median of $rounds rounds, order alternating"
+echo "load while it ran (uptime, before and after each set):"
+for s in $sets; do echo "  $s: ${LOAD[$s.before]} / ${LOAD[$s.after]}"; done
 for s in $sets; do
   floor=$(median "${TIMES[$s.floor]}")
   skopeo=$(median "${TIMES[$s.skopeo2]}")
   echo
-  printf '%-48s %8s %9s %10s %10s\n' "${COUNT[$s]} images x ${SIZE[$s]} MB, first push" seconds 'x floor' 'vs skopeo' 'MB stored'
+  printf '%-48s %8s %12s %9s %10s %10s\n' "${COUNT[$s]} images x ${SIZE[$s]} MB, first push" seconds spread 'x floor' 'vs skopeo' 'MB stored'
   for w in "${WAYS[@]}"; do
     m=$(median "${TIMES[$s.$w]}")
-    printf '%-48s %8.2f %8.2fx %9.2fx %10.1f\n' "$(label "$w")" "$m" \
+    printf '%-48s %8.2f %12s %8.2fx %9.2fx %10.1f\n' "$(label "$w")" "$m" "$(spread "${TIMES[$s.$w]}")" \
       "$(awk -v a="$floor" -v b="$m" 'BEGIN {print b / a}')" "$(awk -v a="$skopeo" -v b="$m" 'BEGIN {print a / b}')" \
       "$(awk -v b="${BYTES[$s.$w]}" 'BEGIN {print b / 1e6}')"
   done

@@ -9,7 +9,10 @@
 # Docker 20.10), or with --host on this machine's own engine (registries on 127.0.0.1; skopeo is
 # installed from Debian when missing; what the bench loads and starts is removed at the end).
 # Run as root after `npm ci && npm run package`, on a machine where the e2e suite has run once
-# (it builds the host images and the test images): sudo bench/push.sh [--host]
+# (it builds the host images and the test images): sudo bench/push.sh [--host]. SETS (small large
+# rootfs) and WAYS (floor loop docker2 skopeo2 skopeo2l1 action_gzip action) choose a part.
+# It prints the machine and the load average before and after each set: on a shared host, read
+# the figures of one run side by side, never across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image=$(docker images 'dgs-e2e-host/bookworm' --format '{{.Repository}}:{{.Tag}}' | grep ':engine-' | head -1)
@@ -80,5 +83,5 @@ docker run -d --name "$name" --hostname dgs-box --label "dgs-e2e.owner=$$" \
   -v "$PWD/bench:/dgs/bench:ro" -v "$scratch:/dgs/scratch:ro" "$image" /sbin/init >/dev/null
 # Until systemd's bus is up systemctl answers nothing; then --wait holds until the boot ends.
 docker exec "$name" bash -c 'for i in $(seq 1 300); do s=$(timeout 90 systemctl is-system-running --wait 2>/dev/null) || true; case "$s" in running|degraded) exit 0;; esac; sleep 0.2; done; exit 1'
-docker exec -e "ROUNDS=${ROUNDS:-3}" -e "SETS=$sets" -e ROOTFS_TAR=/dgs/scratch/rootfs.tar \
+docker exec -e "ROUNDS=${ROUNDS:-3}" -e "SETS=$sets" -e "WAYS=${WAYS:-}" -e ROOTFS_TAR=/dgs/scratch/rootfs.tar \
   -e "WHERE=a bookworm box" "$name" bash /dgs/bench/push-box.sh

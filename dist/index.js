@@ -42968,6 +42968,8 @@ class RegistryError extends errors/* HostError */.dh {
 }
 /** How long a registry may stay silent before a request fails (a transient failure). */
 const TIMEOUT_MS = 60_000;
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+const COMMIT_TIMEOUT_MS = 600_000;
 /** A header's value (the first, when repeated). */
 function header(h, name) {
     const v = h[name];
@@ -43227,9 +43229,11 @@ var external_node_zlib_ = __nccwpck_require__(8522);
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 ;// CONCATENATED MODULE: ./src/registry-client/blob-upload.ts
 /**
- * One streamed blob upload: a chunked PATCH whose body is written as the layer is read, in large
- * pieces from two reused buffers, stopped as soon as the registry refuses it, then committed under
- * its digest.
+ * One streamed blob upload, its body written as the layer is read, in large pieces from two reused
+ * buffers, stopped as soon as the registry refuses it: a chunked PATCH then a commit under the
+ * digest hashed on the way; or, when digest and size are known before the first byte, one PUT that
+ * carries the body and commits it (the registry then writes and hashes the blob in one request,
+ * and keeps no resumable state between two).
  */
 
 
@@ -43242,10 +43246,12 @@ const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(imp
  * writes cost this process and the registry far fewer system calls.
  */
 const WRITE_BYTES = 1 << 20;
-/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+/** One blob upload in progress: a PATCH (or a committing PUT) whose body is written as read. */
 class BlobUpload {
     target;
     hash;
+    /** The size the whole-blob PUT announced; undefined for a chunked PATCH. */
+    whole;
     req;
     answered;
     /** Set once the registry has answered: while the body is still written, that is a refusal. */
@@ -43267,13 +43273,23 @@ class BlobUpload {
         this.host = target.host;
         if (target.digest === undefined)
             this.hash = (0,external_node_crypto_.createHash)('sha256');
-        lib_core/* debug */.Yz(`http: PATCH ${location.replace(/\?.*$/, '')}`);
+        const url = new URL(location);
+        if (target.digest !== undefined && target.size !== undefined) {
+            this.whole = target.size;
+            url.searchParams.set('digest', target.digest);
+        }
+        const method = this.whole === undefined ? 'PATCH' : 'PUT';
+        lib_core/* debug */.Yz(`http: ${method} ${location.replace(/\?.*$/, '')}`);
         const mod = location.startsWith('https:') ? external_node_https_namespaceObject : external_node_http_;
-        this.req = mod.request(location, {
-            method: 'PATCH',
+        this.req = mod.request(url, {
+            method,
             agent,
             timeout: TIMEOUT_MS,
-            headers: { 'Content-Type': 'application/octet-stream', ...(auth ? { Authorization: auth } : {}) }
+            headers: {
+                'Content-Type': 'application/octet-stream',
+                ...(this.whole === undefined ? {} : { 'Content-Length': String(this.whole) }),
+                ...(auth ? { Authorization: auth } : {})
+            }
         });
         this.answered = new Promise((resolve, reject) => {
             this.req.on('response', res => resolve(readReply(res)));
@@ -43318,6 +43334,9 @@ class BlobUpload {
     async write(chunk) {
         if (this.failed)
             throw networkError(this.failed, `uploading to ${this.host}`);
+        if (this.whole !== undefined && this.size + chunk.length > this.whole) {
+            throw new RegistryError(`a blob for ${this.host} is longer than its ${this.whole} bytes`, false);
+        }
         this.hash?.update(chunk);
         this.size += chunk.length;
         for (let at = 0; at < chunk.length;) {
@@ -43344,13 +43363,25 @@ class BlobUpload {
     }
     /** Ends the body and commits the blob; returns its digest and size. */
     async finish() {
+        if (this.whole !== undefined && this.size !== this.whole) {
+            throw new RegistryError(`a blob for ${this.host} ended at ${this.size} of its ${this.whole} bytes`, false);
+        }
         await this.flush();
         for (const w of this.writing)
             await this.written(w);
+        // A PUT's answer waits for the registry to commit the blob, as a commit's does.
+        if (this.whole !== undefined)
+            this.req.setTimeout(COMMIT_TIMEOUT_MS);
         this.req.end();
         const r = await this.answered.catch((e) => {
             throw networkError(e, `uploading to ${this.host}`);
         });
+        if (this.whole !== undefined) {
+            if (r.status !== 201) {
+                throw new RegistryError(`PUT of a blob on ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
+            }
+            return { digest: this.target.digest ?? '', size: this.size };
+        }
         const location = header(r.headers, 'location');
         if (r.status !== 202 || location === undefined) {
             throw new RegistryError(`PATCH of a blob upload on ${this.host} answered ${r.status}${registrySays(r.body)}`, isTransientHttp(r.status), r.status);
@@ -43777,8 +43808,6 @@ function connectionPool(s, host, o) {
 
 
 
-/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
-const COMMIT_TIMEOUT_MS = 600_000;
 /** The redirects a read follows, and how many in a row. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
@@ -44081,9 +44110,10 @@ class RegistryClient {
     }
     /**
      * Starts a streamed upload: write the bytes, then finish to commit them under their digest,
-     * hashed on the way unless `digest` is known (the registry checks it either way).
+     * hashed on the way unless `digest` is known (the registry checks it either way). With `size`
+     * known too, the bytes go in the one request that commits them.
      */
-    async openUpload(repo, digest) {
+    async openUpload(repo, digest, size) {
         const location = await this.startUpload(repo);
         const { own, agent } = this.reach(location);
         const auth = own ? await this.auth.authorization([RegistryClient.push(repo)]) : undefined;
@@ -44093,6 +44123,7 @@ class RegistryClient {
             agent,
             host: this.access.host,
             digest,
+            size,
             commit: (loc, d) => this.commit(repo, loc, d)
         });
     }
@@ -44656,8 +44687,11 @@ function vouched(mem, diffId, claim) {
     }
     return p;
 }
-/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
-async function knownLayer(mem, job, repo, diffId) {
+/**
+ * The blob a layer is known as, when the registry has it in (or can link it into) the repository;
+ * `askRegistry` false: from what this run knows alone (the registry was asked a moment before).
+ */
+async function knownLayer(mem, job, repo, diffId, askRegistry = true) {
     const claim = job.known.get(diffId);
     // A blob this run sent is the layer it hashed; one only a config names is checked first.
     const ours = mem.layers.get(diffId);
@@ -44668,6 +44702,8 @@ async function knownLayer(mem, job, repo, diffId) {
     for (const d of candidates)
         if (await ensureBlob(mem, repo, d.digest))
             return d;
+    if (!askRegistry)
+        return undefined;
     // A layer sent as is carries its diff_id as its digest.
     const size = await mem.client.blobSize(repo, diffId);
     // A manifest must list the blob's size: without one the layer is sent.
@@ -44698,9 +44734,11 @@ async function bytesOf(entry) {
 }
 /**
  * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
- * read, so the next one streams while the registry still answers for this one.
+ * read, so the next one streams while the registry still answers for this one. `claimed`: the
+ * diff_id is only what the export's folder json implies, checked here (gzip: hashed) or by the
+ * registry (as is: the blob's digest).
  */
-async function sendLayer(mem, repo, entry, knownDiffId, sent) {
+async function sendLayer(mem, repo, entry, knownDiffId, claimed, sent) {
     const body = entry.body();
     const head = [];
     let headBytes = 0;
@@ -44714,10 +44752,15 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
     const mode = mem.compression === 'none' ? 'none' : await judgeCompression(Buffer.concat(head));
     let upload;
     try {
-        upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined);
+        // As is, under a diff_id known before the first byte: one PUT of the entry's size.
+        upload =
+            mode === 'none' && knownDiffId !== undefined
+                ? await mem.client.openUpload(repo, knownDiffId, entry.size)
+                : await mem.client.openUpload(repo);
         const u = upload;
         // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
-        const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip');
+        const hashInput = mode === 'gzip' && (knownDiffId === undefined || claimed);
+        const encoder = new LayerEncoder(mode, b => u.write(b), hashInput);
         for (const part of head)
             await encoder.write(part);
         for await (const part of body)
@@ -44729,7 +44772,8 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
                 sent.gzipped++;
             sent.bytes += blob.size;
             return {
-                diffId: knownDiffId ?? input.diffId ?? blob.digest,
+                // What was hashed is the layer, whatever the export's folders claimed.
+                diffId: input.diffId ?? knownDiffId ?? blob.digest,
                 blob: { mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size }
             };
         });
@@ -44741,12 +44785,48 @@ async function sendLayer(mem, repo, entry, knownDiffId, sent) {
         throw e;
     }
 }
-/** The diff_id an archive entry is known as before it is read (Docker 25 names blobs by digest). */
-function entryDiffId(mem, job, name) {
+/** A layer folder's `json` in a Docker 20.10 export: it names the folder below it as `parent`. */
+const V1_JSON = /^([0-9a-f]{64})\/json$/;
+/** More than a folder's `json` ever holds (the image's config and a few ids): not read. */
+const V1_JSON_MAX_BYTES = 1 << 20;
+/**
+ * Places a layer folder in the chain from its `json`: the base (no parent) is the first diff_id,
+ * a folder above a placed one the next. Docker writes the folders in name order, so one may come
+ * before the folder below it: it stays unplaced, and its layer is hashed as it is read.
+ */
+function placeFolder(chain, folder, json) {
+    let v1;
+    try {
+        v1 = JSON.parse(json.toString('utf8'));
+    }
+    catch {
+        return;
+    }
+    // Docker writes each folder's own id in its json: anything else is not one of its folders.
+    if (v1 === null || typeof v1 !== 'object' || v1.id !== folder)
+        return;
+    const { parent } = v1;
+    const below = parent === undefined || parent === ''
+        ? -1
+        : typeof parent === 'string'
+            ? chain.get(parent)
+            : undefined;
+    if (below !== undefined)
+        chain.set(folder, below + 1);
+}
+/**
+ * The diff_id an archive entry is known as before it is read: Docker 25 names blobs by digest; a
+ * Docker 20.10 folder's place in the chain gives its diff_id (a claim the registry checks: the
+ * layer goes under that digest, which it verifies).
+ */
+function entryDiffId(mem, job, name, chain) {
     const named = blobPathDigest(name);
     if (named !== undefined)
         return job.layers.includes(named) ? named : undefined;
-    return mem.entries.get(name);
+    const place = name.endsWith('/layer.tar')
+        ? chain.get(name.slice(0, -'/layer.tar'.length))
+        : undefined;
+    return mem.entries.get(name) ?? (place === undefined ? undefined : job.layers[place]);
 }
 /** A layer of the archive: `<v1 id>/layer.tar` before Docker 25, a blob named by a diff_id after. */
 function isLayerEntry(job, name) {
@@ -44756,16 +44836,20 @@ function isLayerEntry(job, name) {
  * A layer of the export in the repository: linked or skipped when the registry has it, else sent.
  * Resolves once the entry is read; `done` settles with its diff_id once the registry has it.
  */
-async function placeLayer(mem, job, repo, entry, have, sent) {
-    const id = entryDiffId(mem, job, entry.name);
+async function placeLayer(mem, job, repo, entry, have, sent, chain) {
+    const id = entryDiffId(mem, job, entry.name, chain);
     if (id !== undefined && have.has(id))
         return { done: Promise.resolve(id) };
-    const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id);
+    // The survey asked the registry for every layer of the job just before the export: what this
+    // run has sent since is in memory, so the registry is not asked again.
+    const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id, false);
     if (id !== undefined && known) {
         have.set(id, known);
         return { done: Promise.resolve(id) };
     }
-    const { landed } = await sendLayer(mem, repo, entry, id, sent);
+    // A diff_id neither in the entry's name (Docker 25) nor learned this run is the chain's claim.
+    const claimed = blobPathDigest(entry.name) === undefined && !mem.entries.has(entry.name);
+    const { landed } = await sendLayer(mem, repo, entry, id, claimed, sent);
     const done = landed.then(({ diffId, blob }) => {
         if (!job.layers.includes(diffId)) {
             throw new errors/* HostError */.dh(`the export of ${job.id} holds a layer (${diffId}) its config does not list`);
@@ -44782,8 +44866,8 @@ async function placeLayer(mem, job, repo, entry, have, sent) {
  * One layer entry of the export, placed by one job at a time (jobs sharing a layer send it once).
  * Resolves once the entry is read, with what settles when the registry has the layer.
  */
-async function layerEntry(mem, job, repo, entry, have, sent) {
-    const key = entryDiffId(mem, job, entry.name) ?? entry.name;
+async function layerEntry(mem, job, repo, entry, have, sent, chain) {
+    const key = entryDiffId(mem, job, entry.name, chain) ?? entry.name;
     for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
         await other.catch(() => undefined);
     }
@@ -44797,7 +44881,7 @@ async function layerEntry(mem, job, repo, entry, have, sent) {
             mem.inFlight.delete(key);
     };
     try {
-        const { done } = await placeLayer(mem, job, repo, entry, have, sent);
+        const { done } = await placeLayer(mem, job, repo, entry, have, sent, chain);
         settle(done);
         done.then(release, release);
         return { done };
@@ -44823,14 +44907,19 @@ async function exportImage(mem, job, repo, have, exporter, sent, onConfig) {
         landing.push(p);
     };
     let config = false;
+    const chain = new Map();
     try {
         for await (const entry of tarEntries(cmd.stdout)) {
+            const folder = V1_JSON.exec(entry.name)?.[1];
             if (configNames.has(entry.name)) {
                 config = true;
                 wait(onConfig(await bytesOf(entry)));
             }
+            else if (folder !== undefined && entry.size <= V1_JSON_MAX_BYTES) {
+                placeFolder(chain, folder, await bytesOf(entry));
+            }
             else if (isLayerEntry(job, entry.name)) {
-                wait((await layerEntry(mem, job, repo, entry, have, sent)).done);
+                wait((await layerEntry(mem, job, repo, entry, have, sent, chain)).done);
             }
         }
     }
@@ -45108,14 +45197,17 @@ async function addProxies(file, proxies) {
     await (0,system_files/* writeOwnedFile */.Pe)(file, `${JSON.stringify(config, null, '\t')}\n`);
 }
 /** The run's pool of push-concurrency workers; it logs each result as it comes. */
-function workerPool(ctx) {
+function workerPool(concurrency) {
     return async (items, work, next = () => undefined) => {
         const results = [];
         const queue = [...items];
-        await Promise.all(Array.from({ length: Math.min(ctx.inputs.pushConcurrency, queue.length) }, async () => {
+        const workers = Math.min(concurrency, queue.length);
+        await Promise.all(Array.from({ length: workers }, async () => {
             for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-                if (queue.length > 0)
-                    next(queue[0]);
+                // One ahead per worker: with only the very next begun, the worker taking it at the
+                // same moment would wait for the daemon to write that image out before its first byte.
+                for (const ahead of queue.slice(0, workers))
+                    next(ahead);
                 for (const r of await work(item)) {
                     lib_core/* info */.pq(`${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`);
                     results.push(r);
@@ -45142,7 +45234,7 @@ async function applyPush(p, ctx) {
     const config = p.login && ctx.inputs.login ? await apply_login(ctx, ctx.inputs.login) : undefined;
     let results;
     try {
-        results = await STRATEGIES[p.way](ctx, p, workerPool(ctx), config);
+        results = await STRATEGIES[p.way](ctx, p, workerPool(ctx.inputs.pushConcurrency), config);
     }
     finally {
         await p.facts.registries.close();

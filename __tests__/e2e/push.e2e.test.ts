@@ -99,6 +99,23 @@ describe('pushing to the local registry (bookworm, systemd)', () => {
     )
   })
 
+  it('a new image of a base the repository holds sends only its own layer (Docker 20.10’s export)', () => {
+    // app1 and app2 share their busybox layer. Docker 20.10 names it in the export by a folder ID
+    // of its own; the folder's json places it in the chain, so the layer is known before it is read.
+    const first = box.run({...base, images: 'dgs-e2e/app1:1 => reuse/app:1'})
+    expectSuccess(first)
+    expect(first.stdout).toContain('dgs-e2e/app1:1: 2 layer(s) sent')
+    const second = box.run({...base, images: 'dgs-e2e/app2:1 => reuse/app:2'})
+    expectSuccess(second)
+    expect(second.stdout).toContain('dgs-e2e/app2:1: 1 layer(s) sent (0 as gzip')
+    expect(second.stdout).toMatch(
+      /1 layer\(s\) sent \(0 as gzip, [0-9.]+ MB\), 1 already in localhost:5000/
+    )
+    const [row] = rows(second)
+    expect(row.status).toBe('pushed')
+    expect(registryDigest(box, row.target)).toBe(row.digest)
+  }, 180_000)
+
   it('push-method docker pushes with docker push; the digest and size are the registry’s', () => {
     const run = box.run({
       ...base,

@@ -36,6 +36,18 @@ export interface Seen {
   method: string
   path: string
   authorization?: string
+  /** The request's body carried a layer (a tar: not JSON, as configs and manifests are). */
+  layer?: boolean
+}
+
+function isLayer(body: Buffer): boolean {
+  if (body.length === 0) return false
+  try {
+    JSON.parse(body.toString('utf8'))
+    return false
+  } catch {
+    return true
+  }
 }
 
 export class FakeRegistry {
@@ -83,6 +95,11 @@ export class FakeRegistry {
     await new Promise(r => this.server?.close(r))
   }
 
+  /** Blob uploads that carried a layer's bytes (a PATCH, or a PUT that commits them too). */
+  layerUploads(): Seen[] {
+    return this.seen.filter(s => s.layer && /\/blobs\/uploads\//.test(s.path))
+  }
+
   /** Requests seen, as `METHOD path` lines. */
   lines(): string[] {
     return this.seen.map(s => `${s.method} ${s.path}`)
@@ -124,7 +141,12 @@ export class FakeRegistry {
   private handle(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', `http://${this.host}`)
     const method = req.method ?? 'GET'
-    this.seen.push({method, path: url.pathname, authorization: req.headers.authorization})
+    this.seen.push({
+      method,
+      path: url.pathname,
+      authorization: req.headers.authorization,
+      layer: isLayer(body)
+    })
     const failure = this.failures.find(f => f.left > 0 && f.match.test(`${method} ${url.pathname}`))
     if (failure) {
       failure.left--

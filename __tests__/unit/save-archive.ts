@@ -90,8 +90,11 @@ export function image(layers: Buffer[], cmd = 'true'): SavedImage {
   return {id: `sha256:${sha(config)}`, config, diffIds, layers}
 }
 
-/** `docker save IMAGE` as Docker 20.10 (v1 folders) or Docker 25 and later (OCI layout) writes it. */
-export function dockerSave(img: SavedImage, layout: 'v1' | 'oci'): Buffer {
+/**
+ * `docker save IMAGE` as Docker 20.10 (v1 folders) or Docker 25 and later (OCI layout) writes it;
+ * `misplaced`: v1 folders whose json name the chain upside down (the top folder as the base).
+ */
+export function dockerSave(img: SavedImage, layout: 'v1' | 'oci', misplaced = false): Buffer {
   const hex = img.id.slice('sha256:'.length)
   const files: {name: string; data: Buffer}[] = []
   if (layout === 'v1') {
@@ -104,7 +107,10 @@ export function dockerSave(img: SavedImage, layout: 'v1' | 'oci'): Buffer {
     )
     img.layers.forEach((l, i) => {
       files.push({name: `${v1[i]}/VERSION`, data: Buffer.from('1.0')})
-      files.push({name: `${v1[i]}/json`, data: Buffer.from('{}')})
+      // Each folder's json names its own id and, above the base, the folder below it.
+      const below = misplaced ? v1[i + 1] : v1[i - 1]
+      const json = {id: v1[i], ...(below ? {parent: below} : {}), created: '1970-01-01T00:00:00Z'}
+      files.push({name: `${v1[i]}/json`, data: Buffer.from(JSON.stringify(json))})
       files.push({name: `${v1[i]}/layer.tar`, data: l})
     })
     files.push({name: `${hex}.json`, data: img.config})

@@ -6,6 +6,7 @@ import {RegistryClient} from '../../src/registry-client/client.js'
 import {RegistryError} from '../../src/registry-client/http.js'
 import {cliExporter} from '../../src/system/docker-images.js'
 import {
+  placeFolder,
   RegistryMemory,
   uploadImage,
   type Sent,
@@ -52,7 +53,7 @@ const counts = (): Sent => ({layers: 0, gzipped: 0, bytes: 0})
 const uploadApp = (runner: FakeRunner, img: SavedImage, mem = new RegistryMemory(client)) =>
   uploadImage(mem, job(img, [['app', '1']]), cliExporter(runner), counts())
 const saves = (r: FakeRunner): number => r.lines().filter(l => l.startsWith('docker save')).length
-const patches = (): number => reg.lines().filter(l => l.startsWith('PATCH')).length
+const layerUploads = (): number => reg.layerUploads().length
 
 /** The manifest the registry holds for repo:tag, and each layer's bytes uncompressed. */
 function held(repo: string, tag: string) {
@@ -133,7 +134,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
       uploadImage(mem, job(a, [['a', '1']]), cliExporter(runner), counts()),
       uploadImage(mem, job(b, [['b', '1']]), cliExporter(runner), counts())
     ])
-    expect(patches()).toBe(3)
+    expect(layerUploads()).toBe(3)
     expect(held('b', '1').layers[0].equals(base)).toBe(true)
   })
 
@@ -159,6 +160,54 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     expect(sent).toEqual({layers: 2, gzipped: 0, bytes: base.length + big.length})
   })
 
+  it('sends each layer as is in one PUT under its diff_id, known before its first byte', async () => {
+    const img = image([base, big, other])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(img, [['app', '1']]),
+      cliExporter(runner),
+      counts()
+    )
+    // A v1 folder read before the folder below it is hashed on the way (a PATCH, then a PUT).
+    const puts = reg.layerUploads().filter(u => u.method === 'PUT').length
+    const hashed = reg.lines().filter(l => l.startsWith('PATCH')).length
+    expect(reg.layerUploads()).toHaveLength(3)
+    expect(puts + hashed).toBe(3)
+    // OCI names every layer by digest; a v1 base folder is always placed.
+    expect(puts).toBeGreaterThanOrEqual(layout === 'oci' ? 3 : 1)
+    expect(held('app', '1').layers.map((l, i) => l.equals(img.layers[i]))).toEqual([
+      true,
+      true,
+      true
+    ])
+  })
+
+  it('in a new run, sends only the layer the registry lacks: the base it holds is left unread', async () => {
+    const first = image([base, big], 'first')
+    const second = image([base, other], 'second')
+    const runner = runnerFor(
+      [first, dockerSave(first, layout)],
+      [second, dockerSave(second, layout)]
+    )
+    await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(first, [['app', '1']]),
+      cliExporter(runner),
+      counts()
+    )
+    const sent = counts()
+    await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(second, [['app', '2']]),
+      cliExporter(runner),
+      sent
+    )
+    expect(sent).toEqual({layers: 1, gzipped: 0, bytes: other.length})
+    expect(layerUploads()).toBe(3)
+    expect(held('app', '2').layers.map((l, i) => l.equals(second.layers[i]))).toEqual([true, true])
+  })
+
   it('finds a layer sent as is from a later gzip push, under its diff_id, and sends nothing', async () => {
     const img = image([base, big])
     const runner = runnerFor([img, dockerSave(img, layout)])
@@ -178,7 +227,7 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     )
     expect(sent.layers).toBe(0)
     expect(saves(runner)).toBe(1)
-    expect(patches()).toBe(2)
+    expect(layerUploads()).toBe(2)
   })
 
   it('after a manifest the registry refused for a while, a retry sends no layer again', async () => {
@@ -190,8 +239,78 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     expect(e).toBeInstanceOf(RegistryError)
     expect((e as RegistryError).transient).toBe(true)
     await uploadApp(runner, img, mem)
-    expect(patches()).toBe(2)
+    expect(layerUploads()).toBe(2)
     expect(saves(runner)).toBe(1)
+  })
+})
+
+describe('a Docker 20.10 export: each folder placed in the chain by the parent its json names', () => {
+  it.each([
+    [
+      'the base, then the folder above it',
+      [
+        ['a', undefined],
+        ['b', 'a']
+      ],
+      {a: 0, b: 1}
+    ],
+    [
+      'a folder read before the one below it stays unplaced',
+      [
+        ['b', 'a'],
+        ['a', undefined]
+      ],
+      {a: 0}
+    ],
+    ['a parent of an empty name is the base', [['a', '']], {a: 0}]
+  ] as [string, [string, string | undefined][], Record<string, number>][])(
+    '%s',
+    (_, folders, placed) => {
+      const chain = new Map<string, number>()
+      for (const [folder, parent] of folders) {
+        placeFolder(chain, folder, Buffer.from(JSON.stringify({id: folder, parent})))
+      }
+      expect(Object.fromEntries(chain)).toEqual(placed)
+    }
+  )
+
+  it('places nothing from a json it cannot read, or one that is not the folder’s', () => {
+    const chain = new Map<string, number>()
+    for (const text of ['not json', 'null', '[]', '{"parent": ""}', '{"id": "y"}']) {
+      placeFolder(chain, 'x', Buffer.from(text))
+    }
+    expect([...chain]).toEqual([])
+  })
+
+  it('a folder whose json misplaces it is refused by the registry, which checks the digest', async () => {
+    const img = image([base, big])
+    // The folders' json name the chain upside down: a layer goes under another's diff_id, and
+    // the registry, hashing what it got, refuses it.
+    const runner = runnerFor([img, dockerSave(img, 'v1', true)])
+    const e = await uploadImage(
+      new RegistryMemory(client, 'none'),
+      job(img, [['app', '1']]),
+      cliExporter(runner),
+      counts()
+    ).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(RegistryError)
+    expect(String(e)).toMatch(/400.*digest did not match/)
+    expect(reg.manifests.size).toBe(0)
+  })
+
+  it('with gzip, a layer goes under the diff_id it hashes to, never the one its folder claims', async () => {
+    const text = layer({'usr/share/doc/README': 'Debian GNU/Linux\n'.repeat(30_000)})
+    const img = image([base, text])
+    await uploadImage(
+      new RegistryMemory(client, 'gzip'),
+      job(img, [['app', '1']]),
+      cliExporter(runnerFor([img, dockerSave(img, 'v1', true)])),
+      counts()
+    )
+    // Both gzip (the registry checks only the compressed digest), each in its own place.
+    const {m, layers} = held('app', '1')
+    expect(m.layers.map(l => l.mediaType)).toEqual([MEDIA.layerGzip, MEDIA.layerGzip])
+    expect(layers.map((l, i) => l.equals(img.layers[i]))).toEqual([true, true])
   })
 })
 
@@ -208,7 +327,7 @@ describe('the uploader', () => {
     const runner = runnerFor([img, dockerSave(img, 'oci')])
     await uploadImage(new RegistryMemory(client), j, cliExporter(runner), counts())
     expect(held('app', '1').m.layers[0].digest).toBe(gz)
-    expect(patches()).toBe(1)
+    expect(layerUploads()).toBe(1)
   })
 
   it('links no blob a config the tag held merely claims for a layer: it checks the blob first', async () => {

@@ -1,13 +1,16 @@
 /**
- * One streamed blob upload: a chunked PATCH whose body is written as the layer is read, in large
- * pieces from two reused buffers, stopped as soon as the registry refuses it, then committed under
- * its digest.
+ * One streamed blob upload, its body written as the layer is read, in large pieces from two reused
+ * buffers, stopped as soon as the registry refuses it: a chunked PATCH then a commit under the
+ * digest hashed on the way; or, when digest and size are known before the first byte, one PUT that
+ * carries the body and commits it (the registry then writes and hashes the blob in one request,
+ * and keeps no resumable state between two).
  */
 import {createHash, type Hash} from 'node:crypto'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as core from '@actions/core'
 import {
+  COMMIT_TIMEOUT_MS,
   header,
   networkError,
   readReply,
@@ -32,12 +35,16 @@ export interface UploadTarget {
   host: string
   /** The digest when known before the bytes are read (then they are not hashed here). */
   digest?: string
+  /** The size in bytes, when known with the digest: the upload is then one PUT. */
+  size?: number
   commit(location: string, digest: string): Promise<void>
 }
 
-/** One blob upload in progress: a chunked PATCH whose body is written as the layer is read. */
+/** One blob upload in progress: a PATCH (or a committing PUT) whose body is written as read. */
 export class BlobUpload {
   private readonly hash?: Hash
+  /** The size the whole-blob PUT announced; undefined for a chunked PATCH. */
+  private readonly whole?: number
   private readonly req: http.ClientRequest
   private readonly answered: Promise<Reply>
   /** Set once the registry has answered: while the body is still written, that is a refusal. */
@@ -58,13 +65,23 @@ export class BlobUpload {
     this.location = location
     this.host = target.host
     if (target.digest === undefined) this.hash = createHash('sha256')
-    core.debug(`http: PATCH ${location.replace(/\?.*$/, '')}`)
+    const url = new URL(location)
+    if (target.digest !== undefined && target.size !== undefined) {
+      this.whole = target.size
+      url.searchParams.set('digest', target.digest)
+    }
+    const method = this.whole === undefined ? 'PATCH' : 'PUT'
+    core.debug(`http: ${method} ${location.replace(/\?.*$/, '')}`)
     const mod = location.startsWith('https:') ? https : http
-    this.req = mod.request(location, {
-      method: 'PATCH',
+    this.req = mod.request(url, {
+      method,
       agent,
       timeout: TIMEOUT_MS,
-      headers: {'Content-Type': 'application/octet-stream', ...(auth ? {Authorization: auth} : {})}
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        ...(this.whole === undefined ? {} : {'Content-Length': String(this.whole)}),
+        ...(auth ? {Authorization: auth} : {})
+      }
     })
     this.answered = new Promise<Reply>((resolve, reject) => {
       this.req.on('response', res => resolve(readReply(res)))
@@ -116,6 +133,12 @@ export class BlobUpload {
   /** Sends bytes, waiting while the connection is full; throws once the upload has failed. */
   async write(chunk: Buffer): Promise<void> {
     if (this.failed) throw networkError(this.failed, `uploading to ${this.host}`)
+    if (this.whole !== undefined && this.size + chunk.length > this.whole) {
+      throw new RegistryError(
+        `a blob for ${this.host} is longer than its ${this.whole} bytes`,
+        false
+      )
+    }
     this.hash?.update(chunk)
     this.size += chunk.length
     for (let at = 0; at < chunk.length;) {
@@ -144,12 +167,30 @@ export class BlobUpload {
 
   /** Ends the body and commits the blob; returns its digest and size. */
   async finish(): Promise<{digest: string; size: number}> {
+    if (this.whole !== undefined && this.size !== this.whole) {
+      throw new RegistryError(
+        `a blob for ${this.host} ended at ${this.size} of its ${this.whole} bytes`,
+        false
+      )
+    }
     await this.flush()
     for (const w of this.writing) await this.written(w)
+    // A PUT's answer waits for the registry to commit the blob, as a commit's does.
+    if (this.whole !== undefined) this.req.setTimeout(COMMIT_TIMEOUT_MS)
     this.req.end()
     const r = await this.answered.catch((e: unknown) => {
       throw networkError(e, `uploading to ${this.host}`)
     })
+    if (this.whole !== undefined) {
+      if (r.status !== 201) {
+        throw new RegistryError(
+          `PUT of a blob on ${this.host} answered ${r.status}${registrySays(r.body)}`,
+          isTransientHttp(r.status),
+          r.status
+        )
+      }
+      return {digest: this.target.digest ?? '', size: this.size}
+    }
     const location = header(r.headers, 'location')
     if (r.status !== 202 || location === undefined) {
       throw new RegistryError(

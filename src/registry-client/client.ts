@@ -13,6 +13,7 @@ import type {Proxies} from '../docker/proxy.js'
 import {RegistryAuth} from './auth.js'
 import {BlobUpload} from './blob-upload.js'
 import {
+  COMMIT_TIMEOUT_MS,
   header,
   networkError,
   readReply,
@@ -50,9 +51,6 @@ export interface RegistryAccess {
   /** The proxies the daemon's pushes go through (see requestProxies); none: direct. */
   proxies?: Proxies
 }
-
-/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
-const COMMIT_TIMEOUT_MS = 600_000
 
 interface RequestOptions {
   /** Token scopes the request needs (bearer auth). */
@@ -413,9 +411,10 @@ export class RegistryClient {
 
   /**
    * Starts a streamed upload: write the bytes, then finish to commit them under their digest,
-   * hashed on the way unless `digest` is known (the registry checks it either way).
+   * hashed on the way unless `digest` is known (the registry checks it either way). With `size`
+   * known too, the bytes go in the one request that commits them.
    */
-  async openUpload(repo: string, digest?: string): Promise<BlobUpload> {
+  async openUpload(repo: string, digest?: string, size?: number): Promise<BlobUpload> {
     const location = await this.startUpload(repo)
     const {own, agent} = this.reach(location)
     const auth = own ? await this.auth.authorization([RegistryClient.push(repo)]) : undefined
@@ -425,6 +424,7 @@ export class RegistryClient {
       agent,
       host: this.access.host,
       digest,
+      size,
       commit: (loc, d) => this.commit(repo, loc, d)
     })
   }

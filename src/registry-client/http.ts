@@ -29,6 +29,9 @@ export interface Reply {
 /** How long a registry may stay silent before a request fails (a transient failure). */
 export const TIMEOUT_MS = 60_000
 
+/** Committing an upload can take a registry minutes (a large blob moved on slow storage). */
+export const COMMIT_TIMEOUT_MS = 600_000
+
 /** A header's value (the first, when repeated). */
 export function header(h: http.IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name]

@@ -60,14 +60,17 @@ async function addProxies(file: string, proxies: Proxies): Promise<void> {
 }
 
 /** The run's pool of push-concurrency workers; it logs each result as it comes. */
-function workerPool(ctx: PushContext): WorkerPool {
+export function workerPool(concurrency: number): WorkerPool {
   return async (items, work, next = () => undefined) => {
     const results: PushResult[] = []
     const queue = [...items]
+    const workers = Math.min(concurrency, queue.length)
     await Promise.all(
-      Array.from({length: Math.min(ctx.inputs.pushConcurrency, queue.length)}, async () => {
+      Array.from({length: workers}, async () => {
         for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-          if (queue.length > 0) next(queue[0])
+          // One ahead per worker: with only the very next begun, the worker taking it at the
+          // same moment would wait for the daemon to write that image out before its first byte.
+          for (const ahead of queue.slice(0, workers)) next(ahead)
           for (const r of await work(item)) {
             core.info(
               `${r.target}: ${r.status}${r.digest ? ` ${r.digest}` : ''}${r.error ? ` (${r.error.split('\n').pop()})` : ''}`
@@ -101,7 +104,7 @@ export async function applyPush(p: PushPlan, ctx: PushContext): Promise<void> {
   const config = p.login && ctx.inputs.login ? await login(ctx, ctx.inputs.login) : undefined
   let results: PushResult[]
   try {
-    results = await STRATEGIES[p.way](ctx, p, workerPool(ctx), config)
+    results = await STRATEGIES[p.way](ctx, p, workerPool(ctx.inputs.pushConcurrency), config)
   } finally {
     await p.facts.registries.close()
   }

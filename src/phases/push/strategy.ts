@@ -8,7 +8,8 @@ export type PushContext = PhaseContext<PushSettings>
 
 /**
  * Runs `work` over `items`, push-concurrency at a time, one failure not stopping the others;
- * `next` hears of the item that comes after each one taken (to begin its export early).
+ * `next` hears of the items that come after each one taken, as many as there are workers (to
+ * begin their exports early: each worker then finds its next image's export under way).
  */
 export type WorkerPool = <T>(
   items: T[],

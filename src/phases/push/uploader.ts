@@ -122,12 +122,16 @@ function vouched(mem: RegistryMemory, diffId: string, claim: KnownLayer): Promis
   return p
 }
 
-/** The blob a layer is known as, when the registry has it in (or can link it into) the repository. */
+/**
+ * The blob a layer is known as, when the registry has it in (or can link it into) the repository;
+ * `askRegistry` false: from what this run knows alone (the registry was asked a moment before).
+ */
 async function knownLayer(
   mem: RegistryMemory,
   job: UploadJob,
   repo: string,
-  diffId: string
+  diffId: string,
+  askRegistry = true
 ): Promise<Descriptor | undefined> {
   const claim = job.known.get(diffId)
   // A blob this run sent is the layer it hashed; one only a config names is checked first.
@@ -136,6 +140,7 @@ async function knownLayer(
   if (elsewhere) mem.held(elsewhere.blob.digest, elsewhere.repository)
   const candidates = [ours, elsewhere?.blob].filter((d): d is Descriptor => d !== undefined)
   for (const d of candidates) if (await ensureBlob(mem, repo, d.digest)) return d
+  if (!askRegistry) return undefined
   // A layer sent as is carries its diff_id as its digest.
   const size = await mem.client.blobSize(repo, diffId)
   // A manifest must list the blob's size: without one the layer is sent.
@@ -182,13 +187,16 @@ interface Handed {
 
 /**
  * Sends one layer entry: judged on its first bytes, encoded, streamed. Returns once the entry is
- * read, so the next one streams while the registry still answers for this one.
+ * read, so the next one streams while the registry still answers for this one. `claimed`: the
+ * diff_id is only what the export's folder json implies, checked here (gzip: hashed) or by the
+ * registry (as is: the blob's digest).
  */
 async function sendLayer(
   mem: RegistryMemory,
   repo: string,
   entry: TarEntry,
   knownDiffId: string | undefined,
+  claimed: boolean,
   sent: Sent
 ): Promise<Handed> {
   const body = entry.body()
@@ -203,10 +211,15 @@ async function sendLayer(
   const mode = mem.compression === 'none' ? 'none' : await judgeCompression(Buffer.concat(head))
   let upload: BlobUpload | undefined
   try {
-    upload = await mem.client.openUpload(repo, mode === 'none' ? knownDiffId : undefined)
+    // As is, under a diff_id known before the first byte: one PUT of the entry's size.
+    upload =
+      mode === 'none' && knownDiffId !== undefined
+        ? await mem.client.openUpload(repo, knownDiffId, entry.size)
+        : await mem.client.openUpload(repo)
     const u = upload
     // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
-    const encoder = new LayerEncoder(mode, b => u.write(b), !knownDiffId && mode === 'gzip')
+    const hashInput = mode === 'gzip' && (knownDiffId === undefined || claimed)
+    const encoder = new LayerEncoder(mode, b => u.write(b), hashInput)
     for (const part of head) await encoder.write(part)
     for await (const part of body) await encoder.write(part)
     const input = await encoder.end()
@@ -215,7 +228,8 @@ async function sendLayer(
       if (mode === 'gzip') sent.gzipped++
       sent.bytes += blob.size
       return {
-        diffId: knownDiffId ?? input.diffId ?? blob.digest,
+        // What was hashed is the layer, whatever the export's folders claimed.
+        diffId: input.diffId ?? knownDiffId ?? blob.digest,
         blob: {mediaType: layerMediaType(mode), digest: blob.digest, size: blob.size}
       }
     })
@@ -227,11 +241,58 @@ async function sendLayer(
   }
 }
 
-/** The diff_id an archive entry is known as before it is read (Docker 25 names blobs by digest). */
-function entryDiffId(mem: RegistryMemory, job: UploadJob, name: string): string | undefined {
+/**
+ * Where each layer folder of a Docker 20.10 export stands in the image's chain of layers (its
+ * index in the config's diff_ids), as far as the folders read so far tell.
+ */
+type Chain = Map<string, number>
+
+/** A layer folder's `json` in a Docker 20.10 export: it names the folder below it as `parent`. */
+const V1_JSON = /^([0-9a-f]{64})\/json$/
+/** More than a folder's `json` ever holds (the image's config and a few ids): not read. */
+const V1_JSON_MAX_BYTES = 1 << 20
+
+/**
+ * Places a layer folder in the chain from its `json`: the base (no parent) is the first diff_id,
+ * a folder above a placed one the next. Docker writes the folders in name order, so one may come
+ * before the folder below it: it stays unplaced, and its layer is hashed as it is read.
+ */
+export function placeFolder(chain: Chain, folder: string, json: Buffer): void {
+  let v1: {id?: unknown; parent?: unknown}
+  try {
+    v1 = JSON.parse(json.toString('utf8')) as typeof v1
+  } catch {
+    return
+  }
+  // Docker writes each folder's own id in its json: anything else is not one of its folders.
+  if (v1 === null || typeof v1 !== 'object' || v1.id !== folder) return
+  const {parent} = v1
+  const below =
+    parent === undefined || parent === ''
+      ? -1
+      : typeof parent === 'string'
+        ? chain.get(parent)
+        : undefined
+  if (below !== undefined) chain.set(folder, below + 1)
+}
+
+/**
+ * The diff_id an archive entry is known as before it is read: Docker 25 names blobs by digest; a
+ * Docker 20.10 folder's place in the chain gives its diff_id (a claim the registry checks: the
+ * layer goes under that digest, which it verifies).
+ */
+function entryDiffId(
+  mem: RegistryMemory,
+  job: UploadJob,
+  name: string,
+  chain: Chain
+): string | undefined {
   const named = blobPathDigest(name)
   if (named !== undefined) return job.layers.includes(named) ? named : undefined
-  return mem.entries.get(name)
+  const place = name.endsWith('/layer.tar')
+    ? chain.get(name.slice(0, -'/layer.tar'.length))
+    : undefined
+  return mem.entries.get(name) ?? (place === undefined ? undefined : job.layers[place])
 }
 
 /** A layer of the archive: `<v1 id>/layer.tar` before Docker 25, a blob named by a diff_id after. */
@@ -249,16 +310,21 @@ async function placeLayer(
   repo: string,
   entry: TarEntry,
   have: Map<string, Descriptor>,
-  sent: Sent
+  sent: Sent,
+  chain: Chain
 ): Promise<{done: Promise<string | undefined>}> {
-  const id = entryDiffId(mem, job, entry.name)
+  const id = entryDiffId(mem, job, entry.name, chain)
   if (id !== undefined && have.has(id)) return {done: Promise.resolve(id)}
-  const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id)
+  // The survey asked the registry for every layer of the job just before the export: what this
+  // run has sent since is in memory, so the registry is not asked again.
+  const known = id === undefined ? undefined : await knownLayer(mem, job, repo, id, false)
   if (id !== undefined && known) {
     have.set(id, known)
     return {done: Promise.resolve(id)}
   }
-  const {landed} = await sendLayer(mem, repo, entry, id, sent)
+  // A diff_id neither in the entry's name (Docker 25) nor learned this run is the chain's claim.
+  const claimed = blobPathDigest(entry.name) === undefined && !mem.entries.has(entry.name)
+  const {landed} = await sendLayer(mem, repo, entry, id, claimed, sent)
   const done = landed.then(({diffId, blob}) => {
     if (!job.layers.includes(diffId)) {
       throw new HostError(
@@ -284,9 +350,10 @@ async function layerEntry(
   repo: string,
   entry: TarEntry,
   have: Map<string, Descriptor>,
-  sent: Sent
+  sent: Sent,
+  chain: Chain
 ): Promise<{done: Promise<unknown>}> {
-  const key = entryDiffId(mem, job, entry.name) ?? entry.name
+  const key = entryDiffId(mem, job, entry.name, chain) ?? entry.name
   for (let other = mem.inFlight.get(key); other; other = mem.inFlight.get(key)) {
     await other.catch(() => undefined)
   }
@@ -299,7 +366,7 @@ async function layerEntry(
     if (mem.inFlight.get(key) === claim) mem.inFlight.delete(key)
   }
   try {
-    const {done} = await placeLayer(mem, job, repo, entry, have, sent)
+    const {done} = await placeLayer(mem, job, repo, entry, have, sent, chain)
     settle(done)
     done.then(release, release)
     return {done}
@@ -333,13 +400,17 @@ async function exportImage(
     landing.push(p)
   }
   let config = false
+  const chain: Chain = new Map()
   try {
     for await (const entry of tarEntries(cmd.stdout)) {
+      const folder = V1_JSON.exec(entry.name)?.[1]
       if (configNames.has(entry.name)) {
         config = true
         wait(onConfig(await bytesOf(entry)))
+      } else if (folder !== undefined && entry.size <= V1_JSON_MAX_BYTES) {
+        placeFolder(chain, folder, await bytesOf(entry))
       } else if (isLayerEntry(job, entry.name)) {
-        wait((await layerEntry(mem, job, repo, entry, have, sent)).done)
+        wait((await layerEntry(mem, job, repo, entry, have, sent, chain)).done)
       }
     }
   } catch (e) {
