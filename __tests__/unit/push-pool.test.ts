@@ -6,6 +6,8 @@ const result = (n: number): PushResult => ({
   source: `app${n}`,
   target: `localhost:5000/app${n}:1`,
   status: 'pushed',
+  digest: `sha256:${String(n).repeat(64)}`,
+  size: 1,
   attempts: 1
 })
 
