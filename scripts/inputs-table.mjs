@@ -35,7 +35,7 @@ export const INPUT_META = {
   'nvidia-toolkit-version': [1, 'version'],
   'nvidia-apt-url': [1, 'URL'],
   'nvidia-apt-key': [1, 'URL or path'],
-  'nvidia-cdi': [1, 'boolean'],
+  'nvidia-cdi': [1, 'auto, true, false'],
   'gpu-check': [1, 'auto, true, false'],
   'gpu-check-image': [1, 'image'],
   'allow-restart': [1, 'boolean'],
