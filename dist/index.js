@@ -42896,34 +42896,49 @@ function engineExporter(api) {
 /**
  * Exports started before their turn: the daemon writes an image out (to its own temp folder)
  * before the first byte streams, so the next image's export is begun while the
- * current one is sent. An export nobody takes is stopped at the end.
+ * current one is sent. At most `budget` bytes of images are begun and not yet taken (the daemon's
+ * disk holds each meanwhile); an export nobody takes is stopped when dropped, or at the end.
  */
 class ReadAhead {
     base;
+    budget;
     started = new Map();
-    constructor(base) {
+    bytes = 0;
+    constructor(base, budget = Number.POSITIVE_INFINITY) {
         this.base = base;
+        this.budget = budget;
     }
-    /** Begins exporting `id` now, for later. */
-    start(id) {
-        if (this.started.has(id))
+    /** Begins exporting `id` (of `size` bytes) now, for later, if the budget allows. */
+    start(id, size) {
+        if (this.started.has(id) || this.bytes + size > this.budget)
             return;
         const p = this.base(id);
         p.catch(() => undefined);
-        this.started.set(id, p);
+        this.started.set(id, { export: p, size });
+        this.bytes += size;
+    }
+    /** Takes `id`'s entry out of the budget. */
+    take(id) {
+        const e = this.started.get(id);
+        if (!e)
+            return undefined;
+        this.started.delete(id);
+        this.bytes -= e.size;
+        return e.export;
     }
     /** The export of `id` begun ahead, else a new one. */
-    exporter = id => {
-        const p = this.started.get(id);
-        this.started.delete(id);
-        return p ?? this.base(id);
-    };
+    exporter = id => this.take(id) ?? this.base(id);
+    /** Stops `id`'s export if it was begun and not taken (its image needed no export after all). */
+    drop(id) {
+        void this.take(id)?.then(s => s.kill(), () => undefined);
+    }
     /** Stops the exports nobody took. */
     async stop() {
         const left = [...this.started.values()];
         this.started.clear();
-        for (const p of left)
-            (await p.catch(() => undefined))?.kill();
+        this.bytes = 0;
+        for (const e of left)
+            (await e.export.catch(() => undefined))?.kill();
     }
 }
 
@@ -45017,7 +45032,7 @@ async function uploadImage(mem, job, exporter, sent) {
 
 
 
-/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+/** Images are exported ahead of their turn up to this many bytes in all (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30;
 function groups(p) {
     const byKey = new Map();
@@ -45127,16 +45142,18 @@ const registryApiPush = async (ctx, p, pool) => {
     };
     // The daemon's socket when this process may open it; else docker save, through sudo if need be.
     const { engine } = p.facts;
-    const ahead = new ReadAhead(engine ? engineExporter(engine) : cliExporter(ctx.runner));
-    // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+    const ahead = new ReadAhead(engine ? engineExporter(engine) : cliExporter(ctx.runner), READ_AHEAD_BYTES);
+    // An image some tag already holds needs no export; large ones would hold the daemon's disk.
     const held = new Set([...p.facts.remote.values()].map(r => r?.config));
     const readAhead = (g) => {
-        if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id))
-            ahead.start(g.image.id);
+        if (!held.has(g.image.id))
+            ahead.start(g.image.id, g.image.size);
     };
     const run = { memory, configs, exporter: ahead.exporter };
+    // An image pushed without reading it (the registry held every layer) leaves no export behind.
+    const push = async (g) => registry_api_push_pushOne(ctx, p, g, run).finally(() => ahead.drop(g.image.id));
     try {
-        return await pool(groups(p), async (g) => registry_api_push_pushOne(ctx, p, g, run), readAhead);
+        return await pool(groups(p), push, readAhead);
     }
     finally {
         await ahead.stop();

@@ -59,32 +59,52 @@ export function engineExporter(api: EngineApi): ImageExporter {
 /**
  * Exports started before their turn: the daemon writes an image out (to its own temp folder)
  * before the first byte streams, so the next image's export is begun while the
- * current one is sent. An export nobody takes is stopped at the end.
+ * current one is sent. At most `budget` bytes of images are begun and not yet taken (the daemon's
+ * disk holds each meanwhile); an export nobody takes is stopped when dropped, or at the end.
  */
 export class ReadAhead {
-  private readonly started = new Map<string, Promise<StreamedCommand>>()
+  private readonly started = new Map<string, {export: Promise<StreamedCommand>; size: number}>()
+  private bytes = 0
 
-  constructor(private readonly base: ImageExporter) {}
+  constructor(
+    private readonly base: ImageExporter,
+    private readonly budget = Number.POSITIVE_INFINITY
+  ) {}
 
-  /** Begins exporting `id` now, for later. */
-  start(id: string): void {
-    if (this.started.has(id)) return
+  /** Begins exporting `id` (of `size` bytes) now, for later, if the budget allows. */
+  start(id: string, size: number): void {
+    if (this.started.has(id) || this.bytes + size > this.budget) return
     const p = this.base(id)
     p.catch(() => undefined)
-    this.started.set(id, p)
+    this.started.set(id, {export: p, size})
+    this.bytes += size
+  }
+
+  /** Takes `id`'s entry out of the budget. */
+  private take(id: string): Promise<StreamedCommand> | undefined {
+    const e = this.started.get(id)
+    if (!e) return undefined
+    this.started.delete(id)
+    this.bytes -= e.size
+    return e.export
   }
 
   /** The export of `id` begun ahead, else a new one. */
-  readonly exporter: ImageExporter = id => {
-    const p = this.started.get(id)
-    this.started.delete(id)
-    return p ?? this.base(id)
+  readonly exporter: ImageExporter = id => this.take(id) ?? this.base(id)
+
+  /** Stops `id`'s export if it was begun and not taken (its image needed no export after all). */
+  drop(id: string): void {
+    void this.take(id)?.then(
+      s => s.kill(),
+      () => undefined
+    )
   }
 
   /** Stops the exports nobody took. */
   async stop(): Promise<void> {
     const left = [...this.started.values()]
     this.started.clear()
-    for (const p of left) (await p.catch(() => undefined))?.kill()
+    this.bytes = 0
+    for (const e of left) (await e.export.catch(() => undefined))?.kill()
   }
 }

@@ -27,7 +27,7 @@ import {
   type UploadJob
 } from './uploader.js'
 
-/** Images up to this size are exported ahead of their turn (the daemon holds a copy meanwhile). */
+/** Images are exported ahead of their turn up to this many bytes in all (the daemon holds a copy meanwhile). */
 const READ_AHEAD_BYTES = 1 << 30
 
 /** One image for one registry: the targets it goes to there. */
@@ -154,15 +154,21 @@ export const registryApiPush: PushStrategy = async (ctx, p, pool) => {
   }
   // The daemon's socket when this process may open it; else docker save, through sudo if need be.
   const {engine} = p.facts
-  const ahead = new ReadAhead(engine ? engineExporter(engine) : cliExporter(ctx.runner))
-  // An image some tag already holds needs no export; a large one would hold the daemon's disk.
+  const ahead = new ReadAhead(
+    engine ? engineExporter(engine) : cliExporter(ctx.runner),
+    READ_AHEAD_BYTES
+  )
+  // An image some tag already holds needs no export; large ones would hold the daemon's disk.
   const held = new Set([...p.facts.remote.values()].map(r => r?.config))
   const readAhead = (g: Group): void => {
-    if (g.image.size <= READ_AHEAD_BYTES && !held.has(g.image.id)) ahead.start(g.image.id)
+    if (!held.has(g.image.id)) ahead.start(g.image.id, g.image.size)
   }
   const run: Run = {memory, configs, exporter: ahead.exporter}
+  // An image pushed without reading it (the registry held every layer) leaves no export behind.
+  const push = async (g: Group): Promise<PushResult[]> =>
+    pushOne(ctx, p, g, run).finally(() => ahead.drop(g.image.id))
   try {
-    return await pool(groups(p), async g => pushOne(ctx, p, g, run), readAhead)
+    return await pool(groups(p), push, readAhead)
   } finally {
     await ahead.stop()
   }
