@@ -44773,7 +44773,8 @@ async function sendLayer(mem, repo, entry, knownDiffId, claimed, sent) {
                 ? await mem.client.openUpload(repo, knownDiffId, entry.size)
                 : await mem.client.openUpload(repo);
         const u = upload;
-        // Sent as is, the blob's digest (hashed by the upload) is the diff_id: hashed once.
+        // Sent as is, the blob's digest is the diff_id: under a known one the registry alone hashes
+        // the bytes (and refuses them if they differ); otherwise the upload hashes them, once.
         const hashInput = mode === 'gzip' && (knownDiffId === undefined || claimed);
         const encoder = new LayerEncoder(mode, b => u.write(b), hashInput);
         for (const part of head)
