@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {afterEach, describe, expect, it} from '@jest/globals'
 import {RegistryClient} from '../../src/registry-client/client.js'
 import {RegistryError} from '../../src/registry-client/http.js'
@@ -51,6 +52,36 @@ describe('the registry client', () => {
     expect(read?.digest).toBe(digest)
     expect(read?.layers.map(l => l.digest)).toEqual([blob.digest])
     expect(await c.manifest('team/app', 'v2')).toBeUndefined()
+    c.close()
+  })
+
+  it('sends a blob of known digest and size in one PUT, and refuses a body longer or shorter than that size', async () => {
+    reg = await new FakeRegistry().start()
+    const c = client()
+    const data = Buffer.from('a layer whose digest and size are known before its first byte')
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`
+    const u = await c.openUpload('team/app', digest, data.length)
+    await u.write(data)
+    expect(await u.finish()).toEqual({digest, size: data.length})
+    expect(reg.blobs.get(digest)?.equals(data)).toBe(true)
+    expect(reg.lines().filter(l => l.startsWith('PATCH'))).toEqual([])
+
+    const longer = await c.openUpload('team/app', digest, data.length - 1)
+    const e1 = await longer.write(data).catch((x: unknown) => x)
+    longer.abort()
+    expect(e1).toEqual(
+      new RegistryError(`a blob for ${reg.host} is longer than its ${data.length - 1} bytes`, false)
+    )
+    const shorter = await c.openUpload('team/app', digest, data.length + 1)
+    await shorter.write(data)
+    const e2 = await shorter.finish().catch((x: unknown) => x)
+    shorter.abort()
+    expect(e2).toEqual(
+      new RegistryError(
+        `a blob for ${reg.host} ended at ${data.length} of its ${data.length + 1} bytes`,
+        false
+      )
+    )
     c.close()
   })
 

@@ -230,6 +230,21 @@ describe.each(['v1', 'oci'] as const)('the uploader, reading a %s docker save ar
     expect(layerUploads()).toBe(2)
   })
 
+  it('a layer upload the registry refused for a while fails as transient; the retry reads the image again and lands it', async () => {
+    const img = image([base, big])
+    const runner = runnerFor([img, dockerSave(img, layout)])
+    const mem = new RegistryMemory(client, 'none')
+    // The first upload's commit (one PUT carrying the layer, or the PUT after a PATCH) gets a 503.
+    reg.failures.push({match: /^PUT \/v2\/app\/blobs\/uploads\//, left: 1})
+    const e = await uploadApp(runner, img, mem).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(RegistryError)
+    expect((e as RegistryError).transient).toBe(true)
+    // A body sent once cannot be sent again: the retry starts a new export.
+    await uploadApp(runner, img, mem)
+    expect(saves(runner)).toBe(2)
+    expect(held('app', '1').layers.map((l, i) => l.equals(img.layers[i]))).toEqual([true, true])
+  })
+
   it('after a manifest the registry refused for a while, a retry sends no layer again', async () => {
     const img = image([base, big])
     const runner = runnerFor([img, dockerSave(img, layout)])
