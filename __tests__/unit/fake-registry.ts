@@ -50,7 +50,26 @@ function isLayer(body: Buffer): boolean {
   }
 }
 
-export class FakeRegistry {
+/** An HTTP server on a free loopback port, for a fake to answer on; stop() closes it. */
+class LoopbackServer {
+  private server?: http.Server
+  port = 0
+
+  /** Starts answering with `handler` on 127.0.0.1, on a port the system picks. */
+  protected async listen(handler: http.RequestListener): Promise<void> {
+    const server = http.createServer(handler)
+    this.server = server
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+    this.port = (server.address() as AddressInfo).port
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections()
+    await new Promise(r => this.server?.close(r))
+  }
+}
+
+export class FakeRegistry extends LoopbackServer {
   readonly blobs = new Map<string, Buffer>()
   /** repository → blob digests linked into it. */
   readonly links = new Map<string, Set<string>>()
@@ -62,18 +81,18 @@ export class FakeRegistry {
   /** Refuses cross-repository mounts (answers 202, as registries that do not mount). */
   refuseMounts = false
   private readonly uploads = new Map<string, Buffer[]>()
-  private server?: http.Server
   private next = 0
-  port = 0
 
-  constructor(private readonly options: FakeRegistryOptions = {}) {}
+  constructor(private readonly options: FakeRegistryOptions = {}) {
+    super()
+  }
 
   get host(): string {
     return `127.0.0.1:${this.port}`
   }
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
+    await this.listen((req, res) => {
       if (this.options.refuseUploads && req.method === 'PATCH') {
         req.once('data', () => {
           res.writeHead(413, {'Content-Type': 'application/json'})
@@ -85,14 +104,7 @@ export class FakeRegistry {
       req.on('data', (d: Buffer) => chunks.push(d))
       req.on('end', () => this.handle(req, Buffer.concat(chunks), res))
     })
-    await new Promise<void>(r => this.server?.listen(0, '127.0.0.1', r))
-    this.port = (this.server.address() as AddressInfo).port
     return this
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections()
-    await new Promise(r => this.server?.close(r))
   }
 
   /** Blob uploads that carried a layer's bytes (a PATCH, or a PUT that commits them too). */
@@ -299,21 +311,21 @@ export interface FakeStorageOptions {
  * Object storage on another origin of 127.0.0.1 (as S3, GCS or Azure stand behind a registry):
  * serves blobs, or answers 401 with a challenge of its own; records what it was sent.
  */
-export class FakeStorage {
+export class FakeStorage extends LoopbackServer {
   readonly seen: Seen[] = []
   /** The blobs it serves at /blobs/<digest> (a registry's, behind its redirects). */
   blobs = new Map<string, Buffer>()
-  private server?: http.Server
-  port = 0
 
-  constructor(private readonly options: FakeStorageOptions = {}) {}
+  constructor(private readonly options: FakeStorageOptions = {}) {
+    super()
+  }
 
   get origin(): string {
     return `http://127.0.0.1:${this.port}`
   }
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
+    await this.listen((req, res) => {
       req.resume()
       req.on('end', () => {
         const url = new URL(req.url ?? '/', this.origin)
@@ -339,13 +351,6 @@ export class FakeStorage {
         res.end(method === 'HEAD' ? undefined : data)
       })
     })
-    await new Promise<void>(r => this.server?.listen(0, '127.0.0.1', r))
-    this.port = (this.server.address() as AddressInfo).port
     return this
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections()
-    await new Promise(r => this.server?.close(r))
   }
 }
