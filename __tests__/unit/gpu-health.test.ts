@@ -423,6 +423,14 @@ describe('assessHealth', () => {
   })
 })
 
+describe('the operator line of a host where nvidia-smi lists no GPU and nothing else is wrong', () => {
+  it('says that no GPU answers, with no empty problem before it', () => {
+    expect(operatorLine({gpus: [], host: [], notes: []})).toBe(
+      'gpu-health: No GPU answers: drain this runner (take it offline) until the host is fixed.'
+    )
+  })
+})
+
 describe('findLeftovers', () => {
   const apps = `${L4_UUID}, 4242, 2000\n${A100_UUID}, 77, 10\n`
   const lease = (uuid: string, alive: boolean): [string, LeaseView] => [

@@ -270,7 +270,8 @@ export function operatorLine(report: HealthReport, need?: number): string {
     report.host.length > 0 || healthy === 0
       ? 'drain this runner (take it offline) until the host is fixed'
       : 'fix them, or ask for fewer GPUs'
-  return `gpu-health: ${[...report.host, ...bad].join(' | ')}. ${count}: ${drain}.`
+  const problems = [...report.host, ...bad].join(' | ')
+  return `gpu-health: ${problems ? `${problems}. ` : ''}${count}: ${drain}.`
 }
 
 /** The `gpu-health` output: by UUID, whether it is healthy and its problems with their evidence. */
