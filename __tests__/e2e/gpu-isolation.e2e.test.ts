@@ -1,5 +1,6 @@
 /**
- * gpu-isolation and the gpu-lease runtime, in a disposable bookworm host with systemd. STAND-INs:
+ * gpu-isolation and the gpu-lease runtime, in disposable hosts: bookworm (Docker 20.10, systemd)
+ * and forky (Docker 28.5, no init: the action starts dockerd). STAND-INs:
  * the runner (/opt/runner with the stand-in Runner.Worker, which runs the job hooks its .env
  * names), nvidia-smi (two GPUs), and the NVIDIA toolkit: nvidia-container-runtime
  * (fixtures/nvidia-toolkit-standin.sh, Docker's `nvidia` runtime) reports for each container what
@@ -12,7 +13,8 @@ import {LEASE_RUNTIME_FILES} from '../../src/docker/lease-runtime.js'
 import {ISOLATION_RECORD, TOOLKIT_CONFIG} from '../../src/phases/isolation/toolkit-config.js'
 import {Box, IN_BOX, RUNNER_USER} from './bed/box.js'
 import {BOOT_TIMEOUT} from './bed/prepare.js'
-import {parseOutputFile} from './harness.js'
+import {expectSuccess, parseOutputFile} from './harness.js'
+import type {Suite} from './bed/recipes.js'
 import {RunnerJob} from './runner-job.js'
 
 const RUNNER = '/opt/runner'
@@ -68,8 +70,9 @@ const isolationOf = (outputs: Record<string, string>) =>
 /** A container job's container, made as the runner makes it: its label, its externals at /__e. */
 const JOB_CONTAINER = `--label ${LABEL} -v ${RUNNER}/externals:/__e:ro --runtime=gpu-lease`
 
-beforeAll(() => {
-  box = Box.start({suite: 'bookworm', state: 'engine', images: true})
+/** Boots the suite's box with the stand-ins, Docker running with the stand-in `nvidia` runtime. */
+function boot(suite: Suite): void {
+  box = Box.start({suite, state: 'engine', images: suite !== 'forky'})
   const s = IN_BOX.scripts
   box.sh(
     `install -m 0755 ${s}/nvidia-smi-standin.sh /usr/local/bin/nvidia-smi && ` +
@@ -86,7 +89,16 @@ beforeAll(() => {
     '/etc/docker/daemon.json',
     '{"runtimes": {"nvidia": {"path": "/usr/local/bin/nvidia-container-runtime"}}}\n'
   )
-  box.sh('chmod 0755 /usr/local/bin/nvidia-container-runtime-hook && systemctl restart docker')
+  box.sh('chmod 0755 /usr/local/bin/nvidia-container-runtime-hook')
+  box.write(
+    '/etc/nvidia-smi-standin/gpus.csv',
+    [0, 1].map(i => `${i}, ${uuid(i)}, NVIDIA H100 80GB HBM3, 0, 81559`).join('\n') + '\n'
+  )
+  if (box.init === 'none') {
+    // No init: nothing runs dockerd until a job does; the action starts it, with that file.
+    expectSuccess(box.run(base))
+    box.loadImages()
+  } else box.sh('systemctl restart docker')
   box.sh(
     `printf 'FROM dgs-e2e/busybox:latest\\nENV NVIDIA_VISIBLE_DEVICES=all\\n' | docker build -q -t ${CUDA_ALL} -`
   )
@@ -95,15 +107,7 @@ beforeAll(() => {
   box.sh(
     `mkdir -p ${RUNNER}/externals && chown -R ${RUNNER_USER}: ${RUNNER} && mkdir -m 1777 /tmp/jobs`
   )
-  box.write(
-    '/etc/nvidia-smi-standin/gpus.csv',
-    [0, 1].map(i => `${i}, ${uuid(i)}, NVIDIA H100 80GB HBM3, 0, 81559`).join('\n') + '\n'
-  )
-}, BOOT_TIMEOUT)
-afterAll(async () => {
-  await RunnerJob.killRunning()
-  box?.remove()
-})
+}
 
 const job = (name: string) =>
   new RunnerJob(() => box, name, {user: RUNNER_USER, worker: WORKER, inputs: base})
@@ -112,7 +116,16 @@ const job = (name: string) =>
 const leaseOf = (j: RunnerJob): string =>
   parseOutputFile(box.read(`${j.dir}/started.env`) ?? '').NVIDIA_VISIBLE_DEVICES
 
-describe('gpu-isolation and the gpu-lease runtime', () => {
+describe.each([
+  ['bookworm', 'Docker 20.10, systemd'],
+  ['forky', 'Docker 28.5, no init']
+] as [Suite, string][])('gpu-isolation and the gpu-lease runtime on %s (%s)', suite => {
+  beforeAll(() => boot(suite), BOOT_TIMEOUT)
+  afterAll(async () => {
+    await RunnerJob.killRunning()
+    box?.remove()
+  })
+
   it('strict: sets the two keys (every other line kept) and records them; runner-hooks install registers gpu-lease', async () => {
     // Off before: an image's `all` reaches every GPU through the nvidia runtime.
     expect(gpusOf('--runtime=nvidia').devices).toEqual(ALL)
